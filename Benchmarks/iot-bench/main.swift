@@ -1,0 +1,1 @@
+print("iot-bench: not yet")

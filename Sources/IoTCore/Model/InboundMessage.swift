@@ -1,0 +1,27 @@
+/// One message as a transport received it, before parsing.
+public struct InboundMessage: Sendable, Hashable {
+    /// The transport's name (`http`, `mqtt`, `coap`, `tcp`, or a custom one).
+    public var transport: String
+    /// The connected unit, when the transport knows it (authenticated device, MQTT client id, topic part).
+    public var deviceUID: String?
+    /// The MQTT topic or the URI path, when there is one.
+    public var topic: String?
+    /// The declared content type (`application/json`, `application/senml+json`), when there is one.
+    public var contentType: String?
+    /// The payload bytes.
+    public var payload: [UInt8]
+
+    /// Creates a message.
+    public init(transport: String, deviceUID: String? = nil, topic: String? = nil, contentType: String? = nil, payload: [UInt8]) {
+        self.transport = transport
+        self.deviceUID = deviceUID
+        self.topic = topic
+        self.contentType = contentType
+        self.payload = payload
+    }
+
+    /// Creates a message from a UTF-8 string payload.
+    public init(transport: String, deviceUID: String? = nil, topic: String? = nil, contentType: String? = nil, text: String) {
+        self.init(transport: transport, deviceUID: deviceUID, topic: topic, contentType: contentType, payload: Array(text.utf8))
+    }
+}

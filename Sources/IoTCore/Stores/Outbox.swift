@@ -1,0 +1,86 @@
+/// A notification waiting to be delivered, or delivered, or given up on.
+public struct OutboxMessage: Sendable, Hashable, Codable {
+    /// The delivery state.
+    public enum Status: String, Sendable, Hashable, Codable, CaseIterable {
+        /// Waiting for its next attempt.
+        case pending
+        /// Claimed by a dispatcher that is sending it now.
+        case sending
+        /// Delivered.
+        case delivered
+        /// Given up after too many attempts or a permanent error; see ``OutboxMessage/lastError``.
+        case deadLetter = "dead_letter"
+    }
+
+    /// Unique id.
+    public var id: String
+    /// The channel name (`email`, `webhook`, `dingtalk`, …).
+    public var channel: String
+    /// The recipient address in the channel's terms.
+    public var recipient: String
+    /// The subject, for channels that have one.
+    public var subject: String?
+    /// The rendered body.
+    public var body: String
+    /// Messages with the same key are delivered in order (an alarm id).
+    public var orderingKey: String?
+    /// When it was enqueued (UTC ms).
+    public var createdAt: Int64
+    /// Not before this time (UTC ms).
+    public var nextAttemptAt: Int64
+    /// Attempts made so far.
+    public var attempts: Int
+    /// The state.
+    public var status: Status
+    /// The reason of the last failure.
+    public var lastError: String?
+
+    /// Creates a pending message.
+    public init(
+        id: String, channel: String, recipient: String, subject: String? = nil, body: String,
+        orderingKey: String? = nil, createdAt: Int64, nextAttemptAt: Int64? = nil, attempts: Int = 0,
+        status: Status = .pending, lastError: String? = nil
+    ) {
+        self.id = id
+        self.channel = channel
+        self.recipient = recipient
+        self.subject = subject
+        self.body = body
+        self.orderingKey = orderingKey
+        self.createdAt = createdAt
+        self.nextAttemptAt = nextAttemptAt ?? createdAt
+        self.attempts = attempts
+        self.status = status
+        self.lastError = lastError
+    }
+}
+
+/// A durable queue of notifications: a crash never loses one that was enqueued.
+///
+/// ## Implementing an outbox
+/// - ``enqueue(_:_:)`` is durable when it returns. Enqueueing an existing id throws
+///   ``IoTError/Code/conflict``.
+/// - ``claimDue(_:now:limit:)`` moves up to `limit` pending messages whose ``OutboxMessage/nextAttemptAt``
+///   is not after `now` to ``OutboxMessage/Status/sending`` and returns them oldest first; a message
+///   whose ``OutboxMessage/orderingKey`` has an earlier message still pending or sending is not claimed,
+///   so one alarm's notifications arrive in order.
+/// - ``releaseClaims(_:)`` (on start) turns every `sending` message back to `pending`: a crash mid-send
+///   means at-least-once delivery.
+/// - Pass `IoTTesting.OutboxConformance` to check an implementation.
+public protocol Outbox: Sendable {
+    /// Adds a pending message.
+    func enqueue(_ scope: AccessScope, _ message: OutboxMessage) async throws
+    /// Claims due messages for sending.
+    func claimDue(_ scope: AccessScope, now: Int64, limit: Int) async throws -> [OutboxMessage]
+    /// Marks a claimed message delivered.
+    func markDelivered(_ scope: AccessScope, id: String, at time: Int64) async throws
+    /// Records a failed attempt: back to pending with `nextAttemptAt`, attempts + 1.
+    func markFailed(_ scope: AccessScope, id: String, error: String, nextAttemptAt: Int64) async throws
+    /// Gives up on a message: dead letter, attempts + 1, with the reason.
+    func markDeadLetter(_ scope: AccessScope, id: String, error: String) async throws
+    /// Turns every `sending` message back to `pending`; returns how many.
+    @discardableResult
+    func releaseClaims(_ scope: AccessScope) async throws -> Int
+    /// Messages in a state, oldest first, at most `limit`.
+    func messages(_ scope: AccessScope, status: OutboxMessage.Status, limit: Int) async throws -> [OutboxMessage]
+}

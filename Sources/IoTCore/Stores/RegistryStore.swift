@@ -1,0 +1,74 @@
+/// Tenants, products and devices.
+///
+/// ## Implementing a registry store
+/// - Tenants live in a system-wide place (the SQLite default keeps them in the system database);
+///   products and devices in the tenant's own place. Nothing is visible across tenants.
+/// - `save…` inserts or replaces by id. `delete…` returns whether something was deleted. Deleting a
+///   product that devices still use throws ``IoTError/Code/conflict``.
+/// - Saving a device or product of a tenant that does not exist throws ``IoTError/Code/notFound``.
+/// - Device queries honour ``AccessScope/devices``.
+/// - Pass `IoTTesting.RegistryStoreConformance` to check an implementation.
+public protocol RegistryStore: Sendable {
+    /// Creates or replaces a tenant.
+    func saveTenant(_ tenant: Tenant) async throws
+    /// The tenant, or `nil`.
+    func tenant(_ id: TenantID) async throws -> Tenant?
+    /// All tenants, sorted by id.
+    func tenants() async throws -> [Tenant]
+
+    /// Creates or replaces a product.
+    func saveProduct(_ scope: AccessScope, _ product: Product) async throws
+    /// The product, or `nil`.
+    func product(_ scope: AccessScope, id: ProductID) async throws -> Product?
+    /// All products of the tenant, sorted by id.
+    func products(_ scope: AccessScope) async throws -> [Product]
+    /// Deletes a product no device uses; `false` when it did not exist.
+    @discardableResult
+    func deleteProduct(_ scope: AccessScope, id: ProductID) async throws -> Bool
+
+    /// Creates or replaces a device.
+    func saveDevice(_ scope: AccessScope, _ device: Device) async throws
+    /// The device, or `nil` (also when outside the scope).
+    func device(_ scope: AccessScope, uid: String) async throws -> Device?
+    /// Devices in the scope, sorted by uid, optionally only those of `product`.
+    func devices(_ scope: AccessScope, product: ProductID?) async throws -> [Device]
+    /// Deletes a device (not its points); `false` when it did not exist.
+    @discardableResult
+    func deleteDevice(_ scope: AccessScope, uid: String) async throws -> Bool
+}
+
+/// Device credentials, system-wide: a credential resolves to a tenant and device before anything else.
+///
+/// Secrets are never stored: tokens are kept as SHA-256 digests and looked up by index.
+///
+/// ## Implementing a credential store
+/// - ``identity(forTokenDigest:)`` is on the ingest hot path: make it an indexed lookup.
+/// - A device may have several tokens at once (rotation); ``revokeTokens(of:)`` removes them all.
+/// - Pass `IoTTesting.CredentialStoreConformance` to check an implementation.
+public protocol CredentialStore: Sendable {
+    /// Stores the digest of a token for a device, with a label (`"primary"`, `"rotation-2026-11"`).
+    func addToken(digest: [UInt8], for device: DeviceIdentity, label: String, createdAt: Int64) async throws
+    /// The device a token digest belongs to, or `nil`.
+    func identity(forTokenDigest digest: [UInt8]) async throws -> DeviceIdentity?
+    /// Removes one token of a device; `false` when it was not there.
+    @discardableResult
+    func revokeToken(digest: [UInt8]) async throws -> Bool
+    /// Removes every token of a device; returns how many.
+    @discardableResult
+    func revokeTokens(of device: DeviceIdentity) async throws -> Int
+    /// Labels and creation times of a device's tokens (never the digests).
+    func tokens(of device: DeviceIdentity) async throws -> [TokenInfo]
+}
+
+/// What is shown about a stored token.
+public struct TokenInfo: Sendable, Hashable, Codable {
+    /// The label given when the token was issued.
+    public var label: String
+    /// When it was issued (UTC ms).
+    public var createdAt: Int64
+    /// Creates token info.
+    public init(label: String, createdAt: Int64) {
+        self.label = label
+        self.createdAt = createdAt
+    }
+}

@@ -1,0 +1,182 @@
+internal import CIoTSQLite
+import IoTCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+/// One SQLite connection and its prepared-statement cache.
+///
+/// `@unchecked Sendable` because the `sqlite3*` handle and the statements are only touched while `lock`
+/// is held (every public entry point takes it): SQLite itself is built thread-safe (`SQLITE_THREADSAFE=1`
+/// on Debian), and we additionally never use one connection from two threads at once. The handle is
+/// closed exactly once, in `deinit`.
+///
+/// Calls block (disk I/O): callers run them on a dedicated thread (see ``SQLiteExecutor``), never on
+/// the cooperative pool.
+final class SQLiteConnection: @unchecked Sendable {
+    private let db: OpaquePointer
+    private var statements: [String: OpaquePointer] = [:]
+    private let lock = NSLockLike()
+    let path: String
+
+    /// Opens (creating) a database in WAL mode with `synchronous=NORMAL` and a busy timeout.
+    init(path: String, readOnly: Bool = false) throws(IoTError) {
+        var handle: OpaquePointer?
+        let flags =
+            (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &handle, flags, nil)
+        guard rc == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            if let handle { sqlite3_close_v2(handle) }
+            throw IoTError(
+                .storage, "cannot open SQLite database at \(path): \(message); check the directory exists and is writable",
+                nativeCode: rc)
+        }
+        self.db = handle
+        self.path = path
+        sqlite3_busy_timeout(handle, 5000)
+        sqlite3_extended_result_codes(handle, 1)
+        if !readOnly {
+            try execute("PRAGMA journal_mode=WAL")
+            try execute("PRAGMA synchronous=NORMAL")
+        }
+        try execute("PRAGMA foreign_keys=ON")
+    }
+
+    deinit {
+        for (_, s) in statements { sqlite3_finalize(s) }
+        sqlite3_close_v2(db)
+    }
+
+    /// Runs `body` with exclusive use of the connection.
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    /// Executes one or more statements without results.
+    func execute(_ sql: String) throws(IoTError) {
+        var err: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(db, sql, nil, nil, &err)
+        if rc != SQLITE_OK {
+            let message = err.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(db))
+            sqlite3_free(err)
+            throw IoTError(.storage, "SQLite failed to run \(sql.prefix(80)): \(message)", nativeCode: rc)
+        }
+    }
+
+    /// A cached prepared statement, reset and with bindings cleared.
+    func statement(_ sql: String) throws(IoTError) -> Statement {
+        if let s = statements[sql] {
+            sqlite3_reset(s)
+            sqlite3_clear_bindings(s)
+            return Statement(handle: s, connection: self)
+        }
+        var s: OpaquePointer?
+        let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &s, nil)
+        guard rc == SQLITE_OK, let s else { throw error(rc, "prepare \(sql.prefix(120))") }
+        statements[sql] = s
+        return Statement(handle: s, connection: self)
+    }
+
+    /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT`, rolling back when it throws.
+    func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Runs `body` inside a read transaction (one consistent snapshot).
+    func readTransaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN DEFERRED")
+        defer { try? execute("COMMIT") }
+        return try body()
+    }
+
+    /// Rows changed by the last statement.
+    var changes: Int { Int(sqlite3_changes(db)) }
+
+    /// Builds an ``IoTError`` carrying SQLite's message and result code.
+    func error(_ rc: Int32, _ doing: String) -> IoTError {
+        IoTError(.storage, "SQLite failed to \(doing): \(String(cString: sqlite3_errmsg(db))) (\(path))", nativeCode: rc)
+    }
+}
+
+/// A prepared statement borrowed from a ``SQLiteConnection``; valid while the connection's lock is held.
+struct Statement {
+    let handle: OpaquePointer
+    unowned let connection: SQLiteConnection
+
+    // MARK: Binding (1-based indexes)
+    func bind(_ index: Int32, _ value: Int64) { sqlite3_bind_int64(handle, index, value) }
+    func bind(_ index: Int32, _ value: Int) { sqlite3_bind_int64(handle, index, Int64(value)) }
+    func bind(_ index: Int32, _ value: Double) { sqlite3_bind_double(handle, index, value) }
+    func bind(_ index: Int32, _ value: String) { sqlite3_bind_text(handle, index, value, -1, SQLITE_TRANSIENT) }
+    func bind(_ index: Int32, _ value: [UInt8]) {
+        _ = value.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT) }
+    }
+    func bindNull(_ index: Int32) { sqlite3_bind_null(handle, index) }
+    func bind(_ index: Int32, _ value: String?) { if let value { bind(index, value) } else { bindNull(index) } }
+    func bind(_ index: Int32, _ value: Int64?) { if let value { bind(index, value) } else { bindNull(index) } }
+    func bind(_ index: Int32, _ value: Double?) { if let value { bind(index, value) } else { bindNull(index) } }
+
+    /// Steps once: `true` for a row, `false` when done.
+    @discardableResult
+    func step() throws(IoTError) -> Bool {
+        let rc = sqlite3_step(handle)
+        if rc == SQLITE_ROW { return true }
+        if rc == SQLITE_DONE { return false }
+        throw connection.error(rc, "step \(String(cString: sqlite3_sql(handle)).prefix(120))")
+    }
+
+    /// Steps to completion, ignoring rows.
+    func run() throws(IoTError) { while try step() {} }
+
+    /// Resets for the next use (keeps bindings).
+    func reset() { sqlite3_reset(handle) }
+
+    // MARK: Columns (0-based indexes)
+    func isNull(_ i: Int32) -> Bool { sqlite3_column_type(handle, i) == SQLITE_NULL }
+    func int64(_ i: Int32) -> Int64 { sqlite3_column_int64(handle, i) }
+    func int(_ i: Int32) -> Int { Int(sqlite3_column_int64(handle, i)) }
+    func double(_ i: Int32) -> Double { sqlite3_column_double(handle, i) }
+    func string(_ i: Int32) -> String {
+        guard let p = sqlite3_column_text(handle, i) else { return "" }
+        return String(cString: p)
+    }
+    func optionalString(_ i: Int32) -> String? { isNull(i) ? nil : string(i) }
+    func optionalInt64(_ i: Int32) -> Int64? { isNull(i) ? nil : int64(i) }
+    func optionalDouble(_ i: Int32) -> Double? { isNull(i) ? nil : double(i) }
+    func blob(_ i: Int32) -> [UInt8] {
+        let n = Int(sqlite3_column_bytes(handle, i))
+        guard n > 0, let p = sqlite3_column_blob(handle, i) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: p, count: n))
+    }
+    /// The column's SQLite storage class.
+    func columnType(_ i: Int32) -> Int32 { sqlite3_column_type(handle, i) }
+}
+
+/// A minimal pthread mutex (Foundation-free).
+final class NSLockLike: @unchecked Sendable {
+    private let m: UnsafeMutablePointer<pthread_mutex_t>
+    init() {
+        m = .allocate(capacity: 1)
+        pthread_mutex_init(m, nil)
+    }
+    deinit {
+        pthread_mutex_destroy(m)
+        m.deallocate()
+    }
+    func lock() { pthread_mutex_lock(m) }
+    func unlock() { pthread_mutex_unlock(m) }
+}

@@ -1,1 +1,43 @@
-print("iot-bench: not yet")
+// iot-bench: the SDK's benchmarks, each printed side by side with its reference measured in the same run.
+//
+//   swift run -c release iot-bench ingest [--points N] [--smoke]   journal + store vs raw SQLite insert
+//   swift run -c release iot-bench query  [--points N] [--smoke]   1-h mean over 10M points vs raw query
+//   swift run -c release iot-bench all    [--smoke]
+//
+// `--smoke` runs each with a small size, for CI: it proves the benchmark runs, not how fast.
+
+struct BenchOptions {
+    var command = "all"
+    var smoke = false
+    var points: Int?
+    var directory: String = "/tmp/iot-bench-\(getpid())"
+
+    init(_ args: [String]) {
+        var it = args.makeIterator()
+        if let first = it.next() { command = first }
+        while let a = it.next() {
+            switch a {
+            case "--smoke": smoke = true
+            case "--points": points = it.next().flatMap { Int($0) }
+            case "--dir": if let d = it.next() { directory = d }
+            default: print("unknown option \(a)")
+            }
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let options = BenchOptions(Array(CommandLine.arguments.dropFirst()))
+switch options.command {
+case "ingest": try await runIngestBenchmark(options)
+case "query": try await runQueryBenchmark(options)
+case "all":
+    try await runIngestBenchmark(options)
+    try await runQueryBenchmark(options)
+default:
+    print("usage: iot-bench ingest|query|all [--smoke] [--points N] [--dir PATH]")
+    exit(2)
+}

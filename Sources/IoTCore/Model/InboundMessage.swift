@@ -10,18 +10,30 @@ public struct InboundMessage: Sendable, Hashable {
     public var contentType: String?
     /// The payload bytes.
     public var payload: [UInt8]
+    /// When the transport received the message (UTC ms). The ``Ingestor`` sets it from its clock when
+    /// `nil`. Parsers resolve relative times against it (SenML) and leave records without time `nil`.
+    public var receivedAt: Int64?
 
     /// Creates a message.
-    public init(transport: String, deviceUID: String? = nil, topic: String? = nil, contentType: String? = nil, payload: [UInt8]) {
+    public init(
+        transport: String, deviceUID: String? = nil, topic: String? = nil, contentType: String? = nil, payload: [UInt8],
+        receivedAt: Int64? = nil
+    ) {
         self.transport = transport
         self.deviceUID = deviceUID
         self.topic = topic
         self.contentType = contentType
         self.payload = payload
+        self.receivedAt = receivedAt
     }
 
     /// Creates a message from a UTF-8 string payload.
-    public init(transport: String, deviceUID: String? = nil, topic: String? = nil, contentType: String? = nil, text: String) {
-        self.init(transport: transport, deviceUID: deviceUID, topic: topic, contentType: contentType, payload: Array(text.utf8))
+    public init(
+        transport: String, deviceUID: String? = nil, topic: String? = nil, contentType: String? = nil, text: String,
+        receivedAt: Int64? = nil
+    ) {
+        self.init(
+            transport: transport, deviceUID: deviceUID, topic: topic, contentType: contentType, payload: Array(text.utf8),
+            receivedAt: receivedAt)
     }
 }

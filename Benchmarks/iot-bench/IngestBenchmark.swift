@@ -1,0 +1,3 @@
+func runIngestBenchmark(_ options: BenchOptions) async throws {
+    print("ingest benchmark: not yet written")
+}

@@ -1,0 +1,3 @@
+func runQueryBenchmark(_ options: BenchOptions) async throws {
+    print("query benchmark: not yet written")
+}

@@ -1,0 +1,164 @@
+import IoTCore
+public import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The SQLite files of an installation: one small system database and one database per tenant.
+///
+/// Every SQLite store (`SQLitePointStore`, `SQLiteRegistryStore`, …) takes the same `SQLiteStorage`,
+/// so they share connections: one writer and one reader per file, each on its own thread.
+///
+/// ```swift
+/// let storage = try SQLiteStorage(configuration: .init(directory: "/var/lib/iotd"), logger: logger)
+/// let points = SQLitePointStore(storage: storage)
+/// ```
+///
+/// Layout: `<directory>/system.sqlite` and `<directory>/tenants/<tenant>.sqlite`, all in WAL mode with
+/// `synchronous=NORMAL` (durable across a process crash; the journal's `fsync` policy covers power loss).
+public final class SQLiteStorage: Sendable {
+    /// Where the files live and how they are opened.
+    public struct Configuration: Sendable {
+        /// The data directory; created if missing. Default `./data`.
+        public var directory: String
+        /// SQLite page cache per connection, in KiB. Default 16 384 (16 MiB).
+        public var cacheSizeKiB: Int
+        /// Creates a configuration.
+        public init(directory: String = "./data", cacheSizeKiB: Int = 16_384) {
+            self.directory = directory
+            self.cacheSizeKiB = cacheSizeKiB
+        }
+    }
+
+    /// The configuration in force.
+    public let configuration: Configuration
+    let logger: Logger
+    let system: SQLiteDatabase
+    private let tenants = Mutex<[TenantID: SQLiteDatabase]>([:])
+
+    /// Opens (creating) the data directory and the system database.
+    public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "iot.storage")) throws {
+        self.configuration = configuration
+        self.logger = logger
+        try Self.makeDirectory(configuration.directory)
+        try Self.makeDirectory(configuration.directory + "/tenants")
+        system = try SQLiteDatabase(
+            path: configuration.directory + "/system.sqlite", name: "system", cacheSizeKiB: configuration.cacheSizeKiB)
+    }
+
+    /// The database of `tenant`, opened (and created) on first use.
+    func database(for tenant: TenantID) throws(IoTError) -> SQLiteDatabase {
+        guard tenant.isValid else {
+            throw IoTError(.invalidArgument, "tenant id '\(tenant)' is not valid: use 1–64 characters of A–Z a–z 0–9 - _")
+        }
+        if let db = tenants.withLock({ $0[tenant] }) { return db }
+        let db = try SQLiteDatabase(
+            path: "\(configuration.directory)/tenants/\(tenant.rawValue).sqlite", name: tenant.rawValue,
+            cacheSizeKiB: configuration.cacheSizeKiB)
+        return tenants.withLock { dict in
+            if let existing = dict[tenant] { return existing }
+            dict[tenant] = db
+            return db
+        }
+    }
+
+    /// The tenants that have a database file, sorted.
+    func tenantsOnDisk() -> [TenantID] {
+        guard let dir = opendir(configuration.directory + "/tenants") else { return [] }
+        defer { closedir(dir) }
+        var result: [TenantID] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name.hasSuffix(".sqlite") {
+                result.append(TenantID(String(name.dropLast(".sqlite".count))))
+            }
+        }
+        return result.sorted()
+    }
+
+    private static func makeDirectory(_ path: String) throws(IoTError) {
+        if mkdir(path, 0o755) != 0 && errno != EEXIST {
+            throw IoTError(.storage, "cannot create data directory \(path): \(String(cString: strerror(errno)))", nativeCode: errno)
+        }
+    }
+}
+
+/// One SQLite file: a writer connection and a reader connection, each on its own serial queue.
+///
+/// WAL lets the reader run while the writer commits. Schemas are applied once per component with
+/// ``ensureSchema(component:version:_:)``.
+final class SQLiteDatabase: Sendable {
+    let name: String
+    let writer: SQLiteConnection
+    let reader: SQLiteConnection
+    private let writeQueue: SQLiteExecutor
+    private let readQueue: SQLiteExecutor
+    private let schemas = Mutex<Set<String>>([])
+
+    init(path: String, name: String, cacheSizeKiB: Int) throws(IoTError) {
+        self.name = name
+        writer = try SQLiteConnection(path: path)
+        try writer.execute("PRAGMA cache_size=-\(cacheSizeKiB)")
+        try writer.execute("CREATE TABLE IF NOT EXISTS iot_schema(component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+        reader = try SQLiteConnection(path: path)
+        try reader.execute("PRAGMA cache_size=-\(cacheSizeKiB)")
+        writeQueue = SQLiteExecutor(label: "iot.sqlite.\(name).write")
+        readQueue = SQLiteExecutor(label: "iot.sqlite.\(name).read")
+    }
+
+    /// Runs `body` on the writer's thread with the writer connection.
+    func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await writeQueue.run { [writer] in try writer.withLock { try body(writer) } }
+    }
+
+    /// Runs `body` on the writer's thread and blocks the caller (for synchronous callers off the pool).
+    func writeSync<T>(_ body: (SQLiteConnection) throws -> T) rethrows -> T {
+        try writeQueue.runSync { try writer.withLock { try body(writer) } }
+    }
+
+    /// Runs `body` on the reader's thread with the reader connection.
+    func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await readQueue.run { [reader] in try reader.withLock { try body(reader) } }
+    }
+
+    /// Applies `sql` (idempotent `CREATE … IF NOT EXISTS` statements) once for `component` at `version`.
+    ///
+    /// A database whose stored version for the component is newer than `version` is refused: it was
+    /// written by a newer release.
+    func ensureSchema(component: String, version: Int, _ sql: String) throws(IoTError) {
+        if schemas.withLock({ $0.contains(component) }) { return }
+        do {
+            try writeSync { c in
+                let select = try c.statement("SELECT version FROM iot_schema WHERE component = ?")
+                select.bind(1, component)
+                let stored: Int? = try select.step() ? select.int(0) : nil
+                select.reset()
+                if let stored, stored > version {
+                    throw IoTError(
+                        .storage,
+                        "database \(name) has \(component) schema version \(stored), newer than this release's \(version); upgrade iotd"
+                    )
+                }
+                if stored == version { return }
+                try c.transaction {
+                    try c.execute(sql)
+                    let upsert = try c.statement(
+                        "INSERT INTO iot_schema(component, version) VALUES (?, ?) ON CONFLICT(component) DO UPDATE SET version = excluded.version"
+                    )
+                    upsert.bind(1, component)
+                    upsert.bind(2, version)
+                    try upsert.run()
+                }
+            }
+        } catch let error as IoTError {
+            throw error
+        } catch {
+            throw IoTError(.storage, "cannot apply the \(component) schema to \(name): \(error)")
+        }
+        schemas.withLock { _ = $0.insert(component) }
+    }
+}

@@ -25,7 +25,8 @@ public struct JournalEntry: Sendable, Hashable {
 /// - ``replay(after:_:)`` calls `body` with every intact entry whose sequence is greater than `after`, in
 ///   order. A torn or corrupt tail (a crash mid-write) ends the replay there; it is not an error.
 /// - ``trim(through:)`` may discard entries up to and including a sequence once the store committed
-///   them; it may keep more.
+///   them; it may keep more. Trimming through a sequence above ``lastSequence`` advances the numbering:
+///   the next entry gets a greater sequence (used when the store is ahead of a lost journal).
 /// - Thread-safe throughout: `Sendable`.
 public protocol Journal: Sendable {
     /// Appends one entry and returns its sequence number once it is durable.

@@ -1,0 +1,167 @@
+import Synchronization
+
+/// The ingestor's cache of tenants and devices, so the hot path resolves a device without a query.
+///
+/// Entries expire after `ttlMillis` (a change made directly in the registry is seen within that time);
+/// ``Ingestor/invalidate(tenant:device:)`` drops them at once. Unknown devices are remembered for a
+/// shorter time, so a flood of messages from an unregistered device costs one query per second.
+final class DeviceDirectory: Sendable {
+    struct ResolvedDevice: Sendable {
+        var device: Device
+        var signals: [String: Signal]
+    }
+
+    enum Lookup<T> {
+        case hit(T)
+        case absent
+        case miss
+    }
+
+    private struct Cached<T> {
+        var value: T?
+        var loadedAt: Int64
+    }
+
+    private struct State {
+        var tenants: [TenantID: Cached<Tenant>] = [:]
+        var devices: [DeviceIdentity: Cached<ResolvedDevice>] = [:]
+    }
+
+    private let registry: any RegistryStore
+    private let clock: any IoTClock
+    private let ttlMillis: Int64
+    private let negativeTTLMillis: Int64
+    private let state = Mutex(State())
+    /// Serialises registrations so two messages of a new device do not race each other's signals.
+    private let registration = RegistrationGate()
+
+    init(registry: any RegistryStore, clock: any IoTClock, ttlMillis: Int64, negativeTTLMillis: Int64) {
+        self.registry = registry
+        self.clock = clock
+        self.ttlMillis = ttlMillis
+        self.negativeTTLMillis = negativeTTLMillis
+    }
+
+    func cachedTenant(_ id: TenantID) -> Lookup<Tenant> {
+        let now = clock.now()
+        return state.withLock { s in
+            guard let c = s.tenants[id] else { return .miss }
+            return lookup(c, now: now)
+        }
+    }
+
+    func cachedDevice(_ id: DeviceIdentity) -> Lookup<ResolvedDevice> {
+        let now = clock.now()
+        return state.withLock { s in
+            guard let c = s.devices[id] else { return .miss }
+            return lookup(c, now: now)
+        }
+    }
+
+    private func lookup<T>(_ c: Cached<T>, now: Int64) -> Lookup<T> {
+        if let v = c.value {
+            return now - c.loadedAt < ttlMillis ? .hit(v) : .miss
+        }
+        return now - c.loadedAt < negativeTTLMillis ? .absent : .miss
+    }
+
+    func tenant(_ id: TenantID) async throws -> Tenant? {
+        switch cachedTenant(id) {
+        case .hit(let t): return t
+        case .absent: return nil
+        case .miss:
+            let t = try await registry.tenant(id)
+            let now = clock.now()
+            state.withLock { $0.tenants[id] = Cached(value: t, loadedAt: now) }
+            return t
+        }
+    }
+
+    func device(_ id: DeviceIdentity) async throws -> ResolvedDevice? {
+        switch cachedDevice(id) {
+        case .hit(let d): return d
+        case .absent: return nil
+        case .miss: return try await load(id)
+        }
+    }
+
+    private func load(_ id: DeviceIdentity) async throws -> ResolvedDevice? {
+        let scope = AccessScope.tenant(id.tenant)
+        var resolved: ResolvedDevice?
+        if let device = try await registry.device(scope, uid: id.deviceUID) {
+            let product = try await registry.product(scope, id: device.product)
+            resolved = ResolvedDevice(device: device, signals: device.effectiveSignals(product: product))
+        }
+        let now = clock.now()
+        state.withLock { $0.devices[id] = Cached(value: resolved, loadedAt: now) }
+        return resolved
+    }
+
+    /// Registers a device under `product` (if it is still unknown) and returns it.
+    func register(_ id: DeviceIdentity, product: ProductID) async throws -> ResolvedDevice {
+        try await registration.run {
+            if let existing = try await self.load(id) { return existing }
+            let scope = AccessScope.tenant(id.tenant)
+            guard try await self.registry.product(scope, id: product) != nil else {
+                throw IoTError(
+                    .unknownDevice,
+                    "device \(id) is not registered and the tenant's auto-registration product '\(product)' does not exist; create the product or register the device"
+                )
+            }
+            let device = Device(uid: id.deviceUID, product: product, createdAt: self.clock.now())
+            try await self.registry.saveDevice(scope, device)
+            guard let loaded = try await self.load(id) else {
+                throw IoTError(.storage, "device \(id) was registered but cannot be read back")
+            }
+            return loaded
+        }
+    }
+
+    /// Adds signals to a device (auto-registration of unknown signals) and returns the device.
+    func addSignals(_ id: DeviceIdentity, _ signals: [Signal]) async throws -> ResolvedDevice {
+        try await registration.run {
+            let scope = AccessScope.tenant(id.tenant)
+            guard var device = try await self.registry.device(scope, uid: id.deviceUID) else {
+                throw IoTError(.unknownDevice, "device \(id) was deleted while registering its signals")
+            }
+            let product = try await self.registry.product(scope, id: device.product)
+            let known = device.effectiveSignals(product: product)
+            let new = signals.filter { known[$0.name] == nil }
+            if !new.isEmpty {
+                device.signals.append(contentsOf: new)
+                try await self.registry.saveDevice(scope, device)
+            }
+            guard let loaded = try await self.load(id) else {
+                throw IoTError(.unknownDevice, "device \(id) was deleted while registering its signals")
+            }
+            return loaded
+        }
+    }
+
+    func invalidate(tenant: TenantID, device: String?) {
+        state.withLock { s in
+            s.tenants[tenant] = nil
+            if let device {
+                s.devices[DeviceIdentity(tenant: tenant, deviceUID: device)] = nil
+            } else {
+                s.devices = s.devices.filter { $0.key.tenant != tenant }
+            }
+        }
+    }
+}
+
+/// Runs async closures one at a time.
+private actor RegistrationGate {
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func run<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        while busy { await withCheckedContinuation { waiters.append($0) } }
+        busy = true
+        defer {
+            busy = false
+            if !waiters.isEmpty { waiters.removeFirst().resume() }
+        }
+        return try await body()
+    }
+}

@@ -1,0 +1,83 @@
+extension Ingestor {
+    /// Resolves records into points: tenant policy, devices, signals, type conversion, server time.
+    /// Throws for the whole message; never returns part of it.
+    func resolve(_ records: [DeviceRecord], receivedAt: Int64, identity: DeviceIdentity) async throws(IoTError)
+        -> [Point]
+    {
+        if records.isEmpty { return [] }
+        do {
+            guard let tenant = try await directory.tenant(identity.tenant) else {
+                throw IoTError(.unknownDevice, "tenant \(identity.tenant) is not registered; create it first")
+            }
+            var devices: [String: DeviceDirectory.ResolvedDevice] = [:]
+            for record in records where devices[record.identificationCode] == nil {
+                let code = record.identificationCode
+                guard !code.isEmpty else { throw IoTError.malformed("a record has an empty device id") }
+                let id = DeviceIdentity(tenant: identity.tenant, deviceUID: code)
+                if let d = try await directory.device(id) {
+                    devices[code] = d
+                } else if case .register(let product) = tenant.policy.unknownDevices {
+                    devices[code] = try await directory.register(id, product: product)
+                } else {
+                    throw IoTError(
+                        .unknownDevice,
+                        "device '\(code)' is not registered in tenant \(identity.tenant); register it, or enable auto-registration for the tenant"
+                    )
+                }
+            }
+            if tenant.policy.unknownSignals == .register {
+                for (code, device) in devices {
+                    var new: [String: Signal] = [:]
+                    for record in records where record.identificationCode == code {
+                        for (name, value) in record.values where device.signals[name] == nil && new[name] == nil {
+                            guard !name.isEmpty else { throw IoTError.malformed("a value has an empty signal name") }
+                            new[name] = Signal(name: name, type: value.type)
+                        }
+                    }
+                    if !new.isEmpty {
+                        devices[code] = try await directory.addSignals(
+                            DeviceIdentity(tenant: identity.tenant, deviceUID: code),
+                            new.values.sorted { $0.name < $1.name })
+                    }
+                }
+            }
+            return try convert(records, devices: devices, policy: tenant.policy, receivedAt: receivedAt)
+        } catch let error as IoTError {
+            throw error
+        } catch {
+            throw IoTError(.storage, "the registry failed while resolving devices: \(error)")
+        }
+    }
+
+    private func convert(
+        _ records: [DeviceRecord], devices: [String: DeviceDirectory.ResolvedDevice], policy: IngestPolicy,
+        receivedAt: Int64
+    ) throws(IoTError) -> [Point] {
+        var points: [Point] = []
+        points.reserveCapacity(records.reduce(0) { $0 + $1.values.count })
+        for record in records {
+            let device = devices[record.identificationCode]!
+            let time = record.time ?? receivedAt
+            guard time >= 0 else {
+                throw IoTError(.invalidValue, "time \(time) of device '\(record.identificationCode)' is before 1970; send UTC milliseconds")
+            }
+            for (name, value) in record.values {
+                guard let signal = device.signals[name] else {
+                    if policy.unknownSignals == .ignore { continue }
+                    throw IoTError(
+                        .unknownSignal,
+                        "signal '\(name)' is not defined for device '\(record.identificationCode)'; add it to the product or the device"
+                    )
+                }
+                guard let converted = value.converted(to: signal.type) else {
+                    throw IoTError(
+                        .invalidValue,
+                        "value \(value) of signal '\(name)' (device '\(record.identificationCode)') cannot be converted to \(signal.type.rawValue)"
+                    )
+                }
+                points.append(Point(device: record.identificationCode, signal: name, time: time, value: converted))
+            }
+        }
+        return points
+    }
+}

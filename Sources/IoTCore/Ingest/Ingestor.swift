@@ -1,0 +1,246 @@
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+import Dispatch
+
+/// The ingest pipeline: message → parser → resolve device and signals → convert and validate → stamp
+/// server time → ``Journal`` → ``Receipt`` → batched commit to the ``PointStore``.
+///
+/// Transports call ``ingest(_:parser:identity:)`` and acknowledge the device only when it returns a
+/// receipt; the ingestor's own ``run()`` (it is a `Service`) replays the journal on start and then
+/// commits journaled messages to the point store in batches.
+///
+/// ```swift
+/// let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: logger)
+/// let group = ServiceGroup(services: [ingestor, httpTransport], logger: logger)
+/// // in a transport:
+/// let receipt = try await ingestor.ingest(message, parser: JSONParser(), identity: device)
+/// ```
+///
+/// Accounting: every message ends in exactly one counter of ``statistics``:
+/// `received = stored + rejected{reason} + dropped{reason} + inFlight` (also reported through
+/// swift-metrics as `iot_ingest_messages_total{outcome, transport, reason}`).
+///
+/// Policies: a record whose device is not registered, or whose values name unknown signals, follows the
+/// tenant's ``IngestPolicy``. A value that cannot be converted to its signal's type rejects the whole
+/// message: a message is stored entirely or not at all. A record may name another device of the same
+/// tenant than the sender (``DeviceRecord/identificationCode``, a gateway's child): the child must be
+/// registered or registrable like any device.
+public final class Ingestor: Service {
+    /// Limits and timings of the pipeline.
+    public struct Configuration: Sendable {
+        /// Points journaled but not yet committed, at most. Past it, ``ingest(_:parser:identity:)`` throws
+        /// ``IoTError/Code/backpressure``. Default 200 000.
+        public var queueCapacityPoints: Int
+        /// Points per store transaction, at most. Default 10 000.
+        public var maxBatchPoints: Int
+        /// The `Retry-After` suggested to devices under back-pressure, in ms. Default 1 000.
+        public var retryAfterMillis: Int64
+        /// How long a registry lookup is cached, in ms. Default 5 000.
+        public var registryCacheMillis: Int64
+        /// How long an unknown device is remembered as unknown, in ms. Default 1 000.
+        public var unknownDeviceCacheMillis: Int64
+        /// Records per message, at most. Default 10 000.
+        public var maxRecordsPerMessage: Int
+        /// First retry delay when the store fails, in ms; doubles up to 10 s. Default 200.
+        public var storeRetryMillis: Int64
+
+        /// Creates a configuration with the documented defaults.
+        public init(
+            queueCapacityPoints: Int = 200_000, maxBatchPoints: Int = 10_000, retryAfterMillis: Int64 = 1_000,
+            registryCacheMillis: Int64 = 5_000, unknownDeviceCacheMillis: Int64 = 1_000,
+            maxRecordsPerMessage: Int = 10_000, storeRetryMillis: Int64 = 200
+        ) {
+            self.queueCapacityPoints = queueCapacityPoints
+            self.maxBatchPoints = maxBatchPoints
+            self.retryAfterMillis = retryAfterMillis
+            self.registryCacheMillis = registryCacheMillis
+            self.unknownDeviceCacheMillis = unknownDeviceCacheMillis
+            self.maxRecordsPerMessage = maxRecordsPerMessage
+            self.storeRetryMillis = storeRetryMillis
+        }
+    }
+
+    /// The configuration in force.
+    public let configuration: Configuration
+    let journal: any Journal
+    let pointStore: any PointStore
+    let registry: any RegistryStore
+    let clock: any IoTClock
+    let logger: Logger
+    let directory: DeviceDirectory
+    let queue: CommitQueue
+    let accounting = IngestAccounting()
+    /// Serialises journal append + enqueue, so the queue is in journal order.
+    private let appendLock = Mutex(())
+    let progress = Mutex(Progress())
+
+    struct Progress {
+        var ready = false
+        var committedThrough: UInt64 = 0
+        var waiters: [(UInt64, CheckedContinuation<Void, any Error>)] = []
+        var lastTrim: Int64 = 0
+    }
+
+    /// Creates an ingestor. Nothing is accepted until ``run()`` has replayed the journal.
+    public init(
+        configuration: Configuration = Configuration(),
+        journal: any Journal,
+        pointStore: any PointStore,
+        registry: any RegistryStore,
+        clock: any IoTClock = SystemClock(),
+        logger: Logger = Logger(label: "iot.ingest")
+    ) {
+        self.configuration = configuration
+        self.journal = journal
+        self.pointStore = pointStore
+        self.registry = registry
+        self.clock = clock
+        self.logger = logger
+        self.directory = DeviceDirectory(
+            registry: registry, clock: clock, ttlMillis: configuration.registryCacheMillis,
+            negativeTTLMillis: configuration.unknownDeviceCacheMillis)
+        self.queue = CommitQueue(capacity: configuration.queueCapacityPoints)
+    }
+
+    /// A snapshot of the accounting counters.
+    public var statistics: IngestStatistics { accounting.snapshot }
+
+    /// Whether the journal has been replayed and messages are accepted.
+    public var isReady: Bool { progress.withLock { $0.ready } }
+
+    /// Points journaled or reserved and not yet committed (the queue depth).
+    public var queueDepth: Int { queue.depth }
+
+    /// Drops cached registry data of a tenant (or one device), so the next message reads it again.
+    /// Call it after changing devices or products in the registry for the change to apply at once.
+    public func invalidate(tenant: TenantID, device: String? = nil) {
+        directory.invalidate(tenant: tenant, device: device)
+    }
+
+    // MARK: - Ingest
+
+    /// Parses a message and journals its records; returns when the device may be acknowledged.
+    ///
+    /// - Parameters:
+    ///   - message: what the transport received. Its ``InboundMessage/receivedAt`` is set from the clock
+    ///     when `nil`, and its ``InboundMessage/deviceUID`` from `identity` when `nil`.
+    ///   - parser: the parser for this message.
+    ///   - identity: the authenticated sender.
+    /// - Throws: ``IoTError``: ``IoTError/Code/backpressure`` (retry later; nothing was accepted),
+    ///   ``IoTError/Code/malformedPayload``, ``IoTError/Code/unknownDevice``,
+    ///   ``IoTError/Code/unknownSignal``, ``IoTError/Code/invalidValue`` (rejected and counted), or
+    ///   ``IoTError/Code/journal`` (the journal cannot be written).
+    public func ingest(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) async throws(IoTError)
+        -> Receipt
+    {
+        accounting.received(message.transport)
+        var message = message
+        if message.receivedAt == nil { message.receivedAt = clock.now() }
+        if message.deviceUID == nil { message.deviceUID = identity.deviceUID }
+        let records: [DeviceRecord]
+        do {
+            records = try parser.parse(message)
+        } catch {
+            accounting.rejected(message.transport, error.code.name)
+            throw error
+        }
+        return try await accept(records, transport: message.transport, receivedAt: message.receivedAt!, identity: identity)
+    }
+
+    /// Journals records that a transport decoded itself (a Modbus poller, a custom transport).
+    public func ingest(_ records: [DeviceRecord], transport: String, identity: DeviceIdentity) async throws(IoTError)
+        -> Receipt
+    {
+        accounting.received(transport)
+        return try await accept(records, transport: transport, receivedAt: clock.now(), identity: identity)
+    }
+
+    /// The blocking form of ``ingest(_:parser:identity:)`` for threads that are not part of Swift's
+    /// cooperative pool: a C library's callback thread (libmosquitto's `on_message`), which must not
+    /// return before the message is journaled. Never call it from an `async` context.
+    public func ingestBlocking(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) throws(IoTError)
+        -> Receipt
+    {
+        let box = Mutex<Result<Receipt, IoTError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let r: Result<Receipt, IoTError>
+            do throws(IoTError) {
+                r = .success(try await self.ingest(message, parser: parser, identity: identity))
+            } catch {
+                r = .failure(error)
+            }
+            box.withLock { $0 = r }
+            done.signal()
+        }
+        done.wait()
+        return try box.withLock { $0! }.get()
+    }
+
+    private func accept(_ records: [DeviceRecord], transport: String, receivedAt: Int64, identity: DeviceIdentity)
+        async throws(IoTError) -> Receipt
+    {
+        guard isReady else {
+            accounting.dropped(transport, queue.isClosed ? "shutdown" : "starting")
+            throw IoTError(
+                queue.isClosed ? .shutdown : .backpressure,
+                queue.isClosed ? "the ingestor is shutting down; retry against another instance or later"
+                    : "the ingestor is starting (replaying its journal); retry shortly",
+                retryAfterMillis: configuration.retryAfterMillis)
+        }
+        let points: [Point]
+        do throws(IoTError) {
+            guard records.count <= configuration.maxRecordsPerMessage else {
+                throw IoTError(
+                    .payloadTooLarge,
+                    "message holds \(records.count) records, over the limit of \(configuration.maxRecordsPerMessage); split it")
+            }
+            points = try await resolve(records, receivedAt: receivedAt, identity: identity)
+        } catch {
+            accounting.rejected(transport, error.code.name)
+            throw error
+        }
+        if points.isEmpty {
+            accounting.storedEmpty(transport)
+            return Receipt(sequence: 0, records: records.count, points: 0)
+        }
+        guard queue.reserve(points.count) else {
+            let closed = queue.isClosed
+            accounting.dropped(transport, closed ? "shutdown" : "backpressure")
+            throw IoTError(
+                closed ? .shutdown : .backpressure,
+                closed ? "the ingestor is shutting down; retry later"
+                    : "the store is behind (\(queue.depth) points waiting); retry after \(configuration.retryAfterMillis) ms",
+                retryAfterMillis: configuration.retryAfterMillis)
+        }
+        let sequence: UInt64
+        do {
+            sequence = try appendLock.withLock { (_) throws(IoTError) -> UInt64 in
+                let seq = try journal.append(tenant: identity.tenant, points: points)
+                queue.enqueue(CommitQueue.Item(sequence: seq, tenant: identity.tenant, points: points, transport: transport))
+                return seq
+            }
+        } catch {
+            queue.cancel(points.count)
+            accounting.dropped(transport, "journal")
+            logger.error("journal append failed", metadata: ["error": "\(error)"])
+            throw error
+        }
+        accounting.journaled()
+        return Receipt(sequence: sequence, records: records.count, points: points.count)
+    }
+
+    /// Waits until the message of `receipt` is committed to the point store (read-your-writes).
+    public func waitUntilCommitted(_ receipt: Receipt) async throws {
+        if receipt.sequence == 0 { return }
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let now = progress.withLock { p -> Bool in
+                if p.committedThrough >= receipt.sequence { return true }
+                p.waiters.append((receipt.sequence, c))
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+}

@@ -1,0 +1,314 @@
+public import IoTCore
+public import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The default ``Journal``: append-only segment files with a CRC-32C per record.
+///
+/// A device is acknowledged once its message is appended here; the ``Ingestor`` then commits it to the
+/// point store in batches and trims the journal behind the store's watermark. On start everything after
+/// that watermark is replayed.
+///
+/// ```swift
+/// let journal = try FileJournal(configuration: .init(directory: "/var/lib/iotd/journal", durability: .fsync))
+/// let seq = try journal.append(tenant: "acme", points: [Point(device: "t-1", signal: "temp", time: now, value: .number(21.5))])
+/// ```
+///
+/// Files: `<directory>/journal-<first sequence, 20 digits>.log`, each up to
+/// ``Configuration/segmentBytes``, plus `trimmed`, the sequence below which replay need not look.
+/// A record is `length u32 | crc32c u32 | payload`. A torn or corrupt tail (power loss mid-write) ends
+/// the log there: it is cut off on open, and the records before it are intact.
+public final class FileJournal: Journal {
+    /// How durable an appended record is when ``append(tenant:points:)`` returns.
+    public enum Durability: String, Sendable, Hashable, Codable {
+        /// Written to the operating system (`write(2)`): survives a crash or `kill -9` of the process,
+        /// not a power loss or kernel crash. Fast. Default.
+        case process
+        /// Written and `fdatasync(2)`ed: survives power loss. Each append waits for the disk.
+        case fsync
+    }
+
+    /// Where the journal lives and how durable it is.
+    public struct Configuration: Sendable {
+        /// The directory of the segment files; created if missing. Default `./data/journal`.
+        public var directory: String
+        /// See ``Durability``. Default ``Durability/process``.
+        public var durability: Durability
+        /// A new segment starts once the current one reaches this size. Default 64 MiB.
+        public var segmentBytes: Int
+        /// Creates a configuration.
+        public init(directory: String = "./data/journal", durability: Durability = .process, segmentBytes: Int = 64 << 20) {
+            self.directory = directory
+            self.durability = durability
+            self.segmentBytes = segmentBytes
+        }
+    }
+
+    private struct Segment {
+        var first: UInt64
+        var path: String
+    }
+
+    private struct State {
+        var fd: Int32
+        var size: Int
+        var segments: [Segment]
+        var last: UInt64
+        var trimmed: UInt64
+        var buffer: [UInt8] = []
+    }
+
+    /// The configuration in force.
+    public let configuration: Configuration
+    private let logger: Logger
+    private let state: Mutex<State>
+
+    /// Opens the journal, creating the directory and the first segment, and cutting off a torn tail.
+    public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "iot.journal")) throws(IoTError) {
+        self.configuration = configuration
+        self.logger = logger
+        let dir = configuration.directory
+        try Self.makeDirectories(dir)
+        let trimmed = Self.readTrimmed(dir)
+        var segments = try Self.listSegments(dir)
+        var last: UInt64
+        var fd: Int32
+        var size: Int
+        if let tail = segments.last {
+            let scan = try Self.scan(tail.path, validateFrom: tail.first)
+            if scan.validBytes < scan.fileBytes {
+                logger.warning(
+                    "journal: cutting off a torn tail",
+                    metadata: ["segment": "\(tail.path)", "valid": "\(scan.validBytes)", "size": "\(scan.fileBytes)"])
+            }
+            fd = open(tail.path, O_WRONLY | O_APPEND | O_CLOEXEC)
+            guard fd >= 0 else { throw Self.errnoError("open \(tail.path)") }
+            if scan.validBytes < scan.fileBytes { _ = ftruncate(fd, off_t(scan.validBytes)) }
+            size = scan.validBytes
+            last = scan.lastSequence ?? (tail.first - 1)
+        } else {
+            let first = trimmed + 1
+            let path = Self.segmentPath(dir, first)
+            fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw Self.errnoError("create \(path)") }
+            Self.syncDirectory(dir)
+            segments = [Segment(first: first, path: path)]
+            size = 0
+            last = trimmed
+        }
+        state = Mutex(State(fd: fd, size: size, segments: segments, last: max(last, trimmed), trimmed: trimmed))
+    }
+
+    deinit {
+        state.withLock { s in
+            if configuration.durability == .fsync { _ = fdatasync(s.fd) }
+            close(s.fd)
+        }
+    }
+
+    public var lastSequence: UInt64 { state.withLock { $0.last } }
+
+    public func append(tenant: TenantID, points: [Point]) throws(IoTError) -> UInt64 {
+        try state.withLock { (s) throws(IoTError) -> UInt64 in
+            let seq = s.last + 1
+            try JournalCodec.encode(sequence: seq, tenant: tenant, points: points, into: &s.buffer)
+            if s.size > 0 && s.size + s.buffer.count > configuration.segmentBytes {
+                try roll(&s, first: seq)
+            }
+            try Self.writeAll(s.fd, s.buffer, what: "append to the journal")
+            if configuration.durability == .fsync && fdatasync(s.fd) != 0 {
+                throw Self.errnoError("fdatasync the journal")
+            }
+            s.size += s.buffer.count
+            s.last = seq
+            return seq
+        }
+    }
+
+    public func replay(after sequence: UInt64, _ body: (JournalEntry) throws -> Void) throws {
+        let (segments, trimmed, last) = state.withLock { ($0.segments, $0.trimmed, $0.last) }
+        let floor = max(sequence, trimmed)
+        for (i, segment) in segments.enumerated() {
+            let nextFirst = i + 1 < segments.count ? segments[i + 1].first : last + 1
+            if nextFirst <= floor + 1 { continue }  // every entry in it is <= floor
+            let bytes = try Self.readFile(segment.path)
+            var stop = false
+            try bytes.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    guard let (entry, next) = Self.frame(raw, at: offset) else {
+                        logger.warning("journal: replay stops at a damaged record", metadata: ["segment": "\(segment.path)", "offset": "\(offset)"])
+                        stop = true
+                        return
+                    }
+                    if entry.sequence > floor { try body(entry) }
+                    offset = next
+                }
+            }
+            if stop { break }
+        }
+    }
+
+    public func trim(through sequence: UInt64) throws(IoTError) {
+        let removable: [String] = state.withLock { s in
+            guard sequence > s.trimmed else { return [] }
+            s.trimmed = sequence
+            s.last = max(s.last, sequence)
+            var paths: [String] = []
+            while s.segments.count > 1 && s.segments[1].first - 1 <= s.trimmed {
+                paths.append(s.segments.removeFirst().path)
+            }
+            return paths
+        }
+        for path in removable { unlink(path) }
+        let trimmed = state.withLock { $0.trimmed }
+        let tmp = configuration.directory + "/trimmed.tmp"
+        let text = "\(trimmed)\n"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Self.errnoError("write \(tmp)") }
+        defer { close(fd) }
+        try Self.writeAll(fd, Array(text.utf8), what: "write \(tmp)")
+        if rename(tmp, configuration.directory + "/trimmed") != 0 { throw Self.errnoError("rename \(tmp)") }
+    }
+
+    // MARK: - Internals
+
+    private func roll(_ s: inout State, first: UInt64) throws(IoTError) {
+        if configuration.durability == .fsync { _ = fdatasync(s.fd) }
+        let path = Self.segmentPath(configuration.directory, first)
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Self.errnoError("create \(path)") }
+        if configuration.durability == .fsync { Self.syncDirectory(configuration.directory) }
+        close(s.fd)
+        s.fd = fd
+        s.size = 0
+        s.segments.append(Segment(first: first, path: path))
+    }
+
+    /// Decodes the frame at `offset`: the entry and the offset after it, or `nil` if damaged or torn.
+    private static func frame(_ raw: UnsafeRawBufferPointer, at offset: Int) -> (JournalEntry, Int)? {
+        let h = JournalCodec.frameHeaderSize
+        guard offset + h <= raw.count else { return nil }
+        let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+        let crc = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))
+        guard length <= JournalCodec.maxPayload, offset + h + length <= raw.count else { return nil }
+        let payload = UnsafeRawBufferPointer(rebasing: raw[(offset + h)..<(offset + h + length)])
+        guard CRC32C.checksum(payload) == crc, let entry = JournalCodec.decode(payload) else { return nil }
+        return (entry, offset + h + length)
+    }
+
+    private struct Scan {
+        var validBytes: Int
+        var fileBytes: Int
+        var lastSequence: UInt64?
+    }
+
+    private static func scan(_ path: String, validateFrom first: UInt64) throws(IoTError) -> Scan {
+        let bytes = try readFile(path)
+        return bytes.withUnsafeBytes { raw in
+            var offset = 0
+            var last: UInt64?
+            while offset < raw.count, let (entry, next) = frame(raw, at: offset) {
+                last = entry.sequence
+                offset = next
+            }
+            return Scan(validBytes: offset, fileBytes: raw.count, lastSequence: last)
+        }
+    }
+
+    private static func readFile(_ path: String) throws(IoTError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw errnoError("open \(path)") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw errnoError("stat \(path)") }
+        let size = Int(st.st_size)
+        var bytes = [UInt8](repeating: 0, count: size)
+        var done = 0
+        while done < size {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, size - done) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw errnoError("read \(path)")
+            }
+            if n == 0 { break }
+            done += n
+        }
+        if done < size { bytes.removeLast(size - done) }
+        return bytes
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], what: String) throws(IoTError) {
+        let failed: Bool = bytes.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return true
+                }
+                done += n
+            }
+            return false
+        }
+        if failed { throw errnoError(what) }
+    }
+
+    private static func listSegments(_ dir: String) throws(IoTError) -> [Segment] {
+        guard let d = opendir(dir) else { throw errnoError("list \(dir)") }
+        defer { closedir(d) }
+        var result: [Segment] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            guard name.hasPrefix("journal-"), name.hasSuffix(".log"),
+                let first = UInt64(name.dropFirst("journal-".count).dropLast(".log".count))
+            else { continue }
+            result.append(Segment(first: first, path: dir + "/" + name))
+        }
+        return result.sorted { $0.first < $1.first }
+    }
+
+    private static func segmentPath(_ dir: String, _ first: UInt64) -> String {
+        let digits = String(first)
+        return dir + "/journal-" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".log"
+    }
+
+    private static func readTrimmed(_ dir: String) -> UInt64 {
+        guard let bytes = try? readFile(dir + "/trimmed") else { return 0 }
+        return UInt64(String(decoding: bytes, as: UTF8.self).trimmingTrailingNewline) ?? 0
+    }
+
+    private static func makeDirectories(_ path: String) throws(IoTError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw errnoError("create directory \(current)") }
+        }
+    }
+
+    private static func syncDirectory(_ dir: String) {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            _ = fsync(fd)
+            close(fd)
+        }
+    }
+
+    private static func errnoError(_ what: String) -> IoTError {
+        let code = errno
+        return IoTError(
+            .journal, "journal could not \(what): \(String(cString: strerror(code))); check the disk and the directory's permissions",
+            nativeCode: code)
+    }
+}
+
+extension String {
+    fileprivate var trimmingTrailingNewline: String {
+        var s = self
+        while s.last == "\n" || s.last == " " { s.removeLast() }
+        return s
+    }
+}

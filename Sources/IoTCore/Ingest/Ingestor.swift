@@ -244,3 +244,12 @@ public final class Ingestor: Service {
         }
     }
 }
+
+extension Ingestor {
+    /// Counts a message that a transport rejected before it could be ingested (oversize frame, failed
+    /// authentication), so the accounting identity still covers every message received.
+    public func recordRejected(transport: String, error: IoTError) {
+        accounting.received(transport)
+        accounting.rejected(transport, error.code.name)
+    }
+}

@@ -1,0 +1,181 @@
+public import Logging
+import Synchronization
+
+/// An open base class for devices that are asked for data on a schedule: Modbus registers, an HTTP
+/// endpoint on a PLC, a file in `/sys`.
+///
+/// Override ``poll()``; the base class owns the schedule (fixed rate, no drift, missed ticks skipped
+/// rather than piled up), a timeout per poll, exponential backoff while the device fails, and handing the
+/// records to the ``Ingestor``.
+///
+/// ```swift
+/// final class LoadAverage: PollingTransport, @unchecked Sendable {
+///     override func poll() async throws -> [DeviceRecord] {
+///         let text = try String(contentsOfFile: "/proc/loadavg", encoding: .utf8)
+///         let load = Double(text.split(separator: " ")[0])!
+///         return [DeviceRecord(deviceUID: identity.deviceUID, values: ["load1": .number(load)])]
+///     }
+/// }
+/// let poller = LoadAverage(name: "loadavg", identity: device, ingestor: ingestor)
+/// ```
+///
+/// ## Subclassing
+/// - Keep your own state `Sendable` (the base class is `@unchecked Sendable`: its own stored properties
+///   are immutable or behind a lock; yours must be too).
+/// - Honour task cancellation in ``poll()``; a blocking C call must run on its own thread and have its
+///   own timeout shorter than ``Configuration/timeoutMillis``.
+/// - Throw to report a failed poll (the device is offline, a read failed); the base class backs off.
+open class PollingTransport: Transport, @unchecked Sendable {
+    /// Schedule, timeout and backoff.
+    public struct Configuration: Sendable {
+        /// Time between polls, in ms. Default 1 000.
+        public var intervalMillis: Int64
+        /// A poll taking longer fails with ``IoTError/Code/timeout``, in ms. Default 500.
+        public var timeoutMillis: Int64
+        /// First delay after a failure, in ms; it doubles with each failure. Default 1 000.
+        public var backoffInitialMillis: Int64
+        /// Longest delay after failures, in ms. Default 60 000.
+        public var backoffMaxMillis: Int64
+        /// Delay before the first poll, in ms, so many devices are not polled at the same instant.
+        /// `nil` (default) picks one at random within one interval.
+        public var startDelayMillis: Int64?
+
+        /// Creates a configuration with the documented defaults.
+        public init(
+            intervalMillis: Int64 = 1_000, timeoutMillis: Int64 = 500, backoffInitialMillis: Int64 = 1_000,
+            backoffMaxMillis: Int64 = 60_000, startDelayMillis: Int64? = nil
+        ) {
+            self.intervalMillis = intervalMillis
+            self.timeoutMillis = timeoutMillis
+            self.backoffInitialMillis = backoffInitialMillis
+            self.backoffMaxMillis = backoffMaxMillis
+            self.startDelayMillis = startDelayMillis
+        }
+    }
+
+    /// What the poller has done so far.
+    public struct Status: Sendable, Hashable {
+        /// Polls that returned records (or none) in time.
+        public var successes = 0
+        /// Polls that threw or timed out.
+        public var failures = 0
+        /// Failures since the last success; 0 when the device answers.
+        public var consecutiveFailures = 0
+        /// The last failure's description.
+        public var lastError: String?
+        /// When the last successful poll ended (UTC ms).
+        public var lastSuccessAt: Int64?
+    }
+
+    /// The transport's name (counters, logs).
+    public let name: String
+    /// The device this poller reads.
+    public let identity: DeviceIdentity
+    /// Schedule, timeout, backoff.
+    public let configuration: Configuration
+    /// Where records go.
+    public let ingestor: Ingestor
+    /// The clock that drives the schedule.
+    public let clock: any IoTClock
+    /// The logger, with the device in its metadata.
+    public let logger: Logger
+    private let state = Mutex(Status())
+
+    /// Creates a poller for one device.
+    public init(
+        name: String, identity: DeviceIdentity, configuration: Configuration = Configuration(), ingestor: Ingestor,
+        clock: any IoTClock = SystemClock(), logger: Logger = Logger(label: "iot.poller")
+    ) {
+        self.name = name
+        self.identity = identity
+        self.configuration = configuration
+        self.ingestor = ingestor
+        self.clock = clock
+        var logger = logger
+        logger[metadataKey: "device"] = "\(identity)"
+        self.logger = logger
+    }
+
+    /// Reads the device once. Override it; the default throws.
+    open func poll() async throws -> [DeviceRecord] {
+        throw IoTError(.invalidArgument, "\(type(of: self)) must override poll()")
+    }
+
+    /// A snapshot of the poller's counters.
+    public var status: Status { state.withLock { $0 } }
+
+    /// Polls on schedule until cancelled.
+    public func run() async throws {
+        let interval = max(1, configuration.intervalMillis)
+        let startDelay = configuration.startDelayMillis ?? Int64.random(in: 0..<interval)
+        var next = clock.now() + startDelay
+        while !Task.isCancelled {
+            do { try await clock.sleep(until: next) } catch { return }
+            let failed = await pollOnce()
+            let now = clock.now()
+            if failed {
+                let n = state.withLock { $0.consecutiveFailures }
+                let shift = min(n - 1, 30)
+                next = now + min(configuration.backoffMaxMillis, configuration.backoffInitialMillis << shift)
+            } else {
+                next += interval
+                if next <= now { next += ((now - next) / interval + 1) * interval }  // skip missed ticks
+            }
+        }
+    }
+
+    /// One poll with timeout; returns whether it failed.
+    private func pollOnce() async -> Bool {
+        let timeout = configuration.timeoutMillis
+        let clock = self.clock
+        let outcome: Result<[DeviceRecord], any Error> = await withTaskGroup(of: Result<[DeviceRecord], any Error>?.self) {
+            group in
+            group.addTask { await Result { try await self.poll() } }
+            group.addTask {
+                do { try await clock.sleep(forMillis: timeout) } catch { return nil }
+                return .failure(IoTError(.timeout, "poll took longer than \(timeout) ms"))
+            }
+            var result: Result<[DeviceRecord], any Error> = .failure(CancellationError())
+            while let r = await group.next() {
+                if let r {
+                    result = r
+                    break
+                }
+            }
+            group.cancelAll()
+            return result
+        }
+        switch outcome {
+        case .success(let records):
+            let now = clock.now()
+            state.withLock { s in
+                s.successes += 1
+                s.consecutiveFailures = 0
+                s.lastSuccessAt = now
+            }
+            if records.isEmpty { return false }
+            do {
+                _ = try await ingestor.ingest(records, transport: name, identity: identity)
+            } catch {
+                logger.warning("poll result not accepted", metadata: ["error": "\(error)"])
+            }
+            return false
+        case .failure(let error):
+            if error is CancellationError { return false }
+            let n = state.withLock { s -> Int in
+                s.failures += 1
+                s.consecutiveFailures += 1
+                s.lastError = "\(error)"
+                return s.consecutiveFailures
+            }
+            if n == 1 { logger.warning("poll failed; backing off", metadata: ["error": "\(error)"]) }
+            return true
+        }
+    }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
+}

@@ -1,3 +1,161 @@
+import CIoTSQLite
+import IoTCore
+import IoTStorage
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Journal + store points/s with durable receipts, side by side with raw SQLite inserts measured in
+/// the same run:
+/// - "raw, same schema": the C API inserting the same points into the same clustered
+///   `points(series, ts, …) WITHOUT ROWID` table, one prepared statement, 10k rows per transaction,
+///   WAL + synchronous=NORMAL — the physical limit of the schema without journal, rollups or pipeline;
+/// - "raw, bench_sqlite": `../shared/bench`'s `sqlite_insert` (rowid table + (device, signal, ts) index,
+///   10k rows per transaction), the project's reference figure.
+/// Data as in `sqlite_insert.c`: 100 devices × 10 signals, one sample per second, time-major; one message
+/// per device and second (10 values).
 func runIngestBenchmark(_ options: BenchOptions) async throws {
-    print("ingest benchmark: not yet written")
+    let total = options.points ?? (options.smoke ? 20_000 : 1_000_000)
+    let devices = 100
+    let signals = 10
+    let messages = total / signals
+    print("== ingest: \(grouped(Double(messages * signals))) points in \(grouped(Double(messages))) messages of \(signals) values")
+
+    let base = options.directory + "/ingest"
+    removeTree(base)
+    var logger = Logger(label: "bench")
+    logger.logLevel = .error
+
+    // SDK: ingestor + file journal (process durability) + SQLite point store.
+    let sdkRate: Double
+    do {
+        let storage = try SQLiteStorage(configuration: .init(directory: base + "/sdk"), logger: logger)
+        let journal = try FileJournal(configuration: .init(directory: base + "/sdk/journal"), logger: logger)
+        let registry = SQLiteRegistryStore(storage: storage)
+        let store = SQLitePointStore(storage: storage)
+        let tenant: TenantID = "bench"
+        let scope = AccessScope.tenant(tenant)
+        try await registry.saveTenant(Tenant(id: tenant))
+        try await registry.saveProduct(
+            scope, Product(id: "sensor", signals: (0..<signals).map { Signal(name: "s\($0)", type: .number) }))
+        for d in 0..<devices { try await registry.saveDevice(scope, Device(uid: "dev\(d)", product: "sensor")) }
+        let ingestor = Ingestor(journal: journal, pointStore: store, registry: registry, logger: logger)
+        let service = Task { try await ingestor.run() }
+        while !ingestor.isReady { try await Task.sleep(for: .milliseconds(2)) }
+
+        let submitters = 4
+        let t0 = monotonicSeconds()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<submitters {
+                group.addTask {
+                    var m = lane
+                    while m < messages {
+                        let device = m % devices
+                        let second = Int64(m / devices)
+                        var values: [String: SignalValue] = [:]
+                        for s in 0..<signals {
+                            values["s\(s)"] = .number(20.0 + Double((m * signals + s) % 997) / 10.0)
+                        }
+                        let record = DeviceRecord(deviceUID: "dev\(device)", time: 1_700_000_000_000 + second * 1000, values: values)
+                        do {
+                            _ = try await ingestor.ingest([record], transport: "bench", identity: DeviceIdentity(tenant: tenant, deviceUID: "dev\(device)"))
+                            m += submitters
+                        } catch let e where e.code == .backpressure {
+                            try await Task.sleep(for: .milliseconds(1))
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let acked = monotonicSeconds()
+        while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let t1 = monotonicSeconds()
+        service.cancel()
+        _ = try? await service.value
+        let stats = ingestor.statistics
+        guard stats.pointsStored == messages * signals, stats.isBalanced else {
+            print("FAILED: stored \(stats.pointsStored) points, expected \(messages * signals); stats \(stats)")
+            exit(1)
+        }
+        let stored = try await store.aggregate(
+            scope, series: SeriesKey(device: "dev0", signal: "s0"), from: 0, to: Int64.max / 2, bucketMillis: nil)
+        guard stored.first?.count == messages / devices + (messages % devices > 0 ? 1 : 0) else {
+            print("FAILED: dev0.s0 holds \(stored.first?.count ?? 0) points")
+            exit(1)
+        }
+        sdkRate = Double(messages * signals) / (t1 - t0)
+        print(
+            "sdk   journal(process)+ingestor+SQLitePointStore: \(grouped(sdkRate)) points/s  (receipts for all after \(String(format: "%.2f", acked - t0)) s, committed after \(String(format: "%.2f", t1 - t0)) s)"
+        )
+    }
+
+    // Raw reference in the same schema.
+    let rawRate = try rawInsertSameSchema(path: base + "/raw.sqlite", total: messages * signals, devices: devices, signals: signals)
+    print("raw   C API, same clustered schema, 10k rows/txn:     \(grouped(rawRate)) points/s")
+
+    // Shared reference: bench_sqlite's sqlite_insert with index.
+    var sharedRate: Double?
+    if let dir = sharedBenchDirectory() {
+        let bin = "/tmp/iot-bench/bin"
+        if access(bin + "/sqlite_insert", X_OK) != 0 { _ = shell("make -s -C '\(dir)' BIN=\(bin) \(bin)/sqlite_insert 2>&1") }
+        if let out = shell("\(bin)/sqlite_insert '\(base)/shared.sqlite' \(messages * signals) 10000 index"),
+            let rate = out.split(separator: " ").first(where: { $0.hasPrefix("rate=") }).flatMap({ Double($0.dropFirst(5).trimmingCharacters()) })
+        {
+            sharedRate = rate
+            print("raw   shared/bench sqlite_insert (rowid + index):   \(grouped(rate)) points/s")
+        }
+    }
+    print(String(format: "ratio sdk / raw same schema: %.2f×   (goal ≥ 0.70×)", sdkRate / rawRate))
+    if let sharedRate { print(String(format: "ratio sdk / shared sqlite_insert index: %.2f×", sdkRate / sharedRate)) }
+    removeTree(base)
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters() -> Substring {
+        var s = self
+        while let l = s.last, l == "\n" || l == " " { s.removeLast() }
+        return s
+    }
+}
+
+/// Inserts `total` points into a fresh database with the SDK's clustered point schema, via the C API.
+private func rawInsertSameSchema(path: String, total: Int, devices: Int, signals: Int) throws -> Double {
+    var db: OpaquePointer?
+    guard sqlite3_open(path, &db) == SQLITE_OK else { throw BenchError("cannot open \(path)") }
+    defer { sqlite3_close(db) }
+    func exec(_ sql: String) throws {
+        guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else { throw BenchError("\(sql): \(String(cString: sqlite3_errmsg(db)))") }
+    }
+    try exec("PRAGMA journal_mode=WAL")
+    try exec("PRAGMA synchronous=NORMAL")
+    try exec(rawPointsSchema)
+    var st: OpaquePointer?
+    guard sqlite3_prepare_v2(db, rawInsertSQL, -1, &st, nil) == SQLITE_OK else {
+        throw BenchError("prepare: \(String(cString: sqlite3_errmsg(db)))")
+    }
+    defer { sqlite3_finalize(st) }
+    let t0 = monotonicSeconds()
+    try exec("BEGIN")
+    for i in 0..<total {
+        let series = Int64((i / signals) % devices * signals + i % signals + 1)
+        sqlite3_bind_int64(st, 1, series)
+        sqlite3_bind_int64(st, 2, 1_700_000_000_000 + Int64(i / (devices * signals)) * 1000)
+        sqlite3_bind_double(st, 3, 20.0 + Double(i % 997) / 10.0)
+        guard sqlite3_step(st) == SQLITE_DONE else { throw BenchError("step: \(String(cString: sqlite3_errmsg(db)))") }
+        sqlite3_reset(st)
+        if (i + 1) % 10_000 == 0 {
+            try exec("COMMIT")
+            try exec("BEGIN")
+        }
+    }
+    try exec("COMMIT")
+    return Double(total) / (monotonicSeconds() - t0)
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
 }

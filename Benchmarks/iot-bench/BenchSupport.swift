@@ -1,0 +1,53 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Monotonic seconds.
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// Removes a directory tree.
+func removeTree(_ path: String) {
+    _ = system("rm -rf '\(path)'")
+}
+
+/// Runs a shell command and returns its standard output (nil when it failed).
+func shell(_ command: String) -> String? {
+    guard let f = popen(command, "r") else { return nil }
+    var out = ""
+    var buf = [CChar](repeating: 0, count: 4096)
+    while fgets(&buf, Int32(buf.count), f) != nil {
+        out += String(cString: buf)
+    }
+    return pclose(f) == 0 ? out : nil
+}
+
+/// The shared reference benchmarks (`../shared/bench`), when present.
+func sharedBenchDirectory() -> String? {
+    let candidates = [
+        (getenv("IOT_SHARED_BENCH").map { String(cString: $0) }) ?? "",
+        "../shared/bench", "../../shared/bench", "/work/shared/bench",
+    ]
+    for c in candidates where !c.isEmpty && access(c + "/Makefile", R_OK) == 0 { return c }
+    return nil
+}
+
+/// Formats a number with thousands separators.
+func grouped(_ v: Double) -> String {
+    let n = Int(v.rounded())
+    let s = String(n)
+    var out = ""
+    for (i, c) in s.reversed().enumerated() {
+        if i > 0 && i % 3 == 0 { out.append(",") }
+        out.append(c)
+    }
+    return String(out.reversed())
+}
+
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return .nan }
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}

@@ -48,6 +48,7 @@ public struct ParserVerifier: Sendable {
             self.expected = expected
         }
 
+        /// The case's name.
         public var description: String { name }
     }
 

@@ -313,13 +313,15 @@ struct JSONReader {
         index += 1  // opening quote
         let start = index
         // Fast path: no escapes.
+        var ascii = true
         while index < bytes.count {
             let c = bytes[index]
             if c == UInt8(ascii: "\"") {
-                let s = try decodeUTF8(start..<index)
+                let s = try decodeUTF8(start..<index, ascii: ascii)
                 index += 1
                 return s
             }
+            if c >= 0x80 { ascii = false }
             if c == UInt8(ascii: "\\") { break }
             if c < 0x20 { throw error("expected a control character (byte < 0x20) in a string to be escaped") }
             index += 1
@@ -424,14 +426,9 @@ struct JSONReader {
         return value
     }
 
-    private func decodeUTF8(_ range: Range<Int>) throws(IoTError) -> String {
+    private func decodeUTF8(_ range: Range<Int>, ascii: Bool) throws(IoTError) -> String {
         let slice = UnsafeBufferPointer(rebasing: bytes[range])
         // ASCII is valid UTF-8; skip the validator for the common case.
-        var ascii = true
-        for b in slice where b >= 0x80 {
-            ascii = false
-            break
-        }
         if ascii { return String(decoding: slice, as: UTF8.self) }
         guard let s = String(validating: slice, as: UTF8.self) else {
             var offset = range.lowerBound

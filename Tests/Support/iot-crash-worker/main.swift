@@ -19,7 +19,7 @@ import Glibc
 
 let args = CommandLine.arguments
 guard args.count == 5, let first = Int(args[3]), let count = Int(args[4]) else {
-    fputs("usage: iot-crash-worker DATA_DIR process|fsync FIRST COUNT\n", stderr)
+    emit(2, "usage: iot-crash-worker DATA_DIR process|fsync FIRST COUNT\n")
     exit(2)
 }
 let directory = args[1]
@@ -41,10 +41,12 @@ let ingestor = Ingestor(
     configuration: .init(maxBatchPoints: 500), journal: journal, pointStore: points, registry: registry, logger: logger)
 let clock = SystemClock()
 
-func report(_ n: Int) {
-    let line = Array("R \(n)\n".utf8)
-    _ = line.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+func emit(_ fd: Int32, _ text: String) {
+    let line = Array(text.utf8)
+    _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
 }
+
+func report(_ n: Int) { emit(1, "R \(n)\n") }
 
 try await withThrowingTaskGroup(of: Void.self) { group in
     group.addTask { try await ingestor.run() }
@@ -79,5 +81,5 @@ try await withThrowingTaskGroup(of: Void.self) { group in
     group.cancelAll()
 }
 let stats = ingestor.statistics
-fputs("worker done: received \(stats.received) stored \(stats.stored) balanced \(stats.isBalanced)\n", stderr)
+emit(2, "worker done: received \(stats.received) stored \(stats.stored) balanced \(stats.isBalanced)\n")
 exit(stats.isBalanced ? 0 : 1)

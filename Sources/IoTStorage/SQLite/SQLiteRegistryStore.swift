@@ -1,0 +1,318 @@
+public import IoTCore
+import Synchronization
+
+/// The default ``RegistryStore``: tenants in the system database, products and devices in each
+/// tenant's own database.
+///
+/// ```swift
+/// let storage = try SQLiteStorage(configuration: .init(directory: "/var/lib/iotd"))
+/// let registry = SQLiteRegistryStore(storage: storage)
+/// try await registry.saveTenant(Tenant(id: "acme"))
+/// try await registry.saveProduct(.tenant("acme"), Product(id: "meter", signals: [Signal(name: "kwh")]))
+/// try await registry.saveDevice(.tenant("acme"), Device(uid: "meter-1", product: "meter"))
+/// ```
+///
+/// Schema: `tenants(id, name, unknown_devices, register_product, unknown_signals)` in the system
+/// database; `products(id, name, parser, description, signals)` and `devices(uid, product, name, tags,
+/// department, push_interval_ms, signals, created_at)` in the tenant's, with signals and tags as JSON.
+public final class SQLiteRegistryStore: RegistryStore {
+    private let systemDatabase: PreparedDatabases
+    private let tenantDatabases: PreparedDatabases
+    /// Tenants known to exist. There is no tenant deletion, so an entry never goes stale.
+    private let knownTenants = Mutex<Set<TenantID>>([])
+
+    /// Creates a registry store on `storage`; tables are created on first use.
+    public init(storage: SQLiteStorage) {
+        systemDatabase = PreparedDatabases(
+            storage: storage, component: "registry.tenants", version: 1, schema: Self.systemSchema)
+        tenantDatabases = PreparedDatabases(storage: storage, component: "registry", version: 1, schema: Self.tenantSchema)
+    }
+
+    private static let systemSchema = """
+        CREATE TABLE IF NOT EXISTS tenants(
+            id TEXT PRIMARY KEY NOT NULL,
+            name TEXT NOT NULL,
+            unknown_devices TEXT NOT NULL,
+            register_product TEXT,
+            unknown_signals TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """
+
+    private static let tenantSchema = """
+        CREATE TABLE IF NOT EXISTS products(
+            id TEXT PRIMARY KEY NOT NULL,
+            name TEXT NOT NULL,
+            parser TEXT,
+            description TEXT,
+            signals TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS devices(
+            uid TEXT PRIMARY KEY NOT NULL,
+            product TEXT NOT NULL,
+            name TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            department TEXT,
+            push_interval_ms INTEGER,
+            signals TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS devices_product ON devices(product, uid);
+        """
+
+    private func systemDB() async throws -> SQLiteDatabase {
+        try await systemDatabase.system()
+    }
+
+    private func tenantDB(_ tenant: TenantID) async throws -> SQLiteDatabase {
+        try await tenantDatabases.tenant(tenant)
+    }
+
+    /// The tenant's database, or `nil` when the tenant does not exist (no file is created for it).
+    private func existingTenantDB(_ tenant: TenantID) async throws -> SQLiteDatabase? {
+        if knownTenants.withLock({ $0.contains(tenant) }) { return try await tenantDB(tenant) }
+        guard try await self.tenant(tenant) != nil else { return nil }
+        return try await tenantDB(tenant)
+    }
+
+    private func requireTenantDB(_ tenant: TenantID, saving what: String) async throws -> SQLiteDatabase {
+        guard let db = try await existingTenantDB(tenant) else {
+            throw IoTError(.notFound, "cannot save \(what): tenant '\(tenant)' does not exist; save the tenant first")
+        }
+        return db
+    }
+
+    // MARK: Tenants
+
+    public func saveTenant(_ tenant: Tenant) async throws {
+        guard tenant.id.isValid else {
+            throw IoTError(
+                .invalidArgument, "tenant id '\(tenant.id)' is not valid: use 1–64 characters of A–Z a–z 0–9 - _")
+        }
+        let db = try await systemDB()
+        try await db.write { c in
+            let s = try c.statement(
+                """
+                INSERT INTO tenants(id, name, unknown_devices, register_product, unknown_signals) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET name = excluded.name, unknown_devices = excluded.unknown_devices,
+                    register_product = excluded.register_product, unknown_signals = excluded.unknown_signals
+                """)
+            s.bind(1, tenant.id.rawValue)
+            s.bind(2, tenant.name)
+            switch tenant.policy.unknownDevices {
+            case .reject:
+                s.bind(3, "reject")
+                s.bindNull(4)
+            case .register(let product):
+                s.bind(3, "register")
+                s.bind(4, product.rawValue)
+            }
+            s.bind(5, tenant.policy.unknownSignals.rawValue)
+            try s.run()
+        }
+        knownTenants.withLock { _ = $0.insert(tenant.id) }
+    }
+
+    public func tenant(_ id: TenantID) async throws -> Tenant? {
+        let db = try await systemDB()
+        let found = try await db.read { c in
+            let s = try c.statement(
+                "SELECT id, name, unknown_devices, register_product, unknown_signals FROM tenants WHERE id = ?")
+            defer { s.reset() }
+            s.bind(1, id.rawValue)
+            return try s.step() ? try Self.tenant(s) : nil
+        }
+        if found != nil { knownTenants.withLock { _ = $0.insert(id) } }
+        return found
+    }
+
+    public func tenants() async throws -> [Tenant] {
+        let db = try await systemDB()
+        return try await db.read { c in
+            let s = try c.statement(
+                "SELECT id, name, unknown_devices, register_product, unknown_signals FROM tenants ORDER BY id")
+            defer { s.reset() }
+            var result: [Tenant] = []
+            while try s.step() { result.append(try Self.tenant(s)) }
+            return result
+        }
+    }
+
+    private static func tenant(_ s: Statement) throws -> Tenant {
+        let devices: IngestPolicy.UnknownDevices
+        switch s.string(2) {
+        case "reject": devices = .reject
+        case "register": devices = .register(product: ProductID(s.string(3)))
+        case let other: throw damaged("unknown_devices policy '\(other)'")
+        }
+        guard let signals = IngestPolicy.UnknownSignals(rawValue: s.string(4)) else {
+            throw damaged("unknown_signals policy '\(s.string(4))'")
+        }
+        return Tenant(
+            id: TenantID(s.string(0)), name: s.string(1),
+            policy: IngestPolicy(unknownDevices: devices, unknownSignals: signals))
+    }
+
+    private static func damaged(_ what: String) -> IoTError {
+        IoTError(.storage, "the registry holds an unreadable \(what); the database was changed outside iotd or is damaged")
+    }
+
+    // MARK: Products
+
+    public func saveProduct(_ scope: AccessScope, _ product: Product) async throws {
+        let db = try await requireTenantDB(scope.tenant, saving: "product '\(product.id)'")
+        let signals = try StoreJSON.encode(product.signals)
+        try await db.write { c in
+            let s = try c.statement(
+                """
+                INSERT INTO products(id, name, parser, description, signals) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET name = excluded.name, parser = excluded.parser,
+                    description = excluded.description, signals = excluded.signals
+                """)
+            s.bind(1, product.id.rawValue)
+            s.bind(2, product.name)
+            s.bind(3, product.parser)
+            s.bind(4, product.description)
+            s.bind(5, signals)
+            try s.run()
+        }
+    }
+
+    public func product(_ scope: AccessScope, id: ProductID) async throws -> Product? {
+        guard let db = try await existingTenantDB(scope.tenant) else { return nil }
+        return try await db.read { c in
+            let s = try c.statement("SELECT id, name, parser, description, signals FROM products WHERE id = ?")
+            defer { s.reset() }
+            s.bind(1, id.rawValue)
+            return try s.step() ? try Self.product(s) : nil
+        }
+    }
+
+    public func products(_ scope: AccessScope) async throws -> [Product] {
+        guard let db = try await existingTenantDB(scope.tenant) else { return [] }
+        return try await db.read { c in
+            let s = try c.statement("SELECT id, name, parser, description, signals FROM products ORDER BY id")
+            defer { s.reset() }
+            var result: [Product] = []
+            while try s.step() { result.append(try Self.product(s)) }
+            return result
+        }
+    }
+
+    @discardableResult
+    public func deleteProduct(_ scope: AccessScope, id: ProductID) async throws -> Bool {
+        guard let db = try await existingTenantDB(scope.tenant) else { return false }
+        return try await db.write { c in
+            try c.transaction {
+                let exists = try c.statement("SELECT 1 FROM products WHERE id = ?")
+                defer { exists.reset() }
+                exists.bind(1, id.rawValue)
+                guard try exists.step() else { return false }
+                exists.reset()
+                let used = try c.statement("SELECT count(*) FROM devices WHERE product = ?")
+                defer { used.reset() }
+                used.bind(1, id.rawValue)
+                _ = try used.step()
+                let count = used.int(0)
+                if count > 0 {
+                    throw IoTError(
+                        .conflict,
+                        "cannot delete product '\(id)': \(count) device(s) still use it; move or delete them first")
+                }
+                let s = try c.statement("DELETE FROM products WHERE id = ?")
+                s.bind(1, id.rawValue)
+                try s.run()
+                return c.changes > 0
+            }
+        }
+    }
+
+    private static func product(_ s: Statement) throws -> Product {
+        Product(
+            id: ProductID(s.string(0)), name: s.string(1),
+            signals: try StoreJSON.decode([Signal].self, from: s.string(4)),
+            parser: s.optionalString(2), description: s.optionalString(3))
+    }
+
+    // MARK: Devices
+
+    private static func forbidden(_ uid: String, _ scope: AccessScope) -> IoTError {
+        IoTError(.forbidden, "device '\(uid)' is outside the access scope of this request in tenant '\(scope.tenant)'")
+    }
+
+    public func saveDevice(_ scope: AccessScope, _ device: Device) async throws {
+        guard scope.permits(device: device.uid) else { throw Self.forbidden(device.uid, scope) }
+        let db = try await requireTenantDB(scope.tenant, saving: "device '\(device.uid)'")
+        let tags = try StoreJSON.encode(device.tags)
+        let signals = try StoreJSON.encode(device.signals)
+        try await db.write { c in
+            let s = try c.statement(
+                """
+                INSERT INTO devices(uid, product, name, tags, department, push_interval_ms, signals, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(uid) DO UPDATE SET product = excluded.product, name = excluded.name, tags = excluded.tags,
+                    department = excluded.department, push_interval_ms = excluded.push_interval_ms,
+                    signals = excluded.signals, created_at = excluded.created_at
+                """)
+            s.bind(1, device.uid)
+            s.bind(2, device.product.rawValue)
+            s.bind(3, device.name)
+            s.bind(4, tags)
+            s.bind(5, device.department)
+            s.bind(6, device.pushIntervalMillis)
+            s.bind(7, signals)
+            s.bind(8, device.createdAt)
+            try s.run()
+        }
+    }
+
+    private static let deviceColumns = "uid, product, name, tags, department, push_interval_ms, signals, created_at"
+
+    public func device(_ scope: AccessScope, uid: String) async throws -> Device? {
+        guard scope.permits(device: uid), let db = try await existingTenantDB(scope.tenant) else { return nil }
+        return try await db.read { c in
+            let s = try c.statement("SELECT \(Self.deviceColumns) FROM devices WHERE uid = ?")
+            defer { s.reset() }
+            s.bind(1, uid)
+            return try s.step() ? try Self.device(s) : nil
+        }
+    }
+
+    public func devices(_ scope: AccessScope, product: ProductID?) async throws -> [Device] {
+        guard let db = try await existingTenantDB(scope.tenant) else { return [] }
+        let visible = try scopeDevicesJSON(scope)
+        return try await db.read { c in
+            let s = try c.statement(
+                """
+                SELECT \(Self.deviceColumns) FROM devices
+                WHERE (?1 IS NULL OR product = ?1) AND (?2 IS NULL OR uid IN (SELECT value FROM json_each(?2)))
+                ORDER BY uid
+                """)
+            defer { s.reset() }
+            s.bind(1, product?.rawValue)
+            s.bind(2, visible)
+            var result: [Device] = []
+            while try s.step() { result.append(try Self.device(s)) }
+            return result
+        }
+    }
+
+    @discardableResult
+    public func deleteDevice(_ scope: AccessScope, uid: String) async throws -> Bool {
+        guard scope.permits(device: uid) else { throw Self.forbidden(uid, scope) }
+        guard let db = try await existingTenantDB(scope.tenant) else { return false }
+        return try await db.write { c in
+            let s = try c.statement("DELETE FROM devices WHERE uid = ?")
+            s.bind(1, uid)
+            try s.run()
+            return c.changes > 0
+        }
+    }
+
+    private static func device(_ s: Statement) throws -> Device {
+        Device(
+            uid: s.string(0), product: ProductID(s.string(1)), name: s.string(2),
+            tags: try StoreJSON.decode([String: String].self, from: s.string(3)),
+            department: s.optionalString(4), pushIntervalMillis: s.optionalInt64(5),
+            signals: try StoreJSON.decode([Signal].self, from: s.string(6)), createdAt: s.int64(7))
+    }
+}

@@ -1,0 +1,87 @@
+public import IoTCore
+
+/// The conformance suite of ``CredentialStore``: every line of its contract as a check.
+///
+/// Digests here are arbitrary 32-byte values; the store must not care what they are digests of.
+///
+/// ```swift
+/// @Test(arguments: CredentialStoreConformance.checks)
+/// func credentials(_ check: ConformanceCheck<any CredentialStore>) async throws {
+///     try await check.run(InMemoryCredentialStore())
+/// }
+/// ```
+///
+/// Beyond the protocol's text, the suite requires that adding a digest that is already stored throws
+/// ``IoTError/Code/conflict`` and that ``CredentialStore/tokens(of:)`` is sorted by creation time.
+public enum CredentialStoreConformance {
+    typealias Support = StoresConformanceSupport
+
+    static let pump = DeviceIdentity(tenant: "acme", deviceUID: "pump-1")
+    static let valve = DeviceIdentity(tenant: "acme", deviceUID: "valve-1")
+    static let otherTenantPump = DeviceIdentity(tenant: "globex", deviceUID: "pump-1")
+
+    /// A distinct 32-byte digest per seed.
+    static func digest(_ seed: UInt8) -> [UInt8] { (0..<32).map { UInt8(truncatingIfNeeded: Int($0) &* 7 &+ Int(seed)) } }
+
+    /// The checks.
+    public static let checks: [ConformanceCheck<any CredentialStore>] = [
+        ConformanceCheck("a stored digest resolves to its device; unknown digests resolve to nil") { store in
+            try conformEqual(try await store.identity(forTokenDigest: digest(1)), nil, "empty store")
+            try await store.addToken(digest: digest(1), for: pump, label: "primary", createdAt: 100)
+            try await store.addToken(digest: digest(2), for: otherTenantPump, label: "primary", createdAt: 100)
+            try conformEqual(try await store.identity(forTokenDigest: digest(1)), pump, "acme's pump")
+            try conformEqual(
+                try await store.identity(forTokenDigest: digest(2)), otherTenantPump, "same uid in another tenant")
+            try conformEqual(try await store.identity(forTokenDigest: digest(3)), nil, "unknown digest")
+            try conformEqual(
+                try await store.identity(forTokenDigest: Array(digest(1).prefix(31))), nil, "a prefix of a digest")
+        },
+        ConformanceCheck("a device may hold several tokens; tokens(of:) lists labels and times, oldest first") {
+            store in
+            try conformEqual(try await store.tokens(of: pump), [], "no tokens yet")
+            try await store.addToken(digest: digest(2), for: pump, label: "rotation-2026-11", createdAt: 200)
+            try await store.addToken(digest: digest(1), for: pump, label: "primary", createdAt: 100)
+            try await store.addToken(digest: digest(3), for: valve, label: "primary", createdAt: 150)
+            try conformEqual(
+                try await store.tokens(of: pump),
+                [TokenInfo(label: "primary", createdAt: 100), TokenInfo(label: "rotation-2026-11", createdAt: 200)],
+                "pump's tokens")
+            try conformEqual(try await store.tokens(of: valve), [TokenInfo(label: "primary", createdAt: 150)], "valve's")
+            try conformEqual(try await store.tokens(of: otherTenantPump), [], "same uid in another tenant")
+            try conformEqual(try await store.identity(forTokenDigest: digest(1)), pump, "old token during rotation")
+            try conformEqual(try await store.identity(forTokenDigest: digest(2)), pump, "new token during rotation")
+        },
+        ConformanceCheck("revokeToken removes one token at once and reports whether it was there") { store in
+            try await store.addToken(digest: digest(1), for: pump, label: "primary", createdAt: 100)
+            try await store.addToken(digest: digest(2), for: pump, label: "rotation", createdAt: 200)
+            try conformEqual(try await store.revokeToken(digest: digest(1)), true, "revoke a stored token")
+            try conformEqual(try await store.identity(forTokenDigest: digest(1)), nil, "revoked token")
+            try conformEqual(try await store.identity(forTokenDigest: digest(2)), pump, "the other token still works")
+            try conformEqual(try await store.revokeToken(digest: digest(1)), false, "revoke it again")
+            try conformEqual(try await store.revokeToken(digest: digest(9)), false, "revoke an unknown token")
+            try conformEqual(try await store.tokens(of: pump), [TokenInfo(label: "rotation", createdAt: 200)], "left")
+        },
+        ConformanceCheck("revokeTokens(of:) removes every token of one device and returns how many") { store in
+            try await store.addToken(digest: digest(1), for: pump, label: "a", createdAt: 1)
+            try await store.addToken(digest: digest(2), for: pump, label: "b", createdAt: 2)
+            try await store.addToken(digest: digest(3), for: valve, label: "a", createdAt: 3)
+            try await store.addToken(digest: digest(4), for: otherTenantPump, label: "a", createdAt: 4)
+            try conformEqual(try await store.revokeTokens(of: pump), 2, "tokens revoked")
+            try conformEqual(try await store.identity(forTokenDigest: digest(1)), nil, "first revoked token")
+            try conformEqual(try await store.identity(forTokenDigest: digest(2)), nil, "second revoked token")
+            try conformEqual(try await store.tokens(of: pump), [], "pump's tokens after revocation")
+            try conformEqual(try await store.identity(forTokenDigest: digest(3)), valve, "another device keeps its token")
+            try conformEqual(
+                try await store.identity(forTokenDigest: digest(4)), otherTenantPump, "same uid in another tenant keeps")
+            try conformEqual(try await store.revokeTokens(of: pump), 0, "nothing left to revoke")
+        },
+        ConformanceCheck("adding a digest that is already stored throws conflict and keeps the first") { store in
+            try await store.addToken(digest: digest(1), for: pump, label: "primary", createdAt: 100)
+            try await Support.expectError(.conflict, "duplicate digest") {
+                try await store.addToken(digest: digest(1), for: valve, label: "stolen", createdAt: 200)
+            }
+            try conformEqual(try await store.identity(forTokenDigest: digest(1)), pump, "first owner kept")
+            try conformEqual(try await store.tokens(of: valve), [], "nothing added for the second device")
+        },
+    ]
+}

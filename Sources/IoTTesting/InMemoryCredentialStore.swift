@@ -1,0 +1,58 @@
+public import IoTCore
+import Synchronization
+
+/// A ``CredentialStore`` in memory. Digests are stored as given (no hashing happens here).
+///
+/// ```swift
+/// let credentials = InMemoryCredentialStore()
+/// try await credentials.addToken(digest: digest, for: DeviceIdentity(tenant: "acme", deviceUID: "pump-1"),
+///                                label: "primary", createdAt: 0)
+/// ```
+public final class InMemoryCredentialStore: CredentialStore {
+    private struct Entry {
+        var identity: DeviceIdentity
+        var info: TokenInfo
+    }
+    private let tokens = Mutex<[[UInt8]: Entry]>([:])
+
+    /// Creates an empty credential store.
+    public init() {}
+
+    public func addToken(digest: [UInt8], for device: DeviceIdentity, label: String, createdAt: Int64) async throws {
+        guard !digest.isEmpty else {
+            throw IoTError(.invalidArgument, "cannot store an empty token digest; pass the SHA-256 digest of the token")
+        }
+        try tokens.withLock { t throws(IoTError) in
+            guard t[digest] == nil else {
+                throw IoTError(.conflict, "this token digest is already stored; issue a new token")
+            }
+            t[digest] = Entry(identity: device, info: TokenInfo(label: label, createdAt: createdAt))
+        }
+    }
+
+    public func identity(forTokenDigest digest: [UInt8]) async throws -> DeviceIdentity? {
+        tokens.withLock { $0[digest]?.identity }
+    }
+
+    @discardableResult
+    public func revokeToken(digest: [UInt8]) async throws -> Bool {
+        tokens.withLock { $0.removeValue(forKey: digest) != nil }
+    }
+
+    @discardableResult
+    public func revokeTokens(of device: DeviceIdentity) async throws -> Int {
+        tokens.withLock { t in
+            let before = t.count
+            t = t.filter { $0.value.identity != device }
+            return before - t.count
+        }
+    }
+
+    public func tokens(of device: DeviceIdentity) async throws -> [TokenInfo] {
+        tokens.withLock { t in
+            t.values.filter { $0.identity == device }.map(\.info).sorted {
+                ($0.createdAt, $0.label) < ($1.createdAt, $1.label)
+            }
+        }
+    }
+}

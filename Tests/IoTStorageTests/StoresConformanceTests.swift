@@ -1,0 +1,69 @@
+import IoTCore
+import IoTStorage
+import IoTTesting
+import Testing
+
+@Suite("RegistryStore conformance")
+struct RegistryStoreConformanceTests {
+    @Test(arguments: RegistryStoreConformance.checks)
+    func sqlite(_ check: ConformanceCheck<any RegistryStore>) async throws {
+        try await withStoresTemporaryStorage { storage, _ in try await check.run(SQLiteRegistryStore(storage: storage)) }
+    }
+
+    @Test(arguments: RegistryStoreConformance.checks)
+    func inMemory(_ check: ConformanceCheck<any RegistryStore>) async throws {
+        try await check.run(InMemoryRegistryStore())
+    }
+}
+
+@Suite("CredentialStore conformance")
+struct CredentialStoreConformanceTests {
+    @Test(arguments: CredentialStoreConformance.checks)
+    func sqlite(_ check: ConformanceCheck<any CredentialStore>) async throws {
+        try await withStoresTemporaryStorage { storage, _ in try await check.run(SQLiteCredentialStore(storage: storage)) }
+    }
+
+    @Test(arguments: CredentialStoreConformance.checks)
+    func inMemory(_ check: ConformanceCheck<any CredentialStore>) async throws {
+        try await check.run(InMemoryCredentialStore())
+    }
+}
+
+@Suite("RuleStateStore conformance")
+struct RuleStateStoreConformanceTests {
+    @Test(arguments: RuleStateStoreConformance.checks)
+    func sqlite(_ check: ConformanceCheck<any RuleStateStore>) async throws {
+        try await withStoresTemporaryStorage { storage, _ in try await check.run(SQLiteRuleStateStore(storage: storage)) }
+    }
+
+    @Test(arguments: RuleStateStoreConformance.checks)
+    func inMemory(_ check: ConformanceCheck<any RuleStateStore>) async throws {
+        try await check.run(InMemoryRuleStateStore())
+    }
+}
+
+@Suite("StatisticsStore conformance")
+struct StatisticsStoreConformanceTests {
+    @Test(arguments: StatisticsStoreConformance.checks)
+    func sqlite(_ check: ConformanceCheck<any StatisticsStore>) async throws {
+        try await withStoresTemporaryStorage { storage, _ in try await check.run(SQLiteStatisticsStore(storage: storage)) }
+    }
+
+    @Test(arguments: StatisticsStoreConformance.checks)
+    func inMemory(_ check: ConformanceCheck<any StatisticsStore>) async throws {
+        try await check.run(InMemoryStatisticsStore())
+    }
+}
+
+@Suite("Outbox conformance")
+struct OutboxConformanceTests {
+    @Test(arguments: OutboxConformance.checks)
+    func sqlite(_ check: ConformanceCheck<any Outbox>) async throws {
+        try await withStoresTemporaryStorage { storage, _ in try await check.run(SQLiteOutbox(storage: storage)) }
+    }
+
+    @Test(arguments: OutboxConformance.checks)
+    func inMemory(_ check: ConformanceCheck<any Outbox>) async throws {
+        try await check.run(InMemoryOutbox())
+    }
+}

@@ -1,0 +1,253 @@
+import IoTCore
+
+/// Count, sum, min, max, first and last of some points: what one rollup row holds, and what a query
+/// merges from raw points and rollup rows.
+///
+/// Numbers and booleans (as 1/0) feed ``sum``, ``min`` and ``max``; text only counts and can be first or
+/// last. Merging is exact for count, min, max, first and last; sums add in a different order than a
+/// brute-force sum, so they agree to rounding.
+struct RollupPartial {
+    var count = 0
+    var sum: Double?
+    var min: Double?
+    var max: Double?
+    var firstTime = Int64.max
+    var first: SignalValue?
+    var lastTime = Int64.min
+    var last: SignalValue?
+
+    mutating func add(time: Int64, value: SignalValue) {
+        count += 1
+        if let x = value.numericValue { addNumeric(x) }
+        if time < firstTime {
+            firstTime = time
+            first = value
+        }
+        if time > lastTime {
+            lastTime = time
+            last = value
+        }
+    }
+
+    mutating func addNumeric(_ x: Double) {
+        if let s = sum {
+            sum = s + x
+            min = Swift.min(min!, x)
+            max = Swift.max(max!, x)
+        } else {
+            sum = x
+            min = x
+            max = x
+        }
+    }
+
+    mutating func merge(_ other: RollupPartial) {
+        guard other.count > 0 else { return }
+        count += other.count
+        if let os = other.sum {
+            if let s = sum {
+                sum = s + os
+                min = Swift.min(min!, other.min!)
+                max = Swift.max(max!, other.max!)
+            } else {
+                sum = os
+                min = other.min
+                max = other.max
+            }
+        }
+        if other.firstTime < firstTime {
+            firstTime = other.firstTime
+            first = other.first
+        }
+        if other.lastTime > lastTime {
+            lastTime = other.lastTime
+            last = other.last
+        }
+    }
+
+    func bucket(start: Int64, end: Int64) -> AggregateBucket {
+        AggregateBucket(start: start, end: end, count: count, sum: sum, min: min, max: max, first: first, last: last)
+    }
+}
+
+/// A rollup row's key: the series id and the bucket's start time (UTC ms).
+struct BucketKey: Hashable, Comparable {
+    var series: Int64
+    var start: Int64
+    static func < (a: BucketKey, b: BucketKey) -> Bool { (a.series, a.start) < (b.series, b.start) }
+}
+
+/// The two rollup levels: one table per bucket size.
+enum RollupLevel: CaseIterable {
+    case minute, hour
+
+    var millis: Int64 { self == .minute ? 60_000 : 3_600_000 }
+    var table: String { self == .minute ? "rollup_1m" : "rollup_1h" }
+
+    /// Adds a batch's partial to the stored row (creating it): exact for count/sum/min/max/first/last.
+    var upsertSQL: String {
+        """
+        INSERT INTO \(table)(series, bucket, count, sum, min, max, first_ts, first_value, last_ts, last_value)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT(series, bucket) DO UPDATE SET
+          count = count + excluded.count,
+          sum = coalesce(sum + excluded.sum, sum, excluded.sum),
+          min = coalesce(min(min, excluded.min), min, excluded.min),
+          max = coalesce(max(max, excluded.max), max, excluded.max),
+          first_ts = CASE WHEN excluded.first_ts < first_ts THEN excluded.first_ts ELSE first_ts END,
+          first_value = CASE WHEN excluded.first_ts < first_ts THEN excluded.first_value ELSE first_value END,
+          last_ts = CASE WHEN excluded.last_ts > last_ts THEN excluded.last_ts ELSE last_ts END,
+          last_value = CASE WHEN excluded.last_ts > last_ts THEN excluded.last_value ELSE last_value END
+        """
+    }
+    /// Replaces a row with a recomputed one.
+    var replaceSQL: String {
+        """
+        INSERT OR REPLACE INTO \(table)(series, bucket, count, sum, min, max, first_ts, first_value, last_ts, last_value)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+    }
+    var deleteSQL: String { "DELETE FROM \(table) WHERE series = ? AND bucket = ?" }
+    var deleteBeforeSQL: String { "DELETE FROM \(table) WHERE series = ? AND bucket <= ?" }
+    var selectSQL: String {
+        """
+        SELECT bucket, count, sum, min, max, first_ts, first_value, last_ts, last_value FROM \(table)
+        WHERE series = ? AND bucket >= ? AND bucket < ?
+        """
+    }
+
+    func bucketStart(_ time: Int64) -> Int64 { floorDiv(time, millis) * millis }
+}
+
+/// Floor division (rounds towards negative infinity).
+func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    let q = a / b
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+}
+
+/// Ceiling division.
+func ceilDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    -floorDiv(-a, b)
+}
+
+extension SQLitePointStore {
+    static let rawScanSQL = "SELECT ts, value FROM points WHERE series = ? AND ts >= ? AND ts < ? ORDER BY ts"
+
+    /// Binds a partial as the 10 values of an upsert or replace.
+    static func bind(_ s: Statement, _ key: BucketKey, _ p: RollupPartial) {
+        s.bind(1, key.series)
+        s.bind(2, key.start)
+        s.bind(3, p.count)
+        s.bind(4, p.sum)
+        s.bind(5, p.min)
+        s.bind(6, p.max)
+        s.bind(7, p.firstTime)
+        s.bind(8, p.first)
+        s.bind(9, p.lastTime)
+        s.bind(10, p.last)
+    }
+
+    /// Reads one rollup row (columns as in ``RollupLevel/selectSQL``, from column 1).
+    static func partial(fromRollupRow s: Statement) -> RollupPartial {
+        var p = RollupPartial()
+        p.count = s.int(1)
+        p.sum = s.optionalDouble(2)
+        p.min = s.optionalDouble(3)
+        p.max = s.optionalDouble(4)
+        p.firstTime = s.int64(5)
+        p.first = s.signalValue(6)
+        p.lastTime = s.int64(7)
+        p.last = s.signalValue(8)
+        return p
+    }
+
+    /// Aggregates the raw points of `series` in `[from, to)`.
+    static func rawPartial(_ conn: SQLiteConnection, series: Int64, from: Int64, to: Int64) throws -> RollupPartial {
+        let s = try conn.statement(rawScanSQL)
+        defer { s.reset() }
+        s.bind(1, series)
+        s.bind(2, from)
+        s.bind(3, to)
+        var p = RollupPartial()
+        while try s.step() { p.add(time: s.int64(0), value: s.signalValue(1)) }
+        return p
+    }
+
+    /// Merges the minute rows of `series` in `[from, to)`.
+    static func minutePartial(_ conn: SQLiteConnection, series: Int64, from: Int64, to: Int64) throws -> RollupPartial {
+        let s = try conn.statement(RollupLevel.minute.selectSQL)
+        defer { s.reset() }
+        s.bind(1, series)
+        s.bind(2, from)
+        s.bind(3, to)
+        var p = RollupPartial()
+        while try s.step() { p.merge(partial(fromRollupRow: s)) }
+        return p
+    }
+
+    /// Recomputes one rollup row: a minute from the raw points, an hour from its (already exact) minutes.
+    static func recompute(_ conn: SQLiteConnection, _ level: RollupLevel, _ key: BucketKey) throws {
+        let end = key.start + level.millis
+        let p =
+            level == .minute
+            ? try rawPartial(conn, series: key.series, from: key.start, to: end)
+            : try minutePartial(conn, series: key.series, from: key.start, to: end)
+        if p.count == 0 {
+            let d = try conn.statement(level.deleteSQL)
+            d.bind(1, key.series)
+            d.bind(2, key.start)
+            try d.run()
+            d.reset()
+        } else {
+            let r = try conn.statement(level.replaceSQL)
+            bind(r, key, p)
+            try r.run()
+            r.reset()
+        }
+    }
+
+    /// Writes a batch's rollup partials: one upsert per touched (series, bucket) and level; buckets in
+    /// `dirtyMinutes` (values overwritten) are recomputed instead, minutes from raw, hours from minutes.
+    static func writeRollups(
+        _ conn: SQLiteConnection, minutes: [BucketKey: RollupPartial], dirtyMinutes: Set<BucketKey>
+    ) throws {
+        let upsertMinute = try conn.statement(RollupLevel.minute.upsertSQL)
+        var hours: [BucketKey: RollupPartial] = [:]
+        var dirtyHours = Set<BucketKey>()
+        for key in dirtyMinutes { dirtyHours.insert(BucketKey(series: key.series, start: RollupLevel.hour.bucketStart(key.start))) }
+        for key in minutes.keys.sorted() {
+            let p = minutes[key]!
+            let hour = BucketKey(series: key.series, start: RollupLevel.hour.bucketStart(key.start))
+            if !dirtyHours.contains(hour) { hours[hour, default: RollupPartial()].merge(p) }
+            if dirtyMinutes.contains(key) { continue }
+            bind(upsertMinute, key, p)
+            try upsertMinute.run()
+            upsertMinute.reset()
+        }
+        for key in dirtyMinutes.sorted() { try recompute(conn, .minute, key) }
+        let upsertHour = try conn.statement(RollupLevel.hour.upsertSQL)
+        for key in hours.keys.sorted() {
+            bind(upsertHour, key, hours[key]!)
+            try upsertHour.run()
+            upsertHour.reset()
+        }
+        for key in dirtyHours.sorted() { try recompute(conn, .hour, key) }
+    }
+
+    /// After the points of `series` before `time` were deleted: drops the rollup rows that lie wholly
+    /// before `time` and recomputes the ones that straddle it.
+    static func trimRollups(_ conn: SQLiteConnection, series: Int64, before time: Int64) throws {
+        for level in RollupLevel.allCases {
+            let (limit, overflow) = time.subtractingReportingOverflow(level.millis)
+            if !overflow {
+                let d = try conn.statement(level.deleteBeforeSQL)
+                d.bind(1, series)
+                d.bind(2, limit)
+                try d.run()
+                d.reset()
+            }
+            let start = level.bucketStart(time)
+            if start != time { try recompute(conn, level, BucketKey(series: series, start: start)) }
+        }
+    }
+}

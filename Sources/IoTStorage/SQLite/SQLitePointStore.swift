@@ -1,0 +1,191 @@
+import Dispatch
+public import IoTCore
+import Synchronization
+
+/// The default ``PointStore``: points, their rollups and the journal watermark in each tenant's SQLite
+/// database.
+///
+/// ```swift
+/// let storage = try SQLiteStorage(configuration: .init(directory: "/var/lib/iotd"))
+/// let points = SQLitePointStore(storage: storage)
+/// try await points.write(PointBatch(tenant: "acme", points: [
+///     Point(device: "pump-1", signal: "temp", time: 1_700_000_000_000, value: .number(21.5)),
+/// ], journalSequence: 42))
+/// let hourly = try await points.aggregate(.tenant("acme"), series: SeriesKey(device: "pump-1", signal: "temp"),
+///                                         from: t0, to: t0 + 86_400_000, bucketMillis: 3_600_000)
+/// ```
+///
+/// ## Storage
+/// Per tenant database (schema component `points`):
+/// - `series(id, device, signal)`: one row per (device, signal); points refer to the integer id.
+/// - `points(series, ts, value) WITHOUT ROWID`, primary key `(series, ts)`: one B-tree clustered by series
+///   and time, so a range or a latest value is one index seek. `value` has no declared type; its storage
+///   class is the value's type (REAL number, INTEGER 0/1 bool, TEXT text).
+/// - `rollup_1m`, `rollup_1h`: count, sum, min, max, first and last per (series, minute / hour), kept in
+///   the same transaction as the points, so they are exact after a crash, for late points and overwrites.
+/// - `points_meta`: the committed journal sequence.
+///
+/// ## Duplicates
+/// At most one point per (series, time). The same value again changes nothing; a different value follows
+/// ``Configuration/duplicatePolicy``, by default ``DuplicatePolicy/lastWriteWins``.
+///
+/// ## Queries
+/// Aggregates combine raw points for the parts of a bucket that are not whole minutes, minute rollups for
+/// whole minutes and hour rollups for whole hours: an unaligned one-hour mean reads about 240 rows instead
+/// of 3,600.
+public final class SQLitePointStore: PointStore {
+    /// How the store treats duplicates and old data.
+    public struct Configuration: Sendable {
+        /// What happens when a different value arrives for a (series, time) that has one. Default
+        /// ``DuplicatePolicy/lastWriteWins``: the newer write replaces the stored value (and the rollups
+        /// covering it are recomputed).
+        public var duplicatePolicy: DuplicatePolicy
+        /// How long points are kept, in milliseconds; `nil` (default) keeps them forever. Applied by
+        /// ``SQLitePointStore/applyRetention(tenant:now:)``, which the host calls on a schedule.
+        public var retentionMillis: Int64?
+        /// The rollup bucket sizes in milliseconds: fixed at one minute and one hour. Aggregates over whole
+        /// minutes and hours read these instead of the raw points.
+        public var rollupBucketMillis: [Int64] { RollupLevel.allCases.map(\.millis) }
+
+        /// Creates a configuration; every parameter has its documented default.
+        public init(duplicatePolicy: DuplicatePolicy = .lastWriteWins, retentionMillis: Int64? = nil) {
+            self.duplicatePolicy = duplicatePolicy
+            self.retentionMillis = retentionMillis
+        }
+    }
+
+    /// The configuration in force.
+    public let configuration: Configuration
+    let storage: SQLiteStorage
+    private let tenants = Mutex<[TenantID: PointTenant]>([:])
+
+    /// Creates a store on `storage`'s tenant databases. Schemas are created on each tenant's first use.
+    public init(storage: SQLiteStorage, configuration: Configuration = Configuration()) {
+        self.storage = storage
+        self.configuration = configuration
+    }
+
+    static let schemaVersion = 1
+    static let schema = """
+        CREATE TABLE IF NOT EXISTS series(
+          id INTEGER PRIMARY KEY, device TEXT NOT NULL, signal TEXT NOT NULL, UNIQUE(device, signal));
+        CREATE TABLE IF NOT EXISTS points(
+          series INTEGER NOT NULL, ts INTEGER NOT NULL, value, PRIMARY KEY(series, ts)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS rollup_1m(
+          series INTEGER NOT NULL, bucket INTEGER NOT NULL, count INTEGER NOT NULL, sum REAL, min REAL, max REAL,
+          first_ts INTEGER NOT NULL, first_value, last_ts INTEGER NOT NULL, last_value,
+          PRIMARY KEY(series, bucket)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS rollup_1h(
+          series INTEGER NOT NULL, bucket INTEGER NOT NULL, count INTEGER NOT NULL, sum REAL, min REAL, max REAL,
+          first_ts INTEGER NOT NULL, first_value, last_ts INTEGER NOT NULL, last_value,
+          PRIMARY KEY(series, bucket)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS points_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+        """
+
+    /// The tenant's database with the `points` schema applied (opened off the cooperative pool).
+    func tenant(_ id: TenantID) async throws -> PointTenant {
+        if let t = tenants.withLock({ $0[id] }) { return t }
+        let storage = self.storage
+        let opened = try await Self.offPool {
+            let db = try storage.database(for: id)
+            try db.ensureSchema(component: "points", version: Self.schemaVersion, Self.schema)
+            return PointTenant(db: db)
+        }
+        return tenants.withLock { dict in
+            if let existing = dict[id] { return existing }
+            dict[id] = opened
+            return opened
+        }
+    }
+
+    /// Runs blocking setup work (opening files, `ensureSchema`) on a global queue, not on the pool.
+    private static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    // MARK: PointStore
+
+    /// Commits the batch, its rollups and its journal sequence in one `BEGIN IMMEDIATE` transaction.
+    public func write(_ batch: PointBatch) async throws {
+        if batch.points.isEmpty && batch.journalSequence == 0 { return }
+        let tenant = try await tenant(batch.tenant)
+        let policy = configuration.duplicatePolicy
+        try await tenant.db.write { conn in
+            do {
+                try conn.transaction { try Self.apply(batch, policy: policy, tenant: tenant, conn) }
+            } catch {
+                // Series ids created in the rolled-back transaction no longer exist.
+                tenant.seriesIDs.removeAll()
+                throw error
+            }
+        }
+    }
+
+    /// The highest journal sequence committed for `tenant` (0 when none).
+    public func committedSequence(tenant id: TenantID) async throws -> UInt64 {
+        let tenant = try await tenant(id)
+        return try await tenant.db.read { conn in
+            let s = try conn.statement("SELECT value FROM points_meta WHERE key = 'journal_sequence'")
+            defer { s.reset() }
+            return try s.step() ? UInt64(max(0, s.int64(0))) : 0
+        }
+    }
+
+    /// Deletes the points before `time` of the devices in `scope`, and trims their rollups so aggregates
+    /// stay exact; returns the number of points deleted.
+    @discardableResult
+    public func deletePoints(_ scope: AccessScope, before time: Int64) async throws -> Int {
+        let tenant = try await tenant(scope.tenant)
+        return try await tenant.db.write { conn in
+            try conn.transaction {
+                let list = try conn.statement("SELECT id, device FROM series ORDER BY id")
+                var ids: [Int64] = []
+                while try list.step() {
+                    if scope.permits(device: list.fullText(1)) { ids.append(list.int64(0)) }
+                }
+                list.reset()
+                var deleted = 0
+                for id in ids {
+                    let d = try conn.statement("DELETE FROM points WHERE series = ? AND ts < ?")
+                    d.bind(1, id)
+                    d.bind(2, time)
+                    try d.run()
+                    d.reset()
+                    let n = conn.changes
+                    if n > 0 {
+                        deleted += n
+                        try Self.trimRollups(conn, series: id, before: time)
+                    }
+                }
+                return deleted
+            }
+        }
+    }
+
+    /// Applies ``Configuration/retentionMillis``: deletes the tenant's points older than
+    /// `now - retentionMillis` (nothing when retention is `nil`); returns how many were deleted.
+    ///
+    /// The host calls this on a schedule (for example hourly) with its clock's `now` in UTC ms.
+    @discardableResult
+    public func applyRetention(tenant: TenantID, now: Int64) async throws -> Int {
+        guard let keep = configuration.retentionMillis else { return 0 }
+        let (cutoff, overflow) = now.subtractingReportingOverflow(keep)
+        if overflow { return 0 }
+        return try await deletePoints(.tenant(tenant), before: cutoff)
+    }
+}
+
+/// One tenant's database and the writer's cache of series ids.
+///
+/// `@unchecked Sendable` because `seriesIDs` is only read and written inside `db.write` closures, which run
+/// one at a time on the database's serial writer queue with the writer connection's lock held; `db` is
+/// itself `Sendable` and immutable here.
+final class PointTenant: @unchecked Sendable {
+    let db: SQLiteDatabase
+    /// (device, signal) → series id, for committed series only (cleared when a transaction rolls back).
+    var seriesIDs: [SeriesKey: Int64] = [:]
+
+    init(db: SQLiteDatabase) { self.db = db }
+}

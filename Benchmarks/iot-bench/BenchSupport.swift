@@ -20,7 +20,7 @@ func shell(_ command: String) -> String? {
     var out = ""
     var buf = [CChar](repeating: 0, count: 4096)
     while fgets(&buf, Int32(buf.count), f) != nil {
-        out += String(cString: buf)
+        out += String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
     return pclose(f) == 0 ? out : nil
 }

@@ -1,6 +1,7 @@
 import CIoTSQLite
 import IoTCore
 import IoTStorage
+import Foundation
 import Logging
 
 #if canImport(Glibc)
@@ -62,7 +63,7 @@ func runIngestBenchmark(_ options: BenchOptions) async throws {
                         do {
                             _ = try await ingestor.ingest([record], transport: "bench", identity: DeviceIdentity(tenant: tenant, deviceUID: "dev\(device)"))
                             m += submitters
-                        } catch let e where e.code == .backpressure {
+                        } catch let e as IoTError where e.code == .backpressure {
                             try await Task.sleep(for: .milliseconds(1))
                         }
                     }
@@ -159,3 +160,10 @@ struct BenchError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
 }
+
+/// The SDK's point table (`SQLitePointStore.schema`), without the rollup tables the SDK also maintains.
+private let rawPointsSchema = """
+    CREATE TABLE IF NOT EXISTS points(
+      series INTEGER NOT NULL, ts INTEGER NOT NULL, value, PRIMARY KEY(series, ts)) WITHOUT ROWID;
+    """
+private let rawInsertSQL = "INSERT INTO points(series, ts, value) VALUES (?, ?, ?)"

@@ -71,7 +71,7 @@ public final class FileJournal: Journal {
         self.configuration = configuration
         self.logger = logger
         let dir = configuration.directory
-        try Self.makeDirectories(dir)
+        try makeDirectories(dir)
         let trimmed = Self.readTrimmed(dir)
         var segments = try Self.listSegments(dir)
         var last: UInt64
@@ -279,14 +279,6 @@ public final class FileJournal: Journal {
     private static func readTrimmed(_ dir: String) -> UInt64 {
         guard let bytes = try? readFile(dir + "/trimmed") else { return 0 }
         return UInt64(String(decoding: bytes, as: UTF8.self).trimmingTrailingNewline) ?? 0
-    }
-
-    private static func makeDirectories(_ path: String) throws(IoTError) {
-        var current = path.hasPrefix("/") ? "" : "."
-        for part in path.split(separator: "/") {
-            current += "/" + part
-            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw errnoError("create directory \(current)") }
-        }
     }
 
     private static func syncDirectory(_ dir: String) {

@@ -42,8 +42,7 @@ public final class SQLiteStorage: Sendable {
     public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "iot.storage")) throws {
         self.configuration = configuration
         self.logger = logger
-        try Self.makeDirectory(configuration.directory)
-        try Self.makeDirectory(configuration.directory + "/tenants")
+        try makeDirectories(configuration.directory + "/tenants")
         system = try SQLiteDatabase(
             path: configuration.directory + "/system.sqlite", name: "system", cacheSizeKiB: configuration.cacheSizeKiB)
     }
@@ -78,12 +77,6 @@ public final class SQLiteStorage: Sendable {
             }
         }
         return result.sorted()
-    }
-
-    private static func makeDirectory(_ path: String) throws(IoTError) {
-        if mkdir(path, 0o755) != 0 && errno != EEXIST {
-            throw IoTError(.storage, "cannot create data directory \(path): \(String(cString: strerror(errno)))", nativeCode: errno)
-        }
     }
 }
 
@@ -160,5 +153,19 @@ final class SQLiteDatabase: Sendable {
             throw IoTError(.storage, "cannot apply the \(component) schema to \(name): \(error)")
         }
         schemas.withLock { _ = $0.insert(component) }
+    }
+}
+
+/// Creates `path` and its missing parents (`mkdir -p`).
+func makeDirectories(_ path: String) throws(IoTError) {
+    var current = path.hasPrefix("/") ? "" : "."
+    for part in path.split(separator: "/") {
+        current += "/" + part
+        if mkdir(current, 0o755) != 0 && errno != EEXIST {
+            let code = errno
+            throw IoTError(
+                .storage, "cannot create directory \(current): \(String(cString: strerror(code))); check permissions",
+                nativeCode: code)
+        }
     }
 }

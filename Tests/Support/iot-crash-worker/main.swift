@@ -68,7 +68,7 @@ try await withThrowingTaskGroup(of: Void.self) { group in
                         _ = try await ingestor.ingest([record], transport: "crash", identity: DeviceIdentity(tenant: tenant, deviceUID: record.deviceUID))
                         report(n)
                         n += 4
-                    } catch let error where error.code == .backpressure {
+                    } catch let error as IoTError where error.code == .backpressure {
                         try await Task.sleep(for: .milliseconds(2))
                     }
                 }

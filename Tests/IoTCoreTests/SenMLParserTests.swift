@@ -152,23 +152,15 @@ import Testing
                     values: ["%RH": .number(21.2), "lon": .number(24.30628), "lat": .number(60.07967)]),
             ]),
         .init(
-            // The resolved form of §5.1.3 (no base name) gives the same records: a full name ending in a
-            // separator is stored under its unit.
+            // Without a base name the signal is the full name, so same-time measurements that differ only by
+            // unit share one signal: the last one wins (see the SenMLParser mapping rules).
             "§5.1.4 resolved data", message: message(resolvedData),
             expected: [
-                DeviceRecord(
-                    deviceUID: "gw", time: t0,
-                    values: ["%RH": .number(20), "lon": .number(24.30621), "lat": .number(60.07965)]),
-                DeviceRecord(
-                    deviceUID: "gw", time: t0 + 60_000,
-                    values: ["%RH": .number(20.3), "lon": .number(24.30622), "lat": .number(60.07965)]),
-                DeviceRecord(
-                    deviceUID: "gw", time: t0 + 120_000,
-                    values: ["%RH": .number(20.7), "lon": .number(24.30623), "lat": .number(60.07966)]),
-                DeviceRecord(deviceUID: "gw", time: t0 + 150_000, values: ["%EL": .number(98)]),
-                DeviceRecord(
-                    deviceUID: "gw", time: t0 + 180_000,
-                    values: ["%RH": .number(21.2), "lon": .number(24.30628), "lat": .number(60.07967)]),
+                DeviceRecord(deviceUID: "gw", time: t0, values: [sensor: .number(60.07965)]),
+                DeviceRecord(deviceUID: "gw", time: t0 + 60_000, values: [sensor: .number(60.07965)]),
+                DeviceRecord(deviceUID: "gw", time: t0 + 120_000, values: [sensor: .number(60.07966)]),
+                DeviceRecord(deviceUID: "gw", time: t0 + 150_000, values: [sensor: .number(98)]),
+                DeviceRecord(deviceUID: "gw", time: t0 + 180_000, values: [sensor: .number(60.07967)]),
             ]),
         .init(
             "§5.1.5 multiple data types", message: message(multipleDataTypes),

@@ -15,9 +15,7 @@
 /// - **Signal.** `n` when a base name is in effect and `n` is non-empty; otherwise the full resolved
 ///   name (`bn + n`). A record with an empty `n` under a base name (RFC 8428 §5.1.3, where records
 ///   of the same name differ by unit) is stored under its unit (`u`, else `bu`) when it has one, so
-///   that `%RH`, `lon` and `lat` stay apart; without a unit it uses the base name. The resolved form of
-///   the same pack (RFC 8428 §5.1.4: no base name, full names ending in `:`, `/` or `.`) maps the same
-///   way: a full name ending in a separator is stored under its unit, so both forms give equal records.
+///   that `%RH`, `lon` and `lat` stay apart; without a unit it uses the base name.
 /// - **Time.** Seconds (floating) become milliseconds, rounded to nearest. A resolved time below
 ///   2^28 s is relative to now (RFC 8428 §4.5.3): it is added to ``InboundMessage/receivedAt``, which
 ///   the transport must then set. A record with neither `bt` nor `t` has no time and keeps
@@ -125,9 +123,7 @@ public struct SenMLParser: Parser {
                 )
             }
             device = uid
-            if (base.bn != nil && n.isEmpty) || Self.endsWithSeparator(fullName), let unit = record.u ?? base.bu,
-                !unit.isEmpty
-            {
+            if base.bn != nil, n.isEmpty, let unit = record.u ?? base.bu, !unit.isEmpty {
                 signal = unit
             } else {
                 signal = fullName
@@ -180,11 +176,6 @@ public struct SenMLParser: Parser {
             )
         }
         return Resolved(device: device, time: time, values: values)
-    }
-
-    private static func endsWithSeparator(_ name: String) -> Bool {
-        guard let last = name.last else { return false }
-        return last == ":" || last == "/" || last == "."
     }
 
     private static func strippingSeparator(_ name: String) -> String {

@@ -1,0 +1,161 @@
+import IoTCore
+import IoTTesting
+import Logging
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A line-oriented device on one end of a socketpair; acknowledges "OK <seq>" or "ERR <reason>".
+final class SocketLineDevice: StreamTransport, @unchecked Sendable {
+    let descriptor: Int32
+    init(descriptor: Int32, ingestor: Ingestor, maxFrameBytes: Int = 64) {
+        self.descriptor = descriptor
+        super.init(
+            name: "line", identity: DeviceIdentity(tenant: IngestHarness.tenant, deviceUID: "t-1"), parser: JSONParser(),
+            configuration: .init(maxFrameBytes: maxFrameBytes), ingestor: ingestor, logger: Logger(label: "line"))
+    }
+    override func connect() async throws -> any ByteStream { FileDescriptorStream(descriptor: descriptor) }
+    override func acknowledgement(for result: Result<Receipt, IoTError>) -> [UInt8]? {
+        switch result {
+        case .success(let r): Array("OK \(r.sequence)\n".utf8)
+        case .failure(let e): Array("ERR \(e.code.name)\n".utf8)
+        }
+    }
+}
+
+/// Reads the system's load average from /proc: a real "device" polled on a schedule.
+final class LoadAveragePoller: PollingTransport, @unchecked Sendable {
+    let failFirst: Int
+    private let calls = Mutex(0)
+    init(ingestor: Ingestor, clock: any IoTClock, failFirst: Int = 0) {
+        self.failFirst = failFirst
+        super.init(
+            name: "loadavg", identity: DeviceIdentity(tenant: IngestHarness.tenant, deviceUID: "t-1"),
+            configuration: .init(intervalMillis: 1_000, timeoutMillis: 500, backoffInitialMillis: 2_000, startDelayMillis: 0),
+            ingestor: ingestor, clock: clock, logger: Logger(label: "poll"))
+    }
+    override func poll() async throws -> [DeviceRecord] {
+        let n = calls.withLock { c in
+            c += 1
+            return c
+        }
+        if n <= failFirst { throw IoTError(.unavailable, "device not answering (simulated failure \(n))") }
+        let fd = open("/proc/loadavg", O_RDONLY)
+        guard fd >= 0 else { throw IoTError(.unavailable, "cannot open /proc/loadavg") }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: 128)
+        let k = read(fd, &buf, 128)
+        let text = String(decoding: buf[0..<max(0, k)], as: UTF8.self)
+        guard let load = Double(text.split(separator: " ").first ?? "") else { throw IoTError(.malformedPayload, "bad /proc/loadavg") }
+        return [DeviceRecord(deviceUID: "t-1", time: clock.now(), values: ["temp": .number(load)])]
+    }
+}
+
+@Suite struct TransportBaseClassTests {
+    @Test func streamTransportFramesIngestsAndAcknowledgesAfterTheReceipt() async throws {
+        let h = try await IngestHarness()
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        let device = SocketLineDevice(descriptor: fds[0], ingestor: h.ingestor)
+        let task = Task { try await device.run() }
+        let peer = FileDescriptorStream(descriptor: fds[1])
+        let oversize = String(repeating: "x", count: 200)
+        try await peer.write(Array("{\"ts\": 1, \"temp\": 1}\r\n{\"temp\": \n\(oversize)\n{\"ts\": 2, \"temp\": 2}\n".utf8))
+        var received = ""
+        while received.split(separator: "\n").count < 4, let chunk = try await peer.read() {
+            received += String(decoding: chunk, as: UTF8.self)
+        }
+        #expect(received == "OK 1\nERR malformed_payload\nERR payload_too_large\nOK 2\n")
+        try await h.drain()
+        #expect(try await h.series("t-1", "temp").map(\.time) == [1, 2])
+        let s = h.ingestor.statistics
+        #expect(s.received == 4 && s.stored == 2 && s.rejected == ["malformed_payload": 1, "payload_too_large": 1])
+        #expect(s.isBalanced)
+        task.cancel()
+        await peer.close()
+        _ = try? await task.value
+        await h.stop()
+    }
+
+    @Test func streamTransportSkipsAnOversizeFrameSpanningManyReads() async throws {
+        let h = try await IngestHarness()
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        let device = SocketLineDevice(descriptor: fds[0], ingestor: h.ingestor)
+        let task = Task { try await device.run() }
+        let peer = FileDescriptorStream(descriptor: fds[1])
+        for _ in 0..<10 { try await peer.write(Array(String(repeating: "y", count: 50).utf8)) }
+        try await peer.write(Array("\n{\"ts\": 3, \"temp\": 3}\n".utf8))
+        var received = ""
+        while received.split(separator: "\n").count < 2, let chunk = try await peer.read() {
+            received += String(decoding: chunk, as: UTF8.self)
+        }
+        #expect(received == "ERR payload_too_large\nOK 1\n")
+        task.cancel()
+        await peer.close()
+        _ = try? await task.value
+        await h.stop()
+    }
+
+    @Test func pollingTransportPollsOnScheduleAndBacksOffWhileFailing() async throws {
+        let h = try await IngestHarness()
+        let poller = LoadAveragePoller(ingestor: h.ingestor, clock: h.clock, failFirst: 2)
+        let task = Task { try await poller.run() }
+        func waitSleeping() async throws {
+            for _ in 0..<2000 where h.clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        }
+        func tick(_ ms: Int64) async throws {
+            try await waitSleeping()
+            h.clock.advance(byMillis: ms)
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        try await tick(0)  // first poll at once: fails
+        try await waitSleeping()
+        #expect(poller.status.failures == 1)
+        try await tick(1_000)  // backoff is 2 s: nothing yet
+        try await waitSleeping()
+        #expect(poller.status.failures == 1 && poller.status.successes == 0)
+        try await tick(1_000)  // 2 s: second failure, backoff 4 s
+        try await waitSleeping()
+        #expect(poller.status.failures == 2)
+        try await tick(4_000)  // recovers
+        try await waitSleeping()
+        #expect(poller.status.successes == 1 && poller.status.consecutiveFailures == 0)
+        try await tick(1_000)  // back on the 1 s schedule
+        try await waitSleeping()
+        #expect(poller.status.successes == 2)
+        try await h.drain()
+        #expect(try await h.series("t-1", "temp").count == 2)
+        task.cancel()
+        _ = try? await task.value
+        await h.stop()
+    }
+
+    @Test func pollingTransportTimesOutAHangingPoll() async throws {
+        final class Hanging: PollingTransport, @unchecked Sendable {
+            override func poll() async throws -> [DeviceRecord] {
+                try await Task.sleep(for: .seconds(3600))
+                return []
+            }
+        }
+        let h = try await IngestHarness()
+        let poller = Hanging(
+            name: "hang", identity: DeviceIdentity(tenant: IngestHarness.tenant, deviceUID: "t-1"),
+            configuration: .init(timeoutMillis: 500, startDelayMillis: 0), ingestor: h.ingestor, clock: h.clock)
+        let task = Task { try await poller.run() }
+        // Wait for the scheduler's sleep and the timeout's sleep, then let the timeout fire.
+        for _ in 0..<2000 where h.clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        h.clock.advance(byMillis: 0)
+        for _ in 0..<2000 where h.clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        h.clock.advance(byMillis: 500)
+        for _ in 0..<2000 where poller.status.failures == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(poller.status.failures == 1)
+        #expect(poller.status.lastError?.contains("timeout") == true)
+        task.cancel()
+        _ = try? await task.value
+        await h.stop()
+    }
+}

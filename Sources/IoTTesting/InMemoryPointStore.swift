@@ -88,12 +88,15 @@ public final class InMemoryPointStore: PointStore {
             throw IoTError(.invalidArgument, "bucketMillis must be positive (got \(b)); pass nil for one bucket")
         }
         guard scope.permits(device: series.device), to > from else { return [] }
-        let width = bucketMillis ?? (to - from)
+        let (span, overflow) = to.subtractingReportingOverflow(from)
+        if overflow { throw IoTError(.invalidArgument, "window [\(from), \(to)) is too wide; narrow it") }
+        let width = bucketMillis ?? span
         var buckets: [Int64: AggregateBucket] = [:]
         for (time, value) in sorted(scope.tenant, series, from, to) {
             let k = (time - from) / width
             let start = from + k * width
-            var b = buckets[k] ?? AggregateBucket(start: start, end: min(start + width, to))
+            let (next, past) = start.addingReportingOverflow(width)
+            var b = buckets[k] ?? AggregateBucket(start: start, end: past ? to : min(next, to))
             b.count += 1
             if let x = value.numericValue {
                 b.sum = (b.sum ?? 0) + x

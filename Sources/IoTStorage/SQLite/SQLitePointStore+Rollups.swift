@@ -187,7 +187,8 @@ extension SQLitePointStore {
 
     /// Recomputes one rollup row: a minute from the raw points, an hour from its (already exact) minutes.
     static func recompute(_ conn: SQLiteConnection, _ level: RollupLevel, _ key: BucketKey) throws {
-        let end = key.start + level.millis
+        let (next, overflow) = key.start.addingReportingOverflow(level.millis)
+        let end = overflow ? Int64.max : next
         let p =
             level == .minute
             ? try rawPartial(conn, series: key.series, from: key.start, to: end)
@@ -206,28 +207,35 @@ extension SQLitePointStore {
         }
     }
 
-    /// Writes a batch's rollup partials: one upsert per touched (series, bucket) and level; buckets in
-    /// `dirtyMinutes` (values overwritten) are recomputed instead, minutes from raw, hours from minutes.
+    /// Writes a batch's rollup partials (sorted by key, one per minute): one upsert per touched
+    /// (series, bucket) and level; buckets in `dirtyMinutes` (values overwritten) are recomputed
+    /// instead, minutes from the raw points, hours from their minutes.
     static func writeRollups(
-        _ conn: SQLiteConnection, minutes: [BucketKey: RollupPartial], dirtyMinutes: Set<BucketKey>
+        _ conn: SQLiteConnection, minutes: [(BucketKey, RollupPartial)], dirtyMinutes: Set<BucketKey>
     ) throws {
-        let upsertMinute = try conn.statement(RollupLevel.minute.upsertSQL)
-        var hours: [BucketKey: RollupPartial] = [:]
+        let hourLevel = RollupLevel.hour
         var dirtyHours = Set<BucketKey>()
-        for key in dirtyMinutes { dirtyHours.insert(BucketKey(series: key.series, start: RollupLevel.hour.bucketStart(key.start))) }
-        for key in minutes.keys.sorted() {
-            let p = minutes[key]!
-            let hour = BucketKey(series: key.series, start: RollupLevel.hour.bucketStart(key.start))
-            if !dirtyHours.contains(hour) { hours[hour, default: RollupPartial()].merge(p) }
+        for key in dirtyMinutes { dirtyHours.insert(BucketKey(series: key.series, start: hourLevel.bucketStart(key.start))) }
+        let upsertMinute = try conn.statement(RollupLevel.minute.upsertSQL)
+        var hours: [(BucketKey, RollupPartial)] = []
+        for (key, p) in minutes {
+            let hour = BucketKey(series: key.series, start: hourLevel.bucketStart(key.start))
+            if !dirtyHours.contains(hour) {
+                if let last = hours.last, last.0 == hour {
+                    hours[hours.count - 1].1.merge(p)
+                } else {
+                    hours.append((hour, p))
+                }
+            }
             if dirtyMinutes.contains(key) { continue }
             bind(upsertMinute, key, p)
             try upsertMinute.run()
             upsertMinute.reset()
         }
         for key in dirtyMinutes.sorted() { try recompute(conn, .minute, key) }
-        let upsertHour = try conn.statement(RollupLevel.hour.upsertSQL)
-        for key in hours.keys.sorted() {
-            bind(upsertHour, key, hours[key]!)
+        let upsertHour = try conn.statement(hourLevel.upsertSQL)
+        for (key, p) in hours {
+            bind(upsertHour, key, p)
             try upsertHour.run()
             upsertHour.reset()
         }

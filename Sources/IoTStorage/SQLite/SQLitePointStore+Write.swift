@@ -11,52 +11,72 @@ extension SQLitePointStore {
 
     /// The body of one write transaction (the caller holds `BEGIN IMMEDIATE`).
     ///
-    /// Fast path: `INSERT … ON CONFLICT DO NOTHING`; a new point is added to its minute's in-memory
-    /// partial. On a conflict the stored value is compared: equal → nothing; different → the policy
-    /// decides, and an overwrite marks the minute (and so its hour) for recomputation.
+    /// The points are visited in (series, time) order, with batch order kept among points of the same
+    /// (series, time), so a later write in the batch still wins. That order keeps the B-tree pages of one
+    /// series hot while it is written, and lets the minute partials be accumulated without hashing.
+    ///
+    /// Fast path: `INSERT … ON CONFLICT DO NOTHING`; a new point is added to its minute's partial. On a
+    /// conflict the stored value is compared: equal → nothing; different → the policy decides, and an
+    /// overwrite marks the minute (and so its hour) for recomputation from the raw points.
+    ///
+    /// The journal sequence is stored as `max(stored, sequence)` (clamped to `Int64.max`).
     static func apply(
         _ batch: PointBatch, policy: DuplicatePolicy, tenant: PointTenant, _ conn: SQLiteConnection
     ) throws {
         if !batch.points.isEmpty {
-            let insert = try conn.statement(insertSQL)
-            var minutes: [BucketKey: RollupPartial] = [:]
-            var dirtyMinutes = Set<BucketKey>()
+            let points = batch.points
+            var order: [(series: Int64, time: Int64, index: Int)] = []
+            order.reserveCapacity(points.count)
             var lastKey: SeriesKey?
             var lastID: Int64 = 0
-            for point in batch.points {
-                let id: Int64
+            for (index, point) in points.enumerated() {
                 if let k = lastKey, k.device == point.device, k.signal == point.signal {
-                    id = lastID
                 } else {
                     let key = point.series
-                    id = try seriesID(key, tenant: tenant, conn)
+                    lastID = try seriesID(key, tenant: tenant, conn)
                     lastKey = key
-                    lastID = id
                 }
+                order.append((lastID, point.time, index))
+            }
+            order.sort { ($0.series, $0.time, $0.index) < ($1.series, $1.time, $1.index) }
+
+            let insert = try conn.statement(insertSQL)
+            var minutes: [(BucketKey, RollupPartial)] = []
+            var dirtyMinutes = Set<BucketKey>()
+            var current = BucketKey(series: 0, start: .min)
+            var partial = RollupPartial()
+            for (id, time, index) in order {
+                let value = points[index].value
                 insert.bind(1, id)
-                insert.bind(2, point.time)
-                insert.bind(3, point.value)
+                insert.bind(2, time)
+                insert.bind(3, value)
                 try insert.step()
                 insert.reset()
-                let minute = BucketKey(series: id, start: RollupLevel.minute.bucketStart(point.time))
+                let minute = BucketKey(series: id, start: RollupLevel.minute.bucketStart(time))
                 if conn.changes == 1 {
-                    minutes[minute, default: RollupPartial()].add(time: point.time, value: point.value)
+                    if minute != current {
+                        if partial.count > 0 { minutes.append((current, partial)) }
+                        current = minute
+                        partial = RollupPartial()
+                    }
+                    partial.add(time: time, value: value)
                     continue
                 }
                 let stored = try conn.statement(storedSQL)
                 stored.bind(1, id)
-                stored.bind(2, point.time)
+                stored.bind(2, time)
                 let old: SignalValue? = try stored.step() ? stored.signalValue(0) : nil
                 stored.reset()
-                if old == point.value || policy == .firstWriteWins { continue }
+                if old == value || policy == .firstWriteWins { continue }
                 let update = try conn.statement(updateSQL)
-                update.bind(1, point.value)
+                update.bind(1, value)
                 update.bind(2, id)
-                update.bind(3, point.time)
+                update.bind(3, time)
                 try update.run()
                 update.reset()
                 dirtyMinutes.insert(minute)
             }
+            if partial.count > 0 { minutes.append((current, partial)) }
             try writeRollups(conn, minutes: minutes, dirtyMinutes: dirtyMinutes)
         }
         if batch.journalSequence > 0 {

@@ -31,7 +31,7 @@ import Synchronization
 ///
 /// ## Queries
 /// Aggregates combine raw points for the parts of a bucket that are not whole minutes, minute rollups for
-/// whole minutes and hour rollups for whole hours: an unaligned one-hour mean reads about 240 rows instead
+/// whole minutes and hour rollups for whole hours: an unaligned one-hour mean reads at most about 180 rows instead
 /// of 3,600.
 public final class SQLitePointStore: PointStore {
     /// How the store treats duplicates and old data.

@@ -1,0 +1,204 @@
+import CIoTSQLite
+import Foundation
+import IoTCore
+import IoTStorage
+import IoTTesting
+import Testing
+
+/// Reads a tenant database directly through the C API (a separate connection), as an outside check.
+final class RawDatabase {
+    let db: OpaquePointer
+    init(_ path: String) throws {
+        var h: OpaquePointer?
+        guard sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK, let h else {
+            throw IoTError(.storage, "cannot open \(path)")
+        }
+        db = h
+    }
+    deinit { sqlite3_close_v2(db) }
+
+    /// All rows of `sql`, each column as text (NULL as "NULL").
+    func rows(_ sql: String) throws -> [[String]] {
+        var s: OpaquePointer?
+        guard sqlite3_prepare_v2(db, sql, -1, &s, nil) == SQLITE_OK, let s else {
+            throw IoTError(.storage, "prepare: \(String(cString: sqlite3_errmsg(db)))")
+        }
+        defer { sqlite3_finalize(s) }
+        var result: [[String]] = []
+        while sqlite3_step(s) == SQLITE_ROW {
+            result.append((0..<sqlite3_column_count(s)).map { i in
+                sqlite3_column_text(s, i).map { String(cString: $0) } ?? "NULL"
+            })
+        }
+        return result
+    }
+
+    func execute(_ sql: String) throws {
+        guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else {
+            throw IoTError(.storage, "exec: \(String(cString: sqlite3_errmsg(db)))")
+        }
+    }
+}
+
+@Suite struct SQLitePointStoreTests {
+    static let t0: Int64 = 1_700_000_123_457
+    let tenant: TenantID = "acme"
+
+    /// Pseudo-random points over ~3 hours, in shuffled batches, plus overwrites: late points everywhere.
+    func writeWorkload(_ store: SQLitePointStore) async throws {
+        var seed: UInt64 = 7
+        func next(_ bound: UInt64) -> UInt64 {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return (seed >> 33) % bound
+        }
+        var points: [Point] = []
+        for device in ["d1", "d2"] {
+            var time = Self.t0
+            while time < Self.t0 + 3 * 3_600_000 {
+                let value: SignalValue =
+                    switch next(10) {
+                    case 0: .text("t\(next(5))")
+                    case 1: .bool(next(2) == 0)
+                    default: .number(Double(next(4000)) / 4 - 500)
+                    }
+                points.append(Point(device: device, signal: "s", time: time, value: value))
+                time += 1 + Int64(next(9_000))
+            }
+        }
+        for i in stride(from: points.count - 1, to: 0, by: -1) { points.swapAt(i, Int(next(UInt64(i + 1)))) }
+        for chunk in stride(from: 0, to: points.count, by: 250) {
+            try await store.write(
+                PointBatch(tenant: tenant, points: Array(points[chunk..<min(chunk + 250, points.count)]), journalSequence: UInt64(chunk + 1)))
+        }
+        var overwrites: [Point] = []
+        for _ in 0..<200 {
+            var p = points[Int(next(UInt64(points.count)))]
+            p.value = next(3) == 0 ? .text("over") : .number(Double(next(100)))
+            overwrites.append(p)
+        }
+        try await store.write(PointBatch(tenant: tenant, points: overwrites, journalSequence: 0))
+    }
+
+    /// Rows of a rollup table that differ from the same aggregate computed from `points` (both ways).
+    func rollupDifferences(_ raw: RawDatabase, table: String, millis: Int64) throws -> [[String]] {
+        let expected = """
+            SELECT * FROM (WITH g AS (
+              SELECT series, ts / \(millis) * \(millis) AS bucket, count(*) AS count,
+                     sum(CASE WHEN typeof(value) IN ('real', 'integer') THEN value END) AS sum,
+                     min(CASE WHEN typeof(value) IN ('real', 'integer') THEN value END) AS min,
+                     max(CASE WHEN typeof(value) IN ('real', 'integer') THEN value END) AS max,
+                     min(ts) AS first_ts, max(ts) AS last_ts
+              FROM points GROUP BY 1, 2)
+            SELECT g.series, g.bucket, g.count, g.sum, g.min, g.max, g.first_ts, f.value, typeof(f.value),
+                   g.last_ts, l.value, typeof(l.value)
+            FROM g JOIN points f ON f.series = g.series AND f.ts = g.first_ts
+                   JOIN points l ON l.series = g.series AND l.ts = g.last_ts)
+            """
+        let actual = """
+            SELECT series, bucket, count, sum, min, max, first_ts, first_value, typeof(first_value),
+                   last_ts, last_value, typeof(last_value) FROM \(table)
+            """
+        return try raw.rows("SELECT 'missing', * FROM (\(expected) EXCEPT \(actual))")
+            + raw.rows("SELECT 'extra', * FROM (\(actual) EXCEPT \(expected))")
+    }
+
+    @Test func rollupTablesEqualRawAggregates() async throws {
+        let dir = TemporaryDirectory()
+        let store = SQLitePointStore(storage: try SQLiteStorage(configuration: .init(directory: dir.path)))
+        try await writeWorkload(store)
+        let raw = try RawDatabase("\(dir.path)/tenants/acme.sqlite")
+        #expect(try raw.rows("SELECT count(*) FROM rollup_1m")[0][0] != "0")
+        #expect(try rollupDifferences(raw, table: "rollup_1m", millis: 60_000) == [])
+        #expect(try rollupDifferences(raw, table: "rollup_1h", millis: 3_600_000) == [])
+        // Retention at an unaligned time trims and recomputes the straddling buckets.
+        let deleted = try await store.deletePoints(.tenant(tenant), before: Self.t0 + 4_000_321)
+        #expect(deleted > 0)
+        #expect(try raw.rows("SELECT count(*) FROM points WHERE ts < \(Self.t0 + 4_000_321)")[0][0] == "0")
+        #expect(try rollupDifferences(raw, table: "rollup_1m", millis: 60_000) == [])
+        #expect(try rollupDifferences(raw, table: "rollup_1h", millis: 3_600_000) == [])
+        #expect(try raw.rows("PRAGMA integrity_check") == [["ok"]])
+    }
+
+    @Test func reopeningKeepsPointsRollupsAndSequence() async throws {
+        let dir = TemporaryDirectory()
+        let key = SeriesKey(device: "d1", signal: "s")
+        let before: ([Point], [AggregateBucket], UInt64)
+        do {
+            let store = SQLitePointStore(storage: try SQLiteStorage(configuration: .init(directory: dir.path)))
+            try await writeWorkload(store)
+            try await store.write(PointBatch(tenant: tenant, points: [], journalSequence: 99_999))
+            before = (
+                try await store.range(.tenant(tenant), series: key, from: 0, to: .max, limit: nil, order: .ascending),
+                try await store.aggregate(.tenant(tenant), series: key, from: Self.t0 + 1, to: Self.t0 + 9_000_000, bucketMillis: 600_000),
+                try await store.committedSequence(tenant: tenant)
+            )
+        }
+        let store = SQLitePointStore(storage: try SQLiteStorage(configuration: .init(directory: dir.path)))
+        #expect(try await store.committedSequence(tenant: tenant) == 99_999)
+        #expect(before.2 == 99_999)
+        #expect(try await store.range(.tenant(tenant), series: key, from: 0, to: .max, limit: nil, order: .ascending) == before.0)
+        #expect(
+            try await store.aggregate(.tenant(tenant), series: key, from: Self.t0 + 1, to: Self.t0 + 9_000_000, bucketMillis: 600_000)
+                == before.1)
+        // Series ids come back from the table: a new write to an existing series lands in it.
+        try await store.write(PointBatch(tenant: tenant, points: [Point(device: "d1", signal: "s", time: 1, value: .number(1))], journalSequence: 0))
+        #expect(try await store.range(.tenant(tenant), series: key, from: 0, to: 2, limit: nil, order: .ascending).count == 1)
+        let raw = try RawDatabase("\(dir.path)/tenants/acme.sqlite")
+        #expect(try raw.rows("SELECT count(*) FROM series") == [["2"]])
+        #expect(try raw.rows("PRAGMA integrity_check") == [["ok"]])
+    }
+
+    @Test func failedBatchCommitsNothing() async throws {
+        let dir = TemporaryDirectory()
+        let store = SQLitePointStore(storage: try SQLiteStorage(configuration: .init(directory: dir.path)))
+        try await store.write(PointBatch(tenant: tenant, points: [Point(device: "d", signal: "s", time: 1, value: .number(1))], journalSequence: 5))
+        let raw = try RawDatabase("\(dir.path)/tenants/acme.sqlite")
+        try raw.execute("CREATE TRIGGER poison BEFORE INSERT ON points WHEN NEW.ts = 666 BEGIN SELECT RAISE(ABORT, 'poison'); END")
+        let batch = PointBatch(
+            tenant: tenant,
+            points: [
+                Point(device: "new", signal: "s", time: 10, value: .number(1)),
+                Point(device: "d", signal: "s", time: 2, value: .number(2)),
+                Point(device: "d", signal: "s", time: 666, value: .number(3)),
+            ], journalSequence: 6)
+        await #expect(throws: IoTError.self) { try await store.write(batch) }
+        #expect(try await store.committedSequence(tenant: tenant) == 5)
+        #expect(try raw.rows("SELECT count(*) FROM points") == [["1"]])
+        #expect(try raw.rows("SELECT count(*) FROM series") == [["1"]])
+        #expect(try raw.rows("SELECT count(*), sum(count) FROM rollup_1m") == [["1", "1"]])
+        try raw.execute("DROP TRIGGER poison")
+        try await store.write(batch)
+        #expect(try await store.committedSequence(tenant: tenant) == 6)
+        #expect(try await store.latest(.tenant(tenant), device: "new", signals: nil).map(\.value) == [.number(1)])
+        #expect(try rollupDifferences(raw, table: "rollup_1m", millis: 60_000) == [])
+    }
+
+    @Test func firstWriteWinsKeepsTheStoredValue() async throws {
+        let dir = TemporaryDirectory()
+        let sqlite = SQLitePointStore(
+            storage: try SQLiteStorage(configuration: .init(directory: dir.path)), configuration: .init(duplicatePolicy: .firstWriteWins))
+        let memory = InMemoryPointStore(duplicatePolicy: .firstWriteWins)
+        for store in [sqlite, memory] as [any PointStore] {
+            try await store.write(PointBatch(tenant: tenant, points: [Point(device: "d", signal: "s", time: 1, value: .number(1))], journalSequence: 0))
+            try await store.write(PointBatch(tenant: tenant, points: [Point(device: "d", signal: "s", time: 1, value: .number(2))], journalSequence: 0))
+            #expect(try await store.latest(.tenant(tenant), device: "d", signals: nil).map(\.value) == [.number(1)])
+            #expect(try await store.aggregate(.tenant(tenant), series: SeriesKey(device: "d", signal: "s"), from: 0, to: 10, bucketMillis: nil).first?.sum == 1)
+        }
+    }
+
+    @Test func retentionDeletesOlderThanTheConfiguredAge() async throws {
+        let dir = TemporaryDirectory()
+        let store = SQLitePointStore(
+            storage: try SQLiteStorage(configuration: .init(directory: dir.path)), configuration: .init(retentionMillis: 3_600_000))
+        let points = (0..<240).map { Point(device: "d", signal: "s", time: Self.t0 + Int64($0) * 30_000, value: .number(Double($0))) }
+        try await store.write(PointBatch(tenant: tenant, points: points, journalSequence: 0))
+        let now = Self.t0 + 2 * 3_600_000 + 12_345
+        let deleted = try await store.applyRetention(tenant: tenant, now: now)
+        #expect(deleted == points.filter { $0.time < now - 3_600_000 }.count)
+        let agg = try await store.aggregate(.tenant(tenant), series: SeriesKey(device: "d", signal: "s"), from: 0, to: .max, bucketMillis: nil)
+        #expect(agg.first?.count == 240 - deleted)
+        #expect(agg.first?.first == points.first { $0.time >= now - 3_600_000 }?.value)
+        let raw = try RawDatabase("\(dir.path)/tenants/acme.sqlite")
+        #expect(try rollupDifferences(raw, table: "rollup_1h", millis: 3_600_000) == [])
+    }
+}

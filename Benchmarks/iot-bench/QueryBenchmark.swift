@@ -58,9 +58,9 @@ func runQueryBenchmark(_ options: BenchOptions) async throws {
                                 time: time(j), value: .number(value(j))))
         }
         sequence += 1
-        let t = now()
+        let t = monotonicSeconds()
         try await store.write(PointBatch(tenant: tenant, points: points, journalSequence: sequence))
-        let elapsed = now() - t
+        let elapsed = monotonicSeconds() - t
         writeSeconds += elapsed
         if i < rawInsertCount { firstSeconds += elapsed * Double(min(n, rawInsertCount - i)) / Double(n) }
         i += n
@@ -84,11 +84,11 @@ func runQueryBenchmark(_ options: BenchOptions) async throws {
     var sdkLatency: [Double] = []
     var sdkMeans: [(Double?, Int)] = []
     for q in queries {
-        let t = now()
+        let t = monotonicSeconds()
         let buckets = try await store.aggregate(
             .tenant(tenant), series: SeriesKey(device: devices[q.device], signal: signals[q.signal]),
             from: q.start, to: q.start + 3_600_000, bucketMillis: nil)
-        sdkLatency.append((now() - t) * 1000)
+        sdkLatency.append((monotonicSeconds() - t) * 1000)
         sdkMeans.append((buckets.first?.mean, buckets.first?.count ?? 0))
     }
     let queryList = queries
@@ -143,12 +143,6 @@ private struct Percentiles {
     }
 }
 
-private func now() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-}
-
 private func fmt(_ x: Double, _ digits: Int) -> String {
     var p = Double(1)
     for _ in 0..<digits { p *= 10 }
@@ -159,10 +153,6 @@ private func fmt(_ x: Double, _ digits: Int) -> String {
 private func pad(_ x: Double, _ width: Int = 8) -> String {
     let s = fmt(x, 3)
     return String(repeating: " ", count: max(0, width - s.count)) + s
-}
-
-private func removeTree(_ path: String) {
-    try? FileManager.default.removeItem(atPath: path)
 }
 
 /// Runs blocking C work on its own thread (not the cooperative pool).
@@ -193,7 +183,7 @@ private func rawInsert(path: String, count: Int) throws -> Double {
     var st: OpaquePointer?
     try check(db, sqlite3_prepare_v2(db, "INSERT INTO points(series, ts, value) VALUES (?, ?, ?)", -1, &st, nil), "prepare")
     defer { sqlite3_finalize(st) }
-    let t0 = now()
+    let t0 = monotonicSeconds()
     try check(db, sqlite3_exec(db, "BEGIN", nil, nil, nil), "begin")
     for i in 0..<count {
         sqlite3_bind_int64(st, 1, Int64(i % (deviceCount * signalCount)) + 1)
@@ -206,7 +196,7 @@ private func rawInsert(path: String, count: Int) throws -> Double {
         }
     }
     try check(db, sqlite3_exec(db, "COMMIT", nil, nil, nil), "commit")
-    return Double(count) / (now() - t0)
+    return Double(count) / (monotonicSeconds() - t0)
 }
 
 /// The raw reference: `AVG(value)` over the points of the window, on its own read-only connection.
@@ -236,7 +226,7 @@ private func rawQueries(
     var latency: [Double] = []
     var means: [(Double?, Int)] = []
     for q in queries {
-        let t = now()
+        let t = monotonicSeconds()
         sqlite3_bind_int64(st, 1, ids[q.device * signals.count + q.signal])
         sqlite3_bind_int64(st, 2, q.start)
         sqlite3_bind_int64(st, 3, q.start + 3_600_000)
@@ -244,7 +234,7 @@ private func rawQueries(
         let mean: Double? = sqlite3_column_type(st, 0) == SQLITE_NULL ? nil : sqlite3_column_double(st, 0)
         let n = Int(sqlite3_column_int64(st, 1))
         sqlite3_reset(st)
-        latency.append((now() - t) * 1000)
+        latency.append((monotonicSeconds() - t) * 1000)
         means.append((mean, n))
     }
     return (latency, means)

@@ -104,28 +104,23 @@ final class LoadAveragePoller: PollingTransport, @unchecked Sendable {
         let h = try await IngestHarness()
         let poller = LoadAveragePoller(ingestor: h.ingestor, clock: h.clock, failFirst: 2)
         let task = Task { try await poller.run() }
-        func waitSleeping() async throws {
-            for _ in 0..<2000 where h.clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        /// Waits until the poller has done `polls` polls and sleeps until its next one.
+        func settled(polls: Int) async throws {
+            try await eventually { poller.status.successes + poller.status.failures == polls && h.clock.sleeperCount == 1 }
         }
-        func tick(_ ms: Int64) async throws {
-            try await waitSleeping()
-            h.clock.advance(byMillis: ms)
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        try await tick(0)  // first poll at once: fails
-        try await waitSleeping()
+        try await settled(polls: 1)  // the first poll runs at once (start delay 0) and fails
         #expect(poller.status.failures == 1)
-        try await tick(1_000)  // backoff is 2 s: nothing yet
-        try await waitSleeping()
-        #expect(poller.status.failures == 1 && poller.status.successes == 0)
-        try await tick(1_000)  // 2 s: second failure, backoff 4 s
-        try await waitSleeping()
+        h.clock.advance(byMillis: 1_000)  // backoff is 2 s: nothing yet
+        try await Task.sleep(for: .milliseconds(20))
+        try await settled(polls: 1)
+        h.clock.advance(byMillis: 1_000)  // 2 s: second failure, backoff 4 s
+        try await settled(polls: 2)
         #expect(poller.status.failures == 2)
-        try await tick(4_000)  // recovers
-        try await waitSleeping()
+        h.clock.advance(byMillis: 4_000)  // recovers
+        try await settled(polls: 3)
         #expect(poller.status.successes == 1 && poller.status.consecutiveFailures == 0)
-        try await tick(1_000)  // back on the 1 s schedule
-        try await waitSleeping()
+        h.clock.advance(byMillis: 1_000)  // back on the 1 s schedule
+        try await settled(polls: 4)
         #expect(poller.status.successes == 2)
         try await h.drain()
         #expect(try await h.series("t-1", "temp").count == 2)
@@ -158,4 +153,13 @@ final class LoadAveragePoller: PollingTransport, @unchecked Sendable {
         _ = try? await task.value
         await h.stop()
     }
+}
+
+/// Waits until `condition` holds, checking every millisecond for up to five seconds.
+func eventually(_ condition: () -> Bool) async throws {
+    for _ in 0..<5_000 {
+        if condition() { return }
+        try await Task.sleep(for: .milliseconds(1))
+    }
+    Issue.record("condition not met within 5 s")
 }

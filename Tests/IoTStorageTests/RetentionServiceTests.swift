@@ -3,6 +3,10 @@ import IoTStorage
 import IoTTesting
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @Suite struct RetentionServiceTests {
     @Test func deletesOldPointsOfEveryTenantAndKeepsAggregatesExact() async throws {
         let dir = makeTempDirectory("iot-retention")

@@ -116,7 +116,7 @@ public final class SQLiteRuleStateStore: RuleStateStore {
                 s.bind(9, alarm.ackTime)
                 s.bind(10, alarm.clearTime)
                 s.bind(11, alarm.occurrences)
-                s.bind(12, signalValue: alarm.lastValue)
+                s.bind(12, kindedSignalValue: alarm.lastValue)
                 s.bind(14, alarm.details)
                 try s.run()
             }
@@ -189,6 +189,6 @@ public final class SQLiteRuleStateStore: RuleStateStore {
             id: s.string(0), ruleID: s.string(1), originator: s.string(2), severity: severity,
             active: s.int64(4) != 0, acknowledged: s.int64(5) != 0, startTime: s.int64(6),
             ackTime: s.optionalInt64(7), clearTime: s.optionalInt64(8), occurrences: s.int(9),
-            lastValue: s.signalValue(10), details: s.optionalString(12))
+            lastValue: s.kindedSignalValue(10), details: s.optionalString(12))
     }
 }

@@ -117,7 +117,7 @@ func scopeDevicesJSON(_ scope: AccessScope) throws -> String? {
 
 extension Statement {
     /// Binds a signal value as a (kind, value) pair at `index` and `index + 1`, or two NULLs.
-    func bind(_ index: Int32, signalValue value: SignalValue?) {
+    func bind(_ index: Int32, kindedSignalValue value: SignalValue?) {
         switch value {
         case nil:
             bindNull(index)
@@ -134,8 +134,8 @@ extension Statement {
         }
     }
 
-    /// Reads a signal value stored by ``bind(_:signalValue:)`` from columns `i` (kind) and `i + 1`.
-    func signalValue(_ i: Int32) -> SignalValue? {
+    /// Reads a signal value stored by ``bind(_:kindedSignalValue:)`` from columns `i` (kind) and `i + 1`.
+    func kindedSignalValue(_ i: Int32) -> SignalValue? {
         switch optionalString(i) {
         case "number": .number(isNull(i + 1) ? .nan : double(i + 1))  // SQLite stores NaN as NULL
         case "text": .text(string(i + 1))

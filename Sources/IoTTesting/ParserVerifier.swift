@@ -135,7 +135,7 @@ public struct ParserVerifier: Sendable {
     /// past the first byte; the other half are mutations (flipped, inserted, deleted, duplicated bytes)
     /// of the payloads in `samples`, when there are any. The same `seed` gives the same payloads.
     public func garbage(count: Int, seed: UInt64, mutating samples: [InboundMessage] = []) -> [Failure] {
-        var random = SplitMix64(seed: seed)
+        var random = SeededGenerator(seed: seed)
         var failures: [Failure] = []
         for i in 0..<count {
             var message = template
@@ -193,7 +193,7 @@ public struct ParserVerifier: Sendable {
         }
     }
 
-    private func randomPayload(_ random: inout SplitMix64) -> [UInt8] {
+    private func randomPayload(_ random: inout SeededGenerator) -> [UInt8] {
         let alphabet = Array(#"{}[]:,"\ -+.0123456789eEtrufalsn"#.utf8) + Array("abuvsdt_\u{7F}".utf8)
         let length = Int(random.next() % 64)
         var bytes: [UInt8] = []
@@ -210,7 +210,7 @@ public struct ParserVerifier: Sendable {
         return bytes
     }
 
-    private func mutate(_ payload: [UInt8], _ random: inout SplitMix64) -> [UInt8] {
+    private func mutate(_ payload: [UInt8], _ random: inout SeededGenerator) -> [UInt8] {
         var bytes = payload
         let edits = 1 + Int(random.next() % 4)
         for _ in 0..<edits {
@@ -244,19 +244,6 @@ public struct ParserVerifier: Sendable {
     private func hex(_ b: UInt8) -> String {
         let s = String(b, radix: 16, uppercase: true)
         return s.count == 1 ? "0" + s : s
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so that garbage runs repeat exactly.
-struct SplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

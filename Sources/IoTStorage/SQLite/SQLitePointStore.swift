@@ -86,7 +86,7 @@ public final class SQLitePointStore: PointStore {
     func tenant(_ id: TenantID) async throws -> PointTenant {
         if let t = tenants.withLock({ $0[id] }) { return t }
         let storage = self.storage
-        let opened = try await Self.offPool {
+        let opened = try await offPool {
             let db = try storage.database(for: id)
             try db.ensureSchema(component: "points", version: Self.schemaVersion, Self.schema)
             return PointTenant(db: db)
@@ -98,12 +98,6 @@ public final class SQLitePointStore: PointStore {
         }
     }
 
-    /// Runs blocking setup work (opening files, `ensureSchema`) on a global queue, not on the pool.
-    private static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
-        }
-    }
 
     // MARK: PointStore
 

@@ -20,3 +20,19 @@ public protocol DeviceAuthenticator: Sendable {
     /// Resolves a credential.
     func authenticate(_ credential: DeviceCredential) async throws(IoTError) -> DeviceIdentity
 }
+
+/// Issues and revokes device access tokens; the management API uses it.
+///
+/// ## Implementing a token issuer
+/// - ``issueToken(for:label:now:)`` returns a new random token (at least 128 bits of entropy) and stores
+///   only what is needed to check it later (a digest); the token itself is shown once, to the caller.
+/// - A device may hold several tokens (rotation); revoking takes effect for the next request.
+public protocol TokenIssuer: Sendable {
+    /// Issues a new token for a device and returns it.
+    func issueToken(for device: DeviceIdentity, label: String, now: Int64) async throws -> String
+    /// Revokes every token of a device; returns how many.
+    @discardableResult
+    func revokeTokens(of device: DeviceIdentity) async throws -> Int
+    /// Labels and creation times of a device's tokens.
+    func tokens(of device: DeviceIdentity) async throws -> [TokenInfo]
+}

@@ -1,6 +1,7 @@
 import IoTCore
 import IoTTesting
 import Logging
+import Synchronization
 import Testing
 
 /// A running ingestor over in-memory stores, stopped when the test ends.
@@ -293,5 +294,39 @@ final class BlockingPointStore: PointStore {
             if isOpen { return }
             try await withCheckedThrowingContinuation { waiters.append($0) }
         }
+    }
+}
+
+/// Records the batches it observes.
+final class RecordingObserver: PointObserver {
+    private let batches = Mutex<[PointBatch]>([])
+    var observed: [PointBatch] { batches.withLock { $0 } }
+    func pointsCommitted(_ batch: PointBatch) async { batches.withLock { $0.append(batch) } }
+}
+
+@Suite struct IngestorObserverTests {
+    @Test func observersSeeEveryCommittedBatchInOrder() async throws {
+        let observer = RecordingObserver()
+        let journal = InMemoryJournal()
+        let points = InMemoryPointStore()
+        let registry = InMemoryRegistryStore()
+        try await registry.saveTenant(Tenant(id: "acme"))
+        try await registry.saveProduct(.tenant("acme"), Product(id: "p", signals: [Signal(name: "temp")]))
+        try await registry.saveDevice(.tenant("acme"), Device(uid: "t-1", product: "p"))
+        let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, observers: [observer])
+        let task = Task { try await ingestor.run() }
+        while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
+        var last = Receipt(sequence: 0, records: 0, points: 0)
+        for i in 0..<20 {
+            last = try await ingestor.ingest(
+                InboundMessage(transport: "t", text: #"{"ts": \#(i), "temp": \#(i)}"#), parser: JSONParser(),
+                identity: DeviceIdentity(tenant: "acme", deviceUID: "t-1"))
+        }
+        try await ingestor.waitUntilCommitted(last)
+        let seen = observer.observed.flatMap(\.points).map(\.time)
+        #expect(seen == (0..<20).map { Int64($0) })
+        #expect(observer.observed.last?.journalSequence == last.sequence)
+        task.cancel()
+        _ = try? await task.value
     }
 }

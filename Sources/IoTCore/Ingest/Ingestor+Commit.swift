@@ -105,6 +105,9 @@ extension Ingestor {
         for tenant in order {
             try await pointStore.write(byTenant[tenant]!)
         }
+        for tenant in order {
+            for observer in observers { await observer.pointsCommitted(byTenant[tenant]!) }
+        }
         queue.release(points + replayedPoints)
         accounting.committed(messages: messages, points: points)
         let through = items.last!.sequence

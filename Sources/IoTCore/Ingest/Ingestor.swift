@@ -71,6 +71,7 @@ public final class Ingestor: Service {
     let directory: DeviceDirectory
     let queue: CommitQueue
     let accounting = IngestAccounting()
+    let observers: [any PointObserver]
     /// Serialises journal append + enqueue, so the queue is in journal order.
     private let appendLock = Mutex(())
     let progress = Mutex(Progress())
@@ -83,15 +84,19 @@ public final class Ingestor: Service {
     }
 
     /// Creates an ingestor. Nothing is accepted until ``run()`` has replayed the journal.
+    ///
+    /// `observers` see every committed batch (the rule engine, a live feed).
     public init(
         configuration: Configuration = Configuration(),
         journal: any Journal,
         pointStore: any PointStore,
         registry: any RegistryStore,
         clock: any IoTClock = SystemClock(),
+        observers: [any PointObserver] = [],
         logger: Logger = Logger(label: "iot.ingest")
     ) {
         self.configuration = configuration
+        self.observers = observers
         self.journal = journal
         self.pointStore = pointStore
         self.registry = registry

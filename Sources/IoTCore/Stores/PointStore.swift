@@ -113,3 +113,16 @@ public protocol PointStore: Sendable {
     @discardableResult
     func deletePoints(_ scope: AccessScope, before time: Int64) async throws -> Int
 }
+
+/// Sees every batch of points right after the ``Ingestor`` committed it to the ``PointStore``: the
+/// rule engine, a live feed, a cache of latest values.
+///
+/// ## Implementing a point observer
+/// - ``pointsCommitted(_:)`` is awaited by the ingestor's committer before the next batch: return
+///   quickly (hand the batch to your own bounded queue) and never throw.
+/// - Replayed batches after a restart are observed too; the ``PointBatch/journalSequence`` tells them
+///   apart from what you saw before.
+public protocol PointObserver: Sendable {
+    /// Called once per committed batch, in commit order.
+    func pointsCommitted(_ batch: PointBatch) async
+}

@@ -14,7 +14,7 @@ public import IoTCore
 /// Every call is one indexed lookup and nothing is cached, so a revocation in the ``CredentialStore``
 /// takes effect at once. Usernames/passwords and certificate fingerprints are not handled here and are
 /// ``IoTError/Code/unauthorized``.
-public final class TokenAuthenticator: DeviceAuthenticator {
+public final class TokenAuthenticator: DeviceAuthenticator, TokenIssuer {
     private let credentials: any CredentialStore
 
     /// The alphabet of issued tokens: URL-safe base62.
@@ -59,6 +59,17 @@ public final class TokenAuthenticator: DeviceAuthenticator {
         let token = Self.generateToken()
         try await credentials.addToken(digest: Self.digest(token), for: device, label: label, createdAt: now)
         return token
+    }
+
+    /// Revokes every token of a device (through the ``CredentialStore``); returns how many.
+    @discardableResult
+    public func revokeTokens(of device: DeviceIdentity) async throws -> Int {
+        try await credentials.revokeTokens(of: device)
+    }
+
+    /// Labels and creation times of a device's tokens.
+    public func tokens(of device: DeviceIdentity) async throws -> [TokenInfo] {
+        try await credentials.tokens(of: device)
     }
 
     /// The SHA-256 digest of a token's UTF-8 bytes: what a ``CredentialStore`` keeps.

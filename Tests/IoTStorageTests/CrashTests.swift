@@ -1,93 +1,19 @@
 import CIoTSQLite
 import IoTCore
+import IoTTesting
 import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A child process started by a test, stopped by its PID when the test ends.
-final class ChildProcess {
-    let pid: pid_t
-    private let stdoutFD: Int32
-    private var buffer: [UInt8] = []
-
-    /// Starts `arguments[0]` with a pipe on its stdout (stderr goes to the test's stderr).
-    init(_ arguments: [String]) throws {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw CrashTestError("pipe failed") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        posix_spawn_file_actions_addclose(&actions, fds[0])
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for p in argv { free(p) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, arguments[0], &actions, nil, argv, environ)
-        posix_spawn_file_actions_destroy(&actions)
-        close(fds[1])
-        guard rc == 0 else { throw CrashTestError("cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
-        self.pid = pid
-        self.stdoutFD = fds[0]
-    }
-
-    /// The next line of stdout, or nil at end of file.
-    func readLine() -> String? {
-        while true {
-            if let i = buffer.firstIndex(of: 0x0A) {
-                let line = String(decoding: buffer[..<i], as: UTF8.self)
-                buffer.removeFirst(i + 1)
-                return line
-            }
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            let n = chunk.withUnsafeMutableBytes { read(stdoutFD, $0.baseAddress, 4096) }
-            if n <= 0 { return nil }
-            buffer.append(contentsOf: chunk[..<n])
-        }
-    }
-
-    /// Sends `signal` and reaps the child; returns its wait status.
-    @discardableResult
-    func stop(signal: Int32 = SIGKILL) -> Int32 {
-        kill(pid, signal)
-        return wait()
-    }
-
-    /// Waits for the child to exit; returns the raw wait status.
-    @discardableResult
-    func wait() -> Int32 {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return status
-    }
-
-    deinit {
-        kill(pid, SIGKILL)
-        var status: Int32 = 0
-        waitpid(pid, &status, WNOHANG)
-        close(stdoutFD)
-    }
-}
-
 struct CrashTestError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
 }
 
-/// The directory holding the built products (next to the test bundle).
-func productsDirectory() -> String {
-    var buf = [CChar](repeating: 0, count: 4096)
-    let n = readlink("/proc/self/exe", &buf, buf.count - 1)
-    let exe = String(decoding: buf[0..<max(0, n)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    return String(exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)])
-}
-
 func workerPath() throws -> String {
-    let path = productsDirectory() + "/iot-crash-worker"
-    guard access(path, X_OK) == 0 else {
-        throw CrashTestError("\(path) is missing: build all products first (`swift build --build-tests`)")
-    }
-    return path
+    try ChildProcess.builtProduct("iot-crash-worker")
 }
 
 func makeTempDirectory(_ prefix: String) -> String {

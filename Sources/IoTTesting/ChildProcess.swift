@@ -1,0 +1,129 @@
+#if canImport(Glibc)
+public import Glibc
+#endif
+
+/// A child process for tests that need a real peer or a real crash: started with a pipe on its
+/// standard output, stopped by its own PID (at the latest when the value is released).
+///
+/// ```swift
+/// let child = try ChildProcess(["/usr/bin/env", "iotd", "serve", "--config", path])
+/// while let line = child.readLine(), !line.contains("serving") {}
+/// child.stop(signal: SIGKILL)
+/// ```
+public final class ChildProcess {
+    /// Could not start the process.
+    public struct Failure: Error, CustomStringConvertible {
+        /// Why.
+        public var description: String
+    }
+
+    /// The child's process id.
+    public let pid: Int32
+    private let stdoutFD: Int32
+    private var buffer: [UInt8] = []
+    private var reaped = false
+
+    /// Starts `arguments[0]` (an absolute path) with `arguments`; stdout is readable with ``readLine()``,
+    /// stderr is inherited. `environment` entries (`NAME=value`) are added to the current environment.
+    public init(_ arguments: [String], environment: [String] = []) throws {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw Failure(description: "pipe failed: \(String(cString: strerror(errno)))") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        var env: [UnsafeMutablePointer<CChar>?] = []
+        var e = environ
+        while let p = e.pointee {
+            env.append(strdup(p))
+            e += 1
+        }
+        env += environment.map { strdup($0) }
+        env.append(nil)
+        defer {
+            for p in argv { free(p) }
+            for p in env { free(p) }
+        }
+        var pid: Int32 = 0
+        let rc = posix_spawn(&pid, arguments[0], &actions, nil, argv, env)
+        posix_spawn_file_actions_destroy(&actions)
+        close(fds[1])
+        guard rc == 0 else {
+            close(fds[0])
+            throw Failure(description: "cannot start \(arguments[0]): \(String(cString: strerror(rc)))")
+        }
+        self.pid = pid
+        self.stdoutFD = fds[0]
+    }
+
+    /// The next complete line of the child's stdout, or `nil` at end of file (the child closed it or
+    /// exited). An unterminated last line is dropped, since a killed child may have written half of it.
+    public func readLine() -> String? {
+        while true {
+            if let i = buffer.firstIndex(of: 0x0A) {
+                let line = String(decoding: buffer[..<i], as: UTF8.self)
+                buffer.removeFirst(i + 1)
+                return line
+            }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let n = chunk.withUnsafeMutableBytes { read(stdoutFD, $0.baseAddress, 4096) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return nil }  // an unterminated last line is dropped: it may be torn
+            buffer.append(contentsOf: chunk[..<n])
+        }
+    }
+
+    /// Sends `signal` and waits for the child to exit; returns its raw wait status.
+    @discardableResult
+    public func stop(signal: Int32 = SIGTERM) -> Int32 {
+        kill(pid, signal)
+        return wait()
+    }
+
+    /// Waits for the child to exit; returns its raw wait status (`status & 0x7f` is the terminating signal,
+    /// `(status >> 8) & 0xff` the exit code).
+    @discardableResult
+    public func wait() -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        reaped = true
+        return status
+    }
+
+    deinit {
+        if !reaped {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        close(stdoutFD)
+    }
+
+    /// The path of a product built by the same `swift build` as the running test bundle (it sits in the
+    /// same directory), e.g. `ChildProcess.builtProduct("iotd")`.
+    public static func builtProduct(_ name: String) throws -> String {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        let exe = String(decoding: buf[0..<max(0, n)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let path = String(exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)]) + "/" + name
+        guard access(path, X_OK) == 0 else {
+            throw Failure(description: "\(path) is missing: build all products first (`swift build --build-tests`)")
+        }
+        return path
+    }
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it).
+    public static func freeLoopbackPort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}

@@ -1,0 +1,176 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A small blocking HTTP/1.1 client with keep-alive, for tests, simulators and load generators that talk
+/// to a listener on this machine. One instance is one connection; use one per thread.
+///
+/// It speaks just enough HTTP for that job (Content-Length and chunked responses, no TLS, no redirects).
+///
+/// ```swift
+/// let client = try LoopbackHTTPClient(port: 8080)
+/// let response = try client.request("POST", "/api/v1/\(token)/telemetry", body: Array(#"{"temp": 21}"#.utf8))
+/// print(response.status)
+/// ```
+public final class LoopbackHTTPClient {
+    /// A response.
+    public struct Response: Sendable {
+        /// The status code.
+        public var status: Int
+        /// Header names in lowercase → values.
+        public var headers: [String: String]
+        /// The body.
+        public var body: [UInt8]
+        /// The body as UTF-8 text.
+        public var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    /// A connection or protocol failure.
+    public struct Failure: Error, CustomStringConvertible {
+        /// What went wrong.
+        public var description: String
+    }
+
+    private let host: String
+    private let port: Int
+    private var fd: Int32 = -1
+    private var buffer: [UInt8] = []
+    private var start = 0
+
+    /// Connects to `host:port` (IPv4).
+    public init(host: String = "127.0.0.1", port: Int) throws {
+        self.host = host
+        self.port = port
+        try connect()
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    private func connect() throws {
+        if fd >= 0 { close(fd) }
+        buffer.removeAll(keepingCapacity: true)
+        start = 0
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = UInt16(port).bigEndian
+        inet_pton(AF_INET, host, &addr.sin_addr)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else {
+            let message = String(cString: strerror(errno))
+            close(fd)
+            fd = -1
+            throw Failure(description: "connect to \(host):\(port): \(message)")
+        }
+    }
+
+    /// Sends a request and reads the response. Reconnects once if the server closed the idle connection.
+    public func request(_ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8] = []) throws
+        -> Response
+    {
+        do {
+            return try send(method, path, headers: headers, body: body)
+        } catch let error as Failure where error.description.hasPrefix("closed") {
+            try connect()
+            return try send(method, path, headers: headers, body: body)
+        }
+    }
+
+    private func send(_ method: String, _ path: String, headers: [String: String], body: [UInt8]) throws -> Response {
+        if fd < 0 { try connect() }
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nContent-Length: \(body.count)\r\n"
+        if headers["Content-Type"] == nil && !body.isEmpty { head += "Content-Type: application/json\r\n" }
+        for (k, v) in headers { head += "\(k): \(v)\r\n" }
+        head += "\r\n"
+        try writeAll(Array(head.utf8) + body)
+        let statusLine = try readLine()
+        let parts = statusLine.split(separator: " ", maxSplits: 2)
+        guard parts.count >= 2, let status = Int(parts[1]) else { throw Failure(description: "bad status line '\(statusLine)'") }
+        var responseHeaders: [String: String] = [:]
+        while true {
+            let line = try readLine()
+            if line.isEmpty { break }
+            if let colon = line.firstIndex(of: ":") {
+                let name = line[..<colon].lowercased()
+                let value = line[line.index(after: colon)...].drop(while: { $0 == " " })
+                responseHeaders[name] = String(value)
+            }
+        }
+        var responseBody: [UInt8] = []
+        if let length = responseHeaders["content-length"].flatMap({ Int($0) }) {
+            responseBody = try readBytes(length)
+        } else if responseHeaders["transfer-encoding"]?.lowercased() == "chunked" {
+            while true {
+                let sizeLine = try readLine()
+                guard let size = Int(sizeLine.split(separator: ";")[0], radix: 16) else {
+                    throw Failure(description: "bad chunk size '\(sizeLine)'")
+                }
+                if size == 0 {
+                    while try !readLine().isEmpty {}
+                    break
+                }
+                responseBody += try readBytes(size)
+                _ = try readLine()
+            }
+        }
+        if responseHeaders["connection"]?.lowercased() == "close" {
+            close(fd)
+            fd = -1
+        }
+        return Response(status: status, headers: responseHeaders, body: responseBody)
+    }
+
+    private func writeAll(_ bytes: [UInt8]) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Failure(description: "closed: send failed: \(String(cString: strerror(errno)))")
+            }
+            done += n
+        }
+    }
+
+    private func fill() throws {
+        if start > 0 && start == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            start = 0
+        }
+        var chunk = [UInt8](repeating: 0, count: 16_384)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 16_384, 0) }
+            if n > 0 {
+                buffer.append(contentsOf: chunk[0..<n])
+                return
+            }
+            if n < 0 && errno == EINTR { continue }
+            throw Failure(description: "closed by the server")
+        }
+    }
+
+    private func readLine() throws -> String {
+        while true {
+            if let i = buffer[start...].firstIndex(of: 0x0A) {
+                var end = i
+                if end > start && buffer[end - 1] == 0x0D { end -= 1 }
+                let line = String(decoding: buffer[start..<end], as: UTF8.self)
+                start = i + 1
+                return line
+            }
+            try fill()
+        }
+    }
+
+    private func readBytes(_ n: Int) throws -> [UInt8] {
+        while buffer.count - start < n { try fill() }
+        let out = Array(buffer[start..<start + n])
+        start += n
+        return out
+    }
+}

@@ -1,0 +1,139 @@
+import Foundation
+import Hummingbird
+import IoTCore
+import IoTProtocols
+import IoTStorage
+import Logging
+import NIOCore
+import Synchronization
+
+/// Single-point HTTP ingest requests/s with keep-alive (`wrk`), side by side in the same run with a bare
+/// Hummingbird route that answers "ok" to the same request; then batch ingest (100 points per request)
+/// points/s. Server and `wrk` share this machine's cores.
+func runHTTPBenchmark(_ options: BenchOptions) async throws {
+    guard shell("command -v wrk") != nil else {
+        print("== http: wrk is not installed (apt-get install wrk); skipped")
+        return
+    }
+    let seconds = options.smoke ? 2 : 10
+    let connections = 64
+    let base = options.directory + "/http"
+    removeTree(base)
+    var logger = Logger(label: "bench")
+    logger.logLevel = .error
+    print("== http: wrk -t2 -c\(connections) -d\(seconds)s, keep-alive")
+
+    // Reference: a bare Hummingbird route.
+    let helloRate: Double
+    do {
+        let router = Router()
+        router.post("/hello") { _, _ in "ok" }
+        let port = Mutex<Int?>(nil)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } }, logger: logger)
+        let task = Task { try await app.runService(gracefulShutdownSignals: []) }
+        while port.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(5)) }
+        let p = port.withLock { $0 }!
+        helloRate = try wrk(url: "http://127.0.0.1:\(p)/hello", script: singlePointScript(), seconds: seconds, connections: connections, dir: base)
+        task.cancel()
+        _ = try? await task.value
+    }
+    print("hummingbird hello-world route:       \(grouped(helloRate)) req/s")
+
+    // The SDK: real listener, token auth, JSON parser, ingestor, journal, SQLite store.
+    let storage = try SQLiteStorage(configuration: .init(directory: base + "/sdk"), logger: logger)
+    let journal = try FileJournal(configuration: .init(directory: base + "/sdk/journal"), logger: logger)
+    let registry = SQLiteRegistryStore(storage: storage)
+    let points = SQLitePointStore(storage: storage)
+    let tokens = TokenAuthenticator(credentials: SQLiteCredentialStore(storage: storage))
+    let tenant: TenantID = "bench"
+    try await registry.saveTenant(Tenant(id: tenant))
+    try await registry.saveProduct(.tenant(tenant), Product(id: "p", signals: [Signal(name: "temp")]))
+    try await registry.saveDevice(.tenant(tenant), Device(uid: "dev", product: "p"))
+    let token = try await tokens.issueToken(for: DeviceIdentity(tenant: tenant, deviceUID: "dev"), label: "bench", now: 0)
+    let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: logger)
+    let http = HTTPIngestTransport(
+        configuration: .init(host: "127.0.0.1", port: 0, maxBodyBytes: 1 << 20), ingestor: ingestor, authenticator: tokens,
+        logger: logger)
+    let services = Task {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await ingestor.run() }
+            group.addTask { try await http.run() }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+    let port = try await http.listeningPort()
+    while !ingestor.isReady { try await Task.sleep(for: .milliseconds(5)) }
+    let url = "http://127.0.0.1:\(port)/api/v1/\(token)/telemetry"
+    let single = try wrk(url: url, script: singlePointScript(), seconds: seconds, connections: connections, dir: base)
+    let afterSingle = ingestor.statistics
+    print("sdk single point (ThingsBoard form): \(grouped(single)) req/s   (stored \(afterSingle.stored) messages, rejected \(afterSingle.rejectedTotal), dropped \(afterSingle.droppedTotal))")
+    let batch = try wrk(url: url, script: batchScript(points: 100), seconds: seconds, connections: connections, dir: base)
+    print("sdk batch of 100 points:             \(grouped(batch)) req/s = \(grouped(batch * 100)) points/s")
+    print(String(format: "ratio sdk single / hello-world: %.2f×   (goals: ≥ 0.5× and ≥ 30,000 req/s)", single / helloRate))
+    while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(5)) }
+    let s = ingestor.statistics
+    guard s.isBalanced, s.rejectedTotal == 0 else {
+        print("FAILED: accounting \(s)")
+        exit(1)
+    }
+    services.cancel()
+    _ = try? await services.value
+    removeTree(base)
+}
+
+/// Runs wrk and returns Requests/sec; fails when any request got a non-2xx answer.
+private func wrk(url: String, script: String, seconds: Int, connections: Int, dir: String) throws -> Double {
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let path = dir + "/script.lua"
+    try script.write(toFile: path, atomically: true, encoding: .utf8)
+    guard let out = shell("wrk -t2 -c\(connections) -d\(seconds)s --latency -s '\(path)' '\(url)' 2>&1") else {
+        throw BenchError("wrk failed against \(url)")
+    }
+    if let line = out.split(separator: "\n").first(where: { $0.contains("Non-2xx") }) {
+        throw BenchError("wrk saw errors against \(url): \(line)\n\(out)")
+    }
+    guard let line = out.split(separator: "\n").first(where: { $0.hasPrefix("Requests/sec:") }),
+        let rate = Double(line.split(separator: " ").last ?? "")
+    else { throw BenchError("cannot read wrk output:\n\(out)") }
+    return rate
+}
+
+/// One point per request, device time unique per request (thread id + counter), so no two requests
+/// write the same (series, time).
+private func singlePointScript() -> String {
+    """
+    local counter = 0
+    local threads = {}
+    function setup(thread) thread:set("tid", #threads); table.insert(threads, thread) end
+    function init(args) counter = 0 end
+    wrk.method = "POST"
+    wrk.headers["Content-Type"] = "application/json"
+    function request()
+      counter = counter + 1
+      local ts = 1700000000000 + counter * 16 + tid
+      return wrk.format(nil, nil, nil, '{"ts":' .. ts .. ',"temp":' .. (counter % 100) .. '.5}')
+    end
+    """
+}
+
+private func batchScript(points: Int) -> String {
+    """
+    local counter = 0
+    local threads = {}
+    function setup(thread) thread:set("tid", #threads); table.insert(threads, thread) end
+    wrk.method = "POST"
+    wrk.headers["Content-Type"] = "application/json"
+    function request()
+      counter = counter + 1
+      local parts = {}
+      for i = 1, \(points) do
+        local ts = 1800000000000 + (counter * \(points) + i) * 16 + tid
+        parts[i] = '{"ts":' .. ts .. ',"values":{"temp":' .. (i % 50) .. '}}'
+      end
+      return wrk.format(nil, nil, nil, '[' .. table.concat(parts, ',') .. ']')
+    end
+    """
+}

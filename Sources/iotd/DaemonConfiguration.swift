@@ -1,0 +1,135 @@
+import IoTCore
+import IoTProtocols
+import IoTServer
+import IoTStorage
+
+/// `iotd.yaml`: every key is optional; `Examples/iotd.example.yaml` documents each one.
+struct DaemonConfiguration: Codable, Sendable {
+    struct Journal: Codable, Sendable {
+        var durability: FileJournal.Durability?
+        var segmentBytes: Int?
+    }
+    struct Storage: Codable, Sendable {
+        var duplicatePolicy: DuplicatePolicy?
+        var retentionDays: Double?
+        var cacheSizeKiB: Int?
+    }
+    struct Ingest: Codable, Sendable {
+        var queueCapacityPoints: Int?
+        var maxBatchPoints: Int?
+        var retryAfterMillis: Int64?
+        var registryCacheMillis: Int64?
+    }
+    struct HTTP: Codable, Sendable {
+        var host: String?
+        var port: Int?
+        var maxBodyBytes: Int?
+        var rateLimit: String?
+    }
+    struct Management: Codable, Sendable {
+        var host: String?
+        var port: Int?
+        var adminAPIKey: String?
+        var adminAPIKeyFile: String?
+    }
+    struct Logging: Codable, Sendable {
+        var level: String?
+    }
+    struct TenantSeed: Codable, Sendable {
+        var id: String
+        var name: String?
+        var unknownDevices: String?  // "reject" or "register:<product>"
+        var unknownSignals: IngestPolicy.UnknownSignals?
+        var products: [Product]?
+        var devices: [Device]?
+    }
+
+    var dataDirectory: String?
+    var journal: Journal?
+    var storage: Storage?
+    var ingest: Ingest?
+    var http: HTTP?
+    var management: Management?
+    var logging: Logging?
+    var tenants: [TenantSeed]?
+}
+
+extension DaemonConfiguration {
+    var directory: String { dataDirectory ?? "./data" }
+
+    var journalConfiguration: FileJournal.Configuration {
+        var c = FileJournal.Configuration(directory: directory + "/journal")
+        if let d = journal?.durability { c.durability = d }
+        if let s = journal?.segmentBytes { c.segmentBytes = s }
+        return c
+    }
+
+    var storageConfiguration: SQLiteStorage.Configuration {
+        var c = SQLiteStorage.Configuration(directory: directory)
+        if let k = storage?.cacheSizeKiB { c.cacheSizeKiB = k }
+        return c
+    }
+
+    var pointStoreConfiguration: SQLitePointStore.Configuration {
+        var c = SQLitePointStore.Configuration()
+        if let p = storage?.duplicatePolicy { c.duplicatePolicy = p }
+        if let days = storage?.retentionDays { c.retentionMillis = Int64(days * 86_400_000) }
+        return c
+    }
+
+    var ingestorConfiguration: Ingestor.Configuration {
+        var c = Ingestor.Configuration()
+        if let v = ingest?.queueCapacityPoints { c.queueCapacityPoints = v }
+        if let v = ingest?.maxBatchPoints { c.maxBatchPoints = v }
+        if let v = ingest?.retryAfterMillis { c.retryAfterMillis = v }
+        if let v = ingest?.registryCacheMillis { c.registryCacheMillis = v }
+        return c
+    }
+
+    var httpConfiguration: HTTPIngestTransport.Configuration {
+        var c = HTTPIngestTransport.Configuration()
+        if let v = http?.host { c.host = v }
+        if let v = http?.port { c.port = v }
+        if let v = http?.maxBodyBytes { c.maxBodyBytes = v }
+        if let v = http?.rateLimit { c.rateLimit = v }
+        return c
+    }
+
+    func managementConfiguration(adminAPIKey: String?) -> ManagementServer.Configuration {
+        var c = ManagementServer.Configuration()
+        if let v = management?.host { c.host = v }
+        if let v = management?.port { c.port = v }
+        c.adminAPIKey = adminAPIKey
+        return c
+    }
+
+    /// Checks what the types cannot: ranges and formats. Messages name the key and what to write.
+    func validate() throws {
+        func fail(_ key: String, _ message: String) throws -> Never {
+            throw ConfigurationError("\(key): \(message)")
+        }
+        if let p = http?.port, !(0...65_535).contains(p) { try fail("http.port", "\(p) is not a port (0–65535)") }
+        if let p = management?.port, !(0...65_535).contains(p) { try fail("management.port", "\(p) is not a port (0–65535)") }
+        if let v = ingest?.queueCapacityPoints, v < 1 { try fail("ingest.queueCapacityPoints", "must be at least 1") }
+        if let v = ingest?.maxBatchPoints, v < 1 { try fail("ingest.maxBatchPoints", "must be at least 1") }
+        if let v = storage?.retentionDays, v <= 0 { try fail("storage.retentionDays", "must be positive, or left out to keep everything") }
+        if let level = logging?.level, LogLevelName(level) == nil {
+            try fail("logging.level", "'\(level)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        for t in tenants ?? [] {
+            guard TenantID(t.id).isValid else { try fail("tenants[\(t.id)].id", "use 1–64 characters of A–Z a–z 0–9 - _") }
+            if let u = t.unknownDevices, u != "reject", !u.hasPrefix("register:") {
+                try fail("tenants[\(t.id)].unknownDevices", "write 'reject' or 'register:<product id>'")
+            }
+        }
+    }
+}
+
+struct ConfigurationError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+import Logging
+
+func LogLevelName(_ name: String) -> Logger.Level? { Logger.Level(rawValue: name.lowercased()) }

@@ -1,0 +1,43 @@
+import Foundation
+import IoTCore
+
+/// The demo's tenant: three products and devices with freshly issued tokens.
+struct DemoFleet: Sendable {
+    struct SimulatedDevice: Sendable {
+        var uid: String
+        var product: String
+        var token: String
+    }
+    var devices: [SimulatedDevice]
+
+    static let tenant: TenantID = "demo"
+
+    static func seed(platform: Platform, devices count: Int) async throws -> DemoFleet {
+        let scope = AccessScope.tenant(tenant)
+        try await platform.registry.saveTenant(Tenant(id: tenant, name: "Demo"))
+        try await platform.registry.saveProduct(
+            scope,
+            Product(
+                id: "thermometer", name: "Thermometer",
+                signals: [Signal(name: "temperature", unit: "°C"), Signal(name: "humidity", unit: "%")]))
+        try await platform.registry.saveProduct(
+            scope, Product(id: "door", name: "Door contact", signals: [Signal(name: "open", type: .bool)]))
+        try await platform.registry.saveProduct(
+            scope,
+            Product(id: "meter", name: "Power meter", signals: [Signal(name: "power", unit: "W"), Signal(name: "energy", unit: "kWh")]))
+        let products = ["thermometer", "door", "meter"]
+        var devices: [SimulatedDevice] = []
+        for i in 0..<max(1, count) {
+            let product = products[i % products.count]
+            let uid = "\(product)-\(String(format: "%02d", i / products.count + 1))"
+            try await platform.registry.saveDevice(
+                scope, Device(uid: uid, product: ProductID(product), pushIntervalMillis: 1_000, createdAt: 0))
+            let id = DeviceIdentity(tenant: tenant, deviceUID: uid)
+            _ = try await platform.tokens.revokeTokens(of: id)
+            let token = try await platform.tokens.issueToken(
+                for: id, label: "demo", now: Int64(Date().timeIntervalSince1970 * 1000))
+            devices.append(SimulatedDevice(uid: uid, product: product, token: token))
+        }
+        return DemoFleet(devices: devices)
+    }
+}

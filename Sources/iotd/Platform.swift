@@ -1,0 +1,55 @@
+import IoTCore
+import IoTProtocols
+import IoTServer
+import IoTStorage
+import Logging
+import Prometheus
+import ServiceLifecycle
+
+/// The components of one `iotd`, built from its configuration: what an integrator would write by hand.
+struct Platform {
+    let storage: SQLiteStorage
+    let registry: SQLiteRegistryStore
+    let points: SQLitePointStore
+    let tokens: TokenAuthenticator
+    let ingestor: Ingestor
+    let http: HTTPIngestTransport
+    let management: ManagementServer
+    let retention: RetentionService
+
+    init(configuration: DaemonConfiguration, adminAPIKey: String?, prometheus: PrometheusCollectorRegistry, logger: Logger) throws {
+        storage = try SQLiteStorage(configuration: configuration.storageConfiguration, logger: logger)
+        let journal = try FileJournal(configuration: configuration.journalConfiguration, logger: logger)
+        registry = SQLiteRegistryStore(storage: storage)
+        points = SQLitePointStore(storage: storage, configuration: configuration.pointStoreConfiguration)
+        tokens = TokenAuthenticator(credentials: SQLiteCredentialStore(storage: storage))
+        ingestor = Ingestor(
+            configuration: configuration.ingestorConfiguration, journal: journal, pointStore: points, registry: registry,
+            logger: logger)
+        http = HTTPIngestTransport(
+            configuration: configuration.httpConfiguration, ingestor: ingestor, authenticator: tokens, logger: logger)
+        management = ManagementServer(
+            configuration: configuration.managementConfiguration(adminAPIKey: adminAPIKey), registry: registry, points: points,
+            tokens: tokens, ingestor: ingestor, prometheus: prometheus, logger: logger)
+        retention = RetentionService(store: points, storage: storage, logger: logger)
+    }
+
+    /// The services in start order; a graceful shutdown stops them in reverse: listeners first, then the
+    /// ingestor, which drains what was acknowledged into the store.
+    var services: [any Service] { [ingestor, retention, management, http] }
+
+    /// Creates or updates the tenants, products and devices declared in the configuration.
+    func seed(_ tenants: [DaemonConfiguration.TenantSeed]) async throws {
+        for seed in tenants {
+            let id = TenantID(seed.id)
+            var policy = IngestPolicy()
+            if let u = seed.unknownDevices, u.hasPrefix("register:") {
+                policy.unknownDevices = .register(product: ProductID(String(u.dropFirst("register:".count))))
+            }
+            if let s = seed.unknownSignals { policy.unknownSignals = s }
+            try await registry.saveTenant(Tenant(id: id, name: seed.name, policy: policy))
+            for product in seed.products ?? [] { try await registry.saveProduct(.tenant(id), product) }
+            for device in seed.devices ?? [] { try await registry.saveDevice(.tenant(id), device) }
+        }
+    }
+}

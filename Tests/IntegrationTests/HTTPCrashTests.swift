@@ -1,0 +1,87 @@
+import Foundation
+import IoTTesting
+import Synchronization
+import Testing
+import CIoTSQLite
+
+@Suite(.serialized) struct HTTPCrashTests {
+    /// `iotd serve` as a child; four connections post sequence-numbered points; the daemon is killed with
+    /// SIGKILL mid-stream five times and restarted. Every point that got a 2xx is stored exactly once.
+    @Test func killNineWhilePostingLosesNoAcknowledgedPoint() throws {
+        let dir = TemporaryDirectory("iotd-http-crash")
+        let httpPort = ChildProcess.freeLoopbackPort()
+        let apiPort = ChildProcess.freeLoopbackPort()
+        let config = dir.path + "/iotd.yaml"
+        try """
+        dataDirectory: \(dir.path)/data
+        http: { port: \(httpPort) }
+        management: { port: \(apiPort), adminAPIKey: test-admin-key }
+        logging: { level: warning }
+        tenants:
+          - id: crash
+            products:
+              - { id: counter, name: Counter, signals: [{ name: seq, type: number, cacheSize: 0 }] }
+            devices:
+              - { uid: dev, product: counter, name: dev, tags: {}, signals: [], createdAt: 0 }
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let iotd = try ChildProcess.builtProduct("iotd")
+        let admin = ["Authorization": "Bearer test-admin-key"]
+
+        var token = ""
+        let acknowledged = Mutex(Set<Int>())
+        let next = Mutex(0)
+        for run in 0..<5 {
+            let server = try ChildProcess([iotd, "serve", "--config", config])
+            try waitFor(port: apiPort, path: "/readyz")
+            if token.isEmpty {
+                let r = try LoopbackHTTPClient(port: apiPort).request("POST", "/api/v1/tenants/crash/devices/dev/tokens", headers: admin, body: Array("{}".utf8))
+                #expect(r.status == 200 || r.status == 201, "token: \(r.status) \(r.text)")
+                token = try #require(r.text.split(separator: "\"").dropFirst(3).first.map(String.init))
+            }
+            let before = acknowledged.withLock { $0.count }
+            let killAfter = before + 300 + run * 200
+            let group = DispatchGroup()
+            let auth = ["Authorization": "Bearer \(token)"]
+            for _ in 0..<4 {
+                DispatchQueue.global().async(group: group) {
+                    guard let client = try? LoopbackHTTPClient(port: httpPort) else { return }
+                    while true {
+                        let seq = next.withLock { n in
+                            defer { n += 1 }
+                            return n
+                        }
+                        let body = #"{"ts": \#(1_700_000_000_000 + Int64(seq)), "seq": \#(seq)}"#
+                        guard let r = try? client.request("POST", "/api/v1/devices/dev/telemetry", headers: auth, body: Array(body.utf8)) else {
+                            return  // the daemon is gone
+                        }
+                        if r.status == 200 { acknowledged.withLock { _ = $0.insert(seq) } }
+                    }
+                }
+            }
+            while acknowledged.withLock({ $0.count }) < killAfter { usleep(1_000) }
+            let status = server.stop(signal: SIGKILL)
+            #expect(status & 0x7f == SIGKILL)
+            group.wait()
+        }
+        // Restart once more: replay, then a graceful stop drains everything into the store.
+        let server = try ChildProcess([iotd, "serve", "--config", config])
+        try waitFor(port: apiPort, path: "/readyz")
+        let status = server.stop(signal: SIGTERM)
+        #expect(status == 0, "graceful stop: status \(status)")
+
+        var db: OpaquePointer?
+        #expect(sqlite3_open_v2(dir.path + "/data/tenants/crash.sqlite", &db, SQLITE_OPEN_READONLY, nil) == SQLITE_OK)
+        defer { sqlite3_close(db) }
+        var st: OpaquePointer?
+        sqlite3_prepare_v2(db, "SELECT CAST(value AS INTEGER), COUNT(*) FROM points GROUP BY 1", -1, &st, nil)
+        var stored: [Int: Int] = [:]
+        while sqlite3_step(st) == SQLITE_ROW { stored[Int(sqlite3_column_int64(st, 0))] = Int(sqlite3_column_int64(st, 1)) }
+        sqlite3_finalize(st)
+        let acked = acknowledged.withLock { $0 }
+        #expect(acked.count >= 5 * 300)
+        let missing = acked.filter { stored[$0] == nil }.sorted()
+        let duplicated = stored.filter { $0.value > 1 }.map(\.key).sorted()
+        #expect(missing.isEmpty, "acknowledged but not stored: \(missing.prefix(20))")
+        #expect(duplicated.isEmpty, "stored more than once: \(duplicated.prefix(20))")
+    }
+}

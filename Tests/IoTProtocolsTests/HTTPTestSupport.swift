@@ -8,6 +8,7 @@ import IoTStorage
 import IoTTesting
 import Logging
 import NIOCore
+import ServiceLifecycle
 import Testing
 
 /// An ingestor over in-memory stores and an HTTP ingest transport on a free loopback port.
@@ -20,8 +21,8 @@ final class HTTPHarness: Sendable {
     let ingestor: Ingestor
     let transport: HTTPIngestTransport
     let port: Int
-    private let ingestorTask: Task<Void, any Error>
-    private let transportTask: Task<Void, any Error>
+    private let group: ServiceGroup
+    private let groupTask: Task<Void, any Error>
 
     var scope: AccessScope { .tenant(Self.tenant) }
 
@@ -44,14 +45,17 @@ final class HTTPHarness: Sendable {
             configuration: ingestorConfiguration, journal: InMemoryJournal(), pointStore: points, registry: registry,
             clock: ManualClock(now: 1_700_000_000_000), logger: Logger(label: "test"))
         self.ingestor = ingestor
-        ingestorTask = Task { if startIngestor { try await ingestor.run() } }
-        if startIngestor {
-            while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
-        }
         let transport = HTTPIngestTransport(
             configuration: configuration, ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"))
         self.transport = transport
-        transportTask = Task { try await transport.run() }
+        // As iotd runs them: one ServiceGroup, stopped by graceful shutdown.
+        let group = ServiceGroup(
+            configuration: .init(services: startIngestor ? [ingestor, transport] : [transport], logger: Logger(label: "test")))
+        self.group = group
+        groupTask = Task { try await group.run() }
+        if startIngestor {
+            while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
+        }
         port = try await transport.listeningPort()
     }
 
@@ -88,11 +92,15 @@ final class HTTPHarness: Sendable {
         try await points.range(scope, series: SeriesKey(device: device, signal: signal), from: 0, to: .max, limit: nil, order: .ascending)
     }
 
+    /// Graceful shutdown: the listener closes, then the ingestor drains; both `run()`s return.
     func stop() async {
-        transportTask.cancel()
-        _ = try? await transportTask.value
-        ingestorTask.cancel()
-        _ = try? await ingestorTask.value
+        await group.triggerGracefulShutdown()
+        do {
+            try await groupTask.value
+        } catch {
+            Issue.record("the services did not stop cleanly: \(error)")
+        }
+        await #expect(throws: (any Error).self) { try await self.transport.listeningPort() }
     }
 }
 

@@ -59,8 +59,9 @@ import Testing
         await h.stop()
     }
 
-    @Test func productsCRUD() async throws {
-        let h = try await ServerHarness()
+    @Test(arguments: [false, true])
+    func productsCRUD(sqlite: Bool) async throws {
+        let h = try await ServerHarness(sqlite: sqlite)
         try await h.api { c in
             try await h.seed(c)
             let p = try await c.json("/api/v1/tenants/acme/products/thermo") as? [String: Any]
@@ -87,8 +88,9 @@ import Testing
         await h.stop()
     }
 
-    @Test func devicesCRUDAndEffectiveSignals() async throws {
-        let h = try await ServerHarness()
+    @Test(arguments: [false, true])
+    func devicesCRUDAndEffectiveSignals(sqlite: Bool) async throws {
+        let h = try await ServerHarness(sqlite: sqlite)
         try await h.api { c in
             try await h.seed(c)
             #expect(try await c.send(.post, "/api/v1/tenants/acme/devices", #"{"uid": "t-1", "product": "thermo"}"#).status == .conflict)
@@ -118,8 +120,9 @@ import Testing
         await h.stop()
     }
 
-    @Test func anIssuedTokenWorksUntilRevokedAndDeviceChangesApplyAtOnce() async throws {
-        let h = try await ServerHarness()
+    @Test(arguments: [false, true])
+    func anIssuedTokenWorksUntilRevokedAndDeviceChangesApplyAtOnce(sqlite: Bool) async throws {
+        let h = try await ServerHarness(sqlite: sqlite)
         try await h.api { c in
             try await h.seed(c)
             let issued = try await c.send(.post, "/api/v1/tenants/acme/devices/t-1/tokens", #"{"label": "primary"}"#)
@@ -142,8 +145,9 @@ import Testing
         await h.stop()
     }
 
-    @Test func latestSeriesAggregatesAndCSV() async throws {
-        let h = try await ServerHarness()
+    @Test(arguments: [false, true])
+    func latestSeriesAggregatesAndCSV(sqlite: Bool) async throws {
+        let h = try await ServerHarness(sqlite: sqlite)
         try await h.api { c in
             try await h.seed(c)
             let token = try #require(try await c.send(.post, "/api/v1/tenants/acme/devices/t-1/tokens").object["token"] as? String)

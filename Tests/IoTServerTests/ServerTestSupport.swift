@@ -9,38 +9,56 @@ import IoTTesting
 import Logging
 import NIOCore
 import Prometheus
+import ServiceLifecycle
 import Testing
 
-/// A running ingestor, HTTP ingest transport and management server over in-memory stores.
+/// A running ingestor, HTTP ingest transport and management server, over in-memory stores or SQLite
+/// files in a temporary directory, in one `ServiceGroup` as iotd runs them.
 final class ServerHarness: Sendable {
     static let key = "test-admin-key"
-    let registry = InMemoryRegistryStore()
-    let points = InMemoryPointStore()
-    let credentials = InMemoryCredentialStore()
+    let registry: any RegistryStore
+    let points: any PointStore
     let auth: TokenAuthenticator
+    let directory: String?
     let ingestor: Ingestor
     let prometheus = PrometheusCollectorRegistry()
     let server: ManagementServer
     let transport: HTTPIngestTransport
     let apiPort: Int
     let ingestPort: Int
-    private let tasks: [Task<Void, any Error>]
+    private let group: ServiceGroup
+    private let groupTask: Task<Void, any Error>
 
-    init(adminAPIKey: String? = ServerHarness.key, startIngestor: Bool = true, maxExportPoints: Int = 1_000_000) async throws {
-        auth = TokenAuthenticator(credentials: credentials)
-        let ingestor = Ingestor(journal: InMemoryJournal(), pointStore: points, registry: registry, logger: Logger(label: "test"))
+    init(
+        adminAPIKey: String? = ServerHarness.key, startIngestor: Bool = true, maxExportPoints: Int = 1_000_000,
+        sqlite: Bool = false
+    ) async throws {
+        let journal: any Journal
+        if sqlite {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("iot-server-\(UUID().uuidString)").path
+            let storage = try SQLiteStorage(configuration: .init(directory: directory), logger: Logger(label: "test"))
+            self.directory = directory
+            registry = SQLiteRegistryStore(storage: storage)
+            points = SQLitePointStore(storage: storage)
+            auth = TokenAuthenticator(credentials: SQLiteCredentialStore(storage: storage))
+            journal = try FileJournal(configuration: .init(directory: directory + "/journal"), logger: Logger(label: "test"))
+        } else {
+            directory = nil
+            registry = InMemoryRegistryStore()
+            points = InMemoryPointStore()
+            auth = TokenAuthenticator(credentials: InMemoryCredentialStore())
+            journal = InMemoryJournal()
+        }
+        let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: Logger(label: "test"))
         self.ingestor = ingestor
         server = ManagementServer(
             configuration: .init(port: 0, adminAPIKey: adminAPIKey, maxExportPoints: maxExportPoints), registry: registry, points: points,
             tokens: auth, ingestor: ingestor, prometheus: prometheus, logger: Logger(label: "test"))
         transport = HTTPIngestTransport(configuration: .init(port: 0), ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"))
-        let server = self.server
-        let transport = self.transport
-        tasks = [
-            Task { if startIngestor { try await ingestor.run() } },
-            Task { try await server.run() },
-            Task { try await transport.run() },
-        ]
+        let services: [any Service] = startIngestor ? [ingestor, transport, server] : [transport, server]
+        let group = ServiceGroup(configuration: .init(services: services, logger: Logger(label: "test")))
+        self.group = group
+        groupTask = Task { try await group.run() }
         if startIngestor {
             while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
         }
@@ -75,11 +93,16 @@ final class ServerHarness: Sendable {
         while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
     }
 
+    /// Graceful shutdown of every service; removes the SQLite files.
     func stop() async {
-        for task in tasks.reversed() {
-            task.cancel()
-            _ = try? await task.value
+        await group.triggerGracefulShutdown()
+        do {
+            try await groupTask.value
+        } catch {
+            Issue.record("the services did not stop cleanly: \(error)")
         }
+        await #expect(throws: (any Error).self) { try await self.server.listeningPort() }
+        if let directory { try? FileManager.default.removeItem(atPath: directory) }
     }
 
     /// Creates tenant `acme`, product `thermo` (temp, on) and device `t-1`.

@@ -16,6 +16,7 @@ public struct IoTError: Error, Sendable, Hashable, CustomStringConvertible {
             case unauthorized
             case forbidden
             case backpressure
+            case rateLimited = "rate_limited"
             case payloadTooLarge = "payload_too_large"
             case notFound = "not_found"
             case conflict
@@ -44,6 +45,8 @@ public struct IoTError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let forbidden = Code(.forbidden)
         /// The pipeline is full; retry after ``IoTError/retryAfterMillis``. Nothing was accepted.
         public static let backpressure = Code(.backpressure)
+        /// The sender is over its rate limit; retry after ``IoTError/retryAfterMillis``. Nothing was accepted.
+        public static let rateLimited = Code(.rateLimited)
         /// The payload exceeds a configured limit.
         public static let payloadTooLarge = Code(.payloadTooLarge)
         /// The thing asked for does not exist.
@@ -76,7 +79,7 @@ public struct IoTError: Error, Sendable, Hashable, CustomStringConvertible {
     public var message: String
     /// The native code underneath (SQLite result code, `errno`), when there is one.
     public var nativeCode: Int32?
-    /// For ``Code/backpressure``: how long to wait before retrying, in milliseconds.
+    /// For ``Code/backpressure`` and ``Code/rateLimited``: how long to wait before retrying, in milliseconds.
     public var retryAfterMillis: Int64?
 
     /// Creates an error.

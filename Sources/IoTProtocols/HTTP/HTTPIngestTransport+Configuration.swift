@@ -1,0 +1,61 @@
+public import IoTCore
+
+extension HTTPIngestTransport {
+    /// Where the device listener binds and what it accepts.
+    ///
+    /// ```swift
+    /// var configuration = HTTPIngestTransport.Configuration()
+    /// configuration.host = "0.0.0.0"
+    /// configuration.rateLimit = "100:1,2000:60"
+    /// ```
+    public struct Configuration: Sendable {
+        /// The address to bind. Default `"127.0.0.1"` (loopback only); `"0.0.0.0"` for every interface.
+        public var host: String
+        /// The TCP port. Default `8080`; `0` lets the kernel pick a free port (see
+        /// ``HTTPIngestTransport/listeningPort()``).
+        public var port: Int
+        /// The largest request body accepted, in bytes; larger requests get 413. Default 1 MiB.
+        public var maxBodyBytes: Int
+        /// A per-device rate limit in ThingsBoard's `"count:seconds,…"` form (see ``RateLimit``), or `nil`
+        /// for none. Default `nil`. Over the limit a device gets 429 with `Retry-After`.
+        public var rateLimit: String?
+        /// Devices the rate limiter tracks at most; idle devices are forgotten first. Default 100 000.
+        public var rateLimitMaxDevices: Int
+        /// Media types (without parameters, lowercase) read with ``IoTCore/SenMLParser``. Default
+        /// `["application/senml+json"]`. `application/json`, any other `…+json` type, and a request without
+        /// `Content-Type` are read with ``IoTCore/JSONParser``; anything else gets 415 on
+        /// `/api/v1/devices/{uid}/telemetry`. The ThingsBoard path reads every non-SenML body as JSON, as
+        /// ThingsBoard does.
+        public var senmlContentTypes: Set<String>
+
+        /// Creates a configuration; every argument has the default documented on its property.
+        public init(
+            host: String = "127.0.0.1",
+            port: Int = 8080,
+            maxBodyBytes: Int = 1 << 20,
+            rateLimit: String? = nil,
+            rateLimitMaxDevices: Int = 100_000,
+            senmlContentTypes: Set<String> = ["application/senml+json"]
+        ) {
+            self.host = host
+            self.port = port
+            self.maxBodyBytes = maxBodyBytes
+            self.rateLimit = rateLimit
+            self.rateLimitMaxDevices = rateLimitMaxDevices
+            self.senmlContentTypes = senmlContentTypes
+        }
+
+        /// Checks the configuration; ``HTTPIngestTransport/run()`` calls it before binding.
+        ///
+        /// - Throws: ``IoTError/Code/invalidArgument`` saying what to change.
+        public func validate() throws(IoTError) {
+            guard (0...65_535).contains(port) else {
+                throw IoTError(.invalidArgument, "HTTP ingest port \(port) is out of range; use 1–65535, or 0 for any free port")
+            }
+            guard maxBodyBytes > 0 else {
+                throw IoTError(.invalidArgument, "HTTP ingest maxBodyBytes must be positive, e.g. 1048576 (1 MiB)")
+            }
+            if let rateLimit { _ = try RateLimit(parsing: rateLimit) }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+import Hummingbird
+import HTTPTypes
+import IoTCore
+import Logging
+
+extension HTTPIngestTransport {
+    /// `POST /api/v1/devices/{uid}/telemetry` with a bearer token.
+    func deviceTelemetry(_ request: Request, context: BasicRequestContext) async -> Response {
+        let uid = context.parameters.get("uid") ?? ""
+        if let tooLarge = refuseDeclaredSize(request) { return tooLarge }
+        guard let token = Self.bearerToken(request.headers[.authorization]) else {
+            return refuse(IoTError(
+                .unauthorized, "no device token; send the header \"Authorization: Bearer <device access token>\""))
+        }
+        let identity: DeviceIdentity
+        switch await authenticate(token) {
+        case .device(let id): identity = id
+        case .refused(let response): return response
+        }
+        guard identity.deviceUID == uid else {
+            return refuse(IoTError(
+                .forbidden, "this token belongs to another device; post to /api/v1/devices/<that device's uid>/telemetry"))
+        }
+        let contentType = Self.mediaType(request.headers[.contentType])
+        let parser: any Parser
+        if let contentType, configuration.senmlContentTypes.contains(contentType) {
+            parser = senmlParser
+        } else if contentType == nil || contentType == "application/json" || contentType!.hasSuffix("+json") {
+            parser = jsonParser
+        } else {
+            return refuse(
+                IoTError(
+                    .malformedPayload,
+                    "content type \"\(contentType!)\" is not supported; send application/json or \(configuration.senmlContentTypes.sorted().joined(separator: " or "))"
+                ), status: .unsupportedMediaType)
+        }
+        return await ingest(request, identity: identity, contentType: contentType, parser: parser) {
+            IngestResponses.receipt($0)
+        }
+    }
+
+    /// `POST /api/v1/{token}/telemetry`: ThingsBoard's device API.
+    func thingsBoardTelemetry(_ request: Request, context: BasicRequestContext) async -> Response {
+        if let tooLarge = refuseDeclaredSize(request) { return tooLarge }
+        let identity: DeviceIdentity
+        switch await authenticate(context.parameters.get("token") ?? "") {
+        case .device(let id): identity = id
+        case .refused(let response): return response
+        }
+        let contentType = Self.mediaType(request.headers[.contentType])
+        let parser: any Parser =
+            contentType.map { configuration.senmlContentTypes.contains($0) } == true ? senmlParser : thingsBoardParser
+        return await ingest(request, identity: identity, contentType: contentType, parser: parser) { _ in
+            IngestResponses.empty
+        }
+    }
+
+    // MARK: Steps
+
+    private enum Authentication {
+        case device(DeviceIdentity)
+        case refused(Response)
+    }
+
+    private func authenticate(_ token: String) async -> Authentication {
+        do {
+            return .device(try await authenticator.authenticate(.token(token)))
+        } catch {
+            if error.code != .unauthorized {
+                logger.error("device authentication failed", metadata: ["error": "\(error)"])
+            }
+            return .refused(refuse(error))
+        }
+    }
+
+    private func ingest(
+        _ request: Request, identity: DeviceIdentity, contentType: String?, parser: any Parser,
+        success: (Receipt) -> Response
+    ) async -> Response {
+        if let limiter, let waitMillis = limiter.acquire(identity) {
+            return refuse(IoTError(
+                .rateLimited,
+                "device \(identity.deviceUID) is over its rate limit of \(limiter.limit); retry after \(waitMillis) ms",
+                retryAfterMillis: waitMillis))
+        }
+        let payload: [UInt8]
+        do {
+            guard let body = try await collectBody(request) else {
+                return refuse(tooLargeError())
+            }
+            payload = body
+        } catch {
+            logger.debug("reading a request body failed", metadata: ["error": "\(error)"])
+            return IngestResponses.error(IoTError(.malformedPayload, "the request body could not be read: \(error)"))
+        }
+        let message = InboundMessage(
+            transport: name, deviceUID: identity.deviceUID, topic: request.uri.path, contentType: contentType, payload: payload)
+        do {
+            return success(try await ingestor.ingest(message, parser: parser, identity: identity))
+        } catch {
+            if IngestResponses.status(for: error) == .internalServerError {
+                logger.error("ingest failed", metadata: ["error": "\(error)", "device": "\(identity)"])
+            }
+            return IngestResponses.error(error)
+        }
+    }
+
+    /// The body, or `nil` when it is over the limit.
+    private func collectBody(_ request: Request) async throws -> [UInt8]? {
+        let limit = configuration.maxBodyBytes
+        var bytes: [UInt8] = []
+        for try await chunk in request.body {
+            guard bytes.count + chunk.readableBytes <= limit else { return nil }
+            if bytes.isEmpty {
+                bytes = Array(chunk.readableBytesView)
+            } else {
+                bytes.append(contentsOf: chunk.readableBytesView)
+            }
+        }
+        return bytes
+    }
+
+    private func refuseDeclaredSize(_ request: Request) -> Response? {
+        guard let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > configuration.maxBodyBytes
+        else { return nil }
+        return refuse(tooLargeError())
+    }
+
+    private func tooLargeError() -> IoTError {
+        IoTError(
+            .payloadTooLarge,
+            "the request body is over the limit of \(configuration.maxBodyBytes) bytes; send fewer records per request")
+    }
+
+    /// Counts a request the ingestor never saw and answers it.
+    private func refuse(_ error: IoTError, status: HTTPResponse.Status? = nil) -> Response {
+        ingestor.recordRejected(transport: name, error: error)
+        return IngestResponses.error(error, status: status)
+    }
+
+    // MARK: Header parsing
+
+    /// The token of `Bearer <token>` (scheme case-insensitive), or `nil`.
+    static func bearerToken(_ header: String?) -> String? {
+        guard let header, header.count > 7, header.prefix(7).lowercased() == "bearer " else { return nil }
+        let token = header.dropFirst(7).drop { $0 == " " }
+        return token.isEmpty ? nil : String(token)
+    }
+
+    /// The media type without parameters, lowercased and trimmed; `nil` when absent or empty.
+    static func mediaType(_ header: String?) -> String? {
+        guard let header else { return nil }
+        let type = header.split(separator: ";", maxSplits: 1).first.map {
+            $0.trimmingPrefix(while: { $0 == " " }).lowercased()
+        } ?? ""
+        let trimmed = type.hasSuffix(" ") ? String(type.reversed().drop { $0 == " " }.reversed()) : type
+        return trimmed.isEmpty ? nil : trimmed
+    }
+}

@@ -1,0 +1,108 @@
+import Hummingbird
+public import IoTCore
+public import Logging
+import NIOCore
+
+/// The HTTP device listener: devices post telemetry, and get `200` only once it is in the journal.
+///
+/// Two endpoints:
+/// - `POST /api/v1/devices/{uid}/telemetry` with `Authorization: Bearer <device token>`; the body is JSON
+///   (``IoTCore/JSONParser``: an object, `{"ts", "values"}`, an array of those, or the gateway form) or
+///   SenML (`Content-Type: application/senml+json`). Answers `{"sequence":…,"records":…,"points":…}`.
+/// - ThingsBoard's device API, `POST /api/v1/{token}/telemetry`, with the body forms ThingsBoard accepts
+///   (an object, `{"ts", "values"}`, or an array of those), so existing ThingsBoard devices work
+///   unchanged. Answers `200` with an empty body, as ThingsBoard does.
+///
+/// Errors are JSON `{"error": "<code name>", "message": "<what to do>"}`: 400 (malformed payload,
+/// invalid value, unknown signal), 401 (missing or unknown token), 403 (the token belongs to another
+/// device), 404 (unknown device), 413 (body over ``Configuration/maxBodyBytes``, refused from
+/// `Content-Length` before the body is read), 415 (unsupported content type), 429 with `Retry-After`
+/// (over the per-device ``Configuration/rateLimit``), 503 with `Retry-After` (the store is behind or the
+/// ingestor is starting or stopping), 500 (journal or storage failure). Requests refused before they reach
+/// the ingestor (401, 403, 413, 415, 429) are counted through ``IoTCore/Ingestor/recordRejected(transport:error:)``,
+/// so ``IoTCore/Ingestor/statistics`` covers every request.
+///
+/// ```swift
+/// let http = HTTPIngestTransport(
+///     configuration: .init(host: "0.0.0.0", port: 8080, rateLimit: "100:1,2000:60"),
+///     ingestor: ingestor, authenticator: TokenAuthenticator(credentials: credentials), logger: logger)
+/// let group = ServiceGroup(services: [ingestor, http], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// try await group.run()
+/// // curl -X POST http://127.0.0.1:8080/api/v1/$TOKEN/telemetry -d '{"temp": 21.5}'
+/// ```
+public final class HTTPIngestTransport: Transport {
+    /// The configuration in force.
+    public let configuration: Configuration
+    let ingestor: Ingestor
+    let authenticator: any DeviceAuthenticator
+    let logger: Logger
+    let limiter: DeviceRateLimiter?
+    let port = ListeningPort(component: "HTTP ingest listener")
+    let jsonParser = JSONParser()
+    let thingsBoardParser = JSONParser(configuration: .init(layout: .device))
+    let senmlParser = SenMLParser()
+
+    /// `"http"`: the transport label of messages and counters.
+    public var name: String { "http" }
+
+    /// Creates the listener; nothing is bound until ``run()``.
+    ///
+    /// An invalid configuration (a bad ``Configuration/rateLimit``) is reported by ``run()``; call
+    /// ``Configuration/validate()`` to check it earlier.
+    public init(
+        configuration: Configuration = .init(),
+        ingestor: Ingestor,
+        authenticator: any DeviceAuthenticator,
+        logger: Logger = Logger(label: "iot.http")
+    ) {
+        self.configuration = configuration
+        self.ingestor = ingestor
+        self.authenticator = authenticator
+        self.logger = logger
+        self.limiter = configuration.rateLimit.flatMap { try? RateLimit(parsing: $0) }.map {
+            DeviceRateLimiter(limit: $0, maxDevices: configuration.rateLimitMaxDevices)
+        }
+    }
+
+    /// Serves until graceful shutdown or cancellation; returns once the listener is closed.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for an invalid configuration, or the error of
+    ///   binding the port.
+    public func run() async throws {
+        do {
+            try configuration.validate()
+        } catch {
+            port.stopped("its configuration is invalid: \(error.message)")
+            throw error
+        }
+        let router = Router(context: BasicRequestContext.self)
+        router.post("/api/v1/devices/:uid/telemetry") { request, context in
+            await self.deviceTelemetry(request, context: context)
+        }
+        router.post("/api/v1/:token/telemetry") { request, context in
+            await self.thingsBoardTelemetry(request, context: context)
+        }
+        let port = self.port
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
+            onServerRunning: { channel in port.bound(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        logger.info("HTTP ingest listening", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
+        do {
+            try await app.run()
+        } catch {
+            port.stopped("it failed: \(error)")
+            throw error
+        }
+        port.stopped("it has stopped")
+    }
+
+    /// The port the listener is bound to; waits until ``run()`` has bound it.
+    ///
+    /// With ``Configuration/port`` `0` this is the free port the kernel picked (tests use that).
+    /// - Throws: when the listener failed to start or has stopped.
+    public func listeningPort() async throws -> Int {
+        try await port.wait()
+    }
+}

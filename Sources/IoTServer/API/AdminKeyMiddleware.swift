@@ -1,0 +1,54 @@
+import Hummingbird
+import HTTPTypes
+import IoTCore
+
+/// Refuses every `/api` request that does not present the admin key, as `Authorization: Bearer <key>`
+/// or `X-API-Key: <key>`. Keys are compared in constant time.
+struct AdminKeyMiddleware<Context: RequestContext>: RouterMiddleware {
+    let key: [UInt8]?
+
+    init(key: String?) {
+        self.key = key.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        guard request.uri.path.hasPrefix("/api/") || request.uri.path == "/api" else {
+            return try await next(request, context)
+        }
+        guard let key else {
+            return JSONOutput.error(
+                status: .unauthorized, code: IoTError.Code.unauthorized.name,
+                message: "the management API has no admin key configured; set adminAPIKey (iotd: api.adminKey) and send it as \"Authorization: Bearer <key>\" or \"X-API-Key: <key>\"")
+        }
+        let presented = Self.presentedKey(request.headers)
+        guard let presented, Self.constantTimeEqual(Array(presented.utf8), key) else {
+            return JSONOutput.error(
+                status: .unauthorized, code: IoTError.Code.unauthorized.name,
+                message: presented == nil
+                    ? "no admin key; send \"Authorization: Bearer <key>\" or \"X-API-Key: <key>\""
+                    : "the admin key is not valid; check the configured adminAPIKey")
+        }
+        return try await next(request, context)
+    }
+
+    static func presentedKey(_ headers: HTTPFields) -> String? {
+        if let apiKey = headers[HTTPField.Name("X-API-Key")!], !apiKey.isEmpty { return apiKey }
+        if let auth = headers[.authorization], auth.count > 7, auth.prefix(7).lowercased() == "bearer " {
+            return String(auth.dropFirst(7))
+        }
+        return nil
+    }
+
+    /// Compares without an early exit, so the time taken does not tell how much of the key matched.
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
+        for i in 0..<max(a.count, b.count) {
+            let x = i < a.count ? a[i] : 0
+            let y = i < b.count ? b[i] : 0
+            difference |= x ^ y
+        }
+        return difference == 0 && a.count == b.count
+    }
+}

@@ -1,0 +1,93 @@
+import Hummingbird
+import IoTCore
+
+/// The body of `POST …/devices` and `PUT …/devices/{uid}`.
+struct DeviceInput: Decodable {
+    var uid: String?
+    var product: String
+    var name: String?
+    var tags: [String: String]?
+    var department: String?
+    var pushIntervalMillis: Int64?
+    var signals: [SignalInput]?
+}
+
+extension ManagementServer {
+    func addDeviceRoutes(to router: Router<BasicRequestContext>) {
+        let path = "/api/v1/tenants/:tenant/devices"
+        router.get(RouterPath(path)) { request, context in
+            try await self.handle {
+                let scope = try await self.tenantScope(context)
+                let product = request.uri.queryParameters["product"].map { ProductID(String($0)) }
+                return try JSONOutput.response(try await self.registry.devices(scope, product: product))
+            }
+        }
+        router.post(RouterPath(path)) { request, context in
+            try await self.handle {
+                let scope = try await self.tenantScope(context)
+                let input = try await JSONOutput.decode(DeviceInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                guard let uid = input.uid else { throw APIError.badRequest("the JSON body lacks the field \"uid\"") }
+                try validateIdentifier(uid, "device uid")
+                guard try await self.registry.device(scope, uid: uid) == nil else {
+                    throw APIError(.conflict, .conflict, "device \"\(uid)\" already exists; change it with PUT")
+                }
+                let device = try await self.device(uid: uid, input, scope: scope, createdAt: self.clock.now())
+                try await self.registry.saveDevice(scope, device)
+                self.ingestor?.invalidate(tenant: scope.tenant, device: uid)
+                return try JSONOutput.response(device, status: .created)
+            }
+        }
+        router.get(RouterPath(path + "/:uid")) { _, context in
+            try await self.handle {
+                let scope = try await self.tenantScope(context)
+                return try JSONOutput.response(try await self.existingDevice(scope, context))
+            }
+        }
+        router.put(RouterPath(path + "/:uid")) { request, context in
+            try await self.handle {
+                let scope = try await self.tenantScope(context)
+                let existing = try await self.existingDevice(scope, context)
+                let input = try await JSONOutput.decode(DeviceInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                if let uid = input.uid, uid != existing.uid {
+                    throw APIError.badRequest("the body's uid \"\(uid)\" differs from the path's \"\(existing.uid)\"; a device cannot be renamed")
+                }
+                let device = try await self.device(uid: existing.uid, input, scope: scope, createdAt: existing.createdAt)
+                try await self.registry.saveDevice(scope, device)
+                self.ingestor?.invalidate(tenant: scope.tenant, device: device.uid)
+                return try JSONOutput.response(device)
+            }
+        }
+        router.delete(RouterPath(path + "/:uid")) { _, context in
+            try await self.handle {
+                let scope = try await self.tenantScope(context)
+                let device = try await self.existingDevice(scope, context)
+                try await self.registry.deleteDevice(scope, uid: device.uid)
+                self.ingestor?.invalidate(tenant: scope.tenant, device: device.uid)
+                return Response(status: .noContent)
+            }
+        }
+        router.get(RouterPath(path + "/:uid/signals")) { _, context in
+            try await self.handle {
+                let scope = try await self.tenantScope(context)
+                let device = try await self.existingDevice(scope, context)
+                let product = try await self.registry.product(scope, id: device.product)
+                let signals = device.effectiveSignals(product: product).values.sorted { $0.name < $1.name }
+                return try JSONOutput.response(signals)
+            }
+        }
+    }
+
+    private func device(uid: String, _ input: DeviceInput, scope: AccessScope, createdAt: Int64) async throws -> Device {
+        try validateIdentifier(input.product, "product id")
+        guard try await registry.product(scope, id: ProductID(input.product)) != nil else {
+            throw APIError.badRequest(
+                "product \"\(input.product)\" does not exist in tenant \"\(scope.tenant)\"; create it with POST /api/v1/tenants/\(scope.tenant)/products first")
+        }
+        if let interval = input.pushIntervalMillis, interval <= 0 {
+            throw APIError.badRequest("pushIntervalMillis must be positive (milliseconds), or left out")
+        }
+        return Device(
+            uid: uid, product: ProductID(input.product), name: input.name, tags: input.tags ?? [:], department: input.department,
+            pushIntervalMillis: input.pushIntervalMillis, signals: try SignalInput.signals(input.signals), createdAt: createdAt)
+    }
+}

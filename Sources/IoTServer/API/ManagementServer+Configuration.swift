@@ -1,0 +1,38 @@
+extension ManagementServer {
+    /// Where the management listener binds and how it is protected.
+    ///
+    /// ```swift
+    /// var configuration = ManagementServer.Configuration()
+    /// configuration.adminAPIKey = environment["IOT_ADMIN_KEY"]
+    /// ```
+    public struct Configuration: Sendable {
+        /// The address to bind. Default `"127.0.0.1"` (loopback only).
+        public var host: String
+        /// The TCP port. Default `8081`; `0` lets the kernel pick a free port (see
+        /// ``ManagementServer/listeningPort()``).
+        public var port: Int
+        /// The key every `/api` request must present, as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+        /// Default `nil`: there is no default password, so every `/api` request gets 401 until one is
+        /// configured. `/metrics`, `/healthz`, `/readyz` and `/openapi.yaml` need no key.
+        public var adminAPIKey: String?
+        /// Points one series query or export returns at most, raw or as buckets. Default 1 000 000.
+        public var maxExportPoints: Int
+        /// The largest request body accepted, in bytes. Default 1 MiB.
+        public var maxBodyBytes: Int
+
+        /// Creates a configuration; every argument has the default documented on its property.
+        public init(
+            host: String = "127.0.0.1",
+            port: Int = 8081,
+            adminAPIKey: String? = nil,
+            maxExportPoints: Int = 1_000_000,
+            maxBodyBytes: Int = 1 << 20
+        ) {
+            self.host = host
+            self.port = port
+            self.adminAPIKey = adminAPIKey
+            self.maxExportPoints = maxExportPoints
+            self.maxBodyBytes = maxBodyBytes
+        }
+    }
+}

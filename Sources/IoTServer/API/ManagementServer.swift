@@ -1,0 +1,110 @@
+import Hummingbird
+public import IoTCore
+public import Logging
+import NIOCore
+public import Prometheus
+public import ServiceLifecycle
+
+/// The management listener: the REST API for tenants, products, devices, tokens and data, plus
+/// `/metrics`, `/healthz`, `/readyz` and `/openapi.yaml`. It runs on its own port, apart from device
+/// ingest.
+///
+/// Every `/api` request needs the admin key (``Configuration/adminAPIKey``) as
+/// `Authorization: Bearer <key>` or `X-API-Key: <key>`; without a configured key every `/api` request
+/// is refused. Responses are JSON with the model's camelCase fields; errors are
+/// `{"error": "<code name>", "message": "<what to do>"}` (400 validation, 401 key, 404 unknown tenant,
+/// device or product, 409 conflict). The full description is `openapi.yaml`, served at `/openapi.yaml`.
+///
+/// `/metrics` renders `prometheus` in the Prometheus text format. For the ingest counters to appear
+/// there, bootstrap swift-metrics once, in the executable, with the same registry:
+///
+/// ```swift
+/// let prometheus = PrometheusCollectorRegistry()
+/// MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
+/// let api = ManagementServer(
+///     configuration: .init(port: 8081, adminAPIKey: adminKey),
+///     registry: registry, points: points, tokens: TokenAuthenticator(credentials: credentials),
+///     ingestor: ingestor, prometheus: prometheus, logger: logger)
+/// let group = ServiceGroup(services: [ingestor, http, api], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// try await group.run()
+/// // curl -H "X-API-Key: $KEY" http://127.0.0.1:8081/api/v1/tenants/acme/devices
+/// ```
+public final class ManagementServer: Service {
+    /// The configuration in force.
+    public let configuration: Configuration
+    let registry: any RegistryStore
+    let points: any PointStore
+    let tokens: any TokenIssuer
+    let ingestor: Ingestor?
+    let prometheus: PrometheusCollectorRegistry?
+    let logger: Logger
+    let clock: any IoTClock = SystemClock()
+    let port = ListeningPort(component: "management listener")
+
+    /// Creates the server; nothing is bound until ``run()``.
+    ///
+    /// - Parameters:
+    ///   - ingestor: invalidated after device and product changes, and asked by `/readyz`; `nil` when
+    ///     this process does not ingest.
+    ///   - prometheus: rendered by `/metrics`; `nil` answers `/metrics` with 404.
+    public init(
+        configuration: Configuration = .init(),
+        registry: any RegistryStore,
+        points: any PointStore,
+        tokens: any TokenIssuer,
+        ingestor: Ingestor?,
+        prometheus: PrometheusCollectorRegistry?,
+        logger: Logger = Logger(label: "iot.api")
+    ) {
+        self.configuration = configuration
+        self.registry = registry
+        self.points = points
+        self.tokens = tokens
+        self.ingestor = ingestor
+        self.prometheus = prometheus
+        self.logger = logger
+    }
+
+    /// Serves until graceful shutdown or cancellation; returns once the listener is closed.
+    ///
+    /// - Throws: the error of binding the port.
+    public func run() async throws {
+        if configuration.adminAPIKey?.isEmpty ?? true {
+            logger.warning("no admin API key is configured: every /api request is refused with 401")
+        }
+        let port = self.port
+        let app = Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
+            onServerRunning: { channel in port.bound(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        logger.info("management API listening", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
+        do {
+            try await app.run()
+        } catch {
+            port.stopped("it failed: \(error)")
+            throw error
+        }
+        port.stopped("it has stopped")
+    }
+
+    /// The port the listener is bound to; waits until ``run()`` has bound it.
+    ///
+    /// With ``Configuration/port`` `0` this is the free port the kernel picked (tests use that).
+    /// - Throws: when the listener failed to start or has stopped.
+    public func listeningPort() async throws -> Int {
+        try await port.wait()
+    }
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: AdminKeyMiddleware(key: configuration.adminAPIKey))
+        addOperationalRoutes(to: router)
+        addTenantRoutes(to: router)
+        addProductRoutes(to: router)
+        addDeviceRoutes(to: router)
+        addTokenRoutes(to: router)
+        addDataRoutes(to: router)
+        return router
+    }
+}

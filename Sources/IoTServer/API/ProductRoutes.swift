@@ -1,0 +1,73 @@
+import Hummingbird
+import IoTCore
+
+/// The body of `POST …/products` and `PUT …/products/{id}`.
+struct ProductInput: Decodable {
+    var id: String?
+    var name: String?
+    var signals: [SignalInput]?
+    var parser: String?
+    var description: String?
+}
+
+extension ManagementServer {
+    func addProductRoutes(to router: Router<BasicRequestContext>) {
+        let path = "/api/v1/tenants/:tenant/products"
+        router.get(RouterPath(path)) { _, context in
+            try await self.handle {
+                let scope = try await self.tenantScope(context)
+                return try JSONOutput.response(try await self.registry.products(scope))
+            }
+        }
+        router.post(RouterPath(path)) { request, context in
+            try await self.handle {
+                let scope = try await self.tenantScope(context)
+                let input = try await JSONOutput.decode(ProductInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                guard let id = input.id else { throw APIError.badRequest("the JSON body lacks the field \"id\"") }
+                try validateIdentifier(id, "product id")
+                guard try await self.registry.product(scope, id: ProductID(id)) == nil else {
+                    throw APIError(.conflict, .conflict, "product \"\(id)\" already exists; change it with PUT")
+                }
+                let product = try Self.product(id: id, input)
+                try await self.registry.saveProduct(scope, product)
+                self.ingestor?.invalidate(tenant: scope.tenant)
+                return try JSONOutput.response(product, status: .created)
+            }
+        }
+        router.get(RouterPath(path + "/:id")) { _, context in
+            try await self.handle {
+                let scope = try await self.tenantScope(context)
+                return try JSONOutput.response(try await self.existingProduct(scope, context))
+            }
+        }
+        router.put(RouterPath(path + "/:id")) { request, context in
+            try await self.handle {
+                let scope = try await self.tenantScope(context)
+                let existing = try await self.existingProduct(scope, context)
+                let input = try await JSONOutput.decode(ProductInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                if let id = input.id, id != existing.id.rawValue {
+                    throw APIError.badRequest("the body's id \"\(id)\" differs from the path's \"\(existing.id)\"; a product cannot be renamed")
+                }
+                let product = try Self.product(id: existing.id.rawValue, input)
+                try await self.registry.saveProduct(scope, product)
+                self.ingestor?.invalidate(tenant: scope.tenant)
+                return try JSONOutput.response(product)
+            }
+        }
+        router.delete(RouterPath(path + "/:id")) { _, context in
+            try await self.handle {
+                let scope = try await self.tenantScope(context)
+                let product = try await self.existingProduct(scope, context)
+                try await self.registry.deleteProduct(scope, id: product.id)
+                self.ingestor?.invalidate(tenant: scope.tenant)
+                return Response(status: .noContent)
+            }
+        }
+    }
+
+    static func product(id: String, _ input: ProductInput) throws -> Product {
+        Product(
+            id: ProductID(id), name: input.name, signals: try SignalInput.signals(input.signals), parser: input.parser,
+            description: input.description)
+    }
+}

@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
     ],
     targets: [
         // MARK: C shims (no logic)
@@ -96,8 +98,33 @@ let package = Package(
         // MARK: Tools
         .executableTarget(
             name: "iot-bench",
-            dependencies: ["IoTCore", "IoTStorage", "CIoTSQLite", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "IoTCore", "IoTStorage", "IoTProtocols", "CIoTSQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             path: "Benchmarks/iot-bench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "iotd",
+            dependencies: [
+                "IoTCore", "IoTStorage", "IoTProtocols", "IoTServer", "IoTTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "CustomTransportExample",
+            dependencies: ["IoTCore", "IoTStorage", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/CustomTransport",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -119,6 +146,11 @@ let package = Package(
                 "IoTCore", "IoTStorage", "IoTTesting", "CIoTSQLite",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["IoTTesting", "CIoTSQLite"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

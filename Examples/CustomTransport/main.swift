@@ -38,7 +38,7 @@ final class HostMonitor: PollingTransport, @unchecked Sendable {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = read(fd, &chunk, chunk.count)
+            let n = Glibc.read(fd, &chunk, chunk.count)
             if n <= 0 { break }
             bytes += chunk[0..<n]
         }

@@ -1,6 +1,10 @@
 import ArgumentParser
 import Foundation
 import IoTCore
+import UnixSignals
+import IoTStorage
+import IoTServer
+import IoTProtocols
 import Logging
 import ServiceLifecycle
 
@@ -81,7 +85,7 @@ struct Demo: AsyncParsableCommand {
               curl -s -H 'Authorization: Bearer \(adminKey)' http://127.0.0.1:\(api)/api/v1/tenants/demo/devices/\(sample.uid)/latest
 
             """)
-        fflush(stdout)
+        fflush(nil)
     }
 
     private func printLive(previous: IngestStatistics, now: IngestStatistics, latencies: [Double], queue: Int) {
@@ -91,7 +95,7 @@ struct Demo: AsyncParsableCommand {
             format: "msgs/s %5d   stored %8d   rejected %5d   dropped %4d   in flight %4d   queue %6d   p99 %6.1f ms",
             now.received - previous.received, now.stored, now.rejectedTotal, now.droppedTotal, now.inFlight, queue, p99 * 1000)
         print(line)
-        fflush(stdout)
+        fflush(nil)
     }
 }
 

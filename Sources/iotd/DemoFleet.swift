@@ -1,5 +1,6 @@
 import Foundation
 import IoTCore
+import IoTStorage
 
 /// The demo's tenant: three products and devices with freshly issued tokens.
 struct DemoFleet: Sendable {

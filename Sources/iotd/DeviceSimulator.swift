@@ -11,7 +11,6 @@ final class DeviceSimulator: Sendable {
     private let intervalMillis: Int
     private let stopped = Mutex(false)
     private let latencies = Mutex<[Double]>([])
-    private let threads = Mutex<[Thread]>([])
     private let running = Mutex(0)
 
     init(fleet: DemoFleet, port: Int, intervalMillis: Int) {
@@ -27,7 +26,6 @@ final class DeviceSimulator: Sendable {
             let thread = Thread { [self] in self.loop(devices) }
             thread.name = "demo-devices-\(lane)"
             running.withLock { $0 += 1 }
-            threads.withLock { $0.append(thread) }
             thread.start()
         }
     }

@@ -1,6 +1,10 @@
 import ArgumentParser
 import Foundation
 import IoTCore
+import UnixSignals
+import IoTStorage
+import IoTServer
+import IoTProtocols
 import Logging
 import Metrics
 import Prometheus

@@ -14,15 +14,13 @@ import Testing
         var httpPort: Int?
         var apiPort: Int?
         var adminKey: String?
-        var sampleDevice: String?
-        while httpPort == nil || apiPort == nil || sampleDevice == nil, let line = demo.readLine() {
+        while httpPort == nil || apiPort == nil, let line = demo.readLine() {
             if line.contains("device HTTP"), let p = line.split(separator: ":").last.flatMap({ Int($0) }) { httpPort = p }
             if line.contains("management API") {
                 let words = line.split(separator: " ")
                 apiPort = words.first { $0.hasPrefix("http://") }.flatMap { $0.split(separator: ":").last }.flatMap { Int($0) }
                 adminKey = words.last.map { String($0.dropLast()) }
             }
-            if line.contains("Send a point as device") { sampleDevice = line.split(separator: " ").last.map { String($0.dropLast(1).split(separator: " ").last ?? "") } }
         }
         let api = try #require(apiPort)
         #expect(httpPort != nil)

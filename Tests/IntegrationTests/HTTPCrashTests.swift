@@ -36,7 +36,8 @@ import CIoTSQLite
             if token.isEmpty {
                 let r = try LoopbackHTTPClient(port: apiPort).request("POST", "/api/v1/tenants/crash/devices/dev/tokens", headers: admin, body: Array("{}".utf8))
                 #expect(r.status == 200 || r.status == 201, "token: \(r.status) \(r.text)")
-                token = try #require(r.text.split(separator: "\"").dropFirst(3).first.map(String.init))
+                let object = try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]
+                token = try #require(object?["token"] as? String, "no token in \(r.text)")
             }
             let before = acknowledged.withLock { $0.count }
             let killAfter = before + 300 + run * 200
@@ -54,11 +55,18 @@ import CIoTSQLite
                         guard let r = try? client.request("POST", "/api/v1/devices/dev/telemetry", headers: auth, body: Array(body.utf8)) else {
                             return  // the daemon is gone
                         }
-                        if r.status == 200 { acknowledged.withLock { _ = $0.insert(seq) } }
+                        if r.status == 200 {
+                            acknowledged.withLock { _ = $0.insert(seq) }
+                        } else if r.status != 503 {
+                            Issue.record("unexpected answer \(r.status): \(r.text)")
+                            return
+                        }
                     }
                 }
             }
-            while acknowledged.withLock({ $0.count }) < killAfter { usleep(1_000) }
+            let deadline = Date().addingTimeInterval(60)
+            while acknowledged.withLock({ $0.count }) < killAfter && Date() < deadline { usleep(1_000) }
+            #expect(acknowledged.withLock { $0.count } >= killAfter, "run \(run): the daemon acknowledged too little in 60 s")
             let status = server.stop(signal: SIGKILL)
             #expect(status & 0x7f == SIGKILL)
             group.wait()

@@ -23,5 +23,9 @@ func waitFor(port: Int, path: String, status: Int = 200, headers: [String: Strin
         }
         usleep(50_000)
     }
-    throw ChildProcess.Failure(description: "GET \(path) on port \(port) did not answer \(status) within \(seconds) s (\(last))")
+    throw IntegrationFailure(description: "GET \(path) on port \(port) did not answer \(status) within \(seconds) s (\(last))")
+}
+
+struct IntegrationFailure: Error, CustomStringConvertible {
+    var description: String
 }

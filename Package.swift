@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "IoTCore", targets: ["IoTCore"]),
         .library(name: "IoTStorage", targets: ["IoTStorage"]),
         .library(name: "IoTTesting", targets: ["IoTTesting"]),
+        .library(name: "IoTRules", targets: ["IoTRules"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
@@ -52,9 +53,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "IoTRules",
+            dependencies: [
+                "IoTCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "IoTTesting",
             dependencies: [
                 "IoTCore",
+                "IoTRules",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -63,7 +75,10 @@ let package = Package(
         // MARK: Tools
         .executableTarget(
             name: "iot-bench",
-            dependencies: ["IoTCore", "IoTStorage", "CIoTSQLite", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "IoTCore", "IoTStorage", "IoTRules", "IoTTesting", "CIoTSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/iot-bench",
             swiftSettings: swiftSettings
         ),
@@ -78,6 +93,11 @@ let package = Package(
         .testTarget(
             name: "IoTCoreTests",
             dependencies: ["IoTCore", "IoTTesting", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IoTRulesTests",
+            dependencies: ["IoTCore", "IoTRules", "IoTTesting", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

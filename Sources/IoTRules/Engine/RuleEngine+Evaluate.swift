@@ -1,0 +1,204 @@
+public import IoTCore
+import Metrics
+import Logging
+
+extension RuleEngine {
+    /// Evaluates every rule fed by the batch's points, in point order, then stores alarm changes and
+    /// (when due) rule state. Never throws: store failures are logged and counted.
+    public func pointsCommitted(_ batch: PointBatch) async {
+        guard let t = tenants[batch.tenant] else { return }
+        if !t.productRules.isEmpty { await resolveDevices(batch, t) }
+        let now = clock.now()
+        var evaluations = 0
+        let watchOffline = !t.offline.isEmpty
+        for p in batch.points {
+            if watchOffline, let slots = t.offline[p.device] {
+                for s in slots { seen(s, at: p.time, now: now) }
+            }
+            guard let entry = t.series[p.series] else { continue }
+            let numeric = p.value.numericValue
+            if let v = numeric {
+                for s in entry.ranges { evaluateRange(s, v, at: p.time, now: now) }
+                evaluations &+= entry.ranges.count
+            }
+            if !entry.joints.isEmpty {
+                for (s, i) in entry.joints {
+                    s.windows[i].append(
+                        p.time, numeric, window: s.rule.parameters[i].window, cap: configuration.maxWindowSamples)
+                    markDirty(s.runtime)
+                    evaluations &+= 1
+                    await evaluateJoint(s, now: now)
+                }
+            }
+        }
+        evaluationCount &+= evaluations
+        evaluationsCounter.increment(by: Int64(evaluations))
+        await persist(now: now)
+    }
+
+    /// Learns the product of devices the tenant has not seen, so product rules cover them.
+    private func resolveDevices(_ batch: PointBatch, _ t: TenantRules) async {
+        var unknown: Set<String> = []
+        for p in batch.points where t.devices[p.device] == nil { unknown.insert(p.device) }
+        guard !unknown.isEmpty else { return }
+        let now = clock.now()
+        for uid in unknown {
+            var info = TenantRules.DeviceInfo()
+            if let registry {
+                do {
+                    if let d = try await registry.device(.tenant(batch.tenant), uid: uid) {
+                        info = .init(product: d.product, pushIntervalMillis: d.pushIntervalMillis)
+                    }
+                } catch {
+                    logger.warning("registry lookup failed", metadata: ["device": "\(uid)", "error": "\(error)"])
+                    continue
+                }
+            }
+            guard t.devices[uid] == nil else { continue }
+            t.devices[uid] = info
+            let first = batch.points.first { $0.device == uid }?.time
+            materialize(uid, in: t, now: now, lastSeen: first)
+        }
+    }
+
+    @inline(__always)
+    func evaluateRange(_ s: RangeSlot, _ v: Double, at time: Int64, now: Int64) {
+        let rule = s.rule
+        if s.alarming {
+            if rule.matches(v) {
+                s.lastValue = v
+                if s.alarm?.active == true {
+                    s.alarm!.occurrences += 1
+                    s.alarm!.lastValue = .number(v)
+                    s.alarmDirty = true
+                }
+                markDirty(s.runtime)
+            } else if !rule.matches(v, margin: rule.hysteresis) {
+                s.alarming = false
+                s.matchCount = 0
+                s.matchSince = nil
+                markDirty(s.runtime)
+                clearAlarm(s, now: now, value: .number(v))
+            }
+            return
+        }
+        guard rule.matches(v) else {
+            if s.matchCount != 0 {
+                s.matchCount = 0
+                s.matchSince = nil
+                markDirty(s.runtime)
+            }
+            return
+        }
+        s.matchCount += 1
+        s.lastValue = v
+        markDirty(s.runtime)
+        if s.matchSince == nil {
+            s.matchSince = time
+            if case .duration(let d) = rule.debounce { schedule(s, at: time + d) }
+        }
+        let due: Bool =
+            switch rule.debounce {
+            case .count(let n): s.matchCount >= Int64(max(1, n))
+            case .duration(let d): time - s.matchSince! >= d
+            }
+        if due {
+            s.alarming = true
+            raiseAlarm(s, severity: rule.severity, value: .number(v), details: nil, now: now)
+        }
+    }
+
+    /// A duration debounce came due with no new sample: the last value still holds.
+    func rangeTimer(_ s: RangeSlot, now: Int64) {
+        guard !s.alarming, let since = s.matchSince, case .duration(let d) = s.rule.debounce else { return }
+        if now - since >= d {
+            s.alarming = true
+            markDirty(s.runtime)
+            raiseAlarm(s, severity: s.rule.severity, value: .number(s.lastValue), details: nil, now: now)
+        } else {
+            schedule(s, at: since + d)
+        }
+    }
+
+    func seen(_ s: OfflineSlot, at time: Int64, now: Int64) {
+        guard time > s.lastSeen else { return }
+        s.lastSeen = time
+        markDirty(s.runtime)
+        if s.alarming {
+            s.alarming = false
+            clearAlarm(s, now: now, value: nil)
+            if let d = s.deadline { schedule(s, at: d) }
+        }
+    }
+
+    func offlineTimer(_ s: OfflineSlot, now: Int64) {
+        guard !s.alarming, let deadline = s.deadline else { return }
+        if now >= deadline {
+            s.alarming = true
+            markDirty(s.runtime)
+            raiseAlarm(
+                s, severity: s.rule.severity, value: nil,
+                details: "no data since \(s.lastSeen) (interval \(s.intervalMillis ?? 0) ms + tolerance \(s.rule.toleranceMillis) ms)",
+                now: now)
+        } else {
+            schedule(s, at: deadline)
+        }
+    }
+
+    func evaluateJoint(_ s: JointSlot, now: Int64) async {
+        let inputs = s.inputs(now: now)
+        switch s.rule.condition {
+        case .closure(let condition):
+            applyJoint(s, condition(inputs), inputs: inputs, now: now)
+        case .script(_, _, let function):
+            guard let script = s.runtime.script else { return }
+            var object: [String: ScriptValue] = [:]
+            for (k, v) in inputs { object[k] = v.map(ScriptValue.number) ?? .null }
+            do {
+                let result = try await script.call(function, [.object(object)])
+                guard !s.runtime.removed else { return }
+                switch result {
+                case .bool(let b): applyJoint(s, b, inputs: inputs, now: now)
+                case .number(let n): applyJoint(s, n != 0, inputs: inputs, now: now)
+                default:
+                    failed(s, "condition returned \(result), not a boolean")
+                }
+            } catch {
+                failed(s, "\(error)")
+            }
+        }
+    }
+
+    private func failed(_ s: JointSlot, _ why: String) {
+        failedEvaluationCount += 1
+        failuresCounter.increment()
+        logger.warning(
+            "rule condition failed; this evaluation changes nothing",
+            metadata: ["tenant": "\(s.runtime.tenant)", "rule": "\(s.runtime.id)", "error": "\(why)"])
+    }
+
+    private func applyJoint(_ s: JointSlot, _ holds: Bool, inputs: [String: Double?], now: Int64) {
+        if holds {
+            if s.alarming {
+                if s.alarm?.active == true {
+                    s.alarm!.occurrences += 1
+                    s.alarmDirty = true
+                    markDirty(s.runtime)
+                }
+            } else {
+                s.alarming = true
+                markDirty(s.runtime)
+                raiseAlarm(s, severity: s.rule.severity, value: nil, details: Self.describe(inputs), now: now)
+            }
+        } else if s.alarming {
+            s.alarming = false
+            markDirty(s.runtime)
+            clearAlarm(s, now: now, value: nil)
+        }
+    }
+
+    static func describe(_ inputs: [String: Double?]) -> String {
+        inputs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.map { "\($0)" } ?? "nil")" }
+            .joined(separator: ", ")
+    }
+}

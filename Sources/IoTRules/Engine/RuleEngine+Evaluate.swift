@@ -22,10 +22,16 @@ extension RuleEngine {
                 evaluations &+= entry.ranges.count
             }
             if !entry.joints.isEmpty {
+                // Every window this sample feeds first, then each rule once: a rule with two
+                // parameters on the same series must not see one updated and the other not.
                 for (s, i) in entry.joints {
                     s.windows[i].append(
                         p.time, numeric, window: s.rule.parameters[i].window, cap: configuration.maxWindowSamples)
                     markDirty(s.runtime)
+                }
+                var previous: JointSlot?
+                for (s, _) in entry.joints where s !== previous {
+                    previous = s
                     evaluations &+= 1
                     await evaluateJoint(s, now: now)
                 }

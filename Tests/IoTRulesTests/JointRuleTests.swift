@@ -127,3 +127,36 @@ struct JointRuleTests {
         #expect(throws: EncodingError.self) { try JSONEncoder().encode(closure) }
     }
 }
+
+@Suite("Rule definitions as configuration")
+struct RuleCodingTests {
+    @Test func alarmRulesReadFromJSON() throws {
+        let json = """
+            [{"kind": "range", "id": "hot", "devices": {"product": "pump"}, "signal": "temp", "max": 80,
+              "alarmWhen": "outside", "severity": "major", "debounce": {"durationMillis": 60000}, "hysteresis": 2},
+             {"kind": "offline", "id": "off", "devices": {"device": "gw"}, "intervalMillis": 10000,
+              "toleranceMillis": 0, "severity": "minor"},
+             {"kind": "joint", "id": "j", "severity": "info", "evaluationIntervalMillis": 10000,
+              "parameters": [{"name": "n", "device": "d", "signal": "s", "window": {"durationMillis": 300000}, "reducer": "count"}],
+              "condition": {"language": "lua", "source": "function condition(p) return p.n == 0 end"}}]
+            """
+        let rules = try JSONDecoder().decode([AlarmRule].self, from: Data(json.utf8))
+        #expect(rules.map(\.id) == ["hot", "off", "j"])
+        guard case .range(let r) = rules[0], case .joint(let j) = rules[2] else { Issue.record("kinds"); return }
+        #expect(r.devices == .product("pump") && r.debounce == .duration(millis: 60_000))
+        #expect(j.parameters.first?.window == .duration(millis: 300_000))
+        let again = try JSONDecoder().decode([AlarmRule].self, from: try JSONEncoder().encode(rules))
+        #expect(again.map(\.id) == rules.map(\.id))
+    }
+
+    @Test func statisticsJobRoundTrips() throws {
+        let job = StatisticsJob(id: "daily", cron: try CronExpression("5 0 * * *"),
+                                timeZone: CronTimeZone(identifier: "Europe/Berlin")!, leadMillis: 86_400_000,
+                                parameters: [.init(name: "e", device: "m", signal: "kwh", reducer: .delta)],
+                                calculation: .script(language: "lua", source: "…", function: "calculate"),
+                                catchUp: .all(max: 7))
+        let back = try JSONDecoder().decode(StatisticsJob.self, from: try JSONEncoder().encode(job))
+        #expect(back.cron == job.cron && back.timeZone == job.timeZone && back.catchUp == .all(max: 7))
+        #expect(back.parameters == job.parameters && back.leadMillis == job.leadMillis)
+    }
+}

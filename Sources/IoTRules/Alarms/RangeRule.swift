@@ -61,20 +61,4 @@ public struct RangeRule: Sendable, Hashable, Codable {
         self.debounce = debounce
         self.hysteresis = hysteresis
     }
-
-    /// Whether `v` meets the alarm condition, with the bounds widened by `margin` in the direction
-    /// that makes matching easier (margin 0: the condition itself; margin = hysteresis: "not yet clear").
-    @inline(__always)
-    func matches(_ v: Double, margin: Double = 0) -> Bool {
-        switch alarmWhen {
-        case .outside:
-            if let lo = min, v < lo + margin { return true }
-            if let hi = max, v > hi - margin { return true }
-            return false
-        case .inside:
-            if let lo = min, v < lo - margin { return false }
-            if let hi = max, v > hi + margin { return false }
-            return true
-        }
-    }
 }

@@ -69,7 +69,7 @@ extension RuleEngine {
 
     @inline(__always)
     func evaluateRange(_ s: RangeSlot, _ v: Double, at time: Int64, now: Int64) {
-        let rule = s.rule
+        let rule = s.check
         if s.alarming {
             if rule.matches(v) {
                 s.lastValue = v
@@ -101,16 +101,12 @@ extension RuleEngine {
         markDirty(s.runtime)
         if s.matchSince == nil {
             s.matchSince = time
-            if case .duration(let d) = rule.debounce { schedule(s, at: time + d) }
+            if let d = rule.debounceMillis { schedule(s, at: time + d) }
         }
-        let due: Bool =
-            switch rule.debounce {
-            case .count(let n): s.matchCount >= Int64(max(1, n))
-            case .duration(let d): time - s.matchSince! >= d
-            }
+        let due = rule.debounceMillis.map { time - s.matchSince! >= $0 } ?? (s.matchCount >= rule.debounceCount)
         if due {
             s.alarming = true
-            raiseAlarm(s, severity: rule.severity, value: .number(v), details: nil, now: now)
+            raiseAlarm(s, severity: s.rule.severity, value: .number(v), details: nil, now: now)
         }
     }
 

@@ -21,8 +21,46 @@ class Slot {
     func decode(_ r: inout StateReader) throws(StateReader.Malformed) {}
 }
 
+/// The parts of a ``RangeRule`` the hot path reads, without its strings (no reference counting).
+struct RangeCheck {
+    var min: Double?
+    var max: Double?
+    var inside: Bool
+    var hysteresis: Double
+    var debounceCount: Int64
+    var debounceMillis: Int64?
+
+    init(_ r: RangeRule) {
+        min = r.min
+        max = r.max
+        inside = r.alarmWhen == .inside
+        hysteresis = r.hysteresis
+        switch r.debounce {
+        case .count(let n):
+            debounceCount = Int64(Swift.max(1, n))
+            debounceMillis = nil
+        case .duration(let d):
+            debounceCount = 0
+            debounceMillis = d
+        }
+    }
+
+    @inline(__always)
+    func matches(_ v: Double, margin: Double = 0) -> Bool {
+        if inside {
+            if let lo = min, v < lo - margin { return false }
+            if let hi = max, v > hi + margin { return false }
+            return true
+        }
+        if let lo = min, v < lo + margin { return true }
+        if let hi = max, v > hi - margin { return true }
+        return false
+    }
+}
+
 final class RangeSlot: Slot {
     let rule: RangeRule
+    let check: RangeCheck
     var alarming = false
     var matchCount: Int64 = 0
     var matchSince: Int64?
@@ -30,6 +68,7 @@ final class RangeSlot: Slot {
 
     init(runtime: RuleRuntime, originator: String, rule: RangeRule) {
         self.rule = rule
+        self.check = RangeCheck(rule)
         super.init(runtime: runtime, originator: originator)
     }
 

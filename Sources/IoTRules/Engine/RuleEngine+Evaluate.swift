@@ -9,37 +9,55 @@ extension RuleEngine {
         guard let t = tenants[batch.tenant] else { return }
         if !t.productRules.isEmpty { await resolveDevices(batch, t) }
         let now = clock.now()
+        let scripts = evaluate(batch.points, t, now: now)
+        // Script conditions run after the synchronous pass, in sample order, on the inputs they had.
+        for (s, inputs) in scripts { await evaluateScript(s, inputs: inputs, now: now) }
+        await persist(now: now)
+    }
+
+    /// The synchronous hot path: range rules, offline last-seen times, joint windows and closure
+    /// conditions. Returns the script conditions to run, with their inputs at their sample.
+    private func evaluate(_ points: [Point], _ t: TenantRules, now: Int64) -> [(JointSlot, [String: Double?])] {
         var evaluations = 0
-        let watchOffline = !t.offline.isEmpty
-        for p in batch.points {
-            if watchOffline, let slots = t.offline[p.device] {
+        var scripts: [(JointSlot, [String: Double?])] = []
+        let offline = t.offline
+        let series = t.series
+        let cap = configuration.maxWindowSamples
+        for p in points {
+            if !offline.isEmpty, let slots = offline[p.device] {
                 for s in slots { seen(s, at: p.time, now: now) }
             }
-            guard let entry = t.series[p.series] else { continue }
+            guard let entry = series[p.series] else { continue }
             let numeric = p.value.numericValue
             if let v = numeric {
-                for s in entry.ranges { evaluateRange(s, v, at: p.time, now: now) }
-                evaluations &+= entry.ranges.count
+                let ranges = entry.ranges
+                for s in ranges { evaluateRange(s, v, at: p.time, now: now) }
+                evaluations &+= ranges.count
             }
-            if !entry.joints.isEmpty {
+            let joints = entry.joints
+            if !joints.isEmpty {
                 // Every window this sample feeds first, then each rule once: a rule with two
                 // parameters on the same series must not see one updated and the other not.
-                for (s, i) in entry.joints {
-                    s.windows[i].append(
-                        p.time, numeric, window: s.rule.parameters[i].window, cap: configuration.maxWindowSamples)
+                for (s, i) in joints {
+                    s.windows[i].append(p.time, numeric, window: s.rule.parameters[i].window, cap: cap)
                     markDirty(s.runtime)
                 }
                 var previous: JointSlot?
-                for (s, _) in entry.joints where s !== previous {
+                for (s, _) in joints where s !== previous {
                     previous = s
                     evaluations &+= 1
-                    await evaluateJoint(s, now: now)
+                    let inputs = s.inputs(now: now)
+                    if case .closure(let condition) = s.rule.condition {
+                        applyJoint(s, condition(inputs), inputs: inputs, now: now)
+                    } else {
+                        scripts.append((s, inputs))
+                    }
                 }
             }
         }
         evaluationCount &+= evaluations
         evaluationsCounter.increment(by: Int64(evaluations))
-        await persist(now: now)
+        return scripts
     }
 
     /// Learns the product of devices the tenant has not seen, so product rules cover them.
@@ -149,25 +167,27 @@ extension RuleEngine {
 
     func evaluateJoint(_ s: JointSlot, now: Int64) async {
         let inputs = s.inputs(now: now)
-        switch s.rule.condition {
-        case .closure(let condition):
+        if case .closure(let condition) = s.rule.condition {
             applyJoint(s, condition(inputs), inputs: inputs, now: now)
-        case .script(_, _, let function):
-            guard let script = s.runtime.script else { return }
-            var object: [String: ScriptValue] = [:]
-            for (k, v) in inputs { object[k] = v.map(ScriptValue.number) ?? .null }
-            do {
-                let result = try await script.call(function, [.object(object)])
-                guard !s.runtime.removed else { return }
-                switch result {
-                case .bool(let b): applyJoint(s, b, inputs: inputs, now: now)
-                case .number(let n): applyJoint(s, n != 0, inputs: inputs, now: now)
-                default:
-                    failed(s, "condition returned \(result), not a boolean")
-                }
-            } catch {
-                failed(s, "\(error)")
+        } else {
+            await evaluateScript(s, inputs: inputs, now: now)
+        }
+    }
+
+    func evaluateScript(_ s: JointSlot, inputs: [String: Double?], now: Int64) async {
+        guard case .script(_, _, let function) = s.rule.condition, let script = s.runtime.script else { return }
+        var object: [String: ScriptValue] = [:]
+        for (k, v) in inputs { object[k] = v.map(ScriptValue.number) ?? .null }
+        do {
+            let result = try await script.call(function, [.object(object)])
+            guard !s.runtime.removed else { return }
+            switch result {
+            case .bool(let b): applyJoint(s, b, inputs: inputs, now: now)
+            case .number(let n): applyJoint(s, n != 0, inputs: inputs, now: now)
+            default: failed(s, "condition returned \(result), not a boolean")
             }
+        } catch {
+            failed(s, "\(error)")
         }
     }
 

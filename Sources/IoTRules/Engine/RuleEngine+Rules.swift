@@ -205,6 +205,7 @@ extension RuleEngine {
             t.productRules[p] = kept.isEmpty ? nil : kept
         }
         for s in runtime.slots.values { if let a = s.alarm { t.openAlarms[a.id] = nil } }
+        runtime.slots.removeAll()
     }
 
     private func compileCondition(_ rule: AlarmRule) throws(IoTError) -> (any CompiledScript)? {

@@ -3,7 +3,9 @@ import IoTCore
 /// The state of one (rule, originator): what a rule remembers between samples. Owned by the
 /// ``RuleEngine`` actor and never shared outside it.
 class Slot {
-    unowned let runtime: RuleRuntime
+    /// Strong: a timer entry may outlive the rule's removal. ``RuleEngine/unindex(_:in:)`` drops the
+    /// runtime's slots, which breaks the cycle.
+    let runtime: RuleRuntime
     let originator: String
     /// The open alarm of this (rule, originator), if any.
     var alarm: Alarm?

@@ -195,7 +195,9 @@ final class TenantRules {
 
     var runtimes: [String: RuleRuntime] = [:]
     /// (device, signal) → the slots a sample of that series feeds.
-    var series: [SeriesKey: SeriesEntry] = [:]
+    var series: [SeriesKey: SeriesRef] = [:]
+    /// The range slots' hot state.
+    let ranges = RangeTable()
     /// device → offline slots.
     var offline: [String: [OfflineSlot]] = [:]
     /// Rules with a product selector, by product.
@@ -206,8 +208,31 @@ final class TenantRules {
     var openAlarms: [String: Slot] = [:]
 }
 
-/// The slots one series feeds.
-final class SeriesEntry {
-    var ranges: [RangeSlot] = []
+/// The slots one series feeds: range slots by index in the tenant's ``RangeTable`` (usually one, so
+/// the common case allocates nothing), and joint-rule parameters.
+struct SeriesRef {
+    var first: Int32 = -1
+    var more: [Int32]?
+    var joints: JointList?
+
+    var isEmpty: Bool { first < 0 && joints == nil }
+
+    mutating func add(range i: Int32) {
+        if first < 0 { first = i } else { more = (more ?? []) + [i] }
+    }
+
+    mutating func remove(range i: Int32) {
+        if first == i {
+            first = more?.first ?? -1
+            if more != nil { more!.removeFirst() }
+        } else {
+            more?.removeAll { $0 == i }
+        }
+        if more?.isEmpty == true { more = nil }
+    }
+}
+
+/// Joint-rule parameters fed by one series.
+final class JointList {
     var joints: [(slot: JointSlot, parameter: Int)] = []
 }

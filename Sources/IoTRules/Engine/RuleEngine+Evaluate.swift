@@ -22,20 +22,27 @@ extension RuleEngine {
         var scripts: [(JointSlot, [String: Double?])] = []
         let offline = t.offline
         let series = t.series
+        let table = t.ranges
         let cap = configuration.maxWindowSamples
         for p in points {
             if !offline.isEmpty, let slots = offline[p.device] {
                 for s in slots { seen(s, at: p.time, now: now) }
             }
-            guard let entry = series[p.series] else { continue }
+            guard let ref = series[p.series] else { continue }
             let numeric = p.value.numericValue
-            if let v = numeric {
-                let ranges = entry.ranges
-                for s in ranges { evaluateRange(s, v, at: p.time, now: now) }
-                evaluations &+= ranges.count
+            if let v = numeric, ref.first >= 0 {
+                let step = table.states.withUnsafeMutableBufferPointer { $0[Int(ref.first)].step(v, at: p.time) }
+                if case .none = step {} else { applyRange(step, table.slots[Int(ref.first)]!, v, now: now) }
+                evaluations &+= 1
+                if let more = ref.more {
+                    for i in more {
+                        let step = table.states[Int(i)].step(v, at: p.time)
+                        if case .none = step {} else { applyRange(step, table.slots[Int(i)]!, v, now: now) }
+                    }
+                    evaluations &+= more.count
+                }
             }
-            let joints = entry.joints
-            if !joints.isEmpty {
+            if let joints = ref.joints?.joints {
                 // Every window this sample feeds first, then each rule once: a rule with two
                 // parameters on the same series must not see one updated and the other not.
                 for (s, i) in joints {
@@ -60,6 +67,23 @@ extension RuleEngine {
         return scripts
     }
 
+    /// Acts on what a sample did to a range slot: save, schedule, count a repeat, raise or clear.
+    private func applyRange(_ step: RangeStep, _ s: RangeSlot, _ v: Double, now: Int64) {
+        markDirty(s.runtime)
+        switch step {
+        case .none, .changed: break
+        case .schedule(let deadline): schedule(s, at: deadline)
+        case .repeated:
+            if s.alarm?.active == true {
+                s.alarm!.occurrences += 1
+                s.alarm!.lastValue = .number(v)
+                s.alarmDirty = true
+            }
+        case .raise: raiseAlarm(s, severity: s.rule.severity, value: .number(v), details: nil, now: now)
+        case .clear: clearAlarm(s, now: now, value: .number(v))
+        }
+    }
+
     /// Learns the product of devices the tenant has not seen, so product rules cover them.
     private func resolveDevices(_ batch: PointBatch, _ t: TenantRules) async {
         var unknown: Set<String> = []
@@ -82,49 +106,6 @@ extension RuleEngine {
             t.devices[uid] = info
             let first = batch.points.first { $0.device == uid }?.time
             materialize(uid, in: t, now: now, lastSeen: first)
-        }
-    }
-
-    @inline(__always)
-    func evaluateRange(_ s: RangeSlot, _ v: Double, at time: Int64, now: Int64) {
-        let rule = s.check
-        if s.alarming {
-            if rule.matches(v) {
-                s.lastValue = v
-                if s.alarm?.active == true {
-                    s.alarm!.occurrences += 1
-                    s.alarm!.lastValue = .number(v)
-                    s.alarmDirty = true
-                }
-                markDirty(s.runtime)
-            } else if !rule.matches(v, margin: rule.hysteresis) {
-                s.alarming = false
-                s.matchCount = 0
-                s.matchSince = nil
-                markDirty(s.runtime)
-                clearAlarm(s, now: now, value: .number(v))
-            }
-            return
-        }
-        guard rule.matches(v) else {
-            if s.matchCount != 0 {
-                s.matchCount = 0
-                s.matchSince = nil
-                markDirty(s.runtime)
-            }
-            return
-        }
-        s.matchCount += 1
-        s.lastValue = v
-        markDirty(s.runtime)
-        if s.matchSince == nil {
-            s.matchSince = time
-            if let d = rule.debounceMillis { schedule(s, at: time + d) }
-        }
-        let due = rule.debounceMillis.map { time - s.matchSince! >= $0 } ?? (s.matchCount >= rule.debounceCount)
-        if due {
-            s.alarming = true
-            raiseAlarm(s, severity: s.rule.severity, value: .number(v), details: nil, now: now)
         }
     }
 

@@ -154,7 +154,7 @@ extension RuleEngine {
         if let s = runtime.slots[originator] { return s }
         let s: Slot
         switch runtime.rule {
-        case .range(let r): s = RangeSlot(runtime: runtime, originator: originator, rule: r)
+        case .range(let r): s = RangeSlot(runtime: runtime, originator: originator, rule: r, table: t.ranges)
         case .offline(let r):
             let o = OfflineSlot(
                 runtime: runtime, originator: originator, rule: r,
@@ -172,16 +172,13 @@ extension RuleEngine {
     func index(_ s: Slot, in t: TenantRules) {
         switch s {
         case let r as RangeSlot:
-            let key = SeriesKey(device: r.originator, signal: r.rule.signal)
-            let e = t.series[key] ?? SeriesEntry()
-            t.series[key] = e
-            e.ranges.append(r)
+            t.series[SeriesKey(device: r.originator, signal: r.rule.signal), default: SeriesRef()].add(range: r.index)
         case let j as JointSlot:
             for (i, p) in j.rule.parameters.enumerated() {
                 let key = SeriesKey(device: p.device, signal: p.signal)
-                let e = t.series[key] ?? SeriesEntry()
-                t.series[key] = e
-                e.joints.append((j, i))
+                let list = t.series[key]?.joints ?? JointList()
+                t.series[key, default: SeriesRef()].joints = list
+                list.joints.append((j, i))
             }
         case let o as OfflineSlot:
             t.offline[o.originator, default: []].append(o)
@@ -191,11 +188,21 @@ extension RuleEngine {
 
     func unindex(_ runtime: RuleRuntime, in t: TenantRules) {
         runtime.removed = true
-        for (key, e) in t.series {
-            e.ranges.removeAll { $0.runtime === runtime }
-            e.joints.removeAll { $0.slot.runtime === runtime }
-            if e.ranges.isEmpty && e.joints.isEmpty { t.series[key] = nil }
+        for s in runtime.slots.values {
+            guard let r = s as? RangeSlot else { continue }
+            let key = SeriesKey(device: r.originator, signal: r.rule.signal)
+            t.series[key]?.remove(range: r.index)
+            t.ranges.remove(r.index)
         }
+        if case .joint(let j) = runtime.rule {
+            for p in j.parameters {
+                let key = SeriesKey(device: p.device, signal: p.signal)
+                guard let list = t.series[key]?.joints else { continue }
+                list.joints.removeAll { $0.slot.runtime === runtime }
+                if list.joints.isEmpty { t.series[key]?.joints = nil }
+            }
+        }
+        for (key, ref) in t.series where ref.isEmpty { t.series[key] = nil }
         for (uid, list) in t.offline {
             let kept = list.filter { $0.runtime !== runtime }
             t.offline[uid] = kept.isEmpty ? nil : kept

@@ -60,31 +60,144 @@ struct RangeCheck {
     }
 }
 
-final class RangeSlot: Slot {
-    let rule: RangeRule
-    let check: RangeCheck
+/// The hot-path state of one range slot, kept in a dense array (``RangeTable``) so evaluating a sample
+/// touches a few cache lines and no reference counts.
+struct RangeState {
+    var check: RangeCheck
     var alarming = false
     var matchCount: Int64 = 0
     var matchSince: Int64?
     var lastValue: Double = 0
+}
 
-    init(runtime: RuleRuntime, originator: String, rule: RangeRule) {
+/// What one sample did to a range slot; the engine acts on everything but ``none``.
+enum RangeStep {
+    case none
+    case changed
+    case schedule(Int64)
+    case repeated
+    case raise
+    case clear
+}
+
+extension RangeState {
+    /// Applies one numeric sample (the whole range-rule state machine, allocation-free).
+    @inline(__always)
+    mutating func step(_ v: Double, at time: Int64) -> RangeStep {
+        if alarming {
+            if check.matches(v) {
+                lastValue = v
+                return .repeated
+            }
+            if !check.matches(v, margin: check.hysteresis) {
+                alarming = false
+                matchCount = 0
+                matchSince = nil
+                return .clear
+            }
+            return .none
+        }
+        guard check.matches(v) else {
+            if matchCount != 0 {
+                matchCount = 0
+                matchSince = nil
+                return .changed
+            }
+            return .none
+        }
+        matchCount += 1
+        lastValue = v
+        var started = false
+        if matchSince == nil {
+            matchSince = time
+            started = true
+        }
+        if let d = check.debounceMillis {
+            if time - matchSince! >= d {
+                alarming = true
+                return .raise
+            }
+            return started ? .schedule(time + d) : .changed
+        }
+        if matchCount >= check.debounceCount {
+            alarming = true
+            return .raise
+        }
+        return .changed
+    }
+}
+
+/// Dense storage of a tenant's range slots: states by index, and the slot objects beside them.
+final class RangeTable {
+    var states: ContiguousArray<RangeState> = []
+    var slots: ContiguousArray<RangeSlot?> = []
+    private var free: [Int32] = []
+
+    func insert(_ state: RangeState) -> Int32 {
+        if let i = free.popLast() {
+            states[Int(i)] = state
+            return i
+        }
+        states.append(state)
+        slots.append(nil)
+        return Int32(states.count - 1)
+    }
+
+    func remove(_ i: Int32) {
+        slots[Int(i)] = nil
+        free.append(i)
+    }
+}
+
+final class RangeSlot: Slot {
+    let rule: RangeRule
+    let table: RangeTable
+    let index: Int32
+
+    init(runtime: RuleRuntime, originator: String, rule: RangeRule, table: RangeTable) {
         self.rule = rule
-        self.check = RangeCheck(rule)
+        self.table = table
+        self.index = table.insert(RangeState(check: RangeCheck(rule)))
         super.init(runtime: runtime, originator: originator)
+        table.slots[Int(index)] = self
+    }
+
+    var state: RangeState {
+        get { table.states[Int(index)] }
+        set { table.states[Int(index)] = newValue }
+    }
+    var check: RangeCheck { state.check }
+    var alarming: Bool {
+        get { state.alarming }
+        set { table.states[Int(index)].alarming = newValue }
+    }
+    var matchCount: Int64 {
+        get { state.matchCount }
+        set { table.states[Int(index)].matchCount = newValue }
+    }
+    var matchSince: Int64? {
+        get { state.matchSince }
+        set { table.states[Int(index)].matchSince = newValue }
+    }
+    var lastValue: Double {
+        get { state.lastValue }
+        set { table.states[Int(index)].lastValue = newValue }
     }
 
     override func encode(_ w: inout StateWriter) {
-        w.bool(alarming)
-        w.i64(matchCount)
-        w.optI64(matchSince)
-        w.f64(lastValue)
+        let st = state
+        w.bool(st.alarming)
+        w.i64(st.matchCount)
+        w.optI64(st.matchSince)
+        w.f64(st.lastValue)
     }
     override func decode(_ r: inout StateReader) throws(StateReader.Malformed) {
-        alarming = try r.bool()
-        matchCount = try r.i64()
-        matchSince = try r.optI64()
-        lastValue = try r.f64()
+        var st = state
+        st.alarming = try r.bool()
+        st.matchCount = try r.i64()
+        st.matchSince = try r.optI64()
+        st.lastValue = try r.f64()
+        state = st
     }
 }
 

@@ -1,6 +1,8 @@
 import IoTCore
 import IoTRules
 import IoTTesting
+import Logging
+import Synchronization
 import Testing
 
 @Suite("Alarm lifecycle and persisted state")
@@ -135,5 +137,41 @@ struct LifecycleTests {
         let b = await it.next()
         #expect(a?.kind == .raised && b?.kind == .cleared)
         #expect(try await h.stateStore.alarm(.tenant(h.tenant), id: a!.alarm.id) != nil)
+    }
+}
+
+@Suite("RuleEngine as a service")
+struct RuleEngineServiceTests {
+    final class Collector: AlarmEventHandler {
+        let events = Mutex<[AlarmEvent]>([])
+        func handle(_ event: AlarmEvent) async { events.withLock { $0.append(event) } }
+    }
+
+    @Test func runDrivesTimersOnTheInjectedClockAndSavesOnShutdown() async throws {
+        let clock = ManualClock(now: 1_000_000)
+        let store = InMemoryRuleStateStore()
+        let engine = RuleEngine(clock: clock, stateStore: store, logger: Logger(label: "test"))
+        let collector = Collector()
+        await engine.addHandler(collector)
+        try await engine.add(.offline(OfflineRule(id: "off", devices: .device("d"), intervalMillis: 5_000)), tenant: "t")
+        let task = Task { try await engine.run() }
+        for _ in 0..<10_000 where clock.sleeperCount == 0 { await Task.yield() }
+        clock.advance(byMillis: 5_000)
+        for _ in 0..<10_000 where collector.events.withLock({ $0.isEmpty }) { await Task.yield() }
+        #expect(collector.events.withLock { $0.map(\.kind) } == [.raised])
+        task.cancel()
+        try await task.value
+        #expect(try await store.state(.tenant("t"), ruleID: "off") != nil)
+    }
+
+    @Test func durationDebounceTimerSurvivesARestart() async throws {
+        let h = RuleHarness()
+        try await h.add(.range(RangeRule(id: "hot", devices: .device("d"), signal: "t", max: 1,
+                                         debounce: .duration(millis: 60_000))))
+        await h.feed(device: "d", signal: "t", 5)
+        await h.advance(byMillis: 30_000)
+        try await h.restart()
+        await h.advance(byMillis: 30_000)
+        #expect(await h.events.map(\.kind) == [.raised])
     }
 }

@@ -53,6 +53,7 @@ public struct CronExpression: Sendable, Hashable, Codable, CustomStringConvertib
         hourWildcard = f[2] == "*"
     }
 
+    /// The expression as written.
     public var description: String { source }
 
     /// Decodes from the expression string.

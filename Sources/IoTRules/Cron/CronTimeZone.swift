@@ -64,6 +64,7 @@ public struct CronTimeZone: Sendable, Hashable, Codable, CustomStringConvertible
         }
     }
 
+    /// The identifier.
     public var description: String { identifier }
 
     /// Decodes from the identifier string.

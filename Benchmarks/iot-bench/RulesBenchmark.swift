@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import IoTCore
 import IoTRules
 import IoTTesting
 import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 // The rules benchmark:
 // 1. Range-rule evaluations/s through `RuleEngine.pointsCommitted`: 10k range rules (one per device,
@@ -31,17 +32,22 @@ private func rangeRules(_ options: BenchOptions) async throws {
     let tenant: TenantID = "bench"
     for i in 0..<ruleCount {
         try await engine.add(
-            .range(RangeRule(id: "r\(i)", devices: .device("device-\(i)"), signal: "temp", max: 80,
-                             debounce: .count(3), hysteresis: 2)),
+            .range(
+                RangeRule(
+                    id: "r\(i)", devices: .device("device-\(i)"), signal: "temp", max: 80,
+                    debounce: .count(3), hysteresis: 2)),
             tenant: tenant)
     }
     await engine.flush()
     let batches: [PointBatch] = (0..<16).map { k in
-        PointBatch(tenant: tenant, points: (0..<ruleCount).map { i in
-            let hot = (i + k) % 50 == 0
-            return Point(device: "device-\(i)", signal: "temp", time: base + Int64(k),
-                         value: .number(hot ? 90 : 20 + Double(i % 50)))
-        }, journalSequence: 0)
+        PointBatch(
+            tenant: tenant,
+            points: (0..<ruleCount).map { i in
+                let hot = (i + k) % 50 == 0
+                return Point(
+                    device: "device-\(i)", signal: "temp", time: base + Int64(k),
+                    value: .number(hot ? 90 : 20 + Double(i % 50)))
+            }, journalSequence: 0)
     }
     // Warm up.
     for b in batches { await engine.pointsCommitted(b) }
@@ -59,10 +65,11 @@ private func rangeRules(_ options: BenchOptions) async throws {
     let rate = Double(evaluations) / elapsed
     let cpuRate = Double(evaluations) / cpu
     let saved = try await store.state(.tenant(tenant), ruleID: "r0")
-    print("rules range: \(grouped(Double(ruleCount))) rules, \(grouped(Double(evaluations))) evaluations in "
-        + "\(format2(elapsed)) s = \(grouped(rate)) evaluations/s wall, \(grouped(cpuRate)) per CPU-second "
-        + "(goal ≥ 5,000,000 per CPU-second of the engine's one core: \(cpuRate >= 5_000_000 ? "met" : "NOT met")); state saved: \(saved != nil ? "yes" : "no"), "
-        + "\(await engine.storeFailureCount) store failures")
+    print(
+        "rules range: \(grouped(Double(ruleCount))) rules, \(grouped(Double(evaluations))) evaluations in "
+            + "\(format2(elapsed)) s = \(grouped(rate)) evaluations/s wall, \(grouped(cpuRate)) per CPU-second "
+            + "(goal ≥ 5,000,000 per CPU-second of the engine's one core: \(cpuRate >= 5_000_000 ? "met" : "NOT met")); state saved: \(saved != nil ? "yes" : "no"), "
+            + "\(await engine.storeFailureCount) store failures")
 }
 
 private func jointRules(_ options: BenchOptions) async throws {
@@ -74,13 +81,15 @@ private func jointRules(_ options: BenchOptions) async throws {
     let reducers: [Reducer] = [.mean, .max, .delta, .last]
     for i in 0..<ruleCount {
         let params = (0..<4).map { j in
-            JointRule.Parameter(name: "p\(j)", device: "device-\(i)", signal: "s\(j)", window: .count(10),
-                                reducer: reducers[j])
+            JointRule.Parameter(
+                name: "p\(j)", device: "device-\(i)", signal: "s\(j)", window: .count(10),
+                reducer: reducers[j])
         }
         try await engine.add(
-            .joint(JointRule(id: "j\(i)", parameters: params, evaluationIntervalMillis: 60_000) { p in
-                (p["p0"]! ?? 0) > 50 && (p["p1"]! ?? 0) > 70 && (p["p2"]! ?? 0) >= 0 && (p["p3"]! ?? 0) != 13
-            }),
+            .joint(
+                JointRule(id: "j\(i)", parameters: params, evaluationIntervalMillis: 60_000) { p in
+                    (p["p0"]! ?? 0) > 50 && (p["p1"]! ?? 0) > 70 && (p["p2"]! ?? 0) >= 0 && (p["p3"]! ?? 0) != 13
+                }),
             tenant: tenant)
     }
     var latencies: [Double] = []
@@ -91,9 +100,11 @@ private func jointRules(_ options: BenchOptions) async throws {
         let i = Int(state >> 33) % ruleCount
         let j = Int(state >> 20) % 4
         let v = Double(Int(state >> 40) % 100)
-        let batch = PointBatch(tenant: tenant, points: [
-            Point(device: "device-\(i)", signal: "s\(j)", time: base + Int64(n), value: .number(v)),
-        ], journalSequence: 0)
+        let batch = PointBatch(
+            tenant: tenant,
+            points: [
+                Point(device: "device-\(i)", signal: "s\(j)", time: base + Int64(n), value: .number(v))
+            ], journalSequence: 0)
         let t = monotonicSeconds()
         await engine.pointsCommitted(batch)
         latencies.append(monotonicSeconds() - t)
@@ -104,10 +115,11 @@ private func jointRules(_ options: BenchOptions) async throws {
     let tickStart = monotonicSeconds()
     await engine.runDueTimers()
     let tick = monotonicSeconds() - tickStart
-    print("rules joint: \(grouped(Double(ruleCount))) rules × 4 = \(grouped(Double(ruleCount * 4))) parameters live; "
-        + "per-sample evaluation p50 \(format2(percentile(latencies, 0.5) * 1e6)) µs, "
-        + "p99 \(format2(percentile(latencies, 0.99) * 1e6)) µs, max \(format2((latencies.last ?? 0) * 1e6)) µs; "
-        + "one timer tick over all rules \(format2(tick * 1e3)) ms")
+    print(
+        "rules joint: \(grouped(Double(ruleCount))) rules × 4 = \(grouped(Double(ruleCount * 4))) parameters live; "
+            + "per-sample evaluation p50 \(format2(percentile(latencies, 0.5) * 1e6)) µs, "
+            + "p99 \(format2(percentile(latencies, 0.99) * 1e6)) µs, max \(format2((latencies.last ?? 0) * 1e6)) µs; "
+            + "one timer tick over all rules \(format2(tick * 1e3)) ms")
 }
 
 /// CPU time of the whole process (all threads), in seconds: steadier than wall time on a shared machine.

@@ -1,7 +1,7 @@
 public import IoTCore
 public import Logging
-public import ServiceLifecycle
 import Metrics
+public import ServiceLifecycle
 
 /// Evaluates range, joint and offline alarm rules on every committed point and on timers, and runs
 /// the alarm lifecycle.

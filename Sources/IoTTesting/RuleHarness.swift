@@ -132,7 +132,12 @@ public actor RuleHarness {
     public var events: [AlarmEvent] { recorder.events.withLock { $0 } }
 
     /// Returns the events so far and forgets them.
-    public func takeEvents() -> [AlarmEvent] { recorder.events.withLock { e in defer { e.removeAll() }; return e } }
+    public func takeEvents() -> [AlarmEvent] {
+        recorder.events.withLock { e in
+            defer { e.removeAll() }
+            return e
+        }
+    }
 
     /// The engine's open alarms, newest first.
     public var openAlarms: [Alarm] {

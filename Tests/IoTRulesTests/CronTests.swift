@@ -23,13 +23,15 @@ struct CronTests {
     @Test func stepsListsAndRanges() throws {
         #expect(try next("*/15 * * * *", after: utc(2024, 1, 1, 0, 7)) == utc(2024, 1, 1, 0, 15))
         #expect(try next("*/15 * * * *", after: utc(2024, 1, 1, 0, 15)) == utc(2024, 1, 1, 0, 30))
-        #expect(try fires("10-30/5 * * * *", after: utc(2024, 1, 1, 0, 0), count: 6) == [
-            utc(2024, 1, 1, 0, 10), utc(2024, 1, 1, 0, 15), utc(2024, 1, 1, 0, 20), utc(2024, 1, 1, 0, 25),
-            utc(2024, 1, 1, 0, 30), utc(2024, 1, 1, 1, 10),
-        ])
-        #expect(try fires("0 9,17 * * *", after: utc(2024, 1, 1, 10), count: 3) == [
-            utc(2024, 1, 1, 17), utc(2024, 1, 2, 9), utc(2024, 1, 2, 17),
-        ])
+        #expect(
+            try fires("10-30/5 * * * *", after: utc(2024, 1, 1, 0, 0), count: 6) == [
+                utc(2024, 1, 1, 0, 10), utc(2024, 1, 1, 0, 15), utc(2024, 1, 1, 0, 20), utc(2024, 1, 1, 0, 25),
+                utc(2024, 1, 1, 0, 30), utc(2024, 1, 1, 1, 10),
+            ])
+        #expect(
+            try fires("0 9,17 * * *", after: utc(2024, 1, 1, 10), count: 3) == [
+                utc(2024, 1, 1, 17), utc(2024, 1, 2, 9), utc(2024, 1, 2, 17),
+            ])
         #expect(try next("5/20 * * * *", after: utc(2024, 1, 1, 0, 30)) == utc(2024, 1, 1, 0, 45))
         #expect(try next("0 0 1 * *", after: utc(2024, 12, 15)) == utc(2025, 1, 1))
         // A fire is strictly after `after`, on a whole second.
@@ -49,9 +51,10 @@ struct CronTests {
 
     @Test func dayOfMonthOrDayOfWeekWhenBothRestricted() throws {
         // The 13th, or any Friday (2024-01-05 and -12 are Fridays; the 13th is a Saturday).
-        #expect(try fires("0 0 13 * FRI", after: utc(2024, 1, 1), count: 4) == [
-            utc(2024, 1, 5), utc(2024, 1, 12), utc(2024, 1, 13), utc(2024, 1, 19),
-        ])
+        #expect(
+            try fires("0 0 13 * FRI", after: utc(2024, 1, 1), count: 4) == [
+                utc(2024, 1, 5), utc(2024, 1, 12), utc(2024, 1, 13), utc(2024, 1, 19),
+            ])
         // With one side '*', both must match (the '*' side matches everything): only Fridays.
         #expect(try fires("0 0 * * FRI", after: utc(2024, 1, 1), count: 2) == [utc(2024, 1, 5), utc(2024, 1, 12)])
         // A stepped star still counts as '*' (Vixie): the 1st, 3rd, … that are also Mondays.
@@ -79,9 +82,10 @@ struct CronTests {
     @Test func sixFieldsWithSeconds() throws {
         #expect(try next("*/10 * * * * *", after: utc(2024, 1, 1, 0, 0, 5)) == utc(2024, 1, 1, 0, 0, 10))
         #expect(try next("30 0 12 * * *", after: utc(2024, 1, 1)) == utc(2024, 1, 1, 12, 0, 30))
-        #expect(try fires("0,30 * * * * *", after: utc(2024, 1, 1, 0, 0, 0), count: 3) == [
-            utc(2024, 1, 1, 0, 0, 30), utc(2024, 1, 1, 0, 1, 0), utc(2024, 1, 1, 0, 1, 30),
-        ])
+        #expect(
+            try fires("0,30 * * * * *", after: utc(2024, 1, 1, 0, 0, 0), count: 3) == [
+                utc(2024, 1, 1, 0, 0, 30), utc(2024, 1, 1, 0, 1, 0), utc(2024, 1, 1, 0, 1, 30),
+            ])
         #expect(try next("0 0 9-17 * * MON-FRI", after: utc(2024, 1, 5, 17, 30)) == utc(2024, 1, 8, 9))
     }
 
@@ -100,43 +104,50 @@ struct CronTests {
 
     @Test func berlinSpringForward() throws {
         // 02:30 does not exist on the 31st: runs once, at the end of the gap (03:00 CEST = 01:00 UTC).
-        #expect(try fires("30 2 * * *", after: utc(2024, 3, 30, 12), count: 2, berlin) == [
-            utc(2024, 3, 31, 1), utc(2024, 4, 1, 0, 30),
-        ])
+        #expect(
+            try fires("30 2 * * *", after: utc(2024, 3, 30, 12), count: 2, berlin) == [
+                utc(2024, 3, 31, 1), utc(2024, 4, 1, 0, 30),
+            ])
         // Every 30 min: 01:30 CET, then 02:00 and 02:30 collapse into 03:00 CEST, then 03:30 CEST.
-        #expect(try fires("*/30 * * * *", after: utc(2024, 3, 31, 0, 15), count: 3, berlin) == [
-            utc(2024, 3, 31, 0, 30), utc(2024, 3, 31, 1, 0), utc(2024, 3, 31, 1, 30),
-        ])
+        #expect(
+            try fires("*/30 * * * *", after: utc(2024, 3, 31, 0, 15), count: 3, berlin) == [
+                utc(2024, 3, 31, 0, 30), utc(2024, 3, 31, 1, 0), utc(2024, 3, 31, 1, 30),
+            ])
         #expect(try next("0 9 * * *", after: utc(2024, 3, 30, 12), berlin) == utc(2024, 3, 31, 7))
     }
 
     @Test func berlinFallBack() throws {
         // 02:30 happens twice on the 27th: a fixed-hour schedule runs at the first (CEST) only.
-        #expect(try fires("30 2 * * *", after: utc(2024, 10, 26, 12), count: 2, berlin) == [
-            utc(2024, 10, 27, 0, 30), utc(2024, 10, 28, 1, 30),
-        ])
+        #expect(
+            try fires("30 2 * * *", after: utc(2024, 10, 26, 12), count: 2, berlin) == [
+                utc(2024, 10, 27, 0, 30), utc(2024, 10, 28, 1, 30),
+            ])
         // An hourly schedule ('*' hours) runs by elapsed time: 02:00 CEST, 02:00 CET, 03:00 CET.
-        #expect(try fires("0 * * * *", after: utc(2024, 10, 26, 23, 30), count: 3, berlin) == [
-            utc(2024, 10, 27, 0), utc(2024, 10, 27, 1), utc(2024, 10, 27, 2),
-        ])
+        #expect(
+            try fires("0 * * * *", after: utc(2024, 10, 26, 23, 30), count: 3, berlin) == [
+                utc(2024, 10, 27, 0), utc(2024, 10, 27, 1), utc(2024, 10, 27, 2),
+            ])
         #expect(try next("0 9 * * *", after: utc(2024, 10, 26, 12), berlin) == utc(2024, 10, 27, 8))
     }
 
     @Test func newYorkSpringForward() throws {
-        #expect(try fires("30 2 * * *", after: utc(2024, 3, 9, 12), count: 2, newYork) == [
-            utc(2024, 3, 10, 7), utc(2024, 3, 11, 6, 30),
-        ])
+        #expect(
+            try fires("30 2 * * *", after: utc(2024, 3, 9, 12), count: 2, newYork) == [
+                utc(2024, 3, 10, 7), utc(2024, 3, 11, 6, 30),
+            ])
         #expect(try next("0 12 * * *", after: utc(2024, 3, 10, 12), newYork) == utc(2024, 3, 10, 16))
     }
 
     @Test func newYorkFallBack() throws {
         // 01:30 happens at 05:30 UTC (EDT) and 06:30 UTC (EST): once, at the first.
-        #expect(try fires("30 1 * * *", after: utc(2024, 11, 2, 12), count: 2, newYork) == [
-            utc(2024, 11, 3, 5, 30), utc(2024, 11, 4, 6, 30),
-        ])
-        #expect(try fires("30 * * * *", after: utc(2024, 11, 3, 5), count: 3, newYork) == [
-            utc(2024, 11, 3, 5, 30), utc(2024, 11, 3, 6, 30), utc(2024, 11, 3, 7, 30),
-        ])
+        #expect(
+            try fires("30 1 * * *", after: utc(2024, 11, 2, 12), count: 2, newYork) == [
+                utc(2024, 11, 3, 5, 30), utc(2024, 11, 4, 6, 30),
+            ])
+        #expect(
+            try fires("30 * * * *", after: utc(2024, 11, 3, 5), count: 3, newYork) == [
+                utc(2024, 11, 3, 5, 30), utc(2024, 11, 3, 6, 30), utc(2024, 11, 3, 7, 30),
+            ])
     }
 
     @Test func fixedOffsetZone() throws {

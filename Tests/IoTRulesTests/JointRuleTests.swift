@@ -8,13 +8,18 @@ import Testing
 struct JointRuleTests {
     @Test func closureOverTwoDevices() async throws {
         let h = RuleHarness()
-        try await h.add(.joint(JointRule(id: "muggy", parameters: [
-            .init(name: "t", device: "room-1", signal: "temp"),
-            .init(name: "h", device: "hygro-1", signal: "rh"),
-        ], severity: .minor, originator: "room-1") { p in
-            guard let t = p["t"] ?? nil, let h = p["h"] ?? nil else { return false }
-            return t > 30 && h > 80
-        }))
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "muggy",
+                    parameters: [
+                        .init(name: "t", device: "room-1", signal: "temp"),
+                        .init(name: "h", device: "hygro-1", signal: "rh"),
+                    ], severity: .minor, originator: "room-1"
+                ) { p in
+                    guard let t = p["t"] ?? nil, let h = p["h"] ?? nil else { return false }
+                    return t > 30 && h > 80
+                }))
         await h.feed(device: "room-1", signal: "temp", 31)  // h unknown yet: nil, false
         #expect(await h.events.isEmpty)
         await h.feed(device: "hygro-1", signal: "rh", 85)
@@ -27,11 +32,16 @@ struct JointRuleTests {
 
     @Test func reducersOverCountWindow() async throws {
         let h = RuleHarness()
-        try await h.add(.joint(JointRule(id: "avg", parameters: [
-            .init(name: "mean", device: "d", signal: "v", window: .count(3), reducer: .mean),
-            .init(name: "delta", device: "d", signal: "v", window: .count(3), reducer: .delta),
-            .init(name: "n", device: "d", signal: "v", window: .count(3), reducer: .count),
-        ]) { p in (p["mean"]! ?? 0) > 10 && (p["delta"]! ?? 0) > 0 && p["n"]! == 3 }))
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "avg",
+                    parameters: [
+                        .init(name: "mean", device: "d", signal: "v", window: .count(3), reducer: .mean),
+                        .init(name: "delta", device: "d", signal: "v", window: .count(3), reducer: .delta),
+                        .init(name: "n", device: "d", signal: "v", window: .count(3), reducer: .count),
+                    ]
+                ) { p in (p["mean"]! ?? 0) > 10 && (p["delta"]! ?? 0) > 0 && p["n"]! == 3 }))
         for v in [1.0, 20, 5] { await h.feed(device: "d", signal: "v", v) }  // mean 8.7
         #expect(await h.events.isEmpty)
         await h.feed(device: "d", signal: "v", 30)  // window 20, 5, 30: mean 18.3, delta 10
@@ -42,9 +52,16 @@ struct JointRuleTests {
 
     @Test func noDataForFiveMinutesOnTheTimer() async throws {
         let h = RuleHarness()
-        try await h.add(.joint(JointRule(id: "silent", parameters: [
-            .init(name: "n", device: "sensor-1", signal: "temp", window: .duration(millis: 300_000), reducer: .count),
-        ], severity: .warning, evaluationIntervalMillis: 10_000) { p in p["n"]! == 0 }))
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "silent",
+                    parameters: [
+                        .init(
+                            name: "n", device: "sensor-1", signal: "temp", window: .duration(millis: 300_000),
+                            reducer: .count)
+                    ], severity: .warning, evaluationIntervalMillis: 10_000
+                ) { p in p["n"]! == 0 }))
         let t0 = h.clock.now()
         await h.feed(device: "sensor-1", signal: "temp", 20)
         await h.advance(byMillis: 290_000)
@@ -59,10 +76,17 @@ struct JointRuleTests {
 
     @Test func doorOpenLongerThanTenMinutes() async throws {
         let h = RuleHarness()
-        try await h.add(.joint(JointRule(id: "door", parameters: [
-            .init(name: "open", device: "door-1", signal: "open", window: .count(1), reducer: .last),
-            .init(name: "changes", device: "door-1", signal: "open", window: .duration(millis: 600_000), reducer: .count),
-        ], severity: .major, evaluationIntervalMillis: 15_000) { p in p["open"]! == 1 && p["changes"]! == 0 }))
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "door",
+                    parameters: [
+                        .init(name: "open", device: "door-1", signal: "open", window: .count(1), reducer: .last),
+                        .init(
+                            name: "changes", device: "door-1", signal: "open", window: .duration(millis: 600_000),
+                            reducer: .count),
+                    ], severity: .major, evaluationIntervalMillis: 15_000
+                ) { p in p["open"]! == 1 && p["changes"]! == 0 }))
         await h.feed(device: "door-1", signal: "open", true)
         await h.advance(byMillis: 300_000)
         await h.feed(device: "door-1", signal: "open", false)  // closed after 5 min
@@ -78,9 +102,16 @@ struct JointRuleTests {
 
     @Test func historyFromThePointStoreCoversADurationWindowAtOnce() async throws {
         let h = RuleHarness()
-        try await h.add(.joint(JointRule(id: "silent", parameters: [
-            .init(name: "n", device: "new-sensor", signal: "x", window: .duration(millis: 60_000), reducer: .count),
-        ], evaluationIntervalMillis: 10_000) { p in p["n"]! == 0 }))
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "silent",
+                    parameters: [
+                        .init(
+                            name: "n", device: "new-sensor", signal: "x", window: .duration(millis: 60_000),
+                            reducer: .count)
+                    ], evaluationIntervalMillis: 10_000
+                ) { p in p["n"]! == 0 }))
         // The point store covers history, so the window is known at once: no data → alarm on the first tick.
         await h.advance(byMillis: 10_000)
         #expect(await h.events.map(\.kind) == [.raised])
@@ -93,12 +124,21 @@ struct JointRuleTests {
             "weird": { _ throws(IoTError) in .string("yes") },
         ])
         let h = RuleHarness(scriptEngines: [engine])
-        try await h.add(.joint(JointRule(id: "s", parameters: [.init(name: "t", device: "d", signal: "t")],
-                                         condition: .script(language: "fake", source: "function check(p) … end", function: "check"))))
-        try await h.add(.joint(JointRule(id: "b", parameters: [.init(name: "t", device: "d", signal: "t")],
-                                         condition: .script(language: "fake", source: "…", function: "broken"))))
-        try await h.add(.joint(JointRule(id: "w", parameters: [.init(name: "t", device: "d", signal: "t")],
-                                         condition: .script(language: "fake", source: "…", function: "weird"))))
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "s", parameters: [.init(name: "t", device: "d", signal: "t")],
+                    condition: .script(language: "fake", source: "function check(p) … end", function: "check"))))
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "b", parameters: [.init(name: "t", device: "d", signal: "t")],
+                    condition: .script(language: "fake", source: "…", function: "broken"))))
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "w", parameters: [.init(name: "t", device: "d", signal: "t")],
+                    condition: .script(language: "fake", source: "…", function: "weird"))))
         await h.feed(device: "d", signal: "t", 35)
         await h.feed(device: "d", signal: "t", 36)
         let events = await h.events
@@ -107,21 +147,33 @@ struct JointRuleTests {
         #expect(await h.engine.failedEvaluationCount == 4)
 
         await #expect(throws: IoTError.self) {
-            try await h.add(.joint(JointRule(id: "x", parameters: [], condition: .script(language: "fake", source: "syntax error", function: "f"))))
+            try await h.add(
+                .joint(
+                    JointRule(
+                        id: "x", parameters: [],
+                        condition: .script(language: "fake", source: "syntax error", function: "f"))))
         }
         await #expect(throws: IoTError.self) {
-            try await h.add(.joint(JointRule(id: "y", parameters: [], condition: .script(language: "cobol", source: "", function: "f"))))
+            try await h.add(
+                .joint(
+                    JointRule(id: "y", parameters: [], condition: .script(language: "cobol", source: "", function: "f"))
+                ))
         }
     }
 
     @Test func scriptConditionRoundTripsThroughCodable() throws {
-        let rule = JointRule(id: "s", parameters: [.init(name: "t", device: "d", signal: "t", window: .duration(millis: 5), reducer: .max)],
-                             condition: .script(language: "lua", source: "return true", function: "f"), evaluationIntervalMillis: 1000)
+        let rule = JointRule(
+            id: "s",
+            parameters: [.init(name: "t", device: "d", signal: "t", window: .duration(millis: 5), reducer: .max)],
+            condition: .script(language: "lua", source: "return true", function: "f"), evaluationIntervalMillis: 1000)
         let data = try JSONEncoder().encode(rule)
         let back = try JSONDecoder().decode(JointRule.self, from: data)
         #expect(back.parameters == rule.parameters)
         #expect(back.evaluationIntervalMillis == 1000)
-        guard case .script(let language, _, let function) = back.condition else { Issue.record("not a script"); return }
+        guard case .script(let language, _, let function) = back.condition else {
+            Issue.record("not a script")
+            return
+        }
         #expect(language == "lua" && function == "f")
         let closure = JointRule(id: "c", parameters: []) { _ in true }
         #expect(throws: EncodingError.self) { try JSONEncoder().encode(closure) }
@@ -142,7 +194,10 @@ struct RuleCodingTests {
             """
         let rules = try JSONDecoder().decode([AlarmRule].self, from: Data(json.utf8))
         #expect(rules.map(\.id) == ["hot", "off", "j"])
-        guard case .range(let r) = rules[0], case .joint(let j) = rules[2] else { Issue.record("kinds"); return }
+        guard case .range(let r) = rules[0], case .joint(let j) = rules[2] else {
+            Issue.record("kinds")
+            return
+        }
         #expect(r.devices == .product("pump") && r.debounce == .duration(millis: 60_000))
         #expect(j.parameters.first?.window == .duration(millis: 300_000))
         let again = try JSONDecoder().decode([AlarmRule].self, from: try JSONEncoder().encode(rules))
@@ -150,11 +205,12 @@ struct RuleCodingTests {
     }
 
     @Test func statisticsJobRoundTrips() throws {
-        let job = StatisticsJob(id: "daily", cron: try CronExpression("5 0 * * *"),
-                                timeZone: CronTimeZone(identifier: "Europe/Berlin")!, leadMillis: 86_400_000,
-                                parameters: [.init(name: "e", device: "m", signal: "kwh", reducer: .delta)],
-                                calculation: .script(language: "lua", source: "…", function: "calculate"),
-                                catchUp: .all(max: 7))
+        let job = StatisticsJob(
+            id: "daily", cron: try CronExpression("5 0 * * *"),
+            timeZone: CronTimeZone(identifier: "Europe/Berlin")!, leadMillis: 86_400_000,
+            parameters: [.init(name: "e", device: "m", signal: "kwh", reducer: .delta)],
+            calculation: .script(language: "lua", source: "…", function: "calculate"),
+            catchUp: .all(max: 7))
         let back = try JSONDecoder().decode(StatisticsJob.self, from: try JSONEncoder().encode(job))
         #expect(back.cron == job.cron && back.timeZone == job.timeZone && back.catchUp == .all(max: 7))
         #expect(back.parameters == job.parameters && back.leadMillis == job.leadMillis)

@@ -7,8 +7,10 @@ import Testing
 
 @Suite("Alarm lifecycle and persisted state")
 struct LifecycleTests {
-    let hot = AlarmRule.range(RangeRule(id: "hot", devices: .device("pump-1"), signal: "temp", max: 80,
-                                        debounce: .count(3), hysteresis: 2))
+    let hot = AlarmRule.range(
+        RangeRule(
+            id: "hot", devices: .device("pump-1"), signal: "temp", max: 80,
+            debounce: .count(3), hysteresis: 2))
 
     func raise(_ h: RuleHarness) async {
         for _ in 0..<3 { await h.feed(device: "pump-1", signal: "temp", 90) }
@@ -112,9 +114,14 @@ struct LifecycleTests {
 
     @Test func jointWindowsAndOfflineStateSurviveARestart() async throws {
         let h = RuleHarness()
-        try await h.add(.joint(JointRule(id: "sum", parameters: [
-            .init(name: "s", device: "d", signal: "v", window: .count(3), reducer: .sum),
-        ]) { p in (p["s"]! ?? 0) >= 30 }))
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "sum",
+                    parameters: [
+                        .init(name: "s", device: "d", signal: "v", window: .count(3), reducer: .sum)
+                    ]
+                ) { p in (p["s"]! ?? 0) >= 30 }))
         try await h.add(.offline(OfflineRule(id: "off", devices: .device("d"), intervalMillis: 60_000)))
         await h.feed(device: "d", signal: "v", 10)
         await h.feed(device: "d", signal: "v", 10)
@@ -153,7 +160,8 @@ struct RuleEngineServiceTests {
         let engine = RuleEngine(clock: clock, stateStore: store, logger: Logger(label: "test"))
         let collector = Collector()
         await engine.addHandler(collector)
-        try await engine.add(.offline(OfflineRule(id: "off", devices: .device("d"), intervalMillis: 5_000)), tenant: "t")
+        try await engine.add(
+            .offline(OfflineRule(id: "off", devices: .device("d"), intervalMillis: 5_000)), tenant: "t")
         let task = Task { try await engine.run() }
         for _ in 0..<10_000 where clock.sleeperCount == 0 { await Task.yield() }
         clock.advance(byMillis: 5_000)
@@ -166,8 +174,11 @@ struct RuleEngineServiceTests {
 
     @Test func durationDebounceTimerSurvivesARestart() async throws {
         let h = RuleHarness()
-        try await h.add(.range(RangeRule(id: "hot", devices: .device("d"), signal: "t", max: 1,
-                                         debounce: .duration(millis: 60_000))))
+        try await h.add(
+            .range(
+                RangeRule(
+                    id: "hot", devices: .device("d"), signal: "t", max: 1,
+                    debounce: .duration(millis: 60_000))))
         await h.feed(device: "d", signal: "t", 5)
         await h.advance(byMillis: 30_000)
         try await h.restart()

@@ -8,8 +8,10 @@ struct RangeRuleTests {
     func hot(_ debounce: Debounce = .count(1), hysteresis: Double = 0, devices: DeviceSelector = .device("pump-1"))
         -> AlarmRule
     {
-        .range(RangeRule(id: "hot", devices: devices, signal: "temp", max: 80, alarmWhen: .outside,
-                         severity: .major, debounce: debounce, hysteresis: hysteresis))
+        .range(
+            RangeRule(
+                id: "hot", devices: devices, signal: "temp", max: 80, alarmWhen: .outside,
+                severity: .major, debounce: debounce, hysteresis: hysteresis))
     }
 
     @Test func normalSamplesProduceNothing() async throws {
@@ -101,8 +103,11 @@ struct RangeRuleTests {
 
     @Test func insideAlarmsWithinBounds() async throws {
         let h = RuleHarness()
-        try await h.add(.range(RangeRule(id: "band", devices: .device("d"), signal: "rpm", min: 10, max: 20,
-                                         alarmWhen: .inside, severity: .warning, hysteresis: 1)))
+        try await h.add(
+            .range(
+                RangeRule(
+                    id: "band", devices: .device("d"), signal: "rpm", min: 10, max: 20,
+                    alarmWhen: .inside, severity: .warning, hysteresis: 1)))
         await h.feed(device: "d", signal: "rpm", 5)
         await h.feed(device: "d", signal: "rpm", 15)
         await h.feed(device: "d", signal: "rpm", 20.5)  // within hysteresis of 20

@@ -11,26 +11,32 @@ struct StatisticsTests {
     let stats = InMemoryStatisticsStore()
 
     func scheduler(_ clock: ManualClock, engines: [any ScriptEngine] = []) -> StatisticsScheduler {
-        StatisticsScheduler(clock: clock, pointStore: points, statisticsStore: stats, scriptEngines: engines,
-                            logger: Logger(label: "test"))
+        StatisticsScheduler(
+            clock: clock, pointStore: points, statisticsStore: stats, scriptEngines: engines,
+            logger: Logger(label: "test"))
     }
 
     func write(_ samples: [(Int64, Double)], signal: String = "kwh") async throws {
-        try await points.write(PointBatch(tenant: tenant, points: samples.map {
-            Point(device: "m", signal: signal, time: $0.0, value: .number($0.1))
-        }, journalSequence: 0))
+        try await points.write(
+            PointBatch(
+                tenant: tenant,
+                points: samples.map {
+                    Point(device: "m", signal: signal, time: $0.0, value: .number($0.1))
+                }, journalSequence: 0))
     }
 
     func hourly(_ catchUp: CatchUpPolicy = .latest, calculation: Calculation? = nil) throws -> StatisticsJob {
-        StatisticsJob(id: "hourly", cron: try CronExpression("0 * * * *"), leadMillis: 3_600_000, parameters: [
-            .init(name: "mean", device: "m", signal: "kwh", reducer: .mean),
-            .init(name: "n", device: "m", signal: "kwh", reducer: .count),
-            .init(name: "used", device: "m", signal: "kwh", reducer: .delta),
-            .init(name: "max", device: "m", signal: "kwh", reducer: .max),
-            .init(name: "first", device: "m", signal: "kwh", reducer: .first),
-            .init(name: "last", device: "m", signal: "kwh", reducer: .raw),
-            .init(name: "none", device: "m", signal: "other", reducer: .sum),
-        ], calculation: calculation, catchUp: catchUp)
+        StatisticsJob(
+            id: "hourly", cron: try CronExpression("0 * * * *"), leadMillis: 3_600_000,
+            parameters: [
+                .init(name: "mean", device: "m", signal: "kwh", reducer: .mean),
+                .init(name: "n", device: "m", signal: "kwh", reducer: .count),
+                .init(name: "used", device: "m", signal: "kwh", reducer: .delta),
+                .init(name: "max", device: "m", signal: "kwh", reducer: .max),
+                .init(name: "first", device: "m", signal: "kwh", reducer: .first),
+                .init(name: "last", device: "m", signal: "kwh", reducer: .raw),
+                .init(name: "none", device: "m", signal: "other", reducer: .sum),
+            ], calculation: calculation, catchUp: catchUp)
     }
 
     @Test func windowIsLeadTimeBeforeTheFire() async throws {
@@ -46,8 +52,11 @@ struct StatisticsTests {
         await s.runDue()
         let r = try #require(try await stats.results(.tenant(tenant), jobID: "hourly", from: 0, to: .max).first)
         #expect(r.fireTime == utc(2024, 1, 1, 1) && r.windowStart == utc(2024, 1, 1, 0) && r.windowEnd == r.fireTime)
-        #expect(r.values == ["mean": .number(20), "n": .number(3), "used": .number(20), "max": .number(30),
-                             "first": .number(10), "last": .number(30)])
+        #expect(
+            r.values == [
+                "mean": .number(20), "n": .number(3), "used": .number(20), "max": .number(30),
+                "first": .number(10), "last": .number(30),
+            ])
         #expect(await s.nextFireTime == utc(2024, 1, 1, 2))
     }
 
@@ -55,9 +64,13 @@ struct StatisticsTests {
         let clock = ManualClock(now: utc(2024, 1, 1, 0, 30))
         try await write([(utc(2024, 1, 1, 0, 10), 100), (utc(2024, 1, 1, 0, 50), 130)])
         let s = scheduler(clock)
-        try await s.add(StatisticsJob(id: "cost", cron: try CronExpression("0 0 * * * *"), leadMillis: 3_600_000, parameters: [
-            .init(name: "used", device: "m", signal: "kwh", reducer: .delta),
-        ]) { p in ["cost": .number((p["used"]! ?? 0) * 0.25), "unit": .text("EUR")] }, tenant: tenant)
+        try await s.add(
+            StatisticsJob(
+                id: "cost", cron: try CronExpression("0 0 * * * *"), leadMillis: 3_600_000,
+                parameters: [
+                    .init(name: "used", device: "m", signal: "kwh", reducer: .delta)
+                ]
+            ) { p in ["cost": .number((p["used"]! ?? 0) * 0.25), "unit": .text("EUR")] }, tenant: tenant)
         clock.advance(to: utc(2024, 1, 1, 1))
         await s.runDue()
         let r = try await stats.results(.tenant(tenant), jobID: "cost", from: 0, to: .max)
@@ -76,15 +89,20 @@ struct StatisticsTests {
         try await write([(utc(2024, 1, 1, 0, 10), 1), (utc(2024, 1, 1, 0, 20), 2)])
         let s = scheduler(clock, engines: [engine])
         let params: [StatisticsJob.Parameter] = [.init(name: "all", device: "m", signal: "kwh", reducer: .raw)]
-        try await s.add(StatisticsJob(id: "good", cron: try CronExpression("0 * * * *"), leadMillis: 3_600_000, parameters: params,
-                                      calculation: .script(language: "fake", source: "…", function: "calculate")), tenant: tenant)
-        try await s.add(StatisticsJob(id: "bad", cron: try CronExpression("0 * * * *"), leadMillis: 3_600_000, parameters: params,
-                                      calculation: .script(language: "fake", source: "…", function: "broken")), tenant: tenant)
+        try await s.add(
+            StatisticsJob(
+                id: "good", cron: try CronExpression("0 * * * *"), leadMillis: 3_600_000, parameters: params,
+                calculation: .script(language: "fake", source: "…", function: "calculate")), tenant: tenant)
+        try await s.add(
+            StatisticsJob(
+                id: "bad", cron: try CronExpression("0 * * * *"), leadMillis: 3_600_000, parameters: params,
+                calculation: .script(language: "fake", source: "…", function: "broken")), tenant: tenant)
         clock.advance(to: utc(2024, 1, 1, 1))
         await s.runDue()
-        #expect(try await stats.results(.tenant(tenant), jobID: "good", from: 0, to: .max).map(\.values) == [
-            ["samples": .number(2), "ok": .bool(true)]
-        ])
+        #expect(
+            try await stats.results(.tenant(tenant), jobID: "good", from: 0, to: .max).map(\.values) == [
+                ["samples": .number(2), "ok": .bool(true)]
+            ])
         #expect(try await stats.results(.tenant(tenant), jobID: "bad", from: 0, to: .max).isEmpty)
         #expect(await s.failedFireCount == 1)
         #expect(await s.nextFireTime == utc(2024, 1, 1, 2))  // the schedule goes on
@@ -92,13 +110,17 @@ struct StatisticsTests {
 
     func catchUp(_ policy: CatchUpPolicy) async throws -> [Int64] {
         // Last result at 01:00; the scheduler comes back at 06:10: 02:00 … 06:00 were missed.
-        try await stats.save(.tenant(tenant), StatisticsResult(jobID: "hourly", fireTime: utc(2024, 1, 1, 1),
-                                                               windowStart: 0, windowEnd: 0, values: [:]))
+        try await stats.save(
+            .tenant(tenant),
+            StatisticsResult(
+                jobID: "hourly", fireTime: utc(2024, 1, 1, 1),
+                windowStart: 0, windowEnd: 0, values: [:]))
         let clock = ManualClock(now: utc(2024, 1, 1, 6, 10))
         let s = scheduler(clock)
         try await s.add(try hourly(policy), tenant: tenant)
         await s.runDue()
-        return try await stats.results(.tenant(tenant), jobID: "hourly", from: utc(2024, 1, 1, 2), to: .max).map(\.fireTime)
+        return try await stats.results(.tenant(tenant), jobID: "hourly", from: utc(2024, 1, 1, 2), to: .max).map(
+            \.fireTime)
     }
 
     @Test func catchUpNone() async throws {
@@ -121,8 +143,9 @@ struct StatisticsTests {
         let clock = ManualClock(now: utc(2024, 1, 1, 0, 59))
         let s = scheduler(clock)
         let task = Task { try await s.run() }
-        try await s.add(StatisticsJob(id: "a", cron: try CronExpression("0 * * * *"), leadMillis: 60_000, parameters: []),
-                        tenant: tenant)
+        try await s.add(
+            StatisticsJob(id: "a", cron: try CronExpression("0 * * * *"), leadMillis: 60_000, parameters: []),
+            tenant: tenant)
         try await waitFor { clock.sleeperCount == 1 }
         clock.advance(to: utc(2024, 1, 1, 1))
         try await waitFor { await s.completedFireCount == 1 }

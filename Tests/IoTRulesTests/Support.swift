@@ -1,4 +1,5 @@
 import IoTCore
+
 @testable import IoTRules
 
 /// UTC milliseconds of a civil date-time.
@@ -20,7 +21,9 @@ struct FakeScriptEngine: ScriptEngine {
     struct Compiled: CompiledScript {
         let functions: [String: Function]
         func call(_ function: String, _ arguments: [ScriptValue]) async throws(IoTError) -> ScriptValue {
-            guard let f = functions[function] else { throw IoTError(.script, "attempt to call a nil value (global '\(function)')") }
+            guard let f = functions[function] else {
+                throw IoTError(.script, "attempt to call a nil value (global '\(function)')")
+            }
             return try f(arguments)
         }
     }

@@ -37,7 +37,8 @@ public struct JointRule: Sendable, Codable {
         public var reducer: Reducer
 
         /// Creates a parameter.
-        public init(name: String, device: String, signal: String, window: Window = .count(1), reducer: Reducer = .last) {
+        public init(name: String, device: String, signal: String, window: Window = .count(1), reducer: Reducer = .last)
+        {
             self.name = name
             self.device = device
             self.signal = signal
@@ -118,7 +119,10 @@ public enum Condition: Sendable, Codable {
     public func encode(to encoder: any Encoder) throws {
         guard case .script(let language, let source, let function) = self else {
             throw EncodingError.invalidValue(
-                self, .init(codingPath: encoder.codingPath, debugDescription: "a closure condition cannot be encoded; use a script"))
+                self,
+                .init(
+                    codingPath: encoder.codingPath,
+                    debugDescription: "a closure condition cannot be encoded; use a script"))
         }
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(language, forKey: .language)

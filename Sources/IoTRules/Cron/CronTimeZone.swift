@@ -1,8 +1,8 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
-import FoundationInternationalization
+    import FoundationEssentials
+    import FoundationInternationalization
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// The time zone a cron expression is read in: UTC, a fixed offset, or an IANA zone with its
@@ -75,7 +75,8 @@ public struct CronTimeZone: Sendable, Hashable, Codable, CustomStringConvertible
         } else if let z = CronTimeZone(fixedIdentifier: s) {
             self = z
         } else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown time zone '\(s)'"))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "unknown time zone '\(s)'"))
         }
     }
 

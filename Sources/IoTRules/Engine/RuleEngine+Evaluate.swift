@@ -1,6 +1,6 @@
 public import IoTCore
-import Metrics
 import Logging
+import Metrics
 
 extension RuleEngine {
     /// Evaluates every rule fed by the batch's points, in point order, then stores alarm changes and
@@ -139,7 +139,8 @@ extension RuleEngine {
             markDirty(s.runtime)
             raiseAlarm(
                 s, severity: s.rule.severity, value: nil,
-                details: "no data since \(s.lastSeen) (interval \(s.intervalMillis ?? 0) ms + tolerance \(s.rule.toleranceMillis) ms)",
+                details:
+                    "no data since \(s.lastSeen) (interval \(s.intervalMillis ?? 0) ms + tolerance \(s.rule.toleranceMillis) ms)",
                 now: now)
         } else {
             schedule(s, at: deadline)

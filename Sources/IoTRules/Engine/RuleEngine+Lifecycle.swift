@@ -1,6 +1,6 @@
 public import IoTCore
-import Metrics
 import Logging
+import Metrics
 
 extension RuleEngine {
     /// The condition of (rule, originator) was met: open, re-activate or repeat its alarm.
@@ -27,7 +27,8 @@ extension RuleEngine {
         }
         alarmSequence &+= 1
         let a = Alarm(
-            id: "\(s.runtime.id)-\(s.originator)-\(now)-\(alarmSequence)", ruleID: s.runtime.id, originator: s.originator,
+            id: "\(s.runtime.id)-\(s.originator)-\(now)-\(alarmSequence)", ruleID: s.runtime.id,
+            originator: s.originator,
             severity: severity, startTime: now, lastValue: value, details: details)
         s.alarm = a
         s.alarmDirty = false

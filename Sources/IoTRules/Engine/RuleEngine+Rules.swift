@@ -85,14 +85,17 @@ extension RuleEngine {
                 }
             }
         case .joint(let r):
-            let maxDuration: Int64 = r.parameters.compactMap { p -> Int64? in
-                if case .duration(let d) = p.window { return d }
-                return nil
-            }.max() ?? 0
+            let maxDuration: Int64 =
+                r.parameters.compactMap { p -> Int64? in
+                    if case .duration(let d) = p.window { return d }
+                    return nil
+                }.max() ?? 0
             let s = JointSlot(runtime: runtime, rule: r, coveredSince: pointStore != nil ? now - maxDuration : now)
             for (i, points) in history {
                 for p in points {
-                    s.windows[i].append(p.time, p.value.numericValue, window: r.parameters[i].window, cap: configuration.maxWindowSamples)
+                    s.windows[i].append(
+                        p.time, p.value.numericValue, window: r.parameters[i].window,
+                        cap: configuration.maxWindowSamples)
                 }
             }
             runtime.slots[s.originator] = s

@@ -101,7 +101,10 @@ public enum Calculation: Sendable, Codable {
     public func encode(to encoder: any Encoder) throws {
         guard case .script(let language, let source, let function) = self else {
             throw EncodingError.invalidValue(
-                self, .init(codingPath: encoder.codingPath, debugDescription: "a closure calculation cannot be encoded; use a script"))
+                self,
+                .init(
+                    codingPath: encoder.codingPath,
+                    debugDescription: "a closure calculation cannot be encoded; use a script"))
         }
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(language, forKey: .language)

@@ -1,7 +1,7 @@
 public import IoTCore
 public import Logging
-public import ServiceLifecycle
 import Metrics
+public import ServiceLifecycle
 
 /// Runs ``StatisticsJob``s: one ``ServiceLifecycle/Service`` that sleeps on the injected
 /// ``IoTCore/IoTClock`` until the next fire of any job, computes it from the ``IoTCore/PointStore``
@@ -72,7 +72,10 @@ public actor StatisticsScheduler: Service {
         var script: (any CompiledScript)?
         if case .script(let language, let source, _) = job.calculation {
             guard let engine = scriptEngines[language] else {
-                throw IoTError(.script, "job '\(job.id)' needs a '\(language)' script engine; pass one in StatisticsScheduler(scriptEngines:)")
+                throw IoTError(
+                    .script,
+                    "job '\(job.id)' needs a '\(language)' script engine; pass one in StatisticsScheduler(scriptEngines:)"
+                )
             }
             script = try engine.compile(source, name: "statistics:\(job.id)")
         }
@@ -87,7 +90,8 @@ public actor StatisticsScheduler: Service {
                     entry.backlog = [l]
                 }
             case .all(let n):
-                entry.backlog = Array(job.cron.fires(after: last, through: now, in: job.timeZone, limit: 100_000).suffix(max(0, n)))
+                entry.backlog = Array(
+                    job.cron.fires(after: last, through: now, in: job.timeZone, limit: 100_000).suffix(max(0, n)))
             }
         }
         entry.nextFire = job.cron.next(after: now, in: job.timeZone)
@@ -118,7 +122,9 @@ public actor StatisticsScheduler: Service {
     public func runDue() async {
         while true {
             let now = clock.now()
-            guard let e = entries.values.filter({ ($0.due ?? .max) <= now }).min(by: { $0.due! < $1.due! }) else { return }
+            guard let e = entries.values.filter({ ($0.due ?? .max) <= now }).min(by: { $0.due! < $1.due! }) else {
+                return
+            }
             let fire: Int64
             if !e.backlog.isEmpty {
                 fire = e.backlog.removeFirst()
@@ -180,13 +186,16 @@ public actor StatisticsScheduler: Service {
         for p in job.parameters {
             let series = SeriesKey(device: p.device, signal: p.signal)
             if p.reducer == .raw {
-                let points = try await pointStore.range(scope, series: series, from: from, to: fireTime, limit: nil, order: .ascending)
+                let points = try await pointStore.range(
+                    scope, series: series, from: from, to: fireTime, limit: nil, order: .ascending)
                 let numbers = points.compactMap(\.value.numericValue)
                 raw[p.name] = numbers
                 values[p.name] = .some(numbers.last)
                 continue
             }
-            let bucket = try await pointStore.aggregate(scope, series: series, from: from, to: fireTime, bucketMillis: nil).first
+            let bucket = try await pointStore.aggregate(
+                scope, series: series, from: from, to: fireTime, bucketMillis: nil
+            ).first
             let v: Double? =
                 switch p.reducer {
                 case .count: Double(bucket?.count ?? 0)
@@ -207,7 +216,7 @@ public actor StatisticsScheduler: Service {
         var output: [String: SignalValue] = [:]
         switch job.calculation {
         case nil:
-            for case let (k, v?) in values { output[k] = .number(v) }
+            for case (let k, let v?) in values { output[k] = .number(v) }
         case .closure(let f):
             output = f(values)
         case .script(_, _, let function):
@@ -222,7 +231,8 @@ public actor StatisticsScheduler: Service {
             }
             let result = try await script.call(function, [.object(object)])
             guard case .object(let fields) = result else {
-                throw IoTError(.script, "job '\(job.id)': \(function) returned \(result), not an object of named values")
+                throw IoTError(
+                    .script, "job '\(job.id)': \(function) returned \(result), not an object of named values")
             }
             for (k, v) in fields {
                 switch v {
@@ -233,7 +243,8 @@ public actor StatisticsScheduler: Service {
                 }
             }
         }
-        let result = StatisticsResult(jobID: job.id, fireTime: fireTime, windowStart: from, windowEnd: fireTime, values: output)
+        let result = StatisticsResult(
+            jobID: job.id, fireTime: fireTime, windowStart: from, windowEnd: fireTime, values: output)
         try await statisticsStore.save(scope, result)
         completedFireCount += 1
         firesCounter.increment()

@@ -15,7 +15,9 @@ public enum PumpRules {
             JointRule(
                 id: "\(pump)-no-flow-data",
                 parameters: [
-                    .init(name: "samples", device: pump, signal: "flow", window: .duration(millis: 300_000), reducer: .count)
+                    .init(
+                        name: "samples", device: pump, signal: "flow", window: .duration(millis: 300_000),
+                        reducer: .count)
                 ], severity: .warning, evaluationIntervalMillis: 10_000
             ) { p in p["samples"]! == 0 })
     }

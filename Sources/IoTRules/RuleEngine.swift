@@ -16,7 +16,7 @@ public import ServiceLifecycle
 /// try await engine.add(.range(RangeRule(id: "overheat", devices: .product("pump"), signal: "temp",
 ///                                       max: 80, severity: .major, debounce: .count(3), hysteresis: 2)),
 ///                      tenant: "acme")
-/// ingestor.observers.append(engine)           // fed after each commit
+/// let ingestor = Ingestor(..., observers: [engine])   // fed after each commit
 /// serviceGroup = ServiceGroup(services: [engine, ...], logger: logger)
 /// for await event in engine.events { notify(event) }
 /// ```

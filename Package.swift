@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "IoTTesting", targets: ["IoTTesting"]),
         .library(name: "IoTProtocols", targets: ["IoTProtocols"]),
         .library(name: "IoTServer", targets: ["IoTServer"]),
+        .library(name: "IoTRules", targets: ["IoTRules"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
@@ -60,9 +61,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "IoTRules",
+            dependencies: [
+                "IoTCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "IoTTesting",
             dependencies: [
                 "IoTCore",
+                "IoTRules",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -99,7 +111,7 @@ let package = Package(
         .executableTarget(
             name: "iot-bench",
             dependencies: [
-                "IoTCore", "IoTStorage", "IoTProtocols", "CIoTSQLite",
+                "IoTCore", "IoTStorage", "IoTProtocols", "IoTRules", "IoTTesting", "CIoTSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -138,6 +150,11 @@ let package = Package(
         .testTarget(
             name: "IoTCoreTests",
             dependencies: ["IoTCore", "IoTTesting", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IoTRulesTests",
+            dependencies: ["IoTCore", "IoTRules", "IoTTesting", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

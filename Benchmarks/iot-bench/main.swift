@@ -3,6 +3,7 @@
 //   swift run -c release iot-bench ingest [--points N] [--smoke]   journal + store vs raw SQLite insert
 //   swift run -c release iot-bench query  [--points N] [--smoke]   1-h mean over 10M points vs raw query
 //   swift run -c release iot-bench http   [--smoke]                wrk: single-point ingest vs hello-world route
+//   swift run -c release iot-bench rules  [--smoke]                range-rule evaluations/s, joint-rule latency
 //   swift run -c release iot-bench all    [--smoke]
 //
 // `--smoke` runs each with a small size, for CI: it proves the benchmark runs, not how fast.
@@ -36,11 +37,13 @@ switch options.command {
 case "ingest": try await runIngestBenchmark(options)
 case "query": try await runQueryBenchmark(options)
 case "http": try await runHTTPBenchmark(options)
+case "rules": try await runRulesBenchmark(options)
 case "all":
     try await runIngestBenchmark(options)
     try await runQueryBenchmark(options)
+    try await runRulesBenchmark(options)
     try await runHTTPBenchmark(options)
 default:
-    print("usage: iot-bench ingest|query|http|all [--smoke] [--points N] [--dir PATH]")
+    print("usage: iot-bench ingest|query|http|rules|all [--smoke] [--points N] [--dir PATH]")
     exit(2)
 }

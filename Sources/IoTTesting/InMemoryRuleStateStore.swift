@@ -37,7 +37,9 @@ public final class InMemoryRuleStateStore: RuleStateStore {
                 .forbidden, "alarm originator '\(alarm.originator)' is outside the access scope of this request")
         }
         try state.withLock { s throws(IoTError) in
-            var data = s[scope.tenant] ?? TenantData()
+            // Taken out and put back, so the alarms are mutated in place instead of copied per save.
+            var data = s.removeValue(forKey: scope.tenant) ?? TenantData()
+            defer { s[scope.tenant] = data }
             if alarm.isOpen,
                 data.alarms.values.contains(where: {
                     $0.id != alarm.id && $0.isOpen && $0.ruleID == alarm.ruleID && $0.originator == alarm.originator
@@ -49,7 +51,6 @@ public final class InMemoryRuleStateStore: RuleStateStore {
                 )
             }
             data.alarms[alarm.id] = alarm
-            s[scope.tenant] = data
         }
     }
 

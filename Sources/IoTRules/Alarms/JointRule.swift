@@ -1,0 +1,132 @@
+public import IoTCore
+
+/// Raises an alarm when a condition over several named parameters holds.
+///
+/// Each parameter reduces a window of one device's signal to a number. The condition sees every
+/// parameter by name (`nil` when its window has no numeric value, or when a duration window has not
+/// been watched for its full length yet). It is evaluated on each new sample of a parameter and every
+/// ``evaluationIntervalMillis`` of clock time, so conditions about silence and elapsed time work:
+///
+/// ```swift
+/// // No data from the sensor for 5 minutes.
+/// let silent = JointRule(id: "silent", parameters: [
+///     .init(name: "n", device: "sensor-1", signal: "temp", window: .duration(millis: 300_000), reducer: .count),
+/// ], severity: .warning, evaluationIntervalMillis: 10_000) { p in p["n"]! == 0 }
+///
+/// // A door (1 = open, reported on change) open for longer than 10 minutes.
+/// let door = JointRule(id: "door-open", parameters: [
+///     .init(name: "open", device: "door-1", signal: "open", window: .count(1), reducer: .last),
+///     .init(name: "changes", device: "door-1", signal: "open", window: .duration(millis: 600_000), reducer: .count),
+/// ], severity: .major, evaluationIntervalMillis: 10_000) { p in p["open"]! == 1 && p["changes"]! == 0 }
+/// ```
+///
+/// The alarm is raised when the condition becomes true and cleared when it becomes false; a condition
+/// that fails (a script error) changes nothing, and is logged and counted.
+public struct JointRule: Sendable, Codable {
+    /// One named input of the condition.
+    public struct Parameter: Sendable, Hashable, Codable {
+        /// The name the condition reads.
+        public var name: String
+        /// The device.
+        public var device: String
+        /// The signal.
+        public var signal: String
+        /// Which samples count.
+        public var window: Window
+        /// How they become one number.
+        public var reducer: Reducer
+
+        /// Creates a parameter.
+        public init(name: String, device: String, signal: String, window: Window = .count(1), reducer: Reducer = .last)
+        {
+            self.name = name
+            self.device = device
+            self.signal = signal
+            self.window = window
+            self.reducer = reducer
+        }
+    }
+
+    /// Unique in the tenant.
+    public var id: String
+    /// The inputs.
+    public var parameters: [Parameter]
+    /// When to alarm.
+    public var condition: Condition
+    /// Severity of the alarms raised.
+    public var severity: AlarmSeverity
+    /// The alarm's originator; the first parameter's device when `nil`.
+    public var originator: String?
+    /// Also evaluate on a timer this often (clock time); `nil` evaluates on samples only.
+    public var evaluationIntervalMillis: Int64?
+
+    /// Creates a joint rule with a condition.
+    public init(
+        id: String, parameters: [Parameter], condition: Condition, severity: AlarmSeverity = .major,
+        originator: String? = nil, evaluationIntervalMillis: Int64? = nil
+    ) {
+        self.id = id
+        self.parameters = parameters
+        self.condition = condition
+        self.severity = severity
+        self.originator = originator
+        self.evaluationIntervalMillis = evaluationIntervalMillis
+    }
+
+    /// Creates a joint rule whose condition is a Swift closure.
+    public init(
+        id: String, parameters: [Parameter], severity: AlarmSeverity = .major, originator: String? = nil,
+        evaluationIntervalMillis: Int64? = nil, condition: @escaping @Sendable ([String: Double?]) -> Bool
+    ) {
+        self.init(
+            id: id, parameters: parameters, condition: .closure(condition), severity: severity,
+            originator: originator, evaluationIntervalMillis: evaluationIntervalMillis)
+    }
+
+    /// The alarm's originator.
+    public var effectiveOriginator: String { originator ?? parameters.first?.device ?? id }
+}
+
+/// A joint rule's condition: a Swift closure, or a script function run by a ``IoTCore/ScriptEngine``.
+///
+/// A script condition calls `function` with one argument, an object of the parameters by name
+/// (`null` when a parameter has no value), and reads the result as a boolean: `true`, or a non-zero
+/// number. Any other result, or a script error, fails that evaluation.
+///
+/// ```swift
+/// let c: Condition = .script(language: "lua", source: "function check(p) return p.t > 30 and p.h > 80 end",
+///                            function: "check")
+/// ```
+///
+/// Only script conditions can be encoded (closures cannot): encoding a closure throws.
+public enum Condition: Sendable, Codable {
+    /// A Swift closure over the parameters by name.
+    case closure(@Sendable ([String: Double?]) -> Bool)
+    /// A script: `language` picks one of the engine's ``IoTCore/ScriptEngine``s.
+    case script(language: String, source: String, function: String)
+
+    private enum CodingKeys: String, CodingKey { case language, source, function }
+
+    /// Decodes a script condition.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self = .script(
+            language: try c.decode(String.self, forKey: .language), source: try c.decode(String.self, forKey: .source),
+            function: try c.decodeIfPresent(String.self, forKey: .function) ?? "condition")
+    }
+
+    /// Encodes a script condition; throws for a closure.
+    public func encode(to encoder: any Encoder) throws {
+        guard case .script(let language, let source, let function) = self else {
+            throw EncodingError.invalidValue(
+                self,
+                .init(
+                    codingPath: encoder.codingPath,
+                    debugDescription: "a closure condition cannot be encoded; use a script"))
+        }
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(language, forKey: .language)
+        try c.encode(source, forKey: .source)
+        try c.encode(function, forKey: .function)
+    }
+}

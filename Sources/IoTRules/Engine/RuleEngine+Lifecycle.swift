@@ -1,0 +1,192 @@
+public import IoTCore
+import Logging
+import Metrics
+
+extension RuleEngine {
+    /// The condition of (rule, originator) was met: open, re-activate or repeat its alarm.
+    func raiseAlarm(_ s: Slot, severity: AlarmSeverity, value: SignalValue?, details: String?, now: Int64) {
+        let t = s.runtime.tenant
+        if var a = s.alarm {
+            a.occurrences += 1
+            a.lastValue = value ?? a.lastValue
+            if let details { a.details = details }
+            if a.active {
+                // A repeated raise: counted, saved with the next state save, no event.
+                s.alarm = a
+                s.alarmDirty = true
+                markDirty(s.runtime)
+                return
+            }
+            a.active = true
+            a.clearTime = nil
+            a.severity = severity
+            s.alarm = a
+            s.alarmDirty = false
+            pending.append(PendingWrite(tenant: t, alarm: a, event: .raised))
+            return
+        }
+        alarmSequence &+= 1
+        let a = Alarm(
+            id: "\(s.runtime.id)-\(s.originator)-\(now)-\(alarmSequence)", ruleID: s.runtime.id,
+            originator: s.originator,
+            severity: severity, startTime: now, lastValue: value, details: details)
+        s.alarm = a
+        s.alarmDirty = false
+        tenants[t]?.openAlarms[a.id] = s
+        pending.append(PendingWrite(tenant: t, alarm: a, event: .raised))
+    }
+
+    /// The condition of (rule, originator) cleared: clear its active alarm.
+    func clearAlarm(_ s: Slot, now: Int64, value: SignalValue?) {
+        guard var a = s.alarm, a.active else { return }
+        a.active = false
+        a.clearTime = now
+        close(s, a)
+        pending.append(PendingWrite(tenant: s.runtime.tenant, alarm: a, event: .cleared))
+    }
+
+    /// Keeps `a` as the slot's open alarm, or drops it once it is cleared and acknowledged.
+    private func close(_ s: Slot, _ a: Alarm) {
+        s.alarmDirty = false
+        if a.isOpen {
+            s.alarm = a
+        } else {
+            s.alarm = nil
+            tenants[s.runtime.tenant]?.openAlarms[a.id] = nil
+        }
+    }
+
+    /// Acknowledges an alarm; an alarm already acknowledged is returned unchanged.
+    ///
+    /// An alarm that is cleared and now acknowledged is closed: the rule's next raise opens a new one.
+    /// Throws ``IoTCore/IoTError/Code/notFound`` when no alarm with that id is visible in `scope`.
+    @discardableResult
+    public func acknowledge(_ scope: AccessScope, alarmID: String) async throws -> Alarm {
+        let now = clock.now()
+        if let s = tenants[scope.tenant]?.openAlarms[alarmID], var a = s.alarm, a.id == alarmID {
+            guard scope.permits(device: a.originator) else { throw Self.notFound(alarmID) }
+            guard !a.acknowledged else { return a }
+            a.acknowledged = true
+            a.ackTime = now
+            close(s, a)
+            pending.append(PendingWrite(tenant: scope.tenant, alarm: a, event: .acknowledged))
+            await persist(now: now)
+            return a
+        }
+        guard var a = try await stateStore.alarm(scope, id: alarmID) else { throw Self.notFound(alarmID) }
+        guard !a.acknowledged else { return a }
+        a.acknowledged = true
+        a.ackTime = now
+        pending.append(PendingWrite(tenant: scope.tenant, alarm: a, event: .acknowledged))
+        await persist(now: now)
+        return a
+    }
+
+    /// Clears an alarm by hand; an alarm already cleared is returned unchanged.
+    ///
+    /// The rule starts over for that originator (debounce counters reset), so a condition that still
+    /// holds raises again after its debounce. Throws ``IoTCore/IoTError/Code/notFound`` when no alarm
+    /// with that id is visible in `scope`.
+    @discardableResult
+    public func clear(_ scope: AccessScope, alarmID: String) async throws -> Alarm {
+        let now = clock.now()
+        if let s = tenants[scope.tenant]?.openAlarms[alarmID], var a = s.alarm, a.id == alarmID {
+            guard scope.permits(device: a.originator) else { throw Self.notFound(alarmID) }
+            guard a.active else { return a }
+            a.active = false
+            a.clearTime = now
+            resetCondition(s, now: now)
+            close(s, a)
+            pending.append(PendingWrite(tenant: scope.tenant, alarm: a, event: .cleared))
+            await persist(now: now)
+            return a
+        }
+        guard var a = try await stateStore.alarm(scope, id: alarmID) else { throw Self.notFound(alarmID) }
+        guard a.active else { return a }
+        a.active = false
+        a.clearTime = now
+        pending.append(PendingWrite(tenant: scope.tenant, alarm: a, event: .cleared))
+        await persist(now: now)
+        return a
+    }
+
+    /// The open alarms the engine holds for a scope, newest first.
+    public func openAlarms(_ scope: AccessScope) -> [Alarm] {
+        (tenants[scope.tenant]?.openAlarms.values.compactMap(\.alarm) ?? [])
+            .filter { scope.permits(device: $0.originator) }
+            .sorted { ($0.startTime, $0.id) > ($1.startTime, $1.id) }
+    }
+
+    private func resetCondition(_ s: Slot, now: Int64) {
+        switch s {
+        case let r as RangeSlot:
+            r.alarming = false
+            r.matchCount = 0
+            r.matchSince = nil
+        case let j as JointSlot: j.alarming = false
+        case let o as OfflineSlot:
+            o.alarming = false
+            o.lastSeen = max(o.lastSeen, now)
+            if let d = o.deadline { schedule(o, at: d) }
+        default: break
+        }
+        markDirty(s.runtime)
+    }
+
+    static func notFound(_ id: String) -> IoTError {
+        IoTError(.notFound, "no alarm '\(id)' in this scope; list alarms to find its id")
+    }
+
+    /// Stores pending alarm writes in order and delivers their events; saves dirty rule state when
+    /// due (or `force`). One persister at a time: a call that finds another running returns, and the
+    /// running one drains what it added.
+    func persist(now: Int64, force: Bool = false) async {
+        guard !persisting else { return }
+        persisting = true
+        defer { persisting = false }
+        while !pending.isEmpty {
+            let w = pending.removeFirst()
+            do {
+                try await stateStore.saveAlarm(.tenant(w.tenant), w.alarm)
+            } catch {
+                storeFailed("saving alarm \(w.alarm.id)", error)
+            }
+            if let kind = w.event {
+                let e = AlarmEvent(kind: kind, tenant: w.tenant, alarm: w.alarm, time: now)
+                eventContinuation.yield(e)
+                for h in handlers { await h.handle(e) }
+            }
+        }
+        guard force || now - lastFlush >= configuration.persistIntervalMillis, !dirtyRuntimes.isEmpty else {
+            if force { lastFlush = now }
+            return
+        }
+        lastFlush = now
+        let dirty = dirtyRuntimes
+        dirtyRuntimes.removeAll(keepingCapacity: true)
+        for r in dirty {
+            r.dirty = false
+            guard !r.removed else { continue }
+            let scope = AccessScope.tenant(r.tenant)
+            var alarms: [Alarm] = []
+            for s in r.slots.values where s.alarmDirty {
+                s.alarmDirty = false
+                if let a = s.alarm { alarms.append(a) }
+            }
+            let blob = r.encodeState()
+            do {
+                try await stateStore.saveState(scope, ruleID: r.id, state: blob)
+                for a in alarms { try await stateStore.saveAlarm(scope, a) }
+            } catch {
+                storeFailed("saving state of rule \(r.id)", error)
+                markDirty(r)
+            }
+        }
+    }
+
+    private func storeFailed(_ what: String, _ error: any Error) {
+        storeFailureCount += 1
+        storeFailuresCounter.increment()
+        logger.error("rule store write failed", metadata: ["what": "\(what)", "error": "\(error)"])
+    }
+}

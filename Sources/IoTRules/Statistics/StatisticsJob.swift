@@ -1,0 +1,125 @@
+public import IoTCore
+
+/// A scheduled summary: at each cron fire, reduce some series over the window `[fire − lead, fire)`,
+/// run a calculation over the results, and store what it returns in the `StatisticsStore`.
+///
+/// ```swift
+/// // Every day at 00:05 Berlin time: yesterday's energy use and mean temperature of pump 1.
+/// let daily = StatisticsJob(
+///     id: "pump-1-daily", cron: try CronExpression("5 0 * * *"),
+///     timeZone: CronTimeZone(identifier: "Europe/Berlin")!, leadMillis: 86_400_000,
+///     parameters: [
+///         .init(name: "energy", device: "pump-1", signal: "kwh", reducer: .delta),
+///         .init(name: "temp", device: "pump-1", signal: "temp", reducer: .mean),
+///     ]
+/// ) { p in ["energy": .number(p["energy"]! ?? 0), "meanTemp": .number(p["temp"]! ?? .nan)] }
+/// ```
+public struct StatisticsJob: Sendable, Codable {
+    /// One input: a series reduced over the window.
+    public struct Parameter: Sendable, Hashable, Codable {
+        /// The name the calculation reads.
+        public var name: String
+        /// The device.
+        public var device: String
+        /// The signal.
+        public var signal: String
+        /// How the window's points become one value.
+        public var reducer: Reducer
+
+        /// Creates a parameter.
+        public init(name: String, device: String, signal: String, reducer: Reducer) {
+            self.name = name
+            self.device = device
+            self.signal = signal
+            self.reducer = reducer
+        }
+    }
+
+    /// Unique in the tenant; identifies its results.
+    public var id: String
+    /// When it fires.
+    public var cron: CronExpression
+    /// The zone the cron expression is read in.
+    public var timeZone: CronTimeZone
+    /// How far back from a fire the window starts (ms).
+    public var leadMillis: Int64
+    /// The inputs.
+    public var parameters: [Parameter]
+    /// What to compute; `nil` stores the parameters themselves (those with a value).
+    public var calculation: Calculation?
+    /// What to do about fires missed while the scheduler was down.
+    public var catchUp: CatchUpPolicy
+
+    /// Creates a job.
+    public init(
+        id: String, cron: CronExpression, timeZone: CronTimeZone = .utc, leadMillis: Int64,
+        parameters: [Parameter], calculation: Calculation? = nil, catchUp: CatchUpPolicy = .latest
+    ) {
+        self.id = id
+        self.cron = cron
+        self.timeZone = timeZone
+        self.leadMillis = leadMillis
+        self.parameters = parameters
+        self.calculation = calculation
+        self.catchUp = catchUp
+    }
+
+    /// Creates a job whose calculation is a Swift closure.
+    public init(
+        id: String, cron: CronExpression, timeZone: CronTimeZone = .utc, leadMillis: Int64,
+        parameters: [Parameter], catchUp: CatchUpPolicy = .latest,
+        calculation: @escaping @Sendable ([String: Double?]) -> [String: SignalValue]
+    ) {
+        self.init(
+            id: id, cron: cron, timeZone: timeZone, leadMillis: leadMillis, parameters: parameters,
+            calculation: .closure(calculation), catchUp: catchUp)
+    }
+}
+
+/// A statistics job's calculation.
+///
+/// A script is called as `function(params)` with an object of the parameters by name (`null` when
+/// empty; a `raw` parameter is the list of the window's numeric values) and must return an object of
+/// named numbers, strings or booleans. Only script calculations can be encoded.
+public enum Calculation: Sendable, Codable {
+    /// A Swift closure over the parameters by name (a `raw` parameter is its latest value).
+    case closure(@Sendable ([String: Double?]) -> [String: SignalValue])
+    /// A script run by the scheduler's ``IoTCore/ScriptEngine`` for `language`.
+    case script(language: String, source: String, function: String)
+
+    private enum CodingKeys: String, CodingKey { case language, source, function }
+
+    /// Decodes a script calculation.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self = .script(
+            language: try c.decode(String.self, forKey: .language), source: try c.decode(String.self, forKey: .source),
+            function: try c.decodeIfPresent(String.self, forKey: .function) ?? "calculate")
+    }
+
+    /// Encodes a script calculation; throws for a closure.
+    public func encode(to encoder: any Encoder) throws {
+        guard case .script(let language, let source, let function) = self else {
+            throw EncodingError.invalidValue(
+                self,
+                .init(
+                    codingPath: encoder.codingPath,
+                    debugDescription: "a closure calculation cannot be encoded; use a script"))
+        }
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(language, forKey: .language)
+        try c.encode(source, forKey: .source)
+        try c.encode(function, forKey: .function)
+    }
+}
+
+/// What a job does about fires missed while the scheduler was not running, found from the latest
+/// stored result (``IoTCore/StatisticsStore/lastFireTime(_:jobID:)``) when the job is added.
+public enum CatchUpPolicy: Sendable, Hashable, Codable {
+    /// Skip them; wait for the next fire.
+    case none
+    /// Run the most recent missed fire only.
+    case latest
+    /// Run missed fires oldest first, at most the `max` most recent.
+    case all(max: Int)
+}

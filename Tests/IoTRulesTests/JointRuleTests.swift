@@ -1,0 +1,218 @@
+import Foundation
+import IoTCore
+import IoTRules
+import IoTTesting
+import Testing
+
+@Suite("Joint rules")
+struct JointRuleTests {
+    @Test func closureOverTwoDevices() async throws {
+        let h = RuleHarness()
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "muggy",
+                    parameters: [
+                        .init(name: "t", device: "room-1", signal: "temp"),
+                        .init(name: "h", device: "hygro-1", signal: "rh"),
+                    ], severity: .minor, originator: "room-1"
+                ) { p in
+                    guard let t = p["t"] ?? nil, let h = p["h"] ?? nil else { return false }
+                    return t > 30 && h > 80
+                }))
+        await h.feed(device: "room-1", signal: "temp", 31)  // h unknown yet: nil, false
+        #expect(await h.events.isEmpty)
+        await h.feed(device: "hygro-1", signal: "rh", 85)
+        await h.feed(device: "room-1", signal: "temp", 32)  // still true: a repeat, no event
+        #expect(await h.events.map(\.kind) == [.raised])
+        #expect(await h.events.first?.alarm.originator == "room-1")
+        await h.feed(device: "hygro-1", signal: "rh", 60)
+        #expect(await h.events.map(\.kind) == [.raised, .cleared])
+    }
+
+    @Test func reducersOverCountWindow() async throws {
+        let h = RuleHarness()
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "avg",
+                    parameters: [
+                        .init(name: "mean", device: "d", signal: "v", window: .count(3), reducer: .mean),
+                        .init(name: "delta", device: "d", signal: "v", window: .count(3), reducer: .delta),
+                        .init(name: "n", device: "d", signal: "v", window: .count(3), reducer: .count),
+                    ]
+                ) { p in (p["mean"]! ?? 0) > 10 && (p["delta"]! ?? 0) > 0 && p["n"]! == 3 }))
+        for v in [1.0, 20, 5] { await h.feed(device: "d", signal: "v", v) }  // mean 8.7
+        #expect(await h.events.isEmpty)
+        await h.feed(device: "d", signal: "v", 30)  // window 20, 5, 30: mean 18.3, delta 10
+        #expect(await h.events.map(\.kind) == [.raised])
+        await h.feed(device: "d", signal: "v", 1)  // 5, 30, 1: delta -4
+        #expect(await h.events.map(\.kind) == [.raised, .cleared])
+    }
+
+    @Test func noDataForFiveMinutesOnTheTimer() async throws {
+        let h = RuleHarness()
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "silent",
+                    parameters: [
+                        .init(
+                            name: "n", device: "sensor-1", signal: "temp", window: .duration(millis: 300_000),
+                            reducer: .count)
+                    ], severity: .warning, evaluationIntervalMillis: 10_000
+                ) { p in p["n"]! == 0 }))
+        let t0 = h.clock.now()
+        await h.feed(device: "sensor-1", signal: "temp", 20)
+        await h.advance(byMillis: 290_000)
+        #expect(await h.events.isEmpty)
+        await h.advance(byMillis: 20_000)  // 5 min since the sample, found by the 10 s timer
+        let raised = await h.events
+        #expect(raised.map(\.kind) == [.raised])
+        #expect(raised.first?.alarm.startTime == t0 + 300_000)
+        await h.feed(device: "sensor-1", signal: "temp", 21)
+        #expect(await h.events.map(\.kind) == [.raised, .cleared])
+    }
+
+    @Test func doorOpenLongerThanTenMinutes() async throws {
+        let h = RuleHarness()
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "door",
+                    parameters: [
+                        .init(name: "open", device: "door-1", signal: "open", window: .count(1), reducer: .last),
+                        .init(
+                            name: "changes", device: "door-1", signal: "open", window: .duration(millis: 600_000),
+                            reducer: .count),
+                    ], severity: .major, evaluationIntervalMillis: 15_000
+                ) { p in p["open"]! == 1 && p["changes"]! == 0 }))
+        await h.feed(device: "door-1", signal: "open", true)
+        await h.advance(byMillis: 300_000)
+        await h.feed(device: "door-1", signal: "open", false)  // closed after 5 min
+        await h.feed(device: "door-1", signal: "open", true)
+        await h.advance(byMillis: 590_000)
+        let early = await h.events
+        #expect(early.isEmpty, "\(early.map { ($0.kind, $0.time - 1_700_000_000_000, $0.alarm.details ?? "") })")
+        await h.advance(byMillis: 30_000)
+        #expect(await h.events.map(\.kind) == [.raised])
+        await h.feed(device: "door-1", signal: "open", false)
+        #expect(await h.events.map(\.kind) == [.raised, .cleared])
+    }
+
+    @Test func historyFromThePointStoreCoversADurationWindowAtOnce() async throws {
+        let h = RuleHarness()
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "silent",
+                    parameters: [
+                        .init(
+                            name: "n", device: "new-sensor", signal: "x", window: .duration(millis: 60_000),
+                            reducer: .count)
+                    ], evaluationIntervalMillis: 10_000
+                ) { p in p["n"]! == 0 }))
+        // The point store covers history, so the window is known at once: no data → alarm on the first tick.
+        await h.advance(byMillis: 10_000)
+        #expect(await h.events.map(\.kind) == [.raised])
+    }
+
+    @Test func scriptCondition() async throws {
+        let engine = FakeScriptEngine(functions: [
+            "check": { args throws(IoTError) in .bool((args.first?["t"] ?? 0) > 30) },
+            "broken": { _ throws(IoTError) in throw IoTError(.script, "rule:x:3: attempt to index a nil value") },
+            "weird": { _ throws(IoTError) in .string("yes") },
+        ])
+        let h = RuleHarness(scriptEngines: [engine])
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "s", parameters: [.init(name: "t", device: "d", signal: "t")],
+                    condition: .script(language: "fake", source: "function check(p) … end", function: "check"))))
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "b", parameters: [.init(name: "t", device: "d", signal: "t")],
+                    condition: .script(language: "fake", source: "…", function: "broken"))))
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "w", parameters: [.init(name: "t", device: "d", signal: "t")],
+                    condition: .script(language: "fake", source: "…", function: "weird"))))
+        await h.feed(device: "d", signal: "t", 35)
+        await h.feed(device: "d", signal: "t", 36)
+        let events = await h.events
+        #expect(events.map(\.kind) == [.raised])
+        #expect(events.first?.alarm.ruleID == "s")
+        #expect(await h.engine.failedEvaluationCount == 4)
+
+        await #expect(throws: IoTError.self) {
+            try await h.add(
+                .joint(
+                    JointRule(
+                        id: "x", parameters: [],
+                        condition: .script(language: "fake", source: "syntax error", function: "f"))))
+        }
+        await #expect(throws: IoTError.self) {
+            try await h.add(
+                .joint(
+                    JointRule(id: "y", parameters: [], condition: .script(language: "cobol", source: "", function: "f"))
+                ))
+        }
+    }
+
+    @Test func scriptConditionRoundTripsThroughCodable() throws {
+        let rule = JointRule(
+            id: "s",
+            parameters: [.init(name: "t", device: "d", signal: "t", window: .duration(millis: 5), reducer: .max)],
+            condition: .script(language: "lua", source: "return true", function: "f"), evaluationIntervalMillis: 1000)
+        let data = try JSONEncoder().encode(rule)
+        let back = try JSONDecoder().decode(JointRule.self, from: data)
+        #expect(back.parameters == rule.parameters)
+        #expect(back.evaluationIntervalMillis == 1000)
+        guard case .script(let language, _, let function) = back.condition else {
+            Issue.record("not a script")
+            return
+        }
+        #expect(language == "lua" && function == "f")
+        let closure = JointRule(id: "c", parameters: []) { _ in true }
+        #expect(throws: EncodingError.self) { try JSONEncoder().encode(closure) }
+    }
+}
+
+@Suite("Rule definitions as configuration")
+struct RuleCodingTests {
+    @Test func alarmRulesReadFromJSON() throws {
+        let json = """
+            [{"kind": "range", "id": "hot", "devices": {"product": "pump"}, "signal": "temp", "max": 80,
+              "alarmWhen": "outside", "severity": "major", "debounce": {"durationMillis": 60000}, "hysteresis": 2},
+             {"kind": "offline", "id": "off", "devices": {"device": "gw"}, "intervalMillis": 10000,
+              "toleranceMillis": 0, "severity": "minor"},
+             {"kind": "joint", "id": "j", "severity": "info", "evaluationIntervalMillis": 10000,
+              "parameters": [{"name": "n", "device": "d", "signal": "s", "window": {"durationMillis": 300000}, "reducer": "count"}],
+              "condition": {"language": "lua", "source": "function condition(p) return p.n == 0 end"}}]
+            """
+        let rules = try JSONDecoder().decode([AlarmRule].self, from: Data(json.utf8))
+        #expect(rules.map(\.id) == ["hot", "off", "j"])
+        guard case .range(let r) = rules[0], case .joint(let j) = rules[2] else {
+            Issue.record("kinds")
+            return
+        }
+        #expect(r.devices == .product("pump") && r.debounce == .duration(millis: 60_000))
+        #expect(j.parameters.first?.window == .duration(millis: 300_000))
+        let again = try JSONDecoder().decode([AlarmRule].self, from: try JSONEncoder().encode(rules))
+        #expect(again.map(\.id) == rules.map(\.id))
+    }
+
+    @Test func statisticsJobRoundTrips() throws {
+        let job = StatisticsJob(
+            id: "daily", cron: try CronExpression("5 0 * * *"),
+            timeZone: CronTimeZone(identifier: "Europe/Berlin")!, leadMillis: 86_400_000,
+            parameters: [.init(name: "e", device: "m", signal: "kwh", reducer: .delta)],
+            calculation: .script(language: "lua", source: "…", function: "calculate"),
+            catchUp: .all(max: 7))
+        let back = try JSONDecoder().decode(StatisticsJob.self, from: try JSONEncoder().encode(job))
+        #expect(back.cron == job.cron && back.timeZone == job.timeZone && back.catchUp == .all(max: 7))
+        #expect(back.parameters == job.parameters && back.leadMillis == job.leadMillis)
+    }
+}

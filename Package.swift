@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "IoTCore", targets: ["IoTCore"]),
         .library(name: "IoTStorage", targets: ["IoTStorage"]),
         .library(name: "IoTTesting", targets: ["IoTTesting"]),
+        .library(name: "IoTScripting", targets: ["IoTScripting"]),
+        .executable(name: "iot-js-worker", targets: ["iot-js-worker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
@@ -28,6 +30,8 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        .systemLibrary(name: "CIoTLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
+        .systemLibrary(name: "CIoTDuktape", pkgConfig: "duktape", providers: [.apt(["duktape-dev"])]),
 
         // MARK: Libraries
         .target(
@@ -60,10 +64,31 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "IoTScripting",
+            dependencies: [
+                "IoTCore",
+                "CIoTLua",
+                "CIoTDuktape",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/IoTScripting",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Tools
         .executableTarget(
+            name: "iot-js-worker",
+            dependencies: ["IoTScripting"],
+            path: "Sources/iot-js-worker",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "iot-bench",
-            dependencies: ["IoTCore", "IoTStorage", "CIoTSQLite", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "IoTCore", "IoTStorage", "IoTScripting", "iot-js-worker", "CIoTSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/iot-bench",
             swiftSettings: swiftSettings
         ),
@@ -84,6 +109,14 @@ let package = Package(
             name: "IoTStorageTests",
             dependencies: [
                 "IoTCore", "IoTStorage", "IoTTesting", "CIoTSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IoTScriptingTests",
+            dependencies: [
+                "IoTCore", "IoTScripting", "IoTTesting", "iot-js-worker",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(pkg-config libsqlite3-dev sqlite3 strace)
+APT_PACKAGES=(pkg-config libsqlite3-dev sqlite3 strace liblua5.4-dev duktape-dev)
 
 install_packages() {
     local missing=()

@@ -1,0 +1,167 @@
+import IoTCore
+import IoTScripting
+import Testing
+
+@Suite struct LuaEngineTests {
+    let lua = LuaEngine()
+
+    @Test func valuesRoundTrip() async throws {
+        let script = try lua.compile("function id(...) return ... end", name: "id")
+        let values: [ScriptValue] = [
+            .null, .bool(true), .bool(false), .number(42), .number(-7.25), .number(1e300), .string(""), .string("grüße \u{1F600}"),
+            .array([.number(1), .string("two"), .bool(true)]),
+            .object(["a": .number(1), "b": .object(["c": .array([.string("d")])])]),
+            .array([]),
+        ]
+        for v in values {
+            #expect(try await script.call("id", [v]) == v)
+        }
+    }
+
+    @Test func integersAndFloatsKeepTheirLuaType() async throws {
+        let script = try lua.compile("function t(x) return math.type(x) end", name: "t")
+        #expect(try await script.call("t", [.number(3)]) == .string("integer"))
+        #expect(try await script.call("t", [.number(3.5)]) == .string("float"))
+    }
+
+    @Test func tablesConvertToArraysAndObjects() async throws {
+        let script = try lua.compile(
+            """
+            function f()
+              return { list = {10, 20, 30}, map = {x = 1, [5] = "five"}, empty = {}, float = 0.5, int = 3 }
+            end
+            """, name: "f")
+        let v = try await script.call("f", [])
+        #expect(
+            v == .object([
+                "list": .array([.number(10), .number(20), .number(30)]),
+                "map": .object(["x": .number(1), "5": .string("five")]),
+                "empty": .array([]), "float": .number(0.5), "int": .number(3),
+            ]))
+    }
+
+    @Test func compileErrorsNameTheLine() async throws {
+        let e = await expectError(.script) { _ = try lua.compile("local a = 1\nlocal b = 2\nlocal c = = 3\n", name: "bad") }
+        #expect(e?.message.contains("(line 3)") == true, "\(String(describing: e))")
+        let r = await expectError(.script) { _ = try lua.compile("x = 1\nerror('top level failed')\n", name: "top") }
+        #expect(r?.message == "top level failed (line 2)")
+    }
+
+    @Test func runtimeErrorsCarryMessageAndLine() async throws {
+        let script = try lua.compile("function f(x)\n  local t = nil\n  return t.field\nend\nfunction g() error('boom') end", name: "rt")
+        let e = await expectError(.script) { _ = try await script.call("f", [.number(1)]) }
+        #expect(e?.message.contains("attempt to index a nil value") == true)
+        #expect(e?.message.hasSuffix("(line 3)") == true, "\(String(describing: e))")
+        let g = await expectError(.script) { _ = try await script.call("g", []) }
+        #expect(g?.message == "boom (line 5)")
+        await expectError(.script) { _ = try await script.call("missing", []) }
+    }
+
+    @Test(arguments: [
+        "return io.open('/etc/passwd')",
+        "return os.execute('id')",
+        "return os.getenv('HOME')",
+        "return os.remove('/tmp/x')",
+        "return require('os')",
+        "return package.loadlib('libc.so.6', 'system')",
+        "return debug.getregistry()",
+        "return dofile('/etc/passwd')",
+        "return loadfile('/etc/passwd')",
+        "return string.dump(function() end)",
+        "return load('\\27LuaT\\0')()",
+        "return collectgarbage('stop')",
+        "return getmetatable('').__index",
+        "return print('leak')",
+    ])
+    func sandboxEscapesAreRefused(_ body: String) async throws {
+        let script = try lua.compile("function escape() \(body) end", name: "escape")
+        await expectError(.script) { _ = try await script.call("escape", []) }
+    }
+
+    @Test func loadIsTextOnlyAndStaysInTheSandbox() async throws {
+        let script = try lua.compile(
+            """
+            function f() return load('return 1 + 1')() end
+            function g() return load('return io')() end
+            function h() return select(2, load(string.char(27) .. 'Lua')) end
+            """, name: "load")
+        #expect(try await script.call("f", []) == .number(2))
+        #expect(try await script.call("g", []) == .null)
+        guard case .string(let m) = try await script.call("h", []) else { Issue.record("expected a message"); return }
+        #expect(m.contains("binary chunk"))
+    }
+
+    @Test func scriptsDoNotSeeEachOthersGlobals() async throws {
+        let a = try lua.compile("x = 1; string.upper = nil; function get() return x end", name: "a")
+        let b = try lua.compile("function get() return x end; function up(s) return string.upper(s) end", name: "b")
+        #expect(try await a.call("get", []) == .number(1))
+        #expect(try await b.call("get", []) == .null)
+        #expect(try await b.call("up", [.string("x")]) == .string("X"))
+    }
+
+    @Test func memoryBombsFailTheCallNotTheProcess() async throws {
+        var c = LuaEngine.Configuration()
+        c.memoryLimit = 8 << 20
+        c.poolSize = 1
+        let small = LuaEngine(configuration: c)
+        let script = try small.compile(
+            """
+            function rep() return #string.rep('x', 1 << 30) end
+            function grow() local t = {} for i = 1, 1e8 do t[i] = i end return #t end
+            function concat() local s = 'x' while true do s = s .. s end end
+            function ok() return 1 end
+            """, name: "bomb")
+        for f in ["rep", "grow", "concat"] {
+            let e = await expectError(.script) { _ = try await script.call(f, []) }
+            #expect(e?.message.contains("memory limit") == true, "\(String(describing: e))")
+            #expect(try await script.call("ok", []) == .number(1))
+        }
+    }
+
+    @Test(arguments: [
+        "while true do end",
+        "local i = 0 repeat i = i + 1 until false",
+        "while true do pcall(function() while true do end end) end",
+        "local function f() return f() end f()",
+        "local co = coroutine.wrap(function() while true do end end) co()",
+        "while true do local ok = pcall(error, 'x') end",
+    ])
+    func runawayScriptsStopWithinTheBudget(_ body: String) async throws {
+        let script = try lua.compile("function spin() \(body) end\nfunction ok() return 'fine' end", name: "spin")
+        let start = nowMillis()
+        await expectError(.timeout) { _ = try await script.call("spin", []) }
+        let elapsed = nowMillis() - start
+        #expect(elapsed < 150, "took \(elapsed) ms")
+        #expect(try await script.call("ok", []) == .string("fine"))
+    }
+
+    @Test func wallClockLimitStopsSlowCalls() async throws {
+        var c = LuaEngine.Configuration()
+        c.instructionLimit = .max / 2
+        c.timeLimit = .milliseconds(30)
+        let engine = LuaEngine(configuration: c)
+        let script = try engine.compile("function spin() while true do end end", name: "wall")
+        let start = nowMillis()
+        await expectError(.timeout) { _ = try await script.call("spin", []) }
+        #expect(nowMillis() - start < 100)
+    }
+
+    @Test func manyConcurrentCallsShareThePool() async throws {
+        var c = LuaEngine.Configuration()
+        c.poolSize = 3
+        let engine = LuaEngine(configuration: c)
+        let script = try engine.compile("n = 0\nfunction sq(x) n = n + 1 return x * x end", name: "sq")
+        let results = try await withThrowingTaskGroup(of: Double.self) { group in
+            for i in 0..<400 {
+                group.addTask {
+                    guard case .number(let v) = try await script.call("sq", [.number(Double(i))]) else { return -1 }
+                    return v
+                }
+            }
+            var all: [Double] = []
+            for try await r in group { all.append(r) }
+            return all
+        }
+        #expect(results.sorted() == (0..<400).map { Double($0 * $0) })
+    }
+}

@@ -2,6 +2,7 @@
 //
 //   swift run -c release iot-bench ingest [--points N] [--smoke]   journal + store vs raw SQLite insert
 //   swift run -c release iot-bench query  [--points N] [--smoke]   1-h mean over 10M points vs raw query
+//   swift run -c release iot-bench script [--points N] [--smoke]   Lua parse vs C lua_parse; JS with and without workers
 //   swift run -c release iot-bench all    [--smoke]
 //
 // `--smoke` runs each with a small size, for CI: it proves the benchmark runs, not how fast.
@@ -34,10 +35,12 @@ let options = BenchOptions(Array(CommandLine.arguments.dropFirst()))
 switch options.command {
 case "ingest": try await runIngestBenchmark(options)
 case "query": try await runQueryBenchmark(options)
+case "script": try await runScriptBenchmark(options)
 case "all":
     try await runIngestBenchmark(options)
     try await runQueryBenchmark(options)
+    try await runScriptBenchmark(options)
 default:
-    print("usage: iot-bench ingest|query|all [--smoke] [--points N] [--dir PATH]")
+    print("usage: iot-bench ingest|query|script|all [--smoke] [--points N] [--dir PATH]")
     exit(2)
 }

@@ -17,10 +17,11 @@ public import IoTCore
 /// let records = try parser.parse(InboundMessage(transport: "mqtt", deviceUID: "t-1", text: #"{"temp":21.5}"#))
 /// ```
 ///
-/// A script error or a result of the wrong shape rejects that message (``IoTError/Code/script``, or
-/// ``IoTError/Code/malformedPayload`` for the shape, with the script's message and line); a runaway
-/// script fails with ``IoTError/Code/timeout``. The next message is unaffected. Parsing runs on the
-/// calling thread, for at most the engine's ``LuaEngine/Configuration/timeLimit``.
+/// A script error or a result of the wrong shape rejects that message with
+/// ``IoTError/Code/malformedPayload`` (as the ``Parser`` contract asks) and the script's message and line,
+/// e.g. `script 'thermo': attempt to index a nil value (line 3)`; a runaway script fails with
+/// ``IoTError/Code/timeout``. The next message is unaffected. Parsing runs on the calling thread, for at
+/// most the engine's ``LuaEngine/Configuration/timeLimit``.
 public struct LuaScriptParser: Parser {
     /// The parser's name, for configuration and counters.
     public let name: String
@@ -35,7 +36,11 @@ public struct LuaScriptParser: Parser {
     /// Runs `parse(msg)` and returns its records.
     public func parse(_ message: InboundMessage) throws(IoTError) -> [DeviceRecord] {
         let source = script.source
-        return try script.engine.withState { (state) throws(IoTError) in try state.parse(message, with: source) }
+        do {
+            return try script.engine.withState { (state) throws(IoTError) in try state.parse(message, with: source) }
+        } catch {
+            throw rejection(error, script: name)
+        }
     }
 }
 
@@ -57,6 +62,8 @@ public struct LuaScriptParser: Parser {
 ///     }
 ///     """, name: "go-thermo", engine: js)
 /// ```
+///
+/// Errors are reported as by ``LuaScriptParser``.
 ///
 /// `parse(_:)` blocks its calling thread on the worker's socket for at most the engine's
 /// ``JavaScriptEngine/Configuration/timeLimit`` (100 ms by default): plain blocking syscalls, so it
@@ -97,6 +104,14 @@ public struct JavaScriptParser: Parser {
 
     /// Runs the script and returns its records.
     public func parse(_ message: InboundMessage) throws(IoTError) -> [DeviceRecord] {
+        do {
+            return try run(message)
+        } catch {
+            throw rejection(error, script: name)
+        }
+    }
+
+    private func run(_ message: InboundMessage) throws(IoTError) -> [DeviceRecord] {
         let payload = String(decoding: message.payload, as: UTF8.self)
         switch convention {
         case .goIoTPlatform:
@@ -111,4 +126,11 @@ public struct JavaScriptParser: Parser {
             return try ScriptRecords.records(result, message: message, script: name)
         }
     }
+}
+
+/// A script's failure as a parser's rejection: script errors become ``IoTError/Code/malformedPayload``
+/// naming the script; timeouts and the rest keep their code.
+func rejection(_ error: IoTError, script: String) -> IoTError {
+    guard error.code == .script else { return error }
+    return IoTError(.malformedPayload, "script '\(script)': \(error.message)")
 }

@@ -118,6 +118,31 @@ import Testing
         }
     }
 
+    @Test func aStateFilledByGlobalsIsReplaced() async throws {
+        var c = LuaEngine.Configuration()
+        c.memoryLimit = 4 << 20
+        c.poolSize = 1
+        let engine = LuaEngine(configuration: c)
+        let script = try engine.compile(
+            "t = {}\nfunction fill() for i = 1, 1e7 do t[#t + 1] = string.rep('x', 100) .. i end end\nfunction count() return #t end",
+            name: "fill")
+        await expectError(.script) { _ = try await script.call("fill", []) }
+        // The full state was dropped; a fresh one loads the script again.
+        #expect(try await script.call("count", []) == .number(0))
+    }
+
+    @Test func releasedScriptsAreFreed() async throws {
+        var c = LuaEngine.Configuration()
+        c.memoryLimit = 8 << 20
+        c.poolSize = 1
+        let engine = LuaEngine(configuration: c)
+        // Each script keeps ~1 MB in its globals; without freeing released scripts the state would run out.
+        for i in 0..<40 {
+            let script = try engine.compile("big = string.rep('x', 1 << 20)\nfunction n() return \(i) end", name: "s\(i)")
+            #expect(try await script.call("n", []) == .number(Double(i)))
+        }
+    }
+
     @Test(arguments: [
         "while true do end",
         "local i = 0 repeat i = i + 1 until false",

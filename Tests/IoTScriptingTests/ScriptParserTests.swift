@@ -91,14 +91,22 @@ let jsParseScript = """
 
     @Test func scriptErrorsAndBadShapesReject() async throws {
         let parser = try LuaScriptParser(source: luaParseScript, name: "kv")
-        let e = await expectError(.script) { _ = try parser.parse(InboundMessage(transport: "http", deviceUID: "d", text: "garbage")) }
-        #expect(e?.message == "no readings in http payload (line 6)")
+        let e = await expectError(.malformedPayload) { _ = try parser.parse(InboundMessage(transport: "http", deviceUID: "d", text: "garbage")) }
+        #expect(e?.message == "script 'kv': no readings in http payload (line 6)")
         let shape = try LuaScriptParser(source: "function parse(msg) return { { values = { x = {} } } } end")
         await expectError(.malformedPayload) { _ = try shape.parse(InboundMessage(transport: "t", deviceUID: "d", text: "")) }
         let noDevice = try LuaScriptParser(source: "function parse(msg) return { { values = { x = 1 } } } end")
         await expectError(.malformedPayload) { _ = try noDevice.parse(InboundMessage(transport: "t", text: "")) }
         let spin = try LuaScriptParser(source: "function parse(msg) while true do end end")
         await expectError(.timeout) { _ = try spin.parse(InboundMessage(transport: "t", deviceUID: "d", text: "")) }
+    }
+
+    @Test func survivesTheParserVerifier() throws {
+        let parser = try LuaScriptParser(source: luaParseScript, name: "kv")
+        let verifier = ParserVerifier(parser)
+        let sample = InboundMessage(transport: "test", deviceUID: "verifier", text: "a1=21.5/40 b2=-3/55.5", receivedAt: 1_700_000_000_000)
+        #expect(verifier.truncations(of: sample) == [])
+        #expect(verifier.garbage(count: 2_000, seed: 7, mutating: [sample]) == [])
     }
 
     @Test func binaryPayloadsReachTheScriptIntact() throws {
@@ -140,6 +148,18 @@ extension WorkerTests {
                 ])
         }
 
+        @Test func survivesTheParserVerifier() throws {
+            let js = try JavaScriptEngine()
+            defer { js.shutdown() }
+            let parser = try JavaScriptParser(source: goJSONScript, name: "go-json", engine: js)
+            let sample = InboundMessage(
+                transport: "test", deviceUID: "verifier",
+                text: #"{"sn":"t-1","ts":1700000000,"temperature":21.5,"power":true,"firmware":"v1.2"}"#, receivedAt: 1_700_000_000_000)
+            let verifier = ParserVerifier(parser)
+            #expect(verifier.truncations(of: sample) == [])
+            #expect(verifier.garbage(count: 300, seed: 7, mutating: [sample]) == [])
+        }
+
         @Test func parseFormProducesRecords() async throws {
             let js = try JavaScriptEngine()
             defer { js.shutdown() }
@@ -152,8 +172,8 @@ extension WorkerTests {
                     DeviceRecord(deviceUID: "t-1", time: 1_700_000_000_999,
                                  values: ["temp": .number(20), "on": .bool(false), "fw": .text("x"), "topic": .text("up"), "from": .text("t-1")])
                 ])
-            let e = await expectErrorSync(.script) { _ = try parser.parse(InboundMessage(transport: "http", deviceUID: "t-1", text: "{}")) }
-            #expect(e?.message == "Error: no temp in payload (line 3)")
+            let e = await expectErrorSync(.malformedPayload) { _ = try parser.parse(InboundMessage(transport: "http", deviceUID: "t-1", text: "{}")) }
+            #expect(e?.message == "script 'js': Error: no temp in payload (line 3)")
         }
     }
 
@@ -184,13 +204,13 @@ extension WorkerTests {
             }
             let first = try await h.send(good(20), parser: parser)
             h.clock.advance(byMillis: 1000)
-            await expectError(.script) { try await h.send("not json {", parser: parser) }
+            await expectError(.malformedPayload) { try await h.send("not json {", parser: parser) }
             h.clock.advance(byMillis: 1000)
             let second = try await h.send(good(21), parser: parser)
             try await h.ingestor.waitUntilCommitted(first)
             try await h.ingestor.waitUntilCommitted(second)
             let s = h.ingestor.statistics
-            #expect(s.rejected == ["script": 1])
+            #expect(s.rejected == ["malformed_payload": 1])
             #expect(s.stored == 2 && s.isBalanced)
             #expect(try await h.series("t-1", "temp").map(\.value) == [.number(20), .number(21)])
             await h.stop()

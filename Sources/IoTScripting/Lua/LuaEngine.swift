@@ -87,16 +87,15 @@ public final class LuaEngine: ScriptEngine {
     /// Runs `body` with a state of the pool. A state whose memory is nearly exhausted by what scripts
     /// keep in their globals is dropped afterwards, and a fresh one takes its place.
     func withState<T>(_ body: (LuaState) throws(IoTError) -> T) throws(IoTError) -> T {
-        try pool.with { (state) throws(IoTError) -> (T, reusable: Bool) in
-            let generation = retiredGeneration.load(ordering: .acquiring)
-            if generation != state.retiredGeneration {
-                let ids = retired.withLock { $0 }
-                state.unload(ids)
-                state.retiredGeneration = generation
-            }
-            let result = try body(state)
-            return (result, state.limits.pointee.used < configuration.memoryLimit / 10 * 9)
+        let state = try pool.acquire()
+        defer { pool.release(state, reuse: state.limits.pointee.used < configuration.memoryLimit / 10 * 9) }
+        let generation = retiredGeneration.load(ordering: .acquiring)
+        if generation != state.retiredGeneration {
+            let ids = retired.withLock { $0 }
+            state.unload(ids)
+            state.retiredGeneration = generation
         }
+        return try body(state)
     }
 
     /// Forgets a script that is no longer referenced; each state frees it on its next use.

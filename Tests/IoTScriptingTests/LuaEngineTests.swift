@@ -124,7 +124,7 @@ import Testing
         c.poolSize = 1
         let engine = LuaEngine(configuration: c)
         let script = try engine.compile(
-            "t = {}\nfunction fill() for i = 1, 1e7 do t[#t + 1] = string.rep('x', 100) .. i end end\nfunction count() return #t end",
+            "t = {}\nfunction fill() for i = 1, 1e7 do t[#t + 1] = string.rep('x', 10000) .. i end end\nfunction count() return #t end",
             name: "fill")
         await expectError(.script) { _ = try await script.call("fill", []) }
         // The full state was dropped; a fresh one loads the script again.

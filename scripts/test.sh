@@ -49,6 +49,11 @@ if [ "$status" != 0 ] || grep -qE '✘|error:' "$log"; then
     exit 1
 fi
 
+if pgrep -x iot-js-worker >/dev/null; then
+    echo "FAILED: the tests left iot-js-worker processes running: $(pgrep -x iot-js-worker | tr '\n' ' ')" >&2
+    exit 1
+fi
+
 echo "== benchmark smoke run (debug build; proves the benchmarks run, not how fast)"
 swift run --skip-build iot-bench all --smoke
 echo "== all green"

@@ -11,11 +11,13 @@ public enum JavaScriptWorker {
     /// Serves requests until stdin ends or the parent process dies; never returns.
     public static func run(_ arguments: [String]) -> Never {
         var memoryLimit = 64 << 20
+        var parent = getppid()
         var it = arguments.dropFirst().makeIterator()
         while let a = it.next() {
             if a == "--memory-limit", let v = it.next().flatMap({ Int($0) }) { memoryLimit = v }
+            if a == "--parent", let v = it.next().flatMap({ pid_t($0) }) { parent = v }
         }
-        watchParent()
+        watch(parent: parent)
         let heap: DuktapeHeap
         do {
             heap = try DuktapeHeap(memoryLimit: memoryLimit)
@@ -67,10 +69,11 @@ public enum JavaScriptWorker {
         return writer.bytes
     }
 
-    /// Ends this process when its parent dies, even while a script is spinning on the main thread.
-    private static func watchParent() {
+    /// Ends this process when its parent dies (it is then re-parented), even while a script is spinning
+    /// on the main thread. The engine passes its pid, so a parent that died during start-up counts too.
+    private static func watch(parent: pid_t) {
         var thread = pthread_t()
-        let parent = UnsafeMutableRawPointer(bitPattern: Int(getppid()))
+        let parent = UnsafeMutableRawPointer(bitPattern: Int(parent))
         _ = pthread_create(
             &thread, nil,
             { arg in

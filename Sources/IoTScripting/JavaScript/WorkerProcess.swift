@@ -24,7 +24,7 @@ final class WorkerProcess: @unchecked Sendable {
 
     deinit { terminate() }
 
-    /// Starts `path --memory-limit N` with a socket pair on its stdin and stdout and an empty environment.
+    /// Starts `path --memory-limit N --parent PID` with a socket pair on its stdin and stdout and an empty environment.
     static func spawn(path: String, memoryLimit: Int) throws(IoTError) -> WorkerProcess {
         var fds: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
@@ -35,7 +35,7 @@ final class WorkerProcess: @unchecked Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, fds[1], 0)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        let args = [path, "--memory-limit", String(memoryLimit)]
+        let args = [path, "--memory-limit", String(memoryLimit), "--parent", String(getpid())]
         var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var envp: [UnsafeMutablePointer<CChar>?] = [nil]

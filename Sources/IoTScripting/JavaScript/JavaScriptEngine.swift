@@ -172,7 +172,7 @@ public final class JavaScriptEngine: ScriptEngine {
         switch WorkerStatus(rawValue: try reader.u8()) {
         case .ok: return true
         case .scriptError: throw IoTError(.script, try reader.string())
-        case nil: throw IoTError(.script, "the JavaScript worker sent an unknown status")
+        case .ready, nil: throw IoTError(.script, "the JavaScript worker sent an unknown status")
         }
     }
 

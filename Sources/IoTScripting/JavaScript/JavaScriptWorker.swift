@@ -24,6 +24,8 @@ public enum JavaScriptWorker {
         } catch {
             _exit(71)
         }
+        // Ready: the engine starts timing calls only from here, so start-up is not charged to a script.
+        guard writeAll([WorkerStatus.ready.rawValue]) else { _exit(0) }
         while true {
             guard let body = readFrame() else { _exit(0) }
             let response = serve(body, heap: heap)

@@ -47,8 +47,24 @@ final class WorkerProcess: @unchecked Sendable {
             throw IoTError(.unavailable, "cannot start the JavaScript worker '\(path)'", nativeCode: rc)
         }
         _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
-        return WorkerProcess(pid: pid, fd: fds[0])
+        let worker = WorkerProcess(pid: pid, fd: fds[0])
+        // Wait for the worker's ready byte, with a start-up allowance of its own (a loaded machine can
+        // take far longer than a call's time limit to start a process).
+        var ready: [UInt8] = [0]
+        do {
+            try worker.receive(into: &ready, deadline: monotonicNanoseconds() + startupLimit.inNanoseconds, what: "starting the JavaScript worker")
+        } catch {
+            throw IoTError(.unavailable, error.message)
+        }
+        guard ready[0] == WorkerStatus.ready.rawValue else {
+            worker.terminate()
+            throw IoTError(.unavailable, "the JavaScript worker '\(path)' did not start properly")
+        }
+        return worker
     }
+
+    /// How long a new worker may take to start.
+    static let startupLimit: Duration = .seconds(10)
 
     /// Kills the worker (SIGKILL), reaps it and closes the socket. Safe to call more than once.
     func terminate() {
@@ -109,7 +125,7 @@ final class WorkerProcess: @unchecked Sendable {
         }
     }
 
-    private func receive(into buffer: inout [UInt8], deadline: Int64, what: String) throws(IoTError) {
+    fileprivate func receive(into buffer: inout [UInt8], deadline: Int64, what: String) throws(IoTError) {
         var offset = 0
         while offset < buffer.count {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + offset, $0.count - offset, 0) }

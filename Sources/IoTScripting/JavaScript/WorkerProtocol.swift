@@ -3,7 +3,8 @@ import IoTCore
 /// The frames between ``JavaScriptEngine`` and `iot-js-worker`, over a Unix socket pair on the worker's
 /// stdin/stdout.
 ///
-/// Every frame is a little-endian `u32` length, then that many bytes. A request starts with an
+/// Once its heap exists, the worker writes the single byte ``WorkerStatus/ready``. After that, every
+/// frame is a little-endian `u32` length, then that many bytes. A request starts with an
 /// operation byte; a response with a status byte (0 ok, 1 script error followed by its message).
 ///
 /// | request | body | response body |
@@ -20,6 +21,8 @@ enum WorkerOperation: UInt8 {
 enum WorkerStatus: UInt8 {
     case ok = 0
     case scriptError = 1
+    /// The worker's first byte: its heap exists and it reads requests.
+    case ready = 0x52
 }
 
 extension WireWriter {

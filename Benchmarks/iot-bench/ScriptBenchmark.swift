@@ -43,13 +43,29 @@ private func oneDecimal(_ v: Double) -> String {
     return "\(tenths / 10).\(tenths % 10)"
 }
 
-/// Parses `calls` messages, returning calls/s, the checksum of temp + hum, and the calls that timed out
-/// (on a loaded machine a worker can miss the 100 ms limit; the engine then kills and replaces it).
+/// CPU seconds of the calling thread.
+private func threadCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// CPU seconds (user + system) of the reaped children of this process.
+private func childrenCPUSeconds() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_CHILDREN.rawValue, &u)
+    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
+}
+
+/// Parses `calls` messages, returning calls/s (wall clock and per CPU second of the calling thread), the
+/// checksum of temp + hum, and the calls that timed out (on a loaded machine a worker can miss the
+/// 100 ms limit; the engine then kills and replaces it).
 private func measure(_ parser: any Parser, _ messages: [InboundMessage], calls: Int) throws
-    -> (rate: Double, checksum: Double, timeouts: Int)
+    -> (rate: Double, cpuRate: Double, checksum: Double, timeouts: Int)
 {
     var sum = 0.0
     var timeouts = 0
+    let cpu = threadCPUSeconds()
     let start = monotonicSeconds()
     for i in 0..<calls {
         let message = messages[i % messages.count]
@@ -62,7 +78,8 @@ private func measure(_ parser: any Parser, _ messages: [InboundMessage], calls: 
         case .failure(let error): throw error
         }
     }
-    return (Double(calls) / (monotonicSeconds() - start), sum, timeouts)
+    let wall = monotonicSeconds() - start
+    return (Double(calls) / wall, Double(calls) / (threadCPUSeconds() - cpu), sum, timeouts)
 }
 
 func runScriptBenchmark(_ options: BenchOptions) async throws {
@@ -73,13 +90,14 @@ func runScriptBenchmark(_ options: BenchOptions) async throws {
 
     // C reference first, so the SDK's run does not slow it down.
     var cRate: Double?
+    var cCPURate: Double?
     if let shared = sharedBenchDirectory() {
         let bin = "/tmp/iot-bench/bin"
-        if shell("make -s -C '\(shared)' BIN=\(bin) \(bin)/lua_parse 2>&1") != nil,
-            let out = shell("\(bin)/lua_parse '\(shared)/src/parse.lua' \(luaCalls)")
-        {
+        let cpu0 = shell("make -s -C '\(shared)' BIN=\(bin) \(bin)/lua_parse 2>&1") != nil ? childrenCPUSeconds() : nil
+        if let cpu0, let out = shell("\(bin)/lua_parse '\(shared)/src/parse.lua' \(luaCalls)") {
             cRate = out.split(separator: " ").first { $0.hasPrefix("rate=") }.flatMap { Double($0.dropFirst(5)) }
-            print("C     lua_parse (shared/bench, 1 lua_State):            \(grouped(cRate ?? 0)) calls/s   [\(out.trimmingCharacters())]")
+            cCPURate = Double(luaCalls) / (childrenCPUSeconds() - cpu0)
+            print("C     lua_parse (shared/bench, 1 lua_State):            \(grouped(cRate ?? 0)) calls/s, \(grouped(cCPURate ?? 0)) per CPU-s   [\(out.trimmingCharacters())]")
         } else {
             print("C     lua_parse: could not build or run the shared harness")
         }
@@ -94,7 +112,7 @@ func runScriptBenchmark(_ options: BenchOptions) async throws {
     let parser = try LuaScriptParser(source: luaParser, name: "bench", engine: lua)
     _ = try measure(parser, messages, calls: min(luaCalls, 10_000))  // warm-up
     let sdk = try measure(parser, messages, calls: luaCalls)
-    print("SDK   LuaScriptParser parse(msg) → [DeviceRecord]:       \(grouped(sdk.rate)) calls/s   (checksum \(Int(sdk.checksum)))")
+    print("SDK   LuaScriptParser parse(msg) → [DeviceRecord]:       \(grouped(sdk.rate)) calls/s, \(grouped(sdk.cpuRate)) per CPU-s   (checksum \(Int(sdk.checksum)))")
 
     // The shared script unchanged, through the generic ScriptEngine API.
     if let shared = sharedBenchDirectory(), let source = readFile(shared + "/src/parse.lua") {
@@ -102,6 +120,7 @@ func runScriptBenchmark(_ options: BenchOptions) async throws {
         let n = min(luaCalls, 200_000)
         let texts = messages.map { String(decoding: $0.payload, as: UTF8.self) }
         var sum = 0.0
+        let cpu = threadCPUSeconds()
         let start = monotonicSeconds()
         for i in 0..<n {
             if case .object(let o) = try await script.call("parse", [.string(texts[i % texts.count])]),
@@ -111,10 +130,12 @@ func runScriptBenchmark(_ options: BenchOptions) async throws {
             }
         }
         let rate = Double(n) / (monotonicSeconds() - start)
-        print("SDK   LuaEngine call(\"parse\", [payload]) (parse.lua as is): \(grouped(rate)) calls/s")
+        let cpuRate = Double(n) / (threadCPUSeconds() - cpu)
+        print("SDK   LuaEngine call(\"parse\", [payload]) (parse.lua as is): \(grouped(rate)) calls/s, \(grouped(cpuRate)) per CPU-s (checksum \(Int(sum)))")
     }
-    if let cRate {
-        print(String(format: "ratio LuaScriptParser / C lua_parse: %.2f×   (goal ≥ 0.50×)", sdk.rate / cRate))
+    if let cRate, let cCPURate {
+        print(String(format: "ratio LuaScriptParser / C lua_parse: %.2f× wall clock, %.2f× per CPU second   (goal ≥ 0.50×)",
+                     sdk.rate / cRate, sdk.cpuRate / cCPURate))
     }
 
     // JavaScript: worker processes (the isolation) vs. in process.

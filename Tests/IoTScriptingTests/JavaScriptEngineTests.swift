@@ -122,10 +122,13 @@ extension WorkerTests {
         let start = nowMillis()
         let e = await expectError(.timeout) { _ = try await script.call("spin", []) }
         let elapsed = nowMillis() - start
-        #expect(elapsed < 200, "took \(elapsed) ms (limit 100 ms, plus scheduling on a loaded machine)")
+        // The worker is killed when the 100 ms limit passes; the upper bound is loose because waking up
+        // also waits for a core on a loaded machine.
+        #expect(elapsed >= 100 && elapsed < 1000, "took \(elapsed) ms")
         #expect(e?.message.contains("killed") == true)
-        // The killed worker is gone; the next call gets a fresh worker, which loads the script again.
-        #expect(workerChildren().allSatisfy { !before.contains($0) })
+        // The killed worker is gone (reaped in the background); the next call gets a fresh worker,
+        // which loads the script again.
+        #expect(await settledWorkerChildren { !$0.contains(where: before.contains) }.allSatisfy { !before.contains($0) })
         #expect(try await script.call("ok", []) == .string("fine"))
     }
 
@@ -157,7 +160,7 @@ extension WorkerTests {
         }
         #expect(results.filter { $0 == -1 }.count == 4)
         #expect(results.filter { $0 >= 0 }.count == 196)
-        #expect(workerChildren().count <= 3)
+        #expect(await settledWorkerChildren { $0.count <= 3 }.count <= 3)
     }
 
     @Test func shutdownStopsEveryWorker() async throws {
@@ -168,7 +171,7 @@ extension WorkerTests {
         _ = try await (a, b)
         #expect(!workerChildren().isEmpty)
         js.shutdown()
-        #expect(workerChildren().isEmpty)
+        #expect(await settledWorkerChildren { $0.isEmpty }.isEmpty)
         await expectError(.shutdown) { _ = try await script.call("f", []) }
     }
 

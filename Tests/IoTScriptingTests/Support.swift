@@ -49,3 +49,29 @@ func workerChildren() -> [Int32] {
     }
     return pids
 }
+
+/// This process's `iot-js-worker` children once `done` holds for them, or after 2 s: workers killed on
+/// timeout are reaped in the background.
+func settledWorkerChildren(_ done: ([Int32]) -> Bool) async -> [Int32] {
+    var pids = workerChildren()
+    for _ in 0..<200 where !done(pids) {
+        try? await Task.sleep(for: .milliseconds(10))
+        pids = workerChildren()
+    }
+    return pids
+}
+
+/// Runs `body` on this thread and measures its wall-clock and CPU milliseconds (CPU time is what a
+/// budget really bounds; wall-clock time also counts waiting for a core on a loaded machine).
+func measured(_ body: () throws -> Void) -> (wall: Double, cpu: Double, error: (any Error)?) {
+    func cpuMillis() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) * 1000 + Double(ts.tv_nsec) / 1e6
+    }
+    let wall0 = nowMillis()
+    let cpu0 = cpuMillis()
+    var failure: (any Error)?
+    do { try body() } catch { failure = error }
+    return (nowMillis() - wall0, cpuMillis() - cpu0, failure)
+}

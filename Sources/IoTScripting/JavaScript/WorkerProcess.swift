@@ -1,3 +1,4 @@
+import Dispatch
 import IoTCore
 
 #if canImport(Glibc)
@@ -66,14 +67,26 @@ final class WorkerProcess: @unchecked Sendable {
     /// How long a new worker may take to start.
     static let startupLimit: Duration = .seconds(10)
 
-    /// Kills the worker (SIGKILL), reaps it and closes the socket. Safe to call more than once.
-    func terminate() {
+    /// Kills the worker (SIGKILL), closes the socket and reaps the process: at once, or with
+    /// `reapLater` on a Dispatch queue, so that a caller whose call timed out gets its error without
+    /// waiting for the kernel to finish the process (which takes a while on a loaded machine).
+    /// Safe to call more than once.
+    func terminate(reapLater: Bool = false) {
         guard alive else { return }
         alive = false
         kill(pid, SIGKILL)
+        close(fd)
+        let pid = self.pid
+        if reapLater {
+            DispatchQueue.global().async { Self.reap(pid) }
+        } else {
+            Self.reap(pid)
+        }
+    }
+
+    private static func reap(_ pid: pid_t) {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        close(fd)
     }
 
     /// Sends a request frame and waits for the response body until `deadline` (CLOCK_MONOTONIC ns).
@@ -96,7 +109,7 @@ final class WorkerProcess: @unchecked Sendable {
         while true {
             let remaining = deadline - monotonicNanoseconds()
             if remaining <= 0 {
-                terminate()
+                terminate(reapLater: true)
                 throw IoTError(.timeout, "\(what) exceeded its time limit; the worker was killed")
             }
             var p = pollfd(fd: fd, events: events, revents: 0)

@@ -98,7 +98,7 @@ extension LuaState {
         default: throw malformed(script, "record \(number) with time \(kind(-1)); expected milliseconds")
         }
         ciot_lua_pop(L, 1)
-        var values: [String: SignalValue] = [:]
+        var values = [String: SignalValue](minimumCapacity: 8)
         let valuesType = field(index, "values")
         defer { ciot_lua_pop(L, 1) }
         if valuesType == LUA_TTABLE {

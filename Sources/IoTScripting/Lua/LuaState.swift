@@ -36,6 +36,7 @@ private let luaPanic: lua_CFunction = { L in
 /// Builds the sandbox once per state and returns the function that makes a fresh global table for each
 /// script. Scripts see copies of the safe libraries, so one script cannot change another's `string`.
 private let sandboxPrelude = """
+    collectgarbage("generational")  -- most garbage of a parse call dies young
     local G = _G
     local rawload, pairs, type, error, tostring, gc = load, pairs, type, error, tostring, collectgarbage
     for _, k in ipairs({ "dofile", "loadfile", "require", "collectgarbage", "load", "print", "warn" }) do G[k] = nil end
@@ -75,6 +76,8 @@ final class LuaState: @unchecked Sendable {
     private var newEnvRef: Int32 = -2  // LUA_NOREF until the sandbox is set up
     /// Script id → registry reference of the script's global table.
     private(set) var scripts: [UInt64: Int32] = [:]
+    /// The last script pushed, to skip the dictionary on repeated calls of one script.
+    private var lastScript: (id: UInt64, ref: Int32) = (0, -2)
     /// The engine's retirement generation this state has caught up with.
     var retiredGeneration = 0
     static let hookInterval: Int32 = 1000
@@ -175,7 +178,12 @@ final class LuaState: @unchecked Sendable {
     /// Makes sure the script is loaded (its top level run once in its own global table) and pushes that
     /// table. Throws the script's compile or run error.
     func pushEnvironment(of script: LuaScriptSource) throws(IoTError) {
+        if lastScript.id == script.id {
+            lua_rawgeti(L, ciot_lua_registryindex(), lua_Integer(lastScript.ref))
+            return
+        }
         if let ref = scripts[script.id] {
+            lastScript = (script.id, ref)
             lua_rawgeti(L, ciot_lua_registryindex(), lua_Integer(ref))
             return
         }
@@ -220,6 +228,7 @@ final class LuaState: @unchecked Sendable {
     func unload(_ ids: some Sequence<UInt64>) {
         for id in ids {
             if let ref = scripts.removeValue(forKey: id) { luaL_unref(L, ciot_lua_registryindex(), ref) }
+            if lastScript.id == id { lastScript = (0, -2) }
         }
     }
 }

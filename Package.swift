@@ -17,6 +17,9 @@ let package = Package(
         .library(name: "IoTProtocols", targets: ["IoTProtocols"]),
         .library(name: "IoTServer", targets: ["IoTServer"]),
         .library(name: "IoTRules", targets: ["IoTRules"]),
+        .library(name: "IoTScripting", targets: ["IoTScripting"]),
+        .executable(name: "iot-js-worker", targets: ["iot-js-worker"]),
+        .executable(name: "iotd", targets: ["iotd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
@@ -37,6 +40,8 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        .systemLibrary(name: "CIoTLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
+        .systemLibrary(name: "CIoTDuktape", pkgConfig: "duktape", providers: [.apt(["duktape-dev"])]),
 
         // MARK: Libraries
         .target(
@@ -107,11 +112,30 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "IoTScripting",
+            dependencies: [
+                "IoTCore",
+                "CIoTLua",
+                "CIoTDuktape",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/IoTScripting",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Tools
+        .executableTarget(
+            name: "iot-js-worker",
+            dependencies: ["IoTScripting"],
+            path: "Sources/iot-js-worker",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "iot-bench",
             dependencies: [
-                "IoTCore", "IoTStorage", "IoTProtocols", "IoTRules", "IoTTesting", "CIoTSQLite",
+                "IoTCore", "IoTStorage", "IoTProtocols", "IoTRules", "IoTTesting", "IoTScripting", "iot-js-worker",
+                "CIoTSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -195,6 +219,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IoTScriptingTests",
+            dependencies: [
+                "IoTCore", "IoTScripting", "IoTTesting", "iot-js-worker",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(pkg-config libsqlite3-dev sqlite3 strace)
+APT_PACKAGES=(pkg-config libsqlite3-dev sqlite3 strace liblua5.4-dev duktape-dev)
 
 install_packages() {
     local missing=()
@@ -46,6 +46,11 @@ swift test --skip-build 2>&1 | tee "$log" | grep -vE '^(◇|↳)' | grep -vE 'Te
 status=${PIPESTATUS[0]}
 if [ "$status" != 0 ] || grep -qE '✘|error:' "$log"; then
     echo "FAILED: swift test exited $status" >&2
+    exit 1
+fi
+
+if pgrep -x iot-js-worker >/dev/null; then
+    echo "FAILED: the tests left iot-js-worker processes running: $(pgrep -x iot-js-worker | tr '\n' ' ')" >&2
     exit 1
 fi
 

@@ -1,0 +1,136 @@
+import IoTCore
+
+/// Turns what a parser script returned into ``DeviceRecord``s: the `parse(msg)` form and the
+/// go-iot-platform `main(nc)` form.
+enum ScriptRecords {
+    static func malformed(_ script: String, _ what: String) -> IoTError {
+        IoTError(.malformedPayload, "script '\(script)' returned \(what)")
+    }
+
+    /// The elements of a returned list; a single object is a list of one, `null` an empty list.
+    static func list(_ value: ScriptValue, single: (([String: ScriptValue]) -> Bool), script: String) throws(IoTError)
+        -> [ScriptValue]
+    {
+        switch value {
+        case .null: return []
+        case .array(let a): return a
+        case .object(let o) where o.isEmpty: return []
+        case .object(let o) where single(o): return [value]
+        default: throw malformed(script, "\(kind(value)) where a list of records was expected")
+        }
+    }
+
+    static func kind(_ v: ScriptValue) -> String {
+        switch v {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .number: "a number"
+        case .string: "a string"
+        case .array: "a list"
+        case .object: "an object"
+        }
+    }
+
+    /// `[{device, identificationCode, time, values: {name: value}}]`; `device` defaults to the message's.
+    static func records(_ value: ScriptValue, message: InboundMessage, script: String) throws(IoTError) -> [DeviceRecord] {
+        var out: [DeviceRecord] = []
+        for (i, element) in try list(value, single: { $0["values"] != nil }, script: script).enumerated() {
+            guard case .object(let r) = element else { throw malformed(script, "\(kind(element)) as record \(i + 1)") }
+            guard let device = try text(r["device"], "device", i, script) ?? message.deviceUID else {
+                throw malformed(script, "record \(i + 1) without a device, for a message without one")
+            }
+            let code = try text(r["identificationCode"], "identificationCode", i, script)
+            let time: Int64?
+            switch r["time"] {
+            case nil, .null: time = nil
+            case .number(let t) where t.isFinite && abs(t) < 9.0e15: time = Int64(t.rounded())
+            case let other?: throw malformed(script, "record \(i + 1) with time \(kind(other)); expected milliseconds")
+            }
+            var values: [String: SignalValue] = [:]
+            switch r["values"] {
+            case nil, .null: break
+            case .object(let vs):
+                for (name, v) in vs {
+                    switch v {
+                    case .null: continue
+                    case .number(let d): values[name] = .number(d)
+                    case .bool(let b): values[name] = .bool(b)
+                    case .string(let s): values[name] = .text(s)
+                    default: throw malformed(script, "record \(i + 1) with \(kind(v)) as the value of '\(name)'")
+                    }
+                }
+            case .array(let a) where a.isEmpty: break
+            case let other?: throw malformed(script, "record \(i + 1) with values \(kind(other)); expected an object")
+            }
+            out.append(DeviceRecord(deviceUID: device, identificationCode: code, time: time, values: values))
+        }
+        return out
+    }
+
+    /// go-iot-platform: `[{Time, DeviceUid, IdentificationCode, DataRows: [{Name, Value}], Nc}]`.
+    ///
+    /// `Value` strings that read as a finite number become numbers, other strings stay text (the
+    /// ingestor converts each value to its signal's type). `Time` below 1e11 is seconds, else
+    /// milliseconds; 0 or missing means "stamp server time".
+    static func goIoTPlatform(_ value: ScriptValue, message: InboundMessage, script: String) throws(IoTError) -> [DeviceRecord] {
+        var out: [DeviceRecord] = []
+        for (i, element) in try list(value, single: { $0["DataRows"] != nil }, script: script).enumerated() {
+            guard case .object(let r) = element else { throw malformed(script, "\(kind(element)) as record \(i + 1)") }
+            guard let device = try text(r["DeviceUid"], "DeviceUid", i, script).flatMap({ $0.isEmpty ? nil : $0 }) ?? message.deviceUID
+            else {
+                throw malformed(script, "record \(i + 1) without a DeviceUid, for a message without a device")
+            }
+            let code = try text(r["IdentificationCode"], "IdentificationCode", i, script).flatMap { $0.isEmpty ? nil : $0 }
+            var seconds: Double?
+            switch r["Time"] {
+            case nil, .null: seconds = nil
+            case .number(let t): seconds = t
+            case .string(let s): seconds = Double(s.trimmingSpaces)
+            case let other?: throw malformed(script, "record \(i + 1) with Time \(kind(other))")
+            }
+            var time: Int64?
+            if let t = seconds, t.isFinite, t > 0, t < 9.0e15 { time = Int64((t < 1e11 ? t * 1000 : t).rounded()) }
+            var values: [String: SignalValue] = [:]
+            switch r["DataRows"] {
+            case nil, .null: break
+            case .array(let rows):
+                for row in rows {
+                    guard case .object(let cell) = row, case .string(let name)? = cell["Name"] else {
+                        throw malformed(script, "record \(i + 1) with a DataRow without a Name")
+                    }
+                    switch cell["Value"] {
+                    case nil, .null: continue
+                    case .number(let d): values[name] = .number(d)
+                    case .bool(let b): values[name] = .bool(b)
+                    case .string(let s):
+                        if let d = Double(s.trimmingSpaces), d.isFinite { values[name] = .number(d) } else { values[name] = .text(s) }
+                    case let other?: throw malformed(script, "record \(i + 1) with \(kind(other)) as the Value of '\(name)'")
+                    }
+                }
+            case .object(let o) where o.isEmpty: break
+            case let other?: throw malformed(script, "record \(i + 1) with DataRows \(kind(other)); expected a list")
+            }
+            out.append(DeviceRecord(deviceUID: device, identificationCode: code, time: time, values: values))
+        }
+        return out
+    }
+
+    private static func text(_ v: ScriptValue?, _ field: String, _ i: Int, _ script: String) throws(IoTError) -> String? {
+        switch v {
+        case nil, .null: return nil
+        case .string(let s): return s
+        case .number(let d): return d == d.rounded() && abs(d) < 9.0e15 ? String(Int64(d)) : String(d)
+        case let other?: throw malformed(script, "record \(i + 1) with \(kind(other)) as \(field)")
+        }
+    }
+}
+
+extension String {
+    /// Without leading and trailing whitespace.
+    var trimmingSpaces: Substring {
+        var s = self[...]
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
+        return s
+    }
+}

@@ -88,7 +88,7 @@ func runHTTPBenchmark(_ options: BenchOptions) async throws {
 private func wrk(url: String, script: String, seconds: Int, connections: Int, dir: String) throws -> Double {
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let path = dir + "/script.lua"
-    try script.write(toFile: path, atomically: true, encoding: .utf8)
+    try script.write(toFile: path, atomically: false, encoding: .utf8)
     guard let out = shell("wrk -t2 -c\(connections) -d\(seconds)s --latency -s '\(path)' '\(url)' 2>&1") else {
         throw BenchError("wrk failed against \(url)")
     }

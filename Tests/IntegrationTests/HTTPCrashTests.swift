@@ -20,10 +20,10 @@ import CIoTSQLite
         tenants:
           - id: crash
             products:
-              - { id: counter, name: Counter, signals: [{ name: seq, type: number, cacheSize: 0 }] }
+              - { id: counter, signals: [{ name: seq }] }
             devices:
-              - { uid: dev, product: counter, name: dev, tags: {}, signals: [], createdAt: 0 }
-        """.write(toFile: config, atomically: true, encoding: .utf8)
+              - { uid: dev, product: counter }
+        """.write(toFile: config, atomically: false, encoding: .utf8)
         let iotd = try ChildProcess.builtProduct("iotd")
         let admin = ["Authorization": "Bearer test-admin-key"]
 

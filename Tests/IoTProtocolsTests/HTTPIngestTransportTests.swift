@@ -12,17 +12,22 @@ import Testing
         let h = try await HTTPHarness()
         let token = try await h.token()
         try await h.withClient { client in
-            let r = try await client.post("/api/v1/devices/t-1/telemetry", #"{"ts": 1700000000123, "temp": 21.5, "on": true}"#, token: token)
+            let r = try await client.post(
+                "/api/v1/devices/t-1/telemetry", #"{"ts": 1700000000123, "temp": 21.5, "on": true}"#, token: token)
             #expect(r.status == .ok)
             #expect(r.text == #"{"sequence":1,"records":1,"points":2}"#)
             // keep-alive: a second request on the same connection
-            let r2 = try await client.post("/api/v1/devices/t-1/telemetry", #"[{"ts": 1, "temp": 1}, {"ts": 2, "temp": 2}]"#, token: token)
+            let r2 = try await client.post(
+                "/api/v1/devices/t-1/telemetry", #"[{"ts": 1, "temp": 1}, {"ts": 2, "temp": 2}]"#, token: token)
             #expect(r2.status == .ok)
             #expect(r2.text == #"{"sequence":2,"records":2,"points":2}"#)
             // content type with parameters, or none at all, is JSON
-            let r3 = try await client.post("/api/v1/devices/t-1/telemetry", #"{"ts": 3, "temp": 3}"#, token: token, contentType: "application/json; charset=utf-8")
+            let r3 = try await client.post(
+                "/api/v1/devices/t-1/telemetry", #"{"ts": 3, "temp": 3}"#, token: token,
+                contentType: "application/json; charset=utf-8")
             #expect(r3.status == .ok)
-            let r4 = try await client.post("/api/v1/devices/t-1/telemetry", #"{"ts": 4, "temp": 4}"#, token: token, contentType: nil)
+            let r4 = try await client.post(
+                "/api/v1/devices/t-1/telemetry", #"{"ts": 4, "temp": 4}"#, token: token, contentType: nil)
             #expect(r4.status == .ok)
         }
         try await h.drain()
@@ -36,7 +41,8 @@ import Testing
         let token = try await h.token()
         try await h.withClient { client in
             let r = try await client.post(
-                "/api/v1/devices/t-1/telemetry", #"[{"bt": 1700000000, "n": "temp", "v": 20.5}, {"n": "on", "vb": true}]"#,
+                "/api/v1/devices/t-1/telemetry",
+                #"[{"bt": 1700000000, "n": "temp", "v": 20.5}, {"n": "on", "vb": true}]"#,
                 token: token, contentType: "application/senml+json")
             #expect(r.status == .ok, "\(r.text)")
         }
@@ -50,7 +56,10 @@ import Testing
     @Test(arguments: [
         (#"{"temp": 11}"#, [Int64(1_700_000_000_000)]),
         (#"{"ts": 1700000001000, "values": {"temp": 12}}"#, [1_700_000_001_000]),
-        (#"[{"ts": 1700000002000, "values": {"temp": 13}}, {"ts": 1700000003000, "values": {"temp": 14}}]"#, [1_700_000_002_000, 1_700_000_003_000]),
+        (
+            #"[{"ts": 1700000002000, "values": {"temp": 13}}, {"ts": 1700000003000, "values": {"temp": 14}}]"#,
+            [1_700_000_002_000, 1_700_000_003_000]
+        ),
     ])
     func thingsBoardPathAcceptsEachBodyShape(body: String, times: [Int64]) async throws {
         let h = try await HTTPHarness()
@@ -70,7 +79,8 @@ import Testing
         let token = try await h.token()
         try await h.withClient { client in
             // curl -d without a header sends application/x-www-form-urlencoded
-            let r = try await client.post("/api/v1/\(token)/telemetry", #"{"temp": 1}"#, contentType: "application/x-www-form-urlencoded")
+            let r = try await client.post(
+                "/api/v1/\(token)/telemetry", #"{"temp": 1}"#, contentType: "application/x-www-form-urlencoded")
             #expect(r.status == .ok)
         }
         await h.stop()
@@ -84,7 +94,10 @@ import Testing
             for: DeviceIdentity(tenant: HTTPHarness.tenant, deviceUID: "ghost"), label: "x", now: 0)
         let own = "/api/v1/devices/t-1/telemetry"
         try await h.withClient { client in
-            func expect(_ r: TestClient.Response, _ status: HTTPResponse.Status, _ code: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            func expect(
+                _ r: TestClient.Response, _ status: HTTPResponse.Status, _ code: String,
+                sourceLocation: SourceLocation = #_sourceLocation
+            ) {
                 #expect(r.status == status, "\(r.text)", sourceLocation: sourceLocation)
                 #expect(r.errorCode == code, "\(r.text)", sourceLocation: sourceLocation)
                 #expect(r.headers[.contentType] == "application/json", sourceLocation: sourceLocation)
@@ -95,11 +108,17 @@ import Testing
             expect(try await client.post(own, #"{"humidity": 1}"#, token: token), .badRequest, "unknown_signal")
             expect(try await client.post(own, #"{"temp": 1}"#), .unauthorized, "unauthorized")
             expect(try await client.post(own, #"{"temp": 1}"#, token: "not-a-token"), .unauthorized, "unauthorized")
-            expect(try await client.post("/api/v1/not-a-token/telemetry", #"{"temp": 1}"#), .unauthorized, "unauthorized")
+            expect(
+                try await client.post("/api/v1/not-a-token/telemetry", #"{"temp": 1}"#), .unauthorized, "unauthorized")
             expect(try await client.post(own, #"{"temp": 1}"#, token: otherToken), .forbidden, "forbidden")
-            expect(try await client.post("/api/v1/devices/ghost/telemetry", #"{"temp": 1}"#, token: ghostToken), .notFound, "unknown_device")
-            expect(try await client.post("/api/v1/\(ghostToken)/telemetry", #"{"temp": 1}"#), .notFound, "unknown_device")
-            expect(try await client.post(own, "<temp>1</temp>", token: token, contentType: "text/xml"), .unsupportedMediaType, "malformed_payload")
+            expect(
+                try await client.post("/api/v1/devices/ghost/telemetry", #"{"temp": 1}"#, token: ghostToken), .notFound,
+                "unknown_device")
+            expect(
+                try await client.post("/api/v1/\(ghostToken)/telemetry", #"{"temp": 1}"#), .notFound, "unknown_device")
+            expect(
+                try await client.post(own, "<temp>1</temp>", token: token, contentType: "text/xml"),
+                .unsupportedMediaType, "malformed_payload")
             expect(try await client.post("/api/v1/\(token)/telemetry", #"{"temp": "#), .badRequest, "malformed_payload")
             // the connection survives every error
             #expect(try await client.post(own, #"{"temp": 1}"#, token: token).status == .ok)
@@ -107,9 +126,11 @@ import Testing
         try await h.drain()
         let s = h.ingestor.statistics
         #expect(s.received == 12)
-        #expect(s.rejected == [
-            "malformed_payload": 3, "invalid_value": 1, "unknown_signal": 1, "unauthorized": 3, "forbidden": 1, "unknown_device": 2,
-        ])
+        #expect(
+            s.rejected == [
+                "malformed_payload": 3, "invalid_value": 1, "unknown_signal": 1, "unauthorized": 3, "forbidden": 1,
+                "unknown_device": 2,
+            ])
         #expect(s.stored == 1 && s.isBalanced)
         await h.stop()
     }
@@ -201,7 +222,8 @@ import Testing
     }
 
     @Test func anInvalidRateLimitStopsRunWithAClearError() async throws {
-        let ingestor = Ingestor(journal: InMemoryJournal(), pointStore: InMemoryPointStore(), registry: InMemoryRegistryStore())
+        let ingestor = Ingestor(
+            journal: InMemoryJournal(), pointStore: InMemoryPointStore(), registry: InMemoryRegistryStore())
         let transport = HTTPIngestTransport(
             configuration: .init(port: 0, rateLimit: "100/1"), ingestor: ingestor,
             authenticator: TokenAuthenticatorStub())

@@ -36,7 +36,9 @@ final class HTTPHarness: Sendable {
         try await registry.saveTenant(Tenant(id: Self.tenant))
         try await registry.saveProduct(
             .tenant(Self.tenant),
-            Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "on", type: .bool), Signal(name: "fw", type: .text)]))
+            Product(
+                id: "thermo",
+                signals: [Signal(name: "temp"), Signal(name: "on", type: .bool), Signal(name: "fw", type: .text)]))
         for uid in ["t-1", "t-2"] {
             try await registry.saveDevice(.tenant(Self.tenant), Device(uid: uid, product: "thermo"))
         }
@@ -50,7 +52,8 @@ final class HTTPHarness: Sendable {
         self.transport = transport
         // As iotd runs them: one ServiceGroup, stopped by graceful shutdown.
         let group = ServiceGroup(
-            configuration: .init(services: startIngestor ? [ingestor, transport] : [transport], logger: Logger(label: "test")))
+            configuration: .init(
+                services: startIngestor ? [ingestor, transport] : [transport], logger: Logger(label: "test")))
         self.group = group
         groupTask = Task { try await group.run() }
         if startIngestor {
@@ -89,7 +92,8 @@ final class HTTPHarness: Sendable {
     }
 
     func series(_ device: String, _ signal: String) async throws -> [Point] {
-        try await points.range(scope, series: SeriesKey(device: device, signal: signal), from: 0, to: .max, limit: nil, order: .ascending)
+        try await points.range(
+            scope, series: SeriesKey(device: device, signal: signal), from: 0, to: .max, limit: nil, order: .ascending)
     }
 
     /// Graceful shutdown: the listener closes, then the ingestor drains; both `run()`s return.
@@ -135,14 +139,20 @@ final class BlockingPointStore: PointStore {
         try await gate.wait()
         try await inner.write(batch)
     }
-    func committedSequence(tenant: TenantID) async throws -> UInt64 { try await inner.committedSequence(tenant: tenant) }
+    func committedSequence(tenant: TenantID) async throws -> UInt64 {
+        try await inner.committedSequence(tenant: tenant)
+    }
     func latest(_ scope: AccessScope, device: String, signals: [String]?) async throws -> [Point] {
         try await inner.latest(scope, device: device, signals: signals)
     }
-    func range(_ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, limit: Int?, order: PointOrder) async throws -> [Point] {
+    func range(_ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, limit: Int?, order: PointOrder)
+        async throws -> [Point]
+    {
         try await inner.range(scope, series: series, from: from, to: to, limit: limit, order: order)
     }
-    func aggregate(_ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, bucketMillis: Int64?) async throws -> [AggregateBucket] {
+    func aggregate(_ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, bucketMillis: Int64?) async throws
+        -> [AggregateBucket]
+    {
         try await inner.aggregate(scope, series: series, from: from, to: to, bucketMillis: bucketMillis)
     }
     func deletePoints(_ scope: AccessScope, before time: Int64) async throws -> Int {

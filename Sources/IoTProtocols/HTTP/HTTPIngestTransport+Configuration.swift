@@ -50,7 +50,8 @@ extension HTTPIngestTransport {
         /// - Throws: ``IoTError/Code/invalidArgument`` saying what to change.
         public func validate() throws(IoTError) {
             guard (0...65_535).contains(port) else {
-                throw IoTError(.invalidArgument, "HTTP ingest port \(port) is out of range; use 1–65535, or 0 for any free port")
+                throw IoTError(
+                    .invalidArgument, "HTTP ingest port \(port) is out of range; use 1–65535, or 0 for any free port")
             }
             guard maxBodyBytes > 0 else {
                 throw IoTError(.invalidArgument, "HTTP ingest maxBodyBytes must be positive, e.g. 1048576 (1 MiB)")

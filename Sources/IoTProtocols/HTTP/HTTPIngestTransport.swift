@@ -88,7 +88,8 @@ public final class HTTPIngestTransport: Transport {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
             onServerRunning: { channel in port.bound(channel.localAddress?.port ?? 0) },
             logger: logger)
-        logger.info("HTTP ingest listening", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
+        logger.info(
+            "HTTP ingest listening", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
         do {
             try await app.run()
         } catch {

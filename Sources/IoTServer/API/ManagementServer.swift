@@ -78,7 +78,8 @@ public final class ManagementServer: Service {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
             onServerRunning: { channel in port.bound(channel.localAddress?.port ?? 0) },
             logger: logger)
-        logger.info("management API listening", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
+        logger.info(
+            "management API listening", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
         do {
             try await app.run()
         } catch {

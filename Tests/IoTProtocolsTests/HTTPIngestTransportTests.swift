@@ -157,6 +157,41 @@ import Testing
         await h.stop()
     }
 
+    @Test func aDeclaredOversizeBodyIsRefusedBeforeItArrives() async throws {
+        let h = try await HTTPHarness(configuration: .init(port: 0, maxBodyBytes: 1024))
+        let token = try await h.token()
+        // 10 MB announced, 16 bytes sent: the answer comes without waiting for the rest.
+        let (status, text) = try await RawHTTP.exchange(
+            port: h.port,
+            "POST /api/v1/\(token)/telemetry HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                + "Content-Length: 10000000\r\n\r\n{\"temp\": 1, \"x\":")
+        #expect(status == 413, "\(text)")
+        #expect(text.contains("payload_too_large"))
+        #expect(h.ingestor.statistics.rejected == ["payload_too_large": 1])
+        await h.stop()
+    }
+
+    @Test func aChunkedBodyOverTheLimitGets413() async throws {
+        let h = try await HTTPHarness(configuration: .init(port: 0, maxBodyBytes: 1024))
+        let token = try await h.token()
+        let chunk = String(repeating: " ", count: 800)
+        let (status, text) = try await RawHTTP.exchange(
+            port: h.port,
+            "POST /api/v1/devices/t-1/telemetry HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
+                + "Transfer-Encoding: chunked\r\n\r\n"
+                + "320\r\n\(chunk)\r\n320\r\n\(chunk)\r\n0\r\n\r\n")
+        #expect(status == 413, "\(text)")
+        // and a chunked body under the limit is read whole
+        let (ok, okText) = try await RawHTTP.exchange(
+            port: h.port,
+            "POST /api/v1/devices/t-1/telemetry HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
+                + "Transfer-Encoding: chunked\r\n\r\n7\r\n{\"temp\"\r\n4\r\n: 1}\r\n0\r\n\r\n")
+        #expect(ok == 200, "\(okText)")
+        let s = h.ingestor.statistics
+        #expect(s.rejected == ["payload_too_large": 1] && s.isBalanced)
+        await h.stop()
+    }
+
     @Test func overTheRateLimitGets429ThenRecovers() async throws {
         let h = try await HTTPHarness(configuration: .init(port: 0, rateLimit: "2:1,100:60"))
         let token = try await h.token()

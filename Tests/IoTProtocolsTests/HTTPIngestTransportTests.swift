@@ -244,6 +244,21 @@ import Testing
         await h.stop()
     }
 
+    @Test func aFailingJournalGets500() async throws {
+        let h = try await HTTPHarness()
+        let token = try await h.token()
+        h.journal.failAppends(true)
+        try await h.withClient { client in
+            let r = try await client.post("/api/v1/devices/t-1/telemetry", #"{"temp": 1}"#, token: token)
+            #expect(r.status == .internalServerError)
+            #expect(r.errorCode == "journal")
+            h.journal.failAppends(false)
+            #expect(try await client.post("/api/v1/devices/t-1/telemetry", #"{"temp": 1}"#, token: token).status == .ok)
+        }
+        #expect(h.ingestor.statistics.dropped == ["journal": 1] && h.ingestor.statistics.isBalanced)
+        await h.stop()
+    }
+
     @Test func aStartingIngestorGets503() async throws {
         let h = try await HTTPHarness(startIngestor: false)
         let token = try await h.token()

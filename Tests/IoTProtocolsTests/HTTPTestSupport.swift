@@ -17,6 +17,7 @@ final class HTTPHarness: Sendable {
     let registry = InMemoryRegistryStore()
     let points: any PointStore
     let credentials = InMemoryCredentialStore()
+    let journal = InMemoryJournal()
     let auth: TokenAuthenticator
     let ingestor: Ingestor
     let transport: HTTPIngestTransport
@@ -44,7 +45,7 @@ final class HTTPHarness: Sendable {
         }
         auth = TokenAuthenticator(credentials: credentials)
         let ingestor = Ingestor(
-            configuration: ingestorConfiguration, journal: InMemoryJournal(), pointStore: points, registry: registry,
+            configuration: ingestorConfiguration, journal: journal, pointStore: points, registry: registry,
             clock: ManualClock(now: 1_700_000_000_000), logger: Logger(label: "test"))
         self.ingestor = ingestor
         let transport = HTTPIngestTransport(

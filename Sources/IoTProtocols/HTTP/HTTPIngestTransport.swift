@@ -83,13 +83,17 @@ public final class HTTPIngestTransport: Transport {
             await self.thingsBoardTelemetry(request, context: context)
         }
         let port = self.port
+        let logger = self.logger
+        let host = configuration.host
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
-            onServerRunning: { channel in port.bound(channel.localAddress?.port ?? 0) },
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? 0
+                logger.info("HTTP ingest listening", metadata: ["host": "\(host)", "port": "\(bound)"])
+                port.bound(bound)
+            },
             logger: logger)
-        logger.info(
-            "HTTP ingest listening", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
         do {
             try await app.run()
         } catch {

@@ -5,6 +5,7 @@ import IoTProtocols
 import IoTStorage
 import IoTTesting
 import NIOCore
+import Synchronization
 import Testing
 
 @Suite struct HTTPIngestTransportTests {
@@ -193,7 +194,9 @@ import Testing
     }
 
     @Test func overTheRateLimitGets429ThenRecovers() async throws {
-        let h = try await HTTPHarness(configuration: .init(port: 0, rateLimit: "2:1,100:60"))
+        let now = Mutex<Int64>(0)
+        let h = try await HTTPHarness(
+            configuration: .init(port: 0, rateLimit: "2:1,100:60"), rateLimitClock: { now.withLock { $0 } })
         let token = try await h.token()
         let otherToken = try await h.token("t-2")
         try await h.withClient { client in
@@ -202,16 +205,18 @@ import Testing
             let limited = try await client.post("/api/v1/\(token)/telemetry", #"{"temp": 3}"#)
             #expect(limited.status == .tooManyRequests)
             #expect(limited.errorCode == "rate_limited")
-            #expect(limited.headers[.retryAfter] == "1")
+            #expect(limited.headers[.retryAfter] == "1", "500 ms rounds up to 1 s")
             // another device has its own allowance
             #expect(try await client.post("/api/v1/\(otherToken)/telemetry", #"{"temp": 1}"#).status == .ok)
             // two tokens per second: one is back after 500 ms
-            try await Task.sleep(for: .milliseconds(600))
+            now.withLock { $0 = 499_000_000 }
+            #expect(try await client.post("/api/v1/\(token)/telemetry", #"{"temp": 4}"#).status == .tooManyRequests)
+            now.withLock { $0 = 1_000_000_000 }
             #expect(try await client.post("/api/v1/\(token)/telemetry", #"{"temp": 4}"#).status == .ok)
         }
         try await h.drain()
         let s = h.ingestor.statistics
-        #expect(s.rejected == ["rate_limited": 1] && s.stored == 4 && s.isBalanced)
+        #expect(s.rejected == ["rate_limited": 2] && s.stored == 4 && s.isBalanced)
         await h.stop()
     }
 

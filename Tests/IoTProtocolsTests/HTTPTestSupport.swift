@@ -3,7 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import IoTCore
-import IoTProtocols
+@testable import IoTProtocols
 import IoTStorage
 import IoTTesting
 import Logging
@@ -31,7 +31,8 @@ final class HTTPHarness: Sendable {
         configuration: HTTPIngestTransport.Configuration = .init(port: 0),
         ingestorConfiguration: Ingestor.Configuration = .init(),
         points: any PointStore = InMemoryPointStore(),
-        startIngestor: Bool = true
+        startIngestor: Bool = true,
+        rateLimitClock: (@Sendable () -> Int64)? = nil
     ) async throws {
         self.points = points
         try await registry.saveTenant(Tenant(id: Self.tenant))
@@ -49,7 +50,8 @@ final class HTTPHarness: Sendable {
             clock: ManualClock(now: 1_700_000_000_000), logger: Logger(label: "test"))
         self.ingestor = ingestor
         let transport = HTTPIngestTransport(
-            configuration: configuration, ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"))
+            configuration: configuration, ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"),
+            rateLimitClock: rateLimitClock)
         self.transport = transport
         // As iotd runs them: one ServiceGroup, stopped by graceful shutdown.
         let group = ServiceGroup(

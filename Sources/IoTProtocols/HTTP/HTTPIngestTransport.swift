@@ -49,18 +49,28 @@ public final class HTTPIngestTransport: Transport {
     ///
     /// An invalid configuration (a bad ``Configuration/rateLimit``) is reported by ``run()``; call
     /// ``Configuration/validate()`` to check it earlier.
-    public init(
+    public convenience init(
         configuration: Configuration = .init(),
         ingestor: Ingestor,
         authenticator: any DeviceAuthenticator,
         logger: Logger = Logger(label: "iot.http")
+    ) {
+        self.init(
+            configuration: configuration, ingestor: ingestor, authenticator: authenticator, logger: logger,
+            rateLimitClock: nil)
+    }
+
+    /// `rateLimitClock`: monotonic nanoseconds for the rate limiter (tests drive it by hand).
+    init(
+        configuration: Configuration, ingestor: Ingestor, authenticator: any DeviceAuthenticator, logger: Logger,
+        rateLimitClock: (@Sendable () -> Int64)?
     ) {
         self.configuration = configuration
         self.ingestor = ingestor
         self.authenticator = authenticator
         self.logger = logger
         self.limiter = configuration.rateLimit.flatMap { try? RateLimit(parsing: $0) }.map {
-            DeviceRateLimiter(limit: $0, maxDevices: configuration.rateLimitMaxDevices)
+            DeviceRateLimiter(limit: $0, maxDevices: configuration.rateLimitMaxDevices, clock: rateLimitClock)
         }
     }
 

@@ -3,13 +3,14 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import IoTCore
-@testable import IoTProtocols
 import IoTStorage
 import IoTTesting
 import Logging
 import NIOCore
 import ServiceLifecycle
 import Testing
+
+@testable import IoTProtocols
 
 /// An ingestor over in-memory stores and an HTTP ingest transport on a free loopback port.
 final class HTTPHarness: Sendable {

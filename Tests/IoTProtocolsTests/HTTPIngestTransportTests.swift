@@ -1,12 +1,13 @@
 import HTTPTypes
 import HummingbirdTesting
 import IoTCore
-import IoTProtocols
 import IoTStorage
 import IoTTesting
 import NIOCore
 import Synchronization
 import Testing
+
+@testable import IoTProtocols
 
 @Suite struct HTTPIngestTransportTests {
     @Test func devicePathStoresJSONAndAnswersWithTheReceipt() async throws {
@@ -218,6 +219,33 @@ import Testing
         let s = h.ingestor.statistics
         #expect(s.rejected == ["rate_limited": 2] && s.stored == 4 && s.isBalanced)
         await h.stop()
+    }
+
+    @Test func theAuthenticationCacheReusesALookupForItsTTLOnly() async throws {
+        let now = Mutex<Int64>(0)
+        let h = try await HTTPHarness(
+            configuration: .init(port: 0, authenticationCacheMillis: 1_000),
+            authenticationCacheClock: { now.withLock { $0 } })
+        let token = try await h.token()
+        try await h.withClient { client in
+            #expect(try await client.post("/api/v1/\(token)/telemetry", #"{"temp": 1}"#).status == .ok)
+            try await h.auth.revokeTokens(of: DeviceIdentity(tenant: HTTPHarness.tenant, deviceUID: "t-1"))
+            now.withLock { $0 = 999_000_000 }
+            #expect(
+                try await client.post("/api/v1/\(token)/telemetry", #"{"temp": 2}"#).status == .ok, "within the TTL")
+            now.withLock { $0 = 1_000_000_000 }
+            #expect(try await client.post("/api/v1/\(token)/telemetry", #"{"temp": 3}"#).status == .unauthorized)
+            // failures are never cached
+            #expect(try await client.post("/api/v1/nope/telemetry", #"{"temp": 3}"#).status == .unauthorized)
+        }
+        await h.stop()
+    }
+
+    @Test func theAuthenticationCacheIsBounded() {
+        let cache = AuthenticationCache(ttlMillis: 1_000, capacity: 10, clock: { 0 })
+        for i in 0..<100 { cache.remember(DeviceIdentity(tenant: "a", deviceUID: "d\(i)"), for: "t\(i)") }
+        #expect(cache.count <= 10)
+        #expect(cache.identity(for: "t99")?.deviceUID == "d99")
     }
 
     @Test func aFullStoreGets503WithRetryAfter() async throws {

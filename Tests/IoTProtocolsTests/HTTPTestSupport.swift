@@ -33,7 +33,8 @@ final class HTTPHarness: Sendable {
         ingestorConfiguration: Ingestor.Configuration = .init(),
         points: any PointStore = InMemoryPointStore(),
         startIngestor: Bool = true,
-        rateLimitClock: (@Sendable () -> Int64)? = nil
+        rateLimitClock: (@Sendable () -> Int64)? = nil,
+        authenticationCacheClock: (@Sendable () -> Int64)? = nil
     ) async throws {
         self.points = points
         try await registry.saveTenant(Tenant(id: Self.tenant))
@@ -52,7 +53,7 @@ final class HTTPHarness: Sendable {
         self.ingestor = ingestor
         let transport = HTTPIngestTransport(
             configuration: configuration, ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"),
-            rateLimitClock: rateLimitClock)
+            rateLimitClock: rateLimitClock, authenticationCacheClock: authenticationCacheClock)
         self.transport = transport
         // As iotd runs them: one ServiceGroup, stopped by graceful shutdown.
         let group = ServiceGroup(

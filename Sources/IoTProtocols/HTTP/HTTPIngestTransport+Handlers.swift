@@ -70,8 +70,11 @@ extension HTTPIngestTransport {
     }
 
     private func authenticate(_ token: String) async -> Authentication {
+        if let cached = authenticationCache?.identity(for: token) { return .device(cached) }
         do {
-            return .device(try await authenticator.authenticate(.token(token)))
+            let identity = try await authenticator.authenticate(.token(token))
+            authenticationCache?.remember(identity, for: token)
+            return .device(identity)
         } catch {
             if error.code != .unauthorized {
                 logger.error("device authentication failed", metadata: ["error": "\(error)"])

@@ -37,6 +37,7 @@ public final class HTTPIngestTransport: Transport {
     let authenticator: any DeviceAuthenticator
     let logger: Logger
     let limiter: DeviceRateLimiter?
+    let authenticationCache: AuthenticationCache?
     let port = ListeningPort(component: "HTTP ingest listener")
     let jsonParser = JSONParser()
     let thingsBoardParser = JSONParser(configuration: .init(layout: .device))
@@ -60,10 +61,11 @@ public final class HTTPIngestTransport: Transport {
             rateLimitClock: nil)
     }
 
-    /// `rateLimitClock`: monotonic nanoseconds for the rate limiter (tests drive it by hand).
+    /// `rateLimitClock`, `authenticationCacheClock`: monotonic nanoseconds for the rate limiter and the
+    /// authentication cache (tests drive them by hand).
     init(
         configuration: Configuration, ingestor: Ingestor, authenticator: any DeviceAuthenticator, logger: Logger,
-        rateLimitClock: (@Sendable () -> Int64)?
+        rateLimitClock: (@Sendable () -> Int64)?, authenticationCacheClock: (@Sendable () -> Int64)? = nil
     ) {
         self.configuration = configuration
         self.ingestor = ingestor
@@ -72,6 +74,10 @@ public final class HTTPIngestTransport: Transport {
         self.limiter = configuration.rateLimit.flatMap { try? RateLimit(parsing: $0) }.map {
             DeviceRateLimiter(limit: $0, maxDevices: configuration.rateLimitMaxDevices, clock: rateLimitClock)
         }
+        self.authenticationCache =
+            configuration.authenticationCacheMillis > 0
+            ? AuthenticationCache(ttlMillis: configuration.authenticationCacheMillis, clock: authenticationCacheClock)
+            : nil
     }
 
     /// Serves until graceful shutdown or cancellation; returns once the listener is closed.

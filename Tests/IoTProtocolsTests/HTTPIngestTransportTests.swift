@@ -1,28 +1,35 @@
 import HTTPTypes
 import HummingbirdTesting
 import IoTCore
-import IoTProtocols
 import IoTStorage
 import IoTTesting
 import NIOCore
+import Synchronization
 import Testing
+
+@testable import IoTProtocols
 
 @Suite struct HTTPIngestTransportTests {
     @Test func devicePathStoresJSONAndAnswersWithTheReceipt() async throws {
         let h = try await HTTPHarness()
         let token = try await h.token()
         try await h.withClient { client in
-            let r = try await client.post("/api/v1/devices/t-1/telemetry", #"{"ts": 1700000000123, "temp": 21.5, "on": true}"#, token: token)
+            let r = try await client.post(
+                "/api/v1/devices/t-1/telemetry", #"{"ts": 1700000000123, "temp": 21.5, "on": true}"#, token: token)
             #expect(r.status == .ok)
             #expect(r.text == #"{"sequence":1,"records":1,"points":2}"#)
             // keep-alive: a second request on the same connection
-            let r2 = try await client.post("/api/v1/devices/t-1/telemetry", #"[{"ts": 1, "temp": 1}, {"ts": 2, "temp": 2}]"#, token: token)
+            let r2 = try await client.post(
+                "/api/v1/devices/t-1/telemetry", #"[{"ts": 1, "temp": 1}, {"ts": 2, "temp": 2}]"#, token: token)
             #expect(r2.status == .ok)
             #expect(r2.text == #"{"sequence":2,"records":2,"points":2}"#)
             // content type with parameters, or none at all, is JSON
-            let r3 = try await client.post("/api/v1/devices/t-1/telemetry", #"{"ts": 3, "temp": 3}"#, token: token, contentType: "application/json; charset=utf-8")
+            let r3 = try await client.post(
+                "/api/v1/devices/t-1/telemetry", #"{"ts": 3, "temp": 3}"#, token: token,
+                contentType: "application/json; charset=utf-8")
             #expect(r3.status == .ok)
-            let r4 = try await client.post("/api/v1/devices/t-1/telemetry", #"{"ts": 4, "temp": 4}"#, token: token, contentType: nil)
+            let r4 = try await client.post(
+                "/api/v1/devices/t-1/telemetry", #"{"ts": 4, "temp": 4}"#, token: token, contentType: nil)
             #expect(r4.status == .ok)
         }
         try await h.drain()
@@ -36,7 +43,8 @@ import Testing
         let token = try await h.token()
         try await h.withClient { client in
             let r = try await client.post(
-                "/api/v1/devices/t-1/telemetry", #"[{"bt": 1700000000, "n": "temp", "v": 20.5}, {"n": "on", "vb": true}]"#,
+                "/api/v1/devices/t-1/telemetry",
+                #"[{"bt": 1700000000, "n": "temp", "v": 20.5}, {"n": "on", "vb": true}]"#,
                 token: token, contentType: "application/senml+json")
             #expect(r.status == .ok, "\(r.text)")
         }
@@ -50,7 +58,10 @@ import Testing
     @Test(arguments: [
         (#"{"temp": 11}"#, [Int64(1_700_000_000_000)]),
         (#"{"ts": 1700000001000, "values": {"temp": 12}}"#, [1_700_000_001_000]),
-        (#"[{"ts": 1700000002000, "values": {"temp": 13}}, {"ts": 1700000003000, "values": {"temp": 14}}]"#, [1_700_000_002_000, 1_700_000_003_000]),
+        (
+            #"[{"ts": 1700000002000, "values": {"temp": 13}}, {"ts": 1700000003000, "values": {"temp": 14}}]"#,
+            [1_700_000_002_000, 1_700_000_003_000]
+        ),
     ])
     func thingsBoardPathAcceptsEachBodyShape(body: String, times: [Int64]) async throws {
         let h = try await HTTPHarness()
@@ -70,7 +81,8 @@ import Testing
         let token = try await h.token()
         try await h.withClient { client in
             // curl -d without a header sends application/x-www-form-urlencoded
-            let r = try await client.post("/api/v1/\(token)/telemetry", #"{"temp": 1}"#, contentType: "application/x-www-form-urlencoded")
+            let r = try await client.post(
+                "/api/v1/\(token)/telemetry", #"{"temp": 1}"#, contentType: "application/x-www-form-urlencoded")
             #expect(r.status == .ok)
         }
         await h.stop()
@@ -84,7 +96,10 @@ import Testing
             for: DeviceIdentity(tenant: HTTPHarness.tenant, deviceUID: "ghost"), label: "x", now: 0)
         let own = "/api/v1/devices/t-1/telemetry"
         try await h.withClient { client in
-            func expect(_ r: TestClient.Response, _ status: HTTPResponse.Status, _ code: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            func expect(
+                _ r: TestClient.Response, _ status: HTTPResponse.Status, _ code: String,
+                sourceLocation: SourceLocation = #_sourceLocation
+            ) {
                 #expect(r.status == status, "\(r.text)", sourceLocation: sourceLocation)
                 #expect(r.errorCode == code, "\(r.text)", sourceLocation: sourceLocation)
                 #expect(r.headers[.contentType] == "application/json", sourceLocation: sourceLocation)
@@ -95,11 +110,17 @@ import Testing
             expect(try await client.post(own, #"{"humidity": 1}"#, token: token), .badRequest, "unknown_signal")
             expect(try await client.post(own, #"{"temp": 1}"#), .unauthorized, "unauthorized")
             expect(try await client.post(own, #"{"temp": 1}"#, token: "not-a-token"), .unauthorized, "unauthorized")
-            expect(try await client.post("/api/v1/not-a-token/telemetry", #"{"temp": 1}"#), .unauthorized, "unauthorized")
+            expect(
+                try await client.post("/api/v1/not-a-token/telemetry", #"{"temp": 1}"#), .unauthorized, "unauthorized")
             expect(try await client.post(own, #"{"temp": 1}"#, token: otherToken), .forbidden, "forbidden")
-            expect(try await client.post("/api/v1/devices/ghost/telemetry", #"{"temp": 1}"#, token: ghostToken), .notFound, "unknown_device")
-            expect(try await client.post("/api/v1/\(ghostToken)/telemetry", #"{"temp": 1}"#), .notFound, "unknown_device")
-            expect(try await client.post(own, "<temp>1</temp>", token: token, contentType: "text/xml"), .unsupportedMediaType, "malformed_payload")
+            expect(
+                try await client.post("/api/v1/devices/ghost/telemetry", #"{"temp": 1}"#, token: ghostToken), .notFound,
+                "unknown_device")
+            expect(
+                try await client.post("/api/v1/\(ghostToken)/telemetry", #"{"temp": 1}"#), .notFound, "unknown_device")
+            expect(
+                try await client.post(own, "<temp>1</temp>", token: token, contentType: "text/xml"),
+                .unsupportedMediaType, "malformed_payload")
             expect(try await client.post("/api/v1/\(token)/telemetry", #"{"temp": "#), .badRequest, "malformed_payload")
             // the connection survives every error
             #expect(try await client.post(own, #"{"temp": 1}"#, token: token).status == .ok)
@@ -107,9 +128,11 @@ import Testing
         try await h.drain()
         let s = h.ingestor.statistics
         #expect(s.received == 12)
-        #expect(s.rejected == [
-            "malformed_payload": 3, "invalid_value": 1, "unknown_signal": 1, "unauthorized": 3, "forbidden": 1, "unknown_device": 2,
-        ])
+        #expect(
+            s.rejected == [
+                "malformed_payload": 3, "invalid_value": 1, "unknown_signal": 1, "unauthorized": 3, "forbidden": 1,
+                "unknown_device": 2,
+            ])
         #expect(s.stored == 1 && s.isBalanced)
         await h.stop()
     }
@@ -136,8 +159,45 @@ import Testing
         await h.stop()
     }
 
+    @Test func aDeclaredOversizeBodyIsRefusedBeforeItArrives() async throws {
+        let h = try await HTTPHarness(configuration: .init(port: 0, maxBodyBytes: 1024))
+        let token = try await h.token()
+        // 10 MB announced, 16 bytes sent: the answer comes without waiting for the rest.
+        let (status, text) = try await RawHTTP.exchange(
+            port: h.port,
+            "POST /api/v1/\(token)/telemetry HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                + "Content-Length: 10000000\r\n\r\n{\"temp\": 1, \"x\":")
+        #expect(status == 413, "\(text)")
+        #expect(text.contains("payload_too_large"))
+        #expect(h.ingestor.statistics.rejected == ["payload_too_large": 1])
+        await h.stop()
+    }
+
+    @Test func aChunkedBodyOverTheLimitGets413() async throws {
+        let h = try await HTTPHarness(configuration: .init(port: 0, maxBodyBytes: 1024))
+        let token = try await h.token()
+        let chunk = String(repeating: " ", count: 800)
+        let (status, text) = try await RawHTTP.exchange(
+            port: h.port,
+            "POST /api/v1/devices/t-1/telemetry HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
+                + "Transfer-Encoding: chunked\r\n\r\n"
+                + "320\r\n\(chunk)\r\n320\r\n\(chunk)\r\n0\r\n\r\n")
+        #expect(status == 413, "\(text)")
+        // and a chunked body under the limit is read whole
+        let (ok, okText) = try await RawHTTP.exchange(
+            port: h.port,
+            "POST /api/v1/devices/t-1/telemetry HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
+                + "Transfer-Encoding: chunked\r\n\r\n7\r\n{\"temp\"\r\n4\r\n: 1}\r\n0\r\n\r\n")
+        #expect(ok == 200, "\(okText)")
+        let s = h.ingestor.statistics
+        #expect(s.rejected == ["payload_too_large": 1] && s.isBalanced)
+        await h.stop()
+    }
+
     @Test func overTheRateLimitGets429ThenRecovers() async throws {
-        let h = try await HTTPHarness(configuration: .init(port: 0, rateLimit: "2:1,100:60"))
+        let now = Mutex<Int64>(0)
+        let h = try await HTTPHarness(
+            configuration: .init(port: 0, rateLimit: "2:1,100:60"), rateLimitClock: { now.withLock { $0 } })
         let token = try await h.token()
         let otherToken = try await h.token("t-2")
         try await h.withClient { client in
@@ -146,17 +206,46 @@ import Testing
             let limited = try await client.post("/api/v1/\(token)/telemetry", #"{"temp": 3}"#)
             #expect(limited.status == .tooManyRequests)
             #expect(limited.errorCode == "rate_limited")
-            #expect(limited.headers[.retryAfter] == "1")
+            #expect(limited.headers[.retryAfter] == "1", "500 ms rounds up to 1 s")
             // another device has its own allowance
             #expect(try await client.post("/api/v1/\(otherToken)/telemetry", #"{"temp": 1}"#).status == .ok)
             // two tokens per second: one is back after 500 ms
-            try await Task.sleep(for: .milliseconds(600))
+            now.withLock { $0 = 499_000_000 }
+            #expect(try await client.post("/api/v1/\(token)/telemetry", #"{"temp": 4}"#).status == .tooManyRequests)
+            now.withLock { $0 = 1_000_000_000 }
             #expect(try await client.post("/api/v1/\(token)/telemetry", #"{"temp": 4}"#).status == .ok)
         }
         try await h.drain()
         let s = h.ingestor.statistics
-        #expect(s.rejected == ["rate_limited": 1] && s.stored == 4 && s.isBalanced)
+        #expect(s.rejected == ["rate_limited": 2] && s.stored == 4 && s.isBalanced)
         await h.stop()
+    }
+
+    @Test func theAuthenticationCacheReusesALookupForItsTTLOnly() async throws {
+        let now = Mutex<Int64>(0)
+        let h = try await HTTPHarness(
+            configuration: .init(port: 0, authenticationCacheMillis: 1_000),
+            authenticationCacheClock: { now.withLock { $0 } })
+        let token = try await h.token()
+        try await h.withClient { client in
+            #expect(try await client.post("/api/v1/\(token)/telemetry", #"{"temp": 1}"#).status == .ok)
+            try await h.auth.revokeTokens(of: DeviceIdentity(tenant: HTTPHarness.tenant, deviceUID: "t-1"))
+            now.withLock { $0 = 999_000_000 }
+            #expect(
+                try await client.post("/api/v1/\(token)/telemetry", #"{"temp": 2}"#).status == .ok, "within the TTL")
+            now.withLock { $0 = 1_000_000_000 }
+            #expect(try await client.post("/api/v1/\(token)/telemetry", #"{"temp": 3}"#).status == .unauthorized)
+            // failures are never cached
+            #expect(try await client.post("/api/v1/nope/telemetry", #"{"temp": 3}"#).status == .unauthorized)
+        }
+        await h.stop()
+    }
+
+    @Test func theAuthenticationCacheIsBounded() {
+        let cache = AuthenticationCache(ttlMillis: 1_000, capacity: 10, clock: { 0 })
+        for i in 0..<100 { cache.remember(DeviceIdentity(tenant: "a", deviceUID: "d\(i)"), for: "t\(i)") }
+        #expect(cache.count <= 10)
+        #expect(cache.identity(for: "t99")?.deviceUID == "d99")
     }
 
     @Test func aFullStoreGets503WithRetryAfter() async throws {
@@ -188,6 +277,21 @@ import Testing
         await h.stop()
     }
 
+    @Test func aFailingJournalGets500() async throws {
+        let h = try await HTTPHarness()
+        let token = try await h.token()
+        h.journal.failAppends(true)
+        try await h.withClient { client in
+            let r = try await client.post("/api/v1/devices/t-1/telemetry", #"{"temp": 1}"#, token: token)
+            #expect(r.status == .internalServerError)
+            #expect(r.errorCode == "journal")
+            h.journal.failAppends(false)
+            #expect(try await client.post("/api/v1/devices/t-1/telemetry", #"{"temp": 1}"#, token: token).status == .ok)
+        }
+        #expect(h.ingestor.statistics.dropped == ["journal": 1] && h.ingestor.statistics.isBalanced)
+        await h.stop()
+    }
+
     @Test func aStartingIngestorGets503() async throws {
         let h = try await HTTPHarness(startIngestor: false)
         let token = try await h.token()
@@ -201,7 +305,8 @@ import Testing
     }
 
     @Test func anInvalidRateLimitStopsRunWithAClearError() async throws {
-        let ingestor = Ingestor(journal: InMemoryJournal(), pointStore: InMemoryPointStore(), registry: InMemoryRegistryStore())
+        let ingestor = Ingestor(
+            journal: InMemoryJournal(), pointStore: InMemoryPointStore(), registry: InMemoryRegistryStore())
         let transport = HTTPIngestTransport(
             configuration: .init(port: 0, rateLimit: "100/1"), ingestor: ingestor,
             authenticator: TokenAuthenticatorStub())

@@ -3,7 +3,6 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import IoTCore
-import IoTProtocols
 import IoTStorage
 import IoTTesting
 import Logging
@@ -11,12 +10,15 @@ import NIOCore
 import ServiceLifecycle
 import Testing
 
+@testable import IoTProtocols
+
 /// An ingestor over in-memory stores and an HTTP ingest transport on a free loopback port.
 final class HTTPHarness: Sendable {
     static let tenant: TenantID = "acme"
     let registry = InMemoryRegistryStore()
     let points: any PointStore
     let credentials = InMemoryCredentialStore()
+    let journal = InMemoryJournal()
     let auth: TokenAuthenticator
     let ingestor: Ingestor
     let transport: HTTPIngestTransport
@@ -30,27 +32,33 @@ final class HTTPHarness: Sendable {
         configuration: HTTPIngestTransport.Configuration = .init(port: 0),
         ingestorConfiguration: Ingestor.Configuration = .init(),
         points: any PointStore = InMemoryPointStore(),
-        startIngestor: Bool = true
+        startIngestor: Bool = true,
+        rateLimitClock: (@Sendable () -> Int64)? = nil,
+        authenticationCacheClock: (@Sendable () -> Int64)? = nil
     ) async throws {
         self.points = points
         try await registry.saveTenant(Tenant(id: Self.tenant))
         try await registry.saveProduct(
             .tenant(Self.tenant),
-            Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "on", type: .bool), Signal(name: "fw", type: .text)]))
+            Product(
+                id: "thermo",
+                signals: [Signal(name: "temp"), Signal(name: "on", type: .bool), Signal(name: "fw", type: .text)]))
         for uid in ["t-1", "t-2"] {
             try await registry.saveDevice(.tenant(Self.tenant), Device(uid: uid, product: "thermo"))
         }
         auth = TokenAuthenticator(credentials: credentials)
         let ingestor = Ingestor(
-            configuration: ingestorConfiguration, journal: InMemoryJournal(), pointStore: points, registry: registry,
+            configuration: ingestorConfiguration, journal: journal, pointStore: points, registry: registry,
             clock: ManualClock(now: 1_700_000_000_000), logger: Logger(label: "test"))
         self.ingestor = ingestor
         let transport = HTTPIngestTransport(
-            configuration: configuration, ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"))
+            configuration: configuration, ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"),
+            rateLimitClock: rateLimitClock, authenticationCacheClock: authenticationCacheClock)
         self.transport = transport
         // As iotd runs them: one ServiceGroup, stopped by graceful shutdown.
         let group = ServiceGroup(
-            configuration: .init(services: startIngestor ? [ingestor, transport] : [transport], logger: Logger(label: "test")))
+            configuration: .init(
+                services: startIngestor ? [ingestor, transport] : [transport], logger: Logger(label: "test")))
         self.group = group
         groupTask = Task { try await group.run() }
         if startIngestor {
@@ -89,7 +97,8 @@ final class HTTPHarness: Sendable {
     }
 
     func series(_ device: String, _ signal: String) async throws -> [Point] {
-        try await points.range(scope, series: SeriesKey(device: device, signal: signal), from: 0, to: .max, limit: nil, order: .ascending)
+        try await points.range(
+            scope, series: SeriesKey(device: device, signal: signal), from: 0, to: .max, limit: nil, order: .ascending)
     }
 
     /// Graceful shutdown: the listener closes, then the ingestor drains; both `run()`s return.
@@ -135,14 +144,20 @@ final class BlockingPointStore: PointStore {
         try await gate.wait()
         try await inner.write(batch)
     }
-    func committedSequence(tenant: TenantID) async throws -> UInt64 { try await inner.committedSequence(tenant: tenant) }
+    func committedSequence(tenant: TenantID) async throws -> UInt64 {
+        try await inner.committedSequence(tenant: tenant)
+    }
     func latest(_ scope: AccessScope, device: String, signals: [String]?) async throws -> [Point] {
         try await inner.latest(scope, device: device, signals: signals)
     }
-    func range(_ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, limit: Int?, order: PointOrder) async throws -> [Point] {
+    func range(_ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, limit: Int?, order: PointOrder)
+        async throws -> [Point]
+    {
         try await inner.range(scope, series: series, from: from, to: to, limit: limit, order: order)
     }
-    func aggregate(_ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, bucketMillis: Int64?) async throws -> [AggregateBucket] {
+    func aggregate(_ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, bucketMillis: Int64?) async throws
+        -> [AggregateBucket]
+    {
         try await inner.aggregate(scope, series: series, from: from, to: to, bucketMillis: bucketMillis)
     }
     func deletePoints(_ scope: AccessScope, before time: Int64) async throws -> Int {

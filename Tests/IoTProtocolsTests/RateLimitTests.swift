@@ -1,7 +1,8 @@
 import IoTCore
-@testable import IoTProtocols
 import Synchronization
 import Testing
+
+@testable import IoTProtocols
 
 @Suite struct RateLimitTests {
     @Test func parsesThingsBoardForm() throws {
@@ -38,7 +39,8 @@ import Testing
 
     @Test func idleDevicesAreForgottenAndMemoryIsBounded() throws {
         let now = Mutex<Int64>(0)
-        let limiter = DeviceRateLimiter(limit: try RateLimit(parsing: "1:1"), maxDevices: 160, clock: { now.withLock { $0 } })
+        let limiter = DeviceRateLimiter(
+            limit: try RateLimit(parsing: "1:1"), maxDevices: 160, clock: { now.withLock { $0 } })
         for i in 0..<1_000 { _ = limiter.acquire(DeviceIdentity(tenant: "a", deviceUID: "d\(i)")) }
         #expect(limiter.trackedDevices <= 160)
         now.withLock { $0 = 5_000_000_000 }

@@ -69,14 +69,25 @@ import Testing
             #expect(signals?.map { $0["name"] as? String } == ["temp", "on"])
             #expect(signals?.first?["type"] as? String == "number" && signals?.first?["unit"] as? String == "°C")
             #expect(try await c.send(.post, "/api/v1/tenants/acme/products", #"{"id": "thermo"}"#).status == .conflict)
-            #expect(try await c.send(.post, "/api/v1/tenants/acme/products", #"{"id": "x", "signals": [{"name": "a"}, {"name": "a"}]}"#).status == .badRequest)
-            #expect(try await c.send(.post, "/api/v1/tenants/acme/products", #"{"id": "x", "signals": [{"name": "a", "type": "color"}]}"#).status == .badRequest)
-            #expect(try await c.send(.post, "/api/v1/tenants/acme/products", #"{"id": "meter", "name": "Meter"}"#).status == .created)
+            #expect(
+                try await c.send(
+                    .post, "/api/v1/tenants/acme/products", #"{"id": "x", "signals": [{"name": "a"}, {"name": "a"}]}"#
+                ).status == .badRequest)
+            #expect(
+                try await c.send(
+                    .post, "/api/v1/tenants/acme/products", #"{"id": "x", "signals": [{"name": "a", "type": "color"}]}"#
+                ).status == .badRequest)
+            #expect(
+                try await c.send(.post, "/api/v1/tenants/acme/products", #"{"id": "meter", "name": "Meter"}"#).status
+                    == .created)
             let list = try await c.json("/api/v1/tenants/acme/products") as? [[String: Any]]
             #expect(list?.map { $0["id"] as? String } == ["meter", "thermo"])
-            let put = try await c.send(.put, "/api/v1/tenants/acme/products/meter", #"{"name": "Power meter", "signals": [{"name": "kwh"}]}"#)
+            let put = try await c.send(
+                .put, "/api/v1/tenants/acme/products/meter", #"{"name": "Power meter", "signals": [{"name": "kwh"}]}"#)
             #expect(put.status == .ok && put.object["name"] as? String == "Power meter")
-            #expect(try await c.send(.put, "/api/v1/tenants/acme/products/meter", #"{"id": "other"}"#).status == .badRequest)
+            #expect(
+                try await c.send(.put, "/api/v1/tenants/acme/products/meter", #"{"id": "other"}"#).status == .badRequest
+            )
             #expect(try await c.send(.put, "/api/v1/tenants/acme/products/nope", #"{}"#).status == .notFound)
             // a product in use cannot be deleted
             let inUse = try await c.send(.delete, "/api/v1/tenants/acme/products/thermo")
@@ -93,13 +104,19 @@ import Testing
         let h = try await ServerHarness(sqlite: sqlite)
         try await h.api { c in
             try await h.seed(c)
-            #expect(try await c.send(.post, "/api/v1/tenants/acme/devices", #"{"uid": "t-1", "product": "thermo"}"#).status == .conflict)
-            let unknownProduct = try await c.send(.post, "/api/v1/tenants/acme/devices", #"{"uid": "t-2", "product": "nope"}"#)
+            #expect(
+                try await c.send(.post, "/api/v1/tenants/acme/devices", #"{"uid": "t-1", "product": "thermo"}"#).status
+                    == .conflict)
+            let unknownProduct = try await c.send(
+                .post, "/api/v1/tenants/acme/devices", #"{"uid": "t-2", "product": "nope"}"#)
             #expect(unknownProduct.status == .badRequest && unknownProduct.text.contains("create it"))
-            #expect(try await c.send(.post, "/api/v1/tenants/acme/devices", #"{"uid": "a/b", "product": "thermo"}"#).status == .badRequest)
+            #expect(
+                try await c.send(.post, "/api/v1/tenants/acme/devices", #"{"uid": "a/b", "product": "thermo"}"#).status
+                    == .badRequest)
             let t2 = try await c.send(
                 .post, "/api/v1/tenants/acme/devices",
-                #"{"uid": "t-2", "product": "thermo", "name": "Hall", "tags": {"site": "p1"}, "pushIntervalMillis": 60000, "signals": [{"name": "door", "type": "text"}]}"#)
+                #"{"uid": "t-2", "product": "thermo", "name": "Hall", "tags": {"site": "p1"}, "pushIntervalMillis": 60000, "signals": [{"name": "door", "type": "text"}]}"#
+            )
             #expect(t2.status == .created)
             #expect((t2.object["tags"] as? [String: String]) == ["site": "p1"])
             #expect((t2.object["createdAt"] as? Int ?? 0) > 0)
@@ -109,10 +126,13 @@ import Testing
             #expect(filtered?.isEmpty == true)
             let signals = try await c.json("/api/v1/tenants/acme/devices/t-2/signals") as? [[String: Any]]
             #expect(signals?.map { $0["name"] as? String } == ["door", "on", "temp"])
-            let put = try await c.send(.put, "/api/v1/tenants/acme/devices/t-2", #"{"product": "thermo", "name": "Hall 2"}"#)
+            let put = try await c.send(
+                .put, "/api/v1/tenants/acme/devices/t-2", #"{"product": "thermo", "name": "Hall 2"}"#)
             #expect(put.status == .ok && put.object["name"] as? String == "Hall 2")
             #expect(put.object["createdAt"] as? Int == t2.object["createdAt"] as? Int, "PUT keeps the creation time")
-            #expect(try await c.send(.put, "/api/v1/tenants/acme/devices/ghost", #"{"product": "thermo"}"#).status == .notFound)
+            #expect(
+                try await c.send(.put, "/api/v1/tenants/acme/devices/ghost", #"{"product": "thermo"}"#).status
+                    == .notFound)
             #expect(try await c.send(.delete, "/api/v1/tenants/acme/devices/t-2").status == .noContent)
             let gone = try await c.get("/api/v1/tenants/acme/devices/t-2")
             #expect(gone.status == .notFound && gone.errorCode == "unknown_device")
@@ -131,7 +151,11 @@ import Testing
             #expect(try await h.deviceSend(token: token, #"{"temp": 21.5}"#) == .ok)
             // the device gets a new signal: the ingestor sees it at once (its cache was invalidated)
             #expect(try await h.deviceSend(token: token, #"{"humidity": 40}"#) == .badRequest)
-            #expect(try await c.send(.put, "/api/v1/tenants/acme/devices/t-1", #"{"product": "thermo", "signals": [{"name": "humidity"}]}"#).status == .ok)
+            #expect(
+                try await c.send(
+                    .put, "/api/v1/tenants/acme/devices/t-1",
+                    #"{"product": "thermo", "signals": [{"name": "humidity"}]}"#
+                ).status == .ok)
             #expect(try await h.deviceSend(token: token, #"{"humidity": 40}"#) == .ok)
             let labels = try await c.json("/api/v1/tenants/acme/devices/t-1/tokens") as? [[String: Any]]
             #expect(labels?.map { $0["label"] as? String } == ["primary"])
@@ -150,8 +174,10 @@ import Testing
         let h = try await ServerHarness(sqlite: sqlite)
         try await h.api { c in
             try await h.seed(c)
-            let token = try #require(try await c.send(.post, "/api/v1/tenants/acme/devices/t-1/tokens").object["token"] as? String)
-            let body = (0..<6).map { #"{"ts": \#(1_000 + $0 * 1_000), "values": {"temp": \#($0 * 2)}}"# }.joined(separator: ",")
+            let token = try #require(
+                try await c.send(.post, "/api/v1/tenants/acme/devices/t-1/tokens").object["token"] as? String)
+            let body = (0..<6).map { #"{"ts": \#(1_000 + $0 * 1_000), "values": {"temp": \#($0 * 2)}}"# }.joined(
+                separator: ",")
             #expect(try await h.deviceSend(token: token, "[\(body)]") == .ok)
             #expect(try await h.deviceSend(token: token, #"{"ts": 500, "on": true}"#) == .ok)
             try await h.drain()
@@ -163,7 +189,8 @@ import Testing
             let some = try await c.json("/api/v1/tenants/acme/devices/t-1/latest?signals=temp") as? [[String: Any]]
             #expect(some?.count == 1)
 
-            let raw = try await c.json("/api/v1/tenants/acme/devices/t-1/series/temp?from=2000&to=5000") as? [String: Any]
+            let raw =
+                try await c.json("/api/v1/tenants/acme/devices/t-1/series/temp?from=2000&to=5000") as? [String: Any]
             let pts = raw?["points"] as? [[String: Any]]
             #expect(pts?.map { $0["time"] as? Int } == [2_000, 3_000, 4_000])
             #expect(pts?.map { $0["value"] as? Double } == [2, 4, 6])
@@ -176,18 +203,28 @@ import Testing
             #expect(csv.status == .ok && csv.headers[.contentType]?.hasPrefix("text/csv") == true)
             #expect(csv.text == "time,value\n1000,0.0\n2000,2.0\n")
 
-            let mean = try await c.json("/api/v1/tenants/acme/devices/t-1/series/temp?from=1000&to=7000&agg=mean") as? [String: Any]
+            let mean =
+                try await c.json("/api/v1/tenants/acme/devices/t-1/series/temp?from=1000&to=7000&agg=mean")
+                as? [String: Any]
             let one = mean?["buckets"] as? [[String: Any]]
             #expect(one?.count == 1 && one?.first?["value"] as? Double == 5 && one?.first?["count"] as? Int == 6)
-            let buckets = try await c.json("/api/v1/tenants/acme/devices/t-1/series/temp?from=1000&to=7000&agg=max&bucket=2s") as? [String: Any]
+            let buckets =
+                try await c.json("/api/v1/tenants/acme/devices/t-1/series/temp?from=1000&to=7000&agg=max&bucket=2s")
+                as? [String: Any]
             #expect((buckets?["buckets"] as? [[String: Any]])?.map { $0["value"] as? Double } == [2, 6, 10])
             #expect(buckets?["bucketMillis"] as? Int == 2_000)
-            let count = try await c.get("/api/v1/tenants/acme/devices/t-1/series/temp?from=1000&to=7000&agg=count&bucket=3000&format=csv")
+            let count = try await c.get(
+                "/api/v1/tenants/acme/devices/t-1/series/temp?from=1000&to=7000&agg=count&bucket=3000&format=csv")
             #expect(count.text == "start,end,count\n1000,4000,3\n4000,7000,3\n")
-            let first = try await c.json("/api/v1/tenants/acme/devices/t-1/series/temp?from=0&to=7000&agg=first") as? [String: Any]
+            let first =
+                try await c.json("/api/v1/tenants/acme/devices/t-1/series/temp?from=0&to=7000&agg=first")
+                as? [String: Any]
             #expect((first?["buckets"] as? [[String: Any]])?.first?["value"] as? Double == 0)
 
-            for bad in ["agg=median", "from=5&to=1", "from=yesterday", "bucket=1m", "agg=mean&bucket=0", "agg=mean&bucket=1w", "limit=0", "format=xml"] {
+            for bad in [
+                "agg=median", "from=5&to=1", "from=yesterday", "bucket=1m", "agg=mean&bucket=0", "agg=mean&bucket=1w",
+                "limit=0", "format=xml",
+            ] {
                 let r = try await c.get("/api/v1/tenants/acme/devices/t-1/series/temp?\(bad)")
                 #expect(r.status == .badRequest && r.errorCode == "invalid_argument", "\(bad): \(r.text)")
             }
@@ -200,13 +237,16 @@ import Testing
         let h = try await ServerHarness(maxExportPoints: 3)
         try await h.api { c in
             try await h.seed(c)
-            let token = try #require(try await c.send(.post, "/api/v1/tenants/acme/devices/t-1/tokens").object["token"] as? String)
+            let token = try #require(
+                try await c.send(.post, "/api/v1/tenants/acme/devices/t-1/tokens").object["token"] as? String)
             let body = (0..<5).map { #"{"ts": \#($0 + 1), "temp": 1}"# }.joined(separator: ",")
             #expect(try await h.deviceSend(token: token, "[\(body)]") == .ok)
             try await h.drain()
             let r = try await c.get("/api/v1/tenants/acme/devices/t-1/series/temp?format=csv")
             #expect(r.text.split(separator: "\n").count == 4 && r.headers[HTTPField.Name("X-Truncated")!] == "true")
-            #expect(try await c.get("/api/v1/tenants/acme/devices/t-1/series/temp?from=0&to=100&agg=mean&bucket=1").status == .badRequest)
+            #expect(
+                try await c.get("/api/v1/tenants/acme/devices/t-1/series/temp?from=0&to=100&agg=mean&bucket=1").status
+                    == .badRequest)
         }
         await h.stop()
     }
@@ -215,8 +255,11 @@ import Testing
         let h = try await ServerHarness()
         // The way iotd wires it, without bootstrapping the process-wide MetricsSystem in a test.
         let factory = PrometheusMetricsFactory(registry: h.prometheus)
-        Counter(label: "iot_ingest_messages_total", dimensions: [("outcome", "received"), ("transport", "http")], factory: factory)
-            .increment(by: 3)
+        Counter(
+            label: "iot_ingest_messages_total", dimensions: [("outcome", "received"), ("transport", "http")],
+            factory: factory
+        )
+        .increment(by: 3)
         try await h.api { c in
             let r = try await c.send(.get, "/metrics", key: nil)
             #expect(r.status == .ok && r.headers[.contentType]?.hasPrefix("text/plain") == true)
@@ -240,7 +283,10 @@ import Testing
             let r = try await c.send(.get, "/openapi.yaml", key: nil)
             #expect(r.status == .ok)
             #expect(r.text.hasPrefix("openapi: 3.1"))
-            for path in ["/api/v1/tenants:", "/api/v1/{token}/telemetry:", "/api/v1/devices/{uid}/telemetry:", "/metrics:", "/readyz:"] {
+            for path in [
+                "/api/v1/tenants:", "/api/v1/{token}/telemetry:", "/api/v1/devices/{uid}/telemetry:", "/metrics:",
+                "/readyz:",
+            ] {
                 #expect(r.text.contains(path), "\(path) is documented")
             }
         }

@@ -35,13 +35,16 @@ final class ServerHarness: Sendable {
     ) async throws {
         let journal: any Journal
         if sqlite {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("iot-server-\(UUID().uuidString)").path
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "iot-server-\(UUID().uuidString)"
+            ).path
             let storage = try SQLiteStorage(configuration: .init(directory: directory), logger: Logger(label: "test"))
             self.directory = directory
             registry = SQLiteRegistryStore(storage: storage)
             points = SQLitePointStore(storage: storage)
             auth = TokenAuthenticator(credentials: SQLiteCredentialStore(storage: storage))
-            journal = try FileJournal(configuration: .init(directory: directory + "/journal"), logger: Logger(label: "test"))
+            journal = try FileJournal(
+                configuration: .init(directory: directory + "/journal"), logger: Logger(label: "test"))
         } else {
             directory = nil
             registry = InMemoryRegistryStore()
@@ -52,9 +55,11 @@ final class ServerHarness: Sendable {
         let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: Logger(label: "test"))
         self.ingestor = ingestor
         server = ManagementServer(
-            configuration: .init(port: 0, adminAPIKey: adminAPIKey, maxExportPoints: maxExportPoints), registry: registry, points: points,
+            configuration: .init(port: 0, adminAPIKey: adminAPIKey, maxExportPoints: maxExportPoints),
+            registry: registry, points: points,
             tokens: auth, ingestor: ingestor, prometheus: prometheus, logger: Logger(label: "test"))
-        transport = HTTPIngestTransport(configuration: .init(port: 0), ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"))
+        transport = HTTPIngestTransport(
+            configuration: .init(port: 0), ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"))
         let services: [any Service] = startIngestor ? [ingestor, transport, server] : [transport, server]
         let group = ServiceGroup(configuration: .init(services: services, logger: Logger(label: "test")))
         self.group = group
@@ -109,22 +114,31 @@ final class ServerHarness: Sendable {
     func seed(_ c: APIClient) async throws {
         #expect(try await c.send(.post, "/api/v1/tenants", #"{"id": "acme", "name": "ACME"}"#).status == .created)
         #expect(
-            try await c.send(.post, "/api/v1/tenants/acme/products", #"{"id": "thermo", "signals": [{"name": "temp", "unit": "°C"}, {"name": "on", "type": "bool"}]}"#)
-                .status == .created)
-        #expect(try await c.send(.post, "/api/v1/tenants/acme/devices", #"{"uid": "t-1", "product": "thermo"}"#).status == .created)
+            try await c.send(
+                .post, "/api/v1/tenants/acme/products",
+                #"{"id": "thermo", "signals": [{"name": "temp", "unit": "°C"}, {"name": "on", "type": "bool"}]}"#
+            )
+            .status == .created)
+        #expect(
+            try await c.send(.post, "/api/v1/tenants/acme/devices", #"{"uid": "t-1", "product": "thermo"}"#).status
+                == .created)
     }
 }
 
 struct APIClient {
     let client: TestClient
 
-    func send(_ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil, key: String? = ServerHarness.key, keyHeader: HTTPField.Name = .authorization)
+    func send(
+        _ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil, key: String? = ServerHarness.key,
+        keyHeader: HTTPField.Name = .authorization
+    )
         async throws -> TestClient.Response
     {
         var headers: HTTPFields = [:]
         if let key { headers[keyHeader] = keyHeader == .authorization ? "Bearer \(key)" : key }
         if body != nil { headers[.contentType] = "application/json" }
-        return try await client.execute(.init(uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }))
+        return try await client.execute(
+            .init(uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }))
     }
 
     func get(_ uri: String) async throws -> TestClient.Response { try await send(.get, uri) }

@@ -21,6 +21,11 @@ extension HTTPIngestTransport {
         public var rateLimit: String?
         /// Devices the rate limiter tracks at most; idle devices are forgotten first. Default 100 000.
         public var rateLimitMaxDevices: Int
+        /// How long a successful token lookup is reused, in milliseconds; `0` (the default) asks the
+        /// authenticator on every request. A positive value saves a credential-store lookup per request for
+        /// devices that post often, and lets a revoked token work for up to this long: keep it at or below
+        /// 1 000.
+        public var authenticationCacheMillis: Int64
         /// Media types (without parameters, lowercase) read with ``IoTCore/SenMLParser``. Default
         /// `["application/senml+json"]`. `application/json`, any other `…+json` type, and a request without
         /// `Content-Type` are read with ``IoTCore/JSONParser``; anything else gets 415 on
@@ -35,6 +40,7 @@ extension HTTPIngestTransport {
             maxBodyBytes: Int = 1 << 20,
             rateLimit: String? = nil,
             rateLimitMaxDevices: Int = 100_000,
+            authenticationCacheMillis: Int64 = 0,
             senmlContentTypes: Set<String> = ["application/senml+json"]
         ) {
             self.host = host
@@ -42,6 +48,7 @@ extension HTTPIngestTransport {
             self.maxBodyBytes = maxBodyBytes
             self.rateLimit = rateLimit
             self.rateLimitMaxDevices = rateLimitMaxDevices
+            self.authenticationCacheMillis = authenticationCacheMillis
             self.senmlContentTypes = senmlContentTypes
         }
 
@@ -50,10 +57,15 @@ extension HTTPIngestTransport {
         /// - Throws: ``IoTError/Code/invalidArgument`` saying what to change.
         public func validate() throws(IoTError) {
             guard (0...65_535).contains(port) else {
-                throw IoTError(.invalidArgument, "HTTP ingest port \(port) is out of range; use 1–65535, or 0 for any free port")
+                throw IoTError(
+                    .invalidArgument, "HTTP ingest port \(port) is out of range; use 1–65535, or 0 for any free port")
             }
             guard maxBodyBytes > 0 else {
                 throw IoTError(.invalidArgument, "HTTP ingest maxBodyBytes must be positive, e.g. 1048576 (1 MiB)")
+            }
+            guard authenticationCacheMillis >= 0 else {
+                throw IoTError(
+                    .invalidArgument, "HTTP ingest authenticationCacheMillis must be 0 (off) or positive, e.g. 1000")
             }
             if let rateLimit { _ = try RateLimit(parsing: rateLimit) }
         }

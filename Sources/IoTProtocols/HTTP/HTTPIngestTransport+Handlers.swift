@@ -1,5 +1,5 @@
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 import IoTCore
 import Logging
 
@@ -9,8 +9,9 @@ extension HTTPIngestTransport {
         let uid = context.parameters.get("uid") ?? ""
         if let tooLarge = refuseDeclaredSize(request) { return tooLarge }
         guard let token = Self.bearerToken(request.headers[.authorization]) else {
-            return refuse(IoTError(
-                .unauthorized, "no device token; send the header \"Authorization: Bearer <device access token>\""))
+            return refuse(
+                IoTError(
+                    .unauthorized, "no device token; send the header \"Authorization: Bearer <device access token>\""))
         }
         let identity: DeviceIdentity
         switch await authenticate(token) {
@@ -18,21 +19,18 @@ extension HTTPIngestTransport {
         case .refused(let response): return response
         }
         guard identity.deviceUID == uid else {
-            return refuse(IoTError(
-                .forbidden, "this token belongs to another device; post to /api/v1/devices/<that device's uid>/telemetry"))
-        }
-        let contentType = Self.mediaType(request.headers[.contentType])
-        let parser: any Parser
-        if let contentType, configuration.senmlContentTypes.contains(contentType) {
-            parser = senmlParser
-        } else if contentType == nil || contentType == "application/json" || contentType!.hasSuffix("+json") {
-            parser = jsonParser
-        } else {
             return refuse(
                 IoTError(
-                    .malformedPayload,
-                    "content type \"\(contentType!)\" is not supported; send application/json or \(configuration.senmlContentTypes.sorted().joined(separator: " or "))"
-                ), status: .unsupportedMediaType)
+                    .forbidden,
+                    "this token belongs to another device; post to /api/v1/devices/<that device's uid>/telemetry"))
+        }
+        let contentType = Self.mediaType(request.headers[.contentType])
+        guard let parser = parser(for: contentType) else {
+            let supported = (["application/json"] + configuration.senmlContentTypes.sorted()).joined(separator: " or ")
+            return refuse(
+                IoTError(
+                    .malformedPayload, "content type \"\(contentType ?? "")\" is not supported; send \(supported)"),
+                status: .unsupportedMediaType)
         }
         return await ingest(request, identity: identity, contentType: contentType, parser: parser) {
             IngestResponses.receipt($0)
@@ -57,14 +55,26 @@ extension HTTPIngestTransport {
 
     // MARK: Steps
 
+    /// SenML for the configured SenML types; JSON for `application/json`, other `+json` types and no type;
+    /// `nil` otherwise.
+    private func parser(for contentType: String?) -> (any Parser)? {
+        guard let contentType else { return jsonParser }
+        if configuration.senmlContentTypes.contains(contentType) { return senmlParser }
+        if contentType == "application/json" || contentType.hasSuffix("+json") { return jsonParser }
+        return nil
+    }
+
     private enum Authentication {
         case device(DeviceIdentity)
         case refused(Response)
     }
 
     private func authenticate(_ token: String) async -> Authentication {
+        if let cached = authenticationCache?.identity(for: token) { return .device(cached) }
         do {
-            return .device(try await authenticator.authenticate(.token(token)))
+            let identity = try await authenticator.authenticate(.token(token))
+            authenticationCache?.remember(identity, for: token)
+            return .device(identity)
         } catch {
             if error.code != .unauthorized {
                 logger.error("device authentication failed", metadata: ["error": "\(error)"])
@@ -78,10 +88,11 @@ extension HTTPIngestTransport {
         success: (Receipt) -> Response
     ) async -> Response {
         if let limiter, let waitMillis = limiter.acquire(identity) {
-            return refuse(IoTError(
-                .rateLimited,
-                "device \(identity.deviceUID) is over its rate limit of \(limiter.limit); retry after \(waitMillis) ms",
-                retryAfterMillis: waitMillis))
+            return refuse(
+                IoTError(
+                    .rateLimited,
+                    "device \(identity.deviceUID) is over its rate limit of \(limiter.limit); retry after \(waitMillis) ms",
+                    retryAfterMillis: waitMillis))
         }
         let payload: [UInt8]
         do {
@@ -94,7 +105,8 @@ extension HTTPIngestTransport {
             return IngestResponses.error(IoTError(.malformedPayload, "the request body could not be read: \(error)"))
         }
         let message = InboundMessage(
-            transport: name, deviceUID: identity.deviceUID, topic: request.uri.path, contentType: contentType, payload: payload)
+            transport: name, deviceUID: identity.deviceUID, topic: request.uri.path, contentType: contentType,
+            payload: payload)
         do {
             return success(try await ingestor.ingest(message, parser: parser, identity: identity))
         } catch {
@@ -150,10 +162,7 @@ extension HTTPIngestTransport {
     /// The media type without parameters, lowercased and trimmed; `nil` when absent or empty.
     static func mediaType(_ header: String?) -> String? {
         guard let header else { return nil }
-        let type = header.split(separator: ";", maxSplits: 1).first.map {
-            $0.trimmingPrefix(while: { $0 == " " }).lowercased()
-        } ?? ""
-        let trimmed = type.hasSuffix(" ") ? String(type.reversed().drop { $0 == " " }.reversed()) : type
-        return trimmed.isEmpty ? nil : trimmed
+        let type = header.prefix { $0 != ";" }.lowercased().filter { $0 != " " && $0 != "\t" }
+        return type.isEmpty ? nil : type
     }
 }

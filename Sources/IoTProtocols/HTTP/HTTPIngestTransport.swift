@@ -37,6 +37,7 @@ public final class HTTPIngestTransport: Transport {
     let authenticator: any DeviceAuthenticator
     let logger: Logger
     let limiter: DeviceRateLimiter?
+    let authenticationCache: AuthenticationCache?
     let port = ListeningPort(component: "HTTP ingest listener")
     let jsonParser = JSONParser()
     let thingsBoardParser = JSONParser(configuration: .init(layout: .device))
@@ -49,19 +50,34 @@ public final class HTTPIngestTransport: Transport {
     ///
     /// An invalid configuration (a bad ``Configuration/rateLimit``) is reported by ``run()``; call
     /// ``Configuration/validate()`` to check it earlier.
-    public init(
+    public convenience init(
         configuration: Configuration = .init(),
         ingestor: Ingestor,
         authenticator: any DeviceAuthenticator,
         logger: Logger = Logger(label: "iot.http")
+    ) {
+        self.init(
+            configuration: configuration, ingestor: ingestor, authenticator: authenticator, logger: logger,
+            rateLimitClock: nil)
+    }
+
+    /// `rateLimitClock`, `authenticationCacheClock`: monotonic nanoseconds for the rate limiter and the
+    /// authentication cache (tests drive them by hand).
+    init(
+        configuration: Configuration, ingestor: Ingestor, authenticator: any DeviceAuthenticator, logger: Logger,
+        rateLimitClock: (@Sendable () -> Int64)?, authenticationCacheClock: (@Sendable () -> Int64)? = nil
     ) {
         self.configuration = configuration
         self.ingestor = ingestor
         self.authenticator = authenticator
         self.logger = logger
         self.limiter = configuration.rateLimit.flatMap { try? RateLimit(parsing: $0) }.map {
-            DeviceRateLimiter(limit: $0, maxDevices: configuration.rateLimitMaxDevices)
+            DeviceRateLimiter(limit: $0, maxDevices: configuration.rateLimitMaxDevices, clock: rateLimitClock)
         }
+        self.authenticationCache =
+            configuration.authenticationCacheMillis > 0
+            ? AuthenticationCache(ttlMillis: configuration.authenticationCacheMillis, clock: authenticationCacheClock)
+            : nil
     }
 
     /// Serves until graceful shutdown or cancellation; returns once the listener is closed.
@@ -83,12 +99,17 @@ public final class HTTPIngestTransport: Transport {
             await self.thingsBoardTelemetry(request, context: context)
         }
         let port = self.port
+        let logger = self.logger
+        let host = configuration.host
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
-            onServerRunning: { channel in port.bound(channel.localAddress?.port ?? 0) },
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? 0
+                logger.info("HTTP ingest listening", metadata: ["host": "\(host)", "port": "\(bound)"])
+                port.bound(bound)
+            },
             logger: logger)
-        logger.info("HTTP ingest listening", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
         do {
             try await app.run()
         } catch {

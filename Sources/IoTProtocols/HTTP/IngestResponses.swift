@@ -1,5 +1,5 @@
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 import IoTCore
 
 /// The responses of the device listener: a receipt or a JSON error `{"error": …, "message": …}`.

@@ -32,7 +32,8 @@ public struct RateLimit: Sendable, Hashable, CustomStringConvertible {
     /// count or window is not positive.
     public init(rules: [Rule]) throws(IoTError) {
         guard !rules.isEmpty else {
-            throw IoTError(.invalidArgument, "a rate limit needs at least one count:seconds rule, e.g. \"100:1,2000:60\"")
+            throw IoTError(
+                .invalidArgument, "a rate limit needs at least one count:seconds rule, e.g. \"100:1,2000:60\"")
         }
         for rule in rules where rule.count < 1 || rule.seconds < 1 {
             throw IoTError(

@@ -1,5 +1,5 @@
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 import IoTCore
 
 /// An error answered as JSON `{"error": "<code name>", "message": "<what to do>"}`.

@@ -1,5 +1,5 @@
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 import IoTCore
 
 /// Refuses every `/api` request that does not present the admin key, as `Authorization: Bearer <key>`
@@ -20,7 +20,9 @@ struct AdminKeyMiddleware<Context: RequestContext>: RouterMiddleware {
         guard let key else {
             return JSONOutput.error(
                 status: .unauthorized, code: IoTError.Code.unauthorized.name,
-                message: "the management API has no admin key configured; set adminAPIKey (iotd: api.adminKey) and send it as \"Authorization: Bearer <key>\" or \"X-API-Key: <key>\"")
+                message:
+                    "the management API has no admin key configured; set adminAPIKey (iotd: api.adminKey) and send it as \"Authorization: Bearer <key>\" or \"X-API-Key: <key>\""
+            )
         }
         let presented = Self.presentedKey(request.headers)
         guard let presented, Self.constantTimeEqual(Array(presented.utf8), key) else {
@@ -34,7 +36,7 @@ struct AdminKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     static func presentedKey(_ headers: HTTPFields) -> String? {
-        if let apiKey = headers[HTTPField.Name("X-API-Key")!], !apiKey.isEmpty { return apiKey }
+        if let apiKey = headers[.apiKey], !apiKey.isEmpty { return apiKey }
         if let auth = headers[.authorization], auth.count > 7, auth.prefix(7).lowercased() == "bearer " {
             return String(auth.dropFirst(7))
         }
@@ -51,4 +53,9 @@ struct AdminKeyMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         return difference == 0 && a.count == b.count
     }
+}
+
+extension HTTPField.Name {
+    /// `X-API-Key`.
+    fileprivate static let apiKey = HTTPField.Name("X-API-Key")!
 }

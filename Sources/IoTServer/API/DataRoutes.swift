@@ -49,7 +49,8 @@ extension ManagementServer {
                     $0.split(separator: ",").map(String.init)
                 }
                 let latest = try await self.points.latest(scope, device: device.uid, signals: signals)
-                return try JSONOutput.response(latest.map { PointOutput(signal: $0.signal, time: $0.time, value: JSONValue($0.value)) })
+                return try JSONOutput.response(
+                    latest.map { PointOutput(signal: $0.signal, time: $0.time, value: JSONValue($0.value)) })
             }
         }
         router.get(RouterPath(device + "/series/:signal")) { request, context in
@@ -58,7 +59,8 @@ extension ManagementServer {
                 let device = try await self.existingDevice(scope, context)
                 let signal = context.parameters.get("signal") ?? ""
                 let parameters = request.uri.queryParameters
-                let query = try SeriesQuery({ parameters[Substring($0)] }, maxPoints: self.configuration.maxExportPoints)
+                let query = try SeriesQuery(
+                    { parameters[Substring($0)] }, maxPoints: self.configuration.maxExportPoints)
                 let series = SeriesKey(device: device.uid, signal: signal)
                 if let agg = query.aggregate {
                     return try await self.aggregate(scope, series, query, agg)
@@ -70,7 +72,8 @@ extension ManagementServer {
 
     private func raw(_ scope: AccessScope, _ series: SeriesKey, _ query: SeriesQuery) async throws -> Response {
         let limit = min(query.limit ?? configuration.maxExportPoints, configuration.maxExportPoints)
-        var found = try await points.range(scope, series: series, from: query.from, to: query.to, limit: limit + 1, order: .ascending)
+        var found = try await points.range(
+            scope, series: series, from: query.from, to: query.to, limit: limit + 1, order: .ascending)
         let truncated = found.count > limit
         if truncated { found.removeLast(found.count - limit) }
         var response: Response
@@ -79,7 +82,8 @@ extension ManagementServer {
             response = try JSONOutput.response(
                 SeriesOutput(
                     device: series.device, signal: series.signal, from: query.from, to: query.to,
-                    points: found.map { PointOutput(signal: nil, time: $0.time, value: JSONValue($0.value)) }, truncated: truncated))
+                    points: found.map { PointOutput(signal: nil, time: $0.time, value: JSONValue($0.value)) },
+                    truncated: truncated))
         case .csv:
             var csv = "time,value\n"
             for p in found { csv += "\(p.time),\(CSV.field(p.value))\n" }
@@ -90,17 +94,22 @@ extension ManagementServer {
         return response
     }
 
-    private func aggregate(_ scope: AccessScope, _ series: SeriesKey, _ query: SeriesQuery, _ agg: SeriesQuery.Aggregate)
+    private func aggregate(
+        _ scope: AccessScope, _ series: SeriesKey, _ query: SeriesQuery, _ agg: SeriesQuery.Aggregate
+    )
         async throws -> Response
     {
-        let buckets = try await points.aggregate(scope, series: series, from: query.from, to: query.to, bucketMillis: query.bucketMillis)
+        let buckets = try await points.aggregate(
+            scope, series: series, from: query.from, to: query.to, bucketMillis: query.bucketMillis)
         switch query.format {
         case .json:
             return try JSONOutput.response(
                 AggregateOutput(
                     device: series.device, signal: series.signal, from: query.from, to: query.to, agg: agg.rawValue,
                     bucketMillis: query.bucketMillis,
-                    buckets: buckets.map { BucketOutput(start: $0.start, end: $0.end, count: $0.count, value: JSONValue(agg.value(of: $0))) }))
+                    buckets: buckets.map {
+                        BucketOutput(start: $0.start, end: $0.end, count: $0.count, value: JSONValue(agg.value(of: $0)))
+                    }))
         case .csv:
             var csv = "start,end,\(agg.rawValue)\n"
             for b in buckets {
@@ -108,7 +117,8 @@ extension ManagementServer {
                 csv += "\(b.start),\(b.end),\(value)\n"
             }
             var response = JSONOutput.text(csv, contentType: "text/csv; charset=utf-8")
-            response.headers[.contentDisposition] = "attachment; filename=\"\(series.device)-\(series.signal)-\(agg.rawValue).csv\""
+            response.headers[.contentDisposition] =
+                "attachment; filename=\"\(series.device)-\(series.signal)-\(agg.rawValue).csv\""
             return response
         }
     }

@@ -25,7 +25,8 @@ extension ManagementServer {
         router.post(RouterPath(path)) { request, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
-                let input = try await JSONOutput.decode(DeviceInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                let input = try await JSONOutput.decode(
+                    DeviceInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
                 guard let uid = input.uid else { throw APIError.badRequest("the JSON body lacks the field \"uid\"") }
                 try validateIdentifier(uid, "device uid")
                 guard try await self.registry.device(scope, uid: uid) == nil else {
@@ -47,11 +48,15 @@ extension ManagementServer {
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let existing = try await self.existingDevice(scope, context)
-                let input = try await JSONOutput.decode(DeviceInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                let input = try await JSONOutput.decode(
+                    DeviceInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
                 if let uid = input.uid, uid != existing.uid {
-                    throw APIError.badRequest("the body's uid \"\(uid)\" differs from the path's \"\(existing.uid)\"; a device cannot be renamed")
+                    throw APIError.badRequest(
+                        "the body's uid \"\(uid)\" differs from the path's \"\(existing.uid)\"; a device cannot be renamed"
+                    )
                 }
-                let device = try await self.device(uid: existing.uid, input, scope: scope, createdAt: existing.createdAt)
+                let device = try await self.device(
+                    uid: existing.uid, input, scope: scope, createdAt: existing.createdAt)
                 try await self.registry.saveDevice(scope, device)
                 self.ingestor?.invalidate(tenant: scope.tenant, device: device.uid)
                 return try JSONOutput.response(device)
@@ -77,17 +82,21 @@ extension ManagementServer {
         }
     }
 
-    private func device(uid: String, _ input: DeviceInput, scope: AccessScope, createdAt: Int64) async throws -> Device {
+    private func device(uid: String, _ input: DeviceInput, scope: AccessScope, createdAt: Int64) async throws -> Device
+    {
         try validateIdentifier(input.product, "product id")
         guard try await registry.product(scope, id: ProductID(input.product)) != nil else {
             throw APIError.badRequest(
-                "product \"\(input.product)\" does not exist in tenant \"\(scope.tenant)\"; create it with POST /api/v1/tenants/\(scope.tenant)/products first")
+                "product \"\(input.product)\" does not exist in tenant \"\(scope.tenant)\"; create it with POST /api/v1/tenants/\(scope.tenant)/products first"
+            )
         }
         if let interval = input.pushIntervalMillis, interval <= 0 {
             throw APIError.badRequest("pushIntervalMillis must be positive (milliseconds), or left out")
         }
         return Device(
-            uid: uid, product: ProductID(input.product), name: input.name, tags: input.tags ?? [:], department: input.department,
-            pushIntervalMillis: input.pushIntervalMillis, signals: try SignalInput.signals(input.signals), createdAt: createdAt)
+            uid: uid, product: ProductID(input.product), name: input.name, tags: input.tags ?? [:],
+            department: input.department,
+            pushIntervalMillis: input.pushIntervalMillis, signals: try SignalInput.signals(input.signals),
+            createdAt: createdAt)
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 import IoTCore
 
 /// Builds JSON and CSV responses, and reads JSON request bodies.
@@ -43,10 +43,12 @@ enum JSONOutput {
             throw APIError.badRequest("the JSON body lacks the field \"\(key.stringValue)\"")
         } catch let DecodingError.typeMismatch(_, context) {
             throw APIError.badRequest(
-                "the JSON field \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" has the wrong type: \(context.debugDescription)")
+                "the JSON field \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" has the wrong type: \(context.debugDescription)"
+            )
         } catch let DecodingError.valueNotFound(_, context) {
             throw APIError.badRequest(
-                "the JSON field \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" is null; give it a value")
+                "the JSON field \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" is null; give it a value"
+            )
         } catch let DecodingError.dataCorrupted(context) {
             let path = context.codingPath.map(\.stringValue).joined(separator: ".")
             throw APIError.badRequest(

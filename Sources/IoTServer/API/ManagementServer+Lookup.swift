@@ -8,7 +8,8 @@ extension ManagementServer {
         let raw = context.parameters.get("tenant") ?? ""
         let id = TenantID(raw)
         guard id.isValid, try await registry.tenant(id) != nil else {
-            throw APIError(.notFound, .notFound, "tenant \"\(raw)\" does not exist; create it with POST /api/v1/tenants")
+            throw APIError(
+                .notFound, .notFound, "tenant \"\(raw)\" does not exist; create it with POST /api/v1/tenants")
         }
         return .tenant(id)
     }
@@ -53,6 +54,7 @@ func validateIdentifier(_ value: String, _ what: String) throws {
         && value.utf8.allSatisfy { c in c > 0x20 && c < 0x7F && c != 0x2F && c != 0x3F && c != 0x23 && c != 0x25 }
     guard ok else {
         throw APIError.badRequest(
-            "\(what) \"\(value)\" is not valid; use 1–128 printable ASCII characters without spaces, '/', '?', '#' or '%'")
+            "\(what) \"\(value)\" is not valid; use 1–128 printable ASCII characters without spaces, '/', '?', '#' or '%'"
+        )
     }
 }

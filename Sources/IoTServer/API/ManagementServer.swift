@@ -73,12 +73,17 @@ public final class ManagementServer: Service {
             logger.warning("no admin API key is configured: every /api request is refused with 401")
         }
         let port = self.port
+        let logger = self.logger
+        let host = configuration.host
         let app = Application(
             router: makeRouter(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
-            onServerRunning: { channel in port.bound(channel.localAddress?.port ?? 0) },
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? 0
+                logger.info("management API listening", metadata: ["host": "\(host)", "port": "\(bound)"])
+                port.bound(bound)
+            },
             logger: logger)
-        logger.info("management API listening", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
         do {
             try await app.run()
         } catch {

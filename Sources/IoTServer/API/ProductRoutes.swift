@@ -22,7 +22,8 @@ extension ManagementServer {
         router.post(RouterPath(path)) { request, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
-                let input = try await JSONOutput.decode(ProductInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                let input = try await JSONOutput.decode(
+                    ProductInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
                 guard let id = input.id else { throw APIError.badRequest("the JSON body lacks the field \"id\"") }
                 try validateIdentifier(id, "product id")
                 guard try await self.registry.product(scope, id: ProductID(id)) == nil else {
@@ -44,9 +45,12 @@ extension ManagementServer {
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let existing = try await self.existingProduct(scope, context)
-                let input = try await JSONOutput.decode(ProductInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                let input = try await JSONOutput.decode(
+                    ProductInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
                 if let id = input.id, id != existing.id.rawValue {
-                    throw APIError.badRequest("the body's id \"\(id)\" differs from the path's \"\(existing.id)\"; a product cannot be renamed")
+                    throw APIError.badRequest(
+                        "the body's id \"\(id)\" differs from the path's \"\(existing.id)\"; a product cannot be renamed"
+                    )
                 }
                 let product = try Self.product(id: existing.id.rawValue, input)
                 try await self.registry.saveProduct(scope, product)

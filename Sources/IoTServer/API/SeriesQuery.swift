@@ -37,7 +37,8 @@ struct SeriesQuery {
         if let v = query("agg") {
             guard let agg = Aggregate(rawValue: String(v)) else {
                 throw APIError.badRequest(
-                    "agg \"\(v)\" is not known; use one of \(Aggregate.allCases.map(\.rawValue).joined(separator: ", "))")
+                    "agg \"\(v)\" is not known; use one of \(Aggregate.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             aggregate = agg
         }
@@ -50,14 +51,17 @@ struct SeriesQuery {
             limit = n
         }
         if let v = query("format") {
-            guard let f = Format(rawValue: String(v)) else { throw APIError.badRequest("format \"\(v)\" is not known; use json or csv") }
+            guard let f = Format(rawValue: String(v)) else {
+                throw APIError.badRequest("format \"\(v)\" is not known; use json or csv")
+            }
             format = f
         }
         if let bucketMillis {
             let (span, overflow) = to.subtractingReportingOverflow(from)
             if overflow || span / bucketMillis >= Int64(maxPoints) {
                 throw APIError.badRequest(
-                    "from–to spans more than \(maxPoints) buckets of \(bucketMillis) ms; narrow the range or use a larger bucket")
+                    "from–to spans more than \(maxPoints) buckets of \(bucketMillis) ms; narrow the range or use a larger bucket"
+                )
             }
         }
     }
@@ -65,7 +69,8 @@ struct SeriesQuery {
     /// Milliseconds since the epoch (UTC).
     static func time(_ value: Substring, _ name: String) throws -> Int64 {
         guard let t = Int64(value) else {
-            throw APIError.badRequest("\(name) \"\(value)\" must be a time in milliseconds since 1970 (UTC), e.g. 1700000000000")
+            throw APIError.badRequest(
+                "\(name) \"\(value)\" must be a time in milliseconds since 1970 (UTC), e.g. 1700000000000")
         }
         return t
     }
@@ -80,7 +85,8 @@ struct SeriesQuery {
             digits = value.dropLast()
         }
         guard let n = Int64(digits), n > 0, n <= Int64.max / unit else {
-            throw APIError.badRequest("bucket \"\(value)\" must be milliseconds or a number with s, m, h or d, e.g. 60000 or 1m")
+            throw APIError.badRequest(
+                "bucket \"\(value)\" must be milliseconds or a number with s, m, h or d, e.g. 60000 or 1m")
         }
         return n * unit
     }

@@ -20,7 +20,9 @@ struct SignalInput: Decodable {
             guard (0...100_000).contains(cacheSize) else {
                 throw APIError.badRequest("signal \"\(input.name)\": cacheSize \(cacheSize) is out of range 0–100000")
             }
-            return Signal(name: input.name, type: input.type ?? .number, alias: input.alias, unit: input.unit, cacheSize: cacheSize)
+            return Signal(
+                name: input.name, type: input.type ?? .number, alias: input.alias, unit: input.unit,
+                cacheSize: cacheSize)
         }
     }
 }

@@ -15,10 +15,12 @@ extension ManagementServer {
         }
         router.post("/api/v1/tenants") { request, _ in
             try await self.handle {
-                let input = try await JSONOutput.decode(TenantInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                let input = try await JSONOutput.decode(
+                    TenantInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
                 let id = TenantID(input.id)
                 guard id.isValid else {
-                    throw APIError.badRequest("tenant id \"\(input.id)\" is not valid; use 1–64 characters of A–Z a–z 0–9 - _")
+                    throw APIError.badRequest(
+                        "tenant id \"\(input.id)\" is not valid; use 1–64 characters of A–Z a–z 0–9 - _")
                 }
                 guard try await self.registry.tenant(id) == nil else {
                     throw APIError(.conflict, .conflict, "tenant \"\(id)\" already exists")

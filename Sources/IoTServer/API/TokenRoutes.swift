@@ -24,7 +24,8 @@ extension ManagementServer {
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let device = try await self.existingDevice(scope, context)
-                let input = try await JSONOutput.decode(TokenInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                let input = try await JSONOutput.decode(
+                    TokenInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
                 let label = input.label ?? "api"
                 guard !label.isEmpty, label.count <= 128 else {
                     throw APIError.badRequest("the token label must be 1–128 characters")
@@ -46,7 +47,8 @@ extension ManagementServer {
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let device = try await self.existingDevice(scope, context)
-                let n = try await self.tokens.revokeTokens(of: DeviceIdentity(tenant: scope.tenant, deviceUID: device.uid))
+                let n = try await self.tokens.revokeTokens(
+                    of: DeviceIdentity(tenant: scope.tenant, deviceUID: device.uid))
                 return try JSONOutput.response(RevokedTokens(revoked: n))
             }
         }

@@ -7,7 +7,8 @@ extension ManagementServer {
     func addOperationalRoutes(to router: Router<BasicRequestContext>) {
         router.get("/metrics") { _, _ in
             guard let prometheus = self.prometheus else {
-                throw APIError.notFound("metrics are not configured in this process; pass a PrometheusCollectorRegistry")
+                throw APIError.notFound(
+                    "metrics are not configured in this process; pass a PrometheusCollectorRegistry")
             }
             return JSONOutput.text(prometheus.emitToString(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }

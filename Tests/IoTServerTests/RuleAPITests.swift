@@ -171,6 +171,33 @@ import Testing
         await h.stop()
     }
 
+    @Test func rulesAndJobsAddedInCodeWithClosuresAreListedWithoutTheirClosure() async throws {
+        let h = try await ServerHarness(rules: true)
+        let engine = try #require(h.engine)
+        let scheduler = try #require(h.scheduler)
+        try await h.api { c in
+            try await h.seed(c)
+            let rule = JointRule(id: "both", parameters: [.init(name: "t", device: "t-1", signal: "temp")]) { p in
+                (p["t"] ?? nil).map { $0 > 30 } ?? false
+            }
+            try await engine.add(.joint(rule), tenant: "acme")
+            let job = StatisticsJob(
+                id: "daily", cron: try CronExpression("0 0 * * *"), leadMillis: 86_400_000,
+                parameters: [.init(name: "m", device: "t-1", signal: "temp", reducer: .mean)]
+            ) { p in ["m": .number((p["m"] ?? nil) ?? 0)] }
+            try await scheduler.add(job, tenant: "acme")
+
+            let rules = try await c.json("/api/v1/tenants/acme/rules") as? [[String: Any]]
+            #expect(rules?.first?["kind"] as? String == "joint")
+            #expect((rules?.first?["condition"] as? [String: Any])?["closure"] as? Bool == true)
+            let jobs = try await c.json("/api/v1/tenants/acme/statistics/jobs") as? [[String: Any]]
+            #expect(jobs?.first?["id"] as? String == "daily" && jobs?.first?["cron"] as? String == "0 0 * * *")
+            #expect((jobs?.first?["calculation"] as? [String: Any])?["closure"] as? Bool == true)
+            #expect(try await c.get("/api/v1/tenants/acme/statistics/jobs/daily").status == .ok)
+        }
+        await h.stop()
+    }
+
     @Test func theEndpointsAnswer404WhenNotConfigured() async throws {
         let h = try await ServerHarness()
         try await h.api { c in

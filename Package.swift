@@ -101,6 +101,7 @@ let package = Package(
             name: "IoTServer",
             dependencies: [
                 "IoTCore",
+                "IoTRules",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -211,7 +212,7 @@ let package = Package(
         .testTarget(
             name: "IoTServerTests",
             dependencies: [
-                "IoTCore", "IoTServer", "IoTProtocols", "IoTTesting", "IoTStorage",
+                "IoTCore", "IoTServer", "IoTProtocols", "IoTTesting", "IoTStorage", "IoTRules",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

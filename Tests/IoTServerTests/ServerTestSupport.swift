@@ -3,6 +3,7 @@ import HTTPTypes
 import HummingbirdTesting
 import IoTCore
 import IoTProtocols
+import IoTRules
 import IoTServer
 import IoTStorage
 import IoTTesting
@@ -26,12 +27,19 @@ final class ServerHarness: Sendable {
     let transport: HTTPIngestTransport
     let apiPort: Int
     let ingestPort: Int
+    /// The rule engine and statistics scheduler's clock (the ingestor keeps the system clock).
+    let clock = ManualClock()
+    let ruleState = InMemoryRuleStateStore()
+    let statisticsStore = InMemoryStatisticsStore()
+    /// With `rules: true`: the engine (an observer of the ingestor) and the scheduler the API manages.
+    let engine: RuleEngine?
+    let scheduler: StatisticsScheduler?
     private let group: ServiceGroup
     private let groupTask: Task<Void, any Error>
 
     init(
         adminAPIKey: String? = ServerHarness.key, startIngestor: Bool = true, maxExportPoints: Int = 1_000_000,
-        sqlite: Bool = false
+        sqlite: Bool = false, rules: Bool = false
     ) async throws {
         let journal: any Journal
         if sqlite {
@@ -52,14 +60,21 @@ final class ServerHarness: Sendable {
             auth = TokenAuthenticator(credentials: InMemoryCredentialStore())
             journal = InMemoryJournal()
         }
-        let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: Logger(label: "test"))
+        if rules {
+            engine = RuleEngine(clock: clock, stateStore: ruleState, pointStore: points, registry: registry, logger: Logger(label: "test"))
+            scheduler = StatisticsScheduler(clock: clock, pointStore: points, statisticsStore: statisticsStore, logger: Logger(label: "test"))
+        } else {
+            engine = nil
+            scheduler = nil
+        }
+        let ingestor = Ingestor(
+            journal: journal, pointStore: points, registry: registry, observers: engine.map { [$0] } ?? [], logger: Logger(label: "test"))
         self.ingestor = ingestor
         server = ManagementServer(
-            configuration: .init(port: 0, adminAPIKey: adminAPIKey, maxExportPoints: maxExportPoints),
-            registry: registry, points: points,
-            tokens: auth, ingestor: ingestor, prometheus: prometheus, logger: Logger(label: "test"))
-        transport = HTTPIngestTransport(
-            configuration: .init(port: 0), ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"))
+            configuration: .init(port: 0, adminAPIKey: adminAPIKey, maxExportPoints: maxExportPoints), registry: registry, points: points,
+            tokens: auth, ingestor: ingestor, prometheus: prometheus, rules: engine, statistics: scheduler,
+            ruleState: rules ? ruleState : nil, statisticsStore: rules ? statisticsStore : nil, logger: Logger(label: "test"))
+        transport = HTTPIngestTransport(configuration: .init(port: 0), ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"))
         let services: [any Service] = startIngestor ? [ingestor, transport, server] : [transport, server]
         let group = ServiceGroup(configuration: .init(services: services, logger: Logger(label: "test")))
         self.group = group

@@ -29,6 +29,11 @@ enum JSONOutput {
 
     /// Decodes a JSON body of at most `maxBytes`; 400 with the decoder's reason when it does not fit `T`.
     static func decode<T: Decodable>(_ type: T.Type, from request: Request, maxBytes: Int) async throws -> T {
+        try decode(T.self, from: try await body(of: request, maxBytes: maxBytes))
+    }
+
+    /// The body of `request`, at most `maxBytes` (413 otherwise); an empty body reads as `{}`.
+    static func body(of request: Request, maxBytes: Int) async throws -> [UInt8] {
         var bytes: [UInt8] = []
         for try await chunk in request.body {
             guard bytes.count + chunk.readableBytes <= maxBytes else {
@@ -37,6 +42,11 @@ enum JSONOutput {
             bytes.append(contentsOf: chunk.readableBytesView)
         }
         if bytes.isEmpty { bytes = Array("{}".utf8) }
+        return bytes
+    }
+
+    /// Decodes JSON `bytes`; 400 with the decoder's reason when they do not fit `T`.
+    static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
         do {
             return try JSONDecoder().decode(T.self, from: Data(bytes))
         } catch let DecodingError.keyNotFound(key, _) {

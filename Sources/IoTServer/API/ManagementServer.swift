@@ -1,13 +1,14 @@
 import Hummingbird
 public import IoTCore
+public import IoTRules
 public import Logging
 import NIOCore
 public import Prometheus
 public import ServiceLifecycle
 
-/// The management listener: the REST API for tenants, products, devices, tokens and data, plus
-/// `/metrics`, `/healthz`, `/readyz` and `/openapi.yaml`. It runs on its own port, apart from device
-/// ingest.
+/// The management listener: the REST API for tenants, products, devices, tokens, data, alarm rules,
+/// alarms and statistics jobs, plus `/metrics`, `/healthz`, `/readyz` and `/openapi.yaml`. It runs on
+/// its own port, apart from device ingest.
 ///
 /// Every `/api` request needs the admin key (``Configuration/adminAPIKey``) as
 /// `Authorization: Bearer <key>` or `X-API-Key: <key>`; without a configured key every `/api` request
@@ -37,6 +38,10 @@ public final class ManagementServer: Service {
     let tokens: any TokenIssuer
     let ingestor: Ingestor?
     let prometheus: PrometheusCollectorRegistry?
+    let rules: RuleEngine?
+    let statistics: StatisticsScheduler?
+    let ruleState: (any RuleStateStore)?
+    let statisticsStore: (any StatisticsStore)?
     let logger: Logger
     let clock: any IoTClock = SystemClock()
     let port = ListeningPort(component: "management listener")
@@ -47,6 +52,12 @@ public final class ManagementServer: Service {
     ///   - ingestor: invalidated after device and product changes, and asked by `/readyz`; `nil` when
     ///     this process does not ingest.
     ///   - prometheus: rendered by `/metrics`; `nil` answers `/metrics` with 404.
+    ///   - rules: serves `…/rules` (add, replace, remove at run time) and acknowledges and clears
+    ///     alarms; `nil` answers those with 404.
+    ///   - statistics: serves `…/statistics/jobs`; `nil` answers it with 404.
+    ///   - ruleState: lists and reads alarms (`GET …/alarms`); `nil` answers it with 404.
+    ///   - statisticsStore: lists a job's results (`GET …/statistics/jobs/{id}/results`); `nil`
+    ///     answers it with 404.
     public init(
         configuration: Configuration = .init(),
         registry: any RegistryStore,
@@ -54,6 +65,10 @@ public final class ManagementServer: Service {
         tokens: any TokenIssuer,
         ingestor: Ingestor?,
         prometheus: PrometheusCollectorRegistry?,
+        rules: RuleEngine? = nil,
+        statistics: StatisticsScheduler? = nil,
+        ruleState: (any RuleStateStore)? = nil,
+        statisticsStore: (any StatisticsStore)? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
@@ -62,6 +77,10 @@ public final class ManagementServer: Service {
         self.tokens = tokens
         self.ingestor = ingestor
         self.prometheus = prometheus
+        self.rules = rules
+        self.statistics = statistics
+        self.ruleState = ruleState
+        self.statisticsStore = statisticsStore
         self.logger = logger
     }
 
@@ -110,6 +129,9 @@ public final class ManagementServer: Service {
         addDeviceRoutes(to: router)
         addTokenRoutes(to: router)
         addDataRoutes(to: router)
+        addRuleRoutes(to: router)
+        addAlarmRoutes(to: router)
+        addStatisticsRoutes(to: router)
         return router
     }
 }

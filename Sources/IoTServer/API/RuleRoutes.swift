@@ -1,0 +1,153 @@
+import Hummingbird
+import IoTCore
+import IoTRules
+
+/// What `POST …/rules` looks at before decoding the rule, to explain a joint rule without a script.
+private struct RuleProbe: Decodable {
+    struct ConditionProbe: Decodable {
+        var language: String?
+        var source: String?
+    }
+
+    var kind: String?
+    var condition: ConditionProbe?
+}
+
+extension ManagementServer {
+    func addRuleRoutes(to router: Router<BasicRequestContext>) {
+        let path = "/api/v1/tenants/:tenant/rules"
+        router.get(RouterPath(path)) { _, context in
+            try await self.handle {
+                let engine = try self.configuredRules()
+                let scope = try await self.tenantScope(context)
+                return try JSONOutput.response(await engine.rules(tenant: scope.tenant).map(RuleOutput.init))
+            }
+        }
+        router.post(RouterPath(path)) { request, context in
+            try await self.handle {
+                let engine = try self.configuredRules()
+                let scope = try await self.tenantScope(context)
+                let bytes = try await JSONOutput.body(of: request, maxBytes: self.configuration.maxBodyBytes)
+                let rule = try Self.rule(from: bytes)
+                do {
+                    try await engine.add(rule, tenant: scope.tenant)
+                } catch let error as IoTError where error.code == .script {
+                    throw APIError.badRequest("the rule's condition cannot be used: \(error.message)")
+                }
+                return try JSONOutput.response(RuleOutput(rule), status: .created)
+            }
+        }
+        router.get(RouterPath(path + "/:id")) { _, context in
+            try await self.handle {
+                let engine = try self.configuredRules()
+                let scope = try await self.tenantScope(context)
+                let id = context.parameters.get("id") ?? ""
+                guard let rule = await engine.rules(tenant: scope.tenant).first(where: { $0.id == id }) else {
+                    throw APIError.notFound("rule \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
+                }
+                return try JSONOutput.response(RuleOutput(rule))
+            }
+        }
+        router.delete(RouterPath(path + "/:id")) { _, context in
+            try await self.handle {
+                let engine = try self.configuredRules()
+                let scope = try await self.tenantScope(context)
+                let id = context.parameters.get("id") ?? ""
+                guard try await engine.remove(ruleID: id, tenant: scope.tenant) else {
+                    throw APIError.notFound("rule \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
+                }
+                return Response(status: .noContent)
+            }
+        }
+    }
+
+    /// The rule engine, or 404 when this server has none.
+    func configuredRules() throws -> RuleEngine {
+        guard let rules else {
+            throw APIError.notFound(
+                "alarm rules are not configured on this server; pass a RuleEngine to ManagementServer(rules:)")
+        }
+        return rules
+    }
+
+    /// Decodes and checks an ``AlarmRule`` in its Codable form (`{"kind": "range", …}`).
+    static func rule(from bytes: [UInt8]) throws -> AlarmRule {
+        let probe = try JSONOutput.decode(RuleProbe.self, from: bytes)
+        if probe.kind == "joint", probe.condition?.language == nil || probe.condition?.source == nil {
+            throw APIError.badRequest(
+                "a joint rule needs a script condition {\"language\": …, \"source\": …, \"function\": …}; closure conditions cannot be given over the API"
+            )
+        }
+        let rule = try JSONOutput.decode(AlarmRule.self, from: bytes)
+        try validateIdentifier(rule.id, "rule id")
+        switch rule {
+        case .range(let r):
+            try validateIdentifier(r.signal, "signal")
+            guard r.min != nil || r.max != nil else {
+                throw APIError.badRequest("a range rule needs \"min\", \"max\" or both")
+            }
+            if let min = r.min, let max = r.max, min > max {
+                throw APIError.badRequest("a range rule's min (\(min)) must not be above its max (\(max))")
+            }
+            guard r.hysteresis >= 0 else {
+                throw APIError.badRequest("hysteresis (\(r.hysteresis)) must not be negative")
+            }
+            try validate(r.debounce)
+        case .joint(let r):
+            guard case .script = r.condition else {
+                throw APIError.badRequest(
+                    "a joint rule over the API needs a script condition; closure conditions cannot be given")
+            }
+            guard !r.parameters.isEmpty else { throw APIError.badRequest("a joint rule needs at least one parameter") }
+            guard Set(r.parameters.map(\.name)).count == r.parameters.count else {
+                throw APIError.badRequest("a joint rule's parameter names must be unique")
+            }
+            if let interval = r.evaluationIntervalMillis, interval <= 0 {
+                throw APIError.badRequest("evaluationIntervalMillis (\(interval)) must be positive")
+            }
+        case .offline(let r):
+            if let interval = r.intervalMillis, interval <= 0 {
+                throw APIError.badRequest("intervalMillis (\(interval)) must be positive")
+            }
+            guard r.toleranceMillis >= 0 else { throw APIError.badRequest("toleranceMillis must not be negative") }
+        }
+        return rule
+    }
+
+    private static func validate(_ debounce: Debounce) throws {
+        switch debounce {
+        case .count(let n): guard n >= 1 else { throw APIError.badRequest("debounce count (\(n)) must be at least 1") }
+        case .duration(let d):
+            guard d >= 0 else { throw APIError.badRequest("debounce durationMillis must not be negative") }
+        }
+    }
+}
+
+/// A rule as answered: its Codable form, or for a joint rule whose condition is a Swift closure (added
+/// in code), the rule with `"condition": {"closure": true}`.
+struct RuleOutput: Encodable {
+    var rule: AlarmRule
+
+    init(_ rule: AlarmRule) { self.rule = rule }
+
+    private struct ClosureJoint: Encodable {
+        var kind = "joint"
+        var id: String
+        var parameters: [JointRule.Parameter]
+        var condition = ["closure": true]
+        var severity: AlarmSeverity
+        var originator: String?
+        var evaluationIntervalMillis: Int64?
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        if case .joint(let j) = rule, case .closure = j.condition {
+            try ClosureJoint(
+                id: j.id, parameters: j.parameters, severity: j.severity, originator: j.originator,
+                evaluationIntervalMillis: j.evaluationIntervalMillis
+            ).encode(to: encoder)
+        } else {
+            try rule.encode(to: encoder)
+        }
+    }
+}

@@ -147,7 +147,7 @@ let package = Package(
         .executableTarget(
             name: "iotd",
             dependencies: [
-                "IoTCore", "IoTStorage", "IoTProtocols", "IoTServer", "IoTTesting",
+                "IoTCore", "IoTStorage", "IoTProtocols", "IoTServer", "IoTRules", "IoTScripting", "IoTTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),

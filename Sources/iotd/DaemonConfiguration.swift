@@ -1,5 +1,6 @@
 import IoTCore
 import IoTProtocols
+import IoTRules
 import IoTServer
 import IoTStorage
 
@@ -25,6 +26,7 @@ struct DaemonConfiguration: Codable, Sendable {
         var port: Int?
         var maxBodyBytes: Int?
         var rateLimit: String?
+        var authenticationCacheMillis: Int64?
     }
     struct Management: Codable, Sendable {
         var host: String?
@@ -42,6 +44,8 @@ struct DaemonConfiguration: Codable, Sendable {
         var unknownSignals: IngestPolicy.UnknownSignals?
         var products: [Product]?
         var devices: [Device]?
+        var rules: [AlarmRule]?
+        var statistics: [StatisticsJob]?
     }
 
     var dataDirectory: String?
@@ -92,6 +96,9 @@ extension DaemonConfiguration {
         if let v = http?.port { c.port = v }
         if let v = http?.maxBodyBytes { c.maxBodyBytes = v }
         if let v = http?.rateLimit { c.rateLimit = v }
+        // A valid token is remembered for up to a second: one SQLite lookup per device and second instead of
+        // one per request; a revoked token stops working within that second.
+        c.authenticationCacheMillis = http?.authenticationCacheMillis ?? 1_000
         return c
     }
 

@@ -5,6 +5,7 @@ import UnixSignals
 import IoTStorage
 import IoTServer
 import IoTProtocols
+import IoTRules
 import Logging
 import ServiceLifecycle
 
@@ -49,7 +50,10 @@ struct Demo: AsyncParsableCommand {
                 try await Task.sleep(for: .seconds(1))
                 let now = platform.ingestor.statistics
                 let latency = simulator.takeLatencies()
-                if !quiet { printLive(previous: previous, now: now, latencies: latency, queue: platform.ingestor.queueDepth) }
+                let alarms = await platform.rules.openAlarms(.tenant(DemoFleet.tenant)).filter(\.active).count
+                if !quiet {
+                    printLive(previous: previous, now: now, latencies: latency, queue: platform.ingestor.queueDepth, alarms: alarms)
+                }
                 previous = now
             }
         }
@@ -81,6 +85,8 @@ struct Demo: AsyncParsableCommand {
 
             Send a point as device \(sample.uid) (ThingsBoard form, token in the URL):
               curl -s -X POST http://127.0.0.1:\(http)/api/v1/\(sample.token)/telemetry -H 'Content-Type: application/json' -d '{"temperature": 21.5}'
+            Rules: 'too-warm' (temperature > 24 °C, 3 samples in a row), 'silent' (a meter quiet for 5 s);
+            statistics: 'temperature-10s' (mean of \(sample.uid) every 10 s, through a Lua calculation).
             Read it back:
               curl -s -H 'Authorization: Bearer \(adminKey)' http://127.0.0.1:\(api)/api/v1/tenants/demo/devices/\(sample.uid)/latest
 
@@ -88,12 +94,13 @@ struct Demo: AsyncParsableCommand {
         fflush(nil)
     }
 
-    private func printLive(previous: IngestStatistics, now: IngestStatistics, latencies: [Double], queue: Int) {
+    private func printLive(previous: IngestStatistics, now: IngestStatistics, latencies: [Double], queue: Int, alarms: Int) {
         let sorted = latencies.sorted()
         let p99 = sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))]
         let line = String(
-            format: "msgs/s %5d   stored %8d   rejected %5d   dropped %4d   in flight %4d   queue %6d   p99 %6.1f ms",
-            now.received - previous.received, now.stored, now.rejectedTotal, now.droppedTotal, now.inFlight, queue, p99 * 1000)
+            format: "msgs/s %5d   stored %8d   rejected %4d   dropped %3d   in flight %4d   queue %5d   p99 %6.1f ms   alarms %3d",
+            now.received - previous.received, now.stored, now.rejectedTotal, now.droppedTotal, now.inFlight, queue, p99 * 1000,
+            alarms)
         print(line)
         fflush(nil)
     }

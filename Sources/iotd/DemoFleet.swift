@@ -1,5 +1,6 @@
 import Foundation
 import IoTCore
+import IoTRules
 import IoTStorage
 
 /// The demo's tenant: three products and devices with freshly issued tokens.
@@ -39,6 +40,25 @@ struct DemoFleet: Sendable {
                 for: id, label: "demo", now: Int64(Date().timeIntervalSince1970 * 1000))
             devices.append(SimulatedDevice(uid: uid, product: product, token: token))
         }
+        // Rules that fire on the simulated data, and a statistics job every 10 seconds.
+        try await platform.rules.add(
+            .range(
+                RangeRule(
+                    id: "too-warm", devices: .product("thermometer"), signal: "temperature", max: 24, alarmWhen: .outside,
+                    severity: .major, debounce: .count(3), hysteresis: 0.5)),
+            tenant: tenant)
+        try await platform.rules.add(
+            .offline(OfflineRule(id: "silent", devices: .product("meter"), intervalMillis: 5_000, severity: .warning)),
+            tenant: tenant)
+        try await platform.statistics.add(
+            StatisticsJob(
+                id: "temperature-10s", cron: try CronExpression("*/10 * * * * *"), leadMillis: 10_000,
+                parameters: [.init(name: "mean", device: devices[0].uid, signal: "temperature", reducer: .mean)],
+                calculation: .script(
+                    language: "lua",
+                    source: "function calc(p) if p.mean == nil then return {} end return { mean = p.mean, fahrenheit = p.mean * 9 / 5 + 32 } end",
+                    function: "calc")),
+            tenant: tenant)
         return DemoFleet(devices: devices)
     }
 }

@@ -1,5 +1,7 @@
 import IoTCore
 import IoTProtocols
+import IoTRules
+import IoTScripting
 import IoTServer
 import IoTStorage
 import Logging
@@ -13,6 +15,10 @@ struct Platform {
     let points: SQLitePointStore
     let tokens: TokenAuthenticator
     let ingestor: Ingestor
+    let ruleState: SQLiteRuleStateStore
+    let statisticsStore: SQLiteStatisticsStore
+    let rules: RuleEngine
+    let statistics: StatisticsScheduler
     let http: HTTPIngestTransport
     let management: ManagementServer
     let retention: RetentionService
@@ -23,20 +29,31 @@ struct Platform {
         registry = SQLiteRegistryStore(storage: storage)
         points = SQLitePointStore(storage: storage, configuration: configuration.pointStoreConfiguration)
         tokens = TokenAuthenticator(credentials: SQLiteCredentialStore(storage: storage))
+        ruleState = SQLiteRuleStateStore(storage: storage)
+        statisticsStore = SQLiteStatisticsStore(storage: storage)
+        let clock = SystemClock()
+        let lua = LuaEngine()  // script conditions of joint rules and statistics calculations
+        rules = RuleEngine(
+            clock: clock, stateStore: ruleState, pointStore: points, registry: registry, scriptEngines: [lua],
+            logger: logger)
+        statistics = StatisticsScheduler(
+            clock: clock, pointStore: points, statisticsStore: statisticsStore, scriptEngines: [lua], logger: logger)
         ingestor = Ingestor(
             configuration: configuration.ingestorConfiguration, journal: journal, pointStore: points, registry: registry,
-            logger: logger)
+            clock: clock, observers: [rules], logger: logger)
         http = HTTPIngestTransport(
             configuration: configuration.httpConfiguration, ingestor: ingestor, authenticator: tokens, logger: logger)
         management = ManagementServer(
             configuration: configuration.managementConfiguration(adminAPIKey: adminAPIKey), registry: registry, points: points,
-            tokens: tokens, ingestor: ingestor, prometheus: prometheus, logger: logger)
+            tokens: tokens, ingestor: ingestor, prometheus: prometheus, rules: rules, statistics: statistics,
+            ruleState: ruleState, statisticsStore: statisticsStore, logger: logger)
         retention = RetentionService(store: points, storage: storage, logger: logger)
     }
 
     /// The services in start order; a graceful shutdown stops them in reverse: listeners first, then the
-    /// ingestor, which drains what was acknowledged into the store.
-    var services: [any Service] { [ingestor, retention, management, http] }
+    /// ingestor, which drains what was acknowledged into the store (the rule engine still sees it), then
+    /// the statistics scheduler and the rule engine, which saves its state.
+    var services: [any Service] { [rules, statistics, ingestor, retention, management, http] }
 
     /// Creates or updates the tenants, products and devices declared in the configuration.
     func seed(_ tenants: [DaemonConfiguration.TenantSeed]) async throws {
@@ -50,6 +67,8 @@ struct Platform {
             try await registry.saveTenant(Tenant(id: id, name: seed.name, policy: policy))
             for product in seed.products ?? [] { try await registry.saveProduct(.tenant(id), product) }
             for device in seed.devices ?? [] { try await registry.saveDevice(.tenant(id), device) }
+            for rule in seed.rules ?? [] { try await rules.add(rule, tenant: id) }
+            for job in seed.statistics ?? [] { try await statistics.add(job, tenant: id) }
         }
     }
 }

@@ -18,8 +18,15 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "The YAML configuration (see Examples/iotd.example.yaml).")
     var config: String
 
+    @Flag(help: "Only read and check the configuration, print what is wrong or \"configuration OK\", and exit.")
+    var check = false
+
     func run() async throws {
         let configuration = try loadConfiguration(config)
+        if check {
+            print("configuration OK: \(config)")
+            return
+        }
         let prometheus = bootstrapObservability(level: configuration.logging?.level)
         let logger = Logger(label: "iotd")
         let adminKey = try adminAPIKey(configuration)

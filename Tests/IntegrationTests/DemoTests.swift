@@ -46,3 +46,25 @@ import Testing
         #expect(rest.contains { $0.hasPrefix("stopped:") && $0.contains("in flight 0") }, "\(rest)")
     }
 }
+
+@Suite struct ConfigurationTests {
+    /// The documented example configuration is a valid configuration.
+    @Test func exampleConfigurationIsValid() throws {
+        let example = String(#filePath.prefix(upTo: #filePath.range(of: "/Tests/")!.lowerBound)) + "/Examples/iotd.example.yaml"
+        let check = try ChildProcess([try ChildProcess.builtProduct("iotd"), "serve", "--config", example, "--check"])
+        var output: [String] = []
+        while let line = check.readLine() { output.append(line) }
+        #expect(check.wait() == 0, "\(output)")
+        #expect(output.contains { $0.hasPrefix("configuration OK") })
+    }
+
+    /// A configuration with a mistake is refused with a message naming the key.
+    @Test func badConfigurationNamesTheKey() throws {
+        let dir = TemporaryDirectory("iotd-config")
+        let path = dir.path + "/bad.yaml"
+        try "http: { port: 70000 }\n".write(toFile: path, atomically: false, encoding: .utf8)
+        let check = try ChildProcess([try ChildProcess.builtProduct("iotd"), "serve", "--config", path, "--check"])
+        while check.readLine() != nil {}
+        #expect(check.wait() != 0)
+    }
+}

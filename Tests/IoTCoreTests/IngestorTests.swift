@@ -258,44 +258,6 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
     }
 }
 
-/// A point store whose writes wait until `release()`; for back-pressure and crash tests.
-final class BlockingPointStore: PointStore {
-    let inner: InMemoryPointStore
-    private let gate = Gate()
-    init(inner: InMemoryPointStore = InMemoryPointStore()) { self.inner = inner }
-    func release() { Task { await gate.open() } }
-    func write(_ batch: PointBatch) async throws {
-        try await gate.wait()
-        try await inner.write(batch)
-    }
-    func committedSequence(tenant: TenantID) async throws -> UInt64 { try await inner.committedSequence(tenant: tenant) }
-    func latest(_ scope: AccessScope, device: String, signals: [String]?) async throws -> [Point] {
-        try await inner.latest(scope, device: device, signals: signals)
-    }
-    func range(_ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, limit: Int?, order: PointOrder) async throws -> [Point] {
-        try await inner.range(scope, series: series, from: from, to: to, limit: limit, order: order)
-    }
-    func aggregate(_ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, bucketMillis: Int64?) async throws -> [AggregateBucket] {
-        try await inner.aggregate(scope, series: series, from: from, to: to, bucketMillis: bucketMillis)
-    }
-    func deletePoints(_ scope: AccessScope, before time: Int64) async throws -> Int {
-        try await inner.deletePoints(scope, before: time)
-    }
-
-    private actor Gate {
-        var isOpen = false
-        var waiters: [CheckedContinuation<Void, any Error>] = []
-        func open() {
-            isOpen = true
-            for w in waiters { w.resume() }
-            waiters = []
-        }
-        func wait() async throws {
-            if isOpen { return }
-            try await withCheckedThrowingContinuation { waiters.append($0) }
-        }
-    }
-}
 
 /// Records the batches it observes.
 final class RecordingObserver: PointObserver {

@@ -271,7 +271,7 @@ import Testing
         }
         let s = h.ingestor.statistics
         #expect(s.dropped == ["backpressure": 1] && s.isBalanced)
-        await blocked.release()
+        blocked.release()
         try await h.drain()
         #expect(h.ingestor.statistics.isBalanced)
         await h.stop()

@@ -167,6 +167,9 @@ struct Statement {
 }
 
 /// A minimal pthread mutex (Foundation-free).
+///
+/// `@unchecked Sendable`: a pthread mutex exists to be shared between threads; the pointer is allocated
+/// once in `init`, never reassigned, and destroyed once in `deinit`.
 final class NSLockLike: @unchecked Sendable {
     private let m: UnsafeMutablePointer<pthread_mutex_t>
     init() {

@@ -37,6 +37,12 @@ struct DaemonConfiguration: Codable, Sendable {
     struct Logging: Codable, Sendable {
         var level: String?
     }
+    /// A script parser that products can name in their `parser` field.
+    struct ScriptParserSeed: Codable, Sendable {
+        var name: String
+        var language: String  // lua or javascript
+        var source: String
+    }
     struct TenantSeed: Codable, Sendable {
         var id: String
         var name: String?
@@ -55,6 +61,7 @@ struct DaemonConfiguration: Codable, Sendable {
     var http: HTTP?
     var management: Management?
     var logging: Logging?
+    var parsers: [ScriptParserSeed]?
     var tenants: [TenantSeed]?
 }
 
@@ -122,6 +129,9 @@ extension DaemonConfiguration {
         if let v = storage?.retentionDays, v <= 0 { try fail("storage.retentionDays", "must be positive, or left out to keep everything") }
         if let level = logging?.level, LogLevelName(level) == nil {
             try fail("logging.level", "'\(level)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        for p in parsers ?? [] where p.language != "lua" && p.language != "javascript" {
+            try fail("parsers[\(p.name)].language", "'\(p.language)' is not lua or javascript")
         }
         for t in tenants ?? [] {
             guard TenantID(t.id).isValid else { try fail("tenants[\(t.id)].id", "use 1–64 characters of A–Z a–z 0–9 - _") }

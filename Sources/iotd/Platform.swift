@@ -15,6 +15,7 @@ struct Platform {
     let points: SQLitePointStore
     let tokens: TokenAuthenticator
     let ingestor: Ingestor
+    let parsers: ParserRegistry
     let ruleState: SQLiteRuleStateStore
     let statisticsStore: SQLiteStatisticsStore
     let rules: RuleEngine
@@ -32,7 +33,18 @@ struct Platform {
         ruleState = SQLiteRuleStateStore(storage: storage)
         statisticsStore = SQLiteStatisticsStore(storage: storage)
         let clock = SystemClock()
-        let lua = LuaEngine()  // script conditions of joint rules and statistics calculations
+        let lua = LuaEngine()  // script parsers, conditions of joint rules and statistics calculations
+        parsers = ParserRegistry()
+        var javascript: JavaScriptEngine?
+        for seed in configuration.parsers ?? [] {
+            switch seed.language {
+            case "lua":
+                parsers.register(try LuaScriptParser(source: seed.source, name: seed.name, engine: lua))
+            default:
+                if javascript == nil { javascript = try JavaScriptEngine() }
+                parsers.register(try JavaScriptParser(source: seed.source, name: seed.name, engine: javascript!))
+            }
+        }
         rules = RuleEngine(
             clock: clock, stateStore: ruleState, pointStore: points, registry: registry, scriptEngines: [lua],
             logger: logger)
@@ -40,7 +52,7 @@ struct Platform {
             clock: clock, pointStore: points, statisticsStore: statisticsStore, scriptEngines: [lua], logger: logger)
         ingestor = Ingestor(
             configuration: configuration.ingestorConfiguration, journal: journal, pointStore: points, registry: registry,
-            clock: clock, observers: [rules], logger: logger)
+            clock: clock, observers: [rules], parsers: parsers, logger: logger)
         http = HTTPIngestTransport(
             configuration: configuration.httpConfiguration, ingestor: ingestor, authenticator: tokens, logger: logger)
         management = ManagementServer(

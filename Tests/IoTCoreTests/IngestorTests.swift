@@ -292,3 +292,46 @@ final class RecordingObserver: PointObserver {
         _ = try? await task.value
     }
 }
+
+/// Reads "temp;humidity" lines: a stand-in for a script parser.
+struct SemicolonParser: Parser {
+    var name: String { "semicolon" }
+    func parse(_ message: InboundMessage) throws(IoTError) -> [DeviceRecord] {
+        let fields = String(decoding: message.payload, as: UTF8.self).split(separator: ";")
+        guard fields.count == 1, let t = Double(fields[0]) else { throw IoTError.malformed("expected '<temp>'") }
+        return [DeviceRecord(deviceUID: message.deviceUID ?? "", values: ["temp": .number(t)])]
+    }
+}
+
+@Suite struct ProductParserTests {
+    @Test func aProductsNamedParserReplacesTheTransportsParser() async throws {
+        let registry = InMemoryRegistryStore()
+        try await registry.saveTenant(Tenant(id: "acme"))
+        try await registry.saveProduct(.tenant("acme"), Product(id: "csv", signals: [Signal(name: "temp")], parser: "semicolon"))
+        try await registry.saveProduct(.tenant("acme"), Product(id: "missing", signals: [Signal(name: "temp")], parser: "nope"))
+        try await registry.saveProduct(.tenant("acme"), Product(id: "plain", signals: [Signal(name: "temp")]))
+        for (uid, product) in [("c-1", "csv"), ("m-1", "missing"), ("p-1", "plain")] {
+            try await registry.saveDevice(.tenant("acme"), Device(uid: uid, product: ProductID(product)))
+        }
+        let parsers = ParserRegistry()
+        parsers.register(SemicolonParser())
+        let points = InMemoryPointStore()
+        let ingestor = Ingestor(journal: InMemoryJournal(), pointStore: points, registry: registry, parsers: parsers)
+        let task = Task { try await ingestor.run() }
+        while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
+        func send(_ uid: String, _ text: String) async throws -> Receipt {
+            try await ingestor.ingest(
+                InboundMessage(transport: "t", text: text), parser: JSONParser(), identity: DeviceIdentity(tenant: "acme", deviceUID: uid))
+        }
+        try await ingestor.waitUntilCommitted(try await send("c-1", "21.5"))
+        try await ingestor.waitUntilCommitted(try await send("p-1", #"{"temp": 3}"#))
+        await expectCode(.invalidArgument) { _ = try await send("m-1", #"{"temp": 3}"#) }
+        await expectCode(.malformedPayload) { _ = try await send("c-1", #"{"temp": 3}"#) }
+        #expect(try await points.latest(.tenant("acme"), device: "c-1", signals: nil).map(\.value) == [.number(21.5)])
+        #expect(try await points.latest(.tenant("acme"), device: "p-1", signals: nil).map(\.value) == [.number(3)])
+        #expect(ingestor.statistics.rejected == ["invalid_argument": 1, "malformed_payload": 1])
+        #expect(parsers.names == ["json", "semicolon", "senml"])
+        task.cancel()
+        _ = try? await task.value
+    }
+}

@@ -9,6 +9,8 @@ final class DeviceDirectory: Sendable {
     struct ResolvedDevice: Sendable {
         var device: Device
         var signals: [String: Signal]
+        /// The product's parser name (``Product/parser``), if it names one.
+        var parser: String?
     }
 
     enum Lookup<T> {
@@ -90,7 +92,8 @@ final class DeviceDirectory: Sendable {
         var resolved: ResolvedDevice?
         if let device = try await registry.device(scope, uid: id.deviceUID) {
             let product = try await registry.product(scope, id: device.product)
-            resolved = ResolvedDevice(device: device, signals: device.effectiveSignals(product: product))
+            resolved = ResolvedDevice(
+                device: device, signals: device.effectiveSignals(product: product), parser: product?.parser)
         }
         let now = clock.now()
         state.withLock { $0.devices[id] = Cached(value: resolved, loadedAt: now) }

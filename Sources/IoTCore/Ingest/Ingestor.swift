@@ -72,6 +72,7 @@ public final class Ingestor: Service {
     let queue: CommitQueue
     let accounting = IngestAccounting()
     let observers: [any PointObserver]
+    let parsers: ParserRegistry?
     /// Serialises journal append + enqueue, so the queue is in journal order.
     private let appendLock = Mutex(())
     let progress = Mutex(Progress())
@@ -85,7 +86,9 @@ public final class Ingestor: Service {
 
     /// Creates an ingestor. Nothing is accepted until ``run()`` has replayed the journal.
     ///
-    /// `observers` see every committed batch (the rule engine, a live feed).
+    /// `observers` see every committed batch (the rule engine, a live feed). With `parsers`, a message
+    /// whose sender's product names a parser (``Product/parser``) goes through that parser instead of the
+    /// one the transport passed; a product naming a parser that is not registered rejects its messages.
     public init(
         configuration: Configuration = Configuration(),
         journal: any Journal,
@@ -93,10 +96,12 @@ public final class Ingestor: Service {
         registry: any RegistryStore,
         clock: any IoTClock = SystemClock(),
         observers: [any PointObserver] = [],
+        parsers: ParserRegistry? = nil,
         logger: Logger = Logger(label: "iot.ingest")
     ) {
         self.configuration = configuration
         self.observers = observers
+        self.parsers = parsers
         self.journal = journal
         self.pointStore = pointStore
         self.registry = registry
@@ -145,12 +150,34 @@ public final class Ingestor: Service {
         if message.deviceUID == nil { message.deviceUID = identity.deviceUID }
         let records: [DeviceRecord]
         do {
-            records = try parser.parse(message)
+            records = try await productParser(for: identity, default: parser).parse(message)
         } catch {
             accounting.rejected(message.transport, error.code.name)
             throw error
         }
         return try await accept(records, transport: message.transport, receivedAt: message.receivedAt!, identity: identity)
+    }
+
+    /// The parser the sender's product names, when a registry is configured and the product names one;
+    /// otherwise `parser`.
+    private func productParser(for identity: DeviceIdentity, default parser: any Parser) async throws(IoTError)
+        -> any Parser
+    {
+        guard let parsers else { return parser }
+        let device: DeviceDirectory.ResolvedDevice?
+        do {
+            device = try await directory.device(identity)
+        } catch {
+            throw IoTError(.storage, "the registry failed while choosing a parser: \(error)")
+        }
+        guard let name = device?.parser, name != parser.name else { return parser }
+        guard let named = parsers.parser(named: name) else {
+            throw IoTError(
+                .invalidArgument,
+                "the product of device '\(identity.deviceUID)' names parser '\(name)', which is not registered; register it or change the product"
+            )
+        }
+        return named
     }
 
     /// Journals records that a transport decoded itself (a Modbus poller, a custom transport).

@@ -42,21 +42,23 @@ extension DeviceSelector {
     }
 }
 
-extension Debounce {
-    /// Decodes `{"count": n}` or `{"durationMillis": ms}`.
-    public init(from decoder: any Decoder) throws {
+/// The `{"count": n}` or `{"durationMillis": ms}` form shared by ``Debounce`` and ``Window``.
+private enum CountOrDuration {
+    case count(Int)
+    case duration(Int64)
+
+    init(from decoder: any Decoder, what: String) throws {
         let c = try decoder.container(keyedBy: Key.self)
         if let n = try c.decodeIfPresent(Int.self, forKey: Key("count")) {
             self = .count(n)
         } else if let d = try c.decodeIfPresent(Int64.self, forKey: Key("durationMillis")) {
-            self = .duration(millis: d)
+            self = .duration(d)
         } else {
-            throw corrupt(decoder, "a debounce needs \"count\" or \"durationMillis\"")
+            throw corrupt(decoder, "\(what) needs \"count\" or \"durationMillis\"")
         }
     }
 
-    /// Encodes `{"count": n}` or `{"durationMillis": ms}`.
-    public func encode(to encoder: any Encoder) throws {
+    func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: Key.self)
         switch self {
         case .count(let n): try c.encode(n, forKey: Key("count"))
@@ -65,26 +67,67 @@ extension Debounce {
     }
 }
 
-extension Window {
+extension Debounce {
     /// Decodes `{"count": n}` or `{"durationMillis": ms}`.
     public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: Key.self)
-        if let n = try c.decodeIfPresent(Int.self, forKey: Key("count")) {
-            self = .count(n)
-        } else if let d = try c.decodeIfPresent(Int64.self, forKey: Key("durationMillis")) {
-            self = .duration(millis: d)
-        } else {
-            throw corrupt(decoder, "a window needs \"count\" or \"durationMillis\"")
+        switch try CountOrDuration(from: decoder, what: "a debounce") {
+        case .count(let n): self = .count(n)
+        case .duration(let d): self = .duration(millis: d)
         }
     }
 
     /// Encodes `{"count": n}` or `{"durationMillis": ms}`.
     public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: Key.self)
         switch self {
-        case .count(let n): try c.encode(n, forKey: Key("count"))
-        case .duration(let d): try c.encode(d, forKey: Key("durationMillis"))
+        case .count(let n): try CountOrDuration.count(n).encode(to: encoder)
+        case .duration(let d): try CountOrDuration.duration(d).encode(to: encoder)
         }
+    }
+}
+
+extension Window {
+    /// Decodes `{"count": n}` or `{"durationMillis": ms}`.
+    public init(from decoder: any Decoder) throws {
+        switch try CountOrDuration(from: decoder, what: "a window") {
+        case .count(let n): self = .count(n)
+        case .duration(let d): self = .duration(millis: d)
+        }
+    }
+
+    /// Encodes `{"count": n}` or `{"durationMillis": ms}`.
+    public func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .count(let n): try CountOrDuration.count(n).encode(to: encoder)
+        case .duration(let d): try CountOrDuration.duration(d).encode(to: encoder)
+        }
+    }
+}
+
+/// The `{"language", "source", "function"}` form shared by a joint rule's ``Condition`` and a statistics
+/// job's ``Calculation``; only their script case can be encoded.
+struct ScriptCoding {
+    private enum CodingKeys: String, CodingKey { case language, source, function }
+
+    static func decode(from decoder: any Decoder, defaultFunction: String) throws -> (
+        language: String, source: String, function: String
+    ) {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        return (
+            try c.decode(String.self, forKey: .language), try c.decode(String.self, forKey: .source),
+            try c.decodeIfPresent(String.self, forKey: .function) ?? defaultFunction
+        )
+    }
+
+    static func encode(language: String, source: String, function: String, to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(language, forKey: .language)
+        try c.encode(source, forKey: .source)
+        try c.encode(function, forKey: .function)
+    }
+
+    static func closureError(_ value: Any, _ what: String, _ encoder: any Encoder) -> EncodingError {
+        .invalidValue(
+            value, .init(codingPath: encoder.codingPath, debugDescription: "a closure \(what) cannot be encoded; use a script"))
     }
 }
 

@@ -105,28 +105,17 @@ public enum Condition: Sendable, Codable {
     /// A script: `language` picks one of the engine's ``IoTCore/ScriptEngine``s.
     case script(language: String, source: String, function: String)
 
-    private enum CodingKeys: String, CodingKey { case language, source, function }
-
     /// Decodes a script condition.
     public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        self = .script(
-            language: try c.decode(String.self, forKey: .language), source: try c.decode(String.self, forKey: .source),
-            function: try c.decodeIfPresent(String.self, forKey: .function) ?? "condition")
+        let script = try ScriptCoding.decode(from: decoder, defaultFunction: "condition")
+        self = .script(language: script.language, source: script.source, function: script.function)
     }
 
     /// Encodes a script condition; throws for a closure.
     public func encode(to encoder: any Encoder) throws {
         guard case .script(let language, let source, let function) = self else {
-            throw EncodingError.invalidValue(
-                self,
-                .init(
-                    codingPath: encoder.codingPath,
-                    debugDescription: "a closure condition cannot be encoded; use a script"))
+            throw ScriptCoding.closureError(self, "condition", encoder)
         }
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(language, forKey: .language)
-        try c.encode(source, forKey: .source)
-        try c.encode(function, forKey: .function)
+        try ScriptCoding.encode(language: language, source: source, function: function, to: encoder)
     }
 }

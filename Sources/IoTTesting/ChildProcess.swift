@@ -22,6 +22,7 @@ public final class ChildProcess {
     private let stdoutFD: Int32
     private var buffer: [UInt8] = []
     private var reaped = false
+    private var exitStatus: Int32 = 0
 
     /// Starts `arguments[0]` (an absolute path) with `arguments`; stdout is readable with ``readLine()``,
     /// stderr is inherited. `environment` entries (`NAME=value`) are added to the current environment.
@@ -74,9 +75,12 @@ public final class ChildProcess {
         }
     }
 
-    /// Sends `signal` and waits for the child to exit; returns its raw wait status.
+    /// Sends `signal` and waits for the child to exit; returns its raw wait status. Once the child has
+    /// been waited for, no signal is sent (its PID may belong to another process by then) and the status
+    /// of that wait is returned.
     @discardableResult
     public func stop(signal: Int32 = SIGTERM) -> Int32 {
+        if reaped { return exitStatus }
         kill(pid, signal)
         return wait()
     }
@@ -85,9 +89,11 @@ public final class ChildProcess {
     /// `(status >> 8) & 0xff` the exit code).
     @discardableResult
     public func wait() -> Int32 {
+        if reaped { return exitStatus }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         reaped = true
+        exitStatus = status
         return status
     }
 

@@ -16,6 +16,7 @@ struct Platform {
     let tokens: TokenAuthenticator
     let ingestor: Ingestor
     let parsers: ParserRegistry
+    let parserCatalog: ParserCatalog
     let ruleState: SQLiteRuleStateStore
     let statisticsStore: SQLiteStatisticsStore
     let rules: RuleEngine
@@ -23,6 +24,7 @@ struct Platform {
     let http: HTTPIngestTransport
     let management: ManagementServer
     let retention: RetentionService
+    let logger: Logger
 
     init(configuration: DaemonConfiguration, adminAPIKey: String?, prometheus: PrometheusCollectorRegistry, logger: Logger) throws {
         storage = try SQLiteStorage(configuration: configuration.storageConfiguration, logger: logger)
@@ -35,16 +37,9 @@ struct Platform {
         let clock = SystemClock()
         let lua = LuaEngine()  // script parsers, conditions of joint rules and statistics calculations
         parsers = ParserRegistry()
-        var javascript: JavaScriptEngine?
-        for seed in configuration.parsers ?? [] {
-            switch seed.language {
-            case "lua":
-                parsers.register(try LuaScriptParser(source: seed.source, name: seed.name, engine: lua))
-            default:
-                if javascript == nil { javascript = try JavaScriptEngine() }
-                parsers.register(try JavaScriptParser(source: seed.source, name: seed.name, engine: javascript!))
-            }
-        }
+        parserCatalog = ParserCatalog(
+            registry: parsers, factory: ScriptParserFactory(lua: lua), store: SQLiteScriptStore(storage: storage),
+            clock: clock)
         rules = RuleEngine(
             clock: clock, stateStore: ruleState, pointStore: points, registry: registry, scriptEngines: [lua],
             logger: logger)
@@ -58,14 +53,32 @@ struct Platform {
         management = ManagementServer(
             configuration: configuration.managementConfiguration(adminAPIKey: adminAPIKey), registry: registry, points: points,
             tokens: tokens, ingestor: ingestor, prometheus: prometheus, rules: rules, statistics: statistics,
-            ruleState: ruleState, statisticsStore: statisticsStore, logger: logger)
+            ruleState: ruleState, statisticsStore: statisticsStore, parsers: parserCatalog, logger: logger)
         retention = RetentionService(store: points, storage: storage, logger: logger)
+        self.logger = logger
     }
 
     /// The services in start order; a graceful shutdown stops them in reverse: listeners first, then the
     /// ingestor, which drains what was acknowledged into the store (the rule engine still sees it), then
     /// the statistics scheduler and the rule engine, which saves its state.
     var services: [any Service] { [rules, statistics, ingestor, retention, management, http] }
+
+    /// Loads the script parsers saved through the management API, then compiles and saves the ones
+    /// `iotd.yaml` declares (the file wins over an API change to the same name at each start).
+    func loadParsers(_ declared: [DaemonConfiguration.ScriptParserSeed]) async throws {
+        for failure in try await parserCatalog.load() {
+            logger.error(
+                "a saved script parser no longer compiles; fix it with PUT /api/v1/parsers/\(failure.name)",
+                metadata: ["error": "\(failure.error)"])
+        }
+        for seed in declared {
+            do {
+                try await parserCatalog.save(ScriptSource(name: seed.name, language: seed.language, source: seed.source))
+            } catch {
+                throw ConfigurationError("parsers[\(seed.name)]: \(error.message)")
+            }
+        }
+    }
 
     /// Creates or updates the tenants, products and devices declared in the configuration.
     func seed(_ tenants: [DaemonConfiguration.TenantSeed]) async throws {

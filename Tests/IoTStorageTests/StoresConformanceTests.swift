@@ -67,3 +67,16 @@ struct OutboxConformanceTests {
         try await check.run(InMemoryOutbox())
     }
 }
+
+@Suite("ScriptStore conformance")
+struct ScriptStoreConformanceTests {
+    @Test(arguments: ScriptStoreConformance.checks)
+    func sqlite(_ check: ConformanceCheck<any ScriptStore>) async throws {
+        try await withStoresTemporaryStorage { storage, _ in try await check.run(SQLiteScriptStore(storage: storage)) }
+    }
+
+    @Test(arguments: ScriptStoreConformance.checks)
+    func inMemory(_ check: ConformanceCheck<any ScriptStore>) async throws {
+        try await check.run(InMemoryScriptStore())
+    }
+}

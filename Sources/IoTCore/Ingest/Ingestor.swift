@@ -158,6 +158,18 @@ public final class Ingestor: Service {
         return try await accept(records, transport: message.transport, receivedAt: message.receivedAt!, identity: identity)
     }
 
+    /// The name of the parser the sender's product names (``Product/parser``), or `nil` when it names
+    /// none or this ingestor has no ``ParserRegistry``. A transport that chooses a parser by content
+    /// type asks this before refusing a type it does not know: the product's parser decides instead.
+    public func productParserName(for identity: DeviceIdentity) async throws(IoTError) -> String? {
+        guard parsers != nil else { return nil }
+        do {
+            return try await directory.device(identity)?.parser
+        } catch {
+            throw IoTError(.storage, "the registry failed while choosing a parser: \(error)")
+        }
+    }
+
     /// The parser the sender's product names, when a registry is configured and the product names one;
     /// otherwise `parser`.
     private func productParser(for identity: DeviceIdentity, default parser: any Parser) async throws(IoTError)

@@ -29,7 +29,8 @@ extension HTTPIngestTransport {
         /// Media types (without parameters, lowercase) read with ``IoTCore/SenMLParser``. Default
         /// `["application/senml+json"]`. `application/json`, any other `…+json` type, and a request without
         /// `Content-Type` are read with ``IoTCore/JSONParser``; anything else gets 415 on
-        /// `/api/v1/devices/{uid}/telemetry`. The ThingsBoard path reads every non-SenML body as JSON, as
+        /// `/api/v1/devices/{uid}/telemetry`, unless the device's product names a parser
+        /// (``IoTCore/Product/parser``, e.g. a script reading CSV), which then reads any type. The ThingsBoard path reads every non-SenML body as JSON, as
         /// ThingsBoard does.
         public var senmlContentTypes: Set<String>
 

@@ -25,7 +25,11 @@ extension HTTPIngestTransport {
                     "this token belongs to another device; post to /api/v1/devices/<that device's uid>/telemetry"))
         }
         let contentType = Self.mediaType(request.headers[.contentType])
-        guard let parser = parser(for: contentType) else {
+        // A type JSON and SenML do not read is still fine when the product names its parser (a script
+        // reading CSV, say): the ingestor uses the product's parser whatever the transport passes.
+        var chosen = parser(for: contentType)
+        if chosen == nil, (try? await ingestor.productParserName(for: identity)) != nil { chosen = jsonParser }
+        guard let parser = chosen else {
             let supported = (["application/json"] + configuration.senmlContentTypes.sorted()).joined(separator: " or ")
             return refuse(
                 IoTError(

@@ -42,6 +42,7 @@ public final class ManagementServer: Service {
     let statistics: StatisticsScheduler?
     let ruleState: (any RuleStateStore)?
     let statisticsStore: (any StatisticsStore)?
+    let parsers: ParserCatalog?
     let logger: Logger
     let clock: any IoTClock = SystemClock()
     let port = ListeningPort(component: "management listener")
@@ -58,6 +59,9 @@ public final class ManagementServer: Service {
     ///   - ruleState: lists and reads alarms (`GET …/alarms`); `nil` answers it with 404.
     ///   - statisticsStore: lists a job's results (`GET …/statistics/jobs/{id}/results`); `nil`
     ///     answers it with 404.
+    ///   - parsers: serves `/api/v1/parsers` (script parsers added, replaced and removed at run time);
+    ///     `nil` answers it with 404. The catalog's ``IoTCore/ParserFactory`` compiles the scripts, so
+    ///     this module links no interpreter.
     public init(
         configuration: Configuration = .init(),
         registry: any RegistryStore,
@@ -69,6 +73,7 @@ public final class ManagementServer: Service {
         statistics: StatisticsScheduler? = nil,
         ruleState: (any RuleStateStore)? = nil,
         statisticsStore: (any StatisticsStore)? = nil,
+        parsers: ParserCatalog? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
@@ -81,6 +86,7 @@ public final class ManagementServer: Service {
         self.statistics = statistics
         self.ruleState = ruleState
         self.statisticsStore = statisticsStore
+        self.parsers = parsers
         self.logger = logger
     }
 
@@ -132,6 +138,7 @@ public final class ManagementServer: Service {
         addRuleRoutes(to: router)
         addAlarmRoutes(to: router)
         addStatisticsRoutes(to: router)
+        addParserRoutes(to: router)
         return router
     }
 }

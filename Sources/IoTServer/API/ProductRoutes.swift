@@ -30,6 +30,7 @@ extension ManagementServer {
                     throw APIError(.conflict, .conflict, "product \"\(id)\" already exists; change it with PUT")
                 }
                 let product = try Self.product(id: id, input)
+                try self.checkParserIsRegistered(product)
                 try await self.registry.saveProduct(scope, product)
                 self.ingestor?.invalidate(tenant: scope.tenant)
                 return try JSONOutput.response(product, status: .created)
@@ -53,6 +54,7 @@ extension ManagementServer {
                     )
                 }
                 let product = try Self.product(id: existing.id.rawValue, input)
+                try self.checkParserIsRegistered(product)
                 try await self.registry.saveProduct(scope, product)
                 self.ingestor?.invalidate(tenant: scope.tenant)
                 return try JSONOutput.response(product)
@@ -67,6 +69,15 @@ extension ManagementServer {
                 return Response(status: .noContent)
             }
         }
+    }
+
+    /// With a parser catalog, a product may only name a registered parser: a typo is a 400 now rather
+    /// than every message of the product rejected later.
+    func checkParserIsRegistered(_ product: Product) throws {
+        guard let name = product.parser, let parsers, parsers.registry.parser(named: name) == nil else { return }
+        throw APIError.badRequest(
+            "parser \"\(name)\" is not registered; add it with POST /api/v1/parsers or name one of: \(parsers.registry.names.joined(separator: ", "))"
+        )
     }
 
     static func product(id: String, _ input: ProductInput) throws -> Product {

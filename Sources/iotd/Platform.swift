@@ -53,7 +53,8 @@ struct Platform {
         management = ManagementServer(
             configuration: configuration.managementConfiguration(adminAPIKey: adminAPIKey), registry: registry, points: points,
             tokens: tokens, ingestor: ingestor, prometheus: prometheus, rules: rules, statistics: statistics,
-            ruleState: ruleState, statisticsStore: statisticsStore, parsers: parserCatalog, logger: logger)
+            ruleState: ruleState, statisticsStore: statisticsStore, parsers: parserCatalog,
+            definitions: SQLiteDefinitionStore(storage: storage), logger: logger)
         retention = RetentionService(store: points, storage: storage, logger: logger)
         self.logger = logger
     }
@@ -77,6 +78,13 @@ struct Platform {
             } catch {
                 throw ConfigurationError("parsers[\(seed.name)]: \(error.message)")
             }
+        }
+    }
+
+    /// Adds again the alarm rules and statistics jobs added through the management API in earlier runs.
+    func restoreDefinitions() async throws {
+        for failure in try await management.restoreDefinitions() {
+            logger.error("a rule or job saved through the API could not be restored", metadata: ["error": "\(failure)"])
         }
     }
 

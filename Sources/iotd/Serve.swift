@@ -35,6 +35,7 @@ struct Serve: AsyncParsableCommand {
         }
         let platform = try Platform(configuration: configuration, adminAPIKey: adminKey, prometheus: prometheus, logger: logger)
         try await platform.loadParsers(configuration.parsers ?? [])
+        try await platform.restoreDefinitions()
         try await platform.seed(configuration.tenants ?? [])
         let group = ServiceGroup(
             configuration: .init(

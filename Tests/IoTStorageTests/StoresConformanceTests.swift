@@ -80,3 +80,16 @@ struct ScriptStoreConformanceTests {
         try await check.run(InMemoryScriptStore())
     }
 }
+
+@Suite("DefinitionStore conformance")
+struct DefinitionStoreConformanceTests {
+    @Test(arguments: DefinitionStoreConformance.checks)
+    func sqlite(_ check: ConformanceCheck<any DefinitionStore>) async throws {
+        try await withStoresTemporaryStorage { storage, _ in try await check.run(SQLiteDefinitionStore(storage: storage)) }
+    }
+
+    @Test(arguments: DefinitionStoreConformance.checks)
+    func inMemory(_ check: ConformanceCheck<any DefinitionStore>) async throws {
+        try await check.run(InMemoryDefinitionStore())
+    }
+}

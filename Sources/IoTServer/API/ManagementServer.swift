@@ -43,6 +43,7 @@ public final class ManagementServer: Service {
     let ruleState: (any RuleStateStore)?
     let statisticsStore: (any StatisticsStore)?
     let parsers: ParserCatalog?
+    let definitions: (any DefinitionStore)?
     let logger: Logger
     let clock: any IoTClock = SystemClock()
     let port = ListeningPort(component: "management listener")
@@ -59,6 +60,8 @@ public final class ManagementServer: Service {
     ///   - ruleState: lists and reads alarms (`GET …/alarms`); `nil` answers it with 404.
     ///   - statisticsStore: lists a job's results (`GET …/statistics/jobs/{id}/results`); `nil`
     ///     answers it with 404.
+    ///   - definitions: keeps the rules and statistics jobs added through the API, so that
+    ///     ``restoreDefinitions()`` adds them again after a restart; `nil` keeps them in memory only.
     ///   - parsers: serves `/api/v1/parsers` (script parsers added, replaced and removed at run time);
     ///     `nil` answers it with 404. The catalog's ``IoTCore/ParserFactory`` compiles the scripts, so
     ///     this module links no interpreter.
@@ -74,6 +77,7 @@ public final class ManagementServer: Service {
         ruleState: (any RuleStateStore)? = nil,
         statisticsStore: (any StatisticsStore)? = nil,
         parsers: ParserCatalog? = nil,
+        definitions: (any DefinitionStore)? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
@@ -87,6 +91,7 @@ public final class ManagementServer: Service {
         self.ruleState = ruleState
         self.statisticsStore = statisticsStore
         self.parsers = parsers
+        self.definitions = definitions
         self.logger = logger
     }
 

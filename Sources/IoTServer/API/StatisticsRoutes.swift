@@ -50,13 +50,15 @@ extension ManagementServer {
             try await self.handle {
                 let scheduler = try self.configuredStatistics()
                 let scope = try await self.tenantScope(context)
-                let job = try Self.statisticsJob(
-                    from: try await JSONOutput.body(of: request, maxBytes: self.configuration.maxBodyBytes))
+                let bytes = try await JSONOutput.body(of: request, maxBytes: self.configuration.maxBodyBytes)
+                let job = try Self.statisticsJob(from: bytes)
                 do {
                     try await scheduler.add(job, tenant: scope.tenant)
                 } catch let error as IoTError where error.code == .script {
                     throw APIError.badRequest("the job's calculation cannot be used: \(error.message)")
                 }
+                try await self.definitions?.saveDefinition(
+                    scope, kind: DefinitionKind.statisticsJob, id: job.id, body: bytes)
                 return try JSONOutput.response(StatisticsJobOutput(job: job), status: .created)
             }
         }
@@ -76,7 +78,9 @@ extension ManagementServer {
                 let scheduler = try self.configuredStatistics()
                 let scope = try await self.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
-                guard await scheduler.remove(jobID: id, tenant: scope.tenant) else {
+                let forgotten = try await self.definitions?.deleteDefinition(
+                    scope, kind: DefinitionKind.statisticsJob, id: id)
+                guard await scheduler.remove(jobID: id, tenant: scope.tenant) || forgotten == true else {
                     throw APIError.notFound("statistics job \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
                 }
                 return Response(status: .noContent)

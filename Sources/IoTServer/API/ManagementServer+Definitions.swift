@@ -1,0 +1,64 @@
+public import IoTCore
+import IoTRules
+
+/// The kinds under which the API keeps what it accepted in the ``IoTCore/DefinitionStore``.
+enum DefinitionKind {
+    static let alarmRule = "alarm-rule"
+    static let statisticsJob = "statistics-job"
+}
+
+extension ManagementServer {
+    /// A definition kept from an earlier run that could not be added again.
+    public struct RestoreFailure: Sendable, CustomStringConvertible {
+        /// The tenant.
+        public var tenant: TenantID
+        /// `alarm-rule` or `statistics-job`.
+        public var kind: String
+        /// The rule's or job's id.
+        public var id: String
+        /// Why, and what to do.
+        public var message: String
+
+        public var description: String { "\(kind) \"\(id)\" of tenant \"\(tenant)\": \(message)" }
+    }
+
+    /// Adds again, to the rule engine and the statistics scheduler, the rules and jobs that earlier runs
+    /// accepted through the API (kept in the ``IoTCore/DefinitionStore`` passed as `definitions`). Call it
+    /// once at start, before declarations from a configuration file, which then win over the same ids.
+    ///
+    /// - Returns: the definitions that could not be added (a script that no longer compiles, say); the
+    ///   others are added regardless.
+    @discardableResult
+    public func restoreDefinitions() async throws -> [RestoreFailure] {
+        guard let definitions else { return [] }
+        var failures: [RestoreFailure] = []
+        for tenant in try await registry.tenants() {
+            let scope = AccessScope.tenant(tenant.id)
+            if let rules {
+                for stored in try await definitions.definitions(scope, kind: DefinitionKind.alarmRule) {
+                    do {
+                        try await rules.add(try Self.rule(from: stored.body), tenant: tenant.id)
+                    } catch {
+                        failures.append(
+                            RestoreFailure(
+                                tenant: tenant.id, kind: DefinitionKind.alarmRule, id: stored.id,
+                                message: "\(error); replace it with POST /api/v1/tenants/\(tenant.id)/rules"))
+                    }
+                }
+            }
+            if let statistics {
+                for stored in try await definitions.definitions(scope, kind: DefinitionKind.statisticsJob) {
+                    do {
+                        try await statistics.add(try Self.statisticsJob(from: stored.body), tenant: tenant.id)
+                    } catch {
+                        failures.append(
+                            RestoreFailure(
+                                tenant: tenant.id, kind: DefinitionKind.statisticsJob, id: stored.id,
+                                message: "\(error); replace it with POST /api/v1/tenants/\(tenant.id)/statistics/jobs"))
+                    }
+                }
+            }
+        }
+        return failures
+    }
+}

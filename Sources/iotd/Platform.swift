@@ -21,6 +21,7 @@ struct Platform {
     let rules: RuleEngine
     let statistics: StatisticsScheduler
     let http: HTTPIngestTransport
+    let modbus: ModbusTransport?
     let management: ManagementServer
     let retention: RetentionService
 
@@ -55,17 +56,28 @@ struct Platform {
             clock: clock, observers: [rules], parsers: parsers, logger: logger)
         http = HTTPIngestTransport(
             configuration: configuration.httpConfiguration, ingestor: ingestor, authenticator: tokens, logger: logger)
+        if let section = configuration.modbus {
+            modbus = try ModbusTransport(
+                configuration: configuration.modbusConfiguration, devices: section.devices ?? [], ingestor: ingestor,
+                clock: clock, logger: logger)
+        } else {
+            modbus = nil
+        }
         management = ManagementServer(
             configuration: configuration.managementConfiguration(adminAPIKey: adminAPIKey), registry: registry, points: points,
             tokens: tokens, ingestor: ingestor, prometheus: prometheus, rules: rules, statistics: statistics,
-            ruleState: ruleState, statisticsStore: statisticsStore, logger: logger)
+            ruleState: ruleState, statisticsStore: statisticsStore, modbus: modbus, logger: logger)
         retention = RetentionService(store: points, storage: storage, logger: logger)
     }
 
     /// The services in start order; a graceful shutdown stops them in reverse: listeners first, then the
     /// ingestor, which drains what was acknowledged into the store (the rule engine still sees it), then
     /// the statistics scheduler and the rule engine, which saves its state.
-    var services: [any Service] { [rules, statistics, ingestor, retention, management, http] }
+    var services: [any Service] {
+        var services: [any Service] = [rules, statistics, ingestor, retention, management, http]
+        if let modbus { services.append(modbus) }
+        return services
+    }
 
     /// Creates or updates the tenants, products and devices declared in the configuration.
     func seed(_ tenants: [DaemonConfiguration.TenantSeed]) async throws {

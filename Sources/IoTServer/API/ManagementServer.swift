@@ -4,6 +4,7 @@ public import IoTRules
 public import Logging
 import NIOCore
 public import Prometheus
+public import IoTProtocols
 public import ServiceLifecycle
 
 /// The management listener: the REST API for tenants, products, devices, tokens, data, alarm rules,
@@ -42,6 +43,7 @@ public final class ManagementServer: Service {
     let statistics: StatisticsScheduler?
     let ruleState: (any RuleStateStore)?
     let statisticsStore: (any StatisticsStore)?
+    let modbus: ModbusTransport?
     let logger: Logger
     let clock: any IoTClock = SystemClock()
     let port = ListeningPort(component: "management listener")
@@ -58,6 +60,8 @@ public final class ManagementServer: Service {
     ///   - ruleState: lists and reads alarms (`GET …/alarms`); `nil` answers it with 404.
     ///   - statisticsStore: lists a job's results (`GET …/statistics/jobs/{id}/results`); `nil`
     ///     answers it with 404.
+    ///   - modbus: lists polled Modbus devices and writes their registers and coils
+    ///     (`…/modbus/devices`); `nil` answers those with 404.
     public init(
         configuration: Configuration = .init(),
         registry: any RegistryStore,
@@ -69,6 +73,7 @@ public final class ManagementServer: Service {
         statistics: StatisticsScheduler? = nil,
         ruleState: (any RuleStateStore)? = nil,
         statisticsStore: (any StatisticsStore)? = nil,
+        modbus: ModbusTransport? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
@@ -81,6 +86,7 @@ public final class ManagementServer: Service {
         self.statistics = statistics
         self.ruleState = ruleState
         self.statisticsStore = statisticsStore
+        self.modbus = modbus
         self.logger = logger
     }
 
@@ -132,6 +138,7 @@ public final class ManagementServer: Service {
         addRuleRoutes(to: router)
         addAlarmRoutes(to: router)
         addStatisticsRoutes(to: router)
+        addModbusRoutes(to: router)
         return router
     }
 }

@@ -222,6 +222,21 @@ public final class ModbusTransport: Transport {
         }
     }
 
+    /// Reads a device's register map now, outside its schedule, and returns the decoded record without
+    /// ingesting it (a read-on-demand; the benchmark's read loop).
+    ///
+    /// - Throws: ``IoTCore/IoTError``: `notFound`, or what ``ModbusPoller/poll()`` throws.
+    public func readNow(_ identity: DeviceIdentity) async throws(IoTError) -> DeviceRecord {
+        let poller = try entry(identity).poller
+        do {
+            return try await poller.poll()[0]
+        } catch let error as IoTError {
+            throw error
+        } catch {
+            throw IoTError(.unavailable, "reading \(identity) failed: \(error)")
+        }
+    }
+
     // MARK: Downlink
 
     /// Writes `value` to the register map entry of `signal`, encoded with its type, byte order, scale

@@ -43,7 +43,6 @@ let package = Package(
         .systemLibrary(name: "CIoTLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
         .systemLibrary(name: "CIoTDuktape", pkgConfig: "duktape", providers: [.apt(["duktape-dev"])]),
         .systemLibrary(name: "CIoTModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
-        .systemLibrary(name: "CIoTCoAP", pkgConfig: "libcoap-3-openssl", providers: [.apt(["libcoap3-dev"])]),
 
         // MARK: Libraries
         .target(
@@ -92,7 +91,6 @@ let package = Package(
             dependencies: [
                 "IoTCore",
                 "CIoTModbus",
-                "CIoTCoAP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -241,16 +239,6 @@ let package = Package(
             name: "ModbusTests",
             dependencies: [
                 "IoTCore", "IoTProtocols", "IoTTesting", "IoTServer", "CIoTModbus",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "CoAPTests",
-            dependencies: [
-                "IoTCore", "IoTProtocols", "IoTTesting", "IoTServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -5,6 +5,10 @@ import Logging
 import Synchronization
 import Testing
 
+/// Every Modbus suite, one after the other: the suites start real peer processes, and a child that
+/// inherits another test's pipe would hold it open.
+@Suite(.serialized) enum ModbusTests {}
+
 /// An ingestor over in-memory stores and a running ``ModbusTransport``.
 final class ModbusHarness: Sendable {
     static let tenant: TenantID = "plant"

@@ -28,7 +28,6 @@ enum Peers {
             let flags = try shellOutput(["/usr/bin/env", "pkg-config", "--cflags", "--libs", "libmodbus"])
                 .split(separator: " ").map(String.init).filter { !$0.isEmpty }
             let compile = try ChildProcess([cc, "-O2", "-o", out, directory + "/modbus_sim_server.c"] + flags)
-            while compile.readLine() != nil {}
             let status = compile.wait()
             guard status == 0 else { throw PeerError("compiling modbus_sim_server.c failed (status \(status)); is libmodbus-dev installed?") }
             path = out

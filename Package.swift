@@ -42,6 +42,7 @@ let package = Package(
         ),
         .systemLibrary(name: "CIoTLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
         .systemLibrary(name: "CIoTDuktape", pkgConfig: "duktape", providers: [.apt(["duktape-dev"])]),
+        .systemLibrary(name: "CIoTModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
 
         // MARK: Libraries
         .target(
@@ -89,6 +90,7 @@ let package = Package(
             name: "IoTProtocols",
             dependencies: [
                 "IoTCore",
+                "CIoTModbus",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -102,6 +104,7 @@ let package = Package(
             dependencies: [
                 "IoTCore",
                 "IoTRules",
+                "IoTProtocols",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -228,6 +231,16 @@ let package = Package(
             name: "IoTScriptingTests",
             dependencies: [
                 "IoTCore", "IoTScripting", "IoTTesting", "iot-js-worker",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ModbusTests",
+            dependencies: [
+                "IoTCore", "IoTProtocols", "IoTTesting", "IoTServer", "CIoTModbus",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -34,6 +34,11 @@ struct DaemonConfiguration: Codable, Sendable {
         var adminAPIKey: String?
         var adminAPIKeyFile: String?
     }
+    /// The Modbus poller: its I/O threads and the devices it polls (see ModbusDevice's decoding).
+    struct Modbus: Codable, Sendable {
+        var ioThreads: Int?
+        var devices: [ModbusDevice]?
+    }
     struct Logging: Codable, Sendable {
         var level: String?
     }
@@ -60,6 +65,7 @@ struct DaemonConfiguration: Codable, Sendable {
     var ingest: Ingest?
     var http: HTTP?
     var management: Management?
+    var modbus: Modbus?
     var logging: Logging?
     var parsers: [ScriptParserSeed]?
     var tenants: [TenantSeed]?
@@ -109,6 +115,12 @@ extension DaemonConfiguration {
         return c
     }
 
+    var modbusConfiguration: ModbusTransport.Configuration {
+        var c = ModbusTransport.Configuration()
+        if let v = modbus?.ioThreads { c.ioThreads = v }
+        return c
+    }
+
     func managementConfiguration(adminAPIKey: String?) -> ManagementServer.Configuration {
         var c = ManagementServer.Configuration()
         if let v = management?.host { c.host = v }
@@ -129,6 +141,10 @@ extension DaemonConfiguration {
         if let v = storage?.retentionDays, v <= 0 { try fail("storage.retentionDays", "must be positive, or left out to keep everything") }
         if let level = logging?.level, LogLevelName(level) == nil {
             try fail("logging.level", "'\(level)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        if let v = modbus?.ioThreads, !(1...256).contains(v) { try fail("modbus.ioThreads", "must be 1–256") }
+        for device in modbus?.devices ?? [] {
+            do { try device.validate() } catch { try fail("modbus.devices[\(device.identity)]", error.message) }
         }
         for p in parsers ?? [] where p.language != "lua" && p.language != "javascript" {
             try fail("parsers[\(p.name)].language", "'\(p.language)' is not lua or javascript")

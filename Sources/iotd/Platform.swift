@@ -22,6 +22,7 @@ struct Platform {
     let rules: RuleEngine
     let statistics: StatisticsScheduler
     let http: HTTPIngestTransport
+    let modbus: ModbusTransport?
     let management: ManagementServer
     let retention: RetentionService
     let logger: Logger
@@ -50,11 +51,18 @@ struct Platform {
             clock: clock, observers: [rules], parsers: parsers, logger: logger)
         http = HTTPIngestTransport(
             configuration: configuration.httpConfiguration, ingestor: ingestor, authenticator: tokens, logger: logger)
+        if let section = configuration.modbus {
+            modbus = try ModbusTransport(
+                configuration: configuration.modbusConfiguration, devices: section.devices ?? [], ingestor: ingestor,
+                clock: clock, logger: logger)
+        } else {
+            modbus = nil
+        }
         management = ManagementServer(
             configuration: configuration.managementConfiguration(adminAPIKey: adminAPIKey), registry: registry, points: points,
             tokens: tokens, ingestor: ingestor, prometheus: prometheus, rules: rules, statistics: statistics,
             ruleState: ruleState, statisticsStore: statisticsStore, parsers: parserCatalog,
-            definitions: SQLiteDefinitionStore(storage: storage), logger: logger)
+            definitions: SQLiteDefinitionStore(storage: storage), modbus: modbus, logger: logger)
         retention = RetentionService(store: points, storage: storage, logger: logger)
         self.logger = logger
     }
@@ -62,7 +70,11 @@ struct Platform {
     /// The services in start order; a graceful shutdown stops them in reverse: listeners first, then the
     /// ingestor, which drains what was acknowledged into the store (the rule engine still sees it), then
     /// the statistics scheduler and the rule engine, which saves its state.
-    var services: [any Service] { [rules, statistics, ingestor, retention, management, http] }
+    var services: [any Service] {
+        var services: [any Service] = [rules, statistics, ingestor, retention, management, http]
+        if let modbus { services.append(modbus) }
+        return services
+    }
 
     /// Loads the script parsers saved through the management API, then compiles and saves the ones
     /// `iotd.yaml` declares (the file wins over an API change to the same name at each start).

@@ -4,6 +4,7 @@ public import IoTRules
 public import Logging
 import NIOCore
 public import Prometheus
+public import IoTProtocols
 public import ServiceLifecycle
 
 /// The management listener: the REST API for tenants, products, devices, tokens, data, alarm rules,
@@ -44,6 +45,7 @@ public final class ManagementServer: Service {
     let statisticsStore: (any StatisticsStore)?
     let parsers: ParserCatalog?
     let definitions: (any DefinitionStore)?
+    let modbus: ModbusTransport?
     let logger: Logger
     let clock: any IoTClock = SystemClock()
     let port = ListeningPort(component: "management listener")
@@ -65,6 +67,8 @@ public final class ManagementServer: Service {
     ///   - parsers: serves `/api/v1/parsers` (script parsers added, replaced and removed at run time);
     ///     `nil` answers it with 404. The catalog's ``IoTCore/ParserFactory`` compiles the scripts, so
     ///     this module links no interpreter.
+    ///   - modbus: lists polled Modbus devices and writes their registers and coils
+    ///     (`…/modbus/devices`); `nil` answers those with 404.
     public init(
         configuration: Configuration = .init(),
         registry: any RegistryStore,
@@ -78,6 +82,7 @@ public final class ManagementServer: Service {
         statisticsStore: (any StatisticsStore)? = nil,
         parsers: ParserCatalog? = nil,
         definitions: (any DefinitionStore)? = nil,
+        modbus: ModbusTransport? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
@@ -92,6 +97,7 @@ public final class ManagementServer: Service {
         self.statisticsStore = statisticsStore
         self.parsers = parsers
         self.definitions = definitions
+        self.modbus = modbus
         self.logger = logger
     }
 
@@ -144,6 +150,7 @@ public final class ManagementServer: Service {
         addAlarmRoutes(to: router)
         addStatisticsRoutes(to: router)
         addParserRoutes(to: router)
+        addModbusRoutes(to: router)
         return router
     }
 }

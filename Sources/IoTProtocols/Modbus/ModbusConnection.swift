@@ -1,0 +1,166 @@
+internal import CIoTModbus
+internal import IoTCore
+import Dispatch
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One libmodbus context (`modbus_t`): a TCP connection to a device, or a serial line shared by every
+/// RTU device on it.
+///
+/// `@unchecked Sendable` because it is only ever used on one ``BlockingWorker`` thread: the transport
+/// assigns each connection to one worker and calls it only inside that worker's jobs, so the C context
+/// is never touched by two threads (libmodbus contexts are not thread-safe). It is freed once, in
+/// ``close()`` / `deinit`.
+final class ModbusConnection: @unchecked Sendable {
+    let connection: ModbusDevice.Connection
+    private var context: OpaquePointer?
+    private var connected = false
+    private var currentUnit: Int32 = -1
+
+    init(_ connection: ModbusDevice.Connection) {
+        self.connection = connection
+    }
+
+    deinit { free() }
+
+    /// A readable description of the endpoint.
+    var endpoint: String {
+        switch connection {
+        case .tcp(let host, let port): "tcp://\(host):\(port)"
+        case .rtu(let path, let baud, let parity, let stopBits): "rtu:\(path)@\(baud)-8\(parity.character == 78 ? "N" : parity.character == 69 ? "E" : "O")\(stopBits)"
+        }
+    }
+
+    /// Closes the connection; the next call reconnects.
+    func close() {
+        if let context, connected { modbus_close(context) }
+        connected = false
+        currentUnit = -1
+    }
+
+    private func free() {
+        close()
+        if let context { modbus_free(context) }
+        context = nil
+    }
+
+    /// The libmodbus error for the last failed call, as an ``IoTError``; closes the connection unless
+    /// the device answered with a Modbus exception (the link itself is fine then).
+    private func failure(_ what: String) -> IoTError {
+        let code = ciot_modbus_errno()
+        let text = String(cString: modbus_strerror(code))
+        let exceptionBase = Int32(MODBUS_ENOBASE)
+        let isException = code > exceptionBase && code <= exceptionBase + Int32(MODBUS_EXCEPTION_GATEWAY_TARGET)
+        if !isException {
+            // A timeout can leave a late answer in the socket or line: start afresh next time.
+            close()
+        }
+        let hint =
+            isException
+            ? "the device refused the request; check the register map's addresses, the table and the unit id"
+            : code == ETIMEDOUT ? "the device did not answer in time; check that it is on, the unit id and the timeout"
+            : "check the connection"
+        return IoTError(
+            isException ? .invalidArgument : .unavailable, "\(what) at \(endpoint) failed: \(text); \(hint)",
+            nativeCode: code)
+    }
+
+    /// Connects (if needed) and selects `unit`; `timeoutMillis` bounds the connect and each answer.
+    private func prepare(unit: Int, timeoutMillis: Int64) throws(IoTError) -> OpaquePointer {
+        if context == nil {
+            switch connection {
+            case .tcp(let host, let port):
+                context = modbus_new_tcp_pi(host, String(port))
+            case .rtu(let path, let baud, let parity, let stopBits):
+                context = modbus_new_rtu(path, Int32(baud), parity.character, 8, Int32(stopBits))
+            }
+            guard context != nil else { throw failure("creating a libmodbus context") }
+        }
+        let ctx = context!
+        let t = max(1, timeoutMillis)
+        modbus_set_response_timeout(ctx, UInt32(t / 1000), UInt32((t % 1000) * 1000))
+        if !connected {
+            guard modbus_connect(ctx) == 0 else { throw failure("connecting") }
+            connected = true
+            currentUnit = -1
+        }
+        if currentUnit != Int32(unit) {
+            guard modbus_set_slave(ctx, Int32(unit)) == 0 else { throw failure("selecting unit \(unit)") }
+            currentUnit = Int32(unit)
+        }
+        return ctx
+    }
+
+    /// Reads every request of `plan`; returns the words of each (bits as 0/1). Stops at `deadline`
+    /// (monotonic ms) with ``IoTError/Code/timeout``.
+    func read(_ plan: ModbusReadPlan, unit: Int, timeoutMillis: Int64, deadline: Int64) -> Result<[[UInt16]], IoTError> {
+        do throws(IoTError) {
+            var out: [[UInt16]] = []
+            out.reserveCapacity(plan.requests.count)
+            for request in plan.requests {
+                let remaining = deadline - monotonicMillis()
+                guard remaining > 0 else {
+                    throw IoTError(.timeout, "the poll of \(endpoint) ran out of time after \(out.count) of \(plan.requests.count) requests")
+                }
+                let ctx = try prepare(unit: unit, timeoutMillis: min(timeoutMillis, remaining))
+                out.append(try read(request, ctx))
+            }
+            return .success(out)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func read(_ r: ModbusReadPlan.Request, _ ctx: OpaquePointer) throws(IoTError) -> [UInt16] {
+        let address = Int32(r.address)
+        let count = Int32(r.count)
+        switch r.area {
+        case .holdingRegister, .inputRegister:
+            var words = [UInt16](repeating: 0, count: r.count)
+            let n = words.withUnsafeMutableBufferPointer { b in
+                r.area == .holdingRegister
+                    ? modbus_read_registers(ctx, address, count, b.baseAddress)
+                    : modbus_read_input_registers(ctx, address, count, b.baseAddress)
+            }
+            guard n == count else { throw failure("reading \(r.count) \(r.area.rawValue) registers at \(r.address)") }
+            return words
+        case .coil, .discreteInput:
+            var bits = [UInt8](repeating: 0, count: r.count)
+            let n = bits.withUnsafeMutableBufferPointer { b in
+                r.area == .coil
+                    ? modbus_read_bits(ctx, address, count, b.baseAddress)
+                    : modbus_read_input_bits(ctx, address, count, b.baseAddress)
+            }
+            guard n == count else { throw failure("reading \(r.count) \(r.area.rawValue) bits at \(r.address)") }
+            return bits.map { UInt16($0) }
+        }
+    }
+
+    /// Writes holding registers (function 6 for one, 16 for several) or coils (5 / 15).
+    func write(_ area: ModbusArea, address: Int, words: [UInt16], unit: Int, timeoutMillis: Int64) -> Result<Void, IoTError> {
+        do throws(IoTError) {
+            let ctx = try prepare(unit: unit, timeoutMillis: timeoutMillis)
+            let a = Int32(address)
+            let rc: Int32
+            switch (area, words.count) {
+            case (.holdingRegister, 1): rc = modbus_write_register(ctx, a, words[0])
+            case (.holdingRegister, _): rc = words.withUnsafeBufferPointer { modbus_write_registers(ctx, a, Int32(words.count), $0.baseAddress) }
+            case (.coil, 1): rc = modbus_write_bit(ctx, a, words[0] != 0 ? 1 : 0)
+            default:
+                let bits = words.map { UInt8($0 != 0 ? 1 : 0) }
+                rc = bits.withUnsafeBufferPointer { modbus_write_bits(ctx, a, Int32(bits.count), $0.baseAddress) }
+            }
+            guard rc >= 0 else { throw failure("writing \(words.count) \(area.rawValue) item(s) at \(address)") }
+            return .success(())
+        } catch {
+            return .failure(error)
+        }
+    }
+}
+
+/// Monotonic milliseconds.
+func monotonicMillis() -> Int64 {
+    Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)
+}

@@ -1,0 +1,299 @@
+public import IoTCore
+public import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The Modbus poller: reads Modbus TCP and RTU devices on their schedules and hands their register maps,
+/// decoded into signals, to the ``IoTCore/Ingestor``; writes registers and coils on request (downlink).
+///
+/// Each device gets a ``ModbusPoller`` (a ``IoTCore/PollingTransport``): its own interval, a random start
+/// offset within the interval so devices are not polled at once, a per-request timeout (sub-second is
+/// fine), and exponential backoff while it does not answer, so an offline device costs one attempt per
+/// backoff step instead of a pile of requests. libmodbus calls block; they run on
+/// ``Configuration/ioThreads`` dedicated threads (never on Swift's cooperative pool). A TCP device has its
+/// own connection; RTU devices on the same serial line share it and are polled one after the other.
+/// Modbus ASCII framing is not supported: libmodbus implements only RTU and TCP.
+///
+/// ```swift
+/// let modbus = ModbusTransport(devices: [meter], ingestor: ingestor, logger: logger)
+/// let group = ServiceGroup(services: [ingestor, modbus], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// // later, downlink:
+/// try await modbus.write(meter.identity, signal: "setpoint", value: .number(21.5))
+/// ```
+public final class ModbusTransport: Transport {
+    /// Threads and limits.
+    public struct Configuration: Sendable {
+        /// Dedicated threads for libmodbus calls. Default 4. Devices are spread over them; a device that
+        /// times out holds its thread for the timeout, so give more threads when many devices may be
+        /// offline at once.
+        public var ioThreads: Int
+        /// Devices at most. Default 10 000.
+        public var maxDevices: Int
+
+        /// Creates a configuration with the documented defaults.
+        public init(ioThreads: Int = 4, maxDevices: Int = 10_000) {
+            self.ioThreads = ioThreads
+            self.maxDevices = maxDevices
+        }
+    }
+
+    /// A device and what its poller has done.
+    public struct DeviceStatus: Sendable, Hashable {
+        /// The device's configuration.
+        public var device: ModbusDevice
+        /// Polls, failures, last error.
+        public var polling: PollingTransport.Status
+        /// Read requests per poll (contiguous registers share one).
+        public var requestsPerPoll: Int
+        /// Writes that the device confirmed.
+        public var writes: Int
+        /// Writes that failed.
+        public var writeFailures: Int
+    }
+
+    private final class Entry: Sendable {
+        let poller: ModbusPoller
+        let task: Mutex<Task<Void, Never>?> = Mutex(nil)
+        let writes = Mutex((ok: 0, failed: 0))
+        init(_ poller: ModbusPoller) { self.poller = poller }
+    }
+
+    private struct State {
+        var entries: [DeviceIdentity: Entry] = [:]
+        var order: [DeviceIdentity] = []
+        var rtuLines: [String: (ModbusConnection, BlockingWorker)] = [:]
+        var nextWorker = 0
+        var running = false
+        var stopped = false
+    }
+
+    /// The configuration in force.
+    public let configuration: Configuration
+    let ingestor: Ingestor
+    let clock: any IoTClock
+    let logger: Logger
+    private let workers: [BlockingWorker]
+    private let state = Mutex(State())
+
+    /// `"modbus"`: the transport label of records and counters.
+    public var name: String { "modbus" }
+
+    /// Creates the transport with its devices; polling starts in ``run()``.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for an invalid device or a duplicate identity.
+    public init(
+        configuration: Configuration = .init(), devices: [ModbusDevice] = [], ingestor: Ingestor,
+        clock: any IoTClock = SystemClock(), logger: Logger = Logger(label: "iot.modbus")
+    ) throws(IoTError) {
+        self.configuration = configuration
+        self.ingestor = ingestor
+        self.clock = clock
+        self.logger = logger
+        self.workers = (0..<max(1, configuration.ioThreads)).map { BlockingWorker(name: "iot-modbus-\($0)") }
+        for device in devices { try add(device) }
+    }
+
+    deinit {
+        for w in workers { w.stop() }
+    }
+
+    /// Adds a device; it is polled at once if the transport runs.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` (invalid configuration),
+    ///   ``IoTCore/IoTError/Code/conflict`` (the identity is already polled), or
+    ///   ``IoTCore/IoTError/Code/unavailable`` (over ``Configuration/maxDevices``).
+    public func add(_ device: ModbusDevice) throws(IoTError) {
+        try device.validate()
+        let entry = try state.withLock { s throws(IoTError) -> (Entry, Bool) in
+            guard s.entries[device.identity] == nil else {
+                throw IoTError(.conflict, "Modbus device \(device.identity) is already polled; remove it first to change it")
+            }
+            guard s.entries.count < configuration.maxDevices else {
+                throw IoTError(.unavailable, "the Modbus transport polls \(configuration.maxDevices) devices, its limit; raise maxDevices")
+            }
+            let connection: ModbusConnection
+            let worker: BlockingWorker
+            if case .rtu(let path, _, _, _) = device.connection {
+                if let line = s.rtuLines[path] {
+                    guard line.0.connection == device.connection else {
+                        throw IoTError(
+                            .invalidArgument,
+                            "serial line \(path) is already open with other settings (\(line.0.endpoint)); every device on a line shares baud, parity and stop bits")
+                    }
+                    (connection, worker) = line
+                } else {
+                    connection = ModbusConnection(device.connection)
+                    worker = workers[s.nextWorker % workers.count]
+                    s.nextWorker += 1
+                    s.rtuLines[path] = (connection, worker)
+                }
+            } else {
+                connection = ModbusConnection(device.connection)
+                worker = workers[s.nextWorker % workers.count]
+                s.nextWorker += 1
+            }
+            var logger = self.logger
+            logger[metadataKey: "endpoint"] = "\(connection.endpoint)"
+            let entry = Entry(
+                ModbusPoller(device: device, connection: connection, worker: worker, ingestor: ingestor, clock: clock, logger: logger))
+            s.entries[device.identity] = entry
+            s.order.append(device.identity)
+            return (entry, s.running)
+        }
+        if entry.1 { start(entry.0) }
+    }
+
+    /// Stops polling a device and closes its connection (a shared serial line stays open for the others).
+    /// Returns whether it was polled.
+    @discardableResult
+    public func remove(_ identity: DeviceIdentity) async -> Bool {
+        guard let entry = state.withLock({ s -> Entry? in
+            guard let e = s.entries.removeValue(forKey: identity) else { return nil }
+            s.order.removeAll { $0 == identity }
+            return e
+        }) else { return false }
+        let task = entry.task.withLock { $0 }
+        task?.cancel()
+        await task?.value
+        if case .tcp = entry.poller.device.connection {
+            let connection = entry.poller.connection
+            _ = await entry.poller.worker.run { () -> Result<Void, IoTError> in
+                connection.close()
+                return .success(())
+            }
+        }
+        return true
+    }
+
+    /// Every device with its poller's status, in the order they were added.
+    public func devices() -> [DeviceStatus] {
+        let entries = state.withLock { s in s.order.compactMap { s.entries[$0] } }
+        return entries.map(Self.status)
+    }
+
+    /// One device's status, or `nil` when it is not polled.
+    public func device(_ identity: DeviceIdentity) -> DeviceStatus? {
+        state.withLock { $0.entries[identity] }.map(Self.status)
+    }
+
+    private static func status(_ e: Entry) -> DeviceStatus {
+        let w = e.writes.withLock { $0 }
+        return DeviceStatus(
+            device: e.poller.device, polling: e.poller.status, requestsPerPoll: e.poller.plan.requests.count, writes: w.ok,
+            writeFailures: w.failed)
+    }
+
+    /// Polls every device until graceful shutdown or cancellation; then stops the pollers and the I/O
+    /// threads and returns.
+    public func run() async throws {
+        let entries = state.withLock { s -> [Entry] in
+            s.running = true
+            return s.order.compactMap { s.entries[$0] }
+        }
+        logger.info("Modbus polling", metadata: ["devices": "\(entries.count)", "io_threads": "\(workers.count)"])
+        for e in entries { start(e) }
+        let (stop, stopper) = AsyncStream<Void>.makeStream()
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                for await _ in stop {}
+            } onCancel: {
+                stopper.finish()
+            }
+        } onGracefulShutdown: {
+            stopper.finish()
+        }
+        let all = state.withLock { s -> [Entry] in
+            s.running = false
+            s.stopped = true
+            return Array(s.entries.values)
+        }
+        let tasks = all.compactMap { e in e.task.withLock { $0 } }
+        for t in tasks { t.cancel() }
+        for t in tasks { await t.value }
+        for w in workers { w.stop() }
+        logger.info("Modbus polling stopped")
+    }
+
+    private func start(_ entry: Entry) {
+        let poller = entry.poller
+        entry.task.withLock { t in
+            guard t == nil else { return }
+            t = Task { try? await poller.run() }
+        }
+    }
+
+    /// Reads a device's register map now, outside its schedule, and returns the decoded record without
+    /// ingesting it (a read-on-demand; the benchmark's read loop).
+    ///
+    /// - Throws: ``IoTCore/IoTError``: `notFound`, or what ``ModbusPoller/poll()`` throws.
+    public func readNow(_ identity: DeviceIdentity) async throws(IoTError) -> DeviceRecord {
+        let poller = try entry(identity).poller
+        do {
+            return try await poller.poll()[0]
+        } catch let error as IoTError {
+            throw error
+        } catch {
+            throw IoTError(.unavailable, "reading \(identity) failed: \(error)")
+        }
+    }
+
+    // MARK: Downlink
+
+    /// Writes `value` to the register map entry of `signal`, encoded with its type, byte order, scale
+    /// and offset, and returns once the device confirmed the write.
+    ///
+    /// - Throws: ``IoTCore/IoTError``: `notFound` (unknown device or signal), `invalidArgument` (the
+    ///   entry is an input register or discrete input, or a bit of a register), `invalidValue` (the value
+    ///   does not fit), `unavailable` / `timeout` (the device did not confirm).
+    public func write(_ identity: DeviceIdentity, signal: String, value: SignalValue) async throws(IoTError) {
+        let entry = try self.entry(identity)
+        guard let register = entry.poller.device.registers.first(where: { $0.signal == signal }) else {
+            throw IoTError(.notFound, "Modbus device \(identity) has no register mapped to signal '\(signal)'")
+        }
+        guard register.area.isWritable else {
+            throw IoTError(.invalidArgument, "signal '\(signal)' is in the \(register.area.rawValue) table, which is read-only; only holding registers and coils can be written")
+        }
+        let words = try ModbusCodec.encode(value, for: register)
+        try await perform(entry) { () async throws(IoTError) in try await entry.poller.write(register.area, address: register.address, words: words) }
+    }
+
+    /// Writes raw values: 16-bit words to holding registers from `address` on, or 0/1 to coils.
+    ///
+    /// - Throws: ``IoTCore/IoTError``: `notFound`, `invalidArgument` (a read-only table, no values,
+    ///   more than 123 registers or 1 968 coils, or an address past 65535), `unavailable` / `timeout`.
+    public func write(_ identity: DeviceIdentity, area: ModbusArea, address: Int, values: [UInt16]) async throws(IoTError) {
+        let entry = try self.entry(identity)
+        guard area.isWritable else {
+            throw IoTError(.invalidArgument, "the \(area.rawValue) table is read-only; write holding registers or coils")
+        }
+        let limit = area == .coil ? 1_968 : 123
+        guard !values.isEmpty, values.count <= limit else {
+            throw IoTError(.invalidArgument, "write 1–\(limit) \(area.rawValue) values per request, not \(values.count)")
+        }
+        guard address >= 0, address + values.count <= 65_536 else {
+            throw IoTError(.invalidArgument, "address \(address) (+\(values.count)) is outside 0–65535")
+        }
+        if area == .coil, values.contains(where: { $0 > 1 }) {
+            throw IoTError(.invalidArgument, "coil values are 0 or 1")
+        }
+        try await perform(entry) { () async throws(IoTError) in try await entry.poller.write(area, address: address, words: values) }
+    }
+
+    private func entry(_ identity: DeviceIdentity) throws(IoTError) -> Entry {
+        guard let e = state.withLock({ $0.entries[identity] }) else {
+            throw IoTError(.notFound, "no Modbus device \(identity) is polled; add it to the Modbus transport first")
+        }
+        return e
+    }
+
+    private func perform(_ entry: Entry, _ body: () async throws(IoTError) -> Void) async throws(IoTError) {
+        do throws(IoTError) {
+            try await body()
+            entry.writes.withLock { $0.ok += 1 }
+        } catch {
+            entry.writes.withLock { $0.failed += 1 }
+            logger.warning("Modbus write failed", metadata: ["device": "\(entry.poller.identity)", "error": "\(error)"])
+            throw error
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import Hummingbird
+import IoTCore
+import IoTProtocols
+
+/// The body of `POST …/modbus/devices/{uid}/write`: a signal and a value (encoded with the register
+/// map), or raw `area`, `address` and `values`.
+struct ModbusWriteInput: Decodable {
+    var signal: String?
+    var value: SignalValue?
+    var area: ModbusArea?
+    var address: Int?
+    var values: [UInt16]?
+
+    enum CodingKeys: String, CodingKey { case signal, value, area, address, values }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        signal = try c.decodeIfPresent(String.self, forKey: .signal)
+        area = try c.decodeIfPresent(ModbusArea.self, forKey: .area)
+        address = try c.decodeIfPresent(Int.self, forKey: .address)
+        values = try c.decodeIfPresent([UInt16].self, forKey: .values)
+        if c.contains(.value) {
+            if let b = try? c.decode(Bool.self, forKey: .value) {
+                value = .bool(b)
+            } else if let d = try? c.decode(Double.self, forKey: .value) {
+                value = .number(d)
+            } else {
+                value = .text(try c.decode(String.self, forKey: .value))
+            }
+        }
+    }
+}
+
+/// One polled Modbus device as the API shows it.
+struct ModbusDeviceOutput: Encodable {
+    var uid: String
+    var endpoint: String
+    var unitId: Int
+    var intervalMillis: Int64
+    var requestsPerPoll: Int
+    var registers: [ModbusRegister]
+    var successes: Int
+    var failures: Int
+    var consecutiveFailures: Int
+    var lastError: String?
+    var lastSuccessAt: Int64?
+    var writes: Int
+    var writeFailures: Int
+
+    init(_ s: ModbusTransport.DeviceStatus) {
+        uid = s.device.identity.deviceUID
+        switch s.device.connection {
+        case .tcp(let host, let port): endpoint = "tcp://\(host):\(port)"
+        case .rtu(let path, let baud, let parity, let stopBits): endpoint = "rtu:\(path)?baud=\(baud)&parity=\(parity.rawValue)&stopBits=\(stopBits)"
+        }
+        unitId = s.device.unitID
+        intervalMillis = s.device.intervalMillis
+        requestsPerPoll = s.requestsPerPoll
+        registers = s.device.registers
+        successes = s.polling.successes
+        failures = s.polling.failures
+        consecutiveFailures = s.polling.consecutiveFailures
+        lastError = s.polling.lastError
+        lastSuccessAt = s.polling.lastSuccessAt
+        writes = s.writes
+        writeFailures = s.writeFailures
+    }
+}
+
+extension ManagementServer {
+    func addModbusRoutes(to router: Router<BasicRequestContext>) {
+        let path = "/api/v1/tenants/:tenant/modbus/devices"
+        router.get(RouterPath(path)) { _, context in
+            try await self.handle {
+                let scope = try await self.tenantScope(context)
+                let modbus = try self.modbusTransport()
+                return try JSONOutput.response(
+                    modbus.devices().filter { $0.device.identity.tenant == scope.tenant }.map(ModbusDeviceOutput.init))
+            }
+        }
+        router.get(RouterPath(path + "/:uid")) { _, context in
+            try await self.handle {
+                let identity = try await self.modbusIdentity(context)
+                guard let status = try self.modbusTransport().device(identity) else {
+                    throw APIError.notFound("no Modbus device \"\(identity.deviceUID)\" is polled in this tenant")
+                }
+                return try JSONOutput.response(ModbusDeviceOutput(status))
+            }
+        }
+        router.post(RouterPath(path + "/:uid/write")) { request, context in
+            try await self.handle {
+                let identity = try await self.modbusIdentity(context)
+                let modbus = try self.modbusTransport()
+                let input = try await JSONOutput.decode(
+                    ModbusWriteInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                if let signal = input.signal {
+                    guard let value = input.value else {
+                        throw APIError.badRequest("the JSON body names a signal but lacks the field \"value\"")
+                    }
+                    try await modbus.write(identity, signal: signal, value: value)
+                } else if let area = input.area, let address = input.address, let values = input.values {
+                    try await modbus.write(identity, area: area, address: address, values: values)
+                } else {
+                    throw APIError.badRequest(
+                        "send {\"signal\": <name>, \"value\": <value>} or {\"area\": \"holding\"|\"coil\", \"address\": <n>, \"values\": [<n>, …]}")
+                }
+                return try JSONOutput.response(["written": true])
+            }
+        }
+    }
+
+    private func modbusTransport() throws -> ModbusTransport {
+        guard let modbus else { throw APIError.notFound("this server runs no Modbus transport") }
+        return modbus
+    }
+
+    private func modbusIdentity(_ context: BasicRequestContext) async throws -> DeviceIdentity {
+        let scope = try await tenantScope(context)
+        return DeviceIdentity(tenant: scope.tenant, deviceUID: context.parameters.get("uid") ?? "")
+    }
+}

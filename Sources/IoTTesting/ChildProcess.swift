@@ -28,7 +28,11 @@ public final class ChildProcess {
     /// stderr is inherited. `environment` entries (`NAME=value`) are added to the current environment.
     public init(_ arguments: [String], environment: [String] = []) throws {
         var fds: [Int32] = [0, 0]
+        // Close-on-exec: other children started meanwhile must not hold this pipe open (a reader would
+        // then never see end of file). The dup2 onto the child's stdout clears the flag there.
         guard pipe(&fds) == 0 else { throw Failure(description: "pipe failed: \(String(cString: strerror(errno)))") }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)

@@ -225,6 +225,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "MQTTBrokerAuthTests",
+            dependencies: [
+                "IoTCore", "IoTProtocols", "IoTServer", "IoTTesting", "IoTStorage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "IoTScriptingTests",
             dependencies: [
                 "IoTCore", "IoTScripting", "IoTTesting", "iot-js-worker",

@@ -45,8 +45,23 @@ public final class ChildProcess {
             for p in argv { free(p) }
             for p in env { free(p) }
         }
+        // The child starts with no blocked signals and default dispositions: a test thread (a Swift
+        // concurrency or Dispatch worker) blocks signals, and a child inheriting that mask would ignore
+        // SIGTERM and never get its SIGALRM (mosquitto_sub -W, timeout(1)).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        sigdelset(&defaults, SIGKILL)
+        sigdelset(&defaults, SIGSTOP)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: Int32 = 0
-        let rc = posix_spawn(&pid, arguments[0], &actions, nil, argv, env)
+        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, env)
+        posix_spawnattr_destroy(&attributes)
         posix_spawn_file_actions_destroy(&actions)
         close(fds[1])
         guard rc == 0 else {

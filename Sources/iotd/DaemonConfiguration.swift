@@ -63,6 +63,7 @@ struct DaemonConfiguration: Codable, Sendable {
     var logging: Logging?
     var parsers: [ScriptParserSeed]?
     var tenants: [TenantSeed]?
+    var brokerAccounts: BrokerAccountsConfiguration?
 }
 
 extension DaemonConfiguration {
@@ -109,11 +110,12 @@ extension DaemonConfiguration {
         return c
     }
 
-    func managementConfiguration(adminAPIKey: String?) -> ManagementServer.Configuration {
+    func managementConfiguration(adminAPIKey: String?) throws -> ManagementServer.Configuration {
         var c = ManagementServer.Configuration()
         if let v = management?.host { c.host = v }
         if let v = management?.port { c.port = v }
         c.adminAPIKey = adminAPIKey
+        c.brokerAuthKey = try brokerAccounts?.emqxKey()
         return c
     }
 
@@ -133,6 +135,7 @@ extension DaemonConfiguration {
         for p in parsers ?? [] where p.language != "lua" && p.language != "javascript" {
             try fail("parsers[\(p.name)].language", "'\(p.language)' is not lua or javascript")
         }
+        try brokerAccounts?.validate()
         for t in tenants ?? [] {
             guard TenantID(t.id).isValid else { try fail("tenants[\(t.id)].id", "use 1–64 characters of A–Z a–z 0–9 - _") }
             if let u = t.unknownDevices, u != "reject", !u.hasPrefix("register:") {

@@ -23,6 +23,8 @@ struct Platform {
     let http: HTTPIngestTransport
     let management: ManagementServer
     let retention: RetentionService
+    /// Brokers that get device accounts (brokerAccounts.mosquitto); the management API's token issuer tells them.
+    let provisioners: [any BrokerProvisioner]
 
     init(configuration: DaemonConfiguration, adminAPIKey: String?, prometheus: PrometheusCollectorRegistry, logger: Logger) throws {
         storage = try SQLiteStorage(configuration: configuration.storageConfiguration, logger: logger)
@@ -55,10 +57,21 @@ struct Platform {
             clock: clock, observers: [rules], parsers: parsers, logger: logger)
         http = HTTPIngestTransport(
             configuration: configuration.httpConfiguration, ingestor: ingestor, authenticator: tokens, logger: logger)
+        provisioners = try Self.brokerProvisioners(configuration.brokerAccounts, logger: logger)
+        var brokerAccess: BrokerAccessControl?
+        if let accounts = configuration.brokerAccounts, let emqx = accounts.emqx {
+            brokerAccess = BrokerAccessControl(
+                policy: accounts.policy,
+                configuration: .init(
+                    ignoredUsernames: Set(emqx.ignoreUsernames ?? []), ignoredUsernamePrefixes: emqx.ignoreUsernamePrefixes ?? []),
+                authenticator: tokens, registry: registry, tokens: tokens, logger: logger)
+        }
         management = ManagementServer(
-            configuration: configuration.managementConfiguration(adminAPIKey: adminAPIKey), registry: registry, points: points,
-            tokens: tokens, ingestor: ingestor, prometheus: prometheus, rules: rules, statistics: statistics,
-            ruleState: ruleState, statisticsStore: statisticsStore, logger: logger)
+            configuration: try configuration.managementConfiguration(adminAPIKey: adminAPIKey), registry: registry,
+            points: points,
+            tokens: provisioners.isEmpty ? tokens : ProvisioningTokenIssuer(tokens, provisioners: provisioners),
+            ingestor: ingestor, prometheus: prometheus, rules: rules, statistics: statistics,
+            ruleState: ruleState, statisticsStore: statisticsStore, brokerAccess: brokerAccess, logger: logger)
         retention = RetentionService(store: points, storage: storage, logger: logger)
     }
 

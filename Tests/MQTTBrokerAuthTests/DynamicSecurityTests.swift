@@ -9,7 +9,31 @@ import Testing
 /// observer are Mosquitto's command-line clients, independent of the platform's code.
 @Suite("Mosquitto dynamic-security provisioning", .serialized)
 struct DynamicSecurityTests {
-    static func provisioner(_ broker: MosquittoBroker, policy: BrokerAccountPolicy = .init()) -> DynamicSecurityProvisioner {
+    /// A provisioner over the platform's own MQTT client (``MQTTDynamicSecurityChannel``), closed after `body`.
+    static func withProvisioner(
+        _ broker: MosquittoBroker, policy: BrokerAccountPolicy = .init(),
+        _ body: (DynamicSecurityProvisioner) async throws -> Void
+    ) async throws {
+        let channel = try MQTTDynamicSecurityChannel(
+            configuration: .init(
+                host: "127.0.0.1", port: broker.port, clientID: "iot-dynsec-\(UInt32.random(in: 0...UInt32.max))",
+                username: broker.adminUsername, password: broker.adminPassword, cleanSession: true),
+            logger: Logger(label: "test"))
+        let provisioner = DynamicSecurityProvisioner(
+            configuration: .init(name: "test mosquitto", policy: policy, timeoutMillis: 3_000), channel: channel,
+            logger: Logger(label: "test"))
+        do {
+            try await body(provisioner)
+        } catch {
+            await channel.close()
+            throw error
+        }
+        await channel.close()
+    }
+
+    /// A provisioner over Mosquitto's `mosquitto_rr` command-line client (an independent implementation of
+    /// the control-topic exchange).
+    static func commandLineProvisioner(_ broker: MosquittoBroker, policy: BrokerAccountPolicy = .init()) -> DynamicSecurityProvisioner {
         DynamicSecurityProvisioner(
             configuration: .init(name: "test mosquitto", policy: policy),
             channel: CommandLineDynamicSecurityChannel(
@@ -20,7 +44,7 @@ struct DynamicSecurityTests {
     @Test func provisionedDevicePublishesOnItsOwnTopicsOnly() async throws {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
-        let provisioner = Self.provisioner(broker)
+        try await Self.withProvisioner(broker) { provisioner in
         let m1 = DeviceIdentity(tenant: "acme", deviceUID: "meter-1")
         let m2 = DeviceIdentity(tenant: "acme", deviceUID: "meter-2")
         try await provisioner.provision(m1, password: "secret-1")
@@ -53,12 +77,13 @@ struct DynamicSecurityTests {
 
         // A wrong password is refused at connect (mosquitto_pub exits 5: not authorised).
         #expect(try mqtt.publish(username: "meter-1", password: "secret-2", topic: "devices/meter-1/telemetry", message: "x") != 0)
+        }
     }
 
     @Test func revokedDeviceCannotConnectAndIsDisconnected() async throws {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
-        let provisioner = Self.provisioner(broker)
+        try await Self.withProvisioner(broker) { provisioner in
         let m1 = DeviceIdentity(tenant: "acme", deviceUID: "meter-1")
         try await provisioner.provision(m1, password: "secret-1")
         let mqtt = CommandLineMQTT(port: broker.port)
@@ -83,21 +108,23 @@ struct DynamicSecurityTests {
         try await provisioner.provision(m1, password: "secret-new")
         #expect(try mqtt.publish(username: "meter-1", password: "secret-1", topic: "devices/meter-1/telemetry", message: "3") != 0)
         #expect(try mqtt.publish(username: "meter-1", password: "secret-new", topic: "devices/meter-1/telemetry", message: "4") == 0)
+        }
     }
 
     @Test func clientIDTemplateBindsTheSession() async throws {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
-        let provisioner = Self.provisioner(broker, policy: BrokerAccountPolicy(clientIDTemplate: "{uid}"))
+        try await Self.withProvisioner(broker, policy: BrokerAccountPolicy(clientIDTemplate: "{uid}")) { provisioner in
         try await provisioner.provision(DeviceIdentity(tenant: "acme", deviceUID: "meter-1"), password: "pw")
         let mqtt = CommandLineMQTT(port: broker.port)
         #expect(try mqtt.publish(username: "meter-1", password: "pw", topic: "devices/meter-1/telemetry", message: "a", clientID: "meter-1") == 0)
         #expect(try mqtt.publish(username: "meter-1", password: "pw", topic: "devices/meter-1/telemetry", message: "b", clientID: "meter-2") != 0)
+        }
     }
 
     @Test func unsafeUIDsAndUnreachableBrokersAreClearErrors() async throws {
         let broker = try MosquittoBroker()
-        let provisioner = Self.provisioner(broker)
+        let provisioner = Self.commandLineProvisioner(broker)
         await #expect(throws: IoTError.self) {
             try await provisioner.provision(DeviceIdentity(tenant: "acme", deviceUID: "m+1"), password: "pw")
         }
@@ -109,14 +136,15 @@ struct DynamicSecurityTests {
             #expect(error.code == .unavailable || error.code == .timeout)
         }
         // A device of a tenant the broker does not serve is left alone (no broker needed).
-        let scoped = Self.provisioner(broker, policy: BrokerAccountPolicy(tenants: ["globex"]))
+        let scoped = Self.commandLineProvisioner(broker, policy: BrokerAccountPolicy(tenants: ["globex"]))
         try await scoped.provision(DeviceIdentity(tenant: "acme", deviceUID: "meter-1"), password: "pw")
     }
 
     @Test func managementAPITokensProvisionAndRevokeAtTheBroker() async throws {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
-        try await PlatformHarness.with(provisioners: [Self.provisioner(broker)]) { platform in
+        try await Self.withProvisioner(broker) { provisioner in
+        try await PlatformHarness.with(provisioners: [provisioner]) { platform in
             try await platform.addDevice("meter-1")
             let mqtt = CommandLineMQTT(port: broker.port)
             let issued = try await platform.issueToken("meter-1")
@@ -137,12 +165,13 @@ struct DynamicSecurityTests {
             #expect(try await platform.api("DELETE", "/api/v1/tenants/acme/devices/meter-1").status == 204)
             #expect(try mqtt.publish(username: "meter-1", password: again, topic: "devices/meter-1/telemetry", message: "6") != 0)
         }
+        }
     }
 
     @Test func brokerDownMakesTheAPIAnswer503AndARetryFinishesTheRevocation() async throws {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
-        try await PlatformHarness.with(provisioners: [Self.provisioner(broker)]) { platform in
+        try await PlatformHarness.with(provisioners: [Self.commandLineProvisioner(broker)]) { platform in
             try await platform.addDevice("meter-1")
             _ = try #require(try await platform.issueToken("meter-1").token)
             broker.stop()
@@ -155,6 +184,36 @@ struct DynamicSecurityTests {
             let delete = try await platform.api("DELETE", "/api/v1/tenants/acme/devices/meter-1")
             #expect(delete.status == 503)
             #expect(try await platform.api("GET", "/api/v1/tenants/acme/devices/meter-1").status == 200)
+        }
+    }
+
+    @Test func concurrentRequestsShareOneControlConnection() async throws {
+        let broker = try MosquittoBroker()
+        defer { broker.stop() }
+        try await Self.withProvisioner(broker) { provisioner in
+            let uids = (1...20).map { "m-\($0)" }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for uid in uids {
+                    group.addTask { try await provisioner.provision(DeviceIdentity(tenant: "acme", deviceUID: uid), password: "pw-\(uid)") }
+                }
+                try await group.waitForAll()
+            }
+            let mqtt = CommandLineMQTT(port: broker.port)
+            for uid in ["m-1", "m-7", "m-20"] {
+                #expect(try mqtt.publish(username: uid, password: "pw-\(uid)", topic: "devices/\(uid)/telemetry", message: "x") == 0)
+                #expect(try mqtt.publish(username: uid, password: "pw-m-2", topic: "devices/\(uid)/telemetry", message: "x") != 0)
+            }
+            // the broker is stopped: requests fail within the timeout, with a clear error
+            broker.stop()
+            let started = Date()
+            do {
+                try await provisioner.revoke(DeviceIdentity(tenant: "acme", deviceUID: "m-1"))
+                Issue.record("revocation at a stopped broker must fail")
+            } catch let error as IoTError {
+                #expect(error.code == .timeout || error.code == .unavailable)
+                #expect(error.message.contains("dynamic-security"))
+            }
+            #expect(Date().timeIntervalSince(started) < 8)
         }
     }
 }

@@ -1,0 +1,212 @@
+public import IoTCore
+public import Logging
+import ServiceLifecycle
+import Glibc
+import Synchronization
+
+/// Ingest from an MQTT broker: subscribes to device topics and journals every message before libmosquitto
+/// acknowledges it.
+///
+/// Each ``Subscription`` has a topic filter (shared subscriptions `$share/<group>/…` too), a QoS, a
+/// parser, and optionally a ``TopicTemplate`` that names the device (`devices/{uid}/telemetry`); without a
+/// template the device is the client id and the parser may name other devices
+/// (``IoTCore/DeviceRecord/identificationCode``).
+///
+/// Every message goes through ``IoTCore/Ingestor/ingestBlocking(_:parser:identity:)`` inside libmosquitto's
+/// `on_message`, on the loop thread, so it is in the journal before the handler returns; the PUBACK is
+/// written after that (see <doc:MQTTDurability>). Outcomes:
+/// - journaled: acknowledged;
+/// - rejected (malformed payload, unknown device or signal, topic that does not fit the template,
+///   payload over ``Configuration/maxPayloadBytes``): counted by the ingestor and acknowledged, so the
+///   broker does not send it again; other messages carry on;
+/// - back-pressure (the store is behind): the loop waits and retries, so reading from the broker pauses;
+/// - the journal fails or the ingestor shuts down: the connection is dropped before the PUBACK leaves,
+///   and the broker delivers the message again after the reconnect.
+///
+/// ```swift
+/// let mqtt = try MQTTTransport(
+///     configuration: .init(
+///         client: .init(host: "127.0.0.1", port: 1883, clientID: "iotd-ingest"),
+///         tenant: "acme",
+///         subscriptions: [try .init(template: "devices/{uid}/telemetry", qos: 1)]),
+///     ingestor: ingestor, logger: logger)
+/// let group = ServiceGroup(services: [ingestor, mqtt], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// try await group.run()
+/// ```
+public final class MQTTTransport: Transport {
+    /// One subscription and how its messages are read.
+    public struct Subscription: Sendable {
+        /// The MQTT topic filter.
+        public var filter: String
+        /// The QoS to subscribe with. Default 1 (at least once, the broker keeps messages while away).
+        public var qos: Int
+        /// Names the device from the topic; `nil` uses the client id as the device uid.
+        public var template: TopicTemplate?
+        /// Turns payloads into records. Default ``IoTCore/JSONParser``.
+        public var parser: any Parser
+
+        /// A subscription to `filter`.
+        public init(filter: String, qos: Int = 1, template: TopicTemplate? = nil, parser: any Parser = JSONParser()) {
+            self.filter = filter
+            self.qos = qos
+            self.template = template
+            self.parser = parser
+        }
+
+        /// A subscription to the filter that covers `template` (`devices/{uid}/telemetry` subscribes to
+        /// `devices/+/telemetry`); `shareGroup` makes it a shared subscription `$share/<group>/…`.
+        public init(template: String, qos: Int = 1, shareGroup: String? = nil, parser: any Parser = JSONParser())
+            throws(IoTError)
+        {
+            let t = try TopicTemplate(template)
+            self.init(
+                filter: shareGroup.map { "$share/\($0)/\(t.filter)" } ?? t.filter, qos: qos, template: t, parser: parser)
+        }
+    }
+
+    /// The broker connection and the subscriptions.
+    public struct Configuration: Sendable {
+        /// The broker connection.
+        public var client: MQTTClient.Configuration
+        /// The tenant the devices belong to.
+        public var tenant: TenantID
+        /// What to subscribe to.
+        public var subscriptions: [Subscription]
+        /// Larger payloads are rejected (counted as `payloadTooLarge`) without parsing. Default 256 KiB.
+        public var maxPayloadBytes: Int
+
+        /// Creates a configuration.
+        public init(
+            client: MQTTClient.Configuration, tenant: TenantID, subscriptions: [Subscription],
+            maxPayloadBytes: Int = 256 * 1024
+        ) {
+            self.client = client
+            self.tenant = tenant
+            self.subscriptions = subscriptions
+            self.maxPayloadBytes = maxPayloadBytes
+        }
+    }
+
+    /// Outcomes of the messages this transport received.
+    public struct Counters: Sendable, Codable, Hashable {
+        /// Journaled (including messages that carried no values).
+        public var stored: Int
+        /// Rejected and acknowledged (counted by the ingestor with the reason).
+        public var rejected: Int
+        /// Left unacknowledged because the journal failed or the ingestor stopped; the broker sends them
+        /// again.
+        public var notAcknowledged: Int
+    }
+
+    /// The configuration in force.
+    public let configuration: Configuration
+    /// The broker client: its ``MQTTClient/status``, and ``MQTTClient/publish(topic:payload:qos:retain:)``
+    /// for downlink.
+    public let client: MQTTClient
+    let ingestor: Ingestor
+    let logger: Logger
+    let counterState = Mutex(Counters(stored: 0, rejected: 0, notAcknowledged: 0))
+    let stopping = Atomic<Bool>(false)
+
+    /// `"mqtt"`: the transport label of messages and counters.
+    public var name: String { "mqtt" }
+
+    /// Creates the transport; nothing connects before ``run()``.
+    ///
+    /// - Parameter group: the loop threads to run on; `nil` gives the transport a thread of its own.
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for an invalid configuration.
+    public init(
+        configuration: Configuration, ingestor: Ingestor, group: MQTTEventLoopGroup? = nil,
+        logger: Logger = Logger(label: "iot.mqtt")
+    ) throws(IoTError) {
+        guard !configuration.subscriptions.isEmpty else {
+            throw IoTError(.invalidArgument, "an MQTT transport needs at least one subscription")
+        }
+        guard configuration.maxPayloadBytes > 0 else { throw IoTError(.invalidArgument, "maxPayloadBytes must be positive") }
+        self.configuration = configuration
+        self.ingestor = ingestor
+        self.logger = logger
+        client = try MQTTClient(configuration: configuration.client, group: group, logger: logger)
+        for sub in configuration.subscriptions {
+            try client.subscribe(sub.filter, qos: sub.qos) { [unowned self] message in
+                self.ingest(message, sub)
+            }
+        }
+    }
+
+    /// What became of the messages received so far.
+    public var outcomes: Counters { counterState.withLock { $0 } }
+
+    /// Waits for the ingestor to be ready, connects, and serves until graceful shutdown or cancellation;
+    /// then disconnects (the broker keeps the session and what arrives meanwhile).
+    public func run() async throws {
+        while !ingestor.isReady {
+            if Task.isCancelled { return }
+            try? await Task.sleep(nanoseconds: 20_000_000)
+        }
+        client.start()
+        try? await gracefulShutdown()
+        stopping.store(true, ordering: .releasing)
+        await client.stop()
+    }
+
+    /// Publishes a downlink message to a device; see ``MQTTClient/publish(topic:payload:qos:retain:)``.
+    public func publish(topic: String, payload: [UInt8], qos: Int = 1, retain: Bool = false) async throws(IoTError) {
+        try await client.publish(topic: topic, payload: payload, qos: qos, retain: retain)
+    }
+
+    /// Runs on the loop thread, inside libmosquitto's `on_message`.
+    func ingest(_ m: MQTTMessage, _ sub: Subscription) {
+        if m.payload.count > configuration.maxPayloadBytes {
+            ingestor.recordRejected(
+                transport: name,
+                error: IoTError(
+                    .payloadTooLarge,
+                    "\(m.payload.count) bytes on '\(m.topic)' is over maxPayloadBytes (\(configuration.maxPayloadBytes))"))
+            counterState.withLock { $0.rejected += 1 }
+            return
+        }
+        let uid: String
+        if let template = sub.template {
+            guard let named = template.deviceUID(in: m.topic) else {
+                ingestor.recordRejected(
+                    transport: name,
+                    error: IoTError(.invalidArgument, "topic '\(m.topic)' does not fit the template '\(template)'"))
+                counterState.withLock { $0.rejected += 1 }
+                return
+            }
+            uid = named
+        } else {
+            uid = configuration.client.clientID
+        }
+        let message = InboundMessage(transport: name, deviceUID: uid, topic: m.topic, payload: m.payload)
+        let identity = DeviceIdentity(tenant: configuration.tenant, deviceUID: uid)
+        var wait: UInt32 = 5_000
+        while true {
+            do {
+                _ = try ingestor.ingestBlocking(message, parser: sub.parser, identity: identity)
+                counterState.withLock { $0.stored += 1 }
+                return
+            } catch {
+                switch error.code {
+                case .backpressure where !stopping.load(ordering: .acquiring):
+                    usleep(wait)
+                    wait = min(wait * 2, 200_000)
+                case .backpressure, .shutdown, .journal, .storage, .unavailable, .timeout:
+                    // Not in the journal: drop the connection before libmosquitto's PUBACK leaves.
+                    counterState.withLock { $0.notAcknowledged += 1 }
+                    logger.warning(
+                        "MQTT message not journaled; dropping the connection so the broker sends it again",
+                        metadata: ["topic": "\(m.topic)", "error": "\(error.message)"])
+                    client.abortConnection()
+                    return
+                default:
+                    counterState.withLock { $0.rejected += 1 }
+                    logger.debug(
+                        "MQTT message rejected", metadata: ["topic": "\(m.topic)", "error": "\(error.message)"])
+                    return
+                }
+            }
+        }
+    }
+}

@@ -36,11 +36,14 @@ struct CommandLineMQTT {
 
     /// Starts a subscriber that prints `topic payload` lines; it is subscribed once ``Observer/waitUntilSubscribed()``
     /// returns (the broker's retained `$SYS` uptime arrives first).
-    func observe(username: String, password: String, topics: [String], seconds: Int = 15) throws -> Observer {
+    func observe(username: String, password: String, topics: [String], seconds: Int = 15, sysReadiness: Bool = true) throws
+        -> Observer
+    {
         var arguments = [
             try Fixture.binary(["/usr/bin/mosquitto_sub"], package: "mosquitto-clients"), "-h", "127.0.0.1", "-p",
-            "\(port)", "-u", username, "-P", password, "-v", "-W", "\(seconds)", "-t", "$SYS/broker/uptime",
+            "\(port)", "-u", username, "-P", password, "-v", "-W", "\(seconds)",
         ]
+        if sysReadiness { arguments += ["-t", "$SYS/broker/uptime"] }
         for topic in topics { arguments += ["-t", topic] }
         return Observer(process: try ChildProcess(arguments))
     }

@@ -42,6 +42,7 @@ public final class ManagementServer: Service {
     let statistics: StatisticsScheduler?
     let ruleState: (any RuleStateStore)?
     let statisticsStore: (any StatisticsStore)?
+    let mqttClients: (any MQTTClientAdministration)?
     let logger: Logger
     let clock: any IoTClock = SystemClock()
     let port = ListeningPort(component: "management listener")
@@ -58,6 +59,8 @@ public final class ManagementServer: Service {
     ///   - ruleState: lists and reads alarms (`GET …/alarms`); `nil` answers it with 404.
     ///   - statisticsStore: lists a job's results (`GET …/statistics/jobs/{id}/results`); `nil`
     ///     answers it with 404.
+    ///   - mqttClients: serves `/api/v1/mqtt/clients` (IoTProtocols' `MQTTClientManager`); `nil` answers
+    ///     it with 404.
     public init(
         configuration: Configuration = .init(),
         registry: any RegistryStore,
@@ -69,6 +72,7 @@ public final class ManagementServer: Service {
         statistics: StatisticsScheduler? = nil,
         ruleState: (any RuleStateStore)? = nil,
         statisticsStore: (any StatisticsStore)? = nil,
+        mqttClients: (any MQTTClientAdministration)? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
@@ -81,6 +85,7 @@ public final class ManagementServer: Service {
         self.statistics = statistics
         self.ruleState = ruleState
         self.statisticsStore = statisticsStore
+        self.mqttClients = mqttClients
         self.logger = logger
     }
 
@@ -132,6 +137,7 @@ public final class ManagementServer: Service {
         addRuleRoutes(to: router)
         addAlarmRoutes(to: router)
         addStatisticsRoutes(to: router)
+        addMQTTClientRoutes(to: router)
         return router
     }
 }

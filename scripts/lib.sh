@@ -1,7 +1,7 @@
 # Shared by scripts/test.sh and scripts/demo.sh. Source it; do not execute.
 # The Debian 12 packages the project needs (build: C libraries; tests: peers and tools).
 APT_PACKAGES=(pkg-config libsqlite3-dev sqlite3 liblua5.4-dev duktape-dev libmosquitto-dev)
-APT_TEST_PACKAGES=(strace wrk mosquitto mosquitto-clients openssl rabbitmq-server)
+APT_TEST_PACKAGES=(strace wrk mosquitto mosquitto-clients openssl python3-pip gcc make rabbitmq-server)
 
 # install_packages NAME… : apt-get install what is missing (as root), or say what to install.
 install_packages() {

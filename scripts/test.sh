@@ -12,6 +12,10 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_packages "${APT_PACKAGES[@]}" "${APT_TEST_PACKAGES[@]}"
+# The MQTT benchmark's reference peer (../shared/bench/bench_peer.sh) is paho-mqtt.
+if [ "${SKIP_INSTALL:-0}" != 1 ] && ! python3 -c 'import paho.mqtt' 2>/dev/null; then
+    pip install --quiet --break-system-packages paho-mqtt 2>/dev/null || pip install --quiet paho-mqtt || true
+fi
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -21,6 +21,7 @@ struct Platform {
     let rules: RuleEngine
     let statistics: StatisticsScheduler
     let http: HTTPIngestTransport
+    let mqtt: MQTTClientManager
     let management: ManagementServer
     let retention: RetentionService
     /// Brokers that get device accounts (brokerAccounts.mosquitto); the management API's token issuer tells them.
@@ -57,6 +58,8 @@ struct Platform {
             clock: clock, observers: [rules], parsers: parsers, logger: logger)
         http = HTTPIngestTransport(
             configuration: configuration.httpConfiguration, ingestor: ingestor, authenticator: tokens, logger: logger)
+        mqtt = MQTTClientManager(
+            configuration: configuration.mqttConfiguration, ingestor: ingestor, parsers: parsers, logger: logger)
         provisioners = try Self.brokerProvisioners(configuration.brokerAccounts, logger: logger)
         var brokerAccess: BrokerAccessControl?
         if let accounts = configuration.brokerAccounts, let emqx = accounts.emqx {
@@ -71,14 +74,26 @@ struct Platform {
             points: points,
             tokens: provisioners.isEmpty ? tokens : ProvisioningTokenIssuer(tokens, provisioners: provisioners),
             ingestor: ingestor, prometheus: prometheus, rules: rules, statistics: statistics,
-            ruleState: ruleState, statisticsStore: statisticsStore, brokerAccess: brokerAccess, logger: logger)
+            ruleState: ruleState, statisticsStore: statisticsStore, brokerAccess: brokerAccess,
+            mqttClients: MQTTAdministration(manager: mqtt), logger: logger)
         retention = RetentionService(store: points, storage: storage, logger: logger)
     }
 
     /// The services in start order; a graceful shutdown stops them in reverse: listeners first, then the
     /// ingestor, which drains what was acknowledged into the store (the rule engine still sees it), then
     /// the statistics scheduler and the rule engine, which saves its state.
-    var services: [any Service] { [rules, statistics, ingestor, retention, management, http] }
+    var services: [any Service] { [rules, statistics, ingestor, retention, management, http, mqtt] }
+
+    /// Creates the MQTT clients declared in the configuration (they connect once the ingestor is ready).
+    func startMQTTClients(_ specs: [MQTTClientSpec]) async throws {
+        for spec in specs {
+            do {
+                _ = try await mqtt.create(spec)
+            } catch {
+                throw ConfigurationError("mqtt.clients[\(spec.id)]: \(error.message)")
+            }
+        }
+    }
 
     /// Creates or updates the tenants, products and devices declared in the configuration.
     func seed(_ tenants: [DaemonConfiguration.TenantSeed]) async throws {
@@ -96,4 +111,14 @@ struct Platform {
             for job in seed.statistics ?? [] { try await statistics.add(job, tenant: id) }
         }
     }
+}
+
+/// The management API's view of the MQTT client manager (IoTServer speaks JSON, IoTProtocols does the work).
+struct MQTTAdministration: MQTTClientAdministration {
+    let manager: MQTTClientManager
+    func listClientsJSON() async throws -> [UInt8] { try await manager.listJSON() }
+    func clientJSON(id: String) async throws -> [UInt8] { try await manager.reportJSON(id: id) }
+    func createClientJSON(_ body: [UInt8]) async throws -> [UInt8] { try await manager.createJSON(body) }
+    func updateClientJSON(id: String, _ body: [UInt8]) async throws -> [UInt8] { try await manager.updateJSON(id: id, body) }
+    func removeClient(id: String) async throws { try await manager.remove(id: id) }
 }

@@ -35,6 +35,7 @@ struct Serve: AsyncParsableCommand {
         }
         let platform = try Platform(configuration: configuration, adminAPIKey: adminKey, prometheus: prometheus, logger: logger)
         try await platform.seed(configuration.tenants ?? [])
+        try await platform.startMQTTClients(configuration.mqtt?.clients ?? [])
         let group = ServiceGroup(
             configuration: .init(
                 services: platform.services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],

@@ -116,7 +116,6 @@ import Testing
         #expect(group.clientCount == 2)
         await a.stop()
         await b.stop()
-        #expect(group.clientCount == 0)
         await #expect(throws: IoTError.self) { try await b.publish(topic: "x", payload: [1]) }
     }
 

@@ -110,3 +110,62 @@ extension MQTTClient {
         }
     }
 }
+
+extension MQTTClient.Configuration {
+    enum CodingKeys: String, CodingKey {
+        case host, port, clientID, username, password, protocolVersion, keepAliveSeconds, cleanSession
+        case sessionExpirySeconds, tls, reconnectDelayMillis, maxReconnectDelayMillis
+    }
+
+    /// Decodes a configuration; every key is optional and takes the documented default.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Self()
+        self.init(
+            host: try c.decodeIfPresent(String.self, forKey: .host) ?? d.host,
+            port: try c.decodeIfPresent(Int.self, forKey: .port) ?? d.port,
+            clientID: try c.decodeIfPresent(String.self, forKey: .clientID) ?? d.clientID,
+            username: try c.decodeIfPresent(String.self, forKey: .username),
+            password: try c.decodeIfPresent(String.self, forKey: .password),
+            protocolVersion: try c.decodeIfPresent(MQTTClient.ProtocolVersion.self, forKey: .protocolVersion)
+                ?? d.protocolVersion,
+            keepAliveSeconds: try c.decodeIfPresent(Int.self, forKey: .keepAliveSeconds) ?? d.keepAliveSeconds,
+            cleanSession: try c.decodeIfPresent(Bool.self, forKey: .cleanSession) ?? d.cleanSession,
+            sessionExpirySeconds: try c.decodeIfPresent(Int.self, forKey: .sessionExpirySeconds) ?? d.sessionExpirySeconds,
+            tls: try c.decodeIfPresent(MQTTClient.TLS.self, forKey: .tls),
+            reconnectDelayMillis: try c.decodeIfPresent(Int64.self, forKey: .reconnectDelayMillis) ?? d.reconnectDelayMillis,
+            maxReconnectDelayMillis: try c.decodeIfPresent(Int64.self, forKey: .maxReconnectDelayMillis)
+                ?? d.maxReconnectDelayMillis)
+    }
+
+    /// Encodes the configuration without the password (reports and the API never show it).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(host, forKey: .host)
+        try c.encode(port, forKey: .port)
+        try c.encode(clientID, forKey: .clientID)
+        try c.encodeIfPresent(username, forKey: .username)
+        try c.encode(protocolVersion, forKey: .protocolVersion)
+        try c.encode(keepAliveSeconds, forKey: .keepAliveSeconds)
+        try c.encode(cleanSession, forKey: .cleanSession)
+        try c.encode(sessionExpirySeconds, forKey: .sessionExpirySeconds)
+        try c.encodeIfPresent(tls, forKey: .tls)
+        try c.encode(reconnectDelayMillis, forKey: .reconnectDelayMillis)
+        try c.encode(maxReconnectDelayMillis, forKey: .maxReconnectDelayMillis)
+    }
+}
+
+extension MQTTClient.TLS {
+    enum CodingKeys: String, CodingKey { case caFile, caDirectory, certificateFile, keyFile, verifyHostname }
+
+    /// Decodes TLS settings; `verifyHostname` defaults to `true`.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            caFile: try c.decodeIfPresent(String.self, forKey: .caFile),
+            caDirectory: try c.decodeIfPresent(String.self, forKey: .caDirectory),
+            certificateFile: try c.decodeIfPresent(String.self, forKey: .certificateFile),
+            keyFile: try c.decodeIfPresent(String.self, forKey: .keyFile),
+            verifyHostname: try c.decodeIfPresent(Bool.self, forKey: .verifyHostname) ?? true)
+    }
+}

@@ -166,7 +166,7 @@ extension MQTTClient {
             return (Array(s.publishWaiters.values), s.stopWaiters)
         }
         for p in publishes { p.resume(throwing: IoTErrorBox.stopped) }
-        if io.started { loop.remove(self) } else { loop.clientCount.subtract(1, ordering: .relaxed) }
+        if io.started { loop.remove(self) }
         io.started = true
         for s in stops { s.resume() }
     }
@@ -242,7 +242,11 @@ extension MQTTClient {
     }
 
     func published(mid: Int32) {
-        let waiter = shared.withLock { $0.publishWaiters.removeValue(forKey: mid) }
+        let waiter = shared.withLock { s in
+            let w = s.publishWaiters.removeValue(forKey: mid)
+            if w == nil { s.earlyPublishes.insert(mid) }
+            return w
+        }
         waiter?.resume()
     }
 

@@ -119,6 +119,7 @@ public final class MQTTClient: @unchecked Sendable {
         var granted: [Int: Int] = [:]
         var nextSubscriptionID = 1
         var publishWaiters: [Int32: CheckedContinuation<Void, any Error>] = [:]
+        var earlyPublishes: Set<Int32> = []
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -185,17 +186,13 @@ public final class MQTTClient: @unchecked Sendable {
             ownedGroup = own
             loop = own.loopForNewClient()
         }
-        do throws(IoTError) {
-            try configureHandle()
-        } catch {
-            loop.clientCount.subtract(1, ordering: .relaxed)
-            ownedGroup?.shutdown()
-            throw error
-        }
+        // On failure, deinit releases the handle and the loop slot.
+        try configureHandle()
     }
 
     deinit {
         mosquitto_destroy(handle)
+        loop.clientCount.subtract(1, ordering: .relaxed)
         ownedGroup?.shutdown()
     }
 
@@ -304,19 +301,25 @@ public final class MQTTClient: @unchecked Sendable {
         guard (0...2).contains(qos) else { throw IoTError(.invalidArgument, "QoS \(qos) is not 0, 1 or 2") }
         do {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                let rc = shared.withLock { s -> Int32 in
-                    guard s.state == .connected else { return MOSQ_ERR_NO_CONN.rawValue }
-                    var mid: Int32 = 0
-                    let rc = payload.withUnsafeBytes {
-                        mosquitto_publish(handle, &mid, topic, Int32($0.count), $0.baseAddress, Int32(qos), retain)
-                    }
-                    if rc == MOSQ_ERR_SUCCESS.rawValue {
-                        s.publishWaiters[mid] = c
-                        s.messagesOut += 1
-                    }
-                    return rc
+                // libmosquitto's lock is not held while `shared` is (its callbacks take `shared`): publish
+                // first, then register; an acknowledgement that came first is kept in `earlyPublishes`.
+                guard shared.withLock({ $0.state }) == .connected else {
+                    c.resume(throwing: IoTError(.unavailable, "publish to '\(topic)' failed: the client is not connected"))
+                    return
                 }
-                if rc != MOSQ_ERR_SUCCESS.rawValue {
+                var mid: Int32 = 0
+                let rc = payload.withUnsafeBytes {
+                    mosquitto_publish(handle, &mid, topic, Int32($0.count), $0.baseAddress, Int32(qos), retain)
+                }
+                if rc == MOSQ_ERR_SUCCESS.rawValue {
+                    let done = shared.withLock { s -> Bool in
+                        s.messagesOut += 1
+                        if s.earlyPublishes.remove(mid) != nil { return true }
+                        s.publishWaiters[mid] = c
+                        return false
+                    }
+                    if done { c.resume() }
+                } else {
                     let code: IoTError.Code =
                         rc == MOSQ_ERR_NO_CONN.rawValue || rc == MOSQ_ERR_CONN_LOST.rawValue ? .unavailable : .invalidArgument
                     c.resume(throwing: IoTError(code, "publish to '\(topic)' failed: \(Self.describe(rc))", nativeCode: rc))

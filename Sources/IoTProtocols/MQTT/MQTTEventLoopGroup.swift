@@ -31,7 +31,7 @@ public final class MQTTEventLoopGroup: Sendable {
     /// How many loop threads the group runs.
     public var threadCount: Int { loops.count }
 
-    /// How many clients are placed on the group's loops.
+    /// How many clients exist on the group's loops (created and not yet released).
     public var clientCount: Int { loops.reduce(0) { $0 + $1.clientCount.load(ordering: .relaxed) } }
 
     /// The loop with the fewest clients; the count is taken at once, so concurrent placements spread.
@@ -105,9 +105,9 @@ final class MQTTEventLoop: @unchecked Sendable {
     /// Loop thread only: adds a client to the loop.
     func add(_ client: MQTTClient) { members[client.id] = client }
 
-    /// Loop thread only: removes a client.
+    /// Loop thread only: removes a client. (`clientCount` drops when the client is released.)
     func remove(_ client: MQTTClient) {
-        if members.removeValue(forKey: client.id) != nil { clientCount.subtract(1, ordering: .relaxed) }
+        members.removeValue(forKey: client.id)
     }
 
     /// Loop thread only: registers, changes or removes the socket of a client in the epoll set.

@@ -107,6 +107,7 @@ public final class MQTTTransport: Transport {
     let logger: Logger
     let counterState = Mutex(Counters(stored: 0, rejected: 0, notAcknowledged: 0))
     let stopping = Atomic<Bool>(false)
+    let starter = Mutex<Task<Void, Never>?>(nil)
 
     /// `"mqtt"`: the transport label of messages and counters.
     public var name: String { "mqtt" }
@@ -128,8 +129,8 @@ public final class MQTTTransport: Transport {
         self.logger = logger
         client = try MQTTClient(configuration: configuration.client, group: group, logger: logger)
         for sub in configuration.subscriptions {
-            try client.subscribe(sub.filter, qos: sub.qos) { [unowned self] message in
-                self.ingest(message, sub)
+            try client.subscribe(sub.filter, qos: sub.qos) { [weak self] message in
+                self?.ingest(message, sub)
             }
         }
     }
@@ -140,13 +141,30 @@ public final class MQTTTransport: Transport {
     /// Waits for the ingestor to be ready, connects, and serves until graceful shutdown or cancellation;
     /// then disconnects (the broker keeps the session and what arrives meanwhile).
     public func run() async throws {
-        while !ingestor.isReady {
-            if Task.isCancelled { return }
-            try? await Task.sleep(nanoseconds: 20_000_000)
-        }
-        client.start()
+        startIngest()
         try? await gracefulShutdown()
+        await stopIngest()
+    }
+
+    /// Connects once the ingestor is ready (in the background) — for hosts that run the transport without
+    /// a `ServiceGroup`, such as ``MQTTClientManager``.
+    public func startIngest() {
+        let task = Task { [client, ingestor] in
+            while !ingestor.isReady {
+                if Task.isCancelled { return }
+                try? await Task.sleep(nanoseconds: 20_000_000)
+            }
+            if !Task.isCancelled { client.start() }
+        }
+        starter.withLock { $0 = task }
+    }
+
+    /// Disconnects and stops; returns when the client is off its loop thread.
+    public func stopIngest() async {
         stopping.store(true, ordering: .releasing)
+        let task = starter.withLock { $0 }
+        task?.cancel()
+        await task?.value
         await client.stop()
     }
 

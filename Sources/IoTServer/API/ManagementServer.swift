@@ -43,6 +43,7 @@ public final class ManagementServer: Service {
     let ruleState: (any RuleStateStore)?
     let statisticsStore: (any StatisticsStore)?
     let brokerAccess: BrokerAccessControl?
+    let mqttClients: (any MQTTClientAdministration)?
     let logger: Logger
     let clock: any IoTClock = SystemClock()
     let port = ListeningPort(component: "management listener")
@@ -61,6 +62,8 @@ public final class ManagementServer: Service {
     ///     answers it with 404.
     ///   - brokerAccess: answers EMQX's HTTP authenticator and authorizer at `/broker/v1/emqx/auth` and
     ///     `/broker/v1/emqx/acl` (guarded by ``Configuration/brokerAuthKey``); `nil` answers them with 404.
+    ///   - mqttClients: serves `/api/v1/mqtt/clients` (IoTProtocols' `MQTTClientManager`); `nil` answers
+    ///     it with 404.
     public init(
         configuration: Configuration = .init(),
         registry: any RegistryStore,
@@ -73,6 +76,7 @@ public final class ManagementServer: Service {
         ruleState: (any RuleStateStore)? = nil,
         statisticsStore: (any StatisticsStore)? = nil,
         brokerAccess: BrokerAccessControl? = nil,
+        mqttClients: (any MQTTClientAdministration)? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
@@ -86,6 +90,7 @@ public final class ManagementServer: Service {
         self.ruleState = ruleState
         self.statisticsStore = statisticsStore
         self.brokerAccess = brokerAccess
+        self.mqttClients = mqttClients
         self.logger = logger
     }
 
@@ -138,6 +143,7 @@ public final class ManagementServer: Service {
         addAlarmRoutes(to: router)
         addStatisticsRoutes(to: router)
         addBrokerAuthRoutes(to: router)
+        addMQTTClientRoutes(to: router)
         return router
     }
 }

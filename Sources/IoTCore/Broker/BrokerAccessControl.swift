@@ -10,8 +10,9 @@ public import Logging
 /// must still be in the registry, and its tenant must be served by the policy.
 ///
 /// Authorization: the device the username names may publish and subscribe as the policy says, while it
-/// exists and (when a ``TokenIssuer`` is given) still has a token, so a device whose tokens were
-/// revoked or that was deleted is refused at once, also on a connection it opened before.
+/// exists and (when a ``TokenIssuer`` or a credential check is given) still has a credential, so a
+/// device whose credentials were revoked or that was deleted is refused at once, also on a connection it
+/// opened before.
 ///
 /// ```swift
 /// let access = BrokerAccessControl(
@@ -71,15 +72,16 @@ public final class BrokerAccessControl: Sendable {
     public let configuration: Configuration
     let authenticator: any DeviceAuthenticator
     let registry: any RegistryStore
-    let tokens: (any TokenIssuer)?
+    let hasCredentials: (@Sendable (DeviceIdentity) async throws -> Bool)?
     let logger: Logger
 
     /// Creates the access control.
     ///
     /// - Parameters:
     ///   - tokens: when given, a device needs at least one unrevoked token to publish or subscribe;
-    ///     leave it `nil` when devices use other credentials only.
-    public init(
+    ///     leave it `nil` when devices use other credentials (see
+    ///     ``init(policy:configuration:authenticator:registry:hasCredentials:logger:)``).
+    public convenience init(
         policy: BrokerAccountPolicy = .init(),
         configuration: Configuration = .init(),
         authenticator: any DeviceAuthenticator,
@@ -87,11 +89,31 @@ public final class BrokerAccessControl: Sendable {
         tokens: (any TokenIssuer)?,
         logger: Logger = Logger(label: "iot.broker-access")
     ) {
+        var check: (@Sendable (DeviceIdentity) async throws -> Bool)?
+        if let tokens {
+            check = { device in try await !tokens.tokens(of: device).isEmpty }
+        }
+        self.init(
+            policy: policy, configuration: configuration, authenticator: authenticator, registry: registry,
+            hasCredentials: check, logger: logger)
+    }
+
+    /// Creates the access control with a check of whether a device still holds any credential (token,
+    /// password, …); the authorizer refuses a device for which it returns `false`, so revocation takes
+    /// effect on connections opened before it. `nil` checks only that the device exists.
+    public init(
+        policy: BrokerAccountPolicy = .init(),
+        configuration: Configuration = .init(),
+        authenticator: any DeviceAuthenticator,
+        registry: any RegistryStore,
+        hasCredentials: (@Sendable (DeviceIdentity) async throws -> Bool)?,
+        logger: Logger = Logger(label: "iot.broker-access")
+    ) {
         self.policy = policy
         self.configuration = configuration
         self.authenticator = authenticator
         self.registry = registry
-        self.tokens = tokens
+        self.hasCredentials = hasCredentials
         self.logger = logger
     }
 
@@ -126,7 +148,7 @@ public final class BrokerAccessControl: Sendable {
         if let tenant = named.tenant, tenant != identity.tenant {
             return Decision(.deny, "the credential belongs to another tenant")
         }
-        if let refusal = try await refusal(identity, clientID: clientID, checkTokens: false) {
+        if let refusal = try await refusal(identity, clientID: clientID, checkCredentials: false) {
             return Decision(.deny, refusal)
         }
         return Decision(.allow, "device \(identity)", rules: policy.rules(for: identity))
@@ -148,7 +170,7 @@ public final class BrokerAccessControl: Sendable {
         case .found(let found): identity = found
         case .refused(let reason): return Decision(.deny, reason)
         }
-        if let refusal = try await refusal(identity, clientID: clientID, checkTokens: true) {
+        if let refusal = try await refusal(identity, clientID: clientID, checkCredentials: true) {
             return Decision(.deny, refusal)
         }
         guard policy.permits(identity, action, topic: topic) else {
@@ -200,7 +222,7 @@ public final class BrokerAccessControl: Sendable {
     }
 
     /// Why `identity` may not use the broker now, or `nil`.
-    private func refusal(_ identity: DeviceIdentity, clientID: String?, checkTokens: Bool) async throws(IoTError)
+    private func refusal(_ identity: DeviceIdentity, clientID: String?, checkCredentials: Bool) async throws(IoTError)
         -> String?
     {
         guard policy.serves(identity.tenant) else { return "tenant \(identity.tenant) is not served by this broker" }
@@ -214,8 +236,8 @@ public final class BrokerAccessControl: Sendable {
             guard try await registry.device(.tenant(identity.tenant), uid: identity.deviceUID) != nil else {
                 return "device \(identity) does not exist (deleted?)"
             }
-            if checkTokens, let tokens, try await tokens.tokens(of: identity).isEmpty {
-                return "device \(identity) has no valid token (revoked?)"
+            if checkCredentials, let hasCredentials, try await !hasCredentials(identity) {
+                return "device \(identity) has no valid credential (revoked?)"
             }
         } catch {
             throw Self.storeError(error, "look up device \(identity)")

@@ -216,4 +216,36 @@ struct DynamicSecurityTests {
             #expect(Date().timeIntervalSince(started) < 8)
         }
     }
+
+    /// End to end: devices provisioned by the platform publish with their tokens' passwords; the platform's
+    /// MQTT transport (logged in as the dynamic-security admin, whose role may read every topic) stores
+    /// their data; what a device forged on another device's topic never arrives.
+    @Test func provisionedDevicesDataIsStoredAndForgeriesAreNot() async throws {
+        let broker = try MosquittoBroker()
+        defer { broker.stop() }
+        try await Self.withProvisioner(broker) { provisioner in
+            try await provisioner.provision(DeviceIdentity(tenant: "acme", deviceUID: "meter-1"), password: "pw-1")
+            try await provisioner.provision(DeviceIdentity(tenant: "acme", deviceUID: "meter-2"), password: "pw-2")
+            let ingest = try await RabbitMQTests.Ingest(devices: ["meter-1", "meter-2"])
+            let transport = try MQTTTransport(
+                configuration: .init(
+                    client: .init(
+                        host: "127.0.0.1", port: broker.port, clientID: "iotd-ingest", username: broker.adminUsername,
+                        password: broker.adminPassword),
+                    tenant: "acme", subscriptions: [try .init(template: "devices/{uid}/telemetry", qos: 1)]),
+                ingestor: ingest.ingestor, logger: Logger(label: "test"))
+            try await ingest.run([ingest.ingestor, transport])
+            try await transport.client.waitUntilReady()
+            let mqtt = CommandLineMQTT(port: broker.port)
+            #expect(try mqtt.publish(username: "meter-1", password: "pw-1", topic: "devices/meter-1/telemetry", message: #"{"temp": 1}"#) == 0)
+            #expect(try mqtt.publish(username: "meter-1", password: "pw-1", topic: "devices/meter-2/telemetry", message: #"{"temp": 99}"#) == 0)
+            #expect(try mqtt.publish(username: "meter-2", password: "pw-2", topic: "devices/meter-2/telemetry", message: #"{"temp": 2}"#) == 0)
+            #expect(try await ingest.waitFor("meter-1", "temp", count: 1).map(\.value) == [.number(1)])
+            #expect(try await ingest.waitFor("meter-2", "temp", count: 1).map(\.value) == [.number(2)])
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await ingest.series("meter-2", "temp").map(\.value) == [.number(2)], "the forged 99 must not be stored")
+            #expect(transport.outcomes.stored == 2)
+            await ingest.stop()
+        }
+    }
 }

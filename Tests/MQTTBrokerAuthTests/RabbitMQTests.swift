@@ -19,10 +19,10 @@ struct RabbitMQTests {
         private var group: ServiceGroup?
         private var task: Task<Void, any Error>?
 
-        init() async throws {
+        init(devices: [String] = ["r-1", "r-2"]) async throws {
             try await registry.saveTenant(Tenant(id: RabbitMQTests.tenant))
             try await registry.saveProduct(.tenant(RabbitMQTests.tenant), Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "seq")]))
-            for uid in ["r-1", "r-2"] {
+            for uid in devices {
                 try await registry.saveDevice(.tenant(RabbitMQTests.tenant), Device(uid: uid, product: "thermo"))
             }
             ingestor = Ingestor(journal: InMemoryJournal(), pointStore: points, registry: registry, logger: Logger(label: "test"))

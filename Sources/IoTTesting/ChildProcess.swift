@@ -28,6 +28,11 @@ public final class ChildProcess {
     public init(_ arguments: [String], environment: [String] = []) throws {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw Failure(description: "pipe failed: \(String(cString: strerror(errno)))") }
+        // Close-on-exec: a child started at the same moment by another test must not inherit this pipe, or
+        // readLine() here would not see end of file until that other child exits. dup2 onto the child's
+        // stdout clears the flag for the one descriptor this child should have.
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)

@@ -50,18 +50,16 @@ public final class ChildProcess {
             for p in argv { free(p) }
             for p in env { free(p) }
         }
-        // The child starts with no blocked signals and default dispositions: a test thread (a Swift
-        // concurrency or Dispatch worker) blocks signals, and a child inheriting that mask would ignore
-        // SIGTERM and never get its SIGALRM (mosquitto_sub -W, timeout(1)).
+        // The child starts with no blocked signals and default handlers: the spawning thread may be one of
+        // the runtime's worker threads, which block signals, and a blocked SIGTERM would make `stop()` hang.
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
         var defaults = sigset_t()
-        sigfillset(&defaults)
-        sigdelset(&defaults, SIGKILL)
-        sigdelset(&defaults, SIGSTOP)
+        sigemptyset(&defaults)
+        for s in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGUSR1, SIGUSR2] { sigaddset(&defaults, s) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: Int32 = 0

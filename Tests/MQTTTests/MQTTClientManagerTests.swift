@@ -138,12 +138,12 @@ struct ManagerAdministration: MQTTClientAdministration {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
         let harness = try await IngestHarness()
+        let threadsBefore = processThreads()  // before the manager starts its two loop threads
+        let memoryBefore = residentKiB()
         let manager = MQTTClientManager(
             configuration: .init(threads: 2, limits: .init(maxClients: 1_000)), ingestor: harness.ingestor,
             logger: Logger(label: "test"))
         try await harness.run([manager])
-        let threadsBefore = processThreads()
-        let memoryBefore = residentKiB()
         let started = Date()
         for i in 0..<1_000 {
             _ = try await manager.create(spec("c\(i)", port: broker.port, clean: true, share: "all"))

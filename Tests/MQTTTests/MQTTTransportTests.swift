@@ -102,14 +102,14 @@ import Testing
         defer { group.shutdown() }
         let a = try MQTTClient(configuration: clientConfiguration(port: broker.port, id: "a"), group: group)
         let b = try MQTTClient(configuration: clientConfiguration(port: broker.port, id: "b"), group: group)
-        try a.subscribe("$CONTROL/test/v1/response", qos: 1) { m in received.withLock { $0.append(m) } }
+        try a.subscribe("control/test/v1/response", qos: 1) { m in received.withLock { $0.append(m) } }
         try a.subscribe("other/#", qos: 0) { _ in Issue.record("the first matching subscription gets the message") }
         a.start()
         b.start()
         try await a.waitUntilReady()
         try await b.waitUntilReady()
         for i in 0..<10 {
-            try await b.publish(topic: "$CONTROL/test/v1/response", payload: Array("r\(i)".utf8), qos: i % 3)
+            try await b.publish(topic: "control/test/v1/response", payload: Array("r\(i)".utf8), qos: i % 3)
         }
         try await eventually("10 responses") { received.withLock { $0.count } == 10 }
         #expect(received.withLock { $0.map { String(decoding: $0.payload, as: UTF8.self) } } == (0..<10).map { "r\($0)" })
@@ -135,9 +135,9 @@ import Testing
         try await eventually("4 messages accounted for") { mqtt.outcomes.stored + mqtt.outcomes.rejected == 4 }
         #expect(mqtt.outcomes.rejected == 3)
         let stats = harness.ingestor.statistics
-        #expect(stats.rejected["malformedPayload"] == 1)
-        #expect(stats.rejected["payloadTooLarge"] == 1)
-        #expect(stats.rejected["unknownDevice"] == 1)
+        #expect(stats.rejected["malformed_payload"] == 1)
+        #expect(stats.rejected["payload_too_large"] == 1)
+        #expect(stats.rejected["unknown_device"] == 1)
         #expect(mqtt.client.status.state == .connected)
         #expect(mqtt.client.status.reconnects == 0, "bad input never costs the connection")
         await harness.stop()

@@ -115,7 +115,12 @@ private func measureSDK(qos: Int, messages: Int, topics: Int, bin: String, dir: 
     mqtt.startIngest()
     try await mqtt.client.waitUntilReady()
 
-    let publisher = Task.detached { shell("'\(bin)/mqtt_pub' 127.0.0.1 \(port) \(qos) \(messages) \(topics)") }
+    // The publisher runs on a Dispatch thread, not on the cooperative pool the ingestor needs.
+    let publisherDone = DispatchSemaphore(value: 0)
+    DispatchQueue.global().async {
+        _ = shell("'\(bin)/mqtt_pub' 127.0.0.1 \(port) \(qos) \(messages) \(topics)")
+        publisherDone.signal()
+    }
     var first = 0.0
     var last = 0.0
     var lastCount = 0
@@ -132,7 +137,7 @@ private func measureSDK(qos: Int, messages: Int, topics: Int, bin: String, dir: 
         if n >= messages || now - idleSince > 5 { break }
         try await Task.sleep(for: .microseconds(500))
     }
-    _ = await publisher.value
+    while publisherDone.wait(timeout: .now()) == .timedOut { try await Task.sleep(for: .milliseconds(10)) }
     while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
     let committed = monotonicSeconds()
     await mqtt.stopIngest()
@@ -153,7 +158,15 @@ final class Subprocess {
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
-        let rc = posix_spawn(&pid, arguments[0], nil, nil, argv, environ)
+        // No blocked signals in the child: a runtime worker thread blocks them, and mosquitto would then ignore SIGTERM.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        let rc = posix_spawn(&pid, arguments[0], nil, &attributes, argv, environ)
         guard rc == 0 else { throw BenchFailure("cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
         self.pid = pid
     }

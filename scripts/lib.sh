@@ -1,7 +1,7 @@
 # Shared by scripts/test.sh and scripts/demo.sh. Source it; do not execute.
 # The Debian 12 packages the project needs (build: C libraries; tests: peers and tools).
-APT_PACKAGES=(pkg-config libsqlite3-dev sqlite3 liblua5.4-dev duktape-dev libmodbus-dev)
-APT_TEST_PACKAGES=(strace wrk gcc socat python3-pip)
+APT_PACKAGES=(pkg-config libsqlite3-dev sqlite3 liblua5.4-dev duktape-dev libmodbus-dev libmosquitto-dev)
+APT_TEST_PACKAGES=(strace wrk gcc make socat openssl python3-pip mosquitto mosquitto-clients rabbitmq-server)
 
 # install_packages NAME… : apt-get install what is missing (as root), or say what to install.
 install_packages() {
@@ -22,14 +22,19 @@ install_packages() {
 
 # PyPI test peers: pymodbus (simulated Modbus devices; 3.16.1 runs on Python 3.11) and pyserial (its RTU
 # server).
-PIP_TEST_PACKAGES=(pymodbus==3.16.1 pyserial==3.5)
+PIP_TEST_PACKAGES=(pymodbus@3.16.1=pymodbus pyserial@3.5=serial paho-mqtt=paho.mqtt)
 
-# install_pip_packages: pip install the test peers that python3 cannot import yet.
+# install_pip_packages: pip install the test peers (PIP_TEST_PACKAGES, "spec=module" pairs) whose module
+# python3 cannot import yet.
 install_pip_packages() {
-    if python3 -c 'import pymodbus, serial, sys; sys.exit(0 if pymodbus.__version__ == "3.16.1" else 1)' 2>/dev/null; then
-        return 0
-    fi
-    echo "installing (pip): ${PIP_TEST_PACKAGES[*]}"
-    python3 -m pip install --quiet "${PIP_TEST_PACKAGES[@]}" 2>/dev/null \
-        || python3 -m pip install --quiet --break-system-packages "${PIP_TEST_PACKAGES[@]}"
+    local missing=()
+    for pair in "${PIP_TEST_PACKAGES[@]}"; do
+        local spec=${pair%%=*} module=${pair#*=}
+        spec=${spec/@/==}
+        python3 -c "import $module" 2>/dev/null || missing+=("$spec")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing (pip): ${missing[*]}"
+    python3 -m pip install --quiet "${missing[@]}" 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages "${missing[@]}"
 }

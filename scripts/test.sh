@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_packages "${APT_PACKAGES[@]}" "${APT_TEST_PACKAGES[@]}"
-[ "${SKIP_INSTALL:-0}" = 1 ] || install_pip_packages
+[ "${SKIP_INSTALL:-0}" = 1 ] || install_pip_packages  # PIP_TEST_PACKAGES in scripts/lib.sh
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -6,6 +6,7 @@
 //   swift run -c release iot-bench rules  [--smoke]                range-rule evaluations/s, joint-rule latency
 //   swift run -c release iot-bench script [--points N] [--smoke]   Lua parse vs C lua_parse; JS with and without workers
 //   swift run -c release iot-bench modbus [--smoke]                reads/s vs raw libmodbus; 1,000 devices at 1 Hz and their CPU
+//   swift run -c release iot-bench mqtt   [--points N] [--smoke]   broker → MQTT transport → journal → store vs bare C sub and Python peer
 //   swift run -c release iot-bench all    [--smoke]
 //
 // `--smoke` runs each with a small size, for CI: it proves the benchmark runs, not how fast.
@@ -42,6 +43,7 @@ case "http": try await runHTTPBenchmark(options)
 case "rules": try await runRulesBenchmark(options)
 case "script": try await runScriptBenchmark(options)
 case "modbus": try await runModbusBenchmark(options)
+case "mqtt": try await runMQTTBenchmark(options)
 case "all":
     try await runIngestBenchmark(options)
     try await runQueryBenchmark(options)
@@ -51,5 +53,8 @@ case "all":
     try await runModbusBenchmark(options)
 default:
     print("usage: iot-bench ingest|query|http|rules|script|modbus|all [--smoke] [--points N] [--dir PATH]")
+    try await runMQTTBenchmark(options)
+default:
+    print("usage: iot-bench ingest|query|http|rules|script|mqtt|all [--smoke] [--points N] [--dir PATH]")
     exit(2)
 }

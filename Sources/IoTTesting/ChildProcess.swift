@@ -31,6 +31,9 @@ public final class ChildProcess {
         // Close-on-exec: other children started meanwhile must not hold this pipe open (a reader would
         // then never see end of file). The dup2 onto the child's stdout clears the flag there.
         guard pipe(&fds) == 0 else { throw Failure(description: "pipe failed: \(String(cString: strerror(errno)))") }
+        // Close-on-exec: a child started at the same moment by another test must not inherit this pipe, or
+        // readLine() here would not see end of file until that other child exits. dup2 onto the child's
+        // stdout clears the flag for the one descriptor this child should have.
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
         var actions = posix_spawn_file_actions_t()
@@ -50,8 +53,21 @@ public final class ChildProcess {
             for p in argv { free(p) }
             for p in env { free(p) }
         }
+        // The child starts with no blocked signals and default handlers: the spawning thread may be one of
+        // the runtime's worker threads, which block signals, and a blocked SIGTERM would make `stop()` hang.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for s in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGUSR1, SIGUSR2] { sigaddset(&defaults, s) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: Int32 = 0
-        let rc = posix_spawn(&pid, arguments[0], &actions, nil, argv, env)
+        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, env)
+        posix_spawnattr_destroy(&attributes)
         posix_spawn_file_actions_destroy(&actions)
         close(fds[1])
         guard rc == 0 else {

@@ -42,6 +42,13 @@ struct DaemonConfiguration: Codable, Sendable {
     struct Logging: Codable, Sendable {
         var level: String?
     }
+    /// MQTT ingest: loop threads, the instance's limits, and the clients to run from the start (more can be
+    /// added at run time through `/api/v1/mqtt/clients`).
+    struct MQTT: Codable, Sendable {
+        var threads: Int?
+        var limits: MQTTClientManager.Limits?
+        var clients: [MQTTClientSpec]?
+    }
     /// A script parser that products can name in their `parser` field.
     struct ScriptParserSeed: Codable, Sendable {
         var name: String
@@ -67,8 +74,10 @@ struct DaemonConfiguration: Codable, Sendable {
     var management: Management?
     var modbus: Modbus?
     var logging: Logging?
+    var mqtt: MQTT?
     var parsers: [ScriptParserSeed]?
     var tenants: [TenantSeed]?
+    var brokerAccounts: BrokerAccountsConfiguration?
 }
 
 extension DaemonConfiguration {
@@ -121,11 +130,19 @@ extension DaemonConfiguration {
         return c
     }
 
-    func managementConfiguration(adminAPIKey: String?) -> ManagementServer.Configuration {
+    var mqttConfiguration: MQTTClientManager.Configuration {
+        var c = MQTTClientManager.Configuration()
+        if let t = mqtt?.threads { c.threads = t }
+        if let l = mqtt?.limits { c.limits = l }
+        return c
+    }
+
+    func managementConfiguration(adminAPIKey: String?) throws -> ManagementServer.Configuration {
         var c = ManagementServer.Configuration()
         if let v = management?.host { c.host = v }
         if let v = management?.port { c.port = v }
         c.adminAPIKey = adminAPIKey
+        c.brokerAuthKey = try brokerAccounts?.emqxKey()
         return c
     }
 
@@ -148,6 +165,18 @@ extension DaemonConfiguration {
         }
         for p in parsers ?? [] where p.language != "lua" && p.language != "javascript" {
             try fail("parsers[\(p.name)].language", "'\(p.language)' is not lua or javascript")
+        }
+        try brokerAccounts?.validate()
+        if let t = mqtt?.threads, !(1...64).contains(t) { try fail("mqtt.threads", "use 1–64 loop threads") }
+        var mqttIDs = Set<String>()
+        for (i, c) in (mqtt?.clients ?? []).enumerated() {
+            guard mqttIDs.insert(c.id).inserted else { try fail("mqtt.clients[\(i)].id", "'\(c.id)' appears twice") }
+            do throws(IoTError) {
+                _ = try c.transportConfiguration(parsers: nil)
+            } catch {
+                // Script parser names are only known once the parsers are built.
+                if !error.message.contains(".parser:") { try fail("mqtt.clients[\(c.id)]", error.message) }
+            }
         }
         for t in tenants ?? [] {
             guard TenantID(t.id).isValid else { try fail("tenants[\(t.id)].id", "use 1–64 characters of A–Z a–z 0–9 - _") }

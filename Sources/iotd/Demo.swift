@@ -33,6 +33,9 @@ struct Demo: AsyncParsableCommand {
         let platform = try Platform(configuration: configuration, adminAPIKey: adminKey, prometheus: prometheus, logger: logger)
         try await platform.loadParsers([])
         let fleet = try await DemoFleet.seed(platform: platform, devices: devices)
+        // With mosquitto installed, the thermometers also report through a local broker and the MQTT client manager.
+        let mqtt = try DemoMQTT.start(directory: dir)
+        if let mqtt { _ = try await platform.mqtt.create(mqtt.spec) }
 
         let group = ServiceGroup(
             configuration: .init(
@@ -42,6 +45,20 @@ struct Demo: AsyncParsableCommand {
         let http = try await platform.http.listeningPort()
         let api = try await platform.management.listeningPort()
         printBanner(http: http, api: api, adminKey: adminKey, fleet: fleet)
+        if let mqtt {
+            let thermometers = fleet.devices.filter { $0.product == "thermometer" }.map(\.uid)
+            mqtt.simulate(devices: thermometers, intervalMillis: intervalMs)
+            print(
+                """
+                MQTT: a local mosquitto on 127.0.0.1:\(mqtt.port); the thermometers also publish to demo/<uid>/telemetry, and
+                the platform's client 'demo-broker' ingests them (GET /api/v1/mqtt/clients). Try:
+                  mosquitto_pub -p \(mqtt.port) -q 1 -t demo/\(thermometers.first ?? "thermometer-01")/telemetry -m '{"temperature": 30}'
+
+                """)
+            fflush(nil)
+        } else {
+            print("MQTT: mosquitto is not installed (apt-get install mosquitto), so the demo runs without a broker.\n")
+        }
 
         let simulator = DeviceSimulator(fleet: fleet, port: http, intervalMillis: intervalMs)
         simulator.start()
@@ -67,6 +84,7 @@ struct Demo: AsyncParsableCommand {
         let outcome = await running.result
         ticker.cancel()
         simulator.stop()
+        await mqtt?.stop()
         let s = platform.ingestor.statistics
         print(
             "stopped: received \(s.received), stored \(s.stored), rejected \(s.rejectedTotal), dropped \(s.droppedTotal), in flight \(s.inFlight)"

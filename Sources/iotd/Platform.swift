@@ -23,8 +23,11 @@ struct Platform {
     let statistics: StatisticsScheduler
     let http: HTTPIngestTransport
     let modbus: ModbusTransport?
+    let mqtt: MQTTClientManager
     let management: ManagementServer
     let retention: RetentionService
+    /// Brokers that get device accounts (brokerAccounts.mosquitto); the management API's token issuer tells them.
+    let provisioners: [any BrokerProvisioner]
     let logger: Logger
 
     init(configuration: DaemonConfiguration, adminAPIKey: String?, prometheus: PrometheusCollectorRegistry, logger: Logger) throws {
@@ -58,11 +61,25 @@ struct Platform {
         } else {
             modbus = nil
         }
+        mqtt = MQTTClientManager(
+            configuration: configuration.mqttConfiguration, ingestor: ingestor, parsers: parsers, logger: logger)
+        provisioners = try Self.brokerProvisioners(configuration.brokerAccounts, logger: logger)
+        var brokerAccess: BrokerAccessControl?
+        if let accounts = configuration.brokerAccounts, let emqx = accounts.emqx {
+            brokerAccess = BrokerAccessControl(
+                policy: accounts.policy,
+                configuration: .init(
+                    ignoredUsernames: Set(emqx.ignoreUsernames ?? []), ignoredUsernamePrefixes: emqx.ignoreUsernamePrefixes ?? []),
+                authenticator: tokens, registry: registry, tokens: tokens, logger: logger)
+        }
         management = ManagementServer(
-            configuration: configuration.managementConfiguration(adminAPIKey: adminAPIKey), registry: registry, points: points,
-            tokens: tokens, ingestor: ingestor, prometheus: prometheus, rules: rules, statistics: statistics,
+            configuration: try configuration.managementConfiguration(adminAPIKey: adminAPIKey), registry: registry,
+            points: points,
+            tokens: provisioners.isEmpty ? tokens : ProvisioningTokenIssuer(tokens, provisioners: provisioners),
+            ingestor: ingestor, prometheus: prometheus, rules: rules, statistics: statistics,
             ruleState: ruleState, statisticsStore: statisticsStore, parsers: parserCatalog,
-            definitions: SQLiteDefinitionStore(storage: storage), modbus: modbus, logger: logger)
+            definitions: SQLiteDefinitionStore(storage: storage), modbus: modbus, brokerAccess: brokerAccess,
+            mqttClients: MQTTAdministration(manager: mqtt), logger: logger)
         retention = RetentionService(store: points, storage: storage, logger: logger)
         self.logger = logger
     }
@@ -71,7 +88,7 @@ struct Platform {
     /// ingestor, which drains what was acknowledged into the store (the rule engine still sees it), then
     /// the statistics scheduler and the rule engine, which saves its state.
     var services: [any Service] {
-        var services: [any Service] = [rules, statistics, ingestor, retention, management, http]
+        var services: [any Service] = [rules, statistics, ingestor, retention, management, http, mqtt]
         if let modbus { services.append(modbus) }
         return services
     }
@@ -100,6 +117,17 @@ struct Platform {
         }
     }
 
+    /// Creates the MQTT clients declared in the configuration (they connect once the ingestor is ready).
+    func startMQTTClients(_ specs: [MQTTClientSpec]) async throws {
+        for spec in specs {
+            do {
+                _ = try await mqtt.create(spec)
+            } catch {
+                throw ConfigurationError("mqtt.clients[\(spec.id)]: \(error.message)")
+            }
+        }
+    }
+
     /// Creates or updates the tenants, products and devices declared in the configuration.
     func seed(_ tenants: [DaemonConfiguration.TenantSeed]) async throws {
         for seed in tenants {
@@ -116,4 +144,14 @@ struct Platform {
             for job in seed.statistics ?? [] { try await statistics.add(job, tenant: id) }
         }
     }
+}
+
+/// The management API's view of the MQTT client manager (IoTServer speaks JSON, IoTProtocols does the work).
+struct MQTTAdministration: MQTTClientAdministration {
+    let manager: MQTTClientManager
+    func listClientsJSON() async throws -> [UInt8] { try await manager.listJSON() }
+    func clientJSON(id: String) async throws -> [UInt8] { try await manager.reportJSON(id: id) }
+    func createClientJSON(_ body: [UInt8]) async throws -> [UInt8] { try await manager.createJSON(body) }
+    func updateClientJSON(id: String, _ body: [UInt8]) async throws -> [UInt8] { try await manager.updateJSON(id: id, body) }
+    func removeClient(id: String) async throws { try await manager.remove(id: id) }
 }

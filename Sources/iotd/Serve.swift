@@ -37,6 +37,7 @@ struct Serve: AsyncParsableCommand {
         try await platform.loadParsers(configuration.parsers ?? [])
         try await platform.restoreDefinitions()
         try await platform.seed(configuration.tenants ?? [])
+        try await platform.startMQTTClients(configuration.mqtt?.clients ?? [])
         let group = ServiceGroup(
             configuration: .init(
                 services: platform.services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],

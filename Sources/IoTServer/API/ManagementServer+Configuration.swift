@@ -19,6 +19,10 @@ extension ManagementServer {
         public var maxExportPoints: Int
         /// The largest request body accepted, in bytes. Default 1 MiB.
         public var maxBodyBytes: Int
+        /// The key an MQTT broker presents to the EMQX auth endpoints (`/broker/v1/emqx/…`), as
+        /// `Authorization: Bearer <key>` or `X-API-Key: <key>`. Default `nil`: every such request gets 401.
+        /// Keep it apart from ``adminAPIKey``, so that the broker cannot manage the platform.
+        public var brokerAuthKey: String?
 
         /// Creates a configuration; every argument has the default documented on its property.
         public init(
@@ -26,13 +30,15 @@ extension ManagementServer {
             port: Int = 8081,
             adminAPIKey: String? = nil,
             maxExportPoints: Int = 1_000_000,
-            maxBodyBytes: Int = 1 << 20
+            maxBodyBytes: Int = 1 << 20,
+            brokerAuthKey: String? = nil
         ) {
             self.host = host
             self.port = port
             self.adminAPIKey = adminAPIKey
             self.maxExportPoints = maxExportPoints
             self.maxBodyBytes = maxBodyBytes
+            self.brokerAuthKey = brokerAuthKey
         }
     }
 }

@@ -46,6 +46,8 @@ public final class ManagementServer: Service {
     let parsers: ParserCatalog?
     let definitions: (any DefinitionStore)?
     let modbus: ModbusTransport?
+    let brokerAccess: BrokerAccessControl?
+    let mqttClients: (any MQTTClientAdministration)?
     let logger: Logger
     let clock: any IoTClock = SystemClock()
     let port = ListeningPort(component: "management listener")
@@ -69,6 +71,10 @@ public final class ManagementServer: Service {
     ///     this module links no interpreter.
     ///   - modbus: lists polled Modbus devices and writes their registers and coils
     ///     (`…/modbus/devices`); `nil` answers those with 404.
+    ///   - brokerAccess: answers EMQX's HTTP authenticator and authorizer at `/broker/v1/emqx/auth` and
+    ///     `/broker/v1/emqx/acl` (guarded by ``Configuration/brokerAuthKey``); `nil` answers them with 404.
+    ///   - mqttClients: serves `/api/v1/mqtt/clients` (IoTProtocols' `MQTTClientManager`); `nil` answers
+    ///     it with 404.
     public init(
         configuration: Configuration = .init(),
         registry: any RegistryStore,
@@ -83,6 +89,8 @@ public final class ManagementServer: Service {
         parsers: ParserCatalog? = nil,
         definitions: (any DefinitionStore)? = nil,
         modbus: ModbusTransport? = nil,
+        brokerAccess: BrokerAccessControl? = nil,
+        mqttClients: (any MQTTClientAdministration)? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
@@ -98,6 +106,8 @@ public final class ManagementServer: Service {
         self.parsers = parsers
         self.definitions = definitions
         self.modbus = modbus
+        self.brokerAccess = brokerAccess
+        self.mqttClients = mqttClients
         self.logger = logger
     }
 
@@ -151,6 +161,8 @@ public final class ManagementServer: Service {
         addStatisticsRoutes(to: router)
         addParserRoutes(to: router)
         addModbusRoutes(to: router)
+        addBrokerAuthRoutes(to: router)
+        addMQTTClientRoutes(to: router)
         return router
     }
 }

@@ -1,0 +1,13 @@
+#ifndef CIOT_MOSQUITTO_SHIM_H
+#define CIOT_MOSQUITTO_SHIM_H
+// Only what Swift cannot import from <mosquitto.h>, <mqtt_protocol.h> and the epoll/eventfd headers. No logic.
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <errno.h>
+
+// errno is a macro around a thread-local location: reading and clearing it from Swift needs these.
+static inline int ciot_mosquitto_errno(void) { return errno; }
+static inline void ciot_mosquitto_clear_errno(void) { errno = 0; }
+#endif

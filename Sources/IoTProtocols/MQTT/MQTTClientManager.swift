@@ -1,0 +1,352 @@
+import Glibc
+public import IoTCore
+public import Logging
+public import ServiceLifecycle
+
+/// Runs the MQTT ingest clients of one instance: create, update, remove, list and monitor them at run time,
+/// within limits, on a small fixed set of loop threads.
+///
+/// All clients share one ``MQTTEventLoopGroup`` (``Configuration/threads`` threads, `epoll`), never a
+/// thread per client. A request over a limit fails with ``IoTCore/IoTError/Code/conflict`` and a reason
+/// (the management API answers 409); a request that fails for any reason leaves nothing behind. Where a
+/// client runs is asked of an ``MQTTClientPlacement``; the default, ``LocalPlacement``, runs every client
+/// here.
+///
+/// ```swift
+/// let manager = MQTTClientManager(ingestor: ingestor, logger: logger)
+/// let report = try await manager.create(spec)       // spec: MQTTClientSpec, e.g. decoded from JSON
+/// let all = await manager.list()
+/// try await manager.remove(id: spec.id)
+/// ```
+public actor MQTTClientManager: Service {
+    /// Limits of one instance. `nil` means no limit.
+    public struct Limits: Sendable, Codable, Hashable {
+        /// Clients at most. Default 1 000.
+        public var maxClients: Int?
+        /// No new client while the process's resident memory is at or over this many bytes.
+        public var maxMemoryBytes: Int?
+        /// No new client while the process uses this share of the machine's CPU or more (0–1, over the
+        /// last second, all cores counted).
+        public var maxCPUShare: Double?
+        /// No new client while the clients together receive this many payload bytes per second or more.
+        public var maxInboundBytesPerSecond: Int?
+
+        /// Creates limits; by default only the client count (1 000) is limited.
+        public init(
+            maxClients: Int? = 1_000, maxMemoryBytes: Int? = nil, maxCPUShare: Double? = nil,
+            maxInboundBytesPerSecond: Int? = nil
+        ) {
+            self.maxClients = maxClients
+            self.maxMemoryBytes = maxMemoryBytes
+            self.maxCPUShare = maxCPUShare
+            self.maxInboundBytesPerSecond = maxInboundBytesPerSecond
+        }
+    }
+
+    /// Threads and limits.
+    public struct Configuration: Sendable {
+        /// Loop threads for all clients. Default 2.
+        public var threads: Int
+        /// Limits.
+        public var limits: Limits
+        /// Creates a configuration with the documented defaults.
+        public init(threads: Int = 2, limits: Limits = Limits()) {
+            self.threads = threads
+            self.limits = limits
+        }
+    }
+
+    /// One client as the manager reports it.
+    public struct Report: Sendable, Codable, Hashable {
+        /// The client's spec.
+        public var spec: MQTTClientSpec
+        /// Connection state and counters.
+        public var status: MQTTClient.Status
+        /// What became of the messages.
+        public var outcomes: MQTTTransport.Counters
+        /// Inbound payload bytes per second, over the last second.
+        public var bytesInPerSecond: Int
+    }
+
+    /// The instance's load, as placement sees it.
+    public struct Load: Sendable, Codable, Hashable {
+        /// Clients running here.
+        public var clients: Int
+        /// The limit on clients.
+        public var capacity: Int?
+        /// Resident memory in bytes.
+        public var memoryBytes: Int
+        /// CPU share over the last second (0–1, all cores).
+        public var cpuShare: Double
+        /// Inbound payload bytes per second.
+        public var inboundBytesPerSecond: Int
+        /// Loop threads.
+        public var threads: Int
+    }
+
+    struct Entry {
+        var spec: MQTTClientSpec
+        var transport: MQTTTransport
+        var lastBytes: Int = 0
+        var rate: Int = 0
+    }
+
+    /// The configuration in force.
+    public let configuration: Configuration
+    let ingestor: Ingestor
+    let parsers: ParserRegistry?
+    let placement: any MQTTClientPlacement
+    let logger: Logger
+    /// The loop threads of every client.
+    public nonisolated let group: MQTTEventLoopGroup
+    private var entries: [String: Entry] = [:]
+    private var sampler = ProcessSampler()
+    private var cpuShare = 0.0
+    private var lastSample = MQTTClock.millis()
+
+    /// Creates a manager; its loop threads start at once, clients only when created.
+    public init(
+        configuration: Configuration = Configuration(), ingestor: Ingestor, parsers: ParserRegistry? = nil,
+        placement: any MQTTClientPlacement = LocalPlacement(), logger: Logger = Logger(label: "iot.mqtt")
+    ) {
+        self.configuration = configuration
+        self.ingestor = ingestor
+        self.parsers = parsers
+        self.placement = placement
+        self.logger = logger
+        group = MQTTEventLoopGroup(threads: configuration.threads, name: "mqtt")
+    }
+
+    /// Samples load once a second until graceful shutdown, then stops every client (DISCONNECT; brokers
+    /// keep the sessions) and the loop threads.
+    public func run() async throws {
+        let sampling = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: 1_000_000_000)
+                await self?.sample()
+            }
+        }
+        try? await gracefulShutdown()
+        sampling.cancel()
+        await stopAll()
+    }
+
+    /// Stops and removes every client and stops the loop threads.
+    public func stopAll() async {
+        let all = entries
+        entries.removeAll()
+        for (id, entry) in all {
+            await entry.transport.stopIngest()
+            await placement.release(client: id)
+        }
+        group.shutdown()
+    }
+
+    // MARK: - Run-time administration
+
+    /// Creates and starts a client.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for an invalid spec,
+    ///   ``IoTCore/IoTError/Code/conflict`` when the id exists, a limit is reached, or placement puts the
+    ///   client on another instance. Nothing is left behind on failure.
+    public func create(_ spec: MQTTClientSpec) async throws(IoTError) -> Report {
+        guard entries[spec.id] == nil else {
+            throw IoTError(.conflict, "an MQTT client '\(spec.id)' exists; update it (PUT) or remove it first")
+        }
+        try checkLimits(adding: 1)
+        let transport = try makeTransport(spec)
+        let decision: MQTTPlacementDecision
+        do {
+            decision = try await placement.place(client: spec.id, load: load)
+        } catch {
+            throw IoTError(.unavailable, "placement of MQTT client '\(spec.id)' failed: \(error); retry")
+        }
+        guard case .local = decision else {
+            if case .elsewhere(let instance) = decision {
+                throw IoTError(.conflict, "MQTT client '\(spec.id)' is placed on instance '\(instance)', not here")
+            }
+            return try report(spec.id)
+        }
+        guard entries[spec.id] == nil else {
+            throw IoTError(.conflict, "an MQTT client '\(spec.id)' exists; update it (PUT) or remove it first")
+        }
+        entries[spec.id] = Entry(spec: spec, transport: transport)
+        transport.startIngest()
+        logger.info("MQTT client created", metadata: ["client": "\(spec.id)", "broker": "\(spec.broker.host):\(spec.broker.port)"])
+        return try report(spec.id)
+    }
+
+    /// Replaces a client's spec: the new client is built first (an invalid spec changes nothing), then the
+    /// old one disconnects and the new one connects.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/notFound`` for an unknown id, ``IoTCore/IoTError/Code/invalidArgument``.
+    public func update(_ spec: MQTTClientSpec) async throws(IoTError) -> Report {
+        guard let old = entries[spec.id] else {
+            throw IoTError(.notFound, "no MQTT client '\(spec.id)'; create it (POST) first")
+        }
+        let transport = try makeTransport(spec)
+        entries[spec.id] = Entry(spec: spec, transport: transport)
+        await old.transport.stopIngest()
+        transport.startIngest()
+        return try report(spec.id)
+    }
+
+    /// Disconnects and removes a client.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/notFound`` for an unknown id.
+    public func remove(id: String) async throws(IoTError) {
+        guard let entry = entries.removeValue(forKey: id) else { throw IoTError(.notFound, "no MQTT client '\(id)'") }
+        await entry.transport.stopIngest()
+        await placement.release(client: id)
+    }
+
+    /// Every client, by id.
+    public func list() -> [Report] {
+        entries.keys.sorted().compactMap { try? report($0) }
+    }
+
+    /// One client.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/notFound`` for an unknown id.
+    public func report(_ id: String) throws(IoTError) -> Report {
+        guard let e = entries[id] else { throw IoTError(.notFound, "no MQTT client '\(id)'") }
+        return Report(spec: e.spec, status: e.transport.client.status, outcomes: e.transport.outcomes, bytesInPerSecond: e.rate)
+    }
+
+    /// The transport of a client (for downlink publishes).
+    public func transport(_ id: String) -> MQTTTransport? { entries[id]?.transport }
+
+    /// The instance's load.
+    public var load: Load {
+        Load(
+            clients: entries.count, capacity: configuration.limits.maxClients, memoryBytes: ProcessSampler.residentBytes(),
+            cpuShare: cpuShare, inboundBytesPerSecond: entries.values.reduce(0) { $0 + $1.rate },
+            threads: group.threadCount)
+    }
+
+    // MARK: - Internals
+
+    private func makeTransport(_ spec: MQTTClientSpec) throws(IoTError) -> MQTTTransport {
+        let configuration = try spec.transportConfiguration(parsers: parsers)
+        return try MQTTTransport(configuration: configuration, ingestor: ingestor, group: group, logger: logger)
+    }
+
+    private func checkLimits(adding: Int) throws(IoTError) {
+        let limits = configuration.limits
+        if let max = limits.maxClients, entries.count + adding > max {
+            throw IoTError(
+                .conflict,
+                "this instance runs \(entries.count) MQTT clients and its limit is \(max) (mqtt.limits.maxClients); remove a client or raise the limit"
+            )
+        }
+        if let max = limits.maxMemoryBytes {
+            let rss = ProcessSampler.residentBytes()
+            if rss >= max {
+                throw IoTError(
+                    .conflict,
+                    "this instance uses \(rss / 1_048_576) MiB of memory, at or over its limit of \(max / 1_048_576) MiB (mqtt.limits.maxMemoryBytes); place the client on another instance"
+                )
+            }
+        }
+        if let max = limits.maxCPUShare, cpuShare >= max {
+            throw IoTError(
+                .conflict,
+                "this instance uses \(Int(cpuShare * 100)) % of the CPU, at or over its limit of \(Int(max * 100)) % (mqtt.limits.maxCPUShare); place the client on another instance"
+            )
+        }
+        if let max = limits.maxInboundBytesPerSecond {
+            let rate = entries.values.reduce(0) { $0 + $1.rate }
+            if rate >= max {
+                throw IoTError(
+                    .conflict,
+                    "the MQTT clients of this instance receive \(rate) B/s, at or over the limit of \(max) B/s (mqtt.limits.maxInboundBytesPerSecond); place the client on another instance"
+                )
+            }
+        }
+    }
+
+    /// Updates CPU share and per-client inbound rates (once a second from ``run()``; tests may call it).
+    func sample() {
+        let now = MQTTClock.millis()
+        let elapsed = max(1, now - lastSample)
+        lastSample = now
+        cpuShare = sampler.cpuShare()
+        for (id, var e) in entries {
+            let bytes = e.transport.client.status.bytesIn
+            e.rate = Int(Int64(bytes - e.lastBytes) * 1000 / elapsed)
+            e.lastBytes = bytes
+            entries[id] = e
+        }
+    }
+}
+
+/// Where an MQTT client runs.
+public enum MQTTPlacementDecision: Sendable, Hashable {
+    /// On this instance.
+    case local
+    /// On another instance (named); this one does not run it.
+    case elsewhere(String)
+}
+
+/// Decides which instance runs an MQTT client. The default, ``LocalPlacement``, runs every client on the
+/// instance that was asked; a placement shared by several instances (Redis: used/capacity per instance,
+/// heartbeats, a fencing epoch per assignment) plugs in here.
+public protocol MQTTClientPlacement: Sendable {
+    /// Where `client` should run, given this instance's load.
+    func place(client: String, load: MQTTClientManager.Load) async throws -> MQTTPlacementDecision
+    /// The client was removed from this instance.
+    func release(client: String) async
+}
+
+/// Runs every client on this instance.
+public struct LocalPlacement: MQTTClientPlacement {
+    /// Creates the placement.
+    public init() {}
+    /// Always ``MQTTPlacementDecision/local``.
+    public func place(client: String, load: MQTTClientManager.Load) async throws -> MQTTPlacementDecision { .local }
+    /// Nothing to release.
+    public func release(client: String) async {}
+}
+
+/// Reads the process's CPU time and resident memory from `/proc/self`.
+struct ProcessSampler {
+    var lastCPU: Int64 = ProcessSampler.cpuTicks()
+    var lastWall: Int64 = MQTTClock.millis()
+
+    static func residentBytes() -> Int {
+        guard let text = read("/proc/self/statm") else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    static func cpuTicks() -> Int64 {
+        guard let text = read("/proc/self/stat"), let close = text.lastIndex(of: ")") else { return 0 }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // After the command: state(0) … utime(11) stime(12).
+        guard fields.count > 12, let u = Int64(fields[11]), let s = Int64(fields[12]) else { return 0 }
+        return u + s
+    }
+
+    mutating func cpuShare() -> Double {
+        let cpu = Self.cpuTicks()
+        let wall = MQTTClock.millis()
+        defer {
+            lastCPU = cpu
+            lastWall = wall
+        }
+        let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let cores = Double(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        let seconds = Double(max(1, wall - lastWall)) / 1000
+        return Double(cpu - lastCPU) / ticksPerSecond / seconds / cores
+    }
+
+    static func read(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, 4096) }
+        return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : nil
+    }
+}

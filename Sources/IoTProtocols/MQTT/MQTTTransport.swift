@@ -1,0 +1,278 @@
+public import IoTCore
+public import Logging
+import ServiceLifecycle
+import Dispatch
+import Glibc
+import Synchronization
+
+/// Ingest from an MQTT broker: subscribes to device topics and journals every message before libmosquitto
+/// acknowledges it.
+///
+/// Each ``Subscription`` has a topic filter (shared subscriptions `$share/<group>/…` too), a QoS, a
+/// parser, and optionally a ``TopicTemplate`` that names the device (`devices/{uid}/telemetry`); without a
+/// template the device is the client id and the parser may name other devices
+/// (``IoTCore/DeviceRecord/identificationCode``).
+///
+/// Every message goes through ``IoTCore/Ingestor/ingestBlocking(_:parser:identity:)`` inside libmosquitto's
+/// `on_message`, on the loop thread, so it is in the journal before the handler returns; the PUBACK is
+/// written after that (see <doc:MQTTDurability>). Outcomes:
+/// - journaled: acknowledged;
+/// - rejected (malformed payload, unknown device or signal, topic that does not fit the template,
+///   payload over ``Configuration/maxPayloadBytes``): counted by the ingestor and acknowledged, so the
+///   broker does not send it again; other messages carry on;
+/// - back-pressure (the store is behind): the loop waits and retries, so reading from the broker pauses;
+/// - the journal fails or the ingestor shuts down: the connection is dropped before the PUBACK leaves,
+///   and the broker delivers the message again after the reconnect.
+///
+/// ```swift
+/// let mqtt = try MQTTTransport(
+///     configuration: .init(
+///         client: .init(host: "127.0.0.1", port: 1883, clientID: "iotd-ingest"),
+///         tenant: "acme",
+///         subscriptions: [try .init(template: "devices/{uid}/telemetry", qos: 1)]),
+///     ingestor: ingestor, logger: logger)
+/// let group = ServiceGroup(services: [ingestor, mqtt], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// try await group.run()
+/// ```
+public final class MQTTTransport: Transport, Sendable {
+    /// One subscription and how its messages are read.
+    public struct Subscription: Sendable {
+        /// The MQTT topic filter.
+        public var filter: String
+        /// The QoS to subscribe with. Default 1 (at least once, the broker keeps messages while away).
+        public var qos: Int
+        /// Names the device from the topic; `nil` uses the client id as the device uid.
+        public var template: TopicTemplate?
+        /// Turns payloads into records. Default ``IoTCore/JSONParser``.
+        public var parser: any Parser
+
+        /// A subscription to `filter`.
+        public init(filter: String, qos: Int = 1, template: TopicTemplate? = nil, parser: any Parser = JSONParser()) {
+            self.filter = filter
+            self.qos = qos
+            self.template = template
+            self.parser = parser
+        }
+
+        /// A subscription to the filter that covers `template` (`devices/{uid}/telemetry` subscribes to
+        /// `devices/+/telemetry`); `shareGroup` makes it a shared subscription `$share/<group>/…`.
+        public init(template: String, qos: Int = 1, shareGroup: String? = nil, parser: any Parser = JSONParser())
+            throws(IoTError)
+        {
+            let t = try TopicTemplate(template)
+            self.init(
+                filter: shareGroup.map { "$share/\($0)/\(t.filter)" } ?? t.filter, qos: qos, template: t, parser: parser)
+        }
+    }
+
+    /// The broker connection and the subscriptions.
+    public struct Configuration: Sendable {
+        /// The broker connection.
+        public var client: MQTTClient.Configuration
+        /// The tenant the devices belong to.
+        public var tenant: TenantID
+        /// What to subscribe to.
+        public var subscriptions: [Subscription]
+        /// Larger payloads are rejected (counted as `payloadTooLarge`) without parsing. Default 256 KiB.
+        public var maxPayloadBytes: Int
+
+        /// Creates a configuration.
+        public init(
+            client: MQTTClient.Configuration, tenant: TenantID, subscriptions: [Subscription],
+            maxPayloadBytes: Int = 256 * 1024
+        ) {
+            self.client = client
+            self.tenant = tenant
+            self.subscriptions = subscriptions
+            self.maxPayloadBytes = maxPayloadBytes
+        }
+    }
+
+    /// Outcomes of the messages this transport received.
+    public struct Counters: Sendable, Codable, Hashable {
+        /// Journaled (including messages that carried no values).
+        public var stored: Int
+        /// Rejected and acknowledged (counted by the ingestor with the reason).
+        public var rejected: Int
+        /// Left unacknowledged because the journal failed or the ingestor stopped; the broker sends them
+        /// again.
+        public var notAcknowledged: Int
+    }
+
+    /// The configuration in force.
+    public let configuration: Configuration
+    /// The broker client: its ``MQTTClient/status``, and ``MQTTClient/publish(topic:payload:qos:retain:)``
+    /// for downlink.
+    public let client: MQTTClient
+    let ingestor: Ingestor
+    let logger: Logger
+    let counterState = Mutex(Counters(stored: 0, rejected: 0, notAcknowledged: 0))
+    let stopping = Atomic<Bool>(false)
+    let starter = Mutex<Task<Void, Never>?>(nil)
+    /// Messages of the current read pass (loop thread), journaled before the pass's PUBACKs are written.
+    let pending = Mutex<[(MQTTMessage, Subscription)]>([])
+
+    /// `"mqtt"`: the transport label of messages and counters.
+    public var name: String { "mqtt" }
+
+    /// Creates the transport; nothing connects before ``run()``.
+    ///
+    /// - Parameter group: the loop threads to run on; `nil` gives the transport a thread of its own.
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for an invalid configuration.
+    public init(
+        configuration: Configuration, ingestor: Ingestor, group: MQTTEventLoopGroup? = nil,
+        logger: Logger = Logger(label: "iot.mqtt")
+    ) throws(IoTError) {
+        guard !configuration.subscriptions.isEmpty else {
+            throw IoTError(.invalidArgument, "an MQTT transport needs at least one subscription")
+        }
+        guard configuration.maxPayloadBytes > 0 else { throw IoTError(.invalidArgument, "maxPayloadBytes must be positive") }
+        self.configuration = configuration
+        self.ingestor = ingestor
+        self.logger = logger
+        client = try MQTTClient(configuration: configuration.client, group: group, logger: logger)
+        for sub in configuration.subscriptions {
+            try client.subscribe(sub.filter, qos: sub.qos) { [weak self] message in
+                self?.pending.withLock { $0.append((message, sub)) }
+            }
+        }
+        client.readPassEnded = { [weak self] in self?.ingestPass() }
+    }
+
+    /// What became of the messages received so far.
+    public var outcomes: Counters { counterState.withLock { $0 } }
+
+    /// Waits for the ingestor to be ready, connects, and serves until graceful shutdown or cancellation;
+    /// then disconnects (the broker keeps the session and what arrives meanwhile).
+    public func run() async throws {
+        startIngest()
+        try? await gracefulShutdown()
+        await stopIngest()
+    }
+
+    /// Connects once the ingestor is ready (in the background) — for hosts that run the transport without
+    /// a `ServiceGroup`, such as ``MQTTClientManager``.
+    public func startIngest() {
+        let task = Task { [client, ingestor] in
+            while !ingestor.isReady {
+                if Task.isCancelled { return }
+                try? await Task.sleep(nanoseconds: 20_000_000)
+            }
+            if !Task.isCancelled { client.start() }
+        }
+        starter.withLock { $0 = task }
+    }
+
+    /// Disconnects and stops; returns when the client is off its loop thread.
+    public func stopIngest() async {
+        stopping.store(true, ordering: .releasing)
+        let task = starter.withLock { $0 }
+        task?.cancel()
+        await task?.value
+        await client.stop()
+    }
+
+    /// Publishes a downlink message to a device; see ``MQTTClient/publish(topic:payload:qos:retain:)``.
+    public func publish(topic: String, payload: [UInt8], qos: Int = 1, retain: Bool = false) async throws(IoTError) {
+        try await client.publish(topic: topic, payload: payload, qos: qos, retain: retain)
+    }
+
+    /// Runs on the loop thread after a read pass, before the loop writes the pass's PUBACKs: journals every
+    /// message of the pass (one hop to the ingestor for the whole pass), or drops the connection so that
+    /// none of them is acknowledged.
+    func ingestPass() {
+        let batch = pending.withLock { p -> [(MQTTMessage, Subscription)] in
+            defer { p.removeAll(keepingCapacity: true) }
+            return p
+        }
+        if batch.isEmpty { return }
+        var work: [(InboundMessage, any Parser, DeviceIdentity)] = []
+        work.reserveCapacity(batch.count)
+        var rejectedEarly = 0
+        for (m, sub) in batch {
+            if m.payload.count > configuration.maxPayloadBytes {
+                ingestor.recordRejected(
+                    transport: name,
+                    error: IoTError(
+                        .payloadTooLarge,
+                        "\(m.payload.count) bytes on '\(m.topic)' is over maxPayloadBytes (\(configuration.maxPayloadBytes))"))
+                rejectedEarly += 1
+                continue
+            }
+            let uid: String
+            if let template = sub.template {
+                guard let named = template.deviceUID(in: m.topic) else {
+                    ingestor.recordRejected(
+                        transport: name,
+                        error: IoTError(.invalidArgument, "topic '\(m.topic)' does not fit the template '\(template)'"))
+                    rejectedEarly += 1
+                    continue
+                }
+                uid = named
+            } else {
+                uid = configuration.client.clientID
+            }
+            work.append(
+                (
+                    InboundMessage(transport: name, deviceUID: uid, topic: m.topic, payload: m.payload), sub.parser,
+                    DeviceIdentity(tenant: configuration.tenant, deviceUID: uid)
+                ))
+        }
+        var outcome = Counters(stored: 0, rejected: rejectedEarly, notAcknowledged: 0)
+        if !work.isEmpty {
+            let result = journal(work)
+            outcome.stored += result.stored
+            outcome.rejected += result.rejected
+            if let failure = result.failure {
+                outcome.notAcknowledged += work.count - result.stored - result.rejected
+                logger.warning(
+                    "MQTT messages not journaled; dropping the connection so that the broker sends them again",
+                    metadata: ["error": "\(failure.message)"])
+                client.abortConnection()
+            }
+        }
+        counterState.withLock {
+            $0.stored += outcome.stored
+            $0.rejected += outcome.rejected
+            $0.notAcknowledged += outcome.notAcknowledged
+        }
+    }
+
+    /// Ingests `work` in order in one task and waits for it (the loop thread is not a cooperative thread).
+    /// Back-pressure is waited out; a journal, storage or shutdown error stops the pass.
+    private func journal(_ work: [(InboundMessage, any Parser, DeviceIdentity)]) -> (stored: Int, rejected: Int, failure: IoTError?) {
+        let box = Mutex<(stored: Int, rejected: Int, failure: IoTError?)>((0, 0, nil))
+        let done = DispatchSemaphore(value: 0)
+        let ingestor = self.ingestor
+        Task { [self] in
+            var r: (stored: Int, rejected: Int, failure: IoTError?) = (0, 0, nil)
+            outer: for (message, parser, identity) in work {
+                var wait: UInt64 = 5_000_000
+                retry: while true {
+                    do throws(IoTError) {
+                        _ = try await ingestor.ingest(message, parser: parser, identity: identity)
+                        r.stored += 1
+                        break retry
+                    } catch {
+                        switch error.code {
+                        case .backpressure where !self.stopping.load(ordering: .acquiring):
+                            try? await Task.sleep(nanoseconds: wait)
+                            wait = min(wait * 2, 200_000_000)
+                        case .backpressure, .shutdown, .journal, .storage, .unavailable, .timeout:
+                            r.failure = error
+                            break outer
+                        default:
+                            r.rejected += 1  // counted by the ingestor with its reason
+                            break retry
+                        }
+                    }
+                }
+            }
+            let result = r
+            box.withLock { $0 = result }
+            done.signal()
+        }
+        done.wait()
+        return box.withLock { $0 }
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+import IoTCore
+import IoTProtocols
+import IoTServer
+import IoTStorage
+import IoTTesting
+import Logging
+import ServiceLifecycle
+import Testing
+
+/// The management API's view of the manager, as iotd wires it.
+struct ManagerAdministration: MQTTClientAdministration {
+    let manager: MQTTClientManager
+    func listClientsJSON() async throws -> [UInt8] { try await manager.listJSON() }
+    func clientJSON(id: String) async throws -> [UInt8] { try await manager.reportJSON(id: id) }
+    func createClientJSON(_ body: [UInt8]) async throws -> [UInt8] { try await manager.createJSON(body) }
+    func updateClientJSON(id: String, _ body: [UInt8]) async throws -> [UInt8] { try await manager.updateJSON(id: id, body) }
+    func removeClient(id: String) async throws { try await manager.remove(id: id) }
+}
+
+@Suite(.serialized) struct MQTTClientManagerTests {
+    func spec(
+        _ id: String, port: Int, template: String = "devices/{uid}/telemetry", qos: Int = 1, clean: Bool = false,
+        share: String? = nil
+    ) -> MQTTClientSpec
+    {
+        var broker = clientConfiguration(port: port, id: id, clean: clean)
+        broker.clientID = ""  // the manager uses the id
+        return MQTTClientSpec(
+            id: id, tenant: "acme", broker: broker, subscriptions: [.init(template: template, qos: qos, shareGroup: share)])
+    }
+
+    @Test func createUpdateRemoveWithinLimitsFromTheLibrary() async throws {
+        let broker = try MosquittoBroker()
+        defer { broker.stop() }
+        let harness = try await IngestHarness()
+        let manager = MQTTClientManager(
+            configuration: .init(threads: 1, limits: .init(maxClients: 2)), ingestor: harness.ingestor,
+            logger: Logger(label: "test"))
+        try await harness.run([manager])
+        _ = try await manager.create(spec("a", port: broker.port))
+        _ = try await manager.create(spec("b", port: broker.port, template: "plant/{uid}/up"))
+        await #expect(throws: IoTError.self) { _ = try await manager.create(spec("a", port: broker.port)) }
+        do {
+            _ = try await manager.create(spec("c", port: broker.port))
+            Issue.record("a third client is over the limit")
+        } catch {
+            #expect(error.code == .conflict)
+            #expect(error.message.contains("maxClients"), "\(error.message)")
+        }
+        var bad = spec("d", port: broker.port)
+        bad.subscriptions = []
+        await #expect(throws: IoTError.self) { _ = try await manager.create(bad) }
+        #expect(await manager.list().map(\.spec.id) == ["a", "b"], "nothing half-made is left behind")
+        #expect(manager.group.threadCount == 1)
+
+        try await eventually("both connected") {
+            await manager.list().allSatisfy { $0.status.state == .connected && $0.status.subscriptions.first?.grantedQoS == 1 }
+        }
+        try mosquittoPub(port: broker.port, topic: "plant/d-1/up", message: #"{"ts": 1700000000000, "temp": 3}"#)
+        _ = try await harness.waitForPoints("d-1", "temp", count: 1)
+        #expect(try await manager.report("b").outcomes.stored == 1)
+
+        // Update: b now listens on another template; the old subscription is gone.
+        _ = try await manager.update(spec("b", port: broker.port, template: "site/{uid}/data"))
+        try await eventually("b reconnected") { try await manager.report("b").status.state == .connected }
+        try await eventually("b subscribed") { try await manager.report("b").status.subscriptions.first?.grantedQoS == 1 }
+        try mosquittoPub(port: broker.port, topic: "site/d-2/data", message: #"{"ts": 1700000000000, "temp": 4}"#)
+        _ = try await harness.waitForPoints("d-2", "temp", count: 1)
+        try await manager.remove(id: "a")
+        await #expect(throws: IoTError.self) { try await manager.remove(id: "a") }
+        #expect(await manager.list().map(\.spec.id) == ["b"])
+        _ = try await manager.create(spec("c", port: broker.port))
+        await harness.stop()
+    }
+
+    @Test func managementAPIServesClientsAndAnswers409OverALimit() async throws {
+        let broker = try MosquittoBroker()
+        defer { broker.stop() }
+        let harness = try await IngestHarness()
+        let manager = MQTTClientManager(
+            configuration: .init(threads: 1, limits: .init(maxClients: 1)), ingestor: harness.ingestor,
+            logger: Logger(label: "test"))
+        let api = ManagementServer(
+            configuration: .init(port: 0, adminAPIKey: "k"), registry: harness.registry, points: harness.points,
+            tokens: TokenAuthenticator(credentials: InMemoryCredentialStore()), ingestor: harness.ingestor,
+            prometheus: nil, mqttClients: ManagerAdministration(manager: manager), logger: Logger(label: "test"))
+        try await harness.run([manager, api])
+        let port = try await api.listeningPort()
+        let http = try LoopbackHTTPClient(port: port)
+        let key = ["Authorization": "Bearer k"]
+        let body = """
+            {"id": "plant-a", "tenant": "acme", "broker": {"host": "127.0.0.1", "port": \(broker.port), "password": "secret", "username": "u"},
+             "subscriptions": [{"template": "devices/{uid}/telemetry", "qos": 1}]}
+            """
+        let created = try http.request("POST", "/api/v1/mqtt/clients", headers: key, body: Array(body.utf8))
+        #expect(created.status == 201, "\(created.text)")
+        #expect(!created.text.contains("secret"), "the password is never shown")
+        let over = try http.request(
+            "POST", "/api/v1/mqtt/clients", headers: key, body: Array(body.replacingOccurrences(of: "plant-a", with: "plant-b").utf8))
+        #expect(over.status == 409)
+        #expect(over.text.contains("maxClients"), "\(over.text)")
+        let invalid = try http.request("POST", "/api/v1/mqtt/clients", headers: key, body: Array(#"{"id": "x"}"#.utf8))
+        #expect(invalid.status == 400, "\(invalid.text)")
+
+        let deadline = Date().addingTimeInterval(10)
+        var state = ""
+        while Date() < deadline && state != "connected" {
+            let r = try http.request("GET", "/api/v1/mqtt/clients/plant-a", headers: key)
+            let object = try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]
+            state = ((object?["status"] as? [String: Any])?["state"] as? String) ?? ""
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        // The broker refuses anonymous-looking credentials only when configured to; here it accepts them.
+        #expect(state == "connected")
+        let list = try http.request("GET", "/api/v1/mqtt/clients", headers: key)
+        #expect(list.status == 200 && list.text.contains("plant-a"))
+        let put = try http.request(
+            "PUT", "/api/v1/mqtt/clients/plant-a", headers: key,
+            body: Array(body.replacingOccurrences(of: "devices/{uid}/telemetry", with: "x/{uid}").utf8))
+        #expect(put.status == 200, "\(put.text)")
+        #expect(put.text.contains("x/{uid}"))
+        #expect(try http.request("DELETE", "/api/v1/mqtt/clients/plant-a", headers: key).status == 204)
+        #expect(try http.request("GET", "/api/v1/mqtt/clients/plant-a", headers: key).status == 404)
+        #expect(try http.request("DELETE", "/api/v1/mqtt/clients/plant-a", headers: key).status == 404)
+        await harness.stop()
+    }
+
+    @Test func aThousandClientsOnTwoThreads() async throws {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let wanted: rlim_t = 16_384
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = min(wanted, limit.rlim_max)
+            #expect(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, "raise ulimit -n")
+        }
+        // The broker is our child: it inherits the raised limit.
+        let broker = try MosquittoBroker()
+        defer { broker.stop() }
+        let harness = try await IngestHarness()
+        let threadsBefore = processThreads()  // before the manager starts its two loop threads
+        let memoryBefore = residentKiB()
+        let manager = MQTTClientManager(
+            configuration: .init(threads: 2, limits: .init(maxClients: 1_000)), ingestor: harness.ingestor,
+            logger: Logger(label: "test"))
+        try await harness.run([manager])
+        let started = Date()
+        for i in 0..<1_000 {
+            _ = try await manager.create(spec("c\(i)", port: broker.port, clean: true, share: "all"))
+        }
+        await #expect(throws: IoTError.self) { _ = try await manager.create(spec("one-too-many", port: broker.port)) }
+        try await eventually("1,000 clients connected", seconds: 60) {
+            await manager.list().filter { $0.status.state == .connected && $0.status.subscriptions.first?.grantedQoS == 1 }.count == 1_000
+        }
+        let connectSeconds = Date().timeIntervalSince(started)
+        let threadsAfter = processThreads()
+        let memoryAfter = residentKiB()
+        try mosquittoPub(port: broker.port, topic: "devices/d-1/telemetry", message: #"{"ts": 1700000000000, "temp": 9}"#)
+        let stored = try await harness.waitForPoints("d-1", "temp", count: 1)
+        #expect(stored.count == 1, "a shared subscription delivers to one member")
+        print(
+            "1,000 MQTT clients: connected and subscribed in \(String(format: "%.1f", connectSeconds)) s; threads \(threadsBefore) → \(threadsAfter); resident memory \(memoryBefore / 1024) MiB → \(memoryAfter / 1024) MiB (\((memoryAfter - memoryBefore) / 1_000) KiB per client)"
+        )
+        #expect(threadsAfter - threadsBefore <= 4, "clients do not get threads: \(threadsBefore) → \(threadsAfter)")
+        #expect(manager.group.threadCount == 2)
+        await harness.stop()
+    }
+}
+
+func processThreads() -> Int {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    for line in status.split(separator: "\n") where line.hasPrefix("Threads:") {
+        return Int(line.dropFirst("Threads:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+    }
+    return 0
+}
+
+func residentKiB() -> Int {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return Int(line.dropFirst("VmRSS:".count).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "0") ?? 0
+    }
+    return 0
+}

@@ -1,0 +1,178 @@
+import Foundation
+import IoTCore
+import IoTProtocols
+import IoTTesting
+import Logging
+import ServiceLifecycle
+import Testing
+
+/// A temporary directory removed when the value is released.
+final class TemporaryDirectory: @unchecked Sendable {
+    let path: String
+    init(_ prefix: String) {
+        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The path of a peer binary, or a clear failure naming the Debian package that has it.
+func peerBinary(_ path: String, package: String) throws -> String {
+    guard access(path, X_OK) == 0 else {
+        throw TestFailure("\(path) is missing: install the Debian package '\(package)' (scripts/test.sh does)")
+    }
+    return path
+}
+
+/// Waits until something accepts TCP connections on 127.0.0.1:`port`.
+func waitForPort(_ port: Int, seconds: Double = 10) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = UInt16(port).bigEndian
+        addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        close(fd)
+        if rc == 0 { return }
+        usleep(20_000)
+    }
+    throw TestFailure("nothing listens on 127.0.0.1:\(port) after \(seconds) s")
+}
+
+/// A real mosquitto broker on a free loopback port, started and stopped (by PID) by the test.
+final class MosquittoBroker: @unchecked Sendable {
+    let port: Int
+    let directory = TemporaryDirectory("mqtt-broker")
+    let extraConfiguration: String
+    let persistence: Bool
+    private(set) var process: ChildProcess?
+
+    /// `extra` is appended to the configuration (listener options apply to the one listener).
+    init(port: Int? = nil, persistence: Bool = false, extra: String = "") throws {
+        self.port = port ?? ChildProcess.freeLoopbackPort()
+        self.persistence = persistence
+        self.extraConfiguration = extra
+        try start()
+    }
+
+    var configurationPath: String { directory.path + "/mosquitto.conf" }
+
+    func start() throws {
+        let binary = try peerBinary("/usr/sbin/mosquitto", package: "mosquitto")
+        try """
+        per_listener_settings true
+        user root
+        listener \(port) 127.0.0.1
+        persistence \(persistence)
+        persistence_location \(directory.path)/
+        log_dest file \(directory.path)/mosquitto.log
+        \(extraConfiguration.contains("allow_anonymous") ? "" : "allow_anonymous true")
+        \(extraConfiguration)
+        """.write(toFile: configurationPath, atomically: true, encoding: .utf8)
+        process = try ChildProcess([binary, "-c", configurationPath])
+        do {
+            try waitForPort(port)
+        } catch {
+            throw TestFailure("mosquitto did not start: \(log)")
+        }
+    }
+
+    /// Stops the broker (SIGTERM: it saves its persistence file) and waits for it.
+    func stop() {
+        process?.stop(signal: SIGTERM)
+        process = nil
+    }
+
+    var log: String { (try? String(contentsOfFile: directory.path + "/mosquitto.log", encoding: .utf8)) ?? "" }
+
+    deinit { stop() }
+}
+
+/// Publishes with the real `mosquitto_pub` and waits for it to exit.
+func mosquittoPub(port: Int, topic: String, message: String, qos: Int = 1, extra: [String] = []) throws {
+    let binary = try peerBinary("/usr/bin/mosquitto_pub", package: "mosquitto-clients")
+    let p = try ChildProcess(
+        [binary, "-h", "127.0.0.1", "-p", "\(port)", "-q", "\(qos)", "-t", topic, "-m", message] + extra)
+    let status = p.wait()
+    guard status == 0 else { throw TestFailure("mosquitto_pub exited with status \(status)") }
+}
+
+/// An ingestor over in-memory stores, tenant `acme`, product `thermo` (temp, hum) and devices d-1…d-n.
+final class IngestHarness: @unchecked Sendable {
+    static let tenant: TenantID = "acme"
+    let registry = InMemoryRegistryStore()
+    let points = InMemoryPointStore()
+    let journal = InMemoryJournal()
+    let ingestor: Ingestor
+    private var services: [any Service] = []
+    private var group: ServiceGroup?
+    private var groupTask: Task<Void, any Error>?
+
+    init(devices: Int = 3) async throws {
+        try await registry.saveTenant(Tenant(id: Self.tenant))
+        try await registry.saveProduct(
+            .tenant(Self.tenant), Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "hum"), Signal(name: "seq")]))
+        for i in 1...devices {
+            try await registry.saveDevice(.tenant(Self.tenant), Device(uid: "d-\(i)", product: "thermo"))
+        }
+        ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: Logger(label: "test"))
+    }
+
+    /// Runs the ingestor and `transports` in one ServiceGroup (as iotd does).
+    func run(_ transports: [any Service]) async throws {
+        let group = ServiceGroup(
+            configuration: .init(services: [ingestor] + transports, logger: Logger(label: "test")))
+        self.group = group
+        groupTask = Task { try await group.run() }
+        while !ingestor.isReady { try await Task.sleep(for: .milliseconds(2)) }
+    }
+
+    func stop() async {
+        await group?.triggerGracefulShutdown()
+        _ = try? await groupTask?.value
+    }
+
+    func series(_ device: String, _ signal: String) async throws -> [Point] {
+        try await points.range(
+            .tenant(Self.tenant), series: SeriesKey(device: device, signal: signal), from: 0, to: .max, limit: nil,
+            order: .ascending)
+    }
+
+    /// Waits until `device`'s `signal` has `count` points (or fails after `seconds`).
+    func waitForPoints(_ device: String, _ signal: String, count: Int, seconds: Double = 10) async throws -> [Point] {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            let got = try await series(device, signal)
+            if got.count >= count { return got }
+            if Date() > deadline {
+                throw TestFailure("\(device).\(signal): \(got.count) points after \(seconds) s, expected \(count)")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+}
+
+/// Polls `condition` until it holds (or fails after `seconds`).
+func eventually(_ what: String, seconds: Double = 10, _ condition: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while try await !condition() {
+        if Date() > deadline { throw TestFailure("not within \(seconds) s: \(what)") }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
+func clientConfiguration(port: Int, id: String, clean: Bool = false) -> MQTTClient.Configuration {
+    var c = MQTTClient.Configuration(host: "127.0.0.1", port: port, clientID: id, cleanSession: clean)
+    c.reconnectDelayMillis = 100
+    c.maxReconnectDelayMillis = 1_000
+    return c
+}

@@ -182,10 +182,3 @@ struct BenchFailure: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-func waitForTCP(_ port: Int) throws {
-    for _ in 0..<200 {
-        if shell("python3 -c 'import socket;socket.create_connection((\"127.0.0.1\",\(port)),0.2)' 2>/dev/null") != nil { return }
-        usleep(25_000)
-    }
-    throw BenchFailure("nothing listens on 127.0.0.1:\(port)")
-}

@@ -51,10 +51,8 @@ case "all":
     try await runScriptBenchmark(options)
     try await runHTTPBenchmark(options)
     try await runModbusBenchmark(options)
-default:
-    print("usage: iot-bench ingest|query|http|rules|script|modbus|all [--smoke] [--points N] [--dir PATH]")
     try await runMQTTBenchmark(options)
 default:
-    print("usage: iot-bench ingest|query|http|rules|script|mqtt|all [--smoke] [--points N] [--dir PATH]")
+    print("usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|all [--smoke] [--points N] [--dir PATH]")
     exit(2)
 }

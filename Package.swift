@@ -42,6 +42,7 @@ let package = Package(
         ),
         .systemLibrary(name: "CIoTLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
         .systemLibrary(name: "CIoTDuktape", pkgConfig: "duktape", providers: [.apt(["duktape-dev"])]),
+        .systemLibrary(name: "CIoTCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // MARK: Libraries
         .target(
@@ -89,6 +90,8 @@ let package = Package(
             name: "IoTProtocols",
             dependencies: [
                 "IoTCore",
+                "CIoTCurl",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -222,6 +225,16 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "NotificationTests",
+            dependencies: [
+                "IoTCore", "IoTRules", "IoTStorage", "IoTProtocols", "IoTServer", "IoTTesting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            exclude: ["Resources"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -12,6 +12,10 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_packages "${APT_PACKAGES[@]}" "${APT_TEST_PACKAGES[@]}"
+# PyPI test peers: aiosmtpd is the real SMTP server the notification tests send email to.
+if [ "${SKIP_INSTALL:-0}" != 1 ] && ! python3 -c "import aiosmtpd" 2>/dev/null; then
+    python3 -m pip install --quiet aiosmtpd || { echo "FAILED: pip install aiosmtpd" >&2; exit 1; }
+fi
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

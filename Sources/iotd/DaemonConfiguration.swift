@@ -52,6 +52,7 @@ struct DaemonConfiguration: Codable, Sendable {
         var devices: [Device]?
         var rules: [AlarmRule]?
         var statistics: [StatisticsJob]?
+        var notifications: TenantNotificationSeed?
     }
 
     var dataDirectory: String?
@@ -62,6 +63,7 @@ struct DaemonConfiguration: Codable, Sendable {
     var management: Management?
     var logging: Logging?
     var parsers: [ScriptParserSeed]?
+    var notifications: NotificationSettings?
     var tenants: [TenantSeed]?
 }
 
@@ -133,6 +135,7 @@ extension DaemonConfiguration {
         for p in parsers ?? [] where p.language != "lua" && p.language != "javascript" {
             try fail("parsers[\(p.name)].language", "'\(p.language)' is not lua or javascript")
         }
+        try notifications?.validate()
         for t in tenants ?? [] {
             guard TenantID(t.id).isValid else { try fail("tenants[\(t.id)].id", "use 1–64 characters of A–Z a–z 0–9 - _") }
             if let u = t.unknownDevices, u != "reject", !u.hasPrefix("register:") {

@@ -31,6 +31,7 @@ struct Demo: AsyncParsableCommand {
         configuration.management = .init(port: apiPort)
         let adminKey = randomKey()
         let platform = try Platform(configuration: configuration, adminAPIKey: adminKey, prometheus: prometheus, logger: logger)
+        await platform.connectNotifications()
         let fleet = try await DemoFleet.seed(platform: platform, devices: devices)
 
         let group = ServiceGroup(

@@ -34,6 +34,7 @@ struct Serve: AsyncParsableCommand {
             logger.warning("no management.adminAPIKey: the management API answers 401 to everything until one is set")
         }
         let platform = try Platform(configuration: configuration, adminAPIKey: adminKey, prometheus: prometheus, logger: logger)
+        await platform.connectNotifications()
         try await platform.seed(configuration.tenants ?? [])
         let group = ServiceGroup(
             configuration: .init(

@@ -4,6 +4,8 @@ extension NotificationDispatcher {
         /// Messages a minute to one recipient (a robot webhook, an address); `nil` for no limit.
         /// DingTalk and WeCom robots accept about 20. Messages over the limit wait in order. Default `nil`.
         public var messagesPerMinute: Int?
+        /// Messages that may go at once before the rate applies; default (`nil`) ``messagesPerMinute``.
+        public var burst: Int?
         /// After this many messages to one recipient within ``digestWindowMillis``, the next ones wait
         /// for the window to end and go as one digest. `0` turns digests off. Default 3.
         public var digestThreshold: Int
@@ -13,12 +15,16 @@ extension NotificationDispatcher {
         /// Overrides ``Configuration/maxAttempts`` for this channel.
         public var maxAttempts: Int?
 
+        /// The token bucket's size.
+        var capacity: Double { Double(max(1, burst ?? messagesPerMinute ?? 1)) }
+
         /// Creates a policy; every argument has the default documented on its property.
         public init(
-            messagesPerMinute: Int? = nil, digestThreshold: Int = 3, digestWindowMillis: Int64 = 10_000,
+            messagesPerMinute: Int? = nil, burst: Int? = nil, digestThreshold: Int = 3, digestWindowMillis: Int64 = 10_000,
             maxAttempts: Int? = nil
         ) {
             self.messagesPerMinute = messagesPerMinute
+            self.burst = burst
             self.digestThreshold = digestThreshold
             self.digestWindowMillis = digestWindowMillis
             self.maxAttempts = maxAttempts

@@ -41,25 +41,33 @@ extension NotificationDispatcher {
         }
     }
 
+    /// Claims every due message (up to ``Configuration/maxHeld`` in memory), so a lane decides on all
+    /// that is waiting: a storm goes into one digest, not several.
     func claim() async {
         for tenant in tenants {
-            let room = min(configuration.batchSize, configuration.maxHeld - held)
-            guard room > 0 else { return }
             let scope = AccessScope.tenant(tenant)
             do {
                 if !released.contains(tenant) {
                     // Claims left by a process that crashed mid-send: deliver them again (at least once).
                     let n = try await outbox.releaseClaims(scope)
-                    if n > 0 { logger.notice("re-queued notifications claimed before a restart", metadata: ["tenant": "\(tenant)", "count": "\(n)"]) }
+                    if n > 0 {
+                        logger.notice(
+                            "re-queued notifications claimed before a restart", metadata: ["tenant": "\(tenant)", "count": "\(n)"])
+                    }
                     released.insert(tenant)
                 }
-                let batch = try await outbox.claimDue(scope, now: clock.now(), limit: room)
-                for m in batch {
-                    let key = LaneKey(tenant: tenant, channel: m.channel, recipient: m.recipient)
-                    let lane = lanes[key] ?? Lane(tokens: Double(configuration.policy(m.channel).messagesPerMinute ?? 0), now: clock.now())
-                    lanes[key] = lane
-                    lane.queue.append(m)
-                    held += 1
+                while true {
+                    let room = min(configuration.batchSize, configuration.maxHeld - held)
+                    guard room > 0 else { return }
+                    let batch = try await outbox.claimDue(scope, now: clock.now(), limit: room)
+                    for m in batch {
+                        let key = LaneKey(tenant: tenant, channel: m.channel, recipient: m.recipient)
+                        let lane = lanes[key] ?? Lane(tokens: configuration.policy(m.channel).capacity, now: clock.now())
+                        lanes[key] = lane
+                        lane.queue.append(m)
+                        held += 1
+                    }
+                    if batch.count < room { break }
                 }
             } catch {
                 logger.error("cannot read the outbox", metadata: ["tenant": "\(tenant)", "error": "\(error)"])
@@ -72,7 +80,7 @@ extension NotificationDispatcher {
         let policy = configuration.policy(channel)
         if let perMinute = policy.messagesPerMinute, perMinute > 0 {
             let rate = Double(perMinute) / 60_000
-            lane.tokens = min(Double(perMinute), lane.tokens + Double(now - lane.refilledAt) * rate)
+            lane.tokens = min(policy.capacity, lane.tokens + Double(now - lane.refilledAt) * rate)
             lane.refilledAt = now
             if lane.tokens < 1 { return .wait(until: now + Int64(((1 - lane.tokens) / rate).rounded(.up))) }
         }
@@ -174,7 +182,14 @@ extension NotificationDispatcher {
         stats[key.channel] = s
         if let lane = lanes[key] {
             lane.inFlight = false
-            if failure == nil { lane.sends.append(now) }
+            if failure == nil {
+                lane.sends.append(now)
+                // After a digest the storm is taken to go on: what arrives within the next window waits for
+                // the next digest instead of going out one by one.
+                if batch.count > 1 {
+                    lane.sends += Array(repeating: now, count: max(0, policy.digestThreshold - 1))
+                }
+            }
             if let perMinute = policy.messagesPerMinute, perMinute > 0 { lane.tokens -= 1 }
         }
         held -= batch.count

@@ -42,6 +42,10 @@ public final class ManagementServer: Service {
     let statistics: StatisticsScheduler?
     let ruleState: (any RuleStateStore)?
     let statisticsStore: (any StatisticsStore)?
+    let notifications: NotificationRouter?
+    let outbox: (any Outbox)?
+    let inbox: (any Inbox)?
+    let dispatcher: NotificationDispatcher?
     let logger: Logger
     let clock: any IoTClock = SystemClock()
     let port = ListeningPort(component: "management listener")
@@ -69,6 +73,10 @@ public final class ManagementServer: Service {
         statistics: StatisticsScheduler? = nil,
         ruleState: (any RuleStateStore)? = nil,
         statisticsStore: (any StatisticsStore)? = nil,
+        notifications: NotificationRouter? = nil,
+        outbox: (any Outbox)? = nil,
+        inbox: (any Inbox)? = nil,
+        dispatcher: NotificationDispatcher? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
@@ -81,6 +89,10 @@ public final class ManagementServer: Service {
         self.statistics = statistics
         self.ruleState = ruleState
         self.statisticsStore = statisticsStore
+        self.notifications = notifications
+        self.outbox = outbox
+        self.inbox = inbox
+        self.dispatcher = dispatcher
         self.logger = logger
     }
 
@@ -132,6 +144,7 @@ public final class ManagementServer: Service {
         addRuleRoutes(to: router)
         addAlarmRoutes(to: router)
         addStatisticsRoutes(to: router)
+        addNotificationRoutes(to: router)
         return router
     }
 }

@@ -87,7 +87,8 @@ final class Peer: @unchecked Sendable {
     func stop() {
         guard !stopped else { return }
         stopped = true
-        child.stop(signal: SIGTERM)
+        // SIGKILL: a child of the test runner may inherit SIGTERM blocked, and a sink has nothing to save.
+        child.stop(signal: SIGKILL)
         done.wait()
     }
 

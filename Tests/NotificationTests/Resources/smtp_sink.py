@@ -30,8 +30,8 @@ class Handler:
             "message_id": str(msg["message-id"]), "x_id": str(msg["X-IoT-Notification-ID"]),
             "content_type": msg.get_content_type(), "charset": msg.get_content_charset(), "body": body,
             "date": str(msg["date"]), "from_header": str(msg["from"]), "to_header": str(msg["to"]),
-            "auth_login": (session.login_data.decode() if isinstance(session.login_data, bytes) else session.login_data),
-            "tls": session.ssl is not None,
+            "auth_login": (session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None),
+            "tls": session.ssl is not None or bool(a.smtps),  # an --smtps listener only speaks TLS
         }), flush=True)
         return "250 Message accepted for delivery"
 
@@ -39,7 +39,7 @@ class Handler:
 def authenticator(server, session, envelope, mechanism, auth_data):
     if isinstance(auth_data, LoginPassword) and a.login is not None:
         if auth_data.login.decode() == a.login and auth_data.password.decode() == a.password:
-            return AuthResult(success=True)
+            return AuthResult(success=True, auth_data=auth_data)
     return AuthResult(success=False, handled=False)
 
 
@@ -51,7 +51,7 @@ def context(pair):
 
 kwargs = dict(hostname="127.0.0.1", port=a.port, decode_data=False)
 if a.login is not None:
-    kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=bool(a.starttls or a.smtps))
+    kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=bool(a.starttls))  # implicit TLS is TLS from the start
 if a.starttls:
     kwargs.update(tls_context=context(a.starttls), require_starttls=True)
 if a.smtps:

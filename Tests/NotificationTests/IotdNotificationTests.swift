@@ -46,7 +46,7 @@ import Testing
               - { uid: pump-2, product: pump, name: "Pump Two" }
               - { uid: pump-3, product: pump, name: "Pump Three" }
             rules:
-              - { kind: range, id: overheat, devices: { product: pump }, signal: temp, max: 80, severity: critical }
+              - { kind: range, id: overheat, devices: { product: pump }, signal: temp, max: 80, alarmWhen: outside, severity: critical, debounce: { count: 1 }, hysteresis: 0 }
             notifications:
               templates:
                 - { id: hot, kind: alarm_raised, subject: "${device_name} overheat", body: "HOT ${device.name} ${alarm_id} value ${current_value}" }

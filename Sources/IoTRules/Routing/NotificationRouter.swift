@@ -198,7 +198,20 @@ public actor NotificationRouter: AlarmEventHandler {
 
     private func enqueue(_ messages: [OutboxMessage], tenant: TenantID) async throws {
         guard !messages.isEmpty else { return }
-        for m in messages { try await outbox.enqueue(.tenant(tenant), m) }
+        for m in messages {
+            // A transient storage error (a database busy while another component opens it) is retried a
+            // few times before the event is given up and logged.
+            var attempt = 0
+            while true {
+                do {
+                    try await outbox.enqueue(.tenant(tenant), m)
+                    break
+                } catch let e as IoTError where e.code == .storage && attempt < 5 {
+                    attempt += 1
+                    try await clock.sleep(until: clock.now() + 20 * Int64(attempt))
+                }
+            }
+        }
         enqueuedCount += messages.count
         enqueued(tenant)
     }

@@ -38,7 +38,9 @@ func runNotifyBenchmark(_ options: BenchOptions) async throws {
         return .ok
     }
     let port = ChildProcess.freeLoopbackPort()
-    let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: logger)
+    var sinkLogger = logger
+    sinkLogger.logLevel = .critical  // cancelling the sink at the end logs channel errors that mean nothing here
+    let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: sinkLogger)
     let sinkTask = Task { try await app.runService() }
     defer { sinkTask.cancel() }
     let url = "http://127.0.0.1:\(port)/hook"

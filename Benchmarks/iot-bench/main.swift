@@ -47,8 +47,8 @@ case "all":
     try await runQueryBenchmark(options)
     try await runRulesBenchmark(options)
     try await runScriptBenchmark(options)
-    try await runHTTPBenchmark(options)
     try await runNotifyBenchmark(options)
+    try await runHTTPBenchmark(options)
 default:
     print("usage: iot-bench ingest|query|http|rules|script|notify|all [--smoke] [--points N] [--dir PATH]")
     exit(2)

@@ -44,6 +44,7 @@ let package = Package(
         .systemLibrary(name: "CIoTDuktape", pkgConfig: "duktape", providers: [.apt(["duktape-dev"])]),
         .systemLibrary(name: "CIoTModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
         .systemLibrary(name: "CIoTMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+        .systemLibrary(name: "CIoTCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // MARK: Libraries
         .target(
@@ -93,6 +94,8 @@ let package = Package(
                 "IoTCore",
                 "CIoTModbus",
                 "CIoTMosquitto",
+                "CIoTCurl",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -144,6 +147,7 @@ let package = Package(
                 "CIoTSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Benchmarks/iot-bench",
@@ -245,6 +249,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            name: "NotificationTests",
+            dependencies: [
+                "IoTCore", "IoTRules", "IoTStorage", "IoTProtocols", "IoTServer", "IoTTesting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            exclude: ["Resources"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

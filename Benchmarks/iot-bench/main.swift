@@ -7,6 +7,7 @@
 //   swift run -c release iot-bench script [--points N] [--smoke]   Lua parse vs C lua_parse; JS with and without workers
 //   swift run -c release iot-bench modbus [--smoke]                reads/s vs raw libmodbus; 1,000 devices at 1 Hz and their CPU
 //   swift run -c release iot-bench mqtt   [--points N] [--smoke]   broker → MQTT transport → journal → store vs bare C sub and Python peer
+//   swift run -c release iot-bench notify [--points N] [--smoke]   alarm → webhook p99 under 10k msg/s; outbox notifications/s
 //   swift run -c release iot-bench all    [--smoke]
 //
 // `--smoke` runs each with a small size, for CI: it proves the benchmark runs, not how fast.
@@ -44,15 +45,17 @@ case "rules": try await runRulesBenchmark(options)
 case "script": try await runScriptBenchmark(options)
 case "modbus": try await runModbusBenchmark(options)
 case "mqtt": try await runMQTTBenchmark(options)
+case "notify": try await runNotifyBenchmark(options)
 case "all":
     try await runIngestBenchmark(options)
     try await runQueryBenchmark(options)
     try await runRulesBenchmark(options)
     try await runScriptBenchmark(options)
+    try await runNotifyBenchmark(options)
     try await runHTTPBenchmark(options)
     try await runModbusBenchmark(options)
     try await runMQTTBenchmark(options)
 default:
-    print("usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|all [--smoke] [--points N] [--dir PATH]")
+    print("usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|notify|all [--smoke] [--points N] [--dir PATH]")
     exit(2)
 }

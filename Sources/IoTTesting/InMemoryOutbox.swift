@@ -97,6 +97,26 @@ public final class InMemoryOutbox: Outbox {
         }
     }
 
+    public func retry(_ scope: AccessScope, id: String, at time: Int64) async throws {
+        try state.withLock { s throws(IoTError) in
+            guard let entry = s.entries[scope.tenant]?[id] else {
+                throw IoTError(.notFound, "outbox message '\(id)' does not exist in tenant '\(scope.tenant)'")
+            }
+            guard entry.message.status == .deadLetter else {
+                throw IoTError(
+                    .conflict,
+                    "outbox message '\(id)' is \(entry.message.status.rawValue), not a dead letter; only dead letters can be retried")
+            }
+            s.entries[scope.tenant]![id]!.message.status = .pending
+            s.entries[scope.tenant]![id]!.message.attempts = 0
+            s.entries[scope.tenant]![id]!.message.nextAttemptAt = time
+        }
+    }
+
+    public func message(_ scope: AccessScope, id: String) async throws -> OutboxMessage? {
+        state.withLock { s in s.entries[scope.tenant]?[id]?.message }
+    }
+
     @discardableResult
     public func releaseClaims(_ scope: AccessScope) async throws -> Int {
         state.withLock { s in

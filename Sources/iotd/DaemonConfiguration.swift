@@ -64,6 +64,7 @@ struct DaemonConfiguration: Codable, Sendable {
         var devices: [Device]?
         var rules: [AlarmRule]?
         var statistics: [StatisticsJob]?
+        var notifications: TenantNotificationSeed?
     }
 
     var dataDirectory: String?
@@ -76,6 +77,7 @@ struct DaemonConfiguration: Codable, Sendable {
     var logging: Logging?
     var mqtt: MQTT?
     var parsers: [ScriptParserSeed]?
+    var notifications: NotificationSettings?
     var tenants: [TenantSeed]?
     var brokerAccounts: BrokerAccountsConfiguration?
 }
@@ -178,6 +180,7 @@ extension DaemonConfiguration {
                 if !error.message.contains(".parser:") { try fail("mqtt.clients[\(c.id)]", error.message) }
             }
         }
+        try notifications?.validate()
         for t in tenants ?? [] {
             guard TenantID(t.id).isValid else { try fail("tenants[\(t.id)].id", "use 1–64 characters of A–Z a–z 0–9 - _") }
             if let u = t.unknownDevices, u != "reject", !u.hasPrefix("register:") {

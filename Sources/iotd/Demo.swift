@@ -32,6 +32,7 @@ struct Demo: AsyncParsableCommand {
         let adminKey = randomKey()
         let platform = try Platform(configuration: configuration, adminAPIKey: adminKey, prometheus: prometheus, logger: logger)
         try await platform.loadParsers([])
+        await platform.connectNotifications()
         let fleet = try await DemoFleet.seed(platform: platform, devices: devices)
         // With mosquitto installed, the thermometers also report through a local broker and the MQTT client manager.
         let mqtt = try DemoMQTT.start(directory: dir)

@@ -59,6 +59,9 @@ struct DemoFleet: Sendable {
                     source: "function calc(p) if p.mean == nil then return {} end return { mean = p.mean, fahrenheit = p.mean * 9 / 5 + 32 } end",
                     function: "calc")),
             tenant: tenant)
+        // Every alarm raised or cleared lands in the inbox of the demo operator (GET …/notifications/inbox/operator).
+        try await platform.notifications.savePolicy(
+            RoutingPolicy(id: "demo-operator", targets: [RoutingTarget(channel: "inbox", recipients: ["operator"])]), tenant: tenant)
         return DemoFleet(devices: devices)
     }
 }

@@ -29,6 +29,10 @@ struct Platform {
     /// Brokers that get device accounts (brokerAccounts.mosquitto); the management API's token issuer tells them.
     let provisioners: [any BrokerProvisioner]
     let logger: Logger
+    let outbox: SQLiteOutbox
+    let inbox: SQLiteInbox
+    let notifications: NotificationRouter
+    let dispatcher: NotificationDispatcher
 
     init(configuration: DaemonConfiguration, adminAPIKey: String?, prometheus: PrometheusCollectorRegistry, logger: Logger) throws {
         storage = try SQLiteStorage(configuration: configuration.storageConfiguration, logger: logger)
@@ -49,6 +53,18 @@ struct Platform {
             logger: logger)
         statistics = StatisticsScheduler(
             clock: clock, pointStore: points, statisticsStore: statisticsStore, scriptEngines: [lua], logger: logger)
+        // Notifications: alarm events → router (templates, policies) → durable outbox → dispatcher → channels.
+        outbox = SQLiteOutbox(storage: storage)
+        inbox = SQLiteInbox(storage: storage)
+        let settings = configuration.notifications ?? NotificationSettings()
+        let registry = self.registry
+        let dispatcher = NotificationDispatcher(
+            configuration: settings.dispatcherConfiguration, outbox: outbox, notifiers: try settings.notifiers(inbox: inbox),
+            clock: clock, tenants: { try await registry.tenants().map(\.id) }, logger: logger)
+        self.dispatcher = dispatcher
+        notifications = NotificationRouter(
+            outbox: outbox, registry: registry, resolver: StaticRecipientResolver(groups: settings.groups ?? [:]), clock: clock,
+            channelFormats: settings.formats, logger: logger, enqueued: { tenant in Task { await dispatcher.wake(tenant) } })
         ingestor = Ingestor(
             configuration: configuration.ingestorConfiguration, journal: journal, pointStore: points, registry: registry,
             clock: clock, observers: [rules], parsers: parsers, logger: logger)
@@ -79,16 +95,18 @@ struct Platform {
             ingestor: ingestor, prometheus: prometheus, rules: rules, statistics: statistics,
             ruleState: ruleState, statisticsStore: statisticsStore, parsers: parserCatalog,
             definitions: SQLiteDefinitionStore(storage: storage), modbus: modbus, brokerAccess: brokerAccess,
-            mqttClients: MQTTAdministration(manager: mqtt), logger: logger)
+            mqttClients: MQTTAdministration(manager: mqtt), notifications: notifications, outbox: outbox, inbox: inbox,
+            dispatcher: dispatcher, logger: logger)
         retention = RetentionService(store: points, storage: storage, logger: logger)
         self.logger = logger
     }
 
     /// The services in start order; a graceful shutdown stops them in reverse: listeners first, then the
     /// ingestor, which drains what was acknowledged into the store (the rule engine still sees it), then
-    /// the statistics scheduler and the rule engine, which saves its state.
+    /// the statistics scheduler and the rule engine, which saves its state, and last the notification
+    /// dispatcher (what the drain raised is still enqueued; what it cannot send stays in the outbox).
     var services: [any Service] {
-        var services: [any Service] = [rules, statistics, ingestor, retention, management, http, mqtt]
+        var services: [any Service] = [dispatcher, rules, statistics, ingestor, retention, management, http, mqtt]
         if let modbus { services.append(modbus) }
         return services
     }
@@ -128,6 +146,11 @@ struct Platform {
         }
     }
 
+    /// Connects the rule engine's alarm events to the notification router.
+    func connectNotifications() async {
+        await rules.addHandler(notifications)
+    }
+
     /// Creates or updates the tenants, products and devices declared in the configuration.
     func seed(_ tenants: [DaemonConfiguration.TenantSeed]) async throws {
         for seed in tenants {
@@ -142,6 +165,8 @@ struct Platform {
             for device in seed.devices ?? [] { try await registry.saveDevice(.tenant(id), device) }
             for rule in seed.rules ?? [] { try await rules.add(rule, tenant: id) }
             for job in seed.statistics ?? [] { try await statistics.add(job, tenant: id) }
+            for template in seed.notifications?.templates ?? [] { try await notifications.saveTemplate(template, tenant: id) }
+            for policy in seed.notifications?.policies ?? [] { try await notifications.savePolicy(policy, tenant: id) }
         }
     }
 }

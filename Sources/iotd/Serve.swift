@@ -36,6 +36,7 @@ struct Serve: AsyncParsableCommand {
         let platform = try Platform(configuration: configuration, adminAPIKey: adminKey, prometheus: prometheus, logger: logger)
         try await platform.loadParsers(configuration.parsers ?? [])
         try await platform.restoreDefinitions()
+        await platform.connectNotifications()
         try await platform.seed(configuration.tenants ?? [])
         try await platform.startMQTTClients(configuration.mqtt?.clients ?? [])
         let group = ServiceGroup(

@@ -81,6 +81,12 @@ public protocol Outbox: Sendable {
     /// Turns every `sending` message back to `pending`; returns how many.
     @discardableResult
     func releaseClaims(_ scope: AccessScope) async throws -> Int
+    /// Puts a dead letter back in the queue: pending, due at `time`, attempts back to 0 (the last error
+    /// is kept). Throws ``IoTError/Code/notFound`` for an unknown id and ``IoTError/Code/conflict`` for a
+    /// message that is not a dead letter.
+    func retry(_ scope: AccessScope, id: String, at time: Int64) async throws
+    /// One message by id, in any state; `nil` when unknown.
+    func message(_ scope: AccessScope, id: String) async throws -> OutboxMessage?
     /// Messages in a state, oldest first, at most `limit`.
     func messages(_ scope: AccessScope, status: OutboxMessage.Status, limit: Int) async throws -> [OutboxMessage]
 }

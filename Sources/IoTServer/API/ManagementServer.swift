@@ -48,6 +48,10 @@ public final class ManagementServer: Service {
     let modbus: ModbusTransport?
     let brokerAccess: BrokerAccessControl?
     let mqttClients: (any MQTTClientAdministration)?
+    let notifications: NotificationRouter?
+    let outbox: (any Outbox)?
+    let inbox: (any Inbox)?
+    let dispatcher: NotificationDispatcher?
     let logger: Logger
     let clock: any IoTClock = SystemClock()
     let port = ListeningPort(component: "management listener")
@@ -91,6 +95,10 @@ public final class ManagementServer: Service {
         modbus: ModbusTransport? = nil,
         brokerAccess: BrokerAccessControl? = nil,
         mqttClients: (any MQTTClientAdministration)? = nil,
+        notifications: NotificationRouter? = nil,
+        outbox: (any Outbox)? = nil,
+        inbox: (any Inbox)? = nil,
+        dispatcher: NotificationDispatcher? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
@@ -108,6 +116,10 @@ public final class ManagementServer: Service {
         self.modbus = modbus
         self.brokerAccess = brokerAccess
         self.mqttClients = mqttClients
+        self.notifications = notifications
+        self.outbox = outbox
+        self.inbox = inbox
+        self.dispatcher = dispatcher
         self.logger = logger
     }
 
@@ -163,6 +175,7 @@ public final class ManagementServer: Service {
         addModbusRoutes(to: router)
         addBrokerAuthRoutes(to: router)
         addMQTTClientRoutes(to: router)
+        addNotificationRoutes(to: router)
         return router
     }
 }

@@ -155,6 +155,40 @@ public final class SQLiteOutbox: Outbox {
         }
     }
 
+    public func retry(_ scope: AccessScope, id: String, at time: Int64) async throws {
+        let status = try await db(scope).write { c -> String? in
+            let s = try c.statement("SELECT status FROM outbox WHERE id = ?")
+            defer { s.reset() }
+            s.bind(1, id)
+            guard try s.step() else { return nil }
+            let status = s.string(0)
+            s.reset()
+            if status == "dead_letter" {
+                let u = try c.statement(
+                    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?2 WHERE id = ?1")
+                u.bind(1, id)
+                u.bind(2, time)
+                try u.run()
+            }
+            return status
+        }
+        guard let status else {
+            throw IoTError(.notFound, "outbox message '\(id)' does not exist in tenant '\(scope.tenant)'")
+        }
+        guard status == "dead_letter" else {
+            throw IoTError(.conflict, "outbox message '\(id)' is \(status), not a dead letter; only dead letters can be retried")
+        }
+    }
+
+    public func message(_ scope: AccessScope, id: String) async throws -> OutboxMessage? {
+        try await db(scope).read { c in
+            let s = try c.statement("SELECT \(Self.columns) FROM outbox WHERE id = ?")
+            defer { s.reset() }
+            s.bind(1, id)
+            return try s.step() ? try Self.message(s, from: 0) : nil
+        }
+    }
+
     @discardableResult
     public func releaseClaims(_ scope: AccessScope) async throws -> Int {
         try await db(scope).write { c in

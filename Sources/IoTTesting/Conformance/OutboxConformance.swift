@@ -138,6 +138,29 @@ public enum OutboxConformance {
             try conformEqual(pending.map(\.attempts), [0, 0, 0], "a release is not an attempt")
             try conformEqual(try await claimIDs(store, now: 10, limit: 2), ["m1", "m2"], "claimed again")
         },
+        ConformanceCheck("retry puts a dead letter back: pending, due at the given time, attempts 0, error kept") { store in
+            try await store.enqueue(acme, message("m", key: "A", created: 10))
+            try await store.enqueue(acme, message("p", created: 20))
+            _ = try await store.claimDue(acme, now: 10, limit: 1)
+            try await store.markFailed(acme, id: "m", error: "HTTP 503", nextAttemptAt: 20)
+            _ = try await store.claimDue(acme, now: 20, limit: 1)
+            try await store.markDeadLetter(acme, id: "m", error: "401 from the relay")
+            try await Support.expectError(.conflict, "retry of a pending message") {
+                try await store.retry(acme, id: "p", at: 30)
+            }
+            try await Support.expectError(.notFound, "retry of an unknown message") {
+                try await store.retry(acme, id: "x", at: 30)
+            }
+            try await store.retry(acme, id: "m", at: 500)
+            let m = try await store.message(acme, id: "m")
+            try conformEqual(m?.status, .pending, "status")
+            try conformEqual(m?.attempts, 0, "attempts")
+            try conformEqual(m?.nextAttemptAt, 500, "next attempt")
+            try conformEqual(m?.lastError, "401 from the relay", "last error kept")
+            try conformEqual(try await store.message(acme, id: "x"), nil, "unknown id")
+            try conformEqual(try await claimIDs(store, now: 499), ["p"], "not before the given time")
+            try conformEqual(try await claimIDs(store, now: 500), ["m"], "claimed again")
+        },
         ConformanceCheck("marking an unknown message throws notFound") { store in
             try await store.enqueue(acme, message("m", created: 1))
             try await Support.expectError(.notFound, "markDelivered") {

@@ -10,15 +10,28 @@ public struct Notification: Sendable, Hashable, Codable {
     public var subject: String?
     /// The rendered body.
     public var body: String
+    /// The tenant it belongs to (the inbox stores per tenant); `nil` when sent outside a tenant.
+    public var tenant: TenantID?
+    /// The outbox messages this one stands for: `[id]` for a single message, more for a storm digest
+    /// (their bodies are joined in ``body``, oldest first).
+    public var messageIDs: [String]
 
     /// Creates a notification.
-    public init(id: String, channel: String, recipient: String, subject: String? = nil, body: String) {
+    public init(
+        id: String, channel: String, recipient: String, subject: String? = nil, body: String, tenant: TenantID? = nil,
+        messageIDs: [String]? = nil
+    ) {
         self.id = id
         self.channel = channel
         self.recipient = recipient
         self.subject = subject
         self.body = body
+        self.tenant = tenant
+        self.messageIDs = messageIDs ?? [id]
     }
+
+    /// Whether this is a digest of several messages.
+    public var isDigest: Bool { messageIDs.count > 1 }
 }
 
 /// A notification channel: inbox, email, webhook, Feishu, DingTalk, WeCom, Slack, SMS, voice.

@@ -1,0 +1,93 @@
+extension NotificationDispatcher {
+    /// Rate limit and storm digest of one channel, applied per (channel, recipient).
+    public struct ChannelPolicy: Sendable, Hashable {
+        /// Messages a minute to one recipient (a robot webhook, an address); `nil` for no limit.
+        /// DingTalk and WeCom robots accept about 20. Messages over the limit wait in order. Default `nil`.
+        public var messagesPerMinute: Int?
+        /// Messages that may go at once before the rate applies; default (`nil`) ``messagesPerMinute``.
+        public var burst: Int?
+        /// After this many messages to one recipient within ``digestWindowMillis``, the next ones wait
+        /// for the window to end and go as one digest. `0` turns digests off. Default 3.
+        public var digestThreshold: Int
+        /// The digest window. Default 10 000 ms: 500 alarms raised within a second reach a recipient
+        /// as 3 messages and 1 digest.
+        public var digestWindowMillis: Int64
+        /// Overrides ``Configuration/maxAttempts`` for this channel.
+        public var maxAttempts: Int?
+
+        /// The token bucket's size.
+        var capacity: Double { Double(max(1, burst ?? messagesPerMinute ?? 1)) }
+
+        /// Creates a policy; every argument has the default documented on its property.
+        public init(
+            messagesPerMinute: Int? = nil, burst: Int? = nil, digestThreshold: Int = 3, digestWindowMillis: Int64 = 10_000,
+            maxAttempts: Int? = nil
+        ) {
+            self.messagesPerMinute = messagesPerMinute
+            self.burst = burst
+            self.digestThreshold = digestThreshold
+            self.digestWindowMillis = digestWindowMillis
+            self.maxAttempts = maxAttempts
+        }
+    }
+
+    /// Dispatcher settings; every field has a default.
+    ///
+    /// ```swift
+    /// var c = NotificationDispatcher.Configuration()
+    /// c.channels["ops-dingtalk"] = .init(messagesPerMinute: 20)
+    /// ```
+    public struct Configuration: Sendable {
+        /// Attempts before a message is dead-lettered. Default 8.
+        public var maxAttempts: Int = 8
+        /// The wait after the first failure; it doubles with every further failure. Default 1 000 ms.
+        public var initialBackoffMillis: Int64 = 1_000
+        /// The longest wait between two attempts. Default 300 000 ms (5 minutes).
+        public var maxBackoffMillis: Int64 = 300_000
+        /// How often the outbox is looked at when nothing wakes the dispatcher. Default 1 000 ms.
+        public var pollIntervalMillis: Int64 = 1_000
+        /// Messages claimed from the outbox at once. Default 256.
+        public var batchSize: Int = 256
+        /// Claimed messages held in memory (waiting for a rate limit or a digest) at most. Default 10 000.
+        public var maxHeld: Int = 10_000
+        /// How often the tenant list is read again. Default 10 000 ms.
+        public var tenantRefreshMillis: Int64 = 10_000
+        /// Bodies listed in a digest; the rest are counted. Default 50.
+        public var digestMaxListed: Int = 50
+        /// The policy of channels not in ``channels``.
+        public var defaultPolicy = ChannelPolicy()
+        /// Per-channel policies by channel name.
+        public var channels: [String: ChannelPolicy] = [:]
+
+        /// Creates the default configuration.
+        public init() {}
+
+        /// The policy of `channel`.
+        public func policy(_ channel: String) -> ChannelPolicy { channels[channel] ?? defaultPolicy }
+
+        /// The wait before the next attempt of a message that has failed `attempts` times (1, 2, …).
+        public func backoff(afterAttempts attempts: Int) -> Int64 {
+            let shift = min(max(attempts - 1, 0), 40)
+            let raw = initialBackoffMillis.multipliedReportingOverflow(by: Int64(1) << shift)
+            return raw.overflow ? maxBackoffMillis : min(raw.partialValue, maxBackoffMillis)
+        }
+    }
+
+    /// Counters of one channel since start.
+    public struct ChannelStatistics: Sendable, Hashable, Codable {
+        /// Messages the channel's peer accepted (a digest counts every message in it).
+        public var sent = 0
+        /// Deliveries made (a digest is one).
+        public var deliveries = 0
+        /// Digests delivered.
+        public var digests = 0
+        /// Failed attempts.
+        public var failed = 0
+        /// Failed attempts put back for a retry.
+        public var retried = 0
+        /// Messages given up (dead letters).
+        public var deadLettered = 0
+        /// Creates zero counters.
+        public init() {}
+    }
+}

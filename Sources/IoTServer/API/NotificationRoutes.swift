@@ -1,0 +1,222 @@
+import Hummingbird
+import IoTCore
+import IoTRules
+
+/// The body of `POST …/notifications/templates`, decoded before validation so a bad template is a 400
+/// that names the problem (an unknown variable by name).
+private struct TemplateInput: Decodable {
+    var id: String
+    var kind: String
+    var subject: String?
+    var body: String
+    var markdown: String?
+}
+
+/// The body of `POST …/notifications/send`.
+private struct SendInput: Decodable {
+    var template: String
+    var values: [String: String]?
+    var targets: [RoutingTarget]
+}
+
+private struct InboxOutput: Encodable {
+    var unread: Int
+    var messages: [InboxMessage]
+}
+
+private struct ChannelOutput: Encodable {
+    var channel: String
+    var statistics: NotificationDispatcher.ChannelStatistics
+}
+
+extension ManagementServer {
+    func addNotificationRoutes(to router: Router<BasicRequestContext>) {
+        let path = "/api/v1/tenants/:tenant/notifications"
+        router.get(RouterPath(path + "/templates")) { _, context in
+            try await self.handle {
+                let r = try self.configuredNotifications()
+                let scope = try await self.tenantScope(context)
+                return try JSONOutput.response(await r.templates(tenant: scope.tenant))
+            }
+        }
+        router.post(RouterPath(path + "/templates")) { request, context in
+            try await self.handle {
+                let r = try self.configuredNotifications()
+                let scope = try await self.tenantScope(context)
+                let input = try await JSONOutput.decode(TemplateInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                try validateIdentifier(input.id, "template id")
+                let template = try NotificationTemplate(
+                    id: input.id, kind: TemplateKind(rawValue: input.kind), subject: input.subject, body: input.body,
+                    markdown: input.markdown)
+                try await r.saveTemplate(template, tenant: scope.tenant)
+                return try JSONOutput.response(template, status: .created)
+            }
+        }
+        router.get(RouterPath(path + "/templates/:id")) { _, context in
+            try await self.handle {
+                let r = try self.configuredNotifications()
+                let scope = try await self.tenantScope(context)
+                let id = context.parameters.get("id") ?? ""
+                guard let t = await r.template(id: id, tenant: scope.tenant) else {
+                    throw APIError.notFound("template \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
+                }
+                return try JSONOutput.response(t)
+            }
+        }
+        router.delete(RouterPath(path + "/templates/:id")) { _, context in
+            try await self.handle {
+                let r = try self.configuredNotifications()
+                let scope = try await self.tenantScope(context)
+                let id = context.parameters.get("id") ?? ""
+                guard await r.removeTemplate(id: id, tenant: scope.tenant) else {
+                    throw APIError.notFound("template \"\(id)\" is not a template of tenant \"\(scope.tenant)\" (built-ins cannot be removed)")
+                }
+                return Response(status: .noContent)
+            }
+        }
+        router.get(RouterPath(path + "/policies")) { _, context in
+            try await self.handle {
+                let r = try self.configuredNotifications()
+                let scope = try await self.tenantScope(context)
+                return try JSONOutput.response(await r.policies(tenant: scope.tenant))
+            }
+        }
+        router.post(RouterPath(path + "/policies")) { request, context in
+            try await self.handle {
+                let r = try self.configuredNotifications()
+                let scope = try await self.tenantScope(context)
+                let policy = try await JSONOutput.decode(RoutingPolicy.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                try validateIdentifier(policy.id, "policy id")
+                try await r.savePolicy(policy, tenant: scope.tenant)
+                return try JSONOutput.response(policy, status: .created)
+            }
+        }
+        router.delete(RouterPath(path + "/policies/:id")) { _, context in
+            try await self.handle {
+                let r = try self.configuredNotifications()
+                let scope = try await self.tenantScope(context)
+                let id = context.parameters.get("id") ?? ""
+                guard await r.removePolicy(id: id, tenant: scope.tenant) else {
+                    throw APIError.notFound("policy \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
+                }
+                return Response(status: .noContent)
+            }
+        }
+        router.post(RouterPath(path + "/send")) { request, context in
+            try await self.handle {
+                let r = try self.configuredNotifications()
+                let scope = try await self.tenantScope(context)
+                let input = try await JSONOutput.decode(SendInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                guard let template = await r.template(id: input.template, tenant: scope.tenant) else {
+                    throw APIError.notFound("template \"\(input.template)\" does not exist in tenant \"\(scope.tenant)\"")
+                }
+                let values = input.values ?? [:]
+                if let known = template.kind.variables, let missing = known.subtracting(["tenant", "timestamp"]).first(where: { name in
+                    [template.subject, template.body, template.markdown].contains { text in
+                        text.map { (try? Template($0).variables.contains(name)) ?? false } ?? false
+                    } && values[name] == nil
+                }) {
+                    throw APIError.badRequest("the template uses \"\(missing)\"; give it in \"values\"")
+                }
+                var filled = values
+                filled["tenant"] = filled["tenant"] ?? scope.tenant.rawValue
+                filled["timestamp"] = filled["timestamp"] ?? AlarmVariables.isoTimestamp(self.clock.now())
+                let messages = try await r.notify(templateID: input.template, values: filled, targets: input.targets, tenant: scope.tenant)
+                return try JSONOutput.response(messages, status: .accepted)
+            }
+        }
+        router.get(RouterPath(path + "/outbox")) { request, context in
+            try await self.handle {
+                let outbox = try self.configuredOutbox()
+                let scope = try await self.tenantScope(context)
+                let q = request.uri.queryParameters
+                let raw = q["status"].map(String.init) ?? "pending"
+                guard let status = OutboxMessage.Status(rawValue: raw) else {
+                    throw APIError.badRequest(
+                        "status \"\(raw)\" is not one of \(OutboxMessage.Status.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                let limit = try Self.limit(q["limit"], default: 100)
+                return try JSONOutput.response(try await outbox.messages(scope, status: status, limit: limit))
+            }
+        }
+        router.post(RouterPath(path + "/outbox/:id/retry")) { _, context in
+            try await self.handle {
+                let outbox = try self.configuredOutbox()
+                let scope = try await self.tenantScope(context)
+                let id = context.parameters.get("id") ?? ""
+                try await outbox.retry(scope, id: id, at: self.clock.now())
+                await self.dispatcher?.wake(scope.tenant)
+                guard let m = try await outbox.message(scope, id: id) else {
+                    throw APIError.notFound("outbox message \"\(id)\" does not exist")
+                }
+                return try JSONOutput.response(m)
+            }
+        }
+        router.get(RouterPath(path + "/channels")) { _, context in
+            try await self.handle {
+                guard let dispatcher = self.dispatcher else {
+                    throw APIError.notFound("notification delivery is not configured on this server; pass a NotificationDispatcher")
+                }
+                _ = try await self.tenantScope(context)
+                let stats = await dispatcher.statistics()
+                return try JSONOutput.response(
+                    dispatcher.channels.map { ChannelOutput(channel: $0, statistics: stats[$0] ?? .init()) })
+            }
+        }
+        router.get(RouterPath(path + "/inbox/:recipient")) { request, context in
+            try await self.handle {
+                let inbox = try self.configuredInbox()
+                let scope = try await self.tenantScope(context)
+                let recipient = context.parameters.get("recipient") ?? ""
+                let q = request.uri.queryParameters
+                let unreadOnly = q["unread"] == "true"
+                let limit = try Self.limit(q["limit"], default: 100)
+                let messages = try await inbox.messages(scope, recipient: recipient, unreadOnly: unreadOnly, limit: limit)
+                return try JSONOutput.response(
+                    InboxOutput(unread: try await inbox.unreadCount(scope, recipient: recipient), messages: messages))
+            }
+        }
+        router.post(RouterPath(path + "/inbox/:recipient/:id/read")) { _, context in
+            try await self.handle {
+                let inbox = try self.configuredInbox()
+                let scope = try await self.tenantScope(context)
+                let recipient = context.parameters.get("recipient") ?? ""
+                let id = context.parameters.get("id") ?? ""
+                guard try await inbox.markRead(scope, recipient: recipient, id: id, at: self.clock.now()) else {
+                    throw APIError.notFound("\"\(recipient)\" has no inbox message \"\(id)\"")
+                }
+                return Response(status: .noContent)
+            }
+        }
+    }
+
+    static func limit(_ raw: Substring?, default value: Int) throws -> Int {
+        guard let raw else { return value }
+        guard let n = Int(raw), n > 0, n <= 10_000 else {
+            throw APIError.badRequest("limit \"\(raw)\" must be an integer from 1 to 10000")
+        }
+        return n
+    }
+
+    func configuredNotifications() throws -> NotificationRouter {
+        guard let notifications else {
+            throw APIError.notFound(
+                "notifications are not configured on this server; pass a NotificationRouter to ManagementServer(notifications:)")
+        }
+        return notifications
+    }
+
+    func configuredOutbox() throws -> any Outbox {
+        guard let outbox else {
+            throw APIError.notFound("the notification outbox is not configured on this server; pass an Outbox to ManagementServer(outbox:)")
+        }
+        return outbox
+    }
+
+    func configuredInbox() throws -> any Inbox {
+        guard let inbox else {
+            throw APIError.notFound("the inbox is not configured on this server; pass an Inbox to ManagementServer(inbox:)")
+        }
+        return inbox
+    }
+}

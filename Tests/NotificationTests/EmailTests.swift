@@ -1,0 +1,85 @@
+import Foundation
+import IoTCore
+import IoTProtocols
+import IoTTesting
+import Testing
+
+/// Email received by a real SMTP server (aiosmtpd) on loopback.
+@Suite(.serialized) struct EmailTests {
+    let note = Notification(
+        id: "alarm-7.raised.1", channel: "email", recipient: "ops@example.com", subject: "泵 1: overheat alarm",
+        body: "Device pump-1 raised a overheat alarm at 2026-11-26T12:00:00.000Z; current value 97.5.\nSecond line: 温度", tenant: "acme")
+
+    func check(_ record: [String: Any], tls: Bool, login: String?) {
+        #expect(record["from"] as? String == "iot@example.com")
+        #expect(record["to"] as? [String] == ["ops@example.com"])
+        #expect(record["subject"] as? String == "泵 1: overheat alarm")
+        #expect(record["x_id"] as? String == "alarm-7.raised.1")
+        #expect(record["message_id"] as? String == "<alarm-7.raised.1@example.com>")
+        #expect(record["content_type"] as? String == "text/plain")
+        #expect(record["charset"] as? String == "utf-8")
+        #expect((record["body"] as? String)?.trimmingCharacters(in: .newlines) == note.body)
+        #expect((record["date"] as? String)?.hasSuffix("+0000") == true)
+        #expect(record["tls"] as? Bool == tls)
+        #expect(record["auth_login"] as? String == login)
+    }
+
+    @Test func plainSMTPWithAuthPlain() async throws {
+        let port = ChildProcess.freeLoopbackPort()
+        let server = try Peer.smtp(port: port, extra: ["--login", "iot", "--password", "s3cret"])
+        defer { server.stop() }
+        let mail = EmailNotifier(configuration: .init(
+            url: "smtp://127.0.0.1:\(port)", from: "iot@example.com", username: "iot", password: "s3cret", authMechanism: "PLAIN",
+            requireTLS: false))
+        try await mail.send(note)
+        #expect(server.waitForRecords(10) { $0.count == 1 })
+        try check(#require(server.records.first), tls: false, login: "iot")
+    }
+
+    @Test func startTLSWithAuthLogin() async throws {
+        let dir = TemporaryDirectory("smtp-tls")
+        let (cert, key) = try makeTestCertificate(in: dir.path)
+        let port = ChildProcess.freeLoopbackPort()
+        let server = try Peer.smtp(port: port, extra: ["--starttls", cert, key, "--login", "iot", "--password", "s3cret"])
+        defer { server.stop() }
+        let mail = EmailNotifier(configuration: .init(
+            url: "smtp://127.0.0.1:\(port)", from: "iot@example.com", username: "iot", password: "s3cret", authMechanism: "LOGIN",
+            requireTLS: true, caFile: cert))
+        try await mail.send(note)
+        #expect(server.waitForRecords(10) { $0.count == 1 })
+        try check(#require(server.records.first), tls: true, login: "iot")
+    }
+
+    @Test func implicitTLS() async throws {
+        let dir = TemporaryDirectory("smtps")
+        let (cert, key) = try makeTestCertificate(in: dir.path)
+        let port = ChildProcess.freeLoopbackPort()
+        let server = try Peer.smtp(port: port, extra: ["--smtps", cert, key, "--login", "iot", "--password", "s3cret"])
+        defer { server.stop() }
+        let mail = EmailNotifier(configuration: .init(
+            url: "smtps://127.0.0.1:\(port)", from: "iot@example.com", username: "iot", password: "s3cret", caFile: cert))
+        try await mail.send(note)
+        #expect(server.waitForRecords(10) { $0.count == 1 })
+        try check(#require(server.records.first), tls: true, login: "iot")
+    }
+
+    @Test func refusedLoginDeadLettersWithAReadableReason() async throws {
+        let port = ChildProcess.freeLoopbackPort()
+        let server = try Peer.smtp(port: port, extra: ["--login", "iot", "--password", "s3cret"])
+        defer { server.stop() }
+        let mail = EmailNotifier(configuration: .init(
+            url: "smtp://127.0.0.1:\(port)", from: "iot@example.com", username: "iot", password: "wrong", authMechanism: "PLAIN",
+            requireTLS: false))
+        let outbox = InMemoryOutbox()
+        try await outbox.enqueue(acme, outboxMessage("m1", channel: "email", recipient: "ops@example.com"))
+        let d = NotificationDispatcher(outbox: outbox, notifiers: [mail], clock: SystemClock(), tenants: { ["acme"] }, logger: testLogger)
+        try await withDispatcher(d) {
+            #expect(await eventually(15) { (try? await outbox.messages(acme, status: .deadLetter, limit: 5).count) == 1 })
+        }
+        let dead = try #require(try await outbox.messages(acme, status: .deadLetter, limit: 5).first)
+        #expect(dead.attempts == 1)
+        #expect(dead.lastError?.contains("refused the login") == true, "\(dead.lastError ?? "nil")")
+        #expect(dead.lastError?.contains("check the channel's username and password") == true)
+        #expect(server.records.isEmpty)
+    }
+}

@@ -249,6 +249,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "NotificationTests",
             dependencies: [
                 "IoTCore", "IoTRules", "IoTStorage", "IoTProtocols", "IoTServer", "IoTTesting",

@@ -12,6 +12,10 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 [ "${SKIP_INSTALL:-0}" = 1 ] || install_packages "${APT_PACKAGES[@]}" "${APT_TEST_PACKAGES[@]}"
+# PyPI test peers: the WebSocket client of DeviceTransportTests.
+if [ "${SKIP_INSTALL:-0}" != 1 ] && ! python3 -c 'import websockets, sys; sys.exit(int(websockets.__version__.split(".")[0]) < 14)' 2>/dev/null; then
+    python3 -m pip install --quiet "websockets>=14" || { echo "FAILED: pip install websockets" >&2; exit 1; }
+fi
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

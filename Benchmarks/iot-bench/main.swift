@@ -5,6 +5,7 @@
 //   swift run -c release iot-bench http   [--smoke]                wrk: single-point ingest vs hello-world route
 //   swift run -c release iot-bench rules  [--smoke]                range-rule evaluations/s, joint-rule latency
 //   swift run -c release iot-bench script [--points N] [--smoke]   Lua parse vs C lua_parse; JS with and without workers
+//   swift run -c release iot-bench stream [--smoke]                WebSocket and TCP messages/s with acks vs HTTP (wrk)
 //   swift run -c release iot-bench all    [--smoke]
 //
 // `--smoke` runs each with a small size, for CI: it proves the benchmark runs, not how fast.
@@ -40,13 +41,15 @@ case "query": try await runQueryBenchmark(options)
 case "http": try await runHTTPBenchmark(options)
 case "rules": try await runRulesBenchmark(options)
 case "script": try await runScriptBenchmark(options)
+case "stream": try await runStreamBenchmark(options)
 case "all":
     try await runIngestBenchmark(options)
     try await runQueryBenchmark(options)
     try await runRulesBenchmark(options)
     try await runScriptBenchmark(options)
     try await runHTTPBenchmark(options)
+    try await runStreamBenchmark(options)
 default:
-    print("usage: iot-bench ingest|query|http|rules|script|all [--smoke] [--points N] [--dir PATH]")
+    print("usage: iot-bench ingest|query|http|rules|script|stream|all [--smoke] [--points N] [--dir PATH]")
     exit(2)
 }

@@ -13,7 +13,11 @@ struct Platform {
     let storage: SQLiteStorage
     let registry: SQLiteRegistryStore
     let points: SQLitePointStore
-    let tokens: TokenAuthenticator
+    /// Device authentication (tokens, passwords, token exchange, attempt limits) and the live sessions that
+    /// revocation closes.
+    let tokens: DeviceAuthService
+    let sessions: DeviceSessions
+    let liveFeed: LiveFeed
     let ingestor: Ingestor
     let parsers: ParserRegistry
     let ruleState: SQLiteRuleStateStore
@@ -21,6 +25,8 @@ struct Platform {
     let rules: RuleEngine
     let statistics: StatisticsScheduler
     let http: HTTPIngestTransport
+    let webSocket: WebSocketTransport?
+    let tcp: [TCPTransport]
     let management: ManagementServer
     let retention: RetentionService
 
@@ -29,12 +35,20 @@ struct Platform {
         let journal = try FileJournal(configuration: configuration.journalConfiguration, logger: logger)
         registry = SQLiteRegistryStore(storage: storage)
         points = SQLitePointStore(storage: storage, configuration: configuration.pointStoreConfiguration)
-        tokens = TokenAuthenticator(credentials: SQLiteCredentialStore(storage: storage))
+        let sessions = DeviceSessions()
+        self.sessions = sessions
+        let liveFeed = LiveFeed()
+        self.liveFeed = liveFeed
+        let tokens = DeviceAuthService(
+            credentials: SQLiteCredentialStore(storage: storage), sessions: sessions,
+            configuration: configuration.authConfiguration, logger: logger)
+        self.tokens = tokens
         ruleState = SQLiteRuleStateStore(storage: storage)
         statisticsStore = SQLiteStatisticsStore(storage: storage)
         let clock = SystemClock()
         let lua = LuaEngine()  // script parsers, conditions of joint rules and statistics calculations
-        parsers = ParserRegistry()
+        let parsers = ParserRegistry()
+        self.parsers = parsers
         var javascript: JavaScriptEngine?
         for seed in configuration.parsers ?? [] {
             switch seed.language {
@@ -50,22 +64,43 @@ struct Platform {
             logger: logger)
         statistics = StatisticsScheduler(
             clock: clock, pointStore: points, statisticsStore: statisticsStore, scriptEngines: [lua], logger: logger)
-        ingestor = Ingestor(
+        let ingestor = Ingestor(
             configuration: configuration.ingestorConfiguration, journal: journal, pointStore: points, registry: registry,
-            clock: clock, observers: [rules], parsers: parsers, logger: logger)
+            clock: clock, observers: [rules, liveFeed], parsers: parsers, logger: logger)
+        self.ingestor = ingestor
         http = HTTPIngestTransport(
             configuration: configuration.httpConfiguration, ingestor: ingestor, authenticator: tokens, logger: logger)
+        func parser(_ name: String?, _ key: String) throws -> any Parser {
+            let name = name ?? "json"
+            guard let found = parsers.parser(named: name) else {
+                throw ConfigurationError("\(key).parser: '\(name)' is not a parser; use json, senml or one declared under parsers")
+            }
+            return found
+        }
+        webSocket = try configuration.webSocketConfiguration.map {
+            WebSocketTransport(
+                configuration: $0, ingestor: ingestor, authenticator: tokens, sessions: sessions,
+                parser: try parser(configuration.websocket?.parser, "websocket"), logger: logger)
+        }
+        tcp = try (configuration.tcp ?? []).enumerated().map { i, t in
+            TCPTransport(
+                configuration: configuration.tcpConfiguration(t), ingestor: ingestor, authenticator: tokens,
+                sessions: sessions, parser: try parser(t.parser, "tcp[\(i)]"), logger: logger)
+        }
         management = ManagementServer(
             configuration: configuration.managementConfiguration(adminAPIKey: adminAPIKey), registry: registry, points: points,
             tokens: tokens, ingestor: ingestor, prometheus: prometheus, rules: rules, statistics: statistics,
-            ruleState: ruleState, statisticsStore: statisticsStore, logger: logger)
+            ruleState: ruleState, statisticsStore: statisticsStore, credentialManager: tokens, sessions: sessions,
+            liveFeed: liveFeed, logger: logger)
         retention = RetentionService(store: points, storage: storage, logger: logger)
     }
 
     /// The services in start order; a graceful shutdown stops them in reverse: listeners first, then the
     /// ingestor, which drains what was acknowledged into the store (the rule engine still sees it), then
     /// the statistics scheduler and the rule engine, which saves its state.
-    var services: [any Service] { [rules, statistics, ingestor, retention, management, http] }
+    var services: [any Service] {
+        [rules, statistics, ingestor, retention, management, http] + (webSocket.map { [$0] } ?? []) + tcp
+    }
 
     /// Creates or updates the tenants, products and devices declared in the configuration.
     func seed(_ tenants: [DaemonConfiguration.TenantSeed]) async throws {

@@ -1,4 +1,5 @@
 import Hummingbird
+import HummingbirdWebSocket
 public import IoTCore
 public import IoTRules
 public import Logging
@@ -42,6 +43,9 @@ public final class ManagementServer: Service {
     let statistics: StatisticsScheduler?
     let ruleState: (any RuleStateStore)?
     let statisticsStore: (any StatisticsStore)?
+    let credentialManager: (any CredentialManager)?
+    let sessions: DeviceSessions?
+    let liveFeed: LiveFeed?
     let logger: Logger
     let clock: any IoTClock = SystemClock()
     let port = ListeningPort(component: "management listener")
@@ -58,6 +62,11 @@ public final class ManagementServer: Service {
     ///   - ruleState: lists and reads alarms (`GET …/alarms`); `nil` answers it with 404.
     ///   - statisticsStore: lists a job's results (`GET …/statistics/jobs/{id}/results`); `nil`
     ///     answers it with 404.
+    ///   - credentialManager: serves `…/devices/{uid}/credentials` (passwords, rotation, revocation);
+    ///     `nil` answers it with 404.
+    ///   - sessions: the live device connections that `…/devices/{uid}/downlink` sends to; `nil`
+    ///     answers it with 404.
+    ///   - liveFeed: serves the WebSocket `…/tenants/{tenant}/live`; `nil` answers it with 404.
     public init(
         configuration: Configuration = .init(),
         registry: any RegistryStore,
@@ -69,6 +78,9 @@ public final class ManagementServer: Service {
         statistics: StatisticsScheduler? = nil,
         ruleState: (any RuleStateStore)? = nil,
         statisticsStore: (any StatisticsStore)? = nil,
+        credentialManager: (any CredentialManager)? = nil,
+        sessions: DeviceSessions? = nil,
+        liveFeed: LiveFeed? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
@@ -81,6 +93,9 @@ public final class ManagementServer: Service {
         self.statistics = statistics
         self.ruleState = ruleState
         self.statisticsStore = statisticsStore
+        self.credentialManager = credentialManager
+        self.sessions = sessions
+        self.liveFeed = liveFeed
         self.logger = logger
     }
 
@@ -96,6 +111,7 @@ public final class ManagementServer: Service {
         let host = configuration.host
         let app = Application(
             router: makeRouter(),
+            server: .http1WebSocketUpgrade(webSocketRouter: makeWebSocketRouter()),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? 0
@@ -132,6 +148,8 @@ public final class ManagementServer: Service {
         addRuleRoutes(to: router)
         addAlarmRoutes(to: router)
         addStatisticsRoutes(to: router)
+        addCredentialRoutes(to: router)
+        addLiveRoutes(to: router)
         return router
     }
 }

@@ -111,6 +111,7 @@ let package = Package(
                 "IoTRules",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -170,6 +171,12 @@ let package = Package(
             name: "CustomTransportExample",
             dependencies: ["IoTCore", "IoTStorage", .product(name: "Logging", package: "swift-log")],
             path: "Examples/CustomTransport",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "SerialSensorExample",
+            dependencies: ["IoTCore", "IoTStorage", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/SerialSensor",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -235,7 +242,7 @@ let package = Package(
         .testTarget(
             name: "DeviceTransportTests",
             dependencies: [
-                "IoTCore", "IoTProtocols", "IoTServer", "IoTTesting", "IoTStorage",
+                "IoTCore", "IoTProtocols", "IoTServer", "IoTTesting", "IoTStorage", "SerialSensorExample",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

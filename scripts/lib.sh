@@ -1,7 +1,7 @@
 # Shared by scripts/test.sh and scripts/demo.sh. Source it; do not execute.
 # The Debian 12 packages the project needs (build: C libraries; tests: peers and tools).
 APT_PACKAGES=(pkg-config libsqlite3-dev sqlite3 liblua5.4-dev duktape-dev)
-APT_TEST_PACKAGES=(strace wrk)
+APT_TEST_PACKAGES=(strace wrk socat)
 
 # install_packages NAME… : apt-get install what is missing (as root), or say what to install.
 install_packages() {

@@ -5,6 +5,7 @@ import IoTTesting
 import Logging
 import ServiceLifecycle
 import Testing
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -100,8 +101,8 @@ final class DeviceHarness: Sendable {
     var wsURL: String { "ws://127.0.0.1:\(wsPort)/api/v1/devices/ws" }
 
     /// Starts the Python peer with `arguments` (see Peers/peer.py).
-    func peer(_ arguments: [String]) throws -> ChildProcess {
-        try ChildProcess(["/usr/bin/env", "python3", "-u", Self.peerScript] + arguments)
+    func peer(_ arguments: [String]) throws -> Peer {
+        Peer(try ChildProcess(["/usr/bin/env", "python3", "-u", Self.peerScript] + arguments))
     }
 
     static let peerScript: String = {
@@ -110,22 +111,28 @@ final class DeviceHarness: Sendable {
         return parts.joined(separator: "/") + "/Peers/peer.py"
     }()
 
-    /// A management API request with the admin key.
-    func apiRequest(_ method: String, _ path: String, body: String = "") throws -> LoopbackHTTPClient.Response {
-        let client = try LoopbackHTTPClient(port: apiPort)
+    /// A management API request with the admin key (blocking I/O off the cooperative pool).
+    func apiRequest(_ method: String, _ path: String, body: String = "") async throws -> LoopbackHTTPClient.Response {
         var headers = ["X-API-Key": Self.adminKey]
         if !body.isEmpty { headers["Content-Type"] = "application/json" }
-        return try client.request(method, path, headers: headers, body: Array(body.utf8))
+        return try await Self.request(port: apiPort, method, path, headers: headers, body: body)
     }
 
-    /// A device-listener HTTP request.
-    func httpRequest(_ method: String, _ path: String, headers: [String: String] = [:], body: String = "") throws
+    /// A device-listener HTTP request (blocking I/O off the cooperative pool).
+    func httpRequest(_ method: String, _ path: String, headers: [String: String] = [:], body: String = "") async throws
         -> LoopbackHTTPClient.Response
     {
-        let client = try LoopbackHTTPClient(port: httpPort)
         var headers = headers
         if !body.isEmpty { headers["Content-Type"] = "application/json" }
-        return try client.request(method, path, headers: headers, body: Array(body.utf8))
+        return try await Self.request(port: httpPort, method, path, headers: headers, body: body)
+    }
+
+    private static func request(port: Int, _ method: String, _ path: String, headers: [String: String], body: String)
+        async throws -> LoopbackHTTPClient.Response
+    {
+        try await offPool {
+            try LoopbackHTTPClient(port: port).request(method, path, headers: headers, body: Array(body.utf8))
+        }
     }
 
     func series(_ device: String, _ signal: String = "temp") async throws -> [Point] {
@@ -150,20 +157,42 @@ final class DeviceHarness: Sendable {
     }
 }
 
-/// Reads a peer's event lines.
-extension ChildProcess {
+/// Runs blocking work (a peer's pipe, a blocking HTTP client) on a thread of its own, so it never ties
+/// up the cooperative pool that the listeners under test run on.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+/// A Python peer process; its event lines are read off the cooperative pool.
+///
+/// `@unchecked Sendable`: the child is used by one test at a time, one call after another.
+final class Peer: @unchecked Sendable {
+    let child: ChildProcess
+    init(_ child: ChildProcess) { self.child = child }
+
+    /// The next line, or `nil` at end of output.
+    func readLine() async -> String? {
+        (try? await offPool { self.child.readLine() }) ?? nil
+    }
+
     /// The next line starting with `prefix` (skipping others), or `nil` at end of output.
-    func next(_ prefix: String) -> String? {
-        while let line = readLine() {
+    func next(_ prefix: String) async -> String? {
+        while let line = await readLine() {
             if line.hasPrefix(prefix) { return line }
         }
         return nil
     }
 
-    /// All remaining lines until the peer exits.
-    func rest() -> [String] {
+    /// Every remaining line until the peer exits.
+    func rest() async -> [String] {
         var lines: [String] = []
-        while let line = readLine() { lines.append(line) }
+        while let line = await readLine() { lines.append(line) }
         return lines
     }
+
+    /// Stops the peer by its PID.
+    @discardableResult
+    func stop(signal: Int32) -> Int32 { child.stop(signal: signal) }
 }

@@ -34,26 +34,26 @@ struct HTTPAuthTests {
         let h = try await DeviceHarness()
         defer { Task { await h.stop() } }
         let password = try await h.password("t-1")
-        let wrong = try h.httpRequest("POST", "/api/v1/devices/auth", body: #"{"username":"t-1-user","password":"nope-nope"}"#)
+        let wrong = try await h.httpRequest("POST", "/api/v1/devices/auth", body: #"{"username":"t-1-user","password":"nope-nope"}"#)
         #expect(wrong.status == 401 && wrong.text.contains("username or password is not valid"))
-        #expect(try h.httpRequest("POST", "/api/v1/devices/auth", body: "{oops").status == 400)
-        let ok = try h.httpRequest(
+        #expect(try await h.httpRequest("POST", "/api/v1/devices/auth", body: "{oops").status == 400)
+        let ok = try await h.httpRequest(
             "POST", "/api/v1/devices/auth", body: #"{"username":"t-1-user","password":"\#(password.password)"}"#)
         #expect(ok.status == 200 && ok.text.contains(#""expiresIn":3600"#) && ok.text.contains(#""deviceUID":"t-1""#))
         let token = try #require(Self.field("token", in: ok.text))
-        let post = try h.httpRequest(
+        let post = try await h.httpRequest(
             "POST", "/api/v1/devices/t-1/telemetry", headers: ["Authorization": "Bearer \(token)"], body: #"{"temp": 3}"#)
         #expect(post.status == 200)
-        let refreshed = try h.httpRequest("POST", "/api/v1/devices/auth/refresh", headers: ["Authorization": "Bearer \(token)"])
+        let refreshed = try await h.httpRequest("POST", "/api/v1/devices/auth/refresh", headers: ["Authorization": "Bearer \(token)"])
         #expect(refreshed.status == 200)
         let next = try #require(Self.field("token", in: refreshed.text))
         #expect(next != token)
         h.authClock.advance(byMillis: 3_600_001)
-        let expired = try h.httpRequest(
+        let expired = try await h.httpRequest(
             "POST", "/api/v1/devices/t-1/telemetry", headers: ["Authorization": "Bearer \(token)"], body: #"{"temp": 4}"#)
         #expect(expired.status == 401 && expired.text.contains("expired"))
-        #expect(try h.httpRequest("POST", "/api/v1/devices/auth/refresh", headers: ["Authorization": "Bearer \(token)"]).status == 401)
-        let basic = try h.httpRequest(
+        #expect(try await h.httpRequest("POST", "/api/v1/devices/auth/refresh", headers: ["Authorization": "Bearer \(token)"]).status == 401)
+        let basic = try await h.httpRequest(
             "POST", "/api/v1/devices/t-1/telemetry",
             headers: ["Authorization": "Basic " + Self.base64("t-1-user:\(password.password)")], body: #"{"temp": 5}"#)
         #expect(basic.status == 200)
@@ -68,10 +68,10 @@ struct HTTPAuthTests {
         defer { Task { await h.stop() } }
         let password = try await h.password("t-1")
         for _ in 0..<5 {
-            let r = try h.httpRequest("POST", "/api/v1/devices/auth", body: #"{"username":"t-1-user","password":"guess-guess"}"#)
+            let r = try await h.httpRequest("POST", "/api/v1/devices/auth", body: #"{"username":"t-1-user","password":"guess-guess"}"#)
             #expect(r.status == 401)
         }
-        let blocked = try h.httpRequest(
+        let blocked = try await h.httpRequest(
             "POST", "/api/v1/devices/auth", body: #"{"username":"t-1-user","password":"\#(password.password)"}"#)
         #expect(blocked.status == 429 && blocked.headers["retry-after"] == "60")
         #expect(blocked.text.contains("too many failed authentication attempts"))
@@ -83,26 +83,26 @@ struct HTTPAuthTests {
     func management() async throws {
         let h = try await DeviceHarness()
         defer { Task { await h.stop() } }
-        let created = try h.apiRequest(
+        let created = try await h.apiRequest(
             "POST", "/api/v1/tenants/acme/devices/t-1/credentials/passwords", body: #"{"username":"meter","label":"a"}"#)
         #expect(created.status == 201)
         let first = try #require(Self.field("password", in: created.text))
-        let rotated = try h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-1/credentials/passwords/rotate", body: #"{"label":"b"}"#)
+        let rotated = try await h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-1/credentials/passwords/rotate", body: #"{"label":"b"}"#)
         #expect(rotated.status == 201)
         let second = try #require(Self.field("password", in: rotated.text))
         for secret in [first, second] {
-            let r = try h.httpRequest("POST", "/api/v1/devices/auth", body: #"{"username":"meter","password":"\#(secret)"}"#)
+            let r = try await h.httpRequest("POST", "/api/v1/devices/auth", body: #"{"username":"meter","password":"\#(secret)"}"#)
             #expect(r.status == 200, "both passwords are valid during rotation")
         }
-        let listed = try h.apiRequest("GET", "/api/v1/tenants/acme/devices/t-1/credentials")
+        let listed = try await h.apiRequest("GET", "/api/v1/tenants/acme/devices/t-1/credentials")
         #expect(listed.status == 200 && listed.text.contains(#""label":"a""#) && listed.text.contains(#""label":"b""#))
         #expect(!listed.text.contains(first) && !listed.text.contains("pbkdf2"), "no secrets listed")
-        #expect(try h.apiRequest("DELETE", "/api/v1/tenants/acme/devices/t-1/credentials/passwords/a").status == 200)
-        #expect(try h.httpRequest("POST", "/api/v1/devices/auth", body: #"{"username":"meter","password":"\#(first)"}"#).status == 401)
-        #expect(try h.httpRequest("POST", "/api/v1/devices/auth", body: #"{"username":"meter","password":"\#(second)"}"#).status == 200)
-        #expect(try h.apiRequest("DELETE", "/api/v1/tenants/acme/devices/t-1/credentials/passwords/a").status == 404)
-        #expect(try h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-9/credentials/passwords", body: "{}").status == 404)
-        let taken = try h.apiRequest(
+        #expect(try await h.apiRequest("DELETE", "/api/v1/tenants/acme/devices/t-1/credentials/passwords/a").status == 200)
+        #expect(try await h.httpRequest("POST", "/api/v1/devices/auth", body: #"{"username":"meter","password":"\#(first)"}"#).status == 401)
+        #expect(try await h.httpRequest("POST", "/api/v1/devices/auth", body: #"{"username":"meter","password":"\#(second)"}"#).status == 200)
+        #expect(try await h.apiRequest("DELETE", "/api/v1/tenants/acme/devices/t-1/credentials/passwords/a").status == 404)
+        #expect(try await h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-9/credentials/passwords", body: "{}").status == 404)
+        let taken = try await h.apiRequest(
             "POST", "/api/v1/tenants/acme/devices/t-2/credentials/passwords", body: #"{"username":"meter"}"#)
         #expect(taken.status == 409, "a username belongs to one device")
     }

@@ -22,13 +22,13 @@ struct TCPTests {
             "--send", #"{"temp": 1}"#, "--send", "{oops", "--send", "@size:3000", "--send", #"{"temp": 2, "hum": 40}"#,
         ])
         defer { peer.stop(signal: SIGKILL) }
-        #expect(peer.readLine() == "REPLY OK t-1")
-        let first = try #require(peer.readLine())
+        #expect(await peer.readLine() == "REPLY OK t-1")
+        let first = try #require(await peer.readLine())
         #expect(first.hasPrefix("REPLY OK "), "\(first)")
-        #expect(peer.readLine()?.hasPrefix("REPLY ERR malformed_payload ") == true)
-        let oversize = try #require(peer.readLine())
+        #expect(await peer.readLine()?.hasPrefix("REPLY ERR malformed_payload ") == true)
+        let oversize = try #require(await peer.readLine())
         #expect(oversize.hasPrefix("REPLY ERR payload_too_large "), "\(oversize)")
-        #expect(peer.readLine()?.hasPrefix("REPLY OK ") == true, "the stream carries on after the oversize frame")
+        #expect(await peer.readLine()?.hasPrefix("REPLY OK ") == true, "the stream carries on after the oversize frame")
         try await h.drain()
         #expect(try await h.series("t-1").map(\.value) == [.number(1), .number(2)])
         #expect(try await h.series("t-1", "hum").map(\.value) == [.number(40)])
@@ -51,15 +51,15 @@ struct TCPTests {
         for (line, expected) in cases {
             let peer = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", line, "--send", #"{"temp": 5}"#])
             defer { peer.stop(signal: SIGKILL) }
-            let reply = try #require(peer.readLine())
+            let reply = try #require(await peer.readLine())
             #expect(reply.hasPrefix(expected), "\(line) → \(reply)")
-            #expect(peer.next("CLOSED") != nil, "closed after a failed handshake")
+            #expect(await peer.next("CLOSED") != nil, "closed after a failed handshake")
         }
         #expect(h.rejected("unauthorized") == 2 && h.rejected("malformed_payload") == 1 && h.rejected("forbidden") == 1)
         let ok = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(token)", "--send", #"{"temp": 5}"#])
         defer { ok.stop(signal: SIGKILL) }
-        #expect(ok.readLine() == "REPLY OK t-2")
-        #expect(ok.readLine()?.hasPrefix("REPLY OK ") == true)
+        #expect(await ok.readLine() == "REPLY OK t-2")
+        #expect(await ok.readLine()?.hasPrefix("REPLY OK ") == true)
         try await h.drain()
         #expect(try await h.series("t-2").map(\.value) == [.number(5)])
         #expect(try await h.series("t-1").isEmpty)
@@ -76,17 +76,18 @@ struct TCPTests {
             "--send", #"{"temp": 1, "hum": 2}"#,
         ])
         defer { slow.stop(signal: SIGKILL) }
-        #expect(slow.readLine() == "REPLY OK t-1")
+        #expect(await slow.readLine() == "REPLY OK t-1")
         let start = ContinuousClock.now
         let fast = try h.peer(
             ["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(t2)"]
-                + (1...20).flatMap { ["--send", #"{"temp": \#($0)}"#] })
+                + (1...20).flatMap { ["--send", #"{"ts": \#(1_700_000_000_000 + $0), "temp": \#($0)}"#] })
         defer { fast.stop(signal: SIGKILL) }
-        #expect(fast.readLine() == "REPLY OK t-2")
-        let fastReplies = (0..<20).compactMap { _ in fast.readLine() }
+        #expect(await fast.readLine() == "REPLY OK t-2")
+        var fastReplies: [String] = []
+        for _ in 0..<20 { if let line = await fast.readLine() { fastReplies.append(line) } }
         #expect(fastReplies.count == 20 && fastReplies.allSatisfy { $0.hasPrefix("REPLY OK ") })
         #expect(ContinuousClock.now - start < .seconds(1.4), "the fast client did not wait for the slow one")
-        #expect(slow.readLine()?.hasPrefix("REPLY OK ") == true)
+        #expect(await slow.readLine()?.hasPrefix("REPLY OK ") == true)
         try await h.drain()
         #expect(try await h.series("t-1", "hum").map(\.value) == [.number(2)])
         #expect(try await h.series("t-2").count == 20)
@@ -99,13 +100,13 @@ struct TCPTests {
         let token = try await h.token("t-1")
         let peer = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(token)", "--wait", "10"])
         defer { peer.stop(signal: SIGKILL) }
-        #expect(peer.readLine() == "REPLY OK t-1")
-        let closed = try #require(peer.next("CLOSED"))
+        #expect(await peer.readLine() == "REPLY OK t-1")
+        let closed = try #require(await peer.next("CLOSED"))
         let seconds = Double(closed.split(separator: " ")[2]) ?? 99
         #expect(seconds < 2, "closed after 0.7 s idle: \(closed)")
         let silent = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--wait", "10"])
         defer { silent.stop(signal: SIGKILL) }
-        #expect(silent.next("CLOSED") != nil, "a connection that never sends its handshake is closed too")
+        #expect(await silent.next("CLOSED") != nil, "a connection that never sends its handshake is closed too")
     }
 
     @Test("revocation closes a live TCP session within one second; downlink reaches a connected device")
@@ -121,17 +122,17 @@ struct TCPTests {
         defer { victim.stop(signal: SIGKILL) }
         let bystander = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(t2)", "--wait", "3"])
         defer { bystander.stop(signal: SIGKILL) }
-        #expect(victim.next("READY") != nil)
-        #expect(bystander.next("READY") != nil)
-        let sent = try h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-1/downlink", body: "{\"valve\":\n\"open\"}")
+        #expect(await victim.next("READY") != nil)
+        #expect(await bystander.next("READY") != nil)
+        let sent = try await h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-1/downlink", body: "{\"valve\":\n\"open\"}")
         #expect(sent.status == 200)
-        #expect(victim.readLine() == #"REPLY DOWN {"valve":  "open"}"#)
+        #expect(await victim.readLine() == #"REPLY DOWN {"valve": "open"}"#)
         let start = ContinuousClock.now
-        let revoked = try h.apiRequest("DELETE", "/api/v1/tenants/acme/devices/t-1/credentials/passwords/primary")
+        let revoked = try await h.apiRequest("DELETE", "/api/v1/tenants/acme/devices/t-1/credentials/passwords/primary")
         #expect(revoked.status == 200)
-        #expect(victim.next("CLOSED") != nil)
+        #expect(await victim.next("CLOSED") != nil)
         let elapsed = ContinuousClock.now - start
         #expect(elapsed < .seconds(1), "closed within one second of the revocation: \(elapsed)")
-        #expect(bystander.next("TIMEOUT") != nil, "the other device stays connected")
+        #expect(await bystander.next("TIMEOUT") != nil, "the other device stays connected")
     }
 }

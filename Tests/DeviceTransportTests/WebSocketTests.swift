@@ -18,34 +18,38 @@ struct WebSocketTests {
         let token = try await h.token("t-1")
         let password = try await h.password("t-2")
 
-        let none = try h.peer(["ws", h.wsURL])
+        // Refusals are counted at the upgrade and delivered as a close frame with the reason.
+        let none = try h.peer(["ws", h.wsURL, "--wait", "5"])
         defer { none.stop(signal: SIGKILL) }
-        #expect(none.next("STATUS") == "STATUS 401")
-        #expect(none.next("BODY")?.contains("no device credential") == true)
+        let noneClosed = await none.next("CLOSED")
+        #expect(noneClosed?.hasPrefix("CLOSED 4401 ") == true && noneClosed?.contains("no device credential") == true,
+                "\(noneClosed ?? "")")
 
-        let wrong = try h.peer(["ws", h.wsURL, "--token", "not-a-token"])
+        let wrong = try h.peer(["ws", h.wsURL, "--token", "not-a-token", "--wait", "5"])
         defer { wrong.stop(signal: SIGKILL) }
-        #expect(wrong.next("STATUS") == "STATUS 401")
+        let wrongClosed = await wrong.next("CLOSED")
+        #expect(wrongClosed?.hasPrefix("CLOSED 4401 ") == true && wrongClosed?.contains("unauthorized: the access token is not valid") == true,
+                "\(wrongClosed ?? "")")
 
-        let badPassword = try h.peer(["ws", h.wsURL, "--basic", "t-2-user:wrong-password"])
+        let badPassword = try h.peer(["ws", h.wsURL, "--basic", "t-2-user:wrong-password", "--send", #"{"temp": 1}"#])
         defer { badPassword.stop(signal: SIGKILL) }
-        #expect(badPassword.next("STATUS") == "STATUS 401")
+        #expect(await badPassword.next("CLOSED")?.hasPrefix("CLOSED 4401 ") == true, "a message after a refusal is not taken")
         #expect(h.rejected("unauthorized") == 3)
 
-        let good = try h.peer(["ws", h.wsURL, "--token", token, "--send", #"{"temp": 21.5}"#])
+        let good = try h.peer(["ws", h.wsURL, "--token", token, "--send", #"{"ts": 1700000000001, "temp": 21.5}"#])
         defer { good.stop(signal: SIGKILL) }
-        #expect(good.readLine() == "CONNECTED")
-        let ack = try #require(good.next("ACK"))
+        #expect(await good.readLine() == "CONNECTED")
+        let ack = try #require(await good.next("ACK"))
         #expect(ack.contains(#""n":1,"ok":true"#))
 
         let basic = try h.peer(["ws", h.wsURL, "--basic", "t-2-user:\(password.password)", "--send", #"{"temp": 7}"#])
         defer { basic.stop(signal: SIGKILL) }
-        #expect(basic.readLine() == "CONNECTED")
-        #expect(basic.next("ACK")?.contains(#""ok":true"#) == true)
+        #expect(await basic.readLine() == "CONNECTED")
+        #expect(await basic.next("ACK")?.contains(#""ok":true"#) == true)
 
-        let query = try h.peer(["ws", h.wsURL + "?token=\(token)", "--send", #"{"temp": 8}"#])
+        let query = try h.peer(["ws", h.wsURL + "?token=\(token)", "--send", #"{"ts": 1700000000002, "temp": 8}"#])
         defer { query.stop(signal: SIGKILL) }
-        #expect(query.readLine() == "CONNECTED")
+        #expect(await query.readLine() == "CONNECTED")
         try await h.drain()
         #expect(try await h.series("t-1").map(\.value) == [.number(21.5), .number(8)])
         #expect(try await h.series("t-2").map(\.value) == [.number(7)])
@@ -64,17 +68,18 @@ struct WebSocketTests {
         defer { bad.stop(signal: SIGKILL) }
         let other = try h.peer(["ws", h.wsURL, "--token", t2, "--send", #"{"temp": 10}"#, "--send", #"{"temp": 11}"#])
         defer { other.stop(signal: SIGKILL) }
-        #expect(bad.readLine() == "CONNECTED")
-        let acks = (0..<5).compactMap { _ in bad.next("ACK") }
+        #expect(await bad.readLine() == "CONNECTED")
+        var acks: [String] = []
+        for _ in 0..<5 { if let ack = await bad.next("ACK") { acks.append(ack) } }
         #expect(acks.count == 5)
         #expect(acks[0].contains(#""n":1,"ok":true,"sequence":"#))
         #expect(acks[1].contains(#""n":2,"ok":false,"error":"malformed_payload""#))
         #expect(acks[2].contains(#""n":3,"ok":false,"error":"payload_too_large""#))
         #expect(acks[3].contains(#""n":4,"ok":false,"error":"unknown_signal""#))
         #expect(acks[4].contains(#""n":5,"ok":true"#), "the connection carries on after bad input")
-        #expect(other.readLine() == "CONNECTED")
-        #expect(other.next("ACK")?.contains(#""ok":true"#) == true)
-        #expect(other.next("ACK")?.contains(#""ok":true"#) == true)
+        #expect(await other.readLine() == "CONNECTED")
+        #expect(await other.next("ACK")?.contains(#""ok":true"#) == true)
+        #expect(await other.next("ACK")?.contains(#""ok":true"#) == true)
         try await h.drain()
         #expect(try await h.series("t-1").map(\.value) == [.number(1), .number(2)])
         #expect(try await h.series("t-2").map(\.value) == [.number(10), .number(11)])
@@ -93,14 +98,14 @@ struct WebSocketTests {
         defer { answering.stop(signal: SIGKILL) }
         let silent = try h.peer(["ws-nopong", "127.0.0.1", "\(h.wsPort)", "/api/v1/devices/ws", "--token", token])
         defer { silent.stop(signal: SIGKILL) }
-        #expect(answering.readLine() == "CONNECTED")
-        let pings = try #require(answering.next("PINGS"))
+        #expect(await answering.readLine() == "CONNECTED")
+        let pings = try #require(await answering.next("PINGS"))
         #expect((Int(pings.split(separator: " ")[1]) ?? 0) >= 3, "pings every 300 ms: \(pings)")
-        #expect(answering.readLine() == "TIMEOUT", "still open: it answered every ping")
-        #expect(silent.readLine() == "CONNECTED")
-        let silentPings = try #require(silent.next("PINGS"))
+        #expect(await answering.readLine() == "TIMEOUT", "still open: it answered every ping")
+        #expect(await silent.readLine() == "CONNECTED")
+        let silentPings = try #require(await silent.next("PINGS"))
         #expect((Int(silentPings.split(separator: " ")[1]) ?? 0) >= 1)
-        let closed = try #require(silent.next("CLOSED"))
+        let closed = try #require(await silent.next("CLOSED"))
         let seconds = Double(closed.split(separator: " ")[2]) ?? 99
         #expect(seconds < 3, "closed after an unanswered ping: \(closed)")
     }
@@ -112,8 +117,8 @@ struct WebSocketTests {
         let token = try await h.token("t-1")
         let peer = try h.peer(["ws", h.wsURL, "--token", token, "--send", #"{"temp": 1}"#, "--wait", "10"])
         defer { peer.stop(signal: SIGKILL) }
-        #expect(peer.readLine() == "CONNECTED")
-        let closed = try #require(peer.next("CLOSED"))
+        #expect(await peer.readLine() == "CONNECTED")
+        let closed = try #require(await peer.next("CLOSED"))
         let parts = closed.split(separator: " ", maxSplits: 3)
         #expect(parts[1] == "1001")
         #expect((Double(parts[2]) ?? 99) < 2.5, "closed after 0.8 s idle: \(closed)")
@@ -128,15 +133,15 @@ struct WebSocketTests {
         let token = try await h.token("t-1")
         let peer = try h.peer(["ws", h.wsURL, "--token", token, "--wait", "10", "--frames", "1"])
         defer { peer.stop(signal: SIGKILL) }
-        #expect(peer.readLine() == "CONNECTED")
-        #expect(peer.readLine() == "READY")
-        let offline = try h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-2/downlink", body: #"{"x":1}"#)
+        #expect(await peer.readLine() == "CONNECTED")
+        #expect(await peer.readLine() == "READY")
+        let offline = try await h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-2/downlink", body: #"{"x":1}"#)
         #expect(offline.status == 409, "t-2 is not connected")
-        let sent = try h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-1/downlink", body: #"{"setpoint": 19.5}"#)
+        let sent = try await h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-1/downlink", body: #"{"setpoint": 19.5}"#)
         #expect(sent.status == 200 && sent.text.contains(#""delivered":1"#))
-        let frame = try #require(peer.next("FRAME"))
+        let frame = try #require(await peer.next("FRAME"))
         #expect(frame.contains(#"{"type":"downlink","data":{"setpoint": 19.5}}"#))
-        #expect(try h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-1/downlink", body: "{bad").status == 400)
+        #expect(try await h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-1/downlink", body: "{bad").status == 400)
     }
 
     @Test("the live feed on the management listener streams new points, filtered by device")
@@ -144,19 +149,19 @@ struct WebSocketTests {
         let h = try await DeviceHarness()
         defer { Task { await h.stop() } }
         let url = "ws://127.0.0.1:\(h.apiPort)/api/v1/tenants/acme/live?device=t-1"
-        let refused = try h.peer(["ws", url, "--api-key", "wrong"])
+        let refused = try h.peer(["ws", url, "--api-key", "wrong", "--wait", "5"])
         defer { refused.stop(signal: SIGKILL) }
-        #expect(refused.next("STATUS") == "STATUS 401")
+        #expect(await refused.next("CLOSED")?.hasPrefix("CLOSED 4401 ") == true)
         let viewer = try h.peer(["ws", url, "--api-key", DeviceHarness.adminKey, "--wait", "10", "--frames", "1"])
         defer { viewer.stop(signal: SIGKILL) }
-        #expect(viewer.readLine() == "CONNECTED")
+        #expect(await viewer.readLine() == "CONNECTED")
         for _ in 0..<500 where h.live.subscriberCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
         let t1 = try await h.token("t-1")
         let t2 = try await h.token("t-2")
-        #expect(try h.httpRequest("POST", "/api/v1/devices/t-2/telemetry", headers: ["Authorization": "Bearer \(t2)"], body: #"{"temp": 99}"#).status == 200)
+        #expect(try await h.httpRequest("POST", "/api/v1/devices/t-2/telemetry", headers: ["Authorization": "Bearer \(t2)"], body: #"{"temp": 99}"#).status == 200)
         try await h.drain()
-        #expect(try h.httpRequest("POST", "/api/v1/devices/t-1/telemetry", headers: ["Authorization": "Bearer \(t1)"], body: #"{"temp": 42}"#).status == 200)
-        let frame = try #require(viewer.next("FRAME"))
+        #expect(try await h.httpRequest("POST", "/api/v1/devices/t-1/telemetry", headers: ["Authorization": "Bearer \(t1)"], body: #"{"temp": 42}"#).status == 200)
+        let frame = try #require(await viewer.next("FRAME"))
         #expect(frame.contains(#""device":"t-1","signal":"temp""#) && frame.contains(#""value":42"#))
         #expect(!frame.contains("t-2"), "filtered by device: \(frame)")
     }
@@ -171,18 +176,18 @@ struct WebSocketTests {
         defer { victim.stop(signal: SIGKILL) }
         let bystander = try h.peer(["ws", h.wsURL, "--token", t2, "--wait", "3"])
         defer { bystander.stop(signal: SIGKILL) }
-        #expect(victim.next("READY") != nil)
-        #expect(bystander.next("READY") != nil)
+        #expect(await victim.next("READY") != nil)
+        #expect(await bystander.next("READY") != nil)
         let start = ContinuousClock.now
-        let revoked = try h.apiRequest("DELETE", "/api/v1/tenants/acme/devices/t-1/credentials")
+        let revoked = try await h.apiRequest("DELETE", "/api/v1/tenants/acme/devices/t-1/credentials")
         #expect(revoked.status == 200)
-        let closed = try #require(victim.next("CLOSED"))
+        let closed = try #require(await victim.next("CLOSED"))
         let elapsed = ContinuousClock.now - start
         #expect(closed.split(separator: " ", maxSplits: 3)[1] == "1008")
         #expect(elapsed < .seconds(1), "closed within one second of the revocation: \(elapsed)")
-        #expect(bystander.next("TIMEOUT") != nil, "the other device's connection stayed open")
-        let again = try h.peer(["ws", h.wsURL, "--token", t1])
+        #expect(await bystander.next("TIMEOUT") != nil, "the other device's connection stayed open")
+        let again = try h.peer(["ws", h.wsURL, "--token", t1, "--wait", "5"])
         defer { again.stop(signal: SIGKILL) }
-        #expect(again.next("STATUS") == "STATUS 401")
+        #expect(await again.next("CLOSED")?.hasPrefix("CLOSED 4401 ") == true, "the revoked token no longer connects")
     }
 }

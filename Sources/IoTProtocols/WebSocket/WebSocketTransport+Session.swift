@@ -16,8 +16,17 @@ private final class Activity: Sendable {
 extension WebSocketTransport {
     /// Serves one upgraded connection until it closes.
     func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, peerKey: String, address: String) async {
-        guard case .success(let identity)? = handoff.withLock({ $0.removeValue(forKey: peerKey) }) else {
-            try? await outbound.close(.policyViolation, reason: "not authenticated")
+        let decision = handoff.withLock { $0.removeValue(forKey: peerKey) }
+        guard case .success(let identity)? = decision else {
+            var code = 4401
+            var reason = "unauthorized: not authenticated"
+            if case .failure(let error)? = decision {
+                code = error.code == .rateLimited ? 4429 : error.code == .forbidden ? 4403 : 4401
+                reason = Self.closeReason(error)
+            }
+            try? await outbound.close(WebSocketErrorCode(codeNumber: code), reason: reason)
+            // Wait for the peer's close (or the close timeout) so the frame is delivered.
+            do { for try await _ in inbound {} } catch {}
             return
         }
         let session = sessions.register(
@@ -79,6 +88,13 @@ extension WebSocketTransport {
         } catch {
             logger.debug("WebSocket connection ended", metadata: ["error": "\(error)", "device": "\(identity)"])
         }
+    }
+
+    /// `<code>: <message>`, cut to the 123 bytes a close reason may hold.
+    static func closeReason(_ error: IoTError) -> String {
+        var reason = "\(error.code.name): \(error.message)"
+        while reason.utf8.count > 123 { reason.removeLast() }
+        return reason
     }
 
     /// The ack frame of message `n`.

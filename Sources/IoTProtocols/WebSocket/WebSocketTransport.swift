@@ -12,8 +12,11 @@ import Synchronization
 ///
 /// - Connect to ``Configuration/path`` with `Authorization: Bearer <token>` (a long-lived token or one
 ///   from token exchange), `Authorization: Basic <username:password>`, or `?token=<token>` (browsers).
-///   A refused upgrade is an HTTP error before any WebSocket exists: 401 (wrong credentials), 429 with
-///   `Retry-After` (too many failures from the address), as JSON `{"error", "message"}`.
+///   The credential is checked before the upgrade completes and the refusal is counted there; since
+///   Hummingbird answers every declined upgrade with a bare 400, a refused device instead gets the
+///   upgrade and at once a close frame saying why: 4401 (missing, wrong, expired or revoked credential),
+///   4403 (forbidden), 4429 (too many failed attempts from the address; retry later), with the message
+///   as the close reason. Browsers see close codes, never the status of a failed upgrade.
 /// - Each message is parsed by the listener's parser and answered, in order, with
 ///   `{"type":"ack","n":<message number>,"ok":true,"sequence":…,"records":…,"points":…}` or
 ///   `{"type":"ack","n":…,"ok":false,"error":"<code>","message":"<what to do>"}`.
@@ -39,8 +42,7 @@ public final class WebSocketTransport: Transport {
     let parser: any Parser
     let logger: Logger
     let port = ListeningPort(component: "WebSocket listener")
-    /// Upgrade decisions handed from the upgrade check to the connection (success) or to the HTTP
-    /// fallback route (refusal), keyed by peer address and port.
+    /// Upgrade decisions handed from the upgrade check to the connection, keyed by peer address and port.
     let handoff = Mutex<[String: Result<DeviceIdentity, IoTError>]>([:])
 
     /// `"websocket"`: the transport label of messages and counters.
@@ -70,11 +72,8 @@ public final class WebSocketTransport: Transport {
         }
         let path = RouterPath(configuration.path)
         let router = Router(context: DeviceRequestContext.self)
-        router.get(path) { _, context -> Response in
-            if case .failure(let error)? = self.takeHandoff(context.peerKey) {
-                return IngestResponses.error(error)
-            }
-            return IngestResponses.error(
+        router.get(path) { _, _ -> Response in
+            IngestResponses.error(
                 IoTError(.invalidArgument, "this is a WebSocket endpoint; connect with a WebSocket client"),
                 status: .badRequest)
         }
@@ -118,6 +117,7 @@ public final class WebSocketTransport: Transport {
 
     // MARK: Upgrade
 
+    /// Checks the credential; the upgrade always proceeds, and a refusal is delivered as a close frame.
     private func shouldUpgrade(_ request: Request, context: DeviceRequestContext) async -> RouterShouldUpgrade {
         let credential: DeviceCredential
         if let fromHeader = HTTPIngestTransport.credential(request.headers[.authorization]) {
@@ -130,7 +130,7 @@ public final class WebSocketTransport: Transport {
                     .unauthorized,
                     "no device credential; send \"Authorization: Bearer <token>\", \"Authorization: Basic …\" or ?token=<token>"),
                 context: context)
-            return .dontUpgrade
+            return .upgrade([:])
         }
         do {
             let identity = try await authenticator.authenticate(
@@ -142,7 +142,7 @@ public final class WebSocketTransport: Transport {
                 logger.error("device authentication failed", metadata: ["error": "\(error)"])
             }
             refuseUpgrade(error, context: context)
-            return .dontUpgrade
+            return .upgrade([:])
         }
     }
 
@@ -151,7 +151,4 @@ public final class WebSocketTransport: Transport {
         handoff.withLock { $0[context.peerKey] = .failure(error) }
     }
 
-    private func takeHandoff(_ key: String) -> Result<DeviceIdentity, IoTError>? {
-        handoff.withLock { $0.removeValue(forKey: key) }
-    }
 }

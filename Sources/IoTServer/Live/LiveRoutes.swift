@@ -3,28 +3,45 @@ import Hummingbird
 import HummingbirdWebSocket
 import IoTCore
 import NIOCore
+import NIOWebSocket
 
 extension ManagementServer {
     /// `GET /api/v1/tenants/{tenant}/live?device=<uid>` as a WebSocket: the ``LiveFeed`` of the tenant.
-    /// The admin key is checked at the upgrade (`Authorization: Bearer`, `X-API-Key`, or `?apiKey=` for
-    /// browsers); a refused upgrade falls through to the HTTP router, which answers 401/404 as JSON.
+    /// The admin key (`Authorization: Bearer`, `X-API-Key`, or `?apiKey=` for browsers) and the tenant are
+    /// checked on connection; a refusal is a close frame 4401 (key) or 4404 (tenant, feed off) with the reason.
     func makeWebSocketRouter() -> Router<BasicWebSocketRequestContext> {
         let router = Router(context: BasicWebSocketRequestContext.self)
         let key = configuration.adminAPIKey.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
-        router.ws("/api/v1/tenants/:tenant/live") { request, context in
-            guard let feed = self.liveFeed, let key else { return .dontUpgrade }
+        router.ws("/api/v1/tenants/:tenant/live") { _, _ in
+            // Hummingbird answers a declined upgrade with a bare 400; refusals are close frames instead.
+            .upgrade([:])
+        } onUpgrade: { inbound, outbound, context in
+            let request = context.request
             let presented =
                 AdminKeyMiddleware<BasicWebSocketRequestContext>.presentedKey(request.headers)
-                ?? request.uri.queryParameters.get("apiKey")
-            guard let presented, AdminKeyMiddleware<BasicWebSocketRequestContext>.constantTimeEqual(Array(presented.utf8), key)
-            else { return .dontUpgrade }
-            let tenant = TenantID(context.parameters.get("tenant") ?? "")
-            guard tenant.isValid, (try? await self.registry.tenant(tenant)) != nil else { return .dontUpgrade }
-            _ = feed
-            return .upgrade([:])
-        } onUpgrade: { inbound, outbound, context in
-            guard let feed = self.liveFeed else { return }
+                ?? request.uri.queryParameters.get("apiKey").map { String($0) }
             let tenant = TenantID(context.requestContext.parameters.get("tenant") ?? "")
+            let tenantExists = tenant.isValid ? ((try? await self.registry.tenant(tenant)) ?? nil) != nil : false
+            let refusal: (Int, String)?
+            if let presented, let key,
+                AdminKeyMiddleware<BasicWebSocketRequestContext>.constantTimeEqual(Array(presented.utf8), key)
+            {
+                if self.liveFeed == nil {
+                    refusal = (4404, "not_found: the live feed is not enabled on this server")
+                } else if !tenantExists {
+                    refusal = (4404, "not_found: tenant \"\(tenant)\" does not exist")
+                } else {
+                    refusal = nil
+                }
+            } else {
+                refusal = (4401, "unauthorized: send the admin key as X-API-Key, Authorization: Bearer or ?apiKey=")
+            }
+            if let (code, reason) = refusal {
+                try? await outbound.close(WebSocketErrorCode(codeNumber: code), reason: reason)
+                do { for try await _ in inbound {} } catch {}
+                return
+            }
+            guard let feed = self.liveFeed else { return }
             let devices = context.request.uri.queryParameters.getAll("device").map { String($0) }
             let subscription = feed.subscribe(tenant: tenant, devices: devices.isEmpty ? nil : Set(devices))
             defer { feed.unsubscribe(subscription.id) }

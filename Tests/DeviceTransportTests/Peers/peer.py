@@ -17,6 +17,7 @@ import argparse
 import base64
 import json
 import logging
+import select
 import os
 import socket
 import struct
@@ -62,6 +63,8 @@ def ws(args):
     logger = logging.getLogger("websockets.client")
     logger.setLevel(logging.DEBUG)
     logger.addHandler(counter)
+    import warnings
+    warnings.simplefilter("ignore", DeprecationWarning)
     try:
         conn = connect(args.url, additional_headers=ws_headers(args), open_timeout=10, max_size=None,
                        ping_interval=None, logger=logger)
@@ -71,6 +74,9 @@ def ws(args):
         out("BODY", body.replace("\n", " "))
         return
     except Exception as e:  # noqa: BLE001
+        response = getattr(e, "response", None)
+        if response is not None and getattr(response, "status_code", None):
+            out("STATUS", response.status_code)
         out("ERROR", type(e).__name__, str(e).replace("\n", " "))
         return
     out("CONNECTED")
@@ -204,12 +210,10 @@ def tcp(args):
         out("READY")
         ready_at = time.monotonic()
         deadline = ready_at + args.wait
-        s.settimeout(0.1)
         while time.monotonic() < deadline:
-            try:
+            readable, _, _ = select.select([s], [], [], 0.05)
+            if readable:
                 out("REPLY", reply())
-            except (socket.timeout, TimeoutError):
-                continue
         out("TIMEOUT")
     except (EOFError, ConnectionResetError, BrokenPipeError):
         elapsed = time.monotonic() - (ready_at or time.monotonic())

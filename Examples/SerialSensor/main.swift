@@ -53,6 +53,12 @@ final class SerialLineTransport: StreamTransport, @unchecked Sendable {
     }
 }
 
+/// Writes a line to stdout at once (print is block-buffered into a pipe).
+func say(_ line: String) {
+    let bytes = Array((line + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+}
+
 var seconds = 3
 var device = "/dev/ttyUSB0"
 var directory = "/tmp/serial-sensor-example-\(getpid())"
@@ -76,7 +82,7 @@ try await registry.saveDevice(.tenant(sensor.tenant), Device(uid: sensor.deviceU
 
 let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: logger)
 let line = SerialLineTransport(path: device, identity: sensor, ingestor: ingestor, logger: logger)
-print("serving \(device)")
+say("serving \(device)")
 try await withThrowingTaskGroup(of: Void.self) { group in
     group.addTask { try await ingestor.run() }
     group.addTask { try await line.run() }
@@ -86,6 +92,6 @@ try await withThrowingTaskGroup(of: Void.self) { group in
 let stored = try await points.range(
     .tenant(sensor.tenant), series: SeriesKey(device: sensor.deviceUID, signal: "temp"), from: 0, to: .max, limit: nil,
     order: .ascending)
-print("stored \(stored.count): \(stored.map { $0.value.description }.joined(separator: " "))")
+say("stored \(stored.count): \(stored.map { $0.value.description }.joined(separator: " "))")
 let s = ingestor.statistics
-print("received \(s.received) stored \(s.stored) rejected \(s.rejectedTotal)")
+say("received \(s.received) stored \(s.stored) rejected \(s.rejectedTotal)")

@@ -34,47 +34,21 @@ struct SerialExampleTests {
         defer { example.stop(signal: SIGKILL) }
         #expect(await example.readLine() == "serving \(dir)/host")
 
-        let fd = open(dir + "/device", O_RDWR | O_NOCTTY)
-        try #require(fd >= 0, "cannot open the sensor's side of the pty pair")
-        defer { close(fd) }
-        var tio = termios()
-        tcgetattr(fd, &tio)
-        cfmakeraw(&tio)
-        tcsetattr(fd, TCSANOW, &tio)
-        let sensor = LineReader(fd: fd)
-        try await Task.sleep(for: .milliseconds(300))  // the example opens its side
-        for line in [#"{"temp": 1.5}"#, "{broken", #"{"temp": 2.5}"#] {
-            let bytes = Array((line + "\n").utf8)
-            #expect(write(fd, bytes, bytes.count) == bytes.count)
-        }
-        let replies = try await offPool { (0..<3).map { _ in sensor.line(timeoutMillis: 5_000) } }
-        #expect(replies[0]?.hasPrefix("OK ") == true, "\(replies)")
-        #expect(replies[1]?.hasPrefix("ERR malformed_payload ") == true, "\(replies)")
-        #expect(replies[2]?.hasPrefix("OK ") == true, "\(replies)")
-        #expect(await example.next("stored") == "stored 2: 1.5 2.5")
-        #expect(await example.next("received") == "received 3 stored 2 rejected 1")
+        let sensor = Peer(
+            try ChildProcess([
+                "/usr/bin/env", "python3", "-u", DeviceHarness.peerScript, "serial", dir + "/device",
+                "--send", #"{"temp": 1.5}"#, "--send", "{broken", "--send", #"{"temp": 2.5}"#, "--wait", "2.5",
+            ]))
+        defer { sensor.stop(signal: SIGKILL) }
+        var replies: [String] = []
+        for _ in 0..<3 { if let r = await sensor.next("REPLY") { replies.append(r) } }
+        #expect(replies.count == 3, "\(replies)")
+        #expect(replies.first?.hasPrefix("REPLY OK ") == true, "\(replies)")
+        #expect(replies.dropFirst().first?.hasPrefix("REPLY ERR malformed_payload ") == true, "\(replies)")
+        #expect(replies.last?.hasPrefix("REPLY OK ") == true, "\(replies)")
+        let summary = await example.rest()
+        #expect(summary.contains("stored 2: 1.5 2.5"), "\(summary)")
+        #expect(summary.contains("received 3 stored 2 rejected 1"), "\(summary)")
     }
 }
 
-/// Reads lines from a descriptor with a timeout (poll(2)).
-final class LineReader: @unchecked Sendable {
-    let fd: Int32
-    private var buffer: [UInt8] = []
-    init(fd: Int32) { self.fd = fd }
-
-    func line(timeoutMillis: Int32) -> String? {
-        while true {
-            if let i = buffer.firstIndex(of: 0x0A) {
-                let line = String(decoding: buffer[..<i], as: UTF8.self)
-                buffer.removeFirst(i + 1)
-                return line
-            }
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, timeoutMillis) > 0 else { return nil }
-            var chunk = [UInt8](repeating: 0, count: 1024)
-            let n = read(fd, &chunk, 1024)
-            guard n > 0 else { return nil }
-            buffer += chunk[..<n]
-        }
-    }
-}

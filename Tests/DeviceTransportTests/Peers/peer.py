@@ -220,6 +220,26 @@ def tcp(args):
         out("CLOSED", "eof", "%.3f" % elapsed, "")
 
 
+def serial(args):
+    """The sensor's side of a pseudo-terminal pair: writes lines, prints each reply line."""
+    import tty
+    fd = os.open(args.path, os.O_RDWR | os.O_NOCTTY)
+    tty.setraw(fd)
+    time.sleep(args.delay)
+    for line in args.send:
+        os.write(fd, line.encode() + b"\n")
+    deadline = time.monotonic() + args.wait
+    buf = b""
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            buf += os.read(fd, 1024)
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                out("REPLY", line.decode(errors="replace"))
+    out("TIMEOUT")
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -245,8 +265,13 @@ def main():
     t.add_argument("--send", action="append", default=[])
     t.add_argument("--slow", type=float, default=0)
     t.add_argument("--wait", type=float, default=0)
+    r = sub.add_parser("serial")
+    r.add_argument("path")
+    r.add_argument("--send", action="append", default=[])
+    r.add_argument("--delay", type=float, default=0.3)
+    r.add_argument("--wait", type=float, default=3)
     args = p.parse_args()
-    {"ws": ws, "ws-nopong": ws_nopong, "tcp": tcp}[args.cmd](args)
+    {"ws": ws, "ws-nopong": ws_nopong, "tcp": tcp, "serial": serial}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ struct WebSocketTests {
         let query = try h.peer(["ws", h.wsURL + "?token=\(token)", "--send", #"{"ts": 1700000000002, "temp": 8}"#])
         defer { query.stop(signal: SIGKILL) }
         #expect(await query.readLine() == "CONNECTED")
+        #expect(await query.next("ACK")?.contains(#""ok":true"#) == true)
         try await h.drain()
         #expect(try await h.series("t-1").map(\.value) == [.number(21.5), .number(8)])
         #expect(try await h.series("t-2").map(\.value) == [.number(7)])

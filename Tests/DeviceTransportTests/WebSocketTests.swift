@@ -11,7 +11,7 @@ import Glibc
 /// The WebSocket listener against the Python `websockets` client, started and stopped by PID.
 @Suite("WebSocket transport (Python websockets peer)", .serialized)
 struct WebSocketTests {
-    @Test("authentication at the upgrade: none or wrong credentials get 401 and are counted; token and Basic connect")
+    @Test("authentication at the upgrade: none or wrong credentials are refused with close 4401 and counted; token, Basic and ?token= connect")
     func authentication() async throws {
         let h = try await DeviceHarness()
         defer { Task { await h.stop() } }

@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.0"),
     ],
     targets: [
         // MARK: C shims (no logic)
@@ -97,10 +98,16 @@ let package = Package(
                 "CIoTCurl",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -111,6 +118,8 @@ let package = Package(
                 "IoTRules",
                 "IoTProtocols",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -171,6 +180,12 @@ let package = Package(
             name: "CustomTransportExample",
             dependencies: ["IoTCore", "IoTStorage", .product(name: "Logging", package: "swift-log")],
             path: "Examples/CustomTransport",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "SerialSensorExample",
+            dependencies: ["IoTCore", "IoTStorage", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/SerialSensor",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -237,6 +252,15 @@ let package = Package(
             name: "MQTTTests",
             dependencies: [
                 "IoTCore", "IoTProtocols", "IoTTesting", "IoTStorage", "IoTServer", "CIoTSQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DeviceTransportTests",
+            dependencies: [
+                "IoTCore", "IoTProtocols", "IoTServer", "IoTTesting", "IoTStorage", "SerialSensorExample",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -22,15 +22,14 @@ install_packages() {
 
 # PyPI test peers: pymodbus (simulated Modbus devices; 3.16.1 runs on Python 3.11) and pyserial (its RTU
 # server).
-PIP_TEST_PACKAGES=(pymodbus@3.16.1=pymodbus pyserial@3.5=serial paho-mqtt=paho.mqtt aiosmtpd=aiosmtpd)
+PIP_TEST_PACKAGES=("pymodbus:pymodbus==3.16.1" "serial:pyserial==3.5" "paho.mqtt:paho-mqtt" "aiosmtpd:aiosmtpd" "websockets:websockets>=14")
 
-# install_pip_packages: pip install the test peers (PIP_TEST_PACKAGES, "spec=module" pairs) whose module
+# install_pip_packages: pip install the test peers (PIP_TEST_PACKAGES, "module:requirement" pairs) whose module
 # python3 cannot import yet.
 install_pip_packages() {
     local missing=()
     for pair in "${PIP_TEST_PACKAGES[@]}"; do
-        local spec=${pair%%=*} module=${pair#*=}
-        spec=${spec/@/==}
+        local module=${pair%%:*} spec=${pair#*:}
         python3 -c "import $module" 2>/dev/null || missing+=("$spec")
     done
     [ ${#missing[@]} -eq 0 ] && return 0

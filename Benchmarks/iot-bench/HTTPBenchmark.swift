@@ -101,7 +101,7 @@ func runHTTPBenchmark(_ options: BenchOptions) async throws {
 }
 
 /// Runs wrk and returns Requests/sec (all answers).
-private func wrk(url: String, script: String, seconds: Int, connections: Int, dir: String) throws -> Double {
+func wrk(url: String, script: String, seconds: Int, connections: Int, dir: String) throws -> Double {
     try wrkRun(url: url, script: script, seconds: seconds, connections: connections, dir: dir).all
 }
 
@@ -133,7 +133,7 @@ private func wrkRun(url: String, script: String, seconds: Int, connections: Int,
 
 /// One point per request, device time unique per request (thread id + counter), so no two requests
 /// write the same (series, time).
-private func singlePointScript() -> String {
+func singlePointScript() -> String {
     """
     local counter = 0
     local threads = {}

@@ -36,3 +36,40 @@ public protocol TokenIssuer: Sendable {
     /// Labels and creation times of a device's tokens.
     func tokens(of device: DeviceIdentity) async throws -> [TokenInfo]
 }
+
+/// Where an authentication attempt comes from: the transport and the peer's address. Authenticators
+/// that limit failed attempts per source (``DeviceAuthenticator/authenticate(_:from:)``) key on it.
+public struct AuthenticationSource: Sendable, Hashable {
+    /// The transport (`http`, `websocket`, `tcp`).
+    public var transport: String
+    /// The peer's address without the port (`127.0.0.1`), or `""` when unknown.
+    public var address: String
+
+    /// Creates a source.
+    public init(transport: String, address: String) {
+        self.transport = transport
+        self.address = address
+    }
+}
+
+/// A device authenticator that also takes the source of each attempt into account (failed-attempt
+/// limits). Transports call ``authenticate(_:from:)`` when the authenticator conforms.
+public protocol SourceAwareAuthenticator: DeviceAuthenticator {
+    /// Resolves a credential presented from `source`; throws ``IoTError/Code/rateLimited`` while the
+    /// source is blocked after too many failures.
+    func authenticate(_ credential: DeviceCredential, from source: AuthenticationSource) async throws(IoTError)
+        -> DeviceIdentity
+}
+
+extension DeviceAuthenticator {
+    /// ``SourceAwareAuthenticator/authenticate(_:from:)`` when this authenticator implements it,
+    /// ``authenticate(_:)`` otherwise. Transports call this.
+    public func authenticate(_ credential: DeviceCredential, source: AuthenticationSource) async throws(IoTError)
+        -> DeviceIdentity
+    {
+        if let aware = self as? any SourceAwareAuthenticator {
+            return try await aware.authenticate(credential, from: source)
+        }
+        return try await authenticate(credential)
+    }
+}

@@ -14,6 +14,7 @@ public final class InMemoryCredentialStore: CredentialStore {
         var info: TokenInfo
     }
     private let tokens = Mutex<[[UInt8]: Entry]>([:])
+    private let passwordList = Mutex<[StoredPassword]>([])
 
     /// Creates an empty credential store.
     public init() {}
@@ -54,5 +55,51 @@ public final class InMemoryCredentialStore: CredentialStore {
                 ($0.createdAt, $0.label) < ($1.createdAt, $1.label)
             }
         }
+    }
+
+    public func addPassword(_ credential: StoredPassword) async throws {
+        guard !credential.username.isEmpty, !credential.hash.isEmpty else {
+            throw IoTError(.invalidArgument, "a password credential needs a username and a password hash")
+        }
+        try passwordList.withLock { list throws(IoTError) in
+            if list.contains(where: { $0.username == credential.username && $0.device != credential.device }) {
+                throw IoTError(.conflict, "username '\(credential.username)' belongs to another device; pick another")
+            }
+            if list.contains(where: { $0.device == credential.device && $0.label == credential.label }) {
+                throw IoTError(
+                    .conflict, "device already has a password credential labelled '\(credential.label)'; use another label")
+            }
+            list.append(credential)
+        }
+    }
+
+    public func passwords(forUsername username: String) async throws -> [StoredPassword] {
+        passwordList.withLock { Self.sorted($0.filter { $0.username == username }) }
+    }
+
+    public func passwords(of device: DeviceIdentity) async throws -> [StoredPassword] {
+        passwordList.withLock { Self.sorted($0.filter { $0.device == device }) }
+    }
+
+    @discardableResult
+    public func revokePassword(of device: DeviceIdentity, label: String) async throws -> Bool {
+        passwordList.withLock { list in
+            let before = list.count
+            list.removeAll { $0.device == device && $0.label == label }
+            return list.count < before
+        }
+    }
+
+    @discardableResult
+    public func revokePasswords(of device: DeviceIdentity) async throws -> Int {
+        passwordList.withLock { list in
+            let before = list.count
+            list.removeAll { $0.device == device }
+            return before - list.count
+        }
+    }
+
+    private static func sorted(_ list: [StoredPassword]) -> [StoredPassword] {
+        list.sorted { ($0.createdAt, $0.label) < ($1.createdAt, $1.label) }
     }
 }

@@ -38,6 +38,32 @@ struct DaemonConfiguration: Codable, Sendable {
     struct Modbus: Codable, Sendable {
         var ioThreads: Int?
         var devices: [ModbusDevice]?
+    /// `auth:` device authentication.
+    struct Auth: Codable, Sendable {
+        var sessionTokenSeconds: Int64?
+        var passwordIterations: Int?
+        var maxFailedAttempts: Int?
+        var failedAttemptWindowSeconds: Int64?
+        var blockSeconds: Int64?
+    }
+    /// `websocket:` the WebSocket device listener (absent: off).
+    struct WebSocket: Codable, Sendable {
+        var host: String?
+        var port: Int?
+        var path: String?
+        var maxMessageBytes: Int?
+        var pingIntervalMillis: Int64?
+        var idleTimeoutMillis: Int64?
+        var parser: String?
+    }
+    /// One entry of `tcp:`: a raw TCP device listener.
+    struct TCP: Codable, Sendable {
+        var host: String?
+        var port: Int
+        var framing: String?  // lines or length-prefixed
+        var maxFrameBytes: Int?
+        var idleTimeoutMillis: Int64?
+        var parser: String?
     }
     struct Logging: Codable, Sendable {
         var level: String?
@@ -74,6 +100,9 @@ struct DaemonConfiguration: Codable, Sendable {
     var http: HTTP?
     var management: Management?
     var modbus: Modbus?
+    var auth: Auth?
+    var websocket: WebSocket?
+    var tcp: [TCP]?
     var logging: Logging?
     var mqtt: MQTT?
     var parsers: [ScriptParserSeed]?
@@ -140,6 +169,38 @@ extension DaemonConfiguration {
     }
 
     func managementConfiguration(adminAPIKey: String?) throws -> ManagementServer.Configuration {
+    var authConfiguration: DeviceAuthService.Configuration {
+        var c = DeviceAuthService.Configuration()
+        if let v = auth?.sessionTokenSeconds { c.sessionTokenMillis = v * 1000 }
+        if let v = auth?.passwordIterations { c.passwordIterations = v }
+        if let v = auth?.maxFailedAttempts { c.failedAttempts.maxFailures = v }
+        if let v = auth?.failedAttemptWindowSeconds { c.failedAttempts.windowMillis = v * 1000 }
+        if let v = auth?.blockSeconds { c.failedAttempts.blockMillis = v * 1000 }
+        return c
+    }
+
+    var webSocketConfiguration: WebSocketTransport.Configuration? {
+        guard let w = websocket else { return nil }
+        var c = WebSocketTransport.Configuration()
+        if let v = w.host { c.host = v }
+        if let v = w.port { c.port = v }
+        if let v = w.path { c.path = v }
+        if let v = w.maxMessageBytes { c.maxMessageBytes = v }
+        if let v = w.pingIntervalMillis { c.pingIntervalMillis = v }
+        if let v = w.idleTimeoutMillis { c.idleTimeoutMillis = v }
+        return c
+    }
+
+    func tcpConfiguration(_ t: TCP) -> TCPTransport.Configuration {
+        var c = TCPTransport.Configuration(port: t.port)
+        if let v = t.host { c.host = v }
+        if let v = t.framing.flatMap(TCPTransport.Framing.init(rawValue:)) { c.framing = v }
+        if let v = t.maxFrameBytes { c.maxFrameBytes = v }
+        if let v = t.idleTimeoutMillis { c.idleTimeoutMillis = v }
+        return c
+    }
+
+    func managementConfiguration(adminAPIKey: String?) -> ManagementServer.Configuration {
         var c = ManagementServer.Configuration()
         if let v = management?.host { c.host = v }
         if let v = management?.port { c.port = v }
@@ -158,6 +219,20 @@ extension DaemonConfiguration {
         if let v = ingest?.queueCapacityPoints, v < 1 { try fail("ingest.queueCapacityPoints", "must be at least 1") }
         if let v = ingest?.maxBatchPoints, v < 1 { try fail("ingest.maxBatchPoints", "must be at least 1") }
         if let v = storage?.retentionDays, v <= 0 { try fail("storage.retentionDays", "must be positive, or left out to keep everything") }
+        if let v = auth?.passwordIterations, v < 100_000 {
+            try fail("auth.passwordIterations", "\(v) is too low for PBKDF2-HMAC-SHA256; use at least 100000 (default 600000)")
+        }
+        if let v = auth?.maxFailedAttempts, v < 1 { try fail("auth.maxFailedAttempts", "must be at least 1") }
+        if let v = auth?.sessionTokenSeconds, v < 1 { try fail("auth.sessionTokenSeconds", "must be at least 1") }
+        if let w = webSocketConfiguration {
+            do { try w.validate() } catch { try fail("websocket", error.message) }
+        }
+        for (i, t) in (tcp ?? []).enumerated() {
+            if let f = t.framing, TCPTransport.Framing(rawValue: f) == nil {
+                try fail("tcp[\(i)].framing", "'\(f)' is not lines or length-prefixed")
+            }
+            do { try tcpConfiguration(t).validate() } catch { try fail("tcp[\(i)]", error.message) }
+        }
         if let level = logging?.level, LogLevelName(level) == nil {
             try fail("logging.level", "'\(level)' is not one of trace, debug, info, notice, warning, error, critical")
         }

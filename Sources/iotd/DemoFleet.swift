@@ -1,5 +1,6 @@
 import Foundation
 import IoTCore
+import IoTProtocols
 import IoTRules
 import IoTStorage
 

@@ -13,7 +13,11 @@ struct Platform {
     let storage: SQLiteStorage
     let registry: SQLiteRegistryStore
     let points: SQLitePointStore
-    let tokens: TokenAuthenticator
+    /// Device authentication (tokens, passwords, token exchange, attempt limits) and the live sessions that
+    /// revocation closes.
+    let tokens: DeviceAuthService
+    let sessions: DeviceSessions
+    let liveFeed: LiveFeed
     let ingestor: Ingestor
     let parsers: ParserRegistry
     let parserCatalog: ParserCatalog
@@ -22,6 +26,8 @@ struct Platform {
     let rules: RuleEngine
     let statistics: StatisticsScheduler
     let http: HTTPIngestTransport
+    let webSocket: WebSocketTransport?
+    let tcp: [TCPTransport]
     let modbus: ModbusTransport?
     let mqtt: MQTTClientManager
     let management: ManagementServer
@@ -39,7 +45,14 @@ struct Platform {
         let journal = try FileJournal(configuration: configuration.journalConfiguration, logger: logger)
         registry = SQLiteRegistryStore(storage: storage)
         points = SQLitePointStore(storage: storage, configuration: configuration.pointStoreConfiguration)
-        tokens = TokenAuthenticator(credentials: SQLiteCredentialStore(storage: storage))
+        let sessions = DeviceSessions()
+        self.sessions = sessions
+        let liveFeed = LiveFeed()
+        self.liveFeed = liveFeed
+        let tokens = DeviceAuthService(
+            credentials: SQLiteCredentialStore(storage: storage), sessions: sessions,
+            configuration: configuration.authConfiguration, logger: logger)
+        self.tokens = tokens
         ruleState = SQLiteRuleStateStore(storage: storage)
         statisticsStore = SQLiteStatisticsStore(storage: storage)
         let clock = SystemClock()
@@ -65,11 +78,26 @@ struct Platform {
         notifications = NotificationRouter(
             outbox: outbox, registry: registry, resolver: StaticRecipientResolver(groups: settings.groups ?? [:]), clock: clock,
             channelFormats: settings.formats, logger: logger, enqueued: { tenant in Task { await dispatcher.wake(tenant) } })
-        ingestor = Ingestor(
+        let ingestor = Ingestor(
             configuration: configuration.ingestorConfiguration, journal: journal, pointStore: points, registry: registry,
-            clock: clock, observers: [rules], parsers: parsers, logger: logger)
+            clock: clock, observers: [rules, liveFeed], parsers: parsers, logger: logger)
+        self.ingestor = ingestor
         http = HTTPIngestTransport(
             configuration: configuration.httpConfiguration, ingestor: ingestor, authenticator: tokens, logger: logger)
+        // A listener's parser is looked up by name for each message: script parsers are registered after
+        // this (ParserCatalog.load) and can be replaced at run time.
+        let parsers = self.parsers
+        func parser(_ name: String?) -> any Parser { RegistryParser(name: name ?? "json", registry: parsers) }
+        webSocket = configuration.webSocketConfiguration.map {
+            WebSocketTransport(
+                configuration: $0, ingestor: ingestor, authenticator: tokens, sessions: sessions,
+                parser: parser(configuration.websocket?.parser), logger: logger)
+        }
+        tcp = (configuration.tcp ?? []).map { t in
+            TCPTransport(
+                configuration: configuration.tcpConfiguration(t), ingestor: ingestor, authenticator: tokens,
+                sessions: sessions, parser: parser(t.parser), logger: logger)
+        }
         if let section = configuration.modbus {
             modbus = try ModbusTransport(
                 configuration: configuration.modbusConfiguration, devices: section.devices ?? [], ingestor: ingestor,
@@ -96,7 +124,7 @@ struct Platform {
             ruleState: ruleState, statisticsStore: statisticsStore, parsers: parserCatalog,
             definitions: SQLiteDefinitionStore(storage: storage), modbus: modbus, brokerAccess: brokerAccess,
             mqttClients: MQTTAdministration(manager: mqtt), notifications: notifications, outbox: outbox, inbox: inbox,
-            dispatcher: dispatcher, logger: logger)
+            dispatcher: dispatcher, credentialManager: tokens, sessions: sessions, liveFeed: liveFeed, logger: logger)
         retention = RetentionService(store: points, storage: storage, logger: logger)
         self.logger = logger
     }
@@ -108,7 +136,8 @@ struct Platform {
     var services: [any Service] {
         var services: [any Service] = [dispatcher, rules, statistics, ingestor, retention, management, http, mqtt]
         if let modbus { services.append(modbus) }
-        return services
+        if let webSocket { services.append(webSocket) }
+        return services + tcp
     }
 
     /// Loads the script parsers saved through the management API, then compiles and saves the ones

@@ -37,3 +37,27 @@ public final class ParserRegistry: Sendable {
     /// The registered names, sorted.
     public var names: [String] { parsers.withLock { $0.keys.sorted() } }
 }
+
+/// A parser that forwards to the parser registered under ``name`` at the time of each message, so a
+/// listener configured with a script parser's name follows it when it is added or replaced at run time.
+/// A message arriving while no parser has that name is rejected with ``IoTError/Code/invalidArgument``.
+public struct RegistryParser: Parser {
+    /// The registered name this parser forwards to.
+    public let name: String
+    let registry: ParserRegistry
+
+    /// Creates a parser forwarding to `registry`'s parser named `name`.
+    public init(name: String, registry: ParserRegistry) {
+        self.name = name
+        self.registry = registry
+    }
+
+    public func parse(_ message: InboundMessage) throws(IoTError) -> [DeviceRecord] {
+        guard let parser = registry.parser(named: name) else {
+            throw IoTError(
+                .invalidArgument,
+                "no parser is registered as '\(name)'; add it (POST /api/v1/parsers or iotd.yaml parsers) or configure another")
+        }
+        return try parser.parse(message)
+    }
+}

@@ -58,6 +58,68 @@ public protocol CredentialStore: Sendable {
     func revokeTokens(of device: DeviceIdentity) async throws -> Int
     /// Labels and creation times of a device's tokens (never the digests).
     func tokens(of device: DeviceIdentity) async throws -> [TokenInfo]
+
+    // MARK: Username and password (defaults for token-only stores refuse to store any)
+
+    /// Stores a password credential: the username and a slow-KDF hash of the password, never the password.
+    ///
+    /// A username belongs to one device: adding it for another device throws ``IoTError/Code/conflict``,
+    /// and so does a second credential with the same label for the same device. A device may hold several
+    /// (rotation: the authenticator keeps at most two).
+    func addPassword(_ credential: StoredPassword) async throws
+    /// The password credentials of a username, oldest first (empty when unknown). Hot path of a
+    /// username/password login: make it an indexed lookup.
+    func passwords(forUsername username: String) async throws -> [StoredPassword]
+    /// The password credentials of a device, oldest first.
+    func passwords(of device: DeviceIdentity) async throws -> [StoredPassword]
+    /// Removes one password credential of a device by label; `false` when it was not there.
+    @discardableResult
+    func revokePassword(of device: DeviceIdentity, label: String) async throws -> Bool
+    /// Removes every password credential of a device; returns how many.
+    @discardableResult
+    func revokePasswords(of device: DeviceIdentity) async throws -> Int
+}
+
+extension CredentialStore {
+    /// Default for stores that keep only tokens: refuses with ``IoTError/Code/invalidArgument``.
+    public func addPassword(_ credential: StoredPassword) async throws {
+        throw IoTError(
+            .invalidArgument, "\(type(of: self)) does not store password credentials; use a store that does (SQLite)")
+    }
+    /// Default for stores that keep only tokens: no passwords.
+    public func passwords(forUsername username: String) async throws -> [StoredPassword] { [] }
+    /// Default for stores that keep only tokens: no passwords.
+    public func passwords(of device: DeviceIdentity) async throws -> [StoredPassword] { [] }
+    /// Default for stores that keep only tokens: nothing to revoke.
+    @discardableResult
+    public func revokePassword(of device: DeviceIdentity, label: String) async throws -> Bool { false }
+    /// Default for stores that keep only tokens: nothing to revoke.
+    @discardableResult
+    public func revokePasswords(of device: DeviceIdentity) async throws -> Int { 0 }
+}
+
+/// A stored username/password credential. ``hash`` is the encoded output of a slow key-derivation
+/// function (for example `pbkdf2-sha256$600000$<salt>$<key>`); the password itself is never stored.
+public struct StoredPassword: Sendable, Hashable {
+    /// The device the credential belongs to.
+    public var device: DeviceIdentity
+    /// The username the device logs in with; unique across devices.
+    public var username: String
+    /// The encoded password hash (algorithm, parameters, salt and derived key).
+    public var hash: String
+    /// The label (`"primary"`, `"rotation-2026-11"`); unique per device.
+    public var label: String
+    /// When it was created (UTC ms).
+    public var createdAt: Int64
+
+    /// Creates a stored credential.
+    public init(device: DeviceIdentity, username: String, hash: String, label: String, createdAt: Int64) {
+        self.device = device
+        self.username = username
+        self.hash = hash
+        self.label = label
+        self.createdAt = createdAt
+    }
 }
 
 /// What is shown about a stored token.

@@ -42,10 +42,20 @@ public final class FileDescriptorStream: ByteStream, @unchecked Sendable {
     public func read() async throws -> [UInt8]? {
         let fd = descriptor
         let size = readSize
+        let closed = closeOnce
         return try await withCheckedThrowingContinuation { continuation in
             readQueue.async {
                 var buffer = [UInt8](repeating: 0, count: size)
                 while true {
+                    // Wait in slices, so close() ends a pending read on any descriptor: shutdown(2) wakes
+                    // sockets, but nothing wakes a read(2) blocked on a tty or a pipe.
+                    if closed.isClaimed {
+                        continuation.resume(returning: nil)
+                        return
+                    }
+                    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                    let ready = poll(&p, 1, 100)
+                    if ready == 0 || (ready < 0 && errno == EINTR) { continue }
                     let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, size) }
                     if n > 0 {
                         buffer.removeLast(size - n)
@@ -85,10 +95,13 @@ public final class FileDescriptorStream: ByteStream, @unchecked Sendable {
     }
 
     public func close() async {
-        // shutdown wakes a blocked read on sockets; close releases the descriptor.
+        // shutdown wakes a blocked read on sockets; a pending read on anything else sees the flag within
+        // 100 ms. The descriptor is released on the read queue, after that read, so its number cannot be
+        // reused under it.
         if closeOnce.claim() {
             _ = shutdown(descriptor, Int32(SHUT_RDWR))
-            Glibc.close(descriptor)
+            let fd = descriptor
+            readQueue.async { _ = Glibc.close(fd) }
         }
     }
 }
@@ -97,6 +110,7 @@ import Synchronization
 
 private final class CloseOnce: Sendable {
     private let done = Mutex(false)
+    var isClaimed: Bool { done.withLock { $0 } }
     func claim() -> Bool {
         done.withLock { d in
             if d { return false }

@@ -97,6 +97,12 @@ open class StreamTransport: Transport, @unchecked Sendable {
         buffer.firstIndex(of: 0x0A).map { $0 + 1 }
     }
 
+    /// The total length in bytes (header included) of an oversize frame at the front of `buffer`, when the
+    /// framing declares it before the frame arrives (length-prefixed framing); `nil` otherwise (the
+    /// default). The base class then rejects the frame at once and skips exactly that many bytes, across
+    /// reads, instead of looking for a delimiter with ``skipOversizeFrame(in:)``.
+    open func oversizeFrameLength(in buffer: [UInt8]) -> Int? { nil }
+
     /// Turns a frame into a message. The default uses the frame as the payload.
     open func decode(_ frame: [UInt8], identity: DeviceIdentity) throws(IoTError) -> InboundMessage {
         InboundMessage(transport: name, deviceUID: identity.deviceUID, payload: frame)
@@ -105,8 +111,9 @@ open class StreamTransport: Transport, @unchecked Sendable {
     /// The bytes written back after a frame was handled, or `nil` for none (the default).
     open func acknowledgement(for result: Result<Receipt, IoTError>) -> [UInt8]? { nil }
 
-    /// Connects, serves until the stream ends, and reconnects with backoff, until cancelled.
-    public func run() async throws {
+    /// Connects, serves until the stream ends, and reconnects with backoff, until cancelled. A server
+    /// transport overrides it to accept connections and call ``serve(_:identity:)`` for each.
+    open func run() async throws {
         var delay = configuration.reconnectInitialMillis
         while !Task.isCancelled {
             do {
@@ -132,9 +139,16 @@ open class StreamTransport: Transport, @unchecked Sendable {
     public func serve(_ stream: any ByteStream, identity: DeviceIdentity) async throws {
         var buffer: [UInt8] = []
         var skipping = false
+        var skipRemaining = 0
         while let chunk = try await stream.read() {
             buffer.append(contentsOf: chunk)
             while true {
+                if skipRemaining > 0 {
+                    let n = min(skipRemaining, buffer.count)
+                    buffer.removeFirst(n)
+                    skipRemaining -= n
+                    if skipRemaining > 0 { break }
+                }
                 if skipping {
                     guard let end = skipOversizeFrame(in: buffer) else {
                         buffer.removeAll(keepingCapacity: true)
@@ -153,6 +167,15 @@ open class StreamTransport: Transport, @unchecked Sendable {
                     break
                 }
                 guard let frame else {
+                    if let total = oversizeFrameLength(in: buffer) {
+                        let error = IoTError(
+                            .payloadTooLarge,
+                            "frame of \(total) bytes exceeds \(configuration.maxFrameBytes); it was skipped")
+                        ingestor.recordRejected(transport: name, error: error)
+                        try await reply(.failure(error), on: stream)
+                        skipRemaining = total
+                        continue
+                    }
                     if buffer.count > configuration.maxFrameBytes {
                         let error = IoTError(
                             .payloadTooLarge,

@@ -5,16 +5,18 @@ import Logging
 
 extension HTTPIngestTransport {
     /// `POST /api/v1/devices/{uid}/telemetry` with a bearer token.
-    func deviceTelemetry(_ request: Request, context: BasicRequestContext) async -> Response {
+    func deviceTelemetry(_ request: Request, context: DeviceRequestContext) async -> Response {
         let uid = context.parameters.get("uid") ?? ""
         if let tooLarge = refuseDeclaredSize(request) { return tooLarge }
-        guard let token = Self.bearerToken(request.headers[.authorization]) else {
+        guard let credential = Self.credential(request.headers[.authorization]) else {
             return refuse(
                 IoTError(
-                    .unauthorized, "no device token; send the header \"Authorization: Bearer <device access token>\""))
+                    .unauthorized,
+                    "no device credential; send \"Authorization: Bearer <device access token>\" or \"Authorization: Basic <base64 of username:password>\""
+                ))
         }
         let identity: DeviceIdentity
-        switch await authenticate(token) {
+        switch await authenticate(credential, context: context) {
         case .device(let id): identity = id
         case .refused(let response): return response
         }
@@ -42,10 +44,10 @@ extension HTTPIngestTransport {
     }
 
     /// `POST /api/v1/{token}/telemetry`: ThingsBoard's device API.
-    func thingsBoardTelemetry(_ request: Request, context: BasicRequestContext) async -> Response {
+    func thingsBoardTelemetry(_ request: Request, context: DeviceRequestContext) async -> Response {
         if let tooLarge = refuseDeclaredSize(request) { return tooLarge }
         let identity: DeviceIdentity
-        switch await authenticate(context.parameters.get("token") ?? "") {
+        switch await authenticate(.token(context.parameters.get("token") ?? ""), context: context) {
         case .device(let id): identity = id
         case .refused(let response): return response
         }
@@ -73,11 +75,13 @@ extension HTTPIngestTransport {
         case refused(Response)
     }
 
-    private func authenticate(_ token: String) async -> Authentication {
-        if let cached = authenticationCache?.identity(for: token) { return .device(cached) }
+    private func authenticate(_ credential: DeviceCredential, context: DeviceRequestContext) async -> Authentication {
+        let key = Self.cacheKey(credential)
+        if let cached = authenticationCache?.identity(for: key) { return .device(cached) }
         do {
-            let identity = try await authenticator.authenticate(.token(token))
-            authenticationCache?.remember(identity, for: token)
+            let identity = try await authenticator.authenticate(
+                credential, source: AuthenticationSource(transport: name, address: context.peerAddress))
+            authenticationCache?.remember(identity, for: key)
             return .device(identity)
         } catch {
             if error.code != .unauthorized {
@@ -149,12 +153,34 @@ extension HTTPIngestTransport {
     }
 
     /// Counts a request the ingestor never saw and answers it.
-    private func refuse(_ error: IoTError, status: HTTPResponse.Status? = nil) -> Response {
+    func refuse(_ error: IoTError, status: HTTPResponse.Status? = nil) -> Response {
         ingestor.recordRejected(transport: name, error: error)
         return IngestResponses.error(error, status: status)
     }
 
     // MARK: Header parsing
+
+    /// A bearer token or Basic username/password from an `Authorization` header, or `nil`.
+    static func credential(_ header: String?) -> DeviceCredential? {
+        if let token = bearerToken(header) { return .token(token) }
+        guard let header, header.count > 6, header.prefix(6).lowercased() == "basic " else { return nil }
+        guard let decoded = Base64.decode(String(header.dropFirst(6).drop { $0 == " " })),
+            let colon = decoded.firstIndex(of: UInt8(ascii: ":"))
+        else { return nil }
+        return .usernamePassword(
+            username: String(decoding: decoded[..<colon], as: UTF8.self),
+            password: String(decoding: decoded[(colon + 1)...], as: UTF8.self))
+    }
+
+    /// The authentication cache's key: the token itself, or a digest of a username and password (the
+    /// password is never kept in memory as a key).
+    static func cacheKey(_ credential: DeviceCredential) -> String {
+        switch credential {
+        case .token(let token): "t:" + token
+        case .usernamePassword(let u, let p): "p:" + PasswordHasher.hex(Secrets.digest(u + "\u{0}" + p))
+        case .certificateFingerprint(let f): "c:" + f
+        }
+    }
 
     /// The token of `Bearer <token>` (scheme case-insensitive), or `nil`.
     static func bearerToken(_ header: String?) -> String? {

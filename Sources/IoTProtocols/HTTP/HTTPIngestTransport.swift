@@ -5,13 +5,18 @@ import NIOCore
 
 /// The HTTP device listener: devices post telemetry, and get `200` only once it is in the journal.
 ///
-/// Two endpoints:
+/// Endpoints:
 /// - `POST /api/v1/devices/{uid}/telemetry` with `Authorization: Bearer <device token>`; the body is JSON
 ///   (``IoTCore/JSONParser``: an object, `{"ts", "values"}`, an array of those, or the gateway form) or
 ///   SenML (`Content-Type: application/senml+json`). Answers `{"sequence":…,"records":…,"points":…}`.
 /// - ThingsBoard's device API, `POST /api/v1/{token}/telemetry`, with the body forms ThingsBoard accepts
 ///   (an object, `{"ts", "values"}`, or an array of those), so existing ThingsBoard devices work
 ///   unchanged. Answers `200` with an empty body, as ThingsBoard does.
+/// - With a ``DeviceAuthService`` as authenticator: `POST /api/v1/devices/auth` exchanges
+///   `{"username", "password"}` for a short-lived token (`{"token", "tokenType", "expiresAt", "expiresIn",
+///   "deviceUID"}`), and `POST /api/v1/devices/auth/refresh` with `Authorization: Bearer <that token>`
+///   renews it. Telemetry also accepts `Authorization: Basic` (username and password). Failed attempts
+///   are limited per client address (429 with `Retry-After` while blocked).
 ///
 /// Errors are JSON `{"error": "<code name>", "message": "<what to do>"}`: 400 (malformed payload,
 /// invalid value, unknown signal), 401 (missing or unknown token), 403 (the token belongs to another
@@ -91,12 +96,18 @@ public final class HTTPIngestTransport: Transport {
             port.stopped("its configuration is invalid: \(error.message)")
             throw error
         }
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: DeviceRequestContext.self)
         router.post("/api/v1/devices/:uid/telemetry") { request, context in
             await self.deviceTelemetry(request, context: context)
         }
         router.post("/api/v1/:token/telemetry") { request, context in
             await self.thingsBoardTelemetry(request, context: context)
+        }
+        router.post("/api/v1/devices/auth") { request, context in
+            await self.exchangeToken(request, context: context)
+        }
+        router.post("/api/v1/devices/auth/refresh") { request, context in
+            await self.refreshToken(request, context: context)
         }
         let port = self.port
         let logger = self.logger

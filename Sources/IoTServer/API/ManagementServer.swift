@@ -1,4 +1,5 @@
 import Hummingbird
+import HummingbirdWebSocket
 public import IoTCore
 public import IoTRules
 public import Logging
@@ -52,6 +53,9 @@ public final class ManagementServer: Service {
     let outbox: (any Outbox)?
     let inbox: (any Inbox)?
     let dispatcher: NotificationDispatcher?
+    let credentialManager: (any CredentialManager)?
+    let sessions: DeviceSessions?
+    let liveFeed: LiveFeed?
     let logger: Logger
     let clock: any IoTClock = SystemClock()
     let port = ListeningPort(component: "management listener")
@@ -79,6 +83,11 @@ public final class ManagementServer: Service {
     ///     `/broker/v1/emqx/acl` (guarded by ``Configuration/brokerAuthKey``); `nil` answers them with 404.
     ///   - mqttClients: serves `/api/v1/mqtt/clients` (IoTProtocols' `MQTTClientManager`); `nil` answers
     ///     it with 404.
+    ///   - credentialManager: serves `…/devices/{uid}/credentials` (passwords, rotation, revocation);
+    ///     `nil` answers it with 404.
+    ///   - sessions: the live device connections that `…/devices/{uid}/downlink` sends to; `nil`
+    ///     answers it with 404.
+    ///   - liveFeed: serves the WebSocket `…/tenants/{tenant}/live`; `nil` answers it with 404.
     public init(
         configuration: Configuration = .init(),
         registry: any RegistryStore,
@@ -99,6 +108,9 @@ public final class ManagementServer: Service {
         outbox: (any Outbox)? = nil,
         inbox: (any Inbox)? = nil,
         dispatcher: NotificationDispatcher? = nil,
+        credentialManager: (any CredentialManager)? = nil,
+        sessions: DeviceSessions? = nil,
+        liveFeed: LiveFeed? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
@@ -120,6 +132,9 @@ public final class ManagementServer: Service {
         self.outbox = outbox
         self.inbox = inbox
         self.dispatcher = dispatcher
+        self.credentialManager = credentialManager
+        self.sessions = sessions
+        self.liveFeed = liveFeed
         self.logger = logger
     }
 
@@ -135,6 +150,7 @@ public final class ManagementServer: Service {
         let host = configuration.host
         let app = Application(
             router: makeRouter(),
+            server: .http1WebSocketUpgrade(webSocketRouter: makeWebSocketRouter()),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? 0
@@ -176,6 +192,8 @@ public final class ManagementServer: Service {
         addBrokerAuthRoutes(to: router)
         addMQTTClientRoutes(to: router)
         addNotificationRoutes(to: router)
+        addCredentialRoutes(to: router)
+        addLiveRoutes(to: router)
         return router
     }
 }

@@ -10,13 +10,14 @@ public import IoTCore
 /// ```
 ///
 /// Schema: `tokens(digest BLOB PRIMARY KEY, tenant, device, label, created_at)` with an index on
-/// `(tenant, device)`. Lookups use the reader connection and see every committed revocation at once.
+/// `(tenant, device)`; `passwords(tenant, device, label, username, hash, created_at)` keyed by
+/// `(tenant, device, label)` with an index on `username` (version 2). Lookups use the reader connection and see every committed revocation at once.
 public final class SQLiteCredentialStore: CredentialStore {
     private let databases: PreparedDatabases
 
     /// Creates a credential store on `storage`'s system database; the table is created on first use.
     public init(storage: SQLiteStorage) {
-        databases = PreparedDatabases(storage: storage, component: "credentials", version: 1, schema: Self.schema)
+        databases = PreparedDatabases(storage: storage, component: "credentials", version: 2, schema: Self.schema)
     }
 
     private static let schema = """
@@ -28,6 +29,16 @@ public final class SQLiteCredentialStore: CredentialStore {
             created_at INTEGER NOT NULL
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS tokens_device ON tokens(tenant, device);
+        CREATE TABLE IF NOT EXISTS passwords(
+            tenant TEXT NOT NULL,
+            device TEXT NOT NULL,
+            label TEXT NOT NULL,
+            username TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant, device, label)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS passwords_username ON passwords(username);
         """
 
     private func db() async throws -> SQLiteDatabase {
@@ -93,6 +104,93 @@ public final class SQLiteCredentialStore: CredentialStore {
             var result: [TokenInfo] = []
             while try s.step() { result.append(TokenInfo(label: s.string(0), createdAt: s.int64(1))) }
             return result
+        }
+    }
+
+    public func addPassword(_ credential: StoredPassword) async throws {
+        guard !credential.username.isEmpty, !credential.hash.isEmpty else {
+            throw IoTError(.invalidArgument, "a password credential needs a username and a password hash")
+        }
+        try await db().write { c in
+            let owner = try c.statement("SELECT tenant, device FROM passwords WHERE username = ? LIMIT 1")
+            owner.bind(1, credential.username)
+            if try owner.step() {
+                let other = DeviceIdentity(tenant: TenantID(owner.string(0)), deviceUID: owner.string(1))
+                owner.reset()
+                if other != credential.device {
+                    throw IoTError(.conflict, "username '\(credential.username)' belongs to another device; pick another")
+                }
+            } else {
+                owner.reset()
+            }
+            try mappingConstraint("device already has a password credential labelled '\(credential.label)'; use another label") {
+                let s = try c.statement(
+                    "INSERT INTO passwords(tenant, device, label, username, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+                s.bind(1, credential.device.tenant.rawValue)
+                s.bind(2, credential.device.deviceUID)
+                s.bind(3, credential.label)
+                s.bind(4, credential.username)
+                s.bind(5, credential.hash)
+                s.bind(6, credential.createdAt)
+                try s.run()
+            }
+        }
+    }
+
+    public func passwords(forUsername username: String) async throws -> [StoredPassword] {
+        try await db().read { c in
+            let s = try c.statement(
+                "SELECT tenant, device, label, username, hash, created_at FROM passwords WHERE username = ? ORDER BY created_at, label"
+            )
+            defer { s.reset() }
+            s.bind(1, username)
+            return try Self.readPasswords(s)
+        }
+    }
+
+    public func passwords(of device: DeviceIdentity) async throws -> [StoredPassword] {
+        try await db().read { c in
+            let s = try c.statement(
+                "SELECT tenant, device, label, username, hash, created_at FROM passwords WHERE tenant = ? AND device = ? ORDER BY created_at, label"
+            )
+            defer { s.reset() }
+            s.bind(1, device.tenant.rawValue)
+            s.bind(2, device.deviceUID)
+            return try Self.readPasswords(s)
+        }
+    }
+
+    private static func readPasswords(_ s: Statement) throws -> [StoredPassword] {
+        var result: [StoredPassword] = []
+        while try s.step() {
+            result.append(
+                StoredPassword(
+                    device: DeviceIdentity(tenant: TenantID(s.string(0)), deviceUID: s.string(1)), username: s.string(3),
+                    hash: s.string(4), label: s.string(2), createdAt: s.int64(5)))
+        }
+        return result
+    }
+
+    @discardableResult
+    public func revokePassword(of device: DeviceIdentity, label: String) async throws -> Bool {
+        try await db().write { c in
+            let s = try c.statement("DELETE FROM passwords WHERE tenant = ? AND device = ? AND label = ?")
+            s.bind(1, device.tenant.rawValue)
+            s.bind(2, device.deviceUID)
+            s.bind(3, label)
+            try s.run()
+            return c.changes > 0
+        }
+    }
+
+    @discardableResult
+    public func revokePasswords(of device: DeviceIdentity) async throws -> Int {
+        try await db().write { c in
+            let s = try c.statement("DELETE FROM passwords WHERE tenant = ? AND device = ?")
+            s.bind(1, device.tenant.rawValue)
+            s.bind(2, device.deviceUID)
+            try s.run()
+            return c.changes
         }
     }
 }

@@ -83,5 +83,37 @@ public enum CredentialStoreConformance {
             try conformEqual(try await store.identity(forTokenDigest: digest(1)), pump, "first owner kept")
             try conformEqual(try await store.tokens(of: valve), [], "nothing added for the second device")
         },
+            ConformanceCheck("password credentials resolve by username, oldest first; two may live at once (rotation)") {
+            store in
+            try conformEqual(try await store.passwords(forUsername: "pump-user"), [], "unknown username")
+            let old = StoredPassword(device: pump, username: "pump-user", hash: "h1", label: "primary", createdAt: 100)
+            let new = StoredPassword(device: pump, username: "pump-user", hash: "h2", label: "rotation", createdAt: 200)
+            try await store.addPassword(new)
+            try await store.addPassword(old)
+            try await store.addPassword(
+                StoredPassword(device: valve, username: "valve-user", hash: "h3", label: "primary", createdAt: 150))
+            try conformEqual(try await store.passwords(forUsername: "pump-user"), [old, new], "both during rotation")
+            try conformEqual(try await store.passwords(of: pump), [old, new], "by device")
+            try conformEqual(try await store.passwords(of: otherTenantPump), [], "same uid in another tenant")
+            try conformEqual(try await store.revokePassword(of: pump, label: "primary"), true, "revoke the old one")
+            try conformEqual(try await store.passwords(forUsername: "pump-user"), [new], "the new one is left")
+            try conformEqual(try await store.revokePassword(of: pump, label: "primary"), false, "revoke it again")
+            try conformEqual(try await store.revokePasswords(of: pump), 1, "revoke the rest")
+            try conformEqual(try await store.passwords(forUsername: "pump-user"), [], "nothing left")
+            try conformEqual(try await store.passwords(forUsername: "valve-user").count, 1, "another device keeps its")
+        },
+        ConformanceCheck("a username belongs to one device; a label is unique per device") { store in
+            try await store.addPassword(
+                StoredPassword(device: pump, username: "shared", hash: "h1", label: "primary", createdAt: 1))
+            try await Support.expectError(.conflict, "username of another device") {
+                try await store.addPassword(
+                    StoredPassword(device: valve, username: "shared", hash: "h2", label: "primary", createdAt: 2))
+            }
+            try await Support.expectError(.conflict, "same label twice") {
+                try await store.addPassword(
+                    StoredPassword(device: pump, username: "shared", hash: "h3", label: "primary", createdAt: 3))
+            }
+            try conformEqual(try await store.passwords(forUsername: "shared").map(\.hash), ["h1"], "first kept")
+        },
     ]
 }

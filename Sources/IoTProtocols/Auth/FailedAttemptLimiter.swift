@@ -1,0 +1,117 @@
+import Metrics
+import Synchronization
+
+/// Limits failed authentication attempts per source address: after ``Configuration/maxFailures``
+/// failures within ``Configuration/windowMillis``, the address is blocked for
+/// ``Configuration/blockMillis`` (every attempt refused without checking the credential).
+///
+/// Counters: `iot_auth_failures_total{transport}` for every failed attempt and
+/// `iot_auth_blocked_total{transport}` for every attempt refused while blocked.
+public final class FailedAttemptLimiter: Sendable {
+    /// Limits.
+    public struct Configuration: Sendable {
+        /// Failures allowed per address within the window. Default 10.
+        public var maxFailures: Int
+        /// The window, in ms. Default 60 000.
+        public var windowMillis: Int64
+        /// How long an address stays blocked, in ms. Default 60 000.
+        public var blockMillis: Int64
+        /// Addresses tracked at most; the oldest are forgotten first. Default 100 000.
+        public var maxAddresses: Int
+
+        /// Creates a configuration with the documented defaults.
+        public init(maxFailures: Int = 10, windowMillis: Int64 = 60_000, blockMillis: Int64 = 60_000, maxAddresses: Int = 100_000) {
+            self.maxFailures = maxFailures
+            self.windowMillis = windowMillis
+            self.blockMillis = blockMillis
+            self.maxAddresses = maxAddresses
+        }
+    }
+
+    /// What has been counted (for tests and `/metrics`).
+    public struct Statistics: Sendable, Hashable {
+        /// Failed attempts.
+        public var failures: Int
+        /// Attempts refused while blocked.
+        public var blocked: Int
+    }
+
+    private struct Entry {
+        var windowStart: Int64
+        var failures: Int
+        var blockedUntil: Int64
+    }
+    private struct State {
+        var entries: [String: Entry] = [:]
+        var statistics = Statistics(failures: 0, blocked: 0)
+    }
+
+    /// The limits in force.
+    public let configuration: Configuration
+    private let state = Mutex(State())
+    private let clock: @Sendable () -> Int64
+
+    /// Creates a limiter; `clock` gives monotonic milliseconds (tests pass their own).
+    public init(configuration: Configuration = .init(), clock: (@Sendable () -> Int64)? = nil) {
+        self.configuration = configuration
+        if let clock {
+            self.clock = clock
+        } else {
+            let epoch = ContinuousClock.now
+            self.clock = {
+                let d = ContinuousClock.now - epoch
+                return d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+            }
+        }
+    }
+
+    /// How long `address` stays blocked, in ms, or `nil` when it may try. Counts a blocked attempt.
+    public func blockedFor(_ address: String, transport: String) -> Int64? {
+        let now = clock()
+        let wait = state.withLock { s -> Int64? in
+            guard let e = s.entries[address], e.blockedUntil > now else { return nil }
+            s.statistics.blocked += 1
+            return e.blockedUntil - now
+        }
+        if wait != nil { Counter(label: "iot_auth_blocked_total", dimensions: [("transport", transport)]).increment() }
+        return wait
+    }
+
+    /// Records a failed attempt from `address`.
+    public func recordFailure(_ address: String, transport: String) {
+        let now = clock()
+        let c = configuration
+        state.withLock { s in
+            s.statistics.failures += 1
+            if s.entries[address] == nil, s.entries.count >= c.maxAddresses {
+                s.entries = s.entries.filter { $0.value.blockedUntil > now || now - $0.value.windowStart < c.windowMillis }
+                if s.entries.count >= c.maxAddresses { s.entries.removeAll(keepingCapacity: true) }
+            }
+            var e = s.entries[address] ?? Entry(windowStart: now, failures: 0, blockedUntil: 0)
+            if now - e.windowStart >= c.windowMillis {
+                e.windowStart = now
+                e.failures = 0
+            }
+            e.failures += 1
+            if e.failures >= c.maxFailures {
+                e.blockedUntil = now + c.blockMillis
+                e.failures = 0
+                e.windowStart = now
+            }
+            s.entries[address] = e
+        }
+        Counter(label: "iot_auth_failures_total", dimensions: [("transport", transport)]).increment()
+    }
+
+    /// Forgets the failures of `address` after a success.
+    public func recordSuccess(_ address: String) {
+        state.withLock { s in
+            if let e = s.entries[address], e.blockedUntil == 0 || e.blockedUntil <= clock() {
+                s.entries[address] = nil
+            }
+        }
+    }
+
+    /// What has been counted so far.
+    public var statistics: Statistics { state.withLock { $0.statistics } }
+}

@@ -1,0 +1,25 @@
+public import Hummingbird
+public import HummingbirdWebSocket
+import NIOCore
+
+/// The request context of the device listeners (HTTP ingest, WebSocket): Hummingbird's core context, the
+/// WebSocket upgrade hand-off, and the peer's address for per-address attempt limits.
+public struct DeviceRequestContext: RequestContext, WebSocketRequestContext {
+    /// Hummingbird's per-request storage.
+    public var coreContext: CoreRequestContextStorage
+    /// The WebSocket handler chosen at upgrade.
+    public let webSocket: WebSocketHandlerReference<Self>
+    /// The peer's IP address (`""` when unknown).
+    public let peerAddress: String
+    /// The peer's address and port, unique per connection (`""` when unknown).
+    public let peerKey: String
+
+    /// Creates the context for a request on `source.channel`.
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.webSocket = .init()
+        let remote = source.channel.remoteAddress
+        self.peerAddress = remote?.ipAddress ?? ""
+        self.peerKey = remote.map { "\($0.ipAddress ?? ""):\($0.port ?? 0)" } ?? ""
+    }
+}

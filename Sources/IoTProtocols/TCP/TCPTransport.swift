@@ -1,0 +1,242 @@
+public import IoTCore
+public import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// The raw TCP device listener, on the ``IoTCore/StreamTransport`` base class: each connection starts
+/// with a handshake line, then carries messages in the configured framing, each answered with an ack
+/// after its journal receipt.
+///
+/// The protocol, per connection:
+/// 1. The device sends one handshake line: `uid:<device uid>:<username>:<password>` (as
+///    go-iot-platform's TCP transport) or `token:<access token>`. The server answers `OK <device uid>`
+///    or `ERR <code> <message>` and closes. The handshake is a line in both framings.
+/// 2. The device sends messages: lines, or a 4-byte big-endian length followed by that many bytes
+///    (``Framing``). Each is parsed by the listener's parser and journaled.
+/// 3. Every message is answered, in the same framing and in order: `OK <journal sequence>` once it is in
+///    the journal, or `ERR <code> <message>` (malformed payload, oversize frame, unknown signal,
+///    `backpressure … retry after <ms> ms`). An error costs only that message.
+/// 4. Downlink messages (``IoTCore/DeviceSessions/send(_:to:)``) arrive as `DOWN <payload>`.
+///
+/// A connection that sends nothing for ``Configuration/idleTimeoutMillis`` is closed; revoking the
+/// device's credentials closes its connections at once.
+///
+/// ```swift
+/// let tcp = TCPTransport(configuration: .init(port: 9000), ingestor: ingestor, authenticator: auth,
+///                        sessions: auth.sessions, parser: JSONParser(), logger: logger)
+/// // printf 'uid:meter-1:meter-1:secret\n{"temp":21.5}\n' | nc 127.0.0.1 9000   →  OK meter-1 / OK 17
+/// ```
+public final class TCPTransport: StreamTransport, @unchecked Sendable {
+    /// The listener configuration in force.
+    public let tcp: Configuration
+    let authenticator: any DeviceAuthenticator
+    /// Live connections, closed on revocation.
+    public let sessions: DeviceSessions
+    private let port = ListeningPort(component: "TCP listener")
+    private let connections = Mutex<[ObjectIdentifier: NIOByteStream]>([:])
+
+    /// Creates the listener; nothing is bound until ``run()``.
+    public init(
+        configuration: Configuration = .init(), ingestor: Ingestor, authenticator: any DeviceAuthenticator,
+        sessions: DeviceSessions = DeviceSessions(), parser: any Parser = JSONParser(),
+        logger: Logger = Logger(label: "iot.tcp")
+    ) {
+        self.tcp = configuration
+        self.authenticator = authenticator
+        self.sessions = sessions
+        // Length-prefixed frames carry a 4-byte header; the base class's limit covers header and body.
+        let baseLimit = configuration.framing == .lengthPrefixed ? configuration.maxFrameBytes + 4 : configuration.maxFrameBytes
+        super.init(
+            name: "tcp", identity: DeviceIdentity(tenant: TenantID(""), deviceUID: ""), parser: parser,
+            configuration: StreamTransport.Configuration(maxFrameBytes: baseLimit), ingestor: ingestor, logger: logger)
+    }
+
+    /// The port the listener is bound to; waits until ``run()`` has bound it.
+    public func listeningPort() async throws -> Int {
+        try await port.wait()
+    }
+
+    /// Accepts connections until graceful shutdown or cancellation; then closes the listener and every
+    /// connection (a message being ingested is finished and acknowledged first).
+    public override func run() async throws {
+        do {
+            try tcp.validate()
+        } catch {
+            port.stopped("its configuration is invalid: \(error.message)")
+            throw error
+        }
+        let idle = TimeAmount.milliseconds(tcp.idleTimeoutMillis)
+        let server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+        do {
+            server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(ChannelOptions.backlog, value: 256)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .bind(host: tcp.host, port: tcp.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
+                        try channel.pipeline.syncOperations.addHandler(IdleCloseHandler())
+                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            port.stopped("binding \(tcp.host):\(tcp.port) failed: \(error)")
+            throw IoTError(.unavailable, "the TCP listener cannot bind \(tcp.host):\(tcp.port): \(error)")
+        }
+        let bound = server.channel.localAddress?.port ?? 0
+        logger.info("TCP listening", metadata: ["host": "\(tcp.host)", "port": "\(bound)", "framing": "\(tcp.framing.rawValue)"])
+        port.bound(bound)
+        defer { port.stopped("it has stopped") }
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { inbound in
+                    for try await connection in inbound {
+                        group.addTask { await self.handle(connection) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            server.channel.close(promise: nil)
+            for stream in self.connections.withLock({ Array($0.values) }) { stream.channel.close(promise: nil) }
+        }
+    }
+
+    private func handle(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        let address = connection.channel.remoteAddress?.ipAddress ?? ""
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                let stream = NIOByteStream(inbound: inbound, outbound: outbound, channel: connection.channel)
+                let key = ObjectIdentifier(stream)
+                connections.withLock { $0[key] = stream }
+                defer { _ = connections.withLock { $0.removeValue(forKey: key) } }
+                guard let identity = try await handshake(stream, address: address) else { return }
+                let framing = tcp.framing
+                let session = sessions.register(
+                    identity, transport: name, address: address,
+                    send: { payload in try await stream.write(Self.frame("DOWN", payload, framing: framing)) },
+                    close: { await stream.close() })
+                defer { sessions.unregister(session) }
+                try await serve(stream, identity: identity)
+            }
+        } catch {
+            logger.debug("TCP connection ended", metadata: ["error": "\(error)", "peer": "\(address)"])
+        }
+    }
+
+    // MARK: Handshake
+
+    /// Reads and checks the handshake line; answers it. `nil` when the connection must end.
+    private func handshake(_ stream: NIOByteStream, address: String) async throws -> DeviceIdentity? {
+        var buffer: [UInt8] = []
+        var line: [UInt8]?
+        while line == nil {
+            guard let chunk = try await stream.read() else { return nil }
+            buffer.append(contentsOf: chunk)
+            if let i = buffer.firstIndex(of: 0x0A) {
+                line = Array(buffer[..<i])
+                stream.unread(Array(buffer[(i + 1)...]))
+            } else if buffer.count > tcp.maxHandshakeBytes {
+                return try await refuse(
+                    IoTError(.payloadTooLarge, "the handshake line is over \(tcp.maxHandshakeBytes) bytes"), on: stream)
+            }
+        }
+        var text = String(decoding: line!, as: UTF8.self)
+        if text.hasSuffix("\r") { text.removeLast() }
+        let credential: DeviceCredential
+        var claimedUID: String?
+        if text.hasPrefix("uid:") {
+            let parts = text.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false)
+            guard parts.count == 4, !parts[1].isEmpty else {
+                return try await refuse(Self.handshakeFormatError, on: stream)
+            }
+            claimedUID = String(parts[1])
+            credential = .usernamePassword(username: String(parts[2]), password: String(parts[3]))
+        } else if text.hasPrefix("token:") {
+            credential = .token(String(text.dropFirst(6)))
+        } else {
+            return try await refuse(Self.handshakeFormatError, on: stream)
+        }
+        let identity: DeviceIdentity
+        do {
+            identity = try await authenticator.authenticate(
+                credential, source: AuthenticationSource(transport: name, address: address))
+        } catch {
+            if error.code != .unauthorized && error.code != .rateLimited {
+                logger.error("device authentication failed", metadata: ["error": "\(error)"])
+            }
+            return try await refuse(error, on: stream)
+        }
+        if let claimedUID, claimedUID != identity.deviceUID {
+            return try await refuse(
+                IoTError(.forbidden, "these credentials belong to another device; send uid:<that device's uid>:…"),
+                on: stream)
+        }
+        try await stream.write(Array("OK \(identity.deviceUID)\n".utf8))
+        return identity
+    }
+
+    private static let handshakeFormatError = IoTError(
+        .malformedPayload, "the first line must be 'uid:<device uid>:<username>:<password>' or 'token:<access token>'")
+
+    private func refuse(_ error: IoTError, on stream: NIOByteStream) async throws -> DeviceIdentity? {
+        ingestor.recordRejected(transport: name, error: error)
+        try? await stream.write(Array("ERR \(error.code.name) \(Self.oneLine(error.message))\n".utf8))
+        await stream.close()
+        return nil
+    }
+
+    // MARK: Framing
+
+    public override func nextFrame(from buffer: inout [UInt8]) throws(IoTError) -> [UInt8]? {
+        guard tcp.framing == .lengthPrefixed else { return try super.nextFrame(from: &buffer) }
+        guard let length = Self.declaredLength(buffer), length <= tcp.maxFrameBytes, buffer.count >= 4 + length else {
+            return nil
+        }
+        let frame = Array(buffer[4..<(4 + length)])
+        buffer.removeFirst(4 + length)
+        return frame
+    }
+
+    public override func oversizeFrameLength(in buffer: [UInt8]) -> Int? {
+        guard tcp.framing == .lengthPrefixed, let length = Self.declaredLength(buffer), length > tcp.maxFrameBytes
+        else { return nil }
+        return 4 + length
+    }
+
+    public override func acknowledgement(for result: Result<Receipt, IoTError>) -> [UInt8]? {
+        switch result {
+        case .success(let receipt):
+            return Self.frame("OK", Array("\(receipt.sequence)".utf8), framing: tcp.framing)
+        case .failure(let error):
+            var message = error.message
+            if let wait = error.retryAfterMillis { message += " (retry after \(wait) ms)" }
+            return Self.frame("ERR", Array("\(error.code.name) \(Self.oneLine(message))".utf8), framing: tcp.framing)
+        }
+    }
+
+    static func declaredLength(_ buffer: [UInt8]) -> Int? {
+        guard buffer.count >= 4 else { return nil }
+        return Int(buffer[0]) << 24 | Int(buffer[1]) << 16 | Int(buffer[2]) << 8 | Int(buffer[3])
+    }
+
+    /// `<verb> <body>` in the framing: a line (newlines in the body become spaces) or a length-prefixed frame.
+    static func frame(_ verb: String, _ body: [UInt8], framing: Framing) -> [UInt8] {
+        var bytes = Array(verb.utf8) + [0x20]
+        switch framing {
+        case .lines:
+            bytes += body.map { $0 == 0x0A || $0 == 0x0D ? 0x20 : $0 }
+            bytes.append(0x0A)
+            return bytes
+        case .lengthPrefixed:
+            bytes += body
+            let n = bytes.count
+            return [UInt8(truncatingIfNeeded: n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)] + bytes
+        }
+    }
+
+    static func oneLine(_ s: String) -> String {
+        String(s.map { $0 == "\n" || $0 == "\r" ? " " : $0 })
+    }
+}

@@ -1,0 +1,58 @@
+public import IoTCore
+
+extension WebSocketTransport {
+    /// Where the WebSocket device listener binds and how it treats connections.
+    ///
+    /// ```swift
+    /// var configuration = WebSocketTransport.Configuration()
+    /// configuration.port = 8083
+    /// configuration.pingIntervalMillis = 15_000
+    /// ```
+    public struct Configuration: Sendable {
+        /// The address to bind. Default `"127.0.0.1"`.
+        public var host: String
+        /// The port. Default `8083`; `0` picks a free one (see ``WebSocketTransport/listeningPort()``).
+        public var port: Int
+        /// The path devices connect to. Default `"/api/v1/devices/ws"`.
+        public var path: String
+        /// The largest message, in bytes: a larger one is answered with an error frame and counted, and
+        /// the connection carries on. A single message over four times this is refused by the WebSocket
+        /// layer itself, which closes the connection with 1009 (message too big). Default 65 536.
+        public var maxMessageBytes: Int
+        /// The server pings every this many ms; a peer that has not answered the previous ping by then is
+        /// closed. Default 30 000.
+        public var pingIntervalMillis: Int64
+        /// A connection that sends no message for this long, in ms, is closed with 1001 (going away).
+        /// Pongs do not count as messages. Default 120 000.
+        public var idleTimeoutMillis: Int64
+
+        /// Creates a configuration; every argument has the default documented on its property.
+        public init(
+            host: String = "127.0.0.1", port: Int = 8083, path: String = "/api/v1/devices/ws",
+            maxMessageBytes: Int = 65_536, pingIntervalMillis: Int64 = 30_000, idleTimeoutMillis: Int64 = 120_000
+        ) {
+            self.host = host
+            self.port = port
+            self.path = path
+            self.maxMessageBytes = maxMessageBytes
+            self.pingIntervalMillis = pingIntervalMillis
+            self.idleTimeoutMillis = idleTimeoutMillis
+        }
+
+        /// Checks the configuration; ``WebSocketTransport/run()`` calls it before binding.
+        public func validate() throws(IoTError) {
+            guard (0...65_535).contains(port) else {
+                throw IoTError(.invalidArgument, "WebSocket port \(port) is out of range; use 1–65535, or 0 for any free port")
+            }
+            guard path.hasPrefix("/") else {
+                throw IoTError(.invalidArgument, "WebSocket path must start with '/', e.g. /api/v1/devices/ws")
+            }
+            guard maxMessageBytes > 0, maxMessageBytes <= 64 << 20 else {
+                throw IoTError(.invalidArgument, "WebSocket maxMessageBytes must be 1 … 67108864, e.g. 65536")
+            }
+            guard pingIntervalMillis > 0, idleTimeoutMillis > 0 else {
+                throw IoTError(.invalidArgument, "WebSocket pingIntervalMillis and idleTimeoutMillis must be positive")
+            }
+        }
+    }
+}

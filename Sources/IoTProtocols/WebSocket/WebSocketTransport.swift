@@ -1,0 +1,154 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+public import IoTCore
+public import Logging
+import NIOCore
+import Synchronization
+
+/// The WebSocket device listener: a device authenticates at the upgrade, then sends messages (text or
+/// binary frames), each answered with an ack frame after its journal receipt; the server pings it, closes
+/// it when idle, and delivers downlink messages.
+///
+/// - Connect to ``Configuration/path`` with `Authorization: Bearer <token>` (a long-lived token or one
+///   from token exchange), `Authorization: Basic <username:password>`, or `?token=<token>` (browsers).
+///   The credential is checked before the upgrade completes and the refusal is counted there; since
+///   Hummingbird answers every declined upgrade with a bare 400, a refused device instead gets the
+///   upgrade and at once a close frame saying why: 4401 (missing, wrong, expired or revoked credential),
+///   4403 (forbidden), 4429 (too many failed attempts from the address; retry later), with the message
+///   as the close reason. Browsers see close codes, never the status of a failed upgrade.
+/// - Each message is parsed by the listener's parser and answered, in order, with
+///   `{"type":"ack","n":<message number>,"ok":true,"sequence":…,"records":…,"points":…}` or
+///   `{"type":"ack","n":…,"ok":false,"error":"<code>","message":"<what to do>"}`.
+/// - Downlink messages (``IoTCore/DeviceSessions/send(_:to:)``, a JSON payload) arrive as
+///   `{"type":"downlink","data":<payload>}`.
+/// - Pings go out every ``Configuration/pingIntervalMillis``; an unanswered ping closes the connection.
+///   No message for ``Configuration/idleTimeoutMillis`` closes it with 1001. Revoking the device's
+///   credentials closes it with 1008 (policy violation).
+///
+/// ```swift
+/// let ws = WebSocketTransport(configuration: .init(port: 8083), ingestor: ingestor, authenticator: auth,
+///                             sessions: auth.sessions, logger: logger)
+/// // python: websockets.connect("ws://127.0.0.1:8083/api/v1/devices/ws",
+/// //                            additional_headers={"Authorization": "Bearer " + token})
+/// ```
+public final class WebSocketTransport: Transport {
+    /// The configuration in force.
+    public let configuration: Configuration
+    let ingestor: Ingestor
+    let authenticator: any DeviceAuthenticator
+    /// Live connections, closed on revocation and used for downlink.
+    public let sessions: DeviceSessions
+    let parser: any Parser
+    let logger: Logger
+    let port = ListeningPort(component: "WebSocket listener")
+    /// Upgrade decisions handed from the upgrade check to the connection, keyed by peer address and port.
+    let handoff = Mutex<[String: Result<DeviceIdentity, IoTError>]>([:])
+
+    /// `"websocket"`: the transport label of messages and counters.
+    public var name: String { "websocket" }
+
+    /// Creates the listener; nothing is bound until ``run()``.
+    public init(
+        configuration: Configuration = .init(), ingestor: Ingestor, authenticator: any DeviceAuthenticator,
+        sessions: DeviceSessions = DeviceSessions(), parser: any Parser = JSONParser(),
+        logger: Logger = Logger(label: "iot.websocket")
+    ) {
+        self.configuration = configuration
+        self.ingestor = ingestor
+        self.authenticator = authenticator
+        self.sessions = sessions
+        self.parser = parser
+        self.logger = logger
+    }
+
+    /// Serves until graceful shutdown or cancellation.
+    public func run() async throws {
+        do {
+            try configuration.validate()
+        } catch {
+            port.stopped("its configuration is invalid: \(error.message)")
+            throw error
+        }
+        let path = RouterPath(configuration.path)
+        let router = Router(context: DeviceRequestContext.self)
+        router.get(path) { _, _ -> Response in
+            IngestResponses.error(
+                IoTError(.invalidArgument, "this is a WebSocket endpoint; connect with a WebSocket client"),
+                status: .badRequest)
+        }
+        let wsRouter = Router(context: DeviceRequestContext.self)
+        wsRouter.ws(path) { request, context in
+            await self.shouldUpgrade(request, context: context)
+        } onUpgrade: { inbound, outbound, context in
+            await self.serve(inbound: inbound, outbound: outbound, peerKey: context.requestContext.peerKey,
+                             address: context.requestContext.peerAddress)
+        }
+        let ws = WebSocketServerConfiguration(
+            maxFrameSize: configuration.maxMessageBytes * 4,
+            autoPing: .enabled(timePeriod: .milliseconds(configuration.pingIntervalMillis)),
+            closeTimeout: .seconds(2))
+        let port = self.port
+        let logger = self.logger
+        let host = configuration.host
+        let app = Application(
+            router: router,
+            server: .http1WebSocketUpgrade(webSocketRouter: wsRouter, configuration: .init(ws: ws)),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? 0
+                logger.info("WebSocket listening", metadata: ["host": "\(host)", "port": "\(bound)"])
+                port.bound(bound)
+            },
+            logger: logger)
+        do {
+            try await app.run()
+        } catch {
+            port.stopped("it failed: \(error)")
+            throw error
+        }
+        port.stopped("it has stopped")
+    }
+
+    /// The port the listener is bound to; waits until ``run()`` has bound it.
+    public func listeningPort() async throws -> Int {
+        try await port.wait()
+    }
+
+    // MARK: Upgrade
+
+    /// Checks the credential; the upgrade always proceeds, and a refusal is delivered as a close frame.
+    private func shouldUpgrade(_ request: Request, context: DeviceRequestContext) async -> RouterShouldUpgrade {
+        let credential: DeviceCredential
+        if let fromHeader = HTTPIngestTransport.credential(request.headers[.authorization]) {
+            credential = fromHeader
+        } else if let token = request.uri.queryParameters.get("token"), !token.isEmpty {
+            credential = .token(token)
+        } else {
+            refuseUpgrade(
+                IoTError(
+                    .unauthorized,
+                    "no device credential; send \"Authorization: Bearer <token>\", \"Authorization: Basic …\" or ?token=<token>"),
+                context: context)
+            return .upgrade([:])
+        }
+        do {
+            let identity = try await authenticator.authenticate(
+                credential, source: AuthenticationSource(transport: name, address: context.peerAddress))
+            handoff.withLock { $0[context.peerKey] = .success(identity) }
+            return .upgrade([:])
+        } catch {
+            if error.code != .unauthorized && error.code != .rateLimited {
+                logger.error("device authentication failed", metadata: ["error": "\(error)"])
+            }
+            refuseUpgrade(error, context: context)
+            return .upgrade([:])
+        }
+    }
+
+    private func refuseUpgrade(_ error: IoTError, context: DeviceRequestContext) {
+        ingestor.recordRejected(transport: name, error: error)
+        handoff.withLock { $0[context.peerKey] = .failure(error) }
+    }
+
+}

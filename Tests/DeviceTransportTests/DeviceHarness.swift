@@ -1,0 +1,198 @@
+import IoTCore
+import IoTProtocols
+import IoTServer
+import IoTTesting
+import Logging
+import ServiceLifecycle
+import Testing
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every device listener (HTTP, WebSocket, TCP with both framings) and the management API, on free
+/// loopback ports, over in-memory stores, with one ``DeviceAuthService`` and one ``DeviceSessions``.
+final class DeviceHarness: Sendable {
+    static let tenant: TenantID = "acme"
+    static let adminKey = "test-admin-key"
+    let registry = InMemoryRegistryStore()
+    let points = InMemoryPointStore()
+    let credentials = InMemoryCredentialStore()
+    let journal = InMemoryJournal()
+    let sessions = DeviceSessions()
+    let live = LiveFeed()
+    /// Wall time of token expiry (tests advance it).
+    let authClock = ManualClock(now: 1_700_000_000_000)
+    let auth: DeviceAuthService
+    let ingestor: Ingestor
+    let http: HTTPIngestTransport
+    let ws: WebSocketTransport
+    let tcpLines: TCPTransport
+    let tcpLength: TCPTransport
+    let api: ManagementServer
+    let httpPort: Int
+    let wsPort: Int
+    let tcpLinesPort: Int
+    let tcpLengthPort: Int
+    let apiPort: Int
+    private let group: ServiceGroup
+    private let groupTask: Task<Void, any Error>
+
+    var scope: AccessScope { .tenant(Self.tenant) }
+
+    init(
+        webSocket: WebSocketTransport.Configuration = .init(port: 0, maxMessageBytes: 1_024),
+        tcp: TCPTransport.Configuration = .init(port: 0, maxFrameBytes: 1_024),
+        failedAttempts: FailedAttemptLimiter.Configuration = .init()
+    ) async throws {
+        try await registry.saveTenant(Tenant(id: Self.tenant))
+        try await registry.saveProduct(
+            .tenant(Self.tenant), Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "hum")]))
+        for uid in ["t-1", "t-2", "t-3"] {
+            try await registry.saveDevice(.tenant(Self.tenant), Device(uid: uid, product: "thermo"))
+        }
+        let logger = Logger(label: "test")
+        auth = DeviceAuthService(
+            credentials: credentials, sessions: sessions,
+            configuration: .init(passwordIterations: 1_000, failedAttempts: failedAttempts), clock: authClock,
+            logger: logger)
+        let ingestor = Ingestor(
+            journal: journal, pointStore: points, registry: registry, observers: [live], logger: logger)
+        self.ingestor = ingestor
+        http = HTTPIngestTransport(configuration: .init(port: 0), ingestor: ingestor, authenticator: auth, logger: logger)
+        ws = WebSocketTransport(configuration: webSocket, ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)
+        var lines = tcp
+        lines.framing = .lines
+        var length = tcp
+        length.framing = .lengthPrefixed
+        tcpLines = TCPTransport(configuration: lines, ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)
+        tcpLength = TCPTransport(configuration: length, ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)
+        api = ManagementServer(
+            configuration: .init(port: 0, adminAPIKey: Self.adminKey), registry: registry, points: points, tokens: auth,
+            ingestor: ingestor, prometheus: nil, credentialManager: auth, sessions: sessions, liveFeed: live,
+            logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(services: [ingestor, http, ws, tcpLines, tcpLength, api], logger: logger))
+        self.group = group
+        groupTask = Task { try await group.run() }
+        while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
+        httpPort = try await http.listeningPort()
+        wsPort = try await ws.listeningPort()
+        tcpLinesPort = try await tcpLines.listeningPort()
+        tcpLengthPort = try await tcpLength.listeningPort()
+        apiPort = try await api.listeningPort()
+    }
+
+    func identity(_ uid: String) -> DeviceIdentity { DeviceIdentity(tenant: Self.tenant, deviceUID: uid) }
+
+    /// A long-lived token for a device.
+    func token(_ uid: String = "t-1") async throws -> String {
+        try await auth.issueToken(for: identity(uid), label: "test-\(Int.random(in: 0..<1_000_000))", now: 0)
+    }
+
+    /// A password credential `<uid>-user` / returned password.
+    func password(_ uid: String = "t-1", password: String = "secret-\(Int.random(in: 100_000..<999_999))") async throws
+        -> IssuedPassword
+    {
+        try await auth.addPassword(for: identity(uid), username: "\(uid)-user", password: password, label: "primary", now: 0)
+    }
+
+    var wsURL: String { "ws://127.0.0.1:\(wsPort)/api/v1/devices/ws" }
+
+    /// Starts the Python peer with `arguments` (see Peers/peer.py).
+    func peer(_ arguments: [String]) throws -> Peer {
+        Peer(try ChildProcess(["/usr/bin/env", "python3", "-u", Self.peerScript] + arguments))
+    }
+
+    static let peerScript: String = {
+        var parts = String(#filePath).split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast()
+        return parts.joined(separator: "/") + "/Peers/peer.py"
+    }()
+
+    /// A management API request with the admin key (blocking I/O off the cooperative pool).
+    func apiRequest(_ method: String, _ path: String, body: String = "") async throws -> LoopbackHTTPClient.Response {
+        var headers = ["X-API-Key": Self.adminKey]
+        if !body.isEmpty { headers["Content-Type"] = "application/json" }
+        return try await Self.request(port: apiPort, method, path, headers: headers, body: body)
+    }
+
+    /// A device-listener HTTP request (blocking I/O off the cooperative pool).
+    func httpRequest(_ method: String, _ path: String, headers: [String: String] = [:], body: String = "") async throws
+        -> LoopbackHTTPClient.Response
+    {
+        var headers = headers
+        if !body.isEmpty { headers["Content-Type"] = "application/json" }
+        return try await Self.request(port: httpPort, method, path, headers: headers, body: body)
+    }
+
+    private static func request(port: Int, _ method: String, _ path: String, headers: [String: String], body: String)
+        async throws -> LoopbackHTTPClient.Response
+    {
+        try await offPool {
+            try LoopbackHTTPClient(port: port).request(method, path, headers: headers, body: Array(body.utf8))
+        }
+    }
+
+    func series(_ device: String, _ signal: String = "temp") async throws -> [Point] {
+        try await points.range(
+            scope, series: SeriesKey(device: device, signal: signal), from: 0, to: .max, limit: nil, order: .ascending)
+    }
+
+    /// Waits until the ingestor has committed everything journaled.
+    func drain() async throws {
+        while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
+    }
+
+    func rejected(_ reason: String) -> Int { ingestor.statistics.rejected[reason] ?? 0 }
+
+    func stop() async {
+        await group.triggerGracefulShutdown()
+        do {
+            try await groupTask.value
+        } catch {
+            Issue.record("the services did not stop cleanly: \(error)")
+        }
+    }
+}
+
+/// Runs blocking work (a peer's pipe, a blocking HTTP client) on a thread of its own, so it never ties
+/// up the cooperative pool that the listeners under test run on.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+/// A Python peer process; its event lines are read off the cooperative pool.
+///
+/// `@unchecked Sendable`: the child is used by one test at a time, one call after another.
+final class Peer: @unchecked Sendable {
+    let child: ChildProcess
+    init(_ child: ChildProcess) { self.child = child }
+
+    /// The next line, or `nil` at end of output.
+    func readLine() async -> String? {
+        (try? await offPool { self.child.readLine() }) ?? nil
+    }
+
+    /// The next line starting with `prefix` (skipping others), or `nil` at end of output.
+    func next(_ prefix: String) async -> String? {
+        while let line = await readLine() {
+            if line.hasPrefix(prefix) { return line }
+        }
+        return nil
+    }
+
+    /// Every remaining line until the peer exits.
+    func rest() async -> [String] {
+        var lines: [String] = []
+        while let line = await readLine() { lines.append(line) }
+        return lines
+    }
+
+    /// Stops the peer by its PID.
+    @discardableResult
+    func stop(signal: Int32) -> Int32 { child.stop(signal: signal) }
+}

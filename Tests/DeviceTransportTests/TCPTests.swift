@@ -1,0 +1,138 @@
+import IoTCore
+import IoTProtocols
+import IoTTesting
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The raw TCP listener against plain-socket Python peers, started and stopped by PID.
+@Suite("TCP transport (plain socket peers)", .serialized)
+struct TCPTests {
+    @Test("both framings: handshake, an ack per message, malformed and oversize frames answered, counted and skipped",
+          arguments: ["lines", "length"])
+    func framing(_ framing: String) async throws {
+        let h = try await DeviceHarness()
+        defer { Task { await h.stop() } }
+        let password = try await h.password("t-1")
+        let port = framing == "lines" ? h.tcpLinesPort : h.tcpLengthPort
+        let peer = try h.peer([
+            "tcp", "127.0.0.1", "\(port)", "--framing", framing, "--handshake", "uid:t-1:t-1-user:\(password.password)",
+            "--send", #"{"temp": 1}"#, "--send", "{oops", "--send", "@size:3000", "--send", #"{"temp": 2, "hum": 40}"#,
+        ])
+        defer { peer.stop(signal: SIGKILL) }
+        #expect(await peer.readLine() == "REPLY OK t-1")
+        let first = try #require(await peer.readLine())
+        #expect(first.hasPrefix("REPLY OK "), "\(first)")
+        #expect(await peer.readLine()?.hasPrefix("REPLY ERR malformed_payload ") == true)
+        let oversize = try #require(await peer.readLine())
+        #expect(oversize.hasPrefix("REPLY ERR payload_too_large "), "\(oversize)")
+        #expect(await peer.readLine()?.hasPrefix("REPLY OK ") == true, "the stream carries on after the oversize frame")
+        try await h.drain()
+        #expect(try await h.series("t-1").map(\.value) == [.number(1), .number(2)])
+        #expect(try await h.series("t-1", "hum").map(\.value) == [.number(40)])
+        #expect(h.rejected("malformed_payload") == 1 && h.rejected("payload_too_large") == 1)
+        #expect(h.ingestor.statistics.isBalanced)
+    }
+
+    @Test("handshake: wrong password, unknown form and another device's uid are refused, counted and closed; a token works")
+    func handshake() async throws {
+        let h = try await DeviceHarness()
+        defer { Task { await h.stop() } }
+        let password = try await h.password("t-1")
+        let token = try await h.token("t-2")
+        let cases: [(String, String)] = [
+            ("uid:t-1:t-1-user:wrong-password", "REPLY ERR unauthorized "),
+            ("hello", "REPLY ERR malformed_payload "),
+            ("uid:t-2:t-1-user:\(password.password)", "REPLY ERR forbidden "),
+            ("token:nope", "REPLY ERR unauthorized "),
+        ]
+        for (line, expected) in cases {
+            let peer = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", line, "--send", #"{"temp": 5}"#])
+            defer { peer.stop(signal: SIGKILL) }
+            let reply = try #require(await peer.readLine())
+            #expect(reply.hasPrefix(expected), "\(line) → \(reply)")
+            #expect(await peer.next("CLOSED") != nil, "closed after a failed handshake")
+        }
+        #expect(h.rejected("unauthorized") == 2 && h.rejected("malformed_payload") == 1 && h.rejected("forbidden") == 1)
+        let ok = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(token)", "--send", #"{"temp": 5}"#])
+        defer { ok.stop(signal: SIGKILL) }
+        #expect(await ok.readLine() == "REPLY OK t-2")
+        #expect(await ok.readLine()?.hasPrefix("REPLY OK ") == true)
+        try await h.drain()
+        #expect(try await h.series("t-2").map(\.value) == [.number(5)])
+        #expect(try await h.series("t-1").isEmpty)
+    }
+
+    @Test("a slow client (one byte at a time) is served while a fast one carries on")
+    func slowClient() async throws {
+        let h = try await DeviceHarness()
+        defer { Task { await h.stop() } }
+        let t1 = try await h.token("t-1")
+        let t2 = try await h.token("t-2")
+        let slow = try h.peer([
+            "tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(t1)", "--slow", "1.5",
+            "--send", #"{"temp": 1, "hum": 2}"#,
+        ])
+        defer { slow.stop(signal: SIGKILL) }
+        #expect(await slow.readLine() == "REPLY OK t-1")
+        let start = ContinuousClock.now
+        let fast = try h.peer(
+            ["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(t2)"]
+                + (1...20).flatMap { ["--send", #"{"ts": \#(1_700_000_000_000 + $0), "temp": \#($0)}"#] })
+        defer { fast.stop(signal: SIGKILL) }
+        #expect(await fast.readLine() == "REPLY OK t-2")
+        var fastReplies: [String] = []
+        for _ in 0..<20 { if let line = await fast.readLine() { fastReplies.append(line) } }
+        #expect(fastReplies.count == 20 && fastReplies.allSatisfy { $0.hasPrefix("REPLY OK ") })
+        #expect(ContinuousClock.now - start < .seconds(1.4), "the fast client did not wait for the slow one")
+        #expect(await slow.readLine()?.hasPrefix("REPLY OK ") == true)
+        try await h.drain()
+        #expect(try await h.series("t-1", "hum").map(\.value) == [.number(2)])
+        #expect(try await h.series("t-2").count == 20)
+    }
+
+    @Test("an idle connection is closed after the idle timeout")
+    func idleTimeout() async throws {
+        let h = try await DeviceHarness(tcp: .init(port: 0, maxFrameBytes: 1_024, idleTimeoutMillis: 700))
+        defer { Task { await h.stop() } }
+        let token = try await h.token("t-1")
+        let peer = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(token)", "--wait", "10"])
+        defer { peer.stop(signal: SIGKILL) }
+        #expect(await peer.readLine() == "REPLY OK t-1")
+        let closed = try #require(await peer.next("CLOSED"))
+        let seconds = Double(closed.split(separator: " ")[2]) ?? 99
+        #expect(seconds < 2, "closed after 0.7 s idle: \(closed)")
+        let silent = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--wait", "10"])
+        defer { silent.stop(signal: SIGKILL) }
+        #expect(await silent.next("CLOSED") != nil, "a connection that never sends its handshake is closed too")
+    }
+
+    @Test("revocation closes a live TCP session within one second; downlink reaches a connected device")
+    func revocationAndDownlink() async throws {
+        let h = try await DeviceHarness()
+        defer { Task { await h.stop() } }
+        let password = try await h.password("t-1")
+        let t2 = try await h.token("t-2")
+        let victim = try h.peer([
+            "tcp", "127.0.0.1", "\(h.tcpLengthPort)", "--framing", "length", "--handshake",
+            "uid:t-1:t-1-user:\(password.password)", "--wait", "10",
+        ])
+        defer { victim.stop(signal: SIGKILL) }
+        let bystander = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(t2)", "--wait", "3"])
+        defer { bystander.stop(signal: SIGKILL) }
+        #expect(await victim.next("READY") != nil)
+        #expect(await bystander.next("READY") != nil)
+        let sent = try await h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-1/downlink", body: "{\"valve\":\n\"open\"}")
+        #expect(sent.status == 200)
+        #expect(await victim.readLine() == #"REPLY DOWN {"valve": "open"}"#)
+        let start = ContinuousClock.now
+        let revoked = try await h.apiRequest("DELETE", "/api/v1/tenants/acme/devices/t-1/credentials/passwords/primary")
+        #expect(revoked.status == 200)
+        #expect(await victim.next("CLOSED") != nil)
+        let elapsed = ContinuousClock.now - start
+        #expect(elapsed < .seconds(1), "closed within one second of the revocation: \(elapsed)")
+        #expect(await bystander.next("TIMEOUT") != nil, "the other device stays connected")
+    }
+}

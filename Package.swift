@@ -96,7 +96,6 @@ let package = Package(
                 "CIoTModbus",
                 "CIoTMosquitto",
                 "CIoTCurl",
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -264,6 +263,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            exclude: ["Peers"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

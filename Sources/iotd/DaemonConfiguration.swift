@@ -38,6 +38,7 @@ struct DaemonConfiguration: Codable, Sendable {
     struct Modbus: Codable, Sendable {
         var ioThreads: Int?
         var devices: [ModbusDevice]?
+    }
     /// `auth:` device authentication.
     struct Auth: Codable, Sendable {
         var sessionTokenSeconds: Int64?
@@ -168,7 +169,6 @@ extension DaemonConfiguration {
         return c
     }
 
-    func managementConfiguration(adminAPIKey: String?) throws -> ManagementServer.Configuration {
     var authConfiguration: DeviceAuthService.Configuration {
         var c = DeviceAuthService.Configuration()
         if let v = auth?.sessionTokenSeconds { c.sessionTokenMillis = v * 1000 }
@@ -200,7 +200,7 @@ extension DaemonConfiguration {
         return c
     }
 
-    func managementConfiguration(adminAPIKey: String?) -> ManagementServer.Configuration {
+    func managementConfiguration(adminAPIKey: String?) throws -> ManagementServer.Configuration {
         var c = ManagementServer.Configuration()
         if let v = management?.host { c.host = v }
         if let v = management?.port { c.port = v }

@@ -64,15 +64,12 @@ extension MQTTClient {
             ciot_mosquitto_clear_errno()
             let rc = mosquitto_loop_read(handle, 1)
             if rc != MOSQ_ERR_SUCCESS.rawValue {
-                readPassEnded?()
                 connectionLost(reason: Self.describe(rc), now: MQTTClock.millis())
                 return
             }
             let e = ciot_mosquitto_errno()
             if e == EAGAIN || e == EWOULDBLOCK || mosquitto_socket(handle) < 0 { break }
         }
-        // Before anything is written: the acknowledgements of this pass's messages are queued, not sent.
-        readPassEnded?()
         flush()
     }
 

@@ -149,14 +149,6 @@ public final class MQTTClient: @unchecked Sendable {
     var io = IO()
     /// Handlers, read on every message without taking `shared`.
     let handlers = Mutex<[Subscription]>([])
-    /// Called on the loop thread after each read pass, before the loop writes anything (the PUBACKs and
-    /// PUBRECs that libmosquitto queued for the messages of the pass): a handler that buffers messages
-    /// journals them here, once per pass instead of once per message.
-    var readPassEnded: (@Sendable () -> Void)? {
-        get { passHook.withLock { $0 } }
-        set { passHook.withLock { $0 = newValue } }
-    }
-    let passHook = Mutex<(@Sendable () -> Void)?>(nil)
 
     private static let ids = Atomic<UInt64>(1)
     private static let libraryInitialised: Bool = {

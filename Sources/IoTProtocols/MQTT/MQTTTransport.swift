@@ -1,7 +1,6 @@
 public import IoTCore
 public import Logging
 import ServiceLifecycle
-import Dispatch
 import Glibc
 import Synchronization
 
@@ -34,7 +33,7 @@ import Synchronization
 /// let group = ServiceGroup(services: [ingestor, mqtt], gracefulShutdownSignals: [.sigterm], logger: logger)
 /// try await group.run()
 /// ```
-public final class MQTTTransport: Transport, Sendable {
+public final class MQTTTransport: Transport {
     /// One subscription and how its messages are read.
     public struct Subscription: Sendable {
         /// The MQTT topic filter.
@@ -109,8 +108,6 @@ public final class MQTTTransport: Transport, Sendable {
     let counterState = Mutex(Counters(stored: 0, rejected: 0, notAcknowledged: 0))
     let stopping = Atomic<Bool>(false)
     let starter = Mutex<Task<Void, Never>?>(nil)
-    /// Messages of the current read pass (loop thread), journaled before the pass's PUBACKs are written.
-    let pending = Mutex<[(MQTTMessage, Subscription)]>([])
 
     /// `"mqtt"`: the transport label of messages and counters.
     public var name: String { "mqtt" }
@@ -133,10 +130,9 @@ public final class MQTTTransport: Transport, Sendable {
         client = try MQTTClient(configuration: configuration.client, group: group, logger: logger)
         for sub in configuration.subscriptions {
             try client.subscribe(sub.filter, qos: sub.qos) { [weak self] message in
-                self?.pending.withLock { $0.append((message, sub)) }
+                self?.ingest(message, sub)
             }
         }
-        client.readPassEnded = { [weak self] in self?.ingestPass() }
     }
 
     /// What became of the messages received so far.
@@ -177,102 +173,58 @@ public final class MQTTTransport: Transport, Sendable {
         try await client.publish(topic: topic, payload: payload, qos: qos, retain: retain)
     }
 
-    /// Runs on the loop thread after a read pass, before the loop writes the pass's PUBACKs: journals every
-    /// message of the pass (one hop to the ingestor for the whole pass), or drops the connection so that
-    /// none of them is acknowledged.
-    func ingestPass() {
-        let batch = pending.withLock { p -> [(MQTTMessage, Subscription)] in
-            defer { p.removeAll(keepingCapacity: true) }
-            return p
+    /// Runs on the loop thread, inside libmosquitto's `on_message`.
+    func ingest(_ m: MQTTMessage, _ sub: Subscription) {
+        if m.payload.count > configuration.maxPayloadBytes {
+            ingestor.recordRejected(
+                transport: name,
+                error: IoTError(
+                    .payloadTooLarge,
+                    "\(m.payload.count) bytes on '\(m.topic)' is over maxPayloadBytes (\(configuration.maxPayloadBytes))"))
+            counterState.withLock { $0.rejected += 1 }
+            return
         }
-        if batch.isEmpty { return }
-        var work: [(InboundMessage, any Parser, DeviceIdentity)] = []
-        work.reserveCapacity(batch.count)
-        var rejectedEarly = 0
-        for (m, sub) in batch {
-            if m.payload.count > configuration.maxPayloadBytes {
+        let uid: String
+        if let template = sub.template {
+            guard let named = template.deviceUID(in: m.topic) else {
                 ingestor.recordRejected(
                     transport: name,
-                    error: IoTError(
-                        .payloadTooLarge,
-                        "\(m.payload.count) bytes on '\(m.topic)' is over maxPayloadBytes (\(configuration.maxPayloadBytes))"))
-                rejectedEarly += 1
-                continue
+                    error: IoTError(.invalidArgument, "topic '\(m.topic)' does not fit the template '\(template)'"))
+                counterState.withLock { $0.rejected += 1 }
+                return
             }
-            let uid: String
-            if let template = sub.template {
-                guard let named = template.deviceUID(in: m.topic) else {
-                    ingestor.recordRejected(
-                        transport: name,
-                        error: IoTError(.invalidArgument, "topic '\(m.topic)' does not fit the template '\(template)'"))
-                    rejectedEarly += 1
-                    continue
-                }
-                uid = named
-            } else {
-                uid = configuration.client.clientID
-            }
-            work.append(
-                (
-                    InboundMessage(transport: name, deviceUID: uid, topic: m.topic, payload: m.payload), sub.parser,
-                    DeviceIdentity(tenant: configuration.tenant, deviceUID: uid)
-                ))
+            uid = named
+        } else {
+            uid = configuration.client.clientID
         }
-        var outcome = Counters(stored: 0, rejected: rejectedEarly, notAcknowledged: 0)
-        if !work.isEmpty {
-            let result = journal(work)
-            outcome.stored += result.stored
-            outcome.rejected += result.rejected
-            if let failure = result.failure {
-                outcome.notAcknowledged += work.count - result.stored - result.rejected
-                logger.warning(
-                    "MQTT messages not journaled; dropping the connection so that the broker sends them again",
-                    metadata: ["error": "\(failure.message)"])
-                client.abortConnection()
-            }
-        }
-        counterState.withLock {
-            $0.stored += outcome.stored
-            $0.rejected += outcome.rejected
-            $0.notAcknowledged += outcome.notAcknowledged
-        }
-    }
-
-    /// Ingests `work` in order in one task and waits for it (the loop thread is not a cooperative thread).
-    /// Back-pressure is waited out; a journal, storage or shutdown error stops the pass.
-    private func journal(_ work: [(InboundMessage, any Parser, DeviceIdentity)]) -> (stored: Int, rejected: Int, failure: IoTError?) {
-        let box = Mutex<(stored: Int, rejected: Int, failure: IoTError?)>((0, 0, nil))
-        let done = DispatchSemaphore(value: 0)
-        let ingestor = self.ingestor
-        Task { [self] in
-            var r: (stored: Int, rejected: Int, failure: IoTError?) = (0, 0, nil)
-            outer: for (message, parser, identity) in work {
-                var wait: UInt64 = 5_000_000
-                retry: while true {
-                    do throws(IoTError) {
-                        _ = try await ingestor.ingest(message, parser: parser, identity: identity)
-                        r.stored += 1
-                        break retry
-                    } catch {
-                        switch error.code {
-                        case .backpressure where !self.stopping.load(ordering: .acquiring):
-                            try? await Task.sleep(nanoseconds: wait)
-                            wait = min(wait * 2, 200_000_000)
-                        case .backpressure, .shutdown, .journal, .storage, .unavailable, .timeout:
-                            r.failure = error
-                            break outer
-                        default:
-                            r.rejected += 1  // counted by the ingestor with its reason
-                            break retry
-                        }
-                    }
+        let message = InboundMessage(transport: name, deviceUID: uid, topic: m.topic, payload: m.payload)
+        let identity = DeviceIdentity(tenant: configuration.tenant, deviceUID: uid)
+        var wait: UInt32 = 5_000
+        while true {
+            do {
+                _ = try ingestor.ingestBlocking(message, parser: sub.parser, identity: identity)
+                counterState.withLock { $0.stored += 1 }
+                return
+            } catch {
+                switch error.code {
+                case .backpressure where !stopping.load(ordering: .acquiring):
+                    usleep(wait)
+                    wait = min(wait * 2, 200_000)
+                case .backpressure, .shutdown, .journal, .storage, .unavailable, .timeout:
+                    // Not in the journal: drop the connection before libmosquitto's PUBACK leaves.
+                    counterState.withLock { $0.notAcknowledged += 1 }
+                    logger.warning(
+                        "MQTT message not journaled; dropping the connection so the broker sends it again",
+                        metadata: ["topic": "\(m.topic)", "error": "\(error.message)"])
+                    client.abortConnection()
+                    return
+                default:
+                    counterState.withLock { $0.rejected += 1 }
+                    logger.debug(
+                        "MQTT message rejected", metadata: ["topic": "\(m.topic)", "error": "\(error.message)"])
+                    return
                 }
             }
-            let result = r
-            box.withLock { $0 = result }
-            done.signal()
         }
-        done.wait()
-        return box.withLock { $0 }
     }
 }

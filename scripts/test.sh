@@ -31,10 +31,11 @@ if grep -E '^/.*/(Sources|Tests|Benchmarks|Examples)/.*(warning|error):' "$log" 
     exit 1
 fi
 
-# Tests whose subject is timing under a rate (a storm of 500 alarms within a second, kill -9 while a
-# publisher sends thousands of messages per second) run after the others, alone, so that the rest of the
-# suite running in parallel on 2 cores does not stretch the second they are about.
-TIMED='stormOf500|killNineWhileReceiving'
+# Tests whose subject is timing (a storm of 500 alarms within a second, kill -9 while a publisher sends
+# thousands of messages per second, idle and heartbeat timeouts, revocation cutting a session within one
+# second, a slow client not delaying a fast one) run after the others, alone, so that the rest of the suite
+# running in parallel on 2 cores does not stretch the seconds they are about.
+TIMED='stormOf500|killNineWhileReceiving|slowClient|idleTimeout|heartbeat|idleClose|revocationCutsSession|revocationAndDownlink'
 run_tests() {  # run_tests LABEL ARGS…
     echo "== tests ($1)"
     shift

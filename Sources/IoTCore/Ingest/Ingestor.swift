@@ -175,14 +175,9 @@ public final class Ingestor: Service {
     private func productParser(for identity: DeviceIdentity, default parser: any Parser) async throws(IoTError)
         -> any Parser
     {
-        guard let parsers else { return parser }
-        let device: DeviceDirectory.ResolvedDevice?
-        do {
-            device = try await directory.device(identity)
-        } catch {
-            throw IoTError(.storage, "the registry failed while choosing a parser: \(error)")
+        guard let parsers, let name = try await productParserName(for: identity), name != parser.name else {
+            return parser
         }
-        guard let name = device?.parser, name != parser.name else { return parser }
         guard let named = parsers.parser(named: name) else {
             throw IoTError(
                 .invalidArgument,

@@ -34,28 +34,27 @@ extension ManagementServer {
         var failures: [RestoreFailure] = []
         for tenant in try await registry.tenants() {
             let scope = AccessScope.tenant(tenant.id)
-            if let rules {
-                for stored in try await definitions.definitions(scope, kind: DefinitionKind.alarmRule) {
+            /// Adds each stored definition of `kind` with `add`, collecting what fails.
+            func restore(_ kind: String, _ route: String, _ add: ([UInt8]) async throws -> Void) async throws {
+                for stored in try await definitions.definitions(scope, kind: kind) {
                     do {
-                        try await rules.add(try Self.rule(from: stored.body), tenant: tenant.id)
+                        try await add(stored.body)
                     } catch {
                         failures.append(
                             RestoreFailure(
-                                tenant: tenant.id, kind: DefinitionKind.alarmRule, id: stored.id,
-                                message: "\(error); replace it with POST /api/v1/tenants/\(tenant.id)/rules"))
+                                tenant: tenant.id, kind: kind, id: stored.id,
+                                message: "\(error); replace it with POST /api/v1/tenants/\(tenant.id)/\(route)"))
                     }
                 }
             }
+            if let rules {
+                try await restore(DefinitionKind.alarmRule, "rules") {
+                    try await rules.add(try Self.rule(from: $0), tenant: tenant.id)
+                }
+            }
             if let statistics {
-                for stored in try await definitions.definitions(scope, kind: DefinitionKind.statisticsJob) {
-                    do {
-                        try await statistics.add(try Self.statisticsJob(from: stored.body), tenant: tenant.id)
-                    } catch {
-                        failures.append(
-                            RestoreFailure(
-                                tenant: tenant.id, kind: DefinitionKind.statisticsJob, id: stored.id,
-                                message: "\(error); replace it with POST /api/v1/tenants/\(tenant.id)/statistics/jobs"))
-                    }
+                try await restore(DefinitionKind.statisticsJob, "statistics/jobs") {
+                    try await statistics.add(try Self.statisticsJob(from: $0), tenant: tenant.id)
                 }
             }
         }

@@ -5,7 +5,9 @@ public import IoTCore
 /// `msg` has `payload` (the bytes as a Lua string), `transport`, and when known `topic`, `device` (the
 /// connected unit's uid) and `receivedAt` (UTC ms). `parse` returns a list of records, or one record:
 /// `{device = …, identificationCode = …, time = …, values = {name = value, …}}`. `device` defaults to the
-/// message's device, `identificationCode` to `device`, `time` (ms) to server time.
+/// message's device, `identificationCode` to `device`, `time` (ms) to server time. A table that is neither
+/// a list nor a record (it has no `values`), such as `{temp = 21.5, hum = 40}`, is the values of the
+/// message's device at server time: every key is a signal name there, `time` and `device` included.
 ///
 /// ```swift
 /// let parser = try LuaScriptParser(source: """

@@ -32,8 +32,15 @@ enum ScriptRecords {
     }
 
     /// `[{device, identificationCode, time, values: {name: value}}]`; `device` defaults to the message's.
+    /// An object that is neither a record (no `values`) nor empty holds the values of the message's device.
     static func records(_ value: ScriptValue, message: InboundMessage, script: String) throws(IoTError) -> [DeviceRecord] {
         var out: [DeviceRecord] = []
+        if case .object(let flat) = value, !flat.isEmpty, flat["values"] == nil {
+            guard let device = message.deviceUID else {
+                throw malformed(script, "values without a device, for a message without one")
+            }
+            return [DeviceRecord(deviceUID: device, values: try signalValues(flat, record: 0, script: script))]
+        }
         for (i, element) in try list(value, single: { $0["values"] != nil }, script: script).enumerated() {
             guard case .object(let r) = element else { throw malformed(script, "\(kind(element)) as record \(i + 1)") }
             guard let device = try text(r["device"], "device", i, script) ?? message.deviceUID else {
@@ -49,22 +56,30 @@ enum ScriptRecords {
             var values: [String: SignalValue] = [:]
             switch r["values"] {
             case nil, .null: break
-            case .object(let vs):
-                for (name, v) in vs {
-                    switch v {
-                    case .null: continue
-                    case .number(let d): values[name] = .number(d)
-                    case .bool(let b): values[name] = .bool(b)
-                    case .string(let s): values[name] = .text(s)
-                    default: throw malformed(script, "record \(i + 1) with \(kind(v)) as the value of '\(name)'")
-                    }
-                }
+            case .object(let vs): values = try signalValues(vs, record: i, script: script)
             case .array(let a) where a.isEmpty: break
             case let other?: throw malformed(script, "record \(i + 1) with values \(kind(other)); expected an object")
             }
             out.append(DeviceRecord(deviceUID: device, identificationCode: code, time: time, values: values))
         }
         return out
+    }
+
+    /// `{name: value}` as signal values; `null` values are left out.
+    private static func signalValues(_ vs: [String: ScriptValue], record i: Int, script: String) throws(IoTError)
+        -> [String: SignalValue]
+    {
+        var values: [String: SignalValue] = [:]
+        for (name, v) in vs {
+            switch v {
+            case .null: continue
+            case .number(let d): values[name] = .number(d)
+            case .bool(let b): values[name] = .bool(b)
+            case .string(let s): values[name] = .text(s)
+            default: throw malformed(script, "record \(i + 1) with \(kind(v)) as the value of '\(name)'")
+            }
+        }
+        return values
     }
 
     /// go-iot-platform: `[{Time, DeviceUid, IdentificationCode, DataRows: [{Name, Value}], Nc}]`.

@@ -89,6 +89,19 @@ let jsParseScript = """
         #expect(try parser.parse(InboundMessage(transport: "t", text: "x")) == [DeviceRecord(deviceUID: "d", values: ["on": .bool(true)])])
     }
 
+    /// A flat table (no list, no `values`) is the message device's values, as parse.lua-style scripts return.
+    @Test func aFlatTableIsTheDeviceValues() async throws {
+        let parser = try LuaScriptParser(
+            source: "function parse(msg) return { temp = tonumber(msg.payload:match('t=(-?[%d.]+)')), ok = true, fw = 'v1' } end")
+        #expect(
+            try parser.parse(InboundMessage(transport: "t", deviceUID: "d-1", text: "t=21.5"))
+                == [DeviceRecord(deviceUID: "d-1", values: ["temp": .number(21.5), "ok": .bool(true), "fw": .text("v1")])])
+        #expect(try LuaScriptParser(source: "function parse(msg) return {} end").parse(InboundMessage(transport: "t", deviceUID: "d", text: "")) == [])
+        await expectError(.malformedPayload) { _ = try parser.parse(InboundMessage(transport: "t", text: "t=1")) }
+        let bad = try LuaScriptParser(source: "function parse(msg) return { temp = {} } end")
+        await expectError(.malformedPayload) { _ = try bad.parse(InboundMessage(transport: "t", deviceUID: "d", text: "")) }
+    }
+
     @Test func scriptErrorsAndBadShapesReject() async throws {
         let parser = try LuaScriptParser(source: luaParseScript, name: "kv")
         let e = await expectError(.malformedPayload) { _ = try parser.parse(InboundMessage(transport: "http", deviceUID: "d", text: "garbage")) }
@@ -174,6 +187,11 @@ extension WorkerTests {
                 ])
             let e = await expectErrorSync(.malformedPayload) { _ = try parser.parse(InboundMessage(transport: "http", deviceUID: "t-1", text: "{}")) }
             #expect(e?.message == "script 'js': Error: no temp in payload (line 3)")
+            let flat = try JavaScriptParser(
+                source: "function parse(msg) { return { temp: parseFloat(msg.payload), on: true }; }", name: "flat", engine: js)
+            #expect(
+                try flat.parse(InboundMessage(transport: "http", deviceUID: "t-1", text: "20.5"))
+                    == [DeviceRecord(deviceUID: "t-1", values: ["temp": .number(20.5), "on": .bool(true)])])
         }
     }
 

@@ -49,6 +49,30 @@ extension Ingestor {
         }
     }
 
+    /// ``resolve(_:receivedAt:identity:)`` from cached registry data only, on the calling thread. Returns
+    /// `nil` when the tenant or a device is not cached, or when a signal would have to be registered.
+    func resolveCached(_ records: [DeviceRecord], receivedAt: Int64, identity: DeviceIdentity) throws(IoTError)
+        -> [Point]?
+    {
+        if records.isEmpty { return [] }
+        guard case .hit(let tenant) = directory.cachedTenant(identity.tenant) else { return nil }
+        var devices: [String: DeviceDirectory.ResolvedDevice] = [:]
+        for record in records where devices[record.identificationCode] == nil {
+            let code = record.identificationCode
+            guard !code.isEmpty else { throw IoTError.malformed("a record has an empty device id") }
+            guard case .hit(let d) = directory.cachedDevice(DeviceIdentity(tenant: identity.tenant, deviceUID: code))
+            else { return nil }
+            devices[code] = d
+        }
+        if tenant.policy.unknownSignals == .register {
+            for record in records {
+                let signals = devices[record.identificationCode]!.signals
+                for name in record.values.keys where signals[name] == nil { return nil }
+            }
+        }
+        return try convert(records, devices: devices, policy: tenant.policy, receivedAt: receivedAt)
+    }
+
     private func convert(
         _ records: [DeviceRecord], devices: [String: DeviceDirectory.ResolvedDevice], policy: IngestPolicy,
         receivedAt: Int64

@@ -144,10 +144,11 @@ public final class Ingestor: Service {
     public func ingest(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) async throws(IoTError)
         -> Receipt
     {
-        accounting.received(message.transport)
         var message = message
         if message.receivedAt == nil { message.receivedAt = clock.now() }
         if message.deviceUID == nil { message.deviceUID = identity.deviceUID }
+        if let receipt = try ingestCached(message, parser: parser, identity: identity) { return receipt }
+        accounting.received(message.transport)
         let records: [DeviceRecord]
         do {
             records = try await productParser(for: identity, default: parser).parse(message)
@@ -198,12 +199,20 @@ public final class Ingestor: Service {
     /// The blocking form of ``ingest(_:parser:identity:)`` for threads that are not part of Swift's
     /// cooperative pool: a C library's callback thread (libmosquitto's `on_message`), which must not
     /// return before the message is journaled. Never call it from an `async` context.
+    ///
+    /// When the sender's tenant and devices are in the ingestor's cache (every message after a device's
+    /// first, within ``Configuration/registryCacheMillis``), the whole pipeline runs on the calling thread
+    /// with no task hop; otherwise it waits for a task that runs ``ingest(_:parser:identity:)``.
     public func ingestBlocking(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) throws(IoTError)
         -> Receipt
     {
+        var message = message
+        if message.receivedAt == nil { message.receivedAt = clock.now() }
+        if message.deviceUID == nil { message.deviceUID = identity.deviceUID }
+        if let receipt = try ingestCached(message, parser: parser, identity: identity) { return receipt }
         let box = Mutex<Result<Receipt, IoTError>?>(nil)
         let done = DispatchSemaphore(value: 0)
-        Task {
+        Task { [message] in
             let r: Result<Receipt, IoTError>
             do throws(IoTError) {
                 r = .success(try await self.ingest(message, parser: parser, identity: identity))
@@ -215,6 +224,49 @@ public final class Ingestor: Service {
         }
         done.wait()
         return try box.withLock { $0! }.get()
+    }
+
+    /// The pipeline on the calling thread, from cached registry data only. Returns `nil`, having counted
+    /// nothing, when something is not cached (or the ingestor is not ready): the caller then takes the
+    /// `async` path, which loads it and counts the message.
+    private func ingestCached(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) throws(IoTError)
+        -> Receipt?
+    {
+        guard isReady else { return nil }
+        var chosen = parser
+        if let parsers {
+            guard case .hit(let sender) = directory.cachedDevice(identity) else { return nil }
+            if let name = sender.parser, name != parser.name {
+                guard let named = parsers.parser(named: name) else { return nil }
+                chosen = named
+            }
+        }
+        let records: [DeviceRecord]
+        do {
+            records = try chosen.parse(message)
+        } catch {
+            accounting.received(message.transport)
+            accounting.rejected(message.transport, error.code.name)
+            throw error
+        }
+        let points: [Point]
+        do throws(IoTError) {
+            guard records.count <= configuration.maxRecordsPerMessage else {
+                throw IoTError(
+                    .payloadTooLarge,
+                    "message holds \(records.count) records, over the limit of \(configuration.maxRecordsPerMessage); split it")
+            }
+            guard let resolved = try resolveCached(records, receivedAt: message.receivedAt!, identity: identity) else {
+                return nil
+            }
+            points = resolved
+        } catch {
+            accounting.received(message.transport)
+            accounting.rejected(message.transport, error.code.name)
+            throw error
+        }
+        accounting.received(message.transport)
+        return try journal(points, records: records.count, transport: message.transport, identity: identity)
     }
 
     private func accept(_ records: [DeviceRecord], transport: String, receivedAt: Int64, identity: DeviceIdentity)
@@ -240,9 +292,17 @@ public final class Ingestor: Service {
             accounting.rejected(transport, error.code.name)
             throw error
         }
+        return try journal(points, records: records.count, transport: transport, identity: identity)
+    }
+
+    /// Reserves queue room for resolved points, appends them to the journal and queues them for the
+    /// store; the message has been counted as received.
+    private func journal(_ points: [Point], records: Int, transport: String, identity: DeviceIdentity)
+        throws(IoTError) -> Receipt
+    {
         if points.isEmpty {
             accounting.storedEmpty(transport)
-            return Receipt(sequence: 0, records: records.count, points: 0)
+            return Receipt(sequence: 0, records: records, points: 0)
         }
         guard queue.reserve(points.count) else {
             let closed = queue.isClosed
@@ -267,7 +327,7 @@ public final class Ingestor: Service {
             throw error
         }
         accounting.journaled()
-        return Receipt(sequence: sequence, records: records.count, points: points.count)
+        return Receipt(sequence: sequence, records: records, points: points.count)
     }
 
     /// Waits until the message of `receipt` is committed to the point store (read-your-writes).

@@ -5,24 +5,6 @@ import IoTCore
 import Glibc
 #endif
 
-/// The allocator of every sandboxed state: counts bytes and refuses to grow beyond the cap while the cap
-/// is enforced. Lua turns a refusal into a catchable "not enough memory" error; shrinking never fails.
-private let luaAllocator: lua_Alloc = { ud, ptr, osize, nsize in
-    let limits = ud!.assumingMemoryBound(to: ciot_lua_limits.self)
-    let old = ptr == nil ? 0 : osize
-    if nsize == 0 {
-        free(ptr)
-        limits.pointee.used -= old
-        return nil
-    }
-    if limits.pointee.enforce != 0, nsize > old, limits.pointee.used - old + nsize > limits.pointee.max_bytes {
-        return nil
-    }
-    guard let p = realloc(ptr, nsize) else { return nil }
-    limits.pointee.used = limits.pointee.used - old + nsize
-    return p
-}
-
 /// Called by Lua only for an error outside any `lua_pcall`, which this module never causes; ends the
 /// process with a message instead of Lua's silent `abort()`.
 private let luaPanic: lua_CFunction = { L in
@@ -36,7 +18,7 @@ private let luaPanic: lua_CFunction = { L in
 /// Builds the sandbox once per state and returns the function that makes a fresh global table for each
 /// script. Scripts see copies of the safe libraries, so one script cannot change another's `string`.
 private let sandboxPrelude = """
-    collectgarbage("generational")  -- most garbage of a parse call dies young
+    collectgarbage("generational", 200, 100)  -- most garbage of a parse call dies young; minor collections at 200 % growth
     local G = _G
     local rawload, pairs, type, error, tostring, gc = load, pairs, type, error, tostring, collectgarbage
     for _, k in ipairs({ "dofile", "loadfile", "require", "collectgarbage", "load", "print", "warn" }) do G[k] = nil end
@@ -73,6 +55,9 @@ final class LuaState: @unchecked Sendable {
     let L: OpaquePointer
     let limits: UnsafeMutablePointer<ciot_lua_limits>
     let configuration: LuaEngine.Configuration
+    /// ``LuaEngine/Configuration/timeLimit`` and the instruction budget in hook ticks, computed once.
+    private let timeLimitNanoseconds: Int64
+    private let maxTicks: Int64
     private var newEnvRef: Int32 = -2  // LUA_NOREF until the sandbox is set up
     /// Script id → registry reference of the script's global table.
     private(set) var scripts: [UInt64: Int32] = [:]
@@ -80,16 +65,42 @@ final class LuaState: @unchecked Sendable {
     private var lastScript: (id: UInt64, ref: Int32) = (0, -2)
     /// The engine's retirement generation this state has caught up with.
     var retiredGeneration = 0
+    /// Registry references of the ``Key`` strings, in ``Key`` order.
+    private var keyRefs: [lua_Integer] = []
+    /// The last strings pushed by ``pushRecent(_:slot:)``, per slot, with their registry references.
+    private var recent: [(text: String, ref: lua_Integer)] = [("", -2), ("", -2)]
+
+    /// Table keys the `parse(msg)` fast path reads and writes on every call. Each is interned once per
+    /// state and pushed by its registry reference, which skips hashing the text on every call.
+    enum Key: Int, CaseIterable {
+        case parse, payload, transport, topic, device, receivedAt, values, identificationCode, time
+
+        var text: String {
+            switch self {
+            case .parse: "parse"
+            case .payload: "payload"
+            case .transport: "transport"
+            case .topic: "topic"
+            case .device: "device"
+            case .receivedAt: "receivedAt"
+            case .values: "values"
+            case .identificationCode: "identificationCode"
+            case .time: "time"
+            }
+        }
+    }
     static let hookInterval: Int32 = 1000
 
     init(configuration: LuaEngine.Configuration) throws(IoTError) {
         self.configuration = configuration
+        timeLimitNanoseconds = configuration.timeLimit.inNanoseconds
+        maxTicks = Int64(max(1, configuration.instructionLimit / Int(Self.hookInterval)))
         limits = .allocate(capacity: 1)
         limits.initialize(
             to: ciot_lua_limits(
                 used: 0, max_bytes: configuration.memoryLimit, enforce: 0, timed_out: 0, ticks: 0, max_ticks: 0,
                 deadline_ns: 0))
-        guard let L = lua_newstate(luaAllocator, UnsafeMutableRawPointer(limits)) else {
+        guard let L = lua_newstate(ciot_lua_alloc, UnsafeMutableRawPointer(limits)) else {
             limits.deallocate()
             throw IoTError(.script, "cannot create a Lua state (out of memory)")
         }
@@ -112,6 +123,28 @@ final class LuaState: @unchecked Sendable {
             throw IoTError(.script, "cannot set up the Lua sandbox: \(message)")
         }
         newEnvRef = luaL_ref(L, ciot_lua_registryindex())
+        for key in Key.allCases {
+            pushString(key.text)
+            keyRefs.append(lua_Integer(luaL_ref(L, ciot_lua_registryindex())))
+        }
+    }
+
+    /// Pushes `text`, which is usually the same as the last one pushed in `slot` (a message's transport
+    /// or device): then it comes from a registry reference instead of being hashed again.
+    func pushRecent(_ text: String, slot: Int) {
+        if recent[slot].ref != -2 && recent[slot].text == text {
+            lua_rawgeti(L, ciot_lua_registryindex(), recent[slot].ref)
+            return
+        }
+        if recent[slot].ref != -2 { luaL_unref(L, ciot_lua_registryindex(), Int32(recent[slot].ref)) }
+        pushString(text)
+        lua_pushvalue(L, -1)
+        recent[slot] = (text, lua_Integer(luaL_ref(L, ciot_lua_registryindex())))
+    }
+
+    /// Pushes `key`'s interned string.
+    func push(_ key: Key) {
+        lua_rawgeti(L, ciot_lua_registryindex(), keyRefs[key.rawValue])
     }
 
     deinit {
@@ -128,8 +161,8 @@ final class LuaState: @unchecked Sendable {
         }
         l.pointee.timed_out = 0
         l.pointee.ticks = 0
-        l.pointee.max_ticks = Int64(max(1, configuration.instructionLimit / Int(Self.hookInterval)))
-        l.pointee.deadline_ns = ciot_lua_now_ns() + Int64(configuration.timeLimit.inNanoseconds)
+        l.pointee.max_ticks = maxTicks
+        l.pointee.deadline_ns = ciot_lua_now_ns() + timeLimitNanoseconds
         l.pointee.enforce = 1
         let status = ciot_lua_pcall(L, arguments, results, 0)
         l.pointee.enforce = 0
@@ -214,7 +247,11 @@ final class LuaState: @unchecked Sendable {
     /// Pushes the script's global function `name`, or throws when it is not a function.
     func pushFunction(_ function: String, of script: LuaScriptSource) throws(IoTError) {
         try pushEnvironment(of: script)
-        _ = lua_pushlstring(L, function, function.utf8.count)
+        if function == Key.parse.text {
+            push(.parse)
+        } else {
+            _ = lua_pushlstring(L, function, function.utf8.count)
+        }
         _ = lua_rawget(L, -2)
         guard lua_type(L, -1) == LUA_TFUNCTION else {
             lua_settop(L, -3)

@@ -33,9 +33,9 @@ fi
 
 # Tests whose subject is timing (a storm of 500 alarms within a second, kill -9 while a publisher sends
 # thousands of messages per second, idle and heartbeat timeouts, revocation cutting a session within one
-# second, a slow client not delaying a fast one) run after the others, alone, so that the rest of the suite
-# running in parallel on 2 cores does not stretch the seconds they are about.
-TIMED='stormOf500|killNineWhileReceiving|slowClient|idleTimeout|heartbeat|idleClose|revocationCutsSession|revocationAndDownlink'
+# second, a slow client not delaying a fast one, slow webhooks not stalling async code) run after the others,
+# alone, so that the rest of the suite running in parallel on 2 cores does not stretch the seconds they are about.
+TIMED='stormOf500|killNineWhileReceiving|slowClient|idleTimeout|heartbeat|idleClose|revocationCutsSession|revocationAndDownlink|slowWebhooksDoNotStall'
 run_tests() {  # run_tests LABEL ARGS…
     echo "== tests ($1)"
     shift

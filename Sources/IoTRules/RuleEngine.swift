@@ -123,6 +123,7 @@ public actor RuleEngine: Service, PointObserver {
     /// Runs timers (joint-rule intervals, duration debounce, offline deadlines) and periodic state
     /// saves until cancelled or gracefully shut down; then saves all state.
     public func run() async throws {
+        await deliverUnhandledEvents()
         do {
             try await cancelWhenGracefulShutdown { try await self.loop() }
         } catch is CancellationError {}

@@ -6,6 +6,9 @@
 ///   originator): saving a second open alarm with another id throws ``IoTError/Code/conflict``.
 /// - ``alarms(_:query:)`` returns newest first (by start time, then id) and honours the scope
 ///   (an alarm's originator is a device).
+/// - A store that can, records an alarm change's event in the same transaction as the alarm
+///   (``saveAlarm(_:_:unhandledEvent:)``) until the engine marks it handled, so notifications survive a
+///   crash between the two; the defaults record nothing.
 /// - Pass `IoTTesting.RuleStateStoreConformance` to check an implementation.
 public protocol RuleStateStore: Sendable {
     /// Stores a rule's state, replacing what was there.
@@ -23,6 +26,14 @@ public protocol RuleStateStore: Sendable {
     func alarm(_ scope: AccessScope, id: String) async throws -> Alarm?
     /// Alarms matching `query`, newest first.
     func alarms(_ scope: AccessScope, query: AlarmQuery) async throws -> [Alarm]
+
+    /// Saves `alarm` and records `unhandledEvent` in one atomic step; returns the record's id for
+    /// ``markAlarmEventHandled(_:id:)``, or `nil` when the store keeps no event records (the default).
+    func saveAlarm(_ scope: AccessScope, _ alarm: Alarm, unhandledEvent: UnhandledAlarmEvent) async throws -> Int64?
+    /// The recorded events not yet marked handled, oldest first.
+    func unhandledAlarmEvents(_ scope: AccessScope) async throws -> [UnhandledAlarmEvent]
+    /// Marks a recorded event handled (it is not handed out again).
+    func markAlarmEventHandled(_ scope: AccessScope, id: Int64) async throws
 }
 
 /// A filter for alarm listings.

@@ -1,5 +1,4 @@
 internal import CIoTCurl
-import Dispatch
 import IoTCore
 import Synchronization
 
@@ -86,22 +85,26 @@ private let readCallback: curl_read_callback = { buffer, size, count, userdata i
 }
 
 /// The one HTTP and SMTP client of the notifier channels: libcurl, with a pool of easy handles (so
-/// connections and TLS sessions are reused), each transfer run on a Dispatch thread (libcurl blocks;
-/// it never runs on Swift's cooperative pool).
+/// connections and TLS sessions are reused), each transfer run on a thread of its own
+/// ``BlockingThreadPool`` (libcurl blocks; it never runs on Swift's cooperative pool nor on a
+/// `DispatchQueue`, which on Linux drains on the same threads).
 enum CurlClient {
     static let globalInit: Void = { _ = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
     private static let pool = Mutex<[CurlEasy]>([])
-    private static let queue = DispatchQueue(label: "iot.notifiers.curl", attributes: .concurrent)
+    /// Transfers in flight at most; more wait in order for a thread.
+    static let maxConcurrentTransfers = 32
+    private static let threads = BlockingThreadPool(name: "iot-curl", maxThreads: maxConcurrentTransfers)
 
     /// Runs one transfer. Throws ``IoTError`` for transport failures (connection, TLS, login, timeout);
     /// an HTTP or SMTP status is returned, not thrown.
     static func perform(_ request: CurlRequest) async throws -> CurlResponse {
         let easy = try pool.withLock { $0.popLast() } ?? CurlEasy()
-        let result: Result<CurlResponse, IoTError> = await withCheckedContinuation { c in
-            queue.async { c.resume(returning: run(easy, request)) }
+        let result: Result<CurlResponse, IoTError> = await threads.run {
+            let r = run(easy, request)
+            curl_easy_reset(easy.handle)  // keeps live connections and the TLS session cache
+            return r
         }
-        curl_easy_reset(easy.handle)  // keeps live connections and the TLS session cache
-        pool.withLock { if $0.count < 32 { $0.append(easy) } }
+        pool.withLock { if $0.count < maxConcurrentTransfers { $0.append(easy) } }
         return try result.get()
     }
 

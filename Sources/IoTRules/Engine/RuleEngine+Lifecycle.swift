@@ -146,8 +146,18 @@ extension RuleEngine {
         defer { persisting = false }
         while !pending.isEmpty {
             let w = pending.removeFirst()
+            let scope = AccessScope.tenant(w.tenant)
+            var record: Int64?
             do {
-                try await stateStore.saveAlarm(.tenant(w.tenant), w.alarm)
+                if let kind = w.event {
+                    // The event is recorded with the alarm and marked handled once the handlers ran: a crash
+                    // in between leaves it for deliverUnhandledEvents() at the next start.
+                    record = try await stateStore.saveAlarm(
+                        scope, w.alarm,
+                        unhandledEvent: UnhandledAlarmEvent(kind: kind.rawValue, tenant: w.tenant, alarm: w.alarm, time: now))
+                } else {
+                    try await stateStore.saveAlarm(scope, w.alarm)
+                }
             } catch {
                 storeFailed("saving alarm \(w.alarm.id)", error)
             }
@@ -155,6 +165,13 @@ extension RuleEngine {
                 let e = AlarmEvent(kind: kind, tenant: w.tenant, alarm: w.alarm, time: now)
                 eventContinuation.yield(e)
                 for h in handlers { await h.handle(e) }
+                if let record {
+                    do {
+                        try await stateStore.markAlarmEventHandled(scope, id: record)
+                    } catch {
+                        storeFailed("marking the event of alarm \(w.alarm.id) handled", error)
+                    }
+                }
             }
         }
         guard force || now - lastFlush >= configuration.persistIntervalMillis, !dirtyRuntimes.isEmpty else {
@@ -180,6 +197,29 @@ extension RuleEngine {
             } catch {
                 storeFailed("saving state of rule \(r.id)", error)
                 markDirty(r)
+            }
+        }
+    }
+
+    /// Hands to the handlers again, oldest first, the alarm events that an earlier process stored with
+    /// their alarm but stopped before its handlers (the notifications) had run, then marks them handled.
+    /// ``run()`` calls it once at start, for the tenants whose rules were added by then; call it after
+    /// ``addHandler(_:)`` when you drive the engine without ``run()``. At least once: an event whose
+    /// handlers ran but whose mark was not written is handed out again.
+    public func deliverUnhandledEvents() async {
+        for tenant in tenants.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+            let scope = AccessScope.tenant(tenant)
+            do {
+                for record in try await stateStore.unhandledAlarmEvents(scope) {
+                    if let kind = AlarmEvent.Kind(rawValue: record.kind) {
+                        let e = AlarmEvent(kind: kind, tenant: tenant, alarm: record.alarm, time: record.time)
+                        eventContinuation.yield(e)
+                        for h in handlers { await h.handle(e) }
+                    }
+                    try await stateStore.markAlarmEventHandled(scope, id: record.id)
+                }
+            } catch {
+                storeFailed("delivering unhandled alarm events of tenant \(tenant)", error)
             }
         }
     }

@@ -8,7 +8,8 @@ import Metrics
 /// `NotificationDispatcher` delivers them.
 ///
 /// Register it with ``RuleEngine/addHandler(_:)``. Templates and policies live in memory (seeded from
-/// configuration, changed through the management API); templates are validated when saved.
+/// configuration, changed through the management API, which also keeps what it accepted in its
+/// `DefinitionStore` and adds it again at start); templates are validated when saved.
 ///
 /// ```swift
 /// let router = NotificationRouter(outbox: outbox, registry: registry, resolver: StaticRecipientResolver(),

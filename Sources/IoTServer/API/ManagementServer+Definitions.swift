@@ -1,3 +1,4 @@
+import Foundation
 public import IoTCore
 import IoTRules
 
@@ -5,6 +6,8 @@ import IoTRules
 enum DefinitionKind {
     static let alarmRule = "alarm-rule"
     static let statisticsJob = "statistics-job"
+    static let notificationTemplate = "notification-template"
+    static let notificationPolicy = "notification-policy"
 }
 
 extension ManagementServer {
@@ -12,7 +15,7 @@ extension ManagementServer {
     public struct RestoreFailure: Sendable, CustomStringConvertible {
         /// The tenant.
         public var tenant: TenantID
-        /// `alarm-rule` or `statistics-job`.
+        /// `alarm-rule`, `statistics-job`, `notification-template` or `notification-policy`.
         public var kind: String
         /// The rule's or job's id.
         public var id: String
@@ -22,9 +25,11 @@ extension ManagementServer {
         public var description: String { "\(kind) \"\(id)\" of tenant \"\(tenant)\": \(message)" }
     }
 
-    /// Adds again, to the rule engine and the statistics scheduler, the rules and jobs that earlier runs
-    /// accepted through the API (kept in the ``IoTCore/DefinitionStore`` passed as `definitions`). Call it
-    /// once at start, before declarations from a configuration file, which then win over the same ids.
+    /// Adds again, to the rule engine, the statistics scheduler and the notification router, the rules,
+    /// jobs, notification templates and routing policies that earlier runs accepted through the API (kept
+    /// in the ``IoTCore/DefinitionStore`` passed as `definitions`). Call it once at start, before
+    /// declarations from a configuration file, which then win over the same ids. Templates come back
+    /// before policies, which name them.
     ///
     /// - Returns: the definitions that could not be added (a script that no longer compiles, say); the
     ///   others are added regardless.
@@ -57,7 +62,23 @@ extension ManagementServer {
                     try await statistics.add(try Self.statisticsJob(from: $0), tenant: tenant.id)
                 }
             }
+            if let notifications {
+                try await restore(DefinitionKind.notificationTemplate, "notifications/templates") {
+                    try await notifications.saveTemplate(
+                        try JSONDecoder().decode(NotificationTemplate.self, from: Data($0)), tenant: tenant.id)
+                }
+                try await restore(DefinitionKind.notificationPolicy, "notifications/policies") {
+                    try await notifications.savePolicy(try JSONDecoder().decode(RoutingPolicy.self, from: Data($0)), tenant: tenant.id)
+                }
+            }
         }
         return failures
+    }
+
+    /// A template or policy as kept in the definition store (the JSON the API accepts).
+    static func definitionBytes(_ value: some Encodable) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array(try encoder.encode(value))
     }
 }

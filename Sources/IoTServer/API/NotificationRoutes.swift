@@ -49,6 +49,8 @@ extension ManagementServer {
                     id: input.id, kind: TemplateKind(rawValue: input.kind), subject: input.subject, body: input.body,
                     markdown: input.markdown)
                 try await r.saveTemplate(template, tenant: scope.tenant)
+                try await self.definitions?.saveDefinition(
+                    scope, kind: DefinitionKind.notificationTemplate, id: template.id, body: try Self.definitionBytes(template))
                 return try JSONOutput.response(template, status: .created)
             }
         }
@@ -68,7 +70,8 @@ extension ManagementServer {
                 let r = try self.configuredNotifications()
                 let scope = try await self.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
-                guard await r.removeTemplate(id: id, tenant: scope.tenant) else {
+                let forgotten = try await self.definitions?.deleteDefinition(scope, kind: DefinitionKind.notificationTemplate, id: id)
+                guard await r.removeTemplate(id: id, tenant: scope.tenant) || forgotten == true else {
                     throw APIError.notFound("template \"\(id)\" is not a template of tenant \"\(scope.tenant)\" (built-ins cannot be removed)")
                 }
                 return Response(status: .noContent)
@@ -88,6 +91,8 @@ extension ManagementServer {
                 let policy = try await JSONOutput.decode(RoutingPolicy.self, from: request, maxBytes: self.configuration.maxBodyBytes)
                 try validateIdentifier(policy.id, "policy id")
                 try await r.savePolicy(policy, tenant: scope.tenant)
+                try await self.definitions?.saveDefinition(
+                    scope, kind: DefinitionKind.notificationPolicy, id: policy.id, body: try Self.definitionBytes(policy))
                 return try JSONOutput.response(policy, status: .created)
             }
         }
@@ -96,7 +101,8 @@ extension ManagementServer {
                 let r = try self.configuredNotifications()
                 let scope = try await self.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
-                guard await r.removePolicy(id: id, tenant: scope.tenant) else {
+                let forgotten = try await self.definitions?.deleteDefinition(scope, kind: DefinitionKind.notificationPolicy, id: id)
+                guard await r.removePolicy(id: id, tenant: scope.tenant) || forgotten == true else {
                     throw APIError.notFound("policy \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
                 }
                 return Response(status: .noContent)

@@ -1,3 +1,4 @@
+import Foundation
 public import IoTCore
 
 /// The default ``RuleStateStore``: rule state blobs and alarms in each tenant's database.
@@ -13,12 +14,18 @@ public import IoTCore
 /// acknowledged, open, start_time, ack_time, clear_time, occurrences, last_value_kind, last_value,
 /// details)`. A partial unique index on `(rule_id, originator) WHERE open` enforces one open alarm per
 /// rule and originator; saves are upserts by id, so the index is never bypassed by a replace.
+/// `alarm_events(seq, kind, time, alarm)` holds alarm changes whose notifications are not yet
+/// enqueued, written in the alarm's own transaction (see ``IoTCore/UnhandledAlarmEvent``).
 public final class SQLiteRuleStateStore: RuleStateStore {
     private let databases: PreparedDatabases
+    /// The same files with the `alarm_events` table (a component of its own, so the alarm schema's
+    /// version is unchanged); an event is written in the alarm's transaction.
+    private let events: PreparedDatabases
 
     /// Creates a rule state store on `storage`; tables are created on first use in each tenant.
     public init(storage: SQLiteStorage) {
         databases = PreparedDatabases(storage: storage, component: "rules", version: 1, schema: Self.schema)
+        events = PreparedDatabases(storage: storage, component: "alarm-events", version: 1, schema: Self.eventSchema)
     }
 
     private static let schema = """
@@ -46,6 +53,15 @@ public final class SQLiteRuleStateStore: RuleStateStore {
         CREATE INDEX IF NOT EXISTS alarms_start ON alarms(start_time DESC, id DESC);
         CREATE INDEX IF NOT EXISTS alarms_originator ON alarms(originator, start_time DESC);
         CREATE INDEX IF NOT EXISTS alarms_rule ON alarms(rule_id, start_time DESC);
+        """
+
+    private static let eventSchema = """
+        CREATE TABLE IF NOT EXISTS alarm_events(
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            time INTEGER NOT NULL,
+            alarm TEXT NOT NULL
+        );
         """
 
     private func db(_ scope: AccessScope) async throws -> SQLiteDatabase {
@@ -89,37 +105,90 @@ public final class SQLiteRuleStateStore: RuleStateStore {
             throw IoTError(
                 .forbidden, "alarm originator '\(alarm.originator)' is outside the access scope of this request")
         }
-        try await db(scope).write { c in
-            try mappingConstraint(
-                "rule '\(alarm.ruleID)' already has an open alarm for '\(alarm.originator)'; update that alarm instead of raising '\(alarm.id)'"
-            ) {
-                let s = try c.statement(
-                    """
-                    INSERT INTO alarms(id, rule_id, originator, severity, active, acknowledged, open, start_time,
-                        ack_time, clear_time, occurrences, last_value_kind, last_value, details)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(id) DO UPDATE SET rule_id = excluded.rule_id, originator = excluded.originator,
-                        severity = excluded.severity, active = excluded.active, acknowledged = excluded.acknowledged,
-                        open = excluded.open, start_time = excluded.start_time, ack_time = excluded.ack_time,
-                        clear_time = excluded.clear_time, occurrences = excluded.occurrences,
-                        last_value_kind = excluded.last_value_kind, last_value = excluded.last_value,
-                        details = excluded.details
-                    """)
-                s.bind(1, alarm.id)
-                s.bind(2, alarm.ruleID)
-                s.bind(3, alarm.originator)
-                s.bind(4, alarm.severity.rawValue)
-                s.bind(5, Int64(alarm.active ? 1 : 0))
-                s.bind(6, Int64(alarm.acknowledged ? 1 : 0))
-                s.bind(7, Int64(alarm.isOpen ? 1 : 0))
-                s.bind(8, alarm.startTime)
-                s.bind(9, alarm.ackTime)
-                s.bind(10, alarm.clearTime)
-                s.bind(11, alarm.occurrences)
-                s.bind(12, kindedSignalValue: alarm.lastValue)
-                s.bind(14, alarm.details)
-                try s.run()
+        try await db(scope).write { c in try Self.upsert(c, alarm) }
+    }
+
+    /// Inserts or replaces `alarm` on the writer connection `c`.
+    private static func upsert(_ c: SQLiteConnection, _ alarm: Alarm) throws {
+        try mappingConstraint(
+            "rule '\(alarm.ruleID)' already has an open alarm for '\(alarm.originator)'; update that alarm instead of raising '\(alarm.id)'"
+        ) {
+            let s = try c.statement(
+                """
+                INSERT INTO alarms(id, rule_id, originator, severity, active, acknowledged, open, start_time,
+                    ack_time, clear_time, occurrences, last_value_kind, last_value, details)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET rule_id = excluded.rule_id, originator = excluded.originator,
+                    severity = excluded.severity, active = excluded.active, acknowledged = excluded.acknowledged,
+                    open = excluded.open, start_time = excluded.start_time, ack_time = excluded.ack_time,
+                    clear_time = excluded.clear_time, occurrences = excluded.occurrences,
+                    last_value_kind = excluded.last_value_kind, last_value = excluded.last_value,
+                    details = excluded.details
+                """)
+            s.bind(1, alarm.id)
+            s.bind(2, alarm.ruleID)
+            s.bind(3, alarm.originator)
+            s.bind(4, alarm.severity.rawValue)
+            s.bind(5, Int64(alarm.active ? 1 : 0))
+            s.bind(6, Int64(alarm.acknowledged ? 1 : 0))
+            s.bind(7, Int64(alarm.isOpen ? 1 : 0))
+            s.bind(8, alarm.startTime)
+            s.bind(9, alarm.ackTime)
+            s.bind(10, alarm.clearTime)
+            s.bind(11, alarm.occurrences)
+            s.bind(12, kindedSignalValue: alarm.lastValue)
+            s.bind(14, alarm.details)
+            try s.run()
+        }
+    }
+
+    // MARK: Unhandled alarm events
+
+    public func saveAlarm(_ scope: AccessScope, _ alarm: Alarm, unhandledEvent event: UnhandledAlarmEvent) async throws -> Int64? {
+        guard scope.permits(device: alarm.originator) else {
+            throw IoTError(
+                .forbidden, "alarm originator '\(alarm.originator)' is outside the access scope of this request")
+        }
+        _ = try await db(scope)  // the alarms table
+        let database = try await events.tenant(scope.tenant)
+        let snapshot = String(decoding: try JSONEncoder().encode(event.alarm), as: UTF8.self)
+        return try await database.write { c in
+            try c.transaction {
+                try Self.upsert(c, alarm)
+                let s = try c.statement("INSERT INTO alarm_events(kind, time, alarm) VALUES (?, ?, ?) RETURNING seq")
+                defer { s.reset() }
+                s.bind(1, event.kind)
+                s.bind(2, event.time)
+                s.bind(3, snapshot)
+                guard try s.step() else { throw IoTError(.storage, "recording an alarm event returned no id") }
+                return s.int64(0)
             }
+        }
+    }
+
+    public func unhandledAlarmEvents(_ scope: AccessScope) async throws -> [UnhandledAlarmEvent] {
+        let rows = try await events.tenant(scope.tenant).read { c in
+            let s = try c.statement("SELECT seq, kind, time, alarm FROM alarm_events ORDER BY seq")
+            defer { s.reset() }
+            var rows: [(Int64, String, Int64, String)] = []
+            while try s.step() { rows.append((s.int64(0), s.string(1), s.int64(2), s.string(3))) }
+            return rows
+        }
+        return try rows.map { seq, kind, time, json in
+            do {
+                let alarm = try JSONDecoder().decode(Alarm.self, from: Data(json.utf8))
+                return UnhandledAlarmEvent(id: seq, kind: kind, tenant: scope.tenant, alarm: alarm, time: time)
+            } catch {
+                throw IoTError(.storage, "alarm event \(seq) cannot be read (\(error)); the database was changed outside iotd or is damaged")
+            }
+        }
+    }
+
+    public func markAlarmEventHandled(_ scope: AccessScope, id: Int64) async throws {
+        try await events.tenant(scope.tenant).write { c in
+            let s = try c.statement("DELETE FROM alarm_events WHERE seq = ?")
+            s.bind(1, id)
+            try s.run()
         }
     }
 

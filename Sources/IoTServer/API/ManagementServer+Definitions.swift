@@ -1,10 +1,12 @@
 public import IoTCore
+import IoTProtocols
 import IoTRules
 
 /// The kinds under which the API keeps what it accepted in the ``IoTCore/DefinitionStore``.
 enum DefinitionKind {
     static let alarmRule = "alarm-rule"
     static let statisticsJob = "statistics-job"
+    static let modbusDevice = "modbus-device"
 }
 
 extension ManagementServer {
@@ -12,9 +14,9 @@ extension ManagementServer {
     public struct RestoreFailure: Sendable, CustomStringConvertible {
         /// The tenant.
         public var tenant: TenantID
-        /// `alarm-rule` or `statistics-job`.
+        /// `alarm-rule`, `statistics-job` or `modbus-device`.
         public var kind: String
-        /// The rule's or job's id.
+        /// The rule's or job's id, or the Modbus device's uid.
         public var id: String
         /// Why, and what to do.
         public var message: String
@@ -25,6 +27,9 @@ extension ManagementServer {
     /// Adds again, to the rule engine and the statistics scheduler, the rules and jobs that earlier runs
     /// accepted through the API (kept in the ``IoTCore/DefinitionStore`` passed as `definitions`). Call it
     /// once at start, before declarations from a configuration file, which then win over the same ids.
+    ///
+    /// Modbus devices added or changed through the API are polled again too; they replace a device of
+    /// the same identity that the Modbus transport was created with (the configuration file's).
     ///
     /// - Returns: the definitions that could not be added (a script that no longer compiles, say); the
     ///   others are added regardless.
@@ -55,6 +60,11 @@ extension ManagementServer {
             if let statistics {
                 try await restore(DefinitionKind.statisticsJob, "statistics/jobs") {
                     try await statistics.add(try Self.statisticsJob(from: $0), tenant: tenant.id)
+                }
+            }
+            if let modbus {
+                try await restore(DefinitionKind.modbusDevice, "modbus/devices") {
+                    try await modbus.replace(try Self.modbusDevice(from: $0, tenant: tenant.id, uid: nil))
                 }
             }
         }

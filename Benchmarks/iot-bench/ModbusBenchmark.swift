@@ -15,8 +15,9 @@ func runModbusBenchmark(_ options: BenchOptions) async throws {
         print("== modbus: ../shared/bench not found (set IOT_SHARED_BENCH); skipped")
         return
     }
-    let seconds = options.smoke ? 1 : 5
-    let rounds = options.smoke ? 1 : 3
+    // Short alternating rounds: the machine's load changes over seconds and moves both figures.
+    let seconds = options.smoke ? 1 : 2
+    let rounds = options.smoke ? 1 : 7
     let bin = options.directory + "/modbus-bin"
     removeTree(bin)
     guard shell("make -s -C '\(shared)' BIN='\(bin)' '\(bin)/modbus_server' '\(bin)/modbus_client' 2>&1") != nil else {

@@ -113,7 +113,8 @@ extension ModbusTests {
             #expect(mismatch.status == 400, "\(mismatch.text)")
             let stored = try await definitions.definitions(.tenant(ModbusHarness.tenant), kind: "modbus-device")
             #expect(stored.map(\.id) == ["rt-1"])
-            #expect(String(decoding: stored.first?.body ?? [], as: UTF8.self).contains("\"level\""))
+            let storedBody = String(decoding: stored.first?.body ?? [], as: UTF8.self)
+            #expect(storedBody.contains("\"level\""), "\(storedBody)")
             apiTask.cancel()
             _ = try? await apiTask.value
             await h.stop()
@@ -123,7 +124,8 @@ extension ModbusTests {
             let server2 = api(h2)
             let failures = try await server2.restoreDefinitions()
             #expect(failures.isEmpty, "\(failures)")
-            #expect(h2.modbus.device(DeviceIdentity(tenant: ModbusHarness.tenant, deviceUID: "rt-1"))?.device.intervalMillis == 150)
+            let restored = h2.modbus.device(DeviceIdentity(tenant: ModbusHarness.tenant, deviceUID: "rt-1"))
+            #expect(restored?.device.intervalMillis == 150)
             _ = try await h2.waitFor("rt-1", "the restored device's polls") { $0["level"] == .number(42) }
 
             // Remove: no longer polled, no longer stored.

@@ -53,17 +53,19 @@ func runModbusBenchmark(_ options: BenchOptions) async throws {
         func successes() -> Int { modbus.device(device.identity)?.polling.successes ?? 0 }
         while successes() == 0 { try await Task.sleep(for: .milliseconds(5)) }
         let n0 = successes()
+        let cpu0 = modbusProcessCPUSeconds()
         let t0 = monotonicSeconds()
         try await Task.sleep(for: .milliseconds(seconds * 1_000))
         let n1 = successes()
         let t1 = monotonicSeconds()
+        let cpu = (modbusProcessCPUSeconds() - cpu0) / (t1 - t0) * 100
         let failures = modbus.device(device.identity)?.polling.failures ?? 0
         await modbus.remove(device.identity)  // closes the connection for the next round's raw client
         let ours = Double(n1 - n0) / (t1 - t0)
         sdks.append(ours)
         print(
             "round \(round): raw libmodbus client (C) \(grouped(rate)) reads/s | sdk poll loop \(grouped(ours)) reads/s (failures \(failures)) | "
-                + String(format: "%.2f×", ours / rate))
+                + String(format: "%.2f× | sdk process CPU %.0f %% of one core (I/O thread + decode + ingest)", ours / rate, cpu))
     }
     let raw = median(raws)
     let ours = median(sdks)

@@ -53,6 +53,94 @@ extension ModbusTests {
             #expect(status.writes == 2)
             await h.stop()
         }
+
+        /// Devices added, changed and removed at run time through `POST`/`PUT`/`DELETE
+        /// /api/v1/tenants/{tenant}/modbus/devices`, against a pymodbus device, kept in the definition store
+        /// and polled again by a new transport after `restoreDefinitions()` (a restart).
+        @Test func addsChangesRemovesAndRestoresDevicesThroughTheManagementAPI() async throws {
+            let server = try ModbusServer(.pymodbus, specs: ["h:0=215", "i:3=42"])
+            defer { server.stop() }
+            let definitions = InMemoryDefinitionStore()
+            let auth = ["X-API-Key": "k", "Content-Type": "application/json"]
+            let base = "/api/v1/tenants/plant/modbus/devices"
+            func api(_ h: ModbusHarness) -> ManagementServer {
+                ManagementServer(
+                    configuration: .init(port: 0, adminAPIKey: "k"), registry: h.registry, points: h.points,
+                    tokens: TokenIssuerStub(), ingestor: h.ingestor, prometheus: nil, definitions: definitions, modbus: h.modbus,
+                    logger: Logger(label: "test"))
+            }
+            let endpoint = #""tcp":{"host":"127.0.0.1","port":\#(server.port)}"#
+            let h = try await ModbusHarness(devices: [])
+            let server1 = api(h)
+            let apiTask = Task { try await server1.run() }
+            let client = try LoopbackHTTPClient(port: try await server1.listeningPort())
+
+            // Add: polled at once.
+            let spec = #"{"uid":"rt-1",\#(endpoint),"intervalMillis":100,"timeoutMillis":200,"startDelayMillis":0,"registers":[{"signal":"temp","address":0,"type":"int16","scale":0.1}]}"#
+            let created = try client.request("POST", base, headers: auth, body: Array(spec.utf8))
+            #expect(created.status == 201, "\(created.text)")
+            #expect(created.text.contains("\"uid\":\"rt-1\"") && created.text.contains("tcp://127.0.0.1:\(server.port)"), "\(created.text)")
+            _ = try await h.waitFor("rt-1", "the added device's first poll") { $0["temp"] == .number(21.5) }
+
+            // Bad input: 409 for a uid already polled, 400 for an invalid unit id, a foreign tenant, no uid,
+            // and a body that is not an object; none of them disturbs the polled device.
+            let again = try client.request("POST", base, headers: auth, body: Array(spec.utf8))
+            #expect(again.status == 409 && again.text.contains("already polled"), "\(again.text)")
+            let badUnit = try client.request(
+                "POST", base, headers: auth,
+                body: Array(#"{"uid":"rt-2",\#(endpoint),"unitId":300,"registers":[{"signal":"x","address":0}]}"#.utf8))
+            #expect(badUnit.status == 400 && badUnit.text.contains("unit id 300"), "\(badUnit.text)")
+            let foreign = try client.request(
+                "POST", base, headers: auth,
+                body: Array(#"{"tenant":"strict","uid":"rt-2",\#(endpoint),"registers":[{"signal":"x","address":0}]}"#.utf8))
+            #expect(foreign.status == 400 && foreign.text.contains("tenant"), "\(foreign.text)")
+            let noUID = try client.request("POST", base, headers: auth, body: Array(#"{\#(endpoint),"registers":[{"signal":"x","address":0}]}"#.utf8))
+            #expect(noUID.status == 400 && noUID.text.contains("uid"), "\(noUID.text)")
+            let notObject = try client.request("POST", base, headers: auth, body: Array("[1]".utf8))
+            #expect(notObject.status == 400, "\(notObject.text)")
+            let noConnection = try client.request("POST", base, headers: auth, body: Array(#"{"uid":"rt-2","registers":[{"signal":"x","address":0}]}"#.utf8))
+            #expect(noConnection.status == 400 && noConnection.text.contains("tcp"), "\(noConnection.text)")
+            #expect(h.modbus.devices().map(\.device.identity.deviceUID) == ["rt-1"])
+
+            // Change the register map and interval: the new map is polled.
+            let change = #"{\#(endpoint),"intervalMillis":150,"timeoutMillis":200,"startDelayMillis":0,"registers":[{"signal":"level","area":"input","address":3}]}"#
+            let changed = try client.request("PUT", base + "/rt-1", headers: auth, body: Array(change.utf8))
+            #expect(changed.status == 200 && changed.text.contains("\"level\"") && !changed.text.contains("\"temp\""), "\(changed.text)")
+            _ = try await h.waitFor("rt-1", "the changed register map") { $0["level"] == .number(42) }
+            let one = try client.request("GET", base + "/rt-1", headers: auth)
+            #expect(one.status == 200 && one.text.contains("\"intervalMillis\":150"), "\(one.text)")
+            let mismatch = try client.request("PUT", base + "/rt-1", headers: auth, body: Array(#"{"uid":"other",\#(endpoint),"registers":[{"signal":"x","address":0}]}"#.utf8))
+            #expect(mismatch.status == 400, "\(mismatch.text)")
+            let stored = try await definitions.definitions(.tenant(ModbusHarness.tenant), kind: "modbus-device")
+            #expect(stored.map(\.id) == ["rt-1"])
+            let storedBody = String(decoding: stored.first?.body ?? [], as: UTF8.self)
+            #expect(storedBody.contains("\"level\""), "\(storedBody)")
+            apiTask.cancel()
+            _ = try? await apiTask.value
+            await h.stop()
+
+            // Restart: a new transport (no devices of its own) polls the stored device again.
+            let h2 = try await ModbusHarness(devices: [])
+            let server2 = api(h2)
+            let failures = try await server2.restoreDefinitions()
+            #expect(failures.isEmpty, "\(failures)")
+            let restored = h2.modbus.device(DeviceIdentity(tenant: ModbusHarness.tenant, deviceUID: "rt-1"))
+            #expect(restored?.device.intervalMillis == 150)
+            _ = try await h2.waitFor("rt-1", "the restored device's polls") { $0["level"] == .number(42) }
+
+            // Remove: no longer polled, no longer stored.
+            let apiTask2 = Task { try await server2.run() }
+            let client2 = try LoopbackHTTPClient(port: try await server2.listeningPort())
+            let removed = try client2.request("DELETE", base + "/rt-1", headers: auth)
+            #expect(removed.status == 204, "\(removed.text)")
+            #expect(try client2.request("GET", base + "/rt-1", headers: auth).status == 404)
+            #expect(try client2.request("DELETE", base + "/rt-1", headers: auth).status == 404)
+            #expect(h2.modbus.devices().isEmpty)
+            #expect(try await definitions.definitions(.tenant(ModbusHarness.tenant), kind: "modbus-device").isEmpty)
+            apiTask2.cancel()
+            _ = try? await apiTask2.value
+            await h2.stop()
+        }
     }
 }
 

@@ -28,7 +28,8 @@ import Synchronization
 open class PollingTransport: Transport, @unchecked Sendable {
     /// Schedule, timeout and backoff.
     public struct Configuration: Sendable {
-        /// Time between polls, in ms. Default 1 000.
+        /// Time between polls, in ms. Default 1 000. 0 polls again as soon as a poll ends (as fast as the
+        /// device answers).
         public var intervalMillis: Int64
         /// A poll taking longer fails with ``IoTError/Code/timeout``, in ms. Default 500.
         public var timeoutMillis: Int64
@@ -106,26 +107,69 @@ open class PollingTransport: Transport, @unchecked Sendable {
 
     /// Polls on schedule until cancelled.
     public func run() async throws {
-        let interval = max(1, configuration.intervalMillis)
-        let startDelay = configuration.startDelayMillis ?? Int64.random(in: 0..<interval)
-        var next = clock.now() + startDelay
+        var next = firstPollTime()
         while !Task.isCancelled {
             do { try await clock.sleep(until: next) } catch { return }
-            let failed = await pollOnce()
-            let now = clock.now()
-            if failed {
-                let n = state.withLock { $0.consecutiveFailures }
-                let shift = min(n - 1, 30)
-                next = now + min(configuration.backoffMaxMillis, configuration.backoffInitialMillis << shift)
+            if let failure = await pollOnce(), !(failure is CancellationError) {
+                next = recordFailure(failure)
             } else {
-                next += interval
-                if next <= now { next += ((now - next) / interval + 1) * interval }  // skip missed ticks
+                next = nextPollTime(after: next)
             }
         }
     }
 
-    /// One poll with timeout; returns whether it failed.
-    private func pollOnce() async -> Bool {
+    // MARK: Driving the schedule from a thread of its own
+
+    /// When the first poll is due (clock ms): now plus ``Configuration/startDelayMillis`` (or a random
+    /// delay within one interval).
+    ///
+    /// ``run()`` uses it; so does a subclass whose polls are blocking C calls and that runs the schedule
+    /// of many devices on a thread of its own (a loop: wait until the next device is due, call its
+    /// blocking read, then ``recordSuccess(due:)`` or ``recordFailure(_:)``), which avoids two thread
+    /// hops per poll.
+    public final func firstPollTime() -> Int64 {
+        let interval = max(1, configuration.intervalMillis)
+        return clock.now() + (configuration.startDelayMillis ?? Int64.random(in: 0..<interval))
+    }
+
+    /// Counts a successful poll that was due at `due` (clock ms) and returns when the next one is due:
+    /// the fixed-rate schedule of ``run()`` (no drift, missed ticks skipped). With an interval of 0 the
+    /// next poll is due at once. The caller hands the records to the ingestor itself.
+    public final func recordSuccess(due: Int64) -> Int64 {
+        let now = clock.now()
+        state.withLock { s in
+            s.successes += 1
+            s.consecutiveFailures = 0
+            s.lastSuccessAt = now
+        }
+        return nextPollTime(after: due, now: now)
+    }
+
+    /// Counts a failed poll, logs the first failure of a series, and returns when the next attempt is
+    /// due (clock ms): the exponential backoff of ``run()``.
+    public final func recordFailure(_ error: any Error) -> Int64 {
+        let n = state.withLock { s -> Int in
+            s.failures += 1
+            s.consecutiveFailures += 1
+            s.lastError = "\(error)"
+            return s.consecutiveFailures
+        }
+        if n == 1 { logger.warning("poll failed; backing off", metadata: ["error": "\(error)"]) }
+        let shift = min(n - 1, 30)
+        return clock.now() + min(configuration.backoffMaxMillis, configuration.backoffInitialMillis << shift)
+    }
+
+    private func nextPollTime(after due: Int64, now: Int64? = nil) -> Int64 {
+        let now = now ?? clock.now()
+        let interval = configuration.intervalMillis
+        guard interval > 0 else { return now }
+        var next = due + interval
+        if next <= now { next += ((now - next) / interval + 1) * interval }  // skip missed ticks
+        return next
+    }
+
+    /// One poll with timeout; returns its error, or `nil` when it succeeded (success already counted).
+    private func pollOnce() async -> (any Error)? {
         let timeout = configuration.timeoutMillis
         let clock = self.clock
         let outcome: Result<[DeviceRecord], any Error> = await withTaskGroup(of: Result<[DeviceRecord], any Error>?.self) {
@@ -153,23 +197,15 @@ open class PollingTransport: Transport, @unchecked Sendable {
                 s.consecutiveFailures = 0
                 s.lastSuccessAt = now
             }
-            if records.isEmpty { return false }
+            if records.isEmpty { return nil }
             do {
                 _ = try await ingestor.ingest(records, transport: name, identity: identity)
             } catch {
                 logger.warning("poll result not accepted", metadata: ["error": "\(error)"])
             }
-            return false
+            return nil
         case .failure(let error):
-            if error is CancellationError { return false }
-            let n = state.withLock { s -> Int in
-                s.failures += 1
-                s.consecutiveFailures += 1
-                s.lastError = "\(error)"
-                return s.consecutiveFailures
-            }
-            if n == 1 { logger.warning("poll failed; backing off", metadata: ["error": "\(error)"]) }
-            return true
+            return error
         }
     }
 }

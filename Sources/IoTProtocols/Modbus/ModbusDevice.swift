@@ -51,7 +51,8 @@ public struct ModbusDevice: Sendable, Hashable, Codable {
     /// The Modbus unit (slave) id, 0–247. Default 1 (TCP gateways often need the real id; many TCP
     /// devices ignore it).
     public var unitID: Int
-    /// Time between polls, in ms. Default 1 000.
+    /// Time between polls, in ms. Default 1 000. 0 polls again as soon as a poll ends (as fast as the
+    /// device answers; for a benchmark or a local gateway, not for a shared field bus).
     public var intervalMillis: Int64
     /// How long one request may wait for its response (and a TCP connect), in ms; sub-second values are
     /// fine. Default 300. A whole poll is given `timeoutMillis × (requests + 1)`.
@@ -59,7 +60,8 @@ public struct ModbusDevice: Sendable, Hashable, Codable {
     /// Delay before the first poll, in ms; `nil` (default) picks one at random within one interval, so
     /// that many devices are not polled at the same instant.
     public var startDelayMillis: Int64?
-    /// First delay after a failed poll, in ms, doubling up to ``backoffMaxMillis``. Default: the interval.
+    /// First delay after a failed poll, in ms, doubling up to ``backoffMaxMillis``. Default: the interval
+    /// (1 000 when the interval is 0).
     public var backoffInitialMillis: Int64?
     /// Longest delay between polls of a device that does not answer, in ms. Default 60 000.
     public var backoffMaxMillis: Int64
@@ -93,7 +95,7 @@ public struct ModbusDevice: Sendable, Hashable, Codable {
     public func validate() throws(IoTError) {
         func fail(_ m: String) -> IoTError { IoTError(.invalidArgument, "Modbus device \(identity): \(m)") }
         guard (0...247).contains(unitID) else { throw fail("unit id \(unitID) must be 0–247") }
-        guard intervalMillis >= 1 else { throw fail("intervalMillis must be at least 1") }
+        guard intervalMillis >= 0 else { throw fail("intervalMillis must be 0 (poll continuously) or more, e.g. 1000") }
         guard timeoutMillis >= 1 else { throw fail("timeoutMillis must be at least 1, e.g. 300") }
         guard maxGap >= 0 else { throw fail("maxGap must be 0 or more") }
         guard !registers.isEmpty else { throw fail("it has no registers; add at least one to its register map") }

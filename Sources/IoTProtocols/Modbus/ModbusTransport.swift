@@ -10,8 +10,11 @@ import Synchronization
 /// offset within the interval so devices are not polled at once, a per-request timeout (sub-second is
 /// fine), and exponential backoff while it does not answer, so an offline device costs one attempt per
 /// backoff step instead of a pile of requests. libmodbus calls block; they run on
-/// ``Configuration/ioThreads`` dedicated threads (never on Swift's cooperative pool). A TCP device has its
-/// own connection; RTU devices on the same serial line share it and are polled one after the other.
+/// ``Configuration/ioThreads`` dedicated threads (never on Swift's cooperative pool), and each thread runs
+/// the poll schedule of its devices itself: wait for the next due device, read, decode, hand the record
+/// to the ingest task, next device — no hop between the thread and the pool per poll. A TCP device has
+/// its own connection; RTU devices on the same serial line share it (and its thread) and are polled one
+/// after the other.
 /// Modbus ASCII framing is not supported: libmodbus implements only RTU and TCP.
 ///
 /// ```swift
@@ -29,11 +32,15 @@ public final class ModbusTransport: Transport {
         public var ioThreads: Int
         /// Devices at most. Default 10 000.
         public var maxDevices: Int
+        /// Polled records waiting for the ingestor at most. Default 10 000. A record polled while the
+        /// ingestor is this far behind is dropped and counted as rejected (`backpressure`).
+        public var ingestBacklog: Int
 
         /// Creates a configuration with the documented defaults.
-        public init(ioThreads: Int = 4, maxDevices: Int = 10_000) {
+        public init(ioThreads: Int = 4, maxDevices: Int = 10_000, ingestBacklog: Int = 10_000) {
             self.ioThreads = ioThreads
             self.maxDevices = maxDevices
+            self.ingestBacklog = ingestBacklog
         }
     }
 
@@ -52,16 +59,17 @@ public final class ModbusTransport: Transport {
     }
 
     private final class Entry: Sendable {
-        let poller: ModbusPoller
-        let task: Mutex<Task<Void, Never>?> = Mutex(nil)
+        let scheduled: ModbusIOThread.Scheduled
         let writes = Mutex((ok: 0, failed: 0))
-        init(_ poller: ModbusPoller) { self.poller = poller }
+        var poller: ModbusPoller { scheduled.poller }
+        init(_ scheduled: ModbusIOThread.Scheduled) { self.scheduled = scheduled }
     }
+
 
     private struct State {
         var entries: [DeviceIdentity: Entry] = [:]
         var order: [DeviceIdentity] = []
-        var rtuLines: [String: (ModbusConnection, BlockingWorker)] = [:]
+        var rtuLines: [String: (ModbusConnection, ModbusIOThread)] = [:]
         var nextWorker = 0
         var running = false
         var stopped = false
@@ -72,8 +80,9 @@ public final class ModbusTransport: Transport {
     let ingestor: Ingestor
     let clock: any IoTClock
     let logger: Logger
-    private let workers: [BlockingWorker]
+    private let workers: [ModbusIOThread]
     private let state = Mutex(State())
+    private let handOff: ModbusHandOff
 
     /// `"modbus"`: the transport label of records and counters.
     public var name: String { "modbus" }
@@ -89,7 +98,11 @@ public final class ModbusTransport: Transport {
         self.ingestor = ingestor
         self.clock = clock
         self.logger = logger
-        self.workers = (0..<max(1, configuration.ioThreads)).map { BlockingWorker(name: "iot-modbus-\($0)") }
+        let handOff = ModbusHandOff(limit: max(1, configuration.ingestBacklog), ingestor: ingestor, logger: logger)
+        self.handOff = handOff
+        self.workers = (0..<max(1, configuration.ioThreads)).map {
+            ModbusIOThread(name: "iot-modbus-\($0)", clock: clock) { batch in handOff.deliver(batch) }
+        }
         for device in devices { try add(device) }
     }
 
@@ -112,7 +125,7 @@ public final class ModbusTransport: Transport {
                 throw IoTError(.unavailable, "the Modbus transport polls \(configuration.maxDevices) devices, its limit; raise maxDevices")
             }
             let connection: ModbusConnection
-            let worker: BlockingWorker
+            let worker: ModbusIOThread
             if case .rtu(let path, _, _, _) = device.connection {
                 if let line = s.rtuLines[path] {
                     guard line.0.connection == device.connection else {
@@ -134,8 +147,9 @@ public final class ModbusTransport: Transport {
             }
             var logger = self.logger
             logger[metadataKey: "endpoint"] = "\(connection.endpoint)"
-            let entry = Entry(
-                ModbusPoller(device: device, connection: connection, worker: worker, ingestor: ingestor, clock: clock, logger: logger))
+            let poller = ModbusPoller(
+                device: device, connection: connection, thread: worker, ingestor: ingestor, clock: clock, logger: logger)
+            let entry = Entry(ModbusIOThread.Scheduled(poller))
             s.entries[device.identity] = entry
             s.order.append(device.identity)
             return (entry, s.running)
@@ -152,17 +166,34 @@ public final class ModbusTransport: Transport {
             s.order.removeAll { $0 == identity }
             return e
         }) else { return false }
-        let task = entry.task.withLock { $0 }
-        task?.cancel()
-        await task?.value
+        entry.poller.thread.unschedule(entry.scheduled)
         if case .tcp = entry.poller.device.connection {
+            // Runs after a poll of the device that may be running.
             let connection = entry.poller.connection
-            _ = await entry.poller.worker.run { () -> Result<Void, IoTError> in
+            _ = await entry.poller.thread.run { () -> Result<Void, IoTError> in
                 connection.close()
                 return .success(())
             }
         }
         return true
+    }
+
+    /// Polls `device` with a new configuration (connection, unit, interval, register map), or adds it
+    /// when it is not polled; its counters start afresh. Returns whether it was polled before.
+    ///
+    /// - Throws: what ``add(_:)`` throws; the device keeps its old configuration then.
+    @discardableResult
+    public func replace(_ device: ModbusDevice) async throws(IoTError) -> Bool {
+        try device.validate()
+        let old = state.withLock { $0.entries[device.identity]?.poller.device }
+        if old != nil { await remove(device.identity) }
+        do throws(IoTError) {
+            try add(device)
+        } catch {
+            if let old { try? add(old) }
+            throw error
+        }
+        return old != nil
     }
 
     /// Every device with its poller's status, in the order they were added.
@@ -191,6 +222,8 @@ public final class ModbusTransport: Transport {
             return s.order.compactMap { s.entries[$0] }
         }
         logger.info("Modbus polling", metadata: ["devices": "\(entries.count)", "io_threads": "\(workers.count)"])
+        let handOff = self.handOff
+        let ingest = Task { await handOff.ingest() }
         for e in entries { start(e) }
         let (stop, stopper) = AsyncStream<Void>.makeStream()
         await withGracefulShutdownHandler {
@@ -202,24 +235,18 @@ public final class ModbusTransport: Transport {
         } onGracefulShutdown: {
             stopper.finish()
         }
-        let all = state.withLock { s -> [Entry] in
+        state.withLock { s in
             s.running = false
             s.stopped = true
-            return Array(s.entries.values)
         }
-        let tasks = all.compactMap { e in e.task.withLock { $0 } }
-        for t in tasks { t.cancel() }
-        for t in tasks { await t.value }
         for w in workers { w.stop() }
+        handOff.finish()
+        await ingest.value  // the records already polled
         logger.info("Modbus polling stopped")
     }
 
     private func start(_ entry: Entry) {
-        let poller = entry.poller
-        entry.task.withLock { t in
-            guard t == nil else { return }
-            t = Task { try? await poller.run() }
-        }
+        entry.poller.thread.schedule(entry.scheduled, at: entry.poller.firstPollTime())
     }
 
     /// Reads a device's register map now, outside its schedule, and returns the decoded record without
@@ -294,6 +321,65 @@ public final class ModbusTransport: Transport {
             entry.writes.withLock { $0.failed += 1 }
             logger.warning("Modbus write failed", metadata: ["device": "\(entry.poller.identity)", "error": "\(error)"])
             throw error
+        }
+    }
+}
+
+/// Carries polled records from the I/O threads to one ingest task: a batch per hand-off, so a thread
+/// never waits and wakes the task at most once per batch. At most `limit` records wait; a batch that
+/// does not fit is dropped and each of its records counted as rejected (`backpressure`).
+final class ModbusHandOff: Sendable {
+    private let stream: AsyncStream<[ModbusPolled]>
+    private let input: AsyncStream<[ModbusPolled]>.Continuation
+    private let waiting = Atomic<Int>(0)
+    private let warned = Atomic<Bool>(false)
+    private let limit: Int
+    private let ingestor: Ingestor
+    private let logger: Logger
+
+    init(limit: Int, ingestor: Ingestor, logger: Logger) {
+        let pair = AsyncStream.makeStream(of: [ModbusPolled].self)
+        stream = pair.stream
+        input = pair.continuation
+        self.limit = limit
+        self.ingestor = ingestor
+        self.logger = logger
+    }
+
+    /// On an I/O thread: queues a batch; never waits.
+    func deliver(_ batch: [ModbusPolled]) {
+        let now = waiting.add(batch.count, ordering: .relaxed).newValue
+        if now <= limit {
+            if case .enqueued = input.yield(batch) {
+                warned.store(false, ordering: .relaxed)
+                return
+            }
+            waiting.subtract(batch.count, ordering: .relaxed)
+            return  // finished: the transport stopped
+        }
+        waiting.subtract(batch.count, ordering: .relaxed)
+        let error = IoTError(
+            .backpressure, "\(limit) polled Modbus records are waiting for the ingestor; poll less often or raise ingestBacklog")
+        for _ in batch { ingestor.recordRejected(transport: "modbus", error: error) }
+        if !warned.exchange(true, ordering: .relaxed) {
+            logger.warning("polled records dropped", metadata: ["records": "\(batch.count)", "error": "\(error)"])
+        }
+    }
+
+    /// Ends ``ingest()`` once the queued batches are ingested.
+    func finish() { input.finish() }
+
+    /// Hands the records to the ingestor, one device's record at a time, until ``finish()``.
+    func ingest() async {
+        for await batch in stream {
+            for item in batch {
+                do {
+                    _ = try await ingestor.ingest([item.record], transport: "modbus", identity: item.identity)
+                } catch {
+                    logger.warning("poll result not accepted", metadata: ["device": "\(item.identity)", "error": "\(error)"])
+                }
+            }
+            waiting.subtract(batch.count, ordering: .relaxed)
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 public import IoTCore
+import IoTProtocols
 import IoTRules
 
 /// The kinds under which the API keeps what it accepted in the ``IoTCore/DefinitionStore``.
@@ -8,6 +9,7 @@ enum DefinitionKind {
     static let statisticsJob = "statistics-job"
     static let notificationTemplate = "notification-template"
     static let notificationPolicy = "notification-policy"
+    static let modbusDevice = "modbus-device"
 }
 
 extension ManagementServer {
@@ -15,9 +17,10 @@ extension ManagementServer {
     public struct RestoreFailure: Sendable, CustomStringConvertible {
         /// The tenant.
         public var tenant: TenantID
-        /// `alarm-rule`, `statistics-job`, `notification-template` or `notification-policy`.
+        /// `alarm-rule`, `statistics-job`, `notification-template`, `notification-policy` or
+        /// `modbus-device`.
         public var kind: String
-        /// The rule's or job's id.
+        /// The rule's or job's id, or the Modbus device's uid.
         public var id: String
         /// Why, and what to do.
         public var message: String
@@ -30,6 +33,9 @@ extension ManagementServer {
     /// in the ``IoTCore/DefinitionStore`` passed as `definitions`). Call it once at start, before
     /// declarations from a configuration file, which then win over the same ids. Templates come back
     /// before policies, which name them.
+    ///
+    /// Modbus devices added or changed through the API are polled again too; they replace a device of
+    /// the same identity that the Modbus transport was created with (the configuration file's).
     ///
     /// - Returns: the definitions that could not be added (a script that no longer compiles, say); the
     ///   others are added regardless.
@@ -69,6 +75,11 @@ extension ManagementServer {
                 }
                 try await restore(DefinitionKind.notificationPolicy, "notifications/policies") {
                     try await notifications.savePolicy(try JSONDecoder().decode(RoutingPolicy.self, from: Data($0)), tenant: tenant.id)
+                }
+            }
+            if let modbus {
+                try await restore(DefinitionKind.modbusDevice, "modbus/devices") {
+                    try await modbus.replace(try Self.modbusDevice(from: $0, tenant: tenant.id, uid: nil))
                 }
             }
         }

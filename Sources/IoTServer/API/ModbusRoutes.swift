@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import IoTCore
 import IoTProtocols
@@ -87,6 +88,41 @@ extension ManagementServer {
                 return try JSONOutput.response(ModbusDeviceOutput(status))
             }
         }
+        router.post(RouterPath(path)) { request, context in
+            try await self.handle {
+                let scope = try await self.tenantScope(context)
+                let modbus = try self.modbusTransport()
+                let bytes = try await JSONOutput.body(of: request, maxBytes: self.configuration.maxBodyBytes)
+                let device = try Self.modbusDevice(from: bytes, tenant: scope.tenant, uid: nil)
+                try modbus.add(device)
+                try await self.saveModbusDevice(device)
+                return try JSONOutput.response(ModbusDeviceOutput(try self.modbusStatus(device.identity)), status: .created)
+            }
+        }
+        router.put(RouterPath(path + "/:uid")) { request, context in
+            try await self.handle {
+                let identity = try await self.modbusIdentity(context)
+                let modbus = try self.modbusTransport()
+                let bytes = try await JSONOutput.body(of: request, maxBytes: self.configuration.maxBodyBytes)
+                let device = try Self.modbusDevice(from: bytes, tenant: identity.tenant, uid: identity.deviceUID)
+                let existed = try await modbus.replace(device)
+                try await self.saveModbusDevice(device)
+                return try JSONOutput.response(
+                    ModbusDeviceOutput(try self.modbusStatus(device.identity)), status: existed ? .ok : .created)
+            }
+        }
+        router.delete(RouterPath(path + "/:uid")) { _, context in
+            try await self.handle {
+                let identity = try await self.modbusIdentity(context)
+                let modbus = try self.modbusTransport()
+                let forgotten = try await self.definitions?.deleteDefinition(
+                    .tenant(identity.tenant), kind: DefinitionKind.modbusDevice, id: identity.deviceUID)
+                guard await modbus.remove(identity) || forgotten == true else {
+                    throw APIError.notFound("no Modbus device \"\(identity.deviceUID)\" is polled in this tenant")
+                }
+                return Response(status: .noContent)
+            }
+        }
         router.post(RouterPath(path + "/:uid/write")) { request, context in
             try await self.handle {
                 let identity = try await self.modbusIdentity(context)
@@ -109,7 +145,55 @@ extension ManagementServer {
         }
     }
 
-    private func modbusTransport() throws -> ModbusTransport {
+    /// Decodes a device of the API: the configuration form of ``IoTProtocols/ModbusDevice`` with the
+    /// tenant of the path (a `tenant` field, if any, must match it) and, for `PUT …/{uid}`, the uid of the
+    /// path (a `uid` field, if any, must match it); 400 saying what is wrong otherwise.
+    static func modbusDevice(from bytes: [UInt8], tenant: TenantID, uid: String?) throws -> ModbusDevice {
+        guard var object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
+            throw APIError.badRequest(
+                "the body must be a JSON object: {\"uid\": …, \"tcp\": {\"host\": …, \"port\": …} or \"rtu\": {\"path\": …}, \"unitId\": …, \"intervalMillis\": …, \"registers\": […]}")
+        }
+        if let given = object["tenant"] {
+            guard given as? String == tenant.rawValue else {
+                throw APIError.badRequest("the body's \"tenant\" differs from the tenant of the path; leave it out")
+            }
+        }
+        object["tenant"] = tenant.rawValue
+        if let uid {
+            if let given = object["uid"] {
+                guard given as? String == uid else {
+                    throw APIError.badRequest("the body's \"uid\" differs from the uid of the path; leave it out or make them equal")
+                }
+            }
+            object["uid"] = uid
+        }
+        guard let uid = object["uid"] as? String, !uid.isEmpty else {
+            throw APIError.badRequest("the JSON body lacks the field \"uid\" (the device's id in the tenant)")
+        }
+        let device = try JSONOutput.decode(ModbusDevice.self, from: Array(try JSONSerialization.data(withJSONObject: object)))
+        try device.validate()
+        return device
+    }
+
+    /// Keeps a device added through the API in the definition store, so ``restoreDefinitions()`` polls
+    /// it again after a restart.
+    private func saveModbusDevice(_ device: ModbusDevice) async throws {
+        guard let definitions else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let body = Array(try encoder.encode(device))
+        try await definitions.saveDefinition(
+            .tenant(device.identity.tenant), kind: DefinitionKind.modbusDevice, id: device.identity.deviceUID, body: body)
+    }
+
+    private func modbusStatus(_ identity: DeviceIdentity) throws -> ModbusTransport.DeviceStatus {
+        guard let status = try modbusTransport().device(identity) else {
+            throw APIError.notFound("no Modbus device \"\(identity.deviceUID)\" is polled in this tenant")
+        }
+        return status
+    }
+
+    func modbusTransport() throws -> ModbusTransport {
         guard let modbus else { throw APIError.notFound("this server runs no Modbus transport") }
         return modbus
     }

@@ -58,26 +58,38 @@ final class CommitQueue: Sendable {
         waiter?.resume()
     }
 
+    /// Whether nothing is queued (items taken but not yet released do not count).
+    var isEmpty: Bool { state.withLock { $0.head >= $0.items.count } }
+
+    /// Takes up to `maxPoints` points' worth of what is queued now (at least one item), without waiting;
+    /// `nil` when nothing is queued.
+    func takeIfAvailable(maxPoints: Int) -> [Item]? {
+        state.withLock { s in Self.takeBatch(&s, maxPoints: maxPoints) }
+    }
+
+    private static func takeBatch(_ s: inout State, maxPoints: Int) -> [Item]? {
+        guard s.head < s.items.count else { return nil }
+        var n = 0
+        var end = s.head
+        while end < s.items.count && (end == s.head || n + s.items[end].points.count <= maxPoints) {
+            n += s.items[end].points.count
+            end += 1
+        }
+        let batch = Array(s.items[s.head..<end])
+        s.head = end
+        if s.head > 4096 && s.head * 2 > s.items.count {
+            s.items.removeFirst(s.head)
+            s.head = 0
+        }
+        return batch
+    }
+
     /// Waits for items and takes up to `maxPoints` points' worth (at least one item); `nil` when the
     /// queue is closed and empty.
     func take(maxPoints: Int) async -> [Item]? {
         while true {
             let result: [Item]?? = state.withLock { s in
-                if s.head < s.items.count {
-                    var n = 0
-                    var end = s.head
-                    while end < s.items.count && (end == s.head || n + s.items[end].points.count <= maxPoints) {
-                        n += s.items[end].points.count
-                        end += 1
-                    }
-                    let batch = Array(s.items[s.head..<end])
-                    s.head = end
-                    if s.head > 4096 && s.head * 2 > s.items.count {
-                        s.items.removeFirst(s.head)
-                        s.head = 0
-                    }
-                    return .some(batch)
-                }
+                if let batch = Self.takeBatch(&s, maxPoints: maxPoints) { return .some(batch) }
                 return s.closed ? .some(nil) : nil
             }
             if let result { return result }

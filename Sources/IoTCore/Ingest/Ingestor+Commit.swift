@@ -59,7 +59,18 @@ extension Ingestor {
     }
 
     private func commitLoop() async {
-        while let items = await queue.take(maxPoints: configuration.maxBatchPoints) {
+        while var items = await queue.take(maxPoints: configuration.maxBatchPoints) {
+            // Group commit: a small batch under a steady stream waits a moment for more, so the store
+            // does fewer, larger transactions (each has a fixed cost) instead of one per message.
+            let gather = configuration.commitGatherMillis
+            var points = items.reduce(0) { $0 + $1.points.count }
+            if gather > 0 && points < configuration.maxBatchPoints / 4 && !queue.isEmpty {
+                try? await Task.sleep(nanoseconds: UInt64(gather) * 1_000_000)
+                if let more = queue.takeIfAvailable(maxPoints: configuration.maxBatchPoints - points) {
+                    items += more
+                    points += more.reduce(0) { $0 + $1.points.count }
+                }
+            }
             var delay = configuration.storeRetryMillis
             while true {
                 do {

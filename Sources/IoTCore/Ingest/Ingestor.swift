@@ -44,12 +44,16 @@ public final class Ingestor: Service {
         public var maxRecordsPerMessage: Int
         /// First retry delay when the store fails, in ms; doubles up to 10 s. Default 200.
         public var storeRetryMillis: Int64
+        /// Group commit: when the commit loop finds a small batch (under a quarter of
+        /// ``maxBatchPoints``) while more messages keep arriving, it waits this long and takes what came
+        /// meanwhile into the same store transaction. 0 turns it off. Default 1 ms.
+        public var commitGatherMillis: Int64
 
         /// Creates a configuration with the documented defaults.
         public init(
             queueCapacityPoints: Int = 200_000, maxBatchPoints: Int = 10_000, retryAfterMillis: Int64 = 1_000,
             registryCacheMillis: Int64 = 5_000, unknownDeviceCacheMillis: Int64 = 1_000,
-            maxRecordsPerMessage: Int = 10_000, storeRetryMillis: Int64 = 200
+            maxRecordsPerMessage: Int = 10_000, storeRetryMillis: Int64 = 200, commitGatherMillis: Int64 = 1
         ) {
             self.queueCapacityPoints = queueCapacityPoints
             self.maxBatchPoints = maxBatchPoints
@@ -58,6 +62,7 @@ public final class Ingestor: Service {
             self.unknownDeviceCacheMillis = unknownDeviceCacheMillis
             self.maxRecordsPerMessage = maxRecordsPerMessage
             self.storeRetryMillis = storeRetryMillis
+            self.commitGatherMillis = commitGatherMillis
         }
     }
 

@@ -25,12 +25,18 @@ extension WebSocketTransport {
         /// A connection that sends no message for this long, in ms, is closed with 1001 (going away).
         /// Pongs do not count as messages. Default 120 000.
         public var idleTimeoutMillis: Int64
+        /// TLS on the listener (`wss://`), or `nil` (the default) for plain WebSocket. With client
+        /// certificates, an upgrade without a token or password is authenticated by the connection's
+        /// verified client certificate.
+        public var tls: ListenerTLS?
 
         /// Creates a configuration; every argument has the default documented on its property.
         public init(
             host: String = "127.0.0.1", port: Int = 8083, path: String = "/api/v1/devices/ws",
-            maxMessageBytes: Int = 65_536, pingIntervalMillis: Int64 = 30_000, idleTimeoutMillis: Int64 = 120_000
+            maxMessageBytes: Int = 65_536, pingIntervalMillis: Int64 = 30_000, idleTimeoutMillis: Int64 = 120_000,
+            tls: ListenerTLS? = nil
         ) {
+            self.tls = tls
             self.host = host
             self.port = port
             self.path = path

@@ -120,7 +120,7 @@ public final class HTTPIngestTransport: Transport {
         let host = configuration.host
         let server: HTTPServerBuilder
         do {
-            server = try Self.serverBuilder(tls: configuration.tls, ingestor: ingestor, transport: name) { .http1(configuration: $0) }
+            server = try Self.serverBuilder(tls: configuration.tls) { .http1(configuration: $0) }
         } catch {
             port.stopped("its TLS configuration is invalid: \(error)")
             throw error
@@ -129,7 +129,8 @@ public final class HTTPIngestTransport: Transport {
             router: router,
             server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
-            onServerRunning: { channel in
+            onServerRunning: { [tls = configuration.tls, ingestor = self.ingestor, name = self.name] channel in
+                await Self.watchHandshakes(on: channel, tls: tls, ingestor: ingestor, transport: name)
                 let bound = channel.localAddress?.port ?? 0
                 logger.info("HTTP ingest listening", metadata: ["host": "\(host)", "port": "\(bound)"])
                 port.bound(bound)
@@ -144,20 +145,20 @@ public final class HTTPIngestTransport: Transport {
         port.stopped("it has stopped")
     }
 
-    /// The HTTP/1 server, wrapped in TLS when `tls` is set: the handshake observer counts failed handshakes
-    /// as rejected messages of `transport`.
+    /// The HTTP/1 server, wrapped in TLS when `tls` is set.
     static func serverBuilder(
-        tls: ListenerTLS?, ingestor: Ingestor, transport: String,
-        _ base: (HTTP1Channel.Configuration) -> HTTPServerBuilder
+        tls: ListenerTLS?, _ base: (HTTP1Channel.Configuration) -> HTTPServerBuilder
     ) throws -> HTTPServerBuilder {
         guard let tls else { return base(.init()) }
         _ = try tls.makeContext()
-        let tlsConfiguration = try tls.serverConfiguration()
-        let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [
-                TLSHandshakeObserver { error in ingestor.recordRejected(transport: transport, error: error) }
-            ])
-        return try .tls(base(http1), tlsConfiguration: tlsConfiguration)
+        return try .tls(base(.init()), tlsConfiguration: try tls.serverConfiguration())
+    }
+
+    /// With TLS, counts every failed handshake on the listener's `server` channel as a rejected message of
+    /// `transport`.
+    static func watchHandshakes(on server: any Channel, tls: ListenerTLS?, ingestor: Ingestor, transport: String) async {
+        guard tls != nil else { return }
+        await TLSAcceptWatcher.install(on: server) { error in ingestor.recordRejected(transport: transport, error: error) }
     }
 
     /// The port the listener is bound to; waits until ``run()`` has bound it.

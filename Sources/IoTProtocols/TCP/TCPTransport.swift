@@ -23,6 +23,11 @@ import Synchronization
 ///    `backpressure … retry after <ms> ms`). An error costs only that message.
 /// 4. Downlink messages (``IoTCore/DeviceSessions/send(_:to:)``) arrive as `DOWN <payload>`.
 ///
+/// Messages of a connection are ingested one at a time. While one is being ingested, or its ack cannot be
+/// written because the device does not read, the listener stops reading that connection after a few
+/// chunks, so a device that sends faster than it is served is held back by TCP flow control instead of
+/// being buffered in memory; other connections are unaffected.
+///
 /// A connection that sends nothing for ``Configuration/idleTimeoutMillis`` is closed; revoking the
 /// device's credentials closes its connections at once. With ``Configuration/tls`` the listener speaks
 /// TLS 1.2 or later only; a failed TLS handshake (a plain-TCP client, a refused client certificate) ends
@@ -97,7 +102,14 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
                         }
                         try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                         try channel.pipeline.syncOperations.addHandler(IdleCloseHandler())
-                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                        // Read backpressure: at most `highWatermark` chunks wait while the connection's message is
+                        // being ingested or its ack cannot be written; then the socket is not read until the
+                        // backlog drains to `lowWatermark`, and TCP flow control holds the device back.
+                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                            wrappingChannelSynchronously: channel,
+                            configuration: .init(
+                                backPressureStrategy: .init(
+                                    lowWatermark: Self.readBacklogLow, highWatermark: Self.readBacklogHigh)))
                     }
                 }
         } catch {
@@ -216,6 +228,10 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
         try await stream.write(Array("OK \(identity.deviceUID)\n".utf8))
         return identity
     }
+
+    /// Chunks read ahead per connection: reading pauses above the high mark and resumes at the low mark.
+    static let readBacklogLow = 1
+    static let readBacklogHigh = 4
 
     private static let handshakeFormatError = IoTError(
         .malformedPayload,

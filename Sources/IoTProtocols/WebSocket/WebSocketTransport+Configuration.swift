@@ -15,9 +15,10 @@ extension WebSocketTransport {
         public var port: Int
         /// The path devices connect to. Default `"/api/v1/devices/ws"`.
         public var path: String
-        /// The largest message, in bytes: a larger one is answered with an error frame and counted, and
-        /// the connection carries on. A single message over four times this is refused by the WebSocket
-        /// layer itself, which closes the connection with 1009 (message too big). Default 65 536.
+        /// The largest message, in bytes: a larger one (in one frame or many) is answered with an error
+        /// frame, counted and skipped, and the connection carries on. A single frame over four times this
+        /// is refused by the WebSocket layer itself, which closes the connection with 1009 (message too
+        /// big); that is counted too. Default 65 536.
         public var maxMessageBytes: Int
         /// The server pings every this many ms; a peer that has not answered the previous ping by then is
         /// closed. Default 30 000.

@@ -84,8 +84,9 @@ public final class WebSocketTransport: Transport {
         wsRouter.ws(path) { request, context in
             await self.shouldUpgrade(request, context: context)
         } onUpgrade: { inbound, outbound, context in
-            await self.serve(inbound: inbound, outbound: outbound, peerKey: context.requestContext.peerKey,
-                             address: context.requestContext.peerAddress)
+            await self.serve(
+                inbound: inbound, outbound: outbound, peerKey: context.requestContext.peerKey,
+                address: context.requestContext.peerAddress, channel: context.requestContext.channel)
         }
         let ws = WebSocketServerConfiguration(
             maxFrameSize: configuration.maxMessageBytes * 4,
@@ -96,7 +97,7 @@ public final class WebSocketTransport: Transport {
         let host = configuration.host
         let server: HTTPServerBuilder
         do {
-            server = try HTTPIngestTransport.serverBuilder(tls: configuration.tls, ingestor: ingestor, transport: name) {
+            server = try HTTPIngestTransport.serverBuilder(tls: configuration.tls) {
                 .http1WebSocketUpgrade(webSocketRouter: wsRouter, configuration: .init(http1: $0, ws: ws))
             }
         } catch {
@@ -107,7 +108,8 @@ public final class WebSocketTransport: Transport {
             router: router,
             server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
-            onServerRunning: { channel in
+            onServerRunning: { [tls = configuration.tls, ingestor = self.ingestor, name = self.name] channel in
+                await HTTPIngestTransport.watchHandshakes(on: channel, tls: tls, ingestor: ingestor, transport: name)
                 let bound = channel.localAddress?.port ?? 0
                 logger.info("WebSocket listening", metadata: ["host": "\(host)", "port": "\(bound)"])
                 port.bound(bound)

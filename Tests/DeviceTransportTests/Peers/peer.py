@@ -103,6 +103,10 @@ def ws(args):
         for message in args.send:
             if message.startswith("@size:"):
                 message = '{"temp":' + " " * int(message[6:]) + "1}"
+            if message.startswith("@frag:"):  # @frag:<fragments>:<bytes each>: one message in many frames
+                count, each = (int(x) for x in message[6:].split(":"))
+                body = '{"temp":' + " " * (count * each - 10) + "1}"
+                message = iter([body[i * each:(i + 1) * each] for i in range(count)])
             conn.send(message)
             if args.no_wait_ack:
                 continue
@@ -247,6 +251,47 @@ def tcp(args):
         out("CLOSED", "eof", "%.3f" % elapsed, "")
 
 
+def tcp_flood(args):
+    """Sends one-byte malformed lines as fast as the server takes them and never reads the replies, until
+    nothing more goes out for --stall seconds or --limit bytes are out: prints SENT <bytes>. Small socket
+    buffers, so that the server's unread acks fill them soon."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    s.settimeout(30)
+    s.connect((args.host, args.port))
+    s.sendall(args.handshake.encode() + b"\n")
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = s.recv(1)
+        if not chunk:
+            out("CLOSED", "eof", "0", "")
+            return
+        line += chunk
+    out("REPLY", line.decode(errors="replace").rstrip("\r\n"))
+    s.setblocking(False)
+    block = b"x\n" * 32768
+    sent = 0
+    last = time.monotonic()
+    while sent < args.limit and time.monotonic() - last < args.stall:
+        _, writable, _ = select.select([], [s], [], 0.05)
+        if not writable:
+            continue
+        try:
+            n = s.send(block)
+        except BlockingIOError:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            out("CLOSED", "eof", "0", "")
+            break
+        if n > 0:
+            sent += n
+            last = time.monotonic()
+    out("SENT", sent)
+    sys.stdout.flush()
+    time.sleep(args.hold)
+
+
 def https(args):
     """One HTTPS request: prints STATUS and BODY, or TLSERROR."""
     import http.client
@@ -315,6 +360,13 @@ def main():
     t.add_argument("--ca")
     t.add_argument("--cert")
     t.add_argument("--key")
+    fl = sub.add_parser("tcp-flood")
+    fl.add_argument("host")
+    fl.add_argument("port", type=int)
+    fl.add_argument("--handshake", required=True)
+    fl.add_argument("--limit", type=int, default=64 << 20)
+    fl.add_argument("--stall", type=float, default=1.5)
+    fl.add_argument("--hold", type=float, default=0)
     h = sub.add_parser("https")
     h.add_argument("host")
     h.add_argument("port", type=int)
@@ -330,7 +382,7 @@ def main():
     r.add_argument("--delay", type=float, default=0.3)
     r.add_argument("--wait", type=float, default=3)
     args = p.parse_args()
-    {"ws": ws, "ws-nopong": ws_nopong, "tcp": tcp, "serial": serial, "https": https}[args.cmd](args)
+    {"ws": ws, "ws-nopong": ws_nopong, "tcp": tcp, "serial": serial, "https": https, "tcp-flood": tcp_flood}[args.cmd](args)
 
 
 if __name__ == "__main__":

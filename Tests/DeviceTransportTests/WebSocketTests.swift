@@ -67,7 +67,12 @@ struct WebSocketTests {
             "--send", #"{"nosuch": 1}"#, "--send", #"{"temp": 2}"#,
         ])
         defer { bad.stop(signal: SIGKILL) }
-        let other = try h.peer(["ws", h.wsURL, "--token", t2, "--send", #"{"temp": 10}"#, "--send", #"{"temp": 11}"#])
+        // Device times: two messages acked within one millisecond would otherwise share a server time, and
+        // the second would replace the first (last write wins).
+        let other = try h.peer([
+            "ws", h.wsURL, "--token", t2, "--send", #"{"ts": 1700000000000, "values": {"temp": 10}}"#,
+            "--send", #"{"ts": 1700000000001, "values": {"temp": 11}}"#,
+        ])
         defer { other.stop(signal: SIGKILL) }
         #expect(await bad.readLine() == "CONNECTED")
         var acks: [String] = []

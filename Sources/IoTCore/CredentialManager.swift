@@ -22,6 +22,25 @@ public protocol CredentialManager: Sendable {
     /// sessions; returns how many credentials were removed.
     @discardableResult
     func revokeAll(of device: DeviceIdentity) async throws -> Int
+    /// Registers a TLS client certificate of a device, by SHA-256 fingerprint or by subject
+    /// (``CertificateMatch/normalize(_:)`` says which forms are accepted). Returns what was stored.
+    func addCertificate(for device: DeviceIdentity, match: CertificateMatch, value: String, label: String, now: Int64)
+        async throws -> CertificateInfo
+    /// Revokes one certificate credential by label and closes the device's live sessions.
+    @discardableResult
+    func revokeCertificate(of device: DeviceIdentity, label: String) async throws -> Bool
+}
+
+extension CredentialManager {
+    /// Default for managers without certificate credentials: refuses with ``IoTError/Code/invalidArgument``.
+    public func addCertificate(
+        for device: DeviceIdentity, match: CertificateMatch, value: String, label: String, now: Int64
+    ) async throws -> CertificateInfo {
+        throw IoTError(.invalidArgument, "\(type(of: self)) does not manage certificate credentials; use DeviceAuthService")
+    }
+    /// Default for managers without certificate credentials: nothing to revoke.
+    @discardableResult
+    public func revokeCertificate(of device: DeviceIdentity, label: String) async throws -> Bool { false }
 }
 
 /// A password credential as created: the password is shown this once.
@@ -50,12 +69,32 @@ public struct CredentialSummary: Sendable, Hashable, Codable {
     public var activeSessionTokens: Int
     /// Live connections (WebSocket, TCP).
     public var liveSessions: Int
+    /// TLS client certificates (by fingerprint or subject).
+    public var certificates: [CertificateInfo]
     /// Creates a summary.
-    public init(tokens: [TokenInfo], passwords: [PasswordInfo], activeSessionTokens: Int, liveSessions: Int) {
+    public init(
+        tokens: [TokenInfo], passwords: [PasswordInfo], activeSessionTokens: Int, liveSessions: Int,
+        certificates: [CertificateInfo] = []
+    ) {
         self.tokens = tokens
         self.passwords = passwords
         self.activeSessionTokens = activeSessionTokens
         self.liveSessions = liveSessions
+        self.certificates = certificates
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case tokens, passwords, activeSessionTokens, liveSessions, certificates
+    }
+
+    /// Decodes a summary; `certificates` may be absent (summaries written before it existed).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        tokens = try c.decode([TokenInfo].self, forKey: .tokens)
+        passwords = try c.decode([PasswordInfo].self, forKey: .passwords)
+        activeSessionTokens = try c.decode(Int.self, forKey: .activeSessionTokens)
+        liveSessions = try c.decode(Int.self, forKey: .liveSessions)
+        certificates = try c.decodeIfPresent([CertificateInfo].self, forKey: .certificates) ?? []
     }
 }
 

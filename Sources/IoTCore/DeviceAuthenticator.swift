@@ -6,6 +6,11 @@ public enum DeviceCredential: Sendable, Hashable {
     case usernamePassword(username: String, password: String)
     /// The SHA-256 fingerprint (lowercase hex) of a TLS client certificate.
     case certificateFingerprint(String)
+    /// A TLS client certificate that the listener verified against its client CA: the SHA-256 fingerprint
+    /// of its DER encoding (lowercase hex, no colons) and its subject in RFC 4514 form (as
+    /// `openssl x509 -noout -subject -nameopt RFC2253` prints it). It resolves to the device that has the
+    /// fingerprint, or else the subject, registered as a certificate credential.
+    case clientCertificate(fingerprint: String, subject: String)
 }
 
 /// Resolves a device's credential to the tenant and device it belongs to.

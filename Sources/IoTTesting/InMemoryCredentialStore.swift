@@ -15,6 +15,7 @@ public final class InMemoryCredentialStore: CredentialStore {
     }
     private let tokens = Mutex<[[UInt8]: Entry]>([:])
     private let passwordList = Mutex<[StoredPassword]>([])
+    private let certificateList = Mutex<[StoredCertificate]>([])
 
     /// Creates an empty credential store.
     public init() {}
@@ -93,6 +94,53 @@ public final class InMemoryCredentialStore: CredentialStore {
     @discardableResult
     public func revokePasswords(of device: DeviceIdentity) async throws -> Int {
         passwordList.withLock { list in
+            let before = list.count
+            list.removeAll { $0.device == device }
+            return before - list.count
+        }
+    }
+
+    public func addCertificate(_ credential: StoredCertificate) async throws {
+        var credential = credential
+        credential.value = try credential.match.normalize(credential.value)
+        try certificateList.withLock { list throws(IoTError) in
+            if let other = list.first(where: { $0.match == credential.match && $0.value == credential.value }) {
+                throw IoTError(
+                    .conflict,
+                    other.device == credential.device
+                        ? "this certificate \(credential.match.rawValue) is already registered for the device"
+                        : "this certificate \(credential.match.rawValue) belongs to another device; revoke it there first")
+            }
+            if list.contains(where: { $0.device == credential.device && $0.label == credential.label }) {
+                throw IoTError(
+                    .conflict, "device already has a certificate credential labelled '\(credential.label)'; use another label")
+            }
+            list.append(credential)
+        }
+    }
+
+    public func identity(forCertificate match: CertificateMatch, value: String) async throws -> DeviceIdentity? {
+        certificateList.withLock { $0.first { $0.match == match && $0.value == value }?.device }
+    }
+
+    public func certificates(of device: DeviceIdentity) async throws -> [StoredCertificate] {
+        certificateList.withLock { list in
+            list.filter { $0.device == device }.sorted { ($0.createdAt, $0.label) < ($1.createdAt, $1.label) }
+        }
+    }
+
+    @discardableResult
+    public func revokeCertificate(of device: DeviceIdentity, label: String) async throws -> Bool {
+        certificateList.withLock { list in
+            let before = list.count
+            list.removeAll { $0.device == device && $0.label == label }
+            return list.count < before
+        }
+    }
+
+    @discardableResult
+    public func revokeCertificates(of device: DeviceIdentity) async throws -> Int {
+        certificateList.withLock { list in
             let before = list.count
             list.removeAll { $0.device == device }
             return before - list.count

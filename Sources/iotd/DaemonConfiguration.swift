@@ -27,6 +27,7 @@ struct DaemonConfiguration: Codable, Sendable {
         var maxBodyBytes: Int?
         var rateLimit: String?
         var authenticationCacheMillis: Int64?
+        var tls: TLS?
     }
     struct Management: Codable, Sendable {
         var host: String?
@@ -56,6 +57,29 @@ struct DaemonConfiguration: Codable, Sendable {
         var pingIntervalMillis: Int64?
         var idleTimeoutMillis: Int64?
         var parser: String?
+        var tls: TLS?
+    }
+    /// `tls:` of a device listener (http, websocket, a tcp entry): PEM files, TLS 1.2 minimum.
+    struct TLS: Codable, Sendable {
+        var certificate: String
+        var privateKey: String
+        var clientCA: String?
+        /// none, optional or required; default required with a clientCA, none without.
+        var clientCertificates: String?
+
+        var listenerTLS: ListenerTLS {
+            ListenerTLS(
+                certificatePath: certificate, privateKeyPath: privateKey, clientCAPath: clientCA,
+                clientCertificates: clientCertificates.flatMap(ListenerTLS.ClientCertificates.init(rawValue:))
+                    ?? (clientCA == nil ? .none : .required))
+        }
+
+        func validate(_ key: String) throws {
+            if let mode = clientCertificates, ListenerTLS.ClientCertificates(rawValue: mode) == nil {
+                throw ConfigurationError("\(key).tls.clientCertificates: '\(mode)' is not none, optional or required")
+            }
+            do { try listenerTLS.validate() } catch { throw ConfigurationError("\(key).tls: \(error.message)") }
+        }
     }
     /// One entry of `tcp:`: a raw TCP device listener.
     struct TCP: Codable, Sendable {
@@ -65,6 +89,7 @@ struct DaemonConfiguration: Codable, Sendable {
         var maxFrameBytes: Int?
         var idleTimeoutMillis: Int64?
         var parser: String?
+        var tls: TLS?
     }
     struct Logging: Codable, Sendable {
         var level: String?
@@ -153,6 +178,7 @@ extension DaemonConfiguration {
         // A valid token is remembered for up to a second: one SQLite lookup per device and second instead of
         // one per request; a revoked token stops working within that second.
         c.authenticationCacheMillis = http?.authenticationCacheMillis ?? 1_000
+        c.tls = http?.tls?.listenerTLS
         return c
     }
 
@@ -188,6 +214,7 @@ extension DaemonConfiguration {
         if let v = w.maxMessageBytes { c.maxMessageBytes = v }
         if let v = w.pingIntervalMillis { c.pingIntervalMillis = v }
         if let v = w.idleTimeoutMillis { c.idleTimeoutMillis = v }
+        c.tls = w.tls?.listenerTLS
         return c
     }
 
@@ -197,6 +224,7 @@ extension DaemonConfiguration {
         if let v = t.framing.flatMap(TCPTransport.Framing.init(rawValue:)) { c.framing = v }
         if let v = t.maxFrameBytes { c.maxFrameBytes = v }
         if let v = t.idleTimeoutMillis { c.idleTimeoutMillis = v }
+        c.tls = t.tls?.listenerTLS
         return c
     }
 
@@ -227,6 +255,9 @@ extension DaemonConfiguration {
         if let w = webSocketConfiguration {
             do { try w.validate() } catch { try fail("websocket", error.message) }
         }
+        try http?.tls?.validate("http")
+        try websocket?.tls?.validate("websocket")
+        for (i, t) in (tcp ?? []).enumerated() { try t.tls?.validate("tcp[\(i)]") }
         for (i, t) in (tcp ?? []).enumerated() {
             if let f = t.framing, TCPTransport.Framing(rawValue: f) == nil {
                 try fail("tcp[\(i)].framing", "'\(f)' is not lines or length-prefixed")

@@ -44,6 +44,7 @@ final class DeviceHarness: Sendable {
     init(
         webSocket: WebSocketTransport.Configuration = .init(port: 0, maxMessageBytes: 1_024),
         tcp: TCPTransport.Configuration = .init(port: 0, maxFrameBytes: 1_024),
+        http: HTTPIngestTransport.Configuration = .init(port: 0),
         failedAttempts: FailedAttemptLimiter.Configuration = .init()
     ) async throws {
         try await registry.saveTenant(Tenant(id: Self.tenant))
@@ -60,7 +61,7 @@ final class DeviceHarness: Sendable {
         let ingestor = Ingestor(
             journal: journal, pointStore: points, registry: registry, observers: [live], logger: logger)
         self.ingestor = ingestor
-        http = HTTPIngestTransport(configuration: .init(port: 0), ingestor: ingestor, authenticator: auth, logger: logger)
+        self.http = HTTPIngestTransport(configuration: http, ingestor: ingestor, authenticator: auth, logger: logger)
         ws = WebSocketTransport(configuration: webSocket, ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)
         var lines = tcp
         lines.framing = .lines
@@ -73,11 +74,11 @@ final class DeviceHarness: Sendable {
             ingestor: ingestor, prometheus: nil, credentialManager: auth, sessions: sessions, liveFeed: live,
             logger: logger)
         let group = ServiceGroup(
-            configuration: .init(services: [ingestor, http, ws, tcpLines, tcpLength, api], logger: logger))
+            configuration: .init(services: [ingestor, self.http, ws, tcpLines, tcpLength, api], logger: logger))
         self.group = group
         groupTask = Task { try await group.run() }
         while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
-        httpPort = try await http.listeningPort()
+        httpPort = try await self.http.listeningPort()
         wsPort = try await ws.listeningPort()
         tcpLinesPort = try await tcpLines.listeningPort()
         tcpLengthPort = try await tcpLength.listeningPort()

@@ -135,4 +135,38 @@ struct TCPTests {
         #expect(elapsed < .seconds(1), "closed within one second of the revocation: \(elapsed)")
         #expect(await bystander.next("TIMEOUT") != nil, "the other device stays connected")
     }
+
+    @Test("read backpressure: a device that sends without reading its acks is held back by TCP flow control, not buffered; another device carries on")
+    func readBackpressure() async throws {
+        let h = try await DeviceHarness()
+        defer { Task { await h.stop() } }
+        let t1 = try await h.token("t-1")
+        let t2 = try await h.token("t-2")
+        let flood = try h.peer(["tcp-flood", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(t1)", "--hold", "30"])
+        defer { flood.stop(signal: SIGKILL) }
+        #expect(await flood.readLine() == "REPLY OK t-1")
+        let sentLine = try #require(await flood.next("SENT "))
+        let sent = try #require(Int(sentLine.dropFirst(5)))
+        // Unbounded reading would take all 64 MiB at once; paused reading stops at what the kernel buffers hold.
+        #expect(sent < 32 << 20, "the device got \(sent) bytes out before it was held back")
+        // The server works through what the kernel buffered until its acks fill the device's receive window,
+        // then reads nothing more: the count of messages received settles.
+        var settled = false
+        var last = h.ingestor.statistics.received
+        for _ in 0..<40 where !settled {
+            try await Task.sleep(for: .milliseconds(500))
+            let now = h.ingestor.statistics.received
+            settled = now == last
+            last = now
+        }
+        #expect(settled, "reading stops while the device does not read its acks (\(last) messages received)")
+        #expect(last * 2 < sent, "the server read \(last * 2) of the \(sent) bytes sent: the rest waits in kernel buffers")
+        #expect(h.sessions.sessions(of: h.identity("t-1")).count == 1, "the connection is paused, not dropped")
+        let other = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(t2)", "--send", #"{"temp": 5}"#])
+        defer { other.stop(signal: SIGKILL) }
+        #expect(await other.readLine() == "REPLY OK t-2")
+        #expect(await other.readLine()?.hasPrefix("REPLY OK ") == true)
+        try await h.drain()
+        #expect(try await h.series("t-2").map(\.value) == [.number(5)])
+    }
 }

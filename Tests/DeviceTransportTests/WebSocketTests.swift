@@ -67,7 +67,12 @@ struct WebSocketTests {
             "--send", #"{"nosuch": 1}"#, "--send", #"{"temp": 2}"#,
         ])
         defer { bad.stop(signal: SIGKILL) }
-        let other = try h.peer(["ws", h.wsURL, "--token", t2, "--send", #"{"temp": 10}"#, "--send", #"{"temp": 11}"#])
+        // Device times: two messages acked within one millisecond would otherwise share a server time, and
+        // the second would replace the first (last write wins).
+        let other = try h.peer([
+            "ws", h.wsURL, "--token", t2, "--send", #"{"ts": 1700000000000, "values": {"temp": 10}}"#,
+            "--send", #"{"ts": 1700000000001, "values": {"temp": 11}}"#,
+        ])
         defer { other.stop(signal: SIGKILL) }
         #expect(await bad.readLine() == "CONNECTED")
         var acks: [String] = []
@@ -190,5 +195,27 @@ struct WebSocketTests {
         let again = try h.peer(["ws", h.wsURL, "--token", t1, "--wait", "5"])
         defer { again.stop(signal: SIGKILL) }
         #expect(await again.next("CLOSED")?.hasPrefix("CLOSED 4401 ") == true, "the revoked token no longer connects")
+    }
+
+    @Test("every oversize input is counted: a message in many frames over the limit is skipped and the connection carries on; a frame over four times the limit closes with 1009")
+    func oversizeAlwaysCounted() async throws {
+        let h = try await DeviceHarness()
+        defer { Task { await h.stop() } }
+        let t1 = try await h.token("t-1")
+        let peer = try h.peer([
+            "ws", h.wsURL, "--token", t1, "--send", "@frag:8:1000", "--send", #"{"temp": 1}"#, "--send", "@size:5000",
+        ])
+        defer { peer.stop(signal: SIGKILL) }
+        #expect(await peer.readLine() == "CONNECTED")
+        let first = try #require(await peer.readLine())
+        #expect(first.contains(#""n":1,"ok":false,"error":"payload_too_large""#), "8 000 bytes in 8 frames: \(first)")
+        #expect(await peer.readLine()?.contains(#""n":2,"ok":true"#) == true, "the connection carries on")
+        let closed = try #require(await peer.next("CLOSED"))
+        #expect(closed.hasPrefix("CLOSED 1009 "), "one 5 000-byte frame: \(closed)")
+        for _ in 0..<200 where h.rejected("payload_too_large") < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(h.rejected("payload_too_large") == 2)
+        try await h.drain()
+        #expect(try await h.series("t-1").map(\.value) == [.number(1)])
+        #expect(h.ingestor.statistics.isBalanced)
     }
 }

@@ -78,6 +78,24 @@ public protocol CredentialStore: Sendable {
     /// Removes every password credential of a device; returns how many.
     @discardableResult
     func revokePasswords(of device: DeviceIdentity) async throws -> Int
+
+    // MARK: TLS client certificates (defaults for stores without them refuse to store any)
+
+    /// Stores a certificate credential. Its (match, value) belongs to one device: adding it again throws
+    /// ``IoTError/Code/conflict``, and so does a second certificate credential with the same label for the
+    /// same device.
+    func addCertificate(_ credential: StoredCertificate) async throws
+    /// The device a certificate fingerprint or subject (normalized) belongs to, or `nil`. Hot path of a TLS
+    /// client-certificate login: make it an indexed lookup.
+    func identity(forCertificate match: CertificateMatch, value: String) async throws -> DeviceIdentity?
+    /// The certificate credentials of a device, oldest first.
+    func certificates(of device: DeviceIdentity) async throws -> [StoredCertificate]
+    /// Removes one certificate credential of a device by label; `false` when it was not there.
+    @discardableResult
+    func revokeCertificate(of device: DeviceIdentity, label: String) async throws -> Bool
+    /// Removes every certificate credential of a device; returns how many.
+    @discardableResult
+    func revokeCertificates(of device: DeviceIdentity) async throws -> Int
 }
 
 extension CredentialStore {
@@ -96,6 +114,21 @@ extension CredentialStore {
     /// Default for stores that keep only tokens: nothing to revoke.
     @discardableResult
     public func revokePasswords(of device: DeviceIdentity) async throws -> Int { 0 }
+    /// Default for stores without certificate credentials: refuses with ``IoTError/Code/invalidArgument``.
+    public func addCertificate(_ credential: StoredCertificate) async throws {
+        throw IoTError(
+            .invalidArgument, "\(type(of: self)) does not store certificate credentials; use a store that does (SQLite)")
+    }
+    /// Default for stores without certificate credentials: no device.
+    public func identity(forCertificate match: CertificateMatch, value: String) async throws -> DeviceIdentity? { nil }
+    /// Default for stores without certificate credentials: none.
+    public func certificates(of device: DeviceIdentity) async throws -> [StoredCertificate] { [] }
+    /// Default for stores without certificate credentials: nothing to revoke.
+    @discardableResult
+    public func revokeCertificate(of device: DeviceIdentity, label: String) async throws -> Bool { false }
+    /// Default for stores without certificate credentials: nothing to revoke.
+    @discardableResult
+    public func revokeCertificates(of device: DeviceIdentity) async throws -> Int { 0 }
 }
 
 /// A stored username/password credential. ``hash`` is the encoded output of a slow key-derivation

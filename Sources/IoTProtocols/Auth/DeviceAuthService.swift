@@ -5,7 +5,8 @@ import Synchronization
 
 /// Device authentication, all methods behind one ``IoTCore/DeviceAuthenticator``: long-lived access tokens
 /// (SHA-256 digests in the ``IoTCore/CredentialStore``), usernames and passwords (PBKDF2 hashes in the
-/// ``IoTCore/CredentialStore``), and short-lived tokens that a device gets by exchanging its username and
+/// ``IoTCore/CredentialStore``), TLS client certificates registered by SHA-256 fingerprint or subject
+/// (``addCertificate(for:match:value:label:now:)``; a fingerprint match wins over a subject match), and short-lived tokens that a device gets by exchanging its username and
 /// password (``exchange(username:password:from:)``) and renews before they expire (``refresh(_:from:)``).
 ///
 /// Failed attempts are limited per source address (``FailedAttemptLimiter``); while an address is blocked
@@ -165,9 +166,29 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
             return found
         case .usernamePassword(let username, let password):
             return try await verifyPassword(username: username, password: password)
-        case .certificateFingerprint:
-            throw IoTError(.unauthorized, "client certificates are not accepted here; authenticate with a token or password")
+        case .certificateFingerprint(let fingerprint):
+            return try await certificateIdentity([(.fingerprint, fingerprint)])
+        case .clientCertificate(let fingerprint, let subject):
+            return try await certificateIdentity([(.fingerprint, fingerprint), (.subject, subject)])
         }
+    }
+
+    /// The device of the first (match, value) registered as a certificate credential.
+    private func certificateIdentity(_ candidates: [(CertificateMatch, String)]) async throws(IoTError) -> DeviceIdentity {
+        for (match, raw) in candidates {
+            guard let value = try? match.normalize(raw) else { continue }
+            let found: DeviceIdentity?
+            do {
+                found = try await credentials.identity(forCertificate: match, value: value)
+            } catch {
+                throw IoTError(.storage, "cannot look up the client certificate: \(error); check the credential store")
+            }
+            if let found { return found }
+        }
+        throw IoTError(
+            .unauthorized,
+            "the client certificate is not registered for any device; add its fingerprint or subject as a certificate credential of the device"
+        )
     }
 
     private func verifyPassword(username: String, password: String) async throws(IoTError) -> DeviceIdentity {
@@ -309,7 +330,35 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
             passwords: try await credentials.passwords(of: device).map {
                 PasswordInfo(username: $0.username, label: $0.label, createdAt: $0.createdAt)
             },
-            activeSessionTokens: active, liveSessions: sessions.sessions(of: device).count)
+            activeSessionTokens: active, liveSessions: sessions.sessions(of: device).count,
+            certificates: try await credentials.certificates(of: device).map(\.info))
+    }
+
+    /// Registers a TLS client certificate of a device by SHA-256 fingerprint or subject; TLS listeners that
+    /// ask for client certificates then accept it as that device (``IoTCore/DeviceCredential/clientCertificate(fingerprint:subject:)``).
+    ///
+    /// ```swift
+    /// // openssl x509 -noout -fingerprint -sha256 -in meter-1.pem
+    /// try await auth.addCertificate(for: device, match: .fingerprint, value: "AB:CD:…", label: "primary", now: now)
+    /// ```
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for a malformed value,
+    ///   ``IoTCore/IoTError/Code/conflict`` when it is registered already or the label is taken.
+    public func addCertificate(
+        for device: DeviceIdentity, match: CertificateMatch, value: String, label: String, now: Int64
+    ) async throws -> CertificateInfo {
+        let stored = StoredCertificate(
+            device: device, match: match, value: try match.normalize(value), label: label, createdAt: now)
+        try await credentials.addCertificate(stored)
+        return stored.info
+    }
+
+    /// Revokes one certificate credential and closes the device's live sessions (a connection that
+    /// authenticated with the certificate ends at once).
+    @discardableResult
+    public func revokeCertificate(of device: DeviceIdentity, label: String) async throws -> Bool {
+        let removed = try await credentials.revokeCertificate(of: device, label: label)
+        if removed { await sessions.closeSessions(of: device) }
+        return removed
     }
 
     /// Revokes one password credential and closes the device's live sessions (devices reconnect with the
@@ -328,7 +377,7 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
     public func revokeAll(of device: DeviceIdentity) async throws -> Int {
         let n =
             try await credentials.revokeTokens(of: device) + credentials.revokePasswords(of: device)
-            + dropSessionTokens(of: device)
+            + credentials.revokeCertificates(of: device) + dropSessionTokens(of: device)
         await sessions.closeSessions(of: device)
         logger.info("device credentials revoked", metadata: ["device": "\(device)", "credentials": "\(n)"])
         return n

@@ -13,11 +13,14 @@ public struct DeviceRequestContext: RequestContext, WebSocketRequestContext {
     public let peerAddress: String
     /// The peer's address and port, unique per connection (`""` when unknown).
     public let peerKey: String
+    /// The connection (for the TLS peer certificate).
+    let channel: any Channel
 
     /// Creates the context for a request on `source.channel`.
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.webSocket = .init()
+        self.channel = source.channel
         let remote = source.channel.remoteAddress
         self.peerAddress = remote?.ipAddress ?? ""
         self.peerKey = remote.map { "\($0.ipAddress ?? ""):\($0.port ?? 0)" } ?? ""

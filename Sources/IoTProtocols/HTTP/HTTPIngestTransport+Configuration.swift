@@ -33,6 +33,9 @@ extension HTTPIngestTransport {
         /// (``IoTCore/Product/parser``, e.g. a script reading CSV), which then reads any type. The ThingsBoard path reads every non-SenML body as JSON, as
         /// ThingsBoard does.
         public var senmlContentTypes: Set<String>
+        /// TLS on the listener (HTTPS), or `nil` (the default) for plain HTTP. With client certificates, a
+        /// request without `Authorization` is authenticated by the connection's verified client certificate.
+        public var tls: ListenerTLS?
 
         /// Creates a configuration; every argument has the default documented on its property.
         public init(
@@ -42,8 +45,10 @@ extension HTTPIngestTransport {
             rateLimit: String? = nil,
             rateLimitMaxDevices: Int = 100_000,
             authenticationCacheMillis: Int64 = 0,
-            senmlContentTypes: Set<String> = ["application/senml+json"]
+            senmlContentTypes: Set<String> = ["application/senml+json"],
+            tls: ListenerTLS? = nil
         ) {
+            self.tls = tls
             self.host = host
             self.port = port
             self.maxBodyBytes = maxBodyBytes

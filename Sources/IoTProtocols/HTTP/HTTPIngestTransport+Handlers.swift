@@ -8,7 +8,11 @@ extension HTTPIngestTransport {
     func deviceTelemetry(_ request: Request, context: DeviceRequestContext) async -> Response {
         let uid = context.parameters.get("uid") ?? ""
         if let tooLarge = refuseDeclaredSize(request) { return tooLarge }
-        guard let credential = Self.credential(request.headers[.authorization]) else {
+        var presented = Self.credential(request.headers[.authorization])
+        if presented == nil, configuration.tls.map({ $0.clientCertificates != .none }) == true {
+            presented = await PeerCertificate.of(context.channel)?.credential
+        }
+        guard let credential = presented else {
             return refuse(
                 IoTError(
                     .unauthorized,
@@ -179,6 +183,7 @@ extension HTTPIngestTransport {
         case .token(let token): "t:" + token
         case .usernamePassword(let u, let p): "p:" + PasswordHasher.hex(Secrets.digest(u + "\u{0}" + p))
         case .certificateFingerprint(let f): "c:" + f
+        case .clientCertificate(let f, _): "c:" + f
         }
     }
 

@@ -1,4 +1,6 @@
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 public import IoTCore
 public import Logging
 import NIOCore
@@ -17,6 +19,10 @@ import NIOCore
 ///   "deviceUID"}`), and `POST /api/v1/devices/auth/refresh` with `Authorization: Bearer <that token>`
 ///   renews it. Telemetry also accepts `Authorization: Basic` (username and password). Failed attempts
 ///   are limited per client address (429 with `Retry-After` while blocked).
+///
+/// With ``Configuration/tls`` the listener speaks HTTPS (TLS 1.2 or later); when it asks for client
+/// certificates, a telemetry request without `Authorization` is the device its verified certificate is
+/// registered to. A failed TLS handshake is counted as rejected.
 ///
 /// Errors are JSON `{"error": "<code name>", "message": "<what to do>"}`: 400 (malformed payload,
 /// invalid value, unknown signal), 401 (missing or unknown token), 403 (the token belongs to another
@@ -112,10 +118,19 @@ public final class HTTPIngestTransport: Transport {
         let port = self.port
         let logger = self.logger
         let host = configuration.host
+        let server: HTTPServerBuilder
+        do {
+            server = try Self.serverBuilder(tls: configuration.tls) { .http1(configuration: $0) }
+        } catch {
+            port.stopped("its TLS configuration is invalid: \(error)")
+            throw error
+        }
         let app = Application(
             router: router,
+            server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
-            onServerRunning: { channel in
+            onServerRunning: { [tls = configuration.tls, ingestor = self.ingestor, name = self.name] channel in
+                await Self.watchHandshakes(on: channel, tls: tls, ingestor: ingestor, transport: name)
                 let bound = channel.localAddress?.port ?? 0
                 logger.info("HTTP ingest listening", metadata: ["host": "\(host)", "port": "\(bound)"])
                 port.bound(bound)
@@ -128,6 +143,22 @@ public final class HTTPIngestTransport: Transport {
             throw error
         }
         port.stopped("it has stopped")
+    }
+
+    /// The HTTP/1 server, wrapped in TLS when `tls` is set.
+    static func serverBuilder(
+        tls: ListenerTLS?, _ base: (HTTP1Channel.Configuration) -> HTTPServerBuilder
+    ) throws -> HTTPServerBuilder {
+        guard let tls else { return base(.init()) }
+        _ = try tls.makeContext()
+        return try .tls(base(.init()), tlsConfiguration: try tls.serverConfiguration())
+    }
+
+    /// With TLS, counts every failed handshake on the listener's `server` channel as a rejected message of
+    /// `transport`.
+    static func watchHandshakes(on server: any Channel, tls: ListenerTLS?, ingestor: Ingestor, transport: String) async {
+        guard tls != nil else { return }
+        await TLSAcceptWatcher.install(on: server) { error in ingestor.recordRejected(transport: transport, error: error) }
     }
 
     /// The port the listener is bound to; waits until ``run()`` has bound it.

@@ -31,12 +31,16 @@ extension TCPTransport {
         public var idleTimeoutMillis: Int64
         /// The longest handshake line, in bytes. Default 1 024.
         public var maxHandshakeBytes: Int
+        /// TLS on the listener, or `nil` (the default) for plain TCP. With client certificates, a device
+        /// may send the handshake line `cert` to be identified by its certificate.
+        public var tls: ListenerTLS?
 
         /// Creates a configuration; every argument has the default documented on its property.
         public init(
             host: String = "127.0.0.1", port: Int = 9000, framing: Framing = .lines, maxFrameBytes: Int = 65_536,
-            idleTimeoutMillis: Int64 = 120_000, maxHandshakeBytes: Int = 1_024
+            idleTimeoutMillis: Int64 = 120_000, maxHandshakeBytes: Int = 1_024, tls: ListenerTLS? = nil
         ) {
+            self.tls = tls
             self.host = host
             self.port = port
             self.framing = framing

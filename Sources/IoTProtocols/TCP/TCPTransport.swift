@@ -2,6 +2,7 @@ public import IoTCore
 public import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 
@@ -11,7 +12,9 @@ import Synchronization
 ///
 /// The protocol, per connection:
 /// 1. The device sends one handshake line: `uid:<device uid>:<username>:<password>` (as
-///    go-iot-platform's TCP transport) or `token:<access token>`. The server answers `OK <device uid>`
+///    go-iot-platform's TCP transport), `token:<access token>`, or, on a TLS listener that asks for client
+///    certificates (``Configuration/tls``), `cert`: the device is the one its verified client certificate
+///    is registered to (by fingerprint or subject). The server answers `OK <device uid>`
 ///    or `ERR <code> <message>` and closes. The handshake is a line in both framings.
 /// 2. The device sends messages: lines, or a 4-byte big-endian length followed by that many bytes
 ///    (``Framing``). Each is parsed by the listener's parser and journaled.
@@ -20,8 +23,15 @@ import Synchronization
 ///    `backpressure … retry after <ms> ms`). An error costs only that message.
 /// 4. Downlink messages (``IoTCore/DeviceSessions/send(_:to:)``) arrive as `DOWN <payload>`.
 ///
+/// Messages of a connection are ingested one at a time. While one is being ingested, or its ack cannot be
+/// written because the device does not read, the listener stops reading that connection after a few
+/// chunks, so a device that sends faster than it is served is held back by TCP flow control instead of
+/// being buffered in memory; other connections are unaffected.
+///
 /// A connection that sends nothing for ``Configuration/idleTimeoutMillis`` is closed; revoking the
-/// device's credentials closes its connections at once.
+/// device's credentials closes its connections at once. With ``Configuration/tls`` the listener speaks
+/// TLS 1.2 or later only; a failed TLS handshake (a plain-TCP client, a refused client certificate) ends
+/// that connection and is counted as rejected.
 ///
 /// ```swift
 /// let tcp = TCPTransport(configuration: .init(port: 9000), ingestor: ingestor, authenticator: auth,
@@ -67,7 +77,16 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
             port.stopped("its configuration is invalid: \(error.message)")
             throw error
         }
+        let sslContext: NIOSSLContext?
+        do {
+            sslContext = try tcp.tls?.makeContext()
+        } catch {
+            port.stopped("its TLS configuration is invalid: \(error.message)")
+            throw error
+        }
         let idle = TimeAmount.milliseconds(tcp.idleTimeoutMillis)
+        let ingestor = self.ingestor
+        let name = self.name
         let server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
         do {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -76,9 +95,21 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
                 .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
                 .bind(host: tcp.host, port: tcp.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let sslContext {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                            try channel.pipeline.syncOperations.addHandler(
+                                TLSHandshakeObserver { error in ingestor.recordRejected(transport: name, error: error) })
+                        }
                         try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                         try channel.pipeline.syncOperations.addHandler(IdleCloseHandler())
-                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                        // Read backpressure: at most `highWatermark` chunks wait while the connection's message is
+                        // being ingested or its ack cannot be written; then the socket is not read until the
+                        // backlog drains to `lowWatermark`, and TCP flow control holds the device back.
+                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                            wrappingChannelSynchronously: channel,
+                            configuration: .init(
+                                backPressureStrategy: .init(
+                                    lowWatermark: Self.readBacklogLow, highWatermark: Self.readBacklogHigh)))
                     }
                 }
         } catch {
@@ -86,7 +117,12 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
             throw IoTError(.unavailable, "the TCP listener cannot bind \(tcp.host):\(tcp.port): \(error)")
         }
         let bound = server.channel.localAddress?.port ?? 0
-        logger.info("TCP listening", metadata: ["host": "\(tcp.host)", "port": "\(bound)", "framing": "\(tcp.framing.rawValue)"])
+        logger.info(
+            "TCP listening",
+            metadata: [
+                "host": "\(tcp.host)", "port": "\(bound)", "framing": "\(tcp.framing.rawValue)",
+                "tls": "\(tcp.tls.map { "client certificates \($0.clientCertificates.rawValue)" } ?? "off")",
+            ])
         port.bound(bound)
         defer { port.stopped("it has stopped") }
         try await withGracefulShutdownHandler {
@@ -155,6 +191,22 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
             credential = .usernamePassword(username: String(parts[2]), password: String(parts[3]))
         } else if text.hasPrefix("token:") {
             credential = .token(String(text.dropFirst(6)))
+        } else if text == "cert" {
+            guard let tls = tcp.tls, tls.clientCertificates != .none else {
+                return try await refuse(
+                    IoTError(
+                        .unauthorized,
+                        "this listener does not ask for client certificates; send 'token:<access token>' or 'uid:<device uid>:<username>:<password>'"
+                    ), on: stream)
+            }
+            guard let peer = await PeerCertificate.of(stream.channel) else {
+                return try await refuse(
+                    IoTError(
+                        .unauthorized,
+                        "this connection presented no client certificate; connect with the device's certificate, or send 'token:<access token>'"
+                    ), on: stream)
+            }
+            credential = peer.credential
         } else {
             return try await refuse(Self.handshakeFormatError, on: stream)
         }
@@ -177,8 +229,14 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
         return identity
     }
 
+    /// Chunks read ahead per connection: reading pauses above the high mark and resumes at the low mark.
+    static let readBacklogLow = 1
+    static let readBacklogHigh = 4
+
     private static let handshakeFormatError = IoTError(
-        .malformedPayload, "the first line must be 'uid:<device uid>:<username>:<password>' or 'token:<access token>'")
+        .malformedPayload,
+        "the first line must be 'uid:<device uid>:<username>:<password>', 'token:<access token>' or (TLS with a client certificate) 'cert'"
+    )
 
     private func refuse(_ error: IoTError, on stream: NIOByteStream) async throws -> DeviceIdentity? {
         ingestor.recordRejected(transport: name, error: error)

@@ -15,9 +15,10 @@ extension WebSocketTransport {
         public var port: Int
         /// The path devices connect to. Default `"/api/v1/devices/ws"`.
         public var path: String
-        /// The largest message, in bytes: a larger one is answered with an error frame and counted, and
-        /// the connection carries on. A single message over four times this is refused by the WebSocket
-        /// layer itself, which closes the connection with 1009 (message too big). Default 65 536.
+        /// The largest message, in bytes: a larger one (in one frame or many) is answered with an error
+        /// frame, counted and skipped, and the connection carries on. A single frame over four times this
+        /// is refused by the WebSocket layer itself, which closes the connection with 1009 (message too
+        /// big); that is counted too. Default 65 536.
         public var maxMessageBytes: Int
         /// The server pings every this many ms; a peer that has not answered the previous ping by then is
         /// closed. Default 30 000.
@@ -25,12 +26,18 @@ extension WebSocketTransport {
         /// A connection that sends no message for this long, in ms, is closed with 1001 (going away).
         /// Pongs do not count as messages. Default 120 000.
         public var idleTimeoutMillis: Int64
+        /// TLS on the listener (`wss://`), or `nil` (the default) for plain WebSocket. With client
+        /// certificates, an upgrade without a token or password is authenticated by the connection's
+        /// verified client certificate.
+        public var tls: ListenerTLS?
 
         /// Creates a configuration; every argument has the default documented on its property.
         public init(
             host: String = "127.0.0.1", port: Int = 8083, path: String = "/api/v1/devices/ws",
-            maxMessageBytes: Int = 65_536, pingIntervalMillis: Int64 = 30_000, idleTimeoutMillis: Int64 = 120_000
+            maxMessageBytes: Int = 65_536, pingIntervalMillis: Int64 = 30_000, idleTimeoutMillis: Int64 = 120_000,
+            tls: ListenerTLS? = nil
         ) {
+            self.tls = tls
             self.host = host
             self.port = port
             self.path = path

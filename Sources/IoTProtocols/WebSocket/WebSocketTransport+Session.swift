@@ -15,7 +15,11 @@ private final class Activity: Sendable {
 
 extension WebSocketTransport {
     /// Serves one upgraded connection until it closes.
-    func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, peerKey: String, address: String) async {
+    func serve(
+        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, peerKey: String, address: String,
+        channel: any Channel
+    ) async {
+        await watchOversizeFrames(on: channel)
         let decision = handoff.withLock { $0.removeValue(forKey: peerKey) }
         guard case .success(let identity)? = decision else {
             var code = 4401
@@ -59,20 +63,33 @@ extension WebSocketTransport {
         inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, identity: DeviceIdentity, activity: Activity
     ) async {
         var number = 0
+        let limit = configuration.maxMessageBytes
+        // Messages are assembled here rather than with `messages(maxSize:)`, which ends the connection on a
+        // message over its limit: a message over ``Configuration/maxMessageBytes``, in however many frames,
+        // is counted, answered with an error and skipped, and the connection carries on. Only the bytes up
+        // to the limit are kept.
+        var assembled: [UInt8] = []
+        var size = 0
         do {
-            for try await message in inbound.messages(maxSize: configuration.maxMessageBytes * 4) {
+            for try await frame in inbound {
                 activity.touch()
-                number += 1
-                let payload: [UInt8]
-                switch message {
-                case .text(let text): payload = Array(text.utf8)
-                case .binary(let buffer): payload = Array(buffer.readableBytesView)
+                if frame.opcode != .continuation {
+                    assembled.removeAll(keepingCapacity: true)
+                    size = 0
                 }
+                size += frame.data.readableBytes
+                if size <= limit { assembled.append(contentsOf: frame.data.readableBytesView) }
+                guard frame.fin else { continue }
+                number += 1
+                let payload = assembled
+                let payloadSize = size
+                assembled.removeAll(keepingCapacity: true)
+                size = 0
                 let result: Result<Receipt, IoTError>
-                if payload.count > configuration.maxMessageBytes {
+                if payloadSize > limit {
                     let error = IoTError(
                         .payloadTooLarge,
-                        "message of \(payload.count) bytes exceeds \(configuration.maxMessageBytes); send smaller messages")
+                        "message of \(payloadSize) bytes exceeds \(limit); send smaller messages")
                     ingestor.recordRejected(transport: name, error: error)
                     result = .failure(error)
                 } else {
@@ -87,6 +104,32 @@ extension WebSocketTransport {
             }
         } catch {
             logger.debug("WebSocket connection ended", metadata: ["error": "\(error)", "device": "\(identity)"])
+        }
+    }
+
+    /// Counts a frame over the WebSocket layer's frame limit (four times ``Configuration/maxMessageBytes``):
+    /// the layer refuses it by closing the connection with 1009 without telling the handler, so the close
+    /// frame it sends is what is observed. Installed before the first frame is read, so the close frame of
+    /// any oversize frame passes it.
+    private func watchOversizeFrames(on channel: any Channel) async {
+        let ingestor = self.ingestor
+        let name = self.name
+        let limit = configuration.maxMessageBytes * 4
+        do {
+            try await channel.eventLoop.submit {
+                let encoder = try channel.pipeline.syncOperations.handler(type: WebSocketFrameEncoder.self)
+                try channel.pipeline.syncOperations.addHandler(
+                    OversizeFrameObserver {
+                        ingestor.recordRejected(
+                            transport: name,
+                            error: IoTError(
+                                .payloadTooLarge,
+                                "a WebSocket frame over \(limit) bytes; the connection was closed with 1009, send smaller messages"
+                            ))
+                    }, position: .after(encoder))
+            }.get()
+        } catch {
+            logger.debug("cannot watch for oversize WebSocket frames", metadata: ["error": "\(error)"])
         }
     }
 
@@ -106,5 +149,30 @@ extension WebSocketTransport {
             let retry = e.retryAfterMillis.map { #","retryAfterMillis":\#($0)"# } ?? ""
             return #"{"type":"ack","n":\#(n),"ok":false,"error":\#(jsonString(e.code.name)),"message":\#(jsonString(e.message))\#(retry)}"#
         }
+    }
+}
+
+/// Sees the frames the server writes; reports the first close frame with 1009 (message too big).
+final class OversizeFrameObserver: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let onOversize: @Sendable () -> Void
+    private var reported = false
+
+    init(onOversize: @escaping @Sendable () -> Void) {
+        self.onOversize = onOversize
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let frame = unwrapOutboundIn(data)
+        if !reported, frame.opcode == .connectionClose {
+            var data = frame.unmaskedData
+            if data.readInteger(as: UInt16.self) == 1009 {
+                reported = true
+                onOversize()
+            }
+        }
+        context.write(data, promise: promise)
     }
 }

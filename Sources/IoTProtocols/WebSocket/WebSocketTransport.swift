@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 public import IoTCore
 public import Logging
@@ -11,7 +12,9 @@ import Synchronization
 /// it when idle, and delivers downlink messages.
 ///
 /// - Connect to ``Configuration/path`` with `Authorization: Bearer <token>` (a long-lived token or one
-///   from token exchange), `Authorization: Basic <username:password>`, or `?token=<token>` (browsers).
+///   from token exchange), `Authorization: Basic <username:password>`, or `?token=<token>` (browsers); on
+///   a TLS listener that asks for client certificates (``Configuration/tls``, `wss://`), with none of
+///   these the device is the one its verified client certificate is registered to.
 ///   The credential is checked before the upgrade completes and the refusal is counted there; since
 ///   Hummingbird answers every declined upgrade with a bare 400, a refused device instead gets the
 ///   upgrade and at once a close frame saying why: 4401 (missing, wrong, expired or revoked credential),
@@ -81,8 +84,9 @@ public final class WebSocketTransport: Transport {
         wsRouter.ws(path) { request, context in
             await self.shouldUpgrade(request, context: context)
         } onUpgrade: { inbound, outbound, context in
-            await self.serve(inbound: inbound, outbound: outbound, peerKey: context.requestContext.peerKey,
-                             address: context.requestContext.peerAddress)
+            await self.serve(
+                inbound: inbound, outbound: outbound, peerKey: context.requestContext.peerKey,
+                address: context.requestContext.peerAddress, channel: context.requestContext.channel)
         }
         let ws = WebSocketServerConfiguration(
             maxFrameSize: configuration.maxMessageBytes * 4,
@@ -91,11 +95,21 @@ public final class WebSocketTransport: Transport {
         let port = self.port
         let logger = self.logger
         let host = configuration.host
+        let server: HTTPServerBuilder
+        do {
+            server = try HTTPIngestTransport.serverBuilder(tls: configuration.tls) {
+                .http1WebSocketUpgrade(webSocketRouter: wsRouter, configuration: .init(http1: $0, ws: ws))
+            }
+        } catch {
+            port.stopped("its TLS configuration is invalid: \(error)")
+            throw error
+        }
         let app = Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: wsRouter, configuration: .init(ws: ws)),
+            server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
-            onServerRunning: { channel in
+            onServerRunning: { [tls = configuration.tls, ingestor = self.ingestor, name = self.name] channel in
+                await HTTPIngestTransport.watchHandshakes(on: channel, tls: tls, ingestor: ingestor, transport: name)
                 let bound = channel.localAddress?.port ?? 0
                 logger.info("WebSocket listening", metadata: ["host": "\(host)", "port": "\(bound)"])
                 port.bound(bound)
@@ -124,6 +138,10 @@ public final class WebSocketTransport: Transport {
             credential = fromHeader
         } else if let token = request.uri.queryParameters.get("token"), !token.isEmpty {
             credential = .token(token)
+        } else if configuration.tls.map({ $0.clientCertificates != .none }) == true,
+            let peer = await PeerCertificate.of(context.channel)
+        {
+            credential = peer.credential
         } else {
             refuseUpgrade(
                 IoTError(

@@ -9,6 +9,13 @@ struct PasswordInput: Decodable {
     var label: String?
 }
 
+/// The body of `POST …/credentials/certificates`.
+struct CertificateInput: Decodable {
+    var match: String?
+    var value: String?
+    var label: String?
+}
+
 /// The body of `POST …/credentials/passwords/rotate`.
 struct RotateInput: Decodable {
     var label: String?
@@ -69,6 +76,34 @@ extension ManagementServer {
                 let revoked = try await manager.revokePassword(of: identity, label: label)
                 guard revoked else {
                     throw APIError.notFound("the device has no password credential labelled \"\(label)\"")
+                }
+                return try JSONOutput.response(RevokedOne(revoked: true))
+            }
+        }
+        router.post(RouterPath(base + "/credentials/certificates")) { request, context in
+            try await self.handle {
+                let (manager, identity) = try await self.credentialTarget(context)
+                let input = try await JSONOutput.decode(
+                    CertificateInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                guard let match = CertificateMatch(rawValue: input.match ?? "fingerprint") else {
+                    throw APIError.badRequest("\"match\" must be \"fingerprint\" or \"subject\"")
+                }
+                guard let value = input.value, !value.isEmpty else {
+                    throw APIError.badRequest(
+                        "\"value\" is required: the certificate's SHA-256 fingerprint or its RFC 4514 subject")
+                }
+                let label = try Self.checkedLabel(input.label ?? "primary")
+                let info = try await manager.addCertificate(
+                    for: identity, match: match, value: value, label: label, now: self.clock.now())
+                return try JSONOutput.response(info, status: .created)
+            }
+        }
+        router.delete(RouterPath(base + "/credentials/certificates/:label")) { _, context in
+            try await self.handle {
+                let (manager, identity) = try await self.credentialTarget(context)
+                let label = context.parameters.get("label") ?? ""
+                guard try await manager.revokeCertificate(of: identity, label: label) else {
+                    throw APIError.notFound("the device has no certificate credential labelled \"\(label)\"")
                 }
                 return try JSONOutput.response(RevokedOne(revoked: true))
             }

@@ -17,7 +17,7 @@ public final class SQLiteCredentialStore: CredentialStore {
 
     /// Creates a credential store on `storage`'s system database; the table is created on first use.
     public init(storage: SQLiteStorage) {
-        databases = PreparedDatabases(storage: storage, component: "credentials", version: 2, schema: Self.schema)
+        databases = PreparedDatabases(storage: storage, component: "credentials", version: 3, schema: Self.schema)
     }
 
     private static let schema = """
@@ -39,6 +39,16 @@ public final class SQLiteCredentialStore: CredentialStore {
             PRIMARY KEY (tenant, device, label)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS passwords_username ON passwords(username);
+        CREATE TABLE IF NOT EXISTS certificates(
+            tenant TEXT NOT NULL,
+            device TEXT NOT NULL,
+            label TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant, device, label)
+        ) WITHOUT ROWID;
+        CREATE UNIQUE INDEX IF NOT EXISTS certificates_value ON certificates(kind, value);
         """
 
     private func db() async throws -> SQLiteDatabase {
@@ -187,6 +197,91 @@ public final class SQLiteCredentialStore: CredentialStore {
     public func revokePasswords(of device: DeviceIdentity) async throws -> Int {
         try await db().write { c in
             let s = try c.statement("DELETE FROM passwords WHERE tenant = ? AND device = ?")
+            s.bind(1, device.tenant.rawValue)
+            s.bind(2, device.deviceUID)
+            try s.run()
+            return c.changes
+        }
+    }
+
+    // MARK: Certificates
+
+    public func addCertificate(_ credential: StoredCertificate) async throws {
+        let value = try credential.match.normalize(credential.value)
+        try await db().write { c in
+            let owner = try c.statement("SELECT tenant, device FROM certificates WHERE kind = ? AND value = ?")
+            owner.bind(1, credential.match.rawValue)
+            owner.bind(2, value)
+            if try owner.step() {
+                let other = DeviceIdentity(tenant: TenantID(owner.string(0)), deviceUID: owner.string(1))
+                owner.reset()
+                throw IoTError(
+                    .conflict,
+                    other == credential.device
+                        ? "this certificate \(credential.match.rawValue) is already registered for the device"
+                        : "this certificate \(credential.match.rawValue) belongs to another device; revoke it there first")
+            }
+            owner.reset()
+            try mappingConstraint("device already has a certificate credential labelled '\(credential.label)'; use another label") {
+                let s = try c.statement(
+                    "INSERT INTO certificates(tenant, device, label, kind, value, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+                s.bind(1, credential.device.tenant.rawValue)
+                s.bind(2, credential.device.deviceUID)
+                s.bind(3, credential.label)
+                s.bind(4, credential.match.rawValue)
+                s.bind(5, value)
+                s.bind(6, credential.createdAt)
+                try s.run()
+            }
+        }
+    }
+
+    public func identity(forCertificate match: CertificateMatch, value: String) async throws -> DeviceIdentity? {
+        try await db().read { c in
+            let s = try c.statement("SELECT tenant, device FROM certificates WHERE kind = ? AND value = ?")
+            defer { s.reset() }
+            s.bind(1, match.rawValue)
+            s.bind(2, value)
+            guard try s.step() else { return nil }
+            return DeviceIdentity(tenant: TenantID(s.string(0)), deviceUID: s.string(1))
+        }
+    }
+
+    public func certificates(of device: DeviceIdentity) async throws -> [StoredCertificate] {
+        try await db().read { c in
+            let s = try c.statement(
+                "SELECT label, kind, value, created_at FROM certificates WHERE tenant = ? AND device = ? ORDER BY created_at, label"
+            )
+            defer { s.reset() }
+            s.bind(1, device.tenant.rawValue)
+            s.bind(2, device.deviceUID)
+            var result: [StoredCertificate] = []
+            while try s.step() {
+                result.append(
+                    StoredCertificate(
+                        device: device, match: CertificateMatch(rawValue: s.string(1)) ?? .fingerprint, value: s.string(2),
+                        label: s.string(0), createdAt: s.int64(3)))
+            }
+            return result
+        }
+    }
+
+    @discardableResult
+    public func revokeCertificate(of device: DeviceIdentity, label: String) async throws -> Bool {
+        try await db().write { c in
+            let s = try c.statement("DELETE FROM certificates WHERE tenant = ? AND device = ? AND label = ?")
+            s.bind(1, device.tenant.rawValue)
+            s.bind(2, device.deviceUID)
+            s.bind(3, label)
+            try s.run()
+            return c.changes > 0
+        }
+    }
+
+    @discardableResult
+    public func revokeCertificates(of device: DeviceIdentity) async throws -> Int {
+        try await db().write { c in
+            let s = try c.statement("DELETE FROM certificates WHERE tenant = ? AND device = ?")
             s.bind(1, device.tenant.rawValue)
             s.bind(2, device.deviceUID)
             try s.run()

@@ -115,5 +115,43 @@ public enum CredentialStoreConformance {
             }
             try conformEqual(try await store.passwords(forUsername: "shared").map(\.hash), ["h1"], "first kept")
         },
+        ConformanceCheck("certificates: a fingerprint or subject resolves to its device, belongs to one device, and revokes") {
+            store in
+            let fingerprint = String(repeating: "ab", count: 32)
+            let byFingerprint = StoredCertificate(
+                device: pump, match: .fingerprint, value: fingerprint, label: "primary", createdAt: 100)
+            let bySubject = StoredCertificate(
+                device: pump, match: .subject, value: "O=Acme,CN=pump-1", label: "subject", createdAt: 200)
+            try conformEqual(try await store.identity(forCertificate: .fingerprint, value: fingerprint), nil, "empty store")
+            try await store.addCertificate(bySubject)
+            try await store.addCertificate(byFingerprint)
+            try await store.addCertificate(
+                StoredCertificate(
+                    device: otherTenantPump, match: .subject, value: "O=Globex,CN=pump-1", label: "primary", createdAt: 1))
+            try conformEqual(try await store.identity(forCertificate: .fingerprint, value: fingerprint), pump, "fingerprint")
+            try conformEqual(try await store.identity(forCertificate: .subject, value: "O=Acme,CN=pump-1"), pump, "subject")
+            try conformEqual(
+                try await store.identity(forCertificate: .subject, value: fingerprint), nil, "a fingerprint is not a subject")
+            try conformEqual(try await store.certificates(of: pump), [byFingerprint, bySubject], "oldest first")
+            try await Support.expectError(.conflict, "a fingerprint of another device") {
+                try await store.addCertificate(
+                    StoredCertificate(device: valve, match: .fingerprint, value: fingerprint, label: "primary", createdAt: 3))
+            }
+            try await Support.expectError(.conflict, "same label twice") {
+                try await store.addCertificate(
+                    StoredCertificate(
+                        device: pump, match: .fingerprint, value: String(repeating: "cd", count: 32), label: "primary",
+                        createdAt: 4))
+            }
+            try conformEqual(try await store.revokeCertificate(of: pump, label: "primary"), true, "revoke one")
+            try conformEqual(
+                try await store.identity(forCertificate: .fingerprint, value: fingerprint), nil, "revoked fingerprint")
+            try conformEqual(try await store.revokeCertificate(of: pump, label: "primary"), false, "revoke it again")
+            try conformEqual(try await store.revokeCertificates(of: pump), 1, "revoke the rest")
+            try conformEqual(try await store.certificates(of: pump), [], "nothing left")
+            try conformEqual(
+                try await store.identity(forCertificate: .subject, value: "O=Globex,CN=pump-1"), otherTenantPump,
+                "another tenant keeps its")
+        },
     ]
 }

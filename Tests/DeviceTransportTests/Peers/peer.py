@@ -12,6 +12,8 @@ ChildProcess.readLine():
   CLOSED <code> <elapsed since READY, s> <reason>
   TIMEOUT                                   nothing happened within --wait seconds
   ERROR <text>
+  TLSERROR <text>                           the TLS handshake (or the first read after it) failed
+  STATUS <code> / BODY <text>               an HTTPS answer (https subcommand)
 """
 import argparse
 import base64
@@ -21,8 +23,20 @@ import select
 import os
 import socket
 import struct
+import ssl
 import sys
 import time
+
+
+def tls_context(args):
+    """A client TLS context trusting --ca, presenting --cert/--key when given; None without --ca."""
+    if not getattr(args, "ca", None):
+        return None
+    ctx = ssl.create_default_context(cafile=args.ca)
+    ctx.check_hostname = False
+    if args.cert:
+        ctx.load_cert_chain(args.cert, args.key)
+    return ctx
 
 
 def out(*parts):
@@ -66,12 +80,16 @@ def ws(args):
     import warnings
     warnings.simplefilter("ignore", DeprecationWarning)
     try:
+        extra = {"ssl": tls_context(args)} if args.url.startswith("wss:") else {}
         conn = connect(args.url, additional_headers=ws_headers(args), open_timeout=10, max_size=None,
-                       ping_interval=None, logger=logger)
+                       ping_interval=None, logger=logger, **extra)
     except InvalidStatus as e:
         out("STATUS", e.response.status_code)
         body = e.response.body.decode(errors="replace") if e.response.body else ""
         out("BODY", body.replace("\n", " "))
+        return
+    except (ssl.SSLError, ConnectionResetError) as e:
+        out("TLSERROR", type(e).__name__, str(e).replace("\n", " "))
         return
     except Exception as e:  # noqa: BLE001
         response = getattr(e, "response", None)
@@ -85,6 +103,10 @@ def ws(args):
         for message in args.send:
             if message.startswith("@size:"):
                 message = '{"temp":' + " " * int(message[6:]) + "1}"
+            if message.startswith("@frag:"):  # @frag:<fragments>:<bytes each>: one message in many frames
+                count, each = (int(x) for x in message[6:].split(":"))
+                body = '{"temp":' + " " * (count * each - 10) + "1}"
+                message = iter([body[i * each:(i + 1) * each] for i in range(count)])
             conn.send(message)
             if args.no_wait_ack:
                 continue
@@ -173,6 +195,13 @@ def ws_nopong(args):
 
 def tcp(args):
     s = socket.create_connection((args.host, args.port), timeout=30)
+    ctx = tls_context(args)
+    if ctx:
+        try:
+            s = ctx.wrap_socket(s)
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as e:
+            out("TLSERROR", type(e).__name__, str(e).replace("\n", " "))
+            return
     f = s.makefile("rb")
 
     def reply():
@@ -215,9 +244,68 @@ def tcp(args):
             if readable:
                 out("REPLY", reply())
         out("TIMEOUT")
+    except ssl.SSLError as e:
+        out("TLSERROR", type(e).__name__, str(e).replace("\n", " "))
     except (EOFError, ConnectionResetError, BrokenPipeError):
         elapsed = time.monotonic() - (ready_at or time.monotonic())
         out("CLOSED", "eof", "%.3f" % elapsed, "")
+
+
+def tcp_flood(args):
+    """Sends one-byte malformed lines as fast as the server takes them and never reads the replies, until
+    nothing more goes out for --stall seconds or --limit bytes are out: prints SENT <bytes>. Small socket
+    buffers, so that the server's unread acks fill them soon."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    s.settimeout(30)
+    s.connect((args.host, args.port))
+    s.sendall(args.handshake.encode() + b"\n")
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = s.recv(1)
+        if not chunk:
+            out("CLOSED", "eof", "0", "")
+            return
+        line += chunk
+    out("REPLY", line.decode(errors="replace").rstrip("\r\n"))
+    s.setblocking(False)
+    block = b"x\n" * 32768
+    sent = 0
+    last = time.monotonic()
+    while sent < args.limit and time.monotonic() - last < args.stall:
+        _, writable, _ = select.select([], [s], [], 0.05)
+        if not writable:
+            continue
+        try:
+            n = s.send(block)
+        except BlockingIOError:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            out("CLOSED", "eof", "0", "")
+            break
+        if n > 0:
+            sent += n
+            last = time.monotonic()
+    out("SENT", sent)
+    sys.stdout.flush()
+    time.sleep(args.hold)
+
+
+def https(args):
+    """One HTTPS request: prints STATUS and BODY, or TLSERROR."""
+    import http.client
+    conn = http.client.HTTPSConnection(args.host, args.port, context=tls_context(args), timeout=30)
+    headers = {"Content-Type": "application/json"}
+    if args.token:
+        headers["Authorization"] = "Bearer " + args.token
+    try:
+        conn.request("POST", args.path, body=args.body.encode(), headers=headers)
+        response = conn.getresponse()
+        out("STATUS", response.status)
+        out("BODY", response.read().decode(errors="replace").replace("\n", " "))
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected) as e:
+        out("TLSERROR", type(e).__name__, str(e).replace("\n", " "))
 
 
 def serial(args):
@@ -252,6 +340,10 @@ def main():
     w.add_argument("--no-wait-ack", action="store_true")
     w.add_argument("--wait", type=float, default=0)
     w.add_argument("--frames", type=int, default=0)
+    for cmd in (w,):
+        cmd.add_argument("--ca")
+        cmd.add_argument("--cert")
+        cmd.add_argument("--key")
     n = sub.add_parser("ws-nopong")
     n.add_argument("host")
     n.add_argument("port", type=int)
@@ -265,13 +357,32 @@ def main():
     t.add_argument("--send", action="append", default=[])
     t.add_argument("--slow", type=float, default=0)
     t.add_argument("--wait", type=float, default=0)
+    t.add_argument("--ca")
+    t.add_argument("--cert")
+    t.add_argument("--key")
+    fl = sub.add_parser("tcp-flood")
+    fl.add_argument("host")
+    fl.add_argument("port", type=int)
+    fl.add_argument("--handshake", required=True)
+    fl.add_argument("--limit", type=int, default=64 << 20)
+    fl.add_argument("--stall", type=float, default=1.5)
+    fl.add_argument("--hold", type=float, default=0)
+    h = sub.add_parser("https")
+    h.add_argument("host")
+    h.add_argument("port", type=int)
+    h.add_argument("path")
+    h.add_argument("--body", default="{}")
+    h.add_argument("--token")
+    h.add_argument("--ca", required=True)
+    h.add_argument("--cert")
+    h.add_argument("--key")
     r = sub.add_parser("serial")
     r.add_argument("path")
     r.add_argument("--send", action="append", default=[])
     r.add_argument("--delay", type=float, default=0.3)
     r.add_argument("--wait", type=float, default=3)
     args = p.parse_args()
-    {"ws": ws, "ws-nopong": ws_nopong, "tcp": tcp, "serial": serial}[args.cmd](args)
+    {"ws": ws, "ws-nopong": ws_nopong, "tcp": tcp, "serial": serial, "https": https, "tcp-flood": tcp_flood}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -46,9 +46,16 @@ static inline void *ciot_lua_alloc(void *ud, void *ptr, size_t osize, size_t nsi
     return p;
 }
 
-/// A coarse monotonic clock (a few ms of resolution, a fraction of the cost): enough for deadlines of
-/// about 100 ms, read on every call.
 static inline long long ciot_lua_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/// The coarse monotonic clock (a few ms of resolution, a fraction of the cost), for the hook: it runs
+/// behind the precise clock, so a deadline set with ``ciot_lua_now_ns`` is never enforced early, and at
+/// most one tick late.
+static inline long long ciot_lua_coarse_now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
@@ -63,7 +70,7 @@ static inline void ciot_lua_budget_hook(lua_State *L, lua_Debug *ar) {
     ciot_lua_limits *limits = (ciot_lua_limits *)ud;
     if (limits == NULL) return;
     limits->ticks += 1;
-    if (limits->ticks > limits->max_ticks || ciot_lua_now_ns() > limits->deadline_ns) {
+    if (limits->ticks > limits->max_ticks || ciot_lua_coarse_now_ns() > limits->deadline_ns) {
         limits->timed_out = 1;
         // From now on fire on every instruction, so a script that catches this error with pcall is
         // stopped again at its very next instruction, all the way up to the host's lua_pcall.

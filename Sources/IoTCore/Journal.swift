@@ -38,3 +38,14 @@ public protocol Journal: Sendable {
     /// The sequence of the last entry appended or replayed (0 when empty).
     var lastSequence: UInt64 { get }
 }
+
+/// A journal that can append several entries in one write, all or none: transports that receive
+/// messages in bursts (an MQTT read pass) journal a burst with one system call.
+///
+/// ``Ingestor/ingestBlocking(_:)`` uses it when the journal conforms; with any other ``Journal`` it
+/// appends the messages one at a time.
+public protocol BatchJournal: Journal {
+    /// Appends `entries` with consecutive sequence numbers, durable together, and returns the first
+    /// sequence; when it throws, none of them was appended.
+    func append(batch entries: [(tenant: TenantID, points: [Point])]) throws(IoTError) -> UInt64
+}

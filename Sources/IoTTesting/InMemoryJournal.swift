@@ -5,7 +5,7 @@ import Synchronization
 ///
 /// It can be told to fail (``failAppends(_:)``) to test what a transport does when the journal cannot
 /// be written.
-public final class InMemoryJournal: Journal {
+public final class InMemoryJournal: BatchJournal {
     private struct State {
         var entries: [JournalEntry] = []
         var last: UInt64 = 0
@@ -34,6 +34,18 @@ public final class InMemoryJournal: Journal {
             s.last += 1
             s.entries.append(JournalEntry(sequence: s.last, tenant: tenant, points: points))
             return s.last
+        }
+    }
+
+    public func append(batch entries: [(tenant: TenantID, points: [Point])]) throws(IoTError) -> UInt64 {
+        try state.withLock { (s) throws(IoTError) -> UInt64 in
+            if s.failing { throw IoTError(.journal, "in-memory journal told to fail", nativeCode: 28) }
+            let first = s.last + 1
+            for e in entries {
+                s.last += 1
+                s.entries.append(JournalEntry(sequence: s.last, tenant: e.tenant, points: e.points))
+            }
+            return first
         }
     }
 

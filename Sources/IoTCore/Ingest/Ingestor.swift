@@ -231,47 +231,189 @@ public final class Ingestor: Service {
         return try box.withLock { $0! }.get()
     }
 
+    /// A message parsed and resolved on the calling thread, ready for the journal.
+    private enum Prepared {
+        /// Something it needs is not cached (or the ingestor is not ready); nothing was counted.
+        case miss
+        /// Resolved into `points` from `records` records; not counted yet.
+        case ready(points: [Point], records: Int)
+    }
+
     /// The pipeline on the calling thread, from cached registry data only. Returns `nil`, having counted
     /// nothing, when something is not cached (or the ingestor is not ready): the caller then takes the
     /// `async` path, which loads it and counts the message.
     private func ingestCached(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) throws(IoTError)
         -> Receipt?
     {
-        guard isReady else { return nil }
+        guard case .ready(let points, let records) = try prepareCached(message, parser: parser, identity: identity) else {
+            return nil
+        }
+        accounting.received(message.transport)
+        return try journal(points, records: records, transport: message.transport, identity: identity)
+    }
+
+    /// Parses and resolves a message from cached registry data. A rejection is counted (received and
+    /// rejected) and thrown.
+    private func prepareCached(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) throws(IoTError)
+        -> Prepared
+    {
+        guard isReady else { return .miss }
         var chosen = parser
         if let parsers {
-            guard case .hit(let sender) = directory.cachedDevice(identity) else { return nil }
+            guard case .hit(let sender) = directory.cachedDevice(identity) else { return .miss }
             if let name = sender.parser, name != parser.name {
-                guard let named = parsers.parser(named: name) else { return nil }
+                guard let named = parsers.parser(named: name) else { return .miss }
                 chosen = named
             }
         }
-        let records: [DeviceRecord]
-        do {
-            records = try chosen.parse(message)
-        } catch {
-            accounting.received(message.transport)
-            accounting.rejected(message.transport, error.code.name)
-            throw error
-        }
-        let points: [Point]
         do throws(IoTError) {
+            let records = try chosen.parse(message)
             guard records.count <= configuration.maxRecordsPerMessage else {
                 throw IoTError(
                     .payloadTooLarge,
                     "message holds \(records.count) records, over the limit of \(configuration.maxRecordsPerMessage); split it")
             }
-            guard let resolved = try resolveCached(records, receivedAt: message.receivedAt!, identity: identity) else {
-                return nil
+            guard let points = try resolveCached(records, receivedAt: message.receivedAt!, identity: identity) else {
+                return .miss
             }
-            points = resolved
+            return .ready(points: points, records: records.count)
         } catch {
             accounting.received(message.transport)
             accounting.rejected(message.transport, error.code.name)
             throw error
         }
-        accounting.received(message.transport)
-        return try journal(points, records: records.count, transport: message.transport, identity: identity)
+    }
+
+    /// A message for ``ingestBlocking(_:)``.
+    public struct BlockingItem: Sendable {
+        /// What the transport received.
+        public var message: InboundMessage
+        /// The parser for it.
+        public var parser: any Parser
+        /// The authenticated sender.
+        public var identity: DeviceIdentity
+
+        /// Creates an item.
+        public init(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) {
+            self.message = message
+            self.parser = parser
+            self.identity = identity
+        }
+    }
+
+    /// ``ingestBlocking(_:parser:identity:)`` for a burst of messages (an MQTT read pass), in order, with
+    /// one journal write for all the messages that resolve from cached registry data when the journal is
+    /// a ``BatchJournal``. Returns one result per message, in order; each message is counted as by
+    /// ``ingest(_:parser:identity:)``. Once one message meets back-pressure, every later one fails with it
+    /// too, so a caller that retries from the first failure keeps the messages in order. Never call it
+    /// from an `async` context.
+    public func ingestBlocking(_ items: [BlockingItem]) -> [Result<Receipt, IoTError>] {
+        var results = [Result<Receipt, IoTError>?](repeating: nil, count: items.count)
+        var ready: [(index: Int, points: [Point], records: Int, transport: String, identity: DeviceIdentity)] = []
+        var blocked: IoTError?
+        func note(_ r: Result<Receipt, IoTError>, at i: Int) {
+            results[i] = r
+            if blocked == nil, case .failure(let e) = r, e.code == .backpressure { blocked = e }
+        }
+        func flush() {
+            guard !ready.isEmpty else { return }
+            for (i, r) in journal(batch: ready.map { ($0.points, $0.records, $0.transport, $0.identity) }).enumerated() {
+                note(r, at: ready[i].index)
+            }
+            ready.removeAll(keepingCapacity: true)
+        }
+        for (i, item) in items.enumerated() {
+            if let blocked {
+                accounting.received(item.message.transport)
+                accounting.dropped(item.message.transport, "backpressure")
+                results[i] = .failure(blocked)
+                continue
+            }
+            var message = item.message
+            if message.receivedAt == nil { message.receivedAt = clock.now() }
+            if message.deviceUID == nil { message.deviceUID = item.identity.deviceUID }
+            do throws(IoTError) {
+                switch try prepareCached(message, parser: item.parser, identity: item.identity) {
+                case .ready(let points, let records):
+                    ready.append((i, points, records, message.transport, item.identity))
+                case .miss:
+                    flush()  // keeps journal order
+                    if let blocked {
+                        accounting.received(message.transport)
+                        accounting.dropped(message.transport, "backpressure")
+                        results[i] = .failure(blocked)
+                        continue
+                    }
+                    note(
+                        Result { () throws(IoTError) in
+                            try self.ingestBlocking(message, parser: item.parser, identity: item.identity)
+                        }, at: i)
+                }
+            } catch {
+                results[i] = .failure(error)
+            }
+        }
+        flush()
+        return results.map { $0! }
+    }
+
+    /// Journals resolved messages (counted as received here), in one write when the journal is a
+    /// ``BatchJournal``.
+    private func journal(batch: [(points: [Point], records: Int, transport: String, identity: DeviceIdentity)])
+        -> [Result<Receipt, IoTError>]
+    {
+        guard batch.count > 1, let batchJournal = journal as? any BatchJournal else {
+            return batch.map { m in
+                accounting.received(m.transport)
+                return Result { () throws(IoTError) in
+                    try journal(m.points, records: m.records, transport: m.transport, identity: m.identity)
+                }
+            }
+        }
+        var results = [Result<Receipt, IoTError>?](repeating: nil, count: batch.count)
+        var admitted: [Int] = []
+        var full = false
+        for (i, m) in batch.enumerated() {
+            accounting.received(m.transport)
+            if m.points.isEmpty {
+                accounting.storedEmpty(m.transport)
+                results[i] = .success(Receipt(sequence: 0, records: m.records, points: 0))
+            } else if !full && queue.reserve(m.points.count) {
+                admitted.append(i)
+            } else {
+                full = true  // later messages wait too, so they stay behind this one
+                let closed = queue.isClosed
+                accounting.dropped(m.transport, closed ? "shutdown" : "backpressure")
+                results[i] = .failure(
+                    IoTError(
+                        closed ? .shutdown : .backpressure,
+                        closed ? "the ingestor is shutting down; retry later"
+                            : "the store is behind (\(queue.depth) points waiting); retry after \(configuration.retryAfterMillis) ms",
+                        retryAfterMillis: configuration.retryAfterMillis))
+            }
+        }
+        if !admitted.isEmpty {
+            do {
+                try appendLock.withLock { (_) throws(IoTError) in
+                    let first = try batchJournal.append(batch: admitted.map { (batch[$0].identity.tenant, batch[$0].points) })
+                    for (k, i) in admitted.enumerated() {
+                        let m = batch[i]
+                        let seq = first + UInt64(k)
+                        queue.enqueue(CommitQueue.Item(sequence: seq, tenant: m.identity.tenant, points: m.points, transport: m.transport))
+                        results[i] = .success(Receipt(sequence: seq, records: m.records, points: m.points.count))
+                    }
+                }
+                for _ in admitted { accounting.journaled() }
+            } catch {
+                logger.error("journal append failed", metadata: ["error": "\(error)", "messages": "\(admitted.count)"])
+                for i in admitted {
+                    queue.cancel(batch[i].points.count)
+                    accounting.dropped(batch[i].transport, "journal")
+                    results[i] = .failure(error)
+                }
+            }
+        }
+        return results.map { $0! }
     }
 
     private func accept(_ records: [DeviceRecord], transport: String, receivedAt: Int64, identity: DeviceIdentity)

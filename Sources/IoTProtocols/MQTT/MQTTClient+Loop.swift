@@ -64,13 +64,20 @@ extension MQTTClient {
             ciot_mosquitto_clear_errno()
             let rc = mosquitto_loop_read(handle, 1)
             if rc != MOSQ_ERR_SUCCESS.rawValue {
+                endReadPass()
                 connectionLost(reason: Self.describe(rc), now: MQTTClock.millis())
                 return
             }
             let e = ciot_mosquitto_errno()
             if e == EAGAIN || e == EWOULDBLOCK || mosquitto_socket(handle) < 0 { break }
         }
+        endReadPass()
         flush()
+    }
+
+    /// Lets the read-pass observers handle what the pass delivered, before its acknowledgements leave.
+    func endReadPass() {
+        for observer in readPassObservers.withLock({ $0 }) { observer() }
     }
 
     /// Writes what libmosquitto has queued (PUBACKs of the messages just handled, publishes, pings).
@@ -155,6 +162,7 @@ extension MQTTClient {
                 shutdown(mosquitto_socket(handle), Int32(SHUT_RDWR))
                 _ = mosquitto_loop_read(handle, 1)
             }
+            endReadPass()
             io.fd = -1
         }
         let (publishes, stops) = shared.withLock { s in

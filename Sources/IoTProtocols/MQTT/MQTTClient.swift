@@ -149,6 +149,8 @@ public final class MQTTClient: @unchecked Sendable {
     var io = IO()
     /// Handlers, read on every message without taking `shared`.
     let handlers = Mutex<[Subscription]>([])
+    /// Called on the loop thread after each read pass, before the pass's acknowledgements are written.
+    let readPassObservers = Mutex<[@Sendable () -> Void]>([])
 
     private static let ids = Atomic<UInt64>(1)
     private static let libraryInitialised: Bool = {
@@ -274,6 +276,13 @@ public final class MQTTClient: @unchecked Sendable {
         handlers.withLock { $0.append(sub) }
         loop.execute { self.sendSubscribe(sub) }
         return sub.id
+    }
+
+    /// Calls `body` on the loop thread after each pass of reads, before the acknowledgements (PUBACK,
+    /// PUBREC) of the messages delivered in that pass are written: a handler that buffers messages
+    /// journals them there, and may still call ``abortConnection()`` so that none is acknowledged.
+    func onReadPassEnd(_ body: @escaping @Sendable () -> Void) {
+        readPassObservers.withLock { $0.append(body) }
     }
 
     /// Removes a subscription (and unsubscribes at the broker when connected).

@@ -12,9 +12,10 @@ import Synchronization
 /// template the device is the client id and the parser may name other devices
 /// (``IoTCore/DeviceRecord/identificationCode``).
 ///
-/// Every message goes through ``IoTCore/Ingestor/ingestBlocking(_:parser:identity:)`` inside libmosquitto's
-/// `on_message`, on the loop thread, so it is in the journal before the handler returns; the PUBACK is
-/// written after that (see <doc:MQTTDurability>). Outcomes:
+/// The messages of one read pass on the loop thread (libmosquitto's `on_message` calls of one
+/// `mosquitto_loop_read` burst) go through ``IoTCore/Ingestor/ingestBlocking(_:)`` together, in one
+/// journal write, at the end of the pass and before its PUBACKs are written (see <doc:MQTTDurability>).
+/// Outcomes:
 /// - journaled: acknowledged;
 /// - rejected (malformed payload, unknown device or signal, topic that does not fit the template,
 ///   payload over ``Configuration/maxPayloadBytes``): counted by the ingestor and acknowledged, so the
@@ -108,6 +109,8 @@ public final class MQTTTransport: Transport {
     let counterState = Mutex(Counters(stored: 0, rejected: 0, notAcknowledged: 0))
     let stopping = Atomic<Bool>(false)
     let starter = Mutex<Task<Void, Never>?>(nil)
+    /// The messages of the current read pass (loop thread only), journaled at its end.
+    let pass = Mutex<[Ingestor.BlockingItem]>([])
 
     /// `"mqtt"`: the transport label of messages and counters.
     public var name: String { "mqtt" }
@@ -133,6 +136,7 @@ public final class MQTTTransport: Transport {
                 self?.ingest(message, sub)
             }
         }
+        client.onReadPassEnd { [weak self] in self?.journalPass() }
     }
 
     /// What became of the messages received so far.
@@ -199,32 +203,63 @@ public final class MQTTTransport: Transport {
         }
         let message = InboundMessage(transport: name, deviceUID: uid, topic: m.topic, payload: m.payload)
         let identity = DeviceIdentity(tenant: configuration.tenant, deviceUID: uid)
+        pass.withLock { $0.append(Ingestor.BlockingItem(message, parser: sub.parser, identity: identity)) }
+    }
+
+    /// Runs on the loop thread at the end of a read pass, before the pass's PUBACKs are written: journals
+    /// its messages in one hop to the ingestor.
+    func journalPass() {
+        var batch = pass.withLock { p in
+            defer { p.removeAll(keepingCapacity: true) }
+            return p
+        }
         var wait: UInt32 = 5_000
-        while true {
-            do {
-                _ = try ingestor.ingestBlocking(message, parser: sub.parser, identity: identity)
-                counterState.withLock { $0.stored += 1 }
-                return
-            } catch {
-                switch error.code {
-                case .backpressure where !stopping.load(ordering: .acquiring):
-                    usleep(wait)
-                    wait = min(wait * 2, 200_000)
-                case .backpressure, .shutdown, .journal, .storage, .unavailable, .timeout:
-                    // Not in the journal: drop the connection before libmosquitto's PUBACK leaves.
-                    counterState.withLock { $0.notAcknowledged += 1 }
-                    logger.warning(
-                        "MQTT message not journaled; dropping the connection so the broker sends it again",
-                        metadata: ["topic": "\(m.topic)", "error": "\(error.message)"])
-                    client.abortConnection()
-                    return
-                default:
-                    counterState.withLock { $0.rejected += 1 }
-                    logger.debug(
-                        "MQTT message rejected", metadata: ["topic": "\(m.topic)", "error": "\(error.message)"])
-                    return
+        while !batch.isEmpty {
+            var stored = 0
+            var rejected = 0
+            var retryFrom: Int?
+            var failure: IoTError?
+            for (k, result) in ingestor.ingestBlocking(batch).enumerated() {
+                switch result {
+                case .success: stored += 1
+                case .failure(let error):
+                    switch error.code {
+                    case .backpressure where !stopping.load(ordering: .acquiring):
+                        // Every later message failed with it too: retry from here, in order.
+                        if retryFrom == nil { retryFrom = k }
+                    case .backpressure, .shutdown, .journal, .storage, .unavailable, .timeout:
+                        if failure == nil { failure = error }
+                    default:
+                        rejected += 1
+                        logger.debug(
+                            "MQTT message rejected",
+                            metadata: ["topic": "\(batch[k].message.topic ?? "")", "error": "\(error.message)"])
+                    }
                 }
             }
+            if let failure {
+                // Not all in the journal: drop the connection before libmosquitto's PUBACKs leave; the broker
+                // sends them again (what was journaled is stored once: the store skips exact duplicates).
+                let lost = batch.count - stored - rejected
+                counterState.withLock {
+                    $0.stored += stored
+                    $0.rejected += rejected
+                    $0.notAcknowledged += lost
+                }
+                logger.warning(
+                    "MQTT messages not journaled; dropping the connection so the broker sends them again",
+                    metadata: ["messages": "\(lost)", "error": "\(failure.message)"])
+                client.abortConnection()
+                return
+            }
+            counterState.withLock {
+                $0.stored += stored
+                $0.rejected += rejected
+            }
+            guard let retryFrom else { return }
+            batch.removeFirst(retryFrom)
+            usleep(wait)
+            wait = min(wait * 2, 200_000)
         }
     }
 }

@@ -21,7 +21,7 @@ import Glibc
 /// ``Configuration/segmentBytes``, plus `trimmed`, the sequence below which replay need not look.
 /// A record is `length u32 | crc32c u32 | payload`. A torn or corrupt tail (power loss mid-write) ends
 /// the log there: it is cut off on open, and the records before it are intact.
-public final class FileJournal: Journal {
+public final class FileJournal: BatchJournal {
     /// How durable an appended record is when ``append(tenant:points:)`` returns.
     public enum Durability: String, Sendable, Hashable, Codable {
         /// Written to the operating system (`write(2)`): survives a crash or `kill -9` of the process,
@@ -118,13 +118,38 @@ public final class FileJournal: Journal {
             if s.size > 0 && s.size + s.buffer.count > configuration.segmentBytes {
                 try roll(&s, first: seq)
             }
-            try Self.writeAll(s.fd, s.buffer, what: "append to the journal")
+            try Self.writeAll(s.fd, s.buffer, what: "append to the journal", cutBackTo: s.size)
             if configuration.durability == .fsync && fdatasync(s.fd) != 0 {
-                throw Self.errnoError("fdatasync the journal")
+                let error = Self.errnoError("fdatasync the journal")
+                _ = ftruncate(s.fd, off_t(s.size))  // not durable: not appended
+                throw error
             }
             s.size += s.buffer.count
             s.last = seq
             return seq
+        }
+    }
+
+    public func append(batch entries: [(tenant: TenantID, points: [Point])]) throws(IoTError) -> UInt64 {
+        try state.withLock { (s) throws(IoTError) -> UInt64 in
+            let first = s.last + 1
+            var frames: [UInt8] = []
+            for (k, e) in entries.enumerated() {
+                try JournalCodec.encode(sequence: first + UInt64(k), tenant: e.tenant, points: e.points, into: &s.buffer)
+                frames.append(contentsOf: s.buffer)
+            }
+            if s.size > 0 && s.size + frames.count > configuration.segmentBytes {
+                try roll(&s, first: first)
+            }
+            try Self.writeAll(s.fd, frames, what: "append to the journal", cutBackTo: s.size)
+            if configuration.durability == .fsync && fdatasync(s.fd) != 0 {
+                let error = Self.errnoError("fdatasync the journal")
+                _ = ftruncate(s.fd, off_t(s.size))  // not durable: not appended
+                throw error
+            }
+            s.size += frames.count
+            s.last = first + UInt64(entries.count) - 1
+            return first
         }
     }
 
@@ -239,6 +264,17 @@ public final class FileJournal: Journal {
         }
         if done < size { bytes.removeLast(size - done) }
         return bytes
+    }
+
+    /// Writes `bytes` at the end of the segment. When a write fails part-way (disk full), the segment is
+    /// cut back to `cutBackTo` bytes, so no torn frame sits before the entries appended later.
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], what: String, cutBackTo size: Int) throws(IoTError) {
+        do {
+            try writeAll(fd, bytes, what: what)
+        } catch {
+            _ = ftruncate(fd, off_t(size))
+            throw error
+        }
     }
 
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8], what: String) throws(IoTError) {

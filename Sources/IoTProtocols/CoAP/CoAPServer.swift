@@ -249,7 +249,10 @@ final class CoAPServer: @unchecked Sendable {
     }
 
     /// Binds an endpoint and returns its port (the kernel's pick when `port` is 0).
-    private func endpoint(_ ctx: OpaquePointer, port: Int, proto: coap_proto_t) throws(IoTError) -> Int {
+    private func endpoint(_ ctx: OpaquePointer, port requested: Int, proto: coap_proto_t) throws(IoTError) -> Int {
+        // libcoap 4.3.1 does not report the port the kernel picked for port 0 (its endpoint is opaque), so
+        // ask the kernel for a free UDP port first.
+        let port = requested == 0 ? try freeUDPPort() : requested
         var address = coap_address_t()
         coap_address_init(&address)
         address.addr.sin.sin_family = sa_family_t(AF_INET)
@@ -262,8 +265,28 @@ final class CoAPServer: @unchecked Sendable {
             throw IoTError(
                 .unavailable, "cannot bind CoAP to \(configuration.host):\(port) (UDP); is the port in use?")
         }
-        let text = String(cString: coap_endpoint_str(ep))
-        return text.split(separator: ":").last.flatMap { Int($0) } ?? port
+        _ = ep
+        return port
+    }
+
+    /// A UDP port on ``CoAPTransport/Configuration/host`` that was free a moment ago (the kernel picked it).
+    private func freeUDPPort() throws(IoTError) -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        _ = inet_pton(AF_INET, configuration.host, &address.sin_addr)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard fd >= 0, ok else {
+            throw IoTError(.unavailable, "cannot find a free UDP port on \(configuration.host) for CoAP; set a port")
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// The unknown-resource handler: every POST/PUT to any path lands here (on the I/O thread).
@@ -276,8 +299,9 @@ final class CoAPServer: @unchecked Sendable {
             // still being ingested: say nothing, the first copy is answered.
             guard let data = coap_async_get_app_data(async) else { return }
             let reply = Unmanaged<CoAPReplyBox>.fromOpaque(data).takeRetainedValue().reply
+            coap_async_set_app_data(async, nil)
             fill(response, reply)
-            coap_free_async(session, async)
+            // libcoap frees a fired async itself once this handler returns (freeing it here is a double free).
             coap_session_release(session)
             pending -= 1
             return

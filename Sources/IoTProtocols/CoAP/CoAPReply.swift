@@ -46,8 +46,11 @@ struct CoAPTelemetryRoute: Equatable {
     var token: String
 
     /// Reads the route from the Uri-Path options joined by `/` and the Uri-Query options joined by `&`.
+    ///
+    /// libcoap percent-encodes a `/` inside one Uri-Path option (`%2F`); it is read as a separator here, so a
+    /// client that puts the whole path into one option (as some constrained clients do) is understood too.
     static func parse(path: String, query: String) throws(IoTError) -> CoAPTelemetryRoute {
-        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        let segments = percentDecoded(path).split(separator: "/", omittingEmptySubsequences: true)
         if segments.count == 4, segments[0] == "api", segments[1] == "v1", segments[3] == "telemetry" {
             return CoAPTelemetryRoute(token: String(segments[2]))
         }
@@ -66,6 +69,32 @@ struct CoAPTelemetryRoute: Equatable {
             "unknown resource \"/\(path)\"; post telemetry to /api/v1/<device access token>/telemetry or /telemetry?token=<device access token>"
         )
     }
+}
+
+/// `text` with `%XX` escapes decoded (invalid escapes are kept as they are).
+func percentDecoded(_ text: String) -> String {
+    guard text.utf8.contains(UInt8(ascii: "%")) else { return text }
+    var out: [UInt8] = []
+    let bytes = Array(text.utf8)
+    var i = 0
+    func hex(_ b: UInt8) -> UInt8? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+    while i < bytes.count {
+        if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count, let h = hex(bytes[i + 1]), let l = hex(bytes[i + 2]) {
+            out.append(h << 4 | l)
+            i += 3
+        } else {
+            out.append(bytes[i])
+            i += 1
+        }
+    }
+    return String(decoding: out, as: UTF8.self)
 }
 
 /// CoAP Content-Format numbers the listener reads (RFC 7252 §12.3, RFC 8428).

@@ -53,7 +53,8 @@ final class CoAPServer: @unchecked Sendable {
     private let onRequest: RequestHandler
     private let onRefused: @Sendable (IoTError) -> Void
     private let shared = Mutex(Shared())
-    private let wakeFD: Int32
+    /// A non-blocking pipe that wakes the I/O thread's `poll`.
+    private let wakeFD: (read: Int32, write: Int32)
     /// I/O thread only: requests parked in libcoap and not yet answered.
     private var pending = 0
     /// I/O thread only: PSK keys handed to libcoap, freed after the context.
@@ -69,11 +70,12 @@ final class CoAPServer: @unchecked Sendable {
         self.dtlsPort = dtlsPort
         self.onRequest = onRequest
         self.onRefused = onRefused
-        self.wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        self.wakeFD = makeWakePipe()
     }
 
     deinit {
-        if wakeFD >= 0 { close(wakeFD) }
+        Glibc.close(wakeFD.read)
+        Glibc.close(wakeFD.write)
     }
 
     /// Starts the I/O thread.
@@ -111,8 +113,8 @@ final class CoAPServer: @unchecked Sendable {
     }
 
     private func wake() {
-        var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
+        var one: UInt8 = 1
+        _ = write(wakeFD.write, &one, 1)
     }
 
     /// Called by a task with the answer to a parked request.
@@ -167,7 +169,7 @@ final class CoAPServer: @unchecked Sendable {
     private func loop(_ ctx: OpaquePointer) {
         let coapFD = coap_context_get_coap_fd(ctx)
         var deadline: Int64?
-        var fds = [pollfd(fd: coapFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+        var fds = [pollfd(fd: coapFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFD.read, events: Int16(POLLIN), revents: 0)]
         while true {
             var now: coap_tick_t = 0
             coap_ticks(&now)
@@ -178,8 +180,8 @@ final class CoAPServer: @unchecked Sendable {
                 fds[1].revents = 0
                 _ = poll(&fds, 2, timeout)
                 if fds[1].revents != 0 {
-                    var value: UInt64 = 0
-                    _ = read(wakeFD, &value, 8)
+                    var drain = [UInt8](repeating: 0, count: 256)
+                    while read(wakeFD.read, &drain, 256) > 0 {}
                 }
             }
             let (completions, stopping) = shared.withLock { s in
@@ -470,3 +472,14 @@ private final class CoAPThreadBody {
     init(_ run: @escaping () -> Void) { self.run = run }
 }
 
+
+/// A non-blocking, close-on-exec pipe whose read end wakes an I/O thread's `poll`.
+func makeWakePipe() -> (read: Int32, write: Int32) {
+    var fds: [Int32] = [-1, -1]
+    guard pipe(&fds) == 0 else { fatalError("pipe() failed: errno \(errno); the process is out of file descriptors") }
+    for fd in fds {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    }
+    return (fds[0], fds[1])
+}

@@ -53,7 +53,7 @@ class Temperature(resource.ObservableResource):
             self.updated_state()
 
     async def render_get(self, request):
-        body = json.dumps({"temp": self.value, "seq": self.count}).encode()
+        body = json.dumps({"temp": self.value}).encode()
         return Message(payload=body, content_format=50)
 
 

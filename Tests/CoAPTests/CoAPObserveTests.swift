@@ -17,7 +17,7 @@ struct CoAPObserveTests {
         let server = try ChildProcess(["/usr/bin/env", "python3", "-u", peerScript, "server", String(port)])
         guard server.readLine() == "ready \(port)" else {
             server.stop(signal: SIGKILL)
-            throw ChildProcess.Failure(description: "the aiocoap server did not start on port \(port)")
+            throw ObserveTestError(description: "the aiocoap server did not start on port \(port)")
         }
         return server
     }
@@ -73,4 +73,8 @@ struct CoAPObserveTests {
         _ = try? await run.value
         await h.stop()
     }
+}
+
+struct ObserveTestError: Error, CustomStringConvertible {
+    var description: String
 }

@@ -102,5 +102,32 @@ func runCoAPBenchmark(_ options: BenchOptions) async throws {
         throw BenchError("ingest counters do not balance or requests were rejected: \(s)")
     }
     print("ingest counters: received \(grouped(Double(s.received))), stored \(grouped(Double(s.stored))), rejected 0")
+
+    // The same transport over in-memory stores: what the CoAP path costs without the file journal and SQLite.
+    let memRegistry = InMemoryRegistryStore()
+    try await memRegistry.saveTenant(Tenant(id: tenant))
+    try await memRegistry.saveProduct(.tenant(tenant), Product(id: "p", signals: [Signal(name: "temp"), Signal(name: "hum")]))
+    try await memRegistry.saveDevice(.tenant(tenant), Device(uid: "dev", product: "p"))
+    let memTokens = TokenAuthenticator(credentials: InMemoryCredentialStore())
+    let memToken = try await memTokens.issueToken(for: DeviceIdentity(tenant: tenant, deviceUID: "dev"), label: "bench", now: 0)
+    let memIngestor = Ingestor(journal: InMemoryJournal(), pointStore: InMemoryPointStore(), registry: memRegistry, logger: logger)
+    let memCoAP = CoAPTransport(
+        configuration: .init(port: 0, authenticationCacheMillis: 1_000), ingestor: memIngestor, authenticator: memTokens,
+        logger: logger)
+    let memServices = Task {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await memIngestor.run() }
+            group.addTask { try await memCoAP.run() }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+    let memPort = try await memCoAP.listeningPort()
+    while !memIngestor.isReady { try await Task.sleep(for: .milliseconds(5)) }
+    var memRates: [Double] = []
+    for _ in 0..<runs { memRates.append(try client(memPort, "api/v1/\(memToken)/telemetry").rate) }
+    print("sdk CoAPTransport (in-memory stores): \(grouped(median(memRates))) resp/s  (ratio \(String(format: "%.2f", median(memRates) / median(reference)))×)")
+    memServices.cancel()
+    _ = try? await memServices.value
     removeTree(base)
 }

@@ -1,7 +1,7 @@
 # Shared by scripts/test.sh and scripts/demo.sh. Source it; do not execute.
 # The Debian 12 packages the project needs (build: C libraries; tests: peers and tools).
-APT_PACKAGES=(pkg-config libsqlite3-dev sqlite3 liblua5.4-dev duktape-dev libmodbus-dev libmosquitto-dev libcurl4-openssl-dev)
-APT_TEST_PACKAGES=(strace wrk gcc make socat openssl python3 python3-pip mosquitto mosquitto-clients rabbitmq-server)
+APT_PACKAGES=(pkg-config libsqlite3-dev sqlite3 liblua5.4-dev duktape-dev libmodbus-dev libmosquitto-dev libcurl4-openssl-dev libcoap3-dev)
+APT_TEST_PACKAGES=(strace wrk gcc make socat openssl python3 python3-pip mosquitto mosquitto-clients rabbitmq-server libcoap3-bin)
 
 # install_packages NAME… : apt-get install what is missing (as root), or say what to install.
 install_packages() {
@@ -22,7 +22,7 @@ install_packages() {
 
 # PyPI test peers: pymodbus (simulated Modbus devices; 3.16.1 runs on Python 3.11) and pyserial (its RTU
 # server).
-PIP_TEST_PACKAGES=("pymodbus:pymodbus==3.16.1" "serial:pyserial==3.5" "paho.mqtt:paho-mqtt" "aiosmtpd:aiosmtpd" "websockets:websockets>=14")
+PIP_TEST_PACKAGES=("pymodbus:pymodbus==3.16.1" "serial:pyserial==3.5" "paho.mqtt:paho-mqtt" "aiosmtpd:aiosmtpd" "websockets:websockets>=14" "aiocoap:aiocoap")
 
 # install_pip_packages: pip install the test peers (PIP_TEST_PACKAGES, "module:requirement" pairs) whose module
 # python3 cannot import yet.

@@ -9,6 +9,7 @@
 //   swift run -c release iot-bench mqtt   [--points N] [--smoke]   broker → MQTT transport → journal → store vs bare C sub and Python peer
 //   swift run -c release iot-bench notify [--points N] [--smoke]   alarm → webhook p99 under 10k msg/s; outbox notifications/s
 //   swift run -c release iot-bench stream [--smoke]                WebSocket and TCP messages/s with acks vs HTTP (wrk)
+//   swift run -c release iot-bench coap   [--smoke]                CoAP ingest responses/s vs libcoap's coap-server (16 in flight)
 //   swift run -c release iot-bench all    [--smoke]
 //
 // `--smoke` runs each with a small size, for CI: it proves the benchmark runs, not how fast.
@@ -48,6 +49,7 @@ case "modbus": try await runModbusBenchmark(options)
 case "mqtt": try await runMQTTBenchmark(options)
 case "notify": try await runNotifyBenchmark(options)
 case "stream": try await runStreamBenchmark(options)
+case "coap": try await runCoAPBenchmark(options)
 case "all":
     try await runIngestBenchmark(options)
     try await runQueryBenchmark(options)
@@ -58,7 +60,8 @@ case "all":
     try await runModbusBenchmark(options)
     try await runMQTTBenchmark(options)
     try await runStreamBenchmark(options)
+    try await runCoAPBenchmark(options)
 default:
-    print("usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|notify|stream|all [--smoke] [--points N] [--dir PATH]")
+    print("usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|notify|stream|coap|all [--smoke] [--points N] [--dir PATH]")
     exit(2)
 }

@@ -29,6 +29,20 @@ struct DaemonConfiguration: Codable, Sendable {
         var authenticationCacheMillis: Int64?
         var tls: TLS?
     }
+    /// The CoAP device listener (`coap:`); absent: no CoAP listener.
+    struct CoAP: Codable, Sendable {
+        var host: String?
+        var port: Int?
+        var maxBodyBytes: Int?
+        var authenticationCacheMillis: Int64?
+        var dtls: DTLS?
+        struct DTLS: Codable, Sendable {
+            var port: Int?
+            var hint: String?
+            /// PSK identity → key.
+            var keys: [String: String]
+        }
+    }
     struct Management: Codable, Sendable {
         var host: String?
         var port: Int?
@@ -124,6 +138,7 @@ struct DaemonConfiguration: Codable, Sendable {
     var storage: Storage?
     var ingest: Ingest?
     var http: HTTP?
+    var coap: CoAP?
     var management: Management?
     var modbus: Modbus?
     var auth: Auth?
@@ -166,6 +181,18 @@ extension DaemonConfiguration {
         if let v = ingest?.maxBatchPoints { c.maxBatchPoints = v }
         if let v = ingest?.retryAfterMillis { c.retryAfterMillis = v }
         if let v = ingest?.registryCacheMillis { c.registryCacheMillis = v }
+        return c
+    }
+
+    /// The CoAP listener's configuration, or `nil` without a `coap:` section.
+    var coapConfiguration: CoAPTransport.Configuration? {
+        guard let coap else { return nil }
+        var c = CoAPTransport.Configuration()
+        if let v = coap.host { c.host = v }
+        if let v = coap.port { c.port = v }
+        if let v = coap.maxBodyBytes { c.maxBodyBytes = v }
+        if let v = coap.authenticationCacheMillis { c.authenticationCacheMillis = v }
+        if let d = coap.dtls { c.dtls = .init(port: d.port ?? 5684, keys: d.keys, hint: d.hint ?? "iot") }
         return c
     }
 

@@ -26,6 +26,7 @@ struct Platform {
     let rules: RuleEngine
     let statistics: StatisticsScheduler
     let http: HTTPIngestTransport
+    let coap: CoAPTransport?
     let webSocket: WebSocketTransport?
     let tcp: [TCPTransport]
     let modbus: ModbusTransport?
@@ -84,6 +85,9 @@ struct Platform {
         self.ingestor = ingestor
         http = HTTPIngestTransport(
             configuration: configuration.httpConfiguration, ingestor: ingestor, authenticator: tokens, logger: logger)
+        coap = configuration.coapConfiguration.map {
+            CoAPTransport(configuration: $0, ingestor: ingestor, authenticator: tokens, logger: logger)
+        }
         // A listener's parser is looked up by name for each message: script parsers are registered after
         // this (ParserCatalog.load) and can be replaced at run time.
         let parsers = self.parsers
@@ -137,6 +141,7 @@ struct Platform {
         var services: [any Service] = [dispatcher, rules, statistics, ingestor, retention, management, http, mqtt]
         if let modbus { services.append(modbus) }
         if let webSocket { services.append(webSocket) }
+        if let coap { services.append(coap) }
         return services + tcp
     }
 

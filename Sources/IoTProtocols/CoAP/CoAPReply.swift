@@ -1,0 +1,117 @@
+import IoTCore
+
+/// What the server answers one request with: a CoAP code (class × 100 + detail, e.g. 204) and a JSON body.
+struct CoAPReply: Sendable {
+    var code: Int
+    var body: [UInt8]
+    /// Max-Age in seconds (a retry hint with 4.29 and 5.03), or `nil`.
+    var maxAge: Int?
+
+    /// `2.04 {"sequence":…,"records":…,"points":…}`: only ever built from a journal receipt.
+    static func receipt(_ receipt: Receipt) -> CoAPReply {
+        CoAPReply(
+            code: 204,
+            body: Array(#"{"sequence":\#(receipt.sequence),"records":\#(receipt.records),"points":\#(receipt.points)}"#.utf8))
+    }
+
+    /// `4.xx`/`5.xx` with the diagnostic payload `{"error": "<code name>", "message": "<what to do>"}`.
+    static func error(_ error: IoTError, code: Int? = nil) -> CoAPReply {
+        CoAPReply(
+            code: code ?? Self.code(for: error),
+            body: Array(#"{"error":\#(jsonString(error.code.name)),"message":\#(jsonString(error.message))}"#.utf8),
+            maxAge: error.retryAfterMillis.map { max(1, Int(($0 + 999) / 1000)) })
+    }
+
+    /// The CoAP response code for an error's code.
+    static func code(for error: IoTError) -> Int {
+        switch error.code {
+        case .malformedPayload, .invalidValue, .unknownSignal, .invalidArgument: 400
+        case .unauthorized: 401
+        case .forbidden: 403
+        case .unknownDevice, .notFound: 404
+        case .payloadTooLarge: 413
+        case .rateLimited: 429
+        case .backpressure, .shutdown, .unavailable, .timeout: 503
+        default: 500
+        }
+    }
+}
+
+/// The device's token and the body format of a telemetry request, read from its URI and options.
+///
+/// URI forms (the token is a device access token):
+/// - `coap://host/api/v1/{token}/telemetry`: ThingsBoard's CoAP device API;
+/// - `coap://host/telemetry?token={token}` (also `/api/v1/telemetry?token=…`).
+struct CoAPTelemetryRoute: Equatable {
+    var token: String
+
+    /// Reads the route from the Uri-Path options joined by `/` and the Uri-Query options joined by `&`.
+    ///
+    /// libcoap percent-encodes a `/` inside one Uri-Path option (`%2F`); it is read as a separator here, so a
+    /// client that puts the whole path into one option (as some constrained clients do) is understood too.
+    static func parse(path: String, query: String) throws(IoTError) -> CoAPTelemetryRoute {
+        let segments = percentDecoded(path).split(separator: "/", omittingEmptySubsequences: true)
+        if segments.count == 4, segments[0] == "api", segments[1] == "v1", segments[3] == "telemetry" {
+            return CoAPTelemetryRoute(token: String(segments[2]))
+        }
+        if segments == ["telemetry"] || segments == ["api", "v1", "telemetry"] {
+            for pair in query.split(separator: "&") {
+                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                if parts.count == 2, parts[0] == "token" || parts[0] == "access_token", !parts[1].isEmpty {
+                    return CoAPTelemetryRoute(token: String(parts[1]))
+                }
+            }
+            throw IoTError(
+                .unauthorized, "no device token; post to coap://host/telemetry?token=<device access token>")
+        }
+        throw IoTError(
+            .notFound,
+            "unknown resource \"/\(path)\"; post telemetry to /api/v1/<device access token>/telemetry or /telemetry?token=<device access token>"
+        )
+    }
+}
+
+/// `text` with `%XX` escapes decoded (invalid escapes are kept as they are).
+func percentDecoded(_ text: String) -> String {
+    guard text.utf8.contains(UInt8(ascii: "%")) else { return text }
+    var out: [UInt8] = []
+    let bytes = Array(text.utf8)
+    var i = 0
+    func hex(_ b: UInt8) -> UInt8? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+    while i < bytes.count {
+        if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count, let h = hex(bytes[i + 1]), let l = hex(bytes[i + 2]) {
+            out.append(h << 4 | l)
+            i += 3
+        } else {
+            out.append(bytes[i])
+            i += 1
+        }
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// CoAP Content-Format numbers the listener reads (RFC 7252 §12.3, RFC 8428).
+enum CoAPContentFormat {
+    static let json = 50
+    static let senmlJSON = 110
+
+    /// The media type a Content-Format stands for, as put in ``IoTCore/InboundMessage/contentType``.
+    static func mediaType(_ format: Int?) -> String? {
+        switch format {
+        case nil: nil
+        case json: "application/json"
+        case senmlJSON: "application/senml+json"
+        case 0: "text/plain"
+        case 60: "application/cbor"
+        case 112: "application/senml+cbor"
+        case let f?: "application/x-coap-format-\(f)"
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import IoTCore
+import IoTProtocols
+import IoTStorage
+import IoTTesting
+import Logging
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A ``CoAPTransport`` on free loopback ports over in-memory stores, with token authentication; stopped by
+/// ``stop()``.
+final class CoAPHarness: Sendable {
+    static let tenant: TenantID = "acme"
+    static let pskIdentity = "gateway-1"
+    static let pskKey = "correct horse battery staple"
+    let registry = InMemoryRegistryStore()
+    let points = InMemoryPointStore()
+    let tokens = TokenAuthenticator(credentials: InMemoryCredentialStore())
+    let ingestor: Ingestor
+    let coap: CoAPTransport
+    let port: Int
+    let dtlsPort: Int?
+    private let task: Task<Void, any Error>
+
+    init(maxBodyBytes: Int = 64 * 1024, dtls: Bool = false) async throws {
+        try await registry.saveTenant(Tenant(id: Self.tenant))
+        try await registry.saveProduct(
+            .tenant(Self.tenant), Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "hum")]))
+        for uid in ["t-1", "t-2"] {
+            try await registry.saveDevice(.tenant(Self.tenant), Device(uid: uid, product: "thermo"))
+        }
+        let logger = Logger(label: "coap-test")
+        let ingestor = Ingestor(journal: InMemoryJournal(), pointStore: points, registry: registry, logger: logger)
+        self.ingestor = ingestor
+        let coap = CoAPTransport(
+            configuration: .init(
+                port: 0, dtls: dtls ? .init(port: 0, keys: [Self.pskIdentity: Self.pskKey]) : nil,
+                maxBodyBytes: maxBodyBytes),
+            ingestor: ingestor, authenticator: tokens, logger: logger)
+        self.coap = coap
+        task = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await ingestor.run() }
+                group.addTask { try await coap.run() }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+        while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
+        port = try await coap.listeningPort()
+        dtlsPort = dtls ? try await coap.dtlsListeningPort() : nil
+    }
+
+    func stop() async {
+        task.cancel()
+        _ = try? await task.value
+    }
+
+    func identity(_ uid: String) -> DeviceIdentity { DeviceIdentity(tenant: Self.tenant, deviceUID: uid) }
+
+    func token(_ uid: String = "t-1") async throws -> String {
+        try await tokens.issueToken(for: identity(uid), label: "test-\(Int.random(in: 0..<1_000_000))", now: 0)
+    }
+
+    /// The latest stored values of a device's signal.
+    func latest(_ uid: String, _ signal: String) async throws -> SignalValue? {
+        try await points.latest(.tenant(Self.tenant), device: uid, signals: [signal]).first?.value
+    }
+
+    /// Waits until the point store holds `signal` of `uid` (commits are batched after the receipt).
+    func waitForPoint(_ uid: String, _ signal: String) async throws -> SignalValue? {
+        for _ in 0..<200 {
+            if let v = try await latest(uid, signal) { return v }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
+    }
+}
+
+/// Runs a command line through `/bin/sh` (stderr merged into stdout) on a thread of its own and returns
+/// its output lines; the child is started and reaped by this call.
+func runPeer(_ command: String) async throws -> [String] {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<[String], any Error>) in
+        Thread.detachNewThread {
+            do {
+                let child = try ChildProcess(["/bin/sh", "-c", command + " 2>&1"])
+                var lines: [String] = []
+                while let line = child.readLine() { lines.append(line) }
+                child.wait()
+                c.resume(returning: lines)
+            } catch {
+                c.resume(throwing: error)
+            }
+        }
+    }
+}
+
+let peerScript: String = {
+    var parts = String(#filePath).split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast()
+    return parts.joined(separator: "/") + "/Peers/coap_peer.py"
+}()
+
+/// `aiocoap` request: `"<code> <payload>"`.
+func aiocoap(_ method: String, _ uri: String, _ payload: String, format: Int? = 50) async throws -> String {
+    let lines = try await runPeer(
+        "python3 -u '\(peerScript)' request \(method) '\(uri)' '\(payload)' \(format.map(String.init) ?? "-")")
+    return lines.last ?? ""
+}
+
+/// libcoap's `coap-client-notls` (or `-openssl` with extra arguments): its output lines.
+func coapClient(_ arguments: String, binary: String = "coap-client-notls") async throws -> String {
+    try await runPeer("\(binary) -B 5 \(arguments)").joined(separator: "\n")
+}

@@ -174,3 +174,61 @@ public final class LoopbackHTTPClient {
         return out
     }
 }
+
+/// A ``LoopbackHTTPClient`` for `async` code: each request runs on a fresh connection, on a thread of its
+/// own. A blocking read on one of the few threads of Swift's cooperative pool can starve the very server
+/// it waits for when that server runs in the same process (a test of a management API); this cannot.
+///
+/// ```swift
+/// let api = AsyncLoopbackHTTPClient(port: try await server.listeningPort())
+/// let response = try await api.request("GET", "/healthz")
+/// ```
+public struct AsyncLoopbackHTTPClient: Sendable {
+    /// The host (IPv4).
+    public let host: String
+    /// The port.
+    public let port: Int
+
+    /// A client of `host:port`; nothing connects before a request.
+    public init(host: String = "127.0.0.1", port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// One request, as ``LoopbackHTTPClient/request(_:_:headers:body:)``.
+    public func request(_ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8] = [])
+        async throws -> LoopbackHTTPClient.Response
+    {
+        let (host, port) = (self.host, self.port)
+        return try await withCheckedThrowingContinuation { continuation in
+            let job = ThreadJob {
+                continuation.resume(
+                    with: Result { try LoopbackHTTPClient(host: host, port: port).request(method, path, headers: headers, body: body) })
+            }
+            if let error = job.start() { continuation.resume(throwing: error) }
+        }
+    }
+}
+
+/// A closure run once on a detached thread of its own.
+private final class ThreadJob: Sendable {
+    let body: @Sendable () -> Void
+
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+
+    /// Starts the thread; returns an error when it cannot (then `body` never runs).
+    func start() -> LoopbackHTTPClient.Failure? {
+        let context = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { arg in
+            Unmanaged<ThreadJob>.fromOpaque(arg!).takeRetainedValue().body()
+            return nil
+        }, context)
+        guard rc == 0 else {
+            Unmanaged<ThreadJob>.fromOpaque(context).release()
+            return LoopbackHTTPClient.Failure(description: "cannot start a thread for the request (pthread_create returned \(rc))")
+        }
+        pthread_detach(thread)
+        return nil
+    }
+}

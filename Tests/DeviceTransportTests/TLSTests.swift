@@ -267,6 +267,31 @@ struct TLSTests {
         #expect(await again.readLine()?.hasPrefix("REPLY ERR unauthorized ") == true)
     }
 
+    @Test("TLS 1.2 is the minimum: openssl limited to TLS 1.1 fails the handshake; the same client at TLS 1.2 completes it")
+    func tls12IsTheMinimum() async throws {
+        let pki = try TestPKI()
+        let h = try await Self.harness(pki, mode: .optional)
+        defer { Task { await h.stop() } }
+        /// What `openssl s_client` reports as negotiated ("New, TLSv1.2, Cipher is …" or "New, (NONE), …").
+        func negotiated(_ version: String) throws -> String {
+            // SECLEVEL=0 lets OpenSSL 3 offer TLS 1.1 at all, so only the server can refuse it.
+            let child = try ChildProcess([
+                "/bin/sh", "-c",
+                "openssl s_client -connect 127.0.0.1:\(h.tcpLinesPort) \(version) -cipher 'DEFAULT:@SECLEVEL=0' -CAfile '\(pki.path("ca.pem"))' </dev/null 2>&1",
+            ])
+            var line = "no 'New,' line"
+            while let l = child.readLine() {
+                if l.hasPrefix("New, ") { line = l }
+            }
+            _ = child.wait()
+            return line
+        }
+        let old = try negotiated("-tls1_1")
+        #expect(old.hasPrefix("New, (NONE)"), "TLS 1.1 was accepted: \(old)")
+        let current = try negotiated("-tls1_2")
+        #expect(current.hasPrefix("New, TLSv1.2"), "TLS 1.2 failed: \(current)")
+    }
+
     @Test("configuration: missing files and a client-certificate mode without a CA are refused with what to fix")
     func configuration() throws {
         let pki = try TestPKI()

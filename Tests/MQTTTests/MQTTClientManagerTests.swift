@@ -87,42 +87,42 @@ struct ManagerAdministration: MQTTClientAdministration {
             prometheus: nil, mqttClients: ManagerAdministration(manager: manager), logger: Logger(label: "test"))
         try await harness.run([manager, api])
         let port = try await api.listeningPort()
-        let http = try LoopbackHTTPClient(port: port)
+        let http = AsyncLoopbackHTTPClient(port: port)
         let key = ["Authorization": "Bearer k"]
         let body = """
             {"id": "plant-a", "tenant": "acme", "broker": {"host": "127.0.0.1", "port": \(broker.port), "password": "secret", "username": "u"},
              "subscriptions": [{"template": "devices/{uid}/telemetry", "qos": 1}]}
             """
-        let created = try http.request("POST", "/api/v1/mqtt/clients", headers: key, body: Array(body.utf8))
+        let created = try await http.request("POST", "/api/v1/mqtt/clients", headers: key, body: Array(body.utf8))
         #expect(created.status == 201, "\(created.text)")
         #expect(!created.text.contains("secret"), "the password is never shown")
-        let over = try http.request(
+        let over = try await http.request(
             "POST", "/api/v1/mqtt/clients", headers: key, body: Array(body.replacingOccurrences(of: "plant-a", with: "plant-b").utf8))
         #expect(over.status == 409)
         #expect(over.text.contains("maxClients"), "\(over.text)")
-        let invalid = try http.request("POST", "/api/v1/mqtt/clients", headers: key, body: Array(#"{"id": "x"}"#.utf8))
+        let invalid = try await http.request("POST", "/api/v1/mqtt/clients", headers: key, body: Array(#"{"id": "x"}"#.utf8))
         #expect(invalid.status == 400, "\(invalid.text)")
 
         let deadline = Date().addingTimeInterval(10)
         var state = ""
         while Date() < deadline && state != "connected" {
-            let r = try http.request("GET", "/api/v1/mqtt/clients/plant-a", headers: key)
+            let r = try await http.request("GET", "/api/v1/mqtt/clients/plant-a", headers: key)
             let object = try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]
             state = ((object?["status"] as? [String: Any])?["state"] as? String) ?? ""
             try await Task.sleep(for: .milliseconds(20))
         }
         // The broker refuses anonymous-looking credentials only when configured to; here it accepts them.
         #expect(state == "connected")
-        let list = try http.request("GET", "/api/v1/mqtt/clients", headers: key)
+        let list = try await http.request("GET", "/api/v1/mqtt/clients", headers: key)
         #expect(list.status == 200 && list.text.contains("plant-a"))
-        let put = try http.request(
+        let put = try await http.request(
             "PUT", "/api/v1/mqtt/clients/plant-a", headers: key,
             body: Array(body.replacingOccurrences(of: "devices/{uid}/telemetry", with: "x/{uid}").utf8))
         #expect(put.status == 200, "\(put.text)")
         #expect(put.text.contains("x/{uid}"))
-        #expect(try http.request("DELETE", "/api/v1/mqtt/clients/plant-a", headers: key).status == 204)
-        #expect(try http.request("GET", "/api/v1/mqtt/clients/plant-a", headers: key).status == 404)
-        #expect(try http.request("DELETE", "/api/v1/mqtt/clients/plant-a", headers: key).status == 404)
+        #expect(try await http.request("DELETE", "/api/v1/mqtt/clients/plant-a", headers: key).status == 204)
+        #expect(try await http.request("GET", "/api/v1/mqtt/clients/plant-a", headers: key).status == 404)
+        #expect(try await http.request("DELETE", "/api/v1/mqtt/clients/plant-a", headers: key).status == 404)
         await harness.stop()
     }
 

@@ -65,9 +65,11 @@ struct CoAPObserveTests {
         try manager.remove(id: "boiler")
         #expect(manager.list().isEmpty)
         #expect(throws: IoTError.self) { try manager.remove(id: "boiler") }
-        let stored = h.ingestor.statistics.stored
+        // `received` counts a notification when it enters the ingestor (`stored` only once the store
+        // commits it, which may lag behind on a loaded machine).
+        let received = h.ingestor.statistics.received
         try await Task.sleep(for: .milliseconds(500))
-        #expect(h.ingestor.statistics.stored <= stored + 1)  // at most one in flight when removed
+        #expect(h.ingestor.statistics.received <= received + 1)  // at most one in flight when removed
         #expect(h.ingestor.statistics.isBalanced)
         run.cancel()
         _ = try? await run.value

@@ -67,6 +67,19 @@ final class ModbusConnection: @unchecked Sendable {
             nativeCode: code)
     }
 
+    /// libmodbus waits on its socket with `select()`, which cannot take a descriptor of 1024 or more
+    /// (glibc aborts the process). A new socket gets the lowest free descriptor, so when none below 1024
+    /// is free (a process with a thousand MQTT clients, say) the connection is refused here instead.
+    private static func checkDescriptorRoom(_ endpoint: String) throws(IoTError) {
+        let probe = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        if probe >= 0 { Glibc.close(probe) }
+        guard probe >= 0, probe < FD_SETSIZE else {
+            throw IoTError(
+                .unavailable,
+                "cannot connect to \(endpoint): no file descriptor below \(FD_SETSIZE) is free, and libmodbus cannot wait on a higher one; run Modbus devices in a process with fewer open connections")
+        }
+    }
+
     /// Connects (if needed) and selects `unit`; `timeoutMillis` bounds the connect and each answer.
     private func prepare(unit: Int, timeoutMillis: Int64) throws(IoTError) -> OpaquePointer {
         if context == nil {
@@ -82,6 +95,7 @@ final class ModbusConnection: @unchecked Sendable {
         let t = max(1, timeoutMillis)
         modbus_set_response_timeout(ctx, UInt32(t / 1000), UInt32((t % 1000) * 1000))
         if !connected {
+            try Self.checkDescriptorRoom(endpoint)
             guard modbus_connect(ctx) == 0 else { throw failure("connecting") }
             connected = true
             currentUnit = -1

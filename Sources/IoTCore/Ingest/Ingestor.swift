@@ -149,9 +149,7 @@ public final class Ingestor: Service {
     public func ingest(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) async throws(IoTError)
         -> Receipt
     {
-        var message = message
-        if message.receivedAt == nil { message.receivedAt = clock.now() }
-        if message.deviceUID == nil { message.deviceUID = identity.deviceUID }
+        let message = stamped(message, identity)
         if let receipt = try ingestCached(message, parser: parser, identity: identity) { return receipt }
         accounting.received(message.transport)
         let records: [DeviceRecord]
@@ -211,9 +209,7 @@ public final class Ingestor: Service {
     public func ingestBlocking(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) throws(IoTError)
         -> Receipt
     {
-        var message = message
-        if message.receivedAt == nil { message.receivedAt = clock.now() }
-        if message.deviceUID == nil { message.deviceUID = identity.deviceUID }
+        let message = stamped(message, identity)
         if let receipt = try ingestCached(message, parser: parser, identity: identity) { return receipt }
         let box = Mutex<Result<Receipt, IoTError>?>(nil)
         let done = DispatchSemaphore(value: 0)
@@ -268,11 +264,7 @@ public final class Ingestor: Service {
         }
         do throws(IoTError) {
             let records = try chosen.parse(message)
-            guard records.count <= configuration.maxRecordsPerMessage else {
-                throw IoTError(
-                    .payloadTooLarge,
-                    "message holds \(records.count) records, over the limit of \(configuration.maxRecordsPerMessage); split it")
-            }
+            try checkRecordCount(records.count)
             guard let points = try resolveCached(records, receivedAt: message.receivedAt!, identity: identity) else {
                 return .miss
             }
@@ -324,14 +316,10 @@ public final class Ingestor: Service {
         }
         for (i, item) in items.enumerated() {
             if let blocked {
-                accounting.received(item.message.transport)
-                accounting.dropped(item.message.transport, "backpressure")
-                results[i] = .failure(blocked)
+                results[i] = .failure(droppedBehind(blocked, item.message.transport))
                 continue
             }
-            var message = item.message
-            if message.receivedAt == nil { message.receivedAt = clock.now() }
-            if message.deviceUID == nil { message.deviceUID = item.identity.deviceUID }
+            let message = stamped(item.message, item.identity)
             do throws(IoTError) {
                 switch try prepareCached(message, parser: item.parser, identity: item.identity) {
                 case .ready(let points, let records):
@@ -339,9 +327,7 @@ public final class Ingestor: Service {
                 case .miss:
                     flush()  // keeps journal order
                     if let blocked {
-                        accounting.received(message.transport)
-                        accounting.dropped(message.transport, "backpressure")
-                        results[i] = .failure(blocked)
+                        results[i] = .failure(droppedBehind(blocked, message.transport))
                         continue
                     }
                     note(
@@ -382,14 +368,7 @@ public final class Ingestor: Service {
                 admitted.append(i)
             } else {
                 full = true  // later messages wait too, so they stay behind this one
-                let closed = queue.isClosed
-                accounting.dropped(m.transport, closed ? "shutdown" : "backpressure")
-                results[i] = .failure(
-                    IoTError(
-                        closed ? .shutdown : .backpressure,
-                        closed ? "the ingestor is shutting down; retry later"
-                            : "the store is behind (\(queue.depth) points waiting); retry after \(configuration.retryAfterMillis) ms",
-                        retryAfterMillis: configuration.retryAfterMillis))
+                results[i] = .failure(refusedForRoom(m.transport))
             }
         }
         if !admitted.isEmpty {
@@ -416,6 +395,43 @@ public final class Ingestor: Service {
         return results.map { $0! }
     }
 
+    /// `message` with its defaults filled in: ``InboundMessage/receivedAt`` from the clock and
+    /// ``InboundMessage/deviceUID`` from the sender.
+    private func stamped(_ message: InboundMessage, _ identity: DeviceIdentity) -> InboundMessage {
+        var message = message
+        if message.receivedAt == nil { message.receivedAt = clock.now() }
+        if message.deviceUID == nil { message.deviceUID = identity.deviceUID }
+        return message
+    }
+
+    private func checkRecordCount(_ count: Int) throws(IoTError) {
+        guard count <= configuration.maxRecordsPerMessage else {
+            throw IoTError(
+                .payloadTooLarge,
+                "message holds \(count) records, over the limit of \(configuration.maxRecordsPerMessage); split it")
+        }
+    }
+
+    /// Counts a message (already counted as received) dropped because the queue has no room, and returns
+    /// the error for its sender.
+    private func refusedForRoom(_ transport: String) -> IoTError {
+        let closed = queue.isClosed
+        accounting.dropped(transport, closed ? "shutdown" : "backpressure")
+        return IoTError(
+            closed ? .shutdown : .backpressure,
+            closed ? "the ingestor is shutting down; retry later"
+                : "the store is behind (\(queue.depth) points waiting); retry after \(configuration.retryAfterMillis) ms",
+            retryAfterMillis: configuration.retryAfterMillis)
+    }
+
+    /// Counts a message of a burst that comes after one refused for back-pressure: received and dropped
+    /// with the same error, so that it stays behind that one.
+    private func droppedBehind(_ error: IoTError, _ transport: String) -> IoTError {
+        accounting.received(transport)
+        accounting.dropped(transport, "backpressure")
+        return error
+    }
+
     private func accept(_ records: [DeviceRecord], transport: String, receivedAt: Int64, identity: DeviceIdentity)
         async throws(IoTError) -> Receipt
     {
@@ -429,11 +445,7 @@ public final class Ingestor: Service {
         }
         let points: [Point]
         do throws(IoTError) {
-            guard records.count <= configuration.maxRecordsPerMessage else {
-                throw IoTError(
-                    .payloadTooLarge,
-                    "message holds \(records.count) records, over the limit of \(configuration.maxRecordsPerMessage); split it")
-            }
+            try checkRecordCount(records.count)
             points = try await resolve(records, receivedAt: receivedAt, identity: identity)
         } catch {
             accounting.rejected(transport, error.code.name)
@@ -451,15 +463,7 @@ public final class Ingestor: Service {
             accounting.storedEmpty(transport)
             return Receipt(sequence: 0, records: records, points: 0)
         }
-        guard queue.reserve(points.count) else {
-            let closed = queue.isClosed
-            accounting.dropped(transport, closed ? "shutdown" : "backpressure")
-            throw IoTError(
-                closed ? .shutdown : .backpressure,
-                closed ? "the ingestor is shutting down; retry later"
-                    : "the store is behind (\(queue.depth) points waiting); retry after \(configuration.retryAfterMillis) ms",
-                retryAfterMillis: configuration.retryAfterMillis)
-        }
+        guard queue.reserve(points.count) else { throw refusedForRoom(transport) }
         let sequence: UInt64
         do {
             sequence = try appendLock.withLock { (_) throws(IoTError) -> UInt64 in

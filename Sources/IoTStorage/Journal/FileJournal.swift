@@ -115,17 +115,7 @@ public final class FileJournal: BatchJournal {
         try state.withLock { (s) throws(IoTError) -> UInt64 in
             let seq = s.last + 1
             try JournalCodec.encode(sequence: seq, tenant: tenant, points: points, into: &s.buffer)
-            if s.size > 0 && s.size + s.buffer.count > configuration.segmentBytes {
-                try roll(&s, first: seq)
-            }
-            try Self.writeAll(s.fd, s.buffer, what: "append to the journal", cutBackTo: s.size)
-            if configuration.durability == .fsync && fdatasync(s.fd) != 0 {
-                let error = Self.errnoError("fdatasync the journal")
-                _ = ftruncate(s.fd, off_t(s.size))  // not durable: not appended
-                throw error
-            }
-            s.size += s.buffer.count
-            s.last = seq
+            try appendFrames(s.buffer, first: seq, count: 1, to: &s)
             return seq
         }
     }
@@ -138,19 +128,25 @@ public final class FileJournal: BatchJournal {
                 try JournalCodec.encode(sequence: first + UInt64(k), tenant: e.tenant, points: e.points, into: &s.buffer)
                 frames.append(contentsOf: s.buffer)
             }
-            if s.size > 0 && s.size + frames.count > configuration.segmentBytes {
-                try roll(&s, first: first)
-            }
-            try Self.writeAll(s.fd, frames, what: "append to the journal", cutBackTo: s.size)
-            if configuration.durability == .fsync && fdatasync(s.fd) != 0 {
-                let error = Self.errnoError("fdatasync the journal")
-                _ = ftruncate(s.fd, off_t(s.size))  // not durable: not appended
-                throw error
-            }
-            s.size += frames.count
-            s.last = first + UInt64(entries.count) - 1
+            try appendFrames(frames, first: first, count: entries.count, to: &s)
             return first
         }
+    }
+
+    /// Appends the encoded frames of `count` entries numbered from `first`, rolling the segment first
+    /// when they would overflow it; durable as the policy promises, or not appended at all.
+    private func appendFrames(_ frames: [UInt8], first: UInt64, count: Int, to s: inout State) throws(IoTError) {
+        if s.size > 0 && s.size + frames.count > configuration.segmentBytes {
+            try roll(&s, first: first)
+        }
+        try Self.writeAll(s.fd, frames, what: "append to the journal", cutBackTo: s.size)
+        if configuration.durability == .fsync && fdatasync(s.fd) != 0 {
+            let error = Self.errnoError("fdatasync the journal")
+            _ = ftruncate(s.fd, off_t(s.size))  // not durable: not appended
+            throw error
+        }
+        s.size += frames.count
+        s.last = first + UInt64(count) - 1
     }
 
     public func replay(after sequence: UInt64, _ body: (JournalEntry) throws -> Void) throws {

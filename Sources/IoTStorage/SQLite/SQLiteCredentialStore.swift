@@ -181,27 +181,28 @@ public final class SQLiteCredentialStore: CredentialStore {
         return result
     }
 
-    @discardableResult
-    public func revokePassword(of device: DeviceIdentity, label: String) async throws -> Bool {
+    /// Deletes a device's rows of `table` (`passwords` or `certificates`), or only the one with `label`;
+    /// returns how many.
+    private func deleteRows(from table: StaticString, of device: DeviceIdentity, label: String?) async throws -> Int {
         try await db().write { c in
-            let s = try c.statement("DELETE FROM passwords WHERE tenant = ? AND device = ? AND label = ?")
+            let s = try c.statement(
+                "DELETE FROM \(table) WHERE tenant = ? AND device = ?" + (label == nil ? "" : " AND label = ?"))
             s.bind(1, device.tenant.rawValue)
             s.bind(2, device.deviceUID)
-            s.bind(3, label)
+            if let label { s.bind(3, label) }
             try s.run()
-            return c.changes > 0
+            return c.changes
         }
     }
 
     @discardableResult
+    public func revokePassword(of device: DeviceIdentity, label: String) async throws -> Bool {
+        try await deleteRows(from: "passwords", of: device, label: label) > 0
+    }
+
+    @discardableResult
     public func revokePasswords(of device: DeviceIdentity) async throws -> Int {
-        try await db().write { c in
-            let s = try c.statement("DELETE FROM passwords WHERE tenant = ? AND device = ?")
-            s.bind(1, device.tenant.rawValue)
-            s.bind(2, device.deviceUID)
-            try s.run()
-            return c.changes
-        }
+        try await deleteRows(from: "passwords", of: device, label: nil)
     }
 
     // MARK: Certificates
@@ -268,24 +269,11 @@ public final class SQLiteCredentialStore: CredentialStore {
 
     @discardableResult
     public func revokeCertificate(of device: DeviceIdentity, label: String) async throws -> Bool {
-        try await db().write { c in
-            let s = try c.statement("DELETE FROM certificates WHERE tenant = ? AND device = ? AND label = ?")
-            s.bind(1, device.tenant.rawValue)
-            s.bind(2, device.deviceUID)
-            s.bind(3, label)
-            try s.run()
-            return c.changes > 0
-        }
+        try await deleteRows(from: "certificates", of: device, label: label) > 0
     }
 
     @discardableResult
     public func revokeCertificates(of device: DeviceIdentity) async throws -> Int {
-        try await db().write { c in
-            let s = try c.statement("DELETE FROM certificates WHERE tenant = ? AND device = ?")
-            s.bind(1, device.tenant.rawValue)
-            s.bind(2, device.deviceUID)
-            try s.run()
-            return c.changes
-        }
+        try await deleteRows(from: "certificates", of: device, label: nil)
     }
 }

@@ -45,6 +45,7 @@ let package = Package(
         .systemLibrary(name: "CIoTLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
         .systemLibrary(name: "CIoTDuktape", pkgConfig: "duktape", providers: [.apt(["duktape-dev"])]),
         .systemLibrary(name: "CIoTModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
+        .systemLibrary(name: "CIoTLinux", path: "Sources/CIoTLinux"),
         .systemLibrary(name: "CIoTMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .systemLibrary(name: "CIoTCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CIoTCoAP", pkgConfig: "libcoap-3-openssl", providers: [.apt(["libcoap3-dev"])]),
@@ -96,6 +97,7 @@ let package = Package(
             dependencies: [
                 "IoTCore",
                 "CIoTModbus",
+                "CIoTLinux",
                 "CIoTMosquitto",
                 "CIoTCurl",
                 "CIoTCoAP",

@@ -1,10 +1,8 @@
 #ifndef CIOT_MOSQUITTO_SHIM_H
 #define CIOT_MOSQUITTO_SHIM_H
-// Only what Swift cannot import from <mosquitto.h>, <mqtt_protocol.h> and the epoll/eventfd headers. No logic.
+// Only what Swift cannot import from <mosquitto.h> and <mqtt_protocol.h>. No logic. (epoll and eventfd: CIoTLinux.)
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <errno.h>
 
 // errno is a macro around a thread-local location: reading and clearing it from Swift needs these.

@@ -78,6 +78,15 @@ final class CoAPHarness: Sendable {
         }
         return nil
     }
+
+    /// The ingestor's stored-message count once it reaches `count` (or after 2 s, whatever it is then): the
+    /// count moves when the batch commits, after the device already has its 2.04.
+    func storedCount(reaching count: Int) async throws -> Int {
+        for _ in 0..<200 where ingestor.statistics.stored < count {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return ingestor.statistics.stored
+    }
 }
 
 /// Runs a command line through `/bin/sh` (stderr merged into stdout) on a thread of its own and returns

@@ -227,6 +227,19 @@ public final class Ingestor: Service {
         return try box.withLock { $0! }.get()
     }
 
+    /// The non-waiting form of ``ingest(_:parser:identity:)`` for an I/O thread that must never wait for a
+    /// task (libcoap's): when the sender's tenant and devices are in the ingestor's cache, parses, resolves
+    /// and journals the message on the calling thread and returns its receipt; otherwise returns `nil`
+    /// having counted nothing, and the caller hands the message to ``ingest(_:parser:identity:)`` on a
+    /// task, which loads what is missing. The only wait is the journal's own write.
+    ///
+    /// - Throws: as ``ingest(_:parser:identity:)``; a rejection is counted.
+    public func ingestIfCached(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) throws(IoTError)
+        -> Receipt?
+    {
+        try ingestCached(stamped(message, identity), parser: parser, identity: identity)
+    }
+
     /// A message parsed and resolved on the calling thread, ready for the journal.
     private enum Prepared {
         /// Something it needs is not cached (or the ingestor is not ready); nothing was counted.

@@ -1,4 +1,5 @@
 import CIoTCoAP
+import CIoTLinux
 import IoTCore
 import Logging
 import Synchronization
@@ -28,7 +29,9 @@ struct CoAPSessionPointer: @unchecked Sendable {
 /// unknown-resource handler for every path, driven by one dedicated I/O thread.
 ///
 /// libcoap 4.3.1 is not thread-safe, so everything that touches a libcoap object runs on that thread. A
-/// request is read there, handed to a task (``onRequest``) and parked with libcoap's separate-response
+/// request from a device whose token and registry data are cached is parsed and journaled on that thread
+/// (``onRequestNow``; the journal write is its only wait) and answered at once. Any other request is handed
+/// to a task (``onRequest``) and parked with libcoap's separate-response
 /// support (`coap_register_async`); the task's answer comes back through a queue and an `eventfd`, and the
 /// I/O thread triggers the parked request, whose handler then fills in the answer. The thread never waits
 /// for the ingestor, so many requests are in flight at once.
@@ -38,6 +41,9 @@ struct CoAPSessionPointer: @unchecked Sendable {
 /// the rest is immutable after `init`.
 final class CoAPServer: @unchecked Sendable {
     typealias RequestHandler = @Sendable (CoAPIncoming) async -> CoAPReply
+    /// Answers a request on the I/O thread when everything it needs is cached, or returns `nil` to have it
+    /// parked and handed to the ``RequestHandler``.
+    typealias ImmediateHandler = @Sendable (CoAPIncoming) -> CoAPReply?
 
     private struct Shared {
         var completions: [(CoAPSessionPointer, [UInt8], CoAPReply)] = []
@@ -51,10 +57,14 @@ final class CoAPServer: @unchecked Sendable {
     let udpPort: ListeningPort
     let dtlsPort: ListeningPort
     private let onRequest: RequestHandler
+    private let onRequestNow: ImmediateHandler
     private let onRefused: @Sendable (IoTError) -> Void
     private let shared = Mutex(Shared())
-    /// A non-blocking pipe that wakes the I/O thread's `poll`.
+    /// A non-blocking pipe in libcoap's epoll set that wakes the I/O thread.
     private let wakeFD: (read: Int32, write: Int32)
+    /// Set after each write to the pipe; the I/O thread drains the pipe only when it finds it set (a drain
+    /// after every wait would cost a `read` per request).
+    private let wakeWritten = Atomic<Bool>(false)
     /// I/O thread only: requests parked in libcoap and not yet answered.
     private var pending = 0
     /// I/O thread only: PSK keys handed to libcoap, freed after the context.
@@ -62,13 +72,15 @@ final class CoAPServer: @unchecked Sendable {
 
     init(
         configuration: CoAPTransport.Configuration, logger: Logger, udpPort: ListeningPort, dtlsPort: ListeningPort,
-        onRequest: @escaping RequestHandler, onRefused: @escaping @Sendable (IoTError) -> Void
+        onRequestNow: @escaping ImmediateHandler, onRequest: @escaping RequestHandler,
+        onRefused: @escaping @Sendable (IoTError) -> Void
     ) {
         self.configuration = configuration
         self.logger = logger
         self.udpPort = udpPort
         self.dtlsPort = dtlsPort
         self.onRequest = onRequest
+        self.onRequestNow = onRequestNow
         self.onRefused = onRefused
         self.wakeFD = makeWakePipe()
     }
@@ -115,6 +127,8 @@ final class CoAPServer: @unchecked Sendable {
     private func wake() {
         var one: UInt8 = 1
         _ = write(wakeFD.write, &one, 1)
+        // After the write: a drain that sees the flag reads every byte written before it was set.
+        wakeWritten.store(true, ordering: .releasing)
     }
 
     /// Called by a task with the answer to a parked request.
@@ -167,29 +181,24 @@ final class CoAPServer: @unchecked Sendable {
     }
 
     private func loop(_ ctx: OpaquePointer) {
+        // One wait for both: the wake pipe joins libcoap's own epoll set, so `coap_io_process` blocks in a
+        // single `epoll_wait` (it arms its timers itself) and returns for a datagram, a timer or a wake.
         let coapFD = coap_context_get_coap_fd(ctx)
+        let watched = coapFD >= 0 && Self.watch(wakeFD.read, in: coapFD)
+        if !watched { logger.warning("CoAP listener polls every 10 ms (libcoap has no epoll descriptor to wait on)") }
         var deadline: Int64?
-        var fds = [pollfd(fd: coapFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFD.read, events: Int16(POLLIN), revents: 0)]
+        var drain = [UInt8](repeating: 0, count: 256)
         while true {
-            var now: coap_tick_t = 0
-            coap_ticks(&now)
-            let next = coap_io_prepare_epoll(ctx, now)
-            let timeout = next == 0 || next > 100 ? 100 : Int32(next)
-            if coapFD >= 0 {
-                fds[0].revents = 0
-                fds[1].revents = 0
-                _ = poll(&fds, 2, timeout)
-                if fds[1].revents != 0 {
-                    var drain = [UInt8](repeating: 0, count: 256)
-                    while read(wakeFD.read, &drain, 256) > 0 {}
-                }
+            coap_io_process(ctx, watched ? 100 : 10)
+            if wakeWritten.exchange(false, ordering: .acquiring) {
+                while read(wakeFD.read, &drain, drain.count) > 0 {}
             }
             let (completions, stopping) = shared.withLock { s in
                 defer { s.completions.removeAll(keepingCapacity: true) }
                 return (s.completions, s.stopping)
             }
+            // Triggered requests are answered at the start of the next `coap_io_process`, before it waits.
             for (session, token, reply) in completions { trigger(session.pointer, token: token, reply: reply) }
-            coap_io_process(ctx, coapFD >= 0 ? UInt32.max : 10)  // UInt32.max: COAP_IO_NO_WAIT
             if stopping {
                 let nowMillis = monotonicMillis()
                 if deadline == nil { deadline = nowMillis + Int64(max(0, configuration.shutdownGraceMillis)) }
@@ -203,6 +212,16 @@ final class CoAPServer: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// Adds `fd` to libcoap's epoll set `epfd` with a null data pointer, which libcoap's `coap_io_do_epoll`
+    /// skips (it marks its own timer descriptor that way), so `coap_io_process` also returns when `fd` turns
+    /// readable.
+    private static func watch(_ fd: Int32, in epfd: Int32) -> Bool {
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.ptr = nil
+        return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event) == 0
     }
 
     /// Hands a task's answer to the parked request, which libcoap then runs through the handler again.
@@ -335,6 +354,14 @@ final class CoAPServer: @unchecked Sendable {
                 response,
                 IoTError(.shutdown, "the CoAP listener is shutting down; retry later", retryAfterMillis: 1_000))
         }
+        var incoming = CoAPIncoming(
+            route: route, path: path, contentFormat: Self.contentFormat(request),
+            payload: length > 0 && data != nil ? Array(UnsafeBufferPointer(start: data, count: length)) : [],
+            peer: "")
+        // The common case (a known device, a cached token): parsed and journaled right here, answered at once.
+        if let reply = onRequestNow(incoming) {
+            return fill(response, reply)
+        }
         guard pending < configuration.maxPendingRequests else {
             return refuse(
                 response,
@@ -345,10 +372,7 @@ final class CoAPServer: @unchecked Sendable {
         guard coap_register_async(session, request, 0) != nil else { return }
         coap_session_reference(session)
         pending += 1
-        let incoming = CoAPIncoming(
-            route: route, path: path, contentFormat: Self.contentFormat(request),
-            payload: length > 0 && data != nil ? Array(UnsafeBufferPointer(start: data, count: length)) : [],
-            peer: Self.peerAddress(session))
+        incoming.peer = Self.peerAddress(session)
         let tokenBytes = Array(UnsafeBufferPointer(start: token.s, count: token.length))
         let sessionPointer = CoAPSessionPointer(pointer: session)
         let onRequest = self.onRequest

@@ -26,8 +26,11 @@ import ServiceLifecycle
 ///
 /// With ``Configuration/dtls`` the listener also serves `coaps://` with pre-shared keys.
 ///
-/// libcoap's I/O runs on one dedicated thread; the ingestor runs on Swift tasks, and the answer is sent as a
-/// CoAP separate response when the receipt arrives, so the I/O thread never waits for the journal.
+/// libcoap's I/O runs on one dedicated thread. A request from a device whose token (within
+/// ``Configuration/authenticationCacheMillis``) and registry data are cached goes through the ingestor on
+/// that thread and is answered at once; the first request of a device, and any request whose body needs a
+/// product's parser, runs on a Swift task and is answered as a CoAP separate response when the receipt
+/// arrives, so the I/O thread never waits for the registry or the authenticator.
 ///
 /// ```swift
 /// let coap = CoAPTransport(
@@ -85,6 +88,7 @@ public final class CoAPTransport: Transport {
         let transport = name
         let server = CoAPServer(
             configuration: configuration, logger: logger, udpPort: udpPort, dtlsPort: dtlsPort,
+            onRequestNow: { [self] incoming in self.ingestNow(incoming) },
             onRequest: { [self] incoming in await self.ingest(incoming) },
             onRefused: { error in ingestor.recordRejected(transport: transport, error: error) })
         server.start()
@@ -152,17 +156,46 @@ public final class CoAPTransport: Transport {
                     "Content-Format \(incoming.contentFormat ?? 0) is not supported; send 50 (application/json) or 110 (application/senml+json)"
                 ), code: 415)
         }
-        let message = InboundMessage(
+        do {
+            return .receipt(try await ingestor.ingest(message(incoming, identity), parser: parser, identity: identity))
+        } catch {
+            return failed(error, identity)
+        }
+    }
+
+    /// The request answered on the I/O thread, when its token, its device and the device's registry data
+    /// are all cached and its body is JSON or SenML; `nil` sends it down ``ingest(_:)`` on a task instead.
+    func ingestNow(_ incoming: CoAPIncoming) -> CoAPReply? {
+        guard let authenticationCache,
+            let identity = authenticationCache.identity(for: HTTPIngestTransport.cacheKey(.token(incoming.route.token)))
+        else { return nil }
+        let parser: any Parser
+        switch incoming.contentFormat {
+        case nil, CoAPContentFormat.json: parser = jsonParser
+        case CoAPContentFormat.senmlJSON: parser = senmlParser
+        default: return nil
+        }
+        do {
+            guard let receipt = try ingestor.ingestIfCached(message(incoming, identity), parser: parser, identity: identity)
+            else { return nil }
+            return .receipt(receipt)
+        } catch {
+            return failed(error, identity)
+        }
+    }
+
+    private func message(_ incoming: CoAPIncoming, _ identity: DeviceIdentity) -> InboundMessage {
+        InboundMessage(
             transport: name, deviceUID: identity.deviceUID, topic: incoming.path,
             contentType: CoAPContentFormat.mediaType(incoming.contentFormat), payload: incoming.payload)
-        do {
-            return .receipt(try await ingestor.ingest(message, parser: parser, identity: identity))
-        } catch {
-            if CoAPReply.code(for: error) == 500 {
-                logger.error("ingest failed", metadata: ["error": "\(error)", "device": "\(identity)"])
-            }
-            return .error(error)
+    }
+
+    /// The answer to a request the ingestor refused (and counted); a storage or journal failure is logged.
+    private func failed(_ error: IoTError, _ identity: DeviceIdentity) -> CoAPReply {
+        if CoAPReply.code(for: error) == 500 {
+            logger.error("ingest failed", metadata: ["error": "\(error)", "device": "\(identity)"])
         }
+        return .error(error)
     }
 
     /// Counts a request the ingestor never saw and builds its answer.

@@ -1,3 +1,4 @@
+internal import CIoTLinux
 internal import CIoTMosquitto
 import Glibc
 import IoTCore

@@ -1,4 +1,5 @@
 internal import CIoTMosquitto
+internal import CIoTLinux
 import Dispatch
 import Glibc
 import Synchronization

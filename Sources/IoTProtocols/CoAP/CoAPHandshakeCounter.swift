@@ -5,10 +5,11 @@ import IoTCore
 /// handshakes: each through the listener's refusal callback (``IoTCore/Ingestor/recordRejected(transport:error:)``
 /// with ``IoTCore/IoTError/Code/unauthorized``), once per handshake.
 ///
-/// libcoap 4.3.1 reports a server session when a client has passed the cookie exchange
-/// (`COAP_EVENT_SERVER_SESSION_NEW`) and `COAP_EVENT_DTLS_CONNECTED` when its handshake completes. A
-/// session that ends before that (`COAP_EVENT_DTLS_ERROR`, `COAP_EVENT_DTLS_CLOSED` or
-/// `COAP_EVENT_SERVER_SESSION_DEL`) is a refused handshake:
+/// libcoap 4.3.1 reports a new DTLS session on its first ClientHello (`COAP_EVENT_SERVER_SESSION_NEW`, the
+/// session of type "hello"), turns the same session into a server session once the client has answered the
+/// cookie exchange, and reports `COAP_EVENT_DTLS_CONNECTED` when the handshake completes. A server session
+/// that ends before that (`COAP_EVENT_DTLS_ERROR`, `COAP_EVENT_DTLS_CLOSED` or `COAP_EVENT_SERVER_SESSION_DEL`,
+/// whichever comes first) is a refused handshake:
 /// - an unknown PSK identity: the identity callback returns no key and OpenSSL fails the handshake at once;
 /// - a wrong key: OpenSSL drops the client's Finished (DTLS discards records it cannot decrypt), so the
 ///   handshake ends only when libcoap's DTLS retransmissions run out (about 30 s with the defaults).
@@ -26,9 +27,7 @@ final class CoAPHandshakeCounter {
 
     /// A libcoap event of `session`.
     func event(_ session: OpaquePointer, _ event: coap_event_t) {
-        guard coap_session_get_proto(session) == COAP_PROTO_DTLS,
-            coap_session_get_type(session) == COAP_SESSION_TYPE_SERVER
-        else { return }
+        guard coap_session_get_proto(session) == COAP_PROTO_DTLS else { return }
         let key = UInt(bitPattern: session)
         switch event {
         case COAP_EVENT_SERVER_SESSION_NEW:
@@ -36,7 +35,10 @@ final class CoAPHandshakeCounter {
         case COAP_EVENT_DTLS_CONNECTED:
             open[key] = nil
         case COAP_EVENT_DTLS_ERROR, COAP_EVENT_DTLS_CLOSED, COAP_EVENT_SERVER_SESSION_DEL:
-            guard let reason = open.removeValue(forKey: key) else { return }
+            // A session still of type "hello" never answered the cookie: not a handshake attempt (it may be a
+            // spoofed address), so not counted.
+            guard let reason = open.removeValue(forKey: key), coap_session_get_type(session) == COAP_SESSION_TYPE_SERVER
+            else { return }
             onRefused(
                 IoTError(
                     .unauthorized,

@@ -331,7 +331,9 @@ extension DaemonConfiguration {
         }
         var observationIDs = Set<String>()
         for (i, o) in (coap?.observations ?? []).enumerated() {
-            guard observationIDs.insert(o.id).inserted else { try fail("coap.observations[\(i)].id", "'\(o.id)' appears twice") }
+            guard observationIDs.insert(o.id).inserted else {
+                try fail("coap.observations[\(i)].id", "'\(o.id)' appears twice")
+            }
             do throws(IoTError) { try o.validate() } catch { try fail("coap.observations[\(i)]", error.message) }
         }
         try notifications?.validate()

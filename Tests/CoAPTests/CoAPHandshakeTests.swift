@@ -23,9 +23,12 @@ struct CoAPHandshakeTests {
         let token = try await h.token()
         let port = try #require(h.dtlsPort)
         let uri = "coaps://127.0.0.1:\(port)/api/v1/\(token)/telemetry"
-        func post(_ value: Int, identity: String = CoAPHarness.pskIdentity, key: String = CoAPHarness.pskKey) async throws -> String {
+        func post(_ value: Int, identity: String = CoAPHarness.pskIdentity, key: String = CoAPHarness.pskKey)
+            async throws -> String
+        {
             try await coapClient(
-                "-m post -t 50 -e '{\"temp\":\(value)}' -u '\(identity)' -k '\(key)' \(uri)", binary: "coap-client-openssl")
+                "-m post -t 50 -e '{\"temp\":\(value)}' -u '\(identity)' -k '\(key)' \(uri)",
+                binary: "coap-client-openssl")
         }
 
         let good = try await post(1)

@@ -7,7 +7,7 @@ import Logging
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `/api/v1/coap/observations` on an in-process management server, against aiocoap servers whose observable
@@ -29,8 +29,10 @@ struct CoAPObservationAPITests {
             manager = CoAPObserverManager(
                 configuration: .init(maxObservations: maxObservations), ingestor: h.ingestor, logger: logger)
             server = ManagementServer(
-                configuration: .init(port: 0, adminAPIKey: "k"), registry: h.registry, points: h.points, tokens: h.tokens,
-                ingestor: h.ingestor, prometheus: nil, definitions: definitions, coapObservations: manager, logger: logger)
+                configuration: .init(port: 0, adminAPIKey: "k"), registry: h.registry, points: h.points,
+                tokens: h.tokens,
+                ingestor: h.ingestor, prometheus: nil, definitions: definitions, coapObservations: manager,
+                logger: logger)
             let (manager, server) = (manager, server)
             tasks = [Task { try await manager.run() }, Task { try await server.run() }]
             client = AsyncLoopbackHTTPClient(port: try await server.listeningPort())
@@ -40,7 +42,8 @@ struct CoAPObservationAPITests {
             async throws -> LoopbackHTTPClient.Response
         {
             try await client.request(
-                method, path, headers: key ? CoAPObservationAPITests.auth : [:], body: body.map { Array($0.utf8) } ?? [])
+                method, path, headers: key ? CoAPObservationAPITests.auth : [:], body: body.map { Array($0.utf8) } ?? []
+            )
         }
 
         /// The JSON report of `id` (GET …/{id}).
@@ -94,7 +97,9 @@ struct CoAPObservationAPITests {
         // Create: 201 with the report; notifications are journaled and counted.
         let created = try await api.request("POST", Self.base, Self.spec("boiler", port: port))
         #expect(created.status == 201, "\(created.text)")
-        #expect(created.text.contains(#""state":"registering""#) && created.text.contains(#""id":"boiler""#), "\(created.text)")
+        #expect(
+            created.text.contains(#""state":"registering""#) && created.text.contains(#""id":"boiler""#),
+            "\(created.text)")
         let report = try await api.waitForStored("boiler", atLeast: 3)
         #expect(report["state"] as? String == "observing", "\(report)")
         #expect((report["notifications"] as? Int ?? 0) >= 3 && report["rejected"] as? Int == 0, "\(report)")
@@ -108,10 +113,13 @@ struct CoAPObservationAPITests {
         let badURI = try await api.request(
             "POST", Self.base, #"{"id":"x","uri":"http://127.0.0.1/temp","tenant":"acme","deviceUID":"t-1"}"#)
         #expect(badURI.status == 400 && badURI.text.contains("coap://"), "\(badURI.text)")
-        let noDevice = try await api.request("POST", Self.base, #"{"id":"x","uri":"coap://127.0.0.1/temp","tenant":"acme"}"#)
+        let noDevice = try await api.request(
+            "POST", Self.base, #"{"id":"x","uri":"coap://127.0.0.1/temp","tenant":"acme"}"#)
         #expect(noDevice.status == 400 && noDevice.text.contains("deviceUID"), "\(noDevice.text)")
         let noTenant = try await api.request("POST", Self.base, Self.spec("x", port: port, tenant: "nope"))
-        #expect(noTenant.status == 400 && noTenant.text.contains("tenant \\\"nope\\\" of the observation does not exist"), "\(noTenant.text)")
+        #expect(
+            noTenant.status == 400 && noTenant.text.contains("tenant \\\"nope\\\" of the observation does not exist"),
+            "\(noTenant.text)")
         let badID = try await api.request("POST", Self.base, Self.spec("a b", port: port))
         #expect(badID.status == 400 && badID.text.contains("observation id"), "\(badID.text)")
         let notJSON = try await api.request("POST", Self.base, "[1,2")
@@ -128,7 +136,10 @@ struct CoAPObservationAPITests {
         #expect(third.status == 409 && third.text.contains("limit of 2 observations"), "\(third.text)")
         #expect(try await api.request("GET", Self.base + "/third").status == 404)
         #expect(api.manager.list().map(\.spec.id) == ["boiler", "second"])
-        #expect(try await definitions.definitions(.tenant("acme"), kind: "coap-observation").map(\.id) == ["boiler", "second"])
+        #expect(
+            try await definitions.definitions(.tenant("acme"), kind: "coap-observation").map(\.id) == [
+                "boiler", "second",
+            ])
         _ = try await api.waitForStored("second", atLeast: 2)
         #expect(try await api.report("boiler")?["rejected"] as? Int == 0)  // the bad requests cost it nothing
 

@@ -3,6 +3,24 @@ import IoTTesting
 import Testing
 
 @Suite(.serialized) struct CoAPObservationRestartTests {
+    /// `iotd serve --check` refuses an invalid `coap.observations` entry and names it.
+    @Test func invalidObservationInTheFileIsRefused() throws {
+        let dir = TemporaryDirectory("iotd-coap-config")
+        let path = dir.path + "/bad.yaml"
+        try """
+        coap:
+          observations:
+            - { id: boiler, uri: "http://10.0.0.7/temp", tenant: lab, deviceUID: b-1 }
+        """.write(toFile: path, atomically: false, encoding: .utf8)
+        let iotd = try ChildProcess.builtProduct("iotd")
+        let check = try ChildProcess(["/bin/sh", "-c", "'\(iotd)' serve --config '\(path)' --check 2>&1; echo exit $?"])
+        var output: [String] = []
+        while let line = check.readLine() { output.append(line) }
+        check.wait()
+        #expect(output.last == "exit 1", "\(output)")
+        #expect(output.contains { $0.contains("coap.observations[0]") && $0.contains("must start with coap://") }, "\(output)")
+    }
+
     /// A real iotd observes an aiocoap device: one observation from `coap.observations`, one created through
     /// `POST /api/v1/coap/observations`; both are counted (report and `/metrics`) and both observe again
     /// after the process is killed and started again.
@@ -10,7 +28,10 @@ import Testing
         let root = String(#filePath.prefix(upTo: #filePath.range(of: "/Tests/")!.lowerBound))
         let devicePort = ChildProcess.freeLoopbackPort()
         let device = try ChildProcess(
-            ["/usr/bin/env", "python3", "-u", root + "/Tests/CoAPTests/Peers/coap_peer.py", "server", String(devicePort)])
+            [
+                "/usr/bin/env", "python3", "-u", root + "/Tests/CoAPTests/Peers/coap_peer.py", "server",
+                String(devicePort),
+            ])
         defer { device.stop(signal: SIGKILL) }
         guard device.readLine() == "ready \(devicePort)" else {
             throw IntegrationFailure(description: "the aiocoap server did not start on port \(devicePort)")
@@ -69,7 +90,9 @@ import Testing
         #expect(try waitForStored("from-file", 3).contains(#""state":"observing""#))
         let metrics = try LoopbackHTTPClient(port: apiPort).request("GET", "/metrics").text
         #expect(
-            metrics.split(separator: "\n").contains { $0.hasPrefix("iot_ingest_messages_total") && $0.contains(#"transport="coap-observe""#) },
+            metrics.split(separator: "\n").contains {
+                $0.hasPrefix("iot_ingest_messages_total") && $0.contains(#"transport="coap-observe""#)
+            },
             "\(metrics)")
 
         #expect(server.stop(signal: SIGKILL) & 0x7f == SIGKILL)

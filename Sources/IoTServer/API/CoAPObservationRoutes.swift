@@ -34,7 +34,8 @@ extension ManagementServer {
                 let tenant = TenantID(spec.tenant)
                 guard tenant.isValid, try await self.registry.tenant(tenant) != nil else {
                     throw APIError.badRequest(
-                        "tenant \"\(spec.tenant)\" of the observation does not exist; create it with POST /api/v1/tenants")
+                        "tenant \"\(spec.tenant)\" of the observation does not exist; create it with POST /api/v1/tenants"
+                    )
                 }
                 let report = try manager.create(spec)
                 do {
@@ -61,7 +62,8 @@ extension ManagementServer {
                 } else if let definitions = self.definitions {
                     // Kept from an earlier run but not restored (see restoreDefinitions()): forget it.
                     for tenant in try await self.registry.tenants() {
-                        if try await definitions.deleteDefinition(.tenant(tenant.id), kind: DefinitionKind.coapObservation, id: id) {
+                        let scope = AccessScope.tenant(tenant.id)
+                        if try await definitions.deleteDefinition(scope, kind: DefinitionKind.coapObservation, id: id) {
                             found = true
                         }
                     }

@@ -18,7 +18,9 @@ import Testing
         while let line = check.readLine() { output.append(line) }
         check.wait()
         #expect(output.last == "exit 1", "\(output)")
-        #expect(output.contains { $0.contains("coap.observations[0]") && $0.contains("must start with coap://") }, "\(output)")
+        #expect(
+            output.contains { $0.contains("coap.observations[0]") && $0.contains("must start with coap://") },
+            "\(output)")
     }
 
     /// A real iotd observes an aiocoap device: one observation from `coap.observations`, one created through

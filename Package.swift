@@ -315,7 +315,7 @@ let package = Package(
         .testTarget(
             name: "CoAPTests",
             dependencies: [
-                "IoTCore", "IoTProtocols", "IoTTesting", "IoTStorage",
+                "IoTCore", "IoTProtocols", "IoTTesting", "IoTStorage", "IoTServer",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Peers"],

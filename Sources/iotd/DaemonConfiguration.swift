@@ -36,6 +36,10 @@ struct DaemonConfiguration: Codable, Sendable {
         var maxBodyBytes: Int?
         var authenticationCacheMillis: Int64?
         var dtls: DTLS?
+        /// Resources observed on devices from the start (more through `/api/v1/coap/observations`).
+        var observations: [CoAPObservationSpec]?
+        var maxObservations: Int?
+        var reregisterAfterMillis: Int64?
         struct DTLS: Codable, Sendable {
             var port: Int?
             var hint: String?
@@ -196,6 +200,14 @@ extension DaemonConfiguration {
         return c
     }
 
+    /// The CoAP observer manager's configuration (it runs with or without a `coap:` section).
+    var coapObserverConfiguration: CoAPObserverManager.Configuration {
+        var c = CoAPObserverManager.Configuration()
+        if let v = coap?.maxObservations { c.maxObservations = v }
+        if let v = coap?.reregisterAfterMillis { c.reregisterAfterMillis = v }
+        return c
+    }
+
     var httpConfiguration: HTTPIngestTransport.Configuration {
         var c = HTTPIngestTransport.Configuration()
         if let v = http?.host { c.host = v }
@@ -312,6 +324,17 @@ extension DaemonConfiguration {
                 // Script parser names are only known once the parsers are built.
                 if !error.message.contains(".parser:") { try fail("mqtt.clients[\(c.id)]", error.message) }
             }
+        }
+        if let v = coap?.maxObservations, v < 1 { try fail("coap.maxObservations", "must be at least 1") }
+        if let v = coap?.reregisterAfterMillis, v < 1_000 {
+            try fail("coap.reregisterAfterMillis", "use at least 1000 (ms); default 60000")
+        }
+        var observationIDs = Set<String>()
+        for (i, o) in (coap?.observations ?? []).enumerated() {
+            guard observationIDs.insert(o.id).inserted else {
+                try fail("coap.observations[\(i)].id", "'\(o.id)' appears twice")
+            }
+            do throws(IoTError) { try o.validate() } catch { try fail("coap.observations[\(i)]", error.message) }
         }
         try notifications?.validate()
         for t in tenants ?? [] {

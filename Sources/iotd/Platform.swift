@@ -31,6 +31,9 @@ struct Platform {
     let tcp: [TCPTransport]
     let modbus: ModbusTransport?
     let mqtt: MQTTClientManager
+    /// Resources observed on CoAP devices; runs always (idle without observations), so that
+    /// `/api/v1/coap/observations` works with or without a CoAP listener.
+    let coapObservations: CoAPObserverManager
     let management: ManagementServer
     let retention: RetentionService
     /// Brokers that get device accounts (brokerAccounts.mosquitto); the management API's token issuer tells them.
@@ -111,6 +114,9 @@ struct Platform {
         }
         mqtt = MQTTClientManager(
             configuration: configuration.mqttConfiguration, ingestor: ingestor, parsers: parsers, logger: logger)
+        let coapObservations = CoAPObserverManager(
+            configuration: configuration.coapObserverConfiguration, ingestor: ingestor, logger: logger)
+        self.coapObservations = coapObservations
         provisioners = try Self.brokerProvisioners(configuration.brokerAccounts, logger: logger)
         var brokerAccess: BrokerAccessControl?
         if let accounts = configuration.brokerAccounts, let emqx = accounts.emqx {
@@ -128,7 +134,8 @@ struct Platform {
             ruleState: ruleState, statisticsStore: statisticsStore, parsers: parserCatalog,
             definitions: SQLiteDefinitionStore(storage: storage), modbus: modbus, brokerAccess: brokerAccess,
             mqttClients: MQTTAdministration(manager: mqtt), notifications: notifications, outbox: outbox, inbox: inbox,
-            dispatcher: dispatcher, credentialManager: tokens, sessions: sessions, liveFeed: liveFeed, logger: logger)
+            dispatcher: dispatcher, credentialManager: tokens, sessions: sessions, liveFeed: liveFeed,
+            coapObservations: coapObservations, logger: logger)
         retention = RetentionService(store: points, storage: storage, logger: logger)
         self.logger = logger
     }
@@ -139,6 +146,7 @@ struct Platform {
     /// dispatcher (what the drain raised is still enqueued; what it cannot send stays in the outbox).
     var services: [any Service] {
         var services: [any Service] = [dispatcher, rules, statistics, ingestor, retention, management, http, mqtt]
+        services.append(coapObservations)
         if let modbus { services.append(modbus) }
         if let webSocket { services.append(webSocket) }
         if let coap { services.append(coap) }
@@ -176,6 +184,19 @@ struct Platform {
                 _ = try await mqtt.create(spec)
             } catch {
                 throw ConfigurationError("mqtt.clients[\(spec.id)]: \(error.message)")
+            }
+        }
+    }
+
+    /// Creates the CoAP observations declared in the configuration (`coap.observations`); each replaces an
+    /// observation of the same id restored from the management API (the file wins, as for rules).
+    func startCoAPObservations(_ specs: [CoAPObservationSpec]) throws {
+        for spec in specs {
+            do {
+                if coapObservations.report(id: spec.id) != nil { try coapObservations.remove(id: spec.id) }
+                try coapObservations.create(spec)
+            } catch {
+                throw ConfigurationError("coap.observations[\(spec.id)]: \(error.message)")
             }
         }
     }

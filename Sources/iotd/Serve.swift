@@ -39,6 +39,7 @@ struct Serve: AsyncParsableCommand {
         await platform.connectNotifications()
         try await platform.seed(configuration.tenants ?? [])
         try await platform.startMQTTClients(configuration.mqtt?.clients ?? [])
+        try platform.startCoAPObservations(configuration.coap?.observations ?? [])
         let group = ServiceGroup(
             configuration: .init(
                 services: platform.services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],

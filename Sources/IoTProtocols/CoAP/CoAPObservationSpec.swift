@@ -28,6 +28,13 @@ public struct CoAPObservationSpec: Sendable, Codable, Hashable {
     /// The device identity notifications are ingested as.
     public var identity: DeviceIdentity { DeviceIdentity(tenant: TenantID(tenant), deviceUID: deviceUID) }
 
+    /// Checks the spec as ``CoAPObserverManager/create(_:)`` does, without creating anything.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` saying what to fix.
+    public func validate() throws(IoTError) {
+        _ = try target()
+    }
+
     /// Host, port and path segments of ``uri``.
     ///
     /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` saying what to fix.

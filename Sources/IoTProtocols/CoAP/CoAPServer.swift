@@ -69,6 +69,8 @@ final class CoAPServer: @unchecked Sendable {
     private var pending = 0
     /// I/O thread only: PSK keys handed to libcoap, freed after the context.
     private var psk: CoAPPSKTable?
+    /// I/O thread only: counts failed DTLS handshakes (set up with DTLS).
+    private(set) var handshakeCounter: CoAPHandshakeCounter?
 
     init(
         configuration: CoAPTransport.Configuration, logger: Logger, udpPort: ListeningPort, dtlsPort: ListeningPort,
@@ -250,7 +252,11 @@ final class CoAPServer: @unchecked Sendable {
             guard coap_dtls_is_supported() != 0 else {
                 throw IoTError(.unavailable, "this libcoap has no DTLS support; install libcoap3 built with OpenSSL")
             }
-            let table = CoAPPSKTable(keys: dtls.keys, hint: dtls.hint)
+            let counter = CoAPHandshakeCounter(onRefused: onRefused)
+            handshakeCounter = counter
+            coap_set_app_data(ctx, Unmanaged.passUnretained(self).toOpaque())
+            coap_register_event_handler(ctx, coapListenerEventHandler)
+            let table = CoAPPSKTable(keys: dtls.keys, hint: dtls.hint, handshakes: counter)
             psk = table
             var setup = coap_dtls_spsk_t()
             setup.version = UInt8(COAP_DTLS_SPSK_SETUP_VERSION)
@@ -435,24 +441,30 @@ private let coapTelemetryHandler: coap_method_handler_t = { resource, session, r
 }
 
 /// The PSK of a DTLS identity, or `nil` to fail the handshake.
-private let coapPSKIdentityCallback: coap_dtls_id_callback_t = { identity, _, arg in
+private let coapPSKIdentityCallback: coap_dtls_id_callback_t = { identity, session, arg in
     guard let identity, let arg else { return nil }
     let table = Unmanaged<CoAPPSKTable>.fromOpaque(arg).takeUnretainedValue()
     let name = String(decoding: UnsafeBufferPointer(start: identity.pointee.s, count: identity.pointee.length), as: UTF8.self)
-    return table.key(for: name)
+    let key = table.key(for: name)
+    if key == nil, let session { table.handshakes?.unknownIdentity(session, name) }
+    return key
 }
 
 /// PSK identities and keys copied into C memory that libcoap may read for the context's lifetime; freed when
 /// the table is released after the context.
 ///
-/// `@unchecked Sendable`: immutable after `init`; the C memory is only freed in `deinit`.
+/// `@unchecked Sendable`: immutable after `init`; the C memory is only freed in `deinit`; ``handshakes`` is
+/// only used on the I/O thread.
 final class CoAPPSKTable: @unchecked Sendable {
     private let keys: [String: UnsafeMutablePointer<coap_bin_const_t>]
     private let allocations: [UnsafeMutableRawPointer]
     let hint: coap_bin_const_t
     let defaultKey: coap_bin_const_t
+    /// Told about unknown identities (I/O thread only).
+    let handshakes: CoAPHandshakeCounter?
 
-    init(keys: [String: String], hint: String) {
+    init(keys: [String: String], hint: String, handshakes: CoAPHandshakeCounter? = nil) {
+        self.handshakes = handshakes
         var allocations: [UnsafeMutableRawPointer] = []
         func copy(_ text: String) -> coap_bin_const_t {
             let bytes = Array(text.utf8)

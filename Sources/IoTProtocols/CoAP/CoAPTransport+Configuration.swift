@@ -31,6 +31,10 @@ extension CoAPTransport {
 
         /// DTLS with pre-shared keys: the server accepts a handshake whose PSK identity is a key of
         /// ``keys`` and whose key matches. The device still names its token in the URI.
+        ///
+        /// A refused handshake (an unknown identity, a wrong key) is counted as a rejected message of
+        /// transport `coap` with reason `unauthorized`, as the TLS listeners count theirs. A wrong key is only
+        /// known when the handshake times out (DTLS drops what it cannot decrypt), about 30 s later.
         public struct DTLS: Sendable {
             /// The UDP port of `coaps://`. Default `5684`; `0` for any free port (see
             /// ``CoAPTransport/dtlsListeningPort()``).

@@ -10,6 +10,7 @@ enum DefinitionKind {
     static let notificationTemplate = "notification-template"
     static let notificationPolicy = "notification-policy"
     static let modbusDevice = "modbus-device"
+    static let coapObservation = "coap-observation"
 }
 
 extension ManagementServer {
@@ -17,10 +18,10 @@ extension ManagementServer {
     public struct RestoreFailure: Sendable, CustomStringConvertible {
         /// The tenant.
         public var tenant: TenantID
-        /// `alarm-rule`, `statistics-job`, `notification-template`, `notification-policy` or
-        /// `modbus-device`.
+        /// `alarm-rule`, `statistics-job`, `notification-template`, `notification-policy`,
+        /// `modbus-device` or `coap-observation`.
         public var kind: String
-        /// The rule's or job's id, or the Modbus device's uid.
+        /// The rule's or job's id, the Modbus device's uid or the CoAP observation's id.
         public var id: String
         /// Why, and what to do.
         public var message: String
@@ -36,6 +37,9 @@ extension ManagementServer {
     ///
     /// Modbus devices added or changed through the API are polled again too; they replace a device of
     /// the same identity that the Modbus transport was created with (the configuration file's).
+    ///
+    /// CoAP observations created through the API are observed again; create the configuration file's
+    /// observations after this call (they then win over the same ids).
     ///
     /// - Returns: the definitions that could not be added (a script that no longer compiles, say); the
     ///   others are added regardless.
@@ -80,6 +84,20 @@ extension ManagementServer {
             if let modbus {
                 try await restore(DefinitionKind.modbusDevice, "modbus/devices") {
                     try await modbus.replace(try Self.modbusDevice(from: $0, tenant: tenant.id, uid: nil))
+                }
+            }
+            if coapObservations != nil {
+                for stored in try await definitions.definitions(scope, kind: DefinitionKind.coapObservation) {
+                    do {
+                        try restoreObservation(stored.body, tenant: tenant.id)
+                    } catch {
+                        failures.append(
+                            RestoreFailure(
+                                tenant: tenant.id, kind: DefinitionKind.coapObservation, id: stored.id,
+                                message:
+                                    "\(error); remove it with DELETE /api/v1/coap/observations/\(stored.id) and create it again with POST /api/v1/coap/observations"
+                            ))
+                    }
                 }
             }
         }

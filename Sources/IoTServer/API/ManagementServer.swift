@@ -56,6 +56,7 @@ public final class ManagementServer: Service {
     let credentialManager: (any CredentialManager)?
     let sessions: DeviceSessions?
     let liveFeed: LiveFeed?
+    let coapObservations: CoAPObserverManager?
     let logger: Logger
     let clock: any IoTClock = SystemClock()
     let port = ListeningPort(component: "management listener")
@@ -88,6 +89,8 @@ public final class ManagementServer: Service {
     ///   - sessions: the live device connections that `…/devices/{uid}/downlink` sends to; `nil`
     ///     answers it with 404.
     ///   - liveFeed: serves the WebSocket `…/tenants/{tenant}/live`; `nil` answers it with 404.
+    ///   - coapObservations: serves `/api/v1/coap/observations` (resources observed on CoAP devices; created
+    ///     ones are kept in `definitions`); `nil` answers it with 404.
     public init(
         configuration: Configuration = .init(),
         registry: any RegistryStore,
@@ -111,6 +114,7 @@ public final class ManagementServer: Service {
         credentialManager: (any CredentialManager)? = nil,
         sessions: DeviceSessions? = nil,
         liveFeed: LiveFeed? = nil,
+        coapObservations: CoAPObserverManager? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
@@ -135,6 +139,7 @@ public final class ManagementServer: Service {
         self.credentialManager = credentialManager
         self.sessions = sessions
         self.liveFeed = liveFeed
+        self.coapObservations = coapObservations
         self.logger = logger
     }
 
@@ -194,6 +199,7 @@ public final class ManagementServer: Service {
         addNotificationRoutes(to: router)
         addCredentialRoutes(to: router)
         addLiveRoutes(to: router)
+        addCoAPObservationRoutes(to: router)
         return router
     }
 }

@@ -304,6 +304,41 @@ struct SemicolonParser: Parser {
 }
 
 @Suite struct ProductParserTests {
+    @Test func aBatchOfRecordsIsJournaledInOrderAcrossAnUncachedDeviceAndARejection() async throws {
+        let h = try await IngestHarness()
+        try await h.registry.saveDevice(.tenant(IngestHarness.tenant), Device(uid: "t-2", product: "thermo"))
+        try await h.send(#"{"temp":1}"#)  // t-1 is cached from here on; t-2 is not
+        let before = h.journal.entries.count
+        let one = DeviceIdentity(tenant: IngestHarness.tenant, deviceUID: "t-1")
+        let two = DeviceIdentity(tenant: IngestHarness.tenant, deviceUID: "t-2")
+        func record(_ uid: String, _ signal: String, _ value: Double, at time: Int64) -> [DeviceRecord] {
+            [DeviceRecord(deviceUID: uid, time: time, values: [signal: .number(value)])]
+        }
+        let results = await h.ingestor.ingest(
+            [
+                (one, record("t-1", "temp", 2, at: 1_700_000_000_001)),
+                (two, record("t-2", "temp", 3, at: 1_700_000_000_001)),  // not cached: the async path, in its place
+                (one, record("t-1", "pressure", 4, at: 1_700_000_000_002)),  // unknown signal: rejected, counted
+                (one, record("t-1", "temp", 5, at: 1_700_000_000_003)),
+            ], transport: "test")
+        let sequences = results.compactMap { try? $0.get().sequence }
+        #expect(sequences.count == 3 && sequences == sequences.sorted(), "\(results)")
+        guard case .failure(let error) = results[2] else {
+            Issue.record("the unknown signal was accepted: \(results[2])")
+            return
+        }
+        #expect(error.code == .unknownSignal)
+        // Journal order is item order: t-1 (2), t-2 (3), t-1 (5).
+        let values = h.journal.entries.dropFirst(before).map { $0.points.map(\.value) }
+        #expect(values == [[.number(2)], [.number(3)], [.number(5)]])
+        try await h.drain()
+        #expect(try await h.series("t-1", "temp").map(\.value) == [.number(1), .number(2), .number(5)])
+        #expect(try await h.series("t-2", "temp").map(\.value) == [.number(3)])
+        let s = h.ingestor.statistics
+        #expect(s.received == 5 && s.rejected["unknown_signal"] == 1 && s.isBalanced, "\(s)")
+        await h.stop()
+    }
+
     @Test func aProductsNamedParserReplacesTheTransportsParser() async throws {
         let registry = InMemoryRegistryStore()
         try await registry.saveTenant(Tenant(id: "acme"))

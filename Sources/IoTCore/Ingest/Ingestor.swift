@@ -32,7 +32,10 @@ public final class Ingestor: Service {
         /// Points journaled but not yet committed, at most. Past it, ``ingest(_:parser:identity:)`` throws
         /// ``IoTError/Code/backpressure``. Default 200 000.
         public var queueCapacityPoints: Int
-        /// Points per store transaction, at most. Default 10 000.
+        /// Points per store transaction, at most. Default 50 000: a store that keeps each series' points
+        /// together (the SQLite store) rewrites a series' newest page once per transaction, so under a
+        /// heavy stream larger transactions cost less per point (the MQTT benchmark's committed rate rose
+        /// from about 73k to 83k messages/s, 10 000 → 50 000). A light stream commits small batches anyway.
         public var maxBatchPoints: Int
         /// The `Retry-After` suggested to devices under back-pressure, in ms. Default 1 000.
         public var retryAfterMillis: Int64
@@ -51,7 +54,7 @@ public final class Ingestor: Service {
 
         /// Creates a configuration with the documented defaults.
         public init(
-            queueCapacityPoints: Int = 200_000, maxBatchPoints: Int = 10_000, retryAfterMillis: Int64 = 1_000,
+            queueCapacityPoints: Int = 200_000, maxBatchPoints: Int = 50_000, retryAfterMillis: Int64 = 1_000,
             registryCacheMillis: Int64 = 5_000, unknownDeviceCacheMillis: Int64 = 1_000,
             maxRecordsPerMessage: Int = 10_000, storeRetryMillis: Int64 = 200, commitGatherMillis: Int64 = 1
         ) {
@@ -197,6 +200,49 @@ public final class Ingestor: Service {
     {
         accounting.received(transport)
         return try await accept(records, transport: transport, receivedAt: clock.now(), identity: identity)
+    }
+
+    /// ``ingest(_:transport:identity:)`` for several devices' records at once (a poll thread's batch):
+    /// the items whose tenant and devices are cached are resolved on the calling task and go to the
+    /// journal in one write when the journal is a ``BatchJournal``; any other item takes the `async` path
+    /// in its place, so the journal keeps the items' order. Returns one result per item, in order; each
+    /// item is counted as one message.
+    public func ingest(_ items: [(identity: DeviceIdentity, records: [DeviceRecord])], transport: String) async
+        -> [Result<Receipt, IoTError>]
+    {
+        var results = [Result<Receipt, IoTError>?](repeating: nil, count: items.count)
+        var ready: [(index: Int, points: [Point], records: Int, transport: String, identity: DeviceIdentity)] = []
+        func flush() {
+            guard !ready.isEmpty else { return }
+            for (k, r) in journal(batch: ready.map { ($0.points, $0.records, $0.transport, $0.identity) }).enumerated() {
+                results[ready[k].index] = r
+            }
+            ready.removeAll(keepingCapacity: true)
+        }
+        for (i, item) in items.enumerated() {
+            do throws(IoTError) {
+                if isReady {
+                    try checkRecordCount(item.records.count)
+                    if let points = try resolveCached(item.records, receivedAt: clock.now(), identity: item.identity) {
+                        ready.append((i, points, item.records.count, transport, item.identity))
+                        continue
+                    }
+                }
+            } catch {
+                accounting.received(transport)
+                accounting.rejected(transport, error.code.name)
+                results[i] = .failure(error)
+                continue
+            }
+            flush()  // keeps journal order
+            do {
+                results[i] = .success(try await ingest(item.records, transport: transport, identity: item.identity))
+            } catch {
+                results[i] = .failure(error)
+            }
+        }
+        flush()
+        return results.map { $0! }
     }
 
     /// The blocking form of ``ingest(_:parser:identity:)`` for threads that are not part of Swift's

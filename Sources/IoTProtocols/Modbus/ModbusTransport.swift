@@ -369,13 +369,13 @@ final class ModbusHandOff: Sendable {
     /// Ends ``ingest()`` once the queued batches are ingested.
     func finish() { input.finish() }
 
-    /// Hands the records to the ingestor, one device's record at a time, until ``finish()``.
+    /// Hands each batch to the ingestor (one journal write for the batch once its devices are cached),
+    /// until ``finish()``.
     func ingest() async {
         for await batch in stream {
-            for item in batch {
-                do {
-                    _ = try await ingestor.ingest([item.record], transport: "modbus", identity: item.identity)
-                } catch {
+            let results = await ingestor.ingest(batch.map { ($0.identity, [$0.record]) }, transport: "modbus")
+            for (item, result) in zip(batch, results) {
+                if case .failure(let error) = result {
                     logger.warning("poll result not accepted", metadata: ["device": "\(item.identity)", "error": "\(error)"])
                 }
             }

@@ -50,6 +50,7 @@ struct CoAPTelemetryRoute: Equatable {
     /// libcoap percent-encodes a `/` inside one Uri-Path option (`%2F`); it is read as a separator here, so a
     /// client that puts the whole path into one option (as some constrained clients do) is understood too.
     static func parse(path: String, query: String) throws(IoTError) -> CoAPTelemetryRoute {
+        if let token = thingsBoardToken(path) { return CoAPTelemetryRoute(token: token) }
         let segments = percentDecoded(path).split(separator: "/", omittingEmptySubsequences: true)
         if segments.count == 4, segments[0] == "api", segments[1] == "v1", segments[3] == "telemetry" {
             return CoAPTelemetryRoute(token: String(segments[2]))
@@ -68,6 +69,29 @@ struct CoAPTelemetryRoute: Equatable {
             .notFound,
             "unknown resource \"/\(path)\"; post telemetry to /api/v1/<device access token>/telemetry or /telemetry?token=<device access token>"
         )
+    }
+}
+
+extension CoAPTelemetryRoute {
+    private static let prefix = Array("api/v1/".utf8)
+    private static let suffix = Array("/telemetry".utf8)
+
+    /// The token of the common form `api/v1/{token}/telemetry` (no escapes), read from the UTF-8 bytes
+    /// without splitting; `nil` for anything else, which ``parse(path:query:)`` then reads in full.
+    static func thingsBoardToken(_ path: String) -> String? {
+        var path = path
+        return path.withUTF8 { bytes -> String? in
+            var start = 0
+            if bytes.first == UInt8(ascii: "/") { start = 1 }
+            let end = bytes.count
+            guard end - start > prefix.count + suffix.count,
+                bytes[start..<(start + prefix.count)].elementsEqual(prefix),
+                bytes[(end - suffix.count)..<end].elementsEqual(suffix)
+            else { return nil }
+            let token = UnsafeBufferPointer(rebasing: bytes[(start + prefix.count)..<(end - suffix.count)])
+            guard !token.contains(UInt8(ascii: "/")), !token.contains(UInt8(ascii: "%")) else { return nil }
+            return String(decoding: token, as: UTF8.self)
+        }
     }
 }
 

@@ -1,6 +1,5 @@
 import CIoTCoAP
 import CIoTLinux
-import class Foundation.Thread
 import IoTCore
 import Logging
 import Synchronization
@@ -146,7 +145,7 @@ final class CoAPServer: @unchecked Sendable {
     // MARK: - I/O thread
 
     private func threadMain() {
-        Thread.current.name = "coap-io"  // pthread_setname_np: `ps -L`, `perf`
+        ciot_name_this_thread("coap-io")  // `ps -L`, `perf`
         defer {
             let waiters = shared.withLock { s -> [CheckedContinuation<Void, Never>] in
                 s.finished = true

@@ -34,7 +34,7 @@ extension CoAPTransport {
         ///
         /// A refused handshake (an unknown identity, a wrong key) is counted as a rejected message of
         /// transport `coap` with reason `unauthorized`, as the TLS listeners count theirs. A wrong key is only
-        /// known when the handshake times out (DTLS drops what it cannot decrypt), about 30 s later.
+        /// known when the handshake times out (DTLS drops what it cannot decrypt): half a minute to two minutes later.
         public struct DTLS: Sendable {
             /// The UDP port of `coaps://`. Default `5684`; `0` for any free port (see
             /// ``CoAPTransport/dtlsListeningPort()``).

@@ -126,7 +126,7 @@ public final class CoAPTransport: Transport {
     func ingest(_ incoming: CoAPIncoming) async -> CoAPReply {
         let identity: DeviceIdentity
         let credential = DeviceCredential.token(incoming.route.token)
-        let key = HTTPIngestTransport.cacheKey(credential)
+        let key = incoming.route.token  // the cache holds tokens only
         if let cached = authenticationCache?.identity(for: key) {
             identity = cached
         } else {
@@ -167,7 +167,7 @@ public final class CoAPTransport: Transport {
     /// are all cached and its body is JSON or SenML; `nil` sends it down ``ingest(_:)`` on a task instead.
     func ingestNow(_ incoming: CoAPIncoming) -> CoAPReply? {
         guard let authenticationCache,
-            let identity = authenticationCache.identity(for: HTTPIngestTransport.cacheKey(.token(incoming.route.token)))
+            let identity = authenticationCache.identity(for: incoming.route.token)
         else { return nil }
         let parser: any Parser
         switch incoming.contentFormat {

@@ -73,24 +73,51 @@ struct CoAPTelemetryRoute: Equatable {
 }
 
 extension CoAPTelemetryRoute {
-    private static let prefix = Array("api/v1/".utf8)
-    private static let suffix = Array("/telemetry".utf8)
-
-    /// The token of the common form `api/v1/{token}/telemetry` (no escapes), read from the UTF-8 bytes
-    /// without splitting; `nil` for anything else, which ``parse(path:query:)`` then reads in full.
+    /// The token of the common form `api/v1/{token}/telemetry`, read from the path's UTF-8 bytes without
+    /// splitting or decoding it: `/` and `%2F` (a client that sends the whole path as one Uri-Path option,
+    /// which libcoap escapes) separate segments, empty segments are skipped. `nil` for anything else (another
+    /// form, another escape), which ``parse(path:query:)`` then reads in full.
     static func thingsBoardToken(_ path: String) -> String? {
         var path = path
         return path.withUTF8 { bytes -> String? in
+            let slash = UInt8(ascii: "/")
+            let percent = UInt8(ascii: "%")
+            var segments: [Range<Int>] = []
+            segments.reserveCapacity(4)
+            var i = 0
             var start = 0
-            if bytes.first == UInt8(ascii: "/") { start = 1 }
-            let end = bytes.count
-            guard end - start > prefix.count + suffix.count,
-                bytes[start..<(start + prefix.count)].elementsEqual(prefix),
-                bytes[(end - suffix.count)..<end].elementsEqual(suffix)
-            else { return nil }
-            let token = UnsafeBufferPointer(rebasing: bytes[(start + prefix.count)..<(end - suffix.count)])
-            guard !token.contains(UInt8(ascii: "/")), !token.contains(UInt8(ascii: "%")) else { return nil }
-            return String(decoding: token, as: UTF8.self)
+            func close(_ end: Int) -> Bool {
+                if end > start {
+                    guard segments.count < 4 else { return false }
+                    segments.append(start..<end)
+                }
+                return true
+            }
+            while i < bytes.count {
+                if bytes[i] == slash {
+                    guard close(i) else { return nil }
+                    i += 1
+                    start = i
+                } else if bytes[i] == percent {
+                    guard i + 2 < bytes.count, bytes[i + 1] == UInt8(ascii: "2"),
+                        bytes[i + 2] | 0x20 == UInt8(ascii: "f"), close(i)
+                    else { return nil }
+                    i += 3
+                    start = i
+                } else {
+                    i += 1
+                }
+            }
+            guard close(bytes.count), segments.count == 4 else { return nil }
+            func equals(_ r: Range<Int>, _ text: StaticString) -> Bool {
+                r.count == text.utf8CodeUnitCount
+                    && UnsafeBufferPointer(rebasing: bytes[r]).elementsEqual(
+                        UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+            }
+            guard equals(segments[0], "api"), equals(segments[1], "v1"), equals(segments[3], "telemetry") else {
+                return nil
+            }
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[segments[2]]), as: UTF8.self)
         }
     }
 }

@@ -33,14 +33,17 @@ public final class LoopbackHTTPClient {
 
     private let host: String
     private let port: Int
+    private let timeoutSeconds: Int
     private var fd: Int32 = -1
     private var buffer: [UInt8] = []
     private var start = 0
 
-    /// Connects to `host:port` (IPv4).
-    public init(host: String = "127.0.0.1", port: Int) throws {
+    /// Connects to `host:port` (IPv4). A response that does not arrive within `timeoutSeconds` (each read
+    /// waits at most that long) fails the request instead of hanging the caller.
+    public init(host: String = "127.0.0.1", port: Int, timeoutSeconds: Int = 30) throws {
         self.host = host
         self.port = port
+        self.timeoutSeconds = max(1, timeoutSeconds)
         try connect()
     }
 
@@ -54,6 +57,8 @@ public final class LoopbackHTTPClient {
         guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var wait = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = UInt16(port).bigEndian
@@ -150,6 +155,9 @@ public final class LoopbackHTTPClient {
                 return
             }
             if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                throw Failure(description: "no response from \(host):\(port) within \(timeoutSeconds) s")
+            }
             throw Failure(description: "closed by the server")
         }
     }

@@ -280,28 +280,36 @@ public final class CoAPObserverManager: Service, Sendable {
     /// which ends the device's old registration.
     private func register(_ observation: Observation) {
         observation.lastHeardMillis = observerMonotonicMillis()
+        // 8 random bytes: libcoap's `coap_session_new_token` counts from the same value in every new
+        // session, so every observation would carry the same token across restarts.
+        var random = SystemRandomNumberGenerator()
+        observation.token = (0..<8).map { _ in UInt8.random(in: 0...255, using: &random) }
+        guard send(observation, observe: 0, type: COAP_MESSAGE_CON) else { return }
+        update(observation.spec.id) { $0.registrations += 1 }
+    }
+
+    /// `GET` with the observation's token and `Observe: observe` (0 registers, 1 deregisters, RFC 7641 §3.6).
+    private func send(_ observation: Observation, observe: UInt32, type: coap_pdu_type_t) -> Bool {
         guard
             let pdu = coap_pdu_init(
-                COAP_MESSAGE_CON, COAP_REQUEST_CODE_GET, coap_mid_t(coap_new_message_id(observation.session)),
+                type, COAP_REQUEST_CODE_GET, coap_mid_t(coap_new_message_id(observation.session)),
                 coap_session_max_pdu_size(observation.session))
-        else { return }
-        var token = [UInt8](repeating: 0, count: 8)
-        var length = 0
-        coap_session_new_token(observation.session, &length, &token)
-        observation.token = Array(token[..<length])
-        coap_add_token(pdu, length, token)
+        else { return false }
+        coap_add_token(pdu, observation.token.count, observation.token)
         var value = [UInt8](repeating: 0, count: 4)
-        let n = coap_encode_var_safe(&value, 4, 0)
+        let n = coap_encode_var_safe(&value, 4, observe)
         coap_add_option(pdu, coap_option_num_t(COAP_OPTION_OBSERVE), Int(n), value)
         for segment in observation.path {
             let bytes = Array(segment.utf8)
             coap_add_option(pdu, coap_option_num_t(COAP_OPTION_URI_PATH), bytes.count, bytes)
         }
-        _ = coap_send(observation.session, pdu)
-        update(observation.spec.id) { $0.registrations += 1 }
+        return coap_send(observation.session, pdu) != COAP_INVALID_MID
     }
 
+    /// Deregisters the observation at the device (a NON `GET` with `Observe: 1`), so the device stops
+    /// notifying an address that will no longer answer, and releases its session.
     private func closeObservation(_ observation: Observation) {
+        _ = send(observation, observe: 1, type: COAP_MESSAGE_NON)
         coap_session_set_app_data(observation.session, nil)
         coap_session_release(observation.session)
     }

@@ -50,7 +50,10 @@ class Temperature(resource.ObservableResource):
             await asyncio.sleep(0.1)
             self.count += 1
             self.value = round(20.0 + self.count / 10, 1)
-            self.updated_state()
+            try:
+                self.updated_state()
+            except Exception as error:  # one observer's failure must not stop the resource for the others
+                print(f"updated_state failed: {error!r}", file=sys.stderr, flush=True)
 
     async def render_get(self, request):
         body = json.dumps({"temp": self.value}).encode()

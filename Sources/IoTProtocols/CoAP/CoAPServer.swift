@@ -32,7 +32,7 @@ struct CoAPSessionPointer: @unchecked Sendable {
 /// request from a device whose token and registry data are cached is parsed and journaled on that thread
 /// (``onRequestNow``; the journal write is its only wait) and answered at once. Any other request is handed
 /// to a task (``onRequest``) and parked with libcoap's separate-response
-/// support (`coap_register_async`); the task's answer comes back through a queue and an `eventfd`, and the
+/// support (`coap_register_async`); the task's answer comes back through a queue and a wake pipe, and the
 /// I/O thread triggers the parked request, whose handler then fills in the answer. The thread never waits
 /// for the ingestor, so many requests are in flight at once.
 ///

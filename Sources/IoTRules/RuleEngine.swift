@@ -71,7 +71,9 @@ public actor RuleEngine: Service, PointObserver {
     var handlers: [any AlarmEventHandler] = []
 
     var tenants: [TenantID: TenantRules] = [:]
-    var timers = TimerHeap()
+    /// Entries are not removed when a slot's deadline moves: an entry that comes due is checked against
+    /// ``Slot/timerDeadline`` and skipped when stale.
+    var timers = DeadlineHeap<Slot>()
     var pending: [PendingWrite] = []
     var dirtyRuntimes: [RuleRuntime] = []
     var persisting = false

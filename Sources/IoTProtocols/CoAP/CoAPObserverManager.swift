@@ -142,25 +142,16 @@ public final class CoAPObserverManager: Service, Sendable {
     public func run() async throws {
         let done = Mutex<CheckedContinuation<Void, Never>?>(nil)
         let finished = Mutex(false)
-        let body = Unmanaged.passRetained(
-            ObserverThreadBody { [self] in
-                self.threadMain()
-                let c = done.withLock { c -> CheckedContinuation<Void, Never>? in
-                    finished.withLock { $0 = true }
-                    defer { c = nil }
-                    return c
-                }
-                c?.resume()
-            })
-        var tid = pthread_t()
-        let rc = pthread_create(
-            &tid, nil,
-            { arg in
-                Unmanaged<ObserverThreadBody>.fromOpaque(arg!).takeRetainedValue().run()
-                return nil
-            }, body.toOpaque())
+        let rc = startDetachedThread(name: "coap-observe") { [self] in
+            self.threadMain()
+            let c = done.withLock { c -> CheckedContinuation<Void, Never>? in
+                finished.withLock { $0 = true }
+                defer { c = nil }
+                return c
+            }
+            c?.resume()
+        }
         guard rc == 0 else { throw IoTError(.unavailable, "cannot start the CoAP observer thread (pthread_create \(rc))") }
-        pthread_detach(tid)
         await withTaskCancellationOrGracefulShutdownHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let already = done.withLock { slot -> Bool in
@@ -375,10 +366,6 @@ private let coapObserveResponseHandler: coap_response_handler_t = { session, _, 
     return observation.manager.received(observation, received)
 }
 
-private final class ObserverThreadBody {
-    let run: () -> Void
-    init(_ run: @escaping () -> Void) { self.run = run }
-}
 
 private func observerMonotonicMillis() -> Int64 {
     let d = ContinuousClock.now - observerEpoch

@@ -94,17 +94,8 @@ final class CoAPServer: @unchecked Sendable {
 
     /// Starts the I/O thread.
     func start() {
-        let body = Unmanaged.passRetained(CoAPThreadBody { [self] in self.threadMain() })
-        var tid = pthread_t()
-        let rc = pthread_create(
-            &tid, nil,
-            { arg in
-                let body = Unmanaged<CoAPThreadBody>.fromOpaque(arg!).takeRetainedValue()
-                body.run()
-                return nil
-            }, body.toOpaque())
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        pthread_detach(tid)
+        let rc = startDetachedThread(name: "coap-io") { [self] in self.threadMain() }
+        precondition(rc == 0, "cannot start the CoAP I/O thread: pthread_create returned \(rc)")
     }
 
     /// Asks the I/O thread to stop: new requests get 5.03, accepted ones are answered for up to
@@ -145,7 +136,6 @@ final class CoAPServer: @unchecked Sendable {
     // MARK: - I/O thread
 
     private func threadMain() {
-        ciot_name_this_thread("coap-io")  // `ps -L`, `perf`
         defer {
             let waiters = shared.withLock { s -> [CheckedContinuation<Void, Never>] in
                 s.finished = true
@@ -504,10 +494,6 @@ private final class CoAPReplyBox {
     init(_ reply: CoAPReply) { self.reply = reply }
 }
 
-private final class CoAPThreadBody {
-    let run: () -> Void
-    init(_ run: @escaping () -> Void) { self.run = run }
-}
 
 
 /// A non-blocking, close-on-exec pipe whose read end wakes an I/O thread's `poll`.

@@ -78,15 +78,8 @@ final class MQTTEventLoop: @unchecked Sendable {
         ev.events = EPOLLIN.rawValue
         ev.data.u64 = 0
         _ = epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, &ev)
-        let box = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { arg in
-            let loop = Unmanaged<MQTTEventLoop>.fromOpaque(arg!).takeRetainedValue()
-            loop.run()
-            return nil
-        }, box)
+        let rc = startDetachedThread(name: name) { [self] in self.run() }
         precondition(rc == 0, "cannot start the MQTT loop thread \(name): pthread_create returned \(rc)")
-        pthread_detach(thread)
     }
 
     /// Whether the caller runs on this loop's thread.

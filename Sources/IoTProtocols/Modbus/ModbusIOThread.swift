@@ -1,6 +1,5 @@
 internal import IoTCore
 import Dispatch
-import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -26,51 +25,12 @@ final class ModbusIOThread: Sendable {
         init(_ poller: ModbusPoller) { self.poller = poller }
     }
 
-    private struct Due {
-        var at: Int64
-        var order: UInt64
-        var item: Scheduled
-        func precedes(_ o: Due) -> Bool { (at, order) < (o.at, o.order) }
-    }
-
     private struct State {
         var jobs: [@Sendable () -> Void] = []
         var head = 0
-        var heap: [Due] = []
+        var heap = DeadlineHeap<Scheduled>()
         var active: Set<ObjectIdentifier> = []
-        var order: UInt64 = 0
         var stopped = false
-
-        mutating func push(_ d: Due) {
-            heap.append(d)
-            var i = heap.count - 1
-            while i > 0 {
-                let p = (i - 1) / 2
-                guard heap[i].precedes(heap[p]) else { break }
-                heap.swapAt(i, p)
-                i = p
-            }
-        }
-
-        mutating func popMin() -> Due {
-            let top = heap[0]
-            let last = heap.removeLast()
-            if !heap.isEmpty {
-                heap[0] = last
-                var i = 0
-                while true {
-                    let l = 2 * i + 1
-                    let r = l + 1
-                    var m = i
-                    if l < heap.count, heap[l].precedes(heap[m]) { m = l }
-                    if r < heap.count, heap[r].precedes(heap[m]) { m = r }
-                    if m == i { break }
-                    heap.swapAt(i, m)
-                    i = m
-                }
-            }
-            return top
-        }
 
         mutating func nextJob() -> (@Sendable () -> Void)? {
             guard head < jobs.count else { return nil }
@@ -105,29 +65,15 @@ final class ModbusIOThread: Sendable {
         self.name = name
         self.clock = clock
         self.deliver = deliver
-        let body = Unmanaged.passRetained(
-            ModbusThreadBody { [self] in
-                Thread.current.name = String(name.prefix(15))  // pthread_setname_np: `ps -L`, `perf`
-                self.loop()
-            })
-        var tid = pthread_t()
-        let rc = pthread_create(
-            &tid, nil,
-            { arg in
-                let body = Unmanaged<ModbusThreadBody>.fromOpaque(arg!).takeRetainedValue()
-                body.run()
-                return nil
-            }, body.toOpaque())
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        pthread_detach(tid)
+        let rc = startDetachedThread(name: name) { [self] in self.loop() }
+        precondition(rc == 0, "cannot start the Modbus I/O thread \(name): pthread_create returned \(rc)")
     }
 
     /// Puts a device on the schedule, first due at `at` (clock ms).
     func schedule(_ item: Scheduled, at: Int64) {
         let added = state.withLock { s -> Bool in
             guard !s.stopped, s.active.insert(ObjectIdentifier(item)).inserted else { return false }
-            s.order += 1
-            s.push(Due(at: at, order: s.order, item: item))
+            s.heap.push(at, item)
             return true
         }
         if added { wake.signal() }
@@ -138,11 +84,7 @@ final class ModbusIOThread: Sendable {
     func unschedule(_ item: Scheduled) {
         state.withLock { s in
             guard s.active.remove(ObjectIdentifier(item)) != nil else { return }
-            s.heap.removeAll { $0.item === item }
-            // Restore the heap property after the removal.
-            let rest = s.heap
-            s.heap = []
-            for d in rest { s.push(d) }
+            s.heap.removeAll { $0 === item }
         }
     }
 
@@ -154,7 +96,7 @@ final class ModbusIOThread: Sendable {
             let rest = Array(s.jobs[s.head...])
             s.jobs = []
             s.head = 0
-            s.heap = []
+            s.heap.removeAll()
             s.active = []
             return rest
         }
@@ -200,10 +142,9 @@ final class ModbusIOThread: Sendable {
             let step = state.withLock { s -> Step in
                 if s.stopped { return .exit }
                 if let job = s.nextJob() { return .job(job) }
-                guard let top = s.heap.first else { return .wait(millis: nil) }
-                guard top.at <= now else { return .wait(millis: top.at - now) }
-                let due = s.popMin()
-                return .poll(due.item, due: due.at)
+                guard let next = s.heap.nextDeadline else { return .wait(millis: nil) }
+                guard let due = s.heap.popDue(now) else { return .wait(millis: next - now) }
+                return .poll(due.item, due: due.deadline)
             }
             switch step {
             case .exit:
@@ -221,8 +162,7 @@ final class ModbusIOThread: Sendable {
                 }
                 state.withLock { s in
                     guard !s.stopped, s.active.contains(ObjectIdentifier(item)) else { return }
-                    s.order += 1
-                    s.push(Due(at: next, order: s.order, item: item))
+                    s.heap.push(next, item)
                 }
             case .wait(let millis):
                 flush()
@@ -236,7 +176,3 @@ final class ModbusIOThread: Sendable {
     }
 }
 
-private final class ModbusThreadBody {
-    let run: () -> Void
-    init(_ run: @escaping () -> Void) { self.run = run }
-}

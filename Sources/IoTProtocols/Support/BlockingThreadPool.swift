@@ -52,17 +52,8 @@ final class BlockingThreadPool: Sendable {
     }
 
     private func spawn() {
-        let body = Unmanaged.passRetained(PoolThreadBody { [self] in self.loop() })
-        var tid = pthread_t()
-        let rc = pthread_create(
-            &tid, nil,
-            { arg in
-                let body = Unmanaged<PoolThreadBody>.fromOpaque(arg!).takeRetainedValue()
-                body.run()
-                return nil
-            }, body.toOpaque())
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        pthread_detach(tid)
+        let rc = startDetachedThread(name: name) { [self] in self.loop() }
+        precondition(rc == 0, "cannot start a \(name) thread: pthread_create returned \(rc)")
     }
 
     private func loop() {
@@ -126,9 +117,4 @@ private final class PthreadCondition: @unchecked Sendable {
             waiting(false)
         }
     }
-}
-
-private final class PoolThreadBody {
-    let run: () -> Void
-    init(_ run: @escaping () -> Void) { self.run = run }
 }

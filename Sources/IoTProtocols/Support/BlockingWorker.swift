@@ -23,17 +23,8 @@ final class BlockingWorker: Sendable {
     /// Starts the thread.
     init(name: String) {
         self.name = name
-        let body = Unmanaged.passRetained(ThreadBody { [self] in self.loop() })
-        var tid = pthread_t()
-        let rc = pthread_create(
-            &tid, nil,
-            { arg in
-                let body = Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue()
-                body.run()
-                return nil
-            }, body.toOpaque())
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        pthread_detach(tid)
+        let rc = startDetachedThread(name: name) { [self] in self.loop() }
+        precondition(rc == 0, "cannot start the \(name) thread: pthread_create returned \(rc)")
     }
 
     /// Stops the thread after the job it runs; queued jobs are dropped (their callers were cancelled or
@@ -110,11 +101,6 @@ final class BlockingWorker: Sendable {
             }
         }
     }
-}
-
-private final class ThreadBody {
-    let run: () -> Void
-    init(_ run: @escaping () -> Void) { self.run = run }
 }
 
 /// A continuation resumed exactly once, by whichever side gets there first.

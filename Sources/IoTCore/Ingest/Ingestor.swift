@@ -211,14 +211,8 @@ public final class Ingestor: Service {
         -> [Result<Receipt, IoTError>]
     {
         var results = [Result<Receipt, IoTError>?](repeating: nil, count: items.count)
-        var ready: [(index: Int, points: [Point], records: Int, transport: String, identity: DeviceIdentity)] = []
-        func flush() {
-            guard !ready.isEmpty else { return }
-            for (k, r) in journal(batch: ready.map { ($0.points, $0.records, $0.transport, $0.identity) }).enumerated() {
-                results[ready[k].index] = r
-            }
-            ready.removeAll(keepingCapacity: true)
-        }
+        var ready: [Resolved] = []
+        func flush() { journal(&ready) { results[$0] = $1 } }
         for (i, item) in items.enumerated() {
             do throws(IoTError) {
                 if isReady {
@@ -360,19 +354,13 @@ public final class Ingestor: Service {
     /// from an `async` context.
     public func ingestBlocking(_ items: [BlockingItem]) -> [Result<Receipt, IoTError>] {
         var results = [Result<Receipt, IoTError>?](repeating: nil, count: items.count)
-        var ready: [(index: Int, points: [Point], records: Int, transport: String, identity: DeviceIdentity)] = []
+        var ready: [Resolved] = []
         var blocked: IoTError?
         func note(_ r: Result<Receipt, IoTError>, at i: Int) {
             results[i] = r
             if blocked == nil, case .failure(let e) = r, e.code == .backpressure { blocked = e }
         }
-        func flush() {
-            guard !ready.isEmpty else { return }
-            for (i, r) in journal(batch: ready.map { ($0.points, $0.records, $0.transport, $0.identity) }).enumerated() {
-                note(r, at: ready[i].index)
-            }
-            ready.removeAll(keepingCapacity: true)
-        }
+        func flush() { journal(&ready) { note($1, at: $0) } }
         for (i, item) in items.enumerated() {
             if let blocked {
                 results[i] = .failure(droppedBehind(blocked, item.message.transport))
@@ -400,6 +388,20 @@ public final class Ingestor: Service {
         }
         flush()
         return results.map { $0! }
+    }
+
+    /// A message of a batch resolved from cached registry data and waiting for the batch's journal write;
+    /// `index` is its place in the caller's results.
+    private typealias Resolved = (index: Int, points: [Point], records: Int, transport: String, identity: DeviceIdentity)
+
+    /// Journals the waiting messages of a batch, hands each result to `place` with its index, and empties
+    /// `ready`.
+    private func journal(_ ready: inout [Resolved], _ place: (Int, Result<Receipt, IoTError>) -> Void) {
+        guard !ready.isEmpty else { return }
+        for (k, r) in journal(batch: ready.map { ($0.points, $0.records, $0.transport, $0.identity) }).enumerated() {
+            place(ready[k].index, r)
+        }
+        ready.removeAll(keepingCapacity: true)
     }
 
     /// Journals resolved messages (counted as received here), in one write when the journal is a

@@ -60,14 +60,9 @@ import Testing
               - { uid: t-1, product: thermo }
               - { uid: t-2, product: thermo }
         """.write(toFile: config, atomically: false, encoding: .utf8)
-        let iotd = try ChildProcess.builtProduct("iotd")
-        var server = try ChildProcess([iotd, "serve", "--config", config])
-        try waitFor(port: apiPort, path: "/readyz")
+        var server = try startIotd(config: config, apiPort: apiPort)
         func api(_ method: String, _ path: String, _ body: String = "") throws -> (status: Int, text: String) {
-            let r = try LoopbackHTTPClient(port: apiPort).request(
-                method, path, headers: ["Authorization": "Bearer k", "Content-Type": "application/json"],
-                body: Array(body.utf8))
-            return (r.status, r.text)
+            try managementRequest(port: apiPort, method, path, body)
         }
         /// Waits until the observation's report counts `n` stored notifications.
         func waitForStored(_ id: String, _ n: Int) throws -> String {
@@ -98,9 +93,8 @@ import Testing
             "\(metrics)")
 
         #expect(server.stop(signal: SIGKILL) & 0x7f == SIGKILL)
-        server = try ChildProcess([iotd, "serve", "--config", config])
+        server = try startIotd(config: config, apiPort: apiPort)
         defer { server.stop(signal: SIGTERM) }
-        try waitFor(port: apiPort, path: "/readyz")
         let list = try api("GET", "/api/v1/coap/observations").text
         #expect(list.contains(#""id":"from-api""#) && list.contains(#""id":"from-file""#), "\(list)")
         #expect(try waitForStored("from-api", 3).contains(#""registrations":1"#))

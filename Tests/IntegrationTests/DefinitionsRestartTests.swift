@@ -22,14 +22,9 @@ import Testing
             devices:
               - { uid: t-1, product: thermo }
         """.write(toFile: config, atomically: false, encoding: .utf8)
-        let iotd = try ChildProcess.builtProduct("iotd")
-        var server = try ChildProcess([iotd, "serve", "--config", config])
-        try waitFor(port: apiPort, path: "/readyz")
+        var server = try startIotd(config: config, apiPort: apiPort)
         func api(_ method: String, _ path: String, _ body: String = "") throws -> (status: Int, text: String) {
-            let r = try LoopbackHTTPClient(port: apiPort).request(
-                method, path, headers: ["Authorization": "Bearer k", "Content-Type": "application/json"],
-                body: Array(body.utf8))
-            return (r.status, r.text)
+            try managementRequest(port: apiPort, method, path, body)
         }
         let rule = #"""
             {"kind": "range", "id": "overheat", "devices": {"device": "t-1"}, "signal": "temp", "max": 80,
@@ -47,9 +42,8 @@ import Testing
         #expect(try api("DELETE", "/api/v1/tenants/lab/rules/gone").status == 204)
 
         #expect(server.stop(signal: SIGKILL) & 0x7f == SIGKILL)
-        server = try ChildProcess([iotd, "serve", "--config", config])
+        server = try startIotd(config: config, apiPort: apiPort)
         defer { server.stop(signal: SIGTERM) }
-        try waitFor(port: apiPort, path: "/readyz")
         let rules = try api("GET", "/api/v1/tenants/lab/rules").text
         #expect(rules.contains(#""overheat""#) && !rules.contains(#""gone""#), "\(rules)")
         let jobs = try api("GET", "/api/v1/tenants/lab/statistics/jobs").text

@@ -24,15 +24,13 @@ import CIoTSQLite
             devices:
               - { uid: dev, product: counter }
         """.write(toFile: config, atomically: false, encoding: .utf8)
-        let iotd = try ChildProcess.builtProduct("iotd")
         let admin = ["Authorization": "Bearer test-admin-key"]
 
         var token = ""
         let acknowledged = Mutex(Set<Int>())
         let next = Mutex(0)
         for run in 0..<5 {
-            let server = try ChildProcess([iotd, "serve", "--config", config])
-            try waitFor(port: apiPort, path: "/readyz")
+            let server = try startIotd(config: config, apiPort: apiPort)
             if token.isEmpty {
                 let r = try LoopbackHTTPClient(port: apiPort).request("POST", "/api/v1/tenants/crash/devices/dev/tokens", headers: admin, body: Array("{}".utf8))
                 #expect(r.status == 200 || r.status == 201, "token: \(r.status) \(r.text)")
@@ -72,8 +70,7 @@ import CIoTSQLite
             group.wait()
         }
         // Restart once more: replay, then a graceful stop drains everything into the store.
-        let server = try ChildProcess([iotd, "serve", "--config", config])
-        try waitFor(port: apiPort, path: "/readyz")
+        let server = try startIotd(config: config, apiPort: apiPort)
         let status = server.stop(signal: SIGTERM)
         #expect(status == 0, "graceful stop: status \(status)")
 

@@ -29,3 +29,27 @@ func waitFor(port: Int, path: String, status: Int = 200, headers: [String: Strin
 struct IntegrationFailure: Error, CustomStringConvertible {
     var description: String
 }
+
+/// Starts `iotd serve --config config` (the built product) and returns once its management API on
+/// `apiPort` is ready; the caller stops the process.
+func startIotd(config: String, apiPort: Int) throws -> ChildProcess {
+    let server = try ChildProcess([try ChildProcess.builtProduct("iotd"), "serve", "--config", config])
+    do {
+        try waitFor(port: apiPort, path: "/readyz")
+    } catch {
+        server.stop(signal: SIGKILL)
+        throw error
+    }
+    return server
+}
+
+/// One request to an iotd's management API with the admin key these tests configure (`adminAPIKey: k`)
+/// and a JSON body; the status and the body text.
+func managementRequest(port: Int, _ method: String, _ path: String, _ body: String = "") throws
+    -> (status: Int, text: String)
+{
+    let r = try LoopbackHTTPClient(port: port).request(
+        method, path, headers: ["Authorization": "Bearer k", "Content-Type": "application/json"],
+        body: Array(body.utf8))
+    return (r.status, r.text)
+}

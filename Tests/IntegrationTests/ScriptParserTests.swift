@@ -31,8 +31,7 @@ import Testing
             devices:
               - { uid: old-1, product: legacy }
         """.write(toFile: config, atomically: false, encoding: .utf8)
-        let server = try ChildProcess([try ChildProcess.builtProduct("iotd"), "serve", "--config", config])
-        try waitFor(port: apiPort, path: "/readyz")
+        let server = try startIotd(config: config, apiPort: apiPort)
         let admin = ["Authorization": "Bearer k"]
         let issued = try LoopbackHTTPClient(port: apiPort).request(
             "POST", "/api/v1/tenants/lab/devices/old-1/tokens", headers: admin, body: Array("{}".utf8))
@@ -74,9 +73,8 @@ import Testing
             devices:
               - { uid: old-1, product: legacy }
         """.write(toFile: config, atomically: false, encoding: .utf8)
-        var server = try ChildProcess([try ChildProcess.builtProduct("iotd"), "serve", "--config", config])
+        var server = try startIotd(config: config, apiPort: apiPort)
         defer { _ = server.stop(signal: SIGKILL) }
-        try waitFor(port: apiPort, path: "/readyz")
         let admin = ["Authorization": "Bearer k", "Content-Type": "application/json"]
         func api(_ method: String, _ path: String, _ body: Any? = nil) throws -> (status: Int, text: String) {
             let bytes = try body.map { Array(try JSONSerialization.data(withJSONObject: $0)) } ?? []
@@ -138,8 +136,7 @@ import Testing
 
         // A restart keeps the replaced script.
         #expect(server.stop(signal: SIGTERM) == 0)
-        server = try ChildProcess([try ChildProcess.builtProduct("iotd"), "serve", "--config", config])
-        try waitFor(port: apiPort, path: "/readyz")
+        server = try startIotd(config: config, apiPort: apiPort)
         let listed = try api("GET", "/api/v1/parsers")
         #expect(listed.text.contains("semicolon") && listed.text.contains("/ 10"), "\(listed)")
         let afterRestart = try post("23;700")

@@ -5,17 +5,6 @@ import Testing
 /// `iotd serve` as a real process: alarms over HTTP ingest → notifications; template validation and
 /// the outbox and inbox over the management API; `kill -9` with notifications pending.
 @Suite(.serialized) struct IotdNotificationTests {
-    func waitFor(port: Int, path: String, seconds: Double = 30) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if let c = try? LoopbackHTTPClient(port: port), let r = try? c.request("GET", path), r.status == 200 { return }
-            usleep(50_000)
-        }
-        throw PeerFailure(description: "GET \(path) on \(port) did not answer 200 within \(seconds) s")
-    }
-
-    func json(_ r: LoopbackHTTPClient.Response) -> Any? { try? JSONSerialization.jsonObject(with: Data(r.body)) }
-
     @Test func killNineWithNotificationsPendingDeliversThemAfterRestart() async throws {
         let dir = TemporaryDirectory("iotd-notify")
         let sinkPort = ChildProcess.freeLoopbackPort()

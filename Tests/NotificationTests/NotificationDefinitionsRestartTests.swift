@@ -5,17 +5,6 @@ import Testing
 /// Notification templates and routing policies saved through the management API are kept in the
 /// definition store and come back after `kill -9` and a restart of a real iotd.
 @Suite(.serialized) struct NotificationDefinitionsRestartTests {
-    func waitFor(port: Int, path: String, seconds: Double = 30) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if let c = try? LoopbackHTTPClient(port: port), let r = try? c.request("GET", path), r.status == 200 { return }
-            usleep(50_000)
-        }
-        throw PeerFailure(description: "GET \(path) on \(port) did not answer 200 within \(seconds) s")
-    }
-
-    func json(_ r: LoopbackHTTPClient.Response) -> Any? { try? JSONSerialization.jsonObject(with: Data(r.body)) }
-
     @Test func templatesAndPoliciesSavedThroughTheAPISurviveARestart() throws {
         let dir = TemporaryDirectory("iotd-notify-definitions")
         let httpPort = ChildProcess.freeLoopbackPort()

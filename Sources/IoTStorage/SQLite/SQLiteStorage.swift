@@ -37,6 +37,9 @@ public final class SQLiteStorage: Sendable {
     let logger: Logger
     let system: SQLiteDatabase
     private let tenants = Mutex<[TenantID: SQLiteDatabase]>([:])
+    /// Held while a tenant's database is opened, so the first users of a tenant share one opening (and
+    /// one writer connection) instead of each opening the file and discarding all but one.
+    private let opening = Mutex(())
 
     /// Opens (creating) the data directory and the system database.
     public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "iot.storage")) throws {
@@ -53,12 +56,12 @@ public final class SQLiteStorage: Sendable {
             throw IoTError(.invalidArgument, "tenant id '\(tenant)' is not valid: use 1–64 characters of A–Z a–z 0–9 - _")
         }
         if let db = tenants.withLock({ $0[tenant] }) { return db }
-        let db = try SQLiteDatabase(
-            path: "\(configuration.directory)/tenants/\(tenant.rawValue).sqlite", name: tenant.rawValue,
-            cacheSizeKiB: configuration.cacheSizeKiB)
-        return tenants.withLock { dict in
-            if let existing = dict[tenant] { return existing }
-            dict[tenant] = db
+        return try opening.withLock { _ throws(IoTError) -> SQLiteDatabase in
+            if let db = tenants.withLock({ $0[tenant] }) { return db }
+            let db = try SQLiteDatabase(
+                path: "\(configuration.directory)/tenants/\(tenant.rawValue).sqlite", name: tenant.rawValue,
+                cacheSizeKiB: configuration.cacheSizeKiB)
+            tenants.withLock { $0[tenant] = db }
             return db
         }
     }

@@ -39,10 +39,24 @@ TIMED='stormOf500|killNineWhileReceiving|slowClient|idleTimeout|heartbeat|idleCl
 # The 1,000 MQTT clients count the test process's threads and push its descriptors past 1024 (where
 # libmodbus, which uses select(), cannot connect): they run last, on their own.
 ALONE='aThousandClientsOnTwoThreads'
-run_tests() {  # run_tests LABEL ARGS…
-    echo "== tests ($1)"
-    shift
-    swift test --skip-build "$@" >"$log" 2>&1
+# run_tests LABEL SECONDS ARGS… : swift test with a watchdog. A phase that outlives SECONDS is a hang: the
+# watchdog prints the tests that started and did not finish, every thread's stack of the test process (gdb),
+# the log's tail, then kills the whole process tree, so CI fails with a cause instead of running out of time.
+run_tests() {
+    local label=$1 limit=$2
+    shift 2
+    echo "== tests ($label; watchdog ${limit}s)"
+    local started=$SECONDS
+    stdbuf -oL -eL swift test --skip-build "$@" >"$log" 2>&1 &  # line-buffered: a hang report needs the log so far
+    local pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        if (( SECONDS - started >= limit )); then
+            report_hang "$pid" "$limit"
+            exit 1
+        fi
+        sleep 2
+    done
+    wait "$pid"
     local status=$?
     grep -vE '^(◇|↳)|Test case .* (started|passed)|^\[' "$log"
     if [ $status != 0 ] || grep -qE '✘' "$log"; then
@@ -50,9 +64,44 @@ run_tests() {  # run_tests LABEL ARGS…
         exit 1
     fi
 }
-run_tests "all but the timed ones, in parallel" --skip "$TIMED|$ALONE"
-run_tests "timed ones, alone" --filter "$TIMED"
-run_tests "1,000 MQTT clients, on their own" --filter "$ALONE"
+descendants() {  # descendants PID : PID and every process below it
+    echo "$1"
+    local c
+    for c in $(pgrep -P "$1"); do descendants "$c"; done
+}
+report_hang() {  # report_hang PID LIMIT
+    local tree
+    tree=$(descendants "$1")
+    echo "FAILED: the tests did not finish within $2 s. Started and not finished:" >&2
+    python3 - "$log" <<'PY' >&2
+import re, sys
+started, done = [], set()
+for line in open(sys.argv[1], errors="replace"):
+    m = re.match(r'^(\S+) Test (.+?) (started|passed|failed|skipped|recorded)', line)
+    if not m: continue
+    (started.append if m.group(3) == "started" else done.add)(m.group(2))
+for name in started:
+    if name not in done and name != "run": print("   ", name)
+PY
+    echo "-- the log's last 40 lines:" >&2
+    grep -vE '^(◇|↳)|^\[' "$log" | tail -40 >&2
+    local p
+    for p in $tree; do
+        case "$(cat /proc/"$p"/cmdline 2>/dev/null | tr '\0' ' ')" in
+        *PackageTests*)
+            echo "-- threads of the test process $p:" >&2
+            timeout 120 gdb -p "$p" -batch -ex 'thread apply all bt 12' 2>/dev/null \
+                | grep -E '^(Thread|#)' | grep -vE ' in (__GI_|__futex|futex_wait|syscall)' >&2 ;;
+        esac
+    done
+    echo "-- processes of the test run:" >&2
+    ps -o pid,etimes,args -p "$(echo $tree | tr ' ' ',')" >&2 || true
+    # shellcheck disable=SC2086
+    kill -9 $tree 2>/dev/null
+}
+run_tests "all but the timed ones, in parallel" 1800 --skip "$TIMED|$ALONE"
+run_tests "timed ones, alone" 900 --filter "$TIMED"
+run_tests "1,000 MQTT clients, on their own" 600 --filter "$ALONE"
 if pgrep -x iot-js-worker >/dev/null; then
     echo "FAILED: the tests left iot-js-worker processes running: $(pgrep -x iot-js-worker | tr '\n' ' ')" >&2
     exit 1

@@ -51,7 +51,7 @@ run_tests() {
     local pid=$!
     while kill -0 "$pid" 2>/dev/null; do
         if (( SECONDS - started >= limit )); then
-            report_hang "$pid" "$limit"
+            report_hang "$pid" "$limit" $((SECONDS - started))
             exit 1
         fi
         sleep 2
@@ -69,10 +69,24 @@ descendants() {  # descendants PID : PID and every process below it
     local c
     for c in $(pgrep -P "$1"); do descendants "$c"; done
 }
-report_hang() {  # report_hang PID LIMIT
-    local tree
+report_hang() {  # report_hang PID LIMIT ELAPSED — the likeliest cause last, where a clipped CI log still shows it
+    local tree p
     tree=$(descendants "$1")
-    echo "FAILED: the tests did not finish within $2 s. Started and not finished:" >&2
+    for p in $tree; do
+        case "$(tr '\0' ' ' </proc/"$p"/cmdline 2>/dev/null)" in
+        *PackageTests*)
+            echo "-- threads of the test process $p:" >&2
+            timeout 120 gdb -p "$p" -batch -ex 'thread apply all bt 12' 2>/dev/null \
+                | grep -E '^(Thread|#)' | grep -vE ' in (__GI_|__futex|futex_wait|syscall)' >&2 ;;
+        esac
+    done
+    # Every process started since the phase began, children or orphans: a peer that outlived its test and
+    # still holds the test process's output pipe keeps `swift test` waiting after the last test.
+    echo "-- processes started during this phase:" >&2
+    ps -eo pid,ppid,etimes,args --sort=etimes | awk -v t="$(($3 + 5))" 'NR == 1 || ($3 <= t && $4 !~ /^(ps|awk|sleep)$/)' >&2
+    echo "-- the log's last 40 lines:" >&2
+    grep -vE '^(◇|↳)|^\[' "$log" | tail -40 >&2
+    echo "-- tests that started and did not finish:" >&2
     python3 - "$log" <<'PY' >&2
 import re, sys
 started, done = [], set()
@@ -83,19 +97,7 @@ for line in open(sys.argv[1], errors="replace"):
 for name in started:
     if name not in done and name != "run": print("   ", name)
 PY
-    echo "-- the log's last 40 lines:" >&2
-    grep -vE '^(◇|↳)|^\[' "$log" | tail -40 >&2
-    local p
-    for p in $tree; do
-        case "$(cat /proc/"$p"/cmdline 2>/dev/null | tr '\0' ' ')" in
-        *PackageTests*)
-            echo "-- threads of the test process $p:" >&2
-            timeout 120 gdb -p "$p" -batch -ex 'thread apply all bt 12' 2>/dev/null \
-                | grep -E '^(Thread|#)' | grep -vE ' in (__GI_|__futex|futex_wait|syscall)' >&2 ;;
-        esac
-    done
-    echo "-- processes of the test run:" >&2
-    ps -o pid,etimes,args -p "$(echo $tree | tr ' ' ',')" >&2 || true
+    echo "FAILED: the tests did not finish within $2 s (the report above: stacks, processes, log, unfinished tests)" >&2
     # shellcheck disable=SC2086
     kill -9 $tree 2>/dev/null
 }

@@ -79,14 +79,27 @@ public final class ChildProcess {
     }
 
     /// The next complete line of the child's stdout, or `nil` at end of file (the child closed it or
-    /// exited). An unterminated last line is dropped, since a killed child may have written half of it.
-    public func readLine() -> String? {
+    /// exited) or when no line arrives within `timeoutSeconds`. The timeout turns a peer that hangs into a
+    /// failing test instead of a test run that never ends; it is reported on stderr with the child's PID.
+    /// An unterminated last line is dropped, since a killed child may have written half of it.
+    public func readLine(timeoutSeconds: Double = 300) -> String? {
+        let deadline = Self.now() + timeoutSeconds
         while true {
             if let i = buffer.firstIndex(of: 0x0A) {
                 let line = String(decoding: buffer[..<i], as: UTF8.self)
                 buffer.removeFirst(i + 1)
                 return line
             }
+            let remaining = deadline - Self.now()
+            if remaining <= 0 {
+                let message = "ChildProcess \(pid): no line within \(timeoutSeconds) s, giving up on its output\n"
+                _ = message.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+                return nil
+            }
+            var ready = pollfd(fd: stdoutFD, events: Int16(POLLIN), revents: 0)
+            let polled = poll(&ready, 1, Int32(min(remaining * 1000 + 1, 60_000)))
+            if polled < 0 && errno == EINTR { continue }
+            if polled == 0 { continue }
             var chunk = [UInt8](repeating: 0, count: 4096)
             let n = chunk.withUnsafeMutableBytes { read(stdoutFD, $0.baseAddress, 4096) }
             if n < 0 && errno == EINTR { continue }
@@ -95,23 +108,48 @@ public final class ChildProcess {
         }
     }
 
+    private static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+
     /// Sends `signal` and waits for the child to exit; returns its raw wait status. Once the child has
     /// been waited for, no signal is sent (its PID may belong to another process by then) and the status
     /// of that wait is returned.
+    ///
+    /// A child still running `timeoutSeconds` after the signal is killed with `SIGKILL` (reported on stderr),
+    /// so a process that hangs in its shutdown fails the test that checks its status instead of hanging it.
     @discardableResult
-    public func stop(signal: Int32 = SIGTERM) -> Int32 {
+    public func stop(signal: Int32 = SIGTERM, timeoutSeconds: Double = 60) -> Int32 {
         if reaped { return exitStatus }
         kill(pid, signal)
-        return wait()
+        return wait(timeoutSeconds: timeoutSeconds)
     }
 
     /// Waits for the child to exit; returns its raw wait status (`status & 0x7f` is the terminating signal,
-    /// `(status >> 8) & 0xff` the exit code).
+    /// `(status >> 8) & 0xff` the exit code). A child still running after `timeoutSeconds` is killed with
+    /// `SIGKILL` (reported on stderr) and that status is returned.
     @discardableResult
-    public func wait() -> Int32 {
+    public func wait(timeoutSeconds: Double = 300) -> Int32 {
         if reaped { return exitStatus }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let deadline = Self.now() + timeoutSeconds
+        var pause: useconds_t = 200
+        while true {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { break }
+            if r < 0 && errno != EINTR { break }  // not our child any more: nothing to wait for
+            if r == 0 && Self.now() >= deadline {
+                let message = "ChildProcess \(pid): still running \(timeoutSeconds) s after it was waited for; killed (SIGKILL)\n"
+                _ = message.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+                kill(pid, SIGKILL)
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                break
+            }
+            usleep(pause)
+            pause = min(pause * 2, 20_000)
+        }
         reaped = true
         exitStatus = status
         return status

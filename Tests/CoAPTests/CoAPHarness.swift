@@ -98,7 +98,7 @@ func runPeer(_ command: String) async throws -> [String] {
                 let child = try ChildProcess(["/bin/sh", "-c", command + " 2>&1"])
                 var lines: [String] = []
                 while let line = child.readLine() { lines.append(line) }
-                child.wait()
+                child.stop(signal: SIGKILL)  // already gone, unless its output timed out
                 c.resume(returning: lines)
             } catch {
                 c.resume(throwing: error)

@@ -51,7 +51,9 @@ func runCoAPBenchmark(_ options: BenchOptions) async throws {
     defer { server.stop(signal: SIGKILL) }
     usleep(300_000)
     var reference: [Double] = []
+    let referenceCPU0 = processCPUSeconds(pid: server.pid)
     for _ in 0..<runs { reference.append(try client(refPort, "telemetry").rate) }
+    let referenceCPU = processCPUSeconds(pid: server.pid).flatMap { end in referenceCPU0.map { end - $0 } }
     server.stop(signal: SIGTERM)
     print("libcoap coap-server-notls (C):       \(grouped(median(reference))) resp/s")
 
@@ -82,6 +84,8 @@ func runCoAPBenchmark(_ options: BenchOptions) async throws {
     while !ingestor.isReady { try await Task.sleep(for: .milliseconds(5)) }
     var ours: [Double] = []
     var lost = 0
+    let sdkCPU0 = processCPUSeconds()
+    let received0 = ingestor.statistics.received
     for _ in 0..<runs {
         let r = try client(port, "api/v1/\(token)/telemetry")
         ours.append(r.rate)
@@ -90,6 +94,18 @@ func runCoAPBenchmark(_ options: BenchOptions) async throws {
     let sdk = median(ours)
     print("sdk CoAPTransport (journal + SQLite): \(grouped(sdk)) resp/s\(lost > 0 ? "  (\(lost) requests unanswered within 1 s)" : "")")
     print(String(format: "ratio sdk / coap-server: %.2f×   (goal ≥ 0.5×)", sdk / median(reference)))
+    // CPU per answered request, which load on the machine disturbs far less than the rates: the C server's
+    // from /proc, the SDK's from getrusage (this whole process: I/O thread, journal, SQLite commits).
+    let answered = Double(ingestor.statistics.received - received0)
+    let sdkMicros = (processCPUSeconds() - sdkCPU0) / max(1, answered) * 1e6
+    let referenceAnswered = reference.reduce(0, +) * Double(seconds)
+    if let referenceCPU, referenceAnswered > 0 {
+        let referenceMicros = referenceCPU / referenceAnswered * 1e6
+        print(
+            String(
+                format: "CPU per request: coap-server %.1f µs, sdk %.1f µs (%.2f× the C server's; the SDK's includes its SQLite commits)",
+                referenceMicros, sdkMicros, sdkMicros / referenceMicros))
+    }
     // Every request ends in one counter; a request still being journaled when the client stopped settles.
     var s = ingestor.statistics
     for _ in 0..<400 where !s.isBalanced || s.inFlight > 0 {

@@ -53,12 +53,12 @@ func runModbusBenchmark(_ options: BenchOptions) async throws {
         func successes() -> Int { modbus.device(device.identity)?.polling.successes ?? 0 }
         while successes() == 0 { try await Task.sleep(for: .milliseconds(5)) }
         let n0 = successes()
-        let cpu0 = modbusProcessCPUSeconds()
+        let cpu0 = processCPUSeconds()
         let t0 = monotonicSeconds()
         try await Task.sleep(for: .milliseconds(seconds * 1_000))
         let n1 = successes()
         let t1 = monotonicSeconds()
-        let cpu = (modbusProcessCPUSeconds() - cpu0) / (t1 - t0) * 100
+        let cpu = (processCPUSeconds() - cpu0) / (t1 - t0) * 100
         let failures = modbus.device(device.identity)?.polling.failures ?? 0
         await modbus.remove(device.identity)  // closes the connection for the next round's raw client
         let ours = Double(n1 - n0) / (t1 - t0)
@@ -141,10 +141,10 @@ private func pollMany(_ options: BenchOptions, logger: Logger, h: BenchHarness) 
     let run = Task { try await modbus.run() }
     try await Task.sleep(for: .seconds(2))  // staggered start spreads the first polls over one interval
     let before = modbus.devices().reduce(0) { $0 + $1.polling.successes }
-    let cpu0 = modbusProcessCPUSeconds()
+    let cpu0 = processCPUSeconds()
     let t0 = monotonicSeconds()
     try await Task.sleep(for: .seconds(seconds))
-    let cpu = modbusProcessCPUSeconds() - cpu0
+    let cpu = processCPUSeconds() - cpu0
     let wall = monotonicSeconds() - t0
     let statuses = modbus.devices()
     let polls = statuses.reduce(0) { $0 + $1.polling.successes } - before
@@ -188,12 +188,4 @@ func waitForTCP(_ port: Int) throws {
         usleep(20_000)
     }
     throw BenchError("nothing listens on port \(port)")
-}
-
-/// CPU time of the whole process (all threads, user + system), in seconds, from `getrusage`.
-private func modbusProcessCPUSeconds() -> Double {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
-    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }

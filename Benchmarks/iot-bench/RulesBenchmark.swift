@@ -122,13 +122,6 @@ private func jointRules(_ options: BenchOptions) async throws {
             + "one timer tick over all rules \(format2(tick * 1e3)) ms")
 }
 
-/// CPU time of the whole process (all threads), in seconds: steadier than wall time on a shared machine.
-private func processCPUSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
 private func format2(_ v: Double) -> String {
     let scaled = (v * 100).rounded() / 100
     return "\(scaled)"

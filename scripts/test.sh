@@ -36,9 +36,13 @@ fi
 # second, a slow client not delaying a fast one, slow webhooks not stalling async code) run after the others,
 # alone, so that the rest of the suite running in parallel on 2 cores does not stretch the seconds they are about.
 TIMED='stormOf500|killNineWhileReceiving|slowClient|idleTimeout|heartbeat|idleClose|revocationCutsSession|revocationAndDownlink|slowWebhooksDoNotStall'
-# The 1,000 MQTT clients count the test process's threads and push its descriptors past 1024 (where
-# libmodbus, which uses select(), cannot connect): they run last, on their own.
+# The 1,000 MQTT clients count the test process's threads and push its descriptors past 1024 (where a
+# select() in another test would abort the process): they run last, on their own.
 ALONE='aThousandClientsOnTwoThreads'
+# The Modbus descriptor tests push the process's descriptors past 1024, or take every number below it, where
+# libmosquitto's and libmodbus's select() in other tests would abort the process; and the 1,000 MQTT clients
+# count descriptors. So they get a phase of their own too.
+DESCRIPTORS='ModbusLowDescriptorTests'
 # run_tests LABEL SECONDS ARGS… : swift test with a watchdog. A phase that outlives SECONDS is a hang: the
 # watchdog prints the tests that started and did not finish, every thread's stack of the test process (gdb),
 # the log's tail, then kills the whole process tree, so CI fails with a cause instead of running out of time.
@@ -101,9 +105,10 @@ PY
     # shellcheck disable=SC2086
     kill -9 $tree 2>/dev/null
 }
-run_tests "all but the timed ones, in parallel" 1800 --skip "$TIMED|$ALONE"
+run_tests "all but the timed ones, in parallel" 1800 --skip "$TIMED|$ALONE|$DESCRIPTORS"
 run_tests "timed ones, alone" 900 --filter "$TIMED"
 run_tests "1,000 MQTT clients, on their own" 600 --filter "$ALONE"
+run_tests "Modbus past 1024 descriptors, on their own" 300 --filter "$DESCRIPTORS"
 if pgrep -x iot-js-worker >/dev/null; then
     echo "FAILED: the tests left iot-js-worker processes running: $(pgrep -x iot-js-worker | tr '\n' ' ')" >&2
     exit 1

@@ -56,6 +56,8 @@ struct DaemonConfiguration: Codable, Sendable {
     /// The Modbus poller: its I/O threads and the devices it polls (see ModbusDevice's decoding).
     struct Modbus: Codable, Sendable {
         var ioThreads: Int?
+        /// Descriptor numbers below 1024 set aside for devices added at run time (ModbusTransport.Configuration.reservedDescriptors).
+        var reservedDescriptors: Int?
         var devices: [ModbusDevice]?
     }
     /// `auth:` device authentication.
@@ -224,6 +226,7 @@ extension DaemonConfiguration {
     var modbusConfiguration: ModbusTransport.Configuration {
         var c = ModbusTransport.Configuration()
         if let v = modbus?.ioThreads { c.ioThreads = v }
+        if let v = modbus?.reservedDescriptors { c.reservedDescriptors = v }
         return c
     }
 
@@ -307,6 +310,7 @@ extension DaemonConfiguration {
             try fail("logging.level", "'\(level)' is not one of trace, debug, info, notice, warning, error, critical")
         }
         if let v = modbus?.ioThreads, !(1...256).contains(v) { try fail("modbus.ioThreads", "must be 1–256") }
+        if let v = modbus?.reservedDescriptors, !(0...512).contains(v) { try fail("modbus.reservedDescriptors", "must be 0–512") }
         for device in modbus?.devices ?? [] {
             do { try device.validate() } catch { try fail("modbus.devices[\(device.identity)]", error.message) }
         }

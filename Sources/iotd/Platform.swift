@@ -45,6 +45,11 @@ struct Platform {
     let dispatcher: NotificationDispatcher
 
     init(configuration: DaemonConfiguration, adminAPIKey: String?, prometheus: PrometheusCollectorRegistry, logger: Logger) throws {
+        // First, before any other descriptor is opened: numbers below 1024 for the Modbus connections
+        // (libmodbus waits with select(); a gateway with thousands of connections has none left later).
+        if let section = configuration.modbus {
+            ModbusTransport.reserveDescriptors(configuration: configuration.modbusConfiguration, devices: section.devices ?? [])
+        }
         storage = try SQLiteStorage(configuration: configuration.storageConfiguration, logger: logger)
         let journal = try FileJournal(configuration: configuration.journalConfiguration, logger: logger)
         registry = SQLiteRegistryStore(storage: storage)

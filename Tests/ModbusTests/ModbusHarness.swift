@@ -22,7 +22,7 @@ final class ModbusHarness: Sendable {
 
     /// Tenant `plant` registers unknown devices (product `meter`) and signals; tenant `strict` rejects both
     /// and has device `s-1` of product `fixed` with the single signal `known`.
-    init(devices: [ModbusDevice], ioThreads: Int = 2) async throws {
+    init(devices: [ModbusDevice], ioThreads: Int = 2, reservedDescriptors: Int = 8) async throws {
         try await registry.saveTenant(
             Tenant(id: Self.tenant, policy: IngestPolicy(unknownDevices: .register(product: "meter"), unknownSignals: .register)))
         try await registry.saveProduct(.tenant(Self.tenant), Product(id: "meter"))
@@ -32,7 +32,7 @@ final class ModbusHarness: Sendable {
         let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: Logger(label: "test"))
         self.ingestor = ingestor
         let modbus = try ModbusTransport(
-            configuration: .init(ioThreads: ioThreads), devices: devices, ingestor: ingestor, logger: Logger(label: "test"))
+            configuration: .init(ioThreads: ioThreads, reservedDescriptors: reservedDescriptors), devices: devices, ingestor: ingestor, logger: Logger(label: "test"))
         self.modbus = modbus
         task = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in

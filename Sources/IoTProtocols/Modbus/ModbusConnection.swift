@@ -13,14 +13,25 @@ import Glibc
 /// assigns each connection to one worker and calls it only inside that worker's jobs, so the C context
 /// is never touched by two threads (libmodbus contexts are not thread-safe). It is freed once, in
 /// ``close()`` / `deinit`.
+///
+/// libmodbus waits with `select()`, so its descriptor must be below `FD_SETSIZE`: a TCP socket is
+/// connected here (not by `modbus_connect`, whose connect waits with `select()` too) and moved onto a
+/// number from the ``ModbusDescriptorReserve``, then handed to libmodbus with `modbus_set_socket`; a
+/// serial line opened by `modbus_connect` on a number of 1024 or more is moved the same way. Closing turns
+/// the number back into a placeholder. libmodbus (3.1.6) closes `ctx->s` only in `modbus_close` and a
+/// failed `modbus_connect`, which it calls on its own only with `MODBUS_ERROR_RECOVERY_LINK`, never set here.
 final class ModbusConnection: @unchecked Sendable {
     let connection: ModbusDevice.Connection
+    private let reserve: ModbusDescriptorReserve
     private var context: OpaquePointer?
     private var connected = false
     private var currentUnit: Int32 = -1
+    /// The connection's descriptor when it is on a number of the reserve (returned to it on close).
+    private var reserved: Int32?
 
-    init(_ connection: ModbusDevice.Connection) {
+    init(_ connection: ModbusDevice.Connection, reserve: ModbusDescriptorReserve = .shared) {
         self.connection = connection
+        self.reserve = reserve
     }
 
     deinit { free() }
@@ -35,9 +46,37 @@ final class ModbusConnection: @unchecked Sendable {
 
     /// Closes the connection; the next call reconnects.
     func close() {
-        if let context, connected { modbus_close(context) }
+        if let context, connected {
+            if let fd = reserved {
+                release(fd, context)
+            } else {
+                modbus_close(context)
+            }
+        }
+        reserved = nil
         connected = false
         currentUnit = -1
+    }
+
+    /// Closes the connection on reserved number `fd` and makes `fd` a placeholder again, with no moment
+    /// at which the number is free for another thread to take.
+    private func release(_ fd: Int32, _ ctx: OpaquePointer) {
+        switch connection {
+        case .tcp:
+            shutdown(fd, Int32(SHUT_RDWR))
+            modbus_set_socket(ctx, -1)  // libmodbus must not close the number
+            reserve.giveBack(fd)
+        case .rtu:
+            // modbus_close restores the line's settings: let it close a copy of the descriptor (any
+            // number; it does not select() on it) after the reserved number became a placeholder.
+            let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+            modbus_set_socket(ctx, -1)
+            reserve.giveBack(fd)
+            if copy >= 0 {
+                modbus_set_socket(ctx, copy)
+                modbus_close(ctx)
+            }
+        }
     }
 
     private func free() {
@@ -48,8 +87,7 @@ final class ModbusConnection: @unchecked Sendable {
 
     /// The libmodbus error for the last failed call, as an ``IoTError``; closes the connection unless
     /// the device answered with a Modbus exception (the link itself is fine then).
-    private func failure(_ what: String) -> IoTError {
-        let code = ciot_modbus_errno()
+    private func failure(_ what: String, code: Int32 = ciot_modbus_errno()) -> IoTError {
         let text = String(cString: modbus_strerror(code))
         let exceptionBase = Int32(MODBUS_ENOBASE)
         let isException = code > exceptionBase && code <= exceptionBase + Int32(MODBUS_EXCEPTION_GATEWAY_TARGET)
@@ -68,15 +106,42 @@ final class ModbusConnection: @unchecked Sendable {
     }
 
     /// libmodbus waits on its socket with `select()`, which cannot take a descriptor of 1024 or more
-    /// (glibc aborts the process). A new socket gets the lowest free descriptor, so when none below 1024
-    /// is free (a process with a thousand MQTT clients, say) the connection is refused here instead.
-    private static func checkDescriptorRoom(_ endpoint: String) throws(IoTError) {
-        let probe = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        if probe >= 0 { Glibc.close(probe) }
-        guard probe >= 0, probe < FD_SETSIZE else {
-            throw IoTError(
-                .unavailable,
-                "cannot connect to \(endpoint): no file descriptor below \(FD_SETSIZE) is free, and libmodbus cannot wait on a higher one; run Modbus devices in a process with fewer open connections")
+    /// (glibc aborts the process): a connection for which neither a reserved nor a free number below 1024
+    /// is left is refused with this error.
+    private func noRoom() -> IoTError {
+        IoTError(
+            .unavailable,
+            "cannot connect to \(endpoint): no file descriptor below \(FD_SETSIZE) is reserved or free, and libmodbus cannot wait on a higher one; raise the Modbus transport's reservedDescriptors (iotd: modbus.reservedDescriptors) so that more are set aside at start, or run Modbus devices in a process with fewer open connections",
+            nativeCode: EMFILE)
+    }
+
+    /// Opens the connection: a TCP socket connected here, or libmodbus's serial line, on a number below
+    /// `FD_SETSIZE`.
+    private func connect(_ ctx: OpaquePointer, timeoutMillis: Int64) throws(IoTError) {
+        switch connection {
+        case .tcp(let host, let port):
+            let socket: Int32
+            switch ModbusSocket.connect(host: host, port: port, timeoutMillis: timeoutMillis) {
+            case .success(let s): socket = s
+            case .failure(let error): throw failure("connecting", code: error.code)
+            }
+            guard let low = ModbusSocket.moveLow(socket, reserve) else {
+                Glibc.close(socket)
+                throw noRoom()
+            }
+            modbus_set_socket(ctx, low)
+            reserved = low
+        case .rtu:
+            guard modbus_connect(ctx) == 0 else { throw failure("connecting") }
+            let fd = modbus_get_socket(ctx)
+            if fd >= FD_SETSIZE {
+                guard let low = ModbusSocket.moveLow(fd, reserve) else {
+                    modbus_close(ctx)
+                    throw noRoom()
+                }
+                modbus_set_socket(ctx, low)
+                reserved = low
+            }
         }
     }
 
@@ -95,8 +160,7 @@ final class ModbusConnection: @unchecked Sendable {
         let t = max(1, timeoutMillis)
         modbus_set_response_timeout(ctx, UInt32(t / 1000), UInt32((t % 1000) * 1000))
         if !connected {
-            try Self.checkDescriptorRoom(endpoint)
-            guard modbus_connect(ctx) == 0 else { throw failure("connecting") }
+            try connect(ctx, timeoutMillis: t)
             connected = true
             currentUnit = -1
         }

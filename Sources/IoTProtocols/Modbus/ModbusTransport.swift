@@ -35,12 +35,23 @@ public final class ModbusTransport: Transport {
         /// Polled records waiting for the ingestor at most. Default 10 000. A record polled while the
         /// ingestor is this far behind is dropped and counted as rejected (`backpressure`).
         public var ingestBacklog: Int
+        /// File descriptor numbers below 1024 set aside for Modbus connections added later, beyond the one
+        /// the transport sets aside for each TCP device and serial line it is created with. Default 8.
+        ///
+        /// libmodbus waits with `select()`, which cannot take a descriptor of 1024 or more, so in a process
+        /// with thousands of other connections a Modbus connection needs a number set aside early. The
+        /// numbers are taken when the transport is created (placeholders on `/dev/null`), at most 512 for
+        /// the whole process; a connection that finds none left and no free low number is refused with
+        /// ``IoTCore/IoTError/Code/unavailable``. Raise this when devices are added at run time in such a
+        /// process.
+        public var reservedDescriptors: Int
 
         /// Creates a configuration with the documented defaults.
-        public init(ioThreads: Int = 4, maxDevices: Int = 10_000, ingestBacklog: Int = 10_000) {
+        public init(ioThreads: Int = 4, maxDevices: Int = 10_000, ingestBacklog: Int = 10_000, reservedDescriptors: Int = 8) {
             self.ioThreads = ioThreads
             self.maxDevices = maxDevices
             self.ingestBacklog = ingestBacklog
+            self.reservedDescriptors = reservedDescriptors
         }
     }
 
@@ -104,6 +115,34 @@ public final class ModbusTransport: Transport {
             ModbusIOThread(name: "iot-modbus-\($0)", clock: clock) { batch in handOff.deliver(batch) }
         }
         for device in devices { try add(device) }
+        let wanted = Self.descriptorsNeeded(configuration: configuration, devices: devices)
+        let reserved = Self.reserveDescriptors(configuration: configuration, devices: devices)
+        if reserved < min(wanted, ModbusDescriptorReserve.limit) {
+            logger.warning(
+                "fewer file descriptors below 1024 set aside for Modbus connections than wanted; create the Modbus transport earlier, before other connections are opened",
+                metadata: ["reserved": "\(reserved)", "wanted": "\(wanted)"])
+        }
+    }
+
+    /// Sets aside descriptor numbers below 1024 for the Modbus connections of `devices` (one per TCP
+    /// device and per serial line) plus ``Configuration/reservedDescriptors``, in the process-wide
+    /// ``ModbusDescriptorReserve``, and returns how many it holds. The transport does this when it is
+    /// created; `iotd` calls it first thing, before anything else opens descriptors.
+    @discardableResult
+    package static func reserveDescriptors(configuration: Configuration, devices: [ModbusDevice]) -> Int {
+        ModbusDescriptorReserve.shared.reserve(descriptorsNeeded(configuration: configuration, devices: devices))
+    }
+
+    private static func descriptorsNeeded(configuration: Configuration, devices: [ModbusDevice]) -> Int {
+        var lines = Set<String>()
+        var tcp = 0
+        for device in devices {
+            switch device.connection {
+            case .tcp: tcp += 1
+            case .rtu(let path, _, _, _): lines.insert(path)
+            }
+        }
+        return tcp + lines.count + max(0, configuration.reservedDescriptors)
     }
 
     deinit {
@@ -235,14 +274,29 @@ public final class ModbusTransport: Transport {
         } onGracefulShutdown: {
             stopper.finish()
         }
-        state.withLock { s in
+        let (remaining, lines) = state.withLock { s in
             s.running = false
             s.stopped = true
+            return (Array(s.entries.values), Array(s.rtuLines.values))
         }
+        for e in remaining { e.poller.thread.unschedule(e.scheduled) }
+        await close(remaining.map { ($0.poller.connection, $0.poller.thread) } + lines)
         for w in workers { w.stop() }
         handOff.finish()
         await ingest.value  // the records already polled
         logger.info("Modbus polling stopped")
+    }
+
+    /// Closes `connections` on their threads (after a poll that runs), so that their descriptors are
+    /// placeholders again when ``run()`` returns; a serial line shared by several devices is closed once.
+    private func close(_ connections: [(ModbusConnection, ModbusIOThread)]) async {
+        var seen = Set<ObjectIdentifier>()
+        for (connection, thread) in connections where seen.insert(ObjectIdentifier(connection)).inserted {
+            _ = await thread.run { () -> Result<Void, IoTError> in
+                connection.close()
+                return .success(())
+            }
+        }
     }
 
     private func start(_ entry: Entry) {

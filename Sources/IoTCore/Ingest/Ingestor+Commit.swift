@@ -59,18 +59,23 @@ extension Ingestor {
     }
 
     private func commitLoop() async {
+        let monotonic = ContinuousClock()
+        var lastStart = monotonic.now - .seconds(1)
         while var items = await queue.take(maxPoints: configuration.maxBatchPoints) {
-            // Group commit: a small batch under a steady stream waits a moment for more, so the store
-            // does fewer, larger transactions (each has a fixed cost) instead of one per message.
-            let gather = configuration.commitGatherMillis
+            // Group commit: each store transaction has a fixed cost (locks, WAL frames, thread hand-offs),
+            // so under a steady stream transactions start at most every `commitGatherMillis`. A small
+            // batch taken sooner than that after the previous start waits out the rest of the interval
+            // and takes what came meanwhile. A message after a quiet spell is committed at once.
+            let gather = Duration.milliseconds(configuration.commitGatherMillis)
             var points = items.reduce(0) { $0 + $1.points.count }
-            if gather > 0 && points < configuration.maxBatchPoints / 4 && !queue.isEmpty {
-                try? await Task.sleep(nanoseconds: UInt64(gather) * 1_000_000)
+            if gather > .zero && points < configuration.maxBatchPoints / 4 && monotonic.now - lastStart < gather {
+                try? await monotonic.sleep(until: lastStart + gather)
                 if let more = queue.takeIfAvailable(maxPoints: configuration.maxBatchPoints - points) {
                     items += more
                     points += more.reduce(0) { $0 + $1.points.count }
                 }
             }
+            lastStart = monotonic.now
             var delay = configuration.storeRetryMillis
             while true {
                 do {

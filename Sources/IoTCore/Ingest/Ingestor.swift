@@ -47,9 +47,12 @@ public final class Ingestor: Service {
         public var maxRecordsPerMessage: Int
         /// First retry delay when the store fails, in ms; doubles up to 10 s. Default 200.
         public var storeRetryMillis: Int64
-        /// Group commit: when the commit loop finds a small batch (under a quarter of
-        /// ``maxBatchPoints``) while more messages keep arriving, it waits this long and takes what came
-        /// meanwhile into the same store transaction. 0 turns it off. Default 1 ms.
+        /// Group commit: under a steady stream, store transactions start at most this often. A small
+        /// batch (under a quarter of ``maxBatchPoints``) taken sooner after the previous transaction
+        /// started waits out the interval and takes what came meanwhile into the same transaction; a
+        /// message after a quiet spell is committed at once. The device's answer never waits for it (it
+        /// goes out on the journal receipt); only the moment the points become queryable does. 0 turns it
+        /// off. Default 1 ms.
         public var commitGatherMillis: Int64
 
         /// Creates a configuration with the documented defaults.

@@ -19,7 +19,7 @@ enum ModbusSocket {
         var hints = addrinfo()
         hints.ai_flags = AI_ADDRCONFIG
         hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_socktype = ciot_modbus_sock_stream()
         var list: UnsafeMutablePointer<addrinfo>?
         guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else {
             return .failure(Failure(code: ECONNREFUSED))  // libmodbus reports a failed lookup the same way
@@ -31,7 +31,7 @@ enum ModbusSocket {
         while let ai = next {
             next = ai.pointee.ai_next
             let s = socket(
-                ai.pointee.ai_family, ai.pointee.ai_socktype | Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue),
+                ai.pointee.ai_family, ai.pointee.ai_socktype | ciot_modbus_sock_nonblock_cloexec(),
                 ai.pointee.ai_protocol)
             guard s >= 0 else {
                 lastError = errno

@@ -139,7 +139,7 @@ public actor MQTTClientManager: Service {
             await entry.transport.stopIngest()
             await placement.release(client: id)
         }
-        group.shutdown()
+        await group.shutdownGracefully()
     }
 
     // MARK: - Run-time administration

@@ -48,6 +48,23 @@ public final class MQTTEventLoopGroup: Sendable {
     public func shutdown() {
         for loop in loops { loop.stop() }
     }
+
+    /// ``shutdown()`` for `async` callers: the wait for the loop threads happens on a thread of its own, so
+    /// no thread of Swift's cooperative pool blocks on it. A loop thread may be inside a message callback
+    /// that waits for a task (a device's first message is resolved on one), and on a small machine that
+    /// task could otherwise find every pool thread blocked in a shutdown.
+    public func shutdownGracefully() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let rc = startDetachedThread(name: "mqtt-shutdown") {
+                self.shutdown()
+                c.resume()
+            }
+            if rc != 0 {  // no thread to spare: wait here
+                shutdown()
+                c.resume()
+            }
+        }
+    }
 }
 
 /// One loop thread with its `epoll` set.

@@ -51,15 +51,17 @@ public final class Ingestor: Service {
         /// batch (under a quarter of ``maxBatchPoints``) taken sooner after the previous transaction
         /// started waits out the interval and takes what came meanwhile into the same transaction; a
         /// message after a quiet spell is committed at once. The device's answer never waits for it (it
-        /// goes out on the journal receipt); only the moment the points become queryable does. 0 turns it
-        /// off. Default 1 ms.
+        /// goes out on the journal receipt); only the moment the points become queryable (and reach the
+        /// observers: rules, alarms) does, by this much at most. 0 turns it off. Default 5 ms (a CoAP
+        /// stream of 40,000 messages/s: about 200 transactions/s instead of 1,000, a fifth less CPU per
+        /// message).
         public var commitGatherMillis: Int64
 
         /// Creates a configuration with the documented defaults.
         public init(
             queueCapacityPoints: Int = 200_000, maxBatchPoints: Int = 50_000, retryAfterMillis: Int64 = 1_000,
             registryCacheMillis: Int64 = 5_000, unknownDeviceCacheMillis: Int64 = 1_000,
-            maxRecordsPerMessage: Int = 10_000, storeRetryMillis: Int64 = 200, commitGatherMillis: Int64 = 1
+            maxRecordsPerMessage: Int = 10_000, storeRetryMillis: Int64 = 200, commitGatherMillis: Int64 = 5
         ) {
             self.queueCapacityPoints = queueCapacityPoints
             self.maxBatchPoints = maxBatchPoints

@@ -92,14 +92,22 @@ report_hang() {  # report_hang PID LIMIT ELAPSED — the likeliest cause last, w
     grep -vE '^(◇|↳)|^\[' "$log" | tail -40 >&2
     echo "-- tests that started and did not finish:" >&2
     python3 - "$log" <<'PY' >&2
-import re, sys
-started, done = [], set()
+import collections, re, sys
+# "◇ Test NAME started." and "✔ Test NAME [with N test cases] passed after …"; a name may recur in several
+# suites, so starts and ends are counted; the lines of single test cases are left out.
+open_tests = collections.Counter()
+order = []
 for line in open(sys.argv[1], errors="replace"):
-    m = re.match(r'^(\S+) Test (.+?) (started|passed|failed|skipped|recorded)', line)
+    m = re.match(r'^\S+ Test (?!case )(?!run )(.+?)( with \d+ test cases?)? (started|passed|failed|skipped)', line)
     if not m: continue
-    (started.append if m.group(3) == "started" else done.add)(m.group(2))
-for name in started:
-    if name not in done and name != "run": print("   ", name)
+    name = m.group(1)
+    if m.group(3) == "started":
+        open_tests[name] += 1
+        order.append(name)
+    else:
+        open_tests[name] -= 1
+for name in dict.fromkeys(order):
+    if open_tests[name] > 0: print("   ", name)
 PY
     echo "FAILED: the tests did not finish within $2 s (the report above: stacks, processes, log, unfinished tests)" >&2
     # shellcheck disable=SC2086

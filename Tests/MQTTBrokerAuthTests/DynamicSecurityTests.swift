@@ -3,6 +3,7 @@ import IoTCore
 import IoTProtocols
 import IoTTesting
 import Logging
+import Synchronization
 import Testing
 
 /// The Mosquitto provisioner against a real Mosquitto 2 with the dynamic-security plugin. Devices and the
@@ -214,6 +215,49 @@ struct DynamicSecurityTests {
                 #expect(error.message.contains("dynamic-security"))
             }
             #expect(Date().timeIntervalSince(started) < 8)
+        }
+    }
+
+    /// A broker that stops answering while its connection stays up (frozen with SIGSTOP): the request fails
+    /// with a timeout within the provisioner's 3 s, instead of waiting for the acknowledgement of its publish,
+    /// which comes only if the broker ever answers again. (A broker stopped just before a request could leave
+    /// the client in that state too, and once hung the whole test run.)
+    @Test func aBrokerThatStopsAnsweringTimesOut() async throws {
+        let broker = try MosquittoBroker()
+        defer { broker.stop() }
+        try await Self.withProvisioner(broker) { provisioner in
+            try await provisioner.provision(DeviceIdentity(tenant: "acme", deviceUID: "m-1"), password: "pw-1")
+            broker.freeze()
+            let outcome = Mutex<Result<Void, any Error>?>(nil)
+            let started = Date()
+            let revoking = Task {
+                let r: Result<Void, any Error>
+                do {
+                    try await provisioner.revoke(DeviceIdentity(tenant: "acme", deviceUID: "m-1"))
+                    r = .success(())
+                } catch {
+                    r = .failure(error)
+                }
+                outcome.withLock { $0 = r }
+            }
+            while outcome.withLock({ $0 }) == nil && Date().timeIntervalSince(started) < 10 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let elapsed = Date().timeIntervalSince(started)
+            broker.thaw()
+            switch outcome.withLock({ $0 }) {
+            case nil:
+                Issue.record("the revocation at a frozen broker did not return within 10 s")
+                revoking.cancel()
+            case .success:
+                Issue.record("a revocation nobody answered must fail")
+            case .failure(let error as IoTError):
+                #expect(error.code == .timeout, "\(error)")
+                #expect(error.message.contains("dynamic-security"), "\(error)")
+                #expect(elapsed < 8, "took \(elapsed) s")
+            case .failure(let error):
+                Issue.record("unexpected error: \(error)")
+            }
         }
     }
 

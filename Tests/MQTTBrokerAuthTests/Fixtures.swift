@@ -125,6 +125,17 @@ final class MosquittoBroker: @unchecked Sendable {
         process = nil
     }
 
+    /// Freezes the broker (SIGSTOP, by PID): its connections stay open and nothing is answered, as with a
+    /// broker that hangs or a network path that silently drops packets. ``thaw()`` resumes it.
+    func freeze() {
+        if let pid = process?.pid { kill(pid, SIGSTOP) }
+    }
+
+    /// Resumes a frozen broker (SIGCONT).
+    func thaw() {
+        if let pid = process?.pid { kill(pid, SIGCONT) }
+    }
+
     deinit {
         stop()
         try? FileManager.default.removeItem(atPath: directory)

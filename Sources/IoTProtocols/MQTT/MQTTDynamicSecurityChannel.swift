@@ -67,13 +67,16 @@ public final class MQTTDynamicSecurityChannel: DynamicSecurityChannel {
         let client = self.client
         let answer: [UInt8]? = await withCheckedContinuation { continuation in
             waiters.put(correlation, continuation)
+            // The deadline runs from the send, not from the broker's PUBACK: a QoS 1 publish whose broker went
+            // away waits for the reconnection to deliver it, which may never come.
             Task {
                 do {
                     try await client.publish(topic: DynamicSecurityProvisioner.controlTopic, payload: request, qos: 1)
                 } catch {
                     waiters.resume(correlation, with: nil)
-                    return
                 }
+            }
+            Task {
                 try? await Task.sleep(for: .milliseconds(timeoutMillis))
                 waiters.resume(correlation, with: nil)
             }

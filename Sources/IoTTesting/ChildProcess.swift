@@ -178,8 +178,14 @@ public final class ChildProcess {
     }
 
     /// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it).
-    public static func freeLoopbackPort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    public static func freeLoopbackPort() -> Int { freePort(type: Int32(SOCK_STREAM.rawValue)) }
+
+    /// A UDP port on 127.0.0.1 that was free a moment ago, for a peer that listens on UDP (CoAP). A port from
+    /// ``freeLoopbackPort()`` is free for TCP only: a UDP socket (another test's CoAP client, say) may hold it.
+    public static func freeLoopbackUDPPort() -> Int { freePort(type: Int32(SOCK_DGRAM.rawValue)) }
+
+    private static func freePort(type: Int32) -> Int {
+        let fd = socket(AF_INET, type, 0)
         defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)

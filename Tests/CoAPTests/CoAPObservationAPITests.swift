@@ -73,7 +73,7 @@ struct CoAPObservationAPITests {
 
     /// Starts the aiocoap observable server on a free port; waits for its "ready" line.
     static func startDevice() throws -> (ChildProcess, Int) {
-        let port = ChildProcess.freeLoopbackPort()
+        let port = ChildProcess.freeLoopbackUDPPort()
         let server = try ChildProcess(["/usr/bin/env", "python3", "-u", peerScript, "server", String(port)])
         guard server.readLine() == "ready \(port)" else {
             server.stop(signal: SIGKILL)

@@ -36,7 +36,7 @@ struct CoAPObserveTests {
         let manager = CoAPObserverManager(
             configuration: .init(reregisterAfterMillis: 600), ingestor: h.ingestor, logger: Logger(label: "observe-test"))
         let run = Task { try await manager.run() }
-        let port = ChildProcess.freeLoopbackPort()
+        let port = ChildProcess.freeLoopbackUDPPort()
         var server = try startServer(port)
         defer { server.stop(signal: SIGKILL) }
 

@@ -28,7 +28,7 @@ import Testing
     /// after the process is killed and started again.
     @Test func observationsFromTheFileAndTheAPISurviveARestart() throws {
         let root = String(#filePath.prefix(upTo: #filePath.range(of: "/Tests/")!.lowerBound))
-        let devicePort = ChildProcess.freeLoopbackPort()
+        let devicePort = ChildProcess.freeLoopbackUDPPort()
         let device = try ChildProcess(
             [
                 "/usr/bin/env", "python3", "-u", root + "/Tests/CoAPTests/Peers/coap_peer.py", "server",

@@ -92,8 +92,7 @@ public final class ChildProcess {
             }
             let remaining = deadline - Self.now()
             if remaining <= 0 {
-                let message = "ChildProcess \(pid): no line within \(timeoutSeconds) s, giving up on its output\n"
-                _ = message.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+                report("no line within \(timeoutSeconds) s, giving up on its output")
                 return nil
             }
             var ready = pollfd(fd: stdoutFD, events: Int16(POLLIN), revents: 0)
@@ -106,6 +105,12 @@ public final class ChildProcess {
             if n <= 0 { return nil }  // an unterminated last line is dropped: it may be torn
             buffer.append(contentsOf: chunk[..<n])
         }
+    }
+
+    /// Writes `text` about this child to stderr (unbuffered, so it shows even if the test run is killed).
+    private func report(_ text: String) {
+        let line = "ChildProcess \(pid): \(text)\n"
+        _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
     }
 
     private static func now() -> Double {
@@ -141,8 +146,7 @@ public final class ChildProcess {
             if r == pid { break }
             if r < 0 && errno != EINTR { break }  // not our child any more: nothing to wait for
             if r == 0 && Self.now() >= deadline {
-                let message = "ChildProcess \(pid): still running \(timeoutSeconds) s after it was waited for; killed (SIGKILL)\n"
-                _ = message.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+                report("still running \(timeoutSeconds) s after it was waited for; killed (SIGKILL)")
                 kill(pid, SIGKILL)
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
                 break

@@ -12,7 +12,7 @@ import Synchronization
 /// more (glibc aborts the process). A process with thousands of MQTT and TCP connections has no free
 /// number below 1024 left by the time a Modbus device is (re)connected, so the numbers are taken early:
 /// each is a placeholder, `/dev/null` opened read-only and kept open. A connection moves its socket onto a
-/// placeholder's number with `dup2` (which replaces the placeholder in one step) and, when it closes, turns
+/// placeholder's number with `dup3` (which replaces the placeholder in one step) and, when it closes, turns
 /// the number back into a placeholder the same way, so no other thread can take the number in between.
 ///
 /// The descriptor table is per process, so the reserve is too: ``shared``. It grows (``reserve(_:)``) and
@@ -66,7 +66,7 @@ package final class ModbusDescriptorReserve: Sendable {
     }
 
     /// Takes a placeholder's number for a connection; `nil` when none is free. The caller replaces the
-    /// placeholder with `dup2` and hands the number back with ``giveBack(_:)`` or ``discard(_:)``.
+    /// placeholder with `dup3` and hands the number back with ``giveBack(_:)``.
     package func take() -> Int32? {
         state.withLock { s in
             guard let fd = s.free.popLast() else { return nil }

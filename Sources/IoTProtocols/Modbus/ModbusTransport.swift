@@ -116,7 +116,7 @@ public final class ModbusTransport: Transport {
         }
         for device in devices { try add(device) }
         let wanted = Self.descriptorsNeeded(configuration: configuration, devices: devices)
-        let reserved = Self.reserveDescriptors(configuration: configuration, devices: devices)
+        let reserved = ModbusDescriptorReserve.shared.reserve(wanted)
         if reserved < min(wanted, ModbusDescriptorReserve.limit) {
             logger.warning(
                 "fewer file descriptors below 1024 set aside for Modbus connections than wanted; create the Modbus transport earlier, before other connections are opened",

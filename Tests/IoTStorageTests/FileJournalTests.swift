@@ -121,6 +121,71 @@ final class JournalTempDirectory {
         #expect(k.lastSequence == 1001)
     }
 
+    func fileSize(_ path: String) -> Int {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : -1
+    }
+
+    @Test func aMappedSegmentGrowsInStepsAndLosesItsZerosOnClose() throws {
+        let dir = JournalTempDirectory()
+        var live = 0
+        do {
+            let j = try FileJournal(configuration: .init(directory: dir.path))
+            for _ in 0..<10 { _ = try j.append(tenant: "a", points: points(3)) }
+            // Room is allocated a step ahead of the records; the zeros are not records.
+            live = fileSize(try segmentFiles(dir.path)[0])
+            #expect(live == FileJournal.growthBytes)
+            var seqs: [UInt64] = []
+            try j.replay(after: 0) { seqs.append($0.sequence) }
+            #expect(seqs == Array(1...10))
+        }
+        let closed = fileSize(try segmentFiles(dir.path)[0])
+        #expect(closed > 0 && closed < live)
+        let j = try FileJournal(configuration: .init(directory: dir.path))
+        #expect(j.lastSequence == 10)
+    }
+
+    @Test func zerosLeftByACrashAreNotATornTail() throws {
+        let dir = JournalTempDirectory()
+        do {
+            let j = try FileJournal(configuration: .init(directory: dir.path))
+            for _ in 0..<10 { _ = try j.append(tenant: "a", points: points(3)) }
+        }
+        // A process killed while the segment was mapped leaves the allocated room after the records.
+        let file = try segmentFiles(dir.path)[0]
+        let size = fileSize(file)
+        #expect(truncate(file, off_t(FileJournal.growthBytes)) == 0)
+        let j = try FileJournal(configuration: .init(directory: dir.path))
+        #expect(j.lastSequence == 10)
+        #expect(fileSize(file) == size)
+        #expect(try j.append(tenant: "a", points: points(2)) == 11)
+        var seqs: [UInt64] = []
+        try j.replay(after: 0) { seqs.append($0.sequence) }
+        #expect(seqs == Array(1...11))
+    }
+
+    @Test(arguments: [FileJournal.Durability.process, .fsync])
+    func anEntryLargerThanASegmentIsKept(durability: FileJournal.Durability) throws {
+        let dir = JournalTempDirectory()
+        var sizes: [Int] = []
+        do {
+            let j = try FileJournal(configuration: .init(directory: dir.path, durability: durability, segmentBytes: 4096))
+            for n in [3, 600, 2, 600, 4] {
+                _ = try j.append(tenant: "a", points: points(n))
+                sizes.append(n)
+            }
+            var replayed: [Int] = []
+            try j.replay(after: 0) { replayed.append($0.points.count) }
+            #expect(replayed == sizes)
+        }
+        let j = try FileJournal(configuration: .init(directory: dir.path, durability: durability, segmentBytes: 4096))
+        #expect(j.lastSequence == 5)
+        var replayed: [Int] = []
+        try j.replay(after: 0) { replayed.append($0.points.count) }
+        #expect(replayed == sizes)
+        #expect(try segmentFiles(dir.path).count >= 3)
+    }
+
     @Test func crc32cMatchesKnownVector() {
         // RFC 3720 B.4: CRC-32C of "123456789" is 0xE3069283.
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)

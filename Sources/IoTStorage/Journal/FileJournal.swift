@@ -21,6 +21,12 @@ import Glibc
 /// ``Configuration/segmentBytes``, plus `trimmed`, the sequence below which replay need not look.
 /// A record is `length u32 | crc32c u32 | payload`. A torn or corrupt tail (power loss mid-write) ends
 /// the log there: it is cut off on open, and the records before it are intact.
+///
+/// With ``Durability/process`` the segment being written is memory-mapped (`MAP_SHARED`) and an append
+/// is a copy into the operating system's page cache, the same place `write(2)` puts it, with no system
+/// call: the file grows ahead of the records in steps of 1 MiB, allocated with `posix_fallocate` so a full
+/// disk fails the append with a ``IoTCore/IoTError/Code/journal`` error (never a `SIGBUS`), and the
+/// zeros after the last record are cut off when the segment is closed or reopened.
 public final class FileJournal: BatchJournal {
     /// How durable an appended record is when ``append(tenant:points:)`` returns.
     public enum Durability: String, Sendable, Hashable, Codable {
@@ -52,6 +58,17 @@ public final class FileJournal: BatchJournal {
         var path: String
     }
 
+    /// The memory map of the segment being written (``Durability/process`` only).
+    private struct Mapping {
+        /// The start of the map: `length` bytes from the file's offset 0.
+        var base: UnsafeMutableRawPointer
+        /// The bytes mapped: the segment size rounded up to whole pages.
+        var length: Int
+        /// The file's size: space allocated for records, zeros after the last one. Only bytes below it are
+        /// written through the map (a page past the end of the file would raise `SIGBUS`).
+        var allocated: Int
+    }
+
     private struct State {
         var fd: Int32
         var size: Int
@@ -59,7 +76,11 @@ public final class FileJournal: BatchJournal {
         var last: UInt64
         var trimmed: UInt64
         var buffer: [UInt8] = []
+        var map: Mapping?
     }
+
+    /// The step in which a mapped segment's file grows.
+    static let growthBytes = 1 << 20
 
     /// The configuration in force.
     public let configuration: Configuration
@@ -79,12 +100,12 @@ public final class FileJournal: BatchJournal {
         var size: Int
         if let tail = segments.last {
             let scan = try Self.scan(tail.path, validateFrom: tail.first)
-            if scan.validBytes < scan.fileBytes {
+            if !scan.zeroTail {
                 logger.warning(
                     "journal: cutting off a torn tail",
                     metadata: ["segment": "\(tail.path)", "valid": "\(scan.validBytes)", "size": "\(scan.fileBytes)"])
             }
-            fd = open(tail.path, O_WRONLY | O_APPEND | O_CLOEXEC)
+            fd = open(tail.path, O_RDWR | O_CLOEXEC)
             guard fd >= 0 else { throw Self.errnoError("open \(tail.path)") }
             if scan.validBytes < scan.fileBytes { _ = ftruncate(fd, off_t(scan.validBytes)) }
             size = scan.validBytes
@@ -92,20 +113,20 @@ public final class FileJournal: BatchJournal {
         } else {
             let first = trimmed + 1
             let path = Self.segmentPath(dir, first)
-            fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+            fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw Self.errnoError("create \(path)") }
             Self.syncDirectory(dir)
             segments = [Segment(first: first, path: path)]
             size = 0
             last = trimmed
         }
-        state = Mutex(State(fd: fd, size: size, segments: segments, last: max(last, trimmed), trimmed: trimmed))
+        let map = Self.map(fd, size: size, configuration)
+        state = Mutex(State(fd: fd, size: size, segments: segments, last: max(last, trimmed), trimmed: trimmed, map: map))
     }
 
     deinit {
         state.withLock { s in
-            if configuration.durability == .fsync { _ = fdatasync(s.fd) }
-            close(s.fd)
+            Self.closeSegment(&s, configuration)
         }
     }
 
@@ -139,7 +160,28 @@ public final class FileJournal: BatchJournal {
         if s.size > 0 && s.size + frames.count > configuration.segmentBytes {
             try roll(&s, first: first)
         }
-        try Self.writeAll(s.fd, frames, what: "append to the journal", cutBackTo: s.size)
+        if var map = s.map, s.size + frames.count <= map.length {
+            // Into the page cache through the map; room is allocated first, so a full disk is an error here.
+            let end = s.size + frames.count
+            if end > map.allocated {
+                var target = min(map.length, (end + Self.growthBytes - 1) / Self.growthBytes * Self.growthBytes)
+                var rc = posix_fallocate(s.fd, off_t(map.allocated), off_t(target - map.allocated))
+                if rc != 0 && target > end {
+                    // Less than a step left on the disk: room for these records only.
+                    target = end
+                    rc = posix_fallocate(s.fd, off_t(map.allocated), off_t(target - map.allocated))
+                }
+                if rc != 0 {
+                    errno = rc
+                    throw Self.errnoError("allocate room in the journal")
+                }
+                map.allocated = target
+                s.map = map
+            }
+            frames.withUnsafeBytes { (map.base + s.size).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        } else {
+            try Self.writeAll(s.fd, frames, at: s.size, what: "append to the journal", map: &s.map)
+        }
         if configuration.durability == .fsync && fdatasync(s.fd) != 0 {
             let error = Self.errnoError("fdatasync the journal")
             _ = ftruncate(s.fd, off_t(s.size))  // not durable: not appended
@@ -161,6 +203,8 @@ public final class FileJournal: BatchJournal {
                 var offset = 0
                 while offset < raw.count {
                     guard let (entry, next) = Self.frame(raw, at: offset) else {
+                        // Zeros to the end: room allocated ahead of the records (the segment being written).
+                        if Self.isZero(raw, from: offset) { return }
                         logger.warning("journal: replay stops at a damaged record", metadata: ["segment": "\(segment.path)", "offset": "\(offset)"])
                         stop = true
                         return
@@ -198,15 +242,41 @@ public final class FileJournal: BatchJournal {
     // MARK: - Internals
 
     private func roll(_ s: inout State, first: UInt64) throws(IoTError) {
-        if configuration.durability == .fsync { _ = fdatasync(s.fd) }
         let path = Self.segmentPath(configuration.directory, first)
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw Self.errnoError("create \(path)") }
         if configuration.durability == .fsync { Self.syncDirectory(configuration.directory) }
-        close(s.fd)
+        // The old segment loses its zeros before the new one gets a record: only the last segment can
+        // end in zeros after a crash.
+        Self.closeSegment(&s, configuration)
         s.fd = fd
         s.size = 0
+        s.map = Self.map(fd, size: 0, configuration)
         s.segments.append(Segment(first: first, path: path))
+    }
+
+    /// Maps a segment whose records end at `size` (its file size) for ``Durability/process``; `nil` (appends
+    /// use `pwrite`) for ``Durability/fsync`` or when the map cannot be made.
+    private static func map(_ fd: Int32, size: Int, _ configuration: Configuration) -> Mapping? {
+        guard configuration.durability == .process else { return nil }
+        let page = max(4096, Int(sysconf(Int32(_SC_PAGESIZE))))
+        let length = (max(configuration.segmentBytes, 1) + page - 1) / page * page
+        guard let base = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), base != MAP_FAILED else {
+            return nil
+        }
+        return Mapping(base: base, length: length, allocated: size)
+    }
+
+    /// Unmaps the segment being written, cuts the zeros after its last record, syncs it as the policy
+    /// says and closes it.
+    private static func closeSegment(_ s: inout State, _ configuration: Configuration) {
+        if let map = s.map {
+            munmap(map.base, map.length)
+            s.map = nil
+            if map.allocated > s.size { _ = ftruncate(s.fd, off_t(s.size)) }
+        }
+        if configuration.durability == .fsync { _ = fdatasync(s.fd) }
+        close(s.fd)
     }
 
     /// Decodes the frame at `offset`: the entry and the offset after it, or `nil` if damaged or torn.
@@ -225,6 +295,13 @@ public final class FileJournal: BatchJournal {
         var validBytes: Int
         var fileBytes: Int
         var lastSequence: UInt64?
+        /// Nothing but zeros after the last intact record (room allocated ahead of the records), or nothing.
+        var zeroTail: Bool
+    }
+
+    /// Whether every byte of `raw` from `offset` on is zero.
+    private static func isZero(_ raw: UnsafeRawBufferPointer, from offset: Int) -> Bool {
+        raw[offset...].allSatisfy { $0 == 0 }
     }
 
     private static func scan(_ path: String, validateFrom first: UInt64) throws(IoTError) -> Scan {
@@ -236,7 +313,7 @@ public final class FileJournal: BatchJournal {
                 last = entry.sequence
                 offset = next
             }
-            return Scan(validBytes: offset, fileBytes: raw.count, lastSequence: last)
+            return Scan(validBytes: offset, fileBytes: raw.count, lastSequence: last, zeroTail: isZero(raw, from: offset))
         }
     }
 
@@ -262,22 +339,34 @@ public final class FileJournal: BatchJournal {
         return bytes
     }
 
-    /// Writes `bytes` at the end of the segment. When a write fails part-way (disk full), the segment is
-    /// cut back to `cutBackTo` bytes, so no torn frame sits before the entries appended later.
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], what: String, cutBackTo size: Int) throws(IoTError) {
+    /// Writes `bytes` at `offset`, the end of the segment's records. When a write fails part-way (disk
+    /// full), the segment is cut back to `offset` bytes, so no torn frame sits before the entries appended
+    /// later; a map then only writes below the new end of the file.
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int, what: String, map: inout Mapping?) throws(IoTError) {
         do {
-            try writeAll(fd, bytes, what: what)
+            try writeAll(fd, bytes, at: offset, what: what)
+            if var m = map, offset + bytes.count > m.allocated {
+                m.allocated = offset + bytes.count
+                map = m
+            }
         } catch {
-            _ = ftruncate(fd, off_t(size))
+            _ = ftruncate(fd, off_t(offset))
+            if var m = map {
+                m.allocated = min(m.allocated, offset)
+                map = m
+            }
             throw error
         }
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], what: String) throws(IoTError) {
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int = -1, what: String) throws(IoTError) {
         let failed: Bool = bytes.withUnsafeBytes { raw in
             var done = 0
             while done < raw.count {
-                let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                let n =
+                    offset < 0
+                    ? write(fd, raw.baseAddress! + done, raw.count - done)
+                    : pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset + done))
                 if n < 0 {
                     if errno == EINTR { continue }
                     return true

@@ -42,4 +42,18 @@ struct CoAPRouteTests {
             #expect(error.code == code, "\(error)")
         }
     }
+
+    @Test("a receipt's answer is the JSON of its three numbers", arguments: [
+        Receipt(sequence: 0, records: 0, points: 0),
+        Receipt(sequence: 7, records: 1, points: 2),
+        Receipt(sequence: 1_234_567_890_123, records: 10, points: 4_096),
+        Receipt(sequence: .max, records: .max, points: 99),
+    ])
+    func receiptBody(receipt: Receipt) {
+        let reply = CoAPReply.receipt(receipt)
+        #expect(reply.code == 204)
+        #expect(
+            String(decoding: reply.body, as: UTF8.self)
+                == #"{"sequence":\#(receipt.sequence),"records":\#(receipt.records),"points":\#(receipt.points)}"#)
+    }
 }

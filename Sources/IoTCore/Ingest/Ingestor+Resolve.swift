@@ -56,6 +56,19 @@ extension Ingestor {
     {
         if records.isEmpty { return [] }
         guard case .hit(let tenant) = directory.cachedTenant(identity.tenant) else { return nil }
+        let code = records[0].identificationCode
+        if records.count == 1 || records.allSatisfy({ $0.identificationCode == code }) {
+            // One device (the common case): no table of devices to build.
+            guard !code.isEmpty else { throw IoTError.malformed("a record has an empty device id") }
+            guard case .hit(let device) = directory.cachedDevice(DeviceIdentity(tenant: identity.tenant, deviceUID: code))
+            else { return nil }
+            if tenant.policy.unknownSignals == .register {
+                for record in records {
+                    for name in record.values.keys where device.signals[name] == nil { return nil }
+                }
+            }
+            return try convert(records, device: { _ in device }, policy: tenant.policy, receivedAt: receivedAt)
+        }
         var devices: [String: DeviceDirectory.ResolvedDevice] = [:]
         for record in records where devices[record.identificationCode] == nil {
             let code = record.identificationCode
@@ -77,10 +90,18 @@ extension Ingestor {
         _ records: [DeviceRecord], devices: [String: DeviceDirectory.ResolvedDevice], policy: IngestPolicy,
         receivedAt: Int64
     ) throws(IoTError) -> [Point] {
+        try convert(records, device: { devices[$0]! }, policy: policy, receivedAt: receivedAt)
+    }
+
+    /// Converts records into points; `device` gives the resolved device of every record's identification code.
+    private func convert(
+        _ records: [DeviceRecord], device resolved: (String) -> DeviceDirectory.ResolvedDevice, policy: IngestPolicy,
+        receivedAt: Int64
+    ) throws(IoTError) -> [Point] {
         var points: [Point] = []
         points.reserveCapacity(records.reduce(0) { $0 + $1.values.count })
         for record in records {
-            let device = devices[record.identificationCode]!
+            let device = resolved(record.identificationCode)
             let time = record.time ?? receivedAt
             guard time >= 0 else {
                 throw IoTError(.invalidValue, "time \(time) of device '\(record.identificationCode)' is before 1970; send UTC milliseconds")

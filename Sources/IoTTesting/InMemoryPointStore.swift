@@ -33,14 +33,16 @@ public final class InMemoryPointStore: PointStore {
         try Self.validate(batch.tenant)
         let policy = duplicatePolicy
         state.withLock { tenants in
-            var data = tenants[batch.tenant] ?? TenantData()
-            for p in batch.points {
-                let key = p.series
-                if let old = data.series[key]?[p.time], old == p.value || policy == .firstWriteWins { continue }
-                data.series[key, default: [:]][p.time] = p.value
+            // In place: a copy of the tenant's data would copy every series' table on each write.
+            func apply(_ data: inout TenantData) {
+                for p in batch.points {
+                    let key = p.series
+                    if let old = data.series[key]?[p.time], old == p.value || policy == .firstWriteWins { continue }
+                    data.series[key, default: [:]][p.time] = p.value
+                }
+                data.committed = max(data.committed, batch.journalSequence)
             }
-            data.committed = max(data.committed, batch.journalSequence)
-            tenants[batch.tenant] = data
+            apply(&tenants[batch.tenant, default: TenantData()])
         }
     }
 

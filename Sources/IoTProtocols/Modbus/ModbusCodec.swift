@@ -25,9 +25,22 @@ public enum ModbusCodec {
             }
             return .text(s)
         default:
-            let bytes = wireBytes(words, order: register.byteOrder, isString: false)
+            // The words as one big-endian number, without building the wire bytes (this runs for every
+            // register of every poll): a byte swap turns each word around, a word swap puts the first word
+            // lowest.
+            let swapsBytes = register.byteOrder.swapsBytes
+            let swapsWords = register.byteOrder.swapsWords
             var bits: UInt64 = 0
-            for b in bytes { bits = bits << 8 | UInt64(b) }
+            var shift: UInt64 = 0
+            for w in words {
+                let v = UInt64(swapsBytes ? w.byteSwapped : w)
+                if swapsWords {
+                    bits |= v << shift
+                    shift += 16
+                } else {
+                    bits = bits << 16 | v
+                }
+            }
             let raw: Double
             switch register.type {
             case .int16: raw = Double(Int16(truncatingIfNeeded: bits))

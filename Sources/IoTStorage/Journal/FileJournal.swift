@@ -30,8 +30,8 @@ import Glibc
 public final class FileJournal: BatchJournal {
     /// How durable an appended record is when ``append(tenant:points:)`` returns.
     public enum Durability: String, Sendable, Hashable, Codable {
-        /// Written to the operating system (`write(2)`): survives a crash or `kill -9` of the process,
-        /// not a power loss or kernel crash. Fast. Default.
+        /// In the operating system's page cache (copied into the memory-mapped segment): survives a crash or
+        /// `kill -9` of the process, not a power loss or kernel crash. Fast: no system call per append. Default.
         case process
         /// Written and `fdatasync(2)`ed: survives power loss. Each append waits for the disk.
         case fsync

@@ -199,9 +199,31 @@ final class RabbitMQBroker: @unchecked Sendable {
         self.server = server
         do {
             try Fixture.waitForPort(mqttPort, process: server, seconds: 90, what: "rabbitmq-server")
+            try waitForMQTT(seconds: 90)
         } catch {
             stop()
             throw error
+        }
+    }
+
+    /// Waits until one QoS 1 publish goes through. Under load the MQTT port opens while the broker is still
+    /// booting, and a CONNECT sent then can go unanswered: a transport that connected at that moment waited
+    /// for its keepalive and failed its test ("not connected and subscribed within 20000 ms", in a
+    /// parallel run). Each attempt is bounded by timeout(1); the topic is one no test subscribes to.
+    private func waitForMQTT(seconds: Double) throws {
+        let publish = try Fixture.binary(["/usr/bin/mosquitto_pub"], package: "mosquitto-clients")
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            let attempt = try Fixture.run([
+                "/usr/bin/timeout", "10", publish, "-h", "127.0.0.1", "-p", "\(mqttPort)", "-u", "guest", "-P", "guest",
+                "-t", "iot-test/ready", "-m", "1", "-q", "1",
+            ])
+            if attempt.status == 0 { return }
+            guard Date() < deadline else {
+                throw FixtureFailure(
+                    "rabbitmq-server did not take an MQTT publish within \(Int(seconds)) s (last: exit \(attempt.status), \(attempt.lines.joined(separator: " ")))")
+            }
+            usleep(500_000)
         }
     }
 

@@ -113,6 +113,19 @@ let peerScript: String = {
     return parts.joined(separator: "/") + "/Peers/coap_peer.py"
 }()
 
+/// Starts the aiocoap observable server (`coap_peer.py server`) on `port`, or on a port it picks right before
+/// binding when `port` is 0; waits for its "ready" line and returns the process and its port.
+func startAiocoapServer(port: Int = 0) throws -> (ChildProcess, Int) {
+    let server = try ChildProcess(["/usr/bin/env", "python3", "-u", peerScript, "server", String(port)])
+    guard let line = server.readLine(), line.hasPrefix("ready "), let bound = Int(line.dropFirst(6)),
+        port == 0 || bound == port
+    else {
+        server.stop(signal: SIGKILL)
+        throw ObserveTestError(description: "the aiocoap server did not start on port \(port) (0: any); see its output above")
+    }
+    return (server, bound)
+}
+
 /// `aiocoap` request: `"<code> <payload>"`.
 func aiocoap(_ method: String, _ uri: String, _ payload: String, format: Int? = 50) async throws -> String {
     let lines = try await runPeer(

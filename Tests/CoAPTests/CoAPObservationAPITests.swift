@@ -71,15 +71,9 @@ struct CoAPObservationAPITests {
         }
     }
 
-    /// Starts the aiocoap observable server on a free port; waits for its "ready" line.
+    /// Starts the aiocoap observable server on a port it picks; waits for its "ready" line.
     static func startDevice() throws -> (ChildProcess, Int) {
-        let port = ChildProcess.freeLoopbackUDPPort()
-        let server = try ChildProcess(["/usr/bin/env", "python3", "-u", peerScript, "server", String(port)])
-        guard server.readLine() == "ready \(port)" else {
-            server.stop(signal: SIGKILL)
-            throw ObserveTestError(description: "the aiocoap server did not start on port \(port)")
-        }
-        return (server, port)
+        try startAiocoapServer()
     }
 
     static func spec(_ id: String, port: Int, device: String = "t-1", tenant: String = "acme") -> String {

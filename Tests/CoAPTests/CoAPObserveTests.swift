@@ -12,14 +12,9 @@ import Glibc
 /// The platform observing a resource on an aiocoap server that changes it every 100 ms.
 @Suite("CoAP observe", .serialized)
 struct CoAPObserveTests {
-    /// Starts the aiocoap observable server on `port`; waits for its "ready" line.
-    private func startServer(_ port: Int) throws -> ChildProcess {
-        let server = try ChildProcess(["/usr/bin/env", "python3", "-u", peerScript, "server", String(port)])
-        guard server.readLine() == "ready \(port)" else {
-            server.stop(signal: SIGKILL)
-            throw ObserveTestError(description: "the aiocoap server did not start on port \(port)")
-        }
-        return server
+    /// Starts the aiocoap observable server on `port` (0: a port it picks); waits for its "ready" line.
+    private func startServer(_ port: Int = 0) throws -> (ChildProcess, Int) {
+        try startAiocoapServer(port: port)
     }
 
     private func waitFor(_ what: String, _ condition: () -> Bool) async throws {
@@ -36,8 +31,7 @@ struct CoAPObserveTests {
         let manager = CoAPObserverManager(
             configuration: .init(reregisterAfterMillis: 600), ingestor: h.ingestor, logger: Logger(label: "observe-test"))
         let run = Task { try await manager.run() }
-        let port = ChildProcess.freeLoopbackUDPPort()
-        var server = try startServer(port)
+        var (server, port) = try startServer()
         defer { server.stop(signal: SIGKILL) }
 
         let spec = CoAPObservationSpec(
@@ -56,7 +50,7 @@ struct CoAPObserveTests {
 
         // The device restarts (its observer list is gone): the manager re-registers and data flows again.
         server.stop(signal: SIGKILL)
-        server = try startServer(port)
+        (server, _) = try startServer(port)
         let storedBefore = manager.report(id: "boiler")?.stored ?? 0
         try await waitFor("notifications after the restart") { (manager.report(id: "boiler")?.stored ?? 0) >= storedBefore + 5 }
         let after = try #require(manager.report(id: "boiler"))

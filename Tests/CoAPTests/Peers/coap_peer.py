@@ -4,10 +4,14 @@
   coap_peer.py request METHOD URI PAYLOAD FORMAT   one request; prints "<code> <payload>" (FORMAT "-" = none).
       PAYLOAD "big:N" is a JSON array of {"ts","values"} records about N bytes long (block-wise).
   coap_peer.py server PORT                          an observable /temp resource that changes every 100 ms;
-      prints "ready PORT" once listening.
+      prints "ready PORT" once listening. PORT 0 picks a free port here, right before binding it (a port
+      picked by the test could be taken by another test's socket before this process starts); a given
+      PORT that is still held (a device restarting on its old port) is tried again for up to 10 s.
 """
 import asyncio
+import errno
 import json
+import socket
 import sys
 
 import aiocoap
@@ -60,12 +64,26 @@ class Temperature(resource.ObservableResource):
         return Message(payload=body, content_format=50)
 
 
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 async def server(port):
     root = resource.Site()
     temp = Temperature()
     root.add_resource(["temp"], temp)
-    await Context.create_server_context(root, bind=("127.0.0.1", port))
-    print(f"ready {port}", flush=True)
+    for attempt in range(100):
+        chosen = port or free_udp_port()
+        try:
+            await Context.create_server_context(root, bind=("127.0.0.1", chosen))
+            break
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE or attempt == 99:
+                raise
+            await asyncio.sleep(0.1)
+    print(f"ready {chosen}", flush=True)
     asyncio.get_running_loop().create_task(temp.tick())
     await asyncio.get_running_loop().create_future()
 

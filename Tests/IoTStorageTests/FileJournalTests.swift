@@ -73,11 +73,7 @@ final class JournalTempDirectory {
 
     @Test func tornTailIsCutOffAndAppendsContinue() throws {
         let dir = JournalTempDirectory()
-        do {
-            let j = try FileJournal(configuration: .init(directory: dir.path))
-            for _ in 0..<10 { _ = try j.append(tenant: "a", points: points(3)) }
-        }
-        let file = try segmentFiles(dir.path)[0]
+        let file = try tenRecordsClosed(dir)
         // Simulate a torn write: half a record at the end, then a corrupted byte in it.
         let fd = open(file, O_WRONLY | O_APPEND)
         let garbage: [UInt8] = [40, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9]
@@ -93,11 +89,7 @@ final class JournalTempDirectory {
 
     @Test func corruptRecordEndsReplayThere() throws {
         let dir = JournalTempDirectory()
-        do {
-            let j = try FileJournal(configuration: .init(directory: dir.path))
-            for _ in 0..<10 { _ = try j.append(tenant: "a", points: points(3)) }
-        }
-        let file = try segmentFiles(dir.path)[0]
+        let file = try tenRecordsClosed(dir)
         // Flip one byte inside the 6th record's payload.
         var st = stat()
         stat(file, &st)
@@ -119,6 +111,15 @@ final class JournalTempDirectory {
         #expect(try j.append(tenant: "a", points: points(1)) == 1001)
         let k = try FileJournal(configuration: .init(directory: dir.path))
         #expect(k.lastSequence == 1001)
+    }
+
+    /// Appends ten entries of three points to a new journal in `dir`, closes it, and returns its one segment file.
+    func tenRecordsClosed(_ dir: JournalTempDirectory) throws -> String {
+        do {
+            let j = try FileJournal(configuration: .init(directory: dir.path))
+            for _ in 0..<10 { _ = try j.append(tenant: "a", points: points(3)) }
+        }
+        return try segmentFiles(dir.path)[0]
     }
 
     func fileSize(_ path: String) -> Int {
@@ -147,12 +148,8 @@ final class JournalTempDirectory {
 
     @Test func zerosLeftByACrashAreNotATornTail() throws {
         let dir = JournalTempDirectory()
-        do {
-            let j = try FileJournal(configuration: .init(directory: dir.path))
-            for _ in 0..<10 { _ = try j.append(tenant: "a", points: points(3)) }
-        }
         // A process killed while the segment was mapped leaves the allocated room after the records.
-        let file = try segmentFiles(dir.path)[0]
+        let file = try tenRecordsClosed(dir)
         let size = fileSize(file)
         #expect(truncate(file, off_t(FileJournal.growthBytes)) == 0)
         let j = try FileJournal(configuration: .init(directory: dir.path))

@@ -235,7 +235,7 @@ public final class FileJournal: BatchJournal {
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw Self.errnoError("write \(tmp)") }
         defer { close(fd) }
-        try Self.writeAll(fd, Array(text.utf8), what: "write \(tmp)")
+        try Self.writeAll(fd, Array(text.utf8), at: 0, what: "write \(tmp)")
         if rename(tmp, configuration.directory + "/trimmed") != 0 { throw Self.errnoError("rename \(tmp)") }
     }
 
@@ -359,14 +359,11 @@ public final class FileJournal: BatchJournal {
         }
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int = -1, what: String) throws(IoTError) {
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int, what: String) throws(IoTError) {
         let failed: Bool = bytes.withUnsafeBytes { raw in
             var done = 0
             while done < raw.count {
-                let n =
-                    offset < 0
-                    ? write(fd, raw.baseAddress! + done, raw.count - done)
-                    : pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset + done))
+                let n = pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset + done))
                 if n < 0 {
                     if errno == EINTR { continue }
                     return true

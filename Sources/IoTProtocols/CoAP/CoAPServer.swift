@@ -26,7 +26,8 @@ struct CoAPSessionPointer: @unchecked Sendable {
 }
 
 /// The libcoap server behind ``CoAPTransport``: one context with a UDP and/or DTLS endpoint and an
-/// unknown-resource handler for every path, driven by one dedicated I/O thread.
+/// unknown-resource handler for every path, driven by one dedicated I/O thread (its wait is a
+/// ``CoAPDatagramReader``, which reads a burst of datagrams per wait).
 ///
 /// libcoap 4.3.1 is not thread-safe, so everything that touches a libcoap object runs on that thread. A
 /// request from a device whose token and registry data are cached is parsed and journaled on that thread
@@ -67,6 +68,8 @@ final class CoAPServer: @unchecked Sendable {
     private let wakeWritten = Atomic<Bool>(false)
     /// I/O thread only: requests parked in libcoap and not yet answered.
     private var pending = 0
+    /// I/O thread only: requests that reached the handler.
+    private var handled = 0
     /// I/O thread only: PSK keys handed to libcoap, freed after the context.
     private var psk: CoAPPSKTable?
     /// I/O thread only: counts failed DTLS handshakes (set up with DTLS).
@@ -174,15 +177,25 @@ final class CoAPServer: @unchecked Sendable {
     }
 
     private func loop(_ ctx: OpaquePointer) {
-        // One wait for both: the wake pipe joins libcoap's own epoll set, so `coap_io_process` blocks in a
-        // single `epoll_wait` (it arms its timers itself) and returns for a datagram, a timer or a wake.
+        // One wait for both: the wake pipe joins libcoap's own epoll set, so one `epoll_wait` returns for a
+        // datagram, one of libcoap's timers or a wake.
         let coapFD = coap_context_get_coap_fd(ctx)
-        let watched = coapFD >= 0 && Self.watch(wakeFD.read, in: coapFD)
-        if !watched { logger.warning("CoAP listener polls every 10 ms (libcoap has no epoll descriptor to wait on)") }
+        var reader: CoAPDatagramReader?
+        if coapFD >= 0, Self.watch(wakeFD.read, in: coapFD) {
+            reader = CoAPDatagramReader(epollFD: coapFD)
+        } else {
+            logger.warning("CoAP listener polls every 10 ms (libcoap has no epoll descriptor to wait on)")
+        }
         var deadline: Int64?
         var drain = [UInt8](repeating: 0, count: 256)
+        var prepare = true
         while true {
-            coap_io_process(ctx, watched ? 100 : 10)
+            if reader != nil {
+                reader!.waitAndProcess(ctx, prepareFirst: prepare) { self.handled }
+                prepare = false
+            } else {
+                coap_io_process(ctx, 10)
+            }
             if wakeWritten.exchange(false, ordering: .acquiring) {
                 while read(wakeFD.read, &drain, drain.count) > 0 {}
             }
@@ -190,8 +203,9 @@ final class CoAPServer: @unchecked Sendable {
                 defer { s.completions.removeAll(keepingCapacity: true) }
                 return (s.completions, s.stopping)
             }
-            // Triggered requests are answered at the start of the next `coap_io_process`, before it waits.
+            // A triggered request is answered by libcoap's next `coap_io_prepare_epoll` (or `coap_io_process`).
             for (session, token, reply) in completions { trigger(session.pointer, token: token, reply: reply) }
+            if !completions.isEmpty { prepare = true }
             if stopping {
                 let nowMillis = monotonicMillis()
                 if deadline == nil { deadline = nowMillis + Int64(max(0, configuration.shutdownGraceMillis)) }
@@ -311,6 +325,7 @@ final class CoAPServer: @unchecked Sendable {
     fileprivate func handle(
         session: OpaquePointer, request: OpaquePointer, query: UnsafePointer<coap_string_t>?, response: OpaquePointer
     ) {
+        handled &+= 1
         let token = coap_pdu_get_token(request)
         if let async = coap_find_async(session, token) {
             // Triggered by `trigger`: the answer is ready. Without app data it is a retransmission of a request

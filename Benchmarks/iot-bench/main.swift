@@ -19,6 +19,8 @@ struct BenchOptions {
     var smoke = false
     var points: Int?
     var directory: String = "/tmp/iot-bench-\(getpid())"
+    /// Whether `--dir` named the directory (then it is not removed at the end).
+    var directoryGiven = false
 
     init(_ args: [String]) {
         var it = args.makeIterator()
@@ -27,7 +29,11 @@ struct BenchOptions {
             switch a {
             case "--smoke": smoke = true
             case "--points": points = it.next().flatMap { Int($0) }
-            case "--dir": if let d = it.next() { directory = d }
+            case "--dir":
+                if let d = it.next() {
+                    directory = d
+                    directoryGiven = true
+                }
             default: print("unknown option \(a)")
             }
         }
@@ -39,29 +45,42 @@ import Glibc
 #endif
 
 let options = BenchOptions(Array(CommandLine.arguments.dropFirst()))
-switch options.command {
-case "ingest": try await runIngestBenchmark(options)
-case "query": try await runQueryBenchmark(options)
-case "http": try await runHTTPBenchmark(options)
-case "rules": try await runRulesBenchmark(options)
-case "script": try await runScriptBenchmark(options)
-case "modbus": try await runModbusBenchmark(options)
-case "mqtt": try await runMQTTBenchmark(options)
-case "notify": try await runNotifyBenchmark(options)
-case "stream": try await runStreamBenchmark(options)
-case "coap": try await runCoAPBenchmark(options)
-case "all":
-    try await runIngestBenchmark(options)
-    try await runQueryBenchmark(options)
-    try await runRulesBenchmark(options)
-    try await runScriptBenchmark(options)
-    try await runNotifyBenchmark(options)
-    try await runHTTPBenchmark(options)
-    try await runModbusBenchmark(options)
-    try await runMQTTBenchmark(options)
-    try await runStreamBenchmark(options)
-    try await runCoAPBenchmark(options)
-default:
-    print("usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|notify|stream|coap|all [--smoke] [--points N] [--dir PATH]")
-    exit(2)
+
+func runSelected() async throws {
+    switch options.command {
+    case "ingest": try await runIngestBenchmark(options)
+    case "query": try await runQueryBenchmark(options)
+    case "http": try await runHTTPBenchmark(options)
+    case "rules": try await runRulesBenchmark(options)
+    case "script": try await runScriptBenchmark(options)
+    case "modbus": try await runModbusBenchmark(options)
+    case "mqtt": try await runMQTTBenchmark(options)
+    case "notify": try await runNotifyBenchmark(options)
+    case "stream": try await runStreamBenchmark(options)
+    case "coap": try await runCoAPBenchmark(options)
+    case "all":
+        try await runIngestBenchmark(options)
+        try await runQueryBenchmark(options)
+        try await runRulesBenchmark(options)
+        try await runScriptBenchmark(options)
+        try await runNotifyBenchmark(options)
+        try await runHTTPBenchmark(options)
+        try await runModbusBenchmark(options)
+        try await runMQTTBenchmark(options)
+        try await runStreamBenchmark(options)
+        try await runCoAPBenchmark(options)
+    default:
+        print("usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|notify|stream|coap|all [--smoke] [--points N] [--dir PATH]")
+        exit(2)
+    }
 }
+
+// The default working directory is this run's own (named after its pid): removed when the run ends, as the
+// benchmarks remove only what they created inside it. A directory given with `--dir` is left alone.
+do {
+    try await runSelected()
+} catch {
+    if !options.directoryGiven { removeTree(options.directory) }
+    throw error
+}
+if !options.directoryGiven { removeTree(options.directory) }

@@ -16,20 +16,39 @@ enum Peers {
         return tests + "/Support/peers"
     }()
 
-    /// Where the built simulator lives (one build per test process).
+    /// Where the built simulator lives (checked once per test process).
     private static let simulator = Mutex<String?>(nil)
 
-    /// Builds `modbus_sim_server.c` against libmodbus once and returns the binary's path.
+    /// Builds `modbus_sim_server.c` against libmodbus into the package's `.build/test-peers` (not `/tmp`, so
+    /// test runs leave nothing behind), again only when the source is newer than the binary, and returns the
+    /// binary's path.
     static func libmodbusSimulator() throws -> String {
         try simulator.withLock { path in
             if let path { return path }
-            let out = "/tmp/iot-modbus-sim-\(getpid())"
+            let source = directory + "/modbus_sim_server.c"
+            let package = String(directory[..<directory.range(of: "/Tests/Support/peers")!.lowerBound])
+            let outDirectory = package + "/.build/test-peers"
+            let out = outDirectory + "/modbus_sim_server"
+            var sourceInfo = stat()
+            var binaryInfo = stat()
+            if stat(out, &binaryInfo) == 0, stat(source, &sourceInfo) == 0,
+                binaryInfo.st_mtim.tv_sec > sourceInfo.st_mtim.tv_sec, access(out, X_OK) == 0
+            {
+                path = out
+                return out
+            }
+            mkdir(outDirectory, 0o755)
             let cc = try which("cc") ?? which("clang") ?? { throw PeerError("no C compiler: apt-get install gcc") }()
             let flags = try shellOutput(["/usr/bin/env", "pkg-config", "--cflags", "--libs", "libmodbus"])
                 .split(separator: " ").map(String.init).filter { !$0.isEmpty }
-            let compile = try ChildProcess([cc, "-O2", "-o", out, directory + "/modbus_sim_server.c"] + flags)
+            // Built beside its final name and renamed into place: another test process may be using the old one.
+            let building = out + ".\(getpid())"
+            let compile = try ChildProcess([cc, "-O2", "-o", building, source] + flags)
             let status = compile.wait()
-            guard status == 0 else { throw PeerError("compiling modbus_sim_server.c failed (status \(status)); is libmodbus-dev installed?") }
+            guard status == 0, rename(building, out) == 0 else {
+                unlink(building)
+                throw PeerError("compiling modbus_sim_server.c failed (status \(status)); is libmodbus-dev installed?")
+            }
             path = out
             return out
         }

@@ -1,4 +1,5 @@
 import CIoTCoAP
+import IoTCore
 @testable import IoTProtocols
 import IoTTesting
 import Testing
@@ -89,5 +90,56 @@ struct CoAPDatagramReaderTests {
         #expect(counter.requests == 16)
         #expect(reader.reads == 1)
         #expect(answers(1) == 1)
+    }
+}
+
+/// Port 0: a port picked for the listener can be taken by another socket before libcoap binds it; the
+/// next pick is tried (a real libcoap context; the taken port is held by a plain UDP socket).
+@Suite("CoAP endpoint binding")
+struct CoAPEndpointBindTests {
+    /// A UDP socket bound to a free loopback port, and that port.
+    static func holdPort() throws -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        try #require(fd >= 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        try #require(ok)
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
+    }
+
+    @Test("a picked port that another socket took is skipped; a configured port in use is a clear error")
+    func takenPortIsSkipped() throws {
+        coap_startup()
+        coap_set_log_level(coap_log_t(LOG_EMERG))
+        let ctx = try #require(coap_new_context(nil))
+        defer { coap_free_context(ctx) }
+        let taken = try Self.holdPort()
+        defer { close(taken.fd) }
+
+        var picks: [Int] = []
+        let bound = try CoAPServer.bindEndpoint(ctx, host: "127.0.0.1", port: 0, proto: COAP_PROTO_UDP) { () throws(IoTError) in
+            let port = picks.isEmpty ? taken.port : try CoAPServer.freeUDPPort(host: "127.0.0.1")
+            picks.append(port)
+            return port
+        }
+        #expect(picks.count == 2)
+        #expect(picks.first == taken.port)
+        #expect(bound == picks.last)
+        #expect(bound != taken.port)
+
+        // A port that was configured is not replaced by another one.
+        let error = #expect(throws: IoTError.self) {
+            try CoAPServer.bindEndpoint(ctx, host: "127.0.0.1", port: taken.port, proto: COAP_PROTO_UDP) { () throws(IoTError) in
+                Issue.record("a configured port must not be picked again")
+                return 0
+            }
+        }
+        #expect(error?.code == .unavailable)
+        #expect(error?.message.contains("is the port in use?") == true)
     }
 }

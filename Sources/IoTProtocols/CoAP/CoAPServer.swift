@@ -282,33 +282,49 @@ final class CoAPServer: @unchecked Sendable {
 
     /// Binds an endpoint and returns its port (the kernel's pick when `port` is 0).
     private func endpoint(_ ctx: OpaquePointer, port requested: Int, proto: coap_proto_t) throws(IoTError) -> Int {
-        // libcoap 4.3.1 does not report the port the kernel picked for port 0 (its endpoint is opaque), so
-        // ask the kernel for a free UDP port first.
-        let port = requested == 0 ? try freeUDPPort() : requested
+        let host = configuration.host
+        return try Self.bindEndpoint(ctx, host: host, port: requested, proto: proto) { () throws(IoTError) in
+            try Self.freeUDPPort(host: host)
+        }
+    }
+
+    /// Picks for port 0 before binding, at most this many times.
+    static let portPicks = 20
+
+    /// Binds a libcoap endpoint on `host:port` and returns the port. libcoap 4.3.1 does not report the port
+    /// the kernel picked for port 0 (its endpoint is opaque), so for port 0 `pick` names a port that was free
+    /// a moment ago; another socket can take it before libcoap binds it, and then the next pick is tried.
+    static func bindEndpoint(
+        _ ctx: OpaquePointer, host: String, port requested: Int, proto: coap_proto_t, pick: () throws(IoTError) -> Int
+    ) throws(IoTError) -> Int {
         var address = coap_address_t()
         coap_address_init(&address)
         address.addr.sin.sin_family = sa_family_t(AF_INET)
-        address.addr.sin.sin_port = UInt16(port).bigEndian
-        guard inet_pton(AF_INET, configuration.host, &address.addr.sin.sin_addr) == 1 else {
-            throw IoTError(.invalidArgument, "CoAP host \"\(configuration.host)\" is not an IPv4 address; use e.g. 0.0.0.0")
+        guard inet_pton(AF_INET, host, &address.addr.sin.sin_addr) == 1 else {
+            throw IoTError(.invalidArgument, "CoAP host \"\(host)\" is not an IPv4 address; use e.g. 0.0.0.0")
         }
         address.size = socklen_t(MemoryLayout<sockaddr_in>.size)
-        guard let ep = coap_new_endpoint(ctx, &address, proto) else {
-            throw IoTError(
-                .unavailable, "cannot bind CoAP to \(configuration.host):\(port) (UDP); is the port in use?")
+        var port = requested
+        for _ in 0..<(requested == 0 ? portPicks : 1) {
+            port = requested == 0 ? try pick() : requested
+            address.addr.sin.sin_port = UInt16(port).bigEndian
+            if coap_new_endpoint(ctx, &address, proto) != nil { return port }
         }
-        _ = ep
-        return port
+        throw IoTError(
+            .unavailable,
+            requested == 0
+                ? "cannot bind CoAP to a free port on \(host) (UDP) after \(portPicks) tries; set a port"
+                : "cannot bind CoAP to \(host):\(port) (UDP); is the port in use?")
     }
 
-    /// A UDP port on ``CoAPTransport/Configuration/host`` that was free a moment ago (the kernel picked it).
-    private func freeUDPPort() throws(IoTError) -> Int {
+    /// A UDP port on `host` that was free a moment ago (the kernel picked it).
+    static func freeUDPPort(host: String) throws(IoTError) -> Int {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = 0
-        _ = inet_pton(AF_INET, configuration.host, &address.sin_addr)
+        _ = inet_pton(AF_INET, host, &address.sin_addr)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let ok = withUnsafeMutablePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -316,7 +332,7 @@ final class CoAPServer: @unchecked Sendable {
             }
         }
         guard fd >= 0, ok else {
-            throw IoTError(.unavailable, "cannot find a free UDP port on \(configuration.host) for CoAP; set a port")
+            throw IoTError(.unavailable, "cannot find a free UDP port on \(host) for CoAP; set a port")
         }
         return Int(UInt16(bigEndian: address.sin_port))
     }

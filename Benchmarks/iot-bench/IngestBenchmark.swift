@@ -104,8 +104,8 @@ func runIngestBenchmark(_ options: BenchOptions) async throws {
     // Shared reference: bench_sqlite's sqlite_insert with index.
     var sharedRate: Double?
     if let dir = sharedBenchDirectory() {
-        let bin = "/tmp/iot-bench/bin"
-        if access(bin + "/sqlite_insert", X_OK) != 0 { _ = shell("make -s -C '\(dir)' BIN=\(bin) \(bin)/sqlite_insert 2>&1") }
+        let bin = options.directory + "/ref-bin"
+        _ = shell("make -s -C '\(dir)' BIN='\(bin)' '\(bin)/sqlite_insert' 2>&1")
         if let out = shell("\(bin)/sqlite_insert '\(base)/shared.sqlite' \(messages * signals) 10000 index"),
             let rate = out.split(separator: " ").first(where: { $0.hasPrefix("rate=") }).flatMap({ Double($0.dropFirst(5).trimmingCharacters()) })
         {

@@ -103,8 +103,8 @@ func runScriptBenchmark(_ options: BenchOptions) async throws {
     var cRate: Double?
     var cCPURate: Double?
     if let shared = sharedBenchDirectory() {
-        let bin = "/tmp/iot-bench/bin"
-        let cpu0 = shell("make -s -C '\(shared)' BIN=\(bin) \(bin)/lua_parse 2>&1") != nil ? childrenCPUSeconds() : nil
+        let bin = options.directory + "/ref-bin"
+        let cpu0 = shell("make -s -C '\(shared)' BIN='\(bin)' '\(bin)/lua_parse' 2>&1") != nil ? childrenCPUSeconds() : nil
         if let cpu0, let out = shell("\(bin)/lua_parse '\(shared)/src/parse.lua' \(luaCalls)") {
             cRate = out.split(separator: " ").first { $0.hasPrefix("rate=") }.flatMap { Double($0.dropFirst(5)) }
             cCPURate = Double(luaCalls) / (childrenCPUSeconds() - cpu0)

@@ -1,4 +1,4 @@
-public import IoTCore
+@_spi(Internal) public import IoTCore
 public import Logging
 import Metrics
 public import ServiceLifecycle

@@ -1,4 +1,4 @@
-import IoTCore
+@_spi(Internal) import IoTCore
 import Testing
 
 /// The deadline heap behind the rule engine's timers and the Modbus poll schedule.

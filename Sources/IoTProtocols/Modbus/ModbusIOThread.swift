@@ -1,4 +1,4 @@
-internal import IoTCore
+@_spi(Internal) internal import IoTCore
 import Dispatch
 import Synchronization
 

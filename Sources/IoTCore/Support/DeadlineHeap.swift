@@ -2,7 +2,7 @@
 /// The rule engine's timers and the Modbus poll schedule use it.
 ///
 /// For the package's own modules only (`@_spi(Internal) import IoTCore`), not part of the SDK's API. It is
-/// SPI rather than `package` so that it can be `@inlinable`: Swift 6.0 does not inline or specialize
+/// SPI rather than `package` so that it can be `@inlinable`: Swift (6.3) does not inline or specialize
 /// `@inlinable package` code in another module, and called unspecialized, every push and pop looked up
 /// the generic metadata at run time (about 3.6 % of a Modbus I/O thread's time).
 @_spi(Internal)

@@ -46,7 +46,11 @@ import Glibc
 
 let options = BenchOptions(Array(CommandLine.arguments.dropFirst()))
 
+// The default working directory is this run's own (named after its pid): removed when the run ends, also
+// after a failure, as the benchmarks remove only what they created inside it. A directory given with `--dir`
+// is left alone.
 func runSelected() async throws {
+    defer { if !options.directoryGiven { removeTree(options.directory) } }
     switch options.command {
     case "ingest": try await runIngestBenchmark(options)
     case "query": try await runQueryBenchmark(options)
@@ -75,12 +79,4 @@ func runSelected() async throws {
     }
 }
 
-// The default working directory is this run's own (named after its pid): removed when the run ends, as the
-// benchmarks remove only what they created inside it. A directory given with `--dir` is left alone.
-do {
-    try await runSelected()
-} catch {
-    if !options.directoryGiven { removeTree(options.directory) }
-    throw error
-}
-if !options.directoryGiven { removeTree(options.directory) }
+try await runSelected()

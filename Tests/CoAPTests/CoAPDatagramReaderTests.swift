@@ -1,7 +1,6 @@
 import CIoTCoAP
 import IoTCore
 @testable import IoTProtocols
-import IoTTesting
 import Testing
 
 #if canImport(Glibc)
@@ -20,18 +19,11 @@ struct CoAPDatagramReaderTests {
 
     @Test("15 queued NON requests are all answered within 4 waits; then one alone sets the reads back to 1")
     func burstIsReadInFewWaits() throws {
-        coap_startup()
-        coap_set_log_level(coap_log_t(LOG_EMERG))
-        let ctx = try #require(coap_new_context(nil))
+        let ctx = try coapContext()
         defer { coap_free_context(ctx) }
-        let port = ChildProcess.freeLoopbackUDPPort()
-        var address = coap_address_t()
-        coap_address_init(&address)
-        address.addr.sin.sin_family = sa_family_t(AF_INET)
-        address.addr.sin.sin_port = UInt16(port).bigEndian
-        address.addr.sin.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        address.size = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = try #require(coap_new_endpoint(ctx, &address, COAP_PROTO_UDP))
+        let port = try CoAPServer.bindEndpoint(ctx, host: "127.0.0.1", port: 0, proto: COAP_PROTO_UDP) { () throws(IoTError) in
+            try CoAPServer.freeUDPPort(host: "127.0.0.1")
+        }
         let counter = Counter()
         let handler: coap_method_handler_t = { resource, _, _, _, response in
             guard let resource, let response, let data = coap_resource_get_userdata(resource) else { return }
@@ -114,9 +106,7 @@ struct CoAPEndpointBindTests {
 
     @Test("a picked port that another socket took is skipped; a configured port in use is a clear error")
     func takenPortIsSkipped() throws {
-        coap_startup()
-        coap_set_log_level(coap_log_t(LOG_EMERG))
-        let ctx = try #require(coap_new_context(nil))
+        let ctx = try coapContext()
         defer { coap_free_context(ctx) }
         let taken = try Self.holdPort()
         defer { close(taken.fd) }
@@ -142,4 +132,11 @@ struct CoAPEndpointBindTests {
         #expect(error?.code == .unavailable)
         #expect(error?.message.contains("is the port in use?") == true)
     }
+}
+
+/// A libcoap context that logs nothing below emergencies; the caller frees it (`coap_free_context`).
+private func coapContext() throws -> OpaquePointer {
+    coap_startup()
+    coap_set_log_level(coap_log_t(LOG_EMERG))
+    return try #require(coap_new_context(nil))
 }

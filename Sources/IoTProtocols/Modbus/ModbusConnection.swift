@@ -171,48 +171,47 @@ final class ModbusConnection: @unchecked Sendable {
         return ctx
     }
 
-    /// Reads every request of `plan`; returns the words of each (bits as 0/1). Stops at `deadline`
-    /// (monotonic ms) with ``IoTError/Code/timeout``.
-    func read(_ plan: ModbusReadPlan, unit: Int, timeoutMillis: Int64, deadline: Int64) -> Result<[[UInt16]], IoTError> {
-        do throws(IoTError) {
-            var out: [[UInt16]] = []
-            out.reserveCapacity(plan.requests.count)
-            for request in plan.requests {
-                let remaining = deadline - monotonicMillis()
-                guard remaining > 0 else {
-                    throw IoTError(.timeout, "the poll of \(endpoint) ran out of time after \(out.count) of \(plan.requests.count) requests")
-                }
-                let ctx = try prepare(unit: unit, timeoutMillis: min(timeoutMillis, remaining))
-                out.append(try read(request, ctx))
+    /// Reads every request of `plan` and appends the words of each answer to `words`, in the order of the
+    /// requests (bits as 0/1). Stops at `deadline` (monotonic ms) with ``IoTError/Code/timeout``; on an
+    /// error, part of the answers may have been appended.
+    func read(_ plan: ModbusReadPlan, unit: Int, timeoutMillis: Int64, deadline: Int64, into words: inout [UInt16])
+        throws(IoTError)
+    {
+        for (done, request) in plan.requests.enumerated() {
+            let remaining = deadline - monotonicMillis()
+            guard remaining > 0 else {
+                throw IoTError(.timeout, "the poll of \(endpoint) ran out of time after \(done) of \(plan.requests.count) requests")
             }
-            return .success(out)
-        } catch {
-            return .failure(error)
+            let ctx = try prepare(unit: unit, timeoutMillis: min(timeoutMillis, remaining))
+            try read(request, ctx, into: &words)
         }
     }
 
-    private func read(_ r: ModbusReadPlan.Request, _ ctx: OpaquePointer) throws(IoTError) -> [UInt16] {
+    /// The answer to bit reads, reused from one read to the next (the connection is used on one thread).
+    private var bits: [UInt8] = []
+
+    private func read(_ r: ModbusReadPlan.Request, _ ctx: OpaquePointer, into words: inout [UInt16]) throws(IoTError) {
         let address = Int32(r.address)
         let count = Int32(r.count)
         switch r.area {
         case .holdingRegister, .inputRegister:
-            var words = [UInt16](repeating: 0, count: r.count)
+            let start = words.count
+            words.append(contentsOf: repeatElement(0, count: r.count))
             let n = words.withUnsafeMutableBufferPointer { b in
                 r.area == .holdingRegister
-                    ? modbus_read_registers(ctx, address, count, b.baseAddress)
-                    : modbus_read_input_registers(ctx, address, count, b.baseAddress)
+                    ? modbus_read_registers(ctx, address, count, b.baseAddress! + start)
+                    : modbus_read_input_registers(ctx, address, count, b.baseAddress! + start)
             }
             guard n == count else { throw failure("reading \(r.count) \(r.area.rawValue) registers at \(r.address)") }
-            return words
         case .coil, .discreteInput:
-            var bits = [UInt8](repeating: 0, count: r.count)
+            if bits.count < r.count { bits = [UInt8](repeating: 0, count: r.count) }
             let n = bits.withUnsafeMutableBufferPointer { b in
                 r.area == .coil
                     ? modbus_read_bits(ctx, address, count, b.baseAddress)
                     : modbus_read_input_bits(ctx, address, count, b.baseAddress)
             }
             guard n == count else { throw failure("reading \(r.count) \(r.area.rawValue) bits at \(r.address)") }
-            return bits.map { UInt16($0) }
+            words.append(contentsOf: bits[0..<r.count].lazy.map { UInt16($0) })
         }
     }
 

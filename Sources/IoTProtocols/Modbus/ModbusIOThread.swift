@@ -6,13 +6,19 @@ import Synchronization
 import Glibc
 #endif
 
-/// A polled record and its device.
-typealias ModbusPolled = (identity: DeviceIdentity, record: DeviceRecord)
+/// Polls on their way from an I/O thread to the ingest task: the register words of every poll one after
+/// another, and for each poll its device and where its words start. The ingest task decodes them.
+struct ModbusPolledBatch: Sendable {
+    var polls: [(poller: ModbusPoller, start: Int)] = []
+    var words: [UInt16] = []
+}
 
 /// One I/O thread of the Modbus transport. It runs the poll schedule of its devices itself: wait until
-/// the next device is due, read it (a blocking libmodbus call), decode, compute the next due time, and
-/// on to the next device, with no thread hop per poll. Records are handed over in batches: when the
-/// thread is about to wait, or every 64 records or 5 ms while it has no time to wait. Jobs
+/// the next device is due, read it (a blocking libmodbus call), compute the next due time, and on to
+/// the next device, with no thread hop per poll and no work per poll but the reads: the words are
+/// appended to a batch, and the ingest task decodes them into records (the thread checks only the
+/// values that can be malformed, text, so that such a poll fails here). Batches are handed over when
+/// the thread is about to wait, or every 64 polls or 5 ms while it has no time to wait. Jobs
 /// from `async` code (writes, reads on demand, closing a connection) run between polls, before any due
 /// poll.
 ///
@@ -54,14 +60,14 @@ final class ModbusIOThread: Sendable {
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
     private let clock: any IoTClock
-    private let deliver: @Sendable ([ModbusPolled]) -> Void
+    private let deliver: @Sendable (ModbusPolledBatch) -> Void
     /// The thread's name (`ps -L`, `perf`).
     let name: String
     static let batchRecords = 64
     static let batchMillis: Int64 = 5
 
-    /// Starts the thread; `deliver` receives the polled records, on the thread, and must not block.
-    init(name: String, clock: any IoTClock, deliver: @escaping @Sendable ([ModbusPolled]) -> Void) {
+    /// Starts the thread; `deliver` receives the batches of polls, on the thread, and must not block.
+    init(name: String, clock: any IoTClock, deliver: @escaping @Sendable (ModbusPolledBatch) -> Void) {
         self.name = name
         self.clock = clock
         self.deliver = deliver
@@ -130,12 +136,15 @@ final class ModbusIOThread: Sendable {
     }
 
     private func loop() {
-        var batch: [ModbusPolled] = []
+        var batch = ModbusPolledBatch()
         var batchStarted: Int64 = 0
         func flush() {
-            guard !batch.isEmpty else { return }
+            guard !batch.polls.isEmpty else { return }
+            let words = batch.words.count
             deliver(batch)
-            batch.removeAll(keepingCapacity: true)
+            batch = ModbusPolledBatch()
+            batch.polls.reserveCapacity(Self.batchRecords)
+            batch.words.reserveCapacity(words)
         }
         while true {
             let now = clock.now()
@@ -153,12 +162,13 @@ final class ModbusIOThread: Sendable {
             case .job(let job):
                 job()
             case .poll(let item, let due):
-                let (next, record) = item.poller.pollOnThread(due: due)
-                if let record {
+                let start = batch.words.count
+                let (next, polled) = item.poller.pollOnThread(due: due, into: &batch.words)
+                if polled {
                     let polledAt = clock.now()
-                    if batch.isEmpty { batchStarted = polledAt }
-                    batch.append((item.poller.identity, record))
-                    if batch.count >= Self.batchRecords || polledAt - batchStarted >= Self.batchMillis { flush() }
+                    if batch.polls.isEmpty { batchStarted = polledAt }
+                    batch.polls.append((item.poller, start))
+                    if batch.polls.count >= Self.batchRecords || polledAt - batchStarted >= Self.batchMillis { flush() }
                 }
                 state.withLock { s in
                     guard !s.stopped, s.active.contains(ObjectIdentifier(item)) else { return }

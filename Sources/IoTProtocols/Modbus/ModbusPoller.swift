@@ -19,13 +19,28 @@ public final class ModbusPoller: PollingTransport, @unchecked Sendable {
     public let plan: ModbusReadPlan
     let connection: ModbusConnection
     let thread: ModbusIOThread
+    /// Where each register's words start in the words of a poll (the answers of ``plan``'s requests one
+    /// after another), by index into the register map.
+    private let offsets: [Int]
+    /// The registers whose decode can fail (text that must be UTF-8): the I/O thread checks them, so a
+    /// bad value fails the poll there; every other register always decodes.
+    private let checked: [Int]
 
     init(
         device: ModbusDevice, connection: ModbusConnection, thread: ModbusIOThread, ingestor: Ingestor,
         clock: any IoTClock, logger: Logger
     ) {
         self.device = device
-        self.plan = ModbusReadPlan(device.registers, maxGap: device.maxGap)
+        let plan = ModbusReadPlan(device.registers, maxGap: device.maxGap)
+        self.plan = plan
+        var offsets = [Int](repeating: 0, count: device.registers.count)
+        var base = 0
+        for request in plan.requests {
+            for i in request.registers { offsets[i] = base + device.registers[i].address - request.address }
+            base += request.count
+        }
+        self.offsets = offsets
+        self.checked = device.registers.indices.filter { device.registers[$0].type == .string }
         self.connection = connection
         self.thread = thread
         let configuration = PollingTransport.Configuration(
@@ -55,35 +70,48 @@ public final class ModbusPoller: PollingTransport, @unchecked Sendable {
         let unit = device.unitID
         let timeout = device.timeoutMillis
         let deadline = monotonicMillis() + Self.pollDeadline(device, requests: plan.requests.count)
-        let words = try await thread.run { connection.read(plan, unit: unit, timeoutMillis: timeout, deadline: deadline) }.get()
-        return [try decode(words)]
+        let words = try await thread.run { () -> Result<[UInt16], IoTError> in
+            var words: [UInt16] = []
+            do throws(IoTError) {
+                try connection.read(plan, unit: unit, timeoutMillis: timeout, deadline: deadline, into: &words)
+                return .success(words)
+            } catch {
+                return .failure(error)
+            }
+        }.get()
+        return [try decode(words, from: 0)]
     }
 
-    /// One scheduled poll, on the I/O thread: reads and decodes the register map, counts the outcome,
-    /// and returns when the next poll is due (clock ms) and the record (`nil` when the poll failed).
-    func pollOnThread(due: Int64) -> (next: Int64, record: DeviceRecord?) {
+    /// One scheduled poll, on the I/O thread: reads the register map, appends its words to `words` (the
+    /// thread's batch), checks the values that can be malformed, counts the outcome, and returns when the
+    /// next poll is due (clock ms) and whether the words were appended (not when the poll failed).
+    /// ``decode(_:from:)`` turns them into the record later, on the ingest task, off the thread.
+    func pollOnThread(due: Int64, into words: inout [UInt16]) -> (next: Int64, polled: Bool) {
+        let base = words.count
         let deadline = monotonicMillis() + Self.pollDeadline(device, requests: plan.requests.count)
         do throws(IoTError) {
-            let words = try connection.read(plan, unit: device.unitID, timeoutMillis: device.timeoutMillis, deadline: deadline).get()
-            let record = try decode(words)
-            return (recordSuccess(due: due), record)
+            try connection.read(plan, unit: device.unitID, timeoutMillis: device.timeoutMillis, deadline: deadline, into: &words)
+            for i in checked { _ = try value(i, words, from: base) }
+            return (recordSuccess(due: due), true)
         } catch {
-            return (recordFailure(error), nil)
+            words.removeSubrange(base...)
+            return (recordFailure(error), false)
         }
     }
 
-    /// Decodes the words of each request into a record.
-    func decode(_ words: [[UInt16]]) throws(IoTError) -> DeviceRecord {
+    /// Decodes the words of one poll, starting at `base` in `words`, into a record.
+    func decode(_ words: [UInt16], from base: Int) throws(IoTError) -> DeviceRecord {
         var values: [String: SignalValue] = [:]
-        values.reserveCapacity(device.registers.count)
-        for (request, answer) in zip(plan.requests, words) {
-            for i in request.registers {
-                let register = device.registers[i]
-                let start = register.address - request.address
-                values[register.signal] = try ModbusCodec.decode(register, words: answer[start..<(start + register.count)])
-            }
+        for i in device.registers.indices {
+            values[device.registers[i].signal] = try value(i, words, from: base)
         }
         return DeviceRecord(deviceUID: device.identity.deviceUID, values: values)
+    }
+
+    /// The value of register `i` from the words of a poll that start at `base`.
+    private func value(_ i: Int, _ words: [UInt16], from base: Int) throws(IoTError) -> SignalValue {
+        let start = base + offsets[i]
+        return try ModbusCodec.decode(device.registers[i], words: words[start..<(start + device.registers[i].count)])
     }
 
     /// Writes raw words to holding registers, or 0/1 to coils, and returns once the device confirmed.

@@ -379,12 +379,13 @@ public final class ModbusTransport: Transport {
     }
 }
 
-/// Carries polled records from the I/O threads to one ingest task: a batch per hand-off, so a thread
-/// never waits and wakes the task at most once per batch. At most `limit` records wait; a batch that
-/// does not fit is dropped and each of its records counted as rejected (`backpressure`).
+/// Carries polls from the I/O threads to one ingest task, which decodes their register words into
+/// records and hands them to the ingestor: a batch per hand-off, so a thread never waits and wakes the
+/// task at most once per batch. At most `limit` polls wait; a batch that does not fit is dropped and
+/// each of its polls counted as a rejected record (`backpressure`).
 final class ModbusHandOff: Sendable {
-    private let stream: AsyncStream<[ModbusPolled]>
-    private let input: AsyncStream<[ModbusPolled]>.Continuation
+    private let stream: AsyncStream<ModbusPolledBatch>
+    private let input: AsyncStream<ModbusPolledBatch>.Continuation
     private let waiting = Atomic<Int>(0)
     private let warned = Atomic<Bool>(false)
     private let limit: Int
@@ -392,7 +393,7 @@ final class ModbusHandOff: Sendable {
     private let logger: Logger
 
     init(limit: Int, ingestor: Ingestor, logger: Logger) {
-        let pair = AsyncStream.makeStream(of: [ModbusPolled].self)
+        let pair = AsyncStream.makeStream(of: ModbusPolledBatch.self)
         stream = pair.stream
         input = pair.continuation
         self.limit = limit
@@ -401,39 +402,51 @@ final class ModbusHandOff: Sendable {
     }
 
     /// On an I/O thread: queues a batch; never waits.
-    func deliver(_ batch: [ModbusPolled]) {
-        let now = waiting.add(batch.count, ordering: .relaxed).newValue
+    func deliver(_ batch: ModbusPolledBatch) {
+        let count = batch.polls.count
+        let now = waiting.add(count, ordering: .relaxed).newValue
         if now <= limit {
             if case .enqueued = input.yield(batch) {
                 warned.store(false, ordering: .relaxed)
                 return
             }
-            waiting.subtract(batch.count, ordering: .relaxed)
+            waiting.subtract(count, ordering: .relaxed)
             return  // finished: the transport stopped
         }
-        waiting.subtract(batch.count, ordering: .relaxed)
+        waiting.subtract(count, ordering: .relaxed)
         let error = IoTError(
             .backpressure, "\(limit) polled Modbus records are waiting for the ingestor; poll less often or raise ingestBacklog")
-        for _ in batch { ingestor.recordRejected(transport: "modbus", error: error) }
+        for _ in 0..<count { ingestor.recordRejected(transport: "modbus", error: error) }
         if !warned.exchange(true, ordering: .relaxed) {
-            logger.warning("polled records dropped", metadata: ["records": "\(batch.count)", "error": "\(error)"])
+            logger.warning("polled records dropped", metadata: ["records": "\(count)", "error": "\(error)"])
         }
     }
 
     /// Ends ``ingest()`` once the queued batches are ingested.
     func finish() { input.finish() }
 
-    /// Hands each batch to the ingestor (one journal write for the batch once its devices are cached),
-    /// until ``finish()``.
+    /// Decodes each batch and hands its records to the ingestor (one journal write for the batch once
+    /// its devices are cached), until ``finish()``.
     func ingest() async {
         for await batch in stream {
-            let results = await ingestor.ingest(batch.map { ($0.identity, [$0.record]) }, transport: "modbus")
-            for (item, result) in zip(batch, results) {
+            var items: [(identity: DeviceIdentity, records: [DeviceRecord])] = []
+            items.reserveCapacity(batch.polls.count)
+            for (poller, start) in batch.polls {
+                do throws(IoTError) {
+                    items.append((poller.identity, [try poller.decode(batch.words, from: start)]))
+                } catch {
+                    // Not reached: the I/O thread checked the values that can fail to decode.
+                    ingestor.recordRejected(transport: "modbus", error: error)
+                    logger.warning("polled registers not decoded", metadata: ["device": "\(poller.identity)", "error": "\(error)"])
+                }
+            }
+            let results = await ingestor.ingest(items, transport: "modbus")
+            for (item, result) in zip(items, results) {
                 if case .failure(let error) = result {
                     logger.warning("poll result not accepted", metadata: ["device": "\(item.identity)", "error": "\(error)"])
                 }
             }
-            waiting.subtract(batch.count, ordering: .relaxed)
+            waiting.subtract(batch.polls.count, ordering: .relaxed)
         }
     }
 }

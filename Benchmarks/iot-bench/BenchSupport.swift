@@ -73,3 +73,31 @@ func processCPUSeconds(pid: Int32) -> Double? {
     guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
     return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
+
+/// CPU time (user + system, in seconds) of this process's children that have ended and been waited for
+/// (a `popen` command once `pclose` returned), from `getrusage`.
+func childrenCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// CPU time (seconds) that one thread has run, from its `schedstat` file (nanoseconds): a thread of this
+/// process (`/proc/self/task/TID/schedstat`) or the main thread of a child (`/proc/PID/schedstat`).
+func schedstatSeconds(_ path: String) -> Double? {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+        let first = text.split(separator: " ").first, let ns = Double(first)
+    else { return nil }
+    return ns / 1e9
+}
+
+/// The `schedstat` path of this process's thread named `name` (as `pthread_setname_np` set it).
+func threadSchedstatPath(named name: String) -> String? {
+    guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return nil }
+    for tid in tasks {
+        let comm = (try? String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8)) ?? ""
+        if comm.trimmingCharacters(in: .whitespacesAndNewlines) == name { return "/proc/self/task/\(tid)/schedstat" }
+    }
+    return nil
+}

@@ -61,13 +61,6 @@ private func threadCPUSeconds() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
-/// CPU seconds (user + system) of the reaped children of this process.
-private func childrenCPUSeconds() -> Double {
-    var u = rusage()
-    getrusage(RUSAGE_CHILDREN.rawValue, &u)
-    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
-}
-
 /// Parses `calls` messages, returning calls/s (wall clock and per CPU second of the calling thread), the
 /// checksum of temp + hum, and the calls that timed out (on a loaded machine a worker can miss the
 /// 100 ms limit; the engine then kills and replaces it).

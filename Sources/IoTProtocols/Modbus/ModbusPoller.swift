@@ -102,6 +102,7 @@ public final class ModbusPoller: PollingTransport, @unchecked Sendable {
     /// Decodes the words of one poll, starting at `base` in `words`, into a record.
     func decode(_ words: [UInt16], from base: Int) throws(IoTError) -> DeviceRecord {
         var values: [String: SignalValue] = [:]
+        values.reserveCapacity(device.registers.count)
         for i in device.registers.indices {
             values[device.registers[i].signal] = try value(i, words, from: base)
         }

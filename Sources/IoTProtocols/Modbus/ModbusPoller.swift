@@ -2,7 +2,8 @@ public import IoTCore
 internal import Logging
 
 /// Polls one Modbus device: a ``IoTCore/PollingTransport`` whose ``poll()`` reads the device's register
-/// map on a dedicated I/O thread and decodes it into one record.
+/// map on a dedicated I/O thread and decodes it into one record. On the transport's schedule the thread
+/// only reads, and the transport's ingest task decodes.
 ///
 /// The base class owns the schedule, the staggered start and the backoff of a device that does not
 /// answer. ``ModbusTransport`` creates one poller per device and drives the schedule on the device's

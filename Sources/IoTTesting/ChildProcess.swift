@@ -181,22 +181,65 @@ public final class ChildProcess {
         return path
     }
 
-    /// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it).
+    /// A TCP port on 127.0.0.1 that was free a moment ago, for a peer that the test starts and that
+    /// listens on it.
+    ///
+    /// The port is picked at random outside the kernel's ephemeral range
+    /// (`/proc/sys/net/ipv4/ip_local_port_range`), and checked by binding it. A port from that range (what
+    /// binding port 0 gives) is where every outgoing connection of every other test takes its local port
+    /// from, so one of them could take it before the peer binds it.
     public static func freeLoopbackPort() -> Int { freePort(type: Int32(SOCK_STREAM.rawValue)) }
 
-    /// A UDP port on 127.0.0.1 that was free a moment ago, for a peer that listens on UDP (CoAP). A port from
-    /// ``freeLoopbackPort()`` is free for TCP only: a UDP socket (another test's CoAP client, say) may hold it.
+    /// A UDP port on 127.0.0.1 that was free a moment ago, for a peer that listens on UDP (CoAP), picked as
+    /// ``freeLoopbackPort()`` picks. A port from ``freeLoopbackPort()`` is free for TCP only: a UDP socket
+    /// (another test's CoAP client, say) may hold it.
     public static func freeLoopbackUDPPort() -> Int { freePort(type: Int32(SOCK_DGRAM.rawValue)) }
 
+    /// The ports that outgoing connections and binds to port 0 do not use: below the ephemeral range,
+    /// from 10000 (or above it when the range starts lower).
+    static func nonEphemeralPorts() -> ClosedRange<Int> {
+        var low = 32768
+        var high = 60999
+        if let f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r") {
+            defer { fclose(f) }
+            var line = [CChar](repeating: 0, count: 64)
+            if fgets(&line, Int32(line.count), f) != nil {
+                let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                let fields = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { Int($0) }
+                if fields.count == 2 { (low, high) = (fields[0], fields[1]) }
+            }
+        }
+        if low - 1 >= 10_000 + 1_000 { return 10_000...(low - 1) }
+        if high + 1 <= 65_535 - 1_000 { return (high + 1)...65_535 }
+        return 1_024...65_535  // the ephemeral range is everything: any port
+    }
+
     private static func freePort(type: Int32) -> Int {
+        let range = nonEphemeralPorts()
+        for _ in 0..<200 {
+            let port = Int.random(in: range)
+            if bindable(port, type: type) { return port }
+        }
+        return bound(0, type: type)  // fall back to a port the kernel picks
+    }
+
+    /// Whether `port` on 127.0.0.1 can be bound now (with no `SO_REUSEADDR`, so a port in `TIME_WAIT` is
+    /// skipped too).
+    private static func bindable(_ port: Int, type: Int32) -> Bool { bound(port, type: type) == port }
+
+    /// Binds a socket of `type` to 127.0.0.1:`port`, closes it, and returns the port it was bound to (0
+    /// when the bind failed).
+    private static func bound(_ port: Int, type: Int32) -> Int {
         let fd = socket(AF_INET, type, 0)
+        guard fd >= 0 else { return 0 }
         defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
+        addr.sin_port = UInt16(port).bigEndian
         addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        guard rc == 0 else { return 0 }
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         return Int(UInt16(bigEndian: addr.sin_port))
     }

@@ -128,7 +128,7 @@ func runModbusBenchmark(_ options: BenchOptions) async throws {
     let sdkCPU = median(sdks.map(\.clientCPU))
     print(
         String(
-            format: "client CPU per read (median): raw C client %.1f µs (process, from getrusage) | sdk I/O thread %.1f µs (schedstat; read, decode, schedule, hand-off) | %+.1f µs",
+            format: "client CPU per read (median): raw C client %.1f µs (process, from getrusage) | sdk I/O thread %.1f µs (schedstat; the reads, the schedule and the hand-off: the ingest task decodes) | %+.1f µs",
             rawCPU, sdkCPU, sdkCPU - rawCPU))
     print(
         String(

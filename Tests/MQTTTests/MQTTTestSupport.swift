@@ -50,8 +50,7 @@ func waitForPort(_ port: Int, seconds: Double = 10) throws {
 
 /// A real mosquitto broker on a free loopback port, started and stopped (by PID) by the test.
 final class MosquittoBroker: @unchecked Sendable {
-    /// Fixed once `init` returns; restarts (`start()`) keep it.
-    private(set) var port: Int
+    let port: Int
     let directory = TemporaryDirectory("mqtt-broker")
     let extraConfiguration: String
     let persistence: Bool
@@ -62,19 +61,7 @@ final class MosquittoBroker: @unchecked Sendable {
         self.port = port ?? ChildProcess.freeLoopbackPort()
         self.persistence = persistence
         self.extraConfiguration = extra
-        // A port picked here can be taken by another test's socket before mosquitto binds it: pick again.
-        var attempt = 1
-        while true {
-            do {
-                try start()
-                return
-            } catch where port == nil && attempt < 5 && log.contains("Address already in use") {
-                stop()
-                unlink(directory.path + "/mosquitto.log")
-                attempt += 1
-                self.port = ChildProcess.freeLoopbackPort()
-            }
-        }
+        try start()
     }
 
     var configurationPath: String { directory.path + "/mosquitto.conf" }

@@ -114,6 +114,8 @@ final class ModbusServer {
         switch kind {
         case .libmodbus: child = try ChildProcess([try Peers.libmodbusSimulator(), String(port)] + specs)
         case .pymodbus:
+            // The port is picked here, where every test peer's is (the simulator binds port 0 itself and keeps it).
+            let port = port == 0 ? ChildProcess.freeLoopbackPort() : port
             child = try ChildProcess([try Peers.python(), Peers.directory + "/pymodbus_device.py", "--tcp", String(port)] + specs)
         }
         guard let line = child.readLine(), line.hasPrefix("ready "), let p = Int(line.dropFirst(6)) else {

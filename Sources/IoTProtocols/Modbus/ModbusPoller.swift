@@ -71,13 +71,11 @@ public final class ModbusPoller: PollingTransport, @unchecked Sendable {
         let unit = device.unitID
         let timeout = device.timeoutMillis
         let deadline = monotonicMillis() + Self.pollDeadline(device, requests: plan.requests.count)
-        let words = try await thread.run { () -> Result<[UInt16], IoTError> in
-            var words: [UInt16] = []
-            do throws(IoTError) {
+        let words = try await thread.run {
+            Result { () throws(IoTError) -> [UInt16] in
+                var words: [UInt16] = []
                 try connection.read(plan, unit: unit, timeoutMillis: timeout, deadline: deadline, into: &words)
-                return .success(words)
-            } catch {
-                return .failure(error)
+                return words
             }
         }.get()
         return [try decode(words, from: 0)]

@@ -16,33 +16,6 @@ logging.disable(logging.CRITICAL)
 ITEMS = 1000
 
 
-def free_port():
-    """A free TCP port on 127.0.0.1 below the kernel's ephemeral range (as ChildProcess.freeLoopbackPort picks):
-    a port from that range, what binding port 0 gives, can be taken by another test's outgoing connection
-    before the server binds it."""
-    import random
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    for _ in range(200):
-        port = random.randint(10000, max(10001, low - 1))
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            s.close()
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tcp", type=int)
@@ -71,7 +44,10 @@ def main():
         if a.tcp is not None:
             port = a.tcp
             if port == 0:
-                port = free_port()
+                s = socket.socket()
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+                s.close()
             server = ModbusTcpServer(context, address=("127.0.0.1", port))
             label = f"ready {port}"
         else:

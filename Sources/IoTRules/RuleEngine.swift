@@ -137,9 +137,9 @@ public actor RuleEngine: Service, PointObserver {
         while !Task.isCancelled {
             await runDueTimers()
             let now = clock.now()
-            var wake = now + max(1, configuration.maxSleepMillis)
+            var wake = now.saturatingAdd(max(1, configuration.maxSleepMillis))
             if let d = timers.nextDeadline { wake = min(wake, d) }
-            try await clock.sleep(until: max(wake, now + 1))
+            try await clock.sleep(until: max(wake, now.saturatingAdd(1)))
         }
     }
 
@@ -158,8 +158,8 @@ public actor RuleEngine: Service, PointObserver {
             case let s as OfflineSlot: offlineTimer(s, now: now)
             case let s as JointSlot:
                 if let interval = s.rule.evaluationIntervalMillis, interval > 0 {
-                    var next = deadline + interval
-                    if next <= now { next = now + interval }
+                    var next = deadline.saturatingAdd(interval)
+                    if next <= now { next = now.saturatingAdd(interval) }
                     schedule(s, at: next)
                 }
                 evaluationCount += 1

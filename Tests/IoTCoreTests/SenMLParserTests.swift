@@ -253,6 +253,11 @@ import Testing
         (#"[{"bn":null,"n":"a","v":1}]"#, #""bn" is null; expected a string"#),
         (#"[{"n":"a","v":1},{"n":"b","v":1,"bver":11}]"#, #"SenML record 1: "bver" is 11; expected at most 10"#),
         (#"[{"n":"a","v":1,"bver":0}]"#, #""bver" is 0.0; expected a positive integer"#),
+        // Found by libFuzzer: a whole bver of 2^63 or more trapped converting to Int for this message.
+        (#"[{"bver":1e19}]"#, #""bver" is 1e+19; expected at most 10"#),
+        (#"[{"bver":9223372036854775808}]"#, #""bver" is 9.223372036854776e+18; expected at most 10"#),
+        (#"[{"bver":1e308}]"#, #"expected at most 10"#),
+        (#"[{"bver":-1e19}]"#, #"expected a positive integer"#),
         (#"[{"n":"a","v":1,"bver":2.5}]"#, #""bver" is 2.5; expected a positive integer"#),
         (#"[{"n":"a","v":1,"foo_":2}]"#, #"must-understand field "foo_""#),
         (#"[{"v":1}]"#, #"SenML record 0 has no name; expected "n" or a base name "bn""#),

@@ -38,6 +38,14 @@ struct CronTests {
         #expect(try next("* * * * *", after: utc(2024, 1, 1, 0, 0, 0) + 1) == utc(2024, 1, 1, 0, 1))
     }
 
+    /// A step of Int.max trapped on overflow in the field's loop (issue 17); it now means "the start only".
+    @Test func hugeStepsDoNotOverflow() throws {
+        #expect(try next("1/9223372036854775807 * * * *", after: utc(2024, 1, 1, 0, 7)) == utc(2024, 1, 1, 1, 1))
+        #expect(try next("*/9223372036854775807 * * * *", after: utc(2024, 1, 1, 0, 7)) == utc(2024, 1, 1, 1, 0))
+        #expect(throws: IoTError.self) { try CronExpression("1/9223372036854775808 * * * *") }
+        #expect(throws: IoTError.self) { try CronExpression("1/-9223372036854775808 * * * *") }
+    }
+
     @Test func monthAndDayNames() throws {
         // 2024-01-01 is a Monday.
         #expect(try next("0 0 * jan,JUL Mon-Fri", after: utc(2023, 12, 31)) == utc(2024, 1, 1))

@@ -106,6 +106,11 @@ extension Ingestor {
             guard time >= 0 else {
                 throw IoTError(.invalidValue, "time \(time) of device '\(record.identificationCode)' is before 1970; send UTC milliseconds")
             }
+            guard time <= IoTLimits.maxTimeMillis else {
+                throw IoTError(
+                    .invalidValue,
+                    "time \(time) of device '\(record.identificationCode)' is after \(IoTLimits.maxTimeMillis) (2^53 - 1); send UTC milliseconds")
+            }
             for (name, value) in record.values {
                 guard let signal = device.signals[name] else {
                     if policy.unknownSignals == .ignore { continue }

@@ -247,7 +247,7 @@ public struct SenMLParser: Parser {
                     }
                     guard version <= Double(SenMLParser.supportedVersion) else {
                         throw IoTError.malformed(
-                            "SenML record \(i): \"bver\" is \(Int(version)); expected at most \(SenMLParser.supportedVersion), the newest version this parser understands"
+                            "SenML record \(i): \"bver\" is \(Int64(exactly: version).map(String.init) ?? "\(version)"); expected at most \(SenMLParser.supportedVersion), the newest version this parser understands"
                         )
                     }
                     base.bver = Int(version)

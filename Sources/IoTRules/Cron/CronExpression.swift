@@ -123,7 +123,10 @@ public struct CronExpression: Sendable, Hashable, Codable, CustomStringConvertib
         var v = a
         while v <= b {
             m |= 1 << UInt64(v)
-            v += step
+            // A step as large as Int.max (`1/9223372036854775807`) ends the field instead of overflowing.
+            let (next, overflow) = v.addingReportingOverflow(step)
+            if overflow { break }
+            v = next
         }
         return m
     }

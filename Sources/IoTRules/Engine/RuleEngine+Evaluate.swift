@@ -112,12 +112,12 @@ extension RuleEngine {
     /// A duration debounce came due with no new sample: the last value still holds.
     func rangeTimer(_ s: RangeSlot, now: Int64) {
         guard !s.alarming, let since = s.matchSince, case .duration(let d) = s.rule.debounce else { return }
-        if now - since >= d {
+        if now.saturatingSubtract(since) >= d {
             s.alarming = true
             markDirty(s.runtime)
             raiseAlarm(s, severity: s.rule.severity, value: .number(s.lastValue), details: nil, now: now)
         } else {
-            schedule(s, at: since + d)
+            schedule(s, at: since.saturatingAdd(d))
         }
     }
 

@@ -6,8 +6,10 @@ extension RuleEngine {
     ///
     /// A new rule loads its saved state and open alarms from the ``IoTCore/RuleStateStore``; a replaced
     /// rule keeps the in-memory state of the originators it still covers. A script condition is
-    /// compiled here: a syntax error or an unknown language throws ``IoTCore/IoTError/Code/script``.
+    /// compiled here: a syntax error or an unknown language throws ``IoTCore/IoTError/Code/script``; a
+    /// number outside its range (``AlarmRule/validate()``) throws ``IoTCore/IoTError/Code/invalidArgument``.
     public func add(_ rule: AlarmRule, tenant: TenantID) async throws {
+        try rule.validate()
         let scope = AccessScope.tenant(tenant)
         let script = try compileCondition(rule)
         let now = clock.now()
@@ -49,10 +51,10 @@ extension RuleEngine {
                     let (from, limit): (Int64, Int?) =
                         switch p.window {
                         case .count(let n): (.min, max(1, n))
-                        case .duration(let d): (now - d + 1, configuration.maxWindowSamples)
+                        case .duration(let d): (now.saturatingSubtract(d).saturatingAdd(1), configuration.maxWindowSamples)
                         }
                     history[i] = try await pointStore.range(
-                        scope, series: SeriesKey(device: p.device, signal: p.signal), from: from, to: now + 1,
+                        scope, series: SeriesKey(device: p.device, signal: p.signal), from: from, to: now.saturatingAdd(1),
                         limit: limit, order: .descending
                     ).reversed()
                 }
@@ -90,7 +92,7 @@ extension RuleEngine {
                     if case .duration(let d) = p.window { return d }
                     return nil
                 }.max() ?? 0
-            let s = JointSlot(runtime: runtime, rule: r, coveredSince: pointStore != nil ? now - maxDuration : now)
+            let s = JointSlot(runtime: runtime, rule: r, coveredSince: pointStore != nil ? now.saturatingSubtract(maxDuration) : now)
             for (i, points) in history {
                 for p in points {
                     s.windows[i].append(
@@ -100,7 +102,7 @@ extension RuleEngine {
             }
             runtime.slots[s.originator] = s
             index(s, in: t)
-            if let interval = r.evaluationIntervalMillis, interval > 0 { schedule(s, at: now + interval) }
+            if let interval = r.evaluationIntervalMillis, interval > 0 { schedule(s, at: now.saturatingAdd(interval)) }
         }
 
         if let blob { restore(blob, into: runtime, in: t, now: now) }
@@ -245,7 +247,7 @@ extension RuleEngine {
                 if let rs = s as? RangeSlot, !rs.alarming, let since = rs.matchSince,
                     case .duration(let d) = rs.rule.debounce
                 {
-                    schedule(rs, at: since + d)
+                    schedule(rs, at: since.saturatingAdd(d))
                 }
             }
         } catch {

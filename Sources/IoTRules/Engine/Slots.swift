@@ -113,11 +113,11 @@ extension RangeState {
             started = true
         }
         if let d = check.debounceMillis {
-            if time - matchSince! >= d {
+            if time.saturatingSubtract(matchSince!) >= d {
                 alarming = true
                 return .raise
             }
-            return started ? .schedule(time + d) : .changed
+            return started ? .schedule(time.saturatingAdd(d)) : .changed
         }
         if matchCount >= check.debounceCount {
             alarming = true
@@ -213,7 +213,9 @@ final class OfflineSlot: Slot {
         super.init(runtime: runtime, originator: originator)
     }
 
-    var deadline: Int64? { intervalMillis.map { lastSeen + $0 + rule.toleranceMillis } }
+    /// Saturating: an interval and tolerance near `Int64.max` (from a stored definition or an integrator's
+    /// code) mean "never", not a trap.
+    var deadline: Int64? { intervalMillis.map { lastSeen.saturatingAdd($0).saturatingAdd(rule.toleranceMillis) } }
 
     override func encode(_ w: inout StateWriter) {
         w.i64(lastSeen)
@@ -246,7 +248,7 @@ struct SampleWindow {
 
     mutating func prune(now: Int64, window: Window) {
         guard case .duration(let d) = window else { return }
-        while start < times.count && times[start] <= now - d { start += 1 }
+        while start < times.count && times[start] <= now.saturatingSubtract(d) { start += 1 }
         compact()
     }
 
@@ -299,7 +301,7 @@ final class JointSlot: Slot {
         out.reserveCapacity(rule.parameters.count)
         for (i, p) in rule.parameters.enumerated() {
             windows[i].prune(now: now, window: p.window)
-            if case .duration(let d) = p.window, now - coveredSince < d {
+            if case .duration(let d) = p.window, now.saturatingSubtract(coveredSince) < d {
                 out[p.name] = .some(nil)
                 continue
             }

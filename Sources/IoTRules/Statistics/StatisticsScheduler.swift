@@ -68,7 +68,11 @@ public actor StatisticsScheduler: Service {
     }
 
     /// Adds a job, or replaces the job with the same id; missed fires are queued per its catch-up policy.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for a number outside its range
+    ///   (``StatisticsJob/validate()``), ``IoTCore/IoTError/Code/script`` for a calculation that does not compile.
     public func add(_ job: StatisticsJob, tenant: TenantID) async throws {
+        try job.validate()
         var script: (any CompiledScript)?
         if case .script(let language, let source, _) = job.calculation {
             guard let engine = scriptEngines[language] else {
@@ -180,7 +184,7 @@ public actor StatisticsScheduler: Service {
         async throws -> StatisticsResult
     {
         let scope = AccessScope.tenant(tenant)
-        let from = fireTime - job.leadMillis
+        let from = fireTime.saturatingSubtract(job.leadMillis)
         var values: [String: Double?] = [:]
         var raw: [String: [Double]] = [:]
         for p in job.parameters {

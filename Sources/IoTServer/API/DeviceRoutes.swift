@@ -94,8 +94,8 @@ extension ManagementServer {
                 "product \"\(input.product)\" does not exist in tenant \"\(scope.tenant)\"; create it with POST /api/v1/tenants/\(scope.tenant)/products first"
             )
         }
-        if let interval = input.pushIntervalMillis, interval <= 0 {
-            throw APIError.badRequest("pushIntervalMillis must be positive (milliseconds), or left out")
+        if let interval = input.pushIntervalMillis {
+            try IoTLimits.checkDuration(interval, "pushIntervalMillis")
         }
         return Device(
             uid: uid, product: ProductID(input.product), name: input.name, tags: input.tags ?? [:],

@@ -2,6 +2,7 @@ import Foundation
 public import IoTCore
 import IoTProtocols
 import IoTRules
+import Metrics
 
 /// The kinds under which the API keeps what it accepted in the ``IoTCore/DefinitionStore``.
 enum DefinitionKind {
@@ -41,8 +42,12 @@ extension ManagementServer {
     /// CoAP observations created through the API are observed again; create the configuration file's
     /// observations after this call (they then win over the same ids).
     ///
-    /// - Returns: the definitions that could not be added (a script that no longer compiles, say); the
-    ///   others are added regardless.
+    /// A definition that cannot be added (a script that no longer compiles, a number outside the range a
+    /// newer version checks) is set aside: it stays in the store untouched, is counted in
+    /// `iot_definitions_quarantined{kind}`, and the others are added regardless, so a stored definition
+    /// never keeps the process from starting. Replace it through the API, or delete it.
+    ///
+    /// - Returns: the definitions that could not be added, to be logged; the others are added regardless.
     @discardableResult
     public func restoreDefinitions() async throws -> [RestoreFailure] {
         guard let definitions else { return [] }
@@ -55,6 +60,7 @@ extension ManagementServer {
                     do {
                         try await add(stored.body)
                     } catch {
+                        Counter(label: "iot_definitions_quarantined", dimensions: [("kind", kind)]).increment()
                         failures.append(
                             RestoreFailure(
                                 tenant: tenant.id, kind: kind, id: stored.id,
@@ -91,6 +97,8 @@ extension ManagementServer {
                     do {
                         try restoreObservation(stored.body, tenant: tenant.id)
                     } catch {
+                        Counter(label: "iot_definitions_quarantined", dimensions: [("kind", DefinitionKind.coapObservation)])
+                            .increment()
                         failures.append(
                             RestoreFailure(
                                 tenant: tenant.id, kind: DefinitionKind.coapObservation, id: stored.id,

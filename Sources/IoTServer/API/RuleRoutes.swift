@@ -82,19 +82,13 @@ extension ManagementServer {
         }
         let rule = try JSONOutput.decode(AlarmRule.self, from: bytes)
         try validateIdentifier(rule.id, "rule id")
+        try rule.validate()
         switch rule {
         case .range(let r):
             try validateIdentifier(r.signal, "signal")
             guard r.min != nil || r.max != nil else {
                 throw APIError.badRequest("a range rule needs \"min\", \"max\" or both")
             }
-            if let min = r.min, let max = r.max, min > max {
-                throw APIError.badRequest("a range rule's min (\(min)) must not be above its max (\(max))")
-            }
-            guard r.hysteresis >= 0 else {
-                throw APIError.badRequest("hysteresis (\(r.hysteresis)) must not be negative")
-            }
-            try validate(r.debounce)
         case .joint(let r):
             guard case .script = r.condition else {
                 throw APIError.badRequest(
@@ -104,24 +98,9 @@ extension ManagementServer {
             guard Set(r.parameters.map(\.name)).count == r.parameters.count else {
                 throw APIError.badRequest("a joint rule's parameter names must be unique")
             }
-            if let interval = r.evaluationIntervalMillis, interval <= 0 {
-                throw APIError.badRequest("evaluationIntervalMillis (\(interval)) must be positive")
-            }
-        case .offline(let r):
-            if let interval = r.intervalMillis, interval <= 0 {
-                throw APIError.badRequest("intervalMillis (\(interval)) must be positive")
-            }
-            guard r.toleranceMillis >= 0 else { throw APIError.badRequest("toleranceMillis must not be negative") }
+        case .offline: break
         }
         return rule
-    }
-
-    private static func validate(_ debounce: Debounce) throws {
-        switch debounce {
-        case .count(let n): guard n >= 1 else { throw APIError.badRequest("debounce count (\(n)) must be at least 1") }
-        case .duration(let d):
-            guard d >= 0 else { throw APIError.badRequest("debounce durationMillis must not be negative") }
-        }
     }
 }
 

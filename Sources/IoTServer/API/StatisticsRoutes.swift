@@ -120,6 +120,7 @@ extension ManagementServer {
         let job = try JSONOutput.decode(StatisticsJob.self, from: bytes)
         try validateIdentifier(job.id, "job id")
         guard job.leadMillis > 0 else { throw APIError.badRequest("leadMillis (\(job.leadMillis)) must be positive") }
+        try job.validate()
         guard Set(job.parameters.map(\.name)).count == job.parameters.count else {
             throw APIError.badRequest("a job's parameter names must be unique")
         }

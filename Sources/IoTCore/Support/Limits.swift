@@ -1,0 +1,54 @@
+/// The documented ranges of the numbers that come from outside (the management API, the configuration
+/// file, devices): whatever is refused outside them, and whatever arithmetic is done with them inside them,
+/// cannot overflow.
+///
+/// A duration of ``maxDurationMillis`` added to a time of ``maxTimeMillis`` is still far from `Int64.max`,
+/// so the rule engine, the scheduler and the transports may add and compare them freely; where a value
+/// could still come from elsewhere (an integrator's own code, a stored definition), they use the
+/// saturating operations below, which never trap.
+public enum IoTLimits {
+    /// The longest duration in milliseconds a setting may have: 10 years (315,360,000,000 ms). Intervals,
+    /// tolerances, debounce durations, windows and lead times above it are refused.
+    public static let maxDurationMillis: Int64 = 315_360_000_000
+
+    /// The latest time a record may carry, in milliseconds since 1970: 2^53 − 1 (the largest whole number a
+    /// JSON number holds exactly, in the year 287,396).
+    public static let maxTimeMillis: Int64 = 9_007_199_254_740_991
+
+    /// The longest device, signal, product or tenant name, in UTF-8 bytes.
+    public static let maxNameBytes = 128
+
+    /// Checks that `value` is a duration within `minimum ... maxDurationMillis`.
+    ///
+    /// - Parameters:
+    ///   - value: the duration in milliseconds.
+    ///   - field: the field's name, as the caller's user wrote it (`"toleranceMillis"`).
+    ///   - minimum: the shortest duration allowed (0 or 1).
+    /// - Throws: ``IoTError/Code/invalidArgument`` naming the field and the range.
+    public static func checkDuration(_ value: Int64, _ field: String, minimum: Int64 = 1) throws(IoTError) {
+        guard value >= minimum && value <= maxDurationMillis else {
+            throw IoTError(
+                .invalidArgument,
+                "\(field) is \(value); expected milliseconds from \(minimum) to \(maxDurationMillis) (10 years)")
+        }
+    }
+}
+
+extension Int64 {
+    /// `self + other`, or `Int64.max` / `Int64.min` where the sum does not fit: a time plus a duration that
+    /// came from outside never traps.
+    @inlinable
+    public func saturatingAdd(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        guard overflow else { return sum }
+        return other > 0 ? .max : .min
+    }
+
+    /// `self - other`, or `Int64.max` / `Int64.min` where the difference does not fit.
+    @inlinable
+    public func saturatingSubtract(_ other: Int64) -> Int64 {
+        let (difference, overflow) = subtractingReportingOverflow(other)
+        guard overflow else { return difference }
+        return other > 0 ? .min : .max
+    }
+}

@@ -2,8 +2,12 @@ import HTTPTypes
 import Hummingbird
 import IoTCore
 
-/// Refuses every `/api` request that does not present the admin key, as `Authorization: Bearer <key>`
-/// or `X-API-Key: <key>`. Keys are compared in constant time.
+/// Refuses every request of the routes it is attached to (the `/api` route group of
+/// ``ManagementServer``) that does not present the admin key, as `Authorization: Bearer <key>` or
+/// `X-API-Key: <key>`. Keys are compared in constant time.
+///
+/// It is group middleware and looks at no path: whatever spelling of a path the router matches to an API
+/// route (`//api/v1/…`, a trailing slash), the route's middleware runs.
 struct AdminKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     let key: [UInt8]?
 
@@ -14,9 +18,6 @@ struct AdminKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
-        guard request.uri.path.hasPrefix("/api/") || request.uri.path == "/api" else {
-            return try await next(request, context)
-        }
         guard let key else {
             return JSONOutput.error(
                 status: .unauthorized, code: IoTError.Code.unauthorized.name,

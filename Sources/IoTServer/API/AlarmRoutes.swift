@@ -36,7 +36,7 @@ struct AlarmOutput: Encodable {
 }
 
 extension ManagementServer {
-    func addAlarmRoutes(to router: Router<BasicRequestContext>) {
+    func addAlarmRoutes(to router: RouterGroup<BasicRequestContext>) {
         let path = "/api/v1/tenants/:tenant/alarms"
         router.get(RouterPath(path)) { request, context in
             try await self.handle {

@@ -11,7 +11,7 @@ extension ManagementServer {
     /// (``IoTProtocols/CoAPObserverManager`` has one namespace) and its spec carries its tenant, as an MQTT
     /// client spec does. The tenant must exist; an observation created here is kept in the definition store
     /// of that tenant (kind `coap-observation`) and comes back with ``restoreDefinitions()``.
-    func addCoAPObservationRoutes(to router: Router<BasicRequestContext>) {
+    func addCoAPObservationRoutes(to router: RouterGroup<BasicRequestContext>) {
         let path = "/api/v1/coap/observations"
         router.get(RouterPath(path)) { _, _ in
             try await self.handle { try JSONOutput.response(try self.coapObserverManager().list()) }

@@ -32,7 +32,7 @@ struct DownlinkResult: Encodable {
 }
 
 extension ManagementServer {
-    func addCredentialRoutes(to router: Router<BasicRequestContext>) {
+    func addCredentialRoutes(to router: RouterGroup<BasicRequestContext>) {
         let base = "/api/v1/tenants/:tenant/devices/:uid"
         router.get(RouterPath(base + "/credentials")) { _, context in
             try await self.handle {

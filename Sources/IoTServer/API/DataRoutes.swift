@@ -39,7 +39,7 @@ struct AggregateOutput: Encodable {
 }
 
 extension ManagementServer {
-    func addDataRoutes(to router: Router<BasicRequestContext>) {
+    func addDataRoutes(to router: RouterGroup<BasicRequestContext>) {
         let device = "/api/v1/tenants/:tenant/devices/:uid"
         router.get(RouterPath(device + "/latest")) { request, context in
             try await self.handle {

@@ -13,7 +13,7 @@ struct DeviceInput: Decodable {
 }
 
 extension ManagementServer {
-    func addDeviceRoutes(to router: Router<BasicRequestContext>) {
+    func addDeviceRoutes(to router: RouterGroup<BasicRequestContext>) {
         let path = "/api/v1/tenants/:tenant/devices"
         router.get(RouterPath(path)) { request, context in
             try await self.handle {

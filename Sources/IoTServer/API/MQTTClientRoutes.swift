@@ -23,7 +23,7 @@ public protocol MQTTClientAdministration: Sendable {
 }
 
 extension ManagementServer {
-    func addMQTTClientRoutes(to router: Router<BasicRequestContext>) {
+    func addMQTTClientRoutes(to router: RouterGroup<BasicRequestContext>) {
         @Sendable func json(_ bytes: [UInt8], _ status: HTTPResponse.Status = .ok) -> Response {
             Response(
                 status: status, headers: [.contentType: "application/json"],

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import HummingbirdWebSocket
 public import IoTCore
@@ -180,26 +181,37 @@ public final class ManagementServer: Service {
         try await port.wait()
     }
 
+    /// The routes: the operational endpoints and the broker's authenticator (its own key) on the router,
+    /// every `/api` route in one group whose middleware checks the admin key. The key is attached to the
+    /// routes themselves, never to a test on the raw path: `//api/…`, `/api//v1/…` or a trailing slash reach
+    /// the same route and so the same check.
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: AdminKeyMiddleware(key: configuration.adminAPIKey))
         addOperationalRoutes(to: router)
-        addTenantRoutes(to: router)
-        addProductRoutes(to: router)
-        addDeviceRoutes(to: router)
-        addTokenRoutes(to: router)
-        addDataRoutes(to: router)
-        addRuleRoutes(to: router)
-        addAlarmRoutes(to: router)
-        addStatisticsRoutes(to: router)
-        addParserRoutes(to: router)
-        addModbusRoutes(to: router)
         addBrokerAuthRoutes(to: router)
-        addMQTTClientRoutes(to: router)
-        addNotificationRoutes(to: router)
-        addCredentialRoutes(to: router)
-        addLiveRoutes(to: router)
-        addCoAPObservationRoutes(to: router)
+        let api = router.group().add(middleware: AdminKeyMiddleware(key: configuration.adminAPIKey))
+        addTenantRoutes(to: api)
+        addProductRoutes(to: api)
+        addDeviceRoutes(to: api)
+        addTokenRoutes(to: api)
+        addDataRoutes(to: api)
+        addRuleRoutes(to: api)
+        addAlarmRoutes(to: api)
+        addStatisticsRoutes(to: api)
+        addParserRoutes(to: api)
+        addModbusRoutes(to: api)
+        addMQTTClientRoutes(to: api)
+        addNotificationRoutes(to: api)
+        addCredentialRoutes(to: api)
+        addLiveRoutes(to: api)
+        addCoAPObservationRoutes(to: api)
+        // Any other path under /api is in the group too: 401 without the key, 404 with it, so a caller without
+        // the key learns nothing about which routes exist.
+        for method: HTTPRequest.Method in [.get, .post, .put, .delete, .patch, .head, .options] {
+            api.on("/api/**", method: method) { _, _ -> Response in
+                throw APIError.notFound("no such management API route; the routes are described at /openapi.yaml")
+            }
+        }
         return router
     }
 }

@@ -69,7 +69,7 @@ struct ModbusDeviceOutput: Encodable {
 }
 
 extension ManagementServer {
-    func addModbusRoutes(to router: Router<BasicRequestContext>) {
+    func addModbusRoutes(to router: RouterGroup<BasicRequestContext>) {
         let path = "/api/v1/tenants/:tenant/modbus/devices"
         router.get(RouterPath(path)) { _, context in
             try await self.handle {

@@ -30,7 +30,7 @@ private struct ChannelOutput: Encodable {
 }
 
 extension ManagementServer {
-    func addNotificationRoutes(to router: Router<BasicRequestContext>) {
+    func addNotificationRoutes(to router: RouterGroup<BasicRequestContext>) {
         let path = "/api/v1/tenants/:tenant/notifications"
         router.get(RouterPath(path + "/templates")) { _, context in
             try await self.handle {

@@ -33,7 +33,7 @@ private struct ParserOutput: Encodable {
 extension ManagementServer {
     /// `/api/v1/parsers`: script parsers added, replaced and removed at run time through the
     /// ``IoTCore/ParserCatalog`` (platform-wide, like the parser registry).
-    func addParserRoutes(to router: Router<BasicRequestContext>) {
+    func addParserRoutes(to router: RouterGroup<BasicRequestContext>) {
         let path = "/api/v1/parsers"
         router.get(RouterPath(path)) { _, _ in
             try await self.handle {

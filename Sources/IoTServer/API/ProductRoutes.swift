@@ -11,7 +11,7 @@ struct ProductInput: Decodable {
 }
 
 extension ManagementServer {
-    func addProductRoutes(to router: Router<BasicRequestContext>) {
+    func addProductRoutes(to router: RouterGroup<BasicRequestContext>) {
         let path = "/api/v1/tenants/:tenant/products"
         router.get(RouterPath(path)) { _, context in
             try await self.handle {

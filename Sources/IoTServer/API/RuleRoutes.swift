@@ -14,7 +14,7 @@ private struct RuleProbe: Decodable {
 }
 
 extension ManagementServer {
-    func addRuleRoutes(to router: Router<BasicRequestContext>) {
+    func addRuleRoutes(to router: RouterGroup<BasicRequestContext>) {
         let path = "/api/v1/tenants/:tenant/rules"
         router.get(RouterPath(path)) { _, context in
             try await self.handle {

@@ -37,7 +37,7 @@ struct StatisticsJobOutput: Encodable {
 }
 
 extension ManagementServer {
-    func addStatisticsRoutes(to router: Router<BasicRequestContext>) {
+    func addStatisticsRoutes(to router: RouterGroup<BasicRequestContext>) {
         let path = "/api/v1/tenants/:tenant/statistics/jobs"
         router.get(RouterPath(path)) { _, context in
             try await self.handle {

@@ -9,7 +9,7 @@ struct TenantInput: Decodable {
 }
 
 extension ManagementServer {
-    func addTenantRoutes(to router: Router<BasicRequestContext>) {
+    func addTenantRoutes(to router: RouterGroup<BasicRequestContext>) {
         router.get("/api/v1/tenants") { _, _ in
             try await self.handle { try JSONOutput.response(try await self.registry.tenants()) }
         }

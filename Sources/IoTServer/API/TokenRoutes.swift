@@ -18,7 +18,7 @@ struct RevokedTokens: Encodable {
 }
 
 extension ManagementServer {
-    func addTokenRoutes(to router: Router<BasicRequestContext>) {
+    func addTokenRoutes(to router: RouterGroup<BasicRequestContext>) {
         let path = RouterPath("/api/v1/tenants/:tenant/devices/:uid/tokens")
         router.post(path) { request, context in
             try await self.handle {

@@ -63,7 +63,7 @@ extension ManagementServer {
         return router
     }
 
-    func addLiveRoutes(to router: Router<BasicRequestContext>) {
+    func addLiveRoutes(to router: RouterGroup<BasicRequestContext>) {
         // Reached when the upgrade was refused or not asked for (the admin key is checked by the middleware).
         router.get("/api/v1/tenants/:tenant/live") { _, context in
             try await self.handle {

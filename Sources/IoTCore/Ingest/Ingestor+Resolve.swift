@@ -5,6 +5,9 @@ extension Ingestor {
         -> [Point]
     {
         if records.isEmpty { return [] }
+        // Everything that can refuse the message is checked before anything is registered: a refused
+        // message registers no device and no signal.
+        try Self.checkNamesAndTimes(records)
         do {
             guard let tenant = try await directory.tenant(identity.tenant) else {
                 throw IoTError(.unknownDevice, "tenant \(identity.tenant) is not registered; create it first")
@@ -46,6 +49,29 @@ extension Ingestor {
             throw error
         } catch {
             throw IoTError(.storage, "the registry failed while resolving devices: \(error)")
+        }
+    }
+
+    /// Checks every device uid, signal name and device time of a message by the rules of every path
+    /// (``IoTLimits``).
+    static func checkNamesAndTimes(_ records: [DeviceRecord]) throws(IoTError) {
+        for record in records {
+            let code = record.identificationCode
+            guard !code.isEmpty else { throw IoTError.malformed("a record has an empty device id") }
+            do throws(IoTError) {
+                try IoTLimits.checkIdentifier(code, "device uid")
+                for name in record.values.keys {
+                    guard !name.isEmpty else { throw IoTError.malformed("a value has an empty signal name") }
+                    try IoTLimits.checkSignalName(name, "signal name of device '\(code)'")
+                }
+            } catch where error.code == .invalidArgument {
+                throw IoTError(.invalidValue, error.message)
+            }
+            if let time = record.time, time < 0 || time > IoTLimits.maxTimeMillis {
+                throw IoTError(
+                    .invalidValue,
+                    "time \(time) of device '\(code)' is not UTC milliseconds from 1970 to \(IoTLimits.maxTimeMillis) (2^53 - 1)")
+            }
         }
     }
 

@@ -18,6 +18,40 @@ public enum IoTLimits {
     /// The longest device, signal, product or tenant name, in UTF-8 bytes.
     public static let maxNameBytes = 128
 
+    /// Checks a device uid or product id, on every path (the management API, the configuration file, a
+    /// device's own message): 1 to 128 printable ASCII characters other than space, `/`, `?`, `#` and `%`,
+    /// so it stands unescaped in a URL path and an MQTT topic level.
+    ///
+    /// - Throws: ``IoTError/Code/invalidArgument`` naming `what` and the rule.
+    public static func checkIdentifier(_ value: String, _ what: String) throws(IoTError) {
+        let ok =
+            !value.isEmpty && value.utf8.count <= maxNameBytes
+            && value.utf8.allSatisfy { c in c > 0x20 && c < 0x7F && c != 0x2F && c != 0x3F && c != 0x23 && c != 0x25 }
+        guard ok else {
+            throw IoTError(
+                .invalidArgument,
+                "\(what) \"\(value.prefix(64))\"\(value.utf8.count > 64 ? "…" : "") is not valid; use 1–128 printable ASCII characters without spaces, '/', '?', '#' or '%'"
+            )
+        }
+    }
+
+    /// Checks a signal name, on every path: 1 to 128 bytes of UTF-8 without control characters
+    /// (U+0000–U+001F, U+007F–U+009F). Any other character is allowed; in a URL path it is percent-encoded
+    /// (`%RH` is `%25RH`).
+    ///
+    /// - Throws: ``IoTError/Code/invalidArgument`` naming `what` and the rule.
+    public static func checkSignalName(_ value: String, _ what: String = "signal name") throws(IoTError) {
+        let ok =
+            !value.isEmpty && value.utf8.count <= maxNameBytes
+            && value.unicodeScalars.allSatisfy { s in s.value >= 0x20 && !(0x7F...0x9F).contains(s.value) }
+        guard ok else {
+            throw IoTError(
+                .invalidArgument,
+                "\(what) \"\(value.prefix(64).unicodeScalars.map { $0.value < 0x20 ? "?" : String($0) }.joined())\"\(value.utf8.count > 64 ? "…" : "") (\(value.utf8.count) bytes) is not valid; use 1–128 bytes of UTF-8 without control characters"
+            )
+        }
+    }
+
     /// Checks that `value` is a duration within `minimum ... maxDurationMillis`.
     ///
     /// - Parameters:

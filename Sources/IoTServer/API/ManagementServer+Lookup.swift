@@ -46,15 +46,22 @@ extension ManagementServer {
     }
 }
 
-/// Checks an identifier of a product, device or signal: 1–128 printable ASCII characters other than
-/// `/ ? # %` and space, so it can stand in a URL path unescaped.
+/// Checks an identifier of a product, device, rule, job or other definition: 1–128 printable ASCII
+/// characters other than `/ ? # %` and space (``IoTCore/IoTLimits/checkIdentifier(_:_:)``, the rule the
+/// ingest path applies to device uids too).
 func validateIdentifier(_ value: String, _ what: String) throws {
-    let ok =
-        !value.isEmpty && value.utf8.count <= 128
-        && value.utf8.allSatisfy { c in c > 0x20 && c < 0x7F && c != 0x2F && c != 0x3F && c != 0x23 && c != 0x25 }
-    guard ok else {
-        throw APIError.badRequest(
-            "\(what) \"\(value)\" is not valid; use 1–128 printable ASCII characters without spaces, '/', '?', '#' or '%'"
-        )
+    do {
+        try IoTLimits.checkIdentifier(value, what)
+    } catch {
+        throw APIError.badRequest(error.message)
+    }
+}
+
+/// Checks a signal name (``IoTCore/IoTLimits/checkSignalName(_:_:)``, the rule of every path).
+func validateSignalName(_ value: String, _ what: String = "signal name") throws {
+    do {
+        try IoTLimits.checkSignalName(value, what)
+    } catch {
+        throw APIError.badRequest(error.message)
     }
 }

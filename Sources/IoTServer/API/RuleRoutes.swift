@@ -85,7 +85,7 @@ extension ManagementServer {
         try rule.validate()
         switch rule {
         case .range(let r):
-            try validateIdentifier(r.signal, "signal")
+            try validateSignalName(r.signal, "signal")
             guard r.min != nil || r.max != nil else {
                 throw APIError.badRequest("a range rule needs \"min\", \"max\" or both")
             }

@@ -12,7 +12,7 @@ struct SignalInput: Decodable {
     static func signals(_ inputs: [SignalInput]?) throws -> [Signal] {
         var seen: Set<String> = []
         return try (inputs ?? []).map { input in
-            try validateIdentifier(input.name, "signal name")
+            try validateSignalName(input.name)
             guard seen.insert(input.name).inserted else {
                 throw APIError.badRequest("signal \"\(input.name)\" is listed twice; list each signal once")
             }

@@ -106,4 +106,31 @@ struct HTTPAuthTests {
             "POST", "/api/v1/tenants/acme/devices/t-2/credentials/passwords", body: #"{"username":"meter"}"#)
         #expect(taken.status == 409, "a username belongs to one device")
     }
+
+    /// Issue 17: deleting a device revoked only its tokens; its passwords kept working and a device created
+    /// again with the same uid inherited them.
+    @Test("deleting a device revokes every credential; a device created again with its uid inherits nothing")
+    func deletionRevokesEverything() async throws {
+        let h = try await DeviceHarness()
+        defer { Task { await h.stop() } }
+        let password = try await h.password("t-1")
+        let token = try await h.token("t-1")
+        let login = #"{"username":"t-1-user","password":"\#(password.password)"}"#
+        #expect(try await h.httpRequest("POST", "/api/v1/devices/auth", body: login).status == 200)
+        #expect(try await h.apiRequest("DELETE", "/api/v1/tenants/acme/devices/t-1").status == 204)
+        #expect(try await h.httpRequest("POST", "/api/v1/devices/auth", body: login).status == 401)
+        #expect(
+            try await h.apiRequest("POST", "/api/v1/tenants/acme/devices", body: #"{"uid":"t-1","product":"thermo"}"#).status
+                == 201)
+        #expect(try await h.httpRequest("POST", "/api/v1/devices/auth", body: login).status == 401, "the old password")
+        let post = try await h.httpRequest(
+            "POST", "/api/v1/devices/t-1/telemetry", headers: ["Authorization": "Bearer \(token)"], body: #"{"temp": 3}"#)
+        #expect(post.status == 401, "the old token")
+        let listed = try await h.apiRequest("GET", "/api/v1/tenants/acme/devices/t-1/credentials")
+        #expect(listed.status == 200 && !listed.text.contains("t-1-user"), "\(listed.text)")
+        // The username is free again for the new device.
+        let again = try await h.apiRequest(
+            "POST", "/api/v1/tenants/acme/devices/t-1/credentials/passwords", body: #"{"username":"t-1-user"}"#)
+        #expect(again.status == 201, "\(again.text)")
+    }
 }

@@ -66,10 +66,13 @@ extension ManagementServer {
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let device = try await self.existingDevice(scope, context)
-                // A deleted device must not authenticate any more, here or at a broker the tokens issuer
-                // provisions (ProvisioningTokenIssuer); when a broker is unreachable this fails and the
-                // device stays, so that the DELETE can be retried.
-                try await self.tokens.revokeTokens(of: DeviceIdentity(tenant: scope.tenant, deviceUID: device.uid))
+                // A deleted device must not authenticate any more, with any credential (tokens, passwords,
+                // certificates, short-lived tokens), here or at a broker the tokens issuer provisions
+                // (ProvisioningTokenIssuer); a device created again with the same uid inherits nothing. When a
+                // broker is unreachable this fails and the device stays, so that the DELETE can be retried.
+                let identity = DeviceIdentity(tenant: scope.tenant, deviceUID: device.uid)
+                try await self.tokens.revokeTokens(of: identity)
+                try await self.credentialManager?.revokeAll(of: identity)
                 try await self.registry.deleteDevice(scope, uid: device.uid)
                 self.ingestor?.invalidate(tenant: scope.tenant, device: device.uid)
                 return Response(status: .noContent)

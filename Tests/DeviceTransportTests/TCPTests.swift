@@ -28,11 +28,50 @@ struct TCPTests {
         #expect(await peer.readLine()?.hasPrefix("REPLY ERR malformed_payload ") == true)
         let oversize = try #require(await peer.readLine())
         #expect(oversize.hasPrefix("REPLY ERR payload_too_large "), "\(oversize)")
-        #expect(await peer.readLine()?.hasPrefix("REPLY OK ") == true, "the stream carries on after the oversize frame")
+        if framing == "lines" {
+            #expect(await peer.readLine()?.hasPrefix("REPLY OK ") == true, "the stream carries on after the oversize line")
+        } else {
+            // A length header over the limit closes the connection: skipping the bytes it announces could
+            // swallow the frames after it (issue 17).
+            #expect(oversize.contains("the connection is closed"), "\(oversize)")
+            #expect(await peer.next("CLOSED") != nil)
+        }
         try await h.drain()
-        #expect(try await h.series("t-1").map(\.value) == [.number(1), .number(2)])
-        #expect(try await h.series("t-1", "hum").map(\.value) == [.number(40)])
+        #expect(try await h.series("t-1").map(\.value) == (framing == "lines" ? [.number(1), .number(2)] : [.number(1)]))
+        #expect(try await h.series("t-1", "hum").map(\.value) == (framing == "lines" ? [.number(40)] : []))
         #expect(h.rejected("malformed_payload") == 1 && h.rejected("payload_too_large") == 1)
+        #expect(h.ingestor.statistics.isBalanced)
+    }
+
+    /// Issue 17: a length header announcing 10 MB answered "skipped" and then swallowed the next valid frame; an
+    /// empty line was ignored silently.
+    @Test("a 10 MB length header is answered and closes the connection; an empty line is answered and counted")
+    func desyncAndEmptyLines() async throws {
+        let h = try await DeviceHarness()
+        defer { Task { await h.stop() } }
+        let token = try await h.token("t-1")
+        let length = try h.peer([
+            "tcp", "127.0.0.1", "\(h.tcpLengthPort)", "--framing", "length", "--handshake", "token:\(token)",
+            "--send", "@header:10000000", "--send", #"{"temp": 7}"#,
+        ])
+        defer { length.stop(signal: SIGKILL) }
+        #expect(await length.readLine() == "REPLY OK t-1")
+        let refused = try #require(await length.readLine())
+        #expect(refused.hasPrefix("REPLY ERR payload_too_large ") && refused.contains("closed"), "\(refused)")
+        #expect(await length.next("CLOSED") != nil)
+
+        let lines = try h.peer([
+            "tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(token)", "--send", "", "--send", "\r",
+            "--send", #"{"temp": 8}"#,
+        ])
+        defer { lines.stop(signal: SIGKILL) }
+        #expect(await lines.readLine() == "REPLY OK t-1")
+        #expect(await lines.readLine()?.hasPrefix("REPLY ERR malformed_payload ") == true)
+        #expect(await lines.readLine()?.hasPrefix("REPLY ERR malformed_payload ") == true)
+        #expect(await lines.readLine()?.hasPrefix("REPLY OK ") == true)
+        try await h.drain()
+        #expect(try await h.series("t-1").map(\.value) == [.number(8)])
+        #expect(h.rejected("payload_too_large") == 1 && h.rejected("malformed_payload") == 2)
         #expect(h.ingestor.statistics.isBalanced)
     }
 

@@ -99,8 +99,9 @@ open class StreamTransport: Transport, @unchecked Sendable {
 
     /// The total length in bytes (header included) of an oversize frame at the front of `buffer`, when the
     /// framing declares it before the frame arrives (length-prefixed framing); `nil` otherwise (the
-    /// default). The base class then rejects the frame at once and skips exactly that many bytes, across
-    /// reads, instead of looking for a delimiter with ``skipOversizeFrame(in:)``.
+    /// default). The base class then rejects the frame at once and ends the stream: a header that announces
+    /// more than the limit may be garbage, and skipping the bytes it announces would swallow the frames that
+    /// follow.
     open func oversizeFrameLength(in buffer: [UInt8]) -> Int? { nil }
 
     /// Turns a frame into a message. The default uses the frame as the payload.
@@ -139,16 +140,9 @@ open class StreamTransport: Transport, @unchecked Sendable {
     public func serve(_ stream: any ByteStream, identity: DeviceIdentity) async throws {
         var buffer: [UInt8] = []
         var skipping = false
-        var skipRemaining = 0
         while let chunk = try await stream.read() {
             buffer.append(contentsOf: chunk)
             while true {
-                if skipRemaining > 0 {
-                    let n = min(skipRemaining, buffer.count)
-                    buffer.removeFirst(n)
-                    skipRemaining -= n
-                    if skipRemaining > 0 { break }
-                }
                 if skipping {
                     guard let end = skipOversizeFrame(in: buffer) else {
                         buffer.removeAll(keepingCapacity: true)
@@ -170,11 +164,10 @@ open class StreamTransport: Transport, @unchecked Sendable {
                     if let total = oversizeFrameLength(in: buffer) {
                         let error = IoTError(
                             .payloadTooLarge,
-                            "frame of \(total) bytes exceeds \(configuration.maxFrameBytes); it was skipped")
+                            "frame of \(total) bytes exceeds \(configuration.maxFrameBytes); the connection is closed")
                         ingestor.recordRejected(transport: name, error: error)
                         try await reply(.failure(error), on: stream)
-                        skipRemaining = total
-                        continue
+                        return
                     }
                     if buffer.count > configuration.maxFrameBytes {
                         let error = IoTError(
@@ -186,6 +179,13 @@ open class StreamTransport: Transport, @unchecked Sendable {
                         continue
                     }
                     break
+                }
+                if frame.isEmpty {
+                    // Only a subclass's nextFrame returns an empty frame (the default skips empty lines).
+                    let error = IoTError.malformed("an empty message; send one message per frame")
+                    ingestor.recordRejected(transport: name, error: error)
+                    try await reply(.failure(error), on: stream)
+                    continue
                 }
                 if frame.count > configuration.maxFrameBytes {
                     let error = IoTError(.payloadTooLarge, "frame of \(frame.count) bytes exceeds \(configuration.maxFrameBytes)")

@@ -3,7 +3,7 @@ public import IoTCore
 extension TCPTransport {
     /// How messages are cut out of the byte stream.
     public enum Framing: String, Sendable, CaseIterable {
-        /// One message per line (`\n`, an optional `\r` before it is dropped; empty lines are skipped).
+        /// One message per line (`\n`, an optional `\r` before it is dropped; an empty line is answered with an error).
         case lines
         /// A 4-byte big-endian length, then that many bytes.
         case lengthPrefixed = "length-prefixed"
@@ -23,8 +23,8 @@ extension TCPTransport {
         public var port: Int
         /// The framing of messages (and of acks). Default ``Framing/lines``.
         public var framing: Framing
-        /// The largest message, in bytes; a larger one is answered with an error, counted and skipped.
-        /// Default 65 536.
+        /// The largest message, in bytes; a larger one is answered with an error and counted, then skipped
+        /// (a line) or the connection is closed (a length header that announces more). Default 65 536.
         public var maxFrameBytes: Int
         /// A connection that sends nothing for this long, in ms, is closed (also before its handshake).
         /// Default 120 000.

@@ -19,8 +19,11 @@ import Synchronization
 /// 2. The device sends messages: lines, or a 4-byte big-endian length followed by that many bytes
 ///    (``Framing``). Each is parsed by the listener's parser and journaled.
 /// 3. Every message is answered, in the same framing and in order: `OK <journal sequence>` once it is in
-///    the journal, or `ERR <code> <message>` (malformed payload, oversize frame, unknown signal,
-///    `backpressure … retry after <ms> ms`). An error costs only that message.
+///    the journal, or `ERR <code> <message>` (malformed payload, an empty line, oversize frame, unknown
+///    signal, `backpressure … retry after <ms> ms`). An error costs only that message, except a length
+///    header that announces more than ``Configuration/maxFrameBytes``: it is answered
+///    `ERR payload_too_large …` and the connection is closed, since skipping the bytes it announces would
+///    swallow the frames that follow.
 /// 4. Downlink messages (``IoTCore/DeviceSessions/send(_:to:)``) arrive as `DOWN <payload>`.
 ///
 /// Messages of a connection are ingested one at a time. While one is being ingested, or its ack cannot be
@@ -247,8 +250,16 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
 
     // MARK: Framing
 
+    /// Lines (an empty line is a frame too, answered `ERR malformed_payload` and counted: a device that
+    /// sends one learns of it), or length-prefixed frames.
     public override func nextFrame(from buffer: inout [UInt8]) throws(IoTError) -> [UInt8]? {
-        guard tcp.framing == .lengthPrefixed else { return try super.nextFrame(from: &buffer) }
+        guard tcp.framing == .lengthPrefixed else {
+            guard let i = buffer.firstIndex(of: 0x0A) else { return nil }
+            var frame = Array(buffer[..<i])
+            buffer.removeFirst(i + 1)
+            if frame.last == 0x0D { frame.removeLast() }
+            return frame
+        }
         guard let length = Self.declaredLength(buffer), length <= tcp.maxFrameBytes, buffer.count >= 4 + length else {
             return nil
         }

@@ -5,6 +5,7 @@ import HummingbirdWebSocket
 public import IoTCore
 public import Logging
 import NIOCore
+import NIOHTTP1
 import Synchronization
 
 /// The WebSocket device listener: a device authenticates at the upgrade, then sends messages (text or
@@ -131,7 +132,9 @@ public final class WebSocketTransport: Transport {
 
     // MARK: Upgrade
 
-    /// Checks the credential; the upgrade always proceeds, and a refusal is delivered as a close frame.
+    /// Checks the credential. A refusal declines the upgrade, and the request is answered as plain HTTP by
+    /// the listener's route for the path: `401` (no or a wrong credential), `403` or `429`, with the JSON
+    /// error, so a client sees the reason before any WebSocket exists.
     private func shouldUpgrade(_ request: Request, context: DeviceRequestContext) async -> RouterShouldUpgrade {
         let credential: DeviceCredential
         if let fromHeader = HTTPIngestTransport.credential(request.headers[.authorization]) {
@@ -143,12 +146,12 @@ public final class WebSocketTransport: Transport {
         {
             credential = peer.credential
         } else {
-            refuseUpgrade(
+            await refuseUpgrade(
                 IoTError(
                     .unauthorized,
                     "no device credential; send \"Authorization: Bearer <token>\", \"Authorization: Basic …\" or ?token=<token>"),
                 context: context)
-            return .upgrade([:])
+            return .dontUpgrade
         }
         do {
             let identity = try await authenticator.authenticate(
@@ -159,14 +162,36 @@ public final class WebSocketTransport: Transport {
             if error.code != .unauthorized && error.code != .rateLimited {
                 logger.error("device authentication failed", metadata: ["error": "\(error)"])
             }
-            refuseUpgrade(error, context: context)
-            return .upgrade([:])
+            await refuseUpgrade(error, context: context)
+            return .dontUpgrade
         }
     }
 
-    private func refuseUpgrade(_ error: IoTError, context: DeviceRequestContext) {
+    private func refuseUpgrade(_ error: IoTError, context: DeviceRequestContext) async {
         ingestor.recordRejected(transport: name, error: error)
-        handoff.withLock { $0[context.peerKey] = .failure(error) }
+        await Self.answerBeforeUpgrade(error, on: context.channel)
+    }
+
+    /// Writes the refusal as a plain HTTP response (`401`/`403`/`429` with the JSON error and `Retry-After`
+    /// where it applies) and closes the connection. hummingbird-websocket answers every declined upgrade
+    /// with a bare `400` and no body; this response goes out first, below the HTTP encoder, and that `400`
+    /// then finds the connection closed.
+    static func answerBeforeUpgrade(_ error: IoTError, on channel: any Channel) async {
+        let status = IngestResponses.status(for: error)
+        let body = #"{"error":\#(jsonString(error.code.name)),"message":\#(jsonString(error.message))}"#
+        var head =
+            "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\nContent-Type: application/json\r\n"
+            + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n"
+        if let millis = error.retryAfterMillis { head += "Retry-After: \(max(1, (millis + 999) / 1000))\r\n" }
+        if status == .unauthorized { head += "WWW-Authenticate: Bearer\r\n" }
+        let bytes = ByteBuffer(string: head + "\r\n" + body)
+        let written = channel.eventLoop.submit { () -> EventLoopFuture<Void> in
+            guard let encoder = try? channel.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
+                return channel.close()
+            }
+            return encoder.writeAndFlush(NIOAny(bytes)).always { _ in channel.close(promise: nil) }
+        }.flatMap { $0 }
+        try? await written.get()
     }
 
 }

@@ -224,11 +224,14 @@ def tcp(args):
             out("REPLY", reply())
         reply.in_handshake = False
         for message in args.send:
-            if message.startswith("@size:"):
-                body = b'{"temp":' + b" " * int(message[6:]) + b"1}"
+            if message.startswith("@header:"):  # @header:<n>: a length header announcing n bytes, and no body
+                data = struct.pack(">I", int(message[8:]))
             else:
-                body = message.encode()
-            data = body + b"\n" if args.framing == "lines" else struct.pack(">I", len(body)) + body
+                if message.startswith("@size:"):
+                    body = b'{"temp":' + b" " * int(message[6:]) + b"1}"
+                else:
+                    body = message.encode()
+                data = body + b"\n" if args.framing == "lines" else struct.pack(">I", len(body)) + body
             if args.slow:
                 for i in range(len(data)):
                     s.sendall(data[i:i + 1])

@@ -79,4 +79,44 @@ import Testing
         }
         await h.stop()
     }
+
+    /// Issue 17, item 14: CSV exports passed `= + - @` through (formula injection) and the download name
+    /// embedded the uid as it was.
+    @Test func csvExportsNeutraliseFormulasAndSanitiseTheFileName() async throws {
+        let h = try await ServerHarness()
+        try await h.api { c in
+            #expect(try await c.send(.post, "/api/v1/tenants", #"{"id": "acme"}"#).status == .created)
+            #expect(
+                try await c.send(
+                    .post, "/api/v1/tenants/acme/products", #"{"id": "p", "signals": [{"name": "note", "type": "text"}]}"#
+                ).status == .created)
+            let uid = #"x"y;z"#
+            #expect(
+                try await c.send(.post, "/api/v1/tenants/acme/devices", #"{"uid": "x\"y;z", "product": "p"}"#).status
+                    == .created)
+            let issued = try await c.send(.post, "/api/v1/tenants/acme/devices/x%22y%3Bz/tokens", "{}")
+            let token = try #require(issued.object["token"] as? String)
+            let values = [#"=HYPERLINK(\"http://evil\")"#, "+1+1", "-2+3", "@SUM(A1)", #"\tx"#, "plain", "a,b"]
+            for (i, v) in values.enumerated() {
+                #expect(try await h.deviceSend(token: token, #"{"ts": \#(1000 * (i + 1)), "note": "\#(v)"}"#) == .ok)
+            }
+            try await h.drain()
+            let csv = try await c.get("/api/v1/tenants/acme/devices/x%22y%3Bz/series/note?from=0&to=100000&format=csv")
+            #expect(csv.status == .ok)
+            #expect(
+                csv.text == """
+                    time,value
+                    1000,"'=HYPERLINK(""http://evil"")"
+                    2000,'+1+1
+                    3000,'-2+3
+                    4000,'@SUM(A1)
+                    5000,'\tx
+                    6000,plain
+                    7000,"a,b"
+
+                    """, "\(csv.text)")
+            #expect(csv.headers[.contentDisposition] == #"attachment; filename="x_y_z-note.csv""#, "\(uid)")
+        }
+        await h.stop()
+    }
 }

@@ -88,7 +88,7 @@ extension ManagementServer {
             var csv = "time,value\n"
             for p in found { csv += "\(p.time),\(CSV.field(p.value))\n" }
             response = JSONOutput.text(csv, contentType: "text/csv; charset=utf-8")
-            response.headers[.contentDisposition] = "attachment; filename=\"\(series.device)-\(series.signal).csv\""
+            response.headers[.contentDisposition] = "attachment; filename=\"\(CSV.fileName([series.device, series.signal]))\""
         }
         if truncated { response.headers[.init("X-Truncated")!] = "true" }
         return response
@@ -118,7 +118,7 @@ extension ManagementServer {
             }
             var response = JSONOutput.text(csv, contentType: "text/csv; charset=utf-8")
             response.headers[.contentDisposition] =
-                "attachment; filename=\"\(series.device)-\(series.signal)-\(agg.rawValue).csv\""
+                "attachment; filename=\"\(CSV.fileName([series.device, series.signal, agg.rawValue]))\""
             return response
         }
     }

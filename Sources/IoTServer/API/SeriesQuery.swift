@@ -94,15 +94,30 @@ struct SeriesQuery {
 
 /// CSV text: a header line, then one line per row; text values are quoted when needed.
 enum CSV {
+    /// One field. A text value that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a
+    /// tab or a carriage return) gets a leading `'`, as OWASP recommends against CSV injection; numbers and
+    /// booleans are written as they are.
     static func field(_ value: SignalValue?) -> String {
         switch value {
         case nil: return ""
         case .number(let v)?: return v.description
         case .bool(let b)?: return b.description
-        case .text(let s)?:
+        case .text(var s)?:
+            if let first = s.unicodeScalars.first, "=+-@\t\r".unicodeScalars.contains(first) { s = "'" + s }
             guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
             return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }
+    }
+
+    /// A download file name made of `parts`: letters, digits, `.`, `-` and `_` are kept, anything else (quotes,
+    /// slashes, control characters, non-ASCII) becomes `_`, so no device uid or signal name can break the
+    /// `Content-Disposition` header or name a path.
+    static func fileName(_ parts: [String], extension ext: String = "csv") -> String {
+        let safe = parts.joined(separator: "-").unicodeScalars.map { c -> Character in
+            c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "." || c == "-" || c == "_")
+                ? Character(c) : "_"
+        }
+        return String(safe.prefix(200)) + "." + ext
     }
 }
 

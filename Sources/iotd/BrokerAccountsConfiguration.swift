@@ -7,7 +7,6 @@ struct BrokerAccountsConfiguration: Codable, Sendable {
     /// The EMQX HTTP authenticator/authorizer on the management listener.
     struct EMQX: Codable, Sendable {
         var key: String?
-        var keyFile: String?
         var ignoreUsernames: [String]?
         var ignoreUsernamePrefixes: [String]?
     }
@@ -18,7 +17,6 @@ struct BrokerAccountsConfiguration: Codable, Sendable {
         var port: Int?
         var username: String?
         var password: String?
-        var passwordFile: String?
         var timeoutMillis: Int?
     }
 
@@ -50,34 +48,20 @@ struct BrokerAccountsConfiguration: Codable, Sendable {
             let at = "brokerAccounts.mosquitto[\(i)]"
             if let p = m.port, !(1...65_535).contains(p) { throw ConfigurationError("\(at).port: \(p) is not a port (1–65535)") }
             if m.username == nil { throw ConfigurationError("\(at).username: name the dynamic-security admin account") }
-            if m.password == nil && m.passwordFile == nil {
-                throw ConfigurationError("\(at): give password or passwordFile for the dynamic-security admin account")
+            if m.password == nil {
+                throw ConfigurationError("\(at): give password, passwordFile or passwordEnv for the dynamic-security admin account")
             }
             if let t = m.timeoutMillis, t <= 0 { throw ConfigurationError("\(at).timeoutMillis: must be positive") }
         }
-        if let emqx, emqx.key == nil, emqx.keyFile == nil {
+        if let emqx, emqx.key == nil {
             throw ConfigurationError(
-                "brokerAccounts.emqx: give key or keyFile (the broker sends it as \"Authorization: Bearer <key>\")")
+                "brokerAccounts.emqx: give key, keyFile or keyEnv (the broker sends it as \"Authorization: Bearer <key>\")")
         }
     }
 
-    /// The EMQX endpoint key (from the file when one is named).
-    func emqxKey() throws -> String? {
-        guard let emqx else { return nil }
-        if let file = emqx.keyFile { return try Self.readSecret(file, "brokerAccounts.emqx.keyFile") }
-        return emqx.key
-    }
+    /// The EMQX endpoint key (`keyFile` and `keyEnv` are read when the file is loaded).
+    func emqxKey() throws -> String? { emqx?.key }
 
     /// The admin password of a Mosquitto broker.
-    static func password(_ m: Mosquitto, index: Int) throws -> String {
-        if let file = m.passwordFile { return try readSecret(file, "brokerAccounts.mosquitto[\(index)].passwordFile") }
-        return m.password ?? ""
-    }
-
-    static func readSecret(_ file: String, _ key: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw ConfigurationError("\(key): cannot read \(file)")
-        }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
+    static func password(_ m: Mosquitto, index: Int) throws -> String { m.password ?? "" }
 }

@@ -50,8 +50,8 @@ struct DaemonConfiguration: Codable, Sendable {
     struct Management: Codable, Sendable {
         var host: String?
         var port: Int?
+        /// Also `adminAPIKeyFile` or `adminAPIKeyEnv` (read when the file is loaded), or `IOTD_ADMIN_API_KEY`.
         var adminAPIKey: String?
-        var adminAPIKeyFile: String?
     }
     /// The Modbus poller: its I/O threads and the devices it polls (see ModbusDevice's decoding).
     struct Modbus: Codable, Sendable {

@@ -22,14 +22,21 @@ struct Serve: AsyncParsableCommand {
     var check = false
 
     func run() async throws {
-        let configuration = try loadConfiguration(config)
+        let (configuration, inlineSecrets) = try loadConfiguration(config)
+        let adminKey = try adminAPIKey(configuration)
         if check {
+            for key in inlineSecrets {
+                print("warning: \(key) is a secret written inline; give it as \(key)File: <path> or \(key)Env: <variable> (or {file: …} / {env: …} in a map)")
+            }
+            if adminKey == nil { print("warning: no management.adminAPIKey: the management API answers 401 to everything") }
             print("configuration OK: \(config)")
             return
         }
         let prometheus = bootstrapObservability(level: configuration.logging?.level)
         let logger = Logger(label: "iotd")
-        let adminKey = try adminAPIKey(configuration)
+        for key in inlineSecrets {
+            logger.warning("a secret is written inline in the configuration; give it as a file or an environment variable", metadata: ["key": "\(key)"])
+        }
         if adminKey == nil {
             logger.warning("no management.adminAPIKey: the management API answers 401 to everything until one is set")
         }
@@ -54,29 +61,53 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-func loadConfiguration(_ path: String) throws -> DaemonConfiguration {
+/// Reads, resolves (secrets from files and the environment, ``ConfigurationSecrets``) and checks a
+/// configuration file; also returns the keys of the secrets written inline.
+func loadConfiguration(_ path: String) throws -> (DaemonConfiguration, inlineSecrets: [String]) {
     guard let data = FileManager.default.contents(atPath: path) else {
         throw ConfigurationError("cannot read \(path): check the path (see Examples/iotd.example.yaml for a template)")
     }
     let configuration: DaemonConfiguration
+    let inline: [String]
     do {
-        configuration = try YAMLDecoder().decode(DaemonConfiguration.self, from: data)
+        let node = try Yams.compose(yaml: String(decoding: data, as: UTF8.self)) ?? Node([(Node, Node)]())
+        let resolved = try ConfigurationSecrets.resolve(node, environment: ProcessInfo.processInfo.environment)
+        inline = resolved.inline
+        configuration = try YAMLDecoder().decode(DaemonConfiguration.self, from: resolved.node)
+    } catch let error as ConfigurationError {
+        throw ConfigurationError("\(path): \(error.description)")
     } catch {
         throw ConfigurationError("\(path) is not a valid iotd configuration: \(error)")
     }
     try configuration.validate()
-    return configuration
+    return (configuration, inline)
 }
 
+/// The placeholder of `Examples/iotd.example.yaml`, refused as an admin key.
+let exampleAdminKey = "change-me-to-a-long-random-string"
+/// The shortest admin key accepted.
+let minimumAdminKeyLength = 32
+
+/// The admin key: `IOTD_ADMIN_API_KEY`, else `management.adminAPIKey` (also from `adminAPIKeyFile` or
+/// `adminAPIKeyEnv`). A key shorter than 32 characters or equal to the example's placeholder is refused.
 func adminAPIKey(_ configuration: DaemonConfiguration) throws -> String? {
-    if let key = ProcessInfo.processInfo.environment["IOTD_ADMIN_API_KEY"], !key.isEmpty { return key }
-    if let file = configuration.management?.adminAPIKeyFile {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw ConfigurationError("management.adminAPIKeyFile: cannot read \(file)")
-        }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    let key: String?
+    let source: String
+    if let fromEnvironment = ProcessInfo.processInfo.environment["IOTD_ADMIN_API_KEY"], !fromEnvironment.isEmpty {
+        (key, source) = (fromEnvironment, "IOTD_ADMIN_API_KEY")
+    } else {
+        (key, source) = (configuration.management?.adminAPIKey, "management.adminAPIKey")
     }
-    return configuration.management?.adminAPIKey
+    guard let key else { return nil }
+    if key == exampleAdminKey {
+        throw ConfigurationError(
+            "\(source) is the example's placeholder; generate a key, e.g. openssl rand -base64 32, and keep it in adminAPIKeyFile")
+    }
+    if key.count < minimumAdminKeyLength {
+        throw ConfigurationError(
+            "\(source) has \(key.count) characters; use at least \(minimumAdminKeyLength), e.g. openssl rand -base64 32")
+    }
+    return key
 }
 
 /// Bootstraps swift-log (stderr) and swift-metrics (Prometheus); only the daemon does this.

@@ -13,7 +13,7 @@ import Testing
         try """
         dataDirectory: \(dir.path)/data
         http: { port: \(httpPort) }
-        management: { port: \(apiPort), adminAPIKey: k }
+        management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
         logging: { level: warning }
         tenants:
           - id: lab

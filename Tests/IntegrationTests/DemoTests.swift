@@ -48,14 +48,125 @@ import Testing
 }
 
 @Suite struct ConfigurationTests {
-    /// The documented example configuration is a valid configuration.
-    @Test func exampleConfigurationIsValid() throws {
-        let example = String(#filePath.prefix(upTo: #filePath.range(of: "/Tests/")!.lowerBound)) + "/Examples/iotd.example.yaml"
-        let check = try ChildProcess([try ChildProcess.builtProduct("iotd"), "serve", "--config", example, "--check"])
+    /// The environment the example's secrets come from.
+    static let exampleSecrets = [
+        "IOTD_ADMIN_API_KEY=example-admin-key-0123456789abcdef0123", "IOTD_PSK_GATEWAY_1=psk",
+        "IOTD_MOSQUITTO_ADMIN_PASSWORD=pw", "IOTD_PLANT_A_PASSWORD=pw", "IOTD_WEBHOOK_SECRET=s", "IOTD_SMTP_PASSWORD=pw",
+        "IOTD_DINGTALK_SECRET=s", "IOTD_SMS_AUTHORIZATION=Bearer x", "IOTD_EMQX_KEY=emqx-key",
+    ]
+
+    /// Runs `iotd serve --config path --check` with `environment`; its exit status and its output, stderr
+    /// included.
+    static func check(_ path: String, environment: [String] = []) throws -> (status: Int32, output: [String]) {
+        let iotd = try ChildProcess.builtProduct("iotd")
+        let check = try ChildProcess(["/bin/sh", "-c", "exec \"$0\" serve --config \"$1\" --check 2>&1", iotd, path], environment: environment)
         var output: [String] = []
         while let line = check.readLine() { output.append(line) }
-        #expect(check.wait() == 0, "\(output)")
+        return (check.wait(), output)
+    }
+
+    /// The documented example configuration is a valid configuration, and keeps no secret inline.
+    @Test func exampleConfigurationIsValid() throws {
+        let example = String(#filePath.prefix(upTo: #filePath.range(of: "/Tests/")!.lowerBound)) + "/Examples/iotd.example.yaml"
+        let (status, output) = try Self.check(example, environment: Self.exampleSecrets)
+        #expect(status == 0, "\(output)")
         #expect(output.contains { $0.hasPrefix("configuration OK") })
+        #expect(!output.contains { $0.hasPrefix("warning:") }, "\(output)")
+        // Without its environment the check names the missing variable.
+        let (missing, text) = try Self.check(example)
+        #expect(missing != 0 && text.joined().contains("IOTD_PSK_GATEWAY_1"), "\(text)")
+    }
+
+    /// Issue 17, item 11: secrets from files and the environment, warnings for inline ones, and the admin key's
+    /// rules (at least 32 characters, never the example's placeholder).
+    @Test func secretsComeFromFilesOrTheEnvironmentAndTheAdminKeyIsChecked() throws {
+        let dir = TemporaryDirectory("iotd-secrets")
+        let keyFile = dir.path + "/admin.key"
+        let key = "file-admin-key-0123456789abcdef0123"
+        try (key + "\n").write(toFile: keyFile, atomically: false, encoding: .utf8)
+        func write(_ yaml: String) throws -> String {
+            let path = dir.path + "/iotd-\(UUID().uuidString).yaml"
+            try yaml.write(toFile: path, atomically: false, encoding: .utf8)
+            return path
+        }
+        let clean = try write(
+            """
+            management: { port: 0, adminAPIKeyFile: \(keyFile) }
+            coap: { port: 0, dtls: { port: 0, keys: { gw: { env: PSK_GW } } } }
+            notifications:
+              channels:
+                - { name: hook, type: webhook, url: "https://example.com/h", secretEnv: HOOK_SECRET }
+            """)
+        let ok = try Self.check(clean, environment: ["PSK_GW=k1", "HOOK_SECRET=s1"])
+        #expect(ok.status == 0 && !ok.output.contains { $0.hasPrefix("warning:") }, "\(ok.output)")
+        let unset = try Self.check(clean, environment: ["PSK_GW=k1"])
+        #expect(unset.status != 0 && unset.output.joined().contains("HOOK_SECRET"), "\(unset.output)")
+
+        let inline = try write(
+            """
+            management: { port: 0, adminAPIKey: inline-admin-key-0123456789abcdef0123 }
+            notifications:
+              channels:
+                - { name: hook, type: webhook, url: "https://example.com/h", secret: s1 }
+            """)
+        let warned = try Self.check(inline)
+        #expect(warned.status == 0, "\(warned.output)")
+        #expect(warned.output.contains { $0.hasPrefix("warning: management.adminAPIKey ") }, "\(warned.output)")
+        #expect(warned.output.contains { $0.hasPrefix("warning: notifications.channels[0].secret ") }, "\(warned.output)")
+
+        for (yaml, expected) in [
+            ("management: { adminAPIKey: short-key }", "at least 32"),
+            ("management: { adminAPIKey: change-me-to-a-long-random-string }", "placeholder"),
+            ("management: { adminAPIKeyFile: \(dir.path)/missing.key }", "cannot read"),
+        ] {
+            let refused = try Self.check(try write(yaml))
+            #expect(refused.status != 0 && refused.output.joined().contains(expected), "\(yaml): \(refused.output)")
+        }
+        let short = try Self.check(clean, environment: ["PSK_GW=k1", "HOOK_SECRET=s1", "IOTD_ADMIN_API_KEY=too-short"])
+        #expect(short.status != 0 && short.output.joined().contains("IOTD_ADMIN_API_KEY"), "\(short.output)")
+
+        // A real start with the key from the file answers that key.
+        let apiPort = ChildProcess.freeLoopbackPort()
+        let serve = try write(
+            """
+            dataDirectory: \(dir.path)/data
+            http: { port: \(ChildProcess.freeLoopbackPort()) }
+            management: { port: \(apiPort), adminAPIKeyFile: \(keyFile) }
+            logging: { level: error }
+            """)
+        let server = try startIotd(config: serve, apiPort: apiPort)
+        defer { server.stop(signal: SIGTERM) }
+        let client = try LoopbackHTTPClient(port: apiPort)
+        #expect(try client.request("GET", "/api/v1/tenants", headers: ["Authorization": "Bearer \(key)"]).status == 200)
+        #expect(try client.request("GET", "/api/v1/tenants", headers: ["Authorization": "Bearer \(key)x"]).status == 401)
+    }
+
+    /// Issue 17, item 11: the data directory is readable by iotd's user only (0700, files 0600).
+    @Test func theDataDirectoryIsPrivate() throws {
+        let dir = TemporaryDirectory("iotd-private")
+        let apiPort = ChildProcess.freeLoopbackPort()
+        let path = dir.path + "/iotd.yaml"
+        try """
+        dataDirectory: \(dir.path)/data
+        http: { port: \(ChildProcess.freeLoopbackPort()) }
+        management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
+        logging: { level: error }
+        tenants: [{ id: lab }]
+        """.write(toFile: path, atomically: false, encoding: .utf8)
+        let server = try startIotd(config: path, apiPort: apiPort)
+        server.stop(signal: SIGTERM)
+        var checked = 0
+        let data = dir.path + "/data"
+        let below = ((try? FileManager.default.subpathsOfDirectory(atPath: data)) ?? []).map { "/" + $0 }
+        for relative in [""] + below {
+            var st = stat()
+            guard lstat(data + relative, &st) == 0 else { continue }
+            let mode = st.st_mode & 0o777
+            let isDirectory = (st.st_mode & S_IFMT) == S_IFDIR
+            #expect(mode == (isDirectory ? 0o700 : 0o600), "\(relative.isEmpty ? "data" : relative): \(String(mode, radix: 8))")
+            checked += 1
+        }
+        #expect(checked >= 6, "system.sqlite, a tenant file, journal segments and their folders")
     }
 
     /// A configuration with a mistake is refused with a message naming the key.

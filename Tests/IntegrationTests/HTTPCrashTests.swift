@@ -15,7 +15,7 @@ import CIoTSQLite
         try """
         dataDirectory: \(dir.path)/data
         http: { port: \(httpPort) }
-        management: { port: \(apiPort), adminAPIKey: test-admin-key }
+        management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
         logging: { level: warning }
         tenants:
           - id: crash
@@ -24,7 +24,7 @@ import CIoTSQLite
             devices:
               - { uid: dev, product: counter }
         """.write(toFile: config, atomically: false, encoding: .utf8)
-        let admin = ["Authorization": "Bearer test-admin-key"]
+        let admin = ["Authorization": "Bearer test-admin-key-0123456789abcdef0123"]
 
         var token = ""
         let acknowledged = Mutex(Set<Int>())

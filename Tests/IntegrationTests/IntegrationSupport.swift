@@ -43,13 +43,13 @@ func startIotd(config: String, apiPort: Int) throws -> ChildProcess {
     return server
 }
 
-/// One request to an iotd's management API with the admin key these tests configure (`adminAPIKey: k`)
+/// One request to an iotd's management API with the admin key these tests configure (`adminAPIKey: test-admin-key-0123456789abcdef0123`)
 /// and a JSON body; the status and the body text.
 func managementRequest(port: Int, _ method: String, _ path: String, _ body: String = "") throws
     -> (status: Int, text: String)
 {
     let r = try LoopbackHTTPClient(port: port).request(
-        method, path, headers: ["Authorization": "Bearer k", "Content-Type": "application/json"],
+        method, path, headers: ["Authorization": "Bearer test-admin-key-0123456789abcdef0123", "Content-Type": "application/json"],
         body: Array(body.utf8))
     return (r.status, r.text)
 }

@@ -13,7 +13,7 @@ import Testing
         try """
         dataDirectory: \(dir.path)/data
         http: { port: \(httpPort) }
-        management: { port: \(apiPort), adminAPIKey: k }
+        management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
         logging: { level: warning }
         parsers:
           - name: semicolon
@@ -32,7 +32,7 @@ import Testing
               - { uid: old-1, product: legacy }
         """.write(toFile: config, atomically: false, encoding: .utf8)
         let server = try startIotd(config: config, apiPort: apiPort)
-        let admin = ["Authorization": "Bearer k"]
+        let admin = ["Authorization": "Bearer test-admin-key-0123456789abcdef0123"]
         let issued = try LoopbackHTTPClient(port: apiPort).request(
             "POST", "/api/v1/tenants/lab/devices/old-1/tokens", headers: admin, body: Array("{}".utf8))
         let token = try #require((try JSONSerialization.jsonObject(with: Data(issued.body)) as? [String: Any])?["token"] as? String)
@@ -64,7 +64,7 @@ import Testing
         try """
         dataDirectory: \(dir.path)/data
         http: { port: \(httpPort) }
-        management: { port: \(apiPort), adminAPIKey: k }
+        management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
         logging: { level: warning }
         tenants:
           - id: lab
@@ -75,7 +75,7 @@ import Testing
         """.write(toFile: config, atomically: false, encoding: .utf8)
         var server = try startIotd(config: config, apiPort: apiPort)
         defer { _ = server.stop(signal: SIGKILL) }
-        let admin = ["Authorization": "Bearer k", "Content-Type": "application/json"]
+        let admin = ["Authorization": "Bearer test-admin-key-0123456789abcdef0123", "Content-Type": "application/json"]
         func api(_ method: String, _ path: String, _ body: Any? = nil) throws -> (status: Int, text: String) {
             let bytes = try body.map { Array(try JSONSerialization.data(withJSONObject: $0)) } ?? []
             let r = try LoopbackHTTPClient(port: apiPort).request(method, path, headers: admin, body: bytes)

@@ -24,7 +24,7 @@ struct IotdBrokerAccountsTests {
         try """
         dataDirectory: \(dir)/data
         http: { port: \(httpPort) }
-        management: { port: \(apiPort), adminAPIKey: test-admin-key }
+        management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
         logging: { level: warning }
         brokerAccounts:
           username: "{uid}"
@@ -44,7 +44,7 @@ struct IotdBrokerAccountsTests {
         defer { server.stop(signal: SIGKILL) }
         try Fixture.waitForPort(apiPort, process: server, seconds: 30, what: "iotd")
 
-        let admin = ["Authorization": "Bearer test-admin-key", "Content-Type": "application/json"]
+        let admin = ["Authorization": "Bearer test-admin-key-0123456789abcdef0123", "Content-Type": "application/json"]
         let emqx = ["Authorization": "Bearer emqx-key", "Content-Type": "application/json"]
         let api = try LoopbackHTTPClient(port: apiPort)
         let issued = try api.request("POST", "/api/v1/tenants/acme/devices/meter-1/tokens", headers: admin, body: Array("{}".utf8))

@@ -10,7 +10,7 @@ import Testing
 /// publisher sends sequence-numbered QoS 1 messages at a few thousand per second while the daemon is killed
 /// with SIGKILL five times and restarted.
 @Suite(.serialized) struct MQTTCrashTests {
-    static let apiKey = "test-admin-key"
+    static let apiKey = "test-admin-key-0123456789abcdef0123"
 
     func iotdConfiguration(dir: String, brokerPort: Int, httpPort: Int, apiPort: Int) -> String {
         """

@@ -14,7 +14,7 @@ import Testing
         try """
         dataDirectory: \(dir.path)/data
         http: { port: \(httpPort) }
-        management: { port: \(apiPort), adminAPIKey: test-admin-key }
+        management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
         logging: { level: error }
         notifications:
           initialBackoffMillis: 200
@@ -43,7 +43,7 @@ import Testing
                 - { id: ops, match: { events: [raised] }, templates: { raised: hot }, targets: [{ channel: ops-webhook }, { channel: ops-dingtalk }, { channel: inbox, recipients: ["group:ops"] }] }
         """.write(toFile: config, atomically: false, encoding: .utf8)
         let iotd = try ChildProcess.builtProduct("iotd")
-        let admin = ["Authorization": "Bearer test-admin-key"]
+        let admin = ["Authorization": "Bearer test-admin-key-0123456789abcdef0123"]
         let base = "/api/v1/tenants/plant/notifications"
 
         var server = try ChildProcess([iotd, "serve", "--config", config])

@@ -13,7 +13,7 @@ import Testing
         try """
         dataDirectory: \(dir.path)/data
         http: { port: \(httpPort) }
-        management: { port: \(apiPort), adminAPIKey: k }
+        management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
         logging: { level: warning }
         tenants:
           - id: plant
@@ -28,7 +28,7 @@ import Testing
         let base = "/api/v1/tenants/plant/notifications"
         func api(_ method: String, _ path: String, _ body: String = "") throws -> LoopbackHTTPClient.Response {
             try LoopbackHTTPClient(port: apiPort).request(
-                method, path, headers: ["Authorization": "Bearer k", "Content-Type": "application/json"], body: Array(body.utf8))
+                method, path, headers: ["Authorization": "Bearer test-admin-key-0123456789abcdef0123", "Content-Type": "application/json"], body: Array(body.utf8))
         }
 
         var server = try ChildProcess([iotd, "serve", "--config", config])

@@ -113,7 +113,7 @@ public final class FileJournal: BatchJournal {
         } else {
             let first = trimmed + 1
             let path = Self.segmentPath(dir, first)
-            fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw Self.errnoError("create \(path)") }
             Self.syncDirectory(dir)
             segments = [Segment(first: first, path: path)]
@@ -232,7 +232,7 @@ public final class FileJournal: BatchJournal {
         let trimmed = state.withLock { $0.trimmed }
         let tmp = configuration.directory + "/trimmed.tmp"
         let text = "\(trimmed)\n"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Self.errnoError("write \(tmp)") }
         defer { close(fd) }
         try Self.writeAll(fd, Array(text.utf8), at: 0, what: "write \(tmp)")
@@ -243,7 +243,7 @@ public final class FileJournal: BatchJournal {
 
     private func roll(_ s: inout State, first: UInt64) throws(IoTError) {
         let path = Self.segmentPath(configuration.directory, first)
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Self.errnoError("create \(path)") }
         if configuration.durability == .fsync { Self.syncDirectory(configuration.directory) }
         // The old segment loses its zeros before the new one gets a record: only the last segment can

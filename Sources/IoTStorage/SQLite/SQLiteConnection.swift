@@ -27,6 +27,12 @@ final class SQLiteConnection: @unchecked Sendable {
         var handle: OpaquePointer?
         let flags =
             (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
+        if !readOnly && !path.hasPrefix(":") && !path.hasPrefix("file:") {
+            // Created readable by its owner only (0600); SQLite gives its -wal and -shm files the database
+            // file's permissions.
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            if fd >= 0 { close(fd) }
+        }
         let rc = sqlite3_open_v2(path, &handle, flags, nil)
         guard rc == SQLITE_OK, let handle else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"

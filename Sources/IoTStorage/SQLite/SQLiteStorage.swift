@@ -159,12 +159,13 @@ final class SQLiteDatabase: Sendable {
     }
 }
 
-/// Creates `path` and its missing parents (`mkdir -p`).
+/// Creates `path` and its missing parents (`mkdir -p`), each new one readable by its owner only (0700):
+/// the data directory holds token digests and password hashes.
 func makeDirectories(_ path: String) throws(IoTError) {
     var current = path.hasPrefix("/") ? "" : "."
     for part in path.split(separator: "/") {
         current += "/" + part
-        if mkdir(current, 0o755) != 0 && errno != EEXIST {
+        if mkdir(current, 0o700) != 0 && errno != EEXIST {
             let code = errno
             throw IoTError(
                 .storage, "cannot create directory \(current): \(String(cString: strerror(code))); check permissions",

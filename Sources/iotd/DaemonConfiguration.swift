@@ -20,11 +20,14 @@ struct DaemonConfiguration: Codable, Sendable {
         var maxBatchPoints: Int?
         var retryAfterMillis: Int64?
         var registryCacheMillis: Int64?
+        /// Per-device rate limit of every transport, `"100:1,2000:60"`.
+        var rateLimit: String?
     }
     struct HTTP: Codable, Sendable {
         var host: String?
         var port: Int?
         var maxBodyBytes: Int?
+        /// The older place of `ingest.rateLimit` (it covered HTTP only); used when `ingest.rateLimit` is absent.
         var rateLimit: String?
         var authenticationCacheMillis: Int64?
         var tls: TLS?
@@ -187,6 +190,7 @@ extension DaemonConfiguration {
         if let v = ingest?.maxBatchPoints { c.maxBatchPoints = v }
         if let v = ingest?.retryAfterMillis { c.retryAfterMillis = v }
         if let v = ingest?.registryCacheMillis { c.registryCacheMillis = v }
+        if let v = ingest?.rateLimit ?? http?.rateLimit { c.rateLimit = try? RateLimit(parsing: v) }
         return c
     }
 
@@ -215,7 +219,6 @@ extension DaemonConfiguration {
         if let v = http?.host { c.host = v }
         if let v = http?.port { c.port = v }
         if let v = http?.maxBodyBytes { c.maxBodyBytes = v }
-        if let v = http?.rateLimit { c.rateLimit = v }
         // A valid token is remembered for up to a second: one SQLite lookup per device and second instead of
         // one per request; a revoked token stops working within that second.
         c.authenticationCacheMillis = http?.authenticationCacheMillis ?? 1_000
@@ -288,6 +291,10 @@ extension DaemonConfiguration {
         if let p = management?.port, !(0...65_535).contains(p) { try fail("management.port", "\(p) is not a port (0–65535)") }
         if let v = ingest?.queueCapacityPoints, v < 1 { try fail("ingest.queueCapacityPoints", "must be at least 1") }
         if let v = ingest?.maxBatchPoints, v < 1 { try fail("ingest.maxBatchPoints", "must be at least 1") }
+        for (key, spec) in [("ingest.rateLimit", ingest?.rateLimit), ("http.rateLimit", http?.rateLimit)] {
+            guard let spec else { continue }
+            do throws(IoTError) { _ = try RateLimit(parsing: spec) } catch { try fail(key, error.message) }
+        }
         if let v = storage?.retentionDays, v <= 0 { try fail("storage.retentionDays", "must be positive, or left out to keep everything") }
         if let v = auth?.passwordIterations, v < 100_000 {
             try fail("auth.passwordIterations", "\(v) is too low for PBKDF2-HMAC-SHA256; use at least 100000 (default 600000)")

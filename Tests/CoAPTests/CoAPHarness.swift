@@ -25,7 +25,9 @@ final class CoAPHarness: Sendable {
     let dtlsPort: Int?
     private let task: Task<Void, any Error>
 
-    init(maxBodyBytes: Int = 64 * 1024, dtls: Bool = false) async throws {
+    init(maxBodyBytes: Int = 64 * 1024, dtls: Bool = false, ingestorConfiguration: Ingestor.Configuration = .init())
+        async throws
+    {
         try await registry.saveTenant(Tenant(id: Self.tenant))
         try await registry.saveProduct(
             .tenant(Self.tenant), Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "hum")]))
@@ -33,7 +35,9 @@ final class CoAPHarness: Sendable {
             try await registry.saveDevice(.tenant(Self.tenant), Device(uid: uid, product: "thermo"))
         }
         let logger = Logger(label: "coap-test")
-        let ingestor = Ingestor(journal: InMemoryJournal(), pointStore: points, registry: registry, logger: logger)
+        let ingestor = Ingestor(
+            configuration: ingestorConfiguration, journal: InMemoryJournal(), pointStore: points, registry: registry,
+            logger: logger)
         self.ingestor = ingestor
         let coap = CoAPTransport(
             configuration: .init(

@@ -34,6 +34,27 @@ struct CoAPIngestTests {
         await h.stop()
     }
 
+    /// Issue 17, item 8: the per-device rate limit is the ingestor's, so it covers CoAP too.
+    @Test("over the per-device rate limit a request gets 4.29 and is counted; another device carries on")
+    func rateLimit() async throws {
+        let h = try await CoAPHarness(ingestorConfiguration: .init(rateLimit: try RateLimit(parsing: "2:60")))
+        let token = try await h.token()
+        let other = try await h.token("t-2")
+        let base = "coap://127.0.0.1:\(h.port)"
+        for i in 0..<2 {
+            let ok = try await aiocoap("post", "\(base)/api/v1/\(token)/telemetry", #"{"temp":\#(i)}"#)
+            #expect(ok.hasPrefix("2.04 "), "\(ok)")
+        }
+        let limited = try await aiocoap("post", "\(base)/api/v1/\(token)/telemetry", #"{"temp":9}"#)
+        #expect(limited.hasPrefix("4.29 ") && limited.contains("rate_limited"), "\(limited)")
+        let fine = try await aiocoap("post", "\(base)/api/v1/\(other)/telemetry", #"{"temp":5}"#)
+        #expect(fine.hasPrefix("2.04 "), "\(fine)")
+        #expect(try await h.storedCount(reaching: 3) == 3)
+        let s = h.ingestor.statistics
+        #expect(s.rejected == ["rate_limited": 1] && s.isBalanced, "\(s)")
+        await h.stop()
+    }
+
     @Test("every error is a 4.xx with a diagnostic payload, counted, and the next good request still works")
     func errors() async throws {
         let h = try await CoAPHarness(maxBodyBytes: 4_096)

@@ -45,7 +45,8 @@ final class DeviceHarness: Sendable {
         webSocket: WebSocketTransport.Configuration = .init(port: 0, maxMessageBytes: 1_024),
         tcp: TCPTransport.Configuration = .init(port: 0, maxFrameBytes: 1_024),
         http: HTTPIngestTransport.Configuration = .init(port: 0),
-        failedAttempts: FailedAttemptLimiter.Configuration = .init()
+        failedAttempts: FailedAttemptLimiter.Configuration = .init(),
+        ingestorConfiguration: Ingestor.Configuration = .init()
     ) async throws {
         try await registry.saveTenant(Tenant(id: Self.tenant))
         try await registry.saveProduct(
@@ -59,7 +60,8 @@ final class DeviceHarness: Sendable {
             configuration: .init(passwordIterations: 1_000, failedAttempts: failedAttempts), clock: authClock,
             logger: logger)
         let ingestor = Ingestor(
-            journal: journal, pointStore: points, registry: registry, observers: [live], logger: logger)
+            configuration: ingestorConfiguration, journal: journal, pointStore: points, registry: registry,
+            observers: [live], logger: logger)
         self.ingestor = ingestor
         self.http = HTTPIngestTransport(configuration: http, ingestor: ingestor, authenticator: auth, logger: logger)
         ws = WebSocketTransport(configuration: webSocket, ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)

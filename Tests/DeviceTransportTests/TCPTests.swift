@@ -43,6 +43,36 @@ struct TCPTests {
         #expect(h.ingestor.statistics.isBalanced)
     }
 
+    /// Issue 17, item 8: the per-device rate limit is the ingestor's, so it covers WebSocket and TCP too.
+    @Test("over the per-device rate limit WebSocket and TCP messages get an error reply and are counted; the connection carries on")
+    func rateLimit() async throws {
+        let h = try await DeviceHarness(ingestorConfiguration: .init(rateLimit: try RateLimit(parsing: "2:60")))
+        defer { Task { await h.stop() } }
+        let token = try await h.token("t-1")
+        let tcp = try h.peer([
+            "tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(token)",
+            "--send", #"{"ts": 1700000000001, "temp": 1}"#, "--send", #"{"ts": 1700000000002, "temp": 2}"#,
+            "--send", #"{"ts": 1700000000003, "temp": 3}"#,
+        ])
+        defer { tcp.stop(signal: SIGKILL) }
+        #expect(await tcp.readLine() == "REPLY OK t-1")
+        #expect(await tcp.readLine()?.hasPrefix("REPLY OK ") == true)
+        #expect(await tcp.readLine()?.hasPrefix("REPLY OK ") == true)
+        let limited = try #require(await tcp.readLine())
+        #expect(limited.hasPrefix("REPLY ERR rate_limited ") && limited.contains("retry after"), "\(limited)")
+        let other = try await h.token("t-2")
+        let ws = try h.peer(["ws", h.wsURL, "--token", other, "--send", #"{"temp": 4}"#, "--send", #"{"temp": 5}"#, "--send", #"{"temp": 6}"#])
+        defer { ws.stop(signal: SIGKILL) }
+        #expect(await ws.readLine() == "CONNECTED")
+        #expect(await ws.next("ACK")?.contains(#""ok":true"#) == true)
+        #expect(await ws.next("ACK")?.contains(#""ok":true"#) == true)
+        let wsLimited = try #require(await ws.next("ACK"))
+        #expect(wsLimited.contains(#""ok":false"#) && wsLimited.contains("rate_limited"), "\(wsLimited)")
+        try await h.drain()
+        #expect(h.rejected("rate_limited") == 2 && h.ingestor.statistics.isBalanced)
+        #expect(try await h.series("t-1").map(\.value) == [.number(1), .number(2)])
+    }
+
     /// Issue 17: a length header announcing 10 MB answered "skipped" and then swallowed the next valid frame; an
     /// empty line was ignored silently.
     @Test("a 10 MB length header is answered and closes the connection; an empty line is answered and counted")

@@ -197,7 +197,8 @@ import Testing
     @Test func overTheRateLimitGets429ThenRecovers() async throws {
         let now = Mutex<Int64>(0)
         let h = try await HTTPHarness(
-            configuration: .init(port: 0, rateLimit: "2:1,100:60"), rateLimitClock: { now.withLock { $0 } })
+            ingestorConfiguration: .init(rateLimit: try RateLimit(parsing: "2:1,100:60")),
+            rateLimitClock: { now.withLock { $0 } })
         let token = try await h.token()
         let otherToken = try await h.token("t-2")
         try await h.withClient { client in
@@ -304,19 +305,4 @@ import Testing
         await h.stop()
     }
 
-    @Test func anInvalidRateLimitStopsRunWithAClearError() async throws {
-        let ingestor = Ingestor(
-            journal: InMemoryJournal(), pointStore: InMemoryPointStore(), registry: InMemoryRegistryStore())
-        let transport = HTTPIngestTransport(
-            configuration: .init(port: 0, rateLimit: "100/1"), ingestor: ingestor,
-            authenticator: TokenAuthenticatorStub())
-        await #expect(throws: IoTError.self) { try await transport.run() }
-        await #expect(throws: (any Error).self) { try await transport.listeningPort() }
-    }
-}
-
-struct TokenAuthenticatorStub: DeviceAuthenticator {
-    func authenticate(_ credential: DeviceCredential) async throws(IoTError) -> DeviceIdentity {
-        throw IoTError(.unauthorized, "no")
-    }
 }

@@ -49,11 +49,12 @@ final class HTTPHarness: Sendable {
         auth = TokenAuthenticator(credentials: credentials)
         let ingestor = Ingestor(
             configuration: ingestorConfiguration, journal: journal, pointStore: points, registry: registry,
-            clock: ManualClock(now: 1_700_000_000_000), logger: Logger(label: "test"))
+            clock: ManualClock(now: 1_700_000_000_000), observers: [], parsers: nil, rateLimitClock: rateLimitClock,
+            logger: Logger(label: "test"))
         self.ingestor = ingestor
         let transport = HTTPIngestTransport(
             configuration: configuration, ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"),
-            rateLimitClock: rateLimitClock, authenticationCacheClock: authenticationCacheClock)
+            authenticationCacheClock: authenticationCacheClock)
         self.transport = transport
         // As iotd runs them: one ServiceGroup, stopped by graceful shutdown.
         let group = ServiceGroup(

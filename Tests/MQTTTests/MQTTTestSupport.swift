@@ -117,14 +117,16 @@ final class IngestHarness: @unchecked Sendable {
     private var group: ServiceGroup?
     private var groupTask: Task<Void, any Error>?
 
-    init(devices: Int = 3) async throws {
+    init(devices: Int = 3, configuration: Ingestor.Configuration = .init()) async throws {
         try await registry.saveTenant(Tenant(id: Self.tenant))
         try await registry.saveProduct(
             .tenant(Self.tenant), Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "hum"), Signal(name: "seq")]))
         for i in 1...devices {
             try await registry.saveDevice(.tenant(Self.tenant), Device(uid: "d-\(i)", product: "thermo"))
         }
-        ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: Logger(label: "test"))
+        ingestor = Ingestor(
+            configuration: configuration, journal: journal, pointStore: points, registry: registry,
+            logger: Logger(label: "test"))
     }
 
     /// Runs the ingestor and `transports` in one ServiceGroup (as iotd does).

@@ -143,4 +143,25 @@ import Testing
         #expect(mqtt.client.status.reconnects == 0, "bad input never costs the connection")
         await harness.stop()
     }
+
+    /// Issue 17, item 8: the per-device rate limit is the ingestor's, so it covers MQTT too: a message over it is
+    /// counted as rejected `rate_limited` (the broker already has its PUBACK) and the client stays connected.
+    @Test func messagesOverTheRateLimitAreCountedRateLimited() async throws {
+        let broker = try MosquittoBroker()
+        defer { broker.stop() }
+        let harness = try await IngestHarness(configuration: .init(rateLimit: try RateLimit(parsing: "2:60")))
+        let mqtt = try transport(harness, port: broker.port, id: "rate-limited")
+        try await harness.run([mqtt])
+        try await mqtt.client.waitUntilReady()
+        for i in 0..<3 {
+            try mosquittoPub(port: broker.port, topic: "devices/d-1/telemetry", message: #"{"ts": \#(1_700_000_000_000 + i), "temp": \#(i)}"#)
+        }
+        try mosquittoPub(port: broker.port, topic: "devices/d-2/telemetry", message: #"{"ts": 1700000000000, "temp": 9}"#)
+        _ = try await harness.waitForPoints("d-2", "temp", count: 1)
+        try await eventually("4 messages accounted for") { mqtt.outcomes.stored + mqtt.outcomes.rejected == 4 }
+        #expect(harness.ingestor.statistics.rejected == ["rate_limited": 1])
+        #expect(try await harness.waitForPoints("d-1", "temp", count: 2).map(\.value) == [.number(0), .number(1)])
+        #expect(mqtt.client.status.state == .connected)
+        await harness.stop()
+    }
 }

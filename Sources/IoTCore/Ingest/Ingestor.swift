@@ -56,13 +56,24 @@ public final class Ingestor: Service {
         /// stream of 40,000 messages/s: about 200 transactions/s instead of 1,000, a fifth less CPU per
         /// message).
         public var commitGatherMillis: Int64
+        /// A per-device rate limit (ThingsBoard's `"100:1,2000:60"` form, ``RateLimit``) applied to every
+        /// message of every transport, by the connected device (``DeviceIdentity``): a message over it is
+        /// refused with ``IoTError/Code/rateLimited`` and its `retryAfterMillis`, and counted as rejected
+        /// `rate_limited` (HTTP answers 429, CoAP 4.29, WebSocket and TCP an error reply; an MQTT message is
+        /// counted). `nil` (the default): no limit.
+        public var rateLimit: RateLimit?
+        /// Devices the rate limiter tracks at most; idle devices are forgotten first. Default 100 000.
+        public var rateLimitMaxDevices: Int
 
         /// Creates a configuration with the documented defaults.
         public init(
             queueCapacityPoints: Int = 200_000, maxBatchPoints: Int = 50_000, retryAfterMillis: Int64 = 1_000,
             registryCacheMillis: Int64 = 5_000, unknownDeviceCacheMillis: Int64 = 1_000,
-            maxRecordsPerMessage: Int = 10_000, storeRetryMillis: Int64 = 200, commitGatherMillis: Int64 = 5
+            maxRecordsPerMessage: Int = 10_000, storeRetryMillis: Int64 = 200, commitGatherMillis: Int64 = 5,
+            rateLimit: RateLimit? = nil, rateLimitMaxDevices: Int = 100_000
         ) {
+            self.rateLimit = rateLimit
+            self.rateLimitMaxDevices = rateLimitMaxDevices
             self.queueCapacityPoints = queueCapacityPoints
             self.maxBatchPoints = maxBatchPoints
             self.retryAfterMillis = retryAfterMillis
@@ -86,6 +97,8 @@ public final class Ingestor: Service {
     let accounting = IngestAccounting()
     let observers: [any PointObserver]
     let parsers: ParserRegistry?
+    /// The per-device rate limit's buckets (``Configuration/rateLimit``).
+    let limiter: DeviceRateLimiter?
     /// Serialises journal append + enqueue, so the queue is in journal order.
     private let appendLock = Mutex(())
     let progress = Mutex(Progress())
@@ -102,7 +115,7 @@ public final class Ingestor: Service {
     /// `observers` see every committed batch (the rule engine, a live feed). With `parsers`, a message
     /// whose sender's product names a parser (``Product/parser``) goes through that parser instead of the
     /// one the transport passed; a product naming a parser that is not registered rejects its messages.
-    public init(
+    public convenience init(
         configuration: Configuration = Configuration(),
         journal: any Journal,
         pointStore: any PointStore,
@@ -112,6 +125,21 @@ public final class Ingestor: Service {
         parsers: ParserRegistry? = nil,
         logger: Logger = Logger(label: "iot.ingest")
     ) {
+        self.init(
+            configuration: configuration, journal: journal, pointStore: pointStore, registry: registry, clock: clock,
+            observers: observers, parsers: parsers, rateLimitClock: nil, logger: logger)
+    }
+
+    /// ``init(configuration:journal:pointStore:registry:clock:observers:parsers:logger:)`` with the rate
+    /// limiter's clock (monotonic nanoseconds), for tests.
+    package init(
+        configuration: Configuration, journal: any Journal, pointStore: any PointStore, registry: any RegistryStore,
+        clock: any IoTClock, observers: [any PointObserver], parsers: ParserRegistry?,
+        rateLimitClock: (@Sendable () -> Int64)?, logger: Logger
+    ) {
+        self.limiter = configuration.rateLimit.map {
+            DeviceRateLimiter(limit: $0, maxDevices: configuration.rateLimitMaxDevices, clock: rateLimitClock)
+        }
         self.configuration = configuration
         self.observers = observers
         self.parsers = parsers
@@ -223,6 +251,7 @@ public final class Ingestor: Service {
                 if isReady {
                     try checkRecordCount(item.records.count)
                     if let points = try resolveCached(item.records, receivedAt: clock.now(), identity: item.identity) {
+                        try admit(item.identity)
                         ready.append((i, points, item.records.count, transport, item.identity))
                         continue
                     }
@@ -326,6 +355,7 @@ public final class Ingestor: Service {
             guard let points = try resolveCached(records, receivedAt: message.receivedAt!, identity: identity) else {
                 return .miss
             }
+            try admit(identity)
             return .ready(points: points, records: records.count)
         } catch {
             accounting.received(message.transport)
@@ -478,6 +508,18 @@ public final class Ingestor: Service {
         }
     }
 
+    /// Takes one message of `identity` from the rate limit (``Configuration/rateLimit``), or throws
+    /// ``IoTError/Code/rateLimited`` (the caller counts it as rejected). Every message passes here once, once
+    /// it is parsed and before anything is registered or journaled, whichever entry point it came through:
+    /// the cached paths once their registry data is found, the `async` path before resolving.
+    private func admit(_ identity: DeviceIdentity) throws(IoTError) {
+        guard let limiter, let waitMillis = limiter.acquire(identity) else { return }
+        throw IoTError(
+            .rateLimited,
+            "device \(identity.deviceUID) is over its rate limit of \(limiter.limit); retry after \(waitMillis) ms",
+            retryAfterMillis: waitMillis)
+    }
+
     /// Counts a message (already counted as received) dropped because the queue has no room, and returns
     /// the error for its sender.
     private func refusedForRoom(_ transport: String) -> IoTError {
@@ -512,6 +554,7 @@ public final class Ingestor: Service {
         let points: [Point]
         do throws(IoTError) {
             try checkRecordCount(records.count)
+            try admit(identity)
             points = try await resolve(records, receivedAt: receivedAt, identity: identity)
         } catch {
             accounting.rejected(transport, error.code.name)

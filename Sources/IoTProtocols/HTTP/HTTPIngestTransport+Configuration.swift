@@ -6,8 +6,10 @@ extension HTTPIngestTransport {
     /// ```swift
     /// var configuration = HTTPIngestTransport.Configuration()
     /// configuration.host = "0.0.0.0"
-    /// configuration.rateLimit = "100:1,2000:60"
     /// ```
+    ///
+    /// The per-device rate limit is the ingestor's (``IoTCore/Ingestor/Configuration/rateLimit``): it covers
+    /// every transport, and over it this listener answers 429 with `Retry-After`.
     public struct Configuration: Sendable {
         /// The address to bind. Default `"127.0.0.1"` (loopback only); `"0.0.0.0"` for every interface.
         public var host: String
@@ -16,11 +18,6 @@ extension HTTPIngestTransport {
         public var port: Int
         /// The largest request body accepted, in bytes; larger requests get 413. Default 1 MiB.
         public var maxBodyBytes: Int
-        /// A per-device rate limit in ThingsBoard's `"count:seconds,…"` form (see ``RateLimit``), or `nil`
-        /// for none. Default `nil`. Over the limit a device gets 429 with `Retry-After`.
-        public var rateLimit: String?
-        /// Devices the rate limiter tracks at most; idle devices are forgotten first. Default 100 000.
-        public var rateLimitMaxDevices: Int
         /// How long a successful token lookup is reused, in milliseconds; `0` (the default) asks the
         /// authenticator on every request. A positive value saves a credential-store lookup per request for
         /// devices that post often, and lets a revoked token work for up to this long: keep it at or below
@@ -42,8 +39,6 @@ extension HTTPIngestTransport {
             host: String = "127.0.0.1",
             port: Int = 8080,
             maxBodyBytes: Int = 1 << 20,
-            rateLimit: String? = nil,
-            rateLimitMaxDevices: Int = 100_000,
             authenticationCacheMillis: Int64 = 0,
             senmlContentTypes: Set<String> = ["application/senml+json"],
             tls: ListenerTLS? = nil
@@ -52,8 +47,6 @@ extension HTTPIngestTransport {
             self.host = host
             self.port = port
             self.maxBodyBytes = maxBodyBytes
-            self.rateLimit = rateLimit
-            self.rateLimitMaxDevices = rateLimitMaxDevices
             self.authenticationCacheMillis = authenticationCacheMillis
             self.senmlContentTypes = senmlContentTypes
         }
@@ -73,7 +66,6 @@ extension HTTPIngestTransport {
                 throw IoTError(
                     .invalidArgument, "HTTP ingest authenticationCacheMillis must be 0 (off) or positive, e.g. 1000")
             }
-            if let rateLimit { _ = try RateLimit(parsing: rateLimit) }
         }
     }
 }

@@ -99,13 +99,6 @@ extension HTTPIngestTransport {
         _ request: Request, identity: DeviceIdentity, contentType: String?, parser: any Parser,
         success: (Receipt) -> Response
     ) async -> Response {
-        if let limiter, let waitMillis = limiter.acquire(identity) {
-            return refuse(
-                IoTError(
-                    .rateLimited,
-                    "device \(identity.deviceUID) is over its rate limit of \(limiter.limit); retry after \(waitMillis) ms",
-                    retryAfterMillis: waitMillis))
-        }
         let payload: [UInt8]
         do {
             guard let body = try await collectBody(request) else {

@@ -28,14 +28,14 @@ import NIOCore
 /// invalid value, unknown signal), 401 (missing or unknown token), 403 (the token belongs to another
 /// device), 404 (unknown device), 413 (body over ``Configuration/maxBodyBytes``, refused from
 /// `Content-Length` before the body is read), 415 (unsupported content type), 429 with `Retry-After`
-/// (over the per-device ``Configuration/rateLimit``), 503 with `Retry-After` (the store is behind or the
+/// (over the per-device ``IoTCore/Ingestor/Configuration/rateLimit``), 503 with `Retry-After` (the store is behind or the
 /// ingestor is starting or stopping), 500 (journal or storage failure). Requests refused before they reach
 /// the ingestor (401, 403, 413, 415, 429) are counted through ``IoTCore/Ingestor/recordRejected(transport:error:)``,
 /// so ``IoTCore/Ingestor/statistics`` covers every request.
 ///
 /// ```swift
 /// let http = HTTPIngestTransport(
-///     configuration: .init(host: "0.0.0.0", port: 8080, rateLimit: "100:1,2000:60"),
+///     configuration: .init(host: "0.0.0.0", port: 8080),
 ///     ingestor: ingestor, authenticator: TokenAuthenticator(credentials: credentials), logger: logger)
 /// let group = ServiceGroup(services: [ingestor, http], gracefulShutdownSignals: [.sigterm], logger: logger)
 /// try await group.run()
@@ -47,7 +47,6 @@ public final class HTTPIngestTransport: Transport {
     let ingestor: Ingestor
     let authenticator: any DeviceAuthenticator
     let logger: Logger
-    let limiter: DeviceRateLimiter?
     let authenticationCache: AuthenticationCache?
     let port = ListeningPort(component: "HTTP ingest listener")
     let jsonParser = JSONParser()
@@ -59,8 +58,8 @@ public final class HTTPIngestTransport: Transport {
 
     /// Creates the listener; nothing is bound until ``run()``.
     ///
-    /// An invalid configuration (a bad ``Configuration/rateLimit``) is reported by ``run()``; call
-    /// ``Configuration/validate()`` to check it earlier.
+    /// An invalid configuration is reported by ``run()``; call ``Configuration/validate()`` to check it
+    /// earlier.
     public convenience init(
         configuration: Configuration = .init(),
         ingestor: Ingestor,
@@ -69,22 +68,19 @@ public final class HTTPIngestTransport: Transport {
     ) {
         self.init(
             configuration: configuration, ingestor: ingestor, authenticator: authenticator, logger: logger,
-            rateLimitClock: nil)
+            authenticationCacheClock: nil)
     }
 
-    /// `rateLimitClock`, `authenticationCacheClock`: monotonic nanoseconds for the rate limiter and the
-    /// authentication cache (tests drive them by hand).
+    /// `authenticationCacheClock`: monotonic nanoseconds for the authentication cache (tests drive it by
+    /// hand).
     init(
         configuration: Configuration, ingestor: Ingestor, authenticator: any DeviceAuthenticator, logger: Logger,
-        rateLimitClock: (@Sendable () -> Int64)?, authenticationCacheClock: (@Sendable () -> Int64)? = nil
+        authenticationCacheClock: (@Sendable () -> Int64)?
     ) {
         self.configuration = configuration
         self.ingestor = ingestor
         self.authenticator = authenticator
         self.logger = logger
-        self.limiter = configuration.rateLimit.flatMap { try? RateLimit(parsing: $0) }.map {
-            DeviceRateLimiter(limit: $0, maxDevices: configuration.rateLimitMaxDevices, clock: rateLimitClock)
-        }
         self.authenticationCache =
             configuration.authenticationCacheMillis > 0
             ? AuthenticationCache(ttlMillis: configuration.authenticationCacheMillis, clock: authenticationCacheClock)

@@ -1,5 +1,3 @@
-public import IoTCore
-
 /// A per-device rate limit in ThingsBoard's form: `"100:1,2000:60"` allows at most 100 messages per
 /// second **and** at most 2000 per 60 seconds.
 ///

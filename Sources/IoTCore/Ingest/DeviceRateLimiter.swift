@@ -1,4 +1,3 @@
-import IoTCore
 import Synchronization
 
 /// Token buckets per device for a ``RateLimit``: cheap (one short lock per message, on one of 16

@@ -1,8 +1,7 @@
-import IoTCore
 import Synchronization
 import Testing
 
-@testable import IoTProtocols
+@testable import IoTCore
 
 @Suite struct RateLimitTests {
     @Test func parsesThingsBoardForm() throws {

@@ -31,6 +31,7 @@ struct DaemonConfiguration: Codable, Sendable {
         var rateLimit: String?
         var authenticationCacheMillis: Int64?
         var tls: TLS?
+        var limits: ListenerLimits?
     }
     /// The CoAP device listener (`coap:`); absent: no CoAP listener.
     struct CoAP: Codable, Sendable {
@@ -55,6 +56,8 @@ struct DaemonConfiguration: Codable, Sendable {
         var port: Int?
         /// Also `adminAPIKeyFile` or `adminAPIKeyEnv` (read when the file is loaded), or `IOTD_ADMIN_API_KEY`.
         var adminAPIKey: String?
+        var tls: TLS?
+        var limits: ListenerLimits?
     }
     /// The Modbus poller: its I/O threads and the devices it polls (see ModbusDevice's decoding).
     struct Modbus: Codable, Sendable {
@@ -81,6 +84,7 @@ struct DaemonConfiguration: Codable, Sendable {
         var idleTimeoutMillis: Int64?
         var parser: String?
         var tls: TLS?
+        var limits: ListenerLimits?
     }
     /// `tls:` of a device listener (http, websocket, a tcp entry): PEM files, TLS 1.2 minimum.
     struct TLS: Codable, Sendable {
@@ -111,6 +115,9 @@ struct DaemonConfiguration: Codable, Sendable {
         var framing: String?  // lines or length-prefixed
         var maxFrameBytes: Int?
         var idleTimeoutMillis: Int64?
+        var handshakeTimeoutMillis: Int64?
+        var maxConnections: Int?
+        var maxConnectionsPerAddress: Int?
         var parser: String?
         var tls: TLS?
     }
@@ -223,6 +230,7 @@ extension DaemonConfiguration {
         // one per request; a revoked token stops working within that second.
         c.authenticationCacheMillis = http?.authenticationCacheMillis ?? 1_000
         c.tls = http?.tls?.listenerTLS
+        if let v = http?.limits { c.limits = v }
         return c
     }
 
@@ -260,6 +268,7 @@ extension DaemonConfiguration {
         if let v = w.pingIntervalMillis { c.pingIntervalMillis = v }
         if let v = w.idleTimeoutMillis { c.idleTimeoutMillis = v }
         c.tls = w.tls?.listenerTLS
+        if let v = w.limits { c.limits = v }
         return c
     }
 
@@ -269,6 +278,9 @@ extension DaemonConfiguration {
         if let v = t.framing.flatMap(TCPTransport.Framing.init(rawValue:)) { c.framing = v }
         if let v = t.maxFrameBytes { c.maxFrameBytes = v }
         if let v = t.idleTimeoutMillis { c.idleTimeoutMillis = v }
+        if let v = t.handshakeTimeoutMillis { c.handshakeTimeoutMillis = v }
+        if let v = t.maxConnections { c.maxConnections = v }
+        if let v = t.maxConnectionsPerAddress { c.maxConnectionsPerAddress = v }
         c.tls = t.tls?.listenerTLS
         return c
     }
@@ -279,6 +291,8 @@ extension DaemonConfiguration {
         if let v = management?.port { c.port = v }
         c.adminAPIKey = adminAPIKey
         c.brokerAuthKey = try brokerAccounts?.emqxKey()
+        c.tls = management?.tls?.listenerTLS
+        if let v = management?.limits { c.limits = v }
         return c
     }
 
@@ -306,6 +320,11 @@ extension DaemonConfiguration {
         }
         try http?.tls?.validate("http")
         try websocket?.tls?.validate("websocket")
+        try management?.tls?.validate("management")
+        for (key, limits) in [("http.limits", http?.limits), ("websocket.limits", websocket?.limits),
+                              ("management.limits", management?.limits)] {
+            do throws(IoTError) { try limits?.validate() } catch { try fail(key, error.message) }
+        }
         for (i, t) in (tcp ?? []).enumerated() { try t.tls?.validate("tcp[\(i)]") }
         for (i, t) in (tcp ?? []).enumerated() {
             if let f = t.framing, TCPTransport.Framing(rawValue: f) == nil {

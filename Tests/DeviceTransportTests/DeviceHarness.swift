@@ -46,7 +46,8 @@ final class DeviceHarness: Sendable {
         tcp: TCPTransport.Configuration = .init(port: 0, maxFrameBytes: 1_024),
         http: HTTPIngestTransport.Configuration = .init(port: 0),
         failedAttempts: FailedAttemptLimiter.Configuration = .init(),
-        ingestorConfiguration: Ingestor.Configuration = .init()
+        ingestorConfiguration: Ingestor.Configuration = .init(),
+        managementTLS: ListenerTLS? = nil
     ) async throws {
         try await registry.saveTenant(Tenant(id: Self.tenant))
         try await registry.saveProduct(
@@ -72,7 +73,8 @@ final class DeviceHarness: Sendable {
         tcpLines = TCPTransport(configuration: lines, ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)
         tcpLength = TCPTransport(configuration: length, ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)
         api = ManagementServer(
-            configuration: .init(port: 0, adminAPIKey: Self.adminKey), registry: registry, points: points, tokens: auth,
+            configuration: .init(port: 0, adminAPIKey: Self.adminKey, tls: managementTLS), registry: registry,
+            points: points, tokens: auth,
             ingestor: ingestor, prometheus: nil, credentialManager: auth, sessions: sessions, liveFeed: live,
             logger: logger)
         let group = ServiceGroup(

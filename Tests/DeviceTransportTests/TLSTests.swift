@@ -306,4 +306,27 @@ struct TLSTests {
         wrongKey.privateKeyPath = pki.path("device1.key")
         #expect(throws: IoTError.self) { try wrongKey.validate() }
     }
+
+    /// Issue 17, item 12: `management.tls`, the device listeners' TLS block on the management listener.
+    @Test("the management listener speaks TLS with the same block; client certificates can be required")
+    func managementTLS() async throws {
+        let pki = try TestPKI()
+        for mode in [ListenerTLS.ClientCertificates.none, .required] {
+            let h = try await DeviceHarness(managementTLS: pki.listener(mode))
+            defer { Task { await h.stop() } }
+            let ok = try h.peer(
+                ["https", "127.0.0.1", "\(h.apiPort)", "/api/v1/tenants", "--body", #"{"id": "tls-\#(mode.rawValue)"}"#,
+                 "--token", DeviceHarness.adminKey] + pki.client(mode == .required ? "device1" : nil))
+            defer { ok.stop(signal: SIGKILL) }
+            #expect(await ok.readLine() == "STATUS 201", "\(mode)")
+            // Plain HTTP to the TLS port gets no answer.
+            await #expect(throws: (any Error).self) { _ = try await h.apiRequest("GET", "/api/v1/tenants") }
+            if mode == .required {
+                let anonymous = try h.peer(
+                    ["https", "127.0.0.1", "\(h.apiPort)", "/api/v1/tenants", "--token", DeviceHarness.adminKey] + pki.client(nil))
+                defer { anonymous.stop(signal: SIGKILL) }
+                #expect(await anonymous.readLine()?.hasPrefix("TLSERROR") == true, "no client certificate, no connection")
+            }
+        }
+    }
 }

@@ -33,6 +33,8 @@ extension HTTPIngestTransport {
         /// TLS on the listener (HTTPS), or `nil` (the default) for plain HTTP. With client certificates, a
         /// request without `Authorization` is authenticated by the connection's verified client certificate.
         public var tls: ListenerTLS?
+        /// Idle timeout, request head deadline and connection caps (``ListenerLimits``; its defaults).
+        public var limits: ListenerLimits
 
         /// Creates a configuration; every argument has the default documented on its property.
         public init(
@@ -41,9 +43,11 @@ extension HTTPIngestTransport {
             maxBodyBytes: Int = 1 << 20,
             authenticationCacheMillis: Int64 = 0,
             senmlContentTypes: Set<String> = ["application/senml+json"],
-            tls: ListenerTLS? = nil
+            tls: ListenerTLS? = nil,
+            limits: ListenerLimits = .init()
         ) {
             self.tls = tls
+            self.limits = limits
             self.host = host
             self.port = port
             self.maxBodyBytes = maxBodyBytes
@@ -66,6 +70,7 @@ extension HTTPIngestTransport {
                 throw IoTError(
                     .invalidArgument, "HTTP ingest authenticationCacheMillis must be 0 (off) or positive, e.g. 1000")
             }
+            do { try limits.validate() } catch { throw IoTError(.invalidArgument, "HTTP ingest limits: \(error.message)") }
         }
     }
 }

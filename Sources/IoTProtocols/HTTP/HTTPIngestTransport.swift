@@ -1,6 +1,7 @@
-import Hummingbird
-import HummingbirdCore
+package import Hummingbird
+package import HummingbirdCore
 import HummingbirdTLS
+package import HummingbirdWebSocket
 public import IoTCore
 public import Logging
 import NIOCore
@@ -48,6 +49,8 @@ public final class HTTPIngestTransport: Transport {
     let authenticator: any DeviceAuthenticator
     let logger: Logger
     let authenticationCache: AuthenticationCache?
+    /// Connection caps of the listener (``Configuration/limits``).
+    let limiter: ConnectionLimiter
     let port = ListeningPort(component: "HTTP ingest listener")
     let jsonParser = JSONParser()
     let thingsBoardParser = JSONParser(configuration: .init(layout: .device))
@@ -81,6 +84,7 @@ public final class HTTPIngestTransport: Transport {
         self.ingestor = ingestor
         self.authenticator = authenticator
         self.logger = logger
+        self.limiter = ConnectionLimiter(limits: configuration.limits, listener: "http")
         self.authenticationCache =
             configuration.authenticationCacheMillis > 0
             ? AuthenticationCache(ttlMillis: configuration.authenticationCacheMillis, clock: authenticationCacheClock)
@@ -117,7 +121,9 @@ public final class HTTPIngestTransport: Transport {
         let host = configuration.host
         let server: HTTPServerBuilder
         do {
-            server = try Self.serverBuilder(tls: configuration.tls) { .http1(configuration: $0) }
+            server = try Self.serverBuilder(tls: configuration.tls, limiter: limiter) {
+                HTTP1Channel(responder: $1, configuration: $0)
+            }
         } catch {
             port.stopped("its TLS configuration is invalid: \(error)")
             throw error
@@ -142,13 +148,36 @@ public final class HTTPIngestTransport: Transport {
         port.stopped("it has stopped")
     }
 
-    /// The HTTP/1 server, wrapped in TLS when `tls` is set.
-    static func serverBuilder(
-        tls: ListenerTLS?, _ base: (HTTP1Channel.Configuration) -> HTTPServerBuilder
+    /// The server of a listener that upgrades to WebSocket through `webSocketRouter` (the WebSocket device
+    /// listener, the management API's live feed), with the limits of `limiter` and TLS when `tls` is set.
+    package static func webSocketUpgradeServer<Context: WebSocketRequestContext>(
+        tls: ListenerTLS?, limiter: ConnectionLimiter, webSocketRouter: Router<Context>,
+        webSocket: WebSocketServerConfiguration = .init()
     ) throws -> HTTPServerBuilder {
-        guard let tls else { return base(.init()) }
-        _ = try tls.makeContext()
-        return try .tls(base(.init()), tlsConfiguration: try tls.serverConfiguration())
+        let webSocketResponder = webSocketRouter.buildResponder()
+        return try serverBuilder(tls: tls, limiter: limiter) {
+            HTTP1WebSocketUpgradeChannel(
+                responder: $1, webSocketResponder: webSocketResponder, configuration: .init(http1: $0, ws: webSocket))
+        }
+    }
+
+    /// A listener's server: `child`, built with Hummingbird's HTTP/1 settings for the limiter's limits (idle
+    /// timeout, request head watcher), behind the connection guard (caps, head deadline), in TLS when `tls`
+    /// is set.
+    static func serverBuilder<Child: ServerChildChannel>(
+        tls: ListenerTLS?, limiter: ConnectionLimiter,
+        _ child: @escaping @Sendable (HTTP1Channel.Configuration, @escaping HTTPChannelHandler.Responder) -> Child
+    ) throws -> HTTPServerBuilder {
+        let http1 = limiter.limits.http1Configuration()
+        let tlsConfiguration = try tls.map { tls in
+            _ = try tls.makeContext()
+            return try tls.serverConfiguration()
+        }
+        return HTTPServerBuilder { responder in
+            let guarded = GuardedChannel(base: child(http1, responder), limiter: limiter)
+            guard let tlsConfiguration else { return guarded }
+            return try TLSChannel(guarded, tlsConfiguration: tlsConfiguration)
+        }
     }
 
     /// With TLS, counts every failed handshake on the listener's `server` channel as a rejected message of

@@ -34,13 +34,31 @@ extension TCPTransport {
         /// TLS on the listener, or `nil` (the default) for plain TCP. With client certificates, a device
         /// may send the handshake line `cert` to be identified by its certificate.
         public var tls: ListenerTLS?
+        /// The handshake line (and a TLS handshake before it) must be complete within this long, in ms, of the
+        /// connection's start, however slowly its bytes arrive. Default 10 000.
+        public var handshakeTimeoutMillis: Int64
+        /// Connections open at once, at most; one more is closed as soon as it is accepted. Default 10 000.
+        public var maxConnections: Int
+        /// Connections open at once from one client address, at most. Default 1 000.
+        public var maxConnectionsPerAddress: Int
+
+        /// The listener's limits in the form the connection guard takes.
+        var limits: ListenerLimits {
+            ListenerLimits(
+                idleTimeoutMillis: idleTimeoutMillis, headerTimeoutMillis: handshakeTimeoutMillis,
+                maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress)
+        }
 
         /// Creates a configuration; every argument has the default documented on its property.
         public init(
             host: String = "127.0.0.1", port: Int = 9000, framing: Framing = .lines, maxFrameBytes: Int = 65_536,
-            idleTimeoutMillis: Int64 = 120_000, maxHandshakeBytes: Int = 1_024, tls: ListenerTLS? = nil
+            idleTimeoutMillis: Int64 = 120_000, maxHandshakeBytes: Int = 1_024, tls: ListenerTLS? = nil,
+            handshakeTimeoutMillis: Int64 = 10_000, maxConnections: Int = 10_000, maxConnectionsPerAddress: Int = 1_000
         ) {
             self.tls = tls
+            self.handshakeTimeoutMillis = handshakeTimeoutMillis
+            self.maxConnections = maxConnections
+            self.maxConnectionsPerAddress = maxConnectionsPerAddress
             self.host = host
             self.port = port
             self.framing = framing
@@ -63,6 +81,7 @@ extension TCPTransport {
             guard maxHandshakeBytes >= 16 else {
                 throw IoTError(.invalidArgument, "TCP maxHandshakeBytes must be at least 16, e.g. 1024")
             }
+            do { try limits.validate() } catch { throw IoTError(.invalidArgument, "TCP \(error.message)") }
         }
     }
 }

@@ -88,6 +88,7 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
             throw error
         }
         let idle = TimeAmount.milliseconds(tcp.idleTimeoutMillis)
+        let limiter = ConnectionLimiter(limits: tcp.limits, listener: "tcp")
         let ingestor = self.ingestor
         let name = self.name
         let server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
@@ -103,6 +104,9 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
                             try channel.pipeline.syncOperations.addHandler(
                                 TLSHandshakeObserver { error in ingestor.recordRejected(transport: name, error: error) })
                         }
+                        // Caps, and the handshake line's deadline (not moved by each byte).
+                        try channel.pipeline.syncOperations.addHandler(
+                            ConnectionGuardHandler(limiter: limiter, handshakeLine: true))
                         try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                         try channel.pipeline.syncOperations.addHandler(IdleCloseHandler())
                         // Read backpressure: at most `highWatermark` chunks wait while the connection's message is

@@ -30,14 +30,18 @@ extension WebSocketTransport {
         /// certificates, an upgrade without a token or password is authenticated by the connection's
         /// verified client certificate.
         public var tls: ListenerTLS?
+        /// Before the upgrade: the request head deadline, the idle timeout of a plain HTTP connection, and the
+        /// connection caps (``ListenerLimits``; its defaults). After it, ``idleTimeoutMillis`` and the pings.
+        public var limits: ListenerLimits
 
         /// Creates a configuration; every argument has the default documented on its property.
         public init(
             host: String = "127.0.0.1", port: Int = 8083, path: String = "/api/v1/devices/ws",
             maxMessageBytes: Int = 65_536, pingIntervalMillis: Int64 = 30_000, idleTimeoutMillis: Int64 = 120_000,
-            tls: ListenerTLS? = nil
+            tls: ListenerTLS? = nil, limits: ListenerLimits = .init()
         ) {
             self.tls = tls
+            self.limits = limits
             self.host = host
             self.port = port
             self.path = path
@@ -57,6 +61,7 @@ extension WebSocketTransport {
             guard maxMessageBytes > 0, maxMessageBytes <= 64 << 20 else {
                 throw IoTError(.invalidArgument, "WebSocket maxMessageBytes must be 1 … 67108864, e.g. 65536")
             }
+            do { try limits.validate() } catch { throw IoTError(.invalidArgument, "WebSocket limits: \(error.message)") }
             guard pingIntervalMillis > 0, idleTimeoutMillis > 0 else {
                 throw IoTError(.invalidArgument, "WebSocket pingIntervalMillis and idleTimeoutMillis must be positive")
             }

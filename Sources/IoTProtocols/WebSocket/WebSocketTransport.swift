@@ -98,9 +98,9 @@ public final class WebSocketTransport: Transport {
         let host = configuration.host
         let server: HTTPServerBuilder
         do {
-            server = try HTTPIngestTransport.serverBuilder(tls: configuration.tls) {
-                .http1WebSocketUpgrade(webSocketRouter: wsRouter, configuration: .init(http1: $0, ws: ws))
-            }
+            server = try HTTPIngestTransport.webSocketUpgradeServer(
+                tls: configuration.tls, limiter: ConnectionLimiter(limits: configuration.limits, listener: "websocket"),
+                webSocketRouter: wsRouter, webSocket: ws)
         } catch {
             port.stopped("its TLS configuration is invalid: \(error)")
             throw error

@@ -1,3 +1,5 @@
+public import IoTProtocols
+
 extension ManagementServer {
     /// Where the management listener binds and how it is protected.
     ///
@@ -23,6 +25,14 @@ extension ManagementServer {
         /// `Authorization: Bearer <key>` or `X-API-Key: <key>`. Default `nil`: every such request gets 401.
         /// Keep it apart from ``adminAPIKey``, so that the broker cannot manage the platform.
         public var brokerAuthKey: String?
+        /// TLS on the listener (HTTPS, and `wss://` for the live feed), or `nil` (the default) for plain HTTP;
+        /// the same block as the device listeners', TLS 1.2 or later. With client certificates `required`,
+        /// only clients with a certificate of ``IoTProtocols/ListenerTLS/clientCAPath`` connect (the admin key
+        /// is still needed).
+        public var tls: ListenerTLS?
+        /// Idle timeout, request head deadline and connection caps (``IoTProtocols/ListenerLimits``; its
+        /// defaults).
+        public var limits: ListenerLimits
 
         /// Creates a configuration; every argument has the default documented on its property.
         public init(
@@ -31,8 +41,12 @@ extension ManagementServer {
             adminAPIKey: String? = nil,
             maxExportPoints: Int = 1_000_000,
             maxBodyBytes: Int = 1 << 20,
-            brokerAuthKey: String? = nil
+            brokerAuthKey: String? = nil,
+            tls: ListenerTLS? = nil,
+            limits: ListenerLimits = .init()
         ) {
+            self.tls = tls
+            self.limits = limits
             self.host = host
             self.port = port
             self.adminAPIKey = adminAPIKey

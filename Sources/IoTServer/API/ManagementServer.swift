@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 public import IoTCore
 public import IoTRules
@@ -154,9 +155,19 @@ public final class ManagementServer: Service {
         let port = self.port
         let logger = self.logger
         let host = configuration.host
+        let server: HTTPServerBuilder
+        do {
+            try configuration.limits.validate()
+            server = try HTTPIngestTransport.webSocketUpgradeServer(
+                tls: configuration.tls, limiter: ConnectionLimiter(limits: configuration.limits, listener: "management"),
+                webSocketRouter: makeWebSocketRouter())
+        } catch {
+            port.stopped("its TLS or limits configuration is invalid: \(error)")
+            throw error
+        }
         let app = Application(
             router: makeRouter(),
-            server: .http1WebSocketUpgrade(webSocketRouter: makeWebSocketRouter()),
+            server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? 0

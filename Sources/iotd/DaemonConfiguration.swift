@@ -1,3 +1,4 @@
+import Foundation
 import IoTCore
 import IoTProtocols
 import IoTRules
@@ -166,6 +167,9 @@ struct DaemonConfiguration: Codable, Sendable {
     var notifications: NotificationSettings?
     var tenants: [TenantSeed]?
     var brokerAccounts: BrokerAccountsConfiguration?
+    /// Loopback, private and link-local hosts that notification channels, MQTT brokers and CoAP observations
+    /// may reach (public ones always may).
+    var outbound: OutboundPolicy?
 }
 
 extension DaemonConfiguration {
@@ -218,6 +222,7 @@ extension DaemonConfiguration {
         var c = CoAPObserverManager.Configuration()
         if let v = coap?.maxObservations { c.maxObservations = v }
         if let v = coap?.reregisterAfterMillis { c.reregisterAfterMillis = v }
+        if let v = outbound { c.outbound = v }
         return c
     }
 
@@ -245,6 +250,7 @@ extension DaemonConfiguration {
         var c = MQTTClientManager.Configuration()
         if let t = mqtt?.threads { c.threads = t }
         if let l = mqtt?.limits { c.limits = l }
+        if let v = outbound { c.outbound = v }
         return c
     }
 
@@ -367,6 +373,27 @@ extension DaemonConfiguration {
             do throws(IoTError) { try o.validate() } catch { try fail("coap.observations[\(i)]", error.message) }
         }
         try notifications?.validate()
+        // Every outbound destination of the file passes the same policy as those created through the API.
+        let policy = outbound ?? OutboundPolicy()
+        func checkDestination(_ host: String?, _ key: String, _ what: String) throws {
+            guard let host, !host.isEmpty else { return }
+            do throws(IoTError) {
+                try policy.check(host: host, what: what, allowUnresolvable: true)
+            } catch {
+                try fail(key, error.message)
+            }
+        }
+        for channel in notifications?.channels ?? [] {
+            for (field, url) in [("url", channel.url), ("baseURL", channel.baseURL)] {
+                guard let url else { continue }
+                try checkDestination(URLComponents(string: url)?.host, "notifications.channels[\(channel.name)].\(field)", "notification channel")
+            }
+        }
+        for c in mqtt?.clients ?? [] { try checkDestination(c.broker.host, "mqtt.clients[\(c.id)].broker.host", "MQTT broker") }
+        for o in coap?.observations ?? [] {
+            let host = URLComponents(string: o.uri)?.host
+            try checkDestination(host, "coap.observations[\(o.id)].uri", "CoAP device")
+        }
         for t in tenants ?? [] {
             guard TenantID(t.id).isValid else { try fail("tenants[\(t.id)].id", "use 1–64 characters of A–Z a–z 0–9 - _") }
             if let u = t.unknownDevices, u != "reject", !u.hasPrefix("register:") {

@@ -27,7 +27,8 @@ struct CoAPObservationAPITests {
         init(_ h: CoAPHarness, definitions: InMemoryDefinitionStore, maxObservations: Int) async throws {
             let logger = Logger(label: "coap-api-test")
             manager = CoAPObserverManager(
-                configuration: .init(maxObservations: maxObservations), ingestor: h.ingestor, logger: logger)
+                configuration: .init(maxObservations: maxObservations, outbound: .init(allow: ["127.0.0.1"])),
+                ingestor: h.ingestor, logger: logger)
             server = ManagementServer(
                 configuration: .init(port: 0, adminAPIKey: "k"), registry: h.registry, points: h.points,
                 tokens: h.tokens,
@@ -120,6 +121,12 @@ struct CoAPObservationAPITests {
         #expect(notJSON.status == 400, "\(notJSON.text)")
         let noKey = try await api.request("POST", Self.base, Self.spec("x", port: port), key: false)
         #expect(noKey.status == 401, "\(noKey.text)")
+        // Issue 17, item 13: a device address outside the outbound allow-list (only 127.0.0.1 here) is refused.
+        for host in ["10.0.0.7", "169.254.169.254", "127.0.0.9"] {
+            let ssrf = try await api.request(
+                "POST", Self.base, #"{"id":"x","uri":"coap://\#(host):5683/temp","tenant":"acme","deviceUID":"t-1"}"#)
+            #expect(ssrf.status == 403 && ssrf.text.contains("outbound allow-list"), "\(host): \(ssrf.text)")
+        }
 
         // Conflicts: the same id, then the instance's limit (2); a refused create leaves nothing behind.
         let duplicate = try await api.request("POST", Self.base, Self.spec("boiler", port: port, device: "t-2"))

@@ -43,6 +43,7 @@ import Testing
         try """
         dataDirectory: \(dir.path)/data
         http: { port: \(httpPort) }
+        outbound: { allow: ["127.0.0.1"] }
         management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
         logging: { level: warning }
         coap:

@@ -115,6 +115,10 @@ import Testing
         #expect(warned.output.contains { $0.hasPrefix("warning: notifications.channels[0].secret ") }, "\(warned.output)")
 
         for (yaml, expected) in [
+            // Issue 17, item 13: a destination in the private network needs the outbound allow-list.
+            ("notifications: { channels: [{ name: h, type: webhook, url: \"http://127.0.0.1:9/x\" }] }", "outbound allow-list"),
+            ("notifications: { channels: [{ name: h, type: webhook, url: \"http://169.254.169.254/x\" }] }", "link-local"),
+            ("coap: { port: 0, observations: [{ id: o, uri: \"coap://10.0.0.7/t\", tenant: t, deviceUID: d }] }", "outbound allow-list"),
             ("management: { adminAPIKey: short-key }", "at least 32"),
             ("management: { adminAPIKey: change-me-to-a-long-random-string }", "placeholder"),
             ("management: { adminAPIKeyFile: \(dir.path)/missing.key }", "cannot read"),

@@ -79,7 +79,8 @@ struct ManagerAdministration: MQTTClientAdministration {
         defer { broker.stop() }
         let harness = try await IngestHarness()
         let manager = MQTTClientManager(
-            configuration: .init(threads: 1, limits: .init(maxClients: 1)), ingestor: harness.ingestor,
+            configuration: .init(threads: 1, limits: .init(maxClients: 1), outbound: .init(allow: ["127.0.0.1"])),
+            ingestor: harness.ingestor,
             logger: Logger(label: "test"))
         let api = ManagementServer(
             configuration: .init(port: 0, adminAPIKey: "k"), registry: harness.registry, points: harness.points,
@@ -102,6 +103,14 @@ struct ManagerAdministration: MQTTClientAdministration {
         #expect(over.text.contains("maxClients"), "\(over.text)")
         let invalid = try await http.request("POST", "/api/v1/mqtt/clients", headers: key, body: Array(#"{"id": "x"}"#.utf8))
         #expect(invalid.status == 400, "\(invalid.text)")
+        // Issue 17, item 13: a broker in the private network, on link-local (cloud metadata) or on another
+        // loopback address is refused unless the outbound allow-list names it (here only 127.0.0.1).
+        for host in ["10.0.0.5", "169.254.169.254", "127.0.0.2", "::1", "192.168.1.10"] {
+            let ssrf = try await http.request(
+                "POST", "/api/v1/mqtt/clients", headers: key,
+                body: Array(body.replacingOccurrences(of: "plant-a", with: "ssrf").replacingOccurrences(of: "\"127.0.0.1\"", with: "\"\(host)\"").utf8))
+            #expect(ssrf.status == 403 && ssrf.text.contains("outbound allow-list"), "\(host): \(ssrf.text)")
+        }
 
         let deadline = Date().addingTimeInterval(10)
         var state = ""

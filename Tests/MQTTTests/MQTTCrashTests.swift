@@ -16,6 +16,7 @@ import Testing
         """
         dataDirectory: \(dir)/data
         http: { port: \(httpPort) }
+        outbound: { allow: ["127.0.0.1"] }
         management: { port: \(apiPort), adminAPIKey: \(Self.apiKey) }
         logging: { level: warning }
         tenants:

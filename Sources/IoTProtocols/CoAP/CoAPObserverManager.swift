@@ -30,11 +30,18 @@ public final class CoAPObserverManager: Service, Sendable {
         public var reregisterAfterMillis: Int64
         /// Observations at most. Default 1 000.
         public var maxObservations: Int
+        /// Which devices an observation created through the management API (``checkDestination(_:)``) may
+        /// target: a loopback, private or link-local address needs an entry of the allow-list. Default: public
+        /// addresses only.
+        public var outbound: OutboundPolicy
 
         /// Creates a configuration with the documented defaults.
-        public init(reregisterAfterMillis: Int64 = 60_000, maxObservations: Int = 1_000) {
+        public init(
+            reregisterAfterMillis: Int64 = 60_000, maxObservations: Int = 1_000, outbound: OutboundPolicy = OutboundPolicy()
+        ) {
             self.reregisterAfterMillis = reregisterAfterMillis
             self.maxObservations = maxObservations
+            self.outbound = outbound
         }
     }
 
@@ -89,6 +96,15 @@ public final class CoAPObserverManager: Service, Sendable {
     deinit {
         Glibc.close(wakeFD.read)
         Glibc.close(wakeFD.write)
+    }
+
+    /// Checks that ``Configuration/outbound`` allows the observation's device address; the management API
+    /// calls it before ``create(_:)`` (observations created in code are not checked).
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/forbidden`` for a loopback, private or link-local address that the
+    ///   allow-list does not name; ``IoTCore/IoTError/Code/invalidArgument`` for an invalid uri.
+    public func checkDestination(_ spec: CoAPObservationSpec) throws(IoTError) {
+        try configuration.outbound.check(host: try spec.target().host, what: "CoAP device")
     }
 
     /// Starts observing.

@@ -12,9 +12,11 @@ extension MQTTClientManager {
     /// One client's report as JSON.
     public func reportJSON(id: String) throws(IoTError) -> [UInt8] { try Self.encode(try report(id)) }
 
-    /// Creates a client from a JSON spec.
+    /// Creates a client from a JSON spec; its broker must be allowed by ``Configuration/outbound``.
     public func createJSON(_ body: [UInt8]) async throws(IoTError) -> [UInt8] {
-        try Self.encode(try await create(try Self.decodeSpec(body)))
+        let spec = try Self.decodeSpec(body)
+        try configuration.outbound.check(host: spec.broker.host, what: "MQTT broker")
+        return try Self.encode(try await create(spec))
     }
 
     /// Replaces client `id` with a JSON spec (its `id` field, when present, must match).
@@ -24,6 +26,7 @@ extension MQTTClientManager {
             throw IoTError(.invalidArgument, "the body names client '\(spec.id)' but the path names '\(id)'")
         }
         spec.id = id
+        try configuration.outbound.check(host: spec.broker.host, what: "MQTT broker")
         return try Self.encode(try await update(spec))
     }
 

@@ -49,10 +49,15 @@ public actor MQTTClientManager: Service {
         public var threads: Int
         /// Limits.
         public var limits: Limits
+        /// Which brokers a client created or changed through the JSON administration calls (the management
+        /// API) may connect to: a broker on a loopback, private or link-local address needs an entry of its
+        /// allow-list. Clients created in code (``create(_:)``) are not checked. Default: public brokers only.
+        public var outbound: OutboundPolicy
         /// Creates a configuration with the documented defaults.
-        public init(threads: Int = 2, limits: Limits = Limits()) {
+        public init(threads: Int = 2, limits: Limits = Limits(), outbound: OutboundPolicy = OutboundPolicy()) {
             self.threads = threads
             self.limits = limits
+            self.outbound = outbound
         }
     }
 

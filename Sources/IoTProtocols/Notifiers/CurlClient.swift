@@ -93,6 +93,8 @@ enum CurlClient {
     private static let pool = Mutex<[CurlEasy]>([])
     /// Transfers in flight at most; more wait in order for a thread.
     static let maxConcurrentTransfers = 32
+    /// The URL schemes a transfer may use.
+    static let allowedProtocols = "http,https,smtp,smtps"
     private static let threads = BlockingThreadPool(name: "iot-curl", maxThreads: maxConcurrentTransfers)
 
     /// Runs one transfer. Throws ``IoTError`` for transport failures (connection, TLS, login, timeout);
@@ -120,6 +122,13 @@ enum CurlClient {
         defer { for l in lists { curl_slist_free_all(l) } }
 
         easy.set(CURLOPT_URL, r.url)
+        // Only the schemes the channels speak: no file://, gopher://, dict:// or ldap:// from a URL in a
+        // configuration (and no redirects, which libcurl does not follow unless told to).
+        guard ciot_curl_setopt_string(h, CURLOPT_PROTOCOLS_STR, Self.allowedProtocols) == CURLE_OK,
+            ciot_curl_setopt_string(h, CURLOPT_REDIR_PROTOCOLS_STR, Self.allowedProtocols) == CURLE_OK
+        else {
+            return .failure(IoTError(.unavailable, "libcurl cannot restrict protocols (it needs 7.85 or later); nothing was sent"))
+        }
         easy.set(CURLOPT_NOSIGNAL, 1)
         easy.set(CURLOPT_TIMEOUT_MS, r.timeoutMillis)
         easy.set(CURLOPT_CONNECTTIMEOUT_MS, min(r.timeoutMillis, 5_000))

@@ -37,6 +37,7 @@ extension ManagementServer {
                         "tenant \"\(spec.tenant)\" of the observation does not exist; create it with POST /api/v1/tenants"
                     )
                 }
+                try manager.checkDestination(spec)
                 let report = try manager.create(spec)
                 do {
                     try await self.saveObservation(spec)

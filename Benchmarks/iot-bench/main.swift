@@ -10,6 +10,7 @@
 //   swift run -c release iot-bench notify [--points N] [--smoke]   alarm → webhook p99 under 10k msg/s; outbox notifications/s
 //   swift run -c release iot-bench stream [--smoke]                WebSocket and TCP messages/s with acks vs HTTP (wrk)
 //   swift run -c release iot-bench coap   [--smoke]                CoAP ingest responses/s vs libcoap's coap-server (16 in flight)
+//   swift run -c release iot-bench auth   [--smoke]                200 wrong-password attempts/s: /healthz and device p99 with and without
 //   swift run -c release iot-bench all    [--smoke]
 //
 // `--smoke` runs each with a small size, for CI: it proves the benchmark runs, not how fast.
@@ -62,6 +63,7 @@ func runSelected() async throws {
     case "notify": try await runNotifyBenchmark(options)
     case "stream": try await runStreamBenchmark(options)
     case "coap": try await runCoAPBenchmark(options)
+    case "auth": try await runAuthBenchmark(options)
     case "all":
         try await runIngestBenchmark(options)
         try await runQueryBenchmark(options)
@@ -73,8 +75,9 @@ func runSelected() async throws {
         try await runMQTTBenchmark(options)
         try await runStreamBenchmark(options)
         try await runCoAPBenchmark(options)
+        try await runAuthBenchmark(options)
     default:
-        print("usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|notify|stream|coap|all [--smoke] [--points N] [--dir PATH]")
+        print("usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|notify|stream|coap|auth|all [--smoke] [--points N] [--dir PATH]")
         exit(2)
     }
 }

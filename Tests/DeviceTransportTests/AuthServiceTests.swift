@@ -101,7 +101,7 @@ struct AuthServiceTests {
         }
     }
 
-    @Test("failed attempts are limited per source address and counted")
+    @Test("failed attempts are limited per source address and per username, and counted")
     func bruteForce() async throws {
         let now = Mutex<Int64>(0)
         let auth = Self.service(
@@ -118,12 +118,54 @@ struct AuthServiceTests {
             try await auth.authenticate(right, from: Self.here)
         }
         #expect(blocked?.code == .rateLimited && blocked?.retryAfterMillis == 5_000)
+        // Issue 17: the username is limited too, so another address cannot go on guessing this account's
+        // password; another account from another address is not blocked.
         let elsewhere = AuthenticationSource(transport: "test", address: "10.0.0.2")
-        #expect(try await auth.authenticate(right, from: elsewhere) == Self.pump, "another address is not blocked")
+        let sameUser = await #expect(throws: IoTError.self) { try await auth.authenticate(right, from: elsewhere) }
+        #expect(sameUser?.code == .rateLimited && sameUser?.message.contains("username pump") == true)
+        let valve = try await auth.addPassword(
+            for: DeviceIdentity(tenant: "acme", deviceUID: "valve-1"), username: "valve", password: "valve-secret", label: "v",
+            now: 0)
+        #expect(
+            try await auth.authenticate(.usernamePassword(username: "valve", password: valve.password), from: elsewhere)
+                == DeviceIdentity(tenant: "acme", deviceUID: "valve-1"), "another account from another address is not blocked")
         #expect(auth.limiter.statistics.failures == 3)
-        #expect(auth.limiter.statistics.blocked == 1)
+        #expect(auth.limiter.statistics.blocked == 2)
         now.withLock { $0 = 5_001 }
         #expect(try await auth.authenticate(right, from: Self.here) == Self.pump, "the block ends")
+    }
+
+    /// Issue 17: one success cleared the address's failures, so a guesser could interleave its own valid login;
+    /// and many addresses flushed the limiter's table, blocks included.
+    @Test("a success does not reset other usernames' failures; a flood of addresses cannot flush the blocks")
+    func limiterCannotBeReset() async throws {
+        let now = Mutex<Int64>(0)
+        let auth = Self.service(
+            limiterClock: { now.withLock { $0 } },
+            failedAttempts: .init(maxFailures: 3, windowMillis: 60_000, blockMillis: 60_000, maxAddresses: 50))
+        let issued = try await auth.addPassword(for: Self.pump, username: "pump", password: "pump-secret", label: "p", now: 0)
+        let mine = DeviceCredential.usernamePassword(username: "pump", password: issued.password)
+        for _ in 0..<2 {
+            await #expect(throws: IoTError.self) {
+                try await auth.authenticate(.usernamePassword(username: "a", password: "guess"), from: Self.here)
+            }
+        }
+        _ = try await auth.authenticate(mine, from: Self.here)  // a success of another username in between
+        await #expect(throws: IoTError.self) {
+            try await auth.authenticate(.usernamePassword(username: "b", password: "guess"), from: Self.here)
+        }
+        // Three failures from this address: it is blocked, the success in between notwithstanding.
+        let blocked = await #expect(throws: IoTError.self) { try await auth.authenticate(mine, from: Self.here) }
+        #expect(blocked?.code == .rateLimited && blocked?.message.contains("from 10.0.0.1") == true, "\(String(describing: blocked))")
+        // 200 other addresses fail once each: the table (50 entries) evicts unblocked entries, never the block.
+        for i in 0..<200 {
+            let source = AuthenticationSource(transport: "test", address: "10.9.\(i / 250).\(i % 250)")
+            await #expect(throws: IoTError.self) {
+                try await auth.authenticate(.usernamePassword(username: "u\(i)", password: "x"), from: source)
+            }
+        }
+        let still = await #expect(throws: IoTError.self) { try await auth.authenticate(mine, from: Self.here) }
+        #expect(still?.code == .rateLimited, "the block survives the flood")
     }
 
     @Test("revocation closes live sessions and refuses the credentials")
@@ -144,5 +186,65 @@ struct AuthServiceTests {
     @Test("credential store conformance (in memory)", arguments: CredentialStoreConformance.checks)
     func conformance(_ check: ConformanceCheck<any CredentialStore>) async throws {
         try await check.run(InMemoryCredentialStore())
+    }
+
+    /// Issue 17, item 5: PBKDF2 runs on a small pool of its own; a full queue refuses at once with a retry
+    /// delay instead of piling up work (HTTP answers it 503 + Retry-After).
+    @Test("password checks beyond the hashing queue are refused at once with a retry delay")
+    func hashingQueueIsBounded() async throws {
+        let auth = DeviceAuthService(
+            credentials: InMemoryCredentialStore(),
+            configuration: .init(passwordIterations: 300_000, hashingThreads: 1, hashingQueueCapacity: 2))
+        let issued = try await auth.addPassword(for: Self.pump, username: "pump", password: "pump-secret", label: "p", now: 0)
+        let outcomes = await withTaskGroup(of: IoTError.Code?.self) { group in
+            for i in 0..<12 {
+                group.addTask {
+                    let password = i == 0 ? issued.password : "guess-\(i)"
+                    do throws(IoTError) {
+                        _ = try await auth.authenticate(.usernamePassword(username: "pump", password: password))
+                        return nil
+                    } catch {
+                        if error.code == .unavailable { #expect(error.retryAfterMillis == 1_000) }
+                        return error.code
+                    }
+                }
+            }
+            var all: [IoTError.Code?] = []
+            for await o in group { all.append(o) }
+            return all
+        }
+        let refused = outcomes.filter { $0 == IoTError.Code.unavailable }.count
+        let checked = outcomes.filter { $0 == IoTError.Code.unauthorized || $0 == nil }.count
+        // One running and two waiting at most: 3 of the 12 are checked, the others refused without PBKDF2.
+        #expect(checked >= 3 && checked <= 6 && refused == 12 - checked, "\(outcomes)")
+        // Once the queue drains, checks are taken again.
+        _ = try await auth.authenticate(.usernamePassword(username: "pump", password: issued.password))
+    }
+
+    /// Issue 17, item 5: the EMQX endpoint passed no client address, so it was never limited.
+    @Test("EMQX authentication counts failures against the broker's peerhost and the username")
+    func emqxIsLimited() async throws {
+        let auth = Self.service(failedAttempts: .init(maxFailures: 3, windowMillis: 60_000, blockMillis: 60_000))
+        let registry = InMemoryRegistryStore()
+        try await registry.saveTenant(Tenant(id: "acme"))
+        try await registry.saveProduct(.tenant("acme"), Product(id: "p"))
+        try await registry.saveDevice(.tenant("acme"), Device(uid: "pump-1", product: "p"))
+        try await registry.saveDevice(.tenant("acme"), Device(uid: "valve-1", product: "p"))
+        let pump = try await auth.addPassword(for: Self.pump, username: "pump-1", password: "pump-secret", label: "p", now: 0)
+        let valve = try await auth.addPassword(
+            for: DeviceIdentity(tenant: "acme", deviceUID: "valve-1"), username: "valve-1", password: "valve-secret",
+            label: "v", now: 0)
+        let access = BrokerAccessControl(authenticator: auth, registry: registry, hasCredentials: nil)
+        for _ in 0..<3 {
+            let d = try await access.authenticate(username: "pump-1", password: "guess", clientID: "c", peerHost: "10.7.7.7")
+            #expect(d.result == .deny)
+        }
+        let blocked = try await access.authenticate(
+            username: "pump-1", password: pump.password, clientID: "c", peerHost: "10.7.7.7")
+        #expect(blocked.result == .deny && blocked.reason.contains("too many"), "\(blocked)")
+        let other = try await access.authenticate(
+            username: "valve-1", password: valve.password, clientID: "c", peerHost: "10.8.8.8")
+        #expect(other.result == .allow, "\(other)")
+        #expect(auth.limiter.statistics.failures == 3)
     }
 }

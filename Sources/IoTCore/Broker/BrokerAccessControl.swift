@@ -132,9 +132,17 @@ public final class BrokerAccessControl: Sendable {
         guard let password, !password.isEmpty else { return Decision(.deny, "no password") }
 
         var identity: DeviceIdentity?
-        for credential in [DeviceCredential.usernamePassword(username: username, password: password), .token(password)] {
+        // The token first (a digest lookup); then the password (PBKDF2), whose failures count against the
+        // broker's peerhost and the username in the authenticator's attempt limits.
+        let source = AuthenticationSource(transport: "emqx", address: peerHost ?? "")
+        for credential in [DeviceCredential.token(password), .usernamePassword(username: username, password: password)] {
             do {
-                let found = try await authenticator.authenticate(credential)
+                let found: DeviceIdentity
+                if case .token = credential {
+                    found = try await authenticator.authenticate(credential)
+                } else {
+                    found = try await authenticator.authenticate(credential, source: source)
+                }
                 if policy.username(for: found) == username {
                     identity = found
                     break
@@ -142,6 +150,8 @@ public final class BrokerAccessControl: Sendable {
                 return Decision(.deny, "the credential belongs to device \(found), not to \(username)")
             } catch where error.code == .unauthorized {
                 continue
+            } catch where error.code == .rateLimited {
+                return Decision(.deny, error.message)
             }
         }
         guard let identity else { return Decision(.deny, "the password is not a valid credential of \(username)") }

@@ -1,6 +1,7 @@
 import Dispatch
 public import IoTCore
 public import Logging
+import Metrics
 import Synchronization
 
 /// Device authentication, all methods behind one ``IoTCore/DeviceAuthenticator``: long-lived access tokens
@@ -32,14 +33,23 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
         public var passwordIterations: Int
         /// Short-lived tokens a device may hold at once; the oldest are dropped. Default 8.
         public var maxSessionTokensPerDevice: Int
-        /// Failed-attempt limits per source address.
+        /// Failed-attempt limits, per source address and per username.
         public var failedAttempts: FailedAttemptLimiter.Configuration
+        /// Threads that run PBKDF2 (checking and hashing passwords), a pool of their own so that password
+        /// attempts never take the threads the async server needs. Default 2.
+        public var hashingThreads: Int
+        /// Password checks waiting for a hashing thread, at most; one more is refused at once with
+        /// ``IoTCore/IoTError/Code/unavailable`` and a retry delay (HTTP 503 + `Retry-After`). Default 32.
+        public var hashingQueueCapacity: Int
 
         /// Creates a configuration with the documented defaults.
         public init(
             sessionTokenMillis: Int64 = 3_600_000, passwordIterations: Int = 600_000, maxSessionTokensPerDevice: Int = 8,
-            failedAttempts: FailedAttemptLimiter.Configuration = .init()
+            failedAttempts: FailedAttemptLimiter.Configuration = .init(), hashingThreads: Int = 2,
+            hashingQueueCapacity: Int = 32
         ) {
+            self.hashingThreads = hashingThreads
+            self.hashingQueueCapacity = hashingQueueCapacity
             self.sessionTokenMillis = sessionTokenMillis
             self.passwordIterations = passwordIterations
             self.maxSessionTokensPerDevice = maxSessionTokensPerDevice
@@ -76,6 +86,8 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
     private let sessionTokens = Mutex<[[UInt8]: SessionEntry]>([:])
     /// A hash to verify against for unknown usernames, so both cases cost the same.
     private let decoyHash: String
+    /// The PBKDF2 threads (``Configuration/hashingThreads``, ``Configuration/hashingQueueCapacity``).
+    private let hashing: BlockingThreadPool
 
     /// Creates the service.
     ///
@@ -95,6 +107,20 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
         self.clock = clock
         self.logger = logger
         self.decoyHash = (try? PasswordHasher(iterations: max(1_000, configuration.passwordIterations)).hash("decoy")) ?? ""
+        self.hashing = BlockingThreadPool(
+            name: "iot-pbkdf2", maxThreads: configuration.hashingThreads, maxQueued: max(0, configuration.hashingQueueCapacity))
+    }
+
+    /// Runs PBKDF2 work on the hashing threads, or refuses at once when their queue is full.
+    private func hashingWork<T: Sendable>(_ body: @escaping @Sendable () -> T) async throws(IoTError) -> T {
+        guard let value = await hashing.tryRun(body) else {
+            Counter(label: "iot_auth_hashing_refused_total").increment()
+            throw IoTError(
+                .unavailable,
+                "password checks are saturated (\(configuration.hashingQueueCapacity) waiting); retry after 1 s",
+                retryAfterMillis: 1_000)
+        }
+        return value
     }
 
     // MARK: DeviceAuthenticator
@@ -111,20 +137,29 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
     public func authenticate(_ credential: DeviceCredential, from source: AuthenticationSource) async throws(IoTError)
         -> DeviceIdentity
     {
-        let address = source.address
-        if !address.isEmpty, let wait = limiter.blockedFor(address, transport: source.transport) {
-            throw IoTError(
-                .rateLimited,
-                "too many failed authentication attempts from \(address); retry after \((wait + 999) / 1000) s",
-                retryAfterMillis: wait)
+        // Failures count against the client address and, for a password, against the username: many
+        // addresses cannot guess one account's password, and one address cannot try many accounts.
+        var keys: [(key: String, what: String)] = []
+        if !source.address.isEmpty { keys.append(("address \(source.address)", "from \(source.address)")) }
+        if case .usernamePassword(let username, _) = credential, !username.isEmpty {
+            keys.append(("username \(username)", "for username \(username)"))
+        }
+        for (key, what) in keys {
+            if let wait = limiter.blockedFor(key, transport: source.transport) {
+                throw IoTError(
+                    .rateLimited, "too many failed authentication attempts \(what); retry after \((wait + 999) / 1000) s",
+                    retryAfterMillis: wait)
+            }
         }
         do {
             let identity = try await resolve(credential)
-            if !address.isEmpty { limiter.recordSuccess(address) }
+            // A success clears its own username's failures only: the address keeps what other usernames
+            // failed from it.
+            if case .usernamePassword(let username, _) = credential { limiter.recordSuccess("username \(username)") }
             return identity
         } catch {
-            if error.code == .unauthorized, !address.isEmpty {
-                limiter.recordFailure(address, transport: source.transport)
+            if error.code == .unauthorized {
+                limiter.recordFailure(keys: keys.map(\.key), transport: source.transport)
             }
             throw error
         }
@@ -202,12 +237,8 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
         }
         let hashes = stored.isEmpty ? [decoyHash] : stored.reversed().map(\.hash)
         let hasher = self.hasher
-        // PBKDF2 is deliberately slow: run it off the cooperative pool.
-        let match: Int? = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(returning: hashes.firstIndex { hasher.verify(password, against: $0) })
-            }
-        }
+        // PBKDF2 is deliberately slow: it runs on threads of its own, never on the cooperative pool.
+        let match: Int? = try await hashingWork { hashes.firstIndex { hasher.verify(password, against: $0) } }
         guard match != nil, let first = stored.first else { throw refused }
         return first.device
     }
@@ -235,7 +266,7 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
             return e.device
         }
         guard let device else {
-            if !source.address.isEmpty { limiter.recordFailure(source.address, transport: source.transport) }
+            if !source.address.isEmpty { limiter.recordFailure("address \(source.address)", transport: source.transport) }
             throw IoTError(
                 .unauthorized,
                 "only an unexpired short-lived token can be refreshed; exchange the username and password again (POST /api/v1/devices/auth)"
@@ -385,10 +416,8 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
 
     private func hashOffPool(_ password: String) async throws(IoTError) -> String {
         let hasher = self.hasher
-        let result: Result<String, IoTError> = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(returning: Result { () throws(IoTError) in try hasher.hash(password) })
-            }
+        let result: Result<String, IoTError> = try await hashingWork {
+            Result { () throws(IoTError) in try hasher.hash(password) }
         }
         return try result.get()
     }

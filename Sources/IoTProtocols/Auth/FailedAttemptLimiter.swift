@@ -1,9 +1,11 @@
 import Metrics
 import Synchronization
 
-/// Limits failed authentication attempts per source address: after ``Configuration/maxFailures``
-/// failures within ``Configuration/windowMillis``, the address is blocked for
-/// ``Configuration/blockMillis`` (every attempt refused without checking the credential).
+/// Limits failed authentication attempts per key (``DeviceAuthService`` keys on the source address and on
+/// the username): after ``Configuration/maxFailures`` failures within ``Configuration/windowMillis``, the
+/// key is blocked for ``Configuration/blockMillis`` (every attempt refused without checking the
+/// credential). The table is bounded (``Configuration/maxAddresses``) and never flushed: a full table
+/// evicts an entry that is not blocked.
 ///
 /// Counters: `iot_auth_failures_total{transport}` for every failed attempt and
 /// `iot_auth_blocked_total{transport}` for every attempt refused while blocked.
@@ -79,31 +81,51 @@ public final class FailedAttemptLimiter: Sendable {
 
     /// Records a failed attempt from `address`.
     public func recordFailure(_ address: String, transport: String) {
+        recordFailure(keys: [address], transport: transport)
+    }
+
+    /// Records one failed attempt against each of `keys` (its address and its username), counted once.
+    public func recordFailure(keys: [String], transport: String) {
         let now = clock()
         let c = configuration
         state.withLock { s in
             s.statistics.failures += 1
-            if s.entries[address] == nil, s.entries.count >= c.maxAddresses {
-                s.entries = s.entries.filter { $0.value.blockedUntil > now || now - $0.value.windowStart < c.windowMillis }
-                if s.entries.count >= c.maxAddresses { s.entries.removeAll(keepingCapacity: true) }
-            }
-            var e = s.entries[address] ?? Entry(windowStart: now, failures: 0, blockedUntil: 0)
-            if now - e.windowStart >= c.windowMillis {
-                e.windowStart = now
-                e.failures = 0
-            }
-            e.failures += 1
-            if e.failures >= c.maxFailures {
-                e.blockedUntil = now + c.blockMillis
-                e.failures = 0
-                e.windowStart = now
-            }
-            s.entries[address] = e
+            for address in keys { Self.count(address, in: &s, now: now, configuration: c) }
         }
         Counter(label: "iot_auth_failures_total", dimensions: [("transport", transport)]).increment()
     }
 
-    /// Forgets the failures of `address` after a success.
+    private static func count(_ address: String, in s: inout State, now: Int64, configuration c: Configuration) {
+        if s.entries[address] == nil, s.entries.count >= c.maxAddresses {
+            // Full: make room by evicting, among a few sampled entries, one that is not blocked (the one
+            // with the fewest failures). A flood of new addresses can never flush the table and with it the
+            // blocks in force: when every sampled entry is blocked, the newcomer goes untracked instead
+            // (its username's entry still counts it).
+            var victim: (key: String, failures: Int)?
+            for _ in 0..<16 {
+                guard let (key, e) = s.entries.randomElement() else { break }
+                if e.blockedUntil > now { continue }
+                let live = now - e.windowStart < c.windowMillis ? e.failures : 0
+                if victim == nil || live < victim!.failures { victim = (key, live) }
+            }
+            guard let victim else { return }
+            s.entries[victim.key] = nil
+        }
+        var e = s.entries[address] ?? Entry(windowStart: now, failures: 0, blockedUntil: 0)
+        if now - e.windowStart >= c.windowMillis {
+            e.windowStart = now
+            e.failures = 0
+        }
+        e.failures += 1
+        if e.failures >= c.maxFailures {
+            e.blockedUntil = now + c.blockMillis
+            e.failures = 0
+            e.windowStart = now
+        }
+        s.entries[address] = e
+    }
+
+    /// Forgets the failures of `address` (a key) after a success.
     public func recordSuccess(_ address: String) {
         state.withLock { s in
             if let e = s.entries[address], e.blockedUntil == 0 || e.blockedUntil <= clock() {

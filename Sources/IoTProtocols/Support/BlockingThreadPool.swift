@@ -26,22 +26,42 @@ final class BlockingThreadPool: Sendable {
     let name: String
     /// Threads started at most; jobs beyond them wait in order.
     let maxThreads: Int
+    /// Jobs waiting at most (beyond those running); `nil`: no limit.
+    let maxQueued: Int?
 
-    init(name: String, maxThreads: Int) {
+    init(name: String, maxThreads: Int, maxQueued: Int? = nil) {
         self.name = name
         self.maxThreads = max(1, maxThreads)
+        self.maxQueued = maxQueued
     }
 
     /// Runs `body` on one of the threads and returns its result.
     func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { (c: CheckedContinuation<T, Never>) in
-            submit { c.resume(returning: body()) }
+            _ = submit { c.resume(returning: body()) }
         }
     }
 
-    private func submit(_ job: @escaping @Sendable () -> Void) {
+    /// Runs `body` on one of the threads and returns its result, or `nil` at once (nothing run) when
+    /// ``maxQueued`` jobs are already waiting.
+    func tryRun<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T? {
+        await withCheckedContinuation { (c: CheckedContinuation<T?, Never>) in
+            if !submit({ c.resume(returning: body()) }) { c.resume(returning: nil) }
+        }
+    }
+
+    /// Jobs waiting for a thread now.
+    var queued: Int { state.withLock { max(0, $0.jobs.count - $0.head - $0.idle) } }
+
+    /// Queues `job`; `false` when the queue is full (the job is dropped).
+    private func submit(_ job: @escaping @Sendable () -> Void) -> Bool {
+        var accepted = true
         let startThread = condition.locked(signal: true) {
             state.withLock { s -> Bool in
+                if let maxQueued, s.jobs.count - s.head - s.idle >= maxQueued + (maxThreads - s.threads) {
+                    accepted = false
+                    return false
+                }
                 s.jobs.append(job)
                 guard s.jobs.count - s.head > s.idle, s.threads < maxThreads else { return false }
                 s.threads += 1
@@ -49,6 +69,7 @@ final class BlockingThreadPool: Sendable {
             }
         }
         if startThread { spawn() }
+        return accepted
     }
 
     private func spawn() {

@@ -55,6 +55,18 @@ struct CoAPIngestTests {
         await h.stop()
     }
 
+    /// Issue 17, item 4: a device that is not a gateway speaks only for itself.
+    @Test("a SenML record for another device from a device that is not a gateway gets 4.03")
+    func gatewaysAreExplicit() async throws {
+        let h = try await CoAPHarness()
+        let token = try await h.token()
+        let refused = try await aiocoap(
+            "post", "coap://127.0.0.1:\(h.port)/api/v1/\(token)/telemetry", #"[{"bn":"t-2","n":"temp","v":9}]"#, format: 110)
+        #expect(refused.hasPrefix("4.03 ") && refused.contains("forbidden"), "\(refused)")
+        #expect(h.ingestor.statistics.rejected == ["forbidden": 1])
+        await h.stop()
+    }
+
     @Test("every error is a 4.xx with a diagnostic payload, counted, and the next good request still works")
     func errors() async throws {
         let h = try await CoAPHarness(maxBodyBytes: 4_096)

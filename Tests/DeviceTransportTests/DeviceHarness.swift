@@ -128,7 +128,7 @@ final class DeviceHarness: Sendable {
         -> LoopbackHTTPClient.Response
     {
         var headers = headers
-        if !body.isEmpty { headers["Content-Type"] = "application/json" }
+        if !body.isEmpty && headers["Content-Type"] == nil { headers["Content-Type"] = "application/json" }
         return try await Self.request(port: httpPort, method, path, headers: headers, body: body)
     }
 

@@ -149,9 +149,47 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
     @Test func gatewayRecordsGoToTheirChildDevices() async throws {
         let h = try await IngestHarness()
         try await h.registry.saveDevice(h.scope, Device(uid: "child", product: "thermo"))
+        // Issue 17: gateways are explicit; t-1 is marked one.
+        try await h.registry.saveDevice(h.scope, Device(uid: "t-1", product: "thermo", gateway: true))
         let r = try await h.send(#"{"child": [{"ts": 5, "values": {"temp": 9}}]}"#)
         try await h.ingestor.waitUntilCommitted(r)
         #expect(try await h.series("child", "temp") == [Point(device: "child", signal: "temp", time: 5, value: .number(9))])
+        await h.stop()
+    }
+
+    /// Issue 17, item 4: any device could write as any other device of its tenant (the JSON gateway form, SenML
+    /// `bn`, a script's identificationCode), and with auto-registration even create devices.
+    @Test func aDeviceThatIsNotAGatewaySpeaksOnlyForItself() async throws {
+        let h = try await IngestHarness(policy: IngestPolicy(unknownDevices: .register(product: "thermo")))
+        try await h.registry.saveDevice(h.scope, Device(uid: "victim", product: "thermo"))
+        // The JSON gateway form from a device that is not a gateway is read as its own payload: refused.
+        await #expect(throws: IoTError.self) { try await h.send(#"{"victim": {"temp": 99}}"#) }
+        // SenML naming another device: 403 forbidden, counted, nothing registered.
+        let senml = InboundMessage(
+            transport: "test", deviceUID: "t-1", text: #"[{"bn": "victim", "n": "temp", "v": 99}, {"bn": "ghost", "n": "temp", "v": 1}]"#)
+        let id = DeviceIdentity(tenant: IngestHarness.tenant, deviceUID: "t-1")
+        let refused = await #expect(throws: IoTError.self) { try await h.ingestor.ingest(senml, parser: SenMLParser(), identity: id) }
+        #expect(refused?.code == .forbidden, "\(String(describing: refused))")
+        #expect(try await h.registry.device(h.scope, uid: "ghost") == nil, "a refused message registers no device")
+        #expect(try await h.series("victim", "temp").isEmpty)
+        #expect(h.ingestor.statistics.rejected["forbidden"] == 1)
+        // A gateway limited to some devices: others are refused, also on the cached path.
+        try await h.registry.saveDevice(
+            h.scope, Device(uid: "t-1", product: "thermo", gateway: true, gatewayFor: GatewayScope(devices: ["child"])))
+        h.ingestor.invalidate(tenant: IngestHarness.tenant)
+        try await h.registry.saveDevice(h.scope, Device(uid: "child", product: "thermo"))
+        for _ in 0..<2 {
+            _ = try await h.send(#"{"child": {"temp": 1}}"#)
+            let other = await #expect(throws: IoTError.self) { try await h.send(#"{"victim": {"temp": 99}}"#) }
+            #expect(other?.code == .forbidden)
+        }
+        // A product of gateways, scoped by product.
+        try await h.registry.saveProduct(h.scope, Product(id: "edge", gateway: true, gatewayFor: GatewayScope(products: ["thermo"])))
+        try await h.registry.saveDevice(h.scope, Device(uid: "gw-2", product: "edge"))
+        _ = try await h.send(#"{"victim": {"temp": 5}}"#, device: "gw-2")
+        try await h.drain()
+        #expect(try await h.series("victim", "temp").map(\.value) == [.number(5)])
+        #expect(h.ingestor.statistics.isBalanced)
         await h.stop()
     }
 

@@ -161,6 +161,28 @@ extension WorkerTests {
                 ])
         }
 
+        /// Issue 17, item 4: a go-iot-platform gateway script (one message, many devices) works for a gateway
+        /// product; the same message from a device that is not a gateway is refused and stores nothing.
+        @Test func goIoTPlatformGatewayScriptNeedsAGatewayProduct() async throws {
+            let js = try JavaScriptEngine()
+            defer { js.shutdown() }
+            let parser = try JavaScriptParser(source: goCSVScript, name: "go-csv", engine: js)
+            let h = try await IngestHarness()
+            defer { Task { await h.stop() } }
+            try await h.registry.saveProduct(
+                h.scope, Product(id: "sensor", signals: [Signal(name: "temp"), Signal(name: "hum")]))
+            try await h.registry.saveProduct(h.scope, Product(id: "collector", gateway: true))
+            for uid in ["s1", "s2"] { try await h.registry.saveDevice(h.scope, Device(uid: uid, product: "sensor")) }
+            try await h.registry.saveDevice(h.scope, Device(uid: "gw-9", product: "collector"))
+            let payload = "s1,1700000000500,21.5,40; s2,1700000060500,22,55.5;"
+            let refused = await #expect(throws: IoTError.self) { try await h.send(payload, parser: parser, device: "t-1") }
+            #expect(refused?.code == .forbidden, "\(String(describing: refused))")
+            let receipt = try await h.send(payload, parser: parser, device: "gw-9")
+            try await h.ingestor.waitUntilCommitted(receipt)
+            #expect(try await h.series("s1", "temp").map(\.value) == [.number(21.5)])
+            #expect(try await h.series("s2", "hum").map(\.value) == [.number(55.5)])
+        }
+
         @Test func survivesTheParserVerifier() throws {
             let js = try JavaScriptEngine()
             defer { js.shutdown() }

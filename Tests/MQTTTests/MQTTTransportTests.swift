@@ -164,4 +164,25 @@ import Testing
         #expect(mqtt.client.status.state == .connected)
         await harness.stop()
     }
+
+    /// Issue 17, item 4: the device a topic names speaks only for itself unless it is a gateway.
+    @Test func aRecordForAnotherDeviceIsCountedForbidden() async throws {
+        let broker = try MosquittoBroker()
+        defer { broker.stop() }
+        let harness = try await IngestHarness()
+        let mqtt = try MQTTTransport(
+            configuration: .init(
+                client: clientConfiguration(port: broker.port, id: "gateway-check"), tenant: IngestHarness.tenant,
+                subscriptions: [try .init(template: "devices/{uid}/telemetry", parser: SenMLParser())]),
+            ingestor: harness.ingestor, logger: Logger(label: "test"))
+        try await harness.run([mqtt])
+        try await mqtt.client.waitUntilReady()
+        try mosquittoPub(port: broker.port, topic: "devices/d-1/telemetry", message: #"[{"bn":"d-2","n":"temp","v":9}]"#)
+        try mosquittoPub(port: broker.port, topic: "devices/d-1/telemetry", message: #"[{"n":"temp","v":1,"t":1700000000}]"#)
+        _ = try await harness.waitForPoints("d-1", "temp", count: 1)
+        try await eventually("2 messages accounted for") { mqtt.outcomes.stored + mqtt.outcomes.rejected == 2 }
+        #expect(harness.ingestor.statistics.rejected == ["forbidden": 1])
+        #expect(mqtt.client.status.state == .connected)
+        await harness.stop()
+    }
 }

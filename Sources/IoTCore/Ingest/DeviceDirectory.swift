@@ -11,6 +11,8 @@ final class DeviceDirectory: Sendable {
         var signals: [String: Signal]
         /// The product's parser name (``Product/parser``), if it names one.
         var parser: String?
+        /// What the device may speak for, or `nil` when it is not a gateway (``Device/gatewayScope(product:)``).
+        var gateway: GatewayScope?
     }
 
     enum Lookup<T> {
@@ -93,10 +95,14 @@ final class DeviceDirectory: Sendable {
         if let device = try await registry.device(scope, uid: id.deviceUID) {
             let product = try await registry.product(scope, id: device.product)
             resolved = ResolvedDevice(
-                device: device, signals: device.effectiveSignals(product: product), parser: product?.parser)
+                device: device, signals: device.effectiveSignals(product: product), parser: product?.parser,
+                gateway: device.gatewayScope(product: product))
         }
         let now = clock.now()
-        state.withLock { $0.devices[id] = Cached(value: resolved, loadedAt: now) }
+        state.withLock { s in
+            if s.devices[id] == nil, s.devices.count >= Self.maxCachedDevices { Self.trim(&s, now: now, self) }
+            s.devices[id] = Cached(value: resolved, loadedAt: now)
+        }
         return resolved
     }
 
@@ -138,6 +144,25 @@ final class DeviceDirectory: Sendable {
                 throw IoTError(.unknownDevice, "device \(id) was deleted while registering its signals")
             }
             return loaded
+        }
+    }
+
+    /// Devices (known and unknown) cached at most: a flood of messages naming new ids cannot grow the cache
+    /// without bound.
+    static let maxCachedDevices = 100_000
+
+    /// Makes room in a full cache: expired entries go first, then every unknown id, then half of the rest.
+    private static func trim(_ s: inout State, now: Int64, _ d: DeviceDirectory) {
+        s.devices = s.devices.filter { entry in
+            now - entry.value.loadedAt < (entry.value.value == nil ? d.negativeTTLMillis : d.ttlMillis)
+        }
+        if s.devices.count >= maxCachedDevices { s.devices = s.devices.filter { $0.value.value != nil } }
+        if s.devices.count >= maxCachedDevices {
+            var keep = false
+            s.devices = s.devices.filter { _ in
+                keep.toggle()
+                return keep
+            }
         }
     }
 

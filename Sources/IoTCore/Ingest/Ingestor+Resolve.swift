@@ -12,12 +12,27 @@ extension Ingestor {
             guard let tenant = try await directory.tenant(identity.tenant) else {
                 throw IoTError(.unknownDevice, "tenant \(identity.tenant) is not registered; create it first")
             }
+            // A record for another device than the sender needs a sender that is a gateway whose scope
+            // covers that device: checked for every record before anything is registered.
+            var sender: DeviceDirectory.ResolvedDevice??
+            var known: [String: DeviceDirectory.ResolvedDevice?] = [:]
+            for record in records where known[record.identificationCode] == nil {
+                let code = record.identificationCode
+                let id = DeviceIdentity(tenant: identity.tenant, deviceUID: code)
+                let d = try await directory.device(id)
+                known[code] = .some(d)
+                guard !identity.deviceUID.isEmpty, code != identity.deviceUID else { continue }
+                if sender == nil { sender = .some(try await directory.device(identity)) }
+                var registerProduct: ProductID?
+                if case .register(let p) = tenant.policy.unknownDevices { registerProduct = p }
+                try Self.authorize(code, product: d?.device.product ?? registerProduct, sender: sender!, identity: identity)
+            }
             var devices: [String: DeviceDirectory.ResolvedDevice] = [:]
             for record in records where devices[record.identificationCode] == nil {
                 let code = record.identificationCode
                 guard !code.isEmpty else { throw IoTError.malformed("a record has an empty device id") }
                 let id = DeviceIdentity(tenant: identity.tenant, deviceUID: code)
-                if let d = try await directory.device(id) {
+                if let d = known[code] ?? nil {
                     devices[code] = d
                 } else if case .register(let product) = tenant.policy.unknownDevices {
                     devices[code] = try await directory.register(id, product: product)
@@ -49,6 +64,25 @@ extension Ingestor {
             throw error
         } catch {
             throw IoTError(.storage, "the registry failed while resolving devices: \(error)")
+        }
+    }
+
+    /// Refuses a record for device `code` (of `product`, or `nil` when it would not be registered) unless
+    /// `sender` is a gateway whose scope covers it.
+    static func authorize(
+        _ code: String, product: ProductID?, sender: DeviceDirectory.ResolvedDevice?, identity: DeviceIdentity
+    ) throws(IoTError) {
+        guard let scope = sender?.gateway else {
+            throw IoTError(
+                .forbidden,
+                "device '\(identity.deviceUID)' sent a record for device '\(code)' but is not a gateway; a device speaks only for itself unless its product or itself is marked gateway: true"
+            )
+        }
+        guard scope.permits(device: code, product: product) else {
+            throw IoTError(
+                .forbidden,
+                "gateway '\(identity.deviceUID)' may not speak for device '\(code)'\(product.map { " (product \($0))" } ?? ""); add it to the gateway's gatewayFor"
+            )
         }
     }
 
@@ -88,6 +122,11 @@ extension Ingestor {
             guard !code.isEmpty else { throw IoTError.malformed("a record has an empty device id") }
             guard case .hit(let device) = directory.cachedDevice(DeviceIdentity(tenant: identity.tenant, deviceUID: code))
             else { return nil }
+            if code != identity.deviceUID && !identity.deviceUID.isEmpty {
+                // Only gateways get here (a message of a device for another one); the sender must be cached.
+                guard case .hit = directory.cachedDevice(identity) else { return nil }
+                try authorizeCached([code: device], identity: identity)
+            }
             if tenant.policy.unknownSignals == .register {
                 for record in records {
                     for name in record.values.keys where device.signals[name] == nil { return nil }
@@ -103,6 +142,7 @@ extension Ingestor {
             else { return nil }
             devices[code] = d
         }
+        try authorizeCached(devices, identity: identity)
         if tenant.policy.unknownSignals == .register {
             for record in records {
                 let signals = devices[record.identificationCode]!.signals
@@ -110,6 +150,19 @@ extension Ingestor {
             }
         }
         return try convert(records, devices: devices, policy: tenant.policy, receivedAt: receivedAt)
+    }
+
+    /// The gateway check of the cached path: every device other than the sender must be in the (cached)
+    /// sender's scope.
+    private func authorizeCached(_ devices: [String: DeviceDirectory.ResolvedDevice], identity: DeviceIdentity)
+        throws(IoTError)
+    {
+        guard !identity.deviceUID.isEmpty, devices.keys.contains(where: { $0 != identity.deviceUID }) else { return }
+        var sender: DeviceDirectory.ResolvedDevice?
+        if case .hit(let s) = directory.cachedDevice(identity) { sender = s }
+        for (code, d) in devices where code != identity.deviceUID {
+            try Self.authorize(code, product: d.device.product, sender: sender, identity: identity)
+        }
     }
 
     private func convert(

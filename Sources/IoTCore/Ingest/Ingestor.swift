@@ -185,12 +185,16 @@ public final class Ingestor: Service {
     public func ingest(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) async throws(IoTError)
         -> Receipt
     {
-        let message = stamped(message, identity)
+        var message = stamped(message, identity)
         if let receipt = try ingestCached(message, parser: parser, identity: identity) { return receipt }
         accounting.received(message.transport)
         let records: [DeviceRecord]
         do {
-            records = try await productParser(for: identity, default: parser).parse(message)
+            let chosen = try await productParser(for: identity, default: parser)
+            if message.fromGateway == nil, !identity.deviceUID.isEmpty {
+                message.fromGateway = try? await directory.device(identity).map { $0.gateway != nil }
+            }
+            records = try chosen.parse(message)
         } catch {
             accounting.rejected(message.transport, error.code.name)
             throw error
@@ -342,11 +346,21 @@ public final class Ingestor: Service {
     {
         guard isReady else { return .miss }
         var chosen = parser
-        if let parsers {
-            guard case .hit(let sender) = directory.cachedDevice(identity) else { return .miss }
-            if let name = sender.parser, name != parser.name {
-                guard let named = parsers.parser(named: name) else { return .miss }
-                chosen = named
+        var message = message
+        if !identity.deviceUID.isEmpty {
+            switch directory.cachedDevice(identity) {
+            case .hit(let sender):
+                if let parsers, let name = sender.parser, name != parser.name {
+                    guard let named = parsers.parser(named: name) else { return .miss }
+                    chosen = named
+                }
+                if message.fromGateway == nil { message.fromGateway = sender.gateway != nil }
+            case .absent:
+                if parsers != nil { return .miss }
+                if message.fromGateway == nil { message.fromGateway = false }
+            case .miss:
+                // The sender decides the parser and whether the message may name other devices.
+                return .miss
             }
         }
         do throws(IoTError) {

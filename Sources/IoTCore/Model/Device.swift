@@ -16,6 +16,10 @@ public struct Device: Sendable, Hashable, Codable {
     public var signals: [Signal]
     /// When the device was registered (UTC ms).
     public var createdAt: Int64
+    /// Whether this device is a gateway (``GatewayScope``); `nil` (the default): as its product says.
+    public var gateway: Bool?
+    /// What this device may speak for as a gateway; `nil`: as its product says.
+    public var gatewayFor: GatewayScope?
 
     /// Creates a device.
     public init(
@@ -26,8 +30,12 @@ public struct Device: Sendable, Hashable, Codable {
         department: String? = nil,
         pushIntervalMillis: Int64? = nil,
         signals: [Signal] = [],
-        createdAt: Int64 = 0
+        createdAt: Int64 = 0,
+        gateway: Bool? = nil,
+        gatewayFor: GatewayScope? = nil
     ) {
+        self.gateway = gateway
+        self.gatewayFor = gatewayFor
         self.uid = uid
         self.product = product
         self.name = name ?? uid

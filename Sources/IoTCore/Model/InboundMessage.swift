@@ -13,6 +13,11 @@ public struct InboundMessage: Sendable, Hashable {
     /// When the transport received the message (UTC ms). The ``Ingestor`` sets it from its clock when
     /// `nil`. Parsers resolve relative times against it (SenML) and leave records without time `nil`.
     public var receivedAt: Int64?
+    /// Whether the sender is a gateway (``GatewayScope``), once the ``Ingestor`` knows the sender: `false`
+    /// makes the JSON parser's ``JSONParser/Layout/auto`` read the device form only, since a device that is
+    /// not a gateway speaks only for itself. `nil` (a transport's own message, or an unknown sender): as
+    /// the parser's layout says.
+    public var fromGateway: Bool?
 
     /// Creates a message.
     public init(

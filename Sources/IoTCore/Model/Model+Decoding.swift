@@ -17,7 +17,7 @@ extension Signal {
 }
 
 extension Product {
-    enum CodingKeys: String, CodingKey { case id, name, signals, parser, description }
+    enum CodingKeys: String, CodingKey { case id, name, signals, parser, description, gateway, gatewayFor }
 
     /// Decodes a product; only `id` is required.
     public init(from decoder: any Decoder) throws {
@@ -27,13 +27,15 @@ extension Product {
             name: try c.decodeIfPresent(String.self, forKey: .name),
             signals: try c.decodeIfPresent([Signal].self, forKey: .signals) ?? [],
             parser: try c.decodeIfPresent(String.self, forKey: .parser),
-            description: try c.decodeIfPresent(String.self, forKey: .description))
+            description: try c.decodeIfPresent(String.self, forKey: .description),
+            gateway: try c.decodeIfPresent(Bool.self, forKey: .gateway) ?? false,
+            gatewayFor: try c.decodeIfPresent(GatewayScope.self, forKey: .gatewayFor))
     }
 }
 
 extension Device {
     enum CodingKeys: String, CodingKey {
-        case uid, product, name, tags, department, pushIntervalMillis, signals, createdAt
+        case uid, product, name, tags, department, pushIntervalMillis, signals, createdAt, gateway, gatewayFor
     }
 
     /// Decodes a device; only `uid` and `product` are required.
@@ -47,7 +49,9 @@ extension Device {
             department: try c.decodeIfPresent(String.self, forKey: .department),
             pushIntervalMillis: try c.decodeIfPresent(Int64.self, forKey: .pushIntervalMillis),
             signals: try c.decodeIfPresent([Signal].self, forKey: .signals) ?? [],
-            createdAt: try c.decodeIfPresent(Int64.self, forKey: .createdAt) ?? 0)
+            createdAt: try c.decodeIfPresent(Int64.self, forKey: .createdAt) ?? 0,
+            gateway: try c.decodeIfPresent(Bool.self, forKey: .gateway),
+            gatewayFor: try c.decodeIfPresent(GatewayScope.self, forKey: .gatewayFor))
     }
 }
 

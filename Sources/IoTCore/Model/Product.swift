@@ -11,9 +11,19 @@ public struct Product: Sendable, Hashable, Codable {
     public var parser: String?
     /// Free text.
     public var description: String?
+    /// Whether this product's devices are gateways, which may send records for other devices of the tenant
+    /// (``GatewayScope``). Default `false`: a device speaks only for itself.
+    public var gateway: Bool
+    /// What this product's gateways may speak for; `nil`: any device of the tenant.
+    public var gatewayFor: GatewayScope?
 
     /// Creates a product.
-    public init(id: ProductID, name: String? = nil, signals: [Signal] = [], parser: String? = nil, description: String? = nil) {
+    public init(
+        id: ProductID, name: String? = nil, signals: [Signal] = [], parser: String? = nil, description: String? = nil,
+        gateway: Bool = false, gatewayFor: GatewayScope? = nil
+    ) {
+        self.gateway = gateway
+        self.gatewayFor = gatewayFor
         self.id = id
         self.name = name ?? id.rawValue
         self.signals = signals

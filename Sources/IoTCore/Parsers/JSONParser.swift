@@ -34,7 +34,9 @@ public struct JSONParser: Parser {
     /// How a top-level object whose values are all objects or arrays is read.
     public enum Layout: Sendable, Hashable {
         /// The gateway form when the object is non-empty, every value is an object or an array, and it
-        /// is not the ThingsBoard `{"ts", "values"}` form; a device payload otherwise.
+        /// is not the ThingsBoard `{"ts", "values"}` form; a device payload otherwise. A message whose
+        /// sender is known not to be a gateway (``InboundMessage/fromGateway`` `false`) is always a device
+        /// payload.
         case auto
         /// Never the gateway form: the payload is about the message's own device.
         case device
@@ -79,7 +81,7 @@ public struct JSONParser: Parser {
         var output = Output(message: message, keepRaw: configuration.keepRaw)
         switch document {
         case .object(let members):
-            if isGateway(members) {
+            if isGateway(members, fromGateway: message.fromGateway) {
                 try readGateway(members, into: &output)
             } else {
                 try readRecord(members, device: nil, context: "", into: &output)
@@ -101,11 +103,13 @@ public struct JSONParser: Parser {
 
     // MARK: Shapes
 
-    private func isGateway(_ members: [JSONMember]) -> Bool {
+    private func isGateway(_ members: [JSONMember], fromGateway: Bool?) -> Bool {
         switch configuration.layout {
         case .device: return false
         case .gateway: return true
         case .auto:
+            // A sender known not to be a gateway speaks only for itself: the device form.
+            if fromGateway == false { return false }
             guard !members.isEmpty, !isThingsBoardForm(members) else { return false }
             return members.allSatisfy { member in
                 switch member.value {

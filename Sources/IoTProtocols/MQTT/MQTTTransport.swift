@@ -202,7 +202,10 @@ public final class MQTTTransport: Transport {
             uid = configuration.client.clientID
         }
         let message = InboundMessage(transport: name, deviceUID: uid, topic: m.topic, payload: m.payload)
-        let identity = DeviceIdentity(tenant: configuration.tenant, deviceUID: uid)
+        // With a template the topic names the sending device, which speaks only for itself unless it is a
+        // gateway. Without one the subscription itself is the sender (the broker's ACL decides who publishes
+        // there), and its records may name any device of the tenant: an empty sender uid.
+        let identity = DeviceIdentity(tenant: configuration.tenant, deviceUID: sub.template == nil ? "" : uid)
         pass.withLock { $0.append(Ingestor.BlockingItem(message, parser: sub.parser, identity: identity)) }
     }
 

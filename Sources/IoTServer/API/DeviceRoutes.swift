@@ -10,6 +10,8 @@ struct DeviceInput: Decodable {
     var department: String?
     var pushIntervalMillis: Int64?
     var signals: [SignalInput]?
+    var gateway: Bool?
+    var gatewayFor: GatewayScope?
 }
 
 extension ManagementServer {
@@ -104,6 +106,13 @@ extension ManagementServer {
             uid: uid, product: ProductID(input.product), name: input.name, tags: input.tags ?? [:],
             department: input.department,
             pushIntervalMillis: input.pushIntervalMillis, signals: try SignalInput.signals(input.signals),
-            createdAt: createdAt)
+            createdAt: createdAt, gateway: input.gateway, gatewayFor: try validated(input.gatewayFor))
     }
+}
+
+/// Checks the ids of a gateway scope (product ids and device uids by their rules).
+func validated(_ scope: GatewayScope?) throws -> GatewayScope? {
+    for p in scope?.products ?? [] { try validateIdentifier(p.rawValue, "gatewayFor product") }
+    for d in scope?.devices ?? [] { try validateIdentifier(d, "gatewayFor device") }
+    return scope
 }

@@ -8,6 +8,8 @@ struct ProductInput: Decodable {
     var signals: [SignalInput]?
     var parser: String?
     var description: String?
+    var gateway: Bool?
+    var gatewayFor: GatewayScope?
 }
 
 extension ManagementServer {
@@ -83,6 +85,6 @@ extension ManagementServer {
     static func product(id: String, _ input: ProductInput) throws -> Product {
         Product(
             id: ProductID(id), name: input.name, signals: try SignalInput.signals(input.signals), parser: input.parser,
-            description: input.description)
+            description: input.description, gateway: input.gateway ?? false, gatewayFor: try validated(input.gatewayFor))
     }
 }

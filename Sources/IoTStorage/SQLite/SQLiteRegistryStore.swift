@@ -13,8 +13,9 @@ import Synchronization
 /// ```
 ///
 /// Schema: `tenants(id, name, unknown_devices, register_product, unknown_signals)` in the system
-/// database; `products(id, name, parser, description, signals)` and `devices(uid, product, name, tags,
-/// department, push_interval_ms, signals, created_at)` in the tenant's, with signals and tags as JSON.
+/// database; `products(id, name, parser, description, signals, gateway)` and `devices(uid, product, name, tags,
+/// department, push_interval_ms, signals, created_at, gateway)` in the tenant's, with signals, tags and the
+/// gateway settings as JSON.
 public final class SQLiteRegistryStore: RegistryStore {
     private let systemDatabase: PreparedDatabases
     private let tenantDatabases: PreparedDatabases
@@ -25,7 +26,7 @@ public final class SQLiteRegistryStore: RegistryStore {
     public init(storage: SQLiteStorage) {
         systemDatabase = PreparedDatabases(
             storage: storage, component: "registry.tenants", version: 1, schema: Self.systemSchema)
-        tenantDatabases = PreparedDatabases(storage: storage, component: "registry", version: 1, schema: Self.tenantSchema)
+        tenantDatabases = PreparedDatabases(storage: storage, component: "registry", version: 2, schema: Self.tenantSchema)
     }
 
     private static let systemSchema = """
@@ -38,6 +39,8 @@ public final class SQLiteRegistryStore: RegistryStore {
         ) WITHOUT ROWID;
         """
 
+    /// Version 1 created the tables; version 2 (applied once, to new and older files alike) adds the
+    /// `gateway` columns.
     private static let tenantSchema = """
         CREATE TABLE IF NOT EXISTS products(
             id TEXT PRIMARY KEY NOT NULL,
@@ -57,6 +60,8 @@ public final class SQLiteRegistryStore: RegistryStore {
             created_at INTEGER NOT NULL
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS devices_product ON devices(product, uid);
+        ALTER TABLE products ADD COLUMN gateway TEXT;
+        ALTER TABLE devices ADD COLUMN gateway TEXT;
         """
 
     private func systemDB() async throws -> SQLiteDatabase {
@@ -161,18 +166,20 @@ public final class SQLiteRegistryStore: RegistryStore {
     public func saveProduct(_ scope: AccessScope, _ product: Product) async throws {
         let db = try await requireTenantDB(scope.tenant, saving: "product '\(product.id)'")
         let signals = try StoreJSON.encode(product.signals)
+        let gateway = try GatewayColumn(gateway: product.gateway ? true : nil, gatewayFor: product.gatewayFor).encoded()
         try await db.write { c in
             let s = try c.statement(
                 """
-                INSERT INTO products(id, name, parser, description, signals) VALUES (?, ?, ?, ?, ?)
+                INSERT INTO products(id, name, parser, description, signals, gateway) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, parser = excluded.parser,
-                    description = excluded.description, signals = excluded.signals
+                    description = excluded.description, signals = excluded.signals, gateway = excluded.gateway
                 """)
             s.bind(1, product.id.rawValue)
             s.bind(2, product.name)
             s.bind(3, product.parser)
             s.bind(4, product.description)
             s.bind(5, signals)
+            s.bind(6, gateway)
             try s.run()
         }
     }
@@ -180,7 +187,7 @@ public final class SQLiteRegistryStore: RegistryStore {
     public func product(_ scope: AccessScope, id: ProductID) async throws -> Product? {
         guard let db = try await existingTenantDB(scope.tenant) else { return nil }
         return try await db.read { c in
-            let s = try c.statement("SELECT id, name, parser, description, signals FROM products WHERE id = ?")
+            let s = try c.statement("SELECT id, name, parser, description, signals, gateway FROM products WHERE id = ?")
             defer { s.reset() }
             s.bind(1, id.rawValue)
             return try s.step() ? try Self.product(s) : nil
@@ -190,7 +197,7 @@ public final class SQLiteRegistryStore: RegistryStore {
     public func products(_ scope: AccessScope) async throws -> [Product] {
         guard let db = try await existingTenantDB(scope.tenant) else { return [] }
         return try await db.read { c in
-            let s = try c.statement("SELECT id, name, parser, description, signals FROM products ORDER BY id")
+            let s = try c.statement("SELECT id, name, parser, description, signals, gateway FROM products ORDER BY id")
             defer { s.reset() }
             var result: [Product] = []
             while try s.step() { result.append(try Self.product(s)) }
@@ -227,10 +234,12 @@ public final class SQLiteRegistryStore: RegistryStore {
     }
 
     private static func product(_ s: Statement) throws -> Product {
-        Product(
+        let gateway = try GatewayColumn.decode(s.optionalString(5))
+        return Product(
             id: ProductID(s.string(0)), name: s.string(1),
             signals: try StoreJSON.decode([Signal].self, from: s.string(4)),
-            parser: s.optionalString(2), description: s.optionalString(3))
+            parser: s.optionalString(2), description: s.optionalString(3), gateway: gateway.gateway ?? false,
+            gatewayFor: gateway.gatewayFor)
     }
 
     // MARK: Devices
@@ -244,14 +253,15 @@ public final class SQLiteRegistryStore: RegistryStore {
         let db = try await requireTenantDB(scope.tenant, saving: "device '\(device.uid)'")
         let tags = try StoreJSON.encode(device.tags)
         let signals = try StoreJSON.encode(device.signals)
+        let gateway = try GatewayColumn(gateway: device.gateway, gatewayFor: device.gatewayFor).encoded()
         try await db.write { c in
             let s = try c.statement(
                 """
-                INSERT INTO devices(uid, product, name, tags, department, push_interval_ms, signals, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO devices(uid, product, name, tags, department, push_interval_ms, signals, created_at, gateway)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(uid) DO UPDATE SET product = excluded.product, name = excluded.name, tags = excluded.tags,
                     department = excluded.department, push_interval_ms = excluded.push_interval_ms,
-                    signals = excluded.signals, created_at = excluded.created_at
+                    signals = excluded.signals, created_at = excluded.created_at, gateway = excluded.gateway
                 """)
             s.bind(1, device.uid)
             s.bind(2, device.product.rawValue)
@@ -261,11 +271,12 @@ public final class SQLiteRegistryStore: RegistryStore {
             s.bind(6, device.pushIntervalMillis)
             s.bind(7, signals)
             s.bind(8, device.createdAt)
+            s.bind(9, gateway)
             try s.run()
         }
     }
 
-    private static let deviceColumns = "uid, product, name, tags, department, push_interval_ms, signals, created_at"
+    private static let deviceColumns = "uid, product, name, tags, department, push_interval_ms, signals, created_at, gateway"
 
     public func device(_ scope: AccessScope, uid: String) async throws -> Device? {
         guard scope.permits(device: uid), let db = try await existingTenantDB(scope.tenant) else { return nil }
@@ -309,10 +320,27 @@ public final class SQLiteRegistryStore: RegistryStore {
     }
 
     private static func device(_ s: Statement) throws -> Device {
-        Device(
+        let gateway = try GatewayColumn.decode(s.optionalString(8))
+        return Device(
             uid: s.string(0), product: ProductID(s.string(1)), name: s.string(2),
             tags: try StoreJSON.decode([String: String].self, from: s.string(3)),
             department: s.optionalString(4), pushIntervalMillis: s.optionalInt64(5),
-            signals: try StoreJSON.decode([Signal].self, from: s.string(6)), createdAt: s.int64(7))
+            signals: try StoreJSON.decode([Signal].self, from: s.string(6)), createdAt: s.int64(7),
+            gateway: gateway.gateway, gatewayFor: gateway.gatewayFor)
+    }
+}
+
+/// The `gateway` column of products and devices: JSON, or NULL when neither field is set.
+private struct GatewayColumn: Codable {
+    var gateway: Bool?
+    var gatewayFor: GatewayScope?
+
+    func encoded() throws -> String? {
+        gateway == nil && gatewayFor == nil ? nil : try StoreJSON.encode(self)
+    }
+
+    static func decode(_ text: String?) throws -> GatewayColumn {
+        guard let text else { return GatewayColumn() }
+        return try StoreJSON.decode(GatewayColumn.self, from: text)
     }
 }

@@ -22,12 +22,13 @@ public enum RegistryStoreConformance {
     static let product = Product(
         id: "chiller", name: "Chiller X2",
         signals: [fullSignal, Signal(name: "door", type: .bool), Signal(name: "fw", type: .text, alias: "Firmware")],
-        parser: "senml", description: "Rooftop chiller, 2 circuits")
+        parser: "senml", description: "Rooftop chiller, 2 circuits", gateway: true,
+        gatewayFor: GatewayScope(products: ["sensor"], devices: ["probe-1"]))
     static let device = Device(
         uid: "chiller-7", product: "chiller", name: "Roof chiller 7",
         tags: ["site": "plant-1", "floor": "roof", "ünïcode": "✓"], department: "facilities/hvac",
         pushIntervalMillis: 60_000, signals: [Signal(name: "extra", type: .text, unit: "-", cacheSize: 2)],
-        createdAt: 1_700_000_000_123)
+        createdAt: 1_700_000_000_123, gateway: false, gatewayFor: GatewayScope(devices: ["probe-2"]))
 
     static func setUp(_ store: any RegistryStore) async throws {
         try await store.saveTenant(Tenant(id: "acme"))

@@ -35,7 +35,7 @@ fi
 # thousands of messages per second, idle and heartbeat timeouts, revocation cutting a session within one
 # second, a slow client not delaying a fast one, slow webhooks not stalling async code) run after the others,
 # alone, so that the rest of the suite running in parallel on 2 cores does not stretch the seconds they are about.
-TIMED='slowloris|stormOf500|killNineWhileReceiving|slowClient|idleTimeout|heartbeat|idleClose|revocationCutsSession|revocationAndDownlink|slowWebhooksDoNotStall'
+TIMED='theServedSpecHolds|slowloris|stormOf500|killNineWhileReceiving|slowClient|idleTimeout|heartbeat|idleClose|revocationCutsSession|revocationAndDownlink|slowWebhooksDoNotStall'
 # The 1,000 MQTT clients count the test process's threads and push its descriptors past 1024 (where a
 # select() in another test would abort the process): they run last, on their own.
 ALONE='aThousandClientsOnTwoThreads'

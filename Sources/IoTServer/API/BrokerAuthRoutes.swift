@@ -19,7 +19,17 @@ import Metrics
 /// (`Authorization: Bearer <key>` or `X-API-Key: <key>`, a header in EMQX's HTTP authenticator settings).
 extension ManagementServer {
     func addBrokerAuthRoutes(to router: Router<BasicRequestContext>) {
-        guard let access = brokerAccess else { return }
+        guard let access = brokerAccess else {
+            for path in ["/broker/v1/emqx/auth", "/broker/v1/emqx/acl"] {
+                for method in [HTTPRequest.Method.post, .get] {
+                    router.on(RouterPath(path), method: method) { _, _ -> Response in
+                        throw APIError.notFound(
+                            "the EMQX auth endpoints are not configured on this server; pass a BrokerAccessControl (iotd: brokerAccounts.emqx)")
+                    }
+                }
+            }
+            return
+        }
         let key = configuration.brokerAuthKey.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
         if key == nil {
             logger.warning("the EMQX auth endpoints have no brokerAuthKey: every request is refused with 401")

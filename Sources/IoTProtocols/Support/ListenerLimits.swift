@@ -179,6 +179,13 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
                 // end of the head in the bytes.
                 let buffer = unwrapInboundIn(data)
                 for byte in buffer.readableBytesView {
+                    if (byte < 0x20 && byte != 0x09 && byte != 0x0A && byte != 0x0D) || byte == 0x7F {
+                        // A control character (NUL, …) in a head: HTTP allows none. The upgradable pipeline
+                        // does not answer its own decoding errors, so answer here instead of leaving the
+                        // connection hanging.
+                        refuseHead(context)
+                        return
+                    }
                     state.tail = state.tail << 8 | UInt32(byte)
                     if state.tail & headEndMask == headEnd {
                         state.inRequest = true
@@ -190,6 +197,18 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
             }
         }
         context.fireChannelRead(data)
+    }
+
+    /// Answers 400 and closes the connection.
+    private func refuseHead(_ context: ChannelHandlerContext) {
+        state.deadline?.cancel()
+        state.deadline = nil
+        state.inRequest = true
+        let body = #"{"error":"malformed_payload","message":"the request head holds a control character; HTTP allows none"}"#
+        let text = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(ByteBuffer(string: text))).whenComplete { _ in channel.close(promise: nil) }
     }
 
     /// Closes the connection unless a head completes within the header timeout.

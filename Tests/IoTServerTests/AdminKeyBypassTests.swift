@@ -88,6 +88,13 @@ import Testing
             }
             #expect(checked >= 60 * 10 * 2)
             #expect(try await snapshot() == before, "a request without the key changed state")
+            // A documented path asked with another method: 405 with Allow (after the key check).
+            let patch = try await c.send(.patch, "/api/v1/tenants")
+            #expect(patch.status == .methodNotAllowed && patch.headers[.allow] == "GET, POST", "\(patch.text)")
+            #expect(try await c.send(.patch, "/api/v1/tenants", key: nil).status == .unauthorized)
+            let health = try await c.send(.delete, "/healthz", key: nil)
+            #expect(health.status == .methodNotAllowed && health.headers[.allow] == "GET")
+            #expect(try await c.send(.get, "/api/v1/no-such-thing").status == .notFound)
             // The key still opens every spelling the router matches.
             #expect(try await c.send(.get, "//api/v1/tenants").status == .ok)
             #expect(try await c.send(.get, "/api/v1/tenants/").status == .ok)

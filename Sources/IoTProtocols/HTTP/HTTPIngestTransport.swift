@@ -116,6 +116,19 @@ public final class HTTPIngestTransport: Transport {
         router.post("/api/v1/devices/auth/refresh") { request, context in
             await self.refreshToken(request, context: context)
         }
+        // Every route takes POST only: other methods get 405 with `Allow: POST`.
+        for path in ["/api/v1/devices/:uid/telemetry", "/api/v1/:token/telemetry", "/api/v1/devices/auth",
+                     "/api/v1/devices/auth/refresh"] {
+            for method: HTTPRequest.Method in [.get, .put, .delete, .patch] {
+                router.on(RouterPath(path), method: method) { request, _ -> Response in
+                    var response = IngestResponses.error(
+                        IoTError(.invalidArgument, "\(request.method.rawValue) is not allowed here; use POST"),
+                        status: .methodNotAllowed)
+                    response.headers[.allow] = "POST"
+                    return response
+                }
+            }
+        }
         let port = self.port
         let logger = self.logger
         let host = configuration.host

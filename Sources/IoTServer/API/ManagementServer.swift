@@ -225,6 +225,28 @@ public final class ManagementServer: Service {
                 throw APIError.notFound("no such management API route; the routes are described at /openapi.yaml")
             }
         }
+        // A route's path asked with a method it does not take: 405 with `Allow` (after the key check, on /api).
+        var methodsByPath: [String: (path: RouterPath, methods: Set<HTTPRequest.Method>)] = [:]
+        for route in router.routes where !route.path.description.contains("**") {
+            methodsByPath[route.path.description, default: (route.path, [])].methods.insert(route.method)
+        }
+        for (text, route) in methodsByPath {
+            let allow = route.methods.filter { $0 != .head }.map(\.rawValue).sorted().joined(separator: ", ")
+            let refuse: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
+                var response = JSONOutput.error(
+                    status: .methodNotAllowed, code: IoTError.Code.invalidArgument.name,
+                    message: "\(request.method.rawValue) is not allowed on this route; use \(allow)")
+                response.headers[.allow] = allow
+                return response
+            }
+            for method: HTTPRequest.Method in [.get, .post, .put, .delete, .patch] where !route.methods.contains(method) {
+                if text.hasPrefix("/api") {
+                    api.on(route.path, method: method, use: refuse)
+                } else {
+                    router.on(route.path, method: method, use: refuse)
+                }
+            }
+        }
         return router
     }
 }

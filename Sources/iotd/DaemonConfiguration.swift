@@ -320,7 +320,23 @@ extension DaemonConfiguration {
             try fail("auth.passwordIterations", "\(v) is too low for PBKDF2-HMAC-SHA256; use at least 100000 (default 600000)")
         }
         if let v = auth?.maxFailedAttempts, v < 1 { try fail("auth.maxFailedAttempts", "must be at least 1") }
-        if let v = auth?.sessionTokenSeconds, v < 1 { try fail("auth.sessionTokenSeconds", "must be at least 1") }
+        // Seconds are turned into milliseconds: at most 10 years each, so that nothing overflows.
+        for (key, value) in [("auth.sessionTokenSeconds", auth?.sessionTokenSeconds),
+                             ("auth.failedAttemptWindowSeconds", auth?.failedAttemptWindowSeconds),
+                             ("auth.blockSeconds", auth?.blockSeconds)] {
+            if let v = value, !(1...IoTLimits.maxDurationMillis / 1000).contains(v) {
+                try fail(key, "\(v) is out of range; use 1 to \(IoTLimits.maxDurationMillis / 1000) seconds")
+            }
+        }
+        for (key, value) in [("http.authenticationCacheMillis", http?.authenticationCacheMillis),
+                             ("coap.authenticationCacheMillis", coap?.authenticationCacheMillis),
+                             ("ingest.retryAfterMillis", ingest?.retryAfterMillis),
+                             ("ingest.registryCacheMillis", ingest?.registryCacheMillis),
+                             ("coap.reregisterAfterMillis", coap?.reregisterAfterMillis)] {
+            if let v = value, !(0...IoTLimits.maxDurationMillis).contains(v) {
+                try fail(key, "\(v) is out of range; use 0 to \(IoTLimits.maxDurationMillis) ms (10 years)")
+            }
+        }
         if let w = webSocketConfiguration {
             do { try w.validate() } catch { try fail("websocket", error.message) }
         }

@@ -119,6 +119,10 @@ import Testing
             ("notifications: { channels: [{ name: h, type: webhook, url: \"http://127.0.0.1:9/x\" }] }", "outbound allow-list"),
             ("notifications: { channels: [{ name: h, type: webhook, url: \"http://169.254.169.254/x\" }] }", "link-local"),
             ("coap: { port: 0, observations: [{ id: o, uri: \"coap://10.0.0.7/t\", tenant: t, deviceUID: d }] }", "outbound allow-list"),
+            // Issue 17: seconds and milliseconds that would overflow once converted are refused at start.
+            ("auth: { blockSeconds: 9223372036854775807 }", "auth.blockSeconds"),
+            ("http: { authenticationCacheMillis: 9223372036854775807 }", "http.authenticationCacheMillis"),
+            ("modbus: { devices: [{ tenant: t, uid: m, tcp: { host: 127.0.0.1, port: 502 }, timeoutMillis: 9223372036854775807, registers: [{ signal: s, address: 0, type: uint16 }] }] }", "timeoutMillis"),
             ("management: { adminAPIKey: short-key }", "at least 32"),
             ("management: { adminAPIKey: change-me-to-a-long-random-string }", "placeholder"),
             ("management: { adminAPIKeyFile: \(dir.path)/missing.key }", "cannot read"),

@@ -101,8 +101,8 @@ extension MQTTClient {
             if clientID.utf8.count > 65_535 { try fail("clientID is longer than 65535 bytes") }
             if !(5...65_535).contains(keepAliveSeconds) { try fail("keepAliveSeconds must be 5–65535") }
             if password != nil && username == nil { try fail("password without username: set username too") }
-            if reconnectDelayMillis < 1 || maxReconnectDelayMillis < reconnectDelayMillis {
-                try fail("reconnect delays: need 1 ≤ reconnectDelayMillis ≤ maxReconnectDelayMillis")
+            if reconnectDelayMillis < 1 || maxReconnectDelayMillis < reconnectDelayMillis || maxReconnectDelayMillis > 86_400_000 {
+                try fail("reconnect delays: need 1 ≤ reconnectDelayMillis ≤ maxReconnectDelayMillis ≤ 86400000 (one day)")
             }
             if let tls, (tls.certificateFile == nil) != (tls.keyFile == nil) {
                 try fail("tls: certificateFile and keyFile go together")

@@ -95,8 +95,12 @@ public struct ModbusDevice: Sendable, Hashable, Codable {
     public func validate() throws(IoTError) {
         func fail(_ m: String) -> IoTError { IoTError(.invalidArgument, "Modbus device \(identity): \(m)") }
         guard (0...247).contains(unitID) else { throw fail("unit id \(unitID) must be 0–247") }
-        guard intervalMillis >= 0 else { throw fail("intervalMillis must be 0 (poll continuously) or more, e.g. 1000") }
-        guard timeoutMillis >= 1 else { throw fail("timeoutMillis must be at least 1, e.g. 300") }
+        guard intervalMillis >= 0, intervalMillis <= IoTLimits.maxDurationMillis else {
+            throw fail("intervalMillis must be 0 (poll continuously) to \(IoTLimits.maxDurationMillis) (10 years), e.g. 1000")
+        }
+        guard timeoutMillis >= 1, timeoutMillis <= 3_600_000 else {
+            throw fail("timeoutMillis must be 1 to 3600000 (one hour), e.g. 300")
+        }
         guard maxGap >= 0 else { throw fail("maxGap must be 0 or more") }
         guard !registers.isEmpty else { throw fail("it has no registers; add at least one to its register map") }
         switch connection {

@@ -79,7 +79,8 @@ public final class WeChatTemplateNotifier: Notifier {
         guard let reply = try? JSONDecoder().decode(TokenReply.self, from: Data(r.body)), let value = reply.access_token else {
             throw IoTError(.unavailable, "\(channel): the token answer has no access_token: \(r.text.prefix(200))")
         }
-        let life = max(60, (reply.expires_in ?? 7_200) - 300) * 1000
+        // The server's number is clamped (a day at most) before the arithmetic, so no answer can overflow it.
+        let life = max(60, min(reply.expires_in ?? 7_200, 86_400) - 300) * 1000
         token.withLock { $0 = (value, now + life) }
         return value
     }

@@ -35,7 +35,10 @@ fi
 # thousands of messages per second, idle and heartbeat timeouts, revocation cutting a session within one
 # second, a slow client not delaying a fast one, slow webhooks not stalling async code) run after the others,
 # alone, so that the rest of the suite running in parallel on 2 cores does not stretch the seconds they are about.
-TIMED='theServedSpecHolds|slowloris|stormOf500|killNineWhileReceiving|slowClient|idleTimeout|heartbeat|idleClose|revocationCutsSession|revocationAndDownlink|slowWebhooksDoNotStall'
+TIMED='stormOf500|killNineWhileReceiving|slowClient|idleTimeout|heartbeat|idleClose|revocationCutsSession|revocationAndDownlink|slowWebhooksDoNotStall'
+# Tests that load the machine themselves (200 slowloris connections from a Python peer, schemathesis generating
+# thousands of requests for two minutes) would stretch the seconds of the timed ones: they run last, one at a time.
+LOAD='slowloris|theServedSpecHolds'
 # The 1,000 MQTT clients count the test process's threads and push its descriptors past 1024 (where a
 # select() in another test would abort the process): they run last, on their own.
 ALONE='aThousandClientsOnTwoThreads'
@@ -113,8 +116,9 @@ PY
     # shellcheck disable=SC2086
     kill -9 $tree 2>/dev/null
 }
-run_tests "all but the timed ones, in parallel" 1800 --skip "$TIMED|$ALONE|$DESCRIPTORS"
+run_tests "all but the timed ones, in parallel" 1800 --skip "$TIMED|$LOAD|$ALONE|$DESCRIPTORS"
 run_tests "timed ones, alone" 900 --filter "$TIMED"
+run_tests "load tests (slowloris, schemathesis), one at a time" 900 --filter "$LOAD" --no-parallel
 run_tests "1,000 MQTT clients, on their own" 600 --filter "$ALONE"
 run_tests "Modbus past 1024 descriptors, on their own" 300 --filter "$DESCRIPTORS"
 if pgrep -x iot-js-worker >/dev/null; then

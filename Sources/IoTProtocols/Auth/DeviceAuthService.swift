@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 public import IoTCore
 public import Logging
 import Metrics
@@ -36,17 +37,21 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
         /// Failed-attempt limits, per source address and per username.
         public var failedAttempts: FailedAttemptLimiter.Configuration
         /// Threads that run PBKDF2 (checking and hashing passwords), a pool of their own so that password
-        /// attempts never take the threads the async server needs. Default 2.
+        /// attempts never take the threads the async server needs. Default: half the cores, at least 1 (PBKDF2
+        /// keeps a core busy, and the other half serves everything else).
         public var hashingThreads: Int
         /// Password checks waiting for a hashing thread, at most; one more is refused at once with
         /// ``IoTCore/IoTError/Code/unavailable`` and a retry delay (HTTP 503 + `Retry-After`). Default 32.
         public var hashingQueueCapacity: Int
 
+        /// Half the cores, at least 1: the default of ``hashingThreads``.
+        public static let defaultHashingThreads = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
+
         /// Creates a configuration with the documented defaults.
         public init(
             sessionTokenMillis: Int64 = 3_600_000, passwordIterations: Int = 600_000, maxSessionTokensPerDevice: Int = 8,
-            failedAttempts: FailedAttemptLimiter.Configuration = .init(), hashingThreads: Int = 2,
-            hashingQueueCapacity: Int = 32
+            failedAttempts: FailedAttemptLimiter.Configuration = .init(),
+            hashingThreads: Int = Configuration.defaultHashingThreads, hashingQueueCapacity: Int = 32
         ) {
             self.hashingThreads = hashingThreads
             self.hashingQueueCapacity = hashingQueueCapacity
@@ -160,6 +165,11 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
         } catch {
             if error.code == .unauthorized {
                 limiter.recordFailure(keys: keys.map(\.key), transport: source.transport)
+            } else if error.code == .unavailable, !source.address.isEmpty {
+                // Refused because the hashing queue is full: counted against the address only (a flood blocks
+                // its own addresses and frees the queue for others), never against the username, so that
+                // flooding cannot lock a device's account.
+                limiter.recordFailure(keys: ["address \(source.address)"], transport: source.transport)
             }
             throw error
         }

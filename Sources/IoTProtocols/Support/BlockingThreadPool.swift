@@ -19,6 +19,8 @@ final class BlockingThreadPool: Sendable {
         var head = 0
         var threads = 0
         var idle = 0
+        /// Jobs a thread has taken and not finished.
+        var running = 0
     }
     private let state = Mutex(State())
     private let condition = PthreadCondition()
@@ -38,7 +40,11 @@ final class BlockingThreadPool: Sendable {
     /// Runs `body` on one of the threads and returns its result.
     func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { (c: CheckedContinuation<T, Never>) in
-            _ = submit { c.resume(returning: body()) }
+            _ = submit {
+                let value = body()
+                self.finished()
+                c.resume(returning: value)
+            }
         }
     }
 
@@ -46,19 +52,25 @@ final class BlockingThreadPool: Sendable {
     /// ``maxQueued`` jobs are already waiting.
     func tryRun<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T? {
         await withCheckedContinuation { (c: CheckedContinuation<T?, Never>) in
-            if !submit({ c.resume(returning: body()) }) { c.resume(returning: nil) }
+            let accepted = submit {
+                let value = body()
+                self.finished()
+                c.resume(returning: value)
+            }
+            if !accepted { c.resume(returning: nil) }
         }
     }
 
     /// Jobs waiting for a thread now.
-    var queued: Int { state.withLock { max(0, $0.jobs.count - $0.head - $0.idle) } }
+    var queued: Int { state.withLock { $0.jobs.count - $0.head } }
 
     /// Queues `job`; `false` when the queue is full (the job is dropped).
     private func submit(_ job: @escaping @Sendable () -> Void) -> Bool {
         var accepted = true
         let startThread = condition.locked(signal: true) {
             state.withLock { s -> Bool in
-                if let maxQueued, s.jobs.count - s.head - s.idle >= maxQueued + (maxThreads - s.threads) {
+                // Taken or waiting: at most one per thread, plus maxQueued.
+                if let maxQueued, s.jobs.count - s.head + s.running >= maxThreads + maxQueued {
                     accepted = false
                     return false
                 }
@@ -84,6 +96,7 @@ final class BlockingThreadPool: Sendable {
                     guard s.head < s.jobs.count else { return nil }
                     let j = s.jobs[s.head]
                     s.head += 1
+                    s.running += 1
                     if s.head == s.jobs.count {
                         s.jobs.removeAll(keepingCapacity: true)
                         s.head = 0
@@ -95,6 +108,11 @@ final class BlockingThreadPool: Sendable {
             }
             job()
         }
+    }
+
+    /// A job's work is done: its place is free before its caller resumes (and perhaps submits again).
+    private func finished() {
+        state.withLock { $0.running -= 1 }
     }
 }
 

@@ -69,11 +69,13 @@ merge() {  # merge TARGET : minimize the committed corpus with the work corpus
     for name in $(ls -S -r "$merged"); do  # smallest first
         grep -qx "$name" <<<"$seeds" && continue
         (( $(find "$dir" -type f | wc -l) >= MAX_FILES )) && break
-        (( $(du -sb "$dir" | cut -f1) + $(stat -c %s "$merged/$name") > MAX_BYTES )) && break
+        (( $(bytes "$dir") + $(stat -c %s "$merged/$name") > MAX_BYTES )) && break
         cp "$merged/$name" "$dir/$name"
     done
-    echo "== Fuzz/Corpus/$target: $(find "$dir" -type f | wc -l) files, $(du -sb "$dir" | cut -f1) bytes" >&2
+    echo "== Fuzz/Corpus/$target: $(find "$dir" -type f | wc -l) files, $(bytes "$dir") bytes" >&2
 }
+
+bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
 
 run() {  # run TARGET RUNS [libFuzzer args…]
     local target=$1 runs=$2

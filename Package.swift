@@ -200,6 +200,16 @@ let package = Package(
             path: "Examples/SerialSensor",
             swiftSettings: swiftSettings
         ),
+        // MARK: Fuzzing (scripts/fuzz.sh links libFuzzer entry points against it; FuzzReplayTests replays the corpora)
+        .target(
+            name: "IoTFuzzTargets",
+            dependencies: [
+                "IoTCore", "IoTRules", "IoTProtocols", "IoTTesting", "CIoTCoAP",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Fuzz/Targets",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "iot-crash-worker",
             dependencies: ["IoTCore", "IoTStorage", .product(name: "Logging", package: "swift-log")],
@@ -314,6 +324,11 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FuzzReplayTests",
+            dependencies: ["IoTFuzzTargets"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -25,9 +25,9 @@ if [ $status != 0 ]; then
     echo "FAILED: swift build exited $status" >&2
     exit 1
 fi
-if grep -E '^/.*/(Sources|Tests|Benchmarks|Examples)/.*(warning|error):' "$log" | grep -qv '/.build/'; then
+if grep -E '^/.*/(Sources|Tests|Benchmarks|Examples|Fuzz)/.*(warning|error):' "$log" | grep -qv '/.build/'; then
     echo "FAILED: the build has warnings in the project's own code:" >&2
-    grep -E '^/.*/(Sources|Tests|Benchmarks|Examples)/.*(warning|error):' "$log" | grep -v '/.build/' | sort -u >&2
+    grep -E '^/.*/(Sources|Tests|Benchmarks|Examples|Fuzz)/.*(warning|error):' "$log" | grep -v '/.build/' | sort -u >&2
     exit 1
 fi
 

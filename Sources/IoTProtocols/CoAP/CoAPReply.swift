@@ -1,11 +1,13 @@
-import IoTCore
+package import IoTCore
 
 /// What the server answers one request with: a CoAP code (class × 100 + detail, e.g. 204) and a JSON body.
-struct CoAPReply: Sendable {
-    var code: Int
-    var body: [UInt8]
+package struct CoAPReply: Sendable {
+    /// The response code, class × 100 + detail (`204` is 2.04).
+    package var code: Int
+    /// The JSON body.
+    package var body: [UInt8]
     /// Max-Age in seconds (a retry hint with 4.29 and 5.03), or `nil`.
-    var maxAge: Int?
+    package var maxAge: Int?
 
     /// `2.04 {"sequence":…,"records":…,"points":…}`: only ever built from a journal receipt.
     static func receipt(_ receipt: Receipt) -> CoAPReply {
@@ -35,7 +37,7 @@ struct CoAPReply: Sendable {
     }
 
     /// `4.xx`/`5.xx` with the diagnostic payload `{"error": "<code name>", "message": "<what to do>"}`.
-    static func error(_ error: IoTError, code: Int? = nil) -> CoAPReply {
+    package static func error(_ error: IoTError, code: Int? = nil) -> CoAPReply {
         CoAPReply(
             code: code ?? Self.code(for: error),
             body: Array(#"{"error":\#(jsonString(error.code.name)),"message":\#(jsonString(error.message))}"#.utf8),
@@ -43,7 +45,7 @@ struct CoAPReply: Sendable {
     }
 
     /// The CoAP response code for an error's code.
-    static func code(for error: IoTError) -> Int {
+    package static func code(for error: IoTError) -> Int {
         switch error.code {
         case .malformedPayload, .invalidValue, .unknownSignal, .invalidArgument: 400
         case .unauthorized: 401
@@ -62,14 +64,15 @@ struct CoAPReply: Sendable {
 /// URI forms (the token is a device access token):
 /// - `coap://host/api/v1/{token}/telemetry`: ThingsBoard's CoAP device API;
 /// - `coap://host/telemetry?token={token}` (also `/api/v1/telemetry?token=…`).
-struct CoAPTelemetryRoute: Equatable {
-    var token: String
+package struct CoAPTelemetryRoute: Equatable {
+    /// The device access token.
+    package var token: String
 
     /// Reads the route from the Uri-Path options joined by `/` and the Uri-Query options joined by `&`.
     ///
     /// libcoap percent-encodes a `/` inside one Uri-Path option (`%2F`); it is read as a separator here, so a
     /// client that puts the whole path into one option (as some constrained clients do) is understood too.
-    static func parse(path: String, query: String) throws(IoTError) -> CoAPTelemetryRoute {
+    package static func parse(path: String, query: String) throws(IoTError) -> CoAPTelemetryRoute {
         if let token = thingsBoardToken(path) { return CoAPTelemetryRoute(token: token) }
         let segments = percentDecoded(path).split(separator: "/", omittingEmptySubsequences: true)
         if segments.count == 4, segments[0] == "api", segments[1] == "v1", segments[3] == "telemetry" {
@@ -169,12 +172,14 @@ func percentDecoded(_ text: String) -> String {
 }
 
 /// CoAP Content-Format numbers the listener reads (RFC 7252 §12.3, RFC 8428).
-enum CoAPContentFormat {
-    static let json = 50
-    static let senmlJSON = 110
+package enum CoAPContentFormat {
+    /// `application/json`.
+    package static let json = 50
+    /// `application/senml+json`.
+    package static let senmlJSON = 110
 
     /// The media type a Content-Format stands for, as put in ``IoTCore/InboundMessage/contentType``.
-    static func mediaType(_ format: Int?) -> String? {
+    package static func mediaType(_ format: Int?) -> String? {
         switch format {
         case nil: nil
         case json: "application/json"

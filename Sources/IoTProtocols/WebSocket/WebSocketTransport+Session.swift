@@ -20,15 +20,10 @@ extension WebSocketTransport {
         channel: any Channel
     ) async {
         await watchOversizeFrames(on: channel)
-        let decision = handoff.withLock { $0.removeValue(forKey: peerKey) }
-        guard case .success(let identity)? = decision else {
-            var code = 4401
-            var reason = "unauthorized: not authenticated"
-            if case .failure(let error)? = decision {
-                code = error.code == .rateLimited ? 4429 : error.code == .forbidden ? 4403 : 4401
-                reason = Self.closeReason(error)
-            }
-            try? await outbound.close(WebSocketErrorCode(codeNumber: code), reason: reason)
+        // A refused credential never gets here (it is answered before the upgrade); a connection without an
+        // accepted one is closed.
+        guard let identity = handoff.withLock({ $0.removeValue(forKey: peerKey) }) else {
+            try? await outbound.close(WebSocketErrorCode(codeNumber: 4401), reason: "unauthorized: not authenticated")
             // Wait for the peer's close (or the close timeout) so the frame is delivered.
             do { for try await _ in inbound {} } catch {}
             return
@@ -131,13 +126,6 @@ extension WebSocketTransport {
         } catch {
             logger.debug("cannot watch for oversize WebSocket frames", metadata: ["error": "\(error)"])
         }
-    }
-
-    /// `<code>: <message>`, cut to the 123 bytes a close reason may hold.
-    static func closeReason(_ error: IoTError) -> String {
-        var reason = "\(error.code.name): \(error.message)"
-        while reason.utf8.count > 123 { reason.removeLast() }
-        return reason
     }
 
     /// The ack frame of message `n`.

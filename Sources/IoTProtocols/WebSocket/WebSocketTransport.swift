@@ -46,8 +46,8 @@ public final class WebSocketTransport: Transport {
     let parser: any Parser
     let logger: Logger
     let port = ListeningPort(component: "WebSocket listener")
-    /// Upgrade decisions handed from the upgrade check to the connection, keyed by peer address and port.
-    let handoff = Mutex<[String: Result<DeviceIdentity, IoTError>]>([:])
+    /// Devices accepted by the upgrade check, handed to their connection, keyed by peer address and port.
+    let handoff = Mutex<[String: DeviceIdentity]>([:])
 
     /// `"websocket"`: the transport label of messages and counters.
     public var name: String { "websocket" }
@@ -156,7 +156,7 @@ public final class WebSocketTransport: Transport {
         do {
             let identity = try await authenticator.authenticate(
                 credential, source: AuthenticationSource(transport: name, address: context.peerAddress))
-            handoff.withLock { $0[context.peerKey] = .success(identity) }
+            handoff.withLock { $0[context.peerKey] = identity }
             return .upgrade([:])
         } catch {
             if error.code != .unauthorized && error.code != .rateLimited {

@@ -14,7 +14,7 @@ struct NotificationSettings: Codable, Sendable {
         var method: String?
         var body: String?
         var contentType: String?
-        var timeoutMillis: Int?
+        var timeoutMillis: Int?  // 1 to 600,000
         // email
         var from: String?
         var fromName: String?
@@ -150,6 +150,12 @@ struct NotificationSettings: Codable, Sendable {
             guard names.insert(ch.name).inserted else {
                 throw ConfigurationError("notifications.channels: the name '\(ch.name)' is used twice")
             }
+            if let v = ch.timeoutMillis, !(1...600_000).contains(v) {
+                throw ConfigurationError("notifications.channels[\(ch.name)].timeoutMillis: \(v) is out of range; use 1 to 600000 ms")
+            }
+        }
+        do throws(IoTError) { try dispatcherConfiguration.validate() } catch {
+            throw ConfigurationError("notifications.\(error.message)")
         }
     }
 }

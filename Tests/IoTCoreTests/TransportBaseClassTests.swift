@@ -129,6 +129,28 @@ final class LoadAveragePoller: PollingTransport, @unchecked Sendable {
         await h.stop()
     }
 
+    /// Issue 17, item 1: a poller's settings at the extremes are refused by `validate()`, and its schedule
+    /// arithmetic saturates instead of trapping when they get past it.
+    @Test(arguments: [Int64(0), -1, .max, .min])
+    func pollingScheduleAtTheExtremes(value: Int64) async throws {
+        let h = try await IngestHarness()
+        defer { Task { await h.stop() } }
+        let c = PollingTransport.Configuration(
+            intervalMillis: value, timeoutMillis: value, backoffInitialMillis: value, backoffMaxMillis: value,
+            startDelayMillis: value)
+        #expect(throws: IoTError.self) { try c.validate() }
+        #expect(throws: Never.self) { try PollingTransport.Configuration().validate() }
+        let poller = PollingTransport(
+            name: "extreme", identity: DeviceIdentity(tenant: IngestHarness.tenant, deviceUID: "t-1"), configuration: c,
+            ingestor: h.ingestor, clock: h.clock)
+        let now = h.clock.now()
+        _ = poller.firstPollTime()
+        for _ in 0..<40 { #expect(poller.recordFailure(IoTError(.unavailable, "x")) >= now || value < 0) }
+        _ = poller.recordSuccess(due: now)
+        _ = poller.recordSuccess(due: .min)
+        await h.stop()
+    }
+
     @Test func pollingTransportTimesOutAHangingPoll() async throws {
         final class Hanging: PollingTransport, @unchecked Sendable {
             override func poll() async throws -> [DeviceRecord] {

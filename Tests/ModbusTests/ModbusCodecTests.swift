@@ -50,6 +50,35 @@ extension ModbusTests {
             // Never more than 125 registers per request.
             let wide = (0..<300).map { ModbusRegister(signal: "r\($0)", address: $0) }
             #expect(ModbusReadPlan(wide).requests.map(\.count) == [125, 125, 50])
+            // Issue 17: a gap of Int.max joins what fits in a request and does not trap.
+            #expect(ModbusReadPlan(wide, maxGap: .max).requests.map(\.count) == [125, 125, 50])
+        }
+
+        /// Issue 17, item 1: numbers outside their documented ranges are refused by `validate()`, naming the field.
+        @Test(arguments: [Int.max, Int.min, -1])
+        func settingsOutsideTheirRangesAreRefused(_ value: Int) {
+            let registers = [ModbusRegister(signal: "v", address: 0)]
+            let base = ModbusDevice(
+                identity: DeviceIdentity(tenant: "t", deviceUID: "m"), connection: .tcp(host: "127.0.0.1", port: 502), registers: registers)
+            #expect(throws: Never.self) { try base.validate() }
+            let cases: [(String, (inout ModbusDevice) -> Void)] = [
+                ("maxGap", { $0.maxGap = value }),
+                ("baud rate", { $0.connection = .rtu(path: "/dev/ttyUSB0", baud: value, parity: .none, stopBits: 1) }),
+                ("startDelayMillis", { $0.startDelayMillis = Int64(value) }),
+                ("backoffInitialMillis", { $0.backoffInitialMillis = Int64(value) }),
+                ("backoffMaxMillis", { $0.backoffMaxMillis = Int64(value) }),
+                ("intervalMillis", { $0.intervalMillis = Int64(value) }),
+                ("timeoutMillis", { $0.timeoutMillis = Int64(value) }),
+            ]
+            for (field, change) in cases {
+                var d = base
+                change(&d)
+                #expect {
+                    try d.validate()
+                } throws: { error in
+                    (error as? IoTError)?.message.contains(field) == true
+                }
+            }
         }
     }
 }

@@ -25,6 +25,41 @@ import Testing
         #expect(c.backoff(afterAttempts: 200) == 10_000)
     }
 
+    /// Issue 17, item 1: every numeric setting has a documented range, checked at the extremes.
+    @Test(arguments: [0, -1, Int.min, Int.max])
+    func settingsOutsideTheirRangesAreRefusedNamingTheField(_ value: Int) {
+        #expect(throws: Never.self) { try NotificationDispatcher.Configuration().validate() }
+        let cases: [(String, (inout NotificationDispatcher.Configuration) -> Void)] = [
+            ("maxAttempts", { $0.maxAttempts = value }),
+            ("batchSize", { $0.batchSize = value }),
+            ("maxHeld", { $0.maxHeld = value }),
+            ("initialBackoffMillis", { $0.initialBackoffMillis = Int64(value) }),
+            ("pollIntervalMillis", { $0.pollIntervalMillis = Int64(value) }),
+            ("tenantRefreshMillis", { $0.tenantRefreshMillis = Int64(value) }),
+            ("digestWindowMillis", { $0.defaultPolicy.digestWindowMillis = Int64(value) }),
+            ("channels[robot].messagesPerMinute", { $0.channels["robot"] = .init(messagesPerMinute: value) }),
+            ("channels[robot].burst", { $0.channels["robot"] = .init(burst: value) }),
+            ("channels[robot].maxAttempts", { $0.channels["robot"] = .init(maxAttempts: value) }),
+        ]
+        for (field, change) in cases {
+            var c = NotificationDispatcher.Configuration()
+            change(&c)
+            #expect {
+                try c.validate()
+            } throws: { error in
+                (error as? IoTError)?.code == .invalidArgument && (error as? IoTError)?.message.hasPrefix("\(field) is \(value);") == true
+            }
+        }
+        // 0 is in range where it means "off"; the extremes are not.
+        var c = NotificationDispatcher.Configuration()
+        c.digestMaxListed = value
+        c.defaultPolicy.digestThreshold = value
+        if value == 0 { #expect(throws: Never.self) { try c.validate() } } else { #expect(throws: IoTError.self) { try c.validate() } }
+        c = NotificationDispatcher.Configuration()
+        c.maxBackoffMillis = c.initialBackoffMillis - 1
+        #expect(throws: IoTError.self) { try c.validate() }
+    }
+
     @Test func retriesWithBackoffThenDelivers() async throws {
         let outbox = InMemoryOutbox()
         let hook = RecordingNotifier(channel: "webhook")

@@ -66,6 +66,29 @@ public enum IoTLimits {
                 "\(field) is \(value); expected milliseconds from \(minimum) to \(maxDurationMillis) (10 years)")
         }
     }
+
+    /// Checks that a count or size setting lies in its documented range.
+    ///
+    /// - Parameters:
+    ///   - value: the setting.
+    ///   - field: the field's name, as the caller's user wrote it (`"maxAttempts"`).
+    ///   - range: the values allowed.
+    /// - Throws: ``IoTError/Code/invalidArgument`` naming the field and the range.
+    public static func checkCount(_ value: Int, _ field: String, in range: ClosedRange<Int>) throws(IoTError) {
+        guard range.contains(value) else {
+            throw IoTError(.invalidArgument, "\(field) is \(value); expected \(range.lowerBound) to \(range.upperBound)")
+        }
+    }
+
+    /// Checks that a duration setting in milliseconds lies in `range` (narrower than ``checkDuration(_:_:minimum:)``).
+    ///
+    /// - Throws: ``IoTError/Code/invalidArgument`` naming the field and the range.
+    public static func checkMillis(_ value: Int64, _ field: String, in range: ClosedRange<Int64>) throws(IoTError) {
+        guard range.contains(value) else {
+            throw IoTError(
+                .invalidArgument, "\(field) is \(value); expected milliseconds from \(range.lowerBound) to \(range.upperBound)")
+        }
+    }
 }
 
 extension Int64 {

@@ -52,6 +52,18 @@ open class PollingTransport: Transport, @unchecked Sendable {
             self.backoffMaxMillis = backoffMaxMillis
             self.startDelayMillis = startDelayMillis
         }
+
+        /// Checks the documented ranges: interval 0 to 10 years, timeout 1 ms to an hour, backoff 1 ms to
+        /// 10 years, start delay 0 to 10 years.
+        ///
+        /// - Throws: ``IoTError/Code/invalidArgument`` naming the field and its range.
+        public func validate() throws(IoTError) {
+            try IoTLimits.checkDuration(intervalMillis, "intervalMillis", minimum: 0)
+            try IoTLimits.checkMillis(timeoutMillis, "timeoutMillis", in: 1...3_600_000)
+            try IoTLimits.checkDuration(backoffInitialMillis, "backoffInitialMillis")
+            try IoTLimits.checkDuration(backoffMaxMillis, "backoffMaxMillis")
+            if let v = startDelayMillis { try IoTLimits.checkDuration(v, "startDelayMillis", minimum: 0) }
+        }
     }
 
     /// What the poller has done so far.
@@ -129,7 +141,7 @@ open class PollingTransport: Transport, @unchecked Sendable {
     /// hops per poll.
     public final func firstPollTime() -> Int64 {
         let interval = max(1, configuration.intervalMillis)
-        return clock.now() + (configuration.startDelayMillis ?? Int64.random(in: 0..<interval))
+        return clock.now().saturatingAdd(configuration.startDelayMillis ?? Int64.random(in: 0..<interval))
     }
 
     /// Counts a successful poll that was due at `due` (clock ms) and returns when the next one is due:
@@ -156,15 +168,20 @@ open class PollingTransport: Transport, @unchecked Sendable {
         }
         if n == 1 { logger.warning("poll failed; backing off", metadata: ["error": "\(error)"]) }
         let shift = min(n - 1, 30)
-        return clock.now() + min(configuration.backoffMaxMillis, configuration.backoffInitialMillis << shift)
+        let (grown, overflow) = configuration.backoffInitialMillis.multipliedReportingOverflow(by: Int64(1) << shift)
+        let delay = min(configuration.backoffMaxMillis, overflow ? .max : grown)
+        return clock.now().saturatingAdd(max(0, delay))
     }
 
     private func nextPollTime(after due: Int64, now: Int64? = nil) -> Int64 {
         let now = now ?? clock.now()
         let interval = configuration.intervalMillis
         guard interval > 0 else { return now }
-        var next = due + interval
-        if next <= now { next += ((now - next) / interval + 1) * interval }  // skip missed ticks
+        var next = due.saturatingAdd(interval)
+        if next <= now {  // skip missed ticks
+            let skipped = ((now - next) / interval + 1).multipliedReportingOverflow(by: interval)
+            next = next.saturatingAdd(skipped.overflow ? .max : skipped.partialValue)
+        }
         return next
     }
 

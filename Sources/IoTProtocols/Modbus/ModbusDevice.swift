@@ -101,13 +101,21 @@ public struct ModbusDevice: Sendable, Hashable, Codable {
         guard timeoutMillis >= 1, timeoutMillis <= 3_600_000 else {
             throw fail("timeoutMillis must be 1 to 3600000 (one hour), e.g. 300")
         }
-        guard maxGap >= 0 else { throw fail("maxGap must be 0 or more") }
+        guard (0...65_535).contains(maxGap) else { throw fail("maxGap must be 0 to 65535 registers") }
+        for (field, value, minimum) in [("startDelayMillis", startDelayMillis, Int64(0)), ("backoffInitialMillis", backoffInitialMillis, 1),
+                                        ("backoffMaxMillis", backoffMaxMillis, 1)] {
+            if let value, !(minimum...IoTLimits.maxDurationMillis).contains(value) {
+                throw fail("\(field) must be \(minimum) to \(IoTLimits.maxDurationMillis) (10 years)")
+            }
+        }
         guard !registers.isEmpty else { throw fail("it has no registers; add at least one to its register map") }
         switch connection {
         case .tcp(let host, let port):
             guard !host.isEmpty, (1...65_535).contains(port) else { throw fail("TCP needs a host and a port 1–65535") }
         case .rtu(let path, let baud, _, let stopBits):
-            guard !path.isEmpty, baud > 0 else { throw fail("RTU needs a device path and a positive baud rate") }
+            guard !path.isEmpty, (1...4_000_000).contains(baud) else {
+                throw fail("RTU needs a device path and a baud rate of 1 to 4000000 (e.g. 9600)")
+            }
             guard stopBits == 1 || stopBits == 2 else { throw fail("stop bits must be 1 or 2") }
         }
         var seen: Set<String> = []

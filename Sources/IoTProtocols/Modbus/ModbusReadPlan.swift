@@ -18,6 +18,7 @@ public struct ModbusReadPlan: Sendable, Hashable {
 
     /// Plans the reads of `registers`; `maxGap` unused items may be read to join two ranges.
     public init(_ registers: [ModbusRegister], maxGap: Int = 0) {
+        let maxGap = min(max(maxGap, 0), 65_536)  // a wider gap joins nothing more, and cannot overflow below
         var requests: [Request] = []
         for area in ModbusArea.allCases {
             let indices = registers.indices.filter { registers[$0].area == area }

@@ -15,6 +15,12 @@ let package = Package(
         .library(name: "IoTStorage", targets: ["IoTStorage"]),
         .library(name: "IoTTesting", targets: ["IoTTesting"]),
         .library(name: "IoTProtocols", targets: ["IoTProtocols"]),
+        .library(name: "IoTHTTP", targets: ["IoTHTTP"]),
+        .library(name: "IoTMQTT", targets: ["IoTMQTT"]),
+        .library(name: "IoTCoAP", targets: ["IoTCoAP"]),
+        .library(name: "IoTModbus", targets: ["IoTModbus"]),
+        .library(name: "IoTNotifiers", targets: ["IoTNotifiers"]),
+        .library(name: "IoTAuth", targets: ["IoTAuth"]),
         .library(name: "IoTServer", targets: ["IoTServer"]),
         .library(name: "IoTRules", targets: ["IoTRules"]),
         .library(name: "IoTScripting", targets: ["IoTScripting"]),
@@ -93,33 +99,118 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Transports (Sources/IoTProtocols): one target per seam, each with its own C library only
+
+        // Internal (no product): the transports' own threads (detached I/O threads, blocking pools).
         .target(
-            name: "IoTProtocols",
+            name: "IoTIO",
             dependencies: [
                 "IoTCore",
-                "CIoTModbus",
                 "CIoTLinux",
-                "CIoTMosquitto",
-                "CIoTCurl",
-                "CIoTCoAP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            path: "Sources/IoTProtocols/IoTIO",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "IoTAuth",
+            dependencies: [
+                "IoTCore",
+                "IoTIO",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            path: "Sources/IoTProtocols/IoTAuth",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "IoTHTTP",
+            dependencies: [
+                "IoTCore",
+                "IoTAuth",
+                "IoTIO",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOTLS", package: "swift-nio"),
-                .product(name: "HummingbirdTLS", package: "hummingbird"),
-                .product(name: "HummingbirdCore", package: "hummingbird"),
             ],
+            path: "Sources/IoTProtocols/IoTHTTP",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "IoTMQTT",
+            dependencies: [
+                "IoTCore",
+                "IoTIO",
+                "CIoTMosquitto",
+                "CIoTLinux",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/IoTProtocols/IoTMQTT",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "IoTCoAP",
+            dependencies: [
+                "IoTCore",
+                "IoTAuth",
+                "IoTIO",
+                "CIoTCoAP",
+                "CIoTLinux",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/IoTProtocols/IoTCoAP",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "IoTModbus",
+            dependencies: [
+                "IoTCore",
+                "IoTIO",
+                "CIoTModbus",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/IoTProtocols/IoTModbus",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "IoTNotifiers",
+            dependencies: [
+                "IoTCore",
+                "IoTIO",
+                "CIoTCurl",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Sources/IoTProtocols/IoTNotifiers",
+            swiftSettings: swiftSettings
+        ),
+        // The umbrella: every transport, for those who want them all.
+        .target(
+            name: "IoTProtocols",
+            dependencies: ["IoTAuth", "IoTHTTP", "IoTMQTT", "IoTCoAP", "IoTModbus", "IoTNotifiers"],
+            path: "Sources/IoTProtocols/Umbrella",
             swiftSettings: swiftSettings
         ),
         .target(
@@ -244,7 +335,7 @@ let package = Package(
         .testTarget(
             name: "IoTProtocolsTests",
             dependencies: [
-                "IoTCore", "IoTProtocols", "IoTTesting", "IoTStorage",
+                "IoTCore", "IoTProtocols", "IoTHTTP", "IoTTesting", "IoTStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -334,7 +425,7 @@ let package = Package(
         .testTarget(
             name: "CoAPTests",
             dependencies: [
-                "IoTCore", "IoTProtocols", "IoTTesting", "IoTStorage", "IoTServer",
+                "IoTCore", "IoTProtocols", "IoTCoAP", "IoTTesting", "IoTStorage", "IoTServer",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Peers"],

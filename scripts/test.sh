@@ -134,6 +134,35 @@ if ! swift test --package-path Examples/RuleUnitTest >"$log" 2>&1; then
 fi
 grep -E 'Test run with' "$log"
 
+echo "== Examples/HTTPOnly (an integrator's package: HTTP ingest with IoTHTTP and IoTStorage only)"
+if ! swift build --package-path Examples/HTTPOnly >"$log" 2>&1; then
+    cat "$log"
+    echo "FAILED: Examples/HTTPOnly does not build" >&2
+    exit 1
+fi
+http_only="$(swift build --package-path Examples/HTTPOnly --show-bin-path)/HTTPOnly"
+# The promise of the module split: HTTP ingest links none of the other transports' C libraries.
+if ldd "$http_only" | grep -E 'libmosquitto|libcoap|libmodbus|libcurl'; then
+    echo "FAILED: Examples/HTTPOnly links a C library of another transport (above)" >&2
+    exit 1
+fi
+http_only_dir=$(mktemp -d)
+"$http_only" --port 0 --dir "$http_only_dir" >"$http_only_dir/out" 2>&1 &
+http_only_pid=$!
+for _ in $(seq 100); do grep -q '^POST ' "$http_only_dir/out" && break; sleep 0.1; done
+url=$(sed -n 's/^POST //p' "$http_only_dir/out")
+curl -fsS -X POST "$url" -d '{"temperature": 21.5}' || echo "FAILED: POST to Examples/HTTPOnly" >&2
+kill -TERM "$http_only_pid"
+status=0
+wait "$http_only_pid" || status=$?
+cat "$http_only_dir/out"
+stored=$(grep -c '^sensor-1.temperature = 21.5 ' "$http_only_dir/out" || true)
+rm -rf "$http_only_dir"
+if [ "$status" != 0 ] || [ "$stored" != 1 ]; then
+    echo "FAILED: Examples/HTTPOnly did not store the posted value (exit $status)" >&2
+    exit 1
+fi
+
 echo "== examples and benchmark smoke run (debug build; proves they run, not how fast)"
 swift run --skip-build CustomTransportExample --seconds 2 || { echo "FAILED: CustomTransportExample" >&2; exit 1; }
 swift run --skip-build iot-bench all --smoke || { echo "FAILED: benchmark smoke run" >&2; exit 1; }

@@ -5,9 +5,9 @@ import IoTProtocols
 extension FuzzTarget {
     /// A CoAP request as the CoAP listener reads it. The bytes are one UDP datagram: libcoap parses it into a
     /// PDU (`coap_pdu_parse`, as on receive), then the listener's request reading runs on it: the Uri-Path
-    /// (`coap_get_uri_path`) and Uri-Query (`coap_get_query`) into ``IoTProtocols/CoAPTelemetryRoute``, the
+    /// (`coap_get_uri_path`) and Uri-Query (`coap_get_query`) into ``IoTCoAP/CoAPTelemetryRoute``, the
     /// Content-Format option into a media type, the payload (`coap_get_data_large`) into the parser the
-    /// listener picks for that format, and a failure into the ``IoTProtocols/CoAPReply`` error body, which must
+    /// listener picks for that format, and a failure into the ``IoTCoAP/CoAPReply`` error body, which must
     /// read back as JSON naming the same message.
     public static func fuzzCoAP(_ data: [UInt8]) {
         _ = libcoapStarted

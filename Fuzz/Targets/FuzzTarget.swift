@@ -14,13 +14,13 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case json
     /// ``IoTCore/SenMLParser`` with a receive time (relative times) and without one.
     case senml
-    /// The stream framers: ``IoTCore/StreamTransport``'s lines and ``IoTProtocols/TCPTransport``'s lines and
+    /// The stream framers: ``IoTCore/StreamTransport``'s lines and ``IoTHTTP/TCPTransport``'s lines and
     /// length-prefixed frames, with their oversize handling and acks.
     case tcpFramer = "tcp-framer"
     /// A CoAP request datagram as the CoAP listener reads it: libcoap's PDU parse, then the listener's Uri-Path,
     /// Uri-Query, Content-Format and payload reading, telemetry route and error reply.
     case coap
-    /// ``IoTProtocols/ModbusCodec`` decoding and encoding over every data type and byte order.
+    /// ``IoTModbus/ModbusCodec`` decoding and encoding over every data type and byte order.
     case modbus
     /// ``IoTRules/CronExpression`` parsing and its next fire times in UTC, a fixed offset and a DST zone.
     case cron

@@ -3,7 +3,7 @@ import IoTProtocols
 
 extension FuzzTarget {
     /// The Modbus codec. The first byte picks the register: its data type (`% 8`, in
-    /// ``IoTProtocols/ModbusDataType`` order), byte order (`/ 8 % 4`) and scaling (`/ 32 % 3`: plain,
+    /// ``IoTModbus/ModbusDataType`` order), byte order (`/ 8 % 4`) and scaling (`/ 32 % 3`: plain,
     /// `× 0.1 − 40`, or the scale and offset that bytes 1–16 spell as two doubles, when valid); bool registers
     /// also on a bit of a register and on a coil. The rest are register words (big-endian pairs), decoded, and
     /// the value read is encoded back and must decode to the same value (integer types: to the same words).

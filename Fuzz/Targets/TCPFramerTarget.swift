@@ -8,7 +8,7 @@ extension FuzzTarget {
     /// oversize frame, ``IoTCore/StreamTransport/nextFrame(from:)``,
     /// ``IoTCore/StreamTransport/oversizeFrameLength(in:)``, the size checks, ``IoTCore/StreamTransport/decode(_:identity:)``
     /// and ``IoTCore/StreamTransport/acknowledgement(for:)``), with the stream arriving whole (inputs of even
-    /// length) or in 3-byte chunks (odd length). Nothing is ingested. Framers: the base class's lines, ``IoTProtocols/TCPTransport``'s lines
+    /// length) or in 3-byte chunks (odd length). Nothing is ingested. Framers: the base class's lines, ``IoTHTTP/TCPTransport``'s lines
     /// and its length-prefixed frames, all with a 32-byte limit so that short inputs reach the oversize paths.
     public static func fuzzTCPFramer(_ data: [UInt8]) {
         for framer in Framers.shared.all {

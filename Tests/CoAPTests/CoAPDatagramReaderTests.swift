@@ -1,6 +1,7 @@
 import CIoTCoAP
 import IoTCore
-@testable import IoTProtocols
+import IoTProtocols
+@testable import IoTCoAP
 import Testing
 
 #if canImport(Glibc)

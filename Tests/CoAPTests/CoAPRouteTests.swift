@@ -1,4 +1,5 @@
-@testable import IoTProtocols
+import IoTProtocols
+@testable import IoTCoAP
 import IoTCore
 import Testing
 

@@ -7,7 +7,8 @@ import NIOCore
 import Synchronization
 import Testing
 
-@testable import IoTProtocols
+import IoTProtocols
+@testable import IoTHTTP
 
 @Suite struct HTTPIngestTransportTests {
     @Test func devicePathStoresJSONAndAnswersWithTheReceipt() async throws {

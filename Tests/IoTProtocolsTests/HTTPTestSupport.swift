@@ -10,7 +10,8 @@ import NIOCore
 import ServiceLifecycle
 import Testing
 
-@testable import IoTProtocols
+import IoTProtocols
+@testable import IoTHTTP
 
 /// An ingestor over in-memory stores and an HTTP ingest transport on a free loopback port.
 final class HTTPHarness: Sendable {

@@ -8,7 +8,7 @@ extension ManagementServer {
     /// at run time as MQTT clients are (create, remove, monitor; re-registration is the manager's).
     ///
     /// The routes are not under `/tenants/{tenant}` because an observation's id is unique in the instance
-    /// (``IoTProtocols/CoAPObserverManager`` has one namespace) and its spec carries its tenant, as an MQTT
+    /// (``IoTCoAP/CoAPObserverManager`` has one namespace) and its spec carries its tenant, as an MQTT
     /// client spec does. The tenant must exist; an observation created here is kept in the definition store
     /// of that tenant (kind `coap-observation`) and comes back with ``restoreDefinitions()``.
     func addCoAPObservationRoutes(to router: RouterGroup<BasicRequestContext>) {

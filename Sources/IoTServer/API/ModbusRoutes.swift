@@ -145,7 +145,7 @@ extension ManagementServer {
         }
     }
 
-    /// Decodes a device of the API: the configuration form of ``IoTProtocols/ModbusDevice`` with the
+    /// Decodes a device of the API: the configuration form of ``IoTModbus/ModbusDevice`` with the
     /// tenant of the path (a `tenant` field, if any, must match it) and, for `PUT …/{uid}`, the uid of the
     /// path (a `uid` field, if any, must match it); 400 saying what is wrong otherwise.
     static func modbusDevice(from bytes: [UInt8], tenant: TenantID, uid: String?) throws -> ModbusDevice {

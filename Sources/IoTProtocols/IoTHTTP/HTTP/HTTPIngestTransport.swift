@@ -1,0 +1,211 @@
+import IoTAuth
+package import Hummingbird
+package import HummingbirdCore
+import HummingbirdTLS
+package import HummingbirdWebSocket
+public import IoTCore
+public import Logging
+import NIOCore
+
+/// The HTTP device listener: devices post telemetry, and get `200` only once it is in the journal.
+///
+/// Endpoints:
+/// - `POST /api/v1/devices/{uid}/telemetry` with `Authorization: Bearer <device token>`; the body is JSON
+///   (``IoTCore/JSONParser``: an object, `{"ts", "values"}`, an array of those, or the gateway form) or
+///   SenML (`Content-Type: application/senml+json`). Answers `{"sequence":…,"records":…,"points":…}`.
+/// - ThingsBoard's device API, `POST /api/v1/{token}/telemetry`, with the body forms ThingsBoard accepts
+///   (an object, `{"ts", "values"}`, or an array of those), so existing ThingsBoard devices work
+///   unchanged. Answers `200` with an empty body, as ThingsBoard does.
+/// - With a ``DeviceAuthService`` as authenticator: `POST /api/v1/devices/auth` exchanges
+///   `{"username", "password"}` for a short-lived token (`{"token", "tokenType", "expiresAt", "expiresIn",
+///   "deviceUID"}`), and `POST /api/v1/devices/auth/refresh` with `Authorization: Bearer <that token>`
+///   renews it. Telemetry also accepts `Authorization: Basic` (username and password). Failed attempts
+///   are limited per client address (429 with `Retry-After` while blocked).
+///
+/// With ``Configuration/tls`` the listener speaks HTTPS (TLS 1.2 or later); when it asks for client
+/// certificates, a telemetry request without `Authorization` is the device its verified certificate is
+/// registered to. A failed TLS handshake is counted as rejected.
+///
+/// Errors are JSON `{"error": "<code name>", "message": "<what to do>"}`: 400 (malformed payload,
+/// invalid value, unknown signal), 401 (missing or unknown token), 403 (the token belongs to another
+/// device), 404 (unknown device), 413 (body over ``Configuration/maxBodyBytes``, refused from
+/// `Content-Length` before the body is read), 415 (unsupported content type), 429 with `Retry-After`
+/// (over the per-device ``IoTCore/Ingestor/Configuration/rateLimit``), 503 with `Retry-After` (the store is behind or the
+/// ingestor is starting or stopping), 500 (journal or storage failure). Requests refused before they reach
+/// the ingestor (401, 403, 413, 415, 429) are counted through ``IoTCore/Ingestor/recordRejected(transport:error:)``,
+/// so ``IoTCore/Ingestor/statistics`` covers every request.
+///
+/// ```swift
+/// let http = HTTPIngestTransport(
+///     configuration: .init(host: "0.0.0.0", port: 8080),
+///     ingestor: ingestor, authenticator: TokenAuthenticator(credentials: credentials), logger: logger)
+/// let group = ServiceGroup(services: [ingestor, http], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// try await group.run()
+/// // curl -X POST http://127.0.0.1:8080/api/v1/$TOKEN/telemetry -d '{"temp": 21.5}'
+/// ```
+public final class HTTPIngestTransport: Transport {
+    /// The configuration in force.
+    public let configuration: Configuration
+    let ingestor: Ingestor
+    let authenticator: any DeviceAuthenticator
+    let logger: Logger
+    let authenticationCache: AuthenticationCache?
+    /// Connection caps of the listener (``Configuration/limits``).
+    let limiter: ConnectionLimiter
+    let port = ListeningPort(component: "HTTP ingest listener")
+    let jsonParser = JSONParser()
+    let thingsBoardParser = JSONParser(configuration: .init(layout: .device))
+    let senmlParser = SenMLParser()
+
+    /// `"http"`: the transport label of messages and counters.
+    public var name: String { "http" }
+
+    /// Creates the listener; nothing is bound until ``run()``.
+    ///
+    /// An invalid configuration is reported by ``run()``; call ``Configuration/validate()`` to check it
+    /// earlier.
+    public convenience init(
+        configuration: Configuration = .init(),
+        ingestor: Ingestor,
+        authenticator: any DeviceAuthenticator,
+        logger: Logger = Logger(label: "iot.http")
+    ) {
+        self.init(
+            configuration: configuration, ingestor: ingestor, authenticator: authenticator, logger: logger,
+            authenticationCacheClock: nil)
+    }
+
+    /// `authenticationCacheClock`: monotonic nanoseconds for the authentication cache (tests drive it by
+    /// hand).
+    init(
+        configuration: Configuration, ingestor: Ingestor, authenticator: any DeviceAuthenticator, logger: Logger,
+        authenticationCacheClock: (@Sendable () -> Int64)?
+    ) {
+        self.configuration = configuration
+        self.ingestor = ingestor
+        self.authenticator = authenticator
+        self.logger = logger
+        self.limiter = ConnectionLimiter(limits: configuration.limits, listener: "http")
+        self.authenticationCache =
+            configuration.authenticationCacheMillis > 0
+            ? AuthenticationCache(ttlMillis: configuration.authenticationCacheMillis, clock: authenticationCacheClock)
+            : nil
+    }
+
+    /// Serves until graceful shutdown or cancellation; returns once the listener is closed.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for an invalid configuration, or the error of
+    ///   binding the port.
+    public func run() async throws {
+        do {
+            try configuration.validate()
+        } catch {
+            port.stopped("its configuration is invalid: \(error.message)")
+            throw error
+        }
+        let router = Router(context: DeviceRequestContext.self)
+        router.add(middleware: PercentDecodingMiddleware())
+        router.post("/api/v1/devices/:uid/telemetry") { request, context in
+            await self.deviceTelemetry(request, context: context)
+        }
+        router.post("/api/v1/:token/telemetry") { request, context in
+            await self.thingsBoardTelemetry(request, context: context)
+        }
+        router.post("/api/v1/devices/auth") { request, context in
+            await self.exchangeToken(request, context: context)
+        }
+        router.post("/api/v1/devices/auth/refresh") { request, context in
+            await self.refreshToken(request, context: context)
+        }
+        // Every route takes POST only: other methods get 405 with `Allow: POST`.
+        for path in ["/api/v1/devices/:uid/telemetry", "/api/v1/:token/telemetry", "/api/v1/devices/auth",
+                     "/api/v1/devices/auth/refresh"] {
+            for method: HTTPRequest.Method in [.get, .put, .delete, .patch] {
+                router.on(RouterPath(path), method: method) { request, _ -> Response in
+                    var response = IngestResponses.error(
+                        IoTError(.invalidArgument, "\(request.method.rawValue) is not allowed here; use POST"),
+                        status: .methodNotAllowed)
+                    response.headers[.allow] = "POST"
+                    return response
+                }
+            }
+        }
+        let port = self.port
+        let logger = self.logger
+        let host = configuration.host
+        let server: HTTPServerBuilder
+        do {
+            server = try Self.serverBuilder(tls: configuration.tls, limiter: limiter) {
+                HTTP1Channel(responder: $1, configuration: $0)
+            }
+        } catch {
+            port.stopped("its TLS configuration is invalid: \(error)")
+            throw error
+        }
+        let app = Application(
+            router: router,
+            server: server,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
+            onServerRunning: { [tls = configuration.tls, ingestor = self.ingestor, name = self.name] channel in
+                await Self.watchHandshakes(on: channel, tls: tls, ingestor: ingestor, transport: name)
+                let bound = channel.localAddress?.port ?? 0
+                logger.info("HTTP ingest listening", metadata: ["host": "\(host)", "port": "\(bound)"])
+                port.bound(bound)
+            },
+            logger: logger)
+        do {
+            try await app.run()
+        } catch {
+            port.stopped("it failed: \(error)")
+            throw error
+        }
+        port.stopped("it has stopped")
+    }
+
+    /// The server of a listener that upgrades to WebSocket through `webSocketRouter` (the WebSocket device
+    /// listener, the management API's live feed), with the limits of `limiter` and TLS when `tls` is set.
+    package static func webSocketUpgradeServer<Context: WebSocketRequestContext>(
+        tls: ListenerTLS?, limiter: ConnectionLimiter, webSocketRouter: Router<Context>,
+        webSocket: WebSocketServerConfiguration = .init()
+    ) throws -> HTTPServerBuilder {
+        let webSocketResponder = webSocketRouter.buildResponder()
+        return try serverBuilder(tls: tls, limiter: limiter) {
+            HTTP1WebSocketUpgradeChannel(
+                responder: $1, webSocketResponder: webSocketResponder, configuration: .init(http1: $0, ws: webSocket))
+        }
+    }
+
+    /// A listener's server: `child`, built with Hummingbird's HTTP/1 settings for the limiter's limits (idle
+    /// timeout, request head watcher), behind the connection guard (caps, head deadline), in TLS when `tls`
+    /// is set.
+    static func serverBuilder<Child: ServerChildChannel>(
+        tls: ListenerTLS?, limiter: ConnectionLimiter,
+        _ child: @escaping @Sendable (HTTP1Channel.Configuration, @escaping HTTPChannelHandler.Responder) -> Child
+    ) throws -> HTTPServerBuilder {
+        let http1 = limiter.limits.http1Configuration()
+        let tlsConfiguration = try tls.map { tls in
+            _ = try tls.makeContext()
+            return try tls.serverConfiguration()
+        }
+        return HTTPServerBuilder { responder in
+            let guarded = GuardedChannel(base: child(http1, responder), limiter: limiter)
+            guard let tlsConfiguration else { return guarded }
+            return try TLSChannel(guarded, tlsConfiguration: tlsConfiguration)
+        }
+    }
+
+    /// With TLS, counts every failed handshake on the listener's `server` channel as a rejected message of
+    /// `transport`.
+    static func watchHandshakes(on server: any Channel, tls: ListenerTLS?, ingestor: Ingestor, transport: String) async {
+        guard tls != nil else { return }
+        await TLSAcceptWatcher.install(on: server) { error in ingestor.recordRejected(transport: transport, error: error) }
+    }
+
+    /// The port the listener is bound to; waits until ``run()`` has bound it.
+    ///
+    /// With ``Configuration/port`` `0` this is the free port the kernel picked (tests use that).
+    /// - Throws: when the listener failed to start or has stopped.
+    public func listeningPort() async throws -> Int {
+        try await port.wait()
+    }
+}

@@ -255,7 +255,8 @@ let package = Package(
         .executableTarget(
             name: "iot-bench",
             dependencies: [
-                "IoTCore", "IoTStorage", "IoTProtocols", "IoTRules", "IoTTesting", "IoTScripting", "IoTServer", "iot-js-worker",
+                "IoTCore", "IoTStorage", "IoTProtocols", "IoTRules", "IoTTesting", "IoTScripting", "IoTServer",
+                "iot-js-worker",
                 "CIoTSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),

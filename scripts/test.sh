@@ -17,6 +17,13 @@ source scripts/lib.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
+echo "== style (swift format lint --strict with .swift-format; scripts/format.sh --fix rewrites)"
+if ! scripts/format.sh >"$log" 2>&1; then
+    cat "$log"
+    echo "FAILED: swift format found the findings above; run scripts/format.sh --fix" >&2
+    exit 1
+fi
+
 echo "== build (debug, all targets incl. tests)"
 swift build --build-tests >"$log" 2>&1
 status=$?

@@ -7,7 +7,7 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Issue 17's password-guessing attack: 200 wrong-password attempts per second from 50 client addresses
@@ -20,7 +20,9 @@ func runAuthBenchmark(_ options: BenchOptions) async throws {
     let seconds = options.smoke ? 1.0 : 10.0
     var logger = Logger(label: "bench")
     logger.logLevel = .critical
-    print("== auth: 200 wrong-password attempts/s from 50 addresses; /healthz and a device's p99, \(Int(seconds)) s each side")
+    print(
+        "== auth: 200 wrong-password attempts/s from 50 addresses; /healthz and a device's p99, \(Int(seconds)) s each side"
+    )
 
     let registry = InMemoryRegistryStore()
     let points = InMemoryPointStore()
@@ -34,7 +36,8 @@ func runAuthBenchmark(_ options: BenchOptions) async throws {
     let token = try await auth.issueToken(for: device, label: "bench", now: 0)
     _ = try await auth.addPassword(for: device, username: "dev-0", password: "the-right-password", label: "p", now: 0)
     let ingestor = Ingestor(journal: InMemoryJournal(), pointStore: points, registry: registry, logger: logger)
-    let http = HTTPIngestTransport(configuration: .init(port: 0), ingestor: ingestor, authenticator: auth, logger: logger)
+    let http = HTTPIngestTransport(
+        configuration: .init(port: 0), ingestor: ingestor, authenticator: auth, logger: logger)
     let api = ManagementServer(
         configuration: .init(port: 0, adminAPIKey: String(repeating: "k", count: 32)), registry: registry,
         points: points, tokens: auth, ingestor: ingestor, prometheus: nil, logger: logger)
@@ -95,7 +98,8 @@ func runAuthBenchmark(_ options: BenchOptions) async throws {
             let n = attempts.next()
             Thread {
                 let body = #"{"username":"guess-\#(n)","password":"wrong-\#(n)"}"#
-                let request = "POST /api/v1/devices/auth HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                let request =
+                    "POST /api/v1/devices/auth HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                     + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
                 outcomes.count(rawRequest(port: httpPort, request, source: "127.0.0.\(10 + n % 50)")?.status ?? 0)
             }.start()
@@ -115,11 +119,16 @@ func runAuthBenchmark(_ options: BenchOptions) async throws {
     let da = percentile(attacked.device.sorted(), 0.99)
     let counted = outcomes.snapshot
     print(String(format: "/healthz p99: %.1f ms without the attack, %.1f ms under it   (goal ≤ 50 ms)", hq, ha))
-    print(String(format: "device request p99: %.1f ms without, %.1f ms under it: %.2f×   (goal ≤ 2×)", dq, da, da / max(dq, 0.001)))
+    print(
+        String(
+            format: "device request p99: %.1f ms without, %.1f ms under it: %.2f×   (goal ≤ 2×)", dq, da,
+            da / max(dq, 0.001)))
     print(
         "attempts: \(attempts.current) in \(Int(seconds)) s; answered 401 \(counted[401] ?? 0), 429 \(counted[429] ?? 0) (address or username blocked), 503 \(counted[503] ?? 0) (hashing queue full), other \(counted.filter { ![401, 429, 503].contains($0.key) }.values.reduce(0, +)); probes \(quiet.health.count)+\(attacked.health.count) health, \(quiet.device.count)+\(attacked.device.count) device"
     )
-    print("limiter: \(auth.limiter.statistics.failures) failures counted, \(auth.limiter.statistics.blocked) attempts refused while blocked")
+    print(
+        "limiter: \(auth.limiter.statistics.failures) failures counted, \(auth.limiter.statistics.blocked) attempts refused while blocked"
+    )
 }
 
 /// A shared counter.
@@ -156,7 +165,9 @@ private func rawRequest(port: Int, _ request: String, source: String? = nil) -> 
         local.sin_family = sa_family_t(AF_INET)
         local.sin_addr.s_addr = inet_addr(source)
         let rc = withUnsafePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard rc == 0 else { return nil }
     }
@@ -165,18 +176,24 @@ private func rawRequest(port: Int, _ request: String, source: String? = nil) -> 
     address.sin_port = in_port_t(UInt16(port).bigEndian)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     let rc = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
     guard rc == 0 else { return nil }
     let bytes = Array(request.utf8)
-    guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else { return nil }
+    guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else {
+        return nil
+    }
     var response: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 4096)
     while true {
         let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         if n <= 0 { break }
         response += buffer[0..<n]
-        if response.count > 12, let text = String(bytes: response.prefix(64), encoding: .utf8), text.hasPrefix("HTTP/1.1 ") {
+        if response.count > 12, let text = String(bytes: response.prefix(64), encoding: .utf8),
+            text.hasPrefix("HTTP/1.1 ")
+        {
             // The status line is enough; read on until the server closes (Connection: close).
             continue
         }

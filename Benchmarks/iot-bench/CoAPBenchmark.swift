@@ -47,7 +47,9 @@ func runCoAPBenchmark(_ options: BenchOptions) async throws {
 
     // Reference: libcoap's example server (dynamic resources, -d), as in bench_coap.sh.
     let refPort = freePort()
-    let server = try ChildProcess(["/usr/bin/env", "coap-server-notls", "-A", "127.0.0.1", "-p", String(refPort), "-d", "10", "-v", "0"])
+    let server = try ChildProcess([
+        "/usr/bin/env", "coap-server-notls", "-A", "127.0.0.1", "-p", String(refPort), "-d", "10", "-v", "0",
+    ])
     defer { server.stop(signal: SIGKILL) }
     usleep(300_000)
     var reference: [Double] = []
@@ -65,9 +67,11 @@ func runCoAPBenchmark(_ options: BenchOptions) async throws {
     let tokens = TokenAuthenticator(credentials: SQLiteCredentialStore(storage: storage))
     let tenant: TenantID = "bench"
     try await registry.saveTenant(Tenant(id: tenant))
-    try await registry.saveProduct(.tenant(tenant), Product(id: "p", signals: [Signal(name: "temp"), Signal(name: "hum")]))
+    try await registry.saveProduct(
+        .tenant(tenant), Product(id: "p", signals: [Signal(name: "temp"), Signal(name: "hum")]))
     try await registry.saveDevice(.tenant(tenant), Device(uid: "dev", product: "p"))
-    let token = try await tokens.issueToken(for: DeviceIdentity(tenant: tenant, deviceUID: "dev"), label: "bench", now: 0)
+    let token = try await tokens.issueToken(
+        for: DeviceIdentity(tenant: tenant, deviceUID: "dev"), label: "bench", now: 0)
     let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: logger)
     let coap = CoAPTransport(
         configuration: .init(port: 0, authenticationCacheMillis: 1_000), ingestor: ingestor, authenticator: tokens,
@@ -92,7 +96,9 @@ func runCoAPBenchmark(_ options: BenchOptions) async throws {
         lost += r.lost
     }
     let sdk = median(ours)
-    print("sdk CoAPTransport (journal + SQLite): \(grouped(sdk)) resp/s\(lost > 0 ? "  (\(lost) requests unanswered within 1 s)" : "")")
+    print(
+        "sdk CoAPTransport (journal + SQLite): \(grouped(sdk)) resp/s\(lost > 0 ? "  (\(lost) requests unanswered within 1 s)" : "")"
+    )
     print(String(format: "ratio sdk / coap-server: %.2f×   (goal ≥ 0.5×)", sdk / median(reference)))
     // CPU per answered request, which load on the machine disturbs far less than the rates: the C server's
     // from /proc, the SDK's from getrusage (this whole process: I/O thread, journal, SQLite commits).
@@ -103,7 +109,8 @@ func runCoAPBenchmark(_ options: BenchOptions) async throws {
         let referenceMicros = referenceCPU / referenceAnswered * 1e6
         print(
             String(
-                format: "CPU per request: coap-server %.1f µs, sdk %.1f µs (%.2f× the C server's; the SDK's includes its SQLite commits)",
+                format:
+                    "CPU per request: coap-server %.1f µs, sdk %.1f µs (%.2f× the C server's; the SDK's includes its SQLite commits)",
                 referenceMicros, sdkMicros, sdkMicros / referenceMicros))
     }
     // Every request ends in one counter; a request still being journaled when the client stopped settles.
@@ -122,13 +129,17 @@ func runCoAPBenchmark(_ options: BenchOptions) async throws {
     // The same transport over in-memory stores: what the CoAP path costs without the file journal and SQLite.
     let memRegistry = InMemoryRegistryStore()
     try await memRegistry.saveTenant(Tenant(id: tenant))
-    try await memRegistry.saveProduct(.tenant(tenant), Product(id: "p", signals: [Signal(name: "temp"), Signal(name: "hum")]))
+    try await memRegistry.saveProduct(
+        .tenant(tenant), Product(id: "p", signals: [Signal(name: "temp"), Signal(name: "hum")]))
     try await memRegistry.saveDevice(.tenant(tenant), Device(uid: "dev", product: "p"))
     let memTokens = TokenAuthenticator(credentials: InMemoryCredentialStore())
-    let memToken = try await memTokens.issueToken(for: DeviceIdentity(tenant: tenant, deviceUID: "dev"), label: "bench", now: 0)
-    let memIngestor = Ingestor(journal: InMemoryJournal(), pointStore: InMemoryPointStore(), registry: memRegistry, logger: logger)
+    let memToken = try await memTokens.issueToken(
+        for: DeviceIdentity(tenant: tenant, deviceUID: "dev"), label: "bench", now: 0)
+    let memIngestor = Ingestor(
+        journal: InMemoryJournal(), pointStore: InMemoryPointStore(), registry: memRegistry, logger: logger)
     let memCoAP = CoAPTransport(
-        configuration: .init(port: 0, authenticationCacheMillis: 1_000), ingestor: memIngestor, authenticator: memTokens,
+        configuration: .init(port: 0, authenticationCacheMillis: 1_000), ingestor: memIngestor,
+        authenticator: memTokens,
         logger: logger)
     let memServices = Task {
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -142,7 +153,9 @@ func runCoAPBenchmark(_ options: BenchOptions) async throws {
     while !memIngestor.isReady { try await Task.sleep(for: .milliseconds(5)) }
     var memRates: [Double] = []
     for _ in 0..<runs { memRates.append(try client(memPort, "api/v1/\(memToken)/telemetry").rate) }
-    print("sdk CoAPTransport (in-memory stores): \(grouped(median(memRates))) resp/s  (ratio \(String(format: "%.2f", median(memRates) / median(reference)))×)")
+    print(
+        "sdk CoAPTransport (in-memory stores): \(grouped(median(memRates))) resp/s  (ratio \(String(format: "%.2f", median(memRates) / median(reference)))×)"
+    )
     memServices.cancel()
     _ = try? await memServices.value
     removeTree(base)

@@ -35,7 +35,9 @@ func runHTTPBenchmark(_ options: BenchOptions) async throws {
         let task = Task { try await app.runService(gracefulShutdownSignals: []) }
         while port.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(5)) }
         let p = port.withLock { $0 }!
-        helloRate = try wrk(url: "http://127.0.0.1:\(p)/hello", script: singlePointScript(), seconds: seconds, connections: connections, dir: base)
+        helloRate = try wrk(
+            url: "http://127.0.0.1:\(p)/hello", script: singlePointScript(), seconds: seconds, connections: connections,
+            dir: base)
         task.cancel()
         _ = try? await task.value
     }
@@ -51,7 +53,8 @@ func runHTTPBenchmark(_ options: BenchOptions) async throws {
     try await registry.saveTenant(Tenant(id: tenant))
     try await registry.saveProduct(.tenant(tenant), Product(id: "p", signals: [Signal(name: "temp")]))
     try await registry.saveDevice(.tenant(tenant), Device(uid: "dev", product: "p"))
-    let token = try await tokens.issueToken(for: DeviceIdentity(tenant: tenant, deviceUID: "dev"), label: "bench", now: 0)
+    let token = try await tokens.issueToken(
+        for: DeviceIdentity(tenant: tenant, deviceUID: "dev"), label: "bench", now: 0)
     let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: logger)
     // Token lookups cached for up to 1 s (iotd's default): revocation still takes effect within a second.
     let http = HTTPIngestTransport(
@@ -74,7 +77,8 @@ func runHTTPBenchmark(_ options: BenchOptions) async throws {
     let url = "http://127.0.0.1:\(port)/api/v1/\(token)/telemetry"
     let uncachedPort = try await uncached.listeningPort()
     let singleUncached = try wrk(
-        url: "http://127.0.0.1:\(uncachedPort)/api/v1/\(token)/telemetry", script: singlePointScript(), seconds: seconds,
+        url: "http://127.0.0.1:\(uncachedPort)/api/v1/\(token)/telemetry", script: singlePointScript(),
+        seconds: seconds,
         connections: connections, dir: base)
     print("sdk single point, token looked up in SQLite per request: \(grouped(singleUncached)) req/s")
     let single = try wrk(url: url, script: singlePointScript(), seconds: seconds, connections: connections, dir: base)
@@ -82,11 +86,15 @@ func runHTTPBenchmark(_ options: BenchOptions) async throws {
     print(
         "sdk single point, token cache 1 s (ThingsBoard form): \(grouped(single)) req/s   (stored \(afterSingle.stored), rejected \(afterSingle.rejected), dropped \(afterSingle.dropped))"
     )
-    let batch = try wrkRun(url: url, script: batchScript(points: 100), seconds: seconds, connections: connections, dir: base)
+    let batch = try wrkRun(
+        url: url, script: batchScript(points: 100), seconds: seconds, connections: connections, dir: base)
     print(
         "sdk batch of 100 points: \(grouped(batch.all)) req/s answered, \(grouped(batch.accepted)) accepted (2xx) = \(grouped(batch.accepted * 100)) points/s stored; the rest got 503 + Retry-After"
     )
-    print(String(format: "ratio sdk single (token cache) / hello-world: %.2f×   (goals: ≥ 0.5× and ≥ 30,000 req/s)", single / helloRate))
+    print(
+        String(
+            format: "ratio sdk single (token cache) / hello-world: %.2f×   (goals: ≥ 0.5× and ≥ 30,000 req/s)",
+            single / helloRate))
     print(String(format: "ratio sdk single (no token cache) / hello-world: %.2f×", singleUncached / helloRate))
     while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(5)) }
     // A request wrk abandoned at its deadline can still be between "received" and its outcome for a
@@ -100,7 +108,9 @@ func runHTTPBenchmark(_ options: BenchOptions) async throws {
         print("FAILED: accounting \(s)")
         exit(1)
     }
-    if s.droppedTotal > 0 { print("  note: \(s.droppedTotal) requests were answered 503 (back-pressure) and not stored: \(s.dropped)") }
+    if s.droppedTotal > 0 {
+        print("  note: \(s.droppedTotal) requests were answered 503 (back-pressure) and not stored: \(s.dropped)")
+    }
     services.cancel()
     _ = try? await services.value
     removeTree(base)

@@ -1,11 +1,11 @@
 import CIoTSQLite
+import Foundation
 import IoTCore
 import IoTStorage
-import Foundation
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Journal + store points/s with durable receipts, side by side with raw SQLite inserts measured in
@@ -22,7 +22,9 @@ func runIngestBenchmark(_ options: BenchOptions) async throws {
     let devices = 100
     let signals = 10
     let messages = total / signals
-    print("== ingest: \(grouped(Double(messages * signals))) points in \(grouped(Double(messages))) messages of \(signals) values")
+    print(
+        "== ingest: \(grouped(Double(messages * signals))) points in \(grouped(Double(messages))) messages of \(signals) values"
+    )
 
     let base = options.directory + "/ingest"
     removeTree(base)
@@ -59,9 +61,12 @@ func runIngestBenchmark(_ options: BenchOptions) async throws {
                         for s in 0..<signals {
                             values["s\(s)"] = .number(20.0 + Double((m * signals + s) % 997) / 10.0)
                         }
-                        let record = DeviceRecord(deviceUID: "dev\(device)", time: 1_700_000_000_000 + second * 1000, values: values)
+                        let record = DeviceRecord(
+                            deviceUID: "dev\(device)", time: 1_700_000_000_000 + second * 1000, values: values)
                         do {
-                            _ = try await ingestor.ingest([record], transport: "bench", identity: DeviceIdentity(tenant: tenant, deviceUID: "dev\(device)"))
+                            _ = try await ingestor.ingest(
+                                [record], transport: "bench",
+                                identity: DeviceIdentity(tenant: tenant, deviceUID: "dev\(device)"))
                             m += submitters
                         } catch let e as IoTError where e.code == .backpressure {
                             try await Task.sleep(for: .milliseconds(1))
@@ -98,7 +103,8 @@ func runIngestBenchmark(_ options: BenchOptions) async throws {
         path: base + "/raw.sqlite", total: messages * signals, devices: devices, signals: signals, sortBySeries: false)
     print("raw   C API, same clustered schema, 10k rows/txn:     \(grouped(rawRate)) points/s")
     let rawSortedRate = try rawInsertSameSchema(
-        path: base + "/raw-sorted.sqlite", total: messages * signals, devices: devices, signals: signals, sortBySeries: true)
+        path: base + "/raw-sorted.sqlite", total: messages * signals, devices: devices, signals: signals,
+        sortBySeries: true)
     print("raw   same, each 10k-row txn sorted by series:        \(grouped(rawSortedRate)) points/s")
 
     // Shared reference: bench_sqlite's sqlite_insert with index.
@@ -107,14 +113,19 @@ func runIngestBenchmark(_ options: BenchOptions) async throws {
         let bin = options.directory + "/ref-bin"
         _ = shell("make -s -C '\(dir)' BIN='\(bin)' '\(bin)/sqlite_insert' 2>&1")
         if let out = shell("\(bin)/sqlite_insert '\(base)/shared.sqlite' \(messages * signals) 10000 index"),
-            let rate = out.split(separator: " ").first(where: { $0.hasPrefix("rate=") }).flatMap({ Double($0.dropFirst(5).trimmingCharacters()) })
+            let rate = out.split(separator: " ").first(where: { $0.hasPrefix("rate=") }).flatMap({
+                Double($0.dropFirst(5).trimmingCharacters())
+            })
         {
             sharedRate = rate
             print("raw   shared/bench sqlite_insert (rowid + index):   \(grouped(rate)) points/s")
         }
     }
     print(String(format: "ratio sdk / raw same schema: %.2f×   (goal ≥ 0.70×)", sdkRate / rawRate))
-    print(String(format: "ratio sdk / raw same schema sorted by series (the schema's physical limit): %.2f×", sdkRate / rawSortedRate))
+    print(
+        String(
+            format: "ratio sdk / raw same schema sorted by series (the schema's physical limit): %.2f×",
+            sdkRate / rawSortedRate))
     if let sharedRate { print(String(format: "ratio sdk / shared sqlite_insert index: %.2f×", sdkRate / sharedRate)) }
     removeTree(base)
 }
@@ -129,12 +140,16 @@ extension Substring {
 
 /// Inserts `total` points into a fresh database with the SDK's clustered point schema, via the C API.
 /// With `sortBySeries`, each transaction's rows are inserted in (series, time) order, as the SDK does.
-private func rawInsertSameSchema(path: String, total: Int, devices: Int, signals: Int, sortBySeries: Bool) throws -> Double {
+private func rawInsertSameSchema(path: String, total: Int, devices: Int, signals: Int, sortBySeries: Bool) throws
+    -> Double
+{
     var db: OpaquePointer?
     guard sqlite3_open(path, &db) == SQLITE_OK else { throw BenchError("cannot open \(path)") }
     defer { sqlite3_close(db) }
     func exec(_ sql: String) throws {
-        guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else { throw BenchError("\(sql): \(String(cString: sqlite3_errmsg(db)))") }
+        guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else {
+            throw BenchError("\(sql): \(String(cString: sqlite3_errmsg(db)))")
+        }
     }
     try exec("PRAGMA journal_mode=WAL")
     try exec("PRAGMA synchronous=NORMAL")
@@ -159,7 +174,9 @@ private func rawInsertSameSchema(path: String, total: Int, devices: Int, signals
             sqlite3_bind_int64(st, 1, r.series)
             sqlite3_bind_int64(st, 2, r.time)
             sqlite3_bind_double(st, 3, r.value)
-            guard sqlite3_step(st) == SQLITE_DONE else { throw BenchError("step: \(String(cString: sqlite3_errmsg(db)))") }
+            guard sqlite3_step(st) == SQLITE_DONE else {
+                throw BenchError("step: \(String(cString: sqlite3_errmsg(db)))")
+            }
             sqlite3_reset(st)
         }
         try exec("COMMIT")

@@ -31,20 +31,33 @@ func runMQTTBenchmark(_ options: BenchOptions) async throws {
 
     var rows: [(qos: Int, sdk: Double, bare: Double?, python: Double?, lostDefault: Int, committedRate: Double)] = []
     for qos in [1, 0] {
-        let env = "RUNS=1 MSGS=\(messages) TOPICS=\(topics) QOS_LIST=\(qos) BIN='\(bin)' BENCH_OUT='\(base)/ref' RESULTS='\(base)/ref/results'"
-        let bare = reference(shell("cd '\(shared)' && \(env) ./bench_mqtt.sh unlimited 2>&1 >/dev/null; cat '\(base)/ref/results/results.tsv'"), "mqtt_unlimited_qos\(qos)_c_sub_first_to_last")
+        let env =
+            "RUNS=1 MSGS=\(messages) TOPICS=\(topics) QOS_LIST=\(qos) BIN='\(bin)' BENCH_OUT='\(base)/ref' RESULTS='\(base)/ref/results'"
+        let bare = reference(
+            shell(
+                "cd '\(shared)' && \(env) ./bench_mqtt.sh unlimited 2>&1 >/dev/null; cat '\(base)/ref/results/results.tsv'"
+            ), "mqtt_unlimited_qos\(qos)_c_sub_first_to_last")
         let hasPaho = shell("python3 -c 'import paho.mqtt' 2>/dev/null") != nil
-        let python = hasPaho
-            ? reference(shell("cd '\(shared)' && \(env) ./bench_peer.sh unlimited 2>&1 >/dev/null; cat '\(base)/ref/results/results.tsv'"), "peer_unlimited_qos\(qos)_first_to_last")
+        let python =
+            hasPaho
+            ? reference(
+                shell(
+                    "cd '\(shared)' && \(env) ./bench_peer.sh unlimited 2>&1 >/dev/null; cat '\(base)/ref/results/results.tsv'"
+                ), "peer_unlimited_qos\(qos)_first_to_last")
             : nil
         removeTree(base + "/ref")
-        let sdk = try await measureSDK(qos: qos, messages: messages, topics: topics, bin: bin, dir: base + "/sdk-q\(qos)", unlimited: true)
-        let lossy = try await measureSDK(qos: qos, messages: messages, topics: topics, bin: bin, dir: base + "/sdk-d\(qos)", unlimited: false)
+        let sdk = try await measureSDK(
+            qos: qos, messages: messages, topics: topics, bin: bin, dir: base + "/sdk-q\(qos)", unlimited: true)
+        let lossy = try await measureSDK(
+            qos: qos, messages: messages, topics: topics, bin: bin, dir: base + "/sdk-d\(qos)", unlimited: false)
         rows.append((qos, sdk.rate, bare, python, messages - lossy.received, sdk.committedRate))
         print(
             "QoS \(qos): sdk \(grouped(sdk.rate)) msg/s (first→last, journaled), \(grouped(sdk.committedRate)) msg/s until committed to SQLite"
-                + " | bare C subscriber \(bare.map { grouped($0) } ?? "n/a") | Python peer \(python.map { grouped($0) } ?? "n/a (pip install paho-mqtt)")")
-        print("QoS \(qos) with the broker's default queue limit (1 000): \(grouped(Double(messages - lossy.received))) of \(grouped(Double(messages))) lost before the SDK saw them")
+                + " | bare C subscriber \(bare.map { grouped($0) } ?? "n/a") | Python peer \(python.map { grouped($0) } ?? "n/a (pip install paho-mqtt)")"
+        )
+        print(
+            "QoS \(qos) with the broker's default queue limit (1 000): \(grouped(Double(messages - lossy.received))) of \(grouped(Double(messages))) lost before the SDK saw them"
+        )
     }
     for r in rows {
         let goals = r.qos == 1 ? (0.8, 2.0) : (0.5, 3.0)
@@ -73,14 +86,18 @@ private struct SDKRun {
     var received: Int
 }
 
-private func measureSDK(qos: Int, messages: Int, topics: Int, bin: String, dir: String, unlimited: Bool) async throws -> SDKRun {
+private func measureSDK(qos: Int, messages: Int, topics: Int, bin: String, dir: String, unlimited: Bool) async throws
+    -> SDKRun
+{
     var logger = Logger(label: "bench")
     logger.logLevel = .error
     removeTree(dir)
     _ = shell("mkdir -p '\(dir)'")
     // The broker, configured as the shared bench's lib.sh does.
-    let port = Int(shell("python3 -c 'import socket;s=socket.socket();s.bind((\"127.0.0.1\",0));print(s.getsockname()[1])'")?
-        .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 18_830
+    let port =
+        Int(
+            shell("python3 -c 'import socket;s=socket.socket();s.bind((\"127.0.0.1\",0));print(s.getsockname()[1])'")?
+                .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 18_830
     try """
     per_listener_settings true
     listener \(port) 127.0.0.1
@@ -102,7 +119,8 @@ private func measureSDK(qos: Int, messages: Int, topics: Int, bin: String, dir: 
     var policy = IngestPolicy()
     policy.unknownDevices = .register(product: "p")
     try await registry.saveTenant(Tenant(id: tenant, policy: policy))
-    try await registry.saveProduct(.tenant(tenant), Product(id: "p", signals: [Signal(name: "temp"), Signal(name: "hum"), Signal(name: "ts")]))
+    try await registry.saveProduct(
+        .tenant(tenant), Product(id: "p", signals: [Signal(name: "temp"), Signal(name: "hum"), Signal(name: "ts")]))
     for i in 0..<topics { try await registry.saveDevice(.tenant(tenant), Device(uid: "\(i)", product: "p")) }
     let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: logger)
     let mqtt = try MQTTTransport(
@@ -145,7 +163,9 @@ private func measureSDK(qos: Int, messages: Int, topics: Int, bin: String, dir: 
     _ = try? await ingest.value
     let received = mqtt.client.status.messagesIn
     let stored = mqtt.outcomes.stored
-    if stored != received { print("   (sdk: \(received) received, \(stored) stored, \(mqtt.outcomes.rejected) rejected)") }
+    if stored != received {
+        print("   (sdk: \(received) received, \(stored) stored, \(mqtt.outcomes.rejected) rejected)")
+    }
     return SDKRun(
         rate: last > first ? Double(received - 1) / (last - first) : 0,
         committedRate: committed > first ? Double(received) / (committed - first) : 0, received: received)
@@ -181,4 +201,3 @@ struct BenchFailure: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }
 }
-

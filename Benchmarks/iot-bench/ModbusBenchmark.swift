@@ -24,7 +24,8 @@ func runModbusBenchmark(_ options: BenchOptions) async throws {
     let bin = options.directory + "/modbus-bin"
     removeTree(bin)
     guard shell("make -s -C '\(shared)' BIN='\(bin)' '\(bin)/modbus_server' '\(bin)/modbus_client' 2>&1") != nil else {
-        throw BenchError("building the shared bench's modbus_server/modbus_client failed (apt-get install libmodbus-dev gcc)")
+        throw BenchError(
+            "building the shared bench's modbus_server/modbus_client failed (apt-get install libmodbus-dev gcc)")
     }
     var logger = Logger(label: "bench")
     logger.logLevel = .error
@@ -47,7 +48,9 @@ func runModbusBenchmark(_ options: BenchOptions) async throws {
         try await Task.sleep(for: .milliseconds(10))
         found = threadSchedstatPath(named: "iot-modbus-0")
     }
-    guard let ioThreadCPU = found else { throw BenchError("the Modbus I/O thread iot-modbus-0 was not found in /proc/self/task") }
+    guard let ioThreadCPU = found else {
+        throw BenchError("the Modbus I/O thread iot-modbus-0 was not found in /proc/self/task")
+    }
 
     /// One side of a round: reads/s, and CPU µs per read of the client (the C process, or the SDK's
     /// I/O thread) and of the server.
@@ -61,8 +64,12 @@ func runModbusBenchmark(_ options: BenchOptions) async throws {
         let children0 = childrenCPUSeconds()
         let server0 = schedstatSeconds(serverCPU) ?? 0
         guard let out = shell("'\(bin)/modbus_client' 127.0.0.1 \(port) \(seconds)"),
-            let requests = out.split(separator: " ").first(where: { $0.hasPrefix("requests=") }).flatMap({ Double($0.dropFirst(9)) }),
-            let rate = out.split(separator: " ").first(where: { $0.hasPrefix("rate=") }).flatMap({ Double($0.dropFirst(5)) }),
+            let requests = out.split(separator: " ").first(where: { $0.hasPrefix("requests=") }).flatMap({
+                Double($0.dropFirst(9))
+            }),
+            let rate = out.split(separator: " ").first(where: { $0.hasPrefix("rate=") }).flatMap({
+                Double($0.dropFirst(5))
+            }),
             requests > 0
         else { throw BenchError("modbus_client failed") }
         let server1 = schedstatSeconds(serverCPU) ?? 0
@@ -73,7 +80,8 @@ func runModbusBenchmark(_ options: BenchOptions) async throws {
     func sdkSide(_ round: Int) async throws -> (Side, failures: Int) {
         // The SDK: one device polled continuously (interval 0) by its I/O thread's schedule.
         let device = ModbusDevice(
-            identity: DeviceIdentity(tenant: "bench", deviceUID: "m\(round)"), connection: .tcp(host: "127.0.0.1", port: port),
+            identity: DeviceIdentity(tenant: "bench", deviceUID: "m\(round)"),
+            connection: .tcp(host: "127.0.0.1", port: port),
             intervalMillis: 0, timeoutMillis: 500, startDelayMillis: 0,
             registers: (0..<10).map { ModbusRegister(signal: "r\($0)", address: $0) })
         try modbus.add(device)
@@ -91,7 +99,11 @@ func runModbusBenchmark(_ options: BenchOptions) async throws {
         let failures = modbus.device(device.identity)?.polling.failures ?? 0
         await modbus.remove(device.identity)  // closes the connection for the next raw client
         let reads = Double(max(n1 - n0, 1))
-        return (Side(rate: reads / (t1 - t0), clientCPU: (thread1 - thread0) / reads * 1e6, serverCPU: (server1 - server0) / reads * 1e6), failures)
+        return (
+            Side(
+                rate: reads / (t1 - t0), clientCPU: (thread1 - thread0) / reads * 1e6,
+                serverCPU: (server1 - server0) / reads * 1e6), failures
+        )
     }
 
     var raws: [Side] = []
@@ -112,8 +124,10 @@ func runModbusBenchmark(_ options: BenchOptions) async throws {
         sdks.append(sdk)
         print(
             String(
-                format: "round %2d (%@ first): raw libmodbus client (C) %@ reads/s, %.1f µs CPU/read | sdk poll loop %@ reads/s, %.1f µs CPU/read on its I/O thread, failures %d | %.2f× | server %.1f / %.1f µs CPU/read",
-                round, sdkFirst ? "sdk" : "raw", grouped(raw.rate), raw.clientCPU, grouped(sdk.rate), sdk.clientCPU, failures,
+                format:
+                    "round %2d (%@ first): raw libmodbus client (C) %@ reads/s, %.1f µs CPU/read | sdk poll loop %@ reads/s, %.1f µs CPU/read on its I/O thread, failures %d | %.2f× | server %.1f / %.1f µs CPU/read",
+                round, sdkFirst ? "sdk" : "raw", grouped(raw.rate), raw.clientCPU, grouped(sdk.rate), sdk.clientCPU,
+                failures,
                 sdk.rate / raw.rate, raw.serverCPU, sdk.serverCPU))
     }
     let raw = median(raws.map(\.rate))
@@ -122,22 +136,28 @@ func runModbusBenchmark(_ options: BenchOptions) async throws {
     print("sdk ModbusTransport poll loop (read+decode+ingest): \(grouped(ours)) reads/s (median)")
     // Each round's pair ran within two seconds, so its ratio is free of the drift between rounds.
     let paired = median(zip(sdks, raws).map { $0.rate / $1.rate })
-    print(String(format: "ratio sdk / raw libmodbus, median of the %d rounds' own ratios: %.2f×   (goal ≥ 0.9×)", rounds, paired))
+    print(
+        String(
+            format: "ratio sdk / raw libmodbus, median of the %d rounds' own ratios: %.2f×   (goal ≥ 0.9×)", rounds,
+            paired))
     print(String(format: "ratio of the medians: %.2f×", ours / raw))
     let rawCPU = median(raws.map(\.clientCPU))
     let sdkCPU = median(sdks.map(\.clientCPU))
     print(
         String(
-            format: "client CPU per read (median): raw C client %.1f µs (process, from getrusage) | sdk I/O thread %.1f µs (schedstat; the reads, the schedule and the hand-off: the ingest task decodes) | %+.1f µs",
+            format:
+                "client CPU per read (median): raw C client %.1f µs (process, from getrusage) | sdk I/O thread %.1f µs (schedstat; the reads, the schedule and the hand-off: the ingest task decodes) | %+.1f µs",
             rawCPU, sdkCPU, sdkCPU - rawCPU))
     print(
         String(
-            format: "server CPU per read (median): %.1f µs with the raw client | %.1f µs with the sdk", median(raws.map(\.serverCPU)),
+            format: "server CPU per read (median): %.1f µs with the raw client | %.1f µs with the sdk",
+            median(raws.map(\.serverCPU)),
             median(sdks.map(\.serverCPU))))
 
     // For comparison: a read on demand from async code (two hops between the pool and the I/O thread).
     let device = ModbusDevice(
-        identity: DeviceIdentity(tenant: "bench", deviceUID: "on-demand"), connection: .tcp(host: "127.0.0.1", port: port),
+        identity: DeviceIdentity(tenant: "bench", deviceUID: "on-demand"),
+        connection: .tcp(host: "127.0.0.1", port: port),
         intervalMillis: 3_600_000, timeoutMillis: 500, startDelayMillis: 3_600_000,
         registers: (0..<10).map { ModbusRegister(signal: "r\($0)", address: $0) })
     try modbus.add(device)
@@ -155,7 +175,9 @@ func runModbusBenchmark(_ options: BenchOptions) async throws {
     run.cancel()
     _ = try? await run.value
     let stats = h.ingestor.statistics
-    print("ingest: \(stats.received) records received, \(stats.stored) stored, \(stats.rejectedTotal) rejected, \(stats.droppedTotal) dropped")
+    print(
+        "ingest: \(stats.received) records received, \(stats.stored) stored, \(stats.rejectedTotal) rejected, \(stats.droppedTotal) dropped"
+    )
 
     try await pollMany(options, logger: logger, h: h)
     h.stop()
@@ -189,17 +211,21 @@ private func pollMany(_ options: BenchOptions, logger: Logger, h: BenchHarness) 
     guard let line = server.readLine(), line.hasPrefix("ready "), let port = Int(line.dropFirst(6)) else {
         throw BenchError("modbus_sim_server did not start")
     }
-    print("== modbus: \(devices) simulated devices (own TCP connection each), polled at 1 Hz for \(seconds) s, 4 I/O threads")
+    print(
+        "== modbus: \(devices) simulated devices (own TCP connection each), polled at 1 Hz for \(seconds) s, 4 I/O threads"
+    )
     let list = (0..<devices).map { i in
         ModbusDevice(
-            identity: DeviceIdentity(tenant: "bench", deviceUID: "d\(i)"), connection: .tcp(host: "127.0.0.1", port: port),
+            identity: DeviceIdentity(tenant: "bench", deviceUID: "d\(i)"),
+            connection: .tcp(host: "127.0.0.1", port: port),
             intervalMillis: 1_000, timeoutMillis: 500,
             registers: [
                 ModbusRegister(signal: "temp", address: i % 1000, type: .int16, scale: 0.1),
                 ModbusRegister(signal: "energy", area: .inputRegister, address: 100, type: .float32, byteOrder: .cdab),
             ])
     }
-    let modbus = try ModbusTransport(configuration: .init(ioThreads: 4), devices: list, ingestor: h.ingestor, logger: logger)
+    let modbus = try ModbusTransport(
+        configuration: .init(ioThreads: 4), devices: list, ingestor: h.ingestor, logger: logger)
     let run = Task { try await modbus.run() }
     try await Task.sleep(for: .seconds(2))  // staggered start spreads the first polls over one interval
     let before = modbus.devices().reduce(0) { $0 + $1.polling.successes }
@@ -213,7 +239,9 @@ private func pollMany(_ options: BenchOptions, logger: Logger, h: BenchHarness) 
     let failures = statuses.reduce(0) { $0 + $1.polling.failures }
     print(
         "polls: \(grouped(Double(polls) / wall))/s (expected \(devices)/s), failures \(failures); CPU of this process (getrusage): "
-            + String(format: "%.1f %% of one core (%.1f ms per poll, includes decode and ingest into in-memory stores)", cpu / wall * 100, cpu / Double(max(polls, 1)) * 1000))
+            + String(
+                format: "%.1f %% of one core (%.1f ms per poll, includes decode and ingest into in-memory stores)",
+                cpu / wall * 100, cpu / Double(max(polls, 1)) * 1000))
     run.cancel()
     _ = try? await run.value
 }
@@ -229,7 +257,8 @@ private func makeHarness(logger: Logger) async throws -> BenchHarness {
     try await registry.saveTenant(
         Tenant(id: "bench", policy: IngestPolicy(unknownDevices: .register(product: "p"), unknownSignals: .register)))
     try await registry.saveProduct(.tenant("bench"), Product(id: "p"))
-    let ingestor = Ingestor(journal: InMemoryJournal(), pointStore: InMemoryPointStore(), registry: registry, logger: logger)
+    let ingestor = Ingestor(
+        journal: InMemoryJournal(), pointStore: InMemoryPointStore(), registry: registry, logger: logger)
     let task = Task { try await ingestor.run() }
     while !ingestor.isReady { try await Task.sleep(for: .milliseconds(2)) }
     return BenchHarness(ingestor: ingestor, task: task)
@@ -244,7 +273,11 @@ func waitForTCP(_ port: Int) throws {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = UInt16(port).bigEndian
         addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         close(fd)
         if rc == 0 { return }
         usleep(20_000)

@@ -19,7 +19,9 @@ func runNotifyBenchmark(_ options: BenchOptions) async throws {
     let probes = options.smoke ? 20 : 300
     let throughputMessages = options.points ?? (options.smoke ? 200 : 5_000)
     let loadRate = options.smoke ? 2_000 : 10_000
-    print("== notify: \(probes) alarms under \(grouped(Double(loadRate))) msg/s of ingest; \(grouped(Double(throughputMessages))) outbox notifications")
+    print(
+        "== notify: \(probes) alarms under \(grouped(Double(loadRate))) msg/s of ingest; \(grouped(Double(throughputMessages))) outbox notifications"
+    )
     var logger = Logger(label: "bench")
     logger.logLevel = .error
     let base = options.directory + "/notify"
@@ -40,13 +42,17 @@ func runNotifyBenchmark(_ options: BenchOptions) async throws {
     let port = ChildProcess.freeLoopbackPort()
     var sinkLogger = logger
     sinkLogger.logLevel = .critical  // cancelling the sink at the end logs channel errors that mean nothing here
-    let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: sinkLogger)
+    let app = Application(
+        router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: sinkLogger)
     let sinkTask = Task { try await app.runService() }
     defer { sinkTask.cancel() }
     let url = "http://127.0.0.1:\(port)/hook"
     let hook = WebhookNotifier(channel: "webhook", configuration: .init(url: url, secret: "bench-secret"))
     for _ in 0..<200 {
-        if (try? await hook.send(Notification(id: "warmup", channel: "webhook", recipient: "", body: "warmup"))) != nil { break }
+        if (try? await hook.send(Notification(id: "warmup", channel: "webhook", recipient: "", body: "warmup"))) != nil
+        {
+            break
+        }
         try await Task.sleep(for: .milliseconds(20))
     }
 
@@ -75,20 +81,27 @@ func runNotifyBenchmark(_ options: BenchOptions) async throws {
     var dc = NotificationDispatcher.Configuration()
     dc.defaultPolicy = .init(digestThreshold: 0)
     let dispatcher = NotificationDispatcher(
-        configuration: dc, outbox: outbox, notifiers: [hook], clock: SystemClock(), tenants: { [tenant] }, logger: logger)
+        configuration: dc, outbox: outbox, notifiers: [hook], clock: SystemClock(), tenants: { [tenant] },
+        logger: logger)
     let notifications = NotificationRouter(
         outbox: outbox, registry: registry, clock: SystemClock(), logger: logger,
         enqueued: { t in Task { await dispatcher.wake(t) } })
     try await notifications.saveTemplate(
         try NotificationTemplate(id: "probe", kind: .alarmRaised, body: "${device_uid} raised"), tenant: tenant)
     try await notifications.savePolicy(
-        RoutingPolicy(id: "bench", match: EventMatch(events: [.raised]), templates: ["raised": "probe"],
-                      targets: [RoutingTarget(channel: "webhook")]), tenant: tenant)
-    let engine = RuleEngine(clock: SystemClock(), stateStore: SQLiteRuleStateStore(storage: storage), registry: registry, logger: logger)
-    try await engine.add(.range(RangeRule(id: "hot", devices: .product("sensor"), signal: "temp", max: 80)), tenant: tenant)
+        RoutingPolicy(
+            id: "bench", match: EventMatch(events: [.raised]), templates: ["raised": "probe"],
+            targets: [RoutingTarget(channel: "webhook")]), tenant: tenant)
+    let engine = RuleEngine(
+        clock: SystemClock(), stateStore: SQLiteRuleStateStore(storage: storage), registry: registry, logger: logger)
+    try await engine.add(
+        .range(RangeRule(id: "hot", devices: .product("sensor"), signal: "temp", max: 80)), tenant: tenant)
     await engine.addHandler(notifications)
-    let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, observers: [engine], logger: logger)
-    let services = [Task { try await ingestor.run() }, Task { try await engine.run() }, Task { try await dispatcher.run() }]
+    let ingestor = Ingestor(
+        journal: journal, pointStore: points, registry: registry, observers: [engine], logger: logger)
+    let services = [
+        Task { try await ingestor.run() }, Task { try await engine.run() }, Task { try await dispatcher.run() },
+    ]
     defer { for s in services { s.cancel() } }
     while !ingestor.isReady { try await Task.sleep(for: .milliseconds(2)) }
 
@@ -104,10 +117,12 @@ func runNotifyBenchmark(_ options: BenchOptions) async throws {
                         let wait = due - monotonicSeconds()
                         if wait > 0.001 { try await Task.sleep(for: .microseconds(Int(wait * 1_000_000))) }
                         let d = (n * 4 + lane) % loadDevices
-                        let record = DeviceRecord(deviceUID: "load-\(d)", values: ["temp": .number(20 + Double(n % 50) / 10)])
+                        let record = DeviceRecord(
+                            deviceUID: "load-\(d)", values: ["temp": .number(20 + Double(n % 50) / 10)])
                         do {
                             _ = try await ingestor.ingest(
-                                [record], transport: "bench", identity: DeviceIdentity(tenant: tenant, deviceUID: "load-\(d)"))
+                                [record], transport: "bench",
+                                identity: DeviceIdentity(tenant: tenant, deviceUID: "load-\(d)"))
                             shared.loadSent.add(1, ordering: .relaxed)
                         } catch let e as IoTError where e.code == .backpressure {}
                         n += 1
@@ -142,22 +157,30 @@ func runNotifyBenchmark(_ options: BenchOptions) async throws {
     }
     let p99 = percentile(latencies, 0.99) * 1000
     let ref99 = percentile(direct, 0.99) * 1000
-    print(String(format: "  alarm → webhook   p50 %6.2f ms   p99 %6.2f ms   (load %@ msg/s; goal p99 ≤ 50 ms: %@)",
-                 percentile(latencies, 0.5) * 1000, p99, grouped(achievedLoad), p99 <= 50 ? "met" : "MISSED"))
-    print(String(format: "  reference: direct webhook POST   p50 %6.2f ms   p99 %6.2f ms   ratio p99 %.1f×",
-                 percentile(direct, 0.5) * 1000, ref99, p99 / max(ref99, 0.001)))
+    print(
+        String(
+            format: "  alarm → webhook   p50 %6.2f ms   p99 %6.2f ms   (load %@ msg/s; goal p99 ≤ 50 ms: %@)",
+            percentile(latencies, 0.5) * 1000, p99, grouped(achievedLoad), p99 <= 50 ? "met" : "MISSED"))
+    print(
+        String(
+            format: "  reference: direct webhook POST   p50 %6.2f ms   p99 %6.2f ms   ratio p99 %.1f×",
+            percentile(direct, 0.5) * 1000, ref99, p99 / max(ref99, 0.001)))
 
     // Throughput: the outbox through the dispatcher, 8 recipients.
     let t0 = monotonicSeconds()
     let createdAt = SystemClock().now()
     for i in 0..<throughputMessages {
         try await outbox.enqueue(
-            scope, OutboxMessage(id: "tp-\(i)", channel: "webhook", recipient: "r\(i % 8)", body: "throughput \(i)", createdAt: createdAt))
+            scope,
+            OutboxMessage(
+                id: "tp-\(i)", channel: "webhook", recipient: "r\(i % 8)", body: "throughput \(i)", createdAt: createdAt
+            ))
     }
     await dispatcher.wake(tenant)
     let enqueued = monotonicSeconds()
-    while (try await outbox.messages(scope, status: .delivered, limit: throughputMessages + probes).count) < throughputMessages + probes,
-          monotonicSeconds() - t0 < 120
+    while (try await outbox.messages(scope, status: .delivered, limit: throughputMessages + probes).count)
+        < throughputMessages + probes,
+        monotonicSeconds() - t0 < 120
     {
         try await Task.sleep(for: .milliseconds(20))
     }
@@ -169,7 +192,8 @@ func runNotifyBenchmark(_ options: BenchOptions) async throws {
             group.addTask {
                 var i = lane
                 while i < throughputMessages {
-                    try await hook.send(Notification(id: "d-\(i)", channel: "webhook", recipient: "", body: "direct \(i)"))
+                    try await hook.send(
+                        Notification(id: "d-\(i)", channel: "webhook", recipient: "", body: "direct \(i)"))
                     i += 8
                 }
             }
@@ -177,10 +201,14 @@ func runNotifyBenchmark(_ options: BenchOptions) async throws {
         try await group.waitForAll()
     }
     let directRate = Double(throughputMessages) / (monotonicSeconds() - r0)
-    print(String(format: "  outbox → dispatcher → webhook   %@ notifications/s (enqueue %.2f s of %.2f s)",
-                 grouped(sdkRate), enqueued - t0, sdkSeconds))
-    print(String(format: "  reference: 8 tasks posting directly   %@ notifications/s   ratio %.2f",
-                 grouped(directRate), sdkRate / directRate))
+    print(
+        String(
+            format: "  outbox → dispatcher → webhook   %@ notifications/s (enqueue %.2f s of %.2f s)",
+            grouped(sdkRate), enqueued - t0, sdkSeconds))
+    print(
+        String(
+            format: "  reference: 8 tasks posting directly   %@ notifications/s   ratio %.2f",
+            grouped(directRate), sdkRate / directRate))
     for s in services { s.cancel() }
     sinkTask.cancel()
     removeTree(base)

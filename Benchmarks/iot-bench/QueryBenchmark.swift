@@ -5,7 +5,7 @@ import IoTCore
 import IoTStorage
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // The query benchmark: 100 devices × 10 signals at 1 Hz (like `sqlite_insert.c`) loaded through
@@ -37,7 +37,9 @@ func runQueryBenchmark(_ options: BenchOptions) async throws {
     // Raw insert reference for the load, run first so the SDK's load does not slow it down: the same
     // points in the same order into the same `points` schema, plain C.
     let rawInsertCount = min(total, 1_000_000)
-    let rawInsertRate = try await onThread { try rawInsert(path: options.directory + "/raw-insert.sqlite", count: rawInsertCount) }
+    let rawInsertRate = try await onThread {
+        try rawInsert(path: options.directory + "/raw-insert.sqlite", count: rawInsertCount)
+    }
     removeTree(options.directory + "/raw-insert.sqlite")
     removeTree(options.directory + "/raw-insert.sqlite-wal")
     removeTree(options.directory + "/raw-insert.sqlite-shm")
@@ -54,8 +56,10 @@ func runQueryBenchmark(_ options: BenchOptions) async throws {
         var points: [Point] = []
         points.reserveCapacity(n)
         for j in i..<(i + n) {
-            points.append(Point(device: devices[(j / signalCount) % deviceCount], signal: signals[j % signalCount],
-                                time: time(j), value: .number(value(j))))
+            points.append(
+                Point(
+                    device: devices[(j / signalCount) % deviceCount], signal: signals[j % signalCount],
+                    time: time(j), value: .number(value(j))))
         }
         sequence += 1
         let t = monotonicSeconds()
@@ -77,7 +81,8 @@ func runQueryBenchmark(_ options: BenchOptions) async throws {
     var queries: [(device: Int, signal: Int, start: Int64)] = []
     for _ in 0..<iterations {
         seed = seed &* 1_103_515_245 &+ 12_345
-        let dev = Int((seed >> 8) % UInt32(deviceCount)), sig = Int((seed >> 16) % UInt32(signalCount))
+        let dev = Int((seed >> 8) % UInt32(deviceCount))
+        let sig = Int((seed >> 16) % UInt32(signalCount))
         queries.append((dev, sig, base + Int64((seed >> 4) % UInt32(span)) * 1000))
     }
 
@@ -99,17 +104,26 @@ func runQueryBenchmark(_ options: BenchOptions) async throws {
     var mismatches = 0
     for (k, (sdk, raw)) in zip(sdkMeans, rawMeans).enumerated() {
         let ok: Bool
-        if let s = sdk.0, let r = raw.0 { ok = sdk.1 == raw.1 && abs(s - r) <= 1e-9 * abs(r) } else { ok = sdk.0 == nil && raw.0 == nil }
+        if let s = sdk.0, let r = raw.0 {
+            ok = sdk.1 == raw.1 && abs(s - r) <= 1e-9 * abs(r)
+        } else {
+            ok = sdk.0 == nil && raw.0 == nil
+        }
         if !ok {
             mismatches += 1
-            if mismatches <= 5 { print("MISMATCH query \(k) \(queries[k]): SDK mean \(String(describing: sdk)) raw \(String(describing: raw))") }
+            if mismatches <= 5 {
+                print(
+                    "MISMATCH query \(k) \(queries[k]): SDK mean \(String(describing: sdk)) raw \(String(describing: raw))"
+                )
+            }
         }
     }
 
     let sdk = Percentiles(sdkLatency)
     let raw = Percentiles(rawLatency)
     let rows = rawMeans.first?.1 ?? 0
-    print("""
+    print(
+        """
 
         query benchmark: \(total) points (\(deviceCount) devices × \(signalCount) signals × \(secondsLoaded) s at 1 Hz), \
         \(iterations) unaligned 1-hour means (\(rows) points each)
@@ -177,11 +191,16 @@ private func rawInsert(path: String, count: Int) throws -> Double {
     var db: OpaquePointer?
     try check(db, sqlite3_open(path, &db), "open")
     defer { sqlite3_close(db) }
-    try check(db, sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384;"
-        + "CREATE TABLE points(series INTEGER NOT NULL, ts INTEGER NOT NULL, value, PRIMARY KEY(series, ts)) WITHOUT ROWID",
-        nil, nil, nil), "schema")
+    try check(
+        db,
+        sqlite3_exec(
+            db,
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384;"
+                + "CREATE TABLE points(series INTEGER NOT NULL, ts INTEGER NOT NULL, value, PRIMARY KEY(series, ts)) WITHOUT ROWID",
+            nil, nil, nil), "schema")
     var st: OpaquePointer?
-    try check(db, sqlite3_prepare_v2(db, "INSERT INTO points(series, ts, value) VALUES (?, ?, ?)", -1, &st, nil), "prepare")
+    try check(
+        db, sqlite3_prepare_v2(db, "INSERT INTO points(series, ts, value) VALUES (?, ?, ?)", -1, &st, nil), "prepare")
     defer { sqlite3_finalize(st) }
     let t0 = monotonicSeconds()
     try check(db, sqlite3_exec(db, "BEGIN", nil, nil, nil), "begin")
@@ -210,7 +229,9 @@ private func rawQueries(
     // Series ids first (the C reference binds integer device and signal ids too).
     var ids: [Int64] = []
     var lookup: OpaquePointer?
-    try check(db, sqlite3_prepare_v2(db, "SELECT id FROM series WHERE device = ? AND signal = ?", -1, &lookup, nil), "prepare")
+    try check(
+        db, sqlite3_prepare_v2(db, "SELECT id FROM series WHERE device = ? AND signal = ?", -1, &lookup, nil), "prepare"
+    )
     for d in devices {
         for s in signals {
             sqlite3_bind_text(lookup, 1, d, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
@@ -221,7 +242,10 @@ private func rawQueries(
     }
     sqlite3_finalize(lookup)
     var st: OpaquePointer?
-    try check(db, sqlite3_prepare_v2(db, "SELECT AVG(value), COUNT(*) FROM points WHERE series=? AND ts>=? AND ts<?", -1, &st, nil), "prepare")
+    try check(
+        db,
+        sqlite3_prepare_v2(
+            db, "SELECT AVG(value), COUNT(*) FROM points WHERE series=? AND ts>=? AND ts<?", -1, &st, nil), "prepare")
     defer { sqlite3_finalize(st) }
     var latency: [Double] = []
     var means: [(Double?, Int)] = []

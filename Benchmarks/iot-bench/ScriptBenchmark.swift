@@ -3,7 +3,7 @@ import IoTCore
 import IoTScripting
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // The script benchmark: `shared/bench/src/parse.lua`'s logic (two `string.match`es on a JSON-ish payload)
@@ -97,11 +97,14 @@ func runScriptBenchmark(_ options: BenchOptions) async throws {
     var cCPURate: Double?
     if let shared = sharedBenchDirectory() {
         let bin = options.directory + "/ref-bin"
-        let cpu0 = shell("make -s -C '\(shared)' BIN='\(bin)' '\(bin)/lua_parse' 2>&1") != nil ? childrenCPUSeconds() : nil
+        let cpu0 =
+            shell("make -s -C '\(shared)' BIN='\(bin)' '\(bin)/lua_parse' 2>&1") != nil ? childrenCPUSeconds() : nil
         if let cpu0, let out = shell("\(bin)/lua_parse '\(shared)/src/parse.lua' \(luaCalls)") {
             cRate = out.split(separator: " ").first { $0.hasPrefix("rate=") }.flatMap { Double($0.dropFirst(5)) }
             cCPURate = Double(luaCalls) / (childrenCPUSeconds() - cpu0)
-            print("C     lua_parse (shared/bench, 1 lua_State):            \(grouped(cRate ?? 0)) calls/s, \(grouped(cCPURate ?? 0)) per CPU-s   [\(out.trimmingCharacters())]")
+            print(
+                "C     lua_parse (shared/bench, 1 lua_State):            \(grouped(cRate ?? 0)) calls/s, \(grouped(cCPURate ?? 0)) per CPU-s   [\(out.trimmingCharacters())]"
+            )
         } else {
             print("C     lua_parse: could not build or run the shared harness")
         }
@@ -116,11 +119,15 @@ func runScriptBenchmark(_ options: BenchOptions) async throws {
     let parser = try LuaScriptParser(source: luaParser, name: "bench", engine: lua)
     _ = try measure(parser, messages, calls: min(luaCalls, 10_000))  // warm-up
     let sdk = try measure(parser, messages, calls: luaCalls)
-    print("SDK   LuaScriptParser parse(msg) → [DeviceRecord]:       \(grouped(sdk.rate)) calls/s, \(grouped(sdk.cpuRate)) per CPU-s   (checksum \(Int(sdk.checksum)); returns {temp, hum} as parse.lua does)")
+    print(
+        "SDK   LuaScriptParser parse(msg) → [DeviceRecord]:       \(grouped(sdk.rate)) calls/s, \(grouped(sdk.cpuRate)) per CPU-s   (checksum \(Int(sdk.checksum)); returns {temp, hum} as parse.lua does)"
+    )
     let recordParser = try LuaScriptParser(source: luaRecordParser, name: "bench-record", engine: lua)
     _ = try measure(recordParser, messages, calls: min(luaCalls, 10_000))
     let nested = try measure(recordParser, messages, calls: luaCalls)
-    print("SDK   LuaScriptParser, record form {values = {…}}:        \(grouped(nested.rate)) calls/s, \(grouped(nested.cpuRate)) per CPU-s   (checksum \(Int(nested.checksum)))")
+    print(
+        "SDK   LuaScriptParser, record form {values = {…}}:        \(grouped(nested.rate)) calls/s, \(grouped(nested.cpuRate)) per CPU-s   (checksum \(Int(nested.checksum)))"
+    )
 
     // The shared script unchanged, through the generic ScriptEngine API.
     if let shared = sharedBenchDirectory(), let source = readFile(shared + "/src/parse.lua") {
@@ -139,11 +146,16 @@ func runScriptBenchmark(_ options: BenchOptions) async throws {
         }
         let rate = Double(n) / (monotonicSeconds() - start)
         let cpuRate = Double(n) / (threadCPUSeconds() - cpu)
-        print("SDK   LuaEngine call(\"parse\", [payload]) (parse.lua as is): \(grouped(rate)) calls/s, \(grouped(cpuRate)) per CPU-s (checksum \(Int(sum)))")
+        print(
+            "SDK   LuaEngine call(\"parse\", [payload]) (parse.lua as is): \(grouped(rate)) calls/s, \(grouped(cpuRate)) per CPU-s (checksum \(Int(sum)))"
+        )
     }
     if let cRate, let cCPURate {
-        print(String(format: "ratio LuaScriptParser / C lua_parse: %.2f× wall clock, %.2f× per CPU second   (goal ≥ 0.50×); record form %.2f× / %.2f×",
-                     sdk.rate / cRate, sdk.cpuRate / cCPURate, nested.rate / cRate, nested.cpuRate / cCPURate))
+        print(
+            String(
+                format:
+                    "ratio LuaScriptParser / C lua_parse: %.2f× wall clock, %.2f× per CPU second   (goal ≥ 0.50×); record form %.2f× / %.2f×",
+                sdk.rate / cRate, sdk.cpuRate / cCPURate, nested.rate / cRate, nested.cpuRate / cCPURate))
     }
 
     // JavaScript: worker processes (the isolation) vs. in process.
@@ -154,16 +166,22 @@ func runScriptBenchmark(_ options: BenchOptions) async throws {
     let jsWorker = try JavaScriptParser(source: jsParser, name: "bench-js", engine: workers)
     _ = try measure(jsWorker, messages, calls: min(jsCalls, 1_000))
     let isolated = try measure(jsWorker, messages, calls: jsCalls)
-    print("SDK   JavaScriptParser, worker process (killable):        \(grouped(isolated.rate)) calls/s   (checksum \(Int(isolated.checksum)), \(isolated.timeouts) timeouts)")
+    print(
+        "SDK   JavaScriptParser, worker process (killable):        \(grouped(isolated.rate)) calls/s   (checksum \(Int(isolated.checksum)), \(isolated.timeouts) timeouts)"
+    )
 
     jsConfig.isolation = .inProcess
     let inProcess = try JavaScriptEngine(configuration: jsConfig)
     let jsLocal = try JavaScriptParser(source: jsParser, name: "bench-js", engine: inProcess)
     _ = try measure(jsLocal, messages, calls: min(jsCalls, 1_000))
     let local = try measure(jsLocal, messages, calls: jsCalls)
-    print("SDK   JavaScriptParser, in process (no timeout possible): \(grouped(local.rate)) calls/s   (checksum \(Int(local.checksum)))")
-    print(String(format: "cost of the isolation: %.2f× the in-process rate (%.1f µs per call added)",
-                 isolated.rate / local.rate, (1 / isolated.rate - 1 / local.rate) * 1e6))
+    print(
+        "SDK   JavaScriptParser, in process (no timeout possible): \(grouped(local.rate)) calls/s   (checksum \(Int(local.checksum)))"
+    )
+    print(
+        String(
+            format: "cost of the isolation: %.2f× the in-process rate (%.1f µs per call added)",
+            isolated.rate / local.rate, (1 / isolated.rate - 1 / local.rate) * 1e6))
 
     // A runaway call: how long until the caller gets its timeout and the next call is served.
     let spin = try workers.compile("function spin() { while (true) {} }\nfunction ok() { return 1; }", name: "spin")
@@ -172,7 +190,10 @@ func runScriptBenchmark(_ options: BenchOptions) async throws {
     let t1 = monotonicSeconds()
     _ = try await spin.call("ok", [])
     let t2 = monotonicSeconds()
-    print(String(format: "JS runaway loop: timeout after %.1f ms; next call (fresh worker) %.1f ms", (t1 - t0) * 1000, (t2 - t1) * 1000))
+    print(
+        String(
+            format: "JS runaway loop: timeout after %.1f ms; next call (fresh worker) %.1f ms", (t1 - t0) * 1000,
+            (t2 - t1) * 1000))
 }
 
 private func readFile(_ path: String) -> String? {

@@ -6,7 +6,7 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// WebSocket and raw TCP messages/s into the durable store (file journal + SQLite), each acknowledged
@@ -21,14 +21,17 @@ func runStreamBenchmark(_ options: BenchOptions) async throws {
     removeTree(base)
     var logger = Logger(label: "bench")
     logger.logLevel = .error
-    print("== stream: \(connections) connections, one message in flight each, ack after the journal receipt, \(Int(seconds)) s each")
+    print(
+        "== stream: \(connections) connections, one message in flight each, ack after the journal receipt, \(Int(seconds)) s each"
+    )
 
     let storage = try SQLiteStorage(configuration: .init(directory: base), logger: logger)
     let journal = try FileJournal(configuration: .init(directory: base + "/journal"), logger: logger)
     let registry = SQLiteRegistryStore(storage: storage)
     let points = SQLitePointStore(storage: storage)
     let sessions = DeviceSessions()
-    let auth = DeviceAuthService(credentials: SQLiteCredentialStore(storage: storage), sessions: sessions, logger: logger)
+    let auth = DeviceAuthService(
+        credentials: SQLiteCredentialStore(storage: storage), sessions: sessions, logger: logger)
     let tenant: TenantID = "bench"
     try await registry.saveTenant(Tenant(id: tenant))
     try await registry.saveProduct(.tenant(tenant), Product(id: "p", signals: [Signal(name: "temp")]))
@@ -36,7 +39,8 @@ func runStreamBenchmark(_ options: BenchOptions) async throws {
     for i in 0..<connections {
         try await registry.saveDevice(.tenant(tenant), Device(uid: "dev-\(i)", product: "p"))
         tokens.append(
-            try await auth.issueToken(for: DeviceIdentity(tenant: tenant, deviceUID: "dev-\(i)"), label: "bench", now: 0))
+            try await auth.issueToken(
+                for: DeviceIdentity(tenant: tenant, deviceUID: "dev-\(i)"), label: "bench", now: 0))
     }
     let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: logger)
     let tcp = TCPTransport(
@@ -75,7 +79,8 @@ func runStreamBenchmark(_ options: BenchOptions) async throws {
             url: "http://127.0.0.1:\(httpPort)/api/v1/\(tokens[0])/telemetry", script: singlePointScript(),
             seconds: Int(seconds.rounded(.up)), connections: connections, dir: base)
         print("http (wrk, single point, same store, token cache 1 s): \(grouped(httpRate)) req/s")
-        print(String(format: "ratio tcp / http: %.2f×   websocket / http: %.2f×", tcpRate / httpRate, wsRate / httpRate))
+        print(
+            String(format: "ratio tcp / http: %.2f×   websocket / http: %.2f×", tcpRate / httpRate, wsRate / httpRate))
     } else {
         print("http reference skipped: wrk is not installed (apt-get install wrk)")
     }
@@ -118,7 +123,11 @@ private func runClients(
             while monotonicSeconds() < deadline {
                 n += 1
                 do {
-                    if try box.client.roundTrip(ts: 1_700_000_000_000 + offset + n) { ok += 1 } else { failures.withLock { $0 += 1 } }
+                    if try box.client.roundTrip(ts: 1_700_000_000_000 + offset + n) {
+                        ok += 1
+                    } else {
+                        failures.withLock { $0 += 1 }
+                    }
                 } catch {
                     failures.withLock { $0 += 1 }
                     break
@@ -154,7 +163,9 @@ private struct BenchSocket {
         addr.sin_port = UInt16(port).bigEndian
         inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard rc == 0 else { throw BenchError("connect to port \(port) failed") }
     }
@@ -235,7 +246,9 @@ private struct WSBenchClient: StreamBenchClient {
         while true {
             let (opcode, payload) = try readFrame()
             switch opcode {
-            case 0x1: return payload.starts(with: Array(#"{"type":"ack","n":"#.utf8)) && !String(decoding: payload, as: UTF8.self).contains(#""ok":false"#)
+            case 0x1:
+                return payload.starts(with: Array(#"{"type":"ack","n":"#.utf8))
+                    && !String(decoding: payload, as: UTF8.self).contains(#""ok":false"#)
             case 0x9: try sendFrame(opcode: 0xA, payload)
             case 0x8: throw BenchError("closed by the server")
             default: continue

@@ -42,7 +42,7 @@ struct BenchOptions {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 let options = BenchOptions(Array(CommandLine.arguments.dropFirst()))
@@ -77,7 +77,9 @@ func runSelected() async throws {
         try await runCoAPBenchmark(options)
         try await runAuthBenchmark(options)
     default:
-        print("usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|notify|stream|coap|auth|all [--smoke] [--points N] [--dir PATH]")
+        print(
+            "usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|notify|stream|coap|auth|all [--smoke] [--points N] [--dir PATH]"
+        )
         exit(2)
     }
 }

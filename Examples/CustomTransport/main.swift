@@ -10,7 +10,7 @@ import IoTStorage
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 final class HostMonitor: PollingTransport, @unchecked Sendable {
@@ -79,6 +79,8 @@ try await withThrowingTaskGroup(of: Void.self) { group in
 }
 let latest = try await points.latest(.tenant(host.tenant), device: host.deviceUID, signals: nil)
 for p in latest { print("\(p.device).\(p.signal) = \(p.value) at \(p.time)") }
-print("polls: \(monitor.status.successes) ok, \(monitor.status.failures) failed; stored \(ingestor.statistics.pointsStored) points")
+print(
+    "polls: \(monitor.status.successes) ok, \(monitor.status.failures) failed; stored \(ingestor.statistics.pointsStored) points"
+)
 _ = system("rm -rf '\(directory)'")
 exit(latest.count == 2 ? 0 : 1)

@@ -6,7 +6,7 @@ let package = Package(
     name: "RuleUnitTest",
     platforms: [.macOS(.v15)],
     dependencies: [
-        .package(name: "iot-platform", path: "../.."),
+        .package(name: "iot-platform", path: "../..")
     ],
     targets: [
         .target(

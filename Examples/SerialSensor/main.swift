@@ -14,7 +14,7 @@ import IoTStorage
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 final class SerialLineTransport: StreamTransport, @unchecked Sendable {
@@ -48,7 +48,8 @@ final class SerialLineTransport: StreamTransport, @unchecked Sendable {
     override func acknowledgement(for result: Result<Receipt, IoTError>) -> [UInt8]? {
         switch result {
         case .success(let receipt): Array("OK \(receipt.sequence)\n".utf8)
-        case .failure(let error): Array("ERR \(error.code.name) \(error.message.split(separator: "\n").joined(separator: " "))\n".utf8)
+        case .failure(let error):
+            Array("ERR \(error.code.name) \(error.message.split(separator: "\n").joined(separator: " "))\n".utf8)
         }
     }
 }

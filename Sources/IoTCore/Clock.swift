@@ -1,7 +1,9 @@
+import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Wall time and sleeping, injected everywhere time matters, so tests drive time by hand.
@@ -48,8 +50,6 @@ public struct SystemClock: IoTClock {
         try Task.checkCancellation()
     }
 }
-
-import Synchronization
 
 private final class LastValue: Sendable {
     private let value = Mutex<Int64>(0)

@@ -36,7 +36,8 @@ extension CredentialManager {
     public func addCertificate(
         for device: DeviceIdentity, match: CertificateMatch, value: String, label: String, now: Int64
     ) async throws -> CertificateInfo {
-        throw IoTError(.invalidArgument, "\(type(of: self)) does not manage certificate credentials; use DeviceAuthService")
+        throw IoTError(
+            .invalidArgument, "\(type(of: self)) does not manage certificate credentials; use DeviceAuthService")
     }
     /// Default for managers without certificate credentials: nothing to revoke.
     @discardableResult

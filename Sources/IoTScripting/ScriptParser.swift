@@ -89,7 +89,9 @@ public struct JavaScriptParser: Parser {
     let script: JavaScriptCompiledScript
 
     /// Compiles the script on `engine`.
-    public init(source: String, name: String = "javascript", convention: Convention = .automatic, engine: JavaScriptEngine)
+    public init(
+        source: String, name: String = "javascript", convention: Convention = .automatic, engine: JavaScriptEngine
+    )
         throws(IoTError)
     {
         self.name = name

@@ -33,7 +33,9 @@ enum ScriptRecords {
 
     /// `[{device, identificationCode, time, values: {name: value}}]`; `device` defaults to the message's.
     /// An object that is neither a record (no `values`) nor empty holds the values of the message's device.
-    static func records(_ value: ScriptValue, message: InboundMessage, script: String) throws(IoTError) -> [DeviceRecord] {
+    static func records(_ value: ScriptValue, message: InboundMessage, script: String) throws(IoTError)
+        -> [DeviceRecord]
+    {
         var out: [DeviceRecord] = []
         if case .object(let flat) = value, !flat.isEmpty, flat["values"] == nil {
             guard let device = message.deviceUID else {
@@ -87,15 +89,21 @@ enum ScriptRecords {
     /// `Value` strings that read as a finite number become numbers, other strings stay text (the
     /// ingestor converts each value to its signal's type). `Time` below 1e11 is seconds, else
     /// milliseconds; 0 or missing means "stamp server time".
-    static func goIoTPlatform(_ value: ScriptValue, message: InboundMessage, script: String) throws(IoTError) -> [DeviceRecord] {
+    static func goIoTPlatform(_ value: ScriptValue, message: InboundMessage, script: String) throws(IoTError)
+        -> [DeviceRecord]
+    {
         var out: [DeviceRecord] = []
         for (i, element) in try list(value, single: { $0["DataRows"] != nil }, script: script).enumerated() {
             guard case .object(let r) = element else { throw malformed(script, "\(kind(element)) as record \(i + 1)") }
-            guard let device = try text(r["DeviceUid"], "DeviceUid", i, script).flatMap({ $0.isEmpty ? nil : $0 }) ?? message.deviceUID
+            guard
+                let device = try text(r["DeviceUid"], "DeviceUid", i, script).flatMap({ $0.isEmpty ? nil : $0 })
+                    ?? message.deviceUID
             else {
                 throw malformed(script, "record \(i + 1) without a DeviceUid, for a message without a device")
             }
-            let code = try text(r["IdentificationCode"], "IdentificationCode", i, script).flatMap { $0.isEmpty ? nil : $0 }
+            let code = try text(r["IdentificationCode"], "IdentificationCode", i, script).flatMap {
+                $0.isEmpty ? nil : $0
+            }
             var seconds: Double?
             switch r["Time"] {
             case nil, .null: seconds = nil
@@ -118,8 +126,13 @@ enum ScriptRecords {
                     case .number(let d): values[name] = .number(d)
                     case .bool(let b): values[name] = .bool(b)
                     case .string(let s):
-                        if let d = Double(s.trimmingSpaces), d.isFinite { values[name] = .number(d) } else { values[name] = .text(s) }
-                    case let other?: throw malformed(script, "record \(i + 1) with \(kind(other)) as the Value of '\(name)'")
+                        if let d = Double(s.trimmingSpaces), d.isFinite {
+                            values[name] = .number(d)
+                        } else {
+                            values[name] = .text(s)
+                        }
+                    case let other?:
+                        throw malformed(script, "record \(i + 1) with \(kind(other)) as the Value of '\(name)'")
                     }
                 }
             case .object(let o) where o.isEmpty: break
@@ -130,7 +143,8 @@ enum ScriptRecords {
         return out
     }
 
-    private static func text(_ v: ScriptValue?, _ field: String, _ i: Int, _ script: String) throws(IoTError) -> String? {
+    private static func text(_ v: ScriptValue?, _ field: String, _ i: Int, _ script: String) throws(IoTError) -> String?
+    {
         switch v {
         case nil, .null: return nil
         case .string(let s): return s

@@ -27,7 +27,9 @@ public final class BlockingPointStore: PointStore {
         try await gate.wait()
         try await inner.write(batch)
     }
-    public func committedSequence(tenant: TenantID) async throws -> UInt64 { try await inner.committedSequence(tenant: tenant) }
+    public func committedSequence(tenant: TenantID) async throws -> UInt64 {
+        try await inner.committedSequence(tenant: tenant)
+    }
     public func latest(_ scope: AccessScope, device: String, signals: [String]?) async throws -> [Point] {
         try await inner.latest(scope, device: device, signals: signals)
     }

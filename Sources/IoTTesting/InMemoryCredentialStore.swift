@@ -68,7 +68,8 @@ public final class InMemoryCredentialStore: CredentialStore {
             }
             if list.contains(where: { $0.device == credential.device && $0.label == credential.label }) {
                 throw IoTError(
-                    .conflict, "device already has a password credential labelled '\(credential.label)'; use another label")
+                    .conflict,
+                    "device already has a password credential labelled '\(credential.label)'; use another label")
             }
             list.append(credential)
         }
@@ -109,11 +110,13 @@ public final class InMemoryCredentialStore: CredentialStore {
                     .conflict,
                     other.device == credential.device
                         ? "this certificate \(credential.match.rawValue) is already registered for the device"
-                        : "this certificate \(credential.match.rawValue) belongs to another device; revoke it there first")
+                        : "this certificate \(credential.match.rawValue) belongs to another device; revoke it there first"
+                )
             }
             if list.contains(where: { $0.device == credential.device && $0.label == credential.label }) {
                 throw IoTError(
-                    .conflict, "device already has a certificate credential labelled '\(credential.label)'; use another label")
+                    .conflict,
+                    "device already has a certificate credential labelled '\(credential.label)'; use another label")
             }
             list.append(credential)
         }

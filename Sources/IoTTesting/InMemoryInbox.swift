@@ -15,7 +15,9 @@ public final class InMemoryInbox: Inbox {
         }
     }
 
-    public func messages(_ scope: AccessScope, recipient: String, unreadOnly: Bool, limit: Int) async throws -> [InboxMessage] {
+    public func messages(_ scope: AccessScope, recipient: String, unreadOnly: Bool, limit: Int) async throws
+        -> [InboxMessage]
+    {
         state.withLock { s in
             let all = (s[scope.tenant] ?? []).enumerated()
                 .filter { $0.element.recipient == recipient && (!unreadOnly || $0.element.readAt == nil) }
@@ -26,7 +28,9 @@ public final class InMemoryInbox: Inbox {
 
     public func markRead(_ scope: AccessScope, recipient: String, id: String, at time: Int64) async throws -> Bool {
         state.withLock { s in
-            guard let i = s[scope.tenant]?.firstIndex(where: { $0.id == id && $0.recipient == recipient }) else { return false }
+            guard let i = s[scope.tenant]?.firstIndex(where: { $0.id == id && $0.recipient == recipient }) else {
+                return false
+            }
             if s[scope.tenant]![i].readAt == nil { s[scope.tenant]![i].readAt = time }
             return true
         }

@@ -105,7 +105,8 @@ public final class InMemoryOutbox: Outbox {
             guard entry.message.status == .deadLetter else {
                 throw IoTError(
                     .conflict,
-                    "outbox message '\(id)' is \(entry.message.status.rawValue), not a dead letter; only dead letters can be retried")
+                    "outbox message '\(id)' is \(entry.message.status.rawValue), not a dead letter; only dead letters can be retried"
+                )
             }
             s.entries[scope.tenant]![id]!.message.status = .pending
             s.entries[scope.tenant]![id]!.message.attempts = 0
@@ -131,7 +132,8 @@ public final class InMemoryOutbox: Outbox {
         }
     }
 
-    public func messages(_ scope: AccessScope, status: OutboxMessage.Status, limit: Int) async throws -> [OutboxMessage] {
+    public func messages(_ scope: AccessScope, status: OutboxMessage.Status, limit: Int) async throws -> [OutboxMessage]
+    {
         guard limit > 0 else { return [] }
         return state.withLock { s in
             Array(s.ordered(scope.tenant).lazy.map(\.message).filter { $0.status == status }.prefix(limit))

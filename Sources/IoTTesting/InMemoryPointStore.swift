@@ -138,7 +138,8 @@ public final class InMemoryPointStore: PointStore {
 
     private static func validate(_ tenant: TenantID) throws {
         guard tenant.isValid else {
-            throw IoTError(.invalidArgument, "tenant id '\(tenant)' is not valid: use 1–64 characters of A–Z a–z 0–9 - _")
+            throw IoTError(
+                .invalidArgument, "tenant id '\(tenant)' is not valid: use 1–64 characters of A–Z a–z 0–9 - _")
         }
     }
 }

@@ -73,7 +73,8 @@ public final class InMemoryRegistryStore: RegistryStore {
             let users = data.devices.values.filter { $0.product == id }.count
             if users > 0 {
                 throw IoTError(
-                    .conflict, "cannot delete product '\(id)': \(users) device(s) still use it; move or delete them first")
+                    .conflict,
+                    "cannot delete product '\(id)': \(users) device(s) still use it; move or delete them first")
             }
             s[scope.tenant]!.products[id] = nil
             return true

@@ -22,7 +22,8 @@ public final class InMemoryStatisticsStore: StatisticsStore {
         state.withLock { $0[Key(tenant: scope.tenant, jobID: result.jobID), default: [:]][result.fireTime] = result }
     }
 
-    public func results(_ scope: AccessScope, jobID: String, from: Int64, to: Int64) async throws -> [StatisticsResult] {
+    public func results(_ scope: AccessScope, jobID: String, from: Int64, to: Int64) async throws -> [StatisticsResult]
+    {
         state.withLock { s in
             (s[Key(tenant: scope.tenant, jobID: jobID)] ?? [:]).values
                 .filter { from <= $0.fireTime && $0.fireTime < to }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A small blocking HTTP/1.1 client with keep-alive, for tests, simulators and load generators that talk
@@ -64,7 +64,9 @@ public final class LoopbackHTTPClient {
         addr.sin_port = UInt16(port).bigEndian
         inet_pton(AF_INET, host, &addr.sin_addr)
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard rc == 0 else {
             let message = String(cString: strerror(errno))
@@ -95,7 +97,9 @@ public final class LoopbackHTTPClient {
         try writeAll(Array(head.utf8) + body)
         let statusLine = try readLine()
         let parts = statusLine.split(separator: " ", maxSplits: 2)
-        guard parts.count >= 2, let status = Int(parts[1]) else { throw Failure(description: "bad status line '\(statusLine)'") }
+        guard parts.count >= 2, let status = Int(parts[1]) else {
+            throw Failure(description: "bad status line '\(statusLine)'")
+        }
         var responseHeaders: [String: String] = [:]
         while true {
             let line = try readLine()
@@ -133,7 +137,9 @@ public final class LoopbackHTTPClient {
     private func writeAll(_ bytes: [UInt8]) throws {
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw Failure(description: "closed: send failed: \(String(cString: strerror(errno)))")
@@ -211,7 +217,10 @@ public struct AsyncLoopbackHTTPClient: Sendable {
         return try await withCheckedThrowingContinuation { continuation in
             let job = ThreadJob {
                 continuation.resume(
-                    with: Result { try LoopbackHTTPClient(host: host, port: port).request(method, path, headers: headers, body: body) })
+                    with: Result {
+                        try LoopbackHTTPClient(host: host, port: port).request(
+                            method, path, headers: headers, body: body)
+                    })
             }
             if let error = job.start() { continuation.resume(throwing: error) }
         }
@@ -228,13 +237,16 @@ private final class ThreadJob: Sendable {
     func start() -> LoopbackHTTPClient.Failure? {
         let context = Unmanaged.passRetained(self).toOpaque()
         var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { arg in
-            Unmanaged<ThreadJob>.fromOpaque(arg!).takeRetainedValue().body()
-            return nil
-        }, context)
+        let rc = pthread_create(
+            &thread, nil,
+            { arg in
+                Unmanaged<ThreadJob>.fromOpaque(arg!).takeRetainedValue().body()
+                return nil
+            }, context)
         guard rc == 0 else {
             Unmanaged<ThreadJob>.fromOpaque(context).release()
-            return LoopbackHTTPClient.Failure(description: "cannot start a thread for the request (pthread_create returned \(rc))")
+            return LoopbackHTTPClient.Failure(
+                description: "cannot start a thread for the request (pthread_create returned \(rc))")
         }
         pthread_detach(thread)
         return nil

@@ -87,7 +87,9 @@ public struct ParserVerifier: Sendable {
             ]
         } catch {
             return [
-                Failure(check: "golden", description: "\(label)\(excerpt(message.payload)) threw \(error), expected \(expected)")
+                Failure(
+                    check: "golden",
+                    description: "\(label)\(excerpt(message.payload)) threw \(error), expected \(expected)")
             ]
         }
     }
@@ -103,12 +105,17 @@ public struct ParserVerifier: Sendable {
             let records = try parser.parse(message)
             return [
                 Failure(
-                    check: "rejects", description: "\(excerpt(message.payload)) parsed to \(records), expected malformedPayload")
+                    check: "rejects",
+                    description: "\(excerpt(message.payload)) parsed to \(records), expected malformedPayload")
             ]
-        } catch where error.code == .malformedPayload {
+        } catch  where error.code == .malformedPayload {
             return []
         } catch {
-            return [Failure(check: "rejects", description: "\(excerpt(message.payload)) threw \(error), expected malformedPayload")]
+            return [
+                Failure(
+                    check: "rejects",
+                    description: "\(excerpt(message.payload)) threw \(error), expected malformedPayload")
+            ]
         }
     }
 
@@ -182,14 +189,15 @@ public struct ParserVerifier: Sendable {
         do {
             _ = try parser.parse(message)
             return nil
-        } catch where error.code == .malformedPayload {
+        } catch  where error.code == .malformedPayload {
             if error.message.isEmpty {
                 return Failure(check: check, description: "\(note): \(excerpt(message.payload)) threw an empty message")
             }
             return nil
         } catch {
             return Failure(
-                check: check, description: "\(note): \(excerpt(message.payload)) threw \(error), expected malformedPayload")
+                check: check,
+                description: "\(note): \(excerpt(message.payload)) threw \(error), expected malformedPayload")
         }
     }
 

@@ -46,16 +46,20 @@ struct BrokerAccountsConfiguration: Codable, Sendable {
         }
         for (i, m) in (mosquitto ?? []).enumerated() {
             let at = "brokerAccounts.mosquitto[\(i)]"
-            if let p = m.port, !(1...65_535).contains(p) { throw ConfigurationError("\(at).port: \(p) is not a port (1–65535)") }
+            if let p = m.port, !(1...65_535).contains(p) {
+                throw ConfigurationError("\(at).port: \(p) is not a port (1–65535)")
+            }
             if m.username == nil { throw ConfigurationError("\(at).username: name the dynamic-security admin account") }
             if m.password == nil {
-                throw ConfigurationError("\(at): give password, passwordFile or passwordEnv for the dynamic-security admin account")
+                throw ConfigurationError(
+                    "\(at): give password, passwordFile or passwordEnv for the dynamic-security admin account")
             }
             if let t = m.timeoutMillis, t <= 0 { throw ConfigurationError("\(at).timeoutMillis: must be positive") }
         }
         if let emqx, emqx.key == nil {
             throw ConfigurationError(
-                "brokerAccounts.emqx: give key, keyFile or keyEnv (the broker sends it as \"Authorization: Bearer <key>\")")
+                "brokerAccounts.emqx: give key, keyFile or keyEnv (the broker sends it as \"Authorization: Bearer <key>\")"
+            )
         }
     }
 

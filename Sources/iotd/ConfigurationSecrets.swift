@@ -52,9 +52,14 @@ enum ConfigurationSecrets {
                             let variable = reference["env"]
                         {
                             resolvedEntries.append(
-                                (entryKey, Node(try readEnvironment(variable, at: entryAt + ".env", environment: environment))))
+                                (
+                                    entryKey,
+                                    Node(try readEnvironment(variable, at: entryAt + ".env", environment: environment))
+                                ))
                         } else {
-                            if key == "keys" || entryKey.string?.lowercased() == "authorization" { inline.append(entryAt) }
+                            if key == "keys" || entryKey.string?.lowercased() == "authorization" {
+                                inline.append(entryAt)
+                            }
                             resolvedEntries.append((entryKey, entryValue))
                         }
                     }

@@ -4,6 +4,7 @@ import IoTProtocols
 import IoTRules
 import IoTServer
 import IoTStorage
+import Logging
 
 /// `iotd.yaml`: every key is optional; `Examples/iotd.example.yaml` documents each one.
 struct DaemonConfiguration: Codable, Sendable {
@@ -308,31 +309,41 @@ extension DaemonConfiguration {
             throw ConfigurationError("\(key): \(message)")
         }
         if let p = http?.port, !(0...65_535).contains(p) { try fail("http.port", "\(p) is not a port (0–65535)") }
-        if let p = management?.port, !(0...65_535).contains(p) { try fail("management.port", "\(p) is not a port (0–65535)") }
+        if let p = management?.port, !(0...65_535).contains(p) {
+            try fail("management.port", "\(p) is not a port (0–65535)")
+        }
         if let v = ingest?.queueCapacityPoints, v < 1 { try fail("ingest.queueCapacityPoints", "must be at least 1") }
         if let v = ingest?.maxBatchPoints, v < 1 { try fail("ingest.maxBatchPoints", "must be at least 1") }
         for (key, spec) in [("ingest.rateLimit", ingest?.rateLimit), ("http.rateLimit", http?.rateLimit)] {
             guard let spec else { continue }
             do throws(IoTError) { _ = try RateLimit(parsing: spec) } catch { try fail(key, error.message) }
         }
-        if let v = storage?.retentionDays, v <= 0 { try fail("storage.retentionDays", "must be positive, or left out to keep everything") }
+        if let v = storage?.retentionDays, v <= 0 {
+            try fail("storage.retentionDays", "must be positive, or left out to keep everything")
+        }
         if let v = auth?.passwordIterations, v < 100_000 {
-            try fail("auth.passwordIterations", "\(v) is too low for PBKDF2-HMAC-SHA256; use at least 100000 (default 600000)")
+            try fail(
+                "auth.passwordIterations",
+                "\(v) is too low for PBKDF2-HMAC-SHA256; use at least 100000 (default 600000)")
         }
         if let v = auth?.maxFailedAttempts, v < 1 { try fail("auth.maxFailedAttempts", "must be at least 1") }
         // Seconds are turned into milliseconds: at most 10 years each, so that nothing overflows.
-        for (key, value) in [("auth.sessionTokenSeconds", auth?.sessionTokenSeconds),
-                             ("auth.failedAttemptWindowSeconds", auth?.failedAttemptWindowSeconds),
-                             ("auth.blockSeconds", auth?.blockSeconds)] {
+        for (key, value) in [
+            ("auth.sessionTokenSeconds", auth?.sessionTokenSeconds),
+            ("auth.failedAttemptWindowSeconds", auth?.failedAttemptWindowSeconds),
+            ("auth.blockSeconds", auth?.blockSeconds),
+        ] {
             if let v = value, !(1...IoTLimits.maxDurationMillis / 1000).contains(v) {
                 try fail(key, "\(v) is out of range; use 1 to \(IoTLimits.maxDurationMillis / 1000) seconds")
             }
         }
-        for (key, value) in [("http.authenticationCacheMillis", http?.authenticationCacheMillis),
-                             ("coap.authenticationCacheMillis", coap?.authenticationCacheMillis),
-                             ("ingest.retryAfterMillis", ingest?.retryAfterMillis),
-                             ("ingest.registryCacheMillis", ingest?.registryCacheMillis),
-                             ("coap.reregisterAfterMillis", coap?.reregisterAfterMillis)] {
+        for (key, value) in [
+            ("http.authenticationCacheMillis", http?.authenticationCacheMillis),
+            ("coap.authenticationCacheMillis", coap?.authenticationCacheMillis),
+            ("ingest.retryAfterMillis", ingest?.retryAfterMillis),
+            ("ingest.registryCacheMillis", ingest?.registryCacheMillis),
+            ("coap.reregisterAfterMillis", coap?.reregisterAfterMillis),
+        ] {
             if let v = value, !(0...IoTLimits.maxDurationMillis).contains(v) {
                 try fail(key, "\(v) is out of range; use 0 to \(IoTLimits.maxDurationMillis) ms (10 years)")
             }
@@ -343,8 +354,10 @@ extension DaemonConfiguration {
         try http?.tls?.validate("http")
         try websocket?.tls?.validate("websocket")
         try management?.tls?.validate("management")
-        for (key, limits) in [("http.limits", http?.limits), ("websocket.limits", websocket?.limits),
-                              ("management.limits", management?.limits)] {
+        for (key, limits) in [
+            ("http.limits", http?.limits), ("websocket.limits", websocket?.limits),
+            ("management.limits", management?.limits),
+        ] {
             do throws(IoTError) { try limits?.validate() } catch { try fail(key, error.message) }
         }
         for (i, t) in (tcp ?? []).enumerated() { try t.tls?.validate("tcp[\(i)]") }
@@ -354,11 +367,13 @@ extension DaemonConfiguration {
             }
             do { try tcpConfiguration(t).validate() } catch { try fail("tcp[\(i)]", error.message) }
         }
-        if let level = logging?.level, LogLevelName(level) == nil {
+        if let level = logging?.level, Logger.Level(named: level) == nil {
             try fail("logging.level", "'\(level)' is not one of trace, debug, info, notice, warning, error, critical")
         }
         if let v = modbus?.ioThreads, !(1...256).contains(v) { try fail("modbus.ioThreads", "must be 1–256") }
-        if let v = modbus?.reservedDescriptors, !(0...512).contains(v) { try fail("modbus.reservedDescriptors", "must be 0–512") }
+        if let v = modbus?.reservedDescriptors, !(0...512).contains(v) {
+            try fail("modbus.reservedDescriptors", "must be 0–512")
+        }
         for device in modbus?.devices ?? [] {
             do { try device.validate() } catch { try fail("modbus.devices[\(device.identity)]", error.message) }
         }
@@ -402,16 +417,22 @@ extension DaemonConfiguration {
         for channel in notifications?.channels ?? [] {
             for (field, url) in [("url", channel.url), ("baseURL", channel.baseURL)] {
                 guard let url else { continue }
-                try checkDestination(URLComponents(string: url)?.host, "notifications.channels[\(channel.name)].\(field)", "notification channel")
+                try checkDestination(
+                    URLComponents(string: url)?.host, "notifications.channels[\(channel.name)].\(field)",
+                    "notification channel")
             }
         }
-        for c in mqtt?.clients ?? [] { try checkDestination(c.broker.host, "mqtt.clients[\(c.id)].broker.host", "MQTT broker") }
+        for c in mqtt?.clients ?? [] {
+            try checkDestination(c.broker.host, "mqtt.clients[\(c.id)].broker.host", "MQTT broker")
+        }
         for o in coap?.observations ?? [] {
             let host = URLComponents(string: o.uri)?.host
             try checkDestination(host, "coap.observations[\(o.id)].uri", "CoAP device")
         }
         for t in tenants ?? [] {
-            guard TenantID(t.id).isValid else { try fail("tenants[\(t.id)].id", "use 1–64 characters of A–Z a–z 0–9 - _") }
+            guard TenantID(t.id).isValid else {
+                try fail("tenants[\(t.id)].id", "use 1–64 characters of A–Z a–z 0–9 - _")
+            }
             if let u = t.unknownDevices, u != "reject", !u.hasPrefix("register:") {
                 try fail("tenants[\(t.id)].unknownDevices", "write 'reject' or 'register:<product id>'")
             }
@@ -424,6 +445,7 @@ struct ConfigurationError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-import Logging
-
-func LogLevelName(_ name: String) -> Logger.Level? { Logger.Level(rawValue: name.lowercased()) }
+extension Logger.Level {
+    /// The level of a name in any case (`info`, `WARNING`), or `nil`.
+    init?(named name: String) { self.init(rawValue: name.lowercased()) }
+}

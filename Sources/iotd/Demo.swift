@@ -1,13 +1,13 @@
 import ArgumentParser
 import Foundation
 import IoTCore
-import UnixSignals
-import IoTStorage
-import IoTServer
 import IoTProtocols
 import IoTRules
+import IoTServer
+import IoTStorage
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,7 +30,8 @@ struct Demo: AsyncParsableCommand {
         configuration.http = .init(port: httpPort)
         configuration.management = .init(port: apiPort)
         let adminKey = randomKey()
-        let platform = try Platform(configuration: configuration, adminAPIKey: adminKey, prometheus: prometheus, logger: logger)
+        let platform = try Platform(
+            configuration: configuration, adminAPIKey: adminKey, prometheus: prometheus, logger: logger)
         try await platform.loadParsers([])
         await platform.connectNotifications()
         let fleet = try await DemoFleet.seed(platform: platform, devices: devices)
@@ -71,7 +72,9 @@ struct Demo: AsyncParsableCommand {
                 let latency = simulator.takeLatencies()
                 let alarms = await platform.rules.openAlarms(.tenant(DemoFleet.tenant)).filter(\.active).count
                 if !quiet {
-                    printLive(previous: previous, now: now, latencies: latency, queue: platform.ingestor.queueDepth, alarms: alarms)
+                    printLive(
+                        previous: previous, now: now, latencies: latency, queue: platform.ingestor.queueDepth,
+                        alarms: alarms)
                 }
                 previous = now
             }
@@ -114,12 +117,16 @@ struct Demo: AsyncParsableCommand {
         fflush(nil)
     }
 
-    private func printLive(previous: IngestStatistics, now: IngestStatistics, latencies: [Double], queue: Int, alarms: Int) {
+    private func printLive(
+        previous: IngestStatistics, now: IngestStatistics, latencies: [Double], queue: Int, alarms: Int
+    ) {
         let sorted = latencies.sorted()
         let p99 = sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))]
         let line = String(
-            format: "msgs/s %5d   stored %8d   rejected %4d   dropped %3d   in flight %4d   queue %5d   p99 %6.1f ms   alarms %3d",
-            now.received - previous.received, now.stored, now.rejectedTotal, now.droppedTotal, now.inFlight, queue, p99 * 1000,
+            format:
+                "msgs/s %5d   stored %8d   rejected %4d   dropped %3d   in flight %4d   queue %5d   p99 %6.1f ms   alarms %3d",
+            now.received - previous.received, now.stored, now.rejectedTotal, now.droppedTotal, now.inFlight, queue,
+            p99 * 1000,
             alarms)
         print(line)
         fflush(nil)

@@ -27,7 +27,9 @@ struct DemoFleet: Sendable {
             scope, Product(id: "door", name: "Door contact", signals: [Signal(name: "open", type: .bool)]))
         try await platform.registry.saveProduct(
             scope,
-            Product(id: "meter", name: "Power meter", signals: [Signal(name: "power", unit: "W"), Signal(name: "energy", unit: "kWh")]))
+            Product(
+                id: "meter", name: "Power meter",
+                signals: [Signal(name: "power", unit: "W"), Signal(name: "energy", unit: "kWh")]))
         let products = ["thermometer", "door", "meter"]
         var devices: [SimulatedDevice] = []
         for i in 0..<max(1, count) {
@@ -45,7 +47,8 @@ struct DemoFleet: Sendable {
         try await platform.rules.add(
             .range(
                 RangeRule(
-                    id: "too-warm", devices: .product("thermometer"), signal: "temperature", max: 24, alarmWhen: .outside,
+                    id: "too-warm", devices: .product("thermometer"), signal: "temperature", max: 24,
+                    alarmWhen: .outside,
                     severity: .major, debounce: .count(3), hysteresis: 0.5)),
             tenant: tenant)
         try await platform.rules.add(
@@ -57,12 +60,14 @@ struct DemoFleet: Sendable {
                 parameters: [.init(name: "mean", device: devices[0].uid, signal: "temperature", reducer: .mean)],
                 calculation: .script(
                     language: "lua",
-                    source: "function calc(p) if p.mean == nil then return {} end return { mean = p.mean, fahrenheit = p.mean * 9 / 5 + 32 } end",
+                    source:
+                        "function calc(p) if p.mean == nil then return {} end return { mean = p.mean, fahrenheit = p.mean * 9 / 5 + 32 } end",
                     function: "calc")),
             tenant: tenant)
         // Every alarm raised or cleared lands in the inbox of the demo operator (GET …/notifications/inbox/operator).
         try await platform.notifications.savePolicy(
-            RoutingPolicy(id: "demo-operator", targets: [RoutingTarget(channel: "inbox", recipients: ["operator"])]), tenant: tenant)
+            RoutingPolicy(id: "demo-operator", targets: [RoutingTarget(channel: "inbox", recipients: ["operator"])]),
+            tenant: tenant)
         return DemoFleet(devices: devices)
     }
 }

@@ -35,7 +35,9 @@ final class DemoMQTT: @unchecked Sendable {
             addr.sin_port = UInt16(port).bigEndian
             addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
             let rc = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
             close(fd)
             if rc == 0 { break }

@@ -80,7 +80,8 @@ final class DeviceSimulator: Sendable {
         switch device.product {
         case "thermometer":
             // ThingsBoard form: token in the URL.
-            let body = String(format: #"{"temperature": %.2f, "humidity": %.1f}"#, 21 + 4 * sin(phase), 45 + 10 * cos(phase))
+            let body = String(
+                format: #"{"temperature": %.2f, "humidity": %.1f}"#, 21 + 4 * sin(phase), 45 + 10 * cos(phase))
             return ("/api/v1/\(device.token)/telemetry", [:], body)
         case "door":
             let body = #"{"open": \#((tick + index) % 20 < 3)}"#

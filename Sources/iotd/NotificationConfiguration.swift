@@ -48,7 +48,9 @@ struct NotificationSettings: Codable, Sendable {
     var digestWindowMillis: Int64?
     var groups: [String: [StaticRecipientResolver.Member]]?
 
-    static let types: Set<String> = ["inbox", "email", "webhook", "feishu", "dingtalk", "wecom", "wechat", "slack", "sms", "voice"]
+    static let types: Set<String> = [
+        "inbox", "email", "webhook", "feishu", "dingtalk", "wecom", "wechat", "slack", "sms", "voice",
+    ]
 
     /// The configured channels plus `inbox` (always there, so alarms reach someone out of the box).
     var allChannels: [Channel] {
@@ -109,13 +111,17 @@ struct NotificationSettings: Codable, Sendable {
                 return EmailNotifier(
                     channel: ch.name,
                     configuration: .init(
-                        url: try need(ch.url, "url"), from: try need(ch.from, "from"), fromName: ch.fromName, username: ch.username,
-                        password: ch.password, authMechanism: ch.auth, requireTLS: ch.requireTLS ?? true, caFile: ch.caFile,
+                        url: try need(ch.url, "url"), from: try need(ch.from, "from"), fromName: ch.fromName,
+                        username: ch.username,
+                        password: ch.password, authMechanism: ch.auth, requireTLS: ch.requireTLS ?? true,
+                        caFile: ch.caFile,
                         insecureSkipVerify: ch.insecureSkipVerify ?? false, timeoutMillis: ch.timeoutMillis ?? 30_000))
             case "webhook":
                 return WebhookNotifier(
                     channel: ch.name,
-                    configuration: .init(url: try need(ch.url, "url"), secret: ch.secret, headers: ch.headers ?? [:], timeoutMillis: timeout))
+                    configuration: .init(
+                        url: try need(ch.url, "url"), secret: ch.secret, headers: ch.headers ?? [:],
+                        timeoutMillis: timeout))
             case "feishu": return FeishuNotifier(channel: ch.name, configuration: try robot())
             case "dingtalk": return DingTalkNotifier(channel: ch.name, configuration: try robot())
             case "wecom": return WeComNotifier(channel: ch.name, configuration: try robot())
@@ -125,17 +131,21 @@ struct NotificationSettings: Codable, Sendable {
                     channel: ch.name,
                     configuration: .init(
                         baseURL: ch.baseURL ?? "https://api.weixin.qq.com", appID: try need(ch.appID, "appID"),
-                        appSecret: try need(ch.appSecret, "appSecret"), templateID: try need(ch.templateID, "templateID"),
-                        subjectKey: ch.subjectKey ?? "first", bodyKey: ch.bodyKey ?? "keyword1", timeoutMillis: timeout))
+                        appSecret: try need(ch.appSecret, "appSecret"),
+                        templateID: try need(ch.templateID, "templateID"),
+                        subjectKey: ch.subjectKey ?? "first", bodyKey: ch.bodyKey ?? "keyword1", timeoutMillis: timeout)
+                )
             case "sms", "voice":
                 return HTTPGatewayNotifier(
                     channel: ch.name,
                     configuration: .init(
-                        url: try need(ch.url, "url"), method: ch.method ?? "POST", headers: ch.headers ?? [:], body: ch.body,
+                        url: try need(ch.url, "url"), method: ch.method ?? "POST", headers: ch.headers ?? [:],
+                        body: ch.body,
                         contentType: ch.contentType ?? "application/json", timeoutMillis: timeout))
             default:
                 throw ConfigurationError(
-                    "notifications.channels[\(ch.name)].type: '\(ch.type)' is not one of \(Self.types.sorted().joined(separator: ", "))")
+                    "notifications.channels[\(ch.name)].type: '\(ch.type)' is not one of \(Self.types.sorted().joined(separator: ", "))"
+                )
             }
         }
     }
@@ -145,13 +155,15 @@ struct NotificationSettings: Codable, Sendable {
         for ch in channels ?? [] {
             guard Self.types.contains(ch.type) else {
                 throw ConfigurationError(
-                    "notifications.channels[\(ch.name)].type: '\(ch.type)' is not one of \(Self.types.sorted().joined(separator: ", "))")
+                    "notifications.channels[\(ch.name)].type: '\(ch.type)' is not one of \(Self.types.sorted().joined(separator: ", "))"
+                )
             }
             guard names.insert(ch.name).inserted else {
                 throw ConfigurationError("notifications.channels: the name '\(ch.name)' is used twice")
             }
             if let v = ch.timeoutMillis, !(1...600_000).contains(v) {
-                throw ConfigurationError("notifications.channels[\(ch.name)].timeoutMillis: \(v) is out of range; use 1 to 600000 ms")
+                throw ConfigurationError(
+                    "notifications.channels[\(ch.name)].timeoutMillis: \(v) is out of range; use 1 to 600000 ms")
             }
         }
         do throws(IoTError) { try dispatcherConfiguration.validate() } catch {

@@ -5,7 +5,9 @@ import Logging
 extension Platform {
     /// One dynamic-security provisioner per `brokerAccounts.mosquitto` entry, each over its own control
     /// connection (the platform's MQTT client; it connects on the first request).
-    static func brokerProvisioners(_ accounts: BrokerAccountsConfiguration?, logger: Logger) throws -> [any BrokerProvisioner] {
+    static func brokerProvisioners(_ accounts: BrokerAccountsConfiguration?, logger: Logger) throws
+        -> [any BrokerProvisioner]
+    {
         guard let accounts, let brokers = accounts.mosquitto else { return [] }
         var provisioners: [any BrokerProvisioner] = []
         for (i, broker) in brokers.enumerated() {
@@ -22,7 +24,8 @@ extension Platform {
             }
             var configuration = DynamicSecurityProvisioner.Configuration(name: name, policy: accounts.policy)
             if let t = broker.timeoutMillis { configuration.timeoutMillis = t }
-            provisioners.append(DynamicSecurityProvisioner(configuration: configuration, channel: channel, logger: logger))
+            provisioners.append(
+                DynamicSecurityProvisioner(configuration: configuration, channel: channel, logger: logger))
         }
         return provisioners
     }

@@ -44,11 +44,15 @@ struct Platform {
     let notifications: NotificationRouter
     let dispatcher: NotificationDispatcher
 
-    init(configuration: DaemonConfiguration, adminAPIKey: String?, prometheus: PrometheusCollectorRegistry, logger: Logger) throws {
+    init(
+        configuration: DaemonConfiguration, adminAPIKey: String?, prometheus: PrometheusCollectorRegistry,
+        logger: Logger
+    ) throws {
         // First, before any other descriptor is opened: numbers below 1024 for the Modbus connections
         // (libmodbus waits with select(); a gateway with thousands of connections has none left later).
         if let section = configuration.modbus {
-            ModbusTransport.reserveDescriptors(configuration: configuration.modbusConfiguration, devices: section.devices ?? [])
+            ModbusTransport.reserveDescriptors(
+                configuration: configuration.modbusConfiguration, devices: section.devices ?? [])
         }
         storage = try SQLiteStorage(configuration: configuration.storageConfiguration, logger: logger)
         let journal = try FileJournal(configuration: configuration.journalConfiguration, logger: logger)
@@ -81,14 +85,18 @@ struct Platform {
         let settings = configuration.notifications ?? NotificationSettings()
         let registry = self.registry
         let dispatcher = NotificationDispatcher(
-            configuration: settings.dispatcherConfiguration, outbox: outbox, notifiers: try settings.notifiers(inbox: inbox),
+            configuration: settings.dispatcherConfiguration, outbox: outbox,
+            notifiers: try settings.notifiers(inbox: inbox),
             clock: clock, tenants: { try await registry.tenants().map(\.id) }, logger: logger)
         self.dispatcher = dispatcher
         notifications = NotificationRouter(
-            outbox: outbox, registry: registry, resolver: StaticRecipientResolver(groups: settings.groups ?? [:]), clock: clock,
-            channelFormats: settings.formats, logger: logger, enqueued: { tenant in Task { await dispatcher.wake(tenant) } })
+            outbox: outbox, registry: registry, resolver: StaticRecipientResolver(groups: settings.groups ?? [:]),
+            clock: clock,
+            channelFormats: settings.formats, logger: logger,
+            enqueued: { tenant in Task { await dispatcher.wake(tenant) } })
         let ingestor = Ingestor(
-            configuration: configuration.ingestorConfiguration, journal: journal, pointStore: points, registry: registry,
+            configuration: configuration.ingestorConfiguration, journal: journal, pointStore: points,
+            registry: registry,
             clock: clock, observers: [rules, liveFeed], parsers: parsers, logger: logger)
         self.ingestor = ingestor
         http = HTTPIngestTransport(
@@ -128,7 +136,8 @@ struct Platform {
             brokerAccess = BrokerAccessControl(
                 policy: accounts.policy,
                 configuration: .init(
-                    ignoredUsernames: Set(emqx.ignoreUsernames ?? []), ignoredUsernamePrefixes: emqx.ignoreUsernamePrefixes ?? []),
+                    ignoredUsernames: Set(emqx.ignoreUsernames ?? []),
+                    ignoredUsernamePrefixes: emqx.ignoreUsernamePrefixes ?? []),
                 authenticator: tokens, registry: registry, tokens: tokens, logger: logger)
         }
         management = ManagementServer(
@@ -168,7 +177,8 @@ struct Platform {
         }
         for seed in declared {
             do {
-                try await parserCatalog.save(ScriptSource(name: seed.name, language: seed.language, source: seed.source))
+                try await parserCatalog.save(
+                    ScriptSource(name: seed.name, language: seed.language, source: seed.source))
             } catch {
                 throw ConfigurationError("parsers[\(seed.name)]: \(error.message)")
             }
@@ -227,7 +237,9 @@ struct Platform {
             for device in seed.devices ?? [] { try await registry.saveDevice(.tenant(id), device) }
             for rule in seed.rules ?? [] { try await rules.add(rule, tenant: id) }
             for job in seed.statistics ?? [] { try await statistics.add(job, tenant: id) }
-            for template in seed.notifications?.templates ?? [] { try await notifications.saveTemplate(template, tenant: id) }
+            for template in seed.notifications?.templates ?? [] {
+                try await notifications.saveTemplate(template, tenant: id)
+            }
             for policy in seed.notifications?.policies ?? [] { try await notifications.savePolicy(policy, tenant: id) }
         }
     }
@@ -239,6 +251,8 @@ struct MQTTAdministration: MQTTClientAdministration {
     func listClientsJSON() async throws -> [UInt8] { try await manager.listJSON() }
     func clientJSON(id: String) async throws -> [UInt8] { try await manager.reportJSON(id: id) }
     func createClientJSON(_ body: [UInt8]) async throws -> [UInt8] { try await manager.createJSON(body) }
-    func updateClientJSON(id: String, _ body: [UInt8]) async throws -> [UInt8] { try await manager.updateJSON(id: id, body) }
+    func updateClientJSON(id: String, _ body: [UInt8]) async throws -> [UInt8] {
+        try await manager.updateJSON(id: id, body)
+    }
     func removeClient(id: String) async throws { try await manager.remove(id: id) }
 }

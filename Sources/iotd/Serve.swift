@@ -1,14 +1,14 @@
 import ArgumentParser
 import Foundation
 import IoTCore
-import UnixSignals
-import IoTStorage
-import IoTServer
 import IoTProtocols
+import IoTServer
+import IoTStorage
 import Logging
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 import Yams
 
 struct Serve: AsyncParsableCommand {
@@ -26,21 +26,28 @@ struct Serve: AsyncParsableCommand {
         let adminKey = try adminAPIKey(configuration)
         if check {
             for key in inlineSecrets {
-                print("warning: \(key) is a secret written inline; give it as \(key)File: <path> or \(key)Env: <variable> (or {file: …} / {env: …} in a map)")
+                print(
+                    "warning: \(key) is a secret written inline; give it as \(key)File: <path> or \(key)Env: <variable> (or {file: …} / {env: …} in a map)"
+                )
             }
-            if adminKey == nil { print("warning: no management.adminAPIKey: the management API answers 401 to everything") }
+            if adminKey == nil {
+                print("warning: no management.adminAPIKey: the management API answers 401 to everything")
+            }
             print("configuration OK: \(config)")
             return
         }
         let prometheus = bootstrapObservability(level: configuration.logging?.level)
         let logger = Logger(label: "iotd")
         for key in inlineSecrets {
-            logger.warning("a secret is written inline in the configuration; give it as a file or an environment variable", metadata: ["key": "\(key)"])
+            logger.warning(
+                "a secret is written inline in the configuration; give it as a file or an environment variable",
+                metadata: ["key": "\(key)"])
         }
         if adminKey == nil {
             logger.warning("no management.adminAPIKey: the management API answers 401 to everything until one is set")
         }
-        let platform = try Platform(configuration: configuration, adminAPIKey: adminKey, prometheus: prometheus, logger: logger)
+        let platform = try Platform(
+            configuration: configuration, adminAPIKey: adminKey, prometheus: prometheus, logger: logger)
         try await platform.loadParsers(configuration.parsers ?? [])
         try await platform.restoreDefinitions()
         await platform.connectNotifications()
@@ -101,18 +108,20 @@ func adminAPIKey(_ configuration: DaemonConfiguration) throws -> String? {
     guard let key else { return nil }
     if key == exampleAdminKey {
         throw ConfigurationError(
-            "\(source) is the example's placeholder; generate a key, e.g. openssl rand -base64 32, and keep it in adminAPIKeyFile")
+            "\(source) is the example's placeholder; generate a key, e.g. openssl rand -base64 32, and keep it in adminAPIKeyFile"
+        )
     }
     if key.count < minimumAdminKeyLength {
         throw ConfigurationError(
-            "\(source) has \(key.count) characters; use at least \(minimumAdminKeyLength), e.g. openssl rand -base64 32")
+            "\(source) has \(key.count) characters; use at least \(minimumAdminKeyLength), e.g. openssl rand -base64 32"
+        )
     }
     return key
 }
 
 /// Bootstraps swift-log (stderr) and swift-metrics (Prometheus); only the daemon does this.
 func bootstrapObservability(level: String?) -> PrometheusCollectorRegistry {
-    let logLevel = level.flatMap(LogLevelName) ?? .info
+    let logLevel = level.flatMap(Logger.Level.init(named:)) ?? .info
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = logLevel

@@ -1,11 +1,12 @@
 import CIoTCoAP
 import IoTCore
 import IoTProtocols
-@testable import IoTCoAP
 import Testing
 
+@testable import IoTCoAP
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The I/O thread's wait reads a burst of queued datagrams in a few waits, not one wait each, and reads
@@ -22,7 +23,8 @@ struct CoAPDatagramReaderTests {
     func burstIsReadInFewWaits() throws {
         let ctx = try coapContext()
         defer { coap_free_context(ctx) }
-        let port = try CoAPServer.bindEndpoint(ctx, host: "127.0.0.1", port: 0, proto: COAP_PROTO_UDP) { () throws(IoTError) in
+        let port = try CoAPServer.bindEndpoint(ctx, host: "127.0.0.1", port: 0, proto: COAP_PROTO_UDP) {
+            () throws(IoTError) in
             try CoAPServer.freeUDPPort(host: "127.0.0.1")
         }
         let counter = Counter()
@@ -47,7 +49,9 @@ struct CoAPDatagramReaderTests {
         server.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         func send(messageID: UInt16) {
             // NON POST, no token, Uri-Path "t".
-            let datagram: [UInt8] = [0x50, 0x02, UInt8(messageID >> 8), UInt8(messageID & 0xFF), 0xB1, UInt8(ascii: "t")]
+            let datagram: [UInt8] = [
+                0x50, 0x02, UInt8(messageID >> 8), UInt8(messageID & 0xFF), 0xB1, UInt8(ascii: "t"),
+            ]
             let sent = withUnsafePointer(to: &server) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     sendto(device, datagram, datagram.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -99,7 +103,9 @@ struct CoAPEndpointBindTests {
         address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let ok = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
         }
         try #require(ok)
         return (fd, Int(UInt16(bigEndian: address.sin_port)))
@@ -113,7 +119,8 @@ struct CoAPEndpointBindTests {
         defer { close(taken.fd) }
 
         var picks: [Int] = []
-        let bound = try CoAPServer.bindEndpoint(ctx, host: "127.0.0.1", port: 0, proto: COAP_PROTO_UDP) { () throws(IoTError) in
+        let bound = try CoAPServer.bindEndpoint(ctx, host: "127.0.0.1", port: 0, proto: COAP_PROTO_UDP) {
+            () throws(IoTError) in
             let port = picks.isEmpty ? taken.port : try CoAPServer.freeUDPPort(host: "127.0.0.1")
             picks.append(port)
             return port
@@ -125,7 +132,8 @@ struct CoAPEndpointBindTests {
 
         // A port that was configured is not replaced by another one.
         let error = #expect(throws: IoTError.self) {
-            try CoAPServer.bindEndpoint(ctx, host: "127.0.0.1", port: taken.port, proto: COAP_PROTO_UDP) { () throws(IoTError) in
+            try CoAPServer.bindEndpoint(ctx, host: "127.0.0.1", port: taken.port, proto: COAP_PROTO_UDP) {
+                () throws(IoTError) in
                 Issue.record("a configured port must not be picked again")
                 return 0
             }

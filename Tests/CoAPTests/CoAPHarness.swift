@@ -7,7 +7,7 @@ import Logging
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A ``CoAPTransport`` on free loopback ports over in-memory stores, with token authentication; stopped by
@@ -125,7 +125,8 @@ func startAiocoapServer(port: Int = 0) throws -> (ChildProcess, Int) {
         port == 0 || bound == port
     else {
         server.stop(signal: SIGKILL)
-        throw ObserveTestError(description: "the aiocoap server did not start on port \(port) (0: any); see its output above")
+        throw ObserveTestError(
+            description: "the aiocoap server did not start on port \(port) (0: any); see its output above")
     }
     return (server, bound)
 }

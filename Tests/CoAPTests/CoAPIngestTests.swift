@@ -61,7 +61,8 @@ struct CoAPIngestTests {
         let h = try await CoAPHarness()
         let token = try await h.token()
         let refused = try await aiocoap(
-            "post", "coap://127.0.0.1:\(h.port)/api/v1/\(token)/telemetry", #"[{"bn":"t-2","n":"temp","v":9}]"#, format: 110)
+            "post", "coap://127.0.0.1:\(h.port)/api/v1/\(token)/telemetry", #"[{"bn":"t-2","n":"temp","v":9}]"#,
+            format: 110)
         #expect(refused.hasPrefix("4.03 ") && refused.contains("forbidden"), "\(refused)")
         #expect(h.ingestor.statistics.rejected == ["forbidden": 1])
         await h.stop()
@@ -94,7 +95,8 @@ struct CoAPIngestTests {
         #expect(good.contains(#""points":1"#), "\(good)")
         // The device is cached now, so this one is parsed on the I/O thread: the same answer, counted the same.
         let malformedCached = try await aiocoap("post", "\(base)/api/v1/\(token)/telemetry", #"{"temp":"#)
-        #expect(malformedCached.hasPrefix("4.00 ") && malformedCached.contains("malformed_payload"), "\(malformedCached)")
+        #expect(
+            malformedCached.hasPrefix("4.00 ") && malformedCached.contains("malformed_payload"), "\(malformedCached)")
         #expect(try await h.storedCount(reaching: 1) == 1)
         let s = h.ingestor.statistics
         #expect(s.rejected["unauthorized"] == 2, "\(s)")
@@ -115,7 +117,9 @@ struct CoAPIngestTests {
         let records = Int(reply.split(separator: "\"records\":").last?.prefix { $0.isNumber } ?? "") ?? 0
         #expect(records > 50, "\(reply)")
         // libcoap's client with 64-byte blocks.
-        let body = "[" + (0..<40).map { #"{"ts":\#(1_800_000_000_000 + $0),"values":{"hum":\#($0)}}"# }.joined(separator: ",") + "]"
+        let body =
+            "[" + (0..<40).map { #"{"ts":\#(1_800_000_000_000 + $0),"values":{"hum":\#($0)}}"# }.joined(separator: ",")
+            + "]"
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("coap-body-\(getpid()).json").path
         try body.write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
@@ -165,11 +169,14 @@ struct CoAPIngestTests {
         let token = try await h.token()
         // coap-client sends CON by default; -N is NON. Both must get the receipt. The first request of a device
         // is ingested on a task and answered as a separate response; later ones on the I/O thread, in the ACK.
-        let con = try await coapClient("-m post -t 50 -e '{\"temp\":5}' coap://127.0.0.1:\(h.port)/api/v1/\(token)/telemetry")
+        let con = try await coapClient(
+            "-m post -t 50 -e '{\"temp\":5}' coap://127.0.0.1:\(h.port)/api/v1/\(token)/telemetry")
         #expect(con.contains(#""points":1"#), "\(con)")
-        let non = try await coapClient("-N -m post -t 50 -e '{\"temp\":6}' coap://127.0.0.1:\(h.port)/api/v1/\(token)/telemetry")
+        let non = try await coapClient(
+            "-N -m post -t 50 -e '{\"temp\":6}' coap://127.0.0.1:\(h.port)/api/v1/\(token)/telemetry")
         #expect(non.contains(#""points":1"#), "\(non)")
-        let conAgain = try await coapClient("-m post -t 50 -e '{\"temp\":7}' coap://127.0.0.1:\(h.port)/api/v1/\(token)/telemetry")
+        let conAgain = try await coapClient(
+            "-m post -t 50 -e '{\"temp\":7}' coap://127.0.0.1:\(h.port)/api/v1/\(token)/telemetry")
         #expect(conAgain.contains(#""points":1"#), "\(conAgain)")
         #expect(try await h.storedCount(reaching: 3) == 3)
         #expect(try await h.latest("t-1", "temp") == .number(7))

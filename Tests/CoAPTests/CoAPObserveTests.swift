@@ -6,7 +6,7 @@ import Logging
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The platform observing a resource on an aiocoap server that changes it every 100 ms.
@@ -29,7 +29,8 @@ struct CoAPObserveTests {
     func observeLifecycle() async throws {
         let h = try await CoAPHarness()
         let manager = CoAPObserverManager(
-            configuration: .init(reregisterAfterMillis: 600), ingestor: h.ingestor, logger: Logger(label: "observe-test"))
+            configuration: .init(reregisterAfterMillis: 600), ingestor: h.ingestor,
+            logger: Logger(label: "observe-test"))
         let run = Task { try await manager.run() }
         var (server, port) = try startServer()
         defer { server.stop(signal: SIGKILL) }
@@ -52,7 +53,9 @@ struct CoAPObserveTests {
         server.stop(signal: SIGKILL)
         (server, _) = try startServer(port)
         let storedBefore = manager.report(id: "boiler")?.stored ?? 0
-        try await waitFor("notifications after the restart") { (manager.report(id: "boiler")?.stored ?? 0) >= storedBefore + 5 }
+        try await waitFor("notifications after the restart") {
+            (manager.report(id: "boiler")?.stored ?? 0) >= storedBefore + 5
+        }
         let after = try #require(manager.report(id: "boiler"))
         #expect(after.registrations >= 2, "\(after)")
 

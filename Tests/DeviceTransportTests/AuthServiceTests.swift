@@ -36,11 +36,13 @@ struct AuthServiceTests {
     func usernamePassword() async throws {
         let credentials = InMemoryCredentialStore()
         let auth = DeviceAuthService(credentials: credentials, configuration: .init(passwordIterations: 1_000))
-        let issued = try await auth.addPassword(for: Self.pump, username: "pump", password: nil, label: "primary", now: 1)
+        let issued = try await auth.addPassword(
+            for: Self.pump, username: "pump", password: nil, label: "primary", now: 1)
         #expect(issued.password.count == 32, "a generated password")
         let stored = try await credentials.passwords(forUsername: "pump")
         #expect(stored.count == 1 && !stored[0].hash.contains(issued.password))
-        #expect(try await auth.authenticate(.usernamePassword(username: "pump", password: issued.password)) == Self.pump)
+        #expect(
+            try await auth.authenticate(.usernamePassword(username: "pump", password: issued.password)) == Self.pump)
         let wrong = await #expect(throws: IoTError.self) {
             try await auth.authenticate(.usernamePassword(username: "pump", password: "nope-nope"))
         }
@@ -56,7 +58,8 @@ struct AuthServiceTests {
     func exchangeExpiryRefresh() async throws {
         let clock = ManualClock(now: 1_000_000)
         let auth = Self.service(clock: clock)
-        let issued = try await auth.addPassword(for: Self.pump, username: "pump", password: "pump-secret", label: "p", now: 0)
+        let issued = try await auth.addPassword(
+            for: Self.pump, username: "pump", password: "pump-secret", label: "p", now: 0)
         let session = try await auth.exchange(username: "pump", password: issued.password, from: Self.here)
         #expect(session.expiresAt == 1_060_000)
         #expect(try await auth.authenticate(.token(session.token)) == Self.pump)
@@ -84,16 +87,19 @@ struct AuthServiceTests {
     @Test("rotation keeps two valid passwords: the new one and the previous one")
     func rotation() async throws {
         let auth = Self.service()
-        let first = try await auth.addPassword(for: Self.pump, username: "pump", password: "first-secret", label: "a", now: 1)
+        let first = try await auth.addPassword(
+            for: Self.pump, username: "pump", password: "first-secret", label: "a", now: 1)
         let second = try await auth.rotatePassword(for: Self.pump, label: "b", now: 2)
         #expect(second.username == "pump" && second.password != first.password)
         #expect(try await auth.authenticate(.usernamePassword(username: "pump", password: first.password)) == Self.pump)
-        #expect(try await auth.authenticate(.usernamePassword(username: "pump", password: second.password)) == Self.pump)
+        #expect(
+            try await auth.authenticate(.usernamePassword(username: "pump", password: second.password)) == Self.pump)
         let third = try await auth.rotatePassword(for: Self.pump, label: "c", now: 3)
         await #expect(throws: IoTError.self, "the oldest is gone after the next rotation") {
             try await auth.authenticate(.usernamePassword(username: "pump", password: first.password))
         }
-        #expect(try await auth.authenticate(.usernamePassword(username: "pump", password: second.password)) == Self.pump)
+        #expect(
+            try await auth.authenticate(.usernamePassword(username: "pump", password: second.password)) == Self.pump)
         #expect(try await auth.authenticate(.usernamePassword(username: "pump", password: third.password)) == Self.pump)
         #expect(try await auth.credentials(of: Self.pump).passwords.map(\.label) == ["b", "c"])
         await #expect(throws: IoTError.self, "rotation needs an existing password") {
@@ -107,7 +113,8 @@ struct AuthServiceTests {
         let auth = Self.service(
             limiterClock: { now.withLock { $0 } },
             failedAttempts: .init(maxFailures: 3, windowMillis: 10_000, blockMillis: 5_000))
-        let issued = try await auth.addPassword(for: Self.pump, username: "pump", password: "pump-secret", label: "p", now: 0)
+        let issued = try await auth.addPassword(
+            for: Self.pump, username: "pump", password: "pump-secret", label: "p", now: 0)
         let right = DeviceCredential.usernamePassword(username: "pump", password: issued.password)
         let wrong = DeviceCredential.usernamePassword(username: "pump", password: "guess-guess")
         for _ in 0..<3 {
@@ -124,11 +131,13 @@ struct AuthServiceTests {
         let sameUser = await #expect(throws: IoTError.self) { try await auth.authenticate(right, from: elsewhere) }
         #expect(sameUser?.code == .rateLimited && sameUser?.message.contains("username pump") == true)
         let valve = try await auth.addPassword(
-            for: DeviceIdentity(tenant: "acme", deviceUID: "valve-1"), username: "valve", password: "valve-secret", label: "v",
+            for: DeviceIdentity(tenant: "acme", deviceUID: "valve-1"), username: "valve", password: "valve-secret",
+            label: "v",
             now: 0)
         #expect(
             try await auth.authenticate(.usernamePassword(username: "valve", password: valve.password), from: elsewhere)
-                == DeviceIdentity(tenant: "acme", deviceUID: "valve-1"), "another account from another address is not blocked")
+                == DeviceIdentity(tenant: "acme", deviceUID: "valve-1"),
+            "another account from another address is not blocked")
         #expect(auth.limiter.statistics.failures == 3)
         #expect(auth.limiter.statistics.blocked == 2)
         now.withLock { $0 = 5_001 }
@@ -143,7 +152,8 @@ struct AuthServiceTests {
         let auth = Self.service(
             limiterClock: { now.withLock { $0 } },
             failedAttempts: .init(maxFailures: 3, windowMillis: 60_000, blockMillis: 60_000, maxAddresses: 50))
-        let issued = try await auth.addPassword(for: Self.pump, username: "pump", password: "pump-secret", label: "p", now: 0)
+        let issued = try await auth.addPassword(
+            for: Self.pump, username: "pump", password: "pump-secret", label: "p", now: 0)
         let mine = DeviceCredential.usernamePassword(username: "pump", password: issued.password)
         for _ in 0..<2 {
             await #expect(throws: IoTError.self) {
@@ -156,7 +166,9 @@ struct AuthServiceTests {
         }
         // Three failures from this address: it is blocked, the success in between notwithstanding.
         let blocked = await #expect(throws: IoTError.self) { try await auth.authenticate(mine, from: Self.here) }
-        #expect(blocked?.code == .rateLimited && blocked?.message.contains("from 10.0.0.1") == true, "\(String(describing: blocked))")
+        #expect(
+            blocked?.code == .rateLimited && blocked?.message.contains("from 10.0.0.1") == true,
+            "\(String(describing: blocked))")
         // 200 other addresses fail once each: the table (50 entries) evicts unblocked entries, never the block.
         for i in 0..<200 {
             let source = AuthenticationSource(transport: "test", address: "10.9.\(i / 250).\(i % 250)")
@@ -195,7 +207,8 @@ struct AuthServiceTests {
         let auth = DeviceAuthService(
             credentials: InMemoryCredentialStore(),
             configuration: .init(passwordIterations: 300_000, hashingThreads: 1, hashingQueueCapacity: 2))
-        let issued = try await auth.addPassword(for: Self.pump, username: "pump", password: "pump-secret", label: "p", now: 0)
+        let issued = try await auth.addPassword(
+            for: Self.pump, username: "pump", password: "pump-secret", label: "p", now: 0)
         let outcomes = await withTaskGroup(of: IoTError.Code?.self) { group in
             for i in 0..<12 {
                 group.addTask {
@@ -230,13 +243,15 @@ struct AuthServiceTests {
         try await registry.saveProduct(.tenant("acme"), Product(id: "p"))
         try await registry.saveDevice(.tenant("acme"), Device(uid: "pump-1", product: "p"))
         try await registry.saveDevice(.tenant("acme"), Device(uid: "valve-1", product: "p"))
-        let pump = try await auth.addPassword(for: Self.pump, username: "pump-1", password: "pump-secret", label: "p", now: 0)
+        let pump = try await auth.addPassword(
+            for: Self.pump, username: "pump-1", password: "pump-secret", label: "p", now: 0)
         let valve = try await auth.addPassword(
             for: DeviceIdentity(tenant: "acme", deviceUID: "valve-1"), username: "valve-1", password: "valve-secret",
             label: "v", now: 0)
         let access = BrokerAccessControl(authenticator: auth, registry: registry, hasCredentials: nil)
         for _ in 0..<3 {
-            let d = try await access.authenticate(username: "pump-1", password: "guess", clientID: "c", peerHost: "10.7.7.7")
+            let d = try await access.authenticate(
+                username: "pump-1", password: "guess", clientID: "c", peerHost: "10.7.7.7")
             #expect(d.result == .deny)
         }
         let blocked = try await access.authenticate(

@@ -1,3 +1,4 @@
+import Foundation
 import IoTCore
 import IoTProtocols
 import IoTServer
@@ -5,10 +6,9 @@ import IoTTesting
 import Logging
 import ServiceLifecycle
 import Testing
-import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Every device listener (HTTP, WebSocket, TCP with both framings) and the management API, on free
@@ -65,13 +65,16 @@ final class DeviceHarness: Sendable {
             observers: [live], logger: logger)
         self.ingestor = ingestor
         self.http = HTTPIngestTransport(configuration: http, ingestor: ingestor, authenticator: auth, logger: logger)
-        ws = WebSocketTransport(configuration: webSocket, ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)
+        ws = WebSocketTransport(
+            configuration: webSocket, ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)
         var lines = tcp
         lines.framing = .lines
         var length = tcp
         length.framing = .lengthPrefixed
-        tcpLines = TCPTransport(configuration: lines, ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)
-        tcpLength = TCPTransport(configuration: length, ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)
+        tcpLines = TCPTransport(
+            configuration: lines, ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)
+        tcpLength = TCPTransport(
+            configuration: length, ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)
         api = ManagementServer(
             configuration: .init(port: 0, adminAPIKey: Self.adminKey, tls: managementTLS), registry: registry,
             points: points, tokens: auth,
@@ -100,7 +103,8 @@ final class DeviceHarness: Sendable {
     func password(_ uid: String = "t-1", password: String = "secret-\(Int.random(in: 100_000..<999_999))") async throws
         -> IssuedPassword
     {
-        try await auth.addPassword(for: identity(uid), username: "\(uid)-user", password: password, label: "primary", now: 0)
+        try await auth.addPassword(
+            for: identity(uid), username: "\(uid)-user", password: password, label: "primary", now: 0)
     }
 
     var wsURL: String { "ws://127.0.0.1:\(wsPort)/api/v1/devices/ws" }

@@ -17,7 +17,8 @@ struct GatewayTests {
         let auth = ["Authorization": "Bearer \(token)"]
         // SenML naming t-2: 403.
         let senml = try await h.httpRequest(
-            "POST", "/api/v1/devices/t-1/telemetry", headers: auth.merging(["Content-Type": "application/senml+json"]) { a, _ in a },
+            "POST", "/api/v1/devices/t-1/telemetry",
+            headers: auth.merging(["Content-Type": "application/senml+json"]) { a, _ in a },
             body: #"[{"bn": "t-2", "n": "temp", "v": 99}]"#)
         #expect(senml.status == 403 && senml.text.contains("not a gateway"), "\(senml.text)")
         // The JSON gateway form from a device that is not a gateway is its own payload: refused, not stored for t-2.
@@ -29,7 +30,10 @@ struct GatewayTests {
         #expect(await ws.readLine() == "CONNECTED")
         let ack = try #require(await ws.next("ACK"))
         #expect(ack.contains(#""ok":false"#), "\(ack)")
-        let tcp = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(token)", "--send", #"{"t-2": {"temp": 96}}"#])
+        let tcp = try h.peer([
+            "tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(token)", "--send",
+            #"{"t-2": {"temp": 96}}"#,
+        ])
         defer { tcp.stop(signal: SIGKILL) }
         #expect(await tcp.readLine() == "REPLY OK t-1")
         #expect(await tcp.readLine()?.hasPrefix("REPLY ERR ") == true)
@@ -43,7 +47,8 @@ struct GatewayTests {
             body: #"{"product": "thermo", "gateway": true, "gatewayFor": {"devices": ["t-2"]}}"#)
         #expect(put.status == 200 && put.text.contains(#""gateway":true"#), "\(put.text)")
         let ok = try await h.httpRequest(
-            "POST", "/api/v1/devices/t-1/telemetry", headers: auth, body: #"{"t-2": {"ts": 1700000000000, "temp": 21}}"#)
+            "POST", "/api/v1/devices/t-1/telemetry", headers: auth, body: #"{"t-2": {"ts": 1700000000000, "temp": 21}}"#
+        )
         #expect(ok.status == 200, "\(ok.text)")
         let outside = try await h.httpRequest(
             "POST", "/api/v1/devices/t-1/telemetry", headers: auth, body: #"{"t-3": {"temp": 21}}"#)

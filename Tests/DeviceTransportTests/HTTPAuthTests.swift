@@ -14,7 +14,9 @@ struct HTTPAuthTests {
         var i = 0
         while i < bytes.count {
             let n = bytes.count - i
-            let b0 = Int(bytes[i]), b1 = n > 1 ? Int(bytes[i + 1]) : 0, b2 = n > 2 ? Int(bytes[i + 2]) : 0
+            let b0 = Int(bytes[i])
+            let b1 = n > 1 ? Int(bytes[i + 1]) : 0
+            let b2 = n > 2 ? Int(bytes[i + 2]) : 0
             out.append(table[b0 >> 2])
             out.append(table[(b0 & 3) << 4 | b1 >> 4])
             out.append(n > 1 ? table[(b1 & 15) << 2 | b2 >> 6] : "=")
@@ -34,7 +36,8 @@ struct HTTPAuthTests {
         let h = try await DeviceHarness()
         defer { Task { await h.stop() } }
         let password = try await h.password("t-1")
-        let wrong = try await h.httpRequest("POST", "/api/v1/devices/auth", body: #"{"username":"t-1-user","password":"nope-nope"}"#)
+        let wrong = try await h.httpRequest(
+            "POST", "/api/v1/devices/auth", body: #"{"username":"t-1-user","password":"nope-nope"}"#)
         #expect(wrong.status == 401 && wrong.text.contains("username or password is not valid"))
         #expect(try await h.httpRequest("POST", "/api/v1/devices/auth", body: "{oops").status == 400)
         let ok = try await h.httpRequest(
@@ -42,17 +45,23 @@ struct HTTPAuthTests {
         #expect(ok.status == 200 && ok.text.contains(#""expiresIn":3600"#) && ok.text.contains(#""deviceUID":"t-1""#))
         let token = try #require(Self.field("token", in: ok.text))
         let post = try await h.httpRequest(
-            "POST", "/api/v1/devices/t-1/telemetry", headers: ["Authorization": "Bearer \(token)"], body: #"{"temp": 3}"#)
+            "POST", "/api/v1/devices/t-1/telemetry", headers: ["Authorization": "Bearer \(token)"],
+            body: #"{"temp": 3}"#)
         #expect(post.status == 200)
-        let refreshed = try await h.httpRequest("POST", "/api/v1/devices/auth/refresh", headers: ["Authorization": "Bearer \(token)"])
+        let refreshed = try await h.httpRequest(
+            "POST", "/api/v1/devices/auth/refresh", headers: ["Authorization": "Bearer \(token)"])
         #expect(refreshed.status == 200)
         let next = try #require(Self.field("token", in: refreshed.text))
         #expect(next != token)
         h.authClock.advance(byMillis: 3_600_001)
         let expired = try await h.httpRequest(
-            "POST", "/api/v1/devices/t-1/telemetry", headers: ["Authorization": "Bearer \(token)"], body: #"{"temp": 4}"#)
+            "POST", "/api/v1/devices/t-1/telemetry", headers: ["Authorization": "Bearer \(token)"],
+            body: #"{"temp": 4}"#)
         #expect(expired.status == 401 && expired.text.contains("expired"))
-        #expect(try await h.httpRequest("POST", "/api/v1/devices/auth/refresh", headers: ["Authorization": "Bearer \(token)"]).status == 401)
+        #expect(
+            try await h.httpRequest(
+                "POST", "/api/v1/devices/auth/refresh", headers: ["Authorization": "Bearer \(token)"]
+            ).status == 401)
         let basic = try await h.httpRequest(
             "POST", "/api/v1/devices/t-1/telemetry",
             headers: ["Authorization": "Basic " + Self.base64("t-1-user:\(password.password)")], body: #"{"temp": 5}"#)
@@ -62,13 +71,17 @@ struct HTTPAuthTests {
         #expect(h.rejected("unauthorized") == 3)
     }
 
-    @Test("brute force: after too many failures from one address it gets 429 with Retry-After, even with the right password")
+    @Test(
+        "brute force: after too many failures from one address it gets 429 with Retry-After, even with the right password"
+    )
     func bruteForce() async throws {
-        let h = try await DeviceHarness(failedAttempts: .init(maxFailures: 5, windowMillis: 60_000, blockMillis: 60_000))
+        let h = try await DeviceHarness(
+            failedAttempts: .init(maxFailures: 5, windowMillis: 60_000, blockMillis: 60_000))
         defer { Task { await h.stop() } }
         let password = try await h.password("t-1")
         for _ in 0..<5 {
-            let r = try await h.httpRequest("POST", "/api/v1/devices/auth", body: #"{"username":"t-1-user","password":"guess-guess"}"#)
+            let r = try await h.httpRequest(
+                "POST", "/api/v1/devices/auth", body: #"{"username":"t-1-user","password":"guess-guess"}"#)
             #expect(r.status == 401)
         }
         let blocked = try await h.httpRequest(
@@ -84,24 +97,37 @@ struct HTTPAuthTests {
         let h = try await DeviceHarness()
         defer { Task { await h.stop() } }
         let created = try await h.apiRequest(
-            "POST", "/api/v1/tenants/acme/devices/t-1/credentials/passwords", body: #"{"username":"meter","label":"a"}"#)
+            "POST", "/api/v1/tenants/acme/devices/t-1/credentials/passwords", body: #"{"username":"meter","label":"a"}"#
+        )
         #expect(created.status == 201)
         let first = try #require(Self.field("password", in: created.text))
-        let rotated = try await h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-1/credentials/passwords/rotate", body: #"{"label":"b"}"#)
+        let rotated = try await h.apiRequest(
+            "POST", "/api/v1/tenants/acme/devices/t-1/credentials/passwords/rotate", body: #"{"label":"b"}"#)
         #expect(rotated.status == 201)
         let second = try #require(Self.field("password", in: rotated.text))
         for secret in [first, second] {
-            let r = try await h.httpRequest("POST", "/api/v1/devices/auth", body: #"{"username":"meter","password":"\#(secret)"}"#)
+            let r = try await h.httpRequest(
+                "POST", "/api/v1/devices/auth", body: #"{"username":"meter","password":"\#(secret)"}"#)
             #expect(r.status == 200, "both passwords are valid during rotation")
         }
         let listed = try await h.apiRequest("GET", "/api/v1/tenants/acme/devices/t-1/credentials")
         #expect(listed.status == 200 && listed.text.contains(#""label":"a""#) && listed.text.contains(#""label":"b""#))
         #expect(!listed.text.contains(first) && !listed.text.contains("pbkdf2"), "no secrets listed")
-        #expect(try await h.apiRequest("DELETE", "/api/v1/tenants/acme/devices/t-1/credentials/passwords/a").status == 200)
-        #expect(try await h.httpRequest("POST", "/api/v1/devices/auth", body: #"{"username":"meter","password":"\#(first)"}"#).status == 401)
-        #expect(try await h.httpRequest("POST", "/api/v1/devices/auth", body: #"{"username":"meter","password":"\#(second)"}"#).status == 200)
-        #expect(try await h.apiRequest("DELETE", "/api/v1/tenants/acme/devices/t-1/credentials/passwords/a").status == 404)
-        #expect(try await h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-9/credentials/passwords", body: "{}").status == 404)
+        #expect(
+            try await h.apiRequest("DELETE", "/api/v1/tenants/acme/devices/t-1/credentials/passwords/a").status == 200)
+        #expect(
+            try await h.httpRequest(
+                "POST", "/api/v1/devices/auth", body: #"{"username":"meter","password":"\#(first)"}"#
+            ).status == 401)
+        #expect(
+            try await h.httpRequest(
+                "POST", "/api/v1/devices/auth", body: #"{"username":"meter","password":"\#(second)"}"#
+            ).status == 200)
+        #expect(
+            try await h.apiRequest("DELETE", "/api/v1/tenants/acme/devices/t-1/credentials/passwords/a").status == 404)
+        #expect(
+            try await h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-9/credentials/passwords", body: "{}").status
+                == 404)
         let taken = try await h.apiRequest(
             "POST", "/api/v1/tenants/acme/devices/t-2/credentials/passwords", body: #"{"username":"meter"}"#)
         #expect(taken.status == 409, "a username belongs to one device")
@@ -120,11 +146,13 @@ struct HTTPAuthTests {
         #expect(try await h.apiRequest("DELETE", "/api/v1/tenants/acme/devices/t-1").status == 204)
         #expect(try await h.httpRequest("POST", "/api/v1/devices/auth", body: login).status == 401)
         #expect(
-            try await h.apiRequest("POST", "/api/v1/tenants/acme/devices", body: #"{"uid":"t-1","product":"thermo"}"#).status
+            try await h.apiRequest("POST", "/api/v1/tenants/acme/devices", body: #"{"uid":"t-1","product":"thermo"}"#)
+                .status
                 == 201)
         #expect(try await h.httpRequest("POST", "/api/v1/devices/auth", body: login).status == 401, "the old password")
         let post = try await h.httpRequest(
-            "POST", "/api/v1/devices/t-1/telemetry", headers: ["Authorization": "Bearer \(token)"], body: #"{"temp": 3}"#)
+            "POST", "/api/v1/devices/t-1/telemetry", headers: ["Authorization": "Bearer \(token)"],
+            body: #"{"temp": 3}"#)
         #expect(post.status == 401, "the old token")
         let listed = try await h.apiRequest("GET", "/api/v1/tenants/acme/devices/t-1/credentials")
         #expect(listed.status == 200 && !listed.text.contains("t-1-user"), "\(listed.text)")

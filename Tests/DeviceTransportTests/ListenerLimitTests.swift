@@ -30,7 +30,9 @@ struct ListenerLimitTests {
         return millis[min(millis.count - 1, Int(Double(millis.count) * 0.99))]
     }
 
-    @Test("200 slowloris connections trickling bytes are closed by the head deadline on HTTP, WebSocket and TCP; a device keeps its latency")
+    @Test(
+        "200 slowloris connections trickling bytes are closed by the head deadline on HTTP, WebSocket and TCP; a device keeps its latency"
+    )
     func slowlorisConnectionsAreClosedByTheDeadline() async throws {
         let limits = ListenerLimits(idleTimeoutMillis: 60_000, headerTimeoutMillis: 1_000)
         let h = try await DeviceHarness(
@@ -44,14 +46,19 @@ struct ListenerLimitTests {
         // 200 connections on the HTTP listener, one byte each per 100 ms: the idle timer alone would never fire.
         let http = Peer(
             try ChildProcess(
-                ["/usr/bin/env", "python3", "-u", Self.slowlorisScript, "127.0.0.1", "\(h.httpPort)", "200", "0.1", "8", "http"]))
+                [
+                    "/usr/bin/env", "python3", "-u", Self.slowlorisScript, "127.0.0.1", "\(h.httpPort)", "200", "0.1",
+                    "8", "http",
+                ]))
         defer { _ = http.stop(signal: SIGKILL) }
         #expect(await http.readLine() == "OPEN 200")
         let during = try await Self.deviceLatencyP99(h, token: token, count: 100)
         let httpResult = try #require(await http.readLine())
         print("slowloris on HTTP: \(httpResult); device p99 \(before) ms before, \(during) ms during")
         let fields = httpResult.split(separator: " ")
-        #expect(fields.count == 8 && fields[1] == "200" && fields[3] == "0", "every slow connection is closed: \(httpResult)")
+        #expect(
+            fields.count == 8 && fields[1] == "200" && fields[3] == "0",
+            "every slow connection is closed: \(httpResult)")
         if fields.count == 8, let last = Double(fields[7]) {
             #expect(last < 4, "closed by the 1 s deadline, not later: \(httpResult)")
         }
@@ -61,7 +68,10 @@ struct ListenerLimitTests {
         for (port, kind) in [(h.wsPort, "http"), (h.tcpLinesPort, "line")] {
             let slow = Peer(
                 try ChildProcess(
-                    ["/usr/bin/env", "python3", "-u", Self.slowlorisScript, "127.0.0.1", "\(port)", "50", "0.1", "8", kind]))
+                    [
+                        "/usr/bin/env", "python3", "-u", Self.slowlorisScript, "127.0.0.1", "\(port)", "50", "0.1", "8",
+                        kind,
+                    ]))
             defer { _ = slow.stop(signal: SIGKILL) }
             #expect(await slow.readLine() == "OPEN 50")
             let result = try #require(await slow.readLine())
@@ -104,9 +114,11 @@ struct ListenerLimitTests {
         // Places come back when the held connections close.
         var served = false
         for _ in 0..<50 where !served {
-            served = (try? await h.httpRequest(
-                "POST", "/api/v1/devices/t-1/telemetry", headers: ["Authorization": "Bearer \(token)"],
-                body: #"{"temp": 1}"#).status) == 200
+            served =
+                (try? await h.httpRequest(
+                    "POST", "/api/v1/devices/t-1/telemetry", headers: ["Authorization": "Bearer \(token)"],
+                    body: #"{"temp": 1}"#
+                ).status) == 200
             if !served { try await Task.sleep(for: .milliseconds(50)) }
         }
         #expect(served)
@@ -119,7 +131,9 @@ struct ListenerLimitTests {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard rc == 0 else { throw IoTError(.unavailable, "connect failed: \(errno)") }
         return fd

@@ -3,7 +3,7 @@ import IoTTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Examples/SerialSensor (a device on a serial line, written on StreamTransport) against a pseudo-terminal
@@ -51,4 +51,3 @@ struct SerialExampleTests {
         #expect(summary.contains("received 3 stored 2 rejected 1"), "\(summary)")
     }
 }
-

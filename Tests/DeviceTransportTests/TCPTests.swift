@@ -4,14 +4,15 @@ import IoTTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The raw TCP listener against plain-socket Python peers, started and stopped by PID.
 @Suite("TCP transport (plain socket peers)", .serialized)
 struct TCPTests {
-    @Test("both framings: handshake, an ack per message, malformed and oversize frames answered, counted and skipped",
-          arguments: ["lines", "length"])
+    @Test(
+        "both framings: handshake, an ack per message, malformed and oversize frames answered, counted and skipped",
+        arguments: ["lines", "length"])
     func framing(_ framing: String) async throws {
         let h = try await DeviceHarness()
         defer { Task { await h.stop() } }
@@ -29,7 +30,8 @@ struct TCPTests {
         let oversize = try #require(await peer.readLine())
         #expect(oversize.hasPrefix("REPLY ERR payload_too_large "), "\(oversize)")
         if framing == "lines" {
-            #expect(await peer.readLine()?.hasPrefix("REPLY OK ") == true, "the stream carries on after the oversize line")
+            #expect(
+                await peer.readLine()?.hasPrefix("REPLY OK ") == true, "the stream carries on after the oversize line")
         } else {
             // A length header over the limit closes the connection: skipping the bytes it announces could
             // swallow the frames after it (issue 17).
@@ -37,14 +39,17 @@ struct TCPTests {
             #expect(await peer.next("CLOSED") != nil)
         }
         try await h.drain()
-        #expect(try await h.series("t-1").map(\.value) == (framing == "lines" ? [.number(1), .number(2)] : [.number(1)]))
+        #expect(
+            try await h.series("t-1").map(\.value) == (framing == "lines" ? [.number(1), .number(2)] : [.number(1)]))
         #expect(try await h.series("t-1", "hum").map(\.value) == (framing == "lines" ? [.number(40)] : []))
         #expect(h.rejected("malformed_payload") == 1 && h.rejected("payload_too_large") == 1)
         #expect(h.ingestor.statistics.isBalanced)
     }
 
     /// Issue 17, item 8: the per-device rate limit is the ingestor's, so it covers WebSocket and TCP too.
-    @Test("over the per-device rate limit WebSocket and TCP messages get an error reply and are counted; the connection carries on")
+    @Test(
+        "over the per-device rate limit WebSocket and TCP messages get an error reply and are counted; the connection carries on"
+    )
     func rateLimit() async throws {
         let h = try await DeviceHarness(ingestorConfiguration: .init(rateLimit: try RateLimit(parsing: "2:60")))
         defer { Task { await h.stop() } }
@@ -61,7 +66,10 @@ struct TCPTests {
         let limited = try #require(await tcp.readLine())
         #expect(limited.hasPrefix("REPLY ERR rate_limited ") && limited.contains("retry after"), "\(limited)")
         let other = try await h.token("t-2")
-        let ws = try h.peer(["ws", h.wsURL, "--token", other, "--send", #"{"temp": 4}"#, "--send", #"{"temp": 5}"#, "--send", #"{"temp": 6}"#])
+        let ws = try h.peer([
+            "ws", h.wsURL, "--token", other, "--send", #"{"temp": 4}"#, "--send", #"{"temp": 5}"#, "--send",
+            #"{"temp": 6}"#,
+        ])
         defer { ws.stop(signal: SIGKILL) }
         #expect(await ws.readLine() == "CONNECTED")
         #expect(await ws.next("ACK")?.contains(#""ok":true"#) == true)
@@ -105,7 +113,9 @@ struct TCPTests {
         #expect(h.ingestor.statistics.isBalanced)
     }
 
-    @Test("handshake: wrong password, unknown form and another device's uid are refused, counted and closed; a token works")
+    @Test(
+        "handshake: wrong password, unknown form and another device's uid are refused, counted and closed; a token works"
+    )
     func handshake() async throws {
         let h = try await DeviceHarness()
         defer { Task { await h.stop() } }
@@ -118,14 +128,18 @@ struct TCPTests {
             ("token:nope", "REPLY ERR unauthorized "),
         ]
         for (line, expected) in cases {
-            let peer = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", line, "--send", #"{"temp": 5}"#])
+            let peer = try h.peer([
+                "tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", line, "--send", #"{"temp": 5}"#,
+            ])
             defer { peer.stop(signal: SIGKILL) }
             let reply = try #require(await peer.readLine())
             #expect(reply.hasPrefix(expected), "\(line) → \(reply)")
             #expect(await peer.next("CLOSED") != nil, "closed after a failed handshake")
         }
         #expect(h.rejected("unauthorized") == 2 && h.rejected("malformed_payload") == 1 && h.rejected("forbidden") == 1)
-        let ok = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(token)", "--send", #"{"temp": 5}"#])
+        let ok = try h.peer([
+            "tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(token)", "--send", #"{"temp": 5}"#,
+        ])
         defer { ok.stop(signal: SIGKILL) }
         #expect(await ok.readLine() == "REPLY OK t-2")
         #expect(await ok.readLine()?.hasPrefix("REPLY OK ") == true)
@@ -167,7 +181,9 @@ struct TCPTests {
         let h = try await DeviceHarness(tcp: .init(port: 0, maxFrameBytes: 1_024, idleTimeoutMillis: 700))
         defer { Task { await h.stop() } }
         let token = try await h.token("t-1")
-        let peer = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(token)", "--wait", "10"])
+        let peer = try h.peer([
+            "tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(token)", "--wait", "10",
+        ])
         defer { peer.stop(signal: SIGKILL) }
         #expect(await peer.readLine() == "REPLY OK t-1")
         let closed = try #require(await peer.next("CLOSED"))
@@ -189,11 +205,14 @@ struct TCPTests {
             "uid:t-1:t-1-user:\(password.password)", "--wait", "10",
         ])
         defer { victim.stop(signal: SIGKILL) }
-        let bystander = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(t2)", "--wait", "3"])
+        let bystander = try h.peer([
+            "tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(t2)", "--wait", "3",
+        ])
         defer { bystander.stop(signal: SIGKILL) }
         #expect(await victim.next("READY") != nil)
         #expect(await bystander.next("READY") != nil)
-        let sent = try await h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-1/downlink", body: "{\"valve\":\n\"open\"}")
+        let sent = try await h.apiRequest(
+            "POST", "/api/v1/tenants/acme/devices/t-1/downlink", body: "{\"valve\":\n\"open\"}")
         #expect(sent.status == 200)
         #expect(await victim.readLine() == #"REPLY DOWN {"valve": "open"}"#)
         let start = ContinuousClock.now
@@ -205,13 +224,17 @@ struct TCPTests {
         #expect(await bystander.next("TIMEOUT") != nil, "the other device stays connected")
     }
 
-    @Test("read backpressure: a device that sends without reading its acks is held back by TCP flow control, not buffered; another device carries on")
+    @Test(
+        "read backpressure: a device that sends without reading its acks is held back by TCP flow control, not buffered; another device carries on"
+    )
     func readBackpressure() async throws {
         let h = try await DeviceHarness()
         defer { Task { await h.stop() } }
         let t1 = try await h.token("t-1")
         let t2 = try await h.token("t-2")
-        let flood = try h.peer(["tcp-flood", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(t1)", "--hold", "30"])
+        let flood = try h.peer([
+            "tcp-flood", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(t1)", "--hold", "30",
+        ])
         defer { flood.stop(signal: SIGKILL) }
         #expect(await flood.readLine() == "REPLY OK t-1")
         let sentLine = try #require(await flood.next("SENT "))
@@ -229,9 +252,12 @@ struct TCPTests {
             last = now
         }
         #expect(settled, "reading stops while the device does not read its acks (\(last) messages received)")
-        #expect(last * 2 < sent, "the server read \(last * 2) of the \(sent) bytes sent: the rest waits in kernel buffers")
+        #expect(
+            last * 2 < sent, "the server read \(last * 2) of the \(sent) bytes sent: the rest waits in kernel buffers")
         #expect(h.sessions.sessions(of: h.identity("t-1")).count == 1, "the connection is paused, not dropped")
-        let other = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(t2)", "--send", #"{"temp": 5}"#])
+        let other = try h.peer([
+            "tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "token:\(t2)", "--send", #"{"temp": 5}"#,
+        ])
         defer { other.stop(signal: SIGKILL) }
         #expect(await other.readLine() == "REPLY OK t-2")
         #expect(await other.readLine()?.hasPrefix("REPLY OK ") == true)

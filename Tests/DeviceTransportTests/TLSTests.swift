@@ -5,7 +5,7 @@ import IoTTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct PKIFailure: Error, CustomStringConvertible {
@@ -67,7 +67,8 @@ final class TestPKI: Sendable {
 struct TLSTests {
     /// Every listener with TLS and client certificates in `mode`; t-1 registered by fingerprint through the
     /// management API (in openssl's colon form), t-2 by subject through the library API.
-    static func harness(_ pki: TestPKI, mode: ListenerTLS.ClientCertificates = .required) async throws -> DeviceHarness {
+    static func harness(_ pki: TestPKI, mode: ListenerTLS.ClientCertificates = .required) async throws -> DeviceHarness
+    {
         let tls = pki.listener(mode)
         let h = try await DeviceHarness(
             webSocket: .init(port: 0, maxMessageBytes: 1_024, tls: tls),
@@ -101,14 +102,18 @@ struct TLSTests {
         return false
     }
 
-    @Test("TCP: registered client certificates (fingerprint, subject) are their devices; expired, wrong-CA, unknown and missing certificates and a plain-TCP client are refused and counted while a device carries on")
+    @Test(
+        "TCP: registered client certificates (fingerprint, subject) are their devices; expired, wrong-CA, unknown and missing certificates and a plain-TCP client are refused and counted while a device carries on"
+    )
     func tcp() async throws {
         let pki = try TestPKI()
         let h = try await Self.harness(pki)
         defer { Task { await h.stop() } }
         let port = h.tcpLinesPort
         func peer(_ cert: String?, _ extra: [String] = []) throws -> Peer {
-            try h.peer(["tcp", "127.0.0.1", "\(port)", "--handshake", "cert", "--send", #"{"temp": 7}"#] + pki.client(cert) + extra)
+            try h.peer(
+                ["tcp", "127.0.0.1", "\(port)", "--handshake", "cert", "--send", #"{"temp": 7}"#] + pki.client(cert)
+                    + extra)
         }
         // t-1 stays connected through everything below.
         let one = try peer("device1", ["--wait", "20"])
@@ -121,7 +126,9 @@ struct TLSTests {
         #expect(await two.readLine() == "REPLY OK t-2", "matched by the subject openssl printed")
         #expect(await two.readLine()?.hasPrefix("REPLY OK ") == true)
 
-        for (cert, what) in [("expired", "an expired certificate"), ("rogue", "a certificate from another CA with t-2's subject")] {
+        for (cert, what) in [
+            ("expired", "an expired certificate"), ("rogue", "a certificate from another CA with t-2's subject"),
+        ] {
             let bad = try peer(cert)
             defer { bad.stop(signal: SIGKILL) }
             let lines = await bad.rest()
@@ -133,15 +140,20 @@ struct TLSTests {
         #expect(Self.refusedAtTLS(noneLines), "no certificate where one is required: \(noneLines)")
         let unknown = try peer("unknown")
         defer { unknown.stop(signal: SIGKILL) }
-        #expect(await unknown.readLine()?.hasPrefix("REPLY ERR unauthorized ") == true, "a CA-issued certificate no device has")
+        #expect(
+            await unknown.readLine()?.hasPrefix("REPLY ERR unauthorized ") == true,
+            "a CA-issued certificate no device has")
         #expect(await unknown.next("CLOSED") != nil)
         #expect(try await Self.rejected(h, "unauthorized", reaches: 4))
 
-        let plain = try h.peer(["tcp", "127.0.0.1", "\(port)", "--handshake", "token:whatever", "--send", #"{"temp": 9}"#])
+        let plain = try h.peer([
+            "tcp", "127.0.0.1", "\(port)", "--handshake", "token:whatever", "--send", #"{"temp": 9}"#,
+        ])
         defer { plain.stop(signal: SIGKILL) }
         let plainLines = await plain.rest()
         #expect(!plainLines.contains { $0.hasPrefix("REPLY OK") }, "\(plainLines)")
-        #expect(plainLines.contains { $0.hasPrefix("CLOSED") || $0.hasPrefix("REPLY") }, "it ends cleanly: \(plainLines)")
+        #expect(
+            plainLines.contains { $0.hasPrefix("CLOSED") || $0.hasPrefix("REPLY") }, "it ends cleanly: \(plainLines)")
         #expect(try await Self.rejected(h, "malformed_payload", reaches: 1), "the plain-TCP client is counted")
 
         // The first device's connection carried on through all of it.
@@ -153,7 +165,9 @@ struct TLSTests {
         #expect(h.ingestor.statistics.isBalanced)
     }
 
-    @Test("HTTPS: a registered certificate posts without a token; expired, wrong-CA and missing certificates fail the handshake; an unknown one gets 401; another device's path 403")
+    @Test(
+        "HTTPS: a registered certificate posts without a token; expired, wrong-CA and missing certificates fail the handshake; an unknown one gets 401; another device's path 403"
+    )
     func https() async throws {
         let pki = try TestPKI()
         let h = try await Self.harness(pki)
@@ -181,7 +195,9 @@ struct TLSTests {
         #expect(h.ingestor.statistics.isBalanced)
     }
 
-    @Test("WebSocket over TLS: a registered certificate connects without a token; expired and wrong-CA certificates fail the handshake; an unknown one is refused with HTTP 401")
+    @Test(
+        "WebSocket over TLS: a registered certificate connects without a token; expired and wrong-CA certificates fail the handshake; an unknown one is refused with HTTP 401"
+    )
     func webSocket() async throws {
         let pki = try TestPKI()
         let h = try await Self.harness(pki)
@@ -211,20 +227,28 @@ struct TLSTests {
         #expect(h.ingestor.statistics.isBalanced)
     }
 
-    @Test("optional client certificates: a token works without a certificate, a registered certificate works without a token, a wrong-CA certificate is still refused")
+    @Test(
+        "optional client certificates: a token works without a certificate, a registered certificate works without a token, a wrong-CA certificate is still refused"
+    )
     func optional() async throws {
         let pki = try TestPKI()
         let h = try await Self.harness(pki, mode: .optional)
         defer { Task { await h.stop() } }
         let token = try await h.token("t-3")
         let withToken = try h.peer(
-            ["tcp", "127.0.0.1", "\(h.tcpLengthPort)", "--framing", "length", "--handshake", "token:\(token)", "--send", #"{"temp": 1}"#]
+            [
+                "tcp", "127.0.0.1", "\(h.tcpLengthPort)", "--framing", "length", "--handshake", "token:\(token)",
+                "--send", #"{"temp": 1}"#,
+            ]
                 + pki.client(nil))
         defer { withToken.stop(signal: SIGKILL) }
         #expect(await withToken.readLine() == "REPLY OK t-3")
         #expect(await withToken.readLine()?.hasPrefix("REPLY OK ") == true)
         let withCert = try h.peer(
-            ["tcp", "127.0.0.1", "\(h.tcpLengthPort)", "--framing", "length", "--handshake", "cert", "--send", #"{"temp": 2}"#]
+            [
+                "tcp", "127.0.0.1", "\(h.tcpLengthPort)", "--framing", "length", "--handshake", "cert", "--send",
+                #"{"temp": 2}"#,
+            ]
                 + pki.client("device1"))
         defer { withCert.stop(signal: SIGKILL) }
         #expect(await withCert.readLine() == "REPLY OK t-1")
@@ -239,7 +263,9 @@ struct TLSTests {
         #expect(try await Self.rejected(h, "unauthorized", reaches: 2))
     }
 
-    @Test("credentials: certificates are listed, a taken fingerprint is a conflict, revoking closes the device's connection")
+    @Test(
+        "credentials: certificates are listed, a taken fingerprint is a conflict, revoking closes the device's connection"
+    )
     func credentials() async throws {
         let pki = try TestPKI()
         let h = try await Self.harness(pki)
@@ -259,15 +285,19 @@ struct TLSTests {
         defer { one.stop(signal: SIGKILL) }
         #expect(await one.readLine() == "REPLY OK t-1")
         #expect(await one.readLine() == "READY")
-        let revoked = try await h.apiRequest("DELETE", "/api/v1/tenants/acme/devices/t-1/credentials/certificates/primary")
+        let revoked = try await h.apiRequest(
+            "DELETE", "/api/v1/tenants/acme/devices/t-1/credentials/certificates/primary")
         #expect(revoked.status == 200, "\(revoked.text)")
         #expect(await one.next("CLOSED") != nil, "revocation closes the connection")
-        let again = try h.peer(["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "cert"] + pki.client("device1"))
+        let again = try h.peer(
+            ["tcp", "127.0.0.1", "\(h.tcpLinesPort)", "--handshake", "cert"] + pki.client("device1"))
         defer { again.stop(signal: SIGKILL) }
         #expect(await again.readLine()?.hasPrefix("REPLY ERR unauthorized ") == true)
     }
 
-    @Test("TLS 1.2 is the minimum: openssl limited to TLS 1.1 fails the handshake; the same client at TLS 1.2 completes it")
+    @Test(
+        "TLS 1.2 is the minimum: openssl limited to TLS 1.1 fails the handshake; the same client at TLS 1.2 completes it"
+    )
     func tls12IsTheMinimum() async throws {
         let pki = try TestPKI()
         let h = try await Self.harness(pki, mode: .optional)
@@ -315,17 +345,22 @@ struct TLSTests {
             let h = try await DeviceHarness(managementTLS: pki.listener(mode))
             defer { Task { await h.stop() } }
             let ok = try h.peer(
-                ["https", "127.0.0.1", "\(h.apiPort)", "/api/v1/tenants", "--body", #"{"id": "tls-\#(mode.rawValue)"}"#,
-                 "--token", DeviceHarness.adminKey] + pki.client(mode == .required ? "device1" : nil))
+                [
+                    "https", "127.0.0.1", "\(h.apiPort)", "/api/v1/tenants", "--body",
+                    #"{"id": "tls-\#(mode.rawValue)"}"#,
+                    "--token", DeviceHarness.adminKey,
+                ] + pki.client(mode == .required ? "device1" : nil))
             defer { ok.stop(signal: SIGKILL) }
             #expect(await ok.readLine() == "STATUS 201", "\(mode)")
             // Plain HTTP to the TLS port gets no answer.
             await #expect(throws: (any Error).self) { _ = try await h.apiRequest("GET", "/api/v1/tenants") }
             if mode == .required {
                 let anonymous = try h.peer(
-                    ["https", "127.0.0.1", "\(h.apiPort)", "/api/v1/tenants", "--token", DeviceHarness.adminKey] + pki.client(nil))
+                    ["https", "127.0.0.1", "\(h.apiPort)", "/api/v1/tenants", "--token", DeviceHarness.adminKey]
+                        + pki.client(nil))
                 defer { anonymous.stop(signal: SIGKILL) }
-                #expect(await anonymous.readLine()?.hasPrefix("TLSERROR") == true, "no client certificate, no connection")
+                #expect(
+                    await anonymous.readLine()?.hasPrefix("TLSERROR") == true, "no client certificate, no connection")
             }
         }
     }

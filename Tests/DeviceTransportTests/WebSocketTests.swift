@@ -5,13 +5,15 @@ import IoTTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The WebSocket listener against the Python `websockets` client, started and stopped by PID.
 @Suite("WebSocket transport (Python websockets peer)", .serialized)
 struct WebSocketTests {
-    @Test("authentication at the upgrade: none or wrong credentials are refused with HTTP 401 before the upgrade and counted; token, Basic and ?token= connect")
+    @Test(
+        "authentication at the upgrade: none or wrong credentials are refused with HTTP 401 before the upgrade and counted; token, Basic and ?token= connect"
+    )
     func authentication() async throws {
         let h = try await DeviceHarness()
         defer { Task { await h.stop() } }
@@ -57,7 +59,9 @@ struct WebSocketTests {
         #expect(try await h.series("t-2").map(\.value) == [.number(7)])
     }
 
-    @Test("an ack per message after the receipt; malformed and oversize messages get an error ack and are counted; others carry on")
+    @Test(
+        "an ack per message after the receipt; malformed and oversize messages get an error ack and are counted; others carry on"
+    )
     func acksAndBadInput() async throws {
         let h = try await DeviceHarness()
         defer { Task { await h.stop() } }
@@ -144,7 +148,8 @@ struct WebSocketTests {
         #expect(await peer.readLine() == "READY")
         let offline = try await h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-2/downlink", body: #"{"x":1}"#)
         #expect(offline.status == 409, "t-2 is not connected")
-        let sent = try await h.apiRequest("POST", "/api/v1/tenants/acme/devices/t-1/downlink", body: #"{"setpoint": 19.5}"#)
+        let sent = try await h.apiRequest(
+            "POST", "/api/v1/tenants/acme/devices/t-1/downlink", body: #"{"setpoint": 19.5}"#)
         #expect(sent.status == 200 && sent.text.contains(#""delivered":1"#))
         let frame = try #require(await peer.next("FRAME"))
         #expect(frame.contains(#"{"type":"downlink","data":{"setpoint": 19.5}}"#))
@@ -165,9 +170,17 @@ struct WebSocketTests {
         for _ in 0..<500 where h.live.subscriberCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
         let t1 = try await h.token("t-1")
         let t2 = try await h.token("t-2")
-        #expect(try await h.httpRequest("POST", "/api/v1/devices/t-2/telemetry", headers: ["Authorization": "Bearer \(t2)"], body: #"{"temp": 99}"#).status == 200)
+        #expect(
+            try await h.httpRequest(
+                "POST", "/api/v1/devices/t-2/telemetry", headers: ["Authorization": "Bearer \(t2)"],
+                body: #"{"temp": 99}"#
+            ).status == 200)
         try await h.drain()
-        #expect(try await h.httpRequest("POST", "/api/v1/devices/t-1/telemetry", headers: ["Authorization": "Bearer \(t1)"], body: #"{"temp": 42}"#).status == 200)
+        #expect(
+            try await h.httpRequest(
+                "POST", "/api/v1/devices/t-1/telemetry", headers: ["Authorization": "Bearer \(t1)"],
+                body: #"{"temp": 42}"#
+            ).status == 200)
         let frame = try #require(await viewer.next("FRAME"))
         #expect(frame.contains(#""device":"t-1","signal":"temp""#) && frame.contains(#""value":42"#))
         #expect(!frame.contains("t-2"), "filtered by device: \(frame)")
@@ -198,7 +211,9 @@ struct WebSocketTests {
         #expect(await again.readLine() == "STATUS 401", "the revoked token no longer connects")
     }
 
-    @Test("every oversize input is counted: a message in many frames over the limit is skipped and the connection carries on; a frame over four times the limit closes with 1009")
+    @Test(
+        "every oversize input is counted: a message in many frames over the limit is skipped and the connection carries on; a frame over four times the limit closes with 1009"
+    )
     func oversizeAlwaysCounted() async throws {
         let h = try await DeviceHarness()
         defer { Task { await h.stop() } }

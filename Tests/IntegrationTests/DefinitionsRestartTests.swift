@@ -30,7 +30,8 @@ import Testing
             {"kind": "range", "id": "overheat", "devices": {"device": "t-1"}, "signal": "temp", "max": 80,
              "alarmWhen": "outside", "severity": "major", "debounce": {"count": 1}, "hysteresis": 2}
             """#
-        let gone = #"{"kind": "offline", "id": "gone", "devices": {"device": "t-1"}, "intervalMillis": 60000, "toleranceMillis": 0, "severity": "minor"}"#
+        let gone =
+            #"{"kind": "offline", "id": "gone", "devices": {"device": "t-1"}, "intervalMillis": 60000, "toleranceMillis": 0, "severity": "minor"}"#
         let job = #"""
             {"id": "hourly", "cron": "0 * * * *", "timeZone": "UTC", "leadMillis": 3600000,
              "parameters": [{"name": "peak", "device": "t-1", "signal": "temp", "reducer": "max"}],

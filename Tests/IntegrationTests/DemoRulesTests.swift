@@ -20,7 +20,9 @@ import Testing
                 apiPort = line.split(separator: " ").first { $0.hasPrefix("http://") }
                     .flatMap { $0.split(separator: ":").last }.flatMap { Int($0) }
             }
-            if line.contains("curl -s -X POST"), let url = line.split(separator: " ").first(where: { $0.hasPrefix("http://") }) {
+            if line.contains("curl -s -X POST"),
+                let url = line.split(separator: " ").first(where: { $0.hasPrefix("http://") })
+            {
                 // http://127.0.0.1:PORT/api/v1/TOKEN/telemetry
                 let parts = url.split(separator: "/")
                 httpPort = parts[1].split(separator: ":").last.flatMap { Int($0) }
@@ -31,7 +33,8 @@ import Testing
         try waitFor(port: try #require(apiPort), path: "/readyz")
         let client = try LoopbackHTTPClient(port: port)
         for _ in 0..<10 {
-            let r = try client.request("POST", "/api/v1/\(try #require(token))/telemetry", body: Array(#"{"temperature": 30}"#.utf8))
+            let r = try client.request(
+                "POST", "/api/v1/\(try #require(token))/telemetry", body: Array(#"{"temperature": 30}"#.utf8))
             #expect(r.status == 200, "\(r.status) \(r.text)")
         }
         let db = dir.path + "/tenants/demo.sqlite"
@@ -41,7 +44,8 @@ import Testing
         while Date() < deadline && (alarms.isEmpty || results.isEmpty) {
             usleep(250_000)
             alarms = (try? rows(db, "SELECT rule_id, originator FROM alarms WHERE rule_id = 'too-warm'")) ?? []
-            results = (try? rows(db, "SELECT job_id, \"values\" FROM statistics WHERE job_id = 'temperature-10s'")) ?? []
+            results =
+                (try? rows(db, "SELECT job_id, \"values\" FROM statistics WHERE job_id = 'temperature-10s'")) ?? []
         }
         #expect(alarms.contains { $0 == ["too-warm", "thermometer-01"] }, "alarms: \(alarms)")
         #expect(results.contains { $0[1].contains("fahrenheit") }, "statistics: \(results)")
@@ -64,7 +68,8 @@ import Testing
         defer { sqlite3_finalize(st) }
         var out: [[String]] = []
         while sqlite3_step(st) == SQLITE_ROW {
-            out.append((0..<sqlite3_column_count(st)).map { sqlite3_column_text(st, $0).map { String(cString: $0) } ?? "" })
+            out.append(
+                (0..<sqlite3_column_count(st)).map { sqlite3_column_text(st, $0).map { String(cString: $0) } ?? "" })
         }
         return out
     }

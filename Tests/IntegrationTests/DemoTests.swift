@@ -15,10 +15,14 @@ import Testing
         var apiPort: Int?
         var adminKey: String?
         while httpPort == nil || apiPort == nil, let line = demo.readLine() {
-            if line.contains("device HTTP"), let p = line.split(separator: ":").last.flatMap({ Int($0) }) { httpPort = p }
+            if line.contains("device HTTP"), let p = line.split(separator: ":").last.flatMap({ Int($0) }) {
+                httpPort = p
+            }
             if line.contains("management API") {
                 let words = line.split(separator: " ")
-                apiPort = words.first { $0.hasPrefix("http://") }.flatMap { $0.split(separator: ":").last }.flatMap { Int($0) }
+                apiPort = words.first { $0.hasPrefix("http://") }.flatMap { $0.split(separator: ":").last }.flatMap {
+                    Int($0)
+                }
                 adminKey = words.last.map { String($0.dropLast()) }
             }
         }
@@ -32,7 +36,9 @@ import Testing
         var latest = ""
         while Date() < deadline {
             let client = try LoopbackHTTPClient(port: api)
-            let r = try client.request("GET", "/api/v1/tenants/demo/devices/thermometer-01/latest", headers: ["Authorization": "Bearer \(key)"])
+            let r = try client.request(
+                "GET", "/api/v1/tenants/demo/devices/thermometer-01/latest", headers: ["Authorization": "Bearer \(key)"]
+            )
             latest = r.text
             if r.status == 200 && latest.contains("temperature") { break }
             usleep(100_000)
@@ -51,7 +57,8 @@ import Testing
     /// The environment the example's secrets come from.
     static let exampleSecrets = [
         "IOTD_ADMIN_API_KEY=example-admin-key-0123456789abcdef0123", "IOTD_PSK_GATEWAY_1=psk",
-        "IOTD_MOSQUITTO_ADMIN_PASSWORD=pw", "IOTD_PLANT_A_PASSWORD=pw", "IOTD_WEBHOOK_SECRET=s", "IOTD_SMTP_PASSWORD=pw",
+        "IOTD_MOSQUITTO_ADMIN_PASSWORD=pw", "IOTD_PLANT_A_PASSWORD=pw", "IOTD_WEBHOOK_SECRET=s",
+        "IOTD_SMTP_PASSWORD=pw",
         "IOTD_DINGTALK_SECRET=s", "IOTD_SMS_AUTHORIZATION=Bearer x", "IOTD_EMQX_KEY=emqx-key",
     ]
 
@@ -59,7 +66,8 @@ import Testing
     /// included.
     static func check(_ path: String, environment: [String] = []) throws -> (status: Int32, output: [String]) {
         let iotd = try ChildProcess.builtProduct("iotd")
-        let check = try ChildProcess(["/bin/sh", "-c", "exec \"$0\" serve --config \"$1\" --check 2>&1", iotd, path], environment: environment)
+        let check = try ChildProcess(
+            ["/bin/sh", "-c", "exec \"$0\" serve --config \"$1\" --check 2>&1", iotd, path], environment: environment)
         var output: [String] = []
         while let line = check.readLine() { output.append(line) }
         return (check.wait(), output)
@@ -67,7 +75,8 @@ import Testing
 
     /// The documented example configuration is a valid configuration, and keeps no secret inline.
     @Test func exampleConfigurationIsValid() throws {
-        let example = String(#filePath.prefix(upTo: #filePath.range(of: "/Tests/")!.lowerBound)) + "/Examples/iotd.example.yaml"
+        let example =
+            String(#filePath.prefix(upTo: #filePath.range(of: "/Tests/")!.lowerBound)) + "/Examples/iotd.example.yaml"
         let (status, output) = try Self.check(example, environment: Self.exampleSecrets)
         #expect(status == 0, "\(output)")
         #expect(output.contains { $0.hasPrefix("configuration OK") })
@@ -112,20 +121,39 @@ import Testing
         let warned = try Self.check(inline)
         #expect(warned.status == 0, "\(warned.output)")
         #expect(warned.output.contains { $0.hasPrefix("warning: management.adminAPIKey ") }, "\(warned.output)")
-        #expect(warned.output.contains { $0.hasPrefix("warning: notifications.channels[0].secret ") }, "\(warned.output)")
+        #expect(
+            warned.output.contains { $0.hasPrefix("warning: notifications.channels[0].secret ") }, "\(warned.output)")
 
         for (yaml, expected) in [
             // Issue 17, item 13: a destination in the private network needs the outbound allow-list.
-            ("notifications: { channels: [{ name: h, type: webhook, url: \"http://127.0.0.1:9/x\" }] }", "outbound allow-list"),
-            ("notifications: { channels: [{ name: h, type: webhook, url: \"http://169.254.169.254/x\" }] }", "link-local"),
-            ("coap: { port: 0, observations: [{ id: o, uri: \"coap://10.0.0.7/t\", tenant: t, deviceUID: d }] }", "outbound allow-list"),
+            (
+                "notifications: { channels: [{ name: h, type: webhook, url: \"http://127.0.0.1:9/x\" }] }",
+                "outbound allow-list"
+            ),
+            (
+                "notifications: { channels: [{ name: h, type: webhook, url: \"http://169.254.169.254/x\" }] }",
+                "link-local"
+            ),
+            (
+                "coap: { port: 0, observations: [{ id: o, uri: \"coap://10.0.0.7/t\", tenant: t, deviceUID: d }] }",
+                "outbound allow-list"
+            ),
             // Issue 17: seconds and milliseconds that would overflow once converted are refused at start.
             ("auth: { blockSeconds: 9223372036854775807 }", "auth.blockSeconds"),
             ("http: { authenticationCacheMillis: 9223372036854775807 }", "http.authenticationCacheMillis"),
-            ("modbus: { devices: [{ tenant: t, uid: m, tcp: { host: 127.0.0.1, port: 502 }, timeoutMillis: 9223372036854775807, registers: [{ signal: s, address: 0, type: uint16 }] }] }", "timeoutMillis"),
+            (
+                "modbus: { devices: [{ tenant: t, uid: m, tcp: { host: 127.0.0.1, port: 502 }, timeoutMillis: 9223372036854775807, registers: [{ signal: s, address: 0, type: uint16 }] }] }",
+                "timeoutMillis"
+            ),
             ("notifications: { maxAttempts: 0 }", "notifications.maxAttempts is 0; expected 1 to 1000"),
-            ("notifications: { channels: [{ name: h, type: inbox, burst: -1 }] }", "notifications.channels[h].burst is -1"),
-            ("notifications: { channels: [{ name: h, type: inbox, timeoutMillis: 9223372036854775807 }] }", "channels[h].timeoutMillis"),
+            (
+                "notifications: { channels: [{ name: h, type: inbox, burst: -1 }] }",
+                "notifications.channels[h].burst is -1"
+            ),
+            (
+                "notifications: { channels: [{ name: h, type: inbox, timeoutMillis: 9223372036854775807 }] }",
+                "channels[h].timeoutMillis"
+            ),
             ("management: { adminAPIKey: short-key }", "at least 32"),
             ("management: { adminAPIKey: change-me-to-a-long-random-string }", "placeholder"),
             ("management: { adminAPIKeyFile: \(dir.path)/missing.key }", "cannot read"),
@@ -149,7 +177,8 @@ import Testing
         defer { server.stop(signal: SIGTERM) }
         let client = try LoopbackHTTPClient(port: apiPort)
         #expect(try client.request("GET", "/api/v1/tenants", headers: ["Authorization": "Bearer \(key)"]).status == 200)
-        #expect(try client.request("GET", "/api/v1/tenants", headers: ["Authorization": "Bearer \(key)x"]).status == 401)
+        #expect(
+            try client.request("GET", "/api/v1/tenants", headers: ["Authorization": "Bearer \(key)x"]).status == 401)
     }
 
     /// Issue 17, item 11: the data directory is readable by iotd's user only (0700, files 0600).
@@ -174,7 +203,9 @@ import Testing
             guard lstat(data + relative, &st) == 0 else { continue }
             let mode = st.st_mode & 0o777
             let isDirectory = (st.st_mode & S_IFMT) == S_IFDIR
-            #expect(mode == (isDirectory ? 0o700 : 0o600), "\(relative.isEmpty ? "data" : relative): \(String(mode, radix: 8))")
+            #expect(
+                mode == (isDirectory ? 0o700 : 0o600),
+                "\(relative.isEmpty ? "data" : relative): \(String(mode, radix: 8))")
             checked += 1
         }
         #expect(checked >= 6, "system.sqlite, a tenant file, journal segments and their folders")

@@ -1,8 +1,8 @@
+import CIoTSQLite
 import Foundation
 import IoTTesting
 import Synchronization
 import Testing
-import CIoTSQLite
 
 @Suite(.serialized) struct HTTPCrashTests {
     /// `iotd serve` as a child; four connections post sequence-numbered points; the daemon is killed with
@@ -32,7 +32,8 @@ import CIoTSQLite
         for run in 0..<5 {
             let server = try startIotd(config: config, apiPort: apiPort)
             if token.isEmpty {
-                let r = try LoopbackHTTPClient(port: apiPort).request("POST", "/api/v1/tenants/crash/devices/dev/tokens", headers: admin, body: Array("{}".utf8))
+                let r = try LoopbackHTTPClient(port: apiPort).request(
+                    "POST", "/api/v1/tenants/crash/devices/dev/tokens", headers: admin, body: Array("{}".utf8))
                 #expect(r.status == 200 || r.status == 201, "token: \(r.status) \(r.text)")
                 let object = try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]
                 token = try #require(object?["token"] as? String, "no token in \(r.text)")
@@ -50,7 +51,10 @@ import CIoTSQLite
                             return n
                         }
                         let body = #"{"ts": \#(1_700_000_000_000 + Int64(seq)), "seq": \#(seq)}"#
-                        guard let r = try? client.request("POST", "/api/v1/devices/dev/telemetry", headers: auth, body: Array(body.utf8)) else {
+                        guard
+                            let r = try? client.request(
+                                "POST", "/api/v1/devices/dev/telemetry", headers: auth, body: Array(body.utf8))
+                        else {
                             return  // the daemon is gone
                         }
                         if r.status == 200 {
@@ -64,7 +68,9 @@ import CIoTSQLite
             }
             let deadline = Date().addingTimeInterval(60)
             while acknowledged.withLock({ $0.count }) < killAfter && Date() < deadline { usleep(1_000) }
-            #expect(acknowledged.withLock { $0.count } >= killAfter, "run \(run): the daemon acknowledged too little in 60 s")
+            #expect(
+                acknowledged.withLock { $0.count } >= killAfter,
+                "run \(run): the daemon acknowledged too little in 60 s")
             let status = server.stop(signal: SIGKILL)
             #expect(status & 0x7f == SIGKILL)
             group.wait()
@@ -80,7 +86,9 @@ import CIoTSQLite
         var st: OpaquePointer?
         sqlite3_prepare_v2(db, "SELECT CAST(value AS INTEGER), COUNT(*) FROM points GROUP BY 1", -1, &st, nil)
         var stored: [Int: Int] = [:]
-        while sqlite3_step(st) == SQLITE_ROW { stored[Int(sqlite3_column_int64(st, 0))] = Int(sqlite3_column_int64(st, 1)) }
+        while sqlite3_step(st) == SQLITE_ROW {
+            stored[Int(sqlite3_column_int64(st, 0))] = Int(sqlite3_column_int64(st, 1))
+        }
         sqlite3_finalize(st)
         let acked = acknowledged.withLock { $0 }
         #expect(acked.count >= 5 * 300)

@@ -17,13 +17,15 @@ func waitFor(port: Int, path: String, status: Int = 200, headers: [String: Strin
     let deadline = Date().addingTimeInterval(seconds)
     var last = "no answer"
     while Date() < deadline {
-        if let client = try? LoopbackHTTPClient(port: port), let r = try? client.request("GET", path, headers: headers) {
+        if let client = try? LoopbackHTTPClient(port: port), let r = try? client.request("GET", path, headers: headers)
+        {
             if r.status == status { return }
             last = "status \(r.status)"
         }
         usleep(50_000)
     }
-    throw IntegrationFailure(description: "GET \(path) on port \(port) did not answer \(status) within \(seconds) s (\(last))")
+    throw IntegrationFailure(
+        description: "GET \(path) on port \(port) did not answer \(status) within \(seconds) s (\(last))")
 }
 
 struct IntegrationFailure: Error, CustomStringConvertible {
@@ -49,7 +51,8 @@ func managementRequest(port: Int, _ method: String, _ path: String, _ body: Stri
     -> (status: Int, text: String)
 {
     let r = try LoopbackHTTPClient(port: port).request(
-        method, path, headers: ["Authorization": "Bearer test-admin-key-0123456789abcdef0123", "Content-Type": "application/json"],
+        method, path,
+        headers: ["Authorization": "Bearer test-admin-key-0123456789abcdef0123", "Content-Type": "application/json"],
         body: Array(body.utf8))
     return (r.status, r.text)
 }

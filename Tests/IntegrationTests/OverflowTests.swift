@@ -32,21 +32,28 @@ import Testing
             #"{"kind": "offline", "id": "o", "devices": {"device": "d-1"}, "intervalMillis": 1000, "toleranceMillis": 9223372036854775807, "severity": "major"}"#
         let refused = try api("POST", "/api/v1/tenants/t1/rules", overflow)
         #expect(refused.status == 400 && refused.text.contains("toleranceMillis"), "\(refused)")
-        for (field, value) in [("intervalMillis", "9223372036854775807"), ("intervalMillis", "-9223372036854775808"),
-                               ("intervalMillis", "0")] {
-            let body = #"{"kind": "offline", "id": "o", "devices": {"device": "d-1"}, "\#(field)": \#(value), "toleranceMillis": 0, "severity": "major"}"#
+        for (field, value) in [
+            ("intervalMillis", "9223372036854775807"), ("intervalMillis", "-9223372036854775808"),
+            ("intervalMillis", "0"),
+        ] {
+            let body =
+                #"{"kind": "offline", "id": "o", "devices": {"device": "d-1"}, "\#(field)": \#(value), "toleranceMillis": 0, "severity": "major"}"#
             let r = try api("POST", "/api/v1/tenants/t1/rules", body)
             #expect(r.status == 400 && r.text.contains(field), "\(value): \(r)")
         }
         let device = try api(
-            "PUT", "/api/v1/tenants/t1/devices/d-1", #"{"product": "thermo", "pushIntervalMillis": 9223372036854775807}"#)
+            "PUT", "/api/v1/tenants/t1/devices/d-1",
+            #"{"product": "thermo", "pushIntervalMillis": 9223372036854775807}"#)
         #expect(device.status == 400 && device.text.contains("pushIntervalMillis"), "\(device)")
-        let debounce = #"{"kind": "range", "id": "r", "devices": {"device": "d-1"}, "signal": "temp", "max": 1, "debounce": {"durationMillis": 9223372036854775807}}"#
+        let debounce =
+            #"{"kind": "range", "id": "r", "devices": {"device": "d-1"}, "signal": "temp", "max": 1, "debounce": {"durationMillis": 9223372036854775807}}"#
         #expect(try api("POST", "/api/v1/tenants/t1/rules", debounce).status == 400)
-        let job = #"{"id": "j", "cron": "1/9223372036854775807 * * * *", "timeZone": "UTC", "leadMillis": 9223372036854775807, "parameters": [], "catchUp": {"policy": "none"}}"#
+        let job =
+            #"{"id": "j", "cron": "1/9223372036854775807 * * * *", "timeZone": "UTC", "leadMillis": 9223372036854775807, "parameters": [], "catchUp": {"policy": "none"}}"#
         #expect(try api("POST", "/api/v1/tenants/t1/statistics/jobs", job).status == 400)
         // A valid offline rule that uses each device's own push interval.
-        let watch = #"{"kind": "offline", "id": "watch", "devices": {"product": "thermo"}, "toleranceMillis": 0, "severity": "minor"}"#
+        let watch =
+            #"{"kind": "offline", "id": "watch", "devices": {"product": "thermo"}, "toleranceMillis": 0, "severity": "minor"}"#
         #expect(try api("POST", "/api/v1/tenants/t1/rules", watch).status == 201)
         #expect(try api("GET", "/healthz").status == 200)
 

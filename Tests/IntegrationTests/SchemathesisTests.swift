@@ -17,7 +17,8 @@ import Testing
             "/usr/bin/env", "python3", "-c",
             "import sys; from schemathesis.cli import schemathesis; sys.argv[0] = 'st'; sys.exit(schemathesis())",
             "run", spec, "--url", url,
-            "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,unsupported_method",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,unsupported_method",
             "--phases", "examples,fuzzing,stateful", "--max-time", "\(seconds)", "--workers", "1",
             "--max-response-time", "10", "--no-color",
         ]
@@ -27,7 +28,9 @@ import Testing
         var failures: [String] = []
         var tail: [String] = []
         while let line = st.readLine() {
-            if line.contains(" ST1") || line.contains("Runtime Error") || line.hasPrefix("    curl ") { failures.append(line) }
+            if line.contains(" ST1") || line.contains("Runtime Error") || line.hasPrefix("    curl ") {
+                failures.append(line)
+            }
             tail.append(line)
             if tail.count > 30 { tail.removeFirst() }
         }
@@ -59,23 +62,38 @@ import Testing
         let server = try startIotd(config: config, apiPort: apiPort)
         defer { server.stop(signal: SIGTERM) }
         let issued = try LoopbackHTTPClient(port: apiPort).request(
-            "POST", "/api/v1/tenants/t1/devices/d1/tokens", headers: ["Authorization": "Bearer \(Self.key)"], body: Array("{}".utf8))
+            "POST", "/api/v1/tenants/t1/devices/d1/tokens", headers: ["Authorization": "Bearer \(Self.key)"],
+            body: Array("{}".utf8))
         let token = try #require(
             (try JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String)
         let spec = "http://127.0.0.1:\(apiPort)/openapi.yaml"
         let devicePaths = "^/api/v1/(devices|\\{token\\})"
         let runs: [(String, String, [String], [String])] = [
-            ("management API with the admin key", "http://127.0.0.1:\(apiPort)", ["Authorization: Bearer \(Self.key)"],
-             ["--exclude-path-regex", devicePaths]),
-            ("management API without credentials", "http://127.0.0.1:\(apiPort)", [], ["--exclude-path-regex", devicePaths]),
-            ("device listener with a device token", "http://127.0.0.1:\(httpPort)", ["Authorization: Bearer \(token)"],
-             ["--include-path-regex", devicePaths]),
-            ("device listener without credentials", "http://127.0.0.1:\(httpPort)", [], ["--include-path-regex", devicePaths]),
+            (
+                "management API with the admin key", "http://127.0.0.1:\(apiPort)",
+                ["Authorization: Bearer \(Self.key)"],
+                ["--exclude-path-regex", devicePaths]
+            ),
+            (
+                "management API without credentials", "http://127.0.0.1:\(apiPort)", [],
+                ["--exclude-path-regex", devicePaths]
+            ),
+            (
+                "device listener with a device token", "http://127.0.0.1:\(httpPort)",
+                ["Authorization: Bearer \(token)"],
+                ["--include-path-regex", devicePaths]
+            ),
+            (
+                "device listener without credentials", "http://127.0.0.1:\(httpPort)", [],
+                ["--include-path-regex", devicePaths]
+            ),
         ]
         for (name, url, headers, filter) in runs {
             let result = try Self.run(spec: spec, url: url, headers: headers, pathFilter: filter, seconds: seconds)
             #expect(result.status == 0, "\(name): \(result.failures.joined(separator: "\n"))")
-            #expect(try LoopbackHTTPClient(port: apiPort).request("GET", "/healthz").status == 200, "iotd answers after \(name)")
+            #expect(
+                try LoopbackHTTPClient(port: apiPort).request("GET", "/healthz").status == 200,
+                "iotd answers after \(name)")
         }
     }
 }

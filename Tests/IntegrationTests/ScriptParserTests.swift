@@ -35,15 +35,21 @@ import Testing
         let admin = ["Authorization": "Bearer test-admin-key-0123456789abcdef0123"]
         let issued = try LoopbackHTTPClient(port: apiPort).request(
             "POST", "/api/v1/tenants/lab/devices/old-1/tokens", headers: admin, body: Array("{}".utf8))
-        let token = try #require((try JSONSerialization.jsonObject(with: Data(issued.body)) as? [String: Any])?["token"] as? String)
+        let token = try #require(
+            (try JSONSerialization.jsonObject(with: Data(issued.body)) as? [String: Any])?["token"] as? String)
         let device = try LoopbackHTTPClient(port: httpPort)
-        let ok = try device.request("POST", "/api/v1/\(token)/telemetry", headers: ["Content-Type": "text/plain"], body: Array("21.5;40".utf8))
+        let ok = try device.request(
+            "POST", "/api/v1/\(token)/telemetry", headers: ["Content-Type": "text/plain"], body: Array("21.5;40".utf8))
         #expect(ok.status == 200, "\(ok.status) \(ok.text)")
-        let bad = try device.request("POST", "/api/v1/\(token)/telemetry", headers: ["Content-Type": "text/plain"], body: Array("warm".utf8))
-        #expect(bad.status == 400 && bad.text.contains("expected <temperature>;<humidity>"), "\(bad.status) \(bad.text)")
+        let bad = try device.request(
+            "POST", "/api/v1/\(token)/telemetry", headers: ["Content-Type": "text/plain"], body: Array("warm".utf8))
+        #expect(
+            bad.status == 400 && bad.text.contains("expected <temperature>;<humidity>"), "\(bad.status) \(bad.text)")
         var latest = ""
         for _ in 0..<50 {
-            latest = try LoopbackHTTPClient(port: apiPort).request("GET", "/api/v1/tenants/lab/devices/old-1/latest", headers: admin).text
+            latest = try LoopbackHTTPClient(port: apiPort).request(
+                "GET", "/api/v1/tenants/lab/devices/old-1/latest", headers: admin
+            ).text
             if latest.contains("humidity") { break }
             usleep(100_000)
         }
@@ -107,13 +113,18 @@ import Testing
             return text
         }
         let early = try post("21.5;40")
-        #expect(early.status == 400 && early.text.contains("not registered"), "the product's parser is not there yet: \(early)")
-        let broken = try api("POST", "/api/v1/parsers", ["name": "semicolon", "language": "lua", "source": "function parse(msg"])
+        #expect(
+            early.status == 400 && early.text.contains("not registered"),
+            "the product's parser is not there yet: \(early)")
+        let broken = try api(
+            "POST", "/api/v1/parsers", ["name": "semicolon", "language": "lua", "source": "function parse(msg"])
         #expect(broken.status == 400 && broken.text.contains("does not compile"), "\(broken)")
         let typo = try api(
             "PUT", "/api/v1/tenants/lab/products/legacy",
             ["id": "legacy", "parser": "semicolom", "signals": [["name": "temperature"], ["name": "humidity"]]])
-        #expect(typo.status == 400 && typo.text.contains("not registered"), "a product cannot name a missing parser: \(typo)")
+        #expect(
+            typo.status == 400 && typo.text.contains("not registered"),
+            "a product cannot name a missing parser: \(typo)")
         let builtIn = try api("POST", "/api/v1/parsers", ["name": "json", "language": "lua", "source": v1])
         #expect(builtIn.status == 409, "\(builtIn)")
         let created = try api("POST", "/api/v1/parsers", ["name": "semicolon", "language": "lua", "source": v1])

@@ -3,7 +3,7 @@ import IoTTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The loopback ports that tests give to the peers they start are free, and not from the kernel's
@@ -25,7 +25,9 @@ import Glibc
         addr.sin_port = UInt16(port).bigEndian
         addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         if rc != 0 || (type == Int32(SOCK_STREAM.rawValue) && Glibc.listen(fd, 1) != 0) {
             close(fd)
@@ -36,7 +38,10 @@ import Glibc
 
     @Test func tcpAndUDPPortsAreFreeAndOutsideTheEphemeralRange() throws {
         let ephemeral = try Self.ephemeralRange()
-        for (type, pick) in [(Int32(SOCK_STREAM.rawValue), ChildProcess.freeLoopbackPort), (Int32(SOCK_DGRAM.rawValue), ChildProcess.freeLoopbackUDPPort)] {
+        for (type, pick) in [
+            (Int32(SOCK_STREAM.rawValue), ChildProcess.freeLoopbackPort),
+            (Int32(SOCK_DGRAM.rawValue), ChildProcess.freeLoopbackUDPPort),
+        ] {
             var seen = Set<Int>()
             for _ in 0..<20 {
                 let port = pick()

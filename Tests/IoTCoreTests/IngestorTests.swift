@@ -27,7 +27,9 @@ final class IngestHarness: Sendable {
             try await registry.saveTenant(Tenant(id: Self.tenant, policy: policy))
             try await registry.saveProduct(
                 .tenant(Self.tenant),
-                Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "on", type: .bool), Signal(name: "fw", type: .text)]))
+                Product(
+                    id: "thermo",
+                    signals: [Signal(name: "temp"), Signal(name: "on", type: .bool), Signal(name: "fw", type: .text)]))
             try await registry.saveDevice(.tenant(Self.tenant), Device(uid: "t-1", product: "thermo"))
         }
         ingestor = Ingestor(
@@ -48,7 +50,9 @@ final class IngestHarness: Sendable {
 
     @discardableResult
     func send(_ text: String, device: String = "t-1") async throws(IoTError) -> Receipt {
-        try await ingestor.ingest(message(text, device: device), parser: JSONParser(), identity: DeviceIdentity(tenant: Self.tenant, deviceUID: device))
+        try await ingestor.ingest(
+            message(text, device: device), parser: JSONParser(),
+            identity: DeviceIdentity(tenant: Self.tenant, deviceUID: device))
     }
 
     func drain() async throws {
@@ -61,7 +65,8 @@ final class IngestHarness: Sendable {
     }
 
     func series(_ device: String, _ signal: String) async throws -> [Point] {
-        try await points.range(scope, series: SeriesKey(device: device, signal: signal), from: 0, to: .max, limit: nil, order: .ascending)
+        try await points.range(
+            scope, series: SeriesKey(device: device, signal: signal), from: 0, to: .max, limit: nil, order: .ascending)
     }
 }
 
@@ -126,7 +131,8 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
     }
 
     @Test func autoRegistersDevicesAndSignalsWhenThePolicySaysSo() async throws {
-        let h = try await IngestHarness(policy: IngestPolicy(unknownDevices: .register(product: "thermo"), unknownSignals: .register))
+        let h = try await IngestHarness(
+            policy: IngestPolicy(unknownDevices: .register(product: "thermo"), unknownSignals: .register))
         let r = try await h.send(#"{"temp": 3, "humidity": 40, "door": "open"}"#, device: "new-1")
         try await h.ingestor.waitUntilCommitted(r)
         let device = try await h.registry.device(h.scope, uid: "new-1")
@@ -153,7 +159,8 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
         try await h.registry.saveDevice(h.scope, Device(uid: "t-1", product: "thermo", gateway: true))
         let r = try await h.send(#"{"child": [{"ts": 5, "values": {"temp": 9}}]}"#)
         try await h.ingestor.waitUntilCommitted(r)
-        #expect(try await h.series("child", "temp") == [Point(device: "child", signal: "temp", time: 5, value: .number(9))])
+        #expect(
+            try await h.series("child", "temp") == [Point(device: "child", signal: "temp", time: 5, value: .number(9))])
         await h.stop()
     }
 
@@ -166,9 +173,12 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
         await #expect(throws: IoTError.self) { try await h.send(#"{"victim": {"temp": 99}}"#) }
         // SenML naming another device: 403 forbidden, counted, nothing registered.
         let senml = InboundMessage(
-            transport: "test", deviceUID: "t-1", text: #"[{"bn": "victim", "n": "temp", "v": 99}, {"bn": "ghost", "n": "temp", "v": 1}]"#)
+            transport: "test", deviceUID: "t-1",
+            text: #"[{"bn": "victim", "n": "temp", "v": 99}, {"bn": "ghost", "n": "temp", "v": 1}]"#)
         let id = DeviceIdentity(tenant: IngestHarness.tenant, deviceUID: "t-1")
-        let refused = await #expect(throws: IoTError.self) { try await h.ingestor.ingest(senml, parser: SenMLParser(), identity: id) }
+        let refused = await #expect(throws: IoTError.self) {
+            try await h.ingestor.ingest(senml, parser: SenMLParser(), identity: id)
+        }
         #expect(refused?.code == .forbidden, "\(String(describing: refused))")
         #expect(try await h.registry.device(h.scope, uid: "ghost") == nil, "a refused message registers no device")
         #expect(try await h.series("victim", "temp").isEmpty)
@@ -184,7 +194,8 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
             #expect(other?.code == .forbidden)
         }
         // A product of gateways, scoped by product.
-        try await h.registry.saveProduct(h.scope, Product(id: "edge", gateway: true, gatewayFor: GatewayScope(products: ["thermo"])))
+        try await h.registry.saveProduct(
+            h.scope, Product(id: "edge", gateway: true, gatewayFor: GatewayScope(products: ["thermo"])))
         try await h.registry.saveDevice(h.scope, Device(uid: "gw-2", product: "edge"))
         _ = try await h.send(#"{"victim": {"temp": 5}}"#, device: "gw-2")
         try await h.drain()
@@ -196,7 +207,8 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
     @Test func fullQueueTellsSendersToBackOffAndAcceptsNothing() async throws {
         // A store that never commits: the queue fills up.
         let blocked = BlockingPointStore()
-        let h = try await IngestHarness(configuration: .init(queueCapacityPoints: 10, retryAfterMillis: 750), points: blocked.inner)
+        let h = try await IngestHarness(
+            configuration: .init(queueCapacityPoints: 10, retryAfterMillis: 750), points: blocked.inner)
         _ = h  // the harness above uses the plain store; build one on the blocking store instead
         await h.stop()
         let journal = InMemoryJournal()
@@ -210,7 +222,8 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
         var backpressure: IoTError?
         for i in 0..<20 {
             do {
-                _ = try await ingestor.ingest(h.message(#"{"ts": \#(i), "temp": 1, "on": true, "fw": "x"}"#), parser: JSONParser(), identity: id)
+                _ = try await ingestor.ingest(
+                    h.message(#"{"ts": \#(i), "temp": 1, "on": true, "fw": "x"}"#), parser: JSONParser(), identity: id)
                 accepted += 1
             } catch {
                 backpressure = error
@@ -240,20 +253,24 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
             let h = try await IngestHarness(journal: journal, registry: registry, start: true)
             await h.stop()
         }
-        let first = Ingestor(journal: journal, pointStore: blocked, registry: registry, clock: ManualClock(), logger: Logger(label: "t"))
+        let first = Ingestor(
+            journal: journal, pointStore: blocked, registry: registry, clock: ManualClock(), logger: Logger(label: "t"))
         let firstTask = Task { try await first.run() }
         while !first.isReady { try await Task.sleep(for: .milliseconds(1)) }
         let id = DeviceIdentity(tenant: IngestHarness.tenant, deviceUID: "t-1")
         for v in 0..<5 {
             _ = try await first.ingest(
-                InboundMessage(transport: "test", text: #"{"temp": \#(v)}"#, receivedAt: 1_000 + Int64(v)), parser: JSONParser(), identity: id)
+                InboundMessage(transport: "test", text: #"{"temp": \#(v)}"#, receivedAt: 1_000 + Int64(v)),
+                parser: JSONParser(), identity: id)
         }
         firstTask.cancel()  // the store never answers: nothing committed
         #expect(try await points.committedSequence(tenant: IngestHarness.tenant) == 0)
 
         // Second life: replays the journal into the store, with the server times stamped the first time.
         for _ in 0..<2 {
-            let second = Ingestor(journal: journal, pointStore: points, registry: registry, clock: ManualClock(now: 9_999_999), logger: Logger(label: "t"))
+            let second = Ingestor(
+                journal: journal, pointStore: points, registry: registry, clock: ManualClock(now: 9_999_999),
+                logger: Logger(label: "t"))
             let task = Task { try await second.run() }
             while !second.isReady { try await Task.sleep(for: .milliseconds(1)) }
             while second.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
@@ -261,7 +278,8 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
             _ = try? await task.value
         }
         let stored = try await points.range(
-            .tenant(IngestHarness.tenant), series: SeriesKey(device: "t-1", signal: "temp"), from: 0, to: .max, limit: nil, order: .ascending)
+            .tenant(IngestHarness.tenant), series: SeriesKey(device: "t-1", signal: "temp"), from: 0, to: .max,
+            limit: nil, order: .ascending)
         #expect(stored.map(\.time) == [1_000, 1_001, 1_002, 1_003, 1_004])
         #expect(stored.map(\.value) == (0..<5).map { .number(Double($0)) })
         blocked.release()
@@ -295,7 +313,6 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
         await h.stop()
     }
 }
-
 
 /// Records the batches it observes.
 final class RecordingObserver: PointObserver {
@@ -429,8 +446,10 @@ struct SemicolonParser: Parser {
     @Test func aProductsNamedParserReplacesTheTransportsParser() async throws {
         let registry = InMemoryRegistryStore()
         try await registry.saveTenant(Tenant(id: "acme"))
-        try await registry.saveProduct(.tenant("acme"), Product(id: "csv", signals: [Signal(name: "temp")], parser: "semicolon"))
-        try await registry.saveProduct(.tenant("acme"), Product(id: "missing", signals: [Signal(name: "temp")], parser: "nope"))
+        try await registry.saveProduct(
+            .tenant("acme"), Product(id: "csv", signals: [Signal(name: "temp")], parser: "semicolon"))
+        try await registry.saveProduct(
+            .tenant("acme"), Product(id: "missing", signals: [Signal(name: "temp")], parser: "nope"))
         try await registry.saveProduct(.tenant("acme"), Product(id: "plain", signals: [Signal(name: "temp")]))
         for (uid, product) in [("c-1", "csv"), ("m-1", "missing"), ("p-1", "plain")] {
             try await registry.saveDevice(.tenant("acme"), Device(uid: uid, product: ProductID(product)))
@@ -443,7 +462,8 @@ struct SemicolonParser: Parser {
         while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
         func send(_ uid: String, _ text: String) async throws -> Receipt {
             try await ingestor.ingest(
-                InboundMessage(transport: "t", text: text), parser: JSONParser(), identity: DeviceIdentity(tenant: "acme", deviceUID: uid))
+                InboundMessage(transport: "t", text: text), parser: JSONParser(),
+                identity: DeviceIdentity(tenant: "acme", deviceUID: uid))
         }
         try await ingestor.waitUntilCommitted(try await send("c-1", "21.5"))
         try await ingestor.waitUntilCommitted(try await send("p-1", #"{"temp": 3}"#))

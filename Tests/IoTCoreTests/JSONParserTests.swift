@@ -24,7 +24,8 @@ import Testing
         .init(
             "ThingsBoard form", message: message(#"{"ts": 1700000000123, "values": {"temp": 21.5, "ts": 3}}"#),
             expected: [
-                DeviceRecord(deviceUID: "dev-1", time: 1_700_000_000_123, values: ["temp": .number(21.5), "ts": .number(3)])
+                DeviceRecord(
+                    deviceUID: "dev-1", time: 1_700_000_000_123, values: ["temp": .number(21.5), "ts": .number(3)])
             ]),
         .init(
             "ThingsBoard form without time", message: message(#"{"values": {"temp": 1}}"#),
@@ -46,8 +47,10 @@ import Testing
                 #"{"dev-A": [{"ts": 1700000000000, "values": {"t": 1}}, {"ts": 1700000001000, "values": {"t": 2}}], "dev-B": {"temp": 3}}"#,
                 device: "gw-1"),
             expected: [
-                DeviceRecord(deviceUID: "gw-1", identificationCode: "dev-A", time: 1_700_000_000_000, values: ["t": .number(1)]),
-                DeviceRecord(deviceUID: "gw-1", identificationCode: "dev-A", time: 1_700_000_001_000, values: ["t": .number(2)]),
+                DeviceRecord(
+                    deviceUID: "gw-1", identificationCode: "dev-A", time: 1_700_000_000_000, values: ["t": .number(1)]),
+                DeviceRecord(
+                    deviceUID: "gw-1", identificationCode: "dev-A", time: 1_700_000_001_000, values: ["t": .number(2)]),
                 DeviceRecord(deviceUID: "gw-1", identificationCode: "dev-B", values: ["temp": .number(3)]),
             ]),
         .init(
@@ -64,7 +67,8 @@ import Testing
             "escaped keys and unicode text", message: message(#"{"t\u00e9mp": "caf\u00e9 ☕"}"#),
             expected: [DeviceRecord(deviceUID: "dev-1", values: ["témp": .text("café ☕")])]),
         .init(
-            "ts of zero and large integers", message: message(#"[{"ts": 0, "a": 1}, {"ts": 9007199254740991, "a": 2}]"#),
+            "ts of zero and large integers",
+            message: message(#"[{"ts": 0, "a": 1}, {"ts": 9007199254740991, "a": 2}]"#),
             expected: [
                 DeviceRecord(deviceUID: "dev-1", time: 0, values: ["a": .number(1)]),
                 DeviceRecord(deviceUID: "dev-1", time: 9_007_199_254_740_991, values: ["a": .number(2)]),

@@ -1,5 +1,6 @@
-@testable import IoTCore
 import Testing
+
+@testable import IoTCore
 
 @Suite struct JSONReaderTests {
     private func read(_ text: String) throws(IoTError) -> JSONValue {
@@ -17,9 +18,14 @@ import Testing
         (#""héllo wörld ☃""#, .string("héllo wörld ☃")),
         ("[]", .array([])),
         ("{}", .object([])),
-        (#"[1, "a", [true], {"k": null}]"#,
-         .array([.number(1), .string("a"), .array([.bool(true)]), .object([JSONMember(key: "k", value: .null)])])),
-        (#"{"b": 1, "a": 2}"#, .object([JSONMember(key: "b", value: .number(1)), JSONMember(key: "a", value: .number(2))])),
+        (
+            #"[1, "a", [true], {"k": null}]"#,
+            .array([.number(1), .string("a"), .array([.bool(true)]), .object([JSONMember(key: "k", value: .null)])])
+        ),
+        (
+            #"{"b": 1, "a": 2}"#,
+            .object([JSONMember(key: "b", value: .number(1)), JSONMember(key: "a", value: .number(2))])
+        ),
         ("\u{FEFF}[1]", .array([.number(1)])),
     ])
     func values(text: String, expected: JSONValue) throws {
@@ -75,7 +81,10 @@ import Testing
         (#""\ud800""#, "at byte 1: lone high surrogate"),
         (#""\ud800\u0041""#, "at byte 1: lone high surrogate"),
         (#""\udc00""#, "at byte 1: lone low surrogate"),
-        ("\"a\u{01}\"", "at byte 2: expected a control character (byte < 0x20) in a string to be escaped, found byte 0x01"),
+        (
+            "\"a\u{01}\"",
+            "at byte 2: expected a control character (byte < 0x20) in a string to be escaped, found byte 0x01"
+        ),
         ("\"a\\n\u{0A}\"", "at byte 4: expected a control character"),
         ("NaN", "at byte 0: expected a value"),
         ("[Infinity]", "at byte 1: expected a value"),
@@ -91,7 +100,9 @@ import Testing
     }
 
     @Test func invalidUTF8IsRejected() {
-        for bytes: [UInt8] in [[0x22, 0xFF, 0x22], [0x22, 0x61, 0xC3, 0x22], [0x22, 0x5C, 0x6E, 0xED, 0xA0, 0x80, 0x22]] {
+        for bytes: [UInt8] in [
+            [0x22, 0xFF, 0x22], [0x22, 0x61, 0xC3, 0x22], [0x22, 0x5C, 0x6E, 0xED, 0xA0, 0x80, 0x22],
+        ] {
             #expect {
                 _ = try JSONReader.read(bytes)
             } throws: { error in

@@ -6,11 +6,14 @@ import Testing
 @Suite struct OutboundPolicyTests {
     @Test(arguments: [
         "127.0.0.1", "127.1.2.3", "10.0.0.7", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254",
-        "100.64.0.1", "0.0.0.0", "::1", "[::1]", "fd00::1", "fe80::1", "::ffff:10.0.0.1", "::", "224.0.0.1", "localhost",
+        "100.64.0.1", "0.0.0.0", "::1", "[::1]", "fd00::1", "fe80::1", "::ffff:10.0.0.1", "::", "224.0.0.1",
+        "localhost",
     ])
     func nonPublicDestinationsAreRefused(host: String) {
         let error = #expect(throws: IoTError.self) { try OutboundPolicy().check(host: host, what: "MQTT broker") }
-        #expect(error?.code == .forbidden && error?.message.contains("outbound.allow") == true, "\(host): \(String(describing: error))")
+        #expect(
+            error?.code == .forbidden && error?.message.contains("outbound.allow") == true,
+            "\(host): \(String(describing: error))")
     }
 
     @Test(arguments: ["8.8.8.8", "1.1.1.1", "172.32.0.1", "2001:4860:4860::8888"])

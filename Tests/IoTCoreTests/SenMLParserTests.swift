@@ -7,7 +7,8 @@ import Testing
 
     static func message(_ text: String, device: String? = "gw", receivedAt: Int64? = now) -> InboundMessage {
         InboundMessage(
-            transport: "test", deviceUID: device, contentType: "application/senml+json", text: text, receivedAt: receivedAt)
+            transport: "test", deviceUID: device, contentType: "application/senml+json", text: text,
+            receivedAt: receivedAt)
     }
 
     // MARK: RFC 8428 §5.1 examples
@@ -110,7 +111,8 @@ import Testing
             "§5.1.2 multiple datapoints", message: message(multipleDatapoints),
             expected: [
                 DeviceRecord(
-                    deviceUID: "gw", identificationCode: sensor, values: ["voltage": .number(120.1), "current": .number(1.2)])
+                    deviceUID: "gw", identificationCode: sensor,
+                    values: ["voltage": .number(120.1), "current": .number(1.2)])
             ]),
         .init(
             "§5.1.2 multiple datapoints over time", message: message(multipleDatapointsOverTime),
@@ -186,40 +188,49 @@ import Testing
 
     static let mappingCases: [ParserVerifier.GoldenCase] = [
         .init(
-            "relative times resolve against receivedAt", message: message(#"[{"n":"a","v":1,"t":-5},{"n":"a","v":2,"t":0}]"#),
+            "relative times resolve against receivedAt",
+            message: message(#"[{"n":"a","v":1,"t":-5},{"n":"a","v":2,"t":0}]"#),
             expected: [
                 DeviceRecord(deviceUID: "gw", time: now - 5_000, values: ["a": .number(1)]),
                 DeviceRecord(deviceUID: "gw", time: now, values: ["a": .number(2)]),
             ]),
         .init(
-            "times round to the nearest millisecond", message: message(#"[{"n":"a","v":1,"bt":1700000000.0004},{"n":"b","v":1,"bt":1700000000.0006}]"#),
+            "times round to the nearest millisecond",
+            message: message(#"[{"n":"a","v":1,"bt":1700000000.0004},{"n":"b","v":1,"bt":1700000000.0006}]"#),
             expected: [
                 DeviceRecord(deviceUID: "gw", time: 1_700_000_000_000, values: ["a": .number(1)]),
                 DeviceRecord(deviceUID: "gw", time: 1_700_000_000_001, values: ["b": .number(1)]),
             ]),
         .init(
-            "base value and base sum add", message: message(#"[{"bn":"d/","bv":10,"bs":100,"n":"a","v":1,"s":2},{"n":"b","v":-1}]"#),
+            "base value and base sum add",
+            message: message(#"[{"bn":"d/","bv":10,"bs":100,"n":"a","v":1,"s":2},{"n":"b","v":-1}]"#),
             expected: [
                 DeviceRecord(
                     deviceUID: "gw", identificationCode: "d",
                     values: ["a": .number(11), "a_sum": .number(102), "b": .number(9)])
             ]),
         .init(
-            "sum only is stored under the signal", message: message(#"[{"bn":"meter.","n":"energy","u":"J","s":42.5}]"#),
+            "sum only is stored under the signal",
+            message: message(#"[{"bn":"meter.","n":"energy","u":"J","s":42.5}]"#),
             expected: [DeviceRecord(deviceUID: "gw", identificationCode: "meter", values: ["energy": .number(42.5)])]),
         .init(
             "base name without separator, unknown fields ignored, ut read",
             message: message(#"[{"bn":"dev9","n":"x","v":1,"ut":60,"custom":{"a":1}}]"#),
             expected: [DeviceRecord(deviceUID: "gw", identificationCode: "dev9", values: ["x": .number(1)])]),
         .init(
-            "named device without a message device", message: message(#"[{"bn":"dev9:","n":"x","vb":true}]"#, device: nil),
+            "named device without a message device",
+            message: message(#"[{"bn":"dev9:","n":"x","vb":true}]"#, device: nil),
             expected: [DeviceRecord(deviceUID: "dev9", values: ["x": .bool(true)])]),
         .init(
             "same device and time merge in order of first appearance",
-            message: message(#"[{"bn":"a:","bt":1700000000,"n":"x","v":1},{"bn":"b:","n":"x","v":2},{"bn":"a:","n":"y","v":3}]"#),
+            message: message(
+                #"[{"bn":"a:","bt":1700000000,"n":"x","v":1},{"bn":"b:","n":"x","v":2},{"bn":"a:","n":"y","v":3}]"#),
             expected: [
-                DeviceRecord(deviceUID: "gw", identificationCode: "a", time: 1_700_000_000_000, values: ["x": .number(1), "y": .number(3)]),
-                DeviceRecord(deviceUID: "gw", identificationCode: "b", time: 1_700_000_000_000, values: ["x": .number(2)]),
+                DeviceRecord(
+                    deviceUID: "gw", identificationCode: "a", time: 1_700_000_000_000,
+                    values: ["x": .number(1), "y": .number(3)]),
+                DeviceRecord(
+                    deviceUID: "gw", identificationCode: "b", time: 1_700_000_000_000, values: ["x": .number(2)]),
             ]),
         .init("empty pack", message: message("[]", device: nil), expected: []),
     ]

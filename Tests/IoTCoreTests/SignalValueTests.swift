@@ -1,3 +1,4 @@
+import Foundation
 import IoTCore
 import Testing
 
@@ -17,18 +18,22 @@ import Testing
     }
 }
 
-import Foundation
-
 @Suite struct ModelDecodingTests {
     @Test func handWrittenModelsNeedOnlyTheirIdentifiers() throws {
         let json = #"{"id": "thermo", "signals": [{"name": "temp", "unit": "°C"}, {"name": "on", "type": "bool"}]}"#
         let product = try JSONDecoder().decode(Product.self, from: Data(json.utf8))
-        #expect(product == Product(id: "thermo", signals: [Signal(name: "temp", unit: "°C"), Signal(name: "on", type: .bool)]))
+        #expect(
+            product
+                == Product(id: "thermo", signals: [Signal(name: "temp", unit: "°C"), Signal(name: "on", type: .bool)]))
         let device = try JSONDecoder().decode(Device.self, from: Data(#"{"uid": "t-1", "product": "thermo"}"#.utf8))
         #expect(device == Device(uid: "t-1", product: "thermo"))
         // What is encoded decodes back to the same value.
-        let full = Device(uid: "d", product: "p", name: "n", tags: ["a": "b"], department: "x", pushIntervalMillis: 5, signals: [Signal(name: "s")], createdAt: 9)
+        let full = Device(
+            uid: "d", product: "p", name: "n", tags: ["a": "b"], department: "x", pushIntervalMillis: 5,
+            signals: [Signal(name: "s")], createdAt: 9)
         #expect(try JSONDecoder().decode(Device.self, from: JSONEncoder().encode(full)) == full)
-        #expect(throws: DecodingError.self) { try JSONDecoder().decode(Device.self, from: Data(#"{"uid": "t-1"}"#.utf8)) }
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode(Device.self, from: Data(#"{"uid": "t-1"}"#.utf8))
+        }
     }
 }

@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A line-oriented device on one end of a socketpair; acknowledges "OK <seq>" or "ERR <reason>".
@@ -14,7 +14,8 @@ final class SocketLineDevice: StreamTransport, @unchecked Sendable {
     init(descriptor: Int32, ingestor: Ingestor, maxFrameBytes: Int = 64) {
         self.descriptor = descriptor
         super.init(
-            name: "line", identity: DeviceIdentity(tenant: IngestHarness.tenant, deviceUID: "t-1"), parser: JSONParser(),
+            name: "line", identity: DeviceIdentity(tenant: IngestHarness.tenant, deviceUID: "t-1"),
+            parser: JSONParser(),
             configuration: .init(maxFrameBytes: maxFrameBytes), ingestor: ingestor, logger: Logger(label: "line"))
     }
     override func connect() async throws -> any ByteStream { FileDescriptorStream(descriptor: descriptor) }
@@ -34,7 +35,8 @@ final class LoadAveragePoller: PollingTransport, @unchecked Sendable {
         self.failFirst = failFirst
         super.init(
             name: "loadavg", identity: DeviceIdentity(tenant: IngestHarness.tenant, deviceUID: "t-1"),
-            configuration: .init(intervalMillis: 1_000, timeoutMillis: 500, backoffInitialMillis: 2_000, startDelayMillis: 0),
+            configuration: .init(
+                intervalMillis: 1_000, timeoutMillis: 500, backoffInitialMillis: 2_000, startDelayMillis: 0),
             ingestor: ingestor, clock: clock, logger: Logger(label: "poll"))
     }
     override func poll() async throws -> [DeviceRecord] {
@@ -49,7 +51,9 @@ final class LoadAveragePoller: PollingTransport, @unchecked Sendable {
         var buf = [UInt8](repeating: 0, count: 128)
         let k = read(fd, &buf, 128)
         let text = String(decoding: buf[0..<max(0, k)], as: UTF8.self)
-        guard let load = Double(text.split(separator: " ").first ?? "") else { throw IoTError(.malformedPayload, "bad /proc/loadavg") }
+        guard let load = Double(text.split(separator: " ").first ?? "") else {
+            throw IoTError(.malformedPayload, "bad /proc/loadavg")
+        }
         return [DeviceRecord(deviceUID: "t-1", time: clock.now(), values: ["temp": .number(load)])]
     }
 }
@@ -63,7 +67,8 @@ final class LoadAveragePoller: PollingTransport, @unchecked Sendable {
         let task = Task { try await device.run() }
         let peer = FileDescriptorStream(descriptor: fds[1])
         let oversize = String(repeating: "x", count: 200)
-        try await peer.write(Array("{\"ts\": 1, \"temp\": 1}\r\n{\"temp\": \n\(oversize)\n{\"ts\": 2, \"temp\": 2}\n".utf8))
+        try await peer.write(
+            Array("{\"ts\": 1, \"temp\": 1}\r\n{\"temp\": \n\(oversize)\n{\"ts\": 2, \"temp\": 2}\n".utf8))
         var received = ""
         while received.split(separator: "\n").count < 4, let chunk = try await peer.read() {
             received += String(decoding: chunk, as: UTF8.self)
@@ -106,7 +111,9 @@ final class LoadAveragePoller: PollingTransport, @unchecked Sendable {
         let task = Task { try await poller.run() }
         /// Waits until the poller has done `polls` polls and sleeps until its next one.
         func settled(polls: Int) async throws {
-            try await eventually { poller.status.successes + poller.status.failures == polls && h.clock.sleeperCount == 1 }
+            try await eventually {
+                poller.status.successes + poller.status.failures == polls && h.clock.sleeperCount == 1
+            }
         }
         try await settled(polls: 1)  // the first poll runs at once (start delay 0) and fails
         #expect(poller.status.failures == 1)

@@ -1,13 +1,13 @@
 import HTTPTypes
 import HummingbirdTesting
 import IoTCore
+import IoTProtocols
 import IoTStorage
 import IoTTesting
 import NIOCore
 import Synchronization
 import Testing
 
-import IoTProtocols
 @testable import IoTHTTP
 
 @Suite struct HTTPIngestTransportTests {

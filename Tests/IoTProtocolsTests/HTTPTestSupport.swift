@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import IoTCore
+import IoTProtocols
 import IoTStorage
 import IoTTesting
 import Logging
@@ -10,7 +11,6 @@ import NIOCore
 import ServiceLifecycle
 import Testing
 
-import IoTProtocols
 @testable import IoTHTTP
 
 /// An ingestor over in-memory stores and an HTTP ingest transport on a free loopback port.
@@ -136,4 +136,3 @@ extension TestClient.Response {
         return rest.firstIndex(of: "\"").map { String(rest[..<$0]) }
     }
 }
-

@@ -39,10 +39,12 @@ struct ExtremeValueTests {
 
     @Test(arguments: extremes)
     func rangeAndJointNumbersOutsideTheirRangeAreRefused(value: Int64) throws {
-        let debounce = RangeRule(id: "r", devices: .device("d"), signal: "s", max: 1, debounce: .duration(millis: value))
+        let debounce = RangeRule(
+            id: "r", devices: .device("d"), signal: "s", max: 1, debounce: .duration(millis: value))
         if value == 0 { try debounce.validate() } else { #expect(throws: IoTError.self) { try debounce.validate() } }
         let joint = JointRule(
-            id: "j", parameters: [.init(name: "a", device: "d", signal: "s", window: .duration(millis: value), reducer: .mean)],
+            id: "j",
+            parameters: [.init(name: "a", device: "d", signal: "s", window: .duration(millis: value), reducer: .mean)],
             severity: .major, evaluationIntervalMillis: value
         ) { _ in false }
         #expect(throws: IoTError.self) { try joint.validate() }
@@ -53,7 +55,9 @@ struct ExtremeValueTests {
     @Test func aPushIntervalOfInt64MaxMeansNeverAndDoesNotTrap() async throws {
         let h = RuleHarness()
         await h.register(Device(uid: "m", product: "meter", pushIntervalMillis: .max))
-        try await h.add(.offline(OfflineRule(id: "offline", devices: .product("meter"), toleranceMillis: IoTLimits.maxDurationMillis)))
+        try await h.add(
+            .offline(
+                OfflineRule(id: "offline", devices: .product("meter"), toleranceMillis: IoTLimits.maxDurationMillis)))
         await h.feed(device: "m", signal: "kwh", 1)
         await h.advance(byMillis: IoTLimits.maxDurationMillis)
         #expect(await h.events.isEmpty)
@@ -62,7 +66,8 @@ struct ExtremeValueTests {
     @Test func deviceTimesAtTheEndsOfInt64DoNotTrap() async throws {
         let h = RuleHarness()
         try await h.add(
-            .range(RangeRule(id: "hot", devices: .device("d"), signal: "t", max: 10, debounce: .duration(millis: 60_000))))
+            .range(
+                RangeRule(id: "hot", devices: .device("d"), signal: "t", max: 10, debounce: .duration(millis: 60_000))))
         await h.feed(device: "d", signal: "t", 20, at: .max)
         await h.feed(device: "d", signal: "t", 20, at: .min)
         await h.feed(device: "d", signal: "t", 20, at: .max)

@@ -16,7 +16,9 @@ final class IngestHarness: Sendable {
         try await registry.saveTenant(Tenant(id: Self.tenant, policy: IngestPolicy()))
         try await registry.saveProduct(
             .tenant(Self.tenant),
-            Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "on", type: .bool), Signal(name: "fw", type: .text)]))
+            Product(
+                id: "thermo",
+                signals: [Signal(name: "temp"), Signal(name: "on", type: .bool), Signal(name: "fw", type: .text)]))
         try await registry.saveDevice(.tenant(Self.tenant), Device(uid: "t-1", product: "thermo"))
         ingestor = Ingestor(
             configuration: .init(), journal: InMemoryJournal(), pointStore: points, registry: registry, clock: clock,
@@ -39,6 +41,7 @@ final class IngestHarness: Sendable {
     }
 
     func series(_ device: String, _ signal: String) async throws -> [Point] {
-        try await points.range(scope, series: SeriesKey(device: device, signal: signal), from: 0, to: .max, limit: nil, order: .ascending)
+        try await points.range(
+            scope, series: SeriesKey(device: device, signal: signal), from: 0, to: .max, limit: nil, order: .ascending)
     }
 }

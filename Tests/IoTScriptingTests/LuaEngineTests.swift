@@ -8,7 +8,8 @@ import Testing
     @Test func valuesRoundTrip() async throws {
         let script = try lua.compile("function id(...) return ... end", name: "id")
         let values: [ScriptValue] = [
-            .null, .bool(true), .bool(false), .number(42), .number(-7.25), .number(1e300), .string(""), .string("grüße \u{1F600}"),
+            .null, .bool(true), .bool(false), .number(42), .number(-7.25), .number(1e300), .string(""),
+            .string("grüße \u{1F600}"),
             .array([.number(1), .string("two"), .bool(true)]),
             .object(["a": .number(1), "b": .object(["c": .array([.string("d")])])]),
             .array([]),
@@ -33,22 +34,26 @@ import Testing
             """, name: "f")
         let v = try await script.call("f", [])
         #expect(
-            v == .object([
-                "list": .array([.number(10), .number(20), .number(30)]),
-                "map": .object(["x": .number(1), "5": .string("five")]),
-                "empty": .array([]), "float": .number(0.5), "int": .number(3),
-            ]))
+            v
+                == .object([
+                    "list": .array([.number(10), .number(20), .number(30)]),
+                    "map": .object(["x": .number(1), "5": .string("five")]),
+                    "empty": .array([]), "float": .number(0.5), "int": .number(3),
+                ]))
     }
 
     @Test func compileErrorsNameTheLine() async throws {
-        let e = await expectError(.script) { _ = try lua.compile("local a = 1\nlocal b = 2\nlocal c = = 3\n", name: "bad") }
+        let e = await expectError(.script) {
+            _ = try lua.compile("local a = 1\nlocal b = 2\nlocal c = = 3\n", name: "bad")
+        }
         #expect(e?.message.contains("(line 3)") == true, "\(String(describing: e))")
         let r = await expectError(.script) { _ = try lua.compile("x = 1\nerror('top level failed')\n", name: "top") }
         #expect(r?.message == "top level failed (line 2)")
     }
 
     @Test func runtimeErrorsCarryMessageAndLine() async throws {
-        let script = try lua.compile("function f(x)\n  local t = nil\n  return t.field\nend\nfunction g() error('boom') end", name: "rt")
+        let script = try lua.compile(
+            "function f(x)\n  local t = nil\n  return t.field\nend\nfunction g() error('boom') end", name: "rt")
         let e = await expectError(.script) { _ = try await script.call("f", [.number(1)]) }
         #expect(e?.message.contains("attempt to index a nil value") == true)
         #expect(e?.message.hasSuffix("(line 3)") == true, "\(String(describing: e))")
@@ -87,7 +92,10 @@ import Testing
             """, name: "load")
         #expect(try await script.call("f", []) == .number(2))
         #expect(try await script.call("g", []) == .null)
-        guard case .string(let m) = try await script.call("h", []) else { Issue.record("expected a message"); return }
+        guard case .string(let m) = try await script.call("h", []) else {
+            Issue.record("expected a message")
+            return
+        }
         #expect(m.contains("binary chunk"))
     }
 
@@ -142,7 +150,8 @@ import Testing
         let engine = LuaEngine(configuration: c)
         // Each script keeps ~1 MB in its globals; without freeing released scripts the state would run out.
         for i in 0..<40 {
-            let script = try engine.compile("big = string.rep('x', 1 << 20)\nfunction n() return \(i) end", name: "s\(i)")
+            let script = try engine.compile(
+                "big = string.rep('x', 1 << 20)\nfunction n() return \(i) end", name: "s\(i)")
             #expect(try await script.call("n", []) == .number(Double(i)))
         }
     }
@@ -157,7 +166,9 @@ import Testing
     ])
     func runawayScriptsStopWithinTheBudget(_ body: String) async throws {
         let parser = try LuaScriptParser(
-            source: "function parse(msg)\n  if msg.payload == 'spin' then \(body) end\n  return { values = { ok = 1 } }\nend", engine: lua)
+            source:
+                "function parse(msg)\n  if msg.payload == 'spin' then \(body) end\n  return { values = { ok = 1 } }\nend",
+            engine: lua)
         let run = measured { _ = try parser.parse(InboundMessage(transport: "t", deviceUID: "d", text: "spin")) }
         #expect((run.error as? IoTError)?.code == .timeout, "\(String(describing: run.error))")
         // The budget (10M instructions or 100 ms) bounds the CPU time the script gets; wall-clock time
@@ -171,7 +182,8 @@ import Testing
         var c = LuaEngine.Configuration()
         c.instructionLimit = .max / 2
         c.timeLimit = .milliseconds(30)
-        let parser = try LuaScriptParser(source: "function parse(msg) while true do end end", engine: LuaEngine(configuration: c))
+        let parser = try LuaScriptParser(
+            source: "function parse(msg) while true do end end", engine: LuaEngine(configuration: c))
         let run = measured { _ = try parser.parse(InboundMessage(transport: "t", deviceUID: "d", text: "")) }
         #expect((run.error as? IoTError)?.code == .timeout)
         #expect(run.wall >= 30 && run.cpu < 60, "wall \(run.wall) ms, CPU \(run.cpu) ms")

@@ -71,43 +71,65 @@ let jsParseScript = """
 @Suite struct LuaScriptParserTests {
     @Test func parsesRecordsFromMessage() throws {
         let parser = try LuaScriptParser(source: luaParseScript, name: "kv")
-        let message = InboundMessage(transport: "mqtt", deviceUID: "gw-1", topic: "site/1", text: "a1=21.5/40 b2=-3/55.5", receivedAt: 1_700_000_000_123)
+        let message = InboundMessage(
+            transport: "mqtt", deviceUID: "gw-1", topic: "site/1", text: "a1=21.5/40 b2=-3/55.5",
+            receivedAt: 1_700_000_000_123)
         let records = try parser.parse(message)
         #expect(
             records == [
-                DeviceRecord(deviceUID: "gw-1", identificationCode: "a1", time: 1_700_000_000_123,
-                             values: ["temp": .number(21.5), "hum": .number(40), "topic": .text("site/1")]),
-                DeviceRecord(deviceUID: "gw-1", identificationCode: "b2", time: 1_700_000_000_123,
-                             values: ["temp": .number(-3), "hum": .number(55.5), "topic": .text("site/1")]),
+                DeviceRecord(
+                    deviceUID: "gw-1", identificationCode: "a1", time: 1_700_000_000_123,
+                    values: ["temp": .number(21.5), "hum": .number(40), "topic": .text("site/1")]),
+                DeviceRecord(
+                    deviceUID: "gw-1", identificationCode: "b2", time: 1_700_000_000_123,
+                    values: ["temp": .number(-3), "hum": .number(55.5), "topic": .text("site/1")]),
             ])
     }
 
     @Test func acceptsASingleRecordAndNil() throws {
         let parser = try LuaScriptParser(
-            source: "function parse(msg) if msg.payload == '' then return nil end return { device = 'd', values = { on = true } } end")
+            source:
+                "function parse(msg) if msg.payload == '' then return nil end return { device = 'd', values = { on = true } } end"
+        )
         #expect(try parser.parse(InboundMessage(transport: "t", text: "")) == [])
-        #expect(try parser.parse(InboundMessage(transport: "t", text: "x")) == [DeviceRecord(deviceUID: "d", values: ["on": .bool(true)])])
+        #expect(
+            try parser.parse(InboundMessage(transport: "t", text: "x")) == [
+                DeviceRecord(deviceUID: "d", values: ["on": .bool(true)])
+            ])
     }
 
     /// A flat table (no list, no `values`) is the message device's values, as parse.lua-style scripts return.
     @Test func aFlatTableIsTheDeviceValues() async throws {
         let parser = try LuaScriptParser(
-            source: "function parse(msg) return { temp = tonumber(msg.payload:match('t=(-?[%d.]+)')), ok = true, fw = 'v1' } end")
+            source:
+                "function parse(msg) return { temp = tonumber(msg.payload:match('t=(-?[%d.]+)')), ok = true, fw = 'v1' } end"
+        )
         #expect(
             try parser.parse(InboundMessage(transport: "t", deviceUID: "d-1", text: "t=21.5"))
-                == [DeviceRecord(deviceUID: "d-1", values: ["temp": .number(21.5), "ok": .bool(true), "fw": .text("v1")])])
-        #expect(try LuaScriptParser(source: "function parse(msg) return {} end").parse(InboundMessage(transport: "t", deviceUID: "d", text: "")) == [])
+                == [
+                    DeviceRecord(
+                        deviceUID: "d-1", values: ["temp": .number(21.5), "ok": .bool(true), "fw": .text("v1")])
+                ])
+        #expect(
+            try LuaScriptParser(source: "function parse(msg) return {} end").parse(
+                InboundMessage(transport: "t", deviceUID: "d", text: "")) == [])
         await expectError(.malformedPayload) { _ = try parser.parse(InboundMessage(transport: "t", text: "t=1")) }
         let bad = try LuaScriptParser(source: "function parse(msg) return { temp = {} } end")
-        await expectError(.malformedPayload) { _ = try bad.parse(InboundMessage(transport: "t", deviceUID: "d", text: "")) }
+        await expectError(.malformedPayload) {
+            _ = try bad.parse(InboundMessage(transport: "t", deviceUID: "d", text: ""))
+        }
     }
 
     @Test func scriptErrorsAndBadShapesReject() async throws {
         let parser = try LuaScriptParser(source: luaParseScript, name: "kv")
-        let e = await expectError(.malformedPayload) { _ = try parser.parse(InboundMessage(transport: "http", deviceUID: "d", text: "garbage")) }
+        let e = await expectError(.malformedPayload) {
+            _ = try parser.parse(InboundMessage(transport: "http", deviceUID: "d", text: "garbage"))
+        }
         #expect(e?.message == "script 'kv': no readings in http payload (line 6)")
         let shape = try LuaScriptParser(source: "function parse(msg) return { { values = { x = {} } } } end")
-        await expectError(.malformedPayload) { _ = try shape.parse(InboundMessage(transport: "t", deviceUID: "d", text: "")) }
+        await expectError(.malformedPayload) {
+            _ = try shape.parse(InboundMessage(transport: "t", deviceUID: "d", text: ""))
+        }
         let noDevice = try LuaScriptParser(source: "function parse(msg) return { { values = { x = 1 } } } end")
         await expectError(.malformedPayload) { _ = try noDevice.parse(InboundMessage(transport: "t", text: "")) }
         let spin = try LuaScriptParser(source: "function parse(msg) while true do end end")
@@ -117,7 +139,8 @@ let jsParseScript = """
     @Test func survivesTheParserVerifier() throws {
         let parser = try LuaScriptParser(source: luaParseScript, name: "kv")
         let verifier = ParserVerifier(parser)
-        let sample = InboundMessage(transport: "test", deviceUID: "verifier", text: "a1=21.5/40 b2=-3/55.5", receivedAt: 1_700_000_000_000)
+        let sample = InboundMessage(
+            transport: "test", deviceUID: "verifier", text: "a1=21.5/40 b2=-3/55.5", receivedAt: 1_700_000_000_000)
         #expect(verifier.truncations(of: sample) == [])
         #expect(verifier.garbage(count: 2_000, seed: 7, mutating: [sample]) == [])
     }
@@ -141,8 +164,9 @@ extension WorkerTests {
             let records = try parser.parse(InboundMessage(transport: "mqtt", deviceUID: "gw", text: payload))
             #expect(
                 records == [
-                    DeviceRecord(deviceUID: "t-1", identificationCode: "t-1", time: 1_700_000_000_000,
-                                 values: ["temp": .number(21.5), "on": .number(1), "fw": .text("v1.2")])
+                    DeviceRecord(
+                        deviceUID: "t-1", identificationCode: "t-1", time: 1_700_000_000_000,
+                        values: ["temp": .number(21.5), "on": .number(1), "fw": .text("v1.2")])
                 ])
         }
 
@@ -151,13 +175,16 @@ extension WorkerTests {
             defer { js.shutdown() }
             let parser = try JavaScriptParser(source: goCSVScript, name: "go-csv", engine: js)
             let records = try parser.parse(
-                InboundMessage(transport: "tcp", deviceUID: "gw-9", text: "s1,1700000000500,21.5,40; s2,1700000060500,n/a,55.5;"))
+                InboundMessage(
+                    transport: "tcp", deviceUID: "gw-9", text: "s1,1700000000500,21.5,40; s2,1700000060500,n/a,55.5;"))
             #expect(
                 records == [
-                    DeviceRecord(deviceUID: "gw-9", identificationCode: "s1", time: 1_700_000_000_500,
-                                 values: ["temp": .number(21.5), "hum": .number(40)]),
-                    DeviceRecord(deviceUID: "gw-9", identificationCode: "s2", time: 1_700_000_060_500,
-                                 values: ["temp": .text("n/a"), "hum": .number(55.5)]),
+                    DeviceRecord(
+                        deviceUID: "gw-9", identificationCode: "s1", time: 1_700_000_000_500,
+                        values: ["temp": .number(21.5), "hum": .number(40)]),
+                    DeviceRecord(
+                        deviceUID: "gw-9", identificationCode: "s2", time: 1_700_000_060_500,
+                        values: ["temp": .text("n/a"), "hum": .number(55.5)]),
                 ])
         }
 
@@ -175,7 +202,9 @@ extension WorkerTests {
             for uid in ["s1", "s2"] { try await h.registry.saveDevice(h.scope, Device(uid: uid, product: "sensor")) }
             try await h.registry.saveDevice(h.scope, Device(uid: "gw-9", product: "collector"))
             let payload = "s1,1700000000500,21.5,40; s2,1700000060500,22,55.5;"
-            let refused = await #expect(throws: IoTError.self) { try await h.send(payload, parser: parser, device: "t-1") }
+            let refused = await #expect(throws: IoTError.self) {
+                try await h.send(payload, parser: parser, device: "t-1")
+            }
             #expect(refused?.code == .forbidden, "\(String(describing: refused))")
             let receipt = try await h.send(payload, parser: parser, device: "gw-9")
             try await h.ingestor.waitUntilCommitted(receipt)
@@ -189,7 +218,8 @@ extension WorkerTests {
             let parser = try JavaScriptParser(source: goJSONScript, name: "go-json", engine: js)
             let sample = InboundMessage(
                 transport: "test", deviceUID: "verifier",
-                text: #"{"sn":"t-1","ts":1700000000,"temperature":21.5,"power":true,"firmware":"v1.2"}"#, receivedAt: 1_700_000_000_000)
+                text: #"{"sn":"t-1","ts":1700000000,"temperature":21.5,"power":true,"firmware":"v1.2"}"#,
+                receivedAt: 1_700_000_000_000)
             let verifier = ParserVerifier(parser)
             #expect(verifier.truncations(of: sample) == [])
             #expect(verifier.garbage(count: 300, seed: 7, mutating: [sample]) == [])
@@ -201,16 +231,25 @@ extension WorkerTests {
             let parser = try JavaScriptParser(source: jsParseScript, name: "js", engine: js)
             #expect(parser.convention == .parse)
             let records = try parser.parse(
-                InboundMessage(transport: "http", deviceUID: "t-1", topic: "up", text: #"{"ts": 1700000000999, "temp": 20, "on": false, "fw": "x"}"#))
+                InboundMessage(
+                    transport: "http", deviceUID: "t-1", topic: "up",
+                    text: #"{"ts": 1700000000999, "temp": 20, "on": false, "fw": "x"}"#))
             #expect(
                 records == [
-                    DeviceRecord(deviceUID: "t-1", time: 1_700_000_000_999,
-                                 values: ["temp": .number(20), "on": .bool(false), "fw": .text("x"), "topic": .text("up"), "from": .text("t-1")])
+                    DeviceRecord(
+                        deviceUID: "t-1", time: 1_700_000_000_999,
+                        values: [
+                            "temp": .number(20), "on": .bool(false), "fw": .text("x"), "topic": .text("up"),
+                            "from": .text("t-1"),
+                        ])
                 ])
-            let e = await expectErrorSync(.malformedPayload) { _ = try parser.parse(InboundMessage(transport: "http", deviceUID: "t-1", text: "{}")) }
+            let e = await expectErrorSync(.malformedPayload) {
+                _ = try parser.parse(InboundMessage(transport: "http", deviceUID: "t-1", text: "{}"))
+            }
             #expect(e?.message == "script 'js': Error: no temp in payload (line 3)")
             let flat = try JavaScriptParser(
-                source: "function parse(msg) { return { temp: parseFloat(msg.payload), on: true }; }", name: "flat", engine: js)
+                source: "function parse(msg) { return { temp: parseFloat(msg.payload), on: true }; }", name: "flat",
+                engine: js)
             #expect(
                 try flat.parse(InboundMessage(transport: "http", deviceUID: "t-1", text: "20.5"))
                     == [DeviceRecord(deviceUID: "t-1", values: ["temp": .number(20.5), "on": .bool(true)])])
@@ -228,10 +267,13 @@ extension WorkerTests {
                 switch kind {
                 case "lua":
                     try LuaScriptParser(
-                        source: "function parse(msg)\n  local t = tonumber(msg.payload)\n  if not t then error('not a number: ' .. msg.payload) end\n  return { values = { temp = t } }\nend")
+                        source:
+                            "function parse(msg)\n  local t = tonumber(msg.payload)\n  if not t then error('not a number: ' .. msg.payload) end\n  return { values = { temp = t } }\nend"
+                    )
                 case "javascript":
                     try JavaScriptParser(
-                        source: "function parse(msg) {\n  var d = JSON.parse(msg.payload);\n  return [{ values: { temp: d.temp } }];\n}",
+                        source:
+                            "function parse(msg) {\n  var d = JSON.parse(msg.payload);\n  return [{ values: { temp: d.temp } }];\n}",
                         engine: js)
                 default: try JavaScriptParser(source: goJSONScript, engine: js)
                 }

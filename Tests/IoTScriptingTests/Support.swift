@@ -2,7 +2,7 @@ import IoTCore
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Expects `body` to throw an ``IoTError`` with `code`, and returns it.
@@ -36,11 +36,16 @@ func workerChildren() -> [Int32] {
     defer { closedir(dir) }
     var pids: [Int32] = []
     while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        let name = withUnsafeBytes(of: entry.pointee.d_name) {
+            String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
         guard let pid = Int32(name) else { continue }
         guard let f = fopen("/proc/\(pid)/stat", "r") else { continue }
         var buf = [CChar](repeating: 0, count: 512)
-        let line = fgets(&buf, 512, f).map { _ in String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self) } ?? ""
+        let line =
+            fgets(&buf, 512, f).map { _ in
+                String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            } ?? ""
         fclose(f)
         // pid (comm) state ppid ...
         guard line.contains("(iot-js-worker)"), let close = line.lastIndex(of: ")") else { continue }

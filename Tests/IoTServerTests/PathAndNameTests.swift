@@ -14,11 +14,15 @@ import Testing
         try await h.api { c in
             #expect(try await c.send(.post, "/api/v1/tenants", #"{"id": "acme"}"#).status == .created)
             #expect(
-                try await c.send(.post, "/api/v1/tenants/acme/products", #"{"id": "hygro", "signals": [{"name": "%RH"}]}"#)
-                    .status == .created)
+                try await c.send(
+                    .post, "/api/v1/tenants/acme/products", #"{"id": "hygro", "signals": [{"name": "%RH"}]}"#
+                )
+                .status == .created)
             #expect(
-                try await c.send(.post, "/api/v1/tenants/acme/devices", #"{"uid": "urn:dev:ow:10e2", "product": "hygro"}"#)
-                    .status == .created)
+                try await c.send(
+                    .post, "/api/v1/tenants/acme/devices", #"{"uid": "urn:dev:ow:10e2", "product": "hygro"}"#
+                )
+                .status == .created)
             let issued = try await c.send(.post, "/api/v1/tenants/acme/devices/urn%3Adev%3Aow%3A10e2/tokens", "{}")
             #expect(issued.status == .created, "\(issued.text)")
             let token = try #require(issued.object["token"] as? String)
@@ -51,7 +55,8 @@ import Testing
         let h = try await ServerHarness()
         try await h.api { c in
             let policy = #"{"unknownDevices": {"register": {"product": "any"}}, "unknownSignals": "register"}"#
-            #expect(try await c.send(.post, "/api/v1/tenants", #"{"id": "acme", "policy": \#(policy)}"#).status == .created)
+            #expect(
+                try await c.send(.post, "/api/v1/tenants", #"{"id": "acme", "policy": \#(policy)}"#).status == .created)
             #expect(try await c.send(.post, "/api/v1/tenants/acme/products", #"{"id": "any"}"#).status == .created)
             #expect(
                 try await c.send(.post, "/api/v1/tenants/acme/devices", #"{"uid": "gw", "product": "any"}"#).status
@@ -68,7 +73,9 @@ import Testing
                 #expect(try await h.deviceSend(token: token, body) == .badRequest, "\(body.prefix(40))")
             }
             let signals = try await c.get("/api/v1/tenants/acme/devices/gw/signals")
-            #expect(!signals.text.contains("xxxx") && !signals.text.contains("yyyy") && !signals.text.contains("ok"), "\(signals.text)")
+            #expect(
+                !signals.text.contains("xxxx") && !signals.text.contains("yyyy") && !signals.text.contains("ok"),
+                "\(signals.text)")
             // A 128-byte name and non-ASCII are fine.
             let longest = String(repeating: "z", count: 128)
             #expect(try await h.deviceSend(token: token, #"{"\#(longest)": 1, "température": 2}"#) == .ok)
@@ -88,7 +95,8 @@ import Testing
             #expect(try await c.send(.post, "/api/v1/tenants", #"{"id": "acme"}"#).status == .created)
             #expect(
                 try await c.send(
-                    .post, "/api/v1/tenants/acme/products", #"{"id": "p", "signals": [{"name": "note", "type": "text"}]}"#
+                    .post, "/api/v1/tenants/acme/products",
+                    #"{"id": "p", "signals": [{"name": "note", "type": "text"}]}"#
                 ).status == .created)
             let uid = #"x"y;z"#
             #expect(

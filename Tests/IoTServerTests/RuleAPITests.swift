@@ -53,12 +53,17 @@ import Testing
             #expect((try await c.json("/api/v1/tenants/acme/alarms?ruleID=other") as? [Any])?.isEmpty == true)
 
             let acked = try await c.send(.post, "/api/v1/tenants/acme/alarms/\(id)/ack")
-            #expect(acked.status == .ok && acked.object["acknowledged"] as? Bool == true && acked.object["open"] as? Bool == true)
+            #expect(
+                acked.status == .ok && acked.object["acknowledged"] as? Bool == true
+                    && acked.object["open"] as? Bool == true)
             let cleared = try await c.send(.post, "/api/v1/tenants/acme/alarms/\(id)/clear")
-            #expect(cleared.status == .ok && cleared.object["active"] as? Bool == false && cleared.object["open"] as? Bool == false)
+            #expect(
+                cleared.status == .ok && cleared.object["active"] as? Bool == false
+                    && cleared.object["open"] as? Bool == false)
 
             #expect((try await c.json("/api/v1/tenants/acme/alarms?open=true") as? [Any])?.isEmpty == true)
-            let closed = try await c.json("/api/v1/tenants/acme/alarms?open=false&originator=t-1&limit=10") as? [[String: Any]]
+            let closed =
+                try await c.json("/api/v1/tenants/acme/alarms?open=false&originator=t-1&limit=10") as? [[String: Any]]
             #expect(closed?.map { $0["id"] as? String } == [id])
             #expect(try await c.send(.post, "/api/v1/tenants/acme/alarms/nope/ack").status == .notFound)
             #expect(try await c.send(.post, "/api/v1/tenants/acme/alarms/nope/clear").status == .notFound)
@@ -74,17 +79,24 @@ import Testing
         try await h.api { c in
             try await h.seed(c)
             #expect(try await c.send(.post, "/api/v1/tenants/acme/rules", Self.rangeRule).status == .created)
-            let offline = #"{"kind": "offline", "id": "silent", "devices": {"product": "thermo"}, "intervalMillis": 60000, "toleranceMillis": 0, "severity": "minor"}"#
+            let offline =
+                #"{"kind": "offline", "id": "silent", "devices": {"product": "thermo"}, "intervalMillis": 60000, "toleranceMillis": 0, "severity": "minor"}"#
             #expect(try await c.send(.post, "/api/v1/tenants/acme/rules", offline).status == .created)
             let replaced = Self.rangeRule.replacingOccurrences(of: #""max": 80"#, with: #""max": 95"#)
             #expect(try await c.send(.post, "/api/v1/tenants/acme/rules", replaced).status == .created)
             let one = try await c.json("/api/v1/tenants/acme/rules/overheat") as? [String: Any]
             #expect(one?["max"] as? Double == 95)
-            #expect((try await c.json("/api/v1/tenants/acme/rules") as? [[String: Any]])?.map { $0["id"] as? String } == ["overheat", "silent"])
+            #expect(
+                (try await c.json("/api/v1/tenants/acme/rules") as? [[String: Any]])?.map { $0["id"] as? String } == [
+                    "overheat", "silent",
+                ])
             #expect(try await c.send(.delete, "/api/v1/tenants/acme/rules/overheat").status == .noContent)
             #expect(try await c.send(.delete, "/api/v1/tenants/acme/rules/overheat").status == .notFound)
             #expect(try await c.get("/api/v1/tenants/acme/rules/overheat").status == .notFound)
-            #expect((try await c.json("/api/v1/tenants/acme/rules") as? [[String: Any]])?.map { $0["id"] as? String } == ["silent"])
+            #expect(
+                (try await c.json("/api/v1/tenants/acme/rules") as? [[String: Any]])?.map { $0["id"] as? String } == [
+                    "silent"
+                ])
             #expect(try await c.get("/api/v1/tenants/nope/rules").status == .notFound)
         }
         await h.stop()
@@ -94,11 +106,13 @@ import Testing
         let h = try await ServerHarness(rules: true)
         try await h.api { c in
             try await h.seed(c)
-            let joint = #"{"kind": "joint", "id": "j", "parameters": [{"name": "t", "device": "t-1", "signal": "temp", "window": {"count": 1}, "reducer": "last"}], "severity": "major"}"#
+            let joint =
+                #"{"kind": "joint", "id": "j", "parameters": [{"name": "t", "device": "t-1", "signal": "temp", "window": {"count": 1}, "reducer": "last"}], "severity": "major"}"#
             let noScript = try await c.send(.post, "/api/v1/tenants/acme/rules", joint)
             #expect(noScript.status == .badRequest && noScript.errorCode == "invalid_argument")
             #expect(noScript.text.contains("script condition"), "\(noScript.text)")
-            let closure = joint.replacingOccurrences(of: #""severity""#, with: #""condition": {"closure": true}, "severity""#)
+            let closure = joint.replacingOccurrences(
+                of: #""severity""#, with: #""condition": {"closure": true}, "severity""#)
             #expect(try await c.send(.post, "/api/v1/tenants/acme/rules", closure).status == .badRequest)
             let unknownLanguage = joint.replacingOccurrences(
                 of: #""severity""#, with: #""condition": {"language": "cobol", "source": "x"}, "severity""#)
@@ -149,15 +163,19 @@ import Testing
                 result = try await scheduler.runFire(jobID: "hourly", tenant: "acme", fireTime: fire)
             }
 
-            let results = try await c.json("/api/v1/tenants/acme/statistics/jobs/hourly/results?from=0") as? [[String: Any]]
+            let results =
+                try await c.json("/api/v1/tenants/acme/statistics/jobs/hourly/results?from=0") as? [[String: Any]]
             #expect(results?.count == 1)
             #expect((results?.first?["fireTime"] as? NSNumber)?.int64Value == fire)
             let values = results?.first?["values"] as? [String: Any]
             #expect(values?["peak"] as? Double == 24 && values?["n"] as? Double == 2)
-            #expect((try await c.json("/api/v1/tenants/acme/statistics/jobs/hourly/results?to=\(fire)") as? [Any])?.isEmpty == true)
+            #expect(
+                (try await c.json("/api/v1/tenants/acme/statistics/jobs/hourly/results?to=\(fire)") as? [Any])?.isEmpty
+                    == true)
             #expect(try await c.get("/api/v1/tenants/acme/statistics/jobs/hourly/results?from=x").status == .badRequest)
 
-            let closure = job.replacingOccurrences(of: #""catchUp""#, with: #""calculation": {"closure": true}, "catchUp""#)
+            let closure = job.replacingOccurrences(
+                of: #""catchUp""#, with: #""calculation": {"closure": true}, "catchUp""#)
             #expect(try await c.send(.post, "/api/v1/tenants/acme/statistics/jobs", closure).status == .badRequest)
             let badCron = job.replacingOccurrences(of: "0 * * * *", with: "every hour")
             #expect(try await c.send(.post, "/api/v1/tenants/acme/statistics/jobs", badCron).status == .badRequest)

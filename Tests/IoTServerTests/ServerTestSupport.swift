@@ -61,20 +61,27 @@ final class ServerHarness: Sendable {
             journal = InMemoryJournal()
         }
         if rules {
-            engine = RuleEngine(clock: clock, stateStore: ruleState, pointStore: points, registry: registry, logger: Logger(label: "test"))
-            scheduler = StatisticsScheduler(clock: clock, pointStore: points, statisticsStore: statisticsStore, logger: Logger(label: "test"))
+            engine = RuleEngine(
+                clock: clock, stateStore: ruleState, pointStore: points, registry: registry,
+                logger: Logger(label: "test"))
+            scheduler = StatisticsScheduler(
+                clock: clock, pointStore: points, statisticsStore: statisticsStore, logger: Logger(label: "test"))
         } else {
             engine = nil
             scheduler = nil
         }
         let ingestor = Ingestor(
-            journal: journal, pointStore: points, registry: registry, observers: engine.map { [$0] } ?? [], logger: Logger(label: "test"))
+            journal: journal, pointStore: points, registry: registry, observers: engine.map { [$0] } ?? [],
+            logger: Logger(label: "test"))
         self.ingestor = ingestor
         server = ManagementServer(
-            configuration: .init(port: 0, adminAPIKey: adminAPIKey, maxExportPoints: maxExportPoints), registry: registry, points: points,
+            configuration: .init(port: 0, adminAPIKey: adminAPIKey, maxExportPoints: maxExportPoints),
+            registry: registry, points: points,
             tokens: auth, ingestor: ingestor, prometheus: prometheus, rules: engine, statistics: scheduler,
-            ruleState: rules ? ruleState : nil, statisticsStore: rules ? statisticsStore : nil, logger: Logger(label: "test"))
-        transport = HTTPIngestTransport(configuration: .init(port: 0), ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"))
+            ruleState: rules ? ruleState : nil, statisticsStore: rules ? statisticsStore : nil,
+            logger: Logger(label: "test"))
+        transport = HTTPIngestTransport(
+            configuration: .init(port: 0), ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"))
         let services: [any Service] = startIngestor ? [ingestor, transport, server] : [transport, server]
         let group = ServiceGroup(configuration: .init(services: services, logger: Logger(label: "test")))
         self.group = group

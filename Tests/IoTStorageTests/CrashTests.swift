@@ -4,7 +4,7 @@ import IoTTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct CrashTestError: Error, CustomStringConvertible {
@@ -24,7 +24,9 @@ func makeTempDirectory(_ prefix: String) -> String {
 /// Runs SQL on a database file and returns the rows as strings.
 func query(_ path: String, _ sql: String) throws -> [[String]] {
     var db: OpaquePointer?
-    guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else { throw CrashTestError("open \(path)") }
+    guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else {
+        throw CrashTestError("open \(path)")
+    }
     defer { sqlite3_close(db) }
     var st: OpaquePointer?
     guard sqlite3_prepare_v2(db, sql, -1, &st, nil) == SQLITE_OK else {
@@ -33,7 +35,9 @@ func query(_ path: String, _ sql: String) throws -> [[String]] {
     defer { sqlite3_finalize(st) }
     var rows: [[String]] = []
     while sqlite3_step(st) == SQLITE_ROW {
-        rows.append((0..<sqlite3_column_count(st)).map { i in sqlite3_column_text(st, i).map { String(cString: $0) } ?? "NULL" })
+        rows.append(
+            (0..<sqlite3_column_count(st)).map { i in sqlite3_column_text(st, i).map { String(cString: $0) } ?? "NULL" }
+        )
     }
     return rows
 }
@@ -102,7 +106,8 @@ func query(_ path: String, _ sql: String) throws -> [[String]] {
         let records = 400
         let report = dir + "/strace.txt"
         let child = try ChildProcess([
-            "/usr/bin/strace", "-f", "-c", "-e", "trace=fdatasync,fsync", "-o", report, worker, dir + "/data", policy, "0",
+            "/usr/bin/strace", "-f", "-c", "-e", "trace=fdatasync,fsync", "-o", report, worker, dir + "/data", policy,
+            "0",
             "\(records)",
         ])
         var receipts = 0

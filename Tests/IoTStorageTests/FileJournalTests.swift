@@ -1,9 +1,10 @@
 import IoTCore
-@testable import IoTStorage
 import Testing
 
+@testable import IoTStorage
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A fresh temporary directory, removed when the test ends.
@@ -166,7 +167,8 @@ final class JournalTempDirectory {
         let dir = JournalTempDirectory()
         var sizes: [Int] = []
         do {
-            let j = try FileJournal(configuration: .init(directory: dir.path, durability: durability, segmentBytes: 4096))
+            let j = try FileJournal(
+                configuration: .init(directory: dir.path, durability: durability, segmentBytes: 4096))
             for n in [3, 600, 2, 600, 4] {
                 _ = try j.append(tenant: "a", points: points(n))
                 sizes.append(n)
@@ -193,7 +195,9 @@ final class JournalTempDirectory {
         defer { closedir(d) }
         var names: [String] = []
         while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            let name = withUnsafeBytes(of: e.pointee.d_name) {
+                String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
+            }
             if name.hasSuffix(".log") { names.append(dir + "/" + name) }
         }
         return names.sorted()

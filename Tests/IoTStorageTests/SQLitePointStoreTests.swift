@@ -26,9 +26,10 @@ final class RawDatabase {
         defer { sqlite3_finalize(s) }
         var result: [[String]] = []
         while sqlite3_step(s) == SQLITE_ROW {
-            result.append((0..<sqlite3_column_count(s)).map { i in
-                sqlite3_column_text(s, i).map { String(cString: $0) } ?? "NULL"
-            })
+            result.append(
+                (0..<sqlite3_column_count(s)).map { i in
+                    sqlite3_column_text(s, i).map { String(cString: $0) } ?? "NULL"
+                })
         }
         return result
     }
@@ -68,7 +69,9 @@ final class RawDatabase {
         for i in stride(from: points.count - 1, to: 0, by: -1) { points.swapAt(i, Int(next(UInt64(i + 1)))) }
         for chunk in stride(from: 0, to: points.count, by: 250) {
             try await store.write(
-                PointBatch(tenant: tenant, points: Array(points[chunk..<min(chunk + 250, points.count)]), journalSequence: UInt64(chunk + 1)))
+                PointBatch(
+                    tenant: tenant, points: Array(points[chunk..<min(chunk + 250, points.count)]),
+                    journalSequence: UInt64(chunk + 1)))
         }
         var overwrites: [Point] = []
         for _ in 0..<200 {
@@ -129,20 +132,29 @@ final class RawDatabase {
             try await store.write(PointBatch(tenant: tenant, points: [], journalSequence: 99_999))
             before = (
                 try await store.range(.tenant(tenant), series: key, from: 0, to: .max, limit: nil, order: .ascending),
-                try await store.aggregate(.tenant(tenant), series: key, from: Self.t0 + 1, to: Self.t0 + 9_000_000, bucketMillis: 600_000),
+                try await store.aggregate(
+                    .tenant(tenant), series: key, from: Self.t0 + 1, to: Self.t0 + 9_000_000, bucketMillis: 600_000),
                 try await store.committedSequence(tenant: tenant)
             )
         }
         let store = SQLitePointStore(storage: try SQLiteStorage(configuration: .init(directory: dir.path)))
         #expect(try await store.committedSequence(tenant: tenant) == 99_999)
         #expect(before.2 == 99_999)
-        #expect(try await store.range(.tenant(tenant), series: key, from: 0, to: .max, limit: nil, order: .ascending) == before.0)
         #expect(
-            try await store.aggregate(.tenant(tenant), series: key, from: Self.t0 + 1, to: Self.t0 + 9_000_000, bucketMillis: 600_000)
+            try await store.range(.tenant(tenant), series: key, from: 0, to: .max, limit: nil, order: .ascending)
+                == before.0)
+        #expect(
+            try await store.aggregate(
+                .tenant(tenant), series: key, from: Self.t0 + 1, to: Self.t0 + 9_000_000, bucketMillis: 600_000)
                 == before.1)
         // Series ids come back from the table: a new write to an existing series lands in it.
-        try await store.write(PointBatch(tenant: tenant, points: [Point(device: "d1", signal: "s", time: 1, value: .number(1))], journalSequence: 0))
-        #expect(try await store.range(.tenant(tenant), series: key, from: 0, to: 2, limit: nil, order: .ascending).count == 1)
+        try await store.write(
+            PointBatch(
+                tenant: tenant, points: [Point(device: "d1", signal: "s", time: 1, value: .number(1))],
+                journalSequence: 0))
+        #expect(
+            try await store.range(.tenant(tenant), series: key, from: 0, to: 2, limit: nil, order: .ascending).count
+                == 1)
         let raw = try RawDatabase("\(dir.path)/tenants/acme.sqlite")
         #expect(try raw.rows("SELECT count(*) FROM series") == [["2"]])
         #expect(try raw.rows("PRAGMA integrity_check") == [["ok"]])
@@ -151,9 +163,13 @@ final class RawDatabase {
     @Test func failedBatchCommitsNothing() async throws {
         let dir = TemporaryDirectory()
         let store = SQLitePointStore(storage: try SQLiteStorage(configuration: .init(directory: dir.path)))
-        try await store.write(PointBatch(tenant: tenant, points: [Point(device: "d", signal: "s", time: 1, value: .number(1))], journalSequence: 5))
+        try await store.write(
+            PointBatch(
+                tenant: tenant, points: [Point(device: "d", signal: "s", time: 1, value: .number(1))],
+                journalSequence: 5))
         let raw = try RawDatabase("\(dir.path)/tenants/acme.sqlite")
-        try raw.execute("CREATE TRIGGER poison BEFORE INSERT ON points WHEN NEW.ts = 666 BEGIN SELECT RAISE(ABORT, 'poison'); END")
+        try raw.execute(
+            "CREATE TRIGGER poison BEFORE INSERT ON points WHEN NEW.ts = 666 BEGIN SELECT RAISE(ABORT, 'poison'); END")
         let batch = PointBatch(
             tenant: tenant,
             points: [
@@ -176,26 +192,40 @@ final class RawDatabase {
     @Test func firstWriteWinsKeepsTheStoredValue() async throws {
         let dir = TemporaryDirectory()
         let sqlite = SQLitePointStore(
-            storage: try SQLiteStorage(configuration: .init(directory: dir.path)), configuration: .init(duplicatePolicy: .firstWriteWins))
+            storage: try SQLiteStorage(configuration: .init(directory: dir.path)),
+            configuration: .init(duplicatePolicy: .firstWriteWins))
         let memory = InMemoryPointStore(duplicatePolicy: .firstWriteWins)
         for store in [sqlite, memory] as [any PointStore] {
-            try await store.write(PointBatch(tenant: tenant, points: [Point(device: "d", signal: "s", time: 1, value: .number(1))], journalSequence: 0))
-            try await store.write(PointBatch(tenant: tenant, points: [Point(device: "d", signal: "s", time: 1, value: .number(2))], journalSequence: 0))
+            try await store.write(
+                PointBatch(
+                    tenant: tenant, points: [Point(device: "d", signal: "s", time: 1, value: .number(1))],
+                    journalSequence: 0))
+            try await store.write(
+                PointBatch(
+                    tenant: tenant, points: [Point(device: "d", signal: "s", time: 1, value: .number(2))],
+                    journalSequence: 0))
             #expect(try await store.latest(.tenant(tenant), device: "d", signals: nil).map(\.value) == [.number(1)])
-            #expect(try await store.aggregate(.tenant(tenant), series: SeriesKey(device: "d", signal: "s"), from: 0, to: 10, bucketMillis: nil).first?.sum == 1)
+            #expect(
+                try await store.aggregate(
+                    .tenant(tenant), series: SeriesKey(device: "d", signal: "s"), from: 0, to: 10, bucketMillis: nil
+                ).first?.sum == 1)
         }
     }
 
     @Test func retentionDeletesOlderThanTheConfiguredAge() async throws {
         let dir = TemporaryDirectory()
         let store = SQLitePointStore(
-            storage: try SQLiteStorage(configuration: .init(directory: dir.path)), configuration: .init(retentionMillis: 3_600_000))
-        let points = (0..<240).map { Point(device: "d", signal: "s", time: Self.t0 + Int64($0) * 30_000, value: .number(Double($0))) }
+            storage: try SQLiteStorage(configuration: .init(directory: dir.path)),
+            configuration: .init(retentionMillis: 3_600_000))
+        let points = (0..<240).map {
+            Point(device: "d", signal: "s", time: Self.t0 + Int64($0) * 30_000, value: .number(Double($0)))
+        }
         try await store.write(PointBatch(tenant: tenant, points: points, journalSequence: 0))
         let now = Self.t0 + 2 * 3_600_000 + 12_345
         let deleted = try await store.applyRetention(tenant: tenant, now: now)
         #expect(deleted == points.filter { $0.time < now - 3_600_000 }.count)
-        let agg = try await store.aggregate(.tenant(tenant), series: SeriesKey(device: "d", signal: "s"), from: 0, to: .max, bucketMillis: nil)
+        let agg = try await store.aggregate(
+            .tenant(tenant), series: SeriesKey(device: "d", signal: "s"), from: 0, to: .max, bucketMillis: nil)
         #expect(agg.first?.count == 240 - deleted)
         #expect(agg.first?.first == points.first { $0.time >= now - 3_600_000 }?.value)
         let raw = try RawDatabase("\(dir.path)/tenants/acme.sqlite")

@@ -7,7 +7,8 @@ import Testing
 struct RegistryStoreConformanceTests {
     @Test(arguments: RegistryStoreConformance.checks)
     func sqlite(_ check: ConformanceCheck<any RegistryStore>) async throws {
-        try await withStoresTemporaryStorage { storage, _ in try await check.run(SQLiteRegistryStore(storage: storage)) }
+        try await withStoresTemporaryStorage { storage, _ in try await check.run(SQLiteRegistryStore(storage: storage))
+        }
     }
 
     @Test(arguments: RegistryStoreConformance.checks)
@@ -20,7 +21,9 @@ struct RegistryStoreConformanceTests {
 struct CredentialStoreConformanceTests {
     @Test(arguments: CredentialStoreConformance.checks)
     func sqlite(_ check: ConformanceCheck<any CredentialStore>) async throws {
-        try await withStoresTemporaryStorage { storage, _ in try await check.run(SQLiteCredentialStore(storage: storage)) }
+        try await withStoresTemporaryStorage { storage, _ in
+            try await check.run(SQLiteCredentialStore(storage: storage))
+        }
     }
 
     @Test(arguments: CredentialStoreConformance.checks)
@@ -33,7 +36,8 @@ struct CredentialStoreConformanceTests {
 struct RuleStateStoreConformanceTests {
     @Test(arguments: RuleStateStoreConformance.checks)
     func sqlite(_ check: ConformanceCheck<any RuleStateStore>) async throws {
-        try await withStoresTemporaryStorage { storage, _ in try await check.run(SQLiteRuleStateStore(storage: storage)) }
+        try await withStoresTemporaryStorage { storage, _ in try await check.run(SQLiteRuleStateStore(storage: storage))
+        }
     }
 
     @Test(arguments: RuleStateStoreConformance.checks)
@@ -46,7 +50,9 @@ struct RuleStateStoreConformanceTests {
 struct StatisticsStoreConformanceTests {
     @Test(arguments: StatisticsStoreConformance.checks)
     func sqlite(_ check: ConformanceCheck<any StatisticsStore>) async throws {
-        try await withStoresTemporaryStorage { storage, _ in try await check.run(SQLiteStatisticsStore(storage: storage)) }
+        try await withStoresTemporaryStorage { storage, _ in
+            try await check.run(SQLiteStatisticsStore(storage: storage))
+        }
     }
 
     @Test(arguments: StatisticsStoreConformance.checks)
@@ -85,7 +91,9 @@ struct ScriptStoreConformanceTests {
 struct DefinitionStoreConformanceTests {
     @Test(arguments: DefinitionStoreConformance.checks)
     func sqlite(_ check: ConformanceCheck<any DefinitionStore>) async throws {
-        try await withStoresTemporaryStorage { storage, _ in try await check.run(SQLiteDefinitionStore(storage: storage)) }
+        try await withStoresTemporaryStorage { storage, _ in
+            try await check.run(SQLiteDefinitionStore(storage: storage))
+        }
     }
 
     @Test(arguments: DefinitionStoreConformance.checks)

@@ -71,9 +71,10 @@ struct TokenAuthenticatorTests {
             let token = try await auth.issueToken(for: pump, label: "t\(i)", now: Int64(i))
             #expect(token.utf8.count == TokenAuthenticator.tokenLength)
             #expect(TokenAuthenticator.tokenLength >= 28, "at least 160 bits of base62")
-            #expect(token.utf8.allSatisfy { c in
-                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-            })
+            #expect(
+                token.utf8.allSatisfy { c in
+                    (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                })
             seen.insert(token)
         }
         #expect(seen.count == 200)

@@ -88,7 +88,8 @@ struct BrokerAccountPolicyTests {
             commands: [
                 .deleteClient(username: "meter-1"),
                 .createRole(name: "r", acls: [.init(type: .publishClientSend, topic: "devices/meter-1/telemetry")]),
-                .createClient(username: "meter-1", password: "pw", clientID: nil, textName: "acme/meter-1", roles: ["r"]),
+                .createClient(
+                    username: "meter-1", password: "pw", clientID: nil, textName: "acme/meter-1", roles: ["r"]),
             ], correlation: "c1")
         let json = try JSONSerialization.jsonObject(with: Data(try request.encoded())) as? [String: Any]
         let commands = try #require(json?["commands"] as? [[String: Any]])

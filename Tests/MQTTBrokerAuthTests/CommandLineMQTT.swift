@@ -4,7 +4,7 @@ import IoTProtocols
 import IoTTesting
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Mosquitto's command-line clients, as devices and as an independent observer (tests only).
@@ -17,7 +17,8 @@ struct CommandLineMQTT {
         version: String = "311"
     ) throws -> Int32 {
         var arguments = try [
-            Fixture.binary(["/usr/bin/mosquitto_pub"], package: "mosquitto-clients"), "-h", "127.0.0.1", "-p", "\(port)",
+            Fixture.binary(["/usr/bin/mosquitto_pub"], package: "mosquitto-clients"), "-h", "127.0.0.1", "-p",
+            "\(port)",
             "-u", username, "-P", password, "-t", topic, "-m", message, "-q", "\(qos)", "-V", version,
         ]
         if let clientID { arguments += ["-i", clientID] }
@@ -36,7 +37,8 @@ struct CommandLineMQTT {
 
     /// Starts a subscriber that prints `topic payload` lines; it is subscribed once ``Observer/waitUntilSubscribed()``
     /// returns (the broker's retained `$SYS` uptime arrives first).
-    func observe(username: String, password: String, topics: [String], seconds: Int = 15, sysReadiness: Bool = true) throws
+    func observe(username: String, password: String, topics: [String], seconds: Int = 15, sysReadiness: Bool = true)
+        throws
         -> Observer
     {
         var arguments = [
@@ -94,9 +96,13 @@ struct CommandLineDynamicSecurityChannel: DynamicSecurityChannel {
             throw IoTError(.unavailable, "cannot run mosquitto_rr: \(error)")
         }
         guard result.status == 0 else {
-            throw IoTError(.unavailable, "mosquitto_rr failed with \(result.status): the broker on port \(port) is not reachable")
+            throw IoTError(
+                .unavailable, "mosquitto_rr failed with \(result.status): the broker on port \(port) is not reachable")
         }
-        guard let answer = result.lines.first(where: { DynamicSecurityResponse.payload(Array($0.utf8), answers: correlation) })
+        guard
+            let answer = result.lines.first(where: {
+                DynamicSecurityResponse.payload(Array($0.utf8), answers: correlation)
+            })
         else {
             throw IoTError(.timeout, "no dynamic-security answer for \(correlation): \(result.lines)")
         }

@@ -34,7 +34,9 @@ struct DynamicSecurityTests {
 
     /// A provisioner over Mosquitto's `mosquitto_rr` command-line client (an independent implementation of
     /// the control-topic exchange).
-    static func commandLineProvisioner(_ broker: MosquittoBroker, policy: BrokerAccountPolicy = .init()) -> DynamicSecurityProvisioner {
+    static func commandLineProvisioner(_ broker: MosquittoBroker, policy: BrokerAccountPolicy = .init())
+        -> DynamicSecurityProvisioner
+    {
         DynamicSecurityProvisioner(
             configuration: .init(name: "test mosquitto", policy: policy),
             channel: CommandLineDynamicSecurityChannel(
@@ -46,38 +48,56 @@ struct DynamicSecurityTests {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
         try await Self.withProvisioner(broker) { provisioner in
-        let m1 = DeviceIdentity(tenant: "acme", deviceUID: "meter-1")
-        let m2 = DeviceIdentity(tenant: "acme", deviceUID: "meter-2")
-        try await provisioner.provision(m1, password: "secret-1")
-        try await provisioner.provision(m2, password: "secret-2")
-        let mqtt = CommandLineMQTT(port: broker.port)
+            let m1 = DeviceIdentity(tenant: "acme", deviceUID: "meter-1")
+            let m2 = DeviceIdentity(tenant: "acme", deviceUID: "meter-2")
+            try await provisioner.provision(m1, password: "secret-1")
+            try await provisioner.provision(m2, password: "secret-2")
+            let mqtt = CommandLineMQTT(port: broker.port)
 
-        let observer = try mqtt.observe(
-            username: broker.adminUsername, password: broker.adminPassword, topics: ["devices/#"])
-        try observer.waitUntilSubscribed()
-        // meter-1 tries meter-2's topic (MQTT 3.1.1 and 5) and a topic outside the policy, then its own;
-        // only its own arrives (the broker acknowledges and drops the others).
-        #expect(try mqtt.publish(username: "meter-1", password: "secret-1", topic: "devices/meter-2/telemetry", message: "forged") == 0)
-        _ = try mqtt.publish(username: "meter-1", password: "secret-1", topic: "devices/meter-2/telemetry", message: "forged-v5", version: "5")
-        #expect(try mqtt.publish(username: "meter-1", password: "secret-1", topic: "devices/meter-1/other", message: "off-policy") == 0)
-        #expect(try mqtt.publish(username: "meter-1", password: "secret-1", topic: "devices/meter-1/telemetry", message: "mine-1") == 0)
-        let seen = try #require(observer.lines(until: "mine-1"), "the observer never saw meter-1's own message")
-        #expect(seen == ["devices/meter-1/telemetry mine-1"])
-        // meter-2 still publishes on its own topic
-        #expect(try mqtt.publish(username: "meter-2", password: "secret-2", topic: "devices/meter-2/telemetry", message: "mine-2") == 0)
-        #expect(observer.lines(until: "mine-2") == ["devices/meter-2/telemetry mine-2"])
+            let observer = try mqtt.observe(
+                username: broker.adminUsername, password: broker.adminPassword, topics: ["devices/#"])
+            try observer.waitUntilSubscribed()
+            // meter-1 tries meter-2's topic (MQTT 3.1.1 and 5) and a topic outside the policy, then its own;
+            // only its own arrives (the broker acknowledges and drops the others).
+            #expect(
+                try mqtt.publish(
+                    username: "meter-1", password: "secret-1", topic: "devices/meter-2/telemetry", message: "forged")
+                    == 0)
+            _ = try mqtt.publish(
+                username: "meter-1", password: "secret-1", topic: "devices/meter-2/telemetry", message: "forged-v5",
+                version: "5")
+            #expect(
+                try mqtt.publish(
+                    username: "meter-1", password: "secret-1", topic: "devices/meter-1/other", message: "off-policy")
+                    == 0)
+            #expect(
+                try mqtt.publish(
+                    username: "meter-1", password: "secret-1", topic: "devices/meter-1/telemetry", message: "mine-1")
+                    == 0)
+            let seen = try #require(observer.lines(until: "mine-1"), "the observer never saw meter-1's own message")
+            #expect(seen == ["devices/meter-1/telemetry mine-1"])
+            // meter-2 still publishes on its own topic
+            #expect(
+                try mqtt.publish(
+                    username: "meter-2", password: "secret-2", topic: "devices/meter-2/telemetry", message: "mine-2")
+                    == 0)
+            #expect(observer.lines(until: "mine-2") == ["devices/meter-2/telemetry mine-2"])
 
-        // Downlink: its own filter is granted (mosquitto_sub waits for a message until -W: exit 27); another
-        // device's is refused (mosquitto_sub ends at once: "All subscription requests were denied.").
-        let own = try mqtt.subscribeOnce(username: "meter-1", password: "secret-1", topic: "devices/meter-1/downlink/#", seconds: 1)
-        #expect(own.status == 27, "subscribed and nothing arrived: mosquitto_sub times out with 27; got \(own)")
-        let other = try mqtt.subscribeOnce(username: "meter-1", password: "secret-1", topic: "devices/meter-2/downlink/#", seconds: 1)
-        #expect(other.status != 27, "a subscription to meter-2's downlink must be refused; got \(other)")
-        let wide = try mqtt.subscribeOnce(username: "meter-1", password: "secret-1", topic: "devices/#", seconds: 1)
-        #expect(wide.status != 27, "a subscription to devices/# must be refused; got \(wide)")
+            // Downlink: its own filter is granted (mosquitto_sub waits for a message until -W: exit 27); another
+            // device's is refused (mosquitto_sub ends at once: "All subscription requests were denied.").
+            let own = try mqtt.subscribeOnce(
+                username: "meter-1", password: "secret-1", topic: "devices/meter-1/downlink/#", seconds: 1)
+            #expect(own.status == 27, "subscribed and nothing arrived: mosquitto_sub times out with 27; got \(own)")
+            let other = try mqtt.subscribeOnce(
+                username: "meter-1", password: "secret-1", topic: "devices/meter-2/downlink/#", seconds: 1)
+            #expect(other.status != 27, "a subscription to meter-2's downlink must be refused; got \(other)")
+            let wide = try mqtt.subscribeOnce(username: "meter-1", password: "secret-1", topic: "devices/#", seconds: 1)
+            #expect(wide.status != 27, "a subscription to devices/# must be refused; got \(wide)")
 
-        // A wrong password is refused at connect (mosquitto_pub exits 5: not authorised).
-        #expect(try mqtt.publish(username: "meter-1", password: "secret-2", topic: "devices/meter-1/telemetry", message: "x") != 0)
+            // A wrong password is refused at connect (mosquitto_pub exits 5: not authorised).
+            #expect(
+                try mqtt.publish(
+                    username: "meter-1", password: "secret-2", topic: "devices/meter-1/telemetry", message: "x") != 0)
         }
     }
 
@@ -85,30 +105,38 @@ struct DynamicSecurityTests {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
         try await Self.withProvisioner(broker) { provisioner in
-        let m1 = DeviceIdentity(tenant: "acme", deviceUID: "meter-1")
-        try await provisioner.provision(m1, password: "secret-1")
-        let mqtt = CommandLineMQTT(port: broker.port)
-        #expect(try mqtt.publish(username: "meter-1", password: "secret-1", topic: "devices/meter-1/telemetry", message: "1") == 0)
+            let m1 = DeviceIdentity(tenant: "acme", deviceUID: "meter-1")
+            try await provisioner.provision(m1, password: "secret-1")
+            let mqtt = CommandLineMQTT(port: broker.port)
+            #expect(
+                try mqtt.publish(
+                    username: "meter-1", password: "secret-1", topic: "devices/meter-1/telemetry", message: "1") == 0)
 
-        // A live session (a subscriber that would wait 30 s) is closed by the revocation.
-        let live = try ChildProcess([
-            "/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", "\(broker.port)", "-u", "meter-1", "-P", "secret-1",
-            "-t", "devices/meter-1/downlink/#", "-W", "30",
-        ])
-        defer { if kill(live.pid, 0) == 0 { live.stop(signal: SIGKILL) } }
-        try await Task.sleep(for: .milliseconds(500))
-        let started = Date()
-        try await provisioner.revoke(m1)
-        _ = live.wait()
-        #expect(Date().timeIntervalSince(started) < 5, "the broker must close a revoked device's session at once")
+            // A live session (a subscriber that would wait 30 s) is closed by the revocation.
+            let live = try ChildProcess([
+                "/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", "\(broker.port)", "-u", "meter-1", "-P", "secret-1",
+                "-t", "devices/meter-1/downlink/#", "-W", "30",
+            ])
+            defer { if kill(live.pid, 0) == 0 { live.stop(signal: SIGKILL) } }
+            try await Task.sleep(for: .milliseconds(500))
+            let started = Date()
+            try await provisioner.revoke(m1)
+            _ = live.wait()
+            #expect(Date().timeIntervalSince(started) < 5, "the broker must close a revoked device's session at once")
 
-        #expect(try mqtt.publish(username: "meter-1", password: "secret-1", topic: "devices/meter-1/telemetry", message: "2") != 0)
-        // Revoking again (an unknown device) succeeds: revocation is idempotent.
-        try await provisioner.revoke(m1)
-        // Provisioning again with a new password: the old one stays refused.
-        try await provisioner.provision(m1, password: "secret-new")
-        #expect(try mqtt.publish(username: "meter-1", password: "secret-1", topic: "devices/meter-1/telemetry", message: "3") != 0)
-        #expect(try mqtt.publish(username: "meter-1", password: "secret-new", topic: "devices/meter-1/telemetry", message: "4") == 0)
+            #expect(
+                try mqtt.publish(
+                    username: "meter-1", password: "secret-1", topic: "devices/meter-1/telemetry", message: "2") != 0)
+            // Revoking again (an unknown device) succeeds: revocation is idempotent.
+            try await provisioner.revoke(m1)
+            // Provisioning again with a new password: the old one stays refused.
+            try await provisioner.provision(m1, password: "secret-new")
+            #expect(
+                try mqtt.publish(
+                    username: "meter-1", password: "secret-1", topic: "devices/meter-1/telemetry", message: "3") != 0)
+            #expect(
+                try mqtt.publish(
+                    username: "meter-1", password: "secret-new", topic: "devices/meter-1/telemetry", message: "4") == 0)
         }
     }
 
@@ -116,10 +144,16 @@ struct DynamicSecurityTests {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
         try await Self.withProvisioner(broker, policy: BrokerAccountPolicy(clientIDTemplate: "{uid}")) { provisioner in
-        try await provisioner.provision(DeviceIdentity(tenant: "acme", deviceUID: "meter-1"), password: "pw")
-        let mqtt = CommandLineMQTT(port: broker.port)
-        #expect(try mqtt.publish(username: "meter-1", password: "pw", topic: "devices/meter-1/telemetry", message: "a", clientID: "meter-1") == 0)
-        #expect(try mqtt.publish(username: "meter-1", password: "pw", topic: "devices/meter-1/telemetry", message: "b", clientID: "meter-2") != 0)
+            try await provisioner.provision(DeviceIdentity(tenant: "acme", deviceUID: "meter-1"), password: "pw")
+            let mqtt = CommandLineMQTT(port: broker.port)
+            #expect(
+                try mqtt.publish(
+                    username: "meter-1", password: "pw", topic: "devices/meter-1/telemetry", message: "a",
+                    clientID: "meter-1") == 0)
+            #expect(
+                try mqtt.publish(
+                    username: "meter-1", password: "pw", topic: "devices/meter-1/telemetry", message: "b",
+                    clientID: "meter-2") != 0)
         }
     }
 
@@ -145,27 +179,39 @@ struct DynamicSecurityTests {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
         try await Self.withProvisioner(broker) { provisioner in
-        try await PlatformHarness.with(provisioners: [provisioner]) { platform in
-            try await platform.addDevice("meter-1")
-            let mqtt = CommandLineMQTT(port: broker.port)
-            let issued = try await platform.issueToken("meter-1")
-            #expect(issued.status == 201)
-            let token = try #require(issued.token)
-            #expect(try mqtt.publish(username: "meter-1", password: token, topic: "devices/meter-1/telemetry", message: "1") == 0)
+            try await PlatformHarness.with(provisioners: [provisioner]) { platform in
+                try await platform.addDevice("meter-1")
+                let mqtt = CommandLineMQTT(port: broker.port)
+                let issued = try await platform.issueToken("meter-1")
+                #expect(issued.status == 201)
+                let token = try #require(issued.token)
+                #expect(
+                    try mqtt.publish(
+                        username: "meter-1", password: token, topic: "devices/meter-1/telemetry", message: "1") == 0)
 
-            // rotation: the broker takes the newest token
-            let rotated = try #require(try await platform.issueToken("meter-1").token)
-            #expect(try mqtt.publish(username: "meter-1", password: token, topic: "devices/meter-1/telemetry", message: "2") != 0)
-            #expect(try mqtt.publish(username: "meter-1", password: rotated, topic: "devices/meter-1/telemetry", message: "3") == 0)
+                // rotation: the broker takes the newest token
+                let rotated = try #require(try await platform.issueToken("meter-1").token)
+                #expect(
+                    try mqtt.publish(
+                        username: "meter-1", password: token, topic: "devices/meter-1/telemetry", message: "2") != 0)
+                #expect(
+                    try mqtt.publish(
+                        username: "meter-1", password: rotated, topic: "devices/meter-1/telemetry", message: "3") == 0)
 
-            #expect(try await platform.api("DELETE", "/api/v1/tenants/acme/devices/meter-1/tokens").status == 200)
-            #expect(try mqtt.publish(username: "meter-1", password: rotated, topic: "devices/meter-1/telemetry", message: "4") != 0)
+                #expect(try await platform.api("DELETE", "/api/v1/tenants/acme/devices/meter-1/tokens").status == 200)
+                #expect(
+                    try mqtt.publish(
+                        username: "meter-1", password: rotated, topic: "devices/meter-1/telemetry", message: "4") != 0)
 
-            let again = try #require(try await platform.issueToken("meter-1").token)
-            #expect(try mqtt.publish(username: "meter-1", password: again, topic: "devices/meter-1/telemetry", message: "5") == 0)
-            #expect(try await platform.api("DELETE", "/api/v1/tenants/acme/devices/meter-1").status == 204)
-            #expect(try mqtt.publish(username: "meter-1", password: again, topic: "devices/meter-1/telemetry", message: "6") != 0)
-        }
+                let again = try #require(try await platform.issueToken("meter-1").token)
+                #expect(
+                    try mqtt.publish(
+                        username: "meter-1", password: again, topic: "devices/meter-1/telemetry", message: "5") == 0)
+                #expect(try await platform.api("DELETE", "/api/v1/tenants/acme/devices/meter-1").status == 204)
+                #expect(
+                    try mqtt.publish(
+                        username: "meter-1", password: again, topic: "devices/meter-1/telemetry", message: "6") != 0)
+            }
         }
     }
 
@@ -195,14 +241,21 @@ struct DynamicSecurityTests {
             let uids = (1...20).map { "m-\($0)" }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for uid in uids {
-                    group.addTask { try await provisioner.provision(DeviceIdentity(tenant: "acme", deviceUID: uid), password: "pw-\(uid)") }
+                    group.addTask {
+                        try await provisioner.provision(
+                            DeviceIdentity(tenant: "acme", deviceUID: uid), password: "pw-\(uid)")
+                    }
                 }
                 try await group.waitForAll()
             }
             let mqtt = CommandLineMQTT(port: broker.port)
             for uid in ["m-1", "m-7", "m-20"] {
-                #expect(try mqtt.publish(username: uid, password: "pw-\(uid)", topic: "devices/\(uid)/telemetry", message: "x") == 0)
-                #expect(try mqtt.publish(username: uid, password: "pw-m-2", topic: "devices/\(uid)/telemetry", message: "x") != 0)
+                #expect(
+                    try mqtt.publish(
+                        username: uid, password: "pw-\(uid)", topic: "devices/\(uid)/telemetry", message: "x") == 0)
+                #expect(
+                    try mqtt.publish(username: uid, password: "pw-m-2", topic: "devices/\(uid)/telemetry", message: "x")
+                        != 0)
             }
             // the broker is stopped: requests fail within the timeout, with a clear error
             broker.stop()
@@ -281,13 +334,24 @@ struct DynamicSecurityTests {
             try await ingest.run([ingest.ingestor, transport])
             try await transport.client.waitUntilReady()
             let mqtt = CommandLineMQTT(port: broker.port)
-            #expect(try mqtt.publish(username: "meter-1", password: "pw-1", topic: "devices/meter-1/telemetry", message: #"{"temp": 1}"#) == 0)
-            #expect(try mqtt.publish(username: "meter-1", password: "pw-1", topic: "devices/meter-2/telemetry", message: #"{"temp": 99}"#) == 0)
-            #expect(try mqtt.publish(username: "meter-2", password: "pw-2", topic: "devices/meter-2/telemetry", message: #"{"temp": 2}"#) == 0)
+            #expect(
+                try mqtt.publish(
+                    username: "meter-1", password: "pw-1", topic: "devices/meter-1/telemetry", message: #"{"temp": 1}"#)
+                    == 0)
+            #expect(
+                try mqtt.publish(
+                    username: "meter-1", password: "pw-1", topic: "devices/meter-2/telemetry", message: #"{"temp": 99}"#
+                ) == 0)
+            #expect(
+                try mqtt.publish(
+                    username: "meter-2", password: "pw-2", topic: "devices/meter-2/telemetry", message: #"{"temp": 2}"#)
+                    == 0)
             #expect(try await ingest.waitFor("meter-1", "temp", count: 1).map(\.value) == [.number(1)])
             #expect(try await ingest.waitFor("meter-2", "temp", count: 1).map(\.value) == [.number(2)])
             try await Task.sleep(for: .milliseconds(200))
-            #expect(try await ingest.series("meter-2", "temp").map(\.value) == [.number(2)], "the forged 99 must not be stored")
+            #expect(
+                try await ingest.series("meter-2", "temp").map(\.value) == [.number(2)],
+                "the forged 99 must not be stored")
             let deadline = Date().addingTimeInterval(5)
             while transport.outcomes.stored < 2 && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
             #expect(transport.outcomes.stored == 2)

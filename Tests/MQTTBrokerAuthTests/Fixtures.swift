@@ -2,7 +2,7 @@ import Foundation
 import IoTTesting
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A test fixture failed to start its peer; the message says what to install or look at.
@@ -51,7 +51,9 @@ enum Fixture {
         addr.sin_port = UInt16(port).bigEndian
         addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         return rc == 0
     }
@@ -221,7 +223,8 @@ final class RabbitMQBroker: @unchecked Sendable {
             if attempt.status == 0 { return }
             guard Date() < deadline else {
                 throw FixtureFailure(
-                    "rabbitmq-server did not take an MQTT publish within \(Int(seconds)) s (last: exit \(attempt.status), \(attempt.lines.joined(separator: " ")))")
+                    "rabbitmq-server did not take an MQTT publish within \(Int(seconds)) s (last: exit \(attempt.status), \(attempt.lines.joined(separator: " ")))"
+                )
             }
             usleep(500_000)
         }

@@ -3,7 +3,7 @@ import IoTTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `iotd serve` with `brokerAccounts:` in its configuration, as a real process, with a real Mosquitto
@@ -47,25 +47,33 @@ struct IotdBrokerAccountsTests {
         let admin = ["Authorization": "Bearer test-admin-key-0123456789abcdef0123", "Content-Type": "application/json"]
         let emqx = ["Authorization": "Bearer emqx-key", "Content-Type": "application/json"]
         let api = try LoopbackHTTPClient(port: apiPort)
-        let issued = try api.request("POST", "/api/v1/tenants/acme/devices/meter-1/tokens", headers: admin, body: Array("{}".utf8))
+        let issued = try api.request(
+            "POST", "/api/v1/tenants/acme/devices/meter-1/tokens", headers: admin, body: Array("{}".utf8))
         #expect(issued.status == 201, "\(issued.status) \(issued.text)")
         let object = try JSONSerialization.jsonObject(with: Data(issued.body)) as? [String: Any]
         let token = try #require(object?["token"] as? String)
 
         let mqtt = CommandLineMQTT(port: broker.port)
-        #expect(try mqtt.publish(username: "meter-1", password: token, topic: "devices/meter-1/telemetry", message: "{}") == 0)
+        #expect(
+            try mqtt.publish(username: "meter-1", password: token, topic: "devices/meter-1/telemetry", message: "{}")
+                == 0)
         let auth = try api.request(
-            "POST", "/broker/v1/emqx/auth", headers: emqx, body: Array(#"{"username":"meter-1","password":"\#(token)"}"#.utf8))
+            "POST", "/broker/v1/emqx/auth", headers: emqx,
+            body: Array(#"{"username":"meter-1","password":"\#(token)"}"#.utf8))
         #expect(auth.status == 200 && auth.text.contains(#""result":"allow""#), "\(auth.text)")
         let wrongKey = try api.request(
-            "POST", "/broker/v1/emqx/auth", headers: admin, body: Array(#"{"username":"meter-1","password":"\#(token)"}"#.utf8))
+            "POST", "/broker/v1/emqx/auth", headers: admin,
+            body: Array(#"{"username":"meter-1","password":"\#(token)"}"#.utf8))
         #expect(wrongKey.status == 401, "the admin key is not the broker key")
 
         let revoked = try api.request("DELETE", "/api/v1/tenants/acme/devices/meter-1/tokens", headers: admin)
         #expect(revoked.status == 200, "\(revoked.status) \(revoked.text)")
-        #expect(try mqtt.publish(username: "meter-1", password: token, topic: "devices/meter-1/telemetry", message: "{}") != 0)
+        #expect(
+            try mqtt.publish(username: "meter-1", password: token, topic: "devices/meter-1/telemetry", message: "{}")
+                != 0)
         let denied = try api.request(
-            "POST", "/broker/v1/emqx/auth", headers: emqx, body: Array(#"{"username":"meter-1","password":"\#(token)"}"#.utf8))
+            "POST", "/broker/v1/emqx/auth", headers: emqx,
+            body: Array(#"{"username":"meter-1","password":"\#(token)"}"#.utf8))
         #expect(denied.text.contains(#""result":"deny""#), "\(denied.text)")
     }
 

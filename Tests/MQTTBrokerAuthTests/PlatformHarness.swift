@@ -55,7 +55,8 @@ final class PlatformHarness: Sendable {
             Thread.detachNewThread {
                 do {
                     let client = try LoopbackHTTPClient(port: port)
-                    continuation.resume(returning: try client.request(method, path, headers: headers, body: Array(body.utf8)))
+                    continuation.resume(
+                        returning: try client.request(method, path, headers: headers, body: Array(body.utf8)))
                 } catch {
                     continuation.resume(throwing: error)
                 }

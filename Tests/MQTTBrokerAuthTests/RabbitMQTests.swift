@@ -21,11 +21,14 @@ struct RabbitMQTests {
 
         init(devices: [String] = ["r-1", "r-2"]) async throws {
             try await registry.saveTenant(Tenant(id: RabbitMQTests.tenant))
-            try await registry.saveProduct(.tenant(RabbitMQTests.tenant), Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "seq")]))
+            try await registry.saveProduct(
+                .tenant(RabbitMQTests.tenant),
+                Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "seq")]))
             for uid in devices {
                 try await registry.saveDevice(.tenant(RabbitMQTests.tenant), Device(uid: uid, product: "thermo"))
             }
-            ingestor = Ingestor(journal: InMemoryJournal(), pointStore: points, registry: registry, logger: Logger(label: "test"))
+            ingestor = Ingestor(
+                journal: InMemoryJournal(), pointStore: points, registry: registry, logger: Logger(label: "test"))
         }
 
         func run(_ services: [any Service]) async throws {
@@ -42,7 +45,8 @@ struct RabbitMQTests {
 
         func series(_ device: String, _ signal: String) async throws -> [Point] {
             try await points.range(
-                .tenant(RabbitMQTests.tenant), series: SeriesKey(device: device, signal: signal), from: 0, to: .max, limit: nil,
+                .tenant(RabbitMQTests.tenant), series: SeriesKey(device: device, signal: signal), from: 0, to: .max,
+                limit: nil,
                 order: .ascending)
         }
 
@@ -52,7 +56,8 @@ struct RabbitMQTests {
                 let got = try await series(device, signal)
                 if got.count >= count { return got }
                 if Date() > deadline {
-                    throw FixtureFailure("\(device).\(signal): \(got.count) points after \(seconds) s, expected \(count)")
+                    throw FixtureFailure(
+                        "\(device).\(signal): \(got.count) points after \(seconds) s, expected \(count)")
                 }
                 try await Task.sleep(for: .milliseconds(20))
             }
@@ -80,9 +85,17 @@ struct RabbitMQTests {
         try await first.client.waitUntilReady(timeoutMillis: 20_000)
         #expect(first.client.status.subscriptions.first?.grantedQoS == 1)
 
-        #expect(try mqtt.publish(username: "guest", password: "guest", topic: "devices/r-1/telemetry", message: #"{"ts": 1700000000000, "temp": 21.5}"#) == 0)
-        #expect(try mqtt.publish(username: "guest", password: "guest", topic: "devices/r-2/telemetry", message: "not json") == 0)
-        #expect(try mqtt.publish(username: "guest", password: "guest", topic: "devices/r-2/telemetry", message: #"{"ts": 1700000000001, "temp": 19}"#) == 0)
+        #expect(
+            try mqtt.publish(
+                username: "guest", password: "guest", topic: "devices/r-1/telemetry",
+                message: #"{"ts": 1700000000000, "temp": 21.5}"#) == 0)
+        #expect(
+            try mqtt.publish(username: "guest", password: "guest", topic: "devices/r-2/telemetry", message: "not json")
+                == 0)
+        #expect(
+            try mqtt.publish(
+                username: "guest", password: "guest", topic: "devices/r-2/telemetry",
+                message: #"{"ts": 1700000000001, "temp": 19}"#) == 0)
         #expect(try await ingest.waitFor("r-1", "temp", count: 1).map(\.value) == [.number(21.5)])
         #expect(try await ingest.waitFor("r-2", "temp", count: 1).map(\.value) == [.number(19)])
         // the transport counts after the journal receipt, which may be just after the points are visible
@@ -95,7 +108,8 @@ struct RabbitMQTests {
 
         // downlink through RabbitMQ to a device
         // RabbitMQ has no $SYS topics to tell when the subscription is in place: give it time instead
-        let device = try mqtt.observe(username: "guest", password: "guest", topics: ["devices/r-1/downlink"], sysReadiness: false)
+        let device = try mqtt.observe(
+            username: "guest", password: "guest", topics: ["devices/r-1/downlink"], sysReadiness: false)
         try await Task.sleep(for: .milliseconds(500))
         try await first.publish(topic: "devices/r-1/downlink", payload: Array("reboot".utf8), qos: 1)
         #expect(device.lines(until: "reboot") == ["devices/r-1/downlink reboot"])
@@ -103,7 +117,10 @@ struct RabbitMQTests {
         // the transport goes away; RabbitMQ keeps its persistent session's QoS 1 messages meanwhile
         await ingest.stop()
         for i in 1...5 {
-            #expect(try mqtt.publish(username: "guest", password: "guest", topic: "devices/r-1/telemetry", message: #"{"ts": \#(1_700_000_001_000 + i), "seq": \#(i)}"#) == 0)
+            #expect(
+                try mqtt.publish(
+                    username: "guest", password: "guest", topic: "devices/r-1/telemetry",
+                    message: #"{"ts": \#(1_700_000_001_000 + i), "seq": \#(i)}"#) == 0)
         }
         let ingest2 = try await Ingest()
         let second = try Self.transport(ingest2.ingestor, port: rabbit.mqttPort)

@@ -14,7 +14,9 @@ struct ManagerAdministration: MQTTClientAdministration {
     func listClientsJSON() async throws -> [UInt8] { try await manager.listJSON() }
     func clientJSON(id: String) async throws -> [UInt8] { try await manager.reportJSON(id: id) }
     func createClientJSON(_ body: [UInt8]) async throws -> [UInt8] { try await manager.createJSON(body) }
-    func updateClientJSON(id: String, _ body: [UInt8]) async throws -> [UInt8] { try await manager.updateJSON(id: id, body) }
+    func updateClientJSON(id: String, _ body: [UInt8]) async throws -> [UInt8] {
+        try await manager.updateJSON(id: id, body)
+    }
     func removeClient(id: String) async throws { try await manager.remove(id: id) }
 }
 
@@ -22,12 +24,12 @@ struct ManagerAdministration: MQTTClientAdministration {
     func spec(
         _ id: String, port: Int, template: String = "devices/{uid}/telemetry", qos: Int = 1, clean: Bool = false,
         share: String? = nil
-    ) -> MQTTClientSpec
-    {
+    ) -> MQTTClientSpec {
         var broker = clientConfiguration(port: port, id: id, clean: clean)
         broker.clientID = ""  // the manager uses the id
         return MQTTClientSpec(
-            id: id, tenant: "acme", broker: broker, subscriptions: [.init(template: template, qos: qos, shareGroup: share)])
+            id: id, tenant: "acme", broker: broker,
+            subscriptions: [.init(template: template, qos: qos, shareGroup: share)])
     }
 
     @Test func createUpdateRemoveWithinLimitsFromTheLibrary() async throws {
@@ -55,7 +57,9 @@ struct ManagerAdministration: MQTTClientAdministration {
         #expect(manager.group.threadCount == 1)
 
         try await eventually("both connected") {
-            await manager.list().allSatisfy { $0.status.state == .connected && $0.status.subscriptions.first?.grantedQoS == 1 }
+            await manager.list().allSatisfy {
+                $0.status.state == .connected && $0.status.subscriptions.first?.grantedQoS == 1
+            }
         }
         try mosquittoPub(port: broker.port, topic: "plant/d-1/up", message: #"{"ts": 1700000000000, "temp": 3}"#)
         _ = try await harness.waitForPoints("d-1", "temp", count: 1)
@@ -64,7 +68,9 @@ struct ManagerAdministration: MQTTClientAdministration {
         // Update: b now listens on another template; the old subscription is gone.
         _ = try await manager.update(spec("b", port: broker.port, template: "site/{uid}/data"))
         try await eventually("b reconnected") { try await manager.report("b").status.state == .connected }
-        try await eventually("b subscribed") { try await manager.report("b").status.subscriptions.first?.grantedQoS == 1 }
+        try await eventually("b subscribed") {
+            try await manager.report("b").status.subscriptions.first?.grantedQoS == 1
+        }
         try mosquittoPub(port: broker.port, topic: "site/d-2/data", message: #"{"ts": 1700000000000, "temp": 4}"#)
         _ = try await harness.waitForPoints("d-2", "temp", count: 1)
         try await manager.remove(id: "a")
@@ -98,17 +104,22 @@ struct ManagerAdministration: MQTTClientAdministration {
         #expect(created.status == 201, "\(created.text)")
         #expect(!created.text.contains("secret"), "the password is never shown")
         let over = try await http.request(
-            "POST", "/api/v1/mqtt/clients", headers: key, body: Array(body.replacingOccurrences(of: "plant-a", with: "plant-b").utf8))
+            "POST", "/api/v1/mqtt/clients", headers: key,
+            body: Array(body.replacingOccurrences(of: "plant-a", with: "plant-b").utf8))
         #expect(over.status == 409)
         #expect(over.text.contains("maxClients"), "\(over.text)")
-        let invalid = try await http.request("POST", "/api/v1/mqtt/clients", headers: key, body: Array(#"{"id": "x"}"#.utf8))
+        let invalid = try await http.request(
+            "POST", "/api/v1/mqtt/clients", headers: key, body: Array(#"{"id": "x"}"#.utf8))
         #expect(invalid.status == 400, "\(invalid.text)")
         // Issue 17, item 13: a broker in the private network, on link-local (cloud metadata) or on another
         // loopback address is refused unless the outbound allow-list names it (here only 127.0.0.1).
         for host in ["10.0.0.5", "169.254.169.254", "127.0.0.2", "::1", "192.168.1.10"] {
             let ssrf = try await http.request(
                 "POST", "/api/v1/mqtt/clients", headers: key,
-                body: Array(body.replacingOccurrences(of: "plant-a", with: "ssrf").replacingOccurrences(of: "\"127.0.0.1\"", with: "\"\(host)\"").utf8))
+                body: Array(
+                    body.replacingOccurrences(of: "plant-a", with: "ssrf").replacingOccurrences(
+                        of: "\"127.0.0.1\"", with: "\"\(host)\""
+                    ).utf8))
             #expect(ssrf.status == 403 && ssrf.text.contains("outbound allow-list"), "\(host): \(ssrf.text)")
         }
 
@@ -159,12 +170,15 @@ struct ManagerAdministration: MQTTClientAdministration {
         }
         await #expect(throws: IoTError.self) { _ = try await manager.create(spec("one-too-many", port: broker.port)) }
         try await eventually("1,000 clients connected", seconds: 60) {
-            await manager.list().filter { $0.status.state == .connected && $0.status.subscriptions.first?.grantedQoS == 1 }.count == 1_000
+            await manager.list().filter {
+                $0.status.state == .connected && $0.status.subscriptions.first?.grantedQoS == 1
+            }.count == 1_000
         }
         let connectSeconds = Date().timeIntervalSince(started)
         let threadsAfter = processThreads()
         let memoryAfter = residentKiB()
-        try mosquittoPub(port: broker.port, topic: "devices/d-1/telemetry", message: #"{"ts": 1700000000000, "temp": 9}"#)
+        try mosquittoPub(
+            port: broker.port, topic: "devices/d-1/telemetry", message: #"{"ts": 1700000000000, "temp": 9}"#)
         let stored = try await harness.waitForPoints("d-1", "temp", count: 1)
         #expect(stored.count == 1, "a shared subscription delivers to one member")
         print(
@@ -187,7 +201,8 @@ func processThreads() -> Int {
 func residentKiB() -> Int {
     let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
     for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-        return Int(line.dropFirst("VmRSS:".count).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "0") ?? 0
+        return Int(
+            line.dropFirst("VmRSS:".count).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "0") ?? 0
     }
     return 0
 }

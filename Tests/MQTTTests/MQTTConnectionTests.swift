@@ -27,7 +27,8 @@ import Testing
         let mqtt = try ingest(harness, c)
         try await harness.run([mqtt])
         try await mqtt.client.waitUntilReady()
-        try mosquittoPub(port: broker.port, topic: "devices/d-1/telemetry", message: #"{"ts": 1700000000000, "seq": 0}"#)
+        try mosquittoPub(
+            port: broker.port, topic: "devices/d-1/telemetry", message: #"{"ts": 1700000000000, "seq": 0}"#)
         _ = try await harness.waitForPoints("d-1", "seq", count: 1)
 
         broker.stop()  // SIGTERM: the broker saves the client's session
@@ -112,10 +113,20 @@ import Testing
             guard p.wait() == 0 else { throw TestFailure("openssl \(args.joined(separator: " ")) failed") }
         }
         let d = dir.path
-        try run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=iot test CA", "-keyout", "\(d)/ca.key", "-out", "\(d)/ca.crt"])
-        try run(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "\(d)/server.key", "-out", "\(d)/server.csr"])
-        try "subjectAltName=IP:127.0.0.1,DNS:localhost\n".write(toFile: "\(d)/san.ext", atomically: true, encoding: .utf8)
-        try run(["x509", "-req", "-in", "\(d)/server.csr", "-CA", "\(d)/ca.crt", "-CAkey", "\(d)/ca.key", "-CAcreateserial", "-days", "2", "-extfile", "\(d)/san.ext", "-out", "\(d)/server.crt"])
+        try run([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=iot test CA", "-keyout",
+            "\(d)/ca.key", "-out", "\(d)/ca.crt",
+        ])
+        try run([
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "\(d)/server.key", "-out",
+            "\(d)/server.csr",
+        ])
+        try "subjectAltName=IP:127.0.0.1,DNS:localhost\n".write(
+            toFile: "\(d)/san.ext", atomically: true, encoding: .utf8)
+        try run([
+            "x509", "-req", "-in", "\(d)/server.csr", "-CA", "\(d)/ca.crt", "-CAkey", "\(d)/ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", "\(d)/san.ext", "-out", "\(d)/server.crt",
+        ])
         let broker = try MosquittoBroker(extra: "cafile \(d)/ca.crt\ncertfile \(d)/server.crt\nkeyfile \(d)/server.key")
         defer { broker.stop() }
 
@@ -132,14 +143,16 @@ import Testing
         #expect(refused.client.status.state != .connected, "verification is on by default")
 
         // Publish over TLS with our own client as well.
-        let publisher = try MQTTClient(configuration: {
-            var c = clientConfiguration(port: broker.port, id: "tls-pub", clean: true)
-            c.tls = .init(caFile: "\(d)/ca.crt")
-            return c
-        }())
+        let publisher = try MQTTClient(
+            configuration: {
+                var c = clientConfiguration(port: broker.port, id: "tls-pub", clean: true)
+                c.tls = .init(caFile: "\(d)/ca.crt")
+                return c
+            }())
         publisher.start()
         try await publisher.waitUntilReady()
-        try await publisher.publish(topic: "devices/d-3/telemetry", payload: Array(#"{"ts": 1700000000000, "temp": 7}"#.utf8))
+        try await publisher.publish(
+            topic: "devices/d-3/telemetry", payload: Array(#"{"ts": 1700000000000, "temp": 7}"#.utf8))
         await publisher.stop()
         let points = try await harness.waitForPoints("d-3", "temp", count: 1)
         #expect(points.map(\.value) == [.number(7)])

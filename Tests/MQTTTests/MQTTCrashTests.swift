@@ -76,7 +76,9 @@ import Testing
         var st: OpaquePointer?
         sqlite3_prepare_v2(db, "SELECT CAST(value AS INTEGER), COUNT(*) FROM points GROUP BY 1", -1, &st, nil)
         var stored: [Int: Int] = [:]
-        while sqlite3_step(st) == SQLITE_ROW { stored[Int(sqlite3_column_int64(st, 0))] = Int(sqlite3_column_int64(st, 1)) }
+        while sqlite3_step(st) == SQLITE_ROW {
+            stored[Int(sqlite3_column_int64(st, 0))] = Int(sqlite3_column_int64(st, 1))
+        }
         sqlite3_finalize(st)
         return stored
     }
@@ -98,7 +100,8 @@ import Testing
         try waitUntilSubscribed(apiPort: apiPort)
 
         // The publisher: 4 concurrent QoS 1 streams, about 3 000 messages/s in all, each PUBACK recorded.
-        let publisher = try MQTTClient(configuration: clientConfiguration(port: broker.port, id: "crash-pub", clean: true))
+        let publisher = try MQTTClient(
+            configuration: clientConfiguration(port: broker.port, id: "crash-pub", clean: true))
         publisher.start()
         try await publisher.waitUntilReady()
         final class Stream: Sendable {

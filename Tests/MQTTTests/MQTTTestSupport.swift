@@ -39,7 +39,9 @@ func waitForPort(_ port: Int, seconds: Double = 10) throws {
         addr.sin_port = UInt16(port).bigEndian
         addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         close(fd)
         if rc == 0 { return }
@@ -120,7 +122,8 @@ final class IngestHarness: @unchecked Sendable {
     init(devices: Int = 3, configuration: Ingestor.Configuration = .init()) async throws {
         try await registry.saveTenant(Tenant(id: Self.tenant))
         try await registry.saveProduct(
-            .tenant(Self.tenant), Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "hum"), Signal(name: "seq")]))
+            .tenant(Self.tenant),
+            Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "hum"), Signal(name: "seq")]))
         for i in 1...devices {
             try await registry.saveDevice(.tenant(Self.tenant), Device(uid: "d-\(i)", product: "thermo"))
         }

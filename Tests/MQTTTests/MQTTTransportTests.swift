@@ -8,7 +8,8 @@ import Testing
 
 @Suite(.serialized) struct MQTTTransportTests {
     func transport(
-        _ harness: IngestHarness, port: Int, id: String, qos: Int = 1, share: String? = nil, maxPayload: Int = 256 * 1024
+        _ harness: IngestHarness, port: Int, id: String, qos: Int = 1, share: String? = nil,
+        maxPayload: Int = 256 * 1024
     ) throws -> MQTTTransport {
         try MQTTTransport(
             configuration: .init(
@@ -27,8 +28,12 @@ import Testing
         try await mqtt.client.waitUntilReady()
         #expect(mqtt.client.status.subscriptions.first?.grantedQoS == qos)
 
-        try mosquittoPub(port: broker.port, topic: "devices/d-1/telemetry", message: #"{"ts": 1700000000000, "temp": 21.5}"#, qos: qos)
-        try mosquittoPub(port: broker.port, topic: "devices/d-2/telemetry", message: #"{"ts": 1700000000001, "temp": 22.5, "hum": 40}"#, qos: qos)
+        try mosquittoPub(
+            port: broker.port, topic: "devices/d-1/telemetry", message: #"{"ts": 1700000000000, "temp": 21.5}"#,
+            qos: qos)
+        try mosquittoPub(
+            port: broker.port, topic: "devices/d-2/telemetry",
+            message: #"{"ts": 1700000000001, "temp": 22.5, "hum": 40}"#, qos: qos)
         let d1 = try await harness.waitForPoints("d-1", "temp", count: 1)
         let d2 = try await harness.waitForPoints("d-2", "hum", count: 1)
         #expect(d1.map(\.value) == [.number(21.5)])
@@ -89,7 +94,8 @@ import Testing
         ])
         defer { sub.stop(signal: SIGKILL) }
         // mosquitto_sub has no ready signal: publish retained, so it gets the message whenever it subscribes.
-        try await mqtt.publish(topic: "devices/d-1/commands", payload: Array(#"{"relay": "on"}"#.utf8), qos: 1, retain: true)
+        try await mqtt.publish(
+            topic: "devices/d-1/commands", payload: Array(#"{"relay": "on"}"#.utf8), qos: 1, retain: true)
         #expect(sub.readLine() == #"devices/d-1/commands {"relay": "on"}"#)
         #expect(mqtt.client.status.messagesOut == 1)
         await harness.stop()
@@ -113,7 +119,8 @@ import Testing
             try await b.publish(topic: "control/test/v1/response", payload: Array("r\(i)".utf8), qos: i % 3)
         }
         try await eventually("10 responses") { received.withLock { $0.count } == 10 }
-        #expect(received.withLock { $0.map { String(decoding: $0.payload, as: UTF8.self) } } == (0..<10).map { "r\($0)" })
+        #expect(
+            received.withLock { $0.map { String(decoding: $0.payload, as: UTF8.self) } } == (0..<10).map { "r\($0)" })
         #expect(group.clientCount == 2)
         await a.stop()
         await b.stop()
@@ -128,9 +135,12 @@ import Testing
         try await harness.run([mqtt])
         try await mqtt.client.waitUntilReady()
         try mosquittoPub(port: broker.port, topic: "devices/d-1/telemetry", message: "{not json")
-        try mosquittoPub(port: broker.port, topic: "devices/d-1/telemetry", message: "{\"temp\": \"" + String(repeating: "x", count: 5_000) + "\"}")
+        try mosquittoPub(
+            port: broker.port, topic: "devices/d-1/telemetry",
+            message: "{\"temp\": \"" + String(repeating: "x", count: 5_000) + "\"}")
         try mosquittoPub(port: broker.port, topic: "devices/nobody/telemetry", message: #"{"temp": 1}"#)
-        try mosquittoPub(port: broker.port, topic: "devices/d-1/telemetry", message: #"{"ts": 1700000000000, "temp": 20}"#)
+        try mosquittoPub(
+            port: broker.port, topic: "devices/d-1/telemetry", message: #"{"ts": 1700000000000, "temp": 20}"#)
         let stored = try await harness.waitForPoints("d-1", "temp", count: 1)
         #expect(stored.map(\.value) == [.number(20)])
         try await eventually("4 messages accounted for") { mqtt.outcomes.stored + mqtt.outcomes.rejected == 4 }
@@ -154,9 +164,12 @@ import Testing
         try await harness.run([mqtt])
         try await mqtt.client.waitUntilReady()
         for i in 0..<3 {
-            try mosquittoPub(port: broker.port, topic: "devices/d-1/telemetry", message: #"{"ts": \#(1_700_000_000_000 + i), "temp": \#(i)}"#)
+            try mosquittoPub(
+                port: broker.port, topic: "devices/d-1/telemetry",
+                message: #"{"ts": \#(1_700_000_000_000 + i), "temp": \#(i)}"#)
         }
-        try mosquittoPub(port: broker.port, topic: "devices/d-2/telemetry", message: #"{"ts": 1700000000000, "temp": 9}"#)
+        try mosquittoPub(
+            port: broker.port, topic: "devices/d-2/telemetry", message: #"{"ts": 1700000000000, "temp": 9}"#)
         _ = try await harness.waitForPoints("d-2", "temp", count: 1)
         try await eventually("4 messages accounted for") { mqtt.outcomes.stored + mqtt.outcomes.rejected == 4 }
         #expect(harness.ingestor.statistics.rejected == ["rate_limited": 1])
@@ -177,8 +190,10 @@ import Testing
             ingestor: harness.ingestor, logger: Logger(label: "test"))
         try await harness.run([mqtt])
         try await mqtt.client.waitUntilReady()
-        try mosquittoPub(port: broker.port, topic: "devices/d-1/telemetry", message: #"[{"bn":"d-2","n":"temp","v":9}]"#)
-        try mosquittoPub(port: broker.port, topic: "devices/d-1/telemetry", message: #"[{"n":"temp","v":1,"t":1700000000}]"#)
+        try mosquittoPub(
+            port: broker.port, topic: "devices/d-1/telemetry", message: #"[{"bn":"d-2","n":"temp","v":9}]"#)
+        try mosquittoPub(
+            port: broker.port, topic: "devices/d-1/telemetry", message: #"[{"n":"temp","v":1,"t":1700000000}]"#)
         _ = try await harness.waitForPoints("d-1", "temp", count: 1)
         try await eventually("2 messages accounted for") { mqtt.outcomes.stored + mqtt.outcomes.rejected == 2 }
         #expect(harness.ingestor.statistics.rejected == ["forbidden": 1])

@@ -22,7 +22,8 @@ extension ModbusTests {
             let h = try await ModbusHarness(devices: [device])
             let api = ManagementServer(
                 configuration: .init(port: 0, adminAPIKey: "k"), registry: h.registry, points: h.points,
-                tokens: TokenIssuerStub(), ingestor: h.ingestor, prometheus: nil, modbus: h.modbus, logger: Logger(label: "test"))
+                tokens: TokenIssuerStub(), ingestor: h.ingestor, prometheus: nil, modbus: h.modbus,
+                logger: Logger(label: "test"))
             let apiTask = Task { try await api.run() }
             defer { apiTask.cancel() }
             let port = try await api.listeningPort()
@@ -32,22 +33,32 @@ extension ModbusTests {
 
             let list = try await client.request("GET", base, headers: auth)
             #expect(list.status == 200)
-            #expect(list.text.contains("\"uid\":\"api-1\"") && list.text.contains("\"requestsPerPoll\":3"), "\(list.text)")
+            #expect(
+                list.text.contains("\"uid\":\"api-1\"") && list.text.contains("\"requestsPerPoll\":3"), "\(list.text)")
 
-            let write = try await client.request("POST", base + "/api-1/write", headers: auth, body: Array(#"{"signal":"setpoint","value":21.5}"#.utf8))
+            let write = try await client.request(
+                "POST", base + "/api-1/write", headers: auth, body: Array(#"{"signal":"setpoint","value":21.5}"#.utf8))
             #expect(write.status == 200, "\(write.text)")
-            let raw = try await client.request("POST", base + "/api-1/write", headers: auth, body: Array(#"{"area":"coil","address":2,"values":[1]}"#.utf8))
+            let raw = try await client.request(
+                "POST", base + "/api-1/write", headers: auth,
+                body: Array(#"{"area":"coil","address":2,"values":[1]}"#.utf8))
             #expect(raw.status == 200, "\(raw.text)")
-            _ = try await h.waitFor("api-1", "the API writes") { $0["setpoint"] == .number(21.5) && $0["pump"] == .bool(true) }
+            _ = try await h.waitFor("api-1", "the API writes") {
+                $0["setpoint"] == .number(21.5) && $0["pump"] == .bool(true)
+            }
 
             // Errors: read-only table (400), unknown device (404), bad body (400), no key (401).
-            let readOnly = try await client.request("POST", base + "/api-1/write", headers: auth, body: Array(#"{"signal":"measured","value":1}"#.utf8))
+            let readOnly = try await client.request(
+                "POST", base + "/api-1/write", headers: auth, body: Array(#"{"signal":"measured","value":1}"#.utf8))
             #expect(readOnly.status == 400 && readOnly.text.contains("read-only"), "\(readOnly.text)")
-            let unknown = try await client.request("POST", base + "/nope/write", headers: auth, body: Array(#"{"signal":"x","value":1}"#.utf8))
+            let unknown = try await client.request(
+                "POST", base + "/nope/write", headers: auth, body: Array(#"{"signal":"x","value":1}"#.utf8))
             #expect(unknown.status == 404, "\(unknown.text)")
-            let bad = try await client.request("POST", base + "/api-1/write", headers: auth, body: Array(#"{"value":1}"#.utf8))
+            let bad = try await client.request(
+                "POST", base + "/api-1/write", headers: auth, body: Array(#"{"value":1}"#.utf8))
             #expect(bad.status == 400, "\(bad.text)")
-            let noKey = try await client.request("POST", base + "/api-1/write", body: Array(#"{"signal":"setpoint","value":1}"#.utf8))
+            let noKey = try await client.request(
+                "POST", base + "/api-1/write", body: Array(#"{"signal":"setpoint","value":1}"#.utf8))
             #expect(noKey.status == 401)
             let status = try #require(h.modbus.device(device.identity))
             #expect(status.writes == 2)
@@ -66,7 +77,8 @@ extension ModbusTests {
             func api(_ h: ModbusHarness) -> ManagementServer {
                 ManagementServer(
                     configuration: .init(port: 0, adminAPIKey: "k"), registry: h.registry, points: h.points,
-                    tokens: TokenIssuerStub(), ingestor: h.ingestor, prometheus: nil, definitions: definitions, modbus: h.modbus,
+                    tokens: TokenIssuerStub(), ingestor: h.ingestor, prometheus: nil, definitions: definitions,
+                    modbus: h.modbus,
                     logger: Logger(label: "test"))
             }
             let endpoint = #""tcp":{"host":"127.0.0.1","port":\#(server.port)}"#
@@ -76,10 +88,13 @@ extension ModbusTests {
             let client = AsyncLoopbackHTTPClient(port: try await server1.listeningPort())
 
             // Add: polled at once.
-            let spec = #"{"uid":"rt-1",\#(endpoint),"intervalMillis":100,"timeoutMillis":200,"startDelayMillis":0,"registers":[{"signal":"temp","address":0,"type":"int16","scale":0.1}]}"#
+            let spec =
+                #"{"uid":"rt-1",\#(endpoint),"intervalMillis":100,"timeoutMillis":200,"startDelayMillis":0,"registers":[{"signal":"temp","address":0,"type":"int16","scale":0.1}]}"#
             let created = try await client.request("POST", base, headers: auth, body: Array(spec.utf8))
             #expect(created.status == 201, "\(created.text)")
-            #expect(created.text.contains("\"uid\":\"rt-1\"") && created.text.contains("tcp://127.0.0.1:\(server.port)"), "\(created.text)")
+            #expect(
+                created.text.contains("\"uid\":\"rt-1\"") && created.text.contains("tcp://127.0.0.1:\(server.port)"),
+                "\(created.text)")
             _ = try await h.waitFor("rt-1", "the added device's first poll") { $0["temp"] == .number(21.5) }
 
             // Bad input: 409 for a uid already polled, 400 for an invalid unit id, a foreign tenant, no uid,
@@ -92,24 +107,34 @@ extension ModbusTests {
             #expect(badUnit.status == 400 && badUnit.text.contains("unit id 300"), "\(badUnit.text)")
             let foreign = try await client.request(
                 "POST", base, headers: auth,
-                body: Array(#"{"tenant":"strict","uid":"rt-2",\#(endpoint),"registers":[{"signal":"x","address":0}]}"#.utf8))
+                body: Array(
+                    #"{"tenant":"strict","uid":"rt-2",\#(endpoint),"registers":[{"signal":"x","address":0}]}"#.utf8))
             #expect(foreign.status == 400 && foreign.text.contains("tenant"), "\(foreign.text)")
-            let noUID = try await client.request("POST", base, headers: auth, body: Array(#"{\#(endpoint),"registers":[{"signal":"x","address":0}]}"#.utf8))
+            let noUID = try await client.request(
+                "POST", base, headers: auth,
+                body: Array(#"{\#(endpoint),"registers":[{"signal":"x","address":0}]}"#.utf8))
             #expect(noUID.status == 400 && noUID.text.contains("uid"), "\(noUID.text)")
             let notObject = try await client.request("POST", base, headers: auth, body: Array("[1]".utf8))
             #expect(notObject.status == 400, "\(notObject.text)")
-            let noConnection = try await client.request("POST", base, headers: auth, body: Array(#"{"uid":"rt-2","registers":[{"signal":"x","address":0}]}"#.utf8))
+            let noConnection = try await client.request(
+                "POST", base, headers: auth,
+                body: Array(#"{"uid":"rt-2","registers":[{"signal":"x","address":0}]}"#.utf8))
             #expect(noConnection.status == 400 && noConnection.text.contains("tcp"), "\(noConnection.text)")
             #expect(h.modbus.devices().map(\.device.identity.deviceUID) == ["rt-1"])
 
             // Change the register map and interval: the new map is polled.
-            let change = #"{\#(endpoint),"intervalMillis":150,"timeoutMillis":200,"startDelayMillis":0,"registers":[{"signal":"level","area":"input","address":3}]}"#
+            let change =
+                #"{\#(endpoint),"intervalMillis":150,"timeoutMillis":200,"startDelayMillis":0,"registers":[{"signal":"level","area":"input","address":3}]}"#
             let changed = try await client.request("PUT", base + "/rt-1", headers: auth, body: Array(change.utf8))
-            #expect(changed.status == 200 && changed.text.contains("\"level\"") && !changed.text.contains("\"temp\""), "\(changed.text)")
+            #expect(
+                changed.status == 200 && changed.text.contains("\"level\"") && !changed.text.contains("\"temp\""),
+                "\(changed.text)")
             _ = try await h.waitFor("rt-1", "the changed register map") { $0["level"] == .number(42) }
             let one = try await client.request("GET", base + "/rt-1", headers: auth)
             #expect(one.status == 200 && one.text.contains("\"intervalMillis\":150"), "\(one.text)")
-            let mismatch = try await client.request("PUT", base + "/rt-1", headers: auth, body: Array(#"{"uid":"other",\#(endpoint),"registers":[{"signal":"x","address":0}]}"#.utf8))
+            let mismatch = try await client.request(
+                "PUT", base + "/rt-1", headers: auth,
+                body: Array(#"{"uid":"other",\#(endpoint),"registers":[{"signal":"x","address":0}]}"#.utf8))
             #expect(mismatch.status == 400, "\(mismatch.text)")
             let stored = try await definitions.definitions(.tenant(ModbusHarness.tenant), kind: "modbus-device")
             #expect(stored.map(\.id) == ["rt-1"])

@@ -40,13 +40,17 @@ extension ModbusTests {
                 ModbusRegister(signal: "a", address: 0), ModbusRegister(signal: "b", address: 1, type: .float32),
                 ModbusRegister(signal: "c", address: 3), ModbusRegister(signal: "d", address: 5),  // gap of 1
                 ModbusRegister(signal: "e", area: .inputRegister, address: 3),
-                ModbusRegister(signal: "f", area: .coil, address: 7), ModbusRegister(signal: "g", area: .coil, address: 8),
+                ModbusRegister(signal: "f", area: .coil, address: 7),
+                ModbusRegister(signal: "g", area: .coil, address: 8),
                 ModbusRegister(signal: "h", address: 130),
             ]
             let plan = ModbusReadPlan(registers)
             #expect(plan.requests.map { [$0.address, $0.count] } == [[0, 4], [5, 1], [130, 1], [3, 1], [7, 2]])
             // With maxGap 1 the gap is read; 0…5 and 130 still need two requests.
-            #expect(ModbusReadPlan(registers, maxGap: 1).requests.filter { $0.area == .holdingRegister }.map(\.count) == [6, 1])
+            #expect(
+                ModbusReadPlan(registers, maxGap: 1).requests.filter { $0.area == .holdingRegister }.map(\.count) == [
+                    6, 1,
+                ])
             // Never more than 125 registers per request.
             let wide = (0..<300).map { ModbusRegister(signal: "r\($0)", address: $0) }
             #expect(ModbusReadPlan(wide).requests.map(\.count) == [125, 125, 50])
@@ -59,7 +63,8 @@ extension ModbusTests {
         func settingsOutsideTheirRangesAreRefused(_ value: Int) {
             let registers = [ModbusRegister(signal: "v", address: 0)]
             let base = ModbusDevice(
-                identity: DeviceIdentity(tenant: "t", deviceUID: "m"), connection: .tcp(host: "127.0.0.1", port: 502), registers: registers)
+                identity: DeviceIdentity(tenant: "t", deviceUID: "m"), connection: .tcp(host: "127.0.0.1", port: 502),
+                registers: registers)
             #expect(throws: Never.self) { try base.validate() }
             let cases: [(String, (inout ModbusDevice) -> Void)] = [
                 ("maxGap", { $0.maxGap = value }),

@@ -24,7 +24,9 @@ final class ModbusHarness: Sendable {
     /// and has device `s-1` of product `fixed` with the single signal `known`.
     init(devices: [ModbusDevice], ioThreads: Int = 2, reservedDescriptors: Int = 8) async throws {
         try await registry.saveTenant(
-            Tenant(id: Self.tenant, policy: IngestPolicy(unknownDevices: .register(product: "meter"), unknownSignals: .register)))
+            Tenant(
+                id: Self.tenant,
+                policy: IngestPolicy(unknownDevices: .register(product: "meter"), unknownSignals: .register)))
         try await registry.saveProduct(.tenant(Self.tenant), Product(id: "meter"))
         try await registry.saveTenant(Tenant(id: Self.strict))
         try await registry.saveProduct(.tenant(Self.strict), Product(id: "fixed", signals: [Signal(name: "known")]))
@@ -32,7 +34,8 @@ final class ModbusHarness: Sendable {
         let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: Logger(label: "test"))
         self.ingestor = ingestor
         let modbus = try ModbusTransport(
-            configuration: .init(ioThreads: ioThreads, reservedDescriptors: reservedDescriptors), devices: devices, ingestor: ingestor, logger: Logger(label: "test"))
+            configuration: .init(ioThreads: ioThreads, reservedDescriptors: reservedDescriptors), devices: devices,
+            ingestor: ingestor, logger: Logger(label: "test"))
         self.modbus = modbus
         task = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -129,7 +132,8 @@ struct TypeMatrix {
                     // Text order; BADC/DCBA put each register's low byte first.
                     words = stride(from: 0, to: bytes.count, by: 2).map { i in
                         order == .badc || order == .dcba
-                            ? UInt16(bytes[i + 1]) << 8 | UInt16(bytes[i]) : UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1])
+                            ? UInt16(bytes[i + 1]) << 8 | UInt16(bytes[i])
+                            : UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1])
                     }
                 } else {
                     words = wireWords(bytes, order)
@@ -153,13 +157,20 @@ struct TypeMatrix {
                 register: ModbusRegister(signal: "scaled", address: 200, type: .int16, scale: 0.1, offset: -1),
                 words: [215], expected: .number(215 * 0.1 - 1)))
         cases.append(
-            Case(register: ModbusRegister(signal: "flag_bit3", address: 201, type: .bool, bit: 3), words: [0b1000], expected: .bool(true)))
+            Case(
+                register: ModbusRegister(signal: "flag_bit3", address: 201, type: .bool, bit: 3), words: [0b1000],
+                expected: .bool(true)))
         for (i, on) in [true, false, true, true].enumerated() {
-            cases.append(Case(register: ModbusRegister(signal: "coil\(i)", area: .coil, address: i), words: [on ? 1 : 0], expected: .bool(on)))
+            cases.append(
+                Case(
+                    register: ModbusRegister(signal: "coil\(i)", area: .coil, address: i), words: [on ? 1 : 0],
+                    expected: .bool(on)))
         }
         for (i, on) in [false, true].enumerated() {
             cases.append(
-                Case(register: ModbusRegister(signal: "input\(i)", area: .discreteInput, address: i), words: [on ? 1 : 0], expected: .bool(on)))
+                Case(
+                    register: ModbusRegister(signal: "input\(i)", area: .discreteInput, address: i),
+                    words: [on ? 1 : 0], expected: .bool(on)))
         }
     }
 
@@ -168,13 +179,15 @@ struct TypeMatrix {
     /// Server arguments: `h:ADDR=V,…` etc., one per case.
     var specs: [String] {
         cases.map { c in
-            let area = switch c.register.area {
-            case .holdingRegister: "h"
-            case .inputRegister: "i"
-            case .coil: "c"
-            case .discreteInput: "d"
-            }
-            return "\(area):\(c.register.address)=" + c.words.map { "0x" + String($0, radix: 16) }.joined(separator: ",")
+            let area =
+                switch c.register.area {
+                case .holdingRegister: "h"
+                case .inputRegister: "i"
+                case .coil: "c"
+                case .discreteInput: "d"
+                }
+            return "\(area):\(c.register.address)="
+                + c.words.map { "0x" + String($0, radix: 16) }.joined(separator: ",")
         }
     }
 }

@@ -4,7 +4,7 @@ import Synchronization
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The peers of the Modbus tests: the libmodbus simulator (built from `Tests/Support/peers` with the C
@@ -116,7 +116,8 @@ final class ModbusServer {
         case .pymodbus:
             // The port is picked here, where every test peer's is (the simulator binds port 0 itself and keeps it).
             let port = port == 0 ? ChildProcess.freeLoopbackPort() : port
-            child = try ChildProcess([try Peers.python(), Peers.directory + "/pymodbus_device.py", "--tcp", String(port)] + specs)
+            child = try ChildProcess(
+                [try Peers.python(), Peers.directory + "/pymodbus_device.py", "--tcp", String(port)] + specs)
         }
         guard let line = child.readLine(), line.hasPrefix("ready "), let p = Int(line.dropFirst(6)) else {
             child.stop(signal: SIGKILL)
@@ -189,7 +190,8 @@ final class SerialModbusDevice {
     let child: ChildProcess
     init(path: String, baud: Int, specs: [String]) throws {
         child = try ChildProcess(
-            [try Peers.python(), Peers.directory + "/pymodbus_device.py", "--serial", path, "--baud", String(baud)] + specs)
+            [try Peers.python(), Peers.directory + "/pymodbus_device.py", "--serial", path, "--baud", String(baud)]
+                + specs)
         guard child.readLine() == "ready" else {
             child.stop(signal: SIGKILL)
             throw PeerError("the pymodbus serial device did not start")

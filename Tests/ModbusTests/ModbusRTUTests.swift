@@ -21,9 +21,13 @@ extension ModbusTests {
                     timeoutMillis: 500, startDelayMillis: 0, backoffMaxMillis: 1_000, registers: registers)
             }
             let first = device("rtu-1", unit: 1, registers: matrix.registers)
-            let second = device("rtu-2", unit: 2, registers: [ModbusRegister(signal: "scaled", address: 200, type: .int16, scale: 0.1, offset: -1)])
+            let second = device(
+                "rtu-2", unit: 2,
+                registers: [ModbusRegister(signal: "scaled", address: 200, type: .int16, scale: 0.1, offset: -1)])
             let h = try await ModbusHarness(devices: [first, second])
-            let values = try await h.waitFor("rtu-1", seconds: 20, "every signal over RTU") { $0.count == matrix.cases.count }
+            let values = try await h.waitFor("rtu-1", seconds: 20, "every signal over RTU") {
+                $0.count == matrix.cases.count
+            }
             for c in matrix.cases {
                 #expect(values[c.register.signal] == c.expected, "\(c.register.signal) over RTU")
             }

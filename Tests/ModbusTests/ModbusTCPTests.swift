@@ -4,19 +4,22 @@ import IoTTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension ModbusTests {
     /// Modbus TCP against real servers on loopback: the libmodbus simulator (C, built by the test) and a
     /// pymodbus simulated device.
     @Suite struct ModbusTCPTests {
-        static func device(_ uid: String, port: Int, registers: [ModbusRegister], interval: Int64 = 100, timeout: Int64 = 200)
+        static func device(
+            _ uid: String, port: Int, registers: [ModbusRegister], interval: Int64 = 100, timeout: Int64 = 200
+        )
             -> ModbusDevice
         {
             ModbusDevice(
                 identity: DeviceIdentity(tenant: ModbusHarness.tenant, deviceUID: uid),
-                connection: .tcp(host: "127.0.0.1", port: port), unitID: 1, intervalMillis: interval, timeoutMillis: timeout,
+                connection: .tcp(host: "127.0.0.1", port: port), unitID: 1, intervalMillis: interval,
+                timeoutMillis: timeout,
                 startDelayMillis: 0, backoffMaxMillis: 800, registers: registers)
         }
 
@@ -67,16 +70,25 @@ extension ModbusTests {
                 // Raw form: two holding registers and a coil.
                 try await h.modbus.write(device.identity, area: .holdingRegister, address: 12, values: [0xFFFE])
                 try await h.modbus.write(device.identity, area: .coil, address: 5, values: [0])
-                _ = try await h.waitFor("w-1", "the raw writes") { $0["mode"] == .number(-2) && $0["relay"] == .bool(false) }
+                _ = try await h.waitFor("w-1", "the raw writes") {
+                    $0["mode"] == .number(-2) && $0["relay"] == .bool(false)
+                }
                 // Refused writes: clear errors, nothing sent.
-                await #expect(throws: IoTError.self) { try await h.modbus.write(device.identity, signal: "measured", value: .number(1)) }
-                await #expect(throws: IoTError.self) { try await h.modbus.write(device.identity, signal: "mode", value: .number(40_000)) }
-                await #expect(throws: IoTError.self) { try await h.modbus.write(device.identity, signal: "nope", value: .number(1)) }
+                await #expect(throws: IoTError.self) {
+                    try await h.modbus.write(device.identity, signal: "measured", value: .number(1))
+                }
+                await #expect(throws: IoTError.self) {
+                    try await h.modbus.write(device.identity, signal: "mode", value: .number(40_000))
+                }
+                await #expect(throws: IoTError.self) {
+                    try await h.modbus.write(device.identity, signal: "nope", value: .number(1))
+                }
                 await #expect(throws: IoTError.self) {
                     try await h.modbus.write(device.identity, area: .inputRegister, address: 0, values: [1])
                 }
                 await #expect(throws: IoTError.self) {
-                    try await h.modbus.write(device.identity, area: .holdingRegister, address: 0, values: Array(repeating: 1, count: 124))
+                    try await h.modbus.write(
+                        device.identity, area: .holdingRegister, address: 0, values: Array(repeating: 1, count: 124))
                 }
                 let status = try #require(h.modbus.device(device.identity))
                 #expect(status.writes == 6, "\(kind)")
@@ -105,7 +117,9 @@ extension ModbusTests {
             // 400, 800, 800 ms) at most ~7.
             #expect(frozen.polling.failures <= 8, "failures while frozen: \(frozen.polling.failures)")
             #expect(frozen.polling.failures >= 3)
-            #expect(frozen.polling.lastError?.contains("timed out") == true || frozen.polling.lastError?.contains("timeout") == true,
+            #expect(
+                frozen.polling.lastError?.contains("timed out") == true
+                    || frozen.polling.lastError?.contains("timeout") == true,
                 "\(frozen.polling.lastError ?? "")")
             // The other device did not notice.
             let okAfter = try #require(h.modbus.device(healthy.identity)).polling
@@ -127,10 +141,14 @@ extension ModbusTests {
             server.kill9()
             _ = try await h.waitForStatus(device.identity, "failures") { $0.polling.consecutiveFailures >= 2 }
             try server.restart()
-            let back = try await h.waitForStatus(device.identity, seconds: 15, "recovery") { $0.polling.consecutiveFailures == 0 }
+            let back = try await h.waitForStatus(device.identity, seconds: 15, "recovery") {
+                $0.polling.consecutiveFailures == 0
+            }
             #expect(back.polling.failures >= 2)
             let before = back.polling.successes
-            _ = try await h.waitForStatus(device.identity, "polls after recovery") { $0.polling.successes >= before + 3 }
+            _ = try await h.waitForStatus(device.identity, "polls after recovery") {
+                $0.polling.successes >= before + 3
+            }
             await h.stop()
         }
 
@@ -139,12 +157,15 @@ extension ModbusTests {
             defer { server.stop() }
             let good = Self.device("good", port: server.port, registers: [ModbusRegister(signal: "v", address: 0)])
             // Address 20 000 is past the simulator's 10 000 registers: Modbus exception 2.
-            let badAddress = Self.device("bad-address", port: server.port, registers: [ModbusRegister(signal: "v", address: 20_000)])
+            let badAddress = Self.device(
+                "bad-address", port: server.port, registers: [ModbusRegister(signal: "v", address: 20_000)])
             // Bytes FF FE C0 C1 are not UTF-8.
             let badText = Self.device(
-                "bad-text", port: server.port, registers: [ModbusRegister(signal: "s", address: 50, type: .string, length: 2)])
+                "bad-text", port: server.port,
+                registers: [ModbusRegister(signal: "s", address: 50, type: .string, length: 2)])
             // Tenant `strict` knows only signal `known`: the record is rejected by the ingestor and counted.
-            var unknownSignal = Self.device("s-1", port: server.port, registers: [ModbusRegister(signal: "unknown", address: 0)])
+            var unknownSignal = Self.device(
+                "s-1", port: server.port, registers: [ModbusRegister(signal: "unknown", address: 0)])
             unknownSignal.identity.tenant = ModbusHarness.strict
             let h = try await ModbusHarness(devices: [good, badAddress, badText, unknownSignal])
             let a = try await h.waitForStatus(badAddress.identity, "exception") { $0.polling.failures >= 2 }
@@ -164,11 +185,25 @@ extension ModbusTests {
         @Test func invalidConfigurationIsRefusedWithAClearError() async throws {
             let cases: [(ModbusDevice, String)] = [
                 (Self.device("x", port: 502, registers: []), "no registers"),
-                (Self.device("x", port: 502, registers: [ModbusRegister(signal: "a", area: .coil, address: 0, type: .int16)]), "bits"),
-                (Self.device("x", port: 502, registers: [ModbusRegister(signal: "a", address: 65_535, type: .int32)]), "outside"),
-                (Self.device("x", port: 502, registers: [ModbusRegister(signal: "a", address: 0, type: .string, length: 200)]), "string length"),
                 (
-                    Self.device("x", port: 502, registers: [ModbusRegister(signal: "a", address: 0), ModbusRegister(signal: "a", address: 1)]),
+                    Self.device(
+                        "x", port: 502, registers: [ModbusRegister(signal: "a", area: .coil, address: 0, type: .int16)]),
+                    "bits"
+                ),
+                (
+                    Self.device(
+                        "x", port: 502, registers: [ModbusRegister(signal: "a", address: 65_535, type: .int32)]),
+                    "outside"
+                ),
+                (
+                    Self.device(
+                        "x", port: 502, registers: [ModbusRegister(signal: "a", address: 0, type: .string, length: 200)]
+                    ), "string length"
+                ),
+                (
+                    Self.device(
+                        "x", port: 502,
+                        registers: [ModbusRegister(signal: "a", address: 0), ModbusRegister(signal: "a", address: 1)]),
                     "mapped twice"
                 ),
             ]

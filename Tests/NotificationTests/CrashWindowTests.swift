@@ -24,7 +24,8 @@ import Testing
 
     @Test func anAlarmStoredButNotYetNotifiedIsNotifiedAtTheNextStart() async throws {
         let dir = TemporaryDirectory("notify-crash-window")
-        let rule = AlarmRule.range(RangeRule(id: "overheat", devices: .product("pump"), signal: "temp", max: 80, severity: .critical))
+        let rule = AlarmRule.range(
+            RangeRule(id: "overheat", devices: .product("pump"), signal: "temp", max: 80, severity: .critical))
         let policy = RoutingPolicy(id: "ops", targets: [RoutingTarget(channel: "inbox", recipients: ["alice"])])
 
         // First process: the alarm is stored, then it stops before the router enqueues anything.
@@ -40,8 +41,10 @@ import Testing
         await engine1.addHandler(router1)
         let dying = Task {
             await engine1.pointsCommitted(
-                PointBatch(tenant: "acme", points: [Point(device: "pump-1", signal: "temp", time: SystemClock().now(), value: .number(97.5))],
-                           journalSequence: 1))
+                PointBatch(
+                    tenant: "acme",
+                    points: [Point(device: "pump-1", signal: "temp", time: SystemClock().now(), value: .number(97.5))],
+                    journalSequence: 1))
         }
         defer { dying.cancel() }
         #expect(
@@ -49,7 +52,9 @@ import Testing
                 (try await states1.alarms(acme, query: AlarmQuery(open: true))).count == 1
             }, "the alarm is stored")
         try await Task.sleep(for: .milliseconds(200))
-        #expect(try await outbox1.messages(acme, status: .pending, limit: 10).isEmpty, "nothing was enqueued before the 'crash'")
+        #expect(
+            try await outbox1.messages(acme, status: .pending, limit: 10).isEmpty,
+            "nothing was enqueued before the 'crash'")
 
         // Next start: a new engine and router on the same files hand the stored event on.
         let storage2 = try SQLiteStorage(configuration: .init(directory: dir.path), logger: testLogger)
@@ -80,13 +85,17 @@ import Testing
         let registry = try await makeRegistry()
         let outbox = SQLiteOutbox(storage: storage)
         let engine = RuleEngine(clock: SystemClock(), stateStore: states, registry: registry, logger: testLogger)
-        try await engine.add(.range(RangeRule(id: "overheat", devices: .product("pump"), signal: "temp", max: 80)), tenant: "acme")
+        try await engine.add(
+            .range(RangeRule(id: "overheat", devices: .product("pump"), signal: "temp", max: 80)), tenant: "acme")
         let router = NotificationRouter(outbox: outbox, registry: registry, clock: SystemClock(), logger: testLogger)
-        try await router.savePolicy(RoutingPolicy(id: "ops", targets: [RoutingTarget(channel: "inbox", recipients: ["alice"])]), tenant: "acme")
+        try await router.savePolicy(
+            RoutingPolicy(id: "ops", targets: [RoutingTarget(channel: "inbox", recipients: ["alice"])]), tenant: "acme")
         await engine.addHandler(router)
         await engine.pointsCommitted(
-            PointBatch(tenant: "acme", points: [Point(device: "pump-1", signal: "temp", time: SystemClock().now(), value: .number(97.5))],
-                       journalSequence: 1))
+            PointBatch(
+                tenant: "acme",
+                points: [Point(device: "pump-1", signal: "temp", time: SystemClock().now(), value: .number(97.5))],
+                journalSequence: 1))
         #expect(try await outbox.messages(acme, status: .pending, limit: 10).count == 1)
         #expect(try await states.unhandledAlarmEvents(acme).isEmpty, "marked handled once the router enqueued")
         await engine.deliverUnhandledEvents()

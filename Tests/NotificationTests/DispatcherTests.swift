@@ -5,7 +5,8 @@ import Testing
 
 @Suite struct DispatcherTests {
     func dispatcher(
-        _ outbox: any Outbox, _ notifiers: [any Notifier], configure: (inout NotificationDispatcher.Configuration) -> Void = { _ in }
+        _ outbox: any Outbox, _ notifiers: [any Notifier],
+        configure: (inout NotificationDispatcher.Configuration) -> Void = { _ in }
     ) -> NotificationDispatcher {
         var c = NotificationDispatcher.Configuration()
         c.initialBackoffMillis = 50
@@ -47,14 +48,19 @@ import Testing
             #expect {
                 try c.validate()
             } throws: { error in
-                (error as? IoTError)?.code == .invalidArgument && (error as? IoTError)?.message.hasPrefix("\(field) is \(value);") == true
+                (error as? IoTError)?.code == .invalidArgument
+                    && (error as? IoTError)?.message.hasPrefix("\(field) is \(value);") == true
             }
         }
         // 0 is in range where it means "off"; the extremes are not.
         var c = NotificationDispatcher.Configuration()
         c.digestMaxListed = value
         c.defaultPolicy.digestThreshold = value
-        if value == 0 { #expect(throws: Never.self) { try c.validate() } } else { #expect(throws: IoTError.self) { try c.validate() } }
+        if value == 0 {
+            #expect(throws: Never.self) { try c.validate() }
+        } else {
+            #expect(throws: IoTError.self) { try c.validate() }
+        }
         c = NotificationDispatcher.Configuration()
         c.maxBackoffMillis = c.initialBackoffMillis - 1
         #expect(throws: IoTError.self) { try c.validate() }
@@ -92,11 +98,15 @@ import Testing
         try await outbox.enqueue(acme, outboxMessage("d1", channel: "dingtalk", created: 2))
         try await outbox.enqueue(acme, outboxMessage("x1", channel: "nowhere", created: 3))
         try await withDispatcher(d) {
-            #expect(await eventually(30) { (try? await outbox.messages(acme, status: .deadLetter, limit: 10).count) == 3 })
+            #expect(
+                await eventually(30) { (try? await outbox.messages(acme, status: .deadLetter, limit: 10).count) == 3 })
         }
-        let dead = Dictionary(uniqueKeysWithValues: try await outbox.messages(acme, status: .deadLetter, limit: 10).map { ($0.id, $0) })
+        let dead = Dictionary(
+            uniqueKeysWithValues: try await outbox.messages(acme, status: .deadLetter, limit: 10).map { ($0.id, $0) })
         #expect(dead["s1"]?.attempts == 3)
-        #expect(dead["s1"]?.lastError?.contains("gave up after 3 attempts; last error: the gateway did not answer in time") == true)
+        #expect(
+            dead["s1"]?.lastError?.contains("gave up after 3 attempts; last error: the gateway did not answer in time")
+                == true)
         #expect(dead["d1"]?.attempts == 1, "a permanent error is not retried")
         #expect(dead["d1"]?.lastError?.contains("dingtalk refused the message (unauthorized)") == true)
         #expect(dead["d1"]?.lastError?.contains("sign not match") == true)
@@ -117,17 +127,27 @@ import Testing
         let outbox = InMemoryOutbox()
         let hook = RecordingNotifier(channel: "webhook")
         let inbox = RecordingNotifier(channel: "inbox")
-        let d = dispatcher(outbox, [hook, inbox]) { $0.defaultPolicy = .init(digestThreshold: 3, digestWindowMillis: 1_500) }
+        let d = dispatcher(outbox, [hook, inbox]) {
+            $0.defaultPolicy = .init(digestThreshold: 3, digestWindowMillis: 1_500)
+        }
         try await withDispatcher(d) {
             let start = Date()
             for i in 0..<500 {
-                try await outbox.enqueue(acme, outboxMessage("w\(i)", channel: "webhook", key: "alarm-\(i)|webhook", created: Int64(i)))
-                try await outbox.enqueue(acme, outboxMessage("i\(i)", channel: "inbox", recipient: "ops", key: "alarm-\(i)|inbox", created: Int64(i)))
+                try await outbox.enqueue(
+                    acme, outboxMessage("w\(i)", channel: "webhook", key: "alarm-\(i)|webhook", created: Int64(i)))
+                try await outbox.enqueue(
+                    acme,
+                    outboxMessage(
+                        "i\(i)", channel: "inbox", recipient: "ops", key: "alarm-\(i)|inbox", created: Int64(i)))
                 if i % 50 == 0 { await d.wake("acme") }
             }
             #expect(Date().timeIntervalSince(start) < 1.0, "500 alarms within one second")
             await d.wake("acme")
-            #expect(await eventually(30) { Set(hook.sent.flatMap(\.messageIDs)).count == 500 && Set(inbox.sent.flatMap(\.messageIDs)).count == 500 })
+            #expect(
+                await eventually(30) {
+                    Set(hook.sent.flatMap(\.messageIDs)).count == 500
+                        && Set(inbox.sent.flatMap(\.messageIDs)).count == 500
+                })
         }
         for r in [hook, inbox] {
             #expect(r.sent.count <= 5, "\(r.channel): \(r.sent.map(\.messageIDs.count)) messages")
@@ -143,8 +163,12 @@ import Testing
     @Test func rateLimitQueuesInOrder() async throws {
         let outbox = InMemoryOutbox()
         let robot = RecordingNotifier(channel: "dingtalk")
-        let d = dispatcher(outbox, [robot]) { $0.channels["dingtalk"] = .init(messagesPerMinute: 120, burst: 1, digestThreshold: 0) }
-        for i in 0..<4 { try await outbox.enqueue(acme, outboxMessage("m\(i)", channel: "dingtalk", created: Int64(i))) }
+        let d = dispatcher(outbox, [robot]) {
+            $0.channels["dingtalk"] = .init(messagesPerMinute: 120, burst: 1, digestThreshold: 0)
+        }
+        for i in 0..<4 {
+            try await outbox.enqueue(acme, outboxMessage("m\(i)", channel: "dingtalk", created: Int64(i)))
+        }
         let start = Date()
         try await withDispatcher(d) {
             #expect(await eventually(30) { robot.sent.count == 4 })

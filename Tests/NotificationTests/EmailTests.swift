@@ -8,7 +8,8 @@ import Testing
 @Suite(.serialized) struct EmailTests {
     let note = Notification(
         id: "alarm-7.raised.1", channel: "email", recipient: "ops@example.com", subject: "泵 1: overheat alarm",
-        body: "Device pump-1 raised a overheat alarm at 2026-11-26T12:00:00.000Z; current value 97.5.\nSecond line: 温度", tenant: "acme")
+        body: "Device pump-1 raised a overheat alarm at 2026-11-26T12:00:00.000Z; current value 97.5.\nSecond line: 温度",
+        tenant: "acme")
 
     func check(_ record: [String: Any], tls: Bool, login: String?) {
         #expect(record["from"] as? String == "iot@example.com")
@@ -28,9 +29,11 @@ import Testing
         let port = ChildProcess.freeLoopbackPort()
         let server = try Peer.smtp(port: port, extra: ["--login", "iot", "--password", "s3cret"])
         defer { server.stop() }
-        let mail = EmailNotifier(configuration: .init(
-            url: "smtp://127.0.0.1:\(port)", from: "iot@example.com", username: "iot", password: "s3cret", authMechanism: "PLAIN",
-            requireTLS: false))
+        let mail = EmailNotifier(
+            configuration: .init(
+                url: "smtp://127.0.0.1:\(port)", from: "iot@example.com", username: "iot", password: "s3cret",
+                authMechanism: "PLAIN",
+                requireTLS: false))
         try await mail.send(note)
         #expect(server.waitForRecords(10) { $0.count == 1 })
         try check(#require(server.records.first), tls: false, login: "iot")
@@ -40,11 +43,14 @@ import Testing
         let dir = TemporaryDirectory("smtp-tls")
         let (cert, key) = try makeTestCertificate(in: dir.path)
         let port = ChildProcess.freeLoopbackPort()
-        let server = try Peer.smtp(port: port, extra: ["--starttls", cert, key, "--login", "iot", "--password", "s3cret"])
+        let server = try Peer.smtp(
+            port: port, extra: ["--starttls", cert, key, "--login", "iot", "--password", "s3cret"])
         defer { server.stop() }
-        let mail = EmailNotifier(configuration: .init(
-            url: "smtp://127.0.0.1:\(port)", from: "iot@example.com", username: "iot", password: "s3cret", authMechanism: "LOGIN",
-            requireTLS: true, caFile: cert))
+        let mail = EmailNotifier(
+            configuration: .init(
+                url: "smtp://127.0.0.1:\(port)", from: "iot@example.com", username: "iot", password: "s3cret",
+                authMechanism: "LOGIN",
+                requireTLS: true, caFile: cert))
         try await mail.send(note)
         #expect(server.waitForRecords(10) { $0.count == 1 })
         try check(#require(server.records.first), tls: true, login: "iot")
@@ -56,8 +62,10 @@ import Testing
         let port = ChildProcess.freeLoopbackPort()
         let server = try Peer.smtp(port: port, extra: ["--smtps", cert, key, "--login", "iot", "--password", "s3cret"])
         defer { server.stop() }
-        let mail = EmailNotifier(configuration: .init(
-            url: "smtps://127.0.0.1:\(port)", from: "iot@example.com", username: "iot", password: "s3cret", caFile: cert))
+        let mail = EmailNotifier(
+            configuration: .init(
+                url: "smtps://127.0.0.1:\(port)", from: "iot@example.com", username: "iot", password: "s3cret",
+                caFile: cert))
         try await mail.send(note)
         #expect(server.waitForRecords(10) { $0.count == 1 })
         try check(#require(server.records.first), tls: true, login: "iot")
@@ -67,14 +75,18 @@ import Testing
         let port = ChildProcess.freeLoopbackPort()
         let server = try Peer.smtp(port: port, extra: ["--login", "iot", "--password", "s3cret"])
         defer { server.stop() }
-        let mail = EmailNotifier(configuration: .init(
-            url: "smtp://127.0.0.1:\(port)", from: "iot@example.com", username: "iot", password: "wrong", authMechanism: "PLAIN",
-            requireTLS: false))
+        let mail = EmailNotifier(
+            configuration: .init(
+                url: "smtp://127.0.0.1:\(port)", from: "iot@example.com", username: "iot", password: "wrong",
+                authMechanism: "PLAIN",
+                requireTLS: false))
         let outbox = InMemoryOutbox()
         try await outbox.enqueue(acme, outboxMessage("m1", channel: "email", recipient: "ops@example.com"))
-        let d = NotificationDispatcher(outbox: outbox, notifiers: [mail], clock: SystemClock(), tenants: { ["acme"] }, logger: testLogger)
+        let d = NotificationDispatcher(
+            outbox: outbox, notifiers: [mail], clock: SystemClock(), tenants: { ["acme"] }, logger: testLogger)
         try await withDispatcher(d) {
-            #expect(await eventually(15) { (try? await outbox.messages(acme, status: .deadLetter, limit: 5).count) == 1 })
+            #expect(
+                await eventually(15) { (try? await outbox.messages(acme, status: .deadLetter, limit: 5).count) == 1 })
         }
         let dead = try #require(try await outbox.messages(acme, status: .deadLetter, limit: 5).first)
         #expect(dead.attempts == 1)

@@ -55,11 +55,13 @@ import Testing
         // Templates are validated when saved: an unknown variable is a 400 that names it.
         let bad = try api.request(
             "POST", base + "/templates", headers: admin,
-            body: Array(#"{"id": "t1", "kind": "alarm_raised", "body": "Device ${device_name} at ${temprature}"}"#.utf8))
+            body: Array(#"{"id": "t1", "kind": "alarm_raised", "body": "Device ${device_name} at ${temprature}"}"#.utf8)
+        )
         #expect(bad.status == 400, "\(bad.status) \(bad.text)")
         #expect(bad.text.contains("unknown variable \\\"temprature\\\""), "\(bad.text)")
         let unclosed = try api.request(
-            "POST", base + "/templates", headers: admin, body: Array(#"{"id": "t2", "kind": "alarm_raised", "body": "x ${device_name"}"#.utf8))
+            "POST", base + "/templates", headers: admin,
+            body: Array(#"{"id": "t2", "kind": "alarm_raised", "body": "x ${device_name"}"#.utf8))
         #expect(unclosed.status == 400 && unclosed.text.contains("unclosed"), "\(unclosed.text)")
         let badPolicy = try api.request(
             "POST", base + "/policies", headers: admin,
@@ -68,17 +70,21 @@ import Testing
 
         // Raise three alarms while the sink is down.
         for uid in ["pump-1", "pump-2", "pump-3"] {
-            let t = try api.request("POST", "/api/v1/tenants/plant/devices/\(uid)/tokens", headers: admin, body: Array("{}".utf8))
+            let t = try api.request(
+                "POST", "/api/v1/tenants/plant/devices/\(uid)/tokens", headers: admin, body: Array("{}".utf8))
             let token = try #require((json(t) as? [String: Any])?["token"] as? String, "\(t.text)")
             let r = try LoopbackHTTPClient(port: httpPort).request(
-                "POST", "/api/v1/devices/\(uid)/telemetry", headers: ["Authorization": "Bearer \(token)"], body: Array(#"{"temp": 97.5}"#.utf8))
+                "POST", "/api/v1/devices/\(uid)/telemetry", headers: ["Authorization": "Bearer \(token)"],
+                body: Array(#"{"temp": 97.5}"#.utf8))
             #expect(r.status == 200, "\(r.status) \(r.text)")
         }
         // The inbox got its three at once; the two HTTP channels are retrying.
         var pending: [[String: Any]] = []
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            pending = (json(try api.request("GET", base + "/outbox?status=pending", headers: admin)) as? [[String: Any]]) ?? []
+            pending =
+                (json(try api.request("GET", base + "/outbox?status=pending", headers: admin)) as? [[String: Any]])
+                ?? []
             if pending.count == 6, pending.allSatisfy({ ($0["attempts"] as? Int ?? 0) >= 1 }) { break }
             usleep(100_000)
         }
@@ -105,11 +111,16 @@ import Testing
             #expect(records.count == 3, "\(channel): \(records.count)")
             #expect(records.allSatisfy { $0["ok"] as? Bool == true }, "\(channel): \(records)")
         }
-        let texts = sink.records(channel: "webhook").compactMap { ($0["payload"] as? [String: Any])?["body"] as? String }
+        let texts = sink.records(channel: "webhook").compactMap {
+            ($0["payload"] as? [String: Any])?["body"] as? String
+        }
         #expect(Set(texts.compactMap { $0.split(separator: " ").dropFirst().first.map(String.init) }).count == 1)
-        for name in ["Pump One", "Pump Two", "Pump Three"] { #expect(texts.contains { $0.contains(name) }, "\(name) in \(texts)") }
+        for name in ["Pump One", "Pump Two", "Pump Three"] {
+            #expect(texts.contains { $0.contains(name) }, "\(name) in \(texts)")
+        }
         let api2 = try LoopbackHTTPClient(port: apiPort)
-        let delivered = json(try api2.request("GET", base + "/outbox?status=delivered", headers: admin)) as? [[String: Any]]
+        let delivered =
+            json(try api2.request("GET", base + "/outbox?status=delivered", headers: admin)) as? [[String: Any]]
         #expect(delivered?.count == 9, "3 inbox + 6 after the restart")
         let unread = json(try api2.request("GET", base + "/inbox/alice?unread=true", headers: admin)) as? [String: Any]
         #expect(unread?["unread"] as? Int == 2, "the read mark survived")

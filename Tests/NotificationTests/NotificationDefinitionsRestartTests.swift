@@ -28,13 +28,18 @@ import Testing
         let base = "/api/v1/tenants/plant/notifications"
         func api(_ method: String, _ path: String, _ body: String = "") throws -> LoopbackHTTPClient.Response {
             try LoopbackHTTPClient(port: apiPort).request(
-                method, path, headers: ["Authorization": "Bearer test-admin-key-0123456789abcdef0123", "Content-Type": "application/json"], body: Array(body.utf8))
+                method, path,
+                headers: [
+                    "Authorization": "Bearer test-admin-key-0123456789abcdef0123", "Content-Type": "application/json",
+                ], body: Array(body.utf8))
         }
 
         var server = try ChildProcess([iotd, "serve", "--config", config])
         try waitFor(port: apiPort, path: "/readyz")
-        let template = #"{"id": "hot", "kind": "alarm_raised", "subject": "${device_name} overheat", "body": "KEPT ${device.name} at ${current_value}"}"#
-        let policy = #"{"id": "ops", "match": {"events": ["raised"]}, "templates": {"raised": "hot"}, "targets": [{"channel": "inbox", "recipients": ["alice"]}]}"#
+        let template =
+            #"{"id": "hot", "kind": "alarm_raised", "subject": "${device_name} overheat", "body": "KEPT ${device.name} at ${current_value}"}"#
+        let policy =
+            #"{"id": "ops", "match": {"events": ["raised"]}, "templates": {"raised": "hot"}, "targets": [{"channel": "inbox", "recipients": ["alice"]}]}"#
         let dropped = #"{"id": "dropped", "match": {}, "targets": [{"channel": "inbox", "recipients": ["bob"]}]}"#
         #expect(try api("POST", base + "/templates", template).status == 201)
         #expect(try api("POST", base + "/policies", policy).status == 201)
@@ -55,11 +60,13 @@ import Testing
         let issued = try api("POST", "/api/v1/tenants/plant/devices/pump-1/tokens", "{}")
         let token = try #require((json(issued) as? [String: Any])?["token"] as? String, "\(issued.text)")
         let posted = try LoopbackHTTPClient(port: httpPort).request(
-            "POST", "/api/v1/devices/pump-1/telemetry", headers: ["Authorization": "Bearer \(token)"], body: Array(#"{"temp": 95}"#.utf8))
+            "POST", "/api/v1/devices/pump-1/telemetry", headers: ["Authorization": "Bearer \(token)"],
+            body: Array(#"{"temp": 95}"#.utf8))
         #expect(posted.status == 200, "\(posted.status) \(posted.text)")
         var messages: [[String: Any]] = []
         for _ in 0..<100 {
-            messages = ((json(try api("GET", base + "/inbox/alice")) as? [String: Any])?["messages"] as? [[String: Any]]) ?? []
+            messages =
+                ((json(try api("GET", base + "/inbox/alice")) as? [String: Any])?["messages"] as? [[String: Any]]) ?? []
             if !messages.isEmpty { break }
             usleep(100_000)
         }

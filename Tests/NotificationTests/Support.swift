@@ -33,7 +33,8 @@ final class Peer: @unchecked Sendable {
 
     /// The real interpreter: `python3` on the PATH may be a shim (pyenv) whose PID is not the server's.
     static let python: String = {
-        guard let probe = try? ChildProcess(["/usr/bin/env", "python3", "-c", "import sys; print(sys.executable)"]) else {
+        guard let probe = try? ChildProcess(["/usr/bin/env", "python3", "-c", "import sys; print(sys.executable)"])
+        else {
             return "/usr/bin/python3"
         }
         let path = probe.readLine() ?? "/usr/bin/python3"
@@ -50,7 +51,10 @@ final class Peer: @unchecked Sendable {
         }
         guard waitUntil(seconds: 20, { $0.contains { $0.hasPrefix("READY") } }) else {
             stop()
-            throw PeerFailure(description: "\(arguments.joined(separator: " ")) did not start within 20 s (is python3 with aiosmtpd installed? scripts/test.sh installs it)")
+            throw PeerFailure(
+                description:
+                    "\(arguments.joined(separator: " ")) did not start within 20 s (is python3 with aiosmtpd installed? scripts/test.sh installs it)"
+            )
         }
     }
 
@@ -142,7 +146,8 @@ func makeTestCertificate(in dir: String) throws -> (String, String) {
     let cert = dir + "/cert.pem"
     let key = dir + "/key.pem"
     let child = try ChildProcess([
-        "/usr/bin/env", "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days",
+        "/usr/bin/env", "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+        "-days",
         "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
     ])
     while child.readLine() != nil {}
@@ -155,7 +160,9 @@ func makeTestCertificate(in dir: String) throws -> (String, String) {
 
 let acme = AccessScope.tenant("acme")
 
-func outboxMessage(_ id: String, channel: String, recipient: String = "r", key: String? = nil, body: String? = nil, created: Int64 = 0)
+func outboxMessage(
+    _ id: String, channel: String, recipient: String = "r", key: String? = nil, body: String? = nil, created: Int64 = 0
+)
     -> OutboxMessage
 {
     OutboxMessage(

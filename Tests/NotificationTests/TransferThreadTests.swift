@@ -4,7 +4,7 @@ import IoTProtocols
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// libcurl transfers block; they must not park the threads Swift's async code runs on. On Linux a
@@ -23,12 +23,16 @@ import Glibc
             addr.sin_addr.s_addr = inet_addr("127.0.0.1")
             addr.sin_port = 0
             var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) } }
+            let bound = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) }
+            }
             guard bound == 0, listen(s, 64) == 0 else {
                 close(s)
                 throw IoTError(.unavailable, "cannot listen on loopback: errno \(errno)")
             }
-            _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
+            _ = withUnsafeMutablePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) }
+            }
             fd = s
             port = Int(UInt16(bigEndian: addr.sin_port))
         }
@@ -39,13 +43,15 @@ import Glibc
     @Test func slowWebhooksDoNotStallAsyncCode() async throws {
         let listener = try SilentListener()
         let hook = WebhookNotifier(
-            channel: "webhook", configuration: .init(url: "http://127.0.0.1:\(listener.port)/hook", timeoutMillis: 1_500))
+            channel: "webhook",
+            configuration: .init(url: "http://127.0.0.1:\(listener.port)/hook", timeoutMillis: 1_500))
         let concurrent = 4 * max(2, ProcessInfo.processInfo.activeProcessorCount)
         let started = Date()
         async let failures: Int = withTaskGroup(of: Bool.self) { group in
             for i in 0..<concurrent {
                 group.addTask {
-                    (try? await hook.send(IoTCore.Notification(id: "n\(i)", channel: "webhook", recipient: "", body: "slow"))) == nil
+                    (try? await hook.send(
+                        IoTCore.Notification(id: "n\(i)", channel: "webhook", recipient: "", body: "slow"))) == nil
                 }
             }
             var n = 0
@@ -61,7 +67,8 @@ import Glibc
             worstLateness = max(worstLateness, Date().timeIntervalSince(t0) - 0.020)
         }
         #expect(await failures == concurrent, "every transfer times out against the silent listener")
-        #expect(worstLateness < 0.5, "a 20 ms sleep woke \(Int(worstLateness * 1000)) ms late while transfers were blocked")
+        #expect(
+            worstLateness < 0.5, "a 20 ms sleep woke \(Int(worstLateness * 1000)) ms late while transfers were blocked")
         #expect(Date().timeIntervalSince(started) < 6, "the transfers ran at once, not one CPU's worth at a time")
         _ = listener
     }

@@ -127,7 +127,8 @@ public final class BrokerAccessControl: Sendable {
         guard let username, !username.isEmpty else { return Decision(.ignore, "no username: not a device account") }
         if let ignored = ignoredReason(username) { return Decision(.ignore, ignored) }
         guard let named = policy.device(forUsername: username) else {
-            return Decision(.ignore, "username \"\(username)\" does not fit the device template \(policy.usernameTemplate)")
+            return Decision(
+                .ignore, "username \"\(username)\" does not fit the device template \(policy.usernameTemplate)")
         }
         guard let password, !password.isEmpty else { return Decision(.deny, "no password") }
 
@@ -135,7 +136,8 @@ public final class BrokerAccessControl: Sendable {
         // The token first (a digest lookup); then the password (PBKDF2), whose failures count against the
         // broker's peerhost and the username in the authenticator's attempt limits.
         let source = AuthenticationSource(transport: "emqx", address: peerHost ?? "")
-        for credential in [DeviceCredential.token(password), .usernamePassword(username: username, password: password)] {
+        for credential in [DeviceCredential.token(password), .usernamePassword(username: username, password: password)]
+        {
             do {
                 let found: DeviceIdentity
                 if case .token = credential {
@@ -148,9 +150,9 @@ public final class BrokerAccessControl: Sendable {
                     break
                 }
                 return Decision(.deny, "the credential belongs to device \(found), not to \(username)")
-            } catch where error.code == .unauthorized {
+            } catch  where error.code == .unauthorized {
                 continue
-            } catch where error.code == .rateLimited {
+            } catch  where error.code == .rateLimited {
                 return Decision(.deny, error.message)
             }
         }
@@ -173,7 +175,8 @@ public final class BrokerAccessControl: Sendable {
         guard let username, !username.isEmpty else { return Decision(.ignore, "no username: not a device account") }
         if let ignored = ignoredReason(username) { return Decision(.ignore, ignored) }
         guard let named = policy.device(forUsername: username) else {
-            return Decision(.ignore, "username \"\(username)\" does not fit the device template \(policy.usernameTemplate)")
+            return Decision(
+                .ignore, "username \"\(username)\" does not fit the device template \(policy.usernameTemplate)")
         }
         let identity: DeviceIdentity
         switch try await resolve(named) {

@@ -133,12 +133,14 @@ public struct BrokerAccountPolicy: Sendable, Hashable {
             var rest = Substring(template)
             while let open = rest.firstIndex(of: "{") {
                 guard let close = rest[open...].firstIndex(of: "}") else {
-                    throw IoTError(.invalidArgument, "\(what) \"\(template)\" has an unclosed '{'; write {uid} or {tenant}")
+                    throw IoTError(
+                        .invalidArgument, "\(what) \"\(template)\" has an unclosed '{'; write {uid} or {tenant}")
                 }
                 let name = rest[rest.index(after: open)..<close]
                 guard name == "uid" || name == "tenant" else {
                     throw IoTError(
-                        .invalidArgument, "\(what) \"\(template)\" has the unknown placeholder {\(name)}; use {uid} and {tenant}")
+                        .invalidArgument,
+                        "\(what) \"\(template)\" has the unknown placeholder {\(name)}; use {uid} and {tenant}")
                 }
                 rest = rest[rest.index(after: close)...]
             }
@@ -155,7 +157,8 @@ public struct BrokerAccountPolicy: Sendable, Hashable {
         }
         if let clientIDTemplate { try check(clientIDTemplate, "the broker client id template") }
         guard !publishTopics.isEmpty || !subscribeTopics.isEmpty else {
-            throw IoTError(.invalidArgument, "the broker account policy allows no topic; give publish or subscribe topics")
+            throw IoTError(
+                .invalidArgument, "the broker account policy allows no topic; give publish or subscribe topics")
         }
         for topic in publishTopics + subscribeTopics {
             try check(topic, "the broker topic")

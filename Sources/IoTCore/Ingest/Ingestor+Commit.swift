@@ -47,7 +47,8 @@ extension Ingestor {
             }
             if entry.sequence > committed[entry.tenant]! {
                 queue.enqueue(
-                    CommitQueue.Item(sequence: entry.sequence, tenant: entry.tenant, points: entry.points, transport: nil),
+                    CommitQueue.Item(
+                        sequence: entry.sequence, tenant: entry.tenant, points: entry.points, transport: nil),
                     reserved: false)
                 pending += 1
             }

@@ -25,7 +25,8 @@ extension Ingestor {
                 if sender == nil { sender = .some(try await directory.device(identity)) }
                 var registerProduct: ProductID?
                 if case .register(let p) = tenant.policy.unknownDevices { registerProduct = p }
-                try Self.authorize(code, product: d?.device.product ?? registerProduct, sender: sender!, identity: identity)
+                try Self.authorize(
+                    code, product: d?.device.product ?? registerProduct, sender: sender!, identity: identity)
             }
             var devices: [String: DeviceDirectory.ResolvedDevice] = [:]
             for record in records where devices[record.identificationCode] == nil {
@@ -98,13 +99,14 @@ extension Ingestor {
                     guard !name.isEmpty else { throw IoTError.malformed("a value has an empty signal name") }
                     try IoTLimits.checkSignalName(name, "signal name of device '\(code)'")
                 }
-            } catch where error.code == .invalidArgument {
+            } catch  where error.code == .invalidArgument {
                 throw IoTError(.invalidValue, error.message)
             }
             if let time = record.time, time < 0 || time > IoTLimits.maxTimeMillis {
                 throw IoTError(
                     .invalidValue,
-                    "time \(time) of device '\(code)' is not UTC milliseconds from 1970 to \(IoTLimits.maxTimeMillis) (2^53 - 1)")
+                    "time \(time) of device '\(code)' is not UTC milliseconds from 1970 to \(IoTLimits.maxTimeMillis) (2^53 - 1)"
+                )
             }
         }
     }
@@ -120,7 +122,8 @@ extension Ingestor {
         if records.count == 1 || records.allSatisfy({ $0.identificationCode == code }) {
             // One device (the common case): no table of devices to build.
             guard !code.isEmpty else { throw IoTError.malformed("a record has an empty device id") }
-            guard case .hit(let device) = directory.cachedDevice(DeviceIdentity(tenant: identity.tenant, deviceUID: code))
+            guard
+                case .hit(let device) = directory.cachedDevice(DeviceIdentity(tenant: identity.tenant, deviceUID: code))
             else { return nil }
             if code != identity.deviceUID && !identity.deviceUID.isEmpty {
                 // Only gateways get here (a message of a device for another one); the sender must be cached.
@@ -183,12 +186,15 @@ extension Ingestor {
             let device = resolved(record.identificationCode)
             let time = record.time ?? receivedAt
             guard time >= 0 else {
-                throw IoTError(.invalidValue, "time \(time) of device '\(record.identificationCode)' is before 1970; send UTC milliseconds")
+                throw IoTError(
+                    .invalidValue,
+                    "time \(time) of device '\(record.identificationCode)' is before 1970; send UTC milliseconds")
             }
             guard time <= IoTLimits.maxTimeMillis else {
                 throw IoTError(
                     .invalidValue,
-                    "time \(time) of device '\(record.identificationCode)' is after \(IoTLimits.maxTimeMillis) (2^53 - 1); send UTC milliseconds")
+                    "time \(time) of device '\(record.identificationCode)' is after \(IoTLimits.maxTimeMillis) (2^53 - 1); send UTC milliseconds"
+                )
             }
             for (name, value) in record.values {
                 guard let signal = device.signals[name] else {

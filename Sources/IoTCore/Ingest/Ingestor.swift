@@ -1,7 +1,7 @@
+import Dispatch
 public import Logging
 public import ServiceLifecycle
 import Synchronization
-import Dispatch
 
 /// The ingest pipeline: message → parser → resolve device and signals → convert and validate → stamp
 /// server time → ``Journal`` → ``Receipt`` → batched commit to the ``PointStore``.
@@ -199,7 +199,8 @@ public final class Ingestor: Service {
             accounting.rejected(message.transport, error.code.name)
             throw error
         }
-        return try await accept(records, transport: message.transport, receivedAt: message.receivedAt!, identity: identity)
+        return try await accept(
+            records, transport: message.transport, receivedAt: message.receivedAt!, identity: identity)
     }
 
     /// The name of the parser the sender's product names (``Product/parser``), or `nil` when it names
@@ -332,7 +333,8 @@ public final class Ingestor: Service {
     private func ingestCached(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) throws(IoTError)
         -> Receipt?
     {
-        guard case .ready(let points, let records) = try prepareCached(message, parser: parser, identity: identity) else {
+        guard case .ready(let points, let records) = try prepareCached(message, parser: parser, identity: identity)
+        else {
             return nil
         }
         accounting.received(message.transport)
@@ -441,7 +443,9 @@ public final class Ingestor: Service {
 
     /// A message of a batch resolved from cached registry data and waiting for the batch's journal write;
     /// `index` is its place in the caller's results.
-    private typealias Resolved = (index: Int, points: [Point], records: Int, transport: String, identity: DeviceIdentity)
+    private typealias Resolved = (
+        index: Int, points: [Point], records: Int, transport: String, identity: DeviceIdentity
+    )
 
     /// Journals the waiting messages of a batch, hands each result to `place` with its index, and empties
     /// `ready`.
@@ -484,11 +488,14 @@ public final class Ingestor: Service {
         if !admitted.isEmpty {
             do {
                 try appendLock.withLock { (_) throws(IoTError) in
-                    let first = try batchJournal.append(batch: admitted.map { (batch[$0].identity.tenant, batch[$0].points) })
+                    let first = try batchJournal.append(
+                        batch: admitted.map { (batch[$0].identity.tenant, batch[$0].points) })
                     for (k, i) in admitted.enumerated() {
                         let m = batch[i]
                         let seq = first + UInt64(k)
-                        queue.enqueue(CommitQueue.Item(sequence: seq, tenant: m.identity.tenant, points: m.points, transport: m.transport))
+                        queue.enqueue(
+                            CommitQueue.Item(
+                                sequence: seq, tenant: m.identity.tenant, points: m.points, transport: m.transport))
                         results[i] = .success(Receipt(sequence: seq, records: m.records, points: m.points.count))
                     }
                 }
@@ -541,7 +548,8 @@ public final class Ingestor: Service {
         accounting.dropped(transport, closed ? "shutdown" : "backpressure")
         return IoTError(
             closed ? .shutdown : .backpressure,
-            closed ? "the ingestor is shutting down; retry later"
+            closed
+                ? "the ingestor is shutting down; retry later"
                 : "the store is behind (\(queue.depth) points waiting); retry after \(configuration.retryAfterMillis) ms",
             retryAfterMillis: configuration.retryAfterMillis)
     }
@@ -561,7 +569,8 @@ public final class Ingestor: Service {
             accounting.dropped(transport, queue.isClosed ? "shutdown" : "starting")
             throw IoTError(
                 queue.isClosed ? .shutdown : .backpressure,
-                queue.isClosed ? "the ingestor is shutting down; retry against another instance or later"
+                queue.isClosed
+                    ? "the ingestor is shutting down; retry against another instance or later"
                     : "the ingestor is starting (replaying its journal); retry shortly",
                 retryAfterMillis: configuration.retryAfterMillis)
         }
@@ -591,7 +600,8 @@ public final class Ingestor: Service {
         do {
             sequence = try appendLock.withLock { (_) throws(IoTError) -> UInt64 in
                 let seq = try journal.append(tenant: identity.tenant, points: points)
-                queue.enqueue(CommitQueue.Item(sequence: seq, tenant: identity.tenant, points: points, transport: transport))
+                queue.enqueue(
+                    CommitQueue.Item(sequence: seq, tenant: identity.tenant, points: points, transport: transport))
                 return seq
             }
         } catch {

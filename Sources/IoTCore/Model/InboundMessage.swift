@@ -38,7 +38,8 @@ public struct InboundMessage: Sendable, Hashable {
         receivedAt: Int64? = nil
     ) {
         self.init(
-            transport: transport, deviceUID: deviceUID, topic: topic, contentType: contentType, payload: Array(text.utf8),
+            transport: transport, deviceUID: deviceUID, topic: topic, contentType: contentType,
+            payload: Array(text.utf8),
             receivedAt: receivedAt)
     }
 }

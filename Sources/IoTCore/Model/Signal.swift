@@ -15,7 +15,8 @@ public struct Signal: Sendable, Hashable, Codable {
     public var cacheSize: Int
 
     /// Creates a signal.
-    public init(name: String, type: SignalType = .number, alias: String? = nil, unit: String? = nil, cacheSize: Int = 0) {
+    public init(name: String, type: SignalType = .number, alias: String? = nil, unit: String? = nil, cacheSize: Int = 0)
+    {
         self.name = name
         self.alias = alias
         self.type = type

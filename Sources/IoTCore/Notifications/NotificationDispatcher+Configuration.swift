@@ -22,7 +22,8 @@ extension NotificationDispatcher {
 
         /// Creates a policy; every argument has the default documented on its property.
         public init(
-            messagesPerMinute: Int? = nil, burst: Int? = nil, digestThreshold: Int = 3, digestWindowMillis: Int64 = 10_000,
+            messagesPerMinute: Int? = nil, burst: Int? = nil, digestThreshold: Int = 3,
+            digestWindowMillis: Int64 = 10_000,
             maxAttempts: Int? = nil
         ) {
             self.messagesPerMinute = messagesPerMinute
@@ -37,7 +38,9 @@ extension NotificationDispatcher {
         /// - Parameter prefix: what the fields' names are prefixed with in the error (`"channels[ops]."`).
         /// - Throws: ``IoTError/Code/invalidArgument`` naming the field and its range.
         public func validate(prefix: String = "") throws(IoTError) {
-            if let v = messagesPerMinute { try IoTLimits.checkCount(v, prefix + "messagesPerMinute", in: 1...1_000_000) }
+            if let v = messagesPerMinute {
+                try IoTLimits.checkCount(v, prefix + "messagesPerMinute", in: 1...1_000_000)
+            }
             if let v = burst { try IoTLimits.checkCount(v, prefix + "burst", in: 1...1_000_000) }
             try IoTLimits.checkCount(digestThreshold, prefix + "digestThreshold", in: 0...1_000_000)
             try IoTLimits.checkMillis(digestWindowMillis, prefix + "digestWindowMillis", in: 1...86_400_000)
@@ -93,7 +96,9 @@ extension NotificationDispatcher {
             try IoTLimits.checkMillis(tenantRefreshMillis, "tenantRefreshMillis", in: 10...86_400_000)
             try IoTLimits.checkCount(digestMaxListed, "digestMaxListed", in: 0...10_000)
             try defaultPolicy.validate()
-            for (name, policy) in channels.sorted(by: { $0.key < $1.key }) { try policy.validate(prefix: "channels[\(name)].") }
+            for (name, policy) in channels.sorted(by: { $0.key < $1.key }) {
+                try policy.validate(prefix: "channels[\(name)].")
+            }
         }
 
         /// The policy of `channel`.

@@ -52,7 +52,8 @@ extension NotificationDispatcher {
                     let n = try await outbox.releaseClaims(scope)
                     if n > 0 {
                         logger.notice(
-                            "re-queued notifications claimed before a restart", metadata: ["tenant": "\(tenant)", "count": "\(n)"])
+                            "re-queued notifications claimed before a restart",
+                            metadata: ["tenant": "\(tenant)", "count": "\(n)"])
                     }
                     released.insert(tenant)
                 }
@@ -62,7 +63,8 @@ extension NotificationDispatcher {
                     let batch = try await outbox.claimDue(scope, now: clock.now(), limit: room)
                     for m in batch {
                         let key = LaneKey(tenant: tenant, channel: m.channel, recipient: m.recipient)
-                        let lane = lanes[key] ?? Lane(tokens: configuration.policy(m.channel).capacity, now: clock.now())
+                        let lane =
+                            lanes[key] ?? Lane(tokens: configuration.policy(m.channel).capacity, now: clock.now())
                         lanes[key] = lane
                         lane.queue.append(m)
                         held += 1
@@ -121,10 +123,13 @@ extension NotificationDispatcher {
         if batch.count == 1 {
             let m = batch[0]
             return Notification(
-                id: m.id, channel: m.channel, recipient: m.recipient, subject: m.subject, body: m.body, tenant: key.tenant)
+                id: m.id, channel: m.channel, recipient: m.recipient, subject: m.subject, body: m.body,
+                tenant: key.tenant)
         }
         let listed = batch.prefix(max(1, configuration.digestMaxListed))
-        var body = "\(batch.count) notifications:\n\n" + listed.map { m in m.subject.map { "\($0)\n" + m.body } ?? m.body }.joined(separator: "\n\n")
+        var body =
+            "\(batch.count) notifications:\n\n"
+            + listed.map { m in m.subject.map { "\($0)\n" + m.body } ?? m.body }.joined(separator: "\n\n")
         if batch.count > listed.count { body += "\n\n… and \(batch.count - listed.count) more" }
         let first = batch[0].subject ?? String(batch[0].body.prefix(60))
         return Notification(
@@ -143,23 +148,28 @@ extension NotificationDispatcher {
             if let failure {
                 let error = failure as? IoTError
                 let reason = error?.message ?? "\(failure)"
-                let permanent = error.map { [.unauthorized, .forbidden, .invalidArgument, .notFound].contains($0.code) } ?? false
+                let permanent =
+                    error.map { [.unauthorized, .forbidden, .invalidArgument, .notFound].contains($0.code) } ?? false
                 for m in batch {
                     s.failed += 1
                     Counter(label: "iot_notifications_failed_total", dimensions: dims).increment()
                     let attempts = m.attempts + 1
                     let maxAttempts = policy.maxAttempts ?? configuration.maxAttempts
                     if permanent || attempts >= maxAttempts {
-                        let why = permanent
+                        let why =
+                            permanent
                             ? "\(key.channel) refused the message (\(error!.code.name)): \(reason)"
                             : "gave up after \(attempts) attempts; last error: \(reason)"
                         try await outbox.markDeadLetter(scope, id: m.id, error: why)
                         s.deadLettered += 1
                         Counter(label: "iot_notifications_dead_lettered_total", dimensions: dims).increment()
-                        logger.warning("notification dead-lettered", metadata: ["id": "\(m.id)", "channel": "\(key.channel)", "reason": "\(why)"])
+                        logger.warning(
+                            "notification dead-lettered",
+                            metadata: ["id": "\(m.id)", "channel": "\(key.channel)", "reason": "\(why)"])
                     } else {
                         try await outbox.markFailed(
-                            scope, id: m.id, error: reason, nextAttemptAt: now + configuration.backoff(afterAttempts: attempts))
+                            scope, id: m.id, error: reason,
+                            nextAttemptAt: now + configuration.backoff(afterAttempts: attempts))
                         s.retried += 1
                         Counter(label: "iot_notifications_retried_total", dimensions: dims).increment()
                     }

@@ -56,7 +56,8 @@ public struct JSONParser: Parser {
         public var keepRaw: Bool
 
         /// Creates a configuration; every argument has the default documented on its property.
-        public init(layout: Layout = .auto, timeKey: String = "ts", valuesKey: String = "values", keepRaw: Bool = false) {
+        public init(layout: Layout = .auto, timeKey: String = "ts", valuesKey: String = "values", keepRaw: Bool = false)
+        {
             self.layout = layout
             self.timeKey = timeKey
             self.valuesKey = valuesKey
@@ -90,7 +91,8 @@ public struct JSONParser: Parser {
             for (i, element) in elements.enumerated() {
                 guard case .object(let members) = element else {
                     throw IoTError.malformed(
-                        "JSON element \(i) of the top-level array is \(element.kind); expected an object of signal values")
+                        "JSON element \(i) of the top-level array is \(element.kind); expected an object of signal values"
+                    )
                 }
                 try readRecord(members, device: nil, context: "element \(i): ", into: &output)
             }
@@ -141,7 +143,8 @@ public struct JSONParser: Parser {
                             "JSON gateway payload, device \"\(device)\", element \(i) is \(element.kind); expected an object of signal values"
                         )
                     }
-                    try readRecord(record, device: device, context: "device \"\(device)\" element \(i): ", into: &output)
+                    try readRecord(
+                        record, device: device, context: "device \"\(device)\" element \(i): ", into: &output)
                 }
             default:
                 throw IoTError.malformed(
@@ -161,7 +164,9 @@ public struct JSONParser: Parser {
         if let timeValue = members[key: configuration.timeKey] {
             time = try readTime(timeValue, context: context)
         }
-        if !members.isEmpty, isThingsBoardForm(members), case .object(let inner)? = members[key: configuration.valuesKey] {
+        if !members.isEmpty, isThingsBoardForm(members),
+            case .object(let inner)? = members[key: configuration.valuesKey]
+        {
             signals = inner
             isFlat = false
         }
@@ -191,12 +196,14 @@ public struct JSONParser: Parser {
         case .number(let n):
             guard n >= 0, n < 9_007_199_254_740_992, n.rounded(.towardZero) == n else {
                 throw IoTError.malformed(
-                    "JSON \(context)\"\(key)\" is \(n); expected whole milliseconds since 1970 (an integer from 0 to 2^53)")
+                    "JSON \(context)\"\(key)\" is \(n); expected whole milliseconds since 1970 (an integer from 0 to 2^53)"
+                )
             }
             return Int64(n)
         default:
             throw IoTError.malformed(
-                "JSON \(context)\"\(key)\" is \(value.kind); expected whole milliseconds since 1970 (an integer number)")
+                "JSON \(context)\"\(key)\" is \(value.kind); expected whole milliseconds since 1970 (an integer number)"
+            )
         }
     }
 

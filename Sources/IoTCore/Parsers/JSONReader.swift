@@ -96,9 +96,15 @@ struct JSONReader {
         case UInt8(ascii: "{"): return try readObject()
         case UInt8(ascii: "["): return try readArray()
         case UInt8(ascii: "\""): return .string(try readString())
-        case UInt8(ascii: "t"): try readLiteral("true"); return .bool(true)
-        case UInt8(ascii: "f"): try readLiteral("false"); return .bool(false)
-        case UInt8(ascii: "n"): try readLiteral("null"); return .null
+        case UInt8(ascii: "t"):
+            try readLiteral("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try readLiteral("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try readLiteral("null")
+            return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try readNumber())
         default: throw error("expected a value (object, array, string, number, true, false or null)")
         }
@@ -326,7 +332,9 @@ struct JSONReader {
             if c < 0x20 { throw error("expected a control character (byte < 0x20) in a string to be escaped") }
             index += 1
         }
-        guard index < bytes.count else { throw error("expected '\"' to close the string that starts at byte \(start - 1)") }
+        guard index < bytes.count else {
+            throw error("expected '\"' to close the string that starts at byte \(start - 1)")
+        }
         // Slow path: copy what we have, then decode escapes.
         var buffer: [UInt8] = []
         buffer.reserveCapacity(index - start + 16)

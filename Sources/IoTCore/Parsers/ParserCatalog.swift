@@ -71,7 +71,8 @@ public final class ParserCatalog: Sendable {
         guard factory.languages.contains(script.language) else {
             throw IoTError(
                 .invalidArgument,
-                "unknown script language \"\(script.language)\"; use one of: \(factory.languages.joined(separator: ", "))")
+                "unknown script language \"\(script.language)\"; use one of: \(factory.languages.joined(separator: ", "))"
+            )
         }
         let parser = try factory.makeParser(script)
         var stored = script
@@ -122,7 +123,9 @@ public final class ParserCatalog: Sendable {
                 "script name \"\(name)\" is not valid; use 1 to 64 ASCII letters, digits, '-', '_' or '.'")
         }
         guard !builtInNames.contains(name) else {
-            throw IoTError(.invalidArgument, "\"\(name)\" is a built-in parser and cannot be replaced or removed; pick another name")
+            throw IoTError(
+                .invalidArgument,
+                "\"\(name)\" is a built-in parser and cannot be replaced or removed; pick another name")
         }
     }
 }

@@ -56,7 +56,8 @@ public struct RegistryParser: Parser {
         guard let parser = registry.parser(named: name) else {
             throw IoTError(
                 .invalidArgument,
-                "no parser is registered as '\(name)'; add it (POST /api/v1/parsers or iotd.yaml parsers) or configure another")
+                "no parser is registered as '\(name)'; add it (POST /api/v1/parsers or iotd.yaml parsers) or configure another"
+            )
         }
         return try parser.parse(message)
     }

@@ -280,7 +280,8 @@ public struct SenMLParser: Parser {
             }
             if valueFields > 1 {
                 throw IoTError.malformed(
-                    "SenML record \(i) has \(valueFields) value fields; expected at most one of \"v\", \"vs\", \"vb\", \"vd\"")
+                    "SenML record \(i) has \(valueFields) value fields; expected at most one of \"v\", \"vs\", \"vb\", \"vd\""
+                )
             }
         }
 

@@ -17,7 +17,9 @@ public struct InboxMessage: Sendable, Hashable, Codable {
     public var isRead: Bool { readAt != nil }
 
     /// Creates a message.
-    public init(id: String, recipient: String, subject: String? = nil, body: String, createdAt: Int64, readAt: Int64? = nil) {
+    public init(
+        id: String, recipient: String, subject: String? = nil, body: String, createdAt: Int64, readAt: Int64? = nil
+    ) {
         self.id = id
         self.recipient = recipient
         self.subject = subject

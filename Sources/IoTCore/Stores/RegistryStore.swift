@@ -117,7 +117,8 @@ extension CredentialStore {
     /// Default for stores without certificate credentials: refuses with ``IoTError/Code/invalidArgument``.
     public func addCertificate(_ credential: StoredCertificate) async throws {
         throw IoTError(
-            .invalidArgument, "\(type(of: self)) does not store certificate credentials; use a store that does (SQLite)")
+            .invalidArgument, "\(type(of: self)) does not store certificate credentials; use a store that does (SQLite)"
+        )
     }
     /// Default for stores without certificate credentials: no device.
     public func identity(forCertificate match: CertificateMatch, value: String) async throws -> DeviceIdentity? { nil }

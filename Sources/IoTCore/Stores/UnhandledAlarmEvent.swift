@@ -27,7 +27,9 @@ public struct UnhandledAlarmEvent: Sendable, Hashable {
 extension RuleStateStore {
     /// Default for stores that keep no event records: saves the alarm and returns `nil` (the event is not
     /// recorded, so a crash before its handlers ran loses it).
-    public func saveAlarm(_ scope: AccessScope, _ alarm: Alarm, unhandledEvent: UnhandledAlarmEvent) async throws -> Int64? {
+    public func saveAlarm(_ scope: AccessScope, _ alarm: Alarm, unhandledEvent: UnhandledAlarmEvent) async throws
+        -> Int64?
+    {
         try await saveAlarm(scope, alarm)
         return nil
     }

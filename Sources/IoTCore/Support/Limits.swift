@@ -76,7 +76,8 @@ public enum IoTLimits {
     /// - Throws: ``IoTError/Code/invalidArgument`` naming the field and the range.
     public static func checkCount(_ value: Int, _ field: String, in range: ClosedRange<Int>) throws(IoTError) {
         guard range.contains(value) else {
-            throw IoTError(.invalidArgument, "\(field) is \(value); expected \(range.lowerBound) to \(range.upperBound)")
+            throw IoTError(
+                .invalidArgument, "\(field) is \(value); expected \(range.lowerBound) to \(range.upperBound)")
         }
     }
 
@@ -86,7 +87,8 @@ public enum IoTLimits {
     public static func checkMillis(_ value: Int64, _ field: String, in range: ClosedRange<Int64>) throws(IoTError) {
         guard range.contains(value) else {
             throw IoTError(
-                .invalidArgument, "\(field) is \(value); expected milliseconds from \(range.lowerBound) to \(range.upperBound)")
+                .invalidArgument,
+                "\(field) is \(value); expected milliseconds from \(range.lowerBound) to \(range.upperBound)")
         }
     }
 }

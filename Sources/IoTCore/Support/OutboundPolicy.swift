@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Where the platform may connect to on behalf of a configuration or an API call: notification channels,
@@ -40,7 +40,7 @@ public struct OutboundPolicy: Sendable, Hashable, Codable {
         let addresses: [IPAddress]
         do {
             addresses = try Self.resolve(name, what: what)
-        } catch where allowUnresolvable {
+        } catch  where allowUnresolvable {
             return
         }
         for address in addresses where !address.isPublic && !allows(address) {
@@ -72,7 +72,8 @@ public struct OutboundPolicy: Sendable, Hashable, Codable {
         var list: UnsafeMutablePointer<addrinfo>?
         let rc = getaddrinfo(name, nil, &hints, &list)
         guard rc == 0, let list else {
-            throw IoTError(.invalidArgument, "\(what) host \(name) does not resolve: \(String(cString: gai_strerror(rc)))")
+            throw IoTError(
+                .invalidArgument, "\(what) host \(name) does not resolve: \(String(cString: gai_strerror(rc)))")
         }
         defer { freeaddrinfo(list) }
         var out: [IPAddress] = []

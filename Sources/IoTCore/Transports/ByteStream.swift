@@ -1,7 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Dispatch
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A bidirectional byte stream: a serial line, a socket, a pipe. ``StreamTransport`` reads frames from it.
 ///
@@ -67,7 +69,9 @@ public final class FileDescriptorStream: ByteStream, @unchecked Sendable {
                     } else if errno == EBADF || errno == EIO {
                         continuation.resume(returning: nil)
                     } else {
-                        continuation.resume(throwing: IoTError(.unavailable, "read failed: \(String(cString: strerror(errno)))", nativeCode: errno))
+                        continuation.resume(
+                            throwing: IoTError(
+                                .unavailable, "read failed: \(String(cString: strerror(errno)))", nativeCode: errno))
                     }
                     return
                 }
@@ -84,7 +88,9 @@ public final class FileDescriptorStream: ByteStream, @unchecked Sendable {
                     let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
                     if n < 0 {
                         if errno == EINTR { continue }
-                        continuation.resume(throwing: IoTError(.unavailable, "write failed: \(String(cString: strerror(errno)))", nativeCode: errno))
+                        continuation.resume(
+                            throwing: IoTError(
+                                .unavailable, "write failed: \(String(cString: strerror(errno)))", nativeCode: errno))
                         return
                     }
                     done += n
@@ -105,8 +111,6 @@ public final class FileDescriptorStream: ByteStream, @unchecked Sendable {
         }
     }
 }
-
-import Synchronization
 
 private final class CloseOnce: Sendable {
     private let done = Mutex(false)

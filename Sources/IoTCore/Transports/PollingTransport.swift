@@ -189,7 +189,9 @@ open class PollingTransport: Transport, @unchecked Sendable {
     private func pollOnce() async -> (any Error)? {
         let timeout = configuration.timeoutMillis
         let clock = self.clock
-        let outcome: Result<[DeviceRecord], any Error> = await withTaskGroup(of: Result<[DeviceRecord], any Error>?.self) {
+        let outcome: Result<[DeviceRecord], any Error> = await withTaskGroup(
+            of: Result<[DeviceRecord], any Error>?.self
+        ) {
             group in
             group.addTask { await Result { try await self.poll() } }
             group.addTask {

@@ -38,7 +38,9 @@ open class StreamTransport: Transport, @unchecked Sendable {
         public var reconnectMaxMillis: Int64
 
         /// Creates a configuration with the documented defaults.
-        public init(maxFrameBytes: Int = 65_536, reconnectInitialMillis: Int64 = 500, reconnectMaxMillis: Int64 = 30_000) {
+        public init(
+            maxFrameBytes: Int = 65_536, reconnectInitialMillis: Int64 = 500, reconnectMaxMillis: Int64 = 30_000
+        ) {
             self.maxFrameBytes = maxFrameBytes
             self.reconnectInitialMillis = reconnectInitialMillis
             self.reconnectMaxMillis = reconnectMaxMillis
@@ -188,7 +190,8 @@ open class StreamTransport: Transport, @unchecked Sendable {
                     continue
                 }
                 if frame.count > configuration.maxFrameBytes {
-                    let error = IoTError(.payloadTooLarge, "frame of \(frame.count) bytes exceeds \(configuration.maxFrameBytes)")
+                    let error = IoTError(
+                        .payloadTooLarge, "frame of \(frame.count) bytes exceeds \(configuration.maxFrameBytes)")
                     ingestor.recordRejected(transport: name, error: error)
                     try await reply(.failure(error), on: stream)
                     continue

@@ -1,7 +1,7 @@
-import IoTIO
 import Dispatch
 import Foundation
 public import IoTCore
+import IoTIO
 public import Logging
 import Metrics
 import Synchronization
@@ -50,7 +50,8 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
 
         /// Creates a configuration with the documented defaults.
         public init(
-            sessionTokenMillis: Int64 = 3_600_000, passwordIterations: Int = 600_000, maxSessionTokensPerDevice: Int = 8,
+            sessionTokenMillis: Int64 = 3_600_000, passwordIterations: Int = 600_000,
+            maxSessionTokensPerDevice: Int = 8,
             failedAttempts: FailedAttemptLimiter.Configuration = .init(),
             hashingThreads: Int = Configuration.defaultHashingThreads, hashingQueueCapacity: Int = 32
         ) {
@@ -112,9 +113,11 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
         self.limiter = FailedAttemptLimiter(configuration: configuration.failedAttempts, clock: limiterClock)
         self.clock = clock
         self.logger = logger
-        self.decoyHash = (try? PasswordHasher(iterations: max(1_000, configuration.passwordIterations)).hash("decoy")) ?? ""
+        self.decoyHash =
+            (try? PasswordHasher(iterations: max(1_000, configuration.passwordIterations)).hash("decoy")) ?? ""
         self.hashing = BlockingThreadPool(
-            name: "iot-pbkdf2", maxThreads: configuration.hashingThreads, maxQueued: max(0, configuration.hashingQueueCapacity))
+            name: "iot-pbkdf2", maxThreads: configuration.hashingThreads,
+            maxQueued: max(0, configuration.hashingQueueCapacity))
     }
 
     /// Runs PBKDF2 work on the hashing threads, or refuses at once when their queue is full.
@@ -153,7 +156,8 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
         for (key, what) in keys {
             if let wait = limiter.blockedFor(key, transport: source.transport) {
                 throw IoTError(
-                    .rateLimited, "too many failed authentication attempts \(what); retry after \((wait + 999) / 1000) s",
+                    .rateLimited,
+                    "too many failed authentication attempts \(what); retry after \((wait + 999) / 1000) s",
                     retryAfterMillis: wait)
             }
         }
@@ -196,7 +200,8 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
                 guard session.expiresAt > 0 else {
                     throw IoTError(
                         .unauthorized,
-                        "the token has expired; exchange the username and password for a new one (POST /api/v1/devices/auth)")
+                        "the token has expired; exchange the username and password for a new one (POST /api/v1/devices/auth)"
+                    )
                 }
                 return session.device
             }
@@ -220,7 +225,9 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
     }
 
     /// The device of the first (match, value) registered as a certificate credential.
-    private func certificateIdentity(_ candidates: [(CertificateMatch, String)]) async throws(IoTError) -> DeviceIdentity {
+    private func certificateIdentity(_ candidates: [(CertificateMatch, String)]) async throws(IoTError)
+        -> DeviceIdentity
+    {
         for (match, raw) in candidates {
             guard let value = try? match.normalize(raw) else { continue }
             let found: DeviceIdentity?
@@ -238,7 +245,8 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
     }
 
     private func verifyPassword(username: String, password: String) async throws(IoTError) -> DeviceIdentity {
-        let refused = IoTError(.unauthorized, "the username or password is not valid; check them or ask for a new password")
+        let refused = IoTError(
+            .unauthorized, "the username or password is not valid; check them or ask for a new password")
         guard !username.isEmpty, !password.isEmpty else { throw refused }
         let stored: [StoredPassword]
         do {
@@ -277,7 +285,9 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
             return e.device
         }
         guard let device else {
-            if !source.address.isEmpty { limiter.recordFailure("address \(source.address)", transport: source.transport) }
+            if !source.address.isEmpty {
+                limiter.recordFailure("address \(source.address)", transport: source.transport)
+            }
             throw IoTError(
                 .unauthorized,
                 "only an unexpired short-lived token can be refreshed; exchange the username and password again (POST /api/v1/devices/auth)"
@@ -343,7 +353,8 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
         }
         let secret = password ?? Secrets.newToken()
         guard secret.utf8.count >= 8, secret.utf8.count <= 256, !secret.contains("\n") else {
-            throw IoTError(.invalidArgument, "the password must be 8–256 characters on one line; or omit it to get a random one")
+            throw IoTError(
+                .invalidArgument, "the password must be 8–256 characters on one line; or omit it to get a random one")
         }
         let hash = try await hashOffPool(secret)
         try await credentials.addPassword(
@@ -356,7 +367,8 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
         guard let newest = existing.last else {
             throw IoTError(.notFound, "the device has no password credential to rotate; create one first")
         }
-        let issued = try await addPassword(for: device, username: newest.username, password: nil, label: label, now: now)
+        let issued = try await addPassword(
+            for: device, username: newest.username, password: nil, label: label, now: now)
         // Keep the new one and the newest previous one: two valid passwords during rotation.
         for old in existing.dropLast() {
             try await credentials.revokePassword(of: device, label: old.label)

@@ -22,7 +22,10 @@ public final class FailedAttemptLimiter: Sendable {
         public var maxAddresses: Int
 
         /// Creates a configuration with the documented defaults.
-        public init(maxFailures: Int = 10, windowMillis: Int64 = 60_000, blockMillis: Int64 = 60_000, maxAddresses: Int = 100_000) {
+        public init(
+            maxFailures: Int = 10, windowMillis: Int64 = 60_000, blockMillis: Int64 = 60_000,
+            maxAddresses: Int = 100_000
+        ) {
             self.maxFailures = maxFailures
             self.windowMillis = windowMillis
             self.blockMillis = blockMillis

@@ -1,6 +1,6 @@
 import Crypto
-import _CryptoExtras
 public import IoTCore
+import _CryptoExtras
 
 /// Hashes device passwords with PBKDF2-HMAC-SHA256 and checks them in constant time.
 ///
@@ -26,7 +26,9 @@ public struct PasswordHasher: Sendable {
     public func hash(_ password: String) throws(IoTError) -> String {
         guard !password.isEmpty else { throw IoTError(.invalidArgument, "the password must not be empty") }
         guard iterations >= 1_000 else {
-            throw IoTError(.invalidArgument, "PBKDF2 iterations \(iterations) is too low; use at least 1000 (600000 in production)")
+            throw IoTError(
+                .invalidArgument, "PBKDF2 iterations \(iterations) is too low; use at least 1000 (600000 in production)"
+            )
         }
         var rng = SystemRandomNumberGenerator()
         let salt = (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }
@@ -46,7 +48,8 @@ public struct PasswordHasher: Sendable {
         return difference == 0
     }
 
-    static func derive(_ password: String, salt: [UInt8], iterations: Int, length: Int = 32) throws(IoTError) -> [UInt8] {
+    static func derive(_ password: String, salt: [UInt8], iterations: Int, length: Int = 32) throws(IoTError) -> [UInt8]
+    {
         do {
             let key = try KDF.Insecure.PBKDF2.deriveKey(
                 from: Array(password.utf8), salt: salt, using: .sha256, outputByteCount: length,

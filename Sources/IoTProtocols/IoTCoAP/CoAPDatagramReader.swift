@@ -2,7 +2,7 @@ import CIoTCoAP
 import CIoTLinux
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The CoAP I/O thread's wait: libcoap's own two steps (`coap_io_prepare_epoll`, `epoll_wait` on the

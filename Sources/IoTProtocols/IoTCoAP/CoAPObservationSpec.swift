@@ -44,14 +44,16 @@ public struct CoAPObservationSpec: Sendable, Codable, Hashable {
         }
         guard uri.hasPrefix("coap://") else {
             throw IoTError(
-                .invalidArgument, "observation uri \"\(uri)\" must start with coap:// (e.g. coap://10.0.0.7:5683/sensors/temp)")
+                .invalidArgument,
+                "observation uri \"\(uri)\" must start with coap:// (e.g. coap://10.0.0.7:5683/sensors/temp)")
         }
         let rest = uri.dropFirst("coap://".count)
         let authority = rest.prefix { $0 != "/" }
         let path = rest.dropFirst(authority.count).split(separator: "/").map(String.init)
         let parts = authority.split(separator: ":", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count), !parts[0].isEmpty else {
-            throw IoTError(.invalidArgument, "observation uri \"\(uri)\" has no host; use coap://<IPv4 address>:<port>/<path>")
+            throw IoTError(
+                .invalidArgument, "observation uri \"\(uri)\" has no host; use coap://<IPv4 address>:<port>/<path>")
         }
         let port = parts.count == 2 ? Int(parts[1]) : 5683
         guard let port, (1...65_535).contains(port) else {

@@ -1,12 +1,12 @@
-import IoTIO
 import CIoTCoAP
 public import IoTCore
+import IoTIO
 public import Logging
 public import ServiceLifecycle
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The platform as a CoAP client that observes resources on devices (RFC 7641): create, remove, list and
@@ -38,7 +38,8 @@ public final class CoAPObserverManager: Service, Sendable {
 
         /// Creates a configuration with the documented defaults.
         public init(
-            reregisterAfterMillis: Int64 = 60_000, maxObservations: Int = 1_000, outbound: OutboundPolicy = OutboundPolicy()
+            reregisterAfterMillis: Int64 = 60_000, maxObservations: Int = 1_000,
+            outbound: OutboundPolicy = OutboundPolicy()
         ) {
             self.reregisterAfterMillis = reregisterAfterMillis
             self.maxObservations = maxObservations
@@ -87,7 +88,9 @@ public final class CoAPObserverManager: Service, Sendable {
     private let senmlParser = SenMLParser()
 
     /// Creates a manager; observations start once ``run()`` runs.
-    public init(configuration: Configuration = .init(), ingestor: Ingestor, logger: Logger = Logger(label: "iot.coap.observe")) {
+    public init(
+        configuration: Configuration = .init(), ingestor: Ingestor, logger: Logger = Logger(label: "iot.coap.observe")
+    ) {
         self.configuration = configuration
         self.ingestor = ingestor
         self.logger = logger
@@ -116,14 +119,16 @@ public final class CoAPObserverManager: Service, Sendable {
     public func create(_ spec: CoAPObservationSpec) throws(IoTError) -> Report {
         let target = try spec.target()
         let report = Report(
-            spec: spec, state: "registering", registrations: 0, notifications: 0, stored: 0, rejected: 0, lastError: nil)
+            spec: spec, state: "registering", registrations: 0, notifications: 0, stored: 0, rejected: 0, lastError: nil
+        )
         try shared.withLock { s throws(IoTError) in
             guard s.reports[spec.id] == nil else {
                 throw IoTError(.conflict, "observation \"\(spec.id)\" exists; remove it first or pick another id")
             }
             guard s.reports.count < configuration.maxObservations else {
                 throw IoTError(
-                    .conflict, "the limit of \(configuration.maxObservations) observations is reached; remove one first")
+                    .conflict, "the limit of \(configuration.maxObservations) observations is reached; remove one first"
+                )
             }
             s.reports[spec.id] = report
             s.commands.append(.start(spec, host: target.host, port: target.port, path: target.path))
@@ -168,7 +173,9 @@ public final class CoAPObserverManager: Service, Sendable {
             }
             c?.resume()
         }
-        guard rc == 0 else { throw IoTError(.unavailable, "cannot start the CoAP observer thread (pthread_create \(rc))") }
+        guard rc == 0 else {
+            throw IoTError(.unavailable, "cannot start the CoAP observer thread (pthread_create \(rc))")
+        }
         await withTaskCancellationOrGracefulShutdownHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let already = done.withLock { slot -> Bool in
@@ -227,7 +234,10 @@ public final class CoAPObserverManager: Service, Sendable {
         coap_register_response_handler(ctx, coapObserveResponseHandler)
         var observations: [String: Observation] = [:]
         let coapFD = coap_context_get_coap_fd(ctx)
-        var fds = [pollfd(fd: coapFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFD.read, events: Int16(POLLIN), revents: 0)]
+        var fds = [
+            pollfd(fd: coapFD, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wakeFD.read, events: Int16(POLLIN), revents: 0),
+        ]
         while true {
             var now: coap_tick_t = 0
             coap_ticks(&now)
@@ -382,7 +392,6 @@ private let coapObserveResponseHandler: coap_response_handler_t = { session, _, 
     }
     return observation.manager.received(observation, received)
 }
-
 
 private func observerMonotonicMillis() -> Int64 {
     let d = ContinuousClock.now - observerEpoch

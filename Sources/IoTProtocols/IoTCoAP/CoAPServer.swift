@@ -1,12 +1,12 @@
-import IoTIO
 import CIoTCoAP
 import CIoTLinux
 import IoTCore
+import IoTIO
 import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One request as the I/O thread read it, copied out of libcoap's buffers.
@@ -357,7 +357,10 @@ final class CoAPServer: @unchecked Sendable {
             return
         }
         let path = Self.uriPath(request)
-        let queryText = query.map { String(decoding: UnsafeBufferPointer(start: $0.pointee.s, count: $0.pointee.length), as: UTF8.self) } ?? ""
+        let queryText =
+            query.map {
+                String(decoding: UnsafeBufferPointer(start: $0.pointee.s, count: $0.pointee.length), as: UTF8.self)
+            } ?? ""
         let route: CoAPTelemetryRoute
         do throws(IoTError) {
             route = try CoAPTelemetryRoute.parse(path: path, query: queryText)
@@ -467,7 +470,8 @@ private let coapTelemetryHandler: coap_method_handler_t = { resource, session, r
 private let coapPSKIdentityCallback: coap_dtls_id_callback_t = { identity, session, arg in
     guard let identity, let arg else { return nil }
     let table = Unmanaged<CoAPPSKTable>.fromOpaque(arg).takeUnretainedValue()
-    let name = String(decoding: UnsafeBufferPointer(start: identity.pointee.s, count: identity.pointee.length), as: UTF8.self)
+    let name = String(
+        decoding: UnsafeBufferPointer(start: identity.pointee.s, count: identity.pointee.length), as: UTF8.self)
     let key = table.key(for: name)
     if key == nil, let session { table.handshakes?.unknownIdentity(session, name) }
     return key
@@ -525,8 +529,6 @@ private final class CoAPReplyBox {
     let reply: CoAPReply
     init(_ reply: CoAPReply) { self.reply = reply }
 }
-
-
 
 /// A non-blocking, close-on-exec pipe whose read end wakes an I/O thread's `poll`.
 func makeWakePipe() -> (read: Int32, write: Int32) {

@@ -76,7 +76,8 @@ extension CoAPTransport {
         /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` saying what to change.
         public func validate() throws(IoTError) {
             if let port, !(0...65_535).contains(port) {
-                throw IoTError(.invalidArgument, "CoAP port \(port) is out of range; use 1–65535, or 0 for any free port")
+                throw IoTError(
+                    .invalidArgument, "CoAP port \(port) is out of range; use 1–65535, or 0 for any free port")
             }
             if port == nil && dtls == nil {
                 throw IoTError(.invalidArgument, "CoAP has neither a port nor DTLS; set coap.port, coap.dtls or both")
@@ -84,21 +85,24 @@ extension CoAPTransport {
             if let dtls {
                 guard (0...65_535).contains(dtls.port) else {
                     throw IoTError(
-                        .invalidArgument, "CoAP DTLS port \(dtls.port) is out of range; use 1–65535, or 0 for any free port")
+                        .invalidArgument,
+                        "CoAP DTLS port \(dtls.port) is out of range; use 1–65535, or 0 for any free port")
                 }
                 guard !dtls.keys.isEmpty, dtls.keys.allSatisfy({ !$0.key.isEmpty && !$0.value.isEmpty }) else {
                     throw IoTError(
                         .invalidArgument, "CoAP DTLS needs at least one PSK identity with a non-empty key (dtls.keys)")
                 }
                 if port != nil, port == dtls.port, dtls.port != 0 {
-                    throw IoTError(.invalidArgument, "CoAP and CoAP DTLS cannot share port \(dtls.port); use 5683 and 5684")
+                    throw IoTError(
+                        .invalidArgument, "CoAP and CoAP DTLS cannot share port \(dtls.port); use 5683 and 5684")
                 }
             }
             guard maxBodyBytes > 0 else {
                 throw IoTError(.invalidArgument, "CoAP maxBodyBytes must be positive, e.g. 65536")
             }
             guard authenticationCacheMillis >= 0 else {
-                throw IoTError(.invalidArgument, "CoAP authenticationCacheMillis must be 0 (off) or positive, e.g. 1000")
+                throw IoTError(
+                    .invalidArgument, "CoAP authenticationCacheMillis must be 0 (off) or positive, e.g. 1000")
             }
             guard maxPendingRequests > 0 else {
                 throw IoTError(.invalidArgument, "CoAP maxPendingRequests must be positive, e.g. 4096")

@@ -177,7 +177,9 @@ public final class CoAPTransport: Transport {
         default: return nil
         }
         do {
-            guard let receipt = try ingestor.ingestIfCached(message(incoming, identity), parser: parser, identity: identity)
+            guard
+                let receipt = try ingestor.ingestIfCached(
+                    message(incoming, identity), parser: parser, identity: identity)
             else { return nil }
             return .receipt(receipt)
         } catch {

@@ -1,7 +1,7 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Dedicated OS threads that share one queue of blocking C calls (libcurl transfers), started on demand

@@ -3,7 +3,7 @@ package import IoTCore
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One dedicated OS thread that runs blocking C calls (libmodbus) in submission order, so they never park
@@ -58,7 +58,10 @@ package final class BlockingWorker: Sendable {
                     s.jobs.append(
                         (
                             id, { slot.resume(body()) },
-                            { slot.resume(.failure(IoTError(.shutdown, "the \(name) thread stopped before it ran the job"))) }
+                            {
+                                slot.resume(
+                                    .failure(IoTError(.shutdown, "the \(name) thread stopped before it ran the job")))
+                            }
                         ))
                     return true
                 }

@@ -1,7 +1,7 @@
 internal import CIoTLinux
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Starts a detached thread of its own (not one of Swift's cooperative pool) that names itself `name`

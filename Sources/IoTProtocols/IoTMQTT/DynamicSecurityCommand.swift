@@ -93,7 +93,8 @@ public struct DynamicSecurityRequest: Sendable, Hashable {
 
     /// The request's JSON.
     public func encoded() throws(IoTError) -> [UInt8] {
-        let wire = Wire(commands: commands.enumerated().map { i, c in WireCommand(c, correlation: "\(correlation)/\(i)") })
+        let wire = Wire(
+            commands: commands.enumerated().map { i, c in WireCommand(c, correlation: "\(correlation)/\(i)") })
         do {
             return Array(try JSONEncoder().encode(wire))
         } catch {
@@ -175,7 +176,9 @@ public struct DynamicSecurityResponse: Sendable, Hashable {
         }
         do {
             let wire = try JSONDecoder().decode(Wire.self, from: Data(payload))
-            entries = wire.responses.map { Entry(command: $0.command ?? "", error: $0.error, correlationData: $0.correlationData) }
+            entries = wire.responses.map {
+                Entry(command: $0.command ?? "", error: $0.error, correlationData: $0.correlationData)
+            }
         } catch {
             throw IoTError(.malformedPayload, "the dynamic-security answer cannot be read: \(error)")
         }

@@ -150,7 +150,10 @@ public final class DynamicSecurityProvisioner: BrokerProvisioner {
         guard configuration.policy.serves(device.tenant) else { return }
         guard BrokerAccountPolicy.isTopicSafe(device.deviceUID) else { return }  // never provisioned
         try await run(
-            [.deleteClient(username: configuration.policy.username(for: device)), .deleteRole(name: roleName(for: device))],
+            [
+                .deleteClient(username: configuration.policy.username(for: device)),
+                .deleteRole(name: roleName(for: device)),
+            ],
             for: device)
         logger.info("device removed at the broker", metadata: ["broker": "\(name)", "device": "\(device)"])
     }
@@ -165,7 +168,8 @@ public final class DynamicSecurityProvisioner: BrokerProvisioner {
         guard response.entries.count == commands.count else {
             throw IoTError(
                 .unavailable,
-                "broker \(name) answered \(response.entries.count) of \(commands.count) dynamic-security commands; check that the plugin is loaded")
+                "broker \(name) answered \(response.entries.count) of \(commands.count) dynamic-security commands; check that the plugin is loaded"
+            )
         }
         for (command, entry) in zip(commands, response.entries) {
             guard let error = entry.error else { continue }

@@ -101,8 +101,11 @@ extension MQTTClient {
             if clientID.utf8.count > 65_535 { try fail("clientID is longer than 65535 bytes") }
             if !(5...65_535).contains(keepAliveSeconds) { try fail("keepAliveSeconds must be 5–65535") }
             if password != nil && username == nil { try fail("password without username: set username too") }
-            if reconnectDelayMillis < 1 || maxReconnectDelayMillis < reconnectDelayMillis || maxReconnectDelayMillis > 86_400_000 {
-                try fail("reconnect delays: need 1 ≤ reconnectDelayMillis ≤ maxReconnectDelayMillis ≤ 86400000 (one day)")
+            if reconnectDelayMillis < 1 || maxReconnectDelayMillis < reconnectDelayMillis
+                || maxReconnectDelayMillis > 86_400_000
+            {
+                try fail(
+                    "reconnect delays: need 1 ≤ reconnectDelayMillis ≤ maxReconnectDelayMillis ≤ 86400000 (one day)")
             }
             if let tls, (tls.certificateFile == nil) != (tls.keyFile == nil) {
                 try fail("tls: certificateFile and keyFile go together")
@@ -131,9 +134,11 @@ extension MQTTClient.Configuration {
                 ?? d.protocolVersion,
             keepAliveSeconds: try c.decodeIfPresent(Int.self, forKey: .keepAliveSeconds) ?? d.keepAliveSeconds,
             cleanSession: try c.decodeIfPresent(Bool.self, forKey: .cleanSession) ?? d.cleanSession,
-            sessionExpirySeconds: try c.decodeIfPresent(Int.self, forKey: .sessionExpirySeconds) ?? d.sessionExpirySeconds,
+            sessionExpirySeconds: try c.decodeIfPresent(Int.self, forKey: .sessionExpirySeconds)
+                ?? d.sessionExpirySeconds,
             tls: try c.decodeIfPresent(MQTTClient.TLS.self, forKey: .tls),
-            reconnectDelayMillis: try c.decodeIfPresent(Int64.self, forKey: .reconnectDelayMillis) ?? d.reconnectDelayMillis,
+            reconnectDelayMillis: try c.decodeIfPresent(Int64.self, forKey: .reconnectDelayMillis)
+                ?? d.reconnectDelayMillis,
             maxReconnectDelayMillis: try c.decodeIfPresent(Int64.self, forKey: .maxReconnectDelayMillis)
                 ?? d.maxReconnectDelayMillis)
     }

@@ -108,7 +108,8 @@ extension MQTTClient {
         switch state {
         case .connecting, .connected:
             guard io.fd >= 0 else { return }
-            if state == .connecting && now - io.attemptStartedAt > Int64(max(10, configuration.keepAliveSeconds)) * 1000 {
+            if state == .connecting && now - io.attemptStartedAt > Int64(max(10, configuration.keepAliveSeconds)) * 1000
+            {
                 shutdown(io.fd, Int32(SHUT_RDWR))
                 connectionLost(reason: "no CONNACK within \(max(10, configuration.keepAliveSeconds)) s", now: now)
                 return
@@ -147,7 +148,9 @@ extension MQTTClient {
         io.nextAttemptAt = now + io.delay + jitter
         logger.debug(
             "MQTT connection lost; reconnecting",
-            metadata: ["client": "\(configuration.clientID)", "reason": "\(reason)", "delay_ms": "\(io.delay + jitter)"])
+            metadata: [
+                "client": "\(configuration.clientID)", "reason": "\(reason)", "delay_ms": "\(io.delay + jitter)",
+            ])
         io.delay = min(io.delay * 2, configuration.maxReconnectDelayMillis)
     }
 
@@ -214,7 +217,10 @@ extension MQTTClient {
             // 4/5 (3.1.1) and 134/135 (5): credentials refused; 2/133: client id refused. Retrying will not help.
             let permanent = [2, 4, 5, 133, 134, 135, 138].contains(rc)
             if permanent {
-                setState(.failed, error: "the broker refused the connection: \(words) (CONNACK \(rc)); fix the credentials or client id")
+                setState(
+                    .failed,
+                    error:
+                        "the broker refused the connection: \(words) (CONNACK \(rc)); fix the credentials or client id")
                 logger.error(
                     "MQTT broker refused the client; not retrying",
                     metadata: ["client": "\(configuration.clientID)", "reason": "\(words)"])

@@ -174,7 +174,8 @@ public final class MQTTClient: @unchecked Sendable {
             let h = mosquitto_new(
                 configuration.clientID.isEmpty ? nil : configuration.clientID, configuration.cleanSession, nil)
         else {
-            throw IoTError(.invalidArgument, "libmosquitto could not create a client (out of memory or invalid client id)")
+            throw IoTError(
+                .invalidArgument, "libmosquitto could not create a client (out of memory or invalid client id)")
         }
         handle = h
         self.configuration = configuration
@@ -213,7 +214,8 @@ public final class MQTTClient: @unchecked Sendable {
         }
         if let tls = configuration.tls {
             if tls.caFile == nil && tls.caDirectory == nil {
-                try check(mosquitto_int_option(handle, MOSQ_OPT_TLS_USE_OS_CERTS, 1), "TLS with the system's authorities")
+                try check(
+                    mosquitto_int_option(handle, MOSQ_OPT_TLS_USE_OS_CERTS, 1), "TLS with the system's authorities")
             } else {
                 try check(
                     mosquitto_tls_set(handle, tls.caFile, tls.caDirectory, tls.certificateFile, tls.keyFile, nil),
@@ -313,7 +315,8 @@ public final class MQTTClient: @unchecked Sendable {
                 // libmosquitto's lock is not held while `shared` is (its callbacks take `shared`): publish
                 // first, then register; an acknowledgement that came first is kept in `earlyPublishes`.
                 guard shared.withLock({ $0.state }) == .connected else {
-                    c.resume(throwing: IoTError(.unavailable, "publish to '\(topic)' failed: the client is not connected"))
+                    c.resume(
+                        throwing: IoTError(.unavailable, "publish to '\(topic)' failed: the client is not connected"))
                     return
                 }
                 var mid: Int32 = 0
@@ -330,8 +333,10 @@ public final class MQTTClient: @unchecked Sendable {
                     if done { c.resume() }
                 } else {
                     let code: IoTError.Code =
-                        rc == MOSQ_ERR_NO_CONN.rawValue || rc == MOSQ_ERR_CONN_LOST.rawValue ? .unavailable : .invalidArgument
-                    c.resume(throwing: IoTError(code, "publish to '\(topic)' failed: \(Self.describe(rc))", nativeCode: rc))
+                        rc == MOSQ_ERR_NO_CONN.rawValue || rc == MOSQ_ERR_CONN_LOST.rawValue
+                        ? .unavailable : .invalidArgument
+                    c.resume(
+                        throwing: IoTError(code, "publish to '\(topic)' failed: \(Self.describe(rc))", nativeCode: rc))
                     return
                 }
                 if !loop.inLoop { loop.execute { self.flush() } }

@@ -32,7 +32,9 @@ extension MQTTClientManager {
 
     static func decodeSpec(_ body: [UInt8], id: String? = nil) throws(IoTError) -> MQTTClientSpec {
         var bytes = body
-        if let id, var object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any], object["id"] == nil {
+        if let id, var object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
+            object["id"] == nil
+        {
             object["id"] = id
             bytes = (try? JSONSerialization.data(withJSONObject: object)).map { Array($0) } ?? body
         }
@@ -44,7 +46,8 @@ extension MQTTClientManager {
         } catch let DecodingError.typeMismatch(_, context) {
             throw IoTError(
                 .invalidArgument,
-                "the MQTT client spec field \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" has the wrong type")
+                "the MQTT client spec field \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" has the wrong type"
+            )
         } catch {
             throw IoTError(.invalidArgument, "the body is not an MQTT client spec: \(error)")
         }

@@ -177,7 +177,9 @@ public actor MQTTClientManager: Service {
         }
         entries[spec.id] = Entry(spec: spec, transport: transport)
         transport.startIngest()
-        logger.info("MQTT client created", metadata: ["client": "\(spec.id)", "broker": "\(spec.broker.host):\(spec.broker.port)"])
+        logger.info(
+            "MQTT client created",
+            metadata: ["client": "\(spec.id)", "broker": "\(spec.broker.host):\(spec.broker.port)"])
         return try report(spec.id)
     }
 
@@ -215,7 +217,8 @@ public actor MQTTClientManager: Service {
     /// - Throws: ``IoTCore/IoTError/Code/notFound`` for an unknown id.
     public func report(_ id: String) throws(IoTError) -> Report {
         guard let e = entries[id] else { throw IoTError(.notFound, "no MQTT client '\(id)'") }
-        return Report(spec: e.spec, status: e.transport.client.status, outcomes: e.transport.outcomes, bytesInPerSecond: e.rate)
+        return Report(
+            spec: e.spec, status: e.transport.client.status, outcomes: e.transport.outcomes, bytesInPerSecond: e.rate)
     }
 
     /// The transport of a client (for downlink publishes).
@@ -224,7 +227,8 @@ public actor MQTTClientManager: Service {
     /// The instance's load.
     public var load: Load {
         Load(
-            clients: entries.count, capacity: configuration.limits.maxClients, memoryBytes: ProcessSampler.residentBytes(),
+            clients: entries.count, capacity: configuration.limits.maxClients,
+            memoryBytes: ProcessSampler.residentBytes(),
             cpuShare: cpuShare, inboundBytesPerSecond: entries.values.reduce(0) { $0 + $1.rate },
             threads: group.threadCount)
     }

@@ -25,7 +25,10 @@ public struct MQTTClientSpec: Sendable, Codable, Hashable {
         public var parser: String?
 
         /// Creates a subscription spec.
-        public init(template: String? = nil, filter: String? = nil, qos: Int? = nil, shareGroup: String? = nil, parser: String? = nil) {
+        public init(
+            template: String? = nil, filter: String? = nil, qos: Int? = nil, shareGroup: String? = nil,
+            parser: String? = nil
+        ) {
             self.template = template
             self.filter = filter
             self.qos = qos
@@ -65,7 +68,9 @@ public struct MQTTClientSpec: Sendable, Codable, Hashable {
         guard !id.isEmpty, id.count <= 128, !id.contains("/") else {
             throw IoTError(.invalidArgument, "id: use 1–128 characters without '/'")
         }
-        guard TenantID(tenant).isValid else { throw IoTError(.invalidArgument, "tenant '\(tenant)' is not a valid tenant id") }
+        guard TenantID(tenant).isValid else {
+            throw IoTError(.invalidArgument, "tenant '\(tenant)' is not a valid tenant id")
+        }
         guard !subscriptions.isEmpty else { throw IoTError(.invalidArgument, "subscriptions: name at least one") }
         var client = broker
         if client.clientID.isEmpty { client.clientID = id }
@@ -79,12 +84,15 @@ public struct MQTTClientSpec: Sendable, Codable, Hashable {
             case let name:
                 guard let p = parsers?.parser(named: name) else {
                     throw IoTError(
-                        .invalidArgument, "subscriptions[\(i)].parser: '\(name)' is not json, senml or a registered parser")
+                        .invalidArgument,
+                        "subscriptions[\(i)].parser: '\(name)' is not json, senml or a registered parser")
                 }
                 parser = p
             }
             let qos = s.qos ?? 1
-            guard (0...2).contains(qos) else { throw IoTError(.invalidArgument, "subscriptions[\(i)].qos: use 0, 1 or 2") }
+            guard (0...2).contains(qos) else {
+                throw IoTError(.invalidArgument, "subscriptions[\(i)].qos: use 0, 1 or 2")
+            }
             switch (s.template, s.filter) {
             case (let t?, nil):
                 subs.append(try .init(template: t, qos: qos, shareGroup: s.shareGroup, parser: parser))
@@ -93,7 +101,8 @@ public struct MQTTClientSpec: Sendable, Codable, Hashable {
             case (let t?, let f?):
                 subs.append(.init(filter: f, qos: qos, template: try TopicTemplate(t), parser: parser))
             case (nil, nil):
-                throw IoTError(.invalidArgument, "subscriptions[\(i)]: give a template (devices/{uid}/telemetry) or a filter")
+                throw IoTError(
+                    .invalidArgument, "subscriptions[\(i)]: give a template (devices/{uid}/telemetry) or a filter")
             }
         }
         let max = maxPayloadBytes ?? 256 * 1024

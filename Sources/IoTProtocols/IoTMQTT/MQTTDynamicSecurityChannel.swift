@@ -54,7 +54,8 @@ public final class MQTTDynamicSecurityChannel: DynamicSecurityChannel {
     }
 
     /// Sends `request` and waits for its answer.
-    public func exchange(_ request: [UInt8], correlation: String, timeoutMillis: Int) async throws(IoTError) -> [UInt8] {
+    public func exchange(_ request: [UInt8], correlation: String, timeoutMillis: Int) async throws(IoTError) -> [UInt8]
+    {
         if !started.exchange(true, ordering: .relaxed) { client.start() }
         do {
             try await client.waitUntilReady(timeoutMillis: Int64(timeoutMillis))

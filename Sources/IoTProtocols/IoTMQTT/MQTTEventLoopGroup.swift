@@ -1,8 +1,8 @@
-import IoTIO
-internal import CIoTMosquitto
 internal import CIoTLinux
+internal import CIoTMosquitto
 import Dispatch
 import Glibc
+import IoTIO
 import Synchronization
 
 /// A small, fixed set of threads that drives any number of ``MQTTClient``s with `epoll`.

@@ -1,7 +1,7 @@
+import Glibc
 public import IoTCore
 public import Logging
 import ServiceLifecycle
-import Glibc
 import Synchronization
 
 /// Ingest from an MQTT broker: subscribes to device topics and journals every message before libmosquitto
@@ -61,7 +61,8 @@ public final class MQTTTransport: Transport {
         {
             let t = try TopicTemplate(template)
             self.init(
-                filter: shareGroup.map { "$share/\($0)/\(t.filter)" } ?? t.filter, qos: qos, template: t, parser: parser)
+                filter: shareGroup.map { "$share/\($0)/\(t.filter)" } ?? t.filter, qos: qos, template: t, parser: parser
+            )
         }
     }
 
@@ -126,7 +127,9 @@ public final class MQTTTransport: Transport {
         guard !configuration.subscriptions.isEmpty else {
             throw IoTError(.invalidArgument, "an MQTT transport needs at least one subscription")
         }
-        guard configuration.maxPayloadBytes > 0 else { throw IoTError(.invalidArgument, "maxPayloadBytes must be positive") }
+        guard configuration.maxPayloadBytes > 0 else {
+            throw IoTError(.invalidArgument, "maxPayloadBytes must be positive")
+        }
         self.configuration = configuration
         self.ingestor = ingestor
         self.logger = logger
@@ -184,7 +187,8 @@ public final class MQTTTransport: Transport {
                 transport: name,
                 error: IoTError(
                     .payloadTooLarge,
-                    "\(m.payload.count) bytes on '\(m.topic)' is over maxPayloadBytes (\(configuration.maxPayloadBytes))"))
+                    "\(m.payload.count) bytes on '\(m.topic)' is over maxPayloadBytes (\(configuration.maxPayloadBytes))"
+                ))
             counterState.withLock { $0.rejected += 1 }
             return
         }

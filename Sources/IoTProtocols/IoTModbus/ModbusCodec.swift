@@ -66,14 +66,17 @@ public enum ModbusCodec {
         case .bool:
             guard case .bool(let b)? = value.converted(to: .bool) else { throw invalid("send true or false") }
             if register.bit != nil {
-                throw invalid("a single bit of a register cannot be written without a read-modify-write; write the whole register")
+                throw invalid(
+                    "a single bit of a register cannot be written without a read-modify-write; write the whole register"
+                )
             }
             return [b ? 1 : 0]
         case .string:
             guard case .text(let s) = value else { throw invalid("send text") }
             var bytes = Array(s.utf8)
             guard bytes.count <= register.length * 2 else {
-                throw invalid("the text has \(bytes.count) bytes; \(register.length) registers hold \(register.length * 2)")
+                throw invalid(
+                    "the text has \(bytes.count) bytes; \(register.length) registers hold \(register.length * 2)")
             }
             bytes += [UInt8](repeating: 0, count: register.length * 2 - bytes.count)
             return words(fromWire: bytes, order: register.byteOrder, isString: true)
@@ -98,7 +101,9 @@ public enum ModbusCodec {
             default: (bits, width) = (raw.bitPattern, 8)
             }
             var bytes: [UInt8] = []
-            for i in stride(from: width - 1, through: 0, by: -1) { bytes.append(UInt8(truncatingIfNeeded: bits >> (8 * UInt64(i)))) }
+            for i in stride(from: width - 1, through: 0, by: -1) {
+                bytes.append(UInt8(truncatingIfNeeded: bits >> (8 * UInt64(i))))
+            }
             return words(fromWire: bytes, order: register.byteOrder, isString: false)
         }
     }

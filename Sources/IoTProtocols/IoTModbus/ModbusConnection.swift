@@ -1,10 +1,10 @@
-import IoTIO
 internal import CIoTModbus
-internal import IoTCore
 import Dispatch
+internal import IoTCore
+import IoTIO
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One libmodbus context (`modbus_t`): a TCP connection to a device, or a serial line shared by every
@@ -41,7 +41,8 @@ final class ModbusConnection: @unchecked Sendable {
     var endpoint: String {
         switch connection {
         case .tcp(let host, let port): "tcp://\(host):\(port)"
-        case .rtu(let path, let baud, let parity, let stopBits): "rtu:\(path)@\(baud)-8\(parity.character == 78 ? "N" : parity.character == 69 ? "E" : "O")\(stopBits)"
+        case .rtu(let path, let baud, let parity, let stopBits):
+            "rtu:\(path)@\(baud)-8\(parity.character == 78 ? "N" : parity.character == 69 ? "E" : "O")\(stopBits)"
         }
     }
 
@@ -99,8 +100,9 @@ final class ModbusConnection: @unchecked Sendable {
         let hint =
             isException
             ? "the device refused the request; check the register map's addresses, the table and the unit id"
-            : code == ETIMEDOUT ? "the device did not answer in time; check that it is on, the unit id and the timeout"
-            : "check the connection"
+            : code == ETIMEDOUT
+                ? "the device did not answer in time; check that it is on, the unit id and the timeout"
+                : "check the connection"
         return IoTError(
             isException ? .invalidArgument : .unavailable, "\(what) at \(endpoint) failed: \(text); \(hint)",
             nativeCode: code)
@@ -181,7 +183,9 @@ final class ModbusConnection: @unchecked Sendable {
         for (done, request) in plan.requests.enumerated() {
             let remaining = deadline - monotonicMillis()
             guard remaining > 0 else {
-                throw IoTError(.timeout, "the poll of \(endpoint) ran out of time after \(done) of \(plan.requests.count) requests")
+                throw IoTError(
+                    .timeout, "the poll of \(endpoint) ran out of time after \(done) of \(plan.requests.count) requests"
+                )
             }
             let ctx = try prepare(unit: unit, timeoutMillis: min(timeoutMillis, remaining))
             try read(request, ctx, into: &words)
@@ -217,14 +221,19 @@ final class ModbusConnection: @unchecked Sendable {
     }
 
     /// Writes holding registers (function 6 for one, 16 for several) or coils (5 / 15).
-    func write(_ area: ModbusArea, address: Int, words: [UInt16], unit: Int, timeoutMillis: Int64) -> Result<Void, IoTError> {
+    func write(_ area: ModbusArea, address: Int, words: [UInt16], unit: Int, timeoutMillis: Int64) -> Result<
+        Void, IoTError
+    > {
         do throws(IoTError) {
             let ctx = try prepare(unit: unit, timeoutMillis: timeoutMillis)
             let a = Int32(address)
             let rc: Int32
             switch (area, words.count) {
             case (.holdingRegister, 1): rc = modbus_write_register(ctx, a, words[0])
-            case (.holdingRegister, _): rc = words.withUnsafeBufferPointer { modbus_write_registers(ctx, a, Int32(words.count), $0.baseAddress) }
+            case (.holdingRegister, _):
+                rc = words.withUnsafeBufferPointer {
+                    modbus_write_registers(ctx, a, Int32(words.count), $0.baseAddress)
+                }
             case (.coil, 1): rc = modbus_write_bit(ctx, a, words[0] != 0 ? 1 : 0)
             default:
                 let bits = words.map { UInt8($0 != 0 ? 1 : 0) }

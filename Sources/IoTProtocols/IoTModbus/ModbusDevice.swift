@@ -96,14 +96,17 @@ public struct ModbusDevice: Sendable, Hashable, Codable {
         func fail(_ m: String) -> IoTError { IoTError(.invalidArgument, "Modbus device \(identity): \(m)") }
         guard (0...247).contains(unitID) else { throw fail("unit id \(unitID) must be 0–247") }
         guard intervalMillis >= 0, intervalMillis <= IoTLimits.maxDurationMillis else {
-            throw fail("intervalMillis must be 0 (poll continuously) to \(IoTLimits.maxDurationMillis) (10 years), e.g. 1000")
+            throw fail(
+                "intervalMillis must be 0 (poll continuously) to \(IoTLimits.maxDurationMillis) (10 years), e.g. 1000")
         }
         guard timeoutMillis >= 1, timeoutMillis <= 3_600_000 else {
             throw fail("timeoutMillis must be 1 to 3600000 (one hour), e.g. 300")
         }
         guard (0...65_535).contains(maxGap) else { throw fail("maxGap must be 0 to 65535 registers") }
-        for (field, value, minimum) in [("startDelayMillis", startDelayMillis, Int64(0)), ("backoffInitialMillis", backoffInitialMillis, 1),
-                                        ("backoffMaxMillis", backoffMaxMillis, 1)] {
+        for (field, value, minimum) in [
+            ("startDelayMillis", startDelayMillis, Int64(0)), ("backoffInitialMillis", backoffInitialMillis, 1),
+            ("backoffMaxMillis", backoffMaxMillis, 1),
+        ] {
             if let value, !(minimum...IoTLimits.maxDurationMillis).contains(value) {
                 throw fail("\(field) must be \(minimum) to \(IoTLimits.maxDurationMillis) (10 years)")
             }
@@ -126,11 +129,21 @@ public struct ModbusDevice: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case tenant, uid, tcp, rtu, unitID = "unitId", intervalMillis, timeoutMillis, startDelayMillis,
+        case tenant, uid, tcp, rtu
+        case unitID = "unitId"
+        case intervalMillis, timeoutMillis, startDelayMillis,
             backoffInitialMillis, backoffMaxMillis, maxGap, registers
     }
-    struct TCP: Codable { var host: String; var port: Int? }
-    struct RTU: Codable { var path: String; var baud: Int?; var parity: Parity?; var stopBits: Int? }
+    struct TCP: Codable {
+        var host: String
+        var port: Int?
+    }
+    struct RTU: Codable {
+        var path: String
+        var baud: Int?
+        var parity: Parity?
+        var stopBits: Int?
+    }
 
     /// Decodes the configuration form: `tenant`, `uid`, one of `tcp: {host, port}` (port 502 by default)
     /// or `rtu: {path, baud, parity, stopBits}` (9600, none, 1), `unitId`, `registers` and the optional
@@ -144,10 +157,13 @@ public struct ModbusDevice: Sendable, Hashable, Codable {
             connection = .rtu(path: r.path, baud: r.baud ?? 9_600, parity: r.parity ?? .none, stopBits: r.stopBits ?? 1)
         } else {
             throw DecodingError.dataCorruptedError(
-                forKey: .tcp, in: c, debugDescription: "a Modbus device needs `tcp: {host, port}` or `rtu: {path, baud, parity}`")
+                forKey: .tcp, in: c,
+                debugDescription: "a Modbus device needs `tcp: {host, port}` or `rtu: {path, baud, parity}`")
         }
         self.init(
-            identity: DeviceIdentity(tenant: try c.decode(TenantID.self, forKey: .tenant), deviceUID: try c.decode(String.self, forKey: .uid)),
+            identity: DeviceIdentity(
+                tenant: try c.decode(TenantID.self, forKey: .tenant), deviceUID: try c.decode(String.self, forKey: .uid)
+            ),
             connection: connection,
             unitID: try c.decodeIfPresent(Int.self, forKey: .unitID) ?? 1,
             intervalMillis: try c.decodeIfPresent(Int64.self, forKey: .intervalMillis) ?? 1_000,

@@ -1,10 +1,10 @@
+import Dispatch
 @_spi(Internal) internal import IoTCore
 import IoTIO
-import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Polls on their way from an I/O thread to the ingest task: the register words of every poll one after
@@ -121,7 +121,9 @@ final class ModbusIOThread: Sendable {
                 s.jobs.append {
                     // `stop()` runs dropped jobs on its caller's thread after setting `stopped`.
                     if self.state.withLock({ $0.stopped }) {
-                        c.resume(returning: .failure(IoTError(.shutdown, "the \(name) thread stopped before it ran the job")))
+                        c.resume(
+                            returning: .failure(IoTError(.shutdown, "the \(name) thread stopped before it ran the job"))
+                        )
                     } else {
                         c.resume(returning: body())
                     }
@@ -186,4 +188,3 @@ final class ModbusIOThread: Sendable {
         }
     }
 }
-

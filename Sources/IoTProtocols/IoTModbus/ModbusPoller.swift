@@ -1,5 +1,5 @@
-import IoTIO
 public import IoTCore
+import IoTIO
 internal import Logging
 
 /// Polls one Modbus device: a ``IoTCore/PollingTransport`` whose ``poll()`` reads the device's register
@@ -49,7 +49,8 @@ public final class ModbusPoller: PollingTransport, @unchecked Sendable {
             intervalMillis: device.intervalMillis,
             // The read stops itself at the poll's deadline; the base class's timeout is a backstop for `run()`.
             timeoutMillis: Self.pollDeadline(device, requests: plan.requests.count) + 200,
-            backoffInitialMillis: device.backoffInitialMillis ?? (device.intervalMillis > 0 ? device.intervalMillis : 1_000),
+            backoffInitialMillis: device.backoffInitialMillis
+                ?? (device.intervalMillis > 0 ? device.intervalMillis : 1_000),
             backoffMaxMillis: device.backoffMaxMillis,
             startDelayMillis: device.startDelayMillis)
         super.init(
@@ -90,7 +91,8 @@ public final class ModbusPoller: PollingTransport, @unchecked Sendable {
         let base = words.count
         let deadline = monotonicMillis() + Self.pollDeadline(device, requests: plan.requests.count)
         do throws(IoTError) {
-            try connection.read(plan, unit: device.unitID, timeoutMillis: device.timeoutMillis, deadline: deadline, into: &words)
+            try connection.read(
+                plan, unit: device.unitID, timeoutMillis: device.timeoutMillis, deadline: deadline, into: &words)
             for i in checked { _ = try value(i, words, from: base) }
             return (recordSuccess(due: due), true)
         } catch {
@@ -120,6 +122,8 @@ public final class ModbusPoller: PollingTransport, @unchecked Sendable {
         let connection = self.connection
         let unit = device.unitID
         let timeout = device.timeoutMillis
-        try await thread.run { connection.write(area, address: address, words: words, unit: unit, timeoutMillis: timeout) }.get()
+        try await thread.run {
+            connection.write(area, address: address, words: words, unit: unit, timeoutMillis: timeout)
+        }.get()
     }
 }

@@ -27,7 +27,9 @@ public struct ModbusReadPlan: Sendable, Hashable {
             for i in indices {
                 let r = registers[i]
                 let end = r.address + r.count
-                if var c = current, r.address <= c.address + c.count + maxGap, max(end, c.address + c.count) - c.address <= area.maxReadCount {
+                if var c = current, r.address <= c.address + c.count + maxGap,
+                    max(end, c.address + c.count) - c.address <= area.maxReadCount
+                {
                     c.count = max(end, c.address + c.count) - c.address
                     c.registers.append(i)
                     current = c

@@ -143,9 +143,13 @@ public struct ModbusRegister: Sendable, Hashable, Codable {
             throw fail("address \(address) (+\(count)) is outside 0–65535; use the 0-based protocol address")
         }
         if area.isBits && type != .bool { throw fail("\(area.rawValue) holds bits: use type bool") }
-        if type == .string && !(1...125).contains(length) { throw fail("string length \(length) must be 1–125 registers") }
+        if type == .string && !(1...125).contains(length) {
+            throw fail("string length \(length) must be 1–125 registers")
+        }
         if let bit, !(0...15).contains(bit) { throw fail("bit \(bit) must be 0–15") }
         if bit != nil && type != .bool { throw fail("bit is only for type bool") }
-        guard scale.isFinite, scale != 0, offset.isFinite else { throw fail("scale must be finite and not 0; offset finite") }
+        guard scale.isFinite, scale != 0, offset.isFinite else {
+            throw fail("scale must be finite and not 0; offset finite")
+        }
     }
 }

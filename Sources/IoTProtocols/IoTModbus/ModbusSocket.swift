@@ -1,5 +1,5 @@
-import IoTIO
 internal import CIoTModbus
+import IoTIO
 
 #if canImport(Glibc)
     import Glibc

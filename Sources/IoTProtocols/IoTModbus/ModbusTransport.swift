@@ -47,7 +47,9 @@ public final class ModbusTransport: Transport {
         public var reservedDescriptors: Int
 
         /// Creates a configuration with the documented defaults.
-        public init(ioThreads: Int = 4, maxDevices: Int = 10_000, ingestBacklog: Int = 10_000, reservedDescriptors: Int = 8) {
+        public init(
+            ioThreads: Int = 4, maxDevices: Int = 10_000, ingestBacklog: Int = 10_000, reservedDescriptors: Int = 8
+        ) {
             self.ioThreads = ioThreads
             self.maxDevices = maxDevices
             self.ingestBacklog = ingestBacklog
@@ -75,7 +77,6 @@ public final class ModbusTransport: Transport {
         var poller: ModbusPoller { scheduled.poller }
         init(_ scheduled: ModbusIOThread.Scheduled) { self.scheduled = scheduled }
     }
-
 
     private struct State {
         var entries: [DeviceIdentity: Entry] = [:]
@@ -158,10 +159,13 @@ public final class ModbusTransport: Transport {
         try device.validate()
         let entry = try state.withLock { s throws(IoTError) -> (Entry, Bool) in
             guard s.entries[device.identity] == nil else {
-                throw IoTError(.conflict, "Modbus device \(device.identity) is already polled; remove it first to change it")
+                throw IoTError(
+                    .conflict, "Modbus device \(device.identity) is already polled; remove it first to change it")
             }
             guard s.entries.count < configuration.maxDevices else {
-                throw IoTError(.unavailable, "the Modbus transport polls \(configuration.maxDevices) devices, its limit; raise maxDevices")
+                throw IoTError(
+                    .unavailable,
+                    "the Modbus transport polls \(configuration.maxDevices) devices, its limit; raise maxDevices")
             }
             let connection: ModbusConnection
             let worker: ModbusIOThread
@@ -170,7 +174,8 @@ public final class ModbusTransport: Transport {
                     guard line.0.connection == device.connection else {
                         throw IoTError(
                             .invalidArgument,
-                            "serial line \(path) is already open with other settings (\(line.0.endpoint)); every device on a line shares baud, parity and stop bits")
+                            "serial line \(path) is already open with other settings (\(line.0.endpoint)); every device on a line shares baud, parity and stop bits"
+                        )
                     }
                     (connection, worker) = line
                 } else {
@@ -187,7 +192,8 @@ public final class ModbusTransport: Transport {
             var logger = self.logger
             logger[metadataKey: "endpoint"] = "\(connection.endpoint)"
             let poller = ModbusPoller(
-                device: device, connection: connection, thread: worker, ingestor: ingestor, clock: clock, logger: logger)
+                device: device, connection: connection, thread: worker, ingestor: ingestor, clock: clock, logger: logger
+            )
             let entry = Entry(ModbusIOThread.Scheduled(poller))
             s.entries[device.identity] = entry
             s.order.append(device.identity)
@@ -200,11 +206,13 @@ public final class ModbusTransport: Transport {
     /// Returns whether it was polled.
     @discardableResult
     public func remove(_ identity: DeviceIdentity) async -> Bool {
-        guard let entry = state.withLock({ s -> Entry? in
-            guard let e = s.entries.removeValue(forKey: identity) else { return nil }
-            s.order.removeAll { $0 == identity }
-            return e
-        }) else { return false }
+        guard
+            let entry = state.withLock({ s -> Entry? in
+                guard let e = s.entries.removeValue(forKey: identity) else { return nil }
+                s.order.removeAll { $0 == identity }
+                return e
+            })
+        else { return false }
         entry.poller.thread.unschedule(entry.scheduled)
         if case .tcp = entry.poller.device.connection {
             // Runs after a poll of the device that may be running.
@@ -249,7 +257,8 @@ public final class ModbusTransport: Transport {
     private static func status(_ e: Entry) -> DeviceStatus {
         let w = e.writes.withLock { $0 }
         return DeviceStatus(
-            device: e.poller.device, polling: e.poller.status, requestsPerPoll: e.poller.plan.requests.count, writes: w.ok,
+            device: e.poller.device, polling: e.poller.status, requestsPerPoll: e.poller.plan.requests.count,
+            writes: w.ok,
             writeFailures: w.failed)
     }
 
@@ -332,24 +341,33 @@ public final class ModbusTransport: Transport {
             throw IoTError(.notFound, "Modbus device \(identity) has no register mapped to signal '\(signal)'")
         }
         guard register.area.isWritable else {
-            throw IoTError(.invalidArgument, "signal '\(signal)' is in the \(register.area.rawValue) table, which is read-only; only holding registers and coils can be written")
+            throw IoTError(
+                .invalidArgument,
+                "signal '\(signal)' is in the \(register.area.rawValue) table, which is read-only; only holding registers and coils can be written"
+            )
         }
         let words = try ModbusCodec.encode(value, for: register)
-        try await perform(entry) { () async throws(IoTError) in try await entry.poller.write(register.area, address: register.address, words: words) }
+        try await perform(entry) { () async throws(IoTError) in
+            try await entry.poller.write(register.area, address: register.address, words: words)
+        }
     }
 
     /// Writes raw values: 16-bit words to holding registers from `address` on, or 0/1 to coils.
     ///
     /// - Throws: ``IoTCore/IoTError``: `notFound`, `invalidArgument` (a read-only table, no values,
     ///   more than 123 registers or 1 968 coils, or an address past 65535), `unavailable` / `timeout`.
-    public func write(_ identity: DeviceIdentity, area: ModbusArea, address: Int, values: [UInt16]) async throws(IoTError) {
+    public func write(_ identity: DeviceIdentity, area: ModbusArea, address: Int, values: [UInt16])
+        async throws(IoTError)
+    {
         let entry = try self.entry(identity)
         guard area.isWritable else {
-            throw IoTError(.invalidArgument, "the \(area.rawValue) table is read-only; write holding registers or coils")
+            throw IoTError(
+                .invalidArgument, "the \(area.rawValue) table is read-only; write holding registers or coils")
         }
         let limit = area == .coil ? 1_968 : 123
         guard !values.isEmpty, values.count <= limit else {
-            throw IoTError(.invalidArgument, "write 1–\(limit) \(area.rawValue) values per request, not \(values.count)")
+            throw IoTError(
+                .invalidArgument, "write 1–\(limit) \(area.rawValue) values per request, not \(values.count)")
         }
         guard address >= 0, address + values.count <= 65_536 else {
             throw IoTError(.invalidArgument, "address \(address) (+\(values.count)) is outside 0–65535")
@@ -357,7 +375,9 @@ public final class ModbusTransport: Transport {
         if area == .coil, values.contains(where: { $0 > 1 }) {
             throw IoTError(.invalidArgument, "coil values are 0 or 1")
         }
-        try await perform(entry) { () async throws(IoTError) in try await entry.poller.write(area, address: address, words: values) }
+        try await perform(entry) { () async throws(IoTError) in
+            try await entry.poller.write(area, address: address, words: values)
+        }
     }
 
     private func entry(_ identity: DeviceIdentity) throws(IoTError) -> Entry {
@@ -373,7 +393,8 @@ public final class ModbusTransport: Transport {
             entry.writes.withLock { $0.ok += 1 }
         } catch {
             entry.writes.withLock { $0.failed += 1 }
-            logger.warning("Modbus write failed", metadata: ["device": "\(entry.poller.identity)", "error": "\(error)"])
+            logger.warning(
+                "Modbus write failed", metadata: ["device": "\(entry.poller.identity)", "error": "\(error)"])
             throw error
         }
     }
@@ -415,7 +436,8 @@ final class ModbusHandOff: Sendable {
         }
         waiting.subtract(count, ordering: .relaxed)
         let error = IoTError(
-            .backpressure, "\(limit) polled Modbus records are waiting for the ingestor; poll less often or raise ingestBacklog")
+            .backpressure,
+            "\(limit) polled Modbus records are waiting for the ingestor; poll less often or raise ingestBacklog")
         for _ in 0..<count { ingestor.recordRejected(transport: "modbus", error: error) }
         if !warned.exchange(true, ordering: .relaxed) {
             logger.warning("polled records dropped", metadata: ["records": "\(count)", "error": "\(error)"])
@@ -437,13 +459,15 @@ final class ModbusHandOff: Sendable {
                 } catch {
                     // Not reached: the I/O thread checked the values that can fail to decode.
                     ingestor.recordRejected(transport: "modbus", error: error)
-                    logger.warning("polled registers not decoded", metadata: ["device": "\(poller.identity)", "error": "\(error)"])
+                    logger.warning(
+                        "polled registers not decoded", metadata: ["device": "\(poller.identity)", "error": "\(error)"])
                 }
             }
             let results = await ingestor.ingest(items, transport: "modbus")
             for (item, result) in zip(items, results) {
                 if case .failure(let error) = result {
-                    logger.warning("poll result not accepted", metadata: ["device": "\(item.identity)", "error": "\(error)"])
+                    logger.warning(
+                        "poll result not accepted", metadata: ["device": "\(item.identity)", "error": "\(error)"])
                 }
             }
             waiting.subtract(batch.polls.count, ordering: .relaxed)

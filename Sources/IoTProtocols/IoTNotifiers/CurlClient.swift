@@ -1,10 +1,10 @@
-import IoTIO
 internal import CIoTCurl
 import IoTCore
+import IoTIO
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One libcurl easy handle. `@unchecked Sendable`: a handle is used by one thread at a time, because
@@ -68,7 +68,9 @@ private let writeCallback: curl_write_callback = { data, size, count, userdata i
     let box = Unmanaged<TransferBox>.fromOpaque(userdata!).takeUnretainedValue()
     let n = size * count
     if let data, n > 0 {
-        data.withMemoryRebound(to: UInt8.self, capacity: n) { box.received.append(contentsOf: UnsafeBufferPointer(start: $0, count: n)) }
+        data.withMemoryRebound(to: UInt8.self, capacity: n) {
+            box.received.append(contentsOf: UnsafeBufferPointer(start: $0, count: n))
+        }
     }
     return n
 }
@@ -128,7 +130,8 @@ enum CurlClient {
         guard ciot_curl_setopt_string(h, CURLOPT_PROTOCOLS_STR, Self.allowedProtocols) == CURLE_OK,
             ciot_curl_setopt_string(h, CURLOPT_REDIR_PROTOCOLS_STR, Self.allowedProtocols) == CURLE_OK
         else {
-            return .failure(IoTError(.unavailable, "libcurl cannot restrict protocols (it needs 7.85 or later); nothing was sent"))
+            return .failure(
+                IoTError(.unavailable, "libcurl cannot restrict protocols (it needs 7.85 or later); nothing was sent"))
         }
         easy.set(CURLOPT_NOSIGNAL, 1)
         easy.set(CURLOPT_TIMEOUT_MS, r.timeoutMillis)
@@ -170,7 +173,9 @@ enum CurlClient {
             if let body = r.body {
                 easy.set(CURLOPT_POSTFIELDSIZE, body.count)
                 body.withUnsafeBytes { b in
-                    _ = ciot_curl_setopt_pointer(h, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: b.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+                    _ = ciot_curl_setopt_pointer(
+                        h, CURLOPT_COPYPOSTFIELDS,
+                        UnsafeMutableRawPointer(mutating: b.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
                 }
             }
         }
@@ -189,31 +194,35 @@ enum CurlClient {
     /// A transfer failure as ``IoTError``: login refused and untrusted certificates are permanent, the
     /// rest worth a retry.
     private static func error(_ code: CURLcode, _ text: String, status: Int, url: String) -> IoTError {
-        let where_ = redact(url)
+        let redactedURL = redact(url)
         let native = Int32(code.rawValue)
         switch code {
         case CURLE_LOGIN_DENIED:
             return IoTError(
-                .unauthorized, "\(where_) refused the login: \(text); check the channel's username and password",
+                .unauthorized, "\(redactedURL) refused the login: \(text); check the channel's username and password",
                 nativeCode: native)
         case CURLE_PEER_FAILED_VERIFICATION:
             return IoTError(
-                .invalidArgument, "\(where_): the server's TLS certificate is not trusted (\(text)); set caFile for a private CA",
+                .invalidArgument,
+                "\(redactedURL): the server's TLS certificate is not trusted (\(text)); set caFile for a private CA",
                 nativeCode: native)
         case CURLE_USE_SSL_FAILED:
             return IoTError(
-                .invalidArgument, "\(where_) does not offer STARTTLS (\(text)); use smtps:// or turn requireTLS off",
+                .invalidArgument,
+                "\(redactedURL) does not offer STARTTLS (\(text)); use smtps:// or turn requireTLS off",
                 nativeCode: native)
         case CURLE_OPERATION_TIMEDOUT:
-            return IoTError(.timeout, "\(where_) did not answer in time: \(text)", nativeCode: native)
+            return IoTError(.timeout, "\(redactedURL) did not answer in time: \(text)", nativeCode: native)
         case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL:
-            return IoTError(.invalidArgument, "\(where_) is not a usable URL: \(text)", nativeCode: native)
+            return IoTError(.invalidArgument, "\(redactedURL) is not a usable URL: \(text)", nativeCode: native)
         default:
             // An SMTP 5xx reply (recipient or sender rejected) is permanent; 4xx and network errors are not.
             if (500...599).contains(status), url.hasPrefix("smtp") {
-                return IoTError(.invalidArgument, "\(where_) rejected the message: \(text) (reply \(status))", nativeCode: native)
+                return IoTError(
+                    .invalidArgument, "\(redactedURL) rejected the message: \(text) (reply \(status))",
+                    nativeCode: native)
             }
-            return IoTError(.unavailable, "\(where_): \(text)", nativeCode: native)
+            return IoTError(.unavailable, "\(redactedURL): \(text)", nativeCode: native)
         }
     }
 

@@ -38,7 +38,8 @@ public struct EmailNotifier: Notifier {
         /// Creates a configuration.
         public init(
             url: String, from: String, fromName: String? = nil, username: String? = nil, password: String? = nil,
-            authMechanism: String? = nil, requireTLS: Bool = true, caFile: String? = nil, insecureSkipVerify: Bool = false,
+            authMechanism: String? = nil, requireTLS: Bool = true, caFile: String? = nil,
+            insecureSkipVerify: Bool = false,
             timeoutMillis: Int = 30_000
         ) {
             self.url = url
@@ -67,8 +68,10 @@ public struct EmailNotifier: Notifier {
         guard n.recipient.contains("@") else {
             throw IoTError(.invalidArgument, "\(channel): \"\(n.recipient)\" is not an email address")
         }
-        let message = Self.message(n, from: configuration.from, fromName: configuration.fromName, now: NotifierHTTP.nowMillis())
-        var request = CurlRequest(url: configuration.url, body: Array(message.utf8), timeoutMillis: configuration.timeoutMillis)
+        let message = Self.message(
+            n, from: configuration.from, fromName: configuration.fromName, now: NotifierHTTP.nowMillis())
+        var request = CurlRequest(
+            url: configuration.url, body: Array(message.utf8), timeoutMillis: configuration.timeoutMillis)
         request.mailFrom = "<\(configuration.from)>"
         request.mailRecipients = ["<\(n.recipient)>"]
         request.username = configuration.username
@@ -136,6 +139,7 @@ public struct EmailNotifier: Notifier {
         let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(weekdays[((days % 7) + 7) % 7]), \(d) \(months[m - 1]) \(y) \(two(rem / 3600)):\(two(rem / 60 % 60)):\(two(rem % 60)) +0000"
+        return
+            "\(weekdays[((days % 7) + 7) % 7]), \(d) \(months[m - 1]) \(y) \(two(rem / 3600)):\(two(rem / 60 % 60)):\(two(rem % 60)) +0000"
     }
 }

@@ -16,11 +16,14 @@ enum NotifierHTTP {
         case 200..<300:
             return r
         case 401, 403:
-            throw IoTError(.unauthorized, "\(place) answered HTTP \(r.status) \(snippet); check the channel's credentials or secret")
+            throw IoTError(
+                .unauthorized,
+                "\(place) answered HTTP \(r.status) \(snippet); check the channel's credentials or secret")
         case 408, 425, 429, 500...:
             throw IoTError(.unavailable, "\(place) answered HTTP \(r.status) \(snippet)")
         default:
-            throw IoTError(.invalidArgument, "\(place) answered HTTP \(r.status) \(snippet); the request was refused as it is")
+            throw IoTError(
+                .invalidArgument, "\(place) answered HTTP \(r.status) \(snippet); the request was refused as it is")
         }
     }
 
@@ -33,7 +36,10 @@ enum NotifierHTTP {
             var msg: String?
             var errcode: Int?
             var errmsg: String?
+            // Slack-style vendors' keys.
+            // swift-format-ignore: AlwaysUseLowerCamelCase
             var StatusCode: Int?
+            // swift-format-ignore: AlwaysUseLowerCamelCase
             var StatusMessage: String?
         }
         guard let reply = try? JSONDecoder().decode(Reply.self, from: Data(r.body)) else {
@@ -45,7 +51,9 @@ enum NotifierHTTP {
         let text = "\(channel): the vendor answered code \(code) \"\(message)\""
         if retry.contains(code) { throw IoTError(.unavailable, text, nativeCode: Int32(truncatingIfNeeded: code)) }
         if auth.contains(code) {
-            throw IoTError(.unauthorized, text + "; check the channel's secret, key or token", nativeCode: Int32(truncatingIfNeeded: code))
+            throw IoTError(
+                .unauthorized, text + "; check the channel's secret, key or token",
+                nativeCode: Int32(truncatingIfNeeded: code))
         }
         throw IoTError(.invalidArgument, text, nativeCode: Int32(truncatingIfNeeded: code))
     }
@@ -78,7 +86,8 @@ enum NotifierHTTP {
         var out = ""
         for b in s.utf8 {
             switch b {
-            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x2D, 0x2E, 0x5F, 0x7E: out.unicodeScalars.append(Unicode.Scalar(b))
+            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x2D, 0x2E, 0x5F, 0x7E:
+                out.unicodeScalars.append(Unicode.Scalar(b))
             default: out += "%" + String(hex([b]).uppercased())
             }
         }

@@ -33,13 +33,24 @@ public struct FeishuNotifier: Notifier {
         self.configuration = configuration
     }
 
-    struct Text: Encodable { var tag = "plain_text"; var content: String }
+    struct Text: Encodable {
+        var tag = "plain_text"
+        var content: String
+    }
     struct Header: Encodable { var title: Text }
-    struct Element: Encodable { var tag = "markdown"; var content: String }
-    struct Card: Encodable { var header: Header?; var elements: [Element] }
+    struct Element: Encodable {
+        var tag = "markdown"
+        var content: String
+    }
+    struct Card: Encodable {
+        var header: Header?
+        var elements: [Element]
+    }
     struct Payload: Encodable {
         var timestamp: String?
         var sign: String?
+        // Feishu's key.
+        // swift-format-ignore: AlwaysUseLowerCamelCase
         var msg_type = "interactive"
         var card: Card
     }
@@ -51,7 +62,8 @@ public struct FeishuNotifier: Notifier {
 
     public func send(_ n: IoTCore.Notification) async throws {
         var payload = Payload(
-            card: Card(header: n.subject.map { Header(title: Text(content: $0)) }, elements: [Element(content: n.body)]))
+            card: Card(header: n.subject.map { Header(title: Text(content: $0)) }, elements: [Element(content: n.body)])
+        )
         if let secret = configuration.secret {
             let ts = NotifierHTTP.nowMillis() / 1000
             payload.timestamp = String(ts)
@@ -59,7 +71,8 @@ public struct FeishuNotifier: Notifier {
         }
         let r = try await NotifierHTTP.send(
             CurlRequest(
-                url: configuration.url, headers: [("Content-Type", "application/json")], body: NotifierHTTP.json(payload),
+                url: configuration.url, headers: [("Content-Type", "application/json")],
+                body: NotifierHTTP.json(payload),
                 timeoutMillis: configuration.timeoutMillis), channel: channel)
         try NotifierHTTP.checkVendorReply(r, channel: channel, auth: [19021, 19022], retry: [9499, 11232])
     }
@@ -81,8 +94,14 @@ public struct DingTalkNotifier: Notifier {
         self.configuration = configuration
     }
 
-    struct Markdown: Encodable { var title: String; var text: String }
-    struct Payload: Encodable { var msgtype = "markdown"; var markdown: Markdown }
+    struct Markdown: Encodable {
+        var title: String
+        var text: String
+    }
+    struct Payload: Encodable {
+        var msgtype = "markdown"
+        var markdown: Markdown
+    }
 
     /// The DingTalk `sign` query value of `timestamp` (ms), already URL-encoded.
     static func sign(timestamp: Int64, secret: String) -> String {
@@ -100,7 +119,8 @@ public struct DingTalkNotifier: Notifier {
         let r = try await NotifierHTTP.send(
             CurlRequest(
                 url: url, headers: [("Content-Type", "application/json")],
-                body: NotifierHTTP.json(Payload(markdown: Markdown(title: title, text: NotifierHTTP.truncate(n.body, maxBytes: 18_000)))),
+                body: NotifierHTTP.json(
+                    Payload(markdown: Markdown(title: title, text: NotifierHTTP.truncate(n.body, maxBytes: 18_000)))),
                 timeoutMillis: configuration.timeoutMillis), channel: channel)
         try NotifierHTTP.checkVendorReply(r, channel: channel, auth: [310000, 300001, 400101], retry: [130101, -1])
     }
@@ -119,13 +139,17 @@ public struct WeComNotifier: Notifier {
     }
 
     struct Markdown: Encodable { var content: String }
-    struct Payload: Encodable { var msgtype = "markdown"; var markdown: Markdown }
+    struct Payload: Encodable {
+        var msgtype = "markdown"
+        var markdown: Markdown
+    }
 
     public func send(_ n: IoTCore.Notification) async throws {
         let r = try await NotifierHTTP.send(
             CurlRequest(
                 url: configuration.url, headers: [("Content-Type", "application/json")],
-                body: NotifierHTTP.json(Payload(markdown: Markdown(content: NotifierHTTP.truncate(n.body, maxBytes: 4_096)))),
+                body: NotifierHTTP.json(
+                    Payload(markdown: Markdown(content: NotifierHTTP.truncate(n.body, maxBytes: 4_096)))),
                 timeoutMillis: configuration.timeoutMillis), channel: channel)
         try NotifierHTTP.checkVendorReply(r, channel: channel, auth: [93000, 40014, 40001], retry: [45009, -1])
     }
@@ -143,13 +167,17 @@ public struct SlackNotifier: Notifier {
         self.configuration = configuration
     }
 
-    struct Payload: Encodable { var text: String; var mrkdwn = true }
+    struct Payload: Encodable {
+        var text: String
+        var mrkdwn = true
+    }
 
     public func send(_ n: IoTCore.Notification) async throws {
         let text = n.body.replacingOccurrences(of: "**", with: "*")
         _ = try await NotifierHTTP.send(
             CurlRequest(
                 url: configuration.url, headers: [("Content-Type", "application/json")],
-                body: NotifierHTTP.json(Payload(text: text)), timeoutMillis: configuration.timeoutMillis), channel: channel)
+                body: NotifierHTTP.json(Payload(text: text)), timeoutMillis: configuration.timeoutMillis),
+            channel: channel)
     }
 }

@@ -57,12 +57,17 @@ public final class WeChatTemplateNotifier: Notifier {
     struct Value: Encodable { var value: String }
     struct Payload: Encodable {
         var touser: String
+        // WeChat's key.
+        // swift-format-ignore: AlwaysUseLowerCamelCase
         var template_id: String
         var url: String?
         var data: [String: Value]
     }
     struct TokenReply: Decodable {
+        // WeChat's keys.
+        // swift-format-ignore: AlwaysUseLowerCamelCase
         var access_token: String?
+        // swift-format-ignore: AlwaysUseLowerCamelCase
         var expires_in: Int64?
     }
 
@@ -76,7 +81,8 @@ public final class WeChatTemplateNotifier: Notifier {
                 url: configuration.baseURL + "/cgi-bin/token?" + query, method: "GET",
                 timeoutMillis: configuration.timeoutMillis), channel: channel)
         try NotifierHTTP.checkVendorReply(r, channel: channel, auth: [40125, 40013, 40164, 40001], retry: [-1, 45009])
-        guard let reply = try? JSONDecoder().decode(TokenReply.self, from: Data(r.body)), let value = reply.access_token else {
+        guard let reply = try? JSONDecoder().decode(TokenReply.self, from: Data(r.body)), let value = reply.access_token
+        else {
             throw IoTError(.unavailable, "\(channel): the token answer has no access_token: \(r.text.prefix(200))")
         }
         // The server's number is clamped (a day at most) before the arithmetic, so no answer can overflow it.
@@ -92,14 +98,18 @@ public final class WeChatTemplateNotifier: Notifier {
         let access = try await accessToken()
         let payload = Payload(
             touser: n.recipient, template_id: configuration.templateID, url: configuration.link,
-            data: [configuration.subjectKey: Value(value: n.subject ?? ""), configuration.bodyKey: Value(value: n.body)])
+            data: [
+                configuration.subjectKey: Value(value: n.subject ?? ""), configuration.bodyKey: Value(value: n.body),
+            ])
         let r = try await NotifierHTTP.send(
             CurlRequest(
-                url: configuration.baseURL + "/cgi-bin/message/template/send?access_token=" + NotifierHTTP.percentEncode(access),
+                url: configuration.baseURL + "/cgi-bin/message/template/send?access_token="
+                    + NotifierHTTP.percentEncode(access),
                 headers: [("Content-Type", "application/json")], body: NotifierHTTP.json(payload),
                 timeoutMillis: configuration.timeoutMillis), channel: channel)
         do {
-            try NotifierHTTP.checkVendorReply(r, channel: channel, auth: [40125, 40013], retry: [-1, 45009, 40001, 42001])
+            try NotifierHTTP.checkVendorReply(
+                r, channel: channel, auth: [40125, 40013], retry: [-1, 45009, 40001, 42001])
         } catch let e as IoTError where e.nativeCode == 40001 || e.nativeCode == 42001 {
             token.withLock { $0 = nil }  // fetch a new one on the retry
             throw e

@@ -66,7 +66,8 @@ public struct WebhookNotifier: Notifier {
         }
         headers += configuration.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         _ = try await NotifierHTTP.send(
-            CurlRequest(url: configuration.url, headers: headers, body: body, timeoutMillis: configuration.timeoutMillis),
+            CurlRequest(
+                url: configuration.url, headers: headers, body: body, timeoutMillis: configuration.timeoutMillis),
             channel: channel)
     }
 }

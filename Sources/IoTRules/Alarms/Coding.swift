@@ -127,7 +127,9 @@ struct ScriptCoding {
 
     static func closureError(_ value: Any, _ what: String, _ encoder: any Encoder) -> EncodingError {
         .invalidValue(
-            value, .init(codingPath: encoder.codingPath, debugDescription: "a closure \(what) cannot be encoded; use a script"))
+            value,
+            .init(codingPath: encoder.codingPath, debugDescription: "a closure \(what) cannot be encoded; use a script")
+        )
     }
 }
 

@@ -154,7 +154,8 @@ extension RuleEngine {
                     // in between leaves it for deliverUnhandledEvents() at the next start.
                     record = try await stateStore.saveAlarm(
                         scope, w.alarm,
-                        unhandledEvent: UnhandledAlarmEvent(kind: kind.rawValue, tenant: w.tenant, alarm: w.alarm, time: now))
+                        unhandledEvent: UnhandledAlarmEvent(
+                            kind: kind.rawValue, tenant: w.tenant, alarm: w.alarm, time: now))
                 } else {
                     try await stateStore.saveAlarm(scope, w.alarm)
                 }

@@ -51,10 +51,12 @@ extension RuleEngine {
                     let (from, limit): (Int64, Int?) =
                         switch p.window {
                         case .count(let n): (.min, max(1, n))
-                        case .duration(let d): (now.saturatingSubtract(d).saturatingAdd(1), configuration.maxWindowSamples)
+                        case .duration(let d):
+                            (now.saturatingSubtract(d).saturatingAdd(1), configuration.maxWindowSamples)
                         }
                     history[i] = try await pointStore.range(
-                        scope, series: SeriesKey(device: p.device, signal: p.signal), from: from, to: now.saturatingAdd(1),
+                        scope, series: SeriesKey(device: p.device, signal: p.signal), from: from,
+                        to: now.saturatingAdd(1),
                         limit: limit, order: .descending
                     ).reversed()
                 }
@@ -92,7 +94,8 @@ extension RuleEngine {
                     if case .duration(let d) = p.window { return d }
                     return nil
                 }.max() ?? 0
-            let s = JointSlot(runtime: runtime, rule: r, coveredSince: pointStore != nil ? now.saturatingSubtract(maxDuration) : now)
+            let s = JointSlot(
+                runtime: runtime, rule: r, coveredSince: pointStore != nil ? now.saturatingSubtract(maxDuration) : now)
             for (i, points) in history {
                 for p in points {
                     s.windows[i].append(

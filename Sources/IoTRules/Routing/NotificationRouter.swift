@@ -104,7 +104,8 @@ public actor NotificationRouter: AlarmEventHandler {
             let id = policy.templateID(for: kind)
             guard template(id: id, tenant: tenant) != nil else {
                 throw IoTError(
-                    .invalidArgument, "policy \"\(policy.id)\" uses template \"\(id)\" for \(kind) events, which does not exist")
+                    .invalidArgument,
+                    "policy \"\(policy.id)\" uses template \"\(id)\" for \(kind) events, which does not exist")
             }
         }
         policies[tenant, default: [:]][policy.id] = policy
@@ -143,8 +144,11 @@ public actor NotificationRouter: AlarmEventHandler {
         let values = AlarmVariables.values(event, device: device)
         var messages: [OutboxMessage] = []
         var seen: Set<String> = []  // (channel, address): one message per state change even if policies overlap
-        for policy in tenantPolicies.values.sorted(by: { $0.id < $1.id }) where policy.match.matches(event, device: device) {
-            guard let template = template(id: policy.templateID(for: event.kind), tenant: event.tenant) else { continue }
+        for policy in tenantPolicies.values.sorted(by: { $0.id < $1.id })
+        where policy.match.matches(event, device: device) {
+            guard let template = template(id: policy.templateID(for: event.kind), tenant: event.tenant) else {
+                continue
+            }
             for target in policy.targets {
                 let addresses = await addresses(target, tenant: event.tenant)
                 let format = channelFormats[target.channel] ?? .subjectAndBody
@@ -177,12 +181,14 @@ public actor NotificationRouter: AlarmEventHandler {
         var messages: [OutboxMessage] = []
         let now = clock.now()
         for target in targets {
-            let (subject, body) = template.render(for: channelFormats[target.channel] ?? .subjectAndBody, values: values)
+            let (subject, body) = template.render(
+                for: channelFormats[target.channel] ?? .subjectAndBody, values: values)
             for address in await addresses(target, tenant: tenant) {
                 sequence &+= 1
                 messages.append(
                     OutboxMessage(
-                        id: "\(templateID).\(now).\(Self.nonce)\(sequence)", channel: target.channel, recipient: address,
+                        id: "\(templateID).\(now).\(Self.nonce)\(sequence)", channel: target.channel,
+                        recipient: address,
                         subject: subject, body: body, createdAt: now))
             }
         }

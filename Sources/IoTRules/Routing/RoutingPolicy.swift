@@ -80,7 +80,9 @@ public struct RoutingPolicy: Sendable, Hashable, Codable {
     public var targets: [RoutingTarget]
 
     /// Creates a policy.
-    public init(id: String, match: EventMatch = EventMatch(), templates: [String: String]? = nil, targets: [RoutingTarget]) {
+    public init(
+        id: String, match: EventMatch = EventMatch(), templates: [String: String]? = nil, targets: [RoutingTarget]
+    ) {
         self.id = id
         self.match = match
         self.templates = templates

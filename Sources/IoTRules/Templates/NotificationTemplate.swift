@@ -99,7 +99,8 @@ public struct NotificationTemplate: Sendable, Hashable, Codable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         try self.init(
             id: try c.decode(String.self, forKey: .id), kind: try c.decode(TemplateKind.self, forKey: .kind),
-            subject: try c.decodeIfPresent(String.self, forKey: .subject), body: try c.decode(String.self, forKey: .body),
+            subject: try c.decodeIfPresent(String.self, forKey: .subject),
+            body: try c.decode(String.self, forKey: .body),
             markdown: try c.decodeIfPresent(String.self, forKey: .markdown))
     }
 
@@ -152,7 +153,8 @@ extension NotificationTemplate {
         ),
         try! NotificationTemplate(
             id: "alarm_cleared", kind: .alarmCleared, subject: "[cleared] ${device_name}: ${alert_type} alarm",
-            body: "The ${alert_type} alarm of device ${device_name} cleared at ${timestamp}; current value ${current_value}."
+            body:
+                "The ${alert_type} alarm of device ${device_name} cleared at ${timestamp}; current value ${current_value}."
         ),
         try! NotificationTemplate(
             id: "alarm_acknowledged", kind: .alarmAcknowledged, subject: "[acknowledged] ${device_name}: ${alert_type}",

@@ -98,7 +98,8 @@ public struct Template: Sendable, Hashable {
         if let unknown = variables.first(where: { !known.contains($0) }) {
             throw IoTError(
                 .invalidArgument,
-                "unknown variable \"\(unknown)\" in template; known variables: \(known.sorted().joined(separator: ", "))")
+                "unknown variable \"\(unknown)\" in template; known variables: \(known.sorted().joined(separator: ", "))"
+            )
         }
     }
 

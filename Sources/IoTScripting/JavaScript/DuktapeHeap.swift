@@ -2,7 +2,7 @@ internal import CIoTDuktape
 import IoTCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Allocation bookkeeping of one heap, reached from the allocator through its user data.

@@ -3,7 +3,7 @@ public import IoTCore
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs sandboxed JavaScript (ES5.1, Duktape 2.7) in a pool of killable worker processes.
@@ -87,7 +87,8 @@ public final class JavaScriptEngine: ScriptEngine {
             guard access(path, X_OK) == 0 else {
                 throw IoTError(
                     .unavailable,
-                    "the JavaScript worker '\(path)' is missing; build the iot-js-worker product or set Configuration.workerPath")
+                    "the JavaScript worker '\(path)' is missing; build the iot-js-worker product or set Configuration.workerPath"
+                )
             }
         }
         workerPath = path
@@ -128,7 +129,8 @@ public final class JavaScriptEngine: ScriptEngine {
     }
 
     func compileJavaScript(_ source: String, name: String) throws(IoTError) -> JavaScriptCompiledScript {
-        let script = JavaScriptSource(id: nextID.wrappingAdd(1, ordering: .relaxed).oldValue, name: name, source: source)
+        let script = JavaScriptSource(
+            id: nextID.wrappingAdd(1, ordering: .relaxed).oldValue, name: name, source: source)
         switch configuration.isolation {
         case .workerProcesses:
             try withWorker { (w) throws(IoTError) in try load(script, into: w) }
@@ -139,7 +141,9 @@ public final class JavaScriptEngine: ScriptEngine {
     }
 
     /// Calls `function` of `script` on the calling thread, blocking it for at most the time limit.
-    func callNow(_ script: JavaScriptSource, _ function: String, _ arguments: [ScriptValue]) throws(IoTError) -> ScriptValue {
+    func callNow(_ script: JavaScriptSource, _ function: String, _ arguments: [ScriptValue]) throws(IoTError)
+        -> ScriptValue
+    {
         switch configuration.isolation {
         case .workerProcesses:
             return try withWorker { (w) throws(IoTError) -> ScriptValue in
@@ -254,9 +258,11 @@ final class JavaScriptCompiledScript: CompiledScript {
     func call(_ function: String, _ arguments: [ScriptValue]) async throws(IoTError) -> ScriptValue {
         let engine = self.engine
         let source = self.source
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<ScriptValue, IoTError>, Never>) in
+        let result = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<ScriptValue, IoTError>, Never>) in
             DispatchQueue.global().async {
-                continuation.resume(returning: Result { () throws(IoTError) in try engine.callNow(source, function, arguments) })
+                continuation.resume(
+                    returning: Result { () throws(IoTError) in try engine.callNow(source, function, arguments) })
             }
         }
         return try result.get()

@@ -1,7 +1,7 @@
 import IoTCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The main loop of the `iot-js-worker` executable: one Duktape heap, requests on stdin, responses on

@@ -2,7 +2,7 @@ import Dispatch
 import IoTCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One `iot-js-worker` child process and the parent's end of its socket.
@@ -53,7 +53,9 @@ final class WorkerProcess: @unchecked Sendable {
         // take far longer than a call's time limit to start a process).
         var ready: [UInt8] = [0]
         do {
-            try worker.receive(into: &ready, deadline: monotonicNanoseconds() + startupLimit.inNanoseconds, what: "starting the JavaScript worker")
+            try worker.receive(
+                into: &ready, deadline: monotonicNanoseconds() + startupLimit.inNanoseconds,
+                what: "starting the JavaScript worker")
         } catch {
             throw IoTError(.unavailable, error.message)
         }
@@ -121,7 +123,8 @@ final class WorkerProcess: @unchecked Sendable {
 
     private func gone(_ what: String) -> IoTError {
         terminate()
-        return IoTError(.script, "\(what) failed: the JavaScript worker died (memory exhausted or a fatal error); it is replaced")
+        return IoTError(
+            .script, "\(what) failed: the JavaScript worker died (memory exhausted or a fatal error); it is replaced")
     }
 
     private func sendAll(_ bytes: [UInt8], deadline: Int64, what: String) throws(IoTError) {

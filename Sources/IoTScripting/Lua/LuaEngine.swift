@@ -3,7 +3,7 @@ public import IoTCore
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs sandboxed Lua 5.4 scripts, in process, with an instruction budget, a deadline and a memory cap.
@@ -132,6 +132,8 @@ final class LuaCompiledScript: CompiledScript {
     func callNow(_ function: String, _ arguments: [ScriptValue]) throws(IoTError) -> ScriptValue {
         let source = self.source
         return try engine.withState { (state) throws(IoTError) -> ScriptValue in
+            // `L`, as in Lua's C API.
+            // swift-format-ignore: AlwaysUseLowerCamelCase
             let L = state.L
             let top = lua_gettop(L)
             defer { lua_settop(L, top) }

@@ -93,7 +93,9 @@ extension LuaState {
         }
     }
 
-    private func record(at index: Int32, number: Int, _ message: InboundMessage, _ script: String) throws(IoTError) -> DeviceRecord {
+    private func record(at index: Int32, number: Int, _ message: InboundMessage, _ script: String) throws(IoTError)
+        -> DeviceRecord
+    {
         guard lua_type(L, index) == LUA_TTABLE else { throw malformed(script, "\(kind(index)) as record \(number)") }
         guard let device = try text(index, .device, number: number, script) ?? message.deviceUID else {
             throw malformed(script, "record \(number) without a device, for a message without one")

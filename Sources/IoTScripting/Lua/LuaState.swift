@@ -2,11 +2,13 @@ internal import CIoTLua
 import IoTCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Called by Lua only for an error outside any `lua_pcall`, which this module never causes; ends the
 /// process with a message instead of Lua's silent `abort()`.
+// `L` is the Lua state in Lua's own C API and manual.
+// swift-format-ignore: AlwaysUseLowerCamelCase
 private let luaPanic: lua_CFunction = { L in
     var n = 0
     let msg = lua_tolstring(L, -1, &n).map { String(cString: $0) } ?? "?"
@@ -52,6 +54,7 @@ private let sandboxPrelude = """
 /// ``BlockingPool`` (acquire → use → release, with the pool's mutex ordering the hand-over), so no two
 /// threads touch `L`, `limits` or `scripts` at the same time. Freed once, in `deinit`.
 final class LuaState: @unchecked Sendable {
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     let L: OpaquePointer
     let limits: UnsafeMutablePointer<ciot_lua_limits>
     let configuration: LuaEngine.Configuration
@@ -100,6 +103,7 @@ final class LuaState: @unchecked Sendable {
             to: ciot_lua_limits(
                 used: 0, max_bytes: configuration.memoryLimit, enforce: 0, timed_out: 0, ticks: 0, max_ticks: 0,
                 deadline_ns: 0))
+        // swift-format-ignore: AlwaysUseLowerCamelCase
         guard let L = lua_newstate(ciot_lua_alloc, UnsafeMutableRawPointer(limits)) else {
             limits.deallocate()
             throw IoTError(.script, "cannot create a Lua state (out of memory)")
@@ -185,6 +189,7 @@ final class LuaState: @unchecked Sendable {
     }
 
     /// The error object on the stack top as text (not popped).
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     static func errorMessage(_ L: OpaquePointer) -> String {
         if lua_type(L, -1) == LUA_TSTRING, let p = lua_tolstring(L, -1, nil) { return String(cString: p) }
         return "(error object is a \(String(cString: lua_typename(L, lua_type(L, -1)))) value)"

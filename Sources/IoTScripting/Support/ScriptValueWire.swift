@@ -53,7 +53,9 @@ struct WireReader {
         self.offset = offset
     }
 
-    private static func truncated() -> IoTError { IoTError(.script, "the script worker sent a truncated or malformed frame") }
+    private static func truncated() -> IoTError {
+        IoTError(.script, "the script worker sent a truncated or malformed frame")
+    }
 
     mutating func u8() throws(IoTError) -> UInt8 {
         guard offset < bytes.count else { throw Self.truncated() }
@@ -81,7 +83,9 @@ struct WireReader {
         return String(decoding: bytes[offset..<offset + n], as: UTF8.self)
     }
     mutating func value(depth: Int = 0) throws(IoTError) -> ScriptValue {
-        guard depth < Self.maxDepth else { throw IoTError(.script, "a value is nested deeper than \(Self.maxDepth) levels") }
+        guard depth < Self.maxDepth else {
+            throw IoTError(.script, "a value is nested deeper than \(Self.maxDepth) levels")
+        }
         switch try u8() {
         case 0: return .null
         case 1: return .bool(false)

@@ -24,7 +24,8 @@ extension ManagementServer {
                 for method in [HTTPRequest.Method.post, .get] {
                     router.on(RouterPath(path), method: method) { _, _ -> Response in
                         throw APIError.notFound(
-                            "the EMQX auth endpoints are not configured on this server; pass a BrokerAccessControl (iotd: brokerAccounts.emqx)")
+                            "the EMQX auth endpoints are not configured on this server; pass a BrokerAccessControl (iotd: brokerAccounts.emqx)"
+                        )
                     }
                 }
             }
@@ -53,10 +54,12 @@ extension ManagementServer {
                     let actionName = (fields["action"] ?? "").lowercased()
                     guard let action = BrokerAccountPolicy.Action(rawValue: actionName) else {
                         throw APIError.badRequest(
-                            "action \"\(actionName)\" is not publish or subscribe; set the authorizer body's action to ${action}")
+                            "action \"\(actionName)\" is not publish or subscribe; set the authorizer body's action to ${action}"
+                        )
                     }
                     guard let topic = fields["topic"], !topic.isEmpty else {
-                        throw APIError.badRequest("the request lacks the topic; set the authorizer body's topic to ${topic}")
+                        throw APIError.badRequest(
+                            "the request lacks the topic; set the authorizer body's topic to ${topic}")
                     }
                     return try await access.authorize(
                         username: fields["username"], clientID: fields["clientid"], action: action, topic: topic)
@@ -78,7 +81,8 @@ extension ManagementServer {
         else {
             return JSONOutput.error(
                 status: .unauthorized, code: IoTError.Code.unauthorized.name,
-                message: "the broker auth key is missing or not valid; configure the authenticator's Authorization header")
+                message:
+                    "the broker auth key is missing or not valid; configure the authenticator's Authorization header")
         }
         return nil
     }
@@ -88,8 +92,10 @@ extension ManagementServer {
     {
         do {
             let decision = try await decide()
-            Counter(label: "iot_broker_auth_total", dimensions: [("endpoint", kind), ("result", decision.result.rawValue)])
-                .increment()
+            Counter(
+                label: "iot_broker_auth_total", dimensions: [("endpoint", kind), ("result", decision.result.rawValue)]
+            )
+            .increment()
             logger.debug(
                 "broker \(kind) decision",
                 metadata: ["result": "\(decision.result.rawValue)", "reason": "\(decision.reason)"])

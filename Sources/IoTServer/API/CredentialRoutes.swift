@@ -133,7 +133,9 @@ extension ManagementServer {
         }
     }
 
-    private func credentialTarget(_ context: BasicRequestContext) async throws -> (any CredentialManager, DeviceIdentity) {
+    private func credentialTarget(_ context: BasicRequestContext) async throws -> (
+        any CredentialManager, DeviceIdentity
+    ) {
         let scope = try await tenantScope(context)
         let device = try await existingDevice(scope, context)
         guard let manager = credentialManager else {

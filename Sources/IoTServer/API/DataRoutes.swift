@@ -88,7 +88,8 @@ extension ManagementServer {
             var csv = "time,value\n"
             for p in found { csv += "\(p.time),\(CSV.field(p.value))\n" }
             response = JSONOutput.text(csv, contentType: "text/csv; charset=utf-8")
-            response.headers[.contentDisposition] = "attachment; filename=\"\(CSV.fileName([series.device, series.signal]))\""
+            response.headers[.contentDisposition] =
+                "attachment; filename=\"\(CSV.fileName([series.device, series.signal]))\""
         }
         if truncated { response.headers[.init("X-Truncated")!] = "true" }
         return response

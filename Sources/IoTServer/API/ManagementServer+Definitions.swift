@@ -84,7 +84,8 @@ extension ManagementServer {
                         try JSONDecoder().decode(NotificationTemplate.self, from: Data($0)), tenant: tenant.id)
                 }
                 try await restore(DefinitionKind.notificationPolicy, "notifications/policies") {
-                    try await notifications.savePolicy(try JSONDecoder().decode(RoutingPolicy.self, from: Data($0)), tenant: tenant.id)
+                    try await notifications.savePolicy(
+                        try JSONDecoder().decode(RoutingPolicy.self, from: Data($0)), tenant: tenant.id)
                 }
             }
             if let modbus {
@@ -97,8 +98,10 @@ extension ManagementServer {
                     do {
                         try restoreObservation(stored.body, tenant: tenant.id)
                     } catch {
-                        Counter(label: "iot_definitions_quarantined", dimensions: [("kind", DefinitionKind.coapObservation)])
-                            .increment()
+                        Counter(
+                            label: "iot_definitions_quarantined", dimensions: [("kind", DefinitionKind.coapObservation)]
+                        )
+                        .increment()
                         failures.append(
                             RestoreFailure(
                                 tenant: tenant.id, kind: DefinitionKind.coapObservation, id: stored.id,

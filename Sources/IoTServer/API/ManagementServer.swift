@@ -3,11 +3,11 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
 public import IoTCore
+public import IoTProtocols
 public import IoTRules
 public import Logging
 import NIOCore
 public import Prometheus
-public import IoTProtocols
 public import ServiceLifecycle
 
 /// The management listener: the REST API for tenants, products, devices, tokens, data, alarm rules,
@@ -159,7 +159,8 @@ public final class ManagementServer: Service {
         do {
             try configuration.limits.validate()
             server = try HTTPIngestTransport.webSocketUpgradeServer(
-                tls: configuration.tls, limiter: ConnectionLimiter(limits: configuration.limits, listener: "management"),
+                tls: configuration.tls,
+                limiter: ConnectionLimiter(limits: configuration.limits, listener: "management"),
                 webSocketRouter: makeWebSocketRouter())
         } catch {
             port.stopped("its TLS or limits configuration is invalid: \(error)")
@@ -239,7 +240,8 @@ public final class ManagementServer: Service {
                 response.headers[.allow] = allow
                 return response
             }
-            for method: HTTPRequest.Method in [.get, .post, .put, .delete, .patch] where !route.methods.contains(method) {
+            for method: HTTPRequest.Method in [.get, .post, .put, .delete, .patch] where !route.methods.contains(method)
+            {
                 if text.hasPrefix("/api") {
                     api.on(route.path, method: method, use: refuse)
                 } else {

@@ -52,7 +52,8 @@ struct ModbusDeviceOutput: Encodable {
         uid = s.device.identity.deviceUID
         switch s.device.connection {
         case .tcp(let host, let port): endpoint = "tcp://\(host):\(port)"
-        case .rtu(let path, let baud, let parity, let stopBits): endpoint = "rtu:\(path)?baud=\(baud)&parity=\(parity.rawValue)&stopBits=\(stopBits)"
+        case .rtu(let path, let baud, let parity, let stopBits):
+            endpoint = "rtu:\(path)?baud=\(baud)&parity=\(parity.rawValue)&stopBits=\(stopBits)"
         }
         unitId = s.device.unitID
         intervalMillis = s.device.intervalMillis
@@ -96,7 +97,8 @@ extension ManagementServer {
                 let device = try Self.modbusDevice(from: bytes, tenant: scope.tenant, uid: nil)
                 try modbus.add(device)
                 try await self.saveModbusDevice(device)
-                return try JSONOutput.response(ModbusDeviceOutput(try self.modbusStatus(device.identity)), status: .created)
+                return try JSONOutput.response(
+                    ModbusDeviceOutput(try self.modbusStatus(device.identity)), status: .created)
             }
         }
         router.put(RouterPath(path + "/:uid")) { request, context in
@@ -138,7 +140,8 @@ extension ManagementServer {
                     try await modbus.write(identity, area: area, address: address, values: values)
                 } else {
                     throw APIError.badRequest(
-                        "send {\"signal\": <name>, \"value\": <value>} or {\"area\": \"holding\"|\"coil\", \"address\": <n>, \"values\": [<n>, …]}")
+                        "send {\"signal\": <name>, \"value\": <value>} or {\"area\": \"holding\"|\"coil\", \"address\": <n>, \"values\": [<n>, …]}"
+                    )
                 }
                 return try JSONOutput.response(["written": true])
             }
@@ -151,7 +154,8 @@ extension ManagementServer {
     static func modbusDevice(from bytes: [UInt8], tenant: TenantID, uid: String?) throws -> ModbusDevice {
         guard var object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
             throw APIError.badRequest(
-                "the body must be a JSON object: {\"uid\": …, \"tcp\": {\"host\": …, \"port\": …} or \"rtu\": {\"path\": …}, \"unitId\": …, \"intervalMillis\": …, \"registers\": […]}")
+                "the body must be a JSON object: {\"uid\": …, \"tcp\": {\"host\": …, \"port\": …} or \"rtu\": {\"path\": …}, \"unitId\": …, \"intervalMillis\": …, \"registers\": […]}"
+            )
         }
         if let given = object["tenant"] {
             guard given as? String == tenant.rawValue else {
@@ -162,7 +166,8 @@ extension ManagementServer {
         if let uid {
             if let given = object["uid"] {
                 guard given as? String == uid else {
-                    throw APIError.badRequest("the body's \"uid\" differs from the uid of the path; leave it out or make them equal")
+                    throw APIError.badRequest(
+                        "the body's \"uid\" differs from the uid of the path; leave it out or make them equal")
                 }
             }
             object["uid"] = uid
@@ -170,7 +175,8 @@ extension ManagementServer {
         guard let uid = object["uid"] as? String, !uid.isEmpty else {
             throw APIError.badRequest("the JSON body lacks the field \"uid\" (the device's id in the tenant)")
         }
-        let device = try JSONOutput.decode(ModbusDevice.self, from: Array(try JSONSerialization.data(withJSONObject: object)))
+        let device = try JSONOutput.decode(
+            ModbusDevice.self, from: Array(try JSONSerialization.data(withJSONObject: object)))
         try device.validate()
         return device
     }
@@ -183,7 +189,8 @@ extension ManagementServer {
         encoder.outputFormatting = [.sortedKeys]
         let body = Array(try encoder.encode(device))
         try await definitions.saveDefinition(
-            .tenant(device.identity.tenant), kind: DefinitionKind.modbusDevice, id: device.identity.deviceUID, body: body)
+            .tenant(device.identity.tenant), kind: DefinitionKind.modbusDevice, id: device.identity.deviceUID,
+            body: body)
     }
 
     private func modbusStatus(_ identity: DeviceIdentity) throws -> ModbusTransport.DeviceStatus {

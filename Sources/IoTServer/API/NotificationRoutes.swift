@@ -43,14 +43,16 @@ extension ManagementServer {
             try await self.handle {
                 let r = try self.configuredNotifications()
                 let scope = try await self.tenantScope(context)
-                let input = try await JSONOutput.decode(TemplateInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                let input = try await JSONOutput.decode(
+                    TemplateInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
                 try validateIdentifier(input.id, "template id")
                 let template = try NotificationTemplate(
                     id: input.id, kind: TemplateKind(rawValue: input.kind), subject: input.subject, body: input.body,
                     markdown: input.markdown)
                 try await r.saveTemplate(template, tenant: scope.tenant)
                 try await self.definitions?.saveDefinition(
-                    scope, kind: DefinitionKind.notificationTemplate, id: template.id, body: try Self.definitionBytes(template))
+                    scope, kind: DefinitionKind.notificationTemplate, id: template.id,
+                    body: try Self.definitionBytes(template))
                 return try JSONOutput.response(template, status: .created)
             }
         }
@@ -70,9 +72,12 @@ extension ManagementServer {
                 let r = try self.configuredNotifications()
                 let scope = try await self.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
-                let forgotten = try await self.definitions?.deleteDefinition(scope, kind: DefinitionKind.notificationTemplate, id: id)
+                let forgotten = try await self.definitions?.deleteDefinition(
+                    scope, kind: DefinitionKind.notificationTemplate, id: id)
                 guard await r.removeTemplate(id: id, tenant: scope.tenant) || forgotten == true else {
-                    throw APIError.notFound("template \"\(id)\" is not a template of tenant \"\(scope.tenant)\" (built-ins cannot be removed)")
+                    throw APIError.notFound(
+                        "template \"\(id)\" is not a template of tenant \"\(scope.tenant)\" (built-ins cannot be removed)"
+                    )
                 }
                 return Response(status: .noContent)
             }
@@ -88,11 +93,13 @@ extension ManagementServer {
             try await self.handle {
                 let r = try self.configuredNotifications()
                 let scope = try await self.tenantScope(context)
-                let policy = try await JSONOutput.decode(RoutingPolicy.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                let policy = try await JSONOutput.decode(
+                    RoutingPolicy.self, from: request, maxBytes: self.configuration.maxBodyBytes)
                 try validateIdentifier(policy.id, "policy id")
                 try await r.savePolicy(policy, tenant: scope.tenant)
                 try await self.definitions?.saveDefinition(
-                    scope, kind: DefinitionKind.notificationPolicy, id: policy.id, body: try Self.definitionBytes(policy))
+                    scope, kind: DefinitionKind.notificationPolicy, id: policy.id,
+                    body: try Self.definitionBytes(policy))
                 return try JSONOutput.response(policy, status: .created)
             }
         }
@@ -101,7 +108,8 @@ extension ManagementServer {
                 let r = try self.configuredNotifications()
                 let scope = try await self.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
-                let forgotten = try await self.definitions?.deleteDefinition(scope, kind: DefinitionKind.notificationPolicy, id: id)
+                let forgotten = try await self.definitions?.deleteDefinition(
+                    scope, kind: DefinitionKind.notificationPolicy, id: id)
                 guard await r.removePolicy(id: id, tenant: scope.tenant) || forgotten == true else {
                     throw APIError.notFound("policy \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
                 }
@@ -112,22 +120,27 @@ extension ManagementServer {
             try await self.handle {
                 let r = try self.configuredNotifications()
                 let scope = try await self.tenantScope(context)
-                let input = try await JSONOutput.decode(SendInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                let input = try await JSONOutput.decode(
+                    SendInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
                 guard let template = await r.template(id: input.template, tenant: scope.tenant) else {
-                    throw APIError.notFound("template \"\(input.template)\" does not exist in tenant \"\(scope.tenant)\"")
+                    throw APIError.notFound(
+                        "template \"\(input.template)\" does not exist in tenant \"\(scope.tenant)\"")
                 }
                 let values = input.values ?? [:]
-                if let known = template.kind.variables, let missing = known.subtracting(["tenant", "timestamp"]).first(where: { name in
-                    [template.subject, template.body, template.markdown].contains { text in
-                        text.map { (try? Template($0).variables.contains(name)) ?? false } ?? false
-                    } && values[name] == nil
-                }) {
+                if let known = template.kind.variables,
+                    let missing = known.subtracting(["tenant", "timestamp"]).first(where: { name in
+                        [template.subject, template.body, template.markdown].contains { text in
+                            text.map { (try? Template($0).variables.contains(name)) ?? false } ?? false
+                        } && values[name] == nil
+                    })
+                {
                     throw APIError.badRequest("the template uses \"\(missing)\"; give it in \"values\"")
                 }
                 var filled = values
                 filled["tenant"] = filled["tenant"] ?? scope.tenant.rawValue
                 filled["timestamp"] = filled["timestamp"] ?? AlarmVariables.isoTimestamp(self.clock.now())
-                let messages = try await r.notify(templateID: input.template, values: filled, targets: input.targets, tenant: scope.tenant)
+                let messages = try await r.notify(
+                    templateID: input.template, values: filled, targets: input.targets, tenant: scope.tenant)
                 return try JSONOutput.response(messages, status: .accepted)
             }
         }
@@ -139,7 +152,8 @@ extension ManagementServer {
                 let raw = q["status"].map(String.init) ?? "pending"
                 guard let status = OutboxMessage.Status(rawValue: raw) else {
                     throw APIError.badRequest(
-                        "status \"\(raw)\" is not one of \(OutboxMessage.Status.allCases.map(\.rawValue).joined(separator: ", "))")
+                        "status \"\(raw)\" is not one of \(OutboxMessage.Status.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
                 let limit = try Self.limit(q["limit"], default: 100)
                 return try JSONOutput.response(try await outbox.messages(scope, status: status, limit: limit))
@@ -161,7 +175,8 @@ extension ManagementServer {
         router.get(RouterPath(path + "/channels")) { _, context in
             try await self.handle {
                 guard let dispatcher = self.dispatcher else {
-                    throw APIError.notFound("notification delivery is not configured on this server; pass a NotificationDispatcher")
+                    throw APIError.notFound(
+                        "notification delivery is not configured on this server; pass a NotificationDispatcher")
                 }
                 _ = try await self.tenantScope(context)
                 let stats = await dispatcher.statistics()
@@ -177,7 +192,8 @@ extension ManagementServer {
                 let q = request.uri.queryParameters
                 let unreadOnly = q["unread"] == "true"
                 let limit = try Self.limit(q["limit"], default: 100)
-                let messages = try await inbox.messages(scope, recipient: recipient, unreadOnly: unreadOnly, limit: limit)
+                let messages = try await inbox.messages(
+                    scope, recipient: recipient, unreadOnly: unreadOnly, limit: limit)
                 return try JSONOutput.response(
                     InboxOutput(unread: try await inbox.unreadCount(scope, recipient: recipient), messages: messages))
             }
@@ -207,21 +223,24 @@ extension ManagementServer {
     func configuredNotifications() throws -> NotificationRouter {
         guard let notifications else {
             throw APIError.notFound(
-                "notifications are not configured on this server; pass a NotificationRouter to ManagementServer(notifications:)")
+                "notifications are not configured on this server; pass a NotificationRouter to ManagementServer(notifications:)"
+            )
         }
         return notifications
     }
 
     func configuredOutbox() throws -> any Outbox {
         guard let outbox else {
-            throw APIError.notFound("the notification outbox is not configured on this server; pass an Outbox to ManagementServer(outbox:)")
+            throw APIError.notFound(
+                "the notification outbox is not configured on this server; pass an Outbox to ManagementServer(outbox:)")
         }
         return outbox
     }
 
     func configuredInbox() throws -> any Inbox {
         guard let inbox else {
-            throw APIError.notFound("the inbox is not configured on this server; pass an Inbox to ManagementServer(inbox:)")
+            throw APIError.notFound(
+                "the inbox is not configured on this server; pass an Inbox to ManagementServer(inbox:)")
         }
         return inbox
     }

@@ -52,7 +52,8 @@ extension ManagementServer {
                 if try await catalog.script(named: name) != nil || catalog.builtInNames.contains(name) {
                     throw APIError(
                         .conflict, .conflict,
-                        "a parser named \"\(name)\" exists; replace it with PUT /api/v1/parsers/\(name) or pick another name")
+                        "a parser named \"\(name)\" exists; replace it with PUT /api/v1/parsers/\(name) or pick another name"
+                    )
                 }
                 let saved = try await self.saveScript(input, name: name, catalog: catalog)
                 return try JSONOutput.response(ParserOutput(saved), status: .created)

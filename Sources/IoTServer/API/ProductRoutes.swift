@@ -85,6 +85,7 @@ extension ManagementServer {
     static func product(id: String, _ input: ProductInput) throws -> Product {
         Product(
             id: ProductID(id), name: input.name, signals: try SignalInput.signals(input.signals), parser: input.parser,
-            description: input.description, gateway: input.gateway ?? false, gatewayFor: try validated(input.gatewayFor))
+            description: input.description, gateway: input.gateway ?? false, gatewayFor: try validated(input.gatewayFor)
+        )
     }
 }

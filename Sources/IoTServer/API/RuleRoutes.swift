@@ -34,7 +34,8 @@ extension ManagementServer {
                 } catch let error as IoTError where error.code == .script {
                     throw APIError.badRequest("the rule's condition cannot be used: \(error.message)")
                 }
-                try await self.definitions?.saveDefinition(scope, kind: DefinitionKind.alarmRule, id: rule.id, body: bytes)
+                try await self.definitions?.saveDefinition(
+                    scope, kind: DefinitionKind.alarmRule, id: rule.id, body: bytes)
                 return try JSONOutput.response(RuleOutput(rule), status: .created)
             }
         }
@@ -54,7 +55,8 @@ extension ManagementServer {
                 let engine = try self.configuredRules()
                 let scope = try await self.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
-                let forgotten = try await self.definitions?.deleteDefinition(scope, kind: DefinitionKind.alarmRule, id: id)
+                let forgotten = try await self.definitions?.deleteDefinition(
+                    scope, kind: DefinitionKind.alarmRule, id: id)
                 guard try await engine.remove(ruleID: id, tenant: scope.tenant) || forgotten == true else {
                     throw APIError.notFound("rule \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
                 }

@@ -39,7 +39,8 @@ public final class LiveFeed: PointObserver {
     /// Subscribes to the points of `tenant` (only `devices`, when given). The stream ends when the
     /// subscription is cancelled (the consuming task ends) or ``unsubscribe(_:)`` is called.
     public func subscribe(tenant: TenantID, devices: Set<String>?) -> (id: UInt64, frames: AsyncStream<String>) {
-        let (stream, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(bufferedBatches))
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: String.self, bufferingPolicy: .bufferingNewest(bufferedBatches))
         let id = state.withLock { s in
             let id = s.next
             s.next += 1
@@ -63,7 +64,8 @@ public final class LiveFeed: PointObserver {
         let targets = state.withLock { s in s.subscribers.values.filter { $0.tenant == batch.tenant } }
         guard !targets.isEmpty else { return }
         for subscriber in targets {
-            let points = subscriber.devices.map { wanted in batch.points.filter { wanted.contains($0.device) } } ?? batch.points
+            let points =
+                subscriber.devices.map { wanted in batch.points.filter { wanted.contains($0.device) } } ?? batch.points
             guard !points.isEmpty else { continue }
             subscriber.continuation.yield(Self.frame(points))
         }
@@ -79,7 +81,8 @@ public final class LiveFeed: PointObserver {
             case .bool(let b): value = b ? "true" : "false"
             case .text(let t): value = jsonString(t)
             }
-            out += #"{"device":\#(jsonString(p.device)),"signal":\#(jsonString(p.signal)),"time":\#(p.time),"value":\#(value)}"#
+            out +=
+                #"{"device":\#(jsonString(p.device)),"signal":\#(jsonString(p.signal)),"time":\#(p.time),"value":\#(value)}"#
         }
         return out + "]}"
     }

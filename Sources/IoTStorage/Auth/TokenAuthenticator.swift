@@ -32,7 +32,8 @@ public final class TokenAuthenticator: DeviceAuthenticator, TokenIssuer {
     /// ``IoTError/Code/storage``).
     public func authenticate(_ credential: DeviceCredential) async throws(IoTError) -> DeviceIdentity {
         guard case .token(let token) = credential else {
-            throw IoTError(.unauthorized, "this credential kind is not accepted here; authenticate with an access token")
+            throw IoTError(
+                .unauthorized, "this credential kind is not accepted here; authenticate with an access token")
         }
         guard !token.isEmpty else {
             throw IoTError(.unauthorized, "no access token was presented; send the device's access token")

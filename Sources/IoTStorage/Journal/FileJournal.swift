@@ -3,7 +3,7 @@ public import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The default ``Journal``: append-only segment files with a CRC-32C per record.
@@ -46,7 +46,9 @@ public final class FileJournal: BatchJournal {
         /// A new segment starts once the current one reaches this size. Default 64 MiB.
         public var segmentBytes: Int
         /// Creates a configuration.
-        public init(directory: String = "./data/journal", durability: Durability = .process, segmentBytes: Int = 64 << 20) {
+        public init(
+            directory: String = "./data/journal", durability: Durability = .process, segmentBytes: Int = 64 << 20
+        ) {
             self.directory = directory
             self.durability = durability
             self.segmentBytes = segmentBytes
@@ -88,7 +90,9 @@ public final class FileJournal: BatchJournal {
     private let state: Mutex<State>
 
     /// Opens the journal, creating the directory and the first segment, and cutting off a torn tail.
-    public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "iot.journal")) throws(IoTError) {
+    public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "iot.journal"))
+        throws(IoTError)
+    {
         self.configuration = configuration
         self.logger = logger
         let dir = configuration.directory
@@ -121,7 +125,8 @@ public final class FileJournal: BatchJournal {
             last = trimmed
         }
         let map = Self.map(fd, size: size, configuration)
-        state = Mutex(State(fd: fd, size: size, segments: segments, last: max(last, trimmed), trimmed: trimmed, map: map))
+        state = Mutex(
+            State(fd: fd, size: size, segments: segments, last: max(last, trimmed), trimmed: trimmed, map: map))
     }
 
     deinit {
@@ -146,7 +151,8 @@ public final class FileJournal: BatchJournal {
             let first = s.last + 1
             var frames: [UInt8] = []
             for (k, e) in entries.enumerated() {
-                try JournalCodec.encode(sequence: first + UInt64(k), tenant: e.tenant, points: e.points, into: &s.buffer)
+                try JournalCodec.encode(
+                    sequence: first + UInt64(k), tenant: e.tenant, points: e.points, into: &s.buffer)
                 frames.append(contentsOf: s.buffer)
             }
             try appendFrames(frames, first: first, count: entries.count, to: &s)
@@ -205,7 +211,9 @@ public final class FileJournal: BatchJournal {
                     guard let (entry, next) = Self.frame(raw, at: offset) else {
                         // Zeros to the end: room allocated ahead of the records (the segment being written).
                         if Self.isZero(raw, from: offset) { return }
-                        logger.warning("journal: replay stops at a damaged record", metadata: ["segment": "\(segment.path)", "offset": "\(offset)"])
+                        logger.warning(
+                            "journal: replay stops at a damaged record",
+                            metadata: ["segment": "\(segment.path)", "offset": "\(offset)"])
                         stop = true
                         return
                     }
@@ -313,7 +321,8 @@ public final class FileJournal: BatchJournal {
                 last = entry.sequence
                 offset = next
             }
-            return Scan(validBytes: offset, fileBytes: raw.count, lastSequence: last, zeroTail: isZero(raw, from: offset))
+            return Scan(
+                validBytes: offset, fileBytes: raw.count, lastSequence: last, zeroTail: isZero(raw, from: offset))
         }
     }
 
@@ -342,7 +351,9 @@ public final class FileJournal: BatchJournal {
     /// Writes `bytes` at `offset`, the end of the segment's records. When a write fails part-way (disk
     /// full), the segment is cut back to `offset` bytes, so no torn frame sits before the entries appended
     /// later; a map then only writes below the new end of the file.
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int, what: String, map: inout Mapping?) throws(IoTError) {
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int, what: String, map: inout Mapping?)
+        throws(IoTError)
+    {
         do {
             try writeAll(fd, bytes, at: offset, what: what)
             if var m = map, offset + bytes.count > m.allocated {
@@ -380,7 +391,9 @@ public final class FileJournal: BatchJournal {
         defer { closedir(d) }
         var result: [Segment] = []
         while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            let name = withUnsafeBytes(of: e.pointee.d_name) {
+                String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
+            }
             guard name.hasPrefix("journal-"), name.hasSuffix(".log"),
                 let first = UInt64(name.dropFirst("journal-".count).dropLast(".log".count))
             else { continue }
@@ -410,7 +423,8 @@ public final class FileJournal: BatchJournal {
     private static func errnoError(_ what: String) -> IoTError {
         let code = errno
         return IoTError(
-            .journal, "journal could not \(what): \(String(cString: strerror(code))); check the disk and the directory's permissions",
+            .journal,
+            "journal could not \(what): \(String(cString: strerror(code))); check the disk and the directory's permissions",
             nativeCode: code)
     }
 }

@@ -31,7 +31,10 @@ enum JournalCodec {
             case .text(let s):
                 out.append(1)
                 let n = s.utf8.count
-                guard n <= maxPayload else { throw IoTError(.invalidValue, "text value of \(p.signal) is \(n) bytes, over the journal's 64 MiB limit") }
+                guard n <= maxPayload else {
+                    throw IoTError(
+                        .invalidValue, "text value of \(p.signal) is \(n) bytes, over the journal's 64 MiB limit")
+                }
                 put32(UInt32(n), &out)
                 out.append(contentsOf: s.utf8)
             case .bool(let b):
@@ -41,7 +44,9 @@ enum JournalCodec {
         }
         let payloadCount = out.count - frameHeaderSize
         guard payloadCount <= maxPayload else {
-            throw IoTError(.payloadTooLarge, "journal entry of \(payloadCount) bytes exceeds the 64 MiB limit; send smaller messages")
+            throw IoTError(
+                .payloadTooLarge,
+                "journal entry of \(payloadCount) bytes exceeds the 64 MiB limit; send smaller messages")
         }
         let crc = out.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[frameHeaderSize...])) }
         out.withUnsafeMutableBytes { raw in
@@ -57,7 +62,9 @@ enum JournalCodec {
         var points: [Point] = []
         points.reserveCapacity(Int(min(count, 1 << 16)))
         for _ in 0..<count {
-            guard let device = r.string16(), let signal = r.string16(), let time = r.u64(), let kind = r.u8() else { return nil }
+            guard let device = r.string16(), let signal = r.string16(), let time = r.u64(), let kind = r.u8() else {
+                return nil
+            }
             let value: SignalValue
             switch kind {
             case 0:
@@ -86,7 +93,8 @@ enum JournalCodec {
     private static func putString16(_ s: String, _ out: inout [UInt8]) throws(IoTError) {
         let n = s.utf8.count
         guard n <= Int(UInt16.max) else {
-            throw IoTError(.invalidArgument, "name of \(n) bytes is too long for the journal (65,535 at most): \(s.prefix(40))…")
+            throw IoTError(
+                .invalidArgument, "name of \(n) bytes is too long for the journal (65,535 at most): \(s.prefix(40))…")
         }
         withUnsafeBytes(of: UInt16(n).littleEndian) { out.append(contentsOf: $0) }
         out.append(contentsOf: s.utf8)

@@ -2,9 +2,12 @@ internal import CIoTSQLite
 import IoTCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
+// The C macro's name, which Swift cannot import.
+
+// swift-format-ignore: AlwaysUseLowerCamelCase
 let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
 /// One SQLite connection and its prepared-statement cache.
@@ -38,7 +41,8 @@ final class SQLiteConnection: @unchecked Sendable {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             if let handle { sqlite3_close_v2(handle) }
             throw IoTError(
-                .storage, "cannot open SQLite database at \(path): \(message); check the directory exists and is writable",
+                .storage,
+                "cannot open SQLite database at \(path): \(message); check the directory exists and is writable",
                 nativeCode: rc)
         }
         self.db = handle
@@ -114,7 +118,8 @@ final class SQLiteConnection: @unchecked Sendable {
 
     /// Builds an ``IoTError`` carrying SQLite's message and result code.
     func error(_ rc: Int32, _ doing: String) -> IoTError {
-        IoTError(.storage, "SQLite failed to \(doing): \(String(cString: sqlite3_errmsg(db))) (\(path))", nativeCode: rc)
+        IoTError(
+            .storage, "SQLite failed to \(doing): \(String(cString: sqlite3_errmsg(db))) (\(path))", nativeCode: rc)
     }
 }
 
@@ -129,7 +134,9 @@ struct Statement {
     func bind(_ index: Int32, _ value: Double) { sqlite3_bind_double(handle, index, value) }
     func bind(_ index: Int32, _ value: String) { sqlite3_bind_text(handle, index, value, -1, SQLITE_TRANSIENT) }
     func bind(_ index: Int32, _ value: [UInt8]) {
-        _ = value.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT) }
+        _ = value.withUnsafeBytes {
+            sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT)
+        }
     }
     func bindNull(_ index: Int32) { sqlite3_bind_null(handle, index) }
     func bind(_ index: Int32, _ value: String?) { if let value { bind(index, value) } else { bindNull(index) } }

@@ -128,14 +128,18 @@ public final class SQLiteCredentialStore: CredentialStore {
                 let other = DeviceIdentity(tenant: TenantID(owner.string(0)), deviceUID: owner.string(1))
                 owner.reset()
                 if other != credential.device {
-                    throw IoTError(.conflict, "username '\(credential.username)' belongs to another device; pick another")
+                    throw IoTError(
+                        .conflict, "username '\(credential.username)' belongs to another device; pick another")
                 }
             } else {
                 owner.reset()
             }
-            try mappingConstraint("device already has a password credential labelled '\(credential.label)'; use another label") {
+            try mappingConstraint(
+                "device already has a password credential labelled '\(credential.label)'; use another label"
+            ) {
                 let s = try c.statement(
-                    "INSERT INTO passwords(tenant, device, label, username, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+                    "INSERT INTO passwords(tenant, device, label, username, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+                )
                 s.bind(1, credential.device.tenant.rawValue)
                 s.bind(2, credential.device.deviceUID)
                 s.bind(3, credential.label)
@@ -175,7 +179,8 @@ public final class SQLiteCredentialStore: CredentialStore {
         while try s.step() {
             result.append(
                 StoredPassword(
-                    device: DeviceIdentity(tenant: TenantID(s.string(0)), deviceUID: s.string(1)), username: s.string(3),
+                    device: DeviceIdentity(tenant: TenantID(s.string(0)), deviceUID: s.string(1)),
+                    username: s.string(3),
                     hash: s.string(4), label: s.string(2), createdAt: s.int64(5)))
         }
         return result
@@ -220,12 +225,16 @@ public final class SQLiteCredentialStore: CredentialStore {
                     .conflict,
                     other == credential.device
                         ? "this certificate \(credential.match.rawValue) is already registered for the device"
-                        : "this certificate \(credential.match.rawValue) belongs to another device; revoke it there first")
+                        : "this certificate \(credential.match.rawValue) belongs to another device; revoke it there first"
+                )
             }
             owner.reset()
-            try mappingConstraint("device already has a certificate credential labelled '\(credential.label)'; use another label") {
+            try mappingConstraint(
+                "device already has a certificate credential labelled '\(credential.label)'; use another label"
+            ) {
                 let s = try c.statement(
-                    "INSERT INTO certificates(tenant, device, label, kind, value, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+                    "INSERT INTO certificates(tenant, device, label, kind, value, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+                )
                 s.bind(1, credential.device.tenant.rawValue)
                 s.bind(2, credential.device.deviceUID)
                 s.bind(3, credential.label)
@@ -260,7 +269,8 @@ public final class SQLiteCredentialStore: CredentialStore {
             while try s.step() {
                 result.append(
                     StoredCertificate(
-                        device: device, match: CertificateMatch(rawValue: s.string(1)) ?? .fingerprint, value: s.string(2),
+                        device: device, match: CertificateMatch(rawValue: s.string(1)) ?? .fingerprint,
+                        value: s.string(2),
                         label: s.string(0), createdAt: s.int64(3)))
             }
             return result

@@ -28,7 +28,8 @@ public final class SQLiteInbox: Inbox {
     public func add(_ scope: AccessScope, _ message: InboxMessage) async throws {
         try await databases.tenant(scope.tenant).write { c in
             let s = try c.statement(
-                "INSERT OR IGNORE INTO inbox(id, recipient, subject, body, created_at, read_at) VALUES (?, ?, ?, ?, ?, ?)")
+                "INSERT OR IGNORE INTO inbox(id, recipient, subject, body, created_at, read_at) VALUES (?, ?, ?, ?, ?, ?)"
+            )
             s.bind(1, message.id)
             s.bind(2, message.recipient)
             s.bind(3, message.subject)
@@ -39,7 +40,9 @@ public final class SQLiteInbox: Inbox {
         }
     }
 
-    public func messages(_ scope: AccessScope, recipient: String, unreadOnly: Bool, limit: Int) async throws -> [InboxMessage] {
+    public func messages(_ scope: AccessScope, recipient: String, unreadOnly: Bool, limit: Int) async throws
+        -> [InboxMessage]
+    {
         guard limit > 0 else { return [] }
         return try await databases.tenant(scope.tenant).read { c in
             let s = try c.statement(

@@ -176,7 +176,8 @@ public final class SQLiteOutbox: Outbox {
             throw IoTError(.notFound, "outbox message '\(id)' does not exist in tenant '\(scope.tenant)'")
         }
         guard status == "dead_letter" else {
-            throw IoTError(.conflict, "outbox message '\(id)' is \(status), not a dead letter; only dead letters can be retried")
+            throw IoTError(
+                .conflict, "outbox message '\(id)' is \(status), not a dead letter; only dead letters can be retried")
         }
     }
 
@@ -198,7 +199,8 @@ public final class SQLiteOutbox: Outbox {
         }
     }
 
-    public func messages(_ scope: AccessScope, status: OutboxMessage.Status, limit: Int) async throws -> [OutboxMessage] {
+    public func messages(_ scope: AccessScope, status: OutboxMessage.Status, limit: Int) async throws -> [OutboxMessage]
+    {
         guard limit > 0 else { return [] }
         return try await db(scope).read { c in
             let s = try c.statement(

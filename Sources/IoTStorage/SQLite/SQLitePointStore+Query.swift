@@ -22,7 +22,8 @@ extension SQLitePointStore {
                 for (id, signal) in series {
                     last.bind(1, id)
                     if try last.step() {
-                        result.append(Point(device: device, signal: signal, time: last.int64(0), value: last.signalValue(1)))
+                        result.append(
+                            Point(device: device, signal: signal, time: last.int64(0), value: last.signalValue(1)))
                     }
                     last.reset()
                 }
@@ -52,7 +53,8 @@ extension SQLitePointStore {
                 s.bind(4, Int64(limit ?? -1))
                 var result: [Point] = []
                 while try s.step() {
-                    result.append(Point(device: series.device, signal: series.signal, time: s.int64(0), value: s.signalValue(1)))
+                    result.append(
+                        Point(device: series.device, signal: series.signal, time: s.int64(0), value: s.signalValue(1)))
                 }
                 return result
             }
@@ -179,7 +181,8 @@ struct AggregatePlan: Sendable {
                 s.bind(2, a)
                 s.bind(3, b)
                 while try s.step() {
-                    parts[bucketIndex(s.int64(0)), default: RollupPartial()].merge(SQLitePointStore.partial(fromRollupRow: s))
+                    parts[bucketIndex(s.int64(0)), default: RollupPartial()].merge(
+                        SQLitePointStore.partial(fromRollupRow: s))
                 }
                 s.reset()
             }

@@ -215,7 +215,9 @@ extension SQLitePointStore {
     ) throws {
         let hourLevel = RollupLevel.hour
         var dirtyHours = Set<BucketKey>()
-        for key in dirtyMinutes { dirtyHours.insert(BucketKey(series: key.series, start: hourLevel.bucketStart(key.start))) }
+        for key in dirtyMinutes {
+            dirtyHours.insert(BucketKey(series: key.series, start: hourLevel.bucketStart(key.start)))
+        }
         let upsertMinute = try conn.statement(RollupLevel.minute.upsertSQL)
         var hours: [(BucketKey, RollupPartial)] = []
         for (key, p) in minutes {

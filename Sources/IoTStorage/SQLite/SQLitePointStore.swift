@@ -98,7 +98,6 @@ public final class SQLitePointStore: PointStore {
         }
     }
 
-
     // MARK: PointStore
 
     /// Commits the batch, its rollups and its journal sequence in one `BEGIN IMMEDIATE` transaction.

@@ -26,7 +26,8 @@ public final class SQLiteRegistryStore: RegistryStore {
     public init(storage: SQLiteStorage) {
         systemDatabase = PreparedDatabases(
             storage: storage, component: "registry.tenants", version: 1, schema: Self.systemSchema)
-        tenantDatabases = PreparedDatabases(storage: storage, component: "registry", version: 2, schema: Self.tenantSchema)
+        tenantDatabases = PreparedDatabases(
+            storage: storage, component: "registry", version: 2, schema: Self.tenantSchema)
     }
 
     private static let systemSchema = """
@@ -158,7 +159,8 @@ public final class SQLiteRegistryStore: RegistryStore {
     }
 
     private static func damaged(_ what: String) -> IoTError {
-        IoTError(.storage, "the registry holds an unreadable \(what); the database was changed outside iotd or is damaged")
+        IoTError(
+            .storage, "the registry holds an unreadable \(what); the database was changed outside iotd or is damaged")
     }
 
     // MARK: Products
@@ -276,7 +278,8 @@ public final class SQLiteRegistryStore: RegistryStore {
         }
     }
 
-    private static let deviceColumns = "uid, product, name, tags, department, push_interval_ms, signals, created_at, gateway"
+    private static let deviceColumns =
+        "uid, product, name, tags, department, push_interval_ms, signals, created_at, gateway"
 
     public func device(_ scope: AccessScope, uid: String) async throws -> Device? {
         guard scope.permits(device: uid), let db = try await existingTenantDB(scope.tenant) else { return nil }

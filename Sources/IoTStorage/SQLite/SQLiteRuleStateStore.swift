@@ -144,7 +144,9 @@ public final class SQLiteRuleStateStore: RuleStateStore {
 
     // MARK: Unhandled alarm events
 
-    public func saveAlarm(_ scope: AccessScope, _ alarm: Alarm, unhandledEvent event: UnhandledAlarmEvent) async throws -> Int64? {
+    public func saveAlarm(_ scope: AccessScope, _ alarm: Alarm, unhandledEvent event: UnhandledAlarmEvent) async throws
+        -> Int64?
+    {
         guard scope.permits(device: alarm.originator) else {
             throw IoTError(
                 .forbidden, "alarm originator '\(alarm.originator)' is outside the access scope of this request")
@@ -179,7 +181,9 @@ public final class SQLiteRuleStateStore: RuleStateStore {
                 let alarm = try JSONDecoder().decode(Alarm.self, from: Data(json.utf8))
                 return UnhandledAlarmEvent(id: seq, kind: kind, tenant: scope.tenant, alarm: alarm, time: time)
             } catch {
-                throw IoTError(.storage, "alarm event \(seq) cannot be read (\(error)); the database was changed outside iotd or is damaged")
+                throw IoTError(
+                    .storage,
+                    "alarm event \(seq) cannot be read (\(error)); the database was changed outside iotd or is damaged")
             }
         }
     }

@@ -52,7 +52,8 @@ public final class SQLiteStatisticsStore: StatisticsStore {
         }
     }
 
-    public func results(_ scope: AccessScope, jobID: String, from: Int64, to: Int64) async throws -> [StatisticsResult] {
+    public func results(_ scope: AccessScope, jobID: String, from: Int64, to: Int64) async throws -> [StatisticsResult]
+    {
         guard from < to else { return [] }
         return try await db(scope).read { c in
             let s = try c.statement(

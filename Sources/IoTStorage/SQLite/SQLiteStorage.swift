@@ -3,7 +3,7 @@ public import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The SQLite files of an installation: one small system database and one database per tenant.
@@ -53,7 +53,8 @@ public final class SQLiteStorage: Sendable {
     /// The database of `tenant`, opened (and created) on first use.
     func database(for tenant: TenantID) throws(IoTError) -> SQLiteDatabase {
         guard tenant.isValid else {
-            throw IoTError(.invalidArgument, "tenant id '\(tenant)' is not valid: use 1–64 characters of A–Z a–z 0–9 - _")
+            throw IoTError(
+                .invalidArgument, "tenant id '\(tenant)' is not valid: use 1–64 characters of A–Z a–z 0–9 - _")
         }
         if let db = tenants.withLock({ $0[tenant] }) { return db }
         return try opening.withLock { _ throws(IoTError) -> SQLiteDatabase in
@@ -99,7 +100,8 @@ final class SQLiteDatabase: Sendable {
         self.name = name
         writer = try SQLiteConnection(path: path)
         try writer.execute("PRAGMA cache_size=-\(cacheSizeKiB)")
-        try writer.execute("CREATE TABLE IF NOT EXISTS iot_schema(component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+        try writer.execute(
+            "CREATE TABLE IF NOT EXISTS iot_schema(component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
         reader = try SQLiteConnection(path: path)
         try reader.execute("PRAGMA cache_size=-\(cacheSizeKiB)")
         writeQueue = SQLiteExecutor(label: "iot.sqlite.\(name).write")

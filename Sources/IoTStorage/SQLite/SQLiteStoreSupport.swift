@@ -4,9 +4,9 @@ import IoTCore
 import Synchronization
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 // Helpers shared by the SQLite stores (registry, credentials, rule state, statistics, outbox).
@@ -104,7 +104,8 @@ enum StoreJSON {
             return try decoder.decode(type, from: Data(text.utf8))
         } catch {
             throw IoTError(
-                .storage, "stored \(T.self) cannot be read (\(error)); the database was changed outside iotd or is damaged")
+                .storage,
+                "stored \(T.self) cannot be read (\(error)); the database was changed outside iotd or is damaged")
         }
     }
 }

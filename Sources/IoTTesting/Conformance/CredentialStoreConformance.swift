@@ -21,7 +21,9 @@ public enum CredentialStoreConformance {
     static let otherTenantPump = DeviceIdentity(tenant: "globex", deviceUID: "pump-1")
 
     /// A distinct 32-byte digest per seed.
-    static func digest(_ seed: UInt8) -> [UInt8] { (0..<32).map { UInt8(truncatingIfNeeded: Int($0) &* 7 &+ Int(seed)) } }
+    static func digest(_ seed: UInt8) -> [UInt8] {
+        (0..<32).map { UInt8(truncatingIfNeeded: Int($0) &* 7 &+ Int(seed)) }
+    }
 
     /// The checks.
     public static let checks: [ConformanceCheck<any CredentialStore>] = [
@@ -46,7 +48,8 @@ public enum CredentialStoreConformance {
                 try await store.tokens(of: pump),
                 [TokenInfo(label: "primary", createdAt: 100), TokenInfo(label: "rotation-2026-11", createdAt: 200)],
                 "pump's tokens")
-            try conformEqual(try await store.tokens(of: valve), [TokenInfo(label: "primary", createdAt: 150)], "valve's")
+            try conformEqual(
+                try await store.tokens(of: valve), [TokenInfo(label: "primary", createdAt: 150)], "valve's")
             try conformEqual(try await store.tokens(of: otherTenantPump), [], "same uid in another tenant")
             try conformEqual(try await store.identity(forTokenDigest: digest(1)), pump, "old token during rotation")
             try conformEqual(try await store.identity(forTokenDigest: digest(2)), pump, "new token during rotation")
@@ -70,9 +73,11 @@ public enum CredentialStoreConformance {
             try conformEqual(try await store.identity(forTokenDigest: digest(1)), nil, "first revoked token")
             try conformEqual(try await store.identity(forTokenDigest: digest(2)), nil, "second revoked token")
             try conformEqual(try await store.tokens(of: pump), [], "pump's tokens after revocation")
-            try conformEqual(try await store.identity(forTokenDigest: digest(3)), valve, "another device keeps its token")
             try conformEqual(
-                try await store.identity(forTokenDigest: digest(4)), otherTenantPump, "same uid in another tenant keeps")
+                try await store.identity(forTokenDigest: digest(3)), valve, "another device keeps its token")
+            try conformEqual(
+                try await store.identity(forTokenDigest: digest(4)), otherTenantPump, "same uid in another tenant keeps"
+            )
             try conformEqual(try await store.revokeTokens(of: pump), 0, "nothing left to revoke")
         },
         ConformanceCheck("adding a digest that is already stored throws conflict and keeps the first") { store in
@@ -83,7 +88,7 @@ public enum CredentialStoreConformance {
             try conformEqual(try await store.identity(forTokenDigest: digest(1)), pump, "first owner kept")
             try conformEqual(try await store.tokens(of: valve), [], "nothing added for the second device")
         },
-            ConformanceCheck("password credentials resolve by username, oldest first; two may live at once (rotation)") {
+        ConformanceCheck("password credentials resolve by username, oldest first; two may live at once (rotation)") {
             store in
             try conformEqual(try await store.passwords(forUsername: "pump-user"), [], "unknown username")
             let old = StoredPassword(device: pump, username: "pump-user", hash: "h1", label: "primary", createdAt: 100)
@@ -115,27 +120,35 @@ public enum CredentialStoreConformance {
             }
             try conformEqual(try await store.passwords(forUsername: "shared").map(\.hash), ["h1"], "first kept")
         },
-        ConformanceCheck("certificates: a fingerprint or subject resolves to its device, belongs to one device, and revokes") {
+        ConformanceCheck(
+            "certificates: a fingerprint or subject resolves to its device, belongs to one device, and revokes"
+        ) {
             store in
             let fingerprint = String(repeating: "ab", count: 32)
             let byFingerprint = StoredCertificate(
                 device: pump, match: .fingerprint, value: fingerprint, label: "primary", createdAt: 100)
             let bySubject = StoredCertificate(
                 device: pump, match: .subject, value: "O=Acme,CN=pump-1", label: "subject", createdAt: 200)
-            try conformEqual(try await store.identity(forCertificate: .fingerprint, value: fingerprint), nil, "empty store")
+            try conformEqual(
+                try await store.identity(forCertificate: .fingerprint, value: fingerprint), nil, "empty store")
             try await store.addCertificate(bySubject)
             try await store.addCertificate(byFingerprint)
             try await store.addCertificate(
                 StoredCertificate(
-                    device: otherTenantPump, match: .subject, value: "O=Globex,CN=pump-1", label: "primary", createdAt: 1))
-            try conformEqual(try await store.identity(forCertificate: .fingerprint, value: fingerprint), pump, "fingerprint")
-            try conformEqual(try await store.identity(forCertificate: .subject, value: "O=Acme,CN=pump-1"), pump, "subject")
+                    device: otherTenantPump, match: .subject, value: "O=Globex,CN=pump-1", label: "primary",
+                    createdAt: 1))
             try conformEqual(
-                try await store.identity(forCertificate: .subject, value: fingerprint), nil, "a fingerprint is not a subject")
+                try await store.identity(forCertificate: .fingerprint, value: fingerprint), pump, "fingerprint")
+            try conformEqual(
+                try await store.identity(forCertificate: .subject, value: "O=Acme,CN=pump-1"), pump, "subject")
+            try conformEqual(
+                try await store.identity(forCertificate: .subject, value: fingerprint), nil,
+                "a fingerprint is not a subject")
             try conformEqual(try await store.certificates(of: pump), [byFingerprint, bySubject], "oldest first")
             try await Support.expectError(.conflict, "a fingerprint of another device") {
                 try await store.addCertificate(
-                    StoredCertificate(device: valve, match: .fingerprint, value: fingerprint, label: "primary", createdAt: 3))
+                    StoredCertificate(
+                        device: valve, match: .fingerprint, value: fingerprint, label: "primary", createdAt: 3))
             }
             try await Support.expectError(.conflict, "same label twice") {
                 try await store.addCertificate(

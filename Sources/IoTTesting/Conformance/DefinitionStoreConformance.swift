@@ -24,14 +24,16 @@ public enum DefinitionStoreConformance {
                 [StoredDefinition(id: "a-first", body: [0, 255, 1]), StoredDefinition(id: "too-warm", body: rule)],
                 "rules")
             try conformEqual(
-                try await store.definitions(acme, kind: "statistics-job"), [StoredDefinition(id: "too-warm", body: [7])],
+                try await store.definitions(acme, kind: "statistics-job"),
+                [StoredDefinition(id: "too-warm", body: [7])],
                 "jobs: same id, other kind")
             try conformEqual(try await store.definitions(acme, kind: "none"), [], "unknown kind")
         },
         ConformanceCheck("save replaces by (kind, id); delete returns whether it was there") { store in
             try await store.saveDefinition(acme, kind: "k", id: "x", body: [1])
             try await store.saveDefinition(acme, kind: "k", id: "x", body: [2])
-            try conformEqual(try await store.definitions(acme, kind: "k"), [StoredDefinition(id: "x", body: [2])], "replaced")
+            try conformEqual(
+                try await store.definitions(acme, kind: "k"), [StoredDefinition(id: "x", body: [2])], "replaced")
             try conformEqual(try await store.deleteDefinition(acme, kind: "k", id: "x"), true, "first delete")
             try conformEqual(try await store.deleteDefinition(acme, kind: "k", id: "x"), false, "second delete")
             try conformEqual(try await store.definitions(acme, kind: "k"), [], "nothing left")
@@ -39,7 +41,8 @@ public enum DefinitionStoreConformance {
         ConformanceCheck("tenants are isolated") { store in
             try await store.saveDefinition(acme, kind: "k", id: "x", body: [1])
             try conformEqual(try await store.definitions(globex, kind: "k"), [], "other tenant's definitions")
-            try conformEqual(try await store.deleteDefinition(globex, kind: "k", id: "x"), false, "other tenant's delete")
+            try conformEqual(
+                try await store.deleteDefinition(globex, kind: "k", id: "x"), false, "other tenant's delete")
             try conformEqual(try await store.definitions(acme, kind: "k").count, 1, "acme's definition kept")
         },
     ]

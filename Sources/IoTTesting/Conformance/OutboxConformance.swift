@@ -36,7 +36,8 @@ public enum OutboxConformance {
                 id: "n-1", channel: "email", recipient: "ops@example.com", subject: "Pump 1 — overheat",
                 body: "Temperature 97.5 °C\nsince 12:00", orderingKey: "alarm-7", createdAt: 1_700_000_000_000,
                 nextAttemptAt: 1_700_000_005_000, attempts: 2, status: .pending, lastError: "503 from relay")
-            let bare = OutboxMessage(id: "n-2", channel: "inbox", recipient: "u1", body: "", createdAt: 1_700_000_000_001)
+            let bare = OutboxMessage(
+                id: "n-2", channel: "inbox", recipient: "u1", body: "", createdAt: 1_700_000_000_001)
             try await store.enqueue(acme, full)
             try await store.enqueue(acme, bare)
             try conformEqual(try await store.messages(acme, status: .pending, limit: 10), [full, bare], "pending")
@@ -138,7 +139,8 @@ public enum OutboxConformance {
             try conformEqual(pending.map(\.attempts), [0, 0, 0], "a release is not an attempt")
             try conformEqual(try await claimIDs(store, now: 10, limit: 2), ["m1", "m2"], "claimed again")
         },
-        ConformanceCheck("retry puts a dead letter back: pending, due at the given time, attempts 0, error kept") { store in
+        ConformanceCheck("retry puts a dead letter back: pending, due at the given time, attempts 0, error kept") {
+            store in
             try await store.enqueue(acme, message("m", key: "A", created: 10))
             try await store.enqueue(acme, message("p", created: 20))
             _ = try await store.claimDue(acme, now: 10, limit: 1)

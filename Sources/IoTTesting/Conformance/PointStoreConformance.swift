@@ -19,11 +19,13 @@ public enum PointStoreConformance {
         ConformanceCheck("number, text and bool values round-trip exactly", roundTrip),
         ConformanceCheck("the same value twice is one point", sameValueTwice),
         ConformanceCheck("a different value at the same time replaces the stored one (lastWriteWins)", lastWriteWins),
-        ConformanceCheck("committed sequence is per tenant, monotonic and committed with its points", committedSequence),
+        ConformanceCheck(
+            "committed sequence is per tenant, monotonic and committed with its points", committedSequence),
         ConformanceCheck("tenants are isolated", tenantsIsolated),
         ConformanceCheck("devices outside the scope have no data", scopeFiltering),
         ConformanceCheck("aggregate buckets start at from, the last ends at to, empty ones are omitted", bucketShape),
-        ConformanceCheck("aggregates equal brute force for unaligned windows, late points and overwrites", aggregatesExact),
+        ConformanceCheck(
+            "aggregates equal brute force for unaligned windows, late points and overwrites", aggregatesExact),
         ConformanceCheck("deletePoints removes old points and aggregates stay exact", retention),
     ]
 
@@ -48,11 +50,13 @@ public enum PointStoreConformance {
         try conformEqual(latest.last, point("d1", "temp", t0 + 9000, .number(9)), "latest temp")
         let some = try await store.latest(scope, device: "d1", signals: ["temp", "nope"])
         try conformEqual(some.map(\.time), [t0 + 9000], "latest with a signal filter")
-        try conformEqual(try await store.latest(scope, device: "ghost", signals: nil), [], "latest of an unknown device")
+        try conformEqual(
+            try await store.latest(scope, device: "ghost", signals: nil), [], "latest of an unknown device")
 
         let all = try await store.range(scope, series: temp, from: t0, to: t0 + 10_000, limit: nil, order: .ascending)
         try conformEqual(all.map(\.time), (0..<10).map { t0 + Int64($0) * 1000 }, "range ascending")
-        let window = try await store.range(scope, series: temp, from: t0 + 2000, to: t0 + 5000, limit: nil, order: .ascending)
+        let window = try await store.range(
+            scope, series: temp, from: t0 + 2000, to: t0 + 5000, limit: nil, order: .ascending)
         try conformEqual(window.map(\.time), [t0 + 2000, t0 + 3000, t0 + 4000], "range is [from, to)")
         let desc = try await store.range(scope, series: temp, from: t0, to: t0 + 10_000, limit: 3, order: .descending)
         try conformEqual(desc.map(\.time), [t0 + 9000, t0 + 8000, t0 + 7000], "range descending with limit")
@@ -68,12 +72,14 @@ public enum PointStoreConformance {
         let values: [SignalValue] = [
             .number(0), .number(-0.5), .number(21.5), .number(1e300), .number(-1.234_567_890_123_456_7e-300),
             .number(Double.ulpOfOne), .number(1), .bool(true), .bool(false), .text(""), .text("21.5"),
-            .text("1"), .text("true"), .text("héllo, 世界 🌡"), .text("a\u{0}b"), .text(String(repeating: "x", count: 5000)),
+            .text("1"), .text("true"), .text("héllo, 世界 🌡"), .text("a\u{0}b"),
+            .text(String(repeating: "x", count: 5000)),
         ]
         let points = values.enumerated().map { point("d", "v", t0 + Int64($0.offset), $0.element) }
         try await store.write(PointBatch(tenant: t, points: points, journalSequence: 0))
         let back = try await store.range(
-            .tenant(t), series: SeriesKey(device: "d", signal: "v"), from: t0, to: t0 + 100, limit: nil, order: .ascending)
+            .tenant(t), series: SeriesKey(device: "d", signal: "v"), from: t0, to: t0 + 100, limit: nil,
+            order: .ascending)
         try conformEqual(back, points, "values read back")
         for (i, v) in values.enumerated() {
             let b = try await store.aggregate(
@@ -112,16 +118,20 @@ public enum PointStoreConformance {
         try await store.write(PointBatch(tenant: t, points: changed, journalSequence: 0))
         // Within one batch: a new point then a different value for it; the later one wins.
         try await store.write(
-            PointBatch(tenant: t, points: [point("d", "s", base - 1, .number(1)), point("d", "s", base - 1, .number(2))],
-                       journalSequence: 0))
+            PointBatch(
+                tenant: t, points: [point("d", "s", base - 1, .number(1)), point("d", "s", base - 1, .number(2))],
+                journalSequence: 0))
         var model = Model()
         model.apply(points)
         model.apply(changed)
         model.apply([point("d", "s", base - 1, .number(2))])
-        let back = try await store.range(.tenant(t), series: key, from: base - 10, to: base + 300_000, limit: nil, order: .ascending)
+        let back = try await store.range(
+            .tenant(t), series: key, from: base - 10, to: base + 300_000, limit: nil, order: .ascending)
         try conformEqual(back, model.points(key, base - 10, base + 300_000), "points after overwrites")
         for bucket in [nil, 1000, 60_000, 3_600_000] as [Int64?] {
-            for (from, to) in [(base - 10, base + 300_000), (base - 3_600_000, base + 3_600_000), (base + 4999, base + 151_000)] {
+            for (from, to) in [
+                (base - 10, base + 300_000), (base - 3_600_000, base + 3_600_000), (base + 4999, base + 151_000),
+            ] {
                 try await expectAggregate(store, t, model, key, from, to, bucket)
             }
         }
@@ -134,10 +144,13 @@ public enum PointStoreConformance {
         let key = SeriesKey(device: "d", signal: "s")
         for (i, seq) in [5, 3, 0, 9].enumerated() {
             try await store.write(
-                PointBatch(tenant: a, points: [point("d", "s", t0 + Int64(i), .number(Double(i)))], journalSequence: UInt64(seq)))
+                PointBatch(
+                    tenant: a, points: [point("d", "s", t0 + Int64(i), .number(Double(i)))],
+                    journalSequence: UInt64(seq)))
             let committed = try await store.committedSequence(tenant: a)
             try conformEqual(committed, UInt64(max(5, seq)), "sequence after writing \(seq)")
-            let stored = try await store.range(.tenant(a), series: key, from: t0, to: t0 + 10, limit: nil, order: .ascending)
+            let stored = try await store.range(
+                .tenant(a), series: key, from: t0, to: t0 + 10, limit: nil, order: .ascending)
             try conformEqual(stored.count, i + 1, "points committed with sequence \(seq)")
         }
         try await store.write(PointBatch(tenant: a, points: [], journalSequence: 12))
@@ -147,8 +160,10 @@ public enum PointStoreConformance {
 
     static func tenantsIsolated(_ store: any PointStore) async throws {
         let key = SeriesKey(device: "d", signal: "s")
-        try await store.write(PointBatch(tenant: "conf-a", points: [point("d", "s", t0, .number(1))], journalSequence: 3))
-        try await store.write(PointBatch(tenant: "conf-b", points: [point("d", "s", t0, .number(2))], journalSequence: 0))
+        try await store.write(
+            PointBatch(tenant: "conf-a", points: [point("d", "s", t0, .number(1))], journalSequence: 3))
+        try await store.write(
+            PointBatch(tenant: "conf-b", points: [point("d", "s", t0, .number(2))], journalSequence: 0))
         let a = try await store.latest(.tenant("conf-a"), device: "d", signals: nil)
         let b = try await store.latest(.tenant("conf-b"), device: "d", signals: nil)
         try conformEqual(a.map(\.value), [.number(1)], "tenant a's value")
@@ -156,14 +171,18 @@ public enum PointStoreConformance {
         try conformEqual(try await store.committedSequence(tenant: "conf-b"), 0, "tenant b's sequence")
         try conformEqual(try await store.latest(.tenant("conf-c"), device: "d", signals: nil), [], "an empty tenant")
         try await store.deletePoints(.tenant("conf-a"), before: .max)
-        let after = try await store.range(.tenant("conf-b"), series: key, from: 0, to: .max, limit: nil, order: .ascending)
+        let after = try await store.range(
+            .tenant("conf-b"), series: key, from: 0, to: .max, limit: nil, order: .ascending)
         try conformEqual(after.count, 1, "tenant b after deleting tenant a's points")
     }
 
     static func scopeFiltering(_ store: any PointStore) async throws {
         let t: TenantID = "conf-a"
         let points = (0..<120).flatMap { i in
-            [point("seen", "s", t0 + Int64(i) * 1000, .number(1)), point("hidden", "s", t0 + Int64(i) * 1000, .number(2))]
+            [
+                point("seen", "s", t0 + Int64(i) * 1000, .number(1)),
+                point("hidden", "s", t0 + Int64(i) * 1000, .number(2)),
+            ]
         }
         try await store.write(PointBatch(tenant: t, points: points, journalSequence: 0))
         let scope = AccessScope(tenant: t, devices: ["seen"])
@@ -175,7 +194,8 @@ public enum PointStoreConformance {
         try conformEqual(
             try await store.aggregate(scope, series: hidden, from: t0, to: t0 + 200_000, bucketMillis: nil), [],
             "aggregate outside the scope")
-        try conformEqual(try await store.latest(scope, device: "seen", signals: nil).count, 1, "latest inside the scope")
+        try conformEqual(
+            try await store.latest(scope, device: "seen", signals: nil).count, 1, "latest inside the scope")
         let deleted = try await store.deletePoints(scope, before: .max)
         try conformEqual(deleted, 120, "deletePoints only deletes devices in the scope")
         let left = try await store.range(.tenant(t), series: hidden, from: 0, to: .max, limit: nil, order: .ascending)
@@ -187,7 +207,8 @@ public enum PointStoreConformance {
         let key = SeriesKey(device: "d", signal: "s")
         let times: [Int64] = [0, 999, 2500, 2999, 5400]
         try await store.write(
-            PointBatch(tenant: t, points: times.map { point("d", "s", t0 + $0, .number(Double($0))) }, journalSequence: 0))
+            PointBatch(
+                tenant: t, points: times.map { point("d", "s", t0 + $0, .number(Double($0))) }, journalSequence: 0))
         let b = try await store.aggregate(.tenant(t), series: key, from: t0, to: t0 + 5401, bucketMillis: 1000)
         try conformEqual(b.map(\.start), [t0, t0 + 2000, t0 + 5000], "bucket starts (empty buckets omitted)")
         try conformEqual(b.map(\.end), [t0 + 1000, t0 + 3000, t0 + 5401], "bucket ends (the last ends at to)")
@@ -196,8 +217,13 @@ public enum PointStoreConformance {
         try conformEqual(b.map(\.last), [.number(999), .number(2999), .number(5400)], "bucket lasts")
         try conformEqual(b.map(\.mean), [499.5, 2749.5, 5400], "bucket means")
         let one = try await store.aggregate(.tenant(t), series: key, from: t0 + 1, to: t0 + 3000, bucketMillis: nil)
-        try conformEqual(one, [AggregateBucket(start: t0 + 1, end: t0 + 3000, count: 3, sum: 6498, min: 999, max: 2999,
-                                               first: .number(999), last: .number(2999))], "one bucket")
+        try conformEqual(
+            one,
+            [
+                AggregateBucket(
+                    start: t0 + 1, end: t0 + 3000, count: 3, sum: 6498, min: 999, max: 2999,
+                    first: .number(999), last: .number(2999))
+            ], "one bucket")
         try conformEqual(
             try await store.aggregate(.tenant(t), series: key, from: t0 + 6000, to: t0 + 9000, bucketMillis: nil), [],
             "an empty window")
@@ -323,7 +349,8 @@ public enum PointStoreConformance {
             switch (g.sum, w.sum) {
             case (nil, nil): break
             case (let a?, let b?): try conform(abs(a - b) <= 1e-9 * max(1, abs(b)), "\(what): sum \(a) vs \(b)")
-            default: throw ConformanceFailure("\(what): sum \(String(describing: g.sum)) vs \(String(describing: w.sum))")
+            default:
+                throw ConformanceFailure("\(what): sum \(String(describing: g.sum)) vs \(String(describing: w.sum))")
             }
         }
     }

@@ -31,7 +31,9 @@ extension PointStoreConformance {
             var result: [AggregateBucket] = []
             for p in points(key, from, to) {
                 let start = from + (p.time - from) / width * width
-                if result.last?.start != start { result.append(AggregateBucket(start: start, end: min(start + width, to))) }
+                if result.last?.start != start {
+                    result.append(AggregateBucket(start: start, end: min(start + width, to)))
+                }
                 result[result.count - 1].count += 1
                 if let x = p.value.numericValue {
                     let b = result[result.count - 1]

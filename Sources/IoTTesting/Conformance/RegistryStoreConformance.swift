@@ -142,7 +142,8 @@ public enum RegistryStoreConformance {
             for uid in ["d-1", "d-2", "d-3"] { try await store.saveDevice(acme, Device(uid: uid, product: "chiller")) }
             try await store.saveDevice(acme, Device(uid: "m-1", product: "meter"))
             let scope = AccessScope(tenant: "acme", devices: ["d-1", "d-3", "m-1", "absent"])
-            try conformEqual(try await store.devices(scope, product: nil).map(\.uid), ["d-1", "d-3", "m-1"], "scoped list")
+            try conformEqual(
+                try await store.devices(scope, product: nil).map(\.uid), ["d-1", "d-3", "m-1"], "scoped list")
             try conformEqual(
                 try await store.devices(scope, product: "chiller").map(\.uid), ["d-1", "d-3"], "scoped list by product")
             try conformEqual(try await store.device(scope, uid: "d-2"), nil, "device outside the scope")

@@ -132,7 +132,8 @@ public enum RuleStateStoreConformance {
             try conformEqual(try await ids(AlarmQuery(limit: 2)), ["d", "b"], "limit")
             try conformEqual(try await ids(AlarmQuery(limit: 0)), [], "limit 0")
             try conformEqual(
-                try await ids(AlarmQuery(ruleID: "overheat", originator: "pump-2", open: true, from: 200, to: 201, limit: 5)),
+                try await ids(
+                    AlarmQuery(ruleID: "overheat", originator: "pump-2", open: true, from: 200, to: 201, limit: 5)),
                 ["c"], "every filter at once")
             try conformEqual(try await ids(AlarmQuery(ruleID: "none")), [], "no match")
         },
@@ -165,10 +166,12 @@ public enum RuleStateStoreConformance {
             try conformEqual(try await store.state(acme, ruleID: "r1"), [1], "acme's state kept")
             try conformEqual(try await store.alarm(acme, id: "a-1")?.startTime, 10, "acme's alarm kept")
         },
-        ConformanceCheck("an alarm saved with its event is saved; a recorded event is listed until marked handled") { store in
+        ConformanceCheck("an alarm saved with its event is saved; a recorded event is listed until marked handled") {
+            store in
             let raised = alarm("e-1", start: 30)
             let first = try await store.saveAlarm(
-                acme, raised, unhandledEvent: UnhandledAlarmEvent(kind: "raised", tenant: "acme", alarm: raised, time: 31))
+                acme, raised,
+                unhandledEvent: UnhandledAlarmEvent(kind: "raised", tenant: "acme", alarm: raised, time: 31))
             try conformEqual(try await store.alarm(acme, id: "e-1"), raised, "the alarm saved with its event")
             guard let first else {
                 // A store that keeps no event records lists none.
@@ -179,15 +182,19 @@ public enum RuleStateStoreConformance {
             cleared.active = false
             cleared.clearTime = 40
             let second = try await store.saveAlarm(
-                acme, cleared, unhandledEvent: UnhandledAlarmEvent(kind: "cleared", tenant: "acme", alarm: cleared, time: 40))
+                acme, cleared,
+                unhandledEvent: UnhandledAlarmEvent(kind: "cleared", tenant: "acme", alarm: cleared, time: 40))
             try conformEqual(
                 try await store.unhandledAlarmEvents(acme),
-                [UnhandledAlarmEvent(id: first, kind: "raised", tenant: "acme", alarm: raised, time: 31),
-                 UnhandledAlarmEvent(id: second ?? -1, kind: "cleared", tenant: "acme", alarm: cleared, time: 40)],
+                [
+                    UnhandledAlarmEvent(id: first, kind: "raised", tenant: "acme", alarm: raised, time: 31),
+                    UnhandledAlarmEvent(id: second ?? -1, kind: "cleared", tenant: "acme", alarm: cleared, time: 40),
+                ],
                 "both events, oldest first, each with the alarm as it was")
             try conformEqual(try await store.unhandledAlarmEvents(globex), [], "other tenant's events")
             try await store.markAlarmEventHandled(acme, id: first)
-            try conformEqual(try await store.unhandledAlarmEvents(acme).map(\.kind), ["cleared"], "the handled one is gone")
+            try conformEqual(
+                try await store.unhandledAlarmEvents(acme).map(\.kind), ["cleared"], "the handled one is gone")
         },
     ]
 }

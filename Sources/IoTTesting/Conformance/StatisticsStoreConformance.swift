@@ -67,7 +67,8 @@ public enum StatisticsStoreConformance {
         },
         ConformanceCheck("tenants are isolated") { store in
             try await store.save(acme, result("j", 1000, ["v": .number(1)]))
-            try conformEqual(try await store.results(globex, jobID: "j", from: 0, to: 9999), [], "other tenant's results")
+            try conformEqual(
+                try await store.results(globex, jobID: "j", from: 0, to: 9999), [], "other tenant's results")
             try conformEqual(try await store.lastFireTime(globex, jobID: "j"), nil, "other tenant's last fire")
             try await store.save(globex, result("j", 1000, ["v": .number(2)]))
             try conformEqual(

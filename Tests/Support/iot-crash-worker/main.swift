@@ -14,7 +14,7 @@ import IoTStorage
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 let args = CommandLine.arguments
@@ -28,13 +28,15 @@ var logger = Logger(label: "crash-worker")
 logger.logLevel = .warning
 
 let storage = try SQLiteStorage(configuration: .init(directory: directory), logger: logger)
-let journal = try FileJournal(configuration: .init(directory: directory + "/journal", durability: durability), logger: logger)
+let journal = try FileJournal(
+    configuration: .init(directory: directory + "/journal", durability: durability), logger: logger)
 let registry = SQLiteRegistryStore(storage: storage)
 let points = SQLitePointStore(storage: storage)
 let tenant: TenantID = "crash"
 let scope = AccessScope.tenant(tenant)
 if try await registry.tenant(tenant) == nil {
-    try await registry.saveTenant(Tenant(id: tenant, policy: IngestPolicy(unknownDevices: .register(product: "counter"))))
+    try await registry.saveTenant(
+        Tenant(id: tenant, policy: IngestPolicy(unknownDevices: .register(product: "counter"))))
     try await registry.saveProduct(scope, Product(id: "counter", signals: [Signal(name: "seq", type: .number)]))
 }
 let ingestor = Ingestor(
@@ -65,7 +67,9 @@ try await withThrowingTaskGroup(of: Void.self) { group in
                         while clock.now() == now { try await Task.sleep(for: .microseconds(200)) }
                     }
                     do {
-                        _ = try await ingestor.ingest([record], transport: "crash", identity: DeviceIdentity(tenant: tenant, deviceUID: record.deviceUID))
+                        _ = try await ingestor.ingest(
+                            [record], transport: "crash",
+                            identity: DeviceIdentity(tenant: tenant, deviceUID: record.deviceUID))
                         report(n)
                         n += 4
                     } catch let error as IoTError where error.code == .backpressure {

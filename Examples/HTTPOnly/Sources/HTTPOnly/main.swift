@@ -13,7 +13,7 @@ import Logging
 import ServiceLifecycle
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 var port = 8080
@@ -34,7 +34,8 @@ let journal = try FileJournal(configuration: .init(directory: directory + "/jour
 // One tenant, one product, one device, and a token for it.
 let device = DeviceIdentity(tenant: "lab", deviceUID: "sensor-1")
 try await registry.saveTenant(Tenant(id: device.tenant))
-try await registry.saveProduct(.tenant(device.tenant), Product(id: "sensor", signals: [Signal(name: "temperature", unit: "°C")]))
+try await registry.saveProduct(
+    .tenant(device.tenant), Product(id: "sensor", signals: [Signal(name: "temperature", unit: "°C")]))
 try await registry.saveDevice(.tenant(device.tenant), Device(uid: device.deviceUID, product: "sensor"))
 let tokens = TokenAuthenticator(credentials: SQLiteCredentialStore(storage: storage))
 let token = try await tokens.issueToken(for: device, label: "example", now: SystemClock().now())

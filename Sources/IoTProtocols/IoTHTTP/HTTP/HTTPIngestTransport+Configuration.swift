@@ -70,7 +70,9 @@ extension HTTPIngestTransport {
                 throw IoTError(
                     .invalidArgument, "HTTP ingest authenticationCacheMillis must be 0 (off) or positive, e.g. 1000")
             }
-            do { try limits.validate() } catch { throw IoTError(.invalidArgument, "HTTP ingest limits: \(error.message)") }
+            do { try limits.validate() } catch {
+                throw IoTError(.invalidArgument, "HTTP ingest limits: \(error.message)")
+            }
         }
     }
 }

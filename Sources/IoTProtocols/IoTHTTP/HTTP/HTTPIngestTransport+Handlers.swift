@@ -1,6 +1,6 @@
-import IoTAuth
 import HTTPTypes
 import Hummingbird
+import IoTAuth
 import IoTCore
 import Logging
 

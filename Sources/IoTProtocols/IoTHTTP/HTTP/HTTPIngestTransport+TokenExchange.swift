@@ -1,7 +1,7 @@
-import IoTAuth
 import Foundation
 import HTTPTypes
 import Hummingbird
+import IoTAuth
 import IoTCore
 
 /// The body of `POST /api/v1/devices/auth`.
@@ -18,7 +18,9 @@ extension HTTPIngestTransport {
         do {
             body = try await Self.collect(request, limit: 4096)
         } catch {
-            return refuse(IoTError(.payloadTooLarge, "the token exchange body is over 4096 bytes; send only username and password"))
+            return refuse(
+                IoTError(
+                    .payloadTooLarge, "the token exchange body is over 4096 bytes; send only username and password"))
         }
         let input: TokenExchangeRequest
         do {

@@ -1,8 +1,8 @@
-import IoTAuth
 package import Hummingbird
 package import HummingbirdCore
 import HummingbirdTLS
 package import HummingbirdWebSocket
+import IoTAuth
 public import IoTCore
 public import Logging
 import NIOCore
@@ -118,8 +118,10 @@ public final class HTTPIngestTransport: Transport {
             await self.refreshToken(request, context: context)
         }
         // Every route takes POST only: other methods get 405 with `Allow: POST`.
-        for path in ["/api/v1/devices/:uid/telemetry", "/api/v1/:token/telemetry", "/api/v1/devices/auth",
-                     "/api/v1/devices/auth/refresh"] {
+        for path in [
+            "/api/v1/devices/:uid/telemetry", "/api/v1/:token/telemetry", "/api/v1/devices/auth",
+            "/api/v1/devices/auth/refresh",
+        ] {
             for method: HTTPRequest.Method in [.get, .put, .delete, .patch] {
                 router.on(RouterPath(path), method: method) { request, _ -> Response in
                     var response = IngestResponses.error(
@@ -196,9 +198,12 @@ public final class HTTPIngestTransport: Transport {
 
     /// With TLS, counts every failed handshake on the listener's `server` channel as a rejected message of
     /// `transport`.
-    static func watchHandshakes(on server: any Channel, tls: ListenerTLS?, ingestor: Ingestor, transport: String) async {
+    static func watchHandshakes(on server: any Channel, tls: ListenerTLS?, ingestor: Ingestor, transport: String) async
+    {
         guard tls != nil else { return }
-        await TLSAcceptWatcher.install(on: server) { error in ingestor.recordRejected(transport: transport, error: error) }
+        await TLSAcceptWatcher.install(on: server) { error in
+            ingestor.recordRejected(transport: transport, error: error)
+        }
     }
 
     /// The port the listener is bound to; waits until ``run()`` has bound it.

@@ -59,7 +59,8 @@ extension ListenerLimits: Codable {
         let d = ListenerLimits()
         self.init(
             idleTimeoutMillis: try c.decodeIfPresent(Int64.self, forKey: .idleTimeoutMillis) ?? d.idleTimeoutMillis,
-            headerTimeoutMillis: try c.decodeIfPresent(Int64.self, forKey: .headerTimeoutMillis) ?? d.headerTimeoutMillis,
+            headerTimeoutMillis: try c.decodeIfPresent(Int64.self, forKey: .headerTimeoutMillis)
+                ?? d.headerTimeoutMillis,
             maxConnections: try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? d.maxConnections,
             maxConnectionsPerAddress: try c.decodeIfPresent(Int.self, forKey: .maxConnectionsPerAddress)
                 ?? d.maxConnectionsPerAddress)
@@ -204,8 +205,10 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
         state.deadline?.cancel()
         state.deadline = nil
         state.inRequest = true
-        let body = #"{"error":"malformed_payload","message":"the request head holds a control character; HTTP allows none"}"#
-        let text = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        let body =
+            #"{"error":"malformed_payload","message":"the request head holds a control character; HTTP allows none"}"#
+        let text =
+            "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n"
             + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
         let channel = context.channel
         context.writeAndFlush(NIOAny(ByteBuffer(string: text))).whenComplete { _ in channel.close(promise: nil) }

@@ -12,7 +12,10 @@ final class NIOByteStream: ByteStream, @unchecked Sendable {
     private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     let channel: any Channel
 
-    init(inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, channel: any Channel) {
+    init(
+        inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        channel: any Channel
+    ) {
         self.iterator = inbound.makeAsyncIterator()
         self.outbound = outbound
         self.channel = channel

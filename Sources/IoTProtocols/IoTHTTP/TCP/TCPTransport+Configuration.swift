@@ -70,7 +70,8 @@ extension TCPTransport {
         /// Checks the configuration; ``TCPTransport/run()`` calls it before binding.
         public func validate() throws(IoTError) {
             guard (0...65_535).contains(port) else {
-                throw IoTError(.invalidArgument, "TCP port \(port) is out of range; use 1–65535, or 0 for any free port")
+                throw IoTError(
+                    .invalidArgument, "TCP port \(port) is out of range; use 1–65535, or 0 for any free port")
             }
             guard maxFrameBytes > 0, maxFrameBytes <= Int(Int32.max) else {
                 throw IoTError(.invalidArgument, "TCP maxFrameBytes must be positive, e.g. 65536")

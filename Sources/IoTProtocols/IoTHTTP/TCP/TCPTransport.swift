@@ -60,7 +60,8 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
         self.authenticator = authenticator
         self.sessions = sessions
         // Length-prefixed frames carry a 4-byte header; the base class's limit covers header and body.
-        let baseLimit = configuration.framing == .lengthPrefixed ? configuration.maxFrameBytes + 4 : configuration.maxFrameBytes
+        let baseLimit =
+            configuration.framing == .lengthPrefixed ? configuration.maxFrameBytes + 4 : configuration.maxFrameBytes
         super.init(
             name: "tcp", identity: DeviceIdentity(tenant: TenantID(""), deviceUID: ""), parser: parser,
             configuration: StreamTransport.Configuration(maxFrameBytes: baseLimit), ingestor: ingestor, logger: logger)
@@ -102,7 +103,8 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
                         if let sslContext {
                             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
                             try channel.pipeline.syncOperations.addHandler(
-                                TLSHandshakeObserver { error in ingestor.recordRejected(transport: name, error: error) })
+                                TLSHandshakeObserver { error in ingestor.recordRejected(transport: name, error: error) }
+                            )
                         }
                         // Caps, and the handshake line's deadline (not moved by each byte).
                         try channel.pipeline.syncOperations.addHandler(
@@ -305,7 +307,10 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
         case .lengthPrefixed:
             bytes += body
             let n = bytes.count
-            return [UInt8(truncatingIfNeeded: n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)] + bytes
+            return [
+                UInt8(truncatingIfNeeded: n >> 24), UInt8(truncatingIfNeeded: n >> 16),
+                UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n),
+            ] + bytes
         }
     }
 

@@ -67,7 +67,8 @@ public struct ListenerTLS: Sendable, Hashable {
             chain = try NIOSSLCertificate.fromPEMFile(certificatePath)
         } catch {
             throw IoTError(
-                .invalidArgument, "cannot load the TLS certificate \(certificatePath): \(error); give a PEM certificate chain file")
+                .invalidArgument,
+                "cannot load the TLS certificate \(certificatePath): \(error); give a PEM certificate chain file")
         }
         guard !chain.isEmpty else {
             throw IoTError(.invalidArgument, "the TLS certificate file \(certificatePath) holds no PEM certificate")
@@ -103,7 +104,8 @@ public struct ListenerTLS: Sendable, Hashable {
                 roots = try NIOSSLCertificate.fromPEMFile(clientCAPath)
             } catch {
                 throw IoTError(
-                    .invalidArgument, "cannot load the client CA \(clientCAPath): \(error); give a PEM CA certificate file")
+                    .invalidArgument,
+                    "cannot load the client CA \(clientCAPath): \(error); give a PEM CA certificate file")
             }
             guard !roots.isEmpty else {
                 throw IoTError(.invalidArgument, "the client CA file \(clientCAPath) holds no PEM certificate")

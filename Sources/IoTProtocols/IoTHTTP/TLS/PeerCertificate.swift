@@ -1,5 +1,5 @@
-import IoTAuth
 import Crypto
+import IoTAuth
 import IoTCore
 import NIOCore
 import NIOSSL

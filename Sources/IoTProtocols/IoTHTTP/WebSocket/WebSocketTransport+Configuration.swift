@@ -53,7 +53,8 @@ extension WebSocketTransport {
         /// Checks the configuration; ``WebSocketTransport/run()`` calls it before binding.
         public func validate() throws(IoTError) {
             guard (0...65_535).contains(port) else {
-                throw IoTError(.invalidArgument, "WebSocket port \(port) is out of range; use 1–65535, or 0 for any free port")
+                throw IoTError(
+                    .invalidArgument, "WebSocket port \(port) is out of range; use 1–65535, or 0 for any free port")
             }
             guard path.hasPrefix("/") else {
                 throw IoTError(.invalidArgument, "WebSocket path must start with '/', e.g. /api/v1/devices/ws")
@@ -61,7 +62,9 @@ extension WebSocketTransport {
             guard maxMessageBytes > 0, maxMessageBytes <= 64 << 20 else {
                 throw IoTError(.invalidArgument, "WebSocket maxMessageBytes must be 1 … 67108864, e.g. 65536")
             }
-            do { try limits.validate() } catch { throw IoTError(.invalidArgument, "WebSocket limits: \(error.message)") }
+            do { try limits.validate() } catch {
+                throw IoTError(.invalidArgument, "WebSocket limits: \(error.message)")
+            }
             guard pingIntervalMillis > 0, idleTimeoutMillis > 0 else {
                 throw IoTError(.invalidArgument, "WebSocket pingIntervalMillis and idleTimeoutMillis must be positive")
             }

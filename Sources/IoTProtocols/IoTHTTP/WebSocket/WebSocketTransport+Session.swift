@@ -31,7 +31,8 @@ extension WebSocketTransport {
         let session = sessions.register(
             identity, transport: name, address: address,
             send: { payload in
-                try await outbound.write(.text(#"{"type":"downlink","data":"# + String(decoding: payload, as: UTF8.self) + "}"))
+                try await outbound.write(
+                    .text(#"{"type":"downlink","data":"# + String(decoding: payload, as: UTF8.self) + "}"))
             },
             close: { try? await outbound.close(.policyViolation, reason: "credentials revoked") })
         defer { sessions.unregister(session) }
@@ -46,7 +47,9 @@ extension WebSocketTransport {
                             .goingAway, reason: "no message for \(self.configuration.idleTimeoutMillis / 1000) s")
                         return
                     }
-                    do { try await Task.sleep(for: min(idleLimit - idle, .seconds(1)) + .milliseconds(10)) } catch { return }
+                    do { try await Task.sleep(for: min(idleLimit - idle, .seconds(1)) + .milliseconds(10)) } catch {
+                        return
+                    }
                 }
             }
             await self.receive(inbound: inbound, outbound: outbound, identity: identity, activity: activity)
@@ -88,7 +91,8 @@ extension WebSocketTransport {
                     ingestor.recordRejected(transport: name, error: error)
                     result = .failure(error)
                 } else {
-                    let inboundMessage = InboundMessage(transport: name, deviceUID: identity.deviceUID, payload: payload)
+                    let inboundMessage = InboundMessage(
+                        transport: name, deviceUID: identity.deviceUID, payload: payload)
                     do {
                         result = .success(try await ingestor.ingest(inboundMessage, parser: parser, identity: identity))
                     } catch {
@@ -132,10 +136,12 @@ extension WebSocketTransport {
     static func ack(_ n: Int, _ result: Result<Receipt, IoTError>) -> String {
         switch result {
         case .success(let r):
-            return #"{"type":"ack","n":\#(n),"ok":true,"sequence":\#(r.sequence),"records":\#(r.records),"points":\#(r.points)}"#
+            return
+                #"{"type":"ack","n":\#(n),"ok":true,"sequence":\#(r.sequence),"records":\#(r.records),"points":\#(r.points)}"#
         case .failure(let e):
             let retry = e.retryAfterMillis.map { #","retryAfterMillis":\#($0)"# } ?? ""
-            return #"{"type":"ack","n":\#(n),"ok":false,"error":\#(jsonString(e.code.name)),"message":\#(jsonString(e.message))\#(retry)}"#
+            return
+                #"{"type":"ack","n":\#(n),"ok":false,"error":\#(jsonString(e.code.name)),"message":\#(jsonString(e.message))\#(retry)}"#
         }
     }
 }

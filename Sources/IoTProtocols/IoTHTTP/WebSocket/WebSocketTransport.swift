@@ -149,7 +149,8 @@ public final class WebSocketTransport: Transport {
             await refuseUpgrade(
                 IoTError(
                     .unauthorized,
-                    "no device credential; send \"Authorization: Bearer <token>\", \"Authorization: Basic …\" or ?token=<token>"),
+                    "no device credential; send \"Authorization: Bearer <token>\", \"Authorization: Basic …\" or ?token=<token>"
+                ),
                 context: context)
             return .dontUpgrade
         }
@@ -186,7 +187,8 @@ public final class WebSocketTransport: Transport {
         if status == .unauthorized { head += "WWW-Authenticate: Bearer\r\n" }
         let bytes = ByteBuffer(string: head + "\r\n" + body)
         let written = channel.eventLoop.submit { () -> EventLoopFuture<Void> in
-            guard let encoder = try? channel.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
+            guard let encoder = try? channel.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
+            else {
                 return channel.close()
             }
             return encoder.writeAndFlush(NIOAny(bytes)).always { _ in channel.close(promise: nil) }

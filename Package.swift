@@ -95,6 +95,7 @@ let package = Package(
                 "IoTCore",
                 "IoTRules",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -35,11 +35,11 @@ struct ManagerAdministration: MQTTClientAdministration {
     @Test func createUpdateRemoveWithinLimitsFromTheLibrary() async throws {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
-        let harness = try await IngestHarness()
+        let harness = try await IngestHarness(systemClock: true, start: false)
         let manager = MQTTClientManager(
             configuration: .init(threads: 1, limits: .init(maxClients: 2)), ingestor: harness.ingestor,
             logger: Logger(label: "test"))
-        try await harness.run([manager])
+        try await harness.start([manager])
         _ = try await manager.create(spec("a", port: broker.port))
         _ = try await manager.create(spec("b", port: broker.port, template: "plant/{uid}/up"))
         await #expect(throws: IoTError.self) { _ = try await manager.create(spec("a", port: broker.port)) }
@@ -83,7 +83,7 @@ struct ManagerAdministration: MQTTClientAdministration {
     @Test func managementAPIServesClientsAndAnswers409OverALimit() async throws {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
-        let harness = try await IngestHarness()
+        let harness = try await IngestHarness(systemClock: true, start: false)
         let manager = MQTTClientManager(
             configuration: .init(threads: 1, limits: .init(maxClients: 1), outbound: .init(allow: ["127.0.0.1"])),
             ingestor: harness.ingestor,
@@ -92,7 +92,7 @@ struct ManagerAdministration: MQTTClientAdministration {
             configuration: .init(port: 0, adminAPIKey: "k"), registry: harness.registry, points: harness.points,
             tokens: TokenAuthenticator(credentials: InMemoryCredentialStore()), ingestor: harness.ingestor,
             prometheus: nil, mqttClients: ManagerAdministration(manager: manager), logger: Logger(label: "test"))
-        try await harness.run([manager, api])
+        try await harness.start([manager, api])
         let port = try await api.listeningPort()
         let http = AsyncLoopbackHTTPClient(port: port)
         let key = ["Authorization": "Bearer k"]
@@ -157,13 +157,13 @@ struct ManagerAdministration: MQTTClientAdministration {
         // The broker is our child: it inherits the raised limit.
         let broker = try MosquittoBroker()
         defer { broker.stop() }
-        let harness = try await IngestHarness()
+        let harness = try await IngestHarness(systemClock: true, start: false)
         let threadsBefore = processThreads()  // before the manager starts its two loop threads
         let memoryBefore = residentKiB()
         let manager = MQTTClientManager(
             configuration: .init(threads: 2, limits: .init(maxClients: 1_000)), ingestor: harness.ingestor,
             logger: Logger(label: "test"))
-        try await harness.run([manager])
+        try await harness.start([manager])
         let started = Date()
         for i in 0..<1_000 {
             _ = try await manager.create(spec("c\(i)", port: broker.port, clean: true, share: "all"))

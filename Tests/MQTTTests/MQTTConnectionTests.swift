@@ -20,12 +20,12 @@ import Testing
     @Test func messagesPublishedWhileDisconnectedAreStoredAfterReconnect() async throws {
         let broker = try MosquittoBroker(persistence: true)
         defer { broker.stop() }
-        let harness = try await IngestHarness()
+        let harness = try await IngestHarness(systemClock: true, start: false)
         var c = clientConfiguration(port: broker.port, id: "restart-ingest")
         c.reconnectDelayMillis = 2_000  // long enough to publish while it is away
         c.maxReconnectDelayMillis = 2_000
         let mqtt = try ingest(harness, c)
-        try await harness.run([mqtt])
+        try await harness.start([mqtt])
         try await mqtt.client.waitUntilReady()
         try mosquittoPub(
             port: broker.port, topic: "devices/d-1/telemetry", message: #"{"ts": 1700000000000, "seq": 0}"#)
@@ -57,7 +57,7 @@ import Testing
         #expect(p.wait() == 0)
         let broker = try MosquittoBroker(extra: "allow_anonymous false\npassword_file \(dir.path)/passwd")
         defer { broker.stop() }
-        let harness = try await IngestHarness()
+        let harness = try await IngestHarness(systemClock: true, start: false)
         var wrong = clientConfiguration(port: broker.port, id: "bad-creds")
         wrong.username = "iotd"
         wrong.password = "wrong-password"
@@ -66,7 +66,7 @@ import Testing
         right.clientID = "good-creds"
         right.password = "right-password"
         let good = try ingest(harness, right)
-        try await harness.run([bad, good])
+        try await harness.start([bad, good])
         await #expect(throws: IoTError.self) { try await bad.client.waitUntilReady(timeoutMillis: 5_000) }
         try await good.client.waitUntilReady()
         try await Task.sleep(for: .seconds(2))
@@ -84,12 +84,12 @@ import Testing
 
     @Test func brokerDownAtStartIsRetriedWithBackoff() async throws {
         let port = ChildProcess.freeLoopbackPort()
-        let harness = try await IngestHarness()
+        let harness = try await IngestHarness(systemClock: true, start: false)
         var c = clientConfiguration(port: port, id: "early")
         c.reconnectDelayMillis = 100
         c.maxReconnectDelayMillis = 800
         let mqtt = try ingest(harness, c)
-        try await harness.run([mqtt])
+        try await harness.start([mqtt])
         try await Task.sleep(for: .seconds(2))
         let down = mqtt.client.status
         #expect(down.state == .reconnecting || down.state == .connecting)
@@ -130,14 +130,14 @@ import Testing
         let broker = try MosquittoBroker(extra: "cafile \(d)/ca.crt\ncertfile \(d)/server.crt\nkeyfile \(d)/server.key")
         defer { broker.stop() }
 
-        let harness = try await IngestHarness()
+        let harness = try await IngestHarness(systemClock: true, start: false)
         var trusted = clientConfiguration(port: broker.port, id: "tls-ok")
         trusted.tls = .init(caFile: "\(d)/ca.crt")
         var untrusted = clientConfiguration(port: broker.port, id: "tls-untrusted")
         untrusted.tls = .init()  // the system's authorities: they do not know the test CA
         let ok = try ingest(harness, trusted)
         let refused = try ingest(harness, untrusted)
-        try await harness.run([ok, refused])
+        try await harness.start([ok, refused])
         try await ok.client.waitUntilReady()
         await #expect(throws: IoTError.self) { try await refused.client.waitUntilReady(timeoutMillis: 2_000) }
         #expect(refused.client.status.state != .connected, "verification is on by default")

@@ -108,64 +108,6 @@ func mosquittoPub(port: Int, topic: String, message: String, qos: Int = 1, extra
     guard status == 0 else { throw TestFailure("mosquitto_pub exited with status \(status)") }
 }
 
-/// An ingestor over in-memory stores, tenant `acme`, product `thermo` (temp, hum) and devices d-1…d-n.
-final class IngestHarness: @unchecked Sendable {
-    static let tenant: TenantID = "acme"
-    let registry = InMemoryRegistryStore()
-    let points = InMemoryPointStore()
-    let journal = InMemoryJournal()
-    let ingestor: Ingestor
-    private var services: [any Service] = []
-    private var group: ServiceGroup?
-    private var groupTask: Task<Void, any Error>?
-
-    init(devices: Int = 3, configuration: Ingestor.Configuration = .init()) async throws {
-        try await registry.saveTenant(Tenant(id: Self.tenant))
-        try await registry.saveProduct(
-            .tenant(Self.tenant),
-            Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "hum"), Signal(name: "seq")]))
-        for i in 1...devices {
-            try await registry.saveDevice(.tenant(Self.tenant), Device(uid: "d-\(i)", product: "thermo"))
-        }
-        ingestor = Ingestor(
-            configuration: configuration, journal: journal, pointStore: points, registry: registry,
-            logger: Logger(label: "test"))
-    }
-
-    /// Runs the ingestor and `transports` in one ServiceGroup (as iotd does).
-    func run(_ transports: [any Service]) async throws {
-        let group = ServiceGroup(
-            configuration: .init(services: [ingestor] + transports, logger: Logger(label: "test")))
-        self.group = group
-        groupTask = Task { try await group.run() }
-        while !ingestor.isReady { try await Task.sleep(for: .milliseconds(2)) }
-    }
-
-    func stop() async {
-        await group?.triggerGracefulShutdown()
-        _ = try? await groupTask?.value
-    }
-
-    func series(_ device: String, _ signal: String) async throws -> [Point] {
-        try await points.range(
-            .tenant(Self.tenant), series: SeriesKey(device: device, signal: signal), from: 0, to: .max, limit: nil,
-            order: .ascending)
-    }
-
-    /// Waits until `device`'s `signal` has `count` points (or fails after `seconds`).
-    func waitForPoints(_ device: String, _ signal: String, count: Int, seconds: Double = 10) async throws -> [Point] {
-        let deadline = Date().addingTimeInterval(seconds)
-        while true {
-            let got = try await series(device, signal)
-            if got.count >= count { return got }
-            if Date() > deadline {
-                throw TestFailure("\(device).\(signal): \(got.count) points after \(seconds) s, expected \(count)")
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-    }
-}
-
 /// Polls `condition` until it holds (or fails after `seconds`).
 func eventually(_ what: String, seconds: Double = 10, _ condition: () async throws -> Bool) async throws {
     let deadline = Date().addingTimeInterval(seconds)

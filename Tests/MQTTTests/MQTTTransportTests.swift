@@ -22,9 +22,9 @@ import Testing
     @Test(arguments: [0, 1, 2]) func subscribesParsesAndStores(qos: Int) async throws {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
-        let harness = try await IngestHarness()
+        let harness = try await IngestHarness(systemClock: true, start: false)
         let mqtt = try transport(harness, port: broker.port, id: "ingest-qos\(qos)", qos: qos)
-        try await harness.run([mqtt])
+        try await harness.start([mqtt])
         try await mqtt.client.waitUntilReady()
         #expect(mqtt.client.status.subscriptions.first?.grantedQoS == qos)
 
@@ -51,10 +51,10 @@ import Testing
     @Test func sharedSubscriptionSpreadsMessagesOverTwoClients() async throws {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
-        let harness = try await IngestHarness()
+        let harness = try await IngestHarness(systemClock: true, start: false)
         let a = try transport(harness, port: broker.port, id: "shared-a", share: "ingest")
         let b = try transport(harness, port: broker.port, id: "shared-b", share: "ingest")
-        try await harness.run([a, b])
+        try await harness.start([a, b])
         try await a.client.waitUntilReady()
         try await b.client.waitUntilReady()
         #expect(a.client.status.subscriptions.first?.filter == "$share/ingest/devices/+/telemetry")
@@ -83,9 +83,9 @@ import Testing
     @Test func downlinkPublishReachesADevice() async throws {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
-        let harness = try await IngestHarness()
+        let harness = try await IngestHarness(systemClock: true, start: false)
         let mqtt = try transport(harness, port: broker.port, id: "downlink")
-        try await harness.run([mqtt])
+        try await harness.start([mqtt])
         try await mqtt.client.waitUntilReady()
 
         let sub = try ChildProcess([
@@ -130,9 +130,9 @@ import Testing
     @Test func malformedOversizeAndMisaddressedMessagesAreCountedAndOthersCarryOn() async throws {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
-        let harness = try await IngestHarness()
+        let harness = try await IngestHarness(systemClock: true, start: false)
         let mqtt = try transport(harness, port: broker.port, id: "bad-input", maxPayload: 1_000)
-        try await harness.run([mqtt])
+        try await harness.start([mqtt])
         try await mqtt.client.waitUntilReady()
         try mosquittoPub(port: broker.port, topic: "devices/d-1/telemetry", message: "{not json")
         try mosquittoPub(
@@ -159,9 +159,10 @@ import Testing
     @Test func messagesOverTheRateLimitAreCountedRateLimited() async throws {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
-        let harness = try await IngestHarness(configuration: .init(rateLimit: try RateLimit(parsing: "2:60")))
+        let harness = try await IngestHarness(
+            configuration: .init(rateLimit: try RateLimit(parsing: "2:60")), systemClock: true, start: false)
         let mqtt = try transport(harness, port: broker.port, id: "rate-limited")
-        try await harness.run([mqtt])
+        try await harness.start([mqtt])
         try await mqtt.client.waitUntilReady()
         for i in 0..<3 {
             try mosquittoPub(
@@ -182,13 +183,13 @@ import Testing
     @Test func aRecordForAnotherDeviceIsCountedForbidden() async throws {
         let broker = try MosquittoBroker()
         defer { broker.stop() }
-        let harness = try await IngestHarness()
+        let harness = try await IngestHarness(systemClock: true, start: false)
         let mqtt = try MQTTTransport(
             configuration: .init(
                 client: clientConfiguration(port: broker.port, id: "gateway-check"), tenant: IngestHarness.tenant,
                 subscriptions: [try .init(template: "devices/{uid}/telemetry", parser: SenMLParser())]),
             ingestor: harness.ingestor, logger: Logger(label: "test"))
-        try await harness.run([mqtt])
+        try await harness.start([mqtt])
         try await mqtt.client.waitUntilReady()
         try mosquittoPub(
             port: broker.port, topic: "devices/d-1/telemetry", message: #"[{"bn":"d-2","n":"temp","v":9}]"#)

@@ -1,0 +1,164 @@
+import Foundation
+public import IoTCore
+import Logging
+public import ServiceLifecycle
+import Synchronization
+
+/// A running ``IoTCore/Ingestor`` over in-memory stores, seeded with one tenant, one product and a few
+/// devices: what a transport, a parser or a custom ``IoTCore/PollingTransport`` is tested against, with no
+/// database, journal file or network.
+///
+/// The seed: tenant ``tenant`` (`acme`); product ``product`` (`thermo`: numbers `temp`, `hum` and `seq`, the
+/// bool `on` and the text `fw`); devices ``deviceUIDs`` of that product (`t-1`, `d-1`, `d-2`, `d-3`). The
+/// ingestor reads time from ``clock`` (a ``ManualClock`` at 1,700,000,000,000 ms) unless `systemClock` is set.
+///
+/// ```swift
+/// let h = try await IngestHarness()
+/// try await h.withRunning([myTransport]) {
+///     // drive the transport as a device would …
+///     let points = try await h.waitForPoints("t-1", "temp", count: 1)
+///     #expect(points.first?.value == .number(21.5))
+/// }
+/// ```
+public final class IngestHarness: Sendable {
+    /// The seeded tenant.
+    public static let tenant: TenantID = "acme"
+    /// The seeded product.
+    public static let product = Product(
+        id: "thermo",
+        signals: [
+            Signal(name: "temp"), Signal(name: "hum"), Signal(name: "seq"), Signal(name: "on", type: .bool),
+            Signal(name: "fw", type: .text),
+        ])
+    /// The seeded devices, all of ``product``.
+    public static let deviceUIDs = ["t-1", "d-1", "d-2", "d-3"]
+
+    /// The journal the ingestor appends to.
+    public let journal: InMemoryJournal
+    /// The store the ingestor commits to.
+    public let points: InMemoryPointStore
+    /// Tenants, products and devices.
+    public let registry: InMemoryRegistryStore
+    /// The ingestor's clock, unless the harness was made with `systemClock`.
+    public let clock: ManualClock
+    /// The ingestor under test.
+    public let ingestor: Ingestor
+    /// The access scope of ``tenant``.
+    public var scope: AccessScope { .tenant(Self.tenant) }
+    private let running = Mutex<(group: ServiceGroup, task: Task<Void, any Error>)?>(nil)
+
+    /// Creates the stores, seeds them (unless `registry` already holds ``tenant``) and, with `start`, runs the
+    /// ingestor and waits until it is ready.
+    ///
+    /// - Parameters:
+    ///   - policy: the tenant's handling of unknown devices and signals.
+    ///   - configuration: the ingestor's configuration.
+    ///   - journal, points, registry: stores to reuse (a restart test passes the same ones twice).
+    ///   - systemClock: the ingestor stamps and waits on the system clock instead of ``clock``.
+    ///   - start: run the ingestor now (``start(_:)`` later otherwise).
+    public init(
+        policy: IngestPolicy = IngestPolicy(), configuration: Ingestor.Configuration = .init(),
+        journal: InMemoryJournal = InMemoryJournal(), points: InMemoryPointStore = InMemoryPointStore(),
+        registry: InMemoryRegistryStore = InMemoryRegistryStore(), systemClock: Bool = false, start: Bool = true
+    ) async throws {
+        self.journal = journal
+        self.points = points
+        self.registry = registry
+        let clock = ManualClock(now: 1_700_000_000_000)
+        self.clock = clock
+        if try await registry.tenant(Self.tenant) == nil {
+            try await registry.saveTenant(Tenant(id: Self.tenant, policy: policy))
+            try await registry.saveProduct(.tenant(Self.tenant), Self.product)
+            for uid in Self.deviceUIDs {
+                try await registry.saveDevice(.tenant(Self.tenant), Device(uid: uid, product: Self.product.id))
+            }
+        }
+        ingestor = Ingestor(
+            configuration: configuration, journal: journal, pointStore: points, registry: registry,
+            clock: systemClock ? SystemClock() : clock, logger: Logger(label: "iot.test.ingest"))
+        if start { try await self.start() }
+    }
+
+    /// Runs the ingestor and `services` (transports) in one `ServiceGroup`, as a daemon does, and waits until
+    /// the ingestor is ready (its journal replayed).
+    public func start(_ services: [any Service] = []) async throws {
+        let group = ServiceGroup(
+            configuration: .init(services: [ingestor] + services, logger: Logger(label: "iot.test.group")))
+        running.withLock { $0 = (group, Task { try await group.run() }) }
+        try await waitUntilReady()
+    }
+
+    /// Waits until the ingestor accepts messages (it replays its journal first).
+    public func waitUntilReady() async throws {
+        while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
+    }
+
+    /// Shuts the services down gracefully, in reverse order (transports first, then the ingestor, which commits
+    /// what it acknowledged), and waits until they have stopped.
+    public func stop() async {
+        guard
+            let (group, task) = running.withLock({ r in
+                defer { r = nil }
+                return r
+            })
+        else { return }
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
+    }
+
+    /// Runs the ingestor and `services`, then `body`, then stops them, also when `body` throws.
+    public func withRunning<T>(_ services: [any Service] = [], _ body: () async throws -> T) async throws -> T {
+        if running.withLock({ $0 == nil }) { try await start(services) }
+        do {
+            let result = try await body()
+            await stop()
+            return result
+        } catch {
+            await stop()
+            throw error
+        }
+    }
+
+    /// A message from `device` over the transport `test`.
+    public func message(_ text: String, device: String = "t-1") -> InboundMessage {
+        InboundMessage(transport: "test", deviceUID: device, text: text)
+    }
+
+    /// Ingests `text` from `device` through `parser`, as a transport would; returns the receipt.
+    @discardableResult
+    public func send(_ text: String, parser: any Parser = JSONParser(), device: String = "t-1") async throws(IoTError)
+        -> Receipt
+    {
+        try await ingestor.ingest(
+            message(text, device: device), parser: parser,
+            identity: DeviceIdentity(tenant: Self.tenant, deviceUID: device))
+    }
+
+    /// Waits until the ingestor's queue is empty (everything acknowledged is committed).
+    public func drain() async throws {
+        while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
+    }
+
+    /// Every point of `device`'s `signal`, oldest first.
+    public func series(_ device: String, _ signal: String) async throws -> [Point] {
+        try await points.range(
+            scope, series: SeriesKey(device: device, signal: signal), from: 0, to: .max, limit: nil, order: .ascending)
+    }
+
+    /// Waits until `device`'s `signal` has at least `count` points and returns them.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/timeout`` after `timeout`, naming the series and what it holds.
+    public func waitForPoints(
+        _ device: String, _ signal: String, count: Int, timeout: Duration = .seconds(10)
+    ) async throws -> [Point] {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let got = try await series(device, signal)
+            if got.count >= count { return got }
+            if ContinuousClock.now > deadline {
+                throw IoTError(.timeout, "\(device).\(signal): \(got.count) points after \(timeout), expected \(count)")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+}

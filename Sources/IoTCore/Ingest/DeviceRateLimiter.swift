@@ -41,15 +41,7 @@ final class DeviceRateLimiter: Sendable {
         self.idleNanos = Int64(limit.longestWindowSeconds) * 1_000_000_000
         self.maxPerShard = max(1, maxDevices / Self.shardCount)
         self.shards = (0..<Self.shardCount).map { _ in LockedShard() }
-        if let clock {
-            self.clock = clock
-        } else {
-            let epoch = ContinuousClock.now
-            self.clock = {
-                let d = ContinuousClock.now - epoch
-                return d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
-            }
-        }
+        self.clock = clock ?? monotonicNanosecondsReader()
     }
 
     /// Takes one token from every bucket of `device`; returns `nil` when the message may pass, or how

@@ -1,7 +1,13 @@
 /// `s` as a JSON string literal, quoted and escaped.
 package func jsonString(_ s: String) -> String {
-    var out = "\""
-    out.reserveCapacity(s.utf8.count + 2)
+    "\"" + jsonEscaped(s) + "\""
+}
+
+/// `s` escaped for the inside of a JSON string literal (RFC 8259 §7), without the quotes: `"`, `\\` and the
+/// control characters are escaped, everything else is kept.
+package func jsonEscaped(_ s: String) -> String {
+    var out = ""
+    out.reserveCapacity(s.utf8.count)
     for scalar in s.unicodeScalars {
         switch scalar {
         case "\"": out += "\\\""
@@ -15,5 +21,5 @@ package func jsonString(_ s: String) -> String {
         default: out.unicodeScalars.append(scalar)
         }
     }
-    return out + "\""
+    return out
 }

@@ -21,15 +21,7 @@ package final class AuthenticationCache: Sendable {
     package init(ttlMillis: Int64, capacity: Int = 100_000, clock: (@Sendable () -> Int64)? = nil) {
         self.ttlNanos = ttlMillis * 1_000_000
         self.capacity = max(1, capacity)
-        if let clock {
-            self.clock = clock
-        } else {
-            let epoch = ContinuousClock.now
-            self.clock = {
-                let d = ContinuousClock.now - epoch
-                return d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
-            }
-        }
+        self.clock = clock ?? monotonicNanosecondsReader()
     }
 
     /// The cached identity of `token`, if it has not expired.

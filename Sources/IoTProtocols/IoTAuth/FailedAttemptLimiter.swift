@@ -1,3 +1,4 @@
+import IoTCore
 import Metrics
 import Synchronization
 
@@ -62,11 +63,8 @@ public final class FailedAttemptLimiter: Sendable {
         if let clock {
             self.clock = clock
         } else {
-            let epoch = ContinuousClock.now
-            self.clock = {
-                let d = ContinuousClock.now - epoch
-                return d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
-            }
+            let nanoseconds = monotonicNanosecondsReader()
+            self.clock = { nanoseconds() / 1_000_000 }
         }
     }
 

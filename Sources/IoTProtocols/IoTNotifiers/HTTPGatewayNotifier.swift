@@ -60,24 +60,6 @@ public struct HTTPGatewayNotifier: Notifier {
         return out
     }
 
-    static func jsonEscape(_ s: String) -> String {
-        var out = ""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
-
     public func send(_ n: IoTCore.Notification) async throws {
         guard !n.recipient.isEmpty else {
             throw IoTError(.invalidArgument, "\(channel): a gateway message needs a recipient (a phone number)")
@@ -96,7 +78,7 @@ public struct HTTPGatewayNotifier: Notifier {
             let type = configuration.contentType.lowercased()
             var escape: (String) -> String = { $0 }
             if type.contains("json") {
-                escape = Self.jsonEscape
+                escape = jsonEscaped
             } else if type.contains("x-www-form-urlencoded") {
                 escape = NotifierHTTP.percentEncode
             }

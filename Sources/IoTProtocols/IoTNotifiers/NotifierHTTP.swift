@@ -58,6 +58,17 @@ enum NotifierHTTP {
         throw IoTError(.invalidArgument, text, nativeCode: Int32(truncatingIfNeeded: code))
     }
 
+    /// POSTs `payload` as JSON to `url` through ``send(_:channel:)``.
+    static func postJSON(
+        _ payload: some Encodable, to url: String, timeoutMillis: Int, channel: String
+    ) async throws -> CurlResponse {
+        try await send(
+            CurlRequest(
+                url: url, headers: [("Content-Type", "application/json")], body: json(payload),
+                timeoutMillis: timeoutMillis),
+            channel: channel)
+    }
+
     static func json(_ value: some Encodable) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

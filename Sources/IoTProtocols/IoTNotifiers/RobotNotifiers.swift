@@ -69,11 +69,8 @@ public struct FeishuNotifier: Notifier {
             payload.timestamp = String(ts)
             payload.sign = Self.sign(timestamp: ts, secret: secret)
         }
-        let r = try await NotifierHTTP.send(
-            CurlRequest(
-                url: configuration.url, headers: [("Content-Type", "application/json")],
-                body: NotifierHTTP.json(payload),
-                timeoutMillis: configuration.timeoutMillis), channel: channel)
+        let r = try await NotifierHTTP.postJSON(
+            payload, to: configuration.url, timeoutMillis: configuration.timeoutMillis, channel: channel)
         try NotifierHTTP.checkVendorReply(r, channel: channel, auth: [19021, 19022], retry: [9499, 11232])
     }
 }
@@ -116,12 +113,9 @@ public struct DingTalkNotifier: Notifier {
             url = NotifierHTTP.appendQuery(url, "timestamp=\(ts)&sign=\(Self.sign(timestamp: ts, secret: secret))")
         }
         let title = n.subject ?? String(n.body.prefix(while: { $0 != "\n" }).prefix(64))
-        let r = try await NotifierHTTP.send(
-            CurlRequest(
-                url: url, headers: [("Content-Type", "application/json")],
-                body: NotifierHTTP.json(
-                    Payload(markdown: Markdown(title: title, text: NotifierHTTP.truncate(n.body, maxBytes: 18_000)))),
-                timeoutMillis: configuration.timeoutMillis), channel: channel)
+        let payload = Payload(markdown: Markdown(title: title, text: NotifierHTTP.truncate(n.body, maxBytes: 18_000)))
+        let r = try await NotifierHTTP.postJSON(
+            payload, to: url, timeoutMillis: configuration.timeoutMillis, channel: channel)
         try NotifierHTTP.checkVendorReply(r, channel: channel, auth: [310000, 300001, 400101], retry: [130101, -1])
     }
 }
@@ -145,12 +139,9 @@ public struct WeComNotifier: Notifier {
     }
 
     public func send(_ n: IoTCore.Notification) async throws {
-        let r = try await NotifierHTTP.send(
-            CurlRequest(
-                url: configuration.url, headers: [("Content-Type", "application/json")],
-                body: NotifierHTTP.json(
-                    Payload(markdown: Markdown(content: NotifierHTTP.truncate(n.body, maxBytes: 4_096)))),
-                timeoutMillis: configuration.timeoutMillis), channel: channel)
+        let payload = Payload(markdown: Markdown(content: NotifierHTTP.truncate(n.body, maxBytes: 4_096)))
+        let r = try await NotifierHTTP.postJSON(
+            payload, to: configuration.url, timeoutMillis: configuration.timeoutMillis, channel: channel)
         try NotifierHTTP.checkVendorReply(r, channel: channel, auth: [93000, 40014, 40001], retry: [45009, -1])
     }
 }
@@ -174,10 +165,7 @@ public struct SlackNotifier: Notifier {
 
     public func send(_ n: IoTCore.Notification) async throws {
         let text = n.body.replacingOccurrences(of: "**", with: "*")
-        _ = try await NotifierHTTP.send(
-            CurlRequest(
-                url: configuration.url, headers: [("Content-Type", "application/json")],
-                body: NotifierHTTP.json(Payload(text: text)), timeoutMillis: configuration.timeoutMillis),
-            channel: channel)
+        _ = try await NotifierHTTP.postJSON(
+            Payload(text: text), to: configuration.url, timeoutMillis: configuration.timeoutMillis, channel: channel)
     }
 }

@@ -101,12 +101,11 @@ public final class WeChatTemplateNotifier: Notifier {
             data: [
                 configuration.subjectKey: Value(value: n.subject ?? ""), configuration.bodyKey: Value(value: n.body),
             ])
-        let r = try await NotifierHTTP.send(
-            CurlRequest(
-                url: configuration.baseURL + "/cgi-bin/message/template/send?access_token="
-                    + NotifierHTTP.percentEncode(access),
-                headers: [("Content-Type", "application/json")], body: NotifierHTTP.json(payload),
-                timeoutMillis: configuration.timeoutMillis), channel: channel)
+        let r = try await NotifierHTTP.postJSON(
+            payload,
+            to: configuration.baseURL + "/cgi-bin/message/template/send?access_token="
+                + NotifierHTTP.percentEncode(access),
+            timeoutMillis: configuration.timeoutMillis, channel: channel)
         do {
             try NotifierHTTP.checkVendorReply(
                 r, channel: channel, auth: [40125, 40013], retry: [-1, 45009, 40001, 42001])

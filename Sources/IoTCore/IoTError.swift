@@ -77,23 +77,63 @@ public struct IoTError: Error, Sendable, Hashable, CustomStringConvertible {
     public var code: Code
     /// A sentence for a person: what went wrong and what to do.
     public var message: String
-    /// The native code underneath (SQLite result code, `errno`), when there is one.
+    /// The native code underneath (SQLite result code, `errno`, a libmosquitto or libcurl code), when there is one.
     public var nativeCode: Int32?
+    /// Where ``nativeCode`` comes from: which table to look it up in.
+    public var nativeDomain: NativeDomain?
     /// For ``Code/backpressure`` and ``Code/rateLimited``: how long to wait before retrying, in milliseconds.
     public var retryAfterMillis: Int64?
 
     /// Creates an error.
-    public init(_ code: Code, _ message: String, nativeCode: Int32? = nil, retryAfterMillis: Int64? = nil) {
+    ///
+    /// - Parameters:
+    ///   - nativeCode: the code of the C library or system call underneath, if any.
+    ///   - domain: where `nativeCode` comes from (give it whenever `nativeCode` is given).
+    public init(
+        _ code: Code, _ message: String, nativeCode: Int32? = nil, domain: NativeDomain? = nil,
+        retryAfterMillis: Int64? = nil
+    ) {
         self.code = code
         self.message = message
         self.nativeCode = nativeCode
+        self.nativeDomain = nativeCode == nil ? nil : domain
         self.retryAfterMillis = retryAfterMillis
     }
 
+    /// `code: message`, and the native code with its domain (`(SQLite code 5)`, `(errno 28)`).
     public var description: String {
         var s = "\(code.name): \(message)"
-        if let nativeCode { s += " (native code \(nativeCode))" }
+        if let nativeCode {
+            switch nativeDomain {
+            case .some(.posix): s += " (errno \(nativeCode))"
+            case .some(let domain): s += " (\(domain) code \(nativeCode))"
+            case nil: s += " (native code \(nativeCode))"
+            }
+        }
         return s
+    }
+
+    /// The library or interface an ``IoTError/nativeCode`` comes from.
+    public struct NativeDomain: Hashable, Sendable, CustomStringConvertible {
+        /// The domain's name as errors print it.
+        public let name: String
+        /// A domain of one's own (a custom transport's C library).
+        public init(_ name: String) { self.name = name }
+        /// `errno` of a system call.
+        public static let posix = NativeDomain("errno")
+        /// An SQLite result code (extended where SQLite gives one).
+        public static let sqlite = NativeDomain("SQLite")
+        /// A libmosquitto `MOSQ_ERR_*` code.
+        public static let libmosquitto = NativeDomain("libmosquitto")
+        /// A libmodbus error (`errno` or `MODBUS_ENOBASE` + exception code).
+        public static let libmodbus = NativeDomain("libmodbus")
+        /// A libcurl `CURLcode`.
+        public static let libcurl = NativeDomain("libcurl")
+        /// A vendor API's own error code in its JSON reply (DingTalk `errcode`, Feishu `code`).
+        public static let vendor = NativeDomain("vendor API")
+        /// A child process's exit status.
+        public static let process = NativeDomain("exit status")
+        public var description: String { name }
     }
 
     /// Shorthand for ``Code/malformedPayload``.

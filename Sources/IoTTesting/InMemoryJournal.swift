@@ -30,7 +30,7 @@ public final class InMemoryJournal: BatchJournal {
 
     public func append(tenant: TenantID, points: [Point]) throws(IoTError) -> UInt64 {
         try state.withLock { (s) throws(IoTError) -> UInt64 in
-            if s.failing { throw IoTError(.journal, "in-memory journal told to fail", nativeCode: 28) }
+            if s.failing { throw IoTError(.journal, "in-memory journal told to fail", nativeCode: 28, domain: .posix) }
             s.last += 1
             s.entries.append(JournalEntry(sequence: s.last, tenant: tenant, points: points))
             return s.last
@@ -39,7 +39,7 @@ public final class InMemoryJournal: BatchJournal {
 
     public func append(batch entries: [(tenant: TenantID, points: [Point])]) throws(IoTError) -> UInt64 {
         try state.withLock { (s) throws(IoTError) -> UInt64 in
-            if s.failing { throw IoTError(.journal, "in-memory journal told to fail", nativeCode: 28) }
+            if s.failing { throw IoTError(.journal, "in-memory journal told to fail", nativeCode: 28, domain: .posix) }
             let first = s.last + 1
             for e in entries {
                 s.last += 1

@@ -37,6 +37,7 @@ enum Peers {
                 path = out
                 return out
             }
+            mkdir(package + "/.build", 0o755)  // absent when the package is built with --scratch-path elsewhere
             mkdir(outDirectory, 0o755)
             let cc = try which("cc") ?? which("clang") ?? { throw PeerError("no C compiler: apt-get install gcc") }()
             let flags = try shellOutput(["/usr/bin/env", "pkg-config", "--cflags", "--libs", "libmodbus"])

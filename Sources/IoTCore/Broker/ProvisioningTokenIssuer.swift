@@ -39,7 +39,7 @@ public final class ProvisioningTokenIssuer: TokenIssuer {
                 throw IoTError(
                     error.code,
                     "the token was issued but broker \(provisioner.name) did not take it: \(error.message); issue a new token once the broker is reachable",
-                    nativeCode: error.nativeCode)
+                    nativeCode: error.nativeCode, domain: error.nativeDomain)
             }
         }
         return token

@@ -71,7 +71,8 @@ public final class FileDescriptorStream: ByteStream, @unchecked Sendable {
                     } else {
                         continuation.resume(
                             throwing: IoTError(
-                                .unavailable, "read failed: \(String(cString: strerror(errno)))", nativeCode: errno))
+                                .unavailable, "read failed: \(String(cString: strerror(errno)))", nativeCode: errno,
+                                domain: .posix))
                     }
                     return
                 }
@@ -90,7 +91,8 @@ public final class FileDescriptorStream: ByteStream, @unchecked Sendable {
                         if errno == EINTR { continue }
                         continuation.resume(
                             throwing: IoTError(
-                                .unavailable, "write failed: \(String(cString: strerror(errno)))", nativeCode: errno))
+                                .unavailable, "write failed: \(String(cString: strerror(errno)))", nativeCode: errno,
+                                domain: .posix))
                         return
                     }
                     done += n

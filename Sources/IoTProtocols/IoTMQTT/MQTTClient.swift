@@ -202,7 +202,7 @@ public final class MQTTClient: @unchecked Sendable {
     private func configureHandle() throws(IoTError) {
         func check(_ rc: Int32, _ what: String) throws(IoTError) {
             guard rc == MOSQ_ERR_SUCCESS.rawValue else {
-                throw IoTError(.invalidArgument, "\(what): \(Self.describe(rc))", nativeCode: rc)
+                throw IoTError(.invalidArgument, "\(what): \(Self.describe(rc))", nativeCode: rc, domain: .libmosquitto)
             }
         }
         mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
@@ -336,7 +336,9 @@ public final class MQTTClient: @unchecked Sendable {
                         rc == MOSQ_ERR_NO_CONN.rawValue || rc == MOSQ_ERR_CONN_LOST.rawValue
                         ? .unavailable : .invalidArgument
                     c.resume(
-                        throwing: IoTError(code, "publish to '\(topic)' failed: \(Self.describe(rc))", nativeCode: rc))
+                        throwing: IoTError(
+                            code, "publish to '\(topic)' failed: \(Self.describe(rc))", nativeCode: rc,
+                            domain: .libmosquitto))
                     return
                 }
                 if !loop.inLoop { loop.execute { self.flush() } }

@@ -105,7 +105,7 @@ final class ModbusConnection: @unchecked Sendable {
                 : "check the connection"
         return IoTError(
             isException ? .invalidArgument : .unavailable, "\(what) at \(endpoint) failed: \(text); \(hint)",
-            nativeCode: code)
+            nativeCode: code, domain: .libmodbus)
     }
 
     /// libmodbus waits on its socket with `select()`, which cannot take a descriptor of 1024 or more
@@ -115,7 +115,7 @@ final class ModbusConnection: @unchecked Sendable {
         IoTError(
             .unavailable,
             "cannot connect to \(endpoint): no file descriptor below \(FD_SETSIZE) is reserved or free, and libmodbus cannot wait on a higher one; raise the Modbus transport's reservedDescriptors (iotd: modbus.reservedDescriptors) so that more are set aside at start, or run Modbus devices in a process with fewer open connections",
-            nativeCode: EMFILE)
+            nativeCode: EMFILE, domain: .posix)
     }
 
     /// Opens the connection: a TCP socket connected here, or libmodbus's serial line, on a number below

@@ -200,29 +200,31 @@ enum CurlClient {
         case CURLE_LOGIN_DENIED:
             return IoTError(
                 .unauthorized, "\(redactedURL) refused the login: \(text); check the channel's username and password",
-                nativeCode: native)
+                nativeCode: native, domain: .libcurl)
         case CURLE_PEER_FAILED_VERIFICATION:
             return IoTError(
                 .invalidArgument,
                 "\(redactedURL): the server's TLS certificate is not trusted (\(text)); set caFile for a private CA",
-                nativeCode: native)
+                nativeCode: native, domain: .libcurl)
         case CURLE_USE_SSL_FAILED:
             return IoTError(
                 .invalidArgument,
                 "\(redactedURL) does not offer STARTTLS (\(text)); use smtps:// or turn requireTLS off",
-                nativeCode: native)
+                nativeCode: native, domain: .libcurl)
         case CURLE_OPERATION_TIMEDOUT:
-            return IoTError(.timeout, "\(redactedURL) did not answer in time: \(text)", nativeCode: native)
+            return IoTError(
+                .timeout, "\(redactedURL) did not answer in time: \(text)", nativeCode: native, domain: .libcurl)
         case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL:
-            return IoTError(.invalidArgument, "\(redactedURL) is not a usable URL: \(text)", nativeCode: native)
+            return IoTError(
+                .invalidArgument, "\(redactedURL) is not a usable URL: \(text)", nativeCode: native, domain: .libcurl)
         default:
             // An SMTP 5xx reply (recipient or sender rejected) is permanent; 4xx and network errors are not.
             if (500...599).contains(status), url.hasPrefix("smtp") {
                 return IoTError(
                     .invalidArgument, "\(redactedURL) rejected the message: \(text) (reply \(status))",
-                    nativeCode: native)
+                    nativeCode: native, domain: .libcurl)
             }
-            return IoTError(.unavailable, "\(redactedURL): \(text)", nativeCode: native)
+            return IoTError(.unavailable, "\(redactedURL): \(text)", nativeCode: native, domain: .libcurl)
         }
     }
 

@@ -83,7 +83,7 @@ public struct EmailNotifier: Notifier {
         do {
             _ = try await CurlClient.perform(request)
         } catch let e as IoTError {
-            throw IoTError(e.code, "\(channel): \(e.message)", nativeCode: e.nativeCode)
+            throw IoTError(e.code, "\(channel): \(e.message)", nativeCode: e.nativeCode, domain: e.nativeDomain)
         }
     }
 

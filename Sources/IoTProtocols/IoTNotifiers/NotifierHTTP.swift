@@ -49,13 +49,15 @@ enum NotifierHTTP {
         guard code != 0 else { return }
         let message = reply.msg ?? reply.errmsg ?? reply.StatusMessage ?? ""
         let text = "\(channel): the vendor answered code \(code) \"\(message)\""
-        if retry.contains(code) { throw IoTError(.unavailable, text, nativeCode: Int32(truncatingIfNeeded: code)) }
+        if retry.contains(code) {
+            throw IoTError(.unavailable, text, nativeCode: Int32(truncatingIfNeeded: code), domain: .vendor)
+        }
         if auth.contains(code) {
             throw IoTError(
                 .unauthorized, text + "; check the channel's secret, key or token",
-                nativeCode: Int32(truncatingIfNeeded: code))
+                nativeCode: Int32(truncatingIfNeeded: code), domain: .vendor)
         }
-        throw IoTError(.invalidArgument, text, nativeCode: Int32(truncatingIfNeeded: code))
+        throw IoTError(.invalidArgument, text, nativeCode: Int32(truncatingIfNeeded: code), domain: .vendor)
     }
 
     /// POSTs `payload` as JSON to `url` through ``send(_:channel:)``.

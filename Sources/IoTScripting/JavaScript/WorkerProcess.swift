@@ -29,7 +29,9 @@ final class WorkerProcess: @unchecked Sendable {
     static func spawn(path: String, memoryLimit: Int) throws(IoTError) -> WorkerProcess {
         var fds: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
-            throw IoTError(.unavailable, "cannot create a socket pair for the JavaScript worker", nativeCode: errno)
+            throw IoTError(
+                .unavailable, "cannot create a socket pair for the JavaScript worker", nativeCode: errno, domain: .posix
+            )
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -45,7 +47,7 @@ final class WorkerProcess: @unchecked Sendable {
         close(fds[1])
         guard rc == 0 else {
             close(fds[0])
-            throw IoTError(.unavailable, "cannot start the JavaScript worker '\(path)'", nativeCode: rc)
+            throw IoTError(.unavailable, "cannot start the JavaScript worker '\(path)'", nativeCode: rc, domain: .posix)
         }
         _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
         let worker = WorkerProcess(pid: pid, fd: fds[0])

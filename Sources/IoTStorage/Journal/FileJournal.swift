@@ -425,7 +425,7 @@ public final class FileJournal: BatchJournal {
         return IoTError(
             .journal,
             "journal could not \(what): \(String(cString: strerror(code))); check the disk and the directory's permissions",
-            nativeCode: code)
+            nativeCode: code, domain: .posix)
     }
 }
 

@@ -43,7 +43,7 @@ final class SQLiteConnection: @unchecked Sendable {
             throw IoTError(
                 .storage,
                 "cannot open SQLite database at \(path): \(message); check the directory exists and is writable",
-                nativeCode: rc)
+                nativeCode: rc, domain: .sqlite)
         }
         self.db = handle
         self.path = path
@@ -75,7 +75,8 @@ final class SQLiteConnection: @unchecked Sendable {
         if rc != SQLITE_OK {
             let message = err.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(db))
             sqlite3_free(err)
-            throw IoTError(.storage, "SQLite failed to run \(sql.prefix(80)): \(message)", nativeCode: rc)
+            throw IoTError(
+                .storage, "SQLite failed to run \(sql.prefix(80)): \(message)", nativeCode: rc, domain: .sqlite)
         }
     }
 
@@ -119,7 +120,8 @@ final class SQLiteConnection: @unchecked Sendable {
     /// Builds an ``IoTError`` carrying SQLite's message and result code.
     func error(_ rc: Int32, _ doing: String) -> IoTError {
         IoTError(
-            .storage, "SQLite failed to \(doing): \(String(cString: sqlite3_errmsg(db))) (\(path))", nativeCode: rc)
+            .storage, "SQLite failed to \(doing): \(String(cString: sqlite3_errmsg(db))) (\(path))", nativeCode: rc,
+            domain: .sqlite)
     }
 }
 

@@ -171,7 +171,7 @@ func makeDirectories(_ path: String) throws(IoTError) {
             let code = errno
             throw IoTError(
                 .storage, "cannot create directory \(current): \(String(cString: strerror(code))); check permissions",
-                nativeCode: code)
+                nativeCode: code, domain: .posix)
         }
     }
 }

@@ -74,7 +74,7 @@ func mappingConstraint<T>(_ message: @autoclosure () -> String, _ body: () throw
         return try body()
     } catch {
         if isConstraintViolation(error) {
-            throw IoTError(.conflict, message(), nativeCode: (error as? IoTError)?.nativeCode)
+            throw IoTError(.conflict, message(), nativeCode: (error as? IoTError)?.nativeCode, domain: .sqlite)
         }
         throw error
     }

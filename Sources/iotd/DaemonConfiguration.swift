@@ -312,21 +312,36 @@ extension DaemonConfiguration {
         if let p = management?.port, !(0...65_535).contains(p) {
             try fail("management.port", "\(p) is not a port (0–65535)")
         }
-        if let v = ingest?.queueCapacityPoints, v < 1 { try fail("ingest.queueCapacityPoints", "must be at least 1") }
-        if let v = ingest?.maxBatchPoints, v < 1 { try fail("ingest.maxBatchPoints", "must be at least 1") }
+        // Counts and sizes: each has a documented range (iotd.example.yaml), refused outside it.
+        for (key, value, range) in [
+            ("ingest.queueCapacityPoints", ingest?.queueCapacityPoints, 1...100_000_000),
+            ("ingest.maxBatchPoints", ingest?.maxBatchPoints, 1...1_000_000),
+            ("journal.segmentBytes", journal?.segmentBytes, 4_096...(1 << 30)),
+            ("storage.cacheSizeKiB", storage?.cacheSizeKiB, 1...16_777_216),
+            ("http.maxBodyBytes", http?.maxBodyBytes, 1...(1 << 30)),
+            ("coap.maxBodyBytes", coap?.maxBodyBytes, 1...(1 << 30)),
+            ("websocket.maxMessageBytes", websocket?.maxMessageBytes, 1...(1 << 30)),
+            ("auth.maxFailedAttempts", auth?.maxFailedAttempts, 1...1_000_000),
+            ("coap.maxObservations", coap?.maxObservations, 1...1_000_000),
+        ] {
+            if let v = value, !range.contains(v) {
+                try fail(key, "\(v) is out of range; use \(range.lowerBound) to \(range.upperBound)")
+            }
+        }
+        if let v = storage?.retentionDays, !(v > 0 && v <= 36_500) {
+            try fail(
+                "storage.retentionDays",
+                "\(v) is out of range; use more than 0 and at most 36500 days, or leave it out to keep everything")
+        }
         for (key, spec) in [("ingest.rateLimit", ingest?.rateLimit), ("http.rateLimit", http?.rateLimit)] {
             guard let spec else { continue }
             do throws(IoTError) { _ = try RateLimit(parsing: spec) } catch { try fail(key, error.message) }
         }
-        if let v = storage?.retentionDays, v <= 0 {
-            try fail("storage.retentionDays", "must be positive, or left out to keep everything")
-        }
-        if let v = auth?.passwordIterations, v < 100_000 {
+        if let v = auth?.passwordIterations, !(100_000...10_000_000).contains(v) {
             try fail(
                 "auth.passwordIterations",
-                "\(v) is too low for PBKDF2-HMAC-SHA256; use at least 100000 (default 600000)")
+                "\(v) is out of range for PBKDF2-HMAC-SHA256; use 100000 to 10000000 (default 600000)")
         }
-        if let v = auth?.maxFailedAttempts, v < 1 { try fail("auth.maxFailedAttempts", "must be at least 1") }
         // Seconds are turned into milliseconds: at most 10 years each, so that nothing overflows.
         for (key, value) in [
             ("auth.sessionTokenSeconds", auth?.sessionTokenSeconds),
@@ -392,7 +407,6 @@ extension DaemonConfiguration {
                 if !error.message.contains(".parser:") { try fail("mqtt.clients[\(c.id)]", error.message) }
             }
         }
-        if let v = coap?.maxObservations, v < 1 { try fail("coap.maxObservations", "must be at least 1") }
         if let v = coap?.reregisterAfterMillis, v < 1_000 {
             try fail("coap.reregisterAfterMillis", "use at least 1000 (ms); default 60000")
         }

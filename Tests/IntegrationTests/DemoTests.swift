@@ -146,6 +146,12 @@ import Testing
                 "timeoutMillis"
             ),
             ("notifications: { maxAttempts: 0 }", "notifications.maxAttempts is 0; expected 1 to 1000"),
+            ("storage: { retentionDays: 1e300 }", "storage.retentionDays"),
+            ("storage: { cacheSizeKiB: -5 }", "storage.cacheSizeKiB: -5 is out of range"),
+            ("journal: { segmentBytes: 9223372036854775807 }", "journal.segmentBytes"),
+            ("ingest: { queueCapacityPoints: 0 }", "ingest.queueCapacityPoints"),
+            ("http: { maxBodyBytes: 9223372036854775807 }", "http.maxBodyBytes"),
+            ("auth: { passwordIterations: 9223372036854775807 }", "auth.passwordIterations"),
             (
                 "notifications: { channels: [{ name: h, type: inbox, burst: -1 }] }",
                 "notifications.channels[h].burst is -1"

@@ -93,6 +93,12 @@ public final class FileJournal: BatchJournal {
     public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "iot.journal"))
         throws(IoTError)
     {
+        guard (4_096...(1 << 30)).contains(configuration.segmentBytes) else {
+            throw IoTError(
+                .invalidArgument,
+                "journal segmentBytes is \(configuration.segmentBytes); use 4096 (4 KiB) to 1073741824 (1 GiB), e.g. 67108864"
+            )
+        }
         self.configuration = configuration
         self.logger = logger
         let dir = configuration.directory

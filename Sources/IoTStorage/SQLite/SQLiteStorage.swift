@@ -43,6 +43,12 @@ public final class SQLiteStorage: Sendable {
 
     /// Opens (creating) the data directory and the system database.
     public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "iot.storage")) throws {
+        guard (1...16_777_216).contains(configuration.cacheSizeKiB) else {
+            throw IoTError(
+                .invalidArgument,
+                "SQLite cacheSizeKiB is \(configuration.cacheSizeKiB); use 1 to 16777216 (16 GiB) per connection, e.g. 16384"
+            )
+        }
         self.configuration = configuration
         self.logger = logger
         try makeDirectories(configuration.directory + "/tenants")

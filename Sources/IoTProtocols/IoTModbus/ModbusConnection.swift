@@ -10,9 +10,9 @@ import IoTIO
 /// One libmodbus context (`modbus_t`): a TCP connection to a device, or a serial line shared by every
 /// RTU device on it.
 ///
-/// `@unchecked Sendable` because it is only ever used on one ``BlockingWorker`` thread: the transport
-/// assigns each connection to one worker and calls it only inside that worker's jobs, so the C context
-/// is never touched by two threads (libmodbus contexts are not thread-safe). It is freed once, in
+/// `@unchecked Sendable` because it is only ever used on one ``ModbusIOThread``: the transport assigns
+/// each connection to one I/O thread and calls it only on that thread, so the C context is never touched
+/// by two threads (libmodbus contexts are not thread-safe). It is freed once, in
 /// ``close()`` / `deinit`.
 ///
 /// libmodbus waits with `select()`, so its descriptor must be below `FD_SETSIZE`: a TCP socket is

@@ -85,6 +85,42 @@ final class LoadAveragePoller: PollingTransport, @unchecked Sendable {
         await h.stop()
     }
 
+    /// Issue 21, item 1: both base classes end on a graceful shutdown (what SIGTERM triggers in a
+    /// ServiceGroup) within a second, and what was acknowledged is stored.
+    @Test func bothBaseClassesEndOnGracefulShutdown() async throws {
+        let h = try await IngestHarness(start: false)
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        let device = SocketLineDevice(descriptor: fds[0], ingestor: h.ingestor)
+        let poller = LoadAveragePoller(ingestor: h.ingestor, clock: h.clock)
+        try await h.start([device, poller])
+        let peer = FileDescriptorStream(descriptor: fds[1])
+        defer { Task { await peer.close() } }
+        try await peer.write(Array("{\"ts\": 7, \"temp\": 7}\n".utf8))
+        var received = ""
+        while !received.hasSuffix("\n"), let chunk = try await peer.read() {
+            received += String(decoding: chunk, as: UTF8.self)
+        }
+        #expect(received.hasPrefix("OK "), "acknowledged: \(received)")
+        let stopped = Mutex(false)
+        let started = ContinuousClock.now
+        let stopping = Task {
+            await h.stop()
+            stopped.withLock { $0 = true }
+        }
+        while !stopped.withLock({ $0 }) && ContinuousClock.now - started < .seconds(5) {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let took = ContinuousClock.now - started
+        #expect(stopped.withLock { $0 }, "the ServiceGroup did not end within 5 s of a graceful shutdown")
+        #expect(took < .seconds(1), "graceful shutdown took \(took)")
+        if stopped.withLock({ $0 }) {
+            #expect(try await h.series("t-1", "temp").map(\.time).contains(7), "the acknowledged point is stored")
+        } else {
+            stopping.cancel()
+        }
+    }
+
     @Test func streamTransportSkipsAnOversizeFrameSpanningManyReads() async throws {
         let h = try await IngestHarness()
         var fds: [Int32] = [0, 0]

@@ -1,4 +1,5 @@
 public import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// An open base class for devices that are asked for data on a schedule: Modbus registers, an HTTP
@@ -117,8 +118,15 @@ open class PollingTransport: Transport, @unchecked Sendable {
     /// A snapshot of the poller's counters.
     public var status: Status { state.withLock { $0 } }
 
-    /// Polls on schedule until cancelled.
-    public func run() async throws {
+    /// Polls on schedule until cancelled or until a graceful shutdown (SIGTERM to a `ServiceGroup`), which
+    /// stops the schedule (a poll under way is cancelled; what earlier polls handed the ingestor is kept).
+    /// A subclass that drives the schedule itself (see ``firstPollTime()``) overrides it.
+    open func run() async throws {
+        try await cancelWhenGracefulShutdown { [self] in try await pollOnSchedule() }
+    }
+
+    /// ``run()``'s loop: sleep until due, poll, schedule the next, until cancelled.
+    private func pollOnSchedule() async throws {
         var next = firstPollTime()
         while !Task.isCancelled {
             do { try await clock.sleep(until: next) } catch { return }

@@ -1,4 +1,5 @@
 public import Logging
+import ServiceLifecycle
 
 /// An open base class for devices that send bytes over a stream: a serial line, a TCP connection, a pipe.
 ///
@@ -114,9 +115,16 @@ open class StreamTransport: Transport, @unchecked Sendable {
     /// The bytes written back after a frame was handled, or `nil` for none (the default).
     open func acknowledgement(for result: Result<Receipt, IoTError>) -> [UInt8]? { nil }
 
-    /// Connects, serves until the stream ends, and reconnects with backoff, until cancelled. A server
-    /// transport overrides it to accept connections and call ``serve(_:identity:)`` for each.
+    /// Connects, serves until the stream ends, and reconnects with backoff, until cancelled or until a
+    /// graceful shutdown (SIGTERM to a `ServiceGroup`), which closes the stream: a frame read but not yet
+    /// acknowledged is not acknowledged, so the device sends it again. A server transport overrides it to
+    /// accept connections and call ``serve(_:identity:)`` for each.
     open func run() async throws {
+        try await cancelWhenGracefulShutdown { [self] in try await connectAndServe() }
+    }
+
+    /// ``run()``'s loop: connect, serve, back off, again, until cancelled.
+    private func connectAndServe() async throws {
         var delay = configuration.reconnectInitialMillis
         while !Task.isCancelled {
             do {

@@ -90,7 +90,7 @@ public final class IngestHarness: Sendable {
 
     /// Waits until the ingestor accepts messages (it replays its journal first).
     public func waitUntilReady() async throws {
-        while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
+        try await ingestor.waitUntilReady()
     }
 
     /// Shuts the services down gracefully, in reverse order (transports first, then the ingestor, which commits

@@ -228,6 +228,22 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
         await h.stop()
     }
 
+    /// Issue 21, item 3: `waitUntilReady()` returns once the journal is replayed, and a cancelled wait ends.
+    @Test func waitUntilReadyReturnsOnceRunHasReplayedTheJournal() async throws {
+        let h = try await IngestHarness(start: false)
+        let waiter = Task { try await h.ingestor.waitUntilReady() }
+        let cancelled = Task { try await h.ingestor.waitUntilReady() }
+        cancelled.cancel()
+        await #expect(throws: CancellationError.self) { try await cancelled.value }
+        #expect(!h.ingestor.isReady)
+        try await h.start()
+        try await waiter.value
+        #expect(h.ingestor.isReady)
+        try await h.ingestor.waitUntilReady()  // at once when ready
+        try await h.send(#"{"temp": 1}"#)
+        await h.stop()
+    }
+
     @Test func gracefulStopDrainsTheQueue() async throws {
         let h = try await IngestHarness()
         var last = Receipt(sequence: 0, records: 0, points: 0)

@@ -7,7 +7,12 @@ extension Ingestor {
     /// graceful shutdown; then it drains what is queued and returns.
     public func run() async throws {
         try await replayJournal()
-        progress.withLock { $0.ready = true }
+        let waiting = progress.withLock { p -> [CheckedContinuation<Void, any Error>] in
+            p.ready = true
+            defer { p.readyWaiters = [:] }
+            return Array(p.readyWaiters.values)
+        }
+        for waiter in waiting { waiter.resume() }
         logger.info("ingestor ready", metadata: ["journal_sequence": "\(journal.lastSequence)"])
         await withGracefulShutdownHandler {
             await withTaskCancellationHandler {

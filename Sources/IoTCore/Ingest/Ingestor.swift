@@ -107,6 +107,9 @@ public final class Ingestor: Service {
         var ready = false
         var committedThrough: UInt64 = 0
         var waiters: [(UInt64, CheckedContinuation<Void, any Error>)] = []
+        /// Callers of ``waitUntilReady()`` by their id.
+        var readyWaiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+        var nextReadyWaiter: UInt64 = 0
         var lastTrim: Int64 = 0
     }
 
@@ -159,6 +162,31 @@ public final class Ingestor: Service {
 
     /// Whether the journal has been replayed and messages are accepted.
     public var isReady: Bool { progress.withLock { $0.ready } }
+
+    /// Waits until ``isReady``: ``run()`` has replayed the journal and messages are accepted. A transport
+    /// that starts before that gets ``IoTError/Code/backpressure`` (retry later) for every message; one that
+    /// would rather hold its first read calls this first.
+    ///
+    /// - Throws: `CancellationError` when the calling task is cancelled first.
+    public func waitUntilReady() async throws {
+        let id = progress.withLock { p -> UInt64 in
+            p.nextReadyWaiter += 1
+            return p.nextReadyWaiter
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                let now: Result<Void, any Error>? = progress.withLock { p in
+                    if p.ready { return .success(()) }
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    p.readyWaiters[id] = c
+                    return nil
+                }
+                if let now { c.resume(with: now) }
+            }
+        } onCancel: {
+            progress.withLock { $0.readyWaiters.removeValue(forKey: id) }?.resume(throwing: CancellationError())
+        }
+    }
 
     /// Points journaled or reserved and not yet committed (the queue depth).
     public var queueDepth: Int { queue.depth }

@@ -121,6 +121,34 @@ final class LoadAveragePoller: PollingTransport, @unchecked Sendable {
         }
     }
 
+    /// Issue 21, item 3: a frame that arrives before the journal is replayed (back-pressure: nothing was
+    /// accepted) is tried again after the suggested delay, with reading paused, and stored once the ingestor
+    /// is ready; with `backpressureRetryMillis` 0 it is answered at once.
+    @Test func aFrameRefusedForBackPressureIsRetriedAndStored() async throws {
+        let h = try await IngestHarness(start: false)
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        let device = SocketLineDevice(descriptor: fds[0], ingestor: h.ingestor)
+        let task = Task { try await device.run() }
+        let peer = FileDescriptorStream(descriptor: fds[1])
+        try await peer.write(Array("{\"ts\": 5, \"temp\": 5}\n".utf8))
+        try await Task.sleep(for: .milliseconds(300))  // refused (starting) and retried meanwhile
+        try await h.start()
+        var received = ""
+        while !received.hasSuffix("\n"), let chunk = try await peer.read() {
+            received += String(decoding: chunk, as: UTF8.self)
+        }
+        #expect(received == "OK 1\n")
+        try await h.drain()
+        #expect(try await h.series("t-1", "temp").map(\.time) == [5])
+        let s = h.ingestor.statistics
+        #expect(s.stored == 1 && (s.dropped.values.reduce(0, +)) >= 1 && s.isBalanced, "\(s)")
+        task.cancel()
+        await peer.close()
+        _ = try? await task.value
+        await h.stop()
+    }
+
     @Test func streamTransportSkipsAnOversizeFrameSpanningManyReads() async throws {
         let h = try await IngestHarness()
         var fds: [Int32] = [0, 0]

@@ -37,14 +37,22 @@ open class StreamTransport: Transport, @unchecked Sendable {
         public var reconnectInitialMillis: Int64
         /// Longest delay before reconnecting, in ms. Default 30 000.
         public var reconnectMaxMillis: Int64
+        /// How long a frame the ingestor refuses with ``IoTError/Code/backpressure`` (it is starting, or the
+        /// store is behind: nothing was accepted) is tried again, in ms, waiting the delay the ingestor
+        /// suggests between tries; reading the stream pauses meanwhile, so the device is held back by flow
+        /// control. Past it the refusal is answered (``acknowledgement(for:)``). `0` answers it at once.
+        /// Every try is counted (as `dropped{reason="backpressure"}` until one is stored). Default 30 000.
+        public var backpressureRetryMillis: Int64
 
         /// Creates a configuration with the documented defaults.
         public init(
-            maxFrameBytes: Int = 65_536, reconnectInitialMillis: Int64 = 500, reconnectMaxMillis: Int64 = 30_000
+            maxFrameBytes: Int = 65_536, reconnectInitialMillis: Int64 = 500, reconnectMaxMillis: Int64 = 30_000,
+            backpressureRetryMillis: Int64 = 30_000
         ) {
             self.maxFrameBytes = maxFrameBytes
             self.reconnectInitialMillis = reconnectInitialMillis
             self.reconnectMaxMillis = reconnectMaxMillis
+            self.backpressureRetryMillis = backpressureRetryMillis
         }
     }
 
@@ -212,14 +220,34 @@ open class StreamTransport: Transport, @unchecked Sendable {
                     try await reply(.failure(error), on: stream)
                     continue
                 }
-                let result: Result<Receipt, IoTError>
-                do {
-                    result = .success(try await ingestor.ingest(message, parser: parser, identity: identity))
-                } catch {
-                    result = .failure(error)  // already counted by the ingestor
-                }
-                try await reply(result, on: stream)
+                try await reply(await ingestRetryingBackpressure(message, identity: identity), on: stream)
             }
+        }
+    }
+
+    /// Ingests `message`; while the ingestor answers back-pressure, waits the delay it suggests and tries
+    /// again, for at most ``Configuration/backpressureRetryMillis`` (the caller reads nothing meanwhile).
+    /// Every outcome is already counted by the ingestor.
+    private func ingestRetryingBackpressure(
+        _ message: InboundMessage, identity: DeviceIdentity
+    ) async -> Result<Receipt, IoTError> {
+        var waited: Int64 = 0
+        while true {
+            let refusal: IoTError
+            do {
+                return .success(try await ingestor.ingest(message, parser: parser, identity: identity))
+            } catch {
+                refusal = error
+            }
+            let limit = configuration.backpressureRetryMillis
+            guard refusal.code == .backpressure, waited < limit else { return .failure(refusal) }
+            let delay = min(max(refusal.retryAfterMillis ?? 100, 1), limit - waited)
+            do {
+                try await clock.sleep(forMillis: delay)
+            } catch {
+                return .failure(refusal)  // cancelled: the stream is closing
+            }
+            waited += delay
         }
     }
 

@@ -244,6 +244,28 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
         await h.stop()
     }
 
+    /// Issue 21, item 2: records without a device time that arrive within one millisecond (the clock is
+    /// frozen here) get distinct, increasing server times instead of overwriting each other.
+    @Test func serverStampedRecordsOfOneDeviceNeverShareATime() async throws {
+        let h = try await IngestHarness()
+        let now = h.clock.now()
+        try await h.send(#"{"temp": 0.8}"#)
+        try await h.send(#"{"temp": 12.5}"#)
+        try await h.send(#"[{"values": {"temp": 13}}, {"values": {"temp": 14}}]"#)
+        try await h.send(#"{"temp": 1}"#, device: "d-1")  // another device: its own sequence
+        try await h.send(#"{"ts": 5, "temp": 5}"#)  // a device time is kept as it is
+        try await h.drain()
+        let points = try await h.series("t-1", "temp")
+        #expect(points.map(\.time) == [5, now, now + 1, now + 2, now + 3])
+        #expect(points.map(\.value) == [.number(5), .number(0.8), .number(12.5), .number(13), .number(14)])
+        #expect(try await h.series("d-1", "temp").map(\.time) == [now])
+        h.clock.advance(byMillis: 10)
+        try await h.send(#"{"temp": 2}"#)
+        try await h.drain()
+        #expect(try await h.series("t-1", "temp").last?.time == now + 10, "back on the clock once it has passed")
+        await h.stop()
+    }
+
     @Test func gracefulStopDrainsTheQueue() async throws {
         let h = try await IngestHarness()
         var last = Receipt(sequence: 0, records: 0, points: 0)

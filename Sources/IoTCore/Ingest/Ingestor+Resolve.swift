@@ -60,7 +60,8 @@ extension Ingestor {
                     }
                 }
             }
-            return try convert(records, devices: devices, policy: tenant.policy, receivedAt: receivedAt)
+            return try convert(
+                records, devices: devices, tenant: identity.tenant, policy: tenant.policy, receivedAt: receivedAt)
         } catch let error as IoTError {
             throw error
         } catch {
@@ -135,7 +136,9 @@ extension Ingestor {
                     for name in record.values.keys where device.signals[name] == nil { return nil }
                 }
             }
-            return try convert(records, device: { _ in device }, policy: tenant.policy, receivedAt: receivedAt)
+            return try convert(
+                records, device: { _ in device }, tenant: identity.tenant, policy: tenant.policy, receivedAt: receivedAt
+            )
         }
         var devices: [String: DeviceDirectory.ResolvedDevice] = [:]
         for record in records where devices[record.identificationCode] == nil {
@@ -152,7 +155,8 @@ extension Ingestor {
                 for name in record.values.keys where signals[name] == nil { return nil }
             }
         }
-        return try convert(records, devices: devices, policy: tenant.policy, receivedAt: receivedAt)
+        return try convert(
+            records, devices: devices, tenant: identity.tenant, policy: tenant.policy, receivedAt: receivedAt)
     }
 
     /// The gateway check of the cached path: every device other than the sender must be in the (cached)
@@ -169,22 +173,26 @@ extension Ingestor {
     }
 
     private func convert(
-        _ records: [DeviceRecord], devices: [String: DeviceDirectory.ResolvedDevice], policy: IngestPolicy,
-        receivedAt: Int64
+        _ records: [DeviceRecord], devices: [String: DeviceDirectory.ResolvedDevice], tenant: TenantID,
+        policy: IngestPolicy, receivedAt: Int64
     ) throws(IoTError) -> [Point] {
-        try convert(records, device: { devices[$0]! }, policy: policy, receivedAt: receivedAt)
+        try convert(records, device: { devices[$0]! }, tenant: tenant, policy: policy, receivedAt: receivedAt)
     }
 
     /// Converts records into points; `device` gives the resolved device of every record's identification code.
+    /// A record without a device time gets a server time from ``serverStamps``: its message's `receivedAt`, or
+    /// the next millisecond of its device's last server stamp (never the same time twice for one device).
     private func convert(
-        _ records: [DeviceRecord], device resolved: (String) -> DeviceDirectory.ResolvedDevice, policy: IngestPolicy,
-        receivedAt: Int64
+        _ records: [DeviceRecord], device resolved: (String) -> DeviceDirectory.ResolvedDevice, tenant: TenantID,
+        policy: IngestPolicy, receivedAt: Int64
     ) throws(IoTError) -> [Point] {
         var points: [Point] = []
         points.reserveCapacity(records.reduce(0) { $0 + $1.values.count })
         for record in records {
             let device = resolved(record.identificationCode)
-            let time = record.time ?? receivedAt
+            let time =
+                record.time
+                ?? serverStamps.next(tenant: tenant, device: record.identificationCode, receivedAt: receivedAt)
             guard time >= 0 else {
                 throw IoTError(
                     .invalidValue,

@@ -99,6 +99,8 @@ public final class Ingestor: Service {
     let parsers: ParserRegistry?
     /// The per-device rate limit's buckets (``Configuration/rateLimit``).
     let limiter: DeviceRateLimiter?
+    /// Server times of records without a device time, strictly increasing per device.
+    let serverStamps = ServerStamps()
     /// Serialises journal append + enqueue, so the queue is in journal order.
     private let appendLock = Mutex(())
     let progress = Mutex(Progress())

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
 public import IoTCore
+import IoTListener
 public import IoTProtocols
 public import IoTRules
 public import Logging
@@ -158,7 +159,7 @@ public final class ManagementServer: Service {
         let server: HTTPServerBuilder
         do {
             try configuration.limits.validate()
-            server = try HTTPIngestTransport.webSocketUpgradeServer(
+            server = try ListenerServer.webSocketUpgradeServer(
                 tls: configuration.tls,
                 limiter: ConnectionLimiter(limits: configuration.limits, listener: "management"),
                 webSocketRouter: makeWebSocketRouter())

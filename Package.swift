@@ -240,7 +240,6 @@ let package = Package(
                 "IoTCore",
                 "IoTRules",
                 "IoTListener",
-                "IoTProtocols",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "IoTStorage", targets: ["IoTStorage"]),
         .library(name: "IoTTesting", targets: ["IoTTesting"]),
         .library(name: "IoTProtocols", targets: ["IoTProtocols"]),
+        .library(name: "IoTListener", targets: ["IoTListener"]),
         .library(name: "IoTHTTP", targets: ["IoTHTTP"]),
         .library(name: "IoTMQTT", targets: ["IoTMQTT"]),
         .library(name: "IoTCoAP", targets: ["IoTCoAP"]),
@@ -100,6 +101,27 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The hardening every HTTP listener shares (TLS, idle and head deadlines, connection caps,
+        // percent-decoding): the device listeners of IoTHTTP and the management API. No C.
+        .target(
+            name: "IoTListener",
+            dependencies: [
+                "IoTCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Transports (Sources/IoTProtocols): one target per seam, each with its own C library only
 
         // Internal (no product): the transports' own threads (detached I/O threads, blocking pools).
@@ -133,16 +155,14 @@ let package = Package(
                 "IoTCore",
                 "IoTAuth",
                 "IoTIO",
+                "IoTListener",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
-                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOTLS", package: "swift-nio"),
-                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -219,7 +239,7 @@ let package = Package(
             dependencies: [
                 "IoTCore",
                 "IoTRules",
-                "IoTProtocols",
+                "IoTListener",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

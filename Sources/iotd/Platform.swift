@@ -147,7 +147,7 @@ struct Platform {
             ingestor: ingestor, prometheus: prometheus, rules: rules, statistics: statistics,
             ruleState: ruleState, statisticsStore: statisticsStore, parsers: parserCatalog,
             definitions: SQLiteDefinitionStore(storage: storage), modbus: modbus, brokerAccess: brokerAccess,
-            mqttClients: MQTTAdministration(manager: mqtt), notifications: notifications, outbox: outbox, inbox: inbox,
+            mqttClients: mqtt, notifications: notifications, outbox: outbox, inbox: inbox,
             dispatcher: dispatcher, credentialManager: tokens, sessions: sessions, liveFeed: liveFeed,
             coapObservations: coapObservations, logger: logger)
         retention = RetentionService(store: points, storage: storage, logger: logger)
@@ -243,16 +243,4 @@ struct Platform {
             for policy in seed.notifications?.policies ?? [] { try await notifications.savePolicy(policy, tenant: id) }
         }
     }
-}
-
-/// The management API's view of the MQTT client manager (IoTServer speaks JSON, IoTProtocols does the work).
-struct MQTTAdministration: MQTTClientAdministration {
-    let manager: MQTTClientManager
-    func listClientsJSON() async throws -> [UInt8] { try await manager.listJSON() }
-    func clientJSON(id: String) async throws -> [UInt8] { try await manager.reportJSON(id: id) }
-    func createClientJSON(_ body: [UInt8]) async throws -> [UInt8] { try await manager.createJSON(body) }
-    func updateClientJSON(id: String, _ body: [UInt8]) async throws -> [UInt8] {
-        try await manager.updateJSON(id: id, body)
-    }
-    func removeClient(id: String) async throws { try await manager.remove(id: id) }
 }

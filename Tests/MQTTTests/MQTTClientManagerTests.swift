@@ -8,18 +8,6 @@ import Logging
 import ServiceLifecycle
 import Testing
 
-/// The management API's view of the manager, as iotd wires it.
-struct ManagerAdministration: MQTTClientAdministration {
-    let manager: MQTTClientManager
-    func listClientsJSON() async throws -> [UInt8] { try await manager.listJSON() }
-    func clientJSON(id: String) async throws -> [UInt8] { try await manager.reportJSON(id: id) }
-    func createClientJSON(_ body: [UInt8]) async throws -> [UInt8] { try await manager.createJSON(body) }
-    func updateClientJSON(id: String, _ body: [UInt8]) async throws -> [UInt8] {
-        try await manager.updateJSON(id: id, body)
-    }
-    func removeClient(id: String) async throws { try await manager.remove(id: id) }
-}
-
 @Suite(.serialized) struct MQTTClientManagerTests {
     func spec(
         _ id: String, port: Int, template: String = "devices/{uid}/telemetry", qos: Int = 1, clean: Bool = false,
@@ -91,7 +79,7 @@ struct ManagerAdministration: MQTTClientAdministration {
         let api = ManagementServer(
             configuration: .init(port: 0, adminAPIKey: "k"), registry: harness.registry, points: harness.points,
             tokens: TokenAuthenticator(credentials: InMemoryCredentialStore()), ingestor: harness.ingestor,
-            prometheus: nil, mqttClients: ManagerAdministration(manager: manager), logger: Logger(label: "test"))
+            prometheus: nil, mqttClients: manager, logger: Logger(label: "test"))
         try await harness.start([manager, api])
         let port = try await api.listeningPort()
         let http = AsyncLoopbackHTTPClient(port: port)

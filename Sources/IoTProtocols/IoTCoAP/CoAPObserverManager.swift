@@ -47,24 +47,8 @@ public final class CoAPObserverManager: Service, Sendable {
         }
     }
 
-    /// One observation as the manager reports it.
-    public struct Report: Sendable, Codable, Hashable {
-        /// The observation's spec.
-        public var spec: CoAPObservationSpec
-        /// `registering` (request sent, no answer yet), `observing` (notifications arrive) or `failed` (the
-        /// device answered with an error; retried after ``Configuration/reregisterAfterMillis``).
-        public var state: String
-        /// Observe requests sent (1 + re-registrations).
-        public var registrations: Int
-        /// Notifications received (the first response included).
-        public var notifications: Int
-        /// Notifications journaled.
-        public var stored: Int
-        /// Notifications refused by the ingestor (malformed, unknown signal, …) or answered with an error.
-        public var rejected: Int
-        /// The last error, if any.
-        public var lastError: String?
-    }
+    /// One observation as the manager reports it (``IoTCore/CoAPObservationReport``).
+    public typealias Report = CoAPObservationReport
 
     private enum Command {
         case start(CoAPObservationSpec, host: String, port: Int, path: [String])

@@ -54,50 +54,18 @@ public final class MQTTClient: @unchecked Sendable {
     // never write to the socket); every socket read and write, connect and disconnect runs on `loop`'s
     // thread. `shared` is under a mutex; `io` is touched only on the loop thread.
 
-    /// What the client is doing.
-    public enum State: String, Sendable, Codable, Hashable {
-        /// Created, not started.
-        case idle
-        /// A connection attempt is under way.
-        case connecting
-        /// Connected; subscriptions were sent.
-        case connected
-        /// The connection was lost or refused; the next attempt waits for the backoff delay.
-        case reconnecting
-        /// The broker refused the credentials or the client id; the client does not retry.
-        case failed
-        /// Stopped by ``MQTTClient/stop()``.
-        case stopped
-    }
-
-    /// A subscription as the broker answered it.
-    public struct SubscriptionStatus: Sendable, Codable, Hashable {
-        /// The topic filter (with its `$share/<group>/` prefix for a shared subscription).
-        public var filter: String
-        /// The QoS asked for.
-        public var qos: Int
-        /// The QoS the broker granted on the current connection; `nil` before its SUBACK, 128 when refused.
-        public var grantedQoS: Int?
-    }
-
-    /// Counters and state, for monitoring.
-    public struct Status: Sendable, Codable, Hashable {
-        /// The state.
-        public var state: State
-        /// The last connection or protocol error, in words.
-        public var lastError: String?
-        /// Messages received from the broker.
-        public var messagesIn: Int
-        /// Payload bytes received.
-        public var bytesIn: Int
-        /// Messages published.
-        public var messagesOut: Int
-        /// Connections lost or refused since the start (each one is followed by a reconnect attempt unless
-        /// the client failed or stopped).
-        public var reconnects: Int
-        /// The subscriptions.
-        public var subscriptions: [SubscriptionStatus]
-    }
+    /// What the client is doing (``IoTCore/MQTTClientState``).
+    public typealias State = MQTTClientState
+    /// A subscription as the broker answered it (``IoTCore/MQTTSubscriptionStatus``).
+    public typealias SubscriptionStatus = MQTTSubscriptionStatus
+    /// Counters and state, for monitoring (``IoTCore/MQTTClientStatus``).
+    public typealias Status = MQTTClientStatus
+    /// Where and how a client connects (``IoTCore/MQTTBrokerConfiguration``).
+    public typealias Configuration = MQTTBrokerConfiguration
+    /// TLS to the broker (``IoTCore/MQTTBrokerTLS``).
+    public typealias TLS = MQTTBrokerTLS
+    /// The MQTT protocol version spoken to the broker (``IoTCore/MQTTProtocolVersion``).
+    public typealias ProtocolVersion = MQTTProtocolVersion
 
     /// Receives the messages of one subscription, on the loop thread; see ``MQTTClient``.
     public typealias Handler = @Sendable (MQTTMessage) -> Void

@@ -61,17 +61,8 @@ public actor MQTTClientManager: Service {
         }
     }
 
-    /// One client as the manager reports it.
-    public struct Report: Sendable, Codable, Hashable {
-        /// The client's spec.
-        public var spec: MQTTClientSpec
-        /// Connection state and counters.
-        public var status: MQTTClient.Status
-        /// What became of the messages.
-        public var outcomes: MQTTTransport.Counters
-        /// Inbound payload bytes per second, over the last second.
-        public var bytesInPerSecond: Int
-    }
+    /// One client as the manager reports it (``IoTCore/MQTTClientReport``).
+    public typealias Report = MQTTClientReport
 
     /// The instance's load, as placement sees it.
     public struct Load: Sendable, Codable, Hashable {

@@ -89,16 +89,8 @@ public final class MQTTTransport: Transport {
         }
     }
 
-    /// Outcomes of the messages this transport received.
-    public struct Counters: Sendable, Codable, Hashable {
-        /// Journaled (including messages that carried no values).
-        public var stored: Int
-        /// Rejected and acknowledged (counted by the ingestor with the reason).
-        public var rejected: Int
-        /// Left unacknowledged because the journal failed or the ingestor stopped; the broker sends them
-        /// again.
-        public var notAcknowledged: Int
-    }
+    /// Outcomes of the messages this transport received (``IoTCore/MQTTIngestCounters``).
+    public typealias Counters = MQTTIngestCounters
 
     /// The configuration in force.
     public let configuration: Configuration

@@ -1,3 +1,5 @@
+public import IoTCore
+
 /// The read requests that cover a register map: registers of one table that are contiguous (or closer
 /// than ``ModbusDevice/maxGap``) are read in one request, up to the protocol's limit per request.
 public struct ModbusReadPlan: Sendable, Hashable {

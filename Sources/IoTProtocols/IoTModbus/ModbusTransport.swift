@@ -57,19 +57,8 @@ public final class ModbusTransport: Transport {
         }
     }
 
-    /// A device and what its poller has done.
-    public struct DeviceStatus: Sendable, Hashable {
-        /// The device's configuration.
-        public var device: ModbusDevice
-        /// Polls, failures, last error.
-        public var polling: PollingTransport.Status
-        /// Read requests per poll (contiguous registers share one).
-        public var requestsPerPoll: Int
-        /// Writes that the device confirmed.
-        public var writes: Int
-        /// Writes that failed.
-        public var writeFailures: Int
-    }
+    /// A device and what its poller has done (``IoTCore/ModbusDeviceStatus``).
+    public typealias DeviceStatus = ModbusDeviceStatus
 
     private final class Entry: Sendable {
         let scheduled: ModbusIOThread.Scheduled

@@ -1,14 +1,13 @@
 import Foundation
 import Hummingbird
 import IoTCore
-import IoTProtocols
 
 extension ManagementServer {
     /// `/api/v1/coap/observations`: the resources the platform observes on CoAP devices (RFC 7641), managed
     /// at run time as MQTT clients are (create, remove, monitor; re-registration is the manager's).
     ///
     /// The routes are not under `/tenants/{tenant}` because an observation's id is unique in the instance
-    /// (``IoTCoAP/CoAPObserverManager`` has one namespace) and its spec carries its tenant, as an MQTT
+    /// (``IoTCore/CoAPObservationAdministration`` has one namespace) and its spec carries its tenant, as an MQTT
     /// client spec does. The tenant must exist; an observation created here is kept in the definition store
     /// of that tenant (kind `coap-observation`) and comes back with ``restoreDefinitions()``.
     func addCoAPObservationRoutes(to router: RouterGroup<BasicRequestContext>) {
@@ -91,7 +90,7 @@ extension ManagementServer {
         try coapObservations.create(spec)
     }
 
-    func coapObserverManager() throws -> CoAPObserverManager {
+    func coapObserverManager() throws -> any CoAPObservationAdministration {
         guard let coapObservations else { throw APIError.notFound("this instance runs no CoAP observer manager") }
         return coapObservations
     }

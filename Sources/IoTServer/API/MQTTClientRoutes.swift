@@ -1,34 +1,15 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import IoTCore
 import NIOCore
 
-/// Run-time administration of MQTT ingest clients, as `/api/v1/mqtt/clients` needs it.
-///
-/// IoTServer compiles no C, so it does not know the MQTT types: `IoTProtocols`' `MQTTClientManager`
-/// does the work and speaks JSON here (a client spec in, a report out; see `openapi.yaml`). Errors are
-/// ``IoTCore/IoTError``s: `invalidArgument` answers 400, `notFound` 404, `conflict` 409 (an existing id,
-/// or a limit of the instance, with the reason).
-public protocol MQTTClientAdministration: Sendable {
-    /// A JSON array of every client's report.
-    func listClientsJSON() async throws -> [UInt8]
-    /// The JSON report of one client.
-    func clientJSON(id: String) async throws -> [UInt8]
-    /// Creates a client from a JSON spec; returns its JSON report.
-    func createClientJSON(_ body: [UInt8]) async throws -> [UInt8]
-    /// Replaces the spec of client `id`; returns its JSON report.
-    func updateClientJSON(id: String, _ body: [UInt8]) async throws -> [UInt8]
-    /// Disconnects and removes a client.
-    func removeClient(id: String) async throws
-}
-
 extension ManagementServer {
+    /// `/api/v1/mqtt/clients`: MQTT ingest clients managed at run time through the
+    /// ``IoTCore/MQTTClientAdministration`` passed as `mqttClients` (IoTMQTT's `MQTTClientManager`). A client
+    /// spec in, a report out (see `openapi.yaml`); errors are ``IoTCore/IoTError``s: `invalidArgument` answers
+    /// 400, `notFound` 404, `conflict` 409 (an existing id, or a limit of the instance, with the reason).
     func addMQTTClientRoutes(to router: RouterGroup<BasicRequestContext>) {
-        @Sendable func json(_ bytes: [UInt8], _ status: HTTPResponse.Status = .ok) -> Response {
-            Response(
-                status: status, headers: [.contentType: "application/json"],
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
-        }
         @Sendable func administration() throws -> any MQTTClientAdministration {
             guard let mqttClients else {
                 throw APIError.notFound("this instance runs no MQTT client manager")
@@ -36,23 +17,32 @@ extension ManagementServer {
             return mqttClients
         }
         router.get("/api/v1/mqtt/clients") { _, _ in
-            try await self.handle { json(try await administration().listClientsJSON()) }
+            try await self.handle { try Self.mqttClientResponse(try await administration().clients()) }
         }
         router.post("/api/v1/mqtt/clients") { request, _ in
             try await self.handle {
                 let body = try await JSONOutput.body(of: request, maxBytes: self.configuration.maxBodyBytes)
-                return json(try await administration().createClientJSON(body), .created)
+                let administration = try administration()
+                return try Self.mqttClientResponse(
+                    try await administration.createClient(try Self.mqttClientSpec(body)), .created)
             }
         }
         router.get("/api/v1/mqtt/clients/:id") { _, context in
             try await self.handle {
-                json(try await administration().clientJSON(id: try context.parameters.require("id")))
+                try Self.mqttClientResponse(try await administration().client(id: try context.parameters.require("id")))
             }
         }
         router.put("/api/v1/mqtt/clients/:id") { request, context in
             try await self.handle {
                 let body = try await JSONOutput.body(of: request, maxBytes: self.configuration.maxBodyBytes)
-                return json(try await administration().updateClientJSON(id: try context.parameters.require("id"), body))
+                let administration = try administration()
+                let id = try context.parameters.require("id")
+                var spec = try Self.mqttClientSpec(body, id: id)
+                guard spec.id == id else {
+                    throw IoTError(.invalidArgument, "the body names client '\(spec.id)' but the path names '\(id)'")
+                }
+                spec.id = id
+                return try Self.mqttClientResponse(try await administration.updateClient(spec))
             }
         }
         router.delete("/api/v1/mqtt/clients/:id") { _, context in
@@ -60,6 +50,53 @@ extension ManagementServer {
                 try await administration().removeClient(id: try context.parameters.require("id"))
                 return Response(status: .noContent)
             }
+        }
+    }
+
+    /// Decodes an ``IoTCore/MQTTClientSpec`` from a request body; with `id` (`PUT …/{id}`), a body without an
+    /// `id` field takes the path's.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` naming the missing or mistyped field.
+    static func mqttClientSpec(_ body: [UInt8], id: String? = nil) throws(IoTError) -> MQTTClientSpec {
+        var bytes = body
+        if let id, var object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
+            object["id"] == nil
+        {
+            object["id"] = id
+            bytes = (try? JSONSerialization.data(withJSONObject: object)).map { Array($0) } ?? body
+        }
+        do {
+            return try JSONDecoder().decode(MQTTClientSpec.self, from: Data(bytes))
+        } catch let DecodingError.keyNotFound(key, context) {
+            let path = (context.codingPath + [key]).map(\.stringValue).joined(separator: ".")
+            throw IoTError(.invalidArgument, "the MQTT client spec lacks \"\(path)\"")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw IoTError(
+                .invalidArgument,
+                "the MQTT client spec field \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" has the wrong type"
+            )
+        } catch {
+            throw IoTError(.invalidArgument, "the body is not an MQTT client spec: \(error)")
+        }
+    }
+
+    /// A JSON response of a client report (or a list of them).
+    static func mqttClientResponse(_ value: some Encodable, _ status: HTTPResponse.Status = .ok) throws(IoTError)
+        -> Response
+    {
+        Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: try mqttClientJSON(value))))
+    }
+
+    /// A client report (or a list of them) as the API answers it: sorted keys, slashes unescaped.
+    static func mqttClientJSON(_ value: some Encodable) throws(IoTError) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            return Array(try encoder.encode(value))
+        } catch {
+            throw IoTError(.storage, "cannot encode the MQTT client report: \(error)")
         }
     }
 }

@@ -1,4 +1,4 @@
-public import IoTProtocols
+public import IoTListener
 
 extension ManagementServer {
     /// Where the management listener binds and how it is protected.
@@ -27,10 +27,10 @@ extension ManagementServer {
         public var brokerAuthKey: String?
         /// TLS on the listener (HTTPS, and `wss://` for the live feed), or `nil` (the default) for plain HTTP;
         /// the same block as the device listeners', TLS 1.2 or later. With client certificates `required`,
-        /// only clients with a certificate of ``IoTHTTP/ListenerTLS/clientCAPath`` connect (the admin key
+        /// only clients with a certificate of ``IoTListener/ListenerTLS/clientCAPath`` connect (the admin key
         /// is still needed).
         public var tls: ListenerTLS?
-        /// Idle timeout, request head deadline and connection caps (``IoTHTTP/ListenerLimits``; its
+        /// Idle timeout, request head deadline and connection caps (``IoTListener/ListenerLimits``; its
         /// defaults).
         public var limits: ListenerLimits
 

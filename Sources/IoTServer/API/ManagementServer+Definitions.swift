@@ -1,6 +1,5 @@
 import Foundation
 public import IoTCore
-import IoTProtocols
 import IoTRules
 import Metrics
 

@@ -3,7 +3,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
 public import IoTCore
-public import IoTProtocols
+import IoTListener
 public import IoTRules
 public import Logging
 import NIOCore
@@ -48,7 +48,7 @@ public final class ManagementServer: Service {
     let statisticsStore: (any StatisticsStore)?
     let parsers: ParserCatalog?
     let definitions: (any DefinitionStore)?
-    let modbus: ModbusTransport?
+    let modbus: (any ModbusAdministration)?
     let brokerAccess: BrokerAccessControl?
     let mqttClients: (any MQTTClientAdministration)?
     let notifications: NotificationRouter?
@@ -58,7 +58,7 @@ public final class ManagementServer: Service {
     let credentialManager: (any CredentialManager)?
     let sessions: DeviceSessions?
     let liveFeed: LiveFeed?
-    let coapObservations: CoAPObserverManager?
+    let coapObservations: (any CoAPObservationAdministration)?
     let logger: Logger
     let clock: any IoTClock = SystemClock()
     let port = ListeningPort(component: "management listener")
@@ -81,18 +81,19 @@ public final class ManagementServer: Service {
     ///     `nil` answers it with 404. The catalog's ``IoTCore/ParserFactory`` compiles the scripts, so
     ///     this module links no interpreter.
     ///   - modbus: lists polled Modbus devices and writes their registers and coils
-    ///     (`…/modbus/devices`); `nil` answers those with 404.
+    ///     (`…/modbus/devices`; IoTModbus' `ModbusTransport` implements it); `nil` answers those with 404.
     ///   - brokerAccess: answers EMQX's HTTP authenticator and authorizer at `/broker/v1/emqx/auth` and
     ///     `/broker/v1/emqx/acl` (guarded by ``Configuration/brokerAuthKey``); `nil` answers them with 404.
-    ///   - mqttClients: serves `/api/v1/mqtt/clients` (IoTProtocols' `MQTTClientManager`); `nil` answers
-    ///     it with 404.
+    ///   - mqttClients: serves `/api/v1/mqtt/clients` (IoTMQTT's `MQTTClientManager` implements it); `nil`
+    ///     answers it with 404.
     ///   - credentialManager: serves `…/devices/{uid}/credentials` (passwords, rotation, revocation);
     ///     `nil` answers it with 404.
     ///   - sessions: the live device connections that `…/devices/{uid}/downlink` sends to; `nil`
     ///     answers it with 404.
     ///   - liveFeed: serves the WebSocket `…/tenants/{tenant}/live`; `nil` answers it with 404.
     ///   - coapObservations: serves `/api/v1/coap/observations` (resources observed on CoAP devices; created
-    ///     ones are kept in `definitions`); `nil` answers it with 404.
+    ///     ones are kept in `definitions`; IoTCoAP's `CoAPObserverManager` implements it); `nil` answers it
+    ///     with 404.
     public init(
         configuration: Configuration = .init(),
         registry: any RegistryStore,
@@ -106,7 +107,7 @@ public final class ManagementServer: Service {
         statisticsStore: (any StatisticsStore)? = nil,
         parsers: ParserCatalog? = nil,
         definitions: (any DefinitionStore)? = nil,
-        modbus: ModbusTransport? = nil,
+        modbus: (any ModbusAdministration)? = nil,
         brokerAccess: BrokerAccessControl? = nil,
         mqttClients: (any MQTTClientAdministration)? = nil,
         notifications: NotificationRouter? = nil,
@@ -116,7 +117,7 @@ public final class ManagementServer: Service {
         credentialManager: (any CredentialManager)? = nil,
         sessions: DeviceSessions? = nil,
         liveFeed: LiveFeed? = nil,
-        coapObservations: CoAPObserverManager? = nil,
+        coapObservations: (any CoAPObservationAdministration)? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
@@ -158,7 +159,7 @@ public final class ManagementServer: Service {
         let server: HTTPServerBuilder
         do {
             try configuration.limits.validate()
-            server = try HTTPIngestTransport.webSocketUpgradeServer(
+            server = try ListenerServer.webSocketUpgradeServer(
                 tls: configuration.tls,
                 limiter: ConnectionLimiter(limits: configuration.limits, listener: "management"),
                 webSocketRouter: makeWebSocketRouter())

@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import IoTCore
-import IoTProtocols
 
 /// The body of `POST …/modbus/devices/{uid}/write`: a signal and a value (encoded with the register
 /// map), or raw `area`, `address` and `values`.
@@ -48,7 +47,7 @@ struct ModbusDeviceOutput: Encodable {
     var writes: Int
     var writeFailures: Int
 
-    init(_ s: ModbusTransport.DeviceStatus) {
+    init(_ s: ModbusDeviceStatus) {
         uid = s.device.identity.deviceUID
         switch s.device.connection {
         case .tcp(let host, let port): endpoint = "tcp://\(host):\(port)"
@@ -148,7 +147,7 @@ extension ManagementServer {
         }
     }
 
-    /// Decodes a device of the API: the configuration form of ``IoTModbus/ModbusDevice`` with the
+    /// Decodes a device of the API: the configuration form of ``IoTCore/ModbusDevice`` with the
     /// tenant of the path (a `tenant` field, if any, must match it) and, for `PUT …/{uid}`, the uid of the
     /// path (a `uid` field, if any, must match it); 400 saying what is wrong otherwise.
     static func modbusDevice(from bytes: [UInt8], tenant: TenantID, uid: String?) throws -> ModbusDevice {
@@ -193,14 +192,14 @@ extension ManagementServer {
             body: body)
     }
 
-    private func modbusStatus(_ identity: DeviceIdentity) throws -> ModbusTransport.DeviceStatus {
+    private func modbusStatus(_ identity: DeviceIdentity) throws -> ModbusDeviceStatus {
         guard let status = try modbusTransport().device(identity) else {
             throw APIError.notFound("no Modbus device \"\(identity.deviceUID)\" is polled in this tenant")
         }
         return status
     }
 
-    func modbusTransport() throws -> ModbusTransport {
+    func modbusTransport() throws -> any ModbusAdministration {
         guard let modbus else { throw APIError.notFound("this server runs no Modbus transport") }
         return modbus
     }

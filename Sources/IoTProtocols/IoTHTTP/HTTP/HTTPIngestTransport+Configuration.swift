@@ -1,4 +1,5 @@
 public import IoTCore
+public import IoTListener
 
 extension HTTPIngestTransport {
     /// Where the device listener binds and what it accepts.

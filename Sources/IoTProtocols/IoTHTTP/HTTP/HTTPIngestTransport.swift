@@ -1,9 +1,9 @@
 package import Hummingbird
 package import HummingbirdCore
-import HummingbirdTLS
 package import HummingbirdWebSocket
 import IoTAuth
 public import IoTCore
+package import IoTListener
 public import Logging
 import NIOCore
 
@@ -137,7 +137,7 @@ public final class HTTPIngestTransport: Transport {
         let host = configuration.host
         let server: HTTPServerBuilder
         do {
-            server = try Self.serverBuilder(tls: configuration.tls, limiter: limiter) {
+            server = try ListenerServer.serverBuilder(tls: configuration.tls, limiter: limiter) {
                 HTTP1Channel(responder: $1, configuration: $0)
             }
         } catch {
@@ -165,35 +165,13 @@ public final class HTTPIngestTransport: Transport {
     }
 
     /// The server of a listener that upgrades to WebSocket through `webSocketRouter` (the WebSocket device
-    /// listener, the management API's live feed), with the limits of `limiter` and TLS when `tls` is set.
+    /// listener); ``IoTListener/ListenerServer/webSocketUpgradeServer(tls:limiter:webSocketRouter:webSocket:)``.
     package static func webSocketUpgradeServer<Context: WebSocketRequestContext>(
         tls: ListenerTLS?, limiter: ConnectionLimiter, webSocketRouter: Router<Context>,
         webSocket: WebSocketServerConfiguration = .init()
     ) throws -> HTTPServerBuilder {
-        let webSocketResponder = webSocketRouter.buildResponder()
-        return try serverBuilder(tls: tls, limiter: limiter) {
-            HTTP1WebSocketUpgradeChannel(
-                responder: $1, webSocketResponder: webSocketResponder, configuration: .init(http1: $0, ws: webSocket))
-        }
-    }
-
-    /// A listener's server: `child`, built with Hummingbird's HTTP/1 settings for the limiter's limits (idle
-    /// timeout, request head watcher), behind the connection guard (caps, head deadline), in TLS when `tls`
-    /// is set.
-    static func serverBuilder<Child: ServerChildChannel>(
-        tls: ListenerTLS?, limiter: ConnectionLimiter,
-        _ child: @escaping @Sendable (HTTP1Channel.Configuration, @escaping HTTPChannelHandler.Responder) -> Child
-    ) throws -> HTTPServerBuilder {
-        let http1 = limiter.limits.http1Configuration()
-        let tlsConfiguration = try tls.map { tls in
-            _ = try tls.makeContext()
-            return try tls.serverConfiguration()
-        }
-        return HTTPServerBuilder { responder in
-            let guarded = GuardedChannel(base: child(http1, responder), limiter: limiter)
-            guard let tlsConfiguration else { return guarded }
-            return try TLSChannel(guarded, tlsConfiguration: tlsConfiguration)
-        }
+        try ListenerServer.webSocketUpgradeServer(
+            tls: tls, limiter: limiter, webSocketRouter: webSocketRouter, webSocket: webSocket)
     }
 
     /// With TLS, counts every failed handshake on the listener's `server` channel as a rejected message of

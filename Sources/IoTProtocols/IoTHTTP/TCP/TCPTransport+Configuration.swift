@@ -1,4 +1,5 @@
 public import IoTCore
+public import IoTListener
 
 extension TCPTransport {
     /// How messages are cut out of the byte stream.

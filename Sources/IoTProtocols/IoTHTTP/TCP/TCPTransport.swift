@@ -1,4 +1,5 @@
 public import IoTCore
+import IoTListener
 public import Logging
 import NIOCore
 import NIOPosix

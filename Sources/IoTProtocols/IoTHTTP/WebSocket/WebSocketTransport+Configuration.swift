@@ -1,4 +1,5 @@
 public import IoTCore
+public import IoTListener
 
 extension WebSocketTransport {
     /// Where the WebSocket device listener binds and how it treats connections.

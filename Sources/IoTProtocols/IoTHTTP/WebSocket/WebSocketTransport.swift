@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
 public import IoTCore
+import IoTListener
 public import Logging
 import NIOCore
 import NIOHTTP1

@@ -1,29 +1,29 @@
-import IoTCore
-import NIOCore
+package import IoTCore
+package import NIOCore
 import NIOSSL
 import NIOTLS
 
 /// Sits behind the TLS handler of a device listener and reports a handshake that fails (once per
 /// connection), so that every refused connection is counted; errors after the handshake (an unclean
 /// shutdown) are not refusals and are not reported.
-final class TLSHandshakeObserver: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = NIOAny
+package final class TLSHandshakeObserver: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = NIOAny
 
     private let onFailure: @Sendable (IoTError) -> Void
     private var settled = false
 
     /// `onFailure` gets the refusal (``IoTCore/IoTError/Code/unauthorized`` for a client certificate that was
     /// missing or did not verify, ``IoTCore/IoTError/Code/malformedPayload`` otherwise).
-    init(onFailure: @escaping @Sendable (IoTError) -> Void) {
+    package init(onFailure: @escaping @Sendable (IoTError) -> Void) {
         self.onFailure = onFailure
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls { settled = true }
         context.fireUserInboundEventTriggered(event)
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if !settled, error is NIOSSLError || error is BoringSSLError {
             settled = true
             onFailure(Self.refusal(error))
@@ -47,9 +47,9 @@ final class TLSHandshakeObserver: ChannelInboundHandler, RemovableChannelHandler
 /// On a listener's server channel (Hummingbird builds the connection pipelines, so the observer cannot be
 /// added there directly): gives each accepted connection a ``TLSObserverAnchor`` at the front of its
 /// pipeline, before the connection is read.
-final class TLSAcceptWatcher: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = any Channel
-    typealias InboundOut = any Channel
+package final class TLSAcceptWatcher: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = any Channel
+    package typealias InboundOut = any Channel
 
     private let onFailure: @Sendable (IoTError) -> Void
 
@@ -57,7 +57,7 @@ final class TLSAcceptWatcher: ChannelInboundHandler, RemovableChannelHandler {
         self.onFailure = onFailure
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let child = unwrapInboundIn(data)
         let onFailure = self.onFailure
         child.eventLoop.execute {
@@ -67,7 +67,7 @@ final class TLSAcceptWatcher: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Installs the watcher on a listener's server channel.
-    static func install(on server: any Channel, onFailure: @escaping @Sendable (IoTError) -> Void) async {
+    package static func install(on server: any Channel, onFailure: @escaping @Sendable (IoTError) -> Void) async {
         try? await server.eventLoop.submit {
             try server.pipeline.syncOperations.addHandler(TLSAcceptWatcher(onFailure: onFailure), position: .first)
         }.get()

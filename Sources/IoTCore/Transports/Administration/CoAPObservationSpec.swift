@@ -1,5 +1,3 @@
-public import IoTCore
-
 /// One resource on a device that the platform observes (RFC 7641) as a CoAP client: every notification is
 /// ingested as a message of ``deviceUID``.
 ///
@@ -28,17 +26,18 @@ public struct CoAPObservationSpec: Sendable, Codable, Hashable {
     /// The device identity notifications are ingested as.
     public var identity: DeviceIdentity { DeviceIdentity(tenant: TenantID(tenant), deviceUID: deviceUID) }
 
-    /// Checks the spec as ``CoAPObserverManager/create(_:)`` does, without creating anything.
+    /// Checks the spec as ``CoAPObservationAdministration/create(_:)`` does (IoTCoAP's `CoAPObserverManager`),
+    /// without creating anything.
     ///
-    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` saying what to fix.
+    /// - Throws: ``IoTError/Code/invalidArgument`` saying what to fix.
     public func validate() throws(IoTError) {
         _ = try target()
     }
 
     /// Host, port and path segments of ``uri``.
     ///
-    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` saying what to fix.
-    func target() throws(IoTError) -> (host: String, port: Int, path: [String]) {
+    /// - Throws: ``IoTError/Code/invalidArgument`` saying what to fix.
+    package func target() throws(IoTError) -> (host: String, port: Int, path: [String]) {
         guard !id.isEmpty, !deviceUID.isEmpty, !tenant.isEmpty else {
             throw IoTError(.invalidArgument, "a CoAP observation needs an id, a tenant and a deviceUID")
         }

@@ -1,12 +1,11 @@
-import IoTAuth
 public import IoTCore
-import NIOSSL
+package import NIOSSL
 
 /// TLS for a device listener (HTTP, WebSocket, TCP): the server's certificate and key, and whether devices
 /// must present a client certificate issued by a configured CA. TLS 1.2 is the minimum version.
 ///
 /// A verified client certificate identifies a device when its SHA-256 fingerprint or its subject is
-/// registered as a certificate credential of the device (``DeviceAuthService/addCertificate(for:match:value:label:now:)``,
+/// registered as a certificate credential of the device (IoTAuth's `DeviceAuthService.addCertificate(for:match:value:label:now:)`,
 /// or `POST /api/v1/tenants/{tenant}/devices/{uid}/credentials/certificates`).
 ///
 /// ```swift
@@ -61,7 +60,7 @@ public struct ListenerTLS: Sendable, Hashable {
     }
 
     /// swift-nio-ssl's server configuration: TLS 1.2 minimum, client certificates as configured.
-    func serverConfiguration() throws(IoTError) -> TLSConfiguration {
+    package func serverConfiguration() throws(IoTError) -> TLSConfiguration {
         let chain: [NIOSSLCertificate]
         do {
             chain = try NIOSSLCertificate.fromPEMFile(certificatePath)
@@ -117,7 +116,7 @@ public struct ListenerTLS: Sendable, Hashable {
     }
 
     /// The SSL context (certificate and key checked against each other).
-    func makeContext() throws(IoTError) -> NIOSSLContext {
+    package func makeContext() throws(IoTError) -> NIOSSLContext {
         let configuration = try serverConfiguration()
         do {
             return try NIOSSLContext(configuration: configuration)

@@ -1,5 +1,3 @@
-public import IoTCore
-
 /// The four Modbus data tables.
 public enum ModbusArea: String, Sendable, Hashable, Codable, CaseIterable {
     /// Read/write 16-bit registers (function codes 3, 6, 16).
@@ -64,9 +62,6 @@ public enum ModbusByteOrder: String, Sendable, Hashable, Codable, CaseIterable {
     case badc = "BADC"
     /// Fully little-endian.
     case dcba = "DCBA"
-
-    var swapsWords: Bool { self == .cdab || self == .dcba }
-    var swapsBytes: Bool { self == .badc || self == .dcba }
 }
 
 /// One entry of a device's register map: where a signal's value sits and how to read it.

@@ -1,5 +1,3 @@
-public import IoTCore
-
 /// One Modbus device the platform polls: how to reach it, which unit, how often, and its register map.
 ///
 /// ```swift
@@ -11,7 +9,8 @@ public import IoTCore
 ///     identity: DeviceIdentity(tenant: "acme", deviceUID: "pump-3"),
 ///     connection: .rtu(path: "/dev/ttyUSB0", baud: 9_600, parity: .even), unitID: 3, registers: […])
 /// ```
-/// Modbus ASCII is not supported: libmodbus implements only RTU and TCP framing.
+/// IoTModbus' `ModbusTransport` polls it. Modbus ASCII is not supported: libmodbus implements only RTU and
+/// TCP framing.
 public struct ModbusDevice: Sendable, Hashable, Codable {
     /// How the device is reached.
     public enum Connection: Sendable, Hashable, Codable {
@@ -34,14 +33,6 @@ public struct ModbusDevice: Sendable, Hashable, Codable {
         case even
         /// Odd parity.
         case odd
-
-        var character: CChar {
-            switch self {
-            case .none: CChar(UInt8(ascii: "N"))
-            case .even: CChar(UInt8(ascii: "E"))
-            case .odd: CChar(UInt8(ascii: "O"))
-            }
-        }
     }
 
     /// The device its values are stored under (it must be registered, or its tenant auto-registers).
@@ -89,7 +80,8 @@ public struct ModbusDevice: Sendable, Hashable, Codable {
         self.registers = registers
     }
 
-    /// Checks ranges; ``ModbusTransport`` calls it before polling.
+    /// Checks ranges; ``ModbusAdministration`` implementations (IoTModbus' `ModbusTransport`) call it
+    /// before polling.
     ///
     /// - Throws: ``IoTError/Code/invalidArgument`` saying what to change.
     public func validate() throws(IoTError) {

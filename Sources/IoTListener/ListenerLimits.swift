@@ -3,7 +3,7 @@ import HummingbirdCore
 public import IoTCore
 import Logging
 import Metrics
-import NIOCore
+package import NIOCore
 import NIOHTTPTypes
 import Synchronization
 
@@ -122,9 +122,9 @@ final class RequestHeadState {
 
 /// Below the HTTP codec: takes a place in the ``ConnectionLimiter`` (or closes the connection), and closes
 /// the connection when a request head is not complete by its deadline.
-final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
+package final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias InboundOut = ByteBuffer
 
     let limiter: ConnectionLimiter
     let state = RequestHeadState()
@@ -136,16 +136,16 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
     private let headEndMask: UInt32
 
     /// - Parameter handshakeLine: the head is one line (the TCP listener's handshake), not an HTTP head.
-    init(limiter: ConnectionLimiter, handshakeLine: Bool = false) {
+    package init(limiter: ConnectionLimiter, handshakeLine: Bool = false) {
         self.limiter = limiter
         (headEnd, headEndMask) = handshakeLine ? (0x0A, 0xFF) : (0x0D0A_0D0A, 0xFFFF_FFFF)
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { start(context) }
     }
 
-    func channelActive(context: ChannelHandlerContext) {
+    package func channelActive(context: ChannelHandlerContext) {
         start(context)
         context.fireChannelActive()
     }
@@ -164,7 +164,7 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
         arm(context)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         state.deadline?.cancel()
         if let address {
             limiter.release(address)
@@ -172,7 +172,7 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
         }
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if !state.inRequest {
             if state.deadline == nil { arm(context) }
             if !state.watched {

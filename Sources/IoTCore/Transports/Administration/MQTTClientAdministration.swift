@@ -1,0 +1,52 @@
+/// Run-time administration of MQTT ingest clients, as the management API (`/api/v1/mqtt/clients`) needs
+/// it: create, list, read, replace and remove clients.
+///
+/// IoTMQTT's `MQTTClientManager` is the implementation; the API depends on this protocol only, so that it
+/// links no MQTT library.
+///
+/// ## Implementing MQTT client administration
+/// - ``createClient(_:)`` and ``updateClient(_:)`` check the spec's broker against the outbound policy
+///   (clients created in code by other means need not be).
+/// - Throw ``IoTError``s: `invalidArgument` (answered 400), `forbidden` (403), `notFound` (404),
+///   `conflict` (409: an existing id, or a limit of the instance, with the reason).
+public protocol MQTTClientAdministration: Sendable {
+    /// Every client's report, by id.
+    func clients() async throws(IoTError) -> [MQTTClientReport]
+    /// The report of client `id`.
+    ///
+    /// - Throws: `notFound` for an unknown id.
+    func client(id: String) async throws(IoTError) -> MQTTClientReport
+    /// Creates and starts a client; its broker must be allowed by the outbound policy.
+    ///
+    /// - Throws: `invalidArgument` for an invalid spec, `forbidden` for a broker the policy refuses,
+    ///   `conflict` when the id exists or a limit is reached.
+    func createClient(_ spec: MQTTClientSpec) async throws(IoTError) -> MQTTClientReport
+    /// Replaces the spec of client `spec.id`; its broker must be allowed by the outbound policy.
+    ///
+    /// - Throws: `notFound` for an unknown id, `invalidArgument`, `forbidden`.
+    func updateClient(_ spec: MQTTClientSpec) async throws(IoTError) -> MQTTClientReport
+    /// Disconnects and removes a client.
+    ///
+    /// - Throws: `notFound` for an unknown id.
+    func removeClient(id: String) async throws(IoTError)
+}
+
+/// One MQTT ingest client as its manager reports it.
+public struct MQTTClientReport: Sendable, Codable, Hashable {
+    /// The client's spec.
+    public var spec: MQTTClientSpec
+    /// Connection state and counters.
+    public var status: MQTTClientStatus
+    /// What became of the messages.
+    public var outcomes: MQTTIngestCounters
+    /// Inbound payload bytes per second, over the last second.
+    public var bytesInPerSecond: Int
+
+    /// Creates a report.
+    public init(spec: MQTTClientSpec, status: MQTTClientStatus, outcomes: MQTTIngestCounters, bytesInPerSecond: Int) {
+        self.spec = spec
+        self.status = status
+        self.outcomes = outcomes
+        self.bytesInPerSecond = bytesInPerSecond
+    }
+}

@@ -21,7 +21,9 @@ import Synchronization
 ///    (``Framing``). Each is parsed by the listener's parser and journaled.
 /// 3. Every message is answered, in the same framing and in order: `OK <journal sequence>` once it is in
 ///    the journal, or `ERR <code> <message>` (malformed payload, an empty line, oversize frame, unknown
-///    signal, `backpressure … retry after <ms> ms`). An error costs only that message, except a length
+///    signal). A message refused for back-pressure (the store is behind, or iotd is starting) is tried again
+///    while the connection is not read, for up to 30 s (``IoTCore/StreamTransport/Configuration/backpressureRetryMillis``),
+///    and only then answered `ERR backpressure … retry after <ms> ms`. An error costs only that message, except a length
 ///    header that announces more than ``Configuration/maxFrameBytes``: it is answered
 ///    `ERR payload_too_large …` and the connection is closed, since skipping the bytes it announces would
 ///    swallow the frames that follow.

@@ -38,6 +38,9 @@ if grep -E '^/.*/(Sources|Tests|Benchmarks|Examples|Fuzz)/.*(warning|error):' "$
     exit 1
 fi
 
+echo "== code blocks of the README and DocC articles marked to be compiled"
+python3 scripts/check-snippets.py || { echo "FAILED: a documented code block does not compile" >&2; exit 1; }
+
 # Tests whose subject is timing (a storm of 500 alarms within a second, kill -9 while a publisher sends
 # thousands of messages per second, idle and heartbeat timeouts, revocation cutting a session within one
 # second, a slow client not delaying a fast one, slow webhooks not stalling async code) run after the others,

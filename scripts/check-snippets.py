@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""Type-checks the Swift code blocks of the README and the DocC articles that are marked to be compiled
+(the line `<!-- compiled: scripts/check-snippets.py -->` right above the block), against the package's debug
+build, so that they cannot rot. Run after `swift build`; exits 1 naming the file and block that fails.
+
+    scripts/check-snippets.py [FILE ...]     default: README.md and every Sources/*/Docs.docc/*.md
+"""
+import glob, os, subprocess, sys, tempfile
+
+MARK = "<!-- compiled: scripts/check-snippets.py -->"
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+files = sys.argv[1:] or ["README.md"] + sorted(glob.glob("Sources/**/Docs.docc/*.md", recursive=True))
+modules = os.path.join(root, ".build", "debug", "Modules")
+maps = []
+for m in sorted(glob.glob(os.path.join(root, "Sources", "CIoT*", "module.modulemap"))):
+    maps += ["-Xcc", "-fmodule-map-file=" + m]
+failed = checked = 0
+for name in files:
+    lines = open(os.path.join(root, name), encoding="utf-8").read().split("\n")
+    for i, line in enumerate(lines):
+        if line.strip() != MARK or i + 1 >= len(lines) or lines[i + 1].strip() != "```swift":
+            continue
+        end = next(j for j in range(i + 2, len(lines)) if lines[j].strip() == "```")
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "main.swift")
+            open(path, "w").write("\n".join(lines[i + 2:end]) + "\n")
+            r = subprocess.run(["swiftc", "-typecheck", "-swift-version", "6", "-I", modules, *maps, path],
+                               capture_output=True, text=True)
+        checked += 1
+        if r.returncode != 0:
+            failed += 1
+            print(f"FAILED: the code block of {name} at line {i + 2} does not compile:\n{r.stdout}{r.stderr}")
+print(f"{checked} marked code blocks type-checked, {failed} failed")
+sys.exit(1 if failed else 0)

@@ -27,6 +27,10 @@ public final class BlockingPointStore: PointStore {
         try await gate.wait()
         try await inner.write(batch)
     }
+    public func writeReporting(_ batch: PointBatch) async throws -> PointWriteSummary {
+        try await gate.wait()
+        return try await inner.writeReporting(batch)
+    }
     public func committedSequence(tenant: TenantID) async throws -> UInt64 {
         try await inner.committedSequence(tenant: tenant)
     }

@@ -30,19 +30,29 @@ public final class InMemoryPointStore: PointStore {
 
     /// Commits the batch and its journal sequence atomically (under one lock).
     public func write(_ batch: PointBatch) async throws {
+        _ = try await writeReporting(batch)
+    }
+
+    /// ``write(_:)``, counting the stored points the batch replaced with a different value.
+    public func writeReporting(_ batch: PointBatch) async throws -> PointWriteSummary {
         try Self.validate(batch.tenant)
         let policy = duplicatePolicy
-        state.withLock { tenants in
+        return state.withLock { tenants in
             // In place: a copy of the tenant's data would copy every series' table on each write.
-            func apply(_ data: inout TenantData) {
+            func apply(_ data: inout TenantData) -> Int {
+                var overwritten = 0
                 for p in batch.points {
                     let key = p.series
-                    if let old = data.series[key]?[p.time], old == p.value || policy == .firstWriteWins { continue }
+                    if let old = data.series[key]?[p.time] {
+                        if old == p.value || policy == .firstWriteWins { continue }
+                        overwritten += 1
+                    }
                     data.series[key, default: [:]][p.time] = p.value
                 }
                 data.committed = max(data.committed, batch.journalSequence)
+                return overwritten
             }
-            apply(&tenants[batch.tenant, default: TenantData()])
+            return PointWriteSummary(overwritten: apply(&tenants[batch.tenant, default: TenantData()]))
         }
     }
 

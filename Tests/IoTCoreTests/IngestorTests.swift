@@ -266,6 +266,22 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
         await h.stop()
     }
 
+    /// Issue 21, item 2: a point that replaces a different value of the same (series, time) is counted as
+    /// overwritten; the same value again is not.
+    @Test func anOverwriteIsCountedApartFromStored() async throws {
+        let h = try await IngestHarness()
+        try await h.send(#"{"ts": 1, "temp": 1}"#)
+        try await h.drain()
+        try await h.send(#"{"ts": 1, "temp": 1}"#)  // the same value: nothing changes
+        try await h.drain()
+        try await h.send(#"{"ts": 1, "temp": 2}"#)  // replaces 1
+        try await h.drain()
+        let s = h.ingestor.statistics
+        #expect(s.pointsStored == 3 && s.pointsOverwritten == 1, "\(s)")
+        #expect(try await h.series("t-1", "temp").map(\.value) == [.number(2)])
+        await h.stop()
+    }
+
     @Test func gracefulStopDrainsTheQueue() async throws {
         let h = try await IngestHarness()
         var last = Receipt(sequence: 0, records: 0, points: 0)

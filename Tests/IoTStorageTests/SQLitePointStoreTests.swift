@@ -212,6 +212,29 @@ final class RawDatabase {
         }
     }
 
+    /// Issue 21, item 2: both stores say how many stored points a batch replaced with a different value
+    /// (a point earlier in the same batch included); the same value again, a new time, or first-write-wins
+    /// replace nothing.
+    @Test(arguments: [DuplicatePolicy.lastWriteWins, .firstWriteWins])
+    func writesReportTheOverwrittenPoints(policy: DuplicatePolicy) async throws {
+        let dir = TemporaryDirectory()
+        let sqlite = SQLitePointStore(
+            storage: try SQLiteStorage(configuration: .init(directory: dir.path)),
+            configuration: .init(duplicatePolicy: policy))
+        for store in [sqlite, InMemoryPointStore(duplicatePolicy: policy)] as [any PointStore] {
+            func write(_ values: [(Int64, Double)]) async throws -> Int {
+                let points = values.map { Point(device: "d", signal: "s", time: $0.0, value: .number($0.1)) }
+                return try await store.writeReporting(PointBatch(tenant: tenant, points: points, journalSequence: 0))
+                    .overwritten
+            }
+            #expect(try await write([(1, 1)]) == 0)
+            #expect(try await write([(1, 1), (2, 5)]) == 0)
+            let replaced = policy == .lastWriteWins
+            #expect(try await write([(1, 2)]) == (replaced ? 1 : 0))
+            #expect(try await write([(3, 1), (3, 4)]) == (replaced ? 1 : 0), "within one batch")
+        }
+    }
+
     @Test func retentionDeletesOlderThanTheConfiguredAge() async throws {
         let dir = TemporaryDirectory()
         let store = SQLitePointStore(

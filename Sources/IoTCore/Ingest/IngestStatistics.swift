@@ -16,6 +16,10 @@ public struct IngestStatistics: Sendable, Hashable {
     public var inFlight: Int = 0
     /// Points committed to the point store.
     public var pointsStored: Int = 0
+    /// Of ``pointsStored``, points that replaced a different value already stored for the same
+    /// (device, signal, time) (``DuplicatePolicy/lastWriteWins``), as far as the point store tells
+    /// (``PointStore/writeReporting(_:)``).
+    public var pointsOverwritten: Int = 0
 
     /// The sum of all rejected reasons.
     public var rejectedTotal: Int { rejected.values.reduce(0, +) }
@@ -27,7 +31,7 @@ public struct IngestStatistics: Sendable, Hashable {
 
 /// The ingest counters, kept locally (for snapshots) and reported through swift-metrics:
 /// `iot_ingest_messages_total{outcome="received|stored|rejected|dropped", transport, reason}`,
-/// `iot_ingest_points_stored_total`, `iot_ingest_in_flight` (gauge) and
+/// `iot_ingest_points_stored_total`, `iot_ingest_points_overwritten_total`, `iot_ingest_in_flight` (gauge) and
 /// `iot_ingest_commit_batch_points` (recorder).
 final class IngestAccounting: Sendable {
     private struct Key: Hashable {
@@ -38,6 +42,7 @@ final class IngestAccounting: Sendable {
     private let stats = Mutex(IngestStatistics())
     private let counters = Mutex<[Key: Counter]>([:])
     private let pointsCounter = Counter(label: "iot_ingest_points_stored_total")
+    private let overwrittenCounter = Counter(label: "iot_ingest_points_overwritten_total")
     private let inFlightGauge = Gauge(label: "iot_ingest_in_flight")
     let batchRecorder = Recorder(label: "iot_ingest_commit_batch_points")
 
@@ -83,6 +88,12 @@ final class IngestAccounting: Sendable {
     func storedEmpty(_ transport: String) {
         stats.withLock { $0.stored += 1 }
         count("stored", transport)
+    }
+
+    /// Points of a commit that replaced a different stored value.
+    func overwrote(points: Int) {
+        stats.withLock { $0.pointsOverwritten += points }
+        overwrittenCounter.increment(by: points)
     }
 
     /// A commit of `messages` per transport and `points` in total.

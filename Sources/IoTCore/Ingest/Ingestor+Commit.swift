@@ -124,9 +124,11 @@ extension Ingestor {
                 replayedPoints += item.points.count
             }
         }
+        var overwritten = 0
         for tenant in order {
-            try await pointStore.write(byTenant[tenant]!)
+            overwritten += try await pointStore.writeReporting(byTenant[tenant]!).overwritten
         }
+        if overwritten > 0 { accounting.overwrote(points: overwritten) }
         for tenant in order {
             for observer in observers { await observer.pointsCommitted(byTenant[tenant]!) }
         }

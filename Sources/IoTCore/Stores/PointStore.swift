@@ -78,6 +78,26 @@ public enum DuplicatePolicy: String, Sendable, Hashable, Codable {
     case firstWriteWins
 }
 
+/// What a ``PointStore/writeReporting(_:)`` did to points already stored.
+public struct PointWriteSummary: Sendable, Hashable {
+    /// Points whose (device, signal, time) held a different value that the batch replaced
+    /// (``DuplicatePolicy/lastWriteWins``), a point earlier in the same batch included.
+    public var overwritten: Int
+
+    /// Creates a summary.
+    public init(overwritten: Int = 0) {
+        self.overwritten = overwritten
+    }
+}
+
+extension PointStore {
+    /// Calls ``write(_:)`` and reports nothing: the store does not tell what it replaced.
+    public func writeReporting(_ batch: PointBatch) async throws -> PointWriteSummary {
+        try await write(batch)
+        return PointWriteSummary()
+    }
+}
+
 /// Time-series storage: points per (device, signal), their latest values, ranges and aggregates.
 ///
 /// ## Implementing a point store
@@ -96,6 +116,10 @@ public enum DuplicatePolicy: String, Sendable, Hashable, Codable {
 public protocol PointStore: Sendable {
     /// Commits a batch of one tenant's points together with its journal sequence.
     func write(_ batch: PointBatch) async throws
+    /// Commits a batch as ``write(_:)`` does and says what it did to points already stored. The default
+    /// implementation calls ``write(_:)`` and reports nothing; a store that can tell overrides it, so that
+    /// overwritten points are counted (`iot_ingest_points_overwritten_total`).
+    func writeReporting(_ batch: PointBatch) async throws -> PointWriteSummary
     /// The highest journal sequence committed for `tenant` (0 when none).
     func committedSequence(tenant: TenantID) async throws -> UInt64
     /// The latest point of each signal of `device` (all signals when `signals` is `nil`), sorted by signal.

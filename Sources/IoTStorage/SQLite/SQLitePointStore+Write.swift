@@ -20,9 +20,12 @@ extension SQLitePointStore {
     /// overwrite marks the minute (and so its hour) for recomputation from the raw points.
     ///
     /// The journal sequence is stored as `max(stored, sequence)` (clamped to `Int64.max`).
+    /// - Returns: how many stored points the batch replaced with a different value.
+    @discardableResult
     static func apply(
         _ batch: PointBatch, policy: DuplicatePolicy, tenant: PointTenant, _ conn: SQLiteConnection
-    ) throws {
+    ) throws -> Int {
+        var overwritten = 0
         if !batch.points.isEmpty {
             let points = batch.points
             var order: [(series: Int64, time: Int64, index: Int)] = []
@@ -74,6 +77,7 @@ extension SQLitePointStore {
                 update.bind(3, time)
                 try update.run()
                 update.reset()
+                overwritten += 1
                 dirtyMinutes.insert(minute)
             }
             if partial.count > 0 { minutes.append((current, partial)) }
@@ -85,6 +89,7 @@ extension SQLitePointStore {
             try s.run()
             s.reset()
         }
+        return overwritten
     }
 
     /// The id of a series, from the cache, the `series` table, or a new row.

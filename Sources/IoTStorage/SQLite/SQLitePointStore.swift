@@ -102,18 +102,24 @@ public final class SQLitePointStore: PointStore {
 
     /// Commits the batch, its rollups and its journal sequence in one `BEGIN IMMEDIATE` transaction.
     public func write(_ batch: PointBatch) async throws {
-        if batch.points.isEmpty && batch.journalSequence == 0 { return }
+        _ = try await writeReporting(batch)
+    }
+
+    /// ``write(_:)``, counting the stored points the batch replaced with a different value.
+    public func writeReporting(_ batch: PointBatch) async throws -> PointWriteSummary {
+        if batch.points.isEmpty && batch.journalSequence == 0 { return PointWriteSummary() }
         let tenant = try await tenant(batch.tenant)
         let policy = configuration.duplicatePolicy
-        try await tenant.db.write { conn in
+        let overwritten = try await tenant.db.write { conn in
             do {
-                try conn.transaction { try Self.apply(batch, policy: policy, tenant: tenant, conn) }
+                return try conn.transaction { try Self.apply(batch, policy: policy, tenant: tenant, conn) }
             } catch {
                 // Series ids created in the rolled-back transaction no longer exist.
                 tenant.seriesIDs.removeAll()
                 throw error
             }
         }
+        return PointWriteSummary(overwritten: overwritten)
     }
 
     /// The highest journal sequence committed for `tenant` (0 when none).

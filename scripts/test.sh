@@ -45,7 +45,7 @@ python3 scripts/check-snippets.py || { echo "FAILED: a documented code block doe
 # thousands of messages per second, idle and heartbeat timeouts, revocation cutting a session within one
 # second, a slow client not delaying a fast one, slow webhooks not stalling async code) run after the others,
 # alone, so that the rest of the suite running in parallel on 2 cores does not stretch the seconds they are about.
-TIMED='stormOf500|bothBaseClassesEndOnGracefulShutdown|killNineWhileReceiving|slowClient|idleTimeout|heartbeat|idleClose|revocationCutsSession|revocationAndDownlink|slowWebhooksDoNotStall'
+TIMED='stormOf500|bothBaseClassesEndOnGracefulShutdown|sigtermStopsEveryServiceWithinASecond|killNineWhileReceiving|slowClient|idleTimeout|heartbeat|idleClose|revocationCutsSession|revocationAndDownlink|slowWebhooksDoNotStall'
 # Tests that load the machine themselves (200 slowloris connections from a Python peer, schemathesis generating
 # thousands of requests for two minutes) would stretch the seconds of the timed ones: they run last, one at a time.
 LOAD='slowloris|theServedSpecHolds'

@@ -149,6 +149,25 @@ final class LoadAveragePoller: PollingTransport, @unchecked Sendable {
         await h.stop()
     }
 
+    /// Issue 21, item 3: a poll whose records meet back-pressure (the journal not replayed yet) is offered
+    /// again after the suggested delay and stored with its own time, not dropped until the next poll.
+    @Test func aPollRefusedForBackPressureIsOfferedAgainAndStored() async throws {
+        let h = try await IngestHarness(start: false)
+        let clock = SystemClock()
+        let first = clock.now()
+        let poller = LoadAveragePoller(ingestor: h.ingestor, clock: clock)  // 1 s interval, first poll at once
+        let task = Task { try await poller.run() }
+        try await Task.sleep(for: .milliseconds(300))  // polled, refused (starting), waiting to offer it again
+        #expect(poller.status.successes == 1)
+        try await h.start()
+        let points = try await h.waitForPoints("t-1", "temp", count: 1, timeout: .seconds(5))
+        #expect(
+            points[0].time < first + 500, "the first poll's record, not the next poll's: \(points[0].time - first) ms")
+        task.cancel()
+        _ = try? await task.value
+        await h.stop()
+    }
+
     @Test func streamTransportSkipsAnOversizeFrameSpanningManyReads() async throws {
         let h = try await IngestHarness()
         var fds: [Int32] = [0, 0]

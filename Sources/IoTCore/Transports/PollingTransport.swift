@@ -41,17 +41,23 @@ open class PollingTransport: Transport, @unchecked Sendable {
         /// Delay before the first poll, in ms, so many devices are not polled at the same instant.
         /// `nil` (default) picks one at random within one interval.
         public var startDelayMillis: Int64?
+        /// How long a poll's records that the ingestor refuses with ``IoTError/Code/backpressure`` (it is
+        /// starting, or the store is behind: nothing was accepted) are offered again, in ms, waiting the delay
+        /// it suggests between tries; the next poll waits meanwhile. Past it they are dropped (and logged).
+        /// Default 30 000; 0 drops them at once.
+        public var backpressureRetryMillis: Int64
 
         /// Creates a configuration with the documented defaults.
         public init(
             intervalMillis: Int64 = 1_000, timeoutMillis: Int64 = 500, backoffInitialMillis: Int64 = 1_000,
-            backoffMaxMillis: Int64 = 60_000, startDelayMillis: Int64? = nil
+            backoffMaxMillis: Int64 = 60_000, startDelayMillis: Int64? = nil, backpressureRetryMillis: Int64 = 30_000
         ) {
             self.intervalMillis = intervalMillis
             self.timeoutMillis = timeoutMillis
             self.backoffInitialMillis = backoffInitialMillis
             self.backoffMaxMillis = backoffMaxMillis
             self.startDelayMillis = startDelayMillis
+            self.backpressureRetryMillis = backpressureRetryMillis
         }
 
         /// Checks the documented ranges: interval 0 to 10 years, timeout 1 ms to an hour, backoff 1 ms to
@@ -64,6 +70,7 @@ open class PollingTransport: Transport, @unchecked Sendable {
             try IoTLimits.checkDuration(backoffInitialMillis, "backoffInitialMillis")
             try IoTLimits.checkDuration(backoffMaxMillis, "backoffMaxMillis")
             if let v = startDelayMillis { try IoTLimits.checkDuration(v, "startDelayMillis", minimum: 0) }
+            try IoTLimits.checkDuration(backpressureRetryMillis, "backpressureRetryMillis", minimum: 0)
         }
     }
 
@@ -225,9 +232,12 @@ open class PollingTransport: Transport, @unchecked Sendable {
                 s.lastSuccessAt = now
             }
             if records.isEmpty { return nil }
-            do {
-                _ = try await ingestor.ingest(records, transport: name, identity: identity)
-            } catch {
+            let accepted = await retryingBackpressure(limitMillis: configuration.backpressureRetryMillis, clock: clock)
+            {
+                () throws(IoTError) -> Receipt in
+                try await ingestor.ingest(records, transport: name, identity: identity)
+            }
+            if case .failure(let error) = accepted {
                 logger.warning("poll result not accepted", metadata: ["error": "\(error)"])
             }
             return nil

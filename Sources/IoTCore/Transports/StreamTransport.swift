@@ -225,29 +225,14 @@ open class StreamTransport: Transport, @unchecked Sendable {
         }
     }
 
-    /// Ingests `message`; while the ingestor answers back-pressure, waits the delay it suggests and tries
-    /// again, for at most ``Configuration/backpressureRetryMillis`` (the caller reads nothing meanwhile).
-    /// Every outcome is already counted by the ingestor.
+    /// Ingests `message`, retrying a back-pressure refusal for up to ``Configuration/backpressureRetryMillis``
+    /// (the caller reads nothing meanwhile). Every outcome is already counted by the ingestor.
     private func ingestRetryingBackpressure(
         _ message: InboundMessage, identity: DeviceIdentity
     ) async -> Result<Receipt, IoTError> {
-        var waited: Int64 = 0
-        while true {
-            let refusal: IoTError
-            do {
-                return .success(try await ingestor.ingest(message, parser: parser, identity: identity))
-            } catch {
-                refusal = error
-            }
-            let limit = configuration.backpressureRetryMillis
-            guard refusal.code == .backpressure, waited < limit else { return .failure(refusal) }
-            let delay = min(max(refusal.retryAfterMillis ?? 100, 1), limit - waited)
-            do {
-                try await clock.sleep(forMillis: delay)
-            } catch {
-                return .failure(refusal)  // cancelled: the stream is closing
-            }
-            waited += delay
+        await retryingBackpressure(limitMillis: configuration.backpressureRetryMillis, clock: clock) {
+            () throws(IoTError) -> Receipt in
+            try await ingestor.ingest(message, parser: parser, identity: identity)
         }
     }
 

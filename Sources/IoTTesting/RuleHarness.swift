@@ -66,10 +66,19 @@ public actor RuleHarness {
     private func ensureHandler() async {
         if !handlerAdded {
             await engine.addHandler(recorder)
+            for handler in handlers { await engine.addHandler(handler) }
             handlerAdded = true
         }
     }
     private var handlerAdded = false
+    private var handlers: [any AlarmEventHandler] = []
+
+    /// Adds a handler of alarm events (a `NotificationRouter`, your own): it sees every event from now on,
+    /// and is added to the new engine on ``restart(flush:)``.
+    public func addHandler(_ handler: any AlarmEventHandler) async {
+        handlers.append(handler)
+        if handlerAdded { await engine.addHandler(handler) } else { await ensureHandler() }
+    }
 
     /// Adds (or replaces) a rule; it is added again on ``restart(flush:)``.
     public func add(_ rule: AlarmRule) async throws {

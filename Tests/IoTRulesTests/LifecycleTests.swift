@@ -16,6 +16,22 @@ struct LifecycleTests {
         for _ in 0..<3 { await h.feed(device: "pump-1", signal: "temp", 90) }
     }
 
+    /// Issue 21, item 5: a handler added to the harness keeps receiving events after `restart()`.
+    @Test func aHandlerAddedToTheHarnessSurvivesARestart() async throws {
+        final class Kinds: AlarmEventHandler {
+            let seen = Mutex<[AlarmEvent.Kind]>([])
+            func handle(_ event: AlarmEvent) async { seen.withLock { $0.append(event.kind) } }
+        }
+        let h = RuleHarness()
+        let kinds = Kinds()
+        await h.addHandler(kinds)
+        try await h.add(hot)
+        await raise(h)
+        try await h.restart()
+        for _ in 0..<3 { await h.feed(device: "pump-1", signal: "temp", 70) }  // below max - hysteresis: clears
+        #expect(kinds.seen.withLock { $0 } == [.raised, .cleared])
+    }
+
     @Test func acknowledgeThenClearClosesAndNextRaiseOpensANewAlarm() async throws {
         let h = RuleHarness()
         try await h.add(hot)

@@ -32,6 +32,32 @@ struct LifecycleTests {
         #expect(kinds.seen.withLock { $0 } == [.raised, .cleared])
     }
 
+    /// Issue 21, item 5: the "cleared" notification shows the value that cleared the alarm, and the built-in
+    /// texts read well whatever the rule's name ("raised a overweight alarm" before).
+    @Test func theClearedNotificationShowsTheValueThatClearedIt() async throws {
+        let h = RuleHarness()
+        try await h.add(hot)
+        await raise(h)
+        await h.feed(device: "pump-1", signal: "temp", 70)
+        let events = await h.takeEvents()
+        #expect(events.map(\.kind) == [.raised, .cleared])
+        let cleared = try #require(events.last)
+        #expect(cleared.alarm.lastValue == .number(70))
+        let template = try #require(NotificationTemplate.builtIns.first { $0.id == "alarm_cleared" })
+        let body = template.render(
+            for: .subjectAndBody, values: AlarmVariables.values(cleared, device: Device(uid: "pump-1", product: "p"))
+        )
+        .body
+        #expect(body.contains("current value 70.0"), "\(body)")
+        let raisedTemplate = try #require(NotificationTemplate.builtIns.first { $0.id == "alarm_raised" })
+        let raised = raisedTemplate.render(
+            for: .subjectAndBody, values: AlarmVariables.values(events[0], device: Device(uid: "pump-1", product: "p"))
+        )
+        .body
+        #expect(raised.hasPrefix("Device pump-1: hot alarm raised at "), "\(raised)")
+        #expect(raised.contains("current value 90.0"), "\(raised)")
+    }
+
     @Test func acknowledgeThenClearClosesAndNextRaiseOpensANewAlarm() async throws {
         let h = RuleHarness()
         try await h.add(hot)

@@ -36,10 +36,12 @@ extension RuleEngine {
         pending.append(PendingWrite(tenant: t, alarm: a, event: .raised))
     }
 
-    /// The condition of (rule, originator) cleared: clear its active alarm.
+    /// The condition of (rule, originator) cleared: clear its active alarm. `value`, the sample that cleared
+    /// it, becomes the alarm's last value (what the "cleared" notification shows as the current value).
     func clearAlarm(_ s: Slot, now: Int64, value: SignalValue?) {
         guard var a = s.alarm, a.active else { return }
         a.active = false
+        if let value { a.lastValue = value }
         a.clearTime = now
         close(s, a)
         pending.append(PendingWrite(tenant: s.runtime.tenant, alarm: a, event: .cleared))

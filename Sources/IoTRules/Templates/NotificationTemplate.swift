@@ -147,7 +147,7 @@ extension NotificationTemplate {
         try! NotificationTemplate(
             id: "alarm_raised", kind: .alarmRaised, subject: "[${severity}] ${device_name}: ${alert_type} alarm",
             body:
-                "Device ${device_name} raised a ${alert_type} alarm at ${timestamp}; current value ${current_value}.",
+                "Device ${device_name}: ${alert_type} alarm raised at ${timestamp}; current value ${current_value}.",
             markdown:
                 "### ${device_name}: ${alert_type} alarm\n- severity: **${severity}**\n- time: ${timestamp}\n- current value: ${current_value}"
         ),

@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 paths=(Package.swift Sources Tests Benchmarks Fuzz/Targets Fuzz/Entry Examples/CustomTransport Examples/SerialSensor
     Examples/HTTPOnly/Package.swift Examples/HTTPOnly/Sources
-    Examples/RuleUnitTest/Package.swift Examples/RuleUnitTest/Sources Examples/RuleUnitTest/Tests)
+    Examples/RuleUnitTest/Package.swift Examples/RuleUnitTest/Sources Examples/RuleUnitTest/Tests
+    Examples/ScaleDevice/Package.swift Examples/ScaleDevice/Sources Examples/ScaleDevice/Tests)
 if [ "${1:-}" = --fix ]; then
     swift format format --in-place --recursive --parallel "${paths[@]}"
 fi

@@ -144,6 +144,14 @@ if ! swift test --package-path Examples/RuleUnitTest >"$log" 2>&1; then
 fi
 grep -E 'Test run with' "$log"
 
+echo "== Examples/ScaleDevice (an integrator's package: a StreamTransport for a scale, tested with IngestHarness; no C)"
+if ! swift test --package-path Examples/ScaleDevice >"$log" 2>&1; then
+    cat "$log"
+    echo "FAILED: Examples/ScaleDevice" >&2
+    exit 1
+fi
+grep -E 'Test run with' "$log"
+
 echo "== Examples/HTTPOnly (an integrator's package: HTTP ingest with IoTHTTP and IoTStorage only)"
 if ! swift build --package-path Examples/HTTPOnly >"$log" 2>&1; then
     cat "$log"

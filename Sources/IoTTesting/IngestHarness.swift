@@ -13,7 +13,7 @@ import Synchronization
 /// ingestor reads time from ``clock`` (a ``ManualClock`` at 1,700,000,000,000 ms) unless `systemClock` is set.
 ///
 /// ```swift
-/// let h = try await IngestHarness()
+/// let h = try await IngestHarness(start: false)
 /// try await h.withRunning([myTransport]) {
 ///     // drive the transport as a device would …
 ///     let points = try await h.waitForPoints("t-1", "temp", count: 1)
@@ -81,10 +81,22 @@ public final class IngestHarness: Sendable {
 
     /// Runs the ingestor and `services` (transports) in one `ServiceGroup`, as a daemon does, and waits until
     /// the ingestor is ready (its journal replayed).
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/conflict`` when the harness runs already (made with `start: true`, or
+    ///   started before): make it with `start: false` to run transports with it.
     public func start(_ services: [any Service] = []) async throws {
         let group = ServiceGroup(
             configuration: .init(services: [ingestor] + services, logger: Logger(label: "iot.test.group")))
-        running.withLock { $0 = (group, Task { try await group.run() }) }
+        let started = running.withLock { r -> Bool in
+            guard r == nil else { return false }
+            r = (group, Task { try await group.run() })
+            return true
+        }
+        guard started else {
+            throw IoTError(
+                .conflict,
+                "the harness runs already; make it with IngestHarness(start: false) to start it with services")
+        }
         try await waitUntilReady()
     }
 
@@ -106,9 +118,10 @@ public final class IngestHarness: Sendable {
         _ = try? await task.value
     }
 
-    /// Runs the ingestor and `services`, then `body`, then stops them, also when `body` throws.
+    /// Runs the ingestor and `services`, then `body`, then stops them, also when `body` throws. Make the harness
+    /// with `start: false` for this.
     public func withRunning<T>(_ services: [any Service] = [], _ body: () async throws -> T) async throws -> T {
-        if running.withLock({ $0 == nil }) { try await start(services) }
+        try await start(services)
         do {
             let result = try await body()
             await stop()

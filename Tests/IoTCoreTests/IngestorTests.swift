@@ -282,6 +282,15 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
         await h.stop()
     }
 
+    /// A running harness cannot be started again with transports: the error says how to start it with them.
+    @Test func startingARunningHarnessAgainIsAClearError() async throws {
+        let h = try await IngestHarness()
+        await #expect(throws: IoTError.self) { try await h.start([]) }
+        await h.stop()
+        let later = try await IngestHarness(start: false)
+        _ = try await later.withRunning { try await later.send(#"{"temp": 1}"#) }
+    }
+
     @Test func gracefulStopDrainsTheQueue() async throws {
         let h = try await IngestHarness()
         var last = Receipt(sequence: 0, records: 0, points: 0)

@@ -52,7 +52,7 @@ func waitForPort(_ port: Int, seconds: Double = 10) throws {
 
 /// A real mosquitto broker on a free loopback port, started and stopped (by PID) by the test.
 final class MosquittoBroker: @unchecked Sendable {
-    let port: Int
+    private(set) var port: Int
     let directory = TemporaryDirectory("mqtt-broker")
     let extraConfiguration: String
     let persistence: Bool
@@ -63,7 +63,17 @@ final class MosquittoBroker: @unchecked Sendable {
         self.port = port ?? ChildProcess.freeLoopbackPort()
         self.persistence = persistence
         self.extraConfiguration = extra
-        try start()
+        // A port picked free a moment ago can be taken by another test's peer before mosquitto binds it: pick
+        // another (at most twice) when mosquitto says so. A port the test chose is used as it is.
+        for attempt in 0... {
+            do {
+                try start()
+                return
+            } catch  where port == nil && attempt < 2 && log.contains("Address already in use") {
+                process?.stop(signal: SIGKILL)
+                self.port = ChildProcess.freeLoopbackPort()
+            }
+        }
     }
 
     var configurationPath: String { directory.path + "/mosquitto.conf" }

@@ -12,7 +12,7 @@ import Synchronization
 final class ServerStamps: Sendable {
     private static let shardCount = 64
     private final class Shard: Sendable {
-        let last = Mutex<[String: Int64]>([:])
+        let last = Mutex<[DeviceIdentity: Int64]>([:])
     }
     private let shards: [Shard]
     private let maxPerShard: Int
@@ -24,13 +24,14 @@ final class ServerStamps: Sendable {
 
     /// The server time of the next record of `device` (tenant and identification code) received at `receivedAt`.
     func next(tenant: TenantID, device: String, receivedAt: Int64) -> Int64 {
-        let key = tenant.rawValue + "\u{0}" + device
+        let key = DeviceIdentity(tenant: tenant, deviceUID: device)
         var hasher = Hasher()
         hasher.combine(key)
         let shard = shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(Self.shardCount))]
         return shard.last.withLock { last in
-            let time = max(receivedAt, (last[key] ?? .min).saturatingAdd(1))
-            if last.count >= maxPerShard && last[key] == nil {
+            let previous = last[key]
+            let time = max(receivedAt, (previous ?? .min).saturatingAdd(1))
+            if previous == nil && last.count >= maxPerShard {
                 last = last.filter { $0.value >= receivedAt }
                 if last.count >= maxPerShard { last.removeAll(keepingCapacity: true) }
             }

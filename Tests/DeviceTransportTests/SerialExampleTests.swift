@@ -28,7 +28,7 @@ struct SerialExampleTests {
         }
         let example = Peer(
             try ChildProcess([
-                try ChildProcess.builtProduct("SerialSensorExample"), "--device", dir + "/host", "--seconds", "4",
+                try ChildProcess.builtProduct("SerialSensorExample"), "--device", dir + "/host", "--seconds", "10",
                 "--dir", dir + "/data",
             ]))
         defer { example.stop(signal: SIGKILL) }
@@ -37,9 +37,11 @@ struct SerialExampleTests {
         let sensor = Peer(
             try ChildProcess([
                 "/usr/bin/env", "python3", "-u", DeviceHarness.peerScript, "serial", dir + "/device",
-                "--send", #"{"temp": 1.5}"#, "--send", "{broken", "--send", #"{"temp": 2.5}"#, "--wait", "2.5",
+                "--send", #"{"temp": 1.5}"#, "--send", "{broken", "--send", #"{"temp": 2.5}"#, "--wait", "8",
             ]))
         defer { sensor.stop(signal: SIGKILL) }
+        // The example serves for 10 s and the sensor waits 8 s for its replies: a loaded machine (the suite
+        // runs in parallel on 2 cores) once took longer than 4 s to start both and answer.
         var replies: [String] = []
         for _ in 0..<3 { if let r = await sensor.next("REPLY") { replies.append(r) } }
         #expect(replies.count == 3, "\(replies)")

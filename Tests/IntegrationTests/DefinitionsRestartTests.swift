@@ -5,66 +5,68 @@ import Testing
 @Suite(.serialized) struct DefinitionsRestartTests {
     /// Alarm rules and statistics jobs added through the management API come back after a restart of a
     /// real iotd (and a restored rule still raises alarms); one deleted before the restart stays deleted.
-    @Test func rulesAndJobsAddedThroughTheAPISurviveARestart() throws {
-        let dir = TemporaryDirectory("iotd-definitions")
-        let httpPort = ChildProcess.freeLoopbackPort()
-        let apiPort = ChildProcess.freeLoopbackPort()
-        let config = dir.path + "/iotd.yaml"
-        try """
-        dataDirectory: \(dir.path)/data
-        http: { port: \(httpPort) }
-        management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
-        logging: { level: warning }
-        tenants:
-          - id: lab
-            products:
-              - { id: thermo, signals: [{ name: temp }] }
-            devices:
-              - { uid: t-1, product: thermo }
-        """.write(toFile: config, atomically: false, encoding: .utf8)
-        var server = try startIotd(config: config, apiPort: apiPort)
-        func api(_ method: String, _ path: String, _ body: String = "") throws -> (status: Int, text: String) {
-            try managementRequest(port: apiPort, method, path, body)
-        }
-        let rule = #"""
-            {"kind": "range", "id": "overheat", "devices": {"device": "t-1"}, "signal": "temp", "max": 80,
-             "alarmWhen": "outside", "severity": "major", "debounce": {"count": 1}, "hysteresis": 2}
-            """#
-        let gone =
-            #"{"kind": "offline", "id": "gone", "devices": {"device": "t-1"}, "intervalMillis": 60000, "toleranceMillis": 0, "severity": "minor"}"#
-        let job = #"""
-            {"id": "hourly", "cron": "0 * * * *", "timeZone": "UTC", "leadMillis": 3600000,
-             "parameters": [{"name": "peak", "device": "t-1", "signal": "temp", "reducer": "max"}],
-             "catchUp": {"policy": "none"}}
-            """#
-        #expect(try api("POST", "/api/v1/tenants/lab/rules", rule).status == 201)
-        #expect(try api("POST", "/api/v1/tenants/lab/rules", gone).status == 201)
-        #expect(try api("POST", "/api/v1/tenants/lab/statistics/jobs", job).status == 201)
-        #expect(try api("DELETE", "/api/v1/tenants/lab/rules/gone").status == 204)
+    @Test func rulesAndJobsAddedThroughTheAPISurviveARestart() async throws {
+        try await onOwnThread {
+            let dir = TemporaryDirectory("iotd-definitions")
+            let httpPort = ChildProcess.freeLoopbackPort()
+            let apiPort = ChildProcess.freeLoopbackPort()
+            let config = dir.path + "/iotd.yaml"
+            try """
+            dataDirectory: \(dir.path)/data
+            http: { port: \(httpPort) }
+            management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
+            logging: { level: warning }
+            tenants:
+              - id: lab
+                products:
+                  - { id: thermo, signals: [{ name: temp }] }
+                devices:
+                  - { uid: t-1, product: thermo }
+            """.write(toFile: config, atomically: false, encoding: .utf8)
+            var server = try startIotd(config: config, apiPort: apiPort)
+            func api(_ method: String, _ path: String, _ body: String = "") throws -> (status: Int, text: String) {
+                try managementRequest(port: apiPort, method, path, body)
+            }
+            let rule = #"""
+                {"kind": "range", "id": "overheat", "devices": {"device": "t-1"}, "signal": "temp", "max": 80,
+                 "alarmWhen": "outside", "severity": "major", "debounce": {"count": 1}, "hysteresis": 2}
+                """#
+            let gone =
+                #"{"kind": "offline", "id": "gone", "devices": {"device": "t-1"}, "intervalMillis": 60000, "toleranceMillis": 0, "severity": "minor"}"#
+            let job = #"""
+                {"id": "hourly", "cron": "0 * * * *", "timeZone": "UTC", "leadMillis": 3600000,
+                 "parameters": [{"name": "peak", "device": "t-1", "signal": "temp", "reducer": "max"}],
+                 "catchUp": {"policy": "none"}}
+                """#
+            #expect(try api("POST", "/api/v1/tenants/lab/rules", rule).status == 201)
+            #expect(try api("POST", "/api/v1/tenants/lab/rules", gone).status == 201)
+            #expect(try api("POST", "/api/v1/tenants/lab/statistics/jobs", job).status == 201)
+            #expect(try api("DELETE", "/api/v1/tenants/lab/rules/gone").status == 204)
 
-        #expect(server.stop(signal: SIGKILL) & 0x7f == SIGKILL)
-        server = try startIotd(config: config, apiPort: apiPort)
-        defer { server.stop(signal: SIGTERM) }
-        let rules = try api("GET", "/api/v1/tenants/lab/rules").text
-        #expect(rules.contains(#""overheat""#) && !rules.contains(#""gone""#), "\(rules)")
-        let jobs = try api("GET", "/api/v1/tenants/lab/statistics/jobs").text
-        #expect(jobs.contains(#""hourly""#), "\(jobs)")
+            #expect(server.stop(signal: SIGKILL) & 0x7f == SIGKILL)
+            server = try startIotd(config: config, apiPort: apiPort)
+            defer { server.stop(signal: SIGTERM) }
+            let rules = try api("GET", "/api/v1/tenants/lab/rules").text
+            #expect(rules.contains(#""overheat""#) && !rules.contains(#""gone""#), "\(rules)")
+            let jobs = try api("GET", "/api/v1/tenants/lab/statistics/jobs").text
+            #expect(jobs.contains(#""hourly""#), "\(jobs)")
 
-        // The restored rule is live: a hot sample raises its alarm.
-        let issued = try api("POST", "/api/v1/tenants/lab/devices/t-1/tokens", "{}")
-        let token = try #require(
-            (try JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String)
-        let posted = try LoopbackHTTPClient(port: httpPort).request(
-            "POST", "/api/v1/devices/t-1/telemetry",
-            headers: ["Authorization": "Bearer \(token)", "Content-Type": "application/json"],
-            body: Array(#"{"temp": 95}"#.utf8))
-        #expect(posted.status == 200, "\(posted.text)")
-        var alarms = ""
-        for _ in 0..<50 {
-            alarms = try api("GET", "/api/v1/tenants/lab/alarms").text
-            if alarms.contains("overheat") { break }
-            usleep(100_000)
+            // The restored rule is live: a hot sample raises its alarm.
+            let issued = try api("POST", "/api/v1/tenants/lab/devices/t-1/tokens", "{}")
+            let token = try #require(
+                (try JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String)
+            let posted = try LoopbackHTTPClient(port: httpPort).request(
+                "POST", "/api/v1/devices/t-1/telemetry",
+                headers: ["Authorization": "Bearer \(token)", "Content-Type": "application/json"],
+                body: Array(#"{"temp": 95}"#.utf8))
+            #expect(posted.status == 200, "\(posted.text)")
+            var alarms = ""
+            for _ in 0..<50 {
+                alarms = try api("GET", "/api/v1/tenants/lab/alarms").text
+                if alarms.contains("overheat") { break }
+                usleep(100_000)
+            }
+            #expect(alarms.contains(#""ruleID":"overheat""#), "\(alarms)")
         }
-        #expect(alarms.contains(#""ruleID":"overheat""#), "\(alarms)")
     }
 }

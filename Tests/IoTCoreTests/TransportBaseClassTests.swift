@@ -132,7 +132,9 @@ final class LoadAveragePoller: PollingTransport, @unchecked Sendable {
         let task = Task { try await device.run() }
         let peer = FileDescriptorStream(descriptor: fds[1])
         try await peer.write(Array("{\"ts\": 5, \"temp\": 5}\n".utf8))
-        try await Task.sleep(for: .milliseconds(300))  // refused (starting) and retried meanwhile
+        // Refused (starting) at least once, to be tried again; waited for rather than slept on, as a loaded
+        // machine may take longer than any fixed pause to read the frame.
+        try await eventually { h.ingestor.statistics.dropped.values.reduce(0, +) >= 1 }
         try await h.start()
         var received = ""
         while !received.hasSuffix("\n"), let chunk = try await peer.read() {

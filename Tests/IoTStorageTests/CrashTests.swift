@@ -46,51 +46,54 @@ func query(_ path: String, _ sql: String) throws -> [[String]] {
     /// A child ingests sequence-numbered records and is killed with SIGKILL mid-stream five times, then
     /// restarted to replay. Every record whose receipt it reported is stored exactly once, nothing else
     /// is stored, and the database is intact.
-    @Test func killNineMidStreamLosesNoAcknowledgedRecord() throws {
-        let worker = try workerPath()
-        let dir = makeTempDirectory("iot-crash")
-        defer { _ = system("rm -rf '\(dir)'") }
-        var acknowledged = Set<Int>()
-        var attempted = 0..<0
-        let perRun = 4_000
-        for run in 0..<5 {
-            let first = run * perRun
-            attempted = 0..<(first + perRun)
-            let child = try ChildProcess([worker, dir, "process", "\(first)", "\(perRun)"])
-            // Kill after a varying number of receipts, while it is still sending.
-            let killAfter = 300 + run * 500
-            var seen = 0
-            while seen < killAfter, let line = child.readLine() {
-                if line.hasPrefix("R "), let n = Int(line.dropFirst(2)) {
-                    acknowledged.insert(n)
-                    seen += 1
+    @Test func killNineMidStreamLosesNoAcknowledgedRecord() async throws {
+        try await onOwnThread {
+            let worker = try workerPath()
+            let dir = makeTempDirectory("iot-crash")
+            defer { _ = system("rm -rf '\(dir)'") }
+            var acknowledged = Set<Int>()
+            var attempted = 0..<0
+            let perRun = 4_000
+            for run in 0..<5 {
+                let first = run * perRun
+                attempted = 0..<(first + perRun)
+                let child = try ChildProcess([worker, dir, "process", "\(first)", "\(perRun)"])
+                // Kill after a varying number of receipts, while it is still sending.
+                let killAfter = 300 + run * 500
+                var seen = 0
+                while seen < killAfter, let line = child.readLine() {
+                    if line.hasPrefix("R "), let n = Int(line.dropFirst(2)) {
+                        acknowledged.insert(n)
+                        seen += 1
+                    }
+                }
+                let status = child.stop(signal: SIGKILL)
+                #expect(
+                    status & 0x7f == SIGKILL, "run \(run): the worker ended before it was killed (status \(status))")
+                // Receipts printed before the kill arrived count too.
+                while let line = child.readLine() {
+                    if line.hasPrefix("R "), let n = Int(line.dropFirst(2)) { acknowledged.insert(n) }
                 }
             }
-            let status = child.stop(signal: SIGKILL)
-            #expect(status & 0x7f == SIGKILL, "run \(run): the worker ended before it was killed (status \(status))")
-            // Receipts printed before the kill arrived count too.
-            while let line = child.readLine() {
-                if line.hasPrefix("R "), let n = Int(line.dropFirst(2)) { acknowledged.insert(n) }
-            }
-        }
-        // Restart: replay and drain, exit cleanly.
-        let last = try ChildProcess([worker, dir, "process", "0", "0"])
-        while last.readLine() != nil {}
-        let status = last.wait()
-        #expect(status == 0, "the replaying worker failed (status \(status))")
+            // Restart: replay and drain, exit cleanly.
+            let last = try ChildProcess([worker, dir, "process", "0", "0"])
+            while last.readLine() != nil {}
+            let status = last.wait()
+            #expect(status == 0, "the replaying worker failed (status \(status))")
 
-        let db = dir + "/tenants/crash.sqlite"
-        #expect(try query(db, "PRAGMA integrity_check") == [["ok"]])
-        let rows = try query(db, "SELECT CAST(value AS INTEGER), COUNT(*) FROM points GROUP BY 1")
-        var stored: [Int: Int] = [:]
-        for r in rows { stored[Int(r[0])!] = Int(r[1])! }
-        let missing = acknowledged.filter { stored[$0] == nil }.sorted()
-        let duplicated = stored.filter { $0.value > 1 }.keys.sorted()
-        let unexpected = stored.keys.filter { !attempted.contains($0) }.sorted()
-        #expect(acknowledged.count >= 5 * 300)
-        #expect(missing.isEmpty, "acknowledged but not stored: \(missing.prefix(20))")
-        #expect(duplicated.isEmpty, "stored more than once: \(duplicated.prefix(20))")
-        #expect(unexpected.isEmpty, "stored but never sent: \(unexpected.prefix(20))")
+            let db = dir + "/tenants/crash.sqlite"
+            #expect(try query(db, "PRAGMA integrity_check") == [["ok"]])
+            let rows = try query(db, "SELECT CAST(value AS INTEGER), COUNT(*) FROM points GROUP BY 1")
+            var stored: [Int: Int] = [:]
+            for r in rows { stored[Int(r[0])!] = Int(r[1])! }
+            let missing = acknowledged.filter { stored[$0] == nil }.sorted()
+            let duplicated = stored.filter { $0.value > 1 }.keys.sorted()
+            let unexpected = stored.keys.filter { !attempted.contains($0) }.sorted()
+            #expect(acknowledged.count >= 5 * 300)
+            #expect(missing.isEmpty, "acknowledged but not stored: \(missing.prefix(20))")
+            #expect(duplicated.isEmpty, "stored more than once: \(duplicated.prefix(20))")
+            #expect(unexpected.isEmpty, "stored but never sent: \(unexpected.prefix(20))")
+        }
     }
 
     /// With the `fsync` durability every append is `fdatasync`ed before its receipt; with `process` the

@@ -11,85 +11,93 @@ import Testing
 /// EMQX endpoint answers from the same credentials.
 @Suite("iotd brokerAccounts", .serialized)
 struct IotdBrokerAccountsTests {
-    @Test func iotdProvisionsMosquittoAndAnswersEMQX() throws {
-        let broker = try MosquittoBroker()
-        defer { broker.stop() }
-        let dir = try Fixture.temporaryDirectory("iotd-broker-accounts")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let httpPort = ChildProcess.freeLoopbackPort()
-        let apiPort = ChildProcess.freeLoopbackPort()
-        try broker.adminPassword.write(toFile: dir + "/dynsec.password", atomically: false, encoding: .utf8)
-        try "emqx-key\n".write(toFile: dir + "/emqx.key", atomically: false, encoding: .utf8)
-        let config = dir + "/iotd.yaml"
-        try """
-        dataDirectory: \(dir)/data
-        http: { port: \(httpPort) }
-        management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
-        logging: { level: warning }
-        brokerAccounts:
-          username: "{uid}"
-          publish: ["devices/{uid}/telemetry"]
-          subscribe: ["devices/{uid}/downlink/#"]
-          emqx: { keyFile: \(dir)/emqx.key }
-          mosquitto:
-            - { name: test, host: 127.0.0.1, port: \(broker.port), username: \(broker.adminUsername), passwordFile: \(dir)/dynsec.password, timeoutMillis: 3000 }
-        tenants:
-          - id: acme
-            products:
-              - { id: meter, signals: [{ name: temp }] }
-            devices:
-              - { uid: meter-1, product: meter }
-        """.write(toFile: config, atomically: false, encoding: .utf8)
-        let server = try ChildProcess([try ChildProcess.builtProduct("iotd"), "serve", "--config", config])
-        defer { server.stop(signal: SIGKILL) }
-        try Fixture.waitForPort(apiPort, process: server, seconds: 30, what: "iotd")
+    @Test func iotdProvisionsMosquittoAndAnswersEMQX() async throws {
+        try await onOwnThread {
+            let broker = try MosquittoBroker()
+            defer { broker.stop() }
+            let dir = try Fixture.temporaryDirectory("iotd-broker-accounts")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let httpPort = ChildProcess.freeLoopbackPort()
+            let apiPort = ChildProcess.freeLoopbackPort()
+            try broker.adminPassword.write(toFile: dir + "/dynsec.password", atomically: false, encoding: .utf8)
+            try "emqx-key\n".write(toFile: dir + "/emqx.key", atomically: false, encoding: .utf8)
+            let config = dir + "/iotd.yaml"
+            try """
+            dataDirectory: \(dir)/data
+            http: { port: \(httpPort) }
+            management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
+            logging: { level: warning }
+            brokerAccounts:
+              username: "{uid}"
+              publish: ["devices/{uid}/telemetry"]
+              subscribe: ["devices/{uid}/downlink/#"]
+              emqx: { keyFile: \(dir)/emqx.key }
+              mosquitto:
+                - { name: test, host: 127.0.0.1, port: \(broker.port), username: \(broker.adminUsername), passwordFile: \(dir)/dynsec.password, timeoutMillis: 3000 }
+            tenants:
+              - id: acme
+                products:
+                  - { id: meter, signals: [{ name: temp }] }
+                devices:
+                  - { uid: meter-1, product: meter }
+            """.write(toFile: config, atomically: false, encoding: .utf8)
+            let server = try ChildProcess([try ChildProcess.builtProduct("iotd"), "serve", "--config", config])
+            defer { server.stop(signal: SIGKILL) }
+            try Fixture.waitForPort(apiPort, process: server, seconds: 30, what: "iotd")
 
-        let admin = ["Authorization": "Bearer test-admin-key-0123456789abcdef0123", "Content-Type": "application/json"]
-        let emqx = ["Authorization": "Bearer emqx-key", "Content-Type": "application/json"]
-        let api = try LoopbackHTTPClient(port: apiPort)
-        let issued = try api.request(
-            "POST", "/api/v1/tenants/acme/devices/meter-1/tokens", headers: admin, body: Array("{}".utf8))
-        #expect(issued.status == 201, "\(issued.status) \(issued.text)")
-        let object = try JSONSerialization.jsonObject(with: Data(issued.body)) as? [String: Any]
-        let token = try #require(object?["token"] as? String)
+            let admin = [
+                "Authorization": "Bearer test-admin-key-0123456789abcdef0123", "Content-Type": "application/json",
+            ]
+            let emqx = ["Authorization": "Bearer emqx-key", "Content-Type": "application/json"]
+            let api = try LoopbackHTTPClient(port: apiPort)
+            let issued = try api.request(
+                "POST", "/api/v1/tenants/acme/devices/meter-1/tokens", headers: admin, body: Array("{}".utf8))
+            #expect(issued.status == 201, "\(issued.status) \(issued.text)")
+            let object = try JSONSerialization.jsonObject(with: Data(issued.body)) as? [String: Any]
+            let token = try #require(object?["token"] as? String)
 
-        let mqtt = CommandLineMQTT(port: broker.port)
-        #expect(
-            try mqtt.publish(username: "meter-1", password: token, topic: "devices/meter-1/telemetry", message: "{}")
-                == 0)
-        let auth = try api.request(
-            "POST", "/broker/v1/emqx/auth", headers: emqx,
-            body: Array(#"{"username":"meter-1","password":"\#(token)"}"#.utf8))
-        #expect(auth.status == 200 && auth.text.contains(#""result":"allow""#), "\(auth.text)")
-        let wrongKey = try api.request(
-            "POST", "/broker/v1/emqx/auth", headers: admin,
-            body: Array(#"{"username":"meter-1","password":"\#(token)"}"#.utf8))
-        #expect(wrongKey.status == 401, "the admin key is not the broker key")
+            let mqtt = CommandLineMQTT(port: broker.port)
+            #expect(
+                try mqtt.publish(
+                    username: "meter-1", password: token, topic: "devices/meter-1/telemetry", message: "{}")
+                    == 0)
+            let auth = try api.request(
+                "POST", "/broker/v1/emqx/auth", headers: emqx,
+                body: Array(#"{"username":"meter-1","password":"\#(token)"}"#.utf8))
+            #expect(auth.status == 200 && auth.text.contains(#""result":"allow""#), "\(auth.text)")
+            let wrongKey = try api.request(
+                "POST", "/broker/v1/emqx/auth", headers: admin,
+                body: Array(#"{"username":"meter-1","password":"\#(token)"}"#.utf8))
+            #expect(wrongKey.status == 401, "the admin key is not the broker key")
 
-        let revoked = try api.request("DELETE", "/api/v1/tenants/acme/devices/meter-1/tokens", headers: admin)
-        #expect(revoked.status == 200, "\(revoked.status) \(revoked.text)")
-        #expect(
-            try mqtt.publish(username: "meter-1", password: token, topic: "devices/meter-1/telemetry", message: "{}")
-                != 0)
-        let denied = try api.request(
-            "POST", "/broker/v1/emqx/auth", headers: emqx,
-            body: Array(#"{"username":"meter-1","password":"\#(token)"}"#.utf8))
-        #expect(denied.text.contains(#""result":"deny""#), "\(denied.text)")
+            let revoked = try api.request("DELETE", "/api/v1/tenants/acme/devices/meter-1/tokens", headers: admin)
+            #expect(revoked.status == 200, "\(revoked.status) \(revoked.text)")
+            #expect(
+                try mqtt.publish(
+                    username: "meter-1", password: token, topic: "devices/meter-1/telemetry", message: "{}")
+                    != 0)
+            let denied = try api.request(
+                "POST", "/broker/v1/emqx/auth", headers: emqx,
+                body: Array(#"{"username":"meter-1","password":"\#(token)"}"#.utf8))
+            #expect(denied.text.contains(#""result":"deny""#), "\(denied.text)")
+        }
     }
 
-    @Test func badBrokerAccountsConfigurationNamesTheKey() throws {
-        let dir = try Fixture.temporaryDirectory("iotd-broker-accounts-bad")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        for (yaml, key) in [
-            ("brokerAccounts: { username: \"{tenant}\" }", "brokerAccounts"),
-            ("brokerAccounts: { emqx: { ignoreUsernames: [] } }", "brokerAccounts.emqx"),
-            ("brokerAccounts: { mosquitto: [{ host: 127.0.0.1 }] }", "brokerAccounts.mosquitto[0]"),
-        ] {
-            try yaml.write(toFile: dir + "/bad.yaml", atomically: false, encoding: .utf8)
-            let check = try ChildProcess(
-                [try ChildProcess.builtProduct("iotd"), "serve", "--config", dir + "/bad.yaml", "--check"])
-            while check.readLine() != nil {}
-            #expect(check.wait() != 0, "\(yaml) must be refused (\(key))")
+    @Test func badBrokerAccountsConfigurationNamesTheKey() async throws {
+        try await onOwnThread {
+            let dir = try Fixture.temporaryDirectory("iotd-broker-accounts-bad")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            for (yaml, key) in [
+                ("brokerAccounts: { username: \"{tenant}\" }", "brokerAccounts"),
+                ("brokerAccounts: { emqx: { ignoreUsernames: [] } }", "brokerAccounts.emqx"),
+                ("brokerAccounts: { mosquitto: [{ host: 127.0.0.1 }] }", "brokerAccounts.mosquitto[0]"),
+            ] {
+                try yaml.write(toFile: dir + "/bad.yaml", atomically: false, encoding: .utf8)
+                let check = try ChildProcess(
+                    [try ChildProcess.builtProduct("iotd"), "serve", "--config", dir + "/bad.yaml", "--check"])
+                while check.readLine() != nil {}
+                #expect(check.wait() != 0, "\(yaml) must be refused (\(key))")
+            }
         }
     }
 }

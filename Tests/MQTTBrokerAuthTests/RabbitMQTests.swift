@@ -75,7 +75,7 @@ struct RabbitMQTests {
     }
 
     @Test func transportSubscribesParsesAndStoresFromRabbitMQ() async throws {
-        let rabbit = try RabbitMQBroker()
+        let rabbit = try await onOwnThread { try RabbitMQBroker() }  // its start blocks for seconds
         defer { rabbit.stop() }
         let mqtt = CommandLineMQTT(port: rabbit.mqttPort)
 

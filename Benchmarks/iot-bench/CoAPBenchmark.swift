@@ -74,8 +74,8 @@ func runCoAPBenchmark(_ options: BenchOptions) async throws {
         for: DeviceIdentity(tenant: tenant, deviceUID: "dev"), label: "bench", now: 0)
     let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: logger)
     let coap = CoAPTransport(
-        configuration: .init(port: 0, authenticationCacheMillis: 1_000), ingestor: ingestor, authenticator: tokens,
-        logger: logger)
+        configuration: .init(port: 0),
+        gateway: DefaultIngestGateway(ingestor: ingestor, authenticator: tokens, logger: logger), logger: logger)
     let services = Task {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await ingestor.run() }
@@ -138,9 +138,8 @@ func runCoAPBenchmark(_ options: BenchOptions) async throws {
     let memIngestor = Ingestor(
         journal: InMemoryJournal(), pointStore: InMemoryPointStore(), registry: memRegistry, logger: logger)
     let memCoAP = CoAPTransport(
-        configuration: .init(port: 0, authenticationCacheMillis: 1_000), ingestor: memIngestor,
-        authenticator: memTokens,
-        logger: logger)
+        configuration: .init(port: 0),
+        gateway: DefaultIngestGateway(ingestor: memIngestor, authenticator: memTokens, logger: logger), logger: logger)
     let memServices = Task {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await memIngestor.run() }

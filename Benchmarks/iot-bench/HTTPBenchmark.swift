@@ -58,8 +58,8 @@ func runHTTPBenchmark(_ options: BenchOptions) async throws {
     let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: logger)
     // Token lookups cached for up to 1 s (iotd's default): revocation still takes effect within a second.
     let http = HTTPIngestTransport(
-        configuration: .init(host: "127.0.0.1", port: 0, maxBodyBytes: 1 << 20, authenticationCacheMillis: 1_000),
-        ingestor: ingestor, authenticator: tokens, logger: logger)
+        configuration: .init(host: "127.0.0.1", port: 0, maxBodyBytes: 1 << 20),
+        gateway: DefaultIngestGateway(ingestor: ingestor, authenticator: tokens, logger: logger), logger: logger)
     let uncached = HTTPIngestTransport(
         configuration: .init(host: "127.0.0.1", port: 0, maxBodyBytes: 1 << 20), ingestor: ingestor,
         authenticator: tokens, logger: logger)

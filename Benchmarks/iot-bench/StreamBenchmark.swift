@@ -48,8 +48,8 @@ func runStreamBenchmark(_ options: BenchOptions) async throws {
     let ws = WebSocketTransport(
         configuration: .init(port: 0), ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)
     let http = HTTPIngestTransport(
-        configuration: .init(port: 0, authenticationCacheMillis: 1_000), ingestor: ingestor, authenticator: auth,
-        logger: logger)
+        configuration: .init(port: 0),
+        gateway: DefaultIngestGateway(ingestor: ingestor, authenticator: auth, logger: logger), logger: logger)
     let services = Task {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await ingestor.run() }

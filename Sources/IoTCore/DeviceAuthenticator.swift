@@ -24,6 +24,24 @@ public enum DeviceCredential: Sendable, Hashable {
 public protocol DeviceAuthenticator: Sendable {
     /// Resolves a credential.
     func authenticate(_ credential: DeviceCredential) async throws(IoTError) -> DeviceIdentity
+
+    /// The key under which ``DefaultIngestGateway`` may remember a successful ``authenticate(_:)`` of
+    /// `credential` for its short cache, or `nil` to look it up every time. The default keys tokens and
+    /// certificate fingerprints by themselves and never caches a username and password (a key must not
+    /// hold the password: an authenticator that checks passwords returns a digest of both).
+    func cacheKey(for credential: DeviceCredential) -> String?
+}
+
+extension DeviceAuthenticator {
+    /// Tokens and certificate fingerprints by themselves; `nil` for a username and password.
+    public func cacheKey(for credential: DeviceCredential) -> String? {
+        switch credential {
+        case .token(let token): "t:" + token
+        case .certificateFingerprint(let fingerprint): "c:" + fingerprint
+        case .clientCertificate(let fingerprint, _): "c:" + fingerprint
+        case .usernamePassword: nil
+        }
+    }
 }
 
 /// Issues and revokes device access tokens; the management API uses it.

@@ -42,8 +42,8 @@ public protocol Journal: Sendable {
 /// A journal that can append several entries in one write, all or none: transports that receive
 /// messages in bursts (an MQTT read pass) journal a burst with one system call.
 ///
-/// ``Ingestor/ingestBlocking(_:)`` uses it when the journal conforms; with any other ``Journal`` it
-/// appends the messages one at a time.
+/// ``IngestGateway/submitBlocking(_:onCacheMiss:)`` uses it when the journal conforms; with any other
+/// ``Journal`` it appends the messages one at a time.
 public protocol BatchJournal: Journal {
     /// Appends `entries` with consecutive sequence numbers, durable together, and returns the first
     /// sequence; when it throws, none of them was appended.

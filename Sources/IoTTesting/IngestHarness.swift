@@ -43,6 +43,10 @@ public final class IngestHarness: Sendable {
     public let clock: ManualClock
     /// The ingestor under test.
     public let ingestor: Ingestor
+    /// The front door over ``ingestor`` that transports under test submit to: a ``IoTCore/DefaultIngestGateway``
+    /// with the harness's authenticator (none unless one was passed: then only
+    /// ``IoTCore/IngestSubmission/Sender/device(_:)`` submissions are taken).
+    public let gateway: DefaultIngestGateway
     /// The access scope of ``tenant``.
     public var scope: AccessScope { .tenant(Self.tenant) }
     private let running = Mutex<(group: ServiceGroup, task: Task<Void, any Error>)?>(nil)
@@ -55,11 +59,13 @@ public final class IngestHarness: Sendable {
     ///   - configuration: the ingestor's configuration.
     ///   - journal, points, registry: stores to reuse (a restart test passes the same ones twice).
     ///   - systemClock: the ingestor stamps and waits on the system clock instead of ``clock``.
+    ///   - authenticator: what ``gateway`` resolves credentials with.
     ///   - start: run the ingestor now (``start(_:)`` later otherwise).
     public init(
         policy: IngestPolicy = IngestPolicy(), configuration: Ingestor.Configuration = .init(),
         journal: InMemoryJournal = InMemoryJournal(), points: InMemoryPointStore = InMemoryPointStore(),
-        registry: InMemoryRegistryStore = InMemoryRegistryStore(), systemClock: Bool = false, start: Bool = true
+        registry: InMemoryRegistryStore = InMemoryRegistryStore(), systemClock: Bool = false,
+        authenticator: (any DeviceAuthenticator)? = nil, start: Bool = true
     ) async throws {
         self.journal = journal
         self.points = points
@@ -76,6 +82,7 @@ public final class IngestHarness: Sendable {
         ingestor = Ingestor(
             configuration: configuration, journal: journal, pointStore: points, registry: registry,
             clock: systemClock ? SystemClock() : clock, logger: Logger(label: "iot.test.ingest"))
+        gateway = DefaultIngestGateway(ingestor: ingestor, authenticator: authenticator)
         if start { try await self.start() }
     }
 
@@ -137,14 +144,19 @@ public final class IngestHarness: Sendable {
         InboundMessage(transport: "test", deviceUID: device, text: text)
     }
 
-    /// Ingests `text` from `device` through `parser`, as a transport would; returns the receipt.
+    /// Submits `text` from `device` through `parser` to ``gateway``, as a transport would; returns the
+    /// receipt.
+    ///
+    /// - Throws: the refusal's error.
     @discardableResult
     public func send(_ text: String, parser: any Parser = JSONParser(), device: String = "t-1") async throws(IoTError)
         -> Receipt
     {
-        try await ingestor.ingest(
-            message(text, device: device), parser: parser,
-            identity: DeviceIdentity(tenant: Self.tenant, deviceUID: device))
+        try await gateway.submit(
+            .message(
+                message(text, device: device), parser: parser,
+                from: .device(DeviceIdentity(tenant: Self.tenant, deviceUID: device)))
+        ).result.get()
     }
 
     /// Waits until the ingestor's queue is empty (everything acknowledged is committed).

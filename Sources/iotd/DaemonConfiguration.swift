@@ -24,6 +24,8 @@ struct DaemonConfiguration: Codable, Sendable {
         var registryCacheMillis: Int64?
         /// Per-device rate limit of every transport, `"100:1,2000:60"`.
         var rateLimit: String?
+        /// How long every listener reuses a successful credential lookup (0–1000 ms, default 1000).
+        var authenticationCacheMillis: Int64?
     }
     struct HTTP: Codable, Sendable {
         var host: String?
@@ -31,6 +33,7 @@ struct DaemonConfiguration: Codable, Sendable {
         var maxBodyBytes: Int?
         /// The older place of `ingest.rateLimit` (it covered HTTP only); used when `ingest.rateLimit` is absent.
         var rateLimit: String?
+        /// The older place of `ingest.authenticationCacheMillis`; used when that is absent.
         var authenticationCacheMillis: Int64?
         var tls: TLS?
         var limits: ListenerLimits?
@@ -40,6 +43,7 @@ struct DaemonConfiguration: Codable, Sendable {
         var host: String?
         var port: Int?
         var maxBodyBytes: Int?
+        /// The older place of `ingest.authenticationCacheMillis`; used when that and `http.…` are absent.
         var authenticationCacheMillis: Int64?
         var dtls: DTLS?
         /// Resources observed on devices from the start (more through `/api/v1/coap/observations`).
@@ -206,6 +210,15 @@ extension DaemonConfiguration {
         return c
     }
 
+    /// The front door every listener submits to. A valid credential is remembered for up to a second: one
+    /// SQLite lookup per device and second instead of one per request; a revoked one stops working within
+    /// that second.
+    var gatewayConfiguration: DefaultIngestGateway.Configuration {
+        DefaultIngestGateway.Configuration(
+            authenticationCacheMillis: ingest?.authenticationCacheMillis ?? http?.authenticationCacheMillis
+                ?? coap?.authenticationCacheMillis ?? 1_000)
+    }
+
     /// The CoAP listener's configuration, or `nil` without a `coap:` section.
     var coapConfiguration: CoAPTransport.Configuration? {
         guard let coap else { return nil }
@@ -213,7 +226,6 @@ extension DaemonConfiguration {
         if let v = coap.host { c.host = v }
         if let v = coap.port { c.port = v }
         if let v = coap.maxBodyBytes { c.maxBodyBytes = v }
-        if let v = coap.authenticationCacheMillis { c.authenticationCacheMillis = v }
         if let d = coap.dtls { c.dtls = .init(port: d.port ?? 5684, keys: d.keys, hint: d.hint ?? "iot") }
         return c
     }
@@ -232,9 +244,6 @@ extension DaemonConfiguration {
         if let v = http?.host { c.host = v }
         if let v = http?.port { c.port = v }
         if let v = http?.maxBodyBytes { c.maxBodyBytes = v }
-        // A valid token is remembered for up to a second: one SQLite lookup per device and second instead of
-        // one per request; a revoked token stops working within that second.
-        c.authenticationCacheMillis = http?.authenticationCacheMillis ?? 1_000
         c.tls = http?.tls?.listenerTLS
         if let v = http?.limits { c.limits = v }
         return c
@@ -353,8 +362,17 @@ extension DaemonConfiguration {
             }
         }
         for (key, value) in [
+            ("ingest.authenticationCacheMillis", ingest?.authenticationCacheMillis),
             ("http.authenticationCacheMillis", http?.authenticationCacheMillis),
             ("coap.authenticationCacheMillis", coap?.authenticationCacheMillis),
+        ] {
+            if let v = value, !(0...1_000).contains(v) {
+                try fail(
+                    key,
+                    "\(v) is out of range; use 0 (off) to 1000 ms (a revoked credential stops working within a second)")
+            }
+        }
+        for (key, value) in [
             ("ingest.retryAfterMillis", ingest?.retryAfterMillis),
             ("ingest.registryCacheMillis", ingest?.registryCacheMillis),
             ("coap.reregisterAfterMillis", coap?.reregisterAfterMillis),

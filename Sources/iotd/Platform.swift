@@ -99,10 +99,13 @@ struct Platform {
             registry: registry,
             clock: clock, observers: [rules, liveFeed], parsers: parsers, logger: logger)
         self.ingestor = ingestor
+        let gateway = DefaultIngestGateway(
+            ingestor: ingestor, authenticator: tokens, configuration: configuration.gatewayConfiguration, logger: logger
+        )
         http = HTTPIngestTransport(
-            configuration: configuration.httpConfiguration, ingestor: ingestor, authenticator: tokens, logger: logger)
+            configuration: configuration.httpConfiguration, gateway: gateway, tokenService: tokens, logger: logger)
         coap = configuration.coapConfiguration.map {
-            CoAPTransport(configuration: $0, ingestor: ingestor, authenticator: tokens, logger: logger)
+            CoAPTransport(configuration: $0, gateway: gateway, logger: logger)
         }
         // A listener's parser is looked up by name for each message: script parsers are registered after
         // this (ParserCatalog.load) and can be replaced at run time.
@@ -110,25 +113,25 @@ struct Platform {
         func parser(_ name: String?) -> any Parser { RegistryParser(name: name ?? "json", registry: parsers) }
         webSocket = configuration.webSocketConfiguration.map {
             WebSocketTransport(
-                configuration: $0, ingestor: ingestor, authenticator: tokens, sessions: sessions,
+                configuration: $0, gateway: gateway, sessions: sessions,
                 parser: parser(configuration.websocket?.parser), logger: logger)
         }
         tcp = (configuration.tcp ?? []).map { t in
             TCPTransport(
-                configuration: configuration.tcpConfiguration(t), ingestor: ingestor, authenticator: tokens,
+                configuration: configuration.tcpConfiguration(t), gateway: gateway,
                 sessions: sessions, parser: parser(t.parser), logger: logger)
         }
         if let section = configuration.modbus {
             modbus = try ModbusTransport(
-                configuration: configuration.modbusConfiguration, devices: section.devices ?? [], ingestor: ingestor,
+                configuration: configuration.modbusConfiguration, devices: section.devices ?? [], gateway: gateway,
                 clock: clock, logger: logger)
         } else {
             modbus = nil
         }
         mqtt = MQTTClientManager(
-            configuration: configuration.mqttConfiguration, ingestor: ingestor, parsers: parsers, logger: logger)
+            configuration: configuration.mqttConfiguration, gateway: gateway, parsers: parsers, logger: logger)
         let coapObservations = CoAPObserverManager(
-            configuration: configuration.coapObserverConfiguration, ingestor: ingestor, logger: logger)
+            configuration: configuration.coapObserverConfiguration, gateway: gateway, logger: logger)
         self.coapObservations = coapObservations
         provisioners = try Self.brokerProvisioners(configuration.brokerAccounts, logger: logger)
         var brokerAccess: BrokerAccessControl?

@@ -226,7 +226,7 @@ import Testing
     @Test func theAuthenticationCacheReusesALookupForItsTTLOnly() async throws {
         let now = Mutex<Int64>(0)
         let h = try await HTTPHarness(
-            configuration: .init(port: 0, authenticationCacheMillis: 1_000),
+            configuration: .init(port: 0), authenticationCacheMillis: 1_000,
             authenticationCacheClock: { now.withLock { $0 } })
         let token = try await h.token()
         try await h.withClient { client in

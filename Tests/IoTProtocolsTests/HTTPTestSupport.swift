@@ -35,6 +35,7 @@ final class HTTPHarness: Sendable {
         points: any PointStore = InMemoryPointStore(),
         startIngestor: Bool = true,
         rateLimitClock: (@Sendable () -> Int64)? = nil,
+        authenticationCacheMillis: Int64 = 0,
         authenticationCacheClock: (@Sendable () -> Int64)? = nil
     ) async throws {
         self.points = points
@@ -53,9 +54,12 @@ final class HTTPHarness: Sendable {
             clock: ManualClock(now: 1_700_000_000_000), observers: [], parsers: nil, rateLimitClock: rateLimitClock,
             logger: Logger(label: "test"))
         self.ingestor = ingestor
+        let gateway = DefaultIngestGateway(
+            ingestor: ingestor, authenticator: auth,
+            configuration: .init(authenticationCacheMillis: authenticationCacheMillis),
+            cacheClock: authenticationCacheClock, logger: Logger(label: "test"))
         let transport = HTTPIngestTransport(
-            configuration: configuration, ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"),
-            authenticationCacheClock: authenticationCacheClock)
+            configuration: configuration, gateway: gateway, logger: Logger(label: "test"))
         self.transport = transport
         // As iotd runs them: one ServiceGroup, stopped by graceful shutdown.
         let group = ServiceGroup(

@@ -1,11 +1,10 @@
-package import IoTCore
 import Synchronization
 
 /// Remembers successful token lookups for a short time, so a device that posts often costs one
 /// authenticator lookup per TTL instead of one per request.
 ///
 /// Only successes are cached (an unknown token is looked up every time), and a revoked token keeps
-/// working for at most the TTL: keep it at or below one second to honour the ``IoTCore/DeviceAuthenticator``
+/// working for at most the TTL: keep it at or below one second to honour the ``DeviceAuthenticator``
 /// contract. At most `capacity` tokens are held; when full, expired entries are dropped, and if none
 /// expired, everything is.
 package final class AuthenticationCache: Sendable {

@@ -6,15 +6,16 @@ import Synchronization
 /// The ingest pipeline: message → parser → resolve device and signals → convert and validate → stamp
 /// server time → ``Journal`` → ``Receipt`` → batched commit to the ``PointStore``.
 ///
-/// Transports call ``ingest(_:parser:identity:)`` and acknowledge the device only when it returns a
-/// receipt; the ingestor's own ``run()`` (it is a `Service`) replays the journal on start and then
-/// commits journaled messages to the point store in batches.
+/// Transports do not call it: they submit to an ``IngestGateway`` (``DefaultIngestGateway`` over this
+/// ingestor), which authenticates, picks the parser and counts refusals, and acknowledge the device only
+/// when it answers ``IngestOutcome/stored(_:_:)``. The ingestor's own ``run()`` (it is a `Service`) replays
+/// the journal on start and then commits journaled messages to the point store in batches.
 ///
 /// ```swift
 /// let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: logger)
-/// let group = ServiceGroup(services: [ingestor, httpTransport], logger: logger)
-/// // in a transport:
-/// let receipt = try await ingestor.ingest(message, parser: JSONParser(), identity: device)
+/// let gateway = DefaultIngestGateway(ingestor: ingestor, authenticator: tokens)
+/// let http = HTTPIngestTransport(configuration: .init(port: 8080), gateway: gateway)
+/// let group = ServiceGroup(services: [ingestor, http], logger: logger)
 /// ```
 ///
 /// Accounting: every message ends in exactly one counter of ``statistics``:
@@ -212,7 +213,7 @@ public final class Ingestor: Service {
     ///   ``IoTError/Code/malformedPayload``, ``IoTError/Code/unknownDevice``,
     ///   ``IoTError/Code/unknownSignal``, ``IoTError/Code/invalidValue`` (rejected and counted), or
     ///   ``IoTError/Code/journal`` (the journal cannot be written).
-    public func ingest(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) async throws(IoTError)
+    package func ingest(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) async throws(IoTError)
         -> Receipt
     {
         var message = stamped(message, identity)
@@ -236,7 +237,7 @@ public final class Ingestor: Service {
     /// The name of the parser the sender's product names (``Product/parser``), or `nil` when it names
     /// none or this ingestor has no ``ParserRegistry``. A transport that chooses a parser by content
     /// type asks this before refusing a type it does not know: the product's parser decides instead.
-    public func productParserName(for identity: DeviceIdentity) async throws(IoTError) -> String? {
+    package func productParserName(for identity: DeviceIdentity) async throws(IoTError) -> String? {
         guard parsers != nil else { return nil }
         do {
             return try await directory.device(identity)?.parser
@@ -262,50 +263,16 @@ public final class Ingestor: Service {
         return named
     }
 
-    /// Journals records that a transport decoded itself (a Modbus poller, a custom transport).
-    public func ingest(_ records: [DeviceRecord], transport: String, identity: DeviceIdentity) async throws(IoTError)
-        -> Receipt
+    /// Journals records that a transport decoded itself (a Modbus poller, a custom transport), received at
+    /// `receivedAt` (the clock's now when `nil`).
+    package func ingest(
+        _ records: [DeviceRecord], transport: String, receivedAt: Int64? = nil, identity: DeviceIdentity
+    )
+        async throws(IoTError) -> Receipt
     {
         accounting.received(transport)
-        return try await accept(records, transport: transport, receivedAt: clock.now(), identity: identity)
-    }
-
-    /// ``ingest(_:transport:identity:)`` for several devices' records at once (a poll thread's batch):
-    /// the items whose tenant and devices are cached are resolved on the calling task and go to the
-    /// journal in one write when the journal is a ``BatchJournal``; any other item takes the `async` path
-    /// in its place, so the journal keeps the items' order. Returns one result per item, in order; each
-    /// item is counted as one message.
-    public func ingest(_ items: [(identity: DeviceIdentity, records: [DeviceRecord])], transport: String) async
-        -> [Result<Receipt, IoTError>]
-    {
-        var results = [Result<Receipt, IoTError>?](repeating: nil, count: items.count)
-        var ready: [Resolved] = []
-        func flush() { journal(&ready) { results[$0] = $1 } }
-        for (i, item) in items.enumerated() {
-            do throws(IoTError) {
-                if isReady {
-                    try checkRecordCount(item.records.count)
-                    if let points = try resolveCached(item.records, receivedAt: clock.now(), identity: item.identity) {
-                        try admit(item.identity)
-                        ready.append((i, points, item.records.count, transport, item.identity))
-                        continue
-                    }
-                }
-            } catch {
-                accounting.received(transport)
-                accounting.rejected(transport, error.code.name)
-                results[i] = .failure(error)
-                continue
-            }
-            flush()  // keeps journal order
-            do {
-                results[i] = .success(try await ingest(item.records, transport: transport, identity: item.identity))
-            } catch {
-                results[i] = .failure(error)
-            }
-        }
-        flush()
-        return results.map { $0! }
+        return try await accept(
+            records, transport: transport, receivedAt: receivedAt ?? clock.now(), identity: identity)
     }
 
     /// The blocking form of ``ingest(_:parser:identity:)`` for threads that are not part of Swift's
@@ -315,25 +282,15 @@ public final class Ingestor: Service {
     /// When the sender's tenant and devices are in the ingestor's cache (every message after a device's
     /// first, within ``Configuration/registryCacheMillis``), the whole pipeline runs on the calling thread
     /// with no task hop; otherwise it waits for a task that runs ``ingest(_:parser:identity:)``.
-    public func ingestBlocking(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) throws(IoTError)
+    package func ingestBlocking(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity)
+        throws(IoTError)
         -> Receipt
     {
         let message = stamped(message, identity)
         if let receipt = try ingestCached(message, parser: parser, identity: identity) { return receipt }
-        let box = Mutex<Result<Receipt, IoTError>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        Task { [message] in
-            let r: Result<Receipt, IoTError>
-            do throws(IoTError) {
-                r = .success(try await self.ingest(message, parser: parser, identity: identity))
-            } catch {
-                r = .failure(error)
-            }
-            box.withLock { $0 = r }
-            done.signal()
+        return try waitForTask { () async throws(IoTError) in
+            try await self.ingest(message, parser: parser, identity: identity)
         }
-        done.wait()
-        return try box.withLock { $0! }.get()
     }
 
     /// The non-waiting form of ``ingest(_:parser:identity:)`` for an I/O thread that must never wait for a
@@ -343,7 +300,8 @@ public final class Ingestor: Service {
     /// task, which loads what is missing. The only wait is the journal's own write.
     ///
     /// - Throws: as ``ingest(_:parser:identity:)``; a rejection is counted.
-    public func ingestIfCached(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) throws(IoTError)
+    package func ingestIfCached(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity)
+        throws(IoTError)
         -> Receipt?
     {
         try ingestCached(stamped(message, identity), parser: parser, identity: identity)
@@ -410,20 +368,33 @@ public final class Ingestor: Service {
         }
     }
 
-    /// A message for ``ingestBlocking(_:)``.
-    public struct BlockingItem: Sendable {
-        /// What the transport received.
-        public var message: InboundMessage
-        /// The parser for it.
-        public var parser: any Parser
+    /// A message, or records a transport decoded, for ``ingestBlocking(_:)``.
+    package struct BlockingItem: Sendable {
+        enum Content {
+            case message(InboundMessage, parser: any Parser)
+            case records([DeviceRecord], transport: String, receivedAt: Int64?)
+        }
+        let content: Content
         /// The authenticated sender.
-        public var identity: DeviceIdentity
+        package let identity: DeviceIdentity
 
-        /// Creates an item.
-        public init(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) {
-            self.message = message
-            self.parser = parser
+        /// A message for `parser`.
+        package init(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) {
+            self.content = .message(message, parser: parser)
             self.identity = identity
+        }
+
+        /// Records decoded by `transport`, received at `receivedAt` (the clock's now when `nil`).
+        package init(records: [DeviceRecord], transport: String, receivedAt: Int64?, identity: DeviceIdentity) {
+            self.content = .records(records, transport: transport, receivedAt: receivedAt)
+            self.identity = identity
+        }
+
+        var transport: String {
+            switch content {
+            case .message(let message, _): message.transport
+            case .records(_, let transport, _): transport
+            }
         }
     }
 
@@ -433,7 +404,7 @@ public final class Ingestor: Service {
     /// ``ingest(_:parser:identity:)``. Once one message meets back-pressure, every later one fails with it
     /// too, so a caller that retries from the first failure keeps the messages in order. Never call it
     /// from an `async` context.
-    public func ingestBlocking(_ items: [BlockingItem]) -> [Result<Receipt, IoTError>] {
+    package func ingestBlocking(_ items: [BlockingItem]) -> [Result<Receipt, IoTError>] {
         var results = [Result<Receipt, IoTError>?](repeating: nil, count: items.count)
         var ready: [Resolved] = []
         var blocked: IoTError?
@@ -444,24 +415,40 @@ public final class Ingestor: Service {
         func flush() { journal(&ready) { note($1, at: $0) } }
         for (i, item) in items.enumerated() {
             if let blocked {
-                results[i] = .failure(droppedBehind(blocked, item.message.transport))
+                results[i] = .failure(droppedBehind(blocked, item.transport))
                 continue
             }
-            let message = stamped(item.message, item.identity)
             do throws(IoTError) {
-                switch try prepareCached(message, parser: item.parser, identity: item.identity) {
+                let prepared: Prepared
+                let slow: () throws(IoTError) -> Receipt
+                switch item.content {
+                case .message(let message, let parser):
+                    let message = stamped(message, item.identity)
+                    prepared = try prepareCached(message, parser: parser, identity: item.identity)
+                    slow = { () throws(IoTError) in
+                        try self.ingestBlocking(message, parser: parser, identity: item.identity)
+                    }
+                case .records(let records, let transport, let receivedAt):
+                    let receivedAt = receivedAt ?? clock.now()
+                    prepared = try prepareCached(
+                        records, transport: transport, receivedAt: receivedAt, identity: item.identity)
+                    slow = { () throws(IoTError) in
+                        try self.waitForTask { () async throws(IoTError) in
+                            try await self.ingest(
+                                records, transport: transport, receivedAt: receivedAt, identity: item.identity)
+                        }
+                    }
+                }
+                switch prepared {
                 case .ready(let points, let records):
-                    ready.append((i, points, records, message.transport, item.identity))
+                    ready.append((i, points, records, item.transport, item.identity))
                 case .miss:
                     flush()  // keeps journal order
                     if let blocked {
-                        results[i] = .failure(droppedBehind(blocked, message.transport))
+                        results[i] = .failure(droppedBehind(blocked, item.transport))
                         continue
                     }
-                    note(
-                        Result { () throws(IoTError) in
-                            try self.ingestBlocking(message, parser: item.parser, identity: item.identity)
-                        }, at: i)
+                    note(Result(catching: slow), at: i)
                 }
             } catch {
                 results[i] = .failure(error)
@@ -469,6 +456,48 @@ public final class Ingestor: Service {
         }
         flush()
         return results.map { $0! }
+    }
+
+    /// Decoded records resolved from cached registry data, ready for the journal, or a miss (nothing
+    /// counted). A rejection is counted (received and rejected) and thrown.
+    private func prepareCached(
+        _ records: [DeviceRecord], transport: String, receivedAt: Int64, identity: DeviceIdentity
+    )
+        throws(IoTError) -> Prepared
+    {
+        guard isReady else { return .miss }
+        do throws(IoTError) {
+            try checkRecordCount(records.count)
+            guard let points = try resolveCached(records, receivedAt: receivedAt, identity: identity) else {
+                return .miss
+            }
+            try admit(identity)
+            return .ready(points: points, records: records.count)
+        } catch {
+            accounting.received(transport)
+            accounting.rejected(transport, error.code.name)
+            throw error
+        }
+    }
+
+    /// Runs `body` on a task and blocks the calling thread (not one of the cooperative pool's) until it ends.
+    private func waitForTask<T: Sendable>(_ body: @escaping @Sendable () async throws(IoTError) -> T) throws(IoTError)
+        -> T
+    {
+        let box = Mutex<Result<T, IoTError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let r: Result<T, IoTError>
+            do throws(IoTError) {
+                r = .success(try await body())
+            } catch {
+                r = .failure(error)
+            }
+            box.withLock { $0 = r }
+            done.signal()
+        }
+        done.wait()
+        return try box.withLock { $0! }.get()
     }
 
     /// A message of a batch resolved from cached registry data and waiting for the batch's journal write;
@@ -655,14 +684,5 @@ public final class Ingestor: Service {
             }
             if now { c.resume() }
         }
-    }
-}
-
-extension Ingestor {
-    /// Counts a message that a transport rejected before it could be ingested (oversize frame, failed
-    /// authentication), so the accounting identity still covers every message received.
-    public func recordRejected(transport: String, error: IoTError) {
-        accounting.received(transport)
-        accounting.rejected(transport, error.code.name)
     }
 }

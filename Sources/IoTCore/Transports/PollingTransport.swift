@@ -6,8 +6,8 @@ import Synchronization
 /// endpoint on a PLC, a file in `/sys`.
 ///
 /// Override ``poll()``; the base class owns the schedule (fixed rate, no drift, missed ticks skipped
-/// rather than piled up), a timeout per poll, exponential backoff while the device fails, and handing the
-/// records to the ``Ingestor``.
+/// rather than piled up), a timeout per poll, exponential backoff while the device fails, and submitting
+/// the records to the ``IngestGateway`` as the device's.
 ///
 /// ```swift
 /// final class LoadAverage: PollingTransport, @unchecked Sendable {
@@ -95,7 +95,7 @@ open class PollingTransport: Transport, @unchecked Sendable {
     /// Schedule, timeout, backoff.
     public let configuration: Configuration
     /// Where records go.
-    public let ingestor: Ingestor
+    public let gateway: any IngestGateway
     /// The clock that drives the schedule.
     public let clock: any IoTClock
     /// The logger, with the device in its metadata.
@@ -104,13 +104,29 @@ open class PollingTransport: Transport, @unchecked Sendable {
 
     /// Creates a poller for one device.
     public init(
+        name: String, identity: DeviceIdentity, configuration: Configuration = Configuration(),
+        gateway: any IngestGateway, clock: any IoTClock = SystemClock(), logger: Logger = Logger(label: "iot.poller")
+    ) {
+        self.name = name
+        self.identity = identity
+        self.configuration = configuration
+        self.gateway = gateway
+        self.clock = clock
+        var logger = logger
+        logger[metadataKey: "device"] = "\(identity)"
+        self.logger = logger
+    }
+
+    /// Creates a poller for one device that submits to a ``DefaultIngestGateway`` over `ingestor` (its
+    /// records are the device's own: no credential to check).
+    public init(
         name: String, identity: DeviceIdentity, configuration: Configuration = Configuration(), ingestor: Ingestor,
         clock: any IoTClock = SystemClock(), logger: Logger = Logger(label: "iot.poller")
     ) {
         self.name = name
         self.identity = identity
         self.configuration = configuration
-        self.ingestor = ingestor
+        self.gateway = DefaultIngestGateway(ingestor: ingestor)
         self.clock = clock
         var logger = logger
         logger[metadataKey: "device"] = "\(identity)"
@@ -235,7 +251,7 @@ open class PollingTransport: Transport, @unchecked Sendable {
             let accepted = await retryingBackpressure(limitMillis: configuration.backpressureRetryMillis, clock: clock)
             {
                 () throws(IoTError) -> Receipt in
-                try await ingestor.ingest(records, transport: name, identity: identity)
+                try await gateway.submit(.records(records, transport: name, from: identity)).result.get()
             }
             if case .failure(let error) = accepted {
                 logger.warning("poll result not accepted", metadata: ["error": "\(error)"])

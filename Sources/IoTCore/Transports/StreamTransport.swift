@@ -5,8 +5,8 @@ import ServiceLifecycle
 ///
 /// Override ``connect()`` to open the stream, and optionally the framing (``nextFrame(from:)``, newline-
 /// delimited by default), the decoding (``decode(_:)``, the frame as the payload by default) and the
-/// acknowledgement (``acknowledgement(for:)``, none by default). The base class reads, frames, hands
-/// each message to the ``Ingestor``, writes the acknowledgement only after the journal receipt,
+/// acknowledgement (``acknowledgement(for:)``, none by default). The base class reads, frames, submits
+/// each message to the ``IngestGateway`` as its device's, writes the acknowledgement only after the journal receipt,
 /// rejects oversize frames without losing the stream, and reconnects with backoff.
 ///
 /// ```swift
@@ -65,7 +65,7 @@ open class StreamTransport: Transport, @unchecked Sendable {
     /// Limits and reconnection.
     public let configuration: Configuration
     /// Where messages go.
-    public let ingestor: Ingestor
+    public let gateway: any IngestGateway
     /// The clock for reconnection delays.
     public let clock: any IoTClock
     /// The logger.
@@ -74,13 +74,28 @@ open class StreamTransport: Transport, @unchecked Sendable {
     /// Creates a stream transport for one device.
     public init(
         name: String, identity: DeviceIdentity, parser: any Parser, configuration: Configuration = Configuration(),
+        gateway: any IngestGateway, clock: any IoTClock = SystemClock(), logger: Logger = Logger(label: "iot.stream")
+    ) {
+        self.name = name
+        self.identity = identity
+        self.parser = parser
+        self.configuration = configuration
+        self.gateway = gateway
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// Creates a stream transport for one device that submits to a ``DefaultIngestGateway`` over
+    /// `ingestor` (its messages are the device's own: no credential to check).
+    public init(
+        name: String, identity: DeviceIdentity, parser: any Parser, configuration: Configuration = Configuration(),
         ingestor: Ingestor, clock: any IoTClock = SystemClock(), logger: Logger = Logger(label: "iot.stream")
     ) {
         self.name = name
         self.identity = identity
         self.parser = parser
         self.configuration = configuration
-        self.ingestor = ingestor
+        self.gateway = DefaultIngestGateway(ingestor: ingestor)
         self.clock = clock
         self.logger = logger
     }
@@ -173,7 +188,7 @@ open class StreamTransport: Transport, @unchecked Sendable {
                 do {
                     frame = try nextFrame(from: &buffer)
                 } catch {
-                    ingestor.recordRejected(transport: name, error: error)
+                    await refuse(error, identity)
                     try await reply(.failure(error), on: stream)
                     buffer.removeAll(keepingCapacity: true)
                     break
@@ -183,7 +198,7 @@ open class StreamTransport: Transport, @unchecked Sendable {
                         let error = IoTError(
                             .payloadTooLarge,
                             "frame of \(total) bytes exceeds \(configuration.maxFrameBytes); the connection is closed")
-                        ingestor.recordRejected(transport: name, error: error)
+                        await refuse(error, identity)
                         try await reply(.failure(error), on: stream)
                         return
                     }
@@ -191,7 +206,7 @@ open class StreamTransport: Transport, @unchecked Sendable {
                         let error = IoTError(
                             .payloadTooLarge,
                             "frame exceeds \(configuration.maxFrameBytes) bytes; it was skipped")
-                        ingestor.recordRejected(transport: name, error: error)
+                        await refuse(error, identity)
                         try await reply(.failure(error), on: stream)
                         skipping = true
                         continue
@@ -201,14 +216,14 @@ open class StreamTransport: Transport, @unchecked Sendable {
                 if frame.isEmpty {
                     // Only a subclass's nextFrame returns an empty frame (the default skips empty lines).
                     let error = IoTError.malformed("an empty message; send one message per frame")
-                    ingestor.recordRejected(transport: name, error: error)
+                    await refuse(error, identity)
                     try await reply(.failure(error), on: stream)
                     continue
                 }
                 if frame.count > configuration.maxFrameBytes {
                     let error = IoTError(
                         .payloadTooLarge, "frame of \(frame.count) bytes exceeds \(configuration.maxFrameBytes)")
-                    ingestor.recordRejected(transport: name, error: error)
+                    await refuse(error, identity)
                     try await reply(.failure(error), on: stream)
                     continue
                 }
@@ -216,7 +231,7 @@ open class StreamTransport: Transport, @unchecked Sendable {
                 do {
                     message = try decode(frame, identity: identity)
                 } catch {
-                    ingestor.recordRejected(transport: name, error: error)
+                    await refuse(error, identity)
                     try await reply(.failure(error), on: stream)
                     continue
                 }
@@ -225,15 +240,21 @@ open class StreamTransport: Transport, @unchecked Sendable {
         }
     }
 
-    /// Ingests `message`, retrying a back-pressure refusal for up to ``Configuration/backpressureRetryMillis``
-    /// (the caller reads nothing meanwhile). Every outcome is already counted by the ingestor.
+    /// Submits `message`, retrying a back-pressure refusal for up to ``Configuration/backpressureRetryMillis``
+    /// (the caller reads nothing meanwhile). Every outcome is already counted by the gateway.
     private func ingestRetryingBackpressure(
         _ message: InboundMessage, identity: DeviceIdentity
     ) async -> Result<Receipt, IoTError> {
-        await retryingBackpressure(limitMillis: configuration.backpressureRetryMillis, clock: clock) {
+        let submission = IngestSubmission.message(message, parser: parser, from: .device(identity))
+        return await retryingBackpressure(limitMillis: configuration.backpressureRetryMillis, clock: clock) {
             () throws(IoTError) -> Receipt in
-            try await ingestor.ingest(message, parser: parser, identity: identity)
+            try await gateway.submit(submission).result.get()
         }
+    }
+
+    /// Counts a frame refused before it became a message.
+    private func refuse(_ error: IoTError, _ identity: DeviceIdentity) async {
+        _ = await gateway.submit(.refused(error, transport: name, from: .device(identity)))
     }
 
     private func reply(_ result: Result<Receipt, IoTError>, on stream: any ByteStream) async throws {

@@ -139,6 +139,18 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
         try await resolve(credential)
     }
 
+    /// The key ``IoTCore/DefaultIngestGateway`` caches a success under: tokens and fingerprints by
+    /// themselves, a username and password by the SHA-256 digest of both (the password is never kept in
+    /// memory as a key).
+    public func cacheKey(for credential: DeviceCredential) -> String? {
+        switch credential {
+        case .usernamePassword(let username, let password):
+            "p:" + PasswordHasher.hex(Secrets.digest(username + "\u{0}" + password))
+        case .token(let token): "t:" + token
+        case .certificateFingerprint(let fingerprint), .clientCertificate(let fingerprint, _): "c:" + fingerprint
+        }
+    }
+
     /// Resolves a credential presented from `source`, counting failures against the source address.
     ///
     /// - Throws: ``IoTCore/IoTError/Code/rateLimited`` (with ``IoTCore/IoTError/retryAfterMillis``) while the

@@ -2,8 +2,8 @@ import CIoTCoAP
 import IoTCore
 
 /// Counts the DTLS handshakes that fail on the CoAP DTLS listener, as the TLS listeners count refused
-/// handshakes: each through the listener's refusal callback (``IoTCore/Ingestor/recordRejected(transport:error:)``
-/// with ``IoTCore/IoTError/Code/unauthorized``), once per handshake.
+/// handshakes: each through the listener's refusal callback (a refused submission to the
+/// ``IoTCore/IngestGateway`` with ``IoTCore/IoTError/Code/unauthorized``), once per handshake.
 ///
 /// libcoap 4.3.1 reports a new DTLS session on its first ClientHello (`COAP_EVENT_SERVER_SESSION_NEW`, the
 /// session of type "hello"), turns the same session into a server session once the client has answered the

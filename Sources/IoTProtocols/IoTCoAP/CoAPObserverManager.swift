@@ -63,7 +63,7 @@ public final class CoAPObserverManager: Service, Sendable {
 
     /// The configuration in force.
     public let configuration: Configuration
-    let ingestor: Ingestor
+    let gateway: any IngestGateway
     let logger: Logger
     private let shared = Mutex(Shared())
     /// A non-blocking pipe that wakes the I/O thread's `poll`.
@@ -71,12 +71,22 @@ public final class CoAPObserverManager: Service, Sendable {
     private let jsonParser = JSONParser()
     private let senmlParser = SenMLParser()
 
-    /// Creates a manager; observations start once ``run()`` runs.
-    public init(
+    /// A manager whose notifications go to a ``IoTCore/DefaultIngestGateway`` over `ingestor`.
+    public convenience init(
         configuration: Configuration = .init(), ingestor: Ingestor, logger: Logger = Logger(label: "iot.coap.observe")
     ) {
+        self.init(configuration: configuration, gateway: DefaultIngestGateway(ingestor: ingestor), logger: logger)
+    }
+
+    /// Creates a manager; observations start once ``run()`` runs.
+    ///
+    /// - Parameter gateway: where notifications go, as the observed device's.
+    public init(
+        configuration: Configuration = .init(), gateway: any IngestGateway,
+        logger: Logger = Logger(label: "iot.coap.observe")
+    ) {
         self.configuration = configuration
-        self.ingestor = ingestor
+        self.gateway = gateway
         self.logger = logger
         self.wakeFD = makeWakePipe()
     }
@@ -348,7 +358,9 @@ public final class CoAPObserverManager: Service, Sendable {
             contentType: CoAPContentFormat.mediaType(format), payload: payload)
         let parser: any Parser = format == CoAPContentFormat.senmlJSON ? senmlParser : jsonParser
         do {
-            _ = try ingestor.ingestBlocking(message, parser: parser, identity: observation.spec.identity)
+            _ = try gateway.submitBlocking(
+                [.message(message, parser: parser, from: .device(observation.spec.identity))], onCacheMiss: .wait
+            )[0].result.get()
             update(id) {
                 $0.state = "observing"
                 $0.notifications += 1

@@ -19,9 +19,6 @@ extension CoAPTransport {
         /// The largest request body accepted, in bytes, after block-wise (Block1) reassembly; larger requests
         /// get 4.13. Default 64 KiB.
         public var maxBodyBytes: Int
-        /// How long a successful token lookup is reused, in milliseconds; `0` asks the authenticator on every
-        /// request. Default `1000` (a revoked token stops working within a second).
-        public var authenticationCacheMillis: Int64
         /// Requests handed to the ingestor and not yet answered, at most; past it a request gets 5.03 with
         /// Max-Age. Default 4 096.
         public var maxPendingRequests: Int
@@ -58,7 +55,6 @@ extension CoAPTransport {
             port: Int? = 5683,
             dtls: DTLS? = nil,
             maxBodyBytes: Int = 64 * 1024,
-            authenticationCacheMillis: Int64 = 1_000,
             maxPendingRequests: Int = 4_096,
             shutdownGraceMillis: Int = 2_000
         ) {
@@ -66,7 +62,6 @@ extension CoAPTransport {
             self.port = port
             self.dtls = dtls
             self.maxBodyBytes = maxBodyBytes
-            self.authenticationCacheMillis = authenticationCacheMillis
             self.maxPendingRequests = maxPendingRequests
             self.shutdownGraceMillis = shutdownGraceMillis
         }
@@ -99,10 +94,6 @@ extension CoAPTransport {
             }
             guard maxBodyBytes > 0 else {
                 throw IoTError(.invalidArgument, "CoAP maxBodyBytes must be positive, e.g. 65536")
-            }
-            guard authenticationCacheMillis >= 0 else {
-                throw IoTError(
-                    .invalidArgument, "CoAP authenticationCacheMillis must be 0 (off) or positive, e.g. 1000")
             }
             guard maxPendingRequests > 0 else {
                 throw IoTError(.invalidArgument, "CoAP maxPendingRequests must be positive, e.g. 4096")

@@ -22,21 +22,19 @@ import ServiceLifecycle
 /// 50): 4.00 (malformed payload, invalid value, unknown signal), 4.01 (no or unknown token), 4.04 (unknown
 /// resource or device), 4.13 (body over the limit), 4.15 (unsupported Content-Format), 4.29 and 5.03 with
 /// Max-Age (retry later: rate limit, back-pressure, shutdown), 5.00 (journal or storage failure). Requests
-/// refused before the ingestor saw them are counted through
-/// ``IoTCore/Ingestor/recordRejected(transport:error:)``.
+/// refused before they held a message are submitted to the gateway as refusals, so every request is counted.
 ///
 /// With ``Configuration/dtls`` the listener also serves `coaps://` with pre-shared keys.
 ///
-/// libcoap's I/O runs on one dedicated thread. A request from a device whose token (within
-/// ``Configuration/authenticationCacheMillis``) and registry data are cached goes through the ingestor on
-/// that thread and is answered at once; the first request of a device, and any request whose body needs a
+/// libcoap's I/O runs on one dedicated thread. A request from a device whose token (in the gateway's
+/// credential cache) and registry data are cached goes through the gateway on that thread
+/// (``IoTCore/IngestGateway/submitBlocking(_:onCacheMiss:)``, deferring misses) and is answered at once; the first request of a device, and any request whose body needs a
 /// product's parser, runs on a Swift task and is answered as a CoAP separate response when the receipt
 /// arrives, so the I/O thread never waits for the registry or the authenticator.
 ///
 /// ```swift
-/// let coap = CoAPTransport(
-///     configuration: .init(host: "0.0.0.0", port: 5683),
-///     ingestor: ingestor, authenticator: TokenAuthenticator(credentials: credentials), logger: logger)
+/// let gateway = DefaultIngestGateway(ingestor: ingestor, authenticator: TokenAuthenticator(credentials: credentials))
+/// let coap = CoAPTransport(configuration: .init(host: "0.0.0.0", port: 5683), gateway: gateway, logger: logger)
 /// let group = ServiceGroup(services: [ingestor, coap], gracefulShutdownSignals: [.sigterm], logger: logger)
 /// try await group.run()
 /// // coap-client-notls -m post -t 50 -e '{"temp":21.5}' coap://127.0.0.1/api/v1/$TOKEN/telemetry
@@ -44,10 +42,8 @@ import ServiceLifecycle
 public final class CoAPTransport: Transport {
     /// The configuration in force.
     public let configuration: Configuration
-    let ingestor: Ingestor
-    let authenticator: any DeviceAuthenticator
+    let gateway: any IngestGateway
     let logger: Logger
-    let authenticationCache: AuthenticationCache?
     let udpPort = ListeningPort(component: "CoAP listener")
     let dtlsPort = ListeningPort(component: "CoAP DTLS listener")
     let jsonParser = JSONParser()
@@ -57,19 +53,30 @@ public final class CoAPTransport: Transport {
     public var name: String { "coap" }
 
     /// Creates the listener; nothing is bound until ``run()``.
+    ///
+    /// - Parameter gateway: where requests go (authentication with its cache, parsing, accounting).
     public init(
+        configuration: Configuration = .init(),
+        gateway: any IngestGateway,
+        logger: Logger = Logger(label: "iot.coap")
+    ) {
+        self.configuration = configuration
+        self.gateway = gateway
+        self.logger = logger
+    }
+
+    /// A listener with a ``IoTCore/DefaultIngestGateway`` of its own over `ingestor` and `authenticator`,
+    /// which remembers a token for a second.
+    public convenience init(
         configuration: Configuration = .init(),
         ingestor: Ingestor,
         authenticator: any DeviceAuthenticator,
         logger: Logger = Logger(label: "iot.coap")
     ) {
-        self.configuration = configuration
-        self.ingestor = ingestor
-        self.authenticator = authenticator
-        self.logger = logger
-        self.authenticationCache =
-            configuration.authenticationCacheMillis > 0
-            ? AuthenticationCache(ttlMillis: configuration.authenticationCacheMillis) : nil
+        self.init(
+            configuration: configuration,
+            gateway: DefaultIngestGateway(ingestor: ingestor, authenticator: authenticator),
+            logger: logger)
     }
 
     /// Serves until graceful shutdown or cancellation; returns once the I/O thread has stopped (after
@@ -85,13 +92,15 @@ public final class CoAPTransport: Transport {
             dtlsPort.stopped("its configuration is invalid: \(error.message)")
             throw error
         }
-        let ingestor = self.ingestor
+        let gateway = self.gateway
         let transport = name
         let server = CoAPServer(
             configuration: configuration, logger: logger, udpPort: udpPort, dtlsPort: dtlsPort,
             onRequestNow: { [self] incoming in self.ingestNow(incoming) },
             onRequest: { [self] incoming in await self.ingest(incoming) },
-            onRefused: { error in ingestor.recordRejected(transport: transport, error: error) })
+            onRefused: { error in
+                _ = gateway.submitBlocking([.refused(error, transport: transport)], onCacheMiss: .deferToAsync)
+            })
         server.start()
         // A bind failure ends the thread at once: report it instead of serving nothing.
         do {
@@ -123,87 +132,50 @@ public final class CoAPTransport: Transport {
         try await dtlsPort.wait()
     }
 
-    /// Authenticates, parses and journals one request; the reply the device gets.
+    /// Authenticates, parses and journals one request on a task; the reply the device gets.
     func ingest(_ incoming: CoAPIncoming) async -> CoAPReply {
-        let identity: DeviceIdentity
-        let credential = DeviceCredential.token(incoming.route.token)
-        let key = incoming.route.token  // the cache holds tokens only
-        if let cached = authenticationCache?.identity(for: key) {
-            identity = cached
-        } else {
-            do {
-                identity = try await authenticator.authenticate(
-                    credential, source: AuthenticationSource(transport: name, address: incoming.peer))
-                authenticationCache?.remember(identity, for: key)
-            } catch {
-                if error.code != .unauthorized {
-                    logger.error("device authentication failed", metadata: ["error": "\(error)"])
-                }
-                return refuse(error)
-            }
-        }
-        var parser: (any Parser)?
-        switch incoming.contentFormat {
-        case nil, CoAPContentFormat.json: parser = jsonParser
-        case CoAPContentFormat.senmlJSON: parser = senmlParser
-        default:
-            // A product that names its parser (a script reading CBOR or CSV) reads any format.
-            if (try? await ingestor.productParserName(for: identity)) != nil { parser = jsonParser }
-        }
-        guard let parser else {
-            return refuse(
-                IoTError(
-                    .malformedPayload,
-                    "Content-Format \(incoming.contentFormat ?? 0) is not supported; send 50 (application/json) or 110 (application/senml+json)"
-                ), code: 415)
-        }
-        do {
-            return .receipt(try await ingestor.ingest(message(incoming, identity), parser: parser, identity: identity))
-        } catch {
-            return failed(error, identity)
-        }
+        reply(await gateway.submit(submission(incoming)))
     }
 
     /// The request answered on the I/O thread, when its token, its device and the device's registry data
     /// are all cached and its body is JSON or SenML; `nil` sends it down ``ingest(_:)`` on a task instead.
     func ingestNow(_ incoming: CoAPIncoming) -> CoAPReply? {
-        guard let authenticationCache,
-            let identity = authenticationCache.identity(for: incoming.route.token)
-        else { return nil }
-        let parser: any Parser
+        let outcome = gateway.submitBlocking([submission(incoming)], onCacheMiss: .deferToAsync)[0]
+        if case .deferred = outcome { return nil }
+        return reply(outcome)
+    }
+
+    /// The request as a submission: JSON or SenML by its Content-Format, any other format for the
+    /// product's parser (a script reading CBOR or CSV) only.
+    private func submission(_ incoming: CoAPIncoming) -> IngestSubmission {
+        let message = InboundMessage(
+            transport: name, topic: incoming.path, contentType: CoAPContentFormat.mediaType(incoming.contentFormat),
+            payload: incoming.payload)
+        let sender = IngestSubmission.Sender.credential(.token(incoming.route.token), address: incoming.peer)
         switch incoming.contentFormat {
-        case nil, CoAPContentFormat.json: parser = jsonParser
-        case CoAPContentFormat.senmlJSON: parser = senmlParser
-        default: return nil
-        }
-        do {
-            guard
-                let receipt = try ingestor.ingestIfCached(
-                    message(incoming, identity), parser: parser, identity: identity)
-            else { return nil }
-            return .receipt(receipt)
-        } catch {
-            return failed(error, identity)
+        case nil, CoAPContentFormat.json: return .message(message, parser: jsonParser, from: sender)
+        case CoAPContentFormat.senmlJSON: return .message(message, parser: senmlParser, from: sender)
+        default:
+            return .foreignFormat(
+                message,
+                refusal: IoTError(
+                    .malformedPayload,
+                    "Content-Format \(incoming.contentFormat ?? 0) is not supported; send 50 (application/json) or 110 (application/senml+json)"
+                ), from: sender)
         }
     }
 
-    private func message(_ incoming: CoAPIncoming, _ identity: DeviceIdentity) -> InboundMessage {
-        InboundMessage(
-            transport: name, deviceUID: identity.deviceUID, topic: incoming.path,
-            contentType: CoAPContentFormat.mediaType(incoming.contentFormat), payload: incoming.payload)
-    }
-
-    /// The answer to a request the ingestor refused (and counted); a storage or journal failure is logged.
-    private func failed(_ error: IoTError, _ identity: DeviceIdentity) -> CoAPReply {
-        if CoAPReply.code(for: error) == 500 {
-            logger.error("ingest failed", metadata: ["error": "\(error)", "device": "\(identity)"])
+    /// The answer to an outcome; a storage or journal failure is logged.
+    private func reply(_ outcome: IngestOutcome) -> CoAPReply {
+        switch outcome {
+        case .stored(let receipt, _): return .receipt(receipt)
+        case .unsupportedFormat(let error): return .error(error, code: 415)
+        case .refused(let error):
+            if CoAPReply.code(for: error) == 500 {
+                logger.error("ingest failed", metadata: ["error": "\(error)"])
+            }
+            return .error(error)
+        case .deferred: return .error(IoTError(.unavailable, "the request was not handled; retry"))
         }
-        return .error(error)
-    }
-
-    /// Counts a request the ingestor never saw and builds its answer.
-    private func refuse(_ error: IoTError, code: Int? = nil) -> CoAPReply {
-        ingestor.recordRejected(transport: name, error: error)
-        return .error(error, code: code)
     }
 }

@@ -13,7 +13,7 @@ public import ServiceLifecycle
 /// here.
 ///
 /// ```swift
-/// let manager = MQTTClientManager(ingestor: ingestor, logger: logger)
+/// let manager = MQTTClientManager(gateway: gateway, logger: logger)
 /// let report = try await manager.create(spec)       // spec: MQTTClientSpec, e.g. decoded from JSON
 /// let all = await manager.list()
 /// try await manager.remove(id: spec.id)
@@ -89,7 +89,7 @@ public actor MQTTClientManager: Service {
 
     /// The configuration in force.
     public let configuration: Configuration
-    let ingestor: Ingestor
+    let gateway: any IngestGateway
     let parsers: ParserRegistry?
     let placement: any MQTTClientPlacement
     let logger: Logger
@@ -101,12 +101,29 @@ public actor MQTTClientManager: Service {
     private var lastSample = MQTTClock.millis()
 
     /// Creates a manager; its loop threads start at once, clients only when created.
+    ///
+    /// - Parameters:
+    ///   - gateway: where every client's messages go.
+    ///   - parsers: the parsers a client's subscriptions name.
+    public init(
+        configuration: Configuration = Configuration(), gateway: any IngestGateway, parsers: ParserRegistry? = nil,
+        placement: any MQTTClientPlacement = LocalPlacement(), logger: Logger = Logger(label: "iot.mqtt")
+    ) {
+        self.configuration = configuration
+        self.gateway = gateway
+        self.parsers = parsers
+        self.placement = placement
+        self.logger = logger
+        group = MQTTEventLoopGroup(threads: configuration.threads, name: "mqtt")
+    }
+
+    /// A manager whose clients submit to a ``IoTCore/DefaultIngestGateway`` over `ingestor`.
     public init(
         configuration: Configuration = Configuration(), ingestor: Ingestor, parsers: ParserRegistry? = nil,
         placement: any MQTTClientPlacement = LocalPlacement(), logger: Logger = Logger(label: "iot.mqtt")
     ) {
         self.configuration = configuration
-        self.ingestor = ingestor
+        self.gateway = DefaultIngestGateway(ingestor: ingestor)
         self.parsers = parsers
         self.placement = placement
         self.logger = logger
@@ -228,7 +245,7 @@ public actor MQTTClientManager: Service {
 
     private func makeTransport(_ spec: MQTTClientSpec) throws(IoTError) -> MQTTTransport {
         let configuration = try spec.transportConfiguration(parsers: parsers)
-        return try MQTTTransport(configuration: configuration, ingestor: ingestor, group: group, logger: logger)
+        return try MQTTTransport(configuration: configuration, gateway: gateway, group: group, logger: logger)
     }
 
     private func checkLimits(adding: Int) throws(IoTError) {

@@ -13,12 +13,12 @@ import Synchronization
 /// (``IoTCore/DeviceRecord/identificationCode``).
 ///
 /// The messages of one read pass on the loop thread (libmosquitto's `on_message` calls of one
-/// `mosquitto_loop_read` burst) go through ``IoTCore/Ingestor/ingestBlocking(_:)`` together, in one
+/// `mosquitto_loop_read` burst) go through ``IoTCore/IngestGateway/submitBlocking(_:onCacheMiss:)`` together, in one
 /// journal write, at the end of the pass and before its PUBACKs are written (see <doc:MQTTDurability>).
 /// Outcomes:
 /// - journaled: acknowledged;
 /// - rejected (malformed payload, unknown device or signal, topic that does not fit the template,
-///   payload over ``Configuration/maxPayloadBytes``): counted by the ingestor and acknowledged, so the
+///   payload over ``Configuration/maxPayloadBytes``): counted by the gateway and acknowledged, so the
 ///   broker does not send it again; other messages carry on;
 /// - back-pressure (the store is behind): the loop waits and retries, so reading from the broker pauses;
 /// - the journal fails or the ingestor shuts down: the connection is dropped before the PUBACK leaves,
@@ -30,7 +30,7 @@ import Synchronization
 ///         client: .init(host: "127.0.0.1", port: 1883, clientID: "iotd-ingest"),
 ///         tenant: "acme",
 ///         subscriptions: [try .init(template: "devices/{uid}/telemetry", qos: 1)]),
-///     ingestor: ingestor, logger: logger)
+///     gateway: DefaultIngestGateway(ingestor: ingestor), logger: logger)
 /// let group = ServiceGroup(services: [ingestor, mqtt], gracefulShutdownSignals: [.sigterm], logger: logger)
 /// try await group.run()
 /// ```
@@ -97,23 +97,26 @@ public final class MQTTTransport: Transport {
     /// The broker client: its ``MQTTClient/status``, and ``MQTTClient/publish(topic:payload:qos:retain:)``
     /// for downlink.
     public let client: MQTTClient
-    let ingestor: Ingestor
+    let gateway: any IngestGateway
     let logger: Logger
     let counterState = Mutex(Counters(stored: 0, rejected: 0, notAcknowledged: 0))
     let stopping = Atomic<Bool>(false)
     let starter = Mutex<Task<Void, Never>?>(nil)
     /// The messages of the current read pass (loop thread only), journaled at its end.
-    let pass = Mutex<[Ingestor.BlockingItem]>([])
+    let pass = Mutex<[IngestSubmission]>([])
 
     /// `"mqtt"`: the transport label of messages and counters.
     public var name: String { "mqtt" }
 
     /// Creates the transport; nothing connects before ``run()``.
     ///
-    /// - Parameter group: the loop threads to run on; `nil` gives the transport a thread of its own.
+    /// - Parameters:
+    ///   - gateway: where messages go; the broker has authenticated their senders (a topic's device, or the
+    ///     subscription for the tenant).
+    ///   - group: the loop threads to run on; `nil` gives the transport a thread of its own.
     /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for an invalid configuration.
     public init(
-        configuration: Configuration, ingestor: Ingestor, group: MQTTEventLoopGroup? = nil,
+        configuration: Configuration, gateway: any IngestGateway, group: MQTTEventLoopGroup? = nil,
         logger: Logger = Logger(label: "iot.mqtt")
     ) throws(IoTError) {
         guard !configuration.subscriptions.isEmpty else {
@@ -123,7 +126,7 @@ public final class MQTTTransport: Transport {
             throw IoTError(.invalidArgument, "maxPayloadBytes must be positive")
         }
         self.configuration = configuration
-        self.ingestor = ingestor
+        self.gateway = gateway
         self.logger = logger
         client = try MQTTClient(configuration: configuration.client, group: group, logger: logger)
         for sub in configuration.subscriptions {
@@ -132,6 +135,18 @@ public final class MQTTTransport: Transport {
             }
         }
         client.onReadPassEnd { [weak self] in self?.journalPass() }
+    }
+
+    /// A transport that submits to a ``IoTCore/DefaultIngestGateway`` over `ingestor`.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for an invalid configuration.
+    public convenience init(
+        configuration: Configuration, ingestor: Ingestor, group: MQTTEventLoopGroup? = nil,
+        logger: Logger = Logger(label: "iot.mqtt")
+    ) throws(IoTError) {
+        try self.init(
+            configuration: configuration, gateway: DefaultIngestGateway(ingestor: ingestor), group: group,
+            logger: logger)
     }
 
     /// What became of the messages received so far.
@@ -148,8 +163,8 @@ public final class MQTTTransport: Transport {
     /// Connects once the ingestor is ready (in the background) — for hosts that run the transport without
     /// a `ServiceGroup`, such as ``MQTTClientManager``.
     public func startIngest() {
-        let task = Task { [client, ingestor] in
-            while !ingestor.isReady {
+        let task = Task { [client, gateway] in
+            while !gateway.isReady {
                 if Task.isCancelled { return }
                 try? await Task.sleep(nanoseconds: 20_000_000)
             }
@@ -175,9 +190,8 @@ public final class MQTTTransport: Transport {
     /// Runs on the loop thread, inside libmosquitto's `on_message`.
     func ingest(_ m: MQTTMessage, _ sub: Subscription) {
         if m.payload.count > configuration.maxPayloadBytes {
-            ingestor.recordRejected(
-                transport: name,
-                error: IoTError(
+            refuse(
+                IoTError(
                     .payloadTooLarge,
                     "\(m.payload.count) bytes on '\(m.topic)' is over maxPayloadBytes (\(configuration.maxPayloadBytes))"
                 ))
@@ -187,9 +201,7 @@ public final class MQTTTransport: Transport {
         let uid: String
         if let template = sub.template {
             guard let named = template.deviceUID(in: m.topic) else {
-                ingestor.recordRejected(
-                    transport: name,
-                    error: IoTError(.invalidArgument, "topic '\(m.topic)' does not fit the template '\(template)'"))
+                refuse(IoTError(.invalidArgument, "topic '\(m.topic)' does not fit the template '\(template)'"))
                 counterState.withLock { $0.rejected += 1 }
                 return
             }
@@ -202,7 +214,12 @@ public final class MQTTTransport: Transport {
         // gateway. Without one the subscription itself is the sender (the broker's ACL decides who publishes
         // there), and its records may name any device of the tenant: an empty sender uid.
         let identity = DeviceIdentity(tenant: configuration.tenant, deviceUID: sub.template == nil ? "" : uid)
-        pass.withLock { $0.append(Ingestor.BlockingItem(message, parser: sub.parser, identity: identity)) }
+        pass.withLock { $0.append(.message(message, parser: sub.parser, from: .device(identity))) }
+    }
+
+    /// Counts a message refused before it was parsed (never waits).
+    private func refuse(_ error: IoTError) {
+        _ = gateway.submitBlocking([.refused(error, transport: name)], onCacheMiss: .deferToAsync)
     }
 
     /// Runs on the loop thread at the end of a read pass, before the pass's PUBACKs are written: journals
@@ -218,8 +235,8 @@ public final class MQTTTransport: Transport {
             var rejected = 0
             var retryFrom: Int?
             var failure: IoTError?
-            for (k, result) in ingestor.ingestBlocking(batch).enumerated() {
-                switch result {
+            for (k, outcome) in gateway.submitBlocking(batch, onCacheMiss: .wait).enumerated() {
+                switch outcome.result {
                 case .success: stored += 1
                 case .failure(let error):
                     switch error.code {
@@ -232,7 +249,7 @@ public final class MQTTTransport: Transport {
                         rejected += 1
                         logger.debug(
                             "MQTT message rejected",
-                            metadata: ["topic": "\(batch[k].message.topic ?? "")", "error": "\(error.message)"])
+                            metadata: ["topic": "\(batch[k].topic ?? "")", "error": "\(error.message)"])
                     }
                 }
             }
@@ -259,6 +276,16 @@ public final class MQTTTransport: Transport {
             batch.removeFirst(retryFrom)
             usleep(wait)
             wait = min(wait * 2, 200_000)
+        }
+    }
+}
+
+extension IngestSubmission {
+    /// The topic of a message submission, for logs.
+    fileprivate var topic: String? {
+        switch content {
+        case .message(let message, _), .foreignFormat(let message, _): message.topic
+        case .records, .refused: nil
         }
     }
 }

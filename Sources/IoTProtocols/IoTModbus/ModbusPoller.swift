@@ -29,7 +29,7 @@ public final class ModbusPoller: PollingTransport, @unchecked Sendable {
     private let checked: [Int]
 
     init(
-        device: ModbusDevice, connection: ModbusConnection, thread: ModbusIOThread, ingestor: Ingestor,
+        device: ModbusDevice, connection: ModbusConnection, thread: ModbusIOThread, gateway: any IngestGateway,
         clock: any IoTClock, logger: Logger
     ) {
         self.device = device
@@ -54,7 +54,7 @@ public final class ModbusPoller: PollingTransport, @unchecked Sendable {
             backoffMaxMillis: device.backoffMaxMillis,
             startDelayMillis: device.startDelayMillis)
         super.init(
-            name: "modbus", identity: device.identity, configuration: configuration, ingestor: ingestor, clock: clock,
+            name: "modbus", identity: device.identity, configuration: configuration, gateway: gateway, clock: clock,
             logger: logger)
     }
 

@@ -1,4 +1,5 @@
 public import IoTCore
+import IoTIO
 public import Logging
 import ServiceLifecycle
 import Synchronization
@@ -78,7 +79,7 @@ public final class ModbusTransport: Transport {
 
     /// The configuration in force.
     public let configuration: Configuration
-    let ingestor: Ingestor
+    let gateway: any IngestGateway
     let clock: any IoTClock
     let logger: Logger
     private let workers: [ModbusIOThread]
@@ -88,18 +89,31 @@ public final class ModbusTransport: Transport {
     /// `"modbus"`: the transport label of records and counters.
     public var name: String { "modbus" }
 
-    /// Creates the transport with its devices; polling starts in ``run()``.
+    /// A transport that submits to a ``IoTCore/DefaultIngestGateway`` over `ingestor`.
     ///
     /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for an invalid device or a duplicate identity.
-    public init(
+    public convenience init(
         configuration: Configuration = .init(), devices: [ModbusDevice] = [], ingestor: Ingestor,
         clock: any IoTClock = SystemClock(), logger: Logger = Logger(label: "iot.modbus")
     ) throws(IoTError) {
+        try self.init(
+            configuration: configuration, devices: devices, gateway: DefaultIngestGateway(ingestor: ingestor),
+            clock: clock, logger: logger)
+    }
+
+    /// Creates the transport with its devices; polling starts in ``run()``.
+    ///
+    /// - Parameter gateway: where polled records go, as their device's.
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for an invalid device or a duplicate identity.
+    public init(
+        configuration: Configuration = .init(), devices: [ModbusDevice] = [], gateway: any IngestGateway,
+        clock: any IoTClock = SystemClock(), logger: Logger = Logger(label: "iot.modbus")
+    ) throws(IoTError) {
         self.configuration = configuration
-        self.ingestor = ingestor
+        self.gateway = gateway
         self.clock = clock
         self.logger = logger
-        let handOff = ModbusHandOff(limit: max(1, configuration.ingestBacklog), ingestor: ingestor, logger: logger)
+        let handOff = ModbusHandOff(limit: max(1, configuration.ingestBacklog), gateway: gateway, logger: logger)
         self.handOff = handOff
         self.workers = (0..<max(1, configuration.ioThreads)).map {
             ModbusIOThread(name: "iot-modbus-\($0)", clock: clock) { batch in handOff.deliver(batch) }
@@ -181,7 +195,7 @@ public final class ModbusTransport: Transport {
             var logger = self.logger
             logger[metadataKey: "endpoint"] = "\(connection.endpoint)"
             let poller = ModbusPoller(
-                device: device, connection: connection, thread: worker, ingestor: ingestor, clock: clock, logger: logger
+                device: device, connection: connection, thread: worker, gateway: gateway, clock: clock, logger: logger
             )
             let entry = Entry(ModbusIOThread.Scheduled(poller))
             s.entries[device.identity] = entry
@@ -390,24 +404,27 @@ public final class ModbusTransport: Transport {
 }
 
 /// Carries polls from the I/O threads to one ingest task, which decodes their register words into
-/// records and hands them to the ingestor: a batch per hand-off, so a thread never waits and wakes the
-/// task at most once per batch. At most `limit` polls wait; a batch that does not fit is dropped and
-/// each of its polls counted as a rejected record (`backpressure`).
+/// records and submits them to the gateway: a batch per hand-off (one journal write once its devices are
+/// cached, on a thread of its own, as ``IoTCore/IngestGateway/submitBlocking(_:onCacheMiss:)`` wants), so
+/// an I/O thread never waits and wakes the task at most once per batch. At most `limit` polls wait; a batch
+/// that does not fit is dropped and each of its polls counted as a rejected record (`backpressure`).
 final class ModbusHandOff: Sendable {
     private let stream: AsyncStream<ModbusPolledBatch>
     private let input: AsyncStream<ModbusPolledBatch>.Continuation
     private let waiting = Atomic<Int>(0)
     private let warned = Atomic<Bool>(false)
     private let limit: Int
-    private let ingestor: Ingestor
+    private let gateway: any IngestGateway
+    /// The thread batches are submitted from.
+    private let submitter = BlockingThreadPool(name: "iot-modbus-ingest", maxThreads: 1)
     private let logger: Logger
 
-    init(limit: Int, ingestor: Ingestor, logger: Logger) {
+    init(limit: Int, gateway: any IngestGateway, logger: Logger) {
         let pair = AsyncStream.makeStream(of: ModbusPolledBatch.self)
         stream = pair.stream
         input = pair.continuation
         self.limit = limit
-        self.ingestor = ingestor
+        self.gateway = gateway
         self.logger = logger
     }
 
@@ -427,7 +444,8 @@ final class ModbusHandOff: Sendable {
         let error = IoTError(
             .backpressure,
             "\(limit) polled Modbus records are waiting for the ingestor; poll less often or raise ingestBacklog")
-        for _ in 0..<count { ingestor.recordRejected(transport: "modbus", error: error) }
+        _ = gateway.submitBlocking(
+            Array(repeating: .refused(error, transport: "modbus"), count: count), onCacheMiss: .deferToAsync)
         if !warned.exchange(true, ordering: .relaxed) {
             logger.warning("polled records dropped", metadata: ["records": "\(count)", "error": "\(error)"])
         }
@@ -436,27 +454,32 @@ final class ModbusHandOff: Sendable {
     /// Ends ``ingest()`` once the queued batches are ingested.
     func finish() { input.finish() }
 
-    /// Decodes each batch and hands its records to the ingestor (one journal write for the batch once
-    /// its devices are cached), until ``finish()``.
+    /// Decodes each batch and submits its records, until ``finish()``.
     func ingest() async {
         for await batch in stream {
-            var items: [(identity: DeviceIdentity, records: [DeviceRecord])] = []
-            items.reserveCapacity(batch.polls.count)
+            var submissions: [IngestSubmission] = []
+            submissions.reserveCapacity(batch.polls.count)
             for (poller, start) in batch.polls {
                 do throws(IoTError) {
-                    items.append((poller.identity, [try poller.decode(batch.words, from: start)]))
+                    submissions.append(
+                        .records(
+                            [try poller.decode(batch.words, from: start)], transport: "modbus", from: poller.identity))
                 } catch {
                     // Not reached: the I/O thread checked the values that can fail to decode.
-                    ingestor.recordRejected(transport: "modbus", error: error)
+                    submissions.append(.refused(error, transport: "modbus", from: .device(poller.identity)))
                     logger.warning(
                         "polled registers not decoded", metadata: ["device": "\(poller.identity)", "error": "\(error)"])
                 }
             }
-            let results = await ingestor.ingest(items, transport: "modbus")
-            for (item, result) in zip(items, results) {
-                if case .failure(let error) = result {
-                    logger.warning(
-                        "poll result not accepted", metadata: ["device": "\(item.identity)", "error": "\(error)"])
+            let gateway = self.gateway
+            let outcomes = await submitter.run { [submissions] in
+                gateway.submitBlocking(submissions, onCacheMiss: .wait)
+            }
+            for (submission, outcome) in zip(submissions, outcomes) {
+                if case .refused(let error) = outcome, case .records = submission.content,
+                    case .device(let device) = submission.sender
+                {
+                    logger.warning("poll result not accepted", metadata: ["device": "\(device)", "error": "\(error)"])
                 }
             }
             waiting.subtract(batch.polls.count, ordering: .relaxed)

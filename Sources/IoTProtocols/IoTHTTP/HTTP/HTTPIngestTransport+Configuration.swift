@@ -19,11 +19,6 @@ extension HTTPIngestTransport {
         public var port: Int
         /// The largest request body accepted, in bytes; larger requests get 413. Default 1 MiB.
         public var maxBodyBytes: Int
-        /// How long a successful token lookup is reused, in milliseconds; `0` (the default) asks the
-        /// authenticator on every request. A positive value saves a credential-store lookup per request for
-        /// devices that post often, and lets a revoked token work for up to this long: keep it at or below
-        /// 1 000.
-        public var authenticationCacheMillis: Int64
         /// Media types (without parameters, lowercase) read with ``IoTCore/SenMLParser``. Default
         /// `["application/senml+json"]`. `application/json`, any other `…+json` type, and a request without
         /// `Content-Type` are read with ``IoTCore/JSONParser``; anything else gets 415 on
@@ -42,7 +37,6 @@ extension HTTPIngestTransport {
             host: String = "127.0.0.1",
             port: Int = 8080,
             maxBodyBytes: Int = 1 << 20,
-            authenticationCacheMillis: Int64 = 0,
             senmlContentTypes: Set<String> = ["application/senml+json"],
             tls: ListenerTLS? = nil,
             limits: ListenerLimits = .init()
@@ -52,7 +46,6 @@ extension HTTPIngestTransport {
             self.host = host
             self.port = port
             self.maxBodyBytes = maxBodyBytes
-            self.authenticationCacheMillis = authenticationCacheMillis
             self.senmlContentTypes = senmlContentTypes
         }
 
@@ -66,10 +59,6 @@ extension HTTPIngestTransport {
             }
             guard maxBodyBytes > 0 else {
                 throw IoTError(.invalidArgument, "HTTP ingest maxBodyBytes must be positive, e.g. 1048576 (1 MiB)")
-            }
-            guard authenticationCacheMillis >= 0 else {
-                throw IoTError(
-                    .invalidArgument, "HTTP ingest authenticationCacheMillis must be 0 (off) or positive, e.g. 1000")
             }
             do { try limits.validate() } catch {
                 throw IoTError(.invalidArgument, "HTTP ingest limits: \(error.message)")

@@ -8,58 +8,48 @@ extension HTTPIngestTransport {
     /// `POST /api/v1/devices/{uid}/telemetry` with a bearer token.
     func deviceTelemetry(_ request: Request, context: DeviceRequestContext) async -> Response {
         let uid = context.parameters.get("uid") ?? ""
-        if let tooLarge = refuseDeclaredSize(request) { return tooLarge }
+        if let tooLarge = await refuseDeclaredSize(request) { return tooLarge }
         var presented = Self.credential(request.headers[.authorization])
         if presented == nil, configuration.tls.map({ $0.clientCertificates != .none }) == true {
             presented = await PeerCertificate.of(context.channel)?.credential
         }
         guard let credential = presented else {
-            return refuse(
+            return await refuse(
                 IoTError(
                     .unauthorized,
                     "no device credential; send \"Authorization: Bearer <device access token>\" or \"Authorization: Basic <base64 of username:password>\""
                 ))
         }
-        let identity: DeviceIdentity
-        switch await authenticate(credential, context: context) {
-        case .device(let id): identity = id
-        case .refused(let response): return response
-        }
-        guard identity.deviceUID == uid else {
-            return refuse(
-                IoTError(
-                    .forbidden,
-                    "this token belongs to another device; post to /api/v1/devices/<that device's uid>/telemetry"))
-        }
         let contentType = Self.mediaType(request.headers[.contentType])
-        // A type JSON and SenML do not read is still fine when the product names its parser (a script
-        // reading CSV, say): the ingestor uses the product's parser whatever the transport passes.
-        var chosen = parser(for: contentType)
-        if chosen == nil, (try? await ingestor.productParserName(for: identity)) != nil { chosen = jsonParser }
-        guard let parser = chosen else {
-            let supported = (["application/json"] + configuration.senmlContentTypes.sorted()).joined(separator: " or ")
-            return refuse(
-                IoTError(
-                    .malformedPayload, "content type \"\(contentType ?? "")\" is not supported; send \(supported)"),
-                status: .unsupportedMediaType)
-        }
-        return await ingest(request, identity: identity, contentType: contentType, parser: parser) {
+        return await submit(request, contentType: contentType, context: context) { message in
+            let sender = IngestSubmission.Sender.credential(credential, address: context.peerAddress)
+            // A type JSON and SenML do not read is still fine when the product names its parser (a script
+            // reading CSV, say): the gateway decides.
+            guard let parser = parser(for: contentType) else {
+                let supported = (["application/json"] + configuration.senmlContentTypes.sorted()).joined(
+                    separator: " or ")
+                return .foreignFormat(
+                    message,
+                    refusal: IoTError(
+                        .malformedPayload, "content type \"\(contentType ?? "")\" is not supported; send \(supported)"),
+                    from: sender, claiming: uid)
+            }
+            return .message(message, parser: parser, from: sender, claiming: uid)
+        } success: {
             IngestResponses.receipt($0)
         }
     }
 
     /// `POST /api/v1/{token}/telemetry`: ThingsBoard's device API.
     func thingsBoardTelemetry(_ request: Request, context: DeviceRequestContext) async -> Response {
-        if let tooLarge = refuseDeclaredSize(request) { return tooLarge }
-        let identity: DeviceIdentity
-        switch await authenticate(.token(context.parameters.get("token") ?? ""), context: context) {
-        case .device(let id): identity = id
-        case .refused(let response): return response
-        }
+        if let tooLarge = await refuseDeclaredSize(request) { return tooLarge }
+        let token = context.parameters.get("token") ?? ""
         let contentType = Self.mediaType(request.headers[.contentType])
         let parser: any Parser =
             contentType.map { configuration.senmlContentTypes.contains($0) } == true ? senmlParser : thingsBoardParser
-        return await ingest(request, identity: identity, contentType: contentType, parser: parser) { _ in
+        return await submit(request, contentType: contentType, context: context) { message in
+            .message(message, parser: parser, from: .credential(.token(token), address: context.peerAddress))
+        } success: { _ in
             IngestResponses.empty
         }
     }
@@ -75,35 +65,15 @@ extension HTTPIngestTransport {
         return nil
     }
 
-    private enum Authentication {
-        case device(DeviceIdentity)
-        case refused(Response)
-    }
-
-    private func authenticate(_ credential: DeviceCredential, context: DeviceRequestContext) async -> Authentication {
-        let key = Self.cacheKey(credential)
-        if let cached = authenticationCache?.identity(for: key) { return .device(cached) }
-        do {
-            let identity = try await authenticator.authenticate(
-                credential, source: AuthenticationSource(transport: name, address: context.peerAddress))
-            authenticationCache?.remember(identity, for: key)
-            return .device(identity)
-        } catch {
-            if error.code != .unauthorized {
-                logger.error("device authentication failed", metadata: ["error": "\(error)"])
-            }
-            return .refused(refuse(error))
-        }
-    }
-
-    private func ingest(
-        _ request: Request, identity: DeviceIdentity, contentType: String?, parser: any Parser,
-        success: (Receipt) -> Response
+    /// Reads the body, submits what `submission` makes of it, and answers.
+    private func submit(
+        _ request: Request, contentType: String?, context: DeviceRequestContext,
+        _ submission: (InboundMessage) -> IngestSubmission, success: (Receipt) -> Response
     ) async -> Response {
         let payload: [UInt8]
         do {
             guard let body = try await collectBody(request) else {
-                return refuse(tooLargeError())
+                return await refuse(tooLargeError())
             }
             payload = body
         } catch {
@@ -111,15 +81,19 @@ extension HTTPIngestTransport {
             return IngestResponses.error(IoTError(.malformedPayload, "the request body could not be read: \(error)"))
         }
         let message = InboundMessage(
-            transport: name, deviceUID: identity.deviceUID, topic: request.uri.path, contentType: contentType,
-            payload: payload)
-        do {
-            return success(try await ingestor.ingest(message, parser: parser, identity: identity))
-        } catch {
+            transport: name, topic: request.uri.path, contentType: contentType, payload: payload)
+        switch await gateway.submit(submission(message)) {
+        case .stored(let receipt, _):
+            return success(receipt)
+        case .unsupportedFormat(let error):
+            return IngestResponses.error(error, status: .unsupportedMediaType)
+        case .refused(let error):
             if IngestResponses.status(for: error) == .internalServerError {
-                logger.error("ingest failed", metadata: ["error": "\(error)", "device": "\(identity)"])
+                logger.error("ingest failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
             }
             return IngestResponses.error(error)
+        case .deferred:
+            return IngestResponses.error(IoTError(.unavailable, "the request was not handled; retry"))
         }
     }
 
@@ -138,10 +112,10 @@ extension HTTPIngestTransport {
         return bytes
     }
 
-    private func refuseDeclaredSize(_ request: Request) -> Response? {
+    private func refuseDeclaredSize(_ request: Request) async -> Response? {
         guard let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > configuration.maxBodyBytes
         else { return nil }
-        return refuse(tooLargeError())
+        return await refuse(tooLargeError())
     }
 
     private func tooLargeError() -> IoTError {
@@ -150,10 +124,10 @@ extension HTTPIngestTransport {
             "the request body is over the limit of \(configuration.maxBodyBytes) bytes; send fewer records per request")
     }
 
-    /// Counts a request the ingestor never saw and answers it.
-    func refuse(_ error: IoTError, status: HTTPResponse.Status? = nil) -> Response {
-        ingestor.recordRejected(transport: name, error: error)
-        return IngestResponses.error(error, status: status)
+    /// Counts a request refused before it held a message (through the gateway) and answers it.
+    func refuse(_ error: IoTError) async -> Response {
+        _ = await gateway.submit(.refused(error, transport: name))
+        return IngestResponses.error(error)
     }
 
     // MARK: Header parsing
@@ -168,17 +142,6 @@ extension HTTPIngestTransport {
         return .usernamePassword(
             username: String(decoding: decoded[..<colon], as: UTF8.self),
             password: String(decoding: decoded[(colon + 1)...], as: UTF8.self))
-    }
-
-    /// The authentication cache's key: the token itself, or a digest of a username and password (the
-    /// password is never kept in memory as a key).
-    static func cacheKey(_ credential: DeviceCredential) -> String {
-        switch credential {
-        case .token(let token): "t:" + token
-        case .usernamePassword(let u, let p): "p:" + PasswordHasher.hex(Secrets.digest(u + "\u{0}" + p))
-        case .certificateFingerprint(let f): "c:" + f
-        case .clientCertificate(let f, _): "c:" + f
-        }
     }
 
     /// The token of `Bearer <token>` (scheme case-insensitive), or `nil`.

@@ -13,12 +13,12 @@ struct TokenExchangeRequest: Decodable {
 extension HTTPIngestTransport {
     /// `POST /api/v1/devices/auth`: `{"username", "password"}` → a short-lived token.
     func exchangeToken(_ request: Request, context: DeviceRequestContext) async -> Response {
-        guard let service = authenticator as? DeviceAuthService else { return exchangeDisabled() }
+        guard let service = tokenService else { return exchangeDisabled() }
         let body: [UInt8]
         do {
             body = try await Self.collect(request, limit: 4096)
         } catch {
-            return refuse(
+            return await refuse(
                 IoTError(
                     .payloadTooLarge, "the token exchange body is over 4096 bytes; send only username and password"))
         }
@@ -26,7 +26,7 @@ extension HTTPIngestTransport {
         do {
             input = try JSONDecoder().decode(TokenExchangeRequest.self, from: Data(body))
         } catch {
-            return refuse(
+            return await refuse(
                 IoTError(.malformedPayload, "send a JSON object {\"username\": \"…\", \"password\": \"…\"}"))
         }
         do {
@@ -35,15 +35,15 @@ extension HTTPIngestTransport {
                 from: AuthenticationSource(transport: name, address: context.peerAddress))
             return Self.sessionResponse(session, now: service.clock.now())
         } catch {
-            return refuse(error)
+            return await refuse(error)
         }
     }
 
     /// `POST /api/v1/devices/auth/refresh` with `Authorization: Bearer <short-lived token>` → a new one.
     func refreshToken(_ request: Request, context: DeviceRequestContext) async -> Response {
-        guard let service = authenticator as? DeviceAuthService else { return exchangeDisabled() }
+        guard let service = tokenService else { return exchangeDisabled() }
         guard let token = Self.bearerToken(request.headers[.authorization]) else {
-            return refuse(
+            return await refuse(
                 IoTError(.unauthorized, "send the short-lived token to refresh as \"Authorization: Bearer <token>\""))
         }
         do {
@@ -51,7 +51,7 @@ extension HTTPIngestTransport {
                 token, from: AuthenticationSource(transport: name, address: context.peerAddress))
             return Self.sessionResponse(session, now: service.clock.now())
         } catch {
-            return refuse(error)
+            return await refuse(error)
         }
     }
 

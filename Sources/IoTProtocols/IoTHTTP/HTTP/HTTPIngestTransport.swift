@@ -1,7 +1,7 @@
 package import Hummingbird
 package import HummingbirdCore
 package import HummingbirdWebSocket
-import IoTAuth
+public import IoTAuth
 public import IoTCore
 package import IoTListener
 public import Logging
@@ -31,14 +31,13 @@ import NIOCore
 /// device), 404 (unknown device), 413 (body over ``Configuration/maxBodyBytes``, refused from
 /// `Content-Length` before the body is read), 415 (unsupported content type), 429 with `Retry-After`
 /// (over the per-device ``IoTCore/Ingestor/Configuration/rateLimit``), 503 with `Retry-After` (the store is behind or the
-/// ingestor is starting or stopping), 500 (journal or storage failure). Requests refused before they reach
-/// the ingestor (401, 403, 413, 415, 429) are counted through ``IoTCore/Ingestor/recordRejected(transport:error:)``,
-/// so ``IoTCore/Ingestor/statistics`` covers every request.
+/// ingestor is starting or stopping), 500 (journal or storage failure). Every request, refused or not, is
+/// a submission to the ``IoTCore/IngestGateway`` and counted there, so ``IoTCore/Ingestor/statistics``
+/// covers every request.
 ///
 /// ```swift
-/// let http = HTTPIngestTransport(
-///     configuration: .init(host: "0.0.0.0", port: 8080),
-///     ingestor: ingestor, authenticator: TokenAuthenticator(credentials: credentials), logger: logger)
+/// let gateway = DefaultIngestGateway(ingestor: ingestor, authenticator: TokenAuthenticator(credentials: credentials))
+/// let http = HTTPIngestTransport(configuration: .init(host: "0.0.0.0", port: 8080), gateway: gateway, logger: logger)
 /// let group = ServiceGroup(services: [ingestor, http], gracefulShutdownSignals: [.sigterm], logger: logger)
 /// try await group.run()
 /// // curl -X POST http://127.0.0.1:8080/api/v1/$TOKEN/telemetry -d '{"temp": 21.5}'
@@ -46,10 +45,10 @@ import NIOCore
 public final class HTTPIngestTransport: Transport {
     /// The configuration in force.
     public let configuration: Configuration
-    let ingestor: Ingestor
-    let authenticator: any DeviceAuthenticator
+    let gateway: any IngestGateway
+    /// Answers `/api/v1/devices/auth` (token exchange), or `nil` to answer 404 there.
+    let tokenService: DeviceAuthService?
     let logger: Logger
-    let authenticationCache: AuthenticationCache?
     /// Connection caps of the listener (``Configuration/limits``).
     let limiter: ConnectionLimiter
     let port = ListeningPort(component: "HTTP ingest listener")
@@ -64,6 +63,27 @@ public final class HTTPIngestTransport: Transport {
     ///
     /// An invalid configuration is reported by ``run()``; call ``Configuration/validate()`` to check it
     /// earlier.
+    ///
+    /// - Parameters:
+    ///   - gateway: where requests go (authentication, parsing, accounting).
+    ///   - tokenService: answers the token exchange (`/api/v1/devices/auth`, `/api/v1/devices/auth/refresh`);
+    ///     `nil` answers 404 there.
+    public init(
+        configuration: Configuration = .init(),
+        gateway: any IngestGateway,
+        tokenService: DeviceAuthService? = nil,
+        logger: Logger = Logger(label: "iot.http")
+    ) {
+        self.configuration = configuration
+        self.gateway = gateway
+        self.tokenService = tokenService
+        self.logger = logger
+        self.limiter = ConnectionLimiter(limits: configuration.limits, listener: "http")
+    }
+
+    /// A listener with a ``IoTCore/DefaultIngestGateway`` of its own over `ingestor` and `authenticator`
+    /// (no credential cache: every request asks the authenticator). The token exchange is on when
+    /// `authenticator` is a ``IoTAuth/DeviceAuthService``.
     public convenience init(
         configuration: Configuration = .init(),
         ingestor: Ingestor,
@@ -71,25 +91,10 @@ public final class HTTPIngestTransport: Transport {
         logger: Logger = Logger(label: "iot.http")
     ) {
         self.init(
-            configuration: configuration, ingestor: ingestor, authenticator: authenticator, logger: logger,
-            authenticationCacheClock: nil)
-    }
-
-    /// `authenticationCacheClock`: monotonic nanoseconds for the authentication cache (tests drive it by
-    /// hand).
-    init(
-        configuration: Configuration, ingestor: Ingestor, authenticator: any DeviceAuthenticator, logger: Logger,
-        authenticationCacheClock: (@Sendable () -> Int64)?
-    ) {
-        self.configuration = configuration
-        self.ingestor = ingestor
-        self.authenticator = authenticator
-        self.logger = logger
-        self.limiter = ConnectionLimiter(limits: configuration.limits, listener: "http")
-        self.authenticationCache =
-            configuration.authenticationCacheMillis > 0
-            ? AuthenticationCache(ttlMillis: configuration.authenticationCacheMillis, clock: authenticationCacheClock)
-            : nil
+            configuration: configuration,
+            gateway: DefaultIngestGateway(
+                ingestor: ingestor, authenticator: authenticator, configuration: .init(authenticationCacheMillis: 0)),
+            tokenService: authenticator as? DeviceAuthService, logger: logger)
     }
 
     /// Serves until graceful shutdown or cancellation; returns once the listener is closed.
@@ -148,8 +153,8 @@ public final class HTTPIngestTransport: Transport {
             router: router,
             server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
-            onServerRunning: { [tls = configuration.tls, ingestor = self.ingestor, name = self.name] channel in
-                await Self.watchHandshakes(on: channel, tls: tls, ingestor: ingestor, transport: name)
+            onServerRunning: { [tls = configuration.tls, gateway = self.gateway, name = self.name] channel in
+                await Self.watchHandshakes(on: channel, tls: tls, gateway: gateway, transport: name)
                 let bound = channel.localAddress?.port ?? 0
                 logger.info("HTTP ingest listening", metadata: ["host": "\(host)", "port": "\(bound)"])
                 port.bound(bound)
@@ -176,11 +181,12 @@ public final class HTTPIngestTransport: Transport {
 
     /// With TLS, counts every failed handshake on the listener's `server` channel as a rejected message of
     /// `transport`.
-    static func watchHandshakes(on server: any Channel, tls: ListenerTLS?, ingestor: Ingestor, transport: String) async
-    {
+    static func watchHandshakes(
+        on server: any Channel, tls: ListenerTLS?, gateway: any IngestGateway, transport: String
+    ) async {
         guard tls != nil else { return }
         await TLSAcceptWatcher.install(on: server) { error in
-            ingestor.recordRejected(transport: transport, error: error)
+            _ = gateway.submitBlocking([.refused(error, transport: transport)], onCacheMiss: .deferToAsync)
         }
     }
 

@@ -40,34 +40,50 @@ import Synchronization
 /// that connection and is counted as rejected.
 ///
 /// ```swift
-/// let tcp = TCPTransport(configuration: .init(port: 9000), ingestor: ingestor, authenticator: auth,
-///                        sessions: auth.sessions, parser: JSONParser(), logger: logger)
+/// let tcp = TCPTransport(configuration: .init(port: 9000), gateway: gateway, sessions: auth.sessions,
+///                        parser: JSONParser(), logger: logger)
 /// // printf 'uid:meter-1:meter-1:secret\n{"temp":21.5}\n' | nc 127.0.0.1 9000   →  OK meter-1 / OK 17
 /// ```
 public final class TCPTransport: StreamTransport, @unchecked Sendable {
     /// The listener configuration in force.
     public let tcp: Configuration
-    let authenticator: any DeviceAuthenticator
     /// Live connections, closed on revocation.
     public let sessions: DeviceSessions
     private let port = ListeningPort(component: "TCP listener")
     private let connections = Mutex<[ObjectIdentifier: NIOByteStream]>([:])
 
     /// Creates the listener; nothing is bound until ``run()``.
+    ///
+    /// - Parameters:
+    ///   - gateway: checks the handshake's credential, and takes the connection's messages.
+    ///   - parser: reads each frame (JSON by default).
     public init(
-        configuration: Configuration = .init(), ingestor: Ingestor, authenticator: any DeviceAuthenticator,
+        configuration: Configuration = .init(), gateway: any IngestGateway,
         sessions: DeviceSessions = DeviceSessions(), parser: any Parser = JSONParser(),
         logger: Logger = Logger(label: "iot.tcp")
     ) {
         self.tcp = configuration
-        self.authenticator = authenticator
         self.sessions = sessions
         // Length-prefixed frames carry a 4-byte header; the base class's limit covers header and body.
         let baseLimit =
             configuration.framing == .lengthPrefixed ? configuration.maxFrameBytes + 4 : configuration.maxFrameBytes
         super.init(
             name: "tcp", identity: DeviceIdentity(tenant: TenantID(""), deviceUID: ""), parser: parser,
-            configuration: StreamTransport.Configuration(maxFrameBytes: baseLimit), ingestor: ingestor, logger: logger)
+            configuration: StreamTransport.Configuration(maxFrameBytes: baseLimit), gateway: gateway, logger: logger)
+    }
+
+    /// A listener with a ``IoTCore/DefaultIngestGateway`` of its own over `ingestor` and `authenticator`
+    /// (no credential cache).
+    public convenience init(
+        configuration: Configuration = .init(), ingestor: Ingestor, authenticator: any DeviceAuthenticator,
+        sessions: DeviceSessions = DeviceSessions(), parser: any Parser = JSONParser(),
+        logger: Logger = Logger(label: "iot.tcp")
+    ) {
+        self.init(
+            configuration: configuration,
+            gateway: DefaultIngestGateway(
+                ingestor: ingestor, authenticator: authenticator, configuration: .init(authenticationCacheMillis: 0)),
+            sessions: sessions, parser: parser, logger: logger)
     }
 
     /// The port the listener is bound to; waits until ``run()`` has bound it.
@@ -93,7 +109,7 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
         }
         let idle = TimeAmount.milliseconds(tcp.idleTimeoutMillis)
         let limiter = ConnectionLimiter(limits: tcp.limits, listener: "tcp")
-        let ingestor = self.ingestor
+        let gateway = self.gateway
         let name = self.name
         let server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
         do {
@@ -106,7 +122,10 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
                         if let sslContext {
                             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
                             try channel.pipeline.syncOperations.addHandler(
-                                TLSHandshakeObserver { error in ingestor.recordRejected(transport: name, error: error) }
+                                TLSHandshakeObserver { error in
+                                    _ = gateway.submitBlocking(
+                                        [.refused(error, transport: name)], onCacheMiss: .deferToAsync)
+                                }
                             )
                         }
                         // Caps, and the handshake line's deadline (not moved by each byte).
@@ -223,14 +242,9 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
             return try await refuse(Self.handshakeFormatError, on: stream)
         }
         let identity: DeviceIdentity
-        do {
-            identity = try await authenticator.authenticate(
-                credential, source: AuthenticationSource(transport: name, address: address))
-        } catch {
-            if error.code != .unauthorized && error.code != .rateLimited {
-                logger.error("device authentication failed", metadata: ["error": "\(error)"])
-            }
-            return try await refuse(error, on: stream)
+        switch await gateway.authenticate(credential, source: AuthenticationSource(transport: name, address: address)) {
+        case .success(let device): identity = device
+        case .failure(let error): return try await answer(error, on: stream)  // the gateway counted it
         }
         if let claimedUID, claimedUID != identity.deviceUID {
             return try await refuse(
@@ -251,7 +265,12 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
     )
 
     private func refuse(_ error: IoTError, on stream: NIOByteStream) async throws -> DeviceIdentity? {
-        ingestor.recordRejected(transport: name, error: error)
+        _ = await gateway.submit(.refused(error, transport: name))
+        return try await answer(error, on: stream)
+    }
+
+    /// Writes the refusal and closes the connection.
+    private func answer(_ error: IoTError, on stream: NIOByteStream) async throws -> DeviceIdentity? {
         try? await stream.write(Array("ERR \(error.code.name) \(Self.oneLine(error.message))\n".utf8))
         await stream.close()
         return nil

@@ -83,22 +83,19 @@ extension WebSocketTransport {
                 let payloadSize = size
                 assembled.removeAll(keepingCapacity: true)
                 size = 0
-                let result: Result<Receipt, IoTError>
+                let submission: IngestSubmission
                 if payloadSize > limit {
-                    let error = IoTError(
-                        .payloadTooLarge,
-                        "message of \(payloadSize) bytes exceeds \(limit); send smaller messages")
-                    ingestor.recordRejected(transport: name, error: error)
-                    result = .failure(error)
+                    submission = .refused(
+                        IoTError(
+                            .payloadTooLarge,
+                            "message of \(payloadSize) bytes exceeds \(limit); send smaller messages"),
+                        transport: name, from: .device(identity))
                 } else {
-                    let inboundMessage = InboundMessage(
-                        transport: name, deviceUID: identity.deviceUID, payload: payload)
-                    do {
-                        result = .success(try await ingestor.ingest(inboundMessage, parser: parser, identity: identity))
-                    } catch {
-                        result = .failure(error)  // counted by the ingestor
-                    }
+                    submission = .message(
+                        InboundMessage(transport: name, deviceUID: identity.deviceUID, payload: payload),
+                        parser: parser, from: .device(identity))
                 }
+                let result = await gateway.submit(submission).result  // counted by the gateway
                 try await outbound.write(.text(Self.ack(number, result)))
             }
         } catch {
@@ -111,7 +108,7 @@ extension WebSocketTransport {
     /// frame it sends is what is observed. Installed before the first frame is read, so the close frame of
     /// any oversize frame passes it.
     private func watchOversizeFrames(on channel: any Channel) async {
-        let ingestor = self.ingestor
+        let gateway = self.gateway
         let name = self.name
         let limit = configuration.maxMessageBytes * 4
         do {
@@ -119,12 +116,11 @@ extension WebSocketTransport {
                 let encoder = try channel.pipeline.syncOperations.handler(type: WebSocketFrameEncoder.self)
                 try channel.pipeline.syncOperations.addHandler(
                     OversizeFrameObserver {
-                        ingestor.recordRejected(
-                            transport: name,
-                            error: IoTError(
-                                .payloadTooLarge,
-                                "a WebSocket frame over \(limit) bytes; the connection was closed with 1009, send smaller messages"
-                            ))
+                        let error = IoTError(
+                            .payloadTooLarge,
+                            "a WebSocket frame over \(limit) bytes; the connection was closed with 1009, send smaller messages"
+                        )
+                        _ = gateway.submitBlocking([.refused(error, transport: name)], onCacheMiss: .deferToAsync)
                     }, position: .after(encoder))
             }.get()
         } catch {

@@ -40,8 +40,7 @@ import Synchronization
 public final class WebSocketTransport: Transport {
     /// The configuration in force.
     public let configuration: Configuration
-    let ingestor: Ingestor
-    let authenticator: any DeviceAuthenticator
+    let gateway: any IngestGateway
     /// Live connections, closed on revocation and used for downlink.
     public let sessions: DeviceSessions
     let parser: any Parser
@@ -54,17 +53,34 @@ public final class WebSocketTransport: Transport {
     public var name: String { "websocket" }
 
     /// Creates the listener; nothing is bound until ``run()``.
+    ///
+    /// - Parameters:
+    ///   - gateway: checks the credential of each upgrade, and takes the connection's messages.
+    ///   - parser: reads each message (JSON by default).
     public init(
-        configuration: Configuration = .init(), ingestor: Ingestor, authenticator: any DeviceAuthenticator,
+        configuration: Configuration = .init(), gateway: any IngestGateway,
         sessions: DeviceSessions = DeviceSessions(), parser: any Parser = JSONParser(),
         logger: Logger = Logger(label: "iot.websocket")
     ) {
         self.configuration = configuration
-        self.ingestor = ingestor
-        self.authenticator = authenticator
+        self.gateway = gateway
         self.sessions = sessions
         self.parser = parser
         self.logger = logger
+    }
+
+    /// A listener with a ``IoTCore/DefaultIngestGateway`` of its own over `ingestor` and `authenticator`
+    /// (no credential cache).
+    public convenience init(
+        configuration: Configuration = .init(), ingestor: Ingestor, authenticator: any DeviceAuthenticator,
+        sessions: DeviceSessions = DeviceSessions(), parser: any Parser = JSONParser(),
+        logger: Logger = Logger(label: "iot.websocket")
+    ) {
+        self.init(
+            configuration: configuration,
+            gateway: DefaultIngestGateway(
+                ingestor: ingestor, authenticator: authenticator, configuration: .init(authenticationCacheMillis: 0)),
+            sessions: sessions, parser: parser, logger: logger)
     }
 
     /// Serves until graceful shutdown or cancellation.
@@ -110,8 +126,8 @@ public final class WebSocketTransport: Transport {
             router: router,
             server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
-            onServerRunning: { [tls = configuration.tls, ingestor = self.ingestor, name = self.name] channel in
-                await HTTPIngestTransport.watchHandshakes(on: channel, tls: tls, ingestor: ingestor, transport: name)
+            onServerRunning: { [tls = configuration.tls, gateway = self.gateway, name = self.name] channel in
+                await HTTPIngestTransport.watchHandshakes(on: channel, tls: tls, gateway: gateway, transport: name)
                 let bound = channel.localAddress?.port ?? 0
                 logger.info("WebSocket listening", metadata: ["host": "\(host)", "port": "\(bound)"])
                 port.bound(bound)
@@ -155,22 +171,20 @@ public final class WebSocketTransport: Transport {
                 context: context)
             return .dontUpgrade
         }
-        do {
-            let identity = try await authenticator.authenticate(
-                credential, source: AuthenticationSource(transport: name, address: context.peerAddress))
+        switch await gateway.authenticate(
+            credential, source: AuthenticationSource(transport: name, address: context.peerAddress))
+        {
+        case .success(let identity):
             handoff.withLock { $0[context.peerKey] = identity }
             return .upgrade([:])
-        } catch {
-            if error.code != .unauthorized && error.code != .rateLimited {
-                logger.error("device authentication failed", metadata: ["error": "\(error)"])
-            }
-            await refuseUpgrade(error, context: context)
+        case .failure(let error):
+            await Self.answerBeforeUpgrade(error, on: context.channel)  // the gateway counted it
             return .dontUpgrade
         }
     }
 
     private func refuseUpgrade(_ error: IoTError, context: DeviceRequestContext) async {
-        ingestor.recordRejected(transport: name, error: error)
+        _ = await gateway.submit(.refused(error, transport: name))
         await Self.answerBeforeUpgrade(error, on: context.channel)
     }
 

@@ -36,7 +36,8 @@ struct AlarmOutput: Encodable {
 }
 
 extension ManagementServer {
-    func addAlarmRoutes(to router: RouterGroup<BasicRequestContext>) {
+    func alarmRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/tenants/:tenant/alarms"
         router.get(RouterPath(path)) { request, context in
             try await self.handle {
@@ -74,6 +75,7 @@ extension ManagementServer {
                 return try JSONOutput.response(AlarmOutput(alarm))
             }
         }
+        return router
     }
 
     /// The rule state store, or 404 when this server has none.

@@ -18,7 +18,8 @@ import Metrics
 /// `503`, which EMQX treats as `ignore`. The broker must present ``ManagementServer/Configuration/brokerAuthKey``
 /// (`Authorization: Bearer <key>` or `X-API-Key: <key>`, a header in EMQX's HTTP authenticator settings).
 extension ManagementServer {
-    func addBrokerAuthRoutes(to router: Router<BasicRequestContext>) {
+    func brokerAuthRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         guard let access = brokerAccess else {
             for path in ["/broker/v1/emqx/auth", "/broker/v1/emqx/acl"] {
                 for method in [HTTPRequest.Method.post, .get] {
@@ -29,7 +30,7 @@ extension ManagementServer {
                     }
                 }
             }
-            return
+            return router
         }
         let key = configuration.brokerAuthKey.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
         if key == nil {
@@ -66,6 +67,7 @@ extension ManagementServer {
                 }
             }
         }
+        return router
     }
 
     private static func refuseBroker(_ request: Request, key: [UInt8]?) -> Response? {

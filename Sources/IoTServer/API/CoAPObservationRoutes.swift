@@ -10,7 +10,8 @@ extension ManagementServer {
     /// (``IoTCore/CoAPObservationAdministration`` has one namespace) and its spec carries its tenant, as an MQTT
     /// client spec does. The tenant must exist; an observation created here is kept in the definition store
     /// of that tenant (kind `coap-observation`) and comes back with ``restoreDefinitions()``.
-    func addCoAPObservationRoutes(to router: RouterGroup<BasicRequestContext>) {
+    func coapObservationRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/coap/observations"
         router.get(RouterPath(path)) { _, _ in
             try await self.handle { try JSONOutput.response(try self.coapObserverManager().list()) }
@@ -72,6 +73,7 @@ extension ManagementServer {
                 return Response(status: .noContent)
             }
         }
+        return router
     }
 
     /// Keeps an observation created through the API in its tenant's definition store.

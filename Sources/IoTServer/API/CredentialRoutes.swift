@@ -32,7 +32,8 @@ struct DownlinkResult: Encodable {
 }
 
 extension ManagementServer {
-    func addCredentialRoutes(to router: RouterGroup<BasicRequestContext>) {
+    func credentialRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         let base = "/api/v1/tenants/:tenant/devices/:uid"
         router.get(RouterPath(base + "/credentials")) { _, context in
             try await self.handle {
@@ -131,6 +132,7 @@ extension ManagementServer {
                 return try JSONOutput.response(DownlinkResult(delivered: delivered))
             }
         }
+        return router
     }
 
     private func credentialTarget(_ context: BasicRequestContext) async throws -> (

@@ -39,7 +39,8 @@ struct AggregateOutput: Encodable {
 }
 
 extension ManagementServer {
-    func addDataRoutes(to router: RouterGroup<BasicRequestContext>) {
+    func dataRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         let device = "/api/v1/tenants/:tenant/devices/:uid"
         router.get(RouterPath(device + "/latest")) { request, context in
             try await self.handle {
@@ -68,6 +69,7 @@ extension ManagementServer {
                 return try await self.raw(scope, series, query)
             }
         }
+        return router
     }
 
     private func raw(_ scope: AccessScope, _ series: SeriesKey, _ query: SeriesQuery) async throws -> Response {

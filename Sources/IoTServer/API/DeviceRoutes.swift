@@ -15,7 +15,8 @@ struct DeviceInput: Decodable {
 }
 
 extension ManagementServer {
-    func addDeviceRoutes(to router: RouterGroup<BasicRequestContext>) {
+    func deviceRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/tenants/:tenant/devices"
         router.get(RouterPath(path)) { request, context in
             try await self.handle {
@@ -89,6 +90,7 @@ extension ManagementServer {
                 return try JSONOutput.response(signals)
             }
         }
+        return router
     }
 
     private func device(uid: String, _ input: DeviceInput, scope: AccessScope, createdAt: Int64) async throws -> Device

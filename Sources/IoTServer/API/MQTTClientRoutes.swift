@@ -9,7 +9,8 @@ extension ManagementServer {
     /// ``IoTCore/MQTTClientAdministration`` passed as `mqttClients` (IoTMQTT's `MQTTClientManager`). A client
     /// spec in, a report out (see `openapi.yaml`); errors are ``IoTCore/IoTError``s: `invalidArgument` answers
     /// 400, `notFound` 404, `conflict` 409 (an existing id, or a limit of the instance, with the reason).
-    func addMQTTClientRoutes(to router: RouterGroup<BasicRequestContext>) {
+    func mqttClientRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         @Sendable func administration() throws -> any MQTTClientAdministration {
             guard let mqttClients else {
                 throw APIError.notFound("this instance runs no MQTT client manager")
@@ -51,6 +52,7 @@ extension ManagementServer {
                 return Response(status: .noContent)
             }
         }
+        return router
     }
 
     /// Decodes an ``IoTCore/MQTTClientSpec`` from a request body; with `id` (`PUT …/{id}`), a body without an

@@ -1,5 +1,5 @@
 import HTTPTypes
-import Hummingbird
+public import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
 public import IoTCore
@@ -194,32 +194,37 @@ public final class ManagementServer: Service {
         try await port.wait()
     }
 
-    /// The routes: the operational endpoints and the broker's authenticator (its own key) on the router,
-    /// every `/api` route in one group whose middleware checks the admin key. The key is attached to the
-    /// routes themselves, never to a test on the raw path: `//api/…`, `/api//v1/…` or a trailing slash reach
-    /// the same route and so the same check.
-    func makeRouter() -> Router<BasicRequestContext> {
+    /// The management API's router: what ``run()`` serves, for an application that serves it itself, and for
+    /// tests that drive it without a socket (HummingbirdTesting's `.router` mode).
+    ///
+    /// Each resource's routes are one Hummingbird `RouteCollection` (tenants, products, devices, tokens,
+    /// data, rules, alarms, statistics, parsers, Modbus, MQTT clients, notifications, credentials, the live
+    /// feed, CoAP observations). The operational endpoints and the broker's authenticator (its own key) are on
+    /// the router; every `/api` collection is in one group whose middleware checks the admin key. The key is
+    /// attached to the routes themselves, never to a test on the raw path: `//api/…`, `/api//v1/…` or a
+    /// trailing slash reach the same route and so the same check.
+    public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        addOperationalRoutes(to: router)
-        addBrokerAuthRoutes(to: router)
+        router.addRoutes(operationalRoutes())
+        router.addRoutes(brokerAuthRoutes())
         let api = router.group()
             .add(middleware: AdminKeyMiddleware(key: configuration.adminAPIKey))
             .add(middleware: PercentDecodingMiddleware())
-        addTenantRoutes(to: api)
-        addProductRoutes(to: api)
-        addDeviceRoutes(to: api)
-        addTokenRoutes(to: api)
-        addDataRoutes(to: api)
-        addRuleRoutes(to: api)
-        addAlarmRoutes(to: api)
-        addStatisticsRoutes(to: api)
-        addParserRoutes(to: api)
-        addModbusRoutes(to: api)
-        addMQTTClientRoutes(to: api)
-        addNotificationRoutes(to: api)
-        addCredentialRoutes(to: api)
-        addLiveRoutes(to: api)
-        addCoAPObservationRoutes(to: api)
+        api.addRoutes(tenantRoutes())
+        api.addRoutes(productRoutes())
+        api.addRoutes(deviceRoutes())
+        api.addRoutes(tokenRoutes())
+        api.addRoutes(dataRoutes())
+        api.addRoutes(ruleRoutes())
+        api.addRoutes(alarmRoutes())
+        api.addRoutes(statisticsRoutes())
+        api.addRoutes(parserRoutes())
+        api.addRoutes(modbusRoutes())
+        api.addRoutes(mqttClientRoutes())
+        api.addRoutes(notificationRoutes())
+        api.addRoutes(credentialRoutes())
+        api.addRoutes(liveRoutes())
+        api.addRoutes(coapObservationRoutes())
         // Any other path under /api is in the group too: 401 without the key, 404 with it, so a caller without
         // the key learns nothing about which routes exist.
         for method: HTTPRequest.Method in [.get, .post, .put, .delete, .patch, .head, .options] {

@@ -69,7 +69,8 @@ struct ModbusDeviceOutput: Encodable {
 }
 
 extension ManagementServer {
-    func addModbusRoutes(to router: RouterGroup<BasicRequestContext>) {
+    func modbusRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/tenants/:tenant/modbus/devices"
         router.get(RouterPath(path)) { _, context in
             try await self.handle {
@@ -145,6 +146,7 @@ extension ManagementServer {
                 return try JSONOutput.response(["written": true])
             }
         }
+        return router
     }
 
     /// Decodes a device of the API: the configuration form of ``IoTCore/ModbusDevice`` with the

@@ -30,7 +30,8 @@ private struct ChannelOutput: Encodable {
 }
 
 extension ManagementServer {
-    func addNotificationRoutes(to router: RouterGroup<BasicRequestContext>) {
+    func notificationRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/tenants/:tenant/notifications"
         router.get(RouterPath(path + "/templates")) { _, context in
             try await self.handle {
@@ -210,6 +211,7 @@ extension ManagementServer {
                 return Response(status: .noContent)
             }
         }
+        return router
     }
 
     static func limit(_ raw: Substring?, default value: Int) throws -> Int {

@@ -33,7 +33,8 @@ private struct ParserOutput: Encodable {
 extension ManagementServer {
     /// `/api/v1/parsers`: script parsers added, replaced and removed at run time through the
     /// ``IoTCore/ParserCatalog`` (platform-wide, like the parser registry).
-    func addParserRoutes(to router: RouterGroup<BasicRequestContext>) {
+    func parserRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/parsers"
         router.get(RouterPath(path)) { _, _ in
             try await self.handle {
@@ -100,6 +101,7 @@ extension ManagementServer {
                 return Response(status: .noContent)
             }
         }
+        return router
     }
 
     private func configuredParsers() throws -> ParserCatalog {

@@ -13,7 +13,8 @@ struct ProductInput: Decodable {
 }
 
 extension ManagementServer {
-    func addProductRoutes(to router: RouterGroup<BasicRequestContext>) {
+    func productRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/tenants/:tenant/products"
         router.get(RouterPath(path)) { _, context in
             try await self.handle {
@@ -71,6 +72,7 @@ extension ManagementServer {
                 return Response(status: .noContent)
             }
         }
+        return router
     }
 
     /// With a parser catalog, a product may only name a registered parser: a typo is a 400 now rather

@@ -14,7 +14,8 @@ private struct RuleProbe: Decodable {
 }
 
 extension ManagementServer {
-    func addRuleRoutes(to router: RouterGroup<BasicRequestContext>) {
+    func ruleRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/tenants/:tenant/rules"
         router.get(RouterPath(path)) { _, context in
             try await self.handle {
@@ -63,6 +64,7 @@ extension ManagementServer {
                 return Response(status: .noContent)
             }
         }
+        return router
     }
 
     /// The rule engine, or 404 when this server has none.

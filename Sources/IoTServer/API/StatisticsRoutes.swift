@@ -37,7 +37,8 @@ struct StatisticsJobOutput: Encodable {
 }
 
 extension ManagementServer {
-    func addStatisticsRoutes(to router: RouterGroup<BasicRequestContext>) {
+    func statisticsRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/tenants/:tenant/statistics/jobs"
         router.get(RouterPath(path)) { _, context in
             try await self.handle {
@@ -103,6 +104,7 @@ extension ManagementServer {
                 return try JSONOutput.response(results.map(StatisticsResultOutput.init))
             }
         }
+        return router
     }
 
     /// The statistics scheduler, or 404 when this server has none.

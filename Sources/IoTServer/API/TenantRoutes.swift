@@ -9,7 +9,8 @@ struct TenantInput: Decodable {
 }
 
 extension ManagementServer {
-    func addTenantRoutes(to router: RouterGroup<BasicRequestContext>) {
+    func tenantRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         router.get("/api/v1/tenants") { _, _ in
             try await self.handle { try JSONOutput.response(try await self.registry.tenants()) }
         }
@@ -37,5 +38,6 @@ extension ManagementServer {
                 return try JSONOutput.response(try await self.registry.tenant(scope.tenant))
             }
         }
+        return router
     }
 }

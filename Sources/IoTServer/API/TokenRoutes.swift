@@ -18,7 +18,8 @@ struct RevokedTokens: Encodable {
 }
 
 extension ManagementServer {
-    func addTokenRoutes(to router: RouterGroup<BasicRequestContext>) {
+    func tokenRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         let path = RouterPath("/api/v1/tenants/:tenant/devices/:uid/tokens")
         router.post(path) { request, context in
             try await self.handle {
@@ -52,5 +53,6 @@ extension ManagementServer {
                 return try JSONOutput.response(RevokedTokens(revoked: n))
             }
         }
+        return router
     }
 }

@@ -63,7 +63,8 @@ extension ManagementServer {
         return router
     }
 
-    func addLiveRoutes(to router: RouterGroup<BasicRequestContext>) {
+    func liveRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         // Reached when the upgrade was refused or not asked for (the admin key is checked by the middleware).
         router.get("/api/v1/tenants/:tenant/live") { _, context in
             try await self.handle {
@@ -74,5 +75,6 @@ extension ManagementServer {
                 throw APIError.badRequest("the live feed is a WebSocket; connect with a WebSocket client")
             }
         }
+        return router
     }
 }

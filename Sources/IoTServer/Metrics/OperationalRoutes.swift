@@ -4,7 +4,8 @@ import Prometheus
 
 extension ManagementServer {
     /// `/metrics`, `/healthz`, `/readyz` and `/openapi.yaml`: no admin key needed.
-    func addOperationalRoutes(to router: Router<BasicRequestContext>) {
+    func operationalRoutes() -> RouteCollection<BasicRequestContext> {
+        let router = RouteCollection(context: BasicRequestContext.self)
         router.get("/metrics") { _, _ in
             guard let prometheus = self.prometheus else {
                 throw APIError.notFound(
@@ -26,5 +27,6 @@ extension ManagementServer {
         router.get("/openapi.yaml") { _, _ in
             JSONOutput.text(try OpenAPIDocument.yaml(), contentType: "application/yaml; charset=utf-8")
         }
+        return router
     }
 }

@@ -287,10 +287,17 @@ let package = Package(
             path: "Benchmarks/iot-bench",
             swiftSettings: swiftSettings
         ),
+        // Yams' composition with its base-60 integers made harmless (iotd and the configuration fuzz target).
+        .target(
+            name: "IoTYAML",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "iotd",
             dependencies: [
                 "IoTCore", "IoTStorage", "IoTProtocols", "IoTServer", "IoTRules", "IoTScripting", "IoTTesting",
+                "IoTYAML",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
@@ -317,7 +324,7 @@ let package = Package(
         .target(
             name: "IoTFuzzTargets",
             dependencies: [
-                "IoTCore", "IoTRules", "IoTProtocols", "IoTTesting", "CIoTCoAP",
+                "IoTCore", "IoTRules", "IoTProtocols", "IoTTesting", "CIoTCoAP", "IoTYAML",
                 .product(name: "Yams", package: "Yams"),
             ],
             path: "Fuzz/Targets",
@@ -441,7 +448,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FuzzReplayTests",
-            dependencies: ["IoTFuzzTargets"],
+            dependencies: ["IoTFuzzTargets", "IoTYAML", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

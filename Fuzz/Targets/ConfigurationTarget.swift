@@ -2,6 +2,7 @@ import Foundation
 import IoTCore
 import IoTProtocols
 import IoTRules
+import IoTYAML
 import Yams
 
 #if canImport(Glibc)
@@ -18,7 +19,10 @@ extension FuzzTarget {
     /// management API reads the same types.
     public static func fuzzConfiguration(_ data: [UInt8]) {
         let text = String(decoding: data, as: UTF8.self)
-        if let configuration = try? YAMLDecoder().decode(FuzzedConfiguration.self, from: text) {
+        // As iotd reads its file: composed, base-60 integers made harmless (SafeYAML), then decoded.
+        if let node = try? SafeYAML.compose(text),
+            let configuration = try? YAMLDecoder().decode(FuzzedConfiguration.self, from: node)
+        {
             configuration.check()
         }
         if data.first == UInt8(ascii: "{"),

@@ -4,6 +4,7 @@ import IoTCore
 import IoTProtocols
 import IoTServer
 import IoTStorage
+import IoTYAML
 import Logging
 import Metrics
 import Prometheus
@@ -80,7 +81,9 @@ func loadConfiguration(_ path: String) throws -> (DaemonConfiguration, inlineSec
         let node = try Yams.compose(yaml: String(decoding: data, as: UTF8.self)) ?? Node([(Node, Node)]())
         let resolved = try ConfigurationSecrets.resolve(node, environment: ProcessInfo.processInfo.environment)
         inline = resolved.inline
-        configuration = try YAMLDecoder().decode(DaemonConfiguration.self, from: resolved.node)
+        // Base-60 integers made harmless first: Yams traps on one that overflows (SafeYAML).
+        configuration = try YAMLDecoder().decode(
+            DaemonConfiguration.self, from: SafeYAML.neutralizingBase60(resolved.node))
     } catch let error as ConfigurationError {
         throw ConfigurationError("\(path): \(error.description)")
     } catch {

@@ -243,4 +243,25 @@ import Testing
             #expect(check.wait() != 0)
         }
     }
+
+    /// A YAML 1.1 base-60 integer that overflows (found by the configuration fuzz target) is refused with a
+    /// message; it used to stop iotd on a trap inside Yams (signal 4 or 5 instead of an exit status).
+    @Test func aBase60NumberIsRefusedNotACrash() async throws {
+        try await onOwnThread {
+            let dir = TemporaryDirectory("iotd-config")
+            let path = dir.path + "/base60.yaml"
+            try "http: { port: -3333333333333333333:3 }\n".write(toFile: path, atomically: false, encoding: .utf8)
+            // stderr into the pipe too: iotd writes its refusal there.
+            let check = try ChildProcess([
+                "/bin/sh", "-c", #"exec "$0" serve --config "$1" --check 2>&1"#, try ChildProcess.builtProduct("iotd"),
+                path,
+            ])
+            var output: [String] = []
+            while let line = check.readLine() { output.append(line) }
+            let status = check.wait()
+            #expect(status & 0x7f == 0, "iotd exited, not killed by a signal (status \(status))")
+            #expect(status >> 8 != 0, "iotd refused the file: \(output)")
+            #expect(output.joined(separator: " ").contains("port"), "the message names the key: \(output)")
+        }
+    }
 }

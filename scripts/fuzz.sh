@@ -39,6 +39,20 @@ build() {
             -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --target IoTFuzzTargets >&2
     fi
     echo "== linking $FUZZER" >&2
+    # A source file moved to another target or deleted leaves its object behind in the scratch folder, and the
+    # link below takes every object: keep, in each Swift target's folder, only the objects its
+    # output-file-map.json names (the module split of session 10 left IoTProtocols' old objects there).
+    python3 - "$BIN" <<'PY'
+import glob, json, os, sys
+for folder in glob.glob(os.path.join(sys.argv[1], "*.build")):
+    listed = os.path.join(folder, "output-file-map.json")
+    if not os.path.exists(listed):
+        continue  # a C target: its objects are its sources'
+    keep = {os.path.realpath(v["object"]) for v in json.load(open(listed)).values() if "object" in v}
+    for obj in glob.glob(os.path.join(folder, "*.o")):
+        if os.path.realpath(obj) not in keep:
+            os.remove(obj)
+PY
     # Every object of the build (only IoTFuzzTargets and its dependencies are built here), and the module maps
     # and header paths of its C modules, which the Swift modules refer to.
     local objects=() maps=() f

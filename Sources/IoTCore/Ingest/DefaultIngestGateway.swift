@@ -1,6 +1,4 @@
-import Dispatch
 public import Logging
-import Synchronization
 
 /// The ``IngestGateway`` over an ``Ingestor`` and a ``DeviceAuthenticator``: what every built-in transport
 /// submits to.
@@ -267,15 +265,11 @@ public final class DefaultIngestGateway: IngestGateway {
 
     /// Runs ``submit(_:)`` on a task and blocks the calling thread (not one of the pool's) until it ends.
     private func waitFor(_ submission: IngestSubmission) -> IngestOutcome {
-        let box = Mutex<IngestOutcome?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            let outcome = await self.submit(submission)
-            box.withLock { $0 = outcome }
-            done.signal()
+        do throws(IoTError) {
+            return try blockingOnTask { () async throws(IoTError) in await self.submit(submission) }
+        } catch {
+            return .refused(error)  // not reached: submit(_:) answers every refusal as an outcome
         }
-        done.wait()
-        return box.withLock { $0! }
     }
 
     // MARK: Accounting

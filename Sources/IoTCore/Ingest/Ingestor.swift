@@ -288,7 +288,7 @@ public final class Ingestor: Service {
     {
         let message = stamped(message, identity)
         if let receipt = try ingestCached(message, parser: parser, identity: identity) { return receipt }
-        return try waitForTask { () async throws(IoTError) in
+        return try blockingOnTask { () async throws(IoTError) in
             try await self.ingest(message, parser: parser, identity: identity)
         }
     }
@@ -433,7 +433,7 @@ public final class Ingestor: Service {
                     prepared = try prepareCached(
                         records, transport: transport, receivedAt: receivedAt, identity: item.identity)
                     slow = { () throws(IoTError) in
-                        try self.waitForTask { () async throws(IoTError) in
+                        try blockingOnTask { () async throws(IoTError) in
                             try await self.ingest(
                                 records, transport: transport, receivedAt: receivedAt, identity: item.identity)
                         }
@@ -478,26 +478,6 @@ public final class Ingestor: Service {
             accounting.rejected(transport, error.code.name)
             throw error
         }
-    }
-
-    /// Runs `body` on a task and blocks the calling thread (not one of the cooperative pool's) until it ends.
-    private func waitForTask<T: Sendable>(_ body: @escaping @Sendable () async throws(IoTError) -> T) throws(IoTError)
-        -> T
-    {
-        let box = Mutex<Result<T, IoTError>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            let r: Result<T, IoTError>
-            do throws(IoTError) {
-                r = .success(try await body())
-            } catch {
-                r = .failure(error)
-            }
-            box.withLock { $0 = r }
-            done.signal()
-        }
-        done.wait()
-        return try box.withLock { $0! }.get()
     }
 
     /// A message of a batch resolved from cached registry data and waiting for the batch's journal write;
@@ -685,4 +665,23 @@ public final class Ingestor: Service {
             if now { c.resume() }
         }
     }
+}
+
+/// Runs `body` on a task and blocks the calling thread (not one of the cooperative pool's) until it ends: the
+/// `.wait` shape of ``IngestGateway/submitBlocking(_:onCacheMiss:)`` on a C library's thread.
+func blockingOnTask<T: Sendable>(_ body: @escaping @Sendable () async throws(IoTError) -> T) throws(IoTError) -> T {
+    let box = Mutex<Result<T, IoTError>?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        let r: Result<T, IoTError>
+        do throws(IoTError) {
+            r = .success(try await body())
+        } catch {
+            r = .failure(error)
+        }
+        box.withLock { $0 = r }
+        done.signal()
+    }
+    done.wait()
+    return try box.withLock { $0! }.get()
 }

@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "IoTServer", targets: ["IoTServer"]),
         .library(name: "IoTRules", targets: ["IoTRules"]),
         .library(name: "IoTScripting", targets: ["IoTScripting"]),
+        .library(name: "IoTPlatform", targets: ["IoTPlatform"]),
         .executable(name: "iot-js-worker", targets: ["iot-js-worker"]),
         .executable(name: "iotd", targets: ["iotd"]),
     ],
@@ -42,6 +43,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.20.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.30.0"),
     ],
     targets: [
         // MARK: C shims (no logic)
@@ -293,13 +295,28 @@ let package = Package(
             dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
+        // The whole platform from one configuration, as a Service: what iotd runs, and what an integrator
+        // runs with one layer replaced or added (Examples/CustomPlatform).
+        .target(
+            name: "IoTPlatform",
+            dependencies: [
+                "IoTCore", "IoTStorage", "IoTProtocols", "IoTListener", "IoTServer", "IoTRules", "IoTScripting",
+                "IoTYAML",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "iotd",
             dependencies: [
-                "IoTCore", "IoTStorage", "IoTProtocols", "IoTServer", "IoTRules", "IoTScripting", "IoTTesting",
-                "IoTYAML",
+                "IoTPlatform", "IoTCore", "IoTProtocols", "IoTRules", "IoTServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Yams", package: "Yams"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -312,6 +329,17 @@ let package = Package(
             name: "CustomTransportExample",
             dependencies: ["IoTCore", "IoTStorage", .product(name: "Logging", package: "swift-log")],
             path: "Examples/CustomTransport",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "CustomPlatformExample",
+            dependencies: [
+                "IoTPlatform", "IoTCore", "IoTStorage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/CustomPlatform",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -341,6 +369,16 @@ let package = Package(
         .testTarget(
             name: "IoTCoreTests",
             dependencies: ["IoTCore", "IoTTesting", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IoTPlatformTests",
+            dependencies: [
+                "IoTPlatform", "IoTCore", "IoTProtocols", "IoTServer", "IoTStorage", "IoTTesting", "IoTYAML",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

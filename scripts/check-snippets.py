@@ -12,8 +12,16 @@ root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 files = sys.argv[1:] or ["README.md"] + sorted(glob.glob("Sources/**/Docs.docc/*.md", recursive=True))
 modules = os.path.join(root, ".build", "debug", "Modules")
 maps = []
-for m in sorted(glob.glob(os.path.join(root, "Sources", "CIoT*", "module.modulemap"))):
+# The C modules: our shims, and those of dependencies (swift-atomics' _AtomicsShims, …) that SwiftPM generated.
+for m in sorted(glob.glob(os.path.join(root, "Sources", "CIoT*", "module.modulemap"))
+                + glob.glob(os.path.join(root, ".build", "debug", "*.build", "module.modulemap"))
+                + glob.glob(os.path.join(root, ".build", "checkouts", "*", "Sources", "*", "include", "module.modulemap"))):
     maps += ["-Xcc", "-fmodule-map-file=" + m]
+# The include paths the system libraries' pkg-config files give (libmodbus' headers are in include/modbus).
+for package in ["libmodbus", "libcoap-3-openssl", "lua5.4", "duktape", "libmosquitto", "libcurl", "sqlite3"]:
+    r = subprocess.run(["pkg-config", "--cflags", package], capture_output=True, text=True)
+    for flag in r.stdout.split():
+        maps += ["-Xcc", flag]
 failed = checked = 0
 for name in files:
     lines = open(os.path.join(root, name), encoding="utf-8").read().split("\n")

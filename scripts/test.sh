@@ -185,5 +185,6 @@ fi
 
 echo "== examples and benchmark smoke run (debug build; proves they run, not how fast)"
 swift run --skip-build CustomTransportExample --seconds 2 || { echo "FAILED: CustomTransportExample" >&2; exit 1; }
+swift run --skip-build CustomPlatformExample --seconds 3 || { echo "FAILED: CustomPlatformExample" >&2; exit 1; }
 swift run --skip-build iot-bench all --smoke || { echo "FAILED: benchmark smoke run" >&2; exit 1; }
 echo "== all green"

@@ -128,3 +128,27 @@ public struct ListenerTLS: Sendable, Hashable {
         }
     }
 }
+
+extension ListenerTLS: Decodable {
+    private enum CodingKeys: String, CodingKey { case certificate, privateKey, clientCA, clientCertificates }
+
+    /// Reads a listener's `tls:` section: `certificate` and `privateKey` (PEM files, required), `clientCA`, and
+    /// `clientCertificates` (`none`, `optional` or `required`; default `required` with a `clientCA`, `none`
+    /// without).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let clientCA = try c.decodeIfPresent(String.self, forKey: .clientCA)
+        var mode: ClientCertificates = clientCA == nil ? .none : .required
+        if let text = try c.decodeIfPresent(String.self, forKey: .clientCertificates) {
+            guard let value = ClientCertificates(rawValue: text) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .clientCertificates, in: c, debugDescription: "'\(text)' is not none, optional or required")
+            }
+            mode = value
+        }
+        self.init(
+            certificatePath: try c.decode(String.self, forKey: .certificate),
+            privateKeyPath: try c.decode(String.self, forKey: .privateKey), clientCAPath: clientCA,
+            clientCertificates: mode)
+    }
+}

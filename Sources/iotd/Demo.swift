@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
 import IoTCore
+import IoTPlatform
 import IoTProtocols
 import IoTRules
 import IoTServer
-import IoTStorage
 import Logging
 import ServiceLifecycle
 import UnixSignals
@@ -23,17 +23,16 @@ struct Demo: AsyncParsableCommand {
     @Flag(help: "Print no live line (for scripts).") var quiet = false
 
     func run() async throws {
-        let prometheus = bootstrapObservability(level: "warning")
+        let prometheus = bootstrapObservability(level: .warning)
         let logger = Logger(label: "iotd.demo")
-        var configuration = DaemonConfiguration()
+        var configuration = PlatformConfiguration()
         configuration.dataDirectory = dir
-        configuration.http = .init(port: httpPort)
-        configuration.management = .init(port: apiPort)
+        configuration.http.listener.port = httpPort
+        configuration.management.port = apiPort
         let adminKey = randomKey()
-        let platform = try Platform(
-            configuration: configuration, adminAPIKey: adminKey, prometheus: prometheus, logger: logger)
-        try await platform.loadParsers([])
-        await platform.connectNotifications()
+        configuration.management.adminAPIKey = adminKey
+        let platform = try IoTPlatform(configuration: configuration, prometheus: prometheus, logger: logger)
+        try await platform.prepare()
         let fleet = try await DemoFleet.seed(platform: platform, devices: devices)
         // With mosquitto installed, the thermometers also report through a local broker and the MQTT client manager.
         let mqtt = try DemoMQTT.start(directory: dir)
@@ -41,11 +40,9 @@ struct Demo: AsyncParsableCommand {
 
         let group = ServiceGroup(
             configuration: .init(
-                services: platform.services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+                services: [.init(service: platform)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         let running = Task { try await group.run() }
-        let http = try await platform.http.listeningPort()
-        let api = try await platform.management.listeningPort()
+        let (http, api) = try await platform.listeningPorts()
         printBanner(http: http, api: api, adminKey: adminKey, fleet: fleet)
         if let mqtt {
             let thermometers = fleet.devices.filter { $0.product == "thermometer" }.map(\.uid)
@@ -87,7 +84,7 @@ struct Demo: AsyncParsableCommand {
         }
         let outcome = await running.result
         ticker.cancel()
-        simulator.stop()
+        await simulator.stop()
         await mqtt?.stop()
         let s = platform.ingestor.statistics
         print(

@@ -1,5 +1,6 @@
 import Foundation
 import IoTCore
+import IoTPlatform
 import IoTProtocols
 import IoTRules
 import IoTStorage
@@ -15,7 +16,7 @@ struct DemoFleet: Sendable {
 
     static let tenant: TenantID = "demo"
 
-    static func seed(platform: Platform, devices count: Int) async throws -> DemoFleet {
+    static func seed(platform: IoTPlatform, devices count: Int) async throws -> DemoFleet {
         let scope = AccessScope.tenant(tenant)
         try await platform.registry.saveTenant(Tenant(id: tenant, name: "Demo"))
         try await platform.registry.saveProduct(
@@ -38,8 +39,8 @@ struct DemoFleet: Sendable {
             try await platform.registry.saveDevice(
                 scope, Device(uid: uid, product: ProductID(product), pushIntervalMillis: 1_000, createdAt: 0))
             let id = DeviceIdentity(tenant: tenant, deviceUID: uid)
-            _ = try await platform.tokens.revokeTokens(of: id)
-            let token = try await platform.tokens.issueToken(
+            _ = try await platform.deviceAuth.revokeTokens(of: id)
+            let token = try await platform.deviceAuth.issueToken(
                 for: id, label: "demo", now: Int64(Date().timeIntervalSince1970 * 1000))
             devices.append(SimulatedDevice(uid: uid, product: product, token: token))
         }

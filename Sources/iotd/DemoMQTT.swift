@@ -1,7 +1,6 @@
 import Foundation
 import IoTCore
 import IoTProtocols
-import IoTTesting
 
 /// When a `mosquitto` binary is present, `iotd demo` also ingests over MQTT: it starts a local broker on a
 /// free loopback port (stopped by its PID at the end), adds an MQTT client to the platform's manager, and
@@ -9,14 +8,15 @@ import IoTTesting
 final class DemoMQTT: @unchecked Sendable {
     static let binary = "/usr/sbin/mosquitto"
     let port: Int
-    let broker: ChildProcess
+    /// The broker's process id; stopped by it.
+    let broker: pid_t
     let publisher: MQTTClient
     private var task: Task<Void, Never>?
 
     /// Starts the broker, or returns `nil` when mosquitto is not installed.
     static func start(directory: String) throws -> DemoMQTT? {
         guard access(binary, X_OK) == 0 else { return nil }
-        let port = ChildProcess.freeLoopbackPort()
+        let port = try freeLoopbackPort()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let conf = directory + "/demo-mosquitto.conf"
         try """
@@ -27,7 +27,24 @@ final class DemoMQTT: @unchecked Sendable {
         user root
         max_queued_messages 0
         """.write(toFile: conf, atomically: true, encoding: .utf8)
-        let broker = try ChildProcess([binary, "-c", conf])
+        var broker: pid_t = 0
+        let arguments: [String] = [binary, "-c", conf]
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
+        argv.append(nil)
+        defer { for arg in argv { free(arg) } }
+        // Default signal handling in the child: iotd ignores SIGTERM and SIGINT (its service group watches
+        // them), and an ignored signal stays ignored across exec, so the broker would not stop.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        posix_spawnattr_setsigmask(&attributes, &signals)
+        for s in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&signals, s) }
+        posix_spawnattr_setsigdefault(&attributes, &signals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let rc = posix_spawn(&broker, binary, nil, &attributes, argv, environ)
+        guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .ENOENT) }
         for _ in 0..<200 {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var addr = sockaddr_in()
@@ -48,7 +65,7 @@ final class DemoMQTT: @unchecked Sendable {
         return DemoMQTT(port: port, broker: broker, publisher: publisher)
     }
 
-    private init(port: Int, broker: ChildProcess, publisher: MQTTClient) {
+    private init(port: Int, broker: pid_t, publisher: MQTTClient) {
         self.port = port
         self.broker = broker
         self.publisher = publisher
@@ -84,6 +101,26 @@ final class DemoMQTT: @unchecked Sendable {
         task?.cancel()
         await task?.value
         await publisher.stop()
-        broker.stop(signal: SIGTERM)
+        kill(broker, SIGTERM)
+        var status: Int32 = 0
+        waitpid(broker, &status, 0)
+    }
+
+    /// A TCP port free on 127.0.0.1 right now: the kernel's choice for a socket bound to port 0.
+    private static func freeLoopbackPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard ok else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EADDRINUSE) }
+        return Int(UInt16(bigEndian: addr.sin_port))
     }
 }

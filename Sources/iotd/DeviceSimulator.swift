@@ -1,17 +1,18 @@
+import AsyncHTTPClient
 import Foundation
-import IoTTesting
+import NIOCore
+import NIOHTTP1
 import Synchronization
 
-/// Simulated devices posting telemetry through the real HTTP listener, on their own threads
-/// (blocking sockets never run on Swift's cooperative pool). One device in every 25 is faulty and
-/// sends a malformed payload now and then, so the demo shows rejections being counted.
+/// Simulated devices posting telemetry through the real HTTP listener with AsyncHTTPClient (keep-alive
+/// connections to 127.0.0.1). One device in every 25 is faulty and sends a malformed payload now and then,
+/// so the demo shows rejections being counted.
 final class DeviceSimulator: Sendable {
     private let fleet: DemoFleet
     private let port: Int
     private let intervalMillis: Int
-    private let stopped = Mutex(false)
     private let latencies = Mutex<[Double]>([])
-    private let running = Mutex(0)
+    private let lanes = Mutex<[Task<Void, Never>]>([])
 
     init(fleet: DemoFleet, port: Int, intervalMillis: Int) {
         self.fleet = fleet
@@ -20,19 +21,18 @@ final class DeviceSimulator: Sendable {
     }
 
     func start() {
-        let lanes = min(8, fleet.devices.count)
-        for lane in 0..<lanes {
-            let devices = fleet.devices.enumerated().filter { $0.offset % lanes == lane }.map(\.element)
-            let thread = Thread { [self] in self.loop(devices) }
-            thread.name = "demo-devices-\(lane)"
-            running.withLock { $0 += 1 }
-            thread.start()
+        let count = min(8, fleet.devices.count)
+        let tasks = (0..<count).map { lane in
+            let devices = fleet.devices.enumerated().filter { $0.offset % count == lane }.map(\.element)
+            return Task { await self.loop(devices) }
         }
+        lanes.withLock { $0 = tasks }
     }
 
-    func stop() {
-        stopped.withLock { $0 = true }
-        while running.withLock({ $0 }) > 0 { usleep(5_000) }
+    func stop() async {
+        let tasks = lanes.withLock { $0 }
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
     }
 
     /// The request latencies (seconds) since the last call.
@@ -43,30 +43,32 @@ final class DeviceSimulator: Sendable {
         }
     }
 
-    private func loop(_ devices: [DemoFleet.SimulatedDevice]) {
-        defer { running.withLock { $0 -= 1 } }
-        var client: LoopbackHTTPClient?
+    private func loop(_ devices: [DemoFleet.SimulatedDevice]) async {
+        let clock = ContinuousClock()
+        let start = clock.now
         var tick = 0
-        let start = Date()
-        while !stopped.withLock({ $0 }) {
+        while !Task.isCancelled {
             for (i, device) in devices.enumerated() {
-                if stopped.withLock({ $0 }) { return }
+                if Task.isCancelled { return }
                 let faulty = device.uid.hasSuffix("-05") && tick % 10 == 9
                 let (path, headers, body) = request(for: device, tick: tick, index: i, faulty: faulty)
-                let t0 = Date()
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+                request.method = .POST
+                for (name, value) in headers { request.headers.add(name: name, value: value) }
+                request.body = .bytes(ByteBuffer(string: body))
+                let t0 = clock.now
                 do {
-                    if client == nil { client = try LoopbackHTTPClient(port: port) }
-                    _ = try client!.request("POST", path, headers: headers, body: Array(body.utf8))
-                    let elapsed = Date().timeIntervalSince(t0)
-                    latencies.withLock { $0.append(elapsed) }
+                    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+                    _ = try await response.body.collect(upTo: 1 << 20)
+                    let elapsed = (clock.now - t0).components
+                    let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+                    latencies.withLock { $0.append(seconds) }
                 } catch {
-                    client = nil  // reconnect on the next request
+                    // The listener is gone (shutdown) or busy: the next tick tries again.
                 }
             }
             tick += 1
-            let next = start.addingTimeInterval(Double(tick * intervalMillis) / 1000)
-            let wait = next.timeIntervalSinceNow
-            if wait > 0 { usleep(useconds_t(wait * 1_000_000)) }
+            try? await Task.sleep(until: start + .milliseconds(tick * intervalMillis), clock: clock)
         }
     }
 
@@ -82,10 +84,13 @@ final class DeviceSimulator: Sendable {
             // ThingsBoard form: token in the URL.
             let body = String(
                 format: #"{"temperature": %.2f, "humidity": %.1f}"#, 21 + 4 * sin(phase), 45 + 10 * cos(phase))
-            return ("/api/v1/\(device.token)/telemetry", [:], body)
+            return ("/api/v1/\(device.token)/telemetry", ["Content-Type": "application/json"], body)
         case "door":
             let body = #"{"open": \#((tick + index) % 20 < 3)}"#
-            return ("/api/v1/devices/\(device.uid)/telemetry", ["Authorization": "Bearer \(device.token)"], body)
+            return (
+                "/api/v1/devices/\(device.uid)/telemetry",
+                ["Authorization": "Bearer \(device.token)", "Content-Type": "application/json"], body
+            )
         default:
             // SenML from the meters.
             let body = String(

@@ -291,3 +291,16 @@ public final class DefaultIngestGateway: IngestGateway {
         ingestor.accounting.rejected(transport, error.code.name)
     }
 }
+
+extension DefaultIngestGateway.Configuration: Decodable {
+    private enum CodingKeys: String, CodingKey { case authenticationCacheMillis, authenticationCacheCapacity }
+
+    /// Reads `authenticationCacheMillis` and `authenticationCacheCapacity`; a missing key keeps its default.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Self()
+        self.init(
+            authenticationCacheMillis: try c.decode(.authenticationCacheMillis, or: d.authenticationCacheMillis),
+            authenticationCacheCapacity: try c.decode(.authenticationCacheCapacity, or: d.authenticationCacheCapacity))
+    }
+}

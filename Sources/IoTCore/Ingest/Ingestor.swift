@@ -84,6 +84,18 @@ public final class Ingestor: Service {
             self.storeRetryMillis = storeRetryMillis
             self.commitGatherMillis = commitGatherMillis
         }
+
+        /// Checks the documented ranges; each message starts with the key (`queueCapacityPoints: 0 is out of range; …`).
+        ///
+        /// - Throws: ``IoTError/Code/invalidArgument`` naming the key.
+        public func validate() throws(IoTError) {
+            try IoTLimits.checkSetting(queueCapacityPoints, "queueCapacityPoints", in: 1...100_000_000)
+            try IoTLimits.checkSetting(maxBatchPoints, "maxBatchPoints", in: 1...1_000_000)
+            try IoTLimits.checkSetting(
+                retryAfterMillis, "retryAfterMillis", in: 0...IoTLimits.maxDurationMillis, unit: "ms")
+            try IoTLimits.checkSetting(
+                registryCacheMillis, "registryCacheMillis", in: 0...IoTLimits.maxDurationMillis, unit: "ms")
+        }
     }
 
     /// The configuration in force.
@@ -684,4 +696,31 @@ func blockingOnTask<T: Sendable>(_ body: @escaping @Sendable () async throws(IoT
     }
     done.wait()
     return try box.withLock { $0! }.get()
+}
+
+extension Ingestor.Configuration: Decodable {
+    private enum CodingKeys: String, CodingKey {
+        case queueCapacityPoints, maxBatchPoints, retryAfterMillis, registryCacheMillis, rateLimit
+    }
+
+    /// Reads the settings a configuration file may give (`ingest:` in iotd.yaml); the others keep their
+    /// defaults. `rateLimit` is written as text, `"100:1,2000:60"`.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Self()
+        var rateLimit: RateLimit?
+        if let spec = try c.decodeIfPresent(String.self, forKey: .rateLimit) {
+            do throws(IoTError) {
+                rateLimit = try RateLimit(parsing: spec)
+            } catch {
+                throw DecodingError.dataCorruptedError(forKey: .rateLimit, in: c, debugDescription: error.message)
+            }
+        }
+        self.init(
+            queueCapacityPoints: try c.decode(.queueCapacityPoints, or: d.queueCapacityPoints),
+            maxBatchPoints: try c.decode(.maxBatchPoints, or: d.maxBatchPoints),
+            retryAfterMillis: try c.decode(.retryAfterMillis, or: d.retryAfterMillis),
+            registryCacheMillis: try c.decode(.registryCacheMillis, or: d.registryCacheMillis),
+            rateLimit: rateLimit)
+    }
 }

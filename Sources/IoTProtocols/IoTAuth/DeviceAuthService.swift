@@ -62,6 +62,20 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
             self.maxSessionTokensPerDevice = maxSessionTokensPerDevice
             self.failedAttempts = failedAttempts
         }
+
+        /// Checks the documented ranges: `passwordIterations` 100,000 to 10,000,000 (PBKDF2-HMAC-SHA256), the
+        /// durations 1 s to 10 years, `maxFailures` 1 to 1,000,000. Messages name iotd's keys (seconds).
+        ///
+        /// - Throws: ``IoTError/Code/invalidArgument`` naming the key.
+        public func validate() throws(IoTError) {
+            try IoTLimits.checkSetting(passwordIterations, "passwordIterations", in: 100_000...10_000_000)
+            let maxSeconds = IoTLimits.maxDurationMillis / 1000
+            try IoTLimits.checkSetting(sessionTokenMillis / 1000, "sessionTokenSeconds", in: 1...maxSeconds, unit: "s")
+            try IoTLimits.checkSetting(
+                failedAttempts.windowMillis / 1000, "failedAttemptWindowSeconds", in: 1...maxSeconds, unit: "s")
+            try IoTLimits.checkSetting(failedAttempts.blockMillis / 1000, "blockSeconds", in: 1...maxSeconds, unit: "s")
+            try IoTLimits.checkSetting(failedAttempts.maxFailures, "maxFailedAttempts", in: 1...1_000_000)
+        }
     }
 
     /// A short-lived token from token exchange.
@@ -455,5 +469,37 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
             Result { () throws(IoTError) in try hasher.hash(password) }
         }
         return try result.get()
+    }
+}
+
+extension DeviceAuthService.Configuration: Decodable {
+    private enum CodingKeys: String, CodingKey {
+        case sessionTokenSeconds, passwordIterations, maxFailedAttempts, failedAttemptWindowSeconds, blockSeconds
+    }
+
+    /// Reads `auth:` of iotd.yaml: `sessionTokenSeconds`, `passwordIterations`, `maxFailedAttempts`,
+    /// `failedAttemptWindowSeconds` and `blockSeconds`; a missing key keeps its default. A number of seconds
+    /// above ten years is refused here, before it is turned into milliseconds.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        var configuration = Self()
+        func millis(_ key: CodingKeys, _ fallback: Int64) throws -> Int64 {
+            guard let seconds = try c.decodeIfPresent(Int64.self, forKey: key) else { return fallback }
+            guard (1...IoTLimits.maxDurationMillis / 1000).contains(seconds) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: key, in: c,
+                    debugDescription:
+                        "\(seconds) is out of range; use 1 to \(IoTLimits.maxDurationMillis / 1000) seconds")
+            }
+            return seconds * 1000
+        }
+        configuration.sessionTokenMillis = try millis(.sessionTokenSeconds, configuration.sessionTokenMillis)
+        configuration.passwordIterations = try c.decode(.passwordIterations, or: configuration.passwordIterations)
+        configuration.failedAttempts.maxFailures = try c.decode(
+            .maxFailedAttempts, or: configuration.failedAttempts.maxFailures)
+        configuration.failedAttempts.windowMillis = try millis(
+            .failedAttemptWindowSeconds, configuration.failedAttempts.windowMillis)
+        configuration.failedAttempts.blockMillis = try millis(.blockSeconds, configuration.failedAttempts.blockMillis)
+        self = configuration
     }
 }

@@ -45,6 +45,15 @@ public final class CoAPObserverManager: Service, Sendable {
             self.maxObservations = maxObservations
             self.outbound = outbound
         }
+
+        /// Checks `maxObservations` (1 to 1,000,000) and `reregisterAfterMillis` (1 s to 10 years).
+        ///
+        /// - Throws: ``IoTError/Code/invalidArgument`` naming the key.
+        public func validate() throws(IoTError) {
+            try IoTLimits.checkSetting(maxObservations, "maxObservations", in: 1...1_000_000)
+            try IoTLimits.checkSetting(
+                reregisterAfterMillis, "reregisterAfterMillis", in: 1_000...IoTLimits.maxDurationMillis, unit: "ms")
+        }
     }
 
     /// One observation as the manager reports it (``IoTCore/CoAPObservationReport``).
@@ -395,3 +404,17 @@ private func observerMonotonicMillis() -> Int64 {
 }
 
 private let observerEpoch = ContinuousClock.now
+
+extension CoAPObserverManager.Configuration: Decodable {
+    private enum CodingKeys: String, CodingKey { case maxObservations, reregisterAfterMillis }
+
+    /// Reads `maxObservations` and `reregisterAfterMillis` (in iotd.yaml they sit in `coap:`, beside the
+    /// listener's settings); the outbound policy is not read here (iotd's top-level `outbound:`).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Self()
+        self.init(
+            reregisterAfterMillis: try c.decode(.reregisterAfterMillis, or: d.reregisterAfterMillis),
+            maxObservations: try c.decode(.maxObservations, or: d.maxObservations))
+    }
+}

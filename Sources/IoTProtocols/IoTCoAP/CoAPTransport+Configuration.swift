@@ -92,12 +92,37 @@ extension CoAPTransport {
                         .invalidArgument, "CoAP and CoAP DTLS cannot share port \(dtls.port); use 5683 and 5684")
                 }
             }
-            guard maxBodyBytes > 0 else {
-                throw IoTError(.invalidArgument, "CoAP maxBodyBytes must be positive, e.g. 65536")
-            }
+            try IoTLimits.checkSetting(maxBodyBytes, "maxBodyBytes", in: 1...(1 << 30), unit: "bytes")
             guard maxPendingRequests > 0 else {
                 throw IoTError(.invalidArgument, "CoAP maxPendingRequests must be positive, e.g. 4096")
             }
         }
+    }
+}
+
+extension CoAPTransport.Configuration: Decodable {
+    private enum CodingKeys: String, CodingKey { case host, port, dtls, maxBodyBytes, maxPendingRequests }
+
+    /// Reads the listener's settings (`coap:` in iotd.yaml); a missing key keeps its default.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Self()
+        self.init(
+            host: try c.decode(.host, or: d.host), port: try c.decodeIfPresent(Int.self, forKey: .port) ?? d.port,
+            dtls: try c.decodeIfPresent(DTLS.self, forKey: .dtls),
+            maxBodyBytes: try c.decode(.maxBodyBytes, or: d.maxBodyBytes),
+            maxPendingRequests: try c.decode(.maxPendingRequests, or: d.maxPendingRequests))
+    }
+}
+
+extension CoAPTransport.Configuration.DTLS: Decodable {
+    private enum CodingKeys: String, CodingKey { case port, keys, hint }
+
+    /// Reads `keys` (PSK identity → key, required), `port` (default 5684) and `hint` (default `iot`).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            port: try c.decode(.port, or: 5684), keys: try c.decode([String: String].self, forKey: .keys),
+            hint: try c.decode(.hint, or: "iot"))
     }
 }

@@ -59,6 +59,13 @@ public actor MQTTClientManager: Service {
             self.limits = limits
             self.outbound = outbound
         }
+
+        /// Checks `threads` (1 to 64 loop threads).
+        ///
+        /// - Throws: ``IoTError/Code/invalidArgument`` naming the key.
+        public func validate() throws(IoTError) {
+            try IoTLimits.checkSetting(threads, "threads", in: 1...64)
+        }
     }
 
     /// One client as the manager reports it (``IoTCore/MQTTClientReport``).
@@ -365,5 +372,17 @@ struct ProcessSampler {
         var buffer = [UInt8](repeating: 0, count: 4096)
         let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, 4096) }
         return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : nil
+    }
+}
+
+extension MQTTClientManager.Configuration: Decodable {
+    private enum CodingKeys: String, CodingKey { case threads, limits }
+
+    /// Reads `threads` and `limits` (`mqtt:` in iotd.yaml, beside its `clients`); the outbound policy is not
+    /// read here (iotd's top-level `outbound:`).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Self()
+        self.init(threads: try c.decode(.threads, or: d.threads), limits: try c.decode(.limits, or: d.limits))
     }
 }

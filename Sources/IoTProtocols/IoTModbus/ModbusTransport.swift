@@ -56,6 +56,15 @@ public final class ModbusTransport: Transport {
             self.ingestBacklog = ingestBacklog
             self.reservedDescriptors = reservedDescriptors
         }
+
+        /// Checks `ioThreads` (1 to 256), `reservedDescriptors` (0 to 512) and `maxDevices`.
+        ///
+        /// - Throws: ``IoTError/Code/invalidArgument`` naming the key.
+        public func validate() throws(IoTError) {
+            try IoTLimits.checkSetting(ioThreads, "ioThreads", in: 1...256)
+            try IoTLimits.checkSetting(reservedDescriptors, "reservedDescriptors", in: 0...512)
+            try IoTLimits.checkSetting(maxDevices, "maxDevices", in: 1...1_000_000)
+        }
     }
 
     /// A device and what its poller has done (``IoTCore/ModbusDeviceStatus``).
@@ -484,5 +493,21 @@ final class ModbusHandOff: Sendable {
             }
             waiting.subtract(batch.polls.count, ordering: .relaxed)
         }
+    }
+}
+
+extension ModbusTransport.Configuration: Decodable {
+    private enum CodingKeys: String, CodingKey { case ioThreads, maxDevices, ingestBacklog, reservedDescriptors }
+
+    /// Reads the poller's settings (`modbus:` in iotd.yaml, beside its `devices`); a missing key keeps its
+    /// default.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Self()
+        self.init(
+            ioThreads: try c.decode(.ioThreads, or: d.ioThreads),
+            maxDevices: try c.decode(.maxDevices, or: d.maxDevices),
+            ingestBacklog: try c.decode(.ingestBacklog, or: d.ingestBacklog),
+            reservedDescriptors: try c.decode(.reservedDescriptors, or: d.reservedDescriptors))
     }
 }

@@ -1,3 +1,4 @@
+public import IoTCore
 public import IoTListener
 
 extension ManagementServer {
@@ -54,5 +55,34 @@ extension ManagementServer {
             self.maxBodyBytes = maxBodyBytes
             self.brokerAuthKey = brokerAuthKey
         }
+
+        /// Checks `port`, `maxBodyBytes`, `maxExportPoints` and `limits`.
+        ///
+        /// - Throws: ``IoTError/Code/invalidArgument`` naming the key.
+        public func validate() throws(IoTError) {
+            try IoTLimits.checkSetting(port, "port", in: 0...65_535)
+            try IoTLimits.checkSetting(maxBodyBytes, "maxBodyBytes", in: 1...(1 << 30), unit: "bytes")
+            try IoTLimits.checkSetting(maxExportPoints, "maxExportPoints", in: 1...100_000_000)
+            do { try limits.validate() } catch { throw IoTError(.invalidArgument, "limits.\(error.message)") }
+        }
+    }
+}
+
+extension ManagementServer.Configuration: Decodable {
+    private enum CodingKeys: String, CodingKey {
+        case host, port, adminAPIKey, maxExportPoints, maxBodyBytes, tls, limits
+    }
+
+    /// Reads `management:` of iotd.yaml; a missing key keeps its default. The broker key is not read here
+    /// (iotd takes it from `brokerAccounts.emqx`).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Self()
+        self.init(
+            host: try c.decode(.host, or: d.host), port: try c.decode(.port, or: d.port),
+            adminAPIKey: try c.decodeIfPresent(String.self, forKey: .adminAPIKey),
+            maxExportPoints: try c.decode(.maxExportPoints, or: d.maxExportPoints),
+            maxBodyBytes: try c.decode(.maxBodyBytes, or: d.maxBodyBytes),
+            tls: try c.decodeIfPresent(ListenerTLS.self, forKey: .tls), limits: try c.decode(.limits, or: d.limits))
     }
 }

@@ -442,3 +442,24 @@ extension String {
         return s
     }
 }
+
+extension FileJournal.Configuration: Decodable {
+    private enum CodingKeys: String, CodingKey { case durability, segmentBytes }
+
+    /// Reads `durability` and `segmentBytes` (`journal:` in iotd.yaml). The directory is not read: whoever
+    /// owns the data folder sets it (iotd: `<dataDirectory>/journal`).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Self()
+        self.init(
+            directory: d.directory, durability: try c.decode(.durability, or: d.durability),
+            segmentBytes: try c.decode(.segmentBytes, or: d.segmentBytes))
+    }
+
+    /// Checks `segmentBytes` (4 KiB to 1 GiB).
+    ///
+    /// - Throws: ``IoTError/Code/invalidArgument`` naming the key.
+    public func validate() throws(IoTError) {
+        try IoTLimits.checkSetting(segmentBytes, "segmentBytes", in: 4_096...(1 << 30), unit: "bytes")
+    }
+}

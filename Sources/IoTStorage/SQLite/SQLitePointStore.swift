@@ -188,3 +188,27 @@ final class PointTenant: @unchecked Sendable {
 
     init(db: SQLiteDatabase) { self.db = db }
 }
+
+extension SQLitePointStore.Configuration: Decodable {
+    private enum CodingKeys: String, CodingKey { case duplicatePolicy, retentionDays }
+
+    /// Reads `duplicatePolicy` and `retentionDays` (a number of days, fractions allowed; missing: keep
+    /// everything), as `storage:` in iotd.yaml has them.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Self()
+        var retentionMillis: Int64?
+        if let days = try c.decodeIfPresent(Double.self, forKey: .retentionDays) {
+            guard days > 0 && days <= 36_500 else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .retentionDays, in: c,
+                    debugDescription:
+                        "\(days) is out of range; use more than 0 and at most 36500 days, or leave it out to keep everything"
+                )
+            }
+            retentionMillis = Int64(days * 86_400_000)
+        }
+        self.init(
+            duplicatePolicy: try c.decode(.duplicatePolicy, or: d.duplicatePolicy), retentionMillis: retentionMillis)
+    }
+}

@@ -1,4 +1,4 @@
-import IoTCore
+public import IoTCore
 public import Logging
 import Synchronization
 
@@ -179,5 +179,24 @@ func makeDirectories(_ path: String) throws(IoTError) {
                 .storage, "cannot create directory \(current): \(String(cString: strerror(code))); check permissions",
                 nativeCode: code, domain: .posix)
         }
+    }
+}
+
+extension SQLiteStorage.Configuration: Decodable {
+    private enum CodingKeys: String, CodingKey { case cacheSizeKiB }
+
+    /// Reads `cacheSizeKiB` (`storage:` in iotd.yaml). The directory is not read: whoever owns the data folder
+    /// sets it (iotd: its `dataDirectory`).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Self()
+        self.init(directory: d.directory, cacheSizeKiB: try c.decode(.cacheSizeKiB, or: d.cacheSizeKiB))
+    }
+
+    /// Checks `cacheSizeKiB` (1 KiB to 16 GiB per connection).
+    ///
+    /// - Throws: ``IoTError/Code/invalidArgument`` naming the key.
+    public func validate() throws(IoTError) {
+        try IoTLimits.checkSetting(cacheSizeKiB, "cacheSizeKiB", in: 1...16_777_216, unit: "KiB")
     }
 }

@@ -57,12 +57,26 @@ extension HTTPIngestTransport {
                 throw IoTError(
                     .invalidArgument, "HTTP ingest port \(port) is out of range; use 1–65535, or 0 for any free port")
             }
-            guard maxBodyBytes > 0 else {
-                throw IoTError(.invalidArgument, "HTTP ingest maxBodyBytes must be positive, e.g. 1048576 (1 MiB)")
-            }
+            try IoTLimits.checkSetting(maxBodyBytes, "maxBodyBytes", in: 1...(1 << 30), unit: "bytes")
             do { try limits.validate() } catch {
                 throw IoTError(.invalidArgument, "HTTP ingest limits: \(error.message)")
             }
         }
+    }
+}
+
+extension HTTPIngestTransport.Configuration: Decodable {
+    private enum CodingKeys: String, CodingKey { case host, port, maxBodyBytes, senmlContentTypes, tls, limits }
+
+    /// Reads `host`, `port`, `maxBodyBytes`, `senmlContentTypes`, `tls` and `limits` (`http:` in iotd.yaml); a
+    /// missing key keeps its default.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Self()
+        self.init(
+            host: try c.decode(.host, or: d.host), port: try c.decode(.port, or: d.port),
+            maxBodyBytes: try c.decode(.maxBodyBytes, or: d.maxBodyBytes),
+            senmlContentTypes: try c.decode(.senmlContentTypes, or: d.senmlContentTypes),
+            tls: try c.decodeIfPresent(ListenerTLS.self, forKey: .tls), limits: try c.decode(.limits, or: d.limits))
     }
 }

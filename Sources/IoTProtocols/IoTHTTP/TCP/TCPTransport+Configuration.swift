@@ -87,3 +87,39 @@ extension TCPTransport {
         }
     }
 }
+
+extension TCPTransport.Framing: Decodable {
+    /// Reads `lines` or `length-prefixed`.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let text = try c.decode(String.self)
+        guard let framing = Self(rawValue: text) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "'\(text)' is not lines or length-prefixed")
+        }
+        self = framing
+    }
+}
+
+extension TCPTransport.Configuration: Decodable {
+    private enum CodingKeys: String, CodingKey {
+        case host, port, framing, maxFrameBytes, idleTimeoutMillis, maxHandshakeBytes, tls, handshakeTimeoutMillis
+        case maxConnections, maxConnectionsPerAddress
+    }
+
+    /// Reads one listener's settings (an entry of `tcp:` in iotd.yaml): `port` is required, a missing key
+    /// otherwise keeps its default.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Self()
+        self.init(
+            host: try c.decode(.host, or: d.host), port: try c.decode(Int.self, forKey: .port),
+            framing: try c.decode(.framing, or: d.framing),
+            maxFrameBytes: try c.decode(.maxFrameBytes, or: d.maxFrameBytes),
+            idleTimeoutMillis: try c.decode(.idleTimeoutMillis, or: d.idleTimeoutMillis),
+            maxHandshakeBytes: try c.decode(.maxHandshakeBytes, or: d.maxHandshakeBytes),
+            tls: try c.decodeIfPresent(ListenerTLS.self, forKey: .tls),
+            handshakeTimeoutMillis: try c.decode(.handshakeTimeoutMillis, or: d.handshakeTimeoutMillis),
+            maxConnections: try c.decode(.maxConnections, or: d.maxConnections),
+            maxConnectionsPerAddress: try c.decode(.maxConnectionsPerAddress, or: d.maxConnectionsPerAddress))
+    }
+}

@@ -72,3 +72,22 @@ extension WebSocketTransport {
         }
     }
 }
+
+extension WebSocketTransport.Configuration: Decodable {
+    private enum CodingKeys: String, CodingKey {
+        case host, port, path, maxMessageBytes, pingIntervalMillis, idleTimeoutMillis, tls, limits
+    }
+
+    /// Reads the listener's settings (`websocket:` in iotd.yaml); a missing key keeps its default.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Self()
+        self.init(
+            host: try c.decode(.host, or: d.host), port: try c.decode(.port, or: d.port),
+            path: try c.decode(.path, or: d.path),
+            maxMessageBytes: try c.decode(.maxMessageBytes, or: d.maxMessageBytes),
+            pingIntervalMillis: try c.decode(.pingIntervalMillis, or: d.pingIntervalMillis),
+            idleTimeoutMillis: try c.decode(.idleTimeoutMillis, or: d.idleTimeoutMillis),
+            tls: try c.decodeIfPresent(ListenerTLS.self, forKey: .tls), limits: try c.decode(.limits, or: d.limits))
+    }
+}

@@ -2,7 +2,7 @@ import IoTCore
 import IoTProtocols
 import Logging
 
-extension Platform {
+extension IoTPlatform {
     /// One dynamic-security provisioner per `brokerAccounts.mosquitto` entry, each over its own control
     /// connection (the platform's MQTT client; it connects on the first request).
     static func brokerProvisioners(_ accounts: BrokerAccountsConfiguration?, logger: Logger) throws

@@ -1,9 +1,10 @@
 import Foundation
 import IoTCore
-import IoTServer
 
-/// `brokerAccounts:` in iotd.yaml: device accounts at MQTT brokers. See Examples/iotd.example.yaml.
-struct BrokerAccountsConfiguration: Codable, Sendable {
+/// `brokerAccounts:` of the configuration: device accounts at MQTT brokers (Mosquitto's dynamic security,
+/// EMQX's HTTP authentication). Read from the configuration file; `Examples/iotd.example.yaml` documents
+/// each key.
+public struct BrokerAccountsConfiguration: Codable, Sendable {
     /// The EMQX HTTP authenticator/authorizer on the management listener.
     struct EMQX: Codable, Sendable {
         var key: String?

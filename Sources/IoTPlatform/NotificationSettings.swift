@@ -1,9 +1,12 @@
 import IoTCore
 import IoTProtocols
-import IoTRules
+public import IoTRules
 
-/// `notifications:` in iotd.yaml: channels, delivery settings and recipient groups.
-struct NotificationSettings: Codable, Sendable {
+/// `notifications:` of the configuration: channels, delivery settings and recipient groups.
+///
+/// Read from the configuration file (`Examples/iotd.example.yaml` documents each key). A channel of a type
+/// the platform does not build is added in code instead: ``IoTPlatform/Layers/notifiers``.
+public struct NotificationSettings: Codable, Sendable {
     /// One channel: a name (what policies name) and a type with its settings.
     struct Channel: Codable, Sendable {
         var name: String
@@ -47,6 +50,9 @@ struct NotificationSettings: Codable, Sendable {
     var digestThreshold: Int?
     var digestWindowMillis: Int64?
     var groups: [String: [StaticRecipientResolver.Member]]?
+
+    /// No channel but the inbox, the dispatcher's defaults.
+    public init() {}
 
     static let types: Set<String> = [
         "inbox", "email", "webhook", "feishu", "dingtalk", "wecom", "wechat", "slack", "sms", "voice",
@@ -172,8 +178,15 @@ struct NotificationSettings: Codable, Sendable {
     }
 }
 
-/// `notifications:` of one tenant in iotd.yaml: its templates and routing policies.
-struct TenantNotificationSeed: Codable, Sendable {
-    var templates: [NotificationTemplate]?
-    var policies: [RoutingPolicy]?
+/// `notifications:` of one tenant in the configuration: its templates and routing policies.
+public struct TenantNotificationSeed: Codable, Sendable {
+    /// Templates, created or replaced.
+    public var templates: [NotificationTemplate]?
+    /// Routing policies, created or replaced.
+    public var policies: [RoutingPolicy]?
+    /// Neither.
+    public init(templates: [NotificationTemplate]? = nil, policies: [RoutingPolicy]? = nil) {
+        self.templates = templates
+        self.policies = policies
+    }
 }

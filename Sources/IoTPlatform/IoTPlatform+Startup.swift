@@ -1,0 +1,81 @@
+import IoTCore
+import IoTProtocols
+import IoTRules
+import IoTServer
+import IoTStorage
+import Logging
+
+extension IoTPlatform {
+    /// Loads the script parsers saved through the management API, then compiles and saves the ones the
+    /// configuration declares (the file wins over an API change to the same name at each start).
+    func loadParsers() async throws {
+        for failure in try await parserCatalog.load() {
+            logger.error(
+                "a saved script parser no longer compiles; fix it with PUT /api/v1/parsers/\(failure.name)",
+                metadata: ["error": "\(failure.error)"])
+        }
+        for declared in configuration.parsers {
+            do {
+                try await parserCatalog.save(
+                    ScriptSource(name: declared.name, language: declared.language, source: declared.source))
+            } catch {
+                throw ConfigurationError("parsers[\(declared.name)]: \(error.message)")
+            }
+        }
+    }
+
+    /// Adds again the alarm rules and statistics jobs added through the management API in earlier runs.
+    func restoreDefinitions() async throws {
+        for failure in try await management.restoreDefinitions() {
+            logger.error(
+                "a definition saved through the API could not be restored; it is set aside (iot_definitions_quarantined) and the start goes on",
+                metadata: ["error": "\(failure)"])
+        }
+    }
+
+    /// Creates or updates the tenants, products and devices the configuration declares, with their rules,
+    /// statistics jobs, templates and routing policies.
+    func seedTenants() async throws {
+        for seed in configuration.tenants {
+            let id = TenantID(seed.id)
+            var policy = IngestPolicy()
+            if let u = seed.unknownDevices, u.hasPrefix("register:") {
+                policy.unknownDevices = .register(product: ProductID(String(u.dropFirst("register:".count))))
+            }
+            if let s = seed.unknownSignals { policy.unknownSignals = s }
+            try await registry.saveTenant(Tenant(id: id, name: seed.name, policy: policy))
+            for product in seed.products ?? [] { try await registry.saveProduct(.tenant(id), product) }
+            for device in seed.devices ?? [] { try await registry.saveDevice(.tenant(id), device) }
+            for rule in seed.rules ?? [] { try await rules.add(rule, tenant: id) }
+            for job in seed.statistics ?? [] { try await statistics.add(job, tenant: id) }
+            for template in seed.notifications?.templates ?? [] {
+                try await notifications.saveTemplate(template, tenant: id)
+            }
+            for policy in seed.notifications?.policies ?? [] { try await notifications.savePolicy(policy, tenant: id) }
+        }
+    }
+
+    /// Creates the MQTT clients the configuration declares (they connect once the ingestor is ready).
+    func startMQTTClients() async throws {
+        for spec in configuration.mqtt.clients {
+            do {
+                _ = try await mqtt.create(spec)
+            } catch {
+                throw ConfigurationError("mqtt.clients[\(spec.id)]: \(error.message)")
+            }
+        }
+    }
+
+    /// Creates the CoAP observations the configuration declares; each replaces an observation of the same id
+    /// restored from the management API (the file wins, as for rules).
+    func startCoAPObservations() throws {
+        for spec in configuration.coap.observations {
+            do {
+                if coapObservations.report(id: spec.id) != nil { try coapObservations.remove(id: spec.id) }
+                try coapObservations.create(spec)
+            } catch {
+                throw ConfigurationError("coap.observations[\(spec.id)]: \(error.message)")
+            }
+        }
+    }
+}

@@ -1,0 +1,293 @@
+public import IoTCore
+public import IoTProtocols
+public import IoTRules
+import IoTScripting
+public import IoTServer
+public import IoTStorage
+public import Logging
+public import Prometheus
+public import ServiceLifecycle
+import Synchronization
+
+/// The whole platform, built from one ``PlatformConfiguration``: stores, the ingest pipeline and its front
+/// door, every configured transport, rules, statistics, notifications and the management API. What `iotd`
+/// runs, and what an integrator runs with one layer replaced or added.
+///
+/// ```swift
+/// let configuration = try PlatformConfiguration(yaml: "tenants: [{ id: lab }]")
+/// var layers = IoTPlatform.Layers()
+/// layers.pointStore = MyPointStore()                               // replaces the SQLite point store
+/// layers.transports = [{ gateway in MyTransport(gateway: gateway) }]  // beside HTTP, MQTT, CoAP, …
+/// layers.notifiers = [PagerNotifier(channel: "pager")]              // a channel policies can name
+/// let platform = try IoTPlatform(configuration: configuration, layers: layers)
+/// try await ServiceGroup(services: [platform], gracefulShutdownSignals: [.sigterm], logger: logger).run()
+/// ```
+///
+/// As a `Service`, ``run()`` first runs the start-up order (``prepare()``: saved and declared script
+/// parsers, the rules and jobs saved through the API, notification routing, the configuration's tenants,
+/// MQTT clients and CoAP observations), then runs every component until graceful shutdown, which stops
+/// them in reverse order: listeners first, then the ingestor, which drains what was acknowledged into the
+/// store (the journal replays the rest at the next start), then rules, statistics and notifications.
+public final class IoTPlatform: Service, Sendable {
+    /// The layers an integrator replaces or adds; everything else is built from the configuration.
+    public struct Layers: Sendable {
+        /// Replaces the SQLite point store: ingest, rules, statistics and the API read and write points
+        /// through it. The SQLite retention service then does not run (retention is the store's business).
+        public var pointStore: (any PointStore)?
+        /// Transports run beside the configured ones, each built with the platform's front door (the
+        /// ``IngestGateway`` every built-in transport submits to). Started after the built-in listeners,
+        /// stopped before them.
+        public var transports: [@Sendable (any IngestGateway) throws -> any Transport]
+        /// Notification channels beside the configured ones; a routing policy names them by
+        /// ``Notifier/channel``.
+        public var notifiers: [any Notifier]
+
+        /// Nothing replaced, nothing added.
+        public init(
+            pointStore: (any PointStore)? = nil,
+            transports: [@Sendable (any IngestGateway) throws -> any Transport] = [],
+            notifiers: [any Notifier] = []
+        ) {
+            self.pointStore = pointStore
+            self.transports = transports
+            self.notifiers = notifiers
+        }
+    }
+
+    /// The configuration it was built from.
+    public let configuration: PlatformConfiguration
+    /// The SQLite files (registry, credentials, scripts, definitions, rule state, outbox; points unless
+    /// replaced).
+    public let storage: SQLiteStorage
+    /// Tenants, products and devices.
+    public let registry: SQLiteRegistryStore
+    /// Where points are written and read: the SQLite point store or ``Layers/pointStore``.
+    public let points: any PointStore
+    /// Device authentication (tokens, passwords, token exchange, attempt limits).
+    public let deviceAuth: DeviceAuthService
+    /// The live sessions that revocation closes.
+    public let sessions: DeviceSessions
+    /// Live points for the API's streams.
+    public let liveFeed: LiveFeed
+    /// The ingest pipeline: journal, queue, store.
+    public let ingestor: Ingestor
+    /// The front door every transport submits to.
+    public let gateway: DefaultIngestGateway
+    /// Parsers by name (built-in and script parsers).
+    public let parsers: ParserRegistry
+    /// Script parsers: compiled, saved, reloaded.
+    public let parserCatalog: ParserCatalog
+    /// Alarm rules.
+    public let rules: RuleEngine
+    /// Statistics jobs.
+    public let statistics: StatisticsScheduler
+    /// Notification routing: alarm events → templates and policies → outbox.
+    public let notifications: NotificationRouter
+    /// Notification delivery: outbox → channels.
+    public let dispatcher: NotificationDispatcher
+    /// The HTTP device listener.
+    public let http: HTTPIngestTransport
+    /// The CoAP listener, with `coap:`.
+    public let coap: CoAPTransport?
+    /// The WebSocket listener, with `websocket:`.
+    public let webSocket: WebSocketTransport?
+    /// The raw TCP listeners of `tcp:`.
+    public let tcp: [TCPTransport]
+    /// The Modbus poller, with `modbus:`.
+    public let modbus: ModbusTransport?
+    /// The MQTT clients (from the configuration and the API).
+    public let mqtt: MQTTClientManager
+    /// Resources observed on CoAP devices; runs always (idle without observations).
+    public let coapObservations: CoAPObserverManager
+    /// The transports of ``Layers/transports``.
+    public let addedTransports: [any Transport]
+    /// The management API.
+    public let management: ManagementServer
+
+    let retention: RetentionService?
+    let ruleState: SQLiteRuleStateStore
+    let logger: Logger
+    private let prepared = Mutex(false)
+
+    /// Builds every component; nothing runs and nothing listens yet.
+    ///
+    /// - Parameters:
+    ///   - configuration: a configuration that passed ``PlatformConfiguration/validate()`` (``PlatformConfiguration/load(path:environment:)``
+    ///     validates).
+    ///   - layers: what to replace or add.
+    ///   - prometheus: what `/metrics` shows; bootstrap swift-metrics with a `PrometheusMetricsFactory` on it
+    ///     for the platform's own metrics to appear there.
+    ///   - logger: the platform's logger.
+    /// - Throws: ``ConfigurationError`` or `IoTError` when a file cannot be opened or a component refuses its
+    ///   settings.
+    public init(
+        configuration: PlatformConfiguration, layers: Layers = Layers(),
+        prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger = Logger(label: "iot")
+    ) throws {
+        self.configuration = configuration
+        self.logger = logger
+        // First, before any other descriptor is opened: numbers below 1024 for the Modbus connections
+        // (libmodbus waits with select(); a gateway with thousands of connections has none left later).
+        if let modbus = configuration.modbus {
+            ModbusTransport.reserveDescriptors(configuration: modbus.poller, devices: modbus.devices)
+        }
+        var storageConfiguration = configuration.storage.sqlite
+        storageConfiguration.directory = configuration.dataDirectory
+        storage = try SQLiteStorage(configuration: storageConfiguration, logger: logger)
+        var journalConfiguration = configuration.journal
+        journalConfiguration.directory = configuration.dataDirectory + "/journal"
+        let journal = try FileJournal(configuration: journalConfiguration, logger: logger)
+        registry = SQLiteRegistryStore(storage: storage)
+        if let custom = layers.pointStore {
+            points = custom
+            retention = nil
+        } else {
+            let sqlitePoints = SQLitePointStore(storage: storage, configuration: configuration.storage.points)
+            points = sqlitePoints
+            retention = RetentionService(store: sqlitePoints, storage: storage, logger: logger)
+        }
+        let sessions = DeviceSessions()
+        self.sessions = sessions
+        liveFeed = LiveFeed()
+        deviceAuth = DeviceAuthService(
+            credentials: SQLiteCredentialStore(storage: storage), sessions: sessions, configuration: configuration.auth,
+            logger: logger)
+        ruleState = SQLiteRuleStateStore(storage: storage)
+        let statisticsStore = SQLiteStatisticsStore(storage: storage)
+        let clock = SystemClock()
+        let lua = LuaEngine()  // script parsers, conditions of joint rules and statistics calculations
+        parsers = ParserRegistry()
+        parserCatalog = ParserCatalog(
+            registry: parsers, factory: ScriptParserFactory(lua: lua), store: SQLiteScriptStore(storage: storage),
+            clock: clock)
+        rules = RuleEngine(
+            clock: clock, stateStore: ruleState, pointStore: points, registry: registry, scriptEngines: [lua],
+            logger: logger)
+        statistics = StatisticsScheduler(
+            clock: clock, pointStore: points, statisticsStore: statisticsStore, scriptEngines: [lua], logger: logger)
+        // Notifications: alarm events → router (templates, policies) → durable outbox → dispatcher → channels.
+        let outbox = SQLiteOutbox(storage: storage)
+        let inbox = SQLiteInbox(storage: storage)
+        let settings = configuration.notifications
+        let registry = self.registry
+        let dispatcher = NotificationDispatcher(
+            configuration: settings.dispatcherConfiguration, outbox: outbox,
+            notifiers: try settings.notifiers(inbox: inbox) + layers.notifiers,
+            clock: clock, tenants: { try await registry.tenants().map(\.id) }, logger: logger)
+        self.dispatcher = dispatcher
+        // A channel added in code gets subject and body, as email and webhooks do.
+        var formats = settings.formats
+        for notifier in layers.notifiers where formats[notifier.channel] == nil {
+            formats[notifier.channel] = .subjectAndBody
+        }
+        notifications = NotificationRouter(
+            outbox: outbox, registry: registry, resolver: StaticRecipientResolver(groups: settings.groups ?? [:]),
+            clock: clock, channelFormats: formats, logger: logger,
+            enqueued: { tenant in Task { await dispatcher.wake(tenant) } })
+        ingestor = Ingestor(
+            configuration: configuration.ingest.ingestor, journal: journal, pointStore: points, registry: registry,
+            clock: clock, observers: [rules, liveFeed], parsers: parsers, logger: logger)
+        let gateway = DefaultIngestGateway(
+            ingestor: ingestor, authenticator: deviceAuth, configuration: configuration.ingest.gateway, logger: logger)
+        self.gateway = gateway
+        http = HTTPIngestTransport(
+            configuration: configuration.http.listener, gateway: gateway, tokenService: deviceAuth, logger: logger)
+        coap = configuration.coap.listener.map { CoAPTransport(configuration: $0, gateway: gateway, logger: logger) }
+        // A listener's parser is looked up by name for each message: script parsers are registered after
+        // this (ParserCatalog.load) and can be replaced at run time.
+        let parsers = self.parsers
+        webSocket = configuration.websocket.map { w in
+            WebSocketTransport(
+                configuration: w.listener, gateway: gateway, sessions: sessions,
+                parser: RegistryParser(name: w.parser, registry: parsers), logger: logger)
+        }
+        tcp = configuration.tcp.map { t in
+            TCPTransport(
+                configuration: t.listener, gateway: gateway, sessions: sessions,
+                parser: RegistryParser(name: t.parser, registry: parsers), logger: logger)
+        }
+        if let section = configuration.modbus {
+            modbus = try ModbusTransport(
+                configuration: section.poller, devices: section.devices, gateway: gateway, clock: clock, logger: logger)
+        } else {
+            modbus = nil
+        }
+        var mqttConfiguration = configuration.mqtt.manager
+        mqttConfiguration.outbound = configuration.outbound
+        mqtt = MQTTClientManager(configuration: mqttConfiguration, gateway: gateway, parsers: parsers, logger: logger)
+        var observerConfiguration = configuration.coap.observer
+        observerConfiguration.outbound = configuration.outbound
+        coapObservations = CoAPObserverManager(configuration: observerConfiguration, gateway: gateway, logger: logger)
+        addedTransports = try layers.transports.map { try $0(gateway) }
+
+        let provisioners = try Self.brokerProvisioners(configuration.brokerAccounts, logger: logger)
+        var brokerAccess: BrokerAccessControl?
+        if let accounts = configuration.brokerAccounts, let emqx = accounts.emqx {
+            brokerAccess = BrokerAccessControl(
+                policy: accounts.policy,
+                configuration: .init(
+                    ignoredUsernames: Set(emqx.ignoreUsernames ?? []),
+                    ignoredUsernamePrefixes: emqx.ignoreUsernamePrefixes ?? []),
+                authenticator: deviceAuth, registry: registry, tokens: deviceAuth, logger: logger)
+        }
+        var managementConfiguration = configuration.management
+        managementConfiguration.brokerAuthKey = try configuration.brokerAccounts?.emqxKey()
+        management = ManagementServer(
+            configuration: managementConfiguration, registry: registry, points: points,
+            tokens: provisioners.isEmpty ? deviceAuth : ProvisioningTokenIssuer(deviceAuth, provisioners: provisioners),
+            ingestor: ingestor, prometheus: prometheus, rules: rules, statistics: statistics, ruleState: ruleState,
+            statisticsStore: statisticsStore, parsers: parserCatalog,
+            definitions: SQLiteDefinitionStore(storage: storage),
+            modbus: modbus, brokerAccess: brokerAccess, mqttClients: mqtt, notifications: notifications, outbox: outbox,
+            inbox: inbox, dispatcher: dispatcher, credentialManager: deviceAuth, sessions: sessions, liveFeed: liveFeed,
+            coapObservations: coapObservations, logger: logger)
+    }
+
+    /// The components in start order; a graceful shutdown stops them in reverse: listeners first, then the
+    /// ingestor, which drains what was acknowledged into the store (the rule engine still sees it), then
+    /// the statistics scheduler and the rule engine, which saves its state, and last the notification
+    /// dispatcher (what the drain raised is still enqueued; what it cannot send stays in the outbox).
+    public var services: [any Service] {
+        var services: [any Service] = [dispatcher, rules, statistics, ingestor]
+        if let retention { services.append(retention) }
+        services += [management, http, mqtt, coapObservations]
+        if let modbus { services.append(modbus) }
+        if let webSocket { services.append(webSocket) }
+        if let coap { services.append(coap) }
+        return services + tcp + addedTransports
+    }
+
+    /// Runs the start-up order once (later calls return at once): the script parsers saved through the API
+    /// and those the configuration declares, the rules and jobs saved through the API, notification routing,
+    /// the configuration's tenants, its MQTT clients and its CoAP observations. ``run()`` calls it; call it
+    /// first yourself to add your own data before anything listens.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the declaration that failed (`parsers[csv]: …`).
+    public func prepare() async throws {
+        guard
+            prepared.withLock({ done in
+                defer { done = true }
+                return !done
+            })
+        else { return }
+        try await loadParsers()
+        try await restoreDefinitions()
+        await rules.addHandler(notifications)
+        try await seedTenants()
+        try await startMQTTClients()
+        try startCoAPObservations()
+    }
+
+    /// Prepares (``prepare()``), then runs every component until graceful shutdown or cancellation.
+    public func run() async throws {
+        try await prepare()
+        let group = ServiceGroup(
+            configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
+        try await group.run()
+    }
+
+    /// The ports the HTTP listener and the management API bound (useful with port 0), once they listen.
+    public func listeningPorts() async throws -> (http: Int, management: Int) {
+        (try await http.listeningPort(), try await management.listeningPort())
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import IoTCore
+import IoTPlatform
+import IoTProtocols
+import IoTServer
+import IoTStorage
+import Logging
+import Testing
+
+/// Issue 18, item 3: one configuration decodes straight into the libraries' own `Configuration`s, with their
+/// defaults, their own `validate()`, and an error naming an unknown key.
+@Suite struct PlatformConfigurationTests {
+    func refusal(_ yaml: String) -> String {
+        do {
+            _ = try PlatformConfiguration(yaml: yaml, environment: [:])
+            return "accepted"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func anEmptyFileIsTheLibrariesDefaults() throws {
+        let c = try PlatformConfiguration(yaml: "", environment: [:])
+        #expect(c.dataDirectory == "./data")
+        #expect(c.http.listener.port == HTTPIngestTransport.Configuration().port)
+        #expect(c.management.port == ManagementServer.Configuration().port && c.management.adminAPIKey == nil)
+        #expect(c.journal.segmentBytes == FileJournal.Configuration().segmentBytes)
+        #expect(c.ingest.ingestor.queueCapacityPoints == Ingestor.Configuration().queueCapacityPoints)
+        #expect(c.coap.listener == nil && c.websocket == nil && c.modbus == nil && c.tcp.isEmpty)
+    }
+
+    @Test func eachSectionIsTheLibrarysConfiguration() throws {
+        let c = try PlatformConfiguration(
+            yaml: """
+                dataDirectory: /tmp/x
+                journal: { durability: process, segmentBytes: 8192 }
+                storage: { cacheSizeKiB: 2048, duplicatePolicy: firstWriteWins, retentionDays: 2 }
+                ingest: { queueCapacityPoints: 5000, rateLimit: "10:1", authenticationCacheMillis: 250 }
+                http: { host: 0.0.0.0, port: 8088, maxBodyBytes: 4096, limits: { maxConnections: 7 } }
+                coap: { port: 5699, maxObservations: 9, reregisterAfterMillis: 5000 }
+                websocket: { port: 8099, path: /ws, parser: senml }
+                tcp: [{ port: 9100, framing: length-prefixed, maxConnections: 3 }]
+                modbus: { ioThreads: 2 }
+                auth: { sessionTokenSeconds: 60, maxFailedAttempts: 4, blockSeconds: 30 }
+                mqtt: { threads: 3 }
+                logging: { level: WARNING }
+                """, environment: [:])
+        #expect(c.journal.segmentBytes == 8192)
+        #expect(c.storage.sqlite.cacheSizeKiB == 2048 && c.storage.points.duplicatePolicy == .firstWriteWins)
+        #expect(c.storage.points.retentionMillis == Int64(2 * 86_400_000))
+        #expect(c.ingest.ingestor.queueCapacityPoints == 5000 && c.ingest.ingestor.rateLimit?.description == "10:1")
+        #expect(c.ingest.gateway.authenticationCacheMillis == 250)
+        #expect(c.http.listener.host == "0.0.0.0" && c.http.listener.port == 8088)
+        #expect(c.http.listener.maxBodyBytes == 4096 && c.http.listener.limits.maxConnections == 7)
+        #expect(c.coap.listener?.port == 5699 && c.coap.observer.maxObservations == 9)
+        #expect(c.coap.observer.reregisterAfterMillis == 5000)
+        #expect(c.websocket?.listener.path == "/ws" && c.websocket?.parser == "senml")
+        #expect(c.tcp.first?.listener.framing == .lengthPrefixed && c.tcp.first?.listener.maxConnections == 3)
+        #expect(c.tcp.first?.parser == "json")
+        #expect(c.modbus?.poller.ioThreads == 2 && c.modbus?.devices.isEmpty == true)
+        #expect(c.auth.sessionTokenMillis == 60_000 && c.auth.failedAttempts.maxFailures == 4)
+        #expect(c.auth.failedAttempts.blockMillis == 30_000)
+        #expect(c.mqtt.manager.threads == 3)
+        #expect(c.logLevel == .warning)
+    }
+
+    @Test func theOlderPlacesOfTwoIngestKeysStillCount() throws {
+        let old = try PlatformConfiguration(
+            yaml: "http: { rateLimit: \"5:1\", authenticationCacheMillis: 100 }", environment: [:])
+        #expect(old.ingest.ingestor.rateLimit?.description == "5:1")
+        #expect(old.ingest.gateway.authenticationCacheMillis == 100)
+        let coap = try PlatformConfiguration(yaml: "coap: { authenticationCacheMillis: 0 }", environment: [:])
+        #expect(coap.ingest.gateway.authenticationCacheMillis == 0)
+        let both = try PlatformConfiguration(
+            yaml: "ingest: { authenticationCacheMillis: 500 }\nhttp: { authenticationCacheMillis: 100 }",
+            environment: [:])
+        #expect(both.ingest.gateway.authenticationCacheMillis == 500, "ingest wins")
+    }
+
+    @Test func mistakesAreRefusedNamingTheKey() {
+        for (yaml, expected) in [
+            ("http: { maxBodyByte: 10 }", "http.maxBodyByte: unknown key; did you mean maxBodyBytes?"),
+            ("tcp: [{ port: 9000, framng: lines }]", "tcp[0].framng: unknown key; did you mean framing?"),
+            ("tcp: [{ port: 9000, framing: words }]", "tcp[0].framing: 'words' is not lines or length-prefixed"),
+            ("tcp: [{ framing: lines }]", "tcp[0].port: missing"),
+            ("http: { port: x }", "http.port: expected a whole number"),
+            ("storage: { cacheSizeKiB: -5 }", "storage.cacheSizeKiB: -5 is out of range; use 1 to 16777216 KiB"),
+            ("ingest: { maxBatchPoints: 0 }", "ingest.maxBatchPoints: 0 is out of range"),
+            ("ingest: { rateLimit: \"x\" }", "ingest.rateLimit: "),
+            ("http: { port: 70000 }", "http: HTTP ingest port 70000 is out of range"),
+            ("http: { limits: { maxConnections: 0 } }", "http: HTTP ingest limits: maxConnections must be at least 1"),
+            ("management: { maxBodyBytes: 0 }", "management.maxBodyBytes: 0 is out of range"),
+            ("mqtt: { threads: 65 }", "mqtt.threads: 65 is out of range; use 1 to 64"),
+            ("modbus: { ioThreads: 0 }", "modbus.ioThreads: 0 is out of range"),
+            ("coap: { reregisterAfterMillis: 10 }", "coap.reregisterAfterMillis: 10 is out of range"),
+            ("auth: { blockSeconds: 9223372036854775807 }", "auth.blockSeconds: 9223372036854775807 is out of range"),
+            ("auth: { passwordIterations: 5 }", "auth.passwordIterations: 5 is out of range"),
+            ("logging: { level: loud }", "logging.level: 'loud' is not one of"),
+            ("websocket: { path: ws }", "websocket: WebSocket path must start with '/'"),
+            ("journal: { segmentBytes: 1 }", "journal.segmentBytes: 1 is out of range"),
+        ] {
+            let message = refusal(yaml)
+            #expect(message.hasPrefix(expected), "\(yaml) → \(message)")
+        }
+    }
+
+    @Test func theAdminKeyComesFromTheEnvironmentAndIsChecked() throws {
+        let key = String(repeating: "k", count: 40)
+        let c = try PlatformConfiguration(yaml: "", environment: ["IOTD_ADMIN_API_KEY": key])
+        #expect(c.management.adminAPIKey == key)
+        #expect(
+            refusal("management: { adminAPIKey: \(PlatformConfiguration.exampleAdminKey) }").contains("placeholder"))
+        #expect(refusal("management: { adminAPIKey: short }").contains("at least 32"))
+    }
+
+    /// The documented example decodes with every key known (its secrets from the environment).
+    @Test func theExampleFileHasNoUnknownKey() throws {
+        let root = String(#filePath.prefix(upTo: #filePath.range(of: "/Tests/")!.lowerBound))
+        let environment = [
+            "IOTD_ADMIN_API_KEY": "example-admin-key-0123456789abcdef0123", "IOTD_PSK_GATEWAY_1": "psk",
+            "IOTD_MOSQUITTO_ADMIN_PASSWORD": "pw", "IOTD_PLANT_A_PASSWORD": "pw", "IOTD_WEBHOOK_SECRET": "s",
+            "IOTD_SMTP_PASSWORD": "pw", "IOTD_DINGTALK_SECRET": "s", "IOTD_SMS_AUTHORIZATION": "Bearer x",
+            "IOTD_EMQX_KEY": "emqx-key",
+        ]
+        let (c, inline) = try PlatformConfiguration.load(
+            path: root + "/Examples/iotd.example.yaml", environment: environment)
+        #expect(inline.isEmpty)
+        #expect(!c.tenants.isEmpty && c.coap.listener?.dtls?.keys.isEmpty == false)
+    }
+}

@@ -278,6 +278,7 @@ let package = Package(
         .executableTarget(
             name: "iot-bench",
             dependencies: [
+                "IoTTestSupport",
                 "IoTCore", "IoTStorage", "IoTProtocols", "IoTRules", "IoTTesting", "IoTScripting", "IoTServer",
                 "iot-js-worker",
                 "CIoTSQLite",
@@ -352,10 +353,17 @@ let package = Package(
         .target(
             name: "IoTFuzzTargets",
             dependencies: [
-                "IoTCore", "IoTRules", "IoTProtocols", "IoTTesting", "CIoTCoAP", "IoTYAML",
+                "IoTCore", "IoTRules", "IoTProtocols", "IoTTesting", "CIoTCoAP", "IoTYAML", "IoTPlatform",
                 .product(name: "Yams", package: "Yams"),
             ],
             path: "Fuzz/Targets",
+            swiftSettings: swiftSettings
+        ),
+        // The tests' own kit, not a product: child processes stopped by their PID, a loopback HTTP client,
+        // temporary directories.
+        .target(
+            name: "IoTTestSupport",
+            path: "Tests/Support/IoTTestSupport",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -368,7 +376,7 @@ let package = Package(
         // MARK: Tests
         .testTarget(
             name: "IoTCoreTests",
-            dependencies: ["IoTCore", "IoTTesting", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["IoTTestSupport", "IoTCore", "IoTTesting", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -389,6 +397,7 @@ let package = Package(
         .testTarget(
             name: "IoTStorageTests",
             dependencies: [
+                "IoTTestSupport",
                 "IoTCore", "IoTStorage", "IoTTesting", "CIoTSQLite",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -396,12 +405,13 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["IoTTesting", "CIoTSQLite"],
+            dependencies: ["IoTTestSupport", "IoTTesting", "CIoTSQLite"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "IoTProtocolsTests",
             dependencies: [
+                "IoTTestSupport",
                 "IoTCore", "IoTProtocols", "IoTHTTP", "IoTTesting", "IoTStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -431,6 +441,7 @@ let package = Package(
         .testTarget(
             name: "MQTTTests",
             dependencies: [
+                "IoTTestSupport",
                 "IoTCore", "IoTProtocols", "IoTTesting", "IoTStorage", "IoTServer", "CIoTSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -440,6 +451,7 @@ let package = Package(
         .testTarget(
             name: "DeviceTransportTests",
             dependencies: [
+                "IoTTestSupport",
                 "IoTCore", "IoTProtocols", "IoTServer", "IoTTesting", "IoTStorage", "SerialSensorExample",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -450,6 +462,7 @@ let package = Package(
         .testTarget(
             name: "MQTTBrokerAuthTests",
             dependencies: [
+                "IoTTestSupport",
                 "IoTCore", "IoTProtocols", "IoTServer", "IoTTesting", "IoTStorage",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -459,6 +472,7 @@ let package = Package(
         .testTarget(
             name: "NotificationTests",
             dependencies: [
+                "IoTTestSupport",
                 "IoTCore", "IoTRules", "IoTStorage", "IoTProtocols", "IoTServer", "IoTTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -477,6 +491,7 @@ let package = Package(
         .testTarget(
             name: "ModbusTests",
             dependencies: [
+                "IoTTestSupport",
                 "IoTCore", "IoTProtocols", "IoTTesting", "IoTServer", "CIoTModbus",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -492,6 +507,7 @@ let package = Package(
         .testTarget(
             name: "CoAPTests",
             dependencies: [
+                "IoTTestSupport",
                 "IoTCore", "IoTProtocols", "IoTCoAP", "IoTTesting", "IoTStorage", "IoTServer",
                 .product(name: "Logging", package: "swift-log"),
             ],

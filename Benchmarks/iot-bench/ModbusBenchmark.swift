@@ -1,6 +1,7 @@
 import Foundation
 import IoTCore
 import IoTProtocols
+import IoTTestSupport
 import IoTTesting
 import Logging
 

@@ -5,6 +5,7 @@ import IoTCore
 import IoTProtocols
 import IoTRules
 import IoTStorage
+import IoTTestSupport
 import IoTTesting
 import Logging
 import Synchronization

@@ -1,5 +1,6 @@
 import Foundation
 import IoTCore
+import IoTPlatform
 import IoTProtocols
 import IoTRules
 import IoTYAML
@@ -10,9 +11,9 @@ import Yams
 #endif
 
 extension FuzzTarget {
-    /// The configuration decoder. iotd's own `DaemonConfiguration` lives in the `iotd` executable and cannot be
-    /// imported; this decodes, with Yams' `YAMLDecoder` as iotd does, a document of the same shape holding the
-    /// library types iotd.yaml is made of (``FuzzedConfiguration``), then runs the checks iotd runs on them:
+    /// The configuration decoder: iotd's own `PlatformConfiguration` (IoTPlatform) through the strict decoder,
+    /// as iotd reads its file; and, with Yams' `YAMLDecoder`, a document of the same shape holding the
+    /// library types iotd.yaml is made of (``FuzzedConfiguration``), then the checks iotd runs on them:
     /// each type's `validate()`, the MQTT client's transport configuration, the TCP listener configuration, the
     /// rate limit, the broker account policy and the outbound policy (for address literals: a name would be
     /// looked up in DNS). A document that starts with `{` is also decoded with Foundation's `JSONDecoder`, as the
@@ -20,10 +21,13 @@ extension FuzzTarget {
     public static func fuzzConfiguration(_ data: [UInt8]) {
         let text = String(decoding: data, as: UTF8.self)
         // As iotd reads its file: composed, base-60 integers made harmless (SafeYAML), then decoded.
-        if let node = try? SafeYAML.compose(text),
-            let configuration = try? YAMLDecoder().decode(FuzzedConfiguration.self, from: node)
-        {
-            configuration.check()
+        if let node = try? SafeYAML.compose(text) {
+            if let configuration = try? YAMLDecoder().decode(FuzzedConfiguration.self, from: node) {
+                configuration.check()
+            }
+            // As iotd decodes its file since session 12: IoTPlatform's PlatformConfiguration, every key checked
+            // (StrictYAMLDecoder). Not its validate(): that reads TLS files and resolves host names.
+            _ = try? StrictYAMLDecoder.decode(PlatformConfiguration.self, from: node)
         }
         if data.first == UInt8(ascii: "{"),
             let configuration = try? JSONDecoder().decode(FuzzedConfiguration.self, from: Data(data))

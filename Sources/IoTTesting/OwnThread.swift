@@ -8,12 +8,10 @@ import Foundation
 /// test of the process for as long, and their timeouts fail without a cause.
 ///
 /// ```swift
-/// @Test func iotdServesTheDemo() async throws {
-///     try await onOwnThread {
-///         let child = try ChildProcess([iotd, "demo"])
-///         while let line = child.readLine(), !line.contains("serving") {}
-///         child.stop(signal: SIGTERM)
-///     }
+/// @Test func aBlockingClientIsAnswered() async throws {
+///     let port = try await transport.listeningPort()
+///     let status = try await onOwnThread { try blockingPost(port: port, body: "{}") }  // your blocking client
+///     #expect(status == 200)
 /// }
 /// ```
 public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {

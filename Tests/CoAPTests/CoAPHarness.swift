@@ -2,6 +2,7 @@ import Foundation
 import IoTCore
 import IoTProtocols
 import IoTStorage
+import IoTTestSupport
 import IoTTesting
 import Logging
 import Testing

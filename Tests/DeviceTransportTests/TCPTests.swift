@@ -1,5 +1,6 @@
 import IoTCore
 import IoTProtocols
+import IoTTestSupport
 import IoTTesting
 import Testing
 

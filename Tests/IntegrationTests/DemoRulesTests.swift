@@ -1,5 +1,6 @@
 import CIoTSQLite
 import Foundation
+import IoTTestSupport
 import IoTTesting
 import Testing
 

@@ -1,16 +1,7 @@
 import Foundation
+import IoTTestSupport
 import IoTTesting
 import Testing
-
-/// A temporary directory removed when the value is released.
-final class TemporaryDirectory {
-    let path: String
-    init(_ prefix: String) {
-        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
-        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 /// Polls `GET path` on `port` until it answers `status` (or fails after `seconds`).
 func waitFor(port: Int, path: String, status: Int = 200, headers: [String: String] = [:], seconds: Double = 20) throws {

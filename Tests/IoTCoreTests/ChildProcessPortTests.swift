@@ -1,4 +1,5 @@
 import Foundation
+import IoTTestSupport
 import IoTTesting
 import Testing
 

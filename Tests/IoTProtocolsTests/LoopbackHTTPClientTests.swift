@@ -1,4 +1,5 @@
 import Glibc
+import IoTTestSupport
 import IoTTesting
 import Testing
 

@@ -1,5 +1,6 @@
 import CIoTSQLite
 import IoTCore
+import IoTTestSupport
 import IoTTesting
 import Testing
 

@@ -1,18 +1,9 @@
 import Foundation
 import IoTCore
 import IoTStorage
+import IoTTestSupport
 import IoTTesting
 import Testing
-
-/// A fresh temporary data directory per test, removed afterwards.
-struct TemporaryDirectory: ~Copyable {
-    let path: String
-    init() {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("iot-points-\(UUID().uuidString)").path
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 @Suite struct PointStoreConformanceTests {
     @Test(arguments: PointStoreConformance.checks)

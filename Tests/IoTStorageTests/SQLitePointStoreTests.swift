@@ -2,6 +2,7 @@ import CIoTSQLite
 import Foundation
 import IoTCore
 import IoTStorage
+import IoTTestSupport
 import IoTTesting
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import IoTStorage
+import IoTTestSupport
 
 /// Runs `body` with a fresh `SQLiteStorage` in its own temporary directory under /tmp, removed after.
 func withStoresTemporaryStorage<T>(_ body: (SQLiteStorage, String) async throws -> T) async throws -> T {

@@ -1,5 +1,6 @@
 import Foundation
 import IoTCore
+import IoTTestSupport
 import IoTTesting
 import Testing
 

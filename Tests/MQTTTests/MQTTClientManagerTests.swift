@@ -3,6 +3,7 @@ import IoTCore
 import IoTProtocols
 import IoTServer
 import IoTStorage
+import IoTTestSupport
 import IoTTesting
 import Logging
 import ServiceLifecycle

@@ -2,6 +2,7 @@ import CIoTSQLite
 import Foundation
 import IoTCore
 import IoTProtocols
+import IoTTestSupport
 import IoTTesting
 import Synchronization
 import Testing

@@ -1,20 +1,11 @@
 import Foundation
 import IoTCore
 import IoTProtocols
+import IoTTestSupport
 import IoTTesting
 import Logging
 import ServiceLifecycle
 import Testing
-
-/// A temporary directory removed when the value is released.
-final class TemporaryDirectory: @unchecked Sendable {
-    let path: String
-    init(_ prefix: String) {
-        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
-        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 struct TestFailure: Error, CustomStringConvertible {
     var description: String

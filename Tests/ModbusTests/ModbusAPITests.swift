@@ -1,6 +1,7 @@
 import IoTCore
 import IoTProtocols
 import IoTServer
+import IoTTestSupport
 import IoTTesting
 import Logging
 import Testing

@@ -2,6 +2,7 @@ import Foundation
 import IoTCore
 import IoTRules
 import IoTStorage
+import IoTTestSupport
 import IoTTesting
 import Testing
 

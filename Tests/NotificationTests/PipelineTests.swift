@@ -3,6 +3,7 @@ import IoTCore
 import IoTProtocols
 import IoTRules
 import IoTStorage
+import IoTTestSupport
 import IoTTesting
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import IoTCore
+import IoTTestSupport
 import IoTTesting
 import Logging
 import Synchronization
@@ -110,16 +111,6 @@ final class Peer: @unchecked Sendable {
 /// The reader thread is the only one that reads the child's stdout; `stop()` waits for it before the
 /// child is released.
 private struct UncheckedChild: @unchecked Sendable { let child: ChildProcess }
-
-/// A temporary directory removed when the value is released.
-final class TemporaryDirectory {
-    let path: String
-    init(_ prefix: String) {
-        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
-        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 /// Polls `condition` every 20 ms until it holds or `seconds` pass.
 func eventually(_ seconds: Double, _ condition: () async throws -> Bool) async rethrows -> Bool {

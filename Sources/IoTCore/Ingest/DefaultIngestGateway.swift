@@ -202,65 +202,86 @@ public final class DefaultIngestGateway: IngestGateway {
 
     /// ``submit(_:)`` for a burst from a C library's thread; see ``IngestGateway/submitBlocking(_:onCacheMiss:)``.
     public func submitBlocking(_ batch: [IngestSubmission], onCacheMiss: IngestCacheMiss) -> [IngestOutcome] {
-        var outcomes = [IngestOutcome?](repeating: nil, count: batch.count)
+        // One submission (CoAP, a Modbus poll, most MQTT loop turns): no batch bookkeeping.
+        if batch.count == 1 {
+            switch step(batch[0], onCacheMiss) {
+            case .answered(let outcome): return [outcome]
+            case .journal(let item): return [Self.outcome(ingestor.ingestBlocking([item])[0], item.identity)]
+            case .alone: return [waitFor(batch[0])]
+            }
+        }
+        var outcomes = [IngestOutcome](repeating: .deferred, count: batch.count)
         // Messages of known senders go to the ingestor together (one journal write for the cached ones).
         var run: [(index: Int, item: Ingestor.BlockingItem)] = []
         func flush() {
             guard !run.isEmpty else { return }
             for (k, result) in ingestor.ingestBlocking(run.map(\.item)).enumerated() {
-                let (i, item) = run[k]
-                switch result {
-                case .success(let receipt): outcomes[i] = .stored(receipt, item.identity)
-                case .failure(let error): outcomes[i] = .refused(error)
-                }
+                outcomes[run[k].index] = Self.outcome(result, run[k].item.identity)
             }
             run.removeAll(keepingCapacity: true)
         }
         for (i, submission) in batch.enumerated() {
-            if case .refused(let error) = submission.content {
-                count(error, submission.transport)
-                outcomes[i] = .refused(error)
-                continue
-            }
-            guard let identity = cachedIdentity(submission.sender) else {
+            switch step(submission, onCacheMiss) {
+            case .answered(let outcome): outcomes[i] = outcome
+            case .journal(let item): run.append((i, item))
+            case .alone:
                 flush()  // keeps journal order
-                outcomes[i] = onCacheMiss == .wait ? waitFor(submission) : .deferred
-                continue
-            }
-            if let refusal = claimRefusal(submission, identity) {
-                outcomes[i] = .refused(refusal)
-                continue
-            }
-            switch (submission.content, onCacheMiss) {
-            case (.message(let message, let parser), .wait):
-                run.append((i, Ingestor.BlockingItem(message, parser: parser, identity: identity)))
-            case (.records(let records, let receivedAt), .wait):
-                run.append(
-                    (
-                        i,
-                        Ingestor.BlockingItem(
-                            records: records, transport: submission.transport, receivedAt: receivedAt,
-                            identity: identity)
-                    ))
-            case (.message(let message, let parser), .deferToAsync):
-                do {
-                    outcomes[i] =
-                        try ingestor.ingestIfCached(message, parser: parser, identity: identity)
-                        .map { .stored($0, identity) } ?? .deferred
-                } catch {
-                    outcomes[i] = .refused(error)  // counted by the ingestor
-                }
-            case (.foreignFormat, .wait):
-                flush()  // keeps journal order
-                outcomes[i] = waitFor(submission)  // the product's parser decides: the registry may be asked
-            case (.foreignFormat, .deferToAsync), (.records, .deferToAsync):
-                outcomes[i] = .deferred
-            case (.refused, _):
-                break  // answered above
+                outcomes[i] = waitFor(submission)
             }
         }
         flush()
-        return outcomes.map { $0! }
+        return outcomes
+    }
+
+    /// What ``submitBlocking(_:onCacheMiss:)`` does with one submission.
+    private enum BlockingStep {
+        /// Answered on the calling thread (refused, deferred, or ingested from the ingestor's caches).
+        case answered(IngestOutcome)
+        /// To journal with the other messages of known senders of the batch.
+        case journal(Ingestor.BlockingItem)
+        /// To run through ``submit(_:)`` on a task while the calling thread waits (after the batch so far).
+        case alone
+    }
+
+    private func step(_ submission: IngestSubmission, _ onCacheMiss: IngestCacheMiss) -> BlockingStep {
+        if case .refused(let error) = submission.content {
+            count(error, submission.transport)
+            return .answered(.refused(error))
+        }
+        guard let identity = cachedIdentity(submission.sender) else {
+            return onCacheMiss == .wait ? .alone : .answered(.deferred)
+        }
+        if let refusal = claimRefusal(submission, identity) { return .answered(.refused(refusal)) }
+        switch (submission.content, onCacheMiss) {
+        case (.message(let message, let parser), .wait):
+            return .journal(Ingestor.BlockingItem(message, parser: parser, identity: identity))
+        case (.records(let records, let receivedAt), .wait):
+            return .journal(
+                Ingestor.BlockingItem(
+                    records: records, transport: submission.transport, receivedAt: receivedAt, identity: identity))
+        case (.message(let message, let parser), .deferToAsync):
+            do {
+                guard let receipt = try ingestor.ingestIfCached(message, parser: parser, identity: identity) else {
+                    return .answered(.deferred)
+                }
+                return .answered(.stored(receipt, identity))
+            } catch {
+                return .answered(.refused(error))  // counted by the ingestor
+            }
+        case (.foreignFormat, .wait):
+            return .alone  // the product's parser decides: the registry may be asked
+        case (.foreignFormat, .deferToAsync), (.records, .deferToAsync):
+            return .answered(.deferred)
+        case (.refused(let error), _):
+            return .answered(.refused(error))  // not reached: answered above
+        }
+    }
+
+    private static func outcome(_ result: Result<Receipt, IoTError>, _ identity: DeviceIdentity) -> IngestOutcome {
+        switch result {
+        case .success(let receipt): .stored(receipt, identity)
+        case .failure(let error): .refused(error)
+        }
     }
 
     /// Runs ``submit(_:)`` on a task and blocks the calling thread (not one of the pool's) until it ends.

@@ -8,26 +8,18 @@ import Testing
     /// real iotd (and a restored rule still raises alarms); one deleted before the restart stays deleted.
     @Test func rulesAndJobsAddedThroughTheAPISurviveARestart() async throws {
         try await onOwnThread {
-            let dir = TemporaryDirectory("iotd-definitions")
-            let httpPort = ChildProcess.freeLoopbackPort()
-            let apiPort = ChildProcess.freeLoopbackPort()
-            let config = dir.path + "/iotd.yaml"
-            try """
-            dataDirectory: \(dir.path)/data
-            http: { port: \(httpPort) }
-            management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
-            logging: { level: warning }
-            tenants:
-              - id: lab
-                products:
-                  - { id: thermo, signals: [{ name: temp }] }
-                devices:
-                  - { uid: t-1, product: thermo }
-            """.write(toFile: config, atomically: false, encoding: .utf8)
-            var server = try startIotd(config: config, apiPort: apiPort)
-            func api(_ method: String, _ path: String, _ body: String = "") throws -> (status: Int, text: String) {
-                try managementRequest(port: apiPort, method, path, body)
-            }
+            let iotd = IotdProcess("iotd-definitions")
+            try iotd.configure(
+                iotd.preamble(logLevel: "warning") + """
+                    tenants:
+                      - id: lab
+                        products:
+                          - { id: thermo, signals: [{ name: temp }] }
+                        devices:
+                          - { uid: t-1, product: thermo }
+                    """)
+            try iotd.start()
+            defer { iotd.stop() }
             let rule = #"""
                 {"kind": "range", "id": "overheat", "devices": {"device": "t-1"}, "signal": "temp", "max": 80,
                  "alarmWhen": "outside", "severity": "major", "debounce": {"count": 1}, "hysteresis": 2}
@@ -39,31 +31,30 @@ import Testing
                  "parameters": [{"name": "peak", "device": "t-1", "signal": "temp", "reducer": "max"}],
                  "catchUp": {"policy": "none"}}
                 """#
-            #expect(try api("POST", "/api/v1/tenants/lab/rules", rule).status == 201)
-            #expect(try api("POST", "/api/v1/tenants/lab/rules", gone).status == 201)
-            #expect(try api("POST", "/api/v1/tenants/lab/statistics/jobs", job).status == 201)
-            #expect(try api("DELETE", "/api/v1/tenants/lab/rules/gone").status == 204)
+            #expect(try iotd.api("POST", "/api/v1/tenants/lab/rules", rule).status == 201)
+            #expect(try iotd.api("POST", "/api/v1/tenants/lab/rules", gone).status == 201)
+            #expect(try iotd.api("POST", "/api/v1/tenants/lab/statistics/jobs", job).status == 201)
+            #expect(try iotd.api("DELETE", "/api/v1/tenants/lab/rules/gone").status == 204)
 
-            #expect(server.stop(signal: SIGKILL) & 0x7f == SIGKILL)
-            server = try startIotd(config: config, apiPort: apiPort)
-            defer { server.stop(signal: SIGTERM) }
-            let rules = try api("GET", "/api/v1/tenants/lab/rules").text
+            #expect(iotd.stop(signal: SIGKILL) & 0x7f == SIGKILL)
+            try iotd.start()
+            let rules = try iotd.api("GET", "/api/v1/tenants/lab/rules").text
             #expect(rules.contains(#""overheat""#) && !rules.contains(#""gone""#), "\(rules)")
-            let jobs = try api("GET", "/api/v1/tenants/lab/statistics/jobs").text
+            let jobs = try iotd.api("GET", "/api/v1/tenants/lab/statistics/jobs").text
             #expect(jobs.contains(#""hourly""#), "\(jobs)")
 
             // The restored rule is live: a hot sample raises its alarm.
-            let issued = try api("POST", "/api/v1/tenants/lab/devices/t-1/tokens", "{}")
+            let issued = try iotd.api("POST", "/api/v1/tenants/lab/devices/t-1/tokens", "{}")
             let token = try #require(
                 (try JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String)
-            let posted = try LoopbackHTTPClient(port: httpPort).request(
+            let posted = try LoopbackHTTPClient(port: iotd.httpPort).request(
                 "POST", "/api/v1/devices/t-1/telemetry",
                 headers: ["Authorization": "Bearer \(token)", "Content-Type": "application/json"],
                 body: Array(#"{"temp": 95}"#.utf8))
             #expect(posted.status == 200, "\(posted.text)")
             var alarms = ""
             for _ in 0..<50 {
-                alarms = try api("GET", "/api/v1/tenants/lab/alarms").text
+                alarms = try iotd.api("GET", "/api/v1/tenants/lab/alarms").text
                 if alarms.contains("overheat") { break }
                 usleep(100_000)
             }

@@ -9,29 +9,24 @@ import Testing
     /// `iotd serve` as a child; four connections post sequence-numbered points; the daemon is killed with
     /// SIGKILL mid-stream five times and restarted. Every point that got a 2xx is stored exactly once.
     @Test func killNineWhilePostingLosesNoAcknowledgedPoint() throws {
-        let dir = TemporaryDirectory("iotd-http-crash")
-        let httpPort = ChildProcess.freeLoopbackPort()
-        let apiPort = ChildProcess.freeLoopbackPort()
-        let config = dir.path + "/iotd.yaml"
-        try """
-        dataDirectory: \(dir.path)/data
-        http: { port: \(httpPort) }
-        management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
-        logging: { level: warning }
-        tenants:
-          - id: crash
-            products:
-              - { id: counter, signals: [{ name: seq }] }
-            devices:
-              - { uid: dev, product: counter }
-        """.write(toFile: config, atomically: false, encoding: .utf8)
+        let iotd = IotdProcess("iotd-http-crash")
+        let (dir, httpPort, apiPort) = (iotd.directory, iotd.httpPort, iotd.apiPort)
+        try iotd.configure(
+            iotd.preamble(logLevel: "warning") + """
+                tenants:
+                  - id: crash
+                    products:
+                      - { id: counter, signals: [{ name: seq }] }
+                    devices:
+                      - { uid: dev, product: counter }
+                """)
         let admin = ["Authorization": "Bearer test-admin-key-0123456789abcdef0123"]
 
         var token = ""
         let acknowledged = Mutex(Set<Int>())
         let next = Mutex(0)
         for run in 0..<5 {
-            let server = try startIotd(config: config, apiPort: apiPort)
+            let server = try iotd.start()
             if token.isEmpty {
                 let r = try LoopbackHTTPClient(port: apiPort).request(
                     "POST", "/api/v1/tenants/crash/devices/dev/tokens", headers: admin, body: Array("{}".utf8))
@@ -77,7 +72,7 @@ import Testing
             group.wait()
         }
         // Restart once more: replay, then a graceful stop drains everything into the store.
-        let server = try startIotd(config: config, apiPort: apiPort)
+        let server = try iotd.start()
         let status = server.stop(signal: SIGTERM)
         #expect(status == 0, "graceful stop: status \(status)")
 

@@ -8,23 +8,18 @@ import Testing
 @Suite(.serialized) struct OverflowTests {
     @Test func extremeNumbersAreRefusedAndAStoredBadDefinitionIsSetAside() async throws {
         try await onOwnThread {
-            let dir = TemporaryDirectory("iotd-overflow")
-            let httpPort = ChildProcess.freeLoopbackPort()
-            let apiPort = ChildProcess.freeLoopbackPort()
-            let config = dir.path + "/iotd.yaml"
-            try """
-            dataDirectory: \(dir.path)/data
-            http: { port: \(httpPort) }
-            management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
-            logging: { level: error }
-            tenants:
-              - id: t1
-                products:
-                  - { id: thermo, signals: [{ name: temp }] }
-                devices:
-                  - { uid: d-1, product: thermo }
-            """.write(toFile: config, atomically: false, encoding: .utf8)
-            var server = try startIotd(config: config, apiPort: apiPort)
+            let iotd = IotdProcess("iotd-overflow")
+            let (dir, httpPort, apiPort) = (iotd.directory, iotd.httpPort, iotd.apiPort)
+            try iotd.configure(
+                iotd.preamble() + """
+                    tenants:
+                      - id: t1
+                        products:
+                          - { id: thermo, signals: [{ name: temp }] }
+                        devices:
+                          - { uid: d-1, product: thermo }
+                    """)
+            var server = try iotd.start()
             func api(_ method: String, _ path: String, _ body: String = "") throws -> (status: Int, text: String) {
                 try managementRequest(port: apiPort, method, path, body)
             }
@@ -71,7 +66,7 @@ import Testing
             let sqlite = try ChildProcess(["/usr/bin/sqlite3", tenantFile, sql])
             #expect(sqlite.wait() == 0)
 
-            server = try startIotd(config: config, apiPort: apiPort)
+            server = try iotd.start()
             defer { server.stop(signal: SIGTERM) }
             let rules = try api("GET", "/api/v1/tenants/t1/rules").text
             #expect(rules.contains(#""watch""#) && !rules.contains(#""id":"o""#), "\(rules)")

@@ -8,32 +8,27 @@ import Testing
     /// arriving over HTTP; a payload the script cannot read is rejected with the script's message.
     @Test func aProductsLuaParserReadsItsDevicesMessages() async throws {
         try await onOwnThread {
-            let dir = TemporaryDirectory("iotd-script-parser")
-            let httpPort = ChildProcess.freeLoopbackPort()
-            let apiPort = ChildProcess.freeLoopbackPort()
-            let config = dir.path + "/iotd.yaml"
-            try """
-            dataDirectory: \(dir.path)/data
-            http: { port: \(httpPort) }
-            management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
-            logging: { level: warning }
-            parsers:
-              - name: semicolon
-                language: lua
-                source: |
-                  function parse(msg)
-                    local t, h = string.match(msg.payload, "^([%d.-]+);([%d.-]+)$")
-                    if t == nil then error("expected <temperature>;<humidity>") end
-                    return { { values = { temperature = tonumber(t), humidity = tonumber(h) } } }
-                  end
-            tenants:
-              - id: lab
-                products:
-                  - { id: legacy, parser: semicolon, signals: [{ name: temperature }, { name: humidity }] }
-                devices:
-                  - { uid: old-1, product: legacy }
-            """.write(toFile: config, atomically: false, encoding: .utf8)
-            let server = try startIotd(config: config, apiPort: apiPort)
+            let iotd = IotdProcess("iotd-script-parser")
+            let (httpPort, apiPort) = (iotd.httpPort, iotd.apiPort)
+            try iotd.configure(
+                iotd.preamble(logLevel: "warning") + """
+                    parsers:
+                      - name: semicolon
+                        language: lua
+                        source: |
+                          function parse(msg)
+                            local t, h = string.match(msg.payload, "^([%d.-]+);([%d.-]+)$")
+                            if t == nil then error("expected <temperature>;<humidity>") end
+                            return { { values = { temperature = tonumber(t), humidity = tonumber(h) } } }
+                          end
+                    tenants:
+                      - id: lab
+                        products:
+                          - { id: legacy, parser: semicolon, signals: [{ name: temperature }, { name: humidity }] }
+                        devices:
+                          - { uid: old-1, product: legacy }
+                    """)
+            let server = try iotd.start()
             let admin = ["Authorization": "Bearer test-admin-key-0123456789abcdef0123"]
             let issued = try LoopbackHTTPClient(port: apiPort).request(
                 "POST", "/api/v1/tenants/lab/devices/old-1/tokens", headers: admin, body: Array("{}".utf8))
@@ -69,23 +64,18 @@ import Testing
     /// compile is refused with the interpreter's message and changes nothing.
     @Test func parsersAreAddedReplacedAndRemovedThroughTheAPI() async throws {
         try await onOwnThread {
-            let dir = TemporaryDirectory("iotd-parser-api")
-            let httpPort = ChildProcess.freeLoopbackPort()
-            let apiPort = ChildProcess.freeLoopbackPort()
-            let config = dir.path + "/iotd.yaml"
-            try """
-            dataDirectory: \(dir.path)/data
-            http: { port: \(httpPort) }
-            management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
-            logging: { level: warning }
-            tenants:
-              - id: lab
-                products:
-                  - { id: legacy, parser: semicolon, signals: [{ name: temperature }, { name: humidity }] }
-                devices:
-                  - { uid: old-1, product: legacy }
-            """.write(toFile: config, atomically: false, encoding: .utf8)
-            var server = try startIotd(config: config, apiPort: apiPort)
+            let iotd = IotdProcess("iotd-parser-api")
+            let (httpPort, apiPort) = (iotd.httpPort, iotd.apiPort)
+            try iotd.configure(
+                iotd.preamble(logLevel: "warning") + """
+                    tenants:
+                      - id: lab
+                        products:
+                          - { id: legacy, parser: semicolon, signals: [{ name: temperature }, { name: humidity }] }
+                        devices:
+                          - { uid: old-1, product: legacy }
+                    """)
+            var server = try iotd.start()
             defer { _ = server.stop(signal: SIGKILL) }
             let admin = [
                 "Authorization": "Bearer test-admin-key-0123456789abcdef0123", "Content-Type": "application/json",
@@ -155,7 +145,7 @@ import Testing
 
             // A restart keeps the replaced script.
             #expect(server.stop(signal: SIGTERM) == 0)
-            server = try startIotd(config: config, apiPort: apiPort)
+            server = try iotd.start()
             let listed = try api("GET", "/api/v1/parsers")
             #expect(listed.text.contains("semicolon") && listed.text.contains("/ 10"), "\(listed)")
             let afterRestart = try post("23;700")

@@ -8,37 +8,30 @@ import Testing
 @Suite(.serialized) struct NotificationDefinitionsRestartTests {
     @Test func templatesAndPoliciesSavedThroughTheAPISurviveARestart() async throws {
         try await onOwnThread {
-            let dir = TemporaryDirectory("iotd-notify-definitions")
-            let httpPort = ChildProcess.freeLoopbackPort()
-            let apiPort = ChildProcess.freeLoopbackPort()
-            let config = dir.path + "/iotd.yaml"
-            try """
-            dataDirectory: \(dir.path)/data
-            http: { port: \(httpPort) }
-            management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
-            logging: { level: warning }
-            tenants:
-              - id: plant
-                products:
-                  - { id: pump, signals: [{ name: temp }] }
-                devices:
-                  - { uid: pump-1, product: pump, name: "Pump One" }
-                rules:
-                  - { kind: range, id: overheat, devices: { product: pump }, signal: temp, max: 80, alarmWhen: outside, severity: critical, debounce: { count: 1 }, hysteresis: 0 }
-            """.write(toFile: config, atomically: false, encoding: .utf8)
-            let iotd = try ChildProcess.builtProduct("iotd")
+            let iotd = IotdProcess("iotd-notify-definitions")
+            let (httpPort, apiPort) = (iotd.httpPort, iotd.apiPort)
+            try iotd.configure(
+                iotd.preamble(logLevel: "warning") + """
+                    tenants:
+                      - id: plant
+                        products:
+                          - { id: pump, signals: [{ name: temp }] }
+                        devices:
+                          - { uid: pump-1, product: pump, name: "Pump One" }
+                        rules:
+                          - { kind: range, id: overheat, devices: { product: pump }, signal: temp, max: 80, alarmWhen: outside, severity: critical, debounce: { count: 1 }, hysteresis: 0 }
+                    """)
             let base = "/api/v1/tenants/plant/notifications"
             func api(_ method: String, _ path: String, _ body: String = "") throws -> LoopbackHTTPClient.Response {
                 try LoopbackHTTPClient(port: apiPort).request(
                     method, path,
                     headers: [
-                        "Authorization": "Bearer test-admin-key-0123456789abcdef0123",
+                        "Authorization": "Bearer \(IotdProcess.adminKey)",
                         "Content-Type": "application/json",
                     ], body: Array(body.utf8))
             }
 
-            var server = try ChildProcess([iotd, "serve", "--config", config])
-            try waitFor(port: apiPort, path: "/readyz")
+            try iotd.start()
             let template =
                 #"{"id": "hot", "kind": "alarm_raised", "subject": "${device_name} overheat", "body": "KEPT ${device.name} at ${current_value}"}"#
             let policy =
@@ -49,10 +42,8 @@ import Testing
             #expect(try api("POST", base + "/policies", dropped).status == 201)
             #expect(try api("DELETE", base + "/policies/dropped").status == 204)
 
-            #expect(server.stop(signal: SIGKILL) & 0x7f == SIGKILL)
-            server = try ChildProcess([iotd, "serve", "--config", config])
-            defer { server.stop(signal: SIGKILL) }
-            try waitFor(port: apiPort, path: "/readyz")
+            #expect(iotd.stop(signal: SIGKILL) & 0x7f == SIGKILL)
+            try iotd.start()
 
             let kept = try api("GET", base + "/templates/hot")
             #expect(kept.status == 200 && kept.text.contains("KEPT ${device.name}"), "\(kept.status) \(kept.text)")
@@ -80,12 +71,11 @@ import Testing
             // A template deleted through the API stays deleted after the next restart.
             #expect(try api("DELETE", base + "/policies/ops").status == 204)
             #expect(try api("DELETE", base + "/templates/hot").status == 204)
-            #expect(server.stop(signal: SIGKILL) & 0x7f == SIGKILL)
-            server = try ChildProcess([iotd, "serve", "--config", config])
-            try waitFor(port: apiPort, path: "/readyz")
+            #expect(iotd.stop(signal: SIGKILL) & 0x7f == SIGKILL)
+            try iotd.start()
             #expect(try api("GET", base + "/templates/hot").status == 404)
             #expect((json(try api("GET", base + "/policies")) as? [Any])?.isEmpty == true)
-            #expect(server.stop(signal: SIGTERM) == 0)
+            #expect(iotd.stop(signal: SIGTERM) == 0)
         }
     }
 }

@@ -154,6 +154,14 @@ if ! swift test --package-path Examples/ScaleDevice >"$log" 2>&1; then
 fi
 grep -E 'Test run with' "$log"
 
+echo "== Examples/AuditNotifier (an integrator's package: a notification channel, tested through the dispatcher; no C)"
+if ! swift test --package-path Examples/AuditNotifier >"$log" 2>&1; then
+    cat "$log"
+    echo "FAILED: Examples/AuditNotifier" >&2
+    exit 1
+fi
+grep -E 'Test run with' "$log"
+
 echo "== Examples/HTTPOnly (an integrator's package: HTTP ingest with IoTHTTP and IoTStorage only)"
 if ! swift build --package-path Examples/HTTPOnly >"$log" 2>&1; then
     cat "$log"

@@ -61,8 +61,11 @@ import Testing
             // The HTTP listener of the configuration answers beside the added transport.
             let (http, management) = try await platform.listeningPorts()
             #expect(http > 0 && management > 0 && http != management)
+            let stopping = ContinuousClock.now
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
+            let took = ContinuousClock.now - stopping
+            #expect(took < .seconds(1), "graceful shutdown of the whole platform took \(took)")
         }
         #expect(pager.sent.first?.body.contains("c-1") == true, "the alarm reached the added channel")
         let latest = try await points.latest(.tenant("lab"), device: "c-1", signals: nil)

@@ -270,11 +270,12 @@ private enum LegacyIngestKeys: String, CodingKey {
 
     static func cacheMillis(_ c: KeyedDecodingContainer<Self>) throws -> Int64? {
         guard let v = try c.decodeIfPresent(Int64.self, forKey: .authenticationCacheMillis) else { return nil }
-        guard (0...1_000).contains(v) else {
+        // The gateway's own range, checked where the key stands so that the message names it.
+        do throws(IoTError) {
+            try DefaultIngestGateway.Configuration(authenticationCacheMillis: v).validate()
+        } catch {
             throw DecodingError.dataCorruptedError(
-                forKey: .authenticationCacheMillis, in: c,
-                debugDescription:
-                    "\(v) is out of range; use 0 (off) to 1000 ms (a revoked credential stops working within a second)")
+                forKey: .authenticationCacheMillis, in: c, debugDescription: error.message)
         }
         return v
     }
@@ -285,13 +286,7 @@ extension PlatformConfiguration.HTTP: Decodable {
     public init(from decoder: any Decoder) throws {
         listener = try HTTPIngestTransport.Configuration(from: decoder)
         let c = try decoder.container(keyedBy: LegacyIngestKeys.self)
-        if let spec = try c.decodeIfPresent(String.self, forKey: .rateLimit) {
-            do throws(IoTError) {
-                legacyRateLimit = try RateLimit(parsing: spec)
-            } catch {
-                throw DecodingError.dataCorruptedError(forKey: .rateLimit, in: c, debugDescription: error.message)
-            }
-        }
+        legacyRateLimit = try c.decodeIfPresent(RateLimit.self, forKey: .rateLimit)
         legacyAuthenticationCacheMillis = try LegacyIngestKeys.cacheMillis(c)
     }
 }

@@ -65,9 +65,9 @@ import Testing
                   - { uid: t-1, product: thermo }
                   - { uid: t-2, product: thermo }
             """.write(toFile: config, atomically: false, encoding: .utf8)
-            var server = try startIotd(config: config, apiPort: apiPort)
+            var server = try IotdProcess.serve(config: config, apiPort: apiPort)
             func api(_ method: String, _ path: String, _ body: String = "") throws -> (status: Int, text: String) {
-                try managementRequest(port: apiPort, method, path, body)
+                try IotdProcess.api(port: apiPort, method, path, body)
             }
             /// Waits until the observation's report counts `n` stored notifications.
             func waitForStored(_ id: String, _ n: Int) throws -> String {
@@ -99,7 +99,7 @@ import Testing
                 "\(metrics)")
 
             #expect(server.stop(signal: SIGKILL) & 0x7f == SIGKILL)
-            server = try startIotd(config: config, apiPort: apiPort)
+            server = try IotdProcess.serve(config: config, apiPort: apiPort)
             defer { server.stop(signal: SIGTERM) }
             let list = try api("GET", "/api/v1/coap/observations").text
             #expect(list.contains(#""id":"from-api""#) && list.contains(#""id":"from-file""#), "\(list)")

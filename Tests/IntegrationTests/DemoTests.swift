@@ -190,7 +190,7 @@ import Testing
                 management: { port: \(apiPort), adminAPIKeyFile: \(keyFile) }
                 logging: { level: error }
                 """)
-            let server = try startIotd(config: serve, apiPort: apiPort)
+            let server = try IotdProcess.serve(config: serve, apiPort: apiPort)
             defer { server.stop(signal: SIGTERM) }
             let client = try LoopbackHTTPClient(port: apiPort)
             #expect(
@@ -214,7 +214,7 @@ import Testing
             logging: { level: error }
             tenants: [{ id: lab }]
             """.write(toFile: path, atomically: false, encoding: .utf8)
-            let server = try startIotd(config: path, apiPort: apiPort)
+            let server = try IotdProcess.serve(config: path, apiPort: apiPort)
             server.stop(signal: SIGTERM)
             var checked = 0
             let data = dir.path + "/data"

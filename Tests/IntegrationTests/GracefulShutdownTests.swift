@@ -42,12 +42,12 @@ import Testing
         logging: { level: error }
         tenants: [{ id: lab, devices: [{ uid: d, product: p }, { uid: m, product: p }], products: [{ id: p, signals: [{ name: s }] }] }]
         """.write(toFile: path, atomically: false, encoding: .utf8)
-        let server = try startIotd(config: path, apiPort: apiPort)
+        let server = try IotdProcess.serve(config: path, apiPort: apiPort)
         usleep(500_000)  // the pollers, the observer and the MQTT client are at work
         // They run: the API lists each of them.
-        #expect(try managementRequest(port: apiPort, "GET", "/api/v1/mqtt/clients").text.contains("\"down\""))
-        #expect(try managementRequest(port: apiPort, "GET", "/api/v1/coap/observations").text.contains("\"silent\""))
-        let modbus = try managementRequest(port: apiPort, "GET", "/api/v1/tenants/lab/modbus/devices").text
+        #expect(try IotdProcess.api(port: apiPort, "GET", "/api/v1/mqtt/clients").text.contains("\"down\""))
+        #expect(try IotdProcess.api(port: apiPort, "GET", "/api/v1/coap/observations").text.contains("\"silent\""))
+        let modbus = try IotdProcess.api(port: apiPort, "GET", "/api/v1/tenants/lab/modbus/devices").text
         #expect(modbus.contains("\"failures\"") && !modbus.contains("\"failures\":0"), "polled and failing: \(modbus)")
         let start = Date()
         let status = server.stop(signal: SIGTERM, timeoutSeconds: 10)

@@ -21,7 +21,7 @@ import Testing
                     """)
             var server = try iotd.start()
             func api(_ method: String, _ path: String, _ body: String = "") throws -> (status: Int, text: String) {
-                try managementRequest(port: apiPort, method, path, body)
+                try IotdProcess.api(port: apiPort, method, path, body)
             }
 
             // The request that stopped the daemon (3 of 3) is a 400 naming the field; the daemon answers on.

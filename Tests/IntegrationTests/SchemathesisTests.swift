@@ -60,7 +60,7 @@ import Testing
             devices:
               - { uid: d1, product: p1 }
         """.write(toFile: config, atomically: false, encoding: .utf8)
-        let server = try startIotd(config: config, apiPort: apiPort)
+        let server = try IotdProcess.serve(config: config, apiPort: apiPort)
         defer { server.stop(signal: SIGTERM) }
         let issued = try LoopbackHTTPClient(port: apiPort).request(
             "POST", "/api/v1/tenants/t1/devices/d1/tokens", headers: ["Authorization": "Bearer \(Self.key)"],

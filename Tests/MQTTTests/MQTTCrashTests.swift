@@ -59,15 +59,6 @@ import Testing
         throw TestFailure("the MQTT client of iotd did not connect and subscribe within 20 s")
     }
 
-    func waitForReady(apiPort: Int) throws {
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if let r = try? LoopbackHTTPClient(port: apiPort).request("GET", "/readyz"), r.status == 200 { return }
-            usleep(20_000)
-        }
-        throw TestFailure("iotd did not become ready within 20 s")
-    }
-
     /// seq → rows stored.
     func storedRows(_ path: String) -> [Int: Int] {
         var db: OpaquePointer?
@@ -97,7 +88,7 @@ import Testing
 
         // The first start creates the broker session (clean session off) by subscribing.
         var server = try ChildProcess([iotd, "serve", "--config", config])
-        try waitForReady(apiPort: apiPort)
+        try waitFor(port: apiPort, path: "/readyz", seconds: 20)
         try waitUntilSubscribed(apiPort: apiPort)
 
         // The publisher: 4 concurrent QoS 1 streams, about 3 000 messages/s in all, each PUBACK recorded.
@@ -136,7 +127,7 @@ import Testing
             let status = server.stop(signal: SIGKILL)
             #expect(status & 0x7f == SIGKILL, "run \(run): iotd was killed")
             server = try ChildProcess([iotd, "serve", "--config", config])
-            try waitForReady(apiPort: apiPort)
+            try waitFor(port: apiPort, path: "/readyz", seconds: 20)
         }
         try await Task.sleep(for: .milliseconds(1_000))
         stream.running.store(false, ordering: .relaxed)

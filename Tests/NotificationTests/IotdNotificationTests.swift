@@ -51,7 +51,7 @@ import Testing
 
             var server = try ChildProcess([iotd, "serve", "--config", config])
             defer { server.stop(signal: SIGKILL) }
-            try waitFor(port: apiPort, path: "/readyz")
+            try waitFor(port: apiPort, path: "/readyz", seconds: 30)
             let api = try LoopbackHTTPClient(port: apiPort)
 
             // Templates are validated when saved: an unknown variable is a 400 that names it.
@@ -107,7 +107,7 @@ import Testing
             let sink = try Peer.httpSink(port: sinkPort)
             defer { sink.stop() }
             server = try ChildProcess([iotd, "serve", "--config", config])
-            try waitFor(port: apiPort, path: "/readyz")
+            try waitFor(port: apiPort, path: "/readyz", seconds: 30)
             #expect(sink.waitForRecords(30) { $0.filter { $0["ok"] as? Bool == true }.count >= 6 })
             usleep(500_000)
             for channel in ["webhook", "dingtalk"] {

@@ -161,15 +161,5 @@ func outboxMessage(
         orderingKey: key, createdAt: created)
 }
 
-/// Waits until `GET path` on `port` (a real iotd's management API) answers 200.
-func waitFor(port: Int, path: String, seconds: Double = 30) throws {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if let c = try? LoopbackHTTPClient(port: port), let r = try? c.request("GET", path), r.status == 200 { return }
-        usleep(50_000)
-    }
-    throw PeerFailure(description: "GET \(path) on \(port) did not answer 200 within \(seconds) s")
-}
-
 /// A response body parsed as JSON, or `nil`.
 func json(_ r: LoopbackHTTPClient.Response) -> Any? { try? JSONSerialization.jsonObject(with: Data(r.body)) }

@@ -708,19 +708,11 @@ extension Ingestor.Configuration: Decodable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = Self()
-        var rateLimit: RateLimit?
-        if let spec = try c.decodeIfPresent(String.self, forKey: .rateLimit) {
-            do throws(IoTError) {
-                rateLimit = try RateLimit(parsing: spec)
-            } catch {
-                throw DecodingError.dataCorruptedError(forKey: .rateLimit, in: c, debugDescription: error.message)
-            }
-        }
         self.init(
             queueCapacityPoints: try c.decode(.queueCapacityPoints, or: d.queueCapacityPoints),
             maxBatchPoints: try c.decode(.maxBatchPoints, or: d.maxBatchPoints),
             retryAfterMillis: try c.decode(.retryAfterMillis, or: d.retryAfterMillis),
             registryCacheMillis: try c.decode(.registryCacheMillis, or: d.registryCacheMillis),
-            rateLimit: rateLimit)
+            rateLimit: try c.decodeIfPresent(RateLimit.self, forKey: .rateLimit))
     }
 }

@@ -79,3 +79,17 @@ extension Substring {
         return s
     }
 }
+
+extension RateLimit: Decodable {
+    /// Reads the text form, `"100:1,2000:60"` (``init(parsing:)``); text it refuses is a decoding error with its
+    /// message.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let spec = try c.decode(String.self)
+        do throws(IoTError) {
+            self = try RateLimit(parsing: spec)
+        } catch {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: error.message)
+        }
+    }
+}

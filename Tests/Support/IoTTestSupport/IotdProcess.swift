@@ -63,13 +63,7 @@ public final class IotdProcess: @unchecked Sendable {
     /// - Throws: when iotd is not built, or `/readyz` did not answer in time (the process is then killed).
     @discardableResult
     public func start(seconds: Double = 20) throws -> ChildProcess {
-        let server = try ChildProcess([try ChildProcess.builtProduct("iotd"), "serve", "--config", configPath])
-        do {
-            try waitFor(port: apiPort, path: "/readyz", seconds: seconds)
-        } catch {
-            _ = server.stop(signal: SIGKILL)
-            throw error
-        }
+        let server = try Self.serve(config: configPath, apiPort: apiPort, seconds: seconds)
         process = server
         return server
     }
@@ -84,8 +78,31 @@ public final class IotdProcess: @unchecked Sendable {
 
     /// One management API request with ``adminKey`` and a JSON body; the status and the body's text.
     public func api(_ method: String, _ path: String, _ body: String = "") throws -> (status: Int, text: String) {
-        let r = try LoopbackHTTPClient(port: apiPort).request(
-            method, path, headers: ["Authorization": "Bearer \(Self.adminKey)", "Content-Type": "application/json"],
+        try Self.api(port: apiPort, method, path, body)
+    }
+
+    /// Starts `iotd serve --config config` (the built product) and returns once `/readyz` on `apiPort` answers
+    /// 200; the caller stops the process. (An ``IotdProcess`` also writes the configuration and picks the ports.)
+    ///
+    /// - Throws: when iotd is not built, or `/readyz` did not answer in time (the process is then killed).
+    public static func serve(config: String, apiPort: Int, seconds: Double = 20) throws -> ChildProcess {
+        let server = try ChildProcess([try ChildProcess.builtProduct("iotd"), "serve", "--config", config])
+        do {
+            try waitFor(port: apiPort, path: "/readyz", seconds: seconds)
+        } catch {
+            _ = server.stop(signal: SIGKILL)
+            throw error
+        }
+        return server
+    }
+
+    /// One request to the management API on `port` with ``adminKey`` and a JSON body; the status and the body's
+    /// text.
+    public static func api(port: Int, _ method: String, _ path: String, _ body: String = "") throws
+        -> (status: Int, text: String)
+    {
+        let r = try LoopbackHTTPClient(port: port).request(
+            method, path, headers: ["Authorization": "Bearer \(adminKey)", "Content-Type": "application/json"],
             body: Array(body.utf8))
         return (r.status, r.text)
     }

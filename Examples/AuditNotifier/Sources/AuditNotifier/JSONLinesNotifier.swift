@@ -34,7 +34,8 @@ public final class JSONLinesNotifier: Notifier {
             let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
             guard fd >= 0 else {
                 throw IoTError(
-                    .invalidArgument, "cannot open \(path) (errno \(errno)); check that its folder exists and is writable")
+                    .invalidArgument,
+                    "cannot open \(path) (errno \(errno)); check that its folder exists and is writable")
             }
             defer { close(fd) }
             let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }

@@ -232,15 +232,22 @@ public final class IoTPlatform: Service, Sendable {
         }
         var managementConfiguration = configuration.management
         managementConfiguration.brokerAuthKey = try configuration.brokerAccounts?.emqxKey()
+        let definitions = SQLiteDefinitionStore(storage: storage)
+        var resources: [any ManagementRoutes] = [
+            ParserRoutes(catalog: parserCatalog), CredentialRoutes(manager: deviceAuth),
+            RuleRoutes(engine: rules, definitions: definitions), AlarmRoutes(engine: rules, state: ruleState),
+            StatisticsRoutes(scheduler: statistics, results: statisticsStore, definitions: definitions),
+            NotificationRoutes(
+                router: notifications, outbox: outbox, inbox: inbox, dispatcher: dispatcher, definitions: definitions),
+            DownlinkRoutes(sessions: sessions), LiveFeedRoutes(feed: liveFeed), MQTTClientRoutes(clients: mqtt),
+            CoAPObservationRoutes(observations: coapObservations, definitions: definitions),
+        ]
+        if let modbus { resources.append(ModbusRoutes(modbus: modbus, definitions: definitions)) }
         management = ManagementServer(
             configuration: managementConfiguration, registry: registry, points: points,
             tokens: provisioners.isEmpty ? deviceAuth : ProvisioningTokenIssuer(deviceAuth, provisioners: provisioners),
-            ingestor: ingestor, prometheus: prometheus, rules: rules, statistics: statistics, ruleState: ruleState,
-            statisticsStore: statisticsStore, parsers: parserCatalog,
-            definitions: SQLiteDefinitionStore(storage: storage),
-            modbus: modbus, brokerAccess: brokerAccess, mqttClients: mqtt, notifications: notifications, outbox: outbox,
-            inbox: inbox, dispatcher: dispatcher, credentialManager: deviceAuth, sessions: sessions, liveFeed: liveFeed,
-            coapObservations: coapObservations, logger: logger)
+            ingestor: ingestor, prometheus: prometheus, resources: resources, brokerAccess: brokerAccess,
+            logger: logger)
     }
 
     /// The components in start order; a graceful shutdown stops them in reverse: listeners first, then the

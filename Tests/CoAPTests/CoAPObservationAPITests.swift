@@ -33,7 +33,8 @@ struct CoAPObservationAPITests {
             server = ManagementServer(
                 configuration: .init(port: 0, adminAPIKey: "k"), registry: h.registry, points: h.points,
                 tokens: h.tokens,
-                ingestor: h.ingestor, prometheus: nil, definitions: definitions, coapObservations: manager,
+                ingestor: h.ingestor, prometheus: nil,
+                resources: [CoAPObservationRoutes(observations: manager, definitions: definitions)],
                 logger: logger)
             let (manager, server) = (manager, server)
             tasks = [Task { try await manager.run() }, Task { try await server.run() }]

@@ -79,7 +79,10 @@ final class DeviceHarness: Sendable {
         api = ManagementServer(
             configuration: .init(port: 0, adminAPIKey: Self.adminKey, tls: managementTLS), registry: registry,
             points: points, tokens: auth,
-            ingestor: ingestor, prometheus: nil, credentialManager: auth, sessions: sessions, liveFeed: live,
+            ingestor: ingestor, prometheus: nil,
+            resources: [
+                CredentialRoutes(manager: auth), DownlinkRoutes(sessions: sessions), LiveFeedRoutes(feed: live),
+            ],
             logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [ingestor, self.http, ws, tcpLines, tcpLength, api], logger: logger))

@@ -3,9 +3,11 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import IoTCore
+import IoTRules
 import IoTServer
 import IoTStorage
 import IoTTesting
+import Logging
 import NIOCore
 import Testing
 
@@ -82,6 +84,81 @@ import Testing
             }
             try await client.execute(uri: "/healthz", method: .get) { response in
                 #expect(response.status == .ok, "the operational routes need no key")
+            }
+        }
+    }
+
+    /// A resource of an integrator's own, served like the built-in ones: behind the admin key, its tenant
+    /// resolved by ``ManagementAPI/tenantScope(_:)``, its errors in the API's shape.
+    struct FirmwareRoutes: ManagementRoutes {
+        let versions: [String: String]
+
+        func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
+            let routes = RouteCollection(context: BasicRequestContext.self)
+            routes.get("/api/v1/tenants/:tenant/firmware") { _, context in
+                try await api.handle {
+                    let scope = try await api.tenantScope(context)
+                    guard let version = versions[scope.tenant.rawValue] else {
+                        throw IoTError(.notFound, "no firmware for tenant \(scope.tenant)")
+                    }
+                    return Response(
+                        status: .ok, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(string: #"{"version":"\#(version)"}"#)))
+                }
+            }
+            return routes
+        }
+    }
+
+    @Test func aResourceOfOneOwnIsServedBehindTheKeyBesideTheBuiltInOnes() async throws {
+        let registry = InMemoryRegistryStore()
+        let points = InMemoryPointStore()
+        let ruleState = InMemoryRuleStateStore()
+        let engine = RuleEngine(
+            clock: ManualClock(), stateStore: ruleState, pointStore: points, registry: registry,
+            logger: Logger(label: "test"))
+        let server = ManagementServer(
+            configuration: .init(port: 0, adminAPIKey: Self.key), registry: registry, points: points,
+            tokens: TokenAuthenticator(credentials: InMemoryCredentialStore()), ingestor: nil, prometheus: nil,
+            resources: [
+                FirmwareRoutes(versions: ["acme": "2.1.0"]), RuleRoutes(engine: engine),
+                AlarmRoutes(engine: engine, state: ruleState),
+            ])
+        let app = Application(router: server.makeRouter())
+        try await app.test(.router) { client in
+            try await client.execute(
+                uri: "/api/v1/tenants", method: .post, headers: admin, body: ByteBuffer(string: #"{"id": "acme"}"#)
+            ) { _ in }
+            try await client.execute(uri: "/api/v1/tenants/acme/firmware", method: .get) { response in
+                #expect(response.status == .unauthorized, "an added resource is behind the same middleware")
+            }
+            try await client.execute(uri: "/api/v1/tenants/acme/firmware", method: .get, headers: admin) {
+                response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body) == #"{"version":"2.1.0"}"#)
+            }
+            try await client.execute(uri: "/api/v1/tenants/nobody/firmware", method: .get, headers: admin) {
+                response in
+                #expect(response.status == .notFound)
+                #expect(String(buffer: response.body).contains(#"tenant \"nobody\" does not exist"#))
+            }
+            try await client.execute(uri: "/api/v1/tenants/acme/firmware", method: .delete, headers: admin) {
+                response in
+                #expect(response.status == .methodNotAllowed, "405 with Allow covers added resources too")
+                #expect(response.headers[.allow] == "GET")
+            }
+            try await client.execute(uri: "/api/v1/tenants/acme/rules", method: .get, headers: admin) { response in
+                #expect(response.status == .ok, "the rules resource was given")
+                #expect(String(buffer: response.body) == "[]")
+            }
+            try await client.execute(uri: "/api/v1/tenants/acme/alarms?open=true", method: .get, headers: admin) {
+                response in
+                #expect(response.status == .ok, "the alarms resource was given")
+            }
+            try await client.execute(uri: "/api/v1/tenants/acme/statistics/jobs", method: .get, headers: admin) {
+                response in
+                #expect(response.status == .notFound, "the statistics resource was not given")
+                #expect(String(buffer: response.body).contains("add StatisticsRoutes"))
             }
         }
     }

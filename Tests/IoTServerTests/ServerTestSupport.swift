@@ -74,11 +74,18 @@ final class ServerHarness: Sendable {
             journal: journal, pointStore: points, registry: registry, observers: engine.map { [$0] } ?? [],
             logger: Logger(label: "test"))
         self.ingestor = ingestor
+        var resources: [any ManagementRoutes] = []
+        if let engine, let scheduler {
+            resources = [
+                RuleRoutes(engine: engine), AlarmRoutes(engine: engine, state: ruleState),
+                StatisticsRoutes(scheduler: scheduler, results: statisticsStore),
+            ]
+        }
         server = ManagementServer(
             configuration: .init(port: 0, adminAPIKey: adminAPIKey, maxExportPoints: maxExportPoints),
             registry: registry, points: points,
-            tokens: auth, ingestor: ingestor, prometheus: prometheus, rules: engine, statistics: scheduler,
-            ruleState: rules ? ruleState : nil, statisticsStore: rules ? statisticsStore : nil,
+            tokens: auth, ingestor: ingestor, prometheus: prometheus,
+            resources: resources,
             logger: Logger(label: "test"))
         transport = HTTPIngestTransport(
             configuration: .init(port: 0), ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"))

@@ -80,7 +80,7 @@ import Testing
         let api = ManagementServer(
             configuration: .init(port: 0, adminAPIKey: "k"), registry: harness.registry, points: harness.points,
             tokens: TokenAuthenticator(credentials: InMemoryCredentialStore()), ingestor: harness.ingestor,
-            prometheus: nil, mqttClients: manager, logger: Logger(label: "test"))
+            prometheus: nil, resources: [MQTTClientRoutes(clients: manager)], logger: Logger(label: "test"))
         try await harness.start([manager, api])
         let port = try await api.listeningPort()
         let http = AsyncLoopbackHTTPClient(port: port)

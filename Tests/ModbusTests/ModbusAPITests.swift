@@ -23,7 +23,8 @@ extension ModbusTests {
             let h = try await ModbusHarness(devices: [device])
             let api = ManagementServer(
                 configuration: .init(port: 0, adminAPIKey: "k"), registry: h.registry, points: h.points,
-                tokens: TokenIssuerStub(), ingestor: h.ingestor, prometheus: nil, modbus: h.modbus,
+                tokens: TokenIssuerStub(), ingestor: h.ingestor, prometheus: nil,
+                resources: [ModbusRoutes(modbus: h.modbus)],
                 logger: Logger(label: "test"))
             let apiTask = Task { try await api.run() }
             defer { apiTask.cancel() }
@@ -78,8 +79,8 @@ extension ModbusTests {
             func api(_ h: ModbusHarness) -> ManagementServer {
                 ManagementServer(
                     configuration: .init(port: 0, adminAPIKey: "k"), registry: h.registry, points: h.points,
-                    tokens: TokenIssuerStub(), ingestor: h.ingestor, prometheus: nil, definitions: definitions,
-                    modbus: h.modbus,
+                    tokens: TokenIssuerStub(), ingestor: h.ingestor, prometheus: nil,
+                    resources: [ModbusRoutes(modbus: h.modbus, definitions: definitions)],
                     logger: Logger(label: "test"))
             }
             let endpoint = #""tcp":{"host":"127.0.0.1","port":\#(server.port)}"#

@@ -1,6 +1,6 @@
-import Hummingbird
-import IoTCore
-import IoTRules
+public import Hummingbird
+public import IoTCore
+public import IoTRules
 
 /// An alarm as answered: the model's fields with `lastValue` as plain JSON.
 struct AlarmOutput: Encodable {
@@ -35,56 +35,59 @@ struct AlarmOutput: Encodable {
     }
 }
 
-extension ManagementServer {
-    func alarmRoutes() -> RouteCollection<BasicRequestContext> {
+/// `…/tenants/{tenant}/alarms`: the alarms a ``IoTRules/RuleEngine`` raised, listed with filters (`open`,
+/// `ruleID`, `originator`, `from`, `to`, `limit`), read, acknowledged and cleared.
+public struct AlarmRoutes: ManagementRoutes {
+    let engine: RuleEngine
+    let state: any RuleStateStore
+
+    /// Serves the alarms of `engine`.
+    ///
+    /// - Parameters:
+    ///   - engine: acknowledges and clears alarms.
+    ///   - state: the store the engine keeps its alarms in, which lists and reads them.
+    public init(engine: RuleEngine, state: any RuleStateStore) {
+        self.engine = engine
+        self.state = state
+    }
+
+    /// The routes.
+    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
         let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/tenants/:tenant/alarms"
         router.get(RouterPath(path)) { request, context in
-            try await self.handle {
-                let store = try self.configuredRuleState()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
                 let parameters = request.uri.queryParameters
                 let query = try Self.alarmQuery { parameters[Substring($0)] }
-                return try JSONOutput.response(try await store.alarms(scope, query: query).map(AlarmOutput.init))
+                return try JSONOutput.response(try await state.alarms(scope, query: query).map(AlarmOutput.init))
             }
         }
         router.get(RouterPath(path + "/:id")) { _, context in
-            try await self.handle {
-                let store = try self.configuredRuleState()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
-                guard let alarm = try await store.alarm(scope, id: id) else {
+                guard let alarm = try await state.alarm(scope, id: id) else {
                     throw APIError.notFound("alarm \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
                 }
                 return try JSONOutput.response(AlarmOutput(alarm))
             }
         }
         router.post(RouterPath(path + "/:id/ack")) { _, context in
-            try await self.handle {
-                let engine = try self.configuredRules()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
                 let alarm = try await engine.acknowledge(scope, alarmID: context.parameters.get("id") ?? "")
                 return try JSONOutput.response(AlarmOutput(alarm))
             }
         }
         router.post(RouterPath(path + "/:id/clear")) { _, context in
-            try await self.handle {
-                let engine = try self.configuredRules()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
                 let alarm = try await engine.clear(scope, alarmID: context.parameters.get("id") ?? "")
                 return try JSONOutput.response(AlarmOutput(alarm))
             }
         }
         return router
-    }
-
-    /// The rule state store, or 404 when this server has none.
-    func configuredRuleState() throws -> any RuleStateStore {
-        guard let ruleState else {
-            throw APIError.notFound(
-                "alarms are not configured on this server; pass a RuleStateStore to ManagementServer(ruleState:)")
-        }
-        return ruleState
     }
 
     /// The query of `GET …/alarms`: `open`, `ruleID`, `originator`, `from`, `to`, `limit`.

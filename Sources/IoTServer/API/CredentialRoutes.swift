@@ -1,6 +1,5 @@
-import Foundation
-import Hummingbird
-import IoTCore
+public import Hummingbird
+public import IoTCore
 
 /// The body of `POST …/credentials/passwords`.
 struct PasswordInput: Decodable {
@@ -26,53 +25,59 @@ struct RevokedOne: Encodable {
     var revoked: Bool
 }
 
-/// The answer to `POST …/downlink`.
-struct DownlinkResult: Encodable {
-    var delivered: Int
-}
+/// `…/tenants/{tenant}/devices/{uid}/credentials`: a device's passwords (added, rotated, revoked) and
+/// certificates (by fingerprint or subject) through a ``IoTCore/CredentialManager``. With these routes served,
+/// deleting a device revokes its credentials too.
+public struct CredentialRoutes: ManagementRoutes {
+    let manager: any CredentialManager
 
-extension ManagementServer {
-    func credentialRoutes() -> RouteCollection<BasicRequestContext> {
+    /// Serves the credentials `manager` keeps (IoTAuth's `DeviceAuthService`).
+    public init(manager: any CredentialManager) {
+        self.manager = manager
+    }
+
+    /// The routes.
+    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
         let router = RouteCollection(context: BasicRequestContext.self)
         let base = "/api/v1/tenants/:tenant/devices/:uid"
         router.get(RouterPath(base + "/credentials")) { _, context in
-            try await self.handle {
-                let (manager, identity) = try await self.credentialTarget(context)
+            try await api.handle {
+                let identity = try await Self.credentialTarget(context, api)
                 return try JSONOutput.response(try await manager.credentials(of: identity))
             }
         }
         router.delete(RouterPath(base + "/credentials")) { _, context in
-            try await self.handle {
-                let (manager, identity) = try await self.credentialTarget(context)
+            try await api.handle {
+                let identity = try await Self.credentialTarget(context, api)
                 return try JSONOutput.response(RevokedTokens(revoked: try await manager.revokeAll(of: identity)))
             }
         }
         router.post(RouterPath(base + "/credentials/passwords")) { request, context in
-            try await self.handle {
-                let (manager, identity) = try await self.credentialTarget(context)
+            try await api.handle {
+                let identity = try await Self.credentialTarget(context, api)
                 let input = try await JSONOutput.decode(
-                    PasswordInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                    PasswordInput.self, from: request, maxBytes: api.configuration.maxBodyBytes)
                 let label = try Self.checkedLabel(input.label ?? "primary")
                 let issued = try await manager.addPassword(
                     for: identity, username: input.username ?? identity.deviceUID, password: input.password,
-                    label: label, now: self.clock.now())
+                    label: label, now: api.clock.now())
                 return try JSONOutput.response(issued, status: .created)
             }
         }
         router.post(RouterPath(base + "/credentials/passwords/rotate")) { request, context in
-            try await self.handle {
-                let (manager, identity) = try await self.credentialTarget(context)
+            try await api.handle {
+                let identity = try await Self.credentialTarget(context, api)
                 let input = try await JSONOutput.decode(
-                    RotateInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
-                let now = self.clock.now()
+                    RotateInput.self, from: request, maxBytes: api.configuration.maxBodyBytes)
+                let now = api.clock.now()
                 let label = try Self.checkedLabel(input.label ?? "rotation-\(now)")
                 return try JSONOutput.response(
                     try await manager.rotatePassword(for: identity, label: label, now: now), status: .created)
             }
         }
         router.delete(RouterPath(base + "/credentials/passwords/:label")) { _, context in
-            try await self.handle {
-                let (manager, identity) = try await self.credentialTarget(context)
+            try await api.handle {
+                let identity = try await Self.credentialTarget(context, api)
                 let label = context.parameters.get("label") ?? ""
                 let revoked = try await manager.revokePassword(of: identity, label: label)
                 guard revoked else {
@@ -82,10 +87,10 @@ extension ManagementServer {
             }
         }
         router.post(RouterPath(base + "/credentials/certificates")) { request, context in
-            try await self.handle {
-                let (manager, identity) = try await self.credentialTarget(context)
+            try await api.handle {
+                let identity = try await Self.credentialTarget(context, api)
                 let input = try await JSONOutput.decode(
-                    CertificateInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                    CertificateInput.self, from: request, maxBytes: api.configuration.maxBodyBytes)
                 guard let match = CertificateMatch(rawValue: input.match ?? "fingerprint") else {
                     throw APIError.badRequest("\"match\" must be \"fingerprint\" or \"subject\"")
                 }
@@ -95,13 +100,13 @@ extension ManagementServer {
                 }
                 let label = try Self.checkedLabel(input.label ?? "primary")
                 let info = try await manager.addCertificate(
-                    for: identity, match: match, value: value, label: label, now: self.clock.now())
+                    for: identity, match: match, value: value, label: label, now: api.clock.now())
                 return try JSONOutput.response(info, status: .created)
             }
         }
         router.delete(RouterPath(base + "/credentials/certificates/:label")) { _, context in
-            try await self.handle {
-                let (manager, identity) = try await self.credentialTarget(context)
+            try await api.handle {
+                let identity = try await Self.credentialTarget(context, api)
                 let label = context.parameters.get("label") ?? ""
                 guard try await manager.revokeCertificate(of: identity, label: label) else {
                     throw APIError.notFound("the device has no certificate credential labelled \"\(label)\"")
@@ -109,41 +114,16 @@ extension ManagementServer {
                 return try JSONOutput.response(RevokedOne(revoked: true))
             }
         }
-        router.post(RouterPath(base + "/downlink")) { request, context in
-            try await self.handle {
-                let scope = try await self.tenantScope(context)
-                let device = try await self.existingDevice(scope, context)
-                guard let sessions = self.sessions else {
-                    throw APIError.notFound("downlink is not available: this server has no device sessions")
-                }
-                let body = try await JSONOutput.body(of: request, maxBytes: self.configuration.maxBodyBytes)
-                guard (try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])) != nil else {
-                    throw APIError.badRequest("the downlink payload must be JSON")
-                }
-                // One line: JSON outside strings is whitespace-insensitive and strings hold no raw newlines.
-                let oneLine = body.map { $0 == 0x0A || $0 == 0x0D ? 0x20 : $0 }
-                let delivered = await sessions.send(
-                    oneLine, to: DeviceIdentity(tenant: scope.tenant, deviceUID: device.uid))
-                guard delivered > 0 else {
-                    throw APIError(
-                        .conflict, .unavailable,
-                        "device \"\(device.uid)\" has no live WebSocket or TCP connection; retry when it is connected")
-                }
-                return try JSONOutput.response(DownlinkResult(delivered: delivered))
-            }
-        }
         return router
     }
 
-    private func credentialTarget(_ context: BasicRequestContext) async throws -> (
-        any CredentialManager, DeviceIdentity
-    ) {
-        let scope = try await tenantScope(context)
-        let device = try await existingDevice(scope, context)
-        guard let manager = credentialManager else {
-            throw APIError.notFound("credential management is not available on this server; use …/tokens")
-        }
-        return (manager, DeviceIdentity(tenant: scope.tenant, deviceUID: device.uid))
+    /// The device of the path, which must exist.
+    private static func credentialTarget(_ context: BasicRequestContext, _ api: ManagementAPI) async throws
+        -> DeviceIdentity
+    {
+        let scope = try await api.tenantScope(context)
+        let device = try await api.existingDevice(scope, context)
+        return DeviceIdentity(tenant: scope.tenant, deviceUID: device.uid)
     }
 
     static func checkedLabel(_ label: String) throws -> String {

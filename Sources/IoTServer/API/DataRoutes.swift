@@ -38,7 +38,7 @@ struct AggregateOutput: Encodable {
     var buckets: [BucketOutput]
 }
 
-extension ManagementServer {
+extension ManagementAPI {
     func dataRoutes() -> RouteCollection<BasicRequestContext> {
         let router = RouteCollection(context: BasicRequestContext.self)
         let device = "/api/v1/tenants/:tenant/devices/:uid"

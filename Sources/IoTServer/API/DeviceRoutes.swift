@@ -14,7 +14,7 @@ struct DeviceInput: Decodable {
     var gatewayFor: GatewayScope?
 }
 
-extension ManagementServer {
+extension ManagementAPI {
     func deviceRoutes() -> RouteCollection<BasicRequestContext> {
         let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/tenants/:tenant/devices"
@@ -75,7 +75,7 @@ extension ManagementServer {
                 // broker is unreachable this fails and the device stays, so that the DELETE can be retried.
                 let identity = DeviceIdentity(tenant: scope.tenant, deviceUID: device.uid)
                 try await self.tokens.revokeTokens(of: identity)
-                try await self.credentialManager?.revokeAll(of: identity)
+                try await self.credentials?.revokeAll(of: identity)
                 try await self.registry.deleteDevice(scope, uid: device.uid)
                 self.ingestor?.invalidate(tenant: scope.tenant, device: device.uid)
                 return Response(status: .noContent)

@@ -1,54 +1,54 @@
 import Foundation
 import HTTPTypes
-import Hummingbird
-import IoTCore
+public import Hummingbird
+public import IoTCore
 import NIOCore
 
-extension ManagementServer {
-    /// `/api/v1/mqtt/clients`: MQTT ingest clients managed at run time through the
-    /// ``IoTCore/MQTTClientAdministration`` passed as `mqttClients` (IoTMQTT's `MQTTClientManager`). A client
-    /// spec in, a report out (see `openapi.yaml`); errors are ``IoTCore/IoTError``s: `invalidArgument` answers
-    /// 400, `notFound` 404, `conflict` 409 (an existing id, or a limit of the instance, with the reason).
-    func mqttClientRoutes() -> RouteCollection<BasicRequestContext> {
+/// `/api/v1/mqtt/clients`: MQTT ingest clients managed at run time through an
+/// ``IoTCore/MQTTClientAdministration`` (IoTMQTT's `MQTTClientManager`). A client spec in, a report out (see
+/// `openapi.yaml`); errors are ``IoTCore/IoTError``s: `invalidArgument` answers 400, `notFound` 404,
+/// `conflict` 409 (an existing id, or a limit of the instance, with the reason).
+public struct MQTTClientRoutes: ManagementRoutes {
+    let clients: any MQTTClientAdministration
+
+    /// Serves the clients of `clients`.
+    public init(clients: any MQTTClientAdministration) {
+        self.clients = clients
+    }
+
+    /// The routes.
+    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
         let router = RouteCollection(context: BasicRequestContext.self)
-        @Sendable func administration() throws -> any MQTTClientAdministration {
-            guard let mqttClients else {
-                throw APIError.notFound("this instance runs no MQTT client manager")
-            }
-            return mqttClients
-        }
         router.get("/api/v1/mqtt/clients") { _, _ in
-            try await self.handle { try Self.mqttClientResponse(try await administration().clients()) }
+            try await api.handle { try Self.mqttClientResponse(try await clients.clients()) }
         }
         router.post("/api/v1/mqtt/clients") { request, _ in
-            try await self.handle {
-                let body = try await JSONOutput.body(of: request, maxBytes: self.configuration.maxBodyBytes)
-                let administration = try administration()
+            try await api.handle {
+                let body = try await JSONOutput.body(of: request, maxBytes: api.configuration.maxBodyBytes)
                 return try Self.mqttClientResponse(
-                    try await administration.createClient(try Self.mqttClientSpec(body)), .created)
+                    try await clients.createClient(try Self.mqttClientSpec(body)), .created)
             }
         }
         router.get("/api/v1/mqtt/clients/:id") { _, context in
-            try await self.handle {
-                try Self.mqttClientResponse(try await administration().client(id: try context.parameters.require("id")))
+            try await api.handle {
+                try Self.mqttClientResponse(try await clients.client(id: try context.parameters.require("id")))
             }
         }
         router.put("/api/v1/mqtt/clients/:id") { request, context in
-            try await self.handle {
-                let body = try await JSONOutput.body(of: request, maxBytes: self.configuration.maxBodyBytes)
-                let administration = try administration()
+            try await api.handle {
+                let body = try await JSONOutput.body(of: request, maxBytes: api.configuration.maxBodyBytes)
                 let id = try context.parameters.require("id")
                 var spec = try Self.mqttClientSpec(body, id: id)
                 guard spec.id == id else {
                     throw IoTError(.invalidArgument, "the body names client '\(spec.id)' but the path names '\(id)'")
                 }
                 spec.id = id
-                return try Self.mqttClientResponse(try await administration.updateClient(spec))
+                return try Self.mqttClientResponse(try await clients.updateClient(spec))
             }
         }
         router.delete("/api/v1/mqtt/clients/:id") { _, context in
-            try await self.handle {
-                try await administration().removeClient(id: try context.parameters.require("id"))
+            try await api.handle {
+                try await clients.removeClient(id: try context.parameters.require("id"))
                 return Response(status: .noContent)
             }
         }

@@ -4,7 +4,7 @@ import HummingbirdCore
 import HummingbirdWebSocket
 public import IoTCore
 import IoTListener
-public import IoTRules
+import IoTRules
 public import Logging
 import NIOCore
 public import Prometheus
@@ -21,7 +21,10 @@ public import ServiceLifecycle
 /// device or product, 409 conflict). The full description is `openapi.yaml`, served at `/openapi.yaml`.
 ///
 /// `/metrics` renders `prometheus` in the Prometheus text format. For the ingest counters to appear
-/// there, bootstrap swift-metrics once, in the executable, with the same registry:
+/// there, bootstrap swift-metrics once, in the executable, with the same registry.
+///
+/// Tenants, products, devices, tokens and data are always served; every other resource is one value in
+/// `resources` (``ManagementRoutes``), built from the protocols it serves:
 ///
 /// ```swift
 /// let prometheus = PrometheusCollectorRegistry()
@@ -29,71 +32,40 @@ public import ServiceLifecycle
 /// let api = ManagementServer(
 ///     configuration: .init(port: 8081, adminAPIKey: adminKey),
 ///     registry: registry, points: points, tokens: TokenAuthenticator(credentials: credentials),
-///     ingestor: ingestor, prometheus: prometheus, logger: logger)
-/// let group = ServiceGroup(services: [ingestor, http, api], gracefulShutdownSignals: [.sigterm], logger: logger)
+///     ingestor: ingestor, prometheus: prometheus,
+///     resources: [RuleRoutes(engine: rules), AlarmRoutes(engine: rules, state: ruleState)],
+///     logger: logger)
+/// let group = ServiceGroup(services: [ingestor, rules, http, api], gracefulShutdownSignals: [.sigterm], logger: logger)
 /// try await group.run()
 /// // curl -H "X-API-Key: $KEY" http://127.0.0.1:8081/api/v1/tenants/acme/devices
 /// ```
 public final class ManagementServer: Service {
     /// The configuration in force.
     public let configuration: Configuration
-    let registry: any RegistryStore
-    let points: any PointStore
-    let tokens: any TokenIssuer
-    let ingestor: Ingestor?
+    /// What the resources share (the registry, the limits, the error shape).
+    public let api: ManagementAPI
+    /// The resources served besides tenants, products, devices, tokens and data.
+    public let resources: [any ManagementRoutes]
     let prometheus: PrometheusCollectorRegistry?
-    let rules: RuleEngine?
-    let statistics: StatisticsScheduler?
-    let ruleState: (any RuleStateStore)?
-    let statisticsStore: (any StatisticsStore)?
-    let parsers: ParserCatalog?
-    let definitions: (any DefinitionStore)?
-    let modbus: (any ModbusAdministration)?
     let brokerAccess: BrokerAccessControl?
-    let mqttClients: (any MQTTClientAdministration)?
-    let notifications: NotificationRouter?
-    let outbox: (any Outbox)?
-    let inbox: (any Inbox)?
-    let dispatcher: NotificationDispatcher?
-    let credentialManager: (any CredentialManager)?
-    let sessions: DeviceSessions?
     let liveFeed: LiveFeed?
-    let coapObservations: (any CoAPObservationAdministration)?
     let logger: Logger
-    let clock: any IoTClock = SystemClock()
     let port = ListeningPort(component: "management listener")
 
     /// Creates the server; nothing is bound until ``run()``.
     ///
     /// - Parameters:
-    ///   - ingestor: invalidated after device and product changes, and asked by `/readyz`; `nil` when
+    ///   - registry: tenants, products and devices (`/api/v1/tenants/…`).
+    ///   - points: the stored points that `…/devices/{uid}/data` and `…/series` read.
+    ///   - tokens: issues and revokes the device tokens of `…/devices/{uid}/tokens`.
+    ///   - ingestor: invalidated after tenant, device and product changes, and asked by `/readyz`; `nil` when
     ///     this process does not ingest.
     ///   - prometheus: rendered by `/metrics`; `nil` answers `/metrics` with 404.
-    ///   - rules: serves `…/rules` (add, replace, remove at run time) and acknowledges and clears
-    ///     alarms; `nil` answers those with 404.
-    ///   - statistics: serves `…/statistics/jobs`; `nil` answers it with 404.
-    ///   - ruleState: lists and reads alarms (`GET …/alarms`); `nil` answers it with 404.
-    ///   - statisticsStore: lists a job's results (`GET …/statistics/jobs/{id}/results`); `nil`
-    ///     answers it with 404.
-    ///   - definitions: keeps the rules and statistics jobs added through the API, so that
-    ///     ``restoreDefinitions()`` adds them again after a restart; `nil` keeps them in memory only.
-    ///   - parsers: serves `/api/v1/parsers` (script parsers added, replaced and removed at run time);
-    ///     `nil` answers it with 404. The catalog's ``IoTCore/ParserFactory`` compiles the scripts, so
-    ///     this module links no interpreter.
-    ///   - modbus: lists polled Modbus devices and writes their registers and coils
-    ///     (`…/modbus/devices`; IoTModbus' `ModbusTransport` implements it); `nil` answers those with 404.
+    ///   - resources: the other resources to serve (``RuleRoutes``, ``ModbusRoutes`` …, or your own), each
+    ///     once; a built-in resource left out answers 404 saying it is not configured.
     ///   - brokerAccess: answers EMQX's HTTP authenticator and authorizer at `/broker/v1/emqx/auth` and
-    ///     `/broker/v1/emqx/acl` (guarded by ``Configuration/brokerAuthKey``); `nil` answers them with 404.
-    ///   - mqttClients: serves `/api/v1/mqtt/clients` (IoTMQTT's `MQTTClientManager` implements it); `nil`
-    ///     answers it with 404.
-    ///   - credentialManager: serves `…/devices/{uid}/credentials` (passwords, rotation, revocation);
-    ///     `nil` answers it with 404.
-    ///   - sessions: the live device connections that `…/devices/{uid}/downlink` sends to; `nil`
-    ///     answers it with 404.
-    ///   - liveFeed: serves the WebSocket `…/tenants/{tenant}/live`; `nil` answers it with 404.
-    ///   - coapObservations: serves `/api/v1/coap/observations` (resources observed on CoAP devices; created
-    ///     ones are kept in `definitions`; IoTCoAP's `CoAPObserverManager` implements it); `nil` answers it
-    ///     with 404.
+    ///     `/broker/v1/emqx/acl` (guarded by ``Configuration/brokerAuthKey``, not the admin key); `nil`
+    ///     answers them with 404.
     public init(
         configuration: Configuration = .init(),
         registry: any RegistryStore,
@@ -101,48 +73,20 @@ public final class ManagementServer: Service {
         tokens: any TokenIssuer,
         ingestor: Ingestor?,
         prometheus: PrometheusCollectorRegistry?,
-        rules: RuleEngine? = nil,
-        statistics: StatisticsScheduler? = nil,
-        ruleState: (any RuleStateStore)? = nil,
-        statisticsStore: (any StatisticsStore)? = nil,
-        parsers: ParserCatalog? = nil,
-        definitions: (any DefinitionStore)? = nil,
-        modbus: (any ModbusAdministration)? = nil,
+        resources: [any ManagementRoutes] = [],
         brokerAccess: BrokerAccessControl? = nil,
-        mqttClients: (any MQTTClientAdministration)? = nil,
-        notifications: NotificationRouter? = nil,
-        outbox: (any Outbox)? = nil,
-        inbox: (any Inbox)? = nil,
-        dispatcher: NotificationDispatcher? = nil,
-        credentialManager: (any CredentialManager)? = nil,
-        sessions: DeviceSessions? = nil,
-        liveFeed: LiveFeed? = nil,
-        coapObservations: (any CoAPObservationAdministration)? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
-        self.registry = registry
-        self.points = points
-        self.tokens = tokens
-        self.ingestor = ingestor
+        self.api = ManagementAPI(
+            configuration: configuration, registry: registry, logger: logger, clock: SystemClock(), points: points,
+            tokens: tokens, ingestor: ingestor,
+            parsers: resources.lazy.compactMap { ($0 as? ParserRoutes)?.catalog }.first,
+            credentials: resources.lazy.compactMap { ($0 as? CredentialRoutes)?.manager }.first)
+        self.resources = resources
         self.prometheus = prometheus
-        self.rules = rules
-        self.statistics = statistics
-        self.ruleState = ruleState
-        self.statisticsStore = statisticsStore
-        self.parsers = parsers
-        self.definitions = definitions
-        self.modbus = modbus
         self.brokerAccess = brokerAccess
-        self.mqttClients = mqttClients
-        self.notifications = notifications
-        self.outbox = outbox
-        self.inbox = inbox
-        self.dispatcher = dispatcher
-        self.credentialManager = credentialManager
-        self.sessions = sessions
-        self.liveFeed = liveFeed
-        self.coapObservations = coapObservations
+        self.liveFeed = resources.lazy.compactMap { ($0 as? LiveFeedRoutes)?.feed }.first
         self.logger = logger
     }
 
@@ -197,9 +141,8 @@ public final class ManagementServer: Service {
     /// The management API's router: what ``run()`` serves, for an application that serves it itself, and for
     /// tests that drive it without a socket (HummingbirdTesting's `.router` mode).
     ///
-    /// Each resource's routes are one Hummingbird `RouteCollection` (tenants, products, devices, tokens,
-    /// data, rules, alarms, statistics, parsers, Modbus, MQTT clients, notifications, credentials, the live
-    /// feed, CoAP observations). The operational endpoints and the broker's authenticator (its own key) are on
+    /// Each resource's routes are one Hummingbird `RouteCollection`: tenants, products, devices, tokens and
+    /// data, then each of ``resources``. The operational endpoints and the broker's authenticator (its own key) are on
     /// the router; every `/api` collection is in one group whose middleware checks the admin key. The key is
     /// attached to the routes themselves, never to a test on the raw path: `//api/…`, `/api//v1/…` or a
     /// trailing slash reach the same route and so the same check.
@@ -210,21 +153,25 @@ public final class ManagementServer: Service {
         let api = router.group()
             .add(middleware: AdminKeyMiddleware(key: configuration.adminAPIKey))
             .add(middleware: PercentDecodingMiddleware())
-        api.addRoutes(tenantRoutes())
-        api.addRoutes(productRoutes())
-        api.addRoutes(deviceRoutes())
-        api.addRoutes(tokenRoutes())
-        api.addRoutes(dataRoutes())
-        api.addRoutes(ruleRoutes())
-        api.addRoutes(alarmRoutes())
-        api.addRoutes(statisticsRoutes())
-        api.addRoutes(parserRoutes())
-        api.addRoutes(modbusRoutes())
-        api.addRoutes(mqttClientRoutes())
-        api.addRoutes(notificationRoutes())
-        api.addRoutes(credentialRoutes())
-        api.addRoutes(liveRoutes())
-        api.addRoutes(coapObservationRoutes())
+        api.addRoutes(self.api.tenantRoutes())
+        api.addRoutes(self.api.productRoutes())
+        api.addRoutes(self.api.deviceRoutes())
+        api.addRoutes(self.api.tokenRoutes())
+        api.addRoutes(self.api.dataRoutes())
+        for resource in resources {
+            api.addRoutes(resource.routes(self.api))
+        }
+        for missing in OptionalResource.allCases where !missing.isServed(by: resources) {
+            for path in missing.paths {
+                for method: HTTPRequest.Method in [.get, .post, .put, .delete, .patch] {
+                    for route in [path, path + "/**"] {
+                        api.on(RouterPath(route), method: method) { _, _ -> Response in
+                            throw APIError.notFound(missing.message)
+                        }
+                    }
+                }
+            }
+        }
         // Any other path under /api is in the group too: 401 without the key, 404 with it, so a caller without
         // the key learns nothing about which routes exist.
         for method: HTTPRequest.Method in [.get, .post, .put, .delete, .patch, .head, .options] {

@@ -1,6 +1,6 @@
 import Foundation
-import Hummingbird
-import IoTCore
+public import Hummingbird
+public import IoTCore
 
 /// The body of `POST …/modbus/devices/{uid}/write`: a signal and a value (encoded with the register
 /// map), or raw `area`, `address` and `values`.
@@ -68,56 +68,81 @@ struct ModbusDeviceOutput: Encodable {
     }
 }
 
-extension ManagementServer {
-    func modbusRoutes() -> RouteCollection<BasicRequestContext> {
+/// `…/tenants/{tenant}/modbus/devices`: the Modbus devices a ``IoTCore/ModbusAdministration`` polls (IoTModbus'
+/// `ModbusTransport`), listed with their polling statistics, added, replaced and removed at run time, and
+/// their registers and coils written.
+public struct ModbusRoutes: ManagementRoutes {
+    let modbus: any ModbusAdministration
+    let definitions: (any DefinitionStore)?
+
+    /// Serves the devices `modbus` polls.
+    ///
+    /// - Parameters:
+    ///   - modbus: the poller.
+    ///   - definitions: keeps the devices added or replaced through the API, so that
+    ///     ``ManagementServer/restoreDefinitions()`` polls them again after a restart (replacing a device
+    ///     of the same identity the poller was created with); `nil` keeps them in memory only.
+    public init(modbus: any ModbusAdministration, definitions: (any DefinitionStore)? = nil) {
+        self.modbus = modbus
+        self.definitions = definitions
+    }
+
+    /// Polls again the devices earlier runs added or replaced through the API.
+    public func restoreDefinitions(
+        of tenant: TenantID, _ api: ManagementAPI
+    ) async throws -> [ManagementServer.RestoreFailure] {
+        try await api.restore(
+            DefinitionKind.modbusDevice, of: tenant, from: definitions,
+            advice: "replace it with POST /api/v1/tenants/\(tenant)/modbus/devices"
+        ) { try await modbus.replace(try Self.modbusDevice(from: $0, tenant: tenant, uid: nil)) }
+    }
+
+    /// The routes.
+    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
         let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/tenants/:tenant/modbus/devices"
         router.get(RouterPath(path)) { _, context in
-            try await self.handle {
-                let scope = try await self.tenantScope(context)
-                let modbus = try self.modbusTransport()
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
                 return try JSONOutput.response(
                     modbus.devices().filter { $0.device.identity.tenant == scope.tenant }.map(ModbusDeviceOutput.init))
             }
         }
         router.get(RouterPath(path + "/:uid")) { _, context in
-            try await self.handle {
-                let identity = try await self.modbusIdentity(context)
-                guard let status = try self.modbusTransport().device(identity) else {
+            try await api.handle {
+                let identity = try await Self.modbusIdentity(context, api)
+                guard let status = modbus.device(identity) else {
                     throw APIError.notFound("no Modbus device \"\(identity.deviceUID)\" is polled in this tenant")
                 }
                 return try JSONOutput.response(ModbusDeviceOutput(status))
             }
         }
         router.post(RouterPath(path)) { request, context in
-            try await self.handle {
-                let scope = try await self.tenantScope(context)
-                let modbus = try self.modbusTransport()
-                let bytes = try await JSONOutput.body(of: request, maxBytes: self.configuration.maxBodyBytes)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
+                let bytes = try await JSONOutput.body(of: request, maxBytes: api.configuration.maxBodyBytes)
                 let device = try Self.modbusDevice(from: bytes, tenant: scope.tenant, uid: nil)
                 try modbus.add(device)
-                try await self.saveModbusDevice(device)
+                try await saveModbusDevice(device)
                 return try JSONOutput.response(
-                    ModbusDeviceOutput(try self.modbusStatus(device.identity)), status: .created)
+                    ModbusDeviceOutput(try modbusStatus(device.identity)), status: .created)
             }
         }
         router.put(RouterPath(path + "/:uid")) { request, context in
-            try await self.handle {
-                let identity = try await self.modbusIdentity(context)
-                let modbus = try self.modbusTransport()
-                let bytes = try await JSONOutput.body(of: request, maxBytes: self.configuration.maxBodyBytes)
+            try await api.handle {
+                let identity = try await Self.modbusIdentity(context, api)
+                let bytes = try await JSONOutput.body(of: request, maxBytes: api.configuration.maxBodyBytes)
                 let device = try Self.modbusDevice(from: bytes, tenant: identity.tenant, uid: identity.deviceUID)
                 let existed = try await modbus.replace(device)
-                try await self.saveModbusDevice(device)
+                try await saveModbusDevice(device)
                 return try JSONOutput.response(
-                    ModbusDeviceOutput(try self.modbusStatus(device.identity)), status: existed ? .ok : .created)
+                    ModbusDeviceOutput(try modbusStatus(device.identity)), status: existed ? .ok : .created)
             }
         }
         router.delete(RouterPath(path + "/:uid")) { _, context in
-            try await self.handle {
-                let identity = try await self.modbusIdentity(context)
-                let modbus = try self.modbusTransport()
-                let forgotten = try await self.definitions?.deleteDefinition(
+            try await api.handle {
+                let identity = try await Self.modbusIdentity(context, api)
+                let forgotten = try await definitions?.deleteDefinition(
                     .tenant(identity.tenant), kind: DefinitionKind.modbusDevice, id: identity.deviceUID)
                 guard await modbus.remove(identity) || forgotten == true else {
                     throw APIError.notFound("no Modbus device \"\(identity.deviceUID)\" is polled in this tenant")
@@ -126,11 +151,10 @@ extension ManagementServer {
             }
         }
         router.post(RouterPath(path + "/:uid/write")) { request, context in
-            try await self.handle {
-                let identity = try await self.modbusIdentity(context)
-                let modbus = try self.modbusTransport()
+            try await api.handle {
+                let identity = try await Self.modbusIdentity(context, api)
                 let input = try await JSONOutput.decode(
-                    ModbusWriteInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                    ModbusWriteInput.self, from: request, maxBytes: api.configuration.maxBodyBytes)
                 if let signal = input.signal {
                     guard let value = input.value else {
                         throw APIError.badRequest("the JSON body names a signal but lacks the field \"value\"")
@@ -185,29 +209,22 @@ extension ManagementServer {
     /// Keeps a device added through the API in the definition store, so ``restoreDefinitions()`` polls
     /// it again after a restart.
     private func saveModbusDevice(_ device: ModbusDevice) async throws {
-        guard let definitions else { return }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let body = Array(try encoder.encode(device))
-        try await definitions.saveDefinition(
+        try await definitions?.saveDefinition(
             .tenant(device.identity.tenant), kind: DefinitionKind.modbusDevice, id: device.identity.deviceUID,
-            body: body)
+            body: try definitionBytes(device))
     }
 
     private func modbusStatus(_ identity: DeviceIdentity) throws -> ModbusDeviceStatus {
-        guard let status = try modbusTransport().device(identity) else {
+        guard let status = modbus.device(identity) else {
             throw APIError.notFound("no Modbus device \"\(identity.deviceUID)\" is polled in this tenant")
         }
         return status
     }
 
-    func modbusTransport() throws -> any ModbusAdministration {
-        guard let modbus else { throw APIError.notFound("this server runs no Modbus transport") }
-        return modbus
-    }
-
-    private func modbusIdentity(_ context: BasicRequestContext) async throws -> DeviceIdentity {
-        let scope = try await tenantScope(context)
+    private static func modbusIdentity(_ context: BasicRequestContext, _ api: ManagementAPI) async throws
+        -> DeviceIdentity
+    {
+        let scope = try await api.tenantScope(context)
         return DeviceIdentity(tenant: scope.tenant, deviceUID: context.parameters.get("uid") ?? "")
     }
 }

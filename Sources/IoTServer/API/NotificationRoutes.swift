@@ -1,6 +1,7 @@
-import Hummingbird
-import IoTCore
-import IoTRules
+import Foundation
+public import Hummingbird
+public import IoTCore
+public import IoTRules
 
 /// The body of `POST …/notifications/templates`, decoded before validation so a bad template is a 400
 /// that names the problem (an unknown variable by name).
@@ -29,38 +30,91 @@ private struct ChannelOutput: Encodable {
     var statistics: NotificationDispatcher.ChannelStatistics
 }
 
-extension ManagementServer {
-    func notificationRoutes() -> RouteCollection<BasicRequestContext> {
+/// `…/tenants/{tenant}/notifications`: templates and routing policies of a ``IoTCore/NotificationRouter``
+/// (kept, and restored after a restart, through a definition store), sending a template to targets, the
+/// outbox (list by status, retry a dead letter), the channels' delivery statistics and the in-app inbox.
+public struct NotificationRoutes: ManagementRoutes {
+    let notifications: NotificationRouter
+    let outbox: any Outbox
+    let inbox: any Inbox
+    let dispatcher: NotificationDispatcher?
+    let definitions: (any DefinitionStore)?
+
+    /// Serves the notifications of `router`.
+    ///
+    /// - Parameters:
+    ///   - router: templates, policies and sending.
+    ///   - outbox: what is to be delivered, and the dead letters.
+    ///   - inbox: the in-app channel's messages.
+    ///   - dispatcher: woken after a retry, and asked for `…/channels`; `nil` answers `…/channels` with 404.
+    ///   - definitions: keeps the templates and policies added through the API, so that
+    ///     ``ManagementServer/restoreDefinitions()`` adds them again after a restart; `nil` keeps them in
+    ///     memory only.
+    public init(
+        router: NotificationRouter, outbox: any Outbox, inbox: any Inbox, dispatcher: NotificationDispatcher? = nil,
+        definitions: (any DefinitionStore)? = nil
+    ) {
+        self.notifications = router
+        self.outbox = outbox
+        self.inbox = inbox
+        self.dispatcher = dispatcher
+        self.definitions = definitions
+    }
+
+    /// Adds again the templates, then the routing policies (which name them), that earlier runs accepted
+    /// through the API.
+    public func restoreDefinitions(
+        of tenant: TenantID, _ api: ManagementAPI
+    ) async throws -> [ManagementServer.RestoreFailure] {
+        let templates = try await api.restore(
+            DefinitionKind.notificationTemplate, of: tenant, from: definitions,
+            advice: "replace it with POST /api/v1/tenants/\(tenant)/notifications/templates"
+        ) {
+            try await notifications.saveTemplate(
+                try JSONDecoder().decode(NotificationTemplate.self, from: Data($0)), tenant: tenant)
+        }
+        let policies = try await api.restore(
+            DefinitionKind.notificationPolicy, of: tenant, from: definitions,
+            advice: "replace it with POST /api/v1/tenants/\(tenant)/notifications/policies"
+        ) {
+            try await notifications.savePolicy(
+                try JSONDecoder().decode(RoutingPolicy.self, from: Data($0)), tenant: tenant)
+        }
+        return templates + policies
+    }
+
+    /// The routes.
+    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
         let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/tenants/:tenant/notifications"
         router.get(RouterPath(path + "/templates")) { _, context in
-            try await self.handle {
-                let r = try self.configuredNotifications()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let r = notifications
+                let scope = try await api.tenantScope(context)
                 return try JSONOutput.response(await r.templates(tenant: scope.tenant))
             }
         }
         router.post(RouterPath(path + "/templates")) { request, context in
-            try await self.handle {
-                let r = try self.configuredNotifications()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let r = notifications
+                let scope = try await api.tenantScope(context)
                 let input = try await JSONOutput.decode(
-                    TemplateInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                    TemplateInput.self, from: request, maxBytes: api.configuration.maxBodyBytes)
                 try validateIdentifier(input.id, "template id")
                 let template = try NotificationTemplate(
                     id: input.id, kind: TemplateKind(rawValue: input.kind), subject: input.subject, body: input.body,
                     markdown: input.markdown)
                 try await r.saveTemplate(template, tenant: scope.tenant)
-                try await self.definitions?.saveDefinition(
+                try await definitions?.saveDefinition(
                     scope, kind: DefinitionKind.notificationTemplate, id: template.id,
-                    body: try Self.definitionBytes(template))
+                    body: try definitionBytes(template))
                 return try JSONOutput.response(template, status: .created)
             }
         }
         router.get(RouterPath(path + "/templates/:id")) { _, context in
-            try await self.handle {
-                let r = try self.configuredNotifications()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let r = notifications
+                let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
                 guard let t = await r.template(id: id, tenant: scope.tenant) else {
                     throw APIError.notFound("template \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
@@ -69,11 +123,11 @@ extension ManagementServer {
             }
         }
         router.delete(RouterPath(path + "/templates/:id")) { _, context in
-            try await self.handle {
-                let r = try self.configuredNotifications()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let r = notifications
+                let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
-                let forgotten = try await self.definitions?.deleteDefinition(
+                let forgotten = try await definitions?.deleteDefinition(
                     scope, kind: DefinitionKind.notificationTemplate, id: id)
                 guard await r.removeTemplate(id: id, tenant: scope.tenant) || forgotten == true else {
                     throw APIError.notFound(
@@ -84,32 +138,32 @@ extension ManagementServer {
             }
         }
         router.get(RouterPath(path + "/policies")) { _, context in
-            try await self.handle {
-                let r = try self.configuredNotifications()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let r = notifications
+                let scope = try await api.tenantScope(context)
                 return try JSONOutput.response(await r.policies(tenant: scope.tenant))
             }
         }
         router.post(RouterPath(path + "/policies")) { request, context in
-            try await self.handle {
-                let r = try self.configuredNotifications()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let r = notifications
+                let scope = try await api.tenantScope(context)
                 let policy = try await JSONOutput.decode(
-                    RoutingPolicy.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                    RoutingPolicy.self, from: request, maxBytes: api.configuration.maxBodyBytes)
                 try validateIdentifier(policy.id, "policy id")
                 try await r.savePolicy(policy, tenant: scope.tenant)
-                try await self.definitions?.saveDefinition(
+                try await definitions?.saveDefinition(
                     scope, kind: DefinitionKind.notificationPolicy, id: policy.id,
-                    body: try Self.definitionBytes(policy))
+                    body: try definitionBytes(policy))
                 return try JSONOutput.response(policy, status: .created)
             }
         }
         router.delete(RouterPath(path + "/policies/:id")) { _, context in
-            try await self.handle {
-                let r = try self.configuredNotifications()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let r = notifications
+                let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
-                let forgotten = try await self.definitions?.deleteDefinition(
+                let forgotten = try await definitions?.deleteDefinition(
                     scope, kind: DefinitionKind.notificationPolicy, id: id)
                 guard await r.removePolicy(id: id, tenant: scope.tenant) || forgotten == true else {
                     throw APIError.notFound("policy \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
@@ -118,11 +172,11 @@ extension ManagementServer {
             }
         }
         router.post(RouterPath(path + "/send")) { request, context in
-            try await self.handle {
-                let r = try self.configuredNotifications()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let r = notifications
+                let scope = try await api.tenantScope(context)
                 let input = try await JSONOutput.decode(
-                    SendInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                    SendInput.self, from: request, maxBytes: api.configuration.maxBodyBytes)
                 guard let template = await r.template(id: input.template, tenant: scope.tenant) else {
                     throw APIError.notFound(
                         "template \"\(input.template)\" does not exist in tenant \"\(scope.tenant)\"")
@@ -139,16 +193,15 @@ extension ManagementServer {
                 }
                 var filled = values
                 filled["tenant"] = filled["tenant"] ?? scope.tenant.rawValue
-                filled["timestamp"] = filled["timestamp"] ?? AlarmVariables.isoTimestamp(self.clock.now())
+                filled["timestamp"] = filled["timestamp"] ?? AlarmVariables.isoTimestamp(api.clock.now())
                 let messages = try await r.notify(
                     templateID: input.template, values: filled, targets: input.targets, tenant: scope.tenant)
                 return try JSONOutput.response(messages, status: .accepted)
             }
         }
         router.get(RouterPath(path + "/outbox")) { request, context in
-            try await self.handle {
-                let outbox = try self.configuredOutbox()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
                 let q = request.uri.queryParameters
                 let raw = q["status"].map(String.init) ?? "pending"
                 guard let status = OutboxMessage.Status(rawValue: raw) else {
@@ -161,12 +214,11 @@ extension ManagementServer {
             }
         }
         router.post(RouterPath(path + "/outbox/:id/retry")) { _, context in
-            try await self.handle {
-                let outbox = try self.configuredOutbox()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
-                try await outbox.retry(scope, id: id, at: self.clock.now())
-                await self.dispatcher?.wake(scope.tenant)
+                try await outbox.retry(scope, id: id, at: api.clock.now())
+                await dispatcher?.wake(scope.tenant)
                 guard let m = try await outbox.message(scope, id: id) else {
                     throw APIError.notFound("outbox message \"\(id)\" does not exist")
                 }
@@ -174,21 +226,20 @@ extension ManagementServer {
             }
         }
         router.get(RouterPath(path + "/channels")) { _, context in
-            try await self.handle {
-                guard let dispatcher = self.dispatcher else {
+            try await api.handle {
+                guard let dispatcher = dispatcher else {
                     throw APIError.notFound(
                         "notification delivery is not configured on this server; pass a NotificationDispatcher")
                 }
-                _ = try await self.tenantScope(context)
+                _ = try await api.tenantScope(context)
                 let stats = await dispatcher.statistics()
                 return try JSONOutput.response(
                     dispatcher.channels.map { ChannelOutput(channel: $0, statistics: stats[$0] ?? .init()) })
             }
         }
         router.get(RouterPath(path + "/inbox/:recipient")) { request, context in
-            try await self.handle {
-                let inbox = try self.configuredInbox()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
                 let recipient = context.parameters.get("recipient") ?? ""
                 let q = request.uri.queryParameters
                 let unreadOnly = q["unread"] == "true"
@@ -200,12 +251,11 @@ extension ManagementServer {
             }
         }
         router.post(RouterPath(path + "/inbox/:recipient/:id/read")) { _, context in
-            try await self.handle {
-                let inbox = try self.configuredInbox()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
                 let recipient = context.parameters.get("recipient") ?? ""
                 let id = context.parameters.get("id") ?? ""
-                guard try await inbox.markRead(scope, recipient: recipient, id: id, at: self.clock.now()) else {
+                guard try await inbox.markRead(scope, recipient: recipient, id: id, at: api.clock.now()) else {
                     throw APIError.notFound("\"\(recipient)\" has no inbox message \"\(id)\"")
                 }
                 return Response(status: .noContent)
@@ -220,30 +270,5 @@ extension ManagementServer {
             throw APIError.badRequest("limit \"\(raw)\" must be an integer from 1 to 10000")
         }
         return n
-    }
-
-    func configuredNotifications() throws -> NotificationRouter {
-        guard let notifications else {
-            throw APIError.notFound(
-                "notifications are not configured on this server; pass a NotificationRouter to ManagementServer(notifications:)"
-            )
-        }
-        return notifications
-    }
-
-    func configuredOutbox() throws -> any Outbox {
-        guard let outbox else {
-            throw APIError.notFound(
-                "the notification outbox is not configured on this server; pass an Outbox to ManagementServer(outbox:)")
-        }
-        return outbox
-    }
-
-    func configuredInbox() throws -> any Inbox {
-        guard let inbox else {
-            throw APIError.notFound(
-                "the inbox is not configured on this server; pass an Inbox to ManagementServer(inbox:)")
-        }
-        return inbox
     }
 }

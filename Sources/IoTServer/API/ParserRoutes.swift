@@ -1,5 +1,5 @@
-import Hummingbird
-import IoTCore
+public import Hummingbird
+public import IoTCore
 
 /// The body of `POST /api/v1/parsers` and `PUT /api/v1/parsers/{name}`.
 private struct ScriptInput: Decodable {
@@ -30,25 +30,34 @@ private struct ParserOutput: Encodable {
     }
 }
 
-extension ManagementServer {
-    /// `/api/v1/parsers`: script parsers added, replaced and removed at run time through the
-    /// ``IoTCore/ParserCatalog`` (platform-wide, like the parser registry).
-    func parserRoutes() -> RouteCollection<BasicRequestContext> {
+/// `/api/v1/parsers`: script parsers added, replaced and removed at run time through a
+/// ``IoTCore/ParserCatalog`` (platform-wide, like the parser registry). With these routes served, a product
+/// may only name a registered parser (a typo is a 400 rather than every message of the product rejected
+/// later), and a parser a product names cannot be removed.
+public struct ParserRoutes: ManagementRoutes {
+    let catalog: ParserCatalog
+
+    /// Serves the parsers of `catalog`, whose ``IoTCore/ParserFactory`` compiles the scripts (so this
+    /// module links no interpreter).
+    public init(catalog: ParserCatalog) {
+        self.catalog = catalog
+    }
+
+    /// The routes.
+    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
         let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/parsers"
         router.get(RouterPath(path)) { _, _ in
-            try await self.handle {
-                let catalog = try self.configuredParsers()
+            try await api.handle {
                 let scripts = try await catalog.scripts()
                 let builtIn = catalog.builtInNames.sorted().map(ParserOutput.init(builtIn:))
                 return try JSONOutput.response(builtIn + scripts.map(ParserOutput.init))
             }
         }
         router.post(RouterPath(path)) { request, _ in
-            try await self.handle {
-                let catalog = try self.configuredParsers()
+            try await api.handle {
                 let input = try await JSONOutput.decode(
-                    ScriptInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                    ScriptInput.self, from: request, maxBytes: api.configuration.maxBodyBytes)
                 guard let name = input.name else { throw APIError.badRequest("the parser needs a \"name\"") }
                 if try await catalog.script(named: name) != nil || catalog.builtInNames.contains(name) {
                     throw APIError(
@@ -56,13 +65,12 @@ extension ManagementServer {
                         "a parser named \"\(name)\" exists; replace it with PUT /api/v1/parsers/\(name) or pick another name"
                     )
                 }
-                let saved = try await self.saveScript(input, name: name, catalog: catalog)
+                let saved = try await Self.saveScript(input, name: name, catalog: catalog)
                 return try JSONOutput.response(ParserOutput(saved), status: .created)
             }
         }
         router.get(RouterPath(path + "/:name")) { _, context in
-            try await self.handle {
-                let catalog = try self.configuredParsers()
+            try await api.handle {
                 let name = context.parameters.get("name") ?? ""
                 if catalog.builtInNames.contains(name) { return try JSONOutput.response(ParserOutput(builtIn: name)) }
                 guard let script = try await catalog.script(named: name) else {
@@ -72,24 +80,22 @@ extension ManagementServer {
             }
         }
         router.put(RouterPath(path + "/:name")) { request, context in
-            try await self.handle {
-                let catalog = try self.configuredParsers()
+            try await api.handle {
                 let name = context.parameters.get("name") ?? ""
                 let input = try await JSONOutput.decode(
-                    ScriptInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                    ScriptInput.self, from: request, maxBytes: api.configuration.maxBodyBytes)
                 if let other = input.name, other != name {
                     throw APIError.badRequest("the body names parser \"\(other)\" but the path names \"\(name)\"")
                 }
                 let existed = try await catalog.script(named: name) != nil
-                let saved = try await self.saveScript(input, name: name, catalog: catalog)
+                let saved = try await Self.saveScript(input, name: name, catalog: catalog)
                 return try JSONOutput.response(ParserOutput(saved), status: existed ? .ok : .created)
             }
         }
         router.delete(RouterPath(path + "/:name")) { _, context in
-            try await self.handle {
-                let catalog = try self.configuredParsers()
+            try await api.handle {
                 let name = context.parameters.get("name") ?? ""
-                if let user = try await self.productNaming(parser: name) {
+                if let user = try await Self.productNaming(parser: name, in: api.registry) {
                     throw APIError(
                         .conflict, .conflict,
                         "parser \"\(name)\" is used by product \"\(user.product)\" of tenant \"\(user.tenant)\"; make the product name another parser first"
@@ -104,14 +110,9 @@ extension ManagementServer {
         return router
     }
 
-    private func configuredParsers() throws -> ParserCatalog {
-        guard let parsers else {
-            throw APIError.notFound("script parsers are not managed by this server (no parser catalog configured)")
-        }
-        return parsers
-    }
-
-    private func saveScript(_ input: ScriptInput, name: String, catalog: ParserCatalog) async throws -> ScriptSource {
+    private static func saveScript(_ input: ScriptInput, name: String, catalog: ParserCatalog) async throws
+        -> ScriptSource
+    {
         guard let language = input.language else {
             throw APIError.badRequest(
                 "the parser needs a \"language\": one of \(catalog.languages.joined(separator: ", "))")
@@ -136,7 +137,9 @@ extension ManagementServer {
     }
 
     /// The first product, over all tenants, whose ``IoTCore/Product/parser`` is `name`.
-    private func productNaming(parser name: String) async throws -> (tenant: TenantID, product: ProductID)? {
+    private static func productNaming(parser name: String, in registry: any RegistryStore) async throws -> (
+        tenant: TenantID, product: ProductID
+    )? {
         for tenant in try await registry.tenants() {
             for product in try await registry.products(.tenant(tenant.id)) where product.parser == name {
                 return (tenant.id, product.id)

@@ -12,7 +12,7 @@ struct ProductInput: Decodable {
     var gatewayFor: GatewayScope?
 }
 
-extension ManagementServer {
+extension ManagementAPI {
     func productRoutes() -> RouteCollection<BasicRequestContext> {
         let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/tenants/:tenant/products"

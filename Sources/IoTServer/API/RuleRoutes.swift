@@ -1,6 +1,6 @@
-import Hummingbird
-import IoTCore
-import IoTRules
+public import Hummingbird
+public import IoTCore
+public import IoTRules
 
 /// What `POST …/rules` looks at before decoding the rule, to explain a joint rule without a script.
 private struct RuleProbe: Decodable {
@@ -13,37 +13,63 @@ private struct RuleProbe: Decodable {
     var condition: ConditionProbe?
 }
 
-extension ManagementServer {
-    func ruleRoutes() -> RouteCollection<BasicRequestContext> {
+/// `…/tenants/{tenant}/rules`: alarm rules added, listed, read and removed at run time in a
+/// ``IoTRules/RuleEngine``, in the rule's Codable form (`{"kind": "range", …}`; a joint rule over the API
+/// needs a script condition).
+public struct RuleRoutes: ManagementRoutes {
+    let engine: RuleEngine
+    let definitions: (any DefinitionStore)?
+
+    /// Serves the rules of `engine`.
+    ///
+    /// - Parameters:
+    ///   - engine: the rule engine the rules are added to and removed from.
+    ///   - definitions: keeps the rules added through the API, so that
+    ///     ``ManagementServer/restoreDefinitions()`` adds them again after a restart; `nil` keeps them in
+    ///     memory only.
+    public init(engine: RuleEngine, definitions: (any DefinitionStore)? = nil) {
+        self.engine = engine
+        self.definitions = definitions
+    }
+
+    /// Adds again the rules earlier runs accepted through the API.
+    public func restoreDefinitions(
+        of tenant: TenantID, _ api: ManagementAPI
+    ) async throws -> [ManagementServer.RestoreFailure] {
+        try await api.restore(
+            DefinitionKind.alarmRule, of: tenant, from: definitions,
+            advice: "replace it with POST /api/v1/tenants/\(tenant)/rules"
+        ) { try await engine.add(try Self.rule(from: $0), tenant: tenant) }
+    }
+
+    /// The routes.
+    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
         let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/tenants/:tenant/rules"
         router.get(RouterPath(path)) { _, context in
-            try await self.handle {
-                let engine = try self.configuredRules()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
                 return try JSONOutput.response(await engine.rules(tenant: scope.tenant).map(RuleOutput.init))
             }
         }
         router.post(RouterPath(path)) { request, context in
-            try await self.handle {
-                let engine = try self.configuredRules()
-                let scope = try await self.tenantScope(context)
-                let bytes = try await JSONOutput.body(of: request, maxBytes: self.configuration.maxBodyBytes)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
+                let bytes = try await JSONOutput.body(of: request, maxBytes: api.configuration.maxBodyBytes)
                 let rule = try Self.rule(from: bytes)
                 do {
                     try await engine.add(rule, tenant: scope.tenant)
                 } catch let error as IoTError where error.code == .script {
                     throw APIError.badRequest("the rule's condition cannot be used: \(error.message)")
                 }
-                try await self.definitions?.saveDefinition(
+                try await definitions?.saveDefinition(
                     scope, kind: DefinitionKind.alarmRule, id: rule.id, body: bytes)
                 return try JSONOutput.response(RuleOutput(rule), status: .created)
             }
         }
         router.get(RouterPath(path + "/:id")) { _, context in
-            try await self.handle {
-                let engine = try self.configuredRules()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
                 guard let rule = await engine.rules(tenant: scope.tenant).first(where: { $0.id == id }) else {
                     throw APIError.notFound("rule \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
@@ -52,11 +78,10 @@ extension ManagementServer {
             }
         }
         router.delete(RouterPath(path + "/:id")) { _, context in
-            try await self.handle {
-                let engine = try self.configuredRules()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
-                let forgotten = try await self.definitions?.deleteDefinition(
+                let forgotten = try await definitions?.deleteDefinition(
                     scope, kind: DefinitionKind.alarmRule, id: id)
                 guard try await engine.remove(ruleID: id, tenant: scope.tenant) || forgotten == true else {
                     throw APIError.notFound("rule \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
@@ -65,15 +90,6 @@ extension ManagementServer {
             }
         }
         return router
-    }
-
-    /// The rule engine, or 404 when this server has none.
-    func configuredRules() throws -> RuleEngine {
-        guard let rules else {
-            throw APIError.notFound(
-                "alarm rules are not configured on this server; pass a RuleEngine to ManagementServer(rules:)")
-        }
-        return rules
     }
 
     /// Decodes and checks an ``AlarmRule`` in its Codable form (`{"kind": "range", …}`).

@@ -1,6 +1,6 @@
-import Hummingbird
-import IoTCore
-import IoTRules
+public import Hummingbird
+public import IoTCore
+public import IoTRules
 
 /// A statistics result as answered: values as plain JSON.
 struct StatisticsResultOutput: Encodable {
@@ -36,37 +36,67 @@ struct StatisticsJobOutput: Encodable {
     }
 }
 
-extension ManagementServer {
-    func statisticsRoutes() -> RouteCollection<BasicRequestContext> {
+/// `…/tenants/{tenant}/statistics/jobs`: statistics jobs added, listed, read and removed at run time in a
+/// ``IoTRules/StatisticsScheduler`` (a script calculation or none over the API), and each job's results.
+public struct StatisticsRoutes: ManagementRoutes {
+    let scheduler: StatisticsScheduler
+    let results: any StatisticsStore
+    let definitions: (any DefinitionStore)?
+
+    /// Serves the jobs of `scheduler`.
+    ///
+    /// - Parameters:
+    ///   - scheduler: the scheduler the jobs are added to and removed from.
+    ///   - results: the store the scheduler writes results to (`…/jobs/{id}/results`).
+    ///   - definitions: keeps the jobs added through the API, so that
+    ///     ``ManagementServer/restoreDefinitions()`` adds them again after a restart; `nil` keeps them in
+    ///     memory only.
+    public init(
+        scheduler: StatisticsScheduler, results: any StatisticsStore, definitions: (any DefinitionStore)? = nil
+    ) {
+        self.scheduler = scheduler
+        self.results = results
+        self.definitions = definitions
+    }
+
+    /// Adds again the jobs earlier runs accepted through the API.
+    public func restoreDefinitions(
+        of tenant: TenantID, _ api: ManagementAPI
+    ) async throws -> [ManagementServer.RestoreFailure] {
+        try await api.restore(
+            DefinitionKind.statisticsJob, of: tenant, from: definitions,
+            advice: "replace it with POST /api/v1/tenants/\(tenant)/statistics/jobs"
+        ) { try await scheduler.add(try Self.statisticsJob(from: $0), tenant: tenant) }
+    }
+
+    /// The routes.
+    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
         let router = RouteCollection(context: BasicRequestContext.self)
         let path = "/api/v1/tenants/:tenant/statistics/jobs"
         router.get(RouterPath(path)) { _, context in
-            try await self.handle {
-                let scheduler = try self.configuredStatistics()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
                 return try JSONOutput.response(await scheduler.jobs(tenant: scope.tenant).map(StatisticsJobOutput.init))
             }
         }
         router.post(RouterPath(path)) { request, context in
-            try await self.handle {
-                let scheduler = try self.configuredStatistics()
-                let scope = try await self.tenantScope(context)
-                let bytes = try await JSONOutput.body(of: request, maxBytes: self.configuration.maxBodyBytes)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
+                let bytes = try await JSONOutput.body(of: request, maxBytes: api.configuration.maxBodyBytes)
                 let job = try Self.statisticsJob(from: bytes)
                 do {
                     try await scheduler.add(job, tenant: scope.tenant)
                 } catch let error as IoTError where error.code == .script {
                     throw APIError.badRequest("the job's calculation cannot be used: \(error.message)")
                 }
-                try await self.definitions?.saveDefinition(
+                try await definitions?.saveDefinition(
                     scope, kind: DefinitionKind.statisticsJob, id: job.id, body: bytes)
                 return try JSONOutput.response(StatisticsJobOutput(job: job), status: .created)
             }
         }
         router.get(RouterPath(path + "/:id")) { _, context in
-            try await self.handle {
-                let scheduler = try self.configuredStatistics()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
                 guard let job = await scheduler.jobs(tenant: scope.tenant).first(where: { $0.id == id }) else {
                     throw APIError.notFound("statistics job \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
@@ -75,11 +105,10 @@ extension ManagementServer {
             }
         }
         router.delete(RouterPath(path + "/:id")) { _, context in
-            try await self.handle {
-                let scheduler = try self.configuredStatistics()
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
-                let forgotten = try await self.definitions?.deleteDefinition(
+                let forgotten = try await definitions?.deleteDefinition(
                     scope, kind: DefinitionKind.statisticsJob, id: id)
                 guard await scheduler.remove(jobID: id, tenant: scope.tenant) || forgotten == true else {
                     throw APIError.notFound("statistics job \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
@@ -88,33 +117,18 @@ extension ManagementServer {
             }
         }
         router.get(RouterPath(path + "/:id/results")) { request, context in
-            try await self.handle {
-                guard let store = self.statisticsStore else {
-                    throw APIError.notFound(
-                        "statistics results are not configured on this server; pass a StatisticsStore to ManagementServer(statisticsStore:)"
-                    )
-                }
-                let scope = try await self.tenantScope(context)
+            try await api.handle {
+                let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
                 let parameters = request.uri.queryParameters
                 let from = try parameters.get("from").map { try SeriesQuery.time(Substring($0), "from") } ?? .min
                 let to = try parameters.get("to").map { try SeriesQuery.time(Substring($0), "to") } ?? .max
                 guard from < to else { throw APIError.badRequest("from (\(from)) must be before to (\(to))") }
-                let results = try await store.results(scope, jobID: id, from: from, to: to)
-                return try JSONOutput.response(results.map(StatisticsResultOutput.init))
+                let found = try await results.results(scope, jobID: id, from: from, to: to)
+                return try JSONOutput.response(found.map(StatisticsResultOutput.init))
             }
         }
         return router
-    }
-
-    /// The statistics scheduler, or 404 when this server has none.
-    func configuredStatistics() throws -> StatisticsScheduler {
-        guard let statistics else {
-            throw APIError.notFound(
-                "statistics jobs are not configured on this server; pass a StatisticsScheduler to ManagementServer(statistics:)"
-            )
-        }
-        return statistics
     }
 
     /// Decodes and checks a ``StatisticsJob`` in its Codable form (script or no calculation).

@@ -8,7 +8,7 @@ struct TenantInput: Decodable {
     var policy: IngestPolicy?
 }
 
-extension ManagementServer {
+extension ManagementAPI {
     func tenantRoutes() -> RouteCollection<BasicRequestContext> {
         let router = RouteCollection(context: BasicRequestContext.self)
         router.get("/api/v1/tenants") { _, _ in

@@ -17,7 +17,7 @@ struct RevokedTokens: Encodable {
     var revoked: Int
 }
 
-extension ManagementServer {
+extension ManagementAPI {
     func tokenRoutes() -> RouteCollection<BasicRequestContext> {
         let router = RouteCollection(context: BasicRequestContext.self)
         let path = RouterPath("/api/v1/tenants/:tenant/devices/:uid/tokens")

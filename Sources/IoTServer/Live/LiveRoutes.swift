@@ -1,5 +1,5 @@
 import HTTPTypes
-import Hummingbird
+public import Hummingbird
 import HummingbirdWebSocket
 import IoTCore
 import NIOCore
@@ -21,7 +21,7 @@ extension ManagementServer {
                 AdminKeyMiddleware<BasicWebSocketRequestContext>.presentedKey(request.headers)
                 ?? request.uri.queryParameters.get("apiKey").map { String($0) }
             let tenant = TenantID(context.requestContext.parameters.get("tenant") ?? "")
-            let tenantExists = tenant.isValid ? ((try? await self.registry.tenant(tenant)) ?? nil) != nil : false
+            let tenantExists = tenant.isValid ? ((try? await self.api.registry.tenant(tenant)) ?? nil) != nil : false
             let refusal: (Int, String)?
             if let presented, let key,
                 AdminKeyMiddleware<BasicWebSocketRequestContext>.constantTimeEqual(Array(presented.utf8), key)
@@ -62,16 +62,27 @@ extension ManagementServer {
         }
         return router
     }
+}
 
-    func liveRoutes() -> RouteCollection<BasicRequestContext> {
+/// `…/tenants/{tenant}/live`: the ``LiveFeed`` of a tenant as a WebSocket on the management listener
+/// (``ManagementServer`` upgrades the connection; the admin key and the tenant are checked on connection,
+/// a refusal is a close frame 4401 or 4404 with the reason). A plain `GET` answers 400 saying to connect
+/// with a WebSocket client.
+public struct LiveFeedRoutes: ManagementRoutes {
+    let feed: LiveFeed
+
+    /// Serves `feed` (give the same feed to the ingestor as an observer).
+    public init(feed: LiveFeed) {
+        self.feed = feed
+    }
+
+    /// The routes.
+    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
         let router = RouteCollection(context: BasicRequestContext.self)
         // Reached when the upgrade was refused or not asked for (the admin key is checked by the middleware).
         router.get("/api/v1/tenants/:tenant/live") { _, context in
-            try await self.handle {
-                _ = try await self.tenantScope(context)
-                guard self.liveFeed != nil else {
-                    throw APIError.notFound("the live feed is not enabled on this server")
-                }
+            try await api.handle {
+                _ = try await api.tenantScope(context)
                 throw APIError.badRequest("the live feed is a WebSocket; connect with a WebSocket client")
             }
         }

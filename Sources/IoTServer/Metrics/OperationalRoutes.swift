@@ -17,7 +17,7 @@ extension ManagementServer {
             JSONOutput.text(#"{"status":"ok"}"#, contentType: "application/json")
         }
         router.get("/readyz") { _, _ in
-            if self.ingestor?.isReady == false {
+            if self.api.ingestor?.isReady == false {
                 return JSONOutput.text(
                     #"{"status":"starting","message":"the ingestor is replaying its journal or stopping; retry shortly"}"#,
                     contentType: "application/json", status: .serviceUnavailable)

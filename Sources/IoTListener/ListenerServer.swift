@@ -2,6 +2,9 @@ package import Hummingbird
 package import HummingbirdCore
 import HummingbirdTLS
 package import HummingbirdWebSocket
+package import IoTCore
+package import Logging
+package import NIOCore
 
 /// Builds the servers of the HTTP listeners (the device listeners of IoTHTTP, the management API): the
 /// child channel behind the connection guard, with the limits' idle timeout and request head watcher, in TLS
@@ -37,5 +40,45 @@ package enum ListenerServer {
             guard let tlsConfiguration else { return guarded }
             return try TLSChannel(guarded, tlsConfiguration: tlsConfiguration)
         }
+    }
+}
+
+extension ListenerServer {
+    /// Runs a listener until graceful shutdown or cancellation: builds its server with `makeServer`, serves
+    /// `router` on `host:port`, and reports to `listening` (the bound port, then why it stopped). `onBound`
+    /// runs on the bound channel before the port is announced (the device listeners watch TLS handshakes
+    /// there).
+    ///
+    /// - Parameters:
+    ///   - announcement: logged with the host and the bound port once listening ("HTTP ingest listening").
+    /// - Throws: the error of building the server (TLS, limits) or of binding the port.
+    package static func serve<Responder: HTTPResponderBuilder>(
+        router: Responder, host: String, port: Int, listening: ListeningPort, announcement: String, logger: Logger,
+        makeServer: () throws -> HTTPServerBuilder,
+        onBound: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) async throws where Responder.Responder.Context: InitializableFromSource<ApplicationRequestContextSource> {
+        let server: HTTPServerBuilder
+        do {
+            server = try makeServer()
+        } catch {
+            listening.stopped("its TLS or limits configuration is invalid: \(error)")
+            throw error
+        }
+        let app = Application(
+            router: router, server: server, configuration: .init(address: .hostname(host, port: port)),
+            onServerRunning: { channel in
+                await onBound(channel)
+                let bound = channel.localAddress?.port ?? 0
+                logger.info("\(announcement)", metadata: ["host": "\(host)", "port": "\(bound)"])
+                listening.bound(bound)
+            },
+            logger: logger)
+        do {
+            try await app.run()
+        } catch {
+            listening.stopped("it failed: \(error)")
+            throw error
+        }
+        listening.stopped("it has stopped")
     }
 }

@@ -72,9 +72,7 @@ public final class JavaScriptEngine: ScriptEngine {
 
     private let workers: BlockingPool<WorkerProcess>
     private let heaps: BlockingPool<DuktapeHeap>
-    private let nextID = Atomic<UInt64>(1)
-    private let retiredGeneration = Atomic<Int>(0)
-    private let retired = Mutex<Set<UInt64>>([])
+    private let scripts = RetiredScripts()
 
     /// Creates an engine. Workers are started on first use.
     ///
@@ -129,8 +127,7 @@ public final class JavaScriptEngine: ScriptEngine {
     }
 
     func compileJavaScript(_ source: String, name: String) throws(IoTError) -> JavaScriptCompiledScript {
-        let script = JavaScriptSource(
-            id: nextID.wrappingAdd(1, ordering: .relaxed).oldValue, name: name, source: source)
+        let script = scripts.script(name: name, source: source)
         switch configuration.isolation {
         case .workerProcesses:
             try withWorker { (w) throws(IoTError) in try load(script, into: w) }
@@ -141,7 +138,7 @@ public final class JavaScriptEngine: ScriptEngine {
     }
 
     /// Calls `function` of `script` on the calling thread, blocking it for at most the time limit.
-    func callNow(_ script: JavaScriptSource, _ function: String, _ arguments: [ScriptValue]) throws(IoTError)
+    func callNow(_ script: EngineScript, _ function: String, _ arguments: [ScriptValue]) throws(IoTError)
         -> ScriptValue
     {
         switch configuration.isolation {
@@ -180,7 +177,7 @@ public final class JavaScriptEngine: ScriptEngine {
         }
     }
 
-    private func load(_ script: JavaScriptSource, into w: WorkerProcess) throws(IoTError) {
+    private func load(_ script: EngineScript, into w: WorkerProcess) throws(IoTError) {
         var writer = WireWriter()
         writer.beginFrame()
         writer.u8(WorkerOperation.load.rawValue)
@@ -199,10 +196,8 @@ public final class JavaScriptEngine: ScriptEngine {
         defer {
             if !workers.release(w, reuse: w.alive) { w.terminate() }
         }
-        let generation = retiredGeneration.load(ordering: .acquiring)
-        if generation != w.retiredGeneration {
-            let gone = retired.withLock { $0 }.intersection(w.loaded)
-            for id in gone {
+        try scripts.catchUp(&w.retiredGeneration) { (retired) throws(IoTError) in
+            for id in retired.intersection(w.loaded) {
                 var writer = WireWriter()
                 writer.beginFrame()
                 writer.u8(WorkerOperation.unload.rawValue)
@@ -211,42 +206,29 @@ public final class JavaScriptEngine: ScriptEngine {
                 _ = try w.roundTrip(writer.bytes, deadline: deadline(), what: "unloading a script")
                 w.loaded.remove(id)
             }
-            w.retiredGeneration = generation
         }
         return try body(w)
     }
 
     private func withHeap<T>(_ body: (DuktapeHeap) throws(IoTError) -> T) throws(IoTError) -> T {
         try heaps.with { (h) throws(IoTError) -> (T, reusable: Bool) in
-            let generation = retiredGeneration.load(ordering: .acquiring)
-            if generation != h.retiredGeneration {
-                for id in retired.withLock({ $0 }) { h.unload(id) }
-                h.retiredGeneration = generation
-            }
+            scripts.catchUp(&h.retiredGeneration) { for id in $0 { h.unload(id) } }
             return (try body(h), true)
         }
     }
 
     /// Forgets a script that is no longer referenced; each worker frees it on its next use.
     func retire(_ id: UInt64) {
-        retired.withLock { _ = $0.insert(id) }
-        retiredGeneration.add(1, ordering: .releasing)
+        scripts.retire(id)
     }
-}
-
-/// The source of a compiled JavaScript script, loaded lazily into each worker that runs it.
-struct JavaScriptSource: Sendable {
-    let id: UInt64
-    let name: String
-    let source: String
 }
 
 /// A compiled JavaScript script.
 final class JavaScriptCompiledScript: CompiledScript {
     let engine: JavaScriptEngine
-    let source: JavaScriptSource
+    let source: EngineScript
 
-    init(engine: JavaScriptEngine, source: JavaScriptSource) {
+    init(engine: JavaScriptEngine, source: EngineScript) {
         self.engine = engine
         self.source = source
     }

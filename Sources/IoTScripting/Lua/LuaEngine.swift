@@ -54,9 +54,7 @@ public final class LuaEngine: ScriptEngine {
     public let configuration: Configuration
 
     private let pool: BlockingPool<LuaState>
-    private let nextID = Atomic<UInt64>(1)
-    private let retiredGeneration = Atomic<Int>(0)
-    private let retired = Mutex<Set<UInt64>>([])
+    private let scripts = RetiredScripts()
 
     /// Creates an engine. Interpreter states are created on first use.
     public init(configuration: Configuration = Configuration()) {
@@ -75,7 +73,7 @@ public final class LuaEngine: ScriptEngine {
     }
 
     func compileLua(_ source: String, name: String) throws(IoTError) -> LuaCompiledScript {
-        let script = LuaScriptSource(id: nextID.wrappingAdd(1, ordering: .relaxed).oldValue, source: source, name: name)
+        let script = scripts.script(name: name, source: source)
         try withState { (state) throws(IoTError) in
             let top = lua_gettop(state.L)
             defer { lua_settop(state.L, top) }
@@ -89,35 +87,22 @@ public final class LuaEngine: ScriptEngine {
     func withState<T>(_ body: (LuaState) throws(IoTError) -> T) throws(IoTError) -> T {
         let state = try pool.acquire()
         defer { pool.release(state, reuse: state.limits.pointee.used < configuration.memoryLimit / 10 * 9) }
-        let generation = retiredGeneration.load(ordering: .acquiring)
-        if generation != state.retiredGeneration {
-            let ids = retired.withLock { $0 }
-            state.unload(ids)
-            state.retiredGeneration = generation
-        }
+        scripts.catchUp(&state.retiredGeneration) { state.unload($0) }
         return try body(state)
     }
 
     /// Forgets a script that is no longer referenced; each state frees it on its next use.
     func retire(_ id: UInt64) {
-        retired.withLock { _ = $0.insert(id) }
-        retiredGeneration.add(1, ordering: .releasing)
+        scripts.retire(id)
     }
-}
-
-/// The source of a compiled Lua script, loaded lazily into each state that runs it.
-struct LuaScriptSource: Sendable {
-    let id: UInt64
-    let source: String
-    let name: String
 }
 
 /// A compiled Lua script: its source, loaded on each state on first use there.
 final class LuaCompiledScript: CompiledScript {
     let engine: LuaEngine
-    let source: LuaScriptSource
+    let source: EngineScript
 
-    init(engine: LuaEngine, source: LuaScriptSource) {
+    init(engine: LuaEngine, source: EngineScript) {
         self.engine = engine
         self.source = source
     }

@@ -6,7 +6,7 @@ import IoTCore
 
 extension LuaState {
     /// Calls the script's `parse(msg)` and reads the records it returns.
-    func parse(_ message: InboundMessage, with script: LuaScriptSource) throws(IoTError) -> [DeviceRecord] {
+    func parse(_ message: InboundMessage, with script: EngineScript) throws(IoTError) -> [DeviceRecord] {
         let top = lua_gettop(L)
         defer { lua_settop(L, top) }
         try pushFunction("parse", of: script)

@@ -215,7 +215,7 @@ final class LuaState: @unchecked Sendable {
 
     /// Makes sure the script is loaded (its top level run once in its own global table) and pushes that
     /// table. Throws the script's compile or run error.
-    func pushEnvironment(of script: LuaScriptSource) throws(IoTError) {
+    func pushEnvironment(of script: EngineScript) throws(IoTError) {
         if lastScript.id == script.id {
             lua_rawgeti(L, ciot_lua_registryindex(), lua_Integer(lastScript.ref))
             return
@@ -250,7 +250,7 @@ final class LuaState: @unchecked Sendable {
     }
 
     /// Pushes the script's global function `name`, or throws when it is not a function.
-    func pushFunction(_ function: String, of script: LuaScriptSource) throws(IoTError) {
+    func pushFunction(_ function: String, of script: EngineScript) throws(IoTError) {
         try pushEnvironment(of: script)
         if function == Key.parse.text {
             push(.parse)

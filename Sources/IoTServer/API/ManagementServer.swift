@@ -97,37 +97,17 @@ public final class ManagementServer: Service {
         if configuration.adminAPIKey?.isEmpty ?? true {
             logger.warning("no admin API key is configured: every /api request is refused with 401")
         }
-        let port = self.port
-        let logger = self.logger
-        let host = configuration.host
-        let server: HTTPServerBuilder
-        do {
-            try configuration.limits.validate()
-            server = try ListenerServer.webSocketUpgradeServer(
-                tls: configuration.tls,
-                limiter: ConnectionLimiter(limits: configuration.limits, listener: "management"),
-                webSocketRouter: makeWebSocketRouter())
-        } catch {
-            port.stopped("its TLS or limits configuration is invalid: \(error)")
-            throw error
-        }
-        let app = Application(
-            router: makeRouter(),
-            server: server,
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
-            onServerRunning: { channel in
-                let bound = channel.localAddress?.port ?? 0
-                logger.info("management API listening", metadata: ["host": "\(host)", "port": "\(bound)"])
-                port.bound(bound)
-            },
-            logger: logger)
-        do {
-            try await app.run()
-        } catch {
-            port.stopped("it failed: \(error)")
-            throw error
-        }
-        port.stopped("it has stopped")
+        let configuration = self.configuration
+        try await ListenerServer.serve(
+            router: makeRouter(), host: configuration.host, port: configuration.port, listening: port,
+            announcement: "management API listening", logger: logger,
+            makeServer: {
+                try configuration.limits.validate()
+                return try ListenerServer.webSocketUpgradeServer(
+                    tls: configuration.tls,
+                    limiter: ConnectionLimiter(limits: configuration.limits, listener: "management"),
+                    webSocketRouter: makeWebSocketRouter())
+            })
     }
 
     /// The port the listener is bound to; waits until ``run()`` has bound it.

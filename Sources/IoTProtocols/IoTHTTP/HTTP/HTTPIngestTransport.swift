@@ -137,36 +137,18 @@ public final class HTTPIngestTransport: Transport {
                 }
             }
         }
-        let port = self.port
-        let logger = self.logger
-        let host = configuration.host
-        let server: HTTPServerBuilder
-        do {
-            server = try ListenerServer.serverBuilder(tls: configuration.tls, limiter: limiter) {
-                HTTP1Channel(responder: $1, configuration: $0)
-            }
-        } catch {
-            port.stopped("its TLS configuration is invalid: \(error)")
-            throw error
-        }
-        let app = Application(
-            router: router,
-            server: server,
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
-            onServerRunning: { [tls = configuration.tls, gateway = self.gateway, name = self.name] channel in
-                await Self.watchHandshakes(on: channel, tls: tls, gateway: gateway, transport: name)
-                let bound = channel.localAddress?.port ?? 0
-                logger.info("HTTP ingest listening", metadata: ["host": "\(host)", "port": "\(bound)"])
-                port.bound(bound)
+        let tls = configuration.tls
+        try await ListenerServer.serve(
+            router: router, host: configuration.host, port: configuration.port, listening: port,
+            announcement: "HTTP ingest listening", logger: logger,
+            makeServer: {
+                try ListenerServer.serverBuilder(tls: tls, limiter: limiter) {
+                    HTTP1Channel(responder: $1, configuration: $0)
+                }
             },
-            logger: logger)
-        do {
-            try await app.run()
-        } catch {
-            port.stopped("it failed: \(error)")
-            throw error
-        }
-        port.stopped("it has stopped")
+            onBound: { [gateway = self.gateway, name = self.name] channel in
+                await Self.watchHandshakes(on: channel, tls: tls, gateway: gateway, transport: name)
+            })
     }
 
     /// The server of a listener that upgrades to WebSocket through `webSocketRouter` (the WebSocket device

@@ -110,36 +110,19 @@ public final class WebSocketTransport: Transport {
             maxFrameSize: configuration.maxMessageBytes * 4,
             autoPing: .enabled(timePeriod: .milliseconds(configuration.pingIntervalMillis)),
             closeTimeout: .seconds(2))
-        let port = self.port
-        let logger = self.logger
-        let host = configuration.host
-        let server: HTTPServerBuilder
-        do {
-            server = try HTTPIngestTransport.webSocketUpgradeServer(
-                tls: configuration.tls, limiter: ConnectionLimiter(limits: configuration.limits, listener: "websocket"),
-                webSocketRouter: wsRouter, webSocket: ws)
-        } catch {
-            port.stopped("its TLS configuration is invalid: \(error)")
-            throw error
-        }
-        let app = Application(
-            router: router,
-            server: server,
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
-            onServerRunning: { [tls = configuration.tls, gateway = self.gateway, name = self.name] channel in
-                await HTTPIngestTransport.watchHandshakes(on: channel, tls: tls, gateway: gateway, transport: name)
-                let bound = channel.localAddress?.port ?? 0
-                logger.info("WebSocket listening", metadata: ["host": "\(host)", "port": "\(bound)"])
-                port.bound(bound)
+        let tls = configuration.tls
+        let limits = configuration.limits
+        try await ListenerServer.serve(
+            router: router, host: configuration.host, port: configuration.port, listening: port,
+            announcement: "WebSocket listening", logger: logger,
+            makeServer: {
+                try HTTPIngestTransport.webSocketUpgradeServer(
+                    tls: tls, limiter: ConnectionLimiter(limits: limits, listener: "websocket"),
+                    webSocketRouter: wsRouter, webSocket: ws)
             },
-            logger: logger)
-        do {
-            try await app.run()
-        } catch {
-            port.stopped("it failed: \(error)")
-            throw error
-        }
-        port.stopped("it has stopped")
+            onBound: { [gateway = self.gateway, name = self.name] channel in
+                await HTTPIngestTransport.watchHandshakes(on: channel, tls: tls, gateway: gateway, transport: name)
+            })
     }
 
     /// The port the listener is bound to; waits until ``run()`` has bound it.

@@ -77,7 +77,8 @@ final class Heartbeat: PollingTransport, @unchecked Sendable {
 
     /// Five beats a second.
     convenience init(device: DeviceIdentity, gateway: any IngestGateway) {
-        self.init(name: "heartbeat", identity: device, configuration: .init(intervalMillis: 200), gateway: gateway)
+        self.init(
+            name: "heartbeat", identity: device, configuration: .init(interval: .milliseconds(200)), gateway: gateway)
     }
 
     override func poll() async throws -> [DeviceRecord] {

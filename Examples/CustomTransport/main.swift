@@ -68,7 +68,8 @@ try await registry.saveDevice(.tenant(host.tenant), Device(uid: host.deviceUID, 
 
 let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: logger)
 let monitor = HostMonitor(
-    name: "procfs", identity: host, configuration: .init(intervalMillis: 500, startDelayMillis: 0), ingestor: ingestor,
+    name: "procfs", identity: host, configuration: .init(interval: .milliseconds(500), startDelay: .zero),
+    ingestor: ingestor,
     logger: logger)
 
 try await withThrowingTaskGroup(of: Void.self) { group in

@@ -24,7 +24,8 @@ final class SerialLineTransport: StreamTransport, @unchecked Sendable {
         self.path = path
         super.init(
             name: "serial", identity: identity, parser: JSONParser(),
-            configuration: .init(maxFrameBytes: 4_096, reconnectInitialMillis: 200, reconnectMaxMillis: 2_000),
+            configuration: .init(
+                maxFrameBytes: 4_096, reconnectInitialDelay: .milliseconds(200), reconnectMaxDelay: .seconds(2)),
             ingestor: ingestor, logger: logger)
     }
 

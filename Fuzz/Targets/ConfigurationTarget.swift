@@ -112,8 +112,8 @@ struct FuzzedConfiguration: Decodable {
             if let v = t.host { c.host = v }
             if let v = t.framing.flatMap(TCPTransport.Framing.init(rawValue:)) { c.framing = v }
             if let v = t.maxFrameBytes { c.maxFrameBytes = v }
-            if let v = t.idleTimeoutMillis { c.idleTimeoutMillis = v }
-            if let v = t.handshakeTimeoutMillis { c.handshakeTimeoutMillis = v }
+            if let v = t.idleTimeoutMillis { c.idleTimeout = .milliseconds(v) }
+            if let v = t.handshakeTimeoutMillis { c.handshakeTimeout = .milliseconds(v) }
             if let v = t.maxConnections { c.maxConnections = v }
             if let v = t.maxConnectionsPerAddress { c.maxConnectionsPerAddress = v }
             try? c.validate()

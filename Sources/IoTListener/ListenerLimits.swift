@@ -12,12 +12,13 @@ import Synchronization
 /// per client address. A connection over a cap is closed as soon as it is accepted; one whose request head
 /// (TLS handshake included) does not arrive in time is closed, however slowly it trickles bytes.
 public struct ListenerLimits: Sendable, Hashable {
-    /// A connection that reads nothing for this long, in ms, is closed. Default 60 000.
-    public var idleTimeoutMillis: Int64
-    /// A request head must be complete within this long, in ms, of the connection's start (TLS handshake
-    /// included) or of the first byte of the next request on a kept-alive connection; the deadline is not
-    /// moved by the bytes that arrive. Default 10 000.
-    public var headerTimeoutMillis: Int64
+    /// A connection that reads nothing for this long is closed. Default 60 s (`idleTimeoutMillis: 60000` in a
+    /// file).
+    public var idleTimeout: Duration
+    /// A request head must be complete within this long of the connection's start (TLS handshake included)
+    /// or of the first byte of the next request on a kept-alive connection; the deadline is not moved by the
+    /// bytes that arrive. Default 10 s (`headerTimeoutMillis` in a file).
+    public var headerTimeout: Duration
     /// Connections open at once, at most. Default 10 000.
     public var maxConnections: Int
     /// Connections open at once from one client address, at most. Default 1 000 (devices behind one NAT
@@ -26,11 +27,11 @@ public struct ListenerLimits: Sendable, Hashable {
 
     /// Creates limits; every argument has the default documented on its property.
     public init(
-        idleTimeoutMillis: Int64 = 60_000, headerTimeoutMillis: Int64 = 10_000, maxConnections: Int = 10_000,
+        idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10), maxConnections: Int = 10_000,
         maxConnectionsPerAddress: Int = 1_000
     ) {
-        self.idleTimeoutMillis = idleTimeoutMillis
-        self.headerTimeoutMillis = headerTimeoutMillis
+        self.idleTimeout = idleTimeout
+        self.headerTimeout = headerTimeout
         self.maxConnections = maxConnections
         self.maxConnectionsPerAddress = maxConnectionsPerAddress
     }
@@ -39,8 +40,8 @@ public struct ListenerLimits: Sendable, Hashable {
     ///
     /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` naming the field.
     public func validate() throws(IoTError) {
-        try IoTLimits.checkDuration(idleTimeoutMillis, "idleTimeoutMillis")
-        try IoTLimits.checkDuration(headerTimeoutMillis, "headerTimeoutMillis")
+        try IoTLimits.checkDuration(idleTimeout, "idleTimeoutMillis")
+        try IoTLimits.checkDuration(headerTimeout, "headerTimeoutMillis")
         guard maxConnections >= 1 else { throw IoTError(.invalidArgument, "maxConnections must be at least 1") }
         guard maxConnectionsPerAddress >= 1 else {
             throw IoTError(.invalidArgument, "maxConnectionsPerAddress must be at least 1")
@@ -58,12 +59,20 @@ extension ListenerLimits: Codable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = ListenerLimits()
         self.init(
-            idleTimeoutMillis: try c.decodeIfPresent(Int64.self, forKey: .idleTimeoutMillis) ?? d.idleTimeoutMillis,
-            headerTimeoutMillis: try c.decodeIfPresent(Int64.self, forKey: .headerTimeoutMillis)
-                ?? d.headerTimeoutMillis,
+            idleTimeout: try c.decodeMillis(.idleTimeoutMillis, or: d.idleTimeout),
+            headerTimeout: try c.decodeMillis(.headerTimeoutMillis, or: d.headerTimeout),
             maxConnections: try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? d.maxConnections,
             maxConnectionsPerAddress: try c.decodeIfPresent(Int.self, forKey: .maxConnectionsPerAddress)
                 ?? d.maxConnectionsPerAddress)
+    }
+
+    /// Encodes the limits under the keys a file uses (durations in milliseconds).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeMillis(idleTimeout, forKey: .idleTimeoutMillis)
+        try c.encodeMillis(headerTimeout, forKey: .headerTimeoutMillis)
+        try c.encode(maxConnections, forKey: .maxConnections)
+        try c.encode(maxConnectionsPerAddress, forKey: .maxConnectionsPerAddress)
     }
 }
 
@@ -218,7 +227,7 @@ package final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChan
     func arm(_ context: ChannelHandlerContext) {
         state.deadline?.cancel()
         let channel = context.channel
-        state.deadline = context.eventLoop.scheduleTask(in: .milliseconds(limiter.limits.headerTimeoutMillis)) {
+        state.deadline = context.eventLoop.scheduleTask(in: .nanoseconds(limiter.limits.headerTimeout.inNanoseconds)) {
             channel.close(promise: nil)
         }
     }
@@ -278,6 +287,6 @@ extension ListenerLimits {
     /// Hummingbird's HTTP/1 settings for these limits: the idle timeout and the head watcher.
     func http1Configuration() -> HTTP1Channel.Configuration {
         HTTP1Channel.Configuration(
-            additionalChannelHandlers: [RequestHeadWatcher()], idleTimeout: .milliseconds(idleTimeoutMillis))
+            additionalChannelHandlers: [RequestHeadWatcher()], idleTimeout: .nanoseconds(idleTimeout.inNanoseconds))
     }
 }

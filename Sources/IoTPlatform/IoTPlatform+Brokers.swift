@@ -23,7 +23,7 @@ extension IoTPlatform {
                 throw ConfigurationError("brokerAccounts.mosquitto[\(i)]: \(error.message)")
             }
             var configuration = DynamicSecurityProvisioner.Configuration(name: name, policy: accounts.policy)
-            if let t = broker.timeoutMillis { configuration.timeoutMillis = t }
+            if let t = broker.timeoutMillis { configuration.timeout = .milliseconds(t) }
             provisioners.append(
                 DynamicSecurityProvisioner(configuration: configuration, channel: channel, logger: logger))
         }

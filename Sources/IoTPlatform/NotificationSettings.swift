@@ -68,18 +68,18 @@ public struct NotificationSettings: Codable, Sendable {
     var dispatcherConfiguration: NotificationDispatcher.Configuration {
         var c = NotificationDispatcher.Configuration()
         if let v = maxAttempts { c.maxAttempts = v }
-        if let v = initialBackoffMillis { c.initialBackoffMillis = v }
-        if let v = maxBackoffMillis { c.maxBackoffMillis = v }
-        if let v = pollIntervalMillis { c.pollIntervalMillis = v }
+        if let v = initialBackoffMillis { c.initialBackoff = .milliseconds(v) }
+        if let v = maxBackoffMillis { c.maxBackoff = .milliseconds(v) }
+        if let v = pollIntervalMillis { c.pollInterval = .milliseconds(v) }
         if let v = digestThreshold { c.defaultPolicy.digestThreshold = v }
-        if let v = digestWindowMillis { c.defaultPolicy.digestWindowMillis = v }
+        if let v = digestWindowMillis { c.defaultPolicy.digestWindow = .milliseconds(v) }
         for ch in allChannels {
             var p = c.defaultPolicy
             // Robots accept about 20 messages a minute: that is their default limit.
             p.messagesPerMinute = ch.messagesPerMinute ?? (["dingtalk", "wecom"].contains(ch.type) ? 20 : nil)
             p.burst = ch.burst
             if let v = ch.digestThreshold { p.digestThreshold = v }
-            if let v = ch.digestWindowMillis { p.digestWindowMillis = v }
+            if let v = ch.digestWindowMillis { p.digestWindow = .milliseconds(v) }
             p.maxAttempts = ch.maxAttempts
             c.channels[ch.name] = p
         }
@@ -107,9 +107,9 @@ public struct NotificationSettings: Codable, Sendable {
                 }
                 return v
             }
-            let timeout = ch.timeoutMillis ?? 10_000
+            let timeout = Duration.milliseconds(ch.timeoutMillis ?? 10_000)
             let robot = { () throws -> RobotConfiguration in
-                RobotConfiguration(url: try need(ch.url, "url"), secret: ch.secret, timeoutMillis: timeout)
+                RobotConfiguration(url: try need(ch.url, "url"), secret: ch.secret, timeout: timeout)
             }
             switch ch.type {
             case "inbox": return InboxNotifier(channel: ch.name, inbox: inbox)
@@ -121,13 +121,14 @@ public struct NotificationSettings: Codable, Sendable {
                         username: ch.username,
                         password: ch.password, authMechanism: ch.auth, requireTLS: ch.requireTLS ?? true,
                         caFile: ch.caFile,
-                        insecureSkipVerify: ch.insecureSkipVerify ?? false, timeoutMillis: ch.timeoutMillis ?? 30_000))
+                        insecureSkipVerify: ch.insecureSkipVerify ?? false,
+                        timeout: .milliseconds(ch.timeoutMillis ?? 30_000)))
             case "webhook":
                 return WebhookNotifier(
                     channel: ch.name,
                     configuration: .init(
                         url: try need(ch.url, "url"), secret: ch.secret, headers: ch.headers ?? [:],
-                        timeoutMillis: timeout))
+                        timeout: timeout))
             case "feishu": return FeishuNotifier(channel: ch.name, configuration: try robot())
             case "dingtalk": return DingTalkNotifier(channel: ch.name, configuration: try robot())
             case "wecom": return WeComNotifier(channel: ch.name, configuration: try robot())
@@ -139,7 +140,7 @@ public struct NotificationSettings: Codable, Sendable {
                         baseURL: ch.baseURL ?? "https://api.weixin.qq.com", appID: try need(ch.appID, "appID"),
                         appSecret: try need(ch.appSecret, "appSecret"),
                         templateID: try need(ch.templateID, "templateID"),
-                        subjectKey: ch.subjectKey ?? "first", bodyKey: ch.bodyKey ?? "keyword1", timeoutMillis: timeout)
+                        subjectKey: ch.subjectKey ?? "first", bodyKey: ch.bodyKey ?? "keyword1", timeout: timeout)
                 )
             case "sms", "voice":
                 return HTTPGatewayNotifier(
@@ -147,7 +148,7 @@ public struct NotificationSettings: Codable, Sendable {
                     configuration: .init(
                         url: try need(ch.url, "url"), method: ch.method ?? "POST", headers: ch.headers ?? [:],
                         body: ch.body,
-                        contentType: ch.contentType ?? "application/json", timeoutMillis: timeout))
+                        contentType: ch.contentType ?? "application/json", timeout: timeout))
             default:
                 throw ConfigurationError(
                     "notifications.channels[\(ch.name)].type: '\(ch.type)' is not one of \(Self.types.sorted().joined(separator: ", "))"

@@ -240,7 +240,7 @@ extension PlatformConfiguration: Decodable {
         if !ingest.authenticationCacheGiven,
             let v = http.legacyAuthenticationCacheMillis ?? coap.legacyAuthenticationCacheMillis
         {
-            ingest.gateway.authenticationCacheMillis = v
+            ingest.gateway.authenticationCacheLifetime = .milliseconds(v)
         }
     }
 }
@@ -272,7 +272,7 @@ private enum LegacyIngestKeys: String, CodingKey {
         guard let v = try c.decodeIfPresent(Int64.self, forKey: .authenticationCacheMillis) else { return nil }
         // The gateway's own range, checked where the key stands so that the message names it.
         do throws(IoTError) {
-            try DefaultIngestGateway.Configuration(authenticationCacheMillis: v).validate()
+            try DefaultIngestGateway.Configuration(authenticationCacheLifetime: .milliseconds(v)).validate()
         } catch {
             throw DecodingError.dataCorruptedError(
                 forKey: .authenticationCacheMillis, in: c, debugDescription: error.message)

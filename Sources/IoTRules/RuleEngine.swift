@@ -31,20 +31,20 @@ public import ServiceLifecycle
 /// ## State
 /// Per (rule, originator) state (debounce counters, windows, whether the condition holds) lives in
 /// memory and is saved through ``IoTCore/RuleStateStore/saveState(_:ruleID:state:)`` in a compact
-/// binary form, batched: at most once per ``Configuration/persistIntervalMillis`` of clock time, and on
+/// binary form, batched: at most once per ``Configuration/persistInterval`` of clock time, and on
 /// shutdown or ``flush()``. Alarm raises, clears and acks are saved at once. Adding a rule loads its
 /// saved state and open alarms, so state survives a restart.
 public actor RuleEngine: Service, PointObserver {
     /// Engine settings; every field has a default.
     public struct Configuration: Sendable {
-        /// Save changed rule state at most this often (clock ms). Default 1 000.
-        public var persistIntervalMillis: Int64 = 1_000
+        /// Save changed rule state at most this often (clock ms). Default 1 000 ms.
+        public var persistInterval: Duration = .seconds(1)
         /// Events kept for a slow ``RuleEngine/events`` reader before the oldest are dropped. Default 4 096.
         public var eventBufferSize: Int = 4_096
         /// At most this many samples per joint-rule window. Default 10 000.
         public var maxWindowSamples: Int = 10_000
-        /// ``RuleEngine/run()`` wakes at least this often to run timers and save state. Default 1 000.
-        public var maxSleepMillis: Int64 = 1_000
+        /// ``RuleEngine/run()`` wakes at least this often to run timers and save state. Default 1 000 ms.
+        public var maxSleep: Duration = .seconds(1)
 
         /// Creates the default configuration.
         public init() {}
@@ -137,7 +137,7 @@ public actor RuleEngine: Service, PointObserver {
         while !Task.isCancelled {
             await runDueTimers()
             let now = clock.now()
-            var wake = now.saturatingAdd(max(1, configuration.maxSleepMillis))
+            var wake = now.saturatingAdd(max(1, configuration.maxSleep.inMilliseconds))
             if let d = timers.nextDeadline { wake = min(wake, d) }
             try await clock.sleep(until: max(wake, now.saturatingAdd(1)))
         }

@@ -30,7 +30,7 @@ struct CoAPObserveTests {
     func observeLifecycle() async throws {
         let h = try await CoAPHarness()
         let manager = CoAPObserverManager(
-            configuration: .init(reregisterAfterMillis: 600), ingestor: h.ingestor,
+            configuration: .init(reregisterAfter: .milliseconds(600)), ingestor: h.ingestor,
             logger: Logger(label: "observe-test"))
         let run = Task { try await manager.run() }
         var (server, port) = try startServer()

@@ -15,7 +15,8 @@ struct AuthServiceTests {
     ) -> DeviceAuthService {
         DeviceAuthService(
             credentials: InMemoryCredentialStore(), sessions: sessions,
-            configuration: .init(sessionTokenMillis: 60_000, passwordIterations: 1_000, failedAttempts: failedAttempts),
+            configuration: .init(
+                sessionTokenLifetime: .milliseconds(60_000), passwordIterations: 1_000, failedAttempts: failedAttempts),
             clock: clock, limiterClock: limiterClock)
     }
 
@@ -112,7 +113,7 @@ struct AuthServiceTests {
         let now = Mutex<Int64>(0)
         let auth = Self.service(
             limiterClock: { now.withLock { $0 } },
-            failedAttempts: .init(maxFailures: 3, windowMillis: 10_000, blockMillis: 5_000))
+            failedAttempts: .init(maxFailures: 3, window: .milliseconds(10_000), blockDuration: .milliseconds(5_000)))
         let issued = try await auth.addPassword(
             for: Self.pump, username: "pump", password: "pump-secret", label: "p", now: 0)
         let right = DeviceCredential.usernamePassword(username: "pump", password: issued.password)
@@ -151,7 +152,8 @@ struct AuthServiceTests {
         let now = Mutex<Int64>(0)
         let auth = Self.service(
             limiterClock: { now.withLock { $0 } },
-            failedAttempts: .init(maxFailures: 3, windowMillis: 60_000, blockMillis: 60_000, maxAddresses: 50))
+            failedAttempts: .init(
+                maxFailures: 3, window: .milliseconds(60_000), blockDuration: .milliseconds(60_000), maxAddresses: 50))
         let issued = try await auth.addPassword(
             for: Self.pump, username: "pump", password: "pump-secret", label: "p", now: 0)
         let mine = DeviceCredential.usernamePassword(username: "pump", password: issued.password)
@@ -237,7 +239,8 @@ struct AuthServiceTests {
     /// Issue 17, item 5: the EMQX endpoint passed no client address, so it was never limited.
     @Test("EMQX authentication counts failures against the broker's peerhost and the username")
     func emqxIsLimited() async throws {
-        let auth = Self.service(failedAttempts: .init(maxFailures: 3, windowMillis: 60_000, blockMillis: 60_000))
+        let auth = Self.service(
+            failedAttempts: .init(maxFailures: 3, window: .milliseconds(60_000), blockDuration: .milliseconds(60_000)))
         let registry = InMemoryRegistryStore()
         try await registry.saveTenant(Tenant(id: "acme"))
         try await registry.saveProduct(.tenant("acme"), Product(id: "p"))

@@ -77,7 +77,7 @@ struct HTTPAuthTests {
     )
     func bruteForce() async throws {
         let h = try await DeviceHarness(
-            failedAttempts: .init(maxFailures: 5, windowMillis: 60_000, blockMillis: 60_000))
+            failedAttempts: .init(maxFailures: 5, window: .milliseconds(60_000), blockDuration: .milliseconds(60_000)))
         defer { Task { await h.stop() } }
         let password = try await h.password("t-1")
         for _ in 0..<5 {

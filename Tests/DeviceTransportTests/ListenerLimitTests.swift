@@ -35,10 +35,10 @@ struct ListenerLimitTests {
         "200 slowloris connections trickling bytes are closed by the head deadline on HTTP, WebSocket and TCP; a device keeps its latency"
     )
     func slowlorisConnectionsAreClosedByTheDeadline() async throws {
-        let limits = ListenerLimits(idleTimeoutMillis: 60_000, headerTimeoutMillis: 1_000)
+        let limits = ListenerLimits(idleTimeout: .milliseconds(60_000), headerTimeout: .milliseconds(1_000))
         let h = try await DeviceHarness(
             webSocket: .init(port: 0, maxMessageBytes: 1_024, limits: limits),
-            tcp: .init(port: 0, maxFrameBytes: 1_024, handshakeTimeoutMillis: 1_000),
+            tcp: .init(port: 0, maxFrameBytes: 1_024, handshakeTimeout: .milliseconds(1_000)),
             http: .init(port: 0, limits: limits))
         defer { Task { await h.stop() } }
         let token = try await h.token("t-1")

@@ -179,7 +179,7 @@ struct TCPTests {
 
     @Test("an idle connection is closed after the idle timeout")
     func idleTimeout() async throws {
-        let h = try await DeviceHarness(tcp: .init(port: 0, maxFrameBytes: 1_024, idleTimeoutMillis: 700))
+        let h = try await DeviceHarness(tcp: .init(port: 0, maxFrameBytes: 1_024, idleTimeout: .milliseconds(700)))
         defer { Task { await h.stop() } }
         let token = try await h.token("t-1")
         let peer = try h.peer([

@@ -103,7 +103,8 @@ struct WebSocketTests {
 
     @Test("the server pings; a client that answers stays connected; one that does not is closed")
     func heartbeat() async throws {
-        let h = try await DeviceHarness(webSocket: .init(port: 0, pingIntervalMillis: 300, idleTimeoutMillis: 30_000))
+        let h = try await DeviceHarness(
+            webSocket: .init(port: 0, pingInterval: .milliseconds(300), idleTimeout: .milliseconds(30_000)))
         defer { Task { await h.stop() } }
         let token = try await h.token("t-1")
         let answering = try h.peer(["ws", h.wsURL, "--token", token, "--wait", "1.6"])
@@ -124,7 +125,8 @@ struct WebSocketTests {
 
     @Test("an idle connection is closed with 1001 and its session removed")
     func idleClose() async throws {
-        let h = try await DeviceHarness(webSocket: .init(port: 0, pingIntervalMillis: 10_000, idleTimeoutMillis: 800))
+        let h = try await DeviceHarness(
+            webSocket: .init(port: 0, pingInterval: .milliseconds(10_000), idleTimeout: .milliseconds(800)))
         defer { Task { await h.stop() } }
         let token = try await h.token("t-1")
         let peer = try h.peer(["ws", h.wsURL, "--token", token, "--send", #"{"temp": 1}"#, "--wait", "10"])

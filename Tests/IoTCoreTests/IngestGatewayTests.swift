@@ -37,7 +37,8 @@ final class CountingAuthenticator: DeviceAuthenticator {
         let now = Mutex<Int64>(0)
         let h = try await IngestHarness()
         let gateway = DefaultIngestGateway(
-            ingestor: h.ingestor, authenticator: auth, configuration: .init(authenticationCacheMillis: 1_000),
+            ingestor: h.ingestor, authenticator: auth,
+            configuration: .init(authenticationCacheLifetime: .milliseconds(1_000)),
             cacheClock: { now.withLock { $0 } }, logger: Logger(label: "test"))
         let sender = IngestSubmission.Sender.credential(.token("token:t-1"), address: "127.0.0.1")
         for i in 0..<3 {
@@ -150,12 +151,14 @@ final class CountingAuthenticator: DeviceAuthenticator {
 
     @Test func theCacheSettingsAreValidated() {
         #expect(throws: IoTError.self) {
-            try DefaultIngestGateway.Configuration(authenticationCacheMillis: 1_001).validate()
+            try DefaultIngestGateway.Configuration(authenticationCacheLifetime: .milliseconds(1_001)).validate()
         }
         #expect(throws: IoTError.self) {
             try DefaultIngestGateway.Configuration(authenticationCacheCapacity: 0).validate()
         }
-        #expect(throws: Never.self) { try DefaultIngestGateway.Configuration(authenticationCacheMillis: 0).validate() }
+        #expect(throws: Never.self) {
+            try DefaultIngestGateway.Configuration(authenticationCacheLifetime: .milliseconds(0)).validate()
+        }
     }
 }
 
@@ -167,7 +170,7 @@ final class CountingAuthenticator: DeviceAuthenticator {
             self.descriptor = descriptor
             super.init(
                 name: "line", identity: DeviceIdentity(tenant: "acme", deviceUID: "t-1"), parser: JSONParser(),
-                configuration: .init(maxFrameBytes: 16, backpressureRetryMillis: 0), gateway: gateway,
+                configuration: .init(maxFrameBytes: 16, backpressureRetryLimit: .milliseconds(0)), gateway: gateway,
                 logger: Logger(label: "line"))
         }
         override func connect() async throws -> any ByteStream { FileDescriptorStream(descriptor: descriptor) }

@@ -143,12 +143,13 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
         // A store that never commits: the queue fills up.
         let blocked = BlockingPointStore()
         let h = try await IngestHarness(
-            configuration: .init(queueCapacityPoints: 10, retryAfterMillis: 750), points: blocked.inner)
+            configuration: .init(queueCapacityPoints: 10, retryAfter: .milliseconds(750)), points: blocked.inner)
         _ = h  // the harness above uses the plain store; build one on the blocking store instead
         await h.stop()
         let journal = InMemoryJournal()
         let ingestor = Ingestor(
-            configuration: .init(queueCapacityPoints: 10, retryAfterMillis: 750), journal: journal, pointStore: blocked,
+            configuration: .init(queueCapacityPoints: 10, retryAfter: .milliseconds(750)), journal: journal,
+            pointStore: blocked,
             registry: h.registry, clock: h.clock, logger: Logger(label: "test"))
         let task = Task { try await ingestor.run() }
         while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
@@ -357,7 +358,7 @@ final class RecordingObserver: PointObserver {
         try await registry.saveProduct(.tenant("acme"), Product(id: "p", signals: [Signal(name: "temp")]))
         try await registry.saveDevice(.tenant("acme"), Device(uid: "t-1", product: "p"))
         let ingestor = Ingestor(
-            configuration: .init(commitGatherMillis: 3_000), journal: InMemoryJournal(),
+            configuration: .init(commitGather: .milliseconds(3_000)), journal: InMemoryJournal(),
             pointStore: InMemoryPointStore(), registry: registry, observers: [observer])
         let task = Task { try await ingestor.run() }
         defer { task.cancel() }

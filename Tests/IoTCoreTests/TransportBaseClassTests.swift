@@ -36,7 +36,7 @@ final class LoadAveragePoller: PollingTransport, @unchecked Sendable {
         super.init(
             name: "loadavg", identity: DeviceIdentity(tenant: IngestHarness.tenant, deviceUID: "t-1"),
             configuration: .init(
-                intervalMillis: 1_000, timeoutMillis: 500, backoffInitialMillis: 2_000, startDelayMillis: 0),
+                interval: .seconds(1), timeout: .milliseconds(500), backoffInitial: .seconds(2), startDelay: .zero),
             ingestor: ingestor, clock: clock, logger: Logger(label: "poll"))
     }
     override func poll() async throws -> [DeviceRecord] {
@@ -227,8 +227,8 @@ final class LoadAveragePoller: PollingTransport, @unchecked Sendable {
         let h = try await IngestHarness()
         defer { Task { await h.stop() } }
         let c = PollingTransport.Configuration(
-            intervalMillis: value, timeoutMillis: value, backoffInitialMillis: value, backoffMaxMillis: value,
-            startDelayMillis: value)
+            interval: .milliseconds(value), timeout: .milliseconds(value), backoffInitial: .milliseconds(value),
+            backoffMax: .milliseconds(value), startDelay: .milliseconds(value))
         #expect(throws: IoTError.self) { try c.validate() }
         #expect(throws: Never.self) { try PollingTransport.Configuration().validate() }
         let poller = PollingTransport(
@@ -252,7 +252,7 @@ final class LoadAveragePoller: PollingTransport, @unchecked Sendable {
         let h = try await IngestHarness()
         let poller = Hanging(
             name: "hang", identity: DeviceIdentity(tenant: IngestHarness.tenant, deviceUID: "t-1"),
-            configuration: .init(timeoutMillis: 500, startDelayMillis: 0), ingestor: h.ingestor, clock: h.clock)
+            configuration: .init(timeout: .milliseconds(500), startDelay: .zero), ingestor: h.ingestor, clock: h.clock)
         let task = Task { try await poller.run() }
         // Wait for the scheduler's sleep and the timeout's sleep, then let the timeout fire.
         for _ in 0..<2000 where h.clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(1)) }

@@ -52,7 +52,7 @@ import Testing
                     { gateway in
                         Counter(
                             name: "counter", identity: DeviceIdentity(tenant: "lab", deviceUID: "c-1"),
-                            configuration: .init(intervalMillis: 50, startDelayMillis: 0), gateway: gateway)
+                            configuration: .init(interval: .milliseconds(50), startDelay: .zero), gateway: gateway)
                     }
                 ],
                 notifiers: [pager])

@@ -47,19 +47,19 @@ import Testing
                 """, environment: [:])
         #expect(c.journal.segmentBytes == 8192)
         #expect(c.storage.sqlite.cacheSizeKiB == 2048 && c.storage.points.duplicatePolicy == .firstWriteWins)
-        #expect(c.storage.points.retentionMillis == Int64(2 * 86_400_000))
+        #expect(c.storage.points.retention == .seconds(2 * 86_400))
         #expect(c.ingest.ingestor.queueCapacityPoints == 5000 && c.ingest.ingestor.rateLimit?.description == "10:1")
-        #expect(c.ingest.gateway.authenticationCacheMillis == 250)
+        #expect(c.ingest.gateway.authenticationCacheLifetime.inMilliseconds == 250)
         #expect(c.http.listener.host == "0.0.0.0" && c.http.listener.port == 8088)
         #expect(c.http.listener.maxBodyBytes == 4096 && c.http.listener.limits.maxConnections == 7)
         #expect(c.coap.listener?.port == 5699 && c.coap.observer.maxObservations == 9)
-        #expect(c.coap.observer.reregisterAfterMillis == 5000)
+        #expect(c.coap.observer.reregisterAfter.inMilliseconds == 5000)
         #expect(c.websocket?.listener.path == "/ws" && c.websocket?.parser == "senml")
         #expect(c.tcp.first?.listener.framing == .lengthPrefixed && c.tcp.first?.listener.maxConnections == 3)
         #expect(c.tcp.first?.parser == "json")
         #expect(c.modbus?.poller.ioThreads == 2 && c.modbus?.devices.isEmpty == true)
-        #expect(c.auth.sessionTokenMillis == 60_000 && c.auth.failedAttempts.maxFailures == 4)
-        #expect(c.auth.failedAttempts.blockMillis == 30_000)
+        #expect(c.auth.sessionTokenLifetime.inMilliseconds == 60_000 && c.auth.failedAttempts.maxFailures == 4)
+        #expect(c.auth.failedAttempts.blockDuration.inMilliseconds == 30_000)
         #expect(c.mqtt.manager.threads == 3)
         #expect(c.logLevel == .warning)
     }
@@ -68,13 +68,13 @@ import Testing
         let old = try PlatformConfiguration(
             yaml: "http: { rateLimit: \"5:1\", authenticationCacheMillis: 100 }", environment: [:])
         #expect(old.ingest.ingestor.rateLimit?.description == "5:1")
-        #expect(old.ingest.gateway.authenticationCacheMillis == 100)
+        #expect(old.ingest.gateway.authenticationCacheLifetime.inMilliseconds == 100)
         let coap = try PlatformConfiguration(yaml: "coap: { authenticationCacheMillis: 0 }", environment: [:])
-        #expect(coap.ingest.gateway.authenticationCacheMillis == 0)
+        #expect(coap.ingest.gateway.authenticationCacheLifetime.inMilliseconds == 0)
         let both = try PlatformConfiguration(
             yaml: "ingest: { authenticationCacheMillis: 500 }\nhttp: { authenticationCacheMillis: 100 }",
             environment: [:])
-        #expect(both.ingest.gateway.authenticationCacheMillis == 500, "ingest wins")
+        #expect(both.ingest.gateway.authenticationCacheLifetime.inMilliseconds == 500, "ingest wins")
     }
 
     @Test func mistakesAreRefusedNamingTheKey() {

@@ -226,7 +226,7 @@ import Testing
     @Test func theAuthenticationCacheReusesALookupForItsTTLOnly() async throws {
         let now = Mutex<Int64>(0)
         let h = try await HTTPHarness(
-            configuration: .init(port: 0), authenticationCacheMillis: 1_000,
+            configuration: .init(port: 0), authenticationCacheLifetime: .milliseconds(1_000),
             authenticationCacheClock: { now.withLock { $0 } })
         let token = try await h.token()
         try await h.withClient { client in
@@ -253,7 +253,7 @@ import Testing
     @Test func aFullStoreGets503WithRetryAfter() async throws {
         let blocked = BlockingPointStore()
         let h = try await HTTPHarness(
-            ingestorConfiguration: .init(queueCapacityPoints: 2, retryAfterMillis: 1_500), points: blocked)
+            ingestorConfiguration: .init(queueCapacityPoints: 2, retryAfter: .milliseconds(1_500)), points: blocked)
         let token = try await h.token()
         try await h.withClient { client in
             var statuses: [HTTPResponse.Status] = []

@@ -35,7 +35,7 @@ final class HTTPHarness: Sendable {
         points: any PointStore = InMemoryPointStore(),
         startIngestor: Bool = true,
         rateLimitClock: (@Sendable () -> Int64)? = nil,
-        authenticationCacheMillis: Int64 = 0,
+        authenticationCacheLifetime: Duration = .zero,
         authenticationCacheClock: (@Sendable () -> Int64)? = nil
     ) async throws {
         self.points = points
@@ -56,7 +56,7 @@ final class HTTPHarness: Sendable {
         self.ingestor = ingestor
         let gateway = DefaultIngestGateway(
             ingestor: ingestor, authenticator: auth,
-            configuration: .init(authenticationCacheMillis: authenticationCacheMillis),
+            configuration: .init(authenticationCacheLifetime: authenticationCacheLifetime),
             cacheClock: authenticationCacheClock, logger: Logger(label: "test"))
         let transport = HTTPIngestTransport(
             configuration: configuration, gateway: gateway, logger: Logger(label: "test"))

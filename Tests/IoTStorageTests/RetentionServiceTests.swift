@@ -13,7 +13,7 @@ import Testing
         defer { _ = system("rm -rf '\(dir)'") }
         let storage = try SQLiteStorage(configuration: .init(directory: dir))
         let day: Int64 = 86_400_000
-        let store = SQLitePointStore(storage: storage, configuration: .init(retentionMillis: 2 * day))
+        let store = SQLitePointStore(storage: storage, configuration: .init(retention: .milliseconds(2) * day))
         let clock = ManualClock(now: 10 * day)
         for tenant in ["a", "b"] as [TenantID] {
             let points = (0..<10).map {

@@ -240,7 +240,7 @@ final class RawDatabase {
         let dir = TemporaryDirectory()
         let store = SQLitePointStore(
             storage: try SQLiteStorage(configuration: .init(directory: dir.path)),
-            configuration: .init(retentionMillis: 3_600_000))
+            configuration: .init(retention: .milliseconds(3_600_000)))
         let points = (0..<240).map {
             Point(device: "d", signal: "s", time: Self.t0 + Int64($0) * 30_000, value: .number(Double($0)))
         }

@@ -84,13 +84,13 @@ struct CommandLineDynamicSecurityChannel: DynamicSecurityChannel {
     let username: String
     let password: String
 
-    func exchange(_ request: [UInt8], correlation: String, timeoutMillis: Int) async throws(IoTError) -> [UInt8] {
+    func exchange(_ request: [UInt8], correlation: String, timeout: Duration) async throws(IoTError) -> [UInt8] {
         let result: (status: Int32, lines: [String])
         do {
             result = try Fixture.run([
                 try Fixture.binary(["/usr/bin/mosquitto_rr"], package: "mosquitto-clients"), "-h", "127.0.0.1", "-p",
                 "\(port)", "-u", username, "-P", password, "-t", DynamicSecurityProvisioner.controlTopic, "-e",
-                DynamicSecurityProvisioner.responseTopic, "-W", "\(max(1, timeoutMillis / 1000))", "-m",
+                DynamicSecurityProvisioner.responseTopic, "-W", "\(max(1, timeout.inMilliseconds / 1000))", "-m",
                 String(decoding: request, as: UTF8.self),
             ])
         } catch {

@@ -22,7 +22,7 @@ struct DynamicSecurityTests {
                 username: broker.adminUsername, password: broker.adminPassword, cleanSession: true),
             logger: Logger(label: "test"))
         let provisioner = DynamicSecurityProvisioner(
-            configuration: .init(name: "test mosquitto", policy: policy, timeoutMillis: 3_000), channel: channel,
+            configuration: .init(name: "test mosquitto", policy: policy, timeout: .seconds(3)), channel: channel,
             logger: Logger(label: "test"))
         do {
             try await body(provisioner)

@@ -23,8 +23,8 @@ import Testing
         defer { broker.stop() }
         let harness = try await IngestHarness(systemClock: true, start: false)
         var c = clientConfiguration(port: broker.port, id: "restart-ingest")
-        c.reconnectDelayMillis = 2_000  // long enough to publish while it is away
-        c.maxReconnectDelayMillis = 2_000
+        c.reconnectDelay = .milliseconds(2_000)  // long enough to publish while it is away
+        c.maxReconnectDelay = .milliseconds(2_000)
         let mqtt = try ingest(harness, c)
         try await harness.start([mqtt])
         try await mqtt.client.waitUntilReady()
@@ -87,8 +87,8 @@ import Testing
         let port = ChildProcess.freeLoopbackPort()
         let harness = try await IngestHarness(systemClock: true, start: false)
         var c = clientConfiguration(port: port, id: "early")
-        c.reconnectDelayMillis = 100
-        c.maxReconnectDelayMillis = 800
+        c.reconnectDelay = .milliseconds(100)
+        c.maxReconnectDelay = .milliseconds(800)
         let mqtt = try ingest(harness, c)
         try await harness.start([mqtt])
         try await Task.sleep(for: .seconds(2))

@@ -120,7 +120,7 @@ func eventually(_ what: String, seconds: Double = 10, _ condition: () async thro
 
 func clientConfiguration(port: Int, id: String, clean: Bool = false) -> MQTTClient.Configuration {
     var c = MQTTClient.Configuration(host: "127.0.0.1", port: port, clientID: id, cleanSession: clean)
-    c.reconnectDelayMillis = 100
-    c.maxReconnectDelayMillis = 1_000
+    c.reconnectDelay = .milliseconds(100)
+    c.maxReconnectDelay = .milliseconds(1_000)
     return c
 }

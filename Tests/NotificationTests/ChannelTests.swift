@@ -98,7 +98,7 @@ import Testing
                     "bad-\(n.channel)", channel: n.channel, recipient: Self.recipients[n.channel]!, created: Int64(i)))
         }
         var c = NotificationDispatcher.Configuration()
-        c.initialBackoffMillis = 50
+        c.initialBackoff = .milliseconds(50)
         let d = NotificationDispatcher(
             configuration: c, outbox: outbox, notifiers: notifiers, clock: SystemClock(), tenants: { ["acme"] },
             logger: testLogger)

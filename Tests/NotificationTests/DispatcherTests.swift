@@ -9,9 +9,9 @@ import Testing
         configure: (inout NotificationDispatcher.Configuration) -> Void = { _ in }
     ) -> NotificationDispatcher {
         var c = NotificationDispatcher.Configuration()
-        c.initialBackoffMillis = 50
-        c.maxBackoffMillis = 200
-        c.pollIntervalMillis = 50
+        c.initialBackoff = .milliseconds(50)
+        c.maxBackoff = .milliseconds(200)
+        c.pollInterval = .milliseconds(50)
         configure(&c)
         return NotificationDispatcher(
             configuration: c, outbox: outbox, notifiers: notifiers, clock: SystemClock(), tenants: { ["acme"] },
@@ -20,8 +20,8 @@ import Testing
 
     @Test func backoffDoublesUpToTheCap() {
         var c = NotificationDispatcher.Configuration()
-        c.initialBackoffMillis = 1_000
-        c.maxBackoffMillis = 10_000
+        c.initialBackoff = .milliseconds(1_000)
+        c.maxBackoff = .milliseconds(10_000)
         #expect((1...6).map { c.backoff(afterAttempts: $0) } == [1_000, 2_000, 4_000, 8_000, 10_000, 10_000])
         #expect(c.backoff(afterAttempts: 200) == 10_000)
     }
@@ -34,10 +34,10 @@ import Testing
             ("maxAttempts", { $0.maxAttempts = value }),
             ("batchSize", { $0.batchSize = value }),
             ("maxHeld", { $0.maxHeld = value }),
-            ("initialBackoffMillis", { $0.initialBackoffMillis = Int64(value) }),
-            ("pollIntervalMillis", { $0.pollIntervalMillis = Int64(value) }),
-            ("tenantRefreshMillis", { $0.tenantRefreshMillis = Int64(value) }),
-            ("digestWindowMillis", { $0.defaultPolicy.digestWindowMillis = Int64(value) }),
+            ("initialBackoffMillis", { $0.initialBackoff = .milliseconds(value) }),
+            ("pollIntervalMillis", { $0.pollInterval = .milliseconds(value) }),
+            ("tenantRefreshMillis", { $0.tenantRefreshInterval = .milliseconds(value) }),
+            ("digestWindowMillis", { $0.defaultPolicy.digestWindow = .milliseconds(value) }),
             ("channels[robot].messagesPerMinute", { $0.channels["robot"] = .init(messagesPerMinute: value) }),
             ("channels[robot].burst", { $0.channels["robot"] = .init(burst: value) }),
             ("channels[robot].maxAttempts", { $0.channels["robot"] = .init(maxAttempts: value) }),
@@ -62,7 +62,7 @@ import Testing
             #expect(throws: IoTError.self) { try c.validate() }
         }
         c = NotificationDispatcher.Configuration()
-        c.maxBackoffMillis = c.initialBackoffMillis - 1
+        c.maxBackoff = c.initialBackoff - .milliseconds(1)
         #expect(throws: IoTError.self) { try c.validate() }
     }
 
@@ -128,7 +128,7 @@ import Testing
         let hook = RecordingNotifier(channel: "webhook")
         let inbox = RecordingNotifier(channel: "inbox")
         let d = dispatcher(outbox, [hook, inbox]) {
-            $0.defaultPolicy = .init(digestThreshold: 3, digestWindowMillis: 1_500)
+            $0.defaultPolicy = .init(digestThreshold: 3, digestWindow: .milliseconds(1_500))
         }
         try await withDispatcher(d) {
             let start = Date()

@@ -124,8 +124,8 @@ import Testing
     @Test func sinkDownFor30sThenUpDeliversEverythingInOrderPerAlarm() async throws {
         let port = ChildProcess.freeLoopbackPort()
         var c = NotificationDispatcher.Configuration()
-        c.initialBackoffMillis = 500
-        c.maxBackoffMillis = 4_000
+        c.initialBackoff = .milliseconds(500)
+        c.maxBackoff = .milliseconds(4_000)
         c.maxAttempts = 100
         c.defaultPolicy = .init(digestThreshold: 0)  // one message per state change, to check the order
         let p = try await Pipeline(port: port, configuration: c, devices: 10)

@@ -44,7 +44,7 @@ import Testing
         let listener = try SilentListener()
         let hook = WebhookNotifier(
             channel: "webhook",
-            configuration: .init(url: "http://127.0.0.1:\(listener.port)/hook", timeoutMillis: 1_500))
+            configuration: .init(url: "http://127.0.0.1:\(listener.port)/hook", timeout: .milliseconds(1_500)))
         let concurrent = 4 * max(2, ProcessInfo.processInfo.activeProcessorCount)
         let started = Date()
         async let failures: Int = withTaskGroup(of: Bool.self) { group in

@@ -3,7 +3,7 @@ public import Logging
 /// The ``IngestGateway`` over an ``Ingestor`` and a ``DeviceAuthenticator``: what every built-in transport
 /// submits to.
 ///
-/// It authenticates a credential (a success is remembered for ``Configuration/authenticationCacheMillis``
+/// It authenticates a credential (a success is remembered for ``Configuration/authenticationCacheLifetime``
 /// under the authenticator's ``DeviceAuthenticator/cacheKey(for:)``), checks the device a request claims,
 /// picks the parser (the product's, else the transport's), and hands the message to the ingestor, which
 /// applies the rate limit, a gateway device's rights over its children and back-pressure, and journals it.
@@ -21,17 +21,17 @@ public import Logging
 public final class DefaultIngestGateway: IngestGateway {
     /// The credential cache.
     public struct Configuration: Sendable {
-        /// How long a successful credential lookup is reused, in ms; `0` looks every credential up. A
+        /// How long a successful credential lookup is reused; `0` looks every credential up. A
         /// revoked credential keeps working for at most this long, so it is at most 1 000 (the
-        /// ``DeviceAuthenticator`` contract: revocation within a second). Default 1 000.
-        public var authenticationCacheMillis: Int64
+        /// ``DeviceAuthenticator`` contract: revocation within a second). Default 1 000 ms.
+        public var authenticationCacheLifetime: Duration
         /// Credentials remembered at most; when full, expired ones are dropped, and if none expired, all.
         /// 1–10 000 000, default 100 000.
         public var authenticationCacheCapacity: Int
 
         /// Creates a configuration with the documented defaults.
-        public init(authenticationCacheMillis: Int64 = 1_000, authenticationCacheCapacity: Int = 100_000) {
-            self.authenticationCacheMillis = authenticationCacheMillis
+        public init(authenticationCacheLifetime: Duration = .seconds(1), authenticationCacheCapacity: Int = 100_000) {
+            self.authenticationCacheLifetime = authenticationCacheLifetime
             self.authenticationCacheCapacity = authenticationCacheCapacity
         }
 
@@ -39,10 +39,10 @@ public final class DefaultIngestGateway: IngestGateway {
         ///
         /// - Throws: ``IoTError/Code/invalidArgument`` naming the setting and its range.
         public func validate() throws(IoTError) {
-            guard (0...1_000).contains(authenticationCacheMillis) else {
+            guard (0...1_000).contains(authenticationCacheLifetime.inMilliseconds) else {
                 throw IoTError(
                     .invalidArgument,
-                    "authenticationCacheMillis must be 0 (off) to 1000 (revocation takes effect within a second), got \(authenticationCacheMillis)"
+                    "authenticationCacheMillis must be 0 (off) to 1000 (revocation takes effect within a second), got \(authenticationCacheLifetime.inMilliseconds)"
                 )
             }
             guard (1...10_000_000).contains(authenticationCacheCapacity) else {
@@ -87,7 +87,7 @@ public final class DefaultIngestGateway: IngestGateway {
         self.ingestor = ingestor
         self.authenticator = authenticator
         self.configuration = configuration
-        let ttl = min(max(configuration.authenticationCacheMillis, 0), 1_000)
+        let ttl = min(max(configuration.authenticationCacheLifetime.inMilliseconds, 0), 1_000)
         self.cache =
             ttl > 0 && authenticator != nil
             ? AuthenticationCache(
@@ -321,7 +321,8 @@ extension DefaultIngestGateway.Configuration: Decodable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = Self()
         self.init(
-            authenticationCacheMillis: try c.decode(.authenticationCacheMillis, or: d.authenticationCacheMillis),
+            authenticationCacheLifetime: try c.decodeMillis(
+                .authenticationCacheMillis, or: d.authenticationCacheLifetime),
             authenticationCacheCapacity: try c.decode(.authenticationCacheCapacity, or: d.authenticationCacheCapacity))
     }
 }

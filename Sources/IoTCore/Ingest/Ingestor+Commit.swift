@@ -72,7 +72,7 @@ extension Ingestor {
             // so under a steady stream transactions start at most every `commitGatherMillis`. A small
             // batch taken sooner than that after the previous start waits out the rest of the interval
             // and takes what came meanwhile. A message after a quiet spell is committed at once.
-            let gather = Duration.milliseconds(configuration.commitGatherMillis)
+            let gather = configuration.commitGather
             var points = items.reduce(0) { $0 + $1.points.count }
             if gather > .zero && points < configuration.maxBatchPoints / 4 && monotonic.now - lastStart < gather {
                 try? await monotonic.sleep(until: lastStart + gather)
@@ -82,7 +82,7 @@ extension Ingestor {
                 }
             }
             lastStart = monotonic.now
-            var delay = configuration.storeRetryMillis
+            var delay = configuration.storeRetryDelay.inMilliseconds
             while true {
                 do {
                     try await commit(items)

@@ -38,16 +38,16 @@ public final class Ingestor: Service {
         /// heavy stream larger transactions cost less per point (the MQTT benchmark's committed rate rose
         /// from about 73k to 83k messages/s, 10 000 → 50 000). A light stream commits small batches anyway.
         public var maxBatchPoints: Int
-        /// The `Retry-After` suggested to devices under back-pressure, in ms. Default 1 000.
-        public var retryAfterMillis: Int64
-        /// How long a registry lookup is cached, in ms. Default 5 000.
-        public var registryCacheMillis: Int64
-        /// How long an unknown device is remembered as unknown, in ms. Default 1 000.
-        public var unknownDeviceCacheMillis: Int64
+        /// The `Retry-After` suggested to devices under back-pressure. Default 1 000 ms.
+        public var retryAfter: Duration
+        /// How long a registry lookup is cached. Default 5 000 ms.
+        public var registryCacheLifetime: Duration
+        /// How long an unknown device is remembered as unknown. Default 1 000 ms.
+        public var unknownDeviceCacheLifetime: Duration
         /// Records per message, at most. Default 10 000.
         public var maxRecordsPerMessage: Int
-        /// First retry delay when the store fails, in ms; doubles up to 10 s. Default 200.
-        public var storeRetryMillis: Int64
+        /// First retry delay when the store fails; doubles up to 10 s. Default 200 ms.
+        public var storeRetryDelay: Duration
         /// Group commit: under a steady stream, store transactions start at most this often. A small
         /// batch (under a quarter of ``maxBatchPoints``) taken sooner after the previous transaction
         /// started waits out the interval and takes what came meanwhile into the same transaction; a
@@ -56,7 +56,7 @@ public final class Ingestor: Service {
         /// observers: rules, alarms) does, by this much at most. 0 turns it off. Default 5 ms (a CoAP
         /// stream of 40,000 messages/s: about 200 transactions/s instead of 1,000, a fifth less CPU per
         /// message).
-        public var commitGatherMillis: Int64
+        public var commitGather: Duration
         /// A per-device rate limit (ThingsBoard's `"100:1,2000:60"` form, ``RateLimit``) applied to every
         /// message of every transport, by the connected device (``DeviceIdentity``): a message over it is
         /// refused with ``IoTError/Code/rateLimited`` and its `retryAfterMillis`, and counted as rejected
@@ -68,21 +68,22 @@ public final class Ingestor: Service {
 
         /// Creates a configuration with the documented defaults.
         public init(
-            queueCapacityPoints: Int = 200_000, maxBatchPoints: Int = 50_000, retryAfterMillis: Int64 = 1_000,
-            registryCacheMillis: Int64 = 5_000, unknownDeviceCacheMillis: Int64 = 1_000,
-            maxRecordsPerMessage: Int = 10_000, storeRetryMillis: Int64 = 200, commitGatherMillis: Int64 = 5,
+            queueCapacityPoints: Int = 200_000, maxBatchPoints: Int = 50_000, retryAfter: Duration = .seconds(1),
+            registryCacheLifetime: Duration = .seconds(5), unknownDeviceCacheLifetime: Duration = .seconds(1),
+            maxRecordsPerMessage: Int = 10_000, storeRetryDelay: Duration = .milliseconds(200),
+            commitGather: Duration = .milliseconds(5),
             rateLimit: RateLimit? = nil, rateLimitMaxDevices: Int = 100_000
         ) {
             self.rateLimit = rateLimit
             self.rateLimitMaxDevices = rateLimitMaxDevices
             self.queueCapacityPoints = queueCapacityPoints
             self.maxBatchPoints = maxBatchPoints
-            self.retryAfterMillis = retryAfterMillis
-            self.registryCacheMillis = registryCacheMillis
-            self.unknownDeviceCacheMillis = unknownDeviceCacheMillis
+            self.retryAfter = retryAfter
+            self.registryCacheLifetime = registryCacheLifetime
+            self.unknownDeviceCacheLifetime = unknownDeviceCacheLifetime
             self.maxRecordsPerMessage = maxRecordsPerMessage
-            self.storeRetryMillis = storeRetryMillis
-            self.commitGatherMillis = commitGatherMillis
+            self.storeRetryDelay = storeRetryDelay
+            self.commitGather = commitGather
         }
 
         /// Checks the documented ranges; each message starts with the key (`queueCapacityPoints: 0 is out of range; …`).
@@ -92,9 +93,10 @@ public final class Ingestor: Service {
             try IoTLimits.checkSetting(queueCapacityPoints, "queueCapacityPoints", in: 1...100_000_000)
             try IoTLimits.checkSetting(maxBatchPoints, "maxBatchPoints", in: 1...1_000_000)
             try IoTLimits.checkSetting(
-                retryAfterMillis, "retryAfterMillis", in: 0...IoTLimits.maxDurationMillis, unit: "ms")
+                retryAfter.inMilliseconds, "retryAfterMillis", in: 0...IoTLimits.maxDurationMillis, unit: "ms")
             try IoTLimits.checkSetting(
-                registryCacheMillis, "registryCacheMillis", in: 0...IoTLimits.maxDurationMillis, unit: "ms")
+                registryCacheLifetime.inMilliseconds, "registryCacheMillis", in: 0...IoTLimits.maxDurationMillis,
+                unit: "ms")
         }
     }
 
@@ -167,8 +169,8 @@ public final class Ingestor: Service {
         self.clock = clock
         self.logger = logger
         self.directory = DeviceDirectory(
-            registry: registry, clock: clock, ttlMillis: configuration.registryCacheMillis,
-            negativeTTLMillis: configuration.unknownDeviceCacheMillis)
+            registry: registry, clock: clock, ttlMillis: configuration.registryCacheLifetime.inMilliseconds,
+            negativeTTLMillis: configuration.unknownDeviceCacheLifetime.inMilliseconds)
         self.queue = CommitQueue(capacity: configuration.queueCapacityPoints)
     }
 
@@ -292,7 +294,7 @@ public final class Ingestor: Service {
     /// return before the message is journaled. Never call it from an `async` context.
     ///
     /// When the sender's tenant and devices are in the ingestor's cache (every message after a device's
-    /// first, within ``Configuration/registryCacheMillis``), the whole pipeline runs on the calling thread
+    /// first, within ``Configuration/registryCacheLifetime``), the whole pipeline runs on the calling thread
     /// with no task hop; otherwise it waits for a task that runs ``ingest(_:parser:identity:)``.
     package func ingestBlocking(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity)
         throws(IoTError)
@@ -601,8 +603,8 @@ public final class Ingestor: Service {
             closed ? .shutdown : .backpressure,
             closed
                 ? "the ingestor is shutting down; retry later"
-                : "the store is behind (\(queue.depth) points waiting); retry after \(configuration.retryAfterMillis) ms",
-            retryAfterMillis: configuration.retryAfterMillis)
+                : "the store is behind (\(queue.depth) points waiting); retry after \(configuration.retryAfter.inMilliseconds) ms",
+            retryAfterMillis: configuration.retryAfter.inMilliseconds)
     }
 
     /// Counts a message of a burst that comes after one refused for back-pressure: received and dropped
@@ -623,7 +625,7 @@ public final class Ingestor: Service {
                 queue.isClosed
                     ? "the ingestor is shutting down; retry against another instance or later"
                     : "the ingestor is starting (replaying its journal); retry shortly",
-                retryAfterMillis: configuration.retryAfterMillis)
+                retryAfterMillis: configuration.retryAfter.inMilliseconds)
         }
         let points: [Point]
         do throws(IoTError) {
@@ -711,8 +713,8 @@ extension Ingestor.Configuration: Decodable {
         self.init(
             queueCapacityPoints: try c.decode(.queueCapacityPoints, or: d.queueCapacityPoints),
             maxBatchPoints: try c.decode(.maxBatchPoints, or: d.maxBatchPoints),
-            retryAfterMillis: try c.decode(.retryAfterMillis, or: d.retryAfterMillis),
-            registryCacheMillis: try c.decode(.registryCacheMillis, or: d.registryCacheMillis),
+            retryAfter: try c.decodeMillis(.retryAfterMillis, or: d.retryAfter),
+            registryCacheLifetime: try c.decodeMillis(.registryCacheMillis, or: d.registryCacheLifetime),
             rateLimit: try c.decodeIfPresent(RateLimit.self, forKey: .rateLimit))
     }
 }

@@ -8,12 +8,12 @@ extension NotificationDispatcher {
         /// Messages that may go at once before the rate applies; default (`nil`) ``messagesPerMinute``;
         /// range 1 to 1,000,000.
         public var burst: Int?
-        /// After this many messages to one recipient within ``digestWindowMillis``, the next ones wait
+        /// After this many messages to one recipient within ``digestWindow``, the next ones wait
         /// for the window to end and go as one digest. `0` turns digests off. Default 3; range 0 to 1,000,000.
         public var digestThreshold: Int
         /// The digest window. Default 10 000 ms: 500 alarms raised within a second reach a recipient
         /// as 3 messages and 1 digest. Range 1 ms to 86,400,000 ms (a day).
-        public var digestWindowMillis: Int64
+        public var digestWindow: Duration
         /// Overrides ``Configuration/maxAttempts`` for this channel; range 1 to 1,000.
         public var maxAttempts: Int?
 
@@ -23,13 +23,13 @@ extension NotificationDispatcher {
         /// Creates a policy; every argument has the default documented on its property.
         public init(
             messagesPerMinute: Int? = nil, burst: Int? = nil, digestThreshold: Int = 3,
-            digestWindowMillis: Int64 = 10_000,
+            digestWindow: Duration = .seconds(10),
             maxAttempts: Int? = nil
         ) {
             self.messagesPerMinute = messagesPerMinute
             self.burst = burst
             self.digestThreshold = digestThreshold
-            self.digestWindowMillis = digestWindowMillis
+            self.digestWindow = digestWindow
             self.maxAttempts = maxAttempts
         }
 
@@ -43,7 +43,7 @@ extension NotificationDispatcher {
             }
             if let v = burst { try IoTLimits.checkCount(v, prefix + "burst", in: 1...1_000_000) }
             try IoTLimits.checkCount(digestThreshold, prefix + "digestThreshold", in: 0...1_000_000)
-            try IoTLimits.checkMillis(digestWindowMillis, prefix + "digestWindowMillis", in: 1...86_400_000)
+            try IoTLimits.checkMillis(digestWindow.inMilliseconds, prefix + "digestWindowMillis", in: 1...86_400_000)
             if let v = maxAttempts { try IoTLimits.checkCount(v, prefix + "maxAttempts", in: 1...1_000) }
         }
     }
@@ -59,20 +59,20 @@ extension NotificationDispatcher {
         public var maxAttempts: Int = 8
         /// The wait after the first failure; it doubles with every further failure. Default 1 000 ms;
         /// range 1 ms to 86,400,000 ms (a day).
-        public var initialBackoffMillis: Int64 = 1_000
+        public var initialBackoff: Duration = .seconds(1)
         /// The longest wait between two attempts. Default 300 000 ms (5 minutes); range
-        /// ``initialBackoffMillis`` to 604,800,000 ms (a week).
-        public var maxBackoffMillis: Int64 = 300_000
+        /// ``initialBackoff`` to 604,800,000 ms (a week).
+        public var maxBackoff: Duration = .seconds(300)
         /// How often the outbox is looked at when nothing wakes the dispatcher. Default 1 000 ms; range 10 ms
         /// to 3,600,000 ms (an hour).
-        public var pollIntervalMillis: Int64 = 1_000
+        public var pollInterval: Duration = .seconds(1)
         /// Messages claimed from the outbox at once. Default 256; range 1 to 100,000.
         public var batchSize: Int = 256
         /// Claimed messages held in memory (waiting for a rate limit or a digest) at most. Default 10 000;
         /// range 1 to 10,000,000.
         public var maxHeld: Int = 10_000
         /// How often the tenant list is read again. Default 10 000 ms; range 10 ms to 86,400,000 ms (a day).
-        public var tenantRefreshMillis: Int64 = 10_000
+        public var tenantRefreshInterval: Duration = .seconds(10)
         /// Bodies listed in a digest; the rest are counted. Default 50; range 0 to 10,000.
         public var digestMaxListed: Int = 50
         /// The policy of channels not in ``channels``.
@@ -88,12 +88,13 @@ extension NotificationDispatcher {
         /// - Throws: ``IoTError/Code/invalidArgument`` naming the field (`channels[ops].burst`) and its range.
         public func validate() throws(IoTError) {
             try IoTLimits.checkCount(maxAttempts, "maxAttempts", in: 1...1_000)
-            try IoTLimits.checkMillis(initialBackoffMillis, "initialBackoffMillis", in: 1...86_400_000)
-            try IoTLimits.checkMillis(maxBackoffMillis, "maxBackoffMillis", in: initialBackoffMillis...604_800_000)
-            try IoTLimits.checkMillis(pollIntervalMillis, "pollIntervalMillis", in: 10...3_600_000)
+            try IoTLimits.checkMillis(initialBackoff.inMilliseconds, "initialBackoffMillis", in: 1...86_400_000)
+            try IoTLimits.checkMillis(
+                maxBackoff.inMilliseconds, "maxBackoffMillis", in: initialBackoff.inMilliseconds...604_800_000)
+            try IoTLimits.checkMillis(pollInterval.inMilliseconds, "pollIntervalMillis", in: 10...3_600_000)
             try IoTLimits.checkCount(batchSize, "batchSize", in: 1...100_000)
             try IoTLimits.checkCount(maxHeld, "maxHeld", in: 1...10_000_000)
-            try IoTLimits.checkMillis(tenantRefreshMillis, "tenantRefreshMillis", in: 10...86_400_000)
+            try IoTLimits.checkMillis(tenantRefreshInterval.inMilliseconds, "tenantRefreshMillis", in: 10...86_400_000)
             try IoTLimits.checkCount(digestMaxListed, "digestMaxListed", in: 0...10_000)
             try defaultPolicy.validate()
             for (name, policy) in channels.sorted(by: { $0.key < $1.key }) {
@@ -107,8 +108,8 @@ extension NotificationDispatcher {
         /// The wait before the next attempt of a message that has failed `attempts` times (1, 2, …).
         public func backoff(afterAttempts attempts: Int) -> Int64 {
             let shift = min(max(attempts - 1, 0), 40)
-            let raw = initialBackoffMillis.multipliedReportingOverflow(by: Int64(1) << shift)
-            return raw.overflow ? maxBackoffMillis : min(raw.partialValue, maxBackoffMillis)
+            let raw = initialBackoff.inMilliseconds.multipliedReportingOverflow(by: Int64(1) << shift)
+            return raw.overflow ? maxBackoff.inMilliseconds : min(raw.partialValue, maxBackoff.inMilliseconds)
         }
     }
 

@@ -12,7 +12,7 @@ extension NotificationDispatcher {
         await refreshTenants(force: false)
         await claim()
         let now = clock.now()
-        var wake = now + max(1, configuration.pollIntervalMillis)
+        var wake = now + max(1, configuration.pollInterval.inMilliseconds)
         for (key, lane) in lanes where !lane.inFlight && !lane.queue.isEmpty {
             switch decide(lane, channel: key.channel, now: now) {
             case .wait(let until):
@@ -25,14 +25,14 @@ extension NotificationDispatcher {
         }
         lanes = lanes.filter { key, lane in
             !lane.queue.isEmpty || lane.inFlight
-                || (lane.sends.last ?? .min) > now - configuration.policy(key.channel).digestWindowMillis
+                || (lane.sends.last ?? .min) > now - configuration.policy(key.channel).digestWindow.inMilliseconds
         }
         return wake
     }
 
     func refreshTenants(force: Bool) async {
         let now = clock.now()
-        guard force || now - lastTenantRefresh >= configuration.tenantRefreshMillis else { return }
+        guard force || now - lastTenantRefresh >= configuration.tenantRefreshInterval.inMilliseconds else { return }
         lastTenantRefresh = now
         do {
             for t in try await tenantSource() where !tenants.contains(t) { tenants.append(t) }
@@ -86,7 +86,7 @@ extension NotificationDispatcher {
             lane.refilledAt = now
             if lane.tokens < 1 { return .wait(until: now + Int64(((1 - lane.tokens) / rate).rounded(.up))) }
         }
-        let window = policy.digestWindowMillis
+        let window = policy.digestWindow.inMilliseconds
         lane.sends.removeAll { $0 <= now - window }
         if let due = lane.digestDue {
             guard now >= due else { return .wait(until: due) }

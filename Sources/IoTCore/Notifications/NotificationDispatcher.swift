@@ -6,13 +6,13 @@ public import ServiceLifecycle
 /// and records the outcome.
 ///
 /// - **Retries**: a failure worth retrying puts the message back with exponential backoff
-///   (``Configuration/initialBackoffMillis`` doubling up to ``Configuration/maxBackoffMillis``); after
+///   (``Configuration/initialBackoff`` doubling up to ``Configuration/maxBackoff``); after
 ///   ``Configuration/maxAttempts`` attempts, or at once for a permanent failure (``IoTError/Code/unauthorized``,
 ///   ``IoTError/Code/forbidden``, ``IoTError/Code/invalidArgument``, ``IoTError/Code/notFound``), it becomes
 ///   a dead letter with a readable reason.
 /// - **Rate limit and storms**, per (channel, recipient), from ``ChannelPolicy``: at most
 ///   ``ChannelPolicy/messagesPerMinute`` (waiting messages queue in order); past
-///   ``ChannelPolicy/digestThreshold`` messages in ``ChannelPolicy/digestWindowMillis`` the rest wait
+///   ``ChannelPolicy/digestThreshold`` messages in ``ChannelPolicy/digestWindow`` the rest wait
 ///   for the window to end and go as one digest.
 /// - **Order**: the outbox does not hand out a message while an earlier one with its ordering key is
 ///   pending or sending, and each (channel, recipient) has one delivery in flight at a time.
@@ -49,7 +49,7 @@ public actor NotificationDispatcher: Service {
     /// - Parameters:
     ///   - notifiers: one per channel name; a message for a channel without one is dead-lettered.
     ///   - tenants: the tenants whose outboxes to deliver, read at start and every
-    ///     ``Configuration/tenantRefreshMillis``; ``wake(_:)`` adds one at once.
+    ///     ``Configuration/tenantRefreshInterval``; ``wake(_:)`` adds one at once.
     public init(
         configuration: Configuration = Configuration(), outbox: any Outbox, notifiers: [any Notifier],
         clock: any IoTClock, tenants: @escaping @Sendable () async throws -> [TenantID], logger: Logger

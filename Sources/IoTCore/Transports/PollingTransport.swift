@@ -24,40 +24,42 @@ import Synchronization
 /// - Keep your own state `Sendable` (the base class is `@unchecked Sendable`: its own stored properties
 ///   are immutable or behind a lock; yours must be too).
 /// - Honour task cancellation in ``poll()``; a blocking C call must run on its own thread and have its
-///   own timeout shorter than ``Configuration/timeoutMillis``.
+///   own timeout shorter than ``Configuration/timeout``.
 /// - Throw to report a failed poll (the device is offline, a read failed); the base class backs off.
 open class PollingTransport: Transport, @unchecked Sendable {
     /// Schedule, timeout and backoff.
     public struct Configuration: Sendable {
-        /// Time between polls, in ms. Default 1 000. 0 polls again as soon as a poll ends (as fast as the
+        /// Time between polls. Default 1 000 ms. 0 polls again as soon as a poll ends (as fast as the
         /// device answers).
-        public var intervalMillis: Int64
-        /// A poll taking longer fails with ``IoTError/Code/timeout``, in ms. Default 500.
-        public var timeoutMillis: Int64
-        /// First delay after a failure, in ms; it doubles with each failure. Default 1 000.
-        public var backoffInitialMillis: Int64
-        /// Longest delay after failures, in ms. Default 60 000.
-        public var backoffMaxMillis: Int64
-        /// Delay before the first poll, in ms, so many devices are not polled at the same instant.
+        public var interval: Duration
+        /// A poll taking longer fails with ``IoTError/Code/timeout``. Default 500 ms.
+        public var timeout: Duration
+        /// First delay after a failure; it doubles with each failure. Default 1 000 ms.
+        public var backoffInitial: Duration
+        /// Longest delay after failures. Default 60 000 ms.
+        public var backoffMax: Duration
+        /// Delay before the first poll, so many devices are not polled at the same instant.
         /// `nil` (default) picks one at random within one interval.
-        public var startDelayMillis: Int64?
+        public var startDelay: Duration?
         /// How long a poll's records that the ingestor refuses with ``IoTError/Code/backpressure`` (it is
-        /// starting, or the store is behind: nothing was accepted) are offered again, in ms, waiting the delay
+        /// starting, or the store is behind: nothing was accepted) are offered again, waiting the delay
         /// it suggests between tries; the next poll waits meanwhile. Past it they are dropped (and logged).
-        /// Default 30 000; 0 drops them at once.
-        public var backpressureRetryMillis: Int64
+        /// Default 30 000 ms; 0 drops them at once.
+        public var backpressureRetryLimit: Duration
 
         /// Creates a configuration with the documented defaults.
         public init(
-            intervalMillis: Int64 = 1_000, timeoutMillis: Int64 = 500, backoffInitialMillis: Int64 = 1_000,
-            backoffMaxMillis: Int64 = 60_000, startDelayMillis: Int64? = nil, backpressureRetryMillis: Int64 = 30_000
+            interval: Duration = .seconds(1), timeout: Duration = .milliseconds(500),
+            backoffInitial: Duration = .seconds(1),
+            backoffMax: Duration = .seconds(60), startDelay: Duration? = nil,
+            backpressureRetryLimit: Duration = .seconds(30)
         ) {
-            self.intervalMillis = intervalMillis
-            self.timeoutMillis = timeoutMillis
-            self.backoffInitialMillis = backoffInitialMillis
-            self.backoffMaxMillis = backoffMaxMillis
-            self.startDelayMillis = startDelayMillis
-            self.backpressureRetryMillis = backpressureRetryMillis
+            self.interval = interval
+            self.timeout = timeout
+            self.backoffInitial = backoffInitial
+            self.backoffMax = backoffMax
+            self.startDelay = startDelay
+            self.backpressureRetryLimit = backpressureRetryLimit
         }
 
         /// Checks the documented ranges: interval 0 to 10 years, timeout 1 ms to an hour, backoff 1 ms to
@@ -65,12 +67,12 @@ open class PollingTransport: Transport, @unchecked Sendable {
         ///
         /// - Throws: ``IoTError/Code/invalidArgument`` naming the field and its range.
         public func validate() throws(IoTError) {
-            try IoTLimits.checkDuration(intervalMillis, "intervalMillis", minimum: 0)
-            try IoTLimits.checkMillis(timeoutMillis, "timeoutMillis", in: 1...3_600_000)
-            try IoTLimits.checkDuration(backoffInitialMillis, "backoffInitialMillis")
-            try IoTLimits.checkDuration(backoffMaxMillis, "backoffMaxMillis")
-            if let v = startDelayMillis { try IoTLimits.checkDuration(v, "startDelayMillis", minimum: 0) }
-            try IoTLimits.checkDuration(backpressureRetryMillis, "backpressureRetryMillis", minimum: 0)
+            try IoTLimits.checkDuration(interval, "intervalMillis", minimum: .zero)
+            try IoTLimits.checkMillis(timeout.inMilliseconds, "timeoutMillis", in: 1...3_600_000)
+            try IoTLimits.checkDuration(backoffInitial, "backoffInitialMillis")
+            try IoTLimits.checkDuration(backoffMax, "backoffMaxMillis")
+            if let startDelay { try IoTLimits.checkDuration(startDelay, "startDelayMillis", minimum: .zero) }
+            try IoTLimits.checkDuration(backpressureRetryLimit, "backpressureRetryMillis", minimum: .zero)
         }
     }
 
@@ -163,7 +165,7 @@ open class PollingTransport: Transport, @unchecked Sendable {
 
     // MARK: Driving the schedule from a thread of its own
 
-    /// When the first poll is due (clock ms): now plus ``Configuration/startDelayMillis`` (or a random
+    /// When the first poll is due (clock ms): now plus ``Configuration/startDelay`` (or a random
     /// delay within one interval).
     ///
     /// ``run()`` uses it; so does a subclass whose polls are blocking C calls and that runs the schedule
@@ -171,8 +173,8 @@ open class PollingTransport: Transport, @unchecked Sendable {
     /// blocking read, then ``recordSuccess(due:)`` or ``recordFailure(_:)``), which avoids two thread
     /// hops per poll.
     public final func firstPollTime() -> Int64 {
-        let interval = max(1, configuration.intervalMillis)
-        return clock.now().saturatingAdd(configuration.startDelayMillis ?? Int64.random(in: 0..<interval))
+        let interval = max(1, configuration.interval.inMilliseconds)
+        return clock.now().saturatingAdd(configuration.startDelay?.inMilliseconds ?? Int64.random(in: 0..<interval))
     }
 
     /// Counts a successful poll that was due at `due` (clock ms) and returns when the next one is due:
@@ -199,14 +201,15 @@ open class PollingTransport: Transport, @unchecked Sendable {
         }
         if n == 1 { logger.warning("poll failed; backing off", metadata: ["error": "\(error)"]) }
         let shift = min(n - 1, 30)
-        let (grown, overflow) = configuration.backoffInitialMillis.multipliedReportingOverflow(by: Int64(1) << shift)
-        let delay = min(configuration.backoffMaxMillis, overflow ? .max : grown)
+        let (grown, overflow) = configuration.backoffInitial.inMilliseconds.multipliedReportingOverflow(
+            by: Int64(1) << shift)
+        let delay = min(configuration.backoffMax.inMilliseconds, overflow ? .max : grown)
         return clock.now().saturatingAdd(max(0, delay))
     }
 
     private func nextPollTime(after due: Int64, now: Int64? = nil) -> Int64 {
         let now = now ?? clock.now()
-        let interval = configuration.intervalMillis
+        let interval = configuration.interval.inMilliseconds
         guard interval > 0 else { return now }
         var next = due.saturatingAdd(interval)
         if next <= now {  // skip missed ticks
@@ -218,7 +221,7 @@ open class PollingTransport: Transport, @unchecked Sendable {
 
     /// One poll with timeout; returns its error, or `nil` when it succeeded (success already counted).
     private func pollOnce() async -> (any Error)? {
-        let timeout = configuration.timeoutMillis
+        let timeout = configuration.timeout.inMilliseconds
         let clock = self.clock
         let outcome: Result<[DeviceRecord], any Error> = await withTaskGroup(
             of: Result<[DeviceRecord], any Error>?.self
@@ -248,8 +251,9 @@ open class PollingTransport: Transport, @unchecked Sendable {
                 s.lastSuccessAt = now
             }
             if records.isEmpty { return nil }
-            let accepted = await retryingBackpressure(limitMillis: configuration.backpressureRetryMillis, clock: clock)
-            {
+            let accepted = await retryingBackpressure(
+                limitMillis: configuration.backpressureRetryLimit.inMilliseconds, clock: clock
+            ) {
                 () throws(IoTError) -> Receipt in
                 try await gateway.submit(.records(records, transport: name, from: identity)).result.get()
             }

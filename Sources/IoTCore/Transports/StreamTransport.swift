@@ -33,26 +33,27 @@ open class StreamTransport: Transport, @unchecked Sendable {
         /// Largest frame accepted, in bytes; a larger one is rejected (and counted) and skipped up to the
         /// next frame boundary. Default 65 536.
         public var maxFrameBytes: Int
-        /// First delay before reconnecting, in ms; doubles per failure. Default 500.
-        public var reconnectInitialMillis: Int64
-        /// Longest delay before reconnecting, in ms. Default 30 000.
-        public var reconnectMaxMillis: Int64
+        /// First delay before reconnecting; doubles per failure. Default 500 ms.
+        public var reconnectInitialDelay: Duration
+        /// Longest delay before reconnecting. Default 30 000 ms.
+        public var reconnectMaxDelay: Duration
         /// How long a frame the ingestor refuses with ``IoTError/Code/backpressure`` (it is starting, or the
-        /// store is behind: nothing was accepted) is tried again, in ms, waiting the delay the ingestor
+        /// store is behind: nothing was accepted) is tried again, waiting the delay the ingestor
         /// suggests between tries; reading the stream pauses meanwhile, so the device is held back by flow
         /// control. Past it the refusal is answered (``acknowledgement(for:)``). `0` answers it at once.
-        /// Every try is counted (as `dropped{reason="backpressure"}` until one is stored). Default 30 000.
-        public var backpressureRetryMillis: Int64
+        /// Every try is counted (as `dropped{reason="backpressure"}` until one is stored). Default 30 000 ms.
+        public var backpressureRetryLimit: Duration
 
         /// Creates a configuration with the documented defaults.
         public init(
-            maxFrameBytes: Int = 65_536, reconnectInitialMillis: Int64 = 500, reconnectMaxMillis: Int64 = 30_000,
-            backpressureRetryMillis: Int64 = 30_000
+            maxFrameBytes: Int = 65_536, reconnectInitialDelay: Duration = .milliseconds(500),
+            reconnectMaxDelay: Duration = .seconds(30),
+            backpressureRetryLimit: Duration = .seconds(30)
         ) {
             self.maxFrameBytes = maxFrameBytes
-            self.reconnectInitialMillis = reconnectInitialMillis
-            self.reconnectMaxMillis = reconnectMaxMillis
-            self.backpressureRetryMillis = backpressureRetryMillis
+            self.reconnectInitialDelay = reconnectInitialDelay
+            self.reconnectMaxDelay = reconnectMaxDelay
+            self.backpressureRetryLimit = backpressureRetryLimit
         }
     }
 
@@ -148,11 +149,11 @@ open class StreamTransport: Transport, @unchecked Sendable {
 
     /// ``run()``'s loop: connect, serve, back off, again, until cancelled.
     private func connectAndServe() async throws {
-        var delay = configuration.reconnectInitialMillis
+        var delay = configuration.reconnectInitialDelay.inMilliseconds
         while !Task.isCancelled {
             do {
                 let stream = try await connect()
-                delay = configuration.reconnectInitialMillis
+                delay = configuration.reconnectInitialDelay.inMilliseconds
                 try await withTaskCancellationHandler {
                     try await serve(stream, identity: identity)
                 } onCancel: {
@@ -165,7 +166,7 @@ open class StreamTransport: Transport, @unchecked Sendable {
                 logger.warning("stream failed; reconnecting", metadata: ["error": "\(error)", "retry_ms": "\(delay)"])
             }
             do { try await clock.sleep(forMillis: delay) } catch { return }
-            delay = min(delay * 2, configuration.reconnectMaxMillis)
+            delay = min(delay * 2, configuration.reconnectMaxDelay.inMilliseconds)
         }
     }
 
@@ -240,13 +241,15 @@ open class StreamTransport: Transport, @unchecked Sendable {
         }
     }
 
-    /// Submits `message`, retrying a back-pressure refusal for up to ``Configuration/backpressureRetryMillis``
+    /// Submits `message`, retrying a back-pressure refusal for up to ``Configuration/backpressureRetryLimit``
     /// (the caller reads nothing meanwhile). Every outcome is already counted by the gateway.
     private func ingestRetryingBackpressure(
         _ message: InboundMessage, identity: DeviceIdentity
     ) async -> Result<Receipt, IoTError> {
         let submission = IngestSubmission.message(message, parser: parser, from: .device(identity))
-        return await retryingBackpressure(limitMillis: configuration.backpressureRetryMillis, clock: clock) {
+        return await retryingBackpressure(
+            limitMillis: configuration.backpressureRetryLimit.inMilliseconds, clock: clock
+        ) {
             () throws(IoTError) -> Receipt in
             try await gateway.submit(submission).result.get()
         }

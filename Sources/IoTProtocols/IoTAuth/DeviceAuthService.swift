@@ -29,8 +29,8 @@ import Synchronization
 public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, CredentialManager {
     /// Lifetimes, hashing cost and attempt limits.
     public struct Configuration: Sendable {
-        /// How long a short-lived token is valid, in ms. Default 3 600 000 (one hour).
-        public var sessionTokenMillis: Int64
+        /// How long a short-lived token is valid. Default 3 600 000 ms (one hour).
+        public var sessionTokenLifetime: Duration
         /// PBKDF2 iterations for new password hashes. Default 600 000.
         public var passwordIterations: Int
         /// Short-lived tokens a device may hold at once; the oldest are dropped. Default 8.
@@ -50,14 +50,14 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
 
         /// Creates a configuration with the documented defaults.
         public init(
-            sessionTokenMillis: Int64 = 3_600_000, passwordIterations: Int = 600_000,
+            sessionTokenLifetime: Duration = .seconds(3600), passwordIterations: Int = 600_000,
             maxSessionTokensPerDevice: Int = 8,
             failedAttempts: FailedAttemptLimiter.Configuration = .init(),
             hashingThreads: Int = Configuration.defaultHashingThreads, hashingQueueCapacity: Int = 32
         ) {
             self.hashingThreads = hashingThreads
             self.hashingQueueCapacity = hashingQueueCapacity
-            self.sessionTokenMillis = sessionTokenMillis
+            self.sessionTokenLifetime = sessionTokenLifetime
             self.passwordIterations = passwordIterations
             self.maxSessionTokensPerDevice = maxSessionTokensPerDevice
             self.failedAttempts = failedAttempts
@@ -70,10 +70,13 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
         public func validate() throws(IoTError) {
             try IoTLimits.checkSetting(passwordIterations, "passwordIterations", in: 100_000...10_000_000)
             let maxSeconds = IoTLimits.maxDurationMillis / 1000
-            try IoTLimits.checkSetting(sessionTokenMillis / 1000, "sessionTokenSeconds", in: 1...maxSeconds, unit: "s")
             try IoTLimits.checkSetting(
-                failedAttempts.windowMillis / 1000, "failedAttemptWindowSeconds", in: 1...maxSeconds, unit: "s")
-            try IoTLimits.checkSetting(failedAttempts.blockMillis / 1000, "blockSeconds", in: 1...maxSeconds, unit: "s")
+                sessionTokenLifetime.inMilliseconds / 1000, "sessionTokenSeconds", in: 1...maxSeconds, unit: "s")
+            try IoTLimits.checkSetting(
+                failedAttempts.window.inMilliseconds / 1000, "failedAttemptWindowSeconds", in: 1...maxSeconds, unit: "s"
+            )
+            try IoTLimits.checkSetting(
+                failedAttempts.blockDuration.inMilliseconds / 1000, "blockSeconds", in: 1...maxSeconds, unit: "s")
             try IoTLimits.checkSetting(failedAttempts.maxFailures, "maxFailedAttempts", in: 1...1_000_000)
         }
     }
@@ -291,7 +294,7 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
     // MARK: Token exchange
 
     /// Exchanges a username and password for a short-lived token valid for
-    /// ``Configuration/sessionTokenMillis``.
+    /// ``Configuration/sessionTokenLifetime``.
     public func exchange(username: String, password: String, from source: AuthenticationSource) async throws(IoTError)
         -> SessionToken
     {
@@ -325,7 +328,7 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
     private func issueSessionToken(for device: DeviceIdentity) -> SessionToken {
         let token = Secrets.newToken()
         let now = clock.now()
-        let expires = now + configuration.sessionTokenMillis
+        let expires = now + configuration.sessionTokenLifetime.inMilliseconds
         let limit = max(1, configuration.maxSessionTokensPerDevice)
         sessionTokens.withLock { t in
             t = t.filter { $0.value.expiresAt > now }
@@ -479,11 +482,11 @@ extension DeviceAuthService.Configuration: Decodable {
 
     /// Reads `auth:` of iotd.yaml: `sessionTokenSeconds`, `passwordIterations`, `maxFailedAttempts`,
     /// `failedAttemptWindowSeconds` and `blockSeconds`; a missing key keeps its default. A number of seconds
-    /// above ten years is refused here, before it is turned into milliseconds.
+    /// above ten years is refused here.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         var configuration = Self()
-        func millis(_ key: CodingKeys, _ fallback: Int64) throws -> Int64 {
+        func seconds(_ key: CodingKeys, _ fallback: Duration) throws -> Duration {
             guard let seconds = try c.decodeIfPresent(Int64.self, forKey: key) else { return fallback }
             guard (1...IoTLimits.maxDurationMillis / 1000).contains(seconds) else {
                 throw DecodingError.dataCorruptedError(
@@ -491,15 +494,16 @@ extension DeviceAuthService.Configuration: Decodable {
                     debugDescription:
                         "\(seconds) is out of range; use 1 to \(IoTLimits.maxDurationMillis / 1000) seconds")
             }
-            return seconds * 1000
+            return .seconds(seconds)
         }
-        configuration.sessionTokenMillis = try millis(.sessionTokenSeconds, configuration.sessionTokenMillis)
+        configuration.sessionTokenLifetime = try seconds(.sessionTokenSeconds, configuration.sessionTokenLifetime)
         configuration.passwordIterations = try c.decode(.passwordIterations, or: configuration.passwordIterations)
         configuration.failedAttempts.maxFailures = try c.decode(
             .maxFailedAttempts, or: configuration.failedAttempts.maxFailures)
-        configuration.failedAttempts.windowMillis = try millis(
-            .failedAttemptWindowSeconds, configuration.failedAttempts.windowMillis)
-        configuration.failedAttempts.blockMillis = try millis(.blockSeconds, configuration.failedAttempts.blockMillis)
+        configuration.failedAttempts.window = try seconds(
+            .failedAttemptWindowSeconds, configuration.failedAttempts.window)
+        configuration.failedAttempts.blockDuration = try seconds(
+            .blockSeconds, configuration.failedAttempts.blockDuration)
         self = configuration
     }
 }

@@ -3,8 +3,8 @@ import Metrics
 import Synchronization
 
 /// Limits failed authentication attempts per key (``DeviceAuthService`` keys on the source address and on
-/// the username): after ``Configuration/maxFailures`` failures within ``Configuration/windowMillis``, the
-/// key is blocked for ``Configuration/blockMillis`` (every attempt refused without checking the
+/// the username): after ``Configuration/maxFailures`` failures within ``Configuration/window``, the
+/// key is blocked for ``Configuration/blockDuration`` (every attempt refused without checking the
 /// credential). The table is bounded (``Configuration/maxAddresses``) and never flushed: a full table
 /// evicts an entry that is not blocked.
 ///
@@ -15,21 +15,21 @@ public final class FailedAttemptLimiter: Sendable {
     public struct Configuration: Sendable {
         /// Failures allowed per address within the window. Default 10.
         public var maxFailures: Int
-        /// The window, in ms. Default 60 000.
-        public var windowMillis: Int64
-        /// How long an address stays blocked, in ms. Default 60 000.
-        public var blockMillis: Int64
+        /// The window. Default 60 000 ms.
+        public var window: Duration
+        /// How long an address stays blocked. Default 60 000 ms.
+        public var blockDuration: Duration
         /// Addresses tracked at most; the oldest are forgotten first. Default 100 000.
         public var maxAddresses: Int
 
         /// Creates a configuration with the documented defaults.
         public init(
-            maxFailures: Int = 10, windowMillis: Int64 = 60_000, blockMillis: Int64 = 60_000,
+            maxFailures: Int = 10, window: Duration = .seconds(60), blockDuration: Duration = .seconds(60),
             maxAddresses: Int = 100_000
         ) {
             self.maxFailures = maxFailures
-            self.windowMillis = windowMillis
-            self.blockMillis = blockMillis
+            self.window = window
+            self.blockDuration = blockDuration
             self.maxAddresses = maxAddresses
         }
     }
@@ -106,20 +106,20 @@ public final class FailedAttemptLimiter: Sendable {
             for _ in 0..<16 {
                 guard let (key, e) = s.entries.randomElement() else { break }
                 if e.blockedUntil > now { continue }
-                let live = now - e.windowStart < c.windowMillis ? e.failures : 0
+                let live = now - e.windowStart < c.window.inMilliseconds ? e.failures : 0
                 if victim == nil || live < victim!.failures { victim = (key, live) }
             }
             guard let victim else { return }
             s.entries[victim.key] = nil
         }
         var e = s.entries[address] ?? Entry(windowStart: now, failures: 0, blockedUntil: 0)
-        if now - e.windowStart >= c.windowMillis {
+        if now - e.windowStart >= c.window.inMilliseconds {
             e.windowStart = now
             e.failures = 0
         }
         e.failures += 1
         if e.failures >= c.maxFailures {
-            e.blockedUntil = now + c.blockMillis
+            e.blockedUntil = now + c.blockDuration.inMilliseconds
             e.failures = 0
             e.windowStart = now
         }

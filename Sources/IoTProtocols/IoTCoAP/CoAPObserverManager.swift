@@ -14,7 +14,7 @@ import Synchronization
 ///
 /// Every notification is journaled through the ``IoTCore/Ingestor`` (JSON, or SenML for Content-Format 110)
 /// before libcoap acknowledges it, so an acknowledged notification is never lost. An observation that has
-/// heard nothing for ``Configuration/reregisterAfterMillis`` (the device restarted, a notification was lost)
+/// heard nothing for ``Configuration/reregisterAfter`` (the device restarted, a notification was lost)
 /// is registered again with a fresh token. All observations share one libcoap context on one I/O thread.
 ///
 /// ```swift
@@ -27,8 +27,8 @@ import Synchronization
 public final class CoAPObserverManager: Service, Sendable {
     /// Limits and timings.
     public struct Configuration: Sendable {
-        /// Re-register an observation that has been silent this long, in ms. Default 60 000.
-        public var reregisterAfterMillis: Int64
+        /// Re-register an observation that has been silent this long. Default 60 000 ms.
+        public var reregisterAfter: Duration
         /// Observations at most. Default 1 000.
         public var maxObservations: Int
         /// Which devices an observation created through the management API (``checkDestination(_:)``) may
@@ -38,10 +38,10 @@ public final class CoAPObserverManager: Service, Sendable {
 
         /// Creates a configuration with the documented defaults.
         public init(
-            reregisterAfterMillis: Int64 = 60_000, maxObservations: Int = 1_000,
+            reregisterAfter: Duration = .seconds(60), maxObservations: Int = 1_000,
             outbound: OutboundPolicy = OutboundPolicy()
         ) {
-            self.reregisterAfterMillis = reregisterAfterMillis
+            self.reregisterAfter = reregisterAfter
             self.maxObservations = maxObservations
             self.outbound = outbound
         }
@@ -52,7 +52,8 @@ public final class CoAPObserverManager: Service, Sendable {
         public func validate() throws(IoTError) {
             try IoTLimits.checkSetting(maxObservations, "maxObservations", in: 1...1_000_000)
             try IoTLimits.checkSetting(
-                reregisterAfterMillis, "reregisterAfterMillis", in: 1_000...IoTLimits.maxDurationMillis, unit: "ms")
+                reregisterAfter.inMilliseconds, "reregisterAfterMillis", in: 1_000...IoTLimits.maxDurationMillis,
+                unit: "ms")
         }
     }
 
@@ -279,7 +280,7 @@ public final class CoAPObserverManager: Service, Sendable {
             coap_io_process(ctx, UInt32.max)  // COAP_IO_NO_WAIT
             let nowMillis = observerMonotonicMillis()
             for observation in observations.values
-            where nowMillis - observation.lastHeardMillis >= configuration.reregisterAfterMillis {
+            where nowMillis - observation.lastHeardMillis >= configuration.reregisterAfter.inMilliseconds {
                 register(observation)
             }
         }
@@ -414,7 +415,7 @@ extension CoAPObserverManager.Configuration: Decodable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = Self()
         self.init(
-            reregisterAfterMillis: try c.decode(.reregisterAfterMillis, or: d.reregisterAfterMillis),
+            reregisterAfter: try c.decodeMillis(.reregisterAfterMillis, or: d.reregisterAfter),
             maxObservations: try c.decode(.maxObservations, or: d.maxObservations))
     }
 }

@@ -103,7 +103,7 @@ final class CoAPServer: @unchecked Sendable {
     }
 
     /// Asks the I/O thread to stop: new requests get 5.03, accepted ones are answered for up to
-    /// ``CoAPTransport/Configuration/shutdownGraceMillis``.
+    /// ``CoAPTransport/Configuration/shutdownGrace``.
     func stop() {
         shared.withLock { $0.stopping = true }
         wake()
@@ -209,7 +209,7 @@ final class CoAPServer: @unchecked Sendable {
             if !completions.isEmpty { prepare = true }
             if stopping {
                 let nowMillis = monotonicMillis()
-                if deadline == nil { deadline = nowMillis + Int64(max(0, configuration.shutdownGraceMillis)) }
+                if deadline == nil { deadline = nowMillis + Int64(max(0, configuration.shutdownGrace.inMilliseconds)) }
                 if pending == 0 || nowMillis >= deadline! {
                     if pending > 0 {
                         logger.warning(

@@ -22,9 +22,9 @@ extension CoAPTransport {
         /// Requests handed to the ingestor and not yet answered, at most; past it a request gets 5.03 with
         /// Max-Age. Default 4 096.
         public var maxPendingRequests: Int
-        /// How long ``CoAPTransport/run()`` waits on shutdown for answers to requests it has accepted, in
-        /// milliseconds. Default 2 000.
-        public var shutdownGraceMillis: Int
+        /// How long ``CoAPTransport/run()`` waits on shutdown for answers to requests it has accepted.
+        /// Default 2 s.
+        public var shutdownGrace: Duration
 
         /// DTLS with pre-shared keys: the server accepts a handshake whose PSK identity is a key of
         /// ``keys`` and whose key matches. The device still names its token in the URI.
@@ -56,14 +56,14 @@ extension CoAPTransport {
             dtls: DTLS? = nil,
             maxBodyBytes: Int = 64 * 1024,
             maxPendingRequests: Int = 4_096,
-            shutdownGraceMillis: Int = 2_000
+            shutdownGrace: Duration = .seconds(2)
         ) {
             self.host = host
             self.port = port
             self.dtls = dtls
             self.maxBodyBytes = maxBodyBytes
             self.maxPendingRequests = maxPendingRequests
-            self.shutdownGraceMillis = shutdownGraceMillis
+            self.shutdownGrace = shutdownGrace
         }
 
         /// Checks the configuration; ``CoAPTransport/run()`` calls it before binding.

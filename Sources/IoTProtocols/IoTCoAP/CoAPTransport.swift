@@ -80,7 +80,7 @@ public final class CoAPTransport: Transport {
     }
 
     /// Serves until graceful shutdown or cancellation; returns once the I/O thread has stopped (after
-    /// answering, for up to ``Configuration/shutdownGraceMillis``, the requests it had accepted).
+    /// answering, for up to ``Configuration/shutdownGrace``, the requests it had accepted).
     ///
     /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for an invalid configuration, or
     ///   ``IoTCore/IoTError/Code/unavailable`` when a port cannot be bound.

@@ -14,7 +14,7 @@ public import Logging
 ///   ``IoTError/Code/timeout`` when no answer came in time.
 public protocol DynamicSecurityChannel: Sendable {
     /// Sends one request and returns its answer.
-    func exchange(_ request: [UInt8], correlation: String, timeoutMillis: Int) async throws(IoTError) -> [UInt8]
+    func exchange(_ request: [UInt8], correlation: String, timeout: Duration) async throws(IoTError) -> [UInt8]
 }
 
 /// The Mosquitto ``IoTCore/BrokerProvisioner``: keeps one dynamic-security client (the device's
@@ -56,18 +56,18 @@ public final class DynamicSecurityProvisioner: BrokerProvisioner {
         public var policy: BrokerAccountPolicy
         /// The prefix of each device's role name (followed by its username). Default `"iot-device-"`.
         public var rolePrefix: String
-        /// How long to wait for the broker's answer, in milliseconds. Default 5 000.
-        public var timeoutMillis: Int
+        /// How long to wait for the broker's answer. Default 5 s.
+        public var timeout: Duration
 
         /// Creates a configuration; every argument has the default documented on its property.
         public init(
             name: String = "mosquitto", policy: BrokerAccountPolicy = .init(), rolePrefix: String = "iot-device-",
-            timeoutMillis: Int = 5_000
+            timeout: Duration = .seconds(5)
         ) {
             self.name = name
             self.policy = policy
             self.rolePrefix = rolePrefix
-            self.timeoutMillis = timeoutMillis
+            self.timeout = timeout
         }
 
         /// Checks the policy and timeout.
@@ -75,7 +75,7 @@ public final class DynamicSecurityProvisioner: BrokerProvisioner {
         /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` saying what to change.
         public func validate() throws(IoTError) {
             try policy.validate()
-            guard timeoutMillis > 0 else {
+            guard timeout > .zero else {
                 throw IoTError(.invalidArgument, "the dynamic-security timeout must be positive, e.g. 5000 ms")
             }
         }
@@ -163,7 +163,7 @@ public final class DynamicSecurityProvisioner: BrokerProvisioner {
         let correlation = "iot-\(UInt64.random(in: 0...UInt64.max))"
         let request = DynamicSecurityRequest(commands: commands, correlation: correlation)
         let answer = try await channel.exchange(
-            try request.encoded(), correlation: correlation, timeoutMillis: configuration.timeoutMillis)
+            try request.encoded(), correlation: correlation, timeout: configuration.timeout)
         let response = try DynamicSecurityResponse(payload: answer)
         guard response.entries.count == commands.count else {
             throw IoTError(

@@ -14,7 +14,7 @@ extension MQTTClient {
     func startOnLoop() {
         guard !io.started else { return }
         io.started = true
-        io.delay = configuration.reconnectDelayMillis
+        io.delay = configuration.reconnectDelay.inMilliseconds
         loop.add(self)
         attemptConnect(now: MQTTClock.millis())
     }
@@ -37,12 +37,15 @@ extension MQTTClient {
             var props: OpaquePointer?
             if !c.cleanSession {
                 _ = mosquitto_property_add_int32(
-                    &props, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), UInt32(clamping: c.sessionExpirySeconds))
+                    &props, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue),
+                    UInt32(clamping: c.sessionExpiry.inMilliseconds / 1000))
             }
-            rc = mosquitto_connect_bind_v5(handle, c.host, Int32(c.port), Int32(c.keepAliveSeconds), nil, props)
+            rc = mosquitto_connect_bind_v5(
+                handle, c.host, Int32(c.port), Int32(clamping: c.keepAlive.inMilliseconds / 1000), nil, props)
             mosquitto_property_free_all(&props)
         } else if !io.attemptedOnce {
-            rc = mosquitto_connect_async(handle, c.host, Int32(c.port), Int32(c.keepAliveSeconds))
+            rc = mosquitto_connect_async(
+                handle, c.host, Int32(c.port), Int32(clamping: c.keepAlive.inMilliseconds / 1000))
         } else {
             rc = mosquitto_reconnect_async(handle)
         }
@@ -108,10 +111,10 @@ extension MQTTClient {
         switch state {
         case .connecting, .connected:
             guard io.fd >= 0 else { return }
-            if state == .connecting && now - io.attemptStartedAt > Int64(max(10, configuration.keepAliveSeconds)) * 1000
-            {
+            if state == .connecting && now - io.attemptStartedAt > max(10_000, configuration.keepAlive.inMilliseconds) {
                 shutdown(io.fd, Int32(SHUT_RDWR))
-                connectionLost(reason: "no CONNACK within \(max(10, configuration.keepAliveSeconds)) s", now: now)
+                connectionLost(
+                    reason: "no CONNACK within \(max(10, configuration.keepAlive.inMilliseconds / 1000)) s", now: now)
                 return
             }
             let rc = mosquitto_loop_misc(handle)
@@ -151,7 +154,7 @@ extension MQTTClient {
             metadata: [
                 "client": "\(configuration.clientID)", "reason": "\(reason)", "delay_ms": "\(io.delay + jitter)",
             ])
-        io.delay = min(io.delay * 2, configuration.maxReconnectDelayMillis)
+        io.delay = min(io.delay * 2, configuration.maxReconnectDelay.inMilliseconds)
     }
 
     func stopOnLoop(graceful: Bool) {
@@ -229,7 +232,7 @@ extension MQTTClient {
             }
             return
         }
-        io.delay = configuration.reconnectDelayMillis
+        io.delay = configuration.reconnectDelay.inMilliseconds
         let subs = shared.withLock { s -> [Subscription] in
             s.state = .connected
             s.granted.removeAll()

@@ -54,11 +54,10 @@ public final class MQTTDynamicSecurityChannel: DynamicSecurityChannel {
     }
 
     /// Sends `request` and waits for its answer.
-    public func exchange(_ request: [UInt8], correlation: String, timeoutMillis: Int) async throws(IoTError) -> [UInt8]
-    {
+    public func exchange(_ request: [UInt8], correlation: String, timeout: Duration) async throws(IoTError) -> [UInt8] {
         if !started.exchange(true, ordering: .relaxed) { client.start() }
         do {
-            try await client.waitUntilReady(timeoutMillis: Int64(timeoutMillis))
+            try await client.waitUntilReady(timeoutMillis: timeout.inMilliseconds)
         } catch {
             throw IoTError(
                 error.code == .timeout ? .timeout : .unavailable,
@@ -78,14 +77,14 @@ public final class MQTTDynamicSecurityChannel: DynamicSecurityChannel {
                 }
             }
             Task {
-                try? await Task.sleep(for: .milliseconds(timeoutMillis))
+                try? await Task.sleep(for: timeout)
                 waiters.resume(correlation, with: nil)
             }
         }
         guard let answer else {
             throw IoTError(
                 .timeout,
-                "the broker did not answer the dynamic-security request within \(timeoutMillis) ms; check that mosquitto loads mosquitto_dynamic_security.so and that the admin account may use $CONTROL/dynamic-security/#"
+                "the broker did not answer the dynamic-security request within \(timeout.inMilliseconds) ms; check that mosquitto loads mosquitto_dynamic_security.so and that the admin account may use $CONTROL/dynamic-security/#"
             )
         }
         return answer

@@ -46,13 +46,13 @@ public final class ModbusPoller: PollingTransport, @unchecked Sendable {
         self.connection = connection
         self.thread = thread
         let configuration = PollingTransport.Configuration(
-            intervalMillis: device.intervalMillis,
+            interval: .milliseconds(device.intervalMillis),
             // The read stops itself at the poll's deadline; the base class's timeout is a backstop for `run()`.
-            timeoutMillis: Self.pollDeadline(device, requests: plan.requests.count) + 200,
-            backoffInitialMillis: device.backoffInitialMillis
-                ?? (device.intervalMillis > 0 ? device.intervalMillis : 1_000),
-            backoffMaxMillis: device.backoffMaxMillis,
-            startDelayMillis: device.startDelayMillis)
+            timeout: .milliseconds(Self.pollDeadline(device, requests: plan.requests.count) + 200),
+            backoffInitial: .milliseconds(
+                device.backoffInitialMillis ?? (device.intervalMillis > 0 ? device.intervalMillis : 1_000)),
+            backoffMax: .milliseconds(device.backoffMaxMillis),
+            startDelay: device.startDelayMillis.map { .milliseconds($0) })
         super.init(
             name: "modbus", identity: device.identity, configuration: configuration, gateway: gateway, clock: clock,
             logger: logger)

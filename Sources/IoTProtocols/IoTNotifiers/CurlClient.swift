@@ -33,7 +33,7 @@ struct CurlRequest: Sendable {
     var method: String = "POST"
     var headers: [(String, String)] = []
     var body: [UInt8]?
-    var timeoutMillis: Int = 10_000
+    var timeout: Duration = .seconds(10)
     /// SMTP: envelope sender and recipients; the body is the whole message, uploaded.
     var mailFrom: String?
     var mailRecipients: [String] = []
@@ -134,8 +134,8 @@ enum CurlClient {
                 IoTError(.unavailable, "libcurl cannot restrict protocols (it needs 7.85 or later); nothing was sent"))
         }
         easy.set(CURLOPT_NOSIGNAL, 1)
-        easy.set(CURLOPT_TIMEOUT_MS, r.timeoutMillis)
-        easy.set(CURLOPT_CONNECTTIMEOUT_MS, min(r.timeoutMillis, 5_000))
+        easy.set(CURLOPT_TIMEOUT_MS, Int(r.timeout.inMilliseconds))
+        easy.set(CURLOPT_CONNECTTIMEOUT_MS, Int(min(r.timeout, .seconds(5)).inMilliseconds))
         _ = ciot_curl_setopt_pointer(h, CURLOPT_ERRORBUFFER, errorBuffer)
         _ = ciot_curl_setopt_write(h, CURLOPT_WRITEFUNCTION, writeCallback)
         _ = ciot_curl_setopt_pointer(h, CURLOPT_WRITEDATA, unmanaged.toOpaque())

@@ -34,13 +34,13 @@ public struct EmailNotifier: Notifier {
         /// Skip certificate verification: only for a test relay with a self-signed certificate.
         public var insecureSkipVerify: Bool
         /// Per message. Default 30 000 ms.
-        public var timeoutMillis: Int
+        public var timeout: Duration
         /// Creates a configuration.
         public init(
             url: String, from: String, fromName: String? = nil, username: String? = nil, password: String? = nil,
             authMechanism: String? = nil, requireTLS: Bool = true, caFile: String? = nil,
             insecureSkipVerify: Bool = false,
-            timeoutMillis: Int = 30_000
+            timeout: Duration = .seconds(30)
         ) {
             self.url = url
             self.from = from
@@ -51,7 +51,7 @@ public struct EmailNotifier: Notifier {
             self.requireTLS = requireTLS
             self.caFile = caFile
             self.insecureSkipVerify = insecureSkipVerify
-            self.timeoutMillis = timeoutMillis
+            self.timeout = timeout
         }
     }
 
@@ -71,7 +71,7 @@ public struct EmailNotifier: Notifier {
         let message = Self.message(
             n, from: configuration.from, fromName: configuration.fromName, now: NotifierHTTP.nowMillis())
         var request = CurlRequest(
-            url: configuration.url, body: Array(message.utf8), timeoutMillis: configuration.timeoutMillis)
+            url: configuration.url, body: Array(message.utf8), timeout: configuration.timeout)
         request.mailFrom = "<\(configuration.from)>"
         request.mailRecipients = ["<\(n.recipient)>"]
         request.username = configuration.username

@@ -28,11 +28,11 @@ public struct HTTPGatewayNotifier: Notifier {
         /// Texts longer than this many UTF-8 bytes are cut (SMS and text-to-speech limits). Default 1 000.
         public var maxTextBytes: Int
         /// Per request. Default 10 000 ms.
-        public var timeoutMillis: Int
+        public var timeout: Duration
         /// Creates a configuration.
         public init(
             url: String, method: String = "POST", headers: [String: String] = [:], body: String? = nil,
-            contentType: String = "application/json", maxTextBytes: Int = 1_000, timeoutMillis: Int = 10_000
+            contentType: String = "application/json", maxTextBytes: Int = 1_000, timeout: Duration = .seconds(10)
         ) {
             self.url = url
             self.method = method
@@ -40,7 +40,7 @@ public struct HTTPGatewayNotifier: Notifier {
             self.body = body
             self.contentType = contentType
             self.maxTextBytes = maxTextBytes
-            self.timeoutMillis = timeoutMillis
+            self.timeout = timeout
         }
     }
 
@@ -88,6 +88,6 @@ public struct HTTPGatewayNotifier: Notifier {
         _ = try await NotifierHTTP.send(
             CurlRequest(
                 url: url, method: configuration.method, headers: headers, body: body,
-                timeoutMillis: configuration.timeoutMillis), channel: channel)
+                timeout: configuration.timeout), channel: channel)
     }
 }

@@ -62,12 +62,12 @@ enum NotifierHTTP {
 
     /// POSTs `payload` as JSON to `url` through ``send(_:channel:)``.
     static func postJSON(
-        _ payload: some Encodable, to url: String, timeoutMillis: Int, channel: String
+        _ payload: some Encodable, to url: String, timeout: Duration, channel: String
     ) async throws -> CurlResponse {
         try await send(
             CurlRequest(
                 url: url, headers: [("Content-Type", "application/json")], body: json(payload),
-                timeoutMillis: timeoutMillis),
+                timeout: timeout),
             channel: channel)
     }
 

@@ -8,12 +8,12 @@ public struct RobotConfiguration: Sendable {
     /// The signing secret (Feishu "signature verification", DingTalk "加签"); `nil` sends unsigned.
     public var secret: String?
     /// Per request. Default 10 000 ms.
-    public var timeoutMillis: Int
+    public var timeout: Duration
     /// Creates a configuration.
-    public init(url: String, secret: String? = nil, timeoutMillis: Int = 10_000) {
+    public init(url: String, secret: String? = nil, timeout: Duration = .seconds(10)) {
         self.url = url
         self.secret = secret
-        self.timeoutMillis = timeoutMillis
+        self.timeout = timeout
     }
 }
 
@@ -70,7 +70,7 @@ public struct FeishuNotifier: Notifier {
             payload.sign = Self.sign(timestamp: ts, secret: secret)
         }
         let r = try await NotifierHTTP.postJSON(
-            payload, to: configuration.url, timeoutMillis: configuration.timeoutMillis, channel: channel)
+            payload, to: configuration.url, timeout: configuration.timeout, channel: channel)
         try NotifierHTTP.checkVendorReply(r, channel: channel, auth: [19021, 19022], retry: [9499, 11232])
     }
 }
@@ -115,7 +115,7 @@ public struct DingTalkNotifier: Notifier {
         let title = n.subject ?? String(n.body.prefix(while: { $0 != "\n" }).prefix(64))
         let payload = Payload(markdown: Markdown(title: title, text: NotifierHTTP.truncate(n.body, maxBytes: 18_000)))
         let r = try await NotifierHTTP.postJSON(
-            payload, to: url, timeoutMillis: configuration.timeoutMillis, channel: channel)
+            payload, to: url, timeout: configuration.timeout, channel: channel)
         try NotifierHTTP.checkVendorReply(r, channel: channel, auth: [310000, 300001, 400101], retry: [130101, -1])
     }
 }
@@ -141,7 +141,7 @@ public struct WeComNotifier: Notifier {
     public func send(_ n: IoTCore.Notification) async throws {
         let payload = Payload(markdown: Markdown(content: NotifierHTTP.truncate(n.body, maxBytes: 4_096)))
         let r = try await NotifierHTTP.postJSON(
-            payload, to: configuration.url, timeoutMillis: configuration.timeoutMillis, channel: channel)
+            payload, to: configuration.url, timeout: configuration.timeout, channel: channel)
         try NotifierHTTP.checkVendorReply(r, channel: channel, auth: [93000, 40014, 40001], retry: [45009, -1])
     }
 }
@@ -166,6 +166,6 @@ public struct SlackNotifier: Notifier {
     public func send(_ n: IoTCore.Notification) async throws {
         let text = n.body.replacingOccurrences(of: "**", with: "*")
         _ = try await NotifierHTTP.postJSON(
-            Payload(text: text), to: configuration.url, timeoutMillis: configuration.timeoutMillis, channel: channel)
+            Payload(text: text), to: configuration.url, timeout: configuration.timeout, channel: channel)
     }
 }

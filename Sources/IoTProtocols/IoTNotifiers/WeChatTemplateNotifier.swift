@@ -27,11 +27,12 @@ public final class WeChatTemplateNotifier: Notifier {
         /// A link opened from the message; optional.
         public var link: String?
         /// Per request. Default 10 000 ms.
-        public var timeoutMillis: Int
+        public var timeout: Duration
         /// Creates a configuration.
         public init(
             baseURL: String = "https://api.weixin.qq.com", appID: String, appSecret: String, templateID: String,
-            subjectKey: String = "first", bodyKey: String = "keyword1", link: String? = nil, timeoutMillis: Int = 10_000
+            subjectKey: String = "first", bodyKey: String = "keyword1", link: String? = nil,
+            timeout: Duration = .seconds(10)
         ) {
             self.baseURL = baseURL
             self.appID = appID
@@ -40,7 +41,7 @@ public final class WeChatTemplateNotifier: Notifier {
             self.subjectKey = subjectKey
             self.bodyKey = bodyKey
             self.link = link
-            self.timeoutMillis = timeoutMillis
+            self.timeout = timeout
         }
     }
 
@@ -79,7 +80,7 @@ public final class WeChatTemplateNotifier: Notifier {
         let r = try await NotifierHTTP.send(
             CurlRequest(
                 url: configuration.baseURL + "/cgi-bin/token?" + query, method: "GET",
-                timeoutMillis: configuration.timeoutMillis), channel: channel)
+                timeout: configuration.timeout), channel: channel)
         try NotifierHTTP.checkVendorReply(r, channel: channel, auth: [40125, 40013, 40164, 40001], retry: [-1, 45009])
         guard let reply = try? JSONDecoder().decode(TokenReply.self, from: Data(r.body)), let value = reply.access_token
         else {
@@ -105,7 +106,7 @@ public final class WeChatTemplateNotifier: Notifier {
             payload,
             to: configuration.baseURL + "/cgi-bin/message/template/send?access_token="
                 + NotifierHTTP.percentEncode(access),
-            timeoutMillis: configuration.timeoutMillis, channel: channel)
+            timeout: configuration.timeout, channel: channel)
         do {
             try NotifierHTTP.checkVendorReply(
                 r, channel: channel, auth: [40125, 40013], retry: [-1, 45009, 40001, 42001])

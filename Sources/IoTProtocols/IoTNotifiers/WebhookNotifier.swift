@@ -22,13 +22,15 @@ public struct WebhookNotifier: Notifier {
         /// Extra headers (an `Authorization` for the receiver, say).
         public var headers: [String: String]
         /// Per request. Default 10 000 ms.
-        public var timeoutMillis: Int
+        public var timeout: Duration
         /// Creates a configuration.
-        public init(url: String, secret: String? = nil, headers: [String: String] = [:], timeoutMillis: Int = 10_000) {
+        public init(
+            url: String, secret: String? = nil, headers: [String: String] = [:], timeout: Duration = .seconds(10)
+        ) {
             self.url = url
             self.secret = secret
             self.headers = headers
-            self.timeoutMillis = timeoutMillis
+            self.timeout = timeout
         }
     }
 
@@ -67,7 +69,7 @@ public struct WebhookNotifier: Notifier {
         headers += configuration.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         _ = try await NotifierHTTP.send(
             CurlRequest(
-                url: configuration.url, headers: headers, body: body, timeoutMillis: configuration.timeoutMillis),
+                url: configuration.url, headers: headers, body: body, timeout: configuration.timeout),
             channel: channel)
     }
 }

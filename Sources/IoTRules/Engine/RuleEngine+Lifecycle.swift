@@ -177,7 +177,7 @@ extension RuleEngine {
                 }
             }
         }
-        guard force || now - lastFlush >= configuration.persistIntervalMillis, !dirtyRuntimes.isEmpty else {
+        guard force || now - lastFlush >= configuration.persistInterval.inMilliseconds, !dirtyRuntimes.isEmpty else {
             if force { lastFlush = now }
             return
         }

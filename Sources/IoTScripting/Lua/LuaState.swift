@@ -274,10 +274,3 @@ final class LuaState: @unchecked Sendable {
         }
     }
 }
-
-extension Duration {
-    var inNanoseconds: Int64 {
-        let (s, a) = components
-        return s * 1_000_000_000 + a / 1_000_000_000
-    }
-}

@@ -2,7 +2,7 @@ public import IoTCore
 public import Logging
 public import ServiceLifecycle
 
-/// Applies the point store's retention (``SQLitePointStore/Configuration/retentionMillis``) to every
+/// Applies the point store's retention (``SQLitePointStore/Configuration/retention``) to every
 /// tenant on a schedule. Add it to the service group next to the ingestor.
 ///
 /// ```swift
@@ -12,10 +12,10 @@ public import ServiceLifecycle
 public final class RetentionService: Service {
     /// How often retention runs.
     public struct Configuration: Sendable {
-        /// Time between runs, in ms. Default one hour.
-        public var intervalMillis: Int64
+        /// Time between runs. Default one hour.
+        public var interval: Duration
         /// Creates a configuration.
-        public init(intervalMillis: Int64 = 3_600_000) { self.intervalMillis = intervalMillis }
+        public init(interval: Duration = .seconds(3600)) { self.interval = interval }
     }
 
     private let store: SQLitePointStore
@@ -57,7 +57,7 @@ public final class RetentionService: Service {
             await runOnce()
             do {
                 try await cancelWhenGracefulShutdown {
-                    try await self.clock.sleep(forMillis: self.configuration.intervalMillis)
+                    try await self.clock.sleep(forMillis: self.configuration.interval.inMilliseconds)
                 }
             } catch {
                 return

@@ -40,17 +40,17 @@ public final class SQLitePointStore: PointStore {
         /// ``DuplicatePolicy/lastWriteWins``: the newer write replaces the stored value (and the rollups
         /// covering it are recomputed).
         public var duplicatePolicy: DuplicatePolicy
-        /// How long points are kept, in milliseconds; `nil` (default) keeps them forever. Applied by
+        /// How long points are kept (`retentionDays` in a file); `nil` (default) keeps them forever. Applied by
         /// ``SQLitePointStore/applyRetention(tenant:now:)``, which the host calls on a schedule.
-        public var retentionMillis: Int64?
+        public var retention: Duration?
         /// The rollup bucket sizes in milliseconds: fixed at one minute and one hour. Aggregates over whole
         /// minutes and hours read these instead of the raw points.
         public var rollupBucketMillis: [Int64] { RollupLevel.allCases.map(\.millis) }
 
         /// Creates a configuration; every parameter has its documented default.
-        public init(duplicatePolicy: DuplicatePolicy = .lastWriteWins, retentionMillis: Int64? = nil) {
+        public init(duplicatePolicy: DuplicatePolicy = .lastWriteWins, retention: Duration? = nil) {
             self.duplicatePolicy = duplicatePolicy
-            self.retentionMillis = retentionMillis
+            self.retention = retention
         }
     }
 
@@ -163,13 +163,13 @@ public final class SQLitePointStore: PointStore {
         }
     }
 
-    /// Applies ``Configuration/retentionMillis``: deletes the tenant's points older than
-    /// `now - retentionMillis` (nothing when retention is `nil`); returns how many were deleted.
+    /// Applies ``Configuration/retention``: deletes the tenant's points older than
+    /// `now - retention` (nothing when retention is `nil`); returns how many were deleted.
     ///
     /// The host calls this on a schedule (for example hourly) with its clock's `now` in UTC ms.
     @discardableResult
     public func applyRetention(tenant: TenantID, now: Int64) async throws -> Int {
-        guard let keep = configuration.retentionMillis else { return 0 }
+        guard let keep = configuration.retention?.inMilliseconds else { return 0 }
         let (cutoff, overflow) = now.subtractingReportingOverflow(keep)
         if overflow { return 0 }
         return try await deletePoints(.tenant(tenant), before: cutoff)
@@ -197,7 +197,7 @@ extension SQLitePointStore.Configuration: Decodable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = Self()
-        var retentionMillis: Int64?
+        var retention: Duration?
         if let days = try c.decodeIfPresent(Double.self, forKey: .retentionDays) {
             guard days > 0 && days <= 36_500 else {
                 throw DecodingError.dataCorruptedError(
@@ -206,9 +206,9 @@ extension SQLitePointStore.Configuration: Decodable {
                         "\(days) is out of range; use more than 0 and at most 36500 days, or leave it out to keep everything"
                 )
             }
-            retentionMillis = Int64(days * 86_400_000)
+            retention = .milliseconds(Int64(days * 86_400_000))
         }
         self.init(
-            duplicatePolicy: try c.decode(.duplicatePolicy, or: d.duplicatePolicy), retentionMillis: retentionMillis)
+            duplicatePolicy: try c.decode(.duplicatePolicy, or: d.duplicatePolicy), retention: retention)
     }
 }

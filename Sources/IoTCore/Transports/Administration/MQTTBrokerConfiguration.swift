@@ -2,7 +2,7 @@
 public enum MQTTProtocolVersion: String, Sendable, Codable, Hashable {
     /// MQTT 3.1.1 (the default).
     case v311 = "3.1.1"
-    /// MQTT 5. A session that outlives the connection needs ``MQTTBrokerConfiguration/sessionExpirySeconds``.
+    /// MQTT 5. A session that outlives the connection needs ``MQTTBrokerConfiguration/sessionExpiry``.
     case v5 = "5"
 }
 
@@ -51,27 +51,28 @@ public struct MQTTBrokerConfiguration: Sendable, Codable, Hashable {
     public var password: String?
     /// The protocol version. Default 3.1.1.
     public var protocolVersion: MQTTProtocolVersion
-    /// Keep-alive interval in seconds. Default 60.
-    public var keepAliveSeconds: Int
+    /// Keep-alive interval, whole seconds from 5 to 65 535 (`keepAliveSeconds` in a file or the API).
+    /// Default 60 s.
+    public var keepAlive: Duration
     /// Whether the broker drops the session on disconnect. Default `false` (a persistent session).
     public var cleanSession: Bool
-    /// MQTT 5 only: how long the broker keeps the session after a disconnect, in seconds. Default one
-    /// day; ignored with ``cleanSession``.
-    public var sessionExpirySeconds: Int
+    /// MQTT 5 only: how long the broker keeps the session after a disconnect, in whole seconds
+    /// (`sessionExpirySeconds`). Default one day; ignored with ``cleanSession``.
+    public var sessionExpiry: Duration
     /// TLS settings; `nil` connects in plain TCP.
     public var tls: MQTTBrokerTLS?
-    /// The first reconnect delay, in ms; it doubles after each failed attempt (with ±25 % jitter) up to
-    /// ``maxReconnectDelayMillis``. Default 500.
-    public var reconnectDelayMillis: Int64
-    /// The longest reconnect delay, in ms. Default 30 000.
-    public var maxReconnectDelayMillis: Int64
+    /// The first reconnect delay (`reconnectDelayMillis`); it doubles after each failed attempt (with ±25 %
+    /// jitter) up to ``maxReconnectDelay``. Default 500 ms.
+    public var reconnectDelay: Duration
+    /// The longest reconnect delay (`maxReconnectDelayMillis`). Default 30 s.
+    public var maxReconnectDelay: Duration
 
     /// Creates a configuration with the documented defaults.
     public init(
         host: String = "127.0.0.1", port: Int = 1883, clientID: String = "", username: String? = nil,
-        password: String? = nil, protocolVersion: MQTTProtocolVersion = .v311, keepAliveSeconds: Int = 60,
-        cleanSession: Bool = false, sessionExpirySeconds: Int = 86_400, tls: MQTTBrokerTLS? = nil,
-        reconnectDelayMillis: Int64 = 500, maxReconnectDelayMillis: Int64 = 30_000
+        password: String? = nil, protocolVersion: MQTTProtocolVersion = .v311, keepAlive: Duration = .seconds(60),
+        cleanSession: Bool = false, sessionExpiry: Duration = .seconds(86_400), tls: MQTTBrokerTLS? = nil,
+        reconnectDelay: Duration = .milliseconds(500), maxReconnectDelay: Duration = .seconds(30)
     ) {
         self.host = host
         self.port = port
@@ -79,12 +80,12 @@ public struct MQTTBrokerConfiguration: Sendable, Codable, Hashable {
         self.username = username
         self.password = password
         self.protocolVersion = protocolVersion
-        self.keepAliveSeconds = keepAliveSeconds
+        self.keepAlive = keepAlive
         self.cleanSession = cleanSession
-        self.sessionExpirySeconds = sessionExpirySeconds
+        self.sessionExpiry = sessionExpiry
         self.tls = tls
-        self.reconnectDelayMillis = reconnectDelayMillis
-        self.maxReconnectDelayMillis = maxReconnectDelayMillis
+        self.reconnectDelay = reconnectDelay
+        self.maxReconnectDelay = maxReconnectDelay
     }
 
     /// Checks what the types cannot; the error names the field and what to write.
@@ -96,10 +97,15 @@ public struct MQTTBrokerConfiguration: Sendable, Codable, Hashable {
             try fail("clientID is empty: a persistent session (cleanSession false) needs a fixed client id")
         }
         if clientID.utf8.count > 65_535 { try fail("clientID is longer than 65535 bytes") }
-        if !(5...65_535).contains(keepAliveSeconds) { try fail("keepAliveSeconds must be 5–65535") }
+        if !(5...65_535).contains(keepAlive.inMilliseconds / 1000) || keepAlive.inMilliseconds % 1000 != 0 {
+            try fail("keepAliveSeconds must be a whole number of seconds, 5–65535")
+        }
+        if sessionExpiry < .zero || sessionExpiry.inMilliseconds / 1000 > Int64(UInt32.max) {
+            try fail("sessionExpirySeconds must be 0–4294967295")
+        }
         if password != nil && username == nil { try fail("password without username: set username too") }
-        if reconnectDelayMillis < 1 || maxReconnectDelayMillis < reconnectDelayMillis
-            || maxReconnectDelayMillis > 86_400_000
+        if reconnectDelay < .milliseconds(1) || maxReconnectDelay < reconnectDelay
+            || maxReconnectDelay > .seconds(86_400)
         {
             try fail(
                 "reconnect delays: need 1 ≤ reconnectDelayMillis ≤ maxReconnectDelayMillis ≤ 86400000 (one day)")
@@ -128,15 +134,12 @@ extension MQTTBrokerConfiguration {
             password: try c.decodeIfPresent(String.self, forKey: .password),
             protocolVersion: try c.decodeIfPresent(MQTTProtocolVersion.self, forKey: .protocolVersion)
                 ?? d.protocolVersion,
-            keepAliveSeconds: try c.decodeIfPresent(Int.self, forKey: .keepAliveSeconds) ?? d.keepAliveSeconds,
+            keepAlive: try c.decodeSeconds(.keepAliveSeconds, or: d.keepAlive),
             cleanSession: try c.decodeIfPresent(Bool.self, forKey: .cleanSession) ?? d.cleanSession,
-            sessionExpirySeconds: try c.decodeIfPresent(Int.self, forKey: .sessionExpirySeconds)
-                ?? d.sessionExpirySeconds,
+            sessionExpiry: try c.decodeSeconds(.sessionExpirySeconds, or: d.sessionExpiry),
             tls: try c.decodeIfPresent(MQTTBrokerTLS.self, forKey: .tls),
-            reconnectDelayMillis: try c.decodeIfPresent(Int64.self, forKey: .reconnectDelayMillis)
-                ?? d.reconnectDelayMillis,
-            maxReconnectDelayMillis: try c.decodeIfPresent(Int64.self, forKey: .maxReconnectDelayMillis)
-                ?? d.maxReconnectDelayMillis)
+            reconnectDelay: try c.decodeMillis(.reconnectDelayMillis, or: d.reconnectDelay),
+            maxReconnectDelay: try c.decodeMillis(.maxReconnectDelayMillis, or: d.maxReconnectDelay))
     }
 
     /// Encodes the configuration without the password (reports and the API never show it).
@@ -147,12 +150,12 @@ extension MQTTBrokerConfiguration {
         try c.encode(clientID, forKey: .clientID)
         try c.encodeIfPresent(username, forKey: .username)
         try c.encode(protocolVersion, forKey: .protocolVersion)
-        try c.encode(keepAliveSeconds, forKey: .keepAliveSeconds)
+        try c.encode(keepAlive.inMilliseconds / 1000, forKey: .keepAliveSeconds)
         try c.encode(cleanSession, forKey: .cleanSession)
-        try c.encode(sessionExpirySeconds, forKey: .sessionExpirySeconds)
+        try c.encode(sessionExpiry.inMilliseconds / 1000, forKey: .sessionExpirySeconds)
         try c.encodeIfPresent(tls, forKey: .tls)
-        try c.encode(reconnectDelayMillis, forKey: .reconnectDelayMillis)
-        try c.encode(maxReconnectDelayMillis, forKey: .maxReconnectDelayMillis)
+        try c.encodeMillis(reconnectDelay, forKey: .reconnectDelayMillis)
+        try c.encodeMillis(maxReconnectDelay, forKey: .maxReconnectDelayMillis)
     }
 }
 

@@ -93,7 +93,8 @@ public final class HTTPIngestTransport: Transport {
         self.init(
             configuration: configuration,
             gateway: DefaultIngestGateway(
-                ingestor: ingestor, authenticator: authenticator, configuration: .init(authenticationCacheMillis: 0)),
+                ingestor: ingestor, authenticator: authenticator,
+                configuration: .init(authenticationCacheLifetime: .zero)),
             tokenService: authenticator as? DeviceAuthService, logger: logger)
     }
 

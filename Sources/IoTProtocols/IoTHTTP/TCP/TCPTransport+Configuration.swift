@@ -27,17 +27,17 @@ extension TCPTransport {
         /// The largest message, in bytes; a larger one is answered with an error and counted, then skipped
         /// (a line) or the connection is closed (a length header that announces more). Default 65 536.
         public var maxFrameBytes: Int
-        /// A connection that sends nothing for this long, in ms, is closed (also before its handshake).
-        /// Default 120 000.
-        public var idleTimeoutMillis: Int64
+        /// A connection that sends nothing for this long is closed (also before its handshake).
+        /// Default 120 000 ms.
+        public var idleTimeout: Duration
         /// The longest handshake line, in bytes. Default 1 024.
         public var maxHandshakeBytes: Int
         /// TLS on the listener, or `nil` (the default) for plain TCP. With client certificates, a device
         /// may send the handshake line `cert` to be identified by its certificate.
         public var tls: ListenerTLS?
-        /// The handshake line (and a TLS handshake before it) must be complete within this long, in ms, of the
-        /// connection's start, however slowly its bytes arrive. Default 10 000.
-        public var handshakeTimeoutMillis: Int64
+        /// The handshake line (and a TLS handshake before it) must be complete within this long of the
+        /// connection's start, however slowly its bytes arrive. Default 10 000 ms.
+        public var handshakeTimeout: Duration
         /// Connections open at once, at most; one more is closed as soon as it is accepted. Default 10 000.
         public var maxConnections: Int
         /// Connections open at once from one client address, at most. Default 1 000.
@@ -46,25 +46,26 @@ extension TCPTransport {
         /// The listener's limits in the form the connection guard takes.
         var limits: ListenerLimits {
             ListenerLimits(
-                idleTimeoutMillis: idleTimeoutMillis, headerTimeoutMillis: handshakeTimeoutMillis,
+                idleTimeout: idleTimeout, headerTimeout: handshakeTimeout,
                 maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress)
         }
 
         /// Creates a configuration; every argument has the default documented on its property.
         public init(
             host: String = "127.0.0.1", port: Int = 9000, framing: Framing = .lines, maxFrameBytes: Int = 65_536,
-            idleTimeoutMillis: Int64 = 120_000, maxHandshakeBytes: Int = 1_024, tls: ListenerTLS? = nil,
-            handshakeTimeoutMillis: Int64 = 10_000, maxConnections: Int = 10_000, maxConnectionsPerAddress: Int = 1_000
+            idleTimeout: Duration = .seconds(120), maxHandshakeBytes: Int = 1_024, tls: ListenerTLS? = nil,
+            handshakeTimeout: Duration = .seconds(10), maxConnections: Int = 10_000,
+            maxConnectionsPerAddress: Int = 1_000
         ) {
             self.tls = tls
-            self.handshakeTimeoutMillis = handshakeTimeoutMillis
+            self.handshakeTimeout = handshakeTimeout
             self.maxConnections = maxConnections
             self.maxConnectionsPerAddress = maxConnectionsPerAddress
             self.host = host
             self.port = port
             self.framing = framing
             self.maxFrameBytes = maxFrameBytes
-            self.idleTimeoutMillis = idleTimeoutMillis
+            self.idleTimeout = idleTimeout
             self.maxHandshakeBytes = maxHandshakeBytes
         }
 
@@ -77,7 +78,7 @@ extension TCPTransport {
             guard maxFrameBytes > 0, maxFrameBytes <= Int(Int32.max) else {
                 throw IoTError(.invalidArgument, "TCP maxFrameBytes must be positive, e.g. 65536")
             }
-            guard idleTimeoutMillis > 0 else {
+            guard idleTimeout > .zero else {
                 throw IoTError(.invalidArgument, "TCP idleTimeoutMillis must be positive, e.g. 120000")
             }
             guard maxHandshakeBytes >= 16 else {
@@ -115,10 +116,10 @@ extension TCPTransport.Configuration: Decodable {
             host: try c.decode(.host, or: d.host), port: try c.decode(Int.self, forKey: .port),
             framing: try c.decode(.framing, or: d.framing),
             maxFrameBytes: try c.decode(.maxFrameBytes, or: d.maxFrameBytes),
-            idleTimeoutMillis: try c.decode(.idleTimeoutMillis, or: d.idleTimeoutMillis),
+            idleTimeout: try c.decodeMillis(.idleTimeoutMillis, or: d.idleTimeout),
             maxHandshakeBytes: try c.decode(.maxHandshakeBytes, or: d.maxHandshakeBytes),
             tls: try c.decodeIfPresent(ListenerTLS.self, forKey: .tls),
-            handshakeTimeoutMillis: try c.decode(.handshakeTimeoutMillis, or: d.handshakeTimeoutMillis),
+            handshakeTimeout: try c.decodeMillis(.handshakeTimeoutMillis, or: d.handshakeTimeout),
             maxConnections: try c.decode(.maxConnections, or: d.maxConnections),
             maxConnectionsPerAddress: try c.decode(.maxConnectionsPerAddress, or: d.maxConnectionsPerAddress))
     }

@@ -22,7 +22,7 @@ import Synchronization
 /// 3. Every message is answered, in the same framing and in order: `OK <journal sequence>` once it is in
 ///    the journal, or `ERR <code> <message>` (malformed payload, an empty line, oversize frame, unknown
 ///    signal). A message refused for back-pressure (the store is behind, or iotd is starting) is tried again
-///    while the connection is not read, for up to 30 s (``IoTCore/StreamTransport/Configuration/backpressureRetryMillis``),
+///    while the connection is not read, for up to 30 s (``IoTCore/StreamTransport/Configuration/backpressureRetryLimit``),
 ///    and only then answered `ERR backpressure … retry after <ms> ms`. An error costs only that message, except a length
 ///    header that announces more than ``Configuration/maxFrameBytes``: it is answered
 ///    `ERR payload_too_large …` and the connection is closed, since skipping the bytes it announces would
@@ -34,7 +34,7 @@ import Synchronization
 /// chunks, so a device that sends faster than it is served is held back by TCP flow control instead of
 /// being buffered in memory; other connections are unaffected.
 ///
-/// A connection that sends nothing for ``Configuration/idleTimeoutMillis`` is closed; revoking the
+/// A connection that sends nothing for ``Configuration/idleTimeout`` is closed; revoking the
 /// device's credentials closes its connections at once. With ``Configuration/tls`` the listener speaks
 /// TLS 1.2 or later only; a failed TLS handshake (a plain-TCP client, a refused client certificate) ends
 /// that connection and is counted as rejected.
@@ -82,7 +82,8 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
         self.init(
             configuration: configuration,
             gateway: DefaultIngestGateway(
-                ingestor: ingestor, authenticator: authenticator, configuration: .init(authenticationCacheMillis: 0)),
+                ingestor: ingestor, authenticator: authenticator,
+                configuration: .init(authenticationCacheLifetime: .zero)),
             sessions: sessions, parser: parser, logger: logger)
     }
 
@@ -107,7 +108,7 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
             port.stopped("its TLS configuration is invalid: \(error.message)")
             throw error
         }
-        let idle = TimeAmount.milliseconds(tcp.idleTimeoutMillis)
+        let idle = TimeAmount.nanoseconds(tcp.idleTimeout.inNanoseconds)
         let limiter = ConnectionLimiter(limits: tcp.limits, listener: "tcp")
         let gateway = self.gateway
         let name = self.name

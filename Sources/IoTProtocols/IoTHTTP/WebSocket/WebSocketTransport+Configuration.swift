@@ -22,23 +22,23 @@ extension WebSocketTransport {
         /// big); that is counted too. Default 65 536.
         public var maxMessageBytes: Int
         /// The server pings every this many ms; a peer that has not answered the previous ping by then is
-        /// closed. Default 30 000.
-        public var pingIntervalMillis: Int64
-        /// A connection that sends no message for this long, in ms, is closed with 1001 (going away).
-        /// Pongs do not count as messages. Default 120 000.
-        public var idleTimeoutMillis: Int64
+        /// closed. Default 30 000 ms.
+        public var pingInterval: Duration
+        /// A connection that sends no message for this long is closed with 1001 (going away).
+        /// Pongs do not count as messages. Default 120 000 ms.
+        public var idleTimeout: Duration
         /// TLS on the listener (`wss://`), or `nil` (the default) for plain WebSocket. With client
         /// certificates, an upgrade without a token or password is authenticated by the connection's
         /// verified client certificate.
         public var tls: ListenerTLS?
         /// Before the upgrade: the request head deadline, the idle timeout of a plain HTTP connection, and the
-        /// connection caps (``ListenerLimits``; its defaults). After it, ``idleTimeoutMillis`` and the pings.
+        /// connection caps (``ListenerLimits``; its defaults). After it, ``idleTimeout`` and the pings.
         public var limits: ListenerLimits
 
         /// Creates a configuration; every argument has the default documented on its property.
         public init(
             host: String = "127.0.0.1", port: Int = 8083, path: String = "/api/v1/devices/ws",
-            maxMessageBytes: Int = 65_536, pingIntervalMillis: Int64 = 30_000, idleTimeoutMillis: Int64 = 120_000,
+            maxMessageBytes: Int = 65_536, pingInterval: Duration = .seconds(30), idleTimeout: Duration = .seconds(120),
             tls: ListenerTLS? = nil, limits: ListenerLimits = .init()
         ) {
             self.tls = tls
@@ -47,8 +47,8 @@ extension WebSocketTransport {
             self.port = port
             self.path = path
             self.maxMessageBytes = maxMessageBytes
-            self.pingIntervalMillis = pingIntervalMillis
-            self.idleTimeoutMillis = idleTimeoutMillis
+            self.pingInterval = pingInterval
+            self.idleTimeout = idleTimeout
         }
 
         /// Checks the configuration; ``WebSocketTransport/run()`` calls it before binding.
@@ -66,7 +66,7 @@ extension WebSocketTransport {
             do { try limits.validate() } catch {
                 throw IoTError(.invalidArgument, "WebSocket limits: \(error.message)")
             }
-            guard pingIntervalMillis > 0, idleTimeoutMillis > 0 else {
+            guard pingInterval > .zero, idleTimeout > .zero else {
                 throw IoTError(.invalidArgument, "WebSocket pingIntervalMillis and idleTimeoutMillis must be positive")
             }
         }
@@ -86,8 +86,8 @@ extension WebSocketTransport.Configuration: Decodable {
             host: try c.decode(.host, or: d.host), port: try c.decode(.port, or: d.port),
             path: try c.decode(.path, or: d.path),
             maxMessageBytes: try c.decode(.maxMessageBytes, or: d.maxMessageBytes),
-            pingIntervalMillis: try c.decode(.pingIntervalMillis, or: d.pingIntervalMillis),
-            idleTimeoutMillis: try c.decode(.idleTimeoutMillis, or: d.idleTimeoutMillis),
+            pingInterval: try c.decodeMillis(.pingIntervalMillis, or: d.pingInterval),
+            idleTimeout: try c.decodeMillis(.idleTimeoutMillis, or: d.idleTimeout),
             tls: try c.decodeIfPresent(ListenerTLS.self, forKey: .tls), limits: try c.decode(.limits, or: d.limits))
     }
 }

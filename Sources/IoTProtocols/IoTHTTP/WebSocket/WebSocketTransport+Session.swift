@@ -37,14 +37,15 @@ extension WebSocketTransport {
             close: { try? await outbound.close(.policyViolation, reason: "credentials revoked") })
         defer { sessions.unregister(session) }
         let activity = Activity()
-        let idleLimit = Duration.milliseconds(configuration.idleTimeoutMillis)
+        let idleLimit = configuration.idleTimeout
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 while !Task.isCancelled {
                     let idle = activity.idle
                     if idle >= idleLimit {
                         try? await outbound.close(
-                            .goingAway, reason: "no message for \(self.configuration.idleTimeoutMillis / 1000) s")
+                            .goingAway,
+                            reason: "no message for \(self.configuration.idleTimeout.inMilliseconds / 1000) s")
                         return
                     }
                     do { try await Task.sleep(for: min(idleLimit - idle, .seconds(1)) + .milliseconds(10)) } catch {

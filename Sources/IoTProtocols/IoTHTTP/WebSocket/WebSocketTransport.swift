@@ -27,8 +27,8 @@ import Synchronization
 ///   `{"type":"ack","n":…,"ok":false,"error":"<code>","message":"<what to do>"}`.
 /// - Downlink messages (``IoTCore/DeviceSessions/send(_:to:)``, a JSON payload) arrive as
 ///   `{"type":"downlink","data":<payload>}`.
-/// - Pings go out every ``Configuration/pingIntervalMillis``; an unanswered ping closes the connection.
-///   No message for ``Configuration/idleTimeoutMillis`` closes it with 1001. Revoking the device's
+/// - Pings go out every ``Configuration/pingInterval``; an unanswered ping closes the connection.
+///   No message for ``Configuration/idleTimeout`` closes it with 1001. Revoking the device's
 ///   credentials closes it with 1008 (policy violation).
 ///
 /// ```swift
@@ -79,7 +79,8 @@ public final class WebSocketTransport: Transport {
         self.init(
             configuration: configuration,
             gateway: DefaultIngestGateway(
-                ingestor: ingestor, authenticator: authenticator, configuration: .init(authenticationCacheMillis: 0)),
+                ingestor: ingestor, authenticator: authenticator,
+                configuration: .init(authenticationCacheLifetime: .zero)),
             sessions: sessions, parser: parser, logger: logger)
     }
 
@@ -108,7 +109,7 @@ public final class WebSocketTransport: Transport {
         }
         let ws = WebSocketServerConfiguration(
             maxFrameSize: configuration.maxMessageBytes * 4,
-            autoPing: .enabled(timePeriod: .milliseconds(configuration.pingIntervalMillis)),
+            autoPing: .enabled(timePeriod: .nanoseconds(configuration.pingInterval.inNanoseconds)),
             closeTimeout: .seconds(2))
         let tls = configuration.tls
         let limits = configuration.limits

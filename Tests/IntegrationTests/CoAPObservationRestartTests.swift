@@ -42,32 +42,27 @@ import Testing
             else {
                 throw IntegrationFailure(description: "the aiocoap server did not start; see its output above")
             }
-            let dir = TemporaryDirectory("iotd-coap-observe")
-            let httpPort = ChildProcess.freeLoopbackPort()
-            let apiPort = ChildProcess.freeLoopbackPort()
+            let iotd = IotdProcess("iotd-coap-observe")
             let uri = "coap://127.0.0.1:\(devicePort)/temp"
-            let config = dir.path + "/iotd.yaml"
-            try """
-            dataDirectory: \(dir.path)/data
-            http: { port: \(httpPort) }
-            outbound: { allow: ["127.0.0.1"] }
-            management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
-            logging: { level: warning }
-            coap:
-              port: 0
-              observations:
-                - { id: from-file, uri: "\(uri)", tenant: lab, deviceUID: t-1 }
-            tenants:
-              - id: lab
-                products:
-                  - { id: thermo, signals: [{ name: temp }] }
-                devices:
-                  - { uid: t-1, product: thermo }
-                  - { uid: t-2, product: thermo }
-            """.write(toFile: config, atomically: false, encoding: .utf8)
-            var server = try IotdProcess.serve(config: config, apiPort: apiPort)
+            try iotd.configure(
+                iotd.preamble(logLevel: "warning") + """
+                    outbound: { allow: ["127.0.0.1"] }
+                    coap:
+                      port: 0
+                      observations:
+                        - { id: from-file, uri: "\(uri)", tenant: lab, deviceUID: t-1 }
+                    tenants:
+                      - id: lab
+                        products:
+                          - { id: thermo, signals: [{ name: temp }] }
+                        devices:
+                          - { uid: t-1, product: thermo }
+                          - { uid: t-2, product: thermo }
+                    """)
+            try iotd.start()
+            defer { iotd.stop() }
             func api(_ method: String, _ path: String, _ body: String = "") throws -> (status: Int, text: String) {
-                try IotdProcess.api(port: apiPort, method, path, body)
+                try iotd.api(method, path, body)
             }
             /// Waits until the observation's report counts `n` stored notifications.
             func waitForStored(_ id: String, _ n: Int) throws -> String {
@@ -91,16 +86,15 @@ import Testing
             #expect(created.status == 201, "\(created.text)")
             #expect(try waitForStored("from-api", 3).contains(#""state":"observing""#))
             #expect(try waitForStored("from-file", 3).contains(#""state":"observing""#))
-            let metrics = try LoopbackHTTPClient(port: apiPort).request("GET", "/metrics").text
+            let metrics = try LoopbackHTTPClient(port: iotd.apiPort).request("GET", "/metrics").text
             #expect(
                 metrics.split(separator: "\n").contains {
                     $0.hasPrefix("iot_ingest_messages_total") && $0.contains(#"transport="coap-observe""#)
                 },
                 "\(metrics)")
 
-            #expect(server.stop(signal: SIGKILL) & 0x7f == SIGKILL)
-            server = try IotdProcess.serve(config: config, apiPort: apiPort)
-            defer { server.stop(signal: SIGTERM) }
+            #expect(iotd.stop(signal: SIGKILL) & 0x7f == SIGKILL)
+            try iotd.start()
             let list = try api("GET", "/api/v1/coap/observations").text
             #expect(list.contains(#""id":"from-api""#) && list.contains(#""id":"from-file""#), "\(list)")
             #expect(try waitForStored("from-api", 3).contains(#""registrations":1"#))

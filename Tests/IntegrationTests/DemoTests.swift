@@ -204,20 +204,12 @@ import Testing
     /// Issue 17, item 11: the data directory is readable by iotd's user only (0700, files 0600).
     @Test func theDataDirectoryIsPrivate() async throws {
         try await onOwnThread {
-            let dir = TemporaryDirectory("iotd-private")
-            let apiPort = ChildProcess.freeLoopbackPort()
-            let path = dir.path + "/iotd.yaml"
-            try """
-            dataDirectory: \(dir.path)/data
-            http: { port: \(ChildProcess.freeLoopbackPort()) }
-            management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
-            logging: { level: error }
-            tenants: [{ id: lab }]
-            """.write(toFile: path, atomically: false, encoding: .utf8)
-            let server = try IotdProcess.serve(config: path, apiPort: apiPort)
-            server.stop(signal: SIGTERM)
+            let iotd = IotdProcess("iotd-private")
+            try iotd.configure(iotd.preamble() + "tenants: [{ id: lab }]\n")
+            try iotd.start()
+            iotd.stop(signal: SIGTERM)
             var checked = 0
-            let data = dir.path + "/data"
+            let data = iotd.dataDirectory
             let below = ((try? FileManager.default.subpathsOfDirectory(atPath: data)) ?? []).map { "/" + $0 }
             for relative in [""] + below {
                 var st = stat()

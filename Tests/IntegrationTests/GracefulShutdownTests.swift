@@ -13,44 +13,39 @@ import Testing
     /// a device that refuses connections, an MQTT client whose broker is down (reconnecting), the notification
     /// dispatcher, rules, statistics, retention and the management API.
     @Test func sigtermStopsEveryServiceWithinASecond() throws {
-        let dir = TemporaryDirectory("iotd-sigterm")
-        let apiPort = ChildProcess.freeLoopbackPort()
+        let iotd = IotdProcess("iotd-sigterm")
         let closed = ChildProcess.freeLoopbackPort()  // nothing listens there
-        let path = dir.path + "/iotd.yaml"
-        try """
-        dataDirectory: \(dir.path)/data
-        storage: { retentionDays: 30 }
-        http: { port: \(ChildProcess.freeLoopbackPort()) }
-        websocket: { port: \(ChildProcess.freeLoopbackPort()) }
-        tcp: [{ port: \(ChildProcess.freeLoopbackPort()) }]
-        coap:
-          port: \(ChildProcess.freeLoopbackUDPPort())
-          observations: [{ id: silent, uri: "coap://127.0.0.1:\(ChildProcess.freeLoopbackUDPPort())/t", tenant: lab, deviceUID: d }]
-        outbound: { allow: ["127.0.0.1"] }
-        modbus:
-          devices:
-            - { tenant: lab, uid: m, tcp: { host: 127.0.0.1, port: \(closed) }, intervalMillis: 200, registers: [{ signal: s, address: 0 }] }
-        mqtt:
-          clients:
-            - id: down
-              tenant: lab
-              broker: { host: 127.0.0.1, port: \(closed), clientID: iotd-down, reconnectDelayMillis: 100 }
-              subscriptions: [{ template: "devices/{uid}/telemetry", qos: 1 }]
-        notifications:
-          channels: [{ name: hook, type: webhook, url: "http://127.0.0.1:\(closed)/hook" }]
-        management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
-        logging: { level: error }
-        tenants: [{ id: lab, devices: [{ uid: d, product: p }, { uid: m, product: p }], products: [{ id: p, signals: [{ name: s }] }] }]
-        """.write(toFile: path, atomically: false, encoding: .utf8)
-        let server = try IotdProcess.serve(config: path, apiPort: apiPort)
+        try iotd.configure(
+            iotd.preamble() + """
+                storage: { retentionDays: 30 }
+                websocket: { port: \(ChildProcess.freeLoopbackPort()) }
+                tcp: [{ port: \(ChildProcess.freeLoopbackPort()) }]
+                coap:
+                  port: \(ChildProcess.freeLoopbackUDPPort())
+                  observations: [{ id: silent, uri: "coap://127.0.0.1:\(ChildProcess.freeLoopbackUDPPort())/t", tenant: lab, deviceUID: d }]
+                outbound: { allow: ["127.0.0.1"] }
+                modbus:
+                  devices:
+                    - { tenant: lab, uid: m, tcp: { host: 127.0.0.1, port: \(closed) }, intervalMillis: 200, registers: [{ signal: s, address: 0 }] }
+                mqtt:
+                  clients:
+                    - id: down
+                      tenant: lab
+                      broker: { host: 127.0.0.1, port: \(closed), clientID: iotd-down, reconnectDelayMillis: 100 }
+                      subscriptions: [{ template: "devices/{uid}/telemetry", qos: 1 }]
+                notifications:
+                  channels: [{ name: hook, type: webhook, url: "http://127.0.0.1:\(closed)/hook" }]
+                tenants: [{ id: lab, devices: [{ uid: d, product: p }, { uid: m, product: p }], products: [{ id: p, signals: [{ name: s }] }] }]
+                """)
+        try iotd.start()
         usleep(500_000)  // the pollers, the observer and the MQTT client are at work
         // They run: the API lists each of them.
-        #expect(try IotdProcess.api(port: apiPort, "GET", "/api/v1/mqtt/clients").text.contains("\"down\""))
-        #expect(try IotdProcess.api(port: apiPort, "GET", "/api/v1/coap/observations").text.contains("\"silent\""))
-        let modbus = try IotdProcess.api(port: apiPort, "GET", "/api/v1/tenants/lab/modbus/devices").text
+        #expect(try iotd.api("GET", "/api/v1/mqtt/clients").text.contains("\"down\""))
+        #expect(try iotd.api("GET", "/api/v1/coap/observations").text.contains("\"silent\""))
+        let modbus = try iotd.api("GET", "/api/v1/tenants/lab/modbus/devices").text
         #expect(modbus.contains("\"failures\"") && !modbus.contains("\"failures\":0"), "polled and failing: \(modbus)")
         let start = Date()
-        let status = server.stop(signal: SIGTERM, timeoutSeconds: 10)
+        let status = iotd.stop(signal: SIGTERM, timeoutSeconds: 10)
         let took = Date().timeIntervalSince(start)
         #expect(status & 0x7f == 0, "killed by signal \(status & 0x7f)")
         #expect((status >> 8) & 0xff == 0, "exit code \((status >> 8) & 0xff)")

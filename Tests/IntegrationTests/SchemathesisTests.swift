@@ -8,8 +8,6 @@ import Testing
 /// schema, 405 for an undocumented method, no response slower than 10 s (a hung connection), and the daemon still up afterwards. The full
 /// run (minutes per listener) is `SCHEMATHESIS_SECONDS=300`; CI runs 30 s each.
 @Suite(.serialized) struct SchemathesisTests {
-    static let key = "schemathesis-admin-key-0123456789abcdef"
-
     /// Runs schemathesis; its exit status and the lines that name failures.
     static func run(spec: String, url: String, headers: [String], pathFilter: [String], seconds: Int) throws
         -> (status: Int32, failures: [String])
@@ -44,27 +42,20 @@ import Testing
         let python = try ChildProcess(["/usr/bin/env", "python3", "-c", "import schemathesis"])
         try #require(python.wait() == 0, "schemathesis is not installed; scripts/test.sh installs it (pip)")
         let seconds = ProcessInfo.processInfo.environment["SCHEMATHESIS_SECONDS"].flatMap(Int.init) ?? 30
-        let dir = TemporaryDirectory("iotd-schemathesis")
-        let httpPort = ChildProcess.freeLoopbackPort()
-        let apiPort = ChildProcess.freeLoopbackPort()
-        let config = dir.path + "/iotd.yaml"
-        try """
-        dataDirectory: \(dir.path)/data
-        http: { port: \(httpPort) }
-        management: { port: \(apiPort), adminAPIKey: \(Self.key) }
-        logging: { level: critical }
-        tenants:
-          - id: t1
-            products:
-              - { id: p1, signals: [{ name: temp }] }
-            devices:
-              - { uid: d1, product: p1 }
-        """.write(toFile: config, atomically: false, encoding: .utf8)
-        let server = try IotdProcess.serve(config: config, apiPort: apiPort)
-        defer { server.stop(signal: SIGTERM) }
-        let issued = try LoopbackHTTPClient(port: apiPort).request(
-            "POST", "/api/v1/tenants/t1/devices/d1/tokens", headers: ["Authorization": "Bearer \(Self.key)"],
-            body: Array("{}".utf8))
+        let iotd = IotdProcess("iotd-schemathesis")
+        let (httpPort, apiPort) = (iotd.httpPort, iotd.apiPort)
+        try iotd.configure(
+            iotd.preamble(logLevel: "critical") + """
+                tenants:
+                  - id: t1
+                    products:
+                      - { id: p1, signals: [{ name: temp }] }
+                    devices:
+                      - { uid: d1, product: p1 }
+                """)
+        try iotd.start()
+        defer { iotd.stop() }
+        let issued = try iotd.api("POST", "/api/v1/tenants/t1/devices/d1/tokens", "{}")
         let token = try #require(
             (try JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String)
         let spec = "http://127.0.0.1:\(apiPort)/openapi.yaml"
@@ -72,7 +63,7 @@ import Testing
         let runs: [(String, String, [String], [String])] = [
             (
                 "management API with the admin key", "http://127.0.0.1:\(apiPort)",
-                ["Authorization: Bearer \(Self.key)"],
+                ["Authorization: Bearer \(IotdProcess.adminKey)"],
                 ["--exclude-path-regex", devicePaths]
             ),
             (

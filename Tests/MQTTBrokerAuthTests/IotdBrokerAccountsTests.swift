@@ -16,38 +16,32 @@ struct IotdBrokerAccountsTests {
         try await onOwnThread {
             let broker = try MosquittoBroker()
             defer { broker.stop() }
-            let dir = try Fixture.temporaryDirectory("iotd-broker-accounts")
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            let httpPort = ChildProcess.freeLoopbackPort()
-            let apiPort = ChildProcess.freeLoopbackPort()
+            let iotd = IotdProcess("iotd-broker-accounts")
+            let dir = iotd.directory.path
+            let apiPort = iotd.apiPort
             try broker.adminPassword.write(toFile: dir + "/dynsec.password", atomically: false, encoding: .utf8)
             try "emqx-key\n".write(toFile: dir + "/emqx.key", atomically: false, encoding: .utf8)
-            let config = dir + "/iotd.yaml"
-            try """
-            dataDirectory: \(dir)/data
-            http: { port: \(httpPort) }
-            management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
-            logging: { level: warning }
-            brokerAccounts:
-              username: "{uid}"
-              publish: ["devices/{uid}/telemetry"]
-              subscribe: ["devices/{uid}/downlink/#"]
-              emqx: { keyFile: \(dir)/emqx.key }
-              mosquitto:
-                - { name: test, host: 127.0.0.1, port: \(broker.port), username: \(broker.adminUsername), passwordFile: \(dir)/dynsec.password, timeoutMillis: 3000 }
-            tenants:
-              - id: acme
-                products:
-                  - { id: meter, signals: [{ name: temp }] }
-                devices:
-                  - { uid: meter-1, product: meter }
-            """.write(toFile: config, atomically: false, encoding: .utf8)
-            let server = try ChildProcess([try ChildProcess.builtProduct("iotd"), "serve", "--config", config])
-            defer { server.stop(signal: SIGKILL) }
-            try Fixture.waitForPort(apiPort, process: server, seconds: 30, what: "iotd")
+            try iotd.configure(
+                iotd.preamble(logLevel: "warning") + """
+                    brokerAccounts:
+                      username: "{uid}"
+                      publish: ["devices/{uid}/telemetry"]
+                      subscribe: ["devices/{uid}/downlink/#"]
+                      emqx: { keyFile: \(dir)/emqx.key }
+                      mosquitto:
+                        - { name: test, host: 127.0.0.1, port: \(broker.port), username: \(broker.adminUsername), passwordFile: \(dir)/dynsec.password, timeoutMillis: 3000 }
+                    tenants:
+                      - id: acme
+                        products:
+                          - { id: meter, signals: [{ name: temp }] }
+                        devices:
+                          - { uid: meter-1, product: meter }
+                    """)
+            try iotd.start(seconds: 30)
+            defer { iotd.stop(signal: SIGKILL) }
 
             let admin = [
-                "Authorization": "Bearer test-admin-key-0123456789abcdef0123", "Content-Type": "application/json",
+                "Authorization": "Bearer \(IotdProcess.adminKey)", "Content-Type": "application/json",
             ]
             let emqx = ["Authorization": "Bearer emqx-key", "Content-Type": "application/json"]
             let api = try LoopbackHTTPClient(port: apiPort)

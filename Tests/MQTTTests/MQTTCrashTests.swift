@@ -11,36 +11,30 @@ import Testing
 /// publisher sends sequence-numbered QoS 1 messages at a few thousand per second while the daemon is killed
 /// with SIGKILL five times and restarted.
 @Suite(.serialized) struct MQTTCrashTests {
-    static let apiKey = "test-admin-key-0123456789abcdef0123"
-
-    func iotdConfiguration(dir: String, brokerPort: Int, httpPort: Int, apiPort: Int) -> String {
-        """
-        dataDirectory: \(dir)/data
-        http: { port: \(httpPort) }
-        outbound: { allow: ["127.0.0.1"] }
-        management: { port: \(apiPort), adminAPIKey: \(Self.apiKey) }
-        logging: { level: warning }
-        tenants:
-          - id: crash
-            products:
-              - { id: counter, signals: [{ name: seq }] }
-            devices:
-              - { uid: dev, product: counter }
-        mqtt:
-          threads: 1
-          clients:
-            - id: crash-ingest
-              tenant: crash
-              broker: { host: 127.0.0.1, port: \(brokerPort), clientID: iotd-crash, reconnectDelayMillis: 50, maxReconnectDelayMillis: 500 }
-              subscriptions:
-                - { template: "devices/{uid}/telemetry", qos: 1 }
-        """
+    func iotdConfiguration(_ iotd: IotdProcess, brokerPort: Int) -> String {
+        iotd.preamble(logLevel: "warning") + """
+            outbound: { allow: ["127.0.0.1"] }
+            tenants:
+              - id: crash
+                products:
+                  - { id: counter, signals: [{ name: seq }] }
+                devices:
+                  - { uid: dev, product: counter }
+            mqtt:
+              threads: 1
+              clients:
+                - id: crash-ingest
+                  tenant: crash
+                  broker: { host: 127.0.0.1, port: \(brokerPort), clientID: iotd-crash, reconnectDelayMillis: 50, maxReconnectDelayMillis: 500 }
+                  subscriptions:
+                    - { template: "devices/{uid}/telemetry", qos: 1 }
+            """
     }
 
     /// The client's report from the management API.
     func clientReport(apiPort: Int) throws -> [String: Any]? {
         let r = try LoopbackHTTPClient(port: apiPort).request(
-            "GET", "/api/v1/mqtt/clients/crash-ingest", headers: ["Authorization": "Bearer \(Self.apiKey)"])
+            "GET", "/api/v1/mqtt/clients/crash-ingest", headers: ["Authorization": "Bearer \(IotdProcess.adminKey)"])
         guard r.status == 200 else { return nil }
         return try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]
     }
@@ -78,17 +72,12 @@ import Testing
     @Test func killNineWhileReceivingLosesNoAcknowledgedMessage() async throws {
         let broker = try MosquittoBroker(extra: "max_queued_messages 0")
         defer { broker.stop() }
-        let dir = TemporaryDirectory("iotd-mqtt-crash")
-        let httpPort = ChildProcess.freeLoopbackPort()
-        let apiPort = ChildProcess.freeLoopbackPort()
-        let config = dir.path + "/iotd.yaml"
-        try iotdConfiguration(dir: dir.path, brokerPort: broker.port, httpPort: httpPort, apiPort: apiPort)
-            .write(toFile: config, atomically: false, encoding: .utf8)
-        let iotd = try ChildProcess.builtProduct("iotd")
+        let iotd = IotdProcess("iotd-mqtt-crash")
+        let apiPort = iotd.apiPort
+        try iotd.configure(iotdConfiguration(iotd, brokerPort: broker.port))
 
         // The first start creates the broker session (clean session off) by subscribing.
-        var server = try ChildProcess([iotd, "serve", "--config", config])
-        try waitFor(port: apiPort, path: "/readyz", seconds: 20)
+        try iotd.start()
         try waitUntilSubscribed(apiPort: apiPort)
 
         // The publisher: 4 concurrent QoS 1 streams, about 3 000 messages/s in all, each PUBACK recorded.
@@ -124,10 +113,9 @@ import Testing
 
         for run in 0..<5 {
             try await Task.sleep(for: .milliseconds(1_200 + 200 * run))
-            let status = server.stop(signal: SIGKILL)
+            let status = iotd.stop(signal: SIGKILL)
             #expect(status & 0x7f == SIGKILL, "run \(run): iotd was killed")
-            server = try ChildProcess([iotd, "serve", "--config", config])
-            try waitFor(port: apiPort, path: "/readyz", seconds: 20)
+            try iotd.start()
         }
         try await Task.sleep(for: .milliseconds(1_000))
         stream.running.store(false, ordering: .relaxed)
@@ -136,7 +124,7 @@ import Testing
         let acked = stream.acknowledged.withLock { $0 }
 
         // Let the restarted daemon drain what the broker kept, then stop it gracefully.
-        let db = dir.path + "/data/tenants/crash.sqlite"
+        let db = iotd.dataDirectory + "/tenants/crash.sqlite"
         let deadline = Date().addingTimeInterval(60)
         var last = -1
         var stableSince = Date()
@@ -152,7 +140,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(200))
         }
         let report = try clientReport(apiPort: apiPort)
-        let status = server.stop(signal: SIGTERM)
+        let status = iotd.stop(signal: SIGTERM)
         #expect(status == 0, "graceful stop: status \(status)")
 
         let stored = storedRows(db)

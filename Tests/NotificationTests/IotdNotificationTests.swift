@@ -8,50 +8,43 @@ import Testing
 @Suite(.serialized) struct IotdNotificationTests {
     @Test func killNineWithNotificationsPendingDeliversThemAfterRestart() async throws {
         try await onOwnThread {
-            let dir = TemporaryDirectory("iotd-notify")
+            let iotd = IotdProcess("iotd-notify")
+            let (httpPort, apiPort) = (iotd.httpPort, iotd.apiPort)
             let sinkPort = ChildProcess.freeLoopbackPort()
-            let httpPort = ChildProcess.freeLoopbackPort()
-            let apiPort = ChildProcess.freeLoopbackPort()
-            let config = dir.path + "/iotd.yaml"
-            try """
-            dataDirectory: \(dir.path)/data
-            http: { port: \(httpPort) }
-            outbound: { allow: ["127.0.0.1"] }
-            management: { port: \(apiPort), adminAPIKey: test-admin-key-0123456789abcdef0123 }
-            logging: { level: error }
-            notifications:
-              initialBackoffMillis: 200
-              maxBackoffMillis: 1000
-              maxAttempts: 1000
-              digestThreshold: 0
-              channels:
-                - { name: ops-webhook, type: webhook, url: "http://127.0.0.1:\(sinkPort)/webhook", secret: webhook-secret }
-                - { name: ops-dingtalk, type: dingtalk, url: "http://127.0.0.1:\(sinkPort)/dingtalk?access_token=dt-token", secret: dingtalk-secret, messagesPerMinute: 600 }
-              groups:
-                ops: [{ name: alice, addresses: { inbox: alice } }]
-            tenants:
-              - id: plant
-                products:
-                  - { id: pump, signals: [{ name: temp }] }
-                devices:
-                  - { uid: pump-1, product: pump, name: "Pump One" }
-                  - { uid: pump-2, product: pump, name: "Pump Two" }
-                  - { uid: pump-3, product: pump, name: "Pump Three" }
-                rules:
-                  - { kind: range, id: overheat, devices: { product: pump }, signal: temp, max: 80, alarmWhen: outside, severity: critical, debounce: { count: 1 }, hysteresis: 0 }
-                notifications:
-                  templates:
-                    - { id: hot, kind: alarm_raised, subject: "${device_name} overheat", body: "HOT ${device.name} ${alarm_id} value ${current_value}" }
-                  policies:
-                    - { id: ops, match: { events: [raised] }, templates: { raised: hot }, targets: [{ channel: ops-webhook }, { channel: ops-dingtalk }, { channel: inbox, recipients: ["group:ops"] }] }
-            """.write(toFile: config, atomically: false, encoding: .utf8)
-            let iotd = try ChildProcess.builtProduct("iotd")
-            let admin = ["Authorization": "Bearer test-admin-key-0123456789abcdef0123"]
+            try iotd.configure(
+                iotd.preamble() + """
+                    outbound: { allow: ["127.0.0.1"] }
+                    notifications:
+                      initialBackoffMillis: 200
+                      maxBackoffMillis: 1000
+                      maxAttempts: 1000
+                      digestThreshold: 0
+                      channels:
+                        - { name: ops-webhook, type: webhook, url: "http://127.0.0.1:\(sinkPort)/webhook", secret: webhook-secret }
+                        - { name: ops-dingtalk, type: dingtalk, url: "http://127.0.0.1:\(sinkPort)/dingtalk?access_token=dt-token", secret: dingtalk-secret, messagesPerMinute: 600 }
+                      groups:
+                        ops: [{ name: alice, addresses: { inbox: alice } }]
+                    tenants:
+                      - id: plant
+                        products:
+                          - { id: pump, signals: [{ name: temp }] }
+                        devices:
+                          - { uid: pump-1, product: pump, name: "Pump One" }
+                          - { uid: pump-2, product: pump, name: "Pump Two" }
+                          - { uid: pump-3, product: pump, name: "Pump Three" }
+                        rules:
+                          - { kind: range, id: overheat, devices: { product: pump }, signal: temp, max: 80, alarmWhen: outside, severity: critical, debounce: { count: 1 }, hysteresis: 0 }
+                        notifications:
+                          templates:
+                            - { id: hot, kind: alarm_raised, subject: "${device_name} overheat", body: "HOT ${device.name} ${alarm_id} value ${current_value}" }
+                          policies:
+                            - { id: ops, match: { events: [raised] }, templates: { raised: hot }, targets: [{ channel: ops-webhook }, { channel: ops-dingtalk }, { channel: inbox, recipients: ["group:ops"] }] }
+                    """)
+            let admin = ["Authorization": "Bearer \(IotdProcess.adminKey)"]
             let base = "/api/v1/tenants/plant/notifications"
 
-            var server = try ChildProcess([iotd, "serve", "--config", config])
-            defer { server.stop(signal: SIGKILL) }
-            try waitFor(port: apiPort, path: "/readyz", seconds: 30)
+            try iotd.start(seconds: 30)
+            defer { iotd.stop(signal: SIGKILL) }
             let api = try LoopbackHTTPClient(port: apiPort)
 
             // Templates are validated when saved: an unknown variable is a 400 that names it.
@@ -102,12 +95,11 @@ import Testing
             #expect(read.status == 204)
 
             // kill -9 with the six pending, then the sink comes up and iotd restarts.
-            let status = server.stop(signal: SIGKILL)
+            let status = iotd.stop(signal: SIGKILL)
             #expect(status & 0x7f == SIGKILL)
             let sink = try Peer.httpSink(port: sinkPort)
             defer { sink.stop() }
-            server = try ChildProcess([iotd, "serve", "--config", config])
-            try waitFor(port: apiPort, path: "/readyz", seconds: 30)
+            try iotd.start(seconds: 30)
             #expect(sink.waitForRecords(30) { $0.filter { $0["ok"] as? Bool == true }.count >= 6 })
             usleep(500_000)
             for channel in ["webhook", "dingtalk"] {
@@ -131,7 +123,7 @@ import Testing
             #expect(unread?["unread"] as? Int == 2, "the read mark survived")
             let channels = json(try api2.request("GET", base + "/channels", headers: admin)) as? [[String: Any]]
             #expect(channels?.count == 3)
-            #expect(server.stop(signal: SIGTERM) == 0)
+            #expect(iotd.stop(signal: SIGTERM) == 0)
         }
     }
 }

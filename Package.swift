@@ -409,21 +409,6 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "IoTProtocolsTests",
-            dependencies: [
-                "IoTTestSupport",
-                "IoTCore", "IoTProtocols", "IoTHTTP", "IoTTesting", "IoTStorage",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
             name: "IoTServerTests",
             dependencies: [
                 "IoTCore", "IoTServer", "IoTProtocols", "IoTTesting", "IoTStorage", "IoTRules",
@@ -439,7 +424,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "MQTTTests",
+            name: "IoTMQTTTests",
             dependencies: [
                 "IoTTestSupport",
                 "IoTCore", "IoTProtocols", "IoTTesting", "IoTStorage", "IoTServer", "CIoTSQLite",
@@ -449,10 +434,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "DeviceTransportTests",
+            name: "IoTHTTPTests",
             dependencies: [
                 "IoTTestSupport",
-                "IoTCore", "IoTProtocols", "IoTServer", "IoTTesting", "IoTStorage", "SerialSensorExample",
+                "IoTCore", "IoTProtocols", "IoTHTTP", "IoTServer", "IoTTesting", "IoTStorage", "SerialSensorExample",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -460,7 +450,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "MQTTBrokerAuthTests",
+            name: "IoTAuthTests",
             dependencies: [
                 "IoTTestSupport",
                 "IoTCore", "IoTProtocols", "IoTServer", "IoTTesting", "IoTStorage",
@@ -470,7 +460,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "NotificationTests",
+            name: "IoTNotifiersTests",
             dependencies: [
                 "IoTTestSupport",
                 "IoTCore", "IoTRules", "IoTStorage", "IoTProtocols", "IoTServer", "IoTTesting",
@@ -489,7 +479,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "ModbusTests",
+            name: "IoTModbusTests",
             dependencies: [
                 "IoTTestSupport",
                 "IoTCore", "IoTProtocols", "IoTTesting", "IoTServer", "CIoTModbus",
@@ -505,7 +495,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "CoAPTests",
+            name: "IoTCoAPTests",
             dependencies: [
                 "IoTTestSupport",
                 "IoTCore", "IoTProtocols", "IoTCoAP", "IoTTesting", "IoTStorage", "IoTServer",

@@ -36,7 +36,7 @@ import Testing
             let root = String(#filePath.prefix(upTo: #filePath.range(of: "/Tests/")!.lowerBound))
             // Port 0: the peer picks a free port right before binding it and reports it.
             let device = try ChildProcess(
-                ["/usr/bin/env", "python3", "-u", root + "/Tests/CoAPTests/Peers/coap_peer.py", "server", "0"])
+                ["/usr/bin/env", "python3", "-u", root + "/Tests/IoTCoAPTests/Peers/coap_peer.py", "server", "0"])
             defer { device.stop(signal: SIGKILL) }
             guard let ready = device.readLine(), ready.hasPrefix("ready "), let devicePort = Int(ready.dropFirst(6))
             else {

@@ -13,7 +13,7 @@ import Testing
 enum Peers {
     static let directory: String = {
         let file = #filePath
-        let tests = file[..<file.range(of: "/ModbusTests/")!.lowerBound]
+        let tests = file[..<file.range(of: "/IoTModbusTests/")!.lowerBound]
         return tests + "/Support/peers"
     }()
 

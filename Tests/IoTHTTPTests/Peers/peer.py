@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Real device and dashboard peers for DeviceTransportTests.
+"""Real device and dashboard peers for IoTHTTPTests.
 
 Every subcommand prints one event per line on stdout (flushed), so the Swift test can read them with
 ChildProcess.readLine():

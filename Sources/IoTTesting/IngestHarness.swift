@@ -58,13 +58,15 @@ public final class IngestHarness: Sendable {
     ///   - policy: the tenant's handling of unknown devices and signals.
     ///   - configuration: the ingestor's configuration.
     ///   - journal, points, registry: stores to reuse (a restart test passes the same ones twice).
+    ///   - devices: the uids of the seeded devices (all of ``product``); default ``deviceUIDs``.
     ///   - systemClock: the ingestor stamps and waits on the system clock instead of ``clock``.
     ///   - authenticator: what ``gateway`` resolves credentials with.
     ///   - start: run the ingestor now (``start(_:)`` later otherwise).
     public init(
         policy: IngestPolicy = IngestPolicy(), configuration: Ingestor.Configuration = .init(),
         journal: InMemoryJournal = InMemoryJournal(), points: InMemoryPointStore = InMemoryPointStore(),
-        registry: InMemoryRegistryStore = InMemoryRegistryStore(), systemClock: Bool = false,
+        registry: InMemoryRegistryStore = InMemoryRegistryStore(), devices: [String] = IngestHarness.deviceUIDs,
+        systemClock: Bool = false,
         authenticator: (any DeviceAuthenticator)? = nil, start: Bool = true
     ) async throws {
         self.journal = journal
@@ -75,7 +77,7 @@ public final class IngestHarness: Sendable {
         if try await registry.tenant(Self.tenant) == nil {
             try await registry.saveTenant(Tenant(id: Self.tenant, policy: policy))
             try await registry.saveProduct(.tenant(Self.tenant), Self.product)
-            for uid in Self.deviceUIDs {
+            for uid in devices {
                 try await registry.saveDevice(.tenant(Self.tenant), Device(uid: uid, product: Self.product.id))
             }
         }

@@ -11,57 +11,40 @@ import Testing
     import Glibc
 #endif
 
-/// A ``CoAPTransport`` on free loopback ports over in-memory stores, with token authentication; stopped by
-/// ``stop()``.
+/// A ``CoAPTransport`` on free loopback ports over an ``IngestHarness`` (in-memory stores; tenant `acme`, product
+/// `thermo`, devices `t-1` and `t-2`), with token authentication; stopped by ``stop()``.
 final class CoAPHarness: Sendable {
-    static let tenant: TenantID = "acme"
+    static let tenant = IngestHarness.tenant
     static let pskIdentity = "gateway-1"
     static let pskKey = "correct horse battery staple"
-    let registry = InMemoryRegistryStore()
-    let points = InMemoryPointStore()
+    let ingest: IngestHarness
     let tokens = TokenAuthenticator(credentials: InMemoryCredentialStore())
-    let ingestor: Ingestor
     let coap: CoAPTransport
     let port: Int
     let dtlsPort: Int?
-    private let task: Task<Void, any Error>
+    var registry: InMemoryRegistryStore { ingest.registry }
+    var points: InMemoryPointStore { ingest.points }
+    var ingestor: Ingestor { ingest.ingestor }
 
     init(maxBodyBytes: Int = 64 * 1024, dtls: Bool = false, ingestorConfiguration: Ingestor.Configuration = .init())
         async throws
     {
-        try await registry.saveTenant(Tenant(id: Self.tenant))
-        try await registry.saveProduct(
-            .tenant(Self.tenant), Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "hum")]))
-        for uid in ["t-1", "t-2"] {
-            try await registry.saveDevice(.tenant(Self.tenant), Device(uid: uid, product: "thermo"))
-        }
-        let logger = Logger(label: "coap-test")
-        let ingestor = Ingestor(
-            configuration: ingestorConfiguration, journal: InMemoryJournal(), pointStore: points, registry: registry,
-            logger: logger)
-        self.ingestor = ingestor
+        ingest = try await IngestHarness(
+            configuration: ingestorConfiguration, devices: ["t-1", "t-2"], systemClock: true, authenticator: tokens,
+            start: false)
         let coap = CoAPTransport(
             configuration: .init(
                 port: 0, dtls: dtls ? .init(port: 0, keys: [Self.pskIdentity: Self.pskKey]) : nil,
                 maxBodyBytes: maxBodyBytes),
-            ingestor: ingestor, authenticator: tokens, logger: logger)
+            ingestor: ingest.ingestor, authenticator: tokens, logger: Logger(label: "coap-test"))
         self.coap = coap
-        task = Task {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await ingestor.run() }
-                group.addTask { try await coap.run() }
-                try await group.next()
-                group.cancelAll()
-            }
-        }
-        while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
+        try await ingest.start([coap])
         port = try await coap.listeningPort()
         dtlsPort = dtls ? try await coap.dtlsListeningPort() : nil
     }
 
     func stop() async {
-        task.cancel()
-        _ = try? await task.value
+        await ingest.stop()
     }
 
     func identity(_ uid: String) -> DeviceIdentity { DeviceIdentity(tenant: Self.tenant, deviceUID: uid) }

@@ -9,20 +9,21 @@ import Testing
 /// inherits another test's pipe would hold it open.
 @Suite(.serialized) enum ModbusTests {}
 
-/// An ingestor over in-memory stores and a running ``ModbusTransport``.
+/// A running ``ModbusTransport`` over an ``IngestHarness`` (in-memory stores) with two tenants of its own.
 final class ModbusHarness: Sendable {
     static let tenant: TenantID = "plant"
     static let strict: TenantID = "strict"
-    let registry = InMemoryRegistryStore()
-    let points = InMemoryPointStore()
-    let journal = InMemoryJournal()
-    let ingestor: Ingestor
+    let ingest: IngestHarness
     let modbus: ModbusTransport
-    private let task: Task<Void, any Error>
+    var registry: InMemoryRegistryStore { ingest.registry }
+    var points: InMemoryPointStore { ingest.points }
+    var journal: InMemoryJournal { ingest.journal }
+    var ingestor: Ingestor { ingest.ingestor }
 
     /// Tenant `plant` registers unknown devices (product `meter`) and signals; tenant `strict` rejects both
     /// and has device `s-1` of product `fixed` with the single signal `known`.
     init(devices: [ModbusDevice], ioThreads: Int = 2, reservedDescriptors: Int = 8) async throws {
+        let registry = InMemoryRegistryStore()
         try await registry.saveTenant(
             Tenant(
                 id: Self.tenant,
@@ -31,27 +32,16 @@ final class ModbusHarness: Sendable {
         try await registry.saveTenant(Tenant(id: Self.strict))
         try await registry.saveProduct(.tenant(Self.strict), Product(id: "fixed", signals: [Signal(name: "known")]))
         try await registry.saveDevice(.tenant(Self.strict), Device(uid: "s-1", product: "fixed"))
-        let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: Logger(label: "test"))
-        self.ingestor = ingestor
+        ingest = try await IngestHarness(registry: registry, systemClock: true, start: false)
         let modbus = try ModbusTransport(
             configuration: .init(ioThreads: ioThreads, reservedDescriptors: reservedDescriptors), devices: devices,
-            ingestor: ingestor, logger: Logger(label: "test"))
+            ingestor: ingest.ingestor, logger: Logger(label: "test"))
         self.modbus = modbus
-        task = Task {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await ingestor.run() }
-                group.addTask { try await modbus.run() }
-                try await group.next()
-                group.cancelAll()
-                try await group.waitForAll()
-            }
-        }
-        while !ingestor.isReady { try await Task.sleep(for: .milliseconds(2)) }
+        try await ingest.start([modbus])
     }
 
     func stop() async {
-        task.cancel()
-        _ = try? await task.value
+        await ingest.stop()
     }
 
     /// The latest stored value of each signal of `device`.

@@ -78,6 +78,14 @@ public final class DefaultIngestGateway: IngestGateway {
             logger: logger)
     }
 
+    /// A gateway over `ingestor` that asks `authenticator` for every credential (no cache, so a revocation
+    /// takes effect on the next message): what a transport made from an ingestor and an authenticator alone
+    /// submits to.
+    public static func uncached(_ ingestor: Ingestor, authenticator: any DeviceAuthenticator) -> DefaultIngestGateway {
+        DefaultIngestGateway(
+            ingestor: ingestor, authenticator: authenticator, configuration: .init(authenticationCacheLifetime: .zero))
+    }
+
     /// ``init(ingestor:authenticator:configuration:logger:)`` with the cache's clock (monotonic
     /// nanoseconds), for tests.
     package init(

@@ -1,3 +1,5 @@
+import IoTCore
+
 extension CronExpression {
     static let dayMillis: Int64 = 86_400_000
 

@@ -1,3 +1,5 @@
+import IoTCore
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
     import FoundationInternationalization

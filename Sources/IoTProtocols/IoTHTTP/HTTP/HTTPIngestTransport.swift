@@ -92,9 +92,7 @@ public final class HTTPIngestTransport: Transport {
     ) {
         self.init(
             configuration: configuration,
-            gateway: DefaultIngestGateway(
-                ingestor: ingestor, authenticator: authenticator,
-                configuration: .init(authenticationCacheLifetime: .zero)),
+            gateway: DefaultIngestGateway.uncached(ingestor, authenticator: authenticator),
             tokenService: authenticator as? DeviceAuthService, logger: logger)
     }
 

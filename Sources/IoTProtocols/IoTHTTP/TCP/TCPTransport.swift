@@ -81,9 +81,7 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
     ) {
         self.init(
             configuration: configuration,
-            gateway: DefaultIngestGateway(
-                ingestor: ingestor, authenticator: authenticator,
-                configuration: .init(authenticationCacheLifetime: .zero)),
+            gateway: DefaultIngestGateway.uncached(ingestor, authenticator: authenticator),
             sessions: sessions, parser: parser, logger: logger)
     }
 

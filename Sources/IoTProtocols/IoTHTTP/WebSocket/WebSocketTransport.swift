@@ -78,9 +78,7 @@ public final class WebSocketTransport: Transport {
     ) {
         self.init(
             configuration: configuration,
-            gateway: DefaultIngestGateway(
-                ingestor: ingestor, authenticator: authenticator,
-                configuration: .init(authenticationCacheLifetime: .zero)),
+            gateway: DefaultIngestGateway.uncached(ingestor, authenticator: authenticator),
             sessions: sessions, parser: parser, logger: logger)
     }
 

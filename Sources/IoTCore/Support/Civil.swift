@@ -1,8 +1,8 @@
 /// Proleptic Gregorian calendar arithmetic on day numbers (days since 1970-01-01), after Howard
 /// Hinnant's `days_from_civil` / `civil_from_days`. Pure integer math: no calendar object, no clock.
-enum Civil {
+package enum Civil {
     /// Days since 1970-01-01 of a date.
-    static func days(year: Int, month: Int, day: Int) -> Int {
+    package static func days(year: Int, month: Int, day: Int) -> Int {
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400
         let yoe = y - era * 400
@@ -13,7 +13,7 @@ enum Civil {
     }
 
     /// The date of a day number.
-    static func date(days z0: Int) -> (year: Int, month: Int, day: Int) {
+    package static func date(days z0: Int) -> (year: Int, month: Int, day: Int) {
         let z = z0 + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097
@@ -26,13 +26,13 @@ enum Civil {
     }
 
     /// Day of week of a day number, 0 = Sunday (1970-01-01 was a Thursday).
-    static func weekday(days: Int) -> Int {
+    package static func weekday(days: Int) -> Int {
         let w = (days + 4) % 7
         return w < 0 ? w + 7 : w
     }
 
     /// Floor division for negative instants.
-    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    package static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
         let q = a / b
         return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
     }

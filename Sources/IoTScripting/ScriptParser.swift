@@ -50,8 +50,8 @@ public struct LuaScriptParser: Parser {
 /// ``LuaScriptParser`` (with `payload` as a string), or an unchanged go-iot-platform script.
 ///
 /// go-iot-platform scripts define ES5 `function main(nc)`, receive the payload string and return
-/// `[{Time, DeviceUid, IdentificationCode, DataRows: [{Name, Value}], Nc}]`. `Value` strings that read as
-/// numbers become numbers, others stay text (the ingestor converts each to its signal's type); `Time`
+/// `[{Time, DeviceUid, IdentificationCode, DataRows: [{Name, Value}], Nc}]`. `Value` strings stay text and
+/// the ingestor converts each to its signal's type (`"007"` stays `"007"` for a text signal); `Time`
 /// below 1e11 is seconds, otherwise milliseconds; an empty `DeviceUid` means the message's device.
 ///
 /// ```swift

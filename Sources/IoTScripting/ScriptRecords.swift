@@ -86,8 +86,10 @@ enum ScriptRecords {
 
     /// go-iot-platform: `[{Time, DeviceUid, IdentificationCode, DataRows: [{Name, Value}], Nc}]`.
     ///
-    /// `Value` strings that read as a finite number become numbers, other strings stay text (the
-    /// ingestor converts each value to its signal's type). `Time` below 1e11 is seconds, else
+    /// `Value` strings stay text, and the ingestor converts each to its signal's type (`"21.5"` is 21.5 for
+    /// a number signal; `"007"` stays `"007"` for a text signal). A signal registered on first use
+    /// (``IoTCore/IngestPolicy/unknownSignals`` `register`) from a string is text: declare number signals
+    /// in the product, as go-iot-platform does. `Time` below 1e11 is seconds, else
     /// milliseconds; 0 or missing means "stamp server time".
     static func goIoTPlatform(_ value: ScriptValue, message: InboundMessage, script: String) throws(IoTError)
         -> [DeviceRecord]
@@ -125,12 +127,9 @@ enum ScriptRecords {
                     case nil, .null: continue
                     case .number(let d): values[name] = .number(d)
                     case .bool(let b): values[name] = .bool(b)
-                    case .string(let s):
-                        if let d = Double(s.trimmingSpaces), d.isFinite {
-                            values[name] = .number(d)
-                        } else {
-                            values[name] = .text(s)
-                        }
+                    // Kept as the script wrote it: the ingestor converts it to the signal's type ("21.5" for a
+                    // number signal is 21.5; "007" for a text signal stays "007", not "7.0").
+                    case .string(let s): values[name] = .text(s)
                     case let other?:
                         throw malformed(script, "record \(i + 1) with \(kind(other)) as the Value of '\(name)'")
                     }

@@ -166,7 +166,7 @@ extension WorkerTests {
                 records == [
                     DeviceRecord(
                         deviceUID: "t-1", identificationCode: "t-1", time: 1_700_000_000_000,
-                        values: ["temp": .number(21.5), "on": .number(1), "fw": .text("v1.2")])
+                        values: ["temp": .text("21.5"), "on": .text("1"), "fw": .text("v1.2")])
                 ])
         }
 
@@ -181,11 +181,41 @@ extension WorkerTests {
                 records == [
                     DeviceRecord(
                         deviceUID: "gw-9", identificationCode: "s1", time: 1_700_000_000_500,
-                        values: ["temp": .number(21.5), "hum": .number(40)]),
+                        values: ["temp": .text("21.5"), "hum": .text("40")]),
                     DeviceRecord(
                         deviceUID: "gw-9", identificationCode: "s2", time: 1_700_000_060_500,
-                        values: ["temp": .text("n/a"), "hum": .number(55.5)]),
+                        values: ["temp": .text("n/a"), "hum": .text("55.5")]),
                 ])
+        }
+
+        /// Issue 20, item 2: a go-iot-platform `Value` string is converted to its signal's type by the ingestor:
+        /// `"007"` for a text signal is stored as `"007"` (it was `"7.0"`), `"21.5"` for a number signal as
+        /// 21.5, `"1"` for a bool signal as true.
+        @Test func goIoTPlatformValuesTakeTheirSignalsType() async throws {
+            let js = try JavaScriptEngine()
+            defer { js.shutdown() }
+            let parser = try JavaScriptParser(
+                source: """
+                    function main(nc) {
+                        return [{ "Time": 1700000000, "DeviceUid": "", "IdentificationCode": "",
+                                  "DataRows": [{ "Name": "code", "Value": "007" }, { "Name": "temp", "Value": "21.5" },
+                                               { "Name": "on", "Value": "1" }], "Nc": nc }];
+                    }
+                    """, name: "go-types", engine: js)
+            let h = try await IngestHarness()
+            defer { Task { await h.stop() } }
+            try await h.registry.saveProduct(
+                h.scope,
+                Product(
+                    id: "typed",
+                    signals: [
+                        Signal(name: "code", type: .text), Signal(name: "temp"), Signal(name: "on", type: .bool),
+                    ]))
+            try await h.registry.saveDevice(h.scope, Device(uid: "typed-1", product: "typed"))
+            _ = try await h.send("{}", parser: parser, device: "typed-1")
+            #expect(try await h.waitForPoints("typed-1", "code", count: 1).first?.value == .text("007"))
+            #expect(try await h.waitForPoints("typed-1", "temp", count: 1).first?.value == .number(21.5))
+            #expect(try await h.waitForPoints("typed-1", "on", count: 1).first?.value == .bool(true))
         }
 
         /// Issue 17, item 4: a go-iot-platform gateway script (one message, many devices) works for a gateway

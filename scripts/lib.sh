@@ -23,7 +23,7 @@ install_packages() {
 # PyPI test peers, pinned to the versions the tests were last run with (a new release must not change a CI
 # run): pymodbus (simulated Modbus devices; 3.16.1 runs on Python 3.11), pyserial (its RTU server), paho-mqtt,
 # aiosmtpd (SMTP sink), websockets, aiocoap, schemathesis (the management and device APIs against openapi.yaml).
-PIP_TEST_PACKAGES=("pymodbus:pymodbus==3.16.1" "serial:pyserial==3.5" "paho.mqtt:paho-mqtt==2.2.0" "aiosmtpd:aiosmtpd==1.4.6" "websockets:websockets==17.4" "aiocoap:aiocoap==0.4.17" "schemathesis:schemathesis==4.32.5")
+PIP_TEST_PACKAGES=("pymodbus:pymodbus==3.16.1" "serial:pyserial==3.5" "paho.mqtt:paho-mqtt==2.2.0" "aiosmtpd:aiosmtpd==1.4.6" "websockets:websockets==17.4" "aiocoap:aiocoap==0.4.17" "schemathesis:schemathesis==4.32.5" "standardwebhooks:standardwebhooks==1.3.0")
 
 # install_pip_packages: pip install the test peers (PIP_TEST_PACKAGES, "module:requirement" pairs) whose module
 # python3 cannot import yet.

@@ -13,6 +13,7 @@ public struct NotificationSettings: Codable, Sendable {
         var type: String  // inbox, email, webhook, feishu, dingtalk, wecom, wechat, slack, sms, voice
         var url: String?
         var secret: String?
+        var signature: WebhookNotifier.Signature?  // webhook: standard (default), github, iot
         var headers: [String: String]?
         var method: String?
         var body: String?
@@ -128,7 +129,7 @@ public struct NotificationSettings: Codable, Sendable {
                     channel: ch.name,
                     configuration: .init(
                         url: try need(ch.url, "url"), secret: ch.secret, headers: ch.headers ?? [:],
-                        timeout: timeout))
+                        timeout: timeout, signature: ch.signature ?? .standard))
             case "feishu": return FeishuNotifier(channel: ch.name, configuration: try robot())
             case "dingtalk": return DingTalkNotifier(channel: ch.name, configuration: try robot())
             case "wecom": return WeComNotifier(channel: ch.name, configuration: try robot())
@@ -171,6 +172,15 @@ public struct NotificationSettings: Codable, Sendable {
             if let v = ch.timeoutMillis, !(1...600_000).contains(v) {
                 throw ConfigurationError(
                     "notifications.channels[\(ch.name)].timeoutMillis: \(v) is out of range; use 1 to 600000 ms")
+            }
+            if ch.type == "webhook" {
+                do throws(IoTError) {
+                    try WebhookNotifier.Configuration(
+                        url: ch.url ?? "", secret: ch.secret, signature: ch.signature ?? .standard
+                    ).validate()
+                } catch {
+                    throw ConfigurationError("notifications.channels[\(ch.name)].secret: \(error.message)")
+                }
             }
         }
         do throws(IoTError) { try dispatcherConfiguration.validate() } catch {

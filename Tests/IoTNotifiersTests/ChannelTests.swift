@@ -82,6 +82,39 @@ import Testing
                 == "Device \"pump-1\" raised a **overheat** alarm\nat 12:00; value 97.5 °C")
     }
 
+    /// Issue 20, item 3: the generic webhook signs as Standard Webhooks by default (verified here by the
+    /// `standardwebhooks` library from PyPI, with a `whsec_` secret), or as GitHub's `X-Hub-Signature-256`, or in
+    /// the earlier `X-IoT-Signature` scheme; a wrong secret is refused by each receiver.
+    @Test func webhookSignaturesAreVerifiedByTheReceiversOfTheirSchemes() async throws {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        let port = ChildProcess.freeLoopbackPort()
+        let sink = try Peer.httpSink(port: port, extra: ["--webhook-secret", secret])
+        defer { sink.stop() }
+        let base = "http://127.0.0.1:\(port)"
+        for (path, scheme, key) in [
+            ("/webhook", WebhookNotifier.Signature.standard, secret), ("/webhook-github", .github, secret),
+            ("/webhook-iot", .iot, secret), ("/webhook", .standard, "whsec_" + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        ] {
+            let hook = WebhookNotifier(
+                channel: "webhook", configuration: .init(url: base + path, secret: key, signature: scheme))
+            let n = Notification(
+                id: "n-\(scheme)-\(key.suffix(4))", channel: "webhook", recipient: "", subject: "s", body: "b",
+                tenant: "acme")
+            if key == secret {
+                try await hook.send(n)
+            } else {
+                await #expect(throws: (any Error).self, "a wrong key is refused") { try await hook.send(n) }
+            }
+        }
+        #expect(sink.waitForRecords(10) { $0.count >= 4 })
+        #expect(sink.records(channel: "webhook").map { $0["ok"] as? Bool } == [true, false])
+        #expect(sink.records(channel: "webhook-github").first?["ok"] as? Bool == true)
+        #expect(sink.records(channel: "webhook-iot").first?["ok"] as? Bool == true)
+        #expect(throws: IoTError.self, "a whsec_ secret must carry base64") {
+            try WebhookNotifier.Configuration(url: base, secret: "whsec_not base64!").validate()
+        }
+    }
+
     @Test func badCredentialsDeadLetterWithAReadableReason() async throws {
         let port = ChildProcess.freeLoopbackPort()
         let sink = try Peer.httpSink(port: port)

@@ -2,7 +2,9 @@
 """A local HTTP sink that plays every vendor the notifier channels talk to, and checks what they send.
 
 Verifies, with each vendor's documented algorithm:
-  /webhook   generic webhook: X-IoT-Signature = "sha256=" + hex(HMAC-SHA256(secret, X-IoT-Timestamp + "." + body))
+  /webhook         generic webhook, Standard Webhooks: verified by the `standardwebhooks` library (PyPI)
+  /webhook-github  GitHub: X-Hub-Signature-256 = "sha256=" + hex(HMAC-SHA256(secret, body))
+  /webhook-iot     the earlier scheme: X-IoT-Signature = "sha256=" + hex(HMAC-SHA256(secret, X-IoT-Timestamp + "." + body))
   /feishu    Feishu custom bot: sign = base64(HMAC-SHA256(key = f"{timestamp}\\n{secret}", msg = b"")), timestamp in s
   /dingtalk  DingTalk robot: ?timestamp=<ms>&sign=urlencode(base64(HMAC-SHA256(key = secret, msg = f"{ts}\\n{secret}")))
 and checks the bodies of:
@@ -79,20 +81,35 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         path = url.path
-        if path == "/webhook":
-            ts = self.headers.get("X-IoT-Timestamp", "")
-            want = "sha256=" + hmac.new(a.webhook_secret.encode(), ts.encode() + b"." + raw, hashlib.sha256).hexdigest()
-            got = self.headers.get("X-IoT-Signature", "")
-            if not ts or not hmac.compare_digest(want, got):
-                emit("webhook", False, body, "signature mismatch")
-                return self.reply(401, {"error": "bad signature"})
-            if abs(int(ts) - time.time() * 1000) > 300_000:
-                emit("webhook", False, body, "stale timestamp")
-                return self.reply(401, {"error": "stale timestamp"})
+        if path in ("/webhook", "/webhook-github", "/webhook-iot"):
+            channel = path[1:]
+            if path == "/webhook":
+                from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+                secret = a.webhook_secret if a.webhook_secret.startswith("whsec_") else a.webhook_secret.encode()
+                try:
+                    Webhook(secret).verify(raw, dict(self.headers.items()))
+                except WebhookVerificationError as e:
+                    emit(channel, False, body, "standard webhooks: " + str(e))
+                    return self.reply(401, {"error": str(e)})
+            elif path == "/webhook-github":
+                want = "sha256=" + hmac.new(a.webhook_secret.encode(), raw, hashlib.sha256).hexdigest()
+                if not hmac.compare_digest(want, self.headers.get("X-Hub-Signature-256", "")):
+                    emit(channel, False, body, "signature mismatch")
+                    return self.reply(401, {"error": "bad signature"})
+            else:
+                ts = self.headers.get("X-IoT-Timestamp", "")
+                want = "sha256=" + hmac.new(a.webhook_secret.encode(), ts.encode() + b"." + raw, hashlib.sha256).hexdigest()
+                got = self.headers.get("X-IoT-Signature", "")
+                if not ts or not hmac.compare_digest(want, got):
+                    emit(channel, False, body, "signature mismatch")
+                    return self.reply(401, {"error": "bad signature"})
+                if abs(int(ts) - time.time() * 1000) > 300_000:
+                    emit(channel, False, body, "stale timestamp")
+                    return self.reply(401, {"error": "stale timestamp"})
             if not isinstance(body, dict) or not {"id", "body", "messageIDs", "count"} <= body.keys():
-                emit("webhook", False, body, "missing fields")
+                emit(channel, False, body, "missing fields")
                 return self.reply(400, {"error": "missing fields"})
-            emit("webhook", True, body)
+            emit(channel, True, body)
             return self.reply(200, {"ok": True})
         if path == "/feishu":
             ts = (body or {}).get("timestamp", "")

@@ -120,7 +120,7 @@ public struct NotificationSettings: Codable, Sendable {
                     configuration: .init(
                         url: try need(ch.url, "url"), from: try need(ch.from, "from"), fromName: ch.fromName,
                         username: ch.username,
-                        password: ch.password, authMechanism: ch.auth, requireTLS: ch.requireTLS ?? true,
+                        password: ch.password, authMechanism: ch.auth, requireTLS: ch.requireTLS,
                         caFile: ch.caFile,
                         insecureSkipVerify: ch.insecureSkipVerify ?? false,
                         timeout: .milliseconds(ch.timeoutMillis ?? 30_000)))

@@ -40,6 +40,47 @@ import Testing
         try check(#require(server.records.first), tls: false, login: "iot")
     }
 
+    /// Issue 20, item 4: a plain `smtp://` relay without a login (a local relay on port 25) gets the mail with
+    /// the defaults (STARTTLS only when offered: none here), and one that offers STARTTLS is upgraded.
+    @Test func plainSMTPWithoutALoginNeedsNoSetting() async throws {
+        let port = ChildProcess.freeLoopbackPort()
+        let server = try Peer.smtp(port: port)
+        defer { server.stop() }
+        try await EmailNotifier(configuration: .init(url: "smtp://127.0.0.1:\(port)", from: "iot@example.com"))
+            .send(note)
+        #expect(server.waitForRecords(10) { $0.count == 1 })
+        try check(#require(server.records.first), tls: false, login: nil)
+
+        let dir = TemporaryDirectory("smtp-opportunistic")
+        let (cert, key) = try makeTestCertificate(in: dir.path)
+        let tlsPort = ChildProcess.freeLoopbackPort()
+        let tlsServer = try Peer.smtp(port: tlsPort, extra: ["--starttls", cert, key])
+        defer { tlsServer.stop() }
+        try await EmailNotifier(
+            configuration: .init(url: "smtp://127.0.0.1:\(tlsPort)", from: "iot@example.com", caFile: cert)
+        ).send(note)
+        #expect(tlsServer.waitForRecords(10) { $0.count == 1 })
+        try check(#require(tlsServer.records.first), tls: true, login: nil)
+    }
+
+    /// With a password and no `requireTLS`, STARTTLS is required: a relay that does not offer it gets no login
+    /// in clear, and the message says what to do.
+    @Test func aLoginIsNeverSentInClearByDefault() async throws {
+        let port = ChildProcess.freeLoopbackPort()
+        let server = try Peer.smtp(port: port, extra: ["--login", "iot", "--password", "s3cret"])
+        defer { server.stop() }
+        let mail = EmailNotifier(
+            configuration: .init(
+                url: "smtp://127.0.0.1:\(port)", from: "iot@example.com", username: "iot", password: "s3cret"))
+        await #expect(throws: (any Error).self) { try await mail.send(note) }
+        do {
+            try await mail.send(note)
+        } catch {
+            #expect("\(error)".contains("does not offer STARTTLS"), "\(error)")
+        }
+        #expect(server.records.isEmpty)
+    }
+
     @Test func startTLSWithAuthLogin() async throws {
         let dir = TemporaryDirectory("smtp-tls")
         let (cert, key) = try makeTestCertificate(in: dir.path)

@@ -1,11 +1,12 @@
 import Foundation
 import IoTCore
-import IoTPlatform
 import IoTProtocols
 import IoTServer
 import IoTStorage
 import Logging
 import Testing
+
+@testable import IoTPlatform
 
 /// Issue 18, item 3: one configuration decodes straight into the libraries' own `Configuration`s, with their
 /// defaults, their own `validate()`, and an error naming an unknown key.
@@ -126,5 +127,28 @@ import Testing
             path: root + "/Examples/iotd.example.yaml", environment: environment)
         #expect(inline.isEmpty)
         #expect(!c.tenants.isEmpty && c.coap.listener?.dtls?.keys.isEmpty == false)
+    }
+
+    /// Issue 20, item 4: every key a notification channel decodes is documented in the example file (a line
+    /// `#   <key> …` in its `notifications:` section). The keys come from the decoder itself, so a key added
+    /// later without its documentation fails here.
+    @Test func everyChannelKeyIsDocumentedInTheExample() throws {
+        let root = String(#filePath.prefix(upTo: #filePath.range(of: "/Tests/")!.lowerBound))
+        let text = try String(contentsOfFile: root + "/Examples/iotd.example.yaml", encoding: .utf8)
+        let start = try #require(text.range(of: "\nnotifications:"))
+        let section = String(text[start.upperBound...]).components(separatedBy: "\n")
+            .prefix { !$0.hasPrefix("tenants:") }
+        let channel = try JSONDecoder().decode(
+            NotificationSettings.Channel.self, from: Data(#"{"name": "c", "type": "inbox"}"#.utf8))
+        let keys = Mirror(reflecting: channel).children.compactMap(\.label)
+        #expect(keys.count >= 29, "\(keys)")
+        for key in keys {
+            let documented = section.contains { line in
+                let words = line.split(separator: " ", omittingEmptySubsequences: true)
+                guard words.first == "#" else { return false }
+                return words.dropFirst().prefix(2).contains { $0.trimmingCharacters(in: .punctuationCharacters) == key }
+            }
+            #expect(documented, "channel key '\(key)' is not documented in Examples/iotd.example.yaml")
+        }
     }
 }

@@ -41,8 +41,9 @@ struct CurlRequest: Sendable {
     var password: String?
     /// `AUTH=PLAIN`, `AUTH=LOGIN`, …
     var loginOptions: String?
-    /// SMTP over plain TCP: require STARTTLS.
-    var requireTLS = false
+    /// SMTP over plain TCP: STARTTLS required (`true`), used when the server offers it (`false`), or not
+    /// asked for (`nil`).
+    var requireTLS: Bool?
     /// A CA bundle (PEM) to trust instead of the system's.
     var caFile: String?
     /// Skip certificate verification (tests with self-signed certificates only).
@@ -154,7 +155,9 @@ enum CurlClient {
             for to in r.mailRecipients { rcpt = curl_slist_append(rcpt, to) }
             lists.append(rcpt)
             _ = ciot_curl_setopt_slist(h, CURLOPT_MAIL_RCPT, rcpt)
-            if r.requireTLS { easy.set(CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue)) }
+            if let required = r.requireTLS {
+                easy.set(CURLOPT_USE_SSL, Int(required ? CURLUSESSL_ALL.rawValue : CURLUSESSL_TRY.rawValue))
+            }
             easy.set(CURLOPT_UPLOAD, 1)
             easy.set(CURLOPT_INFILESIZE_LARGE, box.upload.count)
             _ = ciot_curl_setopt_read(h, CURLOPT_READFUNCTION, readCallback)

@@ -27,8 +27,11 @@ public struct EmailNotifier: Notifier {
         public var password: String?
         /// `PLAIN`, `LOGIN` or `nil` (libcurl picks what the server offers).
         public var authMechanism: String?
-        /// For `smtp://`: require STARTTLS (fail rather than send in clear). Default `true`.
-        public var requireTLS: Bool
+        /// For `smtp://`: `true` requires STARTTLS (fails rather than send in clear); `false` upgrades with
+        /// STARTTLS when the relay offers it and sends in clear otherwise (a local relay on port 25). Default
+        /// `nil`: required when a ``password`` is set, so that a login never goes in clear, opportunistic
+        /// otherwise. `smtps://` is always TLS.
+        public var requireTLS: Bool?
         /// A CA bundle (PEM) to trust for the relay's certificate; default the system's.
         public var caFile: String?
         /// Skip certificate verification: only for a test relay with a self-signed certificate.
@@ -38,7 +41,7 @@ public struct EmailNotifier: Notifier {
         /// Creates a configuration.
         public init(
             url: String, from: String, fromName: String? = nil, username: String? = nil, password: String? = nil,
-            authMechanism: String? = nil, requireTLS: Bool = true, caFile: String? = nil,
+            authMechanism: String? = nil, requireTLS: Bool? = nil, caFile: String? = nil,
             insecureSkipVerify: Bool = false,
             timeout: Duration = .seconds(30)
         ) {
@@ -77,7 +80,9 @@ public struct EmailNotifier: Notifier {
         request.username = configuration.username
         request.password = configuration.password
         request.loginOptions = configuration.authMechanism.map { "AUTH=\($0.uppercased())" }
-        request.requireTLS = configuration.url.hasPrefix("smtp://") && configuration.requireTLS
+        if configuration.url.hasPrefix("smtp://") {
+            request.requireTLS = configuration.requireTLS ?? (configuration.password != nil)
+        }
         request.caFile = configuration.caFile
         request.insecure = configuration.insecureSkipVerify
         do {

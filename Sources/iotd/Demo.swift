@@ -86,10 +86,7 @@ struct Demo: AsyncParsableCommand {
         ticker.cancel()
         await simulator.stop()
         await mqtt?.stop()
-        let s = platform.ingestor.statistics
-        print(
-            "stopped: received \(s.received), stored \(s.stored), rejected \(s.rejectedTotal), dropped \(s.droppedTotal), in flight \(s.inFlight)"
-        )
+        print(accountingLine(platform.ingestor.statistics))
         try outcome.get()
     }
 

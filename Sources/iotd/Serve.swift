@@ -1,4 +1,5 @@
 import ArgumentParser
+import IoTCore
 import IoTPlatform
 import IoTServer
 import Logging
@@ -51,9 +52,22 @@ struct Serve: AsyncParsableCommand {
             let (http, management) = try await platform.listeningPorts()
             logger.info("iotd serving", metadata: ["device_http": "\(http)", "management": "\(management)"])
         }
-        try await group.run()
+        let outcome: Result<Void, any Error>
+        do {
+            try await group.run()
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
+        }
         announce.cancel()
+        print(accountingLine(platform.ingestor.statistics))
+        try outcome.get()
     }
+}
+
+/// The last line `iotd serve` and `iotd demo` print: what the ingestor received and what became of it.
+func accountingLine(_ s: IngestStatistics) -> String {
+    "stopped: received \(s.received), stored \(s.stored), rejected \(s.rejectedTotal), dropped \(s.droppedTotal), in flight \(s.inFlight)"
 }
 
 /// Bootstraps swift-log (stderr) and swift-metrics (Prometheus); only the daemon does this.

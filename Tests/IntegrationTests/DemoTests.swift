@@ -201,6 +201,30 @@ import Testing
         }
     }
 
+    /// Issue 20, item 8: `iotd serve` prints the same final accounting line on shutdown as `iotd demo`.
+    @Test func serveReportsItsAccountingOnShutdown() async throws {
+        try await onOwnThread {
+            let iotd = IotdProcess("iotd-accounting")
+            try iotd.configure(
+                iotd.preamble()
+                    + "tenants: [{ id: lab, products: [{ id: p, signals: [{ name: s }] }], devices: [{ uid: d, product: p }] }]\n"
+            )
+            let server = try iotd.start()
+            let issued = try iotd.api("POST", "/api/v1/tenants/lab/devices/d/tokens", "{}")
+            let token = try #require(
+                (try JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String)
+            let device = try LoopbackHTTPClient(port: iotd.httpPort)
+            for (i, body) in [#"{"s": 1}"#, #"{"s": 2}"#, #"{"s": 3}"#, #"{"nope": 4}"#].enumerated() {
+                let r = try device.request("POST", "/api/v1/\(token)/telemetry", body: Array(body.utf8))
+                #expect(r.status == (i < 3 ? 200 : 400), "\(body): \(r.status) \(r.text)")
+            }
+            #expect(iotd.stop(signal: SIGTERM) == 0)
+            var last = ""
+            while let line = server.readLine(timeoutSeconds: 10) { last = line }
+            #expect(last == "stopped: received 4, stored 3, rejected 1, dropped 0, in flight 0", "\(last)")
+        }
+    }
+
     /// Issue 17, item 11: the data directory is readable by iotd's user only (0700, files 0600).
     @Test func theDataDirectoryIsPrivate() async throws {
         try await onOwnThread {

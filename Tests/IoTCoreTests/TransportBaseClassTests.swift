@@ -242,6 +242,22 @@ final class LoadAveragePoller: PollingTransport, @unchecked Sendable {
         await h.stop()
     }
 
+    /// Issue 20, item 7: a poller's `lastError` describes the current run of failures and is cleared by the
+    /// next success, so a device that recovered does not show an old error.
+    @Test func aSuccessClearsTheLastError() async throws {
+        let h = try await IngestHarness()
+        defer { Task { await h.stop() } }
+        let poller = PollingTransport(
+            name: "recovering", identity: DeviceIdentity(tenant: IngestHarness.tenant, deviceUID: "t-1"),
+            ingestor: h.ingestor, clock: h.clock)
+        _ = poller.recordFailure(IoTError(.unavailable, "connection refused"))
+        #expect(poller.status.lastError?.contains("connection refused") == true)
+        #expect(poller.status.consecutiveFailures == 1)
+        _ = poller.recordSuccess(due: h.clock.now())
+        #expect(poller.status.lastError == nil)
+        #expect(poller.status.consecutiveFailures == 0 && poller.status.failures == 1)
+    }
+
     @Test func pollingTransportTimesOutAHangingPoll() async throws {
         final class Hanging: PollingTransport, @unchecked Sendable {
             override func poll() async throws -> [DeviceRecord] {

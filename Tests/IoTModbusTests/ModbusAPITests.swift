@@ -67,6 +67,40 @@ extension ModbusTests {
             await h.stop()
         }
 
+        /// Issue 20, item 7: a device the tenant does not know is refused with 400 (every poll would be
+        /// rejected), unless the tenant registers unknown devices; a registered one is accepted.
+        @Test func anUnregisteredDeviceIsRefused() async throws {
+            let server = try ModbusServer(.libmodbus, specs: ["h:0=1"])
+            defer { server.stop() }
+            let h = try await ModbusHarness(devices: [])
+            let api = ManagementServer(
+                configuration: .init(port: 0, adminAPIKey: "k"), registry: h.registry, points: h.points,
+                tokens: TokenIssuerStub(), ingestor: h.ingestor, prometheus: nil,
+                resources: [ModbusRoutes(modbus: h.modbus)], logger: Logger(label: "test"))
+            let apiTask = Task { try await api.run() }
+            defer { apiTask.cancel() }
+            let client = AsyncLoopbackHTTPClient(port: try await api.listeningPort())
+            let auth = ["X-API-Key": "k", "Content-Type": "application/json"]
+            func body(_ uid: String) -> [UInt8] {
+                Array(
+                    #"{"uid":"\#(uid)","tcp":{"host":"127.0.0.1","port":\#(server.port)},"unitId":1,"intervalMillis":100,"registers":[{"signal":"known","address":0}]}"#
+                        .utf8)
+            }
+            let strict = "/api/v1/tenants/\(ModbusHarness.strict)/modbus/devices"
+            let refused = try await client.request("POST", strict, headers: auth, body: body("ghost"))
+            #expect(refused.status == 400 && refused.text.contains("not registered"), "\(refused.text)")
+            let replaced = try await client.request("PUT", strict + "/ghost", headers: auth, body: body("ghost"))
+            #expect(replaced.status == 400, "\(replaced.text)")
+            #expect(h.modbus.devices().isEmpty, "nothing is polled")
+            let known = try await client.request("POST", strict, headers: auth, body: body("s-1"))
+            #expect(known.status == 201, "\(known.text)")
+            // Tenant `plant` registers unknown devices on first use: any uid is accepted there.
+            let open = try await client.request(
+                "POST", "/api/v1/tenants/\(ModbusHarness.tenant)/modbus/devices", headers: auth, body: body("new-1"))
+            #expect(open.status == 201, "\(open.text)")
+            await h.stop()
+        }
+
         /// Devices added, changed and removed at run time through `POST`/`PUT`/`DELETE
         /// /api/v1/tenants/{tenant}/modbus/devices`, against a pymodbus device, kept in the definition store
         /// and polled again by a new transport after `restoreDefinitions()` (a restart).

@@ -84,7 +84,8 @@ open class PollingTransport: Transport, @unchecked Sendable {
         public var failures = 0
         /// Failures since the last success; 0 when the device answers.
         public var consecutiveFailures = 0
-        /// The last failure's description.
+        /// The description of the failure that broke the last run of successes; `nil` while the device
+        /// answers (a success clears it).
         public var lastError: String?
         /// When the last successful poll ended (UTC ms).
         public var lastSuccessAt: Int64?
@@ -185,6 +186,7 @@ open class PollingTransport: Transport, @unchecked Sendable {
         state.withLock { s in
             s.successes += 1
             s.consecutiveFailures = 0
+            s.lastError = nil
             s.lastSuccessAt = now
         }
         return nextPollTime(after: due, now: now)

@@ -122,6 +122,7 @@ public struct ModbusRoutes: ManagementRoutes {
                 let scope = try await api.tenantScope(context)
                 let bytes = try await JSONOutput.body(of: request, maxBytes: api.configuration.maxBodyBytes)
                 let device = try Self.modbusDevice(from: bytes, tenant: scope.tenant, uid: nil)
+                try await Self.checkRegistered(device.identity, api)
                 try modbus.add(device)
                 try await saveModbusDevice(device)
                 return try JSONOutput.response(
@@ -133,6 +134,7 @@ public struct ModbusRoutes: ManagementRoutes {
                 let identity = try await Self.modbusIdentity(context, api)
                 let bytes = try await JSONOutput.body(of: request, maxBytes: api.configuration.maxBodyBytes)
                 let device = try Self.modbusDevice(from: bytes, tenant: identity.tenant, uid: identity.deviceUID)
+                try await Self.checkRegistered(device.identity, api)
                 let existed = try await modbus.replace(device)
                 try await saveModbusDevice(device)
                 return try JSONOutput.response(
@@ -219,6 +221,19 @@ public struct ModbusRoutes: ManagementRoutes {
             throw APIError.notFound("no Modbus device \"\(identity.deviceUID)\" is polled in this tenant")
         }
         return status
+    }
+
+    /// A polled device's records are the device's own: it must be registered in the tenant, unless the tenant
+    /// registers unknown devices on first use (otherwise every poll would be rejected).
+    ///
+    /// - Throws: 400 naming the device and what to do.
+    private static func checkRegistered(_ identity: DeviceIdentity, _ api: ManagementAPI) async throws {
+        let scope = AccessScope.tenant(identity.tenant)
+        guard try await api.registry.device(scope, uid: identity.deviceUID) == nil else { return }
+        if case .register? = try await api.registry.tenant(identity.tenant)?.policy.unknownDevices { return }
+        throw APIError.badRequest(
+            "device \"\(identity.deviceUID)\" is not registered in tenant \"\(identity.tenant)\", so every poll would be rejected; create it with POST /api/v1/tenants/\(identity.tenant)/devices first"
+        )
     }
 
     private static func modbusIdentity(_ context: BasicRequestContext, _ api: ManagementAPI) async throws

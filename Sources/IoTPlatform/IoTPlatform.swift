@@ -93,8 +93,8 @@ public final class IoTPlatform: Service, Sendable {
     public let webSocket: WebSocketTransport?
     /// The raw TCP listeners of `tcp:`.
     public let tcp: [TCPTransport]
-    /// The Modbus poller, with `modbus:`.
-    public let modbus: ModbusTransport?
+    /// The Modbus poller: the one of `modbus:`, or one made when the first device is added.
+    public let modbus: ModbusOnDemand
     /// The MQTT clients (from the configuration and the API).
     public let mqtt: MQTTClientManager
     /// Resources observed on CoAP devices; runs always (idle without observations).
@@ -206,11 +206,12 @@ public final class IoTPlatform: Service, Sendable {
                 configuration: t.listener, gateway: gateway, sessions: sessions,
                 parser: RegistryParser(name: t.parser, registry: parsers), logger: logger)
         }
-        if let section = configuration.modbus {
-            modbus = try ModbusTransport(
+        let configured = try configuration.modbus.map { section in
+            try ModbusTransport(
                 configuration: section.poller, devices: section.devices, gateway: gateway, clock: clock, logger: logger)
-        } else {
-            modbus = nil
+        }
+        modbus = ModbusOnDemand(transport: configured) { [gateway, clock, logger] () throws(IoTError) in
+            try ModbusTransport(gateway: gateway, clock: clock, logger: logger)
         }
         var mqttConfiguration = configuration.mqtt.manager
         mqttConfiguration.outbound = configuration.outbound
@@ -242,7 +243,7 @@ public final class IoTPlatform: Service, Sendable {
             DownlinkRoutes(sessions: sessions), LiveFeedRoutes(feed: liveFeed), MQTTClientRoutes(clients: mqtt),
             CoAPObservationRoutes(observations: coapObservations, definitions: definitions),
         ]
-        if let modbus { resources.append(ModbusRoutes(modbus: modbus, definitions: definitions)) }
+        resources.append(ModbusRoutes(modbus: modbus, definitions: definitions))
         management = ManagementServer(
             configuration: managementConfiguration, registry: registry, points: points,
             tokens: provisioners.isEmpty ? deviceAuth : ProvisioningTokenIssuer(deviceAuth, provisioners: provisioners),
@@ -258,7 +259,7 @@ public final class IoTPlatform: Service, Sendable {
         var services: [any Service] = [dispatcher, rules, statistics, ingestor]
         if let retention { services.append(retention) }
         services += [management, http, mqtt, coapObservations]
-        if let modbus { services.append(modbus) }
+        services.append(modbus)
         if let webSocket { services.append(webSocket) }
         if let coap { services.append(coap) }
         return services + tcp + addedTransports

@@ -34,6 +34,26 @@ struct CoAPIngestTests {
         await h.stop()
     }
 
+    /// Issue 20, item 7: `…/api/v1/devices/{uid}/telemetry?token=…`, as on the HTTP listener: the token's device
+    /// posts for itself (coap-client and aiocoap); another device's uid with that token is 4.03; no token is 4.01.
+    @Test("POST /api/v1/devices/{uid}/telemetry with the token in the query, from libcoap and aiocoap")
+    func devicePathWithQueryToken() async throws {
+        let h = try await CoAPHarness()
+        let token = try await h.token("t-1")
+        let base = "coap://127.0.0.1:\(h.port)/api/v1/devices"
+        let out = try await coapClient("-m post -t 50 -e '{\"temp\":22.5}' '\(base)/t-1/telemetry?token=\(token)'")
+        #expect(out.contains(#""points":1"#), "\(out)")
+        let senml = try await aiocoap("post", "\(base)/t-1/telemetry?token=\(token)", #"[{"n":"hum","v":41}]"#, format: 110)
+        #expect(senml.hasPrefix("2.04 "), "\(senml)")
+        #expect(try await h.waitForPoint("t-1", "temp") == .number(22.5))
+        #expect(try await h.waitForPoint("t-1", "hum") == .number(41))
+        let other = try await aiocoap("post", "\(base)/t-2/telemetry?token=\(token)", #"{"temp":1}"#)
+        #expect(other.hasPrefix("4.03 "), "a device that is not a gateway speaks only for itself: \(other)")
+        let anonymous = try await aiocoap("post", "\(base)/t-1/telemetry", #"{"temp":1}"#)
+        #expect(anonymous.hasPrefix("4.01 ") && anonymous.contains("token"), "\(anonymous)")
+        await h.stop()
+    }
+
     /// Issue 17, item 8: the per-device rate limit is the ingestor's, so it covers CoAP too.
     @Test("over the per-device rate limit a request gets 4.29 and is counted; another device carries on")
     func rateLimit() async throws {

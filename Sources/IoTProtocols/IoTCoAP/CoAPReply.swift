@@ -63,10 +63,14 @@ package struct CoAPReply: Sendable {
 ///
 /// URI forms (the token is a device access token):
 /// - `coap://host/api/v1/{token}/telemetry`: ThingsBoard's CoAP device API;
-/// - `coap://host/telemetry?token={token}` (also `/api/v1/telemetry?token=…`).
+/// - `coap://host/telemetry?token={token}` (also `/api/v1/telemetry?token=…`);
+/// - `coap://host/api/v1/devices/{uid}/telemetry?token={token}`, as the HTTP listener's `…/devices/{uid}/telemetry`
+///   (there with `Authorization: Bearer`): the token's device must be `{uid}`, or a gateway for it.
 package struct CoAPTelemetryRoute: Equatable {
     /// The device access token.
     package var token: String
+    /// The device the URI names (`…/devices/{uid}/telemetry`), which the token's device sends for.
+    package var claimedUID: String? = nil
 
     /// Reads the route from the Uri-Path options joined by `/` and the Uri-Query options joined by `&`.
     ///
@@ -78,19 +82,35 @@ package struct CoAPTelemetryRoute: Equatable {
         if segments.count == 4, segments[0] == "api", segments[1] == "v1", segments[3] == "telemetry" {
             return CoAPTelemetryRoute(token: String(segments[2]))
         }
-        if segments == ["telemetry"] || segments == ["api", "v1", "telemetry"] {
+        func queryToken() -> String? {
             for pair in query.split(separator: "&") {
                 let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 if parts.count == 2, parts[0] == "token" || parts[0] == "access_token", !parts[1].isEmpty {
-                    return CoAPTelemetryRoute(token: String(parts[1]))
+                    return String(parts[1])
                 }
             }
-            throw IoTError(
-                .unauthorized, "no device token; post to coap://host/telemetry?token=<device access token>")
+            return nil
+        }
+        if segments == ["telemetry"] || segments == ["api", "v1", "telemetry"] {
+            guard let token = queryToken() else {
+                throw IoTError(
+                    .unauthorized, "no device token; post to coap://host/telemetry?token=<device access token>")
+            }
+            return CoAPTelemetryRoute(token: token)
+        }
+        if segments.count == 5, segments[0] == "api", segments[1] == "v1", segments[2] == "devices",
+            segments[4] == "telemetry"
+        {
+            guard let token = queryToken() else {
+                throw IoTError(
+                    .unauthorized,
+                    "no device token; post to coap://host/api/v1/devices/\(segments[3])/telemetry?token=<device access token>")
+            }
+            return CoAPTelemetryRoute(token: token, claimedUID: String(segments[3]))
         }
         throw IoTError(
             .notFound,
-            "unknown resource \"/\(path)\"; post telemetry to /api/v1/<device access token>/telemetry or /telemetry?token=<device access token>"
+            "unknown resource \"/\(path)\"; post telemetry to /api/v1/<device access token>/telemetry, /telemetry?token=<device access token> or /api/v1/devices/<uid>/telemetry?token=<device access token>"
         )
     }
 }

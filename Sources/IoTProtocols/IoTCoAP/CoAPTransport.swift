@@ -9,7 +9,9 @@ import ServiceLifecycle
 /// URIs (the token is a device access token, as on the HTTP listener):
 /// - `coap://host/api/v1/{token}/telemetry`: ThingsBoard's CoAP device API, so ThingsBoard devices work
 ///   unchanged;
-/// - `coap://host/telemetry?token={token}`.
+/// - `coap://host/telemetry?token={token}`;
+/// - `coap://host/api/v1/devices/{uid}/telemetry?token={token}`, mirroring the HTTP listener (a gateway's token
+///   may name another device).
 ///
 /// Bodies: Content-Format 50 (`application/json`, or no Content-Format) is read with
 /// ``IoTCore/JSONParser``; 110 (`application/senml+json`) with ``IoTCore/SenMLParser``; any other format is
@@ -152,16 +154,18 @@ public final class CoAPTransport: Transport {
             transport: name, topic: incoming.path, contentType: CoAPContentFormat.mediaType(incoming.contentFormat),
             payload: incoming.payload)
         let sender = IngestSubmission.Sender.credential(.token(incoming.route.token), address: incoming.peer)
+        let claimed = incoming.route.claimedUID
         switch incoming.contentFormat {
-        case nil, CoAPContentFormat.json: return .message(message, parser: jsonParser, from: sender)
-        case CoAPContentFormat.senmlJSON: return .message(message, parser: senmlParser, from: sender)
+        case nil, CoAPContentFormat.json: return .message(message, parser: jsonParser, from: sender, claiming: claimed)
+        case CoAPContentFormat.senmlJSON:
+            return .message(message, parser: senmlParser, from: sender, claiming: claimed)
         default:
             return .foreignFormat(
                 message,
                 refusal: IoTError(
                     .malformedPayload,
                     "Content-Format \(incoming.contentFormat ?? 0) is not supported; send 50 (application/json) or 110 (application/senml+json)"
-                ), from: sender)
+                ), from: sender, claiming: claimed)
         }
     }
 

@@ -55,11 +55,16 @@ extension IoTPlatform {
         }
     }
 
-    /// Creates the MQTT clients the configuration declares (they connect once the ingestor is ready).
+    /// Creates the MQTT clients the configuration declares (they connect once the ingestor is ready); each
+    /// replaces a client of the same id restored from the management API (the file wins, as for rules).
     func startMQTTClients() async throws {
         for spec in configuration.mqtt.clients {
             do {
-                _ = try await mqtt.create(spec)
+                if (try? await mqtt.report(spec.id)) != nil {
+                    _ = try await mqtt.update(spec)
+                } else {
+                    _ = try await mqtt.create(spec)
+                }
             } catch {
                 throw ConfigurationError("mqtt.clients[\(spec.id)]: \(error.message)")
             }

@@ -240,7 +240,8 @@ public final class IoTPlatform: Service, Sendable {
             StatisticsRoutes(scheduler: statistics, results: statisticsStore, definitions: definitions),
             NotificationRoutes(
                 router: notifications, outbox: outbox, inbox: inbox, dispatcher: dispatcher, definitions: definitions),
-            DownlinkRoutes(sessions: sessions), LiveFeedRoutes(feed: liveFeed), MQTTClientRoutes(clients: mqtt),
+            DownlinkRoutes(sessions: sessions), LiveFeedRoutes(feed: liveFeed),
+            MQTTClientRoutes(clients: mqtt, definitions: definitions),
             CoAPObservationRoutes(observations: coapObservations, definitions: definitions),
         ]
         resources.append(ModbusRoutes(modbus: modbus, definitions: definitions))

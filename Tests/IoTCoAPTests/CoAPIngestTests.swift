@@ -43,7 +43,8 @@ struct CoAPIngestTests {
         let base = "coap://127.0.0.1:\(h.port)/api/v1/devices"
         let out = try await coapClient("-m post -t 50 -e '{\"temp\":22.5}' '\(base)/t-1/telemetry?token=\(token)'")
         #expect(out.contains(#""points":1"#), "\(out)")
-        let senml = try await aiocoap("post", "\(base)/t-1/telemetry?token=\(token)", #"[{"n":"hum","v":41}]"#, format: 110)
+        let senml = try await aiocoap(
+            "post", "\(base)/t-1/telemetry?token=\(token)", #"[{"n":"hum","v":41}]"#, format: 110)
         #expect(senml.hasPrefix("2.04 "), "\(senml)")
         #expect(try await h.waitForPoint("t-1", "temp") == .number(22.5))
         #expect(try await h.waitForPoint("t-1", "hum") == .number(41))

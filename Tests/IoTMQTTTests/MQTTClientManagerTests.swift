@@ -100,6 +100,20 @@ import Testing
         let invalid = try await http.request(
             "POST", "/api/v1/mqtt/clients", headers: key, body: Array(#"{"id": "x"}"#.utf8))
         #expect(invalid.status == 400, "\(invalid.text)")
+        // Issue 20, item 5: a spec that decodes but is invalid is a 400 although the instance is full (validation
+        // before the limit), and an unknown tenant is a 400.
+        let noSubscriptions = try await http.request(
+            "POST", "/api/v1/mqtt/clients", headers: key,
+            body: Array(
+                body.replacingOccurrences(of: "plant-a", with: "plant-c").replacingOccurrences(
+                    of: #"[{"template": "devices/{uid}/telemetry", "qos": 1}]"#, with: "[]"
+                ).utf8))
+        #expect(
+            noSubscriptions.status == 400 && noSubscriptions.text.contains("subscriptions"), "\(noSubscriptions.text)")
+        let nowhere = try await http.request(
+            "POST", "/api/v1/mqtt/clients", headers: key,
+            body: Array(body.replacingOccurrences(of: #""tenant": "acme""#, with: #""tenant": "nowhere""#).utf8))
+        #expect(nowhere.status == 400 && nowhere.text.contains("nowhere"), "\(nowhere.text)")
         // Issue 17, item 13: a broker in the private network, on link-local (cloud metadata) or on another
         // loopback address is refused unless the outbound allow-list names it (here only 127.0.0.1).
         for host in ["10.0.0.5", "169.254.169.254", "127.0.0.2", "::1", "192.168.1.10"] {
@@ -132,7 +146,61 @@ import Testing
         #expect(try await http.request("DELETE", "/api/v1/mqtt/clients/plant-a", headers: key).status == 204)
         #expect(try await http.request("GET", "/api/v1/mqtt/clients/plant-a", headers: key).status == 404)
         #expect(try await http.request("DELETE", "/api/v1/mqtt/clients/plant-a", headers: key).status == 404)
+        // The removed client had a persistent session (cleanSession off): it was ended at the broker, so a
+        // message published now is queued for nobody. mosquitto_sub resuming that session (-c, same id) gets
+        // nothing; with the session kept it would get the message.
+        try mosquittoPub(port: broker.port, topic: "x/d-1", message: #"{"temp": 1}"#)
+        let resumed = try ChildProcess([
+            try peerBinary("/usr/bin/mosquitto_sub", package: "mosquitto-clients"), "-h", "127.0.0.1", "-p",
+            "\(broker.port)", "-i", "plant-a", "-c", "-q", "1", "-t", "x/+", "-C", "1", "-W", "2",
+        ])
+        let queued = resumed.readLine(timeoutSeconds: 10)
+        _ = resumed.wait()
+        #expect(queued == nil, "the broker kept the removed client's session: \(queued ?? "")")
         await harness.stop()
+    }
+
+    /// Issue 20, item 5: a client created through the API is kept in the definition store and connects again
+    /// after a restart (a new manager and server over the same store); a removed one does not come back.
+    @Test func clientsCreatedThroughTheAPISurviveARestart() async throws {
+        let broker = try MosquittoBroker()
+        defer { broker.stop() }
+        let definitions = InMemoryDefinitionStore()
+        let key = ["Authorization": "Bearer k"]
+        func run(_ body: (AsyncLoopbackHTTPClient, ManagementServer) async throws -> Void) async throws {
+            let harness = try await IngestHarness(systemClock: true, start: false)
+            let manager = MQTTClientManager(
+                configuration: .init(threads: 1, outbound: .init(allow: ["127.0.0.1"])), ingestor: harness.ingestor,
+                logger: Logger(label: "test"))
+            let api = ManagementServer(
+                configuration: .init(port: 0, adminAPIKey: "k"), registry: harness.registry, points: harness.points,
+                tokens: TokenAuthenticator(credentials: InMemoryCredentialStore()), ingestor: harness.ingestor,
+                prometheus: nil, resources: [MQTTClientRoutes(clients: manager, definitions: definitions)],
+                logger: Logger(label: "test"))
+            try await harness.start([manager, api])
+            try await body(AsyncLoopbackHTTPClient(port: try await api.listeningPort()), api)
+            await harness.stop()
+        }
+        func spec(_ id: String) -> [UInt8] {
+            Array(
+                #"{"id": "\#(id)", "tenant": "acme", "broker": {"host": "127.0.0.1", "port": \#(broker.port)}, "subscriptions": [{"template": "devices/{uid}/telemetry"}]}"#
+                    .utf8)
+        }
+        try await run { http, _ throws in
+            let kept = try await http.request("POST", "/api/v1/mqtt/clients", headers: key, body: spec("kept"))
+            let gone = try await http.request("POST", "/api/v1/mqtt/clients", headers: key, body: spec("gone"))
+            let removed = try await http.request("DELETE", "/api/v1/mqtt/clients/gone", headers: key)
+            #expect(kept.status == 201 && gone.status == 201 && removed.status == 204)
+        }
+        try await run { http, api in
+            #expect(try await api.restoreDefinitions().isEmpty)
+            let list = try await http.request("GET", "/api/v1/mqtt/clients", headers: key).text
+            #expect(list.contains(#""id":"kept""#) && !list.contains(#""id":"gone""#), "\(list)")
+            try await eventually("the restored client connects") {
+                let r = try await http.request("GET", "/api/v1/mqtt/clients/kept", headers: key).text
+                return r.contains(#""state":"connected""#)
+            }
+        }
     }
 
     @Test func aThousandClientsOnTwoThreads() async throws {

@@ -104,7 +104,8 @@ package struct CoAPTelemetryRoute: Equatable {
             guard let token = queryToken() else {
                 throw IoTError(
                     .unauthorized,
-                    "no device token; post to coap://host/api/v1/devices/\(segments[3])/telemetry?token=<device access token>")
+                    "no device token; post to coap://host/api/v1/devices/\(segments[3])/telemetry?token=<device access token>"
+                )
             }
             return CoAPTelemetryRoute(token: token, claimedUID: String(segments[3]))
         }

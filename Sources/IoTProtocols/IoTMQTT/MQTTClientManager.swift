@@ -173,6 +173,8 @@ public actor MQTTClientManager: Service {
         guard entries[spec.id] == nil else {
             throw IoTError(.conflict, "an MQTT client '\(spec.id)' exists; update it (PUT) or remove it first")
         }
+        // An invalid spec is a 400 before a full instance is a 409.
+        _ = try spec.transportConfiguration(parsers: parsers)
         try checkLimits(adding: 1)
         let transport = try makeTransport(spec)
         let decision: MQTTPlacementDecision
@@ -213,13 +215,40 @@ public actor MQTTClientManager: Service {
         return try report(spec.id)
     }
 
-    /// Disconnects and removes a client.
+    /// Disconnects and removes a client. A client with a persistent session (`cleanSession` off) then
+    /// connects once more with a clean session and the same client id, so that the broker drops the session
+    /// and stops queueing messages for a client that will not come back (a broker that cannot be reached is
+    /// logged; the client is removed all the same).
     ///
     /// - Throws: ``IoTCore/IoTError/Code/notFound`` for an unknown id.
     public func remove(id: String) async throws(IoTError) {
         guard let entry = entries.removeValue(forKey: id) else { throw IoTError(.notFound, "no MQTT client '\(id)'") }
         await entry.transport.stopIngest()
         await placement.release(client: id)
+        if !entry.spec.broker.cleanSession { await endBrokerSession(entry.spec) }
+    }
+
+    /// One connect with a clean session and the client's id: the broker discards the persistent session.
+    private func endBrokerSession(_ spec: MQTTClientSpec) async {
+        var broker = spec.broker
+        if broker.clientID.isEmpty { broker.clientID = spec.id }
+        broker.cleanSession = true
+        do {
+            let client = try MQTTClient(configuration: broker, group: group, logger: logger)
+            client.start()
+            do {
+                try await client.waitUntilReady(timeoutMillis: 5_000)
+            } catch {
+                await client.stop()
+                throw error
+            }
+            await client.stop()
+            logger.info("MQTT client's broker session ended", metadata: ["client": "\(spec.id)"])
+        } catch {
+            logger.warning(
+                "the broker session of a removed MQTT client could not be ended; the broker keeps queueing for it until its session expires",
+                metadata: ["client": "\(spec.id)", "error": "\(error)"])
+        }
     }
 
     /// Every client, by id.

@@ -7,13 +7,34 @@ import NIOCore
 /// `/api/v1/mqtt/clients`: MQTT ingest clients managed at run time through an
 /// ``IoTCore/MQTTClientAdministration`` (IoTMQTT's `MQTTClientManager`). A client spec in, a report out (see
 /// `openapi.yaml`); errors are ``IoTCore/IoTError``s: `invalidArgument` answers 400, `notFound` 404,
-/// `conflict` 409 (an existing id, or a limit of the instance, with the reason).
+/// `conflict` 409 (an existing id, or a limit of the instance, with the reason). The spec's tenant must exist.
+///
+/// A client created or changed here is kept in the definition store of its tenant (kind `mqtt-client`, the
+/// spec as it was sent) and comes back with ``ManagementServer/restoreDefinitions()``, as Modbus devices and
+/// CoAP observations do; a removed one is forgotten.
 public struct MQTTClientRoutes: ManagementRoutes {
     let clients: any MQTTClientAdministration
+    let definitions: (any DefinitionStore)?
 
     /// Serves the clients of `clients`.
-    public init(clients: any MQTTClientAdministration) {
+    ///
+    /// - Parameters:
+    ///   - clients: the client manager.
+    ///   - definitions: keeps the clients created through the API, so that they connect again after a restart;
+    ///     `nil` keeps them in memory only.
+    public init(clients: any MQTTClientAdministration, definitions: (any DefinitionStore)? = nil) {
         self.clients = clients
+        self.definitions = definitions
+    }
+
+    /// Creates again the clients earlier runs created or changed through the API.
+    public func restoreDefinitions(
+        of tenant: TenantID, _ api: ManagementAPI
+    ) async throws -> [ManagementServer.RestoreFailure] {
+        try await api.restore(
+            DefinitionKind.mqttClient, of: tenant, from: definitions,
+            advice: "replace it with PUT /api/v1/mqtt/clients/{id}, or remove it"
+        ) { _ = try await clients.createClient(try Self.mqttClientSpec($0)) }
     }
 
     /// The routes.
@@ -25,8 +46,17 @@ public struct MQTTClientRoutes: ManagementRoutes {
         router.post("/api/v1/mqtt/clients") { request, _ in
             try await api.handle {
                 let body = try await JSONOutput.body(of: request, maxBytes: api.configuration.maxBodyBytes)
-                return try Self.mqttClientResponse(
-                    try await clients.createClient(try Self.mqttClientSpec(body)), .created)
+                let spec = try Self.mqttClientSpec(body)
+                try await Self.checkTenant(spec, api)
+                let report = try await clients.createClient(spec)
+                do {
+                    try await save(spec, body)
+                } catch {
+                    // Never keep a client that would not come back after a restart.
+                    try? await clients.removeClient(id: spec.id)
+                    throw error
+                }
+                return try Self.mqttClientResponse(report, .created)
             }
         }
         router.get("/api/v1/mqtt/clients/:id") { _, context in
@@ -43,16 +73,47 @@ public struct MQTTClientRoutes: ManagementRoutes {
                     throw IoTError(.invalidArgument, "the body names client '\(spec.id)' but the path names '\(id)'")
                 }
                 spec.id = id
-                return try Self.mqttClientResponse(try await clients.updateClient(spec))
+                try await Self.checkTenant(spec, api)
+                let before = try await clients.client(id: id).spec.tenant
+                let report = try await clients.updateClient(spec)
+                if before != spec.tenant { try await forget(id, tenant: before) }
+                try await save(spec, body)
+                return try Self.mqttClientResponse(report)
             }
         }
         router.delete("/api/v1/mqtt/clients/:id") { _, context in
             try await api.handle {
-                try await clients.removeClient(id: try context.parameters.require("id"))
+                let id = try context.parameters.require("id")
+                let tenant = try await clients.client(id: id).spec.tenant
+                // Forgotten first: a client that still runs after a failed delete is not lost either.
+                try await forget(id, tenant: tenant)
+                try await clients.removeClient(id: id)
                 return Response(status: .noContent)
             }
         }
         return router
+    }
+
+    /// Keeps a client's spec, as it was sent (with its id), in its tenant's definition store.
+    private func save(_ spec: MQTTClientSpec, _ body: [UInt8]) async throws {
+        try await definitions?.saveDefinition(
+            .tenant(TenantID(spec.tenant)), kind: DefinitionKind.mqttClient, id: spec.id,
+            body: Self.withID(body, spec.id))
+    }
+
+    private func forget(_ id: String, tenant: String) async throws {
+        _ = try await definitions?.deleteDefinition(.tenant(TenantID(tenant)), kind: DefinitionKind.mqttClient, id: id)
+    }
+
+    /// The spec's tenant must exist (its devices' points have nowhere to go otherwise).
+    ///
+    /// - Throws: 400 naming the tenant.
+    private static func checkTenant(_ spec: MQTTClientSpec, _ api: ManagementAPI) async throws {
+        let tenant = TenantID(spec.tenant)
+        guard tenant.isValid, try await api.registry.tenant(tenant) != nil else {
+            throw APIError.badRequest(
+                "tenant \"\(spec.tenant)\" of the MQTT client does not exist; create it with POST /api/v1/tenants")
+        }
     }
 
     /// Decodes an ``IoTCore/MQTTClientSpec`` from a request body; with `id` (`PUT …/{id}`), a body without an
@@ -60,13 +121,7 @@ public struct MQTTClientRoutes: ManagementRoutes {
     ///
     /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` naming the missing or mistyped field.
     static func mqttClientSpec(_ body: [UInt8], id: String? = nil) throws(IoTError) -> MQTTClientSpec {
-        var bytes = body
-        if let id, var object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
-            object["id"] == nil
-        {
-            object["id"] = id
-            bytes = (try? JSONSerialization.data(withJSONObject: object)).map { Array($0) } ?? body
-        }
+        let bytes = id.map { withID(body, $0) } ?? body
         do {
             return try JSONDecoder().decode(MQTTClientSpec.self, from: Data(bytes))
         } catch let DecodingError.keyNotFound(key, context) {
@@ -80,6 +135,14 @@ public struct MQTTClientRoutes: ManagementRoutes {
         } catch {
             throw IoTError(.invalidArgument, "the body is not an MQTT client spec: \(error)")
         }
+    }
+
+    /// `body` with an `id` field, when it is a JSON object without one.
+    static func withID(_ body: [UInt8], _ id: String) -> [UInt8] {
+        guard var object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any], object["id"] == nil
+        else { return body }
+        object["id"] = id
+        return (try? JSONSerialization.data(withJSONObject: object)).map { Array($0) } ?? body
     }
 
     /// A JSON response of a client report (or a list of them).

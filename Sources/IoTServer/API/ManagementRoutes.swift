@@ -149,6 +149,7 @@ enum DefinitionKind {
     static let notificationPolicy = "notification-policy"
     static let modbusDevice = "modbus-device"
     static let coapObservation = "coap-observation"
+    static let mqttClient = "mqtt-client"
 }
 
 /// A definition as kept in the definition store: the JSON the API accepts, keys sorted.

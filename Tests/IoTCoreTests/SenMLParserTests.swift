@@ -13,7 +13,7 @@ import Testing
 
     // MARK: RFC 8428 §5.1 examples
 
-    /// §5.1.1 Single Datapoint: no base name, so the device is the message's and the signal the full name.
+    /// §5.1.1 Single Datapoint: the name is the sensor's device URN.
     static let singleDatapoint = #"[{"n":"urn:dev:ow:10e2073a01080063","u":"Cel","v":23.1}]"#
 
     /// §5.1.2 Multiple Datapoints (first example).
@@ -100,70 +100,95 @@ import Testing
         ]
         """#
 
+    /// §5.1.7 Setting an Actuator: a base-only first record.
+    static let settingAnActuator = #"""
+        [
+          {"bn":"urn:dev:ow:10e2073a01080063:"},
+          {"n":"temp","u":"Cel","v":23.1},
+          {"n":"heat","u":"/","v":1},
+          {"n":"fan","u":"/","v":0}
+        ]
+        """#
+
+    /// §5.1.7 two lights turned on, then §5.1.7's synchronized lights off.
+    static let lightsOn = #"[{"bt":1.320078429e+09,"bu":"/","n":"2001:db8::3","v":1},{"n":"2001:db8::4","v":1}]"#
+    static let lightsOff = #"""
+        [
+          {"bt":1.320078429e+09,"bu":"/","n":"2001:db8::3","v":0.5},
+          {"n":"2001:db8::4","v":0.5},
+          {"n":"2001:db8::3","t":0.1,"v":0},
+          {"n":"2001:db8::4","t":0.1,"v":0}
+        ]
+        """#
+
     static let t0: Int64 = 1_320_067_464_000
     static let sensor = "urn:dev:ow:10e2073a01080063"
+    static let positionUnits = ["%RH": "%RH", "lon": "lon", "lat": "lat"]
+
+    /// §5.1.3 and §5.1.4 are the same data: the same records, so the same points.
+    static let multipleMeasurementsRecords = [
+        DeviceRecord(
+            deviceUID: "gw", identificationCode: sensor, time: t0,
+            values: ["%RH": .number(20), "lon": .number(24.30621), "lat": .number(60.07965)], units: positionUnits),
+        DeviceRecord(
+            deviceUID: "gw", identificationCode: sensor, time: t0 + 60_000,
+            values: ["%RH": .number(20.3), "lon": .number(24.30622), "lat": .number(60.07965)], units: positionUnits),
+        DeviceRecord(
+            deviceUID: "gw", identificationCode: sensor, time: t0 + 120_000,
+            values: ["%RH": .number(20.7), "lon": .number(24.30623), "lat": .number(60.07966)], units: positionUnits),
+        DeviceRecord(
+            deviceUID: "gw", identificationCode: sensor, time: t0 + 150_000, values: ["%EL": .number(98)],
+            units: ["%EL": "%EL"]),
+        DeviceRecord(
+            deviceUID: "gw", identificationCode: sensor, time: t0 + 180_000,
+            values: ["%RH": .number(21.2), "lon": .number(24.30628), "lat": .number(60.07967)], units: positionUnits),
+    ]
 
     static let rfcCases: [ParserVerifier.GoldenCase] = [
         .init(
+            // The name is the sensor's device URN with no measurement after it: the unit names the signal.
             "§5.1.1 single datapoint", message: message(singleDatapoint),
-            expected: [DeviceRecord(deviceUID: "gw", values: [sensor: .number(23.1)])]),
+            expected: [
+                DeviceRecord(
+                    deviceUID: "gw", identificationCode: sensor, values: ["Cel": .number(23.1)], units: ["Cel": "Cel"])
+            ]),
         .init(
             "§5.1.2 multiple datapoints", message: message(multipleDatapoints),
             expected: [
                 DeviceRecord(
                     deviceUID: "gw", identificationCode: sensor,
-                    values: ["voltage": .number(120.1), "current": .number(1.2)])
+                    values: ["voltage": .number(120.1), "current": .number(1.2)],
+                    units: ["voltage": "V", "current": "A"])
             ]),
         .init(
             "§5.1.2 multiple datapoints over time", message: message(multipleDatapointsOverTime),
             expected: [
                 DeviceRecord(
                     deviceUID: "gw", identificationCode: "urn:dev:ow:10e2073a0108006", time: 1_276_020_076_001,
-                    values: ["voltage": .number(120.1), "current": .number(1.7)]),
+                    values: ["voltage": .number(120.1), "current": .number(1.7)],
+                    units: ["voltage": "V", "current": "A"]),
                 DeviceRecord(
                     deviceUID: "gw", identificationCode: "urn:dev:ow:10e2073a0108006", time: 1_276_020_071_001,
-                    values: ["current": .number(1.2)]),
+                    values: ["current": .number(1.2)], units: ["current": "A"]),
                 DeviceRecord(
                     deviceUID: "gw", identificationCode: "urn:dev:ow:10e2073a0108006", time: 1_276_020_072_001,
-                    values: ["current": .number(1.3)]),
+                    values: ["current": .number(1.3)], units: ["current": "A"]),
                 DeviceRecord(
                     deviceUID: "gw", identificationCode: "urn:dev:ow:10e2073a0108006", time: 1_276_020_073_001,
-                    values: ["current": .number(1.4)]),
+                    values: ["current": .number(1.4)], units: ["current": "A"]),
                 DeviceRecord(
                     deviceUID: "gw", identificationCode: "urn:dev:ow:10e2073a0108006", time: 1_276_020_074_001,
-                    values: ["current": .number(1.5)]),
+                    values: ["current": .number(1.5)], units: ["current": "A"]),
                 DeviceRecord(
                     deviceUID: "gw", identificationCode: "urn:dev:ow:10e2073a0108006", time: 1_276_020_075_001,
-                    values: ["current": .number(1.6)]),
+                    values: ["current": .number(1.6)], units: ["current": "A"]),
             ]),
         .init(
             "§5.1.3 multiple measurements", message: message(multipleMeasurements),
-            expected: [
-                DeviceRecord(
-                    deviceUID: "gw", time: t0,
-                    values: ["%RH": .number(20), "lon": .number(24.30621), "lat": .number(60.07965)]),
-                DeviceRecord(
-                    deviceUID: "gw", time: t0 + 60_000,
-                    values: ["%RH": .number(20.3), "lon": .number(24.30622), "lat": .number(60.07965)]),
-                DeviceRecord(
-                    deviceUID: "gw", time: t0 + 120_000,
-                    values: ["%RH": .number(20.7), "lon": .number(24.30623), "lat": .number(60.07966)]),
-                DeviceRecord(deviceUID: "gw", time: t0 + 150_000, values: ["%EL": .number(98)]),
-                DeviceRecord(
-                    deviceUID: "gw", time: t0 + 180_000,
-                    values: ["%RH": .number(21.2), "lon": .number(24.30628), "lat": .number(60.07967)]),
-            ]),
+            expected: multipleMeasurementsRecords),
         .init(
-            // Without a base name the signal is the full name, so same-time measurements that differ only by
-            // unit share one signal: the last one wins (see the SenMLParser mapping rules).
-            "§5.1.4 resolved data", message: message(resolvedData),
-            expected: [
-                DeviceRecord(deviceUID: "gw", time: t0, values: [sensor: .number(60.07965)]),
-                DeviceRecord(deviceUID: "gw", time: t0 + 60_000, values: [sensor: .number(60.07965)]),
-                DeviceRecord(deviceUID: "gw", time: t0 + 120_000, values: [sensor: .number(60.07966)]),
-                DeviceRecord(deviceUID: "gw", time: t0 + 150_000, values: [sensor: .number(98)]),
-                DeviceRecord(deviceUID: "gw", time: t0 + 180_000, values: [sensor: .number(60.07967)]),
-            ]),
+            "§5.1.4 resolved data (the same data as §5.1.3)", message: message(resolvedData),
+            expected: multipleMeasurementsRecords),
         .init(
             "§5.1.5 multiple data types", message: message(multipleDataTypes),
             expected: [
@@ -172,17 +197,47 @@ import Testing
                     values: [
                         "temp": .number(23.1), "label": .text("Machine Room"), "open": .bool(false),
                         "nfc-reader": .text("aGkgCg"),
-                    ])
+                    ], units: ["temp": "Cel"])
             ]),
         .init(
             "§5.1.6 collection of resources", message: message(collectionOfResources),
             expected: [
                 DeviceRecord(
                     deviceUID: "gw", identificationCode: "2001:db8::2", time: 1_320_078_429_000,
-                    values: ["temperature": .number(25.2), "humidity": .number(30)]),
+                    values: ["temperature": .number(25.2), "humidity": .number(30)],
+                    units: ["temperature": "Cel", "humidity": "%RH"]),
                 DeviceRecord(
                     deviceUID: "gw", identificationCode: "2001:db8::1", time: 1_320_078_429_000,
-                    values: ["temperature": .number(12.3), "humidity": .number(67)]),
+                    values: ["temperature": .number(12.3), "humidity": .number(67)],
+                    units: ["temperature": "Cel", "humidity": "%RH"]),
+            ]),
+        .init(
+            "§5.1.7 setting an actuator (a base-only first record)", message: message(settingAnActuator),
+            expected: [
+                DeviceRecord(
+                    deviceUID: "gw", identificationCode: sensor,
+                    values: ["temp": .number(23.1), "heat": .number(1), "fan": .number(0)],
+                    units: ["temp": "Cel", "heat": "/", "fan": "/"])
+            ]),
+        .init(
+            "§5.1.7 lights on", message: message(lightsOn),
+            expected: [
+                DeviceRecord(
+                    deviceUID: "gw", time: 1_320_078_429_000,
+                    values: ["2001:db8::3": .number(1), "2001:db8::4": .number(1)],
+                    units: ["2001:db8::3": "/", "2001:db8::4": "/"])
+            ]),
+        .init(
+            "§5.1.7 synchronized lights off", message: message(lightsOff),
+            expected: [
+                DeviceRecord(
+                    deviceUID: "gw", time: 1_320_078_429_000,
+                    values: ["2001:db8::3": .number(0.5), "2001:db8::4": .number(0.5)],
+                    units: ["2001:db8::3": "/", "2001:db8::4": "/"]),
+                DeviceRecord(
+                    deviceUID: "gw", time: 1_320_078_429_100,
+                    values: ["2001:db8::3": .number(0), "2001:db8::4": .number(0)],
+                    units: ["2001:db8::3": "/", "2001:db8::4": "/"]),
             ]),
     ]
 
@@ -212,7 +267,11 @@ import Testing
         .init(
             "sum only is stored under the signal",
             message: message(#"[{"bn":"meter.","n":"energy","u":"J","s":42.5}]"#),
-            expected: [DeviceRecord(deviceUID: "gw", identificationCode: "meter", values: ["energy": .number(42.5)])]),
+            expected: [
+                DeviceRecord(
+                    deviceUID: "gw", identificationCode: "meter", values: ["energy": .number(42.5)],
+                    units: ["energy": "J"])
+            ]),
         .init(
             "base name without separator, unknown fields ignored, ut read",
             message: message(#"[{"bn":"dev9","n":"x","v":1,"ut":60,"custom":{"a":1}}]"#),
@@ -307,5 +366,29 @@ import Testing
                 (error as? IoTError)?.message.hasPrefix("no device: ") == true
             }
         }
+    }
+
+    /// Issue 20, item 1, through the ingestor: §5.1.3 and its resolved form §5.1.4 are stored as the same 13
+    /// points (none overwritten), and the signals registered on first use carry the units.
+    @Test func multipleMeasurementsAndTheirResolvedFormAreStoredAlike() async throws {
+        var stored: [[String]] = []
+        for pack in [Self.multipleMeasurements, Self.resolvedData] {
+            let h = try await IngestHarness(policy: IngestPolicy(unknownSignals: .register))
+            try await h.registry.saveDevice(h.scope, Device(uid: Self.sensor, product: IngestHarness.product.id))
+            try await h.send(pack, parser: SenMLParser(), device: Self.sensor)
+            var lines: [String] = []
+            for (signal, count) in [("%RH", 4), ("lon", 4), ("lat", 4), ("%EL", 1)] {
+                let points = try await h.waitForPoints(Self.sensor, signal, count: count)
+                lines += points.map { "\(signal) \($0.time) \($0.value)" }
+            }
+            stored.append(lines)
+            let device = try #require(try await h.registry.device(h.scope, uid: Self.sensor))
+            let product = try await h.registry.product(h.scope, id: device.product)
+            let units = device.effectiveSignals(product: product).mapValues(\.unit)
+            #expect(units["%RH"] == "%RH" && units["lon"] == "lon" && units["%EL"] == "%EL", "\(units)")
+            await h.stop()
+        }
+        #expect(stored[0].count == 13, "\(stored[0])")
+        #expect(stored[0] == stored[1])
     }
 }

@@ -50,7 +50,7 @@ extension Ingestor {
                     for record in records where record.identificationCode == code {
                         for (name, value) in record.values where device.signals[name] == nil && new[name] == nil {
                             guard !name.isEmpty else { throw IoTError.malformed("a value has an empty signal name") }
-                            new[name] = Signal(name: name, type: value.type)
+                            new[name] = Signal(name: name, type: value.type, unit: record.units[name])
                         }
                     }
                     if !new.isEmpty {

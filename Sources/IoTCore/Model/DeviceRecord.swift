@@ -16,6 +16,9 @@ public struct DeviceRecord: Sendable, Hashable {
     public var values: [String: SignalValue]
     /// The payload this record came from, kept for debugging when a transport asks for it.
     public var raw: [UInt8]?
+    /// Signal name → unit, where the payload names one (SenML's `u` and `bu`). A signal registered on first
+    /// use (``IngestPolicy/unknownSignals`` `register`) gets this unit; a declared signal keeps its own.
+    public var units: [String: String]
 
     /// Creates a record. `identificationCode` defaults to `deviceUID`.
     public init(
@@ -23,12 +26,14 @@ public struct DeviceRecord: Sendable, Hashable {
         identificationCode: String? = nil,
         time: Int64? = nil,
         values: [String: SignalValue],
-        raw: [UInt8]? = nil
+        raw: [UInt8]? = nil,
+        units: [String: String] = [:]
     ) {
         self.deviceUID = deviceUID
         self.identificationCode = identificationCode ?? deviceUID
         self.time = time
         self.values = values
         self.raw = raw
+        self.units = units
     }
 }

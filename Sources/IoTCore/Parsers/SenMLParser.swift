@@ -6,16 +6,22 @@
 /// until a record sets it again. The name is `bn + n`, the time `bt + t`, the value `bv + v` and the
 /// sum `bs + s` (a base value or base sum only adds to a record that carries `v` or `s`).
 ///
-/// Mapping to ``DeviceRecord``:
-/// - **Device.** When a base name is in effect and `n` is non-empty, the device
-///   (``DeviceRecord/identificationCode``) is the base name with one trailing `:`, `/` or `.`
-///   stripped (`urn:dev:ow:10e2073a01080063:` → `urn:dev:ow:10e2073a01080063`). Otherwise the device is
-///   ``InboundMessage/deviceUID``, which is then required. ``DeviceRecord/deviceUID`` is always the
-///   message's device (the connected unit), or the named device when the message has none.
-/// - **Signal.** `n` when a base name is in effect and `n` is non-empty; otherwise the full resolved
-///   name (`bn + n`). A record with an empty `n` under a base name (RFC 8428 §5.1.3, where records
-///   of the same name differ by unit) is stored under its unit (`u`, else `bu`) when it has one, so
-///   that `%RH`, `lon` and `lat` stay apart; without a unit it uses the base name.
+/// Mapping to ``DeviceRecord``, from the resolved record alone (name `bn + n`, unit `u` else `bu`), so that a
+/// pack and its resolved form (RFC 8428 §5.1.3 and §5.1.4, "the same data") are stored alike:
+/// - **Device and measurement.** A name that starts with an RFC 9039 device URN (`urn:dev:<type>:<id>`)
+///   names that device; the measurement is what follows the next `:` (`urn:dev:ow:10e2073a01080063:voltage` →
+///   device `urn:dev:ow:10e2073a01080063`, measurement `voltage`; the bare URN has no measurement). Otherwise a
+///   base name with a non-empty `n` names the device (the base name with one trailing `:`, `/` or `.`
+///   stripped) and `n` the measurement; otherwise a name with a `/` is split at its last `/` (`2001:db8::2/`
+///   `temperature`, an LwM2M path `/3303/0/5700`); otherwise the name is the measurement of the message's
+///   device (``InboundMessage/deviceUID``, which is then required). The device is
+///   ``DeviceRecord/identificationCode``; ``DeviceRecord/deviceUID`` is always the message's device (the
+///   connected unit), or the named device when the message has none. A named device other than the sender
+///   needs a gateway (the ingestor checks).
+/// - **Signal.** The measurement; a record without one (the bare device name, §5.1.3, where records differ by
+///   unit) is named by its unit (`%RH`, `lon`, `lat`), or `value` without a unit. So records of one name and
+///   time that differ by unit are distinct signals, not overwritten.
+/// - **Unit.** Kept in ``DeviceRecord/units`` for the signal (a signal registered on first use gets it).
 /// - **Time.** Seconds (floating) become milliseconds, rounded to nearest. A resolved time below
 ///   2^28 s is relative to now (RFC 8428 §4.5.3): it is added to ``InboundMessage/receivedAt``, which
 ///   the transport must then set. A record with neither `bt` nor `t` has no time and keeps
@@ -23,15 +29,17 @@
 /// - **Values.** `v` → ``SignalValue/number(_:)``, `vs` → ``SignalValue/text(_:)``,
 ///   `vb` → ``SignalValue/bool(_:)``, `vd` → ``SignalValue/text(_:)`` holding the base64url text
 ///   as is. A record with only a sum (`s`) stores the sum under the signal name; a record with both
-///   a value and a sum stores the sum under `<signal>_sum`. Units and `ut` are read, checked and not
-///   stored.
+///   a value and a sum stores the sum under `<signal>_sum`. `ut` is read and checked.
+/// - **Base-only records.** A record with base fields only (§5.1.7's first record) sets them for the records
+///   after it and stores nothing.
 /// - **Grouping.** Resolved records with the same device and time merge into one ``DeviceRecord``,
 ///   in order of first appearance; a later value of the same signal at the same time wins.
 ///
 /// Malformed (``IoTError/Code/malformedPayload``): anything but a JSON array of objects; a field of the
 /// wrong type; `bver` that is not a positive integer or is above 10; an unknown field whose name ends
 /// in `_` (must-understand, RFC 8428 §4.4; other unknown fields are ignored); a record with more than
-/// one of `v`, `vs`, `vb`, `vd`; a record with no value and no sum; an empty resolved name or one with
+/// one of `v`, `vs`, `vb`, `vd`; a record with no value and no sum (a pack of base-only records too); an empty
+/// resolved name or one with
 /// characters RFC 8428 §4.5.1 does not allow; a relative time without ``InboundMessage/receivedAt``; a
 /// record that needs the message's device when it has none.
 ///
@@ -40,7 +48,7 @@
 ///     text: #"[{"bn":"urn:dev:ow:10e2073a01080063:","bt":1.320078429e+09,"n":"temp","v":23.1}]"#)
 /// let records = try SenMLParser().parse(message)
 /// // [DeviceRecord(deviceUID: "gw-1", identificationCode: "urn:dev:ow:10e2073a01080063",
-/// //               time: 1_320_078_429_000, values: ["temp": .number(23.1)])]
+/// //               time: 1_320_078_429_000, values: ["temp": .number(23.1)], units: [:])]
 /// ```
 public struct SenMLParser: Parser {
     /// The highest SenML version (`bver`) this parser understands.
@@ -61,24 +69,38 @@ public struct SenMLParser: Parser {
         var base = Base()
         var records: [DeviceRecord] = []
         var positions: [GroupKey: Int] = [:]
+        var firstBaseOnly: (index: Int, name: String)? = nil
         for (i, element) in elements.enumerated() {
             guard case .object(let members) = element else {
                 throw IoTError.malformed("SenML record \(i) is \(element.kind); expected an object")
             }
             let record = try Fields(members, record: i, base: &base)
+            if record.isBaseOnly {
+                if firstBaseOnly == nil { firstBaseOnly = (i, base.bn ?? "") }
+                continue
+            }
             let resolved = try resolve(record, base: base, index: i, message: message)
             let key = GroupKey(device: resolved.device, time: resolved.time)
-            if let position = positions[key] {
-                for (signal, value) in resolved.values { records[position].values[signal] = value }
+            let position: Int
+            if let p = positions[key] {
+                position = p
             } else {
-                positions[key] = records.count
-                var values: [String: SignalValue] = [:]
-                for (signal, value) in resolved.values { values[signal] = value }
+                position = records.count
+                positions[key] = position
                 records.append(
                     DeviceRecord(
                         deviceUID: message.deviceUID ?? resolved.device, identificationCode: resolved.device,
-                        time: resolved.time, values: values))
+                        time: resolved.time, values: [:]))
             }
+            for (signal, value) in resolved.values {
+                records[position].values[signal] = value
+                if let unit = resolved.unit { records[position].units[signal] = unit }
+            }
+        }
+        if records.isEmpty, let (i, name) = firstBaseOnly {
+            throw IoTError.malformed(
+                "SenML record \(i) (\"\(name)\") has no value; expected one of \"v\", \"vs\", \"vb\", \"vd\" or a sum \"s\""
+            )
         }
         return records
     }
@@ -94,6 +116,7 @@ public struct SenMLParser: Parser {
         var device: String
         var time: Int64?
         var values: [(String, SignalValue)]
+        var unit: String?
     }
 
     private func resolve(_ record: Fields, base: Base, index i: Int, message: InboundMessage) throws(IoTError)
@@ -110,25 +133,31 @@ public struct SenMLParser: Parser {
             )
         }
 
-        // Device and signal.
+        // Device and signal, from the resolved name (see the mapping rules).
+        let unit = (record.u ?? base.bu).flatMap { $0.isEmpty ? nil : $0 }
+        var named: String? = nil
+        var measurement: String
+        if let (urn, rest) = Self.deviceURN(fullName) {
+            (named, measurement) = (urn, rest)
+        } else if let bn = base.bn, !n.isEmpty {
+            (named, measurement) = (Self.strippingSeparator(bn), n)
+        } else if let slash = fullName.lastIndex(of: "/"), slash != fullName.startIndex {
+            (named, measurement) = (String(fullName[..<slash]), String(fullName[fullName.index(after: slash)...]))
+        } else {
+            measurement = fullName
+        }
         let device: String
-        let signal: String
-        if let bn = base.bn, !n.isEmpty {
-            device = Self.strippingSeparator(bn)
-            signal = n
+        if let named, !named.isEmpty {
+            device = named
         } else {
             guard let uid = message.deviceUID else {
                 throw IoTError.malformed(
-                    "no device: SenML record \(i) (\"\(fullName)\") has no base name to name a device and the message has no deviceUID; expected \"bn\" with \"n\", or the transport to set deviceUID"
+                    "no device: SenML record \(i) (\"\(fullName)\") names no device (a urn:dev: name, a base name with \"n\", or a path) and the message has no deviceUID; name one, or have the transport set deviceUID"
                 )
             }
             device = uid
-            if base.bn != nil, n.isEmpty, let unit = record.u ?? base.bu, !unit.isEmpty {
-                signal = unit
-            } else {
-                signal = fullName
-            }
         }
+        let signal = measurement.isEmpty ? (unit ?? "value") : measurement
 
         // Time.
         var time: Int64? = nil
@@ -175,7 +204,17 @@ public struct SenMLParser: Parser {
                 "SenML record \(i) (\"\(fullName)\") has no value; expected one of \"v\", \"vs\", \"vb\", \"vd\" or a sum \"s\""
             )
         }
-        return Resolved(device: device, time: time, values: values)
+        return Resolved(device: device, time: time, values: values, unit: unit)
+    }
+
+    /// The RFC 9039 device URN a name starts with (`urn:dev:<type>:<id>`) and what follows it after a `:`
+    /// (empty when nothing does); `nil` for another name.
+    private static func deviceURN(_ name: String) -> (device: String, rest: String)? {
+        guard name.hasPrefix("urn:dev:") else { return nil }
+        let parts = name.split(separator: ":", maxSplits: 4, omittingEmptySubsequences: false)
+        guard parts.count >= 4, !parts[2].isEmpty, !parts[3].isEmpty else { return nil }
+        let device = parts[0...3].joined(separator: ":")
+        return (device, parts.count == 5 ? String(parts[4]) : "")
     }
 
     private static func strippingSeparator(_ name: String) -> String {
@@ -227,6 +266,12 @@ public struct SenMLParser: Parser {
         var s: Double?
         var t: Double?
         var ut: Double?
+
+        /// Whether the record has base fields only (it sets them for the records after it).
+        var isBaseOnly: Bool {
+            n == nil && u == nil && v == nil && vs == nil && vb == nil && vd == nil && s == nil && t == nil
+                && ut == nil
+        }
 
         init(_ members: [JSONMember], record i: Int, base: inout Base) throws(IoTError) {
             var valueFields = 0

@@ -59,6 +59,20 @@ func runMQTTBenchmark(_ options: BenchOptions) async throws {
             "QoS \(qos) with the broker's default queue limit (1 000): \(grouped(Double(messages - lossy.received))) of \(grouped(Double(messages))) lost before the SDK saw them"
         )
     }
+    // Backlog drain (issue 20, item 11): the subscriber is not bound by the publisher. A persistent session is
+    // registered, the backlog is queued while the subscriber is away, then it reconnects and drains it.
+    let drainEnv =
+        "RUNS=1 MSGS=\(messages) TOPICS=\(topics) BIN='\(bin)' BENCH_OUT='\(base)/ref' RESULTS='\(base)/ref/results'"
+    let drainTSV = shell(
+        "cd '\(shared)' && \(drainEnv) ./bench_mqtt_drain.sh 2>&1 >/dev/null; cat '\(base)/ref/results/results.tsv'")
+    let bareDrain = reference(drainTSV, "mqtt_drain_qos1_c_first_to_last")
+    let pythonDrain = reference(drainTSV, "mqtt_drain_qos1_py_first_to_last")
+    removeTree(base + "/ref")
+    let drain = try await measureSDKDrain(messages: messages, topics: topics, bin: bin, dir: base + "/sdk-drain")
+    print(
+        "drain QoS 1: sdk \(grouped(drain.rate)) msg/s (first→last, journaled), \(grouped(drain.committedRate)) msg/s until committed to SQLite, \(drain.received) of \(messages) received"
+            + " | bare C subscriber \(bareDrain.map { grouped($0) } ?? "n/a") | Python peer \(pythonDrain.map { grouped($0) } ?? "n/a (pip install paho-mqtt)")"
+    )
     for r in rows {
         let goals = r.qos == 1 ? (0.8, 2.0) : (0.5, 3.0)
         let vsBare = r.bare.map { r.sdk / $0 }
@@ -67,7 +81,106 @@ func runMQTTBenchmark(_ options: BenchOptions) async throws {
             "mqtt QoS \(r.qos): \(vsBare.map { String(format: "%.2f", $0) } ?? "n/a")× bare C (goal ≥ \(goals.0)), \(vsPython.map { String(format: "%.2f", $0) } ?? "n/a")× Python peer (goal ≥ \(goals.1)); lost under the default queue limit: \(r.lostDefault)"
         )
     }
+    print(
+        "mqtt drain QoS 1: \(bareDrain.map { String(format: "%.2f", drain.rate / $0) } ?? "n/a")× bare C (goal ≥ 0.7), \(pythonDrain.map { String(format: "%.2f", drain.rate / $0) } ?? "n/a")× Python peer (goal ≥ 3)"
+    )
     removeTree(base)
+}
+
+/// A broker on a free loopback port configured as the shared bench's lib.sh does, stopped by its PID.
+private func startBroker(dir: String, extra: String) throws -> (Subprocess, Int) {
+    let port =
+        Int(
+            shell("python3 -c 'import socket;s=socket.socket();s.bind((\"127.0.0.1\",0));print(s.getsockname()[1])'")?
+                .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 18_830
+    try """
+    per_listener_settings true
+    listener \(port) 127.0.0.1
+    allow_anonymous true
+    persistence false
+    log_dest none
+    user root
+    \(extra)
+    """.write(toFile: dir + "/mosquitto.conf", atomically: true, encoding: .utf8)
+    let broker = try Subprocess(["/usr/sbin/mosquitto", "-c", dir + "/mosquitto.conf"])
+    do {
+        try waitForTCP(port)
+    } catch {
+        broker.terminate()
+        throw error
+    }
+    return (broker, port)
+}
+
+/// The platform's MQTT transport draining a backlog: its persistent session (fixed client id, clean session
+/// off, QoS 1) is registered, `messages` are queued while it is away, then a new transport with the same id
+/// connects and drains them through the journal into SQLite, as `bench_mqtt_drain.sh` measures its peers.
+private func measureSDKDrain(messages: Int, topics: Int, bin: String, dir: String) async throws -> SDKRun {
+    var logger = Logger(label: "bench")
+    logger.logLevel = .error
+    removeTree(dir)
+    _ = shell("mkdir -p '\(dir)'")
+    let (broker, port) = try startBroker(dir: dir, extra: "max_queued_messages 0\nmax_queued_bytes 0")
+    defer { broker.terminate() }
+    let storage = try SQLiteStorage(configuration: .init(directory: dir), logger: logger)
+    let journal = try FileJournal(configuration: .init(directory: dir + "/journal"), logger: logger)
+    let registry = SQLiteRegistryStore(storage: storage)
+    let points = SQLitePointStore(storage: storage)
+    let tenant: TenantID = "bench"
+    try await registry.saveTenant(Tenant(id: tenant))
+    try await registry.saveProduct(
+        .tenant(tenant), Product(id: "p", signals: [Signal(name: "temp"), Signal(name: "hum"), Signal(name: "ts")]))
+    for i in 0..<topics { try await registry.saveDevice(.tenant(tenant), Device(uid: "\(i)", product: "p")) }
+    let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: logger)
+    let ingest = Task { try await ingestor.run() }
+    defer { ingest.cancel() }
+    while !ingestor.isReady { try await Task.sleep(for: .milliseconds(5)) }
+    func transport() throws -> MQTTTransport {
+        try MQTTTransport(
+            configuration: .init(
+                client: .init(host: "127.0.0.1", port: port, clientID: "iot-bench-drain", cleanSession: false),
+                tenant: tenant, subscriptions: [try .init(template: "devices/{uid}/telemetry", qos: 1)]),
+            ingestor: ingestor, logger: logger)
+    }
+    // Register the session, then leave.
+    let first = try transport()
+    first.startIngest()
+    try await first.client.waitUntilReady()
+    while first.client.status.subscriptions.first?.grantedQoS == nil { try await Task.sleep(for: .milliseconds(5)) }
+    await first.stopIngest()
+    // The backlog, queued for the absent session (the publisher blocks: it runs on a Dispatch thread).
+    let published = DispatchSemaphore(value: 0)
+    DispatchQueue.global().async {
+        _ = shell("'\(bin)/mqtt_pub' 127.0.0.1 \(port) 1 \(messages) \(topics)")
+        published.signal()
+    }
+    while published.wait(timeout: .now()) == .timedOut { try await Task.sleep(for: .milliseconds(10)) }
+    // Drain.
+    let mqtt = try transport()
+    mqtt.startIngest()
+    var firstAt = 0.0
+    var lastAt = 0.0
+    var lastCount = 0
+    var idleSince = monotonicSeconds()
+    while true {
+        let n = mqtt.client.status.messagesIn
+        let now = monotonicSeconds()
+        if n > 0 && firstAt == 0 { firstAt = now }
+        if n != lastCount {
+            lastCount = n
+            lastAt = now
+            idleSince = now
+        }
+        if n >= messages || now - idleSince > 5 { break }
+        try await Task.sleep(for: .microseconds(500))
+    }
+    while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
+    let committed = monotonicSeconds()
+    await mqtt.stopIngest()
+    let received = mqtt.client.status.messagesIn
+    return SDKRun(
+        rate: lastAt > firstAt ? Double(received - 1) / (lastAt - firstAt) : 0,
+        committedRate: committed > firstAt ? Double(received) / (committed - firstAt) : 0, received: received)
 }
 
 /// The median of `name` in a shared-bench results file.
@@ -93,23 +206,8 @@ private func measureSDK(qos: Int, messages: Int, topics: Int, bin: String, dir: 
     logger.logLevel = .error
     removeTree(dir)
     _ = shell("mkdir -p '\(dir)'")
-    // The broker, configured as the shared bench's lib.sh does.
-    let port =
-        Int(
-            shell("python3 -c 'import socket;s=socket.socket();s.bind((\"127.0.0.1\",0));print(s.getsockname()[1])'")?
-                .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 18_830
-    try """
-    per_listener_settings true
-    listener \(port) 127.0.0.1
-    allow_anonymous true
-    persistence false
-    log_dest none
-    user root
-    \(unlimited ? "max_queued_messages 0" : "")
-    """.write(toFile: dir + "/mosquitto.conf", atomically: true, encoding: .utf8)
-    let broker = try Subprocess(["/usr/sbin/mosquitto", "-c", dir + "/mosquitto.conf"])
+    let (broker, port) = try startBroker(dir: dir, extra: unlimited ? "max_queued_messages 0" : "")
     defer { broker.terminate() }
-    try waitForTCP(port)
 
     let storage = try SQLiteStorage(configuration: .init(directory: dir), logger: logger)
     let journal = try FileJournal(configuration: .init(directory: dir + "/journal"), logger: logger)

@@ -158,22 +158,7 @@ private func measureSDKDrain(messages: Int, topics: Int, bin: String, dir: Strin
     // Drain.
     let mqtt = try transport()
     mqtt.startIngest()
-    var firstAt = 0.0
-    var lastAt = 0.0
-    var lastCount = 0
-    var idleSince = monotonicSeconds()
-    while true {
-        let n = mqtt.client.status.messagesIn
-        let now = monotonicSeconds()
-        if n > 0 && firstAt == 0 { firstAt = now }
-        if n != lastCount {
-            lastCount = n
-            lastAt = now
-            idleSince = now
-        }
-        if n >= messages || now - idleSince > 5 { break }
-        try await Task.sleep(for: .microseconds(500))
-    }
+    let (firstAt, lastAt) = try await receiveTimes(mqtt, messages: messages)
     while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
     let committed = monotonicSeconds()
     await mqtt.stopIngest()
@@ -181,6 +166,26 @@ private func measureSDKDrain(messages: Int, topics: Int, bin: String, dir: Strin
     return SDKRun(
         rate: lastAt > firstAt ? Double(received - 1) / (lastAt - firstAt) : 0,
         committedRate: committed > firstAt ? Double(received) / (committed - firstAt) : 0, received: received)
+}
+
+/// When `mqtt` received its first and its last message: it has `messages`, or 5 s passed without one more.
+private func receiveTimes(_ mqtt: MQTTTransport, messages: Int) async throws -> (first: Double, last: Double) {
+    var first = 0.0
+    var last = 0.0
+    var lastCount = 0
+    var idleSince = monotonicSeconds()
+    while true {
+        let n = mqtt.client.status.messagesIn
+        let now = monotonicSeconds()
+        if n > 0 && first == 0 { first = now }
+        if n != lastCount {
+            lastCount = n
+            last = now
+            idleSince = now
+        }
+        if n >= messages || now - idleSince > 5 { return (first, last) }
+        try await Task.sleep(for: .microseconds(500))
+    }
 }
 
 /// The median of `name` in a shared-bench results file.
@@ -237,22 +242,7 @@ private func measureSDK(qos: Int, messages: Int, topics: Int, bin: String, dir: 
         _ = shell("'\(bin)/mqtt_pub' 127.0.0.1 \(port) \(qos) \(messages) \(topics)")
         publisherDone.signal()
     }
-    var first = 0.0
-    var last = 0.0
-    var lastCount = 0
-    var idleSince = monotonicSeconds()
-    while true {
-        let n = mqtt.client.status.messagesIn
-        let now = monotonicSeconds()
-        if n > 0 && first == 0 { first = now }
-        if n != lastCount {
-            lastCount = n
-            last = now
-            idleSince = now
-        }
-        if n >= messages || now - idleSince > 5 { break }
-        try await Task.sleep(for: .microseconds(500))
-    }
+    let (first, last) = try await receiveTimes(mqtt, messages: messages)
     while publisherDone.wait(timeout: .now()) == .timedOut { try await Task.sleep(for: .milliseconds(10)) }
     while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
     let committed = monotonicSeconds()

@@ -155,16 +155,19 @@ public final class IoTPlatform: Service, Sendable {
         ruleState = SQLiteRuleStateStore(storage: storage)
         let statisticsStore = SQLiteStatisticsStore(storage: storage)
         let clock = SystemClock()
-        let lua = LuaEngine()  // script parsers, conditions of joint rules and statistics calculations
+        // Script parsers, conditions of joint rules and statistics calculations: Lua, and JavaScript (its worker
+        // processes start with the first JavaScript script).
+        let lua = LuaEngine()
+        let scripts = ScriptParserFactory(lua: lua)
+        let engines: [any ScriptEngine] = [lua, scripts.javascriptOnFirstUse]
         parsers = ParserRegistry()
         parserCatalog = ParserCatalog(
-            registry: parsers, factory: ScriptParserFactory(lua: lua), store: SQLiteScriptStore(storage: storage),
-            clock: clock)
+            registry: parsers, factory: scripts, store: SQLiteScriptStore(storage: storage), clock: clock)
         rules = RuleEngine(
-            clock: clock, stateStore: ruleState, pointStore: points, registry: registry, scriptEngines: [lua],
+            clock: clock, stateStore: ruleState, pointStore: points, registry: registry, scriptEngines: engines,
             logger: logger)
         statistics = StatisticsScheduler(
-            clock: clock, pointStore: points, statisticsStore: statisticsStore, scriptEngines: [lua], logger: logger)
+            clock: clock, pointStore: points, statisticsStore: statisticsStore, scriptEngines: engines, logger: logger)
         // Notifications: alarm events → router (templates, policies) → durable outbox → dispatcher → channels.
         let outbox = SQLiteOutbox(storage: storage)
         let inbox = SQLiteInbox(storage: storage)

@@ -58,3 +58,21 @@ public final class ScriptParserFactory: ParserFactory {
         }
     }
 }
+
+extension ScriptParserFactory {
+    /// The factory's JavaScript engine as a ``IoTCore/ScriptEngine`` for rule conditions and statistics
+    /// calculations, made on the first script (so a platform whose scripts are all Lua starts no JavaScript
+    /// worker), and shared with the JavaScript parsers.
+    public var javascriptOnFirstUse: any ScriptEngine { JavaScriptOnFirstUse(factory: self) }
+}
+
+/// ``ScriptParserFactory/javascriptOnFirstUse``.
+private struct JavaScriptOnFirstUse: ScriptEngine {
+    let factory: ScriptParserFactory
+
+    var language: String { "javascript" }
+
+    func compile(_ source: String, name: String) throws(IoTError) -> any CompiledScript {
+        try factory.javascriptEngine().compile(source, name: name)
+    }
+}

@@ -50,6 +50,56 @@ struct JointRuleTests {
         #expect(await h.events.map(\.kind) == [.raised, .cleared])
     }
 
+    /// Issue 20, item 10: a joint rule's debounce. With `count(3)` the condition must hold for three evaluations
+    /// in a row (one that does not hold starts over); with a duration it must hold that long of clock time, seen
+    /// by the timer.
+    @Test func debounceByCountAndByDuration() async throws {
+        let h = RuleHarness()
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "hot-3", parameters: [.init(name: "t", device: "d", signal: "temp")], debounce: .count(3)
+                ) { p in (p["t"]! ?? 0) > 30 }))
+        for v in [31.0, 32, 20, 31, 32] { await h.feed(device: "d", signal: "temp", v) }
+        #expect(await h.events.isEmpty, "two in a row, then the 20 started it over, then two again")
+        await h.feed(device: "d", signal: "temp", 33)
+        #expect(await h.events.map(\.kind) == [.raised])
+        await h.feed(device: "d", signal: "temp", 10)
+        #expect(await h.events.map(\.kind) == [.raised, .cleared])
+
+        let timed = RuleHarness()
+        try await timed.add(
+            .joint(
+                JointRule(
+                    id: "hot-1min", parameters: [.init(name: "t", device: "d", signal: "temp")],
+                    evaluationIntervalMillis: 10_000, debounce: .duration(millis: 60_000)
+                ) { p in (p["t"]! ?? 0) > 30 }))
+        let t0 = timed.clock.now()
+        await timed.feed(device: "d", signal: "temp", 31)
+        await timed.advance(byMillis: 50_000)
+        #expect(await timed.events.isEmpty, "held for 50 s of the 60")
+        await timed.advance(byMillis: 20_000)
+        let raised = await timed.events
+        #expect(raised.map(\.kind) == [.raised])
+        #expect((raised.first?.alarm.startTime ?? 0) >= t0 + 60_000)
+        // The debounce round-trips through the rule's Codable form.
+        let rule = JointRule(
+            id: "j", parameters: [.init(name: "t", device: "d", signal: "temp")],
+            condition: .script(language: "lua", source: "function c(p) return true end", function: "c"),
+            debounce: .duration(millis: 5_000))
+        let decoded = try JSONDecoder().decode(AlarmRule.self, from: JSONEncoder().encode(AlarmRule.joint(rule)))
+        guard case .joint(let back) = decoded, case .duration(let d)? = back.debounce else {
+            Issue.record("the debounce did not round-trip: \(decoded)")
+            return
+        }
+        #expect(d == 5_000)
+        #expect(throws: IoTError.self) {
+            var bad = rule
+            bad.debounce = .count(0)
+            try bad.validate()
+        }
+    }
+
     @Test func noDataForFiveMinutesOnTheTimer() async throws {
         let h = RuleHarness()
         try await h.add(

@@ -59,11 +59,16 @@ public struct JointRule: Sendable, Codable {
     public var originator: String?
     /// Also evaluate on a timer this often (clock time); `nil` evaluates on samples only.
     public var evaluationIntervalMillis: Int64?
+    /// How long the condition must hold before the alarm is raised: for `count` evaluations in a row, or for
+    /// `durationMillis` of clock time (seen by an evaluation, so give ``evaluationIntervalMillis`` when
+    /// samples are rare). `nil` (the default) raises on the first evaluation that holds. An evaluation that
+    /// does not hold starts it over; counting starts over after a restart too.
+    public var debounce: Debounce?
 
     /// Creates a joint rule with a condition.
     public init(
         id: String, parameters: [Parameter], condition: Condition, severity: AlarmSeverity = .major,
-        originator: String? = nil, evaluationIntervalMillis: Int64? = nil
+        originator: String? = nil, evaluationIntervalMillis: Int64? = nil, debounce: Debounce? = nil
     ) {
         self.id = id
         self.parameters = parameters
@@ -71,16 +76,18 @@ public struct JointRule: Sendable, Codable {
         self.severity = severity
         self.originator = originator
         self.evaluationIntervalMillis = evaluationIntervalMillis
+        self.debounce = debounce
     }
 
     /// Creates a joint rule whose condition is a Swift closure.
     public init(
         id: String, parameters: [Parameter], severity: AlarmSeverity = .major, originator: String? = nil,
-        evaluationIntervalMillis: Int64? = nil, condition: @escaping @Sendable ([String: Double?]) -> Bool
+        evaluationIntervalMillis: Int64? = nil, debounce: Debounce? = nil,
+        condition: @escaping @Sendable ([String: Double?]) -> Bool
     ) {
         self.init(
             id: id, parameters: parameters, condition: .closure(condition), severity: severity,
-            originator: originator, evaluationIntervalMillis: evaluationIntervalMillis)
+            originator: originator, evaluationIntervalMillis: evaluationIntervalMillis, debounce: debounce)
     }
 
     /// The alarm's originator.

@@ -61,6 +61,11 @@ extension JointRule {
         if let interval = evaluationIntervalMillis {
             try IoTLimits.checkDuration(interval, field(id, "evaluationIntervalMillis"))
         }
+        switch debounce {
+        case .count(let n)?: try checkCount(n, field(id, "debounce count"))
+        case .duration(let d)?: try IoTLimits.checkDuration(d, field(id, "debounce durationMillis"), minimum: 0)
+        case nil: break
+        }
         for p in parameters {
             switch p.window {
             case .count(let n): try checkCount(n, field(id, "parameter '\(p.name)' window count"))

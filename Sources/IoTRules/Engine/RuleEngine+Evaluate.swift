@@ -190,14 +190,26 @@ extension RuleEngine {
                     markDirty(s.runtime)
                 }
             } else {
+                s.holding += 1
+                let since = s.holdingSince ?? now
+                s.holdingSince = since
+                switch s.rule.debounce {
+                case .count(let n)?: guard s.holding >= max(1, n) else { return }
+                case .duration(let d)?: guard now.saturatingSubtract(since) >= d else { return }
+                case nil: break
+                }
                 s.alarming = true
                 markDirty(s.runtime)
                 raiseAlarm(s, severity: s.rule.severity, value: nil, details: Self.describe(inputs), now: now)
             }
-        } else if s.alarming {
-            s.alarming = false
-            markDirty(s.runtime)
-            clearAlarm(s, now: now, value: nil)
+        } else {
+            s.holding = 0
+            s.holdingSince = nil
+            if s.alarming {
+                s.alarming = false
+                markDirty(s.runtime)
+                clearAlarm(s, now: now, value: nil)
+            }
         }
     }
 

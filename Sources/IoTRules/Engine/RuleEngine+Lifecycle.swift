@@ -125,7 +125,10 @@ extension RuleEngine {
             r.alarming = false
             r.matchCount = 0
             r.matchSince = nil
-        case let j as JointSlot: j.alarming = false
+        case let j as JointSlot:
+            j.alarming = false
+            j.holding = 0
+            j.holdingSince = nil
         case let o as OfflineSlot:
             o.alarming = false
             o.lastSeen = max(o.lastSeen, now)

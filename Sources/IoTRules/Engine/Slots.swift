@@ -287,6 +287,9 @@ final class JointSlot: Slot {
     var alarming = false
     /// Duration windows answer only once they have been watched this long.
     var coveredSince: Int64
+    /// Evaluations in a row that held, and when the first of them was, for the rule's debounce.
+    var holding = 0
+    var holdingSince: Int64?
 
     init(runtime: RuleRuntime, rule: JointRule, coveredSince: Int64) {
         self.rule = rule

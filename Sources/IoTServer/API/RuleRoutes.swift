@@ -139,13 +139,14 @@ struct RuleOutput: Encodable {
         var severity: AlarmSeverity
         var originator: String?
         var evaluationIntervalMillis: Int64?
+        var debounce: Debounce?
     }
 
     func encode(to encoder: any Encoder) throws {
         if case .joint(let j) = rule, case .closure = j.condition {
             try ClosureJoint(
                 id: j.id, parameters: j.parameters, severity: j.severity, originator: j.originator,
-                evaluationIntervalMillis: j.evaluationIntervalMillis
+                evaluationIntervalMillis: j.evaluationIntervalMillis, debounce: j.debounce
             ).encode(to: encoder)
         } else {
             try rule.encode(to: encoder)

@@ -2,6 +2,7 @@ import Foundation
 import IoTCore
 import IoTProtocols
 import IoTStorage
+import IoTTestSupport
 import Logging
 
 /// Broker → MQTTTransport → JSON parse → journal → SQLite store, fed by `../shared/bench`'s C publisher
@@ -104,7 +105,7 @@ private func startBroker(dir: String, extra: String) throws -> (Subprocess, Int)
     """.write(toFile: dir + "/mosquitto.conf", atomically: true, encoding: .utf8)
     let broker = try Subprocess(["/usr/sbin/mosquitto", "-c", dir + "/mosquitto.conf"])
     do {
-        try waitForTCP(port)
+        try ChildProcess.waitForLoopbackPort(port, seconds: 4)
     } catch {
         broker.terminate()
         throw error
@@ -122,16 +123,7 @@ private func measureSDKDrain(messages: Int, topics: Int, bin: String, dir: Strin
     _ = shell("mkdir -p '\(dir)'")
     let (broker, port) = try startBroker(dir: dir, extra: "max_queued_messages 0\nmax_queued_bytes 0")
     defer { broker.terminate() }
-    let storage = try SQLiteStorage(configuration: .init(directory: dir), logger: logger)
-    let journal = try FileJournal(configuration: .init(directory: dir + "/journal"), logger: logger)
-    let registry = SQLiteRegistryStore(storage: storage)
-    let points = SQLitePointStore(storage: storage)
-    let tenant: TenantID = "bench"
-    try await registry.saveTenant(Tenant(id: tenant))
-    try await registry.saveProduct(
-        .tenant(tenant), Product(id: "p", signals: [Signal(name: "temp"), Signal(name: "hum"), Signal(name: "ts")]))
-    for i in 0..<topics { try await registry.saveDevice(.tenant(tenant), Device(uid: "\(i)", product: "p")) }
-    let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: logger)
+    let (ingestor, tenant) = try await benchIngestor(dir: dir, topics: topics, logger: logger)
     let ingest = Task { try await ingestor.run() }
     defer { ingest.cancel() }
     while !ingestor.isReady { try await Task.sleep(for: .milliseconds(5)) }
@@ -166,6 +158,22 @@ private func measureSDKDrain(messages: Int, topics: Int, bin: String, dir: Strin
     return SDKRun(
         rate: lastAt > firstAt ? Double(received - 1) / (lastAt - firstAt) : 0,
         committedRate: committed > firstAt ? Double(received) / (committed - firstAt) : 0, received: received)
+}
+
+/// An ingestor over SQLite stores and a file journal in `dir` (not running yet), with tenant `bench`, product `p`
+/// (`temp`, `hum`, `ts`) and the devices `0` to `topics - 1` of the publisher's topics (others register as `p`).
+private func benchIngestor(dir: String, topics: Int, logger: Logger) async throws -> (Ingestor, TenantID) {
+    let storage = try SQLiteStorage(configuration: .init(directory: dir), logger: logger)
+    let journal = try FileJournal(configuration: .init(directory: dir + "/journal"), logger: logger)
+    let registry = SQLiteRegistryStore(storage: storage)
+    let tenant: TenantID = "bench"
+    try await registry.saveTenant(Tenant(id: tenant, policy: IngestPolicy(unknownDevices: .register(product: "p"))))
+    try await registry.saveProduct(
+        .tenant(tenant), Product(id: "p", signals: [Signal(name: "temp"), Signal(name: "hum"), Signal(name: "ts")]))
+    for i in 0..<topics { try await registry.saveDevice(.tenant(tenant), Device(uid: "\(i)", product: "p")) }
+    let ingestor = Ingestor(
+        journal: journal, pointStore: SQLitePointStore(storage: storage), registry: registry, logger: logger)
+    return (ingestor, tenant)
 }
 
 /// When `mqtt` received its first and its last message: it has `messages`, or 5 s passed without one more.
@@ -214,18 +222,7 @@ private func measureSDK(qos: Int, messages: Int, topics: Int, bin: String, dir: 
     let (broker, port) = try startBroker(dir: dir, extra: unlimited ? "max_queued_messages 0" : "")
     defer { broker.terminate() }
 
-    let storage = try SQLiteStorage(configuration: .init(directory: dir), logger: logger)
-    let journal = try FileJournal(configuration: .init(directory: dir + "/journal"), logger: logger)
-    let registry = SQLiteRegistryStore(storage: storage)
-    let points = SQLitePointStore(storage: storage)
-    let tenant: TenantID = "bench"
-    var policy = IngestPolicy()
-    policy.unknownDevices = .register(product: "p")
-    try await registry.saveTenant(Tenant(id: tenant, policy: policy))
-    try await registry.saveProduct(
-        .tenant(tenant), Product(id: "p", signals: [Signal(name: "temp"), Signal(name: "hum"), Signal(name: "ts")]))
-    for i in 0..<topics { try await registry.saveDevice(.tenant(tenant), Device(uid: "\(i)", product: "p")) }
-    let ingestor = Ingestor(journal: journal, pointStore: points, registry: registry, logger: logger)
+    let (ingestor, tenant) = try await benchIngestor(dir: dir, topics: topics, logger: logger)
     let mqtt = try MQTTTransport(
         configuration: .init(
             client: .init(host: "127.0.0.1", port: port, clientID: "iot-bench-\(qos)"), tenant: tenant,

@@ -37,7 +37,7 @@ func runModbusBenchmark(_ options: BenchOptions) async throws {
     let port = freePort()
     let server = try ChildProcess(["\(bin)/modbus_server", String(port)])
     defer { server.stop(signal: SIGKILL) }
-    try waitForTCP(port)
+    try ChildProcess.waitForLoopbackPort(port, seconds: 4)
     let serverCPU = "/proc/\(server.pid)/schedstat"
 
     let h = try await makeHarness(logger: logger)
@@ -266,22 +266,3 @@ private func makeHarness(logger: Logger) async throws -> BenchHarness {
 }
 
 func freePort() -> Int { ChildProcess.freeLoopbackPort() }
-
-func waitForTCP(_ port: Int) throws {
-    for _ in 0..<200 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(port).bigEndian
-        addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        close(fd)
-        if rc == 0 { return }
-        usleep(20_000)
-    }
-    throw BenchError("nothing listens on port \(port)")
-}

@@ -34,7 +34,7 @@ enum Fixture {
     static func waitForPort(_ port: Int, process: ChildProcess, seconds: Double, what: String) throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if canConnect(port) { return }
+            if ChildProcess.acceptsConnections(onLoopbackPort: port) { return }
             var status: Int32 = 0
             if waitpid(process.pid, &status, WNOHANG) == process.pid {
                 throw FixtureFailure("\(what) exited (status \(status)) before listening on port \(port)")
@@ -42,21 +42,6 @@ enum Fixture {
             usleep(50_000)
         }
         throw FixtureFailure("\(what) did not listen on port \(port) within \(seconds) s")
-    }
-
-    static func canConnect(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(port).bigEndian
-        addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        return rc == 0
     }
 
     /// Runs a command to its end; returns its exit code and stdout lines.

@@ -20,27 +20,6 @@ func peerBinary(_ path: String, package: String) throws -> String {
     return path
 }
 
-/// Waits until something accepts TCP connections on 127.0.0.1:`port`.
-func waitForPort(_ port: Int, seconds: Double = 10) throws {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(port).bigEndian
-        addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        close(fd)
-        if rc == 0 { return }
-        usleep(20_000)
-    }
-    throw TestFailure("nothing listens on 127.0.0.1:\(port) after \(seconds) s")
-}
-
 /// A real mosquitto broker on a free loopback port, started and stopped (by PID) by the test.
 final class MosquittoBroker: @unchecked Sendable {
     private(set) var port: Int
@@ -83,7 +62,7 @@ final class MosquittoBroker: @unchecked Sendable {
         """.write(toFile: configurationPath, atomically: true, encoding: .utf8)
         process = try ChildProcess([binary, "-c", configurationPath])
         do {
-            try waitForPort(port)
+            try ChildProcess.waitForLoopbackPort(port)
         } catch {
             throw TestFailure("mosquitto did not start: \(log)")
         }

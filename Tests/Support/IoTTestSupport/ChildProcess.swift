@@ -190,6 +190,35 @@ public final class ChildProcess {
     /// from, so one of them could take it before the peer binds it.
     public static func freeLoopbackPort() -> Int { freePort(type: Int32(SOCK_STREAM.rawValue)) }
 
+    /// Whether something accepts TCP connections on 127.0.0.1:`port` now.
+    public static func acceptsConnections(onLoopbackPort port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = UInt16(port).bigEndian
+        addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        return rc == 0
+    }
+
+    /// Waits until something accepts TCP connections on 127.0.0.1:`port` (a peer started on it is listening).
+    ///
+    /// - Throws: ``Failure`` naming the port when `seconds` pass first.
+    public static func waitForLoopbackPort(_ port: Int, seconds: Double = 10) throws {
+        let deadline = now() + seconds
+        while !acceptsConnections(onLoopbackPort: port) {
+            guard now() < deadline else {
+                throw Failure(description: "nothing listens on 127.0.0.1:\(port) after \(seconds) s")
+            }
+            usleep(20_000)
+        }
+    }
+
     /// A UDP port on 127.0.0.1 that was free a moment ago, for a peer that listens on UDP (CoAP), picked as
     /// ``freeLoopbackPort()`` picks. A port from ``freeLoopbackPort()`` is free for TCP only: a UDP socket
     /// (another test's CoAP client, say) may hold it.

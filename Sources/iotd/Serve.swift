@@ -52,16 +52,11 @@ struct Serve: AsyncParsableCommand {
             let (http, management) = try await platform.listeningPorts()
             logger.info("iotd serving", metadata: ["device_http": "\(http)", "management": "\(management)"])
         }
-        let outcome: Result<Void, any Error>
-        do {
-            try await group.run()
-            outcome = .success(())
-        } catch {
-            outcome = .failure(error)
+        defer {
+            announce.cancel()
+            print(accountingLine(platform.ingestor.statistics))
         }
-        announce.cancel()
-        print(accountingLine(platform.ingestor.statistics))
-        try outcome.get()
+        try await group.run()
     }
 }
 

@@ -6,7 +6,8 @@ import Synchronization
 
 /// A running ``IoTCore/Ingestor`` over in-memory stores, seeded with one tenant, one product and a few
 /// devices: what a transport, a parser or a custom ``IoTCore/PollingTransport`` is tested against, with no
-/// database, journal file or network.
+/// database, journal file or network. A test of the real stores passes its own (a SQLite registry and point
+/// store, a file journal) and keeps the rest.
 ///
 /// The seed: tenant ``tenant`` (`acme`); product ``product`` (`thermo`: numbers `temp`, `hum` and `seq`, the
 /// bool `on` and the text `fw`); devices ``deviceUIDs`` of that product (`t-1`, `d-1`, `d-2`, `d-3`). The
@@ -33,19 +34,19 @@ public final class IngestHarness: Sendable {
     /// The seeded devices, all of ``product``.
     public static let deviceUIDs = ["t-1", "d-1", "d-2", "d-3"]
 
-    /// The journal the ingestor appends to.
-    public let journal: InMemoryJournal
-    /// The store the ingestor commits to.
-    public let points: InMemoryPointStore
-    /// Tenants, products and devices.
-    public let registry: InMemoryRegistryStore
+    /// The journal the ingestor appends to (an ``InMemoryJournal`` unless one was passed).
+    public let journal: any Journal
+    /// The store the ingestor commits to (an ``InMemoryPointStore`` unless one was passed).
+    public let points: any PointStore
+    /// Tenants, products and devices (an ``InMemoryRegistryStore`` unless one was passed).
+    public let registry: any RegistryStore
     /// The ingestor's clock, unless the harness was made with `systemClock`.
     public let clock: ManualClock
     /// The ingestor under test.
     public let ingestor: Ingestor
     /// The front door over ``ingestor`` that transports under test submit to: a ``IoTCore/DefaultIngestGateway``
     /// with the harness's authenticator (none unless one was passed: then only
-    /// ``IoTCore/IngestSubmission/Sender/device(_:)`` submissions are taken).
+    /// ``IoTCore/IngestSubmission/Sender/device(_:)`` submissions are taken) and gateway configuration.
     public let gateway: DefaultIngestGateway
     /// The access scope of ``tenant``.
     public var scope: AccessScope { .tenant(Self.tenant) }
@@ -57,24 +58,35 @@ public final class IngestHarness: Sendable {
     /// - Parameters:
     ///   - policy: the tenant's handling of unknown devices and signals.
     ///   - configuration: the ingestor's configuration.
-    ///   - journal, points, registry: stores to reuse (a restart test passes the same ones twice).
+    ///   - journal, points, registry: stores to reuse (a restart test passes the same ones twice) or to test
+    ///     (a SQLite store, a point store that blocks).
     ///   - devices: the uids of the seeded devices (all of ``product``); default ``deviceUIDs``.
+    ///   - seeded: `false` leaves the registry as it is (a test that creates its tenant through an API).
     ///   - systemClock: the ingestor stamps and waits on the system clock instead of ``clock``.
+    ///   - observers: what the ingestor tells of each committed batch (a rule engine, a live feed).
+    ///   - rateLimitClock: the clock of the per-device rate limit, in monotonic nanoseconds (the system's
+    ///     otherwise).
     ///   - authenticator: what ``gateway`` resolves credentials with.
+    ///   - gatewayConfiguration: the gateway's configuration (its authentication cache).
+    ///   - cacheClock: the clock of the gateway's authentication cache, in monotonic nanoseconds (the
+    ///     system's otherwise).
     ///   - start: run the ingestor now (``start(_:)`` later otherwise).
     public init(
         policy: IngestPolicy = IngestPolicy(), configuration: Ingestor.Configuration = .init(),
-        journal: InMemoryJournal = InMemoryJournal(), points: InMemoryPointStore = InMemoryPointStore(),
-        registry: InMemoryRegistryStore = InMemoryRegistryStore(), devices: [String] = IngestHarness.deviceUIDs,
-        systemClock: Bool = false,
-        authenticator: (any DeviceAuthenticator)? = nil, start: Bool = true
+        journal: any Journal = InMemoryJournal(), points: any PointStore = InMemoryPointStore(),
+        registry: any RegistryStore = InMemoryRegistryStore(), devices: [String] = IngestHarness.deviceUIDs,
+        seeded: Bool = true, systemClock: Bool = false, observers: [any PointObserver] = [],
+        rateLimitClock: (@Sendable () -> Int64)? = nil,
+        authenticator: (any DeviceAuthenticator)? = nil,
+        gatewayConfiguration: DefaultIngestGateway.Configuration = .init(),
+        cacheClock: (@Sendable () -> Int64)? = nil, start: Bool = true
     ) async throws {
         self.journal = journal
         self.points = points
         self.registry = registry
         let clock = ManualClock(now: 1_700_000_000_000)
         self.clock = clock
-        if try await registry.tenant(Self.tenant) == nil {
+        if seeded, try await registry.tenant(Self.tenant) == nil {
             try await registry.saveTenant(Tenant(id: Self.tenant, policy: policy))
             try await registry.saveProduct(.tenant(Self.tenant), Self.product)
             for uid in devices {
@@ -83,19 +95,27 @@ public final class IngestHarness: Sendable {
         }
         ingestor = Ingestor(
             configuration: configuration, journal: journal, pointStore: points, registry: registry,
-            clock: systemClock ? SystemClock() : clock, logger: Logger(label: "iot.test.ingest"))
-        gateway = DefaultIngestGateway(ingestor: ingestor, authenticator: authenticator)
+            clock: systemClock ? SystemClock() : clock, observers: observers, parsers: nil,
+            rateLimitClock: rateLimitClock, logger: Logger(label: "iot.test.ingest"))
+        gateway = DefaultIngestGateway(
+            ingestor: ingestor, authenticator: authenticator, configuration: gatewayConfiguration,
+            cacheClock: cacheClock, logger: Logger(label: "iot.test.gateway"))
         if start { try await self.start() }
     }
 
     /// Runs the ingestor and `services` (transports) in one `ServiceGroup`, as a daemon does, and waits until
     /// the ingestor is ready (its journal replayed).
     ///
+    /// - Parameters:
+    ///   - services: what runs after the ingestor (and stops before it).
+    ///   - withIngestor: `false` runs `services` alone: what a transport does while the ingestor has not
+    ///     started (it is never ready).
     /// - Throws: ``IoTCore/IoTError/Code/conflict`` when the harness runs already (made with `start: true`, or
     ///   started before): make it with `start: false` to run transports with it.
-    public func start(_ services: [any Service] = []) async throws {
+    public func start(_ services: [any Service] = [], withIngestor: Bool = true) async throws {
         let group = ServiceGroup(
-            configuration: .init(services: [ingestor] + services, logger: Logger(label: "iot.test.group")))
+            configuration: .init(
+                services: (withIngestor ? [ingestor] : []) + services, logger: Logger(label: "iot.test.group")))
         let started = running.withLock { r -> Bool in
             guard r == nil else { return false }
             r = (group, Task { try await group.run() })
@@ -106,7 +126,7 @@ public final class IngestHarness: Sendable {
                 .conflict,
                 "the harness runs already; make it with IngestHarness(start: false) to start it with services")
         }
-        try await waitUntilReady()
+        if withIngestor { try await waitUntilReady() }
     }
 
     /// Waits until the ingestor accepts messages (it replays its journal first).
@@ -116,7 +136,9 @@ public final class IngestHarness: Sendable {
 
     /// Shuts the services down gracefully, in reverse order (transports first, then the ingestor, which commits
     /// what it acknowledged), and waits until they have stopped.
-    public func stop() async {
+    ///
+    /// - Throws: what a service's `run()` threw (a clean stop throws nothing).
+    public func stopChecked() async throws {
         guard
             let (group, task) = running.withLock({ r in
                 defer { r = nil }
@@ -124,7 +146,12 @@ public final class IngestHarness: Sendable {
             })
         else { return }
         await group.triggerGracefulShutdown()
-        _ = try? await task.value
+        try await task.value
+    }
+
+    /// ``stopChecked()``, ignoring what a service threw.
+    public func stop() async {
+        try? await stopChecked()
     }
 
     /// Runs the ingestor and `services`, then `body`, then stops them, also when `body` throws. Make the harness

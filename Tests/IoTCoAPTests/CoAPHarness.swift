@@ -22,8 +22,8 @@ final class CoAPHarness: Sendable {
     let coap: CoAPTransport
     let port: Int
     let dtlsPort: Int?
-    var registry: InMemoryRegistryStore { ingest.registry }
-    var points: InMemoryPointStore { ingest.points }
+    var registry: any RegistryStore { ingest.registry }
+    var points: any PointStore { ingest.points }
     var ingestor: Ingestor { ingest.ingestor }
 
     init(maxBodyBytes: Int = 64 * 1024, dtls: Bool = false, ingestorConfiguration: Ingestor.Configuration = .init())

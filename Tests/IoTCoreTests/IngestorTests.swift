@@ -32,7 +32,8 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
     }
 
     @Test func everyOutcomeEndsInExactlyOneCounter() async throws {
-        let h = try await IngestHarness()
+        let journal = InMemoryJournal()
+        let h = try await IngestHarness(journal: journal)
         try await h.send(#"{"temp": 1}"#)
         await expectCode(.malformedPayload) { try await h.send(#"{"temp": "#) }
         await expectCode(.unknownDevice) { try await h.send(#"{"temp": 1}"#, device: "ghost") }
@@ -40,9 +41,9 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
         await expectCode(.invalidValue) { try await h.send(#"{"temp": "warm"}"#) }
         await expectCode(.invalidValue) { try await h.send(#"{"on": 7}"#) }
         try await h.send(#"[]"#)  // empty: stored at once, nothing journaled
-        h.journal.failAppends(true)
+        journal.failAppends(true)
         await expectCode(.journal) { try await h.send(#"{"temp": 2}"#) }
-        h.journal.failAppends(false)
+        journal.failAppends(false)
         try await h.drain()
         let s = h.ingestor.statistics
         #expect(s.received == 8)
@@ -408,7 +409,8 @@ struct SemicolonParser: Parser {
 
 @Suite struct ProductParserTests {
     @Test func aBatchOfRecordsIsJournaledInOrderAcrossAnUncachedDeviceAndARejection() async throws {
-        let h = try await IngestHarness()
+        let journal = InMemoryJournal()
+        let h = try await IngestHarness(journal: journal)
         try await h.registry.saveDevice(.tenant(IngestHarness.tenant), Device(uid: "t-2", product: "thermo"))
         // t-1 is cached from here on; t-2 is not. Its commit trims the journal once; the manual clock does not
         // move, so nothing is trimmed again and the batch's entries stay to be looked at.
@@ -440,7 +442,7 @@ struct SemicolonParser: Parser {
         }
         #expect(error.code == .unknownSignal)
         // Journal order is item order: t-1 (2), t-2 (3), t-1 (5).
-        let values = h.journal.entries.filter { $0.sequence > before }.map { $0.points.map(\.value) }
+        let values = journal.entries.filter { $0.sequence > before }.map { $0.points.map(\.value) }
         #expect(values == [[.number(2)], [.number(3)], [.number(5)]])
         try await h.drain()
         #expect(try await h.series("t-1", "temp").map(\.value) == [.number(1), .number(2), .number(5)])

@@ -5,7 +5,6 @@ import IoTServer
 import IoTTestSupport
 import IoTTesting
 import Logging
-import ServiceLifecycle
 import Testing
 
 #if canImport(Glibc)
@@ -15,18 +14,15 @@ import Testing
 /// Every device listener (HTTP, WebSocket, TCP with both framings) and the management API, on free
 /// loopback ports, over in-memory stores, with one ``DeviceAuthService`` and one ``DeviceSessions``.
 final class DeviceHarness: Sendable {
-    static let tenant: TenantID = "acme"
+    static let tenant = IngestHarness.tenant
     static let adminKey = "test-admin-key"
-    let registry = InMemoryRegistryStore()
-    let points = InMemoryPointStore()
+    let ingest: IngestHarness
     let credentials = InMemoryCredentialStore()
-    let journal = InMemoryJournal()
     let sessions = DeviceSessions()
     let live = LiveFeed()
     /// Wall time of token expiry (tests advance it).
     let authClock = ManualClock(now: 1_700_000_000_000)
     let auth: DeviceAuthService
-    let ingestor: Ingestor
     let http: HTTPIngestTransport
     let ws: WebSocketTransport
     let tcpLines: TCPTransport
@@ -37,10 +33,8 @@ final class DeviceHarness: Sendable {
     let tcpLinesPort: Int
     let tcpLengthPort: Int
     let apiPort: Int
-    private let group: ServiceGroup
-    private let groupTask: Task<Void, any Error>
 
-    var scope: AccessScope { .tenant(Self.tenant) }
+    var ingestor: Ingestor { ingest.ingestor }
 
     init(
         webSocket: WebSocketTransport.Configuration = .init(port: 0, maxMessageBytes: 1_024),
@@ -50,45 +44,34 @@ final class DeviceHarness: Sendable {
         ingestorConfiguration: Ingestor.Configuration = .init(),
         managementTLS: ListenerTLS? = nil
     ) async throws {
-        try await registry.saveTenant(Tenant(id: Self.tenant))
-        try await registry.saveProduct(
-            .tenant(Self.tenant), Product(id: "thermo", signals: [Signal(name: "temp"), Signal(name: "hum")]))
-        for uid in ["t-1", "t-2", "t-3"] {
-            try await registry.saveDevice(.tenant(Self.tenant), Device(uid: uid, product: "thermo"))
-        }
         let logger = Logger(label: "test")
         auth = DeviceAuthService(
             credentials: credentials, sessions: sessions,
             configuration: .init(passwordIterations: 1_000, failedAttempts: failedAttempts), clock: authClock,
             logger: logger)
-        let ingestor = Ingestor(
-            configuration: ingestorConfiguration, journal: journal, pointStore: points, registry: registry,
-            observers: [live], logger: logger)
-        self.ingestor = ingestor
-        self.http = HTTPIngestTransport(configuration: http, ingestor: ingestor, authenticator: auth, logger: logger)
-        ws = WebSocketTransport(
-            configuration: webSocket, ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)
+        // No authentication cache: a revoked credential is refused on its next message.
+        ingest = try await IngestHarness(
+            configuration: ingestorConfiguration, devices: ["t-1", "t-2", "t-3"], systemClock: true,
+            observers: [live], authenticator: auth, gatewayConfiguration: .init(authenticationCacheLifetime: .zero),
+            start: false)
+        let gateway = ingest.gateway
+        self.http = HTTPIngestTransport(configuration: http, gateway: gateway, tokenService: auth, logger: logger)
+        ws = WebSocketTransport(configuration: webSocket, gateway: gateway, sessions: sessions, logger: logger)
         var lines = tcp
         lines.framing = .lines
         var length = tcp
         length.framing = .lengthPrefixed
-        tcpLines = TCPTransport(
-            configuration: lines, ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)
-        tcpLength = TCPTransport(
-            configuration: length, ingestor: ingestor, authenticator: auth, sessions: sessions, logger: logger)
+        tcpLines = TCPTransport(configuration: lines, gateway: gateway, sessions: sessions, logger: logger)
+        tcpLength = TCPTransport(configuration: length, gateway: gateway, sessions: sessions, logger: logger)
         api = ManagementServer(
-            configuration: .init(port: 0, adminAPIKey: Self.adminKey, tls: managementTLS), registry: registry,
-            points: points, tokens: auth,
-            ingestor: ingestor, prometheus: nil,
+            configuration: .init(port: 0, adminAPIKey: Self.adminKey, tls: managementTLS), registry: ingest.registry,
+            points: ingest.points, tokens: auth,
+            ingestor: ingest.ingestor, prometheus: nil,
             resources: [
                 CredentialRoutes(manager: auth), DownlinkRoutes(sessions: sessions), LiveFeedRoutes(feed: live),
             ],
             logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(services: [ingestor, self.http, ws, tcpLines, tcpLength, api], logger: logger))
-        self.group = group
-        groupTask = Task { try await group.run() }
-        while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
+        try await ingest.start([self.http, ws, tcpLines, tcpLength, api])
         httpPort = try await self.http.listeningPort()
         wsPort = try await ws.listeningPort()
         tcpLinesPort = try await tcpLines.listeningPort()
@@ -149,21 +132,17 @@ final class DeviceHarness: Sendable {
     }
 
     func series(_ device: String, _ signal: String = "temp") async throws -> [Point] {
-        try await points.range(
-            scope, series: SeriesKey(device: device, signal: signal), from: 0, to: .max, limit: nil, order: .ascending)
+        try await ingest.series(device, signal)
     }
 
     /// Waits until the ingestor has committed everything journaled.
-    func drain() async throws {
-        while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
-    }
+    func drain() async throws { try await ingest.drain() }
 
     func rejected(_ reason: String) -> Int { ingestor.statistics.rejected[reason] ?? 0 }
 
     func stop() async {
-        await group.triggerGracefulShutdown()
         do {
-            try await groupTask.value
+            try await ingest.stopChecked()
         } catch {
             Issue.record("the services did not stop cleanly: \(error)")
         }

@@ -8,26 +8,23 @@ import IoTStorage
 import IoTTesting
 import Logging
 import NIOCore
-import ServiceLifecycle
 import Testing
 
 @testable import IoTHTTP
 
-/// An ingestor over in-memory stores and an HTTP ingest transport on a free loopback port.
+/// An ``IngestHarness`` (devices `t-1` and `t-2`) with a token authenticator and an HTTP ingest transport on a
+/// free loopback port.
 final class HTTPHarness: Sendable {
-    static let tenant: TenantID = "acme"
-    let registry = InMemoryRegistryStore()
-    let points: any PointStore
+    static let tenant = IngestHarness.tenant
+    let ingest: IngestHarness
     let credentials = InMemoryCredentialStore()
-    let journal = InMemoryJournal()
+    let journal: InMemoryJournal
     let auth: TokenAuthenticator
-    let ingestor: Ingestor
     let transport: HTTPIngestTransport
     let port: Int
-    private let group: ServiceGroup
-    private let groupTask: Task<Void, any Error>
 
-    var scope: AccessScope { .tenant(Self.tenant) }
+    var ingestor: Ingestor { ingest.ingestor }
+    var points: any PointStore { ingest.points }
 
     init(
         configuration: HTTPIngestTransport.Configuration = .init(port: 0),
@@ -38,38 +35,19 @@ final class HTTPHarness: Sendable {
         authenticationCacheLifetime: Duration = .zero,
         authenticationCacheClock: (@Sendable () -> Int64)? = nil
     ) async throws {
-        self.points = points
-        try await registry.saveTenant(Tenant(id: Self.tenant))
-        try await registry.saveProduct(
-            .tenant(Self.tenant),
-            Product(
-                id: "thermo",
-                signals: [Signal(name: "temp"), Signal(name: "on", type: .bool), Signal(name: "fw", type: .text)]))
-        for uid in ["t-1", "t-2"] {
-            try await registry.saveDevice(.tenant(Self.tenant), Device(uid: uid, product: "thermo"))
-        }
+        let journal = InMemoryJournal()
+        self.journal = journal
         auth = TokenAuthenticator(credentials: credentials)
-        let ingestor = Ingestor(
-            configuration: ingestorConfiguration, journal: journal, pointStore: points, registry: registry,
-            clock: ManualClock(now: 1_700_000_000_000), observers: [], parsers: nil, rateLimitClock: rateLimitClock,
-            logger: Logger(label: "test"))
-        self.ingestor = ingestor
-        let gateway = DefaultIngestGateway(
-            ingestor: ingestor, authenticator: auth,
-            configuration: .init(authenticationCacheLifetime: authenticationCacheLifetime),
-            cacheClock: authenticationCacheClock, logger: Logger(label: "test"))
+        ingest = try await IngestHarness(
+            configuration: ingestorConfiguration, journal: journal, points: points, devices: ["t-1", "t-2"],
+            rateLimitClock: rateLimitClock, authenticator: auth,
+            gatewayConfiguration: .init(authenticationCacheLifetime: authenticationCacheLifetime),
+            cacheClock: authenticationCacheClock, start: false)
         let transport = HTTPIngestTransport(
-            configuration: configuration, gateway: gateway, logger: Logger(label: "test"))
+            configuration: configuration, gateway: ingest.gateway, logger: Logger(label: "test"))
         self.transport = transport
         // As iotd runs them: one ServiceGroup, stopped by graceful shutdown.
-        let group = ServiceGroup(
-            configuration: .init(
-                services: startIngestor ? [ingestor, transport] : [transport], logger: Logger(label: "test")))
-        self.group = group
-        groupTask = Task { try await group.run() }
-        if startIngestor {
-            while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
-        }
+        try await ingest.start([transport], withIngestor: startIngestor)
         port = try await transport.listeningPort()
     }
 
@@ -98,20 +76,14 @@ final class HTTPHarness: Sendable {
         }
     }
 
-    func drain() async throws {
-        while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
-    }
+    func drain() async throws { try await ingest.drain() }
 
-    func series(_ device: String, _ signal: String) async throws -> [Point] {
-        try await points.range(
-            scope, series: SeriesKey(device: device, signal: signal), from: 0, to: .max, limit: nil, order: .ascending)
-    }
+    func series(_ device: String, _ signal: String) async throws -> [Point] { try await ingest.series(device, signal) }
 
     /// Graceful shutdown: the listener closes, then the ingestor drains; both `run()`s return.
     func stop() async {
-        await group.triggerGracefulShutdown()
         do {
-            try await groupTask.value
+            try await ingest.stopChecked()
         } catch {
             Issue.record("the services did not stop cleanly: \(error)")
         }

@@ -15,9 +15,9 @@ final class ModbusHarness: Sendable {
     static let strict: TenantID = "strict"
     let ingest: IngestHarness
     let modbus: ModbusTransport
-    var registry: InMemoryRegistryStore { ingest.registry }
-    var points: InMemoryPointStore { ingest.points }
-    var journal: InMemoryJournal { ingest.journal }
+    var registry: any RegistryStore { ingest.registry }
+    var points: any PointStore { ingest.points }
+    var journal: any Journal { ingest.journal }
     var ingestor: Ingestor { ingest.ingestor }
 
     /// Tenant `plant` registers unknown devices (product `meter`) and signals; tenant `strict` rejects both

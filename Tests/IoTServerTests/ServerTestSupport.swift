@@ -10,18 +10,16 @@ import IoTTesting
 import Logging
 import NIOCore
 import Prometheus
-import ServiceLifecycle
 import Testing
 
 /// A running ingestor, HTTP ingest transport and management server, over in-memory stores or SQLite
 /// files in a temporary directory, in one `ServiceGroup` as iotd runs them.
 final class ServerHarness: Sendable {
     static let key = "test-admin-key"
-    let registry: any RegistryStore
-    let points: any PointStore
+    /// The ingestor and its stores (nothing seeded: ``seed(_:)`` creates the tenant through the API).
+    let ingest: IngestHarness
     let auth: TokenAuthenticator
     let directory: String?
-    let ingestor: Ingestor
     let prometheus = PrometheusCollectorRegistry()
     let server: ManagementServer
     let transport: HTTPIngestTransport
@@ -34,14 +32,18 @@ final class ServerHarness: Sendable {
     /// With `rules: true`: the engine (an observer of the ingestor) and the scheduler the API manages.
     let engine: RuleEngine?
     let scheduler: StatisticsScheduler?
-    private let group: ServiceGroup
-    private let groupTask: Task<Void, any Error>
+
+    var registry: any RegistryStore { ingest.registry }
+    var points: any PointStore { ingest.points }
+    var ingestor: Ingestor { ingest.ingestor }
 
     init(
         adminAPIKey: String? = ServerHarness.key, startIngestor: Bool = true, maxExportPoints: Int = 1_000_000,
         sqlite: Bool = false, rules: Bool = false
     ) async throws {
         let journal: any Journal
+        let registry: any RegistryStore
+        let points: any PointStore
         if sqlite {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "iot-server-\(UUID().uuidString)"
@@ -70,10 +72,10 @@ final class ServerHarness: Sendable {
             engine = nil
             scheduler = nil
         }
-        let ingestor = Ingestor(
-            journal: journal, pointStore: points, registry: registry, observers: engine.map { [$0] } ?? [],
-            logger: Logger(label: "test"))
-        self.ingestor = ingestor
+        ingest = try await IngestHarness(
+            journal: journal, points: points, registry: registry, seeded: false, systemClock: true,
+            observers: engine.map { [$0] } ?? [], authenticator: auth,
+            gatewayConfiguration: .init(authenticationCacheLifetime: .zero), start: false)
         var resources: [any ManagementRoutes] = []
         if let engine, let scheduler {
             resources = [
@@ -84,18 +86,12 @@ final class ServerHarness: Sendable {
         server = ManagementServer(
             configuration: .init(port: 0, adminAPIKey: adminAPIKey, maxExportPoints: maxExportPoints),
             registry: registry, points: points,
-            tokens: auth, ingestor: ingestor, prometheus: prometheus,
+            tokens: auth, ingestor: ingest.ingestor, prometheus: prometheus,
             resources: resources,
             logger: Logger(label: "test"))
         transport = HTTPIngestTransport(
-            configuration: .init(port: 0), ingestor: ingestor, authenticator: auth, logger: Logger(label: "test"))
-        let services: [any Service] = startIngestor ? [ingestor, transport, server] : [transport, server]
-        let group = ServiceGroup(configuration: .init(services: services, logger: Logger(label: "test")))
-        self.group = group
-        groupTask = Task { try await group.run() }
-        if startIngestor {
-            while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
-        }
+            configuration: .init(port: 0), gateway: ingest.gateway, logger: Logger(label: "test"))
+        try await ingest.start([transport, server], withIngestor: startIngestor)
         apiPort = try await server.listeningPort()
         ingestPort = try await transport.listeningPort()
     }
@@ -123,15 +119,12 @@ final class ServerHarness: Sendable {
         return r.status
     }
 
-    func drain() async throws {
-        while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
-    }
+    func drain() async throws { try await ingest.drain() }
 
     /// Graceful shutdown of every service; removes the SQLite files.
     func stop() async {
-        await group.triggerGracefulShutdown()
         do {
-            try await groupTask.value
+            try await ingest.stopChecked()
         } catch {
             Issue.record("the services did not stop cleanly: \(error)")
         }

@@ -101,3 +101,30 @@ struct DefinitionStoreConformanceTests {
         try await check.run(InMemoryDefinitionStore())
     }
 }
+
+@Suite("IdentityStore conformance")
+struct IdentityStoreConformanceTests {
+    @Test(arguments: IdentityStoreConformance.checks)
+    func sqlite(_ check: ConformanceCheck<any IdentityStore>) async throws {
+        try await withStoresTemporaryStorage { storage, _ in try await check.run(SQLiteIdentityStore(storage: storage))
+        }
+    }
+
+    @Test(arguments: IdentityStoreConformance.checks)
+    func inMemory(_ check: ConformanceCheck<any IdentityStore>) async throws {
+        try await check.run(InMemoryIdentityStore())
+    }
+}
+
+@Suite("AuditStore conformance")
+struct AuditStoreConformanceTests {
+    @Test(arguments: AuditStoreConformance.checks)
+    func sqlite(_ check: ConformanceCheck<any AuditStore>) async throws {
+        try await withStoresTemporaryStorage { storage, _ in try await check.run(SQLiteAuditStore(storage: storage)) }
+    }
+
+    @Test(arguments: AuditStoreConformance.checks)
+    func inMemory(_ check: ConformanceCheck<any AuditStore>) async throws {
+        try await check.run(InMemoryAuditStore())
+    }
+}

@@ -116,6 +116,8 @@ final class SQLiteConnection: @unchecked Sendable {
 
     /// Rows changed by the last statement.
     var changes: Int { Int(sqlite3_changes(db)) }
+    /// The rowid of the last row inserted on this connection.
+    var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
 
     /// Builds an ``IoTError`` carrying SQLite's message and result code.
     func error(_ rc: Int32, _ doing: String) -> IoTError {

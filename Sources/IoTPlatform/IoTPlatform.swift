@@ -103,6 +103,8 @@ public final class IoTPlatform: Service, Sendable {
     public let addedTransports: [any Transport]
     /// The management API.
     public let management: ManagementServer
+    /// Users, sign-in, API keys and the audit log of the management API.
+    public let identity: IdentityService
 
     let retention: RetentionService?
     let ruleState: SQLiteRuleStateStore
@@ -248,11 +250,27 @@ public final class IoTPlatform: Service, Sendable {
             CoAPObservationRoutes(observations: coapObservations, definitions: definitions),
         ]
         resources.append(ModbusRoutes(modbus: modbus, definitions: definitions))
+        // Users, sign-in, API keys and the audit log; links go through the tenant's outbox.
+        var identityConfiguration = configuration.identity.service
+        if identityConfiguration.linkBaseURL == nil {
+            let scheme = configuration.management.tls == nil ? "http" : "https"
+            identityConfiguration.linkBaseURL =
+                "\(scheme)://\(configuration.management.host):\(configuration.management.port)/console/"
+        }
+        identity = IdentityService(
+            configuration: identityConfiguration,
+            keys: try SigningKeys(
+                file: configuration.identity.signingKeysFile ?? configuration.dataDirectory + "/identity-keys.json"),
+            store: SQLiteIdentityStore(storage: storage), audit: SQLiteAuditStore(storage: storage),
+            notifier: configuration.identity.notificationChannel.map { [notifications] in
+                OutboxAccountNotifier(router: notifications, channel: $0, clock: clock)
+            },
+            registry: registry, clock: clock, logger: logger)
         management = ManagementServer(
             configuration: managementConfiguration, registry: registry, points: points,
             tokens: provisioners.isEmpty ? deviceAuth : ProvisioningTokenIssuer(deviceAuth, provisioners: provisioners),
             ingestor: ingestor, prometheus: prometheus, resources: resources, brokerAccess: brokerAccess,
-            logger: logger)
+            identity: identity, logger: logger)
     }
 
     /// The components in start order; a graceful shutdown stops them in reverse: listeners first, then the
@@ -260,7 +278,7 @@ public final class IoTPlatform: Service, Sendable {
     /// the statistics scheduler and the rule engine, which saves its state, and last the notification
     /// dispatcher (what the drain raised is still enqueued; what it cannot send stays in the outbox).
     public var services: [any Service] {
-        var services: [any Service] = [dispatcher, rules, statistics, ingestor]
+        var services: [any Service] = [dispatcher, rules, statistics, ingestor, identity]
         if let retention { services.append(retention) }
         services += [management, http, mqtt, coapObservations]
         services.append(modbus)

@@ -23,6 +23,14 @@ extension PlatformConfiguration {
         try section("management") { () throws(IoTError) in try management.validate() }
         try section("management.tls") { () throws(IoTError) in try management.tls?.validate() }
         try section("auth") { () throws(IoTError) in try auth.validate() }
+        try section("identity") { () throws(IoTError) in try identity.service.validate() }
+        if let channel = identity.notificationChannel,
+            !notifications.allChannels.contains(where: { $0.name == channel })
+        {
+            throw ConfigurationError(
+                "identity.notificationChannel: '\(channel)' is not a channel of notifications.channels; name an email channel there"
+            )
+        }
         if let websocket {
             try section("websocket") { () throws(IoTError) in try websocket.listener.validate() }
             try section("websocket.tls") { () throws(IoTError) in try websocket.listener.tls?.validate() }

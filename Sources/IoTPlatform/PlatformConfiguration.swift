@@ -61,6 +61,8 @@ public struct PlatformConfiguration: Sendable {
     /// The loopback, private and link-local hosts that notification channels, MQTT brokers and CoAP
     /// observations may reach (`outbound:`); public ones always may. One policy for all three.
     public var outbound = OutboundPolicy()
+    /// `identity:`: users, sign-in, API keys and the audit log of the management API.
+    public var identity = Identity()
 
     /// The defaults of every section: HTTP on 127.0.0.1:8080, the management API on 127.0.0.1:8081 (answering
     /// 401 until ``management`` has an admin key), data in `./data`.
@@ -199,7 +201,7 @@ public struct PlatformConfiguration: Sendable {
 extension PlatformConfiguration: Decodable {
     private enum CodingKeys: String, CodingKey {
         case dataDirectory, journal, storage, ingest, http, coap, management, modbus, auth, websocket, tcp, logging
-        case mqtt, parsers, notifications, tenants, brokerAccounts, outbound
+        case mqtt, parsers, notifications, tenants, brokerAccounts, outbound, identity
     }
 
     private struct LoggingSection: Decodable {
@@ -235,6 +237,7 @@ extension PlatformConfiguration: Decodable {
         tenants = try c.decode(.tenants, or: tenants)
         brokerAccounts = try c.decodeIfPresent(BrokerAccountsConfiguration.self, forKey: .brokerAccounts)
         outbound = try c.decode(.outbound, or: outbound)
+        identity = try c.decode(.identity, or: identity)
         // The older places of two ingest settings.
         if ingest.ingestor.rateLimit == nil { ingest.ingestor.rateLimit = http.legacyRateLimit }
         if !ingest.authenticationCacheGiven,
@@ -242,6 +245,48 @@ extension PlatformConfiguration: Decodable {
         {
             ingest.gateway.authenticationCacheLifetime = .milliseconds(v)
         }
+    }
+}
+
+extension PlatformConfiguration {
+    /// `identity:` of the configuration: the management API's users, sign-in, API keys and audit log.
+    ///
+    /// ```yaml
+    /// identity:
+    ///   signingKeysFile: /var/lib/iotd/identity-keys.json   # default: <dataDirectory>/identity-keys.json
+    ///   notificationChannel: ops-email    # carries activation and password-reset links
+    ///   linkBaseURL: https://iot.example.com/console/
+    ///   accessTokenSeconds: 900
+    ///   refreshTokenSeconds: 2592000
+    ///   passwordMinLength: 12
+    ///   maxFailedSignIns: 5
+    ///   lockoutSeconds: 900
+    ///   auditRetentionDays: 90
+    /// ```
+    public struct Identity: Sendable {
+        /// Token lifetimes, the password policy, the lockout and the audit retention.
+        public var service = IdentityService.Configuration()
+        /// The JSON Web Key Set that signs access tokens; `nil` for `<dataDirectory>/identity-keys.json`
+        /// (created, mode 0600, on first start; `iotd keys rotate` adds a key).
+        public var signingKeysFile: String?
+        /// The notification channel (an email channel of `notifications.channels`) that carries activation and
+        /// password-reset links; `nil` sends none (users are then made with a password).
+        public var notificationChannel: String?
+
+        /// The defaults.
+        public init() {}
+    }
+}
+
+extension PlatformConfiguration.Identity: Decodable {
+    private enum CodingKeys: String, CodingKey { case signingKeysFile, notificationChannel }
+
+    /// Reads the section's keys; the service's keys are in the same mapping.
+    public init(from decoder: any Decoder) throws {
+        service = try IdentityService.Configuration(from: decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        signingKeysFile = try c.decodeIfPresent(String.self, forKey: .signingKeysFile)
+        notificationChannel = try c.decodeIfPresent(String.self, forKey: .notificationChannel)
     }
 }
 

@@ -6,6 +6,6 @@ struct IoTD: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "iotd",
         abstract: "The IoT platform daemon.",
-        subcommands: [Serve.self, Demo.self],
+        subcommands: [Serve.self, Demo.self, Keys.self],
         defaultSubcommand: Serve.self)
 }

@@ -62,7 +62,7 @@ import Testing
             let before = try await snapshot()
             let values = [
                 "{tenant}": "acme", "{uid}": "t-1", "{id}": "x", "{signal}": "temp", "{name}": "p",
-                "{label}": "l", "{token}": "tok", "{recipient}": "r",
+                "{label}": "l", "{token}": "tok", "{recipient}": "r", "{username}": "u",
             ]
             var checked = 0
             for (method, template) in operations {

@@ -93,8 +93,8 @@ import Testing
     struct FirmwareRoutes: ManagementRoutes {
         let versions: [String: String]
 
-        func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
-            let routes = RouteCollection(context: BasicRequestContext.self)
+        func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
+            let routes = RouteCollection(context: ManagementContext.self)
             routes.get("/api/v1/tenants/:tenant/firmware") { _, context in
                 try await api.handle {
                     let scope = try await api.tenantScope(context)

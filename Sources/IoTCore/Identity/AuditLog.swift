@@ -10,7 +10,7 @@ public struct AuditEvent: Sendable, Hashable, Codable {
     public var actor: String
     /// The tenant acted on; `nil` for the platform.
     public var tenant: TenantID?
-    /// What: `METHOD /route` (`POST /api/v1/tenants/:tenant/devices`) or `auth.login`.
+    /// What: `METHOD /route` (`POST /api/v1/tenants/{tenant}/devices`) or `auth.login`.
     public var action: String
     /// The object: the request's path, or the username of a sign-in.
     public var target: String

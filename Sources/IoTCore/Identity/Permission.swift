@@ -126,6 +126,17 @@ public struct Role: Sendable, Hashable, Codable {
             .tenantRead, .deviceRead, .dataRead, .ruleRead, .alarmRead, .notificationRead, .scriptRead, .transportRead,
         ])
 
+    private enum CodingKeys: String, CodingKey { case id, name, permissions }
+
+    /// Reads `{"id": …, "name": …, "permissions": […]}`; the name defaults to the id.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let id = try c.decode(String.self, forKey: .id)
+        self.init(
+            id: id, name: try c.decodeIfPresent(String.self, forKey: .name),
+            permissions: try c.decode(Set<Permission>.self, forKey: .permissions))
+    }
+
     /// The built-in roles, by id.
     public static let builtIn: [String: Role] = Dictionary(
         uniqueKeysWithValues: [platformAdmin, tenantAdmin, `operator`, viewer].map { ($0.id, $0) })

@@ -25,8 +25,12 @@ public struct UserAccount: Sendable, Hashable, Codable {
     public var email: String?
     /// The ids of the user's roles (built-in or the tenant's own); the user may do what any of them allows.
     public var roles: [String]
-    /// The user's department (an id in the tenant's department tree); `nil` for none.
+    /// The user's department (an id in the tenant's department tree); `nil` for none. With a department or
+    /// ``grants``, the user sees the devices of the department's subtree and the granted ones only; with
+    /// neither, every device of the tenant.
     public var department: String?
+    /// Devices and products granted to the user besides their department's.
+    public var grants: DataGrants?
     /// Whether the user may sign in.
     public var status: Status
     /// The slow hash of the password (bcrypt); `nil` until one is set.
@@ -43,7 +47,8 @@ public struct UserAccount: Sendable, Hashable, Codable {
     /// Creates a user record.
     public init(
         username: String, tenant: TenantID?, displayName: String? = nil, email: String? = nil, roles: [String],
-        department: String? = nil, status: Status = .pending, passwordHash: String? = nil, failedSignIns: Int = 0,
+        department: String? = nil, grants: DataGrants? = nil, status: Status = .pending, passwordHash: String? = nil,
+        failedSignIns: Int = 0,
         lockedUntil: Int64? = nil, passwordChangedAt: Int64? = nil, createdAt: Int64
     ) {
         self.username = username
@@ -52,12 +57,36 @@ public struct UserAccount: Sendable, Hashable, Codable {
         self.email = email
         self.roles = roles
         self.department = department
+        self.grants = grants
         self.status = status
         self.passwordHash = passwordHash
         self.failedSignIns = failedSignIns
         self.lockedUntil = lockedUntil
         self.passwordChangedAt = passwordChangedAt
         self.createdAt = createdAt
+    }
+}
+
+/// Devices granted to a user outside their department: by uid, and every device of a product.
+public struct DataGrants: Sendable, Hashable, Codable {
+    /// Device uids.
+    public var devices: Set<String>
+    /// Product ids: every device of these products.
+    public var products: Set<ProductID>
+
+    /// Creates grants.
+    public init(devices: Set<String> = [], products: Set<ProductID> = []) {
+        self.devices = devices
+        self.products = products
+    }
+
+    private enum CodingKeys: String, CodingKey { case devices, products }
+
+    /// Reads `{"devices": […], "products": […]}`; either may be left out.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        devices = try c.decodeIfPresent(Set<String>.self, forKey: .devices) ?? []
+        products = try c.decodeIfPresent(Set<ProductID>.self, forKey: .products) ?? []
     }
 }
 
@@ -133,6 +162,16 @@ public struct Department: Sendable, Hashable, Codable {
         self.id = id
         self.name = name ?? id
         self.parent = parent
+    }
+
+    private enum CodingKeys: String, CodingKey { case id, name, parent }
+
+    /// Reads `{"id": …, "name": …, "parent": …}`; the name defaults to the id.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try c.decode(String.self, forKey: .id), name: try c.decodeIfPresent(String.self, forKey: .name),
+            parent: try c.decodeIfPresent(String.self, forKey: .parent))
     }
 }
 

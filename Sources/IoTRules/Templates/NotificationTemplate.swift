@@ -17,12 +17,15 @@ public struct TemplateKind: RawRepresentable, Sendable, Hashable, Codable, Custo
     public static let deviceOffline = TemplateKind(rawValue: "device_offline")
     /// A system maintenance notice sent by an operator.
     public static let maintenanceNotice = TemplateKind(rawValue: "maintenance_notice")
-    /// A user account was registered.
+    /// A user account was registered (with the activation link of a user made without a password).
     public static let accountRegistered = TemplateKind(rawValue: "account_registered")
+    /// A user asked to reset their password: the one-time link.
+    public static let passwordReset = TemplateKind(rawValue: "password_reset")
 
     /// Every kind this version knows.
     public static let all: [TemplateKind] = [
         .alarmRaised, .alarmCleared, .alarmAcknowledged, .deviceOffline, .maintenanceNotice, .accountRegistered,
+        .passwordReset,
     ]
 
     /// Variables of every alarm kind (see ``AlarmVariables``).
@@ -37,7 +40,12 @@ public struct TemplateKind: RawRepresentable, Sendable, Hashable, Codable, Custo
         switch self {
         case .alarmRaised, .alarmCleared, .alarmAcknowledged, .deviceOffline: Self.alarmVariables
         case .maintenanceNotice: ["tenant", "title", "message", "start_time", "end_time", "timestamp"]
-        case .accountRegistered: ["tenant", "user_name", "user.name", "user.email", "login_url", "timestamp"]
+        case .accountRegistered:
+            [
+                "tenant", "user_name", "user.name", "user.email", "login_url", "activation_url", "expires_at",
+                "timestamp",
+            ]
+        case .passwordReset: ["tenant", "user_name", "user.name", "user.email", "reset_url", "expires_at", "timestamp"]
         default: nil
         }
     }
@@ -168,5 +176,10 @@ extension NotificationTemplate {
         try! NotificationTemplate(
             id: "account_registered", kind: .accountRegistered, subject: "Welcome, ${user_name}",
             body: "Your account ${user.email} was registered at ${timestamp}. Sign in at ${login_url}."),
+        try! NotificationTemplate(
+            id: "password_reset", kind: .passwordReset, subject: "Reset your password, ${user_name}",
+            body:
+                "Someone asked to reset the password of ${user.email} at ${timestamp}. To set a new one, open ${reset_url} before ${expires_at}; otherwise ignore this message."
+        ),
     ]
 }

@@ -29,6 +29,7 @@ struct APIError: HTTPResponseError {
                 case .invalidArgument, .malformedPayload, .invalidValue, .unknownSignal: .badRequest
                 case .unauthorized: .unauthorized
                 case .forbidden: .forbidden
+                case .rateLimited: .tooManyRequests
                 case .unavailable, .timeout, .backpressure, .shutdown: .serviceUnavailable
                 default: .internalServerError
                 }

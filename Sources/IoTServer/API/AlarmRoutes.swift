@@ -52,10 +52,10 @@ public struct AlarmRoutes: ManagementRoutes {
     }
 
     /// The routes.
-    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
+    public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
         let path = "/api/v1/tenants/:tenant/alarms"
-        router.get(RouterPath(path)) { request, context in
+        router.get(RouterPath(path), needs: .alarmRead) { request, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let parameters = request.uri.queryParameters
@@ -63,7 +63,7 @@ public struct AlarmRoutes: ManagementRoutes {
                 return try JSONOutput.response(try await state.alarms(scope, query: query).map(AlarmOutput.init))
             }
         }
-        router.get(RouterPath(path + "/:id")) { _, context in
+        router.get(RouterPath(path + "/:id"), needs: .alarmRead) { _, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
@@ -73,14 +73,14 @@ public struct AlarmRoutes: ManagementRoutes {
                 return try JSONOutput.response(AlarmOutput(alarm))
             }
         }
-        router.post(RouterPath(path + "/:id/ack")) { _, context in
+        router.post(RouterPath(path + "/:id/ack"), needs: .alarmAck) { _, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let alarm = try await engine.acknowledge(scope, alarmID: context.parameters.get("id") ?? "")
                 return try JSONOutput.response(AlarmOutput(alarm))
             }
         }
-        router.post(RouterPath(path + "/:id/clear")) { _, context in
+        router.post(RouterPath(path + "/:id/clear"), needs: .alarmAck) { _, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let alarm = try await engine.clear(scope, alarmID: context.parameters.get("id") ?? "")

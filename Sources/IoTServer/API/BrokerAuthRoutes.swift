@@ -18,8 +18,8 @@ import Metrics
 /// `503`, which EMQX treats as `ignore`. The broker must present ``ManagementServer/Configuration/brokerAuthKey``
 /// (`Authorization: Bearer <key>` or `X-API-Key: <key>`, a header in EMQX's HTTP authenticator settings).
 extension ManagementServer {
-    func brokerAuthRoutes() -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
+    func brokerAuthRoutes() -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
         guard let access = brokerAccess else {
             for path in ["/broker/v1/emqx/auth", "/broker/v1/emqx/acl"] {
                 for method in [HTTPRequest.Method.post, .get] {
@@ -78,8 +78,8 @@ extension ManagementServer {
                     "the broker auth endpoints have no key configured; set brokerAuthKey (iotd: emqxAuth.keyFile) and send it as \"Authorization: Bearer <key>\""
             )
         }
-        guard let presented = AdminKeyMiddleware<BasicRequestContext>.presentedKey(request.headers),
-            AdminKeyMiddleware<BasicRequestContext>.constantTimeEqual(Array(presented.utf8), key)
+        guard let presented = AuthenticationMiddleware.presentedKey(request.headers),
+            AuthenticationMiddleware.constantTimeEqual(Array(presented.utf8), key)
         else {
             return JSONOutput.error(
                 status: .unauthorized, code: IoTError.Code.unauthorized.name,

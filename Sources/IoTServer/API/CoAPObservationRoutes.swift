@@ -39,22 +39,28 @@ public struct CoAPObservationRoutes: ManagementRoutes {
     }
 
     /// The routes.
-    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
+    public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
         let path = "/api/v1/coap/observations"
-        router.get(RouterPath(path)) { _, _ in
-            try await api.handle { try JSONOutput.response(observations.list()) }
+        router.get(RouterPath(path), needs: .transportRead) { _, context in
+            try await api.handle {
+                // A tenant's principal sees its own tenant's observations only.
+                let principal = try context.principal()
+                return try JSONOutput.response(
+                    observations.list().filter { principal.mayAccess(TenantID($0.spec.tenant)) })
+            }
         }
-        router.get(RouterPath(path + "/:id")) { _, context in
+        router.get(RouterPath(path + "/:id"), needs: .transportRead) { _, context in
             try await api.handle {
                 let id = context.parameters.get("id") ?? ""
                 guard let report = observations.report(id: id) else {
                     throw Self.unknownObservation(id)
                 }
+                try api.checkAccess(TenantID(report.spec.tenant), try context.principal())
                 return try JSONOutput.response(report)
             }
         }
-        router.post(RouterPath(path)) { request, _ in
+        router.post(RouterPath(path), needs: .transportAdmin) { request, context in
             try await api.handle {
                 let bytes = try await JSONOutput.body(of: request, maxBytes: api.configuration.maxBodyBytes)
                 let spec = try JSONOutput.decode(CoAPObservationSpec.self, from: bytes)
@@ -65,6 +71,7 @@ public struct CoAPObservationRoutes: ManagementRoutes {
                         "tenant \"\(spec.tenant)\" of the observation does not exist; create it with POST /api/v1/tenants"
                     )
                 }
+                try api.checkAccess(tenant, try context.principal())
                 try observations.checkDestination(spec)
                 let report = try observations.create(spec)
                 do {
@@ -77,11 +84,12 @@ public struct CoAPObservationRoutes: ManagementRoutes {
                 return try JSONOutput.response(report, status: .created)
             }
         }
-        router.delete(RouterPath(path + "/:id")) { _, context in
+        router.delete(RouterPath(path + "/:id"), needs: .transportAdmin) { _, context in
             try await api.handle {
                 let id = context.parameters.get("id") ?? ""
                 var found = false
                 if let report = observations.report(id: id) {
+                    try api.checkAccess(TenantID(report.spec.tenant), try context.principal())
                     // Forgotten first: an observation that still runs after a failed delete is not lost either.
                     _ = try await definitions?.deleteDefinition(
                         .tenant(TenantID(report.spec.tenant)), kind: DefinitionKind.coapObservation, id: id)
@@ -89,7 +97,8 @@ public struct CoAPObservationRoutes: ManagementRoutes {
                     found = true
                 } else if let definitions = definitions {
                     // Kept from an earlier run but not restored (see restoreDefinitions()): forget it.
-                    for tenant in try await api.registry.tenants() {
+                    let principal = try context.principal()
+                    for tenant in try await api.registry.tenants() where principal.mayAccess(tenant.id) {
                         let scope = AccessScope.tenant(tenant.id)
                         if try await definitions.deleteDefinition(scope, kind: DefinitionKind.coapObservation, id: id) {
                             found = true

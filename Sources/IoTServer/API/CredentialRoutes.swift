@@ -37,22 +37,22 @@ public struct CredentialRoutes: ManagementRoutes {
     }
 
     /// The routes.
-    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
+    public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
         let base = "/api/v1/tenants/:tenant/devices/:uid"
-        router.get(RouterPath(base + "/credentials")) { _, context in
+        router.get(RouterPath(base + "/credentials"), needs: .deviceRead) { _, context in
             try await api.handle {
                 let identity = try await Self.credentialTarget(context, api)
                 return try JSONOutput.response(try await manager.credentials(of: identity))
             }
         }
-        router.delete(RouterPath(base + "/credentials")) { _, context in
+        router.delete(RouterPath(base + "/credentials"), needs: .credentialWrite) { _, context in
             try await api.handle {
                 let identity = try await Self.credentialTarget(context, api)
                 return try JSONOutput.response(RevokedTokens(revoked: try await manager.revokeAll(of: identity)))
             }
         }
-        router.post(RouterPath(base + "/credentials/passwords")) { request, context in
+        router.post(RouterPath(base + "/credentials/passwords"), needs: .credentialWrite) { request, context in
             try await api.handle {
                 let identity = try await Self.credentialTarget(context, api)
                 let input = try await JSONOutput.decode(
@@ -64,7 +64,7 @@ public struct CredentialRoutes: ManagementRoutes {
                 return try JSONOutput.response(issued, status: .created)
             }
         }
-        router.post(RouterPath(base + "/credentials/passwords/rotate")) { request, context in
+        router.post(RouterPath(base + "/credentials/passwords/rotate"), needs: .credentialWrite) { request, context in
             try await api.handle {
                 let identity = try await Self.credentialTarget(context, api)
                 let input = try await JSONOutput.decode(
@@ -75,7 +75,7 @@ public struct CredentialRoutes: ManagementRoutes {
                     try await manager.rotatePassword(for: identity, label: label, now: now), status: .created)
             }
         }
-        router.delete(RouterPath(base + "/credentials/passwords/:label")) { _, context in
+        router.delete(RouterPath(base + "/credentials/passwords/:label"), needs: .credentialWrite) { _, context in
             try await api.handle {
                 let identity = try await Self.credentialTarget(context, api)
                 let label = context.parameters.get("label") ?? ""
@@ -86,7 +86,7 @@ public struct CredentialRoutes: ManagementRoutes {
                 return try JSONOutput.response(RevokedOne(revoked: true))
             }
         }
-        router.post(RouterPath(base + "/credentials/certificates")) { request, context in
+        router.post(RouterPath(base + "/credentials/certificates"), needs: .credentialWrite) { request, context in
             try await api.handle {
                 let identity = try await Self.credentialTarget(context, api)
                 let input = try await JSONOutput.decode(
@@ -104,7 +104,7 @@ public struct CredentialRoutes: ManagementRoutes {
                 return try JSONOutput.response(info, status: .created)
             }
         }
-        router.delete(RouterPath(base + "/credentials/certificates/:label")) { _, context in
+        router.delete(RouterPath(base + "/credentials/certificates/:label"), needs: .credentialWrite) { _, context in
             try await api.handle {
                 let identity = try await Self.credentialTarget(context, api)
                 let label = context.parameters.get("label") ?? ""
@@ -118,7 +118,7 @@ public struct CredentialRoutes: ManagementRoutes {
     }
 
     /// The device of the path, which must exist.
-    private static func credentialTarget(_ context: BasicRequestContext, _ api: ManagementAPI) async throws
+    private static func credentialTarget(_ context: ManagementContext, _ api: ManagementAPI) async throws
         -> DeviceIdentity
     {
         let scope = try await api.tenantScope(context)

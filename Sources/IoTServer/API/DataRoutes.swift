@@ -39,10 +39,10 @@ struct AggregateOutput: Encodable {
 }
 
 extension ManagementAPI {
-    func dataRoutes() -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
+    func dataRoutes() -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
         let device = "/api/v1/tenants/:tenant/devices/:uid"
-        router.get(RouterPath(device + "/latest")) { request, context in
+        router.get(RouterPath(device + "/latest"), needs: .dataRead) { request, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let device = try await self.existingDevice(scope, context)
@@ -54,7 +54,7 @@ extension ManagementAPI {
                     latest.map { PointOutput(signal: $0.signal, time: $0.time, value: JSONValue($0.value)) })
             }
         }
-        router.get(RouterPath(device + "/series/:signal")) { request, context in
+        router.get(RouterPath(device + "/series/:signal"), needs: .dataRead) { request, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let device = try await self.existingDevice(scope, context)

@@ -15,17 +15,17 @@ struct DeviceInput: Decodable {
 }
 
 extension ManagementAPI {
-    func deviceRoutes() -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
+    func deviceRoutes() -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
         let path = "/api/v1/tenants/:tenant/devices"
-        router.get(RouterPath(path)) { request, context in
+        router.get(RouterPath(path), needs: .deviceRead) { request, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let product = request.uri.queryParameters["product"].map { ProductID(String($0)) }
                 return try JSONOutput.response(try await self.registry.devices(scope, product: product))
             }
         }
-        router.post(RouterPath(path)) { request, context in
+        router.post(RouterPath(path), needs: .deviceWrite) { request, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let input = try await JSONOutput.decode(
@@ -41,13 +41,13 @@ extension ManagementAPI {
                 return try JSONOutput.response(device, status: .created)
             }
         }
-        router.get(RouterPath(path + "/:uid")) { _, context in
+        router.get(RouterPath(path + "/:uid"), needs: .deviceRead) { _, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 return try JSONOutput.response(try await self.existingDevice(scope, context))
             }
         }
-        router.put(RouterPath(path + "/:uid")) { request, context in
+        router.put(RouterPath(path + "/:uid"), needs: .deviceWrite) { request, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let existing = try await self.existingDevice(scope, context)
@@ -65,7 +65,7 @@ extension ManagementAPI {
                 return try JSONOutput.response(device)
             }
         }
-        router.delete(RouterPath(path + "/:uid")) { _, context in
+        router.delete(RouterPath(path + "/:uid"), needs: .deviceWrite) { _, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let device = try await self.existingDevice(scope, context)
@@ -81,7 +81,7 @@ extension ManagementAPI {
                 return Response(status: .noContent)
             }
         }
-        router.get(RouterPath(path + "/:uid/signals")) { _, context in
+        router.get(RouterPath(path + "/:uid/signals"), needs: .deviceRead) { _, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let device = try await self.existingDevice(scope, context)

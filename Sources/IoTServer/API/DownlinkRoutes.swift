@@ -18,10 +18,10 @@ public struct DownlinkRoutes: ManagementRoutes {
     }
 
     /// The routes.
-    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
+    public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
         let base = "/api/v1/tenants/:tenant/devices/:uid"
-        router.post(RouterPath(base + "/downlink")) { request, context in
+        router.post(RouterPath(base + "/downlink"), needs: .deviceControl) { request, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let device = try await api.existingDevice(scope, context)

@@ -38,16 +38,22 @@ public struct MQTTClientRoutes: ManagementRoutes {
     }
 
     /// The routes.
-    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
-        router.get("/api/v1/mqtt/clients") { _, _ in
-            try await api.handle { try Self.mqttClientResponse(try await clients.clients()) }
+    public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
+        router.get("/api/v1/mqtt/clients", needs: .transportRead) { _, context in
+            try await api.handle {
+                // A tenant's principal sees its own tenant's clients only.
+                let principal = try context.principal()
+                return try Self.mqttClientResponse(
+                    try await clients.clients().filter { principal.mayAccess(TenantID($0.spec.tenant)) })
+            }
         }
-        router.post("/api/v1/mqtt/clients") { request, _ in
+        router.post("/api/v1/mqtt/clients", needs: .transportAdmin) { request, context in
             try await api.handle {
                 let body = try await JSONOutput.body(of: request, maxBytes: api.configuration.maxBodyBytes)
                 let spec = try Self.mqttClientSpec(body)
                 try await Self.checkTenant(spec, api)
+                try api.checkAccess(TenantID(spec.tenant), try context.principal())
                 let report = try await clients.createClient(spec)
                 do {
                     try await save(spec, body)
@@ -59,12 +65,14 @@ public struct MQTTClientRoutes: ManagementRoutes {
                 return try Self.mqttClientResponse(report, .created)
             }
         }
-        router.get("/api/v1/mqtt/clients/:id") { _, context in
+        router.get("/api/v1/mqtt/clients/:id", needs: .transportRead) { _, context in
             try await api.handle {
-                try Self.mqttClientResponse(try await clients.client(id: try context.parameters.require("id")))
+                let report = try await clients.client(id: try context.parameters.require("id"))
+                try api.checkAccess(TenantID(report.spec.tenant), try context.principal())
+                return try Self.mqttClientResponse(report)
             }
         }
-        router.put("/api/v1/mqtt/clients/:id") { request, context in
+        router.put("/api/v1/mqtt/clients/:id", needs: .transportAdmin) { request, context in
             try await api.handle {
                 let body = try await JSONOutput.body(of: request, maxBytes: api.configuration.maxBodyBytes)
                 let id = try context.parameters.require("id")
@@ -75,16 +83,19 @@ public struct MQTTClientRoutes: ManagementRoutes {
                 spec.id = id
                 try await Self.checkTenant(spec, api)
                 let before = try await clients.client(id: id).spec.tenant
+                try api.checkAccess(TenantID(before), try context.principal())
+                try api.checkAccess(TenantID(spec.tenant), try context.principal())
                 let report = try await clients.updateClient(spec)
                 if before != spec.tenant { try await forget(id, tenant: before) }
                 try await save(spec, body)
                 return try Self.mqttClientResponse(report)
             }
         }
-        router.delete("/api/v1/mqtt/clients/:id") { _, context in
+        router.delete("/api/v1/mqtt/clients/:id", needs: .transportAdmin) { _, context in
             try await api.handle {
                 let id = try context.parameters.require("id")
                 let tenant = try await clients.client(id: id).spec.tenant
+                try api.checkAccess(TenantID(tenant), try context.principal())
                 // Forgotten first: a client that still runs after a failed delete is not lost either.
                 try await forget(id, tenant: tenant)
                 try await clients.removeClient(id: id)

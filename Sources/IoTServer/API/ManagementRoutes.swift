@@ -18,8 +18,8 @@ import Metrics
 /// struct FirmwareRoutes: ManagementRoutes {
 ///     let catalog: FirmwareCatalog
 ///
-///     func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
-///         let routes = RouteCollection(context: BasicRequestContext.self)
+///     func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
+///         let routes = RouteCollection(context: ManagementContext.self)
 ///         routes.get("/api/v1/tenants/:tenant/firmware") { _, context in
 ///             try await api.handle {
 ///                 let scope = try await api.tenantScope(context)  // 404 for an unknown tenant
@@ -32,7 +32,7 @@ import Metrics
 /// ```
 public protocol ManagementRoutes: Sendable {
     /// The resource's routes, every path under `/api`.
-    func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext>
+    func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext>
 
     /// Adds again what earlier runs accepted through this resource and kept in a ``IoTCore/DefinitionStore``
     /// (``ManagementServer/restoreDefinitions()`` calls it for each tenant, in the order of `resources`).
@@ -68,33 +68,50 @@ public struct ManagementAPI: Sendable {
     let parsers: ParserCatalog?
     /// With ``CredentialRoutes`` among the resources: a deleted device's credentials are revoked too.
     let credentials: (any CredentialManager)?
+    /// Users, sign-in and API keys; `nil` when only the admin key opens the API.
+    public let identity: IdentityService?
 
-    /// The `{tenant}` of the path, which must exist.
+    /// The `{tenant}` of the path, which must exist and which the caller may work on, as the scope of the
+    /// caller's queries there (the whole tenant, or the devices their data scope holds).
     ///
-    /// - Throws: 404 naming the tenant when it does not exist.
-    public func tenantScope(_ context: BasicRequestContext) async throws -> AccessScope {
+    /// - Throws: 404 naming the tenant when it does not exist; 403 when the caller belongs to another tenant.
+    public func tenantScope(_ context: ManagementContext) async throws -> AccessScope {
         let raw = context.parameters.get("tenant") ?? ""
         let id = TenantID(raw)
         guard id.isValid, try await registry.tenant(id) != nil else {
             throw APIError(
                 .notFound, .notFound, "tenant \"\(raw)\" does not exist; create it with POST /api/v1/tenants")
         }
-        return .tenant(id)
+        let principal = try context.principal()
+        try checkAccess(id, principal)
+        return principal.scope(id)
+    }
+
+    /// Checks that `principal` may work on `tenant` (a platform principal on every tenant).
+    ///
+    /// - Throws: 403 naming the caller's tenant.
+    public func checkAccess(_ tenant: TenantID, _ principal: Principal) throws {
+        guard principal.mayAccess(tenant) else {
+            throw APIError(
+                .forbidden, .forbidden,
+                "your account belongs to tenant \"\(principal.tenant?.rawValue ?? "")\" and may not work on tenant \"\(tenant)\""
+            )
+        }
     }
 
     /// The `{uid}` device of the path, which must exist in the tenant.
     ///
     /// - Throws: 404 naming the device when it does not exist.
-    public func existingDevice(_ scope: AccessScope, _ context: BasicRequestContext) async throws -> Device {
+    public func existingDevice(_ scope: AccessScope, _ context: ManagementContext) async throws -> Device {
         let uid = context.parameters.get("uid") ?? ""
-        guard let device = try await registry.device(scope, uid: uid) else {
+        guard scope.permits(device: uid), let device = try await registry.device(scope, uid: uid) else {
             throw APIError(.notFound, .unknownDevice, "device \"\(uid)\" does not exist in tenant \"\(scope.tenant)\"")
         }
         return device
     }
 
     /// The `{id}` product of the path, which must exist in the tenant (404 otherwise).
-    func existingProduct(_ scope: AccessScope, _ context: BasicRequestContext) async throws -> Product {
+    func existingProduct(_ scope: AccessScope, _ context: ManagementContext) async throws -> Product {
         let id = context.parameters.get("id") ?? ""
         guard let product = try await registry.product(scope, id: ProductID(id)) else {
             throw APIError(.notFound, .notFound, "product \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")

@@ -66,6 +66,8 @@ public final class ManagementServer: Service {
     ///   - brokerAccess: answers EMQX's HTTP authenticator and authorizer at `/broker/v1/emqx/auth` and
     ///     `/broker/v1/emqx/acl` (guarded by ``Configuration/brokerAuthKey``, not the admin key); `nil`
     ///     answers them with 404.
+    ///   - identity: users, sign-in (`/api/v1/auth/…`), roles, API keys and the audit log; `nil` leaves the
+    ///     bootstrap admin key as the only credential (and those routes answer 404).
     public init(
         configuration: Configuration = .init(),
         registry: any RegistryStore,
@@ -75,6 +77,7 @@ public final class ManagementServer: Service {
         prometheus: PrometheusCollectorRegistry?,
         resources: [any ManagementRoutes] = [],
         brokerAccess: BrokerAccessControl? = nil,
+        identity: IdentityService? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
@@ -82,7 +85,7 @@ public final class ManagementServer: Service {
             configuration: configuration, registry: registry, logger: logger, clock: SystemClock(), points: points,
             tokens: tokens, ingestor: ingestor,
             parsers: resources.lazy.compactMap { ($0 as? ParserRoutes)?.catalog }.first,
-            credentials: resources.lazy.compactMap { ($0 as? CredentialRoutes)?.manager }.first)
+            credentials: resources.lazy.compactMap { ($0 as? CredentialRoutes)?.manager }.first, identity: identity)
         self.resources = resources
         self.prometheus = prometheus
         self.brokerAccess = brokerAccess
@@ -94,7 +97,7 @@ public final class ManagementServer: Service {
     ///
     /// - Throws: the error of binding the port.
     public func run() async throws {
-        if configuration.adminAPIKey?.isEmpty ?? true {
+        if configuration.adminAPIKey?.isEmpty ?? true, api.identity == nil {
             logger.warning("no admin API key is configured: every /api request is refused with 401")
         }
         let configuration = self.configuration
@@ -126,13 +129,22 @@ public final class ManagementServer: Service {
     /// the router; every `/api` collection is in one group whose middleware checks the admin key. The key is
     /// attached to the routes themselves, never to a test on the raw path: `//api/…`, `/api//v1/…` or a
     /// trailing slash reach the same route and so the same check.
-    public func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public func makeRouter() -> Router<ManagementContext> {
+        let router = Router(context: ManagementContext.self)
         router.addRoutes(operationalRoutes())
         router.addRoutes(brokerAuthRoutes())
-        let api = router.group()
-            .add(middleware: AdminKeyMiddleware(key: configuration.adminAPIKey))
+        if let identity = self.api.identity {
+            router.group().add(middleware: PercentDecodingMiddleware())
+                .addRoutes(self.api.publicIdentityRoutes(identity))
+        }
+        var api = router.group()
+            .add(middleware: AuthenticationMiddleware(adminKey: configuration.adminAPIKey, identity: self.api.identity))
             .add(middleware: PercentDecodingMiddleware())
+        if let identity = self.api.identity {
+            api = api.add(middleware: AuditMiddleware(identity: identity))
+            api.addRoutes(self.api.selfIdentityRoutes(identity))
+            api.addRoutes(self.api.identityAdministrationRoutes(identity))
+        }
         api.addRoutes(self.api.tenantRoutes())
         api.addRoutes(self.api.productRoutes())
         api.addRoutes(self.api.deviceRoutes())
@@ -166,7 +178,7 @@ public final class ManagementServer: Service {
         }
         for (text, route) in methodsByPath {
             let allow = route.methods.filter { $0 != .head }.map(\.rawValue).sorted().joined(separator: ", ")
-            let refuse: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
+            let refuse: @Sendable (Request, ManagementContext) async throws -> Response = { request, _ in
                 var response = JSONOutput.error(
                     status: .methodNotAllowed, code: IoTError.Code.invalidArgument.name,
                     message: "\(request.method.rawValue) is not allowed on this route; use \(allow)")

@@ -98,17 +98,19 @@ public struct ModbusRoutes: ManagementRoutes {
     }
 
     /// The routes.
-    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
+    public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
         let path = "/api/v1/tenants/:tenant/modbus/devices"
-        router.get(RouterPath(path)) { _, context in
+        router.get(RouterPath(path), needs: .transportRead) { _, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 return try JSONOutput.response(
-                    modbus.devices().filter { $0.device.identity.tenant == scope.tenant }.map(ModbusDeviceOutput.init))
+                    modbus.devices().filter {
+                        $0.device.identity.tenant == scope.tenant && scope.permits(device: $0.device.identity.deviceUID)
+                    }.map(ModbusDeviceOutput.init))
             }
         }
-        router.get(RouterPath(path + "/:uid")) { _, context in
+        router.get(RouterPath(path + "/:uid"), needs: .transportRead) { _, context in
             try await api.handle {
                 let identity = try await Self.modbusIdentity(context, api)
                 guard let status = modbus.device(identity) else {
@@ -117,7 +119,7 @@ public struct ModbusRoutes: ManagementRoutes {
                 return try JSONOutput.response(ModbusDeviceOutput(status))
             }
         }
-        router.post(RouterPath(path)) { request, context in
+        router.post(RouterPath(path), needs: .transportAdmin) { request, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let bytes = try await JSONOutput.body(of: request, maxBytes: api.configuration.maxBodyBytes)
@@ -129,7 +131,7 @@ public struct ModbusRoutes: ManagementRoutes {
                     ModbusDeviceOutput(try modbusStatus(device.identity)), status: .created)
             }
         }
-        router.put(RouterPath(path + "/:uid")) { request, context in
+        router.put(RouterPath(path + "/:uid"), needs: .transportAdmin) { request, context in
             try await api.handle {
                 let identity = try await Self.modbusIdentity(context, api)
                 let bytes = try await JSONOutput.body(of: request, maxBytes: api.configuration.maxBodyBytes)
@@ -141,7 +143,7 @@ public struct ModbusRoutes: ManagementRoutes {
                     ModbusDeviceOutput(try modbusStatus(device.identity)), status: existed ? .ok : .created)
             }
         }
-        router.delete(RouterPath(path + "/:uid")) { _, context in
+        router.delete(RouterPath(path + "/:uid"), needs: .transportAdmin) { _, context in
             try await api.handle {
                 let identity = try await Self.modbusIdentity(context, api)
                 let forgotten = try await definitions?.deleteDefinition(
@@ -152,7 +154,7 @@ public struct ModbusRoutes: ManagementRoutes {
                 return Response(status: .noContent)
             }
         }
-        router.post(RouterPath(path + "/:uid/write")) { request, context in
+        router.post(RouterPath(path + "/:uid/write"), needs: .deviceControl) { request, context in
             try await api.handle {
                 let identity = try await Self.modbusIdentity(context, api)
                 let input = try await JSONOutput.decode(
@@ -236,10 +238,14 @@ public struct ModbusRoutes: ManagementRoutes {
         )
     }
 
-    private static func modbusIdentity(_ context: BasicRequestContext, _ api: ManagementAPI) async throws
+    private static func modbusIdentity(_ context: ManagementContext, _ api: ManagementAPI) async throws
         -> DeviceIdentity
     {
         let scope = try await api.tenantScope(context)
-        return DeviceIdentity(tenant: scope.tenant, deviceUID: context.parameters.get("uid") ?? "")
+        let uid = context.parameters.get("uid") ?? ""
+        guard scope.permits(device: uid) else {
+            throw APIError(.notFound, .unknownDevice, "device \"\(uid)\" does not exist in tenant \"\(scope.tenant)\"")
+        }
+        return DeviceIdentity(tenant: scope.tenant, deviceUID: uid)
     }
 }

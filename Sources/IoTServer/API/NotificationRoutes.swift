@@ -84,17 +84,17 @@ public struct NotificationRoutes: ManagementRoutes {
     }
 
     /// The routes.
-    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
+    public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
         let path = "/api/v1/tenants/:tenant/notifications"
-        router.get(RouterPath(path + "/templates")) { _, context in
+        router.get(RouterPath(path + "/templates"), needs: .notificationRead) { _, context in
             try await api.handle {
                 let r = notifications
                 let scope = try await api.tenantScope(context)
                 return try JSONOutput.response(await r.templates(tenant: scope.tenant))
             }
         }
-        router.post(RouterPath(path + "/templates")) { request, context in
+        router.post(RouterPath(path + "/templates"), needs: .notificationWrite) { request, context in
             try await api.handle {
                 let r = notifications
                 let scope = try await api.tenantScope(context)
@@ -111,7 +111,7 @@ public struct NotificationRoutes: ManagementRoutes {
                 return try JSONOutput.response(template, status: .created)
             }
         }
-        router.get(RouterPath(path + "/templates/:id")) { _, context in
+        router.get(RouterPath(path + "/templates/:id"), needs: .notificationRead) { _, context in
             try await api.handle {
                 let r = notifications
                 let scope = try await api.tenantScope(context)
@@ -122,7 +122,7 @@ public struct NotificationRoutes: ManagementRoutes {
                 return try JSONOutput.response(t)
             }
         }
-        router.delete(RouterPath(path + "/templates/:id")) { _, context in
+        router.delete(RouterPath(path + "/templates/:id"), needs: .notificationWrite) { _, context in
             try await api.handle {
                 let r = notifications
                 let scope = try await api.tenantScope(context)
@@ -137,14 +137,14 @@ public struct NotificationRoutes: ManagementRoutes {
                 return Response(status: .noContent)
             }
         }
-        router.get(RouterPath(path + "/policies")) { _, context in
+        router.get(RouterPath(path + "/policies"), needs: .notificationRead) { _, context in
             try await api.handle {
                 let r = notifications
                 let scope = try await api.tenantScope(context)
                 return try JSONOutput.response(await r.policies(tenant: scope.tenant))
             }
         }
-        router.post(RouterPath(path + "/policies")) { request, context in
+        router.post(RouterPath(path + "/policies"), needs: .notificationWrite) { request, context in
             try await api.handle {
                 let r = notifications
                 let scope = try await api.tenantScope(context)
@@ -158,7 +158,7 @@ public struct NotificationRoutes: ManagementRoutes {
                 return try JSONOutput.response(policy, status: .created)
             }
         }
-        router.delete(RouterPath(path + "/policies/:id")) { _, context in
+        router.delete(RouterPath(path + "/policies/:id"), needs: .notificationWrite) { _, context in
             try await api.handle {
                 let r = notifications
                 let scope = try await api.tenantScope(context)
@@ -171,7 +171,7 @@ public struct NotificationRoutes: ManagementRoutes {
                 return Response(status: .noContent)
             }
         }
-        router.post(RouterPath(path + "/send")) { request, context in
+        router.post(RouterPath(path + "/send"), needs: .notificationWrite) { request, context in
             try await api.handle {
                 let r = notifications
                 let scope = try await api.tenantScope(context)
@@ -199,7 +199,7 @@ public struct NotificationRoutes: ManagementRoutes {
                 return try JSONOutput.response(messages, status: .accepted)
             }
         }
-        router.get(RouterPath(path + "/outbox")) { request, context in
+        router.get(RouterPath(path + "/outbox"), needs: .notificationRead) { request, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let q = request.uri.queryParameters
@@ -213,7 +213,7 @@ public struct NotificationRoutes: ManagementRoutes {
                 return try JSONOutput.response(try await outbox.messages(scope, status: status, limit: limit))
             }
         }
-        router.post(RouterPath(path + "/outbox/:id/retry")) { _, context in
+        router.post(RouterPath(path + "/outbox/:id/retry"), needs: .notificationWrite) { _, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
@@ -225,7 +225,7 @@ public struct NotificationRoutes: ManagementRoutes {
                 return try JSONOutput.response(m)
             }
         }
-        router.get(RouterPath(path + "/channels")) { _, context in
+        router.get(RouterPath(path + "/channels"), needs: .notificationRead) { _, context in
             try await api.handle {
                 guard let dispatcher = dispatcher else {
                     throw APIError.notFound(
@@ -237,7 +237,7 @@ public struct NotificationRoutes: ManagementRoutes {
                     dispatcher.channels.map { ChannelOutput(channel: $0, statistics: stats[$0] ?? .init()) })
             }
         }
-        router.get(RouterPath(path + "/inbox/:recipient")) { request, context in
+        router.get(RouterPath(path + "/inbox/:recipient"), needs: .notificationRead) { request, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let recipient = context.parameters.get("recipient") ?? ""
@@ -250,7 +250,7 @@ public struct NotificationRoutes: ManagementRoutes {
                     InboxOutput(unread: try await inbox.unreadCount(scope, recipient: recipient), messages: messages))
             }
         }
-        router.post(RouterPath(path + "/inbox/:recipient/:id/read")) { _, context in
+        router.post(RouterPath(path + "/inbox/:recipient/:id/read"), needs: .notificationWrite) { _, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let recipient = context.parameters.get("recipient") ?? ""

@@ -44,17 +44,17 @@ public struct ParserRoutes: ManagementRoutes {
     }
 
     /// The routes.
-    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
+    public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
         let path = "/api/v1/parsers"
-        router.get(RouterPath(path)) { _, _ in
+        router.get(RouterPath(path), needs: .scriptRead) { _, _ in
             try await api.handle {
                 let scripts = try await catalog.scripts()
                 let builtIn = catalog.builtInNames.sorted().map(ParserOutput.init(builtIn:))
                 return try JSONOutput.response(builtIn + scripts.map(ParserOutput.init))
             }
         }
-        router.post(RouterPath(path)) { request, _ in
+        router.post(RouterPath(path), needs: .scriptWrite) { request, _ in
             try await api.handle {
                 let input = try await JSONOutput.decode(
                     ScriptInput.self, from: request, maxBytes: api.configuration.maxBodyBytes)
@@ -69,7 +69,7 @@ public struct ParserRoutes: ManagementRoutes {
                 return try JSONOutput.response(ParserOutput(saved), status: .created)
             }
         }
-        router.get(RouterPath(path + "/:name")) { _, context in
+        router.get(RouterPath(path + "/:name"), needs: .scriptRead) { _, context in
             try await api.handle {
                 let name = context.parameters.get("name") ?? ""
                 if catalog.builtInNames.contains(name) { return try JSONOutput.response(ParserOutput(builtIn: name)) }
@@ -79,7 +79,7 @@ public struct ParserRoutes: ManagementRoutes {
                 return try JSONOutput.response(ParserOutput(script))
             }
         }
-        router.put(RouterPath(path + "/:name")) { request, context in
+        router.put(RouterPath(path + "/:name"), needs: .scriptWrite) { request, context in
             try await api.handle {
                 let name = context.parameters.get("name") ?? ""
                 let input = try await JSONOutput.decode(
@@ -92,7 +92,7 @@ public struct ParserRoutes: ManagementRoutes {
                 return try JSONOutput.response(ParserOutput(saved), status: existed ? .ok : .created)
             }
         }
-        router.delete(RouterPath(path + "/:name")) { _, context in
+        router.delete(RouterPath(path + "/:name"), needs: .scriptWrite) { _, context in
             try await api.handle {
                 let name = context.parameters.get("name") ?? ""
                 if let user = try await Self.productNaming(parser: name, in: api.registry) {

@@ -13,16 +13,16 @@ struct ProductInput: Decodable {
 }
 
 extension ManagementAPI {
-    func productRoutes() -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
+    func productRoutes() -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
         let path = "/api/v1/tenants/:tenant/products"
-        router.get(RouterPath(path)) { _, context in
+        router.get(RouterPath(path), needs: .deviceRead) { _, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 return try JSONOutput.response(try await self.registry.products(scope))
             }
         }
-        router.post(RouterPath(path)) { request, context in
+        router.post(RouterPath(path), needs: .deviceWrite) { request, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let input = try await JSONOutput.decode(
@@ -39,13 +39,13 @@ extension ManagementAPI {
                 return try JSONOutput.response(product, status: .created)
             }
         }
-        router.get(RouterPath(path + "/:id")) { _, context in
+        router.get(RouterPath(path + "/:id"), needs: .deviceRead) { _, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 return try JSONOutput.response(try await self.existingProduct(scope, context))
             }
         }
-        router.put(RouterPath(path + "/:id")) { request, context in
+        router.put(RouterPath(path + "/:id"), needs: .deviceWrite) { request, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let existing = try await self.existingProduct(scope, context)
@@ -63,7 +63,7 @@ extension ManagementAPI {
                 return try JSONOutput.response(product)
             }
         }
-        router.delete(RouterPath(path + "/:id")) { _, context in
+        router.delete(RouterPath(path + "/:id"), needs: .deviceWrite) { _, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let product = try await self.existingProduct(scope, context)

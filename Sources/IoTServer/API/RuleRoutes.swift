@@ -43,16 +43,16 @@ public struct RuleRoutes: ManagementRoutes {
     }
 
     /// The routes.
-    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
+    public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
         let path = "/api/v1/tenants/:tenant/rules"
-        router.get(RouterPath(path)) { _, context in
+        router.get(RouterPath(path), needs: .ruleRead) { _, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 return try JSONOutput.response(await engine.rules(tenant: scope.tenant).map(RuleOutput.init))
             }
         }
-        router.post(RouterPath(path)) { request, context in
+        router.post(RouterPath(path), needs: .ruleWrite) { request, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let bytes = try await JSONOutput.body(of: request, maxBytes: api.configuration.maxBodyBytes)
@@ -67,7 +67,7 @@ public struct RuleRoutes: ManagementRoutes {
                 return try JSONOutput.response(RuleOutput(rule), status: .created)
             }
         }
-        router.get(RouterPath(path + "/:id")) { _, context in
+        router.get(RouterPath(path + "/:id"), needs: .ruleRead) { _, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
@@ -77,7 +77,7 @@ public struct RuleRoutes: ManagementRoutes {
                 return try JSONOutput.response(RuleOutput(rule))
             }
         }
-        router.delete(RouterPath(path + "/:id")) { _, context in
+        router.delete(RouterPath(path + "/:id"), needs: .ruleWrite) { _, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""

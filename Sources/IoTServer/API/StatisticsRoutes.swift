@@ -70,20 +70,26 @@ public struct StatisticsRoutes: ManagementRoutes {
     }
 
     /// The routes.
-    public func routes(_ api: ManagementAPI) -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
+    public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
         let path = "/api/v1/tenants/:tenant/statistics/jobs"
-        router.get(RouterPath(path)) { _, context in
+        router.get(RouterPath(path), needs: .ruleRead) { _, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
-                return try JSONOutput.response(await scheduler.jobs(tenant: scope.tenant).map(StatisticsJobOutput.init))
+                return try JSONOutput.response(
+                    await scheduler.jobs(tenant: scope.tenant).filter { Self.visible($0, scope) }.map(
+                        StatisticsJobOutput.init))
             }
         }
-        router.post(RouterPath(path)) { request, context in
+        router.post(RouterPath(path), needs: .ruleWrite) { request, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let bytes = try await JSONOutput.body(of: request, maxBytes: api.configuration.maxBodyBytes)
                 let job = try Self.statisticsJob(from: bytes)
+                guard Self.visible(job, scope) else {
+                    throw APIError(
+                        .forbidden, .forbidden, "the job reads devices outside your data scope; ask an administrator")
+                }
                 do {
                     try await scheduler.add(job, tenant: scope.tenant)
                 } catch let error as IoTError where error.code == .script {
@@ -94,20 +100,23 @@ public struct StatisticsRoutes: ManagementRoutes {
                 return try JSONOutput.response(StatisticsJobOutput(job: job), status: .created)
             }
         }
-        router.get(RouterPath(path + "/:id")) { _, context in
+        router.get(RouterPath(path + "/:id"), needs: .ruleRead) { _, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
-                guard let job = await scheduler.jobs(tenant: scope.tenant).first(where: { $0.id == id }) else {
+                guard let job = await scheduler.jobs(tenant: scope.tenant).first(where: { $0.id == id }),
+                    Self.visible(job, scope)
+                else {
                     throw APIError.notFound("statistics job \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
                 }
                 return try JSONOutput.response(StatisticsJobOutput(job: job))
             }
         }
-        router.delete(RouterPath(path + "/:id")) { _, context in
+        router.delete(RouterPath(path + "/:id"), needs: .ruleWrite) { _, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
+                try await Self.checkVisible(id, scope, scheduler)
                 let forgotten = try await definitions?.deleteDefinition(
                     scope, kind: DefinitionKind.statisticsJob, id: id)
                 guard await scheduler.remove(jobID: id, tenant: scope.tenant) || forgotten == true else {
@@ -116,7 +125,7 @@ public struct StatisticsRoutes: ManagementRoutes {
                 return Response(status: .noContent)
             }
         }
-        router.get(RouterPath(path + "/:id/results")) { request, context in
+        router.get(RouterPath(path + "/:id/results"), needs: .ruleRead) { request, context in
             try await api.handle {
                 let scope = try await api.tenantScope(context)
                 let id = context.parameters.get("id") ?? ""
@@ -124,11 +133,27 @@ public struct StatisticsRoutes: ManagementRoutes {
                 let from = try parameters.get("from").map { try SeriesQuery.time(Substring($0), "from") } ?? .min
                 let to = try parameters.get("to").map { try SeriesQuery.time(Substring($0), "to") } ?? .max
                 guard from < to else { throw APIError.badRequest("from (\(from)) must be before to (\(to))") }
+                try await Self.checkVisible(id, scope, scheduler)
                 let found = try await results.results(scope, jobID: id, from: from, to: to)
                 return try JSONOutput.response(found.map(StatisticsResultOutput.init))
             }
         }
         return router
+    }
+
+    /// Whether every device a job reads is within `scope` (a user with a data scope sees only such jobs and
+    /// their results).
+    static func visible(_ job: StatisticsJob, _ scope: AccessScope) -> Bool {
+        job.parameters.allSatisfy { scope.permits(device: $0.device) }
+    }
+
+    /// 404 for a job that reads devices outside `scope` (a job that does not exist is left to the caller).
+    static func checkVisible(_ id: String, _ scope: AccessScope, _ scheduler: StatisticsScheduler) async throws {
+        guard scope.devices != nil, let job = await scheduler.jobs(tenant: scope.tenant).first(where: { $0.id == id })
+        else { return }
+        guard visible(job, scope) else {
+            throw APIError.notFound("statistics job \"\(id)\" does not exist in tenant \"\(scope.tenant)\"")
+        }
     }
 
     /// Decodes and checks a ``StatisticsJob`` in its Codable form (script or no calculation).

@@ -9,12 +9,16 @@ struct TenantInput: Decodable {
 }
 
 extension ManagementAPI {
-    func tenantRoutes() -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
-        router.get("/api/v1/tenants") { _, _ in
-            try await self.handle { try JSONOutput.response(try await self.registry.tenants()) }
+    func tenantRoutes() -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
+        router.get("/api/v1/tenants", needs: .tenantRead) { _, context in
+            try await self.handle {
+                // A tenant's principal sees its own tenant only.
+                let principal = try context.principal()
+                return try JSONOutput.response(try await self.registry.tenants().filter { principal.mayAccess($0.id) })
+            }
         }
-        router.post("/api/v1/tenants") { request, _ in
+        router.post("/api/v1/tenants", needs: .tenantWrite) { request, _ in
             try await self.handle {
                 let input = try await JSONOutput.decode(
                     TenantInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
@@ -32,7 +36,7 @@ extension ManagementAPI {
                 return try JSONOutput.response(tenant, status: .created)
             }
         }
-        router.get("/api/v1/tenants/:tenant") { _, context in
+        router.get("/api/v1/tenants/:tenant", needs: .tenantRead) { _, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 return try JSONOutput.response(try await self.registry.tenant(scope.tenant))

@@ -18,10 +18,10 @@ struct RevokedTokens: Encodable {
 }
 
 extension ManagementAPI {
-    func tokenRoutes() -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
+    func tokenRoutes() -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
         let path = RouterPath("/api/v1/tenants/:tenant/devices/:uid/tokens")
-        router.post(path) { request, context in
+        router.post(path, needs: .credentialWrite) { request, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let device = try await self.existingDevice(scope, context)
@@ -36,7 +36,7 @@ extension ManagementAPI {
                 return try JSONOutput.response(IssuedToken(token: token, label: label), status: .created)
             }
         }
-        router.get(path) { _, context in
+        router.get(path, needs: .deviceRead) { _, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let device = try await self.existingDevice(scope, context)
@@ -44,7 +44,7 @@ extension ManagementAPI {
                     try await self.tokens.tokens(of: DeviceIdentity(tenant: scope.tenant, deviceUID: device.uid)))
             }
         }
-        router.delete(path) { _, context in
+        router.delete(path, needs: .credentialWrite) { _, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let device = try await self.existingDevice(scope, context)

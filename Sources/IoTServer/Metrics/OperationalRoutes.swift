@@ -4,8 +4,8 @@ import Prometheus
 
 extension ManagementServer {
     /// `/metrics`, `/healthz`, `/readyz` and `/openapi.yaml`: no admin key needed.
-    func operationalRoutes() -> RouteCollection<BasicRequestContext> {
-        let router = RouteCollection(context: BasicRequestContext.self)
+    func operationalRoutes() -> RouteCollection<ManagementContext> {
+        let router = RouteCollection(context: ManagementContext.self)
         router.get("/metrics") { _, _ in
             guard let prometheus = self.prometheus else {
                 throw APIError.notFound(

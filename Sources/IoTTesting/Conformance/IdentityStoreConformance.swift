@@ -12,7 +12,8 @@ public enum IdentityStoreConformance {
     static func user(_ name: String, _ tenant: TenantID?) -> UserAccount {
         UserAccount(
             username: name, tenant: tenant, displayName: "Ü \(name)", email: "\(name)@example.com",
-            roles: ["viewer", "shift-lead"], department: tenant == nil ? nil : "north", status: .active,
+            roles: ["viewer", "shift-lead"], department: tenant == nil ? nil : "north",
+            grants: DataGrants(devices: ["d-ü", "d-2"], products: ["thermo"]), status: .active,
             passwordHash: "$2b$04$abc", failedSignIns: 2, lockedUntil: 1_700_000_060_000,
             passwordChangedAt: 1_700_000_000_000, createdAt: 1_699_000_000_000)
     }

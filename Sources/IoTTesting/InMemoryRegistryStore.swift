@@ -27,6 +27,11 @@ public final class InMemoryRegistryStore: RegistryStore {
         IoTError(.notFound, "cannot save \(what): tenant '\(tenant)' does not exist; save the tenant first")
     }
 
+    @discardableResult
+    public func deleteTenant(_ id: TenantID) async throws -> Bool {
+        state.withLock { $0.removeValue(forKey: id) != nil }
+    }
+
     public func saveTenant(_ tenant: Tenant) async throws {
         guard tenant.id.isValid else {
             throw IoTError(

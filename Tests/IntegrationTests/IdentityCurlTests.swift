@@ -94,4 +94,61 @@ import Testing
             #expect(csv.text.contains(",olga,acme,auth.login,olga,401,127.0.0.1"), "\(csv.text)")
         }
     }
+
+    @Test func aDeletedTenantsFileCredentialsAndUsersAreGone() async throws {
+        try await onOwnThread {
+            let iotd = IotdProcess("iotd-tenant-delete")
+            try iotd.configure(
+                iotd.preamble()
+                    + """
+                    identity: { bcryptCost: 6 }
+                    tenants:
+                      - id: doomed
+                        products: [{ id: thermo, signals: [{ name: temp }] }]
+                        devices: [{ uid: t-1, product: thermo }]
+                      - id: kept
+                        products: [{ id: thermo, signals: [{ name: temp }] }]
+                        devices: [{ uid: k-1, product: thermo }]
+                    """)
+            try iotd.start()
+            defer { iotd.stop() }
+            let api = "http://127.0.0.1:\(iotd.apiPort)"
+            let ingest = "http://127.0.0.1:\(iotd.httpPort)"
+            let admin = "X-API-Key: \(IotdProcess.adminKey)"
+            let issued = try Self.curl(
+                "POST", api + "/api/v1/tenants/doomed/devices/t-1/tokens", "{}", headers: [admin])
+            let token = try #require(Self.field("token", issued.text), "\(issued.text)")
+            #expect(
+                try Self.curl(
+                    "POST", ingest + "/api/v1/devices/t-1/telemetry", #"{"temp": 21}"#,
+                    headers: ["Authorization: Bearer \(token)"]
+                ).status == 200)
+            _ = try Self.curl(
+                "POST", api + "/api/v1/tenants/doomed/users",
+                #"{"username": "dora", "roles": ["viewer"], "password": "doomed viewer 12"}"#, headers: [admin])
+            let file = iotd.dataDirectory + "/tenants/doomed.sqlite"
+            #expect(FileManager.default.fileExists(atPath: file))
+            // Suspended first: the device is refused, saying so.
+            _ = try Self.curl("PATCH", api + "/api/v1/tenants/doomed", #"{"status": "suspended"}"#, headers: [admin])
+            let refused = try Self.curl(
+                "POST", ingest + "/api/v1/devices/t-1/telemetry", #"{"temp": 22}"#,
+                headers: ["Authorization: Bearer \(token)"])
+            #expect(refused.status == 403 && refused.text.contains("suspended"), "\(refused.text)")
+            let deleted = try Self.curl("DELETE", api + "/api/v1/tenants/doomed", headers: [admin])
+            #expect(deleted.status == 204, "\(deleted.text)")
+            #expect(!FileManager.default.fileExists(atPath: file), "the tenant's database file is gone")
+            #expect(!FileManager.default.fileExists(atPath: file + "-wal"))
+            usleep(1_100_000)  // the gateway's credential cache (ingest.authenticationCacheMillis, 1 s) runs out
+            let after = try Self.curl(
+                "POST", ingest + "/api/v1/devices/t-1/telemetry", #"{"temp": 23}"#,
+                headers: ["Authorization: Bearer \(token)"])
+            #expect(after.status == 401, "the device's token is revoked: \(after.text)")
+            let login = try Self.curl(
+                "POST", api + "/api/v1/auth/login", #"{"username": "dora", "password": "doomed viewer 12"}"#)
+            #expect(login.status == 401, "the tenant's users are gone: \(login.text)")
+            let tenants = try Self.curl("GET", api + "/api/v1/tenants", headers: [admin])
+            #expect(tenants.text.contains("kept") && !tenants.text.contains("doomed"), "\(tenants.text)")
+            #expect(try Self.curl("GET", api + "/api/v1/tenants/kept/devices/k-1", headers: [admin]).status == 200)
+        }
+    }
 }

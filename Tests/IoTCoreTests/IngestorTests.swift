@@ -486,3 +486,77 @@ struct SemicolonParser: Parser {
         _ = try? await task.value
     }
 }
+
+/// Issue 19, item 5, at ingest: a suspended tenant's devices are refused with the reason, and the quotas of
+/// devices, signals and points per day refuse what would go over them, naming the quota.
+@Suite struct TenantAtIngestTests {
+    @Test func aSuspendedTenantsMessagesAreRefusedSayingSo() async throws {
+        let h = try await IngestHarness()
+        try await h.send(#"{"temp": 1}"#)
+        var tenant = try #require(try await h.registry.tenant(IngestHarness.tenant))
+        tenant.status = .suspended
+        try await h.registry.saveTenant(tenant)
+        h.ingestor.invalidate(tenant: IngestHarness.tenant)
+        do {
+            try await h.send(#"{"temp": 2}"#)
+            Issue.record("a suspended tenant's message was accepted")
+        } catch {
+            #expect(error.code == .forbidden && error.message.contains("suspended"), "\(error)")
+        }
+        tenant.status = .active
+        try await h.registry.saveTenant(tenant)
+        h.ingestor.invalidate(tenant: IngestHarness.tenant)
+        try await h.send(#"{"temp": 3}"#)
+        try await h.drain()
+        #expect(try await h.series("t-1", "temp").map(\.value) == [.number(1), .number(3)])
+        #expect(h.ingestor.statistics.rejected["forbidden"] == 1)
+        await h.stop()
+    }
+
+    @Test func pointsPerDayAreCountedPerUTCDayAndRefusedWhole() async throws {
+        let h = try await IngestHarness()
+        var tenant = try #require(try await h.registry.tenant(IngestHarness.tenant))
+        tenant.quotas.pointsPerDay = 3
+        try await h.registry.saveTenant(tenant)
+        h.ingestor.invalidate(tenant: IngestHarness.tenant)
+        try await h.send(#"{"temp": 1, "hum": 2}"#)
+        do {
+            try await h.send(#"{"temp": 3, "hum": 4}"#)
+            Issue.record("a message over the quota was accepted")
+        } catch {
+            #expect(error.code == .rateLimited && error.message.contains("pointsPerDay (3)"), "\(error)")
+        }
+        try await h.send(#"{"temp": 5}"#)  // the third point of the day fits
+        h.clock.advance(byMillis: 86_400_000)
+        try await h.send(#"{"temp": 6, "hum": 7}"#)  // a new day
+        try await h.drain()
+        #expect(try await h.series("t-1", "temp").count == 3)
+        await h.stop()
+    }
+
+    @Test func autoRegistrationStopsAtTheDeviceAndSignalQuotas() async throws {
+        let h = try await IngestHarness(
+            policy: IngestPolicy(unknownDevices: .register(product: "thermo"), unknownSignals: .register))
+        var tenant = try #require(try await h.registry.tenant(IngestHarness.tenant))
+        tenant.quotas.devices = 5  // four are seeded
+        tenant.quotas.signals = 6  // the product has five
+        try await h.registry.saveTenant(tenant)
+        h.ingestor.invalidate(tenant: IngestHarness.tenant)
+        try await h.send(#"{"temp": 1}"#, device: "new-1")
+        do {
+            try await h.send(#"{"temp": 1}"#, device: "new-2")
+            Issue.record("a device over the quota was registered")
+        } catch {
+            #expect(error.code == .forbidden && error.message.contains("quota devices (5)"), "\(error)")
+        }
+        try await h.send(#"{"extra": 1}"#)
+        do {
+            try await h.send(#"{"more": 1}"#)
+            Issue.record("a signal over the quota was registered")
+        } catch {
+            #expect(error.code == .forbidden && error.message.contains("quota signals (6)"), "\(error)")
+        }
+        #expect(try await h.registry.device(h.scope, uid: "new-2") == nil)
+        await h.stop()
+    }
+}

@@ -157,6 +157,14 @@ import Testing
         let queued = resumed.readLine(timeoutSeconds: 10)
         _ = resumed.wait()
         #expect(queued == nil, "the broker kept the removed client's session: \(queued ?? "")")
+        // Issue 19, item 5: deleting the tenant removes its clients.
+        let again = try await http.request(
+            "POST", "/api/v1/mqtt/clients", headers: key,
+            body: Array(body.replacingOccurrences(of: "plant-a", with: "plant-d").utf8))
+        #expect(again.status == 201, "\(again.text)")
+        #expect(try await http.request("DELETE", "/api/v1/tenants/acme", headers: key).status == 204)
+        #expect(await manager.clients().isEmpty, "the deleted tenant's client is gone")
+        #expect(try await http.request("GET", "/api/v1/mqtt/clients/plant-d", headers: key).status == 404)
         await harness.stop()
     }
 

@@ -174,6 +174,12 @@ extension ModbusTests {
             let t = try await h.waitForStatus(badText.identity, "malformed") { $0.polling.failures >= 2 }
             #expect(t.polling.lastError?.contains("malformed_payload") == true, "\(t.polling.lastError ?? "")")
             _ = try await h.waitForStatus(unknownSignal.identity, "polls") { $0.polling.successes >= 2 }
+            // A poll counts as a success when its read returns; the ingestor's refusal of the record follows on
+            // the ingest path, a moment later under load.
+            let deadline = ContinuousClock.now + .seconds(5)
+            while (h.ingestor.statistics.rejected["unknown_signal"] ?? 0) < 2, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
             #expect((h.ingestor.statistics.rejected["unknown_signal"] ?? 0) >= 2)
             let goodStatus = try await h.waitForStatus(good.identity, "polls") { $0.polling.successes >= 10 }
             #expect(goodStatus.polling.failures == 0)

@@ -24,6 +24,7 @@ import Testing
         let outbox = InMemoryOutbox()
         let clock = ManualClock(now: 1_700_000_000_000)
         let keys: SigningKeys
+        let tokens = TokenAuthenticator(credentials: InMemoryCredentialStore())
         let identity: IdentityService
         let server: ManagementServer
 
@@ -40,8 +41,7 @@ import Testing
                 clock: clock)
             server = ManagementServer(
                 configuration: .init(port: 0, adminAPIKey: IdentityTests.adminKey), registry: registry,
-                points: InMemoryPointStore(), tokens: TokenAuthenticator(credentials: InMemoryCredentialStore()),
-                ingestor: nil, prometheus: nil, identity: identity)
+                points: InMemoryPointStore(), tokens: tokens, ingestor: nil, prometheus: nil, identity: identity)
             for tenant in ["acme", "globex"] {
                 try await registry.saveTenant(Tenant(id: TenantID(tenant)))
                 try await registry.saveProduct(.tenant(TenantID(tenant)), Product(id: "thermo"))

@@ -1,3 +1,5 @@
+import Synchronization
+
 extension Ingestor {
     /// Resolves records into points: tenant policy, devices, signals, type conversion, server time.
     /// Throws for the whole message; never returns part of it.
@@ -12,6 +14,7 @@ extension Ingestor {
             guard let tenant = try await directory.tenant(identity.tenant) else {
                 throw IoTError(.unknownDevice, "tenant \(identity.tenant) is not registered; create it first")
             }
+            try Self.checkActive(tenant)
             // A record for another device than the sender needs a sender that is a gateway whose scope
             // covers that device: checked for every record before anything is registered.
             var sender: DeviceDirectory.ResolvedDevice??
@@ -36,6 +39,11 @@ extension Ingestor {
                 if let d = known[code] ?? nil {
                     devices[code] = d
                 } else if case .register(let product) = tenant.policy.unknownDevices {
+                    if let limit = tenant.quotas.devices,
+                        try await registry.devices(.tenant(identity.tenant), product: nil).count >= limit
+                    {
+                        throw TenantQuotas.exceeded("devices", limit: limit, tenant: identity.tenant)
+                    }
                     devices[code] = try await directory.register(id, product: product)
                 } else {
                     throw IoTError(
@@ -54,14 +62,19 @@ extension Ingestor {
                         }
                     }
                     if !new.isEmpty {
+                        if let limit = tenant.quotas.signals, device.signals.count + new.count > limit {
+                            throw TenantQuotas.exceeded("signals", limit: limit, tenant: identity.tenant)
+                        }
                         devices[code] = try await directory.addSignals(
                             DeviceIdentity(tenant: identity.tenant, deviceUID: code),
                             new.values.sorted { $0.name < $1.name })
                     }
                 }
             }
-            return try convert(
+            let points = try convert(
                 records, devices: devices, tenant: identity.tenant, policy: tenant.policy, receivedAt: receivedAt)
+            try admit(points.count, to: tenant)
+            return points
         } catch let error as IoTError {
             throw error
         } catch {
@@ -119,6 +132,7 @@ extension Ingestor {
     {
         if records.isEmpty { return [] }
         guard case .hit(let tenant) = directory.cachedTenant(identity.tenant) else { return nil }
+        try Self.checkActive(tenant)
         let code = records[0].identificationCode
         if records.count == 1 || records.allSatisfy({ $0.identificationCode == code }) {
             // One device (the common case): no table of devices to build.
@@ -136,9 +150,11 @@ extension Ingestor {
                     for name in record.values.keys where device.signals[name] == nil { return nil }
                 }
             }
-            return try convert(
+            let points = try convert(
                 records, device: { _ in device }, tenant: identity.tenant, policy: tenant.policy, receivedAt: receivedAt
             )
+            try admit(points.count, to: tenant)
+            return points
         }
         var devices: [String: DeviceDirectory.ResolvedDevice] = [:]
         for record in records where devices[record.identificationCode] == nil {
@@ -155,8 +171,37 @@ extension Ingestor {
                 for name in record.values.keys where signals[name] == nil { return nil }
             }
         }
-        return try convert(
+        let points = try convert(
             records, devices: devices, tenant: identity.tenant, policy: tenant.policy, receivedAt: receivedAt)
+        try admit(points.count, to: tenant)
+        return points
+    }
+
+    /// Refuses every message of a suspended tenant.
+    static func checkActive(_ tenant: Tenant) throws(IoTError) {
+        guard tenant.status == .active else {
+            throw IoTError(
+                .forbidden,
+                "tenant \"\(tenant.id)\" is suspended; its devices are refused until the platform's administrators resume it"
+            )
+        }
+    }
+
+    /// Counts `points` against the tenant's ``TenantQuotas/pointsPerDay`` of the current UTC day.
+    ///
+    /// - Throws: ``IoTError/Code/rateLimited`` naming the quota when the message would go over it (nothing of it
+    ///   is counted then).
+    func admit(_ points: Int, to tenant: Tenant) throws(IoTError) {
+        guard let limit = tenant.quotas.pointsPerDay, points > 0 else { return }
+        let day = clock.now() / 86_400_000
+        let admitted = dailyPoints.withLock { counts -> Bool in
+            var entry: (day: Int64, points: Int) = counts[tenant.id].flatMap { $0.day == day ? $0 : nil } ?? (day, 0)
+            guard entry.points + points <= limit else { return false }
+            entry.points += points
+            counts[tenant.id] = entry
+            return true
+        }
+        guard admitted else { throw TenantQuotas.exceeded("pointsPerDay", limit: limit, tenant: tenant.id) }
     }
 
     /// The gateway check of the cached path: every device other than the sender must be in the (cached)

@@ -207,6 +207,23 @@ public final class Ingestor: Service {
 
     /// Points journaled or reserved and not yet committed (the queue depth).
     public var queueDepth: Int { queue.depth }
+    /// Points accepted per tenant on the current UTC day, for ``TenantQuotas/pointsPerDay``.
+    let dailyPoints = Mutex<[TenantID: (day: Int64, points: Int)]>([:])
+
+    /// Waits until everything acknowledged so far is committed (the queue is empty), at most `timeout`.
+    ///
+    /// - Throws: ``IoTError/Code/timeout`` when the queue is not empty by then (the store may be failing; see
+    ///   the log).
+    public func waitUntilIdle(within timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while queueDepth > 0 {
+            guard ContinuousClock.now < deadline else {
+                throw IoTError(
+                    .timeout, "the ingestor still holds \(queueDepth) uncommitted points after \(timeout); try again")
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
 
     /// Drops cached registry data of a tenant (or one device), so the next message reads it again.
     /// Call it after changing devices or products in the registry for the change to apply at once.

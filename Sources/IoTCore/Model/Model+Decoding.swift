@@ -56,14 +56,17 @@ extension Device {
 }
 
 extension Tenant {
-    enum CodingKeys: String, CodingKey { case id, name, policy }
+    enum CodingKeys: String, CodingKey { case id, name, policy, status, quotas }
 
-    /// Decodes a tenant; only `id` is required (the policy defaults to rejecting unknown data).
+    /// Decodes a tenant; only `id` is required (the policy defaults to rejecting unknown data, the status to
+    /// active, the quotas to none).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
             id: try c.decode(TenantID.self, forKey: .id),
             name: try c.decodeIfPresent(String.self, forKey: .name),
-            policy: try c.decodeIfPresent(IngestPolicy.self, forKey: .policy) ?? IngestPolicy())
+            policy: try c.decodeIfPresent(IngestPolicy.self, forKey: .policy) ?? IngestPolicy(),
+            status: try c.decodeIfPresent(Status.self, forKey: .status) ?? .active,
+            quotas: try c.decodeIfPresent(TenantQuotas.self, forKey: .quotas) ?? TenantQuotas())
     }
 }

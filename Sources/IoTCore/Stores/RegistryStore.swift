@@ -35,6 +35,10 @@ public protocol RegistryStore: Sendable {
     /// Deletes a device (not its points); `false` when it did not exist.
     @discardableResult
     func deleteDevice(_ scope: AccessScope, uid: String) async throws -> Bool
+    /// Deletes a tenant with its products, devices and everything else kept per tenant in the same place (a
+    /// file-per-tenant store removes the file); `false` when it did not exist.
+    @discardableResult
+    func deleteTenant(_ id: TenantID) async throws -> Bool
 }
 
 /// Device credentials, system-wide: a credential resolves to a tenant and device before anything else.

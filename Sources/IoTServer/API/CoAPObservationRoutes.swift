@@ -38,6 +38,13 @@ public struct CoAPObservationRoutes: ManagementRoutes {
         }
     }
 
+    /// Stops the tenant's observations before the tenant is deleted.
+    public func deleteTenant(_ tenant: TenantID, _ api: ManagementAPI) async throws {
+        for report in observations.list() where report.spec.tenant == tenant.rawValue {
+            try observations.remove(id: report.spec.id)
+        }
+    }
+
     /// The routes.
     public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
         let router = RouteCollection(context: ManagementContext.self)

@@ -36,6 +36,12 @@ extension ManagementAPI {
                     throw APIError(.conflict, .conflict, "device \"\(uid)\" already exists; change it with PUT")
                 }
                 let device = try await self.device(uid: uid, input, scope: scope, createdAt: self.clock.now())
+                if let limit = try await self.quotas(scope).devices,
+                    try await self.registry.devices(.tenant(scope.tenant), product: nil).count >= limit
+                {
+                    throw TenantQuotas.exceeded("devices", limit: limit, tenant: scope.tenant)
+                }
+                try await self.checkSignalQuota(device, scope)
                 try await self.registry.saveDevice(scope, device)
                 self.ingestor?.invalidate(tenant: scope.tenant, device: uid)
                 return try JSONOutput.response(device, status: .created)
@@ -60,6 +66,7 @@ extension ManagementAPI {
                 }
                 let device = try await self.device(
                     uid: existing.uid, input, scope: scope, createdAt: existing.createdAt)
+                try await self.checkSignalQuota(device, scope)
                 try await self.registry.saveDevice(scope, device)
                 self.ingestor?.invalidate(tenant: scope.tenant, device: device.uid)
                 return try JSONOutput.response(device)
@@ -117,4 +124,24 @@ func validated(_ scope: GatewayScope?) throws -> GatewayScope? {
     for p in scope?.products ?? [] { try validateIdentifier(p.rawValue, "gatewayFor product") }
     for d in scope?.devices ?? [] { try validateIdentifier(d, "gatewayFor device") }
     return scope
+}
+
+extension ManagementAPI {
+    /// The quotas of the scope's tenant.
+    func quotas(_ scope: AccessScope) async throws -> TenantQuotas {
+        try await registry.tenant(scope.tenant)?.quotas ?? TenantQuotas()
+    }
+
+    /// Refuses a product declaring more signals than the tenant's ``IoTCore/TenantQuotas/signals``.
+    func checkSignalQuota(_ count: Int, _ scope: AccessScope) async throws {
+        if let limit = try await quotas(scope).signals, count > limit {
+            throw TenantQuotas.exceeded("signals", limit: limit, tenant: scope.tenant)
+        }
+    }
+
+    /// Refuses a device with more signals (its product's and its own) than the tenant's quota.
+    func checkSignalQuota(_ device: Device, _ scope: AccessScope) async throws {
+        let product = try await registry.product(scope, id: device.product)
+        try await checkSignalQuota(device.effectiveSignals(product: product).count, scope)
+    }
 }

@@ -37,6 +37,13 @@ public struct MQTTClientRoutes: ManagementRoutes {
         ) { _ = try await clients.createClient(try Self.mqttClientSpec($0)) }
     }
 
+    /// Removes the tenant's clients (each ends its broker session) before the tenant is deleted.
+    public func deleteTenant(_ tenant: TenantID, _ api: ManagementAPI) async throws {
+        for report in try await clients.clients() where report.spec.tenant == tenant.rawValue {
+            try await clients.removeClient(id: report.spec.id)
+        }
+    }
+
     /// The routes.
     public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
         let router = RouteCollection(context: ManagementContext.self)
@@ -54,6 +61,11 @@ public struct MQTTClientRoutes: ManagementRoutes {
                 let spec = try Self.mqttClientSpec(body)
                 try await Self.checkTenant(spec, api)
                 try api.checkAccess(TenantID(spec.tenant), try context.principal())
+                if let limit = try await api.quotas(.tenant(TenantID(spec.tenant))).mqttClients,
+                    try await clients.clients().count(where: { $0.spec.tenant == spec.tenant }) >= limit
+                {
+                    throw TenantQuotas.exceeded("mqttClients", limit: limit, tenant: TenantID(spec.tenant))
+                }
                 let report = try await clients.createClient(spec)
                 do {
                     try await save(spec, body)

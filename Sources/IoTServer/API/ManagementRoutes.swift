@@ -39,9 +39,17 @@ public protocol ManagementRoutes: Sendable {
     /// A definition that cannot be added is returned, not thrown; throw only when the store cannot be read.
     /// The default adds nothing.
     func restoreDefinitions(of tenant: TenantID, _ api: ManagementAPI) async throws -> [ManagementServer.RestoreFailure]
+
+    /// Removes what this resource runs or keeps for `tenant` outside the tenant's own store (MQTT clients and
+    /// their broker sessions, observations, polled devices), before `DELETE /api/v1/tenants/{tenant}` deletes
+    /// the tenant. Throw to keep the tenant (the deletion can be retried). The default removes nothing.
+    func deleteTenant(_ tenant: TenantID, _ api: ManagementAPI) async throws
 }
 
 extension ManagementRoutes {
+    /// Removes nothing: the resource keeps nothing of a tenant outside the tenant's store.
+    public func deleteTenant(_ tenant: TenantID, _ api: ManagementAPI) async throws {}
+
     /// Adds nothing: the resource keeps no definitions.
     public func restoreDefinitions(
         of tenant: TenantID, _ api: ManagementAPI
@@ -70,6 +78,8 @@ public struct ManagementAPI: Sendable {
     let credentials: (any CredentialManager)?
     /// Users, sign-in and API keys; `nil` when only the admin key opens the API.
     public let identity: IdentityService?
+    /// The resources served besides tenants, products, devices, tokens and data.
+    let resources: [any ManagementRoutes]
 
     /// The `{tenant}` of the path, which must exist and which the caller may work on, as the scope of the
     /// caller's queries there (the whole tenant, or the devices their data scope holds).

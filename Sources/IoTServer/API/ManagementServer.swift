@@ -85,7 +85,8 @@ public final class ManagementServer: Service {
             configuration: configuration, registry: registry, logger: logger, clock: SystemClock(), points: points,
             tokens: tokens, ingestor: ingestor,
             parsers: resources.lazy.compactMap { ($0 as? ParserRoutes)?.catalog }.first,
-            credentials: resources.lazy.compactMap { ($0 as? CredentialRoutes)?.manager }.first, identity: identity)
+            credentials: resources.lazy.compactMap { ($0 as? CredentialRoutes)?.manager }.first, identity: identity,
+            resources: resources)
         self.resources = resources
         self.prometheus = prometheus
         self.brokerAccess = brokerAccess

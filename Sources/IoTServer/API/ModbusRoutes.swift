@@ -97,6 +97,13 @@ public struct ModbusRoutes: ManagementRoutes {
         ) { try await modbus.replace(try Self.modbusDevice(from: $0, tenant: tenant, uid: nil)) }
     }
 
+    /// Stops polling the tenant's devices before the tenant is deleted.
+    public func deleteTenant(_ tenant: TenantID, _ api: ManagementAPI) async throws {
+        for status in modbus.devices() where status.device.identity.tenant == tenant {
+            _ = await modbus.remove(status.device.identity)
+        }
+    }
+
     /// The routes.
     public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
         let router = RouteCollection(context: ManagementContext.self)

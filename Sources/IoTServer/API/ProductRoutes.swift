@@ -34,6 +34,7 @@ extension ManagementAPI {
                 }
                 let product = try Self.product(id: id, input)
                 try self.checkParserIsRegistered(product)
+                try await self.checkSignalQuota(product.signals.count, scope)
                 try await self.registry.saveProduct(scope, product)
                 self.ingestor?.invalidate(tenant: scope.tenant)
                 return try JSONOutput.response(product, status: .created)
@@ -58,6 +59,7 @@ extension ManagementAPI {
                 }
                 let product = try Self.product(id: existing.id.rawValue, input)
                 try self.checkParserIsRegistered(product)
+                try await self.checkSignalQuota(product.signals.count, scope)
                 try await self.registry.saveProduct(scope, product)
                 self.ingestor?.invalidate(tenant: scope.tenant)
                 return try JSONOutput.response(product)

@@ -209,6 +209,13 @@ public final class IdentityService: Service {
                     ? "the account is not activated yet; use the activation link that was sent to it"
                     : "the account is suspended; ask an administrator of your tenant")
         }
+        do {
+            try await checkTenantActive(user.tenant)
+        } catch {
+            await record(
+                actor: username, tenant: user.tenant, action: "auth.login", target: username, status: 403, client)
+            throw error
+        }
         if user.failedSignIns != 0 || user.lockedUntil != nil {
             user.failedSignIns = 0
             user.lockedUntil = nil
@@ -324,6 +331,7 @@ public final class IdentityService: Service {
         guard user.status == .active else {
             throw IoTError(.unauthorized, "the account is \(user.status.rawValue); ask an administrator")
         }
+        try await checkTenantActive(user.tenant)
         return Principal(
             kind: .user(user.username), tenant: user.tenant, permissions: try await permissions(of: user),
             devices: try await dataScope(of: user))
@@ -338,6 +346,7 @@ public final class IdentityService: Service {
                 .unauthorized,
                 "the API key \"\(secret.id)\" expired at \(Self.iso(secret.expiresAt ?? 0)); make a new one")
         }
+        try await checkTenantActive(secret.tenant)
         var permissions = secret.permissions
         var devices: Set<String>? = nil
         if let owner = secret.username {
@@ -353,6 +362,13 @@ public final class IdentityService: Service {
         return Principal(
             kind: .apiKey(id: secret.id, owner: secret.username), tenant: secret.tenant, permissions: permissions,
             devices: devices)
+    }
+
+    /// Refuses the users and keys of a suspended tenant.
+    func checkTenantActive(_ tenant: TenantID?) async throws {
+        guard let tenant, let registry, try await registry.tenant(tenant)?.status == .suspended else { return }
+        throw IoTError(
+            .forbidden, "tenant \"\(tenant)\" is suspended; ask the platform's administrators to resume it")
     }
 
     /// What `user` may do: the union of their roles' permissions (a tenant user never holds the platform's).

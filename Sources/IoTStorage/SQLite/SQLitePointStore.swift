@@ -84,7 +84,8 @@ public final class SQLitePointStore: PointStore {
 
     /// The tenant's database with the `points` schema applied (opened off the cooperative pool).
     func tenant(_ id: TenantID) async throws -> PointTenant {
-        if let t = tenants.withLock({ $0[id] }) { return t }
+        // A database deleted with its tenant is opened again (new and empty) when the tenant is used again.
+        if let t = tenants.withLock({ $0[id] }), storage.isCurrent(t.db, of: id) { return t }
         let storage = self.storage
         let opened = try await offPool {
             let db = try storage.database(for: id)
@@ -92,7 +93,7 @@ public final class SQLitePointStore: PointStore {
             return PointTenant(db: db)
         }
         return tenants.withLock { dict in
-            if let existing = dict[id] { return existing }
+            if let existing = dict[id], existing.db === opened.db { return existing }
             dict[id] = opened
             return opened
         }

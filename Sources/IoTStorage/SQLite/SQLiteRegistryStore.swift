@@ -21,11 +21,13 @@ public final class SQLiteRegistryStore: RegistryStore {
     private let tenantDatabases: PreparedDatabases
     /// Tenants known to exist. There is no tenant deletion, so an entry never goes stale.
     private let knownTenants = Mutex<Set<TenantID>>([])
+    private let storage: SQLiteStorage
 
     /// Creates a registry store on `storage`; tables are created on first use.
     public init(storage: SQLiteStorage) {
         systemDatabase = PreparedDatabases(
-            storage: storage, component: "registry.tenants", version: 1, schema: Self.systemSchema)
+            storage: storage, component: "registry.tenants", version: 2, schema: Self.systemSchema)
+        self.storage = storage
         tenantDatabases = PreparedDatabases(
             storage: storage, component: "registry", version: 2, schema: Self.tenantSchema)
     }
@@ -38,6 +40,8 @@ public final class SQLiteRegistryStore: RegistryStore {
             register_product TEXT,
             unknown_signals TEXT NOT NULL
         ) WITHOUT ROWID;
+        ALTER TABLE tenants ADD COLUMN status TEXT NOT NULL DEFAULT 'active';
+        ALTER TABLE tenants ADD COLUMN quotas TEXT;
         """
 
     /// Version 1 created the tables; version 2 (applied once, to new and older files alike) adds the
@@ -94,13 +98,16 @@ public final class SQLiteRegistryStore: RegistryStore {
             throw IoTError(
                 .invalidArgument, "tenant id '\(tenant.id)' is not valid: use 1–64 characters of A–Z a–z 0–9 - _")
         }
+        let quotas = try StoreJSON.encode(tenant.quotas)
         let db = try await systemDB()
         try await db.write { c in
             let s = try c.statement(
                 """
-                INSERT INTO tenants(id, name, unknown_devices, register_product, unknown_signals) VALUES (?, ?, ?, ?, ?)
+                INSERT INTO tenants(id, name, unknown_devices, register_product, unknown_signals, status, quotas)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, unknown_devices = excluded.unknown_devices,
-                    register_product = excluded.register_product, unknown_signals = excluded.unknown_signals
+                    register_product = excluded.register_product, unknown_signals = excluded.unknown_signals,
+                    status = excluded.status, quotas = excluded.quotas
                 """)
             s.bind(1, tenant.id.rawValue)
             s.bind(2, tenant.name)
@@ -113,6 +120,8 @@ public final class SQLiteRegistryStore: RegistryStore {
                 s.bind(4, product.rawValue)
             }
             s.bind(5, tenant.policy.unknownSignals.rawValue)
+            s.bind(6, tenant.status.rawValue)
+            s.bind(7, tenant.quotas.isEmpty ? nil : quotas)
             try s.run()
         }
         knownTenants.withLock { _ = $0.insert(tenant.id) }
@@ -122,7 +131,7 @@ public final class SQLiteRegistryStore: RegistryStore {
         let db = try await systemDB()
         let found = try await db.read { c in
             let s = try c.statement(
-                "SELECT id, name, unknown_devices, register_product, unknown_signals FROM tenants WHERE id = ?")
+                "SELECT \(Self.tenantColumns) FROM tenants WHERE id = ?")
             defer { s.reset() }
             s.bind(1, id.rawValue)
             return try s.step() ? try Self.tenant(s) : nil
@@ -135,12 +144,29 @@ public final class SQLiteRegistryStore: RegistryStore {
         let db = try await systemDB()
         return try await db.read { c in
             let s = try c.statement(
-                "SELECT id, name, unknown_devices, register_product, unknown_signals FROM tenants ORDER BY id")
+                "SELECT \(Self.tenantColumns) FROM tenants ORDER BY id")
             defer { s.reset() }
             var result: [Tenant] = []
             while try s.step() { result.append(try Self.tenant(s)) }
             return result
         }
+    }
+
+    private static let tenantColumns = "id, name, unknown_devices, register_product, unknown_signals, status, quotas"
+
+    /// Deletes the tenant's row and its database file (products, devices, points, rule state, definitions,
+    /// outbox: everything kept per tenant); returns whether the tenant was there.
+    public func deleteTenant(_ id: TenantID) async throws -> Bool {
+        let db = try await systemDB()
+        let removed = try await db.write { c in
+            let s = try c.statement("DELETE FROM tenants WHERE id = ?")
+            s.bind(1, id.rawValue)
+            try s.run()
+            return c.changes > 0
+        }
+        knownTenants.withLock { _ = $0.remove(id) }
+        try storage.deleteDatabase(of: id)
+        return removed
     }
 
     private static func tenant(_ s: Statement) throws -> Tenant {
@@ -153,9 +179,11 @@ public final class SQLiteRegistryStore: RegistryStore {
         guard let signals = IngestPolicy.UnknownSignals(rawValue: s.string(4)) else {
             throw damaged("unknown_signals policy '\(s.string(4))'")
         }
+        guard let status = Tenant.Status(rawValue: s.string(5)) else { throw damaged("tenant status '\(s.string(5))'") }
         return Tenant(
             id: TenantID(s.string(0)), name: s.string(1),
-            policy: IngestPolicy(unknownDevices: devices, unknownSignals: signals))
+            policy: IngestPolicy(unknownDevices: devices, unknownSignals: signals), status: status,
+            quotas: try s.optionalString(6).map { try StoreJSON.decode(TenantQuotas.self, from: $0) } ?? TenantQuotas())
     }
 
     private static func damaged(_ what: String) -> IoTError {

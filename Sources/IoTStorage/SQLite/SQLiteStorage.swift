@@ -73,6 +73,28 @@ public final class SQLiteStorage: Sendable {
         }
     }
 
+    /// Whether `db` is still the database of `tenant` (it is not after ``deleteDatabase(of:)``: a store that
+    /// kept it opens the tenant's file again).
+    func isCurrent(_ db: SQLiteDatabase, of tenant: TenantID) -> Bool {
+        tenants.withLock { $0[tenant] } === db
+    }
+
+    /// Forgets the tenant's database and removes its files (the database, its WAL and shared memory). Stores
+    /// that still hold the old database see it is no longer current and open a new, empty file when the
+    /// tenant is used again.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/storage`` with errno when a file exists and cannot be removed.
+    func deleteDatabase(of tenant: TenantID) throws(IoTError) {
+        guard tenant.isValid else { return }
+        opening.withLock { _ in _ = tenants.withLock { $0.removeValue(forKey: tenant) } }
+        let path = "\(configuration.directory)/tenants/\(tenant.rawValue).sqlite"
+        for file in [path, path + "-wal", path + "-shm", path + "-journal"] where unlink(file) != 0 && errno != ENOENT {
+            throw IoTError(
+                .storage, "cannot remove \(file): \(String(cString: strerror(errno))); remove it by hand",
+                nativeCode: errno, domain: .posix)
+        }
+    }
+
     /// The tenants that have a database file, sorted.
     func tenantsOnDisk() -> [TenantID] {
         guard let dir = opendir(configuration.directory + "/tenants") else { return [] }

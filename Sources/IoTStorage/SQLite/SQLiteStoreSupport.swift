@@ -42,7 +42,8 @@ final class PreparedDatabases: Sendable {
 
     /// The tenant's database with the schema applied, opened (off the cooperative pool) on first use.
     func tenant(_ tenant: TenantID) async throws -> SQLiteDatabase {
-        if let db = tenants.withLock({ $0[tenant] }) { return db }
+        // A database deleted with its tenant is opened again (new and empty) when the tenant is used again.
+        if let db = tenants.withLock({ $0[tenant] }), storage.isCurrent(db, of: tenant) { return db }
         let db = try await offPool { [storage, component, version, schema] in
             let db = try storage.database(for: tenant)
             try db.ensureSchema(component: component, version: version, schema)

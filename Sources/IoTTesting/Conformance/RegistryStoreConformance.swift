@@ -49,10 +49,27 @@ public enum RegistryStoreConformance {
             try conformEqual(try await store.tenant("alpha"), a, "tenant with a register policy")
             try conformEqual(try await store.tenant("beta"), b, "tenant with the default policy")
             try conformEqual(try await store.tenants(), [a, b], "tenants sorted by id")
-            let b2 = Tenant(id: "beta", name: "Beta 2", policy: IngestPolicy(unknownSignals: .register))
+            let b2 = Tenant(
+                id: "beta", name: "Beta 2", policy: IngestPolicy(unknownSignals: .register), status: .suspended,
+                quotas: TenantQuotas(devices: 10, signals: 0, pointsPerDay: 1_000_000, mqttClients: 2))
             try await store.saveTenant(b2)
             try conformEqual(try await store.tenant("beta"), b2, "replaced tenant")
             try conformEqual(try await store.tenants(), [a, b2], "tenants after replace")
+        },
+        ConformanceCheck("deleting a tenant removes it with its products and devices; saving it again starts empty") {
+            store in
+            try await setUp(store)
+            try await store.saveProduct(acme, product)
+            try await store.saveDevice(acme, device)
+            try await store.saveProduct(globex, product)
+            try conformEqual(try await store.deleteTenant("acme"), true, "first delete")
+            try conformEqual(try await store.deleteTenant("acme"), false, "second delete")
+            try conformEqual(try await store.tenant("acme"), nil, "the tenant")
+            try conformEqual(try await store.tenants().map(\.id), ["globex"], "the others")
+            try conformEqual(try await store.products(globex).count, 1, "globex's product")
+            try await store.saveTenant(Tenant(id: "acme"))
+            try conformEqual(try await store.products(acme), [], "products of the new acme")
+            try conformEqual(try await store.devices(acme, product: nil), [], "devices of the new acme")
         },
         ConformanceCheck("products round-trip every field, replace by id and list sorted by id") { store in
             try await setUp(store)

@@ -40,6 +40,16 @@ private let jsParser = """
     }
     """
 
+private let pythonParser = """
+    import re
+    TEMP = re.compile(r'"temp":(-?[\\d.]+)')
+    HUM = re.compile(r'"hum":(-?[\\d.]+)')
+
+    def parse(msg):
+        p = msg["payload"]
+        return [{"values": {"temp": float(TEMP.search(p).group(1)), "hum": float(HUM.search(p).group(1))}}]
+    """
+
 /// The C harness's 1024 payloads.
 private func payloads() -> [String] {
     (0..<1024).map { i in
@@ -182,6 +192,22 @@ func runScriptBenchmark(_ options: BenchOptions) async throws {
         String(
             format: "cost of the isolation: %.2f× the in-process rate (%.1f µs per call added)",
             isolated.rate / local.rate, (1 / isolated.rate - 1 / local.rate) * 1e6))
+
+    // Python: worker processes, the same logic, beside the JavaScript worker of this run.
+    var pyConfig = PythonEngine.Configuration()
+    pyConfig.poolSize = 1
+    let python = try PythonEngine(configuration: pyConfig)
+    defer { python.shutdown() }
+    let pyWorker = try PythonParser(source: pythonParser, name: "bench-py", engine: python)
+    _ = try measure(pyWorker, messages, calls: min(jsCalls, 1_000))
+    let py = try measure(pyWorker, messages, calls: jsCalls)
+    print(
+        "SDK   PythonParser, worker process (killable):            \(grouped(py.rate)) calls/s   (checksum \(Int(py.checksum)), \(py.timeouts) timeouts)"
+    )
+    print(
+        String(
+            format: "ratio PythonParser / JavaScriptParser (both in worker processes, this run): %.2f×",
+            py.rate / isolated.rate))
 
     // A runaway call: how long until the caller gets its timeout and the next call is served.
     let spin = try workers.compile("function spin() { while (true) {} }\nfunction ok() { return 1; }", name: "spin")

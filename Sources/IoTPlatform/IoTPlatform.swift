@@ -157,11 +157,11 @@ public final class IoTPlatform: Service, Sendable {
         ruleState = SQLiteRuleStateStore(storage: storage)
         let statisticsStore = SQLiteStatisticsStore(storage: storage)
         let clock = SystemClock()
-        // Script parsers, conditions of joint rules and statistics calculations: Lua, and JavaScript (its worker
-        // processes start with the first JavaScript script).
+        // Script parsers, conditions of joint rules and statistics calculations: Lua, JavaScript and Python (the
+        // worker processes of each start with its first script).
         let lua = LuaEngine()
         let scripts = ScriptParserFactory(lua: lua)
-        let engines: [any ScriptEngine] = [lua, scripts.javascriptOnFirstUse]
+        let engines: [any ScriptEngine] = [lua, scripts.javascriptOnFirstUse, scripts.pythonOnFirstUse]
         parsers = ParserRegistry()
         parserCatalog = ParserCatalog(
             registry: parsers, factory: scripts, store: SQLiteScriptStore(storage: storage), clock: clock)

@@ -45,8 +45,8 @@ extension PlatformConfiguration {
                 try section("modbus.devices[\(device.identity)]") { () throws(IoTError) in try device.validate() }
             }
         }
-        for p in parsers where p.language != "lua" && p.language != "javascript" {
-            throw ConfigurationError("parsers[\(p.name)].language: '\(p.language)' is not lua or javascript")
+        for p in parsers where !["lua", "javascript", "python"].contains(p.language) {
+            throw ConfigurationError("parsers[\(p.name)].language: '\(p.language)' is not lua, javascript or python")
         }
         try brokerAccounts?.validate()
         try section("mqtt") { () throws(IoTError) in try mqtt.manager.validate() }

@@ -122,11 +122,7 @@ public struct JavaScriptParser: Parser {
             let result = try script.callNow("main", [.string(payload)])
             return try ScriptRecords.goIoTPlatform(result, message: message, script: name)
         default:
-            var msg: [String: ScriptValue] = ["payload": .string(payload), "transport": .string(message.transport)]
-            if let topic = message.topic { msg["topic"] = .string(topic) }
-            if let device = message.deviceUID { msg["device"] = .string(device) }
-            if let at = message.receivedAt { msg["receivedAt"] = .number(Double(at)) }
-            let result = try script.callNow("parse", [.object(msg)])
+            let result = try script.callNow("parse", [ScriptRecords.argument(message)])
             return try ScriptRecords.records(result, message: message, script: name)
         }
     }

@@ -3,6 +3,19 @@ import IoTCore
 /// Turns what a parser script returned into ``DeviceRecord``s: the `parse(msg)` form and the
 /// go-iot-platform `main(nc)` form.
 enum ScriptRecords {
+    /// The `msg` a `parse(msg)` script receives: `payload` (the bytes as a string), `transport`, and when known
+    /// `topic`, `device` and `receivedAt`.
+    static func argument(_ message: InboundMessage) -> ScriptValue {
+        var msg: [String: ScriptValue] = [
+            "payload": .string(String(decoding: message.payload, as: UTF8.self)),
+            "transport": .string(message.transport),
+        ]
+        if let topic = message.topic { msg["topic"] = .string(topic) }
+        if let device = message.deviceUID { msg["device"] = .string(device) }
+        if let at = message.receivedAt { msg["receivedAt"] = .number(Double(at)) }
+        return .object(msg)
+    }
+
     static func malformed(_ script: String, _ what: String) -> IoTError {
         IoTError(.malformedPayload, "script '\(script)' returned \(what)")
     }

@@ -7,10 +7,10 @@ import Testing
     import Glibc
 #endif
 
-/// Issue 20, item 10: joint-rule conditions in `iotd serve` run in Lua and in JavaScript, end to end: points
-/// posted over HTTP raise the alarms their conditions describe, and only those.
+/// Issue 20, item 10: joint-rule conditions in `iotd serve` run in Lua, JavaScript and Python, end to end:
+/// points posted over HTTP raise the alarms their conditions describe, and only those.
 @Suite(.serialized) struct JointRuleScriptTests {
-    @Test func luaAndJavaScriptConditionsRaiseAlarmsEndToEnd() async throws {
+    @Test func luaJavaScriptAndPythonConditionsRaiseAlarmsEndToEnd() async throws {
         try await onOwnThread {
             let iotd = IotdProcess("iotd-joint-rules")
             try iotd.configure(
@@ -33,6 +33,13 @@ import Testing
                               - { name: a, device: d, signal: a, window: { count: 1 }, reducer: last }
                               - { name: b, device: d, signal: b, window: { count: 1 }, reducer: last }
                             condition: { language: javascript, source: "function check(p) { return p.a + p.b > 10; }", function: check }
+                            severity: minor
+                          - kind: joint
+                            id: py-product-over-20
+                            parameters:
+                              - { name: a, device: d, signal: a, window: { count: 1 }, reducer: last }
+                              - { name: b, device: d, signal: b, window: { count: 1 }, reducer: last }
+                            condition: { language: python, source: "def check(p):\\n    return p['a'] * p['b'] > 20\\n", function: check }
                             severity: minor
 
                     """)
@@ -62,11 +69,14 @@ import Testing
             }
             try post(#"{"a": 1, "b": 2}"#)
             usleep(500_000)
-            #expect(try openAlarms().isEmpty, "1 > 2 and 1 + 2 > 10 are both false")
+            #expect(try openAlarms().isEmpty, "1 > 2, 1 + 2 > 10 and 1 × 2 > 20 are all false")
             try post(#"{"a": 5, "b": 1}"#)
-            #expect(try waitFor(["lua-a-over-b"]) == ["lua-a-over-b"], "5 > 1 (Lua); 6 > 10 is false (JavaScript)")
+            #expect(
+                try waitFor(["lua-a-over-b"]) == ["lua-a-over-b"],
+                "5 > 1 (Lua); 6 > 10 is false (JavaScript), 5 > 20 too (Python)")
             try post(#"{"a": 9, "b": 3}"#)
-            #expect(try waitFor(["lua-a-over-b", "js-sum-over-10"]) == ["lua-a-over-b", "js-sum-over-10"])
+            let all: Set = ["lua-a-over-b", "js-sum-over-10", "py-product-over-20"]
+            #expect(try waitFor(all) == all, "27 > 20 (Python)")
         }
     }
 }

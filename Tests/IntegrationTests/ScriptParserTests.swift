@@ -4,6 +4,64 @@ import IoTTesting
 import Testing
 
 @Suite(.serialized) struct ScriptParserTests {
+    /// Issue 20, item 9: a Python parser added through `/api/v1/parsers` (`language: python`) reads a product's
+    /// messages in iotd; one that breaks the sandbox fails its message with the reason, and the next is read.
+    @Test func aPythonParserAddedThroughTheAPIReadsAProductsMessages() async throws {
+        try await onOwnThread {
+            let iotd = IotdProcess("iotd-python-parser")
+            try iotd.configure(
+                iotd.preamble(logLevel: "warning") + """
+                    tenants:
+                      - id: lab
+                        products:
+                          - { id: legacy, signals: [{ name: temperature }, { name: humidity }] }
+                        devices:
+                          - { uid: old-1, product: legacy }
+                    """)
+            try iotd.start()
+            defer { iotd.stop() }
+            let source = """
+                import json
+
+                def parse(msg):
+                    if msg["payload"] == "escape":
+                        return open("/etc/passwd").read()
+                    t, h = msg["payload"].split(";")
+                    return [{"values": {"temperature": float(t), "humidity": float(h)}}]
+                """
+            let body = try JSONSerialization.data(withJSONObject: [
+                "name": "py-semicolon", "language": "python", "source": source,
+            ])
+            let created = try iotd.api("POST", "/api/v1/parsers", String(decoding: body, as: UTF8.self))
+            #expect(created.status == 201, "\(created.text)")
+            let product = try iotd.api(
+                "PUT", "/api/v1/tenants/lab/products/legacy",
+                #"{"id": "legacy", "parser": "py-semicolon", "signals": [{"name": "temperature"}, {"name": "humidity"}]}"#
+            )
+            #expect(product.status == 200, "\(product.text)")
+            let issued = try iotd.api("POST", "/api/v1/tenants/lab/devices/old-1/tokens", "{}")
+            let token = try #require(
+                (try JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String)
+            let device = try LoopbackHTTPClient(port: iotd.httpPort)
+            func post(_ text: String) throws -> (status: Int, text: String) {
+                let r = try device.request(
+                    "POST", "/api/v1/\(token)/telemetry", headers: ["Content-Type": "text/plain"],
+                    body: Array(text.utf8))
+                return (r.status, r.text)
+            }
+            let escape = try post("escape")
+            #expect(escape.status == 400 && escape.text.contains("NameError"), "no open() in the sandbox: \(escape)")
+            #expect(try post("21.5;40").status == 200)
+            var latest = ""
+            for _ in 0..<50 {
+                latest = try iotd.api("GET", "/api/v1/tenants/lab/devices/old-1/latest").text
+                if latest.contains("humidity") { break }
+                usleep(100_000)
+            }
+            #expect(latest.contains(#""signal":"humidity""#) && latest.contains("21.5"), "\(latest)")
+        }
+    }
+
     /// A Lua parser declared in iotd.yaml and named by a product parses that product's devices' messages
     /// arriving over HTTP; a payload the script cannot read is rejected with the script's message.
     @Test func aProductsLuaParserReadsItsDevicesMessages() async throws {

@@ -384,6 +384,14 @@ import Testing
             #expect(lines.first == "id,time,actor,tenant,action,target,status,client")
             #expect(lines.contains { $0.contains(",ada,acme,POST /api/v1/tenants/{tenant}/devices,") }, "\(csv.text)")
             #expect(try await c.admin(.get, "/api/v1/audit?limit=0").status == .badRequest)
+            // The retention: entries older than auditRetention (here 90 days) go, newer ones stay.
+            let before = try await f.audit.events(AuditQuery()).count
+            f.clock.advance(byMillis: 89 * 86_400_000)
+            _ = try await c.call(.post, "/api/v1/auth/login", #"{"username": "ada", "password": "wrong"}"#)
+            #expect(await f.identity.pruneAuditLog() == 0)
+            f.clock.advance(byMillis: 2 * 86_400_000)
+            #expect(await f.identity.pruneAuditLog() == before, "the entries past 90 days are pruned")
+            #expect(try await f.audit.events(AuditQuery()).count == 1, "the newer one stays")
         }
     }
 

@@ -1,4 +1,3 @@
-import Dispatch
 public import IoTCore
 import Synchronization
 
@@ -27,7 +26,7 @@ import Synchronization
 ///
 /// Calls block their thread on the worker's socket for at most the time limit: ``CompiledScript/call(_:_:)``
 /// does that on a Dispatch queue, ``JavaScriptParser`` on the calling thread.
-public final class JavaScriptEngine: ScriptEngine {
+public final class JavaScriptEngine: ScriptEngine, BlockingScriptEngine {
     /// Limits, sizes and isolation of a ``JavaScriptEngine``; every property has a default.
     public struct Configuration: Sendable {
         /// Where scripts run.
@@ -70,9 +69,9 @@ public final class JavaScriptEngine: ScriptEngine {
     /// The worker executable in use (empty in process).
     public let workerPath: String
 
-    private let workers: BlockingPool<WorkerProcess>
+    private let workers: ScriptWorkers
     private let heaps: BlockingPool<DuktapeHeap>
-    private let scripts = RetiredScripts()
+    private let scripts: RetiredScripts
 
     /// Creates an engine. Workers are started on first use.
     ///
@@ -91,9 +90,11 @@ public final class JavaScriptEngine: ScriptEngine {
         }
         workerPath = path
         let memoryLimit = configuration.memoryLimit
-        workers = BlockingPool(capacity: configuration.poolSize) { [path] () throws(IoTError) in
-            try WorkerProcess.spawn(path: path, memoryLimit: memoryLimit)
-        }
+        let scripts = RetiredScripts()
+        self.scripts = scripts
+        workers = ScriptWorkers(
+            name: "the JavaScript worker", path: path, poolSize: configuration.poolSize,
+            timeLimit: configuration.timeLimit, memoryLimit: memoryLimit, scripts: scripts)
         heaps = BlockingPool(capacity: configuration.poolSize) { () throws(IoTError) in
             try DuktapeHeap(memoryLimit: memoryLimit)
         }
@@ -104,7 +105,7 @@ public final class JavaScriptEngine: ScriptEngine {
     /// Stops every idle worker now and every busy one when its call ends; later calls fail with
     /// ``IoTError/Code/shutdown``. Called by `deinit`.
     public func shutdown() {
-        for w in workers.close() { w.terminate() }
+        workers.shutdown()
         _ = heaps.close()
     }
 
@@ -130,7 +131,7 @@ public final class JavaScriptEngine: ScriptEngine {
         let script = scripts.script(name: name, source: source)
         switch configuration.isolation {
         case .workerProcesses:
-            try withWorker { (w) throws(IoTError) in try load(script, into: w) }
+            try workers.load(script)
         case .inProcess:
             try withHeap { (h) throws(IoTError) in try h.load(id: script.id, name: name, source: source) }
         }
@@ -143,71 +144,13 @@ public final class JavaScriptEngine: ScriptEngine {
     {
         switch configuration.isolation {
         case .workerProcesses:
-            return try withWorker { (w) throws(IoTError) -> ScriptValue in
-                if !w.loaded.contains(script.id) { try load(script, into: w) }
-                var writer = WireWriter()
-                writer.beginFrame()
-                writer.u8(WorkerOperation.call.rawValue)
-                writer.u64(script.id)
-                writer.string(script.name)
-                writer.string(function)
-                writer.u32(UInt32(arguments.count))
-                for a in arguments { writer.value(a) }
-                writer.finishFrame()
-                let body = try w.roundTrip(writer.bytes, deadline: deadline(), what: "script '\(script.name)'")
-                var reader = WireReader(body)
-                return try Self.check(&reader) ? try reader.value() : .null
-            }
+            return try workers.call(script, function, arguments)
         case .inProcess:
             return try withHeap { (h) throws(IoTError) -> ScriptValue in
                 if !h.has(script.id) { try h.load(id: script.id, name: script.name, source: script.source) }
                 return try h.call(id: script.id, name: script.name, function: function, arguments: arguments)
             }
         }
-    }
-
-    private func deadline() -> Int64 { monotonicNanoseconds() + configuration.timeLimit.inNanoseconds }
-
-    /// Reads a response's status; throws the script error it carries.
-    private static func check(_ reader: inout WireReader) throws(IoTError) -> Bool {
-        switch WorkerStatus(rawValue: try reader.u8()) {
-        case .ok: return true
-        case .scriptError: throw IoTError(.script, try reader.string())
-        case .ready, nil: throw IoTError(.script, "the JavaScript worker sent an unknown status")
-        }
-    }
-
-    private func load(_ script: EngineScript, into w: WorkerProcess) throws(IoTError) {
-        var writer = WireWriter()
-        writer.beginFrame()
-        writer.u8(WorkerOperation.load.rawValue)
-        writer.u64(script.id)
-        writer.string(script.name)
-        writer.string(script.source)
-        writer.finishFrame()
-        let body = try w.roundTrip(writer.bytes, deadline: deadline(), what: "script '\(script.name)'")
-        var reader = WireReader(body)
-        _ = try Self.check(&reader)
-        w.loaded.insert(script.id)
-    }
-
-    private func withWorker<T>(_ body: (WorkerProcess) throws(IoTError) -> T) throws(IoTError) -> T {
-        let w = try workers.acquire()
-        defer {
-            if !workers.release(w, reuse: w.alive) { w.terminate() }
-        }
-        try scripts.catchUp(&w.retiredGeneration) { (retired) throws(IoTError) in
-            for id in retired.intersection(w.loaded) {
-                var writer = WireWriter()
-                writer.beginFrame()
-                writer.u8(WorkerOperation.unload.rawValue)
-                writer.u64(id)
-                writer.finishFrame()
-                _ = try w.roundTrip(writer.bytes, deadline: deadline(), what: "unloading a script")
-                w.loaded.remove(id)
-            }
-        }
-        return try body(w)
     }
 
     private func withHeap<T>(_ body: (DuktapeHeap) throws(IoTError) -> T) throws(IoTError) -> T {
@@ -224,34 +167,4 @@ public final class JavaScriptEngine: ScriptEngine {
 }
 
 /// A compiled JavaScript script.
-final class JavaScriptCompiledScript: CompiledScript {
-    let engine: JavaScriptEngine
-    let source: EngineScript
-
-    init(engine: JavaScriptEngine, source: EngineScript) {
-        self.engine = engine
-        self.source = source
-    }
-
-    deinit { engine.retire(source.id) }
-
-    /// Runs the call on a Dispatch queue (it blocks on the worker's socket for up to the time limit),
-    /// so it never parks a thread of Swift's cooperative pool.
-    func call(_ function: String, _ arguments: [ScriptValue]) async throws(IoTError) -> ScriptValue {
-        let engine = self.engine
-        let source = self.source
-        let result = await withCheckedContinuation {
-            (continuation: CheckedContinuation<Result<ScriptValue, IoTError>, Never>) in
-            DispatchQueue.global().async {
-                continuation.resume(
-                    returning: Result { () throws(IoTError) in try engine.callNow(source, function, arguments) })
-            }
-        }
-        return try result.get()
-    }
-
-    /// Calls `function` on the calling thread.
-    func callNow(_ function: String, _ arguments: [ScriptValue]) throws(IoTError) -> ScriptValue {
-        try engine.callNow(source, function, arguments)
-    }
-}
+typealias JavaScriptCompiledScript = BlockingCompiledScript<JavaScriptEngine>

@@ -99,64 +99,57 @@ extension HTTPField.Name {
 }
 
 extension RouterMethods where Context == ManagementContext {
-    /// Adds a `GET` route that only principals holding `permission` reach (403 naming it otherwise): the
-    /// permission is group middleware of the route, as `openapi.yaml`'s `x-permission` names it.
+    /// Adds a route that only principals holding `permission` reach (403 naming it otherwise): the permission is
+    /// group middleware of the route, as `openapi.yaml`'s `x-permission` names it.
+    @discardableResult
+    public func on(
+        _ path: RouterPath, method: HTTPRequest.Method, needs permission: Permission,
+        use handler: @Sendable @escaping (Request, Context) async throws -> some ResponseGenerator
+    ) -> Self {
+        let denied = APIError(
+            .forbidden, .forbidden,
+            "this call needs the permission \"\(permission)\", which your roles or key do not grant")
+        group()
+            .add(
+                middleware: AuthorizationPolicyMiddleware(
+                    PermissionPolicy<Principal>(permission), deniedError: denied, context: Context.self)
+            )
+            .on(path, method: method, use: handler)
+        return self
+    }
+
+    /// ``on(_:method:needs:use:)`` for `GET`.
     @discardableResult
     public func get(
         _ path: RouterPath, needs permission: Permission,
         use handler: @Sendable @escaping (Request, Context) async throws -> some ResponseGenerator
-    ) -> Self {
-        guarded(permission).get(path, use: handler)
-        return self
-    }
+    ) -> Self { on(path, method: .get, needs: permission, use: handler) }
 
-    /// Adds a `POST` route that only principals holding `permission` reach.
+    /// ``on(_:method:needs:use:)`` for `POST`.
     @discardableResult
     public func post(
         _ path: RouterPath, needs permission: Permission,
         use handler: @Sendable @escaping (Request, Context) async throws -> some ResponseGenerator
-    ) -> Self {
-        guarded(permission).post(path, use: handler)
-        return self
-    }
+    ) -> Self { on(path, method: .post, needs: permission, use: handler) }
 
-    /// Adds a `PUT` route that only principals holding `permission` reach.
+    /// ``on(_:method:needs:use:)`` for `PUT`.
     @discardableResult
     public func put(
         _ path: RouterPath, needs permission: Permission,
         use handler: @Sendable @escaping (Request, Context) async throws -> some ResponseGenerator
-    ) -> Self {
-        guarded(permission).put(path, use: handler)
-        return self
-    }
+    ) -> Self { on(path, method: .put, needs: permission, use: handler) }
 
-    /// Adds a `PATCH` route that only principals holding `permission` reach.
+    /// ``on(_:method:needs:use:)`` for `PATCH`.
     @discardableResult
     public func patch(
         _ path: RouterPath, needs permission: Permission,
         use handler: @Sendable @escaping (Request, Context) async throws -> some ResponseGenerator
-    ) -> Self {
-        guarded(permission).patch(path, use: handler)
-        return self
-    }
+    ) -> Self { on(path, method: .patch, needs: permission, use: handler) }
 
-    /// Adds a `DELETE` route that only principals holding `permission` reach.
+    /// ``on(_:method:needs:use:)`` for `DELETE`.
     @discardableResult
     public func delete(
         _ path: RouterPath, needs permission: Permission,
         use handler: @Sendable @escaping (Request, Context) async throws -> some ResponseGenerator
-    ) -> Self {
-        guarded(permission).delete(path, use: handler)
-        return self
-    }
-
-    private func guarded(_ permission: Permission) -> RouterGroup<Context> {
-        group().add(
-            middleware: AuthorizationPolicyMiddleware(
-                PermissionPolicy<Principal>(permission),
-                deniedError: APIError(
-                    .forbidden, .forbidden,
-                    "this call needs the permission \"\(permission)\", which your roles or key do not grant"),
-                context: Context.self))
-    }
+    ) -> Self { on(path, method: .delete, needs: permission, use: handler) }
 }

@@ -143,10 +143,10 @@ public final class IdentityService: Service {
             "decoy-\(UInt64.random(in: 0...UInt64.max))", cost: UInt8(configuration.bcryptCost))
     }
 
-    /// Prunes the audit log and drops expired secrets once an hour until graceful shutdown.
+    /// Prunes the audit log once an hour until graceful shutdown.
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            await housekeeping()
+            await pruneAuditLog()
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(3_600)) }
             } catch {
@@ -155,14 +155,18 @@ public final class IdentityService: Service {
         }
     }
 
-    /// Prunes the audit log past its retention; logs what it removed.
-    func housekeeping() async {
-        guard let audit else { return }
+    /// Removes the audit entries older than ``Configuration/auditRetention`` (``run()`` does it every hour);
+    /// returns how many, and logs a failure rather than throwing it.
+    @discardableResult
+    public func pruneAuditLog() async -> Int {
+        guard let audit else { return 0 }
         do {
             let removed = try await audit.prune(before: clock.now() - configuration.auditRetention.inMilliseconds)
             if removed > 0 { logger.info("audit log pruned", metadata: ["entries": "\(removed)"]) }
+            return removed
         } catch {
             logger.warning("the audit log could not be pruned", metadata: ["error": "\(error)"])
+            return 0
         }
     }
 

@@ -1,7 +1,7 @@
 import IoTCore
 
-/// The frames between ``JavaScriptEngine`` and `iot-js-worker`, over a Unix socket pair on the worker's
-/// stdin/stdout.
+/// The frames between an engine and its worker processes (``JavaScriptEngine`` and `iot-js-worker`,
+/// ``PythonEngine`` and ``PythonWorkerSource``), over a Unix socket pair on the worker's stdin/stdout.
 ///
 /// Once its heap exists, the worker writes the single byte ``WorkerStatus/ready``. After that, every
 /// frame is a little-endian `u32` length, then that many bytes. A request starts with an

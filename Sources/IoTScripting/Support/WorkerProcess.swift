@@ -5,7 +5,8 @@ import IoTCore
     import Glibc
 #endif
 
-/// One `iot-js-worker` child process and the parent's end of its socket.
+/// One script worker child process (`iot-js-worker`, or `python3` running ``PythonWorkerSource``) and the
+/// parent's end of its socket.
 ///
 /// `@unchecked Sendable`: a worker is used by one caller at a time (taken from and returned to the
 /// engine's ``BlockingPool``, whose mutex orders the hand-over); `fd`, `loaded` and `alive` are only
@@ -13,24 +14,30 @@ import IoTCore
 final class WorkerProcess: @unchecked Sendable {
     let pid: pid_t
     private let fd: Int32
+    /// What the worker is called in messages ("the JavaScript worker").
+    let name: String
     private(set) var alive = true
     /// Scripts loaded in this worker.
     var loaded: Set<UInt64> = []
     var retiredGeneration = 0
 
-    private init(pid: pid_t, fd: Int32) {
+    private init(pid: pid_t, fd: Int32, name: String) {
         self.pid = pid
         self.fd = fd
+        self.name = name
     }
 
     deinit { terminate() }
 
-    /// Starts `path --memory-limit N --parent PID` with a socket pair on its stdin and stdout and an empty environment.
-    static func spawn(path: String, memoryLimit: Int) throws(IoTError) -> WorkerProcess {
+    /// Starts `path arguments… --memory-limit N --parent PID` with a socket pair on its stdin and stdout and an
+    /// empty environment; `name` is what messages call it ("the JavaScript worker").
+    static func spawn(path: String, arguments: [String] = [], memoryLimit: Int, name: String) throws(IoTError)
+        -> WorkerProcess
+    {
         var fds: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
             throw IoTError(
-                .unavailable, "cannot create a socket pair for the JavaScript worker", nativeCode: errno, domain: .posix
+                .unavailable, "cannot create a socket pair for \(name)", nativeCode: errno, domain: .posix
             )
         }
         var actions = posix_spawn_file_actions_t()
@@ -38,7 +45,7 @@ final class WorkerProcess: @unchecked Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, fds[1], 0)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        let args = [path, "--memory-limit", String(memoryLimit), "--parent", String(getpid())]
+        let args = [path] + arguments + ["--memory-limit", String(memoryLimit), "--parent", String(getpid())]
         var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var envp: [UnsafeMutablePointer<CChar>?] = [nil]
@@ -47,23 +54,23 @@ final class WorkerProcess: @unchecked Sendable {
         close(fds[1])
         guard rc == 0 else {
             close(fds[0])
-            throw IoTError(.unavailable, "cannot start the JavaScript worker '\(path)'", nativeCode: rc, domain: .posix)
+            throw IoTError(.unavailable, "cannot start \(name) '\(path)'", nativeCode: rc, domain: .posix)
         }
         _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
-        let worker = WorkerProcess(pid: pid, fd: fds[0])
+        let worker = WorkerProcess(pid: pid, fd: fds[0], name: name)
         // Wait for the worker's ready byte, with a start-up allowance of its own (a loaded machine can
         // take far longer than a call's time limit to start a process).
         var ready: [UInt8] = [0]
         do {
             try worker.receive(
                 into: &ready, deadline: monotonicNanoseconds() + startupLimit.inNanoseconds,
-                what: "starting the JavaScript worker")
+                what: "starting \(name)")
         } catch {
             throw IoTError(.unavailable, error.message)
         }
         guard ready[0] == WorkerStatus.ready.rawValue else {
             worker.terminate()
-            throw IoTError(.unavailable, "the JavaScript worker '\(path)' did not start properly")
+            throw IoTError(.unavailable, "\(name) '\(path)' did not start properly")
         }
         return worker
     }
@@ -99,7 +106,7 @@ final class WorkerProcess: @unchecked Sendable {
     /// timeout the worker is killed and the call fails with ``IoTError/Code/timeout``; if the worker died
     /// the call fails with ``IoTError/Code/script``. Either way ``alive`` is then false.
     func roundTrip(_ frame: [UInt8], deadline: Int64, what: String) throws(IoTError) -> [UInt8] {
-        guard alive else { throw IoTError(.script, "the JavaScript worker is gone") }
+        guard alive else { throw IoTError(.script, "\(name) is gone") }
         try sendAll(frame, deadline: deadline, what: what)
         var header = [UInt8](repeating: 0, count: 4)
         try receive(into: &header, deadline: deadline, what: what)
@@ -126,7 +133,7 @@ final class WorkerProcess: @unchecked Sendable {
     private func gone(_ what: String) -> IoTError {
         terminate()
         return IoTError(
-            .script, "\(what) failed: the JavaScript worker died (memory exhausted or a fatal error); it is replaced")
+            .script, "\(what) failed: \(name) died (memory exhausted or a fatal error); it is replaced")
     }
 
     private func sendAll(_ bytes: [UInt8], deadline: Int64, what: String) throws(IoTError) {

@@ -8,7 +8,8 @@ import Testing
 #endif
 
 /// Issue 20, item 10: joint-rule conditions in `iotd serve` run in Lua, JavaScript and Python, end to end:
-/// points posted over HTTP raise the alarms their conditions describe, and only those.
+/// points posted over HTTP raise the alarms their conditions describe, and only those. The Python rule applies
+/// to every device of the product.
 @Suite(.serialized) struct JointRuleScriptTests {
     @Test func luaJavaScriptAndPythonConditionsRaiseAlarmsEndToEnd() async throws {
         try await onOwnThread {
@@ -36,9 +37,10 @@ import Testing
                             severity: minor
                           - kind: joint
                             id: py-product-over-20
+                            product: p               # every device of product p, each on its own
                             parameters:
-                              - { name: a, device: d, signal: a, window: { count: 1 }, reducer: last }
-                              - { name: b, device: d, signal: b, window: { count: 1 }, reducer: last }
+                              - { name: a, signal: a, window: { count: 1 }, reducer: last }
+                              - { name: b, signal: b, window: { count: 1 }, reducer: last }
                             condition: { language: python, source: "def check(p):\\n    return p['a'] * p['b'] > 20\\n", function: check }
                             severity: minor
 

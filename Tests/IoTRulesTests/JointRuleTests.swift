@@ -30,6 +30,65 @@ struct JointRuleTests {
         #expect(await h.events.map(\.kind) == [.raised, .cleared])
     }
 
+    /// Issue 20, item 10: a joint rule over every device of a product evaluates each device on its own (its
+    /// parameters without a device read that device), raises with that device as the originator, covers a
+    /// device registered after the rule, and keeps each device's state across a restart.
+    @Test func aRuleOverAProductEvaluatesEachDeviceOnItsOwn() async throws {
+        let h = RuleHarness()
+        await h.register(Device(uid: "p-1", product: "pump"))
+        await h.register(Device(uid: "p-2", product: "pump"))
+        await h.register(Device(uid: "x-1", product: "other"))
+        try await h.add(
+            .joint(
+                JointRule(
+                    id: "hot-and-fast",
+                    parameters: [
+                        .init(name: "t", device: "", signal: "temp"),
+                        .init(name: "rpm", device: "", signal: "rpm", window: .count(2), reducer: .mean),
+                        .init(name: "limit", device: "site", signal: "limit"),
+                    ], severity: .major, product: "pump"
+                ) { p in
+                    guard let t = p["t"] ?? nil, let rpm = p["rpm"] ?? nil, let limit = p["limit"] ?? nil else {
+                        return false
+                    }
+                    return t > limit && rpm > 1000
+                }))
+        await h.feed(device: "site", signal: "limit", 80)
+        await h.feed(device: "p-1", signal: "temp", 90)
+        await h.feed(device: "p-2", signal: "rpm", 1500)  // p-2 has no temp yet; p-1 no rpm
+        #expect(await h.events.isEmpty, "each device's inputs are its own")
+        await h.feed(device: "p-1", signal: "rpm", 1200)
+        #expect(await h.events.map(\.alarm.originator) == ["p-1"])
+        await h.feed(device: "x-1", signal: "temp", 99)
+        await h.feed(device: "x-1", signal: "rpm", 5000)
+        #expect(await h.events.count == 1, "a device of another product is not covered")
+        // A device registered after the rule is covered too.
+        await h.register(Device(uid: "p-3", product: "pump"))
+        await h.feed(device: "p-3", signal: "temp", 95)
+        await h.feed(device: "p-3", signal: "rpm", 2000)
+        #expect(await h.events.map(\.alarm.originator) == ["p-1", "p-3"])
+        // The shared parameter moves both: a higher limit clears p-1 and p-3 on their next samples.
+        await h.feed(device: "site", signal: "limit", 100)
+        #expect(Set(await h.events.filter { $0.kind == .cleared }.map(\.alarm.originator)) == ["p-1", "p-3"])
+        // The per-device state survives a restart: p-2 keeps its rpm window and raises with its first temp.
+        try await h.restart()
+        await h.feed(device: "p-2", signal: "temp", 150)
+        let last = await h.events.last
+        #expect(last?.alarm.originator == "p-2" && last?.kind == .raised, "\(String(describing: last))")
+        let stored = await h.engine.rules(tenant: h.tenant)
+        guard case .joint(let rule) = stored.first else {
+            Issue.record("the rule is gone: \(stored)")
+            return
+        }
+        #expect(rule.product == "pump" && rule.parameters[0].device.isEmpty)
+    }
+
+    @Test func aRuleWithAParameterWithoutDeviceNeedsAProduct() throws {
+        let rule = AlarmRule.joint(
+            JointRule(id: "r", parameters: [.init(name: "t", device: "", signal: "temp")]) { _ in true })
+        #expect(throws: IoTError.self) { try rule.validate() }
+    }
+
     @Test func reducersOverCountWindow() async throws {
         let h = RuleHarness()
         try await h.add(

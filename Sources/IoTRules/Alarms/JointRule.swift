@@ -27,7 +27,8 @@ public struct JointRule: Sendable, Codable {
     public struct Parameter: Sendable, Hashable, Codable {
         /// The name the condition reads.
         public var name: String
-        /// The device.
+        /// The device; empty in a rule over every device of a product (``JointRule/product``) for the device
+        /// being evaluated.
         public var device: String
         /// The signal.
         public var signal: String
@@ -45,12 +46,29 @@ public struct JointRule: Sendable, Codable {
             self.window = window
             self.reducer = reducer
         }
+
+        private enum CodingKeys: String, CodingKey { case name, device, signal, window, reducer }
+
+        /// Reads a parameter; `device` may be left out in a rule over a product (each device's own).
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(
+                name: try c.decode(String.self, forKey: .name),
+                device: try c.decodeIfPresent(String.self, forKey: .device) ?? "",
+                signal: try c.decode(String.self, forKey: .signal),
+                window: try c.decodeIfPresent(Window.self, forKey: .window) ?? .count(1),
+                reducer: try c.decodeIfPresent(Reducer.self, forKey: .reducer) ?? .last)
+        }
     }
 
     /// Unique in the tenant.
     public var id: String
     /// The inputs.
     public var parameters: [Parameter]
+    /// With a product, the rule applies to every device of it, each on its own: a parameter without a
+    /// device reads the device being evaluated, and that device is the alarm's originator. `nil` (the default):
+    /// the rule is about the devices its parameters name.
+    public var product: ProductID?
     /// When to alarm.
     public var condition: Condition
     /// Severity of the alarms raised.
@@ -68,10 +86,12 @@ public struct JointRule: Sendable, Codable {
     /// Creates a joint rule with a condition.
     public init(
         id: String, parameters: [Parameter], condition: Condition, severity: AlarmSeverity = .major,
-        originator: String? = nil, evaluationIntervalMillis: Int64? = nil, debounce: Debounce? = nil
+        originator: String? = nil, evaluationIntervalMillis: Int64? = nil, debounce: Debounce? = nil,
+        product: ProductID? = nil
     ) {
         self.id = id
         self.parameters = parameters
+        self.product = product
         self.condition = condition
         self.severity = severity
         self.originator = originator
@@ -82,16 +102,27 @@ public struct JointRule: Sendable, Codable {
     /// Creates a joint rule whose condition is a Swift closure.
     public init(
         id: String, parameters: [Parameter], severity: AlarmSeverity = .major, originator: String? = nil,
-        evaluationIntervalMillis: Int64? = nil, debounce: Debounce? = nil,
+        evaluationIntervalMillis: Int64? = nil, debounce: Debounce? = nil, product: ProductID? = nil,
         condition: @escaping @Sendable ([String: Double?]) -> Bool
     ) {
         self.init(
             id: id, parameters: parameters, condition: .closure(condition), severity: severity,
-            originator: originator, evaluationIntervalMillis: evaluationIntervalMillis, debounce: debounce)
+            originator: originator, evaluationIntervalMillis: evaluationIntervalMillis, debounce: debounce,
+            product: product)
     }
 
     /// The alarm's originator.
     public var effectiveOriginator: String { originator ?? parameters.first?.device ?? id }
+
+    /// The rule as it applies to `device` of its product: parameters without a device read `device`, which is
+    /// the originator.
+    public func bound(to device: String) -> JointRule {
+        var rule = self
+        rule.product = nil
+        rule.originator = device
+        for i in rule.parameters.indices where rule.parameters[i].device.isEmpty { rule.parameters[i].device = device }
+        return rule
+    }
 }
 
 /// A joint rule's condition: a Swift closure, or a script function run by a ``IoTCore/ScriptEngine``.

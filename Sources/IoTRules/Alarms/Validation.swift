@@ -67,6 +67,12 @@ extension JointRule {
         case nil: break
         }
         for p in parameters {
+            if p.device.isEmpty && product == nil {
+                throw IoTError(
+                    .invalidArgument,
+                    "\(field(id, "parameter '\(p.name)'")) names no device; give its device, or the rule's product to apply it to every device of a product"
+                )
+            }
             switch p.window {
             case .count(let n): try checkCount(n, field(id, "parameter '\(p.name)' window count"))
             case .duration(let d):

@@ -27,7 +27,8 @@ extension RuleEngine {
         // What the rule needs to know about devices, fetched before anything changes.
         var known: [Device] = []
         var latestSeen: [String: Int64] = [:]
-        var history: [Int: [Point]] = [:]
+        // A joint rule's windows, filled from the stored points: by originator, then by parameter.
+        var history: [String: [Int: [Point]]] = [:]
         switch rule {
         case .range(let r):
             if case .product(let p) = r.devices, let registry { known = try await registry.devices(scope, product: p) }
@@ -46,19 +47,26 @@ extension RuleEngine {
                 }
             }
         case .joint(let r):
+            var bound = [r]
+            if let p = r.product, let registry {
+                known = try await registry.devices(scope, product: p)
+                bound = known.map { r.bound(to: $0.uid) }
+            }
             if blob == nil, let pointStore {
-                for (i, p) in r.parameters.enumerated() {
-                    let (from, limit): (Int64, Int?) =
-                        switch p.window {
-                        case .count(let n): (.min, max(1, n))
-                        case .duration(let d):
-                            (now.saturatingSubtract(d).saturatingAdd(1), configuration.maxWindowSamples)
-                        }
-                    history[i] = try await pointStore.range(
-                        scope, series: SeriesKey(device: p.device, signal: p.signal), from: from,
-                        to: now.saturatingAdd(1),
-                        limit: limit, order: .descending
-                    ).reversed()
+                for rule in bound {
+                    for (i, p) in rule.parameters.enumerated() {
+                        let (from, limit): (Int64, Int?) =
+                            switch p.window {
+                            case .count(let n): (.min, max(1, n))
+                            case .duration(let d):
+                                (now.saturatingSubtract(d).saturatingAdd(1), configuration.maxWindowSamples)
+                            }
+                        history[rule.effectiveOriginator, default: [:]][i] = try await pointStore.range(
+                            scope, series: SeriesKey(device: p.device, signal: p.signal), from: from,
+                            to: now.saturatingAdd(1),
+                            limit: limit, order: .descending
+                        ).reversed()
+                    }
                 }
             }
         }
@@ -89,23 +97,18 @@ extension RuleEngine {
                 }
             }
         case .joint(let r):
-            let maxDuration: Int64 =
-                r.parameters.compactMap { p -> Int64? in
-                    if case .duration(let d) = p.window { return d }
-                    return nil
-                }.max() ?? 0
-            let s = JointSlot(
-                runtime: runtime, rule: r, coveredSince: pointStore != nil ? now.saturatingSubtract(maxDuration) : now)
-            for (i, points) in history {
-                for p in points {
-                    s.windows[i].append(
-                        p.time, p.value.numericValue, window: r.parameters[i].window,
-                        cap: configuration.maxWindowSamples)
+            if let p = r.product {
+                t.productRules[p, default: []].append(runtime)
+                for (uid, info) in t.devices where info.product == p {
+                    addJointSlot(
+                        r.bound(to: uid), runtime, in: t, now: now, history: history[uid] ?? [:],
+                        fromStore: pointStore != nil)
                 }
+            } else {
+                addJointSlot(
+                    r, runtime, in: t, now: now, history: history[r.effectiveOriginator] ?? [:],
+                    fromStore: pointStore != nil)
             }
-            runtime.slots[s.originator] = s
-            index(s, in: t)
-            if let interval = r.evaluationIntervalMillis, interval > 0 { schedule(s, at: now.saturatingAdd(interval)) }
         }
 
         if let blob { restore(blob, into: runtime, in: t, now: now) }
@@ -116,6 +119,33 @@ extension RuleEngine {
             t.openAlarms[a.id] = s
         }
         markDirty(runtime)
+    }
+
+    /// Creates, fills and indexes the slot of a joint rule bound to its devices, and starts its timer.
+    @discardableResult
+    func addJointSlot(
+        _ rule: JointRule, _ runtime: RuleRuntime, in t: TenantRules, now: Int64, history: [Int: [Point]],
+        fromStore: Bool
+    ) -> JointSlot {
+        let maxDuration: Int64 =
+            rule.parameters.compactMap { p -> Int64? in
+                if case .duration(let d) = p.window { return d }
+                return nil
+            }.max() ?? 0
+        // Windows filled from the store cover their duration at once; a device met later starts empty.
+        let s = JointSlot(
+            runtime: runtime, rule: rule, coveredSince: fromStore ? now.saturatingSubtract(maxDuration) : now)
+        for (i, points) in history {
+            for p in points {
+                s.windows[i].append(
+                    p.time, p.value.numericValue, window: rule.parameters[i].window, cap: configuration.maxWindowSamples
+                )
+            }
+        }
+        runtime.slots[s.originator] = s
+        index(s, in: t)
+        if let interval = rule.evaluationIntervalMillis, interval > 0 { schedule(s, at: now.saturatingAdd(interval)) }
+        return s
     }
 
     /// Removes a rule and deletes its saved state. Its alarms stay (they can still be cleared and
@@ -169,7 +199,17 @@ extension RuleEngine {
                 interval: r.intervalMillis ?? t.devices[originator]?.pushIntervalMillis)
             o.lastSeen = lastSeen ?? now
             s = o
-        case .joint: return nil
+        case .joint(let r):
+            // A rule over every device of a product gets a slot of its own for each of them.
+            guard let p = r.product, t.devices[originator]?.product == p else { return nil }
+            let s = addJointSlot(r.bound(to: originator), runtime, in: t, now: now, history: [:], fromStore: false)
+            // The parameters that name a device are the same for every device: a sibling's windows are theirs.
+            if let sibling = runtime.slots.values.lazy.compactMap({ $0 as? JointSlot }).first(where: { $0 !== s }) {
+                for (i, parameter) in r.parameters.enumerated() where !parameter.device.isEmpty {
+                    s.windows[i] = sibling.windows[i]
+                }
+            }
+            return s
         }
         runtime.slots[originator] = s
         index(s, in: t)
@@ -202,8 +242,8 @@ extension RuleEngine {
             t.series[key]?.remove(range: r.index)
             t.ranges.remove(r.index)
         }
-        if case .joint(let j) = runtime.rule {
-            for p in j.parameters {
+        for case let j as JointSlot in runtime.slots.values {
+            for p in j.rule.parameters {
                 let key = SeriesKey(device: p.device, signal: p.signal)
                 guard let list = t.series[key]?.joints else { continue }
                 list.joints.removeAll { $0.slot.runtime === runtime }

@@ -513,6 +513,23 @@ struct SemicolonParser: Parser {
         await h.stop()
     }
 
+    @Test func aDeletedTenantsJournalEntriesAreNotReplayed() async throws {
+        let journal = InMemoryJournal()
+        let points = InMemoryPointStore()
+        let point = Point(device: "g-1", signal: "temp", time: 1, value: .number(1))
+        _ = try journal.append(tenant: "gone", points: [point])
+        _ = try journal.append(
+            tenant: IngestHarness.tenant, points: [Point(device: "t-1", signal: "temp", time: 2, value: .number(2))])
+        let h = try await IngestHarness(journal: journal, points: points)
+        try await h.drain()
+        #expect(try await h.series("t-1", "temp").map(\.value) == [.number(2)], "a live tenant's entry is replayed")
+        #expect(
+            try await points.range(
+                .tenant("gone"), series: point.series, from: 0, to: .max, limit: nil, order: .ascending
+            ).isEmpty, "the deleted tenant's is not")
+        await h.stop()
+    }
+
     @Test func pointsPerDayAreCountedPerUTCDayAndRefusedWhole() async throws {
         let h = try await IngestHarness()
         var tenant = try #require(try await h.registry.tenant(IngestHarness.tenant))

@@ -134,6 +134,28 @@ import Testing
         await h.stop()
     }
 
+    /// Issue 19, item 5: deleting a tenant takes its rules out of the engine and its jobs out of the scheduler, so
+    /// nothing of it keeps running (or writes into a new file) afterwards.
+    @Test func deletingATenantStopsItsRulesAndJobs() async throws {
+        let h = try await ServerHarness(rules: true)
+        try await h.api { c in
+            try await h.seed(c)
+            #expect(try await c.send(.post, "/api/v1/tenants/acme/rules", Self.rangeRule).status == .created)
+            let job = #"""
+                {"id": "hourly", "cron": "0 * * * *", "timeZone": "UTC", "leadMillis": 3600000,
+                 "parameters": [{"name": "n", "device": "t-1", "signal": "temp", "reducer": "count"}],
+                 "catchUp": {"policy": "none"}}
+                """#
+            #expect(try await c.send(.post, "/api/v1/tenants/acme/statistics/jobs", job).status == .created)
+            #expect(await h.engine?.rules(tenant: "acme").count == 1)
+            #expect(try await c.send(.delete, "/api/v1/tenants/acme").status == .noContent)
+            #expect(await h.engine?.rules(tenant: "acme").isEmpty == true, "the rule is out of the engine")
+            #expect(await h.scheduler?.jobs(tenant: "acme").isEmpty == true, "the job is out of the scheduler")
+            #expect(try await c.send(.get, "/api/v1/tenants/acme").status == .notFound)
+        }
+        await h.stop()
+    }
+
     @Test func statisticsJobsAreAddedRunAndTheirResultsListed() async throws {
         let h = try await ServerHarness(rules: true)
         try await h.api { c in

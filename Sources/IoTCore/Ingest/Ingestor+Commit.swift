@@ -32,8 +32,9 @@ extension Ingestor {
     private func replayJournal() async throws {
         // A store ahead of the journal (journal directory lost): number new entries above the store.
         var maxCommitted: UInt64 = 0
-        for tenant in try await registry.tenants() {
-            maxCommitted = max(maxCommitted, try await pointStore.committedSequence(tenant: tenant.id))
+        let tenants = Set(try await registry.tenants().map(\.id))
+        for tenant in tenants {
+            maxCommitted = max(maxCommitted, try await pointStore.committedSequence(tenant: tenant))
         }
         if maxCommitted > journal.lastSequence {
             logger.warning(
@@ -46,7 +47,13 @@ extension Ingestor {
         try journal.replay(after: 0) { entries.append($0) }
         var committed: [TenantID: UInt64] = [:]
         var pending = 0
+        var deleted = 0
         for entry in entries {
+            // A tenant deleted since (DELETE /api/v1/tenants/{t}) does not come back through its old entries.
+            guard tenants.contains(entry.tenant) else {
+                deleted += 1
+                continue
+            }
             if committed[entry.tenant] == nil {
                 committed[entry.tenant] = try await pointStore.committedSequence(tenant: entry.tenant)
             }
@@ -60,6 +67,9 @@ extension Ingestor {
         }
         if pending > 0 {
             logger.info("replaying journal entries not yet in the store", metadata: ["entries": "\(pending)"])
+        }
+        if deleted > 0 {
+            logger.info("journal entries of deleted tenants skipped", metadata: ["entries": "\(deleted)"])
         }
         progress.withLock { $0.committedThrough = entries.first.map { $0.sequence - 1 } ?? journal.lastSequence }
     }

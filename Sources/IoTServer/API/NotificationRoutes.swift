@@ -83,6 +83,16 @@ public struct NotificationRoutes: ManagementRoutes {
         return templates + policies
     }
 
+    /// Forgets the tenant's templates and routing policies before the tenant is deleted.
+    public func deleteTenant(_ tenant: TenantID, _ api: ManagementAPI) async throws {
+        for policy in await notifications.policies(tenant: tenant) {
+            _ = await notifications.removePolicy(id: policy.id, tenant: tenant)
+        }
+        for template in await notifications.templates(tenant: tenant) {
+            _ = await notifications.removeTemplate(id: template.id, tenant: tenant)
+        }
+    }
+
     /// The routes.
     public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
         let router = RouteCollection(context: ManagementContext.self)

@@ -42,6 +42,12 @@ public struct RuleRoutes: ManagementRoutes {
         ) { try await engine.add(try Self.rule(from: $0), tenant: tenant) }
     }
 
+    /// Removes the tenant's rules from the engine before the tenant is deleted (their state and alarms go with
+    /// the tenant's store).
+    public func deleteTenant(_ tenant: TenantID, _ api: ManagementAPI) async throws {
+        for rule in await engine.rules(tenant: tenant) { try await engine.remove(ruleID: rule.id, tenant: tenant) }
+    }
+
     /// The routes.
     public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
         let router = RouteCollection(context: ManagementContext.self)

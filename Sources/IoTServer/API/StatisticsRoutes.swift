@@ -69,6 +69,11 @@ public struct StatisticsRoutes: ManagementRoutes {
         ) { try await scheduler.add(try Self.statisticsJob(from: $0), tenant: tenant) }
     }
 
+    /// Stops the tenant's jobs before the tenant is deleted (their results go with the tenant's store).
+    public func deleteTenant(_ tenant: TenantID, _ api: ManagementAPI) async throws {
+        for job in await scheduler.jobs(tenant: tenant) { _ = await scheduler.remove(jobID: job.id, tenant: tenant) }
+    }
+
     /// The routes.
     public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
         let router = RouteCollection(context: ManagementContext.self)

@@ -110,8 +110,9 @@ public final class IdentityService: Service {
     let notifier: (any AccountNotifier)?
     let clock: any IoTClock
     let logger: Logger
-    /// A hash to check against when the username is unknown, so that the time taken does not tell.
-    let decoyHash: String
+    /// A hash to check against when the username is unknown, so that the time taken does not tell; made on the
+    /// first such sign-in (a bcrypt hash takes a quarter of a second at cost 12).
+    let decoy = Mutex<String?>(nil)
     /// Where the devices of a data scope are listed; `nil` gives users with a department or grants no device.
     let registry: (any RegistryStore)?
     /// Data scopes computed in the last second, by username.
@@ -139,8 +140,6 @@ public final class IdentityService: Service {
         self.notifier = notifier
         self.clock = clock
         self.logger = logger
-        self.decoyHash = Bcrypt.hash(
-            "decoy-\(UInt64.random(in: 0...UInt64.max))", cost: UInt8(configuration.bcryptCost))
     }
 
     /// Prunes the audit log once an hour until graceful shutdown.
@@ -180,6 +179,13 @@ public final class IdentityService: Service {
     public func login(username: String, password: String, client: String) async throws -> Tokens {
         let now = clock.now()
         guard var user = try await store.user(username) else {
+            let decoyHash: String
+            if let made = decoy.withLock({ $0 }) {
+                decoyHash = made
+            } else {
+                decoyHash = await hash("decoy-\(UInt64.random(in: 0...UInt64.max))")
+                decoy.withLock { $0 = decoyHash }
+            }
             _ = await verify(password, hash: decoyHash)
             await record(actor: username, tenant: nil, action: "auth.login", target: username, status: 401, client)
             throw IoTError(.unauthorized, "the username or password is not valid")

@@ -165,9 +165,7 @@ final class WorkerProcess: @unchecked Sendable {
     }
 }
 
-/// CLOCK_MONOTONIC in nanoseconds.
+/// A monotonic clock in nanoseconds (CLOCK_MONOTONIC, through Dispatch).
 func monotonicNanoseconds() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    Int64(truncatingIfNeeded: DispatchTime.now().uptimeNanoseconds)
 }

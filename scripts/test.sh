@@ -199,4 +199,11 @@ echo "== examples and benchmark smoke run (debug build; proves they run, not how
 swift run --skip-build CustomTransportExample --seconds 2 || { echo "FAILED: CustomTransportExample" >&2; exit 1; }
 swift run --skip-build CustomPlatformExample --seconds 3 || { echo "FAILED: CustomPlatformExample" >&2; exit 1; }
 swift run --skip-build iot-bench all --smoke || { echo "FAILED: benchmark smoke run" >&2; exit 1; }
+
+# The README's demo command builds iotd in release mode, which type-checks the whole module at once: a release-only
+# error (session 14 had one) would break it while every debug test passes.
+echo "== release build of iotd and iot-js-worker (what the README's demo command builds)"
+swift build -c release --product iotd 2>&1 | grep -E 'error|warning: .*/Sources/|Compiling|Build' | grep -v Compiling || true
+swift build -c release --product iotd >/dev/null 2>&1 || { echo "FAILED: the release build of iotd" >&2; exit 1; }
+swift build -c release --product iot-js-worker >/dev/null 2>&1 || { echo "FAILED: the release build of iot-js-worker" >&2; exit 1; }
 echo "== all green"

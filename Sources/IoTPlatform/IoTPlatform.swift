@@ -170,6 +170,8 @@ public final class IoTPlatform: Service, Sendable {
             logger: logger)
         statistics = StatisticsScheduler(
             clock: clock, pointStore: points, statisticsStore: statisticsStore, scriptEngines: engines, logger: logger)
+        // Users, roles and departments: also the directory that notification policies name recipients from.
+        let identityStore = SQLiteIdentityStore(storage: storage)
         // Notifications: alarm events → router (templates, policies) → durable outbox → dispatcher → channels.
         let outbox = SQLiteOutbox(storage: storage)
         let inbox = SQLiteInbox(storage: storage)
@@ -186,7 +188,12 @@ public final class IoTPlatform: Service, Sendable {
             formats[notifier.channel] = .subjectAndBody
         }
         notifications = NotificationRouter(
-            outbox: outbox, registry: registry, resolver: StaticRecipientResolver(groups: settings.groups ?? [:]),
+            outbox: outbox, registry: registry,
+            resolver: DirectoryRecipientResolver(
+                store: identityStore,
+                emailChannels: Set(settings.allChannels.filter { $0.type == "email" }.map(\.name)),
+                phoneChannels: Set(settings.allChannels.filter { ["sms", "voice"].contains($0.type) }.map(\.name)),
+                fallback: StaticRecipientResolver(groups: settings.groups ?? [:])),
             clock: clock, channelFormats: formats, logger: logger,
             enqueued: { tenant in Task { await dispatcher.wake(tenant) } })
         ingestor = Ingestor(
@@ -261,7 +268,7 @@ public final class IoTPlatform: Service, Sendable {
             configuration: identityConfiguration,
             keys: try SigningKeys(
                 file: configuration.identity.signingKeysFile ?? configuration.dataDirectory + "/identity-keys.json"),
-            store: SQLiteIdentityStore(storage: storage), audit: SQLiteAuditStore(storage: storage),
+            store: identityStore, audit: SQLiteAuditStore(storage: storage),
             notifier: configuration.identity.notificationChannel.map { [notifications] in
                 OutboxAccountNotifier(router: notifications, channel: $0, clock: clock)
             },

@@ -444,6 +444,86 @@ import Testing
         }
     }
 
+    /// Issue 19, item 10: a department made from its name gets its id; sign-in may name the tenant, and a user of
+    /// another tenant is refused as a wrong password is; a deleted user's token stops working at once.
+    @Test func theInterfaceOfDepartmentsAndSignIn() async throws {
+        let f = try await Fixture()
+        try await f.run { c in
+            let north = try await c.admin(.post, "/api/v1/tenants/acme/departments", #"{"name": "North Hall"}"#)
+            #expect(
+                north.status == .created && Self.field("id", in: north.text) as? String == "north-hall", "\(north.text)"
+            )
+            let again = try await c.admin(
+                .post, "/api/v1/tenants/acme/departments", #"{"name": "North Hall!", "parent": "north-hall"}"#)
+            #expect(Self.field("id", in: again.text) as? String == "north-hall-2", "\(again.text)")
+            #expect(try await c.admin(.post, "/api/v1/tenants/acme/departments", "{}").status == .badRequest)
+            _ = try await c.admin(
+                .post, "/api/v1/tenants/acme/users",
+                #"{"username": "olga", "password": "operator pass 123", "roles": ["operator"], "department": "north-hall"}"#
+            )
+            let ok = try await c.call(
+                .post, "/api/v1/auth/login", #"{"tenant": "acme", "username": "olga", "password": "operator pass 123"}"#
+            )
+            #expect(ok.status == .ok && ok.text.contains("accessToken") && ok.text.contains("expiresIn"))
+            let other = try await c.call(
+                .post, "/api/v1/auth/login",
+                #"{"tenant": "globex", "username": "olga", "password": "operator pass 123"}"#)
+            #expect(other.status == .unauthorized, "\(other.text)")
+            let token = try #require(Self.field("accessToken", in: ok.text) as? String)
+            #expect(try await c.call(.get, "/api/v1/tenants/acme/devices", credential: token).status == .ok)
+            #expect(try await c.admin(.delete, "/api/v1/tenants/acme/users/olga").status == .noContent)
+            #expect(try await c.call(.get, "/api/v1/tenants/acme/devices", credential: token).status == .unauthorized)
+        }
+    }
+
+    /// Issue 19, item 7: a policy's recipients may be users, roles and departments; each user's own contact on
+    /// the channel is used (their email on an email channel, their phone on SMS, a contact by channel name).
+    @Test func recipientsComeFromTheDirectory() async throws {
+        let store = InMemoryIdentityStore()
+        for d in [Department(id: "north"), Department(id: "north-1", parent: "north"), Department(id: "south")] {
+            try await store.saveDepartment(d, tenant: "acme")
+        }
+        func user(_ name: String, _ roles: [String], _ department: String?, status: UserAccount.Status = .active)
+            -> UserAccount
+        {
+            var u = UserAccount(
+                username: name, tenant: "acme", email: "\(name)@example.com", roles: roles, department: department,
+                status: status, createdAt: 0)
+            u.phone = "+100\(name.count)"
+            u.contacts = ["ops-dingtalk": "ding-\(name)"]
+            return u
+        }
+        try await store.saveUser(user("ann", ["operator"], "north-1"))
+        try await store.saveUser(user("bob", ["viewer"], "south"))
+        try await store.saveUser(user("cid", ["operator"], "south", status: .suspended))
+        var other = user("dan", ["operator"], nil)
+        other.tenant = "globex"
+        try await store.saveUser(other)
+        let resolver = DirectoryRecipientResolver(
+            store: store, emailChannels: ["ops-mail"], phoneChannels: ["sms"],
+            fallback: StaticRecipientResolver(groups: ["night": [.init(name: "eve", addresses: ["ops-mail": "eve@x"])]])
+        )
+        #expect(await resolver.resolve("role:operator", channel: "ops-mail", tenant: "acme") == ["ann@example.com"])
+        #expect(await resolver.resolve("department:north", channel: "sms", tenant: "acme") == ["+1003"])
+        #expect(await resolver.resolve("user:bob", channel: "ops-dingtalk", tenant: "acme") == ["ding-bob"])
+        #expect(await resolver.resolve("user:dan", channel: "ops-mail", tenant: "acme").isEmpty, "another tenant's")
+        #expect(await resolver.resolve("user:bob", channel: "webhook", tenant: "acme").isEmpty, "no contact there")
+        #expect(await resolver.resolve("group:night", channel: "ops-mail", tenant: "acme") == ["eve@x"])
+        #expect(
+            await resolver.resolve("plain@example.com", channel: "ops-mail", tenant: "acme") == ["plain@example.com"])
+        // Through the router into the outbox.
+        let outbox = InMemoryOutbox()
+        let router = NotificationRouter(
+            outbox: outbox, registry: nil, resolver: resolver, clock: ManualClock(), logger: Logger(label: "t"))
+        try await router.notify(
+            templateID: "maintenance_notice",
+            values: ["title": "t", "message": "m", "start_time": "s", "end_time": "e"],
+            targets: [RoutingTarget(channel: "ops-mail", recipients: ["department:north", "role:viewer"])],
+            tenant: "acme")
+        let sent = try await outbox.messages(.tenant("acme"), status: .pending, limit: 10).map(\.recipient).sorted()
+        #expect(sent == ["ann@example.com", "bob@example.com"])
+    }
+
     @Test func rotatedSigningKeysKeepEarlierTokensValidUntilTheirKeyIsDropped() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("iot-keys-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -21,8 +21,14 @@ public struct UserAccount: Sendable, Hashable, Codable {
     public var tenant: TenantID?
     /// What it says on a screen.
     public var displayName: String
-    /// Where activation and password-reset links go (through the tenant's notification outbox).
+    /// Where activation and password-reset links go (through the tenant's notification outbox), and the
+    /// user's address on email channels.
     public var email: String?
+    /// The user's number on SMS and voice channels.
+    public var phone: String?
+    /// The user's address on other channels, by channel name (a chat id on `ops-dingtalk`, an inbox name on
+    /// `inbox`); it wins over ``email`` and ``phone`` on its channel.
+    public var contacts: [String: String]?
     /// The ids of the user's roles (built-in or the tenant's own); the user may do what any of them allows.
     public var roles: [String]
     /// The user's department (an id in the tenant's department tree); `nil` for none. With a department or

@@ -9,6 +9,8 @@ struct UserView: Encodable {
     var tenant: String?
     var displayName: String
     var email: String?
+    var phone: String?
+    var contacts: [String: String]?
     var roles: [String]
     var department: String?
     var grants: DataGrants?
@@ -22,6 +24,8 @@ struct UserView: Encodable {
         tenant = user.tenant?.rawValue
         displayName = user.displayName
         email = user.email
+        phone = user.phone
+        contacts = user.contacts
         roles = user.roles
         department = user.department
         grants = user.grants
@@ -57,8 +61,18 @@ struct APIKeyView: Encodable {
 }
 
 struct LoginInput: Decodable {
+    /// The user's tenant, when the client names it (a platform user has none): a user of another tenant is
+    /// refused as a wrong password is.
+    var tenant: String?
     var username: String
     var password: String
+}
+
+/// The body of `POST /api/v1/tenants/{tenant}/departments`: the id is made from the name when left out.
+struct DepartmentInput: Decodable {
+    var id: String?
+    var name: String?
+    var parent: String?
 }
 
 struct RefreshInput: Decodable {
@@ -97,7 +111,8 @@ extension ManagementAPI {
                     LoginInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
                 return try JSONOutput.response(
                     try await identity.login(
-                        username: input.username, password: input.password, client: context.clientAddress))
+                        username: input.username, password: input.password, tenant: input.tenant.map { TenantID($0) },
+                        client: context.clientAddress))
             }
         }
         router.post(RouterPath(base + "/refresh")) { request, context in
@@ -334,9 +349,10 @@ extension ManagementAPI {
         router.post(RouterPath(path), needs: .userAdmin) { request, context in
             try await self.handle {
                 let tenant = try await self.tenantScope(context).tenant
-                let department = try await JSONOutput.decode(
-                    Department.self, from: request, maxBytes: self.configuration.maxBodyBytes)
-                try await identity.saveDepartment(department, tenant: tenant)
+                let input = try await JSONOutput.decode(
+                    DepartmentInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
+                let department = try await identity.saveDepartment(
+                    id: input.id, name: input.name, parent: input.parent, tenant: tenant)
                 return try JSONOutput.response(department, status: .created)
             }
         }

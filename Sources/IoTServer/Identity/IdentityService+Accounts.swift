@@ -61,8 +61,12 @@ public struct NewUser: Sendable, Codable {
     public var username: String
     /// What it says on a screen; the username when missing.
     public var displayName: String?
-    /// Where links go.
+    /// Where links go, and the address on email channels.
     public var email: String?
+    /// The number on SMS and voice channels.
+    public var phone: String?
+    /// Addresses on other channels, by channel name.
+    public var contacts: [String: String]?
     /// Role ids.
     public var roles: [String]
     /// The department id.
@@ -71,6 +75,23 @@ public struct NewUser: Sendable, Codable {
     public var grants: DataGrants?
     /// The first password; without one, the user is pending until they use the activation link.
     public var password: String?
+
+    /// Describes a user to make.
+    public init(
+        username: String, displayName: String? = nil, email: String? = nil, phone: String? = nil,
+        contacts: [String: String]? = nil, roles: [String], department: String? = nil, grants: DataGrants? = nil,
+        password: String? = nil
+    ) {
+        self.username = username
+        self.displayName = displayName
+        self.email = email
+        self.phone = phone
+        self.contacts = contacts
+        self.roles = roles
+        self.department = department
+        self.grants = grants
+        self.password = password
+    }
 }
 
 /// What `PATCH …/users/{username}` takes: every field that is set is changed.
@@ -79,6 +100,10 @@ public struct UserChange: Sendable, Codable {
     public var displayName: String?
     /// A new email address.
     public var email: String?
+    /// A new phone number (`""` for none).
+    public var phone: String?
+    /// New addresses by channel name (`{}` for none).
+    public var contacts: [String: String]?
     /// New role ids.
     public var roles: [String]?
     /// A new department id (`""` for none).
@@ -109,6 +134,8 @@ extension IdentityService {
             username: input.username, tenant: tenant, displayName: input.displayName, email: input.email,
             roles: input.roles, department: input.department, grants: input.grants, status: .pending,
             createdAt: clock.now())
+        user.phone = input.phone
+        user.contacts = input.contacts
         if let password = input.password {
             try checkPolicy(password, username: user.username)
             user.passwordHash = await hash(password)
@@ -144,6 +171,8 @@ extension IdentityService {
         }
         if let name = change.displayName { user.displayName = name }
         if let email = change.email { user.email = email.isEmpty ? nil : email }
+        if let phone = change.phone { user.phone = phone.isEmpty ? nil : phone }
+        if let contacts = change.contacts { user.contacts = contacts.isEmpty ? nil : contacts }
         if let department = change.department {
             user.department = department.isEmpty ? nil : department
             try await checkDepartment(user.department, tenant: tenant)
@@ -332,13 +361,56 @@ extension IdentityService {
 
     // MARK: Departments
 
+    /// Adds a department to `tenant`, or replaces the one with `id`; without an id, one is made from the name
+    /// (`North Hall` → `north-hall`, `north-hall-2` when taken). Returns what was saved.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for neither an id nor a name, a bad id, an unknown
+    ///   parent, or a parent that would make a cycle.
+    @discardableResult
+    public func saveDepartment(id: String?, name: String?, parent: String?, tenant: TenantID) async throws
+        -> Department
+    {
+        let all = try await store.departments(tenant: tenant)
+        guard let id = id ?? name.map({ Self.departmentID(from: $0, taken: Set(all.map(\.id))) }) else {
+            throw IoTError(.invalidArgument, "give the department a \"name\" (its id is made from it) or an \"id\"")
+        }
+        let department = Department(id: id, name: name, parent: parent)
+        try await saveDepartment(department, among: all, tenant: tenant)
+        return department
+    }
+
     /// Adds or replaces a department of `tenant`.
     ///
-    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for a bad id, an unknown parent, or a parent that
-    ///   would make a cycle.
+    /// - Throws: as ``saveDepartment(id:name:parent:tenant:)``.
     public func saveDepartment(_ department: Department, tenant: TenantID) async throws {
+        try await saveDepartment(department, among: try await store.departments(tenant: tenant), tenant: tenant)
+    }
+
+    /// An id made of `name`'s letters and digits, lower-cased, other runs of characters as one `-`, made unique
+    /// among `taken` with `-2`, `-3` …
+    static func departmentID(from name: String, taken: Set<String>) -> String {
+        var slug = ""
+        for c in name.lowercased().unicodeScalars {
+            if c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c)) {
+                slug.unicodeScalars.append(c)
+            } else if !slug.isEmpty && !slug.hasSuffix("-") {
+                slug += "-"
+            }
+        }
+        while slug.hasSuffix("-") { slug.removeLast() }
+        if slug.isEmpty { slug = "department" }
+        slug = String(slug.prefix(56))
+        var id = slug
+        var n = 2
+        while taken.contains(id) {
+            id = "\(slug)-\(n)"
+            n += 1
+        }
+        return id
+    }
+
+    private func saveDepartment(_ department: Department, among all: [Department], tenant: TenantID) async throws {
         try validateIdentifier(department.id, "department id")
-        let all = try await store.departments(tenant: tenant)
         if let parent = department.parent {
             guard all.contains(where: { $0.id == parent }) else {
                 throw IoTError(.invalidArgument, "parent department \"\(parent)\" does not exist; add it first")

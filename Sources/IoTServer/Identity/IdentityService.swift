@@ -171,14 +171,17 @@ public final class IdentityService: Service {
 
     // MARK: Sign-in
 
-    /// Signs a user in.
+    /// Signs a user in; with `tenant`, only a user of that tenant.
     ///
     /// - Throws: ``IoTCore/IoTError/Code/unauthorized`` for an unknown user or a wrong password (the same
     ///   message for both), ``IoTCore/IoTError/Code/rateLimited`` while the account is locked,
     ///   ``IoTCore/IoTError/Code/forbidden`` for a pending or suspended account (only with the right password).
-    public func login(username: String, password: String, client: String) async throws -> Tokens {
+    public func login(username: String, password: String, tenant: TenantID? = nil, client: String) async throws
+        -> Tokens
+    {
         let now = clock.now()
-        guard var user = try await store.user(username) else {
+        // A tenant named by the client must be the user's: another tenant's user reads as an unknown one.
+        guard var user = try await store.user(username), tenant == nil || user.tenant == tenant else {
             let decoyHash: String
             if let made = decoy.withLock({ $0 }) {
                 decoyHash = made

@@ -554,6 +554,11 @@ import Testing
             try await Task.sleep(for: .milliseconds(1_100))
             #expect(try await c.call(.get, "/api/v1/tenants/acme/devices", credential: before).status == .unauthorized)
             #expect(try await c.call(.get, "/api/v1/tenants/acme/devices", credential: after).status == .ok)
+            // A file broken by hand keeps the keys in force.
+            try Data("{ not json".utf8).write(to: URL(fileURLWithPath: file))
+            try await Task.sleep(for: .milliseconds(1_100))
+            #expect(try await c.call(.get, "/api/v1/tenants/acme/devices", credential: after).status == .ok)
+            _ = try await c.login("rita", "rotation pass 1")
         }
     }
 }

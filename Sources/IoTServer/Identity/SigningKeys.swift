@@ -72,7 +72,7 @@ public final class SigningKeys: Sendable {
     }
 
     /// The collection in force, read again from the file when it changed (checked at most once a second). A
-    /// file that became unreadable keeps the keys read before (and is logged by the caller's error).
+    /// file that became unreadable keeps the keys read before until it is readable again.
     private func current() async throws -> (JWTKeyCollection, String) {
         let now = ContinuousClock.now
         let (snapshot, due) = state.withLock { s -> (State, Bool) in
@@ -82,8 +82,11 @@ public final class SigningKeys: Sendable {
         }
         var keys = snapshot.keys
         var modified = snapshot.modified
-        if due, let file, let changed = Self.modified(file), changed != snapshot.modified {
-            keys = try Self.checked(Self.read(file).keys, file: file)
+        // A file caught half-written, or broken by hand, keeps the keys in force; it is read again a second later.
+        if due, let file, let changed = Self.modified(file), changed != snapshot.modified,
+            let fresh = try? Self.checked(Self.read(file).keys, file: file)
+        {
+            keys = fresh
             modified = changed
         }
         if let loaded = snapshot.loaded, loaded.modified == modified, loaded.signingKID == keys.first?.kid {

@@ -39,7 +39,9 @@ import Yams
         return out.sorted { ($0.path, $0.method.rawValue) < ($1.path, $1.method.rawValue) }
     }
 
-    @Test func everyDocumentedOperationChecksThePermissionItsSpecNames() async throws {
+    /// A prepared platform on a folder of its own (removed by `body`'s end) with identity and tenants `acme` and
+    /// `globex`, each with device `t-1`.
+    static func withPlatform(_ body: (IoTPlatform) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("iot-perm-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let configuration = try PlatformConfiguration(
@@ -52,9 +54,20 @@ import Yams
                   - id: acme
                     products: [{ id: thermo, signals: [{ name: temp }] }]
                     devices: [{ uid: t-1, product: thermo }]
+                  - id: globex
+                    products: [{ id: thermo, signals: [{ name: temp }] }]
+                    devices: [{ uid: t-1, product: thermo }]
                 """, environment: [:])
         let platform = try IoTPlatform(configuration: configuration)
         try await platform.prepare()
+        try await body(platform)
+    }
+
+    @Test func everyDocumentedOperationChecksThePermissionItsSpecNames() async throws {
+        try await Self.withPlatform { platform in try await checkEveryOperationsPermission(platform) }
+    }
+
+    func checkEveryOperationsPermission(_ platform: IoTPlatform) async throws {
         let operations = try Self.operations()
         #expect(operations.count >= 100, "openapi.yaml documents \(operations.count) management operations")
         let known = Set(Permission.all.map(\.rawValue)).union(["none", "authenticated"])
@@ -109,24 +122,10 @@ import Yams
     /// user holding the operation's permission gets past the check on their own tenant; one without it gets 403
     /// naming it; on another tenant every one of them gets 403.
     @Test func everyOperationTimesEveryBuiltInRoleInAndOutOfScope() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("iot-roles-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let configuration = try PlatformConfiguration(
-            yaml: """
-                dataDirectory: \(directory.path)
-                http: { port: 0 }
-                management: { port: 0, adminAPIKey: role-matrix-admin-key-0123456789abcdef }
-                identity: { bcryptCost: 4 }
-                tenants:
-                  - id: acme
-                    products: [{ id: thermo, signals: [{ name: temp }] }]
-                    devices: [{ uid: t-1, product: thermo }]
-                  - id: globex
-                    products: [{ id: thermo, signals: [{ name: temp }] }]
-                    devices: [{ uid: t-1, product: thermo }]
-                """, environment: [:])
-        let platform = try IoTPlatform(configuration: configuration)
-        try await platform.prepare()
+        try await Self.withPlatform { platform in try await checkEveryRole(platform) }
+    }
+
+    func checkEveryRole(_ platform: IoTPlatform) async throws {
         let operations = try Self.operations()
         var users: [(role: Role, tenant: TenantID?, token: String)] = []
         for role in [Role.platformAdmin, .tenantAdmin, .operator, .viewer] {

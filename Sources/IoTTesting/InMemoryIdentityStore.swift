@@ -78,10 +78,12 @@ public final class InMemoryIdentityStore: IdentityStore {
         state.withLock { $0.secrets.removeValue(forKey: digest) != nil }
     }
 
-    public func deleteSecrets(username: String) async throws -> Int {
+    public func deleteSecrets(username: String, kinds: Set<IdentitySecret.Kind>?) async throws -> Int {
         state.withLock { s in
             let before = s.secrets.count
-            s.secrets = s.secrets.filter { $0.value.username != username }
+            s.secrets = s.secrets.filter { entry in
+                entry.value.username != username || kinds.map { !$0.contains(entry.value.kind) } ?? false
+            }
             return before - s.secrets.count
         }
     }

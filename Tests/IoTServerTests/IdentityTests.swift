@@ -164,6 +164,45 @@ import Testing
         }
     }
 
+    /// Item 8: a change made directly in the store (not through the service, which forgets what it resolved at
+    /// once) is seen within a second; a password change signs the user out but keeps their API keys.
+    @Test func aChangeInTheStoreIsSeenWithinASecondAndANewPasswordKeepsAPIKeys() async throws {
+        let f = try await Fixture()
+        try await f.run { c in
+            _ = try await c.admin(
+                .post, "/api/v1/tenants/acme/users",
+                #"{"username": "sam", "roles": ["operator"], "password": "operator pass 123"}"#)
+            let (access, refresh) = try await c.login("sam", "operator pass 123")
+            let made = try await c.call(
+                .post, "/api/v1/auth/api-keys", #"{"name": "cron", "permissions": ["device:read"]}"#, credential: access
+            )
+            let key = try #require(Self.field("key", in: made.text) as? String, "\(made.text)")
+            #expect(try await c.call(.get, "/api/v1/tenants/acme/devices", credential: access).status == .ok)
+            var user = try #require(try await f.store.user("sam"))
+            user.status = .suspended
+            try await f.store.saveUser(user)
+            // A call a second after the change is refused, whenever the principal was cached before it.
+            try await Task.sleep(for: .milliseconds(1_010))
+            let refused = try await c.call(.get, "/api/v1/tenants/acme/devices", credential: access)
+            #expect(refused.status == .unauthorized && refused.text.contains("suspended"), "\(refused.text)")
+            #expect(try await c.call(.get, "/api/v1/tenants/acme/devices", credential: key).status == .unauthorized)
+            user.status = .active
+            try await f.store.saveUser(user)
+            f.identity.forgetResolvedCredentials()
+            #expect(try await c.call(.get, "/api/v1/tenants/acme/devices", credential: access).status == .ok)
+            // A new password: the refresh token is gone, the API key stays.
+            let changed = try await c.call(
+                .post, "/api/v1/auth/password",
+                #"{"currentPassword": "operator pass 123", "newPassword": "another pass 4567"}"#, credential: access)
+            #expect(changed.status == .noContent, "\(changed.text)")
+            #expect(
+                try await c.call(.post, "/api/v1/auth/refresh", #"{"refreshToken": "\#(refresh)"}"#).status
+                    == .unauthorized)
+            #expect(try await c.call(.get, "/api/v1/tenants/acme/devices", credential: key).status == .ok)
+            #expect(try await f.store.secrets(kind: .apiKey, tenant: "acme").count == 1)
+        }
+    }
+
     @Test func failedSignInsLockTheAccountUntilUnlocked() async throws {
         let f = try await Fixture(configuration: .init(maxFailedSignIns: 3))
         try await f.run { c in

@@ -46,7 +46,7 @@ public struct Permission: RawRepresentable, Sendable, Hashable, Codable, Compara
     public static let credentialWrite = Permission("credential:write")
     /// Reads stored points (latest, series, the live feed).
     public static let dataRead = Permission("data:read")
-    /// Exports stored points in bulk.
+    /// Exports stored points in bulk (a series as CSV).
     public static let dataExport = Permission("data:export")
     /// Sends to devices (downlink).
     public static let deviceControl = Permission("device:control")

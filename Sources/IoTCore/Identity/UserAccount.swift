@@ -188,8 +188,8 @@ public struct Department: Sendable, Hashable, Codable {
 /// - Usernames are unique across tenants; ``saveUser(_:)`` inserts or replaces by username.
 /// - ``users(tenant:)`` with `nil` lists the platform users; the lists are sorted by username, roles and
 ///   departments by id.
-/// - Secrets are looked up by digest; ``deleteSecrets(username:)`` removes every secret of a user (signing
-///   out everywhere, a deleted user).
+/// - Secrets are looked up by digest; ``deleteSecrets(username:kinds:)`` removes the secrets of a user
+///   (signing out everywhere, a deleted user).
 /// - ``deleteTenant(_:)`` removes everything of one tenant and nothing else.
 /// - Pass `IoTTesting.IdentityStoreConformance` to check an implementation.
 public protocol IdentityStore: Sendable {
@@ -224,9 +224,16 @@ public protocol IdentityStore: Sendable {
     func secrets(kind: IdentitySecret.Kind, tenant: TenantID?) async throws -> [IdentitySecret]
     /// Deletes one secret; returns whether it was there.
     func deleteSecret(digest: [UInt8]) async throws -> Bool
-    /// Deletes every secret of a user; returns how many there were.
-    func deleteSecrets(username: String) async throws -> Int
+    /// Deletes the secrets of a user of `kinds` (`nil`: of every kind); returns how many there were.
+    func deleteSecrets(username: String, kinds: Set<IdentitySecret.Kind>?) async throws -> Int
 
     /// Deletes every user, role, department and secret of a tenant.
     func deleteTenant(_ tenant: TenantID) async throws
+}
+
+extension IdentityStore {
+    /// Deletes every secret of a user; returns how many there were.
+    public func deleteSecrets(username: String) async throws -> Int {
+        try await deleteSecrets(username: username, kinds: nil)
+    }
 }

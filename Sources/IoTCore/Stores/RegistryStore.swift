@@ -32,6 +32,12 @@ public protocol RegistryStore: Sendable {
     func device(_ scope: AccessScope, uid: String) async throws -> Device?
     /// Devices in the scope, sorted by uid, optionally only those of `product`.
     func devices(_ scope: AccessScope, product: ProductID?) async throws -> [Device]
+    /// The uids of the scope's devices that belong to one of `departments` or are of one of `products`: how a
+    /// user's data scope is resolved (their department's subtree and the products granted to them), for every
+    /// request of theirs a second apart: answer it from an index (the SQLite store keeps one in memory); the
+    /// default filters ``devices(_:product:)``.
+    func deviceUIDs(_ scope: AccessScope, departments: Set<String>, products: Set<ProductID>) async throws
+        -> Set<String>
     /// Deletes a device (not its points); `false` when it did not exist.
     @discardableResult
     func deleteDevice(_ scope: AccessScope, uid: String) async throws -> Bool
@@ -39,6 +45,19 @@ public protocol RegistryStore: Sendable {
     /// file-per-tenant store removes the file); `false` when it did not exist.
     @discardableResult
     func deleteTenant(_ id: TenantID) async throws -> Bool
+}
+
+extension RegistryStore {
+    /// Filters ``devices(_:product:)``: every device of the scope is read once.
+    public func deviceUIDs(
+        _ scope: AccessScope, departments: Set<String>, products: Set<ProductID>
+    ) async throws -> Set<String> {
+        guard !departments.isEmpty || !products.isEmpty else { return [] }
+        return Set(
+            try await devices(scope, product: nil).lazy.filter { device in
+                device.department.map(departments.contains) == true || products.contains(device.product)
+            }.map(\.uid))
+    }
 }
 
 /// Device credentials, system-wide: a credential resolves to a tenant and device before anything else.

@@ -62,6 +62,12 @@ extension ManagementAPI {
                 let parameters = request.uri.queryParameters
                 let query = try SeriesQuery(
                     { parameters[Substring($0)] }, maxPoints: self.configuration.maxExportPoints)
+                if query.format == .csv, !(try context.principal().permissions.contains(.dataExport)) {
+                    throw APIError(
+                        .forbidden, .forbidden,
+                        "an export (format=csv) needs the permission \"data:export\", which your roles or key do not grant"
+                    )
+                }
                 let series = SeriesKey(device: device.uid, signal: signal)
                 if let agg = query.aggregate {
                     return try await self.aggregate(scope, series, query, agg)

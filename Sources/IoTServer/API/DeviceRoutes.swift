@@ -28,11 +28,13 @@ extension ManagementAPI {
         router.post(RouterPath(path), needs: .deviceWrite) { request, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
-                let input = try await JSONOutput.decode(
+                var input = try await JSONOutput.decode(
                     DeviceInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
                 guard let uid = input.uid else { throw APIError.badRequest("the JSON body lacks the field \"uid\"") }
                 try validateIdentifier(uid, "device uid")
-                guard try await self.registry.device(scope, uid: uid) == nil else {
+                input.department = try Self.placement(input.department, replacing: nil, context.principal())
+                // Looked for in the whole tenant: a device outside the caller's scope is not replaced either.
+                guard try await self.registry.device(.tenant(scope.tenant), uid: uid) == nil else {
                     throw APIError(.conflict, .conflict, "device \"\(uid)\" already exists; change it with PUT")
                 }
                 let device = try await self.device(uid: uid, input, scope: scope, createdAt: self.clock.now())
@@ -42,8 +44,10 @@ extension ManagementAPI {
                     throw TenantQuotas.exceeded("devices", limit: limit, tenant: scope.tenant)
                 }
                 try await self.checkSignalQuota(device, scope)
-                try await self.registry.saveDevice(scope, device)
+                // Within the caller's departments (checked above), so within their scope once saved.
+                try await self.registry.saveDevice(.tenant(scope.tenant), device)
                 self.ingestor?.invalidate(tenant: scope.tenant, device: uid)
+                self.identity?.forgetResolvedCredentials()
                 return try JSONOutput.response(device, status: .created)
             }
         }
@@ -57,18 +61,20 @@ extension ManagementAPI {
             try await self.handle {
                 let scope = try await self.tenantScope(context)
                 let existing = try await self.existingDevice(scope, context)
-                let input = try await JSONOutput.decode(
+                var input = try await JSONOutput.decode(
                     DeviceInput.self, from: request, maxBytes: self.configuration.maxBodyBytes)
                 if let uid = input.uid, uid != existing.uid {
                     throw APIError.badRequest(
                         "the body's uid \"\(uid)\" differs from the path's \"\(existing.uid)\"; a device cannot be renamed"
                     )
                 }
+                input.department = try Self.placement(input.department, replacing: existing, context.principal())
                 let device = try await self.device(
                     uid: existing.uid, input, scope: scope, createdAt: existing.createdAt)
                 try await self.checkSignalQuota(device, scope)
                 try await self.registry.saveDevice(scope, device)
                 self.ingestor?.invalidate(tenant: scope.tenant, device: device.uid)
+                if device.department != existing.department { self.identity?.forgetResolvedCredentials() }
                 return try JSONOutput.response(device)
             }
         }
@@ -98,6 +104,36 @@ extension ManagementAPI {
             }
         }
         return router
+    }
+
+    /// The department a device written by `principal` is placed in. A caller with a data scope creates devices in
+    /// their own departments only (their own when the body names none) and moves them only there; a device that
+    /// names no department in a `PUT`, or the one it has, keeps it (a device seen through a grant stays where it
+    /// is). Anyone else places devices where the body says.
+    ///
+    /// - Parameter existing: the device replaced (`nil` when creating), whose department is `was`.
+    /// - Throws: 403 naming the department outside the caller's scope.
+    static func placement(_ named: String?, replacing existing: Device?, _ principal: Principal) throws -> String? {
+        guard let departments = principal.departments else { return named }
+        if let existing {
+            guard let named, named != existing.department else { return existing.department }
+            guard departments.contains(named) else { throw outsideScope(named, principal) }
+            return named
+        }
+        guard let department = named ?? principal.department else {
+            throw APIError(
+                .forbidden, .forbidden,
+                "your data scope has no department to create a device in; ask an administrator to give you one")
+        }
+        guard departments.contains(department) else { throw outsideScope(department, principal) }
+        return department
+    }
+
+    private static func outsideScope(_ department: String, _ principal: Principal) -> APIError {
+        APIError(
+            .forbidden, .forbidden,
+            "department \"\(department)\" is outside your data scope; use your department \"\(principal.department ?? "")\" or one below it"
+        )
     }
 
     private func device(uid: String, _ input: DeviceInput, scope: AccessScope, createdAt: Int64) async throws -> Device

@@ -68,6 +68,7 @@ extension ManagementAPI {
                 if let quotas = change.quotas { tenant.quotas = quotas }
                 try await self.registry.saveTenant(tenant)
                 self.ingestor?.invalidate(tenant: tenant.id)
+                self.identity?.forgetResolvedCredentials()
                 return try JSONOutput.response(tenant)
             }
         }
@@ -96,6 +97,7 @@ extension ManagementAPI {
         }
         for resource in resources { try await resource.deleteTenant(tenant, self) }
         try await identity?.store.deleteTenant(tenant)
+        identity?.forgetResolvedCredentials()
         ingestor?.invalidate(tenant: tenant)
         // What the ingestor acknowledged for the tenant is committed before its file goes (new messages of its
         // devices are refused from now on: the tenant is unknown).

@@ -188,20 +188,28 @@ extension IdentityService {
                 throw IoTError(.invalidArgument, "user \"\(username)\" has no password yet; they activate themselves")
             }
             user.status = status
-            if status == .suspended { _ = try await store.deleteSecrets(username: username) }
+            // Signed out everywhere; their API keys stay, refused while they are suspended.
+            if status == .suspended { _ = try await store.deleteSecrets(username: username, kinds: Self.sessions) }
         }
         if change.unlock == true {
             user.lockedUntil = nil
             user.failedSignIns = 0
         }
         try await store.saveUser(user)
+        forgetResolvedCredentials()
         return user
     }
+
+    /// The secrets that a new password or a suspension ends: refresh tokens and one-time links (not API keys,
+    /// which their owner revokes, and which never do more than their user may do now).
+    static let sessions: Set<IdentitySecret.Kind> = [.refreshToken, .activation, .passwordReset]
 
     /// Deletes a user with their refresh tokens and API keys; returns whether they were there.
     public func deleteUser(_ username: String, tenant: TenantID?) async throws -> Bool {
         guard let user = try await store.user(username), user.tenant == tenant else { return false }
-        return try await store.deleteUser(username)
+        let deleted = try await store.deleteUser(username)
+        forgetResolvedCredentials()
+        return deleted
     }
 
     /// Sets a pending user's first password with the token of their activation link.
@@ -250,7 +258,8 @@ extension IdentityService {
         user.passwordHash = await self.hash(new)
         user.passwordChangedAt = clock.now()
         try await store.saveUser(user)
-        _ = try await store.deleteSecrets(username: username)
+        _ = try await store.deleteSecrets(username: username, kinds: Self.sessions)
+        forgetResolvedCredentials()
     }
 
     private func useLink(_ kind: IdentitySecret.Kind, token: String, password: String, client: String) async throws {
@@ -264,13 +273,15 @@ extension IdentityService {
             throw IoTError(.unauthorized, "the link is not valid (used, expired or unknown); ask for a new one")
         }
         try checkPolicy(password, username: username)
-        _ = try await store.deleteSecrets(username: username)  // this link, other links, every session
+        // This link, other links, every session.
+        _ = try await store.deleteSecrets(username: username, kinds: Self.sessions)
         user.passwordHash = await hash(password)
         user.passwordChangedAt = clock.now()
         user.failedSignIns = 0
         user.lockedUntil = nil
         if user.status == .pending { user.status = .active }
         try await store.saveUser(user)
+        forgetResolvedCredentials()
         await record(actor: username, tenant: user.tenant, action: action, target: username, status: 204, client)
     }
 
@@ -421,6 +432,7 @@ extension IdentityService {
             }
         }
         try await store.saveDepartment(department, tenant: tenant)
+        forgetResolvedCredentials()
     }
 
     /// Removes a department that has no sub-departments and no users.
@@ -434,7 +446,9 @@ extension IdentityService {
                 .conflict,
                 "department \"\(id)\" still holds \((children + users).joined(separator: ", ")); move them first")
         }
-        return try await store.deleteDepartment(id, tenant: tenant)
+        let deleted = try await store.deleteDepartment(id, tenant: tenant)
+        forgetResolvedCredentials()
+        return deleted
     }
 
     // MARK: Roles
@@ -471,6 +485,7 @@ extension IdentityService {
             )
         }
         try await store.saveRole(role, tenant: tenant)
+        forgetResolvedCredentials()
     }
 
     /// Removes a custom role that no user holds.
@@ -482,7 +497,9 @@ extension IdentityService {
             throw IoTError(
                 .conflict, "role \"\(id)\" is held by \(holders.joined(separator: ", ")); change their roles first")
         }
-        return try await store.deleteRole(id, tenant: tenant)
+        let deleted = try await store.deleteRole(id, tenant: tenant)
+        forgetResolvedCredentials()
+        return deleted
     }
 
     // MARK: API keys
@@ -527,6 +544,8 @@ extension IdentityService {
         guard let key = try await apiKeys(tenant: tenant, owner: owner).first(where: { $0.id == id }) else {
             return false
         }
-        return try await store.deleteSecret(digest: key.digest)
+        let deleted = try await store.deleteSecret(digest: key.digest)
+        forgetResolvedCredentials()
+        return deleted
     }
 }

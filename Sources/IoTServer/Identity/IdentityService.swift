@@ -115,8 +115,8 @@ public final class IdentityService: Service {
     let decoy = Mutex<String?>(nil)
     /// Where the devices of a data scope are listed; `nil` gives users with a department or grants no device.
     let registry: (any RegistryStore)?
-    /// Data scopes computed in the last second, by username.
-    let scopes = Mutex<[String: (user: UserAccount, devices: Set<String>, until: ContinuousClock.Instant)]>([:])
+    /// Principals, data scopes and department trees resolved in the last second (see ``IdentityCache``).
+    let cache = Mutex(IdentityCache())
 
     /// Creates the service.
     ///
@@ -326,6 +326,7 @@ public final class IdentityService: Service {
     /// - Throws: ``IoTCore/IoTError/Code/unauthorized`` saying why a credential of either kind is refused
     ///   (expired, revoked, its user suspended or gone).
     public func authenticate(_ credential: String) async throws -> Principal? {
+        if let principal = cachedPrincipal(credential) { return principal }
         if credential.hasPrefix("iotk_") { return try await authenticateAPIKey(credential) }
         guard credential.split(separator: ".").count == 3 else { return nil }
         let claims: AccessClaims
@@ -345,9 +346,12 @@ public final class IdentityService: Service {
             throw IoTError(.unauthorized, "the account is \(user.status.rawValue); ask an administrator")
         }
         try await checkTenantActive(user.tenant)
-        return Principal(
+        let scope = try await dataScope(of: user)
+        let principal = Principal(
             kind: .user(user.username), tenant: user.tenant, permissions: try await permissions(of: user),
-            devices: try await dataScope(of: user))
+            devices: scope?.devices, departments: scope?.departments, department: user.department)
+        remember(principal, for: credential, expiresAt: Int64(claims.exp.value.timeIntervalSince1970 * 1_000))
+        return principal
     }
 
     private func authenticateAPIKey(_ key: String) async throws -> Principal {
@@ -361,20 +365,24 @@ public final class IdentityService: Service {
         }
         try await checkTenantActive(secret.tenant)
         var permissions = secret.permissions
-        var devices: Set<String>? = nil
+        var scope: DataScope? = nil
+        var department: String? = nil
         if let owner = secret.username {
             guard let user = try await store.user(owner), user.status == .active else {
                 throw IoTError(.unauthorized, "the API key's user \"\(owner)\" may not sign in any more")
             }
             // A user's key never does more than its user may do now.
             permissions.formIntersection(try await self.permissions(of: user))
-            devices = try await dataScope(of: user)
+            scope = try await dataScope(of: user)
+            department = user.department
         } else if secret.tenant != nil {
             permissions.subtract(Permission.platformOnly)
         }
-        return Principal(
+        let principal = Principal(
             kind: .apiKey(id: secret.id, owner: secret.username), tenant: secret.tenant, permissions: permissions,
-            devices: devices)
+            devices: scope?.devices, departments: scope?.departments, department: department)
+        remember(principal, for: key, expiresAt: secret.expiresAt)
+        return principal
     }
 
     /// Refuses the users and keys of a suspended tenant.
@@ -400,43 +408,6 @@ public final class IdentityService: Service {
             if let role = custom?[id] { result.formUnion(role.permissions) }
         }
         if user.tenant != nil { result.subtract(Permission.platformOnly) }
-        return result
-    }
-
-    /// The devices `user` may see: those of their department's subtree and those granted to them; `nil` (every
-    /// device of the tenant) for a platform user and for a user with neither a department nor grants. Kept for
-    /// a second per user, so that a request does not list the tenant's devices each time.
-    func dataScope(of user: UserAccount) async throws -> Set<String>? {
-        guard let tenant = user.tenant, user.department != nil || user.grants != nil else { return nil }
-        guard let registry else { return [] }
-        let now = ContinuousClock.now
-        if let cached = scopes.withLock({ $0[user.username] }), cached.until > now, cached.user == user {
-            return cached.devices
-        }
-        var departments: Set<String> = []
-        if let root = user.department {
-            let all = try await store.departments(tenant: tenant)
-            departments = Self.subtree(of: root, in: all)
-        }
-        let grants = user.grants ?? DataGrants()
-        let devices = Set(
-            try await registry.devices(.tenant(tenant), product: nil).filter { device in
-                device.department.map(departments.contains) == true || grants.devices.contains(device.uid)
-                    || grants.products.contains(device.product)
-            }.map(\.uid))
-        scopes.withLock { $0[user.username] = (user, devices, now + .seconds(1)) }
-        return devices
-    }
-
-    /// `root` and every department below it.
-    static func subtree(of root: String, in departments: [Department]) -> Set<String> {
-        var children: [String: [String]] = [:]
-        for d in departments { if let parent = d.parent { children[parent, default: []].append(d.id) } }
-        var result: Set<String> = [root]
-        var queue = [root]
-        while let next = queue.popLast() {
-            for child in children[next] ?? [] where result.insert(child).inserted { queue.append(child) }
-        }
         return result
     }
 

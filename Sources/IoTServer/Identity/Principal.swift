@@ -22,13 +22,23 @@ public struct Principal: Sendable, Hashable, PermissionProviding {
     public var permissions: Set<Permission>
     /// The devices the caller may see within their tenant; `nil` for all of them (see ``AccessScope``).
     public var devices: Set<String>?
+    /// The departments whose devices the caller may see and place devices in (their department's subtree);
+    /// `nil` when ``devices`` is (the caller sees every device).
+    public var departments: Set<String>?
+    /// The caller's own department, where a device they create goes when it names none.
+    public var department: String?
 
     /// Creates a principal.
-    public init(kind: Kind, tenant: TenantID?, permissions: Set<Permission>, devices: Set<String>? = nil) {
+    public init(
+        kind: Kind, tenant: TenantID?, permissions: Set<Permission>, devices: Set<String>? = nil,
+        departments: Set<String>? = nil, department: String? = nil
+    ) {
         self.kind = kind
         self.tenant = tenant
         self.permissions = permissions
         self.devices = devices
+        self.departments = departments
+        self.department = department
     }
 
     /// The bootstrap admin key's principal: every permission, every tenant.

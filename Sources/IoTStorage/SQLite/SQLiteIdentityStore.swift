@@ -147,10 +147,13 @@ public final class SQLiteIdentityStore: IdentityStore {
         }
     }
 
-    public func deleteSecrets(username: String) async throws -> Int {
-        try await db().write { c in
-            let s = try c.statement("DELETE FROM secrets WHERE username = ?")
+    public func deleteSecrets(username: String, kinds: Set<IdentitySecret.Kind>?) async throws -> Int {
+        let kindsJSON = try kinds.map { try StoreJSON.encode($0.map(\.rawValue).sorted()) }
+        return try await db().write { c in
+            let s = try c.statement(
+                "DELETE FROM secrets WHERE username = ?1 AND (?2 IS NULL OR kind IN (SELECT value FROM json_each(?2)))")
             s.bind(1, username)
+            s.bind(2, kindsJSON)
             try s.run()
             return c.changes
         }

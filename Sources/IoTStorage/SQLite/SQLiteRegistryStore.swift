@@ -22,6 +22,8 @@ public final class SQLiteRegistryStore: RegistryStore {
     /// Tenants known to exist. There is no tenant deletion, so an entry never goes stale.
     private let knownTenants = Mutex<Set<TenantID>>([])
     private let storage: SQLiteStorage
+    /// Per tenant, its devices by department and by product (see ``deviceUIDs(_:departments:products:)``).
+    let scopeIndexes = Mutex<[TenantID: DeviceScopeIndex]>([:])
 
     /// Creates a registry store on `storage`; tables are created on first use.
     public init(storage: SQLiteStorage) {
@@ -78,7 +80,7 @@ public final class SQLiteRegistryStore: RegistryStore {
     }
 
     /// The tenant's database, or `nil` when the tenant does not exist (no file is created for it).
-    private func existingTenantDB(_ tenant: TenantID) async throws -> SQLiteDatabase? {
+    func existingTenantDB(_ tenant: TenantID) async throws -> SQLiteDatabase? {
         if knownTenants.withLock({ $0.contains(tenant) }) { return try await tenantDB(tenant) }
         guard try await self.tenant(tenant) != nil else { return nil }
         return try await tenantDB(tenant)
@@ -165,6 +167,7 @@ public final class SQLiteRegistryStore: RegistryStore {
             return c.changes > 0
         }
         knownTenants.withLock { _ = $0.remove(id) }
+        forgetScopeIndex(of: id)
         try storage.deleteDatabase(of: id)
         return removed
     }
@@ -304,6 +307,7 @@ public final class SQLiteRegistryStore: RegistryStore {
             s.bind(9, gateway)
             try s.run()
         }
+        indexScope(of: device, in: scope.tenant)
     }
 
     private static let deviceColumns =
@@ -342,12 +346,14 @@ public final class SQLiteRegistryStore: RegistryStore {
     public func deleteDevice(_ scope: AccessScope, uid: String) async throws -> Bool {
         guard scope.permits(device: uid) else { throw Self.forbidden(uid, scope) }
         guard let db = try await existingTenantDB(scope.tenant) else { return false }
-        return try await db.write { c in
+        let deleted = try await db.write { c in
             let s = try c.statement("DELETE FROM devices WHERE uid = ?")
             s.bind(1, uid)
             try s.run()
             return c.changes > 0
         }
+        unindexScope(of: uid, in: scope.tenant)
+        return deleted
     }
 
     private static func device(_ s: Statement) throws -> Device {

@@ -69,7 +69,14 @@ public enum IdentityStoreConformance {
             try conformEqual(
                 try await store.secrets(kind: .apiKey, tenant: "acme").map(\.id), ["k0", "k1"], "acme's keys")
             try conformEqual(try await store.secrets(kind: .apiKey, tenant: nil).map(\.id), ["k2"], "platform keys")
-            try conformEqual(try await store.deleteSecrets(username: "alice"), 2, "alice's secrets")
+            try conformEqual(
+                try await store.deleteSecrets(username: "alice", kinds: [.activation, .refreshToken]), 1,
+                "alice's secrets of two kinds")
+            try conformEqual(
+                try await store.secrets(kind: .apiKey, tenant: "acme").map(\.id), ["k0", "k1"],
+                "keys of other kinds stay")
+            try await store.saveSecret(secret("a2", .activation, tenant: "acme", user: "alice"))
+            try conformEqual(try await store.deleteSecrets(username: "alice"), 2, "alice's secrets of every kind")
             try conformEqual(try await store.deleteSecret(digest: key.digest), true, "first delete")
             try conformEqual(try await store.deleteSecret(digest: key.digest), false, "second delete")
         },

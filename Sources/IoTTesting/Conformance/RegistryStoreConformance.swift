@@ -119,6 +119,47 @@ public enum RegistryStoreConformance {
             try conformEqual(meters, ["m-1", "m-2"], "meters, sorted")
             try conformEqual(try await store.devices(acme, product: "pump"), [], "devices of an unused product")
         },
+        ConformanceCheck("deviceUIDs finds the devices of the departments and products named, within the scope") {
+            store in
+            try await setUp(store)
+            try await store.saveDevice(acme, Device(uid: "d-1", product: "meter", department: "ops"))
+            try await store.saveDevice(acme, Device(uid: "d-2", product: "meter", department: "ops/north"))
+            try await store.saveDevice(acme, Device(uid: "d-3", product: "pump", department: "sales"))
+            try await store.saveDevice(acme, Device(uid: "d-4", product: "pump"))
+            try await store.saveDevice(acme, Device(uid: "d-5", product: "valve"))
+            try await store.saveDevice(globex, Device(uid: "g-1", product: "pump", department: "ops"))
+            try conformEqual(
+                try await store.deviceUIDs(acme, departments: ["ops"], products: []), ["d-1"],
+                "one department (not the departments below it: the caller names each)")
+            try conformEqual(
+                try await store.deviceUIDs(acme, departments: ["ops", "ops/north"], products: ["pump"]),
+                ["d-1", "d-2", "d-3", "d-4"], "departments and a product, a device counted once")
+            try conformEqual(
+                try await store.deviceUIDs(acme, departments: [], products: []), [], "nothing named, nothing found")
+            try conformEqual(
+                try await store.deviceUIDs(
+                    AccessScope(tenant: "acme", devices: ["d-2", "d-5"]), departments: ["ops", "ops/north"],
+                    products: ["valve"]),
+                ["d-2", "d-5"], "only the devices of a narrowed scope")
+            try conformEqual(
+                try await store.deviceUIDs(.tenant("ghost"), departments: ["ops"], products: ["pump"]), [],
+                "a missing tenant")
+            // Changes after a first answer are seen by the next (a store that keeps an index keeps it current).
+            try await store.saveDevice(acme, Device(uid: "d-1", product: "valve", department: "sales"))
+            _ = try await store.deleteDevice(acme, uid: "d-2")
+            try await store.saveDevice(acme, Device(uid: "d-6", product: "meter", department: "ops"))
+            try conformEqual(
+                try await store.deviceUIDs(acme, departments: ["ops", "ops/north"], products: []), ["d-6"],
+                "a device moved away, one deleted, one added")
+            try conformEqual(
+                try await store.deviceUIDs(acme, departments: ["sales"], products: ["valve"]), ["d-1", "d-3", "d-5"],
+                "the moved device in its new department and product")
+            _ = try await store.deleteTenant("acme")
+            try await store.saveTenant(Tenant(id: "acme"))
+            try conformEqual(
+                try await store.deviceUIDs(acme, departments: ["sales"], products: ["valve"]), [],
+                "a tenant deleted and made again starts empty")
+        },
         ConformanceCheck("saving a product or device into a missing tenant throws notFound") { store in
             try await setUp(store)
             let ghost = AccessScope.tenant("ghost")

@@ -52,7 +52,9 @@ python3 scripts/check-topics.py || { echo "FAILED: a public type is missing from
 # The JavaScript worker kill (killed within 1 s of its 100 ms limit) joined them when a CI run with 425 tests in
 # parallel, iotd processes with JavaScript workers among them, saw it take over a second. The serial-line example
 # (a 10-second session over a socat pty pair) joined them when a parallel run saw no line arrive in those 10 s.
-TIMED='serialLine|runawayScriptsAreKilledWithinTheLimit|stormOf500|bothBaseClassesEndOnGracefulShutdown|thePlatformEndsWithinASecondOfAGracefulShutdown|sigtermStopsEveryServiceWithinASecond|killNineWhileReceiving|slowClient|idleTimeout|heartbeat|idleClose|revocationCutsSession|revocationAndDownlink|slowWebhooksDoNotStall'
+# The MQTT limits measure rates (a publisher at 300 KB/s, which a loaded machine does not reach) and this process's
+# CPU share and memory: alone, no other test's work counts.
+TIMED='serialLine|aClientOverItsShareOfTheInboundLimit|aFloodedClientIsThrottled|cpuOverItsLimitThrottles|memoryOverItsLimitThrottles|runawayScriptsAreKilledWithinTheLimit|stormOf500|bothBaseClassesEndOnGracefulShutdown|thePlatformEndsWithinASecondOfAGracefulShutdown|sigtermStopsEveryServiceWithinASecond|killNineWhileReceiving|slowClient|idleTimeout|heartbeat|idleClose|revocationCutsSession|revocationAndDownlink|slowWebhooksDoNotStall'
 # Tests that load the machine themselves (200 slowloris connections from a Python peer, schemathesis generating
 # thousands of requests for two minutes) would stretch the seconds of the timed ones: they run last, one at a time.
 LOAD='slowloris|theServedSpecHolds'

@@ -57,13 +57,23 @@ extension MQTTClient {
         }
         io.fd = fd
         io.watchingWrites = true
+        io.readingPaused = false
+        io.watchingPaused = false
         loop.watch(fd: fd, client: id, writable: true, operation: EPOLL_CTL_ADD)
     }
 
     /// Reads and writes what the socket is ready for.
     func handle(events: UInt32) {
         guard io.fd >= 0 else { return }
-        // Read on any event: it also drives a TLS handshake, and it reports errors and hang-ups.
+        // Paused (the budget is spent): write only, unless the socket hung up or failed.
+        let hangUp = EPOLLHUP.rawValue | EPOLLERR.rawValue | EPOLLRDHUP.rawValue
+        if io.readingPaused && events & hangUp == 0 {
+            flush()
+            return
+        }
+        // Read on any event: it also drives a TLS handshake, and it reports errors and hang-ups. A budget stops
+        // the pass at the packet that spends it.
+        let limit = budget.load(ordering: .relaxed)
         for _ in 0..<Self.readBurst {
             ciot_mosquitto_clear_errno()
             let rc = mosquitto_loop_read(handle, 1)
@@ -74,9 +84,28 @@ extension MQTTClient {
             }
             let e = ciot_mosquitto_errno()
             if e == EAGAIN || e == EWOULDBLOCK || mosquitto_socket(handle) < 0 { break }
+            if limit > 0 && bytesIn.load(ordering: .relaxed) - io.windowStartBytes >= limit { break }
         }
         endReadPass()
+        if limit > 0 && bytesIn.load(ordering: .relaxed) - io.windowStartBytes >= limit && !io.readingPaused {
+            io.readingPaused = true
+            budgetWindowsSpent.add(1, ordering: .relaxed)
+        }
         flush()
+    }
+
+    /// Starts a new window of the inbound budget once a second, and reads again if reading was paused.
+    func rollBudgetWindow(now: Int64) {
+        guard now - io.windowStart >= 1_000 else { return }
+        io.windowStart = now
+        io.windowStartBytes = bytesIn.load(ordering: .relaxed)
+        guard io.readingPaused else { return }
+        io.readingPaused = false
+        io.watchingPaused = false
+        guard io.fd >= 0 else { return }
+        loop.watch(fd: io.fd, client: id, writable: io.watchingWrites, operation: EPOLL_CTL_MOD)
+        // What the pass stopped at may sit in TLS's buffer, which epoll does not see: read now.
+        handle(events: 0)
     }
 
     /// Lets the read-pass observers handle what the pass delivered, before its acknowledgements leave.
@@ -99,14 +128,17 @@ extension MQTTClient {
             return
         }
         let wantsWrite = mosquitto_want_write(handle)
-        if wantsWrite != io.watchingWrites {
+        if wantsWrite != io.watchingWrites || io.readingPaused != io.watchingPaused {
             io.watchingWrites = wantsWrite
-            loop.watch(fd: io.fd, client: id, writable: wantsWrite, operation: EPOLL_CTL_MOD)
+            io.watchingPaused = io.readingPaused
+            loop.watch(
+                fd: io.fd, client: id, writable: wantsWrite, readable: !io.readingPaused, operation: EPOLL_CTL_MOD)
         }
     }
 
-    /// Keep-alive, connect timeouts and reconnects.
+    /// Keep-alive, connect timeouts, reconnects and the inbound budget's windows.
     func tick(now: Int64) {
+        rollBudgetWindow(now: now)
         let state = shared.withLock { $0.state }
         switch state {
         case .connecting, .connected:

@@ -102,6 +102,13 @@ public final class MQTTClient: @unchecked Sendable {
         var nextAttemptAt: Int64 = 0
         var delay: Int64 = 0
         var pendingSubscribes: [Int32: Int] = [:]
+        /// The current one-second window of the inbound budget: when it began, and ``bytesIn`` then.
+        var windowStart: Int64 = 0
+        var windowStartBytes = 0
+        /// Whether reading is paused until the window ends (the budget is spent).
+        var readingPaused = false
+        /// Whether the epoll set watches the socket without reads.
+        var watchingPaused = false
     }
 
     /// The configuration in force.
@@ -114,6 +121,10 @@ public final class MQTTClient: @unchecked Sendable {
     let shared = Mutex(Shared())
     let messagesIn = Atomic<Int>(0)
     let bytesIn = Atomic<Int>(0)
+    /// Payload bytes the client may read per second; 0 for no limit (see ``inboundBudget``).
+    let budget = Atomic<Int>(0)
+    /// One-second windows in which the client spent its budget and stopped reading.
+    let budgetWindowsSpent = Atomic<Int>(0)
     var io = IO()
     /// Handlers, read on every message without taking `shared`.
     let handlers = Mutex<[Subscription]>([])
@@ -125,6 +136,23 @@ public final class MQTTClient: @unchecked Sendable {
         mosquitto_lib_init()
         return true
     }()
+
+    /// The payload bytes the client reads from the broker per second at most, or `nil` for no limit.
+    ///
+    /// Once a one-second window's budget is spent, the client stops reading from its socket until the window
+    /// ends: the broker keeps what it has not sent (a persistent session queues it, within the broker's
+    /// `max_queued_messages`), the client's writes and keep-alive go on. ``MQTTClientManager`` sets it for a
+    /// client over its share of an instance limit; set from any thread.
+    public var inboundBudget: Int? {
+        get {
+            let value = budget.load(ordering: .relaxed)
+            return value > 0 ? value : nil
+        }
+        set { budget.store(max(0, newValue ?? 0), ordering: .relaxed) }
+    }
+
+    /// How many one-second windows the client spent its ``inboundBudget`` in (and paused reading).
+    public var budgetWindowsSpentCount: Int { budgetWindowsSpent.load(ordering: .relaxed) }
 
     /// Creates a client; nothing connects before ``start()``.
     ///

@@ -1,6 +1,7 @@
 import Glibc
 public import IoTCore
 public import Logging
+import Metrics
 public import ServiceLifecycle
 
 /// Runs the MQTT ingest clients of one instance: create, update, remove, list and monitor them at run time,
@@ -11,6 +12,11 @@ public import ServiceLifecycle
 /// (the management API answers 409); a request that fails for any reason leaves nothing behind. Where a
 /// client runs is asked of an ``MQTTClientPlacement``; the default, ``LocalPlacement``, runs every client
 /// here.
+///
+/// While clients run, ``run()`` measures the instance once a second (resident memory, CPU share, each
+/// client's inbound bytes) and holds a client over its share of a limit it exceeds to that share
+/// (``IoTCore/MQTTClientThrottle``: its reading pauses once a second's budget is spent, the broker keeps the
+/// rest), counted in `iot_mqtt_client_throttled_total{client, reason}` and shown in the client's report.
 ///
 /// ```swift
 /// let manager = MQTTClientManager(gateway: gateway, logger: logger)
@@ -28,18 +34,23 @@ public actor MQTTClientManager: Service {
         /// No new client while the process uses this share of the machine's CPU or more (0–1, over the
         /// last second, all cores counted).
         public var maxCPUShare: Double?
-        /// No new client while the clients together receive this many payload bytes per second or more.
+        /// No new client while the clients together receive this many payload bytes per second or more;
+        /// while they do, each client reads at most this over the number of clients.
         public var maxInboundBytesPerSecond: Int?
+        /// Clients at most per loop thread (``Configuration/threads``): the instance's capacity grows with its
+        /// threads.
+        public var maxClientsPerThread: Int?
 
         /// Creates limits; by default only the client count (1 000) is limited.
         public init(
             maxClients: Int? = 1_000, maxMemoryBytes: Int? = nil, maxCPUShare: Double? = nil,
-            maxInboundBytesPerSecond: Int? = nil
+            maxInboundBytesPerSecond: Int? = nil, maxClientsPerThread: Int? = nil
         ) {
             self.maxClients = maxClients
             self.maxMemoryBytes = maxMemoryBytes
             self.maxCPUShare = maxCPUShare
             self.maxInboundBytesPerSecond = maxInboundBytesPerSecond
+            self.maxClientsPerThread = maxClientsPerThread
         }
     }
 
@@ -60,11 +71,18 @@ public actor MQTTClientManager: Service {
             self.outbound = outbound
         }
 
-        /// Checks `threads` (1 to 64 loop threads).
+        /// Checks `threads` (1 to 64 loop threads) and the limits' ranges.
         ///
         /// - Throws: ``IoTError/Code/invalidArgument`` naming the key.
         public func validate() throws(IoTError) {
             try IoTLimits.checkSetting(threads, "threads", in: 1...64)
+            if let n = limits.maxClientsPerThread {
+                try IoTLimits.checkSetting(n, "limits.maxClientsPerThread", in: 1...1_000_000)
+            }
+            if let share = limits.maxCPUShare { try IoTLimits.checkSetting(share, "limits.maxCPUShare", in: 0.01...1) }
+            if let rate = limits.maxInboundBytesPerSecond {
+                try IoTLimits.checkSetting(rate, "limits.maxInboundBytesPerSecond", in: 1_024...Int.max)
+            }
         }
     }
 
@@ -92,6 +110,10 @@ public actor MQTTClientManager: Service {
         var transport: MQTTTransport
         var lastBytes: Int = 0
         var rate: Int = 0
+        /// The client's throttle, if it is held to a share.
+        var throttle: MQTTClientThrottle?
+        /// Windows in which it spent its budget, at the last sample.
+        var spentWindows = 0
     }
 
     /// The configuration in force.
@@ -262,7 +284,8 @@ public actor MQTTClientManager: Service {
     public func report(_ id: String) throws(IoTError) -> Report {
         guard let e = entries[id] else { throw IoTError(.notFound, "no MQTT client '\(id)'") }
         return Report(
-            spec: e.spec, status: e.transport.client.status, outcomes: e.transport.outcomes, bytesInPerSecond: e.rate)
+            spec: e.spec, status: e.transport.client.status, outcomes: e.transport.outcomes, bytesInPerSecond: e.rate,
+            throttle: e.throttle)
     }
 
     /// The transport of a client (for downlink publishes).
@@ -271,7 +294,7 @@ public actor MQTTClientManager: Service {
     /// The instance's load.
     public var load: Load {
         Load(
-            clients: entries.count, capacity: configuration.limits.maxClients,
+            clients: entries.count, capacity: capacity,
             memoryBytes: ProcessSampler.residentBytes(),
             cpuShare: cpuShare, inboundBytesPerSecond: entries.values.reduce(0) { $0 + $1.rate },
             threads: group.threadCount)
@@ -290,6 +313,12 @@ public actor MQTTClientManager: Service {
             throw IoTError(
                 .conflict,
                 "this instance runs \(entries.count) MQTT clients and its limit is \(max) (mqtt.limits.maxClients); remove a client or raise the limit"
+            )
+        }
+        if let perThread = limits.maxClientsPerThread, entries.count + adding > perThread * group.threadCount {
+            throw IoTError(
+                .conflict,
+                "this instance runs \(entries.count) MQTT clients on \(group.threadCount) loop threads and its limit is \(perThread) per thread (mqtt.limits.maxClientsPerThread); add threads (mqtt.threads) or place the client on another instance"
             )
         }
         if let max = limits.maxMemoryBytes {
@@ -318,7 +347,17 @@ public actor MQTTClientManager: Service {
         }
     }
 
-    /// Updates CPU share and per-client inbound rates (once a second from ``run()``; tests may call it).
+    /// The clients this instance may run: ``Limits/maxClients``, or fewer by ``Limits/maxClientsPerThread``.
+    var capacity: Int? {
+        let perThread = configuration.limits.maxClientsPerThread.map { $0 * group.threadCount }
+        switch (configuration.limits.maxClients, perThread) {
+        case (let a?, let b?): return min(a, b)
+        case (let a, let b): return a ?? b
+        }
+    }
+
+    /// Updates CPU share and per-client inbound rates, then throttles or releases clients (once a second from
+    /// ``run()``; tests may call it).
     func sample() {
         let now = MQTTClock.millis()
         let elapsed = max(1, now - lastSample)
@@ -330,6 +369,78 @@ public actor MQTTClientManager: Service {
             e.lastBytes = bytes
             entries[id] = e
         }
+        enforceLimits(residentBytes: ProcessSampler.residentBytes())
+    }
+
+    /// The least a throttled client may read per second.
+    static let minimumBudget = 1_024
+
+    /// Holds the clients over their share of a limit the instance exceeds to that share, and lets them go once
+    /// they no longer need it.
+    ///
+    /// - A limit on inbound bytes: a client receiving more than the limit over the number of clients reads at
+    ///   most that share while it keeps spending it, and is released in the first second it does not.
+    /// - CPU share and memory: a client receiving more than the clients' mean reads at most the mean; while the
+    ///   instance stays over the limit and the client spends its budget, the budget halves each second; once the
+    ///   instance is under the limit, it grows by half each second the client spends it, and the client is
+    ///   released in the first second it does not.
+    func enforceLimits(residentBytes: Int) {
+        guard !entries.isEmpty else { return }
+        let limits = configuration.limits
+        let total = entries.values.reduce(0) { $0 + $1.rate }
+        var over: Set<MQTTClientThrottle.Reason> = []
+        if let max = limits.maxInboundBytesPerSecond, total > max { over.insert(.bandwidth) }
+        if let max = limits.maxCPUShare, cpuShare > max { over.insert(.cpu) }
+        if let max = limits.maxMemoryBytes, residentBytes > max { over.insert(.memory) }
+        func share(_ reason: MQTTClientThrottle.Reason) -> Int {
+            let n = entries.count
+            switch reason {
+            case .bandwidth: return Swift.max(Self.minimumBudget, (limits.maxInboundBytesPerSecond ?? 0) / n)
+            case .cpu, .memory: return Swift.max(Self.minimumBudget, total / n)
+            }
+        }
+        let reasons: [MQTTClientThrottle.Reason] = [.bandwidth, .cpu, .memory].filter(over.contains)
+        for (id, var e) in entries {
+            let client = e.transport.client
+            let spentNow = client.budgetWindowsSpentCount
+            let spent = spentNow > e.spentWindows
+            if spent, let reason = e.throttle?.reason {
+                Counter(
+                    label: "iot_mqtt_client_throttled_total", dimensions: [("client", id), ("reason", reason.rawValue)]
+                )
+                .increment(by: spentNow - e.spentWindows)
+            }
+            e.spentWindows = spentNow
+            if var throttle = e.throttle {
+                switch (throttle.reason, over.contains(throttle.reason), spent) {
+                case (_, _, false):
+                    e.throttle = nil
+                case (.bandwidth, _, true):
+                    throttle.bytesPerSecond = share(.bandwidth)
+                    e.throttle = throttle
+                case (_, true, true):
+                    throttle.bytesPerSecond = Swift.max(Self.minimumBudget, throttle.bytesPerSecond / 2)
+                    e.throttle = throttle
+                case (_, false, true):
+                    throttle.bytesPerSecond += throttle.bytesPerSecond / 2
+                    e.throttle = throttle
+                }
+                if e.throttle == nil {
+                    logger.info("MQTT client no longer throttled", metadata: ["client": "\(id)"])
+                }
+            } else if let reason = reasons.first, e.rate > 0, e.rate >= share(reason) {
+                e.throttle = MQTTClientThrottle(reason: reason, bytesPerSecond: share(reason))
+                logger.warning(
+                    "MQTT client throttled: over its share of an instance limit",
+                    metadata: [
+                        "client": "\(id)", "reason": "\(reason.rawValue)", "bytes_per_second": "\(e.rate)",
+                        "budget": "\(share(reason))",
+                    ])
+            }
+            client.inboundBudget = e.throttle?.bytesPerSecond
+            entries[id] = e
+        }
+        Gauge(label: "iot_mqtt_clients_throttled").record(entries.values.filter { $0.throttle != nil }.count)
     }
 }
 

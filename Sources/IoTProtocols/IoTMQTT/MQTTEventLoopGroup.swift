@@ -122,10 +122,11 @@ final class MQTTEventLoop: @unchecked Sendable {
         members.removeValue(forKey: client.id)
     }
 
-    /// Loop thread only: registers, changes or removes the socket of a client in the epoll set.
-    func watch(fd: Int32, client: UInt64, writable: Bool, operation: Int32) {
+    /// Loop thread only: registers, changes or removes the socket of a client in the epoll set; a client
+    /// whose reading is paused is watched for writes and hang-ups only.
+    func watch(fd: Int32, client: UInt64, writable: Bool, readable: Bool = true, operation: Int32) {
         var ev = epoll_event()
-        ev.events = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (writable ? EPOLLOUT.rawValue : 0)
+        ev.events = (readable ? EPOLLIN.rawValue : 0) | EPOLLRDHUP.rawValue | (writable ? EPOLLOUT.rawValue : 0)
         ev.data.u64 = client
         _ = epoll_ctl(epfd, operation, fd, &ev)
     }

@@ -41,12 +41,43 @@ public struct MQTTClientReport: Sendable, Codable, Hashable {
     public var outcomes: MQTTIngestCounters
     /// Inbound payload bytes per second, over the last second.
     public var bytesInPerSecond: Int
+    /// Why and how far the client's reading is throttled, or `nil` when it is not.
+    public var throttle: MQTTClientThrottle?
 
     /// Creates a report.
-    public init(spec: MQTTClientSpec, status: MQTTClientStatus, outcomes: MQTTIngestCounters, bytesInPerSecond: Int) {
+    public init(
+        spec: MQTTClientSpec, status: MQTTClientStatus, outcomes: MQTTIngestCounters, bytesInPerSecond: Int,
+        throttle: MQTTClientThrottle? = nil
+    ) {
         self.spec = spec
         self.status = status
         self.outcomes = outcomes
         self.bytesInPerSecond = bytesInPerSecond
+        self.throttle = throttle
+    }
+}
+
+/// An MQTT client held below its share of an instance limit: it reads at most ``bytesPerSecond`` payload bytes
+/// a second from its broker, pausing its reading once a second's budget is spent (the broker keeps the rest).
+public struct MQTTClientThrottle: Sendable, Codable, Hashable {
+    /// The instance limit the client was over its share of.
+    public enum Reason: String, Sendable, Codable, Hashable {
+        /// `maxInboundBytesPerSecond`: the client's share is the limit over the number of clients.
+        case bandwidth
+        /// `maxCPUShare`: the client received more than the clients' mean.
+        case cpu
+        /// `maxMemoryBytes`: the client received more than the clients' mean.
+        case memory
+    }
+
+    /// The instance limit the client was over its share of.
+    public var reason: Reason
+    /// The payload bytes the client may read per second.
+    public var bytesPerSecond: Int
+
+    /// Creates a throttle.
+    public init(reason: Reason, bytesPerSecond: Int) {
+        self.reason = reason
+        self.bytesPerSecond = bytesPerSecond
     }
 }

@@ -319,7 +319,7 @@ let package = Package(
         .executableTarget(
             name: "iotd",
             dependencies: [
-                "IoTPlatform", "IoTCore", "IoTProtocols", "IoTRules", "IoTServer",
+                "IoTPlatform", "IoTCore", "IoTProtocols", "IoTRules", "IoTServer", "IoTStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -29,6 +29,9 @@ import Synchronization
 /// them in reverse order: listeners first, then the ingestor, which drains what was acknowledged into the
 /// store (the journal replays the rest at the next start), then rules, statistics and notifications.
 public final class IoTPlatform: Service, Sendable {
+    /// The SDK's release, as `iotd --version` prints it and backup manifests record it.
+    public static let version = "0.2.0"
+
     /// The layers an integrator replaces or adds; everything else is built from the configuration.
     public struct Layers: Sendable {
         /// Replaces the SQLite point store: ingest, rules, statistics and the API read and write points

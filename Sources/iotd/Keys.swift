@@ -20,7 +20,7 @@ struct Keys: AsyncParsableCommand {
         var keep = 2
 
         func run() async throws {
-            let (configuration, _) = try PlatformConfiguration.load(path: config)
+            let (configuration, _) = try loadConfiguration(config)
             let file = configuration.identity.signingKeysFile ?? configuration.dataDirectory + "/identity-keys.json"
             let kid = try SigningKeys.rotate(file: file, keep: keep)
             print("signing key \(kid) written first in \(file) (\(keep) kept)")

@@ -19,7 +19,7 @@ struct Serve: AsyncParsableCommand {
     var check = false
 
     func run() async throws {
-        let (configuration, inlineSecrets) = try PlatformConfiguration.load(path: config)
+        let (configuration, inlineSecrets) = try loadConfiguration(config)
         let hasAdminKey = configuration.management.adminAPIKey != nil
         if check {
             for key in inlineSecrets {

@@ -21,7 +21,7 @@ import Testing
             var output: [String] = []
             while let line = check.readLine() { output.append(line) }
             check.wait()
-            #expect(output.last == "exit 1", "\(output)")
+            #expect(output.last == "exit 78", "a configuration error exits with EX_CONFIG: \(output)")
             #expect(
                 output.contains { $0.contains("coap.observations[0]") && $0.contains("must start with coap://") },
                 "\(output)")

@@ -277,8 +277,30 @@ import Testing
             while let line = check.readLine() { output.append(line) }
             let status = check.wait()
             #expect(status & 0x7f == 0, "iotd exited, not killed by a signal (status \(status))")
-            #expect(status >> 8 != 0, "iotd refused the file: \(output)")
+            #expect(status >> 8 == 78, "iotd refused the file with EX_CONFIG (78): \(status >> 8) \(output)")
             #expect(output.joined(separator: " ").contains("port"), "the message names the key: \(output)")
+        }
+    }
+
+    /// Issue 22, item 7: `iotd --version` prints the release; a file that is not there is a configuration error
+    /// too (exit 78, naming the file), for `iotd serve` as for `iotd keys rotate`.
+    @Test func theVersionAndTheExitCodeOfAConfigurationError() async throws {
+        try await onOwnThread {
+            let version = try ChildProcess([try ChildProcess.builtProduct("iotd"), "--version"])
+            let said = version.readLine() ?? ""
+            #expect(version.wait() == 0)
+            #expect(said.wholeMatch(of: /\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?/) != nil, "a release number: \(said)")
+            for command in [["serve"], ["keys", "rotate"]] {
+                let missing = try ChildProcess(
+                    [
+                        "/bin/sh", "-c", #"exec "$0" "$@" --config /nonexistent/iotd.yaml 2>&1"#,
+                        try ChildProcess.builtProduct("iotd"),
+                    ] + command)
+                var output: [String] = []
+                while let line = missing.readLine() { output.append(line) }
+                #expect(missing.wait() >> 8 == 78, "\(command): \(output)")
+                #expect(output.joined().contains("/nonexistent/iotd.yaml"), "\(command): \(output)")
+            }
         }
     }
 }

@@ -46,9 +46,10 @@ import Testing
         let checked = try await onOwnThread { try DataBackup.verify(dir.path + "/set") }
         #expect(checked.points == ["acme": 100])
 
-        try await onOwnThread {
+        let restored = try await onOwnThread {
             try DataBackup.restore(from: dir.path + "/set", to: dir.path + "/restored", force: false)
         }
+        #expect(restored.manifest == manifest)
         let storage = try SQLiteStorage(configuration: .init(directory: dir.path + "/restored"))
         let points = SQLitePointStore(storage: storage)
         let stored = try await points.range(
@@ -127,9 +128,15 @@ import Testing
         try DataBackup.restore(from: dir.path + "/set", to: dir.path + "/busy", force: true)
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/busy/old.txt"))
         #expect(FileManager.default.fileExists(atPath: dir.path + "/busy/tenants/acme.sqlite"))
-        // And a backup into a directory that is not empty is refused.
+        // And a backup into a directory that is not empty, or inside the data directory, is refused.
         #expect(throws: IoTError.self) {
             try DataBackup.create(dataDirectory: dir.path + "/data", to: dir.path + "/busy", version: "1")
+        }
+        do {
+            try DataBackup.create(dataDirectory: dir.path + "/data", to: dir.path + "/data/./backups/1", version: "1")
+            Issue.record("a backup inside the data directory was taken")
+        } catch {
+            #expect(error.message.contains("inside the data directory"), "\(error.message)")
         }
     }
 }

@@ -22,6 +22,9 @@ struct IdentityCache: Sendable {
         var until: ContinuousClock.Instant
     }
 
+    /// Counts ``IdentityService/forgetResolvedCredentials()``: what a resolution that began before the last one
+    /// found is not kept (it may predate the change).
+    var generation = 0
     var principals: [String: Entry<(principal: Principal, expiresAt: Int64?)>] = [:]
     var scopes: [String: Entry<(user: UserAccount, scope: DataScope)>] = [:]
     var departments: [TenantID: Entry<DepartmentTree>] = [:]
@@ -78,8 +81,11 @@ extension IdentityService {
     /// them again. The service calls it after each change it makes; call it after changing users, roles,
     /// departments or tenants directly in the stores (or wait a second; a minute for departments).
     public func forgetResolvedCredentials() {
-        cache.withLock { $0 = IdentityCache() }
+        cache.withLock { $0 = IdentityCache(generation: $0.generation + 1) }
     }
+
+    /// The number of forgets so far: taken before a resolution, given to what keeps its answers.
+    var cacheGeneration: Int { cache.withLock { $0.generation } }
 
     /// The principal `credential` resolved to less than a second ago, while the credential has not expired.
     func cachedPrincipal(_ credential: String) -> Principal? {
@@ -88,16 +94,22 @@ extension IdentityService {
         return found.principal
     }
 
-    /// Keeps the principal `credential` resolved to, valid until `expiresAt` (milliseconds since 1970).
-    func remember(_ principal: Principal, for credential: String, expiresAt: Int64?) {
-        cache.withLock { IdentityCache.insert((principal, expiresAt), for: credential, into: &$0.principals) }
+    /// Keeps the principal `credential` resolved to, valid until `expiresAt` (milliseconds since 1970), unless
+    /// something was forgotten since `generation`.
+    func remember(_ principal: Principal, for credential: String, expiresAt: Int64?, _ generation: Int) {
+        cache.withLock {
+            guard $0.generation == generation else { return }
+            IdentityCache.insert((principal, expiresAt), for: credential, into: &$0.principals)
+        }
     }
 
     /// The tenant's department tree, read again after a change through the service or after a minute.
     func departmentTree(of tenant: TenantID) async throws -> DepartmentTree {
-        if let found = cache.withLock({ IdentityCache.lookup(tenant, in: $0.departments) }) { return found }
+        let (found, generation) = cache.withLock { (IdentityCache.lookup(tenant, in: $0.departments), $0.generation) }
+        if let found { return found }
         let tree = DepartmentTree(try await store.departments(tenant: tenant))
         cache.withLock {
+            guard $0.generation == generation else { return }
             IdentityCache.insert(tree, for: tenant, into: &$0.departments, lifetime: IdentityCache.treeLifetime)
         }
         return tree
@@ -107,13 +119,16 @@ extension IdentityService {
     /// device of the tenant) for a platform user and for a user with neither a department nor grants. The
     /// registry answers it from its department index (``IoTCore/RegistryStore/deviceUIDs(_:departments:products:)``);
     /// the answer is kept for a second per user.
-    func dataScope(of user: UserAccount) async throws -> DataScope? {
+    func dataScope(of user: UserAccount, _ generation: Int) async throws -> DataScope? {
         guard let tenant = user.tenant, user.department != nil || user.grants != nil else { return nil }
         if let found = cache.withLock({ IdentityCache.lookup(user.username, in: $0.scopes) }), found.user == user {
             return found.scope
         }
         let scope = try await resolveScope(of: user, tenant: tenant)
-        cache.withLock { IdentityCache.insert((user, scope), for: user.username, into: &$0.scopes) }
+        cache.withLock {
+            guard $0.generation == generation else { return }
+            IdentityCache.insert((user, scope), for: user.username, into: &$0.scopes)
+        }
         return scope
     }
 

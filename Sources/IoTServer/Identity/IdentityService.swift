@@ -327,7 +327,9 @@ public final class IdentityService: Service {
     ///   (expired, revoked, its user suspended or gone).
     public func authenticate(_ credential: String) async throws -> Principal? {
         if let principal = cachedPrincipal(credential) { return principal }
-        if credential.hasPrefix("iotk_") { return try await authenticateAPIKey(credential) }
+        // What is resolved from here on is remembered only if nothing changed meanwhile.
+        let generation = cacheGeneration
+        if credential.hasPrefix("iotk_") { return try await authenticateAPIKey(credential, generation) }
         guard credential.split(separator: ".").count == 3 else { return nil }
         let claims: AccessClaims
         do {
@@ -346,15 +348,16 @@ public final class IdentityService: Service {
             throw IoTError(.unauthorized, "the account is \(user.status.rawValue); ask an administrator")
         }
         try await checkTenantActive(user.tenant)
-        let scope = try await dataScope(of: user)
+        let scope = try await dataScope(of: user, generation)
         let principal = Principal(
             kind: .user(user.username), tenant: user.tenant, permissions: try await permissions(of: user),
             devices: scope?.devices, departments: scope?.departments, department: user.department)
-        remember(principal, for: credential, expiresAt: Int64(claims.exp.value.timeIntervalSince1970 * 1_000))
+        remember(
+            principal, for: credential, expiresAt: Int64(claims.exp.value.timeIntervalSince1970 * 1_000), generation)
         return principal
     }
 
-    private func authenticateAPIKey(_ key: String) async throws -> Principal {
+    private func authenticateAPIKey(_ key: String, _ generation: Int) async throws -> Principal {
         guard let secret = try await store.secret(digest: Self.digest(key)), secret.kind == .apiKey else {
             throw IoTError(.unauthorized, "the API key is not valid (revoked or unknown)")
         }
@@ -373,7 +376,7 @@ public final class IdentityService: Service {
             }
             // A user's key never does more than its user may do now.
             permissions.formIntersection(try await self.permissions(of: user))
-            scope = try await dataScope(of: user)
+            scope = try await dataScope(of: user, generation)
             department = user.department
         } else if secret.tenant != nil {
             permissions.subtract(Permission.platformOnly)
@@ -381,7 +384,7 @@ public final class IdentityService: Service {
         let principal = Principal(
             kind: .apiKey(id: secret.id, owner: secret.username), tenant: secret.tenant, permissions: permissions,
             devices: scope?.devices, departments: scope?.departments, department: department)
-        remember(principal, for: key, expiresAt: secret.expiresAt)
+        remember(principal, for: key, expiresAt: secret.expiresAt, generation)
         return principal
     }
 

@@ -91,6 +91,11 @@ public enum DataBackup {
         if isDirectory(directory), !(try entries(directory)).isEmpty {
             throw IoTError(.invalidArgument, "backup directory \(directory) is not empty; give a new one")
         }
+        if (absolute(directory) + "/").hasPrefix(absolute(source) + "/") {
+            throw IoTError(
+                .invalidArgument,
+                "backup directory \(directory) is inside the data directory \(source); give one outside it")
+        }
         try makeDirectories(directory)
         var paths: [String] = []
         // 1. The journal, first: a record trimmed from it meanwhile is committed, so in the databases read after
@@ -282,6 +287,16 @@ public enum DataBackup {
     private static func isFile(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+
+    /// `path` made absolute and without `.`, `..` or repeated slashes (the path need not exist).
+    private static func absolute(_ path: String) -> String {
+        let full = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        var parts: [Substring] = []
+        for part in full.split(separator: "/") where part != "." {
+            if part == ".." { _ = parts.popLast() } else { parts.append(part) }
+        }
+        return "/" + parts.joined(separator: "/")
     }
 
     private static func parent(of path: String) -> String {

@@ -134,15 +134,15 @@ import Testing
 
     /// The busiest client is throttled while the process uses more than its CPU share, and released after.
     @Test func cpuOverItsLimitThrottlesTheBusiestClientUntilItFalls() async throws {
-        let f = try await Fixture(limits: .init(maxCPUShare: 0.3))
+        // One core spinning on a machine of `cores` is a share of 1 / cores; the limit is 0.6 of that (0.3 on the
+        // 2 cores CI has), well over what the process uses otherwise.
+        let cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let f = try await Fixture(limits: .init(maxCPUShare: 0.6 / Double(cores)))
         _ = try await f.manager.create(spec("busy", port: f.broker.port, template: "busy/{uid}/telemetry"))
         _ = try await f.manager.create(spec("idle", port: f.broker.port, template: "idle/{uid}/telemetry"))
         try await eventually("both subscribed") {
             await f.manager.list().allSatisfy { $0.status.subscriptions.first?.grantedQoS == 1 }
         }
-        // One core spinning on a machine of `cores`: a share of 1 / cores (0.5 on 2 cores, over 0.3).
-        let cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        try #require(cores <= 3, "one spinning thread is over a 0.3 share only on 3 cores or fewer (here \(cores))")
         let spinning = Atomic<Bool>(true)
         let spinner = Thread {
             var x: UInt64 = 0

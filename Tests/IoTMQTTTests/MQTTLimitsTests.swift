@@ -70,6 +70,21 @@ import Testing
         }
 
         func stored(_ device: String) async throws -> Int { try await harness.series(device, "seq").count }
+
+        /// Publishes 20 messages of 500 bytes to `device` every 100 ms until `client` is throttled (at most 8 s);
+        /// its throttle, and how many were sent.
+        func publishUntilThrottled(_ client: String, _ device: String) async throws -> (MQTTClientThrottle?, Int) {
+            var sent = 0
+            var throttle: MQTTClientThrottle? = nil
+            let deadline = ContinuousClock.now + .seconds(8)
+            while throttle == nil && ContinuousClock.now < deadline {
+                try await publish(client, device, count: 20, bytes: 500, first: sent)
+                sent += 20
+                try await Task.sleep(for: .milliseconds(100))
+                throttle = try await manager.report(client).throttle
+            }
+            return (throttle, sent)
+        }
     }
 
     @Test func aClientOverItsShareOfTheInboundLimitReadsAtItsShareAndLosesNothing() async throws {
@@ -151,15 +166,7 @@ import Testing
         }
         spinner.start()
         defer { spinning.store(false, ordering: .relaxed) }
-        var sent = 0
-        var throttle: MQTTClientThrottle? = nil
-        let deadline = ContinuousClock.now + .seconds(8)
-        while throttle == nil && ContinuousClock.now < deadline {
-            try await f.publish("busy", "b-1", count: 20, bytes: 500, first: sent)
-            sent += 20
-            try await Task.sleep(for: .milliseconds(100))
-            throttle = try await f.manager.report("busy").throttle
-        }
+        let (throttle, sent) = try await f.publishUntilThrottled("busy", "b-1")
         #expect(throttle?.reason == .cpu, "throttled for the CPU share: \(String(describing: throttle))")
         #expect(try await f.manager.report("idle").throttle == nil, "a client receiving nothing is left alone")
         spinning.store(false, ordering: .relaxed)
@@ -185,15 +192,7 @@ import Testing
         defer { if !freed { block.deallocate() } }
         memset(block, 1, size)
         #expect(Self.residentBytes() > baseline + 96 * 1_048_576, "the block is resident")
-        var sent = 0
-        var throttle: MQTTClientThrottle? = nil
-        let deadline = ContinuousClock.now + .seconds(8)
-        while throttle == nil && ContinuousClock.now < deadline {
-            try await f.publish("hungry", "h-1", count: 20, bytes: 500, first: sent)
-            sent += 20
-            try await Task.sleep(for: .milliseconds(100))
-            throttle = try await f.manager.report("hungry").throttle
-        }
+        let (throttle, sent) = try await f.publishUntilThrottled("hungry", "h-1")
         #expect(throttle?.reason == .memory, "throttled for memory: \(String(describing: throttle))")
         block.deallocate()
         freed = true

@@ -336,22 +336,35 @@ public enum DataBackup {
         return result
     }
 
+    /// Reads the file at `path` in chunks of 1 MiB, handing each to `body`.
+    private static func forEachChunk(
+        of path: String, _ body: (UnsafeRawBufferPointer) throws(IoTError) -> Void
+    ) throws(IoTError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw fileError("read", path) }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw fileError("read", path) }
+            if n == 0 { return }
+            var failure: IoTError?
+            buffer.withUnsafeBytes { raw in
+                do throws(IoTError) { try body(UnsafeRawBufferPointer(rebasing: raw[..<n])) } catch { failure = error }
+            }
+            if let failure { throw failure }
+        }
+    }
+
     private static func copyFile(_ source: String, to target: String) throws(IoTError) {
-        let input = open(source, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw fileError("read", source) }
-        defer { close(input) }
         let output = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard output >= 0 else { throw fileError("write", target) }
         defer { close(output) }
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(input, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw fileError("read", source) }
-            if n == 0 { break }
+        try forEachChunk(of: source) { (chunk) throws(IoTError) in
             var written = 0
-            while written < n {
-                let w = buffer.withUnsafeBytes { Glibc.write(output, $0.baseAddress! + written, n - written) }
+            while written < chunk.count {
+                let w = Glibc.write(output, chunk.baseAddress! + written, chunk.count - written)
                 if w < 0 && errno == EINTR { continue }
                 guard w > 0 else { throw fileError("write", target) }
                 written += w
@@ -361,19 +374,11 @@ public enum DataBackup {
     }
 
     private static func sha256(of path: String) throws(IoTError) -> (bytes: Int, hex: String) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw fileError("read", path) }
-        defer { close(fd) }
         var hasher = SHA256()
         var total = 0
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw fileError("read", path) }
-            if n == 0 { break }
-            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
-            total += n
+        try forEachChunk(of: path) { chunk in
+            hasher.update(bufferPointer: chunk)
+            total += chunk.count
         }
         let hex = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []

@@ -33,9 +33,9 @@ public protocol RegistryStore: Sendable {
     /// Devices in the scope, sorted by uid, optionally only those of `product`.
     func devices(_ scope: AccessScope, product: ProductID?) async throws -> [Device]
     /// The uids of the scope's devices that belong to one of `departments` or are of one of `products`: how a
-    /// user's data scope is resolved (their department's subtree and the products granted to them), for every
-    /// request of theirs a second apart: answer it from an index (the SQLite store keeps one in memory); the
-    /// default filters ``devices(_:product:)``.
+    /// user's data scope is resolved (their department's subtree and the products granted to them), up to once a
+    /// second per signed-in user. Answer it from an index (the SQLite store keeps one in memory); the default
+    /// filters ``devices(_:product:)``.
     func deviceUIDs(_ scope: AccessScope, departments: Set<String>, products: Set<ProductID>) async throws
         -> Set<String>
     /// Deletes a device (not its points); `false` when it did not exist.

@@ -111,7 +111,7 @@ extension ManagementAPI {
     /// names no department in a `PUT`, or the one it has, keeps it (a device seen through a grant stays where it
     /// is). Anyone else places devices where the body says.
     ///
-    /// - Parameter existing: the device replaced (`nil` when creating), whose department is `was`.
+    /// - Parameter existing: the device replaced (`nil` when creating).
     /// - Throws: 403 naming the department outside the caller's scope.
     static func placement(_ named: String?, replacing existing: Device?, _ principal: Principal) throws -> String? {
         guard let departments = principal.departments else { return named }

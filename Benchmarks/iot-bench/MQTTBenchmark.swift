@@ -9,7 +9,9 @@ import Logging
 /// (`bin/mqtt_pub`, 200 000 messages over 1 000 topics, broker with `max_queued_messages 0`), side by side
 /// in the same run with the bare C subscriber (`bench_mqtt.sh`) and the hand-written Python peer
 /// (`bench_peer.sh`). Then the same load under the broker's default queue limit, counting lost messages.
-func runMQTTBenchmark(_ options: BenchOptions) async throws {
+///
+/// `drainOnly` (`iot-bench mqtt-drain`) runs the backlog drain alone.
+func runMQTTBenchmark(_ options: BenchOptions, drainOnly: Bool = false) async throws {
     guard let shared = sharedBenchDirectory() else {
         print("== mqtt: ../shared/bench not found (set IOT_SHARED_BENCH); skipped")
         return
@@ -31,7 +33,7 @@ func runMQTTBenchmark(_ options: BenchOptions) async throws {
     print("== mqtt: \(grouped(Double(messages))) messages over \(topics) topics, broker max_queued_messages 0")
 
     var rows: [(qos: Int, sdk: Double, bare: Double?, python: Double?, lostDefault: Int, committedRate: Double)] = []
-    for qos in [1, 0] {
+    for qos in drainOnly ? [] : [1, 0] {
         let env =
             "RUNS=1 MSGS=\(messages) TOPICS=\(topics) QOS_LIST=\(qos) BIN='\(bin)' BENCH_OUT='\(base)/ref' RESULTS='\(base)/ref/results'"
         let bare = reference(
@@ -73,6 +75,9 @@ func runMQTTBenchmark(_ options: BenchOptions) async throws {
     print(
         "drain QoS 1: sdk \(grouped(drain.rate)) msg/s (first→last, journaled), \(grouped(drain.committedRate)) msg/s until committed to SQLite, \(drain.received) of \(messages) received"
             + " | bare C subscriber \(bareDrain.map { grouped($0) } ?? "n/a") | Python peer \(pythonDrain.map { grouped($0) } ?? "n/a (pip install paho-mqtt)")"
+    )
+    print(
+        "drain QoS 1 CPU per message: sdk process \(drain.cpuPerMessage.map { String(format: "%.1f µs", $0 * 1e6) } ?? "n/a") (MQTT loop, journal and SQLite commits), broker \(drain.brokerCPUPerMessage.map { String(format: "%.1f µs", $0 * 1e6) } ?? "n/a")"
     )
     for r in rows {
         let goals = r.qos == 1 ? (0.8, 2.0) : (0.5, 3.0)
@@ -148,16 +153,23 @@ private func measureSDKDrain(messages: Int, topics: Int, bin: String, dir: Strin
     }
     while published.wait(timeout: .now()) == .timedOut { try await Task.sleep(for: .milliseconds(10)) }
     // Drain.
+    let cpuBefore = processCPUSeconds()
+    let brokerBefore = processCPUSeconds(pid: broker.pid)
     let mqtt = try transport()
     mqtt.startIngest()
     let (firstAt, lastAt) = try await receiveTimes(mqtt, messages: messages)
     while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
     let committed = monotonicSeconds()
+    let cpu = processCPUSeconds() - cpuBefore
+    let brokerCPU = processCPUSeconds(pid: broker.pid).flatMap { a in brokerBefore.map { a - $0 } }
     await mqtt.stopIngest()
     let received = mqtt.client.status.messagesIn
-    return SDKRun(
+    var run = SDKRun(
         rate: lastAt > firstAt ? Double(received - 1) / (lastAt - firstAt) : 0,
         committedRate: committed > firstAt ? Double(received) / (committed - firstAt) : 0, received: received)
+    run.cpuPerMessage = received > 0 ? cpu / Double(received) : nil
+    run.brokerCPUPerMessage = received > 0 ? brokerCPU.map { $0 / Double(received) } : nil
+    return run
 }
 
 /// An ingestor over SQLite stores and a file journal in `dir` (not running yet), with tenant `bench`, product `p`
@@ -172,7 +184,8 @@ private func benchIngestor(dir: String, topics: Int, logger: Logger) async throw
         .tenant(tenant), Product(id: "p", signals: [Signal(name: "temp"), Signal(name: "hum"), Signal(name: "ts")]))
     for i in 0..<topics { try await registry.saveDevice(.tenant(tenant), Device(uid: "\(i)", product: "p")) }
     let ingestor = Ingestor(
-        journal: journal, pointStore: SQLitePointStore(storage: storage), registry: registry, logger: logger)
+        journal: journal, pointStore: SQLitePointStore(storage: storage), registry: registry,
+        logger: logger)
     return (ingestor, tenant)
 }
 
@@ -210,6 +223,10 @@ private struct SDKRun {
     var rate: Double
     var committedRate: Double
     var received: Int
+    /// CPU seconds of this process per message, from the drain's start until it was committed (all threads).
+    var cpuPerMessage: Double?
+    /// CPU seconds of the broker per message over the same span.
+    var brokerCPUPerMessage: Double?
 }
 
 private func measureSDK(qos: Int, messages: Int, topics: Int, bin: String, dir: String, unlimited: Bool) async throws

@@ -7,6 +7,7 @@
 //   swift run -c release iot-bench script [--points N] [--smoke]   Lua parse vs C lua_parse; JS with and without workers
 //   swift run -c release iot-bench modbus [--smoke]                reads/s vs raw libmodbus; 1,000 devices at 1 Hz and their CPU
 //   swift run -c release iot-bench mqtt   [--points N] [--smoke]   broker → MQTT transport → journal → store vs bare C sub and Python peer
+//   swift run -c release iot-bench mqtt-drain [--points N]          the backlog drain of `mqtt` alone
 //   swift run -c release iot-bench notify [--points N] [--smoke]   alarm → webhook p99 under 10k msg/s; outbox notifications/s
 //   swift run -c release iot-bench stream [--smoke]                WebSocket and TCP messages/s with acks vs HTTP (wrk)
 //   swift run -c release iot-bench coap   [--smoke]                CoAP ingest responses/s vs libcoap's coap-server (16 in flight)
@@ -61,6 +62,7 @@ func runSelected() async throws {
     case "script": try await runScriptBenchmark(options)
     case "modbus": try await runModbusBenchmark(options)
     case "mqtt": try await runMQTTBenchmark(options)
+    case "mqtt-drain": try await runMQTTBenchmark(options, drainOnly: true)
     case "notify": try await runNotifyBenchmark(options)
     case "stream": try await runStreamBenchmark(options)
     case "coap": try await runCoAPBenchmark(options)
@@ -81,7 +83,7 @@ func runSelected() async throws {
         try await runIdentityBenchmark(options)
     default:
         print(
-            "usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|notify|stream|coap|auth|identity|all [--smoke] [--points N] [--dir PATH]"
+            "usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|mqtt-drain|notify|stream|coap|auth|identity|all [--smoke] [--points N] [--dir PATH]"
         )
         exit(2)
     }

@@ -397,6 +397,59 @@ final class RecordingObserver: PointObserver {
     }
 }
 
+/// Group commit under a heavy stream: after a transaction of `heavyBatchPoints` or more, the next waits for
+/// `heavyCommitGather` instead of `commitGather` (off here), and a light stream commits each message at once.
+@Suite struct HeavyGroupCommitTests {
+    /// Transactions for 1 s of one-point messages every 10 ms, after a first message of 20 points.
+    private func transactions(heavyBatchPoints: Int) async throws -> (transactions: Int, messages: Int) {
+        let observer = RecordingObserver()
+        let registry = InMemoryRegistryStore()
+        try await registry.saveTenant(Tenant(id: "acme"))
+        try await registry.saveProduct(
+            .tenant("acme"), Product(id: "p", signals: (0..<20).map { Signal(name: "s\($0)") }))
+        try await registry.saveDevice(.tenant("acme"), Device(uid: "t-1", product: "p"))
+        let ingestor = Ingestor(
+            configuration: .init(
+                commitGather: .zero, heavyCommitGather: .milliseconds(3_000), heavyBatchPoints: heavyBatchPoints),
+            journal: InMemoryJournal(), pointStore: InMemoryPointStore(), registry: registry, observers: [observer])
+        let task = Task { try await ingestor.run() }
+        defer { task.cancel() }
+        while !ingestor.isReady { try await Task.sleep(for: .milliseconds(1)) }
+        func send(_ json: String) async throws -> Receipt {
+            try await ingestor.ingest(
+                InboundMessage(transport: "t", text: json), parser: JSONParser(),
+                identity: DeviceIdentity(tenant: "acme", deviceUID: "t-1"))
+        }
+        let wide = (0..<20).map { #""s\#($0)": \#($0)"# }.joined(separator: ", ")
+        var last = try await send("{\(wide)}")
+        try await ingestor.waitUntilCommitted(last)
+        let clock = ContinuousClock()
+        let start = clock.now
+        var i = 1
+        while clock.now - start < .seconds(1) {
+            last = try await send(#"{"s0": \#(i)}"#)
+            i += 1
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try await ingestor.waitUntilCommitted(last)
+        #expect(observer.observed.flatMap(\.points).count == 20 + i - 1, "every point committed")
+        task.cancel()
+        _ = try? await task.value
+        return (observer.observed.count, i)
+    }
+
+    @Test func aLargeTransactionMakesTheNextGatherLonger() async throws {
+        let (transactions, messages) = try await transactions(heavyBatchPoints: 20)
+        // The wide message, then the first one-point message waits out 3 s and takes the rest along.
+        #expect(transactions <= 3, "\(transactions) transactions for \(messages) messages")
+    }
+
+    @Test func aLightStreamIsCommittedAtOnce() async throws {
+        let (transactions, messages) = try await transactions(heavyBatchPoints: 21)
+        #expect(transactions >= messages / 2, "\(transactions) transactions for \(messages) messages")
+    }
+}
+
 /// Reads "temp;humidity" lines: a stand-in for a script parser.
 struct SemicolonParser: Parser {
     var name: String { "semicolon" }

@@ -77,12 +77,16 @@ extension Ingestor {
     private func commitLoop() async {
         let monotonic = ContinuousClock()
         var lastStart = monotonic.now - .seconds(1)
+        var lastPoints = 0
         while var items = await queue.take(maxPoints: configuration.maxBatchPoints) {
             // Group commit: each store transaction has a fixed cost (locks, WAL frames, thread hand-offs),
-            // so under a steady stream transactions start at most every `commitGatherMillis`. A small
-            // batch taken sooner than that after the previous start waits out the rest of the interval
-            // and takes what came meanwhile. A message after a quiet spell is committed at once.
-            let gather = configuration.commitGather
+            // so under a steady stream transactions start at most every `commitGather` (`heavyCommitGather`
+            // once the last one was large). A small batch taken sooner than that after the previous start
+            // waits out the rest of the interval and takes what came meanwhile. A message after a quiet
+            // spell is committed at once.
+            let gather =
+                lastPoints >= configuration.heavyBatchPoints
+                ? max(configuration.commitGather, configuration.heavyCommitGather) : configuration.commitGather
             var points = items.reduce(0) { $0 + $1.points.count }
             if gather > .zero && points < configuration.maxBatchPoints / 4 && monotonic.now - lastStart < gather {
                 try? await monotonic.sleep(until: lastStart + gather)
@@ -92,6 +96,7 @@ extension Ingestor {
                 }
             }
             lastStart = monotonic.now
+            lastPoints = points
             var delay = configuration.storeRetryDelay.inMilliseconds
             while true {
                 do {

@@ -7,7 +7,8 @@ public import IoTCore
 /// (`devices/+/telemetry`).
 public struct TopicTemplate: Sendable, Hashable, CustomStringConvertible {
     enum Level: Sendable, Hashable {
-        case literal(Substring)
+        /// A level that must be exactly these UTF-8 bytes.
+        case literal([UInt8])
         case uid
         case any
         case rest
@@ -40,7 +41,7 @@ public struct TopicTemplate: Sendable, Hashable, CustomStringConvertible {
                         "topic template '\(template)': level '\(part)' mixes text with a wildcard; use whole levels like devices/{uid}/telemetry"
                     )
                 }
-                levels.append(.literal(part))
+                levels.append(.literal(Array(part.utf8)))
             }
         }
         guard levels.filter({ $0 == .uid }).count == 1 else {
@@ -55,7 +56,7 @@ public struct TopicTemplate: Sendable, Hashable, CustomStringConvertible {
     public var filter: String {
         levels.map { level -> String in
             switch level {
-            case .literal(let s): String(s)
+            case .literal(let s): String(decoding: s, as: UTF8.self)
             case .uid, .any: "+"
             case .rest: "#"
             }
@@ -63,20 +64,38 @@ public struct TopicTemplate: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The device uid named by `topic`, or `nil` when the topic does not fit the template.
+    ///
+    /// Runs for every message an MQTT transport receives: it compares UTF-8 bytes in place and allocates only
+    /// the uid it returns.
     public func deviceUID(in topic: String) -> String? {
-        var uid: Substring?
-        var parts = topic.split(separator: "/", omittingEmptySubsequences: false)[...]
+        var topic = topic
+        return topic.withUTF8 { deviceUID(inUTF8: $0) }
+    }
+
+    private func deviceUID(inUTF8 bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        let slash = UInt8(ascii: "/")
+        let n = bytes.count
+        var uid: Range<Int>?
+        // `start` is where the next level begins; past `n` once the topic has no level left.
+        var start = 0
         for level in levels {
-            if case .rest = level { return uid.map(String.init) }
-            guard let part = parts.popFirst() else { return nil }
+            if case .rest = level { break }
+            guard start <= n else { return nil }
+            var end = start
+            while end < n && bytes[end] != slash { end += 1 }
             switch level {
-            case .literal(let s): if part != s { return nil }
+            case .literal(let expected):
+                guard end - start == expected.count else { return nil }
+                for k in 0..<expected.count where bytes[start + k] != expected[k] { return nil }
             case .uid:
-                if part.isEmpty { return nil }
-                uid = part
+                if end == start { return nil }
+                uid = start..<end
             case .any, .rest: break
             }
+            start = end + 1
         }
-        return parts.isEmpty ? uid.map(String.init) : nil
+        // Without `#` every level of the topic is matched.
+        if case .rest = levels.last {} else if start <= n { return nil }
+        return uid.map { String(decoding: UnsafeBufferPointer(rebasing: bytes[$0]), as: UTF8.self) }
     }
 }

@@ -47,6 +47,17 @@ public struct PlatformConfiguration: Sendable {
     public var tcp: [StreamListener<TCPTransport.Configuration>] = []
     /// The log level (`logging.level`); `nil`: whoever bootstraps swift-log decides (`iotd`: info).
     public var logLevel: Logger.Level?
+    /// How `iotd` writes log lines (`logging.format`): `text` (the default) or `json`, one object per line
+    /// (``JSONLogHandler``).
+    public var logFormat = LogFormat.text
+
+    /// A log line format.
+    public enum LogFormat: String, Sendable, Decodable {
+        /// swift-log's text lines.
+        case text
+        /// One JSON object per line (``JSONLogHandler``).
+        case json
+    }
     /// MQTT ingest (`mqtt:`): the client manager and the clients to run from the start.
     public var mqtt = MQTT()
     /// Script parsers compiled at start (`parsers:`); products name them in their `parser` field.
@@ -206,6 +217,7 @@ extension PlatformConfiguration: Decodable {
 
     private struct LoggingSection: Decodable {
         var level: String?
+        var format: String?
     }
 
     /// Reads the file's sections; a section or key left out keeps its default. The older places of two keys
@@ -224,12 +236,19 @@ extension PlatformConfiguration: Decodable {
         auth = try c.decode(.auth, or: auth)
         websocket = try c.decodeIfPresent(StreamListener<WebSocketTransport.Configuration>.self, forKey: .websocket)
         tcp = try c.decode(.tcp, or: tcp)
-        if let level = try c.decodeIfPresent(LoggingSection.self, forKey: .logging)?.level {
+        let logging = try c.decodeIfPresent(LoggingSection.self, forKey: .logging)
+        if let level = logging?.level {
             guard let value = Logger.Level(rawValue: level.lowercased()) else {
                 throw ConfigurationError(
                     "logging.level: '\(level)' is not one of trace, debug, info, notice, warning, error, critical")
             }
             logLevel = value
+        }
+        if let format = logging?.format {
+            guard let value = LogFormat(rawValue: format.lowercased()) else {
+                throw ConfigurationError("logging.format: '\(format)' is not one of text, json")
+            }
+            logFormat = value
         }
         mqtt = try c.decode(.mqtt, or: mqtt)
         parsers = try c.decode(.parsers, or: parsers)

@@ -88,6 +88,8 @@ public actor RuleEngine: Service, PointObserver {
     public internal(set) var storeFailureCount = 0
 
     let evaluationsCounter = Counter(label: "iot_rules_evaluations_total")
+    /// The time to evaluate one committed batch (every rule it feeds, scripts and state saves included).
+    let evaluationTimer = Timer(label: "iot_rules_evaluation_seconds", preferredDisplayUnit: .seconds)
     let failuresCounter = Counter(label: "iot_rules_evaluation_failures_total")
     let storeFailuresCounter = Counter(label: "iot_rules_store_failures_total")
 

@@ -33,7 +33,7 @@ struct Serve: AsyncParsableCommand {
             print("configuration OK: \(config)")
             return
         }
-        let prometheus = bootstrapObservability(level: configuration.logLevel ?? .info)
+        let prometheus = bootstrapObservability(level: configuration.logLevel ?? .info, format: configuration.logFormat)
         let logger = Logger(label: "iotd")
         for key in inlineSecrets {
             logger.warning(
@@ -65,14 +65,23 @@ func accountingLine(_ s: IngestStatistics) -> String {
     "stopped: received \(s.received), stored \(s.stored), rejected \(s.rejectedTotal), dropped \(s.droppedTotal), in flight \(s.inFlight)"
 }
 
-/// Bootstraps swift-log (stderr) and swift-metrics (Prometheus); only the daemon does this.
-func bootstrapObservability(level: Logger.Level) -> PrometheusCollectorRegistry {
+/// Bootstraps swift-log (stderr, text or JSON lines) and swift-metrics (Prometheus); only the daemon does this.
+func bootstrapObservability(level: Logger.Level, format: PlatformConfiguration.LogFormat = .text)
+    -> PrometheusCollectorRegistry
+{
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
+        switch format {
+        case .text:
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        case .json:
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
     }
     let registry = PrometheusCollectorRegistry()
-    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    MetricsSystem.bootstrap(IoTPlatform.metricsFactory(registry: registry))
     return registry
 }

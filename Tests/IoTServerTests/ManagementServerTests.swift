@@ -256,14 +256,14 @@ import Testing
         // The way iotd wires it, without bootstrapping the process-wide MetricsSystem in a test.
         let factory = PrometheusMetricsFactory(registry: h.prometheus)
         Counter(
-            label: "iot_ingest_messages_total", dimensions: [("outcome", "received"), ("transport", "http")],
+            label: "iot_ingest_received_total", dimensions: [("transport", "http")],
             factory: factory
         )
         .increment(by: 3)
         try await h.api { c in
             let r = try await c.send(.get, "/metrics", key: nil)
             #expect(r.status == .ok && r.headers[.contentType]?.hasPrefix("text/plain") == true)
-            #expect(r.text.contains(#"iot_ingest_messages_total{outcome="received",transport="http"} 3"#), "\(r.text)")
+            #expect(r.text.contains(#"iot_ingest_received_total{transport="http"} 3"#), "\(r.text)")
         }
         await h.stop()
     }

@@ -30,9 +30,11 @@ public struct IngestStatistics: Sendable, Hashable {
 }
 
 /// The ingest counters, kept locally (for snapshots) and reported through swift-metrics:
-/// `iot_ingest_messages_total{outcome="received|stored|rejected|dropped", transport, reason}`,
-/// `iot_ingest_points_stored_total`, `iot_ingest_points_overwritten_total`, `iot_ingest_in_flight` (gauge) and
-/// `iot_ingest_commit_batch_points` (recorder).
+/// `iot_ingest_received_total{transport}`, what became of them in
+/// `iot_ingest_messages_total{outcome="stored|rejected|dropped", transport, reason}` (a family of its own, so
+/// that `sum(iot_ingest_messages_total)` counts each message once), `iot_ingest_points_stored_total`,
+/// `iot_ingest_points_overwritten_total`, `iot_ingest_in_flight` (gauge) and `iot_ingest_commit_batch_points`
+/// (histogram).
 final class IngestAccounting: Sendable {
     private struct Key: Hashable {
         var outcome: String
@@ -54,7 +56,10 @@ final class IngestAccounting: Sendable {
             if let c = dict[key] { return c }
             var dims = [("outcome", outcome), ("transport", transport)]
             if !reason.isEmpty { dims.append(("reason", reason)) }
-            let c = Counter(label: "iot_ingest_messages_total", dimensions: dims)
+            let c =
+                outcome == "received"
+                ? Counter(label: "iot_ingest_received_total", dimensions: [("transport", transport)])
+                : Counter(label: "iot_ingest_messages_total", dimensions: dims)
             dict[key] = c
             return c
         }

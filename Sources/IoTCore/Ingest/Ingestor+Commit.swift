@@ -100,7 +100,9 @@ extension Ingestor {
             var delay = configuration.storeRetryDelay.inMilliseconds
             while true {
                 do {
+                    let started = ContinuousClock.now
                     try await commit(items)
+                    commitTimer.recordElapsed(since: started)
                     break
                 } catch {
                     logger.error(

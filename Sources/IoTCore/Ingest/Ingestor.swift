@@ -1,5 +1,6 @@
 import Dispatch
 public import Logging
+import Metrics
 public import ServiceLifecycle
 import Synchronization
 
@@ -20,7 +21,9 @@ import Synchronization
 ///
 /// Accounting: every message ends in exactly one counter of ``statistics``:
 /// `received = stored + rejected{reason} + dropped{reason} + inFlight` (also reported through
-/// swift-metrics as `iot_ingest_messages_total{outcome, transport, reason}`).
+/// swift-metrics: `iot_ingest_received_total{transport}` and `iot_ingest_messages_total{outcome, transport,
+/// reason}`). Each store transaction's time is the histogram `iot_ingest_commit_seconds`, the commit queue's
+/// depth the gauge `iot_ingest_queue_points` (sampled by ``sampleMetrics()``).
 ///
 /// Policies: a record whose device is not registered, or whose values name unknown signals, follows the
 /// tenant's ``IngestPolicy``. A value that cannot be converted to its signal's type rejects the whole
@@ -128,6 +131,14 @@ public final class Ingestor: Service {
     let directory: DeviceDirectory
     let queue: CommitQueue
     let accounting = IngestAccounting()
+    let commitTimer = Timer(label: "iot_ingest_commit_seconds", preferredDisplayUnit: .seconds)
+    private let queueGauge = Gauge(label: "iot_ingest_queue_points")
+
+    /// Sets the gauge `iot_ingest_queue_points` to the points journaled and not yet committed; `/metrics`
+    /// calls it before each scrape.
+    public func sampleMetrics() {
+        queueGauge.record(queueDepth)
+    }
     let observers: [any PointObserver]
     let parsers: ParserRegistry?
     /// The per-device rate limit's buckets (``Configuration/rateLimit``).

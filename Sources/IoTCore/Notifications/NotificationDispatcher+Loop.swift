@@ -105,11 +105,17 @@ extension NotificationDispatcher {
     func deliver(_ key: LaneKey, _ batch: [OutboxMessage]) async {
         var failure: (any Error)?
         if let notifier = notifiers[key.channel] {
+            let started = ContinuousClock.now
             do {
                 try await notifier.send(notification(key, batch))
             } catch {
                 failure = error
             }
+            Timer(
+                label: "iot_notification_delivery_seconds",
+                dimensions: [("channel", key.channel), ("result", failure == nil ? "sent" : "failed")],
+                preferredDisplayUnit: .seconds
+            ).recordElapsed(since: started)
         } else {
             failure = IoTError(
                 .invalidArgument,

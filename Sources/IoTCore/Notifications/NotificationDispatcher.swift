@@ -26,7 +26,8 @@ public import ServiceLifecycle
 /// ```
 ///
 /// Counters (swift-metrics, label `channel`): `iot_notifications_sent_total`, `…_retried_total`,
-/// `…_failed_total`, `…_dead_lettered_total`, `…_digests_total`; ``statistics()`` has the same figures.
+/// `…_failed_total`, `…_dead_lettered_total`, `…_digests_total`; ``statistics()`` has the same figures. Each
+/// delivery's time is the histogram `iot_notification_delivery_seconds{channel, result}`.
 public actor NotificationDispatcher: Service {
     let configuration: Configuration
     let outbox: any Outbox

@@ -7,6 +7,8 @@ extension RuleEngine {
     /// (when due) rule state. Never throws: store failures are logged and counted.
     public func pointsCommitted(_ batch: PointBatch) async {
         guard let t = tenants[batch.tenant] else { return }
+        let started = ContinuousClock.now
+        defer { evaluationTimer.recordElapsed(since: started) }
         if !t.productRules.isEmpty { await resolveDevices(batch, t) }
         let now = clock.now()
         let scripts = evaluate(batch.points, t, now: now)

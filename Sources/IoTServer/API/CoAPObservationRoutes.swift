@@ -11,6 +11,7 @@ public import IoTCore
 public struct CoAPObservationRoutes: ManagementRoutes {
     let observations: any CoAPObservationAdministration
     let definitions: (any DefinitionStore)?
+    let gauges = SampledGauges()
 
     /// Serves the observations of `observations` (IoTCoAP's `CoAPObserverManager`).
     ///
@@ -128,5 +129,22 @@ public struct CoAPObservationRoutes: ManagementRoutes {
 
     private static func unknownObservation(_ id: String) -> APIError {
         APIError.notFound("no CoAP observation \"\(id)\"; list them with GET /api/v1/coap/observations")
+    }
+}
+
+extension CoAPObservationRoutes {
+    /// `iot_coap_observations{state}`, and per observation (`observation`, `tenant`):
+    /// `iot_coap_observation_notifications`, `…_stored` and `…_rejected`.
+    public func sampleMetrics() async {
+        let reports = observations.list()
+        var sample = SampledGauges.counts(
+            "iot_coap_observations", states: reports.map(\.state), all: ["registering", "observing", "failed"])
+        for r in reports {
+            let dims = [("observation", r.spec.id), ("tenant", r.spec.tenant)]
+            for (name, value) in [("notifications", r.notifications), ("stored", r.stored), ("rejected", r.rejected)] {
+                sample.append(.init(label: "iot_coap_observation_" + name, dimensions: dims, value: Double(value)))
+            }
+        }
+        gauges.update(sample)
     }
 }

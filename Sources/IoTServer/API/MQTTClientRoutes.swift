@@ -15,6 +15,7 @@ import NIOCore
 public struct MQTTClientRoutes: ManagementRoutes {
     let clients: any MQTTClientAdministration
     let definitions: (any DefinitionStore)?
+    let gauges = SampledGauges()
 
     /// Serves the clients of `clients`.
     ///
@@ -186,5 +187,30 @@ public struct MQTTClientRoutes: ManagementRoutes {
         } catch {
             throw IoTError(.storage, "cannot encode the MQTT client report: \(error)")
         }
+    }
+}
+
+extension MQTTClientRoutes {
+    /// `iot_mqtt_clients{state}`, and per client (`client`, `tenant`): `iot_mqtt_client_connected` (1 or 0),
+    /// `iot_mqtt_client_messages_in`, `…_bytes_in`, `…_messages_out`, `…_reconnects`, `…_stored`, `…_rejected`
+    /// (the client's counts since it was created) and `iot_mqtt_client_bytes_in_per_second`.
+    public func sampleMetrics() async {
+        guard let reports = try? await clients.clients() else { return }
+        var sample = SampledGauges.counts(
+            "iot_mqtt_clients", states: reports.map(\.status.state.rawValue),
+            all: ["idle", "connecting", "connected", "reconnecting", "failed", "stopped"])
+        for r in reports {
+            let dims = [("client", r.spec.id), ("tenant", r.spec.tenant)]
+            let values: [(String, Int)] = [
+                ("connected", r.status.state == .connected ? 1 : 0), ("messages_in", r.status.messagesIn),
+                ("bytes_in", r.status.bytesIn), ("messages_out", r.status.messagesOut),
+                ("reconnects", r.status.reconnects), ("stored", r.outcomes.stored),
+                ("rejected", r.outcomes.rejected), ("bytes_in_per_second", r.bytesInPerSecond),
+            ]
+            for (name, value) in values {
+                sample.append(.init(label: "iot_mqtt_client_" + name, dimensions: dims, value: Double(value)))
+            }
+        }
+        gauges.update(sample)
     }
 }

@@ -44,9 +44,16 @@ public protocol ManagementRoutes: Sendable {
     /// their broker sessions, observations, polled devices), before `DELETE /api/v1/tenants/{tenant}` deletes
     /// the tenant. Throw to keep the tenant (the deletion can be retried). The default removes nothing.
     func deleteTenant(_ tenant: TenantID, _ api: ManagementAPI) async throws
+
+    /// Sets the resource's gauges from its run-time state; `/metrics` calls it before each scrape (MQTT
+    /// clients, CoAP observations and Modbus devices report theirs). The default sets nothing.
+    func sampleMetrics() async
 }
 
 extension ManagementRoutes {
+    /// Sets nothing: the resource has no gauges.
+    public func sampleMetrics() async {}
+
     /// Removes nothing: the resource keeps nothing of a tenant outside the tenant's store.
     public func deleteTenant(_ tenant: TenantID, _ api: ManagementAPI) async throws {}
 

@@ -132,6 +132,10 @@ public final class ManagementServer: Service {
     /// trailing slash reach the same route and so the same check.
     public func makeRouter() -> Router<ManagementContext> {
         let router = Router(context: ManagementContext.self)
+        // Requests by route, method and status, and their time: `hb_requests`, the histogram
+        // `http_server_request_duration` (Hummingbird's names, made valid for Prometheus by
+        // `IoTPlatform.metricsFactory`).
+        router.add(middleware: MetricsMiddleware())
         router.addRoutes(operationalRoutes())
         router.addRoutes(brokerAuthRoutes())
         if let identity = self.api.identity {

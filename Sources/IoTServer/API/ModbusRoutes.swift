@@ -74,6 +74,7 @@ struct ModbusDeviceOutput: Encodable {
 public struct ModbusRoutes: ManagementRoutes {
     let modbus: any ModbusAdministration
     let definitions: (any DefinitionStore)?
+    let gauges = SampledGauges()
 
     /// Serves the devices `modbus` polls.
     ///
@@ -254,5 +255,28 @@ public struct ModbusRoutes: ManagementRoutes {
             throw APIError(.notFound, .unknownDevice, "device \"\(uid)\" does not exist in tenant \"\(scope.tenant)\"")
         }
         return DeviceIdentity(tenant: scope.tenant, deviceUID: uid)
+    }
+}
+
+extension ModbusRoutes {
+    /// `iot_modbus_devices{state}` (`answering`, `failing`: the last poll failed), and per device (`device`,
+    /// `tenant`): `iot_modbus_device_up` (1 or 0), `iot_modbus_device_polls`, `…_poll_failures` and
+    /// `…_consecutive_failures`.
+    public func sampleMetrics() async {
+        let devices = modbus.devices()
+        var sample = SampledGauges.counts(
+            "iot_modbus_devices", states: devices.map { $0.polling.consecutiveFailures == 0 ? "answering" : "failing" },
+            all: ["answering", "failing"])
+        for d in devices {
+            let dims = [("device", d.device.identity.deviceUID), ("tenant", "\(d.device.identity.tenant)")]
+            let values: [(String, Int)] = [
+                ("up", d.polling.consecutiveFailures == 0 ? 1 : 0), ("polls", d.polling.successes),
+                ("poll_failures", d.polling.failures), ("consecutive_failures", d.polling.consecutiveFailures),
+            ]
+            for (name, value) in values {
+                sample.append(.init(label: "iot_modbus_device_" + name, dimensions: dims, value: Double(value)))
+            }
+        }
+        gauges.update(sample)
     }
 }

@@ -11,6 +11,9 @@ extension ManagementServer {
                 throw APIError.notFound(
                     "metrics are not configured in this process; pass a PrometheusCollectorRegistry")
             }
+            // Gauges of run-time state are sampled for the scrape.
+            self.api.ingestor?.sampleMetrics()
+            for resource in self.resources { await resource.sampleMetrics() }
             return JSONOutput.text(prometheus.emitToString(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.get("/healthz") { _, _ in

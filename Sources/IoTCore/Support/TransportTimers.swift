@@ -1,0 +1,34 @@
+import Metrics
+import Synchronization
+
+/// One swift-metrics `Timer` per transport under one label, made once each (a factory lookup per message
+/// would cost more than the measurement).
+final class TransportTimers: Sendable {
+    private let label: String
+    private let timers = Mutex<[String: Timer]>([:])
+
+    init(label: String) {
+        self.label = label
+    }
+
+    /// Records the time since `started`, `count` times (each message of a batch waited as long).
+    func record(_ transport: String, since started: ContinuousClock.Instant, count: Int) {
+        let elapsed = ContinuousClock.now - started
+        let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+        let timer = timers.withLock { t in
+            if let timer = t[transport] { return timer }
+            let timer = Timer(label: label, dimensions: [("transport", transport)], preferredDisplayUnit: .seconds)
+            t[transport] = timer
+            return timer
+        }
+        for _ in 0..<count { timer.recordNanoseconds(nanoseconds) }
+    }
+}
+
+extension Timer {
+    /// Records the time since `started`.
+    package func recordElapsed(since started: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - started
+        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+}

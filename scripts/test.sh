@@ -42,6 +42,8 @@ echo "== code blocks of the README and DocC articles marked to be compiled"
 python3 scripts/check-snippets.py || { echo "FAILED: a documented code block does not compile" >&2; exit 1; }
 echo "== every public type in its module's DocC topics"
 python3 scripts/check-topics.py || { echo "FAILED: a public type is missing from its module's DocC topics" >&2; exit 1; }
+echo "== the Grafana dashboard's queries name metrics the code emits"
+python3 scripts/check-dashboard.py || { echo "FAILED: Examples/grafana has a query on a metric nothing emits" >&2; exit 1; }
 
 # Tests whose subject is timing (a storm of 500 alarms within a second, kill -9 while a publisher sends
 # thousands of messages per second, idle and heartbeat timeouts, revocation cutting a session within one

@@ -135,7 +135,39 @@ import Testing
                     == 1)
             #expect(try Self.query(prometheusPort, #"iot_mqtt_clients{state="connected"}"#) == 1)
             #expect(try Self.query(prometheusPort, "iot_ingest_queue_points") != nil)
+
+            // Every query of the shipped Grafana dashboard is valid PromQL for this Prometheus (400 otherwise),
+            // and those on ingest find data.
+            let dashboard = try String(
+                contentsOfFile: Self.repository + "/Examples/grafana/iotd-dashboard.json", encoding: .utf8)
+            let expressions = Self.expressions(in: try JSONSerialization.jsonObject(with: Data(dashboard.utf8)))
+            #expect(expressions.count > 20)
+            for expr in expressions {
+                let promQL = expr.replacingOccurrences(of: "$__rate_interval", with: "1m")
+                    .replacingOccurrences(of: "$tenant", with: ".*")
+                let r = try LoopbackHTTPClient(port: prometheusPort).request(
+                    "GET", "/api/v1/query?query=" + promQL.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+                )
+                #expect(r.status == 200, "\(expr): \(r.text)")
+                if expr.contains("iot_ingest_received_total") {
+                    #expect(r.text.contains(#""result":[{"#), "no data for \(expr): \(r.text)")
+                }
+            }
         }
+    }
+
+    /// The repository's root (this file is Tests/IntegrationTests/…).
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    /// Every `expr` of a Grafana dashboard, at any depth.
+    static func expressions(in object: Any) -> [String] {
+        if let d = object as? [String: Any] {
+            if let expr = d["expr"] as? String { return [expr] }
+            return d.values.flatMap(expressions)
+        }
+        if let a = object as? [Any] { return a.flatMap(expressions) }
+        return []
     }
 
     /// The value of an instant PromQL query (now, or at `time`), `nil` when it has no result.

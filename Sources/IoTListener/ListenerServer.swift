@@ -1,6 +1,5 @@
 package import Hummingbird
 package import HummingbirdCore
-import HummingbirdTLS
 package import HummingbirdWebSocket
 package import IoTCore
 package import Logging
@@ -31,14 +30,12 @@ package enum ListenerServer {
         _ child: @escaping @Sendable (HTTP1Channel.Configuration, @escaping HTTPChannelHandler.Responder) -> Child
     ) throws -> HTTPServerBuilder {
         let http1 = limiter.limits.http1Configuration()
-        let tlsConfiguration = try tls.map { tls in
-            _ = try tls.makeContext()
-            return try tls.serverConfiguration()
-        }
+        // The certificate is read again by ListenerTLS.reloadCertificates() (SIGHUP in iotd).
+        let source = try tls.map { tls throws(IoTError) in try TLSContextSource(tls) }
         return HTTPServerBuilder { responder in
             let guarded = GuardedChannel(base: child(http1, responder), limiter: limiter)
-            guard let tlsConfiguration else { return guarded }
-            return try TLSChannel(guarded, tlsConfiguration: tlsConfiguration)
+            guard let source else { return guarded }
+            return ReloadableTLSChannel(guarded, source: source)
         }
     }
 }

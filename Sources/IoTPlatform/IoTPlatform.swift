@@ -113,6 +113,9 @@ public final class IoTPlatform: Service, Sendable {
     let ruleState: SQLiteRuleStateStore
     let logger: Logger
     private let prepared = Mutex(false)
+    /// The tenants of the file last applied (at start, or by ``reload(_:)``): their rules and jobs are removed
+    /// by a reload whose file no longer declares them.
+    let declaredTenants: Mutex<[PlatformConfiguration.TenantSeed]>
 
     /// Builds every component; nothing runs and nothing listens yet.
     ///
@@ -130,6 +133,7 @@ public final class IoTPlatform: Service, Sendable {
         prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger = Logger(label: "iot")
     ) throws {
         self.configuration = configuration
+        declaredTenants = Mutex(configuration.tenants)
         self.logger = logger
         // First, before any other descriptor is opened: numbers below 1024 for the Modbus connections
         // (libmodbus waits with select(); a gateway with thousands of connections has none left later).

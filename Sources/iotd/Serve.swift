@@ -1,5 +1,6 @@
 import ArgumentParser
 import IoTCore
+import IoTListener
 import IoTPlatform
 import IoTServer
 import Logging
@@ -43,8 +44,14 @@ struct Serve: AsyncParsableCommand {
         if !hasAdminKey {
             logger.warning("no management.adminAPIKey: the management API answers 401 to everything until one is set")
         }
+        // SIGHUP from here on reloads certificates, parsers, rules and statistics jobs (not the default: exit).
+        let hangUps = await UnixSignalsSequence(trapping: .sighup)
         let platform = try IoTPlatform(configuration: configuration, prometheus: prometheus, logger: logger)
         try await platform.prepare()
+        let reloader = Task { [config] in
+            for await _ in hangUps { await reload(platform, from: config, logger: logger) }
+        }
+        defer { reloader.cancel() }
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: platform)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -58,6 +65,29 @@ struct Serve: AsyncParsableCommand {
         }
         try await group.run()
     }
+}
+
+/// Reads the configuration file again and applies what can change while running (``IoTPlatform/reload(_:)``);
+/// a file that does not load changes nothing.
+func reload(_ platform: IoTPlatform, from path: String, logger: Logger) async {
+    let configuration: PlatformConfiguration
+    do {
+        configuration = try PlatformConfiguration.load(path: path).configuration
+    } catch {
+        logger.error(
+            "SIGHUP: the configuration was not reloaded; fix the file and send SIGHUP again",
+            metadata: ["config": "\(path)", "error": "\(error)"])
+        return
+    }
+    let r = await platform.reload(configuration)
+    logger.info(
+        "SIGHUP: configuration reloaded",
+        metadata: [
+            "tls_listeners": "\(r.certificates.reloaded)", "parsers": "\(r.parsers)", "rules": "\(r.rules)",
+            "rules_removed": "\(r.rulesRemoved)", "statistics_jobs": "\(r.statisticsJobs)",
+            "statistics_jobs_removed": "\(r.statisticsJobsRemoved)", "failures": "\(r.failures.count)",
+        ])
+    for failure in r.failures { logger.error("SIGHUP: not applied", metadata: ["what": "\(failure)"]) }
 }
 
 /// The last line `iotd serve` and `iotd demo` print: what the ingestor received and what became of it.

@@ -99,9 +99,9 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
             port.stopped("its configuration is invalid: \(error.message)")
             throw error
         }
-        let sslContext: NIOSSLContext?
+        let tlsSource: TLSContextSource?
         do {
-            sslContext = try tcp.tls?.makeContext()
+            tlsSource = try tcp.tls.map { tls throws(IoTError) in try TLSContextSource(tls) }
         } catch {
             port.stopped("its TLS configuration is invalid: \(error.message)")
             throw error
@@ -118,8 +118,9 @@ public final class TCPTransport: StreamTransport, @unchecked Sendable {
                 .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
                 .bind(host: tcp.host, port: tcp.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        if let sslContext {
-                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                        if let tlsSource {
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLServerHandler(context: tlsSource.context))
                             try channel.pipeline.syncOperations.addHandler(
                                 TLSHandshakeObserver { error in
                                     _ = gateway.submitBlocking(

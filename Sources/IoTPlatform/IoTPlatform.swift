@@ -327,7 +327,14 @@ public final class IoTPlatform: Service, Sendable {
         try await prepare()
         let group = ServiceGroup(
             configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await storage.close()
+            throw error
+        }
+        // Everything has stopped and drained: checkpoint the databases and remove their WAL files.
+        await storage.close()
     }
 
     /// The ports the HTTP listener and the management API bound (useful with port 0), once they listen.

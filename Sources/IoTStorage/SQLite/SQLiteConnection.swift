@@ -15,7 +15,7 @@ let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 /// `@unchecked Sendable` because the `sqlite3*` handle and the statements are only touched while `lock`
 /// is held (every public entry point takes it): SQLite itself is built thread-safe (`SQLITE_THREADSAFE=1`
 /// on Debian), and we additionally never use one connection from two threads at once. The handle is
-/// closed exactly once, in `deinit`.
+/// closed exactly once, by ``close()`` or in `deinit`.
 ///
 /// Calls block (disk I/O): callers run them on a dedicated thread (see ``SQLiteExecutor``), never on
 /// the cooperative pool.
@@ -34,7 +34,7 @@ final class SQLiteConnection: @unchecked Sendable {
             // Created readable by its owner only (0600); SQLite gives its -wal and -shm files the database
             // file's permissions.
             let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-            if fd >= 0 { close(fd) }
+            if fd >= 0 { Glibc.close(fd) }
         }
         let rc = sqlite3_open_v2(path, &handle, flags, nil)
         guard rc == SQLITE_OK, let handle else {
@@ -57,8 +57,29 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 
     deinit {
+        if !closed {
+            for (_, s) in statements { sqlite3_finalize(s) }
+            sqlite3_close_v2(db)
+        }
+    }
+
+    /// Whether ``close()`` ran (the handle is gone; every call throws).
+    private var closed = false
+
+    /// Closes the connection (caller holds the lock); later calls throw ``IoTCore/IoTError/Code/unavailable``.
+    /// The last connection of a WAL database to close checkpoints it and removes its `-wal` and `-shm` files.
+    func close() {
+        guard !closed else { return }
+        closed = true
         for (_, s) in statements { sqlite3_finalize(s) }
+        statements.removeAll()
         sqlite3_close_v2(db)
+    }
+
+    private func checkOpen() throws(IoTError) {
+        if closed {
+            throw IoTError(.unavailable, "the SQLite database \(path) is closed: the platform has shut down")
+        }
     }
 
     /// Runs `body` with exclusive use of the connection.
@@ -70,6 +91,7 @@ final class SQLiteConnection: @unchecked Sendable {
 
     /// Executes one or more statements without results.
     func execute(_ sql: String) throws(IoTError) {
+        try checkOpen()
         var err: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(db, sql, nil, nil, &err)
         if rc != SQLITE_OK {
@@ -82,6 +104,7 @@ final class SQLiteConnection: @unchecked Sendable {
 
     /// A cached prepared statement, reset and with bindings cleared.
     func statement(_ sql: String) throws(IoTError) -> Statement {
+        try checkOpen()
         if let s = statements[sql] {
             sqlite3_reset(s)
             sqlite3_clear_bindings(s)

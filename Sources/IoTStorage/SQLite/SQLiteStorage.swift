@@ -95,6 +95,24 @@ public final class SQLiteStorage: Sendable {
         }
     }
 
+    /// Checkpoints every open database into its file and closes it, which removes the `-wal` and `-shm`
+    /// files: a clean shutdown leaves only the `.sqlite` files. Call it once nothing uses the stores any
+    /// more (``IoTPlatform`` does when its services have stopped); later store calls throw
+    /// ``IoTCore/IoTError/Code/unavailable``.
+    public func close() async {
+        let open = [system] + tenants.withLock { Array($0.values) }
+        for db in open {
+            do {
+                try await db.write { c in try c.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+            } catch {
+                logger.warning(
+                    "SQLite checkpoint at shutdown failed; the WAL is replayed at the next start",
+                    metadata: ["database": "\(db.name)", "error": "\(error)"])
+            }
+            db.close()
+        }
+    }
+
     /// The tenants that have a database file, sorted.
     func tenantsOnDisk() -> [TenantID] {
         guard let dir = opendir(configuration.directory + "/tenants") else { return [] }
@@ -134,6 +152,13 @@ final class SQLiteDatabase: Sendable {
         try reader.execute("PRAGMA cache_size=-\(cacheSizeKiB)")
         writeQueue = SQLiteExecutor(label: "iot.sqlite.\(name).write")
         readQueue = SQLiteExecutor(label: "iot.sqlite.\(name).read")
+    }
+
+    /// Closes the reader, then the writer (whose close removes the WAL), each on its own thread after what
+    /// is queued there.
+    func close() {
+        readQueue.runSync { reader.withLock { reader.close() } }
+        writeQueue.runSync { writer.withLock { writer.close() } }
     }
 
     /// Runs `body` on the writer's thread with the writer connection.

@@ -13,6 +13,7 @@
 //   swift run -c release iot-bench coap   [--smoke]                CoAP ingest responses/s vs libcoap's coap-server (16 in flight)
 //   swift run -c release iot-bench auth   [--smoke]                200 wrong-password attempts/s: /healthz and device p99 with and without
 //   swift run -c release iot-bench identity [--smoke]              a scope of 10k devices resolved; latest/series with and without a user
+//   swift run -c release iot-bench provision [--smoke]             10,000 devices with tokens in one bulk call vs one by one
 //   swift run -c release iot-bench all    [--smoke]
 //
 // `--smoke` runs each with a small size, for CI: it proves the benchmark runs, not how fast.
@@ -68,6 +69,7 @@ func runSelected() async throws {
     case "coap": try await runCoAPBenchmark(options)
     case "auth": try await runAuthBenchmark(options)
     case "identity": try await runIdentityBenchmark(options)
+    case "provision": try await runProvisionBenchmark(options)
     case "all":
         try await runIngestBenchmark(options)
         try await runQueryBenchmark(options)
@@ -81,9 +83,10 @@ func runSelected() async throws {
         try await runCoAPBenchmark(options)
         try await runAuthBenchmark(options)
         try await runIdentityBenchmark(options)
+        try await runProvisionBenchmark(options)
     default:
         print(
-            "usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|mqtt-drain|notify|stream|coap|auth|identity|all [--smoke] [--points N] [--dir PATH]"
+            "usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|mqtt-drain|notify|stream|coap|auth|identity|provision|all [--smoke] [--points N] [--dir PATH]"
         )
         exit(2)
     }

@@ -53,6 +53,9 @@ extension DeviceAuthenticator {
 public protocol TokenIssuer: Sendable {
     /// Issues a new token for a device and returns it.
     func issueToken(for device: DeviceIdentity, label: String, now: Int64) async throws -> String
+    /// Issues one new token for each device (bulk provisioning) and returns them in the same order. The
+    /// default calls ``issueToken(for:label:now:)`` for each.
+    func issueTokens(for devices: [DeviceIdentity], label: String, now: Int64) async throws -> [String]
     /// Revokes every token of a device; returns how many.
     @discardableResult
     func revokeTokens(of device: DeviceIdentity) async throws -> Int
@@ -94,5 +97,15 @@ extension DeviceAuthenticator {
             return try await aware.authenticate(credential, from: source)
         }
         return try await authenticate(credential)
+    }
+}
+
+extension TokenIssuer {
+    /// Calls ``issueToken(for:label:now:)`` for each device.
+    public func issueTokens(for devices: [DeviceIdentity], label: String, now: Int64) async throws -> [String] {
+        var tokens: [String] = []
+        tokens.reserveCapacity(devices.count)
+        for device in devices { tokens.append(try await issueToken(for: device, label: label, now: now)) }
+        return tokens
     }
 }

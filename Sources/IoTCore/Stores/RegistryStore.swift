@@ -28,6 +28,9 @@ public protocol RegistryStore: Sendable {
 
     /// Creates or replaces a device.
     func saveDevice(_ scope: AccessScope, _ device: Device) async throws
+    /// Creates or replaces many devices at once (bulk provisioning), all or none when the store has
+    /// transactions. The default saves them one by one with ``saveDevice(_:_:)``.
+    func saveDevices(_ scope: AccessScope, _ devices: [Device]) async throws
     /// The device, or `nil` (also when outside the scope).
     func device(_ scope: AccessScope, uid: String) async throws -> Device?
     /// Devices in the scope, sorted by uid, optionally only those of `product`.
@@ -48,6 +51,11 @@ public protocol RegistryStore: Sendable {
 }
 
 extension RegistryStore {
+    /// Saves the devices one by one with ``saveDevice(_:_:)``.
+    public func saveDevices(_ scope: AccessScope, _ devices: [Device]) async throws {
+        for device in devices { try await saveDevice(scope, device) }
+    }
+
     /// Filters ``devices(_:product:)``: every device of the scope is read once.
     public func deviceUIDs(
         _ scope: AccessScope, departments: Set<String>, products: Set<ProductID>
@@ -71,6 +79,10 @@ extension RegistryStore {
 public protocol CredentialStore: Sendable {
     /// Stores the digest of a token for a device, with a label (`"primary"`, `"rotation-2026-11"`).
     func addToken(digest: [UInt8], for device: DeviceIdentity, label: String, createdAt: Int64) async throws
+    /// Stores the digests of many tokens at once (bulk provisioning), all or none when the store has
+    /// transactions. The default calls ``addToken(digest:for:label:createdAt:)`` for each.
+    func addTokens(_ tokens: [(digest: [UInt8], device: DeviceIdentity)], label: String, createdAt: Int64)
+        async throws
     /// The device a token digest belongs to, or `nil`.
     func identity(forTokenDigest digest: [UInt8]) async throws -> DeviceIdentity?
     /// Removes one token of a device; `false` when it was not there.
@@ -122,6 +134,13 @@ public protocol CredentialStore: Sendable {
 }
 
 extension CredentialStore {
+    /// Calls ``addToken(digest:for:label:createdAt:)`` for each token.
+    public func addTokens(_ tokens: [(digest: [UInt8], device: DeviceIdentity)], label: String, createdAt: Int64)
+        async throws
+    {
+        for t in tokens { try await addToken(digest: t.digest, for: t.device, label: label, createdAt: createdAt) }
+    }
+
     /// Default for stores that keep only tokens: refuses with ``IoTError/Code/invalidArgument``.
     public func addPassword(_ credential: StoredPassword) async throws {
         throw IoTError(

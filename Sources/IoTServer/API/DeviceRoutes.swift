@@ -138,12 +138,22 @@ extension ManagementAPI {
 
     private func device(uid: String, _ input: DeviceInput, scope: AccessScope, createdAt: Int64) async throws -> Device
     {
-        try validateIdentifier(input.product, "product id")
-        guard try await registry.product(scope, id: ProductID(input.product)) != nil else {
+        try await checkProduct(input.product, scope)
+        return try makeDevice(uid: uid, input, createdAt: createdAt)
+    }
+
+    /// Refuses a product id that is not valid or does not exist in the scope's tenant.
+    func checkProduct(_ product: String, _ scope: AccessScope) async throws {
+        try validateIdentifier(product, "product id")
+        guard try await registry.product(scope, id: ProductID(product)) != nil else {
             throw APIError.badRequest(
-                "product \"\(input.product)\" does not exist in tenant \"\(scope.tenant)\"; create it with POST /api/v1/tenants/\(scope.tenant)/products first"
+                "product \"\(product)\" does not exist in tenant \"\(scope.tenant)\"; create it with POST /api/v1/tenants/\(scope.tenant)/products first"
             )
         }
+    }
+
+    /// The device `input` describes (its product checked by ``checkProduct(_:_:)``).
+    func makeDevice(uid: String, _ input: DeviceInput, createdAt: Int64) throws -> Device {
         if let interval = input.pushIntervalMillis {
             try IoTLimits.checkDuration(interval, "pushIntervalMillis")
         }

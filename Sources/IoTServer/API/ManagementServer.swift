@@ -153,6 +153,7 @@ public final class ManagementServer: Service {
         api.addRoutes(self.api.tenantRoutes())
         api.addRoutes(self.api.productRoutes())
         api.addRoutes(self.api.deviceRoutes())
+        api.addRoutes(self.api.bulkDeviceRoutes())
         api.addRoutes(self.api.tokenRoutes())
         api.addRoutes(self.api.dataRoutes())
         for resource in resources {

@@ -62,6 +62,14 @@ public final class TokenAuthenticator: DeviceAuthenticator, TokenIssuer {
         return token
     }
 
+    /// Issues one token per device, their digests stored together (``CredentialStore/addTokens(_:label:createdAt:)``).
+    public func issueTokens(for devices: [DeviceIdentity], label: String, now: Int64) async throws -> [String] {
+        let tokens = devices.map { _ in Self.generateToken() }
+        try await credentials.addTokens(
+            zip(tokens, devices).map { (Self.digest($0.0), $0.1) }, label: label, createdAt: now)
+        return tokens
+    }
+
     /// Revokes every token of a device (through the ``CredentialStore``); returns how many.
     @discardableResult
     public func revokeTokens(of device: DeviceIdentity) async throws -> Int {

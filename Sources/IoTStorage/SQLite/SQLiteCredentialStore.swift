@@ -73,6 +73,33 @@ public final class SQLiteCredentialStore: CredentialStore {
         }
     }
 
+    /// Stores the digests in one transaction: all or none.
+    public func addTokens(_ tokens: [(digest: [UInt8], device: DeviceIdentity)], label: String, createdAt: Int64)
+        async throws
+    {
+        guard !tokens.contains(where: { $0.digest.isEmpty }) else {
+            throw IoTError(.invalidArgument, "cannot store an empty token digest; pass the SHA-256 digest of the token")
+        }
+        let rows = tokens.map { ($0.digest, $0.device.tenant.rawValue, $0.device.deviceUID) }
+        try await db().write { c in
+            try mappingConstraint("a token digest is already stored; issue new tokens") {
+                try c.transaction {
+                    let s = try c.statement(
+                        "INSERT INTO tokens(digest, tenant, device, label, created_at) VALUES (?, ?, ?, ?, ?)")
+                    for (digest, tenant, device) in rows {
+                        s.reset()
+                        s.bind(1, digest)
+                        s.bind(2, tenant)
+                        s.bind(3, device)
+                        s.bind(4, label)
+                        s.bind(5, createdAt)
+                        try s.run()
+                    }
+                }
+            }
+        }
+    }
+
     public func identity(forTokenDigest digest: [UInt8]) async throws -> DeviceIdentity? {
         try await db().read { c in
             let s = try c.statement("SELECT tenant, device FROM tokens WHERE digest = ?")

@@ -281,6 +281,49 @@ public final class SQLiteRegistryStore: RegistryStore {
         IoTError(.forbidden, "device '\(uid)' is outside the access scope of this request in tenant '\(scope.tenant)'")
     }
 
+    /// Saves the devices in one transaction: all or none.
+    public func saveDevices(_ scope: AccessScope, _ devices: [Device]) async throws {
+        for device in devices where !scope.permits(device: device.uid) { throw Self.forbidden(device.uid, scope) }
+        guard !devices.isEmpty else { return }
+        let db = try await requireTenantDB(scope.tenant, saving: "\(devices.count) devices")
+        var rows: [(Device, String, String, String?)] = []
+        rows.reserveCapacity(devices.count)
+        for device in devices {
+            rows.append(
+                (
+                    device, try StoreJSON.encode(device.tags), try StoreJSON.encode(device.signals),
+                    try GatewayColumn(gateway: device.gateway, gatewayFor: device.gatewayFor).encoded()
+                ))
+        }
+        try await db.write { [rows] c in
+            try c.transaction {
+                let s = try c.statement(Self.upsertDevice)
+                for (device, tags, signals, gateway) in rows {
+                    s.reset()
+                    s.bind(1, device.uid)
+                    s.bind(2, device.product.rawValue)
+                    s.bind(3, device.name)
+                    s.bind(4, tags)
+                    s.bind(5, device.department)
+                    s.bind(6, device.pushIntervalMillis)
+                    s.bind(7, signals)
+                    s.bind(8, device.createdAt)
+                    s.bind(9, gateway)
+                    try s.run()
+                }
+            }
+        }
+        for device in devices { indexScope(of: device, in: scope.tenant) }
+    }
+
+    private static let upsertDevice = """
+        INSERT INTO devices(uid, product, name, tags, department, push_interval_ms, signals, created_at, gateway)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT(uid) DO UPDATE SET product = excluded.product, name = excluded.name, tags = excluded.tags,
+            department = excluded.department, push_interval_ms = excluded.push_interval_ms,
+            signals = excluded.signals, created_at = excluded.created_at, gateway = excluded.gateway
+        """
+
     public func saveDevice(_ scope: AccessScope, _ device: Device) async throws {
         guard scope.permits(device: device.uid) else { throw Self.forbidden(device.uid, scope) }
         let db = try await requireTenantDB(scope.tenant, saving: "device '\(device.uid)'")

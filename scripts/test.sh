@@ -59,7 +59,9 @@ python3 scripts/check-dashboard.py || { echo "FAILED: Examples/grafana has a que
 TIMED='serialLine|aClientOverItsShareOfTheInboundLimit|aFloodedClientIsThrottled|cpuOverItsLimitThrottles|memoryOverItsLimitThrottles|runawayScriptsAreKilledWithinTheLimit|stormOf500|bothBaseClassesEndOnGracefulShutdown|thePlatformEndsWithinASecondOfAGracefulShutdown|sigtermStopsEveryServiceWithinASecond|killNineWhileReceiving|slowClient|idleTimeout|heartbeat|idleClose|revocationCutsSession|revocationAndDownlink|slowWebhooksDoNotStall'
 # Tests that load the machine themselves (200 slowloris connections from a Python peer, schemathesis generating
 # thousands of requests for two minutes) would stretch the seconds of the timed ones: they run last, one at a time.
-LOAD='slowloris|theServedSpecHolds'
+# So do the real Prometheus scraping iotd at a steady send rate, and the full disk (a tmpfs filled, iotd killed and
+# restarted): in the parallel phase they starved other tests' deadlines on two cores.
+LOAD='slowloris|theServedSpecHolds|prometheusSeesTheIngestRateThatWasSent|aFullDiskRefusesWithout500sLosesNothingAndRecovers'
 # The 1,000 MQTT clients count the test process's threads and push its descriptors past 1024 (where a
 # select() in another test would abort the process): they run last, on their own.
 ALONE='aThousandClientsOnTwoThreads'
@@ -139,7 +141,7 @@ PY
 }
 run_tests "all but the timed ones, in parallel" 1800 --skip "$TIMED|$LOAD|$ALONE|$DESCRIPTORS"
 run_tests "timed ones, one at a time" 900 --filter "$TIMED" --no-parallel
-run_tests "load tests (slowloris, schemathesis), one at a time" 900 --filter "$LOAD" --no-parallel
+run_tests "load tests (slowloris, schemathesis, Prometheus, full disk), one at a time" 900 --filter "$LOAD" --no-parallel
 run_tests "1,000 MQTT clients, on their own" 600 --filter "$ALONE"
 run_tests "Modbus past 1024 descriptors, on their own" 300 --filter "$DESCRIPTORS"
 if pgrep -x iot-js-worker >/dev/null; then

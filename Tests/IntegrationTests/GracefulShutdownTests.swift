@@ -54,34 +54,37 @@ import Testing
 
     /// Issue 22, item 8: a clean shutdown checkpoints every SQLite database and removes its WAL (a kill -9 leaves
     /// it, and the next start replays it); what was stored is there after the restart.
-    @Test func aCleanShutdownLeavesNoWALBehind() throws {
-        let iotd = IotdProcess("iotd-wal")
-        try iotd.configure(
-            iotd.preamble()
-                + "tenants: [{ id: lab, devices: [{ uid: d, product: p }], products: [{ id: p, signals: [{ name: s }] }] }]\n"
-        )
-        try iotd.start()
-        let issued = try iotd.api("POST", "/api/v1/tenants/lab/devices/d/tokens", "{}")
-        let token = try #require(
-            (try? JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String)
-        let device = try LoopbackHTTPClient(port: iotd.httpPort)
-        for i in 0..<200 {
-            let r = try device.request(
-                "POST", "/api/v1/devices/d/telemetry",
-                headers: ["Authorization": "Bearer \(token)", "Content-Type": "application/json"],
-                body: Array(#"{"ts": \#(1_700_000_000_000 + i), "s": \#(i)}"#.utf8))
-            #expect(r.status == 200)
+    @Test func aCleanShutdownLeavesNoWALBehind() async throws {
+        try await onOwnThread {
+            let iotd = IotdProcess("iotd-wal")
+            try iotd.configure(
+                iotd.preamble()
+                    + "tenants: [{ id: lab, devices: [{ uid: d, product: p }], products: [{ id: p, signals: [{ name: s }] }] }]\n"
+            )
+            try iotd.start()
+            let issued = try iotd.api("POST", "/api/v1/tenants/lab/devices/d/tokens", "{}")
+            let token = try #require(
+                (try? JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String
+            )
+            let device = try LoopbackHTTPClient(port: iotd.httpPort)
+            for i in 0..<200 {
+                let r = try device.request(
+                    "POST", "/api/v1/devices/d/telemetry",
+                    headers: ["Authorization": "Bearer \(token)", "Content-Type": "application/json"],
+                    body: Array(#"{"ts": \#(1_700_000_000_000 + i), "s": \#(i)}"#.utf8))
+                #expect(r.status == 200)
+            }
+            func walFiles() -> [String] {
+                let all = (FileManager.default.enumerator(atPath: iotd.dataDirectory)?.allObjects as? [String]) ?? []
+                return all.filter { $0.hasSuffix(".sqlite-wal") || $0.hasSuffix(".sqlite-shm") }
+            }
+            #expect(!walFiles().isEmpty, "while running, the databases are in WAL mode")
+            #expect(iotd.stop(signal: SIGTERM, timeoutSeconds: 10) == 0)
+            #expect(walFiles().isEmpty, "left behind: \(walFiles())")
+            try iotd.start()
+            defer { iotd.stop() }
+            let series = try iotd.api("GET", "/api/v1/tenants/lab/devices/d/series/s?limit=1000").text
+            #expect(series.components(separatedBy: #""time":"#).count - 1 == 200, "\(series.prefix(300))")
         }
-        func walFiles() -> [String] {
-            let all = (FileManager.default.enumerator(atPath: iotd.dataDirectory)?.allObjects as? [String]) ?? []
-            return all.filter { $0.hasSuffix(".sqlite-wal") || $0.hasSuffix(".sqlite-shm") }
-        }
-        #expect(!walFiles().isEmpty, "while running, the databases are in WAL mode")
-        #expect(iotd.stop(signal: SIGTERM, timeoutSeconds: 10) == 0)
-        #expect(walFiles().isEmpty, "left behind: \(walFiles())")
-        try iotd.start()
-        defer { iotd.stop() }
-        let series = try iotd.api("GET", "/api/v1/tenants/lab/devices/d/series/s?limit=1000").text
-        #expect(series.components(separatedBy: #""time":"#).count - 1 == 200, "\(series.prefix(300))")
     }
 }

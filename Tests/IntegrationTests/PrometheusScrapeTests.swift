@@ -118,7 +118,9 @@ import Testing
                 try Self.query(prometheusPort, #"sum(rate(iot_ingest_received_total{transport="http"}[10s]))"#, at: at))
             #expect(abs(measured - expected) / expected < 0.2, "PromQL rate \(measured)/s, sent \(expected)/s")
             // Each message is in one outcome only: the family sums to what was received.
-            #expect(try Self.query(prometheusPort, "sum(iot_ingest_messages_total)") == Double(sent))
+            try Self.eventually("the outcomes sum to what was received, once committed", seconds: 15) {
+                (try Self.query(prometheusPort, "sum(iot_ingest_messages_total)")) == Double(sent)
+            }
             // Histograms: receipt, commit and the API's by route.
             let p99 = try #require(
                 try Self.query(

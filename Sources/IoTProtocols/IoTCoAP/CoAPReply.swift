@@ -53,7 +53,7 @@ package struct CoAPReply: Sendable {
         case .unknownDevice, .notFound: 404
         case .payloadTooLarge: 413
         case .rateLimited: 429
-        case .backpressure, .shutdown, .unavailable, .timeout: 503
+        case .backpressure, .shutdown, .unavailable, .timeout, .journal: 503  // .journal: a full disk, retry
         default: 500
         }
     }

@@ -21,7 +21,8 @@ enum IngestResponses {
         case .unknownDevice, .notFound: .notFound
         case .payloadTooLarge: .contentTooLarge
         case .rateLimited: .tooManyRequests
-        case .backpressure, .shutdown, .unavailable, .timeout: .serviceUnavailable
+        // The journal could not take the message (a full disk): nothing was acknowledged; retry shortly.
+        case .backpressure, .shutdown, .unavailable, .timeout, .journal: .serviceUnavailable
         default: .internalServerError
         }
     }
@@ -33,6 +34,8 @@ enum IngestResponses {
             #"{"error":\#(jsonString(error.code.name)),"message":\#(jsonString(error.message))}"#)
         if let millis = error.retryAfterMillis {
             response.headers[.retryAfter] = String(max(1, (millis + 999) / 1000))
+        } else if error.code == .journal {
+            response.headers[.retryAfter] = "1"
         }
         return response
     }

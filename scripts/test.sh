@@ -59,9 +59,10 @@ python3 scripts/check-dashboard.py || { echo "FAILED: Examples/grafana has a que
 TIMED='serialLine|aClientOverItsShareOfTheInboundLimit|aFloodedClientIsThrottled|cpuOverItsLimitThrottles|memoryOverItsLimitThrottles|runawayScriptsAreKilledWithinTheLimit|stormOf500|bothBaseClassesEndOnGracefulShutdown|thePlatformEndsWithinASecondOfAGracefulShutdown|sigtermStopsEveryServiceWithinASecond|killNineWhileReceiving|slowClient|idleTimeout|heartbeat|idleClose|revocationCutsSession|revocationAndDownlink|slowWebhooksDoNotStall'
 # Tests that load the machine themselves (200 slowloris connections from a Python peer, schemathesis generating
 # thousands of requests for two minutes) would stretch the seconds of the timed ones: they run last, one at a time.
-# So do the real Prometheus scraping iotd at a steady send rate, and the full disk (a tmpfs filled, iotd killed and
-# restarted): in the parallel phase they starved other tests' deadlines on two cores.
-LOAD='slowloris|theServedSpecHolds|prometheusSeesTheIngestRateThatWasSent|aFullDiskRefusesWithout500sLosesNothingAndRecovers'
+# So do the real Prometheus scraping iotd at a steady send rate, the full disk (a tmpfs filled, iotd killed and
+# restarted), 10,000 devices provisioned in one call, the SIGHUP reload and the WAL at shutdown (each an iotd of
+# its own): in the parallel phase they starved other tests' deadlines on two cores.
+LOAD='slowloris|theServedSpecHolds|prometheusSeesTheIngestRateThatWasSent|aFullDiskRefusesWithout500sLosesNothingAndRecovers|tenThousandDevicesWithTheirTokensInOneCall|sighupReloadsCertificatesParsersAndRulesWithoutDroppingConnections|aCleanShutdownLeavesNoWALBehind'
 # The 1,000 MQTT clients count the test process's threads and push its descriptors past 1024 (where a
 # select() in another test would abort the process): they run last, on their own.
 ALONE='aThousandClientsOnTwoThreads'

@@ -86,25 +86,18 @@ import Testing
                 let points = (object?["points"] as? [[String: Any]]) ?? []
                 return Set(points.compactMap { ($0["value"] as? Double).map { Int($0) } })
             }
-            try Self.eventually("every acknowledged message stored", seconds: 30) {
+            try eventually("every acknowledged message stored", seconds: 30) {
                 try Set(acknowledged).isSubset(of: stored())
             }
             iotd.stop(signal: SIGKILL)
             server = try iotd.start()
             _ = server
             client = try LoopbackHTTPClient(port: iotd.httpPort)
-            try Self.eventually("every acknowledged message stored after kill -9", seconds: 30) {
+            try eventually("every acknowledged message stored after kill -9", seconds: 30) {
                 try Set(acknowledged).isSubset(of: stored())
             }
             print("disk full: \(statuses[200] ?? 0) acknowledged, \(statuses[503] ?? 0) refused with 503, all stored")
         }
     }
 
-    static func eventually(_ what: String, seconds: Double, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while try !condition() {
-            if Date() > deadline { throw IntegrationFailure(description: "not within \(seconds) s: \(what)") }
-            usleep(200_000)
-        }
-    }
 }

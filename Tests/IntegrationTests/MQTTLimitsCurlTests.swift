@@ -46,7 +46,7 @@ import Testing
             try iotd.start()
             defer { iotd.stop() }
             func client() throws -> String { try iotd.api("GET", "/api/v1/mqtt/clients/greedy").text }
-            try Self.eventually("the client subscribed", seconds: 10) { try client().contains(#""grantedQoS":1"#) }
+            try eventually("the client subscribed", seconds: 10) { try client().contains(#""grantedQoS":1"#) }
 
             // 400 KB/s for 3 s (40 messages of 1,000 bytes every 100 ms), QoS 1: twice the limit. paho waits
             // for every PUBACK of the broker.
@@ -68,31 +68,24 @@ import Testing
             let publisher = try ChildProcess(["/usr/bin/env", "python3", "-c", script])
             defer { publisher.stop(signal: SIGKILL) }
 
-            try Self.eventually("the client is throttled", seconds: 5) { try client().contains(#""throttle":{"#) }
+            try eventually("the client is throttled", seconds: 5) { try client().contains(#""throttle":{"#) }
             let report = try client()
             #expect(
                 report.contains(#""reason":"bandwidth""#) && report.contains(#""bytesPerSecond":200000"#),
                 "its share is the whole limit, being the only client: \(report)")
-            try Self.eventually("/metrics counts the seconds it paused", seconds: 10) {
+            try eventually("/metrics counts the seconds it paused", seconds: 10) {
                 let metrics = try LoopbackHTTPClient(port: iotd.apiPort).request("GET", "/metrics").text
                 return metrics.split(separator: "\n").contains {
                     $0.hasPrefix(#"iot_mqtt_client_throttled_total{client="greedy",reason="bandwidth"} "#)
                 }
             }
             #expect(publisher.readLine(timeoutSeconds: 60) == "PUBLISHED \(n)")
-            try Self.eventually("every message stored", seconds: 30) {
+            try eventually("every message stored", seconds: 30) {
                 let series = try iotd.api("GET", "/api/v1/tenants/acme/devices/g-1/series/seq?limit=5000").text
                 return series.components(separatedBy: #""time":"#).count - 1 == n
             }
-            try Self.eventually("the throttle ends with the flood", seconds: 5) { try !client().contains("throttle") }
+            try eventually("the throttle ends with the flood", seconds: 5) { try !client().contains("throttle") }
         }
     }
 
-    static func eventually(_ what: String, seconds: Double, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while try !condition() {
-            if Date() > deadline { throw IntegrationFailure(description: "not within \(seconds) s: \(what)") }
-            usleep(50_000)
-        }
-    }
 }

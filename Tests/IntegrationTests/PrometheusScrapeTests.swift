@@ -82,7 +82,7 @@ import Testing
             let token = try #require(
                 (try? JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"]
                     as? String, "\(issued.text)")
-            try Self.eventually("a scrape with the MQTT client connected", seconds: 20) {
+            try eventually("a scrape with the MQTT client connected", seconds: 20) {
                 (try Self.query(prometheusPort, #"iot_mqtt_client_connected{client="plant",tenant="acme"}"#)) == 1
             }
 
@@ -107,7 +107,7 @@ import Testing
             }
             let end = Date().timeIntervalSince1970
 
-            try Self.eventually("Prometheus scraped every message", seconds: 15) {
+            try eventually("Prometheus scraped every message", seconds: 15) {
                 (try Self.query(prometheusPort, #"sum(iot_ingest_received_total{transport="http"})"#)) == Double(sent)
             }
             // The rate over the last 10 s of sending, as a dashboard would show it, against what was sent then
@@ -118,7 +118,7 @@ import Testing
                 try Self.query(prometheusPort, #"sum(rate(iot_ingest_received_total{transport="http"}[10s]))"#, at: at))
             #expect(abs(measured - expected) / expected < 0.2, "PromQL rate \(measured)/s, sent \(expected)/s")
             // Each message is in one outcome only: the family sums to what was received.
-            try Self.eventually("the outcomes sum to what was received, once committed", seconds: 15) {
+            try eventually("the outcomes sum to what was received, once committed", seconds: 15) {
                 (try Self.query(prometheusPort, "sum(iot_ingest_messages_total)")) == Double(sent)
             }
             // Histograms: receipt, commit and the API's by route.
@@ -185,11 +185,4 @@ import Testing
         return Double(text)
     }
 
-    static func eventually(_ what: String, seconds: Double, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while try !condition() {
-            if Date() > deadline { throw IntegrationFailure(description: "not within \(seconds) s: \(what)") }
-            usleep(200_000)
-        }
-    }
 }

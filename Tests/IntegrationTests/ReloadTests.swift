@@ -87,7 +87,7 @@ import Testing
             try install("second")
             try iotd.configure(yaml(parserScale: 10, rule: "very-hot"))
             #expect(kill(server.pid, SIGHUP) == 0)
-            try Self.eventually("the rules follow the file", seconds: 10) {
+            try eventually("the rules follow the file", seconds: 10) {
                 let rules = try iotd.api("GET", "/api/v1/tenants/acme/rules").text
                 return rules.contains(#""very-hot""#) && !rules.contains(#""hot""#)
             }
@@ -96,7 +96,7 @@ import Testing
             #expect(
                 device.readLine(timeoutSeconds: 30) == "new 200 second", "a new connection gets the new certificate")
             #expect(device.wait(timeoutSeconds: 30) == 0)
-            try Self.eventually("the new parser stored 8 × 10 and 9 × 10", seconds: 10) {
+            try eventually("the new parser stored 8 × 10 and 9 × 10", seconds: 10) {
                 let series = try iotd.api("GET", "/api/v1/tenants/acme/devices/t-1/series/temp").text
                 return series.contains(#""value":7"#) && series.contains(#""value":80"#)
                     && series.contains(#""value":90"#)
@@ -110,18 +110,11 @@ import Testing
             #expect(try iotd.api("GET", "/api/v1/tenants/acme/rules").text.contains(#""very-hot""#))
             try iotd.configure(yaml(parserScale: 10, rule: "hot"))
             #expect(kill(server.pid, SIGHUP) == 0)
-            try Self.eventually("the next good file is applied", seconds: 10) {
+            try eventually("the next good file is applied", seconds: 10) {
                 let rules = try iotd.api("GET", "/api/v1/tenants/acme/rules").text
                 return rules.contains(#""hot""#) && !rules.contains(#""very-hot""#)
             }
         }
     }
 
-    static func eventually(_ what: String, seconds: Double, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while try !condition() {
-            if Date() > deadline { throw IntegrationFailure(description: "not within \(seconds) s: \(what)") }
-            usleep(100_000)
-        }
-    }
 }

@@ -283,9 +283,18 @@ public final class SQLiteRegistryStore: RegistryStore {
 
     /// Saves the devices in one transaction: all or none.
     public func saveDevices(_ scope: AccessScope, _ devices: [Device]) async throws {
-        for device in devices where !scope.permits(device: device.uid) { throw Self.forbidden(device.uid, scope) }
         guard !devices.isEmpty else { return }
-        let db = try await requireTenantDB(scope.tenant, saving: "\(devices.count) devices")
+        try await upsert(scope, devices, saving: "\(devices.count) devices")
+    }
+
+    public func saveDevice(_ scope: AccessScope, _ device: Device) async throws {
+        try await upsert(scope, [device], saving: "device '\(device.uid)'")
+    }
+
+    /// Creates or replaces `devices` in one transaction, then indexes their scope.
+    private func upsert(_ scope: AccessScope, _ devices: [Device], saving what: String) async throws {
+        for device in devices where !scope.permits(device: device.uid) { throw Self.forbidden(device.uid, scope) }
+        let db = try await requireTenantDB(scope.tenant, saving: what)
         var rows: [(Device, String, String, String?)] = []
         rows.reserveCapacity(devices.count)
         for device in devices {
@@ -297,7 +306,14 @@ public final class SQLiteRegistryStore: RegistryStore {
         }
         try await db.write { [rows] c in
             try c.transaction {
-                let s = try c.statement(Self.upsertDevice)
+                let s = try c.statement(
+                    """
+                    INSERT INTO devices(uid, product, name, tags, department, push_interval_ms, signals, created_at, gateway)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(uid) DO UPDATE SET product = excluded.product, name = excluded.name, tags = excluded.tags,
+                        department = excluded.department, push_interval_ms = excluded.push_interval_ms,
+                        signals = excluded.signals, created_at = excluded.created_at, gateway = excluded.gateway
+                    """)
                 for (device, tags, signals, gateway) in rows {
                     s.reset()
                     s.bind(1, device.uid)
@@ -314,43 +330,6 @@ public final class SQLiteRegistryStore: RegistryStore {
             }
         }
         for device in devices { indexScope(of: device, in: scope.tenant) }
-    }
-
-    private static let upsertDevice = """
-        INSERT INTO devices(uid, product, name, tags, department, push_interval_ms, signals, created_at, gateway)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT(uid) DO UPDATE SET product = excluded.product, name = excluded.name, tags = excluded.tags,
-            department = excluded.department, push_interval_ms = excluded.push_interval_ms,
-            signals = excluded.signals, created_at = excluded.created_at, gateway = excluded.gateway
-        """
-
-    public func saveDevice(_ scope: AccessScope, _ device: Device) async throws {
-        guard scope.permits(device: device.uid) else { throw Self.forbidden(device.uid, scope) }
-        let db = try await requireTenantDB(scope.tenant, saving: "device '\(device.uid)'")
-        let tags = try StoreJSON.encode(device.tags)
-        let signals = try StoreJSON.encode(device.signals)
-        let gateway = try GatewayColumn(gateway: device.gateway, gatewayFor: device.gatewayFor).encoded()
-        try await db.write { c in
-            let s = try c.statement(
-                """
-                INSERT INTO devices(uid, product, name, tags, department, push_interval_ms, signals, created_at, gateway)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(uid) DO UPDATE SET product = excluded.product, name = excluded.name, tags = excluded.tags,
-                    department = excluded.department, push_interval_ms = excluded.push_interval_ms,
-                    signals = excluded.signals, created_at = excluded.created_at, gateway = excluded.gateway
-                """)
-            s.bind(1, device.uid)
-            s.bind(2, device.product.rawValue)
-            s.bind(3, device.name)
-            s.bind(4, tags)
-            s.bind(5, device.department)
-            s.bind(6, device.pushIntervalMillis)
-            s.bind(7, signals)
-            s.bind(8, device.createdAt)
-            s.bind(9, gateway)
-            try s.run()
-        }
-        indexScope(of: device, in: scope.tenant)
     }
 
     private static let deviceColumns =

@@ -95,22 +95,13 @@ public final class SQLiteStorage: Sendable {
         }
     }
 
-    /// Checkpoints every open database into its file and closes it, which removes the `-wal` and `-shm`
-    /// files: a clean shutdown leaves only the `.sqlite` files. Call it once nothing uses the stores any
-    /// more (``IoTPlatform`` does when its services have stopped); later store calls throw
+    /// Closes every open database: the last connection of a file to close checkpoints it and removes its
+    /// `-wal` and `-shm` files, so a clean shutdown leaves only the `.sqlite` files. Call it once nothing uses
+    /// the stores any more (``IoTPlatform`` does when its services have stopped); later store calls throw
     /// ``IoTCore/IoTError/Code/unavailable``.
     public func close() async {
         let open = [system] + tenants.withLock { Array($0.values) }
-        for db in open {
-            do {
-                try await db.write { c in try c.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
-            } catch {
-                logger.warning(
-                    "SQLite checkpoint at shutdown failed; the WAL is replayed at the next start",
-                    metadata: ["database": "\(db.name)", "error": "\(error)"])
-            }
-            db.close()
-        }
+        for db in open { await db.close() }
     }
 
     /// The tenants that have a database file, sorted.
@@ -154,11 +145,12 @@ final class SQLiteDatabase: Sendable {
         readQueue = SQLiteExecutor(label: "iot.sqlite.\(name).read")
     }
 
-    /// Closes the reader, then the writer (whose close removes the WAL), each on its own thread after what
-    /// is queued there.
-    func close() {
-        readQueue.runSync { reader.withLock { reader.close() } }
-        writeQueue.runSync { writer.withLock { writer.close() } }
+    /// Closes the reader (ending any read transaction a statement held), then the writer, whose close, the
+    /// file's last, checkpoints the WAL into the database and removes it. Each on its own thread after what is
+    /// queued there; the caller's thread only awaits (a checkpoint never blocks the cooperative pool).
+    func close() async {
+        _ = try? await readQueue.run { [reader] in reader.withLock { reader.close() } }
+        _ = try? await writeQueue.run { [writer] in writer.withLock { writer.close() } }
     }
 
     /// Runs `body` on the writer's thread with the writer connection.

@@ -1,8 +1,52 @@
 import Foundation
+import IoTCore
+import IoTStorage
+import Logging
 
 #if canImport(Glibc)
     import Glibc
 #endif
+
+/// A fresh folder for one benchmark with SQLite storage in it, and in its registry the tenant `bench` with the
+/// product `p` (one signal, `temp`); the caller removes the folder.
+///
+/// ```swift
+/// let bench = try await BenchTenant("identity", options: options)
+/// defer { removeTree(bench.directory) }
+/// try await bench.registry.saveDevice(.tenant(bench.tenant), Device(uid: "dev-0", product: "p"))
+/// ```
+struct BenchTenant {
+    /// `<options.directory>/<name>`, emptied first.
+    let directory: String
+    /// A logger that logs only critical messages, for the components under test.
+    let logger: Logger
+    /// The SQLite storage in `<directory>/data`.
+    let storage: SQLiteStorage
+    /// The registry on ``storage``.
+    let registry: SQLiteRegistryStore
+    /// `bench`.
+    let tenant: TenantID = "bench"
+
+    /// Empties and creates `<options.directory>/<name>`, opens the storage and saves the tenant and its product;
+    /// removes the folder again when that fails.
+    init(_ name: String, options: BenchOptions) async throws {
+        directory = options.directory + "/" + name
+        removeTree(directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var logger = Logger(label: "bench")
+        logger.logLevel = .critical
+        self.logger = logger
+        do {
+            storage = try SQLiteStorage(configuration: .init(directory: directory + "/data"))
+            registry = SQLiteRegistryStore(storage: storage)
+            try await registry.saveTenant(Tenant(id: tenant))
+            try await registry.saveProduct(.tenant(tenant), Product(id: "p", signals: [Signal(name: "temp")]))
+        } catch {
+            removeTree(directory)
+            throw error
+        }
+    }
+}
 
 /// Monotonic seconds.
 func monotonicSeconds() -> Double {

@@ -22,21 +22,12 @@ func runIdentityBenchmark(_ options: BenchOptions) async throws {
     print(
         "== identity: a user whose scope holds \(grouped(Double(devices))) devices over \(grouped(Double(departmentCount))) departments"
     )
-    let dir = options.directory + "/identity"
-    removeTree(dir)
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    defer { removeTree(dir) }
-    var logger = Logger(label: "bench")
-    logger.logLevel = .critical
-
-    let storage = try SQLiteStorage(configuration: .init(directory: dir + "/data"))
-    let registry = SQLiteRegistryStore(storage: storage)
-    let points = SQLitePointStore(storage: storage)
-    let store = SQLiteIdentityStore(storage: storage)
-    let tenant: TenantID = "bench"
+    let bench = try await BenchTenant("identity", options: options)
+    defer { removeTree(bench.directory) }
+    let (dir, logger, registry, tenant) = (bench.directory, bench.logger, bench.registry, bench.tenant)
+    let points = SQLitePointStore(storage: bench.storage)
+    let store = SQLiteIdentityStore(storage: bench.storage)
     let scope = AccessScope.tenant(tenant)
-    try await registry.saveTenant(Tenant(id: tenant))
-    try await registry.saveProduct(scope, Product(id: "p", signals: [Signal(name: "temp")]))
     // A tree of departments, ten below each: d-0 at the top.
     for i in 0..<departmentCount {
         try await store.saveDepartment(

@@ -16,17 +16,10 @@ func runProvisionBenchmark(_ options: BenchOptions) async throws {
         print("curl is not installed (apt-get install curl): skipped")
         return
     }
-    let dir = options.directory + "/provision"
-    removeTree(dir)
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    defer { removeTree(dir) }
-    var logger = Logger(label: "bench")
-    logger.logLevel = .critical
-    let storage = try SQLiteStorage(configuration: .init(directory: dir + "/data"))
-    let registry = SQLiteRegistryStore(storage: storage)
-    let tenant: TenantID = "bench"
-    try await registry.saveTenant(Tenant(id: tenant))
-    try await registry.saveProduct(.tenant(tenant), Product(id: "p", signals: [Signal(name: "temp")]))
+    let bench = try await BenchTenant("provision", options: options)
+    defer { removeTree(bench.directory) }
+    let (dir, logger, storage, registry, tenant) =
+        (bench.directory, bench.logger, bench.storage, bench.registry, bench.tenant)
     let key = String(repeating: "k", count: 32)
     let api = ManagementServer(
         configuration: .init(port: 0, adminAPIKey: key), registry: registry, points: SQLitePointStore(storage: storage),

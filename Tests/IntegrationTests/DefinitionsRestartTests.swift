@@ -44,9 +44,7 @@ import Testing
             #expect(jobs.contains(#""hourly""#), "\(jobs)")
 
             // The restored rule is live: a hot sample raises its alarm.
-            let issued = try iotd.api("POST", "/api/v1/tenants/lab/devices/t-1/tokens", "{}")
-            let token = try #require(
-                (try JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String)
+            let token = try iotd.issueToken(tenant: "lab", device: "t-1")
             let posted = try LoopbackHTTPClient(port: iotd.httpPort).request(
                 "POST", "/api/v1/devices/t-1/telemetry",
                 headers: ["Authorization": "Bearer \(token)", "Content-Type": "application/json"],

@@ -210,9 +210,7 @@ import Testing
                     + "tenants: [{ id: lab, products: [{ id: p, signals: [{ name: s }] }], devices: [{ uid: d, product: p }] }]\n"
             )
             let server = try iotd.start()
-            let issued = try iotd.api("POST", "/api/v1/tenants/lab/devices/d/tokens", "{}")
-            let token = try #require(
-                (try JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String)
+            let token = try iotd.issueToken(tenant: "lab", device: "d")
             let device = try LoopbackHTTPClient(port: iotd.httpPort)
             for (i, body) in [#"{"s": 1}"#, #"{"s": 2}"#, #"{"s": 3}"#, #"{"nope": 4}"#].enumerated() {
                 let r = try device.request("POST", "/api/v1/\(token)/telemetry", body: Array(body.utf8))

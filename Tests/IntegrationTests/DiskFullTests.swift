@@ -30,10 +30,7 @@ import Testing
                     """)
             var server = try iotd.start()
             defer { iotd.stop(signal: SIGKILL) }
-            let issued = try iotd.api("POST", "/api/v1/tenants/acme/devices/d/tokens", "{}")
-            let token = try #require(
-                (try? JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String
-            )
+            let token = try iotd.issueToken(tenant: "acme", device: "d")
             var client = try LoopbackHTTPClient(port: iotd.httpPort)
             var acknowledged: [Int] = []
             var statuses: [Int: Int] = [:]

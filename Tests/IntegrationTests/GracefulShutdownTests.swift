@@ -62,10 +62,7 @@ import Testing
                     + "tenants: [{ id: lab, devices: [{ uid: d, product: p }], products: [{ id: p, signals: [{ name: s }] }] }]\n"
             )
             try iotd.start()
-            let issued = try iotd.api("POST", "/api/v1/tenants/lab/devices/d/tokens", "{}")
-            let token = try #require(
-                (try? JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String
-            )
+            let token = try iotd.issueToken(tenant: "lab", device: "d")
             let device = try LoopbackHTTPClient(port: iotd.httpPort)
             for i in 0..<200 {
                 let r = try device.request(

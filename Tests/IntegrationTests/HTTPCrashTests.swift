@@ -10,7 +10,7 @@ import Testing
     /// SIGKILL mid-stream five times and restarted. Every point that got a 2xx is stored exactly once.
     @Test func killNineWhilePostingLosesNoAcknowledgedPoint() throws {
         let iotd = IotdProcess("iotd-http-crash")
-        let (dir, httpPort, apiPort) = (iotd.directory, iotd.httpPort, iotd.apiPort)
+        let (dir, httpPort) = (iotd.directory, iotd.httpPort)
         try iotd.configure(
             iotd.preamble(logLevel: "warning") + """
                 tenants:
@@ -20,20 +20,12 @@ import Testing
                     devices:
                       - { uid: dev, product: counter }
                 """)
-        let admin = ["Authorization": "Bearer test-admin-key-0123456789abcdef0123"]
-
         var token = ""
         let acknowledged = Mutex(Set<Int>())
         let next = Mutex(0)
         for run in 0..<5 {
             let server = try iotd.start()
-            if token.isEmpty {
-                let r = try LoopbackHTTPClient(port: apiPort).request(
-                    "POST", "/api/v1/tenants/crash/devices/dev/tokens", headers: admin, body: Array("{}".utf8))
-                #expect(r.status == 200 || r.status == 201, "token: \(r.status) \(r.text)")
-                let object = try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]
-                token = try #require(object?["token"] as? String, "no token in \(r.text)")
-            }
+            if token.isEmpty { token = try iotd.issueToken(tenant: "crash", device: "dev") }
             let before = acknowledged.withLock { $0.count }
             let killAfter = before + 300 + run * 200
             let group = DispatchGroup()

@@ -47,9 +47,7 @@ import Testing
                     """)
             try iotd.start(seconds: 30)
             defer { iotd.stop() }
-            let issued = try iotd.api("POST", "/api/v1/tenants/lab/devices/d/tokens", "{}")
-            let token = try #require(
-                (try JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String)
+            let token = try iotd.issueToken(tenant: "lab", device: "d")
             let device = try LoopbackHTTPClient(port: iotd.httpPort)
             func post(_ body: String) throws {
                 let r = try device.request("POST", "/api/v1/\(token)/telemetry", body: Array(body.utf8))

@@ -73,9 +73,7 @@ import Testing
             let metrics = try LoopbackHTTPClient(port: apiPort).request("GET", "/metrics").text
             #expect(metrics.contains(#"iot_definitions_quarantined{kind="alarm-rule"} 1"#), "\(metrics)")
             // A sample of the device with the huge interval goes through the offline rule without a trap.
-            let issued = try api("POST", "/api/v1/tenants/t1/devices/d-1/tokens", "{}")
-            let token = try #require(
-                (try JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String)
+            let token = try iotd.issueToken(tenant: "t1", device: "d-1")
             let posted = try LoopbackHTTPClient(port: httpPort).request(
                 "POST", "/api/v1/devices/d-1/telemetry",
                 headers: ["Authorization": "Bearer \(token)", "Content-Type": "application/json"],

@@ -78,10 +78,7 @@ import Testing
             defer { prometheus.stop(signal: SIGTERM) }
             try waitFor(port: prometheusPort, path: "/-/ready", seconds: 30)
 
-            let issued = try iotd.api("POST", "/api/v1/tenants/acme/devices/m-1/tokens", "{}")
-            let token = try #require(
-                (try? JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"]
-                    as? String, "\(issued.text)")
+            let token = try iotd.issueToken(tenant: "acme", device: "m-1")
             try eventually("a scrape with the MQTT client connected", seconds: 20) {
                 (try Self.query(prometheusPort, #"iot_mqtt_client_connected{client="plant",tenant="acme"}"#)) == 1
             }

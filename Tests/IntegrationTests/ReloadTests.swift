@@ -52,10 +52,7 @@ import Testing
             try iotd.configure(yaml(parserScale: 1, rule: "hot"))
             let server = try iotd.start()
             defer { iotd.stop() }
-            let issued = try iotd.api("POST", "/api/v1/tenants/acme/devices/t-1/tokens", "{}")
-            let token = try #require(
-                (try? JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"]
-                    as? String, "\(issued.text)")
+            let token = try iotd.issueToken(tenant: "acme", device: "t-1")
 
             // A device on one keep-alive HTTPS connection: it posts, waits for the go file, posts again on the
             // same connection, then opens a new connection. It prints the certificate's CN each time.

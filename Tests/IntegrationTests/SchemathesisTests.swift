@@ -55,9 +55,7 @@ import Testing
                 """)
         try iotd.start()
         defer { iotd.stop() }
-        let issued = try iotd.api("POST", "/api/v1/tenants/t1/devices/d1/tokens", "{}")
-        let token = try #require(
-            (try JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String)
+        let token = try iotd.issueToken(tenant: "t1", device: "d1")
         let spec = "http://127.0.0.1:\(apiPort)/openapi.yaml"
         let devicePaths = "^/api/v1/(devices|\\{token\\})"
         let runs: [(String, String, [String], [String])] = [

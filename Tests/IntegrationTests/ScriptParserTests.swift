@@ -39,9 +39,7 @@ import Testing
                 #"{"id": "legacy", "parser": "py-semicolon", "signals": [{"name": "temperature"}, {"name": "humidity"}]}"#
             )
             #expect(product.status == 200, "\(product.text)")
-            let issued = try iotd.api("POST", "/api/v1/tenants/lab/devices/old-1/tokens", "{}")
-            let token = try #require(
-                (try JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String)
+            let token = try iotd.issueToken(tenant: "lab", device: "old-1")
             let device = try LoopbackHTTPClient(port: iotd.httpPort)
             func post(_ text: String) throws -> (status: Int, text: String) {
                 let r = try device.request(
@@ -88,10 +86,7 @@ import Testing
                     """)
             let server = try iotd.start()
             let admin = ["Authorization": "Bearer test-admin-key-0123456789abcdef0123"]
-            let issued = try LoopbackHTTPClient(port: apiPort).request(
-                "POST", "/api/v1/tenants/lab/devices/old-1/tokens", headers: admin, body: Array("{}".utf8))
-            let token = try #require(
-                (try JSONSerialization.jsonObject(with: Data(issued.body)) as? [String: Any])?["token"] as? String)
+            let token = try iotd.issueToken(tenant: "lab", device: "old-1")
             let device = try LoopbackHTTPClient(port: httpPort)
             let ok = try device.request(
                 "POST", "/api/v1/\(token)/telemetry", headers: ["Content-Type": "text/plain"],
@@ -150,9 +145,7 @@ import Testing
                   return { { values = { temperature = tonumber(t), humidity = tonumber(h) } } }
                 end
                 """
-            let issued = try api("POST", "/api/v1/tenants/lab/devices/old-1/tokens", [String: String]())
-            let token = try #require(
-                (try JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["token"] as? String)
+            let token = try iotd.issueToken(tenant: "lab", device: "old-1")
             func post(_ text: String) throws -> (status: Int, text: String) {
                 let r = try LoopbackHTTPClient(port: httpPort).request(
                     "POST", "/api/v1/devices/old-1/telemetry",

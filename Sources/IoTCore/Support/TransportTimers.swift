@@ -13,22 +13,26 @@ final class TransportTimers: Sendable {
 
     /// Records the time since `started`, `count` times (each message of a batch waited as long).
     func record(_ transport: String, since started: ContinuousClock.Instant, count: Int) {
-        let elapsed = ContinuousClock.now - started
-        let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+        let elapsed = nanoseconds(since: started)
         let timer = timers.withLock { t in
             if let timer = t[transport] { return timer }
             let timer = Timer(label: label, dimensions: [("transport", transport)], preferredDisplayUnit: .seconds)
             t[transport] = timer
             return timer
         }
-        for _ in 0..<count { timer.recordNanoseconds(nanoseconds) }
+        for _ in 0..<count { timer.recordNanoseconds(elapsed) }
     }
 }
 
 extension Timer {
     /// Records the time since `started`.
     package func recordElapsed(since started: ContinuousClock.Instant) {
-        let elapsed = ContinuousClock.now - started
-        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        recordNanoseconds(nanoseconds(since: started))
     }
+}
+
+/// The whole nanoseconds from `started` to now, as `Timer.recordNanoseconds(_:)` takes them.
+private func nanoseconds(since started: ContinuousClock.Instant) -> Int64 {
+    let elapsed = ContinuousClock.now - started
+    return elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
 }

@@ -81,6 +81,26 @@ public final class IotdProcess: @unchecked Sendable {
         try Self.api(port: apiPort, method, path, body)
     }
 
+    /// Issues an access token for `device` of `tenant` (`POST /api/v1/tenants/<tenant>/devices/<device>/tokens`
+    /// with ``adminKey``) and returns it.
+    ///
+    /// ```swift
+    /// let token = try iotd.issueToken(tenant: "lab", device: "d")
+    /// let r = try LoopbackHTTPClient(port: iotd.httpPort).request("POST", "/api/v1/\(token)/telemetry", body: body)
+    /// ```
+    ///
+    /// - Throws: ``ChildProcess/Failure`` naming the status and the body when the answer is not a 2xx with a
+    ///   `token` string; what ``api(_:_:_:)`` throws when the request fails.
+    public func issueToken(tenant: String, device: String) throws -> String {
+        let issued = try api("POST", "/api/v1/tenants/\(tenant)/devices/\(device)/tokens", "{}")
+        let object = try? JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any]
+        guard (200..<300).contains(issued.status), let token = object?["token"] as? String else {
+            throw ChildProcess.Failure(
+                description: "no token for device \(device) of tenant \(tenant): \(issued.status) \(issued.text)")
+        }
+        return token
+    }
+
     /// Starts `iotd serve --config config` (the built product) and returns once `/readyz` on `apiPort` answers
     /// 200; the caller stops the process. (An ``IotdProcess`` also writes the configuration and picks the ports.)
     ///

@@ -410,6 +410,7 @@ let package = Package(
                 "IoTTestSupport",
                 "IoTCore", "IoTStorage", "IoTTesting", "CIoTSQLite",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

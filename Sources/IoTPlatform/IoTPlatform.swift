@@ -110,6 +110,8 @@ public final class IoTPlatform: Service, Sendable {
     public let identity: IdentityService
 
     let retention: RetentionService?
+    /// Scheduled and continuous backups (`backup:`), when configured.
+    public let backup: BackupService?
     let ruleState: SQLiteRuleStateStore
     let logger: Logger
     private let prepared = Mutex(false)
@@ -146,6 +148,12 @@ public final class IoTPlatform: Service, Sendable {
         var journalConfiguration = configuration.journal
         journalConfiguration.directory = configuration.dataDirectory + "/journal"
         let journal = try FileJournal(configuration: journalConfiguration, logger: logger)
+        // Before the ingestor trims anything: with continuous backup the journal keeps what is not shipped.
+        backup = try configuration.backup.map {
+            try BackupService(
+                configuration: $0, dataDirectory: configuration.dataDirectory, journal: journal,
+                version: Self.version, logger: logger)
+        }
         registry = SQLiteRegistryStore(storage: storage)
         if let custom = layers.pointStore {
             points = custom
@@ -290,9 +298,11 @@ public final class IoTPlatform: Service, Sendable {
     /// The components in start order; a graceful shutdown stops them in reverse: listeners first, then the
     /// ingestor, which drains what was acknowledged into the store (the rule engine still sees it), then
     /// the statistics scheduler and the rule engine, which saves its state, and last the notification
-    /// dispatcher (what the drain raised is still enqueued; what it cannot send stays in the outbox).
+    /// dispatcher (what the drain raised is still enqueued; what it cannot send stays in the outbox), and after
+    /// it the backup service, which ships what the drain left in the journal.
     public var services: [any Service] {
-        var services: [any Service] = [dispatcher, rules, statistics, ingestor, identity]
+        var services: [any Service] = backup.map { [$0] } ?? []
+        services += [dispatcher, rules, statistics, ingestor, identity]
         if let retention { services.append(retention) }
         services += [management, http, mqtt, coapObservations]
         services.append(modbus)

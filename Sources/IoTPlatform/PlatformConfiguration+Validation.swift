@@ -24,6 +24,7 @@ extension PlatformConfiguration {
         try section("management.tls") { () throws(IoTError) in try management.tls?.validate() }
         try section("auth") { () throws(IoTError) in try auth.validate() }
         try section("identity") { () throws(IoTError) in try identity.service.validate() }
+        if let backup { try section("backup") { () throws(IoTError) in try backup.validate() } }
         if let channel = identity.notificationChannel,
             !notifications.allChannels.contains(where: { $0.name == channel })
         {

@@ -74,6 +74,8 @@ public struct PlatformConfiguration: Sendable {
     public var outbound = OutboundPolicy()
     /// `identity:`: users, sign-in, API keys and the audit log of the management API.
     public var identity = Identity()
+    /// Scheduled and continuous backups (`backup:`); `nil`: none (``BackupService``).
+    public var backup: BackupService.Configuration?
 
     /// The defaults of every section: HTTP on 127.0.0.1:8080, the management API on 127.0.0.1:8081 (answering
     /// 401 until ``management`` has an admin key), data in `./data`.
@@ -212,7 +214,7 @@ public struct PlatformConfiguration: Sendable {
 extension PlatformConfiguration: Decodable {
     private enum CodingKeys: String, CodingKey {
         case dataDirectory, journal, storage, ingest, http, coap, management, modbus, auth, websocket, tcp, logging
-        case mqtt, parsers, notifications, tenants, brokerAccounts, outbound, identity
+        case mqtt, parsers, notifications, tenants, brokerAccounts, outbound, identity, backup
     }
 
     private struct LoggingSection: Decodable {
@@ -257,6 +259,7 @@ extension PlatformConfiguration: Decodable {
         brokerAccounts = try c.decodeIfPresent(BrokerAccountsConfiguration.self, forKey: .brokerAccounts)
         outbound = try c.decode(.outbound, or: outbound)
         identity = try c.decode(.identity, or: identity)
+        backup = try c.decodeIfPresent(BackupService.Configuration.self, forKey: .backup)
         // The older places of two ingest settings.
         if ingest.ingestor.rateLimit == nil { ingest.ingestor.rateLimit = http.legacyRateLimit }
         if !ingest.authenticationCacheGiven,

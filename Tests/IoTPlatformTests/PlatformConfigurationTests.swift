@@ -99,10 +99,30 @@ import Testing
             ("logging: { level: loud }", "logging.level: 'loud' is not one of"),
             ("websocket: { path: ws }", "websocket: WebSocket path must start with '/'"),
             ("journal: { segmentBytes: 1 }", "journal.segmentBytes: 1 is out of range"),
+            ("backup: { fullEveryHours: 24 }", "backup.to is missing"),
+            ("backup: { to: /b, keepFull: 0 }", "backup.keepFull is 0; keep at least 1"),
+            ("backup: { to: /b, continuous: { everySeconds: 0 } }", "backup.continuous.everySeconds is 0.0; use 0.1"),
+            (
+                "backup: { to: /b, continuos: { everySeconds: 1 } }",
+                "backup.continuos: unknown key; did you mean continuous?"
+            ),
         ] {
             let message = refusal(yaml)
             #expect(message.hasPrefix(expected), "\(yaml) → \(message)")
         }
+    }
+
+    /// Issue 22, item 2: scheduled and continuous backups are set in the file; `continuous.to` may name the
+    /// repository, as the issue writes it.
+    @Test func backupsAreSetInTheFile() throws {
+        let c = try PlatformConfiguration(
+            yaml: "backup: { continuous: { to: /b, everySeconds: 10 }, incrementalEveryMinutes: 60, keepFull: 3 }",
+            environment: [:])
+        #expect(
+            c.backup
+                == BackupService.Configuration(
+                    to: "/b", incrementalEveryMinutes: 60, continuousEverySeconds: 10, keepFull: 3))
+        #expect(try PlatformConfiguration(yaml: "", environment: [:]).backup == nil)
     }
 
     @Test func theAdminKeyComesFromTheEnvironmentAndIsChecked() throws {

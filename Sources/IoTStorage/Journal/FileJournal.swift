@@ -79,6 +79,8 @@ public final class FileJournal: BatchJournal {
         var trimmed: UInt64
         var buffer: [UInt8] = []
         var map: Mapping?
+        /// Set by ``hold(after:)``: segments holding records past it stay, trimmed or not.
+        var held: UInt64?
     }
 
     /// The step in which a mapped segment's file grows.
@@ -236,11 +238,7 @@ public final class FileJournal: BatchJournal {
             guard sequence > s.trimmed else { return [] }
             s.trimmed = sequence
             s.last = max(s.last, sequence)
-            var paths: [String] = []
-            while s.segments.count > 1 && s.segments[1].first - 1 <= s.trimmed {
-                paths.append(s.segments.removeFirst().path)
-            }
-            return paths
+            return Self.removableSegments(&s)
         }
         for path in removable { unlink(path) }
         let trimmed = state.withLock { $0.trimmed }
@@ -253,7 +251,57 @@ public final class FileJournal: BatchJournal {
         if rename(tmp, configuration.directory + "/trimmed") != 0 { throw Self.errnoError("rename \(tmp)") }
     }
 
+    /// Keeps every segment that holds a record past `sequence` on disk, even once trimmed, until a later call
+    /// moves the hold on (``JournalShipper`` holds what it has not shipped yet); `nil` lifts the hold.
+    ///
+    /// Segments already past the hold and trimmed are removed by this call.
+    public func hold(after sequence: UInt64?) {
+        let removable: [String] = state.withLock { s in
+            s.held = sequence
+            return Self.removableSegments(&s)
+        }
+        for path in removable { unlink(path) }
+    }
+
+    /// The sequence below which every record is committed (the last ``trim(through:)``).
+    public var trimmedSequence: UInt64 { state.withLock { $0.trimmed } }
+
+    /// The segment files, oldest first, with the sequence each starts at.
+    func segmentFiles() -> [(first: UInt64, path: String)] {
+        state.withLock { $0.segments.map { ($0.first, $0.path) } }
+    }
+
+    /// Whole frames of `raw` from `offset` on: calls `body` with each frame's sequence and byte range, and
+    /// returns the offset after the last whole, intact one (a torn or zero tail ends the scan).
+    static func scanFrames(
+        _ raw: UnsafeRawBufferPointer, from offset: Int, _ body: (UInt64, Range<Int>) throws -> Void
+    ) rethrows -> Int {
+        let h = JournalCodec.frameHeaderSize
+        var offset = offset
+        while offset + h + 8 <= raw.count {
+            let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+            let crc = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))
+            guard length >= 8, length <= JournalCodec.maxPayload, offset + h + length <= raw.count else { break }
+            let payload = UnsafeRawBufferPointer(rebasing: raw[(offset + h)..<(offset + h + length)])
+            guard CRC32C.checksum(payload) == crc else { break }
+            try body(UInt64(littleEndian: payload.loadUnaligned(as: UInt64.self)), offset..<(offset + h + length))
+            offset += h + length
+        }
+        return offset
+    }
+
     // MARK: - Internals
+
+    /// Takes the segments that only hold trimmed records (and none past the hold) off the list; the caller
+    /// unlinks the paths returned. The segment being written always stays.
+    private static func removableSegments(_ s: inout State) -> [String] {
+        let floor = min(s.trimmed, s.held ?? .max)
+        var paths: [String] = []
+        while s.segments.count > 1 && s.segments[1].first - 1 <= floor {
+            paths.append(s.segments.removeFirst().path)
+        }
+        return paths
+    }
 
     private func roll(_ s: inout State, first: UInt64) throws(IoTError) {
         let path = Self.segmentPath(configuration.directory, first)
@@ -332,7 +380,7 @@ public final class FileJournal: BatchJournal {
         }
     }
 
-    private static func readFile(_ path: String) throws(IoTError) -> [UInt8] {
+    static func readFile(_ path: String) throws(IoTError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw errnoError("open \(path)") }
         defer { close(fd) }
@@ -408,12 +456,12 @@ public final class FileJournal: BatchJournal {
         return result.sorted { $0.first < $1.first }
     }
 
-    private static func segmentPath(_ dir: String, _ first: UInt64) -> String {
+    static func segmentPath(_ dir: String, _ first: UInt64) -> String {
         let digits = String(first)
         return dir + "/journal-" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".log"
     }
 
-    private static func readTrimmed(_ dir: String) -> UInt64 {
+    static func readTrimmed(_ dir: String) -> UInt64 {
         guard let bytes = try? readFile(dir + "/trimmed") else { return 0 }
         return UInt64(String(decoding: bytes, as: UTF8.self).trimmingTrailingNewline) ?? 0
     }

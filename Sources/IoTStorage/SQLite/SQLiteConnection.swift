@@ -137,6 +137,38 @@ final class SQLiteConnection: @unchecked Sendable {
         return try body()
     }
 
+    /// Copies the database, page for page, into a new file at `target` with SQLite's online backup API: one
+    /// read transaction, so a consistent snapshot that a writer on another connection does not disturb (WAL).
+    /// Page `n` of the copy is page `n` of the database, which is what lets a later backup send only the pages
+    /// that changed. Caller holds the lock.
+    func backup(to target: String) throws(IoTError) {
+        try checkOpen()
+        var handle: OpaquePointer?
+        let rc = sqlite3_open_v2(target, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil)
+        guard rc == SQLITE_OK, let destination = handle else {
+            if let handle { sqlite3_close_v2(handle) }
+            throw IoTError(.storage, "cannot create \(target) to back up \(path) into", nativeCode: rc, domain: .sqlite)
+        }
+        defer { sqlite3_close_v2(destination) }
+        guard let backup = sqlite3_backup_init(destination, "main", db, "main") else {
+            let message = String(cString: sqlite3_errmsg(destination))
+            throw IoTError(
+                .storage, "cannot back up \(path): \(message)", nativeCode: sqlite3_errcode(destination),
+                domain: .sqlite)
+        }
+        var step = sqlite3_backup_step(backup, -1)
+        while step == SQLITE_BUSY || step == SQLITE_LOCKED {
+            usleep(10_000)
+            step = sqlite3_backup_step(backup, -1)
+        }
+        let finish = sqlite3_backup_finish(backup)
+        guard step == SQLITE_DONE, finish == SQLITE_OK else {
+            throw IoTError(
+                .storage, "backing up \(path) into \(target) failed: \(String(cString: sqlite3_errstr(step)))",
+                nativeCode: step == SQLITE_DONE ? finish : step, domain: .sqlite)
+        }
+    }
+
     /// Rows changed by the last statement.
     var changes: Int { Int(sqlite3_changes(db)) }
     /// The rowid of the last row inserted on this connection.

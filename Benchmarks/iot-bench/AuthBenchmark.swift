@@ -64,7 +64,7 @@ func runAuthBenchmark(_ options: BenchOptions) async throws {
     }
 
     /// Probes /healthz and the device every 20 ms for `seconds`; their latencies in ms.
-    func probe() async -> (health: [Double], device: [Double]) {
+    func probe() async throws -> (health: [Double], device: [Double]) {
         async let h = onThread { () -> [Double] in
             var out: [Double] = []
             let end = monotonicSeconds() + seconds
@@ -83,10 +83,10 @@ func runAuthBenchmark(_ options: BenchOptions) async throws {
             }
             return out
         }
-        return (await h, await d)
+        return (try await h, try await d)
     }
 
-    let quiet = await probe()
+    let quiet = try await probe()
     let outcomes = Outcomes()
     let attempts = Counter64()
     // One pacing thread starts an attempt every 5 ms (200/s), each on a thread of its own, so a slow answer
@@ -108,7 +108,7 @@ func runAuthBenchmark(_ options: BenchOptions) async throws {
             if wait > 0 { usleep(UInt32(wait * 1e6)) }
         }
     }.start()
-    let attacked = await probe()
+    let attacked = try await probe()
     while outcomes.total < attempts.current {
         try await Task.sleep(for: .milliseconds(50))
     }
@@ -144,11 +144,6 @@ private final class Outcomes: Sendable {
     func count(_ status: Int) { counts.withLock { $0[status, default: 0] += 1 } }
     var total: Int { counts.withLock { $0.values.reduce(0, +) } }
     var snapshot: [Int: Int] { counts.withLock { $0 } }
-}
-
-/// Runs `body` on a thread of its own (blocking sockets stay off the cooperative pool).
-private func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { c in Thread { c.resume(returning: body()) }.start() }
 }
 
 /// One HTTP/1.1 request on a new connection to 127.0.0.1:`port` (from `source` when given): the status and

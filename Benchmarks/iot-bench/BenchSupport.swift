@@ -145,3 +145,8 @@ func threadSchedstatPath(named name: String) -> String? {
     }
     return nil
 }
+
+/// Runs blocking work (C calls, sockets, file copies) on a thread of its own, not the cooperative pool.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { c in Thread { c.resume(with: Result { try body() }) }.start() }
+}

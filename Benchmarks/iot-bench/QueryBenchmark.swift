@@ -169,13 +169,6 @@ private func pad(_ x: Double, _ width: Int = 8) -> String {
     return String(repeating: " ", count: max(0, width - s.count)) + s
 }
 
-/// Runs blocking C work on its own thread (not the cooperative pool).
-private func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { c in
-        DispatchQueue(label: "iot-bench.raw").async { c.resume(with: Result { try body() }) }
-    }
-}
-
 private struct RawError: Error, CustomStringConvertible {
     let description: String
 }

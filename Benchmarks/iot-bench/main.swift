@@ -14,6 +14,7 @@
 //   swift run -c release iot-bench auth   [--smoke]                200 wrong-password attempts/s: /healthz and device p99 with and without
 //   swift run -c release iot-bench identity [--smoke]              a scope of 10k devices resolved; latest/series with and without a user
 //   swift run -c release iot-bench provision [--smoke]             10,000 devices with tokens in one bulk call vs one by one
+//   swift run -c release iot-bench fleet [--points N] [--smoke]    10k devices over HTTP on iotd serve: RSS, CPU per message
 //   swift run -c release iot-bench recovery [--points N] [--smoke] 10M points: shipped backup, restore, replay vs cp -a
 //   swift run -c release iot-bench all    [--smoke]
 //
@@ -72,6 +73,7 @@ func runSelected() async throws {
     case "identity": try await runIdentityBenchmark(options)
     case "provision": try await runProvisionBenchmark(options)
     case "recovery": try await runRecoveryBenchmark(options)
+    case "fleet": try await runFleetBenchmark(options)
     case "all":
         try await runIngestBenchmark(options)
         try await runQueryBenchmark(options)
@@ -87,9 +89,10 @@ func runSelected() async throws {
         try await runIdentityBenchmark(options)
         try await runProvisionBenchmark(options)
         try await runRecoveryBenchmark(options)
+        try await runFleetBenchmark(options)
     default:
         print(
-            "usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|mqtt-drain|notify|stream|coap|auth|identity|provision|recovery|all [--smoke] [--points N] [--dir PATH]"
+            "usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|mqtt-drain|notify|stream|coap|auth|identity|provision|recovery|fleet|all [--smoke] [--points N] [--dir PATH]"
         )
         exit(2)
     }

@@ -1,0 +1,164 @@
+import Foundation
+import IoTTestSupport
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The cost of a fleet (issue 22, item 8), measured from outside on `iotd serve`: 10,000 devices provisioned in
+/// one bulk call, each with its own token, send 10-signal messages over HTTP keep-alive, one per device per 10 s
+/// (1,000 msg/s), then one per device per second (an overload on 2 cores), then the first rate again. iotd's
+/// resident memory (peak and after the overload) and CPU per message (utime + stime of its process over the
+/// messages it stored) are printed, beside the CPU per point of the same points sent as batches of 100 in the
+/// same run. Goals: peak RSS ≤ 150 MB, ≤ 0.1 ms of CPU per 10-signal message, RSS after the overload within
+/// 20 % of before.
+func runFleetBenchmark(_ options: BenchOptions) async throws {
+    let devices = options.points ?? (options.smoke ? 500 : 10_000)
+    let phase = options.smoke ? 2.0 : 30.0
+    let threads = options.smoke ? 4 : 16
+    print("== fleet: \(grouped(Double(devices))) devices with their own tokens over HTTP keep-alive, on iotd serve")
+    let iotd = IotdProcess("iot-bench-fleet")
+    let signals = (0..<10).map { "{ name: s\($0) }" }.joined(separator: ", ")
+    try iotd.configure(
+        iotd.preamble() + """
+            tenants: [{ id: fleet, products: [{ id: meter, signals: [\(signals)] }] }]
+            """)
+    try iotd.start()
+    defer { iotd.stop() }
+    guard let pid = iotd.process?.pid else { throw BenchError("iotd did not start") }
+
+    let uids = (0..<devices).map { "f-\($0)" }
+    let created = try iotd.api(
+        "POST", "/api/v1/tenants/fleet/devices/bulk",
+        #"{"devices":["# + uids.map { #"{"uid":"\#($0)","product":"meter"}"# }.joined(separator: ",") + "]}")
+    let answer = try JSONSerialization.jsonObject(with: Data(created.text.utf8)) as? [String: Any]
+    let tokens = (answer?["devices"] as? [[String: String]] ?? []).compactMap { $0["token"] }
+    guard created.status == 201, tokens.count == devices else {
+        throw BenchError("bulk provisioning answered \(created.status): \(created.text.prefix(200))")
+    }
+    let port = iotd.httpPort
+
+    /// Sends one message per device every `period` seconds for `seconds`, on `threads` keep-alive connections;
+    /// the messages stored (200) and refused (503).
+    func load(period: Double, seconds: Double, batch: Int = 1) async throws -> (stored: Int, refused: Int) {
+        let counts = FleetCounts()
+        let (uids, tokens, threads) = (uids, tokens, threads)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for t in 0..<threads {
+                group.addTask {
+                    try await onThread {
+                        let client = try LoopbackHTTPClient(port: port)
+                        let mine = Array(stride(from: t, to: devices, by: threads))
+                        let interval = period / Double(mine.count)
+                        let start = monotonicSeconds()
+                        var k = 0
+                        while monotonicSeconds() - start < seconds {
+                            let due = start + Double(k) * interval
+                            let wait = due - monotonicSeconds()
+                            if wait > 0 { usleep(useconds_t(wait * 1e6)) }
+                            let device = mine[k % mine.count]
+                            let n = counts.sent.add(1, ordering: .relaxed).newValue
+                            let records = (0..<batch).map { b in
+                                let values = (0..<10).map { #""s\#($0)":\#((n + b + $0) % 1000)"# }.joined(
+                                    separator: ",")
+                                return #"{"ts":\#(1_800_000_000_000 + Int64(n) * 1_000 + Int64(b)),\#(values)}"#
+                            }
+                            let body = batch == 1 ? records[0] : "[" + records.joined(separator: ",") + "]"
+                            let r = try client.request(
+                                "POST", "/api/v1/devices/\(uids[device])/telemetry",
+                                headers: [
+                                    "Authorization": "Bearer \(tokens[device])", "Content-Type": "application/json",
+                                ],
+                                body: Array(body.utf8))
+                            if r.status == 200 {
+                                counts.stored.add(1, ordering: .relaxed)
+                            } else if r.status == 503 {
+                                counts.refused.add(1, ordering: .relaxed)
+                            } else {
+                                throw BenchError("device \(uids[device]): \(r.status) \(r.text.prefix(200))")
+                            }
+                            k += 1
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return (counts.stored.load(ordering: .relaxed), counts.refused.load(ordering: .relaxed))
+    }
+
+    func measured(_ run: () async throws -> (stored: Int, refused: Int)) async throws -> (
+        stored: Int, refused: Int, cpu: Double, seconds: Double
+    ) {
+        let cpu = processCPUSeconds(pid)
+        let t = monotonicSeconds()
+        let r = try await run()
+        // What was acknowledged is committed moments later; that work counts too.
+        usleep(500_000)
+        return (r.stored, r.refused, processCPUSeconds(pid) - cpu, monotonicSeconds() - t)
+    }
+
+    let idle = residentKiB(pid)
+    let steady = try await measured { try await load(period: 10, seconds: phase) }
+    let before = residentKiB(pid)
+    let overload = try await measured { try await load(period: 1, seconds: phase) }
+    let peak = peakResidentKiB(pid)
+    let after = try await measured { try await load(period: 10, seconds: phase) }
+    usleep(UInt32(phase * 1e6 / 2))
+    let afterRSS = residentKiB(pid)
+    let batches = try await measured { try await load(period: Double(devices) / 100, seconds: phase / 2, batch: 100) }
+
+    func perMessage(_ m: (stored: Int, refused: Int, cpu: Double, seconds: Double)) -> String {
+        String(
+            format: "%.0f msg/s stored, %.0f refused/s, %.3f ms CPU per message", Double(m.stored) / m.seconds,
+            Double(m.refused) / m.seconds, m.cpu / Double(max(1, m.stored)) * 1_000)
+    }
+    let single = steady.cpu / Double(max(1, steady.stored)) / 10
+    let batched = batches.cpu / Double(max(1, batches.stored * 100 * 10))
+    print(
+        "rss: idle \(idle / 1_024) MB, at 1 msg/device/10 s \(before / 1_024) MB, peak \(peak / 1_024) MB (goal ≤ 150 MB)"
+    )
+    print("one message per device per 10 s: \(perMessage(steady)) (goal ≤ 0.1 ms)")
+    print("one per device per second (overload): \(perMessage(overload))")
+    print("back to one per 10 s: \(perMessage(after))")
+    print(
+        String(
+            format: "rss after the overload: %d MB, %+.0f %% of before (goal within 20 %%)", afterRSS / 1_024,
+            (Double(afterRSS) / Double(max(1, before)) - 1) * 100))
+    print(
+        String(
+            format:
+                "CPU per point: %.1f µs in single 10-signal messages vs %.1f µs in batches of 100 messages (%.1f×)",
+            single * 1e6, batched * 1e6, single / max(batched, 1e-12)))
+}
+
+/// What the load threads counted.
+private final class FleetCounts: Sendable {
+    let sent = Atomic<Int>(0)
+    let stored = Atomic<Int>(0)
+    let refused = Atomic<Int>(0)
+}
+
+/// utime + stime of process `pid`, in seconds.
+private func processCPUSeconds(_ pid: Int32) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return 0 }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    // After the command: state is field 3, utime 14, stime 15 (1-based), so 11 and 12 here (0-based from state).
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// A `Vm…:` line of `/proc/<pid>/status`, in KiB.
+private func statusKiB(_ pid: Int32, _ key: String) -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix(key + ":") {
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+    }
+    return 0
+}
+
+private func residentKiB(_ pid: Int32) -> Int { statusKiB(pid, "VmRSS") }
+private func peakResidentKiB(_ pid: Int32) -> Int { statusKiB(pid, "VmHWM") }

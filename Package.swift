@@ -258,7 +258,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
-            resources: [.copy("API/openapi.yaml")],
+            resources: [.copy("API/openapi.yaml"), .copy("Console")],
             swiftSettings: swiftSettings
         ),
 
@@ -417,6 +417,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["IoTTestSupport", "IoTTesting", "CIoTSQLite"],
+            exclude: ["Peers"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

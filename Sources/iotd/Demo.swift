@@ -99,6 +99,7 @@ struct Demo: AsyncParsableCommand {
               device HTTP      http://127.0.0.1:\(http)
               management API   http://127.0.0.1:\(api)   (admin key: \(adminKey))
               metrics          http://127.0.0.1:\(api)/metrics
+              console          http://127.0.0.1:\(api)/console/   (sign in with the admin key)
 
             Send a point as device \(sample.uid) (ThingsBoard form, token in the URL):
               curl -s -X POST http://127.0.0.1:\(http)/api/v1/\(sample.token)/telemetry -H 'Content-Type: application/json' -d '{"temperature": 21.5}'

@@ -137,6 +137,7 @@ public final class ManagementServer: Service {
         // `IoTPlatform.metricsFactory`).
         router.add(middleware: MetricsMiddleware())
         router.addRoutes(operationalRoutes())
+        router.addRoutes(consoleRoutes())
         router.addRoutes(brokerAuthRoutes())
         if let identity = self.api.identity {
             router.group().add(middleware: PercentDecodingMiddleware())

@@ -1,0 +1,402 @@
+// The iotd web console: a page per hash route, all data through the management API (/api/v1), live points
+// through its WebSocket feed. No build step, no dependency but Chart.js (vendor/, from Debian's libjs-chart.js).
+'use strict';
+
+const state = {
+  auth: JSON.parse(sessionStorage.getItem('iotd.console') || 'null'), // {token, refresh, kind}
+  me: null,
+  socket: null,
+  chart: null,
+  live: 0, // live points drawn since the device page opened (the browser test reads it)
+};
+window.iotdConsole = state;
+
+// ---------------------------------------------------------------- API
+
+class APIError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || ('HTTP ' + status));
+    this.status = status;
+    this.code = body && body.error;
+  }
+}
+
+async function api(method, path, body, retried) {
+  const headers = { 'Accept': 'application/json' };
+  if (state.auth) headers['Authorization'] = 'Bearer ' + state.auth.token;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch (e) { json = { message: text }; }
+  if (response.status === 401 && state.auth && state.auth.refresh && !retried) {
+    if (await refresh()) return api(method, path, body, true);
+  }
+  if (response.status === 401) {
+    if (!location.hash.startsWith('#/signin')) signOut(false);
+    throw new APIError(401, json);
+  }
+  if (!response.ok) throw new APIError(response.status, json);
+  return json;
+}
+
+async function refresh() {
+  const response = await fetch('/api/v1/auth/refresh', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ refreshToken: state.auth.refresh }),
+  });
+  if (!response.ok) return false;
+  const tokens = await response.json();
+  saveAuth({ kind: 'user', token: tokens.accessToken, refresh: tokens.refreshToken });
+  return true;
+}
+
+function saveAuth(auth) {
+  state.auth = auth;
+  if (auth) sessionStorage.setItem('iotd.console', JSON.stringify(auth));
+  else sessionStorage.removeItem('iotd.console');
+}
+
+function signOut(callServer) {
+  if (callServer && state.auth && state.auth.refresh) {
+    fetch('/api/v1/auth/logout', {
+      method: 'POST', headers: { 'Content-Type': 'application/json', 'Authorization': 'Bearer ' + state.auth.token },
+      body: JSON.stringify({ refreshToken: state.auth.refresh }),
+    }).catch(() => {});
+  }
+  saveAuth(null);
+  state.me = null;
+  location.hash = '#/signin';
+}
+
+// ---------------------------------------------------------------- DOM helpers
+
+function el(tag, attributes, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes || {})) {
+    if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else if (value === true) node.setAttribute(key, '');
+    else if (value !== false && value !== null && value !== undefined) node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function show(...nodes) {
+  const view = document.getElementById('view');
+  view.replaceChildren(...nodes);
+}
+
+function errorBox(error) {
+  return el('div', { class: 'error', role: 'alert' }, error.message || String(error));
+}
+
+function formatTime(ms) {
+  if (ms === undefined || ms === null) return '';
+  return new Date(ms).toLocaleString();
+}
+
+function formatValue(value) {
+  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : value.toFixed(3).replace(/\.?0+$/, '');
+  return String(value);
+}
+
+function table(columns, rows, empty) {
+  if (!rows.length) return el('p', { class: 'muted' }, empty || 'Nothing here yet.');
+  return el('table', {},
+    el('thead', {}, el('tr', {}, columns.map((c) => el('th', {}, c.title)))),
+    el('tbody', {}, rows.map((row) => el('tr', {}, columns.map((c) => el('td', {}, c.cell(row)))))));
+}
+
+function setNav(tenant, active) {
+  const nav = document.getElementById('nav');
+  if (!tenant) { nav.replaceChildren(); return; }
+  const links = [['overview', 'Overview', '#/t/' + tenant], ['devices', 'Devices', '#/t/' + tenant + '/devices'],
+    ['alarms', 'Alarms', '#/t/' + tenant + '/alarms']];
+  nav.replaceChildren(...links.map(([key, title, href]) =>
+    el('a', { href, class: key === active ? 'active' : null }, title)));
+}
+
+function closeLive() {
+  if (state.socket) { state.socket.onclose = null; state.socket.close(); state.socket = null; }
+  if (state.chart) { state.chart.destroy(); state.chart = null; }
+}
+
+// ---------------------------------------------------------------- pages
+
+function signInPage() {
+  setNav(null);
+  const error = el('div');
+  const tenant = el('input', { id: 'tenant', name: 'tenant', autocomplete: 'organization', placeholder: 'empty for a platform user' });
+  const username = el('input', { id: 'username', name: 'username', autocomplete: 'username', required: true });
+  const password = el('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'current-password' });
+  const key = el('input', { id: 'apikey', name: 'apikey', type: 'password', placeholder: 'or an API key / the admin key' });
+  const form = el('form', {
+    class: 'card signin', onsubmit: async (event) => {
+      event.preventDefault();
+      error.replaceChildren();
+      try {
+        if (key.value) {
+          saveAuth({ kind: 'key', token: key.value });
+          await api('GET', '/api/v1/tenants');
+        } else {
+          const body = { username: username.value, password: password.value };
+          if (tenant.value) body.tenant = tenant.value;
+          const tokens = await api('POST', '/api/v1/auth/login', body);
+          saveAuth({ kind: 'user', token: tokens.accessToken, refresh: tokens.refreshToken });
+        }
+        state.me = null;
+        location.hash = '#/';
+      } catch (e) {
+        saveAuth(null);
+        error.replaceChildren(errorBox(e));
+      }
+    },
+  },
+  el('h1', {}, 'Sign in'),
+  el('label', { for: 'tenant' }, 'Tenant'), tenant,
+  el('label', { for: 'username' }, 'User'), username,
+  el('label', { for: 'password' }, 'Password'), password,
+  el('label', { for: 'apikey' }, 'API key'), key,
+  el('button', { type: 'submit', id: 'signin' }, 'Sign in'), error);
+  username.required = false;
+  show(form);
+}
+
+async function tenantsPage() {
+  setNav(null);
+  const me = await whoAmI();
+  if (me && me.tenant) { location.hash = '#/t/' + me.tenant; return; }
+  const tenants = await api('GET', '/api/v1/tenants');
+  if (tenants.length === 1) { location.hash = '#/t/' + tenants[0].id; return; }
+  show(el('h1', {}, 'Tenants'), table([
+    { title: 'Tenant', cell: (t) => el('a', { href: '#/t/' + t.id }, t.id) },
+    { title: 'Name', cell: (t) => t.name || '' },
+  ], tenants, 'No tenant yet: create one with POST /api/v1/tenants.'));
+}
+
+async function whoAmI() {
+  if (state.me) return state.me;
+  try { state.me = await api('GET', '/api/v1/auth/me'); } catch (e) {
+    if (e.status === 401) throw e;
+    state.me = {}; // no identity service: the admin key
+  }
+  const who = document.getElementById('who');
+  who.textContent = state.me.username || (state.auth && state.auth.kind === 'key' ? 'API key' : '');
+  document.getElementById('signout').hidden = false;
+  return state.me;
+}
+
+/** Messages per second over the whole server, from two samples of /metrics a second apart. */
+async function serverRate() {
+  async function received() {
+    const text = await (await fetch('/metrics')).text();
+    let sum = 0;
+    for (const line of text.split('\n')) {
+      if (line.startsWith('iot_ingest_received_total')) sum += parseFloat(line.split(' ').pop()) || 0;
+    }
+    return sum;
+  }
+  const first = await received();
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  return (await received()) - first;
+}
+
+async function overviewPage(tenant) {
+  setNav(tenant, 'overview');
+  await whoAmI();
+  const [devices, products, alarms] = await Promise.all([
+    api('GET', `/api/v1/tenants/${tenant}/devices`),
+    api('GET', `/api/v1/tenants/${tenant}/products`),
+    api('GET', `/api/v1/tenants/${tenant}/alarms?open=true&limit=1000`).catch(() => []),
+  ]);
+  const rate = el('div', { class: 'n', id: 'rate' }, '…');
+  show(el('h1', {}, 'Tenant ' + tenant),
+    el('div', { class: 'tiles' },
+      el('div', { class: 'tile' }, el('div', { class: 'n', id: 'device-count' }, devices.length), el('div', { class: 'l' }, 'devices')),
+      el('div', { class: 'tile' }, el('div', { class: 'n' }, products.length), el('div', { class: 'l' }, 'products')),
+      el('div', { class: 'tile' }, el('div', { class: 'n', id: 'open-alarms' }, alarms.length), el('div', { class: 'l' }, 'open alarms')),
+      el('div', { class: 'tile' }, rate, el('div', { class: 'l' }, 'messages/s (whole server)'))),
+    el('h2', {}, 'Open alarms'), alarmTable(tenant, alarms.slice(0, 10), () => overviewPage(tenant)));
+  serverRate().then((n) => { rate.textContent = n.toFixed(0); }).catch(() => { rate.textContent = '—'; });
+}
+
+async function devicesPage(tenant) {
+  setNav(tenant, 'devices');
+  await whoAmI();
+  const devices = await api('GET', `/api/v1/tenants/${tenant}/devices`);
+  const products = [...new Set(devices.map((d) => d.product))].sort();
+  const search = el('input', { id: 'search', type: 'search', placeholder: 'Search uid, name, tag…' });
+  const product = el('select', { id: 'product' }, el('option', { value: '' }, 'All products'),
+    products.map((p) => el('option', { value: p }, p)));
+  const list = el('div');
+  function render() {
+    const q = search.value.trim().toLowerCase();
+    const shown = devices.filter((d) => (!product.value || d.product === product.value) && (!q ||
+      d.uid.toLowerCase().includes(q) || (d.name || '').toLowerCase().includes(q) ||
+      Object.entries(d.tags || {}).some(([k, v]) => (k + '=' + v).toLowerCase().includes(q))));
+    list.replaceChildren(el('p', { class: 'muted' }, `${shown.length} of ${devices.length} devices`), table([
+      { title: 'Device', cell: (d) => el('a', { href: `#/t/${tenant}/devices/${encodeURIComponent(d.uid)}` }, d.uid) },
+      { title: 'Name', cell: (d) => d.name || '' },
+      { title: 'Product', cell: (d) => d.product },
+      { title: 'Tags', cell: (d) => Object.entries(d.tags || {}).map(([k, v]) => k + '=' + v).join(', ') },
+      { title: 'Created', cell: (d) => formatTime(d.createdAt) },
+    ], shown.slice(0, 500), 'No device matches.'));
+  }
+  search.addEventListener('input', render);
+  product.addEventListener('change', render);
+  show(el('h1', {}, 'Devices'), el('div', { class: 'toolbar' }, search, product), list);
+  render();
+}
+
+const ranges = { '1h': 3600e3, '24h': 86400e3, '7d': 7 * 86400e3, '30d': 30 * 86400e3 };
+
+async function devicePage(tenant, uid) {
+  setNav(tenant, 'devices');
+  await whoAmI();
+  const base = `/api/v1/tenants/${tenant}/devices/${encodeURIComponent(uid)}`;
+  const [device, latest] = await Promise.all([api('GET', base), api('GET', base + '/latest')]);
+  const signals = [...new Set([...(device.signals || []).map((s) => s.name), ...latest.map((p) => p.signal)])];
+  const latestBody = el('tbody');
+  const values = new Map(latest.map((p) => [p.signal, p]));
+  function renderLatest() {
+    latestBody.replaceChildren(...[...values.values()].sort((a, b) => a.signal.localeCompare(b.signal)).map((p) =>
+      el('tr', {}, el('td', {}, p.signal), el('td', { class: 'value' }, formatValue(p.value)), el('td', {}, formatTime(p.time)))));
+  }
+  renderLatest();
+  const signal = el('select', { id: 'signal' }, signals.map((s) => el('option', { value: s }, s)));
+  const range = el('select', { id: 'range' }, Object.keys(ranges).map((r) => el('option', { value: r }, 'last ' + r)));
+  const badge = el('span', { class: 'badge', id: 'live' }, 'connecting');
+  const note = el('span', { class: 'muted', id: 'chart-note' });
+  const canvas = el('canvas', { id: 'chart' });
+  show(el('h1', {}, uid, ' ', el('span', { class: 'muted' }, device.name || device.product)),
+    el('div', { class: 'card' }, el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Signal'), el('th', {}, 'Latest'),
+      el('th', {}, 'At'))), latestBody)),
+    el('div', { class: 'toolbar' }, signal, range, badge, note),
+    el('div', { class: 'card chart-box' }, canvas));
+
+  async function load() {
+    if (!signal.value) { note.textContent = 'no signal yet'; return; }
+    const to = Date.now() + 60e3;
+    const from = to - ranges[range.value];
+    let points;
+    if (ranges[range.value] <= 3600e3) {
+      const series = await api('GET', `${base}/series/${encodeURIComponent(signal.value)}?from=${from}&to=${to}&limit=2000`);
+      points = series.points.filter((p) => typeof p.value === 'number').map((p) => ({ x: p.time, y: p.value }));
+      note.textContent = `${points.length} points${series.truncated ? ' (the first 2,000)' : ''}`;
+    } else {
+      // Served from the rollups: at most 1,000 buckets.
+      const bucket = Math.max(60e3, Math.ceil((to - from) / 1000 / 60e3) * 60e3);
+      const series = await api('GET', `${base}/series/${encodeURIComponent(signal.value)}?from=${from}&to=${to}&agg=mean&bucket=${bucket}`);
+      points = series.buckets.filter((b) => typeof b.value === 'number').map((b) => ({ x: b.start, y: b.value }));
+      note.textContent = `${points.length} means of ${bucket / 60e3} min`;
+    }
+    if (state.chart) state.chart.destroy();
+    state.chart = new Chart(canvas, {
+      type: 'line',
+      data: { datasets: [{ label: signal.value, data: points, borderColor: '#2f6fdf', pointRadius: 0, borderWidth: 1.5 }] },
+      options: {
+        animation: false, maintainAspectRatio: false, parsing: false, normalized: true,
+        scales: { x: { type: 'linear', ticks: { callback: (v) => new Date(v).toLocaleTimeString(), maxTicksLimit: 8 } } },
+        plugins: { legend: { display: false } },
+      },
+    });
+  }
+  signal.addEventListener('change', () => load().catch(showError));
+  range.addEventListener('change', () => load().catch(showError));
+  await load();
+
+  // Live points of this device.
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const socket = new WebSocket(`${scheme}//${location.host}/api/v1/tenants/${tenant}/live?device=${encodeURIComponent(uid)}&apiKey=${encodeURIComponent(state.auth.token)}`);
+  state.socket = socket;
+  state.live = 0;
+  socket.onopen = () => { badge.textContent = 'live'; badge.classList.add('live'); };
+  socket.onclose = (event) => { badge.textContent = 'offline' + (event.reason ? ': ' + event.reason : ''); badge.classList.remove('live'); };
+  socket.onmessage = (event) => {
+    const frame = JSON.parse(event.data);
+    if (frame.type !== 'points') return;
+    for (const p of frame.points) {
+      if (p.device !== uid) continue;
+      const before = values.get(p.signal);
+      if (!before || before.time <= p.time) values.set(p.signal, p);
+      if (p.signal === signal.value && typeof p.value === 'number' && state.chart) {
+        state.chart.data.datasets[0].data.push({ x: p.time, y: p.value });
+        state.live += 1;
+      }
+    }
+    renderLatest();
+    if (state.chart) state.chart.update('none');
+  };
+}
+
+function alarmTable(tenant, alarms, reload) {
+  async function act(alarm, action) {
+    try {
+      await api('POST', `/api/v1/tenants/${tenant}/alarms/${encodeURIComponent(alarm.id)}/${action}`, {});
+      await reload();
+    } catch (e) { showError(e); }
+  }
+  return table([
+    { title: 'Severity', cell: (a) => el('span', { class: 'sev-' + a.severity }, a.severity) },
+    { title: 'Rule', cell: (a) => a.ruleID },
+    { title: 'Device', cell: (a) => el('a', { href: `#/t/${tenant}/devices/${encodeURIComponent(a.originator)}` }, a.originator) },
+    { title: 'Started', cell: (a) => formatTime(a.startTime) },
+    { title: 'Value', cell: (a) => formatValue(a.lastValue) },
+    { title: 'State', cell: (a) => [a.active ? 'active' : 'cleared', a.acknowledged ? 'acknowledged' : 'unacknowledged'].join(', ') },
+    { title: '', cell: (a) => [
+      a.acknowledged ? null : el('button', { class: 'secondary ack', 'data-alarm': a.id, onclick: () => act(a, 'ack') }, 'Acknowledge'),
+      ' ',
+      a.active ? el('button', { class: 'secondary clear', 'data-alarm': a.id, onclick: () => act(a, 'clear') }, 'Clear') : null,
+    ] },
+  ], alarms, 'No alarm.');
+}
+
+async function alarmsPage(tenant) {
+  setNav(tenant, 'alarms');
+  await whoAmI();
+  const filter = el('select', { id: 'alarm-filter' }, el('option', { value: 'true' }, 'Open'),
+    el('option', { value: 'false' }, 'Closed'), el('option', { value: '' }, 'All'));
+  filter.value = sessionStorage.getItem('iotd.alarmFilter') || 'true';
+  const list = el('div');
+  async function reload() {
+    sessionStorage.setItem('iotd.alarmFilter', filter.value);
+    const query = filter.value ? `?open=${filter.value}&limit=500` : '?limit=500';
+    const alarms = await api('GET', `/api/v1/tenants/${tenant}/alarms${query}`);
+    list.replaceChildren(alarmTable(tenant, alarms, reload));
+  }
+  filter.addEventListener('change', () => reload().catch(showError));
+  show(el('h1', {}, 'Alarms'), el('div', { class: 'toolbar' }, filter), list);
+  await reload();
+}
+
+// ---------------------------------------------------------------- routing
+
+function showError(error) {
+  if (error && error.status === 401) return;
+  const view = document.getElementById('view');
+  view.prepend(errorBox(error));
+}
+
+async function route() {
+  closeLive();
+  const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  if (!state.auth && parts[0] !== 'signin') { location.hash = '#/signin'; return; }
+  try {
+    if (parts[0] === 'signin') signInPage();
+    else if (parts[0] === 't' && parts[1] && !parts[2]) await overviewPage(parts[1]);
+    else if (parts[0] === 't' && parts[2] === 'devices' && parts[3]) await devicePage(parts[1], parts[3]);
+    else if (parts[0] === 't' && parts[2] === 'devices') await devicesPage(parts[1]);
+    else if (parts[0] === 't' && parts[2] === 'alarms') await alarmsPage(parts[1]);
+    else await tenantsPage();
+  } catch (error) {
+    if (error.status !== 401) show(errorBox(error));
+  }
+}
+
+document.getElementById('signout').addEventListener('click', () => signOut(true));
+window.addEventListener('hashchange', route);
+route();

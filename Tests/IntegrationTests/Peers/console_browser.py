@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Drives iotd's web console in a real headless Chromium (selenium + chromium-driver), as a user would.
+
+Usage: console_browser.py BASE_URL TENANT USERNAME PASSWORD DEVICE ARTIFACTS_DIR
+
+Signs in with the identity login, opens the tenant overview, the device list and the device, waits for the
+device's chart to draw live points from the WebSocket feed, opens the alarms and acknowledges the first open
+alarm. Saves a screenshot of each page in ARTIFACTS_DIR. Prints one JSON line per step and a last line
+`RESULT {...}` with the live points seen, the bytes the console's first load transferred and the browser
+console's errors (each must be none). Exits 1 when a step fails.
+"""
+import json
+import os
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+base, tenant, username, password, device, artifacts = sys.argv[1:7]
+os.makedirs(artifacts, exist_ok=True)
+
+options = webdriver.ChromeOptions()
+options.binary_location = "/usr/bin/chromium"
+for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
+    options.add_argument(argument)
+options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+wait = WebDriverWait(driver, 20)
+result = {"steps": [], "errors": []}
+
+
+def step(name):
+    driver.save_screenshot(os.path.join(artifacts, name + ".png"))
+    result["steps"].append(name)
+    print(json.dumps({"step": name, "url": driver.current_url}), flush=True)
+
+
+def browser_errors():
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+try:
+    driver.get(base + "/")  # the management address itself leads to the console
+    wait.until(EC.presence_of_element_located((By.ID, "username")))
+    result["firstLoadBytes"] = driver.execute_script(
+        "return performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))"
+        ".reduce((n, e) => n + (e.transferSize || e.encodedBodySize || 0), 0)")
+    step("signin")
+    driver.find_element(By.ID, "tenant").send_keys(tenant)
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "signin").click()
+    wait.until(EC.presence_of_element_located((By.ID, "device-count")))
+    wait.until(lambda d: d.find_element(By.ID, "rate").text not in ("", "…"))
+    step("overview")
+
+    driver.get(base + "/console/#/t/%s/devices" % tenant)
+    wait.until(EC.presence_of_element_located((By.LINK_TEXT, device))).click()
+    wait.until(EC.presence_of_element_located((By.ID, "chart")))
+    wait.until(lambda d: d.execute_script("return window.iotdConsole.live") >= 3)
+    result["livePoints"] = driver.execute_script("return window.iotdConsole.live")
+    result["chartPoints"] = driver.execute_script("return window.iotdConsole.chart.data.datasets[0].data.length")
+    step("device")
+
+    driver.find_element(By.LINK_TEXT, "Alarms").click()
+    button = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "button.ack")))
+    result["alarm"] = button.get_attribute("data-alarm")
+    button.click()
+    wait.until(EC.invisibility_of_element_located((By.CSS_SELECTOR, "button.ack[data-alarm='%s']" % result["alarm"])))
+    step("alarms")
+
+    driver.find_element(By.ID, "signout").click()
+    wait.until(EC.presence_of_element_located((By.ID, "username")))
+    step("signed-out")
+    result["errors"] = [entry["message"] for entry in browser_errors()]
+    print("RESULT " + json.dumps(result), flush=True)
+    sys.exit(0 if not result["errors"] else 1)
+except Exception as error:  # the step that failed, the page and the browser's console
+    driver.save_screenshot(os.path.join(artifacts, "failure.png"))
+    result["failure"] = "%s: %s" % (type(error).__name__, error)
+    result["page"] = driver.page_source[:2000]
+    result["errors"] = [entry["message"] for entry in browser_errors()]
+    print("RESULT " + json.dumps(result), flush=True)
+    sys.exit(1)
+finally:
+    driver.quit()

@@ -319,7 +319,7 @@ let package = Package(
         .executableTarget(
             name: "iotd",
             dependencies: [
-                "IoTPlatform", "IoTCore", "IoTProtocols", "IoTRules", "IoTServer", "IoTStorage",
+                "IoTPlatform", "IoTCore", "IoTProtocols", "IoTRules", "IoTServer", "IoTStorage", "CIoTLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

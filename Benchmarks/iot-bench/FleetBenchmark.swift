@@ -102,11 +102,13 @@ func runFleetBenchmark(_ options: BenchOptions) async throws {
     let idle = residentKiB(pid)
     let steady = try await measured { try await load(period: 10, seconds: phase) }
     let before = residentKiB(pid)
+    let (beforeHeap, beforeFile) = (statusKiB(pid, "RssAnon"), statusKiB(pid, "RssFile"))
     let overload = try await measured { try await load(period: 1, seconds: phase) }
     let peak = peakResidentKiB(pid)
     let after = try await measured { try await load(period: 10, seconds: phase) }
     usleep(UInt32(phase * 1e6 / 2))
     let afterRSS = residentKiB(pid)
+    let (afterHeap, afterFile) = (statusKiB(pid, "RssAnon"), statusKiB(pid, "RssFile"))
     let batches = try await measured { try await load(period: Double(devices) / 100, seconds: phase / 2, batch: 100) }
 
     func perMessage(_ m: (stored: Int, refused: Int, cpu: Double, seconds: Double)) -> String {
@@ -117,15 +119,17 @@ func runFleetBenchmark(_ options: BenchOptions) async throws {
     let single = steady.cpu / Double(max(1, steady.stored)) / 10
     let batched = batches.cpu / Double(max(1, batches.stored * 100 * 10))
     print(
-        "rss: idle \(idle / 1_024) MB, at 1 msg/device/10 s \(before / 1_024) MB, peak \(peak / 1_024) MB (goal ≤ 150 MB)"
+        "rss: idle \(idle / 1_024) MB, at 1 msg/device/10 s \(before / 1_024) MB (heap \(beforeHeap / 1_024) MB, file pages \(beforeFile / 1_024) MB), peak \(peak / 1_024) MB (goal ≤ 150 MB)"
     )
     print("one message per device per 10 s: \(perMessage(steady)) (goal ≤ 0.1 ms)")
     print("one per device per second (overload): \(perMessage(overload))")
     print("back to one per 10 s: \(perMessage(after))")
     print(
         String(
-            format: "rss after the overload: %d MB, %+.0f %% of before (goal within 20 %%)", afterRSS / 1_024,
-            (Double(afterRSS) / Double(max(1, before)) - 1) * 100))
+            format:
+                "rss after the overload: %d MB, %+.0f %% of before; heap %d MB, %+.0f %% of before (goal within 20 %%); file pages %d MB",
+            afterRSS / 1_024, (Double(afterRSS) / Double(max(1, before)) - 1) * 100, afterHeap / 1_024,
+            (Double(afterHeap) / Double(max(1, beforeHeap)) - 1) * 100, afterFile / 1_024))
     print(
         String(
             format:
@@ -152,7 +156,7 @@ private func processCPUSeconds(_ pid: Int32) -> Double {
 }
 
 /// A `Vm…:` line of `/proc/<pid>/status`, in KiB.
-private func statusKiB(_ pid: Int32, _ key: String) -> Int {
+func statusKiB(_ pid: Int32, _ key: String) -> Int {
     guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
     for line in status.split(separator: "\n") where line.hasPrefix(key + ":") {
         return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0

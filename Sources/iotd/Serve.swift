@@ -20,6 +20,7 @@ struct Serve: AsyncParsableCommand {
     var check = false
 
     func run() async throws {
+        MemoryHousekeeping.limitArenas()
         let (configuration, inlineSecrets) = try loadConfiguration(config)
         let hasAdminKey = configuration.management.adminAPIKey != nil
         if check {
@@ -54,7 +55,8 @@ struct Serve: AsyncParsableCommand {
         defer { reloader.cancel() }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: platform)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: [.init(service: platform), .init(service: MemoryHousekeeping())],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         let announce = Task {
             let (http, management) = try await platform.listeningPorts()
             logger.info("iotd serving", metadata: ["device_http": "\(http)", "management": "\(management)"])

@@ -69,6 +69,9 @@ public final class FileJournal: BatchJournal {
         /// The file's size: space allocated for records, zeros after the last one. Only bytes below it are
         /// written through the map (a page past the end of the file would raise `SIGBUS`).
         var allocated: Int
+        /// Bytes from the start whose pages were released from the process (``releaseBytes`` at a time):
+        /// written records stay in the page cache, and the process's resident size does not grow with the segment.
+        var released = 0
     }
 
     private struct State {
@@ -85,6 +88,8 @@ public final class FileJournal: BatchJournal {
 
     /// The step in which a mapped segment's file grows.
     static let growthBytes = 1 << 20
+    /// The step in which written pages of a mapped segment are released from the process (a multiple of pages).
+    static let releaseBytes = 4 << 20
 
     /// The configuration in force.
     public let configuration: Configuration
@@ -193,6 +198,14 @@ public final class FileJournal: BatchJournal {
                 s.map = map
             }
             frames.withUnsafeBytes { (map.base + s.size).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            // Whole steps behind the records leave the process's pages (MADV_DONTNEED on a shared file map keeps
+            // them, dirty, in the page cache, which writes them back): a mapped segment costs no resident memory.
+            let written = end / Self.releaseBytes * Self.releaseBytes
+            if written > map.released {
+                _ = madvise(map.base + map.released, written - map.released, MADV_DONTNEED)
+                map.released = written
+                s.map = map
+            }
         } else {
             try Self.writeAll(s.fd, frames, at: s.size, what: "append to the journal", map: &s.map)
         }

@@ -1,0 +1,31 @@
+import CIoTLinux
+import ServiceLifecycle
+
+/// glibc's allocator tuned for a long-running server with many threads (NIO's event loops, the C libraries'
+/// own threads, the ingest pipeline):
+///
+/// - ``limitArenas()`` keeps at most two allocation arenas. glibc's default, eight per core, lets every thread
+///   that ever allocated keep an arena of its own with its free memory in it: under a burst the heap spreads
+///   over them and the resident size grows far past what is in use.
+/// - ``run()`` gives free memory back to the operating system every ten seconds (`malloc_trim`): after a burst
+///   the heap otherwise stays at its peak, since glibc returns only the free top of each arena.
+struct MemoryHousekeeping: Service {
+    /// Seconds between two trims.
+    var intervalSeconds = 10
+
+    /// Two arenas at most; call it first, before threads start.
+    static func limitArenas() {
+        _ = mallopt(M_ARENA_MAX, 2)
+    }
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(intervalSeconds)) }
+            } catch {
+                return
+            }
+            _ = malloc_trim(0)
+        }
+    }
+}

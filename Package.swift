@@ -227,6 +227,8 @@ let package = Package(
                 "CIoTCurl",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/IoTProtocols/IoTNotifiers",
             swiftSettings: swiftSettings

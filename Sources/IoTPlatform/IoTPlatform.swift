@@ -112,6 +112,8 @@ public final class IoTPlatform: Service, Sendable {
     let retention: RetentionService?
     /// Scheduled and continuous backups (`backup:`), when configured.
     public let backup: BackupService?
+    /// The forwarding of committed points to InfluxDB (`exports.influxdb`), when configured.
+    public let influxDB: InfluxDBSink?
     let ruleState: SQLiteRuleStateStore
     let logger: Logger
     private let prepared = Mutex(false)
@@ -211,9 +213,14 @@ public final class IoTPlatform: Service, Sendable {
                 fallback: StaticRecipientResolver(groups: settings.groups ?? [:])),
             clock: clock, channelFormats: formats, logger: logger,
             enqueued: { tenant in Task { await dispatcher.wake(tenant) } })
+        influxDB = try configuration.exports.influxdb.map {
+            try InfluxDBSink(configuration: $0, registry: registry, logger: logger)
+        }
+        var observers: [any PointObserver] = [rules, liveFeed]
+        if let influxDB { observers.append(influxDB) }
         ingestor = Ingestor(
             configuration: configuration.ingest.ingestor, journal: journal, pointStore: points, registry: registry,
-            clock: clock, observers: [rules, liveFeed], parsers: parsers, logger: logger)
+            clock: clock, observers: observers, parsers: parsers, logger: logger)
         let gateway = DefaultIngestGateway(
             ingestor: ingestor, authenticator: deviceAuth, configuration: configuration.ingest.gateway, logger: logger)
         self.gateway = gateway
@@ -302,6 +309,7 @@ public final class IoTPlatform: Service, Sendable {
     /// it the backup service, which ships what the drain left in the journal.
     public var services: [any Service] {
         var services: [any Service] = backup.map { [$0] } ?? []
+        if let influxDB { services.append(influxDB) }
         services += [dispatcher, rules, statistics, ingestor, identity]
         if let retention { services.append(retention) }
         services += [management, http, mqtt, coapObservations]

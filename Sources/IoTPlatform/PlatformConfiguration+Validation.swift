@@ -25,6 +25,9 @@ extension PlatformConfiguration {
         try section("auth") { () throws(IoTError) in try auth.validate() }
         try section("identity") { () throws(IoTError) in try identity.service.validate() }
         if let backup { try section("backup") { () throws(IoTError) in try backup.validate() } }
+        if let influxdb = exports.influxdb {
+            try section("exports.influxdb") { () throws(IoTError) in try influxdb.validate() }
+        }
         if let channel = identity.notificationChannel,
             !notifications.allChannels.contains(where: { $0.name == channel })
         {

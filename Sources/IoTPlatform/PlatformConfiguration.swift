@@ -76,6 +76,16 @@ public struct PlatformConfiguration: Sendable {
     public var identity = Identity()
     /// Scheduled and continuous backups (`backup:`); `nil`: none (``BackupService``).
     public var backup: BackupService.Configuration?
+    /// Where committed points are forwarded (`exports:`).
+    public var exports = Exports()
+
+    /// `exports:` of the configuration.
+    public struct Exports: Sendable, Decodable {
+        /// Every committed point to InfluxDB 1.x (``InfluxDBSink``); `nil`: none.
+        public var influxdb: InfluxDBSink.Configuration?
+        /// No export.
+        public init() {}
+    }
 
     /// The defaults of every section: HTTP on 127.0.0.1:8080, the management API on 127.0.0.1:8081 (answering
     /// 401 until ``management`` has an admin key), data in `./data`.
@@ -214,7 +224,7 @@ public struct PlatformConfiguration: Sendable {
 extension PlatformConfiguration: Decodable {
     private enum CodingKeys: String, CodingKey {
         case dataDirectory, journal, storage, ingest, http, coap, management, modbus, auth, websocket, tcp, logging
-        case mqtt, parsers, notifications, tenants, brokerAccounts, outbound, identity, backup
+        case mqtt, parsers, notifications, tenants, brokerAccounts, outbound, identity, backup, exports
     }
 
     private struct LoggingSection: Decodable {
@@ -260,6 +270,7 @@ extension PlatformConfiguration: Decodable {
         outbound = try c.decode(.outbound, or: outbound)
         identity = try c.decode(.identity, or: identity)
         backup = try c.decodeIfPresent(BackupService.Configuration.self, forKey: .backup)
+        exports = try c.decode(.exports, or: exports)
         // The older places of two ingest settings.
         if ingest.ingestor.rateLimit == nil { ingest.ingestor.rateLimit = http.legacyRateLimit }
         if !ingest.authenticationCacheGiven,

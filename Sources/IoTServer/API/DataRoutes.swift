@@ -62,23 +62,25 @@ extension ManagementAPI {
                 let parameters = request.uri.queryParameters
                 let query = try SeriesQuery(
                     { parameters[Substring($0)] }, maxPoints: self.configuration.maxExportPoints)
-                if query.format == .csv, !(try context.principal().permissions.contains(.dataExport)) {
+                if query.format != .json, !(try context.principal().permissions.contains(.dataExport)) {
                     throw APIError(
                         .forbidden, .forbidden,
-                        "an export (format=csv) needs the permission \"data:export\", which your roles or key do not grant"
+                        "an export (format=\(query.format.rawValue)) needs the permission \"data:export\", which your roles or key do not grant"
                     )
                 }
                 let series = SeriesKey(device: device.uid, signal: signal)
                 if let agg = query.aggregate {
                     return try await self.aggregate(scope, series, query, agg)
                 }
-                return try await self.raw(scope, series, query)
+                return try await self.raw(scope, device, series, query)
             }
         }
         return router
     }
 
-    private func raw(_ scope: AccessScope, _ series: SeriesKey, _ query: SeriesQuery) async throws -> Response {
+    private func raw(_ scope: AccessScope, _ device: Device, _ series: SeriesKey, _ query: SeriesQuery) async throws
+        -> Response
+    {
         let limit = min(query.limit ?? configuration.maxExportPoints, configuration.maxExportPoints)
         var found = try await points.range(
             scope, series: series, from: query.from, to: query.to, limit: limit + 1, order: .ascending)
@@ -98,6 +100,9 @@ extension ManagementAPI {
             response = JSONOutput.text(csv, contentType: "text/csv; charset=utf-8")
             response.headers[.contentDisposition] =
                 "attachment; filename=\"\(CSV.fileName([series.device, series.signal]))\""
+        case .lp:
+            let lines = found.map { Self.exportLine(.lp, device, series.signal, $0.time, $0.value) }
+            response = JSONOutput.text(lines.joined(), contentType: ExportFormat.lp.contentType)
         }
         if truncated { response.headers[.init("X-Truncated")!] = "true" }
         return response
@@ -119,7 +124,7 @@ extension ManagementAPI {
                     buckets: buckets.map {
                         BucketOutput(start: $0.start, end: $0.end, count: $0.count, value: JSONValue(agg.value(of: $0)))
                     }))
-        case .csv:
+        case .csv, .lp:
             var csv = "start,end,\(agg.rawValue)\n"
             for b in buckets {
                 let value = agg == .count ? String(b.count) : CSV.field(agg.value(of: b))

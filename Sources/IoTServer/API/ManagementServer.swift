@@ -157,6 +157,7 @@ public final class ManagementServer: Service {
         api.addRoutes(self.api.bulkDeviceRoutes())
         api.addRoutes(self.api.tokenRoutes())
         api.addRoutes(self.api.dataRoutes())
+        api.addRoutes(self.api.exportRoutes())
         for resource in resources {
             api.addRoutes(resource.routes(self.api))
         }

@@ -20,7 +20,7 @@ struct SeriesQuery {
         }
     }
 
-    enum Format: String { case json, csv }
+    enum Format: String { case json, csv, lp }
 
     var from: Int64 = 0
     var to: Int64 = .max
@@ -52,9 +52,12 @@ struct SeriesQuery {
         }
         if let v = query("format") {
             guard let f = Format(rawValue: String(v)) else {
-                throw APIError.badRequest("format \"\(v)\" is not known; use json or csv")
+                throw APIError.badRequest("format \"\(v)\" is not known; use json, csv or lp (InfluxDB line protocol)")
             }
             format = f
+        }
+        if format == .lp, aggregate != nil {
+            throw APIError.badRequest("format=lp exports raw points; leave agg out, or use json or csv")
         }
         if let bucketMillis {
             let (span, overflow) = to.subtractingReportingOverflow(from)

@@ -12,7 +12,8 @@ import Testing
 /// driven by selenium from PyPI): the management address leads to the console; a tenant user signs in with the
 /// identity login; the overview, the device list and the device's chart, which draws live points from the
 /// WebSocket feed while a device posts over HTTP; an alarm acknowledged on the alarms page (checked through the
-/// API afterwards); no error in the browser's console; the first load's bytes. Screenshots are kept in
+/// API afterwards); a rule saved after the API's refusal was shown at its field; the outbox and transports pages;
+/// no error in the browser's console but that refusal; the first load's bytes. Screenshots are kept in
 /// `.build/test-artifacts/console/`.
 @Suite(.serialized) struct ConsoleBrowserTests {
     static let root = String(#filePath.prefix(upTo: #filePath.range(of: "/Tests/")!.lowerBound))
@@ -87,7 +88,13 @@ import Testing
                     as? [String: Any]) ?? [:]
             #expect(status == 0, "the browser run failed: \(output.suffix(20).joined(separator: "\n"))")
             #expect(
-                result["steps"] as? [String] == ["signin", "overview", "device", "alarms", "signed-out"], "\(result)")
+                result["steps"] as? [String]
+                    == [
+                        "signin", "overview", "device", "alarms", "rule-invalid", "rules", "outbox", "transports",
+                        "signed-out",
+                    ],
+                "\(result)")
+            #expect((result["fieldError"] as? String)?.contains("hysteresis") == true, "\(result)")
             #expect(
                 (result["errors"] as? [String])?.isEmpty == true, "the browser's console: \(result["errors"] ?? "")")
             #expect((result["livePoints"] as? Int ?? 0) >= 3, "\(result)")
@@ -97,7 +104,9 @@ import Testing
             let alarm = try #require(result["alarm"] as? String, "\(result)")
             let shown = try iotd.api("GET", "/api/v1/tenants/acme/alarms/\(alarm)")
             #expect(shown.text.contains(#""acknowledged":true"#), "\(shown.text)")
-            for name in ["signin", "overview", "device", "alarms"] {
+            let rules = try iotd.api("GET", "/api/v1/tenants/acme/rules/too-cold")
+            #expect(rules.status == 200 && rules.text.contains(#""hysteresis":0.5"#), "\(rules.text)")
+            for name in ["signin", "overview", "device", "alarms", "rules", "transports"] {
                 #expect(FileManager.default.fileExists(atPath: artifacts + "/\(name).png"), "screenshot \(name)")
             }
         }

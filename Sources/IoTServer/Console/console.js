@@ -115,7 +115,8 @@ function setNav(tenant, active) {
   const nav = document.getElementById('nav');
   if (!tenant) { nav.replaceChildren(); return; }
   const links = [['overview', 'Overview', '#/t/' + tenant], ['devices', 'Devices', '#/t/' + tenant + '/devices'],
-    ['alarms', 'Alarms', '#/t/' + tenant + '/alarms']];
+    ['alarms', 'Alarms', '#/t/' + tenant + '/alarms'], ['rules', 'Rules', '#/t/' + tenant + '/rules'],
+    ['outbox', 'Notifications', '#/t/' + tenant + '/outbox'], ['transports', 'Transports', '#/t/' + tenant + '/transports']];
   nav.replaceChildren(...links.map(([key, title, href]) =>
     el('a', { href, class: key === active ? 'active' : null }, title)));
 }
@@ -270,12 +271,27 @@ async function devicePage(tenant, uid) {
   const signal = el('select', { id: 'signal' }, signals.map((s) => el('option', { value: s }, s)));
   const range = el('select', { id: 'range' }, Object.keys(ranges).map((r) => el('option', { value: r }, 'last ' + r)));
   const badge = el('span', { class: 'badge', id: 'live' }, 'connecting');
+  const format = el('select', { id: 'export-format' }, el('option', { value: 'csv' }, 'CSV'),
+    el('option', { value: 'ndjson' }, 'NDJSON'), el('option', { value: 'lp' }, 'InfluxDB line protocol'));
+  const download = el('button', { class: 'secondary', id: 'export', onclick: async () => {
+    // Every raw point of the device in the range, through the streamed export (a file download).
+    try {
+      const to = Date.now() + 60e3;
+      const response = await fetch(`/api/v1/tenants/${tenant}/export?device=${encodeURIComponent(uid)}&from=${to - ranges[range.value]}&to=${to}&format=${format.value}`,
+        { headers: { 'Authorization': 'Bearer ' + state.auth.token } });
+      if (!response.ok) throw new APIError(response.status, await response.json().catch(() => null));
+      const link = el('a', { href: URL.createObjectURL(await response.blob()), download: `${uid}.${format.value === 'lp' ? 'txt' : format.value}` });
+      document.body.append(link);
+      link.click();
+      link.remove();
+    } catch (e) { showError(e); }
+  } }, 'Export');
   const note = el('span', { class: 'muted', id: 'chart-note' });
   const canvas = el('canvas', { id: 'chart' });
   show(el('h1', {}, uid, ' ', el('span', { class: 'muted' }, device.name || device.product)),
     el('div', { class: 'card' }, el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Signal'), el('th', {}, 'Latest'),
       el('th', {}, 'At'))), latestBody)),
-    el('div', { class: 'toolbar' }, signal, range, badge, note),
+    el('div', { class: 'toolbar' }, signal, range, badge, note, format, download),
     el('div', { class: 'card chart-box' }, canvas));
 
   async function load() {
@@ -373,6 +389,175 @@ async function alarmsPage(tenant) {
   await reload();
 }
 
+/** A form's inputs by field name; an API error naming one of them is shown under it. */
+function fieldError(fields, error) {
+  for (const node of Object.values(fields)) {
+    node.classList.remove('invalid');
+    const next = node.nextElementSibling;
+    if (next && next.classList.contains('field-error')) next.remove();
+  }
+  const message = error.message || String(error);
+  let best = null;
+  for (const name of Object.keys(fields)) {
+    const at = message.search(new RegExp('(^|[^A-Za-z])' + name + '([^A-Za-z]|$)'));
+    if (at >= 0 && (!best || at < best.at)) best = { name, at };
+  }
+  if (!best) return false;
+  const input = fields[best.name];
+  input.classList.add('invalid');
+  input.after(el('div', { class: 'field-error', 'data-field': best.name }, message));
+  return true;
+}
+
+function describeSelector(devices) {
+  if (!devices) return '';
+  return devices.device ? 'device ' + devices.device : devices.product ? 'product ' + devices.product : JSON.stringify(devices);
+}
+
+async function rulesPage(tenant) {
+  setNav(tenant, 'rules');
+  await whoAmI();
+  const [rules, products] = await Promise.all([
+    api('GET', `/api/v1/tenants/${tenant}/rules`),
+    api('GET', `/api/v1/tenants/${tenant}/products`),
+  ]);
+  async function remove(rule) {
+    try {
+      await api('DELETE', `/api/v1/tenants/${tenant}/rules/${encodeURIComponent(rule.id)}`);
+      await rulesPage(tenant);
+    } catch (e) { showError(e); }
+  }
+  const fields = {
+    id: el('input', { name: 'id', required: true }),
+    product: el('select', { name: 'product' }, products.map((p) => el('option', { value: p.id }, p.id))),
+    signal: el('input', { name: 'signal' }),
+    min: el('input', { name: 'min', type: 'number', step: 'any' }),
+    max: el('input', { name: 'max', type: 'number', step: 'any' }),
+    alarmWhen: el('select', { name: 'alarmWhen' }, el('option', { value: 'outside' }, 'outside [min, max]'),
+      el('option', { value: 'inside' }, 'inside [min, max]')),
+    severity: el('select', { name: 'severity' }, ['critical', 'major', 'minor', 'warning', 'info'].map((v) => el('option', { value: v }, v))),
+    debounce: el('input', { name: 'debounce', type: 'number', value: '1', min: '1' }),
+    hysteresis: el('input', { name: 'hysteresis', type: 'number', step: 'any', value: '0' }),
+  };
+  fields.severity.value = 'major';
+  function edit(rule) {
+    if (rule.kind !== 'range') return;
+    fields.id.value = rule.id;
+    if (rule.devices && rule.devices.product) fields.product.value = rule.devices.product;
+    fields.signal.value = rule.signal || '';
+    fields.min.value = rule.min === undefined ? '' : rule.min;
+    fields.max.value = rule.max === undefined ? '' : rule.max;
+    fields.alarmWhen.value = rule.alarmWhen;
+    fields.severity.value = rule.severity;
+    fields.debounce.value = (rule.debounce && rule.debounce.count) || 1;
+    fields.hysteresis.value = rule.hysteresis;
+  }
+  const saved = el('div');
+  const form = el('form', {
+    class: 'card form', id: 'rule-form', onsubmit: async (event) => {
+      event.preventDefault();
+      saved.replaceChildren();
+      const rule = {
+        kind: 'range', id: fields.id.value, devices: { product: fields.product.value }, signal: fields.signal.value,
+        alarmWhen: fields.alarmWhen.value, severity: fields.severity.value,
+        debounce: { count: parseInt(fields.debounce.value, 10) || 1 }, hysteresis: parseFloat(fields.hysteresis.value) || 0,
+      };
+      if (fields.min.value !== '') rule.min = parseFloat(fields.min.value);
+      if (fields.max.value !== '') rule.max = parseFloat(fields.max.value);
+      try {
+        await api('POST', `/api/v1/tenants/${tenant}/rules`, rule);
+        await rulesPage(tenant);
+      } catch (e) {
+        if (!fieldError(fields, e)) saved.replaceChildren(errorBox(e));
+      }
+    },
+  },
+  el('h2', {}, 'Range rule (new, or edit one above)'),
+  Object.entries(fields).map(([name, input]) => el('label', {}, el('span', {}, name), input)),
+  el('button', { type: 'submit', id: 'save-rule' }, 'Save'), saved);
+  show(el('h1', {}, 'Rules'), table([
+    { title: 'Rule', cell: (r) => r.id },
+    { title: 'Kind', cell: (r) => r.kind },
+    { title: 'Devices', cell: (r) => describeSelector(r.devices) },
+    { title: 'Signal', cell: (r) => r.signal || (r.parameters || []).map((p) => p.signal).join(', ') },
+    { title: 'Bounds', cell: (r) => r.kind === 'range' ? `${r.alarmWhen} [${r.min === undefined ? '−∞' : r.min}, ${r.max === undefined ? '∞' : r.max}]` : '' },
+    { title: 'Severity', cell: (r) => el('span', { class: 'sev-' + r.severity }, r.severity) },
+    { title: '', cell: (r) => [
+      r.kind === 'range' ? el('button', { class: 'secondary', onclick: () => edit(r) }, 'Edit') : null, ' ',
+      el('button', { class: 'secondary', onclick: () => remove(r) }, 'Remove')] },
+  ], rules, 'No rule yet.'), form);
+}
+
+async function outboxPage(tenant) {
+  setNav(tenant, 'outbox');
+  await whoAmI();
+  const status = el('select', { id: 'outbox-status' }, ['pending', 'sending', 'delivered', 'dead_letter'].map((v) =>
+    el('option', { value: v }, v.replace('_', ' '))));
+  status.value = sessionStorage.getItem('iotd.outboxStatus') || 'dead_letter';
+  const list = el('div');
+  async function reload() {
+    sessionStorage.setItem('iotd.outboxStatus', status.value);
+    const messages = await api('GET', `/api/v1/tenants/${tenant}/notifications/outbox?status=${status.value}&limit=500`);
+    list.replaceChildren(table([
+      { title: 'Created', cell: (m) => formatTime(m.createdAt) },
+      { title: 'Channel', cell: (m) => m.channel },
+      { title: 'Recipient', cell: (m) => m.recipient },
+      { title: 'Subject', cell: (m) => m.subject || '' },
+      { title: 'Attempts', cell: (m) => m.attempts },
+      { title: 'Last error', cell: (m) => m.lastError || '' },
+      { title: '', cell: (m) => m.status === 'dead_letter' ? el('button', {
+        class: 'secondary retry', onclick: async () => {
+          try { await api('POST', `/api/v1/tenants/${tenant}/notifications/outbox/${encodeURIComponent(m.id)}/retry`, {}); await reload(); } catch (e) { showError(e); }
+        },
+      }, 'Retry') : '' },
+    ], messages, 'No message in this state.'));
+  }
+  status.addEventListener('change', () => reload().catch(showError));
+  show(el('h1', {}, 'Notification outbox'), el('div', { class: 'toolbar' }, status), list);
+  await reload();
+}
+
+async function transportsPage(tenant) {
+  setNav(tenant, 'transports');
+  await whoAmI();
+  const sections = [
+    { title: 'MQTT clients', path: '/api/v1/mqtt/clients', key: (x) => x.spec.id, filter: (x) => x.spec.tenant === tenant,
+      columns: [['Client', (x) => x.spec.id], ['Broker', (x) => `${x.spec.broker.host || '127.0.0.1'}:${x.spec.broker.port || 1883}`],
+        ['State', (x) => x.status.state + (x.throttle ? ' (throttled: ' + x.throttle.reason + ')' : '')],
+        ['Stored / rejected', (x) => `${x.outcomes.stored || 0} / ${x.outcomes.rejected || 0}`], ['Last error', (x) => x.status.lastError || '']] },
+    { title: 'Modbus devices', path: `/api/v1/tenants/${tenant}/modbus/devices`, key: (x) => x.uid, filter: () => true,
+      columns: [['Device', (x) => x.uid], ['Endpoint', (x) => x.endpoint], ['Every', (x) => x.intervalMillis + ' ms'],
+        ['Polls ok / failed', (x) => `${x.successes} / ${x.failures}`], ['Last error', (x) => x.lastError || '']] },
+    { title: 'CoAP observations', path: '/api/v1/coap/observations', key: (x) => x.spec.id, filter: (x) => x.spec.tenant === tenant,
+      columns: [['Observation', (x) => x.spec.id], ['Resource', (x) => x.spec.uri], ['Device', (x) => x.spec.deviceUID],
+        ['State', (x) => x.state], ['Notifications / stored', (x) => `${x.notifications} / ${x.stored}`], ['Last error', (x) => x.lastError || '']] },
+  ];
+  const parts = [el('h1', {}, 'Transports')];
+  for (const section of sections) {
+    const box = el('div');
+    const body = el('textarea', { rows: 3, cols: 80, placeholder: 'A new one as JSON (see /openapi.yaml), then Create' });
+    const message = el('div');
+    async function reload() {
+      let items;
+      try { items = (await api('GET', section.path)).filter(section.filter); } catch (e) {
+        box.replaceChildren(el('p', { class: 'muted' }, e.message));
+        return;
+      }
+      box.replaceChildren(table(section.columns.map(([title, cell]) => ({ title, cell })).concat([{ title: '', cell: (x) =>
+        el('button', { class: 'secondary', onclick: async () => {
+          try { await api('DELETE', section.path + '/' + encodeURIComponent(section.key(x))); await reload(); } catch (e) { message.replaceChildren(errorBox(e)); }
+        } }, 'Remove') }]), items, 'None.'));
+    }
+    const create = el('button', { class: 'secondary', onclick: async () => {
+      message.replaceChildren();
+      try { await api('POST', section.path, JSON.parse(body.value)); body.value = ''; await reload(); } catch (e) { message.replaceChildren(errorBox(e)); }
+    } }, 'Create');
+    parts.push(el('h2', {}, section.title), box, el('div', { class: 'toolbar' }, body, create), message);
+    await reload();
+  }
+  show(...parts);
+}
+
 // ---------------------------------------------------------------- routing
 
 function showError(error) {
@@ -391,6 +576,9 @@ async function route() {
     else if (parts[0] === 't' && parts[2] === 'devices' && parts[3]) await devicePage(parts[1], parts[3]);
     else if (parts[0] === 't' && parts[2] === 'devices') await devicesPage(parts[1]);
     else if (parts[0] === 't' && parts[2] === 'alarms') await alarmsPage(parts[1]);
+    else if (parts[0] === 't' && parts[2] === 'rules') await rulesPage(parts[1]);
+    else if (parts[0] === 't' && parts[2] === 'outbox') await outboxPage(parts[1]);
+    else if (parts[0] === 't' && parts[2] === 'transports') await transportsPage(parts[1]);
     else await tenantsPage();
   } catch (error) {
     if (error.status !== 401) show(errorBox(error));

@@ -21,13 +21,14 @@ extension ManagementAPI {
     /// the permissions `data:read` and `data:export`.
     func exportRoutes() -> RouteCollection<ManagementContext> {
         let router = RouteCollection(context: ManagementContext.self)
-        router.get("/api/v1/tenants/:tenant/export", needs: .dataRead) { request, context in
+        router.get("/api/v1/tenants/:tenant/export", needs: .dataExport) { request, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
-                guard try context.principal().permissions.contains(.dataExport) else {
+                guard try context.principal().permissions.contains(.dataRead) else {
                     throw APIError(
                         .forbidden, .forbidden,
-                        "an export needs the permission \"data:export\", which your roles or key do not grant")
+                        "an export reads data: it needs the permission \"data:read\" too, which your roles or key do not grant"
+                    )
                 }
                 let parameters = request.uri.queryParameters
                 var from: Int64 = 0

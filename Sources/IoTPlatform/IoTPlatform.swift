@@ -279,6 +279,7 @@ public final class IoTPlatform: Service, Sendable {
             CoAPObservationRoutes(observations: coapObservations, definitions: definitions),
         ]
         resources.append(ModbusRoutes(modbus: modbus, definitions: definitions))
+        resources.append(DashboardRoutes(definitions: definitions))
         // Users, sign-in, API keys and the audit log; links go through the tenant's outbox.
         var identityConfiguration = configuration.identity.service
         if identityConfiguration.linkBaseURL == nil {

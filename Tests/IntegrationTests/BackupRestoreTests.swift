@@ -12,14 +12,6 @@ import Testing
 /// over HTTP, `iotd backup verify`, `kill -9` iotd, `iotd restore` into a fresh directory, start there: every
 /// point acknowledged before the backup began is stored, each once.
 @Suite(.serialized) struct BackupRestoreTests {
-    static func iotd(_ arguments: [String]) throws -> (status: Int32, output: [String]) {
-        let process = try ChildProcess(
-            ["/bin/sh", "-c", #"exec "$0" "$@" 2>&1"#, try ChildProcess.builtProduct("iotd")] + arguments)
-        var output: [String] = []
-        while let line = process.readLine(timeoutSeconds: 120) { output.append(line) }
-        return (process.wait(timeoutSeconds: 60) >> 8, output)
-    }
-
     @Test func aBackupTakenWhileDevicesSendRestoresEveryPointAcknowledgedBeforeIt() async throws {
         try await onOwnThread {
             let yaml = """
@@ -56,19 +48,19 @@ import Testing
 
             let set = first.directory.path + "/set"
             let before = acknowledged.withLock { $0 }
-            let backup = try Self.iotd(["backup", "--config", first.configPath, "--to", set])
+            let backup = try runIotd(["backup", "--config", first.configPath, "--to", set])
             #expect(backup.status == 0 && backup.output.last?.contains(" written to ") == true, "\(backup)")
             usleep(200_000)
             sending.store(false, ordering: .relaxed)
-            let verify = try Self.iotd(["backup", "verify", set])
+            let verify = try runIotd(["backup", "verify", set])
             #expect(verify.status == 0 && verify.output.last?.hasPrefix("backup set OK") == true, "\(verify)")
             first.stop(signal: SIGKILL)
 
             // Restore into the data directory of a second iotd, then start it there.
             let second = IotdProcess("iotd-restored")
-            let restore = try Self.iotd(["restore", "--from", set, "--to", second.dataDirectory])
+            let restore = try runIotd(["restore", "--from", set, "--to", second.dataDirectory])
             #expect(restore.status == 0, "\(restore)")
-            let again = try Self.iotd(["restore", "--from", set, "--to", second.dataDirectory])
+            let again = try runIotd(["restore", "--from", set, "--to", second.dataDirectory])
             #expect(
                 again.status != 0 && again.output.joined().contains("--force"), "not over a non-empty one: \(again)")
             try second.configure(second.preamble() + yaml)

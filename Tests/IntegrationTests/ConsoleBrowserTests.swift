@@ -8,12 +8,13 @@ import Testing
     import Glibc
 #endif
 
-/// Issue 23, items 1, 2 and 6: the web console in a real browser (Debian's `chromium` and `chromium-driver`,
+/// Issue 23, items 1, 2, 3 and 6: the web console in a real browser (Debian's `chromium` and `chromium-driver`,
 /// driven by selenium from PyPI): the management address leads to the console; a tenant user signs in with the
 /// identity login; the overview, the device list and the device's chart, which draws live points from the
 /// WebSocket feed while a device posts over HTTP; an alarm acknowledged on the alarms page (checked through the
 /// API afterwards); a rule saved after the API's refusal was shown at its field; the outbox and transports pages;
-/// no error in the browser's console but that refusal; the first load's bytes. Screenshots are kept in
+/// a big screen kept through the dashboards API, its chart drawing live points; no error in the browser's console
+/// but that refusal; the first load's bytes. Screenshots are kept in
 /// `.build/test-artifacts/console/`.
 @Suite(.serialized) struct ConsoleBrowserTests {
     static let root = String(#filePath.prefix(upTo: #filePath.range(of: "/Tests/")!.lowerBound))
@@ -51,6 +52,11 @@ import Testing
                 #"{"username": "olga", "roles": ["operator"], "password": "correct horse battery"}"#)
             #expect(made.status == 201, "\(made.text)")
             let token = try iotd.issueToken(tenant: "acme", device: "t-1")
+            let screen = try iotd.api(
+                "PUT", "/api/v1/tenants/acme/dashboards/boiler",
+                #"{"title": "Boiler room", "refreshSeconds": 2, "tiles": [{"type": "value", "device": "t-1", "signal": "temperature"}, {"type": "gauge", "device": "t-1", "signal": "temperature", "min": 0, "max": 100}, {"type": "line", "device": "t-1", "signal": "temperature", "width": 2}, {"type": "alarms", "width": 2}, {"type": "status", "devices": ["t-1", "t-2"], "width": 2}]}"#
+            )
+            #expect(screen.status == 200, "\(screen.text)")
 
             // The device posts every 200 ms; one value over the range raises the alarm.
             let sending = Atomic<Bool>(true)
@@ -91,7 +97,7 @@ import Testing
                 result["steps"] as? [String]
                     == [
                         "signin", "overview", "device", "alarms", "rule-invalid", "rules", "outbox", "transports",
-                        "signed-out",
+                        "screen", "signed-out",
                     ],
                 "\(result)")
             #expect((result["fieldError"] as? String)?.contains("hysteresis") == true, "\(result)")
@@ -106,7 +112,7 @@ import Testing
             #expect(shown.text.contains(#""acknowledged":true"#), "\(shown.text)")
             let rules = try iotd.api("GET", "/api/v1/tenants/acme/rules/too-cold")
             #expect(rules.status == 200 && rules.text.contains(#""hysteresis":0.5"#), "\(rules.text)")
-            for name in ["signin", "overview", "device", "alarms", "rules", "transports"] {
+            for name in ["signin", "overview", "device", "alarms", "rules", "transports", "screen"] {
                 #expect(FileManager.default.fileExists(atPath: artifacts + "/\(name).png"), "screenshot \(name)")
             }
         }

@@ -13,14 +13,6 @@ import Testing
 /// directory; it is killed with SIGKILL and its data directory deleted; `iotd restore` builds a fresh one from the
 /// repository and iotd starts there: every point acknowledged before the last shipment began is stored, each once.
 @Suite(.serialized) struct DisasterRecoveryTests {
-    static func iotd(_ arguments: [String]) throws -> (status: Int32, output: [String]) {
-        let process = try ChildProcess(
-            ["/bin/sh", "-c", #"exec "$0" "$@" 2>&1"#, try ChildProcess.builtProduct("iotd")] + arguments)
-        var output: [String] = []
-        while let line = process.readLine(timeoutSeconds: 120) { output.append(line) }
-        return (process.wait(timeoutSeconds: 60) >> 8, output)
-    }
-
     static func millisNow() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
@@ -90,7 +82,7 @@ import Testing
 
             // The data directory is lost.
             try FileManager.default.removeItem(atPath: first.dataDirectory)
-            let list = try Self.iotd(["backup", "list", repository])
+            let list = try runIotd(["backup", "list", repository])
             #expect(list.status == 0, "\(list)")
             let index = try String(contentsOfFile: repository + "/shipped/index", encoding: .utf8)
             let lastShipment = try #require(index.split(separator: "\n").last?.split(separator: " "))
@@ -98,7 +90,7 @@ import Testing
             #expect(killedAt - shippedAt <= 2_500, "the recovery point: \(killedAt - shippedAt) ms of data")
 
             let second = IotdProcess("iotd-dr-restored")
-            let restore = try Self.iotd(["restore", "--from", repository, "--to", second.dataDirectory])
+            let restore = try runIotd(["restore", "--from", repository, "--to", second.dataDirectory])
             #expect(restore.status == 0 && restore.output.last?.hasPrefix("restored ") == true, "\(restore)")
             try second.configure(second.preamble() + yaml.replacingOccurrences(of: repository, with: repository + "2"))
             try second.start()

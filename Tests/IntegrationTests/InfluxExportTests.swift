@@ -13,10 +13,6 @@ import Testing
 @Suite(.serialized) struct InfluxExportTests {
     @Test func theLineProtocolExportLoadsIntoInfluxDBAndReadsBackWithInfluxQL() async throws {
         try await onOwnThread {
-            guard access("/usr/bin/influxd", X_OK) == 0 else {
-                Issue.record("influxd is not installed: scripts/test.sh installs it (apt-get install influxdb)")
-                return
-            }
             let directory = TemporaryDirectory("influxdb")
             let port = ChildProcess.freeLoopbackPort()
             let influxd = try Self.startInfluxDB(in: directory, port: port)
@@ -79,10 +75,6 @@ import Testing
     /// the points and retries until InfluxDB answers, then creates the database and writes them all.
     @Test func committedPointsAreForwardedToInfluxDBOnceItAnswers() async throws {
         try await onOwnThread {
-            guard access("/usr/bin/influxd", X_OK) == 0 else {
-                Issue.record("influxd is not installed: scripts/test.sh installs it (apt-get install influxdb)")
-                return
-            }
             let directory = TemporaryDirectory("influxdb-sink")
             let port = ChildProcess.freeLoopbackPort()
             let iotd = IotdProcess("iotd-influx-sink")
@@ -125,8 +117,13 @@ import Testing
         }
     }
 
-    /// Starts `influxd` on 127.0.0.1:`port` with its files in `directory`; returns once `/ping` answers.
+    /// Starts `influxd` on 127.0.0.1:`port` with its files in `directory`; returns once `/ping` answers. Throws
+    /// when Debian's `influxdb` is not installed.
     static func startInfluxDB(in directory: TemporaryDirectory, port: Int) throws -> ChildProcess {
+        guard access("/usr/bin/influxd", X_OK) == 0 else {
+            throw IntegrationFailure(
+                description: "influxd is not installed: scripts/test.sh installs it (apt-get install influxdb)")
+        }
         let rpc = ChildProcess.freeLoopbackPort()
         try """
         reporting-disabled = true

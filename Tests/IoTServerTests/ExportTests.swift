@@ -80,3 +80,44 @@ import Testing
                 == "m,device=d x=3.0 3000000\n")
     }
 }
+
+/// Issue 23, item 3: the console's big screens are kept per tenant through `/api/v1/tenants/{t}/dashboards`,
+/// checked (an error names the tile's field), replaced and deleted.
+@Suite struct DashboardAPITests {
+    @Test func dashboardsAreKeptCheckedReplacedAndDeleted() async throws {
+        let h = try await ServerHarness()
+        try await h.api { c in
+            try await h.seed(c)
+            let path = "/api/v1/tenants/acme/dashboards"
+            #expect(try await c.get(path).text == "[]")
+            let good =
+                #"{"title": "Boiler", "tiles": [{"type": "gauge", "device": "t-1", "signal": "temp", "min": 0, "max": 90}, {"type": "alarms", "width": 2}]}"#
+            let saved = try await c.send(.put, path + "/boiler", good)
+            #expect(saved.status == .ok && saved.object["id"] as? String == "boiler", "\(saved.text)")
+            #expect((try await c.json(path) as? [[String: Any]])?.map { $0["title"] as? String } == ["Boiler"])
+            #expect((try await c.json(path + "/boiler") as? [String: Any])?["tiles"] as? [Any] != nil)
+            for (body, says) in [
+                (
+                    #"{"title": "x", "tiles": [{"type": "alarms"}, {"type": "line", "device": "t-1"}]}"#,
+                    "tiles[1].signal"
+                ),
+                (#"{"title": "x", "tiles": [{"type": "pie"}]}"#, "tiles[0].type"),
+                (
+                    #"{"title": "x", "tiles": [{"type": "gauge", "device": "t-1", "signal": "temp", "min": 5, "max": 1}]}"#,
+                    "tiles[0].min"
+                ),
+                (#"{"title": "x", "tiles": [{"type": "status"}]}"#, "tiles[0].devices"),
+                (#"{"id": "other", "title": "x", "tiles": []}"#, "id:"),
+                (#"{"title": "", "tiles": []}"#, "title"),
+            ] {
+                let r = try await c.send(.put, path + "/boiler", body)
+                #expect(r.status == .badRequest && r.text.contains(says), "\(body) → \(r.text)")
+            }
+            #expect(try await c.send(.put, "/api/v1/tenants/nope/dashboards/a", good).status == .notFound)
+            #expect(try await c.send(.delete, path + "/boiler").status == .noContent)
+            #expect(try await c.get(path + "/boiler").status == .notFound)
+            #expect(try await c.send(.delete, path + "/boiler").status == .notFound)
+        }
+        await h.stop()
+    }
+}

@@ -76,9 +76,9 @@ final class ServerHarness: Sendable {
             journal: journal, points: points, registry: registry, seeded: false, systemClock: true,
             observers: engine.map { [$0] } ?? [], authenticator: auth,
             gatewayConfiguration: .init(authenticationCacheLifetime: .zero), start: false)
-        var resources: [any ManagementRoutes] = []
+        var resources: [any ManagementRoutes] = [DashboardRoutes(definitions: InMemoryDefinitionStore())]
         if let engine, let scheduler {
-            resources = [
+            resources += [
                 RuleRoutes(engine: engine), AlarmRoutes(engine: engine, state: ruleState),
                 StatisticsRoutes(scheduler: scheduler, results: statisticsStore),
             ]

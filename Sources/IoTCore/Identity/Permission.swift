@@ -77,11 +77,16 @@ public struct Permission: RawRepresentable, Sendable, Hashable, Codable, Compara
     /// Reads and exports the audit log.
     public static let auditRead = Permission("audit:read")
 
+    /// Reads the console's big screens (`GET …/dashboards`).
+    public static let dashboardRead = Permission("dashboard:read")
+    /// Creates, changes and deletes them.
+    public static let dashboardWrite = Permission("dashboard:write")
+
     /// Every built-in permission.
     public static let all: Set<Permission> = [
         .tenantRead, .tenantWrite, .deviceRead, .deviceWrite, .credentialWrite, .dataRead, .dataExport, .deviceControl,
         .ruleRead, .ruleWrite, .alarmRead, .alarmAck, .notificationRead, .notificationWrite, .scriptRead, .scriptWrite,
-        .transportRead, .transportAdmin, .userRead, .userAdmin, .auditRead,
+        .transportRead, .transportAdmin, .userRead, .userAdmin, .auditRead, .dashboardRead, .dashboardWrite,
     ]
 
     /// The permissions that only the platform's own users hold (a tenant role may not grant them): tenants
@@ -118,12 +123,14 @@ public struct Role: Sendable, Hashable, Codable {
         id: "operator", name: "Operator",
         permissions: Role.viewer.permissions.union([
             .deviceWrite, .credentialWrite, .dataExport, .deviceControl, .ruleWrite, .alarmAck, .notificationWrite,
+            .dashboardWrite,
         ]))
     /// Reads the tenant's devices, data, rules and alarms; changes nothing.
     public static let viewer = Role(
         id: "viewer", name: "Viewer",
         permissions: [
             .tenantRead, .deviceRead, .dataRead, .ruleRead, .alarmRead, .notificationRead, .scriptRead, .transportRead,
+            .dashboardRead,
         ])
 
     private enum CodingKeys: String, CodingKey { case id, name, permissions }

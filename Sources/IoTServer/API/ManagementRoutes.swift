@@ -10,9 +10,9 @@ import Metrics
 /// ``ManagementServer`` always serves tenants, products, devices, tokens and data. Every other resource is a
 /// value given to it in `resources`, built from the `IoTCore` (or `IoTRules`) protocols it needs:
 /// ``RuleRoutes``, ``AlarmRoutes``, ``StatisticsRoutes``, ``ParserRoutes``, ``NotificationRoutes``,
-/// ``CredentialRoutes``, ``DownlinkRoutes``, ``LiveFeedRoutes``, ``ModbusRoutes``, ``MQTTClientRoutes`` and
-/// ``CoAPObservationRoutes``. A built-in resource that is not given answers 404 saying so. An integrator adds a
-/// resource of their own the same way:
+/// ``CredentialRoutes``, ``DownlinkRoutes``, ``LiveFeedRoutes``, ``ModbusRoutes``, ``MQTTClientRoutes``,
+/// ``CoAPObservationRoutes`` and ``DashboardRoutes``. A built-in resource that is not given answers 404 saying so.
+/// An integrator adds a resource of their own the same way:
 ///
 /// ```swift
 /// struct FirmwareRoutes: ManagementRoutes {

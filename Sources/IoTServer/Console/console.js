@@ -116,7 +116,8 @@ function setNav(tenant, active) {
   if (!tenant) { nav.replaceChildren(); return; }
   const links = [['overview', 'Overview', '#/t/' + tenant], ['devices', 'Devices', '#/t/' + tenant + '/devices'],
     ['alarms', 'Alarms', '#/t/' + tenant + '/alarms'], ['rules', 'Rules', '#/t/' + tenant + '/rules'],
-    ['outbox', 'Notifications', '#/t/' + tenant + '/outbox'], ['transports', 'Transports', '#/t/' + tenant + '/transports']];
+    ['outbox', 'Notifications', '#/t/' + tenant + '/outbox'], ['transports', 'Transports', '#/t/' + tenant + '/transports'],
+    ['screens', 'Screens', '#/t/' + tenant + '/screens']];
   nav.replaceChildren(...links.map(([key, title, href]) =>
     el('a', { href, class: key === active ? 'active' : null }, title)));
 }
@@ -124,6 +125,10 @@ function setNav(tenant, active) {
 function closeLive() {
   if (state.socket) { state.socket.onclose = null; state.socket.close(); state.socket = null; }
   if (state.chart) { state.chart.destroy(); state.chart = null; }
+  if (state.screenTimer) { clearInterval(state.screenTimer); state.screenTimer = null; }
+  for (const chart of state.screenCharts || []) chart.destroy();
+  state.screenCharts = [];
+  document.body.classList.remove('screen-mode');
 }
 
 // ---------------------------------------------------------------- pages
@@ -558,6 +563,177 @@ async function transportsPage(tenant) {
   show(...parts);
 }
 
+// ---------------------------------------------------------------- big screens
+
+const screenTemplate = {
+  title: 'Boiler room', refreshSeconds: 10,
+  tiles: [
+    { type: 'value', title: 'Temperature', device: 'DEVICE', signal: 'SIGNAL' },
+    { type: 'gauge', device: 'DEVICE', signal: 'SIGNAL', min: 0, max: 100 },
+    { type: 'line', device: 'DEVICE', signal: 'SIGNAL', minutes: 60, width: 2 },
+    { type: 'alarms', width: 2 },
+    { type: 'status', devices: ['DEVICE'], width: 2 },
+  ],
+};
+
+async function screensPage(tenant) {
+  setNav(tenant, 'screens');
+  await whoAmI();
+  const screens = await api('GET', `/api/v1/tenants/${tenant}/dashboards`);
+  const id = el('input', { id: 'screen-id', placeholder: 'id, e.g. boiler-room' });
+  const body = el('textarea', { id: 'screen-json', rows: 16, cols: 100 }, JSON.stringify(screenTemplate, null, 2));
+  const message = el('div');
+  function edit(screen) {
+    id.value = screen.id;
+    const copy = Object.assign({}, screen);
+    delete copy.id;
+    body.value = JSON.stringify(copy, null, 2);
+  }
+  const save = el('button', { id: 'save-screen', onclick: async () => {
+    message.replaceChildren();
+    try {
+      await api('PUT', `/api/v1/tenants/${tenant}/dashboards/${encodeURIComponent(id.value)}`, JSON.parse(body.value));
+      await screensPage(tenant);
+    } catch (e) { message.replaceChildren(errorBox(e)); }
+  } }, 'Save');
+  show(el('h1', {}, 'Big screens'), table([
+    { title: 'Screen', cell: (d) => el('a', { href: `#/t/${tenant}/screens/${encodeURIComponent(d.id)}` }, d.title) },
+    { title: 'Id', cell: (d) => d.id },
+    { title: 'Tiles', cell: (d) => d.tiles.length },
+    { title: '', cell: (d) => [el('button', { class: 'secondary', onclick: () => edit(d) }, 'Edit'), ' ',
+      el('button', { class: 'secondary', onclick: async () => {
+        try { await api('DELETE', `/api/v1/tenants/${tenant}/dashboards/${encodeURIComponent(d.id)}`); await screensPage(tenant); } catch (e) { showError(e); }
+      } }, 'Delete')] },
+  ], screens, 'No screen yet: write one below (a JSON document of tiles: value, gauge, line, alarms, status).'),
+  el('h2', {}, 'New screen, or edit one above'), el('div', { class: 'toolbar' }, id, save), body, message);
+}
+
+async function screenPage(tenant, screenID) {
+  await whoAmI();
+  const screen = await api('GET', `/api/v1/tenants/${tenant}/dashboards/${encodeURIComponent(screenID)}`);
+  document.body.classList.add('screen-mode');
+  const grid = el('div', { class: 'screen-grid' });
+  const updaters = [];
+  const charts = [];
+  const base = (uid) => `/api/v1/tenants/${tenant}/devices/${encodeURIComponent(uid)}`;
+  for (const tile of screen.tiles) {
+    const box = el('div', { class: 'screen-tile tile-' + tile.type, style: null });
+    box.style.gridColumn = 'span ' + (tile.width || 1);
+    const title = tile.title || (tile.device ? `${tile.device} · ${tile.signal}` : tile.type === 'alarms' ? 'Open alarms' : 'Devices');
+    box.append(el('div', { class: 'screen-title' }, title));
+    if (tile.type === 'value' || tile.type === 'gauge') {
+      const value = el('div', { class: 'screen-value' }, '…');
+      const at = el('div', { class: 'muted' });
+      let gauge = null;
+      if (tile.type === 'gauge') {
+        const canvas = el('canvas');
+        box.append(el('div', { class: 'gauge-box' }, canvas));
+        gauge = new Chart(canvas, {
+          type: 'doughnut',
+          data: { datasets: [{ data: [0, 1], backgroundColor: ['#2f6fdf', '#e6eaf0'], borderWidth: 0 }] },
+          options: { rotation: -90, circumference: 180, cutout: '70%', animation: false, maintainAspectRatio: false,
+            plugins: { legend: { display: false }, tooltip: { enabled: false } } },
+        });
+        charts.push(gauge);
+      }
+      box.append(value, at);
+      const show = (p) => {
+        value.textContent = formatValue(p.value);
+        at.textContent = formatTime(p.time);
+        if (gauge && typeof p.value === 'number') {
+          const share = Math.max(0, Math.min(1, (p.value - tile.min) / (tile.max - tile.min)));
+          gauge.data.datasets[0].data = [share, 1 - share];
+          gauge.update('none');
+        }
+      };
+      updaters.push({ device: tile.device, signal: tile.signal, live: show, refresh: async () => {
+        const latest = await api('GET', `${base(tile.device)}/latest?signals=${encodeURIComponent(tile.signal)}`);
+        if (latest.length) show(latest[0]);
+      } });
+    } else if (tile.type === 'line') {
+      const canvas = el('canvas');
+      box.append(el('div', { class: 'screen-chart' }, canvas));
+      const chart = new Chart(canvas, {
+        type: 'line',
+        data: { datasets: [{ data: [], borderColor: '#2f6fdf', pointRadius: 0, borderWidth: 1.5 }] },
+        options: { animation: false, maintainAspectRatio: false, parsing: false, plugins: { legend: { display: false } },
+          scales: { x: { type: 'linear', ticks: { callback: (v) => new Date(v).toLocaleTimeString(), maxTicksLimit: 6 } } } },
+      });
+      charts.push(chart);
+      const minutes = tile.minutes || 60;
+      let loaded = false;
+      updaters.push({ device: tile.device, signal: tile.signal, live: (p) => {
+        if (typeof p.value !== 'number') return;
+        chart.data.datasets[0].data.push({ x: p.time, y: p.value });
+        state.live += 1;
+        chart.update('none');
+      }, refresh: async () => {
+        if (loaded) return;
+        const to = Date.now() + 60e3;
+        const from = to - minutes * 60e3;
+        const path = `${base(tile.device)}/series/${encodeURIComponent(tile.signal)}?from=${from}&to=${to}`;
+        if (minutes <= 60) {
+          const series = await api('GET', path + '&limit=2000');
+          chart.data.datasets[0].data = series.points.filter((p) => typeof p.value === 'number').map((p) => ({ x: p.time, y: p.value }));
+        } else {
+          const bucket = Math.max(60e3, Math.ceil(minutes * 60e3 / 500 / 60e3) * 60e3);
+          const series = await api('GET', path + `&agg=mean&bucket=${bucket}`);
+          chart.data.datasets[0].data = series.buckets.filter((b) => typeof b.value === 'number').map((b) => ({ x: b.start, y: b.value }));
+        }
+        chart.update('none');
+        loaded = true;
+      } });
+    } else if (tile.type === 'alarms') {
+      const list = el('div');
+      box.append(list);
+      updaters.push({ refresh: async () => {
+        const alarms = await api('GET', `/api/v1/tenants/${tenant}/alarms?open=true&limit=10`);
+        list.replaceChildren(alarms.length ? el('ul', { class: 'screen-list' }, alarms.map((a) =>
+          el('li', {}, el('span', { class: 'sev-' + a.severity }, a.severity), ' ', a.ruleID, ' · ', a.originator, ' · ', formatTime(a.startTime))))
+          : el('div', { class: 'screen-value ok' }, 'none'));
+      } });
+    } else if (tile.type === 'status') {
+      const list = el('ul', { class: 'screen-list' });
+      box.append(list);
+      updaters.push({ refresh: async () => {
+        const now = Date.now();
+        const rows = await Promise.all(tile.devices.map(async (uid) => {
+          const latest = await api('GET', `${base(uid)}/latest`).catch(() => []);
+          const last = latest.reduce((m, p) => Math.max(m, p.time), 0);
+          const online = last > 0 && now - last < 5 * 60e3;
+          return el('li', {}, el('span', { class: 'badge' + (online ? ' live' : '') }, online ? 'online' : 'offline'), ' ', uid,
+            last ? ' · ' + formatTime(last) : '');
+        }));
+        list.replaceChildren(...rows);
+      } });
+    }
+    grid.append(box);
+  }
+  const exit = el('button', { class: 'secondary', id: 'exit-screen', onclick: () => { history.back(); } }, 'Back');
+  const full = el('button', { class: 'secondary', onclick: () => document.documentElement.requestFullscreen().catch(() => {}) }, 'Full screen');
+  show(el('div', { class: 'screen-head' }, el('h1', {}, screen.title), full, exit), grid);
+  const refreshAll = () => Promise.all(updaters.map((u) => u.refresh().catch(() => {})));
+  await refreshAll();
+  state.screenTimer = setInterval(refreshAll, (screen.refreshSeconds || 10) * 1000);
+  state.screenCharts = charts;
+  // Live points for the tiles' devices.
+  const devices = [...new Set(updaters.filter((u) => u.device).map((u) => u.device))];
+  if (devices.length) {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const query = devices.map((d) => 'device=' + encodeURIComponent(d)).join('&');
+    const socket = new WebSocket(`${scheme}//${location.host}/api/v1/tenants/${tenant}/live?${query}&apiKey=${encodeURIComponent(state.auth.token)}`);
+    state.socket = socket;
+    state.live = 0;
+    socket.onmessage = (event) => {
+      const frame = JSON.parse(event.data);
+      if (frame.type !== 'points') return;
+      for (const p of frame.points) {
+        for (const u of updaters) if (u.live && u.device === p.device && u.signal === p.signal) u.live(p);
+      }
+    };
+  }
+}
+
 // ---------------------------------------------------------------- routing
 
 function showError(error) {
@@ -579,6 +755,8 @@ async function route() {
     else if (parts[0] === 't' && parts[2] === 'rules') await rulesPage(parts[1]);
     else if (parts[0] === 't' && parts[2] === 'outbox') await outboxPage(parts[1]);
     else if (parts[0] === 't' && parts[2] === 'transports') await transportsPage(parts[1]);
+    else if (parts[0] === 't' && parts[2] === 'screens' && parts[3]) await screenPage(parts[1], parts[3]);
+    else if (parts[0] === 't' && parts[2] === 'screens') await screensPage(parts[1]);
     else await tenantsPage();
   } catch (error) {
     if (error.status !== 401) show(errorBox(error));

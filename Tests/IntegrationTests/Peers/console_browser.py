@@ -6,7 +6,7 @@ Usage: console_browser.py BASE_URL TENANT USERNAME PASSWORD DEVICE ARTIFACTS_DIR
 Signs in with the identity login, opens the tenant overview, the device list and the device, waits for the
 device's chart to draw live points from the WebSocket feed, opens the alarms and acknowledges the first open
 alarm, saves a rule (first with a value the API refuses, shown at its field), opens the notification outbox and
-the transports. Saves a screenshot of each page in ARTIFACTS_DIR. Prints one JSON line per step and a last line
+the transports, and shows a big screen with live points. Saves a screenshot of each page in ARTIFACTS_DIR. Prints one JSON line per step and a last line
 `RESULT {...}` with the live points seen, the bytes the console's first load transferred and the browser
 console's errors (each must be none). Exits 1 when a step fails.
 """
@@ -106,6 +106,17 @@ try:
     wait.until(EC.presence_of_element_located((By.XPATH, "//h2[text()='CoAP observations']")))
     wait.until(lambda d: len(d.find_elements(By.XPATH, "//h2[text()='CoAP observations']/following-sibling::div[1]/*")) > 0)
     step("transports")
+
+    # The big screen the test made through the API: values, a gauge, a chart with live points, alarms, status.
+    driver.find_element(By.LINK_TEXT, "Screens").click()
+    wait.until(EC.presence_of_element_located((By.LINK_TEXT, "Boiler room"))).click()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".tile-value .screen-value").text not in ("", "…"))
+    wait.until(lambda d: d.execute_script("return window.iotdConsole.live") >= 2)
+    wait.until(lambda d: "online" in d.find_element(By.CSS_SELECTOR, ".tile-status").text)
+    result["screenValue"] = driver.find_element(By.CSS_SELECTOR, ".tile-value .screen-value").text
+    step("screen")
+    driver.find_element(By.ID, "exit-screen").click()
+    wait.until(EC.presence_of_element_located((By.ID, "screen-json")))
 
     driver.find_element(By.ID, "signout").click()
     wait.until(EC.presence_of_element_located((By.ID, "username")))

@@ -276,11 +276,25 @@ enum BackupFile {
         }
     }
 
+    /// Copies the plain file at `source` to `target`.
     static func copyFile(_ source: String, to target: String) throws(IoTError) {
-        let writer = try Writer(
-            directory: parent(of: target), relative: String(target.split(separator: "/").last!), key: nil)
-        try forEachChunk(of: source) { (chunk) throws(IoTError) in try writer.write(chunk) }
-        _ = try writer.finish()
+        _ = try store(source, in: parent(of: target), as: name(of: target), key: nil)
+    }
+
+    /// Writes the plaintext of the file `relative` of the set at `directory` to `target`; returns what was
+    /// written (its size and SHA-256).
+    static func restore(
+        _ relative: String, of directory: String, key: BackupKey?, to target: String
+    ) throws(IoTError) -> DataBackup.Manifest.File {
+        let output = try Writer(directory: parent(of: target), relative: name(of: target), key: nil)
+        try forEachPlainChunk(in: directory, relative, key: key) { (chunk) throws(IoTError) in
+            try output.write(chunk)
+        }
+        return try output.finish()
+    }
+
+    private static func name(of path: String) -> String {
+        String(path.split(separator: "/").last ?? Substring(path))
     }
 
     /// The size and SHA-256 of the file at `path`.

@@ -490,12 +490,7 @@ public enum DataBackup {
                 throw IoTError(
                     .invalidArgument, "no set of the chain holds \(database.path) whole; the chain is damaged")
             }
-            let output = try BackupFile.Writer(
-                directory: BackupFile.parent(of: path), relative: String(path.split(separator: "/").last!), key: nil)
-            try BackupFile.forEachPlainChunk(in: setDirectory(repository, chain[base]), database.path, key: sealed) {
-                (chunk) throws(IoTError) in try output.write(chunk)
-            }
-            _ = try output.finish()
+            _ = try BackupFile.restore(database.path, of: setDirectory(repository, chain[base]), key: sealed, to: path)
             for set in chain[(base + 1)...] where set.databases?.contains(where: { $0.path == database.path }) == true {
                 try PageImage.applyDelta(
                     in: setDirectory(repository, set), database.path + ".delta", key: sealed, to: path)
@@ -514,13 +509,8 @@ public enum DataBackup {
             guard let holder = chain.first(where: { $0.id == other.set }) else {
                 throw IoTError(.invalidArgument, "\(other.path) is kept in \(other.set), which is not in the chain")
             }
-            let output = try BackupFile.Writer(
-                directory: BackupFile.parent(of: target + "/" + other.path),
-                relative: String(other.path.split(separator: "/").last!), key: nil)
-            try BackupFile.forEachPlainChunk(in: setDirectory(repository, holder), other.path, key: sealed) {
-                (chunk) throws(IoTError) in try output.write(chunk)
-            }
-            let written = try output.finish()
+            let written = try BackupFile.restore(
+                other.path, of: setDirectory(repository, holder), key: sealed, to: target + "/" + other.path)
             guard written.sha256 == other.sha256 else {
                 throw IoTError(.invalidArgument, "\(other.path) differs from its manifest's digest; the set is damaged")
             }

@@ -135,6 +135,10 @@ final class CSVMirrorStore: PointStore {
         try await store.latest(scope, device: device, signals: signals)
     }
 
+    func newestPointTimes(_ scope: AccessScope) async throws -> [String: Int64] {
+        try await store.newestPointTimes(scope)
+    }
+
     func range(
         _ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, limit: Int?, order: PointOrder
     ) async throws -> [Point] {

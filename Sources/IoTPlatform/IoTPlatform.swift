@@ -114,6 +114,8 @@ public final class IoTPlatform: Service, Sendable {
     public let backup: BackupService?
     /// The forwarding of committed points to InfluxDB (`exports.influxdb`), when configured.
     public let influxDB: InfluxDBSink?
+    /// When each device was last heard from (`devices:`), shown by the API's device listing.
+    public let activity: DeviceActivity
     let ruleState: SQLiteRuleStateStore
     let logger: Logger
     private let prepared = Mutex(false)
@@ -216,7 +218,8 @@ public final class IoTPlatform: Service, Sendable {
         influxDB = try configuration.exports.influxdb.map {
             try InfluxDBSink(configuration: $0, registry: registry, logger: logger)
         }
-        var observers: [any PointObserver] = [rules, liveFeed]
+        activity = DeviceActivity(configuration: configuration.devices, points: points, clock: clock)
+        var observers: [any PointObserver] = [rules, liveFeed, activity]
         if let influxDB { observers.append(influxDB) }
         ingestor = Ingestor(
             configuration: configuration.ingest.ingestor, journal: journal, pointStore: points, registry: registry,
@@ -300,7 +303,7 @@ public final class IoTPlatform: Service, Sendable {
             configuration: managementConfiguration, registry: registry, points: points,
             tokens: provisioners.isEmpty ? deviceAuth : ProvisioningTokenIssuer(deviceAuth, provisioners: provisioners),
             ingestor: ingestor, prometheus: prometheus, resources: resources, brokerAccess: brokerAccess,
-            identity: identity, logger: logger)
+            identity: identity, activity: activity, logger: logger)
     }
 
     /// The components in start order; a graceful shutdown stops them in reverse: listeners first, then the

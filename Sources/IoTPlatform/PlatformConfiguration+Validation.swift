@@ -25,6 +25,7 @@ extension PlatformConfiguration {
         try section("auth") { () throws(IoTError) in try auth.validate() }
         try section("identity") { () throws(IoTError) in try identity.service.validate() }
         if let backup { try section("backup") { () throws(IoTError) in try backup.validate() } }
+        try section("devices") { () throws(IoTError) in try devices.validate() }
         if let influxdb = exports.influxdb {
             try section("exports.influxdb") { () throws(IoTError) in try influxdb.validate() }
         }

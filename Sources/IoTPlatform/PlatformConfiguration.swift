@@ -78,6 +78,8 @@ public struct PlatformConfiguration: Sendable {
     public var backup: BackupService.Configuration?
     /// Where committed points are forwarded (`exports:`).
     public var exports = Exports()
+    /// When a device counts as offline (`devices:`): the device listing's `online`, the console's status.
+    public var devices = DeviceActivity.Configuration()
 
     /// `exports:` of the configuration.
     public struct Exports: Sendable, Decodable {
@@ -224,7 +226,7 @@ public struct PlatformConfiguration: Sendable {
 extension PlatformConfiguration: Decodable {
     private enum CodingKeys: String, CodingKey {
         case dataDirectory, journal, storage, ingest, http, coap, management, modbus, auth, websocket, tcp, logging
-        case mqtt, parsers, notifications, tenants, brokerAccounts, outbound, identity, backup, exports
+        case mqtt, parsers, notifications, tenants, brokerAccounts, outbound, identity, backup, exports, devices
     }
 
     private struct LoggingSection: Decodable {
@@ -271,6 +273,7 @@ extension PlatformConfiguration: Decodable {
         identity = try c.decode(.identity, or: identity)
         backup = try c.decodeIfPresent(BackupService.Configuration.self, forKey: .backup)
         exports = try c.decode(.exports, or: exports)
+        devices = try c.decode(.devices, or: devices)
         // The older places of two ingest settings.
         if ingest.ingestor.rateLimit == nil { ingest.ingestor.rateLimit = http.legacyRateLimit }
         if !ingest.authenticationCacheGiven,

@@ -37,6 +37,9 @@ public final class BlockingPointStore: PointStore {
     public func latest(_ scope: AccessScope, device: String, signals: [String]?) async throws -> [Point] {
         try await inner.latest(scope, device: device, signals: signals)
     }
+    public func newestPointTimes(_ scope: AccessScope) async throws -> [String: Int64] {
+        try await inner.newestPointTimes(scope)
+    }
     public func range(
         _ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, limit: Int?, order: PointOrder
     ) async throws -> [Point] {

@@ -63,6 +63,17 @@ public final class InMemoryPointStore: PointStore {
     }
 
     /// The latest point of each signal of `device`, sorted by signal.
+    public func newestPointTimes(_ scope: AccessScope) async throws -> [String: Int64] {
+        try Self.validate(scope.tenant)
+        return state.withLock { tenants in
+            var newest: [String: Int64] = [:]
+            for (key, points) in tenants[scope.tenant]?.series ?? [:] where scope.permits(device: key.device) {
+                if let time = points.keys.max() { newest[key.device] = max(newest[key.device] ?? .min, time) }
+            }
+            return newest
+        }
+    }
+
     public func latest(_ scope: AccessScope, device: String, signals: [String]?) async throws -> [Point] {
         try Self.validate(scope.tenant)
         guard scope.permits(device: device) else { return [] }

@@ -10,7 +10,8 @@ import Testing
 
 /// Issue 23, items 1, 2, 3 and 6: the web console in a real browser (Debian's `chromium` and `chromium-driver`,
 /// driven by selenium from PyPI): the management address leads to the console; a tenant user signs in with the
-/// identity login; the overview, the device list and the device's chart, which draws live points from the
+/// identity login; the overview (devices online and offline), the online devices searched on the server, and the
+/// device's chart, which draws live points from the
 /// WebSocket feed while a device posts over HTTP; an alarm acknowledged on the alarms page (checked through the
 /// API afterwards); a rule saved after the API's refusal was shown at its field; the outbox and transports pages;
 /// a big screen kept through the dashboards API, its chart drawing live points; no error in the browser's console
@@ -96,10 +97,15 @@ import Testing
             #expect(
                 result["steps"] as? [String]
                     == [
-                        "signin", "overview", "device", "alarms", "rule-invalid", "rules", "outbox", "transports",
-                        "screen", "signed-out",
+                        "signin", "overview", "devices", "device", "alarms", "rule-invalid", "rules", "outbox",
+                        "transports", "screen", "signed-out",
                     ],
                 "\(result)")
+            // t-1 posts, t-2 was never heard from.
+            #expect(
+                result["overview"] as? [String: String]
+                    == ["device-count": "2", "online-count": "1", "offline-count": "1"], "\(result)")
+            #expect(result["listedStatus"] as? String == "online", "\(result)")
             #expect((result["fieldError"] as? String)?.contains("hysteresis") == true, "\(result)")
             #expect(
                 (result["errors"] as? [String])?.isEmpty == true, "the browser's console: \(result["errors"] ?? "")")
@@ -112,7 +118,7 @@ import Testing
             #expect(shown.text.contains(#""acknowledged":true"#), "\(shown.text)")
             let rules = try iotd.api("GET", "/api/v1/tenants/acme/rules/too-cold")
             #expect(rules.status == 200 && rules.text.contains(#""hysteresis":0.5"#), "\(rules.text)")
-            for name in ["signin", "overview", "device", "alarms", "rules", "transports", "screen"] {
+            for name in ["signin", "overview", "devices", "device", "alarms", "rules", "transports", "screen"] {
                 #expect(FileManager.default.fileExists(atPath: artifacts + "/\(name).png"), "screenshot \(name)")
             }
         }

@@ -32,6 +32,8 @@ final class ServerHarness: Sendable {
     /// With `rules: true`: the engine (an observer of the ingestor) and the scheduler the API manages.
     let engine: RuleEngine?
     let scheduler: StatisticsScheduler?
+    /// The devices' last activity (an observer of the ingestor) on ``clock``.
+    let activity: DeviceActivity
 
     var registry: any RegistryStore { ingest.registry }
     var points: any PointStore { ingest.points }
@@ -72,9 +74,10 @@ final class ServerHarness: Sendable {
             engine = nil
             scheduler = nil
         }
+        activity = DeviceActivity(points: points, clock: clock)
         ingest = try await IngestHarness(
             journal: journal, points: points, registry: registry, seeded: false, systemClock: true,
-            observers: engine.map { [$0] } ?? [], authenticator: auth,
+            observers: (engine.map { [$0] } ?? []) + [activity], authenticator: auth,
             gatewayConfiguration: .init(authenticationCacheLifetime: .zero), start: false)
         var resources: [any ManagementRoutes] = [DashboardRoutes(definitions: InMemoryDefinitionStore())]
         if let engine, let scheduler {
@@ -87,7 +90,7 @@ final class ServerHarness: Sendable {
             configuration: .init(port: 0, adminAPIKey: adminAPIKey, maxExportPoints: maxExportPoints),
             registry: registry, points: points,
             tokens: auth, ingestor: ingest.ingestor, prometheus: prometheus,
-            resources: resources,
+            resources: resources, activity: activity,
             logger: Logger(label: "test"))
         transport = HTTPIngestTransport(
             configuration: .init(port: 0), gateway: ingest.gateway, logger: Logger(label: "test"))

@@ -124,6 +124,9 @@ public protocol PointStore: Sendable {
     func committedSequence(tenant: TenantID) async throws -> UInt64
     /// The latest point of each signal of `device` (all signals when `signals` is `nil`), sorted by signal.
     func latest(_ scope: AccessScope, device: String, signals: [String]?) async throws -> [Point]
+    /// The time of the newest point of each device of `scope` that has any (UTC ms), by device uid: what
+    /// ``DeviceActivity`` knows of each device after a restart, before the device is heard from again.
+    func newestPointTimes(_ scope: AccessScope) async throws -> [String: Int64]
     /// Points of one series with `from <= time < to`, at most `limit` (nil = no limit) in `order`.
     func range(
         _ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, limit: Int?, order: PointOrder

@@ -110,4 +110,12 @@ extension Int64 {
         guard overflow else { return difference }
         return other > 0 ? .min : .max
     }
+
+    /// `self * other`, or `Int64.max` / `Int64.min` where the product does not fit.
+    @inlinable
+    public func saturatingMultiply(_ other: Int64) -> Int64 {
+        let (product, overflow) = multipliedReportingOverflow(by: other)
+        guard overflow else { return product }
+        return (self < 0) == (other < 0) ? .max : .min
+    }
 }

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import IoTCore
 
@@ -21,8 +22,30 @@ extension ManagementAPI {
         router.get(RouterPath(path), needs: .deviceRead) { request, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
-                let product = request.uri.queryParameters["product"].map { ProductID(String($0)) }
-                return try JSONOutput.response(try await self.registry.devices(scope, product: product))
+                let query = try DeviceListQuery(request.uri.queryParameters)
+                let devices = try await self.registry.devices(scope, product: query.product)
+                let listed = try await self.listing(devices, scope, query)
+                var response = try JSONOutput.response(listed.page)
+                response.headers[.totalCount] = String(listed.total)
+                return response
+            }
+        }
+        router.get(RouterPath("/api/v1/tenants/:tenant/overview"), needs: .deviceRead) { _, context in
+            try await self.handle {
+                let scope = try await self.tenantScope(context)
+                let devices = try await self.registry.devices(scope, product: nil)
+                var overview = TenantOverview(
+                    devices: devices.count, products: Set(devices.map(\.product)).count)
+                if let activity = self.activity {
+                    let last = try await activity.lastActivity(scope.tenant)
+                    let now = activity.now()
+                    let online = devices.count { activity.status(of: $0, lastActivity: last[$0.uid], now: now).online }
+                    overview.online = online
+                    overview.offline = devices.count - online
+                    overview.neverSeen = devices.count { last[$0.uid] == nil }
+                    overview.pointsPerSecond = activity.pointsPerSecond(scope.tenant)
+                }
+                return try JSONOutput.response(overview)
             }
         }
         router.post(RouterPath(path), needs: .deviceWrite) { request, context in
@@ -54,7 +77,11 @@ extension ManagementAPI {
         router.get(RouterPath(path + "/:uid"), needs: .deviceRead) { _, context in
             try await self.handle {
                 let scope = try await self.tenantScope(context)
-                return try JSONOutput.response(try await self.existingDevice(scope, context))
+                let device = try await self.existingDevice(scope, context)
+                guard let activity = self.activity else { return try JSONOutput.response(device) }
+                let last = try await activity.lastActivity(scope.tenant)[device.uid]
+                return try JSONOutput.response(
+                    ListedDevice(device: device, status: activity.status(of: device, lastActivity: last)))
             }
         }
         router.put(RouterPath(path + "/:uid"), needs: .deviceWrite) { request, context in
@@ -104,6 +131,22 @@ extension ManagementAPI {
             }
         }
         return router
+    }
+
+    /// The devices of the listing's page (each with its activity when it is known) and how many matched.
+    private func listing(
+        _ devices: [Device], _ scope: AccessScope, _ query: DeviceListQuery
+    ) async throws -> (page: [ListedDevice], total: Int) {
+        let last = try await activity?.lastActivity(scope.tenant) ?? [:]
+        let now = activity?.now()
+        var matched: [ListedDevice] = []
+        for device in devices where query.matches(device) {
+            let status = activity?.status(of: device, lastActivity: last[device.uid], now: now)
+            if let wanted = query.online, status?.online != wanted { continue }
+            matched.append(ListedDevice(device: device, status: status))
+        }
+        let page = matched.dropFirst(query.offset).prefix(query.limit ?? matched.count)
+        return (Array(page), matched.count)
     }
 
     /// The department a device written by `principal` is placed in. A caller with a data scope creates devices in
@@ -190,4 +233,71 @@ extension ManagementAPI {
         let product = try await registry.product(scope, id: device.product)
         try await checkSignalQuota(device.effectiveSignals(product: product).count, scope)
     }
+}
+
+/// The query of `GET …/devices`: `q` (in the uid, name, department or a tag `key=value`, any case), `product`,
+/// `status` (`online` or `offline`), `limit` and `offset`.
+struct DeviceListQuery {
+    var search: String?
+    var product: ProductID?
+    var online: Bool?
+    var limit: Int?
+    var offset = 0
+
+    init(_ parameters: Parameters) throws {
+        if let q = parameters["q"], !q.isEmpty { search = String(q).lowercased() }
+        product = parameters["product"].map { ProductID(String($0)) }
+        switch parameters["status"].map(String.init) {
+        case nil, "": break
+        case "online": online = true
+        case "offline": online = false
+        case let other?: throw APIError.badRequest("status must be online or offline, not \"\(other)\"")
+        }
+        if let text = parameters["limit"] {
+            guard let value = Int(text), value > 0 else {
+                throw APIError.badRequest("limit must be a positive integer, not \"\(text)\"")
+            }
+            limit = value
+        }
+        if let text = parameters["offset"] {
+            guard let value = Int(text), value >= 0 else {
+                throw APIError.badRequest("offset must be an integer of 0 or more, not \"\(text)\"")
+            }
+            offset = value
+        }
+    }
+
+    func matches(_ device: Device) -> Bool {
+        guard let search else { return true }
+        func has(_ text: String?) -> Bool { text?.lowercased().contains(search) ?? false }
+        return has(device.uid) || has(device.name) || has(device.department)
+            || device.tags.contains { has($0.key + "=" + $0.value) }
+    }
+}
+
+/// A device as the API lists it: its own fields, then `lastActivity` (UTC ms, absent when never heard from) and
+/// `online` when the server tracks activity.
+struct ListedDevice: Encodable {
+    var device: Device
+    var status: DeviceActivity.Status?
+
+    func encode(to encoder: any Encoder) throws {
+        try device.encode(to: encoder)
+        guard let status else { return }
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encodeIfPresent(status.lastActivity, forKey: .lastActivity)
+        try c.encode(status.online, forKey: .online)
+    }
+
+    private enum Keys: String, CodingKey { case lastActivity, online }
+}
+
+/// `GET /api/v1/tenants/{tenant}/overview`: the caller's devices, and with activity tracking how many are online.
+struct TenantOverview: Encodable {
+    var devices: Int
+    var products: Int
+    var online: Int?
+    var offline: Int?
+    var neverSeen: Int?
+    var pointsPerSecond: Double?
 }

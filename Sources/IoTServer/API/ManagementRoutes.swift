@@ -83,6 +83,8 @@ public struct ManagementAPI: Sendable {
     let parsers: ParserCatalog?
     /// With ``CredentialRoutes`` among the resources: a deleted device's credentials are revoked too.
     let credentials: (any CredentialManager)?
+    /// Last activity and online status of devices; `nil` leaves them out of the device listing.
+    let activity: DeviceActivity?
     /// Users, sign-in and API keys; `nil` when only the admin key opens the API.
     public let identity: IdentityService?
     /// The resources served besides tenants, products, devices, tokens and data.

@@ -68,6 +68,9 @@ public final class ManagementServer: Service {
     ///     answers them with 404.
     ///   - identity: users, sign-in (`/api/v1/auth/…`), roles, API keys and the audit log; `nil` leaves the
     ///     bootstrap admin key as the only credential (and those routes answer 404).
+    ///   - activity: the devices' last activity and online status, shown by the device listing and
+    ///     `/api/v1/tenants/{tenant}/overview` (give the same value to the ingestor as an observer); `nil` leaves
+    ///     them out.
     public init(
         configuration: Configuration = .init(),
         registry: any RegistryStore,
@@ -78,6 +81,7 @@ public final class ManagementServer: Service {
         resources: [any ManagementRoutes] = [],
         brokerAccess: BrokerAccessControl? = nil,
         identity: IdentityService? = nil,
+        activity: DeviceActivity? = nil,
         logger: Logger = Logger(label: "iot.api")
     ) {
         self.configuration = configuration
@@ -85,8 +89,8 @@ public final class ManagementServer: Service {
             configuration: configuration, registry: registry, logger: logger, clock: SystemClock(), points: points,
             tokens: tokens, ingestor: ingestor,
             parsers: resources.lazy.compactMap { ($0 as? ParserRoutes)?.catalog }.first,
-            credentials: resources.lazy.compactMap { ($0 as? CredentialRoutes)?.manager }.first, identity: identity,
-            resources: resources)
+            credentials: resources.lazy.compactMap { ($0 as? CredentialRoutes)?.manager }.first,
+            activity: activity, identity: identity, resources: resources)
         self.resources = resources
         self.prometheus = prometheus
         self.brokerAccess = brokerAccess

@@ -21,7 +21,12 @@ class APIError extends Error {
   }
 }
 
-async function api(method, path, body, retried) {
+async function api(method, path, body) {
+  return (await apiCall(method, path, body)).json;
+}
+
+/** The JSON body and the headers of a call (a paged listing's X-Total-Count). */
+async function apiCall(method, path, body, retried) {
   const headers = { 'Accept': 'application/json' };
   if (state.auth) headers['Authorization'] = 'Bearer ' + state.auth.token;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -30,14 +35,14 @@ async function api(method, path, body, retried) {
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch (e) { json = { message: text }; }
   if (response.status === 401 && state.auth && state.auth.refresh && !retried) {
-    if (await refresh()) return api(method, path, body, true);
+    if (await refresh()) return apiCall(method, path, body, true);
   }
   if (response.status === 401) {
     if (!location.hash.startsWith('#/signin')) signOut(false);
     throw new APIError(401, json);
   }
   if (!response.ok) throw new APIError(response.status, json);
-  return json;
+  return { json, headers: response.headers };
 }
 
 async function refresh() {
@@ -214,48 +219,80 @@ async function serverRate() {
 async function overviewPage(tenant) {
   setNav(tenant, 'overview');
   await whoAmI();
-  const [devices, products, alarms] = await Promise.all([
-    api('GET', `/api/v1/tenants/${tenant}/devices`),
-    api('GET', `/api/v1/tenants/${tenant}/products`),
+  const [overview, alarms] = await Promise.all([
+    api('GET', `/api/v1/tenants/${tenant}/overview`),
     api('GET', `/api/v1/tenants/${tenant}/alarms?open=true&limit=1000`).catch(() => []),
   ]);
-  const rate = el('div', { class: 'n', id: 'rate' }, '…');
+  const tile = (n, label, id, href) => el('div', { class: 'tile' }, el('div', { class: 'n', id }, n),
+    href ? el('a', { class: 'l', href }, label) : el('div', { class: 'l' }, label));
+  const devices = `#/t/${tenant}/devices`;
   show(el('h1', {}, 'Tenant ' + tenant),
     el('div', { class: 'tiles' },
-      el('div', { class: 'tile' }, el('div', { class: 'n', id: 'device-count' }, devices.length), el('div', { class: 'l' }, 'devices')),
-      el('div', { class: 'tile' }, el('div', { class: 'n' }, products.length), el('div', { class: 'l' }, 'products')),
-      el('div', { class: 'tile' }, el('div', { class: 'n', id: 'open-alarms' }, alarms.length), el('div', { class: 'l' }, 'open alarms')),
-      el('div', { class: 'tile' }, rate, el('div', { class: 'l' }, 'messages/s (whole server)'))),
+      tile(overview.devices, 'devices', 'device-count', devices),
+      tile(overview.online ?? '—', 'online', 'online-count', devices + '?status=online'),
+      tile(overview.offline ?? '—', 'offline', 'offline-count', devices + '?status=offline'),
+      tile(alarms.length, 'open alarms', 'open-alarms', `#/t/${tenant}/alarms`),
+      tile(overview.pointsPerSecond === undefined ? '—' : overview.pointsPerSecond.toFixed(1), 'points/s (last 10 s)', 'rate'),
+      tile(overview.products, 'products')),
     el('h2', {}, 'Open alarms'), alarmTable(tenant, alarms.slice(0, 10), () => overviewPage(tenant)));
-  serverRate().then((n) => { rate.textContent = n.toFixed(0); }).catch(() => { rate.textContent = '—'; });
 }
 
-async function devicesPage(tenant) {
+function statusBadge(device) {
+  if (device.online === undefined) return '';
+  return el('span', { class: 'badge' + (device.online ? ' live' : '') }, device.online ? 'online' : 'offline');
+}
+
+async function devicesPage(tenant, query) {
   setNav(tenant, 'devices');
   await whoAmI();
-  const devices = await api('GET', `/api/v1/tenants/${tenant}/devices`);
-  const products = [...new Set(devices.map((d) => d.product))].sort();
-  const search = el('input', { id: 'search', type: 'search', placeholder: 'Search uid, name, tag…' });
+  const pageSize = 50;
+  const products = await api('GET', `/api/v1/tenants/${tenant}/products`);
+  const search = el('input', { id: 'search', type: 'search', placeholder: 'Search uid, name, department, tag…', value: query.get('q') || '' });
   const product = el('select', { id: 'product' }, el('option', { value: '' }, 'All products'),
-    products.map((p) => el('option', { value: p }, p)));
+    products.map((p) => el('option', { value: p.id }, p.id)));
+  product.value = query.get('product') || '';
+  const status = el('select', { id: 'status' }, el('option', { value: '' }, 'Any status'),
+    el('option', { value: 'online' }, 'Online'), el('option', { value: 'offline' }, 'Offline'));
+  status.value = query.get('status') || '';
   const list = el('div');
-  function render() {
-    const q = search.value.trim().toLowerCase();
-    const shown = devices.filter((d) => (!product.value || d.product === product.value) && (!q ||
-      d.uid.toLowerCase().includes(q) || (d.name || '').toLowerCase().includes(q) ||
-      Object.entries(d.tags || {}).some(([k, v]) => (k + '=' + v).toLowerCase().includes(q))));
-    list.replaceChildren(el('p', { class: 'muted' }, `${shown.length} of ${devices.length} devices`), table([
-      { title: 'Device', cell: (d) => el('a', { href: `#/t/${tenant}/devices/${encodeURIComponent(d.uid)}` }, d.uid) },
-      { title: 'Name', cell: (d) => d.name || '' },
-      { title: 'Product', cell: (d) => d.product },
-      { title: 'Tags', cell: (d) => Object.entries(d.tags || {}).map(([k, v]) => k + '=' + v).join(', ') },
-      { title: 'Created', cell: (d) => formatTime(d.createdAt) },
-    ], shown.slice(0, 500), 'No device matches.'));
+  let offset = 0;
+  let pending = 0;
+  async function render() {
+    const ticket = ++pending;
+    const params = new URLSearchParams({ limit: pageSize, offset });
+    if (search.value.trim()) params.set('q', search.value.trim());
+    if (product.value) params.set('product', product.value);
+    if (status.value) params.set('status', status.value);
+    let answer;
+    try { answer = await apiCall('GET', `/api/v1/tenants/${tenant}/devices?${params}`); } catch (e) {
+      list.replaceChildren(errorBox(e)); return;
+    }
+    if (ticket !== pending) return;
+    const devices = answer.json;
+    const total = Number(answer.headers.get('X-Total-Count') || devices.length);
+    const prev = el('button', { class: 'secondary', id: 'prev', disabled: offset === 0,
+      onclick: () => { offset = Math.max(0, offset - pageSize); render(); } }, '‹ Previous');
+    const next = el('button', { class: 'secondary', id: 'next', disabled: offset + pageSize >= total,
+      onclick: () => { offset += pageSize; render(); } }, 'Next ›');
+    list.replaceChildren(
+      el('p', { class: 'muted', id: 'device-total' }, total === 0 ? 'No device matches.' :
+        `${offset + 1}–${offset + devices.length} of ${total} devices`),
+      table([
+        { title: 'Device', cell: (d) => el('a', { href: `#/t/${tenant}/devices/${encodeURIComponent(d.uid)}` }, d.uid) },
+        { title: 'Status', cell: statusBadge },
+        { title: 'Last activity', cell: (d) => d.lastActivity ? formatTime(d.lastActivity) : 'never' },
+        { title: 'Name', cell: (d) => d.name || '' },
+        { title: 'Product', cell: (d) => d.product },
+        { title: 'Tags', cell: (d) => Object.entries(d.tags || {}).map(([k, v]) => k + '=' + v).join(', ') },
+      ], devices, 'No device matches.'),
+      el('div', { class: 'toolbar' }, prev, next));
   }
-  search.addEventListener('input', render);
-  product.addEventListener('change', render);
-  show(el('h1', {}, 'Devices'), el('div', { class: 'toolbar' }, search, product), list);
-  render();
+  let timer;
+  search.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => { offset = 0; render(); }, 250); });
+  product.addEventListener('change', () => { offset = 0; render(); });
+  status.addEventListener('change', () => { offset = 0; render(); });
+  show(el('h1', {}, 'Devices'), el('div', { class: 'toolbar' }, search, product, status), list);
+  await render();
 }
 
 const ranges = { '1h': 3600e3, '24h': 86400e3, '7d': 7 * 86400e3, '30d': 30 * 86400e3 };
@@ -293,7 +330,8 @@ async function devicePage(tenant, uid) {
   } }, 'Export');
   const note = el('span', { class: 'muted', id: 'chart-note' });
   const canvas = el('canvas', { id: 'chart' });
-  show(el('h1', {}, uid, ' ', el('span', { class: 'muted' }, device.name || device.product)),
+  show(el('h1', {}, uid, ' ', el('span', { class: 'muted' }, device.name || device.product), ' ', statusBadge(device)),
+    el('p', { class: 'muted', id: 'last-activity' }, device.lastActivity ? 'Last heard from ' + formatTime(device.lastActivity) : 'Never heard from'),
     el('div', { class: 'card' }, el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Signal'), el('th', {}, 'Latest'),
       el('th', {}, 'At'))), latestBody)),
     el('div', { class: 'toolbar' }, signal, range, badge, note, format, download),
@@ -696,13 +734,10 @@ async function screenPage(tenant, screenID) {
       const list = el('ul', { class: 'screen-list' });
       box.append(list);
       updaters.push({ refresh: async () => {
-        const now = Date.now();
         const rows = await Promise.all(tile.devices.map(async (uid) => {
-          const latest = await api('GET', `${base(uid)}/latest`).catch(() => []);
-          const last = latest.reduce((m, p) => Math.max(m, p.time), 0);
-          const online = last > 0 && now - last < 5 * 60e3;
-          return el('li', {}, el('span', { class: 'badge' + (online ? ' live' : '') }, online ? 'online' : 'offline'), ' ', uid,
-            last ? ' · ' + formatTime(last) : '');
+          const device = await api('GET', base(uid)).catch(() => ({ uid }));
+          return el('li', {}, statusBadge(device) || el('span', { class: 'badge' }, 'unknown'), ' ', uid,
+            device.lastActivity ? ' · ' + formatTime(device.lastActivity) : '');
         }));
         list.replaceChildren(...rows);
       } });
@@ -744,13 +779,15 @@ function showError(error) {
 
 async function route() {
   closeLive();
-  const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  const [path, search] = location.hash.replace(/^#\/?/, '').split('?');
+  const parts = path.split('/').map(decodeURIComponent);
+  const query = new URLSearchParams(search || '');
   if (!state.auth && parts[0] !== 'signin') { location.hash = '#/signin'; return; }
   try {
     if (parts[0] === 'signin') signInPage();
     else if (parts[0] === 't' && parts[1] && !parts[2]) await overviewPage(parts[1]);
     else if (parts[0] === 't' && parts[2] === 'devices' && parts[3]) await devicePage(parts[1], parts[3]);
-    else if (parts[0] === 't' && parts[2] === 'devices') await devicesPage(parts[1]);
+    else if (parts[0] === 't' && parts[2] === 'devices') await devicesPage(parts[1], query);
     else if (parts[0] === 't' && parts[2] === 'alarms') await alarmsPage(parts[1]);
     else if (parts[0] === 't' && parts[2] === 'rules') await rulesPage(parts[1]);
     else if (parts[0] === 't' && parts[2] === 'outbox') await outboxPage(parts[1]);

@@ -96,6 +96,8 @@ public struct AuthenticationMiddleware: AuthenticatorMiddleware {
 extension HTTPField.Name {
     /// `X-API-Key`.
     static let apiKey = HTTPField.Name("X-API-Key")!
+    /// `X-Total-Count`: how many items a paged listing matched.
+    static let totalCount = HTTPField.Name("X-Total-Count")!
 }
 
 extension RouterMethods where Context == ManagementContext {

@@ -33,6 +33,25 @@ extension SQLitePointStore {
         return points.sorted { $0.signal < $1.signal }
     }
 
+    /// One primary-key seek per series (the newest point of each).
+    public func newestPointTimes(_ scope: AccessScope) async throws -> [String: Int64] {
+        let tenant = try await tenant(scope.tenant)
+        let newest = try await tenant.db.read { conn in
+            try conn.readTransaction {
+                let query = try conn.statement(
+                    "SELECT s.device, (SELECT MAX(p.ts) FROM points p WHERE p.series = s.id) FROM series s")
+                var newest: [String: Int64] = [:]
+                while try query.step() {
+                    guard !query.isNull(1) else { continue }
+                    let device = query.fullText(0)
+                    newest[device] = max(newest[device] ?? .min, query.int64(1))
+                }
+                return newest
+            }
+        }
+        return newest.filter { scope.permits(device: $0.key) }
+    }
+
     /// Points of one series with `from <= time < to`: one primary-key range scan.
     public func range(
         _ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, limit: Int?, order: PointOrder

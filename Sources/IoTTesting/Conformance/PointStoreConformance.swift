@@ -52,6 +52,9 @@ public enum PointStoreConformance {
         try conformEqual(some.map(\.time), [t0 + 9000], "latest with a signal filter")
         try conformEqual(
             try await store.latest(scope, device: "ghost", signals: nil), [], "latest of an unknown device")
+        try conformEqual(
+            try await store.newestPointTimes(scope), ["d1": t0 + 9000, "d2": t0 + 99_000],
+            "newest point time of each device")
 
         let all = try await store.range(scope, series: temp, from: t0, to: t0 + 10_000, limit: nil, order: .ascending)
         try conformEqual(all.map(\.time), (0..<10).map { t0 + Int64($0) * 1000 }, "range ascending")
@@ -196,6 +199,8 @@ public enum PointStoreConformance {
             "aggregate outside the scope")
         try conformEqual(
             try await store.latest(scope, device: "seen", signals: nil).count, 1, "latest inside the scope")
+        try conformEqual(
+            try await store.newestPointTimes(scope), ["seen": t0 + 119_000], "newest point times inside the scope")
         let deleted = try await store.deletePoints(scope, before: .max)
         try conformEqual(deleted, 120, "deletePoints only deletes devices in the scope")
         let left = try await store.range(.tenant(t), series: hidden, from: 0, to: .max, limit: nil, order: .ascending)

@@ -3,7 +3,7 @@
 
 Usage: console_browser.py BASE_URL TENANT USERNAME PASSWORD DEVICE ARTIFACTS_DIR
 
-Signs in with the identity login, opens the tenant overview, the device list and the device, waits for the
+Signs in with the identity login, opens the tenant overview, the online devices (searched for the device) and the device, waits for the
 device's chart to draw live points from the WebSocket feed, opens the alarms and acknowledges the first open
 alarm, saves a rule (first with a value the API refuses, shown at its field), opens the notification outbox and
 the transports, and shows a big screen with live points. Saves a screenshot of each page in ARTIFACTS_DIR. Prints one JSON line per step and a last line
@@ -56,11 +56,18 @@ try:
     driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.ID, "signin").click()
     wait.until(EC.presence_of_element_located((By.ID, "device-count")))
-    wait.until(lambda d: d.find_element(By.ID, "rate").text not in ("", "…"))
+    result["overview"] = {name: driver.find_element(By.ID, name).text for name in ("device-count", "online-count", "offline-count")}
     step("overview")
 
-    driver.get(base + "/console/#/t/%s/devices" % tenant)
-    wait.until(EC.presence_of_element_located((By.LINK_TEXT, device))).click()
+    # The device list: the server filters (online only) and searches; the device is listed online.
+    driver.find_element(By.LINK_TEXT, "online").click()
+    wait.until(EC.presence_of_element_located((By.ID, "device-total")))
+    driver.find_element(By.ID, "search").send_keys(device)
+    wait.until(lambda d: d.find_element(By.ID, "device-total").text.endswith(" of 1 devices"))
+    row = driver.find_element(By.XPATH, "//a[text()='%s']/ancestor::tr" % device)
+    result["listedStatus"] = row.find_element(By.CSS_SELECTOR, ".badge").text
+    step("devices")
+    driver.find_element(By.LINK_TEXT, device).click()
     wait.until(EC.presence_of_element_located((By.ID, "chart")))
     wait.until(lambda d: d.execute_script("return window.iotdConsole.live") >= 3)
     result["livePoints"] = driver.execute_script("return window.iotdConsole.live")

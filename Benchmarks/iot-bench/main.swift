@@ -16,6 +16,7 @@
 //   swift run -c release iot-bench provision [--smoke]             10,000 devices with tokens in one bulk call vs one by one
 //   swift run -c release iot-bench fleet [--points N] [--smoke]    10k devices over HTTP on iotd serve: RSS, CPU per message
 //   swift run -c release iot-bench recovery [--points N] [--smoke] 10M points: shipped backup, restore, replay vs cp -a
+//   swift run -c release iot-bench console [--points N] [--smoke]  the console's API calls with 10k devices: p95 vs /healthz
 //   swift run -c release iot-bench all    [--smoke]
 //
 // `--smoke` runs each with a small size, for CI: it proves the benchmark runs, not how fast.
@@ -74,6 +75,7 @@ func runSelected() async throws {
     case "provision": try await runProvisionBenchmark(options)
     case "recovery": try await runRecoveryBenchmark(options)
     case "fleet": try await runFleetBenchmark(options)
+    case "console": try await runConsoleBenchmark(options)
     case "all":
         try await runIngestBenchmark(options)
         try await runQueryBenchmark(options)
@@ -90,9 +92,10 @@ func runSelected() async throws {
         try await runProvisionBenchmark(options)
         try await runRecoveryBenchmark(options)
         try await runFleetBenchmark(options)
+        try await runConsoleBenchmark(options)
     default:
         print(
-            "usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|mqtt-drain|notify|stream|coap|auth|identity|provision|recovery|fleet|all [--smoke] [--points N] [--dir PATH]"
+            "usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|mqtt-drain|notify|stream|coap|auth|identity|provision|recovery|fleet|console|all [--smoke] [--points N] [--dir PATH]"
         )
         exit(2)
     }

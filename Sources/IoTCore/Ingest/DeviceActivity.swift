@@ -80,6 +80,15 @@ public final class DeviceActivity: PointObserver {
         var buckets = [Int](repeating: 0, count: DeviceActivity.rateSeconds + 1)
         var bucketSecond: Int64 = 0
 
+        mutating func record(_ points: [Point], at now: Int64) {
+            var previous = ""
+            for point in points where point.device != previous {
+                lastActivity[point.device] = now
+                previous = point.device
+            }
+            count(points.count, at: now)
+        }
+
         mutating func count(_ n: Int, at now: Int64) {
             let second = now / 1000
             advance(to: second)
@@ -110,14 +119,8 @@ public final class DeviceActivity: PointObserver {
         guard !batch.points.isEmpty else { return }
         let now = clock.now()
         tenants.withLock { tenants in
-            var t = tenants[batch.tenant] ?? TenantActivity()
-            var previous = ""
-            for point in batch.points where point.device != previous {
-                t.lastActivity[point.device] = now
-                previous = point.device
-            }
-            t.count(batch.points.count, at: now)
-            tenants[batch.tenant] = t
+            // In place: a copy of the tenant's map per batch would cost as much as its devices.
+            tenants[batch.tenant, default: TenantActivity()].record(batch.points, at: now)
         }
     }
 
@@ -131,13 +134,11 @@ public final class DeviceActivity: PointObserver {
         }
         let stored = try await points.newestPointTimes(.tenant(tenant))
         return tenants.withLock { tenants in
-            var t = tenants[tenant] ?? TenantActivity()
-            if !t.seeded {
-                t.lastActivity.merge(stored) { heard, _ in heard }
-                t.seeded = true
-                tenants[tenant] = t
+            if tenants[tenant]?.seeded != true {
+                tenants[tenant, default: TenantActivity()].lastActivity.merge(stored) { heard, _ in heard }
+                tenants[tenant]?.seeded = true
             }
-            return t.lastActivity
+            return tenants[tenant]?.lastActivity ?? [:]
         }
     }
 
@@ -166,12 +167,12 @@ public final class DeviceActivity: PointObserver {
     public func pointsPerSecond(_ tenant: TenantID) -> Double {
         let now = clock.now()
         return tenants.withLock { tenants in
-            guard var t = tenants[tenant] else { return 0 }
+            guard tenants[tenant] != nil else { return 0 }
             let second = now / 1000
-            t.advance(to: second)
-            tenants[tenant] = t
-            let current = Int(second % Int64(t.buckets.count))
-            let total = t.buckets.indices.reduce(0) { $0 + ($1 == current ? 0 : t.buckets[$1]) }
+            tenants[tenant]?.advance(to: second)
+            let buckets = tenants[tenant]?.buckets ?? []
+            let current = Int(second % Int64(buckets.count))
+            let total = buckets.indices.reduce(0) { $0 + ($1 == current ? 0 : buckets[$1]) }
             return Double(total) / Double(Self.rateSeconds)
         }
     }

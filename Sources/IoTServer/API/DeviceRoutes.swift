@@ -235,17 +235,19 @@ extension ManagementAPI {
     }
 }
 
-/// The query of `GET …/devices`: `q` (in the uid, name, department or a tag `key=value`, any case), `product`,
+/// The query of `GET …/devices`: `q` (in the uid, name, department or a tag `key=value`; ASCII letters in any
+/// case), `product`,
 /// `status` (`online` or `offline`), `limit` and `offset`.
 struct DeviceListQuery {
-    var search: String?
+    /// The `q` in lowercase, as UTF-8.
+    var search: [UInt8]?
     var product: ProductID?
     var online: Bool?
     var limit: Int?
     var offset = 0
 
     init(_ parameters: Parameters) throws {
-        if let q = parameters["q"], !q.isEmpty { search = String(q).lowercased() }
+        if let q = parameters["q"], !q.isEmpty { search = Array(String(q).lowercased().utf8) }
         product = parameters["product"].map { ProductID(String($0)) }
         switch parameters["status"].map(String.init) {
         case nil, "": break
@@ -269,9 +271,25 @@ struct DeviceListQuery {
 
     func matches(_ device: Device) -> Bool {
         guard let search else { return true }
-        func has(_ text: String?) -> Bool { text?.lowercased().contains(search) ?? false }
+        func has(_ text: String?) -> Bool { text.map { Self.contains($0, search) } ?? false }
+        let pair = search.contains(UInt8(ascii: "="))
         return has(device.uid) || has(device.name) || has(device.department)
-            || device.tags.contains { has($0.key + "=" + $0.value) }
+            || device.tags.contains { has($0.key) || has($0.value) || (pair && has($0.key + "=" + $0.value)) }
+    }
+
+    /// Whether `text` contains `needle` (lowercase UTF-8), ASCII letters in any case: a search through 10,000
+    /// devices takes a few milliseconds, where `lowercased()` on each field takes tens.
+    static func contains(_ text: String, _ needle: [UInt8]) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in
+            guard needle.count <= bytes.count else { return false }
+            func folded(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
+            outer: for start in 0...(bytes.count - needle.count) {
+                for (i, n) in needle.enumerated() where folded(bytes[start + i]) != n { continue outer }
+                return true
+            }
+            return false
+        }
     }
 }
 

@@ -347,9 +347,11 @@ async function devicePage(tenant, uid) {
       points = series.points.filter((p) => typeof p.value === 'number').map((p) => ({ x: p.time, y: p.value }));
       note.textContent = `${points.length} points${series.truncated ? ' (the first 2,000)' : ''}`;
     } else {
-      // Served from the rollups: at most 1,000 buckets.
+      // Served from the rollups: at most 1,000 buckets, aligned to whole minutes (no raw point is read).
       const bucket = Math.max(60e3, Math.ceil((to - from) / 1000 / 60e3) * 60e3);
-      const series = await api('GET', `${base}/series/${encodeURIComponent(signal.value)}?from=${from}&to=${to}&agg=mean&bucket=${bucket}`);
+      const start = Math.floor(from / bucket) * bucket;
+      const end = Math.ceil(to / 60e3) * 60e3;
+      const series = await api('GET', `${base}/series/${encodeURIComponent(signal.value)}?from=${start}&to=${end}&agg=mean&bucket=${bucket}`);
       points = series.buckets.filter((b) => typeof b.value === 'number').map((b) => ({ x: b.start, y: b.value }));
       note.textContent = `${points.length} means of ${bucket / 60e3} min`;
     }

@@ -32,6 +32,13 @@ struct DeviceScopeIndex: Sendable {
     }
 }
 
+/// A tenant's devices as ``SQLiteRegistryStore/devices(_:product:)`` lists them; `generation` counts the writes
+/// of devices, so that a read racing one is not installed stale.
+struct DeviceList: Sendable {
+    var devices: [Device]?
+    var generation = 0
+}
+
 extension SQLiteRegistryStore {
     /// Answered from an in-memory index of the tenant's devices by department and product, built from the table
     /// on first use and kept current by this store's writes (a second process writing the same file is not
@@ -101,6 +108,13 @@ extension SQLiteRegistryStore {
     func forgetScopeIndex(of tenant: TenantID) {
         scopeIndexes.withLock { indexes in
             indexes[tenant] = DeviceScopeIndex(generation: (indexes[tenant]?.generation ?? 0) + 1)
+        }
+    }
+
+    /// Drops the tenant's listed devices after a write (the next listing reads the table again).
+    func forgetDeviceList(of tenant: TenantID) {
+        deviceLists.withLock { lists in
+            lists[tenant] = DeviceList(devices: nil, generation: (lists[tenant]?.generation ?? 0) + 1)
         }
     }
 }

@@ -108,7 +108,15 @@ public enum RegistryStoreConformance {
             changed.createdAt = 5
             try await store.saveDevice(acme, changed)
             try conformEqual(try await store.device(acme, uid: "chiller-7"), changed, "replaced device")
-            try conformEqual(try await store.devices(acme, product: nil).count, 2, "replacing adds no device")
+            try conformEqual(try await store.devices(acme, product: nil), [bare, changed], "the listing after a change")
+            try await store.saveDevices(acme, [Device(uid: "b-1", product: "chiller")])
+            try conformEqual(
+                try await store.devices(acme, product: nil).map(\.uid), ["a-1", "b-1", "chiller-7"],
+                "the listing after a save")
+            try await store.deleteDevice(acme, uid: "a-1")
+            try conformEqual(
+                try await store.devices(acme, product: nil).map(\.uid), ["b-1", "chiller-7"],
+                "the listing after a deletion")
         },
         ConformanceCheck("devices(product:) returns only that product's devices") { store in
             try await setUp(store)

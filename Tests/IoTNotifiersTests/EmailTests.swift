@@ -63,6 +63,36 @@ import Testing
         try check(#require(tlsServer.records.first), tls: true, login: nil)
     }
 
+    /// Issue 23, item 4: a report is an HTML body with CSV attachments (multipart/mixed), as a mail reader
+    /// (Python's email package) takes it apart.
+    @Test func anHTMLBodyWithAttachmentsArrivesAsMultipart() async throws {
+        let port = ChildProcess.freeLoopbackPort()
+        let server = try Peer.smtp(port: port)
+        defer { server.stop() }
+        let csv = "device,signal,mean\nt-1,temp,21.5\n\"a,b\",x,\n"
+        let report = Notification(
+            id: "report-daily-1700000000000", channel: "email", recipient: "ops@example.com",
+            subject: "Daily report — 温度", body: "<!doctype html><h1>Daily report</h1><p>温度 21.5</p>", tenant: "acme",
+            format: .html,
+            attachments: [
+                NotificationAttachment(
+                    name: "summary.csv", contentType: "text/csv; charset=utf-8", data: Array(csv.utf8)),
+                NotificationAttachment(name: "al\"arms\r\n.csv", contentType: "text/csv", data: Array("id\n".utf8)),
+            ])
+        try await EmailNotifier(configuration: .init(url: "smtp://127.0.0.1:\(port)", from: "iot@example.com"))
+            .send(report)
+        #expect(server.waitForRecords(10) { $0.count == 1 })
+        let record = try #require(server.records.first)
+        #expect(record["content_type"] as? String == "multipart/mixed")
+        #expect(record["subject"] as? String == "Daily report — 温度")
+        let parts = try #require(record["parts"] as? [[String: Any]])
+        #expect(parts.map { $0["content_type"] as? String } == ["text/html", "text/csv", "text/csv"])
+        #expect((parts[0]["text"] as? String)?.contains("<p>温度 21.5</p>") == true, "\(parts[0])")
+        #expect(parts[1]["filename"] as? String == "summary.csv" && parts[1]["disposition"] as? String == "attachment")
+        #expect(parts[1]["text"] as? String == csv, "\(parts[1])")
+        #expect(parts[2]["filename"] as? String == "al_arms__.csv", "a name cannot break the header: \(parts[2])")
+    }
+
     /// With a password and no `requireTLS`, STARTTLS is required: a relay that does not offer it gets no login
     /// in clear, and the message says what to do.
     @Test func aLoginIsNeverSentInClearByDefault() async throws {

@@ -65,6 +65,20 @@ import Testing
             let closed =
                 try await c.json("/api/v1/tenants/acme/alarms?open=false&originator=t-1&limit=10") as? [[String: Any]]
             #expect(closed?.map { $0["id"] as? String } == [id])
+            // Issue 23, item 5: the same listing as CSV.
+            let csv = try await c.get("/api/v1/tenants/acme/alarms?originator=t-1&format=csv")
+            #expect(csv.status == .ok && csv.headers[.contentType]?.hasPrefix("text/csv") == true)
+            #expect(csv.headers[.contentDisposition] == "attachment; filename=\"acme-alarms.csv\"")
+            let rows = csv.text.split(separator: "\n").map {
+                $0.split(separator: ",", omittingEmptySubsequences: false)
+            }
+            #expect(
+                rows.first?.prefix(4) == ["id", "ruleID", "originator", "severity"] && rows.count == 2, "\(csv.text)")
+            let row = rows.last ?? []
+            #expect(row.count == 13 && row.first.map(String.init) == id, "\(csv.text)")
+            #expect(row.dropFirst(1).prefix(3) == ["overheat", "t-1", "major"] && row[11] == "91.5", "\(csv.text)")
+            #expect(row[4] == "false" && row[5] == "true" && row[6] == "false", "cleared and acknowledged: \(csv.text)")
+            #expect(try await c.get("/api/v1/tenants/acme/alarms?format=xml").status == .badRequest)
             #expect(try await c.send(.post, "/api/v1/tenants/acme/alarms/nope/ack").status == .notFound)
             #expect(try await c.send(.post, "/api/v1/tenants/acme/alarms/nope/clear").status == .notFound)
             #expect(try await c.get("/api/v1/tenants/acme/alarms/nope").status == .notFound)
@@ -191,6 +205,13 @@ import Testing
             #expect((results?.first?["fireTime"] as? NSNumber)?.int64Value == fire)
             let values = results?.first?["values"] as? [String: Any]
             #expect(values?["peak"] as? Double == 24 && values?["n"] as? Double == 2)
+            let csv = try await c.get("/api/v1/tenants/acme/statistics/jobs/hourly/results?format=csv")
+            #expect(
+                csv.text
+                    == "jobID,fireTime,windowStart,windowEnd,n,peak\nhourly,\(fire),\(result.windowStart),\(result.windowEnd),2.0,24.0\n",
+                "\(csv.text)")
+            #expect(
+                try await c.get("/api/v1/tenants/acme/statistics/jobs/hourly/results?format=lp").status == .badRequest)
             #expect(
                 (try await c.json("/api/v1/tenants/acme/statistics/jobs/hourly/results?to=\(fire)") as? [Any])?.isEmpty
                     == true)

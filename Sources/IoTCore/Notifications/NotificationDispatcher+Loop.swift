@@ -91,7 +91,10 @@ extension NotificationDispatcher {
         if let due = lane.digestDue {
             guard now >= due else { return .wait(until: due) }
             lane.digestDue = nil
-            return .send(lane.queue)
+            // A message with attachments or an HTML body (a report) goes alone; a digest holds the plain text
+            // messages before it.
+            let plain = lane.queue.prefix { $0.attachments.isEmpty && $0.format == .text }
+            return .send(plain.isEmpty ? [lane.queue[0]] : Array(plain))
         }
         if policy.digestThreshold > 0, lane.sends.count >= policy.digestThreshold {
             let due = lane.sends[0] + window
@@ -130,7 +133,7 @@ extension NotificationDispatcher {
             let m = batch[0]
             return Notification(
                 id: m.id, channel: m.channel, recipient: m.recipient, subject: m.subject, body: m.body,
-                tenant: key.tenant)
+                tenant: key.tenant, format: m.format, attachments: m.attachments)
         }
         let listed = batch.prefix(max(1, configuration.digestMaxListed))
         var body =

@@ -15,11 +15,15 @@ public struct Notification: Sendable, Hashable, Codable {
     /// The outbox messages this one stands for: `[id]` for a single message, more for a storm digest
     /// (their bodies are joined in ``body``, oldest first).
     public var messageIDs: [String]
+    /// Whether ``body`` is plain text or HTML (email sends it as `text/html`; other channels as text).
+    public var format: NotificationFormat
+    /// Files sent with the message: email attaches them; the other channels send the body only.
+    public var attachments: [NotificationAttachment]
 
     /// Creates a notification.
     public init(
         id: String, channel: String, recipient: String, subject: String? = nil, body: String, tenant: TenantID? = nil,
-        messageIDs: [String]? = nil
+        messageIDs: [String]? = nil, format: NotificationFormat = .text, attachments: [NotificationAttachment] = []
     ) {
         self.id = id
         self.channel = channel
@@ -28,10 +32,73 @@ public struct Notification: Sendable, Hashable, Codable {
         self.body = body
         self.tenant = tenant
         self.messageIDs = messageIDs ?? [id]
+        self.format = format
+        self.attachments = attachments
+    }
+
+    /// Decodes a notification; `format` and `attachments`, absent in older JSON, default to text and none.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        channel = try c.decode(String.self, forKey: .channel)
+        recipient = try c.decode(String.self, forKey: .recipient)
+        subject = try c.decodeIfPresent(String.self, forKey: .subject)
+        body = try c.decode(String.self, forKey: .body)
+        tenant = try c.decodeIfPresent(TenantID.self, forKey: .tenant)
+        messageIDs = try c.decodeIfPresent([String].self, forKey: .messageIDs) ?? [id]
+        format = try c.decodeIfPresent(NotificationFormat.self, forKey: .format) ?? .text
+        attachments = try c.decodeIfPresent([NotificationAttachment].self, forKey: .attachments) ?? []
     }
 
     /// Whether this is a digest of several messages.
     public var isDigest: Bool { messageIDs.count > 1 }
+}
+
+/// The format of a notification's body.
+public enum NotificationFormat: String, Sendable, Hashable, Codable {
+    /// Plain text.
+    case text
+    /// An HTML document (a report): email sends it as `text/html`.
+    case html
+}
+
+/// A file sent with a notification: an email attachment (a report's CSV files).
+public struct NotificationAttachment: Sendable, Hashable, Codable {
+    /// The file name the recipient sees (`alarms.csv`).
+    public var name: String
+    /// Its media type (`text/csv; charset=utf-8`).
+    public var contentType: String
+    /// Its bytes (base64 in JSON).
+    public var data: [UInt8]
+
+    /// Creates an attachment.
+    public init(name: String, contentType: String, data: [UInt8]) {
+        self.name = name
+        self.contentType = contentType
+        self.data = data
+    }
+
+    private enum CodingKeys: String, CodingKey { case name, contentType, data }
+
+    /// Decodes `data` from base64.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        contentType = try c.decode(String.self, forKey: .contentType)
+        let text = try c.decode(String.self, forKey: .data)
+        guard let bytes = Base64.decode(text) else {
+            throw DecodingError.dataCorruptedError(forKey: .data, in: c, debugDescription: "data is not base64")
+        }
+        data = bytes
+    }
+
+    /// Encodes `data` as base64.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(contentType, forKey: .contentType)
+        try c.encode(Base64.encode(data), forKey: .data)
+    }
 }
 
 /// A notification channel: inbox, email, webhook, Feishu, DingTalk, WeCom, Slack, SMS, voice.

@@ -34,13 +34,21 @@ public struct OutboxMessage: Sendable, Hashable, Codable {
     public var status: Status
     /// The reason of the last failure.
     public var lastError: String?
+    /// Whether ``body`` is plain text or HTML.
+    public var format: NotificationFormat
+    /// Files sent with the message (email attaches them). A message with attachments is never merged into a
+    /// storm digest.
+    public var attachments: [NotificationAttachment]
 
     /// Creates a pending message.
     public init(
         id: String, channel: String, recipient: String, subject: String? = nil, body: String,
         orderingKey: String? = nil, createdAt: Int64, nextAttemptAt: Int64? = nil, attempts: Int = 0,
-        status: Status = .pending, lastError: String? = nil
+        status: Status = .pending, lastError: String? = nil, format: NotificationFormat = .text,
+        attachments: [NotificationAttachment] = []
     ) {
+        self.format = format
+        self.attachments = attachments
         self.id = id
         self.channel = channel
         self.recipient = recipient
@@ -52,6 +60,24 @@ public struct OutboxMessage: Sendable, Hashable, Codable {
         self.attempts = attempts
         self.status = status
         self.lastError = lastError
+    }
+
+    /// Decodes a message; `format` and `attachments`, absent in older JSON, default to text and none.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        channel = try c.decode(String.self, forKey: .channel)
+        recipient = try c.decode(String.self, forKey: .recipient)
+        subject = try c.decodeIfPresent(String.self, forKey: .subject)
+        body = try c.decode(String.self, forKey: .body)
+        orderingKey = try c.decodeIfPresent(String.self, forKey: .orderingKey)
+        createdAt = try c.decode(Int64.self, forKey: .createdAt)
+        nextAttemptAt = try c.decode(Int64.self, forKey: .nextAttemptAt)
+        attempts = try c.decode(Int.self, forKey: .attempts)
+        status = try c.decode(Status.self, forKey: .status)
+        lastError = try c.decodeIfPresent(String.self, forKey: .lastError)
+        format = try c.decodeIfPresent(NotificationFormat.self, forKey: .format) ?? .text
+        attachments = try c.decodeIfPresent([NotificationAttachment].self, forKey: .attachments) ?? []
     }
 }
 

@@ -106,17 +106,67 @@ public struct EmailNotifier: Notifier {
         lines.append("Message-ID: <" + n.id + "@" + domain + ">")
         lines.append("X-IoT-Notification-ID: " + n.id)
         lines.append("MIME-Version: 1.0")
-        lines.append("Content-Type: text/plain; charset=UTF-8")
+        let bodyType = n.format == .html ? "text/html; charset=UTF-8" : "text/plain; charset=UTF-8"
+        guard !n.attachments.isEmpty else {
+            lines.append("Content-Type: " + bodyType)
+            lines.append("Content-Transfer-Encoding: base64")
+            lines.append("")
+            lines += base64Lines(Data(n.body.utf8))
+            return lines.joined(separator: "\r\n") + "\r\n"
+        }
+        // multipart/mixed (RFC 2046): the body, then each attachment. "=_" never occurs in base64 lines.
+        let boundary =
+            "=_iotd_"
+            + String(
+                n.id.unicodeScalars.filter { $0.isASCII && $0.properties.isAlphabetic || ("0"..."9").contains($0) }
+                    .prefix(40))
+        lines.append("Content-Type: multipart/mixed; boundary=\"\(boundary)\"")
+        lines.append("")
+        lines.append("This is a message in MIME format.")
+        lines.append("--" + boundary)
+        lines.append("Content-Type: " + bodyType)
         lines.append("Content-Transfer-Encoding: base64")
         lines.append("")
-        let b64 = Data(n.body.utf8).base64EncodedString()
+        lines += base64Lines(Data(n.body.utf8))
+        for attachment in n.attachments {
+            let name = fileName(attachment.name)
+            lines.append("--" + boundary)
+            lines.append("Content-Type: \(headerSafe(attachment.contentType)); name=\"\(name)\"")
+            lines.append("Content-Disposition: attachment; filename=\"\(name)\"")
+            lines.append("Content-Transfer-Encoding: base64")
+            lines.append("")
+            lines += base64Lines(Data(attachment.data))
+        }
+        lines.append("--" + boundary + "--")
+        return lines.joined(separator: "\r\n") + "\r\n"
+    }
+
+    /// Base64 in lines of 76 characters (RFC 2045).
+    private static func base64Lines(_ data: Data) -> [String] {
+        let b64 = data.base64EncodedString()
+        var lines: [String] = []
         var i = b64.startIndex
         while i < b64.endIndex {
             let j = b64.index(i, offsetBy: 76, limitedBy: b64.endIndex) ?? b64.endIndex
             lines.append(String(b64[i..<j]))
             i = j
         }
-        return lines.joined(separator: "\r\n") + "\r\n"
+        return lines
+    }
+
+    /// An attachment's name as a quoted header parameter: printable ASCII but quotes and backslashes; anything
+    /// else becomes `_`.
+    private static func fileName(_ name: String) -> String {
+        let safe = String(
+            name.unicodeScalars.map { c -> Character in
+                c.isASCII && c.value >= 0x20 && c.value < 0x7F && c != "\"" && c != "\\" ? Character(c) : "_"
+            })
+        return safe.isEmpty ? "attachment" : String(safe.prefix(200))
+    }
+
+    /// A header value with no line breaks.
+    private static func headerSafe(_ value: String) -> String {
+        value.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ")
     }
 
     /// ASCII text as it is (header-safe), anything else as `=?UTF-8?B?…?=`.

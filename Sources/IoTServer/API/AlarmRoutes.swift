@@ -36,7 +36,7 @@ struct AlarmOutput: Encodable {
 }
 
 /// `…/tenants/{tenant}/alarms`: the alarms a ``IoTRules/RuleEngine`` raised, listed with filters (`open`,
-/// `ruleID`, `originator`, `from`, `to`, `limit`), read, acknowledged and cleared.
+/// `ruleID`, `originator`, `from`, `to`, `limit`) as JSON or CSV (`format=csv`), read, acknowledged and cleared.
 public struct AlarmRoutes: ManagementRoutes {
     let engine: RuleEngine
     let state: any RuleStateStore
@@ -60,7 +60,10 @@ public struct AlarmRoutes: ManagementRoutes {
                 let scope = try await api.tenantScope(context)
                 let parameters = request.uri.queryParameters
                 let query = try Self.alarmQuery { parameters[Substring($0)] }
-                return try JSONOutput.response(try await state.alarms(scope, query: query).map(AlarmOutput.init))
+                let csv = try CSV.wanted(parameters["format"])
+                let alarms = try await state.alarms(scope, query: query)
+                if csv { return CSV.response(CSV.alarms(alarms), named: [scope.tenant.rawValue, "alarms"]) }
+                return try JSONOutput.response(alarms.map(AlarmOutput.init))
             }
         }
         router.get(RouterPath(path + "/:id"), needs: .alarmRead) { _, context in

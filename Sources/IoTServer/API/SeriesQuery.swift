@@ -112,6 +112,56 @@ enum CSV {
         }
     }
 
+    /// A text field (quoted and guarded as ``field(_:)`` does); empty for `nil`.
+    static func text(_ value: String?) -> String { value.map { field(.text($0)) } ?? "" }
+
+    /// Alarms as CSV, one row each, in the order given.
+    static func alarms(_ alarms: [Alarm]) -> String {
+        var csv =
+            "id,ruleID,originator,severity,active,acknowledged,open,startTime,ackTime,clearTime,occurrences,lastValue,details\n"
+        for a in alarms {
+            let row: [String] = [
+                text(a.id), text(a.ruleID), text(a.originator), a.severity.rawValue, String(a.active),
+                String(a.acknowledged), String(a.isOpen), String(a.startTime), a.ackTime.map(String.init) ?? "",
+                a.clearTime.map(String.init) ?? "", String(a.occurrences), field(a.lastValue), text(a.details),
+            ]
+            csv += row.joined(separator: ",") + "\n"
+        }
+        return csv
+    }
+
+    /// Statistics results as CSV: the job, fire time and window, then one column per result name (the names
+    /// of all rows, sorted).
+    static func statisticsResults(_ results: [StatisticsResult]) -> String {
+        let names = Set(results.flatMap(\.values.keys)).sorted()
+        var csv = (["jobID", "fireTime", "windowStart", "windowEnd"] + names.map(text)).joined(separator: ",") + "\n"
+        for r in results {
+            let row =
+                [text(r.jobID), String(r.fireTime), String(r.windowStart), String(r.windowEnd)]
+                + names.map { field(r.values[$0]) }
+            csv += row.joined(separator: ",") + "\n"
+        }
+        return csv
+    }
+
+    /// A CSV download named by `parts`.
+    static func response(_ csv: String, named parts: [String]) -> Response {
+        var response = JSONOutput.text(csv, contentType: "text/csv; charset=utf-8")
+        response.headers[.contentDisposition] = "attachment; filename=\"\(fileName(parts))\""
+        return response
+    }
+
+    /// Whether a listing's `format` asks for CSV (`json`, the default, or `csv`).
+    ///
+    /// - Throws: 400 naming the formats.
+    static func wanted(_ format: Substring?) throws -> Bool {
+        switch format {
+        case nil, "json": return false
+        case "csv": return true
+        case let other?: throw APIError.badRequest("format \"\(other)\" must be json or csv")
+        }
+    }
+
     /// A download file name made of `parts`: letters, digits, `.`, `-` and `_` are kept, anything else (quotes,
     /// slashes, control characters, non-ASCII) becomes `_`, so no device uid or signal name can break the
     /// `Content-Disposition` header or name a path.

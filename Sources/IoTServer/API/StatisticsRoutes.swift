@@ -139,7 +139,9 @@ public struct StatisticsRoutes: ManagementRoutes {
                 let to = try parameters.get("to").map { try SeriesQuery.time(Substring($0), "to") } ?? .max
                 guard from < to else { throw APIError.badRequest("from (\(from)) must be before to (\(to))") }
                 try await Self.checkVisible(id, scope, scheduler)
+                let csv = try CSV.wanted(parameters["format"])
                 let found = try await results.results(scope, jobID: id, from: from, to: to)
+                if csv { return CSV.response(CSV.statisticsResults(found), named: [scope.tenant.rawValue, id]) }
                 return try JSONOutput.response(found.map(StatisticsResultOutput.init))
             }
         }

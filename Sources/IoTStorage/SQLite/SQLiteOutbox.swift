@@ -17,9 +17,11 @@ public final class SQLiteOutbox: Outbox {
 
     /// Creates an outbox on `storage`; the table is created on first use in each tenant.
     public init(storage: SQLiteStorage) {
-        databases = PreparedDatabases(storage: storage, component: "outbox", version: 1, schema: Self.schema)
+        databases = PreparedDatabases(storage: storage, component: "outbox", version: 2, schema: Self.schema)
     }
 
+    /// Version 1 created the table; version 2 (applied once, to new and older files alike) adds the body's
+    /// `format` and the `attachments` (JSON, NULL when none).
     private static let schema = """
         CREATE TABLE IF NOT EXISTS outbox(
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -40,10 +42,13 @@ public final class SQLiteOutbox: Outbox {
         CREATE INDEX IF NOT EXISTS outbox_due ON outbox(status, next_attempt_at);
         CREATE INDEX IF NOT EXISTS outbox_ordering ON outbox(ordering_key, created_at, seq)
             WHERE ordering_key IS NOT NULL;
+        ALTER TABLE outbox ADD COLUMN format TEXT NOT NULL DEFAULT 'text';
+        ALTER TABLE outbox ADD COLUMN attachments TEXT;
         """
 
     private static let columns = """
-        id, channel, recipient, subject, body, ordering_key, created_at, next_attempt_at, attempts, status, last_error
+        id, channel, recipient, subject, body, ordering_key, created_at, next_attempt_at, attempts, status, last_error,
+        format, attachments
         """
 
     private func db(_ scope: AccessScope) async throws -> SQLiteDatabase {
@@ -51,12 +56,13 @@ public final class SQLiteOutbox: Outbox {
     }
 
     public func enqueue(_ scope: AccessScope, _ message: OutboxMessage) async throws {
+        let attachments = message.attachments.isEmpty ? nil : try StoreJSON.encode(message.attachments)
         try await db(scope).write { c in
             try mappingConstraint("outbox message '\(message.id)' already exists; enqueue it under a new id") {
                 let s = try c.statement(
                     """
                     INSERT INTO outbox(id, channel, recipient, subject, body, ordering_key, created_at, next_attempt_at,
-                        attempts, status, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        attempts, status, last_error, format, attachments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
                 s.bind(1, message.id)
                 s.bind(2, message.channel)
@@ -69,6 +75,8 @@ public final class SQLiteOutbox: Outbox {
                 s.bind(9, message.attempts)
                 s.bind(10, message.status.rawValue)
                 s.bind(11, message.lastError)
+                s.bind(12, message.format.rawValue)
+                s.bind(13, attachments)
                 try s.run()
             }
         }
@@ -225,6 +233,11 @@ public final class SQLiteOutbox: Outbox {
         return OutboxMessage(
             id: s.string(i), channel: s.string(i + 1), recipient: s.string(i + 2), subject: s.optionalString(i + 3),
             body: s.string(i + 4), orderingKey: s.optionalString(i + 5), createdAt: s.int64(i + 6),
-            nextAttemptAt: s.int64(i + 7), attempts: s.int(i + 8), status: status, lastError: s.optionalString(i + 10))
+            nextAttemptAt: s.int64(i + 7), attempts: s.int(i + 8), status: status, lastError: s.optionalString(i + 10),
+            format: NotificationFormat(rawValue: s.string(i + 11)) ?? .text,
+            attachments: try s.optionalString(i + 12).map {
+                try StoreJSON.decode([NotificationAttachment].self, from: $0)
+            }
+                ?? [])
     }
 }

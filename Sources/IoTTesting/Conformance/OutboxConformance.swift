@@ -35,7 +35,13 @@ public enum OutboxConformance {
             let full = OutboxMessage(
                 id: "n-1", channel: "email", recipient: "ops@example.com", subject: "Pump 1 — overheat",
                 body: "Temperature 97.5 °C\nsince 12:00", orderingKey: "alarm-7", createdAt: 1_700_000_000_000,
-                nextAttemptAt: 1_700_000_005_000, attempts: 2, status: .pending, lastError: "503 from relay")
+                nextAttemptAt: 1_700_000_005_000, attempts: 2, status: .pending, lastError: "503 from relay",
+                format: .html,
+                attachments: [
+                    NotificationAttachment(name: "alarms.csv", contentType: "text/csv", data: Array("a,b\n1,2\n".utf8)),
+                    NotificationAttachment(
+                        name: "raw.bin", contentType: "application/octet-stream", data: [0, 255, 10]),
+                ])
             let bare = OutboxMessage(
                 id: "n-2", channel: "inbox", recipient: "u1", body: "", createdAt: 1_700_000_000_001)
             try await store.enqueue(acme, full)

@@ -108,7 +108,8 @@ public enum RegistryStoreConformance {
             changed.createdAt = 5
             try await store.saveDevice(acme, changed)
             try conformEqual(try await store.device(acme, uid: "chiller-7"), changed, "replaced device")
-            try conformEqual(try await store.devices(acme, product: nil), [bare, changed], "the listing after a change")
+            try conformEqual(
+                try await store.devices(acme, product: nil), [bare, changed], "the listing after a change")
             try await store.saveDevices(acme, [Device(uid: "b-1", product: "chiller")])
             try conformEqual(
                 try await store.devices(acme, product: nil).map(\.uid), ["a-1", "b-1", "chiller-7"],

@@ -2,7 +2,8 @@
 """A real SMTP server (aiosmtpd) for the notification tests.
 
 Prints "READY <port>" once listening, then one JSON line per received message:
-{"from", "to", "subject", "message_id", "x_id", "content_type", "body", "auth_login", "tls"}.
+{"from", "to", "subject", "message_id", "x_id", "content_type", "body", "parts" (of a multipart message: each
+part's content type, file name, disposition and text), "auth_login", "tls"}.
 --starttls CERT KEY offers STARTTLS (and requires it before AUTH and mail); --smtps CERT KEY is implicit TLS.
 --login USER --password PASS requires that login (AUTH PLAIN or LOGIN); a wrong one is refused with 535.
 Runs until killed.
@@ -25,10 +26,19 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         msg = email.message_from_bytes(envelope.original_content or envelope.content, policy=default)
         body = msg.get_content() if not msg.is_multipart() else ""
+        parts = []
+        if msg.is_multipart():
+            for part in msg.iter_parts():
+                content = part.get_content()
+                parts.append({
+                    "content_type": part.get_content_type(), "filename": part.get_filename(),
+                    "disposition": part.get_content_disposition(),
+                    "text": content if isinstance(content, str) else content.decode("latin-1"),
+                })
         print(json.dumps({
             "from": envelope.mail_from, "to": envelope.rcpt_tos, "subject": str(msg["subject"]),
             "message_id": str(msg["message-id"]), "x_id": str(msg["X-IoT-Notification-ID"]),
-            "content_type": msg.get_content_type(), "charset": msg.get_content_charset(), "body": body,
+            "content_type": msg.get_content_type(), "charset": msg.get_content_charset(), "body": body, "parts": parts,
             "date": str(msg["date"]), "from_header": str(msg["from"]), "to_header": str(msg["to"]),
             "auth_login": (session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None),
             "tls": session.ssl is not None or bool(a.smtps),  # an --smtps listener only speaks TLS

@@ -84,6 +84,8 @@ public final class IoTPlatform: Service, Sendable {
     public let rules: RuleEngine
     /// Statistics jobs.
     public let statistics: StatisticsScheduler
+    /// Scheduled reports (`/api/v1/tenants/{tenant}/reports`), sent through the notification outbox.
+    public let reports: ReportScheduler
     /// Notification routing: alarm events → templates and policies → outbox.
     public let notifications: NotificationRouter
     /// Notification delivery: outbox → channels.
@@ -283,6 +285,11 @@ public final class IoTPlatform: Service, Sendable {
         ]
         resources.append(ModbusRoutes(modbus: modbus, definitions: definitions))
         resources.append(DashboardRoutes(definitions: definitions))
+        reports = ReportScheduler(
+            clock: clock, builder: ReportBuilder(points: points, registry: registry, alarms: ruleState),
+            runs: definitions, outbox: outbox, enqueued: { tenant in Task { await dispatcher.wake(tenant) } },
+            logger: logger)
+        resources.append(ReportRoutes(scheduler: reports, definitions: definitions))
         // Users, sign-in, API keys and the audit log; links go through the tenant's outbox.
         var identityConfiguration = configuration.identity.service
         if identityConfiguration.linkBaseURL == nil {
@@ -314,7 +321,7 @@ public final class IoTPlatform: Service, Sendable {
     public var services: [any Service] {
         var services: [any Service] = backup.map { [$0] } ?? []
         if let influxDB { services.append(influxDB) }
-        services += [dispatcher, rules, statistics, ingestor, identity]
+        services += [dispatcher, rules, statistics, reports, ingestor, identity]
         if let retention { services.append(retention) }
         services += [management, http, mqtt, coapObservations]
         services.append(modbus)

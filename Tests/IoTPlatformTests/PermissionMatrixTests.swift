@@ -76,7 +76,7 @@ import Yams
         }
         let values = [
             "{tenant}": "acme", "{uid}": "t-1", "{id}": "x", "{signal}": "temp", "{name}": "p", "{label}": "l",
-            "{recipient}": "r", "{username}": "u",
+            "{recipient}": "r", "{username}": "u", "{to}": "1", "{file}": "summary.csv",
         ]
         let app = Application(router: platform.management.makeRouter())
         try await app.test(.router) { client in
@@ -140,7 +140,7 @@ import Yams
         }
         let values = [
             "{uid}": "t-1", "{id}": "x", "{signal}": "temp", "{name}": "p", "{label}": "l", "{recipient}": "r",
-            "{username}": "u",
+            "{username}": "u", "{to}": "1", "{file}": "summary.csv",
         ]
         let app = Application(router: platform.management.makeRouter())
         try await app.test(.router) { [users] client in

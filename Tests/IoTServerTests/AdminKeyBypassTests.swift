@@ -62,7 +62,8 @@ import Testing
             let before = try await snapshot()
             let values = [
                 "{tenant}": "acme", "{uid}": "t-1", "{id}": "x", "{signal}": "temp", "{name}": "p",
-                "{label}": "l", "{token}": "tok", "{recipient}": "r", "{username}": "u",
+                "{label}": "l", "{token}": "tok", "{recipient}": "r", "{username}": "u", "{to}": "1",
+                "{file}": "summary.csv",
             ]
             var checked = 0
             for (method, template) in operations {

@@ -32,6 +32,9 @@ final class ServerHarness: Sendable {
     /// With `rules: true`: the engine (an observer of the ingestor) and the scheduler the API manages.
     let engine: RuleEngine?
     let scheduler: StatisticsScheduler?
+    /// With `rules: true`: scheduled reports on ``clock``, enqueued in ``outbox``.
+    let reports: ReportScheduler?
+    let outbox = InMemoryOutbox()
     /// The devices' last activity (an observer of the ingestor) on ``clock``.
     let activity: DeviceActivity
 
@@ -70,9 +73,13 @@ final class ServerHarness: Sendable {
                 logger: Logger(label: "test"))
             scheduler = StatisticsScheduler(
                 clock: clock, pointStore: points, statisticsStore: statisticsStore, logger: Logger(label: "test"))
+            reports = ReportScheduler(
+                clock: clock, builder: ReportBuilder(points: points, registry: registry, alarms: ruleState),
+                runs: InMemoryDefinitionStore(), outbox: outbox, logger: Logger(label: "test"))
         } else {
             engine = nil
             scheduler = nil
+            reports = nil
         }
         activity = DeviceActivity(points: points, clock: clock)
         ingest = try await IngestHarness(
@@ -80,10 +87,11 @@ final class ServerHarness: Sendable {
             observers: (engine.map { [$0] } ?? []) + [activity], authenticator: auth,
             gatewayConfiguration: .init(authenticationCacheLifetime: .zero), start: false)
         var resources: [any ManagementRoutes] = [DashboardRoutes(definitions: InMemoryDefinitionStore())]
-        if let engine, let scheduler {
+        if let engine, let scheduler, let reports {
             resources += [
                 RuleRoutes(engine: engine), AlarmRoutes(engine: engine, state: ruleState),
                 StatisticsRoutes(scheduler: scheduler, results: statisticsStore),
+                ReportRoutes(scheduler: reports, definitions: nil),
             ]
         }
         server = ManagementServer(

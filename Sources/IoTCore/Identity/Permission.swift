@@ -82,11 +82,17 @@ public struct Permission: RawRepresentable, Sendable, Hashable, Codable, Compara
     /// Creates, changes and deletes them.
     public static let dashboardWrite = Permission("dashboard:write")
 
+    /// Reads scheduled reports and downloads their runs (`GET …/reports`).
+    public static let reportRead = Permission("report:read")
+    /// Creates, changes, deletes and runs them.
+    public static let reportWrite = Permission("report:write")
+
     /// Every built-in permission.
     public static let all: Set<Permission> = [
         .tenantRead, .tenantWrite, .deviceRead, .deviceWrite, .credentialWrite, .dataRead, .dataExport, .deviceControl,
         .ruleRead, .ruleWrite, .alarmRead, .alarmAck, .notificationRead, .notificationWrite, .scriptRead, .scriptWrite,
         .transportRead, .transportAdmin, .userRead, .userAdmin, .auditRead, .dashboardRead, .dashboardWrite,
+        .reportRead, .reportWrite,
     ]
 
     /// The permissions that only the platform's own users hold (a tenant role may not grant them): tenants
@@ -123,14 +129,14 @@ public struct Role: Sendable, Hashable, Codable {
         id: "operator", name: "Operator",
         permissions: Role.viewer.permissions.union([
             .deviceWrite, .credentialWrite, .dataExport, .deviceControl, .ruleWrite, .alarmAck, .notificationWrite,
-            .dashboardWrite,
+            .dashboardWrite, .reportWrite,
         ]))
     /// Reads the tenant's devices, data, rules and alarms; changes nothing.
     public static let viewer = Role(
         id: "viewer", name: "Viewer",
         permissions: [
             .tenantRead, .deviceRead, .dataRead, .ruleRead, .alarmRead, .notificationRead, .scriptRead, .transportRead,
-            .dashboardRead,
+            .dashboardRead, .reportRead,
         ])
 
     private enum CodingKeys: String, CodingKey { case id, name, permissions }

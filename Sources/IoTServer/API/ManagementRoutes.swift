@@ -11,7 +11,7 @@ import Metrics
 /// value given to it in `resources`, built from the `IoTCore` (or `IoTRules`) protocols it needs:
 /// ``RuleRoutes``, ``AlarmRoutes``, ``StatisticsRoutes``, ``ParserRoutes``, ``NotificationRoutes``,
 /// ``CredentialRoutes``, ``DownlinkRoutes``, ``LiveFeedRoutes``, ``ModbusRoutes``, ``MQTTClientRoutes``,
-/// ``CoAPObservationRoutes`` and ``DashboardRoutes``. A built-in resource that is not given answers 404 saying so.
+/// ``CoAPObservationRoutes``, ``DashboardRoutes`` and ``ReportRoutes``. A built-in resource that is not given answers 404 saying so.
 /// An integrator adds a resource of their own the same way:
 ///
 /// ```swift
@@ -199,7 +199,7 @@ func definitionBytes(_ value: some Encodable) throws -> [UInt8] {
 /// answer 404 saying what to add, rather than the generic "no such route".
 enum OptionalResource: CaseIterable {
     case rules, alarms, statistics, parsers, notifications, credentials, downlink, live, modbus, mqttClients
-    case coapObservations
+    case coapObservations, reports
 
     /// The resource of this kind among `resources`, if any.
     func isServed(by resources: [any ManagementRoutes]) -> Bool {
@@ -216,6 +216,7 @@ enum OptionalResource: CaseIterable {
             case .modbus: resource is ModbusRoutes
             case .mqttClients: resource is MQTTClientRoutes
             case .coapObservations: resource is CoAPObservationRoutes
+            case .reports: resource is ReportRoutes
             }
         }
     }
@@ -235,6 +236,7 @@ enum OptionalResource: CaseIterable {
         case .modbus: [tenant + "/modbus"]
         case .mqttClients: ["/api/v1/mqtt"]
         case .coapObservations: ["/api/v1/coap"]
+        case .reports: [tenant + "/reports"]
         }
     }
 
@@ -256,6 +258,7 @@ enum OptionalResource: CaseIterable {
         case .modbus: "this server runs no Modbus transport (add ModbusRoutes(modbus:))"
         case .mqttClients: "this instance runs no MQTT client manager (add MQTTClientRoutes(clients:))"
         case .coapObservations: "this instance runs no CoAP observer manager (add CoAPObservationRoutes(observations:))"
+        case .reports: "scheduled reports are not configured on this server; add ReportRoutes(scheduler:definitions:)"
         }
     }
 }

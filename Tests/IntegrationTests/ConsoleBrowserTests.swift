@@ -13,7 +13,8 @@ import Testing
 /// identity login; the overview (devices online and offline), the online devices searched on the server, and the
 /// device's chart, which draws live points from the
 /// WebSocket feed while a device posts over HTTP; an alarm acknowledged on the alarms page (checked through the
-/// API afterwards); a rule saved after the API's refusal was shown at its field; the outbox and transports pages;
+/// API afterwards); a rule saved after the API's refusal was shown at its field, a joint rule saved as JSON; a
+/// statistics job added and its results opened; a report run from its page; the outbox and transports pages;
 /// a big screen kept through the dashboards API, its chart drawing live points; no error in the browser's console
 /// but that refusal; the first load's bytes. Screenshots are kept in
 /// `.build/test-artifacts/console/`.
@@ -58,6 +59,11 @@ import Testing
                 #"{"title": "Boiler room", "refreshSeconds": 2, "tiles": [{"type": "value", "device": "t-1", "signal": "temperature"}, {"type": "gauge", "device": "t-1", "signal": "temperature", "min": 0, "max": 100}, {"type": "line", "device": "t-1", "signal": "temperature", "width": 2}, {"type": "alarms", "width": 2}, {"type": "status", "devices": ["t-1", "t-2"], "width": 2}]}"#
             )
             #expect(screen.status == 200, "\(screen.text)")
+            let report = try iotd.api(
+                "POST", "/api/v1/tenants/acme/reports",
+                #"{"id": "daily", "title": "Boiler room, daily", "cron": "0 6 * * *", "periodMillis": 86400000, "devices": ["t-1"]}"#
+            )
+            #expect(report.status == 201, "\(report.text)")
 
             // The device posts every 200 ms; one value over the range raises the alarm.
             let sending = Atomic<Bool>(true)
@@ -97,8 +103,8 @@ import Testing
             #expect(
                 result["steps"] as? [String]
                     == [
-                        "signin", "overview", "devices", "device", "alarms", "rule-invalid", "rules", "outbox",
-                        "transports", "screen", "signed-out",
+                        "signin", "overview", "devices", "device", "alarms", "rule-invalid", "rules", "statistics",
+                        "reports", "outbox", "transports", "screen", "signed-out",
                     ],
                 "\(result)")
             // t-1 posts, t-2 was never heard from.
@@ -106,6 +112,9 @@ import Testing
                 result["overview"] as? [String: String]
                     == ["device-count": "2", "online-count": "1", "offline-count": "1"], "\(result)")
             #expect(result["listedStatus"] as? String == "online", "\(result)")
+            #expect(result["reportFiles"] as? [String] == ["summary.csv", "alarms.csv"], "\(result)")
+            #expect(try iotd.api("GET", "/api/v1/tenants/acme/rules/hot-while-humid").status == 200)
+            #expect(try iotd.api("GET", "/api/v1/tenants/acme/statistics/jobs/hourly").status == 200)
             #expect((result["fieldError"] as? String)?.contains("hysteresis") == true, "\(result)")
             #expect(
                 (result["errors"] as? [String])?.isEmpty == true, "the browser's console: \(result["errors"] ?? "")")
@@ -118,7 +127,10 @@ import Testing
             #expect(shown.text.contains(#""acknowledged":true"#), "\(shown.text)")
             let rules = try iotd.api("GET", "/api/v1/tenants/acme/rules/too-cold")
             #expect(rules.status == 200 && rules.text.contains(#""hysteresis":0.5"#), "\(rules.text)")
-            for name in ["signin", "overview", "devices", "device", "alarms", "rules", "transports", "screen"] {
+            for name in [
+                "signin", "overview", "devices", "device", "alarms", "statistics", "reports", "rules", "transports",
+                "screen",
+            ] {
                 #expect(FileManager.default.fileExists(atPath: artifacts + "/\(name).png"), "screenshot \(name)")
             }
         }

@@ -206,7 +206,7 @@ public struct NotificationRoutes: ManagementRoutes {
                 filled["timestamp"] = filled["timestamp"] ?? AlarmVariables.isoTimestamp(api.clock.now())
                 let messages = try await r.notify(
                     templateID: input.template, values: filled, targets: input.targets, tenant: scope.tenant)
-                return try JSONOutput.response(messages, status: .accepted)
+                return try JSONOutput.response(messages.map(OutboxMessageOutput.init), status: .accepted)
             }
         }
         router.get(RouterPath(path + "/outbox"), needs: .notificationRead) { request, context in
@@ -220,7 +220,8 @@ public struct NotificationRoutes: ManagementRoutes {
                     )
                 }
                 let limit = try Self.limit(q["limit"], default: 100)
-                return try JSONOutput.response(try await outbox.messages(scope, status: status, limit: limit))
+                let messages = try await outbox.messages(scope, status: status, limit: limit)
+                return try JSONOutput.response(messages.map(OutboxMessageOutput.init))
             }
         }
         router.post(RouterPath(path + "/outbox/:id/retry"), needs: .notificationWrite) { _, context in
@@ -232,7 +233,7 @@ public struct NotificationRoutes: ManagementRoutes {
                 guard let m = try await outbox.message(scope, id: id) else {
                     throw APIError.notFound("outbox message \"\(id)\" does not exist")
                 }
-                return try JSONOutput.response(m)
+                return try JSONOutput.response(OutboxMessageOutput(m))
             }
         }
         router.get(RouterPath(path + "/channels"), needs: .notificationRead) { _, context in
@@ -280,5 +281,40 @@ public struct NotificationRoutes: ManagementRoutes {
             throw APIError.badRequest("limit \"\(raw)\" must be an integer from 1 to 10000")
         }
         return n
+    }
+}
+
+/// An outbox message as the API lists it: its attachments by name, type and size (a report's files are
+/// downloaded from `…/reports`, not through the outbox listing).
+struct OutboxMessageOutput: Encodable {
+    struct File: Encodable {
+        var name: String
+        var contentType: String
+        var bytes: Int
+    }
+
+    var id: String
+    var channel: String
+    var recipient: String
+    var subject: String?
+    var body: String
+    var orderingKey: String?
+    var createdAt: Int64
+    var nextAttemptAt: Int64
+    var attempts: Int
+    var status: OutboxMessage.Status
+    var lastError: String?
+    var format: NotificationFormat
+    var attachments: [File]
+
+    init(_ m: OutboxMessage) {
+        (id, channel, recipient, subject, body, orderingKey) = (
+            m.id, m.channel, m.recipient, m.subject, m.body, m.orderingKey
+        )
+        (createdAt, nextAttemptAt, attempts, status, lastError) = (
+            m.createdAt, m.nextAttemptAt, m.attempts, m.status, m.lastError
+        )
+        format = m.format
+        attachments = m.attachments.map { File(name: $0.name, contentType: $0.contentType, bytes: $0.data.count) }
     }
 }

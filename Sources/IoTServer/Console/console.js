@@ -121,6 +121,7 @@ function setNav(tenant, active) {
   if (!tenant) { nav.replaceChildren(); return; }
   const links = [['overview', 'Overview', '#/t/' + tenant], ['devices', 'Devices', '#/t/' + tenant + '/devices'],
     ['alarms', 'Alarms', '#/t/' + tenant + '/alarms'], ['rules', 'Rules', '#/t/' + tenant + '/rules'],
+    ['statistics', 'Statistics', '#/t/' + tenant + '/statistics'], ['reports', 'Reports', '#/t/' + tenant + '/reports'],
     ['outbox', 'Notifications', '#/t/' + tenant + '/outbox'], ['transports', 'Transports', '#/t/' + tenant + '/transports'],
     ['screens', 'Screens', '#/t/' + tenant + '/screens']];
   nav.replaceChildren(...links.map(([key, title, href]) =>
@@ -315,17 +316,12 @@ async function devicePage(tenant, uid) {
   const badge = el('span', { class: 'badge', id: 'live' }, 'connecting');
   const format = el('select', { id: 'export-format' }, el('option', { value: 'csv' }, 'CSV'),
     el('option', { value: 'ndjson' }, 'NDJSON'), el('option', { value: 'lp' }, 'InfluxDB line protocol'));
-  const download = el('button', { class: 'secondary', id: 'export', onclick: async () => {
+  const exportButton = el('button', { class: 'secondary', id: 'export', onclick: async () => {
     // Every raw point of the device in the range, through the streamed export (a file download).
     try {
       const to = Date.now() + 60e3;
-      const response = await fetch(`/api/v1/tenants/${tenant}/export?device=${encodeURIComponent(uid)}&from=${to - ranges[range.value]}&to=${to}&format=${format.value}`,
-        { headers: { 'Authorization': 'Bearer ' + state.auth.token } });
-      if (!response.ok) throw new APIError(response.status, await response.json().catch(() => null));
-      const link = el('a', { href: URL.createObjectURL(await response.blob()), download: `${uid}.${format.value === 'lp' ? 'txt' : format.value}` });
-      document.body.append(link);
-      link.click();
-      link.remove();
+      await download(`/api/v1/tenants/${tenant}/export?device=${encodeURIComponent(uid)}&from=${to - ranges[range.value]}&to=${to}&format=${format.value}`,
+        `${uid}.${format.value === 'lp' ? 'txt' : format.value}`);
     } catch (e) { showError(e); }
   } }, 'Export');
   const note = el('span', { class: 'muted', id: 'chart-note' });
@@ -334,7 +330,7 @@ async function devicePage(tenant, uid) {
     el('p', { class: 'muted', id: 'last-activity' }, device.lastActivity ? 'Last heard from ' + formatTime(device.lastActivity) : 'Never heard from'),
     el('div', { class: 'card' }, el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Signal'), el('th', {}, 'Latest'),
       el('th', {}, 'At'))), latestBody)),
-    el('div', { class: 'toolbar' }, signal, range, badge, note, format, download),
+    el('div', { class: 'toolbar' }, signal, range, badge, note, format, exportButton),
     el('div', { class: 'card chart-box' }, canvas));
 
   async function load() {
@@ -430,7 +426,11 @@ async function alarmsPage(tenant) {
     list.replaceChildren(alarmTable(tenant, alarms, reload));
   }
   filter.addEventListener('change', () => reload().catch(showError));
-  show(el('h1', {}, 'Alarms'), el('div', { class: 'toolbar' }, filter), list);
+  const csv = el('button', { class: 'secondary', id: 'alarms-csv', onclick: () => {
+    const query = filter.value ? `?open=${filter.value}&format=csv` : '?format=csv';
+    download(`/api/v1/tenants/${tenant}/alarms${query}`, `${tenant}-alarms.csv`).catch(showError);
+  } }, 'Download CSV');
+  show(el('h1', {}, 'Alarms'), el('div', { class: 'toolbar' }, filter, csv), list);
   await reload();
 }
 
@@ -497,6 +497,21 @@ async function rulesPage(tenant) {
     fields.debounce.value = (rule.debounce && rule.debounce.count) || 1;
     fields.hysteresis.value = rule.hysteresis;
   }
+  const templates = {
+    range: { kind: 'range', id: 'too-hot', devices: { product: products[0] ? products[0].id : 'p' }, signal: 'temperature', max: 80, alarmWhen: 'outside', severity: 'major', debounce: { count: 1 }, hysteresis: 1 },
+    joint: { kind: 'joint', id: 'hot-while-humid', product: products[0] ? products[0].id : 'p', parameters: [
+      { name: 't', signal: 'temperature', window: { count: 3 }, reducer: 'mean' }, { name: 'h', signal: 'humidity', window: { count: 1 }, reducer: 'last' }],
+    condition: { language: 'lua', source: 'function check(p) return (p.t or 0) > 30 and (p.h or 0) > 80 end', function: 'check' }, severity: 'warning', debounce: { count: 1 } },
+    offline: { kind: 'offline', id: 'silent', devices: { product: products[0] ? products[0].id : 'p' }, intervalMillis: 60000, toleranceMillis: 30000, severity: 'warning' },
+  };
+  const json = jsonEditor('rule-json', templates.joint, async (rule) => {
+    await api('POST', `/api/v1/tenants/${tenant}/rules`, rule);
+    await rulesPage(tenant);
+  });
+  const kind = el('select', { id: 'rule-kind' }, Object.keys(templates).map((k) => el('option', { value: k }, k + ' rule')));
+  kind.value = 'joint';
+  kind.addEventListener('change', () => json.set(templates[kind.value]));
+  function editJSON(rule) { json.set(rule); }
   const saved = el('div');
   const form = el('form', {
     class: 'card form', id: 'rule-form', onsubmit: async (event) => {
@@ -529,8 +544,123 @@ async function rulesPage(tenant) {
     { title: 'Severity', cell: (r) => el('span', { class: 'sev-' + r.severity }, r.severity) },
     { title: '', cell: (r) => [
       r.kind === 'range' ? el('button', { class: 'secondary', onclick: () => edit(r) }, 'Edit') : null, ' ',
+      el('button', { class: 'secondary', onclick: () => editJSON(r) }, 'JSON'), ' ',
       el('button', { class: 'secondary', onclick: () => remove(r) }, 'Remove')] },
-  ], rules, 'No rule yet.'), form);
+  ], rules, 'No rule yet.'), form,
+  el('div', { class: 'card' }, el('h2', {}, 'Any rule as JSON (range, joint with a Lua, JavaScript or Python condition, offline)'),
+    el('div', { class: 'toolbar' }, kind, json.button), json.body, json.message));
+}
+
+async function statisticsPage(tenant) {
+  setNav(tenant, 'statistics');
+  await whoAmI();
+  const jobs = await api('GET', `/api/v1/tenants/${tenant}/statistics/jobs`);
+  const results = el('div', { id: 'statistics-results' });
+  async function showResults(job) {
+    const found = await api('GET', `/api/v1/tenants/${tenant}/statistics/jobs/${encodeURIComponent(job.id)}/results`);
+    const names = [...new Set(found.flatMap((r) => Object.keys(r.values)))].sort();
+    results.replaceChildren(el('h2', {}, `Results of ${job.id}`),
+      el('div', { class: 'toolbar' }, el('button', { class: 'secondary', id: 'results-csv', onclick: () =>
+        download(`/api/v1/tenants/${tenant}/statistics/jobs/${encodeURIComponent(job.id)}/results?format=csv`, `${job.id}.csv`).catch(showError) }, 'Download CSV')),
+      table([{ title: 'Fired', cell: (r) => formatTime(r.fireTime) }, { title: 'Window', cell: (r) => formatTime(r.windowStart) + ' – ' + formatTime(r.windowEnd) }]
+        .concat(names.map((n) => ({ title: n, cell: (r) => formatValue(r.values[n]) }))), found.slice().reverse(), 'No result yet.'));
+  }
+  const fields = {
+    id: el('input', { name: 'id', required: true }),
+    cron: el('input', { name: 'cron', value: '0 * * * *' }),
+    timeZone: el('input', { name: 'timeZone', value: 'UTC' }),
+    leadMillis: el('input', { name: 'leadMillis', type: 'number', value: '3600000', min: '1' }),
+    parameters: el('textarea', { name: 'parameters', rows: 4, cols: 80 },
+      JSON.stringify([{ name: 'peak', device: 'device-uid', signal: 'temperature', reducer: 'max' }], null, 1)),
+  };
+  const saved = el('div');
+  function edit(job) {
+    fields.id.value = job.id;
+    fields.cron.value = job.cron;
+    fields.timeZone.value = job.timeZone || 'UTC';
+    fields.leadMillis.value = job.leadMillis;
+    fields.parameters.value = JSON.stringify(job.parameters, null, 1);
+  }
+  const form = el('form', { class: 'card form', id: 'statistics-form', onsubmit: async (event) => {
+    event.preventDefault();
+    saved.replaceChildren();
+    let parameters;
+    try { parameters = JSON.parse(fields.parameters.value); } catch (e) {
+      fieldError(fields, new Error('parameters: not JSON (' + e.message + ')')); return;
+    }
+    const job = { id: fields.id.value, cron: fields.cron.value, timeZone: fields.timeZone.value,
+      leadMillis: parseInt(fields.leadMillis.value, 10) || 0, parameters, catchUp: { policy: 'none' } };
+    try {
+      await api('POST', `/api/v1/tenants/${tenant}/statistics/jobs`, job);
+      await statisticsPage(tenant);
+    } catch (e) {
+      if (!fieldError(fields, e)) saved.replaceChildren(errorBox(e));
+    }
+  } },
+  el('h2', {}, 'Statistics job (new, or edit one above): each parameter reduces one signal over [fire − leadMillis, fire)'),
+  Object.entries(fields).map(([name, input]) => el('label', {}, el('span', {}, name), input)),
+  el('button', { type: 'submit', id: 'save-job' }, 'Save'), saved);
+  show(el('h1', {}, 'Statistics jobs'), table([
+    { title: 'Job', cell: (j) => j.id },
+    { title: 'Cron', cell: (j) => j.cron + ' ' + (j.timeZone || 'UTC') },
+    { title: 'Window', cell: (j) => (j.leadMillis / 60e3) + ' min' },
+    { title: 'Parameters', cell: (j) => j.parameters.map((p) => `${p.name} = ${p.reducer}(${p.device}.${p.signal})`).join(', ') },
+    { title: '', cell: (j) => [
+      el('button', { class: 'secondary', onclick: () => showResults(j).catch(showError) }, 'Results'), ' ',
+      el('button', { class: 'secondary', onclick: () => edit(j) }, 'Edit'), ' ',
+      el('button', { class: 'secondary', onclick: async () => {
+        try { await api('DELETE', `/api/v1/tenants/${tenant}/statistics/jobs/${encodeURIComponent(j.id)}`); await statisticsPage(tenant); } catch (e) { showError(e); }
+      } }, 'Remove')] },
+  ], jobs, 'No job yet.'), results, form);
+}
+
+async function reportsPage(tenant) {
+  setNav(tenant, 'reports');
+  await whoAmI();
+  const reports = await api('GET', `/api/v1/tenants/${tenant}/reports`);
+  const runs = el('div', { id: 'report-runs' });
+  const base = (r) => `/api/v1/tenants/${tenant}/reports/${encodeURIComponent(r.id || r.report)}`;
+  async function showRuns(report) {
+    const found = await api('GET', base(report) + '/runs');
+    runs.replaceChildren(el('h2', {}, `Runs of ${report.id}`), table([
+      { title: 'Period', cell: (r) => formatTime(r.from) + ' – ' + formatTime(r.to) },
+      { title: 'Made', cell: (r) => formatTime(r.generatedAt) },
+      { title: 'Files', cell: (r) => [el('button', { class: 'secondary', onclick: () =>
+        download(`${base(report)}/runs/${r.to}`, `${report.id}-${r.to}.html`).catch(showError) }, 'report.html'),
+      ...r.files.flatMap((f) => [' ', el('button', { class: 'secondary run-file', onclick: () =>
+        download(`${base(report)}/runs/${r.to}/${encodeURIComponent(f)}`, `${report.id}-${r.to}-${f}`).catch(showError) }, f)])] },
+    ], found, 'No run yet.'));
+  }
+  async function runNow(report, deliver) {
+    try {
+      await api('POST', `${base(report)}/run?deliver=${deliver}`);
+      await showRuns(report);
+    } catch (e) { showError(e); }
+  }
+  const template = { id: 'daily', title: 'Daily report', cron: '0 6 * * *', timeZone: 'UTC', periodMillis: 86400000,
+    devices: ['device-uid'], signals: [], aggregates: ['count', 'mean', 'min', 'max'], bucketMillis: 3600000, alarms: true,
+    recipients: [{ channel: 'email', to: 'ops@example.com' }] };
+  const json = jsonEditor('report-json', template, async (report) => {
+    await api('POST', `/api/v1/tenants/${tenant}/reports`, report);
+    await reportsPage(tenant);
+  });
+  show(el('h1', {}, 'Reports'), table([
+    { title: 'Report', cell: (r) => r.title },
+    { title: 'Id', cell: (r) => r.id },
+    { title: 'Schedule', cell: (r) => `${r.cron} ${r.timeZone || 'UTC'}` + (r.nextFire ? ' · next ' + formatTime(r.nextFire) : '') },
+    { title: 'Devices', cell: (r) => r.devices.join(', ') },
+    { title: 'Recipients', cell: (r) => (r.recipients || []).map((x) => `${x.to} (${x.channel})`).join(', ') },
+    { title: '', cell: (r) => [
+      el('button', { class: 'secondary run-report', 'data-report': r.id, onclick: () => runNow(r, false) }, 'Run now'), ' ',
+      el('button', { class: 'secondary', onclick: () => runNow(r, true) }, 'Run and send'), ' ',
+      el('button', { class: 'secondary', onclick: () => showRuns(r).catch(showError) }, 'Runs'), ' ',
+      el('button', { class: 'secondary', onclick: () => { const copy = Object.assign({}, r); delete copy.nextFire; json.set(copy); } }, 'Edit'), ' ',
+      el('button', { class: 'secondary', onclick: async () => {
+        try { await api('DELETE', base(r)); await reportsPage(tenant); } catch (e) { showError(e); }
+      } }, 'Delete')] },
+  ], reports, 'No report yet: write one below.'), runs,
+  el('div', { class: 'card' }, el('h2', {}, 'New report, or edit one above (an HTML document with CSV files, on a cron)'),
+    el('div', { class: 'toolbar' }, json.button), json.body, json.message));
 }
 
 async function outboxPage(tenant) {
@@ -773,6 +903,30 @@ async function screenPage(tenant, screenID) {
 
 // ---------------------------------------------------------------- routing
 
+/** Downloads an API resource (with the session's credentials) as a file. */
+async function download(path, name) {
+  const response = await fetch(path, { headers: { 'Authorization': 'Bearer ' + state.auth.token } });
+  if (!response.ok) throw new APIError(response.status, await response.json().catch(() => null));
+  const link = el('a', { href: URL.createObjectURL(await response.blob()), download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+/** A JSON document editor: a textarea, a Save button that hands the parsed document to `save`, and the API's
+ * refusal (which names the field) shown under it. */
+function jsonEditor(id, initial, save) {
+  const body = el('textarea', { id, rows: 14, cols: 100 }, JSON.stringify(initial, null, 2));
+  const message = el('div');
+  const button = el('button', { id: id + '-save', onclick: async () => {
+    message.replaceChildren();
+    let doc;
+    try { doc = JSON.parse(body.value); } catch (e) { message.replaceChildren(errorBox(new Error('Not JSON: ' + e.message))); return; }
+    try { await save(doc); } catch (e) { message.replaceChildren(el('div', { class: 'error field-error', 'data-field': id }, e.message)); }
+  } }, 'Save');
+  return { body, message, button, set: (doc) => { body.value = JSON.stringify(doc, null, 2); body.focus(); } };
+}
+
 function showError(error) {
   if (error && error.status === 401) return;
   const view = document.getElementById('view');
@@ -792,6 +946,8 @@ async function route() {
     else if (parts[0] === 't' && parts[2] === 'devices') await devicesPage(parts[1], query);
     else if (parts[0] === 't' && parts[2] === 'alarms') await alarmsPage(parts[1]);
     else if (parts[0] === 't' && parts[2] === 'rules') await rulesPage(parts[1]);
+    else if (parts[0] === 't' && parts[2] === 'statistics') await statisticsPage(parts[1]);
+    else if (parts[0] === 't' && parts[2] === 'reports') await reportsPage(parts[1]);
     else if (parts[0] === 't' && parts[2] === 'outbox') await outboxPage(parts[1]);
     else if (parts[0] === 't' && parts[2] === 'transports') await transportsPage(parts[1]);
     else if (parts[0] === 't' && parts[2] === 'screens' && parts[3]) await screenPage(parts[1], parts[3]);

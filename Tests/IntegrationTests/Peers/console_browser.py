@@ -5,7 +5,8 @@ Usage: console_browser.py BASE_URL TENANT USERNAME PASSWORD DEVICE ARTIFACTS_DIR
 
 Signs in with the identity login, opens the tenant overview, the online devices (searched for the device) and the device, waits for the
 device's chart to draw live points from the WebSocket feed, opens the alarms and acknowledges the first open
-alarm, saves a rule (first with a value the API refuses, shown at its field), opens the notification outbox and
+alarm, saves a rule (first with a value the API refuses, shown at its field) and a joint rule as JSON, adds a
+statistics job and opens its results, runs a report and sees its files, opens the notification outbox and
 the transports, and shows a big screen with live points. Saves a screenshot of each page in ARTIFACTS_DIR. Prints one JSON line per step and a last line
 `RESULT {...}` with the live points seen, the bytes the console's first load transferred and the browser
 console's errors (each must be none). Exits 1 when a step fails.
@@ -104,7 +105,30 @@ try:
     hysteresis.send_keys("0.5")
     driver.find_element(By.ID, "save-rule").click()
     wait.until(EC.presence_of_element_located((By.XPATH, "//td[text()='too-cold']")))
+    # A joint rule (a Lua condition) from the JSON editor's template.
+    driver.find_element(By.ID, "rule-json-save").click()
+    wait.until(EC.presence_of_element_located((By.XPATH, "//td[text()='hot-while-humid']")))
     step("rules")
+
+    # A statistics job from its form, then its results.
+    driver.find_element(By.LINK_TEXT, "Statistics").click()
+    form = wait.until(EC.presence_of_element_located((By.ID, "statistics-form")))
+    form.find_element(By.NAME, "id").send_keys("hourly")
+    parameters = form.find_element(By.NAME, "parameters")
+    parameters.clear()
+    parameters.send_keys('[{"name": "peak", "device": "%s", "signal": "temperature", "reducer": "max"}]' % device)
+    driver.find_element(By.ID, "save-job").click()
+    wait.until(EC.presence_of_element_located((By.XPATH, "//td[text()='hourly']")))
+    driver.find_element(By.XPATH, "//td[text()='hourly']/ancestor::tr//button[text()='Results']").click()
+    wait.until(EC.presence_of_element_located((By.ID, "results-csv")))
+    step("statistics")
+
+    # The report the test defined through the API, run now: its files are listed.
+    driver.find_element(By.LINK_TEXT, "Reports").click()
+    wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "button.run-report"))).click()
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "button.run-file")))
+    result["reportFiles"] = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "button.run-file")]
+    step("reports")
 
     driver.find_element(By.LINK_TEXT, "Notifications").click()
     wait.until(EC.presence_of_element_located((By.ID, "outbox-status")))

@@ -160,6 +160,32 @@ import Testing
         #expect(await d.statistics()["webhook"]?.digests ?? 0 >= 1)
     }
 
+    /// Issue 23, item 4: a report (an HTML body with attachments) in the middle of a storm is sent on its own,
+    /// with its files; the plain messages around it are still digested.
+    @Test func aReportInAStormIsNeverDigested() async throws {
+        let outbox = InMemoryOutbox()
+        let mail = RecordingNotifier(channel: "email")
+        let d = dispatcher(outbox, [mail]) {
+            $0.defaultPolicy = .init(digestThreshold: 1, digestWindow: .milliseconds(300))
+        }
+        for i in 0..<20 {
+            var m = outboxMessage("m\(i)", channel: "email", created: Int64(i))
+            if i == 10 {
+                m.format = .html
+                m.attachments = [NotificationAttachment(name: "summary.csv", contentType: "text/csv", data: [65, 10])]
+            }
+            try await outbox.enqueue(acme, m)
+        }
+        try await withDispatcher(d) {
+            #expect(await eventually(30) { Set(mail.sent.flatMap(\.messageIDs)).count == 20 })
+        }
+        let report = try #require(mail.sent.first { $0.messageIDs.contains("m10") })
+        #expect(report.messageIDs == ["m10"] && report.format == .html, "alone, as HTML")
+        #expect(report.attachments.map(\.name) == ["summary.csv"])
+        #expect(mail.sent.contains { $0.isDigest }, "the others are digested")
+        #expect(mail.sent.filter { $0.isDigest }.allSatisfy { $0.attachments.isEmpty && $0.format == .text })
+    }
+
     @Test func rateLimitQueuesInOrder() async throws {
         let outbox = InMemoryOutbox()
         let robot = RecordingNotifier(channel: "dingtalk")

@@ -123,6 +123,36 @@ final class RawDatabase {
         #expect(try raw.rows("PRAGMA integrity_check") == [["ok"]])
     }
 
+    /// Issue 23, item 7: the console's 7-day chart of a 1 Hz signal (at most 1,000 means over whole minutes,
+    /// aligned to the bucket) is answered from the rollups alone: with every raw point deleted behind the store's
+    /// back, the same buckets come back.
+    @Test func aSevenDayChartAtOneHertzIsServedFromTheRollups() async throws {
+        let dir = TemporaryDirectory()
+        let store = SQLitePointStore(storage: try SQLiteStorage(configuration: .init(directory: dir.path)))
+        let day: Int64 = 86_400_000
+        let end = 1_800_000_000_000 / day * day
+        let start = end - 7 * day
+        for batch in stride(from: start, to: end, by: 10_000_000) {
+            let points = stride(from: batch, to: min(batch + 10_000_000, end), by: 1_000).map {
+                Point(device: "d", signal: "temp", time: $0, value: .number(Double($0 / 1_000 % 600) / 10))
+            }
+            try await store.write(PointBatch(tenant: tenant, points: points, journalSequence: 0))
+        }
+        // What the console asks for a 7-day range ending now (+1 min): 11-minute means from an aligned start.
+        let to = end + 60_000
+        let bucket = max(60_000, (to - (to - 7 * day) + 59_999_999) / 60_000_000 * 60_000)
+        let from = (to - 7 * day) / bucket * bucket
+        let key = SeriesKey(device: "d", signal: "temp")
+        let served = try await store.aggregate(.tenant(tenant), series: key, from: from, to: to, bucketMillis: bucket)
+        #expect(served.count <= 2_000 && served.count > 900, "\(served.count) buckets")
+        #expect(served.reduce(0) { $0 + $1.count } == 7 * 86_400, "every point counted")
+        let raw = try RawDatabase("\(dir.path)/tenants/acme.sqlite")
+        try raw.execute("DELETE FROM points")
+        let fromRollups = try await store.aggregate(
+            .tenant(tenant), series: key, from: from, to: to, bucketMillis: bucket)
+        #expect(fromRollups == served, "the chart reads no raw point")
+    }
+
     @Test func reopeningKeepsPointsRollupsAndSequence() async throws {
         let dir = TemporaryDirectory()
         let key = SeriesKey(device: "d1", signal: "s")

@@ -234,8 +234,11 @@ async function overviewPage(tenant) {
       tile(overview.offline ?? '—', 'offline', 'offline-count', devices + '?status=offline'),
       tile(alarms.length, 'open alarms', 'open-alarms', `#/t/${tenant}/alarms`),
       tile(overview.pointsPerSecond === undefined ? '—' : overview.pointsPerSecond.toFixed(1), 'points/s (last 10 s)', 'rate'),
+      tile('…', 'messages/s (whole server)', 'server-rate'),
       tile(overview.products, 'products')),
     el('h2', {}, 'Open alarms'), alarmTable(tenant, alarms.slice(0, 10), () => overviewPage(tenant)));
+  const serverTile = document.getElementById('server-rate');
+  serverRate().then((n) => { serverTile.textContent = n.toFixed(0); }).catch(() => { serverTile.textContent = '—'; });
 }
 
 function statusBadge(device) {

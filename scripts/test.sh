@@ -143,7 +143,11 @@ PY
     # shellcheck disable=SC2086
     kill -9 $tree 2>/dev/null
 }
-run_tests "all but the timed ones, in parallel" 1800 --skip "$TIMED|$LOAD|$ALONE|$DESCRIPTORS"
+# At most 12 tests at a time: with no bound all 492 start at once on 2 cores, the first test ends after 8 s and
+# most after 30 s, so a 30-s deadline of a test that needs several rounds of work (a digest window, a poll) was
+# missed in a CI run. Measured on this phase: unbounded 68 s, 24 at a time 65 s, 12 at a time 57 s, 6 at a time 73 s.
+run_tests "all but the timed ones, in parallel, 12 at a time" 1800 --skip "$TIMED|$LOAD|$ALONE|$DESCRIPTORS" \
+    --experimental-maximum-parallelization-width 12
 run_tests "timed ones, one at a time" 900 --filter "$TIMED" --no-parallel
 run_tests "load tests (slowloris, schemathesis, Prometheus, full disk), one at a time" 900 --filter "$LOAD" --no-parallel
 run_tests "1,000 MQTT clients, on their own" 600 --filter "$ALONE"

@@ -98,5 +98,10 @@ import Testing
         clock.advance(byMillis: 10_000)
         #expect(activity.pointsPerSecond("acme") == 0)
         #expect(activity.pointsPerSecond("other") == 0)
+
+        // A deleted tenant is forgotten: a tenant of the same name starts again from its own store.
+        _ = try await points.deletePoints(.tenant("acme"), before: .max)
+        activity.forget("acme")
+        #expect(try await activity.lastActivity("acme") == [:], "neither \"live\" nor the stored devices")
     }
 }

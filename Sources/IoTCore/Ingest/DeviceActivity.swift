@@ -142,6 +142,12 @@ public final class DeviceActivity: PointObserver {
         }
     }
 
+    /// Forgets everything recorded of `tenant` (call it once the tenant is deleted); a tenant created again
+    /// under the same name starts from its own store.
+    public func forget(_ tenant: TenantID) {
+        tenants.withLock { _ = $0.removeValue(forKey: tenant) }
+    }
+
     /// Whether `device`, last heard from at `lastActivity`, is online at `now` (by default the tracker's clock:
     /// the time its activity is recorded in).
     public func status(of device: Device, lastActivity: Int64?, now: Int64? = nil) -> Status {

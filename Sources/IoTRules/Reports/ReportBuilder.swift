@@ -29,12 +29,17 @@ public struct ReportBuilder: Sendable {
         var rows: [SummaryRow] = []
         var missing: [String] = []
         var series = "device,signal,start,end," + definition.aggregates.map(\.rawValue).joined(separator: ",") + "\n"
+        // Read once per product in a run: a report over many devices of one product reads it once.
+        var products: [ProductID: Product?] = [:]
         for uid in definition.devices {
             guard let device = try await registry.device(scope, uid: uid) else {
                 missing.append(uid)
                 continue
             }
-            let declared = device.effectiveSignals(product: try await registry.product(scope, id: device.product))
+            if products[device.product] == nil {
+                products[device.product] = .some(try await registry.product(scope, id: device.product))
+            }
+            let declared = device.effectiveSignals(product: products[device.product] ?? nil)
             let names = definition.signals.isEmpty ? declared.keys.sorted() : definition.signals
             for signal in names {
                 let key = SeriesKey(device: uid, signal: signal)

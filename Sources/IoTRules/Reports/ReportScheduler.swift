@@ -20,7 +20,7 @@ public import ServiceLifecycle
 /// A fire missed while the scheduler was not running is not made up; a run is made once per fire time (its
 /// outbox messages have ids of the report and fire time, so a second attempt enqueues nothing twice). A run that
 /// fails is logged and counted (`iot_reports_total{result="failed"}`), and the schedule goes on.
-public actor ReportScheduler: Service {
+public actor ReportScheduler: Service, FireScheduler {
     private struct Key: Hashable {
         var tenant: TenantID
         var id: String
@@ -38,7 +38,7 @@ public actor ReportScheduler: Service {
     let enqueued: @Sendable (TenantID) -> Void
     let logger: Logger
     private var entries: [Key: Entry] = [:]
-    private var sleeper: Task<Void, any Error>?
+    var sleeper: Task<Void, any Error>?
 
     /// Creates the scheduler; nothing runs until ``run()``.
     ///
@@ -140,27 +140,7 @@ public actor ReportScheduler: Service {
     }
 
     /// Sleeps until the next fire of any report and runs it, until cancelled or gracefully shut down.
-    public func run() async throws {
-        do {
-            try await cancelWhenGracefulShutdown { try await self.loop() }
-        } catch is CancellationError {}
-    }
-
-    private func loop() async throws {
-        while !Task.isCancelled {
-            await runDue()
-            let deadline = nextFireTime ?? clock.now() + 3_600_000
-            let task = Task { [clock] in try await clock.sleep(until: deadline) }
-            sleeper = task
-            await withTaskCancellationHandler {
-                _ = try? await task.value
-            } onCancel: {
-                task.cancel()
-            }
-            sleeper = nil
-        }
-        throw CancellationError()
-    }
+    public func run() async throws { try await runFireLoop() }
 
     private func make(
         _ definition: ReportDefinition, tenant: TenantID, from: Int64, to: Int64, deliver: Bool

@@ -17,7 +17,7 @@ public import ServiceLifecycle
 /// Jobs are added, replaced and removed at run time. When a job is added, fires missed since its
 /// latest stored result are handled by its ``CatchUpPolicy``. A fire whose calculation fails (a script
 /// error) stores nothing and is logged and counted; the schedule goes on.
-public actor StatisticsScheduler: Service {
+public actor StatisticsScheduler: Service, FireScheduler {
     final class Entry {
         let tenant: TenantID
         let job: StatisticsJob
@@ -158,27 +158,7 @@ public actor StatisticsScheduler: Service {
     }
 
     /// Sleeps until the next fire of any job and runs it, until cancelled or gracefully shut down.
-    public func run() async throws {
-        do {
-            try await cancelWhenGracefulShutdown { try await self.loop() }
-        } catch is CancellationError {}
-    }
-
-    private func loop() async throws {
-        while !Task.isCancelled {
-            await runDue()
-            let deadline = nextFireTime ?? clock.now() + 3_600_000
-            let task = Task { [clock] in try await clock.sleep(until: deadline) }
-            sleeper = task
-            await withTaskCancellationHandler {
-                _ = try? await task.value
-            } onCancel: {
-                task.cancel()
-            }
-            sleeper = nil
-        }
-        throw CancellationError()
-    }
+    public func run() async throws { try await runFireLoop() }
 
     private func execute(_ job: StatisticsJob, script: (any CompiledScript)?, tenant: TenantID, fireTime: Int64)
         async throws -> StatisticsResult

@@ -111,5 +111,6 @@ extension ManagementAPI {
         if let ingestor { try await ingestor.waitUntilIdle(within: .seconds(10)) }
         try await registry.deleteTenant(tenant)
         ingestor?.invalidate(tenant: tenant)
+        activity?.forget(tenant)
     }
 }

@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .library(name: "IoTCore", targets: ["IoTCore"]),
         .library(name: "IoTStorage", targets: ["IoTStorage"]),
+        .library(name: "IoTPostgres", targets: ["IoTPostgres"]),
         .library(name: "IoTTesting", targets: ["IoTTesting"]),
         .library(name: "IoTProtocols", targets: ["IoTProtocols"]),
         .library(name: "IoTListener", targets: ["IoTListener"]),
@@ -46,6 +47,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.20.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.30.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // MARK: C shims (no logic)
@@ -81,6 +83,18 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // PostgreSQL stores for several iotd on one database (one schema per tenant); SQLite stays the default.
+        .target(
+            name: "IoTPostgres",
+            dependencies: [
+                "IoTCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -404,6 +418,15 @@ let package = Package(
         .testTarget(
             name: "IoTRulesTests",
             dependencies: ["IoTCore", "IoTRules", "IoTTesting", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IoTPostgresTests",
+            dependencies: [
+                "IoTTestSupport",
+                "IoTCore", "IoTPostgres", "IoTTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

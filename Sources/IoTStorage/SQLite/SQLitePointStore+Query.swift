@@ -115,68 +115,7 @@ extension SQLitePointStore {
     }
 }
 
-/// Which time ranges of an aggregate query come from raw points, minute rollups and hour rollups.
-///
-/// Every range lies inside one bucket, and ranges of one level that touch are merged, so each level is
-/// read with one query per contiguous run and each row is assigned to its bucket by its time.
-struct AggregatePlan: Sendable {
-    let from: Int64
-    let to: Int64
-    let width: Int64
-    private(set) var raw: [(Int64, Int64)] = []
-    private(set) var minutes: [(Int64, Int64)] = []
-    private(set) var hours: [(Int64, Int64)] = []
-
-    /// Above this many buckets the plan is a single raw scan (cost bounded by the points, not buckets).
-    static let maxPlannedBuckets: Int64 = 200_000
-
-    init(from: Int64, to: Int64, width: Int64) {
-        self.from = from
-        self.to = to
-        self.width = width
-        let span = to - from
-        let count = span / width + (span % width == 0 ? 0 : 1)
-        let minute = RollupLevel.minute.millis
-        let hour = RollupLevel.hour.millis
-        guard width >= minute, count <= Self.maxPlannedBuckets else {
-            raw = [(from, to)]
-            return
-        }
-        for k in 0..<count {
-            let s = from + k * width
-            let (next, overflow) = s.addingReportingOverflow(width)
-            let e = overflow ? to : min(next, to)
-            let m0 = ceilDiv(s, minute) * minute
-            let m1 = floorDiv(e, minute) * minute
-            if m0 >= m1 {
-                Self.add(&raw, s, e)
-                continue
-            }
-            Self.add(&raw, s, m0)
-            let h0 = ceilDiv(m0, hour) * hour
-            let h1 = floorDiv(m1, hour) * hour
-            if h0 < h1 {
-                Self.add(&minutes, m0, h0)
-                Self.add(&hours, h0, h1)
-                Self.add(&minutes, h1, m1)
-            } else {
-                Self.add(&minutes, m0, m1)
-            }
-            Self.add(&raw, m1, e)
-        }
-    }
-
-    private static func add(_ runs: inout [(Int64, Int64)], _ a: Int64, _ b: Int64) {
-        guard a < b else { return }
-        if let last = runs.last, last.1 == a {
-            runs[runs.count - 1].1 = b
-        } else {
-            runs.append((a, b))
-        }
-    }
-
-    private func bucketIndex(_ time: Int64) -> Int64 { (time - from) / width }
-
+extension AggregatePlan {
     /// Reads the runs and returns the non-empty buckets in time order.
     func run(_ conn: SQLiteConnection, series: Int64) throws -> [AggregateBucket] {
         var parts: [Int64: RollupPartial] = [:]
@@ -206,10 +145,6 @@ struct AggregatePlan: Sendable {
                 s.reset()
             }
         }
-        return parts.keys.sorted().map { k in
-            let start = from + k * width
-            let (next, overflow) = start.addingReportingOverflow(width)
-            return parts[k]!.bucket(start: start, end: overflow ? to : min(next, to))
-        }
+        return buckets(parts)
     }
 }

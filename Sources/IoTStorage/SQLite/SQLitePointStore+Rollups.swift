@@ -1,87 +1,7 @@
 import IoTCore
 
-/// Count, sum, min, max, first and last of some points: what one rollup row holds, and what a query
-/// merges from raw points and rollup rows.
-///
-/// Numbers and booleans (as 1/0) feed ``sum``, ``min`` and ``max``; text only counts and can be first or
-/// last. Merging is exact for count, min, max, first and last; sums add in a different order than a
-/// brute-force sum, so they agree to rounding.
-struct RollupPartial {
-    var count = 0
-    var sum: Double?
-    var min: Double?
-    var max: Double?
-    var firstTime = Int64.max
-    var first: SignalValue?
-    var lastTime = Int64.min
-    var last: SignalValue?
-
-    mutating func add(time: Int64, value: SignalValue) {
-        count += 1
-        if let x = value.numericValue { addNumeric(x) }
-        if time < firstTime {
-            firstTime = time
-            first = value
-        }
-        if time > lastTime {
-            lastTime = time
-            last = value
-        }
-    }
-
-    mutating func addNumeric(_ x: Double) {
-        if let s = sum {
-            sum = s + x
-            min = Swift.min(min!, x)
-            max = Swift.max(max!, x)
-        } else {
-            sum = x
-            min = x
-            max = x
-        }
-    }
-
-    mutating func merge(_ other: RollupPartial) {
-        guard other.count > 0 else { return }
-        count += other.count
-        if let os = other.sum {
-            if let s = sum {
-                sum = s + os
-                min = Swift.min(min!, other.min!)
-                max = Swift.max(max!, other.max!)
-            } else {
-                sum = os
-                min = other.min
-                max = other.max
-            }
-        }
-        if other.firstTime < firstTime {
-            firstTime = other.firstTime
-            first = other.first
-        }
-        if other.lastTime > lastTime {
-            lastTime = other.lastTime
-            last = other.last
-        }
-    }
-
-    func bucket(start: Int64, end: Int64) -> AggregateBucket {
-        AggregateBucket(start: start, end: end, count: count, sum: sum, min: min, max: max, first: first, last: last)
-    }
-}
-
-/// A rollup row's key: the series id and the bucket's start time (UTC ms).
-struct BucketKey: Hashable, Comparable {
-    var series: Int64
-    var start: Int64
-    static func < (a: BucketKey, b: BucketKey) -> Bool { (a.series, a.start) < (b.series, b.start) }
-}
-
-/// The two rollup levels: one table per bucket size.
-enum RollupLevel: CaseIterable {
-    case minute, hour
-
-    var millis: Int64 { self == .minute ? 60_000 : 3_600_000 }
+/// The SQL of each rollup level's table.
+extension RollupLevel {
     var table: String { self == .minute ? "rollup_1m" : "rollup_1h" }
 
     /// Adds a batch's partial to the stored row (creating it): exact for count/sum/min/max/first/last.
@@ -115,19 +35,6 @@ enum RollupLevel: CaseIterable {
         WHERE series = ? AND bucket >= ? AND bucket < ?
         """
     }
-
-    func bucketStart(_ time: Int64) -> Int64 { floorDiv(time, millis) * millis }
-}
-
-/// Floor division (rounds towards negative infinity).
-func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
-    let q = a / b
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
-}
-
-/// Ceiling division.
-func ceilDiv(_ a: Int64, _ b: Int64) -> Int64 {
-    -floorDiv(-a, b)
 }
 
 extension SQLitePointStore {
@@ -219,21 +126,12 @@ extension SQLitePointStore {
             dirtyHours.insert(BucketKey(series: key.series, start: hourLevel.bucketStart(key.start)))
         }
         let upsertMinute = try conn.statement(RollupLevel.minute.upsertSQL)
-        var hours: [(BucketKey, RollupPartial)] = []
-        for (key, p) in minutes {
-            let hour = BucketKey(series: key.series, start: hourLevel.bucketStart(key.start))
-            if !dirtyHours.contains(hour) {
-                if let last = hours.last, last.0 == hour {
-                    hours[hours.count - 1].1.merge(p)
-                } else {
-                    hours.append((hour, p))
-                }
-            }
-            if dirtyMinutes.contains(key) { continue }
+        for (key, p) in minutes where !dirtyMinutes.contains(key) {
             bind(upsertMinute, key, p)
             try upsertMinute.run()
             upsertMinute.reset()
         }
+        let hours = RollupPartial.hours(of: minutes, skipping: dirtyHours)
         for key in dirtyMinutes.sorted() { try recompute(conn, .minute, key) }
         let upsertHour = try conn.statement(hourLevel.upsertSQL)
         for (key, p) in hours {

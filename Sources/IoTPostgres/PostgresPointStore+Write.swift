@@ -1,0 +1,181 @@
+import IoTCore
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// How a ``IoTCore/SignalValue`` is kept in the `kind`, `num` and `txt` columns.
+extension SignalValue {
+    /// The columns of the value: `kind` 0 number, 1 boolean (`num` 0 or 1), 2 text (UTF-8 bytes).
+    var columns: (kind: Int16, num: Double, txt: ByteBuffer) {
+        switch self {
+        case .number(let v): (0, v, ByteBuffer())
+        case .bool(let b): (1, b ? 1 : 0, ByteBuffer())
+        case .text(let s): (2, 0, ByteBuffer(string: s))
+        }
+    }
+
+    /// The value of a row's columns.
+    init(kind: Int16, num: Double?, txt: ByteBuffer?) {
+        switch kind {
+        case 0: self = .number(num ?? .nan)
+        case 1: self = .bool((num ?? 0) != 0)
+        default: self = .text(txt.map { String(buffer: $0) } ?? "")
+        }
+    }
+}
+
+/// Column arrays of values, for `unnest`.
+struct ValueColumns {
+    var kinds: [Int16] = []
+    var nums: [Double] = []
+    var txts: [ByteBuffer] = []
+
+    mutating func append(_ value: SignalValue) {
+        let c = value.columns
+        kinds.append(c.kind)
+        nums.append(c.num)
+        txts.append(c.txt)
+    }
+}
+
+extension PostgresPointStore {
+    /// A (series, time): one point's key.
+    struct PointKey: Hashable {
+        var series: Int64
+        var time: Int64
+    }
+
+    /// The body of one write transaction.
+    ///
+    /// 1. The batch's new series are created (`ON CONFLICT DO NOTHING`, so instances may race) and their ids
+    ///    read.
+    /// 2. Each (series, time) gets the value the policy picks from the batch, inserted with `ON CONFLICT DO
+    ///    NOTHING RETURNING`: what comes back is new.
+    /// 3. For the rest the stored values are read and the batch's values are applied to them in order, as the
+    ///    SQLite store does one by one; a changed value is updated and marks its minute (and hour) for
+    ///    recomputation.
+    /// 4. New points go into the rollups as partials; marked buckets are recomputed.
+    ///
+    /// - Returns: how many stored values the batch replaced with a different one.
+    static func apply(
+        _ batch: PointBatch, schema: String, policy: DuplicatePolicy, ids: inout [SeriesKey: Int64],
+        _ c: PostgresConnection, logger: Logger
+    ) async throws -> Int {
+        guard !batch.points.isEmpty else { return 0 }
+        var missing: [SeriesKey] = []
+        var seen = Set<SeriesKey>()
+        for p in batch.points where ids[p.series] == nil && seen.insert(p.series).inserted { missing.append(p.series) }
+        if !missing.isEmpty {
+            let devices = missing.map(\.device)
+            let signals = missing.map(\.signal)
+            try await c.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO \(schema).series(device, signal)
+                        SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING
+                        """, binds: PostgresStorage.binds(devices, signals)), logger: logger)
+            let rows = try await c.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        SELECT s.id, s.device, s.signal FROM \(schema).series s
+                        JOIN unnest($1::text[], $2::text[]) AS k(device, signal)
+                          ON s.device = k.device AND s.signal = k.signal
+                        """, binds: PostgresStorage.binds(devices, signals)), logger: logger)
+            for try await (id, device, signal) in rows.decode((Int64, String, String).self) {
+                ids[SeriesKey(device: device, signal: signal)] = id
+            }
+        }
+
+        var order: [PointKey] = []
+        var values: [PointKey: [SignalValue]] = [:]
+        for p in batch.points {
+            guard let id = ids[p.series] else {
+                throw IoTError(
+                    .storage, "series \(p.series) was not created in tenant \(batch.tenant); retry the write")
+            }
+            let key = PointKey(series: id, time: p.time)
+            if values[key] == nil { order.append(key) }
+            values[key, default: []].append(p.value)
+        }
+
+        // New points: the value the policy keeps of the batch's.
+        var chosen = ValueColumns()
+        for key in order {
+            let v = values[key]!
+            chosen.append(policy == .lastWriteWins ? v.last! : v.first!)
+        }
+        var inserted = Set<PointKey>()
+        let insertRows = try await c.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    INSERT INTO \(schema).points(series, ts, kind, num, txt)
+                    SELECT s, t, k, CASE WHEN k = 2 THEN NULL ELSE n END, CASE WHEN k = 2 THEN x END
+                    FROM unnest($1::int8[], $2::int8[], $3::int2[], $4::float8[], $5::bytea[]) AS u(s, t, k, n, x)
+                    ON CONFLICT DO NOTHING RETURNING series, ts
+                    """,
+                binds: PostgresStorage.binds(
+                    order.map(\.series), order.map(\.time), chosen.kinds, chosen.nums, chosen.txts)),
+            logger: logger)
+        for try await (s, t) in insertRows.decode((Int64, Int64).self) { inserted.insert(PointKey(series: s, time: t)) }
+
+        var stored: [PointKey: SignalValue] = [:]
+        let existing = order.filter { !inserted.contains($0) }
+        if !existing.isEmpty {
+            let rows = try await c.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        SELECT p.series, p.ts, p.kind, p.num, p.txt FROM \(schema).points p
+                        JOIN unnest($1::int8[], $2::int8[]) AS k(series, ts) ON p.series = k.series AND p.ts = k.ts
+                        """, binds: PostgresStorage.binds(existing.map(\.series), existing.map(\.time))),
+                logger: logger)
+            for try await (s, t, kind, num, txt) in rows.decode((Int64, Int64, Int16, Double?, ByteBuffer?).self) {
+                stored[PointKey(series: s, time: t)] = SignalValue(kind: kind, num: num, txt: txt)
+            }
+        }
+
+        var overwritten = 0
+        var updates: [PointKey] = []
+        var updated = ValueColumns()
+        var dirtyMinutes = Set<BucketKey>()
+        var fresh: [(series: Int64, time: Int64, value: SignalValue)] = []
+        for key in order {
+            let isNew = inserted.contains(key)
+            var held: SignalValue? = isNew ? nil : stored[key]
+            for v in values[key]! {
+                guard let h = held else {
+                    held = v
+                    continue
+                }
+                if h != v && policy == .lastWriteWins {
+                    held = v
+                    overwritten += 1
+                }
+            }
+            if isNew {
+                fresh.append((key.series, key.time, held!))
+            } else if let h = held, h != stored[key] {
+                updates.append(key)
+                updated.append(h)
+                dirtyMinutes.insert(BucketKey(series: key.series, start: RollupLevel.minute.bucketStart(key.time)))
+            }
+        }
+        if !updates.isEmpty {
+            try await c.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        UPDATE \(schema).points p
+                        SET kind = u.k, num = CASE WHEN u.k = 2 THEN NULL ELSE u.n END,
+                            txt = CASE WHEN u.k = 2 THEN u.x END
+                        FROM unnest($1::int8[], $2::int8[], $3::int2[], $4::float8[], $5::bytea[]) AS u(s, t, k, n, x)
+                        WHERE p.series = u.s AND p.ts = u.t
+                        """,
+                    binds: PostgresStorage.binds(
+                        updates.map(\.series), updates.map(\.time), updated.kinds, updated.nums, updated.txts)),
+                logger: logger)
+        }
+        fresh.sort { ($0.series, $0.time) < ($1.series, $1.time) }
+        try await writeRollups(
+            c, schema: schema, minutes: RollupPartial.minutes(of: fresh), dirtyMinutes: dirtyMinutes, logger: logger)
+        return overwritten
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+public import IoTCore
+import PostgresNIO
+
+/// A ``IoTCore/StatisticsStore`` in PostgreSQL: one row per (job, fire time) in each tenant's schema, so a fire
+/// stored by one instance is seen by all.
+///
+/// Table (component `statistics`): `statistics(job_id, fire_time, window_start, window_end, "values")`, primary
+/// key `(job_id, fire_time)`, the values as JSON text.
+public final class PostgresStatisticsStore: StatisticsStore {
+    let storage: PostgresStorage
+
+    /// Creates a statistics store on `storage`; the table is created on each tenant's first use.
+    public init(storage: PostgresStorage) { self.storage = storage }
+
+    static let ddl = """
+        CREATE TABLE IF NOT EXISTS {schema}.statistics(
+          job_id text NOT NULL, fire_time bigint NOT NULL, window_start bigint NOT NULL, window_end bigint NOT NULL,
+          "values" text NOT NULL, PRIMARY KEY(job_id, fire_time))
+        """
+
+    func schema(_ tenant: TenantID) async throws -> String {
+        try await storage.schema(of: tenant, component: "statistics", version: 1, Self.ddl)
+    }
+
+    /// Stores (or replaces) the result of one fire.
+    public func save(_ scope: AccessScope, _ result: StatisticsResult) async throws {
+        let schema = try await schema(scope.tenant)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let values = String(decoding: try encoder.encode(result.values), as: UTF8.self)
+        try await storage.execute(
+            "save statistics of job \(result.jobID)",
+            """
+            INSERT INTO \(schema).statistics(job_id, fire_time, window_start, window_end, "values")
+            VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (job_id, fire_time) DO UPDATE SET window_start = excluded.window_start,
+              window_end = excluded.window_end, "values" = excluded."values"
+            """,
+            PostgresStorage.binds(result.jobID, result.fireTime, result.windowStart, result.windowEnd, values))
+    }
+
+    /// The results of `jobID` with `from <= fireTime < to`, oldest first.
+    public func results(_ scope: AccessScope, jobID: String, from: Int64, to: Int64) async throws -> [StatisticsResult]
+    {
+        guard from < to else { return [] }
+        let schema = try await schema(scope.tenant)
+        return try await storage.mapErrors("read statistics of job \(jobID)") {
+            let rows = try await storage.client.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        SELECT fire_time, window_start, window_end, "values" FROM \(schema).statistics
+                        WHERE job_id = $1 AND fire_time >= $2 AND fire_time < $3 ORDER BY fire_time
+                        """, binds: PostgresStorage.binds(jobID, from, to)), logger: storage.logger)
+            var result: [StatisticsResult] = []
+            for try await (fire, start, end, values) in rows.decode((Int64, Int64, Int64, String).self) {
+                result.append(
+                    StatisticsResult(
+                        jobID: jobID, fireTime: fire, windowStart: start, windowEnd: end,
+                        values: try JSONDecoder().decode([String: SignalValue].self, from: Data(values.utf8))))
+            }
+            return result
+        }
+    }
+
+    /// The latest fire time stored for `jobID`, or `nil`.
+    public func lastFireTime(_ scope: AccessScope, jobID: String) async throws -> Int64? {
+        let schema = try await schema(scope.tenant)
+        return try await storage.mapErrors("read the last fire of job \(jobID)") {
+            let rows = try await storage.client.query(
+                PostgresQuery(
+                    unsafeSQL: "SELECT max(fire_time) FROM \(schema).statistics WHERE job_id = $1",
+                    binds: PostgresStorage.binds(jobID)), logger: storage.logger)
+            var last: Int64?
+            for try await v in rows.decode(Int64?.self) { last = v }
+            return last
+        }
+    }
+}

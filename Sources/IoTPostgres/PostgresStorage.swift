@@ -1,0 +1,258 @@
+import Foundation
+public import IoTCore
+public import Logging
+import PostgresNIO
+public import ServiceLifecycle
+import Synchronization
+
+/// A PostgreSQL database shared by several `iotd` instances: one schema per tenant.
+///
+/// Every PostgreSQL store (``PostgresPointStore``, …) takes the same `PostgresStorage`, so they share one
+/// connection pool. The storage is a `ServiceLifecycle/Service`: its ``run()`` runs the pool, and queries
+/// wait for it, so add it to the service group before the stores are used.
+///
+/// ```swift
+/// let storage = try PostgresStorage(
+///     configuration: .init(url: "postgres://iot@127.0.0.1:5432/iot", passwordFile: "/etc/iotd/pg-password"),
+///     logger: logger)
+/// let points = PostgresPointStore(storage: storage, configuration: .init(instanceID: "iotd-1"))
+/// let group = ServiceGroup(services: [storage, ingestor], logger: logger)
+/// ```
+///
+/// ## Layout
+/// A tenant's tables live in the schema `<schemaPrefix>_<tenant>` (quoted, so the tenant's case is kept; a
+/// name longer than PostgreSQL's 63 bytes is cut and ends in a hash of the tenant). Each store creates its
+/// tables there on the tenant's first use (`CREATE … IF NOT EXISTS` under an advisory lock, so instances
+/// starting together do not race) and records its schema version in the schema's `iot_schema` table; a
+/// version newer than this release's is refused.
+public final class PostgresStorage: Service, Sendable {
+    /// Where the database is and how to reach it.
+    public struct Configuration: Sendable, Hashable {
+        /// `postgres://user[:password]@host[:port]/database[?sslmode=disable|prefer|require]`. A password in
+        /// the URL is taken; ``passwordFile`` is preferred (the URL is logged and kept in files).
+        public var url: String
+        /// A file whose first line is the password.
+        public var passwordFile: String?
+        /// The prefix of every tenant's schema name: 1–20 characters of a–z, 0–9 and `_`, starting with a
+        /// letter. Default `iot`. Two installations may share a database with different prefixes.
+        public var schemaPrefix: String
+        /// The most connections the pool opens. Default 20.
+        public var maximumConnections: Int
+
+        /// Creates a configuration; every parameter but `url` has its documented default.
+        public init(
+            url: String, passwordFile: String? = nil, schemaPrefix: String = "iot", maximumConnections: Int = 20
+        ) {
+            self.url = url
+            self.passwordFile = passwordFile
+            self.schemaPrefix = schemaPrefix
+            self.maximumConnections = maximumConnections
+        }
+
+        /// Checks the prefix and the connection count.
+        ///
+        /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` naming the key.
+        public func validate() throws(IoTError) {
+            let allowed = schemaPrefix.utf8.allSatisfy {
+                ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z"))
+                    || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9"))
+                    || $0 == UInt8(ascii: "_")
+            }
+            guard allowed, (1...20).contains(schemaPrefix.utf8.count),
+                let first = schemaPrefix.utf8.first, first >= UInt8(ascii: "a"), first <= UInt8(ascii: "z")
+            else {
+                throw IoTError(
+                    .invalidArgument,
+                    "postgres.schemaPrefix '\(schemaPrefix)' is not valid: use 1–20 characters of a–z 0–9 _, starting with a letter"
+                )
+            }
+            try IoTLimits.checkSetting(maximumConnections, "postgres.maximumConnections", in: 1...1_000, unit: "")
+        }
+    }
+
+    /// The configuration in force.
+    public let configuration: Configuration
+    let client: PostgresClient
+    let logger: Logger
+    /// Schemas whose component tables exist: "schema/component".
+    private let ensured = Mutex<Set<String>>([])
+
+    /// Reads the URL and the password file and makes the pool (which connects once ``run()`` runs).
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for a URL that is not `postgres://…`, or a setting out
+    ///   of range; ``IoTCore/IoTError/Code/storage`` when the password file cannot be read.
+    public init(configuration: Configuration, logger: Logger = Logger(label: "iot.postgres")) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        var client = try Self.clientConfiguration(configuration)
+        client.options.maximumConnections = configuration.maximumConnections
+        self.client = PostgresClient(configuration: client, backgroundLogger: logger)
+    }
+
+    /// Runs the connection pool until cancelled or gracefully shut down.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown { await self.client.run() }
+    }
+
+    static func clientConfiguration(_ c: Configuration) throws -> PostgresClient.Configuration {
+        guard let url = URLComponents(string: c.url), ["postgres", "postgresql"].contains(url.scheme ?? ""),
+            let host = url.host, !host.isEmpty
+        else {
+            throw IoTError(
+                .invalidArgument,
+                "postgres.url '\(c.url)' is not a PostgreSQL URL; write postgres://USER@HOST:PORT/DATABASE")
+        }
+        guard let user = url.user, !user.isEmpty else {
+            throw IoTError(.invalidArgument, "postgres.url names no user; write postgres://USER@HOST:PORT/DATABASE")
+        }
+        var password = url.password
+        if let file = c.passwordFile {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw IoTError(
+                    .storage, "cannot read postgres.passwordFile \(file); check that it exists and is readable")
+            }
+            password = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
+        }
+        let database = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path
+        let tls: PostgresClient.Configuration.TLS
+        switch url.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "disable" {
+        case "disable": tls = .disable
+        case "prefer": tls = .prefer(.makeClientConfiguration())
+        case "require", "verify-full": tls = .require(.makeClientConfiguration())
+        case let other:
+            throw IoTError(
+                .invalidArgument, "postgres.url has sslmode=\(other); use disable, prefer, require or verify-full")
+        }
+        return PostgresClient.Configuration(
+            host: host, port: url.port ?? 5432, username: user, password: password,
+            database: database.isEmpty ? nil : database, tls: tls)
+    }
+
+    /// The schema name of `tenant`, quoted.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` for a tenant id that is not valid.
+    func schema(of tenant: TenantID) throws(IoTError) -> String {
+        guard tenant.isValid else {
+            throw IoTError(
+                .invalidArgument, "tenant id '\(tenant)' is not valid: use 1–64 characters of A–Z a–z 0–9 - _")
+        }
+        let name = configuration.schemaPrefix + "_" + tenant.rawValue
+        if name.utf8.count <= 63 { return "\"\(name)\"" }
+        // FNV-1a of the tenant id: stable across releases and platforms.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in tenant.rawValue.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        let suffix = "_" + String(hash, radix: 16)
+        let kept = 63 - configuration.schemaPrefix.utf8.count - 1 - suffix.utf8.count
+        return "\"\(configuration.schemaPrefix)_\(tenant.rawValue.prefix(kept))\(suffix)\""
+    }
+
+    /// The quoted schema of `tenant` with `component`'s tables created (once per process).
+    ///
+    /// `ddl` is idempotent (`CREATE … IF NOT EXISTS`) and refers to the schema as `{schema}`.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/storage`` when the schema holds a newer version of the component, or
+    ///   the database cannot be reached.
+    func schema(of tenant: TenantID, component: String, version: Int, _ ddl: String) async throws -> String {
+        let schema = try schema(of: tenant)
+        let key = schema + "/" + component
+        if ensured.withLock({ $0.contains(key) }) { return schema }
+        let sql = ddl.replacingOccurrences(of: "{schema}", with: schema)
+        let logger = self.logger
+        try await mapErrors("create the \(component) tables of tenant \(tenant)") {
+            try await client.withTransaction(logger: logger) { c in
+                try await c.query("SELECT pg_advisory_xact_lock(hashtext(\(schema)))", logger: logger)
+                try await c.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger)
+                try await c.query(
+                    PostgresQuery(
+                        unsafeSQL:
+                            "CREATE TABLE IF NOT EXISTS \(schema).iot_schema(component text PRIMARY KEY, version integer NOT NULL)"
+                    ), logger: logger)
+                let rows = try await c.query(
+                    PostgresQuery(
+                        unsafeSQL: "SELECT version FROM \(schema).iot_schema WHERE component = $1",
+                        binds: Self.binds(component)), logger: logger)
+                var stored: Int32?
+                for try await v in rows.decode(Int32.self) { stored = v }
+                if let stored, Int(stored) > version {
+                    throw IoTError(
+                        .storage,
+                        "schema \(schema) has \(component) version \(stored), newer than this release's \(version); upgrade iotd"
+                    )
+                }
+                if stored == Int32(version) { return }
+                for statement in sql.split(separator: ";") where !statement.allSatisfy(\.isWhitespace) {
+                    try await c.query(PostgresQuery(unsafeSQL: String(statement)), logger: logger)
+                }
+                try await c.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            INSERT INTO \(schema).iot_schema(component, version) VALUES ($1, $2)
+                            ON CONFLICT (component) DO UPDATE SET version = excluded.version
+                            """, binds: Self.binds(component, Int32(version))), logger: logger)
+            }
+        }
+        ensured.withLock { _ = $0.insert(key) }
+        return schema
+    }
+
+    /// Drops the tenant's schema and everything in it.
+    public func deleteTenant(_ tenant: TenantID) async throws {
+        let schema = try schema(of: tenant)
+        try await mapErrors("drop the schema of tenant \(tenant)") {
+            try await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA IF EXISTS \(schema) CASCADE"), logger: logger)
+        }
+        ensured.withLock { set in set = set.filter { !$0.hasPrefix(schema + "/") } }
+    }
+
+    /// Runs one statement; returns how many rows it returned (a `RETURNING` clause counts the rows changed).
+    @discardableResult
+    func execute(_ what: String, _ sql: String, _ binds: PostgresBindings = PostgresBindings()) async throws -> Int {
+        try await mapErrors("\(what)") {
+            let rows = try await client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+            var n = 0
+            for try await _ in rows { n += 1 }
+            return n
+        }
+    }
+
+    /// Binds of a query built from a string.
+    static func binds(_ values: any PostgresDynamicTypeEncodable...) -> PostgresBindings {
+        var b = PostgresBindings()
+        for v in values { b.append(v) }
+        return b
+    }
+
+    /// Runs `body`, turning PostgreSQL's errors into ``IoTCore/IoTError`` with what was being done.
+    @discardableResult
+    func mapErrors<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as IoTError {
+            throw error
+        } catch let error as PostgresTransactionError {
+            if let inner = error.closureError as? IoTError { throw inner }
+            throw IoTError(.storage, "cannot \(what) in PostgreSQL: \(Self.describe(error))")
+        } catch {
+            throw IoTError(.storage, "cannot \(what) in PostgreSQL: \(Self.describe(error))")
+        }
+    }
+
+    /// The server's message of an error (PSQLError hides it from `description`).
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? PostgresTransactionError {
+            return [e.beginError, e.closureError, e.commitError, e.rollbackError].compactMap { $0 }.map(describe)
+                .joined(separator: "; ")
+        }
+        if let e = error as? PSQLError {
+            if let message = e.serverInfo?[.message] {
+                return message + (e.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? "")
+            }
+            return "\(e.code)"
+        }
+        return "\(error)"
+    }
+}

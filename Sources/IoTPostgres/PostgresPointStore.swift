@@ -43,8 +43,8 @@ public final class PostgresPointStore: PointStore {
     /// The configuration in force.
     public let configuration: Configuration
     let storage: PostgresStorage
-    /// Committed series ids by tenant.
-    private let seriesIDs = Mutex<[TenantID: [SeriesKey: Int64]]>([:])
+    /// Committed series ids by tenant, with the tenant's generation they belong to (a deleted tenant's ids go).
+    private let seriesIDs = Mutex<[TenantID: (generation: Int, ids: [SeriesKey: Int64])]>([:])
 
     /// Creates a store on `storage`; each tenant's tables are created on its first use.
     public init(storage: PostgresStorage, configuration: Configuration = Configuration()) {
@@ -92,7 +92,10 @@ public final class PostgresPointStore: PointStore {
     public func writeReporting(_ batch: PointBatch) async throws -> PointWriteSummary {
         if batch.points.isEmpty && batch.journalSequence == 0 { return PointWriteSummary() }
         let schema = try await schema(batch.tenant)
-        let known = seriesIDs.withLock { $0[batch.tenant] ?? [:] }
+        let generation = storage.generation(of: batch.tenant)
+        let known = seriesIDs.withLock {
+            $0[batch.tenant].flatMap { $0.generation == generation ? $0.ids : nil } ?? [:]
+        }
         let policy = configuration.duplicatePolicy
         let instance = configuration.instanceID
         let logger = self.logger
@@ -116,7 +119,7 @@ public final class PostgresPointStore: PointStore {
                     return (overwritten, ids)
                 }
             }
-            seriesIDs.withLock { $0[batch.tenant] = ids }
+            seriesIDs.withLock { $0[batch.tenant] = (generation, ids) }
             return PointWriteSummary(overwritten: overwritten)
         } catch {
             // Series created in a rolled-back transaction do not exist; the cache is read again.

@@ -76,6 +76,7 @@ public final class PostgresStorage: Service, Sendable {
     let logger: Logger
     /// Schemas whose component tables exist: "schema/component".
     private let ensured = Mutex<Set<String>>([])
+    private let generations = Mutex<[TenantID: Int]>([:])
 
     /// Reads the URL and the password file and makes the pool (which connects once ``run()`` runs).
     ///
@@ -157,12 +158,28 @@ public final class PostgresStorage: Service, Sendable {
     /// - Throws: ``IoTCore/IoTError/Code/storage`` when the schema holds a newer version of the component, or
     ///   the database cannot be reached.
     func schema(of tenant: TenantID, component: String, version: Int, _ ddl: String) async throws -> String {
-        let schema = try schema(of: tenant)
+        try await ensure(try schema(of: tenant), component: component, version: version, ddl, for: "tenant \(tenant)")
+    }
+
+    /// The quoted schema of what belongs to no tenant (the tenants, scripts): the prefix alone, which no tenant's
+    /// schema (`<prefix>_<tenant>`) can be; with `component`'s tables created.
+    func systemSchema(component: String, version: Int, _ ddl: String) async throws -> String {
+        try await ensure(
+            "\"\(configuration.schemaPrefix)\"", component: component, version: version, ddl, for: "the system")
+    }
+
+    /// How many times `tenant` was deleted in this process: a store that keeps ids of a tenant's rows compares it
+    /// to drop them once the tenant's schema was dropped.
+    func generation(of tenant: TenantID) -> Int { generations.withLock { $0[tenant] ?? 0 } }
+
+    private func ensure(_ schema: String, component: String, version: Int, _ ddl: String, for owner: String)
+        async throws -> String
+    {
         let key = schema + "/" + component
         if ensured.withLock({ $0.contains(key) }) { return schema }
         let sql = ddl.replacingOccurrences(of: "{schema}", with: schema)
         let logger = self.logger
-        try await mapErrors("create the \(component) tables of tenant \(tenant)") {
+        try await mapErrors("create the \(component) tables of \(owner)") {
             try await client.withTransaction(logger: logger) { c in
                 try await c.query("SELECT pg_advisory_xact_lock(hashtext(\(schema)))", logger: logger)
                 try await c.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger)
@@ -206,6 +223,7 @@ public final class PostgresStorage: Service, Sendable {
             try await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA IF EXISTS \(schema) CASCADE"), logger: logger)
         }
         ensured.withLock { set in set = set.filter { !$0.hasPrefix(schema + "/") } }
+        generations.withLock { $0[tenant, default: 0] += 1 }
     }
 
     /// Runs one statement; returns how many rows it returned (a `RETURNING` clause counts the rows changed).
@@ -239,6 +257,14 @@ public final class PostgresStorage: Service, Sendable {
         } catch {
             throw IoTError(.storage, "cannot \(what) in PostgreSQL: \(Self.describe(error))")
         }
+    }
+
+    /// Whether `error` (or the error inside a failed transaction) is a unique constraint violation (SQLSTATE 23505).
+    static func isUniqueViolation(_ error: any Error) -> Bool {
+        if let e = error as? PostgresTransactionError {
+            return [e.closureError, e.commitError].contains { $0.map(isUniqueViolation) ?? false }
+        }
+        return (error as? PSQLError)?.serverInfo?[.sqlState] == "23505"
     }
 
     /// The server's message of an error (PSQLError hides it from `description`).

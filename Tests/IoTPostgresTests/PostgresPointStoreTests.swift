@@ -146,3 +146,65 @@ import Testing
         }
     }
 }
+
+/// Issue 24, item 1: device credentials in PostgreSQL pass the credential store conformance suite.
+@Suite struct PostgresCredentialStoreTests {
+    @Test func passesTheCredentialConformanceSuite() async throws {
+        try await withPostgresServer { server in
+            try await runConformance(CredentialStoreConformance.checks, on: server) {
+                PostgresCredentialStore(storage: $0)
+            }
+        }
+    }
+}
+
+/// Issue 24, item 1: users, roles, secrets and the audit log in PostgreSQL pass their conformance suites.
+@Suite struct PostgresIdentityStoreTests {
+    @Test func passIdentityAndAuditConformanceSuites() async throws {
+        try await withPostgresServer { server in
+            try await runConformance(IdentityStoreConformance.checks, on: server) {
+                PostgresIdentityStore(storage: $0)
+            }
+            try await runConformance(AuditStoreConformance.checks, on: server) { PostgresAuditStore(storage: $0) }
+        }
+    }
+}
+
+/// Issue 24, item 1: scripts and the inbox in PostgreSQL.
+@Suite struct PostgresScriptAndInboxTests {
+    @Test func scriptsPassTheirSuiteAndTheInboxKeepsItsOrderAndReadMarks() async throws {
+        try await withPostgresServer { server in
+            try await runConformance(ScriptStoreConformance.checks, on: server) { PostgresScriptStore(storage: $0) }
+            try await withStorage(on: server) { storage in
+                let inbox = PostgresInbox(storage: storage)
+                let acme = AccessScope.tenant("acme")
+                for (id, time) in [("a", 10), ("b", 30), ("c", 20), ("d", 30)] {
+                    try await inbox.add(
+                        acme,
+                        InboxMessage(
+                            id: id, recipient: "ops", subject: "s \(id)", body: "b \(id)", createdAt: Int64(time)))
+                }
+                try await inbox.add(acme, InboxMessage(id: "a", recipient: "ops", body: "again", createdAt: 99))
+                try await inbox.add(acme, InboxMessage(id: "x", recipient: "other", body: "x", createdAt: 5))
+                #expect(
+                    try await inbox.messages(acme, recipient: "ops", unreadOnly: false, limit: 10).map(\.id) == [
+                        "d", "b", "c", "a",
+                    ])
+                #expect(try await inbox.markRead(acme, recipient: "ops", id: "b", at: 100))
+                #expect(try await inbox.markRead(acme, recipient: "ops", id: "b", at: 200))
+                #expect(try await !inbox.markRead(acme, recipient: "ops", id: "x", at: 100), "another's message")
+                #expect(
+                    try await inbox.messages(acme, recipient: "ops", unreadOnly: true, limit: 2).map(\.id) == [
+                        "d", "c",
+                    ])
+                let b = try await inbox.messages(acme, recipient: "ops", unreadOnly: false, limit: 10).first {
+                    $0.id == "b"
+                }
+                #expect(b?.readAt == 100 && b?.subject == "s b", "the first read counts")
+                #expect(try await inbox.unreadCount(acme, recipient: "ops") == 3)
+                #expect(
+                    try await inbox.messages(.tenant("globex"), recipient: "ops", unreadOnly: false, limit: 10) == [])
+            }
+        }
+    }
+}

@@ -323,7 +323,8 @@ let package = Package(
         .target(
             name: "IoTPlatform",
             dependencies: [
-                "IoTCore", "IoTStorage", "IoTProtocols", "IoTListener", "IoTServer", "IoTRules", "IoTScripting",
+                "IoTCore", "IoTStorage", "IoTPostgres", "IoTProtocols", "IoTListener", "IoTServer", "IoTRules",
+                "IoTScripting",
                 "IoTYAML",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),

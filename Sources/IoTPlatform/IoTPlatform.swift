@@ -1,4 +1,5 @@
 public import IoTCore
+public import IoTPostgres
 public import IoTProtocols
 public import IoTRules
 import IoTScripting
@@ -60,10 +61,12 @@ public final class IoTPlatform: Service, Sendable {
     /// The configuration it was built from.
     public let configuration: PlatformConfiguration
     /// The SQLite files (registry, credentials, scripts, definitions, rule state, outbox; points unless
-    /// replaced).
+    /// replaced), unless `storage.postgres` puts the stores in PostgreSQL.
     public let storage: SQLiteStorage
+    /// The PostgreSQL database of every store, with `storage.postgres`; `nil`: SQLite.
+    public let postgres: PostgresStorage?
     /// Tenants, products and devices.
-    public let registry: SQLiteRegistryStore
+    public let registry: any RegistryStore
     /// Where points are written and read: the SQLite point store or ``Layers/pointStore``.
     public let points: any PointStore
     /// Device authentication (tokens, passwords, token exchange, attempt limits).
@@ -118,7 +121,7 @@ public final class IoTPlatform: Service, Sendable {
     public let influxDB: InfluxDBSink?
     /// When each device was last heard from (`devices:`), shown by the API's device listing.
     public let activity: DeviceActivity
-    let ruleState: SQLiteRuleStateStore
+    let ruleState: any RuleStateStore
     let logger: Logger
     private let prepared = Mutex(false)
     /// The tenants of the file last applied (at start, or by ``reload(_:)``): their rules and jobs are removed
@@ -160,23 +163,28 @@ public final class IoTPlatform: Service, Sendable {
                 configuration: $0, dataDirectory: configuration.dataDirectory, journal: journal,
                 version: Self.version, logger: logger)
         }
-        registry = SQLiteRegistryStore(storage: storage)
+        let stores =
+            try configuration.storage.postgres.map {
+                try PlatformStores.postgres($0, configuration: configuration, logger: logger)
+            } ?? PlatformStores.sqlite(storage, configuration: configuration)
+        postgres = stores.postgres
+        registry = stores.registry
         if let custom = layers.pointStore {
             points = custom
             retention = nil
         } else {
-            let sqlitePoints = SQLitePointStore(storage: storage, configuration: configuration.storage.points)
-            points = sqlitePoints
-            retention = RetentionService(store: sqlitePoints, storage: storage, logger: logger)
+            points = stores.points
+            let sqlite = storage
+            retention = stores.sqlitePoints.map { RetentionService(store: $0, storage: sqlite, logger: logger) }
         }
         let sessions = DeviceSessions()
         self.sessions = sessions
         liveFeed = LiveFeed()
         deviceAuth = DeviceAuthService(
-            credentials: SQLiteCredentialStore(storage: storage), sessions: sessions, configuration: configuration.auth,
+            credentials: stores.credentials, sessions: sessions, configuration: configuration.auth,
             logger: logger)
-        ruleState = SQLiteRuleStateStore(storage: storage)
-        let statisticsStore = SQLiteStatisticsStore(storage: storage)
+        ruleState = stores.ruleState
+        let statisticsStore = stores.statistics
         let clock = SystemClock()
         // Script parsers, conditions of joint rules and statistics calculations: Lua, JavaScript and Python (the
         // worker processes of each start with its first script).
@@ -185,17 +193,17 @@ public final class IoTPlatform: Service, Sendable {
         let engines: [any ScriptEngine] = [lua, scripts.javascriptOnFirstUse, scripts.pythonOnFirstUse]
         parsers = ParserRegistry()
         parserCatalog = ParserCatalog(
-            registry: parsers, factory: scripts, store: SQLiteScriptStore(storage: storage), clock: clock)
+            registry: parsers, factory: scripts, store: stores.scripts, clock: clock)
         rules = RuleEngine(
             clock: clock, stateStore: ruleState, pointStore: points, registry: registry, scriptEngines: engines,
             logger: logger)
         statistics = StatisticsScheduler(
             clock: clock, pointStore: points, statisticsStore: statisticsStore, scriptEngines: engines, logger: logger)
         // Users, roles and departments: also the directory that notification policies name recipients from.
-        let identityStore = SQLiteIdentityStore(storage: storage)
+        let identityStore = stores.identity
         // Notifications: alarm events → router (templates, policies) → durable outbox → dispatcher → channels.
-        let outbox = SQLiteOutbox(storage: storage)
-        let inbox = SQLiteInbox(storage: storage)
+        let outbox = stores.outbox
+        let inbox = stores.inbox
         let settings = configuration.notifications
         let registry = self.registry
         let dispatcher = NotificationDispatcher(
@@ -272,7 +280,7 @@ public final class IoTPlatform: Service, Sendable {
         }
         var managementConfiguration = configuration.management
         managementConfiguration.brokerAuthKey = try configuration.brokerAccounts?.emqxKey()
-        let definitions = SQLiteDefinitionStore(storage: storage)
+        let definitions = stores.definitions
         var resources: [any ManagementRoutes] = [
             ParserRoutes(catalog: parserCatalog), CredentialRoutes(manager: deviceAuth),
             RuleRoutes(engine: rules, definitions: definitions), AlarmRoutes(engine: rules, state: ruleState),
@@ -301,7 +309,7 @@ public final class IoTPlatform: Service, Sendable {
             configuration: identityConfiguration,
             keys: try SigningKeys(
                 file: configuration.identity.signingKeysFile ?? configuration.dataDirectory + "/identity-keys.json"),
-            store: identityStore, audit: SQLiteAuditStore(storage: storage),
+            store: identityStore, audit: stores.audit,
             notifier: configuration.identity.notificationChannel.map { [notifications] in
                 OutboxAccountNotifier(router: notifications, channel: $0, clock: clock)
             },
@@ -319,7 +327,9 @@ public final class IoTPlatform: Service, Sendable {
     /// dispatcher (what the drain raised is still enqueued; what it cannot send stays in the outbox), and after
     /// it the backup service, which ships what the drain left in the journal.
     public var services: [any Service] {
-        var services: [any Service] = backup.map { [$0] } ?? []
+        // The PostgreSQL pool first: it is stopped last, after everything that writes through it.
+        var services: [any Service] = postgres.map { [$0] } ?? []
+        if let backup { services.append(backup) }
         if let influxDB { services.append(influxDB) }
         services += [dispatcher, rules, statistics, reports, ingestor, identity]
         if let retention { services.append(retention) }

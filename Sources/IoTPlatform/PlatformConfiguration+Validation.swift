@@ -1,6 +1,7 @@
 import Foundation
 import IoTCore
 import IoTListener
+import IoTPostgres
 import IoTProtocols
 import IoTServer
 import IoTStorage
@@ -14,6 +15,22 @@ extension PlatformConfiguration {
     public func validate() throws {
         try section("journal") { () throws(IoTError) in try journal.validate() }
         try section("storage") { () throws(IoTError) in try storage.sqlite.validate() }
+        if let postgres = storage.postgres {
+            try section("storage") { () throws(IoTError) in try postgres.validate() }
+            if storage.points.retention != nil {
+                throw ConfigurationError(
+                    "storage.retentionDays: not applied to PostgreSQL yet; leave it out and delete old points with the API or in the database"
+                )
+            }
+            if backup != nil {
+                throw ConfigurationError(
+                    "backup: copies the SQLite files, and storage.postgres has none; back PostgreSQL up with its own tools (pg_dump, base backups with WAL archiving)"
+                )
+            }
+        }
+        if let id = cluster.instanceID, id.isEmpty || id.utf8.count > 64 || id.contains(where: \.isWhitespace) {
+            throw ConfigurationError("cluster.instanceID: '\(id)' is not valid; use 1–64 characters without spaces")
+        }
         try section("ingest") { () throws(IoTError) in try ingest.ingestor.validate() }
         try section("ingest") { () throws(IoTError) in try ingest.gateway.validate() }
         try section("http") { () throws(IoTError) in try http.listener.validate() }

@@ -1,4 +1,5 @@
 public import IoTCore
+public import IoTPostgres
 public import IoTProtocols
 public import IoTRules
 public import IoTServer
@@ -80,6 +81,8 @@ public struct PlatformConfiguration: Sendable {
     public var exports = Exports()
     /// When a device counts as offline (`devices:`): the device listing's `online`, the console's status.
     public var devices = DeviceActivity.Configuration()
+    /// This instance among several on one database (`cluster:`).
+    public var cluster = Cluster()
 
     /// `exports:` of the configuration.
     public struct Exports: Sendable, Decodable {
@@ -93,12 +96,26 @@ public struct PlatformConfiguration: Sendable {
     /// 401 until ``management`` has an admin key), data in `./data`.
     public init() {}
 
-    /// `storage:`: the SQLite files and the point store on them.
+    /// `storage:`: the SQLite files and the point store on them, or a PostgreSQL database (`postgres:`).
     public struct Storage: Sendable {
         /// The databases (`cacheSizeKiB`); the directory is always ``PlatformConfiguration/dataDirectory``.
         public var sqlite = SQLiteStorage.Configuration()
         /// The point store (`duplicatePolicy`, `retentionDays`).
         public var points = SQLitePointStore.Configuration()
+        /// Every store in PostgreSQL instead of SQLite (`postgres: {url, passwordFile, schemaPrefix,
+        /// maximumConnections}`), for several instances on one database; `nil`: SQLite. The journal stays in
+        /// ``PlatformConfiguration/dataDirectory``.
+        public var postgres: PostgresStorage.Configuration?
+        /// The defaults.
+        public init() {}
+    }
+
+    /// `cluster:`: this instance among several on one database.
+    public struct Cluster: Sendable, Decodable {
+        /// The instance's name (`instanceID`), unique among the instances on one database: the PostgreSQL stores
+        /// keep this instance's journal watermark and outbox claims under it. Default: the id kept in
+        /// `<dataDirectory>/instance-id`, made once (a random UUID), so it goes with the journal it belongs to.
+        public var instanceID: String?
         /// The defaults.
         public init() {}
     }
@@ -227,6 +244,7 @@ extension PlatformConfiguration: Decodable {
     private enum CodingKeys: String, CodingKey {
         case dataDirectory, journal, storage, ingest, http, coap, management, modbus, auth, websocket, tcp, logging
         case mqtt, parsers, notifications, tenants, brokerAccounts, outbound, identity, backup, exports, devices
+        case cluster
     }
 
     private struct LoggingSection: Decodable {
@@ -274,6 +292,7 @@ extension PlatformConfiguration: Decodable {
         backup = try c.decodeIfPresent(BackupService.Configuration.self, forKey: .backup)
         exports = try c.decode(.exports, or: exports)
         devices = try c.decode(.devices, or: devices)
+        cluster = try c.decode(.cluster, or: cluster)
         // The older places of two ingest settings.
         if ingest.ingestor.rateLimit == nil { ingest.ingestor.rateLimit = http.legacyRateLimit }
         if !ingest.authenticationCacheGiven,
@@ -327,10 +346,14 @@ extension PlatformConfiguration.Identity: Decodable {
 }
 
 extension PlatformConfiguration.Storage: Decodable {
-    /// Reads `cacheSizeKiB`, `duplicatePolicy` and `retentionDays` from one mapping.
+    private enum CodingKeys: String, CodingKey { case postgres }
+
+    /// Reads `cacheSizeKiB`, `duplicatePolicy`, `retentionDays` and `postgres` from one mapping.
     public init(from decoder: any Decoder) throws {
         sqlite = try SQLiteStorage.Configuration(from: decoder)
         points = try SQLitePointStore.Configuration(from: decoder)
+        postgres = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(
+            PostgresStorage.Configuration.self, forKey: .postgres)
     }
 }
 

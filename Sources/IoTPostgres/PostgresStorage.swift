@@ -8,8 +8,9 @@ import Synchronization
 /// A PostgreSQL database shared by several `iotd` instances: one schema per tenant.
 ///
 /// Every PostgreSQL store (``PostgresPointStore``, …) takes the same `PostgresStorage`, so they share one
-/// connection pool. The storage is a `ServiceLifecycle/Service`: its ``run()`` runs the pool, and queries
-/// wait for it, so add it to the service group before the stores are used.
+/// connection pool, running from the storage's creation until ``close()``. The storage is a
+/// `ServiceLifecycle/Service`: put it first in the service group, so that its ``run()`` closes the pool after
+/// everything that writes through it has stopped.
 ///
 /// ```swift
 /// let storage = try PostgresStorage(
@@ -77,6 +78,7 @@ public final class PostgresStorage: Service, Sendable {
     /// Schemas whose component tables exist: "schema/component".
     private let ensured = Mutex<Set<String>>([])
     private let generations = Mutex<[TenantID: Int]>([:])
+    private let runner = Mutex<(task: Task<Void, Never>?, closed: Bool)>((nil, false))
 
     /// Reads the URL and the password file and makes the pool (which connects once ``run()`` runs).
     ///
@@ -89,11 +91,37 @@ public final class PostgresStorage: Service, Sendable {
         var client = try Self.clientConfiguration(configuration)
         client.options.maximumConnections = configuration.maximumConnections
         self.client = PostgresClient(configuration: client, backgroundLogger: logger)
+        // The pool runs from now on (until close()): the first query, usually much later, finds it running.
+        startIfNeeded()
     }
 
-    /// Runs the connection pool until cancelled or gracefully shut down.
+    /// Keeps the pool open until a graceful shutdown or cancellation, then closes it (``close()``). As a service
+    /// it goes first in its group, so it is stopped last, after what writes through it.
     public func run() async throws {
-        await cancelWhenGracefulShutdown { await self.client.run() }
+        startIfNeeded()
+        try? await gracefulShutdown()
+        await close()
+    }
+
+    /// Starts the pool's run loop (at creation, and again on use unless closed), so stores work before ``run()``
+    /// runs (a host that prepares its data before starting its services) and without it (a test).
+    func startIfNeeded() {
+        runner.withLock { state in
+            guard state.task == nil, !state.closed else { return }
+            let client = self.client
+            state.task = Task { await client.run() }
+        }
+    }
+
+    /// Closes the pool's connections; later queries throw ``IoTCore/IoTError/Code/unavailable``.
+    public func close() async {
+        let task = runner.withLock { state in
+            state.closed = true
+            defer { state.task = nil }
+            return state.task
+        }
+        task?.cancel()
+        await task?.value
     }
 
     static func clientConfiguration(_ c: Configuration) throws -> PostgresClient.Configuration {
@@ -247,6 +275,10 @@ public final class PostgresStorage: Service, Sendable {
     /// Runs `body`, turning PostgreSQL's errors into ``IoTCore/IoTError`` with what was being done.
     @discardableResult
     func mapErrors<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        startIfNeeded()
+        if runner.withLock({ $0.closed }) {
+            throw IoTError(.unavailable, "cannot \(what): the PostgreSQL storage is closed (the platform is stopping)")
+        }
         do {
             return try await body()
         } catch let error as IoTError {
@@ -280,5 +312,21 @@ public final class PostgresStorage: Service, Sendable {
             return "\(e.code)"
         }
         return "\(error)"
+    }
+}
+
+extension PostgresStorage.Configuration: Decodable {
+    private enum CodingKeys: String, CodingKey { case url, passwordFile, schemaPrefix, maximumConnections }
+
+    /// Reads `url` (required), `passwordFile`, `schemaPrefix` and `maximumConnections` (`storage.postgres` in
+    /// iotd.yaml).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let url = try c.decode(String.self, forKey: .url)
+        var d = Self(url: url)
+        d.passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
+        d.schemaPrefix = try c.decodeIfPresent(String.self, forKey: .schemaPrefix) ?? d.schemaPrefix
+        d.maximumConnections = try c.decodeIfPresent(Int.self, forKey: .maximumConnections) ?? d.maximumConnections
+        self = d
     }
 }

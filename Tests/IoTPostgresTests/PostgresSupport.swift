@@ -21,10 +21,13 @@ func withStorage<T: Sendable>(
             url: server.url, schemaPrefix: "t\(prefixes.add(1, ordering: .relaxed).newValue)",
             maximumConnections: maximumConnections),
         logger: logger)
-    return try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await storage.run() }
-        defer { group.cancelAll() }
-        return try await body(storage)
+    do {
+        let result = try await body(storage)
+        await storage.close()
+        return result
+    } catch {
+        await storage.close()
+        throw error
     }
 }
 

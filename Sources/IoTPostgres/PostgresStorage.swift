@@ -32,7 +32,10 @@ public final class PostgresStorage: Service, Sendable {
         /// `postgres://user[:password]@host[:port]/database[?sslmode=disable|prefer|require]`. A password in
         /// the URL is taken; ``passwordFile`` is preferred (the URL is logged and kept in files).
         public var url: String
-        /// A file whose first line is the password.
+        /// The password (iotd reads it from `passwordFile` or `passwordEnv`, as every secret of its file); it
+        /// wins over a password in ``url``.
+        public var password: String?
+        /// A file whose first line is the password; it wins over ``password``.
         public var passwordFile: String?
         /// The prefix of every tenant's schema name: 1–20 characters of a–z, 0–9 and `_`, starting with a
         /// letter. Default `iot`. Two installations may share a database with different prefixes.
@@ -42,15 +45,18 @@ public final class PostgresStorage: Service, Sendable {
 
         /// Creates a configuration; every parameter but `url` has its documented default.
         public init(
-            url: String, passwordFile: String? = nil, schemaPrefix: String = "iot", maximumConnections: Int = 20
+            url: String, password: String? = nil, passwordFile: String? = nil, schemaPrefix: String = "iot",
+            maximumConnections: Int = 20
         ) {
             self.url = url
+            self.password = password
             self.passwordFile = passwordFile
             self.schemaPrefix = schemaPrefix
             self.maximumConnections = maximumConnections
         }
 
-        /// Checks the prefix and the connection count.
+        /// Checks the URL, the prefix and the connection count (the password file is read when the storage is
+        /// made).
         ///
         /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` naming the key.
         public func validate() throws(IoTError) {
@@ -68,6 +74,7 @@ public final class PostgresStorage: Service, Sendable {
                 )
             }
             try IoTLimits.checkSetting(maximumConnections, "postgres.maximumConnections", in: 1...1_000, unit: "")
+            _ = try PostgresStorage.endpoint(url)
         }
     }
 
@@ -124,26 +131,27 @@ public final class PostgresStorage: Service, Sendable {
         await task?.value
     }
 
-    static func clientConfiguration(_ c: Configuration) throws -> PostgresClient.Configuration {
-        guard let url = URLComponents(string: c.url), ["postgres", "postgresql"].contains(url.scheme ?? ""),
+    /// The parts of ``Configuration/url``, checked.
+    struct Endpoint {
+        var host: String
+        var port: Int
+        var user: String
+        var password: String?
+        var database: String?
+        var tls: PostgresClient.Configuration.TLS
+    }
+
+    static func endpoint(_ text: String) throws(IoTError) -> Endpoint {
+        guard let url = URLComponents(string: text), ["postgres", "postgresql"].contains(url.scheme ?? ""),
             let host = url.host, !host.isEmpty
         else {
             throw IoTError(
                 .invalidArgument,
-                "postgres.url '\(c.url)' is not a PostgreSQL URL; write postgres://USER@HOST:PORT/DATABASE")
+                "postgres.url '\(text)' is not a PostgreSQL URL; write postgres://USER@HOST:PORT/DATABASE")
         }
         guard let user = url.user, !user.isEmpty else {
             throw IoTError(.invalidArgument, "postgres.url names no user; write postgres://USER@HOST:PORT/DATABASE")
         }
-        var password = url.password
-        if let file = c.passwordFile {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw IoTError(
-                    .storage, "cannot read postgres.passwordFile \(file); check that it exists and is readable")
-            }
-            password = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
-        }
-        let database = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path
         let tls: PostgresClient.Configuration.TLS
         switch url.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "disable" {
         case "disable": tls = .disable
@@ -153,9 +161,25 @@ public final class PostgresStorage: Service, Sendable {
             throw IoTError(
                 .invalidArgument, "postgres.url has sslmode=\(other); use disable, prefer, require or verify-full")
         }
-        return PostgresClient.Configuration(
-            host: host, port: url.port ?? 5432, username: user, password: password,
+        let database = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path
+        return Endpoint(
+            host: host, port: url.port ?? 5432, user: user, password: url.password,
             database: database.isEmpty ? nil : database, tls: tls)
+    }
+
+    static func clientConfiguration(_ c: Configuration) throws -> PostgresClient.Configuration {
+        var endpoint = try endpoint(c.url)
+        if let password = c.password { endpoint.password = password }
+        if let file = c.passwordFile {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw IoTError(
+                    .storage, "cannot read postgres.passwordFile \(file); check that it exists and is readable")
+            }
+            endpoint.password = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
+        }
+        return PostgresClient.Configuration(
+            host: endpoint.host, port: endpoint.port, username: endpoint.user, password: endpoint.password,
+            database: endpoint.database, tls: endpoint.tls)
     }
 
     /// The schema name of `tenant`, quoted.
@@ -316,14 +340,15 @@ public final class PostgresStorage: Service, Sendable {
 }
 
 extension PostgresStorage.Configuration: Decodable {
-    private enum CodingKeys: String, CodingKey { case url, passwordFile, schemaPrefix, maximumConnections }
+    private enum CodingKeys: String, CodingKey { case url, password, passwordFile, schemaPrefix, maximumConnections }
 
-    /// Reads `url` (required), `passwordFile`, `schemaPrefix` and `maximumConnections` (`storage.postgres` in
-    /// iotd.yaml).
+    /// Reads `url` (required), `password`, `passwordFile`, `schemaPrefix` and `maximumConnections`
+    /// (`storage.postgres` in iotd.yaml, where `passwordFile` and `passwordEnv` become `password`).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let url = try c.decode(String.self, forKey: .url)
         var d = Self(url: url)
+        d.password = try c.decodeIfPresent(String.self, forKey: .password)
         d.passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
         d.schemaPrefix = try c.decodeIfPresent(String.self, forKey: .schemaPrefix) ?? d.schemaPrefix
         d.maximumConnections = try c.decodeIfPresent(Int.self, forKey: .maximumConnections) ?? d.maximumConnections

@@ -106,6 +106,26 @@ import Testing
                 "backup: { to: /b, continuos: { everySeconds: 1 } }",
                 "backup.continuos: unknown key; did you mean continuous?"
             ),
+            ("storage: { postgres: { url: pg } }", "storage: postgres.url 'pg' is not a PostgreSQL URL"),
+            ("storage: { postgres: { url: \"postgres://h/db\" } }", "storage: postgres.url names no user"),
+            ("storage: { postgres: { schemaPrefix: iot } }", "storage.postgres.url: missing"),
+            (
+                "storage: { postgres: { url: \"postgres://u@h/db\", passwordFile: /nope } }",
+                "storage.postgres.passwordFile: cannot read /nope"
+            ),
+            (
+                "storage: { postgres: { url: \"postgres://u@h/db\", schemaPrefix: Iot } }",
+                "storage: postgres.schemaPrefix 'Iot' is not valid"
+            ),
+            (
+                "storage: { retentionDays: 7, postgres: { url: \"postgres://u@h/db\" } }",
+                "storage.retentionDays: not applied to PostgreSQL yet"
+            ),
+            (
+                "storage: { postgres: { url: \"postgres://u@h/db\" } }\nbackup: { to: /b }",
+                "backup: copies the SQLite files"
+            ),
+            ("cluster: { instanceID: \"a b\" }", "cluster.instanceID: 'a b' is not valid"),
         ] {
             let message = refusal(yaml)
             #expect(message.hasPrefix(expected), "\(yaml) → \(message)")

@@ -10,7 +10,7 @@ import Testing
     /// SIGKILL mid-stream five times and restarted. Every point that got a 2xx is stored exactly once.
     @Test func killNineWhilePostingLosesNoAcknowledgedPoint() throws {
         let iotd = IotdProcess("iotd-http-crash")
-        let (dir, httpPort) = (iotd.directory, iotd.httpPort)
+        let dir = iotd.directory
         try iotd.configure(
             iotd.preamble(logLevel: "warning") + """
                 tenants:
@@ -20,49 +20,7 @@ import Testing
                     devices:
                       - { uid: dev, product: counter }
                 """)
-        var token = ""
-        let acknowledged = Mutex(Set<Int>())
-        let next = Mutex(0)
-        for run in 0..<5 {
-            let server = try iotd.start()
-            if token.isEmpty { token = try iotd.issueToken(tenant: "crash", device: "dev") }
-            let before = acknowledged.withLock { $0.count }
-            let killAfter = before + 300 + run * 200
-            let group = DispatchGroup()
-            let auth = ["Authorization": "Bearer \(token)"]
-            for _ in 0..<4 {
-                DispatchQueue.global().async(group: group) {
-                    guard let client = try? LoopbackHTTPClient(port: httpPort) else { return }
-                    while true {
-                        let seq = next.withLock { n in
-                            defer { n += 1 }
-                            return n
-                        }
-                        let body = #"{"ts": \#(1_700_000_000_000 + Int64(seq)), "seq": \#(seq)}"#
-                        guard
-                            let r = try? client.request(
-                                "POST", "/api/v1/devices/dev/telemetry", headers: auth, body: Array(body.utf8))
-                        else {
-                            return  // the daemon is gone
-                        }
-                        if r.status == 200 {
-                            acknowledged.withLock { _ = $0.insert(seq) }
-                        } else if r.status != 503 {
-                            Issue.record("unexpected answer \(r.status): \(r.text)")
-                            return
-                        }
-                    }
-                }
-            }
-            let deadline = Date().addingTimeInterval(60)
-            while acknowledged.withLock({ $0.count }) < killAfter && Date() < deadline { usleep(1_000) }
-            #expect(
-                acknowledged.withLock { $0.count } >= killAfter,
-                "run \(run): the daemon acknowledged too little in 60 s")
-            let status = server.stop(signal: SIGKILL)
-            #expect(status & 0x7f == SIGKILL)
-            group.wait()
-        }
+        let (_, acked) = try postNumberedPointsKillingIotd(iotd, tenant: "crash", device: "dev", runs: 5)
         // Restart once more: replay, then a graceful stop drains everything into the store.
         let server = try iotd.start()
         let status = server.stop(signal: SIGTERM)
@@ -78,7 +36,6 @@ import Testing
             stored[Int(sqlite3_column_int64(st, 0))] = Int(sqlite3_column_int64(st, 1))
         }
         sqlite3_finalize(st)
-        let acked = acknowledged.withLock { $0 }
         #expect(acked.count >= 5 * 300)
         let missing = acked.filter { stored[$0] == nil }.sorted()
         let duplicated = stored.filter { $0.value > 1 }.map(\.key).sorted()

@@ -21,43 +21,7 @@ import Testing
                   - { uid: dev, product: counter }
             """
         try iotd.configure(iotd.preamble(logLevel: "warning") + setup)
-        var token = ""
-        let acknowledged = Mutex(Set<Int>())
-        let next = Mutex(0)
-        for run in 0..<3 {
-            let server = try iotd.start()
-            if token.isEmpty { token = try iotd.issueToken(tenant: "crash", device: "dev") }
-            let killAfter = acknowledged.withLock { $0.count } + 300 + run * 200
-            let group = DispatchGroup()
-            let auth = ["Authorization": "Bearer \(token)"]
-            for _ in 0..<4 {
-                DispatchQueue.global().async(group: group) {
-                    guard let client = try? LoopbackHTTPClient(port: iotd.httpPort) else { return }
-                    while true {
-                        let seq = next.withLock { n in
-                            defer { n += 1 }
-                            return n
-                        }
-                        let body = #"{"ts": \#(1_700_000_000_000 + Int64(seq)), "seq": \#(seq)}"#
-                        guard
-                            let r = try? client.request(
-                                "POST", "/api/v1/devices/dev/telemetry", headers: auth, body: Array(body.utf8))
-                        else { return }  // the daemon is gone
-                        if r.status == 200 {
-                            acknowledged.withLock { _ = $0.insert(seq) }
-                        } else if r.status != 503 {
-                            Issue.record("unexpected answer \(r.status): \(r.text)")
-                            return
-                        }
-                    }
-                }
-            }
-            let deadline = Date().addingTimeInterval(60)
-            while acknowledged.withLock({ $0.count }) < killAfter && Date() < deadline { usleep(1_000) }
-            #expect(acknowledged.withLock { $0.count } >= killAfter, "run \(run): too little acknowledged in 60 s")
-            #expect(server.stop(signal: SIGKILL) & 0x7f == SIGKILL)
-            group.wait()
-        }
+        let (token, acked) = try postNumberedPointsKillingIotd(iotd, tenant: "crash", device: "dev", runs: 3)
         // Restart once more: the journal's entries past this instance's watermark are replayed, then a graceful
         // stop drains everything into PostgreSQL.
         let server = try iotd.start()
@@ -73,7 +37,6 @@ import Testing
             if fields.count == 2 { stored[fields[0]] = fields[1] }
         }
         #expect(psql.wait(timeoutSeconds: 60) == 0, "psql")
-        let acked = acknowledged.withLock { $0 }
         #expect(acked.count >= 3 * 300)
         let missing = acked.filter { stored[$0] == nil }.sorted()
         #expect(missing.isEmpty, "acknowledged but not stored: \(missing.count), first \(missing.prefix(20))")

@@ -158,6 +158,21 @@ package struct AggregatePlan: Sendable {
     /// Above this many buckets the plan is a single raw scan (cost bounded by the points, not buckets).
     package static let maxPlannedBuckets: Int64 = 200_000
 
+    /// The plan of an aggregate query over `[from, to)` in buckets of `bucketMillis` (one bucket when `nil`);
+    /// `nil` when the window is empty.
+    ///
+    /// - Throws: ``IoTError/Code/invalidArgument`` when `bucketMillis` is not positive or the window is wider
+    ///   than `Int64` holds.
+    package init?(from: Int64, to: Int64, bucketMillis: Int64?) throws(IoTError) {
+        if let b = bucketMillis, b <= 0 {
+            throw IoTError(.invalidArgument, "bucketMillis must be positive (got \(b)); pass nil for one bucket")
+        }
+        guard to > from else { return nil }
+        let (span, overflow) = to.subtractingReportingOverflow(from)
+        if overflow { throw IoTError(.invalidArgument, "window [\(from), \(to)) is too wide; narrow it") }
+        self.init(from: from, to: to, width: bucketMillis ?? span)
+    }
+
     package init(from: Int64, to: Int64, width: Int64) {
         self.from = from
         self.to = to

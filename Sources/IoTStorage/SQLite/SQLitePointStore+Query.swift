@@ -89,13 +89,9 @@ extension SQLitePointStore {
     public func aggregate(
         _ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, bucketMillis: Int64?
     ) async throws -> [AggregateBucket] {
-        if let b = bucketMillis, b <= 0 {
-            throw IoTError(.invalidArgument, "bucketMillis must be positive (got \(b)); pass nil for one bucket")
-        }
-        guard scope.permits(device: series.device), to > from else { return [] }
-        let (span, overflow) = to.subtractingReportingOverflow(from)
-        if overflow { throw IoTError(.invalidArgument, "window [\(from), \(to)) is too wide; narrow it") }
-        let plan = AggregatePlan(from: from, to: to, width: bucketMillis ?? span)
+        guard let plan = try AggregatePlan(from: from, to: to, bucketMillis: bucketMillis),
+            scope.permits(device: series.device)
+        else { return [] }
         let tenant = try await tenant(scope.tenant)
         return try await tenant.db.read { conn in
             try conn.readTransaction {

@@ -353,6 +353,7 @@ public final class IoTPlatform: Service, Sendable {
                 return !done
             })
         else { return }
+        try await postgres?.waitUntilReachable()
         try await loadParsers()
         try await restoreDefinitions()
         await rules.addHandler(notifications)

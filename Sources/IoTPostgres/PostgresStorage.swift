@@ -120,6 +120,34 @@ public final class PostgresStorage: Service, Sendable {
         }
     }
 
+    /// Waits until the database answers a query; a host calls it at start so that a wrong URL or a server that is
+    /// down is a clear error instead of a wait (the pool keeps trying to connect, and queries wait for it).
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/unavailable`` naming the server when it has not answered within `limit`.
+    public func waitUntilReachable(within limit: Duration = .seconds(15)) async throws {
+        let endpoint = try Self.endpoint(configuration.url)
+        let client = self.client
+        let logger = self.logger
+        let answered = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await client.query("SELECT 1", logger: logger)
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return false
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? false
+        }
+        if !answered {
+            throw IoTError(
+                .unavailable,
+                "PostgreSQL at \(endpoint.host):\(endpoint.port) did not answer within \(limit) (the log's \"Connection creation failed\" lines say why); check storage.postgres.url, the password and that the server runs"
+            )
+        }
+    }
+
     /// Closes the pool's connections; later queries throw ``IoTCore/IoTError/Code/unavailable``.
     public func close() async {
         let task = runner.withLock { state in

@@ -32,6 +32,11 @@ struct Backup: ParsableCommand {
 
         func run() throws {
             let (configuration, _) = try loadConfiguration(config)
+            if configuration.storage.postgres != nil {
+                throw ValidationError(
+                    "\(config) keeps its stores in PostgreSQL (storage.postgres): back the database up with pg_dump or base backups with WAL archiving; iotd backup copies SQLite files"
+                )
+            }
             guard let repository = to ?? configuration.backup?.to else {
                 throw ValidationError("give --to DIR, or backup.to in \(config)")
             }

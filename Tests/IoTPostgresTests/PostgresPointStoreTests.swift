@@ -208,3 +208,20 @@ import Testing
         }
     }
 }
+
+/// A server that does not answer is a clear error naming it, not a wait.
+@Suite struct PostgresReachabilityTests {
+    @Test func aServerThatDoesNotAnswerIsAClearError() async throws {
+        let port = ChildProcess.freeLoopbackPort()  // nothing listens there
+        let storage = try PostgresStorage(configuration: .init(url: "postgres://iot@127.0.0.1:\(port)/postgres"))
+        defer { Task { await storage.close() } }
+        let started = ContinuousClock.now
+        do {
+            try await storage.waitUntilReachable(within: .seconds(1))
+            Issue.record("a closed port answered")
+        } catch let error as IoTError {
+            #expect(error.code == .unavailable && error.message.contains("127.0.0.1:\(port)"), "\(error)")
+        }
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+}

@@ -166,7 +166,7 @@ public final class PostgresOutbox: Outbox {
         let changed = try await storage.execute(
             what, sql.replacingOccurrences(of: "{outbox}", with: "\(schema).outbox") + " RETURNING id", binds)
         if changed == 0 {
-            throw IoTError(.notFound, "outbox message '\(id)' does not exist in tenant '\(scope.tenant)'")
+            throw OutboxMessage.notFound(id, tenant: scope.tenant)
         }
     }
 
@@ -234,13 +234,7 @@ public final class PostgresOutbox: Outbox {
                 return status
             }
         }
-        guard let status else {
-            throw IoTError(.notFound, "outbox message '\(id)' does not exist in tenant '\(scope.tenant)'")
-        }
-        guard status == "dead_letter" else {
-            throw IoTError(
-                .conflict, "outbox message '\(id)' is \(status), not a dead letter; only dead letters can be retried")
-        }
+        if let refusal = OutboxMessage.retryRefusal(status, id: id, tenant: scope.tenant) { throw refusal }
     }
 
     /// The message `id`, or `nil`.

@@ -53,24 +53,25 @@ public final class PostgresPointStore: PointStore {
     }
 
     static let schemaVersion = 1
+    /// The table of one rollup level (the same columns at both).
+    static func rollupDDL(_ level: RollupLevel) -> String {
+        """
+        CREATE TABLE IF NOT EXISTS {schema}.\(level.table)(
+          series bigint NOT NULL, bucket bigint NOT NULL, count bigint NOT NULL,
+          sum double precision, min double precision, max double precision,
+          first_ts bigint NOT NULL, first_kind smallint NOT NULL, first_num double precision, first_txt bytea,
+          last_ts bigint NOT NULL, last_kind smallint NOT NULL, last_num double precision, last_txt bytea,
+          PRIMARY KEY(series, bucket));
+
+        """
+    }
     static let ddl = """
         CREATE TABLE IF NOT EXISTS {schema}.series(
           id bigserial PRIMARY KEY, device text NOT NULL, signal text NOT NULL, UNIQUE(device, signal));
         CREATE TABLE IF NOT EXISTS {schema}.points(
           series bigint NOT NULL, ts bigint NOT NULL, kind smallint NOT NULL, num double precision, txt bytea,
           PRIMARY KEY(series, ts));
-        CREATE TABLE IF NOT EXISTS {schema}.rollup_1m(
-          series bigint NOT NULL, bucket bigint NOT NULL, count bigint NOT NULL,
-          sum double precision, min double precision, max double precision,
-          first_ts bigint NOT NULL, first_kind smallint NOT NULL, first_num double precision, first_txt bytea,
-          last_ts bigint NOT NULL, last_kind smallint NOT NULL, last_num double precision, last_txt bytea,
-          PRIMARY KEY(series, bucket));
-        CREATE TABLE IF NOT EXISTS {schema}.rollup_1h(
-          series bigint NOT NULL, bucket bigint NOT NULL, count bigint NOT NULL,
-          sum double precision, min double precision, max double precision,
-          first_ts bigint NOT NULL, first_kind smallint NOT NULL, first_num double precision, first_txt bytea,
-          last_ts bigint NOT NULL, last_kind smallint NOT NULL, last_num double precision, last_txt bytea,
-          PRIMARY KEY(series, bucket));
+        \(RollupLevel.allCases.map(rollupDDL).joined())
         CREATE TABLE IF NOT EXISTS {schema}.watermarks(instance text PRIMARY KEY, sequence bigint NOT NULL)
         """
 

@@ -112,11 +112,16 @@ public final class PostgresStorage: Service, Sendable {
 
     /// Starts the pool's run loop (at creation, and again on use unless closed), so stores work before ``run()``
     /// runs (a host that prepares its data before starting its services) and without it (a test).
-    func startIfNeeded() {
+    /// - Returns: `false` once the storage is closed.
+    @discardableResult
+    func startIfNeeded() -> Bool {
         runner.withLock { state in
-            guard state.task == nil, !state.closed else { return }
-            let client = self.client
-            state.task = Task { await client.run() }
+            guard !state.closed else { return false }
+            if state.task == nil {
+                let client = self.client
+                state.task = Task { await client.run() }
+            }
+            return true
         }
     }
 
@@ -327,8 +332,7 @@ public final class PostgresStorage: Service, Sendable {
     /// Runs `body`, turning PostgreSQL's errors into ``IoTCore/IoTError`` with what was being done.
     @discardableResult
     func mapErrors<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
-        startIfNeeded()
-        if runner.withLock({ $0.closed }) {
+        if !startIfNeeded() {
             throw IoTError(.unavailable, "cannot \(what): the PostgreSQL storage is closed (the platform is stopping)")
         }
         do {

@@ -67,7 +67,7 @@ public final class InMemoryOutbox: Outbox {
     private func update(_ scope: AccessScope, id: String, _ change: (inout OutboxMessage) -> Void) throws(IoTError) {
         try state.withLock { s throws(IoTError) in
             guard s.entries[scope.tenant]?[id] != nil else {
-                throw IoTError(.notFound, "outbox message '\(id)' does not exist in tenant '\(scope.tenant)'")
+                throw OutboxMessage.notFound(id, tenant: scope.tenant)
             }
             change(&s.entries[scope.tenant]![id]!.message)
         }
@@ -99,15 +99,8 @@ public final class InMemoryOutbox: Outbox {
 
     public func retry(_ scope: AccessScope, id: String, at time: Int64) async throws {
         try state.withLock { s throws(IoTError) in
-            guard let entry = s.entries[scope.tenant]?[id] else {
-                throw IoTError(.notFound, "outbox message '\(id)' does not exist in tenant '\(scope.tenant)'")
-            }
-            guard entry.message.status == .deadLetter else {
-                throw IoTError(
-                    .conflict,
-                    "outbox message '\(id)' is \(entry.message.status.rawValue), not a dead letter; only dead letters can be retried"
-                )
-            }
+            let status = s.entries[scope.tenant]?[id]?.message.status.rawValue
+            if let refusal = OutboxMessage.retryRefusal(status, id: id, tenant: scope.tenant) { throw refusal }
             s.entries[scope.tenant]![id]!.message.status = .pending
             s.entries[scope.tenant]![id]!.message.attempts = 0
             s.entries[scope.tenant]![id]!.message.nextAttemptAt = time

@@ -116,3 +116,21 @@ public protocol Outbox: Sendable {
     /// Messages in a state, oldest first, at most `limit`.
     func messages(_ scope: AccessScope, status: OutboxMessage.Status, limit: Int) async throws -> [OutboxMessage]
 }
+
+extension OutboxMessage {
+    /// The error of an outbox operation on message `id` of `tenant` that has no such message.
+    package static func notFound(_ id: String, tenant: TenantID) -> IoTError {
+        IoTError(.notFound, "outbox message '\(id)' does not exist in tenant '\(tenant)'")
+    }
+
+    /// Why ``Outbox/retry(_:id:at:)`` refuses message `id` with `status` (`nil`: there is no such message), or
+    /// `nil` for a dead letter, which it retries.
+    package static func retryRefusal(_ status: String?, id: String, tenant: TenantID) -> IoTError? {
+        guard let status else { return notFound(id, tenant: tenant) }
+        guard status == Status.deadLetter.rawValue else {
+            return IoTError(
+                .conflict, "outbox message '\(id)' is \(status), not a dead letter; only dead letters can be retried")
+        }
+        return nil
+    }
+}

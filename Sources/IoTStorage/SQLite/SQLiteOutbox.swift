@@ -159,7 +159,7 @@ public final class SQLiteOutbox: Outbox {
             return c.changes
         }
         if changed == 0 {
-            throw IoTError(.notFound, "outbox message '\(id)' does not exist in tenant '\(scope.tenant)'")
+            throw OutboxMessage.notFound(id, tenant: scope.tenant)
         }
     }
 
@@ -180,13 +180,7 @@ public final class SQLiteOutbox: Outbox {
             }
             return status
         }
-        guard let status else {
-            throw IoTError(.notFound, "outbox message '\(id)' does not exist in tenant '\(scope.tenant)'")
-        }
-        guard status == "dead_letter" else {
-            throw IoTError(
-                .conflict, "outbox message '\(id)' is \(status), not a dead letter; only dead letters can be retried")
-        }
+        if let refusal = OutboxMessage.retryRefusal(status, id: id, tenant: scope.tenant) { throw refusal }
     }
 
     public func message(_ scope: AccessScope, id: String) async throws -> OutboxMessage? {

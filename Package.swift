@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "IoTCore", targets: ["IoTCore"]),
         .library(name: "IoTStorage", targets: ["IoTStorage"]),
         .library(name: "IoTPostgres", targets: ["IoTPostgres"]),
+        .library(name: "IoTCluster", targets: ["IoTCluster"]),
         .library(name: "IoTTesting", targets: ["IoTTesting"]),
         .library(name: "IoTProtocols", targets: ["IoTProtocols"]),
         .library(name: "IoTListener", targets: ["IoTListener"]),
@@ -95,6 +96,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "IoTCluster",
+            dependencies: [
+                "IoTCore",
+                "IoTMQTT",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -323,7 +337,8 @@ let package = Package(
         .target(
             name: "IoTPlatform",
             dependencies: [
-                "IoTCore", "IoTStorage", "IoTPostgres", "IoTProtocols", "IoTListener", "IoTServer", "IoTRules",
+                "IoTCore", "IoTStorage", "IoTPostgres", "IoTCluster", "IoTProtocols", "IoTListener", "IoTServer",
+                "IoTRules",
                 "IoTScripting",
                 "IoTYAML",
                 .product(name: "Yams", package: "Yams"),
@@ -442,7 +457,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["IoTTestSupport", "IoTTesting", "CIoTSQLite"],
+            dependencies: ["IoTTestSupport", "IoTTesting", "CIoTSQLite", "IoTCluster"],
             exclude: ["Peers"],
             swiftSettings: swiftSettings
         ),

@@ -60,7 +60,10 @@ extension IoTPlatform {
     func startMQTTClients() async throws {
         for spec in configuration.mqtt.clients {
             do {
-                if (try? await mqtt.report(spec.id)) != nil {
+                if let cluster {
+                    // Shared by the instances: the file's spec wins, and placement decides where it runs.
+                    _ = try await cluster.restoreClient(spec)
+                } else if (try? await mqtt.report(spec.id)) != nil {
                     _ = try await mqtt.update(spec)
                 } else {
                     _ = try await mqtt.create(spec)

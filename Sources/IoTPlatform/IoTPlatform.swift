@@ -1,3 +1,4 @@
+public import IoTCluster
 public import IoTCore
 public import IoTPostgres
 public import IoTProtocols
@@ -105,6 +106,9 @@ public final class IoTPlatform: Service, Sendable {
     public let modbus: ModbusOnDemand
     /// The MQTT clients (from the configuration and the API).
     public let mqtt: MQTTClientManager
+    /// With `cluster.redis`: the instances share their MQTT clients through Redis (placement, failover); the
+    /// management API administers the clients through it. `nil`: this instance runs alone.
+    public let cluster: ClusterCoordinator?
     /// Resources observed on CoAP devices; runs always (idle without observations).
     public let coapObservations: CoAPObserverManager
     /// The transports of ``Layers/transports``.
@@ -263,6 +267,15 @@ public final class IoTPlatform: Service, Sendable {
         var mqttConfiguration = configuration.mqtt.manager
         mqttConfiguration.outbound = configuration.outbound
         mqtt = MQTTClientManager(configuration: mqttConfiguration, gateway: gateway, parsers: parsers, logger: logger)
+        let mqtt = mqtt
+        if let redis = configuration.cluster.redis {
+            cluster = try ClusterCoordinator(
+                configuration: redis.coordinatorConfiguration(instanceID: try PlatformStores.instanceID(configuration)),
+                manager: mqtt, logger: logger)
+        } else {
+            cluster = nil
+        }
+        let mqttAdministration: any MQTTClientAdministration = cluster ?? mqtt
         var observerConfiguration = configuration.coap.observer
         observerConfiguration.outbound = configuration.outbound
         coapObservations = CoAPObserverManager(configuration: observerConfiguration, gateway: gateway, logger: logger)
@@ -288,9 +301,10 @@ public final class IoTPlatform: Service, Sendable {
             NotificationRoutes(
                 router: notifications, outbox: outbox, inbox: inbox, dispatcher: dispatcher, definitions: definitions),
             DownlinkRoutes(sessions: sessions), LiveFeedRoutes(feed: liveFeed),
-            MQTTClientRoutes(clients: mqtt, definitions: definitions),
+            MQTTClientRoutes(clients: mqttAdministration, definitions: definitions),
             CoAPObservationRoutes(observations: coapObservations, definitions: definitions),
         ]
+        if let cluster { resources.append(ClusterRoutes(source: cluster)) }
         resources.append(ModbusRoutes(modbus: modbus, definitions: definitions))
         resources.append(DashboardRoutes(definitions: definitions))
         reports = ReportScheduler(
@@ -334,6 +348,9 @@ public final class IoTPlatform: Service, Sendable {
         services += [dispatcher, rules, statistics, reports, ingestor, identity]
         if let retention { services.append(retention) }
         services += [management, http, mqtt, coapObservations]
+        // After the client manager, so that it stops first (graceful shutdown runs in reverse order): its
+        // clients' sessions are handed over before the manager stops.
+        if let cluster { services.append(cluster) }
         services.append(modbus)
         if let webSocket { services.append(webSocket) }
         if let coap { services.append(coap) }
@@ -354,6 +371,11 @@ public final class IoTPlatform: Service, Sendable {
             })
         else { return }
         try await postgres?.waitUntilReachable()
+        do {
+            try await cluster?.waitUntilReachable()
+        } catch {
+            throw ConfigurationError("cluster.redis: \(error.message)")
+        }
         try await loadParsers()
         try await restoreDefinitions()
         await rules.addHandler(notifications)

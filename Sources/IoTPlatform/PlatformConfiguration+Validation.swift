@@ -1,4 +1,5 @@
 import Foundation
+import IoTCluster
 import IoTCore
 import IoTListener
 import IoTPostgres
@@ -30,6 +31,18 @@ extension PlatformConfiguration {
         }
         if let id = cluster.instanceID, id.isEmpty || id.utf8.count > 64 || id.contains(where: \.isWhitespace) {
             throw ConfigurationError("cluster.instanceID: '\(id)' is not valid; use 1–64 characters without spaces")
+        }
+        if let redis = cluster.redis {
+            guard storage.postgres != nil else {
+                throw ConfigurationError(
+                    "cluster.redis: instances that share MQTT clients must share their stores too; set storage.postgres"
+                )
+            }
+            do {
+                try redis.coordinatorConfiguration(instanceID: "check").validate()
+            } catch {
+                throw ConfigurationError(error.message)
+            }
         }
         try section("ingest") { () throws(IoTError) in try ingest.ingestor.validate() }
         try section("ingest") { () throws(IoTError) in try ingest.gateway.validate() }

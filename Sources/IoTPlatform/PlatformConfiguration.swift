@@ -1,3 +1,4 @@
+import IoTCluster
 public import IoTCore
 public import IoTPostgres
 public import IoTProtocols
@@ -116,8 +117,41 @@ public struct PlatformConfiguration: Sendable {
         /// keep this instance's journal watermark and outbox claims under it. Default: the id kept in
         /// `<dataDirectory>/instance-id`, made once (a random UUID), so it goes with the journal it belongs to.
         public var instanceID: String?
+        /// `redis: {url, password, prefix, heartbeatMillis, leaseMillis}`: the instances share their MQTT clients
+        /// through this Redis server (IoTCluster's `ClusterCoordinator`); needs `storage.postgres`. `nil`: this
+        /// instance runs alone.
+        public var redis: Redis?
         /// The defaults.
         public init() {}
+
+        /// `cluster.redis:`.
+        public struct Redis: Sendable, Hashable, Decodable {
+            /// `redis://host:port[/db]`.
+            public var url: String
+            /// The Redis password, if the server asks for one (or `passwordFile`, `passwordEnv`).
+            public var password: String?
+            /// The first part of every key. Default `iot`.
+            public var prefix: String = "iot"
+            /// How often an instance renews its registration. Default 500 ms.
+            public var heartbeatMillis: Int = 500
+            /// How long a registration lives unrenewed: a silent instance's clients move after it. Default 1 500 ms.
+            public var leaseMillis: Int = 1_500
+
+            /// A server at `url`, the other settings at their defaults.
+            public init(url: String) { self.url = url }
+
+            private enum CodingKeys: String, CodingKey { case url, password, prefix, heartbeatMillis, leaseMillis }
+
+            /// Decodes `cluster.redis`; only `url` is required.
+            public init(from decoder: any Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                url = try c.decode(String.self, forKey: .url)
+                password = try c.decodeIfPresent(String.self, forKey: .password)
+                prefix = try c.decodeIfPresent(String.self, forKey: .prefix) ?? prefix
+                heartbeatMillis = try c.decodeIfPresent(Int.self, forKey: .heartbeatMillis) ?? heartbeatMillis
+                leaseMillis = try c.decodeIfPresent(Int.self, forKey: .leaseMillis) ?? leaseMillis
+            }
+        }
     }
 
     /// `ingest:`: the pipeline's queue and rate limit, and how long the front door remembers a credential.
@@ -444,4 +478,13 @@ public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
     public let description: String
     /// An error with its message.
     public init(_ description: String) { self.description = description }
+}
+
+extension PlatformConfiguration.Cluster.Redis {
+    /// The coordinator's configuration for the instance `instanceID`.
+    func coordinatorConfiguration(instanceID: String) -> ClusterCoordinator.Configuration {
+        ClusterCoordinator.Configuration(
+            url: url, password: password, instanceID: instanceID, prefix: prefix,
+            heartbeat: .milliseconds(heartbeatMillis), leaseTTL: .milliseconds(leaseMillis))
+    }
 }

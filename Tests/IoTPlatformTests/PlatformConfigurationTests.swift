@@ -126,6 +126,15 @@ import Testing
                 "backup: copies the SQLite files"
             ),
             ("cluster: { instanceID: \"a b\" }", "cluster.instanceID: 'a b' is not valid"),
+            ("cluster: { redis: { url: \"redis://127.0.0.1\" } }", "cluster.redis: instances that share MQTT clients"),
+            (
+                "storage: { postgres: { url: \"postgres://u@h/db\" } }\ncluster: { redis: { url: \"http://r\" } }",
+                "the Redis URL 'http://r' must start with redis://"
+            ),
+            (
+                "storage: { postgres: { url: \"postgres://u@h/db\" } }\ncluster: { redis: { url: \"redis://r\", heartbeatMillis: 900 } }",
+                "cluster.redis: heartbeatMillis must be at least 50 and leaseMillis at least twice it"
+            ),
         ] {
             let message = refusal(yaml)
             #expect(message.hasPrefix(expected), "\(yaml) → \(message)")

@@ -27,6 +27,16 @@ extension MQTTClient {
     }
 
     func attemptConnect(now: Int64) {
+        guard loop.gate.isOpen(at: now) else {
+            // Tried again at every tick (100 ms), with no back-off: the lease may come back at any time.
+            shared.withLock { s in
+                guard s.state != .failed && s.state != .stopped else { return }
+                s.state = .reconnecting
+                s.lastError = "this instance's lease on its MQTT clients has lapsed; waiting for it"
+            }
+            io.nextAttemptAt = now
+            return
+        }
         setState(.connecting)
         io.attemptStartedAt = now
         let c = configuration
@@ -143,6 +153,13 @@ extension MQTTClient {
         switch state {
         case .connecting, .connected:
             guard io.fd >= 0 else { return }
+            if !loop.gate.isOpen(at: now) {
+                shutdown(io.fd, Int32(SHUT_RDWR))
+                connectionLost(reason: "this instance's lease on its MQTT clients lapsed", now: now)
+                io.delay = configuration.reconnectDelay.inMilliseconds
+                io.nextAttemptAt = now
+                return
+            }
             if state == .connecting && now - io.attemptStartedAt > max(10_000, configuration.keepAlive.inMilliseconds) {
                 shutdown(io.fd, Int32(SHUT_RDWR))
                 connectionLost(

@@ -273,6 +273,34 @@ public actor MQTTClientManager: Service {
         }
     }
 
+    /// Stops a client and forgets it here without ending its broker session: the session is kept for the
+    /// instance that takes the client over. An unknown id does nothing.
+    public func release(id: String) async {
+        guard let entry = entries.removeValue(forKey: id) else { return }
+        await entry.transport.stopIngest()
+        await placement.release(client: id)
+    }
+
+    /// Checks a spec as ``MQTTClientAdministration/createClient(_:)`` would (the outbound policy, the
+    /// subscriptions and parsers), without starting anything or looking at the limits.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/invalidArgument`` or ``IoTCore/IoTError/Code/forbidden``.
+    public func check(_ spec: MQTTClientSpec) throws(IoTError) {
+        try configuration.outbound.check(host: spec.broker.host, what: "MQTT broker")
+        _ = try spec.transportConfiguration(parsers: parsers)
+    }
+
+    /// Whether a client over the limits would be refused now (``Limits``): placement gives a full instance no
+    /// more clients.
+    public var isFull: Bool {
+        do {
+            try checkLimits(adding: 1)
+            return false
+        } catch {
+            return true
+        }
+    }
+
     /// Every client, by id.
     public func list() -> [Report] {
         entries.keys.sorted().compactMap { try? report($0) }

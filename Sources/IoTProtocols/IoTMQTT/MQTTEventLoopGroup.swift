@@ -24,10 +24,14 @@ import Synchronization
 /// ```
 public final class MQTTEventLoopGroup: Sendable {
     let loops: [MQTTEventLoop]
+    /// Whether the group's clients may connect: open unless a lease closes it (see ``MQTTConnectGate``).
+    public let gate: MQTTConnectGate
 
     /// Starts `threads` loop threads (at least one). They run until ``shutdown()``.
     public init(threads: Int = 2, name: String = "mqtt") {
-        loops = (0..<max(1, threads)).map { MQTTEventLoop(name: "\(name)-\($0)") }
+        let gate = MQTTConnectGate()
+        self.gate = gate
+        loops = (0..<max(1, threads)).map { MQTTEventLoop(name: "\(name)-\($0)", gate: gate) }
     }
 
     /// How many loop threads the group runs.
@@ -88,8 +92,12 @@ final class MQTTEventLoop: @unchecked Sendable {
     /// The interval of `mosquitto_loop_misc` (keep-alive) and reconnect checks, in ms.
     static let tickMillis: Int64 = 100
 
-    init(name: String) {
+    /// The group's gate.
+    let gate: MQTTConnectGate
+
+    init(name: String, gate: MQTTConnectGate) {
         self.name = name
+        self.gate = gate
         epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
         wakeFD = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
         var ev = epoll_event()
@@ -177,6 +185,34 @@ final class MQTTEventLoop: @unchecked Sendable {
         close(wakeFD)
         finished.signal()
     }
+}
+
+/// Whether the clients of an ``MQTTEventLoopGroup`` may be connected now: a lease that an owner renews.
+///
+/// Open by default, for good. Several instances that share MQTT clients (IoTCluster) hold each client's
+/// broker session by a lease on a coordination server: the gate is then open only until the lease's local
+/// deadline (``open(until:)``), taken before the lease was renewed, so it closes no later than the lease
+/// expires at the server. While it is closed, no client of the group connects or reconnects, and a connected
+/// client drops its connection at its next tick (within 100 ms): an instance that was paused (`SIGSTOP`) past
+/// its lease cannot take back a session that another instance was given meanwhile.
+public final class MQTTConnectGate: Sendable {
+    private let deadline = Atomic<Int64>(Int64.max)
+
+    /// An open gate.
+    public init() {}
+
+    /// Keeps the gate open until `millis` on ``now`` (a monotonic clock in milliseconds); a time in the past
+    /// closes it.
+    public func open(until millis: Int64) { deadline.store(millis, ordering: .releasing) }
+
+    /// Closes the gate until the next ``open(until:)``.
+    public func close() { deadline.store(Int64.min, ordering: .releasing) }
+
+    /// Whether clients may be connected at `now` (``now``).
+    public func isOpen(at now: Int64 = MQTTConnectGate.now) -> Bool { now < deadline.load(ordering: .acquiring) }
+
+    /// The monotonic clock the gate runs on, in milliseconds.
+    public static var now: Int64 { MQTTClock.millis() }
 }
 
 /// Monotonic milliseconds.

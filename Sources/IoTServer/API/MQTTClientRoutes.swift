@@ -35,7 +35,7 @@ public struct MQTTClientRoutes: ManagementRoutes {
         try await api.restore(
             DefinitionKind.mqttClient, of: tenant, from: definitions,
             advice: "replace it with PUT /api/v1/mqtt/clients/{id}, or remove it"
-        ) { _ = try await clients.createClient(try Self.mqttClientSpec($0)) }
+        ) { _ = try await clients.restoreClient(try Self.mqttClientSpec($0)) }
     }
 
     /// Removes the tenant's clients (each ends its broker session) before the tenant is deleted.

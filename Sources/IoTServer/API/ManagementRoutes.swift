@@ -11,7 +11,7 @@ import Metrics
 /// value given to it in `resources`, built from the `IoTCore` (or `IoTRules`) protocols it needs:
 /// ``RuleRoutes``, ``AlarmRoutes``, ``StatisticsRoutes``, ``ParserRoutes``, ``NotificationRoutes``,
 /// ``CredentialRoutes``, ``DownlinkRoutes``, ``LiveFeedRoutes``, ``ModbusRoutes``, ``MQTTClientRoutes``,
-/// ``CoAPObservationRoutes``, ``DashboardRoutes`` and ``ReportRoutes``. A built-in resource that is not given answers 404 saying so.
+/// ``CoAPObservationRoutes``, ``DashboardRoutes``, ``ReportRoutes`` and ``ClusterRoutes``. A built-in resource that is not given answers 404 saying so.
 /// An integrator adds a resource of their own the same way:
 ///
 /// ```swift
@@ -199,7 +199,7 @@ func definitionBytes(_ value: some Encodable) throws -> [UInt8] {
 /// answer 404 saying what to add, rather than the generic "no such route".
 enum OptionalResource: CaseIterable {
     case rules, alarms, statistics, parsers, notifications, credentials, downlink, live, modbus, mqttClients
-    case coapObservations, reports
+    case coapObservations, reports, cluster
 
     /// The resource of this kind among `resources`, if any.
     func isServed(by resources: [any ManagementRoutes]) -> Bool {
@@ -217,6 +217,7 @@ enum OptionalResource: CaseIterable {
             case .mqttClients: resource is MQTTClientRoutes
             case .coapObservations: resource is CoAPObservationRoutes
             case .reports: resource is ReportRoutes
+            case .cluster: resource is ClusterRoutes
             }
         }
     }
@@ -237,6 +238,7 @@ enum OptionalResource: CaseIterable {
         case .mqttClients: ["/api/v1/mqtt"]
         case .coapObservations: ["/api/v1/coap"]
         case .reports: [tenant + "/reports"]
+        case .cluster: ["/api/v1/cluster"]
         }
     }
 
@@ -259,6 +261,8 @@ enum OptionalResource: CaseIterable {
         case .mqttClients: "this instance runs no MQTT client manager (add MQTTClientRoutes(clients:))"
         case .coapObservations: "this instance runs no CoAP observer manager (add CoAPObservationRoutes(observations:))"
         case .reports: "scheduled reports are not configured on this server; add ReportRoutes(scheduler:definitions:)"
+        case .cluster:
+            "this instance runs alone: set cluster.redis in iotd.yaml (or add ClusterRoutes(source:)) to share MQTT clients with others"
         }
     }
 }

@@ -29,6 +29,20 @@ public protocol MQTTClientAdministration: Sendable {
     ///
     /// - Throws: `notFound` for an unknown id.
     func removeClient(id: String) async throws(IoTError)
+    /// Creates a client kept from an earlier run (the definition store, the configuration file), or replaces
+    /// the spec of one that exists: a restart of one instance among several finds its clients there already.
+    /// The default creates the client, or updates it when its id exists.
+    ///
+    /// - Throws: as ``createClient(_:)`` and ``updateClient(_:)``.
+    func restoreClient(_ spec: MQTTClientSpec) async throws(IoTError) -> MQTTClientReport
+}
+
+extension MQTTClientAdministration {
+    /// Creates the client, or updates it when its id exists.
+    public func restoreClient(_ spec: MQTTClientSpec) async throws(IoTError) -> MQTTClientReport {
+        if (try? await client(id: spec.id)) != nil { return try await updateClient(spec) }
+        return try await createClient(spec)
+    }
 }
 
 /// One MQTT ingest client as its manager reports it.
@@ -43,6 +57,9 @@ public struct MQTTClientReport: Sendable, Codable, Hashable {
     public var bytesInPerSecond: Int
     /// Why and how far the client's reading is throttled, or `nil` when it is not.
     public var throttle: MQTTClientThrottle?
+    /// The instance that runs the client, where several instances share the clients (IoTCluster); `nil` on
+    /// a single instance.
+    public var instance: String?
 
     /// Creates a report.
     public init(

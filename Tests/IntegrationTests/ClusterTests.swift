@@ -1,0 +1,245 @@
+import Foundation
+import IoTTestSupport
+import IoTTesting
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Issue 24, items 2 to 4 and 7 (its MQTT part): three `iotd` on one PostgreSQL and one Redis (real servers,
+/// started here on free loopback ports) share six MQTT clients of a real mosquitto. Devices publish QoS 1
+/// through paho the whole time. One instance is killed with SIGKILL: its clients are connected elsewhere within
+/// 3 s. Then instances are paused with SIGSTOP past their lease and resumed: each moved client is taken over at
+/// the broker exactly once, so the paused instance never takes a session back (no double subscription). At the
+/// end the killed instance starts again (its local journal is replayed) and every message the broker
+/// acknowledged to a device is stored exactly once.
+@Suite(.serialized) struct ClusterTests {
+    static let clients = 6
+    /// Pause cycles; `CLUSTER_PAUSE_CYCLES=100` outside CI.
+    static let pauseCycles = Int(ProcessInfo.processInfo.environment["CLUSTER_PAUSE_CYCLES"] ?? "") ?? 4
+
+    @Test func clientsMoveOffAKilledInstanceWithin3sAndAPausedOneNeverTakesThemBack() async throws {
+        try await onOwnThread { try Self.run() }
+    }
+
+    static func run() throws {
+        let directory = TemporaryDirectory("iotd-cluster")
+        let pg = try PostgresServer()
+        defer { pg.stop() }
+        let redisPort = ChildProcess.freeLoopbackPort()
+        let redis = try ChildProcess([
+            "/usr/bin/env", "redis-server", "--port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", directory.path,
+        ])
+        defer { redis.stop(signal: SIGTERM) }
+        let brokerPort = ChildProcess.freeLoopbackPort()
+        let brokerLog = directory.path + "/mosquitto.log"
+        try """
+        listener \(brokerPort) 127.0.0.1
+        allow_anonymous true
+        persistence false
+        max_queued_messages 100000
+        log_dest file \(brokerLog)
+        user \(String(cString: getpwuid(getuid()).pointee.pw_name))
+        log_type information
+        log_type notice
+        connection_messages true
+        """.write(toFile: directory.path + "/mosquitto.conf", atomically: true, encoding: .utf8)
+        let broker = try ChildProcess(["/usr/sbin/mosquitto", "-c", directory.path + "/mosquitto.conf"])
+        defer { broker.stop(signal: SIGTERM) }
+        try ChildProcess.waitForLoopbackPort(brokerPort)
+        try ChildProcess.waitForLoopbackPort(redisPort)
+
+        let devices = (0..<clients).map { "      - { uid: d-\($0), product: meter }" }.joined(separator: "\n")
+        let instances = (1...3).map { IotdProcess("iotd-cluster-\($0)") }
+        for (i, iotd) in instances.enumerated() {
+            try iotd.configure(
+                iotd.preamble(logLevel: "warning")
+                    + """
+                    storage: { postgres: { url: "\(pg.url)", schemaPrefix: clu } }
+                    cluster: { instanceID: i\(i + 1), redis: { url: "redis://127.0.0.1:\(redisPort)/0" } }
+                    outbound: { allow: [127.0.0.1] }
+                    tenants:
+                      - id: acme
+                        products: [{ id: meter, signals: [{ name: seq }] }]
+                        devices:
+                    \(devices)
+                    """)
+        }
+        for iotd in instances { try iotd.start() }
+        defer { for iotd in instances { iotd.stop(signal: SIGKILL) } }
+
+        // Six clients created through the first instance's API; placement spreads them.
+        for c in 0..<clients {
+            let spec = """
+                {"id": "c-\(c)", "tenant": "acme", "broker": {"host": "127.0.0.1", "port": \(brokerPort), "cleanSession": false},
+                 "subscriptions": [{"template": "c-\(c)/{uid}/telemetry", "qos": 1}]}
+                """
+            let r = try instances[0].api("POST", "/api/v1/mqtt/clients", spec)
+            #expect(r.status == 201, "\(r.text)")
+        }
+        func status(_ via: IotdProcess) throws -> [String: Any] {
+            let r = try via.api("GET", "/api/v1/cluster")
+            guard r.status == 200,
+                let json = try JSONSerialization.jsonObject(with: Data(r.text.utf8)) as? [String: Any]
+            else { throw IntegrationFailure(description: "GET /api/v1/cluster: \(r.status) \(r.text)") }
+            return json
+        }
+        func owners(_ via: IotdProcess) throws -> [String: String] {
+            let assignments = try status(via)["assignments"] as? [[String: Any]] ?? []
+            return Dictionary(
+                uniqueKeysWithValues: assignments.compactMap { a in
+                    (a["client"] as? String).flatMap { c in (a["instance"] as? String).map { (c, $0) } }
+                })
+        }
+        func connected(_ via: IotdProcess) throws -> [String: String] {
+            let r = try via.api("GET", "/api/v1/mqtt/clients")
+            let list = (try? JSONSerialization.jsonObject(with: Data(r.text.utf8)) as? [[String: Any]]) ?? []
+            var out: [String: String] = [:]
+            for report in list {
+                guard let spec = report["spec"] as? [String: Any], let id = spec["id"] as? String,
+                    let state = (report["status"] as? [String: Any])?["state"] as? String, state == "connected",
+                    let instance = report["instance"] as? String
+                else { continue }
+                out[id] = instance
+            }
+            return out
+        }
+        try eventually("every client connected", seconds: 20) { try connected(instances[2]).count == clients }
+        let placed = try owners(instances[1])
+        let perInstance = Dictionary(grouping: placed.values, by: { $0 }).mapValues(\.count)
+        print("placement: \(placed.sorted { $0.key < $1.key })")
+        #expect(perInstance.count == 3 && perInstance.values.allSatisfy { $0 == 2 }, "least loaded: \(perInstance)")
+        let listed = try status(instances[2])["instances"] as? [[String: Any]] ?? []
+        #expect(listed.count == 3 && listed.allSatisfy { $0["alive"] as? Bool == true }, "\(listed)")
+
+        // Devices publish QoS 1 for the rest of the test; the publisher records what the broker acknowledged.
+        let acks = directory.path + "/acks.txt"
+        let seconds = 8 + pauseCycles * 5
+        let script = """
+            import time, paho.mqtt.client as mqtt
+            acked = open("\(acks)", "w")
+            sent = {}
+            def on_publish(c, u, mid, rc, props):
+                if mid in sent:
+                    acked.write("%s %d\\n" % sent.pop(mid))
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="devices")
+            c.on_publish = on_publish
+            c.max_inflight_messages_set(1000)
+            c.connect("127.0.0.1", \(brokerPort))
+            c.loop_start()
+            end = time.time() + \(seconds)
+            seq = 0
+            while time.time() < end:
+                for d in range(\(clients)):
+                    info = c.publish("c-%d/d-%d/telemetry" % (d, d), '{"ts": %d, "seq": %d}' % (1700000000000 + seq, seq), qos=1)
+                    sent[info.mid] = ("d-%d" % d, seq)
+                seq += 1
+                time.sleep(0.02)
+            time.sleep(2)
+            c.loop_stop()
+            acked.close()
+            print("DONE", seq, flush=True)
+            """
+        let publisher = try ChildProcess(["/usr/bin/env", "python3", "-c", script])
+        defer { publisher.stop(signal: SIGKILL) }
+        sleep(2)
+
+        // SIGKILL the first instance: its clients are connected elsewhere within 3 s.
+        let victim = instances[0]
+        let victimClients = Set(placed.filter { $0.value == "i1" }.keys)
+        let killedAt = Date()
+        victim.stop(signal: SIGKILL)
+        try eventually("the killed instance's clients connected on live instances", seconds: 10, pollMillis: 50) {
+            let now = try connected(instances[1])
+            return victimClients.allSatisfy { now[$0] != nil && now[$0] != "i1" }
+        }
+        let failover = Date().timeIntervalSince(killedAt)
+        print("failover after SIGKILL: \(String(format: "%.2f", failover)) s for \(victimClients.sorted())")
+        #expect(failover <= 3, "re-placed and connected in \(failover) s")
+
+        // Pause an instance past its lease, resume it: its clients move once and stay moved.
+        // The broker's log is read once it has stopped (mosquitto buffers it), by its time stamps (seconds).
+        try eventually("every client connected before the pauses", seconds: 10) {
+            try connected(instances[1]).count == clients
+        }
+        sleep(1)
+        let pausesFrom = Int(Date().timeIntervalSince1970)
+        var moves = 0
+        for cycle in 0..<pauseCycles {
+            let paused = instances[1 + cycle % 2]
+            let other = instances[1 + (cycle + 1) % 2]
+            try eventually("every client connected before the pause", seconds: 10) {
+                try connected(other).count == clients
+            }
+            let pausedID = "i\(2 + cycle % 2)"
+            let owned = try owners(other).filter { $0.value == pausedID }.count
+            guard let pid = paused.process?.pid else { break }
+            kill(pid, SIGSTOP)
+            usleep(3_000_000)
+            kill(pid, SIGCONT)
+            moves += owned
+            try eventually("every client connected after the pause", seconds: 10) {
+                try connected(other).count == clients
+            }
+            usleep(1_500_000)
+        }
+        try eventually("every client connected at the end", seconds: 10) {
+            try connected(instances[1]).count == clients
+        }
+        let pausesUntil = Int(Date().timeIntervalSince1970)
+        sleep(1)
+
+        #expect(publisher.readLine(timeoutSeconds: Double(seconds + 30))?.hasPrefix("DONE") == true)
+        // The killed instance starts again: its journal's acknowledged entries reach PostgreSQL.
+        try victim.start()
+        var expected: Set<String> = []
+        for line in try String(contentsOfFile: acks, encoding: .utf8).split(separator: "\n") {
+            expected.insert(String(line))
+        }
+        var stored: [String: Int] = [:]
+        try eventually("every acknowledged message stored", seconds: 60, pollMillis: 500) {
+            stored = try Self.storedPoints(pg)
+            return expected.allSatisfy { stored[$0] != nil }
+        }
+        let missing = expected.filter { stored[$0] == nil }
+        print("acknowledged by the broker: \(expected.count), stored: \(stored.count), missing: \(missing.count)")
+        #expect(missing.isEmpty)
+        #expect(stored.values.allSatisfy { $0 == 1 }, "each message stored once")
+        for iotd in instances { #expect(iotd.stop(signal: SIGTERM) == 0, "graceful stop") }
+        #expect(broker.stop(signal: SIGTERM) == 0)
+        let connections = try connections(brokerLog, from: pausesFrom, until: pausesUntil)
+        print("pause cycles: \(pauseCycles), clients moved: \(moves), their connections at the broker: \(connections)")
+        #expect(connections == moves, "each moved client connects once; more is a double subscription")
+    }
+
+    /// The connections of the test's clients in the broker's log ("New client connected from … as c-1 …"). A
+    /// client that moves connects once at its new owner (taking the session over from a paused one); a paused
+    /// instance that took a session back would connect once more.
+    static func connections(_ log: String, from: Int, until: Int) throws -> Int {
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        return text.split(separator: "\n").filter { line in
+            guard let stamp = line.split(separator: ":").first.flatMap({ Int($0) }), (from...until).contains(stamp)
+            else {
+                return false
+            }
+            return line.contains("New client connected") && line.contains(" as c-")
+        }.count
+    }
+
+    /// "device seq" → how many rows.
+    static func storedPoints(_ pg: PostgresServer) throws -> [String: Int] {
+        let psql = try ChildProcess([
+            "/usr/bin/env", "psql", "-X", "-A", "-t", "-F", " ", "-d", pg.url, "-c",
+            #"SELECT s.device, p.num::bigint, count(*) FROM "clu_acme".points p JOIN "clu_acme".series s ON s.id = p.series WHERE s.signal = 'seq' GROUP BY 1, 2"#,
+        ])
+        var out: [String: Int] = [:]
+        while let line = psql.readLine(timeoutSeconds: 60) {
+            let fields = line.split(separator: " ")
+            if fields.count == 3, let n = Int(fields[2]) { out["\(fields[0]) \(fields[1])"] = n }
+        }
+        _ = psql.wait(timeoutSeconds: 60)
+        return out
+    }
+}

@@ -192,10 +192,14 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
             manager.group.gate.open(until: leaseDeadline)
             try await redis.command("SADD", key("instances"), id)
             try await redis.command("HSET", key("instance-info"), id, info)
+            // Every heartbeat, not only on a change: an instance forgotten while it was silent comes back.
+            try await redis.command("SADD", key(full ? "no_use" : "use"), id)
+            try await redis.command("SREM", key(full ? "use" : "no_use"), id)
             if accepting != !full {
                 accepting = !full
-                try await redis.command("SMOVE", key(full ? "use" : "no_use"), key(full ? "no_use" : "use"), id)
-                try await redis.command("SADD", key(full ? "no_use" : "use"), id)
+                logger.info(
+                    full ? "instance full: placement gives it no more MQTT clients" : "instance accepts MQTT clients",
+                    metadata: ["instance": "\(id)"])
             }
             try await reconcile()
         } catch {

@@ -24,16 +24,20 @@ public struct ListenerLimits: Sendable, Hashable {
     /// Connections open at once from one client address, at most. Default 1 000 (devices behind one NAT
     /// share an address).
     public var maxConnectionsPerAddress: Int
+    /// The reverse proxies whose `X-Forwarded-For` names the client (``TrustedProxies``); each is exempt from
+    /// ``maxConnectionsPerAddress``. Default none.
+    public var trustedProxies: TrustedProxies
 
     /// Creates limits; every argument has the default documented on its property.
     public init(
         idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10), maxConnections: Int = 10_000,
-        maxConnectionsPerAddress: Int = 1_000
+        maxConnectionsPerAddress: Int = 1_000, trustedProxies: TrustedProxies = TrustedProxies()
     ) {
         self.idleTimeout = idleTimeout
         self.headerTimeout = headerTimeout
         self.maxConnections = maxConnections
         self.maxConnectionsPerAddress = maxConnectionsPerAddress
+        self.trustedProxies = trustedProxies
     }
 
     /// Checks the ranges: timeouts from 1 ms to 10 years, caps of at least 1.
@@ -51,7 +55,7 @@ public struct ListenerLimits: Sendable, Hashable {
 
 extension ListenerLimits: Codable {
     private enum CodingKeys: String, CodingKey {
-        case idleTimeoutMillis, headerTimeoutMillis, maxConnections, maxConnectionsPerAddress
+        case idleTimeoutMillis, headerTimeoutMillis, maxConnections, maxConnectionsPerAddress, trustedProxies
     }
 
     /// Decodes the limits; a key left out keeps its default.
@@ -63,7 +67,8 @@ extension ListenerLimits: Codable {
             headerTimeout: try c.decodeMillis(.headerTimeoutMillis, or: d.headerTimeout),
             maxConnections: try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? d.maxConnections,
             maxConnectionsPerAddress: try c.decodeIfPresent(Int.self, forKey: .maxConnectionsPerAddress)
-                ?? d.maxConnectionsPerAddress)
+                ?? d.maxConnectionsPerAddress,
+            trustedProxies: try c.decodeIfPresent(TrustedProxies.self, forKey: .trustedProxies) ?? d.trustedProxies)
     }
 
     /// Encodes the limits under the keys a file uses (durations in milliseconds).
@@ -73,6 +78,7 @@ extension ListenerLimits: Codable {
         try c.encodeMillis(headerTimeout, forKey: .headerTimeoutMillis)
         try c.encode(maxConnections, forKey: .maxConnections)
         try c.encode(maxConnectionsPerAddress, forKey: .maxConnectionsPerAddress)
+        if !trustedProxies.isEmpty { try c.encode(trustedProxies, forKey: .trustedProxies) }
     }
 }
 
@@ -93,10 +99,14 @@ public final class ConnectionLimiter: Sendable {
         self.refused = Counter(label: "iot_connections_refused_total", dimensions: [("listener", listener)])
     }
 
-    /// Takes a place for a connection from `address`; `false` when a cap is reached (counted).
+    /// Takes a place for a connection from `address`; `false` when a cap is reached (counted). A trusted proxy
+    /// (``ListenerLimits/trustedProxies``) is held to the overall cap only.
     public func acquire(_ address: String) -> Bool {
         let granted = counts.withLock { c -> Bool in
-            guard c.total < limits.maxConnections, c.byAddress[address, default: 0] < limits.maxConnectionsPerAddress
+            guard
+                c.total < limits.maxConnections,
+                c.byAddress[address, default: 0] < limits.maxConnectionsPerAddress
+                    || limits.trustedProxies.contains(address)
             else { return false }
             c.total += 1
             c.byAddress[address, default: 0] += 1

@@ -183,6 +183,8 @@ import Testing
             try eventually("every client connected after the pause", seconds: 10) {
                 try connected(other).count == clients
             }
+            let stayed = try owners(other).filter { $0.value == pausedID }
+            #expect(stayed.isEmpty, "cycle \(cycle): the paused instance's clients moved: \(stayed)")
             usleep(1_500_000)
         }
         try eventually("every client connected at the end", seconds: 10) {

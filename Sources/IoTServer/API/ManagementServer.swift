@@ -136,6 +136,7 @@ public final class ManagementServer: Service {
     /// trailing slash reach the same route and so the same check.
     public func makeRouter() -> Router<ManagementContext> {
         let router = Router(context: ManagementContext.self)
+        router.add(middleware: ForwardedForMiddleware(proxies: configuration.limits.trustedProxies))
         // Requests by route, method and status, and their time: `hb_requests`, the histogram
         // `http_server_request_duration` (Hummingbird's names, made valid for Prometheus by
         // `IoTPlatform.metricsFactory`).

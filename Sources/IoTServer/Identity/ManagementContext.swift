@@ -1,17 +1,19 @@
 public import Hummingbird
 public import HummingbirdAuth
 import IoTCore
+public import IoTListener
 import NIOCore
 
 /// The request context of the management API: Hummingbird's core context, the ``Principal`` that the
 /// authentication middleware resolved, and the client's address for the audit log.
-public struct ManagementContext: AuthRequestContext, RequestContext {
+public struct ManagementContext: AuthRequestContext, RequestContext, ClientAddressContext {
     /// Hummingbird's per-request storage.
     public var coreContext: CoreRequestContextStorage
     /// The caller, once authenticated; `nil` on the routes that need no sign-in (`POST /api/v1/auth/login` …).
     public var identity: Principal?
-    /// The client's IP address (`""` when unknown, as in tests that drive the router without a socket).
-    public let clientAddress: String
+    /// The client's IP address (`""` when unknown, as in tests that drive the router without a socket): the TCP
+    /// peer, or the client a trusted proxy forwarded for (``IoTListener/ForwardedForMiddleware``).
+    public var clientAddress: String
 
     /// Creates the context for a request on `source.channel`.
     public init(source: ApplicationRequestContextSource) {

@@ -108,6 +108,7 @@ public final class HTTPIngestTransport: Transport {
             throw error
         }
         let router = Router(context: DeviceRequestContext.self)
+        router.add(middleware: ForwardedForMiddleware(proxies: configuration.limits.trustedProxies))
         router.add(middleware: PercentDecodingMiddleware())
         router.post("/api/v1/devices/:uid/telemetry") { request, context in
             await self.deviceTelemetry(request, context: context)

@@ -98,6 +98,7 @@ public final class WebSocketTransport: Transport {
                 status: .badRequest)
         }
         let wsRouter = Router(context: DeviceRequestContext.self)
+        wsRouter.add(middleware: ForwardedForMiddleware(proxies: configuration.limits.trustedProxies))
         wsRouter.ws(path) { request, context in
             await self.shouldUpgrade(request, context: context)
         } onUpgrade: { inbound, outbound, context in

@@ -1,7 +1,7 @@
 # Shared by scripts/test.sh and scripts/demo.sh. Source it; do not execute.
 # The Debian 12 packages the project needs (build: C libraries; tests: peers and tools).
 APT_PACKAGES=(pkg-config libsqlite3-dev sqlite3 liblua5.4-dev duktape-dev libmodbus-dev libmosquitto-dev libcurl4-openssl-dev libcoap3-dev)
-APT_TEST_PACKAGES=(strace gdb wrk gcc make socat openssl python3 python3-pip mosquitto mosquitto-clients rabbitmq-server libcoap3-bin systemd prometheus chromium chromium-driver influxdb postgresql redis-server nginx)
+APT_TEST_PACKAGES=(strace gdb wrk gcc make socat openssl python3 python3-pip mosquitto mosquitto-clients rabbitmq-server libcoap3-bin systemd prometheus chromium chromium-driver influxdb postgresql redis-server nginx libnginx-mod-stream)
 
 # install_packages NAME… : apt-get install what is missing (as root), or say what to install.
 install_packages() {

@@ -65,8 +65,8 @@ TIMED='serialLine|aClientOverItsShareOfTheInboundLimit|aFloodedClientIsThrottled
 # restarted), 10,000 devices provisioned in one call, the SIGHUP reload and the WAL at shutdown (each an iotd of
 # its own): in the parallel phase they starved other tests' deadlines on two cores. So do the two tests that start a
 # real InfluxDB (influxd took over 30 s to answer /ping in a parallel run, and an iotd beside it missed its 20 s).
-# And the cluster (PostgreSQL, Redis, mosquitto, three iotd, paho) with its 3-second failover bound.
-LOAD='clientsMoveOffAKilledInstance|theLineProtocolExportLoadsIntoInfluxDB|committedPointsAreForwardedToInfluxDBOnceItAnswers|slowloris|theServedSpecHolds|prometheusSeesTheIngestRateThatWasSent|aFullDiskRefusesWithout500sLosesNothingAndRecovers|tenThousandDevicesWithTheirTokensInOneCall|sighupReloadsCertificatesParsersAndRulesWithoutDroppingConnections|aCleanShutdownLeavesNoWALBehind|killedWithItsDataDeletedItIsRestoredFromTheShippedBackup|aUserSignsInSeesLivePointsOnTheChartAndAcknowledgesAnAlarm'
+# And the clusters (PostgreSQL, Redis, mosquitto or nginx, three iotd) with their failover bounds.
+LOAD='clientsMoveOffAKilledInstance|nginxInFrontOfThreeInstances|theLineProtocolExportLoadsIntoInfluxDB|committedPointsAreForwardedToInfluxDBOnceItAnswers|slowloris|theServedSpecHolds|prometheusSeesTheIngestRateThatWasSent|aFullDiskRefusesWithout500sLosesNothingAndRecovers|tenThousandDevicesWithTheirTokensInOneCall|sighupReloadsCertificatesParsersAndRulesWithoutDroppingConnections|aCleanShutdownLeavesNoWALBehind|killedWithItsDataDeletedItIsRestoredFromTheShippedBackup|aUserSignsInSeesLivePointsOnTheChartAndAcknowledgesAnAlarm'
 # The 1,000 MQTT clients count the test process's threads and push its descriptors past 1024 (where a
 # select() in another test would abort the process): they run last, on their own.
 ALONE='aThousandClientsOnTwoThreads'

@@ -38,12 +38,17 @@ public final class LoopbackHTTPClient {
     private var buffer: [UInt8] = []
     private var start = 0
 
+    private let sourceAddress: String?
+
     /// Connects to `host:port` (IPv4). A response that does not arrive within `timeoutSeconds` (each read
-    /// waits at most that long) fails the request instead of hanging the caller.
-    public init(host: String = "127.0.0.1", port: Int, timeoutSeconds: Int = 30) throws {
+    /// waits at most that long) fails the request instead of hanging the caller. `sourceAddress` binds the
+    /// connection's own end first (`127.0.0.2`: any 127/8 address is this machine's), so that one test plays
+    /// several clients.
+    public init(host: String = "127.0.0.1", port: Int, timeoutSeconds: Int = 30, sourceAddress: String? = nil) throws {
         self.host = host
         self.port = port
         self.timeoutSeconds = max(1, timeoutSeconds)
+        self.sourceAddress = sourceAddress
         try connect()
     }
 
@@ -59,6 +64,22 @@ public final class LoopbackHTTPClient {
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         var wait = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+        if let sourceAddress {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            inet_pton(AF_INET, sourceAddress, &local.sin_addr)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard bound == 0 else {
+                let message = String(cString: strerror(errno))
+                close(fd)
+                fd = -1
+                throw Failure(description: "bind to \(sourceAddress): \(message)")
+            }
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = UInt16(port).bigEndian

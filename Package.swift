@@ -440,7 +440,7 @@ let package = Package(
             name: "IoTPostgresTests",
             dependencies: [
                 "IoTTestSupport",
-                "IoTCore", "IoTPostgres", "IoTTesting",
+                "IoTCore", "IoTPostgres", "IoTTesting", "IoTRules",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -48,7 +48,8 @@ struct PlatformStores {
                 configuration: .init(
                     instanceID: instance, duplicatePolicy: configuration.storage.points.duplicatePolicy)),
             credentials: PostgresCredentialStore(storage: storage), ruleState: PostgresRuleStateStore(storage: storage),
-            statistics: PostgresStatisticsStore(storage: storage), scripts: PostgresScriptStore(storage: storage),
+            statistics: PostgresStatisticsStore(storage: storage, instanceID: instance),
+            scripts: PostgresScriptStore(storage: storage),
             identity: PostgresIdentityStore(storage: storage), audit: PostgresAuditStore(storage: storage),
             outbox: PostgresOutbox(storage: storage, configuration: .init(instanceID: instance)),
             inbox: PostgresInbox(storage: storage), definitions: PostgresDefinitionStore(storage: storage),

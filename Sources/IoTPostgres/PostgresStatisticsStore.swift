@@ -6,21 +6,50 @@ import PostgresNIO
 /// stored by one instance is seen by all.
 ///
 /// Table (component `statistics`): `statistics(job_id, fire_time, window_start, window_end, "values")`, primary
-/// key `(job_id, fire_time)`, the values as JSON text.
+/// key `(job_id, fire_time)`, the values as JSON text; `statistics_claims(job_id, fire_time, instance,
+/// claimed_at)`, one row per scheduled fire that an instance claimed (``claimFire(_:jobID:fireTime:)``).
 public final class PostgresStatisticsStore: StatisticsStore {
     let storage: PostgresStorage
+    let instanceID: String
 
-    /// Creates a statistics store on `storage`; the table is created on each tenant's first use.
-    public init(storage: PostgresStorage) { self.storage = storage }
+    /// Creates a statistics store on `storage`; the tables are created on each tenant's first use. `instanceID`
+    /// names this instance in the claims of the fires it runs.
+    public init(storage: PostgresStorage, instanceID: String = "iotd") {
+        self.storage = storage
+        self.instanceID = instanceID
+    }
 
     static let ddl = """
         CREATE TABLE IF NOT EXISTS {schema}.statistics(
           job_id text NOT NULL, fire_time bigint NOT NULL, window_start bigint NOT NULL, window_end bigint NOT NULL,
-          "values" text NOT NULL, PRIMARY KEY(job_id, fire_time))
+          "values" text NOT NULL, PRIMARY KEY(job_id, fire_time));
+        CREATE TABLE IF NOT EXISTS {schema}.statistics_claims(
+          job_id text NOT NULL, fire_time bigint NOT NULL, instance text NOT NULL, claimed_at bigint NOT NULL,
+          PRIMARY KEY(job_id, fire_time))
         """
 
     func schema(_ tenant: TenantID) async throws -> String {
-        try await storage.schema(of: tenant, component: "statistics", version: 1, Self.ddl)
+        try await storage.schema(of: tenant, component: "statistics", version: 2, Self.ddl)
+    }
+
+    /// Claims a scheduled fire for this instance: one `INSERT … ON CONFLICT DO NOTHING`, so of several instances
+    /// that schedule the same job exactly one runs each fire.
+    public func claimFire(_ scope: AccessScope, jobID: String, fireTime: Int64) async throws -> Bool {
+        let schema = try await schema(scope.tenant)
+        return try await storage.mapErrors("claim fire \(fireTime) of statistics job \(jobID)") {
+            let rows = try await storage.client.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO \(schema).statistics_claims(job_id, fire_time, instance, claimed_at)
+                        VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, fire_time) DO NOTHING RETURNING 1
+                        """,
+                    binds: PostgresStorage.binds(
+                        jobID, fireTime, instanceID, Int64(Date().timeIntervalSince1970 * 1000))),
+                logger: storage.logger)
+            var claimed = false
+            for try await _ in rows.decode(Int.self) { claimed = true }
+            return claimed
+        }
     }
 
     /// Stores (or replaces) the result of one fire.

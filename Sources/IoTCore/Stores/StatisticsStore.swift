@@ -35,4 +35,13 @@ public protocol StatisticsStore: Sendable {
     func results(_ scope: AccessScope, jobID: String, from: Int64, to: Int64) async throws -> [StatisticsResult]
     /// The latest fire time stored for a job, or `nil`.
     func lastFireTime(_ scope: AccessScope, jobID: String) async throws -> Int64?
+    /// Claims the scheduled fire `fireTime` of job `jobID`: `true` for the first caller, `false` once another has
+    /// claimed it. Several instances on one store (PostgreSQL) each schedule every job and run a fire only when
+    /// they claim it, so each fire runs once. The default (a store of one instance) always claims.
+    func claimFire(_ scope: AccessScope, jobID: String, fireTime: Int64) async throws -> Bool
+}
+
+extension StatisticsStore {
+    /// Always `true`: one instance runs every fire.
+    public func claimFire(_ scope: AccessScope, jobID: String, fireTime: Int64) async throws -> Bool { true }
 }

@@ -54,6 +54,8 @@ public actor StatisticsScheduler: Service, FireScheduler {
     public internal(set) var failedFireCount = 0
     let firesCounter = Counter(label: "iot_statistics_fires_total")
     let failuresCounter = Counter(label: "iot_statistics_failures_total")
+    /// Scheduled fires another instance claimed (several instances on one store): this one skipped them.
+    let claimedElsewhereCounter = Counter(label: "iot_statistics_fires_claimed_elsewhere_total")
 
     /// Creates a scheduler.
     public init(
@@ -137,6 +139,13 @@ public actor StatisticsScheduler: Service, FireScheduler {
                 e.nextFire = e.job.cron.next(after: fire, in: e.job.timeZone)
             }
             do {
+                // Several instances on one store each schedule the job; the one that claims the fire runs it.
+                guard
+                    try await statisticsStore.claimFire(.tenant(e.tenant), jobID: e.job.id, fireTime: fire)
+                else {
+                    claimedElsewhereCounter.increment()
+                    continue
+                }
                 _ = try await execute(e.job, script: e.script, tenant: e.tenant, fireTime: fire)
             } catch {
                 failedFireCount += 1

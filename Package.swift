@@ -316,8 +316,10 @@ let package = Package(
             dependencies: [
                 "IoTTestSupport",
                 "IoTCore", "IoTStorage", "IoTProtocols", "IoTRules", "IoTTesting", "IoTScripting", "IoTServer",
+                "IoTPostgres", "IoTCluster", "IoTMQTT",
                 "iot-js-worker",
                 "CIoTSQLite",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

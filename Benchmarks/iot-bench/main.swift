@@ -17,6 +17,7 @@
 //   swift run -c release iot-bench fleet [--points N] [--smoke]    10k devices over HTTP on iotd serve: RSS, CPU per message
 //   swift run -c release iot-bench recovery [--points N] [--smoke] 10M points: shipped backup, restore, replay vs cp -a
 //   swift run -c release iot-bench console [--points N] [--smoke]  the console's API calls with 10k devices: p95 vs /healthz
+//   swift run -c release iot-bench postgres [--points N] [--smoke] PostgreSQL store vs raw COPY/INSERT; PG vs SQLite; Redis ops/message
 //   swift run -c release iot-bench all    [--smoke]
 //
 // `--smoke` runs each with a small size, for CI: it proves the benchmark runs, not how fast.
@@ -76,6 +77,7 @@ func runSelected() async throws {
     case "recovery": try await runRecoveryBenchmark(options)
     case "fleet": try await runFleetBenchmark(options)
     case "console": try await runConsoleBenchmark(options)
+    case "postgres": try await runPostgresBenchmark(options)
     case "all":
         try await runIngestBenchmark(options)
         try await runQueryBenchmark(options)
@@ -93,9 +95,10 @@ func runSelected() async throws {
         try await runRecoveryBenchmark(options)
         try await runFleetBenchmark(options)
         try await runConsoleBenchmark(options)
+        try await runPostgresBenchmark(options)
     default:
         print(
-            "usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|mqtt-drain|notify|stream|coap|auth|identity|provision|recovery|fleet|console|all [--smoke] [--points N] [--dir PATH]"
+            "usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|mqtt-drain|notify|stream|coap|auth|identity|provision|recovery|fleet|console|postgres|all [--smoke] [--points N] [--dir PATH]"
         )
         exit(2)
     }

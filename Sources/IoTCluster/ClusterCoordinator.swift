@@ -35,7 +35,8 @@ public import ServiceLifecycle
 /// Keys (`prefix` is ``Configuration/prefix``): `prefix:instance:<id>` (the heartbeat, with a TTL),
 /// `prefix:instances` (ids ever seen), `prefix:instance-info` (each one's last heartbeat), `prefix:use`,
 /// `prefix:no_use`, and the hashes `prefix:mqtt:specs`, `prefix:mqtt:assign` (`<instance> <epoch>`),
-/// `prefix:mqtt:epoch` and `prefix:mqtt:reports`. None is touched on the data path: ingest costs no Redis
+/// `prefix:mqtt:epoch`, `prefix:mqtt:reports` and `prefix:mqtt:removed` (a removed client's tombstone, until its
+/// owner has ended its broker session). None is touched on the data path: ingest costs no Redis
 /// operation.
 public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdministration {
     /// `cluster: {redis: …, instanceID: …}`.
@@ -321,8 +322,18 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
         for (client, local) in running {
             guard let text = specs[client] else {
                 running[client] = nil
-                try? await manager.remove(id: client)
-                logger.info("MQTT client removed", metadata: ["client": "\(client)"])
+                // Removed through the API (a tombstone says so): the broker session ends too. A spec that is
+                // simply gone (Redis lost its data) only stops the client: the broker keeps what it queued.
+                if try await redis.command("HDEL", key("mqtt", "removed"), client).int == 1 {
+                    try? await manager.remove(id: client)
+                    logger.info("MQTT client removed", metadata: ["client": "\(client)"])
+                } else {
+                    await manager.release(id: client)
+                    logger.warning(
+                        "MQTT client's spec is gone from Redis; stopped here, its broker session kept (create it again, or restart an instance to restore the definitions)",
+                        metadata: ["client": "\(client)"])
+                }
+                try await redis.command("HDEL", key("mqtt", "reports"), client)
                 continue
             }
             guard let owner = Owner(assignments[client]), owner.instance == id, owner.epoch == local.epoch else {
@@ -449,6 +460,7 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
         guard try await redis.command("HSETNX", key("mqtt", "specs"), spec.id, Self.json(spec)).int == 1 else {
             throw IoTError(.conflict, "an MQTT client '\(spec.id)' exists; update it (PUT) or remove it first")
         }
+        try await redis.command("HDEL", key("mqtt", "removed"), spec.id)
         _ = try await assign(spec.id, previous: "", previousOwner: "", to: target)
         if target == id { await tick() }
         return try await client(id: spec.id)
@@ -472,7 +484,11 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
     ///
     /// - Throws: `notFound`.
     public func removeClient(id client: String) async throws(IoTError) {
+        // The tombstone first: the owner then ends the client's broker session, not only its connection.
+        try await redis.command(
+            "HSET", key("mqtt", "removed"), client, String(Int64(Date().timeIntervalSince1970 * 1000)))
         guard try await redis.command("HDEL", key("mqtt", "specs"), client).int == 1 else {
+            try await redis.command("HDEL", key("mqtt", "removed"), client)
             throw IoTError(.notFound, "no MQTT client '\(client)'")
         }
         try await redis.command("HDEL", key("mqtt", "assign"), client)

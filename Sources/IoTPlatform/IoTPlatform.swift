@@ -1,3 +1,4 @@
+import Foundation
 public import IoTCluster
 public import IoTCore
 public import IoTPostgres
@@ -304,7 +305,12 @@ public final class IoTPlatform: Service, Sendable {
             MQTTClientRoutes(clients: mqttAdministration, definitions: definitions),
             CoAPObservationRoutes(observations: coapObservations, definitions: definitions),
         ]
-        if let cluster { resources.append(ClusterRoutes(source: cluster)) }
+        resources.append(
+            ClusterRoutes(
+                source: cluster
+                    ?? SingleInstanceStatus(
+                        instanceID: configuration.cluster.instanceID ?? ProcessInfo.processInfo.hostName,
+                        manager: mqtt)))
         resources.append(ModbusRoutes(modbus: modbus, definitions: definitions))
         resources.append(DashboardRoutes(definitions: definitions))
         reports = ReportScheduler(

@@ -1,7 +1,7 @@
 import Foundation
 public import IoTCore
 public import Logging
-import PostgresNIO
+public import PostgresNIO
 public import ServiceLifecycle
 import Synchronization
 
@@ -80,7 +80,9 @@ public final class PostgresStorage: Service, Sendable {
 
     /// The configuration in force.
     public let configuration: Configuration
-    let client: PostgresClient
+    /// The connection pool (postgres-nio), for queries of your own beside the stores (each tenant's tables are in
+    /// the schema `<schemaPrefix>_<tenant>`). It runs while ``run()`` does.
+    public let client: PostgresClient
     let logger: Logger
     /// Schemas whose component tables exist: "schema/component".
     private let ensured = Mutex<Set<String>>([])

@@ -209,8 +209,18 @@ import Testing
         print("acknowledged by the broker: \(expected.count), stored: \(stored.count), missing: \(missing.count)")
         #expect(missing.isEmpty)
         #expect(stored.values.allSatisfy { $0 == 1 }, "each message stored once")
+        // A client removed through any instance: its owner stops it and ends its broker session (one clean-session
+        // connect with its id).
+        let removedOwner = try owners(instances[2])["c-0"] ?? "?"
+        #expect(try instances[2].api("DELETE", "/api/v1/mqtt/clients/c-0").status == 204)
+        try eventually("the removed client is gone everywhere", seconds: 10) {
+            try owners(instances[0])["c-0"] == nil && connected(instances[1]).count == clients - 1
+        }
+        sleep(1)
         for iotd in instances { #expect(iotd.stop(signal: SIGTERM) == 0, "graceful stop") }
         #expect(broker.stop(signal: SIGTERM) == 0)
+        let log = try String(contentsOfFile: brokerLog, encoding: .utf8)
+        #expect(log.contains(" as c-0 (p2, c1"), "the session of c-0 (run by \(removedOwner)) was ended")
         let connections = try connections(brokerLog, from: pausesFrom, until: pausesUntil)
         print("pause cycles: \(pauseCycles), clients moved: \(moves), their connections at the broker: \(connections)")
         #expect(connections == moves, "each moved client connects once; more is a double subscription")

@@ -1,0 +1,264 @@
+import Foundation
+import IoTCluster
+import IoTCore
+import IoTMQTT
+import IoTPostgres
+import IoTStorage
+import IoTTestSupport
+import Logging
+import NIOCore
+import PostgresNIO
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Issue 24, item 8, in one run on one PostgreSQL that the benchmark starts itself (`initdb`/`pg_ctl` on a free
+/// port, as the tests do):
+/// - the PostgreSQL point store's points/s (10k-point batches: series ids, points, rollups, the journal watermark
+///   in one transaction) against a raw `COPY` and a raw multi-row `INSERT … SELECT FROM unnest(…)` of the same
+///   points into the same `points(series, ts, kind, num, txt)` table, 10k rows per transaction (goal ≥ 0.7×);
+/// - one instance's pipeline (journal, ingestor, stores) on PostgreSQL against the same pipeline on SQLite;
+/// - the Redis commands per ingested message while a cluster coordinator runs beside that pipeline (goal: 0 on
+///   the data path), against the commands of an idle window of the same length.
+/// Data as in `ingest`: 100 devices × 10 signals, one sample per second.
+func runPostgresBenchmark(_ options: BenchOptions) async throws {
+    let total = options.points ?? (options.smoke ? 20_000 : 1_000_000)
+    let devices = 100
+    let signals = 10
+    print("== postgres: \(grouped(Double(total))) points (\(devices) devices × \(signals) signals)")
+    var logger = Logger(label: "bench")
+    logger.logLevel = .error
+    let server = try await onThread { try PostgresServer() }
+    defer { server.stop() }
+
+    // The store alone.
+    let storeRate = try await withPostgres(server, prefix: "store", logger: logger) { storage in
+        let store = PostgresPointStore(storage: storage, configuration: .init(instanceID: "bench"))
+        let t0 = monotonicSeconds()
+        var sequence: UInt64 = 0
+        for start in stride(from: 0, to: total, by: 10_000) {
+            sequence += 1
+            let points = (start..<min(total, start + 10_000)).map { i in
+                Point(
+                    device: "dev\((i / signals) % devices)", signal: "s\(i % signals)",
+                    time: 1_700_000_000_000 + Int64(i / (devices * signals)) * 1000,
+                    value: .number(20.0 + Double(i % 997) / 10.0))
+            }
+            try await store.write(PointBatch(tenant: "bench", points: points, journalSequence: sequence))
+        }
+        return Double(total) / (monotonicSeconds() - t0)
+    }
+    print("sdk   PostgresPointStore.write, 10k points/batch:      \(grouped(storeRate)) points/s")
+
+    // Raw references in the same table shape.
+    let (copyRate, insertRate) = try await withPostgres(server, prefix: "raw", logger: logger) { storage in
+        try await storage.client.query(
+            """
+            CREATE TABLE raw_copy(series bigint NOT NULL, ts bigint NOT NULL, kind smallint NOT NULL,
+              num double precision, txt bytea, PRIMARY KEY(series, ts))
+            """, logger: logger)
+        try await storage.client.query(
+            """
+            CREATE TABLE raw_insert(series bigint NOT NULL, ts bigint NOT NULL, kind smallint NOT NULL,
+              num double precision, txt bytea, PRIMARY KEY(series, ts))
+            """, logger: logger)
+        func row(_ i: Int) -> (Int64, Int64, Double) {
+            (
+                Int64((i / signals) % devices * signals + i % signals + 1),
+                1_700_000_000_000 + Int64(i / (devices * signals)) * 1000, 20.0 + Double(i % 997) / 10.0
+            )
+        }
+        let c0 = monotonicSeconds()
+        for start in stride(from: 0, to: total, by: 10_000) {
+            try await storage.client.withConnection { connection in
+                try await connection.copyFrom(
+                    table: "raw_copy", columns: ["series", "ts", "kind", "num"], logger: logger
+                ) {
+                    writer in
+                    var buffer = ByteBuffer()
+                    for i in start..<min(total, start + 10_000) {
+                        let (s, t, v) = row(i)
+                        buffer.writeString("\(s)\t\(t)\t0\t\(v)\n")
+                    }
+                    try await writer.write(buffer)
+                }
+            }
+        }
+        let copy = Double(total) / (monotonicSeconds() - c0)
+        let i0 = monotonicSeconds()
+        for start in stride(from: 0, to: total, by: 10_000) {
+            var series: [Int64] = []
+            var times: [Int64] = []
+            var values: [Double] = []
+            for i in start..<min(total, start + 10_000) {
+                let (s, t, v) = row(i)
+                series.append(s)
+                times.append(t)
+                values.append(v)
+            }
+            var binds = PostgresBindings()
+            binds.append(series)
+            binds.append(times)
+            binds.append(values)
+            try await storage.client.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO raw_insert(series, ts, kind, num)
+                        SELECT s, t, 0, n FROM unnest($1::int8[], $2::int8[], $3::float8[]) AS u(s, t, n)
+                        """, binds: binds), logger: logger)
+        }
+        return (copy, Double(total) / (monotonicSeconds() - i0))
+    }
+    print("raw   COPY FROM STDIN, same table, 10k rows/txn:       \(grouped(copyRate)) points/s")
+    print("raw   INSERT … unnest, same table, 10k rows/txn:       \(grouped(insertRate)) points/s")
+
+    // One instance's pipeline on each storage, with a cluster coordinator on Redis beside the PostgreSQL one.
+    let redisPort = ChildProcess.freeLoopbackPort()
+    let redisDirectory = options.directory + "/redis"
+    try FileManager.default.createDirectory(atPath: redisDirectory, withIntermediateDirectories: true)
+    let redis = try ChildProcess([
+        "/usr/bin/env", "redis-server", "--port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "", "--appendonly",
+        "no", "--dir", redisDirectory,
+    ])
+    defer { redis.stop(signal: SIGTERM) }
+    try ChildProcess.waitForLoopbackPort(redisPort)
+    let counter = try RedisClient(url: "redis://127.0.0.1:\(redisPort)")
+    func redisCalls() async throws -> Int {
+        let info = try await counter.command("INFO", "commandstats").string ?? ""
+        return info.split(whereSeparator: \.isNewline).reduce(0) { sum, line in
+            guard line.hasPrefix("cmdstat_"), !line.hasPrefix("cmdstat_info:"),
+                let calls = line.split(separator: ",").first?.split(separator: "=").last.flatMap({ Int($0) })
+            else { return sum }
+            return sum + calls
+        }
+    }
+
+    let messages = total / signals
+    let (pgPipeline, pgSeconds, pgRedis) = try await withPostgres(server, prefix: "pipe", logger: logger) { storage in
+        let registry = PostgresRegistryStore(storage: storage)
+        let store = PostgresPointStore(storage: storage, configuration: .init(instanceID: "bench"))
+        let journal = try FileJournal(
+            configuration: .init(directory: options.directory + "/pg-journal"), logger: logger)
+        let ingestor = Ingestor(journal: journal, pointStore: store, registry: registry, logger: logger)
+        let manager = MQTTClientManager(ingestor: ingestor, logger: logger)
+        let coordinator = try ClusterCoordinator(
+            configuration: .init(url: "redis://127.0.0.1:\(redisPort)", instanceID: "bench"), manager: manager,
+            logger: logger)
+        let coordinating = Task { try await coordinator.run() }
+        // An idle window, then the same length of ingest: the difference is what ingest costs in Redis.
+        try await Task.sleep(for: .seconds(1))
+        let idle0 = try await redisCalls()
+        let i0 = monotonicSeconds()
+        try await Task.sleep(for: .seconds(2))
+        let idleRate = Double(try await redisCalls() - idle0) / (monotonicSeconds() - i0)
+        guard try await coordinator.clusterStatus().instances.contains(where: { $0.id == "bench" && $0.alive }) else {
+            throw BenchError("the cluster coordinator did not register with Redis")
+        }
+        let before = try await redisCalls()
+        let (rate, seconds) = try await pipelineRate(
+            ingestor: ingestor, registry: registry, store: store, messages: messages, devices: devices,
+            signals: signals)
+        let during = try await redisCalls() - before
+        coordinating.cancel()
+        await manager.stopAll()
+        return (rate, seconds, (during: during, idlePerSecond: idleRate))
+    }
+    let sqliteStorage = try SQLiteStorage(
+        configuration: .init(directory: options.directory + "/sqlite-pipe"), logger: logger)
+    let (sqlitePipeline, _) = try await pipelineRate(
+        ingestor: Ingestor(
+            journal: try FileJournal(
+                configuration: .init(directory: options.directory + "/sqlite-pipe/journal"), logger: logger),
+            pointStore: SQLitePointStore(storage: sqliteStorage), registry: SQLiteRegistryStore(storage: sqliteStorage),
+            logger: logger),
+        registry: SQLiteRegistryStore(storage: sqliteStorage), store: SQLitePointStore(storage: sqliteStorage),
+        messages: messages, devices: devices, signals: signals)
+    print("sdk   one instance, journal+ingestor on PostgreSQL:    \(grouped(pgPipeline)) points/s")
+    print("sdk   one instance, journal+ingestor on SQLite:        \(grouped(sqlitePipeline)) points/s")
+    let expectedIdle = pgRedis.idlePerSecond * pgSeconds
+    print(
+        String(
+            format:
+                "redis %d commands while %@ messages were ingested in %.2f s; idle rate %.1f/s would give %.0f: %.4f per message beyond the heartbeats",
+            pgRedis.during, grouped(Double(messages)), pgSeconds, pgRedis.idlePerSecond, expectedIdle,
+            max(0, Double(pgRedis.during) - expectedIdle) / Double(messages)))
+    print(String(format: "ratio store / raw COPY: %.2f×   (goal ≥ 0.70×)", storeRate / copyRate))
+    print(String(format: "ratio store / raw INSERT unnest: %.2f×   (goal ≥ 0.70×)", storeRate / insertRate))
+    print(String(format: "ratio one instance PostgreSQL / SQLite: %.2f×", pgPipeline / sqlitePipeline))
+    await counter.close()
+}
+
+/// A storage on `server` with its own schema prefix, closed after `body`.
+private func withPostgres<T: Sendable>(
+    _ server: PostgresServer, prefix: String, logger: Logger, _ body: (PostgresStorage) async throws -> T
+) async throws -> T {
+    let storage = try PostgresStorage(
+        configuration: .init(url: server.url, schemaPrefix: prefix, maximumConnections: 4), logger: logger)
+    let running = Task { try await storage.run() }
+    do {
+        try await storage.waitUntilReachable()
+        let result = try await body(storage)
+        running.cancel()
+        await storage.close()
+        return result
+    } catch {
+        running.cancel()
+        await storage.close()
+        throw error
+    }
+}
+
+/// Ingests `messages` messages of `signals` values (4 submitters) and waits until all are committed; points/s
+/// and seconds.
+private func pipelineRate(
+    ingestor: Ingestor, registry: any RegistryStore, store: any PointStore, messages: Int, devices: Int, signals: Int
+) async throws -> (Double, Double) {
+    let tenant: TenantID = "bench"
+    let scope = AccessScope.tenant(tenant)
+    try await registry.saveTenant(Tenant(id: tenant))
+    try await registry.saveProduct(
+        scope, Product(id: "sensor", signals: (0..<signals).map { Signal(name: "s\($0)", type: .number) }))
+    for d in 0..<devices { try await registry.saveDevice(scope, Device(uid: "dev\(d)", product: "sensor")) }
+    let service = Task { try await ingestor.run() }
+    while !ingestor.isReady { try await Task.sleep(for: .milliseconds(2)) }
+    let submitters = 4
+    let t0 = monotonicSeconds()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for lane in 0..<submitters {
+            group.addTask {
+                var m = lane
+                while m < messages {
+                    let device = m % devices
+                    var values: [String: SignalValue] = [:]
+                    for s in 0..<signals { values["s\(s)"] = .number(20.0 + Double((m * signals + s) % 997) / 10.0) }
+                    let record = DeviceRecord(
+                        deviceUID: "dev\(device)", time: 1_700_000_000_000 + Int64(m / devices) * 1000, values: values)
+                    do {
+                        _ = try await ingestor.ingest(
+                            [record], transport: "bench",
+                            identity: DeviceIdentity(tenant: tenant, deviceUID: "dev\(device)"))
+                        m += submitters
+                    } catch let e as IoTError where e.code == .backpressure {
+                        try await Task.sleep(for: .milliseconds(1))
+                    }
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
+    let seconds = monotonicSeconds() - t0
+    service.cancel()
+    _ = try? await service.value
+    let stats = ingestor.statistics
+    guard stats.pointsStored == messages * signals, stats.isBalanced else {
+        throw BenchError("stored \(stats.pointsStored) points, expected \(messages * signals); \(stats)")
+    }
+    let stored = try await store.aggregate(
+        scope, series: SeriesKey(device: "dev0", signal: "s0"), from: 0, to: Int64.max / 2, bucketMillis: nil)
+    guard stored.first?.count == (messages + devices - 1) / devices else {
+        throw BenchError("dev0.s0 holds \(stored.first?.count ?? 0) points")
+    }
+    return (Double(messages * signals) / seconds, seconds)
+}

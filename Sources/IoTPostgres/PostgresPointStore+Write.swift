@@ -104,22 +104,31 @@ extension PostgresPointStore {
             let v = values[key]!
             chosen.append(policy == .lastWriteWins ? v.last! : v.first!)
         }
-        var inserted = Set<PointKey>()
-        let insertRows = try await c.query(
+        // One statement inserts what is new and answers only the keys that were there already (usually none:
+        // a journal replay or a device that sends a time twice), not one row per point.
+        var conflicts = Set<PointKey>()
+        let conflictRows = try await c.query(
             PostgresQuery(
                 unsafeSQL: """
-                    INSERT INTO \(schema).points(series, ts, kind, num, txt)
-                    SELECT s, t, k, CASE WHEN k = 2 THEN NULL ELSE n END, CASE WHEN k = 2 THEN x END
-                    FROM unnest($1::int8[], $2::int8[], $3::int2[], $4::float8[], $5::bytea[]) AS u(s, t, k, n, x)
-                    ON CONFLICT DO NOTHING RETURNING series, ts
+                    WITH u AS (
+                      SELECT * FROM unnest($1::int8[], $2::int8[], $3::int2[], $4::float8[], $5::bytea[]) AS u(s, t, k, n, x)
+                    ), ins AS (
+                      INSERT INTO \(schema).points(series, ts, kind, num, txt)
+                      SELECT s, t, k, CASE WHEN k = 2 THEN NULL ELSE n END, CASE WHEN k = 2 THEN x END FROM u
+                      ON CONFLICT DO NOTHING RETURNING series, ts
+                    )
+                    SELECT s, t FROM u EXCEPT ALL SELECT series, ts FROM ins
                     """,
                 binds: PostgresStorage.binds(
                     order.map(\.series), order.map(\.time), chosen.kinds, chosen.nums, chosen.txts)),
             logger: logger)
-        for try await (s, t) in insertRows.decode((Int64, Int64).self) { inserted.insert(PointKey(series: s, time: t)) }
+        for try await (s, t) in conflictRows.decode((Int64, Int64).self) {
+            conflicts.insert(PointKey(series: s, time: t))
+        }
+        let inserted = Set(order).subtracting(conflicts)
 
         var stored: [PointKey: SignalValue] = [:]
-        let existing = order.filter { !inserted.contains($0) }
+        let existing = order.filter { conflicts.contains($0) }
         if !existing.isEmpty {
             let rows = try await c.query(
                 PostgresQuery(

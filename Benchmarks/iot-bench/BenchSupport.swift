@@ -150,3 +150,59 @@ func threadSchedstatPath(named name: String) -> String? {
 func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { c in Thread { c.resume(with: Result { try body() }) }.start() }
 }
+
+/// Registers `devices` devices of `signals` signals, ingests `messages` messages of `signals` values (4
+/// submitters; one message per device and second, time-major) and waits until all are committed: points/s, the
+/// seconds to the last commit and the seconds to the last receipt. Checks every point was stored.
+func pipelineRate(
+    ingestor: Ingestor, registry: any RegistryStore, store: any PointStore, messages: Int, devices: Int, signals: Int
+) async throws -> (rate: Double, seconds: Double, receipts: Double) {
+    let tenant: TenantID = "bench"
+    let scope = AccessScope.tenant(tenant)
+    try await registry.saveTenant(Tenant(id: tenant))
+    try await registry.saveProduct(
+        scope, Product(id: "sensor", signals: (0..<signals).map { Signal(name: "s\($0)", type: .number) }))
+    for d in 0..<devices { try await registry.saveDevice(scope, Device(uid: "dev\(d)", product: "sensor")) }
+    let service = Task { try await ingestor.run() }
+    while !ingestor.isReady { try await Task.sleep(for: .milliseconds(2)) }
+    let submitters = 4
+    let t0 = monotonicSeconds()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for lane in 0..<submitters {
+            group.addTask {
+                var m = lane
+                while m < messages {
+                    let device = m % devices
+                    var values: [String: SignalValue] = [:]
+                    for s in 0..<signals { values["s\(s)"] = .number(20.0 + Double((m * signals + s) % 997) / 10.0) }
+                    let record = DeviceRecord(
+                        deviceUID: "dev\(device)", time: 1_700_000_000_000 + Int64(m / devices) * 1000, values: values)
+                    do {
+                        _ = try await ingestor.ingest(
+                            [record], transport: "bench",
+                            identity: DeviceIdentity(tenant: tenant, deviceUID: "dev\(device)"))
+                        m += submitters
+                    } catch let e as IoTError where e.code == .backpressure {
+                        try await Task.sleep(for: .milliseconds(1))
+                    }
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    let receipts = monotonicSeconds() - t0
+    while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
+    let seconds = monotonicSeconds() - t0
+    service.cancel()
+    _ = try? await service.value
+    let stats = ingestor.statistics
+    guard stats.pointsStored == messages * signals, stats.isBalanced else {
+        throw BenchError("stored \(stats.pointsStored) points, expected \(messages * signals); \(stats)")
+    }
+    let stored = try await store.aggregate(
+        scope, series: SeriesKey(device: "dev0", signal: "s0"), from: 0, to: Int64.max / 2, bucketMillis: nil)
+    guard stored.first?.count == (messages + devices - 1) / devices else {
+        throw BenchError("dev0.s0 holds \(stored.first?.count ?? 0) points")
+    }
+    return (Double(messages * signals) / seconds, seconds, receipts)
+}

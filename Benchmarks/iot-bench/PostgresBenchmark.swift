@@ -114,16 +114,9 @@ func runPostgresBenchmark(_ options: BenchOptions) async throws {
     print("raw   INSERT … unnest, same table, 10k rows/txn:       \(grouped(insertRate)) points/s")
 
     // One instance's pipeline on each storage, with a cluster coordinator on Redis beside the PostgreSQL one.
-    let redisPort = ChildProcess.freeLoopbackPort()
-    let redisDirectory = options.directory + "/redis"
-    try FileManager.default.createDirectory(atPath: redisDirectory, withIntermediateDirectories: true)
-    let redis = try ChildProcess([
-        "/usr/bin/env", "redis-server", "--port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "", "--appendonly",
-        "no", "--dir", redisDirectory,
-    ])
-    defer { redis.stop(signal: SIGTERM) }
-    try ChildProcess.waitForLoopbackPort(redisPort)
-    let counter = try RedisClient(url: "redis://127.0.0.1:\(redisPort)")
+    let redis = try RedisServer()
+    defer { redis.stop() }
+    let counter = try RedisClient(url: redis.url)
     func redisCalls() async throws -> Int {
         let info = try await counter.command("INFO", "commandstats").string ?? ""
         return info.split(whereSeparator: \.isNewline).reduce(0) { sum, line in
@@ -143,7 +136,7 @@ func runPostgresBenchmark(_ options: BenchOptions) async throws {
         let ingestor = Ingestor(journal: journal, pointStore: store, registry: registry, logger: logger)
         let manager = MQTTClientManager(ingestor: ingestor, logger: logger)
         let coordinator = try ClusterCoordinator(
-            configuration: .init(url: "redis://127.0.0.1:\(redisPort)", instanceID: "bench"), manager: manager,
+            configuration: .init(url: redis.url, instanceID: "bench"), manager: manager,
             logger: logger)
         let coordinating = Task { try await coordinator.run() }
         // An idle window, then the same length of ingest: the difference is what ingest costs in Redis.
@@ -156,7 +149,7 @@ func runPostgresBenchmark(_ options: BenchOptions) async throws {
             throw BenchError("the cluster coordinator did not register with Redis")
         }
         let before = try await redisCalls()
-        let (rate, seconds) = try await pipelineRate(
+        let (rate, seconds, _) = try await pipelineRate(
             ingestor: ingestor, registry: registry, store: store, messages: messages, devices: devices,
             signals: signals)
         let during = try await redisCalls() - before
@@ -166,7 +159,7 @@ func runPostgresBenchmark(_ options: BenchOptions) async throws {
     }
     let sqliteStorage = try SQLiteStorage(
         configuration: .init(directory: options.directory + "/sqlite-pipe"), logger: logger)
-    let (sqlitePipeline, _) = try await pipelineRate(
+    let (sqlitePipeline, _, _) = try await pipelineRate(
         ingestor: Ingestor(
             journal: try FileJournal(
                 configuration: .init(directory: options.directory + "/sqlite-pipe/journal"), logger: logger),
@@ -207,58 +200,4 @@ private func withPostgres<T: Sendable>(
         await storage.close()
         throw error
     }
-}
-
-/// Ingests `messages` messages of `signals` values (4 submitters) and waits until all are committed; points/s
-/// and seconds.
-private func pipelineRate(
-    ingestor: Ingestor, registry: any RegistryStore, store: any PointStore, messages: Int, devices: Int, signals: Int
-) async throws -> (Double, Double) {
-    let tenant: TenantID = "bench"
-    let scope = AccessScope.tenant(tenant)
-    try await registry.saveTenant(Tenant(id: tenant))
-    try await registry.saveProduct(
-        scope, Product(id: "sensor", signals: (0..<signals).map { Signal(name: "s\($0)", type: .number) }))
-    for d in 0..<devices { try await registry.saveDevice(scope, Device(uid: "dev\(d)", product: "sensor")) }
-    let service = Task { try await ingestor.run() }
-    while !ingestor.isReady { try await Task.sleep(for: .milliseconds(2)) }
-    let submitters = 4
-    let t0 = monotonicSeconds()
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        for lane in 0..<submitters {
-            group.addTask {
-                var m = lane
-                while m < messages {
-                    let device = m % devices
-                    var values: [String: SignalValue] = [:]
-                    for s in 0..<signals { values["s\(s)"] = .number(20.0 + Double((m * signals + s) % 997) / 10.0) }
-                    let record = DeviceRecord(
-                        deviceUID: "dev\(device)", time: 1_700_000_000_000 + Int64(m / devices) * 1000, values: values)
-                    do {
-                        _ = try await ingestor.ingest(
-                            [record], transport: "bench",
-                            identity: DeviceIdentity(tenant: tenant, deviceUID: "dev\(device)"))
-                        m += submitters
-                    } catch let e as IoTError where e.code == .backpressure {
-                        try await Task.sleep(for: .milliseconds(1))
-                    }
-                }
-            }
-        }
-        try await group.waitForAll()
-    }
-    while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
-    let seconds = monotonicSeconds() - t0
-    service.cancel()
-    _ = try? await service.value
-    let stats = ingestor.statistics
-    guard stats.pointsStored == messages * signals, stats.isBalanced else {
-        throw BenchError("stored \(stats.pointsStored) points, expected \(messages * signals); \(stats)")
-    }
-    let stored = try await store.aggregate(
-        scope, series: SeriesKey(device: "dev0", signal: "s0"), from: 0, to: Int64.max / 2, bucketMillis: nil)
-    guard stored.first?.count == (messages + devices - 1) / devices else {
-        throw BenchError("dev0.s0 holds \(stored.first?.count ?? 0) points")
-    }
-    return (Double(messages * signals) / seconds, seconds)
 }

@@ -99,6 +99,8 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
     private var accepting: Bool?
     private var ticking = false
     private var tickAgain = false
+    /// Set once the instance leaves (graceful shutdown): no heartbeat after that.
+    private var left = false
     private let wake: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
 
@@ -159,6 +161,7 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
     /// Runs one heartbeat and reconciliation now (also run by ``run()`` once per heartbeat). Calls that
     /// arrive while one runs make it run once more.
     public func tick() async {
+        guard !left else { return }
         guard !ticking else {
             tickAgain = true
             return
@@ -168,7 +171,7 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
         repeat {
             tickAgain = false
             await heartbeatAndReconcile()
-        } while tickAgain
+        } while tickAgain && !left
     }
 
     private func heartbeatAndReconcile() async {
@@ -354,6 +357,7 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
                 }
             }
         }
+        var started = 0
         for (client, value) in assignments.sorted(by: { $0.key < $1.key }) {
             guard let owner = Owner(value), owner.instance == id, running[client] == nil,
                 let spec = specs[client].flatMap(Self.spec)
@@ -363,6 +367,7 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
                 if (try? await manager.report(client)) != nil { await manager.release(id: client) }
                 _ = try await manager.create(spec)
                 running[client] = (owner.epoch, spec)
+                started += 1
                 logger.info("MQTT client started here", metadata: ["client": "\(client)", "epoch": "\(owner.epoch)"])
             } catch {
                 logger.warning(
@@ -377,10 +382,21 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
             words += [client, Self.json(report)]
         }
         if words.count > 2 { try await redis.command(words) }
+        if started > 0 {
+            // The reports above say "connecting": publish them again once the new clients are connected, rather
+            // than a heartbeat later, so that every instance's API shows a failover as soon as it is done.
+            Task { [weak self] in
+                try? await Task.sleep(for: .milliseconds(250))
+                await self?.tick()
+            }
+        }
     }
 
     /// Stops this instance's clients (sessions kept) and deletes its registration.
     private func leave() async {
+        left = true
+        // A heartbeat under way finishes first, so that its registration cannot land after the deletion below.
+        while ticking { try? await Task.sleep(for: .milliseconds(10)) }
         manager.group.gate.close()
         for client in running.keys { await manager.release(id: client) }
         running.removeAll()

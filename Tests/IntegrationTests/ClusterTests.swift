@@ -27,12 +27,8 @@ import Testing
         let directory = TemporaryDirectory("iotd-cluster")
         let pg = try PostgresServer()
         defer { pg.stop() }
-        let redisPort = ChildProcess.freeLoopbackPort()
-        let redis = try ChildProcess([
-            "/usr/bin/env", "redis-server", "--port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", directory.path,
-        ])
-        defer { redis.stop(signal: SIGTERM) }
+        let redis = try RedisServer()
+        defer { redis.stop() }
         let brokerPort = ChildProcess.freeLoopbackPort()
         let brokerLog = directory.path + "/mosquitto.log"
         try """
@@ -49,7 +45,6 @@ import Testing
         let broker = try ChildProcess(["/usr/sbin/mosquitto", "-c", directory.path + "/mosquitto.conf"])
         defer { broker.stop(signal: SIGTERM) }
         try ChildProcess.waitForLoopbackPort(brokerPort)
-        try ChildProcess.waitForLoopbackPort(redisPort)
 
         let devices = (0..<clients).map { "      - { uid: d-\($0), product: meter }" }.joined(separator: "\n")
         let instances = (1...3).map { IotdProcess("iotd-cluster-\($0)") }
@@ -58,7 +53,7 @@ import Testing
                 iotd.preamble(logLevel: "warning")
                     + """
                     storage: { postgres: { url: "\(pg.url)", schemaPrefix: clu } }
-                    cluster: { instanceID: i\(i + 1), redis: { url: "redis://127.0.0.1:\(redisPort)/0" } }
+                    cluster: { instanceID: i\(i + 1), redis: { url: "\(redis.url)" } }
                     outbound: { allow: [127.0.0.1] }
                     tenants:
                       - id: acme

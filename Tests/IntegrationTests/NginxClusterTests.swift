@@ -28,13 +28,8 @@ import Testing
         let directory = TemporaryDirectory("iotd-nginx")
         let pg = try PostgresServer()
         defer { pg.stop() }
-        let redisPort = ChildProcess.freeLoopbackPort()
-        let redis = try ChildProcess([
-            "/usr/bin/env", "redis-server", "--port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", directory.path,
-        ])
-        defer { redis.stop(signal: SIGTERM) }
-        try ChildProcess.waitForLoopbackPort(redisPort)
+        let redis = try RedisServer()
+        defer { redis.stop() }
 
         let instances = (1...3).map { IotdProcess("iotd-nginx-\($0)") }
         let wsPorts = instances.map { _ in ChildProcess.freeLoopbackPort() }
@@ -45,7 +40,7 @@ import Testing
                 iotd.preamble(http: trusted, management: trusted, logLevel: "warning")
                     + """
                     storage: { postgres: { url: "\(pg.url)", schemaPrefix: ngx } }
-                    cluster: { instanceID: n\(i + 1), redis: { url: "redis://127.0.0.1:\(redisPort)/0" } }
+                    cluster: { instanceID: n\(i + 1), redis: { url: "\(redis.url)" } }
                     websocket: { host: 127.0.0.1, port: \(wsPorts[i]), \(trusted) }
                     coap: { host: 127.0.0.1, port: \(coapPorts[i]) }
                     tenants:

@@ -11,20 +11,10 @@ import Testing
 /// error reply as an error, a server that goes away as `unavailable` within the timeout, and a new connection
 /// once it is back.
 @Suite(.serialized) struct RedisClientTests {
-    static func startRedis(port: Int, directory: TemporaryDirectory) throws -> ChildProcess {
-        let server = try ChildProcess([
-            "/usr/bin/env", "redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly",
-            "no", "--dir", directory.path,
-        ])
-        try ChildProcess.waitForLoopbackPort(port)
-        return server
-    }
-
     @Test func repliesErrorsAndReconnection() async throws {
-        let directory = TemporaryDirectory("redis-client")
-        let port = ChildProcess.freeLoopbackPort()
-        var server = try Self.startRedis(port: port, directory: directory)
-        defer { server.stop(signal: SIGTERM) }
+        var server = try RedisServer()
+        let port = server.port
+        defer { server.stop() }
         let redis = try RedisClient(url: "redis://127.0.0.1:\(port)/2", timeout: .milliseconds(500))
 
         #expect(try await redis.command("PING") == .simple("PONG"))
@@ -54,7 +44,7 @@ import Testing
         }
         #expect(ContinuousClock.now - start < .seconds(2), "refused within the timeout")
 
-        server = try Self.startRedis(port: port, directory: directory)
+        server = try RedisServer(port: port)
         #expect(try await redis.command("PING") == .simple("PONG"), "a new connection after the restart")
         await redis.close()
     }

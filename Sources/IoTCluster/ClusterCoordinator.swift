@@ -187,9 +187,7 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
         do {
             let load = await manager.load
             let full = await manager.isFull
-            let me = ClusterStatus.Instance(
-                id: id, alive: true, accepting: !full, clients: load.clients, capacity: load.capacity,
-                memoryBytes: load.memoryBytes, cpuShare: load.cpuShare, startedAt: startedAt)
+            let me = ClusterStatus.Instance(id: id, load: load, full: full, startedAt: startedAt)
             let info = Self.json(me)
             try await redis.command("SET", key("instance", id), info, "PX", String(ttlMillis))
             leaseDeadline = started + ttlMillis

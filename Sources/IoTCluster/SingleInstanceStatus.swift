@@ -22,10 +22,17 @@ public struct SingleInstanceStatus: ClusterStatusSource {
         return ClusterStatus(
             instance: instanceID,
             instances: [
-                .init(
-                    id: instanceID, alive: true, accepting: !full, clients: load.clients, capacity: load.capacity,
-                    memoryBytes: load.memoryBytes, cpuShare: load.cpuShare, startedAt: startedAt)
+                .init(id: instanceID, load: load, full: full, startedAt: startedAt)
             ],
             assignments: await manager.list().map { .init(client: $0.spec.id, instance: instanceID, epoch: 0) })
+    }
+}
+
+extension ClusterStatus.Instance {
+    /// A live instance as its MQTT client manager's load describes it.
+    init(id: String, load: MQTTClientManager.Load, full: Bool, startedAt: Int64) {
+        self.init(
+            id: id, alive: true, accepting: !full, clients: load.clients, capacity: load.capacity,
+            memoryBytes: load.memoryBytes, cpuShare: load.cpuShare, startedAt: startedAt)
     }
 }

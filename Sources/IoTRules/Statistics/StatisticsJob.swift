@@ -64,6 +64,23 @@ public struct StatisticsJob: Sendable, Codable {
         self.catchUp = catchUp
     }
 
+    private enum CodingKeys: String, CodingKey {
+        case id, cron, timeZone, leadMillis, parameters, calculation, catchUp
+    }
+
+    /// Decodes a job; `timeZone` (UTC), `calculation` (none) and `catchUp` (``CatchUpPolicy/latest``) may be left
+    /// out, with the defaults of ``init(id:cron:timeZone:leadMillis:parameters:calculation:catchUp:)``.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try c.decode(String.self, forKey: .id), cron: try c.decode(CronExpression.self, forKey: .cron),
+            timeZone: try c.decodeIfPresent(CronTimeZone.self, forKey: .timeZone) ?? .utc,
+            leadMillis: try c.decode(Int64.self, forKey: .leadMillis),
+            parameters: try c.decode([Parameter].self, forKey: .parameters),
+            calculation: try c.decodeIfPresent(Calculation.self, forKey: .calculation),
+            catchUp: try c.decodeIfPresent(CatchUpPolicy.self, forKey: .catchUp) ?? .latest)
+    }
+
     /// Creates a job whose calculation is a Swift closure.
     public init(
         id: String, cron: CronExpression, timeZone: CronTimeZone = .utc, leadMillis: Int64,

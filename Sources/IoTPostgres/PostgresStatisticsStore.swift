@@ -11,12 +11,17 @@ import PostgresNIO
 public final class PostgresStatisticsStore: StatisticsStore {
     let storage: PostgresStorage
     let instanceID: String
+    /// How long a claim holds before another instance may take the fire over (when its result is not stored).
+    public let claimLease: Duration
 
     /// Creates a statistics store on `storage`; the tables are created on each tenant's first use. `instanceID`
-    /// names this instance in the claims of the fires it runs.
-    public init(storage: PostgresStorage, instanceID: String = "iotd") {
+    /// names this instance in the claims of the fires it runs; a fire claimed more than `claimLease` ago whose
+    /// result is not stored (its claimer died or failed) may be claimed again. Default 60 s: longer than any
+    /// fire should take, since a fire still running when its lease ends may run twice.
+    public init(storage: PostgresStorage, instanceID: String = "iotd", claimLease: Duration = .seconds(60)) {
         self.storage = storage
         self.instanceID = instanceID
+        self.claimLease = claimLease
     }
 
     static let ddl = """
@@ -32,19 +37,26 @@ public final class PostgresStatisticsStore: StatisticsStore {
         try await storage.schema(of: tenant, component: "statistics", version: 2, Self.ddl)
     }
 
-    /// Claims a scheduled fire for this instance: one `INSERT … ON CONFLICT DO NOTHING`, so of several instances
-    /// that schedule the same job exactly one runs each fire.
+    /// Claims a scheduled fire for this instance: one `INSERT … ON CONFLICT`, so of several instances that
+    /// schedule the same job exactly one runs each fire. A claim older than ``claimLease`` (by the server's clock)
+    /// whose result is not stored is taken over: the fire of an instance that died after claiming it still runs.
     public func claimFire(_ scope: AccessScope, jobID: String, fireTime: Int64) async throws -> Bool {
         let schema = try await schema(scope.tenant)
+        let lease = claimLease.inMilliseconds
         return try await storage.mapErrors("claim fire \(fireTime) of statistics job \(jobID)") {
             let rows = try await storage.client.query(
                 PostgresQuery(
                     unsafeSQL: """
-                        INSERT INTO \(schema).statistics_claims(job_id, fire_time, instance, claimed_at)
-                        VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, fire_time) DO NOTHING RETURNING 1
+                        INSERT INTO \(schema).statistics_claims AS c(job_id, fire_time, instance, claimed_at)
+                        VALUES ($1, $2, $3, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+                        ON CONFLICT (job_id, fire_time) DO UPDATE
+                        SET instance = excluded.instance, claimed_at = excluded.claimed_at
+                        WHERE c.claimed_at < excluded.claimed_at - $4 AND NOT EXISTS (
+                          SELECT 1 FROM \(schema).statistics s
+                          WHERE s.job_id = excluded.job_id AND s.fire_time = excluded.fire_time)
+                        RETURNING 1
                         """,
-                    binds: PostgresStorage.binds(
-                        jobID, fireTime, instanceID, Int64(Date().timeIntervalSince1970 * 1000))),
+                    binds: PostgresStorage.binds(jobID, fireTime, instanceID, lease)),
                 logger: storage.logger)
             var claimed = false
             for try await _ in rows.decode(Int.self) { claimed = true }

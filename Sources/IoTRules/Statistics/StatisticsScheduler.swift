@@ -24,6 +24,8 @@ public actor StatisticsScheduler: Service, FireScheduler {
         let script: (any CompiledScript)?
         var nextFire: Int64?
         var backlog: [Int64] = []
+        /// Fires another instance claimed, looked at again later: run here if their claim lapsed unstored.
+        var rechecks: [Recheck] = []
         var removed = false
 
         init(tenant: TenantID, job: StatisticsJob, script: (any CompiledScript)?) {
@@ -32,8 +34,18 @@ public actor StatisticsScheduler: Service, FireScheduler {
             self.script = script
         }
 
-        var due: Int64? { backlog.first ?? nextFire }
+        var due: Int64? { [backlog.first ?? nextFire, rechecks.map(\.at).min()].compactMap { $0 }.min() }
     }
+
+    /// A fire claimed elsewhere, to claim again at `at` (the claimer may die before storing it).
+    struct Recheck {
+        var fire: Int64
+        var at: Int64
+        var attempt: Int
+    }
+
+    /// How many times a fire claimed elsewhere is looked at again before it is left to its claimer.
+    static let maxRechecks = 1
 
     struct Key: Hashable {
         var tenant: TenantID
@@ -56,12 +68,22 @@ public actor StatisticsScheduler: Service, FireScheduler {
     let failuresCounter = Counter(label: "iot_statistics_failures_total")
     /// Scheduled fires another instance claimed (several instances on one store): this one skipped them.
     let claimedElsewhereCounter = Counter(label: "iot_statistics_fires_claimed_elsewhere_total")
+    /// Fires claimed elsewhere whose claim lapsed with nothing stored (the claimer died): this one ran them.
+    let takenOverCounter = Counter(label: "iot_statistics_fires_taken_over_total")
+    /// How long after a fire was claimed elsewhere this scheduler claims it again (see ``init``).
+    let claimRecheck: Duration
 
     /// Creates a scheduler.
+    ///
+    /// - Parameter claimRecheck: with several instances on one store, a fire another instance claimed is claimed
+    ///   again this long after (up to three times); a store lets the claim be taken over once its lease lapsed
+    ///   with no result stored, so the fire of an instance that died after claiming it still runs. Keep it longer
+    ///   than the store's lease (PostgreSQL: 60 s). Default 75 s.
     public init(
         clock: any IoTClock, pointStore: any PointStore, statisticsStore: any StatisticsStore,
-        scriptEngines: [any ScriptEngine] = [], logger: Logger
+        scriptEngines: [any ScriptEngine] = [], claimRecheck: Duration = .seconds(75), logger: Logger
     ) {
+        self.claimRecheck = claimRecheck
         self.clock = clock
         self.pointStore = pointStore
         self.statisticsStore = statisticsStore
@@ -132,19 +154,34 @@ public actor StatisticsScheduler: Service, FireScheduler {
                 return
             }
             let fire: Int64
+            var recheck: Recheck?
             if !e.backlog.isEmpty {
                 fire = e.backlog.removeFirst()
-            } else {
-                fire = e.nextFire!
+            } else if let next = e.nextFire, next <= now {
+                fire = next
                 e.nextFire = e.job.cron.next(after: fire, in: e.job.timeZone)
+            } else {
+                let i = e.rechecks.indices.min { e.rechecks[$0].at < e.rechecks[$1].at }!
+                recheck = e.rechecks.remove(at: i)
+                fire = recheck!.fire
             }
             do {
                 // Several instances on one store each schedule the job; the one that claims the fire runs it.
                 guard
                     try await statisticsStore.claimFire(.tenant(e.tenant), jobID: e.job.id, fireTime: fire)
                 else {
-                    claimedElsewhereCounter.increment()
+                    if recheck == nil { claimedElsewhereCounter.increment() }
+                    let attempt = (recheck?.attempt ?? 0) + 1
+                    if attempt <= Self.maxRechecks {
+                        e.rechecks.append(Recheck(fire: fire, at: now + claimRecheck.inMilliseconds, attempt: attempt))
+                    }
                     continue
+                }
+                if recheck != nil {
+                    takenOverCounter.increment()
+                    logger.info(
+                        "statistics fire taken over: its claim lapsed with nothing stored",
+                        metadata: ["tenant": "\(e.tenant)", "job": "\(e.job.id)", "fire": "\(fire)"])
                 }
                 _ = try await execute(e.job, script: e.script, tenant: e.tenant, fireTime: fire)
             } catch {

@@ -180,7 +180,17 @@ public final class IoTPlatform: Service, Sendable {
         } else {
             points = stores.points
             let sqlite = storage
-            retention = stores.sqlitePoints.map { RetentionService(store: $0, storage: sqlite, logger: logger) }
+            if let sqlitePoints = stores.sqlitePoints {
+                retention = RetentionService(store: sqlitePoints, storage: sqlite, logger: logger)
+            } else if let keep = configuration.storage.points.retention {
+                // PostgreSQL: the registry's tenants. Every instance runs it; a delete another one made is a no-op.
+                let registry = stores.registry
+                retention = RetentionService(
+                    store: stores.points, retention: keep, tenants: { try await registry.tenants().map(\.id) },
+                    logger: logger)
+            } else {
+                retention = nil
+            }
         }
         let sessions = DeviceSessions()
         self.sessions = sessions

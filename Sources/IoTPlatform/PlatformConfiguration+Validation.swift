@@ -18,11 +18,6 @@ extension PlatformConfiguration {
         try section("storage") { () throws(IoTError) in try storage.sqlite.validate() }
         if let postgres = storage.postgres {
             try section("storage") { () throws(IoTError) in try postgres.validate() }
-            if storage.points.retention != nil {
-                throw ConfigurationError(
-                    "storage.retentionDays: not applied to PostgreSQL yet; leave it out and delete old points with the API or in the database"
-                )
-            }
             if backup != nil {
                 throw ConfigurationError(
                     "backup: copies the SQLite files, and storage.postgres has none; back PostgreSQL up with its own tools (pg_dump, base backups with WAL archiving)"

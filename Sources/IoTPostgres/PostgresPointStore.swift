@@ -192,10 +192,12 @@ public final class PostgresPointStore: PointStore {
                 for id in ids {
                     let rows = try await c.query(
                         PostgresQuery(
-                            unsafeSQL: "DELETE FROM \(schema).points WHERE series = $1 AND ts < $2 RETURNING ts",
-                            binds: PostgresStorage.binds(id, time)), logger: logger)
+                            unsafeSQL: """
+                                WITH d AS (DELETE FROM \(schema).points WHERE series = $1 AND ts < $2 RETURNING 1)
+                                SELECT count(*) FROM d
+                                """, binds: PostgresStorage.binds(id, time)), logger: logger)
                     var n = 0
-                    for try await _ in rows.decode(Int64.self) { n += 1 }
+                    for try await count in rows.decode(Int64.self) { n = Int(count) }
                     if n > 0 {
                         deleted += n
                         try await Self.trimRollups(c, schema: schema, series: id, before: time, logger: logger)

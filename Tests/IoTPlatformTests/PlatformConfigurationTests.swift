@@ -20,6 +20,13 @@ import Testing
         }
     }
 
+    /// Retention applies to PostgreSQL too (it used to be refused there).
+    @Test func retentionIsAcceptedOnPostgreSQL() throws {
+        let c = try PlatformConfiguration(
+            yaml: "storage: { retentionDays: 7, postgres: { url: \"postgres://u@h/db\" } }", environment: [:])
+        #expect(c.storage.points.retention == .seconds(7 * 86_400))
+    }
+
     @Test func anEmptyFileIsTheLibrariesDefaults() throws {
         let c = try PlatformConfiguration(yaml: "", environment: [:])
         #expect(c.dataDirectory == "./data")
@@ -116,10 +123,6 @@ import Testing
             (
                 "storage: { postgres: { url: \"postgres://u@h/db\", schemaPrefix: Iot } }",
                 "storage: postgres.schemaPrefix 'Iot' is not valid"
-            ),
-            (
-                "storage: { retentionDays: 7, postgres: { url: \"postgres://u@h/db\" } }",
-                "storage.retentionDays: not applied to PostgreSQL yet"
             ),
             (
                 "storage: { postgres: { url: \"postgres://u@h/db\" } }\nbackup: { to: /b }",

@@ -111,6 +111,44 @@ import Testing
     }
 }
 
+/// Retention on PostgreSQL: the retention service deletes every tenant's points older than the period through
+/// the store, which trims the rollups so aggregates stay exact.
+@Suite struct PostgresRetentionTests {
+    @Test func theRetentionServiceDeletesOldPointsOfEveryTenant() async throws {
+        try await withPostgresServer { server in
+            try await withStorage(on: server) { storage in
+                let store = PostgresPointStore(storage: storage)
+                let day: Int64 = 86_400_000
+                let now: Int64 = 1_700_000_000_000 / day * day + 12 * 3_600_000
+                let key = SeriesKey(device: "d", signal: "s")
+                for tenant in ["a", "b"] as [TenantID] {
+                    // One point a minute for three days before now.
+                    let points = stride(from: now - 3 * day, to: now, by: 60_000).map {
+                        Point(device: "d", signal: "s", time: $0, value: .number(1))
+                    }
+                    try await store.write(PointBatch(tenant: tenant, points: points, journalSequence: 1))
+                }
+                let clock = ManualClock(now: now)
+                let service = RetentionService(
+                    store: store, retention: .seconds(86_400), tenants: { ["a", "b"] }, clock: clock)
+                let deleted = await service.runOnce()
+                #expect(deleted == 2 * 2 * 1_440, "two days of minutes in each of two tenants")
+                for tenant in ["a", "b"] as [TenantID] {
+                    let left = try await store.range(
+                        .tenant(tenant), series: key, from: 0, to: now, limit: nil, order: .ascending)
+                    #expect(left.count == 1_440 && left.first?.time == now - day)
+                    let hours = try await store.aggregate(
+                        .tenant(tenant), series: key, from: now - 3 * day, to: now, bucketMillis: 3_600_000)
+                    #expect(hours.map(\.count).reduce(0, +) == 1_440, "the rollups were trimmed too")
+                }
+                #expect(await service.runOnce() == 0, "nothing more to delete")
+                let keepAll = RetentionService(store: store, retention: nil, tenants: { ["a"] }, clock: clock)
+                #expect(await keepAll.runOnce() == 0)
+            }
+        }
+    }
+}
+
 /// Issue 24, item 1: the PostgreSQL definition and statistics stores pass their conformance suites.
 @Suite struct PostgresStoresTests {
     @Test func passTheirConformanceSuites() async throws {

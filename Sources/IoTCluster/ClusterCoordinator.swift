@@ -35,8 +35,9 @@ public import ServiceLifecycle
 /// Keys (`prefix` is ``Configuration/prefix``): `prefix:instance:<id>` (the heartbeat, with a TTL),
 /// `prefix:instances` (ids ever seen), `prefix:instance-info` (each one's last heartbeat), `prefix:use`,
 /// `prefix:no_use`, and the hashes `prefix:mqtt:specs`, `prefix:mqtt:assign` (`<instance> <epoch>`),
-/// `prefix:mqtt:epoch`, `prefix:mqtt:reports` and `prefix:mqtt:removed` (a removed client's tombstone, until its
-/// owner has ended its broker session). None is touched on the data path: ingest costs no Redis
+/// `prefix:mqtt:epoch`, `prefix:mqtt:reports`, `prefix:mqtt:removed` (a removed client's tombstone, until its
+/// owner has ended its broker session) and `prefix:generation` (set once; its absence says Redis lost its data,
+/// see ``onRedisDataLost(_:)``). None is touched on the data path: ingest costs no Redis
 /// operation.
 public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdministration {
     /// `cluster: {redis: …, instanceID: …}`.
@@ -101,6 +102,10 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
     private var tickAgain = false
     /// Set once the instance leaves (graceful shutdown): no heartbeat after that.
     private var left = false
+    /// The cluster's generation as last seen in Redis (`prefix:generation`); a Redis that lost its data has none.
+    private var generation: String?
+    /// Puts the clients' specs back into Redis after it lost them (see ``onRedisDataLost(_:)``).
+    private var restorer: (@Sendable () async -> Void)?
     private let wake: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
 
@@ -118,6 +123,14 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
         (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         // No client of this instance connects before its first lease.
         manager.group.gate.close()
+    }
+
+    /// Sets what runs when Redis comes back empty (restarted without persistence, flushed): the clients' specs
+    /// are gone there, so their owners stop them (broker sessions kept). One instance of the cluster runs
+    /// `restore`, which should create the clients again from the definition store and the configuration file
+    /// (``restoreClient(_:)``); `iotd` does.
+    public func onRedisDataLost(_ restore: @escaping @Sendable () async -> Void) {
+        restorer = restore
     }
 
     private var id: String { configuration.instanceID }
@@ -189,6 +202,7 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
             let full = await manager.isFull
             let me = ClusterStatus.Instance(id: id, load: load, full: full, startedAt: startedAt)
             let info = Self.json(me)
+            try await checkGeneration()
             try await redis.command("SET", key("instance", id), info, "PX", String(ttlMillis))
             leaseDeadline = started + ttlMillis
             manager.group.gate.open(until: leaseDeadline)
@@ -211,6 +225,26 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
                 metadata: ["instance": "\(id)", "error": "\(error)"])
         }
         Gauge(label: "iot_cluster_clients_owned").record(running.count)
+    }
+
+    /// Notices a Redis that lost its data: `prefix:generation`, set once by the first instance, is gone. The
+    /// instance that sets it again restores the specs (a cluster's first start restores them at every start).
+    private func checkGeneration() async throws(IoTError) {
+        let current = try await redis.command("GET", key("generation")).string
+        if let current {
+            generation = current
+            return
+        }
+        let mine = UUID().uuidString
+        let won = try await redis.command("SET", key("generation"), mine, "NX").string == "OK"
+        let lost = generation != nil
+        generation = won ? mine : try await redis.command("GET", key("generation")).string
+        guard won, lost else { return }
+        Counter(label: "iot_cluster_redis_restores_total").increment()
+        logger.warning(
+            "Redis lost the cluster's data; this instance puts the MQTT clients' specs back from the definitions",
+            metadata: ["instance": "\(id)"])
+        if let restorer { Task { await restorer() } }
     }
 
     // MARK: - Placement and reconciliation

@@ -55,14 +55,34 @@ extension IoTPlatform {
         }
     }
 
+    /// Puts the MQTT clients back into a cluster's Redis after it lost its data: those of the definition store,
+    /// then the configuration file's (which win, as at a start).
+    func restoreClusterClients() async {
+        do {
+            for failure in try await management.restoreDefinitions(of: { $0 is MQTTClientRoutes }) {
+                logger.warning(
+                    "an MQTT client could not be restored into Redis",
+                    metadata: ["id": "\(failure.id)", "error": "\(failure.message)"])
+            }
+            try await startMQTTClients()
+        } catch {
+            logger.error(
+                "MQTT clients not restored into Redis; create them again through the API or restart an instance",
+                metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Creates the MQTT clients the configuration declares (they connect once the ingestor is ready); each
     /// replaces a client of the same id restored from the management API (the file wins, as for rules).
     func startMQTTClients() async throws {
         for spec in configuration.mqtt.clients {
             do {
                 if let cluster {
-                    // Shared by the instances: the file's spec wins, and placement decides where it runs.
-                    _ = try await cluster.restoreClient(spec)
+                    // Shared by the instances: the file's spec wins, and placement decides where it runs. Called
+                    // through the protocol: a direct call on the actor resolved to the protocol extension's
+                    // default (create, which needs a live instance: none at start), not the coordinator's own.
+                    let administration: any MQTTClientAdministration = cluster
+                    _ = try await administration.restoreClient(spec)
                 } else if (try? await mqtt.report(spec.id)) != nil {
                     _ = try await mqtt.update(spec)
                 } else {

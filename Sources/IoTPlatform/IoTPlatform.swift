@@ -398,6 +398,7 @@ public final class IoTPlatform: Service, Sendable {
         try await seedTenants()
         try await startMQTTClients()
         try startCoAPObservations()
+        await cluster?.onRedisDataLost { [weak self] in await self?.restoreClusterClients() }
     }
 
     /// Prepares (``prepare()``), then runs every component until graceful shutdown or cancellation.

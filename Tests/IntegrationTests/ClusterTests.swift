@@ -246,6 +246,106 @@ import Testing
         #expect(connections == moves, "each moved client connects once; more is a double subscription")
     }
 
+    /// Redis restarted empty (no persistence): the clients' specs are gone, so every instance stops its clients
+    /// (the broker keeps their sessions); one instance puts the specs back, from the definition store (a client
+    /// created through the API) and the configuration file, and the clients connect again. What devices
+    /// published meanwhile is stored.
+    @Test func aRedisThatLostItsDataGetsTheClientsBack() async throws {
+        try await onOwnThread { try Self.redisLoss() }
+    }
+
+    static func redisLoss() throws {
+        let directory = TemporaryDirectory("iotd-redis-loss")
+        let pg = try PostgresServer()
+        defer { pg.stop() }
+        var redis = try RedisServer()
+        defer { redis.stop() }
+        let brokerPort = ChildProcess.freeLoopbackPort()
+        try """
+        listener \(brokerPort) 127.0.0.1
+        allow_anonymous true
+        persistence false
+        """.write(toFile: directory.path + "/mosquitto.conf", atomically: true, encoding: .utf8)
+        let broker = try ChildProcess(["/usr/sbin/mosquitto", "-c", directory.path + "/mosquitto.conf"])
+        defer { broker.stop(signal: SIGTERM) }
+        try ChildProcess.waitForLoopbackPort(brokerPort)
+        let instances = (1...2).map { IotdProcess("iotd-redis-loss-\($0)") }
+        for (i, iotd) in instances.enumerated() {
+            try iotd.configure(
+                iotd.preamble(logLevel: "warning")
+                    + """
+                    storage: { postgres: { url: "\(pg.url)", schemaPrefix: rl } }
+                    cluster: { instanceID: i\(i + 1), redis: { url: "\(redis.url)" } }
+                    outbound: { allow: [127.0.0.1] }
+                    tenants:
+                      - id: acme
+                        products: [{ id: meter, signals: [{ name: seq }] }]
+                        devices: [{ uid: d-0, product: meter }, { uid: d-1, product: meter }]
+                    mqtt:
+                      clients:
+                        - id: from-file
+                          tenant: acme
+                          broker: { host: 127.0.0.1, port: \(brokerPort), cleanSession: false }
+                          subscriptions: [{ template: "f/{uid}/telemetry", qos: 1 }]
+                    """)
+        }
+        for iotd in instances { try iotd.start() }
+        defer { for iotd in instances { iotd.stop(signal: SIGKILL) } }
+        let spec = """
+            {"id": "from-api", "tenant": "acme", "broker": {"host": "127.0.0.1", "port": \(brokerPort), "cleanSession": false},
+             "subscriptions": [{"template": "a/{uid}/telemetry", "qos": 1}]}
+            """
+        #expect(try instances[0].api("POST", "/api/v1/mqtt/clients", spec).status == 201)
+        func connected() throws -> Set<String> {
+            let r = try instances[1].api("GET", "/api/v1/mqtt/clients")
+            let list = (try? JSONSerialization.jsonObject(with: Data(r.text.utf8)) as? [[String: Any]]) ?? []
+            return Set(
+                list.compactMap { report in
+                    guard (report["status"] as? [String: Any])?["state"] as? String == "connected" else { return nil }
+                    return (report["spec"] as? [String: Any])?["id"] as? String
+                })
+        }
+        try eventually("both clients connected", seconds: 20) { try connected() == ["from-api", "from-file"] }
+
+        // Redis dies and comes back empty on the same port; devices publish while the clients are down.
+        let port = redis.port
+        redis.stop(signal: SIGKILL)
+        sleep(3)  // past the lease: every instance has stopped its clients
+        let publish = """
+            import paho.mqtt.client as mqtt
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="devices")
+            c.connect("127.0.0.1", \(brokerPort))
+            c.loop_start()
+            infos = [c.publish("%s/d-%d/telemetry" % (t, i % 2), '{"ts": %d, "seq": %d}' % (1700000000000 + k * 1000 + i, i), qos=1)
+                     for k, t in enumerate(("a", "f")) for i in range(50)]
+            for info in infos: info.wait_for_publish(10)
+            c.loop_stop()
+            print("ACKED", sum(1 for i in infos if i.is_published()), flush=True)
+            """
+        let publisher = try ChildProcess(["/usr/bin/env", "python3", "-c", publish])
+        defer { publisher.stop(signal: SIGKILL) }
+        #expect(publisher.readLine(timeoutSeconds: 30) == "ACKED 100")
+        redis = try RedisServer(port: port)
+        let restoredAt = Date()
+        try eventually("both clients connected again", seconds: 20) {
+            try connected() == ["from-api", "from-file"]
+        }
+        print("clients back \(String(format: "%.1f", Date().timeIntervalSince(restoredAt))) s after Redis restarted")
+        try eventually("what devices published meanwhile is stored", seconds: 20, pollMillis: 500) {
+            try Self.countRows(pg, #"SELECT count(*) FROM "rl_acme".points"#) == 100
+        }
+        for iotd in instances { #expect(iotd.stop(signal: SIGTERM) == 0, "graceful stop") }
+    }
+
+    /// The one number a query answers.
+    static func countRows(_ pg: PostgresServer, _ sql: String) throws -> Int {
+        let psql = try ChildProcess(["/usr/bin/env", "psql", "-X", "-A", "-t", "-d", pg.url, "-c", sql])
+        var value = -1
+        while let line = psql.readLine(timeoutSeconds: 60) { value = Int(line) ?? value }
+        _ = psql.wait(timeoutSeconds: 60)
+        return value
+    }
+
     /// The connections of the test's clients in the broker's log ("New client connected from … as c-1 …"). A
     /// client that moves connects once at its new owner (taking the session over from a paused one); a paused
     /// instance that took a session back would connect once more.

@@ -7,7 +7,7 @@ public import IoTCore
 /// The routes are not under `/tenants/{tenant}` because an observation's id is unique in the instance
 /// (``IoTCore/CoAPObservationAdministration`` has one namespace) and its spec carries its tenant, as an MQTT
 /// client spec does. The tenant must exist; an observation created here is kept in the definition store
-/// of that tenant (kind `coap-observation`) and comes back with ``ManagementServer/restoreDefinitions()``.
+/// of that tenant (kind `coap-observation`) and comes back with ``ManagementServer/restoreDefinitions(of:)``.
 public struct CoAPObservationRoutes: ManagementRoutes {
     let observations: any CoAPObservationAdministration
     let definitions: (any DefinitionStore)?

@@ -10,7 +10,7 @@ import NIOCore
 /// `conflict` 409 (an existing id, or a limit of the instance, with the reason). The spec's tenant must exist.
 ///
 /// A client created or changed here is kept in the definition store of its tenant (kind `mqtt-client`, the
-/// spec as it was sent) and comes back with ``ManagementServer/restoreDefinitions()``, as Modbus devices and
+/// spec as it was sent) and comes back with ``ManagementServer/restoreDefinitions(of:)``, as Modbus devices and
 /// CoAP observations do; a removed one is forgotten.
 public struct MQTTClientRoutes: ManagementRoutes {
     let clients: any MQTTClientAdministration

@@ -35,7 +35,7 @@ public protocol ManagementRoutes: Sendable {
     func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext>
 
     /// Adds again what earlier runs accepted through this resource and kept in a ``IoTCore/DefinitionStore``
-    /// (``ManagementServer/restoreDefinitions()`` calls it for each tenant, in the order of `resources`).
+    /// (``ManagementServer/restoreDefinitions(of:)`` calls it for each tenant, in the order of `resources`).
     /// A definition that cannot be added is returned, not thrown; throw only when the store cannot be read.
     /// The default adds nothing.
     func restoreDefinitions(of tenant: TenantID, _ api: ManagementAPI) async throws -> [ManagementServer.RestoreFailure]

@@ -32,12 +32,16 @@ extension ManagementServer {
     /// `iot_definitions_quarantined{kind}`, and the others are added regardless, so a stored definition
     /// never keeps the process from starting. Replace it through the API, or delete it.
     ///
+    /// - Parameter include: the resources to restore (default: all), for example only the MQTT clients when a
+    ///   cluster's Redis lost them.
     /// - Returns: the definitions that could not be added, to be logged; the others are added regardless.
     @discardableResult
-    public func restoreDefinitions() async throws -> [RestoreFailure] {
+    public func restoreDefinitions(
+        of include: (any ManagementRoutes) -> Bool = { _ in true }
+    ) async throws -> [RestoreFailure] {
         var failures: [RestoreFailure] = []
         for tenant in try await api.registry.tenants() {
-            for resource in resources {
+            for resource in resources where include(resource) {
                 failures += try await resource.restoreDefinitions(of: tenant.id, api)
             }
         }

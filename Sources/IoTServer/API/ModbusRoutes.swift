@@ -81,7 +81,7 @@ public struct ModbusRoutes: ManagementRoutes {
     /// - Parameters:
     ///   - modbus: the poller.
     ///   - definitions: keeps the devices added or replaced through the API, so that
-    ///     ``ManagementServer/restoreDefinitions()`` polls them again after a restart (replacing a device
+    ///     ``ManagementServer/restoreDefinitions(of:)`` polls them again after a restart (replacing a device
     ///     of the same identity the poller was created with); `nil` keeps them in memory only.
     public init(modbus: any ModbusAdministration, definitions: (any DefinitionStore)? = nil) {
         self.modbus = modbus

@@ -77,6 +77,8 @@ public final class IoTPlatform: Service, Sendable {
     public let sessions: DeviceSessions
     /// Live points for the API's streams.
     public let liveFeed: LiveFeed
+    /// With `storage.postgres`: the points other instances commit, for this instance's live feed.
+    let liveRelay: PostgresLiveRelay?
     /// The ingest pipeline: journal, queue, store.
     public let ingestor: Ingestor
     /// The front door every transport submits to.
@@ -246,6 +248,17 @@ public final class IoTPlatform: Service, Sendable {
         activity = DeviceActivity(configuration: configuration.devices, points: points, clock: clock)
         var observers: [any PointObserver] = [rules, liveFeed, activity]
         if let influxDB { observers.append(influxDB) }
+        if let postgres {
+            // Several instances on one database: a dashboard on one sees what the others ingest.
+            let feed = liveFeed
+            let relay = PostgresLiveRelay(
+                storage: postgres, instanceID: try PlatformStores.instanceID(configuration),
+                deliver: { await feed.pointsCommitted($0) }, watchedHere: { feed.watchedTenants }, logger: logger)
+            observers.append(relay)
+            liveRelay = relay
+        } else {
+            liveRelay = nil
+        }
         ingestor = Ingestor(
             configuration: configuration.ingest.ingestor, journal: journal, pointStore: points, registry: registry,
             clock: clock, observers: observers, parsers: parsers, logger: logger)
@@ -367,6 +380,7 @@ public final class IoTPlatform: Service, Sendable {
         // After the client manager, so that it stops first (graceful shutdown runs in reverse order): its
         // clients' sessions are handed over before the manager stops.
         if let cluster { services.append(cluster) }
+        if let liveRelay { services.append(liveRelay) }
         services.append(modbus)
         if let webSocket { services.append(webSocket) }
         if let coap { services.append(coap) }

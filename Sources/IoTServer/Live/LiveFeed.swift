@@ -60,6 +60,10 @@ public final class LiveFeed: PointObserver {
     /// Subscribers right now.
     public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
 
+    /// The tenants with a subscriber right now (for a relay that brings other instances' points, such as
+    /// `IoTPostgres.PostgresLiveRelay`).
+    public var watchedTenants: Set<TenantID> { state.withLock { Set($0.subscribers.values.map(\.tenant)) } }
+
     public func pointsCommitted(_ batch: PointBatch) async {
         let targets = state.withLock { s in s.subscribers.values.filter { $0.tenant == batch.tenant } }
         guard !targets.isEmpty else { return }

@@ -1,0 +1,83 @@
+import Foundation
+import IoTTestSupport
+import IoTTesting
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Issue 24, item 4 (the live feed): two `iotd` on one real PostgreSQL. A dashboard's WebSocket on the first
+/// instance receives the points a device posts to the second (relayed with PostgreSQL's NOTIFY once the first
+/// says it watches the tenant), and a point posted to the first instance reaches it once.
+@Suite(.serialized) struct LiveRelayTests {
+    @Test func aDashboardOnOneInstanceSeesWhatAnotherIngests() async throws {
+        try await onOwnThread {
+            let pg = try PostgresServer()
+            defer { pg.stop() }
+            let instances = (1...2).map { IotdProcess("iotd-live-\($0)") }
+            for (i, iotd) in instances.enumerated() {
+                try iotd.configure(
+                    iotd.preamble(logLevel: "warning")
+                        + """
+                        storage: { postgres: { url: "\(pg.url)", schemaPrefix: lr } }
+                        cluster: { instanceID: i\(i + 1) }
+                        tenants:
+                          - id: acme
+                            products: [{ id: meter, signals: [{ name: v }] }]
+                            devices: [{ uid: d-0, product: meter }]
+                        """)
+            }
+            for iotd in instances { try iotd.start() }
+            defer { for iotd in instances { iotd.stop(signal: SIGKILL) } }
+            let token = try instances[0].issueToken(tenant: "acme", device: "d-0")
+
+            let live = try ChildProcess([
+                "/usr/bin/env", "python3", "-u", DataScopeCurlTests.peerScript, "ws",
+                "ws://127.0.0.1:\(instances[0].apiPort)/api/v1/tenants/acme/live?device=d-0",
+                "--token", IotdProcess.adminKey, "--wait", "3",
+            ])
+            defer { live.stop(signal: SIGKILL) }
+            #expect(live.readLine(timeoutSeconds: 20) == "CONNECTED")
+            #expect(live.readLine(timeoutSeconds: 20) == "READY")
+            func post(_ iotd: IotdProcess, _ value: Int) throws {
+                let r = try LoopbackHTTPClient(port: iotd.httpPort).request(
+                    "POST", "/api/v1/devices/d-0/telemetry",
+                    headers: ["Authorization": "Bearer \(token)", "Content-Type": "application/json"],
+                    body: Array(#"{"v": \#(value)}"#.utf8))
+                #expect(r.status == 200, "\(r.text)")
+            }
+            // Points posted to the second instance, one every 300 ms, until one reaches the first's feed (the
+            // second learns of the watch within two renewals).
+            let started = Date()
+            var frames: [String] = []
+            var sent = 1_000
+            while Date().timeIntervalSince(started) < 15, !frames.contains(where: { $0.contains("\"value\":1") }) {
+                try post(instances[1], sent)
+                sent += 1
+                let deadline = Date().addingTimeInterval(0.3)
+                while Date() < deadline, let line = live.readLine(timeoutSeconds: 0.3) {
+                    if line.hasPrefix("FRAME") { frames.append(line) }
+                }
+            }
+            let relayed = frames.filter { $0.contains("\"value\":1") }
+            print(
+                "first relayed frame after \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(relayed.first ?? "none")"
+            )
+            #expect(!relayed.isEmpty, "a point posted to the second instance reached the first's live feed")
+            // Once relaying, every point posted to the second instance arrives, and one posted to the first
+            // arrives once.
+            frames.removeAll()
+            for value in 2_000..<2_005 { try post(instances[1], value) }
+            try post(instances[0], 3_000)
+            while let line = live.readLine(timeoutSeconds: 5), line != "TIMEOUT" {
+                if line.hasPrefix("FRAME") { frames.append(line) }
+            }
+            let values = frames.joined().components(separatedBy: "\"value\":").dropFirst().compactMap {
+                Int($0.prefix { $0.isNumber })
+            }
+            #expect(Set(values).isSuperset(of: 2_000..<2_005), "every relayed point: \(values)")
+            #expect(values.filter { $0 == 3_000 }.count == 1, "the first instance's own point once: \(values)")
+        }
+    }
+}

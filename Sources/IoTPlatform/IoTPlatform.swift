@@ -79,6 +79,8 @@ public final class IoTPlatform: Service, Sendable {
     public let liveFeed: LiveFeed
     /// With `storage.postgres`: the points other instances commit, for this instance's live feed.
     let liveRelay: PostgresLiveRelay?
+    /// With `storage.postgres`: downlink to devices connected to other instances.
+    let downlinkRelay: PostgresDownlinkRelay?
     /// The ingest pipeline: journal, queue, store.
     public let ingestor: Ingestor
     /// The front door every transport submits to.
@@ -256,8 +258,12 @@ public final class IoTPlatform: Service, Sendable {
                 deliver: { await feed.pointsCommitted($0) }, watchedHere: { feed.watchedTenants }, logger: logger)
             observers.append(relay)
             liveRelay = relay
+            downlinkRelay = PostgresDownlinkRelay(
+                storage: postgres, instanceID: try PlatformStores.instanceID(configuration), sessions: sessions,
+                logger: logger)
         } else {
             liveRelay = nil
+            downlinkRelay = nil
         }
         ingestor = Ingestor(
             configuration: configuration.ingest.ingestor, journal: journal, pointStore: points, registry: registry,
@@ -318,13 +324,20 @@ public final class IoTPlatform: Service, Sendable {
         var managementConfiguration = configuration.management
         managementConfiguration.brokerAuthKey = try configuration.brokerAccounts?.emqxKey()
         let definitions = stores.definitions
+        var downlinkElsewhere: (@Sendable ([UInt8], DeviceIdentity) async throws(IoTError) -> Int)?
+        if let relay = downlinkRelay {
+            downlinkElsewhere = { @Sendable payload, device throws(IoTError) in
+                try await relay.send(payload, to: device)
+            }
+        }
         var resources: [any ManagementRoutes] = [
             ParserRoutes(catalog: parserCatalog), CredentialRoutes(manager: deviceAuth),
             RuleRoutes(engine: rules, definitions: definitions), AlarmRoutes(engine: rules, state: ruleState),
             StatisticsRoutes(scheduler: statistics, results: statisticsStore, definitions: definitions),
             NotificationRoutes(
                 router: notifications, outbox: outbox, inbox: inbox, dispatcher: dispatcher, definitions: definitions),
-            DownlinkRoutes(sessions: sessions), LiveFeedRoutes(feed: liveFeed),
+            DownlinkRoutes(sessions: sessions, elsewhere: downlinkElsewhere),
+            LiveFeedRoutes(feed: liveFeed),
             MQTTClientRoutes(clients: mqttAdministration, definitions: definitions),
             CoAPObservationRoutes(observations: coapObservations, definitions: definitions),
         ]
@@ -381,6 +394,7 @@ public final class IoTPlatform: Service, Sendable {
         // clients' sessions are handed over before the manager stops.
         if let cluster { services.append(cluster) }
         if let liveRelay { services.append(liveRelay) }
+        if let downlinkRelay { services.append(downlinkRelay) }
         services.append(modbus)
         if let webSocket { services.append(webSocket) }
         if let coap { services.append(coap) }

@@ -78,10 +78,7 @@ public final class PostgresLiveRelay: PointObserver, Service {
         guard !batch.points.isEmpty, watchedElsewhere.withLock({ $0.contains(batch.tenant) }) else { return }
         for payload in Self.payloads(of: batch, from: instanceID) {
             do {
-                try await storage.client.query(
-                    PostgresQuery(
-                        unsafeSQL: "SELECT pg_notify($1, $2)", binds: PostgresStorage.binds(Self.channel, payload)),
-                    logger: logger)
+                try await storage.notify(Self.channel, payload, logger: logger)
             } catch {
                 logger.warning(
                     "live points not relayed to the other instances", metadata: ["error": "\(error)"])
@@ -137,24 +134,11 @@ public final class PostgresLiveRelay: PointObserver, Service {
 
     private func listen() async {
         let decoder = JSONDecoder()
-        while !Task.isCancelled {
-            do {
-                try await storage.client.withConnection { connection in
-                    try await connection.listen(on: Self.channel) { notifications in
-                        for try await n in notifications {
-                            guard let m = try? decoder.decode(Message.self, from: Data(n.payload.utf8)),
-                                m.i != self.instanceID
-                            else { continue }
-                            await self.deliver(PointBatch(tenant: m.t, points: m.p, journalSequence: 0))
-                        }
-                    }
-                }
-            } catch {
-                if Task.isCancelled { return }
-                logger.warning(
-                    "live relay lost its PostgreSQL listener; listening again", metadata: ["error": "\(error)"])
+        await storage.listen(on: Self.channel, logger: logger) { payload in
+            guard let m = try? decoder.decode(Message.self, from: Data(payload.utf8)), m.i != self.instanceID else {
+                return
             }
-            try? await Task.sleep(for: .seconds(1))
+            await self.deliver(PointBatch(tenant: m.t, points: m.p, journalSequence: 0))
         }
     }
 
@@ -192,5 +176,38 @@ public final class PostgresLiveRelay: PointObserver, Service {
             }
             try? await Task.sleep(for: configuration.watchRenewal)
         }
+    }
+}
+
+extension PostgresStorage {
+    /// Hands every notification of `channel` to `handle`, on a connection of its own, listening again after a
+    /// lost connection, until the task is cancelled; `onListening` runs each time `LISTEN` took effect.
+    func listen(
+        on channel: String, logger: Logger, onListening: @escaping @Sendable () -> Void = {},
+        _ handle: @escaping @Sendable (String) async -> Void
+    ) async {
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: channel) { notifications in
+                        onListening()
+                        for try await n in notifications { await handle(n.payload) }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning(
+                    "lost the PostgreSQL listener; listening again",
+                    metadata: ["channel": "\(channel)", "error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// Sends `payload` on `channel` (`pg_notify`).
+    func notify(_ channel: String, _ payload: String, logger: Logger) async throws {
+        try await client.query(
+            PostgresQuery(unsafeSQL: "SELECT pg_notify($1, $2)", binds: PostgresStorage.binds(channel, payload)),
+            logger: logger)
     }
 }

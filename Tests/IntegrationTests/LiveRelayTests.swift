@@ -80,4 +80,53 @@ import Testing
             #expect(values.filter { $0 == 3_000 }.count == 1, "the first instance's own point once: \(values)")
         }
     }
+
+    /// Downlink through the first instance's API to a device whose WebSocket is connected to the second.
+    @Test func aDownlinkThroughOneInstanceReachesADeviceConnectedToAnother() async throws {
+        try await onOwnThread {
+            let pg = try PostgresServer()
+            defer { pg.stop() }
+            let instances = (1...2).map { IotdProcess("iotd-downlink-\($0)") }
+            let wsPorts = instances.map { _ in ChildProcess.freeLoopbackPort() }
+            for (i, iotd) in instances.enumerated() {
+                try iotd.configure(
+                    iotd.preamble(logLevel: "warning")
+                        + """
+                        storage: { postgres: { url: "\(pg.url)", schemaPrefix: dl } }
+                        cluster: { instanceID: i\(i + 1) }
+                        websocket: { port: \(wsPorts[i]) }
+                        tenants:
+                          - id: acme
+                            products: [{ id: meter, signals: [{ name: v }] }]
+                            devices: [{ uid: d-0, product: meter }]
+                        """)
+            }
+            for iotd in instances { try iotd.start() }
+            defer { for iotd in instances { iotd.stop(signal: SIGKILL) } }
+            let token = try instances[0].issueToken(tenant: "acme", device: "d-0")
+            let downlink = "/api/v1/tenants/acme/devices/d-0/downlink"
+            #expect(try instances[0].api("POST", downlink, #"{"x": 1}"#).status == 409, "not connected anywhere")
+
+            let device = try ChildProcess([
+                "/usr/bin/env", "python3", "-u", DataScopeCurlTests.peerScript, "ws",
+                "ws://127.0.0.1:\(wsPorts[1])/api/v1/devices/ws", "--token", token, "--wait", "10", "--frames", "1",
+            ])
+            defer { device.stop(signal: SIGKILL) }
+            #expect(device.readLine(timeoutSeconds: 20) == "CONNECTED")
+            #expect(device.readLine(timeoutSeconds: 20) == "READY")
+            usleep(300_000)  // the session is registered after the upgrade
+            let started = Date()
+            let sent = try instances[0].api("POST", downlink, #"{"setpoint": 19.5}"#)
+            print("downlink through the other instance answered in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
+            #expect(sent.status == 200 && sent.text.contains(#""delivered":1"#), "\(sent.status) \(sent.text)")
+            var frame: String?
+            while let line = device.readLine(timeoutSeconds: 10) {
+                if line.hasPrefix("FRAME") {
+                    frame = line
+                    break
+                }
+            }
+            #expect(frame?.contains(#"{"type":"downlink","data":{"setpoint": 19.5}}"#) == true, "\(frame ?? "none")")
+        }
+    }
 }

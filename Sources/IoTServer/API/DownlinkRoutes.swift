@@ -8,13 +8,20 @@ struct DownlinkResult: Encodable {
 }
 
 /// `POST …/tenants/{tenant}/devices/{uid}/downlink`: a JSON message sent, on one line, to the device's live
-/// WebSocket and TCP connections (``IoTCore/DeviceSessions``); 409 when it has none.
+/// WebSocket and TCP connections (``IoTCore/DeviceSessions``), on this instance or, with a relay, another; 409
+/// when it has none.
 public struct DownlinkRoutes: ManagementRoutes {
     let sessions: DeviceSessions
+    let elsewhere: (@Sendable ([UInt8], DeviceIdentity) async throws(IoTError) -> Int)?
 
-    /// Sends to the connections `sessions` tracks (the device listeners register them).
-    public init(sessions: DeviceSessions) {
+    /// Sends to the connections `sessions` tracks (the device listeners register them), or, when the device has
+    /// none here, through `elsewhere` to those other instances hold (for example
+    /// `IoTPostgres.PostgresDownlinkRelay.send(_:to:)`), which returns how many got it.
+    public init(
+        sessions: DeviceSessions, elsewhere: (@Sendable ([UInt8], DeviceIdentity) async throws(IoTError) -> Int)? = nil
+    ) {
         self.sessions = sessions
+        self.elsewhere = elsewhere
     }
 
     /// The routes.
@@ -31,8 +38,9 @@ public struct DownlinkRoutes: ManagementRoutes {
                 }
                 // One line: JSON outside strings is whitespace-insensitive and strings hold no raw newlines.
                 let oneLine = body.map { $0 == 0x0A || $0 == 0x0D ? 0x20 : $0 }
-                let delivered = await sessions.send(
-                    oneLine, to: DeviceIdentity(tenant: scope.tenant, deviceUID: device.uid))
+                let identity = DeviceIdentity(tenant: scope.tenant, deviceUID: device.uid)
+                var delivered = await sessions.send(oneLine, to: identity)
+                if delivered == 0, let elsewhere { delivered = try await elsewhere(oneLine, identity) }
                 guard delivered > 0 else {
                     throw APIError(
                         .conflict, .unavailable,

@@ -251,15 +251,17 @@ public final class IoTPlatform: Service, Sendable {
         var observers: [any PointObserver] = [rules, liveFeed, activity]
         if let influxDB { observers.append(influxDB) }
         if let postgres {
-            // Several instances on one database: a dashboard on one sees what the others ingest.
+            // Several instances on one database: a dashboard on one sees what the others ingest, and a downlink
+            // through one reaches a device connected to another.
+            let instance = try PlatformStores.instanceID(configuration)
             let feed = liveFeed
             let relay = PostgresLiveRelay(
-                storage: postgres, instanceID: try PlatformStores.instanceID(configuration),
+                storage: postgres, instanceID: instance,
                 deliver: { await feed.pointsCommitted($0) }, watchedHere: { feed.watchedTenants }, logger: logger)
             observers.append(relay)
             liveRelay = relay
             downlinkRelay = PostgresDownlinkRelay(
-                storage: postgres, instanceID: try PlatformStores.instanceID(configuration), sessions: sessions,
+                storage: postgres, instanceID: instance, sessions: sessions,
                 logger: logger)
         } else {
             liveRelay = nil

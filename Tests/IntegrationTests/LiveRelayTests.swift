@@ -11,31 +11,38 @@ import Testing
 /// instance receives the points a device posts to the second (relayed with PostgreSQL's NOTIFY once the first
 /// says it watches the tenant), and a point posted to the first instance reaches it once.
 @Suite(.serialized) struct LiveRelayTests {
+    /// Two `iotd` on `pg` (instances `i1` and `i2`), tenant `acme` with device `d-0`, each with `extra(index)`
+    /// in its file; started (the caller stops them).
+    static func startTwo(_ name: String, on pg: PostgresServer, extra: (Int) -> String) throws -> [IotdProcess] {
+        let instances = (1...2).map { IotdProcess("\(name)-\($0)") }
+        for (i, iotd) in instances.enumerated() {
+            try iotd.configure(
+                iotd.preamble(logLevel: "warning") + extra(i)
+                    + """
+                    storage: { postgres: { url: "\(pg.url)", schemaPrefix: \(name.replacingOccurrences(of: "-", with: "_")) } }
+                    cluster: { instanceID: i\(i + 1) }
+                    tenants:
+                      - id: acme
+                        products: [{ id: meter, signals: [{ name: v }] }]
+                        devices: [{ uid: d-0, product: meter }]
+                    """)
+        }
+        for iotd in instances { try iotd.start() }
+        return instances
+    }
+
     @Test func aDashboardOnOneInstanceSeesWhatAnotherIngests() async throws {
         try await onOwnThread {
             let pg = try PostgresServer()
             defer { pg.stop() }
-            let instances = (1...2).map { IotdProcess("iotd-live-\($0)") }
-            for (i, iotd) in instances.enumerated() {
-                try iotd.configure(
-                    iotd.preamble(logLevel: "warning")
-                        + """
-                        storage: { postgres: { url: "\(pg.url)", schemaPrefix: lr } }
-                        cluster: { instanceID: i\(i + 1) }
-                        tenants:
-                          - id: acme
-                            products: [{ id: meter, signals: [{ name: v }] }]
-                            devices: [{ uid: d-0, product: meter }]
-                        """)
-            }
-            for iotd in instances { try iotd.start() }
+            let instances = try Self.startTwo("iotd-live", on: pg) { _ in "" }
             defer { for iotd in instances { iotd.stop(signal: SIGKILL) } }
             let token = try instances[0].issueToken(tenant: "acme", device: "d-0")
 
             let live = try ChildProcess([
                 "/usr/bin/env", "python3", "-u", DataScopeCurlTests.peerScript, "ws",
                 "ws://127.0.0.1:\(instances[0].apiPort)/api/v1/tenants/acme/live?device=d-0",
-                "--token", IotdProcess.adminKey, "--wait", "3",
+                "--token", IotdProcess.adminKey, "--wait", "60",  // open for the whole test
             ])
             defer { live.stop(signal: SIGKILL) }
             #expect(live.readLine(timeoutSeconds: 20) == "CONNECTED")
@@ -86,22 +93,8 @@ import Testing
         try await onOwnThread {
             let pg = try PostgresServer()
             defer { pg.stop() }
-            let instances = (1...2).map { IotdProcess("iotd-downlink-\($0)") }
-            let wsPorts = instances.map { _ in ChildProcess.freeLoopbackPort() }
-            for (i, iotd) in instances.enumerated() {
-                try iotd.configure(
-                    iotd.preamble(logLevel: "warning")
-                        + """
-                        storage: { postgres: { url: "\(pg.url)", schemaPrefix: dl } }
-                        cluster: { instanceID: i\(i + 1) }
-                        websocket: { port: \(wsPorts[i]) }
-                        tenants:
-                          - id: acme
-                            products: [{ id: meter, signals: [{ name: v }] }]
-                            devices: [{ uid: d-0, product: meter }]
-                        """)
-            }
-            for iotd in instances { try iotd.start() }
+            let wsPorts = [ChildProcess.freeLoopbackPort(), ChildProcess.freeLoopbackPort()]
+            let instances = try Self.startTwo("iotd-downlink", on: pg) { "websocket: { port: \(wsPorts[$0]) }\n" }
             defer { for iotd in instances { iotd.stop(signal: SIGKILL) } }
             let token = try instances[0].issueToken(tenant: "acme", device: "d-0")
             let downlink = "/api/v1/tenants/acme/devices/d-0/downlink"

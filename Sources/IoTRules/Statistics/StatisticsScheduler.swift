@@ -37,15 +37,12 @@ public actor StatisticsScheduler: Service, FireScheduler {
         var due: Int64? { [backlog.first ?? nextFire, rechecks.map(\.at).min()].compactMap { $0 }.min() }
     }
 
-    /// A fire claimed elsewhere, to claim again at `at` (the claimer may die before storing it).
+    /// A fire claimed elsewhere, to claim once more at `at` (the claimer may die before storing it); after that
+    /// it is left to its claimer.
     struct Recheck {
         var fire: Int64
         var at: Int64
-        var attempt: Int
     }
-
-    /// How many times a fire claimed elsewhere is looked at again before it is left to its claimer.
-    static let maxRechecks = 1
 
     struct Key: Hashable {
         var tenant: TenantID
@@ -170,10 +167,9 @@ public actor StatisticsScheduler: Service, FireScheduler {
                 guard
                     try await statisticsStore.claimFire(.tenant(e.tenant), jobID: e.job.id, fireTime: fire)
                 else {
-                    if recheck == nil { claimedElsewhereCounter.increment() }
-                    let attempt = (recheck?.attempt ?? 0) + 1
-                    if attempt <= Self.maxRechecks {
-                        e.rechecks.append(Recheck(fire: fire, at: now + claimRecheck.inMilliseconds, attempt: attempt))
+                    if recheck == nil {
+                        claimedElsewhereCounter.increment()
+                        e.rechecks.append(Recheck(fire: fire, at: now + claimRecheck.inMilliseconds))
                     }
                     continue
                 }

@@ -7,7 +7,8 @@ import PostgresNIO
 /// A ``IoTCore/RuleStateStore`` in PostgreSQL: rule state and alarms in each tenant's schema, so a device's
 /// rules can move to another instance with their state.
 ///
-/// Tables (component `rules`): `rule_state(rule_id, state bytea)`; `alarms(id, rule_id, originator, open,
+/// Tables (component `rules`): `rule_states(rule_id, originator, state bytea)`, one row per rule and originator,
+/// so instances that evaluate different devices of a rule never overwrite each other's state; `alarms(id, rule_id, originator, open,
 /// start_time, doc)` with the ``IoTCore/Alarm`` as JSON and a partial unique index on `(rule_id, originator)
 /// WHERE open`, which keeps one open alarm per rule and originator across instances; `alarm_events(seq, kind,
 /// time, alarm)`, written in the alarm's own transaction (see ``IoTCore/UnhandledAlarmEvent``).
@@ -18,7 +19,9 @@ public final class PostgresRuleStateStore: RuleStateStore {
     public init(storage: PostgresStorage) { self.storage = storage }
 
     static let ddl = """
-        CREATE TABLE IF NOT EXISTS {schema}.rule_state(rule_id text PRIMARY KEY, state bytea NOT NULL);
+        DROP TABLE IF EXISTS {schema}.rule_state;
+        CREATE TABLE IF NOT EXISTS {schema}.rule_states(
+          rule_id text NOT NULL, originator text NOT NULL, state bytea NOT NULL, PRIMARY KEY (rule_id, originator));
         CREATE TABLE IF NOT EXISTS {schema}.alarms(
           id text PRIMARY KEY, rule_id text NOT NULL, originator text NOT NULL, open boolean NOT NULL,
           start_time bigint NOT NULL, doc text NOT NULL);
@@ -30,43 +33,58 @@ public final class PostgresRuleStateStore: RuleStateStore {
         """
 
     func schema(_ tenant: TenantID) async throws -> String {
-        try await storage.schema(of: tenant, component: "rules", version: 1, Self.ddl)
+        try await storage.schema(of: tenant, component: "rules", version: 2, Self.ddl)
     }
 
     var logger: Logger { storage.logger }
 
     // MARK: Rule state
 
-    /// Replaces the state of `ruleID`.
-    public func saveState(_ scope: AccessScope, ruleID: String, state: [UInt8]) async throws {
+    /// Replaces the states of `states`' originators of `ruleID`; the other originators' stay.
+    public func saveStates(_ scope: AccessScope, ruleID: String, states: [String: [UInt8]]) async throws {
+        guard !states.isEmpty else { return }
         let schema = try await schema(scope.tenant)
+        let originators = Array(states.keys)
+        let blobs = originators.map { ByteBuffer(bytes: states[$0]!) }
         try await storage.execute(
             "save the state of rule \(ruleID)",
             """
-            INSERT INTO \(schema).rule_state(rule_id, state) VALUES ($1, $2)
-            ON CONFLICT (rule_id) DO UPDATE SET state = excluded.state
-            """, PostgresStorage.binds(ruleID, ByteBuffer(bytes: state)))
+            INSERT INTO \(schema).rule_states(rule_id, originator, state)
+            SELECT $1, o, s FROM unnest($2::text[], $3::bytea[]) AS t(o, s)
+            ON CONFLICT (rule_id, originator) DO UPDATE SET state = excluded.state
+            """, PostgresStorage.binds(ruleID, originators, blobs))
     }
 
-    /// The state of `ruleID`, or `nil`.
-    public func state(_ scope: AccessScope, ruleID: String) async throws -> [UInt8]? {
+    /// The states of `ruleID` by originator (of `originators` only, when given).
+    public func states(_ scope: AccessScope, ruleID: String, originators: [String]?) async throws -> [String: [UInt8]] {
+        if originators?.isEmpty == true { return [:] }
         let schema = try await schema(scope.tenant)
         return try await storage.mapErrors("read the state of rule \(ruleID)") {
-            let rows = try await storage.client.query(
-                PostgresQuery(
-                    unsafeSQL: "SELECT state FROM \(schema).rule_state WHERE rule_id = $1",
-                    binds: PostgresStorage.binds(ruleID)), logger: logger)
-            var state: [UInt8]?
-            for try await b in rows.decode(ByteBuffer.self) { state = Array(buffer: b) }
-            return state
+            let query =
+                if let originators {
+                    PostgresQuery(
+                        unsafeSQL:
+                            "SELECT originator, state FROM \(schema).rule_states WHERE rule_id = $1 AND originator = ANY($2)",
+                        binds: PostgresStorage.binds(ruleID, originators))
+                } else {
+                    PostgresQuery(
+                        unsafeSQL: "SELECT originator, state FROM \(schema).rule_states WHERE rule_id = $1",
+                        binds: PostgresStorage.binds(ruleID))
+                }
+            let rows = try await storage.client.query(query, logger: logger)
+            var out: [String: [UInt8]] = [:]
+            for try await (originator, b) in rows.decode((String, ByteBuffer).self) {
+                out[originator] = Array(buffer: b)
+            }
+            return out
         }
     }
 
-    /// Deletes the state of `ruleID`.
-    public func deleteState(_ scope: AccessScope, ruleID: String) async throws {
+    /// Deletes every state of `ruleID`.
+    public func deleteStates(_ scope: AccessScope, ruleID: String) async throws {
         let schema = try await schema(scope.tenant)
         try await storage.execute(
-            "delete the state of rule \(ruleID)", "DELETE FROM \(schema).rule_state WHERE rule_id = $1",
+            "delete the state of rule \(ruleID)", "DELETE FROM \(schema).rule_states WHERE rule_id = $1",
             PostgresStorage.binds(ruleID))
     }
 

@@ -30,8 +30,8 @@ public import ServiceLifecycle
 ///
 /// ## State
 /// Per (rule, originator) state (debounce counters, windows, whether the condition holds) lives in
-/// memory and is saved through ``IoTCore/RuleStateStore/saveState(_:ruleID:state:)`` in a compact
-/// binary form, batched: at most once per ``Configuration/persistInterval`` of clock time, and on
+/// memory and is saved through ``IoTCore/RuleStateStore/saveStates(_:ruleID:states:)`` in a compact
+/// binary form, only the (rule, originator) pairs that changed, batched: at most once per ``Configuration/persistInterval`` of clock time, and on
 /// shutdown or ``flush()``. Alarm raises, clears and acks are saved at once. Adding a rule loads its
 /// saved state and open alarms, so state survives a restart.
 public actor RuleEngine: Service, PointObserver {
@@ -75,7 +75,7 @@ public actor RuleEngine: Service, PointObserver {
     /// ``Slot/timerDeadline`` and skipped when stale.
     var timers = DeadlineHeap<Slot>()
     var pending: [PendingWrite] = []
-    var dirtyRuntimes: [RuleRuntime] = []
+    var dirtySlots: [Slot] = []
     var persisting = false
     var lastFlush: Int64
     var alarmSequence: UInt64 = 0
@@ -183,10 +183,10 @@ public actor RuleEngine: Service, PointObserver {
         timers.push(deadline, slot)
     }
 
-    func markDirty(_ runtime: RuleRuntime) {
-        if !runtime.dirty {
-            runtime.dirty = true
-            dirtyRuntimes.append(runtime)
+    func markDirty(_ slot: Slot) {
+        if !slot.dirty {
+            slot.dirty = true
+            dirtySlots.append(slot)
         }
     }
 }

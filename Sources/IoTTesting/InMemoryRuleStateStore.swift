@@ -11,7 +11,7 @@ import Synchronization
 /// ```
 public final class InMemoryRuleStateStore: RuleStateStore {
     private struct TenantData {
-        var states: [String: [UInt8]] = [:]
+        var states: [String: [String: [UInt8]]] = [:]
         var alarms: [String: Alarm] = [:]
     }
     private let state = Mutex<[TenantID: TenantData]>([:])
@@ -19,15 +19,19 @@ public final class InMemoryRuleStateStore: RuleStateStore {
     /// Creates an empty store.
     public init() {}
 
-    public func saveState(_ scope: AccessScope, ruleID: String, state blob: [UInt8]) async throws {
-        state.withLock { $0[scope.tenant, default: TenantData()].states[ruleID] = blob }
+    public func saveStates(_ scope: AccessScope, ruleID: String, states: [String: [UInt8]]) async throws {
+        state.withLock { s in
+            s[scope.tenant, default: TenantData()].states[ruleID, default: [:]].merge(states) { _, new in new }
+        }
     }
 
-    public func state(_ scope: AccessScope, ruleID: String) async throws -> [UInt8]? {
-        state.withLock { $0[scope.tenant]?.states[ruleID] }
+    public func states(_ scope: AccessScope, ruleID: String, originators: [String]?) async throws -> [String: [UInt8]] {
+        let all = state.withLock { $0[scope.tenant]?.states[ruleID] ?? [:] }
+        guard let originators else { return all }
+        return all.filter { originators.contains($0.key) }
     }
 
-    public func deleteState(_ scope: AccessScope, ruleID: String) async throws {
+    public func deleteStates(_ scope: AccessScope, ruleID: String) async throws {
         state.withLock { _ = $0[scope.tenant]?.states.removeValue(forKey: ruleID) }
     }
 

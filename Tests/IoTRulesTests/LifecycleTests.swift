@@ -211,7 +211,7 @@ struct RuleEngineServiceTests {
         #expect(collector.events.withLock { $0.map(\.kind) } == [.raised])
         task.cancel()
         try await task.value
-        #expect(try await store.state(.tenant("t"), ruleID: "off") != nil)
+        #expect(try await !store.states(.tenant("t"), ruleID: "off", originators: nil).isEmpty)
     }
 
     @Test func durationDebounceTimerSurvivesARestart() async throws {

@@ -1,7 +1,9 @@
 /// Durable rule state and alarms, so rules survive a restart.
 ///
 /// ## Implementing a rule state store
-/// - Rule state is an opaque blob per (tenant, rule id); the engine encodes it.
+/// - Rule state is an opaque blob per (tenant, rule id, originator); the engine encodes it. Saving the
+///   states of some originators leaves the others' as they are, so instances that evaluate different
+///   devices of one rule (see ``RuleOwnership``) never overwrite each other's state.
 /// - ``saveAlarm(_:_:)`` inserts or replaces by ``Alarm/id``. At most one open alarm per (rule,
 ///   originator): saving a second open alarm with another id throws ``IoTError/Code/conflict``.
 /// - ``alarms(_:query:)`` returns newest first (by start time, then id) and honours the scope
@@ -11,12 +13,13 @@
 ///   crash between the two; the defaults record nothing.
 /// - Pass `IoTTesting.RuleStateStoreConformance` to check an implementation.
 public protocol RuleStateStore: Sendable {
-    /// Stores a rule's state, replacing what was there.
-    func saveState(_ scope: AccessScope, ruleID: String, state: [UInt8]) async throws
-    /// A rule's state, or `nil`.
-    func state(_ scope: AccessScope, ruleID: String) async throws -> [UInt8]?
-    /// Deletes a rule's state.
-    func deleteState(_ scope: AccessScope, ruleID: String) async throws
+    /// Stores the state of some originators of a rule, each replacing what that originator had; the
+    /// other originators' states stay.
+    func saveStates(_ scope: AccessScope, ruleID: String, states: [String: [UInt8]]) async throws
+    /// The saved states of a rule by originator: of `originators` only, or of every originator when `nil`.
+    func states(_ scope: AccessScope, ruleID: String, originators: [String]?) async throws -> [String: [UInt8]]
+    /// Deletes every saved state of a rule.
+    func deleteStates(_ scope: AccessScope, ruleID: String) async throws
 
     /// Inserts or replaces an alarm.
     func saveAlarm(_ scope: AccessScope, _ alarm: Alarm) async throws

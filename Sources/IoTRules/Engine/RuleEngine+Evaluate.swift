@@ -49,7 +49,7 @@ extension RuleEngine {
                 // parameters on the same series must not see one updated and the other not.
                 for (s, i) in joints {
                     s.windows[i].append(p.time, numeric, window: s.rule.parameters[i].window, cap: cap)
-                    markDirty(s.runtime)
+                    markDirty(s)
                 }
                 var previous: JointSlot?
                 for (s, _) in joints where s !== previous {
@@ -71,7 +71,7 @@ extension RuleEngine {
 
     /// Acts on what a sample did to a range slot: save, schedule, count a repeat, raise or clear.
     private func applyRange(_ step: RangeStep, _ s: RangeSlot, _ v: Double, now: Int64) {
-        markDirty(s.runtime)
+        markDirty(s)
         switch step {
         case .none, .changed: break
         case .schedule(let deadline): schedule(s, at: deadline)
@@ -116,7 +116,7 @@ extension RuleEngine {
         guard !s.alarming, let since = s.matchSince, case .duration(let d) = s.rule.debounce else { return }
         if now.saturatingSubtract(since) >= d {
             s.alarming = true
-            markDirty(s.runtime)
+            markDirty(s)
             raiseAlarm(s, severity: s.rule.severity, value: .number(s.lastValue), details: nil, now: now)
         } else {
             schedule(s, at: since.saturatingAdd(d))
@@ -126,7 +126,7 @@ extension RuleEngine {
     func seen(_ s: OfflineSlot, at time: Int64, now: Int64) {
         guard time > s.lastSeen else { return }
         s.lastSeen = time
-        markDirty(s.runtime)
+        markDirty(s)
         if s.alarming {
             s.alarming = false
             clearAlarm(s, now: now, value: nil)
@@ -138,7 +138,7 @@ extension RuleEngine {
         guard !s.alarming, let deadline = s.deadline else { return }
         if now >= deadline {
             s.alarming = true
-            markDirty(s.runtime)
+            markDirty(s)
             raiseAlarm(
                 s, severity: s.rule.severity, value: nil,
                 details:
@@ -189,7 +189,7 @@ extension RuleEngine {
                 if s.alarm?.active == true {
                     s.alarm!.occurrences += 1
                     s.alarmDirty = true
-                    markDirty(s.runtime)
+                    markDirty(s)
                 }
             } else {
                 s.holding += 1
@@ -201,7 +201,7 @@ extension RuleEngine {
                 case nil: break
                 }
                 s.alarming = true
-                markDirty(s.runtime)
+                markDirty(s)
                 raiseAlarm(s, severity: s.rule.severity, value: nil, details: Self.describe(inputs), now: now)
             }
         } else {
@@ -209,7 +209,7 @@ extension RuleEngine {
             s.holdingSince = nil
             if s.alarming {
                 s.alarming = false
-                markDirty(s.runtime)
+                markDirty(s)
                 clearAlarm(s, now: now, value: nil)
             }
         }

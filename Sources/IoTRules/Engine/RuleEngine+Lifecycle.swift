@@ -14,7 +14,7 @@ extension RuleEngine {
                 // A repeated raise: counted, saved with the next state save, no event.
                 s.alarm = a
                 s.alarmDirty = true
-                markDirty(s.runtime)
+                markDirty(s)
                 return
             }
             a.active = true
@@ -135,7 +135,7 @@ extension RuleEngine {
             if let d = o.deadline { schedule(o, at: d) }
         default: break
         }
-        markDirty(s.runtime)
+        markDirty(s)
     }
 
     static func notFound(_ id: String) -> IoTError {
@@ -180,29 +180,38 @@ extension RuleEngine {
                 }
             }
         }
-        guard force || now - lastFlush >= configuration.persistInterval.inMilliseconds, !dirtyRuntimes.isEmpty else {
+        guard force || now - lastFlush >= configuration.persistInterval.inMilliseconds, !dirtySlots.isEmpty else {
             if force { lastFlush = now }
             return
         }
         lastFlush = now
-        let dirty = dirtyRuntimes
-        dirtyRuntimes.removeAll(keepingCapacity: true)
-        for r in dirty {
-            r.dirty = false
-            guard !r.removed else { continue }
+        let dirty = dirtySlots
+        dirtySlots.removeAll(keepingCapacity: true)
+        // One save per rule, of the originators that changed.
+        var byRule: [ObjectIdentifier: (runtime: RuleRuntime, slots: [Slot])] = [:]
+        for s in dirty {
+            s.dirty = false
+            guard !s.runtime.removed else { continue }
+            byRule[ObjectIdentifier(s.runtime), default: (s.runtime, [])].slots.append(s)
+        }
+        for (r, slots) in byRule.values {
             let scope = AccessScope.tenant(r.tenant)
             var alarms: [Alarm] = []
-            for s in r.slots.values where s.alarmDirty {
+            var states: [String: [UInt8]] = [:]
+            for s in slots {
+                states[s.originator] = s.encodeState()
+                if s.alarmDirty, let a = s.alarm { alarms.append(a) }
                 s.alarmDirty = false
-                if let a = s.alarm { alarms.append(a) }
             }
-            let blob = r.encodeState()
             do {
-                try await stateStore.saveState(scope, ruleID: r.id, state: blob)
+                try await stateStore.saveStates(scope, ruleID: r.id, states: states)
                 for a in alarms { try await stateStore.saveAlarm(scope, a) }
             } catch {
                 storeFailed("saving state of rule \(r.id)", error)
-                markDirty(r)
+                for s in slots {
+                    if alarms.contains(where: { $0.id == s.alarm?.id }) { s.alarmDirty = true }
+                    markDirty(s)
+                }
             }
         }
     }

@@ -14,13 +14,13 @@ extension RuleEngine {
         let script = try compileCondition(rule)
         let now = clock.now()
 
-        var blob: [UInt8]?
+        var states: [String: [UInt8]] = [:]
         var alarms: [Alarm] = []
         if let existing = tenants[tenant]?.runtimes[rule.id] {
-            blob = existing.encodeState()
+            states = existing.encodeStates()
             alarms = existing.slots.values.compactMap(\.alarm)
         } else {
-            blob = try await stateStore.state(scope, ruleID: rule.id)
+            states = try await stateStore.states(scope, ruleID: rule.id, originators: nil)
             alarms = try await stateStore.alarms(scope, query: AlarmQuery(ruleID: rule.id, open: true))
         }
 
@@ -52,7 +52,7 @@ extension RuleEngine {
                 known = try await registry.devices(scope, product: p)
                 bound = known.map { r.bound(to: $0.uid) }
             }
-            if blob == nil, let pointStore {
+            if states.isEmpty, let pointStore {
                 for rule in bound {
                     for (i, p) in rule.parameters.enumerated() {
                         let (from, limit): (Int64, Int?) =
@@ -111,14 +111,14 @@ extension RuleEngine {
             }
         }
 
-        if let blob { restore(blob, into: runtime, in: t, now: now) }
+        restore(states, into: runtime, in: t, now: now)
         for a in alarms {
             let s = runtime.slots[a.originator] ?? slot(for: a.originator, runtime, in: t, now: now)
             guard let s else { continue }
             s.alarm = a
             t.openAlarms[a.id] = s
         }
-        markDirty(runtime)
+        for s in runtime.slots.values { markDirty(s) }
     }
 
     /// Creates, fills and indexes the slot of a joint rule bound to its devices, and starts its timer.
@@ -154,7 +154,7 @@ extension RuleEngine {
     public func remove(ruleID: String, tenant: TenantID) async throws -> Bool {
         guard let t = tenants[tenant], let runtime = t.runtimes.removeValue(forKey: ruleID) else { return false }
         unindex(runtime, in: t)
-        try await stateStore.deleteState(.tenant(tenant), ruleID: ruleID)
+        try await stateStore.deleteStates(.tenant(tenant), ruleID: ruleID)
         return true
     }
 
@@ -274,29 +274,28 @@ extension RuleEngine {
         return try engine.compile(source, name: "rule:\(r.id)")
     }
 
-    /// Decodes a saved state blob into the runtime's slots; a malformed blob is logged and ignored.
-    func restore(_ blob: [UInt8], into runtime: RuleRuntime, in t: TenantRules, now: Int64) {
-        var r = StateReader(blob)
-        do {
-            guard try r.u8() == RuleRuntime.formatVersion else { throw StateReader.Malformed() }
-            let n = try r.int()
-            for _ in 0..<n {
-                let originator = try r.string()
-                guard let s = runtime.slots[originator] ?? slot(for: originator, runtime, in: t, now: now) else {
-                    throw StateReader.Malformed()
-                }
-                try s.decode(&r)
-                if let o = s as? OfflineSlot, let d = o.deadline { schedule(o, at: d) }
-                if let rs = s as? RangeSlot, !rs.alarming, let since = rs.matchSince,
-                    case .duration(let d) = rs.rule.debounce
-                {
-                    schedule(rs, at: since.saturatingAdd(d))
-                }
+    /// Decodes saved states into the runtime's slots; a malformed state is logged and that originator starts
+    /// fresh.
+    func restore(_ states: [String: [UInt8]], into runtime: RuleRuntime, in t: TenantRules, now: Int64) {
+        for (originator, blob) in states {
+            guard let s = runtime.slots[originator] ?? slot(for: originator, runtime, in: t, now: now) else { continue }
+            do {
+                try s.decodeState(blob)
+            } catch {
+                logger.warning(
+                    "saved state of rule is unreadable; starting it fresh for this originator",
+                    metadata: ["tenant": "\(runtime.tenant)", "rule": "\(runtime.id)", "originator": "\(originator)"])
+                continue
             }
-        } catch {
-            logger.warning(
-                "saved state of rule is unreadable; starting it fresh",
-                metadata: ["tenant": "\(runtime.tenant)", "rule": "\(runtime.id)"])
+            reschedule(s)
+        }
+    }
+
+    /// Schedules the timer a slot's restored state implies (an offline deadline, a duration debounce).
+    func reschedule(_ s: Slot) {
+        if let o = s as? OfflineSlot, let d = o.deadline { schedule(o, at: d) }
+        if let rs = s as? RangeSlot, !rs.alarming, let since = rs.matchSince, case .duration(let d) = rs.rule.debounce {
+            schedule(rs, at: since.saturatingAdd(d))
         }
     }
 }

@@ -13,6 +13,8 @@ class Slot {
     var alarmDirty = false
     /// When a timer entry for this slot is due; stale heap entries are skipped.
     var timerDeadline: Int64?
+    /// The state changed since it was last saved.
+    var dirty = false
 
     init(runtime: RuleRuntime, originator: String) {
         self.runtime = runtime
@@ -21,6 +23,22 @@ class Slot {
 
     func encode(_ w: inout StateWriter) {}
     func decode(_ r: inout StateReader) throws(StateReader.Malformed) {}
+
+    /// The saved form: ``formatVersion``, then what ``encode(_:)`` writes.
+    static let formatVersion: UInt8 = 2
+
+    func encodeState() -> [UInt8] {
+        var w = StateWriter()
+        w.u8(Self.formatVersion)
+        encode(&w)
+        return w.bytes
+    }
+
+    func decodeState(_ blob: [UInt8]) throws(StateReader.Malformed) {
+        var r = StateReader(blob)
+        guard try r.u8() == Self.formatVersion else { throw StateReader.Malformed() }
+        try decode(&r)
+    }
 }
 
 /// The parts of a ``RangeRule`` the hot path reads, without its strings (no reference counting).
@@ -315,12 +333,16 @@ final class JointSlot: Slot {
 
     override func encode(_ w: inout StateWriter) {
         w.bool(alarming)
+        w.int(holding)
+        w.optI64(holdingSince)
         w.i64(coveredSince)
         w.int(windows.count)
         for win in windows { win.encode(&w) }
     }
     override func decode(_ r: inout StateReader) throws(StateReader.Malformed) {
         alarming = try r.bool()
+        holding = try r.int()
+        holdingSince = try r.optI64()
         coveredSince = try r.i64()
         let n = try r.int()
         var decoded: [SampleWindow] = []
@@ -330,13 +352,11 @@ final class JointSlot: Slot {
     }
 }
 
-/// One rule of one tenant as the engine runs it: its definition, its slots, and whether its state
-/// needs saving.
+/// One rule of one tenant as the engine runs it: its definition and its slots.
 final class RuleRuntime {
     let tenant: TenantID
     let rule: AlarmRule
     var slots: [String: Slot] = [:]
-    var dirty = false
     var removed = false
     let script: (any CompiledScript)?
 
@@ -348,16 +368,8 @@ final class RuleRuntime {
 
     var id: String { rule.id }
 
-    static let formatVersion: UInt8 = 1
-
-    func encodeState() -> [UInt8] {
-        var w = StateWriter()
-        w.u8(Self.formatVersion)
-        w.int(slots.count)
-        for (originator, slot) in slots.sorted(by: { $0.key < $1.key }) {
-            w.string(originator)
-            slot.encode(&w)
-        }
-        return w.bytes
+    /// Every slot's saved form, by originator.
+    func encodeStates() -> [String: [UInt8]] {
+        slots.mapValues { $0.encodeState() }
     }
 }

@@ -10,7 +10,7 @@ public import IoTCore
 /// let open = try await rules.openAlarm(.tenant("acme"), ruleID: "overheat", originator: "pump-1")
 /// ```
 ///
-/// Schema: `rule_state(rule_id, state)` and `alarms(id, rule_id, originator, severity, active,
+/// Schema: `rule_states(rule_id, originator, state)` and `alarms(id, rule_id, originator, severity, active,
 /// acknowledged, open, start_time, ack_time, clear_time, occurrences, last_value_kind, last_value,
 /// details)`. A partial unique index on `(rule_id, originator) WHERE open` enforces one open alarm per
 /// rule and originator; saves are upserts by id, so the index is never bypassed by a replace.
@@ -24,14 +24,17 @@ public final class SQLiteRuleStateStore: RuleStateStore {
 
     /// Creates a rule state store on `storage`; tables are created on first use in each tenant.
     public init(storage: SQLiteStorage) {
-        databases = PreparedDatabases(storage: storage, component: "rules", version: 1, schema: Self.schema)
+        databases = PreparedDatabases(storage: storage, component: "rules", version: 2, schema: Self.schema)
         events = PreparedDatabases(storage: storage, component: "alarm-events", version: 1, schema: Self.eventSchema)
     }
 
     private static let schema = """
-        CREATE TABLE IF NOT EXISTS rule_state(
-            rule_id TEXT PRIMARY KEY NOT NULL,
-            state BLOB NOT NULL
+        DROP TABLE IF EXISTS rule_state;  -- version 1: one blob per rule; the counters start over once
+        CREATE TABLE IF NOT EXISTS rule_states(
+            rule_id TEXT NOT NULL,
+            originator TEXT NOT NULL,
+            state BLOB NOT NULL,
+            PRIMARY KEY (rule_id, originator)
         ) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS alarms(
             id TEXT PRIMARY KEY NOT NULL,
@@ -70,29 +73,46 @@ public final class SQLiteRuleStateStore: RuleStateStore {
 
     // MARK: Rule state
 
-    public func saveState(_ scope: AccessScope, ruleID: String, state: [UInt8]) async throws {
+    public func saveStates(_ scope: AccessScope, ruleID: String, states: [String: [UInt8]]) async throws {
+        guard !states.isEmpty else { return }
         try await db(scope).write { c in
-            let s = try c.statement(
-                "INSERT INTO rule_state(rule_id, state) VALUES (?, ?) ON CONFLICT(rule_id) DO UPDATE SET state = excluded.state"
-            )
-            s.bind(1, ruleID)
-            s.bind(2, blob: state)
-            try s.run()
+            try c.transaction {
+                let s = try c.statement(
+                    """
+                    INSERT INTO rule_states(rule_id, originator, state) VALUES (?, ?, ?)
+                    ON CONFLICT(rule_id, originator) DO UPDATE SET state = excluded.state
+                    """)
+                for (originator, state) in states {
+                    s.reset()
+                    s.bind(1, ruleID)
+                    s.bind(2, originator)
+                    s.bind(3, state)
+                    try s.run()
+                }
+            }
         }
     }
 
-    public func state(_ scope: AccessScope, ruleID: String) async throws -> [UInt8]? {
-        try await db(scope).read { c in
-            let s = try c.statement("SELECT state FROM rule_state WHERE rule_id = ?")
+    public func states(_ scope: AccessScope, ruleID: String, originators: [String]?) async throws -> [String: [UInt8]] {
+        if originators?.isEmpty == true { return [:] }
+        return try await db(scope).read { c in
+            let s = try c.statement("SELECT originator, state FROM rule_states WHERE rule_id = ?")
             defer { s.reset() }
             s.bind(1, ruleID)
-            return try s.step() ? s.blob(0) : nil
+            let wanted = originators.map(Set.init)
+            var out: [String: [UInt8]] = [:]
+            while try s.step() {
+                let originator = s.string(0)
+                if let wanted, !wanted.contains(originator) { continue }
+                out[originator] = s.blob(1)
+            }
+            return out
         }
     }
 
-    public func deleteState(_ scope: AccessScope, ruleID: String) async throws {
+    public func deleteStates(_ scope: AccessScope, ruleID: String) async throws {
         try await db(scope).write { c in
-            let s = try c.statement("DELETE FROM rule_state WHERE rule_id = ?")
+            let s = try c.statement("DELETE FROM rule_states WHERE rule_id = ?")
             s.bind(1, ruleID)
             try s.run()
         }

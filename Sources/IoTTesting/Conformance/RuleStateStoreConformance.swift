@@ -32,19 +32,33 @@ public enum RuleStateStoreConformance {
 
     /// The checks.
     public static let checks: [ConformanceCheck<any RuleStateStore>] = [
-        ConformanceCheck("rule state is an opaque blob per rule: save, replace, read and delete") { store in
-            try conformEqual(try await store.state(acme, ruleID: "r1"), nil, "missing state")
+        ConformanceCheck("rule state is an opaque blob per rule and originator: save, merge, read and delete") {
+            store in
+            try conformEqual(try await store.states(acme, ruleID: "r1", originators: nil), [:], "missing state")
             let blob: [UInt8] = [0, 1, 2, 255, 0, 128]
-            try await store.saveState(acme, ruleID: "r1", state: blob)
-            try await store.saveState(acme, ruleID: "r2", state: [])
-            try conformEqual(try await store.state(acme, ruleID: "r1"), blob, "binary state with zero bytes")
-            try conformEqual(try await store.state(acme, ruleID: "r2"), [], "empty state is not missing state")
-            try await store.saveState(acme, ruleID: "r1", state: [42])
-            try conformEqual(try await store.state(acme, ruleID: "r1"), [42], "replaced state")
-            try await store.deleteState(acme, ruleID: "r1")
-            try conformEqual(try await store.state(acme, ruleID: "r1"), nil, "deleted state")
-            try await store.deleteState(acme, ruleID: "r1")
-            try conformEqual(try await store.state(acme, ruleID: "r2"), [], "other rule's state kept")
+            try await store.saveStates(acme, ruleID: "r1", states: ["pump-1": blob, "pump-2": [7]])
+            try await store.saveStates(acme, ruleID: "r2", states: ["pump-1": []])
+            try conformEqual(
+                try await store.states(acme, ruleID: "r1", originators: nil), ["pump-1": blob, "pump-2": [7]],
+                "binary state with zero bytes, by originator")
+            try conformEqual(
+                try await store.states(acme, ruleID: "r2", originators: nil), ["pump-1": []],
+                "empty state is not missing state")
+            // Another instance saves the originators it evaluates: the others' states stay.
+            try await store.saveStates(acme, ruleID: "r1", states: ["pump-2": [42], "pump-3": [3]])
+            try conformEqual(
+                try await store.states(acme, ruleID: "r1", originators: nil),
+                ["pump-1": blob, "pump-2": [42], "pump-3": [3]], "replaced one originator, added one, kept one")
+            try conformEqual(
+                try await store.states(acme, ruleID: "r1", originators: ["pump-3", "pump-9"]), ["pump-3": [3]],
+                "only the originators asked for")
+            try conformEqual(
+                try await store.states(acme, ruleID: "r1", originators: []), [:], "no originators asked for")
+            try await store.deleteStates(acme, ruleID: "r1")
+            try conformEqual(try await store.states(acme, ruleID: "r1", originators: nil), [:], "deleted state")
+            try await store.deleteStates(acme, ruleID: "r1")
+            try conformEqual(
+                try await store.states(acme, ruleID: "r2", originators: nil), ["pump-1": []], "other rule's state kept")
         },
         ConformanceCheck("alarms round-trip every field and replace by id") { store in
             try await store.saveAlarm(acme, full)
@@ -155,15 +169,17 @@ public enum RuleStateStoreConformance {
             try conformEqual(try await store.alarm(acme, id: "d"), nil, "nothing saved outside the scope")
         },
         ConformanceCheck("tenants are isolated: state and alarms with the same ids never mix") { store in
-            try await store.saveState(acme, ruleID: "r1", state: [1])
+            try await store.saveStates(acme, ruleID: "r1", states: ["pump-1": [1]])
             try await store.saveAlarm(acme, alarm("a-1", start: 10))
-            try conformEqual(try await store.state(globex, ruleID: "r1"), nil, "other tenant's state")
+            try conformEqual(
+                try await store.states(globex, ruleID: "r1", originators: nil), [:], "other tenant's state")
             try conformEqual(try await store.alarm(globex, id: "a-1"), nil, "other tenant's alarm")
             try conformEqual(try await store.alarms(globex, query: AlarmQuery()), [], "other tenant's alarms")
-            try await store.saveState(globex, ruleID: "r1", state: [2])
+            try await store.saveStates(globex, ruleID: "r1", states: ["pump-1": [2]])
             try await store.saveAlarm(globex, alarm("a-1", start: 20))
-            try await store.deleteState(globex, ruleID: "r1")
-            try conformEqual(try await store.state(acme, ruleID: "r1"), [1], "acme's state kept")
+            try await store.deleteStates(globex, ruleID: "r1")
+            try conformEqual(
+                try await store.states(acme, ruleID: "r1", originators: nil), ["pump-1": [1]], "acme's state kept")
             try conformEqual(try await store.alarm(acme, id: "a-1")?.startTime, 10, "acme's alarm kept")
         },
         ConformanceCheck("an alarm saved with its event is saved; a recorded event is listed until marked handled") {

@@ -79,6 +79,10 @@ public actor RuleEngine: Service, PointObserver {
     var persisting = false
     var lastFlush: Int64
     var alarmSequence: UInt64 = 0
+    /// Which instance evaluates which originator; `nil`: this one, all of them.
+    var ownership: RuleOwnership?
+    /// Where points and alarm changes of originators evaluated elsewhere go.
+    var forwarding: (any RuleForwarding)?
 
     /// Rule evaluations so far (one per rule per sample or timer tick).
     public internal(set) var evaluationCount = 0
@@ -92,6 +96,11 @@ public actor RuleEngine: Service, PointObserver {
     let evaluationTimer = Timer(label: "iot_rules_evaluation_seconds", preferredDisplayUnit: .seconds)
     let failuresCounter = Counter(label: "iot_rules_evaluation_failures_total")
     let storeFailuresCounter = Counter(label: "iot_rules_store_failures_total")
+    /// Points sent to the instance that evaluates their originator's rules (one per point and instance).
+    let forwardedCounter = Counter(label: "iot_rules_points_forwarded_total")
+    /// Points received from another instance for an originator this one no longer evaluates (ownership moved
+    /// on the way); not evaluated.
+    let misroutedCounter = Counter(label: "iot_rules_points_misrouted_total")
 
     /// Creates an engine.
     ///
@@ -155,6 +164,8 @@ public actor RuleEngine: Service, PointObserver {
         while let (deadline, slot) = timers.popDue(now) {
             guard !slot.runtime.removed, slot.timerDeadline == deadline else { continue }
             slot.timerDeadline = nil
+            // Another instance runs its timers; this one schedules them again if the slot comes back.
+            guard slot.owner == nil else { continue }
             switch slot {
             case let s as RangeSlot: rangeTimer(s, now: now)
             case let s as OfflineSlot: offlineTimer(s, now: now)

@@ -5,54 +5,105 @@ import Metrics
 extension RuleEngine {
     /// Evaluates every rule fed by the batch's points, in point order, then stores alarm changes and
     /// (when due) rule state. Never throws: store failures are logged and counted.
+    ///
+    /// In a cluster (``ownershipChanged(_:)``), the points of originators another instance evaluates are sent
+    /// to it through the ``setForwarding(_:)`` relay instead.
     public func pointsCommitted(_ batch: PointBatch) async {
+        await evaluate(batch, forwarding: true)
+    }
+
+    /// Evaluates points another instance sent because this one evaluates their originators' rules (see
+    /// ``IoTCore/RuleForwarding``). Points of an originator this instance does not evaluate (ownership moved
+    /// on the way) are counted in `iot_rules_points_misrouted_total` and not sent on.
+    public func forwardedPoints(_ batch: PointBatch) async {
+        await evaluate(batch, forwarding: false)
+    }
+
+    private func evaluate(_ batch: PointBatch, forwarding canForward: Bool) async {
         guard let t = tenants[batch.tenant] else { return }
         let started = ContinuousClock.now
         defer { evaluationTimer.recordElapsed(since: started) }
         if !t.productRules.isEmpty { await resolveDevices(batch, t) }
         let now = clock.now()
-        let scripts = evaluate(batch.points, t, now: now)
+        var elsewhere = Elsewhere()
+        let scripts = evaluate(batch.points, t, now: now, elsewhere: &elsewhere)
+        if !elsewhere.byOwner.isEmpty {
+            if canForward, let forwarding {
+                for (owner, points) in elsewhere.byOwner {
+                    forwardedCounter.increment(by: Int64(points.count))
+                    await forwarding.forward(
+                        PointBatch(tenant: batch.tenant, points: points, journalSequence: 0), to: owner)
+                }
+            } else if !canForward {
+                misroutedCounter.increment(by: Int64(elsewhere.byOwner.values.reduce(0) { $0 + $1.count }))
+            }
+        }
         // Script conditions run after the synchronous pass, in sample order, on the inputs they had.
         for (s, inputs) in scripts { await evaluateScript(s, inputs: inputs, now: now) }
         await persist(now: now)
     }
 
+    /// The points of one batch that other instances evaluate, by instance, each point once per instance.
+    struct Elsewhere {
+        var byOwner: [String: [Point]] = [:]
+        private var last: [String: Int] = [:]
+
+        mutating func add(_ owner: String, _ index: Int, _ p: Point) {
+            guard last[owner] != index else { return }
+            last[owner] = index
+            byOwner[owner, default: []].append(p)
+        }
+    }
+
     /// The synchronous hot path: range rules, offline last-seen times, joint windows and closure
-    /// conditions. Returns the script conditions to run, with their inputs at their sample.
-    private func evaluate(_ points: [Point], _ t: TenantRules, now: Int64) -> [(JointSlot, [String: Double?])] {
+    /// conditions. Returns the script conditions to run, with their inputs at their sample; the points that
+    /// feed slots another instance evaluates go to `elsewhere`.
+    private func evaluate(_ points: [Point], _ t: TenantRules, now: Int64, elsewhere: inout Elsewhere)
+        -> [(JointSlot, [String: Double?])]
+    {
         var evaluations = 0
         var scripts: [(JointSlot, [String: Double?])] = []
         let offline = t.offline
         let series = t.series
         let table = t.ranges
         let cap = configuration.maxWindowSamples
-        for p in points {
+        for (index, p) in points.enumerated() {
             if !offline.isEmpty, let slots = offline[p.device] {
-                for s in slots { seen(s, at: p.time, now: now) }
+                for s in slots {
+                    if let owner = s.owner { elsewhere.add(owner, index, p) } else { seen(s, at: p.time, now: now) }
+                }
             }
             guard let ref = series[p.series] else { continue }
             let numeric = p.value.numericValue
             if let v = numeric, ref.first >= 0 {
-                let step = table.states.withUnsafeMutableBufferPointer { $0[Int(ref.first)].step(v, at: p.time) }
-                if case .none = step {} else { applyRange(step, table.slots[Int(ref.first)]!, v, now: now) }
-                evaluations &+= 1
+                let i = Int(ref.first)
+                let step = table.states.withUnsafeMutableBufferPointer {
+                    $0[i].local ? $0[i].step(v, at: p.time) : .elsewhere
+                }
+                apply(step, table.slots[i]!, v, index, p, now: now, elsewhere: &elsewhere)
+                if case .elsewhere = step {} else { evaluations &+= 1 }
                 if let more = ref.more {
                     for i in more {
-                        let step = table.states[Int(i)].step(v, at: p.time)
-                        if case .none = step {} else { applyRange(step, table.slots[Int(i)]!, v, now: now) }
+                        let i = Int(i)
+                        let step = table.states[i].local ? table.states[i].step(v, at: p.time) : .elsewhere
+                        apply(step, table.slots[i]!, v, index, p, now: now, elsewhere: &elsewhere)
+                        if case .elsewhere = step {} else { evaluations &+= 1 }
                     }
-                    evaluations &+= more.count
                 }
             }
             if let joints = ref.joints?.joints {
                 // Every window this sample feeds first, then each rule once: a rule with two
                 // parameters on the same series must not see one updated and the other not.
                 for (s, i) in joints {
+                    if let owner = s.owner {
+                        elsewhere.add(owner, index, p)
+                        continue
+                    }
                     s.windows[i].append(p.time, numeric, window: s.rule.parameters[i].window, cap: cap)
                     markDirty(s)
                 }
                 var previous: JointSlot?
-                for (s, _) in joints where s !== previous {
+                for (s, _) in joints where s !== previous && s.owner == nil {
                     previous = s
                     evaluations &+= 1
                     let inputs = s.inputs(now: now)
@@ -69,11 +120,23 @@ extension RuleEngine {
         return scripts
     }
 
+    @inline(__always)
+    private func apply(
+        _ step: RangeStep, _ s: RangeSlot, _ v: Double, _ index: Int, _ p: Point, now: Int64,
+        elsewhere: inout Elsewhere
+    ) {
+        switch step {
+        case .none: break
+        case .elsewhere: if let owner = s.owner { elsewhere.add(owner, index, p) }
+        default: applyRange(step, s, v, now: now)
+        }
+    }
+
     /// Acts on what a sample did to a range slot: save, schedule, count a repeat, raise or clear.
     private func applyRange(_ step: RangeStep, _ s: RangeSlot, _ v: Double, now: Int64) {
         markDirty(s)
         switch step {
-        case .none, .changed: break
+        case .none, .changed, .elsewhere: break
         case .schedule(let deadline): schedule(s, at: deadline)
         case .repeated:
             if s.alarm?.active == true {

@@ -65,7 +65,7 @@ extension RuleEngine {
     @discardableResult
     public func acknowledge(_ scope: AccessScope, alarmID: String) async throws -> Alarm {
         let now = clock.now()
-        if let s = tenants[scope.tenant]?.openAlarms[alarmID], var a = s.alarm, a.id == alarmID {
+        if let s = tenants[scope.tenant]?.openAlarms[alarmID], s.owner == nil, var a = s.alarm, a.id == alarmID {
             guard scope.permits(device: a.originator) else { throw Self.notFound(alarmID) }
             guard !a.acknowledged else { return a }
             a.acknowledged = true
@@ -75,12 +75,15 @@ extension RuleEngine {
             await persist(now: now)
             return a
         }
+        // Closed, or held by the instance that evaluates its originator: changed in the store, and that
+        // instance told.
         guard var a = try await stateStore.alarm(scope, id: alarmID) else { throw Self.notFound(alarmID) }
         guard !a.acknowledged else { return a }
         a.acknowledged = true
         a.ackTime = now
         pending.append(PendingWrite(tenant: scope.tenant, alarm: a, event: .acknowledged))
         await persist(now: now)
+        await tellOwner(scope.tenant, a)
         return a
     }
 
@@ -92,7 +95,7 @@ extension RuleEngine {
     @discardableResult
     public func clear(_ scope: AccessScope, alarmID: String) async throws -> Alarm {
         let now = clock.now()
-        if let s = tenants[scope.tenant]?.openAlarms[alarmID], var a = s.alarm, a.id == alarmID {
+        if let s = tenants[scope.tenant]?.openAlarms[alarmID], s.owner == nil, var a = s.alarm, a.id == alarmID {
             guard scope.permits(device: a.originator) else { throw Self.notFound(alarmID) }
             guard a.active else { return a }
             a.active = false
@@ -109,17 +112,19 @@ extension RuleEngine {
         a.clearTime = now
         pending.append(PendingWrite(tenant: scope.tenant, alarm: a, event: .cleared))
         await persist(now: now)
+        await tellOwner(scope.tenant, a)
         return a
     }
 
-    /// The open alarms the engine holds for a scope, newest first.
+    /// The open alarms the engine holds for a scope, newest first (in a cluster, of the originators this
+    /// instance evaluates).
     public func openAlarms(_ scope: AccessScope) -> [Alarm] {
-        (tenants[scope.tenant]?.openAlarms.values.compactMap(\.alarm) ?? [])
+        (tenants[scope.tenant]?.openAlarms.values.filter { $0.owner == nil }.compactMap(\.alarm) ?? [])
             .filter { scope.permits(device: $0.originator) }
             .sorted { ($0.startTime, $0.id) > ($1.startTime, $1.id) }
     }
 
-    private func resetCondition(_ s: Slot, now: Int64) {
+    func resetCondition(_ s: Slot, now: Int64) {
         switch s {
         case let r as RangeSlot:
             r.alarming = false

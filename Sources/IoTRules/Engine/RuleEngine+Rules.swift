@@ -218,6 +218,7 @@ extension RuleEngine {
     }
 
     func index(_ s: Slot, in t: TenantRules) {
+        setOwner(s, owner(of: s))
         switch s {
         case let r as RangeSlot:
             t.series[SeriesKey(device: r.originator, signal: r.rule.signal), default: SeriesRef()].add(range: r.index)

@@ -15,6 +15,8 @@ class Slot {
     var timerDeadline: Int64?
     /// The state changed since it was last saved.
     var dirty = false
+    /// The instance that evaluates this slot, when it is not this one (see ``RuleEngine/ownershipChanged(_:)``).
+    var owner: String?
 
     init(runtime: RuleRuntime, originator: String) {
         self.runtime = runtime
@@ -23,6 +25,8 @@ class Slot {
 
     func encode(_ w: inout StateWriter) {}
     func decode(_ r: inout StateReader) throws(StateReader.Malformed) {}
+    /// Forgets what the slot remembers, as for a slot just created at `now`.
+    func reset(now: Int64) {}
 
     /// The saved form: ``formatVersion``, then what ``encode(_:)`` writes.
     static let formatVersion: UInt8 = 2
@@ -86,6 +90,8 @@ struct RangeState {
     var matchCount: Int64 = 0
     var matchSince: Int64?
     var lastValue: Double = 0
+    /// This instance evaluates the slot (``Slot/owner`` is `nil`).
+    var local = true
 }
 
 /// What one sample did to a range slot; the engine acts on everything but ``none``.
@@ -96,6 +102,8 @@ enum RangeStep {
     case repeated
     case raise
     case clear
+    /// Another instance evaluates the slot: the sample goes there.
+    case elsewhere
 }
 
 extension RangeState {
@@ -209,6 +217,14 @@ final class RangeSlot: Slot {
         w.optI64(st.matchSince)
         w.f64(st.lastValue)
     }
+    override func reset(now: Int64) {
+        var st = state
+        st.alarming = false
+        st.matchCount = 0
+        st.matchSince = nil
+        st.lastValue = 0
+        state = st
+    }
     override func decode(_ r: inout StateReader) throws(StateReader.Malformed) {
         var st = state
         st.alarming = try r.bool()
@@ -238,6 +254,10 @@ final class OfflineSlot: Slot {
     override func encode(_ w: inout StateWriter) {
         w.i64(lastSeen)
         w.bool(alarming)
+    }
+    override func reset(now: Int64) {
+        lastSeen = now
+        alarming = false
     }
     override func decode(_ r: inout StateReader) throws(StateReader.Malformed) {
         lastSeen = try r.i64()
@@ -338,6 +358,13 @@ final class JointSlot: Slot {
         w.i64(coveredSince)
         w.int(windows.count)
         for win in windows { win.encode(&w) }
+    }
+    override func reset(now: Int64) {
+        windows = Array(repeating: SampleWindow(), count: rule.parameters.count)
+        alarming = false
+        holding = 0
+        holdingSince = nil
+        coveredSince = now
     }
     override func decode(_ r: inout StateReader) throws(StateReader.Malformed) {
         alarming = try r.bool()

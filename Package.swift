@@ -459,7 +459,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["IoTTestSupport", "IoTTesting", "CIoTSQLite", "IoTCluster"],
+            dependencies: ["IoTTestSupport", "IoTTesting", "IoTCore", "CIoTSQLite", "IoTCluster"],
             exclude: ["Peers"],
             swiftSettings: swiftSettings
         ),

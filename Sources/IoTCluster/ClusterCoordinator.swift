@@ -108,6 +108,16 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
     private var restorer: (@Sendable () async -> Void)?
     private let wake: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
+    /// The live instances the last reconciliation found, and the list last reported on ``members``.
+    private var observedMembers: [String] = []
+    private var reportedMembers: [String]?
+    private let membersContinuation: AsyncStream<[String]>.Continuation
+
+    /// The live instances (sorted ids) each time they change as this instance sees them: after a heartbeat
+    /// that found another set, and without this instance once its own lease lapsed (paused, or Redis out of
+    /// reach), until it renews it. Newest only: a slow reader skips views in between. For one reader (the
+    /// rule engine's `RuleOwnership`, in `iotd`).
+    public nonisolated let members: AsyncStream<[String]>
 
     /// A coordinator for `manager`'s clients; nothing connects before ``run()``.
     ///
@@ -121,6 +131,8 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
         self.manager = manager
         self.logger = logger
         (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (members, membersContinuation) = AsyncStream.makeStream(
+            of: [String].self, bufferingPolicy: .bufferingNewest(1))
         // No client of this instance connects before its first lease.
         manager.group.gate.close()
     }
@@ -189,6 +201,10 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
 
     private func heartbeatAndReconcile() async {
         let started = MQTTConnectGate.now
+        if started >= leaseDeadline, let reported = reportedMembers, reported.contains(id) {
+            // The others may count this instance dead by now: it owns nothing until it renews its lease.
+            report(reported.filter { $0 != id })
+        }
         if started >= leaseDeadline && !running.isEmpty {
             // The lease lapsed: another instance may hold these sessions now. Stop them all before renewing.
             logger.warning(
@@ -218,6 +234,7 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
                     metadata: ["instance": "\(id)"])
             }
             try await reconcile()
+            report(observedMembers)
         } catch {
             Counter(label: "iot_cluster_heartbeat_failures_total").increment()
             logger.warning(
@@ -319,8 +336,15 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
         }?.id
     }
 
+    private func report(_ live: [String]) {
+        guard live != reportedMembers else { return }
+        reportedMembers = live
+        membersContinuation.yield(live)
+    }
+
     private func reconcile() async throws(IoTError) {
         let (live, dead) = try await instances()
+        observedMembers = live.keys.sorted()
         let specs = try await redis.command("HGETALL", key("mqtt", "specs")).fields
         var assignments = try await redis.command("HGETALL", key("mqtt", "assign")).fields
         if live.keys.min() == id {
@@ -427,6 +451,7 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
     /// Stops this instance's clients (sessions kept) and deletes its registration.
     private func leave() async {
         left = true
+        membersContinuation.finish()
         // A heartbeat under way finishes first, so that its registration cannot land after the deletion below.
         while ticking { try? await Task.sleep(for: .milliseconds(10)) }
         manager.group.gate.close()

@@ -81,6 +81,11 @@ public final class IoTPlatform: Service, Sendable {
     let liveRelay: PostgresLiveRelay?
     /// With `storage.postgres`: downlink to devices connected to other instances.
     let downlinkRelay: PostgresDownlinkRelay?
+    /// With PostgreSQL and Redis: carries points to the instance that evaluates their device's rules.
+    let ruleRelay: PostgresRuleRelay?
+    let ruleOwnership: RuleOwnershipFollower?
+    /// With PostgreSQL: applies the rules other instances change through their API.
+    let definitionFollower: DefinitionFollower?
     /// The ingest pipeline: journal, queue, store.
     public let ingestor: Ingestor
     /// The front door every transport submits to.
@@ -307,6 +312,19 @@ public final class IoTPlatform: Service, Sendable {
         } else {
             cluster = nil
         }
+        if let postgres, let cluster {
+            // One instance at a time evaluates a device's rules; the others send it the device's points.
+            let instance = try PlatformStores.instanceID(configuration)
+            let rules = self.rules
+            ruleRelay = PostgresRuleRelay(
+                storage: postgres, instanceID: instance, deliverPoints: { await rules.forwardedPoints($0) },
+                deliverAlarm: { await rules.alarmChangedElsewhere(tenant: $0, ruleID: $1, originator: $2) },
+                logger: logger)
+            ruleOwnership = RuleOwnershipFollower(cluster: cluster, rules: rules, instanceID: instance)
+        } else {
+            ruleRelay = nil
+            ruleOwnership = nil
+        }
         let mqttAdministration: any MQTTClientAdministration = cluster ?? mqtt
         var observerConfiguration = configuration.coap.observer
         observerConfiguration.outbound = configuration.outbound
@@ -372,11 +390,15 @@ public final class IoTPlatform: Service, Sendable {
                 OutboxAccountNotifier(router: notifications, channel: $0, clock: clock)
             },
             registry: registry, clock: clock, logger: logger)
-        management = ManagementServer(
+        let management = ManagementServer(
             configuration: managementConfiguration, registry: registry, points: points,
             tokens: provisioners.isEmpty ? deviceAuth : ProvisioningTokenIssuer(deviceAuth, provisioners: provisioners),
             ingestor: ingestor, prometheus: prometheus, resources: resources, brokerAccess: brokerAccess,
             identity: identity, activity: activity, logger: logger)
+        self.management = management
+        definitionFollower = (stores.definitions as? PostgresDefinitionStore).map {
+            DefinitionFollower(store: $0, management: management)
+        }
     }
 
     /// The components in start order; a graceful shutdown stops them in reverse: listeners first, then the
@@ -397,6 +419,9 @@ public final class IoTPlatform: Service, Sendable {
         if let cluster { services.append(cluster) }
         if let liveRelay { services.append(liveRelay) }
         if let downlinkRelay { services.append(downlinkRelay) }
+        if let ruleRelay { services.append(ruleRelay) }
+        if let ruleOwnership { services.append(ruleOwnership) }
+        if let definitionFollower { services.append(definitionFollower) }
         services.append(modbus)
         if let webSocket { services.append(webSocket) }
         if let coap { services.append(coap) }
@@ -425,6 +450,7 @@ public final class IoTPlatform: Service, Sendable {
         try await loadParsers()
         try await restoreDefinitions()
         await rules.addHandler(notifications)
+        if let ruleRelay { await rules.setForwarding(ruleRelay) }
         try await seedTenants()
         try await startMQTTClients()
         try startCoAPObservations()

@@ -40,8 +40,6 @@ public final class PostgresLiveRelay: PointObserver, Service {
     private let watchedElsewhere = Mutex<Set<TenantID>>([])
 
     static let channel = "iot_live"
-    /// PostgreSQL refuses a payload of 8,000 bytes or more.
-    static let maxPayloadBytes = 7_500
     static let ddl = """
         CREATE TABLE IF NOT EXISTS {schema}.live_watch(
           instance text NOT NULL, tenant text NOT NULL, until bigint NOT NULL, PRIMARY KEY(instance, tenant))
@@ -87,7 +85,7 @@ public final class PostgresLiveRelay: PointObserver, Service {
         }
     }
 
-    /// The batch as JSON payloads under ``maxPayloadBytes`` each. Not relayed (they are stored all the same):
+    /// The batch as JSON payloads under `PostgresStorage.maxPayloadBytes` each. Not relayed (they are stored all the same):
     /// non-finite numbers, which JSON cannot say (the live feed shows them as null), and a point whose text alone
     /// is over the limit.
     static func payloads(of batch: PointBatch, from instance: String) -> [String] {
@@ -96,23 +94,9 @@ public final class PostgresLiveRelay: PointObserver, Service {
             if case .number(let v) = p.value { return v.isFinite }
             return true
         }
-        var out: [String] = []
-        var start = 0
-        while start < points.count {
-            // Grow the chunk while it fits; halve it when it does not.
-            var count = min(points.count - start, 64)
-            while true {
-                let message = Message(i: instance, t: batch.tenant, p: Array(points[start..<(start + count)]))
-                guard let data = try? encoder.encode(message) else { return out }
-                if data.count <= maxPayloadBytes || count == 1 {
-                    if data.count <= maxPayloadBytes { out.append(String(decoding: data, as: UTF8.self)) }
-                    start += count
-                    break
-                }
-                count /= 2
-            }
+        return PostgresStorage.payloads(of: points) {
+            try? encoder.encode(Message(i: instance, t: batch.tenant, p: $0))
         }
-        return out
     }
 
     /// Listens for other instances' points and keeps the watches, until graceful shutdown.

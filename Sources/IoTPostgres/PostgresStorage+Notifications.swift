@@ -1,3 +1,5 @@
+import Foundation
+import IoTCore
 import Logging
 import PostgresNIO
 
@@ -31,5 +33,29 @@ extension PostgresStorage {
         try await client.query(
             PostgresQuery(unsafeSQL: "SELECT pg_notify($1, $2)", binds: PostgresStorage.binds(channel, payload)),
             logger: logger)
+    }
+
+    /// PostgreSQL refuses a notification payload of 8,000 bytes or more.
+    static let maxPayloadBytes = 7_500
+
+    /// `points` in chunks whose `encode`d form is under ``maxPayloadBytes`` each (a point too big alone is left
+    /// out), in order.
+    static func payloads(of points: [Point], encode: ([Point]) -> Data?) -> [String] {
+        var out: [String] = []
+        var start = 0
+        while start < points.count {
+            // Grow the chunk while it fits; halve it when it does not.
+            var count = min(points.count - start, 64)
+            while true {
+                guard let data = encode(Array(points[start..<(start + count)])) else { return out }
+                if data.count <= maxPayloadBytes || count == 1 {
+                    if data.count <= maxPayloadBytes { out.append(String(decoding: data, as: UTF8.self)) }
+                    start += count
+                    break
+                }
+                count /= 2
+            }
+        }
+        return out
     }
 }

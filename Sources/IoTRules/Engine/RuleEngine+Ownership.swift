@@ -20,6 +20,7 @@ extension RuleEngine {
         self.ownership = ownership
         var gained: [(runtime: RuleRuntime, slots: [Slot])] = []
         var lost = 0
+        var unsaved = 0
         for t in tenants.values {
             for runtime in t.runtimes.values {
                 var taken: [Slot] = []
@@ -31,8 +32,7 @@ extension RuleEngine {
                     } else {
                         if s.owner == nil {
                             lost += 1
-                            markDirty(s)
-                            if s.alarm != nil { s.alarmDirty = true }
+                            if s.dirty { unsaved += 1 }
                         }
                         setOwner(s, owner)
                     }
@@ -40,8 +40,8 @@ extension RuleEngine {
                 if !taken.isEmpty { gained.append((runtime, taken)) }
             }
         }
-        // What this instance gave up is saved now, for the instance that takes it over.
-        if lost > 0 { await persist(now: clock.now(), force: true) }
+        // What this instance gave up and had not saved yet is saved now, for the instance that takes it over.
+        if unsaved > 0 { await persist(now: clock.now(), force: true) }
         let now = clock.now()
         var loaded = 0
         for (runtime, slots) in gained {

@@ -16,6 +16,7 @@ extension RuleEngine {
 
         var states: [String: [UInt8]] = [:]
         var alarms: [Alarm] = []
+        let replaced = tenants[tenant]?.runtimes[rule.id] != nil
         if let existing = tenants[tenant]?.runtimes[rule.id] {
             states = existing.encodeStates()
             alarms = existing.slots.values.compactMap(\.alarm)
@@ -118,7 +119,8 @@ extension RuleEngine {
             s.alarm = a
             t.openAlarms[a.id] = s
         }
-        for s in runtime.slots.values { markDirty(s) }
+        // A replaced rule's state, carried over from memory, may be newer than the store's.
+        if replaced { for s in runtime.slots.values { markDirty(s) } }
     }
 
     /// Creates, fills and indexes the slot of a joint rule bound to its devices, and starts its timer.

@@ -40,6 +40,11 @@ public protocol ManagementRoutes: Sendable {
     /// The default adds nothing.
     func restoreDefinitions(of tenant: TenantID, _ api: ManagementAPI) async throws -> [ManagementServer.RestoreFailure]
 
+    /// Another instance on the same ``IoTCore/DefinitionStore`` saved or deleted the definition `kind`/`id` of
+    /// `tenant` (``ManagementServer/definitionChanged(_:id:of:)`` calls it on every resource): add it again from
+    /// the store, or remove it when it is gone there. The default does nothing.
+    func definitionChanged(_ kind: String, id: String, of tenant: TenantID, _ api: ManagementAPI) async throws
+
     /// Removes what this resource runs or keeps for `tenant` outside the tenant's own store (MQTT clients and
     /// their broker sessions, observations, polled devices), before `DELETE /api/v1/tenants/{tenant}` deletes
     /// the tenant. Throw to keep the tenant (the deletion can be retried). The default removes nothing.
@@ -53,6 +58,11 @@ public protocol ManagementRoutes: Sendable {
 extension ManagementRoutes {
     /// Sets nothing: the resource has no gauges.
     public func sampleMetrics() async {}
+
+    /// Does nothing: the resource keeps no definitions, or follows no other instance's.
+    public func definitionChanged(_ kind: String, id: String, of tenant: TenantID, _ api: ManagementAPI)
+        async throws
+    {}
 
     /// Removes nothing: the resource keeps nothing of a tenant outside the tenant's store.
     public func deleteTenant(_ tenant: TenantID, _ api: ManagementAPI) async throws {}

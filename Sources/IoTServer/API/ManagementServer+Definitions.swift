@@ -1,4 +1,5 @@
 public import IoTCore
+import Logging
 
 extension ManagementServer {
     /// A definition kept from an earlier run that could not be added again.
@@ -46,5 +47,20 @@ extension ManagementServer {
             }
         }
         return failures
+    }
+
+    /// Applies a definition another instance saved or deleted in the shared ``IoTCore/DefinitionStore``: each
+    /// resource's ``ManagementRoutes/definitionChanged(_:id:of:_:)`` (``RuleRoutes`` adds, replaces or removes
+    /// the rule). A change that cannot be applied is logged; the definition stays in the store.
+    public func definitionChanged(_ kind: String, id: String, of tenant: TenantID) async {
+        for resource in resources {
+            do {
+                try await resource.definitionChanged(kind, id: id, of: tenant, api)
+            } catch {
+                api.logger.warning(
+                    "a definition changed on another instance could not be applied here",
+                    metadata: ["tenant": "\(tenant)", "kind": "\(kind)", "id": "\(id)", "error": "\(error)"])
+            }
+        }
     }
 }

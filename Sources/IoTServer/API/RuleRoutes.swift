@@ -42,6 +42,18 @@ public struct RuleRoutes: ManagementRoutes {
         ) { try await engine.add(try Self.rule(from: $0), tenant: tenant) }
     }
 
+    /// Adds, replaces or removes a rule another instance changed through its API (a shared definition store).
+    public func definitionChanged(_ kind: String, id: String, of tenant: TenantID, _ api: ManagementAPI)
+        async throws
+    {
+        guard kind == DefinitionKind.alarmRule, let definitions else { return }
+        if let stored = try await definitions.definitions(.tenant(tenant), kind: kind).first(where: { $0.id == id }) {
+            try await engine.add(try Self.rule(from: stored.body), tenant: tenant)
+        } else {
+            try await engine.remove(ruleID: id, tenant: tenant)
+        }
+    }
+
     /// Removes the tenant's rules from the engine before the tenant is deleted (their state and alarms go with
     /// the tenant's store).
     public func deleteTenant(_ tenant: TenantID, _ api: ManagementAPI) async throws {

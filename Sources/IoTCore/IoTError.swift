@@ -70,6 +70,13 @@ public struct IoTError: Error, Sendable, Hashable, CustomStringConvertible {
 
         /// A stable, snake_case name, used as the `reason` label of counters.
         public var name: String { value.rawValue }
+
+        /// The code whose ``name`` is `name` (one sent by another process), or `nil` for a name this version does
+        /// not know.
+        public init?(name: String) {
+            guard let value = Value(rawValue: name) else { return nil }
+            self.value = value
+        }
         public var description: String { value.rawValue }
     }
 

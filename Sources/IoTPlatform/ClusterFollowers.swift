@@ -3,19 +3,47 @@ import IoTCore
 import IoTPostgres
 import IoTRules
 import IoTServer
+import Logging
 import ServiceLifecycle
 
-/// Gives the rule engine each new view of the cluster's live instances, so each device's rules run on one
-/// instance (issue 24): the coordinator's ``ClusterCoordinator/members`` as a ``RuleOwnership``.
-struct RuleOwnershipFollower: Service {
+/// Gives each new view of the cluster's live instances (the coordinator's ``ClusterCoordinator/members``, as a
+/// ``ClusterOwnership``) to what is placed by it: the rule engine (each device's rules on one instance), the Modbus
+/// devices and the CoAP observations (each run by one instance). Between views, it publishes what this instance
+/// runs and reads what the others run, every two seconds (``PostgresStatusBoard``).
+struct MembershipFollower: Service {
     let cluster: ClusterCoordinator
     let rules: RuleEngine
+    let modbus: PlacedModbus
+    let coap: PlacedCoAPObservations
+    let board: PostgresStatusBoard
     let instanceID: String
+    let logger: Logger
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            for await live in cluster.members {
-                await rules.ownershipChanged(RuleOwnership(instance: instanceID, live: live))
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await live in cluster.members {
+                        let ownership = ClusterOwnership(instance: instanceID, live: live)
+                        await modbus.ownershipChanged(ownership)
+                        coap.ownershipChanged(ownership)
+                        await rules.ownershipChanged(ownership)
+                    }
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        do {
+                            try await modbus.sync(board)
+                            try await coap.sync(board)
+                        } catch {
+                            logger.warning(
+                                "the statuses of Modbus devices and CoAP observations were not shared with the other instances",
+                                metadata: ["error": "\(error)"])
+                        }
+                        try? await Task.sleep(for: .seconds(2))
+                    }
+                }
+                await group.waitForAll()
             }
         }
     }

@@ -97,12 +97,25 @@ extension IoTPlatform {
     /// Creates the CoAP observations the configuration declares; each replaces an observation of the same id
     /// restored from the management API (the file wins, as for rules).
     func startCoAPObservations() throws {
+        let observations: any CoAPObservationAdministration = placedCoAP ?? coapObservations
         for spec in configuration.coap.observations {
             do {
-                if coapObservations.report(id: spec.id) != nil { try coapObservations.remove(id: spec.id) }
-                try coapObservations.create(spec)
+                if observations.report(id: spec.id) != nil { try observations.remove(id: spec.id) }
+                try observations.create(spec)
             } catch {
                 throw ConfigurationError("coap.observations[\(spec.id)]: \(error.message)")
+            }
+        }
+    }
+
+    /// In a cluster, places the Modbus devices the configuration declares (alone, the poller was made with them).
+    func placeModbusDevices() async throws {
+        guard let placedModbus, let section = configuration.modbus else { return }
+        for device in section.devices {
+            do {
+                _ = try await placedModbus.replace(device)
+            } catch {
+                throw ConfigurationError("modbus.devices[\(device.identity.deviceUID)]: \(error.message)")
             }
         }
     }

@@ -83,7 +83,12 @@ public final class IoTPlatform: Service, Sendable {
     let downlinkRelay: PostgresDownlinkRelay?
     /// With PostgreSQL and Redis: carries points to the instance that evaluates their device's rules.
     let ruleRelay: PostgresRuleRelay?
-    let ruleOwnership: RuleOwnershipFollower?
+    /// With Redis: hands the live instances to what is placed by them (rules, Modbus devices, CoAP observations).
+    let membership: MembershipFollower?
+    let instanceCalls: PostgresInstanceCalls?
+    /// With Redis: the Modbus devices and CoAP observations of the whole cluster, each run by one instance.
+    let placedModbus: PlacedModbus?
+    let placedCoAP: PlacedCoAPObservations?
     /// With PostgreSQL: applies the rules other instances change through their API.
     let definitionFollower: DefinitionFollower?
     /// The ingest pipeline: journal, queue, store.
@@ -294,9 +299,13 @@ public final class IoTPlatform: Service, Sendable {
                 configuration: t.listener, gateway: gateway, sessions: sessions,
                 parser: RegistryParser(name: t.parser, registry: parsers), logger: logger)
         }
+        // In a cluster the file's devices are placed like the others (prepare() adds them): none runs at start.
+        let clustered = configuration.cluster.redis != nil
         let configured = try configuration.modbus.map { section in
             try ModbusTransport(
-                configuration: section.poller, devices: section.devices, gateway: gateway, clock: clock, logger: logger)
+                configuration: section.poller, devices: clustered ? [] : section.devices, gateway: gateway,
+                clock: clock,
+                logger: logger)
         }
         modbus = ModbusOnDemand(transport: configured) { [gateway, clock, logger] () throws(IoTError) in
             try ModbusTransport(gateway: gateway, clock: clock, logger: logger)
@@ -312,23 +321,35 @@ public final class IoTPlatform: Service, Sendable {
         } else {
             cluster = nil
         }
+        let mqttAdministration: any MQTTClientAdministration = cluster ?? mqtt
+        var observerConfiguration = configuration.coap.observer
+        observerConfiguration.outbound = configuration.outbound
+        coapObservations = CoAPObserverManager(configuration: observerConfiguration, gateway: gateway, logger: logger)
         if let postgres, let cluster {
-            // One instance at a time evaluates a device's rules; the others send it the device's points.
+            // One instance at a time evaluates a device's rules (the others send it the device's points), polls a
+            // Modbus device and observes a CoAP resource.
             let instance = try PlatformStores.instanceID(configuration)
             let rules = self.rules
             ruleRelay = PostgresRuleRelay(
                 storage: postgres, instanceID: instance, deliverPoints: { await rules.forwardedPoints($0) },
                 deliverAlarm: { await rules.alarmChangedElsewhere(tenant: $0, ruleID: $1, originator: $2) },
                 logger: logger)
-            ruleOwnership = RuleOwnershipFollower(cluster: cluster, rules: rules, instanceID: instance)
+            let calls = PostgresInstanceCalls(storage: postgres, instanceID: instance, logger: logger)
+            instanceCalls = calls
+            let placedModbus = PlacedModbus(inner: modbus, calls: calls, instanceID: instance, logger: logger)
+            let placedCoAP = PlacedCoAPObservations(inner: coapObservations, instanceID: instance, logger: logger)
+            self.placedModbus = placedModbus
+            self.placedCoAP = placedCoAP
+            membership = MembershipFollower(
+                cluster: cluster, rules: rules, modbus: placedModbus, coap: placedCoAP,
+                board: PostgresStatusBoard(storage: postgres), instanceID: instance, logger: logger)
         } else {
             ruleRelay = nil
-            ruleOwnership = nil
+            instanceCalls = nil
+            placedModbus = nil
+            placedCoAP = nil
+            membership = nil
         }
-        let mqttAdministration: any MQTTClientAdministration = cluster ?? mqtt
-        var observerConfiguration = configuration.coap.observer
-        observerConfiguration.outbound = configuration.outbound
-        coapObservations = CoAPObserverManager(configuration: observerConfiguration, gateway: gateway, logger: logger)
         addedTransports = try layers.transports.map { try $0(gateway) }
 
         let provisioners = try Self.brokerProvisioners(configuration.brokerAccounts, logger: logger)
@@ -359,7 +380,7 @@ public final class IoTPlatform: Service, Sendable {
             DownlinkRoutes(sessions: sessions, elsewhere: downlinkElsewhere),
             LiveFeedRoutes(feed: liveFeed),
             MQTTClientRoutes(clients: mqttAdministration, definitions: definitions),
-            CoAPObservationRoutes(observations: coapObservations, definitions: definitions),
+            CoAPObservationRoutes(observations: placedCoAP ?? coapObservations, definitions: definitions),
         ]
         resources.append(
             ClusterRoutes(
@@ -367,7 +388,7 @@ public final class IoTPlatform: Service, Sendable {
                     ?? SingleInstanceStatus(
                         instanceID: configuration.cluster.instanceID ?? ProcessInfo.processInfo.hostName,
                         manager: mqtt)))
-        resources.append(ModbusRoutes(modbus: modbus, definitions: definitions))
+        resources.append(ModbusRoutes(modbus: placedModbus ?? modbus, definitions: definitions))
         resources.append(DashboardRoutes(definitions: definitions))
         reports = ReportScheduler(
             clock: clock, builder: ReportBuilder(points: points, registry: registry, alarms: ruleState),
@@ -420,7 +441,8 @@ public final class IoTPlatform: Service, Sendable {
         if let liveRelay { services.append(liveRelay) }
         if let downlinkRelay { services.append(downlinkRelay) }
         if let ruleRelay { services.append(ruleRelay) }
-        if let ruleOwnership { services.append(ruleOwnership) }
+        if let instanceCalls { services.append(instanceCalls) }
+        if let membership { services.append(membership) }
         if let definitionFollower { services.append(definitionFollower) }
         services.append(modbus)
         if let webSocket { services.append(webSocket) }
@@ -454,6 +476,7 @@ public final class IoTPlatform: Service, Sendable {
         try await seedTenants()
         try await startMQTTClients()
         try startCoAPObservations()
+        try await placeModbusDevices()
         await cluster?.onRedisDataLost { [weak self] in await self?.restoreClusterClients() }
     }
 

@@ -4,7 +4,7 @@ public import Logging
 public import ServiceLifecycle
 
 /// Carries points and alarm changes between the instances of one PostgreSQL to the instance that evaluates
-/// their originator's rules (an `IoTRules.RuleEngine` with a ``IoTCore/RuleOwnership``).
+/// their originator's rules (an `IoTRules.RuleEngine` with a ``IoTCore/ClusterOwnership``).
 ///
 /// ``forward(_:to:)`` sends points with `pg_notify` on the channel `iot_rules`, addressed to one instance and split
 /// into payloads under PostgreSQL's 8,000-byte limit (numbers that JSON cannot say, such as infinity, are sent as

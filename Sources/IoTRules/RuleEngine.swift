@@ -80,7 +80,7 @@ public actor RuleEngine: Service, PointObserver {
     var lastFlush: Int64
     var alarmSequence: UInt64 = 0
     /// Which instance evaluates which originator; `nil`: this one, all of them.
-    var ownership: RuleOwnership?
+    var ownership: ClusterOwnership?
     /// Where points and alarm changes of originators evaluated elsewhere go.
     var forwarding: (any RuleForwarding)?
 

@@ -12,7 +12,7 @@ import Testing
 /// its alarm rule evaluated on one of them (its owner by hash): a debounce of three counts points posted to
 /// either. When the owner is killed, the other takes the device over with the state saved last, so the count
 /// continues there. A rule created or removed through one instance's API is created or removed on the other.
-@Suite(.serialized) struct RuleOwnershipTests {
+@Suite(.serialized) struct ClusterOwnershipTests {
     @Test func aDevicesRuleRunsOnOneInstanceAndContinuesOnTheOtherWhenItDies() async throws {
         try await onOwnThread { try Self.run() }
     }
@@ -62,9 +62,9 @@ import Testing
         try eventually("the second instance removed it", seconds: 5) { try !rules(instances[1]).contains("from-api") }
 
         // A device the second instance evaluates (the same hash every instance computes).
-        let ownership = RuleOwnership(instance: "i1", live: ["i1", "i2"])
+        let ownership = ClusterOwnership(instance: "i1", live: ["i1", "i2"])
         let device = try #require(
-            (0..<20).map { "d-\($0)" }.first { ownership.owner(tenant: "acme", originator: $0) == "i2" })
+            (0..<20).map { "d-\($0)" }.first { ownership.owner(tenant: "acme", key: $0) == "i2" })
         let token = try instances[0].issueToken(tenant: "acme", device: device)
         func post(_ iotd: IotdProcess, _ value: Int) throws {
             let r = try LoopbackHTTPClient(port: iotd.httpPort).request(

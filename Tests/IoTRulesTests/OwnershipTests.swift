@@ -38,26 +38,26 @@ struct OwnershipTests {
 
     @Test func ownershipIsTheSameOnEveryInstanceAndMovesOnlyWhatTheLeaverOwned() {
         let live = ["iotd-1", "iotd-2", "iotd-3"]
-        let views = live.map { RuleOwnership(instance: $0, live: live.reversed()) }
+        let views = live.map { ClusterOwnership(instance: $0, live: live.reversed()) }
         var owned: [String: Int] = [:]
         var moved = 0
         for i in 0..<3_000 {
-            let owners = Set(views.map { $0.owner(tenant: tenant, originator: "dev-\(i)") })
+            let owners = Set(views.map { $0.owner(tenant: tenant, key: "dev-\(i)") })
             #expect(owners.count == 1, "every instance names the same owner")
             let owner = owners.first!
             owned[owner, default: 0] += 1
-            #expect(views.filter { $0.isLocal(tenant: tenant, originator: "dev-\(i)") }.map(\.instance) == [owner])
-            let after = RuleOwnership(instance: "iotd-1", live: ["iotd-1", "iotd-3"])
-                .owner(tenant: tenant, originator: "dev-\(i)")
+            #expect(views.filter { $0.isLocal(tenant: tenant, key: "dev-\(i)") }.map(\.instance) == [owner])
+            let after = ClusterOwnership(instance: "iotd-1", live: ["iotd-1", "iotd-3"])
+                .owner(tenant: tenant, key: "dev-\(i)")
             if owner != "iotd-2" { #expect(after == owner, "a device of a live instance stays") }
             if after != owner { moved += 1 }
         }
         #expect(owned.count == 3 && owned.values.allSatisfy { $0 > 800 }, "spread: \(owned)")
         #expect(moved == owned["iotd-2"], "only the leaver's devices move")
         // Lease lapsed (not in the live list): owns nothing.
-        #expect(!RuleOwnership(instance: "iotd-9", live: live).isLocal(tenant: tenant, originator: "dev-1"))
+        #expect(!ClusterOwnership(instance: "iotd-9", live: live).isLocal(tenant: tenant, key: "dev-1"))
         // No cluster information: everything here.
-        #expect(RuleOwnership(instance: "iotd-9", live: []).isLocal(tenant: tenant, originator: "dev-1"))
+        #expect(ClusterOwnership(instance: "iotd-9", live: []).isLocal(tenant: tenant, key: "dev-1"))
     }
 
     @Test func aDevicesRulesRunOnItsOwnerAndItsStateMovesWhenTheOwnerDies() async throws {
@@ -72,7 +72,7 @@ struct OwnershipTests {
                 clock: clock, stateStore: store, registry: registry, logger: Logger(label: "rules-\(id)"))
             await e.setForwarding(relay)
             try await e.add(hot, tenant: tenant)
-            await e.ownershipChanged(RuleOwnership(instance: id, live: ["a", "b"]))
+            await e.ownershipChanged(ClusterOwnership(instance: id, live: ["a", "b"]))
             engines[id] = e
         }
         relay.engines.withLock { $0 = engines }
@@ -81,7 +81,7 @@ struct OwnershipTests {
         // A device B evaluates, whose points all reach A (its connection is there).
         let device = try #require(
             (0..<100).map { "pump-\($0)" }.first {
-                RuleOwnership(instance: "a", live: ["a", "b"]).owner(tenant: tenant, originator: $0) == "b"
+                ClusterOwnership(instance: "a", live: ["a", "b"]).owner(tenant: tenant, key: $0) == "b"
             })
         try await registry.saveDevice(.tenant(tenant), Device(uid: device, product: "pump"))
         for i in 0..<3 { await a.pointsCommitted(point(device, 90, clock.now() + Int64(i))) }
@@ -107,7 +107,7 @@ struct OwnershipTests {
         await b.runDueTimers()  // saves the state (persist interval 1 s)
         // B dies; A is alone and takes B's device over with its debounce count.
         relay.engines.withLock { $0["b"] = nil }
-        await a.ownershipChanged(RuleOwnership(instance: "a", live: ["a"]))
+        await a.ownershipChanged(ClusterOwnership(instance: "a", live: ["a"]))
         await a.pointsCommitted(point(device, 96, clock.now()))
         await a.flush()
         let again = try await store.openAlarm(.tenant(tenant), ruleID: "hot", originator: device)
@@ -124,20 +124,20 @@ struct OwnershipTests {
         let a = RuleEngine(clock: clock, stateStore: store, registry: registry, logger: Logger(label: "a"))
         await a.setForwarding(relay)
         try await a.add(hot, tenant: tenant)
-        await a.ownershipChanged(RuleOwnership(instance: "a", live: ["a"]))
+        await a.ownershipChanged(ClusterOwnership(instance: "a", live: ["a"]))
         relay.engines.withLock { $0["a"] = a }
         let device = try #require(
             (0..<100).map { "pump-\($0)" }.first {
-                RuleOwnership(instance: "a", live: ["a", "b"]).owner(tenant: tenant, originator: $0) == "b"
+                ClusterOwnership(instance: "a", live: ["a", "b"]).owner(tenant: tenant, key: $0) == "b"
             })
         try await registry.saveDevice(.tenant(tenant), Device(uid: device, product: "pump"))
         for i in 0..<2 { await a.pointsCommitted(point(device, 90, clock.now() + Int64(i))) }
         // B joins: A gives the device up (saving its state), B takes it with a count of 2.
-        await a.ownershipChanged(RuleOwnership(instance: "a", live: ["a", "b"]))
+        await a.ownershipChanged(ClusterOwnership(instance: "a", live: ["a", "b"]))
         let b = RuleEngine(clock: clock, stateStore: store, registry: registry, logger: Logger(label: "b"))
         await b.setForwarding(relay)
         try await b.add(hot, tenant: tenant)
-        await b.ownershipChanged(RuleOwnership(instance: "b", live: ["a", "b"]))
+        await b.ownershipChanged(ClusterOwnership(instance: "b", live: ["a", "b"]))
         relay.engines.withLock { $0["b"] = b }
         await a.pointsCommitted(point(device, 90, clock.now() + 5))
         await b.flush()

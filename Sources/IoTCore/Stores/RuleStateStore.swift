@@ -3,7 +3,7 @@
 /// ## Implementing a rule state store
 /// - Rule state is an opaque blob per (tenant, rule id, originator); the engine encodes it. Saving the
 ///   states of some originators leaves the others' as they are, so instances that evaluate different
-///   devices of one rule (see ``RuleOwnership``) never overwrite each other's state.
+///   devices of one rule (see ``ClusterOwnership``) never overwrite each other's state.
 /// - ``saveAlarm(_:_:)`` inserts or replaces by ``Alarm/id``. At most one open alarm per (rule,
 ///   originator): saving a second open alarm with another id throws ``IoTError/Code/conflict``.
 /// - ``alarms(_:query:)`` returns newest first (by start time, then id) and honours the scope

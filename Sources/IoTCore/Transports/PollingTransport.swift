@@ -77,7 +77,7 @@ open class PollingTransport: Transport, @unchecked Sendable {
     }
 
     /// What the poller has done so far.
-    public struct Status: Sendable, Hashable {
+    public struct Status: Sendable, Hashable, Codable {
         /// Polls that returned records (or none) in time.
         public var successes = 0
         /// Polls that threw or timed out.
@@ -89,6 +89,9 @@ open class PollingTransport: Transport, @unchecked Sendable {
         public var lastError: String?
         /// When the last successful poll ended (UTC ms).
         public var lastSuccessAt: Int64?
+
+        /// A status before any poll.
+        public init() {}
     }
 
     /// The transport's name (counters, logs).

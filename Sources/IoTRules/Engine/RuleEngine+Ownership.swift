@@ -2,7 +2,7 @@ public import IoTCore
 import Logging
 
 // Several instances, one owner per originator: each (rule, originator) is evaluated on the instance that
-// RuleOwnership names; the others send it the points (RuleForwarding) and leave its timers alone.
+// ClusterOwnership names; the others send it the points (RuleForwarding) and leave its timers alone.
 extension RuleEngine {
     /// Sets where points and alarm changes of originators another instance evaluates are sent. Without it
     /// (the default) such points are not evaluated anywhere: set it before the first ``ownershipChanged(_:)``.
@@ -15,7 +15,7 @@ extension RuleEngine {
     /// Slots this instance gives up are saved at once, for their new owner to load; slots it takes over load
     /// the state and open alarm their previous owner saved last (a fresh state when there is none) and run
     /// their timers here from then on. `nil` makes this instance evaluate everything again.
-    public func ownershipChanged(_ ownership: RuleOwnership?) async {
+    public func ownershipChanged(_ ownership: ClusterOwnership?) async {
         guard ownership != self.ownership else { return }
         self.ownership = ownership
         var gained: [(runtime: RuleRuntime, slots: [Slot])] = []
@@ -136,7 +136,7 @@ extension RuleEngine {
     /// The instance that evaluates `s`, or `nil` for this one.
     func owner(of s: Slot) -> String? {
         guard let ownership else { return nil }
-        let owner = ownership.owner(tenant: s.runtime.tenant, originator: s.originator)
+        let owner = ownership.owner(tenant: s.runtime.tenant, key: s.originator)
         return owner == ownership.instance ? nil : owner
     }
 
@@ -148,7 +148,7 @@ extension RuleEngine {
     /// After an acknowledge or clear of an alarm another instance holds, tells that instance.
     func tellOwner(_ tenant: TenantID, _ alarm: Alarm) async {
         guard let ownership, let forwarding else { return }
-        let owner = ownership.owner(tenant: tenant, originator: alarm.originator)
+        let owner = ownership.owner(tenant: tenant, key: alarm.originator)
         guard owner != ownership.instance else { return }
         await forwarding.alarmChanged(tenant: tenant, ruleID: alarm.ruleID, originator: alarm.originator, to: owner)
     }

@@ -39,6 +39,26 @@ public struct CoAPObservationRoutes: ManagementRoutes {
         }
     }
 
+    /// Observes, observes anew or stops an observation another instance changed through its API (a shared
+    /// definition store).
+    public func definitionChanged(_ kind: String, id: String, of tenant: TenantID, _ api: ManagementAPI)
+        async throws
+    {
+        guard kind == DefinitionKind.coapObservation, let definitions else { return }
+        let stored = try await definitions.definitions(.tenant(tenant), kind: kind).first { $0.id == id }
+        if let existing = observations.report(id: id), existing.spec.tenant == tenant.rawValue {
+            guard let stored else { return try observations.remove(id: id) }
+            var spec = try JSONOutput.decode(CoAPObservationSpec.self, from: stored.body)
+            spec.tenant = tenant.rawValue
+            guard spec != existing.spec else { return }
+            try observations.remove(id: id)
+        }
+        guard let stored else { return }
+        var spec = try JSONOutput.decode(CoAPObservationSpec.self, from: stored.body)
+        spec.tenant = tenant.rawValue
+        try observations.create(spec)
+    }
+
     /// Stops the tenant's observations before the tenant is deleted.
     public func deleteTenant(_ tenant: TenantID, _ api: ManagementAPI) async throws {
         for report in observations.list() where report.spec.tenant == tenant.rawValue {
@@ -136,7 +156,7 @@ extension CoAPObservationRoutes {
     /// `iot_coap_observations{state}`, and per observation (`observation`, `tenant`):
     /// `iot_coap_observation_notifications`, `…_stored` and `…_rejected`.
     public func sampleMetrics() async {
-        let reports = observations.list()
+        let reports = observations.observedHere()
         var sample = SampledGauges.counts(
             "iot_coap_observations", states: reports.map(\.state), all: ["registering", "observing", "failed"])
         for r in reports {

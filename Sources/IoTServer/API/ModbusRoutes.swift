@@ -46,6 +46,8 @@ struct ModbusDeviceOutput: Encodable {
     var lastSuccessAt: Int64?
     var writes: Int
     var writeFailures: Int
+    /// In a cluster, the instance that polls it.
+    var instance: String?
 
     init(_ s: ModbusDeviceStatus) {
         uid = s.device.identity.deviceUID
@@ -65,6 +67,7 @@ struct ModbusDeviceOutput: Encodable {
         lastSuccessAt = s.polling.lastSuccessAt
         writes = s.writes
         writeFailures = s.writeFailures
+        instance = s.instance
     }
 }
 
@@ -96,6 +99,21 @@ public struct ModbusRoutes: ManagementRoutes {
             DefinitionKind.modbusDevice, of: tenant, from: definitions,
             advice: "replace it with POST /api/v1/tenants/\(tenant)/modbus/devices"
         ) { try await modbus.replace(try Self.modbusDevice(from: $0, tenant: tenant, uid: nil)) }
+    }
+
+    /// Polls, polls anew or stops polling a device another instance changed through its API (a shared definition
+    /// store).
+    public func definitionChanged(_ kind: String, id: String, of tenant: TenantID, _ api: ManagementAPI)
+        async throws
+    {
+        guard kind == DefinitionKind.modbusDevice, let definitions else { return }
+        if let stored = try await definitions.definitions(.tenant(tenant), kind: kind).first(where: { $0.id == id }) {
+            let device = try Self.modbusDevice(from: stored.body, tenant: tenant, uid: nil)
+            guard modbus.device(device.identity)?.device != device else { return }  // this instance's own change
+            try await modbus.replace(device)
+        } else {
+            await modbus.remove(DeviceIdentity(tenant: tenant, deviceUID: id))
+        }
     }
 
     /// Stops polling the tenant's devices before the tenant is deleted.
@@ -263,7 +281,7 @@ extension ModbusRoutes {
     /// `tenant`): `iot_modbus_device_up` (1 or 0), `iot_modbus_device_polls`, `…_poll_failures` and
     /// `…_consecutive_failures`.
     public func sampleMetrics() async {
-        let devices = modbus.devices()
+        let devices = modbus.devicesPolledHere()
         var sample = SampledGauges.counts(
             "iot_modbus_devices", states: devices.map { $0.polling.consecutiveFailures == 0 ? "answering" : "failing" },
             all: ["answering", "failing"])

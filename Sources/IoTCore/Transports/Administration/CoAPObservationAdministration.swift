@@ -11,6 +11,9 @@
 public protocol CoAPObservationAdministration: Sendable {
     /// Every observation, sorted by id.
     func list() -> [CoAPObservationReport]
+    /// The observations this process runs itself, for its `/metrics` (in a cluster, ``list()`` lists the others'
+    /// as well). The default is ``list()``.
+    func observedHere() -> [CoAPObservationReport]
     /// One observation, or `nil`.
     func report(id: String) -> CoAPObservationReport?
     /// Checks that the observation's device address may be reached (the outbound policy); the API calls it
@@ -27,6 +30,11 @@ public protocol CoAPObservationAdministration: Sendable {
     ///
     /// - Throws: `notFound` when there is no such observation.
     func remove(id: String) throws(IoTError)
+}
+
+extension CoAPObservationAdministration {
+    /// Every observation: a process alone runs them all.
+    public func observedHere() -> [CoAPObservationReport] { list() }
 }
 
 /// One CoAP observation as its manager reports it.
@@ -46,6 +54,8 @@ public struct CoAPObservationReport: Sendable, Codable, Hashable {
     public var rejected: Int
     /// The last error, if any.
     public var lastError: String?
+    /// In a cluster, the instance that observes it; `nil` for this process alone.
+    public var instance: String?
 
     /// Creates a report.
     public init(

@@ -13,6 +13,9 @@
 public protocol ModbusAdministration: Sendable {
     /// Every polled device with its status, in the order they were added.
     func devices() -> [ModbusDeviceStatus]
+    /// The devices this process polls itself, for its `/metrics` (in a cluster, ``devices()`` lists the others'
+    /// as well). The default is ``devices()``.
+    func devicesPolledHere() -> [ModbusDeviceStatus]
     /// One device's status, or `nil` when it is not polled.
     func device(_ identity: DeviceIdentity) -> ModbusDeviceStatus?
     /// Adds a device; it is polled at once if the transport runs.
@@ -41,8 +44,13 @@ public protocol ModbusAdministration: Sendable {
     func write(_ identity: DeviceIdentity, area: ModbusArea, address: Int, values: [UInt16]) async throws(IoTError)
 }
 
+extension ModbusAdministration {
+    /// Every device: a process alone polls them all.
+    public func devicesPolledHere() -> [ModbusDeviceStatus] { devices() }
+}
+
 /// A polled Modbus device and what its poller has done.
-public struct ModbusDeviceStatus: Sendable, Hashable {
+public struct ModbusDeviceStatus: Sendable, Hashable, Codable {
     /// The device's configuration.
     public var device: ModbusDevice
     /// Polls, failures, last error.
@@ -53,15 +61,19 @@ public struct ModbusDeviceStatus: Sendable, Hashable {
     public var writes: Int
     /// Writes that failed.
     public var writeFailures: Int
+    /// In a cluster, the instance that polls the device; `nil` for this process alone.
+    public var instance: String?
 
     /// Creates a status.
     public init(
-        device: ModbusDevice, polling: PollingTransport.Status, requestsPerPoll: Int, writes: Int, writeFailures: Int
+        device: ModbusDevice, polling: PollingTransport.Status, requestsPerPoll: Int, writes: Int, writeFailures: Int,
+        instance: String? = nil
     ) {
         self.device = device
         self.polling = polling
         self.requestsPerPoll = requestsPerPoll
         self.writes = writes
         self.writeFailures = writeFailures
+        self.instance = instance
     }
 }

@@ -1,17 +1,18 @@
-/// Which instance of a cluster evaluates the alarm rules of each originator (a device, or a joint rule's
-/// originator): rendezvous hashing of (tenant, originator) over the live instances.
+/// Which instance of a cluster owns each key of a tenant: the alarm rules of an originator (a device, or a joint
+/// rule's originator), a polled Modbus device (`modbus/<uid>`), a CoAP observation (`coap/<id>`). Rendezvous
+/// hashing of (tenant, key) over the live instances.
 ///
-/// Every instance computes the same owner from the same list, and an originator changes owner only when its
-/// owner leaves or a joining instance wins it, so the rest keep their state where it is. An instance that is not
+/// Every instance computes the same owner from the same list, and a key changes owner only when its owner
+/// leaves or a joining instance wins it, so the rest stay where they are. An instance that is not
 /// in ``live`` (its lease lapsed) owns nothing; an empty list means no cluster information, and everything is
 /// evaluated here.
 ///
 /// ```swift
-/// let ownership = RuleOwnership(instance: "iotd-1", live: ["iotd-1", "iotd-2", "iotd-3"])
-/// ownership.owner(tenant: "acme", originator: "pump-7")   // "iotd-3", the same on every instance
+/// let ownership = ClusterOwnership(instance: "iotd-1", live: ["iotd-1", "iotd-2", "iotd-3"])
+/// ownership.owner(tenant: "acme", key: "pump-7")   // "iotd-3", the same on every instance
 /// await ruleEngine.ownershipChanged(ownership)
 /// ```
-public struct RuleOwnership: Sendable, Hashable {
+public struct ClusterOwnership: Sendable, Hashable {
     /// This instance.
     public let instance: String
     /// The live instances, sorted.
@@ -23,14 +24,14 @@ public struct RuleOwnership: Sendable, Hashable {
         self.live = Array(Set(live)).sorted()
     }
 
-    /// The instance that evaluates the rules of `originator`: the live instance with the highest hash of
-    /// (instance, tenant, originator); this instance when ``live`` is empty.
-    public func owner(tenant: TenantID, originator: String) -> String {
+    /// The instance that owns `key`: the live instance with the highest hash of (instance, tenant, key); this
+    /// instance when ``live`` is empty.
+    public func owner(tenant: TenantID, key: String) -> String {
         var best = instance
         var bestScore: UInt64 = 0
         var first = true
         for candidate in live {
-            let score = Self.score(candidate, tenant.rawValue, originator)
+            let score = Self.score(candidate, tenant.rawValue, key)
             if first || score > bestScore || (score == bestScore && candidate < best) {
                 best = candidate
                 bestScore = score
@@ -40,16 +41,16 @@ public struct RuleOwnership: Sendable, Hashable {
         return best
     }
 
-    /// Whether this instance evaluates the rules of `originator`.
-    public func isLocal(tenant: TenantID, originator: String) -> Bool {
-        owner(tenant: tenant, originator: originator) == instance
+    /// Whether this instance owns `key`.
+    public func isLocal(tenant: TenantID, key: String) -> Bool {
+        owner(tenant: tenant, key: key) == instance
     }
 
     /// FNV-1a over the three strings (separated by a zero byte), then SplitMix64's finalizer: stable across
     /// releases, processes and platforms (unlike `Hasher`).
-    static func score(_ instance: String, _ tenant: String, _ originator: String) -> UInt64 {
+    static func score(_ instance: String, _ tenant: String, _ key: String) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for part in [instance, tenant, originator] {
+        for part in [instance, tenant, key] {
             for byte in part.utf8 {
                 h ^= UInt64(byte)
                 h = h &* 0x100_0000_01b3

@@ -1,0 +1,86 @@
+import IoTCore
+import Synchronization
+
+/// The work of one kind every instance of a cluster knows (Modbus devices, CoAP observations), each item run
+/// by the instance ``ClusterOwnership`` names for `kind/id`, and the statuses the other instances published of
+/// theirs. Nothing runs until the first ownership is known, so no item runs on two instances at start.
+final class Placement<Spec: Sendable & Equatable, Status: Sendable & Codable>: Sendable {
+    struct Item: Sendable {
+        var tenant: TenantID
+        var spec: Spec
+    }
+
+    private struct State {
+        var items: [String: Item] = [:]
+        var ownership: ClusterOwnership?
+        var remote: [String: (status: Status, instance: String)] = [:]
+    }
+
+    let kind: String
+    private let state = Mutex(State())
+
+    init(kind: String) { self.kind = kind }
+
+    private static func owner(_ o: ClusterOwnership?, _ kind: String, _ id: String, _ tenant: TenantID) -> String? {
+        o?.owner(tenant: tenant, key: kind + "/" + id)
+    }
+
+    /// The instance that runs `id`; `nil` before the first ownership is known.
+    func owner(_ id: String, tenant: TenantID) -> String? {
+        state.withLock { Self.owner($0.ownership, kind, id, tenant) }
+    }
+
+    /// Whether this instance runs `id`.
+    func isLocal(_ id: String, tenant: TenantID) -> Bool {
+        state.withLock { s in s.ownership.map { Self.owner($0, kind, id, tenant) == $0.instance } ?? false }
+    }
+
+    /// Records `spec` under `id`; returns whether an item was there and whether this instance runs it.
+    @discardableResult
+    func put(_ id: String, tenant: TenantID, _ spec: Spec) -> (existed: Bool, local: Bool) {
+        state.withLock { s in
+            let existed = s.items.updateValue(Item(tenant: tenant, spec: spec), forKey: id) != nil
+            let local = s.ownership.map { Self.owner($0, kind, id, tenant) == $0.instance } ?? false
+            return (existed, local)
+        }
+    }
+
+    /// Forgets `id`; returns what was there.
+    func remove(_ id: String) -> Item? {
+        state.withLock { s in
+            s.remote[id] = nil
+            return s.items.removeValue(forKey: id)
+        }
+    }
+
+    func item(_ id: String) -> Item? { state.withLock { $0.items[id] } }
+
+    /// Every item, sorted by id.
+    func items() -> [(id: String, item: Item)] {
+        state.withLock { $0.items.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
+    }
+
+    /// What the instance running `id` published of it last, and that instance.
+    func remoteStatus(_ id: String) -> (status: Status, instance: String)? { state.withLock { $0.remote[id] } }
+
+    /// Sets the ownership; returns the items this instance runs from now on and those it runs no longer.
+    func setOwnership(_ ownership: ClusterOwnership) -> (gained: [(String, Item)], lost: [(String, Item)]) {
+        state.withLock { s in
+            var gained: [(String, Item)] = []
+            var lost: [(String, Item)] = []
+            for (id, item) in s.items {
+                let was = s.ownership.map { Self.owner($0, kind, id, item.tenant) == $0.instance } ?? false
+                let now = Self.owner(ownership, kind, id, item.tenant) == ownership.instance
+                if now && !was { gained.append((id, item)) }
+                if was && !now { lost.append((id, item)) }
+            }
+            s.ownership = ownership
+            return (gained, lost)
+        }
+    }
+
+    /// Replaces the statuses other instances published (by id).
+    func setRemote(_ remote: [String: (status: Status, instance: String)]) {
+        state.withLock { $0.remote = remote }
+    }
+}

@@ -85,6 +85,7 @@ public final class IoTPlatform: Service, Sendable {
     let ruleRelay: PostgresRuleRelay?
     /// With Redis: hands the live instances to what is placed by them (rules, Modbus devices, CoAP observations).
     let membership: MembershipFollower?
+    /// With PostgreSQL: requests to the other instances (downlink, Modbus writes).
     let instanceCalls: PostgresInstanceCalls?
     /// With Redis: the Modbus devices and CoAP observations of the whole cluster, each run by one instance.
     let placedModbus: PlacedModbus?
@@ -260,6 +261,7 @@ public final class IoTPlatform: Service, Sendable {
         activity = DeviceActivity(configuration: configuration.devices, points: points, clock: clock)
         var observers: [any PointObserver] = [rules, liveFeed, activity]
         if let influxDB { observers.append(influxDB) }
+        let sharedCalls: PostgresInstanceCalls?
         if let postgres {
             // Several instances on one database: a dashboard on one sees what the others ingest, and a downlink
             // through one reaches a device connected to another.
@@ -270,13 +272,15 @@ public final class IoTPlatform: Service, Sendable {
                 deliver: { await feed.pointsCommitted($0) }, watchedHere: { feed.watchedTenants }, logger: logger)
             observers.append(relay)
             liveRelay = relay
-            downlinkRelay = PostgresDownlinkRelay(
-                storage: postgres, instanceID: instance, sessions: sessions,
-                logger: logger)
+            let calls = PostgresInstanceCalls(storage: postgres, instanceID: instance, logger: logger)
+            sharedCalls = calls
+            downlinkRelay = PostgresDownlinkRelay(calls: calls, sessions: sessions)
         } else {
             liveRelay = nil
+            sharedCalls = nil
             downlinkRelay = nil
         }
+        instanceCalls = sharedCalls
         ingestor = Ingestor(
             configuration: configuration.ingest.ingestor, journal: journal, pointStore: points, registry: registry,
             clock: clock, observers: observers, parsers: parsers, logger: logger)
@@ -325,7 +329,7 @@ public final class IoTPlatform: Service, Sendable {
         var observerConfiguration = configuration.coap.observer
         observerConfiguration.outbound = configuration.outbound
         coapObservations = CoAPObserverManager(configuration: observerConfiguration, gateway: gateway, logger: logger)
-        if let postgres, let cluster {
+        if let postgres, let cluster, let calls = sharedCalls {
             // One instance at a time evaluates a device's rules (the others send it the device's points), polls a
             // Modbus device and observes a CoAP resource.
             let instance = try PlatformStores.instanceID(configuration)
@@ -334,8 +338,6 @@ public final class IoTPlatform: Service, Sendable {
                 storage: postgres, instanceID: instance, deliverPoints: { await rules.forwardedPoints($0) },
                 deliverAlarm: { await rules.alarmChangedElsewhere(tenant: $0, ruleID: $1, originator: $2) },
                 logger: logger)
-            let calls = PostgresInstanceCalls(storage: postgres, instanceID: instance, logger: logger)
-            instanceCalls = calls
             let placedModbus = PlacedModbus(inner: modbus, calls: calls, instanceID: instance, logger: logger)
             let placedCoAP = PlacedCoAPObservations(inner: coapObservations, instanceID: instance, logger: logger)
             self.placedModbus = placedModbus
@@ -345,7 +347,6 @@ public final class IoTPlatform: Service, Sendable {
                 board: PostgresStatusBoard(storage: postgres), instanceID: instance, logger: logger)
         } else {
             ruleRelay = nil
-            instanceCalls = nil
             placedModbus = nil
             placedCoAP = nil
             membership = nil
@@ -439,7 +440,6 @@ public final class IoTPlatform: Service, Sendable {
         // clients' sessions are handed over before the manager stops.
         if let cluster { services.append(cluster) }
         if let liveRelay { services.append(liveRelay) }
-        if let downlinkRelay { services.append(downlinkRelay) }
         if let ruleRelay { services.append(ruleRelay) }
         if let instanceCalls { services.append(instanceCalls) }
         if let membership { services.append(membership) }

@@ -190,32 +190,10 @@ final class PlacedModbus: ModbusAdministration {
 
     /// Publishes the statuses of the devices this instance polls, and reads the others'.
     func sync(_ board: PostgresStatusBoard) async throws {
-        let encoder = JSONEncoder()
-        let mine = devicesPolledHere()
-        try await board.publish(
-            kind: placement.kind, instance: instanceID,
-            mine.map { s in
-                PostgresStatusBoard.Entry(
-                    tenant: s.device.identity.tenant, id: s.device.identity.deviceUID,
-                    doc: String(decoding: (try? encoder.encode(s)) ?? Data(), as: UTF8.self))
-            })
-        placement.setRemote(
-            try await Self.remote(board, placement.kind, instanceID, ModbusDeviceStatus.self) { "\($0)/\($1)" })
-    }
-
-    /// What other instances published of `kind`, by placement id.
-    static func remote<Status: Decodable>(
-        _ board: PostgresStatusBoard, _ kind: String, _ instanceID: String, _ type: Status.Type,
-        id: (TenantID, String) -> String
-    ) async throws -> [String: (status: Status, instance: String)] {
-        let decoder = JSONDecoder()
-        var out: [String: (status: Status, instance: String)] = [:]
-        for e in try await board.entries(kind: kind) where e.instance != instanceID {
-            if let s = try? decoder.decode(Status.self, from: Data(e.doc.utf8)) {
-                out[id(e.tenant, e.id)] = (s, e.instance)
-            }
-        }
-        return out
+        try await placement.sync(
+            board, instance: instanceID,
+            devicesPolledHere().map { ($0.device.identity.tenant, $0.device.identity.deviceUID, $0) }
+        ) { "\($0)/\($1)" }
     }
 }
 
@@ -304,16 +282,8 @@ final class PlacedCoAPObservations: CoAPObservationAdministration {
 
     /// Publishes the reports of the observations this instance runs, and reads the others'.
     func sync(_ board: PostgresStatusBoard) async throws {
-        let encoder = JSONEncoder()
-        let mine = observedHere()
-        try await board.publish(
-            kind: placement.kind, instance: instanceID,
-            mine.map { r in
-                PostgresStatusBoard.Entry(
-                    tenant: TenantID(r.spec.tenant), id: r.spec.id,
-                    doc: String(decoding: (try? encoder.encode(r)) ?? Data(), as: UTF8.self))
-            })
-        placement.setRemote(
-            try await PlacedModbus.remote(board, placement.kind, instanceID, CoAPObservationReport.self) { $1 })
+        try await placement.sync(
+            board, instance: instanceID, observedHere().map { (TenantID($0.spec.tenant), $0.spec.id, $0) }
+        ) { $1 }
     }
 }

@@ -1,4 +1,6 @@
+import Foundation
 import IoTCore
+import IoTPostgres
 import Synchronization
 
 /// The work of one kind every instance of a cluster knows (Modbus devices, CoAP observations), each item run
@@ -82,5 +84,29 @@ final class Placement<Spec: Sendable & Equatable, Status: Sendable & Codable>: S
     /// Replaces the statuses other instances published (by id).
     func setRemote(_ remote: [String: (status: Status, instance: String)]) {
         state.withLock { $0.remote = remote }
+    }
+
+    /// Publishes this instance's statuses (`mine`: tenant, id on the board, status) and reads what the other
+    /// instances published; `id` makes the placement id of a board entry.
+    func sync(
+        _ board: PostgresStatusBoard, instance: String, _ mine: [(TenantID, String, Status)],
+        id: (TenantID, String) -> String
+    ) async throws {
+        let encoder = JSONEncoder()
+        try await board.publish(
+            kind: kind, instance: instance,
+            mine.map { tenant, entry, status in
+                PostgresStatusBoard.Entry(
+                    tenant: tenant, id: entry,
+                    doc: String(decoding: (try? encoder.encode(status)) ?? Data(), as: UTF8.self))
+            })
+        let decoder = JSONDecoder()
+        var remote: [String: (status: Status, instance: String)] = [:]
+        for e in try await board.entries(kind: kind) where e.instance != instance {
+            if let s = try? decoder.decode(Status.self, from: Data(e.doc.utf8)) {
+                remote[id(e.tenant, e.id)] = (s, e.instance)
+            }
+        }
+        setRemote(remote)
     }
 }

@@ -7,7 +7,10 @@ import Synchronization
 /// Calls from one instance to another of the same PostgreSQL, with `pg_notify` on the channel `iot_calls`: a
 /// request names its target, an operation and a text body; the target runs the handler registered for the
 /// operation and answers with its result or its ``IoTCore/IoTError``. The management API uses it to reach what
-/// another instance runs (a write to a Modbus device that instance polls).
+/// another instance runs (a write to a Modbus device that instance polls). ``callAny(_:_:timeout:)`` asks every
+/// other instance and takes the first answer (a downlink to whichever holds the device's connection).
+///
+/// One per instance: the calls of every instance listen on the same channel.
 ///
 /// ```swift
 /// let calls = PostgresInstanceCalls(storage: storage, instanceID: "iotd-1")
@@ -23,10 +26,12 @@ public final class PostgresInstanceCalls: Service {
     let timeout: Duration
     let logger: Logger
     private let handlers = Mutex<[String: Handler]>([:])
-    private let pending = Mutex<[String: CheckedContinuation<Result<String, IoTError>, Never>]>([:])
+    private let pending = Mutex<[String: CheckedContinuation<Result<String, IoTError>?, Never>]>([:])
     private let listening = Atomic<Bool>(false)
 
     static let channel = "iot_calls"
+    /// The target of ``callAny(_:_:timeout:)``.
+    static let everyone = "*"
 
     /// Creates the calls of `instanceID`; nothing is heard before ``run()``.
     ///
@@ -63,39 +68,54 @@ public final class PostgresInstanceCalls: Service {
     ///   the instance did not answer in time, before ``run()`` listens, or when PostgreSQL cannot be reached;
     ///   ``IoTCore/IoTError/Code/payloadTooLarge`` for a request over about 7,500 bytes.
     public func call(_ instance: String, _ operation: String, _ body: String) async throws(IoTError) -> String {
+        guard let answer = try await request(instance, operation, body, timeout: timeout) else {
+            throw IoTError(
+                .unavailable,
+                "instance \(instance) did not answer within \(timeout); it may have stopped, retry once the cluster moved its work"
+            )
+        }
+        return try answer.get()
+    }
+
+    /// Asks every other instance to run `operation` and returns the first answer, or `nil` when none answered
+    /// within `timeout`. An instance whose handler throws does not answer.
+    ///
+    /// - Throws: ``IoTCore/IoTError/Code/unavailable`` before ``run()`` listens or when PostgreSQL cannot be
+    ///   reached; ``IoTCore/IoTError/Code/payloadTooLarge`` for a request over about 7,500 bytes.
+    public func callAny(_ operation: String, _ body: String, timeout: Duration) async throws(IoTError) -> String? {
+        try await request(Self.everyone, operation, body, timeout: timeout).map { r throws(IoTError) in try r.get() }
+    }
+
+    /// Sends a request; its answer, a failure to send it, or `nil` when no answer came within `timeout`.
+    private func request(_ instance: String, _ operation: String, _ body: String, timeout: Duration)
+        async throws(IoTError) -> Result<String, IoTError>?
+    {
         guard listening.load(ordering: .acquiring) else {
             throw IoTError(.unavailable, "calls to other instances are not listening yet; retry in a moment")
         }
         let id = UUID().uuidString
         let text = Self.encode(Message(k: "q", r: id, from: instanceID, to: instance, op: operation, b: body))
         guard text.utf8.count <= PostgresStorage.maxPayloadBytes else {
-            throw IoTError(.payloadTooLarge, "a request to another instance carries at most about 7,000 bytes")
+            throw IoTError(
+                .payloadTooLarge, "a request to another instance carries at most about 7,000 bytes; send less")
         }
-        let timeout = self.timeout
-        let result = await withCheckedContinuation {
-            (continuation: CheckedContinuation<Result<String, IoTError>, Never>) in
+        return await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<String, IoTError>?, Never>) in
             pending.withLock { $0[id] = continuation }
             Task {
                 do {
                     try await storage.notify(Self.channel, text, logger: logger)
                 } catch {
-                    self.answer(id, .failure(IoTError(.unavailable, "cannot reach instance \(instance): \(error)")))
+                    self.answer(id, .failure(IoTError(.unavailable, "cannot reach the other instances: \(error)")))
                     return
                 }
                 try? await Task.sleep(for: timeout)
-                self.answer(
-                    id,
-                    .failure(
-                        IoTError(
-                            .unavailable,
-                            "instance \(instance) did not answer within \(timeout); it may have stopped, retry once the cluster moved its work"
-                        )))
+                self.answer(id, nil)
             }
         }
-        return try result.get()
     }
 
-    private func answer(_ id: String, _ result: Result<String, IoTError>) {
+    private func answer(_ id: String, _ result: Result<String, IoTError>?) {
         pending.withLock { $0.removeValue(forKey: id) }?.resume(returning: result)
     }
 
@@ -110,7 +130,8 @@ public final class PostgresInstanceCalls: Service {
             await self.storage.listen(
                 on: Self.channel, logger: self.logger, onListening: { self.listening.store(true, ordering: .releasing) }
             ) { payload in
-                guard let m = try? decoder.decode(Message.self, from: Data(payload.utf8)), m.to == self.instanceID
+                guard let m = try? decoder.decode(Message.self, from: Data(payload.utf8)),
+                    m.to == self.instanceID || (m.to == Self.everyone && m.from != self.instanceID)
                 else { return }
                 if m.k == "a" {
                     if let code = m.code {
@@ -130,7 +151,12 @@ public final class PostgresInstanceCalls: Service {
 
     private func serve(_ m: Message) async {
         var reply = Message(k: "a", r: m.r, from: instanceID, to: m.from)
-        if let handler = handlers.withLock({ $0[m.op ?? ""] }) {
+        let handler = handlers.withLock { $0[m.op ?? ""] }
+        if m.to == Self.everyone {
+            // Asked of everyone: only an instance that ran it answers.
+            guard let handler, let answer = try? await handler(m.b ?? "") else { return }
+            reply.b = answer
+        } else if let handler {
             do {
                 reply.b = try await handler(m.b ?? "")
             } catch {

@@ -75,7 +75,8 @@ public actor RuleEngine: Service, PointObserver {
     /// ``Slot/timerDeadline`` and skipped when stale.
     var timers = DeadlineHeap<Slot>()
     var pending: [PendingWrite] = []
-    var dirtySlots: [Slot] = []
+    /// The rules with slots whose state changed since it was saved (each lists them in its `dirtySlots`).
+    var dirtyRuntimes: [RuleRuntime] = []
     var persisting = false
     var lastFlush: Int64
     var alarmSequence: UInt64 = 0
@@ -197,7 +198,9 @@ public actor RuleEngine: Service, PointObserver {
     func markDirty(_ slot: Slot) {
         if !slot.dirty {
             slot.dirty = true
-            dirtySlots.append(slot)
+            let runtime = slot.runtime
+            if runtime.dirtySlots.isEmpty { dirtyRuntimes.append(runtime) }
+            runtime.dirtySlots.append(slot)
         }
     }
 }

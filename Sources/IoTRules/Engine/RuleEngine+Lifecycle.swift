@@ -185,29 +185,28 @@ extension RuleEngine {
                 }
             }
         }
-        guard force || now - lastFlush >= configuration.persistInterval.inMilliseconds, !dirtySlots.isEmpty else {
+        guard force || now - lastFlush >= configuration.persistInterval.inMilliseconds, !dirtyRuntimes.isEmpty else {
             if force { lastFlush = now }
             return
         }
         lastFlush = now
-        let dirty = dirtySlots
-        dirtySlots.removeAll(keepingCapacity: true)
+        let dirty = dirtyRuntimes
+        dirtyRuntimes.removeAll(keepingCapacity: true)
         // One save per rule, of the originators that changed.
-        var byRule: [ObjectIdentifier: (runtime: RuleRuntime, slots: [Slot])] = [:]
-        for s in dirty {
-            s.dirty = false
-            guard !s.runtime.removed else { continue }
-            byRule[ObjectIdentifier(s.runtime), default: (s.runtime, [])].slots.append(s)
-        }
-        for (r, slots) in byRule.values {
-            let scope = AccessScope.tenant(r.tenant)
+        for r in dirty {
+            let slots = r.dirtySlots
+            r.dirtySlots.removeAll()
             var alarms: [Alarm] = []
             var states: [String: [UInt8]] = [:]
+            states.reserveCapacity(slots.count)
             for s in slots {
+                s.dirty = false
                 states[s.originator] = s.encodeState()
                 if s.alarmDirty, let a = s.alarm { alarms.append(a) }
                 s.alarmDirty = false
             }
+            guard !r.removed else { continue }
+            let scope = AccessScope.tenant(r.tenant)
             do {
                 try await stateStore.saveStates(scope, ruleID: r.id, states: states)
                 for a in alarms { try await stateStore.saveAlarm(scope, a) }

@@ -52,10 +52,11 @@ extension RuleEngine {
             let originators = slots.map(\.originator)
             do {
                 states = try await stateStore.states(scope, ruleID: ruleID, originators: originators)
-                for originator in originators {
-                    if let a = try await stateStore.openAlarm(scope, ruleID: ruleID, originator: originator) {
-                        alarms[originator] = a
-                    }
+                // One listing per rule, not one query per originator: a failover may move thousands.
+                let wanted = Set(originators)
+                for a in try await stateStore.alarms(scope, query: AlarmQuery(ruleID: ruleID, open: true))
+                where wanted.contains(a.originator) {
+                    alarms[a.originator] = a
                 }
             } catch {
                 // Not taken over: the next change of ownership tries again.
@@ -120,17 +121,17 @@ extension RuleEngine {
         guard !runtime.removed, s.owner == nil, let t = tenants[tenant] else { return }
         let before = s.alarm
         if let old = before { t.openAlarms[old.id] = nil }
-        var now = stored
-        if let b = before, var a = now, a.id == b.id {
+        var after = stored
+        if let b = before, var a = after, a.id == b.id {
             // What this instance counted since it was saved stays.
             a.occurrences = max(a.occurrences, b.occurrences)
             if a.active { a.lastValue = b.lastValue ?? a.lastValue }
-            now = a
+            after = a
         }
-        s.alarm = now
-        if let a = now { t.openAlarms[a.id] = s }
+        s.alarm = after
+        if let a = after { t.openAlarms[a.id] = s }
         // Cleared by hand elsewhere: the rule starts over for the originator, as a clear here does.
-        if before?.active == true, now?.active != true { resetCondition(s, now: clock.now()) }
+        if before?.active == true, after?.active != true { resetCondition(s, now: clock.now()) }
     }
 
     /// The instance that evaluates `s`, or `nil` for this one.

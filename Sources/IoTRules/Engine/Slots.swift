@@ -384,6 +384,8 @@ final class RuleRuntime {
     let tenant: TenantID
     let rule: AlarmRule
     var slots: [String: Slot] = [:]
+    /// The slots whose state changed since it was saved.
+    var dirtySlots: [Slot] = []
     var removed = false
     let script: (any CompiledScript)?
 

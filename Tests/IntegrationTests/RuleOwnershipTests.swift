@@ -11,7 +11,8 @@ import Testing
 /// Issue 24, item 5: two `iotd` on one real PostgreSQL and Redis. A device whose messages reach both instances has
 /// its alarm rule evaluated on one of them (its owner by hash): a debounce of three counts points posted to
 /// either. When the owner is killed, the other takes the device over with the state saved last, so the count
-/// continues there. A rule created or removed through one instance's API is created or removed on the other.
+/// continues there. A rule or statistics job created or removed through one instance's API is created or removed
+/// on the other.
 @Suite(.serialized) struct ClusterOwnershipTests {
     @Test func aDevicesRuleRunsOnOneInstanceAndContinuesOnTheOtherWhenItDies() async throws {
         try await onOwnThread { try Self.run() }
@@ -60,6 +61,18 @@ import Testing
         try eventually("the second instance has the rule", seconds: 5) { try rules(instances[1]).contains("from-api") }
         #expect(try instances[0].api("DELETE", "/api/v1/tenants/acme/rules/from-api").status == 204)
         try eventually("the second instance removed it", seconds: 5) { try !rules(instances[1]).contains("from-api") }
+        // So is a statistics job.
+        func jobs(_ via: IotdProcess) throws -> String {
+            try via.api("GET", "/api/v1/tenants/acme/statistics/jobs").text
+        }
+        let job = try instances[1].api(
+            "POST", "/api/v1/tenants/acme/statistics/jobs",
+            #"{"id": "hourly", "cron": "0 * * * *", "leadMillis": 3600000, "parameters": [{"name": "peak", "device": "d-0", "signal": "v", "reducer": "max"}]}"#
+        )
+        #expect(job.status == 201, "\(job.text)")
+        try eventually("the first instance has the job", seconds: 5) { try jobs(instances[0]).contains("hourly") }
+        #expect(try instances[1].api("DELETE", "/api/v1/tenants/acme/statistics/jobs/hourly").status == 204)
+        try eventually("the first instance removed the job", seconds: 5) { try !jobs(instances[0]).contains("hourly") }
 
         // A device the second instance evaluates (the same hash every instance computes).
         let ownership = ClusterOwnership(instance: "i1", live: ["i1", "i2"])

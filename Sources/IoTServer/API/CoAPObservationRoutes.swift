@@ -44,19 +44,17 @@ public struct CoAPObservationRoutes: ManagementRoutes {
     public func definitionChanged(_ kind: String, id: String, of tenant: TenantID, _ api: ManagementAPI)
         async throws
     {
-        guard kind == DefinitionKind.coapObservation, let definitions else { return }
-        let stored = try await definitions.definitions(.tenant(tenant), kind: kind).first { $0.id == id }
-        if let existing = observations.report(id: id), existing.spec.tenant == tenant.rawValue {
-            guard let stored else { return try observations.remove(id: id) }
-            var spec = try JSONOutput.decode(CoAPObservationSpec.self, from: stored.body)
-            spec.tenant = tenant.rawValue
-            guard spec != existing.spec else { return }
-            try observations.remove(id: id)
-        }
-        guard let stored else { return }
-        var spec = try JSONOutput.decode(CoAPObservationSpec.self, from: stored.body)
-        spec.tenant = tenant.rawValue
-        try observations.create(spec)
+        let existing = observations.report(id: id).map(\.spec).flatMap { $0.tenant == tenant.rawValue ? $0 : nil }
+        try await api.follow(
+            kind, id: id, of: tenant, kind: DefinitionKind.coapObservation, from: definitions,
+            apply: {
+                var spec = try JSONOutput.decode(CoAPObservationSpec.self, from: $0)
+                spec.tenant = tenant.rawValue
+                guard spec != existing else { return }  // this instance's own change
+                if existing != nil { try observations.remove(id: id) }
+                try observations.create(spec)
+            },
+            remove: { if existing != nil { try observations.remove(id: id) } })
     }
 
     /// Stops the tenant's observations before the tenant is deleted.

@@ -187,6 +187,22 @@ public struct ManagementAPI: Sendable {
     }
 }
 
+extension ManagementAPI {
+    /// Applies a definition of `kind` another instance saved or deleted: `apply` its stored body, or `remove` it
+    /// when `definitions` no longer has it. Other kinds are left to other resources.
+    func follow(
+        _ changed: String, id: String, of tenant: TenantID, kind: String, from definitions: (any DefinitionStore)?,
+        apply: ([UInt8]) async throws -> Void, remove: () async throws -> Void
+    ) async throws {
+        guard changed == kind, let definitions else { return }
+        if let stored = try await definitions.definitions(.tenant(tenant), kind: kind).first(where: { $0.id == id }) {
+            try await apply(stored.body)
+        } else {
+            try await remove()
+        }
+    }
+}
+
 /// The kinds under which the API keeps what it accepted in the ``IoTCore/DefinitionStore``.
 enum DefinitionKind {
     static let alarmRule = "alarm-rule"

@@ -106,14 +106,14 @@ public struct ModbusRoutes: ManagementRoutes {
     public func definitionChanged(_ kind: String, id: String, of tenant: TenantID, _ api: ManagementAPI)
         async throws
     {
-        guard kind == DefinitionKind.modbusDevice, let definitions else { return }
-        if let stored = try await definitions.definitions(.tenant(tenant), kind: kind).first(where: { $0.id == id }) {
-            let device = try Self.modbusDevice(from: stored.body, tenant: tenant, uid: nil)
-            guard modbus.device(device.identity)?.device != device else { return }  // this instance's own change
-            try await modbus.replace(device)
-        } else {
-            await modbus.remove(DeviceIdentity(tenant: tenant, deviceUID: id))
-        }
+        try await api.follow(
+            kind, id: id, of: tenant, kind: DefinitionKind.modbusDevice, from: definitions,
+            apply: {
+                let device = try Self.modbusDevice(from: $0, tenant: tenant, uid: nil)
+                guard modbus.device(device.identity)?.device != device else { return }  // this instance's own change
+                try await modbus.replace(device)
+            },
+            remove: { await modbus.remove(DeviceIdentity(tenant: tenant, deviceUID: id)) })
     }
 
     /// Stops polling the tenant's devices before the tenant is deleted.

@@ -83,6 +83,27 @@ public struct NotificationRoutes: ManagementRoutes {
         return templates + policies
     }
 
+    /// Saves or forgets a template or routing policy another instance changed through its API (a shared
+    /// definition store).
+    public func definitionChanged(_ kind: String, id: String, of tenant: TenantID, _ api: ManagementAPI)
+        async throws
+    {
+        try await api.follow(
+            kind, id: id, of: tenant, kind: DefinitionKind.notificationTemplate, from: definitions,
+            apply: {
+                try await notifications.saveTemplate(
+                    try JSONDecoder().decode(NotificationTemplate.self, from: Data($0)), tenant: tenant)
+            },
+            remove: { _ = await notifications.removeTemplate(id: id, tenant: tenant) })
+        try await api.follow(
+            kind, id: id, of: tenant, kind: DefinitionKind.notificationPolicy, from: definitions,
+            apply: {
+                try await notifications.savePolicy(
+                    try JSONDecoder().decode(RoutingPolicy.self, from: Data($0)), tenant: tenant)
+            },
+            remove: { _ = await notifications.removePolicy(id: id, tenant: tenant) })
+    }
+
     /// Forgets the tenant's templates and routing policies before the tenant is deleted.
     public func deleteTenant(_ tenant: TenantID, _ api: ManagementAPI) async throws {
         for policy in await notifications.policies(tenant: tenant) {

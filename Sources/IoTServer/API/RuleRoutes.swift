@@ -46,12 +46,10 @@ public struct RuleRoutes: ManagementRoutes {
     public func definitionChanged(_ kind: String, id: String, of tenant: TenantID, _ api: ManagementAPI)
         async throws
     {
-        guard kind == DefinitionKind.alarmRule, let definitions else { return }
-        if let stored = try await definitions.definitions(.tenant(tenant), kind: kind).first(where: { $0.id == id }) {
-            try await engine.add(try Self.rule(from: stored.body), tenant: tenant)
-        } else {
-            try await engine.remove(ruleID: id, tenant: tenant)
-        }
+        try await api.follow(
+            kind, id: id, of: tenant, kind: DefinitionKind.alarmRule, from: definitions,
+            apply: { try await engine.add(try Self.rule(from: $0), tenant: tenant) },
+            remove: { try await engine.remove(ruleID: id, tenant: tenant) })
     }
 
     /// Removes the tenant's rules from the engine before the tenant is deleted (their state and alarms go with

@@ -69,6 +69,16 @@ public struct StatisticsRoutes: ManagementRoutes {
         ) { try await scheduler.add(try Self.statisticsJob(from: $0), tenant: tenant) }
     }
 
+    /// Adds, replaces or removes a job another instance changed through its API (a shared definition store).
+    public func definitionChanged(_ kind: String, id: String, of tenant: TenantID, _ api: ManagementAPI)
+        async throws
+    {
+        try await api.follow(
+            kind, id: id, of: tenant, kind: DefinitionKind.statisticsJob, from: definitions,
+            apply: { try await scheduler.add(try Self.statisticsJob(from: $0), tenant: tenant) },
+            remove: { _ = await scheduler.remove(jobID: id, tenant: tenant) })
+    }
+
     /// Stops the tenant's jobs before the tenant is deleted (their results go with the tenant's store).
     public func deleteTenant(_ tenant: TenantID, _ api: ManagementAPI) async throws {
         for job in await scheduler.jobs(tenant: tenant) { _ = await scheduler.remove(jobID: job.id, tenant: tenant) }

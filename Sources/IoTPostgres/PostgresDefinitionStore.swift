@@ -29,12 +29,12 @@ public final class PostgresDefinitionStore: DefinitionStore {
         var id: String
     }
 
-    /// Tells the instances listening that `kind`/`id` changed; a failure is logged (they see it at their next
-    /// start).
-    private func announce(_ tenant: TenantID, _ kind: String, _ id: String) async {
+    /// Tells the instances listening that `kind`/`id` of `tenant` changed (``PostgresScriptStore`` announces its
+    /// scripts with no tenant); a failure is logged (they see it at their next start).
+    static func announce(_ storage: PostgresStorage, _ tenant: TenantID, _ kind: String, _ id: String) async {
         guard let data = try? JSONEncoder().encode(Change(t: tenant, k: kind, id: id)) else { return }
         do {
-            try await storage.notify(Self.channel, String(decoding: data, as: UTF8.self), logger: storage.logger)
+            try await storage.notify(channel, String(decoding: data, as: UTF8.self), logger: storage.logger)
         } catch {
             storage.logger.warning(
                 "a definition change was not announced to the other instances; they apply it at their next start",
@@ -43,7 +43,8 @@ public final class PostgresDefinitionStore: DefinitionStore {
     }
 
     /// Hands every definition saved or deleted through any instance on this database (this one included) to
-    /// `handle` as (tenant, kind, id), until the task is cancelled.
+    /// `handle` as (tenant, kind, id), until the task is cancelled; a script parser saved or deleted in a
+    /// ``PostgresScriptStore`` comes with kind `parser-script`, its name as the id, and an empty tenant.
     public func followChanges(_ handle: @escaping @Sendable (TenantID, String, String) async -> Void) async {
         let decoder = JSONDecoder()
         await storage.listen(on: Self.channel, logger: storage.logger) { payload in
@@ -65,7 +66,7 @@ public final class PostgresDefinitionStore: DefinitionStore {
             INSERT INTO \(schema).definitions(kind, id, body) VALUES ($1, $2, $3)
             ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body
             """, PostgresStorage.binds(kind, id, ByteBuffer(bytes: body)))
-        await announce(scope.tenant, kind, id)
+        await Self.announce(storage, scope.tenant, kind, id)
     }
 
     /// The definitions of `kind`, by id.
@@ -93,7 +94,7 @@ public final class PostgresDefinitionStore: DefinitionStore {
                 "delete the \(kind) definition \(id)",
                 "DELETE FROM \(schema).definitions WHERE kind = $1 AND id = $2 RETURNING id",
                 PostgresStorage.binds(kind, id)) > 0
-        if deleted { await announce(scope.tenant, kind, id) }
+        if deleted { await Self.announce(storage, scope.tenant, kind, id) }
         return deleted
     }
 }

@@ -90,7 +90,8 @@ public final class PostgresInbox: Inbox {
 
 /// A ``IoTCore/ScriptStore`` in PostgreSQL: named parse scripts in the system schema, shared by every instance.
 ///
-/// Table (component `scripts`): `scripts(name PRIMARY KEY, language, source, updated_at)`.
+/// Table (component `scripts`): `scripts(name PRIMARY KEY, language, source, updated_at)`. Each save and delete is
+/// announced to the other instances (kind `parser-script` on `iot_definitions`).
 public final class PostgresScriptStore: ScriptStore {
     let storage: PostgresStorage
 
@@ -116,7 +117,11 @@ public final class PostgresScriptStore: ScriptStore {
             ON CONFLICT (name) DO UPDATE SET language = excluded.language, source = excluded.source,
               updated_at = excluded.updated_at
             """, PostgresStorage.binds(script.name, script.language, script.source, script.updatedAt))
+        await PostgresDefinitionStore.announce(storage, TenantID(""), Self.kind, script.name)
     }
+
+    /// The kind under which changes are announced (``PostgresDefinitionStore/followChanges(_:)``).
+    static let kind = "parser-script"
 
     private func scripts(_ sql: String, _ binds: PostgresBindings) async throws -> [ScriptSource] {
         try await storage.mapErrors("read scripts") {
@@ -149,8 +154,11 @@ public final class PostgresScriptStore: ScriptStore {
     /// Deletes the script `name`; `false` when there was none.
     public func deleteScript(named name: String) async throws -> Bool {
         let schema = try await schema()
-        return try await storage.execute(
-            "delete script \(name)", "DELETE FROM \(schema).scripts WHERE name = $1 RETURNING name",
-            PostgresStorage.binds(name)) > 0
+        let deleted =
+            try await storage.execute(
+                "delete script \(name)", "DELETE FROM \(schema).scripts WHERE name = $1 RETURNING name",
+                PostgresStorage.binds(name)) > 0
+        if deleted { await PostgresDefinitionStore.announce(storage, TenantID(""), Self.kind, name) }
+        return deleted
     }
 }

@@ -12,8 +12,8 @@ import Testing
 /// its alarm rule evaluated on one of them (its owner by hash): a debounce of three counts points posted to
 /// either. When the owner is killed, the other takes the device over with the state saved last, so the count
 /// continues there. A rule or statistics job created or removed through one instance's API is created or removed
-/// on the other.
-@Suite(.serialized) struct ClusterOwnershipTests {
+/// on the other, and a script parser saved on one is registered on the other.
+@Suite(.serialized) struct RuleOwnershipTests {
     @Test func aDevicesRuleRunsOnOneInstanceAndContinuesOnTheOtherWhenItDies() async throws {
         try await onOwnThread { try Self.run() }
     }
@@ -73,6 +73,20 @@ import Testing
         try eventually("the first instance has the job", seconds: 5) { try jobs(instances[0]).contains("hourly") }
         #expect(try instances[1].api("DELETE", "/api/v1/tenants/acme/statistics/jobs/hourly").status == 204)
         try eventually("the first instance removed the job", seconds: 5) { try !jobs(instances[0]).contains("hourly") }
+        // And a script parser: a product on the second instance may name it once it is registered there.
+        let parser = try JSONSerialization.data(withJSONObject: [
+            "name": "semicolon", "language": "lua",
+            "source": "function parse(msg)\n  return { { values = { v = tonumber(msg.payload) } } }\nend\n",
+        ])
+        #expect(try instances[0].api("POST", "/api/v1/parsers", String(decoding: parser, as: UTF8.self)).status == 201)
+        var product = (status: 0, text: "")
+        try? eventually("the second instance registered the parser", seconds: 5) {
+            product = try instances[1].api(
+                "POST", "/api/v1/tenants/acme/products",
+                #"{"id": "legacy", "parser": "semicolon", "signals": [{"name": "v"}]}"#)
+            return product.status == 201
+        }
+        #expect(product.status == 201, "\(product.text)")
 
         // A device the second instance evaluates (the same hash every instance computes).
         let ownership = ClusterOwnership(instance: "i1", live: ["i1", "i2"])

@@ -100,6 +100,20 @@ public final class ParserCatalog: Sendable {
         return registry.remove(name) || existed
     }
 
+    /// Reads the script `name` from the store again (another process on the same store saved or deleted it):
+    /// compiles and registers it, or removes it from the registry when the store no longer has it.
+    ///
+    /// - Throws: ``IoTError/Code/script`` when the stored script does not compile here (the registry keeps what it
+    ///   had), ``IoTError/Code/storage`` when the store fails.
+    public func reload(named name: String) async throws(IoTError) {
+        guard !builtInNames.contains(name) else { return }
+        guard let script = try await script(named: name) else {
+            _ = registry.remove(name)
+            return
+        }
+        registry.register(try factory.makeParser(script), as: name)
+    }
+
     /// Every stored script, sorted by name.
     public func scripts() async throws(IoTError) -> [ScriptSource] {
         do { return try await store.scripts() } catch {

@@ -43,6 +43,15 @@ public struct ParserRoutes: ManagementRoutes {
         self.catalog = catalog
     }
 
+    /// Compiles again, or drops, a parser another instance saved or removed (a shared script store announces
+    /// kind `parser-script`).
+    public func definitionChanged(_ kind: String, id: String, of tenant: TenantID, _ api: ManagementAPI)
+        async throws
+    {
+        guard kind == "parser-script" else { return }
+        try await catalog.reload(named: id)
+    }
+
     /// The routes.
     public func routes(_ api: ManagementAPI) -> RouteCollection<ManagementContext> {
         let router = RouteCollection(context: ManagementContext.self)

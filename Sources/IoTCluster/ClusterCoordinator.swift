@@ -115,8 +115,8 @@ public actor ClusterCoordinator: Service, ClusterStatusSource, MQTTClientAdminis
 
     /// The live instances (sorted ids) each time they change as this instance sees them: after a heartbeat
     /// that found another set, and without this instance once its own lease lapsed (paused, or Redis out of
-    /// reach), until it renews it. Newest only: a slow reader skips views in between. For one reader (the
-    /// rule engine's `ClusterOwnership`, in `iotd`).
+    /// reach), until it renews it. Newest only: a slow reader skips views in between. For one reader (`iotd`
+    /// makes a `ClusterOwnership` of each, for the rule engine, the Modbus devices and the CoAP observations).
     public nonisolated let members: AsyncStream<[String]>
 
     /// A coordinator for `manager`'s clients; nothing connects before ``run()``.

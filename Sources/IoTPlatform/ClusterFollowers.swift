@@ -49,8 +49,9 @@ struct MembershipFollower: Service {
     }
 }
 
-/// Applies the definitions other instances on the same PostgreSQL save or delete through their API (rules) to
-/// this instance's management resources, as they happen.
+/// Applies the definitions other instances on the same PostgreSQL save or delete through their API (rules, jobs,
+/// notification routing, parsers, Modbus devices, CoAP observations) to this instance's management resources, as
+/// they happen.
 struct DefinitionFollower: Service {
     let store: PostgresDefinitionStore
     let management: ManagementServer

@@ -177,7 +177,7 @@ final class PlacedModbus: ModbusAdministration {
     func ownershipChanged(_ ownership: ClusterOwnership) async {
         let (gained, lost) = placement.setOwnership(ownership)
         for (_, item) in lost { _ = await inner.remove(item.spec.identity) }
-        for (_, item) in gained {
+        for (id, item) in gained where placement.item(id) != nil {  // not removed meanwhile
             do {
                 try await inner.replace(item.spec)
             } catch {
@@ -268,7 +268,7 @@ final class PlacedCoAPObservations: CoAPObservationAdministration {
     func ownershipChanged(_ ownership: ClusterOwnership) {
         let (gained, lost) = placement.setOwnership(ownership)
         for (id, _) in lost where inner.report(id: id) != nil { try? inner.remove(id: id) }
-        for (id, item) in gained {
+        for (id, item) in gained where placement.item(id) != nil {  // not removed meanwhile
             do {
                 if inner.report(id: id) != nil { try inner.remove(id: id) }
                 try inner.create(item.spec)

@@ -145,4 +145,27 @@ struct OwnershipTests {
         #expect(await b.openAlarms(.tenant(tenant)).count == 1)
         #expect(await a.openAlarms(.tenant(tenant)).isEmpty)
     }
+
+    /// A saved state cut short (a damaged row) starts the originator fresh, not half-read: a joint rule's
+    /// "alarming" flag read before the cut would keep the condition from ever raising.
+    @Test func aStateCutShortStartsFresh() async throws {
+        let clock = ManualClock()
+        let store = InMemoryRuleStateStore()
+        // The format version, alarming = true, then nothing.
+        try await store.saveStates(.tenant(tenant), ruleID: "hot", states: ["room-1": [2, 1]])
+        let engine = RuleEngine(clock: clock, stateStore: store, logger: Logger(label: "cut"))
+        try await engine.add(
+            .joint(
+                JointRule(
+                    id: "hot", parameters: [.init(name: "t", device: "room-1", signal: "temp")], severity: .minor,
+                    originator: "room-1"
+                ) { p in (p["t"] ?? nil).map { $0 > 30 } ?? false }),
+            tenant: tenant)
+        await engine.pointsCommitted(
+            PointBatch(
+                tenant: tenant,
+                points: [Point(device: "room-1", signal: "temp", time: clock.now(), value: .number(35))],
+                journalSequence: 0))
+        #expect(await engine.openAlarms(.tenant(tenant)).count == 1, "the condition holds: raised")
+    }
 }

@@ -285,6 +285,7 @@ extension RuleEngine {
             do {
                 try s.decodeState(blob)
             } catch {
+                s.reset(now: now)  // a state read halfway is no state
                 logger.warning(
                     "saved state of rule is unreadable; starting it fresh for this originator",
                     metadata: ["tenant": "\(runtime.tenant)", "rule": "\(runtime.id)", "originator": "\(originator)"])

@@ -115,15 +115,11 @@ final class PlacedModbus: ModbusAdministration {
     }
 
     func write(_ identity: DeviceIdentity, signal: String, value: SignalValue) async throws(IoTError) {
-        if try owner(identity) == nil { return try await inner.write(identity, signal: signal, value: value) }
-        try await forward(WriteRequest(tenant: identity.tenant, uid: identity.deviceUID, signal: signal, value: value))
+        try await send(WriteRequest(tenant: identity.tenant, uid: identity.deviceUID, signal: signal, value: value))
     }
 
     func write(_ identity: DeviceIdentity, area: ModbusArea, address: Int, values: [UInt16]) async throws(IoTError) {
-        if try owner(identity) == nil {
-            return try await inner.write(identity, area: area, address: address, values: values)
-        }
-        try await forward(
+        try await send(
             WriteRequest(tenant: identity.tenant, uid: identity.deviceUID, area: area, address: address, values: values)
         )
     }
@@ -140,7 +136,8 @@ final class PlacedModbus: ModbusAdministration {
         return owner == instanceID ? nil : owner
     }
 
-    private func forward(_ request: WriteRequest) async throws(IoTError) {
+    /// Runs a write here when this instance polls the device, or on the instance that does.
+    private func send(_ request: WriteRequest) async throws(IoTError) {
         let identity = DeviceIdentity(tenant: request.tenant, deviceUID: request.uid)
         guard let owner = try owner(identity) else { return try await run(request) }
         let body = String(decoding: (try? JSONEncoder().encode(request)) ?? Data(), as: UTF8.self)

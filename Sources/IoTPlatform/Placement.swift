@@ -27,6 +27,11 @@ final class Placement<Spec: Sendable & Equatable, Status: Sendable & Codable>: S
         o?.owner(tenant: tenant, key: kind + "/" + id)
     }
 
+    /// Whether `o` gives `id` to its own instance; `false` before the first ownership is known.
+    private static func isLocal(_ o: ClusterOwnership?, _ kind: String, _ id: String, _ tenant: TenantID) -> Bool {
+        o.map { owner($0, kind, id, tenant) == $0.instance } ?? false
+    }
+
     /// The instance that runs `id`; `nil` before the first ownership is known.
     func owner(_ id: String, tenant: TenantID) -> String? {
         state.withLock { Self.owner($0.ownership, kind, id, tenant) }
@@ -34,7 +39,7 @@ final class Placement<Spec: Sendable & Equatable, Status: Sendable & Codable>: S
 
     /// Whether this instance runs `id`.
     func isLocal(_ id: String, tenant: TenantID) -> Bool {
-        state.withLock { s in s.ownership.map { Self.owner($0, kind, id, tenant) == $0.instance } ?? false }
+        state.withLock { Self.isLocal($0.ownership, kind, id, tenant) }
     }
 
     /// Records `spec` under `id`; returns whether an item was there and whether this instance runs it.
@@ -42,8 +47,7 @@ final class Placement<Spec: Sendable & Equatable, Status: Sendable & Codable>: S
     func put(_ id: String, tenant: TenantID, _ spec: Spec) -> (existed: Bool, local: Bool) {
         state.withLock { s in
             let existed = s.items.updateValue(Item(tenant: tenant, spec: spec), forKey: id) != nil
-            let local = s.ownership.map { Self.owner($0, kind, id, tenant) == $0.instance } ?? false
-            return (existed, local)
+            return (existed, Self.isLocal(s.ownership, kind, id, tenant))
         }
     }
 
@@ -71,8 +75,8 @@ final class Placement<Spec: Sendable & Equatable, Status: Sendable & Codable>: S
             var gained: [(String, Item)] = []
             var lost: [(String, Item)] = []
             for (id, item) in s.items {
-                let was = s.ownership.map { Self.owner($0, kind, id, item.tenant) == $0.instance } ?? false
-                let now = Self.owner(ownership, kind, id, item.tenant) == ownership.instance
+                let was = Self.isLocal(s.ownership, kind, id, item.tenant)
+                let now = Self.isLocal(ownership, kind, id, item.tenant)
                 if now && !was { gained.append((id, item)) }
                 if was && !now { lost.append((id, item)) }
             }

@@ -135,9 +135,12 @@ extension RuleEngine {
     }
 
     /// The instance that evaluates `s`, or `nil` for this one.
-    func owner(of s: Slot) -> String? {
+    func owner(of s: Slot) -> String? { owner(tenant: s.runtime.tenant, originator: s.originator) }
+
+    /// The instance that evaluates the rules of `originator`, or `nil` for this one.
+    func owner(tenant: TenantID, originator: String) -> String? {
         guard let ownership else { return nil }
-        let owner = ownership.owner(tenant: s.runtime.tenant, key: s.originator)
+        let owner = ownership.owner(tenant: tenant, key: originator)
         return owner == ownership.instance ? nil : owner
     }
 
@@ -148,9 +151,7 @@ extension RuleEngine {
 
     /// After an acknowledge or clear of an alarm another instance holds, tells that instance.
     func tellOwner(_ tenant: TenantID, _ alarm: Alarm) async {
-        guard let ownership, let forwarding else { return }
-        let owner = ownership.owner(tenant: tenant, key: alarm.originator)
-        guard owner != ownership.instance else { return }
+        guard let forwarding, let owner = owner(tenant: tenant, originator: alarm.originator) else { return }
         await forwarding.alarmChanged(tenant: tenant, ruleID: alarm.ruleID, originator: alarm.originator, to: owner)
     }
 }

@@ -84,7 +84,7 @@ extension PostgresPointStore {
     /// when `nil`); empty buckets are omitted.
     ///
     /// Each bucket is composed exactly from raw points (its parts that are not whole minutes), minute rollups and
-    /// hour rollups, read in one repeatable-read transaction. Throws ``IoTCore/IoTError/Code/invalidArgument``
+    /// hour rollups (with the open minutes' parts), read in one repeatable-read transaction. Throws ``IoTCore/IoTError/Code/invalidArgument``
     /// when `bucketMillis` is not positive.
     public func aggregate(
         _ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, bucketMillis: Int64?
@@ -117,10 +117,12 @@ extension PostgresPointStore {
                             time: ts, value: SignalValue(kind: kind, num: num, txt: txt))
                     }
                 }
+                // The open minutes' parts are added to the closed minutes' and hours' rows.
+                let openFrom = try await Self.openFrom(c, schema: schema, logger: logger)
                 for (level, runs) in [(RollupLevel.minute, plan.minutes), (.hour, plan.hours)] {
                     for (a, b) in runs {
-                        for (start, p) in try await Self.rollupRows(
-                            c, schema: schema, level, series: id, from: a, to: b, logger: logger)
+                        for (start, p) in try await Self.rows(
+                            c, schema: schema, level, series: id, from: a, to: b, openFrom: openFrom, logger: logger)
                         {
                             parts[plan.bucketIndex(start), default: RollupPartial()].merge(p)
                         }

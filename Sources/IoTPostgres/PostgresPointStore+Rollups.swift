@@ -8,9 +8,13 @@ extension RollupLevel {
 }
 
 extension PostgresPointStore {
-    /// The columns of a rollup row after its key, as `SELECT`ed by the queries here.
-    static let rollupColumns =
-        "count, sum, min, max, first_ts, first_kind, first_num, first_txt, last_ts, last_kind, last_num, last_txt"
+    /// The columns of a rollup row after its key.
+    static let rollupColumnNames = [
+        "count", "sum", "min", "max", "first_ts", "first_kind", "first_num", "first_txt", "last_ts", "last_kind",
+        "last_num", "last_txt",
+    ]
+    /// ``rollupColumnNames`` as `SELECT`ed by the queries here.
+    static let rollupColumns = rollupColumnNames.joined(separator: ", ")
 
     /// The row types of ``rollupColumns`` preceded by the bucket.
     typealias RollupRow = (
@@ -30,29 +34,31 @@ extension PostgresPointStore {
         return p
     }
 
-    /// Writes rollup rows: added to the stored ones (`replace: false`: exact for count, sum, min, max, first and
-    /// last) or replacing them (`replace: true`, recomputed rows).
-    static func upsert(
-        _ c: PostgresConnection, schema: String, _ level: RollupLevel, _ rows: [(BucketKey, RollupPartial)],
-        replace: Bool, logger: Logger
-    ) async throws {
-        guard !rows.isEmpty else { return }
-        var first = ValueColumns()
-        var last = ValueColumns()
-        for (_, p) in rows {
-            first.append(p.first ?? .number(0))
-            last.append(p.last ?? .number(0))
-        }
-        let table = "\(schema).\(level.table)"
-        let merge =
-            replace
-            ? """
+    /// What a written rollup row does to a stored one of the same (series, bucket).
+    enum RowMerge {
+        /// Adds to it (exact for count, sum, min, max, first and last).
+        case add
+        /// Replaces it (a recomputed row).
+        case replace
+        /// Nothing: the table has no key (`rollup_parts`).
+        case append
+    }
+
+    /// The `ON CONFLICT` clause of `merge` for a rollup table aliased `r`.
+    static func conflictClause(_ merge: RowMerge) -> String {
+        switch merge {
+        case .append: ""
+        case .replace:
+            """
+            ON CONFLICT (series, bucket) DO UPDATE SET
             count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max,
             first_ts = excluded.first_ts, first_kind = excluded.first_kind, first_num = excluded.first_num,
             first_txt = excluded.first_txt, last_ts = excluded.last_ts, last_kind = excluded.last_kind,
             last_num = excluded.last_num, last_txt = excluded.last_txt
             """
-            : """
+        case .add:
+            """
+            ON CONFLICT (series, bucket) DO UPDATE SET
             count = r.count + excluded.count,
             sum = coalesce(r.sum + excluded.sum, r.sum, excluded.sum),
             min = least(r.min, excluded.min), max = greatest(r.max, excluded.max),
@@ -65,28 +71,53 @@ extension PostgresPointStore {
             last_num = CASE WHEN excluded.last_ts > r.last_ts THEN excluded.last_num ELSE r.last_num END,
             last_txt = CASE WHEN excluded.last_ts > r.last_ts THEN excluded.last_txt ELSE r.last_txt END
             """
-        let sql = """
-            INSERT INTO \(table) AS r (series, bucket, \(rollupColumns))
-            SELECT s, b, n, CASE WHEN h THEN su END, CASE WHEN h THEN mi END, CASE WHEN h THEN ma END,
-                   ft, fk, CASE WHEN fk = 2 THEN NULL ELSE fn END, CASE WHEN fk = 2 THEN fx END,
-                   lt, lk, CASE WHEN lk = 2 THEN NULL ELSE ln END, CASE WHEN lk = 2 THEN lx END
+        }
+    }
+
+    /// The rows as 15 array binds, and the `SELECT` that unnests them as `v(series, bucket, <rollupColumns>)`.
+    static func unnestedRows(_ rows: [(BucketKey, RollupPartial)]) -> (select: String, binds: PostgresBindings) {
+        var first = ValueColumns()
+        var last = ValueColumns()
+        for (_, p) in rows {
+            first.append(p.first ?? .number(0))
+            last.append(p.last ?? .number(0))
+        }
+        let select = """
+            SELECT s AS series, b AS bucket, n AS count, CASE WHEN h THEN su END AS sum, CASE WHEN h THEN mi END AS min,
+                   CASE WHEN h THEN ma END AS max, ft AS first_ts, fk AS first_kind,
+                   CASE WHEN fk = 2 THEN NULL ELSE fn END AS first_num, CASE WHEN fk = 2 THEN fx END AS first_txt,
+                   lt AS last_ts, lk AS last_kind, CASE WHEN lk = 2 THEN NULL ELSE ln END AS last_num,
+                   CASE WHEN lk = 2 THEN lx END AS last_txt
             FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::bool[], $5::float8[], $6::float8[], $7::float8[],
                         $8::int8[], $9::int2[], $10::float8[], $11::bytea[],
                         $12::int8[], $13::int2[], $14::float8[], $15::bytea[])
               AS u(s, b, n, h, su, mi, ma, ft, fk, fn, fx, lt, lk, ln, lx)
-            ON CONFLICT (series, bucket) DO UPDATE SET \(merge)
             """
+        let binds = PostgresStorage.binds(
+            PackedArray(rows.map(\.0.series)), PackedArray(rows.map(\.0.start)),
+            PackedArray(rows.map { Int64($0.1.count) }), PackedArray(rows.map { $0.1.sum != nil }),
+            PackedArray(rows.map { $0.1.sum ?? 0 }), PackedArray(rows.map { $0.1.min ?? 0 }),
+            PackedArray(rows.map { $0.1.max ?? 0 }), PackedArray(rows.map(\.1.firstTime)),
+            PackedArray(first.kinds), PackedArray(first.nums), PackedArray(first.txts),
+            PackedArray(rows.map(\.1.lastTime)), PackedArray(last.kinds), PackedArray(last.nums),
+            PackedArray(last.txts))
+        return (select, binds)
+    }
+
+    /// Writes rollup rows into `table` (`rollup_1m`, `rollup_1h` or `rollup_parts`).
+    static func upsert(
+        _ c: PostgresConnection, schema: String, table: String, _ rows: [(BucketKey, RollupPartial)],
+        _ merge: RowMerge, logger: Logger
+    ) async throws {
+        guard !rows.isEmpty else { return }
+        let (select, binds) = unnestedRows(rows)
         try await c.query(
             PostgresQuery(
-                unsafeSQL: sql,
-                binds: PostgresStorage.binds(
-                    PackedArray(rows.map(\.0.series)), PackedArray(rows.map(\.0.start)),
-                    PackedArray(rows.map { Int64($0.1.count) }), PackedArray(rows.map { $0.1.sum != nil }),
-                    PackedArray(rows.map { $0.1.sum ?? 0 }), PackedArray(rows.map { $0.1.min ?? 0 }),
-                    PackedArray(rows.map { $0.1.max ?? 0 }), PackedArray(rows.map(\.1.firstTime)),
-                    PackedArray(first.kinds), PackedArray(first.nums), PackedArray(first.txts),
-                    PackedArray(rows.map(\.1.lastTime)), PackedArray(last.kinds), PackedArray(last.nums),
-                    PackedArray(last.txts))), logger: logger)
+                unsafeSQL: """
+                    INSERT INTO \(schema).\(table) AS r (series, bucket, \(rollupColumns))
+                    SELECT * FROM (\(select)) v
+                    \(conflictClause(merge))
+                    """, binds: binds), logger: logger)
     }
 
     /// The partial of the raw points of `series` in `[from, to)`.
@@ -105,15 +136,17 @@ extension PostgresPointStore {
         return p
     }
 
-    /// The rows of `level` for `series` in `[from, to)`, by bucket start.
+    /// The rows of `table` for `series` with a bucket in `[from, to)`, by bucket start (`rollup_parts` may hold
+    /// several rows of one bucket).
     static func rollupRows(
-        _ c: PostgresConnection, schema: String, _ level: RollupLevel, series: Int64, from: Int64, to: Int64,
+        _ c: PostgresConnection, schema: String, table: String, series: Int64, from: Int64, to: Int64,
         logger: Logger
     ) async throws -> [(Int64, RollupPartial)] {
+        guard from < to else { return [] }
         let rows = try await c.query(
             PostgresQuery(
                 unsafeSQL: """
-                    SELECT bucket, \(rollupColumns) FROM \(schema).\(level.table)
+                    SELECT bucket, \(rollupColumns) FROM \(schema).\(table)
                     WHERE series = $1 AND bucket >= $2 AND bucket < $3
                     """, binds: PostgresStorage.binds(series, from, to)), logger: logger)
         var result: [(Int64, RollupPartial)] = []
@@ -121,9 +154,25 @@ extension PostgresPointStore {
         return result
     }
 
-    /// Recomputes one rollup row: a minute from the raw points, an hour from its (already exact) minutes.
+    /// The rollup rows of `series` in `[from, to)` (aligned to `level`): the closed minutes' rows of `level` and
+    /// the open minutes' parts (which no hour row holds yet).
+    static func rows(
+        _ c: PostgresConnection, schema: String, _ level: RollupLevel, series: Int64, from: Int64, to: Int64,
+        openFrom: Int64, logger: Logger
+    ) async throws -> [(Int64, RollupPartial)] {
+        try await rollupRows(
+            c, schema: schema, table: level.table, series: series, from: from,
+            to: level == .minute ? min(to, openFrom) : to, logger: logger)
+            + rollupRows(
+                c, schema: schema, table: "rollup_parts", series: series, from: max(from, openFrom), to: to,
+                logger: logger)
+    }
+
+    /// Recomputes one rollup bucket: a minute from the raw points (a closed one's `rollup_1m` row, an open one's
+    /// `rollup_parts` rows), an hour's row from its closed minutes' rows.
     static func recompute(
-        _ c: PostgresConnection, schema: String, _ level: RollupLevel, _ key: BucketKey, logger: Logger
+        _ c: PostgresConnection, schema: String, _ level: RollupLevel, _ key: BucketKey, openFrom: Int64,
+        logger: Logger
     ) async throws {
         let (next, overflow) = key.start.addingReportingOverflow(level.millis)
         let end = overflow ? Int64.max : next
@@ -132,56 +181,178 @@ extension PostgresPointStore {
             p = try await rawPartial(c, schema: schema, series: key.series, from: key.start, to: end, logger: logger)
         } else {
             for (_, m) in try await rollupRows(
-                c, schema: schema, .minute, series: key.series, from: key.start, to: end, logger: logger)
+                c, schema: schema, table: "rollup_1m", series: key.series, from: key.start, to: end, logger: logger)
             {
                 p.merge(m)
             }
         }
-        if p.count == 0 {
+        let table = level == .minute && key.start >= openFrom ? "rollup_parts" : level.table
+        if p.count == 0 || table == "rollup_parts" {
             try await c.query(
                 PostgresQuery(
-                    unsafeSQL: "DELETE FROM \(schema).\(level.table) WHERE series = $1 AND bucket = $2",
+                    unsafeSQL: "DELETE FROM \(schema).\(table) WHERE series = $1 AND bucket = $2",
                     binds: PostgresStorage.binds(key.series, key.start)), logger: logger)
-        } else {
-            try await upsert(c, schema: schema, level, [(key, p)], replace: true, logger: logger)
+        }
+        if p.count > 0 {
+            try await upsert(
+                c, schema: schema, table: table, [(key, p)], table == "rollup_parts" ? .append : .replace,
+                logger: logger)
         }
     }
 
-    /// Writes a batch's minute partials (in key order) and the hours they add to; buckets in `dirtyMinutes`
-    /// (values overwritten) and their hours are recomputed instead.
+    /// Writes a batch's minute partials (in key order): an open minute's as a row of `rollup_parts` (one `COPY`),
+    /// a closed minute's (a late point's) added to its `rollup_1m` row and its hour's `rollup_1h` row. Buckets in
+    /// `dirtyMinutes` (values overwritten) and the hours of the closed ones are recomputed instead. The caller
+    /// began the transaction with ``beginWrite(_:schema:logger:)``.
+    ///
+    /// - Returns: the tenant's first open minute, read after the lock was taken.
+    @discardableResult
     static func writeRollups(
         _ c: PostgresConnection, schema: String, minutes: [(BucketKey, RollupPartial)], dirtyMinutes: Set<BucketKey>,
         logger: Logger
-    ) async throws {
+    ) async throws -> Int64 {
+        let openFrom = try await openFrom(c, schema: schema, logger: logger)
+        var open: [(BucketKey, RollupPartial)] = []
+        var closed: [(BucketKey, RollupPartial)] = []
+        for m in minutes where !dirtyMinutes.contains(m.0) {
+            if m.0.start >= openFrom { open.append(m) } else { closed.append(m) }
+        }
+        if !open.isEmpty {
+            try await c.copyFrom(
+                table: "rollup_parts", columns: ["series", "bucket"] + rollupColumnNames, logger: logger
+            ) { writer in
+                var rows = ByteBuffer()
+                rows.reserveCapacity(open.count * 120)
+                for (key, p) in open { appendCopyRow(&rows, key, p) }
+                try await writer.write(rows)
+            }
+        }
+        try await upsert(c, schema: schema, table: "rollup_1m", closed, .add, logger: logger)
+        for key in dirtyMinutes.sorted() {
+            try await recompute(c, schema: schema, .minute, key, openFrom: openFrom, logger: logger)
+        }
         let dirtyHours = Set(
-            dirtyMinutes.map { BucketKey(series: $0.series, start: RollupLevel.hour.bucketStart($0.start)) })
+            dirtyMinutes.filter { $0.start < openFrom }.map {
+                BucketKey(series: $0.series, start: RollupLevel.hour.bucketStart($0.start))
+            })
         try await upsert(
-            c, schema: schema, .minute, minutes.filter { !dirtyMinutes.contains($0.0) }, replace: false, logger: logger)
-        for key in dirtyMinutes.sorted() { try await recompute(c, schema: schema, .minute, key, logger: logger) }
-        try await upsert(
-            c, schema: schema, .hour, RollupPartial.hours(of: minutes, skipping: dirtyHours), replace: false,
+            c, schema: schema, table: "rollup_1h", RollupPartial.hours(of: closed, skipping: dirtyHours), .add,
             logger: logger)
-        for key in dirtyHours.sorted() { try await recompute(c, schema: schema, .hour, key, logger: logger) }
+        for key in dirtyHours.sorted() {
+            try await recompute(c, schema: schema, .hour, key, openFrom: openFrom, logger: logger)
+        }
+        return openFrom
     }
 
-    /// After the points of `series` before `time` were deleted: drops the rollup rows wholly before `time` and
-    /// recomputes the ones that straddle it.
+    /// After the points of `series` before `time` were deleted: drops the rollup rows and parts wholly before
+    /// `time` and recomputes the ones that straddle it.
     static func trimRollups(
-        _ c: PostgresConnection, schema: String, series: Int64, before time: Int64, logger: Logger
+        _ c: PostgresConnection, schema: String, series: Int64, before time: Int64, openFrom: Int64,
+        logger: Logger
     ) async throws {
         for level in RollupLevel.allCases {
             let (limit, overflow) = time.subtractingReportingOverflow(level.millis)
             if !overflow {
-                try await c.query(
-                    PostgresQuery(
-                        unsafeSQL: "DELETE FROM \(schema).\(level.table) WHERE series = $1 AND bucket <= $2",
-                        binds: PostgresStorage.binds(series, limit)), logger: logger)
+                for table in level == .minute ? ["rollup_1m", "rollup_parts"] : ["rollup_1h"] {
+                    try await c.query(
+                        PostgresQuery(
+                            unsafeSQL: "DELETE FROM \(schema).\(table) WHERE series = $1 AND bucket <= $2",
+                            binds: PostgresStorage.binds(series, limit)), logger: logger)
+                }
             }
             let start = level.bucketStart(time)
             if start != time {
                 try await recompute(
-                    c, schema: schema, level, BucketKey(series: series, start: start), logger: logger)
+                    c, schema: schema, level, BucketKey(series: series, start: start), openFrom: openFrom,
+                    logger: logger)
             }
         }
+    }
+
+    // MARK: Closing minutes
+
+    /// The first open minute of a schema that has closed none: the first whole hour `Int64` holds.
+    static let nothingClosed: Int64 = -9_223_372_036_854_000_000
+
+    /// Takes the transaction's lock on the tenant's open minutes: shared for a write (it reads where they start
+    /// and appends parts the closing must see), exclusive to close them (it waits for those writes to commit, and
+    /// a write after it reads where it moved the start to). Every transaction takes it first, before any row
+    /// lock: a write waiting for it then holds nothing another write could wait for.
+    static func lockRollups(_ c: PostgresConnection, schema: String, exclusive: Bool, logger: Logger) async throws {
+        try await c.query(
+            PostgresQuery(
+                unsafeSQL: "SELECT pg_advisory_xact_lock\(exclusive ? "" : "_shared")(hashtext($1), \(rollupLockKey))",
+                binds: PostgresStorage.binds(schema)), logger: logger)
+    }
+
+    /// The second key of the rollup lock (the first is the schema's hash).
+    static let rollupLockKey = 24_001
+
+    /// The tenant's first open minute: minutes before it have exact `rollup_1m` rows (and their hours' rows hold
+    /// them), later ones are the sums of their `rollup_parts` rows.
+    static func openFrom(_ c: PostgresConnection, schema: String, logger: Logger) async throws -> Int64 {
+        let rows = try await c.query(
+            PostgresQuery(unsafeSQL: "SELECT open_from FROM \(schema).rollup_state"), logger: logger)
+        var openFrom = nothingClosed
+        for try await m in rows.decode(Int64.self) { openFrom = m }
+        return openFrom
+    }
+
+    /// The `SELECT` that folds the rollup rows of the CTE `d` into one row per (series, `bucket`), `bucket` being
+    /// an expression of a row's bucket: sums and extremes by grouping, first and last values by joining the
+    /// rows whose first and last times those are (hash joins: sorting by time was slower). The rows of one
+    /// bucket hold disjoint points, so those times are unique; `DISTINCT ON` keeps one row per bucket if not.
+    static func fold(bucket: (String) -> String) -> String {
+        """
+        SELECT DISTINCT ON (a.series, a.b) a.series, a.b, a.count, a.sum, a.min, a.max,
+               a.ft, f.first_kind, f.first_num, f.first_txt, a.lt, l.last_kind, l.last_num, l.last_txt
+        FROM (
+          SELECT series, \(bucket("bucket")) AS b, sum(count)::int8 AS count, sum(sum) AS sum, min(min) AS min,
+                 max(max) AS max, min(first_ts) AS ft, max(last_ts) AS lt
+          FROM d GROUP BY 1, 2
+        ) a
+        JOIN d f ON f.series = a.series AND \(bucket("f.bucket")) = a.b AND f.first_ts = a.ft
+        JOIN d l ON l.series = a.series AND \(bucket("l.bucket")) = a.b AND l.last_ts = a.lt
+        ORDER BY a.series, a.b
+        """
+    }
+
+    /// Closes every minute that ends at or before `time`, in one transaction under the exclusive rollup lock:
+    /// the open minutes' `rollup_parts` rows become their `rollup_1m` rows and are added to their hours'
+    /// `rollup_1h` rows, in one statement; the first open minute moves. Returns how many minute rows were built.
+    static func close(_ c: PostgresConnection, schema: String, before time: Int64, logger: Logger) async throws
+        -> Int
+    {
+        try await lockRollups(c, schema: schema, exclusive: true, logger: logger)
+        let from = try await openFrom(c, schema: schema, logger: logger)
+        let end = RollupLevel.minute.bucketStart(time)
+        guard end > from else { return 0 }
+        let hour = RollupLevel.hour.millis
+        // No `rollup_1m` row exists at or after the first open minute: the minutes go in without `ON CONFLICT`.
+        let rows = try await c.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    WITH d AS (
+                      DELETE FROM \(schema).rollup_parts WHERE bucket < $1 RETURNING *
+                    ), m AS (
+                      INSERT INTO \(schema).rollup_1m(series, bucket, \(rollupColumns))
+                      \(fold { $0 })
+                      RETURNING 1
+                    ), h AS (
+                      INSERT INTO \(schema).rollup_1h AS r (series, bucket, \(rollupColumns))
+                      \(fold { "\($0) - mod(mod(\($0), \(hour)) + \(hour), \(hour))" })
+                      \(conflictClause(.add))
+                    )
+                    SELECT count(*) FROM m
+                    """, binds: PostgresStorage.binds(end)), logger: logger)
+        var built = 0
+        for try await n in rows.decode(Int64.self) { built = Int(n) }
+        try await c.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    INSERT INTO \(schema).rollup_state(id, open_from) VALUES (1, $1)
+                    ON CONFLICT (id) DO UPDATE SET open_from = excluded.open_from
+                    """, binds: PostgresStorage.binds(end)), logger: logger)
+        return built
     }
 }

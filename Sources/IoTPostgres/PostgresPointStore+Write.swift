@@ -40,30 +40,68 @@ struct ValueColumns {
 
 private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
+extension ByteBuffer {
+    /// Writes a value's `kind`, `num` and `txt` columns in `COPY`'s text format, each after a tab.
+    mutating func writeCopyValue(_ value: SignalValue) {
+        switch value {
+        case .number(let v):
+            writeString("\t0\t")
+            // Swift's shortest round-trip form; PostgreSQL reads it exactly (and "inf", "-inf", "nan").
+            writeString(v.description)
+            writeString("\t\\N")
+        case .bool(let b):
+            writeString(b ? "\t1\t1\t\\N" : "\t1\t0\t\\N")
+        case .text(let text):
+            // bytea in hex ("\\x…": COPY's text format doubles the backslash).
+            writeString("\t2\t\\N\t\\\\x")
+            for byte in text.utf8 {
+                writeMultipleIntegers(hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)])
+            }
+        }
+    }
+
+    /// Writes `\t` and a double, or `\N` for `nil`.
+    mutating func writeCopyDouble(_ value: Double?) {
+        writeInteger(UInt8(ascii: "\t"))
+        if let value { writeString(value.description) } else { writeString("\\N") }
+    }
+}
+
 /// Appends one row of `points(series, ts, kind, num, txt)` in `COPY`'s text format.
 private func appendCopyRow(_ rows: inout ByteBuffer, series: Int64, time: Int64, value: SignalValue) {
     rows.writeString(String(series))
     rows.writeInteger(UInt8(ascii: "\t"))
     rows.writeString(String(time))
-    switch value {
-    case .number(let v):
-        rows.writeString("\t0\t")
-        // Swift's shortest round-trip form; PostgreSQL reads it exactly (and "inf", "-inf", "nan").
-        rows.writeString(v.description)
-        rows.writeString("\t\\N\n")
-    case .bool(let b):
-        rows.writeString(b ? "\t1\t1\t\\N\n" : "\t1\t0\t\\N\n")
-    case .text(let text):
-        // bytea in hex ("\\x…": COPY's text format doubles the backslash).
-        rows.writeString("\t2\t\\N\t\\\\x")
-        for byte in text.utf8 {
-            rows.writeMultipleIntegers(hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)])
-        }
-        rows.writeInteger(UInt8(ascii: "\n"))
-    }
+    rows.writeCopyValue(value)
+    rows.writeInteger(UInt8(ascii: "\n"))
+}
+
+/// Appends one row of a rollup table (`series, bucket,` ``PostgresPointStore/rollupColumns``) in `COPY`'s text
+/// format.
+func appendCopyRow(_ rows: inout ByteBuffer, _ key: BucketKey, _ p: RollupPartial) {
+    rows.writeString("\(key.series)\t\(key.start)\t\(p.count)")
+    rows.writeCopyDouble(p.sum)
+    rows.writeCopyDouble(p.min)
+    rows.writeCopyDouble(p.max)
+    rows.writeString("\t\(p.firstTime)")
+    rows.writeCopyValue(p.first ?? .number(0))
+    rows.writeString("\t\(p.lastTime)")
+    rows.writeCopyValue(p.last ?? .number(0))
+    rows.writeInteger(UInt8(ascii: "\n"))
 }
 
 extension PostgresPointStore {
+    /// The first statement of a write transaction: the tenant's schema becomes the search path, for this
+    /// transaction only (PostgresNIO quotes the table name of a `COPY` as one identifier), and the shared rollup
+    /// lock is taken (see ``lockRollups(_:schema:exclusive:logger:)``).
+    static func beginWrite(_ c: PostgresConnection, schema: String, logger: Logger) async throws {
+        try await c.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT set_config('search_path', $1, true), pg_advisory_xact_lock_shared(hashtext($1), \(rollupLockKey))
+                    """, binds: PostgresStorage.binds(schema)), logger: logger)
+    }
+
     /// A (series, time): one point's key.
     struct PointKey: Hashable {
         var series: Int64
@@ -109,15 +147,18 @@ extension PostgresPointStore {
 
     /// The body of one write transaction when no point of the batch is stored yet, the usual case: the points
     /// go in with one `COPY` (no `ON CONFLICT`, whose speculative insertion costs PostgreSQL about 1.7× a plain
-    /// insert), then the rollups as partials. A stored point makes the `COPY` fail with a unique violation; the
+    /// insert), then the rollups as partials (see ``writeRollups(_:schema:minutes:dirtyMinutes:logger:)``). A
+    /// stored point makes the `COPY` fail with a unique violation; the
     /// caller then rolls the transaction back and runs ``apply(_:schema:policy:ids:_:logger:)`` instead.
     ///
-    /// - Returns: how many values of the batch replaced a different value of the same (series, time) within it.
+    /// - Returns: how many values of the batch replaced a different value of the same (series, time) within it,
+    ///   and the tenant's first open minute (`nil` for an empty batch).
     static func applyNew(
         _ batch: PointBatch, schema: String, policy: DuplicatePolicy, ids: inout [SeriesKey: Int64],
         _ c: PostgresConnection, logger: Logger
-    ) async throws -> Int {
-        guard !batch.points.isEmpty else { return 0 }
+    ) async throws -> (overwritten: Int, openFrom: Int64?) {
+        guard !batch.points.isEmpty else { return (0, nil) }
+        try await beginWrite(c, schema: schema, logger: logger)
         try await resolveSeries(batch, schema: schema, ids: &ids, c, logger: logger)
         var index = [PointKey: Int](minimumCapacity: batch.points.count)
         var fresh: [(series: Int64, time: Int64, value: SignalValue)] = []
@@ -136,9 +177,6 @@ extension PostgresPointStore {
             }
         }
         fresh.sort { ($0.series, $0.time) < ($1.series, $1.time) }
-        // PostgresNIO quotes the table name as one identifier: the schema comes from the search path, for this
-        // transaction only.
-        try await c.query(PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \(schema)"), logger: logger)
         try await c.copyFrom(table: "points", columns: ["series", "ts", "kind", "num", "txt"], logger: logger) {
             writer in
             var rows = ByteBuffer()
@@ -146,9 +184,9 @@ extension PostgresPointStore {
             for f in fresh { appendCopyRow(&rows, series: f.series, time: f.time, value: f.value) }
             try await writer.write(rows)
         }
-        try await writeRollups(
+        let openFrom = try await writeRollups(
             c, schema: schema, minutes: RollupPartial.minutes(of: fresh), dirtyMinutes: [], logger: logger)
-        return overwritten
+        return (overwritten, openFrom)
     }
 
     /// The body of one write transaction when some points of the batch may be stored already.
@@ -159,14 +197,17 @@ extension PostgresPointStore {
     /// 3. For those the stored values are read and the batch's values are applied to them in order, as the
     ///    SQLite store does one by one; a changed value is updated and marks its minute (and hour) for
     ///    recomputation.
-    /// 4. New points go into the rollups as partials; marked buckets are recomputed.
+    /// 4. New points go into the rollups as partials; marked buckets are recomputed (see
+    ///    ``writeRollups(_:schema:minutes:dirtyMinutes:logger:)``).
     ///
-    /// - Returns: how many stored values the batch replaced with a different one.
+    /// - Returns: how many stored values the batch replaced with a different one, and the tenant's first
+    ///   open minute (`nil` for an empty batch).
     static func apply(
         _ batch: PointBatch, schema: String, policy: DuplicatePolicy, ids: inout [SeriesKey: Int64],
         _ c: PostgresConnection, logger: Logger
-    ) async throws -> Int {
-        guard !batch.points.isEmpty else { return 0 }
+    ) async throws -> (overwritten: Int, openFrom: Int64?) {
+        guard !batch.points.isEmpty else { return (0, nil) }
+        try await beginWrite(c, schema: schema, logger: logger)
         try await resolveSeries(batch, schema: schema, ids: &ids, c, logger: logger)
 
         var order: [PointKey] = []
@@ -263,8 +304,8 @@ extension PostgresPointStore {
                 logger: logger)
         }
         fresh.sort { ($0.series, $0.time) < ($1.series, $1.time) }
-        try await writeRollups(
+        let openFrom = try await writeRollups(
             c, schema: schema, minutes: RollupPartial.minutes(of: fresh), dirtyMinutes: dirtyMinutes, logger: logger)
-        return overwritten
+        return (overwritten, openFrom)
     }
 }

@@ -10,15 +10,17 @@ import Testing
 private let prefixes = Atomic<Int>(0)
 
 /// A running ``PostgresStorage`` on `server` with a schema prefix no other storage of this process uses, so its
-/// stores start empty; the pool stops when `body` returns.
+/// stores start empty (or with `prefix`, another storage's, as a second instance or a restart would); the pool
+/// stops when `body` returns.
 func withStorage<T: Sendable>(
-    on server: PostgresServer, maximumConnections: Int = 4, _ body: (PostgresStorage) async throws -> T
+    on server: PostgresServer, maximumConnections: Int = 4, prefix: String? = nil,
+    _ body: (PostgresStorage) async throws -> T
 ) async throws -> T {
     var logger = Logger(label: "iot.postgres.test")
     logger.logLevel = .error
     let storage = try PostgresStorage(
         configuration: .init(
-            url: server.url, schemaPrefix: "t\(prefixes.add(1, ordering: .relaxed).newValue)",
+            url: server.url, schemaPrefix: prefix ?? "t\(prefixes.add(1, ordering: .relaxed).newValue)",
             maximumConnections: maximumConnections),
         logger: logger)
     do {

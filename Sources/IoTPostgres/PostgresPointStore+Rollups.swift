@@ -328,6 +328,9 @@ extension PostgresPointStore {
         let end = RollupLevel.minute.bucketStart(time)
         guard end > from else { return 0 }
         let hour = RollupLevel.hour.millis
+        // The fold's joins are equi-joins of thousands of rows: a nested loop, which an estimate off by much (the
+        // parts are deleted as fast as they come) could pick, would hold the lock for seconds.
+        try await c.query("SET LOCAL enable_nestloop = off", logger: logger)
         // No `rollup_1m` row exists at or after the first open minute: the minutes go in without `ON CONFLICT`.
         let rows = try await c.query(
             PostgresQuery(

@@ -218,12 +218,14 @@ extension PostgresPointStore {
             if m.0.start >= openFrom { open.append(m) } else { closed.append(m) }
         }
         if !open.isEmpty {
-            try await c.copyFrom(
-                table: "rollup_parts", columns: ["series", "bucket"] + rollupColumnNames, logger: logger
-            ) { writer in
+            func isText(_ v: SignalValue?) -> Bool { if case .text = v { true } else { false } }
+            let withText = open.contains { isText($0.1.first) || isText($0.1.last) }
+            let columns = rollupColumnNames.filter { withText || !$0.hasSuffix("_txt") }
+            try await c.copyFrom(table: "rollup_parts", columns: ["series", "bucket"] + columns, logger: logger) {
+                writer in
                 var rows = ByteBuffer()
                 rows.reserveCapacity(open.count * 120)
-                for (key, p) in open { appendCopyRow(&rows, key, p) }
+                for (key, p) in open { appendCopyRow(&rows, key, p, withText: withText) }
                 try await writer.write(rows)
             }
         }

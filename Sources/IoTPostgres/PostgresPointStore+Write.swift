@@ -41,16 +41,19 @@ struct ValueColumns {
 private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
 extension ByteBuffer {
-    /// Writes a value's `kind`, `num` and `txt` columns in `COPY`'s text format, each after a tab.
-    mutating func writeCopyValue(_ value: SignalValue) {
+    /// Writes a value's `kind`, `num` and `txt` columns in `COPY`'s text format, each after a tab; without the
+    /// `txt` column (`withText: false`, for a batch with no text value: PostgreSQL parses a field less per row)
+    /// unless the value is text.
+    mutating func writeCopyValue(_ value: SignalValue, withText: Bool) {
         switch value {
         case .number(let v):
             writeString("\t0\t")
             // Swift's shortest round-trip form; PostgreSQL reads it exactly (and "inf", "-inf", "nan").
             writeString(v.description)
-            writeString("\t\\N")
+            if withText { writeString("\t\\N") }
         case .bool(let b):
-            writeString(b ? "\t1\t1\t\\N" : "\t1\t0\t\\N")
+            writeString(b ? "\t1\t1" : "\t1\t0")
+            if withText { writeString("\t\\N") }
         case .text(let text):
             // bytea in hex ("\\x…": COPY's text format doubles the backslash).
             writeString("\t2\t\\N\t\\\\x")
@@ -67,26 +70,28 @@ extension ByteBuffer {
     }
 }
 
-/// Appends one row of `points(series, ts, kind, num, txt)` in `COPY`'s text format.
-private func appendCopyRow(_ rows: inout ByteBuffer, series: Int64, time: Int64, value: SignalValue) {
+/// Appends one row of `points(series, ts, kind, num[, txt])` in `COPY`'s text format.
+private func appendCopyRow(
+    _ rows: inout ByteBuffer, series: Int64, time: Int64, value: SignalValue, withText: Bool
+) {
     rows.writeString(String(series))
     rows.writeInteger(UInt8(ascii: "\t"))
     rows.writeString(String(time))
-    rows.writeCopyValue(value)
+    rows.writeCopyValue(value, withText: withText)
     rows.writeInteger(UInt8(ascii: "\n"))
 }
 
-/// Appends one row of a rollup table (`series, bucket,` ``PostgresPointStore/rollupColumns``) in `COPY`'s text
-/// format.
-func appendCopyRow(_ rows: inout ByteBuffer, _ key: BucketKey, _ p: RollupPartial) {
+/// Appends one row of a rollup table (`series, bucket,` ``PostgresPointStore/rollupColumns``, without the two
+/// `txt` columns when `withText` is false) in `COPY`'s text format.
+func appendCopyRow(_ rows: inout ByteBuffer, _ key: BucketKey, _ p: RollupPartial, withText: Bool) {
     rows.writeString("\(key.series)\t\(key.start)\t\(p.count)")
     rows.writeCopyDouble(p.sum)
     rows.writeCopyDouble(p.min)
     rows.writeCopyDouble(p.max)
     rows.writeString("\t\(p.firstTime)")
-    rows.writeCopyValue(p.first ?? .number(0))
+    rows.writeCopyValue(p.first ?? .number(0), withText: withText)
     rows.writeString("\t\(p.lastTime)")
-    rows.writeCopyValue(p.last ?? .number(0))
+    rows.writeCopyValue(p.last ?? .number(0), withText: withText)
     rows.writeInteger(UInt8(ascii: "\n"))
 }
 
@@ -177,11 +182,13 @@ extension PostgresPointStore {
             }
         }
         fresh.sort { ($0.series, $0.time) < ($1.series, $1.time) }
-        try await c.copyFrom(table: "points", columns: ["series", "ts", "kind", "num", "txt"], logger: logger) {
-            writer in
+        let withText = fresh.contains { if case .text = $0.value { true } else { false } }
+        try await c.copyFrom(
+            table: "points", columns: ["series", "ts", "kind", "num"] + (withText ? ["txt"] : []), logger: logger
+        ) { writer in
             var rows = ByteBuffer()
             rows.reserveCapacity(fresh.count * 40)
-            for f in fresh { appendCopyRow(&rows, series: f.series, time: f.time, value: f.value) }
+            for f in fresh { appendCopyRow(&rows, series: f.series, time: f.time, value: f.value, withText: withText) }
             try await writer.write(rows)
         }
         let openFrom = try await writeRollups(

@@ -113,15 +113,20 @@ extension PostgresPointStore {
         var time: Int64
     }
 
-    /// Creates the batch's series that `ids` does not know (`ON CONFLICT DO NOTHING`, so instances may race) and
-    /// reads their ids into `ids`.
-    static func resolveSeries(
+    /// The series id of each point of the batch, in order: one dictionary lookup per point; the series `ids` does
+    /// not know are created (`ON CONFLICT DO NOTHING`, so instances may race) and their ids read into `ids`.
+    static func seriesIDs(
         _ batch: PointBatch, schema: String, ids: inout [SeriesKey: Int64], _ c: PostgresConnection, logger: Logger
-    ) async throws {
+    ) async throws -> [Int64] {
+        var result = [Int64](repeating: 0, count: batch.points.count)
+        var unknown: [Int] = []
+        for (i, p) in batch.points.enumerated() {
+            if let id = ids[p.series] { result[i] = id } else { unknown.append(i) }
+        }
+        guard !unknown.isEmpty else { return result }
         var missing: [SeriesKey] = []
         var seen = Set<SeriesKey>()
-        for p in batch.points where ids[p.series] == nil && seen.insert(p.series).inserted { missing.append(p.series) }
-        guard !missing.isEmpty else { return }
+        for i in unknown where seen.insert(batch.points[i].series).inserted { missing.append(batch.points[i].series) }
         let devices = missing.map(\.device)
         let signals = missing.map(\.signal)
         try await c.query(
@@ -140,14 +145,14 @@ extension PostgresPointStore {
         for try await (id, device, signal) in rows.decode((Int64, String, String).self) {
             ids[SeriesKey(device: device, signal: signal)] = id
         }
-    }
-
-    /// The id of a point's series, which ``resolveSeries(_:schema:ids:_:logger:)`` has read.
-    static func seriesID(_ p: Point, in ids: [SeriesKey: Int64], tenant: TenantID) throws -> Int64 {
-        guard let id = ids[p.series] else {
-            throw IoTError(.storage, "series \(p.series) was not created in tenant \(tenant); retry the write")
+        for i in unknown {
+            let series = batch.points[i].series
+            guard let id = ids[series] else {
+                throw IoTError(.storage, "series \(series) was not created in tenant \(batch.tenant); retry the write")
+            }
+            result[i] = id
         }
-        return id
+        return result
     }
 
     /// The body of one write transaction when no point of the batch is stored yet, the usual case: the points
@@ -164,24 +169,26 @@ extension PostgresPointStore {
     ) async throws -> (overwritten: Int, openFrom: Int64?) {
         guard !batch.points.isEmpty else { return (0, nil) }
         try await beginWrite(c, schema: schema, logger: logger)
-        try await resolveSeries(batch, schema: schema, ids: &ids, c, logger: logger)
-        var index = [PointKey: Int](minimumCapacity: batch.points.count)
+        let seriesIDs = try await seriesIDs(batch, schema: schema, ids: &ids, c, logger: logger)
+        // In (series, time) order, a key's points in batch order: equal keys are neighbours (no dictionary).
+        var keyed: [(series: Int64, time: Int64, index: Int)] = []
+        keyed.reserveCapacity(batch.points.count)
+        for (i, p) in batch.points.enumerated() { keyed.append((seriesIDs[i], p.time, i)) }
+        keyed.sort { ($0.series, $0.time, $0.index) < ($1.series, $1.time, $1.index) }
         var fresh: [(series: Int64, time: Int64, value: SignalValue)] = []
-        fresh.reserveCapacity(batch.points.count)
+        fresh.reserveCapacity(keyed.count)
         var overwritten = 0
-        for p in batch.points {
-            let key = PointKey(series: try seriesID(p, in: ids, tenant: batch.tenant), time: p.time)
-            if let i = index[key] {
-                if policy == .lastWriteWins && fresh[i].value != p.value {
-                    fresh[i].value = p.value
+        for k in keyed {
+            let value = batch.points[k.index].value
+            if let last = fresh.last, last.series == k.series, last.time == k.time {
+                if policy == .lastWriteWins && last.value != value {
+                    fresh[fresh.count - 1].value = value
                     overwritten += 1
                 }
             } else {
-                index[key] = fresh.count
-                fresh.append((key.series, key.time, p.value))
+                fresh.append((k.series, k.time, value))
             }
         }
-        fresh.sort { ($0.series, $0.time) < ($1.series, $1.time) }
         let withText = fresh.contains { if case .text = $0.value { true } else { false } }
         try await c.copyFrom(
             table: "points", columns: ["series", "ts", "kind", "num"] + (withText ? ["txt"] : []), logger: logger
@@ -215,12 +222,12 @@ extension PostgresPointStore {
     ) async throws -> (overwritten: Int, openFrom: Int64?) {
         guard !batch.points.isEmpty else { return (0, nil) }
         try await beginWrite(c, schema: schema, logger: logger)
-        try await resolveSeries(batch, schema: schema, ids: &ids, c, logger: logger)
+        let seriesIDs = try await seriesIDs(batch, schema: schema, ids: &ids, c, logger: logger)
 
         var order: [PointKey] = []
         var values: [PointKey: [SignalValue]] = [:]
-        for p in batch.points {
-            let key = PointKey(series: try seriesID(p, in: ids, tenant: batch.tenant), time: p.time)
+        for (i, p) in batch.points.enumerated() {
+            let key = PointKey(series: seriesIDs[i], time: p.time)
             if values[key] == nil { order.append(key) }
             values[key, default: []].append(p.value)
         }

@@ -11,7 +11,7 @@ import Testing
 /// hour's rollup rows once they are closed, instead of updating them with every batch. Aggregates stay exact in
 /// every state: all open, all closed, closing while writes run on two instances, and a schema of version 1
 /// (every row written at once) upgraded.
-@Suite struct PostgresHourRollupTests {
+@Suite struct PostgresRollupClosingTests {
     static let hour: Int64 = 3_600_000
 
     static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
@@ -20,7 +20,7 @@ import Testing
     /// closing between the first batch and the rest (the suite writes shuffled points over five hours from
     /// 1_700_000_123_457; the delay closes the minutes and hours before the middle of the third hour: later points
     /// into those update their rows, the others stay open).
-    @Test func theConformanceSuiteHoldsWithHoursOpenAndWithHoursClosingMidway() async throws {
+    @Test func theConformanceSuiteHoldsWithEverythingOpenAndWithClosingMidway() async throws {
         let conformanceStart: Int64 = 1_700_000_123_457
         let midway = Duration.milliseconds(Self.nowMillis() - (conformanceStart + 2 * Self.hour + Self.hour / 2))
         try await withPostgresServer { server in
@@ -36,7 +36,7 @@ import Testing
     /// no part a write appended is missed by the closing of its minute (the rollup lock), and no write into a
     /// closed minute is counted twice. Afterwards every row equals its points, and no minute or hour row exists
     /// before it was closed.
-    @Test func closingHoursWhileTwoInstancesWriteKeepsEveryHourExact() async throws {
+    @Test func closingWhileTwoInstancesWriteKeepsEveryMinuteAndHourExact() async throws {
         // Hours ahead of the clock: open under the default delay until closed here.
         let base = (Self.nowMillis() / Self.hour + 10) * Self.hour
         let tenant: TenantID = "race"
@@ -55,7 +55,7 @@ import Testing
                 try await withStorage(on: server, prefix: one.configuration.schemaPrefix) { two in
                     let a = PostgresPointStore(storage: one, configuration: .init(instanceID: "a"))
                     let b = PostgresPointStore(storage: two, configuration: .init(instanceID: "b"))
-                    // The first write closes the hours before the clock's (none of this data).
+                    // The first write closes the minutes before the clock's (none of this data).
                     try await a.write(PointBatch(tenant: tenant, points: batch(0, 0), journalSequence: 1))
                     #expect(
                         try await rowCount(one, tenant, "rollup_1h") + rowCount(one, tenant, "rollup_1m") == 0,
@@ -104,7 +104,7 @@ import Testing
                             }
                         }
                     }
-                    // The hour rows themselves, against their points.
+                    // The minute and hour rows and the parts, against their points.
                     #expect(try await mismatchedRows(one, tenant) == 0)
                 }
             }
@@ -114,7 +114,7 @@ import Testing
     /// A late point into a closed minute and hour updates their rows, an overwrite recomputes them (an open
     /// minute's parts too), retention trims them; a schema written by version 1 (every row exact) keeps its rows,
     /// its minutes closed up to the last minute row.
-    @Test func closedHoursTakeLatePointsOverwritesRetentionAndAVersionOneSchema() async throws {
+    @Test func closedMinutesTakeLatePointsOverwritesRetentionAndAVersionOneSchema() async throws {
         let base = (Self.nowMillis() / Self.hour + 10) * Self.hour
         let key = SeriesKey(device: "d", signal: "s")
         func p(_ t: Int64, _ v: Double) -> Point { Point(device: "d", signal: "s", time: base + t, value: .number(v)) }

@@ -278,7 +278,8 @@ extension PostgresPointStore {
 
     /// Takes the transaction's lock on the tenant's open minutes: shared for a write (it reads where they start
     /// and appends parts the closing must see), exclusive to close them (it waits for those writes to commit, and
-    /// a write after it reads where it moved the start to). Every transaction takes it first, before any row
+    /// a write after it reads where it moved the start to) and to recompute rows from points (a merge, a
+    /// deletion). Every transaction takes it first, before any row
     /// lock: a write waiting for it then holds nothing another write could wait for.
     static func lockRollups(_ c: PostgresConnection, schema: String, exclusive: Bool, logger: Logger) async throws {
         try await c.query(

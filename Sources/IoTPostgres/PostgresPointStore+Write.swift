@@ -97,13 +97,17 @@ func appendCopyRow(_ rows: inout ByteBuffer, _ key: BucketKey, _ p: RollupPartia
 
 extension PostgresPointStore {
     /// The first statement of a write transaction: the tenant's schema becomes the search path, for this
-    /// transaction only (PostgresNIO quotes the table name of a `COPY` as one identifier), and the shared rollup
-    /// lock is taken (see ``lockRollups(_:schema:exclusive:logger:)``).
-    static func beginWrite(_ c: PostgresConnection, schema: String, logger: Logger) async throws {
+    /// transaction only (PostgresNIO quotes the table name of a `COPY` as one identifier), and the rollup lock is
+    /// taken (see ``lockRollups(_:schema:exclusive:logger:)``): shared to append, exclusive to recompute rows
+    /// from points (a merge), which a concurrent late point could otherwise add to between the read and the write.
+    static func beginWrite(_ c: PostgresConnection, schema: String, exclusive: Bool = false, logger: Logger)
+        async throws
+    {
         try await c.query(
             PostgresQuery(
                 unsafeSQL: """
-                    SELECT set_config('search_path', $1, true), pg_advisory_xact_lock_shared(hashtext($1), \(rollupLockKey))
+                    SELECT set_config('search_path', $1, true),
+                           pg_advisory_xact_lock\(exclusive ? "" : "_shared")(hashtext($1), \(rollupLockKey))
                     """, binds: PostgresStorage.binds(schema)), logger: logger)
     }
 
@@ -221,7 +225,7 @@ extension PostgresPointStore {
         _ c: PostgresConnection, logger: Logger
     ) async throws -> (overwritten: Int, openFrom: Int64?) {
         guard !batch.points.isEmpty else { return (0, nil) }
-        try await beginWrite(c, schema: schema, logger: logger)
+        try await beginWrite(c, schema: schema, exclusive: true, logger: logger)
         let seriesIDs = try await seriesIDs(batch, schema: schema, ids: &ids, c, logger: logger)
 
         var order: [PointKey] = []

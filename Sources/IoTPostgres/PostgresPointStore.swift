@@ -22,20 +22,20 @@ import Synchronization
 /// - `rollup_parts`: the same for the open minutes, one row per (series, minute) per batch, appended in the
 ///   batch's transaction with one `COPY` (no row is updated: updating each batch's minute and hour rows had cost
 ///   more than the points themselves).
+/// - `watermarks(instance, sequence)`: the journal sequence each instance committed. The journal stays local
+///   to each instance; a batch and its instance's watermark commit together, so a `kill -9` loses nothing
+///   and replays nothing twice.
 ///
 /// A minute closes ``Configuration/rollupDelay`` after it ends: the first write after that folds the parts of
 /// every minute up to then into their `rollup_1m` rows and adds them to their `rollup_1h` rows, in one
 /// statement, once for every instance (``closeRollups(tenant:before:)``). A late point, into a closed minute, is
 /// added to its rows in its batch's transaction. Aggregates add the open minutes' parts to the closed rows: exact
 /// before, during and after a closing.
-/// - `watermarks(instance, sequence)`: the journal sequence each instance committed. The journal stays local
-///   to each instance; a batch and its instance's watermark commit together, so a `kill -9` loses nothing
-///   and replays nothing twice.
 ///
 /// ## Duplicates
 /// At most one point per (series, time), with the same ``IoTCore/DuplicatePolicy`` as the SQLite store.
 public final class PostgresPointStore: PointStore {
-    /// The instance and the duplicate policy.
+    /// The instance, the duplicate policy and the rollup delay.
     public struct Configuration: Sendable, Hashable {
         /// The instance whose journal watermark the store keeps (`cluster.instanceID` in iotd.yaml). Default
         /// `local`.
@@ -77,8 +77,8 @@ public final class PostgresPointStore: PointStore {
     /// are all exact, so its minutes are closed up to its last minute row.
     static let schemaVersion = 2
     /// The table of one rollup level (the same columns at both). Its pages are kept half full, so that the
-    /// updates of a bucket's row (each batch adds to it) are heap-only tuples, with no new index entry: about
-    /// 30 % less work per rollup update, measured on PostgreSQL 15.
+    /// updates of a bucket's row (each closing adds to an hour's, a late point to both) are heap-only tuples,
+    /// with no new index entry: about 30 % less work per rollup update, measured on PostgreSQL 15.
     static func rollupDDL(_ level: RollupLevel) -> String {
         """
         CREATE TABLE IF NOT EXISTS {schema}.\(level.table)(
@@ -253,7 +253,7 @@ public final class PostgresPointStore: PointStore {
         let logger = self.logger
         return try await storage.mapErrors("delete points of tenant \(scope.tenant)") {
             try await storage.client.withTransaction(logger: logger) { c in
-                try await Self.lockRollups(c, schema: schema, exclusive: false, logger: logger)
+                try await Self.lockRollups(c, schema: schema, exclusive: true, logger: logger)
                 let openFrom = try await Self.openFrom(c, schema: schema, logger: logger)
                 var ids: [Int64] = []
                 for try await (id, device) in try await c.query(

@@ -49,11 +49,7 @@ struct BenchTenant {
 }
 
 /// Monotonic seconds.
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
+func monotonicSeconds() -> Double { monotonicClockSeconds() }
 
 /// Removes a directory tree.
 func removeTree(_ path: String) {

@@ -64,13 +64,6 @@ private func oneDecimal(_ v: Double) -> String {
     return "\(tenths / 10).\(tenths % 10)"
 }
 
-/// CPU seconds of the calling thread.
-private func threadCPUSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
 /// Parses `calls` messages, returning calls/s (wall clock and per CPU second of the calling thread), the
 /// checksum of temp + hum, and the calls that timed out (on a loaded machine a worker can miss the
 /// 100 ms limit; the engine then kills and replaces it).

@@ -51,6 +51,19 @@ public struct SystemClock: IoTClock {
     }
 }
 
+/// Seconds of `CLOCK_MONOTONIC`, for benchmarks: here, where no Foundation import makes `timespec`'s fields
+/// ambiguous (a file importing both Foundation and Glibc failed to compile in a clean build, now and then).
+package func monotonicClockSeconds() -> Double { clockSeconds(CLOCK_MONOTONIC) }
+
+/// CPU seconds the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`), for benchmarks.
+package func threadCPUSeconds() -> Double { clockSeconds(CLOCK_THREAD_CPUTIME_ID) }
+
+private func clockSeconds(_ clock: clockid_t) -> Double {
+    var ts = timespec()
+    clock_gettime(clock, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
 private final class LastValue: Sendable {
     private let value = Mutex<Int64>(0)
     func advance(to candidate: Int64) -> Int64 {

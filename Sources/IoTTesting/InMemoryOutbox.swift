@@ -22,8 +22,21 @@ public final class InMemoryOutbox: Outbox {
     private struct State {
         var nextSeq: UInt64 = 0
         var entries: [TenantID: [String: Entry]] = [:]
+        /// Each tenant's message ids, oldest first: kept in order as messages come (usually at the end), so a
+        /// claim walks them instead of sorting every message it holds.
+        var order: [TenantID: [String]] = [:]
         func ordered(_ tenant: TenantID) -> [Entry] {
-            (entries[tenant].map { Array($0.values) } ?? []).sorted { $0.isEarlier(than: $1) }
+            guard let tenantEntries = entries[tenant] else { return [] }
+            return (order[tenant] ?? []).map { tenantEntries[$0]! }
+        }
+        mutating func insert(_ entry: Entry, tenant: TenantID) {
+            var ids = order[tenant, default: []]
+            order[tenant] = nil
+            var i = ids.count
+            while i > 0, let previous = entries[tenant]?[ids[i - 1]], entry.isEarlier(than: previous) { i -= 1 }
+            ids.insert(entry.message.id, at: i)
+            order[tenant] = ids
+            entries[tenant, default: [:]][entry.message.id] = entry
         }
     }
     private let state = Mutex<State>(State())
@@ -37,19 +50,18 @@ public final class InMemoryOutbox: Outbox {
                 throw IoTError(.conflict, "outbox message '\(message.id)' already exists; enqueue it under a new id")
             }
             s.nextSeq += 1
-            s.entries[scope.tenant, default: [:]][message.id] = Entry(seq: s.nextSeq, message: message)
+            s.insert(Entry(seq: s.nextSeq, message: message), tenant: scope.tenant)
         }
     }
 
     public func claimDue(_ scope: AccessScope, now: Int64, limit: Int) async throws -> [OutboxMessage] {
         guard limit > 0 else { return [] }
         return state.withLock { s in
-            let ordered = s.ordered(scope.tenant)
             // Ordering keys that have an earlier pending or sending message, as the scan goes.
             var blockedKeys: Set<String> = []
             var claimed: [OutboxMessage] = []
-            for entry in ordered {
-                let m = entry.message
+            for id in s.order[scope.tenant] ?? [] {
+                let m = s.entries[scope.tenant]![id]!.message
                 let isBlocking = m.status == .pending || m.status == .sending
                 let blocked = m.orderingKey.map { blockedKeys.contains($0) } ?? false
                 if claimed.count < limit, m.status == .pending, m.nextAttemptAt <= now, !blocked {

@@ -99,11 +99,13 @@ extension PostgresPointStore {
                 try await c.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
                 let rows = try await c.query(
                     PostgresQuery(
-                        unsafeSQL: "SELECT id FROM \(schema).series WHERE device = $1 AND signal = $2",
-                        binds: PostgresStorage.binds(series.device, series.signal)), logger: logger)
-                var id: Int64?
-                for try await v in rows.decode(Int64.self) { id = v }
-                guard let id else { return [] }
+                        unsafeSQL: """
+                            SELECT id, (SELECT open_from FROM \(schema).rollup_state) FROM \(schema).series
+                            WHERE device = $1 AND signal = $2
+                            """, binds: PostgresStorage.binds(series.device, series.signal)), logger: logger)
+                var found: (id: Int64, openFrom: Int64?)?
+                for try await v in rows.decode((Int64, Int64?).self) { found = v }
+                guard let (id, storedOpenFrom) = found else { return [] }
                 var parts: [Int64: RollupPartial] = [:]
                 for (a, b) in plan.raw {
                     let rows = try await c.query(
@@ -118,7 +120,7 @@ extension PostgresPointStore {
                     }
                 }
                 // The open minutes' parts are added to the closed minutes' and hours' rows.
-                let openFrom = try await Self.openFrom(c, schema: schema, logger: logger)
+                let openFrom = storedOpenFrom ?? Self.nothingClosed
                 for (level, runs) in [(RollupLevel.minute, plan.minutes), (.hour, plan.hours)] {
                     for (a, b) in runs {
                         for (start, p) in try await Self.rows(

@@ -74,50 +74,39 @@ extension PostgresPointStore {
         }
     }
 
-    /// The rows as 15 array binds, and the `SELECT` that unnests them as `v(series, bucket, <rollupColumns>)`.
-    static func unnestedRows(_ rows: [(BucketKey, RollupPartial)]) -> (select: String, binds: PostgresBindings) {
+    /// Writes rollup rows into `table` (`rollup_1m`, `rollup_1h` or `rollup_parts`), from 15 array binds.
+    static func upsert(
+        _ c: PostgresConnection, schema: String, table: String, _ rows: [(BucketKey, RollupPartial)],
+        _ merge: RowMerge, logger: Logger
+    ) async throws {
+        guard !rows.isEmpty else { return }
         var first = ValueColumns()
         var last = ValueColumns()
         for (_, p) in rows {
             first.append(p.first ?? .number(0))
             last.append(p.last ?? .number(0))
         }
-        let select = """
-            SELECT s AS series, b AS bucket, n AS count, CASE WHEN h THEN su END AS sum, CASE WHEN h THEN mi END AS min,
-                   CASE WHEN h THEN ma END AS max, ft AS first_ts, fk AS first_kind,
-                   CASE WHEN fk = 2 THEN NULL ELSE fn END AS first_num, CASE WHEN fk = 2 THEN fx END AS first_txt,
-                   lt AS last_ts, lk AS last_kind, CASE WHEN lk = 2 THEN NULL ELSE ln END AS last_num,
-                   CASE WHEN lk = 2 THEN lx END AS last_txt
-            FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::bool[], $5::float8[], $6::float8[], $7::float8[],
-                        $8::int8[], $9::int2[], $10::float8[], $11::bytea[],
-                        $12::int8[], $13::int2[], $14::float8[], $15::bytea[])
-              AS u(s, b, n, h, su, mi, ma, ft, fk, fn, fx, lt, lk, ln, lx)
-            """
-        let binds = PostgresStorage.binds(
-            PackedArray(rows.map(\.0.series)), PackedArray(rows.map(\.0.start)),
-            PackedArray(rows.map { Int64($0.1.count) }), PackedArray(rows.map { $0.1.sum != nil }),
-            PackedArray(rows.map { $0.1.sum ?? 0 }), PackedArray(rows.map { $0.1.min ?? 0 }),
-            PackedArray(rows.map { $0.1.max ?? 0 }), PackedArray(rows.map(\.1.firstTime)),
-            PackedArray(first.kinds), PackedArray(first.nums), PackedArray(first.txts),
-            PackedArray(rows.map(\.1.lastTime)), PackedArray(last.kinds), PackedArray(last.nums),
-            PackedArray(last.txts))
-        return (select, binds)
-    }
-
-    /// Writes rollup rows into `table` (`rollup_1m`, `rollup_1h` or `rollup_parts`).
-    static func upsert(
-        _ c: PostgresConnection, schema: String, table: String, _ rows: [(BucketKey, RollupPartial)],
-        _ merge: RowMerge, logger: Logger
-    ) async throws {
-        guard !rows.isEmpty else { return }
-        let (select, binds) = unnestedRows(rows)
         try await c.query(
             PostgresQuery(
                 unsafeSQL: """
                     INSERT INTO \(schema).\(table) AS r (series, bucket, \(rollupColumns))
-                    SELECT * FROM (\(select)) v
+                    SELECT s, b, n, CASE WHEN h THEN su END, CASE WHEN h THEN mi END, CASE WHEN h THEN ma END,
+                           ft, fk, CASE WHEN fk = 2 THEN NULL ELSE fn END, CASE WHEN fk = 2 THEN fx END,
+                           lt, lk, CASE WHEN lk = 2 THEN NULL ELSE ln END, CASE WHEN lk = 2 THEN lx END
+                    FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::bool[], $5::float8[], $6::float8[], $7::float8[],
+                                $8::int8[], $9::int2[], $10::float8[], $11::bytea[],
+                                $12::int8[], $13::int2[], $14::float8[], $15::bytea[])
+                      AS u(s, b, n, h, su, mi, ma, ft, fk, fn, fx, lt, lk, ln, lx)
                     \(conflictClause(merge))
-                    """, binds: binds), logger: logger)
+                    """,
+                binds: PostgresStorage.binds(
+                    PackedArray(rows.map(\.0.series)), PackedArray(rows.map(\.0.start)),
+                    PackedArray(rows.map { Int64($0.1.count) }), PackedArray(rows.map { $0.1.sum != nil }),
+                    PackedArray(rows.map { $0.1.sum ?? 0 }), PackedArray(rows.map { $0.1.min ?? 0 }),
+                    PackedArray(rows.map { $0.1.max ?? 0 }), PackedArray(rows.map(\.1.firstTime)),
+                    PackedArray(first.kinds), PackedArray(first.nums), PackedArray(first.txts),
+                    PackedArray(rows.map(\.1.lastTime)), PackedArray(last.kinds), PackedArray(last.nums),
+                    PackedArray(last.txts))), logger: logger)
     }
 
     /// The partial of the raw points of `series` in `[from, to)`.
@@ -203,7 +192,7 @@ extension PostgresPointStore {
     /// Writes a batch's minute partials (in key order): an open minute's as a row of `rollup_parts` (one `COPY`),
     /// a closed minute's (a late point's) added to its `rollup_1m` row and its hour's `rollup_1h` row. Buckets in
     /// `dirtyMinutes` (values overwritten) and the hours of the closed ones are recomputed instead. The caller
-    /// began the transaction with ``beginWrite(_:schema:logger:)``.
+    /// began the transaction with ``lockRollups(_:schema:exclusive:logger:)``.
     ///
     /// - Returns: the tenant's first open minute, read after the lock was taken.
     @discardableResult
@@ -276,16 +265,20 @@ extension PostgresPointStore {
     /// The first open minute of a schema that has closed none: the first whole hour `Int64` holds.
     static let nothingClosed: Int64 = -9_223_372_036_854_000_000
 
-    /// Takes the transaction's lock on the tenant's open minutes: shared for a write (it reads where they start
-    /// and appends parts the closing must see), exclusive to close them (it waits for those writes to commit, and
-    /// a write after it reads where it moved the start to) and to recompute rows from points (a merge, a
-    /// deletion). Every transaction takes it first, before any row
-    /// lock: a write waiting for it then holds nothing another write could wait for.
+    /// The first statement of every transaction that writes points or rollups: the tenant's schema becomes the
+    /// search path, for this transaction only (PostgresNIO quotes the table name of a `COPY` as one identifier),
+    /// and the transaction takes the lock on the tenant's open minutes. Shared to append (the write reads where
+    /// they start and appends parts the closing must see); exclusive to close them (the closing waits for those
+    /// writes to commit, and a write after it reads where it moved the start to) and to recompute rows from points
+    /// (a merge, a deletion: a concurrent late point could add to a row between the read and the write). Taken
+    /// first, before any row lock: a write waiting for it holds nothing another write could wait for.
     static func lockRollups(_ c: PostgresConnection, schema: String, exclusive: Bool, logger: Logger) async throws {
         try await c.query(
             PostgresQuery(
-                unsafeSQL: "SELECT pg_advisory_xact_lock\(exclusive ? "" : "_shared")(hashtext($1), \(rollupLockKey))",
-                binds: PostgresStorage.binds(schema)), logger: logger)
+                unsafeSQL: """
+                    SELECT set_config('search_path', $1, true),
+                           pg_advisory_xact_lock\(exclusive ? "" : "_shared")(hashtext($1), \(rollupLockKey))
+                    """, binds: PostgresStorage.binds(schema)), logger: logger)
     }
 
     /// The second key of the rollup lock (the first is the schema's hash).

@@ -96,21 +96,6 @@ func appendCopyRow(_ rows: inout ByteBuffer, _ key: BucketKey, _ p: RollupPartia
 }
 
 extension PostgresPointStore {
-    /// The first statement of a write transaction: the tenant's schema becomes the search path, for this
-    /// transaction only (PostgresNIO quotes the table name of a `COPY` as one identifier), and the rollup lock is
-    /// taken (see ``lockRollups(_:schema:exclusive:logger:)``): shared to append, exclusive to recompute rows
-    /// from points (a merge), which a concurrent late point could otherwise add to between the read and the write.
-    static func beginWrite(_ c: PostgresConnection, schema: String, exclusive: Bool = false, logger: Logger)
-        async throws
-    {
-        try await c.query(
-            PostgresQuery(
-                unsafeSQL: """
-                    SELECT set_config('search_path', $1, true),
-                           pg_advisory_xact_lock\(exclusive ? "" : "_shared")(hashtext($1), \(rollupLockKey))
-                    """, binds: PostgresStorage.binds(schema)), logger: logger)
-    }
-
     /// A (series, time): one point's key.
     struct PointKey: Hashable {
         var series: Int64
@@ -162,8 +147,8 @@ extension PostgresPointStore {
     /// The body of one write transaction when no point of the batch is stored yet, the usual case: the points
     /// go in with one `COPY` (no `ON CONFLICT`, whose speculative insertion costs PostgreSQL about 1.7× a plain
     /// insert), then the rollups as partials (see ``writeRollups(_:schema:minutes:dirtyMinutes:logger:)``). A
-    /// stored point makes the `COPY` fail with a unique violation; the
-    /// caller then rolls the transaction back and runs ``apply(_:schema:policy:ids:_:logger:)`` instead.
+    /// stored point makes the `COPY` fail with a unique violation; the caller then rolls the transaction back and
+    /// runs ``apply(_:schema:policy:ids:_:logger:)`` instead.
     ///
     /// - Returns: how many values of the batch replaced a different value of the same (series, time) within it,
     ///   and the tenant's first open minute (`nil` for an empty batch).
@@ -172,7 +157,7 @@ extension PostgresPointStore {
         _ c: PostgresConnection, logger: Logger
     ) async throws -> (overwritten: Int, openFrom: Int64?) {
         guard !batch.points.isEmpty else { return (0, nil) }
-        try await beginWrite(c, schema: schema, logger: logger)
+        try await lockRollups(c, schema: schema, exclusive: false, logger: logger)
         let seriesIDs = try await seriesIDs(batch, schema: schema, ids: &ids, c, logger: logger)
         // In (series, time) order, a key's points in batch order: equal keys are neighbours (no dictionary).
         var keyed: [(series: Int64, time: Int64, index: Int)] = []
@@ -225,7 +210,7 @@ extension PostgresPointStore {
         _ c: PostgresConnection, logger: Logger
     ) async throws -> (overwritten: Int, openFrom: Int64?) {
         guard !batch.points.isEmpty else { return (0, nil) }
-        try await beginWrite(c, schema: schema, exclusive: true, logger: logger)
+        try await lockRollups(c, schema: schema, exclusive: true, logger: logger)
         let seriesIDs = try await seriesIDs(batch, schema: schema, ids: &ids, c, logger: logger)
 
         var order: [PointKey] = []

@@ -207,8 +207,7 @@ extension PostgresPointStore {
             if m.0.start >= openFrom { open.append(m) } else { closed.append(m) }
         }
         if !open.isEmpty {
-            func isText(_ v: SignalValue?) -> Bool { if case .text = v { true } else { false } }
-            let withText = open.contains { isText($0.1.first) || isText($0.1.last) }
+            let withText = open.contains { $0.1.first?.isText == true || $0.1.last?.isText == true }
             let columns = rollupColumnNames.filter { withText || !$0.hasSuffix("_txt") }
             try await c.copyFrom(table: "rollup_parts", columns: ["series", "bucket"] + columns, logger: logger) {
                 writer in

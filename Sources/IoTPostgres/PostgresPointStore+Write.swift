@@ -14,6 +14,9 @@ extension SignalValue {
         }
     }
 
+    /// Whether the value needs the `txt` column.
+    var isText: Bool { if case .text = self { true } else { false } }
+
     /// The value of a row's columns.
     init(kind: Int16, num: Double?, txt: ByteBuffer?) {
         switch kind {
@@ -178,7 +181,7 @@ extension PostgresPointStore {
                 fresh.append((k.series, k.time, value))
             }
         }
-        let withText = fresh.contains { if case .text = $0.value { true } else { false } }
+        let withText = fresh.contains { $0.value.isText }
         try await c.copyFrom(
             table: "points", columns: ["series", "ts", "kind", "num"] + (withText ? ["txt"] : []), logger: logger
         ) { writer in

@@ -49,6 +49,46 @@ import Testing
         #expect(mqtt.client.status.state == .stopped)
     }
 
+    /// A backlog is journaled and acknowledged in bursts: a read pass takes every message waiting in the socket.
+    /// Once libmosquitto's internal wake-up pipe was full (a byte per queued PUBACK, and nothing reads it under
+    /// this loop), the EAGAIN of its failing write ended every pass after one message: 2,700 of these 3,000
+    /// messages went one journal write and one acknowledgement at a time.
+    @Test func backlogIsJournaledInReadPassesOfManyMessages() async throws {
+        let broker = try MosquittoBroker(extra: "max_queued_messages 0")
+        defer { broker.stop() }
+        let harness = try await IngestHarness(systemClock: true, start: false)
+        try await harness.start()
+        // Register the persistent session, then leave.
+        let away = try transport(harness, port: broker.port, id: "backlog")
+        away.startIngest()
+        try await away.client.waitUntilReady()
+        try await eventually("subscribed") { away.client.status.subscriptions.first?.grantedQoS == 1 }
+        await away.stopIngest()
+        // The backlog, queued by the broker while the subscriber is away.
+        let count = 3_000
+        let publisher = try MQTTClient(configuration: clientConfiguration(port: broker.port, id: "pub", clean: true))
+        publisher.start()
+        try await publisher.waitUntilReady()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<count {
+                group.addTask {
+                    let body = #"{"ts": \#(1_700_000_000_000 + i), "temp": \#(i)}"#
+                    try await publisher.publish(topic: "devices/d-1/telemetry", payload: Array(body.utf8), qos: 1)
+                }
+            }
+            try await group.waitForAll()
+        }
+        await publisher.stop()
+        let mqtt = try transport(harness, port: broker.port, id: "backlog")
+        mqtt.startIngest()
+        try await eventually("\(count) stored", seconds: 30) { mqtt.outcomes.stored == count }
+        let outcomes = mqtt.outcomes
+        #expect(outcomes.readPasses * 10 <= count, "\(outcomes.readPasses) read passes for \(count) messages")
+        #expect(try await harness.waitForPoints("d-1", "temp", count: count).count == count)
+        await mqtt.stopIngest()
+        await harness.stop()
+    }
+
     @Test func sharedSubscriptionSpreadsMessagesOverTwoClients() async throws {
         let broker = try MosquittoBroker()
         defer { broker.stop() }

@@ -92,8 +92,14 @@ extension MQTTClient {
                 connectionLost(reason: Self.describe(rc), now: MQTTClock.millis())
                 return
             }
+            let socket = mosquitto_socket(handle)
+            if socket < 0 { break }
             let e = ciot_mosquitto_errno()
-            if e == EAGAIN || e == EWOULDBLOCK || mosquitto_socket(handle) < 0 { break }
+            // EAGAIN may not be the socket's: every packet libmosquitto queues (each PUBACK) also writes a byte to
+            // its internal wake-up pipe, which nothing reads under this loop, and once that pipe is full the write
+            // fails with EAGAIN. Only an empty receive queue ends the pass, or a read pass would stop at every
+            // message and acknowledge them one by one.
+            if (e == EAGAIN || e == EWOULDBLOCK) && ciot_socket_pending_bytes(socket) <= 0 { break }
             if limit > 0 && bytesIn.load(ordering: .relaxed) - io.windowStartBytes >= limit { break }
         }
         endReadPass()

@@ -229,6 +229,8 @@ public final class MQTTTransport: Transport {
             defer { p.removeAll(keepingCapacity: true) }
             return p
         }
+        guard !batch.isEmpty else { return }
+        counterState.withLock { $0.readPasses += 1 }
         var wait: UInt32 = 5_000
         while !batch.isEmpty {
             var stored = 0

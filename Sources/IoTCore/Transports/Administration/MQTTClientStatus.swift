@@ -73,11 +73,26 @@ public struct MQTTIngestCounters: Sendable, Codable, Hashable {
     /// Left unacknowledged because the journal failed or the ingestor stopped; the broker sends them
     /// again.
     public var notAcknowledged: Int
+    /// Read passes that handed messages on: each is one journal write followed by one burst of
+    /// acknowledgements, so messages per pass is how well a busy subscription is batched.
+    public var readPasses: Int
 
     /// Creates counters.
-    public init(stored: Int, rejected: Int, notAcknowledged: Int) {
+    public init(stored: Int, rejected: Int, notAcknowledged: Int, readPasses: Int = 0) {
         self.stored = stored
         self.rejected = rejected
         self.notAcknowledged = notAcknowledged
+        self.readPasses = readPasses
+    }
+
+    private enum CodingKeys: String, CodingKey { case stored, rejected, notAcknowledged, readPasses }
+
+    /// Decodes the counters; `readPasses` is 0 when absent (a report of an earlier release).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            stored: try c.decode(Int.self, forKey: .stored), rejected: try c.decode(Int.self, forKey: .rejected),
+            notAcknowledged: try c.decode(Int.self, forKey: .notAcknowledged),
+            readPasses: try c.decodeIfPresent(Int.self, forKey: .readPasses) ?? 0)
     }
 }

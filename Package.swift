@@ -80,6 +80,7 @@ let package = Package(
             dependencies: [
                 "IoTCore",
                 "CIoTSQLite",
+                "CIoTLinux",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -58,6 +58,17 @@ final class CommitQueue: Sendable {
         waiter?.resume()
     }
 
+    /// Queues reserved items in order under one lock (a journal write of several messages).
+    func enqueue(contentsOf items: [Item]) {
+        guard !items.isEmpty else { return }
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.items.append(contentsOf: items)
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume()
+    }
+
     /// Whether nothing is queued (items taken but not yet released do not count).
     var isEmpty: Bool { state.withLock { $0.head >= $0.items.count } }
 

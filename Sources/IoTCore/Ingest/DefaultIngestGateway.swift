@@ -241,18 +241,24 @@ public final class DefaultIngestGateway: IngestGateway {
         }
         var outcomes = [IngestOutcome](repeating: .deferred, count: batch.count)
         // Messages of known senders go to the ingestor together (one journal write for the cached ones).
-        var run: [(index: Int, item: Ingestor.BlockingItem)] = []
+        var run: [Ingestor.BlockingItem] = []
+        var runIndices: [Int] = []
+        run.reserveCapacity(batch.count)
+        runIndices.reserveCapacity(batch.count)
         func flush() {
             guard !run.isEmpty else { return }
-            for (k, result) in ingestor.ingestBlocking(run.map(\.item)).enumerated() {
-                outcomes[run[k].index] = Self.outcome(result, run[k].item.identity)
+            for (k, result) in ingestor.ingestBlocking(run).enumerated() {
+                outcomes[runIndices[k]] = Self.outcome(result, run[k].identity)
             }
             run.removeAll(keepingCapacity: true)
+            runIndices.removeAll(keepingCapacity: true)
         }
         for (i, submission) in batch.enumerated() {
             switch step(submission, onCacheMiss) {
             case .answered(let outcome): outcomes[i] = outcome
-            case .journal(let item): run.append((i, item))
+            case .journal(let item):
+                run.append(item)
+                runIndices.append(i)
             case .alone:
                 flush()  // keeps journal order
                 outcomes[i] = waitFor(submission)

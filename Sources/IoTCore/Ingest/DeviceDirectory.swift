@@ -6,13 +6,22 @@ import Synchronization
 /// ``Ingestor/invalidate(tenant:device:)`` drops them at once. Unknown devices are remembered for a
 /// shorter time, so a flood of messages from an unregistered device costs one query per second.
 final class DeviceDirectory: Sendable {
-    struct ResolvedDevice: Sendable {
-        var device: Device
-        var signals: [String: Signal]
+    /// A device with what its product adds, immutable and shared: every message of the device reads the same
+    /// instance (a class, so a lookup on the hot path costs one reference count, not a copy of every field).
+    final class ResolvedDevice: Sendable {
+        let device: Device
+        let signals: [String: Signal]
         /// The product's parser name (``Product/parser``), if it names one.
-        var parser: String?
+        let parser: String?
         /// What the device may speak for, or `nil` when it is not a gateway (``Device/gatewayScope(product:)``).
-        var gateway: GatewayScope?
+        let gateway: GatewayScope?
+
+        init(device: Device, signals: [String: Signal], parser: String?, gateway: GatewayScope?) {
+            self.device = device
+            self.signals = signals
+            self.parser = parser
+            self.gateway = gateway
+        }
     }
 
     enum Lookup<T> {

@@ -66,9 +66,9 @@ final class IngestAccounting: Sendable {
         counter.increment(by: n)
     }
 
-    func received(_ transport: String) {
-        stats.withLock { $0.received += 1 }
-        count("received", transport)
+    func received(_ transport: String, count n: Int = 1) {
+        stats.withLock { $0.received += n }
+        count("received", transport, by: n)
     }
 
     func rejected(_ transport: String, _ reason: String) {
@@ -81,9 +81,9 @@ final class IngestAccounting: Sendable {
         count("dropped", transport, reason)
     }
 
-    func journaled() {
+    func journaled(count: Int = 1) {
         let n = stats.withLock { s in
-            s.inFlight += 1
+            s.inFlight += count
             return s.inFlight
         }
         inFlightGauge.record(n)

@@ -572,8 +572,13 @@ public final class Ingestor: Service {
         var results = [Result<Receipt, IoTError>?](repeating: nil, count: batch.count)
         var admitted: [Int] = []
         var full = false
+        // Counted as received per run of one transport (one count for a read pass), before any outcome.
+        var runStart = 0
+        for i in 1...batch.count where i == batch.count || batch[i].transport != batch[runStart].transport {
+            accounting.received(batch[runStart].transport, count: i - runStart)
+            runStart = i
+        }
         for (i, m) in batch.enumerated() {
-            accounting.received(m.transport)
             if m.points.isEmpty {
                 accounting.storedEmpty(m.transport)
                 results[i] = .success(Receipt(sequence: 0, records: m.records, points: 0))
@@ -589,16 +594,19 @@ public final class Ingestor: Service {
                 try appendLock.withLock { (_) throws(IoTError) in
                     let first = try batchJournal.append(
                         batch: admitted.map { (batch[$0].identity.tenant, batch[$0].points) })
+                    var items: [CommitQueue.Item] = []
+                    items.reserveCapacity(admitted.count)
                     for (k, i) in admitted.enumerated() {
                         let m = batch[i]
                         let seq = first + UInt64(k)
-                        queue.enqueue(
+                        items.append(
                             CommitQueue.Item(
                                 sequence: seq, tenant: m.identity.tenant, points: m.points, transport: m.transport))
                         results[i] = .success(Receipt(sequence: seq, records: m.records, points: m.points.count))
                     }
+                    queue.enqueue(contentsOf: items)
                 }
-                for _ in admitted { accounting.journaled() }
+                accounting.journaled(count: admitted.count)
             } catch {
                 logger.error("journal append failed", metadata: ["error": "\(error)", "messages": "\(admitted.count)"])
                 for i in admitted {

@@ -1,5 +1,11 @@
-/// CRC-32C (Castagnoli), the checksum of every journal record. Table-driven, 8 bytes per step.
+internal import CIoTLinux
+
+/// CRC-32C (Castagnoli), the checksum of every journal record: the CPU's CRC-32C instruction where it has one
+/// (x86-64 with SSE 4.2), otherwise table-driven, 8 bytes per step.
 enum CRC32C {
+    /// Whether ``checksum(_:)-(UnsafeRawBufferPointer)`` runs on the CPU's instruction.
+    static let usesHardware = ciot_crc32c_available() != 0
+
     private static let tables: [[UInt32]] = {
         var t = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
         for i in 0..<256 {
@@ -14,6 +20,13 @@ enum CRC32C {
     }()
 
     static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        guard usesHardware else { return softwareChecksum(bytes) }
+        guard let base = bytes.baseAddress else { return 0 }
+        return ciot_crc32c_update(0xFFFF_FFFF, base, bytes.count) ^ 0xFFFF_FFFF
+    }
+
+    /// The table-driven checksum (every CPU; tested against the instruction where both exist).
+    static func softwareChecksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var crc: UInt32 = 0xFFFF_FFFF
         var i = 0
         let n = bytes.count

@@ -153,7 +153,9 @@ public final class FileJournal: BatchJournal {
     public func append(tenant: TenantID, points: [Point]) throws(IoTError) -> UInt64 {
         try state.withLock { (s) throws(IoTError) -> UInt64 in
             let seq = s.last + 1
-            try JournalCodec.encode(sequence: seq, tenant: tenant, points: points, into: &s.buffer)
+            s.buffer.removeAll(keepingCapacity: true)
+            defer { Self.releaseLargeBuffer(&s) }
+            try JournalCodec.encode(sequence: seq, tenant: tenant, points: points, appendingTo: &s.buffer)
             try appendFrames(s.buffer, first: seq, count: 1, to: &s)
             return seq
         }
@@ -162,15 +164,20 @@ public final class FileJournal: BatchJournal {
     public func append(batch entries: [(tenant: TenantID, points: [Point])]) throws(IoTError) -> UInt64 {
         try state.withLock { (s) throws(IoTError) -> UInt64 in
             let first = s.last + 1
-            var frames: [UInt8] = []
+            s.buffer.removeAll(keepingCapacity: true)
+            defer { Self.releaseLargeBuffer(&s) }
             for (k, e) in entries.enumerated() {
                 try JournalCodec.encode(
-                    sequence: first + UInt64(k), tenant: e.tenant, points: e.points, into: &s.buffer)
-                frames.append(contentsOf: s.buffer)
+                    sequence: first + UInt64(k), tenant: e.tenant, points: e.points, appendingTo: &s.buffer)
             }
-            try appendFrames(frames, first: first, count: entries.count, to: &s)
+            try appendFrames(s.buffer, first: first, count: entries.count, to: &s)
             return first
         }
+    }
+
+    /// The encoding buffer is kept between appends (no allocation per append) unless a large entry grew it.
+    private static func releaseLargeBuffer(_ s: inout State) {
+        if s.buffer.capacity > 1 << 20 { s.buffer = [] }
     }
 
     /// Appends the encoded frames of `count` entries numbered from `first`, rolling the segment first

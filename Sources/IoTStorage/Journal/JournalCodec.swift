@@ -14,8 +14,23 @@ enum JournalCodec {
     static let frameHeaderSize = 8
     static let maxPayload = 64 << 20
 
-    static func encode(sequence: UInt64, tenant: TenantID, points: [Point], into out: inout [UInt8]) throws(IoTError) {
-        out.removeAll(keepingCapacity: true)
+    /// Appends one framed entry to `out` (several entries of a batch go to one buffer, written at once). On a
+    /// throw, `out` is left as it was.
+    static func encode(sequence: UInt64, tenant: TenantID, points: [Point], appendingTo out: inout [UInt8])
+        throws(IoTError)
+    {
+        let start = out.count
+        do throws(IoTError) {
+            try encodeFrame(sequence: sequence, tenant: tenant, points: points, at: start, &out)
+        } catch {
+            out.removeSubrange(start...)
+            throw error
+        }
+    }
+
+    private static func encodeFrame(
+        sequence: UInt64, tenant: TenantID, points: [Point], at start: Int, _ out: inout [UInt8]
+    ) throws(IoTError) {
         out.append(contentsOf: repeatElement(0, count: frameHeaderSize))
         put64(sequence, &out)
         try putString16(tenant.rawValue, &out)
@@ -42,16 +57,18 @@ enum JournalCodec {
                 out.append(b ? 1 : 0)
             }
         }
-        let payloadCount = out.count - frameHeaderSize
+        let payloadCount = out.count - start - frameHeaderSize
         guard payloadCount <= maxPayload else {
             throw IoTError(
                 .payloadTooLarge,
                 "journal entry of \(payloadCount) bytes exceeds the 64 MiB limit; send smaller messages")
         }
-        let crc = out.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[frameHeaderSize...])) }
+        let crc = out.withUnsafeBytes {
+            CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(start + frameHeaderSize)...]))
+        }
         out.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: UInt32(payloadCount).littleEndian, toByteOffset: 0, as: UInt32.self)
-            raw.storeBytes(of: crc.littleEndian, toByteOffset: 4, as: UInt32.self)
+            raw.storeBytes(of: UInt32(payloadCount).littleEndian, toByteOffset: start, as: UInt32.self)
+            raw.storeBytes(of: crc.littleEndian, toByteOffset: start + 4, as: UInt32.self)
         }
     }
 

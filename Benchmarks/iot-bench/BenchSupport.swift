@@ -114,6 +114,22 @@ func processCPUSeconds(pid: Int32) -> Double? {
     return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
+/// CPU time (in seconds, from `/proc/self/task/*/schedstat`) of this process's threads whose name starts with
+/// `prefix`, ended threads excluded.
+func threadsCPUSeconds(namedWithPrefix prefix: String) -> Double {
+    guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return 0 }
+    var total = 0.0
+    for tid in tasks {
+        guard let comm = try? String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8),
+            comm.hasPrefix(prefix),
+            let sched = try? String(contentsOfFile: "/proc/self/task/\(tid)/schedstat", encoding: .utf8),
+            let onCPU = sched.split(separator: " ").first.flatMap({ Double($0) })
+        else { continue }
+        total += onCPU / 1e9
+    }
+    return total
+}
+
 /// CPU time (user + system, in seconds) of this process's children that have ended and been waited for
 /// (a `popen` command once `pclose` returned), from `getrusage`.
 func childrenCPUSeconds() -> Double {
@@ -201,4 +217,10 @@ func pipelineRate(
         throw BenchError("dev0.s0 holds \(stored.first?.count ?? 0) points")
     }
     return (Double(messages * signals) / seconds, seconds, receipts)
+}
+
+/// The median of `values` (the mean of the middle two for an even count); 0 when there are none.
+func median(_ values: [Double]) -> Double {
+    let s = values.sorted()
+    return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }

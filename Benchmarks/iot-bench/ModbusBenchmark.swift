@@ -185,11 +185,6 @@ func runModbusBenchmark(_ options: BenchOptions) async throws {
     removeTree(options.directory)
 }
 
-private func median(_ values: [Double]) -> Double {
-    let s = values.sorted()
-    return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-}
-
 /// N devices, one TCP connection each, polled at 1 Hz through the ingestor (in-memory stores).
 private func pollMany(_ options: BenchOptions, logger: Logger, h: BenchHarness) async throws {
     let devices = options.smoke ? 50 : 1_000

@@ -68,6 +68,7 @@ func runSelected() async throws {
     case "modbus": try await runModbusBenchmark(options)
     case "mqtt": try await runMQTTBenchmark(options)
     case "mqtt-drain": try await runMQTTBenchmark(options, drainOnly: true)
+    case "mqtt-path": try await runMQTTPathBenchmark(options)
     case "notify": try await runNotifyBenchmark(options)
     case "stream": try await runStreamBenchmark(options)
     case "coap": try await runCoAPBenchmark(options)
@@ -87,6 +88,7 @@ func runSelected() async throws {
         try await runHTTPBenchmark(options)
         try await runModbusBenchmark(options)
         try await runMQTTBenchmark(options)
+        try await runMQTTPathBenchmark(options)
         try await runStreamBenchmark(options)
         try await runCoAPBenchmark(options)
         try await runAuthBenchmark(options)
@@ -98,7 +100,7 @@ func runSelected() async throws {
         try await runPostgresBenchmark(options)
     default:
         print(
-            "usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|mqtt-drain|notify|stream|coap|auth|identity|provision|recovery|fleet|console|postgres|all [--smoke] [--points N] [--dir PATH]"
+            "usage: iot-bench ingest|query|http|rules|script|modbus|mqtt|mqtt-drain|mqtt-path|notify|stream|coap|auth|identity|provision|recovery|fleet|console|postgres|all [--smoke] [--points N] [--dir PATH]"
         )
         exit(2)
     }

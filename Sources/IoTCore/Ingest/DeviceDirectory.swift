@@ -55,16 +55,18 @@ final class DeviceDirectory: Sendable {
         self.negativeTTLMillis = negativeTTLMillis
     }
 
-    func cachedTenant(_ id: TenantID) -> Lookup<Tenant> {
-        let now = clock.now()
+    /// The cached tenant, checked against `now` (the clock's time, read here when the caller has not).
+    func cachedTenant(_ id: TenantID, now: Int64? = nil) -> Lookup<Tenant> {
+        let now = now ?? clock.now()
         return state.withLock { s in
             guard let c = s.tenants[id] else { return .miss }
             return lookup(c, now: now)
         }
     }
 
-    func cachedDevice(_ id: DeviceIdentity) -> Lookup<ResolvedDevice> {
-        let now = clock.now()
+    /// The cached device, checked against `now` (the clock's time, read here when the caller has not).
+    func cachedDevice(_ id: DeviceIdentity, now: Int64? = nil) -> Lookup<ResolvedDevice> {
+        let now = now ?? clock.now()
         return state.withLock { s in
             guard let c = s.devices[id] else { return .miss }
             return lookup(c, now: now)

@@ -127,23 +127,24 @@ extension Ingestor {
 
     /// ``resolve(_:receivedAt:identity:)`` from cached registry data only, on the calling thread. Returns
     /// `nil` when the tenant or a device is not cached, or when a signal would have to be registered.
-    func resolveCached(_ records: [DeviceRecord], receivedAt: Int64, identity: DeviceIdentity) throws(IoTError)
-        -> [Point]?
+    func resolveCached(_ records: [DeviceRecord], receivedAt: Int64, identity: DeviceIdentity, now: Int64)
+        throws(IoTError) -> [Point]?
     {
         if records.isEmpty { return [] }
-        guard case .hit(let tenant) = directory.cachedTenant(identity.tenant) else { return nil }
+        guard case .hit(let tenant) = directory.cachedTenant(identity.tenant, now: now) else { return nil }
         try Self.checkActive(tenant)
         let code = records[0].identificationCode
         if records.count == 1 || records.allSatisfy({ $0.identificationCode == code }) {
             // One device (the common case): no table of devices to build.
             guard !code.isEmpty else { throw IoTError.malformed("a record has an empty device id") }
             guard
-                case .hit(let device) = directory.cachedDevice(DeviceIdentity(tenant: identity.tenant, deviceUID: code))
+                case .hit(let device) = directory.cachedDevice(
+                    DeviceIdentity(tenant: identity.tenant, deviceUID: code), now: now)
             else { return nil }
             if code != identity.deviceUID && !identity.deviceUID.isEmpty {
                 // Only gateways get here (a message of a device for another one); the sender must be cached.
-                guard case .hit = directory.cachedDevice(identity) else { return nil }
-                try authorizeCached([code: device], identity: identity)
+                guard case .hit = directory.cachedDevice(identity, now: now) else { return nil }
+                try authorizeCached([code: device], identity: identity, now: now)
             }
             if tenant.policy.unknownSignals == .register {
                 for record in records {
@@ -160,11 +161,13 @@ extension Ingestor {
         for record in records where devices[record.identificationCode] == nil {
             let code = record.identificationCode
             guard !code.isEmpty else { throw IoTError.malformed("a record has an empty device id") }
-            guard case .hit(let d) = directory.cachedDevice(DeviceIdentity(tenant: identity.tenant, deviceUID: code))
+            guard
+                case .hit(let d) = directory.cachedDevice(
+                    DeviceIdentity(tenant: identity.tenant, deviceUID: code), now: now)
             else { return nil }
             devices[code] = d
         }
-        try authorizeCached(devices, identity: identity)
+        try authorizeCached(devices, identity: identity, now: now)
         if tenant.policy.unknownSignals == .register {
             for record in records {
                 let signals = devices[record.identificationCode]!.signals
@@ -206,12 +209,12 @@ extension Ingestor {
 
     /// The gateway check of the cached path: every device other than the sender must be in the (cached)
     /// sender's scope.
-    private func authorizeCached(_ devices: [String: DeviceDirectory.ResolvedDevice], identity: DeviceIdentity)
-        throws(IoTError)
-    {
+    private func authorizeCached(
+        _ devices: [String: DeviceDirectory.ResolvedDevice], identity: DeviceIdentity, now: Int64
+    ) throws(IoTError) {
         guard !identity.deviceUID.isEmpty, devices.keys.contains(where: { $0 != identity.deviceUID }) else { return }
         var sender: DeviceDirectory.ResolvedDevice?
-        if case .hit(let s) = directory.cachedDevice(identity) { sender = s }
+        if case .hit(let s) = directory.cachedDevice(identity, now: now) { sender = s }
         for (code, d) in devices where code != identity.deviceUID {
             try Self.authorize(code, product: d.device.product, sender: sender, identity: identity)
         }

@@ -276,8 +276,9 @@ public final class Ingestor: Service {
     package func ingest(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) async throws(IoTError)
         -> Receipt
     {
-        var message = stamped(message, identity)
-        if let receipt = try ingestCached(message, parser: parser, identity: identity) { return receipt }
+        let now = clock.now()
+        var message = stamped(message, identity, now: now)
+        if let receipt = try ingestCached(message, parser: parser, identity: identity, now: now) { return receipt }
         accounting.received(message.transport)
         let records: [DeviceRecord]
         do {
@@ -346,8 +347,9 @@ public final class Ingestor: Service {
         throws(IoTError)
         -> Receipt
     {
-        let message = stamped(message, identity)
-        if let receipt = try ingestCached(message, parser: parser, identity: identity) { return receipt }
+        let now = clock.now()
+        let message = stamped(message, identity, now: now)
+        if let receipt = try ingestCached(message, parser: parser, identity: identity, now: now) { return receipt }
         return try blockingOnTask { () async throws(IoTError) in
             try await self.ingest(message, parser: parser, identity: identity)
         }
@@ -364,7 +366,8 @@ public final class Ingestor: Service {
         throws(IoTError)
         -> Receipt?
     {
-        try ingestCached(stamped(message, identity), parser: parser, identity: identity)
+        let now = clock.now()
+        return try ingestCached(stamped(message, identity, now: now), parser: parser, identity: identity, now: now)
     }
 
     /// A message parsed and resolved on the calling thread, ready for the journal.
@@ -377,11 +380,13 @@ public final class Ingestor: Service {
 
     /// The pipeline on the calling thread, from cached registry data only. Returns `nil`, having counted
     /// nothing, when something is not cached (or the ingestor is not ready): the caller then takes the
-    /// `async` path, which loads it and counts the message.
-    private func ingestCached(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) throws(IoTError)
-        -> Receipt?
+    /// `async` path, which loads it and counts the message. `now` is the clock's time (for the caches).
+    private func ingestCached(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity, now: Int64)
+        throws(IoTError) -> Receipt?
     {
-        guard case .ready(let points, let records) = try prepareCached(message, parser: parser, identity: identity)
+        guard
+            case .ready(let points, let records) = try prepareCached(
+                message, parser: parser, identity: identity, now: now)
         else {
             return nil
         }
@@ -390,15 +395,15 @@ public final class Ingestor: Service {
     }
 
     /// Parses and resolves a message from cached registry data. A rejection is counted (received and
-    /// rejected) and thrown.
-    private func prepareCached(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity) throws(IoTError)
-        -> Prepared
+    /// rejected) and thrown. `now` is the clock's time, which the caches' entries are checked against.
+    private func prepareCached(_ message: InboundMessage, parser: any Parser, identity: DeviceIdentity, now: Int64)
+        throws(IoTError) -> Prepared
     {
         guard isReady else { return .miss }
         var chosen = parser
         var message = message
         if !identity.deviceUID.isEmpty {
-            switch directory.cachedDevice(identity) {
+            switch directory.cachedDevice(identity, now: now) {
             case .hit(let sender):
                 if let parsers, let name = sender.parser, name != parser.name {
                     guard let named = parsers.parser(named: name) else { return .miss }
@@ -416,7 +421,10 @@ public final class Ingestor: Service {
         do throws(IoTError) {
             let records = try chosen.parse(message)
             try checkRecordCount(records.count)
-            guard let points = try resolveCached(records, receivedAt: message.receivedAt!, identity: identity) else {
+            guard
+                let points = try resolveCached(
+                    records, receivedAt: message.receivedAt!, identity: identity, now: now)
+            else {
                 return .miss
             }
             try admit(identity)
@@ -473,6 +481,8 @@ public final class Ingestor: Service {
             if blocked == nil, case .failure(let e) = r, e.code == .backpressure { blocked = e }
         }
         func flush() { journal(&ready) { note($1, at: $0) } }
+        // One reading of the clock for the burst: its messages arrived together.
+        let now = clock.now()
         for (i, item) in items.enumerated() {
             if let blocked {
                 results[i] = .failure(droppedBehind(blocked, item.transport))
@@ -483,15 +493,15 @@ public final class Ingestor: Service {
                 let slow: () throws(IoTError) -> Receipt
                 switch item.content {
                 case .message(let message, let parser):
-                    let message = stamped(message, item.identity)
-                    prepared = try prepareCached(message, parser: parser, identity: item.identity)
+                    let message = stamped(message, item.identity, now: now)
+                    prepared = try prepareCached(message, parser: parser, identity: item.identity, now: now)
                     slow = { () throws(IoTError) in
                         try self.ingestBlocking(message, parser: parser, identity: item.identity)
                     }
                 case .records(let records, let transport, let receivedAt):
-                    let receivedAt = receivedAt ?? clock.now()
+                    let receivedAt = receivedAt ?? now
                     prepared = try prepareCached(
-                        records, transport: transport, receivedAt: receivedAt, identity: item.identity)
+                        records, transport: transport, receivedAt: receivedAt, identity: item.identity, now: now)
                     slow = { () throws(IoTError) in
                         try blockingOnTask { () async throws(IoTError) in
                             try await self.ingest(
@@ -521,14 +531,14 @@ public final class Ingestor: Service {
     /// Decoded records resolved from cached registry data, ready for the journal, or a miss (nothing
     /// counted). A rejection is counted (received and rejected) and thrown.
     private func prepareCached(
-        _ records: [DeviceRecord], transport: String, receivedAt: Int64, identity: DeviceIdentity
+        _ records: [DeviceRecord], transport: String, receivedAt: Int64, identity: DeviceIdentity, now: Int64
     )
         throws(IoTError) -> Prepared
     {
         guard isReady else { return .miss }
         do throws(IoTError) {
             try checkRecordCount(records.count)
-            guard let points = try resolveCached(records, receivedAt: receivedAt, identity: identity) else {
+            guard let points = try resolveCached(records, receivedAt: receivedAt, identity: identity, now: now) else {
                 return .miss
             }
             try admit(identity)
@@ -621,9 +631,9 @@ public final class Ingestor: Service {
 
     /// `message` with its defaults filled in: ``InboundMessage/receivedAt`` from the clock and
     /// ``InboundMessage/deviceUID`` from the sender.
-    private func stamped(_ message: InboundMessage, _ identity: DeviceIdentity) -> InboundMessage {
+    private func stamped(_ message: InboundMessage, _ identity: DeviceIdentity, now: Int64) -> InboundMessage {
         var message = message
-        if message.receivedAt == nil { message.receivedAt = clock.now() }
+        if message.receivedAt == nil { message.receivedAt = now }
         if message.deviceUID == nil { message.deviceUID = identity.deviceUID }
         return message
     }

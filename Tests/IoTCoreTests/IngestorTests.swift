@@ -304,6 +304,28 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
         await expectCode(.shutdown) { try await h.send(#"{"temp": 1}"#) }
     }
 
+    /// A fleet whose devices each report less often than the cache lifetime misses the device cache on every
+    /// message; the product those devices share is read from the registry once per lifetime (it was read again
+    /// with every device, a tenth of iotd's CPU at 10,000 devices). A product change applies after the tenant's
+    /// invalidation, as before.
+    @Test func devicesOfOneProductReadItOncePerCacheLifetime() async throws {
+        let registry = CountingRegistry()
+        let uids = (0..<50).map { "m-\($0)" }
+        let h = try await IngestHarness(registry: registry, devices: uids)
+        for uid in uids { try await h.send(#"{"temp": 1}"#, device: uid) }
+        #expect(registry.productReads == 1)
+        #expect(registry.deviceReads >= 50)
+        var changed = IngestHarness.product
+        changed.signals.append(Signal(name: "added"))
+        try await registry.saveProduct(h.scope, changed)
+        h.ingestor.invalidate(tenant: IngestHarness.tenant)
+        try await h.send(#"{"added": 2}"#, device: "m-7")
+        #expect(registry.productReads == 2)
+        try await h.drain()
+        #expect(try await h.series("m-7", "added").map(\.value) == [.number(2)])
+        await h.stop()
+    }
+
     @Test func registryChangesApplyAfterInvalidate() async throws {
         let h = try await IngestHarness()
         await expectCode(.unknownDevice) { try await h.send(#"{"temp": 1}"#, device: "late") }
@@ -634,4 +656,47 @@ struct SemicolonParser: Parser {
         #expect(try await h.registry.device(h.scope, uid: "new-2") == nil)
         await h.stop()
     }
+}
+
+/// An in-memory registry that counts its product and device reads.
+final class CountingRegistry: RegistryStore {
+    private let base = InMemoryRegistryStore()
+    private let reads = Mutex((products: 0, devices: 0))
+    var productReads: Int { reads.withLock { $0.products } }
+    var deviceReads: Int { reads.withLock { $0.devices } }
+
+    func saveTenant(_ tenant: Tenant) async throws { try await base.saveTenant(tenant) }
+    func tenant(_ id: TenantID) async throws -> Tenant? { try await base.tenant(id) }
+    func tenants() async throws -> [Tenant] { try await base.tenants() }
+    func saveProduct(_ scope: AccessScope, _ product: Product) async throws {
+        try await base.saveProduct(scope, product)
+    }
+    func product(_ scope: AccessScope, id: ProductID) async throws -> Product? {
+        reads.withLock { $0.products += 1 }
+        return try await base.product(scope, id: id)
+    }
+    func products(_ scope: AccessScope) async throws -> [Product] { try await base.products(scope) }
+    func deleteProduct(_ scope: AccessScope, id: ProductID) async throws -> Bool {
+        try await base.deleteProduct(scope, id: id)
+    }
+    func saveDevice(_ scope: AccessScope, _ device: Device) async throws { try await base.saveDevice(scope, device) }
+    func saveDevices(_ scope: AccessScope, _ devices: [Device]) async throws {
+        try await base.saveDevices(scope, devices)
+    }
+    func device(_ scope: AccessScope, uid: String) async throws -> Device? {
+        reads.withLock { $0.devices += 1 }
+        return try await base.device(scope, uid: uid)
+    }
+    func devices(_ scope: AccessScope, product: ProductID?) async throws -> [Device] {
+        try await base.devices(scope, product: product)
+    }
+    func deviceUIDs(_ scope: AccessScope, departments: Set<String>, products: Set<ProductID>) async throws
+        -> Set<String>
+    {
+        try await base.deviceUIDs(scope, departments: departments, products: products)
+    }
+    func deleteDevice(_ scope: AccessScope, uid: String) async throws -> Bool {
+        try await base.deleteDevice(scope, uid: uid)
+    }
+    func deleteTenant(_ id: TenantID) async throws -> Bool { try await base.deleteTenant(id) }
 }

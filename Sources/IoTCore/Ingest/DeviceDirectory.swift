@@ -35,9 +35,17 @@ final class DeviceDirectory: Sendable {
         var loadedAt: Int64
     }
 
+    private struct ProductKey: Hashable {
+        var tenant: TenantID
+        var product: ProductID
+    }
+
     private struct State {
         var tenants: [TenantID: Cached<Tenant>] = [:]
         var devices: [DeviceIdentity: Cached<ResolvedDevice>] = [:]
+        /// Products by themselves: the devices of a product share one reading of it (a fleet whose devices
+        /// each report less often than the cache lifetime reloads a device per message, but not its product).
+        var products: [ProductKey: Cached<Product>] = [:]
     }
 
     private let registry: any RegistryStore
@@ -104,7 +112,7 @@ final class DeviceDirectory: Sendable {
         let scope = AccessScope.tenant(id.tenant)
         var resolved: ResolvedDevice?
         if let device = try await registry.device(scope, uid: id.deviceUID) {
-            let product = try await registry.product(scope, id: device.product)
+            let product = try await product(device.product, tenant: id.tenant)
             resolved = ResolvedDevice(
                 device: device, signals: device.effectiveSignals(product: product), parser: product?.parser,
                 gateway: device.gatewayScope(product: product))
@@ -115,6 +123,23 @@ final class DeviceDirectory: Sendable {
             s.devices[id] = Cached(value: resolved, loadedAt: now)
         }
         return resolved
+    }
+
+    /// A product from the cache (within the lifetime) or the registry; an unknown product is remembered as
+    /// unknown for the same time.
+    private func product(_ id: ProductID, tenant: TenantID) async throws -> Product? {
+        let key = ProductKey(tenant: tenant, product: id)
+        let now = clock.now()
+        if let cached = state.withLock({ $0.products[key] }), now - cached.loadedAt < ttlMillis { return cached.value }
+        let product = try await registry.product(.tenant(tenant), id: id)
+        let loadedAt = clock.now()
+        state.withLock { s in
+            if s.products[key] == nil, s.products.count >= Self.maxCachedDevices {
+                s.products = s.products.filter { loadedAt - $0.value.loadedAt < ttlMillis }
+            }
+            s.products[key] = Cached(value: product, loadedAt: loadedAt)
+        }
+        return product
     }
 
     /// Registers a device under `product` (if it is still unknown) and returns it.
@@ -184,6 +209,7 @@ final class DeviceDirectory: Sendable {
                 s.devices[DeviceIdentity(tenant: tenant, deviceUID: device)] = nil
             } else {
                 s.devices = s.devices.filter { $0.key.tenant != tenant }
+                s.products = s.products.filter { $0.key.tenant != tenant }
             }
         }
     }

@@ -102,7 +102,7 @@ func runMQTTBenchmark(_ options: BenchOptions, drainOnly: Bool = false) async th
     let vsBare = bareRatios.isEmpty ? nil : median(bareRatios)
     let vsPython = pythonRatios.isEmpty ? nil : median(pythonRatios)
     print(
-        "mqtt drain QoS 1 (median of \(rounds) rounds): sdk \(grouped(median(drainRounds.map(\.sdk.rate)))) msg/s, \(vsBare.map { String(format: "%.2f", $0) } ?? "n/a")× bare C (goal ≥ 0.7), \(vsPython.map { String(format: "%.2f", $0) } ?? "n/a")× Python peer (goal ≥ 3)"
+        "mqtt drain QoS 1 (\(rounds == 1 ? "1 round" : "median of \(rounds) rounds")): sdk \(grouped(median(drainRounds.map(\.sdk.rate)))) msg/s, \(vsBare.map { String(format: "%.2f", $0) } ?? "n/a")× bare C (goal ≥ 0.7), \(vsPython.map { String(format: "%.2f", $0) } ?? "n/a")× Python peer (goal ≥ 3)"
     )
     removeTree(base)
 }

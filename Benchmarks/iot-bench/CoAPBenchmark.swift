@@ -44,7 +44,6 @@ func runCoAPBenchmark(_ options: BenchOptions) async throws {
         guard let rate = fields["rate"].flatMap(Double.init) else { throw BenchError("coap_client printed: \(out)") }
         return (rate, fields["lost"].flatMap { Int($0) } ?? 0)
     }
-    func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
 
     // Reference: libcoap's example server (dynamic resources, -d), as in bench_coap.sh.
     let refPort = freePort()

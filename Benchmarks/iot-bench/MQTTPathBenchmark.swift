@@ -30,10 +30,8 @@ func runMQTTPathBenchmark(_ options: BenchOptions) async throws {
         return (topic.utf8CString.map { $0 }, Array(payload.utf8))
     }
     let parser = JSONParser()
-    let result = LockedBox<(thread: Double, wall: Double, retries: Int)>((0, 0, 0))
-    let done = DispatchSemaphore(value: 0)
     let processBefore = processCPUSeconds()
-    let thread = Thread {
+    let r = try await onThread { () -> (thread: Double, wall: Double, retries: Int) in
         let cpu0 = threadCPUSeconds()
         let t0 = monotonicSeconds()
         var retries = 0
@@ -71,26 +69,13 @@ func runMQTTPathBenchmark(_ options: BenchOptions) async throws {
                 usleep(2_000)
             }
         }
-        result.set((threadCPUSeconds() - cpu0, monotonicSeconds() - t0, retries))
-        done.signal()
+        return (threadCPUSeconds() - cpu0, monotonicSeconds() - t0, retries)
     }
-    thread.start()
-    while done.wait(timeout: .now()) == .timedOut { try await Task.sleep(for: .milliseconds(5)) }
     while ingestor.queueDepth > 0 { try await Task.sleep(for: .milliseconds(1)) }
     let process = processCPUSeconds() - processBefore
-    let r = result.get()
     print("== mqtt-path: \(grouped(Double(messages))) messages over \(topics) topics, read passes of 256, no broker")
     print(
         String(
             format: "loop thread %.2f µs/msg (%.0f msg/s on it, %d back-pressure retries); process %.2f µs/msg",
             r.thread / Double(messages) * 1e6, Double(messages) / r.wall, r.retries, process / Double(messages) * 1e6))
-}
-
-/// A value shared between a thread and the task that waits for it.
-private final class LockedBox<Value: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func set(_ v: Value) { lock.withLock { value = v } }
-    func get() -> Value { lock.withLock { value } }
 }

@@ -326,6 +326,23 @@ func expectCode(_ code: IoTError.Code, _ body: () async throws -> Void) async {
         await h.stop()
     }
 
+    /// A device's own signals override and extend its product's for that device only: its siblings, which share
+    /// the product's signals, keep the product's types and do not gain its extra signal.
+    @Test func aDevicesOwnSignalsApplyToItAlone() async throws {
+        let h = try await IngestHarness(devices: ["t-1", "d-1"])
+        try await h.registry.saveDevice(
+            h.scope,
+            Device(uid: "own", product: "thermo", signals: [Signal(name: "temp", type: .text), Signal(name: "mode")]))
+        try await h.send(#"{"temp": "007", "mode": 3}"#, device: "own")
+        try await h.send(#"{"temp": 7}"#, device: "t-1")
+        await expectCode(.unknownSignal) { try await h.send(#"{"mode": 3}"#, device: "d-1") }
+        try await h.drain()
+        #expect(try await h.series("own", "temp").map(\.value) == [.text("007")])
+        #expect(try await h.series("own", "mode").map(\.value) == [.number(3)])
+        #expect(try await h.series("t-1", "temp").map(\.value) == [.number(7)])
+        await h.stop()
+    }
+
     @Test func registryChangesApplyAfterInvalidate() async throws {
         let h = try await IngestHarness()
         await expectCode(.unknownDevice) { try await h.send(#"{"temp": 1}"#, device: "late") }

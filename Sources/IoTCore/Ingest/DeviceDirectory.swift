@@ -45,7 +45,20 @@ final class DeviceDirectory: Sendable {
         var devices: [DeviceIdentity: Cached<ResolvedDevice>] = [:]
         /// Products by themselves: the devices of a product share one reading of it (a fleet whose devices
         /// each report less often than the cache lifetime reloads a device per message, but not its product).
-        var products: [ProductKey: Cached<Product>] = [:]
+        var products: [ProductKey: Cached<ProductEntry>] = [:]
+    }
+
+    /// A cached product with its signals by name, built once: every device of the product that declares no
+    /// signals of its own shares this one dictionary (copy on write) instead of holding a copy (10,000
+    /// devices of a 10-signal product: about 12 MB less).
+    private struct ProductEntry {
+        var product: Product
+        var signals: [String: Signal]
+
+        init(_ product: Product) {
+            self.product = product
+            signals = Device.signalsByName(product.signals)
+        }
     }
 
     private let registry: any RegistryStore
@@ -112,10 +125,12 @@ final class DeviceDirectory: Sendable {
         let scope = AccessScope.tenant(id.tenant)
         var resolved: ResolvedDevice?
         if let device = try await registry.device(scope, uid: id.deviceUID) {
-            let product = try await product(device.product, tenant: id.tenant)
+            let entry = try await product(device.product, tenant: id.tenant)
+            let product = entry?.product
             resolved = ResolvedDevice(
-                device: device, signals: device.effectiveSignals(product: product), parser: product?.parser,
-                gateway: device.gatewayScope(product: product))
+                device: device,
+                signals: device.signals.isEmpty ? entry?.signals ?? [:] : device.effectiveSignals(product: product),
+                parser: product?.parser, gateway: device.gatewayScope(product: product))
         }
         let now = clock.now()
         state.withLock { s in
@@ -127,11 +142,11 @@ final class DeviceDirectory: Sendable {
 
     /// A product from the cache (within the lifetime) or the registry; an unknown product is remembered as
     /// unknown for the same time.
-    private func product(_ id: ProductID, tenant: TenantID) async throws -> Product? {
+    private func product(_ id: ProductID, tenant: TenantID) async throws -> ProductEntry? {
         let key = ProductKey(tenant: tenant, product: id)
         let now = clock.now()
         if let cached = state.withLock({ $0.products[key] }), now - cached.loadedAt < ttlMillis { return cached.value }
-        let product = try await registry.product(.tenant(tenant), id: id)
+        let product = try await registry.product(.tenant(tenant), id: id).map(ProductEntry.init)
         let loadedAt = clock.now()
         state.withLock { s in
             if s.products[key] == nil, s.products.count >= Self.maxCachedDevices {

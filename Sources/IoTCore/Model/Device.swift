@@ -48,8 +48,15 @@ public struct Device: Sendable, Hashable, Codable {
 
     /// The signals in force for this device: the product's, overridden and extended by the device's own.
     public func effectiveSignals(product: Product?) -> [String: Signal] {
+        var result = Self.signalsByName(product?.signals ?? [])
+        for s in signals { result[s.name] = s }
+        return result
+    }
+
+    /// `signals` by name; a later signal of the same name wins.
+    static func signalsByName(_ signals: [Signal]) -> [String: Signal] {
         var result: [String: Signal] = [:]
-        for s in product?.signals ?? [] { result[s.name] = s }
+        result.reserveCapacity(signals.count)
         for s in signals { result[s.name] = s }
         return result
     }

@@ -128,9 +128,8 @@ final class DeviceDirectory: Sendable {
             let entry = try await product(device.product, tenant: id.tenant)
             let product = entry?.product
             resolved = ResolvedDevice(
-                device: device,
-                signals: device.signals.isEmpty ? entry?.signals ?? [:] : device.effectiveSignals(product: product),
-                parser: product?.parser, gateway: device.gatewayScope(product: product))
+                device: device, signals: device.effectiveSignals(over: entry?.signals ?? [:]), parser: product?.parser,
+                gateway: device.gatewayScope(product: product))
         }
         let now = clock.now()
         state.withLock { s in

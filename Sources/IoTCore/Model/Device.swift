@@ -48,7 +48,13 @@ public struct Device: Sendable, Hashable, Codable {
 
     /// The signals in force for this device: the product's, overridden and extended by the device's own.
     public func effectiveSignals(product: Product?) -> [String: Signal] {
-        var result = Self.signalsByName(product?.signals ?? [])
+        effectiveSignals(over: Self.signalsByName(product?.signals ?? []))
+    }
+
+    /// The device's own signals laid over `base` (its product's signals by name). A device without signals of its
+    /// own gets `base` itself, sharing its storage.
+    func effectiveSignals(over base: [String: Signal]) -> [String: Signal] {
+        var result = base
         for s in signals { result[s.name] = s }
         return result
     }

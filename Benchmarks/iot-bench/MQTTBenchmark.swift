@@ -86,7 +86,7 @@ func runMQTTBenchmark(_ options: BenchOptions, drainOnly: Bool = false) async th
                 + " | \(bare.map { String(format: "%.2f", drain.rate / $0) } ?? "n/a")× C"
         )
         print(
-            "drain QoS 1 CPU per message, round \(round): sdk process \(drain.cpuPerMessage.map { String(format: "%.1f µs", $0 * 1e6) } ?? "n/a") (MQTT loop, journal and SQLite commits), of which the MQTT loop thread \(drain.loopCPUPerMessage.map { String(format: "%.1f µs", $0 * 1e6) } ?? "n/a"), broker \(drain.brokerCPUPerMessage.map { String(format: "%.1f µs", $0 * 1e6) } ?? "n/a")"
+            "drain QoS 1 CPU per message, round \(round): sdk process \(drain.cpuPerMessage.map { String(format: "%.1f µs", $0 * 1e6) } ?? "n/a") (MQTT loop, journal and SQLite commits), of which the MQTT loop thread \(drain.loopCPUPerMessage.map { String(format: "%.1f µs", $0 * 1e6) } ?? "n/a"), broker \(drain.brokerCPUPerMessage.map { String(format: "%.1f µs", $0 * 1e6) } ?? "n/a"); \(drain.messagesPerReadPass.map { String(format: "%.1f", $0) } ?? "n/a") messages per read pass"
         )
     }
     for r in rows {
@@ -186,6 +186,8 @@ private func measureSDKDrain(messages: Int, topics: Int, bin: String, dir: Strin
     run.cpuPerMessage = received > 0 ? cpu / Double(received) : nil
     run.loopCPUPerMessage = received > 0 ? loopCPU / Double(received) : nil
     run.brokerCPUPerMessage = received > 0 ? brokerCPU.map { $0 / Double(received) } : nil
+    let passes = mqtt.outcomes.readPasses
+    run.messagesPerReadPass = passes > 0 ? Double(received) / Double(passes) : nil
     return run
 }
 
@@ -246,6 +248,9 @@ private struct SDKRun {
     var loopCPUPerMessage: Double?
     /// CPU seconds of the broker per message over the same span.
     var brokerCPUPerMessage: Double?
+    /// Messages journaled together, at the end of one read pass of the loop thread (the broker sends at most its
+    /// in-flight window before the pass's acknowledgements).
+    var messagesPerReadPass: Double?
 }
 
 private func measureSDK(qos: Int, messages: Int, topics: Int, bin: String, dir: String, unlimited: Bool) async throws

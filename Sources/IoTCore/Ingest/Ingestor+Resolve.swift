@@ -127,7 +127,12 @@ extension Ingestor {
 
     /// ``resolve(_:receivedAt:identity:)`` from cached registry data only, on the calling thread. Returns
     /// `nil` when the tenant or a device is not cached, or when a signal would have to be registered.
-    func resolveCached(_ records: [DeviceRecord], receivedAt: Int64, identity: DeviceIdentity, now: Int64)
+    /// `sender` is the sending device when the caller has already read it from the cache (it is not looked up
+    /// again for the records that name it).
+    func resolveCached(
+        _ records: [DeviceRecord], receivedAt: Int64, identity: DeviceIdentity, now: Int64,
+        sender: DeviceDirectory.ResolvedDevice? = nil
+    )
         throws(IoTError) -> [Point]?
     {
         if records.isEmpty { return [] }
@@ -137,10 +142,16 @@ extension Ingestor {
         if records.count == 1 || records.allSatisfy({ $0.identificationCode == code }) {
             // One device (the common case): no table of devices to build.
             guard !code.isEmpty else { throw IoTError.malformed("a record has an empty device id") }
-            guard
-                case .hit(let device) = directory.cachedDevice(
-                    DeviceIdentity(tenant: identity.tenant, deviceUID: code), now: now)
-            else { return nil }
+            let device: DeviceDirectory.ResolvedDevice
+            if let sender, code == identity.deviceUID {
+                device = sender
+            } else {
+                guard
+                    case .hit(let named) = directory.cachedDevice(
+                        DeviceIdentity(tenant: identity.tenant, deviceUID: code), now: now)
+                else { return nil }
+                device = named
+            }
             if code != identity.deviceUID && !identity.deviceUID.isEmpty {
                 // Only gateways get here (a message of a device for another one); the sender must be cached.
                 guard case .hit = directory.cachedDevice(identity, now: now) else { return nil }

@@ -12,8 +12,8 @@ import Synchronization
 /// resident memory (peak and after the overload), CPU per message (utime + stime of its process over the
 /// messages it stored) and bytes written per message (the journal and SQLite's WAL with its checkpoints: a message
 /// dirties pages of each of its series, so this grows as the series do) are printed, beside the CPU per point of
-/// the same points sent as batches of 100 in the same run. Goals: peak RSS ≤ 150 MB, ≤ 0.1 ms of CPU per 10-signal message, RSS after the overload within
-/// 20 % of before.
+/// the same points sent as batches of 100 in the same run. Goals: peak RSS ≤ 150 MB, ≤ 0.1 ms of CPU per
+/// 10-signal message, RSS after the overload within 20 % of before.
 func runFleetBenchmark(_ options: BenchOptions) async throws {
     let devices = options.points ?? (options.smoke ? 500 : 10_000)
     let phase = options.smoke ? 2.0 : 30.0
@@ -150,7 +150,6 @@ private final class FleetCounts: Sendable {
     let refused = Atomic<Int>(0)
 }
 
-/// utime + stime of process `pid`, in seconds.
 /// The bytes a process has handed to `write` and its kin so far (`wchar` of `/proc/<pid>/io`): the journal, the
 /// SQLite WAL and its checkpoints, whether or not they reached the disk yet.
 private func writtenBytes(_ pid: Int32) -> Double {

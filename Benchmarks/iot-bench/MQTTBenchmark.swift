@@ -248,8 +248,8 @@ private struct SDKRun {
     var loopCPUPerMessage: Double?
     /// CPU seconds of the broker per message over the same span.
     var brokerCPUPerMessage: Double?
-    /// Messages journaled together, at the end of one read pass of the loop thread (the broker sends at most its
-    /// in-flight window before the pass's acknowledgements).
+    /// Messages journaled together, at the end of one read pass of the loop thread: at most
+    /// `MQTTClient.readBurst` (256), fewer when the socket runs dry before.
     var messagesPerReadPass: Double?
 }
 

@@ -605,16 +605,15 @@ public final class Ingestor: Service {
             accounting.received(batch[runStart].transport, count: i - runStart)
             runStart = i
         }
-        for i in batch.indices {
-            let count = batch[i].points.count
-            if count == 0 {
-                accounting.storedEmpty(batch[i].transport)
-                results[i] = .success(Receipt(sequence: 0, records: batch[i].records, points: 0))
-            } else if !full && queue.reserve(count) {
+        for (i, m) in batch.enumerated() {
+            if m.points.isEmpty {
+                accounting.storedEmpty(m.transport)
+                results[i] = .success(Receipt(sequence: 0, records: m.records, points: 0))
+            } else if !full && queue.reserve(m.points.count) {
                 admitted.append(i)
             } else {
                 full = true  // later messages wait too, so they stay behind this one
-                results[i] = .failure(refusedForRoom(batch[i].transport))
+                results[i] = .failure(refusedForRoom(m.transport))
             }
         }
         if !admitted.isEmpty {
@@ -625,13 +624,12 @@ public final class Ingestor: Service {
                     var items: [CommitQueue.Item] = []
                     items.reserveCapacity(admitted.count)
                     for (k, i) in admitted.enumerated() {
+                        let m = batch[i]
                         let seq = first + UInt64(k)
                         items.append(
                             CommitQueue.Item(
-                                sequence: seq, tenant: batch[i].identity.tenant, points: batch[i].points,
-                                transport: batch[i].transport))
-                        results[i] = .success(
-                            Receipt(sequence: seq, records: batch[i].records, points: batch[i].points.count))
+                                sequence: seq, tenant: m.identity.tenant, points: m.points, transport: m.transport))
+                        results[i] = .success(Receipt(sequence: seq, records: m.records, points: m.points.count))
                     }
                     queue.enqueue(contentsOf: items)
                 }

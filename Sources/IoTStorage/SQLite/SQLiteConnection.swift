@@ -30,10 +30,13 @@ final class SQLiteConnection: @unchecked Sendable {
         var handle: OpaquePointer?
         let flags =
             (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
-        if !readOnly && !path.hasPrefix(":") && !path.hasPrefix("file:") {
+        if !readOnly && !path.hasPrefix(":") && !path.hasPrefix("file:") && access(path, F_OK) != 0 {
             // Created readable by its owner only (0600); SQLite gives its -wal and -shm files the database
-            // file's permissions.
-            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            // file's permissions. Only a file that does not exist yet: closing a descriptor of a file that a
+            // connection of this process has open drops every POSIX lock the process holds on it, and without
+            // its shared lock another process (the sqlite3 shell) takes itself for the last connection and
+            // deletes the WAL and its index under this one.
+            let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             if fd >= 0 { Glibc.close(fd) }
         }
         let rc = sqlite3_open_v2(path, &handle, flags, nil)

@@ -30,6 +30,17 @@ public protocol DeviceAuthenticator: Sendable {
     /// certificate fingerprints by themselves and never caches a username and password (a key must not
     /// hold the password: an authenticator that checks passwords returns a digest of both).
     func cacheKey(for credential: DeviceCredential) -> String?
+
+    /// A number that changes whenever a credential is revoked or changed, or added where an addition can change
+    /// what an earlier lookup found (a certificate fingerprint that wins over a subject), also by another
+    /// process sharing the store; `nil` when the authenticator keeps none (the default).
+    ///
+    /// ``DefaultIngestGateway`` reads it at most about twice per
+    /// ``DefaultIngestGateway/Configuration/authenticationCacheLifetime``, off the devices' path, and keeps a
+    /// successful lookup for as long as it stays the same: a device that posts every few seconds then costs
+    /// no lookup, and a revocation still takes effect within the lifetime. Make it one indexed read; a
+    /// failure counts as `nil` (lookups are then reused for the lifetime only).
+    func credentialsRevision() async throws(IoTError) -> UInt64?
 }
 
 extension DeviceAuthenticator {
@@ -42,6 +53,9 @@ extension DeviceAuthenticator {
         case .usernamePassword: nil
         }
     }
+
+    /// None: a successful lookup is reused for the gateway's cache lifetime only.
+    public func credentialsRevision() async throws(IoTError) -> UInt64? { nil }
 }
 
 /// Issues and revokes device access tokens; the management API uses it.

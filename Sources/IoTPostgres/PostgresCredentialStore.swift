@@ -9,7 +9,8 @@ import PostgresNIO
 /// Tables (component `credentials`): `tokens(digest bytea PRIMARY KEY, tenant, device, label, created_at)`;
 /// `passwords(tenant, device, label, username, hash, created_at)`, primary key `(tenant, device, label)`, indexed
 /// by username; `certificates(tenant, device, label, kind, value, created_at)`, primary key
-/// `(tenant, device, label)`, `(kind, value)` unique.
+/// `(tenant, device, label)`, `(kind, value)` unique; `credentials_revision(id, value)`, a counter that
+/// statement triggers raise on every change but a token's addition (version 2).
 public final class PostgresCredentialStore: CredentialStore {
     let storage: PostgresStorage
 
@@ -28,11 +29,22 @@ public final class PostgresCredentialStore: CredentialStore {
         CREATE TABLE IF NOT EXISTS {schema}.certificates(
           tenant text NOT NULL, device text NOT NULL, label text NOT NULL, kind text NOT NULL, value text NOT NULL,
           created_at bigint NOT NULL, PRIMARY KEY(tenant, device, label));
-        CREATE UNIQUE INDEX IF NOT EXISTS certificates_value ON {schema}.certificates(kind, value)
+        CREATE UNIQUE INDEX IF NOT EXISTS certificates_value ON {schema}.certificates(kind, value);
+        CREATE TABLE IF NOT EXISTS {schema}.credentials_revision(
+          id integer PRIMARY KEY CHECK (id = 1), value bigint NOT NULL);
+        INSERT INTO {schema}.credentials_revision(id, value) VALUES (1, 0) ON CONFLICT DO NOTHING;
+        CREATE OR REPLACE FUNCTION {schema}.credentials_revised() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN UPDATE {schema}.credentials_revision SET value = value + 1 WHERE id = 1; RETURN NULL; END $$;
+        CREATE OR REPLACE TRIGGER tokens_revised AFTER UPDATE OR DELETE ON {schema}.tokens
+          FOR EACH STATEMENT EXECUTE FUNCTION {schema}.credentials_revised();
+        CREATE OR REPLACE TRIGGER passwords_revised AFTER INSERT OR UPDATE OR DELETE ON {schema}.passwords
+          FOR EACH STATEMENT EXECUTE FUNCTION {schema}.credentials_revised();
+        CREATE OR REPLACE TRIGGER certificates_revised AFTER INSERT OR UPDATE OR DELETE ON {schema}.certificates
+          FOR EACH STATEMENT EXECUTE FUNCTION {schema}.credentials_revised()
         """
 
     private func schema() async throws -> String {
-        try await storage.systemSchema(component: "credentials", version: 1, Self.ddl)
+        try await storage.systemSchema(component: "credentials", version: 2, Self.ddl)
     }
 
     var logger: Logger { storage.logger }
@@ -80,6 +92,19 @@ public final class PostgresCredentialStore: CredentialStore {
     }
 
     /// The device of a token digest, or `nil`.
+    /// The counter the triggers raise, whichever instance (or SQL session) made the change.
+    public func credentialsRevision() async throws -> UInt64? {
+        let schema = try await schema()
+        return try await rows(
+            "read the credentials revision", "SELECT value FROM \(schema).credentials_revision WHERE id = 1",
+            PostgresBindings()
+        ) { rows in
+            var value: UInt64?
+            for try await v in rows.decode(Int64.self) { value = UInt64(bitPattern: v) }
+            return value
+        }
+    }
+
     public func identity(forTokenDigest digest: [UInt8]) async throws -> DeviceIdentity? {
         let schema = try await schema()
         return try await rows(

@@ -259,6 +259,28 @@ public final class PostgresStorage: Service, Sendable {
     /// to drop them once the tenant's schema was dropped.
     func generation(of tenant: TenantID) -> Int { generations.withLock { $0[tenant] ?? 0 } }
 
+    /// The statements of `sql`, split at each `;` outside a `$$`-quoted body (a PL/pgSQL function's).
+    static func statements(_ sql: String) -> [Substring] {
+        var statements: [Substring] = []
+        var start = sql.startIndex
+        var quoted = false
+        var i = sql.startIndex
+        while i < sql.endIndex {
+            if sql[i...].hasPrefix("$$") {
+                quoted.toggle()
+                i = sql.index(i, offsetBy: 2)
+                continue
+            }
+            if sql[i] == ";" && !quoted {
+                statements.append(sql[start..<i])
+                start = sql.index(after: i)
+            }
+            i = sql.index(after: i)
+        }
+        statements.append(sql[start...])
+        return statements
+    }
+
     private func ensure(_ schema: String, component: String, version: Int, _ ddl: String, for owner: String)
         async throws -> String
     {
@@ -288,7 +310,7 @@ public final class PostgresStorage: Service, Sendable {
                     )
                 }
                 if stored == Int32(version) { return }
-                for statement in sql.split(separator: ";") where !statement.allSatisfy(\.isWhitespace) {
+                for statement in Self.statements(sql) where !statement.allSatisfy(\.isWhitespace) {
                     try await c.query(PostgresQuery(unsafeSQL: String(statement)), logger: logger)
                 }
                 try await c.query(

@@ -16,6 +16,7 @@ public final class InMemoryCredentialStore: CredentialStore {
     private let tokens = Mutex<[[UInt8]: Entry]>([:])
     private let passwordList = Mutex<[StoredPassword]>([])
     private let certificateList = Mutex<[StoredCertificate]>([])
+    private let revision = Atomic<UInt64>(0)
 
     /// Creates an empty credential store.
     public init() {}
@@ -32,18 +33,23 @@ public final class InMemoryCredentialStore: CredentialStore {
         }
     }
 
+    /// Raised after every change but a token's addition.
+    public func credentialsRevision() async throws -> UInt64? { revision.load(ordering: .relaxed) }
+
     public func identity(forTokenDigest digest: [UInt8]) async throws -> DeviceIdentity? {
         tokens.withLock { $0[digest]?.identity }
     }
 
     @discardableResult
     public func revokeToken(digest: [UInt8]) async throws -> Bool {
-        tokens.withLock { $0.removeValue(forKey: digest) != nil }
+        defer { revision.add(1, ordering: .relaxed) }
+        return tokens.withLock { $0.removeValue(forKey: digest) != nil }
     }
 
     @discardableResult
     public func revokeTokens(of device: DeviceIdentity) async throws -> Int {
-        tokens.withLock { t in
+        defer { revision.add(1, ordering: .relaxed) }
+        return tokens.withLock { t in
             let before = t.count
             t = t.filter { $0.value.identity != device }
             return before - t.count
@@ -59,6 +65,7 @@ public final class InMemoryCredentialStore: CredentialStore {
     }
 
     public func addPassword(_ credential: StoredPassword) async throws {
+        defer { revision.add(1, ordering: .relaxed) }
         guard !credential.username.isEmpty, !credential.hash.isEmpty else {
             throw IoTError(.invalidArgument, "a password credential needs a username and a password hash")
         }
@@ -85,7 +92,8 @@ public final class InMemoryCredentialStore: CredentialStore {
 
     @discardableResult
     public func revokePassword(of device: DeviceIdentity, label: String) async throws -> Bool {
-        passwordList.withLock { list in
+        defer { revision.add(1, ordering: .relaxed) }
+        return passwordList.withLock { list in
             let before = list.count
             list.removeAll { $0.device == device && $0.label == label }
             return list.count < before
@@ -94,7 +102,8 @@ public final class InMemoryCredentialStore: CredentialStore {
 
     @discardableResult
     public func revokePasswords(of device: DeviceIdentity) async throws -> Int {
-        passwordList.withLock { list in
+        defer { revision.add(1, ordering: .relaxed) }
+        return passwordList.withLock { list in
             let before = list.count
             list.removeAll { $0.device == device }
             return before - list.count
@@ -102,6 +111,7 @@ public final class InMemoryCredentialStore: CredentialStore {
     }
 
     public func addCertificate(_ credential: StoredCertificate) async throws {
+        defer { revision.add(1, ordering: .relaxed) }
         var credential = credential
         credential.value = try credential.match.normalize(credential.value)
         try certificateList.withLock { list throws(IoTError) in
@@ -134,7 +144,8 @@ public final class InMemoryCredentialStore: CredentialStore {
 
     @discardableResult
     public func revokeCertificate(of device: DeviceIdentity, label: String) async throws -> Bool {
-        certificateList.withLock { list in
+        defer { revision.add(1, ordering: .relaxed) }
+        return certificateList.withLock { list in
             let before = list.count
             list.removeAll { $0.device == device && $0.label == label }
             return list.count < before
@@ -143,7 +154,8 @@ public final class InMemoryCredentialStore: CredentialStore {
 
     @discardableResult
     public func revokeCertificates(of device: DeviceIdentity) async throws -> Int {
-        certificateList.withLock { list in
+        defer { revision.add(1, ordering: .relaxed) }
+        return certificateList.withLock { list in
             let before = list.count
             list.removeAll { $0.device == device }
             return before - list.count

@@ -245,7 +245,9 @@ import Testing
 
     @Test func theAuthenticationCacheIsBounded() {
         let cache = AuthenticationCache(ttlMillis: 1_000, capacity: 10, clock: { 0 })
-        for i in 0..<100 { cache.remember(DeviceIdentity(tenant: "a", deviceUID: "d\(i)"), for: "t\(i)") }
+        for i in 0..<100 {
+            cache.remember(DeviceIdentity(tenant: "a", deviceUID: "d\(i)"), for: "t\(i)", lookedUpAt: 0)
+        }
         #expect(cache.count <= 10)
         #expect(cache.identity(for: "t99")?.deviceUID == "d99")
     }

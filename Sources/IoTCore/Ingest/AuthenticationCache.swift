@@ -1,51 +1,132 @@
 import Synchronization
 
-/// Remembers successful token lookups for a short time, so a device that posts often costs one
-/// authenticator lookup per TTL instead of one per request.
+/// Remembers successful credential lookups, so a device that posts often costs no authenticator lookup.
 ///
-/// Only successes are cached (an unknown token is looked up every time), and a revoked token keeps
-/// working for at most the TTL: keep it at or below one second to honour the ``DeviceAuthenticator``
-/// contract. At most `capacity` tokens are held; when full, expired entries are dropped, and if none
-/// expired, everything is.
+/// Only successes are cached (an unknown credential is looked up every time). An entry is used while one of
+/// two things holds:
+/// - it is younger than the TTL (a revoked credential keeps working for at most the TTL: keep it at or
+///   below one second to honour the ``DeviceAuthenticator`` contract); or
+/// - the authenticator keeps a revision (``DeviceAuthenticator/credentialsRevision()``), the entry was
+///   looked up after the current revision was read, and a read of the revision that started less than a
+///   TTL ago found it unchanged. A revocation changes the revision, so it still takes effect within the
+///   TTL, while a device that posts every ten seconds is looked up once instead of every time.
+///
+/// The revision is read off the caller's path: ``identity(for:)`` starts a read in a task of its own once
+/// the last one is half a TTL old, and never waits for it. At most `capacity` credentials are held; when
+/// full, those no longer usable are dropped, and if none, everything is.
 package final class AuthenticationCache: Sendable {
     private struct Entry {
         var identity: DeviceIdentity
-        var expiresNanos: Int64
+        /// When the lookup that found it started.
+        var lookedUpNanos: Int64
     }
-    private let entries = Mutex<[String: Entry]>([:])
+    private struct State {
+        var entries: [String: Entry] = [:]
+        /// The revision last read, and when that value was first seen (after the read returned): entries
+        /// looked up since then reflect it.
+        var revision: UInt64?
+        var revisionSinceNanos: Int64 = .max
+        /// When the last read that found the revision unchanged started.
+        var confirmedNanos = Self.never
+        var reading = false
+        var lastReadNanos = Self.never
+        /// Long before any clock reading, and still far from overflowing when subtracted from one.
+        static let never = Int64.min / 4
+    }
+    private let state = Mutex(State())
     private let ttlNanos: Int64
     private let capacity: Int
     private let clock: @Sendable () -> Int64
+    private let revision: (@Sendable () async -> UInt64?)?
 
-    package init(ttlMillis: Int64, capacity: Int = 100_000, clock: (@Sendable () -> Int64)? = nil) {
+    /// A cache whose entries live `ttlMillis`, or as long as `revision` (an authenticator's
+    /// ``DeviceAuthenticator/credentialsRevision()``; `nil` for none, or when it fails) stays the same.
+    package init(
+        ttlMillis: Int64, capacity: Int = 100_000, clock: (@Sendable () -> Int64)? = nil,
+        revision: (@Sendable () async -> UInt64?)? = nil
+    ) {
         self.ttlNanos = ttlMillis * 1_000_000
         self.capacity = max(1, capacity)
         self.clock = clock ?? monotonicNanosecondsReader()
+        self.revision = revision
     }
 
-    /// The cached identity of `token`, if it has not expired.
+    /// The clock reading to pass to ``remember(_:for:lookedUpAt:)``: take it before the lookup starts.
+    package func now() -> Int64 { clock() }
+
+    /// The cached identity of `token`, if it may still be used.
     package func identity(for token: String) -> DeviceIdentity? {
         let now = clock()
-        return entries.withLock { dict in
-            guard let entry = dict[token] else { return nil }
-            if entry.expiresNanos > now { return entry.identity }
-            dict[token] = nil
-            return nil
-        }
-    }
-
-    /// Remembers a successful lookup.
-    package func remember(_ identity: DeviceIdentity, for token: String) {
-        let now = clock()
-        entries.withLock { dict in
-            if dict.count >= capacity, dict[token] == nil {
-                dict = dict.filter { $0.value.expiresNanos > now }
-                if dict.count >= capacity { dict.removeAll(keepingCapacity: true) }
+        let (found, read) = state.withLock { s -> (DeviceIdentity?, Bool) in
+            var read = false
+            if revision != nil, !s.reading, now - s.lastReadNanos >= ttlNanos / 2 {
+                s.reading = true
+                s.lastReadNanos = now
+                read = true
             }
-            dict[token] = Entry(identity: identity, expiresNanos: now + ttlNanos)
+            guard let entry = s.entries[token] else { return (nil, read) }
+            if usable(entry, s, now: now) { return (entry.identity, read) }
+            s.entries[token] = nil
+            return (nil, read)
+        }
+        if read { startReadingRevision(startedAt: now) }
+        return found
+    }
+
+    /// Remembers a successful lookup that started at `lookedUpAt` (``now()``).
+    package func remember(_ identity: DeviceIdentity, for token: String, lookedUpAt: Int64) {
+        let now = clock()
+        state.withLock { s in
+            if s.entries.count >= capacity, s.entries[token] == nil {
+                s.entries = s.entries.filter { usable($0.value, s, now: now) }
+                if s.entries.count >= capacity { s.entries.removeAll(keepingCapacity: true) }
+            }
+            s.entries[token] = Entry(identity: identity, lookedUpNanos: lookedUpAt)
         }
     }
 
-    /// Tokens held (for tests).
-    package var count: Int { entries.withLock { $0.count } }
+    /// Reads the revision now and waits for it (tests; ``identity(for:)`` does it by itself).
+    package func readRevision() async {
+        let now = clock()
+        state.withLock {
+            $0.reading = true
+            $0.lastReadNanos = now
+        }
+        await readRevision(startedAt: now)
+    }
+
+    /// Credentials held (for tests).
+    package var count: Int { state.withLock { $0.entries.count } }
+
+    private func usable(_ entry: Entry, _ s: State, now: Int64) -> Bool {
+        if now - entry.lookedUpNanos < ttlNanos { return true }
+        return s.revision != nil && entry.lookedUpNanos >= s.revisionSinceNanos && now - s.confirmedNanos < ttlNanos
+    }
+
+    private func startReadingRevision(startedAt: Int64) {
+        Task { await readRevision(startedAt: startedAt) }
+    }
+
+    private func readRevision(startedAt: Int64) async {
+        let value = await revision?()
+        let returned = clock()
+        state.withLock { s in
+            s.reading = false
+            guard let value else {
+                // No revision (or it could not be read): entries fall back to the TTL.
+                s.revision = nil
+                s.revisionSinceNanos = .max
+                return
+            }
+            if value == s.revision {
+                s.confirmedNanos = max(s.confirmedNanos, startedAt)
+            } else {
+                // Changed (or first read): only lookups from now on reflect it. It was read after
+                // `startedAt`, so it also counts as confirmed from then.
+                s.revision = value
+                s.revisionSinceNanos = returned
+                s.confirmedNanos = startedAt
+            }
+        }
+    }
 }

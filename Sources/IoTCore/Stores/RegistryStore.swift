@@ -131,6 +131,14 @@ public protocol CredentialStore: Sendable {
     /// Removes every certificate credential of a device; returns how many.
     @discardableResult
     func revokeCertificates(of device: DeviceIdentity) async throws -> Int
+
+    // MARK: Change revision (the default keeps none)
+
+    /// A number that changes whenever a token is changed or removed, and whenever a password or certificate
+    /// credential is added, changed or removed (also by another process sharing the store); `nil` when the
+    /// store keeps none. An authenticator passes it on as ``DeviceAuthenticator/credentialsRevision()``, so
+    /// that the gateway's credential cache lives as long as it stays the same. Make it one indexed read.
+    func credentialsRevision() async throws -> UInt64?
 }
 
 extension CredentialStore {
@@ -172,6 +180,8 @@ extension CredentialStore {
     /// Default for stores without certificate credentials: nothing to revoke.
     @discardableResult
     public func revokeCertificates(of device: DeviceIdentity) async throws -> Int { 0 }
+    /// Default: no revision (lookups are reused for the gateway's cache lifetime only).
+    public func credentialsRevision() async throws -> UInt64? { nil }
 }
 
 /// A stored username/password credential. ``hash`` is the encoded output of a slow key-derivation

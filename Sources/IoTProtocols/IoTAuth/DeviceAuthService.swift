@@ -108,6 +108,10 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
     package let clock: any IoTClock
     let logger: Logger
     private let sessionTokens = Mutex<[[UInt8]: SessionEntry]>([:])
+    /// Raised whenever a short-lived token is dropped or found expired (``credentialsRevision()``).
+    private let sessionRevision = Atomic<UInt64>(0)
+    /// Until when ``credentialsRevision()`` has looked for expired short-lived tokens.
+    private let sessionsSweptThrough = Atomic<Int64>(.min)
     /// A hash to verify against for unknown usernames, so both cases cost the same.
     private let decoyHash: String
     /// The PBKDF2 threads (``Configuration/hashingThreads``, ``Configuration/hashingQueueCapacity``).
@@ -168,6 +172,26 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
         }
     }
 
+    /// The credential store's ``IoTCore/CredentialStore/credentialsRevision()`` combined with the short-lived
+    /// tokens' own: that one changes when one is dropped (revoked, or over the per-device limit) or has expired
+    /// since the last call. `nil` when the store keeps none.
+    public func credentialsRevision() async throws(IoTError) -> UInt64? {
+        let stored: UInt64?
+        do {
+            stored = try await credentials.credentialsRevision()
+        } catch {
+            throw IoTError(.storage, "cannot read the credentials revision: \(error); check the credential store")
+        }
+        guard let stored else { return nil }
+        let now = clock.now()
+        let expired = sessionTokens.withLock { t in
+            t.values.contains { $0.expiresAt <= now && $0.expiresAt > sessionsSweptThrough.load(ordering: .relaxed) }
+        }
+        sessionsSweptThrough.store(now, ordering: .relaxed)
+        if expired { sessionRevision.add(1, ordering: .relaxed) }
+        return stored &+ sessionRevision.load(ordering: .relaxed) &* 0x9E37_79B9_7F4A_7C15
+    }
+
     /// Resolves a credential presented from `source`, counting failures against the source address.
     ///
     /// - Throws: ``IoTCore/IoTError/Code/rateLimited`` (with ``IoTCore/IoTError/retryAfterMillis``) while the
@@ -221,6 +245,7 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
                 guard let e = t[digest] else { return nil }
                 if e.expiresAt <= now {
                     t[digest] = nil
+                    sessionRevision.add(1, ordering: .relaxed)
                     return SessionEntry(device: e.device, issuedAt: e.issuedAt, expiresAt: 0)
                 }
                 return e
@@ -331,18 +356,21 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
         let expires = now + configuration.sessionTokenLifetime.inMilliseconds
         let limit = max(1, configuration.maxSessionTokensPerDevice)
         sessionTokens.withLock { t in
+            let before = t.count
             t = t.filter { $0.value.expiresAt > now }
             let mine = t.filter { $0.value.device == device }.sorted { $0.value.issuedAt < $1.value.issuedAt }
             if mine.count >= limit {
                 for (digest, _) in mine.prefix(mine.count - limit + 1) { t[digest] = nil }
             }
+            if t.count < before { sessionRevision.add(1, ordering: .relaxed) }
             t[Secrets.digest(token)] = SessionEntry(device: device, issuedAt: now, expiresAt: expires)
         }
         return SessionToken(token: token, expiresAt: expires, device: device)
     }
 
     private func dropSessionTokens(of device: DeviceIdentity) -> Int {
-        sessionTokens.withLock { t in
+        defer { sessionRevision.add(1, ordering: .relaxed) }
+        return sessionTokens.withLock { t in
             let before = t.count
             t = t.filter { $0.value.device != device }
             return before - t.count

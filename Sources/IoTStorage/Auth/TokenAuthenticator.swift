@@ -52,6 +52,15 @@ public final class TokenAuthenticator: DeviceAuthenticator, TokenIssuer {
         return found
     }
 
+    /// The credential store's ``IoTCore/CredentialStore/credentialsRevision()``.
+    public func credentialsRevision() async throws(IoTError) -> UInt64? {
+        do {
+            return try await credentials.credentialsRevision()
+        } catch {
+            throw IoTError(.storage, "cannot read the credentials revision: \(error); check the credential store")
+        }
+    }
+
     /// Issues a new token for `device`, stores its digest under `label`, and returns the token.
     ///
     /// The token is returned only here: store it on the device. Several tokens may be valid at once

@@ -11,13 +11,15 @@ public import IoTCore
 ///
 /// Schema: `tokens(digest BLOB PRIMARY KEY, tenant, device, label, created_at)` with an index on
 /// `(tenant, device)`; `passwords(tenant, device, label, username, hash, created_at)` keyed by
-/// `(tenant, device, label)` with an index on `username` (version 2). Lookups use the reader connection and see every committed revocation at once.
+/// `(tenant, device, label)` with an index on `username` (version 2); `certificates` (version 3);
+/// `credentials_revision`, a counter that triggers raise on changes (version 4). Lookups use the reader
+/// connection and see every committed revocation at once.
 public final class SQLiteCredentialStore: CredentialStore {
     private let databases: PreparedDatabases
 
     /// Creates a credential store on `storage`'s system database; the table is created on first use.
     public init(storage: SQLiteStorage) {
-        databases = PreparedDatabases(storage: storage, component: "credentials", version: 3, schema: Self.schema)
+        databases = PreparedDatabases(storage: storage, component: "credentials", version: 4, schema: Self.schema)
     }
 
     private static let schema = """
@@ -49,7 +51,22 @@ public final class SQLiteCredentialStore: CredentialStore {
             PRIMARY KEY (tenant, device, label)
         ) WITHOUT ROWID;
         CREATE UNIQUE INDEX IF NOT EXISTS certificates_value ON certificates(kind, value);
+        CREATE TABLE IF NOT EXISTS credentials_revision(id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+        INSERT OR IGNORE INTO credentials_revision(id, value) VALUES (1, 0);
+        \(revisionTriggers)
         """
+
+    /// Triggers that count every change the ``credentialsRevision()`` contract names, whoever makes it (the
+    /// `sqlite3` shell too). Adding a token changes no earlier lookup, so bulk provisioning counts nothing.
+    private static let revisionTriggers = [
+        ("tokens", "UPDATE"), ("tokens", "DELETE"), ("passwords", "INSERT"), ("passwords", "UPDATE"),
+        ("passwords", "DELETE"), ("certificates", "INSERT"), ("certificates", "UPDATE"), ("certificates", "DELETE"),
+    ].map { table, event in
+        """
+        CREATE TRIGGER IF NOT EXISTS \(table)_\(event.lowercased())_revision AFTER \(event) ON \(table)
+        BEGIN UPDATE credentials_revision SET value = value + 1 WHERE id = 1; END;
+        """
+    }.joined(separator: "\n")
 
     private func db() async throws -> SQLiteDatabase {
         try await databases.system()
@@ -107,6 +124,16 @@ public final class SQLiteCredentialStore: CredentialStore {
             s.bind(1, digest)
             guard try s.step() else { return nil }
             return DeviceIdentity(tenant: TenantID(s.string(0)), deviceUID: s.string(1))
+        }
+    }
+
+    /// A counter that triggers raise on every change of a token, password or certificate credential but the
+    /// addition of a token: one read by primary key.
+    public func credentialsRevision() async throws -> UInt64? {
+        try await db().read { c in
+            let s = try c.statement("SELECT value FROM credentials_revision WHERE id = 1")
+            defer { s.reset() }
+            return try s.step() ? UInt64(bitPattern: s.int64(0)) : nil
         }
     }
 

@@ -166,5 +166,33 @@ public enum CredentialStoreConformance {
                 try await store.identity(forCertificate: .subject, value: "O=Globex,CN=pump-1"), otherTenantPump,
                 "another tenant keeps its")
         },
+        ConformanceCheck("a kept credentialsRevision changes on every revocation and password or certificate change") {
+            store in
+            // Optional: a store without one (nil) is looked up again after the cache lifetime.
+            guard var last = try await store.credentialsRevision() else { return }
+            func changed(_ what: String, _ change: () async throws -> Void) async throws {
+                try await change()
+                guard let now = try await store.credentialsRevision(), now != last else {
+                    throw ConformanceFailure("credentialsRevision did not change after \(what)")
+                }
+                last = now
+            }
+            try await store.addToken(digest: digest(1), for: pump, label: "a", createdAt: 1)
+            try await store.addToken(digest: digest(2), for: pump, label: "b", createdAt: 2)
+            last = try await store.credentialsRevision() ?? last
+            try await changed("revokeToken") { _ = try await store.revokeToken(digest: digest(1)) }
+            try await changed("revokeTokens(of:)") { _ = try await store.revokeTokens(of: pump) }
+            let password = StoredPassword(device: pump, username: "pump-user", hash: "h", label: "a", createdAt: 3)
+            let certificate = StoredCertificate(
+                device: pump, match: .subject, value: "O=Acme,CN=pump-1", label: "a", createdAt: 4)
+            do {
+                try await changed("addPassword") { try await store.addPassword(password) }
+                try await changed("revokePassword") { _ = try await store.revokePassword(of: pump, label: "a") }
+            } catch let error as IoTError where error.code == .invalidArgument {}  // keeps no passwords
+            do {
+                try await changed("addCertificate") { try await store.addCertificate(certificate) }
+                try await changed("revokeCertificates(of:)") { _ = try await store.revokeCertificates(of: pump) }
+            } catch let error as IoTError where error.code == .invalidArgument {}  // keeps no certificates
+        },
     ]
 }

@@ -1,0 +1,69 @@
+import Foundation
+import IoTTestSupport
+import IoTTesting
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The gateway keeps a token's lookup for as long as the credential store's revision stays the same (a device
+/// that posts every ten seconds is not looked up every time), and a revocation still takes effect within a
+/// second: tried on `iotd serve` with tokens deleted by the `sqlite3` shell behind its back.
+@Suite(.serialized) struct CredentialRevisionTests {
+    @Test func aTokenDeletedBehindIotdsBackIsRefusedWithinASecondWhileLookupsAreKeptOtherwise() async throws {
+        try await onOwnThread {
+            let iotd = IotdProcess("iotd-revision")
+            try iotd.configure(
+                iotd.preamble() + """
+                    tenants: [{ id: acme, products: [{ id: meter, signals: [{ name: kwh }] }], devices: [{ uid: d-1, product: meter }, { uid: d-2, product: meter }] }]
+                    """)
+            try iotd.start()
+            defer { iotd.stop() }
+            let system = iotd.dataDirectory + "/system.sqlite"
+            let client = try LoopbackHTTPClient(port: iotd.httpPort)
+            func post(_ device: String, _ token: String) throws -> Int {
+                try client.request(
+                    "POST", "/api/v1/devices/\(device)/telemetry",
+                    headers: ["Authorization": "Bearer \(token)", "Content-Type": "application/json"],
+                    body: Array(#"{"kwh": 1}"#.utf8)
+                ).status
+            }
+            func sqlite(_ sql: String) throws {
+                let shell = try ChildProcess(["/usr/bin/sqlite3", "-cmd", ".timeout 5000", system, sql])
+                #expect(shell.wait() == 0, "sqlite3 \(sql)")
+            }
+            /// Posts every 50 ms until refused; the seconds that took.
+            func secondsUntilRefused(_ device: String, _ token: String) throws -> Double {
+                let start = ContinuousClock.now
+                while try post(device, token) == 200, ContinuousClock.now - start < .seconds(5) { usleep(50_000) }
+                let elapsed = (ContinuousClock.now - start).components
+                return Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+            }
+
+            // A revocation made straight in the database (its trigger raises the revision) holds within a second.
+            let first = try iotd.issueToken(tenant: "acme", device: "d-1")
+            #expect(try post("d-1", first) == 200)
+            try sqlite("DELETE FROM tokens WHERE device = 'd-1'")
+            let revoked = try secondsUntilRefused("d-1", first)
+            #expect(revoked < 1.5, "refused after \(revoked) s")
+            #expect(try post("d-1", first) == 401)
+
+            // The lookup is kept beyond the one-second lifetime while the revision stays the same: a row deleted
+            // with the trigger dropped goes unseen for as long as the device keeps posting…
+            let second = try iotd.issueToken(tenant: "acme", device: "d-2")
+            #expect(try post("d-2", second) == 200)
+            try sqlite("DROP TRIGGER tokens_delete_revision; DELETE FROM tokens WHERE device = 'd-2'")
+            var statuses: [Int] = []
+            for _ in 0..<15 {
+                usleep(200_000)
+                statuses.append(try post("d-2", second))
+            }
+            #expect(statuses.allSatisfy { $0 == 200 }, "kept for 3 s: \(statuses)")
+            // …and refused within a second once the revision changes.
+            try sqlite("UPDATE credentials_revision SET value = value + 1")
+            let raised = try secondsUntilRefused("d-2", second)
+            #expect(raised < 1.5, "refused after \(raised) s")
+        }
+    }
+}

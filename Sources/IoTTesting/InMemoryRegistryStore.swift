@@ -15,6 +15,7 @@ public final class InMemoryRegistryStore: RegistryStore {
         var devices: [String: Device] = [:]
     }
     private let state = Mutex<[TenantID: TenantData]>([:])
+    private let revision = Atomic<UInt64>(0)
 
     /// Creates an empty registry.
     public init() {}
@@ -29,10 +30,12 @@ public final class InMemoryRegistryStore: RegistryStore {
 
     @discardableResult
     public func deleteTenant(_ id: TenantID) async throws -> Bool {
-        state.withLock { $0.removeValue(forKey: id) != nil }
+        defer { revision.add(1, ordering: .relaxed) }
+        return state.withLock { $0.removeValue(forKey: id) != nil }
     }
 
     public func saveTenant(_ tenant: Tenant) async throws {
+        defer { revision.add(1, ordering: .relaxed) }
         guard tenant.id.isValid else {
             throw IoTError(
                 .invalidArgument, "tenant id '\(tenant.id)' is not valid: use 1–64 characters of A–Z a–z 0–9 - _")
@@ -46,6 +49,9 @@ public final class InMemoryRegistryStore: RegistryStore {
         }
     }
 
+    /// One counter for every tenant, raised after each save and delete.
+    public func registryRevision(of tenant: TenantID) async throws -> UInt64? { revision.load(ordering: .relaxed) }
+
     public func tenant(_ id: TenantID) async throws -> Tenant? {
         state.withLock { $0[id]?.tenant }
     }
@@ -55,6 +61,7 @@ public final class InMemoryRegistryStore: RegistryStore {
     }
 
     public func saveProduct(_ scope: AccessScope, _ product: Product) async throws {
+        defer { revision.add(1, ordering: .relaxed) }
         try state.withLock { s throws(IoTError) in
             guard s[scope.tenant] != nil else {
                 throw Self.missingTenant(scope.tenant, saving: "product '\(product.id)'")
@@ -73,7 +80,8 @@ public final class InMemoryRegistryStore: RegistryStore {
 
     @discardableResult
     public func deleteProduct(_ scope: AccessScope, id: ProductID) async throws -> Bool {
-        try state.withLock { s throws(IoTError) in
+        defer { revision.add(1, ordering: .relaxed) }
+        return try state.withLock { s throws(IoTError) in
             guard let data = s[scope.tenant], data.products[id] != nil else { return false }
             let users = data.devices.values.filter { $0.product == id }.count
             if users > 0 {
@@ -87,6 +95,7 @@ public final class InMemoryRegistryStore: RegistryStore {
     }
 
     public func saveDevice(_ scope: AccessScope, _ device: Device) async throws {
+        defer { revision.add(1, ordering: .relaxed) }
         guard scope.permits(device: device.uid) else { throw Self.forbidden(device.uid, scope) }
         try state.withLock { s throws(IoTError) in
             guard s[scope.tenant] != nil else {
@@ -111,6 +120,7 @@ public final class InMemoryRegistryStore: RegistryStore {
 
     @discardableResult
     public func deleteDevice(_ scope: AccessScope, uid: String) async throws -> Bool {
+        defer { revision.add(1, ordering: .relaxed) }
         guard scope.permits(device: uid) else { throw Self.forbidden(uid, scope) }
         return state.withLock { s in
             guard s[scope.tenant] != nil else { return false }

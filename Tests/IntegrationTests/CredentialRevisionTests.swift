@@ -66,4 +66,61 @@ import Testing
             #expect(raised < 1.5, "refused after \(raised) s")
         }
     }
+
+    /// The same for the ingestor's device cache (`registryCacheMillis`) and a device deleted from the tenant's
+    /// database.
+    @Test func aDeviceDeletedBehindIotdsBackIsRefusedWithinTheCacheLifetimeWhileKeptOtherwise() async throws {
+        try await onOwnThread {
+            let iotd = IotdProcess("iotd-registry-revision")
+            try iotd.configure(
+                iotd.preamble() + """
+                    ingest: { registryCacheMillis: 1000 }
+                    tenants: [{ id: acme, products: [{ id: meter, signals: [{ name: kwh }] }], devices: [{ uid: d-1, product: meter }, { uid: d-2, product: meter }] }]
+                    """)
+            try iotd.start()
+            defer { iotd.stop() }
+            let tenant = iotd.dataDirectory + "/tenants/acme.sqlite"
+            let client = try LoopbackHTTPClient(port: iotd.httpPort)
+            let tokens = try ["d-1", "d-2"].map { try iotd.issueToken(tenant: "acme", device: $0) }
+            func post(_ i: Int) throws -> Int {
+                try client.request(
+                    "POST", "/api/v1/devices/d-\(i + 1)/telemetry",
+                    headers: ["Authorization": "Bearer \(tokens[i])", "Content-Type": "application/json"],
+                    body: Array(#"{"kwh": 1}"#.utf8)
+                ).status
+            }
+            func sqlite(_ sql: String) throws {
+                let shell = try ChildProcess(["/usr/bin/sqlite3", "-cmd", ".timeout 5000", tenant, sql])
+                #expect(shell.wait() == 0, "sqlite3 \(sql)")
+            }
+            func secondsUntilRefused(_ i: Int) throws -> Double {
+                let start = ContinuousClock.now
+                while try post(i) == 200, ContinuousClock.now - start < .seconds(5) { usleep(50_000) }
+                let elapsed = (ContinuousClock.now - start).components
+                return Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+            }
+
+            #expect(try post(0) == 200)
+            #expect(try post(1) == 200)
+            try sqlite("DELETE FROM devices WHERE uid = 'd-1'")
+            let deleted = try secondsUntilRefused(0)
+            #expect(deleted < 1.5, "refused after \(deleted) s")
+
+            // d-2 was read before that deletion raised the revision: it is read again after the lifetime.
+            for _ in 0..<8 {
+                #expect(try post(1) == 200)
+                usleep(200_000)
+            }
+            try sqlite("DROP TRIGGER devices_delete_revision; DELETE FROM devices WHERE uid = 'd-2'")
+            var statuses: [Int] = []
+            for _ in 0..<15 {
+                usleep(200_000)
+                statuses.append(try post(1))
+            }
+            #expect(statuses.allSatisfy { $0 == 200 }, "kept for 3 s: \(statuses)")
+            try sqlite("UPDATE registry_revision SET value = value + 1")
+            let raised = try secondsUntilRefused(1)
+            #expect(raised < 1.5, "refused after \(raised) s")
+        }
+    }
 }

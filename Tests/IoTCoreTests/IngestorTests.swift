@@ -675,10 +675,18 @@ struct SemicolonParser: Parser {
     }
 }
 
-/// An in-memory registry that counts its product and device reads.
+/// An in-memory registry that counts its product and device reads; with `revisions`, it passes on the in-memory
+/// store's ``RegistryStore/registryRevision(of:)`` (else it keeps none).
 final class CountingRegistry: RegistryStore {
-    private let base = InMemoryRegistryStore()
+    let base = InMemoryRegistryStore()
+    private let revisions: Bool
     private let reads = Mutex((products: 0, devices: 0))
+
+    init(revisions: Bool = false) { self.revisions = revisions }
+
+    func registryRevision(of tenant: TenantID) async throws -> UInt64? {
+        revisions ? try await base.registryRevision(of: tenant) : nil
+    }
     var productReads: Int { reads.withLock { $0.products } }
     var deviceReads: Int { reads.withLock { $0.devices } }
 

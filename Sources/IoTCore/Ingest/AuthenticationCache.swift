@@ -22,16 +22,7 @@ package final class AuthenticationCache: Sendable {
     }
     private struct State {
         var entries: [String: Entry] = [:]
-        /// The revision last read, and when that value was first seen (after the read returned): entries
-        /// looked up since then reflect it.
-        var revision: UInt64?
-        var revisionSinceNanos: Int64 = .max
-        /// When the last read that found the revision unchanged started.
-        var confirmedNanos = Self.never
-        var reading = false
-        var lastReadNanos = Self.never
-        /// Long before any clock reading, and still far from overflowing when subtracted from one.
-        static let never = Int64.min / 4
+        var watch = RevisionWatch()
     }
     private let state = Mutex(State())
     private let ttlNanos: Int64
@@ -58,18 +49,13 @@ package final class AuthenticationCache: Sendable {
     package func identity(for token: String) -> DeviceIdentity? {
         let now = clock()
         let (found, read) = state.withLock { s -> (DeviceIdentity?, Bool) in
-            var read = false
-            if revision != nil, !s.reading, now - s.lastReadNanos >= ttlNanos / 2 {
-                s.reading = true
-                s.lastReadNanos = now
-                read = true
-            }
+            let read = revision != nil && s.watch.startRead(now: now, lifetime: ttlNanos)
             guard let entry = s.entries[token] else { return (nil, read) }
             if usable(entry, s, now: now) { return (entry.identity, read) }
             s.entries[token] = nil
             return (nil, read)
         }
-        if read { startReadingRevision(startedAt: now) }
+        if read { Task { await readRevision(startedAt: now) } }
         return found
     }
 
@@ -88,10 +74,7 @@ package final class AuthenticationCache: Sendable {
     /// Reads the revision now and waits for it (tests; ``identity(for:)`` does it by itself).
     package func readRevision() async {
         let now = clock()
-        state.withLock {
-            $0.reading = true
-            $0.lastReadNanos = now
-        }
+        state.withLock { _ = $0.watch.startRead(now: now, lifetime: ttlNanos, force: true) }
         await readRevision(startedAt: now)
     }
 
@@ -99,34 +82,12 @@ package final class AuthenticationCache: Sendable {
     package var count: Int { state.withLock { $0.entries.count } }
 
     private func usable(_ entry: Entry, _ s: State, now: Int64) -> Bool {
-        if now - entry.lookedUpNanos < ttlNanos { return true }
-        return s.revision != nil && entry.lookedUpNanos >= s.revisionSinceNanos && now - s.confirmedNanos < ttlNanos
-    }
-
-    private func startReadingRevision(startedAt: Int64) {
-        Task { await readRevision(startedAt: startedAt) }
+        now - entry.lookedUpNanos < ttlNanos || s.watch.vouches(for: entry.lookedUpNanos, now: now, lifetime: ttlNanos)
     }
 
     private func readRevision(startedAt: Int64) async {
         let value = await revision?()
         let returned = clock()
-        state.withLock { s in
-            s.reading = false
-            guard let value else {
-                // No revision (or it could not be read): entries fall back to the TTL.
-                s.revision = nil
-                s.revisionSinceNanos = .max
-                return
-            }
-            if value == s.revision {
-                s.confirmedNanos = max(s.confirmedNanos, startedAt)
-            } else {
-                // Changed (or first read): only lookups from now on reflect it. It was read after
-                // `startedAt`, so it also counts as confirmed from then.
-                s.revision = value
-                s.revisionSinceNanos = returned
-                s.confirmedNanos = startedAt
-            }
-        }
+        state.withLock { $0.watch.finishRead(value, startedAt: startedAt, returnedAt: returned) }
     }
 }

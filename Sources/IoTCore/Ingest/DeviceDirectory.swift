@@ -3,8 +3,11 @@ import Synchronization
 /// The ingestor's cache of tenants and devices, so the hot path resolves a device without a query.
 ///
 /// Entries expire after `ttlMillis` (a change made directly in the registry is seen within that time);
-/// ``Ingestor/invalidate(tenant:device:)`` drops them at once. Unknown devices are remembered for a
-/// shorter time, so a flood of messages from an unregistered device costs one query per second.
+/// ``Ingestor/invalidate(tenant:device:)`` drops them at once. Where the registry keeps a revision
+/// (``RegistryStore/registryRevision(of:)``), a tenant's entries are kept past that for as long as its
+/// revision stays the same (``RevisionWatch``): a fleet whose devices report less often than the lifetime
+/// is not read again for every message. Unknown devices are remembered for a shorter time, so a flood of
+/// messages from an unregistered device costs one query per second.
 final class DeviceDirectory: Sendable {
     /// A device with what its product adds, immutable and shared: every message of the device reads the same
     /// instance (a class, so a lookup on the hot path costs one reference count, not a copy of every field).
@@ -32,6 +35,7 @@ final class DeviceDirectory: Sendable {
 
     private struct Cached<T> {
         var value: T?
+        /// When the lookup started.
         var loadedAt: Int64
     }
 
@@ -46,6 +50,8 @@ final class DeviceDirectory: Sendable {
         /// Products by themselves: the devices of a product share one reading of it (a fleet whose devices
         /// each report less often than the cache lifetime reloads a device per message, but not its product).
         var products: [ProductKey: Cached<ProductEntry>] = [:]
+        /// Per tenant with a cached tenant entry, its registry's revision.
+        var revisions: [TenantID: RevisionWatch] = [:]
     }
 
     /// A cached product with its signals by name, built once: every device of the product that declares no
@@ -79,10 +85,32 @@ final class DeviceDirectory: Sendable {
     /// The cached tenant, checked against `now` (the clock's time, read here when the caller has not).
     func cachedTenant(_ id: TenantID, now: Int64? = nil) -> Lookup<Tenant> {
         let now = now ?? clock.now()
-        return state.withLock { s in
-            guard let c = s.tenants[id] else { return .miss }
-            return lookup(c, now: now)
+        let (found, read) = state.withLock { s -> (Lookup<Tenant>, Bool) in
+            guard let c = s.tenants[id] else { return (.miss, false) }
+            // Only a tenant that exists has its revision read (no store is asked about an arbitrary id).
+            let read =
+                c.value != nil && s.revisions[id, default: RevisionWatch()].startRead(now: now, lifetime: ttlMillis)
+            return (lookup(c, s, tenant: id, now: now), read)
         }
+        if read { Task { await readRevision(of: id, startedAt: now) } }
+        return found
+    }
+
+    /// Reads `tenant`'s registry revision now and waits for it (tests; ``cachedTenant(_:now:)`` does it by
+    /// itself).
+    func readRevision(of tenant: TenantID) async {
+        let now = clock.now()
+        state.withLock {
+            _ = $0.revisions[tenant, default: RevisionWatch()].startRead(now: now, lifetime: 0, force: true)
+        }
+        await readRevision(of: tenant, startedAt: now)
+    }
+
+    /// Reads `tenant`'s registry revision (``RevisionWatch``).
+    private func readRevision(of tenant: TenantID, startedAt: Int64) async {
+        let value = (try? await registry.registryRevision(of: tenant)) ?? nil
+        let returned = clock.now()
+        state.withLock { $0.revisions[tenant]?.finishRead(value, startedAt: startedAt, returnedAt: returned) }
     }
 
     /// The cached device, checked against `now` (the clock's time, read here when the caller has not).
@@ -90,15 +118,19 @@ final class DeviceDirectory: Sendable {
         let now = now ?? clock.now()
         return state.withLock { s in
             guard let c = s.devices[id] else { return .miss }
-            return lookup(c, now: now)
+            return lookup(c, s, tenant: id.tenant, now: now)
         }
     }
 
-    private func lookup<T>(_ c: Cached<T>, now: Int64) -> Lookup<T> {
-        if let v = c.value {
-            return now - c.loadedAt < ttlMillis ? .hit(v) : .miss
-        }
+    private func lookup<T>(_ c: Cached<T>, _ s: State, tenant: TenantID, now: Int64) -> Lookup<T> {
+        if let v = c.value { return fresh(c, s, tenant: tenant, now: now) ? .hit(v) : .miss }
         return now - c.loadedAt < negativeTTLMillis ? .absent : .miss
+    }
+
+    /// Whether a known entry may be used: within the lifetime, or vouched for by its tenant's revision.
+    private func fresh<T>(_ c: Cached<T>, _ s: State, tenant: TenantID, now: Int64) -> Bool {
+        now - c.loadedAt < ttlMillis
+            || s.revisions[tenant]?.vouches(for: c.loadedAt, now: now, lifetime: ttlMillis) == true
     }
 
     func tenant(_ id: TenantID) async throws -> Tenant? {
@@ -106,9 +138,9 @@ final class DeviceDirectory: Sendable {
         case .hit(let t): return t
         case .absent: return nil
         case .miss:
+            let started = clock.now()
             let t = try await registry.tenant(id)
-            let now = clock.now()
-            state.withLock { $0.tenants[id] = Cached(value: t, loadedAt: now) }
+            state.withLock { $0.tenants[id] = Cached(value: t, loadedAt: started) }
             return t
         }
     }
@@ -123,9 +155,12 @@ final class DeviceDirectory: Sendable {
 
     private func load(_ id: DeviceIdentity) async throws -> ResolvedDevice? {
         let scope = AccessScope.tenant(id.tenant)
+        // As old as the oldest reading it is made of (its product's may be older than the device's).
+        var loadedAt = clock.now()
         var resolved: ResolvedDevice?
         if let device = try await registry.device(scope, uid: id.deviceUID) {
-            let entry = try await product(device.product, tenant: id.tenant)
+            let (entry, productLoadedAt) = try await product(device.product, tenant: id.tenant)
+            loadedAt = min(loadedAt, productLoadedAt)
             let product = entry?.product
             resolved = ResolvedDevice(
                 device: device, signals: device.effectiveSignals(over: entry?.signals ?? [:]), parser: product?.parser,
@@ -134,26 +169,27 @@ final class DeviceDirectory: Sendable {
         let now = clock.now()
         state.withLock { s in
             if s.devices[id] == nil, s.devices.count >= Self.maxCachedDevices { Self.trim(&s, now: now, self) }
-            s.devices[id] = Cached(value: resolved, loadedAt: now)
+            s.devices[id] = Cached(value: resolved, loadedAt: loadedAt)
         }
         return resolved
     }
 
-    /// A product from the cache (within the lifetime) or the registry; an unknown product is remembered as
-    /// unknown for the same time.
-    private func product(_ id: ProductID, tenant: TenantID) async throws -> ProductEntry? {
+    /// A product from the cache (within the lifetime, or vouched for by the tenant's revision) or the registry,
+    /// with when its lookup started; an unknown product is remembered as unknown for the same time.
+    private func product(_ id: ProductID, tenant: TenantID) async throws -> (ProductEntry?, loadedAt: Int64) {
         let key = ProductKey(tenant: tenant, product: id)
         let now = clock.now()
-        if let cached = state.withLock({ $0.products[key] }), now - cached.loadedAt < ttlMillis { return cached.value }
+        let cached = state.withLock { s in s.products[key].flatMap { fresh($0, s, tenant: tenant, now: now) ? $0 : nil }
+        }
+        if let cached { return (cached.value, cached.loadedAt) }
         let product = try await registry.product(.tenant(tenant), id: id).map(ProductEntry.init)
-        let loadedAt = clock.now()
         state.withLock { s in
             if s.products[key] == nil, s.products.count >= Self.maxCachedDevices {
-                s.products = s.products.filter { loadedAt - $0.value.loadedAt < ttlMillis }
+                s.products = s.products.filter { now - $0.value.loadedAt < ttlMillis }
             }
-            s.products[key] = Cached(value: product, loadedAt: loadedAt)
+            s.products[key] = Cached(value: product, loadedAt: now)
         }
-        return product
+        return (product, now)
     }
 
     /// Registers a device under `product` (if it is still unknown) and returns it.

@@ -48,9 +48,20 @@ public protocol RegistryStore: Sendable {
     /// file-per-tenant store removes the file); `false` when it did not exist.
     @discardableResult
     func deleteTenant(_ id: TenantID) async throws -> Bool
+
+    /// A number that changes whenever the tenant, or one of its products or devices, is saved or deleted (also
+    /// by another process sharing the store), or `nil` when the store keeps none (the default). The
+    /// ingestor's device cache reads it about twice per ``Ingestor/Configuration/registryCacheLifetime`` for
+    /// each tenant it holds devices of, off the devices' path, and keeps a device for as long as it stays the
+    /// same: a device that reports less often than the lifetime is then not read again for every message.
+    /// Make it one or two indexed reads; a tenant that does not exist may answer `nil`.
+    func registryRevision(of tenant: TenantID) async throws -> UInt64?
 }
 
 extension RegistryStore {
+    /// None: cached devices are read again after the cache lifetime.
+    public func registryRevision(of tenant: TenantID) async throws -> UInt64? { nil }
+
     /// Saves the devices one by one with ``saveDevice(_:_:)``.
     public func saveDevices(_ scope: AccessScope, _ devices: [Device]) async throws {
         for device in devices { try await saveDevice(scope, device) }

@@ -19,6 +19,10 @@ import Synchronization
 public final class SQLiteRegistryStore: RegistryStore {
     private let systemDatabase: PreparedDatabases
     private let tenantDatabases: PreparedDatabases
+    /// The revision counters and their triggers (``registryRevision(of:)``), a component of their own so that
+    /// they are added to databases of every earlier version.
+    private let systemRevision: PreparedDatabases
+    private let tenantRevision: PreparedDatabases
     /// Tenants known to exist. There is no tenant deletion, so an entry never goes stale.
     private let knownTenants = Mutex<Set<TenantID>>([])
     private let storage: SQLiteStorage
@@ -35,6 +39,30 @@ public final class SQLiteRegistryStore: RegistryStore {
         self.storage = storage
         tenantDatabases = PreparedDatabases(
             storage: storage, component: "registry", version: 2, schema: Self.tenantSchema)
+        systemRevision = PreparedDatabases(
+            storage: storage, component: "registry.tenants.revision", version: 1,
+            schema: Self.revisionSchema(tables: ["tenants"]))
+        tenantRevision = PreparedDatabases(
+            storage: storage, component: "registry.revision", version: 1,
+            schema: Self.revisionSchema(tables: ["products", "devices"]))
+    }
+
+    /// A `registry_revision` counter that triggers on `tables` raise on every insert, update and delete, whoever
+    /// makes it (the `sqlite3` shell too).
+    private static func revisionSchema(tables: [String]) -> String {
+        """
+        CREATE TABLE IF NOT EXISTS registry_revision(id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+        INSERT OR IGNORE INTO registry_revision(id, value) VALUES (1, 0);
+
+        """
+            + tables.flatMap { table in
+                ["INSERT", "UPDATE", "DELETE"].map { event in
+                    """
+                    CREATE TRIGGER IF NOT EXISTS \(table)_\(event.lowercased())_revision AFTER \(event) ON \(table)
+                    BEGIN UPDATE registry_revision SET value = value + 1 WHERE id = 1; END;
+                    """
+                }
+            }.joined(separator: "\n")
     }
 
     private static let systemSchema = """
@@ -75,11 +103,27 @@ public final class SQLiteRegistryStore: RegistryStore {
         """
 
     private func systemDB() async throws -> SQLiteDatabase {
-        try await systemDatabase.system()
+        _ = try await systemDatabase.system()
+        return try await systemRevision.system()
     }
 
     private func tenantDB(_ tenant: TenantID) async throws -> SQLiteDatabase {
-        try await tenantDatabases.tenant(tenant)
+        _ = try await tenantDatabases.tenant(tenant)
+        return try await tenantRevision.tenant(tenant)
+    }
+
+    /// The sum of two counters that triggers raise: the system database's on `tenants`, the tenant's own on
+    /// `products` and `devices`. `nil` for a tenant that does not exist (no file is created for it).
+    public func registryRevision(of tenant: TenantID) async throws -> UInt64? {
+        let system = try await systemDB()
+        guard let db = try await existingTenantDB(tenant) else { return nil }
+        let read: @Sendable (SQLiteConnection) throws -> UInt64 = { c in
+            let s = try c.statement("SELECT value FROM registry_revision WHERE id = 1")
+            defer { s.reset() }
+            return try s.step() ? UInt64(bitPattern: s.int64(0)) : 0
+        }
+        let tenants = try await system.read(read)
+        return try await db.read(read) &+ tenants &* 0x9E37_79B9_7F4A_7C15
     }
 
     /// The tenant's database, or `nil` when the tenant does not exist (no file is created for it).

@@ -247,5 +247,32 @@ public enum RegistryStoreConformance {
             try conformEqual(try await store.deleteProduct(globex, id: "chiller"), true, "globex's product is unused")
             try conformEqual(try await store.product(acme, id: "chiller"), product, "acme's product survives")
         },
+        ConformanceCheck(
+            "a kept registryRevision changes on every save and delete of the tenant, a product or a device"
+        ) {
+            store in
+            try await setUp(store)
+            // Optional: a store without one (nil) has its devices read again after the cache lifetime.
+            guard var last = try await store.registryRevision(of: "acme") else { return }
+            func changed(_ what: String, _ change: () async throws -> Void) async throws {
+                try await change()
+                guard let now = try await store.registryRevision(of: "acme"), now != last else {
+                    throw ConformanceFailure("registryRevision(of: acme) did not change after \(what)")
+                }
+                last = now
+            }
+            try await changed("saveProduct") { try await store.saveProduct(acme, product) }
+            try await changed("saveDevice") { try await store.saveDevice(acme, device) }
+            try await changed("saveDevice again (changed)") {
+                var renamed = device
+                renamed.name = "renamed"
+                try await store.saveDevice(acme, renamed)
+            }
+            try await changed("deleteDevice") { _ = try await store.deleteDevice(acme, uid: device.uid) }
+            try await changed("deleteProduct") { _ = try await store.deleteProduct(acme, id: product.id) }
+            try await changed("saveTenant (changed)") {
+                try await store.saveTenant(Tenant(id: "acme", name: "ACME renamed"))
+            }
+        },
     ]
 }

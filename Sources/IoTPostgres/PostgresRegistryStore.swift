@@ -8,7 +8,8 @@ import PostgresNIO
 /// Tables: `tenants(id, doc)` in the schema named by the prefix alone (component `registry.tenants`);
 /// `products(id, doc)` and `devices(uid, product, department, doc)` in the tenant's (component `registry`),
 /// each row's document the JSON of the ``IoTCore/Product`` or ``IoTCore/Device``, with the columns that are
-/// searched beside it. Nothing is cached, so what one instance writes the others read at once.
+/// searched beside it. Nothing is cached, so what one instance writes the others read at once. Each schema also
+/// holds a `registry_revision` counter that statement triggers raise (``registryRevision(of:)``, version 2).
 public final class PostgresRegistryStore: RegistryStore {
     let storage: PostgresStorage
 
@@ -16,24 +17,42 @@ public final class PostgresRegistryStore: RegistryStore {
     public init(storage: PostgresStorage) { self.storage = storage }
 
     static let systemDDL = """
-        CREATE TABLE IF NOT EXISTS {schema}.tenants(id text PRIMARY KEY, doc text NOT NULL)
-        """
+        CREATE TABLE IF NOT EXISTS {schema}.tenants(id text PRIMARY KEY, doc text NOT NULL);
+        """ + revisionDDL(tables: ["tenants"])
     static let tenantDDL = """
         CREATE TABLE IF NOT EXISTS {schema}.products(id text PRIMARY KEY, doc text NOT NULL);
         CREATE TABLE IF NOT EXISTS {schema}.devices(
           uid text PRIMARY KEY, product text NOT NULL, department text, doc text NOT NULL);
         CREATE INDEX IF NOT EXISTS devices_product ON {schema}.devices(product, uid);
-        CREATE INDEX IF NOT EXISTS devices_department ON {schema}.devices(department)
+        CREATE INDEX IF NOT EXISTS devices_department ON {schema}.devices(department);
+        """ + revisionDDL(tables: ["products", "devices"])
+
+    /// A `registry_revision` counter in the schema that statement triggers on `tables` raise on every insert,
+    /// update and delete, whichever instance or SQL session makes it (version 2).
+    static func revisionDDL(tables: [String]) -> String {
         """
+        CREATE TABLE IF NOT EXISTS {schema}.registry_revision(id integer PRIMARY KEY CHECK (id = 1), value bigint NOT NULL);
+        INSERT INTO {schema}.registry_revision(id, value) VALUES (1, 0) ON CONFLICT DO NOTHING;
+        CREATE OR REPLACE FUNCTION {schema}.registry_revised() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN UPDATE {schema}.registry_revision SET value = value + 1 WHERE id = 1; RETURN NULL; END $$;
+
+        """
+            + tables.map { table in
+                """
+                CREATE OR REPLACE TRIGGER \(table)_revised AFTER INSERT OR UPDATE OR DELETE ON {schema}.\(table)
+                  FOR EACH STATEMENT EXECUTE FUNCTION {schema}.registry_revised()
+                """
+            }.joined(separator: ";\n")
+    }
 
     private func system() async throws -> String {
-        try await storage.systemSchema(component: "registry.tenants", version: 1, Self.systemDDL)
+        try await storage.systemSchema(component: "registry.tenants", version: 2, Self.systemDDL)
     }
 
     /// The tenant's schema, or `nil` when the tenant does not exist (no schema is created for it).
     private func existing(_ tenant: TenantID) async throws -> String? {
         guard tenant.isValid, try await self.tenant(tenant) != nil else { return nil }
-        return try await storage.schema(of: tenant, component: "registry", version: 1, Self.tenantDDL)
+        return try await storage.schema(of: tenant, component: "registry", version: 2, Self.tenantDDL)
     }
 
     private func require(_ tenant: TenantID, saving what: String) async throws -> String {
@@ -70,6 +89,25 @@ public final class PostgresRegistryStore: RegistryStore {
             var result: [T] = []
             for try await doc in rows.decode(String.self) { result.append(try Self.decode(type, doc, what)) }
             return result
+        }
+    }
+
+    /// The system schema's counter (changes of tenants) combined with the tenant schema's (its products and
+    /// devices); `nil` for a tenant that does not exist (no schema is created for it).
+    public func registryRevision(of tenant: TenantID) async throws -> UInt64? {
+        let system = try await system()
+        guard let schema = try await existing(tenant) else { return nil }
+        return try await storage.mapErrors("read the registry revision") {
+            let rows = try await storage.client.query(
+                PostgresQuery(
+                    unsafeSQL:
+                        "SELECT (SELECT value FROM \(system).registry_revision WHERE id = 1), (SELECT value FROM \(schema).registry_revision WHERE id = 1)"
+                ), logger: storage.logger)
+            var revision: UInt64?
+            for try await (tenants, own) in rows.decode((Int64, Int64).self) {
+                revision = UInt64(bitPattern: own) &+ UInt64(bitPattern: tenants) &* 0x9E37_79B9_7F4A_7C15
+            }
+            return revision
         }
     }
 

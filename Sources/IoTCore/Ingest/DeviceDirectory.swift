@@ -179,7 +179,9 @@ final class DeviceDirectory: Sendable {
     private func product(_ id: ProductID, tenant: TenantID) async throws -> (ProductEntry?, loadedAt: Int64) {
         let key = ProductKey(tenant: tenant, product: id)
         let now = clock.now()
-        let cached = state.withLock { s in s.products[key].flatMap { fresh($0, s, tenant: tenant, now: now) ? $0 : nil }
+        let cached = state.withLock { s -> Cached<ProductEntry>? in
+            guard let c = s.products[key], fresh(c, s, tenant: tenant, now: now) else { return nil }
+            return c
         }
         if let cached { return (cached.value, cached.loadedAt) }
         let product = try await registry.product(.tenant(tenant), id: id).map(ProductEntry.init)
@@ -260,6 +262,7 @@ final class DeviceDirectory: Sendable {
             } else {
                 s.devices = s.devices.filter { $0.key.tenant != tenant }
                 s.products = s.products.filter { $0.key.tenant != tenant }
+                s.revisions[tenant] = nil
             }
         }
     }

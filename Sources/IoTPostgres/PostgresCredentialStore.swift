@@ -30,18 +30,15 @@ public final class PostgresCredentialStore: CredentialStore {
           tenant text NOT NULL, device text NOT NULL, label text NOT NULL, kind text NOT NULL, value text NOT NULL,
           created_at bigint NOT NULL, PRIMARY KEY(tenant, device, label));
         CREATE UNIQUE INDEX IF NOT EXISTS certificates_value ON {schema}.certificates(kind, value);
-        CREATE TABLE IF NOT EXISTS {schema}.credentials_revision(
-          id integer PRIMARY KEY CHECK (id = 1), value bigint NOT NULL);
-        INSERT INTO {schema}.credentials_revision(id, value) VALUES (1, 0) ON CONFLICT DO NOTHING;
-        CREATE OR REPLACE FUNCTION {schema}.credentials_revised() RETURNS trigger LANGUAGE plpgsql AS $$
-          BEGIN UPDATE {schema}.credentials_revision SET value = value + 1 WHERE id = 1; RETURN NULL; END $$;
-        CREATE OR REPLACE TRIGGER tokens_revised AFTER UPDATE OR DELETE ON {schema}.tokens
-          FOR EACH STATEMENT EXECUTE FUNCTION {schema}.credentials_revised();
-        CREATE OR REPLACE TRIGGER passwords_revised AFTER INSERT OR UPDATE OR DELETE ON {schema}.passwords
-          FOR EACH STATEMENT EXECUTE FUNCTION {schema}.credentials_revised();
-        CREATE OR REPLACE TRIGGER certificates_revised AFTER INSERT OR UPDATE OR DELETE ON {schema}.certificates
-          FOR EACH STATEMENT EXECUTE FUNCTION {schema}.credentials_revised()
+
         """
+        // Every change the credentialsRevision() contract names; adding a token changes no earlier lookup.
+        + PostgresStorage.revisionCounterDDL(
+            "credentials_revision", function: "credentials_revised",
+            raisedBy: [
+                ("tokens", "UPDATE OR DELETE"), ("passwords", "INSERT OR UPDATE OR DELETE"),
+                ("certificates", "INSERT OR UPDATE OR DELETE"),
+            ])
 
     private func schema() async throws -> String {
         try await storage.systemSchema(component: "credentials", version: 2, Self.ddl)

@@ -27,22 +27,12 @@ public final class PostgresRegistryStore: RegistryStore {
         CREATE INDEX IF NOT EXISTS devices_department ON {schema}.devices(department);
         """ + revisionDDL(tables: ["products", "devices"])
 
-    /// A `registry_revision` counter in the schema that statement triggers on `tables` raise on every insert,
-    /// update and delete, whichever instance or SQL session makes it (version 2).
+    /// A `registry_revision` counter in the schema, raised by every insert, update and delete of `tables`
+    /// (version 2).
     static func revisionDDL(tables: [String]) -> String {
-        """
-        CREATE TABLE IF NOT EXISTS {schema}.registry_revision(id integer PRIMARY KEY CHECK (id = 1), value bigint NOT NULL);
-        INSERT INTO {schema}.registry_revision(id, value) VALUES (1, 0) ON CONFLICT DO NOTHING;
-        CREATE OR REPLACE FUNCTION {schema}.registry_revised() RETURNS trigger LANGUAGE plpgsql AS $$
-          BEGIN UPDATE {schema}.registry_revision SET value = value + 1 WHERE id = 1; RETURN NULL; END $$;
-
-        """
-            + tables.map { table in
-                """
-                CREATE OR REPLACE TRIGGER \(table)_revised AFTER INSERT OR UPDATE OR DELETE ON {schema}.\(table)
-                  FOR EACH STATEMENT EXECUTE FUNCTION {schema}.registry_revised()
-                """
-            }.joined(separator: ";\n")
+        PostgresStorage.revisionCounterDDL(
+            "registry_revision", function: "registry_revised",
+            raisedBy: tables.map { ($0, "INSERT OR UPDATE OR DELETE") })
     }
 
     private func system() async throws -> String {
@@ -105,7 +95,7 @@ public final class PostgresRegistryStore: RegistryStore {
                 ), logger: storage.logger)
             var revision: UInt64?
             for try await (tenants, own) in rows.decode((Int64, Int64).self) {
-                revision = UInt64(bitPattern: own) &+ UInt64(bitPattern: tenants) &* 0x9E37_79B9_7F4A_7C15
+                revision = RevisionWatch.combined(UInt64(bitPattern: own), UInt64(bitPattern: tenants))
             }
             return revision
         }

@@ -259,6 +259,27 @@ public final class PostgresStorage: Service, Sendable {
     /// to drop them once the tenant's schema was dropped.
     func generation(of tenant: TenantID) -> Int { generations.withLock { $0[tenant] ?? 0 } }
 
+    /// DDL of a one-row revision counter `{schema}.<counter>` (`id` 1, `value`) and of statement triggers that raise
+    /// it after the `events` (`"INSERT OR UPDATE OR DELETE"`) of each table, whichever instance or SQL session
+    /// makes the change; the trigger function is `{schema}.<function>`, each trigger `<table>_revised`.
+    static func revisionCounterDDL(_ counter: String, function: String, raisedBy: [(table: String, events: String)])
+        -> String
+    {
+        """
+        CREATE TABLE IF NOT EXISTS {schema}.\(counter)(id integer PRIMARY KEY CHECK (id = 1), value bigint NOT NULL);
+        INSERT INTO {schema}.\(counter)(id, value) VALUES (1, 0) ON CONFLICT DO NOTHING;
+        CREATE OR REPLACE FUNCTION {schema}.\(function)() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN UPDATE {schema}.\(counter) SET value = value + 1 WHERE id = 1; RETURN NULL; END $$;
+
+        """
+            + raisedBy.map { table, events in
+                """
+                CREATE OR REPLACE TRIGGER \(table)_revised AFTER \(events) ON {schema}.\(table)
+                  FOR EACH STATEMENT EXECUTE FUNCTION {schema}.\(function)()
+                """
+            }.joined(separator: ";\n")
+    }
+
     /// The statements of `sql`, split at each `;` outside a `$$`-quoted body (a PL/pgSQL function's).
     static func statements(_ sql: String) -> [Substring] {
         var statements: [Substring] = []

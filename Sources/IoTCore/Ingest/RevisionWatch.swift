@@ -22,6 +22,13 @@ package struct RevisionWatch: Sendable {
 
     package init() {}
 
+    /// One revision made of two counters (a store's two tables, or a store's and an authenticator's own) that
+    /// changes whenever either does: both only grow, so the sum with one of them spread by a large odd factor
+    /// does not come back to an earlier value in practice.
+    package static func combined(_ first: UInt64, _ second: UInt64) -> UInt64 {
+        first &+ second &* 0x9E37_79B9_7F4A_7C15
+    }
+
     /// Whether an entry whose lookup started at `lookedUpAt` may be used at `now`, past its lifetime.
     package func vouches(for lookedUpAt: Int64, now: Int64, lifetime: Int64) -> Bool {
         revision != nil && lookedUpAt >= since && now - confirmed < lifetime

@@ -189,7 +189,7 @@ public final class DeviceAuthService: SourceAwareAuthenticator, TokenIssuer, Cre
         }
         sessionsSweptThrough.store(now, ordering: .relaxed)
         if expired { sessionRevision.add(1, ordering: .relaxed) }
-        return stored &+ sessionRevision.load(ordering: .relaxed) &* 0x9E37_79B9_7F4A_7C15
+        return RevisionWatch.combined(stored, sessionRevision.load(ordering: .relaxed))
     }
 
     /// Resolves a credential presented from `source`, counting failures against the source address.

@@ -51,22 +51,16 @@ public final class SQLiteCredentialStore: CredentialStore {
             PRIMARY KEY (tenant, device, label)
         ) WITHOUT ROWID;
         CREATE UNIQUE INDEX IF NOT EXISTS certificates_value ON certificates(kind, value);
-        CREATE TABLE IF NOT EXISTS credentials_revision(id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
-        INSERT OR IGNORE INTO credentials_revision(id, value) VALUES (1, 0);
-        \(revisionTriggers)
+        \(revisionCounterSchema(
+            "credentials_revision",
+            // Every change the credentialsRevision() contract names. Adding a token changes no earlier lookup, so
+            // bulk provisioning counts nothing.
+            raisedBy: [
+                ("tokens", "UPDATE"), ("tokens", "DELETE"), ("passwords", "INSERT"), ("passwords", "UPDATE"),
+                ("passwords", "DELETE"), ("certificates", "INSERT"), ("certificates", "UPDATE"),
+                ("certificates", "DELETE"),
+            ]))
         """
-
-    /// Triggers that count every change the ``credentialsRevision()`` contract names, whoever makes it (the
-    /// `sqlite3` shell too). Adding a token changes no earlier lookup, so bulk provisioning counts nothing.
-    private static let revisionTriggers = [
-        ("tokens", "UPDATE"), ("tokens", "DELETE"), ("passwords", "INSERT"), ("passwords", "UPDATE"),
-        ("passwords", "DELETE"), ("certificates", "INSERT"), ("certificates", "UPDATE"), ("certificates", "DELETE"),
-    ].map { table, event in
-        """
-        CREATE TRIGGER IF NOT EXISTS \(table)_\(event.lowercased())_revision AFTER \(event) ON \(table)
-        BEGIN UPDATE credentials_revision SET value = value + 1 WHERE id = 1; END;
-        """
-    }.joined(separator: "\n")
 
     private func db() async throws -> SQLiteDatabase {
         try await databases.system()
@@ -130,11 +124,7 @@ public final class SQLiteCredentialStore: CredentialStore {
     /// A counter that triggers raise on every change of a token, password or certificate credential but the
     /// addition of a token: one read by primary key.
     public func credentialsRevision() async throws -> UInt64? {
-        try await db().read { c in
-            let s = try c.statement("SELECT value FROM credentials_revision WHERE id = 1")
-            defer { s.reset() }
-            return try s.step() ? UInt64(bitPattern: s.int64(0)) : nil
-        }
+        try await db().read { try $0.revision("credentials_revision") }
     }
 
     @discardableResult

@@ -47,22 +47,10 @@ public final class SQLiteRegistryStore: RegistryStore {
             schema: Self.revisionSchema(tables: ["products", "devices"]))
     }
 
-    /// A `registry_revision` counter that triggers on `tables` raise on every insert, update and delete, whoever
-    /// makes it (the `sqlite3` shell too).
+    /// A `registry_revision` counter raised by every insert, update and delete of `tables`.
     private static func revisionSchema(tables: [String]) -> String {
-        """
-        CREATE TABLE IF NOT EXISTS registry_revision(id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
-        INSERT OR IGNORE INTO registry_revision(id, value) VALUES (1, 0);
-
-        """
-            + tables.flatMap { table in
-                ["INSERT", "UPDATE", "DELETE"].map { event in
-                    """
-                    CREATE TRIGGER IF NOT EXISTS \(table)_\(event.lowercased())_revision AFTER \(event) ON \(table)
-                    BEGIN UPDATE registry_revision SET value = value + 1 WHERE id = 1; END;
-                    """
-                }
-            }.joined(separator: "\n")
+        revisionCounterSchema(
+            "registry_revision", raisedBy: tables.flatMap { t in ["INSERT", "UPDATE", "DELETE"].map { (t, $0) } })
     }
 
     private static let systemSchema = """
@@ -117,13 +105,8 @@ public final class SQLiteRegistryStore: RegistryStore {
     public func registryRevision(of tenant: TenantID) async throws -> UInt64? {
         let system = try await systemDB()
         guard let db = try await existingTenantDB(tenant) else { return nil }
-        let read: @Sendable (SQLiteConnection) throws -> UInt64 = { c in
-            let s = try c.statement("SELECT value FROM registry_revision WHERE id = 1")
-            defer { s.reset() }
-            return try s.step() ? UInt64(bitPattern: s.int64(0)) : 0
-        }
-        let tenants = try await system.read(read)
-        return try await db.read(read) &+ tenants &* 0x9E37_79B9_7F4A_7C15
+        let tenants = try await system.read { try $0.revision("registry_revision") }
+        return RevisionWatch.combined(try await db.read { try $0.revision("registry_revision") }, tenants)
     }
 
     /// The tenant's database, or `nil` when the tenant does not exist (no file is created for it).

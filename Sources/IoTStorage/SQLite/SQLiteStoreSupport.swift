@@ -11,6 +11,32 @@ import Synchronization
 
 // Helpers shared by the SQLite stores (registry, credentials, rule state, statistics, outbox).
 
+/// The schema of a one-row revision counter `counter` (`id` 1, `value`) and of the triggers that raise it after
+/// each (table, event) of `raisedBy`, whoever makes the change (the `sqlite3` shell too); each trigger is named
+/// `<table>_<event>_revision`. ``SQLiteConnection/revision(_:)`` reads it.
+func revisionCounterSchema(_ counter: String, raisedBy: [(table: String, event: String)]) -> String {
+    """
+    CREATE TABLE IF NOT EXISTS \(counter)(id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+    INSERT OR IGNORE INTO \(counter)(id, value) VALUES (1, 0);
+
+    """
+        + raisedBy.map { table, event in
+            """
+            CREATE TRIGGER IF NOT EXISTS \(table)_\(event.lowercased())_revision AFTER \(event) ON \(table)
+            BEGIN UPDATE \(counter) SET value = value + 1 WHERE id = 1; END;
+            """
+        }.joined(separator: "\n")
+}
+
+extension SQLiteConnection {
+    /// The value of a counter made by ``revisionCounterSchema(_:raisedBy:)``; 0 when its row is missing.
+    func revision(_ counter: String) throws -> UInt64 {
+        let s = try statement("SELECT value FROM \(counter) WHERE id = 1")
+        defer { s.reset() }
+        return try s.step() ? UInt64(bitPattern: s.int64(0)) : 0
+    }
+}
+
 /// The databases one store has prepared (opened, schema applied), so that later calls skip the
 /// preparation and its hop to a dispatch thread.
 final class PreparedDatabases: Sendable {

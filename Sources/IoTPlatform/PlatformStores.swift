@@ -46,7 +46,8 @@ struct PlatformStores {
             points: PostgresPointStore(
                 storage: storage,
                 configuration: .init(
-                    instanceID: instance, duplicatePolicy: configuration.storage.points.duplicatePolicy)),
+                    instanceID: instance, duplicatePolicy: configuration.storage.points.duplicatePolicy,
+                    rollupDelay: configuration.storage.points.rollupDelay)),
             credentials: PostgresCredentialStore(storage: storage), ruleState: PostgresRuleStateStore(storage: storage),
             statistics: PostgresStatisticsStore(storage: storage, instanceID: instance),
             scripts: PostgresScriptStore(storage: storage),

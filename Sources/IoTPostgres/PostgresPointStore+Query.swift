@@ -120,7 +120,7 @@ extension PostgresPointStore {
                     }
                 }
                 // The open minutes' parts are added to the closed minutes' and hours' rows.
-                let openFrom = storedOpenFrom ?? Self.nothingClosed
+                let openFrom = storedOpenFrom ?? RollupLevel.nothingClosed
                 for (level, runs) in [(RollupLevel.minute, plan.minutes), (.hour, plan.hours)] {
                     for (a, b) in runs {
                         for (start, p) in try await Self.rows(

@@ -261,9 +261,6 @@ extension PostgresPointStore {
 
     // MARK: Closing minutes
 
-    /// The first open minute of a schema that has closed none: the first whole hour `Int64` holds.
-    static let nothingClosed: Int64 = -9_223_372_036_854_000_000
-
     /// The first statement of every transaction that writes points or rollups: the tenant's schema becomes the
     /// search path, for this transaction only (PostgresNIO quotes the table name of a `COPY` as one identifier),
     /// and the transaction takes the lock on the tenant's open minutes. Shared to append (the write reads where
@@ -288,7 +285,7 @@ extension PostgresPointStore {
     static func openFrom(_ c: PostgresConnection, schema: String, logger: Logger) async throws -> Int64 {
         let rows = try await c.query(
             PostgresQuery(unsafeSQL: "SELECT open_from FROM \(schema).rollup_state"), logger: logger)
-        var openFrom = nothingClosed
+        var openFrom = RollupLevel.nothingClosed
         for try await m in rows.decode(Int64.self) { openFrom = m }
         return openFrom
     }

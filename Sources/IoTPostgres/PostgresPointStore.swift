@@ -106,7 +106,7 @@ public final class PostgresPointStore: PointStore {
         CREATE INDEX IF NOT EXISTS rollup_parts_key ON {schema}.rollup_parts(series, bucket);
         CREATE TABLE IF NOT EXISTS {schema}.rollup_state(id smallint PRIMARY KEY CHECK (id = 1), open_from bigint NOT NULL);
         INSERT INTO {schema}.rollup_state(id, open_from)
-          SELECT 1, CASE WHEN max(bucket) IS NULL THEN \(nothingClosed)
+          SELECT 1, CASE WHEN max(bucket) IS NULL THEN \(RollupLevel.nothingClosed)
                     ELSE least(max(bucket), 9223372036850000000) + 60000 END FROM {schema}.rollup_1m
           ON CONFLICT (id) DO NOTHING
         """

@@ -83,8 +83,11 @@ final class RawDatabase {
         try await store.write(PointBatch(tenant: tenant, points: overwrites, journalSequence: 0))
     }
 
-    /// Rows of a rollup table that differ from the same aggregate computed from `points` (both ways).
-    func rollupDifferences(_ raw: RawDatabase, table: String, millis: Int64) throws -> [[String]] {
+    /// Rows of a rollup table that differ from the same aggregate computed from `points` (both ways): of the
+    /// points before `openFrom`, the closed minutes, whose rows the tables hold.
+    func rollupDifferences(
+        _ raw: RawDatabase, table: String, millis: Int64, openFrom: Int64 = .max
+    ) throws -> [[String]] {
         let expected = """
             SELECT * FROM (WITH g AS (
               SELECT series, ts / \(millis) * \(millis) AS bucket, count(*) AS count,
@@ -92,7 +95,7 @@ final class RawDatabase {
                      min(CASE WHEN typeof(value) IN ('real', 'integer') THEN value END) AS min,
                      max(CASE WHEN typeof(value) IN ('real', 'integer') THEN value END) AS max,
                      min(ts) AS first_ts, max(ts) AS last_ts
-              FROM points GROUP BY 1, 2)
+              FROM points WHERE ts < \(openFrom) GROUP BY 1, 2)
             SELECT g.series, g.bucket, g.count, g.sum, g.min, g.max, g.first_ts, f.value, typeof(f.value),
                    g.last_ts, l.value, typeof(l.value)
             FROM g JOIN points f ON f.series = g.series AND f.ts = g.first_ts
@@ -123,14 +126,115 @@ final class RawDatabase {
         #expect(try raw.rows("PRAGMA integrity_check") == [["ok"]])
     }
 
+    /// Issue 22, item 8: a point into an open minute writes no rollup row; the minutes close, with rows built
+    /// from the points, once they ended the rollup delay ago. The workload spans 3 hours and the clock stands
+    /// 90 minutes in: its late points and overwrites fall on both sides. Aggregates are the same before and
+    /// after the closing, and after reopening.
+    @Test func minutesCloseAfterTheRollupDelayAndAggregatesAreExactOnBothSides() async throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock(now: Self.t0 + 90 * 60_000)
+        let store = SQLitePointStore(
+            storage: try SQLiteStorage(configuration: .init(directory: dir.path)), clock: clock)
+        try await writeWorkload(store)
+        let raw = try RawDatabase("\(dir.path)/tenants/acme.sqlite")
+        let openFrom = (Self.t0 + 88 * 60_000) / 60_000 * 60_000
+        #expect(try raw.rows("SELECT value FROM points_meta WHERE key = 'rollup_open_from'") == [["\(openFrom)"]])
+        #expect(try raw.rows("SELECT count(*) FROM points WHERE ts >= \(openFrom)")[0][0] != "0")
+        #expect(try raw.rows("SELECT count(*) FROM rollup_1m WHERE bucket >= \(openFrom)") == [["0"]])
+        #expect(try rollupDifferences(raw, table: "rollup_1m", millis: 60_000, openFrom: openFrom) == [])
+        #expect(try rollupDifferences(raw, table: "rollup_1h", millis: 3_600_000, openFrom: openFrom) == [])
+
+        // Whole range, hour and minute buckets, and unaligned ones across the first open minute.
+        let queries: [(Int64, Int64, Int64?)] = [
+            (Self.t0 - 3_600_000, Self.t0 + 4 * 3_600_000, nil),
+            (Self.t0 / 3_600_000 * 3_600_000, Self.t0 + 4 * 3_600_000, 3_600_000),
+            (openFrom - 30 * 60_000, openFrom + 30 * 60_000, 60_000),
+            (openFrom - 7_777_777, openFrom + 5_555_555, 1_234_567),
+        ]
+        func answers(_ store: SQLitePointStore) async throws -> [[AggregateBucket]] {
+            var all: [[AggregateBucket]] = []
+            for device in ["d1", "d2"] {
+                for (from, to, bucket) in queries {
+                    all.append(
+                        try await store.aggregate(
+                            .tenant(tenant), series: SeriesKey(device: device, signal: "s"), from: from, to: to,
+                            bucketMillis: bucket))
+                }
+            }
+            return all
+        }
+        let before = try await answers(store)
+        #expect(before.allSatisfy { !$0.isEmpty })
+        let points = Int(try raw.rows(Self.pointsOfD1)[0][0])
+        #expect(before[0].map(\.count) == [points], "every point of d1 counted once")
+
+        // Time passes: the next write closes every minute that ended 2 minutes ago.
+        clock.advance(byMillis: 3 * 3_600_000)
+        try await store.write(
+            PointBatch(
+                tenant: tenant,
+                points: [Point(device: "d3", signal: "s", time: clock.now(), value: .number(1))],
+                journalSequence: 0))
+        let closedFrom = (clock.now() - 120_000) / 60_000 * 60_000
+        #expect(
+            try raw.rows("SELECT value FROM points_meta WHERE key = 'rollup_open_from'") == [["\(closedFrom)"]])
+        #expect(try rollupDifferences(raw, table: "rollup_1m", millis: 60_000, openFrom: closedFrom) == [])
+        #expect(try rollupDifferences(raw, table: "rollup_1h", millis: 3_600_000, openFrom: closedFrom) == [])
+        #expect(try await answers(store) == before)
+
+        // A late point into a closed minute updates its rows; an overwrite there recomputes them.
+        try await store.write(
+            PointBatch(
+                tenant: tenant,
+                points: [
+                    Point(device: "d1", signal: "s", time: openFrom + 1, value: .number(1_000)),
+                    Point(device: "d2", signal: "s", time: Self.t0, value: .number(-1_000)),
+                ], journalSequence: 0))
+        #expect(try rollupDifferences(raw, table: "rollup_1m", millis: 60_000, openFrom: closedFrom) == [])
+        #expect(try rollupDifferences(raw, table: "rollup_1h", millis: 3_600_000, openFrom: closedFrom) == [])
+        let after = try await answers(store)
+        let reopened = SQLitePointStore(
+            storage: try SQLiteStorage(configuration: .init(directory: dir.path)), clock: clock)
+        #expect(try await answers(reopened) == after)
+        #expect(try raw.rows("PRAGMA integrity_check") == [["ok"]])
+    }
+
+    static let pointsOfD1 = "SELECT count(*) FROM points JOIN series ON series.id = points.series WHERE device = 'd1'"
+
+    /// A database of schema version 1 kept a row for every minute: its first open minute is the one after its
+    /// last row, so nothing is rolled up twice.
+    @Test func aVersionOneDatabaseOpensAfterItsLastMinuteRow() async throws {
+        let dir = TemporaryDirectory()
+        let store = SQLitePointStore(
+            storage: try SQLiteStorage(configuration: .init(directory: dir.path)),
+            clock: ManualClock(now: Self.t0 + 4 * 3_600_000))
+        try await writeWorkload(store)
+        let raw = try RawDatabase("\(dir.path)/tenants/acme.sqlite")
+        try raw.execute(
+            "DELETE FROM points_meta WHERE key = 'rollup_open_from'; UPDATE iot_schema SET version = 1 WHERE component = 'points'"
+        )
+        let last = Int64(try raw.rows("SELECT max(bucket) FROM rollup_1m")[0][0])!
+        let reopened = SQLitePointStore(
+            storage: try SQLiteStorage(configuration: .init(directory: dir.path)),
+            clock: ManualClock(now: Self.t0 + 4 * 3_600_000))
+        let key = SeriesKey(device: "d1", signal: "s")
+        let all = try await reopened.aggregate(
+            .tenant(tenant), series: key, from: Self.t0, to: Self.t0 + 4 * 3_600_000, bucketMillis: nil)
+        #expect(try raw.rows("SELECT value FROM points_meta WHERE key = 'rollup_open_from'") == [["\(last + 60_000)"]])
+        #expect(all.map(\.count) == [Int(try raw.rows(Self.pointsOfD1)[0][0])!])
+    }
+
     /// Issue 23, item 7: the console's 7-day chart of a 1 Hz signal (at most 1,000 means over whole minutes,
     /// aligned to the bucket) is answered from the rollups alone: with every raw point deleted behind the store's
     /// back, the same buckets come back.
+    /// The store's clock reads `end` plus the rollup delay, so the 7 days' minutes close as the writes go.
     @Test func aSevenDayChartAtOneHertzIsServedFromTheRollups() async throws {
         let dir = TemporaryDirectory()
-        let store = SQLitePointStore(storage: try SQLiteStorage(configuration: .init(directory: dir.path)))
         let day: Int64 = 86_400_000
         let end = 1_800_000_000_000 / day * day
+        let store = SQLitePointStore(
+            storage: try SQLiteStorage(configuration: .init(directory: dir.path)),
+            clock: ManualClock(now: end + 120_000))
         let start = end - 7 * day
         for batch in stride(from: start, to: end, by: 10_000_000) {
             let points = stride(from: batch, to: min(batch + 10_000_000, end), by: 1_000).map {

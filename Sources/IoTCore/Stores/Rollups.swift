@@ -143,6 +143,11 @@ extension RollupPartial {
     }
 }
 
+extension RollupLevel {
+    /// The first open minute of a store that has closed none: the first whole hour `Int64` holds.
+    package static let nothingClosed: Int64 = -9_223_372_036_854_000_000
+}
+
 /// Which time ranges of an aggregate query come from raw points, minute rollups and hour rollups.
 ///
 /// Every range lies inside one bucket, and ranges of one level that touch are merged, so each level is
@@ -216,6 +221,31 @@ package struct AggregatePlan: Sendable {
         } else {
             runs.append((a, b))
         }
+    }
+
+    /// The same plan for a store whose minutes from `openFrom` (minute-aligned) on are open: they have no
+    /// `rollup_1m` row and their hours' `rollup_1h` rows leave them out, so they are read from the raw points, and
+    /// the hour that holds `openFrom` from its closed minutes' rows and the raw points of the rest.
+    package func closed(before openFrom: Int64) -> AggregatePlan {
+        var plan = self
+        let hourOpen = RollupLevel.hour.bucketStart(openFrom)
+        plan.hours = []
+        plan.minutes = []
+        var minuteRuns = minutes
+        for (a, b) in hours {
+            if a < hourOpen { Self.add(&plan.hours, a, min(b, hourOpen)) }
+            if b > hourOpen { minuteRuns.append((max(a, hourOpen), b)) }
+        }
+        var closedRuns: [(Int64, Int64)] = []
+        var rawRuns = raw
+        for (a, b) in minuteRuns {
+            if a < openFrom { closedRuns.append((a, min(b, openFrom))) }
+            if b > openFrom { rawRuns.append((max(a, openFrom), b)) }
+        }
+        for (a, b) in closedRuns.sorted(by: { $0.0 < $1.0 }) { Self.add(&plan.minutes, a, b) }
+        plan.raw = []
+        for (a, b) in rawRuns.sorted(by: { $0.0 < $1.0 }) { Self.add(&plan.raw, a, b) }
+        return plan
     }
 
     /// The index of the bucket that holds `time`.

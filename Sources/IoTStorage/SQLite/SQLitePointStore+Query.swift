@@ -83,8 +83,8 @@ extension SQLitePointStore {
     /// Aggregates of one series over `[from, to)` in buckets of `bucketMillis` starting at `from` (one
     /// bucket when `nil`); empty buckets are omitted.
     ///
-    /// Each bucket is composed exactly from raw points (its parts that are not whole minutes),
-    /// `rollup_1m` rows (whole minutes) and `rollup_1h` rows (whole hours). Throws
+    /// Each bucket is composed exactly from raw points (its parts that are not whole closed minutes),
+    /// `rollup_1m` rows (whole closed minutes) and `rollup_1h` rows (whole closed hours), in one read transaction. Throws
     /// ``IoTError/Code/invalidArgument`` when `bucketMillis` is not positive.
     public func aggregate(
         _ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, bucketMillis: Int64?
@@ -96,7 +96,7 @@ extension SQLitePointStore {
         return try await tenant.db.read { conn in
             try conn.readTransaction {
                 guard let id = try Self.lookupSeries(series, conn) else { return [] }
-                return try plan.run(conn, series: id)
+                return try plan.closed(before: Self.openFrom(conn)).run(conn, series: id)
             }
         }
     }

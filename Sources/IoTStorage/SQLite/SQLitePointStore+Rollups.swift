@@ -143,8 +143,8 @@ extension SQLitePointStore {
     }
 
     /// After the points of `series` before `time` were deleted: drops the rollup rows that lie wholly
-    /// before `time` and recomputes the ones that straddle it.
-    static func trimRollups(_ conn: SQLiteConnection, series: Int64, before time: Int64) throws {
+    /// before `time` and recomputes the ones that straddle it (a minute only when closed: an open one has no row).
+    static func trimRollups(_ conn: SQLiteConnection, series: Int64, before time: Int64, openFrom: Int64) throws {
         for level in RollupLevel.allCases {
             let (limit, overflow) = time.subtractingReportingOverflow(level.millis)
             if !overflow {
@@ -155,7 +155,9 @@ extension SQLitePointStore {
                 d.reset()
             }
             let start = level.bucketStart(time)
-            if start != time { try recompute(conn, level, BucketKey(series: series, start: start)) }
+            if start != time && (level == .hour || start < openFrom) {
+                try recompute(conn, level, BucketKey(series: series, start: start))
+            }
         }
     }
 }

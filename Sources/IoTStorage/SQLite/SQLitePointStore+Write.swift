@@ -15,9 +15,10 @@ extension SQLitePointStore {
     /// (series, time), so a later write in the batch still wins. That order keeps the B-tree pages of one
     /// series hot while it is written, and lets the minute partials be accumulated without hashing.
     ///
-    /// Fast path: `INSERT … ON CONFLICT DO NOTHING`; a new point is added to its minute's partial. On a
+    /// Fast path: `INSERT … ON CONFLICT DO NOTHING`; a point into an open minute is done (its minute's rows are
+    /// built when it closes), a new point into a closed minute is added to its minute's partial. On a
     /// conflict the stored value is compared: equal → nothing; different → the policy decides, and an
-    /// overwrite marks the minute (and so its hour) for recomputation from the raw points.
+    /// overwrite in a closed minute marks the minute (and so its hour) for recomputation from the raw points.
     ///
     /// The journal sequence is stored as `max(stored, sequence)` (clamped to `Int64.max`).
     /// - Returns: how many stored points the batch replaced with a different value.
@@ -43,6 +44,7 @@ extension SQLitePointStore {
             }
             order.sort { ($0.series, $0.time, $0.index) < ($1.series, $1.time, $1.index) }
 
+            let openFrom = try openFrom(tenant, conn)
             let insert = try conn.statement(insertSQL)
             var minutes: [(BucketKey, RollupPartial)] = []
             var dirtyMinutes = Set<BucketKey>()
@@ -56,7 +58,9 @@ extension SQLitePointStore {
                 try insert.step()
                 insert.reset()
                 let minute = BucketKey(series: id, start: RollupLevel.minute.bucketStart(time))
+                let open = minute.start >= openFrom
                 if conn.changes == 1 {
+                    if open { continue }
                     if minute != current {
                         if partial.count > 0 { minutes.append((current, partial)) }
                         current = minute
@@ -78,7 +82,7 @@ extension SQLitePointStore {
                 try update.run()
                 update.reset()
                 overwritten += 1
-                dirtyMinutes.insert(minute)
+                if !open { dirtyMinutes.insert(minute) }
             }
             if partial.count > 0 { minutes.append((current, partial)) }
             try writeRollups(conn, minutes: minutes, dirtyMinutes: dirtyMinutes)
@@ -90,6 +94,83 @@ extension SQLitePointStore {
             s.reset()
         }
         return overwritten
+    }
+
+    static let openFromSQL = "SELECT value FROM points_meta WHERE key = 'rollup_open_from'"
+
+    /// The tenant's first open minute: the writer's copy, or the committed one.
+    static func openFrom(_ tenant: PointTenant, _ conn: SQLiteConnection) throws -> Int64 {
+        if let openFrom = tenant.openFrom { return openFrom }
+        let openFrom = try openFrom(conn)
+        tenant.openFrom = openFrom
+        return openFrom
+    }
+
+    /// The first open minute in the connection's view.
+    static func openFrom(_ conn: SQLiteConnection) throws -> Int64 {
+        let s = try conn.statement(openFromSQL)
+        defer { s.reset() }
+        return try s.step() ? s.int64(0) : RollupLevel.nothingClosed
+    }
+
+    /// Closes the minutes that end at or before `time` when the first open minute is before them, in a
+    /// transaction of its own (the caller is the writer): each series' points from the first open minute to
+    /// there become `rollup_1m` rows and are added to their `rollup_1h` rows, and the first open minute moves.
+    /// - Returns: how many minute rows were built.
+    @discardableResult
+    static func close(_ tenant: PointTenant, before time: Int64, _ conn: SQLiteConnection) throws -> Int {
+        let end = RollupLevel.minute.bucketStart(time)
+        let from = try openFrom(tenant, conn)
+        guard end > from else { return 0 }
+        let built: Int
+        do {
+            built = try conn.transaction {
+                let list = try conn.statement("SELECT id FROM series ORDER BY id")
+                var ids: [Int64] = []
+                while try list.step() { ids.append(list.int64(0)) }
+                list.reset()
+                var built = 0
+                for id in ids {
+                    var minutes: [(BucketKey, RollupPartial)] = []
+                    let scan = try conn.statement(rawScanSQL)
+                    scan.bind(1, id)
+                    scan.bind(2, from)
+                    scan.bind(3, end)
+                    while try scan.step() {
+                        let time = scan.int64(0)
+                        let key = BucketKey(series: id, start: RollupLevel.minute.bucketStart(time))
+                        if minutes.last?.0 != key { minutes.append((key, RollupPartial())) }
+                        minutes[minutes.count - 1].1.add(time: time, value: scan.signalValue(1))
+                    }
+                    scan.reset()
+                    if minutes.isEmpty { continue }
+                    // No minute row exists at or after the first open minute; an hour's row holds its closed minutes.
+                    let replace = try conn.statement(RollupLevel.minute.replaceSQL)
+                    for (key, p) in minutes {
+                        bind(replace, key, p)
+                        try replace.run()
+                        replace.reset()
+                    }
+                    let upsertHour = try conn.statement(RollupLevel.hour.upsertSQL)
+                    for (key, p) in RollupPartial.hours(of: minutes, skipping: []) {
+                        bind(upsertHour, key, p)
+                        try upsertHour.run()
+                        upsertHour.reset()
+                    }
+                    built += minutes.count
+                }
+                let move = try conn.statement("UPDATE points_meta SET value = ? WHERE key = 'rollup_open_from'")
+                move.bind(1, end)
+                try move.run()
+                move.reset()
+                return built
+            }
+        } catch {
+            tenant.openFrom = nil
+            throw error
+        }
+        tenant.openFrom = end
+        return built
     }
 
     /// The id of a series, from the cache, the `series` table, or a new row.

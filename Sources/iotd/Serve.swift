@@ -104,7 +104,7 @@ func bootstrapObservability(level: Logger.Level, format: PlatformConfiguration.L
     LoggingSystem.bootstrap { label in
         switch format {
         case .text:
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = TextLogHandler(label: label)
             handler.logLevel = level
             return handler
         case .json:

@@ -10,6 +10,37 @@ import Testing
 /// Issue 22, item 6: the JSON log format, the Prometheus names of metrics from other libraries, and the
 /// histogram buckets of the platform's factory.
 @Suite struct ObservabilityTests {
+    /// The text handler writes what swift-log's `StreamLogHandler` writes (timestamps aside), its metadata and
+    /// the message's merged, though it formats them only when a message is written.
+    @Test func theTextHandlerWritesTheStreamHandlersLines() throws {
+        let (text, stream) = (CapturedLines(), CapturedLines())
+        var handlers: [any LogHandler] = [
+            TextLogHandler(label: "iot.test", stream: text),
+            StreamLogHandler(label: "iot.test", stream: stream, metadataProvider: nil),
+        ]
+        for i in handlers.indices {
+            handlers[i].logLevel = .debug
+            handlers[i][metadataKey: "hb.request.id"] = "r-1"
+            handlers[i][metadataKey: "instance"] = "a"
+        }
+        for handler in handlers {
+            var logger = Logger(label: "iot.test") { _ in handler }
+            logger.logLevel = .debug
+            logger.info("first", metadata: ["client": "plant-1", "instance": "b"])
+            logger.debug("second")
+            logger.trace("below the level")
+            logger[metadataKey: "instance"] = nil
+            logger.warning("third", metadata: ["sizes": ["1", "2"]])
+        }
+        /// The lines without their leading timestamp.
+        func messages(_ lines: CapturedLines) -> [String] {
+            lines.text.split(separator: "\n").map { String($0.drop { $0 != " " }) }
+        }
+        #expect(messages(text).count == 3)
+        #expect(messages(text) == messages(stream))
+        #expect(messages(text).first?.contains("client=plant-1") == true, "\(messages(text))")
+    }
+
     @Test func eachLogEventIsOneJSONObjectPerLine() throws {
         let lines = Mutex<[String]>([])
         var handler = JSONLogHandler(label: "iot.test") { line in lines.withLock { $0.append(line) } }
@@ -66,4 +97,11 @@ extension ISO8601DateFormatter {
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return f
     }
+}
+
+/// Text written to a log stream, for comparison.
+final class CapturedLines: TextOutputStream, Sendable {
+    private let lines = Mutex("")
+    var text: String { lines.withLock { $0 } }
+    func write(_ string: String) { lines.withLock { $0 += string } }
 }

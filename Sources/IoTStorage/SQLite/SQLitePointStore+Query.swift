@@ -84,8 +84,8 @@ extension SQLitePointStore {
     /// bucket when `nil`); empty buckets are omitted.
     ///
     /// Each bucket is composed exactly from raw points (its parts that are not whole closed minutes),
-    /// `rollup_1m` rows (whole closed minutes) and `rollup_1h` rows (whole closed hours), in one read transaction. Throws
-    /// ``IoTError/Code/invalidArgument`` when `bucketMillis` is not positive.
+    /// `rollup_1m` rows (whole closed minutes) and `rollup_1h` rows (the closed minutes of whole hours), in one
+    /// read transaction. Throws ``IoTError/Code/invalidArgument`` when `bucketMillis` is not positive.
     public func aggregate(
         _ scope: AccessScope, series: SeriesKey, from: Int64, to: Int64, bucketMillis: Int64?
     ) async throws -> [AggregateBucket] {

@@ -233,11 +233,11 @@ public final class SQLitePointStore: PointStore {
     }
 }
 
-/// One tenant's database and the writer's cache of series ids.
+/// One tenant's database and the writer's copies of its series ids and first open minute.
 ///
-/// `@unchecked Sendable` because `seriesIDs` and `openFrom` are only read and written inside `db.write` closures, which run
-/// one at a time on the database's serial writer queue with the writer connection's lock held; `db` is
-/// itself `Sendable` and immutable here.
+/// `@unchecked Sendable` because `seriesIDs` and `openFrom` are only read and written inside `db.write`
+/// closures, which run one at a time on the database's serial writer queue with the writer connection's lock
+/// held; `db` is itself `Sendable` and immutable here.
 final class PointTenant: @unchecked Sendable {
     let db: SQLiteDatabase
     /// (device, signal) → series id, for committed series only (cleared when a transaction rolls back).

@@ -157,6 +157,7 @@ import Testing
                 ),
                 ("notifications: { maxAttempts: 0 }", "notifications.maxAttempts is 0; expected 1 to 1000"),
                 ("storage: { retentionDays: 1e300 }", "storage.retentionDays"),
+                ("storage: { rollupDelaySeconds: -1 }", "storage.rollupDelaySeconds"),
                 ("storage: { cacheSizeKiB: -5 }", "storage.cacheSizeKiB: -5 is out of range"),
                 ("journal: { segmentBytes: 9223372036854775807 }", "journal.segmentBytes"),
                 ("ingest: { queueCapacityPoints: 0 }", "ingest.queueCapacityPoints"),

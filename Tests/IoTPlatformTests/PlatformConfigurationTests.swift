@@ -42,7 +42,7 @@ import Testing
             yaml: """
                 dataDirectory: /tmp/x
                 journal: { durability: process, segmentBytes: 8192 }
-                storage: { cacheSizeKiB: 2048, duplicatePolicy: firstWriteWins, retentionDays: 2 }
+                storage: { cacheSizeKiB: 2048, duplicatePolicy: firstWriteWins, retentionDays: 2, rollupDelaySeconds: 30 }
                 ingest: { queueCapacityPoints: 5000, rateLimit: "10:1", authenticationCacheMillis: 250 }
                 http: { host: 0.0.0.0, port: 8088, maxBodyBytes: 4096, limits: { maxConnections: 7 } }
                 coap: { port: 5699, maxObservations: 9, reregisterAfterMillis: 5000 }
@@ -55,7 +55,7 @@ import Testing
                 """, environment: [:])
         #expect(c.journal.segmentBytes == 8192)
         #expect(c.storage.sqlite.cacheSizeKiB == 2048 && c.storage.points.duplicatePolicy == .firstWriteWins)
-        #expect(c.storage.points.retention == .seconds(2 * 86_400))
+        #expect(c.storage.points.retention == .seconds(2 * 86_400) && c.storage.points.rollupDelay == .seconds(30))
         #expect(c.ingest.ingestor.queueCapacityPoints == 5000 && c.ingest.ingestor.rateLimit?.description == "10:1")
         #expect(c.ingest.gateway.authenticationCacheLifetime.inMilliseconds == 250)
         #expect(c.http.listener.host == "0.0.0.0" && c.http.listener.port == 8088)

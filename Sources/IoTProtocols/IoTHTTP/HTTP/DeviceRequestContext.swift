@@ -13,8 +13,11 @@ public struct DeviceRequestContext: RequestContext, WebSocketRequestContext, Cli
     /// The client's IP address (`""` when unknown): the TCP peer, or the client a trusted proxy forwarded for
     /// (``IoTListener/ForwardedForMiddleware``).
     public var peerAddress: String
-    /// The peer's address and port, unique per connection (`""` when unknown).
-    public let peerKey: String
+    /// The peer's address and port, unique per connection (`""` when unknown). Formatted when asked for (only a
+    /// WebSocket upgrade does), not for every request.
+    public var peerKey: String {
+        channel.remoteAddress.map { "\($0.ipAddress ?? ""):\($0.port ?? 0)" } ?? ""
+    }
     /// The connection (for the TLS peer certificate).
     let channel: any Channel
 
@@ -23,9 +26,7 @@ public struct DeviceRequestContext: RequestContext, WebSocketRequestContext, Cli
         self.coreContext = .init(source: source)
         self.webSocket = .init()
         self.channel = source.channel
-        let remote = source.channel.remoteAddress
-        self.peerAddress = remote?.ipAddress ?? ""
-        self.peerKey = remote.map { "\($0.ipAddress ?? ""):\($0.port ?? 0)" } ?? ""
+        self.peerAddress = source.channel.remoteAddress?.ipAddress ?? ""
     }
 
     /// ``peerAddress``, as ``IoTListener/ClientAddressContext`` names it.

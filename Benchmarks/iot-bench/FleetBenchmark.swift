@@ -70,7 +70,7 @@ func runFleetBenchmark(_ options: BenchOptions) async throws {
                             let records = (0..<batch).map { b in
                                 let values = (0..<10).map { #""s\#($0)":\#((n + b + $0) % 1000)"# }.joined(
                                     separator: ",")
-                                // Now, in ms; a batch's records a millisecond apart (a device's messages are 1 s or more apart).
+                                // Now, in ms; a batch's records 1 ms apart (a device's messages are 1 s or more apart).
                                 let ts = Int64(Date().timeIntervalSince1970 * 1_000) + Int64(b)
                                 return #"{"ts":\#(ts),\#(values)}"#
                             }

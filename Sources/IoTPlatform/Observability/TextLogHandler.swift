@@ -4,7 +4,7 @@ public import Logging
 /// message is written instead of each time a value is set.
 ///
 /// `StreamLogHandler` formats all of its metadata on every set. Hummingbird sets a request id on each request's
-/// logger, so with text logs every request paid for a formatting that is almost never written: about 2 % of
+/// logger, so with text logs every request paid for a formatting that is almost never written: about 1 % of
 /// `iotd`'s CPU at 1,000 device requests per second. `iotd` uses this handler with `logging: {format: text}`
 /// (the default); an application bootstraps it itself:
 ///

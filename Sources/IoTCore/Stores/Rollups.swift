@@ -233,7 +233,7 @@ package struct AggregatePlan: Sendable {
         plan.minutes = []
         var minuteRuns = minutes
         for (a, b) in hours {
-            if a < hourOpen { Self.add(&plan.hours, a, min(b, hourOpen)) }
+            Self.add(&plan.hours, a, min(b, hourOpen))
             if b > hourOpen { minuteRuns.append((max(a, hourOpen), b)) }
         }
         var closedRuns: [(Int64, Int64)] = []

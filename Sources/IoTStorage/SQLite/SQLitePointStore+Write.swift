@@ -130,33 +130,20 @@ extension SQLitePointStore {
                 while try list.step() { ids.append(list.int64(0)) }
                 list.reset()
                 var built = 0
+                var points: [(series: Int64, time: Int64, value: SignalValue)] = []
                 for id in ids {
-                    var minutes: [(BucketKey, RollupPartial)] = []
+                    points.removeAll(keepingCapacity: true)
                     let scan = try conn.statement(rawScanSQL)
                     scan.bind(1, id)
                     scan.bind(2, from)
                     scan.bind(3, end)
-                    while try scan.step() {
-                        let time = scan.int64(0)
-                        let key = BucketKey(series: id, start: RollupLevel.minute.bucketStart(time))
-                        if minutes.last?.0 != key { minutes.append((key, RollupPartial())) }
-                        minutes[minutes.count - 1].1.add(time: time, value: scan.signalValue(1))
-                    }
+                    while try scan.step() { points.append((id, scan.int64(0), scan.signalValue(1))) }
                     scan.reset()
-                    if minutes.isEmpty { continue }
-                    // No minute row exists at or after the first open minute; an hour's row holds its closed minutes.
-                    let replace = try conn.statement(RollupLevel.minute.replaceSQL)
-                    for (key, p) in minutes {
-                        bind(replace, key, p)
-                        try replace.run()
-                        replace.reset()
-                    }
-                    let upsertHour = try conn.statement(RollupLevel.hour.upsertSQL)
-                    for (key, p) in RollupPartial.hours(of: minutes, skipping: []) {
-                        bind(upsertHour, key, p)
-                        try upsertHour.run()
-                        upsertHour.reset()
-                    }
+                    if points.isEmpty { continue }
+                    // No minute row exists at or after the first open minute, and an hour's row holds its closed
+                    // minutes only: the minutes are added as a batch's new points are.
+                    let minutes = RollupPartial.minutes(of: points)
+                    try writeRollups(conn, minutes: minutes, dirtyMinutes: [])
                     built += minutes.count
                 }
                 let move = try conn.statement("UPDATE points_meta SET value = ? WHERE key = 'rollup_open_from'")

@@ -150,6 +150,11 @@ func runFleetBenchmark(_ options: BenchOptions) async throws {
             format:
                 "CPU per point: %.1f µs in single 10-signal messages vs %.1f µs in batches of 100 messages (%.1f×)",
             single * 1e6, batched * 1e6, single / max(batched, 1e-12)))
+    // A crash at exit (the heap corrupted under load, a hung shutdown) fails the run, whatever it measured.
+    let status = iotd.stop()
+    guard status == 0 else {
+        throw BenchError("iotd did not stop cleanly after the run (wait status \(status)); its output is above")
+    }
 }
 
 /// What the load threads counted.

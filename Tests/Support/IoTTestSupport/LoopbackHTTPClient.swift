@@ -39,6 +39,8 @@ public final class LoopbackHTTPClient {
     private var start = 0
 
     private let sourceAddress: String?
+    /// How many connections this client has opened (the first, then one per reconnect).
+    public private(set) var connections = 0
 
     /// Connects to `host:port` (IPv4). A response that does not arrive within `timeoutSeconds` (each read
     /// waits at most that long) fails the request instead of hanging the caller. `sourceAddress` binds the
@@ -55,6 +57,7 @@ public final class LoopbackHTTPClient {
     deinit { if fd >= 0 { close(fd) } }
 
     private func connect() throws {
+        connections += 1
         if fd >= 0 { close(fd) }
         buffer.removeAll(keepingCapacity: true)
         start = 0
@@ -109,13 +112,49 @@ public final class LoopbackHTTPClient {
         }
     }
 
+    /// A request to send with others in one write (``pipeline(_:)``).
+    public struct Request: Sendable {
+        /// `POST`, `GET`, …
+        public var method: String
+        /// The path and query.
+        public var path: String
+        /// Header names → values (`Host` and `Content-Length` are added).
+        public var headers: [String: String]
+        /// The body.
+        public var body: [UInt8]
+
+        /// A request of `method` for `path`.
+        public init(_ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8] = []) {
+            self.method = method
+            self.path = path
+            self.headers = headers
+            self.body = body
+        }
+    }
+
+    /// Sends `requests` in one write, without waiting for a response in between (HTTP/1.1 pipelining), then
+    /// reads their responses, in the order they arrive.
+    public func pipeline(_ requests: [Request]) throws -> [Response] {
+        if fd < 0 { try connect() }
+        try writeAll(requests.flatMap { encode($0.method, $0.path, headers: $0.headers, body: $0.body) })
+        return try requests.map { _ in try readResponse() }
+    }
+
     private func send(_ method: String, _ path: String, headers: [String: String], body: [UInt8]) throws -> Response {
         if fd < 0 { try connect() }
+        try writeAll(encode(method, path, headers: headers, body: body))
+        return try readResponse()
+    }
+
+    private func encode(_ method: String, _ path: String, headers: [String: String], body: [UInt8]) -> [UInt8] {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nContent-Length: \(body.count)\r\n"
         if headers["Content-Type"] == nil && !body.isEmpty { head += "Content-Type: application/json\r\n" }
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
         head += "\r\n"
-        try writeAll(Array(head.utf8) + body)
+        return Array(head.utf8) + body
+    }
+
+    private func readResponse() throws -> Response {
         let statusLine = try readLine()
         let parts = statusLine.split(separator: " ", maxSplits: 2)
         guard parts.count >= 2, let status = Int(parts[1]) else {

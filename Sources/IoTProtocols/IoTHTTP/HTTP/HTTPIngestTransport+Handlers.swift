@@ -22,21 +22,9 @@ extension HTTPIngestTransport {
         }
         let contentType = Self.mediaType(request.headers[.contentType])
         return await submit(request, contentType: contentType, context: context) { message in
-            let sender = IngestSubmission.Sender.credential(credential, address: context.peerAddress)
-            // A type JSON and SenML do not read is still fine when the product names its parser (a script
-            // reading CSV, say): the gateway decides.
-            guard let parser = parser(for: contentType) else {
-                let supported = (["application/json"] + configuration.senmlContentTypes.sorted()).joined(
-                    separator: " or ")
-                return .foreignFormat(
-                    message,
-                    refusal: IoTError(
-                        .malformedPayload, "content type \"\(contentType ?? "")\" is not supported; send \(supported)"),
-                    from: sender, claiming: uid)
-            }
-            return .message(message, parser: parser, from: sender, claiming: uid)
+            deviceSubmission(message, uid: uid, credential: credential, address: context.peerAddress)
         } success: {
-            IngestResponses.receipt($0)
+            IngestResponses.receiptReply($0)
         }
     }
 
@@ -45,13 +33,43 @@ extension HTTPIngestTransport {
         if let tooLarge = await refuseDeclaredSize(request) { return tooLarge }
         let token = context.parameters.get("token") ?? ""
         let contentType = Self.mediaType(request.headers[.contentType])
-        let parser: any Parser =
-            contentType.map { configuration.senmlContentTypes.contains($0) } == true ? senmlParser : thingsBoardParser
         return await submit(request, contentType: contentType, context: context) { message in
-            .message(message, parser: parser, from: .credential(.token(token), address: context.peerAddress))
+            thingsBoardSubmission(message, token: token, address: context.peerAddress)
         } success: { _ in
-            IngestResponses.empty
+            IngestResponses.emptyReply
         }
+    }
+
+    // MARK: Submissions
+
+    /// What a device telemetry request is to the gateway: `message` (its content type set) from the holder
+    /// of `credential` at `address`, for the device `uid`.
+    func deviceSubmission(_ message: InboundMessage, uid: String, credential: DeviceCredential, address: String)
+        -> IngestSubmission
+    {
+        let sender = IngestSubmission.Sender.credential(credential, address: address)
+        // A type JSON and SenML do not read is still fine when the product names its parser (a script
+        // reading CSV, say): the gateway decides.
+        guard let parser = parser(for: message.contentType) else {
+            let supported = (["application/json"] + configuration.senmlContentTypes.sorted()).joined(
+                separator: " or ")
+            return .foreignFormat(
+                message,
+                refusal: IoTError(
+                    .malformedPayload,
+                    "content type \"\(message.contentType ?? "")\" is not supported; send \(supported)"),
+                from: sender, claiming: uid)
+        }
+        return .message(message, parser: parser, from: sender, claiming: uid)
+    }
+
+    /// What a ThingsBoard telemetry request is to the gateway: `message` from the holder of `token` at
+    /// `address`, read as SenML for the configured SenML types and as ThingsBoard's JSON otherwise.
+    func thingsBoardSubmission(_ message: InboundMessage, token: String, address: String) -> IngestSubmission {
+        let parser: any Parser =
+            message.contentType.map { configuration.senmlContentTypes.contains($0) } == true
+            ? senmlParser : thingsBoardParser
+        return .message(message, parser: parser, from: .credential(.token(token), address: address))
     }
 
     // MARK: Steps
@@ -68,7 +86,7 @@ extension HTTPIngestTransport {
     /// Reads the body, submits what `submission` makes of it, and answers.
     private func submit(
         _ request: Request, contentType: String?, context: DeviceRequestContext,
-        _ submission: (InboundMessage) -> IngestSubmission, success: (Receipt) -> Response
+        _ submission: (InboundMessage) -> IngestSubmission, success: (Receipt) -> IngestReply
     ) async -> Response {
         let payload: [UInt8]
         do {
@@ -82,18 +100,25 @@ extension HTTPIngestTransport {
         }
         let message = InboundMessage(
             transport: name, topic: request.uri.path, contentType: contentType, payload: payload)
-        switch await gateway.submit(submission(message)) {
+        return reply(to: await gateway.submit(submission(message)), path: request.uri.path, success: success)
+            .response
+    }
+
+    /// The reply to a submission's outcome: `success` of its receipt, or its error (logged when it is the
+    /// server's own, a `500`). `path` is the request's, for the log.
+    func reply(to outcome: IngestOutcome, path: String, success: (Receipt) -> IngestReply) -> IngestReply {
+        switch outcome {
         case .stored(let receipt, _):
             return success(receipt)
         case .unsupportedFormat(let error):
-            return IngestResponses.error(error, status: .unsupportedMediaType)
+            return IngestResponses.errorReply(error, status: .unsupportedMediaType)
         case .refused(let error):
             if IngestResponses.status(for: error) == .internalServerError {
-                logger.error("ingest failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+                logger.error("ingest failed", metadata: ["error": "\(error)", "path": "\(path)"])
             }
-            return IngestResponses.error(error)
+            return IngestResponses.errorReply(error)
         case .deferred:
-            return IngestResponses.error(IoTError(.unavailable, "the request was not handled; retry"))
+            return IngestResponses.errorReply(IoTError(.unavailable, "the request was not handled; retry"))
         }
     }
 

@@ -64,7 +64,7 @@ extension HTTPIngestTransport {
         IngestResponses.json(
             .ok,
             #"{"token":\#(jsonString(session.token)),"tokenType":"Bearer","expiresAt":\#(session.expiresAt),"expiresIn":\#(max(0, (session.expiresAt - now) / 1000)),"deviceUID":\#(jsonString(session.device.deviceUID))}"#
-        )
+        ).response
     }
 
     static func collect(_ request: Request, limit: Int) async throws -> [UInt8] {

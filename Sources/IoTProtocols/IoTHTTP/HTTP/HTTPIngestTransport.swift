@@ -6,6 +6,7 @@ public import IoTCore
 package import IoTListener
 public import Logging
 import NIOCore
+package import Synchronization
 
 /// The HTTP device listener: devices post telemetry, and get `200` only once it is in the journal.
 ///
@@ -35,6 +36,10 @@ import NIOCore
 /// a submission to the ``IoTCore/IngestGateway`` and counted there, so ``IoTCore/Ingestor/statistics``
 /// covers every request.
 ///
+/// Telemetry of a device the gateway has cached (every request after its first, within the caches'
+/// lifetimes) is answered on the connection's event loop, with the router's replies; the router answers
+/// everything else, and the requests behind one it holds, so replies keep their order.
+///
 /// ```swift
 /// let gateway = DefaultIngestGateway(ingestor: ingestor, authenticator: TokenAuthenticator(credentials: credentials))
 /// let http = HTTPIngestTransport(configuration: .init(host: "0.0.0.0", port: 8080), gateway: gateway, logger: logger)
@@ -55,6 +60,8 @@ public final class HTTPIngestTransport: Transport {
     let jsonParser = JSONParser()
     let thingsBoardParser = JSONParser(configuration: .init(layout: .device))
     let senmlParser = SenMLParser()
+    /// Requests answered on the event loop (``TelemetryFastPath``) rather than by the router; tests read it.
+    package let eventLoopAnswers = Atomic<Int>(0)
 
     /// `"http"`: the transport label of messages and counters.
     public var name: String { "http" }
@@ -142,8 +149,9 @@ public final class HTTPIngestTransport: Transport {
             router: router, host: configuration.host, port: configuration.port, listening: port,
             announcement: "HTTP ingest listening", logger: logger,
             makeServer: {
-                try ListenerServer.serverBuilder(tls: tls, limiter: limiter) {
-                    HTTP1Channel(responder: $1, configuration: $0)
+                try ListenerServer.serverBuilder(tls: tls, limiter: limiter) { [self] configuration, responder in
+                    TelemetryChannel(
+                        base: HTTP1Channel(responder: responder, configuration: configuration), transport: self)
                 }
             },
             onBound: { [gateway = self.gateway, name = self.name] channel in

@@ -2,15 +2,28 @@ import HTTPTypes
 import Hummingbird
 import IoTCore
 
+/// A reply of the device listener: its status, headers and body, written by Hummingbird (``response``) or
+/// on the connection's event loop (``TelemetryFastPath``).
+struct IngestReply {
+    var status: HTTPResponse.Status
+    var headers: HTTPFields
+    var body: ByteBuffer
+
+    /// The reply as Hummingbird's response.
+    var response: Response {
+        Response(status: status, headers: headers, body: ResponseBody(byteBuffer: body))
+    }
+}
+
 /// The responses of the device listener: a receipt or a JSON error `{"error": …, "message": …}`.
 enum IngestResponses {
-    /// `200 {"sequence":…,"points":…}`.
-    static func receipt(_ receipt: Receipt) -> Response {
+    /// `200 {"sequence":…,"records":…,"points":…}`.
+    static func receiptReply(_ receipt: Receipt) -> IngestReply {
         json(.ok, #"{"sequence":\#(receipt.sequence),"records":\#(receipt.records),"points":\#(receipt.points)}"#)
     }
 
     /// `200` with an empty body, as ThingsBoard answers.
-    static let empty = Response(status: .ok, headers: [.contentLength: "0"])
+    static let emptyReply = IngestReply(status: .ok, headers: [.contentLength: "0"], body: ByteBuffer())
 
     /// The HTTP status for an error's code.
     static func status(for error: IoTError) -> HTTPResponse.Status {
@@ -29,20 +42,23 @@ enum IngestResponses {
 
     /// A JSON error response; `Retry-After` (whole seconds, rounded up) when the error carries a delay.
     static func error(_ error: IoTError, status: HTTPResponse.Status? = nil) -> Response {
-        var response = json(
+        errorReply(error, status: status).response
+    }
+
+    /// ``error(_:status:)`` as a reply.
+    static func errorReply(_ error: IoTError, status: HTTPResponse.Status? = nil) -> IngestReply {
+        var reply = json(
             status ?? Self.status(for: error),
             #"{"error":\#(jsonString(error.code.name)),"message":\#(jsonString(error.message))}"#)
         if let millis = error.retryAfterMillis {
-            response.headers[.retryAfter] = String(max(1, (millis + 999) / 1000))
+            reply.headers[.retryAfter] = String(max(1, (millis + 999) / 1000))
         } else if error.code == .journal {
-            response.headers[.retryAfter] = "1"
+            reply.headers[.retryAfter] = "1"
         }
-        return response
+        return reply
     }
 
-    static func json(_ status: HTTPResponse.Status, _ body: String) -> Response {
-        Response(
-            status: status, headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    static func json(_ status: HTTPResponse.Status, _ body: String) -> IngestReply {
+        IngestReply(status: status, headers: [.contentType: "application/json"], body: ByteBuffer(string: body))
     }
 }

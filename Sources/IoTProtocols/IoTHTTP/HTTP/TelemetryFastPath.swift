@@ -42,15 +42,15 @@ enum TelemetryRoute: Equatable {
 /// request to the router unchanged.
 ///
 /// A request through the router costs a hop to Swift's cooperative pool and back, its request and response
-/// objects, the router and its middleware: about as much CPU as the ingest itself. Here a request is read
+/// objects, the router and its middleware: more CPU than the ingest itself. Here a request is read
 /// into one buffer and submitted with ``IoTCore/IngestGateway/submitBlocking(_:onCacheMiss:)`` and
 /// ``IoTCore/IngestCacheMiss/deferToAsync``, as libcoap's thread does, which never waits for a task: the
-/// only wait is the journal's own write. The replies are the router's, byte for byte but for the date.
+/// only wait is the journal's own write. The replies are the router's: the same status, headers and body.
 ///
 /// The router answers what this handler does not: a cache miss (the gateway counted nothing, so the
 /// router's submission is the only one), a path that needs decoding, a body over the limit, a client
-/// certificate in place of `Authorization`, `Expect` and `Connection: close`. So does every request behind
-/// one it answers, until that one's response has ended: replies stay in request order.
+/// certificate in place of `Authorization`, `Expect` and `Connection: close`. It also answers every request
+/// pipelined behind one it holds, until that one's response has ended, so replies stay in request order.
 ///
 /// It sits behind Hummingbird's connection state handler, so that the idle timeout and a graceful
 /// shutdown see every request, and in front of the channel's async side.

@@ -1,5 +1,5 @@
 import Foundation
-import HTTPTypes
+public import HTTPTypes
 public import Hummingbird
 public import IoTCore
 
@@ -67,6 +67,16 @@ public struct TrustedProxies: Sendable, Hashable, Codable {
         }
     }
 
+    /// The client of a request that arrived from `peer` with these header fields: ``client(peer:forwardedFor:)``
+    /// of their `X-Forwarded-For` values, or `peer` when no proxy is trusted or the request names none.
+    public func client(peer: String, fields: HTTPFields) -> String {
+        guard !blocks.isEmpty else { return peer }
+        let forwarded = fields[values: Self.forwardedFor]
+        return forwarded.isEmpty ? peer : client(peer: peer, forwardedFor: forwarded)
+    }
+
+    private static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+
     /// The client of a request that arrived from `peer` with these `X-Forwarded-For` values: `peer` itself unless
     /// it is trusted; else the right-most forwarded address that is not trusted (or the left-most, when all are).
     public func client(peer: String, forwardedFor: [String]) -> String {
@@ -125,13 +135,9 @@ public struct ForwardedForMiddleware<Context: ClientAddressContext>: RouterMiddl
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
-        guard !proxies.isEmpty, let name = HTTPField.Name("X-Forwarded-For") else {
-            return try await next(request, context)
-        }
-        let forwarded = request.headers[values: name]
-        guard !forwarded.isEmpty else { return try await next(request, context) }
+        guard !proxies.isEmpty else { return try await next(request, context) }
         var context = context
-        context.clientAddress = proxies.client(peer: context.clientAddress, forwardedFor: forwarded)
+        context.clientAddress = proxies.client(peer: context.clientAddress, fields: request.headers)
         return try await next(request, context)
     }
 }

@@ -1,3 +1,4 @@
+import HTTPTypes
 import IoTCore
 import IoTListener
 import Testing
@@ -29,6 +30,13 @@ import Testing
         // A hop that is not an address leaves the peer.
         #expect(proxies.client(peer: "127.0.0.1", forwardedFor: ["unknown"]) == "127.0.0.1")
         #expect(proxies.client(peer: "127.0.0.1", forwardedFor: []) == "127.0.0.1")
+        // From a request's fields (the router's middleware and the event loop's telemetry path read them so).
+        var fields: HTTPFields = [:]
+        #expect(proxies.client(peer: "127.0.0.1", fields: fields) == "127.0.0.1")
+        fields[HTTPField.Name("X-Forwarded-For")!] = "6.6.6.6, 203.0.113.9"
+        #expect(proxies.client(peer: "127.0.0.1", fields: fields) == "203.0.113.9")
+        #expect(proxies.client(peer: "198.51.100.7", fields: fields) == "198.51.100.7")
+        #expect(TrustedProxies().client(peer: "127.0.0.1", fields: fields) == "127.0.0.1")
     }
 
     @Test func aTrustedProxyIsExemptFromThePerAddressCap() throws {

@@ -205,10 +205,7 @@ final class TelemetryFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     private func clientAddress(_ fields: HTTPFields, context: ChannelHandlerContext) -> String {
         let peer = self.peer ?? context.channel.remoteAddress?.ipAddress ?? ""
         self.peer = peer
-        let proxies = transport.configuration.limits.trustedProxies
-        guard !proxies.isEmpty, let name = HTTPField.Name("X-Forwarded-For") else { return peer }
-        let forwarded = fields[values: name]
-        return forwarded.isEmpty ? peer : proxies.client(peer: peer, forwardedFor: forwarded)
+        return transport.configuration.limits.trustedProxies.client(peer: peer, fields: fields)
     }
 
     /// Passes a request read so far to the router, as it arrived but for its body in one part.

@@ -199,6 +199,39 @@ final class RawDatabase {
         #expect(try raw.rows("PRAGMA integrity_check") == [["ok"]])
     }
 
+    /// A closing that builds more minute rows than one chunk of the writer's (4,096): 3,000 series with points in
+    /// two minutes on either side of an hour. Every row is built once and equals the raw points' aggregates.
+    @Test func aClosingOfManySeriesBuildsEveryMinuteAndHourOnce() async throws {
+        let dir = TemporaryDirectory()
+        let store = SQLitePointStore(
+            storage: try SQLiteStorage(configuration: .init(directory: dir.path)), clock: ManualClock(now: Self.t0))
+        let hour = (Self.t0 / 3_600_000 + 1) * 3_600_000
+        var points: [Point] = []
+        for device in 0..<3_000 {
+            for k in 0..<6 {
+                let time: Int64 = hour - 60_000 + Int64(k) * 20_000
+                let value = Double(device * 10 + k)
+                points.append(Point(device: "d\(device)", signal: "s", time: time, value: .number(value)))
+            }
+        }
+        try await store.write(PointBatch(tenant: tenant, points: points, journalSequence: 0))
+        let raw = try RawDatabase("\(dir.path)/tenants/acme.sqlite")
+        #expect(try raw.rows("SELECT count(*) FROM rollup_1m") == [["0"]], "nothing closed before the call")
+
+        let built = try await store.closeRollups(tenant: tenant, before: hour + 60_000)
+        #expect(built == 6_000)
+        #expect(try raw.rows("SELECT count(*) FROM rollup_1m") == [["6000"]])
+        #expect(try raw.rows("SELECT count(*) FROM rollup_1h") == [["6000"]])
+        #expect(try rollupDifferences(raw, table: "rollup_1m", millis: 60_000, openFrom: hour + 60_000) == [])
+        #expect(try rollupDifferences(raw, table: "rollup_1h", millis: 3_600_000, openFrom: hour + 60_000) == [])
+        let last = try await store.aggregate(
+            .tenant(tenant), series: SeriesKey(device: "d2999", signal: "s"), from: hour - 60_000,
+            to: hour + 60_000, bucketMillis: nil)
+        #expect(last.map(\.count) == [6])
+        let sum = (0..<6).reduce(0) { $0 + 29_990 + $1 }
+        #expect(last.first?.sum == Double(sum))
+    }
+
     static let pointsOfD1 = "SELECT count(*) FROM points JOIN series ON series.id = points.series WHERE device = 'd1'"
 
     /// A database of schema version 1 kept a row for every minute: its first open minute is the one after its

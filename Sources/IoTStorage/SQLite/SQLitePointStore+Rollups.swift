@@ -1,40 +1,59 @@
 import IoTCore
 
+/// The SQL of one rollup level's table, built once: the writer looks statements up by their text, once per
+/// series when minutes close.
+struct RollupSQL: Sendable {
+    let table: String
+    /// Adds a batch's partial to the stored row (creating it): exact for count/sum/min/max/first/last.
+    let upsert: String
+    /// Replaces a row with a recomputed one.
+    let replace: String
+    let delete: String
+    let deleteBefore: String
+    let select: String
+
+    init(table: String) {
+        self.table = table
+        upsert = """
+            INSERT INTO \(table)(series, bucket, count, sum, min, max, first_ts, first_value, last_ts, last_value)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(series, bucket) DO UPDATE SET
+              count = count + excluded.count,
+              sum = coalesce(sum + excluded.sum, sum, excluded.sum),
+              min = coalesce(min(min, excluded.min), min, excluded.min),
+              max = coalesce(max(max, excluded.max), max, excluded.max),
+              first_ts = CASE WHEN excluded.first_ts < first_ts THEN excluded.first_ts ELSE first_ts END,
+              first_value = CASE WHEN excluded.first_ts < first_ts THEN excluded.first_value ELSE first_value END,
+              last_ts = CASE WHEN excluded.last_ts > last_ts THEN excluded.last_ts ELSE last_ts END,
+              last_value = CASE WHEN excluded.last_ts > last_ts THEN excluded.last_value ELSE last_value END
+            """
+        replace = """
+            INSERT OR REPLACE INTO \(table)(series, bucket, count, sum, min, max, first_ts, first_value, last_ts, last_value)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """
+        delete = "DELETE FROM \(table) WHERE series = ? AND bucket = ?"
+        deleteBefore = "DELETE FROM \(table) WHERE series = ? AND bucket <= ?"
+        select = """
+            SELECT bucket, count, sum, min, max, first_ts, first_value, last_ts, last_value FROM \(table)
+            WHERE series = ? AND bucket >= ? AND bucket < ?
+            """
+    }
+
+    static let minute = RollupSQL(table: "rollup_1m")
+    static let hour = RollupSQL(table: "rollup_1h")
+}
+
 /// The SQL of each rollup level's table.
 extension RollupLevel {
-    var table: String { self == .minute ? "rollup_1m" : "rollup_1h" }
-
+    var sql: RollupSQL { self == .minute ? .minute : .hour }
+    var table: String { sql.table }
     /// Adds a batch's partial to the stored row (creating it): exact for count/sum/min/max/first/last.
-    var upsertSQL: String {
-        """
-        INSERT INTO \(table)(series, bucket, count, sum, min, max, first_ts, first_value, last_ts, last_value)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT(series, bucket) DO UPDATE SET
-          count = count + excluded.count,
-          sum = coalesce(sum + excluded.sum, sum, excluded.sum),
-          min = coalesce(min(min, excluded.min), min, excluded.min),
-          max = coalesce(max(max, excluded.max), max, excluded.max),
-          first_ts = CASE WHEN excluded.first_ts < first_ts THEN excluded.first_ts ELSE first_ts END,
-          first_value = CASE WHEN excluded.first_ts < first_ts THEN excluded.first_value ELSE first_value END,
-          last_ts = CASE WHEN excluded.last_ts > last_ts THEN excluded.last_ts ELSE last_ts END,
-          last_value = CASE WHEN excluded.last_ts > last_ts THEN excluded.last_value ELSE last_value END
-        """
-    }
+    var upsertSQL: String { sql.upsert }
     /// Replaces a row with a recomputed one.
-    var replaceSQL: String {
-        """
-        INSERT OR REPLACE INTO \(table)(series, bucket, count, sum, min, max, first_ts, first_value, last_ts, last_value)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        """
-    }
-    var deleteSQL: String { "DELETE FROM \(table) WHERE series = ? AND bucket = ?" }
-    var deleteBeforeSQL: String { "DELETE FROM \(table) WHERE series = ? AND bucket <= ?" }
-    var selectSQL: String {
-        """
-        SELECT bucket, count, sum, min, max, first_ts, first_value, last_ts, last_value FROM \(table)
-        WHERE series = ? AND bucket >= ? AND bucket < ?
-        """
-    }
+    var replaceSQL: String { sql.replace }
+    var deleteSQL: String { sql.delete }
+    var deleteBeforeSQL: String { sql.deleteBefore }
+    var selectSQL: String { sql.select }
 }
 
 extension SQLitePointStore {

@@ -131,21 +131,28 @@ extension SQLitePointStore {
                 list.reset()
                 var built = 0
                 var points: [(series: Int64, time: Int64, value: SignalValue)] = []
+                // No minute row exists at or after the first open minute, and an hour's row holds its closed
+                // minutes only: the minutes are added as a batch's new points are, a few thousand series'
+                // at a time (one statement lookup per level for them, not per series).
+                var minutes: [(BucketKey, RollupPartial)] = []
+                let scan = try conn.statement(rawScanSQL)
                 for id in ids {
                     points.removeAll(keepingCapacity: true)
-                    let scan = try conn.statement(rawScanSQL)
                     scan.bind(1, id)
                     scan.bind(2, from)
                     scan.bind(3, end)
                     while try scan.step() { points.append((id, scan.int64(0), scan.signalValue(1))) }
                     scan.reset()
                     if points.isEmpty { continue }
-                    // No minute row exists at or after the first open minute, and an hour's row holds its closed
-                    // minutes only: the minutes are added as a batch's new points are.
-                    let minutes = RollupPartial.minutes(of: points)
-                    try writeRollups(conn, minutes: minutes, dirtyMinutes: [])
-                    built += minutes.count
+                    minutes += RollupPartial.minutes(of: points)
+                    if minutes.count >= 4_096 {
+                        try writeRollups(conn, minutes: minutes, dirtyMinutes: [])
+                        built += minutes.count
+                        minutes.removeAll(keepingCapacity: true)
+                    }
                 }
+                try writeRollups(conn, minutes: minutes, dirtyMinutes: [])
+                built += minutes.count
                 let move = try conn.statement("UPDATE points_meta SET value = ? WHERE key = 'rollup_open_from'")
                 move.bind(1, end)
                 try move.run()

@@ -63,7 +63,7 @@ public final class Ingestor: Service {
         /// journal sequence's page, the observers), and a store that keeps each series' points together
         /// rewrites the newest page of every series a transaction touches. With 10,000 devices sending one
         /// 10-signal message every 10 s (`iot-bench fleet`), 100 ms instead of 5 ms cut `iotd`'s CPU per
-        /// message by about a sixth and the bytes it writes per message by two fifths.
+        /// message by about a quarter and the bytes it writes per message by two fifths.
         public var commitGather: Duration
         /// Group commit under a heavy stream: once a transaction held ``heavyBatchPoints`` points or more, the
         /// next starts at most this long after it (instead of ``commitGather``), for a host that keeps

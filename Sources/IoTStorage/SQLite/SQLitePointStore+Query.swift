@@ -129,7 +129,7 @@ extension AggregatePlan {
             }
         }
         for (level, runs) in [(RollupLevel.minute, minutes), (.hour, hours)] where !runs.isEmpty {
-            let s = try conn.statement(level.selectSQL)
+            let s = try conn.statement(level.sql.select)
             for (a, b) in runs {
                 s.bind(1, series)
                 s.bind(2, a)

@@ -3,7 +3,6 @@ import IoTCore
 /// The SQL of one rollup level's table, built once: a connection looks its prepared statements up by their
 /// text, and closing minutes did so for each of 100,000 series.
 struct RollupSQL: Sendable {
-    let table: String
     /// Adds a batch's partial to the stored row (creating it): exact for count/sum/min/max/first/last.
     let upsert: String
     /// Replaces a row with a recomputed one.
@@ -13,7 +12,6 @@ struct RollupSQL: Sendable {
     let select: String
 
     init(table: String) {
-        self.table = table
         upsert = """
             INSERT INTO \(table)(series, bucket, count, sum, min, max, first_ts, first_value, last_ts, last_value)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -46,14 +44,6 @@ struct RollupSQL: Sendable {
 /// The SQL of each rollup level's table.
 extension RollupLevel {
     var sql: RollupSQL { self == .minute ? .minute : .hour }
-    var table: String { sql.table }
-    /// Adds a batch's partial to the stored row (creating it): exact for count/sum/min/max/first/last.
-    var upsertSQL: String { sql.upsert }
-    /// Replaces a row with a recomputed one.
-    var replaceSQL: String { sql.replace }
-    var deleteSQL: String { sql.delete }
-    var deleteBeforeSQL: String { sql.deleteBefore }
-    var selectSQL: String { sql.select }
 }
 
 extension SQLitePointStore {
@@ -73,7 +63,7 @@ extension SQLitePointStore {
         s.bind(10, p.last)
     }
 
-    /// Reads one rollup row (columns as in ``RollupLevel/selectSQL``, from column 1).
+    /// Reads one rollup row (columns as in ``RollupSQL/select``, from column 1).
     static func partial(fromRollupRow s: Statement) -> RollupPartial {
         var p = RollupPartial()
         p.count = s.int(1)
@@ -101,7 +91,7 @@ extension SQLitePointStore {
 
     /// Merges the minute rows of `series` in `[from, to)`.
     static func minutePartial(_ conn: SQLiteConnection, series: Int64, from: Int64, to: Int64) throws -> RollupPartial {
-        let s = try conn.statement(RollupLevel.minute.selectSQL)
+        let s = try conn.statement(RollupLevel.minute.sql.select)
         defer { s.reset() }
         s.bind(1, series)
         s.bind(2, from)
@@ -120,13 +110,13 @@ extension SQLitePointStore {
             ? try rawPartial(conn, series: key.series, from: key.start, to: end)
             : try minutePartial(conn, series: key.series, from: key.start, to: end)
         if p.count == 0 {
-            let d = try conn.statement(level.deleteSQL)
+            let d = try conn.statement(level.sql.delete)
             d.bind(1, key.series)
             d.bind(2, key.start)
             try d.run()
             d.reset()
         } else {
-            let r = try conn.statement(level.replaceSQL)
+            let r = try conn.statement(level.sql.replace)
             bind(r, key, p)
             try r.run()
             r.reset()
@@ -144,7 +134,7 @@ extension SQLitePointStore {
         for key in dirtyMinutes {
             dirtyHours.insert(BucketKey(series: key.series, start: hourLevel.bucketStart(key.start)))
         }
-        let upsertMinute = try conn.statement(RollupLevel.minute.upsertSQL)
+        let upsertMinute = try conn.statement(RollupLevel.minute.sql.upsert)
         for (key, p) in minutes where !dirtyMinutes.contains(key) {
             bind(upsertMinute, key, p)
             try upsertMinute.run()
@@ -152,7 +142,7 @@ extension SQLitePointStore {
         }
         let hours = RollupPartial.hours(of: minutes, skipping: dirtyHours)
         for key in dirtyMinutes.sorted() { try recompute(conn, .minute, key) }
-        let upsertHour = try conn.statement(hourLevel.upsertSQL)
+        let upsertHour = try conn.statement(hourLevel.sql.upsert)
         for (key, p) in hours {
             bind(upsertHour, key, p)
             try upsertHour.run()
@@ -167,7 +157,7 @@ extension SQLitePointStore {
         for level in RollupLevel.allCases {
             let (limit, overflow) = time.subtractingReportingOverflow(level.millis)
             if !overflow {
-                let d = try conn.statement(level.deleteBeforeSQL)
+                let d = try conn.statement(level.sql.deleteBefore)
                 d.bind(1, series)
                 d.bind(2, limit)
                 try d.run()

@@ -179,12 +179,17 @@ extension SQLitePointStore {
             tenant.seriesIDs[key] = found
             return found
         }
-        let insert = try conn.statement("INSERT INTO series(device, signal) VALUES (?, ?) RETURNING id")
+        // `OR IGNORE` and no `RETURNING`: a plain insert may abort on its UNIQUE index after writing the row,
+        // so SQLite wraps it in a statement journal (a savepoint, its page bitmap and buffers), and `RETURNING`
+        // buffers its row in an ephemeral table. Both cost more than the row: a device's first message
+        // creates ten series. The row is new (the lookup above found none, and this writer alone inserts).
+        let insert = try conn.statement("INSERT OR IGNORE INTO series(device, signal) VALUES (?, ?)")
         insert.bindText(1, key.device)
         insert.bindText(2, key.signal)
-        guard try insert.step() else { throw conn.error(0, "create series \(key)") }
-        let id = insert.int64(0)
+        try insert.run()
         insert.reset()
+        guard conn.changes == 1 else { throw conn.error(0, "create series \(key): the row appeared meanwhile") }
+        let id = conn.lastInsertRowID
         tenant.seriesIDs[key] = id
         return id
     }

@@ -315,16 +315,25 @@ final class RawDatabase {
             try await store.aggregate(
                 .tenant(tenant), series: key, from: Self.t0 + 1, to: Self.t0 + 9_000_000, bucketMillis: 600_000)
                 == before.1)
-        // Series ids come back from the table: a new write to an existing series lands in it.
+        // Series ids come back from the table: a new write to an existing series lands in it, and a new series
+        // beside it gets an id of its own.
         try await store.write(
             PointBatch(
-                tenant: tenant, points: [Point(device: "d1", signal: "s", time: 1, value: .number(1))],
-                journalSequence: 0))
+                tenant: tenant,
+                points: [
+                    Point(device: "d1", signal: "s", time: 1, value: .number(1)),
+                    Point(device: "d9", signal: "s", time: 1, value: .number(9)),
+                ], journalSequence: 0))
         #expect(
             try await store.range(.tenant(tenant), series: key, from: 0, to: 2, limit: nil, order: .ascending).count
                 == 1)
+        #expect(try await store.latest(.tenant(tenant), device: "d9", signals: nil).map(\.value) == [.number(9)])
         let raw = try RawDatabase("\(dir.path)/tenants/acme.sqlite")
-        #expect(try raw.rows("SELECT count(*) FROM series") == [["2"]])
+        #expect(try raw.rows("SELECT count(*), count(DISTINCT id) FROM series") == [["3", "3"]])
+        #expect(
+            try raw.rows("SELECT count(*) FROM points WHERE series = (SELECT id FROM series WHERE device = 'd9')") == [
+                ["1"]
+            ])
         #expect(try raw.rows("PRAGMA integrity_check") == [["ok"]])
     }
 

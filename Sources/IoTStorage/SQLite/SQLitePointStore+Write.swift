@@ -179,16 +179,22 @@ extension SQLitePointStore {
             tenant.seriesIDs[key] = found
             return found
         }
-        // `OR IGNORE` and no `RETURNING`: a plain insert may abort on its UNIQUE index after writing the row,
-        // so SQLite wraps it in a statement journal (a savepoint, its page bitmap and buffers), and `RETURNING`
-        // buffers its row in an ephemeral table. Both cost more than the row: a device's first message
-        // creates ten series. The row is new (the lookup above found none, and this writer alone inserts).
+        // No `RETURNING`: SQLite runs it as a trigger, which makes the insert a multi-write statement that may
+        // abort on the UNIQUE index, so it opens a statement journal (a savepoint, its page bitmap and buffers)
+        // and buffers the returned row in an ephemeral table. That cost more than the row, and a device's first
+        // message creates ten series. `OR IGNORE` never aborts. The row is new: the lookup above found none, and
+        // this writer alone inserts.
         let insert = try conn.statement("INSERT OR IGNORE INTO series(device, signal) VALUES (?, ?)")
         insert.bindText(1, key.device)
         insert.bindText(2, key.signal)
         try insert.run()
         insert.reset()
-        guard conn.changes == 1 else { throw conn.error(0, "create series \(key): the row appeared meanwhile") }
+        guard conn.changes == 1 else {
+            throw conn.error(
+                0,
+                "create series \(key): its unique index has it though the lookup found none; check the file with PRAGMA integrity_check"
+            )
+        }
         let id = conn.lastInsertRowID
         tenant.seriesIDs[key] = id
         return id
